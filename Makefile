@@ -1,0 +1,44 @@
+# `make demo` and `make test` each install what a fresh Debian 12 / Python 3.11 machine lacks, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := tcpdump tshark iproute2 iptables nginx-light bird2 gobgpd curl chromium \
+                openssh-server openssh-client conntrack procps
+STAMP_APT := $(VENV)/.apt-stamp
+STAMP_PIP := $(VENV)/.pip-stamp
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP_APT) $(STAMP_PIP)
+
+$(STAMP_APT):
+	@mkdir -p $(VENV)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(STAMP_PIP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+demo: install
+	$(BIN)/cniscope demo
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
+
+bench: install
+	$(BIN)/python benchmarks/decode.py
+	$(BIN)/python benchmarks/analyze.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+from cniscope.cli import main
+
+main()

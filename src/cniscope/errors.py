@@ -1,0 +1,41 @@
+"""Errors by blame, and the exit codes the CLI maps them to.
+
+Exit codes (documented in the README):
+  0  success
+  1  the analysis found problems at or above --fail-on
+  2  usage error (bad options)
+  3  input damaged: every readable packet was used, warnings on stderr say where it broke
+  4  input unusable: missing, unreadable, or not a capture at all
+  5  environment: not root, a tool or kernel feature missing
+ 70  internal error (a bug in cniscope: please report it)
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FINDINGS = 1
+    USAGE = 2
+    DAMAGED_INPUT = 3
+    BAD_INPUT = 4
+    ENVIRONMENT = 5
+    BUG = 70
+
+
+class CniscopeError(Exception):
+    exit_code = ExitCode.BUG
+
+
+class InputError(CniscopeError):
+    """The user's input cannot be used at all (the user's to fix)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class EnvironmentProblem(CniscopeError):
+    """This machine lacks something: root, a tool, a kernel feature."""
+
+    exit_code = ExitCode.ENVIRONMENT

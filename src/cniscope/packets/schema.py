@@ -1,0 +1,227 @@
+"""The packet table: one row per *sighting* (one packet seen once, at one capture point).
+
+This module is the single place where the table's columns are declared. Every
+reader (pcap, pcapng, tcpdump text) produces exactly these columns, in this
+order, with these types; `empty()` and `conform()` enforce it.
+
+Conventions
+- A column is null when the input does not show the value (tcpdump text without
+  `-v` has no IP id, a text capture has no payload digest ...). Never invent.
+- The *packet* columns (`src` ... `dns_qr`) always describe the innermost packet:
+  the one the user's application sent. When a sighting is tunnelled (VXLAN,
+  Geneve, IPIP, flannel UDP) the envelope goes into the `outer_*` columns and
+  `tunnel` says which kind. So the same packet before and after encapsulation
+  has the same packet columns, which is what journeys match on.
+- IPv4 addresses are UInt32 (network order value, 10.0.0.1 == 0x0A000001).
+  IPv6 addresses go to `src6`/`dst6` as text, and `src`/`dst` are null.
+- MAC addresses are UInt64 (the 48 bits, 00:00:5e:00:53:01 == 0x00005E005301).
+- `direction` uses the Linux packet types (as in SLL/SLL2 and tcpdump's
+  `-i any` column): 0 In (to us), 1 B (broadcast), 2 M (multicast),
+  3 P (to another host, seen on bridge ports), 4 Out (sent by us). Null: unknown.
+- `ts` is nanoseconds. What it counts from depends on the input's clock (see
+  `Clock`): the Unix epoch, midnight of an unknown day, or the first packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+import polars as pl
+
+
+class Direction(IntEnum):
+    IN = 0
+    BROADCAST = 1
+    MULTICAST = 2
+    OTHERHOST = 3
+    OUT = 4
+
+    @property
+    def label(self) -> str:
+        return DIRECTION_LABELS[self]
+
+    @property
+    def ingress(self) -> bool:
+        return self is not Direction.OUT
+
+
+DIRECTION_LABELS = {
+    Direction.IN: "In",
+    Direction.BROADCAST: "B",
+    Direction.MULTICAST: "M",
+    Direction.OTHERHOST: "P",
+    Direction.OUT: "Out",
+}
+
+
+class Tunnel(IntEnum):
+    NONE = 0
+    VXLAN = 1
+    GENEVE = 2
+    IPIP = 3
+    FLANNEL_UDP = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+class Clock(StrEnum):
+    """What an input's `ts` values count from."""
+
+    EPOCH = "epoch"  # pcap, pcapng, tcpdump -tt / -tttt
+    TIME_OF_DAY = "time-of-day"  # tcpdump's default HH:MM:SS.ffffff: date unknown
+    RELATIVE = "relative"  # tcpdump -ttt / -ttttt: from the first packet
+    NONE = "none"  # tcpdump -t: ts is null
+
+
+class LinkType(IntEnum):
+    ETHERNET = 1
+    RAW = 101
+    LINUX_SLL = 113
+    LINUX_SLL2 = 276
+    IPV4 = 228
+    IPV6 = 229
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType | type[pl.DataType]
+    doc: str
+
+
+C = Column
+COLUMNS: tuple[Column, ...] = (
+    # where and when it was seen
+    C("input", pl.UInt16, "index of the input (file) in the list of inputs"),
+    C("frame", pl.UInt32, "0-based index of the packet within its input"),
+    C("line", pl.UInt32, "1-based line of the packet in a text capture; null for binary inputs"),
+    C("node", pl.Utf8, "node the input belongs to (tag, pcapng section, --node); null if unknown"),
+    C("iface", pl.Utf8, "interface name; null when the capture does not name it"),
+    C("direction", pl.UInt8, "Linux packet type (see Direction); null when unknown"),
+    C("ts", pl.Int64, "timestamp in ns, counted as the input's Clock says; null with tcpdump -t"),
+    C("linktype", pl.UInt16, "link-layer type of the frame (LinkType)"),
+    C("caplen", pl.UInt32, "bytes captured; null for text"),
+    C("wirelen", pl.UInt32, "bytes on the wire (frame length); null when unknown"),
+    C("truncated", pl.Boolean, "the frame was cut by the snap length before the end of what was decoded"),
+    # link layer of the outermost frame
+    C("eth_src", pl.UInt64, "source MAC of the outermost Ethernet header"),
+    C("eth_dst", pl.UInt64, "destination MAC of the outermost Ethernet header"),
+    C("vlan", pl.UInt16, "802.1Q VLAN id of the outermost frame"),
+    C("ethertype", pl.UInt16, "ethertype of the packet (0x0800 IPv4, 0x86dd IPv6, 0x0806 ARP)"),
+    # tunnel envelope (null unless tunnel != 0)
+    C("tunnel", pl.UInt8, "Tunnel kind of the envelope; 0 when not tunnelled"),
+    C("vni", pl.UInt32, "VXLAN/Geneve VNI (OTV instance in tcpdump text)"),
+    C("outer_src", pl.UInt32, "envelope IPv4 source"),
+    C("outer_dst", pl.UInt32, "envelope IPv4 destination"),
+    C("outer_sport", pl.UInt16, "envelope UDP source port"),
+    C("outer_dport", pl.UInt16, "envelope UDP destination port"),
+    C("outer_ttl", pl.UInt8, "envelope IPv4 TTL"),
+    C("outer_ip_id", pl.UInt16, "envelope IPv4 identification"),
+    C("outer_len", pl.UInt16, "envelope IPv4 total length"),
+    C("inner_eth_src", pl.UInt64, "source MAC of the inner Ethernet frame (VXLAN, Geneve)"),
+    C("inner_eth_dst", pl.UInt64, "destination MAC of the inner Ethernet frame"),
+    # the packet (innermost)
+    C("ip_version", pl.UInt8, "4 or 6; null for non-IP (ARP)"),
+    C("src", pl.UInt32, "IPv4 source address"),
+    C("dst", pl.UInt32, "IPv4 destination address"),
+    C("src6", pl.Utf8, "IPv6 source address, text"),
+    C("dst6", pl.Utf8, "IPv6 destination address, text"),
+    C("ip_id", pl.UInt32, "IPv4 identification (IPv6: fragment header id)"),
+    C("ttl", pl.UInt8, "IPv4 TTL or IPv6 hop limit"),
+    C("tos", pl.UInt8, "IPv4 TOS / IPv6 traffic class"),
+    C("ip_len", pl.UInt16, "IPv4 total length / IPv6 payload length + 40"),
+    C("df", pl.Boolean, "IPv4 don't-fragment flag"),
+    C("mf", pl.Boolean, "more-fragments flag"),
+    C("frag_offset", pl.UInt16, "fragment offset in bytes"),
+    C("proto", pl.UInt8, "IP protocol / IPv6 next header after extension headers (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6)"),
+    C("sport", pl.UInt16, "TCP/UDP source port"),
+    C("dport", pl.UInt16, "TCP/UDP destination port"),
+    C("tcp_flags", pl.UInt8, "TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128)"),
+    C("seq", pl.UInt32, "TCP sequence number (absolute)"),
+    C("ack", pl.UInt32, "TCP acknowledgement number (absolute); null when the ACK flag is off"),
+    C("win", pl.UInt16, "TCP window (unscaled)"),
+    C("mss", pl.UInt16, "TCP MSS option"),
+    C("wscale", pl.UInt8, "TCP window-scale option"),
+    C("sack_ok", pl.Boolean, "TCP SACK-permitted option present"),
+    C("tsval", pl.UInt32, "TCP timestamp option value"),
+    C("tsecr", pl.UInt32, "TCP timestamp option echo reply"),
+    C("l4_csum_bad", pl.Boolean, "L4 checksum known to be wrong (text: 'incorrect'/'bad'); null when not checked"),
+    C("icmp_type", pl.UInt8, "ICMP / ICMPv6 type"),
+    C("icmp_code", pl.UInt8, "ICMP / ICMPv6 code"),
+    C("icmp_id", pl.UInt16, "ICMP echo identifier"),
+    C("icmp_seq", pl.UInt16, "ICMP echo sequence"),
+    C("icmp_mtu", pl.UInt16, "next-hop MTU of ICMP frag-needed / ICMPv6 packet-too-big"),
+    C("quoted_src", pl.UInt32, "ICMP error: source address of the quoted packet"),
+    C("quoted_dst", pl.UInt32, "ICMP error: destination address of the quoted packet"),
+    C("quoted_proto", pl.UInt8, "ICMP error: protocol of the quoted packet"),
+    C("quoted_sport", pl.UInt16, "ICMP error: source port of the quoted packet"),
+    C("quoted_dport", pl.UInt16, "ICMP error: destination port of the quoted packet"),
+    C("dns_id", pl.UInt16, "DNS transaction id (UDP port 53)"),
+    C("dns_qr", pl.Boolean, "DNS: true for a response"),
+    C("arp_op", pl.UInt16, "ARP opcode (1 request, 2 reply)"),
+    C("arp_sha", pl.UInt64, "ARP sender hardware address"),
+    C("arp_spa", pl.UInt32, "ARP sender protocol address"),
+    C("arp_tpa", pl.UInt32, "ARP target protocol address"),
+    C("payload_len", pl.UInt32, "L4 payload bytes (TCP/UDP data, ICMP data after the 8-byte header)"),
+    C("payload_digest", pl.UInt64, "64-bit digest of the captured L4 payload; null for text or when nothing was captured"),
+    C("info", pl.Utf8, "short protocol summary from text captures (e.g. 'HTTP: GET / HTTP/1.1'), else null"),
+    C("error", pl.Utf8, "why decoding stopped early for this frame; null when fully decoded"),
+)
+
+NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {c.name: c.dtype for c in COLUMNS}
+
+
+def empty() -> pl.DataFrame:
+    """A table with no rows and every column."""
+    return pl.DataFrame(schema=SCHEMA)
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    """Add the missing columns as nulls, cast to the declared types, order as declared."""
+    missing = [pl.lit(None, dtype=SCHEMA[n]).alias(n) for n in NAMES if n not in df.columns]
+    if missing:
+        df = df.with_columns(missing)
+    return df.select([pl.col(n).cast(SCHEMA[n]) for n in NAMES])
+
+
+def ip4_text(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return f"{(value >> 24) & 255}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def ip4_value(text: str) -> int:
+    a, b, c, d = (int(x) for x in text.split("."))
+    if not all(0 <= x <= 255 for x in (a, b, c, d)):
+        raise ValueError(f"not an IPv4 address: {text!r}")
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def mac_text(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return ":".join(f"{(value >> s) & 255:02x}" for s in range(40, -8, -8))
+
+
+def mac_value(text: str) -> int:
+    parts = text.split(":")
+    if len(parts) != 6:
+        raise ValueError(f"not a MAC address: {text!r}")
+    return int("".join(p.zfill(2) for p in parts), 16)
+
+
+TCP_FLAG_BITS = (("F", 1), ("S", 2), ("R", 4), ("P", 8), ("U", 32), ("E", 64), ("W", 128))
+
+
+def tcp_flags_text(flags: int | None) -> str | None:
+    """tcpdump's notation: 'S', 'S.', 'P.', 'F.', 'R' ..."""
+    if flags is None:
+        return None
+    text = "".join(ch for ch, bit in (("S", 2), ("F", 1), ("P", 8), ("R", 4), ("U", 32), ("E", 64), ("W", 128)) if flags & bit)
+    if flags & 16:
+        text += "."
+    return text or "none"

@@ -1,0 +1,1 @@
+"""Renderers: every output renders the same Report (or the packet table) and recomputes nothing."""

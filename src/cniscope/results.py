@@ -1,0 +1,168 @@
+"""The closed set of result types: hop, journey, flow, finding, model verdict, report.
+
+Correlation (journeys, flows), explanation (models, findings) produce these;
+every renderer (text, JSON, HTML, pcapng) consumes them and recomputes nothing.
+They refer to sightings by their row number in the packet table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import polars as pl
+
+from cniscope.sources import InputInfo
+
+
+class ChangeKind(StrEnum):
+    TTL = "ttl"  # routed: TTL decremented
+    MAC = "mac"  # link-layer addresses changed (routed or bridged to another segment)
+    DNAT = "dnat"  # destination address/port rewritten
+    SNAT = "snat"  # source address/port rewritten (masquerade)
+    ENCAP = "encap"  # wrapped in a tunnel envelope
+    DECAP = "decap"  # unwrapped
+    FRAGMENT = "fragment"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.before} -> {self.after}"
+
+
+@dataclass(frozen=True)
+class Hop:
+    row: int  # row of the sighting in the packet table
+    node: str | None
+    iface: str | None
+    direction: str | None  # "In", "Out", "B", "M", "P" or None
+    ts: int | None  # ns, clock-corrected (see Report.clocks)
+    delay_ns: int | None  # since the previous hop of the journey; None for the first
+    changes: tuple[Change, ...] = ()  # what changed since the previous hop
+    role: str | None = None  # from the network model: "node NIC", "pod bridge", "pod veth" ...
+    point: str = ""  # capture point label: "node3 eth0 In", or "point 2" when unnamed
+
+
+@dataclass(frozen=True)
+class Journey:
+    """One packet followed through every place it was seen."""
+
+    id: int
+    flow: int | None
+    summary: str  # "TCP 192.168.200.21:56888 > 10.244.3.10:80 [S] seq 779547779"
+    hops: tuple[Hop, ...]
+    retransmission_of: int | None = None  # journey id of the original when this is a re-send
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    addr: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        if self.port is None:
+            return self.addr
+        return f"[{self.addr}]:{self.port}" if ":" in self.addr else f"{self.addr}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A conversation: both directions, every leg before and after NAT."""
+
+    id: int
+    key: str  # direction-free flow id, stable across runs
+    proto: str  # "tcp", "udp", "icmp", "arp", "other"
+    client: Endpoint
+    server: Endpoint
+    legs: tuple[tuple[Endpoint, Endpoint], ...]  # (client side, server side) as seen at each NAT stage
+    journeys: tuple[int, ...]
+    packets: int
+    bytes: int  # payload bytes, counted once per journey
+    first_ts: int | None
+    last_ts: int | None
+    state: str  # "established", "handshake incomplete", "reset", "closed", "request/answer", "unanswered" ...
+    handshake: dict[str, int | None] = field(default_factory=dict)  # "syn_synack_ns", "synack_ack_ns" ...
+    retransmissions: int = 0
+    out_of_order: int = 0
+    zero_windows: int = 0
+    resets: tuple[int, ...] = ()  # journey ids of RST packets
+    notes: tuple[str, ...] = ()
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return ("info", "warning", "error").index(self.value)
+
+
+class FindingKind(StrEnum):
+    DROP = "drop"
+    UNANSWERED = "unanswered"
+    RETRANSMISSION = "retransmission"
+    RESET = "reset"
+    NAT = "nat"
+    TUNNEL = "tunnel"
+    MTU = "mtu"
+    CHECKSUM_OFFLOAD = "checksum_offload"
+    ASYMMETRIC_PATH = "asymmetric_path"
+    CLOCK_SKEW = "clock_skew"
+    DEVIATION = "deviation"
+    MISSING_SNAT = "missing_snat"
+    MISSING_REVERSE_NAT = "missing_reverse_nat"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: FindingKind
+    severity: Severity
+    title: str  # one line
+    explanation: str  # plain words: what the packets show
+    next_step: str  # what to check next
+    node: str | None = None
+    iface: str | None = None
+    journeys: tuple[int, ...] = ()
+    flows: tuple[int, ...] = ()
+    rows: tuple[int, ...] = ()  # the sightings that prove it
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    name: str  # one of cniscope.models.NAMES or "unknown"
+    confidence: float  # 0..1
+    evidence: tuple[str, ...] = ()
+    runner_up: str | None = None
+    candidates: tuple[tuple[str, float], ...] = ()
+    service_proxy: str | None = None
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class NodeClock:
+    node: str
+    offset_ns: int  # subtracted from this node's timestamps to align with the reference node
+    uncertainty_ns: int
+    samples: int
+    reference: str
+
+
+@dataclass
+class Report:
+    """What renderers render."""
+
+    inputs: list[InputInfo]
+    table: pl.DataFrame  # the packet table (with corrected timestamps in column "ts")
+    journeys: list[Journey]
+    flows: list[Flow]
+    findings: list[Finding]
+    model: ModelVerdict
+    clocks: list[NodeClock] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,122 @@
+"""Sources: find the frames in what the user gave us.
+
+Binary readers (pcap, pcapng) yield `FrameBatch`es: where each frame's bytes are
+and where/when it was seen; `cniscope.packets.decode` turns a batch into rows of
+the packet table. tcpdump's text has no bytes to decode, so its reader yields
+table rows directly (with nulls where the text is silent).
+
+`read()` is the one entry point: it opens every input (file, gzip/zstd file, or
+standard input), picks the reader by content, tags rows with their input and
+node, and gathers warnings. Damage never raises: what could be read is kept and
+a `ReadWarning` says where it broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from cniscope.packets.schema import Clock
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input as named on the command line: `node3=capture.pcap`, `-` for stdin."""
+
+    path: str
+    node: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> InputSpec:
+        node, sep, path = text.partition("=")
+        if sep and node and "/" not in node and not node.startswith("."):
+            return cls(path=path, node=node)
+        return cls(path=text)
+
+
+@dataclass(frozen=True)
+class ReadWarning:
+    source: str  # file name as given
+    where: str  # "byte 1234", "line 17", "" when the whole input is concerned
+    message: str
+
+    def __str__(self) -> str:
+        where = f":{self.where}" if self.where else ""
+        return f"{self.source}{where}: {self.message}"
+
+
+@dataclass
+class InputInfo:
+    """What we learned about one input while reading it."""
+
+    index: int
+    name: str
+    format: str = "unknown"  # pcap | pcapng | text
+    node: str | None = None
+    clock: Clock = Clock.EPOCH
+    packets: int = 0
+    unparsed_lines: int = 0
+    damaged: bool = False
+    warnings: list[ReadWarning] = field(default_factory=list)
+
+    def warn(self, where: str, message: str, damaged: bool = True) -> None:
+        self.warnings.append(ReadWarning(self.name, where, message))
+        self.damaged = self.damaged or damaged
+
+
+@dataclass
+class FrameBatch:
+    """Frames found by a binary reader, not yet decoded. All arrays have one entry per frame."""
+
+    data: np.ndarray  # uint8: the buffer the offsets point into (usually the mapped file)
+    offset: np.ndarray  # int64: start of each frame's captured bytes in `data`
+    caplen: np.ndarray  # uint32: bytes captured
+    wirelen: np.ndarray  # uint32: bytes on the wire
+    ts: np.ndarray  # int64: ns since the epoch
+    linktype: np.ndarray  # uint16
+    iface: np.ndarray  # int32: index into iface_names, -1 when unnamed
+    iface_names: list[str | None]
+    node: np.ndarray  # int32: index into node_names, -1 when the file does not say
+    node_names: list[str | None]
+    direction: np.ndarray  # int16: Direction value, -1 unknown (pcapng epb_flags; SLL/SLL2 decode fills it)
+    first_frame: int  # index in the input of the first frame in this batch
+
+
+@dataclass
+class Capture:
+    """Everything read from the inputs: one table of sightings and what we know of each input."""
+
+    table: pl.DataFrame
+    inputs: list[InputInfo]
+
+    @property
+    def warnings(self) -> list[ReadWarning]:
+        return [w for info in self.inputs for w in info.warnings]
+
+    @property
+    def damaged(self) -> bool:
+        return any(info.damaged for info in self.inputs)
+
+
+def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
+    """Yield the packet table of one input in batches, conformed to the schema."""
+    from cniscope.sources.open import iter_input_tables
+
+    yield from iter_input_tables(spec, info, batch_size)
+
+
+def read(specs: list[InputSpec], batch_size: int = 65536) -> Capture:
+    """Read every input into one table (row order: input, then frame)."""
+    from cniscope.packets.schema import empty
+
+    infos: list[InputInfo] = []
+    tables: list[pl.DataFrame] = []
+    for index, spec in enumerate(specs):
+        info = InputInfo(index=index, name=spec.path, node=spec.node)
+        infos.append(info)
+        tables.extend(iter_tables(spec, info, batch_size))
+    table = pl.concat(tables, rechunk=True) if tables else empty()
+    return Capture(table=table, inputs=infos)
