@@ -1,0 +1,171 @@
+"""The pcapng writer, checked by reading its files back with tshark (the reference reader)."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cniscope.packets.schema import Direction, LinkType
+from cniscope.pcapng_writer import Interface, PcapngWriter, sll2_pcap_to_pcapng
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+
+
+def udp_frame(src_mac: bytes, payload: bytes) -> bytes:
+    """An Ethernet + IPv4 + UDP frame 10.0.0.1:1000 -> 10.0.0.2:2000 (checksums zero)."""
+    udp = struct.pack(">HHHH", 1000, 2000, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, 0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    return b"\xff" * 6 + src_mac + b"\x08\x00" + ip + udp
+
+
+def sll2_frame(ifindex: int, pkttype: int, src_mac: bytes, payload: bytes) -> bytes:
+    ip_part = udp_frame(src_mac, payload)[14:]
+    header = struct.pack(">HHIHBB8s", 0x0800, 0, ifindex, 1, pkttype, 6, src_mac + b"\0\0")
+    return header + ip_part
+
+
+def pcap_file(linktype: int, frames: list[tuple[int, bytes]], nanos: bool = True) -> bytes:
+    out = [struct.pack("<IHHiIII", 0xA1B23C4D if nanos else 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
+    for ts_ns, data in frames:
+        frac = ts_ns % 1_000_000_000 if nanos else (ts_ns % 1_000_000_000) // 1000
+        out.append(struct.pack("<IIII", ts_ns // 1_000_000_000, frac, len(data), len(data)) + data)
+    return b"".join(out)
+
+
+def tshark_fields(path: Path, *fields: str) -> list[list[str]]:
+    args = ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    for field in fields:
+        args += ["-e", field]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True)
+    return [line.split("|") for line in done.stdout.splitlines()]
+
+
+@needs_tshark
+def test_tshark_reads_names_comments_direction_and_ns_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "two.pcapng"
+    ts = 1_700_000_000_123_456_789
+    with PcapngWriter(str(path)) as writer:
+        writer.section(node="node1", hardware="node1")
+        eth0 = writer.interface("eth0", LinkType.ETHERNET, 65535, description="uplink", mac="02:00:00:00:00:01", ipv4=["10.0.0.1/24"])
+        veth = writer.interface("veth1a2b3c4d", LinkType.ETHERNET, 65535)
+        writer.packet(eth0, ts, udp_frame(b"\x02\0\0\0\0\x01", b"a"), direction=Direction.OUT, comment="first hop")
+        writer.packet(veth, ts + 5, udp_frame(b"\x02\0\0\0\0\x01", b"bb"), direction=Direction.IN)
+        cni = writer.interface("cni0", LinkType.ETHERNET, 65535)
+        writer.packet(cni, ts + 10, udp_frame(b"\x02\0\0\0\0\x02", b"ccc"), wirelen=100, comment="third")
+    rows = tshark_fields(
+        path, "frame.interface_name", "frame.comment", "frame.p2p_dir", "frame.time_epoch", "frame.len", "frame.cap_len", "udp.length"
+    )
+    assert [r[0] for r in rows] == ["eth0", "veth1a2b3c4d", "cni0"]
+    assert [r[1] for r in rows] == ["first hop", "", "third"]
+    assert rows[0][3] == "1700000000.123456789"
+    assert rows[1][3] == "1700000000.123456794"
+    assert [r[6] for r in rows] == ["9", "10", "11"]
+    assert rows[2][4] == "100" and rows[2][5] == str(14 + 20 + 8 + 3)
+    flags = tshark_fields(path, "frame.packet_flags_direction")
+    assert [int(f[0], 16) if f[0] else None for f in flags] == [2, 1, None]
+    described = tshark_fields(path, "frame.interface_description")
+    assert described[0] == ["uplink"]
+
+
+@needs_tshark
+def test_sll2_conversion_names_every_interface_by_the_node_table(tmp_path: Path) -> None:
+    mac = b"\x02\0\0\0\0\x09"
+    frames = [
+        (1_000_000_000_000_000_001, sll2_frame(2, 0, mac, b"x")),  # eth0 In
+        (1_000_000_000_000_000_002, sll2_frame(5, 4, mac, b"xy")),  # kube-bridge Out
+        (1_000_000_000_000_000_003, sll2_frame(7, 4, mac, b"xyz")),  # veth Out
+        (1_000_000_000_000_000_004, sll2_frame(42, 1, mac, b"q")),  # gone interface, broadcast
+    ]
+    table = [
+        Interface(1, "lo", mtu=65536),
+        Interface(2, "eth0", kind="veth", mac="02:00:00:00:00:09", mtu=1500, ipv4=("192.168.0.3/24",), peer_index=9),
+        Interface(5, "kube-bridge", kind="bridge", mtu=1500),
+        Interface(7, "veth0a1b2c3d", kind="veth", master="kube-bridge", peer_index=2),
+    ]
+    path = tmp_path / "node3.pcapng"
+    with PcapngWriter(str(path)) as writer:
+        result = sll2_pcap_to_pcapng(pcap_file(LinkType.LINUX_SLL2, frames), writer, "node3", table)
+    assert result.packets == 4 and result.damage is None
+    assert result.unknown_ifindex == (42,)
+    rows = tshark_fields(path, "frame.interface_name", "sll.ifindex", "sll.pkttype", "frame.time_epoch", "udp.length")
+    assert [r[0] for r in rows] == ["eth0", "kube-bridge", "veth0a1b2c3d", "ifindex42"]
+    assert [r[1] for r in rows] == ["2", "5", "7", "42"]
+    assert [r[2] for r in rows] == ["0", "4", "4", "1"]
+    assert rows[2][3] == "1000000000.000000003"
+    assert [r[4] for r in rows] == ["9", "10", "11", "9"]
+    directions = [int(r[0], 16) for r in tshark_fields(path, "frame.packet_flags_direction")]
+    assert directions == [1, 2, 2, 1]
+    # every table entry is an interface block, packets or not: the section records the node's interfaces
+    info = subprocess.run(["capinfos", "-I", str(path)], capture_output=True, text=True, timeout=60)
+    if info.returncode == 0:
+        for name in ("lo", "eth0", "kube-bridge", "veth0a1b2c3d", "ifindex42"):
+            assert f"Name = {name}\n" in info.stdout
+
+
+@needs_tshark
+def test_sections_carry_the_node_comment(tmp_path: Path) -> None:
+    """One section per node; tshark numbers the sections and shows each SHB comment.
+
+    (tshark 4.0 maps interface ids of later sections onto the first section's
+    interfaces, so names are checked on single-section files above.)
+    """
+    path = tmp_path / "merged.pcapng"
+    with PcapngWriter(str(path)) as writer:
+        for node in ("node1", "node2"):
+            writer.section(node=node)
+            iface = writer.interface("eth0", LinkType.ETHERNET, 65535)
+            writer.packet(iface, 1, udp_frame(b"\x02" * 6, node.encode()))
+    assert [r[0] for r in tshark_fields(path, "frame.section_number")] == ["1", "2"]
+    info = subprocess.run(["capinfos", str(path)], capture_output=True, text=True, timeout=60)
+    assert info.stdout.count("node=node1") == 1 and info.stdout.count("node=node2") == 1
+
+
+def test_damaged_pcap_keeps_the_frames_before_the_damage(tmp_path: Path) -> None:
+    frames = [(10**18 + i, sll2_frame(2, 0, b"\x02" * 6, b"p" * i)) for i in range(3)]
+    whole = pcap_file(LinkType.LINUX_SLL2, frames, nanos=False)
+    cut = whole[:-5]
+    path = tmp_path / "cut.pcapng"
+    with PcapngWriter(str(path)) as writer:
+        result = sll2_pcap_to_pcapng(cut, writer, "n", [Interface(2, "eth0")])
+    assert result.packets == 2
+    assert result.damage is not None and result.damage.startswith(f"byte {len(whole) - len(frames[2][1]) - 16}:")
+    assert path.stat().st_size > 0
+
+
+def test_not_a_pcap_is_reported_not_raised(tmp_path: Path) -> None:
+    with PcapngWriter(str(tmp_path / "x.pcapng")) as writer:
+        result = sll2_pcap_to_pcapng(b"garbage" * 10, writer, "n", [])
+    assert result.packets == 0 and result.damage is not None and "not a pcap" in result.damage
+
+
+def test_block_lengths_are_consistent(tmp_path: Path) -> None:
+    """Walk the blocks: each starts and ends with the same length, 4-byte aligned."""
+    path = tmp_path / "walk.pcapng"
+    with PcapngWriter(str(path)) as writer:
+        writer.section(node="a", comment="extra")
+        iface = writer.interface("e", LinkType.RAW, 0)
+        for size in range(7):
+            writer.packet(iface, size, b"\x45" * size, comment="c" * size)
+    data = path.read_bytes()
+    offset, types = 0, []
+    while offset < len(data):
+        block_type, length = struct.unpack_from("<II", data, offset)
+        assert length % 4 == 0
+        assert struct.unpack_from("<I", data, offset + length - 4)[0] == length
+        types.append(block_type)
+        offset += length
+    assert offset == len(data)
+    assert types == [0x0A0D0D0A, 1] + [6] * 7
+
+
+def test_packet_needs_a_known_interface(tmp_path: Path) -> None:
+    with PcapngWriter(str(tmp_path / "y.pcapng")) as writer:
+        with pytest.raises(ValueError):
+            writer.interface("e", 1)
+        writer.section(node="a")
+        with pytest.raises(ValueError):
+            writer.packet(0, 0, b"")
