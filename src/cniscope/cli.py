@@ -13,15 +13,10 @@ import click
 
 from cniscope import __version__
 from cniscope.errors import CniscopeError, ExitCode
-from cniscope.sources import Capture, InputSpec, read
+from cniscope.sources import InputSpec, read
 
 
-def _warn(capture: Capture) -> None:
-    for warning in capture.warnings:
-        click.echo(f"warning: {warning}", err=True)
-
-
-def _read(inputs: tuple[str, ...], nodes: tuple[str, ...] = ()) -> Capture:
+def _specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:
     specs = [InputSpec.parse(text) for text in inputs]
     for text in nodes:
         node, sep, path = text.partition("=")
@@ -30,7 +25,7 @@ def _read(inputs: tuple[str, ...], nodes: tuple[str, ...] = ()) -> Capture:
         specs.append(InputSpec(path=path, node=node))
     if not specs:
         raise click.UsageError("no input: give one or more capture files, or - for standard input")
-    return read(specs)
+    return specs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,9 +43,7 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     """Decode captures (pcap, pcapng, tcpdump text; gzip/zstd; - for stdin) into the packet table."""
     from cniscope.report import table_out
 
-    specs = [InputSpec.parse(text) for text in inputs] + [InputSpec(path=p, node=n) for n, _, p in (t.partition("=") for t in nodes)]
-    if not specs:
-        raise click.UsageError("no input: give one or more capture files, or - for standard input")
+    specs = _specs(inputs, nodes)
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
@@ -63,6 +56,43 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
         for warning in info.warnings:
             click.echo(f"warning: {warning}", err=True)
     _exit_for_inputs(infos)
+
+
+@cli.command("analyze")
+@click.argument("inputs", nargs=-1)
+@click.option("--node", "nodes", multiple=True, metavar="NAME=FILE", help="An input that belongs to node NAME.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see report.schema.json).")
+@click.option("--model", type=str, default=None, help="Force a network model instead of inferring it.")
+@click.option("--cluster", type=click.Path(exists=True, dir_okay=False), help="Cluster inventory: kubectl JSON or short YAML.")
+@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), default=None,
+              help="Exit 1 when a finding of this severity or worse is found.")
+@click.option("--max-journeys", type=int, default=20_000, show_default=True, help="Journeys kept in the report.")
+def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
+                    cluster: str | None, fail_on: str | None, max_journeys: int) -> None:
+    """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
+
+    INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
+    tagged with its node (node3=capture.pcap), or capture directories written by `cniscope capture`.
+    """
+    from cniscope.analyze import analyze
+    from cniscope.results import Severity
+
+    specs = _specs(inputs, nodes)
+    report = analyze(specs, model=model, cluster=cluster, max_journeys=max_journeys)
+    if as_json:
+        from cniscope.report.json_out import dumps
+
+        click.echo(dumps(report))
+    else:
+        from cniscope.report.text import show
+
+        show(report)
+    for info in report.inputs:
+        for warning in info.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    _exit_for_inputs(report.inputs)
+    if fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):
+        sys.exit(ExitCode.FINDINGS)
 
 
 def _exit_for_inputs(infos: list) -> None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from cniscope.sources import InputInfo
+
+if TYPE_CHECKING:
+    from cniscope.inventory import Inventory
 
 
 class ChangeKind(StrEnum):
@@ -152,6 +156,7 @@ class NodeClock:
     uncertainty_ns: int
     samples: int
     reference: str
+    method: str  # "two-way" (NTP-style), "one-way" (offset plus an unknown delay), "sender-clock"
 
 
 @dataclass
@@ -166,3 +171,4 @@ class Report:
     model: ModelVerdict
     clocks: list[NodeClock] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    inventory: Inventory | None = None

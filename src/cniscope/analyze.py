@@ -1,0 +1,78 @@
+"""The analysis pipeline: sources -> packets -> journeys/flows -> model, findings -> Report.
+
+The one function renderers and commands call. Reading is the only I/O here.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cniscope import flows as flows_mod
+from cniscope import journeys as journeys_mod
+from cniscope.results import Report
+from cniscope.sources import Capture, InputSpec, read
+
+MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
+
+
+def expand(specs: list[InputSpec]) -> list[InputSpec]:
+    """Capture directories (from `cniscope capture`) become their per-node files."""
+    out: list[InputSpec] = []
+    for spec in specs:
+        if spec.path != "-" and os.path.isdir(spec.path):
+            from cniscope.capture.manifest import inputs
+
+            out.extend(inputs(spec.path))
+        else:
+            out.append(spec)
+    return out
+
+
+def analyze(
+    specs: list[InputSpec],
+    *,
+    model: str | None = None,
+    cluster: str | None = None,
+    max_journeys: int | None = MAX_JOURNEYS,
+) -> Report:
+    capture = read(expand(specs))
+    return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys)
+
+
+def analyze_capture(
+    capture: Capture,
+    *,
+    model: str | None = None,
+    cluster: str | None = None,
+    max_journeys: int | None = MAX_JOURNEYS,
+) -> Report:
+    from cniscope import findings as findings_mod
+    from cniscope.inventory import load as load_inventory
+    from cniscope.models import infer as infer_mod
+    from cniscope.models import roles
+
+    correlation = journeys_mod.correlate(capture.table)
+    table = flows_mod.assign(correlation.table)
+    correlation.table = table
+    journeys = journeys_mod.materialise(correlation, limit=max_journeys)
+    flows, journeys = flows_mod.build(table, journeys)
+    inventory = load_inventory(cluster) if cluster else None
+    verdict = infer_mod.infer(table, journeys, inventory, force=model)
+    journeys = roles.label(journeys, table, verdict, inventory)
+    findings = roles.compare(journeys, table, verdict, inventory)
+    findings += findings_mod.detect(table, journeys, flows, verdict, correlation.clocks, inventory)
+    warnings = [str(w) for w in capture.warnings]
+    for info in capture.inputs:
+        if info.packets == 0 and not info.damaged:
+            warnings.append(f"{info.name}: no packets")
+    return Report(
+        inputs=capture.inputs,
+        table=table,
+        journeys=journeys,
+        flows=flows,
+        findings=findings,
+        model=verdict,
+        clocks=correlation.clocks,
+        warnings=warnings,
+        inventory=inventory,
+    )

@@ -1,0 +1,146 @@
+"""Clock offsets between nodes, estimated from the packets themselves.
+
+Two-way (NTP's idea): a packet from A to B seen at A at a and at B at b gives
+b - a = offset + delay; one from B to A gives a - b = -offset + delay'. The
+smallest sample of each direction is the least delayed, so
+offset = (min(A->B) - min(B->A)) / 2, within +/- (min(A->B) + min(B->A)) / 2.
+Which node sent the packet comes from TTL (the sender sees it with the
+higher TTL) and, when TTLs do not tell, from the direction columns (Out on
+the sender, In on the receiver): never from the clocks being corrected.
+
+When the nodes share no packet (separate capture runs), the sender's own
+clock, carried in the packets, still ties them: TCP timestamp values, or the
+sequence numbers of a periodic ICMP echo stream (ping), whose interval is
+measured on each node. The estimate is coarser and reported as such.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from cniscope.packets.schema import Direction
+from cniscope.results import NodeClock
+
+
+def _pair_samples(t: pl.DataFrame) -> pl.DataFrame:
+    """One-way samples for every cross-node journey: (a, b, d) meaning a packet travelled a -> b in d ns (raw)."""
+    per = (
+        t.filter(pl.col("ts").is_not_null())
+        .group_by(["journey", "_node"])
+        .agg(
+            first=pl.col("ts").min(),
+            last=pl.col("ts").max(),
+            ttl_max=pl.col("ttl").max(),
+            ttl_min=pl.col("ttl").min(),
+            outs=(pl.col("direction") == int(Direction.OUT)).sum(),
+            ins=(pl.col("direction").is_not_null() & (pl.col("direction") != int(Direction.OUT))).sum(),
+        )
+    )
+    multi = per.filter(pl.col("_node").n_unique().over("journey") > 1)
+    if multi.is_empty():
+        return pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "d": pl.Int64})
+    pairs = multi.join(multi, on="journey", suffix="_r").filter(pl.col("_node") < pl.col("_node_r"))
+    ttl_says = (
+        pl.when(pl.col("ttl_max") > pl.col("ttl_max_r")).then(1)
+        .when(pl.col("ttl_max") < pl.col("ttl_max_r")).then(-1)
+        .when(pl.col("ttl_min") > pl.col("ttl_min_r")).then(1)
+        .when(pl.col("ttl_min") < pl.col("ttl_min_r")).then(-1)
+        .otherwise(0)
+    )
+    dir_says = (
+        pl.when((pl.col("outs") > 0) & (pl.col("outs_r") == 0) & (pl.col("ins_r") > 0)).then(1)
+        .when((pl.col("outs_r") > 0) & (pl.col("outs") == 0) & (pl.col("ins") > 0)).then(-1)
+        .otherwise(0)
+    )
+    pairs = pairs.with_columns(way=pl.when(ttl_says.fill_null(0) != 0).then(ttl_says.fill_null(0)).otherwise(dir_says))
+    forward = pairs.filter(pl.col("way") == 1).select(a="_node", b="_node_r", d=pl.col("first_r") - pl.col("last"))
+    backward = pairs.filter(pl.col("way") == -1).select(a="_node_r", b="_node", d=pl.col("first") - pl.col("last_r"))
+    return pl.concat([forward, backward])
+
+
+def _two_way(samples: pl.DataFrame) -> dict[tuple[str, str], tuple[int, int, int, str]]:
+    """(a, b) -> (offset of b relative to a, uncertainty, samples, method), a < b."""
+    out: dict[tuple[str, str], tuple[int, int, int, str]] = {}
+    if samples.is_empty():
+        return out
+    mins = samples.group_by(["a", "b"]).agg(m=pl.col("d").min(), n=pl.len())
+    found = {(r["a"], r["b"]): (r["m"], r["n"]) for r in mins.iter_rows(named=True)}
+    for (a, b), (m_ab, n_ab) in found.items():
+        if a > b:
+            continue
+        back = found.get((b, a))
+        if back is not None:
+            m_ba, n_ba = back
+            out[(a, b)] = ((m_ab - m_ba) // 2, abs(m_ab + m_ba) // 2, n_ab + n_ba, "two-way")
+        else:
+            out[(a, b)] = (m_ab, 0, n_ab, "one-way")
+    for (a, b), (m_ba, n_ba) in found.items():
+        if a > b and (b, a) not in found:
+            out[(b, a)] = (-m_ba, 0, n_ba, "one-way")
+    return out
+
+
+def _sender_clock(t: pl.DataFrame, nodes: list[str]) -> dict[tuple[str, str], tuple[int, int, int, str]]:
+    """Offsets tied by the senders' clocks: ping sequence numbers (TCP timestamps would follow the same pattern)."""
+    echo = t.filter((pl.col("icmp_type").is_in([8, 128])) & pl.col("icmp_seq").is_not_null() & pl.col("ts").is_not_null())
+    if echo.is_empty():
+        return {}
+    per_point = echo.group_by(["_node", "icmp_id", "icmp_seq"]).agg(ts=pl.col("ts").min()).sort(["_node", "icmp_id", "icmp_seq"])
+    steps = per_point.with_columns(
+        dt=pl.col("ts").diff().over(["_node", "icmp_id"]),
+        ds=pl.col("icmp_seq").cast(pl.Int64).diff().over(["_node", "icmp_id"]),
+    ).filter(pl.col("ds") > 0)
+    if steps.is_empty():
+        return {}
+    interval = (steps["dt"] / steps["ds"]).median()
+    if interval is None or interval <= 0:
+        return {}
+    base = per_point.with_columns(c=pl.col("ts") - (pl.col("icmp_seq").cast(pl.Float64) * interval).cast(pl.Int64))
+    per_node = base.group_by(["_node", "icmp_id"]).agg(c=pl.col("c").median(), spread=pl.col("c").max() - pl.col("c").min(), n=pl.len())
+    out: dict[tuple[str, str], tuple[int, int, int, str]] = {}
+    rows = per_node.to_dicts()
+    for x in rows:
+        for y in rows:
+            if x["icmp_id"] == y["icmp_id"] and x["_node"] < y["_node"] and (x["_node"], y["_node"]) not in out:
+                unc = int(max(x["spread"], y["spread"]) + interval * 0.01)
+                out[(x["_node"], y["_node"])] = (int(y["c"] - x["c"]), unc, x["n"] + y["n"], "sender-clock")
+    return out
+
+
+def estimate(t: pl.DataFrame) -> list[NodeClock]:
+    """Offsets of every node relative to the first node, for tables with several nodes."""
+    nodes = t.select(pl.col("_node").unique(maintain_order=True)).to_series().to_list()
+    if len(nodes) < 2:
+        return []
+    edges = _two_way(_pair_samples(t))
+    for pair, value in _sender_clock(t, nodes).items():
+        edges.setdefault(pair, value)
+    reference = nodes[0]
+    known: dict[str, tuple[int, int, int, str]] = {reference: (0, 0, 0, "reference")}
+    changed = True
+    while changed:
+        changed = False
+        for (a, b), (off, unc, n, method) in edges.items():
+            if a in known and b not in known:
+                o, u, _, _ = known[a]
+                known[b] = (o + off, u + unc, n, method)
+                changed = True
+            elif b in known and a not in known:
+                o, u, _, _ = known[b]
+                known[a] = (o - off, u + unc, n, method)
+                changed = True
+    return [
+        NodeClock(node=node, offset_ns=off, uncertainty_ns=unc, samples=n, reference=reference, method=method)
+        for node, (off, unc, n, method) in known.items()
+        if node != reference
+    ]
+
+
+def corrected(offsets: list[NodeClock]) -> pl.Expr:
+    """`ts` on the reference node's clock."""
+    expr = pl.col("ts")
+    if not offsets:
+        return expr
+    table = {c.node: c.offset_ns for c in offsets}
+    shift = pl.col("_node").replace_strict(table, default=0, return_dtype=pl.Int64)
+    return (pl.col("ts") - shift).alias("ts")

@@ -1,0 +1,255 @@
+"""Journeys: the sightings of one packet, grouped and put in hop order.
+
+Theory of operation
+-------------------
+1. *Fingerprint.* Every sighting gets a key from the fields that survive
+   routing, bridging, encapsulation and NAT: protocol, TCP flags/seq/ack/
+   timestamp option values, ICMP type/id/seq, DNS id, ARP fields, payload
+   length, plus the IP id and payload digest where the input shows them.
+   Addresses and ports are never part of it (NAT rewrites them), and the
+   packet columns of a tunnelled sighting are the inner packet's, so the
+   encapsulated copy has the key of the plain ones. When one input shows an
+   optional field (IP id with `-v`, a digest in a pcap) and another does not,
+   the field is dropped from the key of that group rather than splitting it.
+2. *Bursts.* On one node, copies of one packet are microseconds apart; a
+   re-sent packet with an identical key (no IP id, no timestamps) comes
+   hundreds of milliseconds later. Sightings of a key on one node split into
+   bursts at gaps over `BURST_GAP_NS`, or where a named capture point repeats.
+   The k-th burst of a key on every node forms the k-th journey of that key.
+3. *Clocks.* Nodes' clocks disagree. Offsets are estimated (see `clocks`)
+   from journeys that cross nodes, and every timestamp is corrected before
+   hops are ordered.
+4. *Hops.* Within a journey, sightings are ordered by corrected time, then
+   by direction on one node (In before Out), then by input order. Between
+   consecutive hops we record the delay and what changed: TTL, MACs,
+   addresses and ports (NAT), the tunnel envelope.
+
+Everything up to the materialisation of `Journey` objects is columnar
+(polars), so a capture of millions of sightings is grouped in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, ip4_text, mac_text, tcp_flags_text
+from cniscope.results import Change, ChangeKind, Hop, Journey, NodeClock
+
+BURST_GAP_NS = 50_000_000  # 50 ms: copies of one packet on one node are far closer; RTO minimum is 200 ms
+
+# Fields every reader shows when the protocol has them: the strong part of the key.
+KEY_FIELDS = (
+    "ethertype", "proto", "tcp_flags", "seq", "ack", "tsval", "tsecr", "payload_len",
+    "icmp_type", "icmp_id", "icmp_seq", "dns_id", "dns_qr", "arp_op", "arp_spa", "arp_tpa",
+)
+# Fields some inputs show and others do not: kept in the key only where every sighting has them.
+OPTIONAL_KEY_FIELDS = ("ip_id", "payload_digest")
+
+
+@dataclass
+class Correlation:
+    """The packet table with journey columns added, and the clock corrections used."""
+
+    table: pl.DataFrame  # + row, journey, hop, hops, delay (ns, to the previous hop)
+    clocks: list[NodeClock]
+
+
+def node_column(table: pl.DataFrame) -> pl.Expr:
+    """Node name, or `input N` for inputs that name no node (each file is its own capture host)."""
+    return pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8))
+
+
+def fingerprint(table: pl.DataFrame) -> pl.DataFrame:
+    """Add `key` (UInt64): equal for sightings of one packet."""
+    strong = pl.struct([pl.col(f) for f in KEY_FIELDS]).hash(seed=1)
+    with_strong = table.with_columns(_k0=strong)
+    optional = [
+        pl.when(pl.col(f).is_null().any().over("_k0")).then(None).otherwise(pl.col(f)).alias(f"_opt_{f}")
+        for f in OPTIONAL_KEY_FIELDS
+    ]
+    return (
+        with_strong.with_columns(optional)
+        .with_columns(key=pl.struct(["_k0", *[f"_opt_{f}" for f in OPTIONAL_KEY_FIELDS]]).hash(seed=2))
+        .drop(["_k0", *[f"_opt_{f}" for f in OPTIONAL_KEY_FIELDS]])
+    )
+
+
+def _point_expr() -> pl.Expr:
+    return pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3)
+
+
+def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.DataFrame:
+    """Assign `journey` ids from `key` and time bursts per node (`ts_col` may be clock-corrected)."""
+    t = table.sort(["key", "_node", ts_col, "row"], nulls_last=True)
+    gap = pl.col(ts_col) - pl.col(ts_col).shift(1).over(["key", "_node"])
+    point = _point_expr()
+    new_burst = (gap > BURST_GAP_NS).fill_null(False)
+    t = t.with_columns(_brk=new_burst.cast(pl.UInt32))
+    t = t.with_columns(_burst=pl.col("_brk").cum_sum().over(["key", "_node"]))
+    # a capture point seen twice within one burst: a re-send with an identical key (or a loop)
+    t = t.with_columns(
+        _rep=(pl.col("iface").is_not_null() & (point.cum_count().over(["key", "_node", "_burst", point]) > 1)).cast(pl.UInt32)
+    )
+    t = t.with_columns(_burst=pl.col("_burst") * 1_000_000 + pl.col("_rep").cum_sum().over(["key", "_node", "_burst"]))
+    # k-th burst of a key on each node -> k-th journey of that key
+    t = t.with_columns(_kth=pl.col("_burst").rank("dense").over(["key", "_node"]))
+    t = t.with_columns(journey=pl.struct(["key", "_kth"]).hash(seed=4))
+    return t.drop(["_brk", "_rep", "_burst", "_kth"])
+
+
+def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
+    """Number journeys in order of first sighting and hops in order; add `delay`."""
+    egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
+    t = table.with_columns(_dir_rank=egress_last).sort(["journey", ts_col, "_dir_rank", "row"], nulls_last=True)
+    t = t.with_columns(
+        hop=pl.int_range(pl.len()).over("journey").cast(pl.UInt32),
+        hops=pl.len().over("journey").cast(pl.UInt32),
+        delay=(pl.col(ts_col) - pl.col(ts_col).shift(1).over("journey")),
+    )
+    first = t.group_by("journey").agg(_first=pl.col("row").min())
+    ids = first.sort("_first").with_columns(_jid=pl.int_range(pl.len()).cast(pl.UInt32)).select("journey", "_jid")
+    t = t.join(ids, on="journey").drop("journey").rename({"_jid": "journey"}).drop("_dir_rank")
+    return t.sort(["journey", "hop"])
+
+
+def correlate(table: pl.DataFrame) -> Correlation:
+    """Group the sightings of every packet into journeys, with clocks aligned across nodes."""
+    from cniscope import clocks
+
+    t = table.with_columns(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node_column(table))
+    t = fingerprint(t)
+    t = group(t, "ts")
+    offsets = clocks.estimate(t)
+    t = t.with_columns(ts=clocks.corrected(offsets))
+    if offsets:
+        t = group(t.drop("journey"), "ts")  # regroup: bursts are now measured on one timeline
+    t = order_hops(t, "ts")
+    return Correlation(table=t.drop("_node").sort("row"), clocks=offsets)
+
+
+# ---- materialisation: Journey objects for the renderers ---------------------------------------------
+
+
+def _endpoint(row: dict) -> tuple[str | None, str | None]:
+    src = ip4_text(row["src"]) if row["src"] is not None else row["src6"]
+    dst = ip4_text(row["dst"]) if row["dst"] is not None else row["dst6"]
+    return src, dst
+
+
+def summary(row: dict) -> str:
+    """One line in tcpdump's spirit: `TCP 10.0.0.1:5 > 10.0.0.2:80 [S] seq 1, len 0`."""
+    src, dst = _endpoint(row)
+    proto = row["proto"]
+    if row["arp_op"] is not None:
+        op = {1: "who-has", 2: "reply"}.get(row["arp_op"], f"op {row['arp_op']}")
+        return f"ARP {op} {ip4_text(row['arp_tpa'])} tell {ip4_text(row['arp_spa'])}"
+    if proto == 6:
+        text = f"TCP {src}:{row['sport']} > {dst}:{row['dport']} [{tcp_flags_text(row['tcp_flags'])}]"
+        if row["seq"] is not None:
+            text += f" seq {row['seq']}"
+        if row["ack"] is not None and (row["tcp_flags"] or 0) & 16:
+            text += f" ack {row['ack']}"
+        return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
+    if proto == 17:
+        text = f"UDP {src}:{row['sport']} > {dst}:{row['dport']}"
+        if row["dns_id"] is not None:
+            text += f" DNS {'answer' if row['dns_qr'] else 'query'} id {row['dns_id']}"
+        return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
+    if proto in (1, 58):
+        names = {0: "echo reply", 8: "echo request", 3: "unreachable", 11: "time exceeded", 128: "echo request", 129: "echo reply"}
+        kind = names.get(row["icmp_type"], f"type {row['icmp_type']}")
+        text = f"ICMP {src} > {dst} {kind}"
+        if row["icmp_id"] is not None:
+            text += f" id {row['icmp_id']} seq {row['icmp_seq']}"
+        if row["icmp_mtu"] is not None:
+            text += f" mtu {row['icmp_mtu']}"
+        return text
+    if src or dst:
+        return f"IP {src} > {dst} proto {proto}"
+    return f"ethertype 0x{(row['ethertype'] or 0):04x}"
+
+
+def _addr(row: dict, side: str) -> str:
+    ip = ip4_text(row[side]) if row[side] is not None else row[f"{side}6"]
+    port = row["sport" if side == "src" else "dport"]
+    return f"{ip}:{port}" if port is not None else f"{ip}"
+
+
+def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
+    """What changed between two consecutive sightings of one packet."""
+    out: list[Change] = []
+    p_tun, c_tun = prev["tunnel"] or 0, cur["tunnel"] or 0
+    if p_tun == 0 and c_tun != 0:
+        out.append(Change(ChangeKind.ENCAP, "plain", _envelope(cur)))
+    elif p_tun != 0 and c_tun == 0:
+        out.append(Change(ChangeKind.DECAP, _envelope(prev), "plain"))
+    if prev["ttl"] is not None and cur["ttl"] is not None and prev["ttl"] != cur["ttl"]:
+        out.append(Change(ChangeKind.TTL, str(prev["ttl"]), str(cur["ttl"])))
+    if (
+        prev["eth_src"] is not None and cur["eth_src"] is not None and p_tun == c_tun
+        and (prev["eth_src"], prev["eth_dst"]) != (cur["eth_src"], cur["eth_dst"])
+    ):
+        out.append(Change(ChangeKind.MAC, f"{mac_text(prev['eth_src'])}>{mac_text(prev['eth_dst'])}",
+                          f"{mac_text(cur['eth_src'])}>{mac_text(cur['eth_dst'])}"))
+    if _addr(prev, "dst") != _addr(cur, "dst"):
+        out.append(Change(ChangeKind.DNAT, _addr(prev, "dst"), _addr(cur, "dst")))
+    if _addr(prev, "src") != _addr(cur, "src"):
+        out.append(Change(ChangeKind.SNAT, _addr(prev, "src"), _addr(cur, "src")))
+    if (prev["mf"], prev["frag_offset"]) != (cur["mf"], cur["frag_offset"]) and cur["mf"] is not None and prev["mf"] is not None:
+        out.append(Change(ChangeKind.FRAGMENT, f"offset {prev['frag_offset']}", f"offset {cur['frag_offset']}"))
+    return tuple(out)
+
+
+def _envelope(row: dict) -> str:
+    kind = Tunnel(row["tunnel"]).label
+    vni = f" vni {row['vni']}" if row["vni"] is not None else ""
+    ports = f" :{row['outer_dport']}" if row["outer_dport"] is not None else ""
+    return f"{kind}{vni}{ports} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])}"
+
+
+def point_label(row: dict, position: int) -> str:
+    """`node3 eth0 In`; `node3 copy 2` when the capture does not name interfaces."""
+    node = row["node"] or ""
+    if row["iface"] is None and row["direction"] is None:
+        return f"{node} copy {position + 1}".strip()
+    direction = DIRECTION_LABELS.get(Direction(row["direction"])) if row["direction"] is not None else None
+    return " ".join(x for x in (node, row["iface"] or "?", direction) if x)
+
+
+def materialise(correlation: Correlation, limit: int | None = None, flow_of: dict[int, int] | None = None) -> list[Journey]:
+    """Journey objects for the first `limit` journeys (all when None), for renderers and detectors."""
+    t = correlation.table
+    if limit is not None:
+        t = t.filter(pl.col("journey") < limit)
+    t = t.sort(["journey", "hop"])
+    journeys: list[Journey] = []
+    hops: list[Hop] = []
+    prev: dict | None = None
+    current = -1
+    first_row: dict | None = None
+    for row in t.iter_rows(named=True):
+        if row["journey"] != current:
+            if current >= 0 and first_row is not None:
+                journeys.append(_journey(current, first_row, hops, flow_of))
+            current, hops, prev, first_row = row["journey"], [], None, row
+        hop = Hop(
+            row=row["row"],
+            node=row["node"],
+            iface=row["iface"],
+            direction=DIRECTION_LABELS[Direction(row["direction"])] if row["direction"] is not None else None,
+            ts=row["ts"],
+            delay_ns=row["delay"],
+            changes=changes(prev, row) if prev is not None else (),
+            point=point_label(row, row["hop"]),
+        )
+        hops.append(hop)
+        prev = row
+    if current >= 0 and first_row is not None:
+        journeys.append(_journey(current, first_row, hops, flow_of))
+    return journeys
+
+
+def _journey(jid: int, first: dict, hops: list[Hop], flow_of: dict[int, int] | None) -> Journey:
+    return Journey(id=jid, flow=(flow_of or {}).get(jid), summary=summary(first), hops=tuple(hops))

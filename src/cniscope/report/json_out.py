@@ -1,0 +1,117 @@
+"""`--json`: the report as one JSON object, following report.schema.json (draft 2020-12).
+
+Keys: schema_version, tool, inputs, packets, model, clocks, journeys,
+journeys_total, flows, findings, warnings. Times are integers in ns, counted
+as each input's clock says (inputs[].clock); addresses are text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from cniscope import __version__
+from cniscope.results import Report
+
+SCHEMA_VERSION = "1.0"
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    journeys_total = int(report.table["journey"].max() + 1) if report.table.height and "journey" in report.table.columns else 0
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "cniscope", "version": __version__},
+        "inputs": [
+            {
+                "index": i.index,
+                "name": i.name,
+                "format": i.format,
+                "node": i.node,
+                "clock": i.clock.value,
+                "packets": i.packets,
+                "unparsed_lines": i.unparsed_lines,
+                "damaged": i.damaged,
+                "warnings": [str(w) for w in i.warnings],
+            }
+            for i in report.inputs
+        ],
+        "packets": report.table.height,
+        "model": {
+            "name": report.model.name,
+            "confidence": round(report.model.confidence, 3),
+            "evidence": list(report.model.evidence),
+            "runner_up": report.model.runner_up,
+            "candidates": [{"name": n, "score": round(s, 3)} for n, s in report.model.candidates],
+            "service_proxy": report.model.service_proxy,
+            "forced": report.model.forced,
+        },
+        "clocks": [asdict(c) for c in report.clocks],
+        "journeys": [
+            {
+                "id": j.id,
+                "flow": j.flow,
+                "summary": j.summary,
+                "retransmission_of": j.retransmission_of,
+                "hops": [
+                    {
+                        "row": h.row,
+                        "node": h.node,
+                        "iface": h.iface,
+                        "direction": h.direction,
+                        "ts": h.ts,
+                        "delay_ns": h.delay_ns,
+                        "point": h.point,
+                        "role": h.role,
+                        "changes": [{"kind": c.kind.value, "before": c.before, "after": c.after} for c in h.changes],
+                    }
+                    for h in j.hops
+                ],
+            }
+            for j in report.journeys
+        ],
+        "journeys_total": journeys_total,
+        "flows": [
+            {
+                "id": f.id,
+                "key": f.key,
+                "proto": f.proto,
+                "client": str(f.client),
+                "server": str(f.server),
+                "legs": [[str(a), str(b)] for a, b in f.legs],
+                "journeys": list(f.journeys),
+                "packets": f.packets,
+                "bytes": f.bytes,
+                "first_ts": f.first_ts,
+                "last_ts": f.last_ts,
+                "state": f.state,
+                "handshake": f.handshake,
+                "retransmissions": f.retransmissions,
+                "out_of_order": f.out_of_order,
+                "zero_windows": f.zero_windows,
+                "resets": list(f.resets),
+                "notes": list(f.notes),
+            }
+            for f in report.flows
+        ],
+        "findings": [
+            {
+                "kind": f.kind.value,
+                "severity": f.severity.value,
+                "title": f.title,
+                "explanation": f.explanation,
+                "next_step": f.next_step,
+                "node": f.node,
+                "iface": f.iface,
+                "journeys": list(f.journeys),
+                "flows": list(f.flows),
+                "rows": list(f.rows),
+            }
+            for f in report.findings
+        ],
+        "warnings": list(report.warnings),
+    }
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=1)
