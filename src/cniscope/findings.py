@@ -133,6 +133,8 @@ DETECTORS: tuple[Callable[[_Context], list[Finding]], ...] = (
 
 
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
-           clocks: list[NodeClock], inventory: object | None = None) -> list[Finding]:
+           clocks: list[NodeClock], inventory: object | None = None,
+           model_findings: list[Finding] | None = None) -> list[Finding]:
+    """Every detector's findings, after those that compare journeys with the model's expected paths."""
     ctx = _Context(table, journeys, flows, verdict, clocks)
-    return [finding for detector in DETECTORS for finding in detector(ctx)]
+    return list(model_findings or []) + [finding for detector in DETECTORS for finding in detector(ctx)]
