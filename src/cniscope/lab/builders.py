@@ -1,0 +1,307 @@
+"""Plan a lab: the common layout, then what each model's agent programs.
+
+Layout (LAB-NOTES): an `underlay` namespace holds bridge br0 (192.168.200.1,
+every node's default gateway and a dead end); each node is a namespace whose
+eth0 is a veth into br0; each pod is a namespace whose eth0 is a veth into
+its node. Links are created inside their namespaces, so deleting the
+namespaces deletes every link. `MODEL_BUILDERS` maps a model to the
+functions that attach pods and connect nodes the way its agent does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cniscope.lab import bird, faults, kubeproxy
+from cniscope.lab.naming import cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, UNDERLAY
+from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
+from cniscope.lab.spec import NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
+
+VXLAN_MTU = 1450
+CALICO_MAC = "ee:ee:ee:ee:ee:ee"
+CALICO_GATEWAY = "169.254.1.1"
+BIG_FILE_BYTES = 256 * 1024  # /big on every pod: a transfer that needs full-size segments (MTU faults)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    spec: LabSpec
+    root: Path
+
+    def ns(self, member: str) -> str:
+        return ns_name(self.spec.name, member)
+
+    def prefix_len(self) -> int:
+        return ipaddress.ip_network(NODE_SUBNET).prefixlen
+
+
+def plan_lab(spec: LabSpec, root: Path | None = None) -> list[Step]:
+    """Every step to build `spec`, in order; faults last."""
+    ctx = Ctx(spec, root or state_dir(spec.name))
+    model = MODEL_BUILDERS[spec.model]
+    steps: list[Step] = [Netns(ctx.ns(m)) for m in [UNDERLAY, *(n.name for n in spec.nodes), *(p.name for p in spec.pods)]]
+    steps += _base_sysctls(ctx)
+    steps += _underlay(ctx)
+    for node in spec.nodes:
+        steps += _node(ctx, node)
+        steps += model.node(ctx, node)
+        for pod in spec.pods_on(node.name):
+            steps += model.pod_link(ctx, node, pod)
+    for index, node in enumerate(spec.nodes, start=1):
+        steps.append(Ip(ctx.ns(UNDERLAY), ("link", "set", underlay_port(index), "master", "br0", "up")))
+    for pod in spec.pods:
+        steps += model.pod_inside(ctx, spec.node(pod.node), pod)
+    for node in spec.nodes:
+        steps += model.after_pods(ctx, node)
+        steps.append(Iptables(ctx.ns(node.name), kubeproxy.nat_payload(spec)))
+    for pod in spec.pods:
+        steps += _nginx(ctx, pod)
+    steps += model.routing(ctx)
+    for fault in spec.faults:
+        steps += faults.plan_fault(spec, fault)
+    return steps
+
+
+def _base_sysctls(ctx: Ctx) -> list[Step]:
+    steps: list[Step] = []
+    for member in [UNDERLAY, *(n.name for n in ctx.spec.nodes), *(p.name for p in ctx.spec.pods)]:
+        ns = ctx.ns(member)
+        steps += [Sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1"), Sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")]
+        if member in {n.name for n in ctx.spec.nodes}:
+            steps.append(Sysctl(ns, "net.ipv4.ip_forward", "1"))
+    return steps
+
+
+def _underlay(ctx: Ctx) -> list[Step]:
+    ns = ctx.ns(UNDERLAY)
+    return [
+        Ip(ns, ("link", "set", "lo", "up")),
+        Ip(ns, ("link", "add", "br0", "type", "bridge")),
+        Ip(ns, ("addr", "add", f"{NODE_GATEWAY}/{ctx.prefix_len()}", "dev", "br0")),
+        Ip(ns, ("link", "set", "br0", "up")),
+    ]
+
+
+def _node(ctx: Ctx, node: Node) -> list[Step]:
+    ns = ctx.ns(node.name)
+    index = ctx.spec.nodes.index(node) + 1
+    return [
+        Ip(ns, ("link", "set", "lo", "up")),
+        Ip(ns, ("link", "add", "eth0", "type", "veth", "peer", "name", underlay_port(index), "netns", ctx.ns(UNDERLAY))),
+        Ip(ns, ("addr", "add", f"{node.ip}/{ctx.prefix_len()}", "dev", "eth0")),
+        Ip(ns, ("link", "set", "eth0", "up")),
+        Ip(ns, ("route", "add", "default", "via", NODE_GATEWAY, "dev", "eth0")),
+    ]
+
+
+def _others(ctx: Ctx, node: Node) -> list[Node]:
+    return [other for other in ctx.spec.nodes if other != node]
+
+
+def _nginx(ctx: Ctx, pod: Pod) -> list[Step]:
+    base = ctx.root / "pods" / pod.name
+    conf = base / "nginx.conf"
+    pidfile = base / "nginx.pid"
+    config = (
+        "user root root;\nworker_processes 1;\ndaemon on;\n"
+        f"pid {pidfile};\nerror_log {base}/error.log warn;\n"
+        "events { worker_connections 64; }\n"
+        "http {\n  access_log off;\n  keepalive_timeout 5;\n"
+        f"  client_body_temp_path {base}/tmp;\n  proxy_temp_path {base}/tmp;\n"
+        f"  fastcgi_temp_path {base}/tmp;\n  uwsgi_temp_path {base}/tmp;\n  scgi_temp_path {base}/tmp;\n"
+        f"  server {{ listen {pod.ip}:80; root {base}/www; }}\n}}\n"
+    )
+    return [
+        File(str(conf), config),
+        File(str(base / "www" / "index.html"), f"{pod.name} on {pod.node}\n"),
+        File(str(base / "www" / "big"), "x" * (BIG_FILE_BYTES - 1) + "\n"),
+        File(str(base / "tmp" / ".keep"), ""),
+        Daemon(ctx.ns(pod.name), f"nginx {pod.name}", ("nginx", "-e", f"{base}/error.log", "-c", str(conf)), str(pidfile)),
+    ]
+
+
+# --- bridge models: kube-router, flannel (CNI bridge plugin) ---------------------------------
+
+
+def _bridge_pod_link(bridge: str, mtu: int | None) -> Callable[[Ctx, Node, Pod], list[Step]]:
+    def build(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+        ns, host = ctx.ns(node.name), veth_name(pod.name)
+        mtu_args = ("mtu", str(mtu)) if mtu else ()
+        return [
+            Ip(ns, ("link", "add", host, *mtu_args, "type", "veth", "peer", "name", "eth0", *mtu_args, "netns", ctx.ns(pod.name))),
+            Ip(ns, ("link", "set", host, "master", bridge, "up")),
+            Ip(ns, ("link", "set", host, "type", "bridge_slave", "hairpin", "on")),
+        ]
+
+    return build
+
+
+def _bridge_pod_inside(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+    ns = ctx.ns(pod.name)
+    prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
+    return [
+        Ip(ns, ("link", "set", "lo", "up")),
+        Ip(ns, ("addr", "add", f"{pod.ip}/{prefix}", "dev", "eth0")),
+        Ip(ns, ("link", "set", "eth0", "up")),
+        Ip(ns, ("route", "add", "default", "via", node.gateway, "dev", "eth0")),
+    ]
+
+
+def _bridge_node(bridge: str, mtu: int | None) -> Callable[[Ctx, Node], list[Step]]:
+    def build(ctx: Ctx, node: Node) -> list[Step]:
+        ns = ctx.ns(node.name)
+        prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
+        mtu_args = ("mtu", str(mtu)) if mtu else ()
+        return [
+            Ip(ns, ("link", "add", bridge, *mtu_args, "type", "bridge")),
+            Ip(ns, ("addr", "add", f"{node.gateway}/{prefix}", "dev", bridge)),
+            Ip(ns, ("link", "set", bridge, "up")),
+        ]
+
+    return build
+
+
+def _flannel_vxlan_node(ctx: Ctx, node: Node) -> list[Step]:
+    ns = ctx.ns(node.name)
+    base = str(ipaddress.ip_network(node.pod_cidr).network_address)
+    steps = _bridge_node("cni0", VXLAN_MTU)(ctx, node) + [
+        Ip(ns, ("link", "add", "flannel.1", "address", vtep_mac(node.ip, "0e:f1"), "mtu", str(VXLAN_MTU), "type", "vxlan",
+                "id", "1", "local", node.ip, "dev", "eth0", "dstport", "8472", "nolearning")),
+        Ip(ns, ("addr", "add", f"{base}/32", "dev", "flannel.1")),
+        Ip(ns, ("link", "set", "flannel.1", "up")),
+    ]
+    return steps + _vxlan_peers(ctx, node, "flannel.1", "0e:f1")
+
+
+def _vxlan_peers(ctx: Ctx, node: Node, dev: str, mac_prefix: str) -> list[Step]:
+    """Per remote node, as flanneld / calico-felix program them: onlink route, permanent neighbour, FDB entry."""
+    ns = ctx.ns(node.name)
+    steps: list[Step] = []
+    for other in _others(ctx, node):
+        base = str(ipaddress.ip_network(other.pod_cidr).network_address)
+        mac = vtep_mac(other.ip, mac_prefix)
+        steps += [
+            Ip(ns, ("neigh", "replace", base, "lladdr", mac, "dev", dev, "nud", "permanent")),
+            Ip(ns, ("route", "add", other.pod_cidr, "via", base, "dev", dev, "onlink")),
+        ]
+    for other in _others(ctx, node):
+        steps.append(Bridge(ns, ("fdb", "replace", vtep_mac(other.ip, mac_prefix), "dev", dev, "dst", other.ip, "self", "permanent")))
+    return steps
+
+
+def _host_gw_routes(ctx: Ctx) -> list[Step]:
+    return [
+        Ip(ctx.ns(node.name), ("route", "add", other.pod_cidr, "via", other.ip, "dev", "eth0"))
+        for node in ctx.spec.nodes
+        for other in _others(ctx, node)
+    ]
+
+
+# --- calico: routed cali veths, proxy ARP, /32 routes -----------------------------------------
+
+
+def _calico_pod_link(mtu: int | None) -> Callable[[Ctx, Node, Pod], list[Step]]:
+    def build(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+        ns, host = ctx.ns(node.name), cali_name(pod.name)
+        mtu_args = ("mtu", str(mtu)) if mtu else ()
+        return [
+            Ip(ns, ("link", "add", host, "address", CALICO_MAC, *mtu_args, "type", "veth", "peer", "name", "eth0", *mtu_args,
+                    "netns", ctx.ns(pod.name))),
+            Ip(ns, ("link", "set", host, "up")),
+            Ip(ns, ("route", "add", f"{pod.ip}/32", "dev", host, "scope", "link")),
+        ]
+
+    return build
+
+
+def _calico_pod_inside(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+    ns = ctx.ns(pod.name)
+    return [
+        Ip(ns, ("link", "set", "lo", "up")),
+        Ip(ns, ("addr", "add", f"{pod.ip}/32", "dev", "eth0")),
+        Ip(ns, ("link", "set", "eth0", "up")),
+        Ip(ns, ("route", "add", CALICO_GATEWAY, "dev", "eth0", "scope", "link")),
+        Ip(ns, ("route", "add", "default", "via", CALICO_GATEWAY, "dev", "eth0")),
+    ]
+
+
+def _calico_after_pods(ctx: Ctx, node: Node) -> list[Step]:
+    ns = ctx.ns(node.name)
+    steps: list[Step] = []
+    for pod in ctx.spec.pods_on(node.name):
+        host = cali_name(pod.name)
+        steps += [Sysctl(ns, f"net.ipv4.conf.{host}.proxy_arp", "1"), Sysctl(ns, f"net.ipv4.neigh.{host}.proxy_delay", "0")]
+    return steps
+
+
+def _calico_vxlan_node(ctx: Ctx, node: Node) -> list[Step]:
+    ns = ctx.ns(node.name)
+    base = str(ipaddress.ip_network(node.pod_cidr).network_address)
+    return [
+        Ip(ns, ("route", "add", "blackhole", node.pod_cidr)),
+        Ip(ns, ("link", "add", "vxlan.calico", "address", vtep_mac(node.ip, "66:c4"), "mtu", str(VXLAN_MTU), "type", "vxlan",
+                "id", "4096", "local", node.ip, "dev", "eth0", "dstport", "4789", "nolearning")),
+        Ip(ns, ("addr", "add", f"{base}/32", "dev", "vxlan.calico")),
+        Ip(ns, ("link", "set", "vxlan.calico", "up")),
+    ] + _vxlan_peers(ctx, node, "vxlan.calico", "66:c4")
+
+
+# --- BGP (BIRD) --------------------------------------------------------------------------------
+
+
+def _bgp(exports: list[str], blackhole: bool) -> Callable[[Ctx], list[Step]]:
+    def build(ctx: Ctx) -> list[Step]:
+        steps: list[Step] = []
+        for node in ctx.spec.nodes:
+            base = ctx.root / "nodes" / node.name
+            conf, sock, pidfile = base / "bird.conf", base / "bird.ctl", base / "bird.pid"
+            peers = [(other.name, other.ip) for other in _others(ctx, node)]
+            text = bird.bird_config(node.ip, peers, exports, [node.pod_cidr] if blackhole else [], str(base / "bird.log"))
+            steps += [
+                File(str(conf), text),
+                Daemon(ctx.ns(node.name), f"bird {node.name}", ("bird", "-c", str(conf), "-s", str(sock), "-P", str(pidfile)),
+                       str(pidfile)),
+            ]
+        for node in ctx.spec.nodes:
+            remote = tuple(other.pod_cidr for other in _others(ctx, node))
+            if remote:
+                steps.append(WaitRoutes(ctx.ns(node.name), remote))
+        return steps
+
+    return build
+
+
+def _nothing(*_args: object) -> list[Step]:
+    return []
+
+
+@dataclass(frozen=True)
+class ModelBuilder:
+    node: Callable[[Ctx, Node], list[Step]]  # node-side devices (bridge, VTEP, blackhole)
+    pod_link: Callable[[Ctx, Node, Pod], list[Step]]  # the pod's veth, from the node's side
+    pod_inside: Callable[[Ctx, Node, Pod], list[Step]]  # address and routes inside the pod
+    after_pods: Callable[[Ctx, Node], list[Step]]  # per-interface sysctls once the pods' veths exist
+    routing: Callable[[Ctx], list[Step]]  # how nodes reach each other's pod CIDRs
+
+
+MODEL_BUILDERS: dict[str, ModelBuilder] = {
+    "kube-router": ModelBuilder(
+        _bridge_node("kube-bridge", None), _bridge_pod_link("kube-bridge", None), _bridge_pod_inside, _nothing,
+        _bgp(["kube-bridge"], blackhole=False),
+    ),
+    "flannel-vxlan": ModelBuilder(
+        _flannel_vxlan_node, _bridge_pod_link("cni0", VXLAN_MTU), _bridge_pod_inside, _nothing, _nothing,
+    ),
+    "flannel-host-gw": ModelBuilder(
+        _bridge_node("cni0", None), _bridge_pod_link("cni0", None), _bridge_pod_inside, _nothing, _host_gw_routes,
+    ),
+    "calico-bgp": ModelBuilder(
+        _nothing, _calico_pod_link(None), _calico_pod_inside, _calico_after_pods, _bgp([], blackhole=True),
+    ),
+    "calico-vxlan": ModelBuilder(
+        _calico_vxlan_node, _calico_pod_link(VXLAN_MTU), _calico_pod_inside, _calico_after_pods, _nothing,
+    ),
+}

@@ -1,0 +1,75 @@
+"""What this machine can build: root, tools, and kernel features probed for real.
+
+A feature is probed in a scratch namespace (`ip link add ... type ipip` fails
+when the kernel lacks it), never assumed. Unbuildable models are refused with
+the missing feature named (exit code 5, EnvironmentProblem).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from cniscope.errors import EnvironmentProblem
+from cniscope.lab.naming import NS_PREFIX
+from cniscope.lab.spec import model_info
+
+TOOLS = ("ip", "bridge", "iptables-restore", "nginx", "bird", "conntrack", "curl", "tcpdump")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("the lab needs root (network namespaces, veths, iptables): run it as root")
+
+
+def require_tools(tools: tuple[str, ...] = TOOLS) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise EnvironmentProblem(f"the lab needs {', '.join(missing)}: install them (make install does)")
+
+
+def _link_type(kind: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        scratch = f"{NS_PREFIX}probe-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", scratch], check=True, capture_output=True)
+        try:
+            result = subprocess.run(["ip", "-n", scratch, "link", "add", "probe0", "type", kind], capture_output=True)
+            return result.returncode == 0
+        finally:
+            subprocess.run(["ip", "netns", "del", scratch], capture_output=True)
+
+    return probe
+
+
+def _ipvs() -> bool:
+    return Path("/proc/net/ip_vs").exists()
+
+
+def _openvswitch() -> bool:
+    return Path("/sys/module/openvswitch").exists()
+
+
+def _cilium_ebpf() -> bool:
+    return False  # the eBPF datapath comes from the cilium agent's own programs, which the lab does not have
+
+
+FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
+    "ipip": (_link_type("ipip"), "the kernel has no IPIP tunnels (ip link add type ipip fails)"),
+    "geneve": (_link_type("geneve"), "the kernel has no Geneve tunnels (ip link add type geneve fails)"),
+    "ipvs": (_ipvs, "the kernel has no IPVS (/proc/net/ip_vs is missing)"),
+    "openvswitch": (_openvswitch, "the kernel has no Open vSwitch datapath (weave fastdp needs module openvswitch)"),
+    "cilium-ebpf": (_cilium_ebpf, "cilium's datapath is the cilium agent's eBPF programs, which the lab cannot run"),
+}
+
+
+def require_buildable(model: str) -> None:
+    needs = model_info(model).needs
+    if needs is None:
+        return
+    probe, why = FEATURES[needs]
+    if not probe():
+        raise EnvironmentProblem(f"cannot build {model} here: {why}")
+    raise EnvironmentProblem(f"cannot build {model}: the kernel has {needs} but the lab has no builder for {model} yet")

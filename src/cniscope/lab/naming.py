@@ -1,0 +1,50 @@
+"""Names a lab gives to what it creates: namespaces, interfaces, MACs, paths.
+
+Only namespace names and files are global, so they carry the lab's prefix.
+Interface names stay real (eth0, kube-bridge, veth<8 hex>, cali<11 hex>) and
+are derived from the pod name, so identical labs get identical interfaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from pathlib import Path
+
+NS_PREFIX = "cnl-"
+STATE_ROOT = Path(os.environ.get("CNISCOPE_LAB_ROOT", "/run/cniscope/labs"))
+UNDERLAY = "underlay"
+
+
+def ns_name(lab: str, member: str) -> str:
+    """Namespace of a node, pod or the underlay: cnl-<lab>-<member>."""
+    return f"{NS_PREFIX}{lab}-{member}"
+
+
+def lab_prefix(lab: str) -> str:
+    return f"{NS_PREFIX}{lab}-"
+
+
+def state_dir(lab: str) -> Path:
+    return STATE_ROOT / lab
+
+
+def veth_name(pod: str) -> str:
+    """Host side of a pod's veth, as the CNI bridge plugin names it: veth + 8 hex."""
+    return "veth" + hashlib.sha256(pod.encode()).hexdigest()[:8]
+
+
+def cali_name(pod: str) -> str:
+    """Calico's host-side name: cali + the first 11 hex of sha1(workload id)."""
+    return "cali" + hashlib.sha1(pod.encode()).hexdigest()[:11]
+
+
+def underlay_port(index: int) -> str:
+    return f"port{index}"
+
+
+def vtep_mac(node_ip: str, first_octets: str) -> str:
+    """A stable locally administered MAC for a node's VXLAN device, from its IP."""
+    octets = ipaddress.ip_address(node_ip).packed
+    return first_octets + ":" + ":".join(f"{b:02x}" for b in octets)

@@ -1,0 +1,182 @@
+"""Lab state on disk, teardown and the reaper.
+
+Each lab has a state dir (/run/cniscope/labs/<name>/) with state.json: its
+spec, owner (pid and start time, so a reused pid is not mistaken for the
+owner), namespaces and daemon pids. The state is written *before* anything
+is created, so a lab interrupted half-way is still known and removable.
+
+Teardown: kill every process inside the lab's namespaces (found through
+/proc/<pid>/ns/net, by exact namespace), wait for them to go, then delete
+each namespace by its exact name. A namespace deleted while a process still
+runs in it would lose its name but stay alive, hence the order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cniscope.errors import InputError
+from cniscope.lab.naming import STATE_ROOT, state_dir
+from cniscope.lab.spec import Fault, LabSpec, Node, Pod, Service
+
+NETNS_DIR = Path("/run/netns")
+
+
+@dataclass
+class LabState:
+    spec: LabSpec
+    owner: int
+    owner_start: int | None
+    namespaces: list[str]
+    pids: dict[str, int] = field(default_factory=dict)
+    up_seconds: float | None = None
+    converge_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dir(self) -> Path:
+        return state_dir(self.name)
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "state.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(self.dir / "state.json")
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot; None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owner_alive(state: LabState) -> bool:
+    start = process_start(state.owner)
+    return start is not None and (state.owner_start is None or start == state.owner_start)
+
+
+def _spec_from(data: dict) -> LabSpec:
+    return LabSpec(
+        name=data["name"],
+        model=data["model"],
+        nodes=tuple(Node(**n) for n in data["nodes"]),
+        pods=tuple(Pod(**p) for p in data["pods"]),
+        services=tuple(Service(**{**s, "pods": tuple(s["pods"])}) for s in data["services"]),
+        faults=tuple(Fault(**f) for f in data["faults"]),
+    )
+
+
+def load(name: str) -> LabState:
+    path = state_dir(name) / "state.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"no lab named {name!r} (see cniscope lab list)") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable lab state: {exc}") from exc
+    return LabState(
+        spec=_spec_from(data["spec"]),
+        owner=data["owner"],
+        owner_start=data.get("owner_start"),
+        namespaces=data["namespaces"],
+        pids=data.get("pids", {}),
+        up_seconds=data.get("up_seconds"),
+        converge_seconds=data.get("converge_seconds"),
+    )
+
+
+def list_labs() -> list[LabState]:
+    if not STATE_ROOT.is_dir():
+        return []
+    states = []
+    for path in sorted(STATE_ROOT.iterdir()):
+        if (path / "state.json").exists():
+            try:
+                states.append(load(path.name))
+            except InputError:
+                continue  # being written by its owner, or damaged: list the rest
+    return states
+
+
+def _netns_inode(name: str) -> int | None:
+    try:
+        return (NETNS_DIR / name).stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def pids_in(namespaces: list[str]) -> list[int]:
+    """Live processes whose network namespace is one of `namespaces` (exact names)."""
+    inodes = {ino for ino in (_netns_inode(n) for n in namespaces) if ino is not None}
+    if not inodes:
+        return []
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
+                found.append(int(entry.name))
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def kill_and_wait(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """SIGKILL each pid and wait until it is gone (or a zombie); return the ones still alive."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + timeout
+    alive = [pid for pid in pids if not _gone(pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+        alive = [pid for pid in alive if not _gone(pid)]
+    return alive
+
+
+def teardown(state: LabState) -> list[str]:
+    """Remove everything of the lab; return what could not be removed (empty when clean)."""
+    problems = []
+    alive = kill_and_wait(pids_in(state.namespaces))
+    problems += [f"pid {pid} survived SIGKILL" for pid in alive]
+    present = [n for n in state.namespaces if (NETNS_DIR / n).exists()]
+    if present:
+        result = subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in present),
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            problems.append(f"ip netns del: {result.stderr.strip()}")
+    shutil.rmtree(state.dir, ignore_errors=True)
+    return problems
+
+
+def reap() -> list[str]:
+    """Tear down every lab whose owner process is gone; return their names."""
+    reaped = []
+    for state in list_labs():
+        if not owner_alive(state):
+            teardown(state)
+            reaped.append(state.name)
+    return reaped
