@@ -1,0 +1,191 @@
+"""Write the packet table for people and tools: `cniscope read --format table|json|csv|parquet`.
+
+- table: the useful columns for reading by eye, addresses as dotted text, MACs
+  as colon text, TCP flags as tcpdump's letters, time as UTC HH:MM:SS.ffffff
+  (rich when writing to a terminal, plain aligned text otherwise).
+- json: JSON Lines, one object per row with every column of the schema (see
+  cniscope.packets.schema), null where the column is null. IPv4 addresses
+  (`src`, `dst`, `outer_*`, `quoted_*`, `arp_*pa`) and MACs are text, every
+  other value as in the table.
+- csv: the same columns and values as json, with a header line.
+- parquet: the table exactly as the schema declares it (addresses as integers),
+  written batch by batch (`stream_parquet`), so inputs larger than memory work.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import TextIO
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from cniscope.packets.schema import DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
+from cniscope.sources import InputInfo, InputSpec, iter_tables
+
+IP4_COLUMNS = ("outer_src", "outer_dst", "src", "dst", "quoted_src", "quoted_dst", "arp_spa", "arp_tpa")
+MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha")
+TABLE_ROWS_RICH = 5000  # above this a terminal gets the plain layout: rich measures every cell first
+
+
+
+def ip4_expr(name: str) -> pl.Expr:
+    col = pl.col(name).cast(pl.Int64)
+    return pl.concat_str([(col // (1 << s) % 256).cast(pl.Utf8) for s in (24, 16, 8, 0)], separator=".").alias(name)
+
+
+def _mapped(series: pl.Series, text: Callable[[int], str | None]) -> pl.Series:
+    """Format a column through its distinct values (MACs, flags: few distinct, many rows)."""
+    keys = series.drop_nulls().unique().to_list()
+    return series.replace_strict(keys, [text(k) for k in keys], default=None, return_dtype=pl.Utf8)
+
+
+def textual(table: pl.DataFrame) -> pl.DataFrame:
+    """Every column, with IPv4 addresses and MACs as text (json and csv)."""
+    table = table.with_columns([ip4_expr(name) for name in IP4_COLUMNS])
+    return table.with_columns([_mapped(table[name], mac_text).alias(name) for name in MAC_COLUMNS])
+
+
+def readable(table: pl.DataFrame) -> pl.DataFrame:
+    """The columns of the `table` format, as text."""
+    src = ip4_expr("src")
+    dst = ip4_expr("dst")
+    sport = pl.col("sport").cast(pl.Utf8)
+    dport = pl.col("dport").cast(pl.Utf8)
+    ts = pl.col("ts")
+    seconds = (ts // 1_000_000_000) % 86400
+    time = pl.concat_str([
+        (seconds // 3600).cast(pl.Utf8).str.zfill(2), pl.lit(":"),
+        (seconds // 60 % 60).cast(pl.Utf8).str.zfill(2), pl.lit(":"),
+        (seconds % 60).cast(pl.Utf8).str.zfill(2), pl.lit("."),
+        (ts % 1_000_000_000 // 1000).cast(pl.Utf8).str.zfill(6),
+    ])
+    proto = (
+        pl.when(pl.col("arp_op").is_not_null()).then(pl.lit("ARP"))
+        .when(pl.col("proto") == 6).then(pl.lit("TCP"))
+        .when(pl.col("proto") == 17).then(pl.lit("UDP"))
+        .when(pl.col("proto") == 1).then(pl.lit("ICMP"))
+        .when(pl.col("proto") == 58).then(pl.lit("ICMP6"))
+        .otherwise(pl.col("proto").cast(pl.Utf8))
+    )
+    host_src = pl.coalesce(src, pl.col("src6"), ip4_expr("arp_spa"))
+    host_dst = pl.coalesce(dst, pl.col("dst6"), ip4_expr("arp_tpa"))
+    detail = (
+        pl.when(pl.col("proto") == 6).then(pl.concat_str([pl.lit("seq "), pl.col("seq").cast(pl.Utf8),
+                                                          pl.lit(" ack "), pl.col("ack").cast(pl.Utf8)], ignore_nulls=True))
+        .when(pl.col("icmp_type").is_not_null()).then(pl.concat_str([pl.lit("type "), pl.col("icmp_type").cast(pl.Utf8),
+                                                                     pl.lit(" code "), pl.col("icmp_code").cast(pl.Utf8)]))
+        .when(pl.col("dns_id").is_not_null()).then(pl.concat_str([pl.lit("dns "), pl.col("dns_id").cast(pl.Utf8)]))
+    )
+    detail = pl.coalesce(pl.concat_str([pl.lit("error: "), pl.col("error")]), pl.col("info"), detail)
+    out = table.select(
+        pl.col("frame").cast(pl.Utf8).alias("frame"),
+        pl.col("node"),
+        pl.col("iface"),
+        pl.col("direction").replace_strict({int(k): v for k, v in DIRECTION_LABELS.items()}, default=None,
+                                           return_dtype=pl.Utf8).alias("dir"),
+        time.alias("time"),
+        proto.alias("proto"),
+        pl.concat_str([host_src, sport], separator=":", ignore_nulls=True).alias("source"),
+        pl.concat_str([host_dst, dport], separator=":", ignore_nulls=True).alias("destination"),
+        pl.col("tcp_flags").alias("flags"),
+        detail.alias("detail"),
+        pl.col("payload_len").cast(pl.Utf8).alias("len"),
+        pl.col("tunnel").replace_strict({int(t): ("" if t is Tunnel.NONE else t.label) for t in Tunnel}, default=None,
+                                        return_dtype=pl.Utf8).alias("tunnel"),
+    )
+    return out.with_columns(_mapped(out["flags"], tcp_flags_text).alias("flags")).fill_null("")
+
+
+def write(table: pl.DataFrame, fmt: str, output: str | None) -> None:
+    """Write the whole table in `fmt` (table, json, csv) to `output`, or standard output when None."""
+    if output is None:
+        _write_to(table, fmt, sys.stdout, sys.stdout.isatty())
+        return
+    with open(output, "w", encoding="utf-8", newline="") as stream:
+        _write_to(table, fmt, stream, False)
+
+
+def _write_to(table: pl.DataFrame, fmt: str, stream: TextIO, terminal: bool) -> None:
+    if fmt == "json":
+        stream.write(textual(table).write_ndjson())
+    elif fmt == "csv":
+        stream.write(textual(table).write_csv())
+    elif fmt == "table":
+        rows = readable(table)
+        if terminal and rows.height <= TABLE_ROWS_RICH:
+            _rich(rows, stream)
+        else:
+            stream.write(plain(rows))
+    else:
+        raise ValueError(f"unknown table format {fmt!r}")
+
+
+def _shown(rows: pl.DataFrame) -> list[str]:
+    """The columns with something in them (all of them when there are no rows)."""
+    return [c for c in rows.columns if rows.height == 0 or rows[c].str.len_chars().max()]
+
+
+def plain(rows: pl.DataFrame) -> str:
+    """Aligned columns, two spaces apart, empty columns left out."""
+    columns = _shown(rows)
+    widths = {c: max(len(c), rows[c].str.len_chars().max() or 0) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
+    padded = rows.select([pl.col(c).str.pad_end(widths[c]) for c in columns])
+    lines.extend(padded.select(pl.concat_str(columns, separator="  ").str.strip_chars_end()).to_series().to_list())
+    return "\n".join(lines) + "\n"
+
+
+def _rich(rows: pl.DataFrame, stream: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = _shown(rows)
+    view = Table(box=None, pad_edge=False)
+    for name in columns:
+        view.add_column(name, no_wrap=True, justify="right" if name in ("frame", "len") else "left")
+    for row in rows.select(columns).iter_rows():
+        view.add_row(*row)
+    Console(file=stream).print(view)
+
+
+def stream(specs: Iterable[InputSpec], fmt: str, output: str | None) -> list[InputInfo]:
+    """Read every input batch by batch into `fmt` (json or csv) at `output` (None: standard output)."""
+    if output is None:
+        return _stream_text(specs, fmt, sys.stdout)
+    with open(output, "w", encoding="utf-8", newline="") as target:
+        return _stream_text(specs, fmt, target)
+
+
+def _stream_text(specs: Iterable[InputSpec], fmt: str, target: TextIO) -> list[InputInfo]:
+    infos: list[InputInfo] = []
+    header = True
+    for info, table in _tables(specs, infos):
+        if fmt == "json":
+            target.write(textual(table).write_ndjson())
+        elif fmt == "csv":
+            target.write(textual(table).write_csv(include_header=header))
+            header = False
+        else:
+            raise ValueError(f"cannot stream format {fmt!r}")
+    if fmt == "csv" and header:
+        target.write(textual(empty()).write_csv())
+    return infos
+
+
+def _tables(specs: Iterable[InputSpec], infos: list[InputInfo]) -> Iterable[tuple[InputInfo, pl.DataFrame]]:
+    for index, spec in enumerate(specs):
+        info = InputInfo(index=index, name=spec.path, node=spec.node)
+        infos.append(info)
+        for table in iter_tables(spec, info):
+            yield info, table
+
+
+def stream_parquet(specs: Iterable[InputSpec], output: str) -> list[InputInfo]:
+    """Read every input batch by batch into one parquet file; never holds more than one batch."""
+    infos: list[InputInfo] = []
+    with pq.ParquetWriter(output, empty().to_arrow().schema) as writer:
+        for _, table in _tables(specs, infos):
+            writer.write_table(table.to_arrow())
+    return infos

@@ -1,0 +1,304 @@
+"""Open one input and pick its reader by content: pcap, pcapng or tcpdump text.
+
+Theory of operation: a plain file is mapped (zero copy; the OS pages it in and
+out, so files larger than memory work) and walked by the binary readers in
+bounded batches; each batch is decoded (`cniscope.packets.decode`) and the
+mapped pages behind it are handed back to the OS. Compressed files (gzip,
+zstd, xz, bzip2; recognised by their magic, not their name) and standard input
+cannot be mapped: a binary capture among them is first spooled to an unlinked
+temporary file and mapped from there, while text is streamed line by line.
+
+An input that cannot be opened at all (missing, a directory, no permission)
+raises `InputError`. One that opens but holds no capture (empty, unknown magic)
+and one damaged part-way gets a warning on its `InputInfo` and yields what could
+be read: the caller decides the exit code.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import mmap
+import os
+import stat
+import sys
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import BinaryIO
+
+import polars as pl
+import zstandard
+
+from cniscope.errors import InputError
+from cniscope.packets.schema import Clock
+from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng
+
+HEAD_LEN = 4096  # bytes looked at to tell text from binary
+CHUNK = 1 << 20
+PAGE = mmap.PAGESIZE
+
+# leading bytes -> (name, function wrapping a binary stream into a decompressing one)
+COMPRESSIONS: dict[bytes, tuple[str, Callable[[BinaryIO], BinaryIO]]] = {
+    b"\x1f\x8b": ("gzip", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
+    b"\x28\xb5\x2f\xfd": ("zstd", lambda raw: zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)),
+    b"\xfd7zXZ\x00": ("xz", lambda raw: lzma.LZMAFile(raw)),
+    b"BZh": ("bzip2", lambda raw: bz2.BZ2File(raw)),
+}
+# what a damaged compressed stream raises while being read
+DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, OSError, lzma.LZMAError, zstandard.ZstdError, ValueError)
+
+
+def sniff(head: bytes) -> str:
+    """The format of an uncompressed input from its first bytes: pcap, pcapng, text, empty or unknown."""
+    if not head:
+        return "empty"
+    if pcap.is_pcap(head):
+        return "pcap"
+    if pcapng.is_pcapng(head):
+        return "pcapng"
+    if _looks_like_text(head):
+        return "text"
+    return "unknown"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\0" in head:
+        return False
+    control = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+    return control * 20 <= len(head)
+
+
+def _compression(head: bytes) -> tuple[str, Callable[[BinaryIO], BinaryIO]] | None:
+    for magic, found in COMPRESSIONS.items():
+        if head.startswith(magic):
+            return found
+    return None
+
+
+def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+    """Yield the packet table of one input in batches of at most `batch_size` rows."""
+    with ExitStack() as stack:
+        raw = _open(spec, stack)
+        head = _read_head(raw)
+        compression = _compression(head)
+        if compression is None and spec.path != "-" and sniff(head) in ("pcap", "pcapng"):
+            yield from _binary(sniff(head), _map(raw, stack), spec, info, batch_size)
+            return
+        stream: BinaryIO = _Prefixed(head, raw)
+        if compression is not None:
+            name, wrap = compression
+            counted = _Counting(stream)
+            stream = _Guarded(wrap(counted), counted, name, info)
+            head = _read_head(stream)
+            stream = _Prefixed(head, stream)
+        kind = sniff(head)
+        if kind in ("pcap", "pcapng"):
+            spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
+            _copy(stream, spool)
+            yield from _binary(kind, _map(spool, stack), spec, info, batch_size)
+        elif kind == "text":
+            yield from _text(stream, spec, info, batch_size)
+        elif kind == "empty":
+            info.warn("", "empty input: no capture in it")
+        else:
+            info.warn("byte 0", f"not a capture: starts with {head[:8].hex(' ')}; expected pcap (d4 c3 b2 a1 ...), "
+                                "pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, bzip2)")
+
+
+def _open(spec: InputSpec, stack: ExitStack) -> BinaryIO:
+    if spec.path == "-":
+        return sys.stdin.buffer
+    try:
+        mode = os.stat(spec.path).st_mode
+    except OSError as exc:
+        raise InputError(f"{spec.path}: cannot read it: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{spec.path}: is a directory; give the capture files in it")
+    try:
+        return stack.enter_context(open(spec.path, "rb"))
+    except OSError as exc:
+        raise InputError(f"{spec.path}: cannot read it: {exc.strerror}") from None
+
+
+def _read_head(stream: BinaryIO) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while size < HEAD_LEN:
+        part = stream.read(HEAD_LEN - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def _map(file: BinaryIO, stack: ExitStack) -> memoryview:
+    """The whole file, mapped read-only (an empty file maps to an empty view)."""
+    file.flush()
+    size = os.fstat(file.fileno()).st_size
+    if size == 0:
+        return memoryview(b"")
+    mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    stack.callback(_MappedPages(mapped).close)
+    return memoryview(mapped)
+
+
+def _copy(source: BinaryIO, target: BinaryIO) -> None:
+    while chunk := source.read(CHUNK):
+        target.write(chunk)
+
+
+class _MappedPages:
+    """Closes a mapping once nothing points into it any more (numpy arrays may still)."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self.mapped = mapped
+
+    def close(self) -> None:
+        try:
+            self.mapped.close()
+        except BufferError:  # a FrameBatch still holds it; the mapping goes with its last reference
+            pass
+
+
+def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+    from cniscope.packets.decode import decode_batch
+
+    info.format = kind
+    info.clock = Clock.EPOCH
+    release = _Releaser(buf)
+    if kind == "pcap":
+        batches = pcap.iter_batches(buf, info, batch_size)
+        comments: dict[int, str] = {}
+    else:
+        reader = pcapng.Reader(buf, info, batch_size)
+        batches = reader.batches()
+        comments = reader.comments
+    for batch in batches:
+        table = _finish(decode_batch(batch, info.index), batch, spec, info, comments)
+        release.before(int(batch.offset[-1]))
+        info.packets += table.height
+        yield table
+
+
+def _finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
+            comments: dict[int, str]) -> pl.DataFrame:
+    """Tag rows with their input and node; nulls for what the file did not hold."""
+    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
+    if spec.node is not None:
+        columns.append(pl.col("node").fill_null(spec.node))
+    if (batch.ts == pcapng.NO_TS).any():
+        columns.append(pl.when(pl.col("ts") == pcapng.NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
+    if comments:  # pcapng packet comments become the row's info when decode left it empty
+        frames, texts = list(comments), list(comments.values())
+        comment = pl.col("frame").cast(pl.Int64).replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
+        columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
+        comments.clear()
+    return table.with_columns(columns)
+
+
+class _Releaser:
+    """Hands the mapped pages already decoded back to the OS, so a file larger than memory streams."""
+
+    def __init__(self, buf: memoryview) -> None:
+        self.mapped = buf.obj if isinstance(buf.obj, mmap.mmap) else None
+        self.done = 0
+
+    def before(self, offset: int) -> None:
+        upto = offset // PAGE * PAGE
+        if self.mapped is not None and upto > self.done:
+            self.mapped.madvise(mmap.MADV_DONTNEED, self.done, upto - self.done)
+            self.done = upto
+
+
+def _text(stream: BinaryIO, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+    from cniscope.sources import tcpdump_text
+
+    info.format = "text"
+    lines = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding="utf-8", errors="replace")
+    for table in tcpdump_text.iter_tables(lines, info, batch_size):
+        columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
+        if spec.node is not None:
+            columns.append(pl.col("node").fill_null(spec.node))
+        table = table.with_columns(columns)
+        info.packets += table.height
+        yield table
+
+
+# --- byte streams ------------------------------------------------------------------
+
+
+class _Raw(io.RawIOBase):
+    """Any object with read(n) as a raw stream, for io.BufferedReader."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Prefixed:
+    """`head` (already read) followed by the rest of `rest`."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head = head
+        self.rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            part = self.head if size < 0 else self.head[:size]
+            self.head = self.head[len(part):]
+            return part
+        return self.rest.read(size)
+
+
+class _Counting:
+    """Counts the (compressed) bytes read, to say where a damaged stream broke."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class _Guarded:
+    """A decompressing stream that ends, with a warning, where the compressed data is damaged."""
+
+    def __init__(self, source: BinaryIO, counted: _Counting, name: str, info: InputInfo) -> None:
+        self.source = source
+        self.counted = counted
+        self.name = name
+        self.info = info
+        self.done = False
+        self.out = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.done:
+            return b""
+        try:
+            data = self.source.read(size)
+        except DECOMPRESS_ERRORS as exc:
+            self.done = True
+            self.info.warn(f"byte {self.counted.count}", f"{self.name} data damaged ({exc}); kept the "
+                                                          f"{self.out} bytes decompressed before it")
+            return b""
+        self.out += len(data)
+        return data
+

@@ -1,0 +1,138 @@
+"""Classic pcap: find the records of a mapped file, in bounded batches.
+
+Theory of operation: the file is mapped, never copied. A Python loop walks the
+16-byte record headers, reading only each caplen (the one sequential step),
+into an int64 offset array for a window of at most `batch_size` records; numpy
+then gathers the other header fields of the whole window at once. Damage (a
+cut header or packet, an absurd caplen) ends the walk: every record before it
+is yielded, and a warning names the byte where it broke.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cniscope.sources import FrameBatch, InputInfo
+
+HEADER_LEN = 24
+RECORD_LEN = 16
+MAX_CAPLEN = 256 * 1024  # libpcap's largest snaplen; a caplen above it is damage, not data
+
+# magic as read little-endian -> (byte order, ticks per second of the sub-second field)
+MAGICS: dict[int, tuple[str, int]] = {
+    0xA1B2C3D4: ("<", 1_000_000),
+    0xA1B23C4D: ("<", 1_000_000_000),
+    0xD4C3B2A1: (">", 1_000_000),
+    0x4D3CB2A1: (">", 1_000_000_000),
+}
+
+
+@dataclass(frozen=True)
+class Header:
+    byteorder: str  # "<" or ">"
+    ticks: int  # sub-second units per second: 1e6 (usec magic) or 1e9 (nsec magic)
+    snaplen: int
+    linktype: int
+
+
+def is_pcap(head: bytes) -> bool:
+    return len(head) >= 4 and struct.unpack_from("<I", head)[0] in MAGICS
+
+
+def parse_header(buf: Sequence[int] | bytes | memoryview) -> Header | None:
+    """The file header, or None when `buf` is too short or the magic is not pcap's."""
+    if len(buf) < HEADER_LEN:
+        return None
+    magic = struct.unpack_from("<I", buf)[0]
+    if magic not in MAGICS:
+        return None
+    order, ticks = MAGICS[magic]
+    snaplen, network = struct.unpack_from(order + "II", buf, 16)
+    # the top bits of the link-type field carry FCS information, not the type
+    return Header(byteorder=order, ticks=ticks, snaplen=snaplen, linktype=network & 0xFFFF)
+
+
+def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
+    """Yield the records of a whole pcap file held in `buf` (usually a mapped file)."""
+    end = len(buf)
+    header = parse_header(buf)
+    if header is None:
+        if end < HEADER_LEN and is_pcap(bytes(buf[:4])):
+            info.warn("byte 0", f"pcap file header cut short: {end} of {HEADER_LEN} bytes")
+        else:
+            info.warn("byte 0", "not a pcap file (bad magic)")
+        return
+    data = np.frombuffer(buf, dtype=np.uint8)
+    record = np.dtype([("sec", header.byteorder + "u4"), ("sub", header.byteorder + "u4"),
+                       ("caplen", header.byteorder + "u4"), ("wirelen", header.byteorder + "u4")])
+    caplen_at = struct.Struct(header.byteorder + "I").unpack_from
+    pos = HEADER_LEN
+    first = 0
+    while True:
+        offsets: list[int] = []
+        append = offsets.append
+        damage = ""
+        while len(offsets) < batch_size:
+            if pos + RECORD_LEN > end:
+                if pos < end:
+                    damage = f"record header cut short: {end - pos} of {RECORD_LEN} bytes"
+                break
+            (caplen,) = caplen_at(buf, pos + 8)
+            if caplen > MAX_CAPLEN:
+                damage = f"absurd captured length {caplen} (more than {MAX_CAPLEN})"
+                break
+            if pos + RECORD_LEN + caplen > end:
+                damage = f"packet cut short: {end - pos - RECORD_LEN} of {caplen} captured bytes"
+                break
+            append(pos)
+            pos += RECORD_LEN + caplen
+        if offsets:
+            yield _batch(data, np.array(offsets, dtype=np.int64), record, header, first)
+            first += len(offsets)
+        if damage:
+            info.warn(f"byte {pos}", f"{damage}; kept the {first} packets before it")
+            return
+        if pos >= end:
+            return
+
+
+def _batch(data: np.ndarray, starts: np.ndarray, record: np.dtype, header: Header, first: int) -> FrameBatch:
+    n = len(starts)
+    window = np.ndarray(shape=(len(data) - RECORD_LEN + 1,), dtype=f"V{RECORD_LEN}", buffer=data, strides=(1,))
+    fields = window[starts].view(record)
+    sub = fields["sub"].astype(np.int64)
+    if header.ticks == 1_000_000:
+        sub *= 1000
+    return FrameBatch(
+        data=data,
+        offset=starts + RECORD_LEN,
+        caplen=fields["caplen"].astype(np.uint32),
+        wirelen=fields["wirelen"].astype(np.uint32),
+        ts=fields["sec"].astype(np.int64) * 1_000_000_000 + sub,
+        linktype=np.full(n, header.linktype, dtype=np.uint16),
+        iface=np.full(n, -1, dtype=np.int32),
+        iface_names=[],
+        node=np.full(n, -1, dtype=np.int32),
+        node_names=[],
+        direction=np.full(n, -1, dtype=np.int16),
+        first_frame=first,
+    )
+
+
+def encode(frames: Sequence[bytes], ts_ns: Sequence[int], linktype: int, *, nanos: bool = False,
+           byteorder: str = "<", snaplen: int = 262144, wirelens: Sequence[int] | None = None) -> bytes:
+    """A pcap file holding `frames` (for tests and generated captures; frames longer than snaplen are cut)."""
+    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
+    ticks = 1_000_000_000 if nanos else 1_000_000
+    parts = [struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    for i, (frame, ts) in enumerate(zip(frames, ts_ns, strict=True)):
+        sec, ns = divmod(ts, 1_000_000_000)
+        cut = frame[:snaplen]
+        wirelen = len(frame) if wirelens is None else wirelens[i]
+        parts.append(struct.pack(byteorder + "IIII", sec, ns * ticks // 1_000_000_000, len(cut), wirelen))
+        parts.append(cut)
+    return b"".join(parts)

@@ -1,0 +1,410 @@
+"""pcapng: find the packets of a mapped file, with their interface, node and direction.
+
+Theory of operation: a Python loop walks the block headers (type, length),
+remembering section and interface blocks as they come and only the offset of
+each packet block, for a window of at most `batch_size` packets; numpy then
+gathers and checks the packet fields of the whole window at once. Options are
+parsed in Python only for the packet blocks that carry any (their length says
+so). A batch never spans two sections, so it has one byte order.
+
+Blocks read: section header (SHB; each section has its own byte order and its
+own interface numbering), interface description (IDB: link type, snaplen,
+`if_name`, `if_description`, `if_tsresol` in both its base-10 and base-2 forms,
+`if_tsoffset`), enhanced packet (EPB: `epb_flags` direction and reception type,
+`opt_comment`), simple packet (SPB: interface 0, no timestamp, captured length
+clipped to the snaplen), obsolete packet block (type 2). Name resolution,
+statistics and every other block are skipped by their length.
+
+Node convention (shared with `cniscope capture`, which writes one section per
+node): the node a section was captured on is named by an `shb_comment` option
+of its SHB holding `node=<name>`. An interface's `if_description` may hold the
+same `node=<name>` and then wins for that interface's packets. Packets of a
+section without it have no node (the input's `node=` tag fills it later).
+
+Damage (a block whose length is not a multiple of 4 or runs past the end, a
+trailing length that disagrees with the leading one, a captured length longer
+than its block or above 256 KiB, a packet naming an interface never described,
+a cut block) ends the walk: every packet before it is yielded, and a warning
+names the byte where it broke.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cniscope.packets.schema import Direction
+from cniscope.sources import FrameBatch, InputInfo
+
+SHB = 0x0A0D0D0A
+IDB = 0x00000001
+OPB = 0x00000002  # obsolete packet block, still written by old tools
+SPB = 0x00000003
+EPB = 0x00000006
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+MAX_CAPLEN = 256 * 1024
+NO_TS = np.iinfo(np.int64).min  # ts of simple packet blocks, which carry none
+
+# option codes
+OPT_END, OPT_COMMENT = 0, 1
+IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_TSOFFSET = 2, 3, 9, 14
+EPB_FLAGS = 2
+
+# epb_flags reception type (bits 2-4) -> direction, for inbound packets (bits 0-1 == 1)
+RECEPTION_DIRECTION = {2: Direction.MULTICAST, 3: Direction.BROADCAST, 4: Direction.OTHERHOST}
+
+# the fields gathered for every EPB of a window, after the 8-byte block header
+EPB_FIELDS = [("iface", "u4"), ("ts_high", "u4"), ("ts_low", "u4"), ("caplen", "u4"), ("wirelen", "u4")]
+
+
+def is_pcapng(head: bytes) -> bool:
+    return len(head) >= 4 and struct.unpack_from("<I", head)[0] == SHB
+
+
+@dataclass
+class Interface:
+    linktype: int
+    snaplen: int
+    name: str | None = None
+    node: str | None = None
+    tsresol_num: int = 1  # ts unit = num / den seconds
+    tsresol_den: int = 1_000_000
+    tsoffset: int = 0  # seconds
+
+
+@dataclass
+class Section:
+    byteorder: str
+    node: str | None = None
+    interfaces: list[Interface] = field(default_factory=list)
+    iface_base: int = 0  # index of interface 0 of this section in the input's iface list
+
+
+@dataclass
+class _Window:
+    """Packet blocks found in one section, not yet gathered."""
+
+    epb: list[int] = field(default_factory=list)  # block offsets of EPB/OPB
+    spb: list[int] = field(default_factory=list)  # block offsets of SPB
+    order: list[int] = field(default_factory=list)  # frame order: >= 0 EPB index, < 0 ~SPB index
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class _Damage(Exception):
+    def __init__(self, pos: int, message: str) -> None:
+        super().__init__(message)
+        self.pos = pos
+        self.message = message
+
+
+def _options(buf: memoryview, start: int, stop: int, order: str) -> Iterator[tuple[int, bytes]]:
+    """(code, value) of the options between start and stop; stops quietly at a malformed one."""
+    pos = start
+    while pos + 4 <= stop:
+        code, length = struct.unpack_from(order + "HH", buf, pos)
+        if code == OPT_END:
+            return
+        value_end = pos + 4 + length
+        if value_end > stop:
+            return
+        yield code, bytes(buf[pos + 4:value_end])
+        pos += 4 + ((length + 3) & ~3)
+
+
+def _text(value: bytes) -> str:
+    return value.rstrip(b"\0").decode("utf-8", errors="replace")
+
+
+def _node_of(value: bytes) -> str | None:
+    text = _text(value).strip()
+    if text.startswith("node="):
+        return text[5:].strip() or None
+    return None
+
+
+class Reader:
+    """Walks one pcapng file; `iter_batches` drives it."""
+
+    def __init__(self, buf: memoryview, info: InputInfo, batch_size: int) -> None:
+        self.buf = buf
+        self.data = np.frombuffer(buf, dtype=np.uint8)
+        self.info = info
+        self.batch_size = batch_size
+        self.end = len(buf)
+        self.section: Section | None = None
+        self.iface_names: list[str | None] = []
+        self.iface_nodes: list[str | None] = []  # node of each global interface (section's or its own)
+        self.node_names: list[str | None] = []
+        self.first = 0
+        self.comments: dict[int, str] = {}
+
+    def batches(self) -> Iterator[FrameBatch]:
+        pos = 0
+        window = _Window()
+        try:
+            while pos < self.end:
+                if pos + 12 > self.end:
+                    raise _Damage(pos, f"block header cut short: {self.end - pos} of 12 bytes")
+                if self.section is None or struct.unpack_from("<I", self.buf, pos)[0] == SHB:
+                    full, window = window, _Window()
+                    yield from self._flush(full)
+                    pos = self._section_header(pos)
+                    continue
+                pos = self._walk(pos, window)
+                if len(window) >= self.batch_size:
+                    full, window = window, _Window()
+                    yield from self._flush(full)
+            yield from self._flush(window)
+        except _Damage as damage:
+            first = damage
+            try:  # the packets walked before the damage may hold an earlier one
+                yield from self._flush(window)
+            except _Damage as earlier:
+                first = earlier
+            self.info.warn(f"byte {first.pos}", f"{first.message}; kept the {self.first} packets before it")
+
+    def _section_header(self, pos: int) -> int:
+        """Read the SHB at pos; return the position after it."""
+        if struct.unpack_from("<I", self.buf, pos)[0] != SHB:
+            raise _Damage(pos, "expected a section header block")
+        magic = struct.unpack_from("<I", self.buf, pos + 8)[0]
+        if magic == BYTE_ORDER_MAGIC:
+            order = "<"
+        elif magic == 0x4D3C2B1A:
+            order = ">"
+        else:
+            raise _Damage(pos, f"section header with unknown byte-order magic 0x{magic:08x}")
+        length = self._block_length(pos, order)
+        if length < 28:
+            raise _Damage(pos, f"section header block of {length} bytes (at least 28 expected)")
+        major = struct.unpack_from(order + "H", self.buf, pos + 12)[0]
+        if major != 1:
+            raise _Damage(pos, f"pcapng version {major} (only 1 is known)")
+        node = None
+        for code, value in _options(self.buf, pos + 24, pos + length - 4, order):
+            if code == OPT_COMMENT:
+                node = _node_of(value) or node
+        self.section = Section(byteorder=order, node=node, iface_base=len(self.iface_names))
+        return pos + length
+
+    def _block_length(self, pos: int, order: str) -> int:
+        length = struct.unpack_from(order + "I", self.buf, pos + 4)[0]
+        if length < 12 or length & 3:
+            raise _Damage(pos, f"block length {length} (a multiple of 4, at least 12 expected)")
+        if pos + length > self.end:
+            raise _Damage(pos, f"block of {length} bytes runs past the end of the file ({self.end - pos} left)")
+        trailing = struct.unpack_from(order + "I", self.buf, pos + length - 4)[0]
+        if trailing != length:
+            raise _Damage(pos, f"block lengths disagree: {length} at the start, {trailing} at the end")
+        return length
+
+    def _walk(self, pos: int, window: _Window) -> int:
+        """Walk blocks of the current section from pos until a batch is full or a new section starts."""
+        assert self.section is not None
+        buf, end, order = self.buf, self.end, self.section.byteorder
+        head = struct.Struct(order + "II").unpack_from
+        epb, spb, frames = window.epb, window.spb, window.order
+        limit = self.batch_size
+        while pos + 12 <= end and len(frames) < limit:
+            kind, length = head(buf, pos)
+            if kind == SHB:
+                return pos
+            if length < 12 or length & 3 or pos + length > end:
+                self._block_length(pos, order)  # raises with the reason
+            if kind == EPB or kind == OPB:
+                if length < 32:
+                    raise _Damage(pos, f"packet block of {length} bytes (at least 32 expected)")
+                frames.append(len(epb))
+                epb.append(pos)
+            elif kind == SPB:
+                if length < 16:
+                    raise _Damage(pos, f"simple packet block of {length} bytes (at least 16 expected)")
+                frames.append(~len(spb))
+                spb.append(pos)
+            elif kind == IDB:
+                self._interface(pos, self._block_length(pos, order))
+            else:
+                self._block_length(pos, order)
+            pos += length
+        if pos < end and pos + 12 > end:
+            raise _Damage(pos, f"block header cut short: {end - pos} of 12 bytes")
+        return pos
+
+    def _interface(self, pos: int, length: int) -> None:
+        assert self.section is not None
+        order = self.section.byteorder
+        if length < 20:
+            raise _Damage(pos, f"interface block of {length} bytes (at least 20 expected)")
+        linktype, snaplen = struct.unpack_from(order + "HxxI", self.buf, pos + 8)
+        iface = Interface(linktype=linktype, snaplen=snaplen)
+        for code, value in _options(self.buf, pos + 16, pos + length - 4, order):
+            if code == IF_NAME:
+                iface.name = _text(value)
+            elif code == IF_DESCRIPTION:
+                iface.node = _node_of(value) or iface.node
+            elif code == IF_TSRESOL and value:
+                exponent = value[0] & 0x7F
+                if value[0] & 0x80:
+                    iface.tsresol_num, iface.tsresol_den = 1, 2**exponent
+                else:
+                    iface.tsresol_num, iface.tsresol_den = 1, 10**exponent
+            elif code == IF_TSOFFSET and len(value) == 8:
+                iface.tsoffset = struct.unpack_from(order + "q", value)[0]
+        self.section.interfaces.append(iface)
+        self.iface_names.append(iface.name)
+        self.iface_nodes.append(iface.node or self.section.node)
+
+    def _flush(self, window: _Window) -> Iterator[FrameBatch]:
+        """Gather and check the window's packets; yield them up to the first damaged one, then raise."""
+        if not window:
+            return
+        assert self.section is not None
+        section, order, data = self.section, self.section.byteorder, self.data
+        epb = np.array(window.epb, dtype=np.int64)
+        spb = np.array(window.spb, dtype=np.int64)
+        is_epb = np.array(window.order, dtype=np.int64) >= 0
+        window.epb, window.spb, window.order = [], [], []  # flushed once, even when damage follows
+        n = len(is_epb)
+        block = np.empty(n, dtype=np.int64)
+        local = np.zeros(n, dtype=np.int64)
+        caplen = np.empty(n, dtype=np.int64)
+        wirelen = np.empty(n, dtype=np.int64)
+        ts_units = np.zeros(n, dtype=np.uint64)
+        length = np.empty(n, dtype=np.int64)
+        e_rows = np.flatnonzero(is_epb)
+        s_rows = np.flatnonzero(~is_epb)
+        u4 = np.dtype(order + "u4")
+        if len(epb):
+            f = _gather(data, epb, 28).view(np.dtype([("type", u4), ("length", u4)] + [(k, order + t) for k, t in EPB_FIELDS]))
+            block[e_rows] = epb
+            length[e_rows] = f["length"]
+            # the obsolete packet block has a 16-bit interface id and a 16-bit drop count
+            opb_iface = f["iface"] >> 16 if order == ">" else f["iface"] & 0xFFFF
+            local[e_rows] = np.where(f["type"] == OPB, opb_iface, f["iface"])
+            caplen[e_rows] = f["caplen"]
+            wirelen[e_rows] = f["wirelen"]
+            ts_units[e_rows] = (f["ts_high"].astype(np.uint64) << np.uint64(32)) | f["ts_low"].astype(np.uint64)
+        if len(spb):
+            f = _gather(data, spb, 12).view(np.dtype([("type", u4), ("length", u4), ("wirelen", u4)]))
+            block[s_rows] = spb
+            length[s_rows] = f["length"]
+            wirelen[s_rows] = f["wirelen"]
+            clip = np.minimum(wirelen[s_rows], length[s_rows] - 16)
+            snap0 = section.interfaces[0].snaplen if section.interfaces else 0
+            caplen[s_rows] = np.minimum(clip, snap0) if snap0 else clip
+        header = np.where(is_epb, 28, 12)
+        tail = _gather(data, block + length - 4, 4).view(u4).astype(np.int64)
+        bad = (tail != length) | (local >= len(section.interfaces)) | (caplen > MAX_CAPLEN) | (header + caplen + 4 > length)
+        good = int(np.argmax(bad)) if bad.any() else n
+        keep = slice(0, good)
+        yield from self._emit(block[keep], header[keep], local[keep], caplen[keep], wirelen[keep],
+                              ts_units[keep], length[keep], is_epb[keep])
+        if good < n:
+            raise _Damage(int(block[good]), self._reason(int(length[good]), int(tail[good]), int(local[good]),
+                                                         int(caplen[good]), section))
+
+    @staticmethod
+    def _reason(length: int, tail: int, local: int, caplen: int, section: Section) -> str:
+        if tail != length:
+            return f"block lengths disagree: {length} at the start, {tail} at the end"
+        if local >= len(section.interfaces):
+            return f"packet names interface {local}, but the section describes {len(section.interfaces)}"
+        if caplen > MAX_CAPLEN:
+            return f"absurd captured length {caplen} (more than {MAX_CAPLEN})"
+        return f"captured length {caplen} does not fit its block of {length} bytes"
+
+    def _emit(self, block: np.ndarray, header: np.ndarray, local: np.ndarray, caplen: np.ndarray,
+              wirelen: np.ndarray, ts_units: np.ndarray, length: np.ndarray, is_epb: np.ndarray) -> Iterator[FrameBatch]:
+        n = len(block)
+        if n == 0:
+            return
+        section = self.section
+        assert section is not None
+        ifaces = section.interfaces
+        linktypes = np.array([i.linktype for i in ifaces], dtype=np.uint16)
+        ts = np.full(n, NO_TS, dtype=np.int64)
+        for k, iface in enumerate(ifaces):
+            rows = (local == k) & is_epb
+            if rows.any():
+                ts[rows] = _to_ns(ts_units[rows], iface)
+        direction = np.full(n, -1, dtype=np.int16)
+        comments: dict[int, str] = {}
+        # EPBs whose block is longer than header + padded data + trailer carry options
+        padded = (caplen + 3) & ~3
+        with_options = np.flatnonzero(is_epb & (length > header + padded + 4))
+        for row in with_options.tolist():
+            start = int(block[row] + header[row] + padded[row])
+            for code, value in _options(self.buf, start, int(block[row] + length[row] - 4), section.byteorder):
+                if code == EPB_FLAGS and len(value) == 4:
+                    flags = struct.unpack_from(section.byteorder + "I", value)[0]
+                    direction[row] = _direction(flags)
+                elif code == OPT_COMMENT:
+                    comments[self.first + row] = _text(value)
+        global_iface = (local + section.iface_base).astype(np.int32)
+        node_index = {name: i for i, name in enumerate(self.node_names)}
+        iface_node = np.full(len(self.iface_nodes), -1, dtype=np.int32)
+        for g, name in enumerate(self.iface_nodes):
+            if name is not None:
+                if name not in node_index:
+                    node_index[name] = len(self.node_names)
+                    self.node_names.append(name)
+                iface_node[g] = node_index[name]
+        self.comments.update(comments)
+        batch = FrameBatch(
+            data=self.data,
+            offset=block + header,
+            caplen=caplen.astype(np.uint32),
+            wirelen=wirelen.astype(np.uint32),
+            ts=ts,
+            linktype=linktypes[local],
+            iface=global_iface,
+            iface_names=list(self.iface_names),
+            node=iface_node[global_iface],
+            node_names=list(self.node_names),
+            direction=direction,
+            first_frame=self.first,
+        )
+        self.first += n
+        yield batch
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """The `width` bytes at each start, as one `V<width>` row each (one fancy index, no copy of data)."""
+    view = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
+    return view[starts]
+
+
+def _direction(flags: int) -> int:
+    inout = flags & 3
+    if inout == 2:
+        return int(Direction.OUT)
+    if inout == 1:
+        return int(RECEPTION_DIRECTION.get((flags >> 2) & 7, Direction.IN))
+    return -1
+
+
+def _to_ns(units: np.ndarray, iface: Interface) -> np.ndarray:
+    """Timestamp units of one interface -> ns since the epoch (exact integer arithmetic)."""
+    num, den = iface.tsresol_num * 1_000_000_000, iface.tsresol_den
+    if num % den == 0:
+        ns = units.astype(np.int64) * (num // den)
+    elif den % num == 0:
+        ns = (units // np.uint64(den // num)).astype(np.int64)
+    else:  # base-2 resolutions: split to stay inside 64 bits
+        whole, part = np.divmod(units, np.uint64(den))
+        ns = whole.astype(np.int64) * 1_000_000_000 + ((part.astype(np.float64) * 1e9) / den).astype(np.int64)
+    return ns + iface.tsoffset * 1_000_000_000
+
+
+def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
+    """Yield the packets of a whole pcapng file held in `buf` (usually a mapped file).
+
+    EPB comments are collected in `reader.comments` (frame index -> text); use
+    `Reader` directly to get them.
+    """
+    yield from Reader(buf, info, batch_size).batches()
