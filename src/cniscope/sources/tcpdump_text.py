@@ -1,0 +1,319 @@
+"""Read tcpdump's text output (a terminal paste or a saved file) into the packet table.
+
+One pass over the lines, one row per packet: a packet starts on a line with a
+timestamp (or, with `-t`, on a line that starts like a packet) and takes the
+lines that belong to it: the address line after a `-v` IPv4 header, the
+inner packet of a VXLAN/OTV/Geneve envelope, an ICMP error's quoted packet,
+and any indented line (BGP/HTTP decodes, hex dumps). `listening on IFACE,
+link-type X` banners set the interface and link type of the lines after
+them. Banners, trailers (`N packets captured` ...), shell prompts and empty
+lines are skipped; any other line is counted in `info.unparsed_lines` and
+warned about with its line number, and reading goes on.
+
+Clocks: `HH:MM:SS.ffffff` is `Clock.TIME_OF_DAY` (ns since midnight; a step
+back of more than 12 h within one capture is taken as midnight passing);
+`-tt` epoch seconds and `-tttt` dates are `Clock.EPOCH` (dates are taken as
+UTC: tcpdump prints local time and the text does not say which zone);
+`-ttt`/`-ttttt` (a leading space, then `HH:MM:SS.ffffff` from 00:00:00) are
+`Clock.RELATIVE`, read as `-ttt` deltas and summed, restarting at each
+banner; `-t` is `Clock.NONE`. The input's clock is that of its first
+timestamped packet; rows whose timestamps are in another style get a null
+`ts` and one warning.
+
+Host names tcpdump printed instead of addresses (no `-n`) cannot become
+addresses: `src`/`dst` stay null and the names go to the end of `info` as
+`names: src=NAME dst=NAME` (`outer_src=`/`outer_dst=` for a tunnel envelope).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+
+import polars as pl
+
+from cniscope.packets.schema import SCHEMA, Clock, conform
+from cniscope.sources import InputInfo
+from cniscope.sources.text import grammar
+from cniscope.sources.text.grammar import INNER, L3, QUOTED, Packet
+
+NS = 1_000_000_000
+DAY_NS = 86400 * NS
+HALF_DAY_NS = DAY_NS // 2
+MAX_LINE_WARNINGS = 50
+IPIP_SUFFIX = " (ipip-proto-4)"
+
+TS_RE = re.compile(
+    r"(?:(?P<date>\d{4}-\d\d-\d\d) (?P<dh>\d\d):(?P<dm>\d\d):(?P<ds>\d\d)\.(?P<df>\d{1,9})"
+    r"|(?P<rel> )?(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<f>\d{1,9})"
+    r"|(?P<ep>\d{1,11})\.(?P<ef>\d{6,9})) "
+)
+IFACE_DIR_RE = re.compile(r"(\S+) +(In|Out|B|M|P) +")
+PACKET_START_RE = re.compile(
+    r"(?:[0-9a-f]{2}(?::[0-9a-f]{2}){5} > |IP6? |ARP, |ip: |\S+ +(?:In|Out|B|M|P) +\S| *(?:In|Out|B|M|P) [0-9a-f]{2}:)"
+)
+BANNER_RE = re.compile(
+    r"(?:tcpdump: )?(?:listening on (?P<iface>\S+), link-type (?P<lt>\w+)|reading from file .*?, link-type (?P<flt>\w+))"
+)
+NOISE_RE = re.compile(
+    r"(?:tcpdump: "  # tcpdump's own messages (verbose output suppressed, WARNING ...)
+    r"|\d+ packets? (?:captured|received by filter|dropped by kernel|dropped by interface)"
+    r"|dropped privs to "
+    r"|\[[^\]]*\][#$]"  # [root@node3 ~]# tcpdump ...
+    r"|[\w.-]+@[\w.-]+(?::\S*)? ?[#$%] "  # root@node3:~# tcpdump ...
+    r"|[$#%] "  # $ tcpdump ...
+    r"|\^C"
+    r"|verbose output suppressed)"
+)
+
+
+class _Segment:
+    """What a banner sets for the lines after it, and the clock state of that capture."""
+
+    def __init__(self, iface: str | None = None, linktype: int | None = None) -> None:
+        self.iface = iface
+        self.linktype = linktype
+        self.relative_ns = 0
+        self.day_ns = 0
+        self.last_tod: int | None = None
+
+
+class TextReader:
+    """The line loop. Rows are dicts of column values; `flush()` turns them into a table."""
+
+    def __init__(self, info: InputInfo) -> None:
+        self.info = info
+        self.segment = _Segment()
+        self.packet: Packet | None = None
+        self.rows: list[dict[str, object]] = []
+        self.frame = 0
+        self.clock: Clock | None = None
+        self.clock_warned = False
+        self.line_warnings = 0
+
+    # -- lines -------------------------------------------------------------------------------
+    def feed(self, n: int, line: str) -> None:
+        line = line.rstrip()
+        if not line:
+            return
+        first = line[0]
+        if first == " " or first == "\t":
+            if line[1:2].isdigit():
+                m = TS_RE.match(line)
+                if m is not None:
+                    self.start(n, m, line[m.end() :])
+                    return
+            self.continuation(n, line)
+            return
+        if first.isdigit():
+            m = TS_RE.match(line)
+            if m is not None:
+                self.start(n, m, line[m.end() :])
+                return
+        m = BANNER_RE.match(line)
+        if m is not None:
+            self.finish()
+            iface = m.group("iface")
+            lt = m.group("lt") or m.group("flt")
+            self.segment = _Segment(None if iface in (None, "any") else iface, grammar.LINKTYPES.get(lt))
+            return
+        if NOISE_RE.match(line):
+            return
+        pkt = self.packet
+        if pkt is not None and pkt.pending == INNER:
+            pkt.pending = None
+            pkt.layers.append({})
+            grammar.parse_frame(line, pkt)
+            return
+        if PACKET_START_RE.match(line):
+            self.start(n, None, line)
+            return
+        self.unparsed(n, line, "not a tcpdump packet line")
+
+    def continuation(self, n: int, line: str) -> None:
+        pkt = self.packet
+        if pkt is None:
+            self.unparsed(n, line, "indented line with no packet before it")
+            return
+        pending = pkt.pending
+        if pending is None:
+            return  # a decode line (BGP, HTTP -v, hex dump ...) of the packet above
+        if pending == L3:
+            pkt.pending = None
+            grammar.parse_l3_line(line.lstrip(), pkt)
+        elif pending == INNER:
+            pkt.pending = None
+            pkt.layers.append({})
+            grammar.parse_frame(line.lstrip(), pkt)
+        elif pending == QUOTED and not grammar.parse_quoted(line, pkt):
+            pkt.pending = None
+
+    def unparsed(self, n: int, line: str, why: str) -> None:
+        self.info.unparsed_lines += 1
+        self.line_warnings += 1
+        if self.line_warnings <= MAX_LINE_WARNINGS:
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            self.info.warn(f"line {n}", f"{why}, skipped: {shown!r}")
+
+    # -- packets -------------------------------------------------------------------------------
+    def start(self, n: int, ts_match: re.Match[str] | None, rest: str) -> None:
+        self.finish()
+        seg = self.segment
+        ts = self.timestamp(n, ts_match) if ts_match is not None else None
+        pkt = Packet(line=n, ts=ts, iface=seg.iface, direction=None, linktype=seg.linktype, layers=[{}])
+        self.packet = pkt
+        if rest.endswith(IPIP_SUFFIX):  # tcpdump before 4.99 ends an IPIP packet with it
+            rest = rest[: -len(IPIP_SUFFIX)]
+        if grammar.parse_sll1(rest, pkt):
+            return
+        m = IFACE_DIR_RE.match(rest)
+        if m is not None:
+            pkt.iface = m.group(1)
+            pkt.direction = grammar.DIRECTIONS[m.group(2)]
+            if pkt.linktype is None:
+                pkt.linktype = 276
+            rest = rest[m.end() :]
+            if grammar.parse_sll2(rest, pkt):
+                return
+        grammar.parse_frame(rest, pkt)
+        if pkt.linktype is None:
+            first = pkt.layers[0]
+            if "wirelen" in first and "eth_dst" in first:
+                pkt.linktype = 1
+            elif rest.startswith("ip: "):
+                pkt.linktype = 101
+
+    def timestamp(self, n: int, m: re.Match[str]) -> int | None:
+        g = m.group
+        seg = self.segment
+        if g("h") is not None:
+            ns = (int(g("h")) * 3600 + int(g("m")) * 60 + int(g("s"))) * NS + int(g("f").ljust(9, "0"))
+            if g("rel") is not None:
+                clock = Clock.RELATIVE
+                seg.relative_ns += ns
+                ns = seg.relative_ns
+            else:
+                clock = Clock.TIME_OF_DAY
+                if seg.last_tod is not None and ns < seg.last_tod - HALF_DAY_NS:
+                    seg.day_ns += DAY_NS
+                seg.last_tod = ns
+                ns += seg.day_ns
+        elif g("ep") is not None:
+            clock = Clock.EPOCH
+            ns = int(g("ep")) * NS + int(g("ef").ljust(9, "0"))
+        else:
+            clock = Clock.EPOCH
+            day = datetime.strptime(g("date"), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            secs = int(day.timestamp()) + int(g("dh")) * 3600 + int(g("dm")) * 60 + int(g("ds"))
+            ns = secs * NS + int(g("df").ljust(9, "0"))
+        if self.clock is None:
+            self.clock = self.info.clock = clock
+        elif clock is not self.clock:
+            if not self.clock_warned:
+                self.clock_warned = True
+                self.info.warn(
+                    f"line {n}",
+                    f"timestamps change style ({self.clock.value} before, {clock.value} here); "
+                    "such rows get no timestamp",
+                    damaged=False,
+                )
+            return None
+        return ns
+
+    def finish(self) -> None:
+        """Turn the packet being assembled into a row."""
+        pkt = self.packet
+        if pkt is None:
+            return
+        self.packet = None
+        row = assemble(pkt)
+        if pkt.pending == L3 or pkt.pending == INNER:
+            what = "IP header" if pkt.pending == L3 else "tunnel header"
+            row["error"] = f"text: {what} without the line that should follow it"
+            self.info.warn(f"line {pkt.line}", f"{what} without the line that should follow it (cut off?); "
+                           "kept what it shows", damaged=False)
+        row["frame"] = self.frame
+        self.frame += 1
+        self.rows.append(row)
+
+    def take(self) -> pl.DataFrame:
+        rows, self.rows = self.rows, []
+        used: set[str] = set()
+        for r in rows:
+            used.update(r)
+        columns = {name: [r.get(name) for r in rows] for name in SCHEMA if name in used}
+        df = pl.DataFrame(columns, schema={name: SCHEMA[name] for name in columns}, strict=False)
+        df = df.with_columns(
+            pl.lit(self.info.index, dtype=SCHEMA["input"]).alias("input"),
+            pl.lit(self.info.node, dtype=SCHEMA["node"]).alias("node"),
+        )
+        return conform(df)
+
+
+OUTER_COLUMNS = (
+    ("src", "outer_src"), ("dst", "outer_dst"), ("sport", "outer_sport"), ("dport", "outer_dport"),
+    ("ttl", "outer_ttl"), ("ip_id", "outer_ip_id"), ("ip_len", "outer_len"),
+)
+LINK_COLUMNS = frozenset(("eth_src", "eth_dst", "vlan", "wirelen"))
+
+
+def assemble(pkt: Packet) -> dict[str, object]:
+    """One row from a packet's layers: packet columns from the innermost, envelope from the outermost."""
+    outer, inner = pkt.layers[0], pkt.layers[-1]
+    row: dict[str, object] = {"line": pkt.line, "ts": pkt.ts, "iface": pkt.iface,
+                              "direction": pkt.direction, "linktype": pkt.linktype}
+    for key in LINK_COLUMNS:
+        if key in outer:
+            row[key] = outer[key]
+    names: list[str] = []
+    encap = outer.get("_encap")
+    if encap is not None:
+        row["tunnel"] = int(encap)  # type: ignore[call-overload]
+        row["vni"] = outer.get("_vni")
+        for key, column in OUTER_COLUMNS:
+            if key in outer:
+                row[column] = outer[key]
+        names.extend(f"outer_{x}" for x in outer.get("_names", ()))  # type: ignore[union-attr]
+        if len(pkt.layers) > 1:
+            middle = pkt.layers[1]
+            row["inner_eth_src"] = middle.get("eth_src")
+            row["inner_eth_dst"] = middle.get("eth_dst")
+        else:
+            inner = {}
+    else:
+        row["tunnel"] = 0
+    for key, value in inner.items():
+        if key[0] != "_" and key not in LINK_COLUMNS:
+            row[key] = value
+    if encap is None or len(pkt.layers) > 1:
+        names.extend(inner.get("_names", ()))  # type: ignore[arg-type]
+    if "ethertype" not in row and "ethertype" in outer and encap is None:
+        row["ethertype"] = outer["ethertype"]
+    if names:
+        text = "names: " + " ".join(names)
+        info = row.get("info")
+        row["info"] = f"{info}; {text}" if info else text
+    return row
+
+
+def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
+    """Yield the packet table of a tcpdump text capture in batches of at most `batch_size` rows.
+
+    Sets `info.format`, `info.clock`, `info.packets` and `info.unparsed_lines`;
+    every skipped line is warned about (the first 50 one by one, then a count).
+    """
+    info.format = "text"
+    reader = TextReader(info)
+    for n, line in enumerate(lines, 1):
+        reader.feed(n, line)
+        if len(reader.rows) >= batch_size:
+            info.packets += len(reader.rows)
+            yield reader.take()
+    reader.finish()
+    if reader.line_warnings > MAX_LINE_WARNINGS:
+        info.warn("", f"{reader.line_warnings - MAX_LINE_WARNINGS} more lines skipped (not shown one by one)")
+    info.clock = reader.clock if reader.clock is not None else Clock.NONE
+    if reader.rows:
+        info.packets += len(reader.rows)
+        yield reader.take()

@@ -1,0 +1,1 @@
+"""The pieces of the tcpdump text reader: its grammar and the service-name table."""

@@ -1,0 +1,609 @@
+"""tcpdump's packet text, one piece at a time.
+
+Theory of operation. tcpdump prints a packet as nested pieces, each printer
+handing the rest of the line to the next one:
+
+    [ts] [iface dir] [link header: ] [IP ](-v header) src > dst: L4 text [: app text]
+
+A tunnel printer (VXLAN/OTV, Geneve, IPIP) hands its payload to the frame
+printer again, on the same line (Geneve, IPIP) or on the next one (VXLAN,
+OTV, Geneve with -v). `-v` puts the IPv4 header on its own line and the
+addresses on the next, indented one. So a packet is a stack of *layers*
+(plain dicts keyed by packet-table column names; keys starting with `_` are
+private), and `Packet.pending` says what the next line must complete:
+
+    L3      the address line after a `-v` IPv4 header
+    INNER   the inner frame of a tunnel
+    QUOTED  the packet an ICMP error quotes (-v only; optional)
+
+Nothing here invents a value: a field tcpdump did not print stays absent
+(null in the table). TCP seq/ack are kept as printed: after the handshake
+tcpdump prints them relative to the first sequence number of the connection
+(unless `-S`); equality across sightings of the same packet still holds,
+which is what journeys need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from cniscope.packets.schema import Tunnel
+from cniscope.sources.text.services import PORTS
+
+L3 = "l3"
+INNER = "inner"
+QUOTED = "quoted"
+
+Layer = dict[str, object]
+
+INFO_MAX = 120
+DNS_PORTS = frozenset((53, 5353))
+
+ETHERTYPE_OF_PREFIX = {"IP": 0x0800, "IP6": 0x86DD, "ARP": 0x0806}
+DIRECTIONS = {"In": 0, "B": 1, "M": 2, "P": 3, "Out": 4}
+TCP_FLAG_LETTERS = {"F": 1, "S": 2, "R": 4, "P": 8, ".": 16, "U": 32, "E": 64, "W": 128}
+
+# link-type names in `listening on X, link-type NAME (...)` banners
+LINKTYPES = {
+    "EN10MB": 1, "RAW": 101, "LINUX_SLL": 113, "LINUX_SLL2": 276, "IPV4": 228, "IPV6": 229,
+    "NULL": 0, "LOOP": 108, "IEEE802_11": 105, "IEEE802_11_RADIO": 127, "NFLOG": 239,
+}
+
+
+@dataclass
+class Packet:
+    """A packet being assembled from its lines."""
+
+    line: int
+    ts: int | None
+    iface: str | None
+    direction: int | None
+    linktype: int | None
+    layers: list[Layer] = field(default_factory=list)
+    pending: str | None = None
+    quoted_header_seen: bool = False
+
+    @property
+    def top(self) -> Layer:
+        return self.layers[-1]
+
+
+_MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
+ETHER_RE = re.compile(
+    rf"({_MAC}) > ({_MAC}), (?:ethertype (\S+) \((0x[0-9a-f]{{4}})\)|(802\.3|llc|[^,]*)), length (\d+): ?"
+)
+# `-i any -e`: SLL2 (4.99, after the iface/dir columns) and SLL (before 4.99, direction first)
+SLL2_RE = re.compile(rf"ifindex \d+ (?:({_MAC}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
+SLL1_RE = re.compile(rf" *(In|Out|B|M|P) (?:({_MAC}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
+VLAN_RE = re.compile(r"vlan (\d+), p \d+, ethertype (\S+?)(?: \((0x[0-9a-f]{4})\))?, ")
+ETHERTYPE_NAMES = {"IPv4": 0x0800, "IPv6": 0x86DD, "ARP": 0x0806, "802.1Q": 0x8100, "802.1Q-QinQ": 0x88A8}
+
+V4_HEADER_RE = re.compile(
+    r"\(tos (0x[0-9a-f]+)[^,]*, ttl (\d+), id (\d+), offset (\d+), flags \[([^\]]*)\], "
+    r"proto (\S+) \((\d+)\), length (\d+)(.*?)\)(?: |$)"
+)
+V6_HEADER_RE = re.compile(
+    r"\((?:class (0x[0-9a-f]+), )?(?:flowlabel 0x[0-9a-f]+, )?hlim (\d+), next-header (\S+) \((\d+)\) "
+    r"payload length: (\d+)\) "
+)
+PAIR_RE = re.compile(r"(\S+) > (\S+?):(?: +|$)")
+V4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\.([\w-]+))?$")
+IPIP_PAIR_RE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3} > \d{1,3}(?:\.\d{1,3}){3}: ")
+
+TCP_RE = re.compile(
+    r"Flags \[([^\]]*)\](?:, cksum 0x[0-9a-f]+ \((correct|incorrect)[^)]*\))?(?:, seq (\d+)(?::(\d+))?)?"
+    r"(?:, ack (\d+))?(?:, win (\d+))?(?:, urg \d+)?(?:, options \[([^\]]*)\])?(?:, length (\d+))?(?:: (.*))?"
+)
+MSS_RE = re.compile(r"mss (\d+)")
+WSCALE_RE = re.compile(r"wscale (\d+)")
+TS_OPT_RE = re.compile(r"TS val (\d+) ecr (\d+)")
+UDP_CSUM_RE = re.compile(r"\[(udp sum ok|bad udp cksum [^\]]*|no cksum|icmp6 sum ok|bad icmp6 cksum [^\]]*)\] ")
+UDP_LEN_RE = re.compile(r"UDP, length (\d+)")
+OTV_RE = re.compile(r"OTV, flags \[[^\]]*\] \(0x[0-9a-f]+\), overlay \d+, instance (\d+)")
+VXLAN_RE = re.compile(r"VXLAN, flags \[[^\]]*\] \(0x[0-9a-f]+\), vni (\d+)")
+GENEVE_RE = re.compile(r"Geneve, Flags \[[^\]]*\], vni (0x[0-9a-f]+)(?:, proto \S+ \((0x[0-9a-f]+)\))?(?:, options \[[^\]]*\])?(?:: |$)")
+DNS_RE = re.compile(r"(\d+)\S* ")
+DNS_COUNTS_RE = re.compile(r"(?:^| )\d+/\d+/\d+(?: |$)")
+DNS_LEN_RE = re.compile(r"\((\d+)\)$")
+LENGTH_END_RE = re.compile(r", length (\d+)$")
+ARP_REQUEST_RE = re.compile(rf"Request who-has (\S+)(?: \({_MAC}\))? tell (\S+)")
+ARP_REPLY_RE = re.compile(rf"Reply (\S+) is-at ({_MAC})")
+IP_PROTO_RE = re.compile(r"ip-proto-(\d+)")
+
+# ICMP messages: (pattern after "ICMP ", type, code, quoted protocol, what the captures mean)
+ICMP_FORMS: tuple[tuple[re.Pattern[str], int, int | None, int | None, str], ...] = tuple(
+    (re.compile(p), t, c, qp, kind)
+    for p, t, c, qp, kind in (
+        (r"echo request, id (\d+), seq (\d+)", 8, 0, None, "echo"),
+        (r"echo reply, id (\d+), seq (\d+)", 0, 0, None, "echo"),
+        (r"(\S+) udp port (\S+) unreachable", 3, 3, 17, "port"),
+        (r"(\S+) tcp port (\S+) unreachable", 3, 3, 6, "port"),
+        (r"(\S+) protocol (\d+) unreachable", 3, 2, None, "proto"),
+        (r"(\S+) unreachable - need to frag \(mtu (\d+)\)", 3, 4, None, "mtu"),
+        (r"(\S+) unreachable - source route failed", 3, 5, None, "dst"),
+        (r"net (\S+) unreachable - admin prohibited", 3, 9, None, "dst"),
+        (r"host (\S+) unreachable - admin prohibited", 3, 10, None, "dst"),
+        (r"(\S+) unreachable - admin prohibited filter", 3, 13, None, "dst"),
+        (r"net (\S+) unreachable", 3, 0, None, "dst"),
+        (r"host (\S+) unreachable", 3, 1, None, "dst"),
+        (r"time exceeded in-transit", 11, 0, None, ""),
+        (r"ip reassembly time exceeded", 11, 1, None, ""),
+        (r"redirect ", 5, None, None, ""),
+        (r"(\S+) unreachable", 3, None, None, "dst"),
+    )
+)
+ICMP6_FORMS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
+    (re.compile(p), t)
+    for p, t in (
+        (r"echo request, id (\d+), seq (\d+)", 128),
+        (r"echo reply, id (\d+), seq (\d+)", 129),
+        (r"packet too big, mtu (\d+)", 2),
+        (r"destination unreachable", 1),
+        (r"time exceeded", 3),
+        (r"parameter problem", 4),
+        (r"router solicitation", 133),
+        (r"router advertisement", 134),
+        (r"neighbor solicitation", 135),
+        (r"neighbor advertisement", 136),
+        (r"redirect", 137),
+        (r"multicast listener query", 130),
+        (r"multicast listener report v2", 143),
+        (r"multicast listener report", 131),
+        (r"multicast listener done", 132),
+    )
+)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= INFO_MAX else text[: INFO_MAX - 3] + "..."
+
+
+def _mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
+def _port(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text.isdigit():
+        value = int(text)
+        return value if value < 65536 else None
+    return PORTS.get(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None, str | None]:
+    """`10.0.0.1.80`, `fd00::5.8080`, `node3.http` -> (IPv4 value, IPv6 text, port, host name, port name).
+
+    A host or port that tcpdump printed by name and that cannot be turned back
+    into a number comes back as text so the caller can keep it.
+    """
+    m = V4_RE.match(token)
+    if m:
+        octets = [int(x) for x in m.group(1, 2, 3, 4)]
+        if max(octets) < 256:
+            a, b, c, d = octets
+            port_text = m.group(5)
+            port = _port(port_text)
+            return (a << 24) | (b << 16) | (c << 8) | d, None, port, None, port_text if port is None else None
+    if ":" in token:
+        addr, dot, port_text = token.rpartition(".")
+        if dot and ":" in addr:
+            port = _port(port_text)
+            return None, addr, port, None, port_text if port is None else None
+        return None, token, None, None, None
+    host, dot, last = token.rpartition(".")
+    if dot and host and (last.isdigit() or last in PORTS):
+        return None, None, _port(last), host, None
+    return None, None, None, token, None
+
+
+def _names(layer: Layer, role: str, host: str | None, port_name: str | None) -> None:
+    if host is not None or port_name is not None:
+        names = layer.setdefault("_names", [])
+        assert isinstance(names, list)
+        if host is not None:
+            names.append(f"{role}={host}")
+        if port_name is not None:
+            names.append(f"{'s' if role == 'src' else 'd'}port={port_name}")
+
+
+def parse_pair(s: str, layer: Layer) -> str | None:
+    """`src > dst: rest` -> fills addresses and ports, returns rest (None if no pair)."""
+    m = PAIR_RE.match(s)
+    if m is None:
+        return None
+    s4, s6, sport, sname, sport_name = endpoint(m.group(1))
+    d4, d6, dport, dname, dport_name = endpoint(m.group(2))
+    if s6 is not None or d6 is not None:
+        layer["ip_version"] = 6
+        layer["src6"], layer["dst6"] = s6, d6
+        layer.setdefault("ethertype", 0x86DD)
+    else:
+        layer["ip_version"] = 4
+        layer["src"], layer["dst"] = s4, d4
+        layer.setdefault("ethertype", 0x0800)
+    if sport is not None:
+        layer["sport"] = sport
+    if dport is not None:
+        layer["dport"] = dport
+    if sname or sport_name:
+        _names(layer, "src", sname, sport_name)
+    if dname or dport_name:
+        _names(layer, "dst", dname, dport_name)
+    return s[m.end() :]
+
+
+def parse_v4_header(s: str, layer: Layer) -> str | None:
+    """`(tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto TCP (6), length 60)` -> rest of line, or None."""
+    m = V4_HEADER_RE.match(s)
+    if m is None:
+        return None
+    tos, ttl, ident, offset, flags, _name, proto, length, _opts = m.groups()
+    layer["ip_version"] = 4
+    layer.setdefault("ethertype", 0x0800)
+    layer["tos"] = int(tos, 16)
+    layer["ttl"] = int(ttl)
+    layer["ip_id"] = int(ident)
+    layer["frag_offset"] = int(offset)
+    layer["df"] = "DF" in flags
+    layer["mf"] = "+" in flags
+    layer["proto"] = int(proto)
+    layer["ip_len"] = int(length)
+    return s[m.end() :]
+
+
+def parse_ip4(s: str, pkt: Packet) -> None:
+    """IPv4 as printed after `IP ` (or after an Ethernet header with -e)."""
+    layer = pkt.top
+    if s.startswith("("):
+        rest = parse_v4_header(s, layer)
+        if rest is None:
+            layer["info"] = _short(s)
+            return
+        if not rest:
+            pkt.pending = L3
+            return
+        s = rest
+    parse_l3_line(s, pkt)
+
+
+def parse_ip6(s: str, pkt: Packet) -> None:
+    layer = pkt.top
+    layer["ip_version"] = 6
+    layer.setdefault("ethertype", 0x86DD)
+    if s.startswith("("):
+        m = V6_HEADER_RE.match(s)
+        if m is None:
+            layer["info"] = _short(s)
+            return
+        tclass, hlim, _name, nh, plen = m.groups()
+        layer["tos"] = int(tclass, 16) if tclass else 0
+        layer["ttl"] = int(hlim)
+        layer["proto"] = int(nh)
+        layer["ip_len"] = int(plen) + 40
+        s = s[m.end() :]
+    parse_l3_line(s, pkt)
+
+
+def parse_l3_line(s: str, pkt: Packet) -> None:
+    """`src > dst: L4 ...` for the top layer (also the line after a -v IPv4 header)."""
+    layer = pkt.top
+    rest = parse_pair(s, layer)
+    if rest is None:
+        layer["info"] = _short(s)
+        return
+    parse_l4(rest, pkt)
+
+
+def parse_l4(s: str, pkt: Packet) -> None:
+    layer = pkt.top
+    if s.startswith("Flags ["):
+        parse_tcp(s, layer)
+        return
+    m = UDP_CSUM_RE.match(s)
+    if m:
+        verdict = m.group(1)
+        if verdict.endswith("sum ok"):
+            layer["l4_csum_bad"] = False
+        elif verdict.startswith("bad"):
+            layer["l4_csum_bad"] = True
+        s = s[m.end() :]
+        if verdict.startswith(("udp", "bad udp", "no")):
+            layer["proto"] = 17
+    if s.startswith("ICMP "):
+        parse_icmp(s[5:], pkt)
+        return
+    if s.startswith("ICMP6, "):
+        parse_icmp6(s[7:], layer)
+        return
+    if s.startswith("IP ") or s.startswith("(tos ") or IPIP_PAIR_RE.match(s):
+        layer["_encap"] = Tunnel.IPIP
+        pkt.layers.append({})
+        parse_ip4(s[3:] if s.startswith("IP ") else s, pkt)
+        return
+    if s.startswith("IP6 "):
+        layer["_encap"] = Tunnel.IPIP
+        pkt.layers.append({})
+        parse_ip6(s[4:], pkt)
+        return
+    m = UDP_LEN_RE.match(s)
+    if m:
+        layer["proto"] = 17
+        layer["payload_len"] = int(m.group(1))
+        return
+    m = OTV_RE.match(s) or VXLAN_RE.match(s)
+    if m:
+        layer["proto"] = 17
+        layer["_encap"] = Tunnel.VXLAN
+        layer["_vni"] = int(m.group(1))
+        pkt.pending = INNER
+        return
+    m = GENEVE_RE.match(s)
+    if m:
+        layer["proto"] = 17
+        layer["_encap"] = Tunnel.GENEVE
+        layer["_vni"] = int(m.group(1), 16)
+        rest = s[m.end() :]
+        if rest:
+            pkt.layers.append({})
+            parse_frame(rest, pkt)
+        else:
+            pkt.pending = INNER
+        return
+    if "sport" in layer or "dport" in layer:
+        parse_udp_app(s, layer)
+        return
+    m = IP_PROTO_RE.match(s)
+    if m:
+        layer.setdefault("proto", int(m.group(1)))
+    if s:
+        layer["info"] = _short(s)
+
+
+def parse_udp_app(s: str, layer: Layer) -> None:
+    """UDP (or another port protocol) with an application decode: DNS, NTP, DHCP ..."""
+    if s.startswith(("sctp", "dccp")):
+        layer["info"] = _short(s)
+        return
+    layer.setdefault("proto", 17)
+    if layer.get("sport") in DNS_PORTS or layer.get("dport") in DNS_PORTS:
+        m = DNS_RE.match(s)
+        if m:
+            layer["dns_id"] = int(m.group(1))
+            layer["dns_qr"] = DNS_COUNTS_RE.search(s) is not None
+            n = DNS_LEN_RE.search(s)
+            if n:
+                layer["payload_len"] = int(n.group(1))
+    if s:
+        layer["info"] = _short(s)
+
+
+def parse_tcp(s: str, layer: Layer) -> None:
+    layer["proto"] = 6
+    m = TCP_RE.match(s)
+    assert m is not None  # every group after `Flags [` is optional
+    flags, csum, seq, seq_end, ack, win, options, length, app = m.groups()
+    bits = 0
+    for ch in flags:
+        bits |= TCP_FLAG_LETTERS.get(ch, 0)
+    layer["tcp_flags"] = bits
+    if csum is not None:
+        layer["l4_csum_bad"] = csum == "incorrect"
+    if seq is not None:
+        layer["seq"] = int(seq)
+    if ack is not None:
+        layer["ack"] = int(ack)
+    if win is not None:
+        layer["win"] = int(win)
+    if options:
+        o = MSS_RE.search(options)
+        if o:
+            layer["mss"] = int(o.group(1))
+        o = WSCALE_RE.search(options)
+        if o:
+            layer["wscale"] = int(o.group(1))
+        layer["sack_ok"] = "sackOK" in options
+        o = TS_OPT_RE.search(options)
+        if o:
+            layer["tsval"] = int(o.group(1))
+            layer["tsecr"] = int(o.group(2))
+    elif length is not None:
+        layer["sack_ok"] = False
+    if length is not None:
+        layer["payload_len"] = int(length)
+    elif seq_end is not None and seq is not None:
+        layer["payload_len"] = (int(seq_end) - int(seq)) & 0xFFFFFFFF
+    if app:
+        layer["info"] = _short(app)
+
+
+def parse_icmp(s: str, pkt: Packet) -> None:
+    layer = pkt.top
+    layer["proto"] = 1
+    layer["info"] = _short(s)
+    for pattern, type_, code, quoted_proto, kind in ICMP_FORMS:
+        m = pattern.match(s)
+        if m is None:
+            continue
+        layer["icmp_type"] = type_
+        if code is not None:
+            layer["icmp_code"] = code
+        if kind == "echo":
+            layer["icmp_id"] = int(m.group(1))
+            layer["icmp_seq"] = int(m.group(2))
+        elif kind in ("port", "proto", "mtu", "dst"):
+            q4 = endpoint(m.group(1))[0]
+            if q4 is not None:
+                layer["quoted_dst"] = q4
+            if kind == "port":
+                layer["quoted_proto"] = quoted_proto
+                port = _port(m.group(2))
+                if port is not None:
+                    layer["quoted_dport"] = port
+            elif kind == "proto":
+                layer["quoted_proto"] = int(m.group(2))
+            elif kind == "mtu":
+                layer["icmp_mtu"] = int(m.group(2))
+        if type_ in (3, 5, 11):
+            pkt.pending = QUOTED
+        break
+    n = LENGTH_END_RE.search(s)
+    if n:
+        layer["payload_len"] = max(int(n.group(1)) - 8, 0)
+
+
+def parse_icmp6(s: str, layer: Layer) -> None:
+    layer["proto"] = 58
+    layer["info"] = _short(s)
+    for pattern, type_ in ICMP6_FORMS:
+        m = pattern.match(s)
+        if m is None:
+            continue
+        layer["icmp_type"] = type_
+        if type_ in (128, 129):
+            layer["icmp_code"] = 0
+            layer["icmp_id"] = int(m.group(1))
+            layer["icmp_seq"] = int(m.group(2))
+        elif type_ == 2:
+            layer["icmp_code"] = 0
+            layer["icmp_mtu"] = int(m.group(1))
+        break
+    n = LENGTH_END_RE.search(s)
+    if n:
+        layer["payload_len"] = max(int(n.group(1)) - 8, 0)
+
+
+def parse_quoted(s: str, pkt: Packet) -> bool:
+    """The packet an ICMP error quotes (printed with -v on the lines after it). True if consumed."""
+    layer = pkt.top
+    body = s.lstrip()
+    if body.startswith("IP "):
+        body = body[3:]
+    if not pkt.quoted_header_seen and body.startswith("(tos "):
+        quoted: Layer = {}
+        if parse_v4_header(body, quoted) is None:
+            return False
+        layer["quoted_proto"] = quoted["proto"]
+        pkt.quoted_header_seen = True
+        return True
+    quoted = {}
+    if parse_pair(body, quoted) is None or quoted.get("ip_version") != 4:
+        return False
+    layer["quoted_src"], layer["quoted_dst"] = quoted["src"], quoted["dst"]
+    if "sport" in quoted:
+        layer["quoted_sport"] = quoted["sport"]
+    if "dport" in quoted:
+        layer["quoted_dport"] = quoted["dport"]
+    pkt.pending = None
+    return True
+
+
+def parse_arp(s: str, layer: Layer) -> None:
+    layer["ethertype"] = 0x0806
+    m = ARP_REQUEST_RE.search(s)
+    if m:
+        layer["arp_op"] = 1
+        layer["arp_tpa"] = endpoint(m.group(1))[0]
+        layer["arp_spa"] = endpoint(m.group(2))[0]
+        return
+    m = ARP_REPLY_RE.search(s)
+    if m:
+        layer["arp_op"] = 2
+        layer["arp_spa"] = endpoint(m.group(1))[0]
+        layer["arp_sha"] = _mac(m.group(2))
+        return
+    layer["info"] = _short(s)
+
+
+def parse_body(ethertype: int, s: str, pkt: Packet) -> None:
+    """What follows a link header whose ethertype tcpdump printed (no `IP ` prefix then)."""
+    layer = pkt.top
+    layer["ethertype"] = ethertype
+    if ethertype == 0x8100 or ethertype == 0x88A8:
+        m = VLAN_RE.match(s)
+        if m is None:
+            layer["info"] = _short(s)
+            return
+        layer.setdefault("vlan", int(m.group(1)))
+        inner_type = int(m.group(3), 16) if m.group(3) else ETHERTYPE_NAMES.get(m.group(2), -1)
+        parse_body(inner_type, s[m.end() :], pkt)
+        return
+    if ethertype == 0x0800:
+        parse_ip4(s, pkt)
+    elif ethertype == 0x86DD:
+        parse_ip6(s, pkt)
+    elif ethertype == 0x0806:
+        parse_arp(s, layer)
+    elif s:
+        layer["info"] = _short(s)
+
+
+def parse_frame(s: str, pkt: Packet) -> None:
+    """A frame as the Ethernet printer shows it: with -e the MAC header, else `IP ...`, `ARP, ...`."""
+    layer = pkt.top
+    m = ETHER_RE.match(s)
+    if m:
+        src, dst, _name, ethertype, other, length = m.groups()
+        layer["eth_src"] = _mac(src)
+        layer["eth_dst"] = _mac(dst)
+        layer["wirelen"] = int(length)
+        rest = s[m.end() :]
+        if ethertype is None:
+            layer["info"] = _short(f"{other}: {rest}" if rest else other)
+            return
+        parse_body(int(ethertype, 16), rest, pkt)
+        return
+    parse_prefixed(s, pkt)
+
+
+def parse_prefixed(s: str, pkt: Packet) -> None:
+    """`IP ...`, `IP6 ...`, `ARP, ...`, tunl0's `ip: ...`, or a protocol tcpdump names otherwise."""
+    if s.startswith("IP "):
+        parse_ip4(s[3:], pkt)
+    elif s.startswith("IP6 "):
+        parse_ip6(s[4:], pkt)
+    elif s.startswith("ARP, "):
+        parse_arp(s[5:], pkt.top)
+    elif s.startswith("ip: "):
+        body = s[4:]
+        if body.startswith("(tos ") or V4_RE.match(body.split(" ", 1)[0]):
+            parse_ip4(body, pkt)
+        else:
+            parse_ip6(body, pkt)
+    elif s:
+        pkt.top["info"] = _short(s)
+
+
+
+def parse_sll2(s: str, pkt: Packet) -> bool:
+    """tcpdump 4.99 `-i any -e`: `ifindex 2 0a:58:.. ethertype IPv4 (0x0800), length 104: ...`."""
+    m = SLL2_RE.match(s)
+    if m is None:
+        return False
+    layer = pkt.top
+    src, _name, ethertype, length = m.groups()
+    if src:
+        layer["eth_src"] = _mac(src)
+    layer["wirelen"] = int(length)
+    parse_body(int(ethertype, 16), s[m.end() :], pkt)
+    return True
+
+
+def parse_sll1(s: str, pkt: Packet) -> bool:
+    """tcpdump before 4.99 `-i any -e`: `In 0a:58:.. ethertype IPv4 (0x0800), length 100: ...`."""
+    m = SLL1_RE.match(s)
+    if m is None:
+        return False
+    direction, src, _name, ethertype, length = m.groups()
+    pkt.direction = DIRECTIONS[direction]
+    if pkt.linktype is None:
+        pkt.linktype = 113
+    layer = pkt.top
+    if src:
+        layer["eth_src"] = _mac(src)
+    layer["wirelen"] = int(length)
+    parse_body(int(ethertype, 16), s[m.end() :], pkt)
+    return True
