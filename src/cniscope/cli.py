@@ -119,3 +119,10 @@ def main() -> None:
     except SystemExit:
         raise
     sys.exit(ExitCode.OK)
+
+
+from cniscope.demo import demo_command  # noqa: E402  (groups of the larger parts, added explicitly)
+from cniscope.lab.cli import lab_group  # noqa: E402
+
+cli.add_command(lab_group)
+cli.add_command(demo_command)
