@@ -1,0 +1,111 @@
+"""`cniscope capture`: record on many nodes at once and bring back named pcapng."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import sys
+
+import click
+
+from cniscope.capture import nodeside, plan, validate
+from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns
+from cniscope.capture.transports import Kubectl, Local, Netns, Ssh, Transport
+
+
+def _transport(via: str, ssh_config: str | None, ssh_options: tuple[str, ...], namespace: str, image: str,
+               context: str | None, kubeconfig: str | None) -> Transport:
+    kind, _, arg = via.partition(":")
+    if kind == "local" and not arg:
+        return Local()
+    if kind == "ssh" and not arg:
+        return Ssh(config=ssh_config, options=tuple(validate.ssh_option(o) for o in ssh_options))
+    if kind == "kubectl" and not arg:
+        if not validate.DNS1123_LABEL.match(namespace):
+            raise click.BadParameter(f"{namespace!r} is not a namespace name", param_hint="--namespace")
+        return Kubectl(namespace=namespace, image=validate.image(image), context=context, kubeconfig=kubeconfig,
+                       session=secrets.token_hex(3))
+    if kind == "lab" and arg:
+        from cniscope.lab.naming import lab_prefix
+
+        return Netns(prefix=lab_prefix(validate.lab_name(arg)), lab=arg)
+    if kind == "netns" and arg:
+        if not validate.LAB_NAME.match(arg.rstrip("-")):
+            raise click.BadParameter(f"{arg!r} is not a namespace prefix", param_hint="--via")
+        return Netns(prefix=arg)
+    raise click.BadParameter(f"{via!r}: expected local, ssh, kubectl, lab:NAME or netns:PREFIX", param_hint="--via")
+
+
+def _nodes(texts: tuple[str, ...], transport: Transport) -> list[str]:
+    nodes = [name.strip() for text in texts for name in text.split(",") if name.strip()]
+    check = validate.kube_node_name if isinstance(transport, Kubectl) else validate.node_name
+    return [check(node) for node in nodes]
+
+
+def _pods(refs: tuple[str, ...], transport: Transport) -> list[PodTarget]:
+    parsed = [validate.pod_ref(ref) for ref in refs]
+    if isinstance(transport, Netns):
+        return [from_netns(transport.prefix, ns, name) for ns, name in parsed]
+    kubectl = transport if isinstance(transport, Kubectl) else Kubectl()
+    return [from_kubernetes(kubectl, ns, name) for ns, name in parsed]
+
+
+@click.command("capture")
+@click.option("--nodes", "node_texts", multiple=True, metavar="A,B,...", help="Nodes to record on (ssh: host aliases or user@host).")
+@click.option("--via", default="local", show_default=True, metavar="local|ssh|kubectl|lab:NAME|netns:PREFIX",
+              help="How to reach the nodes.")
+@click.option("--filter", "bpf", metavar="BPF", help="tcpdump filter expression (one argument, never through a shell).")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=plan.DEFAULT_DURATION_S, show_default=True, help="Seconds.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop each node after N packets (still bounded by --duration).")
+@click.option("--max-size", type=click.FloatRange(min=0.001), default=plan.DEFAULT_MAX_SIZE_MB, show_default=True,
+              help="MB per node; the first node to reach it stops all.")
+@click.option("--pod", "pod_refs", multiple=True, metavar="NS/NAME", help="Capture on this pod's host side and its node's NIC.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Directory for <node>.pcapng, merged.pcapng, manifest.json.")
+@click.option("--dry-run", is_flag=True, help="Print the commands for every node and stop.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="ssh -F FILE (default: your ~/.ssh/config).")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="ssh -o KEY=VALUE (repeatable).")
+@click.option("--namespace", default="default", show_default=True, help="kubectl: namespace of the capture pods.")
+@click.option("--image", default="docker.io/nicolaka/netshoot:v0.13", show_default=True, help="kubectl: image with tcpdump, ip, timeout.")
+@click.option("--context", help="kubectl --context.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="kubectl --kubeconfig.")
+@click.option("--buffer", "buffer_kib", type=click.IntRange(min=1), default=nodeside.TcpdumpSettings.buffer_kib, show_default=True,
+              help="tcpdump -B, KiB.")
+@click.option("--snaplen", type=click.IntRange(min=64, max=262144), default=nodeside.TcpdumpSettings.snaplen, show_default=True)
+@click.option("--no-immediate", is_flag=True, help="Let the kernel batch packets (loses up to ~1 s at stop, drops bursts).")
+def capture_command(
+    node_texts: tuple[str, ...], via: str, bpf: str | None, duration: float, count: int | None, max_size: float,
+    pod_refs: tuple[str, ...], output: str | None, dry_run: bool, ssh_config: str | None, ssh_options: tuple[str, ...],
+    namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, no_immediate: bool,
+) -> None:
+    """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
+    from cniscope.capture import runner
+
+    transport = _transport(via, ssh_config, ssh_options, namespace, image, context, kubeconfig)
+    nodes = _nodes(node_texts, transport)
+    if bpf is not None:
+        bpf = validate.bpf_filter(bpf)
+    for ref in pod_refs:
+        validate.pod_ref(ref)
+    if isinstance(transport, Local) and not nodes:
+        nodes = [socket.gethostname()]
+    if not nodes and not pod_refs:
+        raise click.UsageError("give --nodes A,B,... or --pod NS/NAME")
+    limits = plan.Limits(duration_s=duration, count=count, max_size_mb=max_size)
+    settings = nodeside.TcpdumpSettings(snaplen=snaplen, buffer_kib=buffer_kib, immediate=not no_immediate, count=count)
+    if dry_run:
+        pods = [validate.pod_ref(ref) for ref in pod_refs]
+        click.echo(plan.build(transport, nodes, limits, bpf, settings, pods).render())
+        return
+    if not output:
+        raise click.UsageError("give -o DIR (or --dry-run)")
+    targets = _pods(pod_refs, transport)
+    for target in targets:
+        if target.node not in [n.rpartition("@")[2] for n in nodes]:
+            nodes.append(target.node)
+    try:
+        the_plan = plan.build(transport, nodes, limits, bpf, settings, [(t.namespace, t.name) for t in targets])
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    manifest = runner.run(the_plan, output, targets, progress=lambda text: click.echo(text, err=True), argv=sys.argv)
+    for line in runner.summary_lines(manifest):
+        click.echo(line, err=True)

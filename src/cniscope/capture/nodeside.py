@@ -1,0 +1,100 @@
+"""What runs on a node: constant shell scripts and tcpdump's argument list.
+
+No user text is ever pasted into a script: scripts are constants, and what varies
+(the filter, limits, a pid) is passed as separate arguments (`sh -c SCRIPT NAME
+ARG...`), which the scripts use only as quoted "$@"/"$1".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# One run prints everything we record about a node, in sections "== name".
+INVENTORY_SCRIPT = r"""
+echo '== uid'; id -u
+echo '== hostname'; cat /proc/sys/kernel/hostname
+echo '== ssh'; echo "${SSH_CONNECTION:-}"
+echo '== links'; ip -j -d addr show
+echo '== routes'; ip -j route show table all
+echo '== neigh'; ip -j neigh show
+echo '== sysctl'; grep -Hs . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/rp_filter /proc/sys/net/ipv4/conf/*/proxy_arp /proc/sys/net/bridge/bridge-nf-call-iptables
+echo '== tcpdump'; tcpdump --version 2>&1
+echo '== ip'; ip -V 2>&1
+echo '== uname'; uname -sr
+echo '== clock'; date +%s%N
+echo '== end'
+""".strip()
+
+# Report our pid (the one to signal), then become `timeout ... tcpdump ...`:
+# timeout forwards SIGTERM to tcpdump and bounds it on the node even if the
+# client vanishes.
+START_SCRIPT = 'echo "cniscope-pid $$" >&2; exec "$@"'
+STOP_SCRIPT = 'kill -s TERM "$1"'
+PID_LINE = re.compile(r"^cniscope-pid (\d+)$")
+LISTENING = re.compile(r"^tcpdump: listening on ")
+KILL_GRACE_S = 5
+NODE_MARGIN_S = 30  # how long after the planned stop the node stops tcpdump by itself
+
+
+@dataclass(frozen=True)
+class TcpdumpSettings:
+    """How tcpdump records. Defaults neither lose packets at stop nor drop bursts (LAB-NOTES)."""
+
+    snaplen: int = 65535
+    buffer_kib: int = 32768
+    immediate: bool = True
+    count: int | None = None
+
+
+def inventory_argv() -> list[str]:
+    return ["sh", "-c", INVENTORY_SCRIPT, "cniscope-inventory"]
+
+
+def tcpdump_argv(settings: TcpdumpSettings, bpf: str | None, limit_s: int) -> list[str]:
+    """The node-side command: a pid line on stderr, then pcap (LINUX_SLL2, ns stamps) on stdout."""
+    args = ["tcpdump", "-i", "any", "-n", "-s", str(settings.snaplen), "-B", str(settings.buffer_kib), "-Z", "root"]
+    args += ["--time-stamp-precision", "nano", "-w", "-"]
+    if settings.immediate:
+        args.append("--immediate-mode")
+    if settings.count is not None:
+        args += ["-c", str(settings.count)]
+    if bpf:
+        args += ["--", bpf]
+    timeout = ["timeout", "-s", "TERM", "-k", str(KILL_GRACE_S), str(limit_s)]
+    return ["sh", "-c", START_SCRIPT, "cniscope-capture", *timeout, *args]
+
+
+def stop_argv(pid: int | str) -> list[str]:
+    return ["sh", "-c", STOP_SCRIPT, "cniscope-stop", str(pid)]
+
+
+@dataclass(frozen=True)
+class TcpdumpSummary:
+    captured: int | None
+    received: int | None
+    dropped: int | None
+
+
+SUMMARY = {
+    "captured": re.compile(r"^(\d+) packets? captured$"),
+    "received": re.compile(r"^(\d+) packets? received by filter$"),
+    "dropped": re.compile(r"^(\d+) packets? dropped by kernel$"),
+}
+
+
+def parse_summary(stderr_lines: list[str]) -> TcpdumpSummary:
+    """tcpdump's exit summary; a count is None when tcpdump did not print it (killed, failed)."""
+    found: dict[str, int | None] = dict.fromkeys(SUMMARY)
+    for line in stderr_lines:
+        for key, pattern in SUMMARY.items():
+            match = pattern.match(line.strip())
+            if match:
+                found[key] = int(match.group(1))
+    return TcpdumpSummary(**found)
+
+
+def ifindex_filter(indexes: list[int], bpf: str | None) -> str:
+    """Restrict an `-i any` capture to some interfaces (libpcap >= 1.10 `ifindex`)."""
+    only = " or ".join(f"ifindex {index}" for index in sorted(set(indexes)))
+    return f"({only}) and ({bpf})" if bpf else f"({only})"

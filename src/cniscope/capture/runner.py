@@ -1,0 +1,397 @@
+"""Execute a capture plan: start tcpdump on every node at once, stop all together, write pcapng + manifest.
+
+Theory of operation
+- Each node's tcpdump streams pcap to our stdout pipe (`-w -`), so nothing is
+  written on the node's disk; we count the bytes to enforce --max-size.
+- The node-side wrapper prints tcpdump's pid first ("cniscope-pid N" on
+  stderr); stopping is always `kill -s TERM N` on the node, so tcpdump flushes
+  and prints its drop counts. `timeout` on the node bounds it should we vanish.
+- Children run in their own session: a terminal's Ctrl-C reaches only us, and
+  we stop every node properly (SIGINT/SIGTERM to cniscope set a flag).
+- Whatever happens after the first node started, `finally` stops every tcpdump
+  by pid and runs every teardown step (kubectl: delete the pod).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mmap
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+from cniscope import __version__
+from cniscope.capture import nodeside
+from cniscope.capture.interfaces import NodeFacts, host_side, interface_table, merge_tables, parse_inventory
+from cniscope.capture.manifest import MANIFEST, write_manifest
+from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
+from cniscope.capture.pods import PodTarget
+from cniscope.capture.transports import Step
+from cniscope.errors import CniscopeError, EnvironmentProblem
+from cniscope.pcapng_writer import PcapngWriter, sll2_pcap_to_pcapng
+
+STEP_TIMEOUT_S = 150
+START_TIMEOUT_S = 30
+STOP_WAIT_S = 15
+MERGED = "merged.pcapng"
+T = TypeVar("T")
+
+
+class CaptureFailed(CniscopeError):
+    """A node could not be captured on (unreachable, no tcpdump, refused)."""
+
+    exit_code = EnvironmentProblem.exit_code
+
+
+@dataclass
+class NodeRun:
+    plan: NodePlan
+    raw: Path
+    facts: NodeFacts = field(default_factory=NodeFacts)
+    sudo: bool = False
+    bpf: str | None = None
+    step: Step | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    listening: threading.Event = field(default_factory=threading.Event)
+    bytes: int = 0
+    stderr: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop_facts: NodeFacts | None = None
+    warnings: list[str] = field(default_factory=list)
+    stopped_by_us: bool = False
+
+
+def _parallel(fn: Callable[[NodeRun], T], runs: list[NodeRun]) -> list[T]:
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(runs)))) as pool:
+        return list(pool.map(fn, runs))
+
+
+def run_step(step: Step, timeout: float = STEP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            step.argv, input=step.stdin, capture_output=True, text=True, errors="replace", timeout=timeout,
+            start_new_session=True, check=False,
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentProblem(f"{step.argv[0]} is not installed here (needed to {step.purpose})") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CaptureFailed(f"{step.purpose}: no answer within {timeout:g} s ({step.render()[:200]})") from exc
+
+
+def _checked(step: Step) -> str:
+    done = run_step(step)
+    if done.returncode != 0:
+        raise CaptureFailed(f"{step.purpose} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+class _Signals:
+    """SIGINT/SIGTERM set a flag instead of raising, while installed (main thread only)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def run(
+    plan: Plan,
+    outdir: str | Path,
+    pods: list[PodTarget] | None = None,
+    progress: Callable[[str], None] = lambda text: None,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run `plan`, write DIR/<node>.pcapng, DIR/merged.pcapng and DIR/manifest.json; return the manifest."""
+    out = Path(outdir)
+    if (out / MANIFEST).exists():
+        raise CaptureFailed(f"{out} already holds a capture ({MANIFEST}); choose another directory")
+    out.mkdir(parents=True, exist_ok=True)
+    rawdir = out / ".raw"
+    rawdir.mkdir(exist_ok=True)
+    runs = [NodeRun(plan=node, raw=rawdir / f"{node.label}.pcap") for node in plan.nodes]
+    manifest: dict[str, Any] = {}
+    with _Signals() as signals:
+        try:
+            _setup(plan, runs, progress)
+            _inventory(runs)
+            _choose_filters(plan, runs, pods or [])
+            started_ns, reason = _capture(plan, runs, signals.event, progress)
+            stopped_ns = time.time_ns()
+            _stop(plan, runs)
+            _final_inventory(runs)
+        finally:
+            _stop(plan, runs)
+            _teardown(plan, runs)
+        manifest = _write(plan, runs, out, started_ns, stopped_ns, reason, pods or [], argv)
+    shutil.rmtree(rawdir, ignore_errors=True)
+    return manifest
+
+
+def _setup(plan: Plan, runs: list[NodeRun], progress: Callable[[str], None]) -> None:
+    def one(run: NodeRun) -> None:
+        for step in run.plan.setup:
+            progress(step.purpose)
+            _checked(step)
+
+    _parallel(one, runs)
+
+
+def _inventory(runs: list[NodeRun]) -> None:
+    def one(run: NodeRun) -> None:
+        run.facts = parse_inventory(_checked(run.plan.inventory))
+        if "tcpdump" not in run.facts.versions:
+            raise CaptureFailed(f"{run.plan.label}: tcpdump is not installed on the node")
+        run.sudo = run.facts.uid not in (0, None)
+
+    _parallel(one, runs)
+
+
+def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> None:
+    """The user's filter; on nodes hosting a --pod, limited to the pod's host side and the node NIC."""
+    for run in runs:
+        run.bpf = plan.bpf
+        mine = [pod for pod in pods if pod.node == run.plan.label]
+        if not mine:
+            continue
+        indexes = run.facts.uplinks()
+        for pod in mine:
+            index = host_side(run.facts, pod.ip, pod.peer_index)
+            if index is None:
+                raise CaptureFailed(f"pod {pod.ref}: no host-side interface on {run.plan.label} for {pod.ip or 'its eth0'}")
+            pod.host_index = index
+            pod.host_name = run.facts.by_index()[index]["name"]
+            indexes.append(index)
+        run.bpf = nodeside.ifindex_filter(indexes, plan.bpf)
+
+
+def _pump_stdout(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdout is not None
+    with open(run.raw, "wb") as sink:
+        while chunk := proc.stdout.read1(1 << 20):
+            sink.write(chunk)
+            run.bytes += len(chunk)
+
+
+def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        match = nodeside.PID_LINE.match(line)
+        if match and run.pid is None:
+            run.pid = int(match.group(1))
+            continue
+        if nodeside.LISTENING.match(line):
+            run.listening.set()
+        run.stderr.append(line)
+    run.listening.set()  # ended: nothing more to wait for
+
+
+def _start(plan: Plan, run: NodeRun) -> None:
+    run.step = capture_step(plan.transport, run.plan.node, plan.limits, plan.settings, run.bpf, run.sudo)
+    try:
+        run.proc = subprocess.Popen(
+            run.step.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentProblem(f"{run.step.argv[0]} is not installed here") from exc
+    for target in (_pump_stdout, _pump_stderr):
+        thread = threading.Thread(target=target, args=(run, run.proc), daemon=True)
+        thread.start()
+        run.threads.append(thread)
+
+
+def _capture(plan: Plan, runs: list[NodeRun], interrupted: threading.Event, progress: Callable[[str], None]) -> tuple[int, str]:
+    for run in runs:
+        _start(plan, run)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    for run in runs:
+        run.listening.wait(max(0.0, deadline - time.monotonic()))
+    failed = [run for run in runs if run.proc is None or run.proc.poll() is not None or not run.listening.is_set()]
+    if failed:
+        time.sleep(0.2)  # let stderr arrive
+        details = "; ".join(f"{r.plan.label}: {' '.join(r.stderr[-3:]) or 'no answer'}" for r in failed)
+        raise CaptureFailed(f"tcpdump did not start on {len(failed)} node(s): {details}")
+    started_ns = time.time_ns()
+    progress(f"capturing on {len(runs)} node(s): {', '.join(r.plan.label for r in runs)}")
+    limits = plan.limits
+    max_bytes = limits.max_size_mb * 1_000_000
+    end = time.monotonic() + limits.duration_s
+    while True:
+        if interrupted.is_set():
+            return started_ns, "interrupted"
+        if all(run.proc is not None and run.proc.poll() is not None for run in runs):
+            return started_ns, "count" if limits.count else "tcpdump exited"
+        if any(run.bytes >= max_bytes for run in runs):
+            return started_ns, "max-size"
+        if time.monotonic() >= end:
+            return started_ns, "duration"
+        interrupted.wait(0.05)
+
+
+def _stop(plan: Plan, runs: list[NodeRun]) -> None:
+    """SIGTERM every running tcpdump by its pid, on its node; wait; kill our local end if it hangs."""
+    alive = [run for run in runs if run.proc is not None and run.proc.poll() is None]
+
+    def one(run: NodeRun) -> None:
+        assert run.proc is not None
+        if run.pid is not None and not run.stopped_by_us:
+            run.stopped_by_us = True
+            done = run_step(stop_step(plan.transport, run.plan.node, run.pid, run.sudo), timeout=STOP_WAIT_S + 5)
+            if done.returncode != 0 and run.proc.poll() is None:
+                run.warnings.append(f"stopping tcpdump (pid {run.pid}) failed: {done.stderr.strip()[-200:]}")
+        try:
+            run.proc.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+            run.proc.wait()
+            run.warnings.append(
+                f"tcpdump did not stop within {STOP_WAIT_S} s; the local end was killed and the node stops it"
+                f" by itself within {plan.limits.node_limit_s} s of the start"
+            )
+
+    _parallel(one, alive)
+    for run in runs:
+        for thread in run.threads:
+            thread.join(STOP_WAIT_S)
+
+
+def _final_inventory(runs: list[NodeRun]) -> None:
+    """The interface table again: interfaces created during the capture get their names too."""
+
+    def one(run: NodeRun) -> None:
+        done = run_step(run.plan.inventory)
+        if done.returncode == 0:
+            run.stop_facts = parse_inventory(done.stdout)
+        else:
+            run.warnings.append(f"interface table at stop not recorded: {done.stderr.strip()[-200:]}")
+
+    _parallel(one, runs)
+
+
+def _teardown(plan: Plan, runs: list[NodeRun]) -> None:
+    def one(run: NodeRun) -> None:
+        for step in run.plan.teardown:
+            try:
+                done = run_step(step)
+            except CniscopeError as exc:
+                run.warnings.append(f"{step.purpose}: {exc}")
+                continue
+            if done.returncode != 0:
+                run.warnings.append(f"{step.purpose} failed: {done.stderr.strip()[-200:]}")
+
+    _parallel(one, runs)
+
+
+def _convert(run: NodeRun, path: Path) -> dict[str, Any]:
+    entries = merge_tables(run.facts.interfaces, run.stop_facts.interfaces if run.stop_facts else [])
+    run.facts.interfaces = entries
+    size = run.raw.stat().st_size if run.raw.exists() else 0
+    kernel = run.facts.versions.get("kernel")
+    with PcapngWriter(str(path)) as writer:
+        if size == 0:
+            result = sll2_pcap_to_pcapng(b"", writer, run.plan.label, interface_table(entries), hardware=run.plan.label, os=kernel)
+        else:
+            with open(run.raw, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                result = sll2_pcap_to_pcapng(data, writer, run.plan.label, interface_table(entries), hardware=run.plan.label, os=kernel)
+    return {"packets": result.packets, "unknown_ifindex": list(result.unknown_ifindex), "damage": result.damage}
+
+
+def _write(
+    plan: Plan, runs: list[NodeRun], out: Path, started_ns: int, stopped_ns: int, reason: str,
+    pods: list[PodTarget], argv: list[str] | None,
+) -> dict[str, Any]:
+    nodes = []
+    for run in runs:
+        path = out / f"{run.plan.label}.pcapng"
+        converted = _convert(run, path)
+        summary = nodeside.parse_summary(run.stderr)
+        if summary.dropped is None:
+            run.warnings.append("tcpdump printed no drop count (it did not exit normally)")
+        if converted["damage"]:
+            run.warnings.append(f"stream from the node: {converted['damage']}")
+        nodes.append(
+            {
+                "name": run.plan.label,
+                "target": run.plan.target,
+                "file": path.name,
+                "bytes": run.bytes,
+                "packets": converted["packets"],
+                "tcpdump": {"captured": summary.captured, "received": summary.received, "dropped": summary.dropped},
+                "pid": run.pid,
+                "exit_status": run.proc.returncode if run.proc else None,
+                "sudo": run.sudo,
+                "filter": run.bpf,
+                "command": list(run.step.argv) if run.step else None,
+                "unknown_ifindex": converted["unknown_ifindex"],
+                "facts": run.facts.to_json(),
+                "stderr": [line for line in run.stderr if not nodeside.LISTENING.match(line)][-20:],
+                "warnings": run.warnings + run.facts.notes,
+            }
+        )
+    with open(out / MERGED, "wb") as merged:
+        for node in nodes:
+            with open(out / node["file"], "rb") as part:
+                shutil.copyfileobj(part, merged)
+    manifest = {
+        "format": "cniscope-capture",
+        "version": 1,
+        "cniscope": __version__,
+        "command": argv,
+        "transport": plan.transport.describe(),
+        "filter": plan.bpf,
+        "limits": {"duration_s": plan.limits.duration_s, "count": plan.limits.count, "max_size_mb": plan.limits.max_size_mb},
+        "tcpdump": {"snaplen": plan.settings.snaplen, "buffer_kib": plan.settings.buffer_kib, "immediate": plan.settings.immediate},
+        "started": dt.datetime.fromtimestamp(started_ns / 1e9, dt.UTC).isoformat(timespec="microseconds"),
+        "stopped": dt.datetime.fromtimestamp(stopped_ns / 1e9, dt.UTC).isoformat(timespec="microseconds"),
+        "start_ns": started_ns,
+        "stop_ns": stopped_ns,
+        "written": _now_iso(),
+        "stop_reason": reason,
+        "merged": MERGED,
+        "pods": [pod.to_json() for pod in pods],
+        "nodes": nodes,
+    }
+    write_manifest(out, manifest)
+    return manifest
+
+
+def summary_lines(manifest: dict[str, Any]) -> list[str]:
+    lines = [f"stopped: {manifest['stop_reason']}"]
+    for node in manifest["nodes"]:
+        counts = node["tcpdump"]
+        dropped = "unknown" if counts["dropped"] is None else counts["dropped"]
+        lines.append(f"{node['name']}: {node['packets']} packets, {dropped} dropped by kernel -> {node['file']}")
+        lines.extend(f"  warning: {w}" for w in node["warnings"])
+    lines.append(f"merged: {manifest['merged']}; manifest: {MANIFEST}")
+    return lines
+
+
+def dumps(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2, sort_keys=True)

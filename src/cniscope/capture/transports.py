@@ -1,0 +1,240 @@
+"""How a node-side argument list reaches a node: locally, in a network namespace, over SSH, through kubectl.
+
+A transport only *builds* argument lists (and the setup/teardown steps some need);
+the runner executes them. No user text is ever joined into a command line, except
+for SSH where the remote side is a shell: there each argument is `shlex.quote`d.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cniscope.capture import validate
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command the client runs: an argument list, its purpose, optional standard input."""
+
+    argv: tuple[str, ...]
+    purpose: str
+    stdin: str | None = None
+
+    def render(self) -> str:
+        text = shlex.join(self.argv)
+        return f"{text} <<< {shlex.quote(self.stdin)}" if self.stdin is not None else text
+
+
+class Transport(Protocol):
+    kind: str
+
+    def target(self, node: str) -> str:
+        """What the transport addresses for `node` (a namespace, an ssh destination, a pod)."""
+
+    def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
+        """The client-side argument list that runs `argv` on `node`."""
+
+    def setup(self, node: str, limit_s: int) -> list[Step]:
+        """Steps before anything runs on `node` (kubectl: create the capture pod)."""
+
+    def teardown(self, node: str) -> list[Step]:
+        """Steps that remove what setup created; always run, also after errors."""
+
+    def describe(self) -> dict[str, Any]:
+        """For the manifest."""
+
+
+def node_label(node: str) -> str:
+    """The node's name in files and sections: an ssh `user@host` is recorded as `host`."""
+    return node.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class Local:
+    """This machine."""
+
+    kind: str = "local"
+
+    def target(self, node: str) -> str:
+        return "localhost"
+
+    def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
+        return tuple(["sudo", "-n", *argv] if sudo else argv)
+
+    def setup(self, node: str, limit_s: int) -> list[Step]:
+        return []
+
+    def teardown(self, node: str) -> list[Step]:
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Netns:
+    """Node NAME is the network namespace PREFIX+NAME on this machine (`lab:NAME` uses the lab's prefix)."""
+
+    prefix: str
+    lab: str | None = None
+    kind: str = "netns"
+
+    def target(self, node: str) -> str:
+        return self.prefix + node
+
+    def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
+        return tuple([*(["sudo", "-n"] if sudo else []), "ip", "netns", "exec", self.target(node), *argv])
+
+    def setup(self, node: str, limit_s: int) -> list[Step]:
+        return []
+
+    def teardown(self, node: str) -> list[Step]:
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "lab" if self.lab else self.kind, "prefix": self.prefix, "lab": self.lab}
+
+
+SSH_DEFAULT_OPTIONS = ("BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=3")
+
+
+@dataclass(frozen=True)
+class Ssh:
+    """The OpenSSH client: the user's ~/.ssh/config, agent, jump hosts and host-key checks apply."""
+
+    config: str | None = None
+    options: tuple[str, ...] = ()
+    kind: str = "ssh"
+
+    def target(self, node: str) -> str:
+        return node
+
+    def base(self) -> list[str]:
+        args = ["ssh", "-T"]
+        if self.config:
+            args += ["-F", self.config]
+        for option in (*SSH_DEFAULT_OPTIONS, *self.options):
+            args += ["-o", option]
+        return args
+
+    def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
+        remote = shlex.join(["sudo", "-n", *argv] if sudo else argv)
+        return tuple([*self.base(), "--", validate.node_name(node), remote])
+
+    def setup(self, node: str, limit_s: int) -> list[Step]:
+        return []
+
+    def teardown(self, node: str) -> list[Step]:
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": self.config, "options": list(self.options)}
+
+
+DEFAULT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
+POD_LABEL = "app.kubernetes.io/name"
+POD_LABEL_VALUE = "cniscope-capture"
+SESSION_LABEL = "cniscope.io/session"
+# tcpdump: NET_RAW opens the socket, NET_ADMIN sizes its buffer (-B), SETUID/SETGID for -Z root.
+POD_CAPABILITIES = ("NET_RAW", "NET_ADMIN", "SETUID", "SETGID")
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """A short-lived pod per node (hostNetwork, hostPID, POD_CAPABILITIES), used through `kubectl exec`.
+
+    Chosen over `kubectl debug node/NAME`: exec streams binary pcap without a TTY,
+    the pod has a name we choose (so cleanup deletes exactly it) and an
+    activeDeadlineSeconds, so Kubernetes removes it even if this client dies.
+    """
+
+    namespace: str = "default"
+    image: str = DEFAULT_IMAGE
+    context: str | None = None
+    kubeconfig: str | None = None
+    session: str = "0"
+    kind: str = "kubectl"
+
+    def kubectl(self) -> list[str]:
+        args = ["kubectl"]
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            args += ["--context", self.context]
+        return args
+
+    def pod_name(self, node: str) -> str:
+        digest = hashlib.sha256(node.encode()).hexdigest()[:10]
+        return f"cniscope-capture-{self.session}-{digest}"
+
+    def target(self, node: str) -> str:
+        return f"{self.namespace}/{self.pod_name(node)}"
+
+    def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
+        return tuple([*self.kubectl(), "exec", "-n", self.namespace, self.pod_name(node), "-c", "capture", "--", *argv])
+
+    def manifest(self, node: str, limit_s: int) -> dict[str, Any]:
+        validate.kube_node_name(node)
+        deadline = limit_s + 120
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.pod_name(node),
+                "namespace": self.namespace,
+                "labels": {POD_LABEL: POD_LABEL_VALUE, SESSION_LABEL: self.session},
+            },
+            "spec": {
+                "nodeName": node,
+                "hostNetwork": True,
+                "hostPID": True,
+                "restartPolicy": "Never",
+                "activeDeadlineSeconds": deadline,
+                "terminationGracePeriodSeconds": 0,
+                "automountServiceAccountToken": False,
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [
+                    {
+                        "name": "capture",
+                        "image": self.image,
+                        "command": ["sleep", str(deadline)],
+                        "securityContext": {
+                            "privileged": False,
+                            "runAsUser": 0,
+                            "capabilities": {"add": list(POD_CAPABILITIES), "drop": ["ALL"]},
+                        },
+                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                    }
+                ],
+            },
+        }
+
+    def setup(self, node: str, limit_s: int) -> list[Step]:
+        name = self.pod_name(node)
+        return [
+            Step(tuple([*self.kubectl(), "create", "-f", "-"]), f"create capture pod {name} on {node}",
+                 stdin=json.dumps(self.manifest(node, limit_s), sort_keys=True)),
+            Step(tuple([*self.kubectl(), "wait", "-n", self.namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=120s"]),
+                 f"wait for {name}"),
+        ]
+
+    def teardown(self, node: str) -> list[Step]:
+        name = self.pod_name(node)
+        return [
+            Step(tuple([*self.kubectl(), "delete", "pod", "-n", self.namespace, name, "--ignore-not-found", "--wait=false",
+                        "--grace-period=0"]), f"delete capture pod {name}")
+        ]
+
+    def pod_lookup(self, namespace: str, name: str) -> Step:
+        return Step(tuple([*self.kubectl(), "get", "pod", "-n", namespace, name, "-o", "json"]), f"find pod {namespace}/{name}")
+
+    def pod_peer_index(self, namespace: str, name: str) -> Step:
+        return Step(tuple([*self.kubectl(), "exec", "-n", namespace, name, "--", "cat", "/sys/class/net/eth0/iflink"]),
+                    f"peer ifindex of {namespace}/{name} eth0")
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "namespace": self.namespace, "image": self.image, "context": self.context, "session": self.session}
