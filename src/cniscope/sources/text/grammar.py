@@ -40,6 +40,7 @@ Layer = dict[str, object]
 
 INFO_MAX = 120
 DNS_PORTS = frozenset((53, 5353))
+PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "sctp": 132}
 
 ETHERTYPE_OF_PREFIX = {"IP": 0x0800, "IP6": 0x86DD, "ARP": 0x0806}
 DIRECTIONS = {"In": 0, "B": 1, "M": 2, "P": 3, "Out": 4}
@@ -359,6 +360,8 @@ def parse_l4(s: str, pkt: Packet) -> None:
     m = IP_PROTO_RE.match(s)
     if m:
         layer.setdefault("proto", int(m.group(1)))
+    elif s in PROTO_NAMES:  # a fragment after the first, printed without -n
+        layer.setdefault("proto", PROTO_NAMES[s])
     if s:
         layer["info"] = _short(s)
 
@@ -456,6 +459,8 @@ def parse_icmp(s: str, pkt: Packet) -> None:
 
 
 def parse_icmp6(s: str, layer: Layer) -> None:
+    # `-v` prints no ICMPv6 length: the IPv6 payload length gives it when no extension header came first
+    directly = layer.get("proto") == 58
     layer["proto"] = 58
     layer["info"] = _short(s)
     for pattern, type_ in ICMP6_FORMS:
@@ -463,17 +468,19 @@ def parse_icmp6(s: str, layer: Layer) -> None:
         if m is None:
             continue
         layer["icmp_type"] = type_
-        if type_ in (128, 129):
+        if type_ not in (1, 3, 4):  # the other messages have only code 0
             layer["icmp_code"] = 0
+        if type_ in (128, 129):
             layer["icmp_id"] = int(m.group(1))
             layer["icmp_seq"] = int(m.group(2))
         elif type_ == 2:
-            layer["icmp_code"] = 0
             layer["icmp_mtu"] = int(m.group(1))
         break
     n = LENGTH_END_RE.search(s)
     if n:
         layer["payload_len"] = max(int(n.group(1)) - 8, 0)
+    elif directly and "ip_len" in layer:
+        layer["payload_len"] = max(int(layer["ip_len"]) - 48, 0)  # type: ignore[call-overload]
 
 
 def parse_quoted(s: str, pkt: Packet) -> bool:
