@@ -109,7 +109,8 @@ def _sender_clock(t: pl.DataFrame, nodes: list[str]) -> dict[tuple[str, str], tu
 
 def estimate(t: pl.DataFrame) -> list[NodeClock]:
     """Offsets of every node relative to the first node, for tables with several nodes."""
-    nodes = t.select(pl.col("_node").unique(maintain_order=True)).to_series().to_list()
+    firsts = t.group_by("_node").agg(pl.col("input").min(), pl.col("row").min()).sort(["input", "row"])
+    nodes = firsts["_node"].to_list()
     if len(nodes) < 2:
         return []
     edges = _two_way(_pair_samples(t))

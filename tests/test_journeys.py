@@ -1,0 +1,113 @@
+"""Journeys, clocks and conversations on the seed and the real captures of the corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cniscope.analyze import analyze
+from cniscope.results import ChangeKind
+from cniscope.sources import InputSpec
+from tests.conftest import CORPUS, SEED
+
+DATA = Path(__file__).parent / "data" / "journeys"
+
+
+def test_seed_is_five_packets_seen_three_times_each():
+    report = analyze([InputSpec(str(SEED))])
+    assert report.table.height == 15
+    assert [len(j.hops) for j in report.journeys] == [3, 3, 3, 3, 3]
+    assert [j.summary.split(" [")[1].split("]")[0] for j in report.journeys] == ["S", "S.", ".", "P.", "."]
+    syn = report.journeys[0]
+    assert [h.delay_ns for h in syn.hops] == [None, 212_000, 3_000]
+    assert all(not h.changes for j in report.journeys for h in j.hops)
+    (flow,) = report.flows
+    assert {str(flow.client), str(flow.server)} == {"192.168.200.21:56888", "10.244.3.10:80"}
+    assert str(flow.client) == "192.168.200.21:56888"
+    assert flow.journeys == (0, 1, 2, 3, 4)
+    assert flow.handshake == {"syn_to_synack_ns": 376_000, "synack_to_ack_ns": 4_424_000}
+    assert flow.retransmissions == 0 and not any(j.retransmission_of is not None for j in report.journeys)
+    assert flow.bytes == 75
+    assert not [f for f in report.findings if f.kind.value == "retransmission"]
+
+
+def test_nodeport_dnat_and_snat_are_one_conversation():
+    report = analyze([InputSpec(str(CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt"))])
+    (flow,) = report.flows
+    syn = report.journeys[0]
+    changes = {(c.kind, c.before, c.after) for h in syn.hops for c in h.changes}
+    assert (ChangeKind.DNAT, "10.128.0.5:30080", "10.32.0.3:80") in changes
+    assert (ChangeKind.SNAT, "10.128.0.4:48036", "10.32.0.1:48036") in changes
+    legs = {(str(a), str(b)) for a, b in flow.legs}
+    assert ("10.128.0.4:48036", "10.128.0.5:30080") in legs and ("10.32.0.1:48036", "10.32.0.3:80") in legs
+    assert set(flow.journeys) == {j.id for j in report.journeys}
+    assert str(flow.client) == "10.128.0.4:48036" and str(flow.server) == "10.128.0.5:30080"
+
+
+def test_vxlan_outer_packet_pairs_with_the_inner_packets_other_sightings():
+    report = analyze([InputSpec(str(DATA / "flannel-vxlan-paired.txt"))])
+    assert len(report.journeys) == 2
+    request, reply = report.journeys
+    assert [h.iface for h in request.hops] == ["flannel.1", "eth0"]
+    encap = request.hops[1].changes
+    assert [c.kind for c in encap] == [ChangeKind.ENCAP]
+    assert "vxlan vni 1 :8472 172.16.0.5 > 172.16.0.4" in encap[0].after
+    assert [h.iface for h in reply.hops] == ["eth0", "flannel.1"]
+    assert [c.kind for c in reply.hops[1].changes] == [ChangeKind.DECAP]
+    assert request.hops[1].delay_ns == 55_000
+
+
+@pytest.mark.parametrize("name", ["04-msazure-flannel-vxlan-e.txt", "06-plantegg-flannel-vxlan-nnetvv.txt",
+                                  "12-fluxop-flannel-any-inout-dns.txt", "14-cilium-vxlan-otv-vv.txt"])
+def test_every_vxlan_sighting_joins_the_journey_of_its_inner_packet(name):
+    report = analyze([InputSpec(str(CORPUS / name))])
+    table = report.table
+    tunnelled = table.filter(table["tunnel"] == 1)
+    assert tunnelled.height > 0
+    for row in tunnelled.iter_rows(named=True):
+        journey = report.journeys[row["journey"]]
+        # the journey is the inner packet's: every other sighting in it is the same packet (same fingerprint)
+        assert row["row"] in [h.row for h in journey.hops]
+        others = table.filter(table["journey"] == row["journey"])
+        assert others["key"].n_unique() == 1
+        assert journey.summary.startswith(("ICMP", "TCP", "UDP"))
+        assert "8472" not in journey.summary  # the outer UDP is the envelope, not the packet
+
+
+def test_two_nodes_with_clocks_twelve_hours_apart_are_aligned(tmp_path):
+    lines = (CORPUS / "14-cilium-vxlan-otv-vv.txt").read_text().splitlines(keepends=True)
+    node01, node02 = tmp_path / "node01.txt", tmp_path / "node02.txt"
+    node01.write_text("".join(lines[:28]))  # Node01: cilium_vxlan, then eth0 (see the .meta.md)
+    node02.write_text("".join(lines[28:]))  # Node02: eth0, then cilium_vxlan
+    report = analyze([InputSpec(str(node01), "node01"), InputSpec(str(node02), "node02")])
+    (clock,) = report.clocks
+    assert clock.node == "node02" and clock.reference == "node01"
+    twelve_hours = 12 * 3600 * 10**9
+    assert abs(clock.offset_ns + twelve_hours) < 50_000_000, clock
+    assert clock.uncertainty_ns < 100_000_000
+    assert any(f.kind.value == "clock_skew" and f.node == "node02" for f in report.findings)
+
+
+def test_a_node_with_no_packets_still_gives_a_report():
+    report = analyze([InputSpec(str(SEED), "node3"), InputSpec(str(DATA / "banner-only.txt"), "node2")])
+    assert len(report.journeys) == 5
+    assert any("banner-only.txt" in w and "no packets" in w for w in report.warnings)
+
+
+def test_a_damaged_file_keeps_what_was_read(tmp_path):
+    good = CORPUS / "02-ysaied-pan-cn-calico-eth.pcap"
+    cut = tmp_path / "cut.pcap"
+    data = good.read_bytes()
+    cut.write_bytes(data[: len(data) - 30])
+    report = analyze([InputSpec(str(cut), "nodeA"), InputSpec(str(SEED), "node3")])
+    assert report.inputs[0].damaged and report.inputs[0].packets == 13
+    assert any("cut.pcap" in w and "byte" in w for w in report.warnings)
+    assert len(report.journeys) >= 5
+
+
+def test_no_timestamps_still_groups_by_fingerprint():
+    report = analyze([InputSpec(str(CORPUS / "06-plantegg-flannel-vxlan-nnetvv.txt"))])
+    assert report.table["ts"].null_count() == report.table.height
+    assert len(report.journeys) == report.table.height  # separate runs: every packet is different
+    assert all(h.delay_ns is None for j in report.journeys for h in j.hops)
