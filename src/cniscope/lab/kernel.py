@@ -69,6 +69,7 @@ def require_buildable(model: str) -> None:
     needs = model_info(model).needs
     if needs is None:
         return
+    require_root()  # the probes create a scratch namespace
     probe, why = FEATURES[needs]
     if not probe():
         raise EnvironmentProblem(f"cannot build {model} here: {why}")

@@ -1,0 +1,72 @@
+"""Each buildable model: real HTTP over the four paths, and the sightings per packet its datapath gives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+
+from cniscope.lab.capture import capture
+from cniscope.lab.cluster import Lab
+from cniscope.lab.naming import cali_name, veth_name
+from cniscope.lab.spec import BUILDABLE, default_spec
+from cniscope.packets.schema import Direction, Tunnel
+
+from .conftest import lab_name, needs_root
+from .helpers import read_captures, syn_sightings
+
+pytestmark = needs_root
+
+# Where a pod-to-pod SYN from node1 shows on the destination node (node2), in order.
+DESTINATION_PATH = {
+    "kube-router": ["eth0", "kube-bridge", "veth"],
+    "flannel-vxlan": ["eth0", "flannel.1", "cni0", "veth"],
+    "flannel-host-gw": ["eth0", "cni0", "veth"],
+    "calico-bgp": ["eth0", "cali"],
+    "calico-vxlan": ["eth0", "vxlan.calico", "cali"],
+}
+
+
+@pytest.fixture(scope="module", params=BUILDABLE)
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    with Lab.up(default_spec(request.param, nodes=2, name=lab_name(request.param))) as built:
+        yield built
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "answer"),
+    [
+        ("client1", "web1", "web1 on node1"),  # pod to pod, same node
+        ("client1", "web2", "web2 on node2"),  # pod to pod, across nodes
+        ("client1", "web", "web2 on node2"),  # pod to ClusterIP (DNAT on node1)
+        ("node1", "node2:30080", "web2 on node2"),  # node to NodePort (DNAT + masquerade on node2)
+        ("node1", "web", "web2 on node2"),  # host to ClusterIP (DNAT in OUTPUT)
+        ("web1", "web-local", "web1 on node1"),  # a pod through its own Service (hairpin)
+    ],
+)
+def test_http(lab: Lab, source: str, target: str, answer: str) -> None:
+    result = lab.curl(source, target)
+    assert (result.returncode, result.stdout) == (0, answer + "\n"), result.stderr
+
+
+def test_sightings_on_the_destination_node(lab: Lab, tmp_path) -> None:
+    nodes = [n.name for n in lab.spec.nodes]
+    captures, result = capture(lab, nodes, tmp_path, lambda: lab.curl("client1", "web2"))
+    assert result.returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["node1.pcapng", "node2.pcapng"]
+    assert all(c.dropped == 0 for c in captures)
+    table = read_captures(captures)
+    syn = syn_sightings(table, "node2", "10.244.2.10")
+    pod_iface = cali_name("web2") if lab.spec.model.startswith("calico") else veth_name("web2")
+    expected = [pod_iface if name in ("veth", "cali") else name for name in DESTINATION_PATH[lab.spec.model]]
+    assert syn["iface"].to_list() == expected
+    assert syn["src"].n_unique() == 1 and syn["seq"].n_unique() == 1  # one packet, seen len(expected) times
+    assert syn["direction"].to_list()[0] == Direction.IN and syn["direction"].to_list()[-1] == Direction.OUT
+    tunnelled = syn.filter(pl.col("tunnel") != Tunnel.NONE)
+    if "vxlan" in lab.spec.model:
+        port, vni = (8472, 1) if lab.spec.model == "flannel-vxlan" else (4789, 4096)
+        assert tunnelled["iface"].to_list() == ["eth0"]
+        assert tunnelled.select("outer_dport", "vni").row(0) == (port, vni)
+    else:
+        assert tunnelled.height == 0

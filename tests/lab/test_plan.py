@@ -1,0 +1,198 @@
+"""Plans are data: checked without root."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cniscope.cli import cli
+from cniscope.errors import InputError
+from cniscope.lab import kubeproxy
+from cniscope.lab.builders import plan_lab
+from cniscope.lab.faults import KINDS, parse_fault, plan_fault
+from cniscope.lab.naming import cali_name, veth_name
+from cniscope.lab.plan import Bridge, Daemon, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
+from cniscope.lab.spec import BUILDABLE, Fault, default_spec, load_spec, seed_spec
+
+
+def ip_lines(steps, ns_suffix: str) -> list[str]:
+    return [" ".join(s.args) for s in steps if isinstance(s, Ip) and s.ns.endswith(ns_suffix)]
+
+
+@pytest.mark.parametrize("model", BUILDABLE)
+def test_every_namespace_carries_the_lab_prefix(model: str) -> None:
+    steps = plan_lab(default_spec(model, 3, name="p1"))
+    names = [s.name for s in steps if isinstance(s, Netns)]
+    assert names == [f"cnl-p1-{m}" for m in ("underlay", "node1", "node2", "node3", "web1", "client1", "web2", "web3")]
+    touched = {s.ns for s in steps if hasattr(s, "ns")}
+    assert touched <= set(names)
+
+
+def test_kube_router_plan() -> None:
+    steps = plan_lab(default_spec("kube-router", 3, name="p1"))
+    node3 = ip_lines(steps, "-node3")
+    assert "link add kube-bridge type bridge" in node3
+    assert "addr add 10.244.3.1/24 dev kube-bridge" in node3
+    assert f"link set {veth_name('web3')} type bridge_slave hairpin on" in node3
+    assert "route add default via 10.244.3.1 dev eth0" in ip_lines(steps, "-web3")
+    birds = [s for s in steps if isinstance(s, Daemon) and s.name.startswith("bird")]
+    assert [b.ns for b in birds] == ["cnl-p1-node1", "cnl-p1-node2", "cnl-p1-node3"]
+    waits = {s.ns: s.prefixes for s in steps if isinstance(s, WaitRoutes)}
+    assert waits["cnl-p1-node3"] == ("10.244.1.0/24", "10.244.2.0/24")
+    sockets = {b.argv[b.argv.index("-s") + 1] for b in birds}
+    assert len(sockets) == 3 and all("/p1/" in s for s in sockets)  # per-lab, per-node control sockets
+
+
+def test_flannel_vxlan_plan_programs_like_flanneld() -> None:
+    steps = plan_lab(default_spec("flannel-vxlan", 2, name="p1"))
+    node1 = ip_lines(steps, "-node1")
+    vxlan = next(line for line in node1 if line.startswith("link add flannel.1"))
+    for part in ("id 1", "dstport 8472", "nolearning", "mtu 1450", "local 192.168.200.11"):
+        assert part in vxlan
+    assert "link add cni0 mtu 1450 type bridge" in node1
+    assert "route add 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink" in node1
+    neigh = next(line for line in node1 if line.startswith("neigh replace 10.244.2.0"))
+    mac = neigh.split()[4]
+    fdb = [" ".join(s.args) for s in steps if isinstance(s, Bridge) and s.ns.endswith("-node1")]
+    assert fdb == [f"fdb replace {mac} dev flannel.1 dst 192.168.200.12 self permanent"]
+
+
+def test_host_gw_routes_via_node_ips() -> None:
+    steps = plan_lab(default_spec("flannel-host-gw", 3, name="p1"))
+    assert "route add 10.244.1.0/24 via 192.168.200.11 dev eth0" in ip_lines(steps, "-node2")
+    assert not any("flannel.1" in line for line in ip_lines(steps, "-node2"))
+
+
+@pytest.mark.parametrize("model", ["calico-bgp", "calico-vxlan"])
+def test_calico_plan(model: str) -> None:
+    steps = plan_lab(default_spec(model, 2, name="p1"))
+    cali = cali_name("web2")
+    node2 = ip_lines(steps, "-node2")
+    assert any(line.startswith(f"link add {cali} address ee:ee:ee:ee:ee:ee") for line in node2)
+    assert f"route add 10.244.2.10/32 dev {cali} scope link" in node2
+    assert "route add 169.254.1.1 dev eth0 scope link" in ip_lines(steps, "-web2")
+    sysctls = {(s.key, s.value) for s in steps if isinstance(s, Sysctl) and s.ns.endswith("-node2")}
+    assert (f"net.ipv4.conf.{cali}.proxy_arp", "1") in sysctls
+    assert not any("bridge" in line for line in node2)
+    if model == "calico-vxlan":
+        vxlan = next(line for line in node2 if line.startswith("link add vxlan.calico"))
+        assert "id 4096" in vxlan and "dstport 4789" in vxlan and "mtu 1450" in vxlan
+        assert "route add blackhole 10.244.2.0/26" in node2
+
+
+def test_kube_proxy_chains() -> None:
+    payload = kubeproxy.nat_payload(default_spec("kube-router", 3, name="p1"))
+    lines = payload.splitlines()
+    assert lines[0] == "*nat" and lines[-1] == "COMMIT"
+    assert any(line.startswith("-A PREROUTING") and line.endswith("-j KUBE-SERVICES") for line in lines)
+    assert any(line.startswith("-A OUTPUT") and line.endswith("-j KUBE-SERVICES") for line in lines)
+    assert "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000" in lines
+    assert any("MASQUERADE" in line and line.startswith("-A KUBE-POSTROUTING") for line in lines)
+    dnat = [line for line in lines if "DNAT" in line]
+    assert len(dnat) == 2 and any("--to-destination 10.244.3.10:80" in line for line in dnat)
+    nodeports = [line for line in lines if line.startswith("-A KUBE-NODEPORTS")]
+    assert nodeports and all("--dport 30080" in line for line in nodeports)
+    assert [line for line in lines if line.startswith("-A KUBE-SERVICES")][-1].endswith("-j KUBE-NODEPORTS")
+
+
+def test_kube_proxy_spreads_endpoints_like_kube_proxy() -> None:
+    spec = default_spec("kube-router", 3, name="p1")
+    from dataclasses import replace
+
+    from cniscope.lab.spec import Service
+
+    spec = replace(spec, services=(Service("web", "10.96.0.10", ("web1", "web2", "web3")),))
+    jumps = [line for line in kubeproxy.nat_payload(spec).splitlines() if "-j KUBE-SEP-" in line and "KUBE-SVC-" in line]
+    assert ["0.33333333333" in jumps[0], "0.50000000000" in jumps[1], "probability" in jumps[2]] == [True, True, False]
+
+
+def test_fault_plans() -> None:
+    spec = default_spec("kube-router", 3, name="p1")
+    drop = plan_fault(spec, parse_fault("drop", ["node=node3", "iface=kube-bridge", "dir=out"]))
+    assert isinstance(drop[0], Iptables) and "-I FORWARD -o kube-bridge" in drop[0].payload
+    assert drop[0].ns == "cnl-p1-node3"
+    mtu = plan_fault(spec, Fault("mtu", {"node": "underlay", "iface": "port3", "mtu": "1400"}))
+    assert mtu == [Ip("cnl-p1-underlay", ("link", "set", "dev", "port3", "mtu", "1400"))]
+    rp = plan_fault(spec, Fault("rp-filter", {"node": "node3", "source": "10.244.1.11"}))
+    assert Ip("cnl-p1-node3", ("route", "add", "10.244.1.11/32", "dev", "eth1")) in rp
+    assert Sysctl("cnl-p1-node3", "net.ipv4.conf.eth0.rp_filter", "1") in rp
+    hairpin = plan_fault(spec, Fault("hairpin-off", {"node": "node1", "pod": "web1"}))
+    assert hairpin[0].args[-2:] == ("hairpin", "off")
+    assert set(KINDS) == {"drop", "mtu", "rp-filter", "missing-route", "br-netfilter-off", "hairpin-off", "conntrack-flush"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "message"),
+    [
+        ("drop", ["node=node3"], "missing iface"),
+        ("drop", ["node=node9", "iface=eth0"], "no node named 'node9'"),
+        ("mtu", ["node=node1", "iface=eth0", "mtu=big"], "mtu must be"),
+        ("nonsense", [], "unknown fault"),
+        ("drop", ["node=node3", "iface=eth0", "colour=red"], "unknown colour"),
+        ("drop", ["node3"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_faults_are_refused(kind: str, args: list[str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        plan_fault(default_spec("kube-router", 3, name="p1"), parse_fault(kind, args))
+
+
+def test_hairpin_fault_refused_on_calico() -> None:
+    with pytest.raises(InputError, match="no bridge"):
+        plan_fault(default_spec("calico-bgp", 2, name="p1"), Fault("hairpin-off", {"node": "node1", "pod": "web1"}))
+
+
+def test_seed_spec_is_the_seed_cluster() -> None:
+    spec = seed_spec()
+    assert spec.model == "kube-router"
+    assert [(n.name, n.ip) for n in spec.nodes][::2] == [("master2", "192.168.200.21"), ("node3", "192.168.200.23")]
+    assert spec.pod("nginx").ip == "10.244.3.10" and spec.node("node3").pod_cidr == "10.244.3.0/24"
+
+
+def test_yaml_spec_round_trip(tmp_path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(
+        "name: mine\nmodel: flannel-host-gw\n"
+        "nodes:\n  - {name: a, ip: 192.168.200.31, pod_cidr: 10.244.7.0/24}\n"
+        "pods:\n  - {name: p, node: a, ip: 10.244.7.5}\n"
+        "services:\n  - {name: s, cluster_ip: 10.96.1.1, pods: [p], node_port: 30100}\n"
+        "faults:\n  - {kind: br-netfilter-off, node: a}\n"
+    )
+    spec = load_spec(path)
+    assert spec.name == "mine" and spec.services[0].node_port == 30100
+    assert spec.faults == (Fault("br-netfilter-off", {"node": "a"}),)
+    assert "sysctl -q -w net.bridge.bridge-nf-call-iptables=0" in render_plan(plan_lab(spec))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model: kube-router\nnodes: []\n", "at least one node"),
+        ("model: kube-router\nnodes:\n  - {name: a, ip: 10.0.0.1, pod_cidr: 10.244.1.0/24}\n", "must be in 192.168.200.0/24"),
+        ("model: kube-router\nnodes:\n  - {name: a, ip: 192.168.200.5, pod_cidr: 10.244.1.0/24}\n"
+         "pods:\n  - {name: p, node: a, ip: 10.244.2.5}\n", "inside a's pod CIDR"),
+        ("model: nope\nnodes: []\n", "unknown model"),
+        ("model: [unclosed\n", "not valid YAML"),
+        ("model: kube-router\n", "missing or malformed field"),
+    ],
+)
+def test_bad_specs_name_the_problem(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_spec(path)
+
+
+def test_dry_run_prints_the_plan_without_root() -> None:
+    result = CliRunner().invoke(cli, ["lab", "up", "flannel-vxlan", "--nodes", "2", "--name", "dry", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "ip netns add cnl-dry-underlay"
+    assert "ip -n cnl-dry-node1 link set flannel.1 up" in lines
+    assert any(line.startswith("ip netns exec cnl-dry-web1 nginx -e ") for line in lines)
+
+
+def test_fault_dry_run_needs_an_existing_lab() -> None:
+    result = CliRunner().invoke(cli, ["lab", "fault", "no-such-lab-xyz", "drop", "node=node1", "iface=eth0", "--dry-run"])
+    assert result.exit_code != 0
+    assert "no lab named 'no-such-lab-xyz'" in str(result.exception)
