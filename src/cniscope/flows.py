@@ -108,46 +108,101 @@ def _endpoint(ip: str | None, port: int | None) -> Endpoint:
     return Endpoint(ip or "?", port)
 
 
+FIRST_COLUMNS = (
+    "journey", "flow", "row", "ts", "proto", "arp_op", "src", "dst", "src6", "dst6", "sport", "dport", "tcp_flags",
+    "seq", "ack", "win", "payload_len", "dns_id", "dns_qr", "icmp_type", "icmp_seq",
+)
+
+
 def build(table: pl.DataFrame, journeys: list[Journey]) -> tuple[list[Flow], list[Journey]]:
-    """Flow objects from a table with `journey`, `hop`, `flow`; journeys get their flow and re-send links."""
-    first = table.filter(pl.col("hop") == 0).sort("journey")
-    retrans_of = _retransmissions(first)
-    flows: list[Flow] = []
-    by_flow = first.partition_by("flow", as_dict=True, maintain_order=True)
+    """Flow objects from a table with `journey`, `hop`, `flow`; journeys get their flow and re-send links.
+
+    Statistics are computed per flow in polars over the first sighting of each
+    journey; Python only assembles one object per flow. `Flow.journeys` lists
+    the journeys that were materialised (`journeys`); `Flow.packets` counts all.
+    """
+    first = table.filter(pl.col("hop") == 0).select(FIRST_COLUMNS).sort(["ts", "row"], nulls_last=True)
+    retrans = _retransmissions(first)
+    first = first.join(retrans, on="journey", how="left")
+    kept = {j.id for j in journeys}
+    stats = _stats(first, max(kept) + 1 if kept else 0)
     legs_by_flow = _legs(table)
-    for (fid,), rows in by_flow.items():
-        if fid is None:
-            continue
-        flows.append(_flow(int(fid), rows, legs_by_flow.get(int(fid), ()), retrans_of))
-    jflow = dict(zip(first["journey"].to_list(), first["flow"].to_list()))
+    flows = [_flow(r, legs_by_flow.get(r["flow"], ())) for r in stats.sort("flow").iter_rows(named=True) if r["flow"] is not None]
+    retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
+    kept_first = first.filter(pl.col("journey").is_in(list(kept)))
+    jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
     journeys = [replace(j, flow=jflow.get(j.id), retransmission_of=retrans_of.get(j.id)) for j in journeys]
     return flows, journeys
 
 
-def _retransmissions(first: pl.DataFrame) -> dict[int, int]:
-    """Later journeys re-sending sequence space already sent in the flow -> the original journey."""
-    tcp = first.filter(
+def _flag(bit: int) -> pl.Expr:
+    return (pl.col("tcp_flags").fill_null(0) & bit) > 0
+
+
+def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
+    syn, ack, rst, fin = _flag(SYN), _flag(ACK), _flag(RST), _flag(FIN)
+    is_syn = syn & ~ack
+    is_synack = syn & ack
+    fresh = pl.col("original").is_null()
+    stats = first.group_by("flow", maintain_order=True).agg(
+        packets=pl.len(),
+        bytes=pl.col("payload_len").filter(fresh).sum(),
+        first_ts=pl.col("ts").min(),
+        last_ts=pl.col("ts").max(),
+        retransmissions=(~fresh).sum(),
+        zero_windows=((pl.col("win") == 0) & ~rst & (pl.col("proto") == 6)).sum(),
+        fins=fin.sum(),
+        resets=pl.col("journey").filter(rst),
+        head=pl.struct("proto", "arp_op", "src", "dst", "src6", "dst6", "sport", "dport", "dns_qr", "icmp_type").first(),
+        syn=pl.struct("src", "dst", "src6", "dst6", "sport", "dport").filter(is_syn).first(),
+        syn_ts=pl.col("ts").filter(is_syn).min(),
+        synack_ts=pl.col("ts").filter(is_synack).min(),
+        synack_seq=pl.col("seq").filter(is_synack).first(),
+        queries=pl.col("dns_id").filter(pl.col("dns_qr") == False).unique(),  # noqa: E712 - polars expression
+        answers=pl.col("dns_id").filter(pl.col("dns_qr") == True).unique(),  # noqa: E712
+        requests=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([8, 128])).unique(),
+        replies=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([0, 129])).unique(),
+        unreachable=(pl.col("icmp_type") == 3).sum(),
+        journeys=pl.col("journey").filter(pl.col("journey") < kept),
+        any_syn=is_syn.any(),
+    )
+    # the handshake's ACK: the first pure ACK of the SYN-ACK's sequence number after it (absolute, or 1 when relative)
+    acks = first.join(stats.select("flow", "synack_ts", "synack_seq"), on="flow").filter(
+        ack & ~syn & ~rst & ~fin
+        & ((pl.col("ack") == ((pl.col("synack_seq").cast(pl.Int64) + 1) % 2**32)) | (pl.col("ack") == 1))
+        & (pl.col("ts") >= pl.col("synack_ts"))
+    ).group_by("flow").agg(ack_ts=pl.col("ts").min())
+    return stats.join(acks, on="flow", how="left").join(_out_of_order(first), on="flow", how="left")
+
+
+def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
+    """Later journeys re-sending sequence space already sent in the flow -> (journey, original)."""
+    data = first.filter(
         (pl.col("proto") == 6)
         & pl.col("seq").is_not_null()
-        & ((pl.col("payload_len") > 0) | ((pl.col("tcp_flags") & (SYN | FIN)) > 0))
-        & ((pl.col("tcp_flags") & RST) == 0)
+        & ((pl.col("payload_len") > 0) | _flag(SYN | FIN))
+        & ~_flag(RST)
     )
-    if tcp.is_empty():
-        return {}
-    groups = tcp.sort(["ts", "row"], nulls_last=True).group_by(["flow", "seq", "payload_len", "tcp_flags"], maintain_order=True).agg(
-        js=pl.col("journey")
-    ).filter(pl.col("js").list.len() > 1)
-    out: dict[int, int] = {}
-    for js in groups["js"].to_list():
-        for j in js[1:]:
-            out[j] = js[0]
-    return out
+    keys = ["flow", "seq", "payload_len", "tcp_flags"]
+    return data.with_columns(original=pl.col("journey").first().over(keys), n=pl.int_range(pl.len()).over(keys)).filter(
+        pl.col("n") > 0
+    ).select("journey", "original")
+
+
+def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
+    """Data segments below the highest sequence end already sent by the same sender (re-sends excluded)."""
+    side = ["flow", "src", "src6", "sport"]
+    data = first.filter((pl.col("proto") == 6) & pl.col("seq").is_not_null() & (pl.col("payload_len") > 0) & pl.col("original").is_null())
+    rel = ((pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first().over(side)) % 2**32)
+    data = data.with_columns(_rel=rel).with_columns(_end=pl.col("_rel") + pl.col("payload_len"))
+    data = data.with_columns(_high=pl.col("_end").cum_max().shift(1).over(side))
+    return data.group_by("flow").agg(out_of_order=(pl.col("_rel") < pl.col("_high")).sum())
 
 
 def _legs(table: pl.DataFrame) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
     """Distinct (src, dst) pairs of each flow, in order of appearance, oriented client -> server."""
-    t = table.select("flow", "row", "journey", "src", "dst", "src6", "dst6", "sport", "dport", "icmp_id", "proto").sort("row")
-    seen = t.unique(subset=["flow", "src", "dst", "src6", "dst6", "sport", "dport"], maintain_order=True)
+    cols = ["flow", "src", "dst", "src6", "dst6", "sport", "dport"]
+    seen = table.select(["row", *cols]).sort("row").unique(subset=cols, maintain_order=True)
     legs: dict[int, list[tuple[Endpoint, Endpoint]]] = {}
     for r in seen.iter_rows(named=True):
         if r["flow"] is None:
@@ -164,114 +219,71 @@ def _legs(table: pl.DataFrame) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...
     return {k: tuple(v) for k, v in legs.items()}
 
 
-def _flow(fid: int, rows: pl.DataFrame, legs: tuple[tuple[Endpoint, Endpoint], ...], retrans_of: dict[int, int]) -> Flow:
-    recs = rows.sort(["ts", "row"], nulls_last=True).to_dicts()
-    head = recs[0]
+def _side(fields: dict, which: str) -> Endpoint:
+    ip = ip4_text(fields[which]) if fields[which] is not None else fields[f"{which}6"]
+    return _endpoint(ip, fields["sport" if which == "src" else "dport"])
+
+
+def _flow(r: dict, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
+    head = r["head"]
     proto_num = head["proto"]
     proto = "arp" if head["arp_op"] is not None else PROTO_NAMES.get(proto_num, "other")
-    src = ip4_text(head["src"]) if head["src"] is not None else head["src6"]
-    dst = ip4_text(head["dst"]) if head["dst"] is not None else head["dst6"]
-    client, server = _endpoint(src, head["sport"]), _endpoint(dst, head["dport"])
-    syn = next((r for r in recs if r["tcp_flags"] is not None and r["tcp_flags"] & SYN and not r["tcp_flags"] & ACK), None)
-    if syn is not None and syn is not head:
-        client = _endpoint(ip4_text(syn["src"]), syn["sport"])
-        server = _endpoint(ip4_text(syn["dst"]), syn["dport"])
+    client, server = _side(head, "src"), _side(head, "dst")
+    if r["syn"] is not None:
+        client, server = _side(r["syn"], "src"), _side(r["syn"], "dst")
     elif head["dns_qr"] is True or head["icmp_type"] in (0, 129):
         client, server = server, client  # the first packet seen is an answer: its sender is the server
-    if legs and client != legs[0][0] and client in (legs[0][1],):
+    if legs and client == legs[0][1]:
         legs = tuple((b, a) for a, b in legs)
-    ts = [r["ts"] for r in recs if r["ts"] is not None]
     notes: list[str] = []
     handshake: dict[str, int | None] = {}
-    state = "seen"
-    resets: tuple[int, ...] = ()
-    zero = 0
-    out_of_order = 0
+    if r["syn_ts"] is not None and r["synack_ts"] is not None:
+        handshake["syn_to_synack_ns"] = r["synack_ts"] - r["syn_ts"]
+    if r["synack_ts"] is not None and r["ack_ts"] is not None:
+        handshake["synack_to_ack_ns"] = r["ack_ts"] - r["synack_ts"]
+    queries, answers = set(r["queries"]), set(r["answers"])
+    requests, replies = set(r["requests"]), set(r["replies"])
     if proto == "tcp":
-        state, handshake, resets, zero, out_of_order = _tcp(recs, retrans_of)
-    elif head["dns_id"] is not None:
-        queries = {r["dns_id"] for r in recs if r["dns_qr"] is False}
-        answers = {r["dns_id"] for r in recs if r["dns_qr"] is True}
+        if r["resets"]:
+            state = "reset"
+        elif r["fins"] >= 2:
+            state = "closed"
+        elif r["any_syn"] and r["synack_ts"] is None:
+            state = "unanswered"
+        elif r["any_syn"] and r["ack_ts"] is None and r["packets"] <= 2:
+            state = "handshake incomplete"
+        elif r["any_syn"]:
+            state = "established"
+        else:
+            state = "mid-stream"
+    elif queries or answers:
         state = "answered" if queries and queries <= answers else ("unanswered" if queries else "answers only")
         notes.append(f"DNS: {len(queries)} queries, {len(queries & answers)} answered")
-    elif proto in ("icmp", "icmp6"):
-        reqs = {r["icmp_seq"] for r in recs if r["icmp_type"] in (8, 128)}
-        reps = {r["icmp_seq"] for r in recs if r["icmp_type"] in (0, 129)}
-        if reqs or reps:
-            state = "answered" if reqs and reqs <= reps else ("unanswered" if reqs - reps else "replies only")
-            notes.append(f"echo: {len(reqs)} requests, {len(reqs & reps)} replied")
-        elif any(r["icmp_type"] == 3 for r in recs):
-            state = "error"
-    key = community_id(proto_num or 0, client.addr, server.addr, client.port, server.port) if proto != "arp" else f"arp:{src}-{dst}"
+    elif requests or replies:
+        state = "answered" if requests and requests <= replies else ("unanswered" if requests - replies else "replies only")
+        notes.append(f"echo: {len(requests)} requests, {len(requests & replies)} replied")
+    elif r["unreachable"]:
+        state = "error"
+    else:
+        state = "seen"
+    key = community_id(proto_num or 0, client.addr, server.addr, client.port, server.port) if proto != "arp" else f"arp:{client.addr}-{server.addr}"
     return Flow(
-        id=fid,
+        id=r["flow"],
         key=key,
         proto=proto,
         client=client,
         server=server,
         legs=legs,
-        journeys=tuple(r["journey"] for r in recs),
-        packets=len(recs),
-        bytes=sum(r["payload_len"] or 0 for r in recs if r["journey"] not in retrans_of),
-        first_ts=min(ts) if ts else None,
-        last_ts=max(ts) if ts else None,
+        journeys=tuple(r["journeys"]),
+        packets=r["packets"],
+        bytes=r["bytes"] or 0,
+        first_ts=r["first_ts"],
+        last_ts=r["last_ts"],
         state=state,
         handshake=handshake,
-        retransmissions=sum(1 for r in recs if r["journey"] in retrans_of),
-        out_of_order=out_of_order,
-        zero_windows=zero,
-        resets=resets,
+        retransmissions=r["retransmissions"],
+        out_of_order=r["out_of_order"] or 0,
+        zero_windows=r["zero_windows"],
+        resets=tuple(r["resets"]),
         notes=tuple(notes),
     )
-
-
-def _tcp(recs: list[dict], retrans_of: dict[int, int]) -> tuple[str, dict[str, int | None], tuple[int, ...], int, int]:
-    flags = [(r["tcp_flags"] or 0) for r in recs]
-    syn = next((r for r, f in zip(recs, flags) if f & SYN and not f & ACK), None)
-    synack = next((r for r, f in zip(recs, flags) if f & SYN and f & ACK), None)
-    ack = None
-    if synack is not None:
-        isn_plus_one = (synack["seq"] + 1) & 0xFFFFFFFF if synack["seq"] is not None else None
-        ack = next(
-            (r for r, f in zip(recs, flags) if f & (SYN | FIN | RST) == 0 and f & ACK
-             and r["ack"] in (isn_plus_one, 1) and (r["ts"] or 0) >= (synack["ts"] or 0)),
-            None,
-        )
-    handshake: dict[str, int | None] = {}
-    if syn is not None and synack is not None and syn["ts"] is not None and synack["ts"] is not None:
-        handshake["syn_to_synack_ns"] = synack["ts"] - syn["ts"]
-    if synack is not None and ack is not None and synack["ts"] is not None and ack["ts"] is not None:
-        handshake["synack_to_ack_ns"] = ack["ts"] - synack["ts"]
-    resets = tuple(r["journey"] for r, f in zip(recs, flags) if f & RST)
-    fins = sum(1 for f in flags if f & FIN)
-    zero = sum(1 for r, f in zip(recs, flags) if r["win"] == 0 and not f & RST)
-    if resets:
-        state = "reset"
-    elif fins >= 2:
-        state = "closed"
-    elif syn is not None and synack is None:
-        state = "unanswered"
-    elif syn is not None and synack is not None and ack is None and len(recs) <= 2:
-        state = "handshake incomplete"
-    elif syn is not None:
-        state = "established"
-    else:
-        state = "mid-stream"
-    # out of order: a data segment below the highest end already sent by the same sender, not a re-send
-    out_of_order = 0
-    high: dict[tuple, int] = {}
-    for r, f in zip(recs, flags):
-        if r["seq"] is None or not r["payload_len"]:
-            continue
-        side = (r["src"], r["sport"])
-        end = (r["seq"] + r["payload_len"]) & 0xFFFFFFFF
-        if side in high and _before(r["seq"], high[side]) and r["journey"] not in retrans_of:
-            out_of_order += 1
-        if side not in high or _before(high[side], end):
-            high[side] = end
-    return state, handshake, resets, zero, out_of_order
-
-
-def _before(a: int, b: int) -> bool:
-    """Sequence-number comparison modulo 2**32."""
-    return ((a - b) & 0xFFFFFFFF) > 0x7FFFFFFF
