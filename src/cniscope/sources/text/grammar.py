@@ -109,7 +109,7 @@ DNS_RE = re.compile(r"(\d+)\S* ")
 DNS_COUNTS_RE = re.compile(r"(?:^| )\d+/\d+/\d+(?: |$)")
 DNS_LEN_RE = re.compile(r"\((\d+)\)$")
 LENGTH_END_RE = re.compile(r", length (\d+)$")
-ARP_REQUEST_RE = re.compile(rf"Request who-has (\S+)(?: \({_MAC}\))? tell (\S+)")
+ARP_REQUEST_RE = re.compile(rf"Request who-has ([^\s,]+)(?: \({_MAC}\))? tell ([^\s,]+)")
 ARP_REPLY_RE = re.compile(rf"Reply (\S+) is-at ({_MAC})")
 IP_PROTO_RE = re.compile(r"ip-proto-(\d+)")
 
