@@ -1,0 +1,38 @@
+"""Network models as data: one module per project, an explicit table of every model, and the service proxies.
+
+`MODELS` maps each name in `NAMES` (the names `cniscope analyze --json`
+reports) to its `Model`. Inference (`cniscope.models.infer`), hop roles
+(`cniscope.models.roles`) and the `cniscope models` pages read these tables.
+"""
+
+from __future__ import annotations
+
+from cniscope.models.antrea import ANTREA_GENEVE
+from cniscope.models.base import Model, Role, Traffic
+from cniscope.models.calico import CALICO_BGP, CALICO_IPIP, CALICO_VXLAN
+from cniscope.models.cilium import CILIUM_GENEVE, CILIUM_VXLAN
+from cniscope.models.flannel import FLANNEL_HOST_GW, FLANNEL_UDP, FLANNEL_VXLAN
+from cniscope.models.kube_router import KUBE_ROUTER
+from cniscope.models.proxies import PROXIES, ServiceProxy
+from cniscope.models.weave import WEAVE
+
+MODELS: dict[str, Model] = {
+    m.name: m
+    for m in (
+        KUBE_ROUTER,
+        FLANNEL_VXLAN,
+        FLANNEL_HOST_GW,
+        FLANNEL_UDP,
+        CALICO_BGP,
+        CALICO_IPIP,
+        CALICO_VXLAN,
+        CILIUM_VXLAN,
+        CILIUM_GENEVE,
+        WEAVE,
+        ANTREA_GENEVE,
+    )
+}
+NAMES: tuple[str, ...] = tuple(MODELS)
+UNKNOWN = "unknown"
+
+__all__ = ["MODELS", "NAMES", "PROXIES", "UNKNOWN", "Model", "Role", "ServiceProxy", "Traffic"]

@@ -1,0 +1,221 @@
+"""What a capture shows that tells network models apart, gathered once from the packet table and the journeys.
+
+Everything here is counted over whole columns (polars); only the journeys,
+which are already objects, are walked in Python, and only their hop counts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from cniscope.inventory import Inventory
+from cniscope.models.base import COMMON_IFACES, Model, Role
+from cniscope.packets.schema import ip4_text, mac_value
+from cniscope.results import Change, ChangeKind, Hop, Journey
+
+MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha")
+INITIAL_TTLS = (64, 128, 255)
+
+
+@dataclass(frozen=True)
+class TunnelSeen:
+    kind: int  # Tunnel value
+    port: int | None
+    vnis: tuple[int, ...]
+    rows: int
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one packet showed up on one node when the capture names no interfaces: copies, tunnel, NAT."""
+
+    copies: int
+    encapsulated: bool
+    nat: bool
+
+
+@dataclass
+class Observations:
+    rows: int
+    ifaces: dict[str, int]  # interface names (not the common NIC/loopback names) -> sightings
+    tunnels: list[TunnelSeen]
+    ports: Counter  # (proto, port) -> plain sightings, for the ports any model declares
+    bgp_rows: int
+    macs: Counter  # MAC value -> sightings, for MACs any model declares
+    mac_prefixes: Counter  # 16-bit prefix -> sightings, for prefixes any model declares
+    gateway_arps: Counter  # gateway address -> ARP sightings asking for it
+    pod_addresses: set[str]
+    node_addresses: set[str]
+    mss_from_pods: Counter  # MSS -> SYN sightings sent by pod addresses
+    ttl_at_tunnel: Counter  # (iface, ttl) -> sightings of pod-sent packets on tunnel devices
+    shapes: Counter  # Shape -> journeys
+    direct_from_outside: list[tuple[str, str]] = field(default_factory=list)  # (client, pod) reached without NAT or tunnel
+
+
+def _distinct_strings(table: pl.DataFrame, expr: pl.Expr) -> Counter:
+    counted = table.select(expr.alias("v")).drop_nulls().group_by("v").len()
+    return Counter(dict(zip(counted["v"].to_list(), counted["len"].to_list())))
+
+
+def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> Observations:
+    ifaces = {
+        name: n for name, n in _distinct_strings(table, pl.col("iface")).items()
+        if name != "any" and not any(p.matches(name) for p in COMMON_IFACES)
+    }
+    tunnelled = table.filter(pl.col("tunnel").fill_null(0) != 0)
+    tunnels = [
+        TunnelSeen(row["tunnel"], row["outer_dport"], tuple(sorted(v for v in row["vnis"] if v is not None)), row["len"])
+        for row in tunnelled.group_by("tunnel", "outer_dport").agg(pl.col("vni").unique(), pl.len())
+        .rename({"vni": "vnis"}).sort("len", descending=True).iter_rows(named=True)
+    ]
+    plain = table.filter(pl.col("tunnel").fill_null(0) == 0)
+    wanted_ports = {(p.proto, p.port) for m in models for p in m.ports}
+    ports: Counter = Counter()
+    for proto, port in wanted_ports:
+        n = plain.filter((pl.col("proto") == proto) & ((pl.col("dport") == port) | (pl.col("sport") == port))).height
+        if n:
+            ports[(proto, port)] = n
+    bgp_rows = plain.filter((pl.col("proto") == 6) & ((pl.col("dport") == 179) | (pl.col("sport") == 179))).height
+
+    wanted_macs = {mac_value(s.mac) for m in models for s in m.macs if not s.prefix}
+    wanted_prefixes = {int(s.mac.replace(":", ""), 16) for m in models for s in m.macs if s.prefix}
+    macs: Counter = Counter()
+    prefixes: Counter = Counter()
+    for column in MAC_COLUMNS:
+        values = _distinct_strings(table, pl.col(column))
+        for value, n in values.items():
+            if value in wanted_macs:
+                macs[value] += n
+            if (value >> 32) in wanted_prefixes:
+                prefixes[value >> 32] += n
+    gateways = {m.gateway_arp for m in models if m.gateway_arp}
+    gateway_arps: Counter = Counter()
+    for gw in gateways:
+        n = table.filter(pl.col("arp_tpa") == _ip4(gw)).height
+        if n:
+            gateway_arps[gw] = n
+
+    node_addresses = _node_addresses(table, inventory)
+    pod_addresses = _pod_addresses(table, journeys, models, inventory) - node_addresses
+    syn = table.filter((pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("mss").is_not_null())
+    pod_values = [_ip4(a) for a in pod_addresses if ":" not in a]
+    mss_from_pods = _distinct_strings(syn.filter(pl.col("src").is_in(pod_values)), pl.col("mss"))
+    tunnel_names = [name for name in ifaces if any((p := m.role_of(name)) is not None and p.role is Role.TUNNEL for m in models)]
+    at_tunnel = table.filter(pl.col("iface").is_in(tunnel_names) & pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null())
+    ttl_at_tunnel = Counter({(r["iface"], r["ttl"]): r["len"] for r in at_tunnel.group_by("iface", "ttl").len().iter_rows(named=True)})
+
+    return Observations(
+        rows=table.height,
+        ifaces=ifaces,
+        tunnels=tunnels,
+        ports=ports,
+        bgp_rows=bgp_rows,
+        macs=macs,
+        mac_prefixes=prefixes,
+        gateway_arps=gateway_arps,
+        pod_addresses=pod_addresses,
+        node_addresses=node_addresses,
+        mss_from_pods=mss_from_pods,
+        ttl_at_tunnel=ttl_at_tunnel,
+        shapes=_shapes(table, journeys),
+        direct_from_outside=_direct_from_outside(table, journeys, inventory),
+    )
+
+
+def nat_changes(hop: Hop) -> list[Change]:
+    """The DNAT/SNAT changes of a hop, unless they only swap source and destination (a reply grouped with its request)."""
+    dnat = [c for c in hop.changes if c.kind is ChangeKind.DNAT]
+    snat = [c for c in hop.changes if c.kind is ChangeKind.SNAT]
+    if dnat and snat and dnat[0].after == snat[0].before and snat[0].after == dnat[0].before:
+        return []
+    return dnat + snat
+
+
+def _swapped(hop: Hop) -> bool:
+    return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for c in hop.changes) and not nat_changes(hop)
+
+
+def _ip4(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
+
+def _texts(series: pl.Series) -> set[str]:
+    return {t for t in (ip4_text(v) for v in series.drop_nulls().unique().to_list()) if t}
+
+
+def _node_addresses(table: pl.DataFrame, inventory: Inventory | None) -> set[str]:
+    """Tunnel endpoints and BGP speakers are nodes; so is every address the inventory gives a node."""
+    found = _texts(table["outer_src"]) | _texts(table["outer_dst"])
+    bgp = table.filter((pl.col("proto") == 6) & ((pl.col("dport") == 179) | (pl.col("sport") == 179)))
+    found |= _texts(bgp["src"]) | _texts(bgp["dst"])
+    if inventory is not None:
+        found |= {a for node in inventory.nodes for a in node.addresses}
+    return found
+
+
+def _pod_addresses(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
+    """Addresses known to be pods: inside tunnels, on pod-side veths, DNAT targets, and the inventory's pods."""
+    tunnelled = table.filter(pl.col("tunnel").fill_null(0) != 0)
+    found = _texts(tunnelled["src"]) | _texts(tunnelled["dst"])
+    names = table["iface"].drop_nulls().unique().to_list()
+    veths = [n for n in names if any((p := m.role_of(n)) is not None and p.role is Role.HOST_VETH for m in models)]
+    at_veth = table.filter(pl.col("iface").is_in(veths))
+    found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
+    for journey in journeys:
+        for hop in journey.hops:
+            for change in nat_changes(hop):
+                if change.kind is ChangeKind.DNAT:
+                    found.add(change.after.rsplit(":", 1)[0])
+    if inventory is not None:
+        seen = _texts(table["src"]) | _texts(table["dst"])
+        found |= {a for a in seen if inventory.is_pod_address(a)}
+    return found
+
+
+def node_keys(table: pl.DataFrame) -> list[str]:
+    """Per row: the node name, or `input N` when the input names no node (one file = one capture host)."""
+    return table.select(pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("k"))["k"].to_list()
+
+
+def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter:
+    """Copies of one packet on one node, for journeys whose sightings there name no interface."""
+    if not journeys:
+        return Counter()
+    keys = node_keys(table)
+    tunnels = table["tunnel"].fill_null(0).to_list()
+    shapes: Counter = Counter()
+    for journey in journeys:
+        by_node: dict[str, list] = {}
+        for hop in journey.hops:
+            by_node.setdefault(keys[hop.row], []).append(hop)
+        for hops in by_node.values():
+            if len(hops) < 2 or any(h.iface is not None for h in hops) or any(_swapped(h) for h in hops):
+                continue
+            nat = any(nat_changes(h) for h in hops[1:])
+            shapes[Shape(len(hops), any(tunnels[h.row] for h in hops), nat)] += 1
+    return shapes
+
+
+def _direct_from_outside(table: pl.DataFrame, journeys: list[Journey], inventory: Inventory | None) -> list[tuple[str, str]]:
+    """Packets from a host the inventory does not know (not a node, not a pod) to a pod, with no NAT and no tunnel."""
+    if inventory is None or not inventory.nodes:
+        return []
+    src, dst = table["src"].to_list(), table["dst"].to_list()
+    tunnels = table["tunnel"].fill_null(0).to_list()
+    pairs: set[tuple[str, str]] = set()
+    for journey in journeys:
+        first = journey.hops[0].row
+        if src[first] is None or dst[first] is None or any(tunnels[h.row] for h in journey.hops):
+            continue
+        if any(nat_changes(h) for h in journey.hops):
+            continue
+        client, pod = ip4_text(src[first]), ip4_text(dst[first])
+        if client is None or pod is None:
+            continue
+        if inventory.is_pod_address(pod) and not inventory.is_node_address(client) and not inventory.is_pod_address(client):
+            pairs.add((client, pod))
+    return sorted(pairs)

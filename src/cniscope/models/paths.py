@@ -1,0 +1,95 @@
+"""Expected paths shared by models of one data-plane shape, built from their device names.
+
+Three shapes cover the models: a Linux bridge with veths (kube-router,
+flannel, weave), routed veths with no bridge (calico), and pods attached
+to a switch that is not the kernel's IP stack (cilium's eBPF, antrea's OVS).
+What `tcpdump -i any` shows on each node follows from the shape: a bridge
+forwards frames between its ports without the bridge device seeing them, so
+a packet between two pods of one bridge is seen twice (once per veth), while
+a routed packet shows up on every device it crosses.
+"""
+
+from __future__ import annotations
+
+from cniscope.models.base import Path, Role, Side, Step, Traffic
+
+SRC, DST = Side.SOURCE, Side.DESTINATION
+
+
+def bridged(bridge: str, veth: str, tunnel: str = "", nic: str = "eth0", routed_in: bool = False) -> tuple[Path, ...]:
+    """Pods on veths in a Linux bridge that the node routes for.
+
+    `tunnel` names the VTEP when cross-node traffic is encapsulated; `routed_in`: other hosts route
+    pod addresses to this node unencapsulated (BGP, host-gw), so packets from them arrive on the NIC.
+    """
+    if tunnel:
+        out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
+        into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
+    else:
+        out = (Step(Role.NIC, "Out", SRC, nic),)
+        into = (Step(Role.NIC, "In", DST, nic),)
+    leave_pod = (Step(Role.HOST_VETH, "In", SRC, veth), Step(Role.POD_BRIDGE, "In", SRC, bridge))
+    enter_pod = (Step(Role.POD_BRIDGE, "Out", DST, bridge), Step(Role.HOST_VETH, "Out", DST, veth))
+    external = (Path(Traffic.EXTERNAL_TO_POD, (Step(Role.NIC, "In", DST, nic),) + enter_pod,
+                     note="pod addresses routed to the node: from BGP peers, or host-gw routes on other nodes"),) if routed_in else ()
+    return external + (
+        Path(Traffic.POD_TO_POD_SAME_NODE, (Step(Role.HOST_VETH, "In", SRC, veth), Step(Role.HOST_VETH, "Out", DST, veth)),
+             one_node=True, note="bridged between two ports: the bridge device does not see it"),
+        Path(Traffic.POD_TO_POD_CROSS_NODE, leave_pod + out + into + enter_pod),
+        Path(Traffic.POD_TO_SERVICE, (
+            Step(Role.HOST_VETH, "In", SRC, veth, note="destination is the service address"),
+            Step(Role.POD_BRIDGE, "In", SRC, bridge, nat="dnat", note="br_netfilter: already rewritten to the endpoint"),
+        ) + out + into + enter_pod, note="endpoint on another node; an endpoint on the same bridge is reached like pod to pod, same node"),
+        Path(Traffic.NODE_TO_POD, (Step(Role.POD_BRIDGE, "Out", DST, bridge), Step(Role.HOST_VETH, "Out", DST, veth)), one_node=True),
+        Path(Traffic.EXTERNAL_TO_NODEPORT, (
+            Step(Role.NIC, "In", DST, nic, note="to node:nodePort"),
+            Step(Role.POD_BRIDGE, "Out", DST, bridge, nat="dnat+snat"),
+            Step(Role.HOST_VETH, "Out", DST, veth, nat="dnat+snat"),
+        ), note="endpoint on this node; masquerade unless externalTrafficPolicy: Local"),
+        Path(Traffic.POD_TO_EXTERNAL, leave_pod + (Step(Role.NIC, "Out", SRC, nic, nat="snat"),)),
+    )
+
+
+def routed(veth: str, tunnel: str = "", nic: str = "eth0") -> tuple[Path, ...]:
+    """Pods on veths the node routes to directly (/32 routes, proxy ARP): no bridge."""
+    if tunnel:
+        out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
+        into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
+    else:
+        out = (Step(Role.NIC, "Out", SRC, nic),)
+        into = (Step(Role.NIC, "In", DST, nic),)
+    leave = Step(Role.HOST_VETH, "In", SRC, veth)
+    enter = Step(Role.HOST_VETH, "Out", DST, veth)
+    return (
+        Path(Traffic.POD_TO_POD_SAME_NODE, (leave, enter), one_node=True, note="routed by the node"),
+        Path(Traffic.POD_TO_POD_CROSS_NODE, (leave,) + out + into + (enter,)),
+        Path(Traffic.POD_TO_SERVICE, (Step(Role.HOST_VETH, "In", SRC, veth, note="destination is the service address"),)
+             + tuple(Step(s.role, s.direction, s.side, s.iface, s.encapsulated, "dnat" if i == 0 else "", note=s.note) for i, s in enumerate(out))
+             + into + (enter,), note="endpoint on another node"),
+        Path(Traffic.NODE_TO_POD, (enter,), one_node=True),
+        Path(Traffic.EXTERNAL_TO_POD, (Step(Role.NIC, "In", DST, nic), enter), note="pod addresses advertised by BGP"),
+        Path(Traffic.EXTERNAL_TO_NODEPORT, (Step(Role.NIC, "In", DST, nic, note="to node:nodePort"),
+                                            Step(Role.HOST_VETH, "Out", DST, veth, nat="dnat+snat"))),
+        Path(Traffic.POD_TO_EXTERNAL, (leave, Step(Role.NIC, "Out", SRC, nic, nat="snat"))),
+    )
+
+
+def switched(port: str, tunnel: str, gateway: str, nic: str = "eth0", hidden_delivery: bool = False) -> tuple[Path, ...]:
+    """Pods on ports of a switch outside the IP stack (eBPF programs, OVS) with a tunnel device between nodes.
+
+    `hidden_delivery`: the last hop into the pod may skip the host veth's tap (eBPF redirect into the peer).
+    """
+    leave = Step(Role.HOST_VETH, "In", SRC, port)
+    enter = Step(Role.HOST_VETH, "Out", DST, port, optional=hidden_delivery)
+    out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
+    into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
+    return (
+        Path(Traffic.POD_TO_POD_SAME_NODE, (leave, enter), one_node=True, note="switched without the IP stack: TTL unchanged"),
+        Path(Traffic.POD_TO_POD_CROSS_NODE, (leave,) + out + into + (enter,)),
+        Path(Traffic.POD_TO_SERVICE, (Step(Role.HOST_VETH, "In", SRC, port, nat="dnat", note="service translated at the pod's port"),)
+             + out + into + (enter,), note="endpoint on another node"),
+        Path(Traffic.NODE_TO_POD, (Step(Role.GATEWAY, "Out", DST, gateway, optional=True), enter), one_node=True),
+        Path(Traffic.EXTERNAL_TO_NODEPORT, (Step(Role.NIC, "In", DST, nic, note="to node:nodePort"),
+                                            Step(Role.HOST_VETH, "Out", DST, port, nat="dnat+snat", optional=hidden_delivery))),
+        Path(Traffic.POD_TO_EXTERNAL, (leave, Step(Role.NIC, "Out", SRC, nic, nat="snat"))),
+    )
