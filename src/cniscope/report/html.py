@@ -1,0 +1,332 @@
+"""`--html`: the report as one self-contained HTML page (inline CSS, JS and SVG; no fetches).
+
+What it holds: the topology as seen (nodes, their capture points with the
+model's roles, tunnels, services) with every observed path drawn on it; the
+conversations, listed, one expanded at a time, each as a ladder (sequence)
+diagram across capture points and nodes with the delay of every hop; a latency
+waterfall for the selected packet; the findings linked to the packets that
+prove them; the model with its evidence; clocks, inputs and warnings.
+
+Theory of operation: `page_data()` turns the Report into plain data (pure, no
+I/O): the topology is laid out here and drawn as a static SVG by the template;
+conversations go into one embedded JSON document that the page's script draws
+from on demand (a ladder for the expanded conversation, a waterfall for the
+selected packet), so the file grows with the packets embedded, not with the
+diagrams. What is embedded is capped (`Limits`) and the page says so.
+Timestamps in the page are relative to the first sighting (ns), which keeps
+them exact in JavaScript numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from cniscope import __version__
+from cniscope.report.text import duration, timestamp
+from cniscope.results import ChangeKind, Finding, Flow, Journey, Report
+
+# role (from cniscope.models.base.Role) -> CSS class of its box
+ROLE_CLASS = {
+    "node NIC": "nic",
+    "pod bridge": "bridge",
+    "host veth": "veth",
+    "pod interface": "pod",
+    "tunnel device": "tunnel",
+    "gateway": "gateway",
+    "service dummy": "service",
+    "datapath": "bridge",
+    "loopback": "other",
+}
+# change kind -> edge class in the topology (first match wins: a NAT edge that also routes is drawn as NAT)
+EDGE_CLASS = (
+    (ChangeKind.DNAT, "nat"), (ChangeKind.SNAT, "nat"), (ChangeKind.ENCAP, "tunnel"), (ChangeKind.DECAP, "tunnel"),
+)
+
+BOX_W, BOX_H, BOX_GAP = 180, 40, 18
+NODE_PAD, NODE_TITLE, NODE_GAP = 16, 28, 110
+TOP = 10
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What is embedded at most; the rest is counted and the page says how much was left out."""
+
+    flows: int = 1000
+    journeys_per_flow: int = 100
+    journeys: int = 5000
+    points: int = 200  # capture points drawn in the topology
+
+
+@dataclass
+class Box:
+    key: str
+    node: str
+    label: str
+    role: str | None
+    cls: str
+    x: int = 0
+    y: int = 0
+    packets: int = 0
+
+
+@dataclass
+class NodeBox:
+    name: str
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass
+class Edge:
+    a: str
+    b: str
+    packets: int = 0
+    cls: str = "plain"
+    flows: set[int] = field(default_factory=set)
+    notes: set[str] = field(default_factory=set)
+    path: str = ""
+    label_x: float = 0
+    label_y: float = 0
+    label: str = ""
+
+
+def _point_key(node: str | None, iface: str | None, point: str) -> tuple[str, str]:
+    """(node, place): a capture point without its direction, so In and Out of one interface share a box."""
+    if iface is not None:
+        return node or "", iface
+    place = point.removeprefix(node or "").strip() if node else point
+    return node or "", place or "?"
+
+
+def _key(node: str, place: str) -> str:
+    return f"{node}\x1f{place}"
+
+
+def topology(journeys: Iterable[Journey], limits: Limits = Limits()) -> dict[str, Any]:
+    """Nodes, capture-point boxes and the observed edges between them, laid out for SVG."""
+    boxes: dict[str, Box] = {}
+    order: list[str] = []  # nodes in order of first appearance
+    edges: dict[tuple[str, str], Edge] = {}
+    tunnels: dict[str, int] = {}
+    services: dict[str, int] = {}
+    for journey in journeys:
+        prev: str | None = None
+        for hop in journey.hops:
+            node, place = _point_key(hop.node, hop.iface, hop.point)
+            key = _key(node, place)
+            if key not in boxes:
+                if len(boxes) >= limits.points:
+                    prev = None
+                    continue
+                if node not in order:
+                    order.append(node)
+                boxes[key] = Box(key, node, place, hop.role, ROLE_CLASS.get(hop.role or "", "other"))
+            box = boxes[key]
+            box.packets += 1
+            if box.role is None and hop.role:
+                box.role, box.cls = hop.role, ROLE_CLASS.get(hop.role, "other")
+            for change in hop.changes:
+                if change.kind is ChangeKind.ENCAP:
+                    tunnels[change.after] = tunnels.get(change.after, 0) + 1
+                if change.kind is ChangeKind.DNAT:
+                    services[f"{change.before} -> {change.after}"] = services.get(f"{change.before} -> {change.after}", 0) + 1
+            if prev is not None and prev != key:
+                edge = edges.setdefault((prev, key), Edge(prev, key))
+                edge.packets += 1
+                if journey.flow is not None:
+                    edge.flows.add(journey.flow)
+                kinds = {c.kind for c in hop.changes}
+                for kind, cls in EDGE_CLASS:
+                    if kind in kinds and edge.cls == "plain":
+                        edge.cls = cls
+                for change in hop.changes:
+                    if change.kind is not ChangeKind.TTL:
+                        edge.notes.add(str(change))
+            prev = key
+    nodes = _layout(order, boxes)
+    for edge in edges.values():
+        _route(edge, boxes[edge.a], boxes[edge.b])
+    width = max((n.x + n.w for n in nodes), default=0) + 60
+    height = max((n.y + n.h for n in nodes), default=0) + 20
+    return {
+        "nodes": nodes,
+        "boxes": list(boxes.values()),
+        "edges": sorted(edges.values(), key=lambda e: (e.cls != "plain", e.packets)),
+        "tunnels": sorted(tunnels.items()),
+        "services": sorted(services.items()),
+        "width": width,
+        "height": height,
+    }
+
+
+def _layout(order: list[str], boxes: dict[str, Box]) -> list[NodeBox]:
+    nodes: list[NodeBox] = []
+    x = 40
+    for name in order:
+        members = [b for b in boxes.values() if b.node == name]
+        for i, box in enumerate(members):
+            box.x = x + NODE_PAD
+            box.y = TOP + NODE_TITLE + NODE_PAD + i * (BOX_H + BOX_GAP)
+        h = NODE_TITLE + 2 * NODE_PAD + len(members) * (BOX_H + BOX_GAP) - BOX_GAP
+        nodes.append(NodeBox(name or "(node not named)", x, TOP, BOX_W + 2 * NODE_PAD, h))
+        x += BOX_W + 2 * NODE_PAD + NODE_GAP
+    return nodes
+
+
+def _route(edge: Edge, a: Box, b: Box) -> None:
+    """An SVG path from a to b: an arc beside the column within a node, a curve between nodes."""
+    if a.x == b.x:  # same node: downward paths on the right, upward ones on the left
+        down = b.y > a.y
+        side = a.x + BOX_W if down else a.x
+        bulge = 46 if down else -46
+        y1, y2 = a.y + BOX_H / 2 + (4 if down else -4), b.y + BOX_H / 2 + (-4 if down else 4)
+        edge.path = f"M{side},{y1} C{side + bulge},{y1} {side + bulge},{y2} {side},{y2}"
+        edge.label_x, edge.label_y = side + bulge * 0.8, (y1 + y2) / 2
+    else:
+        right = b.x > a.x
+        x1 = a.x + BOX_W if right else a.x
+        x2 = b.x if right else b.x + BOX_W
+        shift = -5 if right else 5  # the two directions of one pair of boxes do not overlap
+        y1, y2 = a.y + BOX_H / 2 + shift, b.y + BOX_H / 2 + shift
+        mid = (x1 + x2) / 2
+        edge.path = f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+        edge.label_x, edge.label_y = mid, (y1 + y2) / 2 + shift * 2
+    if edge.cls == "nat":
+        edge.label = "NAT"
+    elif edge.cls == "tunnel":
+        edge.label = "tunnel"
+
+
+def _flow_facts(flow: Flow) -> list[str]:
+    facts = [f"{flow.packets} packets", f"{flow.bytes} payload bytes"]
+    if "syn_to_synack_ns" in flow.handshake:
+        facts.append(f"SYN->SYN-ACK {duration(flow.handshake['syn_to_synack_ns'])}")
+    if "synack_to_ack_ns" in flow.handshake:
+        facts.append(f"SYN-ACK->ACK {duration(flow.handshake['synack_to_ack_ns'])}")
+    facts.append(f"{flow.retransmissions} retransmissions")
+    if flow.out_of_order:
+        facts.append(f"{flow.out_of_order} out of order")
+    if flow.zero_windows:
+        facts.append(f"{flow.zero_windows} zero windows")
+    if flow.resets:
+        facts.append(f"{len(flow.resets)} resets")
+    return facts + list(flow.notes)
+
+
+def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
+    """Everything the template needs, as plain data."""
+    journeys = {j.id: j for j in report.journeys}
+    flagged: dict[int, list[int]] = {}  # journey -> findings that cite it
+    row_journey = {h.row: j.id for j in report.journeys for h in j.hops}
+    findings = sorted(enumerate(report.findings), key=lambda item: -item[1].severity.rank)
+    for n, finding in findings:
+        for jid in (*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey)):
+            flagged.setdefault(jid, []).append(n)
+    base = min((h.ts for j in report.journeys for h in j.hops if h.ts is not None), default=0)
+    points: dict[str, int] = {}
+    point_list: list[list[str | None]] = []
+    flows_out: list[dict[str, Any]] = []
+    embedded: list[dict[str, Any]] = []
+    grouped: set[int] = set()
+    for flow in report.flows:
+        members = [journeys[j] for j in flow.journeys if j in journeys]
+        grouped.update(j.id for j in members)
+        if len(flows_out) >= limits.flows:
+            continue
+        room = max(0, min(limits.journeys_per_flow, limits.journeys - len(embedded)))
+        shown = members[:room]
+        flows_out.append({
+            "id": flow.id, "proto": flow.proto, "client": str(flow.client), "server": str(flow.server),
+            "state": flow.state, "legs": [f"{a} -> {b}" for a, b in flow.legs], "facts": _flow_facts(flow),
+            "journeys": [j.id for j in shown], "total": len(flow.journeys),
+            "flagged": any(j.id in flagged for j in members),
+        })
+        embedded.extend(_journey_data(j, points, point_list, base, flagged) for j in shown)
+    loose = [j for j in report.journeys if j.id not in grouped]
+    if loose and len(flows_out) < limits.flows:  # packets no conversation claims (ARP, unparsed) still get a ladder
+        room = max(0, min(limits.journeys_per_flow, limits.journeys - len(embedded)))
+        flows_out.append({
+            "id": -1, "proto": "other", "client": "", "server": "", "state": "not in a conversation", "legs": [],
+            "facts": [f"{len(loose)} packets"], "journeys": [j.id for j in loose[:room]], "total": len(loose),
+            "flagged": any(j.id in flagged for j in loose),
+        })
+        embedded.extend(_journey_data(j, points, point_list, base, flagged) for j in loose[:room])
+    listed = len(report.flows) + (1 if loose else 0)
+    clocks = {i.index: i.clock for i in report.inputs}
+    input_of = report.table["input"].to_list() if "input" in report.table.columns else []
+    first_clock = clocks.get(input_of[0], None) if input_of else None
+    return {
+        "version": __version__,
+        "inputs": report.inputs,
+        "sightings": report.table.height,
+        "journeys_total": len(report.journeys),
+        "model": report.model,
+        "clocks": report.clocks,
+        "warnings": report.warnings,
+        "topology": topology(report.journeys, limits),
+        "findings": [_finding_data(n, f, journeys, row_journey) for n, f in findings],
+        "flows": flows_out,
+        "flows_total": listed,
+        "embedded_journeys": len(embedded),
+        "start": timestamp(base, first_clock) if first_clock is not None and report.journeys else "-",
+        "data": {"points": point_list, "flows": flows_out, "journeys": embedded},
+    }
+
+
+def _journey_data(journey: Journey, points: dict[str, int], point_list: list[list[str | None]], base: int,
+                  flagged: dict[int, list[int]]) -> dict[str, Any]:
+    hops = []
+    for hop in journey.hops:
+        node, place = _point_key(hop.node, hop.iface, hop.point)
+        label = f"{node}\x1f{place}\x1f{hop.direction or ''}\x1f{hop.role or ''}"
+        if label not in points:
+            points[label] = len(point_list)
+            point_list.append([node, place, hop.direction, hop.role, _key(node, place)])
+        hops.append([points[label], None if hop.ts is None else hop.ts - base, hop.delay_ns,
+                     "; ".join(str(c) for c in hop.changes), hop.row])
+    return {"id": journey.id, "flow": journey.flow, "s": journey.summary, "r": journey.retransmission_of,
+            "f": flagged.get(journey.id, []), "h": hops}
+
+
+def _finding_data(n: int, finding: Finding, journeys: dict[int, Journey], row_journey: dict[int, int]) -> dict[str, Any]:
+    cited = list(dict.fromkeys((*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey))))
+    return {
+        "n": n, "kind": finding.kind.value, "severity": finding.severity.value, "title": finding.title,
+        "explanation": finding.explanation, "next_step": finding.next_step,
+        "where": " ".join(x for x in (finding.node, finding.iface) if x),
+        "journeys": [(j, j in journeys) for j in cited[:50]], "more": max(0, len(cited) - 50),
+        "rows": list(finding.rows[:50]),
+    }
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cniscope.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = duration
+    env.filters["pct"] = lambda x: f"{x:.0%}"
+    return env
+
+
+def render(report: Report, limits: Limits = Limits()) -> str:
+    """The page, as text."""
+    data = page_data(report, limits)
+    # "</" would end the script element early; "<\/" is the same string in JSON
+    script_data = json.dumps(data["data"], separators=(",", ":")).replace("</", "<\\/")
+    return _env().get_template("report.html.j2").render(page=data, script_data=script_data, limits=limits)
+
+
+def write(report: Report, path: str, limits: Limits = Limits()) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(render(report, limits))
