@@ -242,8 +242,12 @@ class TextReader:
         used: set[str] = set()
         for r in rows:
             used.update(r)
-        columns = {name: [r.get(name) for r in rows] for name in SCHEMA if name in used}
-        df = pl.DataFrame(columns, schema={name: SCHEMA[name] for name in columns}, strict=False)
+        schema = {name: SCHEMA[name] for name in SCHEMA if name in used}
+        try:
+            df = pl.from_dicts(rows, schema=schema, strict=False)
+        except pl.exceptions.ComputeError:  # a number too big for its column: build column by column,
+            columns = {name: [r.get(name) for r in rows] for name in schema}  # which turns it to null
+            df = pl.DataFrame(columns, schema=schema, strict=False)
         df = df.with_columns(
             pl.lit(self.info.index, dtype=SCHEMA["input"]).alias("input"),
             pl.lit(self.info.node, dtype=SCHEMA["node"]).alias("node"),
