@@ -1,0 +1,99 @@
+"""Column arrays for one chunk of rows, each with a validity mask, turned into Arrow without copies.
+
+Rows start null; decoders `put` values for a selection of rows (a slice, a
+boolean mask or an index array). `to_arrow` builds the chunk's record batch
+in schema order: a column never touched becomes an all-null Arrow array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from cniscope.packets.schema import COLUMNS
+
+Rows = slice | np.ndarray | int
+ALL = slice(None)
+
+_NUMPY = {
+    pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32, pl.UInt64: np.uint64,
+    pl.Int64: np.int64, pl.Boolean: np.bool_, pl.Utf8: np.object_,
+}
+_ARROW = {
+    pl.UInt8: pa.uint8(), pl.UInt16: pa.uint16(), pl.UInt32: pa.uint32(), pl.UInt64: pa.uint64(),
+    pl.Int64: pa.int64(), pl.Boolean: pa.bool_(), pl.Utf8: pa.string(),
+}
+NUMPY_TYPE = {c.name: _NUMPY[c.dtype] for c in COLUMNS}
+ARROW_TYPE = {c.name: _ARROW[c.dtype] for c in COLUMNS}
+ARROW_SCHEMA = pa.schema([(c.name, ARROW_TYPE[c.name]) for c in COLUMNS])
+
+
+class Columns:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.values: dict[str, np.ndarray] = {}
+        self.valid: dict[str, np.ndarray] = {}
+        self.ready: dict[str, pa.Array] = {}
+
+    def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        values = self.values.get(name)
+        if values is None:
+            values = self.values[name] = np.zeros(self.n, dtype=NUMPY_TYPE[name])
+            self.valid[name] = np.zeros(self.n, dtype=np.bool_)
+        return values, self.valid[name]
+
+    def put(self, name: str, rows: Rows, values: np.ndarray | int | bool | str) -> None:
+        """Set `name` for `rows` (values broadcast to the selection)."""
+        target, valid = self._arrays(name)
+        target[rows] = values
+        valid[rows] = True
+
+    def put_where(self, name: str, rows: Rows, values: np.ndarray, mask: np.ndarray) -> None:
+        """Set `name` for the `rows` where `mask` holds (values and mask are aligned with `rows`)."""
+        target, valid = self._arrays(name)
+        if isinstance(rows, slice):
+            target[rows][mask] = values[mask]
+            valid[rows] = valid[rows] | mask
+        else:
+            picked = rows[mask]
+            target[picked] = values[mask]
+            valid[picked] = True
+
+    def clear(self, names: Iterable[str], rows: Rows) -> None:
+        for name in names:
+            valid = self.valid.get(name)
+            if valid is not None:
+                valid[rows] = False
+
+    def put_row(self, row: int, fields: Mapping[str, object]) -> None:
+        for name, value in fields.items():
+            if value is not None:
+                self.put(name, row, value)
+
+    def put_dictionary(self, name: str, indices: np.ndarray, names: list[str | None]) -> None:
+        """A text column from per-row indices into `names` (-1: null)."""
+        strings = pa.array(names, type=pa.string())
+        idx = pa.array(indices.astype(np.int32), mask=indices < 0)
+        self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings).cast(pa.string())
+
+    def to_arrow(self) -> pa.RecordBatch:
+        arrays = []
+        for c in COLUMNS:
+            arrays.append(self._arrow(c.name))
+        return pa.RecordBatch.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+    def _arrow(self, name: str) -> pa.Array:
+        if name in self.ready:
+            return self.ready[name]
+        values = self.values.get(name)
+        if values is None:
+            return pa.nulls(self.n, ARROW_TYPE[name])
+        valid = self.valid[name]
+        if valid.all():
+            return pa.array(values, type=ARROW_TYPE[name], from_pandas=False)
+        if not valid.any():
+            return pa.nulls(self.n, ARROW_TYPE[name])
+        return pa.array(values, type=ARROW_TYPE[name], mask=~valid)

@@ -1,0 +1,543 @@
+"""Decode a batch of raw frames into rows of the packet table, vectorized.
+
+Theory of operation
+-------------------
+A `FrameBatch` holds one buffer (usually the mapped capture file) and, per
+frame, where its captured bytes start and how many there are. Decoding goes
+over the batch in chunks of `CHUNK` rows. For each chunk:
+
+1. Gather a fixed-size byte window per row with ONE fancy index over a
+   `V<k>` view of the buffer (`_gather`): 22 bytes at the frame start (the
+   link header), then 80 bytes at the network header (IPv4 20 + TCP with up
+   to 40 bytes of options, or IPv6 40 + TCP with up to 20), then 16 bytes at
+   the payload start for the digest. Header fields are read out of the windows
+   as big-endian strided views, as declared once in `headers.py`.
+2. Link layer per link type (an explicit dispatch table, `_LINK`), then the
+   network and transport layers for the rows of each family. Rows that
+   arrive at a UDP tunnel port (`TunnelPorts`) or IPIP get their envelope
+   written to the outer_* columns, their packet columns cleared, and the
+   network layer runs again on the inner packet for those rows only (one
+   level of encapsulation, as in the fallback).
+3. Every row the vector path does not handle whole is marked *slow*: frames
+   cut by the snap length, IPv4 options, IPv6 extension headers, QinQ, ICMP
+   errors (quoted header), malformed TCP options, windows that would run past
+   the end of the buffer, unknown link types. `fallback.decode_frame`
+   decodes those rows one by one and overwrites them. On ordinary traffic
+   that is almost no rows; tests hold the two paths to identical output.
+
+Only TCP options that are not the Linux data-segment layout
+(NOP NOP TS) go through a small vectorized option walker (one numpy pass per
+option position, over the rows that still have options left).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from cniscope.packets import headers as H
+from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns, Rows
+from cniscope.packets.digest import DIGEST_BYTES, digest_np
+from cniscope.packets.fallback import DECODED, PACKET, decode_frame
+from cniscope.packets.ports import DEFAULT_PORTS, TunnelPorts
+from cniscope.packets.schema import LinkType, Tunnel
+from cniscope.sources import FrameBatch
+
+CHUNK = 32768
+K_LINK = 22  # Ethernet + one VLAN tag (18), SLL (16), SLL2 (20)
+K_NET = 80  # network header + transport header with options
+TS_LAYOUT = 0x0101080A  # NOP NOP TS(10): the option layout of Linux data segments
+
+
+def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts | None = None) -> pl.DataFrame:
+    """The packet table rows of every frame in `batch` (schema order and types)."""
+    return pl.from_arrow(decode_batch_arrow(batch, input_index, ports), rechunk=False)  # type: ignore[return-value]
+
+
+def decode_batch_arrow(batch: FrameBatch, input_index: int, ports: TunnelPorts | None = None) -> pa.Table:
+    """As `decode_batch`, as an Arrow table (one record batch per chunk)."""
+    return _decode(batch, input_index, ports or DEFAULT_PORTS, vector=True)
+
+
+def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts | None = None) -> pl.DataFrame:
+    """Every row through the per-packet fallback: the reference the vector path is tested against."""
+    return pl.from_arrow(_decode(batch, input_index, ports or DEFAULT_PORTS, vector=False))  # type: ignore[return-value]
+
+
+def slow_rows(batch: FrameBatch, ports: TunnelPorts | None = None) -> np.ndarray:
+    """Which rows the vector path leaves to the per-packet fallback (bool per frame): for tests and tuning."""
+    kinds = _port_kinds(ports or DEFAULT_PORTS)
+    parts = []
+    for start in range(0, len(batch.offset), CHUNK):
+        stop = min(start + CHUNK, len(batch.offset))
+        base = batch.offset[start:stop].astype(np.int64)
+        cols = Columns(stop - start)
+        parts.append(_Vector(batch.data, base, base + batch.caplen[start:stop], cols, kinds).run(batch.linktype[start:stop]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.bool_)
+
+
+def _port_kinds(ports: TunnelPorts) -> np.ndarray:
+    kinds = np.zeros(65536, dtype=np.uint8)
+    for port, kind in ports.by_port.items():
+        kinds[port] = kind
+    return kinds
+
+
+def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, vector: bool) -> pa.Table:
+    port_kinds = _port_kinds(ports)
+    n = len(batch.offset)
+    chunks = [
+        _decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, vector)
+        for start in range(0, n, CHUNK)
+    ]
+    return pa.Table.from_batches(chunks, schema=ARROW_SCHEMA)
+
+
+def _decode_chunk(
+    batch: FrameBatch, start: int, stop: int, input_index: int, ports: TunnelPorts, port_kinds: np.ndarray, vector: bool
+) -> pa.RecordBatch:
+    n = stop - start
+    cols = Columns(n)
+    caplen = batch.caplen[start:stop]
+    linktype = batch.linktype[start:stop]
+    cols.put("input", ALL, input_index)
+    cols.put("frame", ALL, np.arange(batch.first_frame + start, batch.first_frame + stop, dtype=np.uint32))
+    cols.put("ts", ALL, batch.ts[start:stop])
+    cols.put("linktype", ALL, linktype)
+    cols.put("caplen", ALL, caplen)
+    cols.put("wirelen", ALL, batch.wirelen[start:stop])
+    cols.put_dictionary("node", batch.node[start:stop], batch.node_names)
+    cols.put_dictionary("iface", batch.iface[start:stop], batch.iface_names)
+    cols.put("truncated", ALL, False)
+    cols.put("tunnel", ALL, int(Tunnel.NONE))
+    base = batch.offset[start:stop].astype(np.int64)
+    end = base + caplen
+    if vector:
+        slow = _Vector(batch.data, base, end, cols, port_kinds).run(linktype)
+    else:
+        slow = np.ones(n, dtype=np.bool_)
+    data = batch.data
+    for row in np.flatnonzero(slow).tolist():
+        frame = data[base[row] : end[row]].tobytes()
+        cols.clear(DECODED, row)
+        cols.put_row(row, decode_frame(frame, int(linktype[row]), ports))
+    direction = batch.direction[start:stop]
+    known = direction >= 0
+    if known.any():
+        cols.put_where("direction", ALL, direction.astype(np.uint8), known)
+    return cols.to_arrow()
+
+
+def _gather(data: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A `V<k>` window at each position, and whether it lies inside the buffer (else garbage)."""
+    limit = data.shape[0] - k
+    if limit < 0:
+        return np.zeros(pos.shape[0], dtype=f"V{k}"), np.zeros(pos.shape[0], dtype=np.bool_)
+    view = np.ndarray(shape=(limit + 1,), dtype=f"V{k}", buffer=data, strides=(1,))
+    ok = (pos <= limit) & (pos >= 0)
+    if ok.all():
+        return view[pos], ok
+    return view[np.clip(pos, 0, limit)], ok
+
+
+def _take(a: np.ndarray, idx: Rows) -> np.ndarray:
+    return a if isinstance(idx, slice) else a[idx]
+
+
+def _pick(mask: np.ndarray) -> Rows:
+    return ALL if mask.all() else np.flatnonzero(mask)
+
+
+def _compose(rows: Rows, idx: Rows) -> Rows:
+    if isinstance(idx, slice):
+        return rows
+    if isinstance(rows, slice):
+        return idx
+    return rows[idx]
+
+
+@dataclass
+class _Group:
+    """Rows of the chunk that go through the same layer, with their windows at that layer."""
+
+    rows: Rows  # which chunk rows
+    w: np.ndarray  # V<k> windows, aligned with rows
+    start: np.ndarray  # int64 buffer position of the header the windows start at
+    avail: np.ndarray  # int64 captured bytes from `start` on
+
+    def sub(self, idx: Rows) -> _Group:
+        if isinstance(idx, slice):
+            return self
+        return _Group(_compose(self.rows, idx), self.w[idx], self.start[idx], self.avail[idx])
+
+    def raw(self) -> np.ndarray:
+        k = self.w.dtype.itemsize
+        return self.w.view(np.uint8).reshape(self.w.shape[0], k)
+
+
+class _Vector:
+    def __init__(self, data: np.ndarray, base: np.ndarray, end: np.ndarray, cols: Columns, port_kinds: np.ndarray) -> None:
+        self.data, self.base, self.end, self.cols, self.port_kinds = data, base, end, cols, port_kinds
+        self.slow = np.zeros(base.shape[0], dtype=np.bool_)
+
+    def mark(self, rows: Rows, bad: np.ndarray) -> None:
+        self.slow[rows] |= bad
+
+    # -- link layer --------------------------------------------------------------
+    def run(self, linktype: np.ndarray) -> np.ndarray:
+        n = self.base.shape[0]
+        w, ok = _gather(self.data, self.base, K_LINK)
+        self.slow |= ~ok
+        l3 = np.zeros(n, dtype=np.int64)
+        ethertype = np.zeros(n, dtype=np.int64)
+        kinds = [int(linktype[0])] if n and (linktype == linktype[0]).all() else np.unique(linktype).tolist()
+        for kind in kinds:
+            rows = ALL if len(kinds) == 1 else np.flatnonzero(linktype == kind)
+            handler = _LINK.get(kind)
+            if handler is None:
+                self.slow[rows] = True
+                continue
+            hdr, et, bad = handler(self, rows, _take(w, rows), _take(self.end - self.base, rows))
+            l3[rows] = hdr
+            ethertype[rows] = et
+            self.mark(rows, bad)
+        rows = _pick(~self.slow)
+        if not isinstance(rows, slice) and rows.shape[0] == 0:
+            return self.slow
+        start = _take(self.base + l3, rows)
+        self.network(rows, start, _take(ethertype, rows), depth=0)
+        return self.slow
+
+    def ethernet(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cols = self.cols
+        cols.put("eth_dst", rows, H.ETHERNET.column(w, "dst"))
+        cols.put("eth_src", rows, H.ETHERNET.column(w, "src"))
+        outer = H.ETHERNET.column(w, "type")
+        tagged = outer == H.ETH_VLAN
+        bad = (outer == H.ETH_QINQ) | (avail < 14)
+        if not tagged.any():
+            return np.int64(14), outer, bad
+        inner = H.VLAN.column(w, "type", 14)
+        cols.put_where("vlan", rows, H.VLAN.column(w, "tci", 14) & 0x0FFF, tagged)
+        bad |= tagged & ((inner == H.ETH_VLAN) | (inner == H.ETH_QINQ) | (avail < 18))
+        return np.where(tagged, 18, 14), np.where(tagged, inner, outer), bad
+
+    def _sll(self, rows: Rows, w: np.ndarray, header: H.Header) -> np.ndarray:
+        pkttype = header.column(w, "pkttype")
+        self.cols.put_where("direction", rows, pkttype.astype(np.uint8), pkttype <= 4)
+        self.cols.put_where("eth_src", rows, header.column(w, "addr"), header.column(w, "halen") == 6)
+        return header.column(w, "proto")
+
+    def sll(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.int64(16), self._sll(rows, w, H.SLL), avail < 16
+
+    def sll2(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.int64(20), self._sll(rows, w, H.SLL2), avail < 20
+
+    def raw_ip(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        version = H.IPV4.column(w, "vihl") >> 4
+        et = np.where(version == 4, H.ETH_IPV4, np.where(version == 6, H.ETH_IPV6, 0))
+        return np.int64(0), et, (et == 0) | (avail < 1)
+
+    def ipv4_link(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.int64(0), np.full(w.shape[0], H.ETH_IPV4), np.zeros(w.shape[0], dtype=np.bool_)
+
+    def ipv6_link(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.int64(0), np.full(w.shape[0], H.ETH_IPV6), np.zeros(w.shape[0], dtype=np.bool_)
+
+    # -- network layer -----------------------------------------------------------
+    def network(self, rows: Rows, start: np.ndarray, ethertype: np.ndarray, depth: int) -> None:
+        self.cols.put("ethertype", rows, ethertype)
+        w, ok = _gather(self.data, start, K_NET)
+        self.mark(rows, ~ok)
+        group = _Group(rows, w, start, _take(self.end, rows) - start)
+        for value, handler in ((H.ETH_IPV4, self.ipv4), (H.ETH_IPV6, self.ipv6), (H.ETH_ARP, self.arp)):
+            mask = ethertype == value
+            if mask.any():
+                handler(group.sub(_pick(mask)), depth)
+
+    def ipv4(self, g: _Group, depth: int) -> None:
+        col, w, cols, rows = H.IPV4.column, g.w, self.cols, g.rows
+        vihl, total, frag = col(w, "vihl"), col(w, "len").astype(np.int64), col(w, "frag")
+        src, dst, ttl, ip_id = col(w, "src"), col(w, "dst"), col(w, "ttl"), col(w, "id")
+        proto = col(w, "proto")
+        cols.put("ip_version", rows, 4)
+        cols.put("src", rows, src)
+        cols.put("dst", rows, dst)
+        cols.put("ip_id", rows, ip_id)
+        cols.put("ttl", rows, ttl)
+        cols.put("tos", rows, col(w, "tos"))
+        cols.put("ip_len", rows, total)
+        cols.put("df", rows, (frag & 0x4000) != 0)
+        cols.put("mf", rows, (frag & 0x2000) != 0)
+        cols.put("frag_offset", rows, (frag & 0x1FFF) * 8)
+        cols.put("proto", rows, proto)
+        self.mark(rows, (vihl != 0x45) | (total < 20) | (g.avail < 20))
+        first = (frag & 0x1FFF) == 0
+        envelope = (src, dst, ttl, ip_id, total)
+        self.transport(g, 20, proto, total - 20, first, v4=True, depth=depth, envelope=envelope)
+
+    def ipv6(self, g: _Group, depth: int) -> None:
+        col, w, cols, rows = H.IPV6.column, g.w, self.cols, g.rows
+        vtcfl, plen, nh = col(w, "vtcfl"), col(w, "plen").astype(np.int64), col(w, "nh")
+        cols.put("ip_version", rows, 6)
+        raw = g.raw()
+        for name, offset in (("src6", 8), ("dst6", 24)):
+            addr = np.ascontiguousarray(raw[:, offset : offset + 16]).view("V16").ravel()
+            unique, inverse = np.unique(addr, return_inverse=True)
+            text = np.array([socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique], dtype=object)
+            cols.put(name, rows, text[inverse])
+        cols.put("ttl", rows, col(w, "hlim"))
+        cols.put("tos", rows, (vtcfl >> 20) & 0xFF)
+        cols.put("ip_len", rows, plen + 40)
+        cols.put("mf", rows, False)
+        cols.put("frag_offset", rows, 0)
+        cols.put("proto", rows, nh)
+        extension = np.isin(nh, list(H.IPV6_EXTENSIONS))
+        self.mark(rows, ((vtcfl >> 28) != 6) | (g.avail < 40) | extension)
+        self.transport(g, 40, nh, plen, ~extension, v4=False, depth=depth, envelope=None)
+
+    def arp(self, g: _Group, depth: int) -> None:
+        col, w, cols, rows = H.ARP.column, g.w, self.cols, g.rows
+        cols.put("arp_op", rows, col(w, "op"))
+        cols.put("arp_sha", rows, col(w, "sha"))
+        cols.put("arp_spa", rows, col(w, "spa"))
+        cols.put("arp_tpa", rows, col(w, "tpa"))
+        self.mark(rows, (g.avail < 28) | (col(w, "hlen") != 6) | (col(w, "plen") != 4))
+
+    # -- transport layer ---------------------------------------------------------
+    def transport(
+        self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, first: np.ndarray,
+        v4: bool, depth: int, envelope: tuple[np.ndarray, ...] | None,
+    ) -> None:
+        """L4 at `at` bytes into the windows; `length` is the L4 size the IP header gives."""
+        n = g.w.shape[0]
+        pay_pos = np.zeros(n, dtype=np.int64)
+        pay_len = np.full(n, -1, dtype=np.int64)
+        tunnel = np.zeros(n, dtype=np.uint8)
+        icmp_proto = H.PROTO_ICMP if v4 else H.PROTO_ICMPV6
+        l4avail = g.avail - at
+        for value, handler in ((H.PROTO_TCP, self.tcp), (H.PROTO_UDP, self.udp), (icmp_proto, self.icmp)):
+            mask = first & (proto == value)
+            if not mask.any():
+                continue
+            idx = _pick(mask)
+            sub = g.sub(idx)
+            pos, size = handler(sub, at, _take(length, idx), _take(l4avail, idx), v4)
+            pay_pos[idx] = sub.start + at + pos
+            pay_len[idx] = size
+            if value == H.PROTO_UDP and v4 and depth == 0:
+                tunnel[idx] = self.port_kinds[self.cols.values["dport"][sub.rows]]
+        if v4 and depth == 0:
+            tunnel[first & (proto == H.PROTO_IPIP)] = Tunnel.IPIP
+        self.payload(g, pay_pos, pay_len)
+        if depth == 0 and envelope is not None and tunnel.any():
+            self.envelope(g, at, tunnel, envelope, l4avail)
+
+    def payload(self, g: _Group, pos: np.ndarray, size: np.ndarray) -> None:
+        has = size >= 0
+        if not has.any():
+            return
+        self.cols.put_where("payload_len", g.rows, size.astype(np.uint32), has)
+        take = np.minimum(size, DIGEST_BYTES)
+        want = (size > 0) & (pos + take <= _take(self.end, g.rows))
+        if not want.any():
+            return
+        idx = _pick(want)
+        w, ok = _gather(self.data, _take(pos, idx), DIGEST_BYTES)
+        rows = _compose(g.rows, idx)
+        self.mark(rows, ~ok)
+        self.cols.put("payload_digest", rows, digest_np(w, _take(size, idx)))
+
+    def tcp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
+        col, w, cols, rows = H.TCP.column, g.w, self.cols, g.rows
+        flags = col(w, "flags", at)
+        doff = (col(w, "doff", at) >> 4).astype(np.int64) * 4
+        size = length - doff
+        cols.put("sport", rows, col(w, "sport", at))
+        cols.put("dport", rows, col(w, "dport", at))
+        cols.put("tcp_flags", rows, flags)
+        cols.put("seq", rows, col(w, "seq", at))
+        cols.put_where("ack", rows, col(w, "ack", at), (flags & 16) != 0)
+        cols.put("win", rows, col(w, "win", at))
+        cols.put("sack_ok", rows, False)
+        bad = (l4avail < 20) | (doff < 20) | (doff > K_NET - at) | (l4avail < doff) | (size < 0)
+        self.mark(rows, bad)
+        options = (doff > 20) & ~bad
+        if options.any():
+            self.tcp_options(g, at, doff, options)
+        return doff, size
+
+    def tcp_options(self, g: _Group, at: int, doff: np.ndarray, options: np.ndarray) -> None:
+        cols = self.cols
+        first_word = np.ndarray(shape=(g.w.shape[0],), dtype=">u4", buffer=g.w, offset=at + 20, strides=(g.w.dtype.itemsize,))
+        linux = options & (doff == 32) & (first_word == TS_LAYOUT)
+        if linux.any():
+            idx = _pick(linux)
+            sub = g.sub(idx)
+            for name, offset in (("tsval", 24), ("tsecr", 28)):
+                value = np.ndarray(shape=(sub.w.shape[0],), dtype=">u4", buffer=sub.w, offset=at + offset, strides=(sub.w.dtype.itemsize,))
+                cols.put(name, sub.rows, value.astype(np.uint32))
+        rest = options & ~linux
+        if rest.any():
+            idx = _pick(rest)
+            self.option_walk(g.sub(idx), at, _take(doff, idx))
+
+    def option_walk(self, g: _Group, at: int, doff: np.ndarray) -> None:
+        """Walk TCP options for all rows at once, one option position per pass."""
+        raw = g.raw()
+        k = raw.shape[1]
+        rows = np.arange(raw.shape[0]) if isinstance(g.rows, slice) else np.arange(g.rows.shape[0])
+        chunk_rows = rows if isinstance(g.rows, slice) else g.rows
+        pos = np.full(raw.shape[0], at + 20, dtype=np.int64)
+        end = at + doff
+        active = pos < end
+        cols = self.cols
+        while active.any():
+            live = rows[active]
+            p = pos[live]
+            kind = raw[live, p]
+            nop = kind == 1
+            eol = kind == 0
+            size = raw[live, np.minimum(p + 1, k - 1)].astype(np.int64)
+            size[nop] = 1
+            opt = ~nop & ~eol
+            bad = opt & ((p + 1 >= end[live]) | (size < 2) | (p + size > end[live]))
+            self.mark(_take(chunk_rows, live[bad]), np.ones(int(bad.sum()), dtype=np.bool_))
+            good = opt & ~bad
+
+            def byte(offset: int, sel: np.ndarray) -> np.ndarray:
+                return raw[live[sel], np.minimum(p[sel] + offset, k - 1)].astype(np.uint32)
+
+            for number, length, handler in _OPTIONS:
+                sel = good & (kind == number) & (size == length)
+                if sel.any():
+                    handler(cols, _take(chunk_rows, live[sel]), byte, sel)
+            pos[live] = p + size
+            still = ~eol & ~bad
+            active[live] = still & (pos[live] < end[live])
+
+    def udp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
+        col, w, cols, rows = H.UDP.column, g.w, self.cols, g.rows
+        sport, dport = col(w, "sport", at), col(w, "dport", at)
+        cols.put("sport", rows, sport)
+        cols.put("dport", rows, dport)
+        size = length - 8
+        self.mark(rows, (l4avail < 8) | (size < 0))
+        dns = ((sport == 53) | (dport == 53)) & (size >= 4) & (l4avail >= 12)
+        if dns.any():
+            cols.put_where("dns_id", rows, H.DNS.column(w, "id", at + 8), dns)
+            cols.put_where("dns_qr", rows, (H.DNS.column(w, "flags", at + 8) & 0x8000) != 0, dns)
+        return np.int64(8), size
+
+    def icmp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
+        col, w, cols, rows = H.ICMP.column, g.w, self.cols, g.rows
+        kind = col(w, "type", at)
+        cols.put("icmp_type", rows, kind)
+        cols.put("icmp_code", rows, col(w, "code", at))
+        echo = (kind == 0) | (kind == 8) if v4 else (kind == 128) | (kind == 129)
+        cols.put_where("icmp_id", rows, col(w, "id", at), echo)
+        cols.put_where("icmp_seq", rows, col(w, "seq", at), echo)
+        errors = np.isin(kind, list(H.ICMP4_ERRORS if v4 else H.ICMP6_ERRORS))
+        size = length - 8
+        self.mark(rows, (l4avail < 8) | (size < 0) | errors)
+        return np.int64(8), size
+
+    # -- tunnels -----------------------------------------------------------------
+    def envelope(
+        self, g: _Group, at: int, tunnel: np.ndarray, envelope: tuple[np.ndarray, ...], l4avail: np.ndarray
+    ) -> None:
+        """Rows whose packet is an envelope: keep it in outer_*, decode what it carries."""
+        idx = _pick((tunnel != 0) & ~_take(self.slow, g.rows))
+        g = g.sub(idx)
+        n = g.w.shape[0]
+        if n == 0:
+            return
+        kind, l4avail = _take(tunnel, idx), _take(l4avail, idx)
+        src, dst, ttl, ip_id, total = (_take(a, idx) for a in envelope)
+        cols, w, rows = self.cols, g.w, g.rows
+        l4 = g.start + at
+        start = np.zeros(n, dtype=np.int64)
+        ethertype = np.zeros(n, dtype=np.int64)
+        bad = np.zeros(n, dtype=np.bool_)
+        udp = kind != Tunnel.IPIP
+        if udp.any():
+            cols.put_where("outer_sport", rows, cols.values["sport"][rows], udp)
+            cols.put_where("outer_dport", rows, cols.values["dport"][rows], udp)
+        vxlan, geneve, flannel = kind == Tunnel.VXLAN, kind == Tunnel.GENEVE, kind == Tunnel.FLANNEL_UDP
+        ipip = kind == Tunnel.IPIP
+        vni = H.VXLAN.column(w, "vni_res", at + 8) >> 8
+        cols.put_where("vni", rows, vni, vxlan | geneve)
+        if vxlan.any():
+            eth_type = H.ETHERNET.column(w, "type", at + 16)
+            cols.put_where("inner_eth_dst", rows, H.ETHERNET.column(w, "dst", at + 16), vxlan)
+            cols.put_where("inner_eth_src", rows, H.ETHERNET.column(w, "src", at + 16), vxlan)
+            start = np.where(vxlan, l4 + 30, start)
+            ethertype = np.where(vxlan, eth_type, ethertype)
+            bad |= vxlan & ((l4avail < 30) | (eth_type == H.ETH_VLAN) | (eth_type == H.ETH_QINQ))
+        if geneve.any():
+            options = (H.GENEVE.column(w, "verlen", at + 8) & 0x3F).astype(np.int64) * 4
+            proto = H.GENEVE.column(w, "proto", at + 8)
+            teb = proto == H.ETH_TEB
+            eth_at = np.minimum(at + 16 + options, K_NET - 14)
+            eth_type = H.ETHERNET.column(w, "type", eth_at)
+            bad |= geneve & ((l4avail < 16 + options + np.where(teb, 14, 0)) | (teb & (at + 16 + options + 14 > K_NET)))
+            bad |= geneve & teb & ((eth_type == H.ETH_VLAN) | (eth_type == H.ETH_QINQ))
+            cols.put_where("inner_eth_dst", rows, H.ETHERNET.column(w, "dst", eth_at), geneve & teb)
+            cols.put_where("inner_eth_src", rows, H.ETHERNET.column(w, "src", eth_at), geneve & teb)
+            start = np.where(geneve, l4 + 16 + options + np.where(teb, 14, 0), start)
+            ethertype = np.where(geneve, np.where(teb, eth_type, proto), ethertype)
+        if flannel.any():
+            version = H.IPV4.column(w, "vihl", at + 8) >> 4
+            et = np.where(version == 4, H.ETH_IPV4, np.where(version == 6, H.ETH_IPV6, 0))
+            start = np.where(flannel, l4 + 8, start)
+            ethertype = np.where(flannel, et, ethertype)
+            bad |= flannel & ((l4avail < 9) | (et == 0))
+        start = np.where(ipip, l4, start)
+        ethertype = np.where(ipip, H.ETH_IPV4, ethertype)
+        cols.put("tunnel", rows, kind)
+        cols.put("outer_src", rows, src)
+        cols.put("outer_dst", rows, dst)
+        cols.put("outer_ttl", rows, ttl)
+        cols.put("outer_ip_id", rows, ip_id)
+        cols.put("outer_len", rows, total)
+        self.mark(rows, bad)
+        cols.clear(PACKET, rows)
+        keep = _pick(~bad)
+        if isinstance(keep, slice) or keep.shape[0]:
+            self.network(_compose(rows, keep), _take(start, keep), _take(ethertype, keep), depth=1)
+
+
+def _opt_mss(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    cols.put("mss", rows, (byte(2, sel) << 8) | byte(3, sel))
+
+
+def _opt_wscale(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    cols.put("wscale", rows, byte(2, sel))
+
+
+def _opt_sack_ok(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    cols.put("sack_ok", rows, True)
+
+
+def _opt_timestamp(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    cols.put("tsval", rows, (byte(2, sel) << 24) | (byte(3, sel) << 16) | (byte(4, sel) << 8) | byte(5, sel))
+    cols.put("tsecr", rows, (byte(6, sel) << 24) | (byte(7, sel) << 16) | (byte(8, sel) << 8) | byte(9, sel))
+
+
+# TCP option kind, length -> what it sets (other options are skipped by length).
+_OPTIONS = ((2, 4, _opt_mss), (3, 3, _opt_wscale), (4, 2, _opt_sack_ok), (8, 10, _opt_timestamp))
+
+# Link type -> link-layer handler: (network header offset, ethertype, rows to leave to the fallback).
+_LINK = {
+    LinkType.ETHERNET: _Vector.ethernet,
+    LinkType.LINUX_SLL: _Vector.sll,
+    LinkType.LINUX_SLL2: _Vector.sll2,
+    LinkType.RAW: _Vector.raw_ip,
+    LinkType.IPV4: _Vector.ipv4_link,
+    LinkType.IPV6: _Vector.ipv6_link,
+}

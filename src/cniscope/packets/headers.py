@@ -1,0 +1,145 @@
+"""Header layouts, declared once as data and read two ways.
+
+Each `Header` is a table of fields (name, byte offset, format). The vectorized
+decoder reads a field for a whole chunk of rows at once as a strided,
+big-endian view into gathered byte windows (`Header.column`); the per-packet
+fallback reads the same declaration with `struct` (`Header.unpack`). One
+declaration, two readers, so the two paths cannot disagree on where a field is.
+
+Formats: "u1", ">u2", ">u4" (unsigned, network order), "mac" (48 bits as an
+int), "b16" (16 raw bytes: IPv6 addresses; Python path only gives bytes).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_STRUCT = {"u1": "B", ">u2": ">H", ">u4": ">I"}
+_WIDTH = {"u1": 1, ">u2": 2, ">u4": 4, "mac": 6, "b16": 16}
+_NATIVE = {"u1": np.uint8, ">u2": np.uint16, ">u4": np.uint32, "mac": np.uint64}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    offset: int
+    fmt: str
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    size: int
+    fields: tuple[Field, ...]
+    _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
+        for f in self.fields:
+            if f.offset + _WIDTH[f.fmt] > self.size:
+                raise ValueError(f"{self.name}.{f.name} runs past the {self.size}-byte header")
+
+    def unpack(self, buf: bytes | memoryview, at: int) -> dict[str, int | bytes]:
+        """Python path: every field of the header starting at `at` (caller checked the length)."""
+        out: dict[str, int | bytes] = {}
+        for f in self.fields:
+            pos = at + f.offset
+            if f.fmt == "mac":
+                out[f.name] = int.from_bytes(buf[pos : pos + 6], "big")
+            elif f.fmt == "b16":
+                out[f.name] = bytes(buf[pos : pos + 16])
+            else:
+                out[f.name] = struct.unpack_from(_STRUCT[f.fmt], buf, pos)[0]
+        return out
+
+    def column(self, windows: np.ndarray, name: str, at: int | np.ndarray = 0) -> np.ndarray:
+        """Vector path: field `name` of the header starting `at` bytes into each window.
+
+        `windows` is a contiguous 1-D array of `V<k>` byte windows (one per row).
+        With a scalar `at` the field is read through one strided view (no gather);
+        with an array `at` (a per-row header position) it is gathered per row.
+        """
+        f = self._by_name[name]
+        if f.fmt == "mac":
+            hi = self._read(windows, ">u2", at, f.offset).astype(np.uint64)
+            lo = self._read(windows, ">u4", at, f.offset + 2).astype(np.uint64)
+            return (hi << np.uint64(32)) | lo
+        return self._read(windows, f.fmt, at, f.offset).astype(_NATIVE[f.fmt])
+
+    @staticmethod
+    def _read(windows: np.ndarray, fmt: str, at: int | np.ndarray, offset: int) -> np.ndarray:
+        k = windows.dtype.itemsize
+        n = windows.shape[0]
+        if isinstance(at, np.ndarray):
+            raw = windows.view(np.uint8).reshape(n, k)
+            width = _WIDTH[fmt]
+            rows = np.arange(n)
+            value = raw[rows, at + offset].astype(np.uint32)
+            for i in range(1, width):
+                value = (value << np.uint32(8)) | raw[rows, at + offset + i]
+            return value
+        if at + offset + _WIDTH[fmt] > k:
+            raise ValueError(f"field at {at + offset} runs past the {k}-byte window")
+        return np.ndarray(shape=(n,), dtype=fmt, buffer=windows, offset=at + offset, strides=(k,))
+
+
+def _h(name: str, size: int, *fields: tuple[str, int, str]) -> Header:
+    return Header(name, size, tuple(Field(*f) for f in fields))
+
+
+ETHERNET = _h("ethernet", 14, ("dst", 0, "mac"), ("src", 6, "mac"), ("type", 12, ">u2"))
+VLAN = _h("vlan", 4, ("tci", 0, ">u2"), ("type", 2, ">u2"))
+SLL = _h("sll", 16, ("pkttype", 0, ">u2"), ("hatype", 2, ">u2"), ("halen", 4, ">u2"), ("addr", 6, "mac"), ("proto", 14, ">u2"))
+SLL2 = _h(
+    "sll2", 20,
+    ("proto", 0, ">u2"), ("ifindex", 4, ">u4"), ("hatype", 8, ">u2"),
+    ("pkttype", 10, "u1"), ("halen", 11, "u1"), ("addr", 12, "mac"),
+)
+IPV4 = _h(
+    "ipv4", 20,
+    ("vihl", 0, "u1"), ("tos", 1, "u1"), ("len", 2, ">u2"), ("id", 4, ">u2"), ("frag", 6, ">u2"),
+    ("ttl", 8, "u1"), ("proto", 9, "u1"), ("src", 12, ">u4"), ("dst", 16, ">u4"),
+)
+IPV6 = _h(
+    "ipv6", 40,
+    ("vtcfl", 0, ">u4"), ("plen", 4, ">u2"), ("nh", 6, "u1"), ("hlim", 7, "u1"), ("src", 8, "b16"), ("dst", 24, "b16"),
+)
+IPV6_EXT = _h("ipv6-ext", 2, ("nh", 0, "u1"), ("len", 1, "u1"))
+IPV6_FRAG = _h("ipv6-frag", 8, ("nh", 0, "u1"), ("offflags", 2, ">u2"), ("id", 4, ">u4"))
+ARP = _h(
+    "arp", 28,
+    ("htype", 0, ">u2"), ("ptype", 2, ">u2"), ("hlen", 4, "u1"), ("plen", 5, "u1"), ("op", 6, ">u2"),
+    ("sha", 8, "mac"), ("spa", 14, ">u4"), ("tha", 18, "mac"), ("tpa", 24, ">u4"),
+)
+TCP = _h(
+    "tcp", 20,
+    ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("seq", 4, ">u4"), ("ack", 8, ">u4"),
+    ("doff", 12, "u1"), ("flags", 13, "u1"), ("win", 14, ">u2"),
+)
+UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"))
+ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("id", 4, ">u2"), ("seq", 6, ">u2"), ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
+VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
+GENEVE = _h("geneve", 8, ("verlen", 0, "u1"), ("flags", 1, "u1"), ("proto", 2, ">u2"), ("vni_res", 4, ">u4"))
+DNS = _h("dns", 4, ("id", 0, ">u2"), ("flags", 2, ">u2"))
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_ARP = 0x0806
+ETH_VLAN = 0x8100
+ETH_QINQ = 0x88A8
+ETH_TEB = 0x6558  # transparent Ethernet bridging: Geneve's "inner Ethernet" protocol type
+
+PROTO_ICMP = 1
+PROTO_IPIP = 4
+PROTO_TCP = 6
+PROTO_UDP = 17
+PROTO_ICMPV6 = 58
+
+# IPv6 extension headers we walk: hop-by-hop, routing, fragment, destination options, AH.
+IPV6_EXTENSIONS = frozenset({0, 43, 44, 60, 51})
+# ICMP types that quote the offending packet.
+ICMP4_ERRORS = frozenset({3, 4, 5, 11, 12})
+ICMP6_ERRORS = frozenset({1, 2, 3, 4})

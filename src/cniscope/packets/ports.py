@@ -1,0 +1,51 @@
+"""UDP destination port -> tunnel kind: the one dispatch table for UDP encapsulations.
+
+A network model (or the user) extends it explicitly, e.g. calico's VXLAN on
+4789 is already there, an NGFW's VXLAN redirection on 6080 is not:
+
+    ports = DEFAULT_PORTS.with_port(6080, Tunnel.VXLAN)
+
+Only the *destination* port is matched (the kernel picks a random source port
+for VXLAN/Geneve flows), and only under an IPv4 envelope: the outer_* columns
+hold IPv4 addresses. IPIP is not a port but IP protocol 4, always decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from cniscope.packets.schema import Tunnel
+
+UDP_TUNNELS = (Tunnel.VXLAN, Tunnel.GENEVE, Tunnel.FLANNEL_UDP)
+
+
+@dataclass(frozen=True)
+class TunnelPorts:
+    by_port: Mapping[int, Tunnel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for port, kind in self.by_port.items():
+            if not 0 < port < 65536 or kind not in UDP_TUNNELS:
+                raise ValueError(f"not a UDP tunnel port: {port} -> {kind!r}")
+        object.__setattr__(self, "by_port", MappingProxyType(dict(self.by_port)))
+
+    def with_port(self, port: int, kind: Tunnel) -> TunnelPorts:
+        return TunnelPorts({**self.by_port, port: kind})
+
+    def without_port(self, port: int) -> TunnelPorts:
+        return TunnelPorts({p: k for p, k in self.by_port.items() if p != port})
+
+    def kind(self, port: int) -> Tunnel:
+        return self.by_port.get(port, Tunnel.NONE)
+
+
+DEFAULT_PORTS = TunnelPorts(
+    {
+        8472: Tunnel.VXLAN,  # Linux kernel default, flannel, cilium
+        4789: Tunnel.VXLAN,  # IANA, calico, flannel on Windows
+        6081: Tunnel.GENEVE,  # IANA, antrea, cilium, OVN
+        8285: Tunnel.FLANNEL_UDP,  # flannel's UDP backend: raw IP in UDP
+    }
+)

@@ -1,0 +1,258 @@
+"""Build test frames and capture files byte by byte (no scapy): `from tests.frames import *`.
+
+Headers nest by argument, innermost first, e.g. a VXLAN-encapsulated TCP SYN
+seen on a node's eth0 with `tcpdump -i any` (LINUX_SLL2):
+
+    inner = ethernet(ipv4(tcp(sport=40000, dport=80, flags="S", options=syn_options()), src="10.244.1.2", dst="10.244.2.3"))
+    frame = sll2(ipv4(udp(vxlan(inner, vni=1), sport=51000, dport=8472), src="192.168.0.11", dst="192.168.0.12"))
+
+Every builder returns bytes. Addresses are text ("10.0.0.1", "fd00::1",
+"02:00:00:00:00:01"). IPv4 header checksums are computed; TCP/UDP checksums
+are left 0 (nothing here checks them). Writers:
+
+    write_pcap(path, frames, linktype=LinkType.ETHERNET, snaplen=..., nanosecond=..., big_endian=...)
+    write_pcapng(path, [(iface_index, frame), ...], interfaces=[("eth0", LinkType.ETHERNET), ...])
+    frame_batch(frames, linktypes) -> FrameBatch  (no file: what a reader would hand to decode)
+
+Frames longer than `snaplen` are cut (caplen < wirelen), as tcpdump -s does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cniscope.packets.schema import LinkType
+from cniscope.sources import FrameBatch
+
+__all__ = [
+    "LinkType", "mac", "ethernet", "sll", "sll2", "ipv4", "ipv6", "ipv6_ext", "ipv6_fragment", "tcp", "udp",
+    "icmp", "icmpv6", "arp", "dns", "vxlan", "geneve", "syn_options", "data_options", "write_pcap",
+    "write_pcapng", "frame_batch", "TCP_FLAGS",
+]
+
+TCP_FLAGS = {"F": 1, "S": 2, "R": 4, "P": 8, ".": 16, "U": 32, "E": 64, "W": 128}
+
+
+def mac(text: str) -> bytes:
+    return bytes(int(part, 16) for part in text.split(":"))
+
+
+def _ip4(text: str) -> bytes:
+    return ipaddress.IPv4Address(text).packed
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+# -- link layer --------------------------------------------------------------------
+def ethernet(payload: bytes, src: str = "02:00:00:00:00:01", dst: str = "02:00:00:00:00:02",
+             ethertype: int = 0x0800, vlans: Sequence[int] = (), vlan_tpid: int = 0x8100) -> bytes:
+    """Ethernet II; `vlans` adds 802.1Q tags outermost first (QinQ: two tags, vlan_tpid=0x88a8 for the outer)."""
+    tags = b""
+    for i, vid in enumerate(vlans):
+        tpid = vlan_tpid if i == 0 else 0x8100
+        tags += struct.pack("!HH", tpid, vid)
+    return mac(dst) + mac(src) + tags + struct.pack("!H", ethertype) + payload
+
+
+def sll(payload: bytes, pkttype: int = 0, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1) -> bytes:
+    """LINUX_SLL (link type 113): tcpdump -i any before libpcap 1.10."""
+    address = mac(addr)
+    return struct.pack("!HHH", pkttype, hatype, len(address)) + address.ljust(8, b"\0") + struct.pack("!H", proto) + payload
+
+
+def sll2(payload: bytes, pkttype: int = 0, ifindex: int = 2, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1) -> bytes:
+    """LINUX_SLL2 (link type 276): tcpdump -i any with libpcap >= 1.10."""
+    address = mac(addr)
+    return struct.pack("!HHIHBB", proto, 0, ifindex, hatype, pkttype, len(address)) + address.ljust(8, b"\0") + payload
+
+
+# -- network layer -------------------------------------------------------------------
+def ipv4(payload: bytes, src: str = "10.0.0.1", dst: str = "10.0.0.2", proto: int = 6, ttl: int = 64, ip_id: int = 1,
+         tos: int = 0, df: bool = True, mf: bool = False, frag_offset: int = 0, options: bytes = b"",
+         total_length: int | None = None) -> bytes:
+    """IPv4 with a correct header checksum; `frag_offset` in bytes (multiple of 8); options padded to 4."""
+    options = options + b"\0" * (-len(options) % 4)
+    ihl = 5 + len(options) // 4
+    length = total_length if total_length is not None else 4 * ihl + len(payload)
+    flags = (0x4000 if df else 0) | (0x2000 if mf else 0) | (frag_offset // 8)
+    header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, tos, length, ip_id, flags, ttl, proto, 0, _ip4(src), _ip4(dst)) + options
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    return header + payload
+
+
+def ipv6(payload: bytes, src: str = "fd00::1", dst: str = "fd00::2", next_header: int = 6, hop_limit: int = 64,
+         tclass: int = 0, flow: int = 0) -> bytes:
+    """IPv6 fixed header; put extension headers (ipv6_ext, ipv6_fragment) in front of the payload yourself."""
+    first = (6 << 28) | (tclass << 20) | flow
+    return struct.pack("!IHBB", first, len(payload), next_header, hop_limit) + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + payload
+
+
+def ipv6_ext(next_header: int, body: bytes = b"\0" * 6) -> bytes:
+    """Hop-by-hop / routing / destination options header: `body` (6 + 8n bytes) after next-header and length."""
+    if (len(body) + 2) % 8:
+        raise ValueError("extension header body must be 6 + 8n bytes")
+    return struct.pack("!BB", next_header, (len(body) + 2) // 8 - 1) + body
+
+
+def ipv6_fragment(next_header: int, ident: int, offset: int = 0, more: bool = False) -> bytes:
+    return struct.pack("!BBHI", next_header, 0, (offset & 0xFFF8) | int(more), ident)
+
+
+def arp(op: int = 1, sha: str = "02:00:00:00:00:01", spa: str = "10.0.0.1", tha: str = "00:00:00:00:00:00",
+        tpa: str = "10.0.0.2") -> bytes:
+    return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + mac(sha) + _ip4(spa) + mac(tha) + _ip4(tpa)
+
+
+# -- transport layer -------------------------------------------------------------------
+def syn_options(mss: int = 1460, wscale: int = 7, tsval: int = 1000, tsecr: int = 0) -> bytes:
+    """The Linux SYN layout: MSS, SACK-permitted, timestamps, NOP, window scale (20 bytes)."""
+    return struct.pack("!BBH", 2, 4, mss) + b"\x04\x02" + struct.pack("!BBII", 8, 10, tsval, tsecr) + b"\x01" + struct.pack("!BBB", 3, 3, wscale)
+
+
+def data_options(tsval: int = 1000, tsecr: int = 2000) -> bytes:
+    """The Linux data-segment layout: NOP, NOP, timestamps (12 bytes)."""
+    return b"\x01\x01" + struct.pack("!BBII", 8, 10, tsval, tsecr)
+
+
+def tcp(payload: bytes = b"", sport: int = 40000, dport: int = 80, seq: int = 1, ack: int = 0, flags: str | int = "S",
+        win: int = 64240, options: bytes = b"") -> bytes:
+    """TCP; `flags` in tcpdump letters ("S", "S.", "P.", "F.", "R") or as the flags byte. Options padded to 4 with EOL."""
+    bits = flags if isinstance(flags, int) else sum(TCP_FLAGS[ch] for ch in flags)
+    options = options + b"\0" * (-len(options) % 4)
+    doff = 5 + len(options) // 4
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, bits, win, 0, 0) + options + payload
+
+
+def udp(payload: bytes = b"", sport: int = 40000, dport: int = 53) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def icmp(type_: int = 8, code: int = 0, ident: int = 1, seq: int = 1, payload: bytes = b"", mtu: int | None = None) -> bytes:
+    """ICMP; for errors pass the quoted packet as `payload` (and `mtu` for frag-needed, type 3 code 4)."""
+    rest = struct.pack("!HH", 0, mtu) if mtu is not None else struct.pack("!HH", ident, seq)
+    if type_ not in (0, 8) and mtu is None:
+        rest = b"\0\0\0\0"
+    body = struct.pack("!BBH", type_, code, 0) + rest + payload
+    return body[:2] + struct.pack("!H", _checksum(body)) + body[4:]
+
+
+def icmpv6(type_: int = 128, code: int = 0, ident: int = 1, seq: int = 1, payload: bytes = b"", mtu: int | None = None) -> bytes:
+    """ICMPv6 (checksum left 0); packet-too-big is type 2 with `mtu`, errors quote `payload`."""
+    if mtu is not None:
+        rest = struct.pack("!I", mtu)
+    elif type_ in (128, 129):
+        rest = struct.pack("!HH", ident, seq)
+    else:
+        rest = b"\0\0\0\0"
+    return struct.pack("!BBH", type_, code, 0) + rest + payload
+
+
+def dns(ident: int = 0x1234, response: bool = False, name: str = "kubernetes.default") -> bytes:
+    """A one-question DNS message (A record)."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    flags = 0x8180 if response else 0x0100
+    return struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
+
+
+# -- tunnels -------------------------------------------------------------------------------
+def vxlan(inner_frame: bytes, vni: int = 1) -> bytes:
+    """VXLAN header + inner Ethernet frame: the UDP payload."""
+    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + inner_frame
+
+
+def geneve(inner: bytes, vni: int = 1, options: bytes = b"", proto: int = 0x6558) -> bytes:
+    """Geneve header (+ options, a multiple of 4 bytes) + inner frame (Ethernet for proto 0x6558)."""
+    if len(options) % 4:
+        raise ValueError("Geneve options are a multiple of 4 bytes")
+    return struct.pack("!BBHI", len(options) // 4, 0, proto, vni << 8) + options + inner
+
+
+# -- files -------------------------------------------------------------------------------
+def write_pcap(path: str | Path, frames: Sequence[bytes], linktype: int = LinkType.ETHERNET, snaplen: int = 262144,
+               nanosecond: bool = False, big_endian: bool = False, start_ns: int = 1_700_000_000_000_000_000,
+               step_ns: int = 1000) -> Path:
+    """A pcap file; frame i has timestamp start_ns + i * step_ns."""
+    e = ">" if big_endian else "<"
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    parts = [struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, int(linktype))]
+    for i, frame in enumerate(frames):
+        ts = start_ns + i * step_ns
+        sec, sub = divmod(ts, 1_000_000_000)
+        if not nanosecond:
+            sub //= 1000
+        cap = frame[:snaplen]
+        parts.append(struct.pack(e + "IIII", sec, sub, len(cap), len(frame)) + cap)
+    path = Path(path)
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    body = body + b"\0" * (-len(body) % 4)
+    length = 12 + len(body)
+    return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def write_pcapng(path: str | Path, packets: Sequence[tuple[int, bytes]], interfaces: Sequence[tuple[str, int]],
+                 snaplen: int = 262144, start_ns: int = 1_700_000_000_000_000_000, step_ns: int = 1000,
+                 flags: Sequence[int | None] | None = None) -> Path:
+    """A little-endian pcapng file: one section, one IDB per (name, linktype) with if_tsresol 9 (ns),
+    one EPB per (interface index, frame); `flags[i]` sets epb_flags (direction bits) when given."""
+    out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    for name, linktype in interfaces:
+        options = _option(2, name.encode()) + _option(9, b"\x09") + _option(0, b"")
+        out.append(_block(1, struct.pack("<HHI", int(linktype), 0, snaplen) + options))
+    for i, (iface, frame) in enumerate(packets):
+        ts = start_ns + i * step_ns
+        cap = frame[:snaplen]
+        body = struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(cap), len(frame)) + cap + b"\0" * (-len(cap) % 4)
+        if flags is not None and flags[i] is not None:
+            body += _option(2, struct.pack("<I", flags[i])) + _option(0, b"")
+        out.append(_block(6, body))
+    path = Path(path)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def frame_batch(frames: Sequence[bytes], linktypes: int | Sequence[int] = LinkType.ETHERNET, snaplen: int = 262144,
+                start_ns: int = 1_700_000_000_000_000_000, step_ns: int = 1000, first_frame: int = 0,
+                iface_names: Sequence[str | None] = (), ifaces: Sequence[int] | None = None,
+                directions: Sequence[int] | None = None) -> FrameBatch:
+    """The FrameBatch a binary reader would produce for these frames, laid end to end in one buffer."""
+    n = len(frames)
+    cut = [f[:snaplen] for f in frames]
+    offsets = np.zeros(n, dtype=np.int64)
+    if n:
+        offsets[1:] = np.cumsum([len(f) for f in cut])[:-1]
+    if isinstance(linktypes, int):
+        linktypes = [linktypes] * n
+    return FrameBatch(
+        data=np.frombuffer(b"".join(cut), dtype=np.uint8) if n else np.zeros(0, dtype=np.uint8),
+        offset=offsets,
+        caplen=np.array([len(f) for f in cut], dtype=np.uint32),
+        wirelen=np.array([len(f) for f in frames], dtype=np.uint32),
+        ts=start_ns + np.arange(n, dtype=np.int64) * step_ns,
+        linktype=np.array(linktypes, dtype=np.uint16),
+        iface=np.array(ifaces if ifaces is not None else [-1] * n, dtype=np.int32),
+        iface_names=list(iface_names),
+        node=np.full(n, -1, dtype=np.int32),
+        node_names=[],
+        direction=np.array(directions if directions is not None else [-1] * n, dtype=np.int16),
+        first_frame=first_frame,
+    )
