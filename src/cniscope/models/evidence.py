@@ -99,8 +99,8 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         if n:
             gateway_arps[gw] = n
 
-    node_addresses = _node_addresses(table, inventory)
-    pod_addresses = _pod_addresses(table, journeys, models, inventory) - node_addresses
+    node_addresses = node_addresses_of(table, inventory)
+    pod_addresses = pod_addresses_of(table, journeys, models, inventory) - node_addresses
     syn = table.filter((pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("mss").is_not_null())
     pod_values = [_ip4(a) for a in pod_addresses if ":" not in a]
     mss_from_pods = _distinct_strings(syn.filter(pl.col("src").is_in(pod_values)), pl.col("mss"))
@@ -147,7 +147,7 @@ def _texts(series: pl.Series) -> set[str]:
     return {t for t in (ip4_text(v) for v in series.drop_nulls().unique().to_list()) if t}
 
 
-def _node_addresses(table: pl.DataFrame, inventory: Inventory | None) -> set[str]:
+def node_addresses_of(table: pl.DataFrame, inventory: Inventory | None) -> set[str]:
     """Tunnel endpoints and BGP speakers are nodes; so is every address the inventory gives a node."""
     found = _texts(table["outer_src"]) | _texts(table["outer_dst"])
     bgp = table.filter((pl.col("proto") == 6) & ((pl.col("dport") == 179) | (pl.col("sport") == 179)))
@@ -157,7 +157,7 @@ def _node_addresses(table: pl.DataFrame, inventory: Inventory | None) -> set[str
     return found
 
 
-def _pod_addresses(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
+def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
     """Addresses known to be pods: inside tunnels, on pod-side veths, DNAT targets, and the inventory's pods."""
     tunnelled = table.filter(pl.col("tunnel").fill_null(0) != 0)
     found = _texts(tunnelled["src"]) | _texts(tunnelled["dst"])
@@ -165,7 +165,14 @@ def _pod_addresses(table: pl.DataFrame, journeys: list[Journey], models: list[Mo
     veths = [n for n in names if any((p := m.role_of(n)) is not None and p.role is Role.HOST_VETH for m in models)]
     at_veth = table.filter(pl.col("iface").is_in(veths))
     found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
+    # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
+    flags, proto, dport = table["tcp_flags"].to_list(), table["proto"].to_list(), table["dport"].to_list()
     for journey in journeys:
+        first = journey.hops[0].row
+        request = (proto[first] == 6 and flags[first] is not None and flags[first] & 0x12 == 0x02) or (
+            proto[first] == 17 and dport[first] is not None and dport[first] < 32768)
+        if not request:
+            continue
         for hop in journey.hops:
             for change in nat_changes(hop):
                 if change.kind is ChangeKind.DNAT:

@@ -32,7 +32,8 @@ import polars as pl
 from cniscope.errors import CniscopeError, ExitCode
 from cniscope.inventory import Inventory
 from cniscope.models import MODELS, PROXIES, UNKNOWN
-from cniscope.models.base import Model, Path, Side
+from cniscope.models.base import Model
+from cniscope.models.paths import segments
 from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, gather, nat_changes
 from cniscope.packets.schema import Tunnel, mac_text
 from cniscope.results import ChangeKind, Journey, ModelVerdict
@@ -233,20 +234,13 @@ def ttl_at_tunnel(obs: Observations, models: list[Model], inventory: Inventory |
     return items
 
 
-def _segments(path: Path) -> list[tuple]:
-    if path.one_node:
-        return [path.steps]
-    return [path.segment(Side.SOURCE), path.segment(Side.DESTINATION)]
-
-
 def model_shapes(model: Model) -> set[Shape]:
     """The per-node shapes the model's expected paths produce (with and without their optional steps)."""
     shapes = set()
-    for path in model.paths:
-        for steps in _segments(path):
-            for variant in (steps, tuple(s for s in steps if not s.optional)):
-                if variant:
-                    shapes.add(Shape(len(variant), any(s.encapsulated for s in variant), any(s.nat for s in variant[1:])))
+    for _, steps, _ in segments(model):
+        for variant in (steps, tuple(s for s in steps if not s.optional)):
+            if variant:
+                shapes.add(Shape(len(variant), any(s.encapsulated for s in variant), any(s.nat for s in variant[1:])))
     return shapes
 
 

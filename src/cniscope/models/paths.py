@@ -11,7 +11,9 @@ a routed packet shows up on every device it crosses.
 
 from __future__ import annotations
 
-from cniscope.models.base import Path, Role, Side, Step, Traffic
+from dataclasses import replace
+
+from cniscope.models.base import Model, Path, Role, Side, Step, Traffic
 
 SRC, DST = Side.SOURCE, Side.DESTINATION
 
@@ -93,3 +95,27 @@ def switched(port: str, tunnel: str, gateway: str, nic: str = "eth0", hidden_del
                                             Step(Role.HOST_VETH, "Out", DST, port, nat="dnat+snat", optional=hidden_delivery))),
         Path(Traffic.POD_TO_EXTERNAL, (leave, Step(Role.NIC, "Out", SRC, nic, nat="snat"))),
     )
+
+
+def reply(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The same points crossed the other way, as a reply takes them; NAT is undone between the same two points."""
+    n = len(steps)
+    flipped = {"In": "Out", "Out": "In"}
+    out = []
+    for j, step in enumerate(reversed(steps)):
+        undone = steps[n - j].nat if 0 < j < n and n - j < n else ""
+        out.append(replace(step, direction=flipped[step.direction], nat=undone,
+                           side=SRC if step.side is DST else DST))
+    return tuple(out)
+
+
+def segments(model: Model) -> list[tuple[Path, tuple[Step, ...], bool]]:
+    """Every per-node segment of every expected path, and of its reply: (path, steps, is_reply)."""
+    out = []
+    for path in model.paths:
+        parts = [path.steps] if path.one_node else [path.segment(SRC), path.segment(DST)]
+        for steps in parts:
+            if steps:
+                out.append((path, steps, False))
+                out.append((path, reply(steps), True))
+    return out

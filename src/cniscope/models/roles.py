@@ -1,0 +1,290 @@
+"""Hop roles from the network model, and each journey compared with the model's expected path.
+
+`label` gives every hop a role. A named interface gets its role from the
+model's interface table ("pod bridge kube-bridge, out", "veth to pod
+default/nginx", "flannel.1 VTEP (decapsulated)"). Where a capture names no
+interfaces (old `tcpdump -i any` text), the k copies of a packet on one node
+are matched, by position, to the model's expected per-node segment of length
+k whose ends fit the packet (a segment ending at a pod veth for a packet to a
+pod, starting at one for a packet from a pod).
+
+`compare` reports what the expected path says should have happened next and
+did not, and paths the model does not have. It is conservative: a node
+where the packet was seen once says nothing (a single-interface capture);
+hops before the first sighting are never reported (capture filters hide
+them); a hop after the last sighting is reported missing only when this
+capture shows that capture point on that node for other packets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, replace
+
+import polars as pl
+
+from cniscope.inventory import Inventory
+from cniscope.models import MODELS
+from cniscope.models.base import Model, Path, Role, Step, role_of
+from cniscope.models.paths import segments
+from cniscope.models.evidence import nat_changes, node_keys, pod_addresses_of
+from cniscope.packets.schema import Tunnel, ip4_text
+from cniscope.results import Finding, FindingKind, Hop, Journey, ModelVerdict, Severity
+
+INGRESS = {"In", "P", "B", "M"}
+
+
+@dataclass(frozen=True)
+class _Context:
+    model: Model | None
+    keys: list[str]
+    src: list[str | None]
+    dst: list[str | None]
+    tunnel: list[int]
+    pods: set[str]
+    inventory: Inventory | None
+
+    def is_pod(self, addr: str | None) -> bool:
+        if addr is None:
+            return False
+        if addr in self.pods:
+            return True
+        if self.inventory is not None and self.inventory.nodes:
+            return self.inventory.is_pod_address(addr)
+        if self.model is None or ":" in addr:
+            return False
+        ip = ipaddress.ip_address(addr)
+        return any(ip in ipaddress.ip_network(c) and ipaddress.ip_network(c).prefixlen >= 12 for c in self.model.pod_cidrs)
+
+    def who(self, addr: str | None) -> str:
+        if addr is None:
+            return "?"
+        if self.inventory is not None:
+            pod = self.inventory.pod_of(addr)
+            if pod is not None:
+                return pod.ref
+        return addr
+
+
+def _model(verdict: ModelVerdict) -> Model | None:
+    return MODELS.get(verdict.name) or (MODELS.get(verdict.runner_up) if verdict.runner_up else None)
+
+
+def _context(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None) -> _Context:
+    model = _model(verdict)
+    return _Context(
+        model=model,
+        keys=node_keys(table),
+        src=[ip4_text(v) if v is not None else None for v in table["src"].to_list()],
+        dst=[ip4_text(v) if v is not None else None for v in table["dst"].to_list()],
+        tunnel=table["tunnel"].fill_null(0).to_list(),
+        pods=pod_addresses_of(table, journeys, list(MODELS.values()), inventory),
+        inventory=inventory,
+    )
+
+
+def _groups(journey: Journey, ctx: _Context) -> list[tuple[str, list[int]]]:
+    """Hop indexes of a journey, grouped by node in order of first sighting."""
+    order: dict[str, list[int]] = {}
+    for i, hop in enumerate(journey.hops):
+        order.setdefault(ctx.keys[hop.row], []).append(i)
+    return list(order.items())
+
+
+def _segments(model: Model) -> list[tuple[Path, tuple[Step, ...]]]:
+    return [(path, steps) for path, steps, _ in segments(model)]
+
+
+def _fit(steps: tuple[Step, ...], hops: list[Hop], ctx: _Context) -> float:
+    """How well a segment's ends fit the packet (used to pick a segment for unnamed copies)."""
+    first, last = hops[0], hops[-1]
+    score = 0.0
+    src_pod, dst_pod = ctx.is_pod(ctx.src[first.row]), ctx.is_pod(ctx.dst[last.row])
+    if steps[-1].role is Role.HOST_VETH and steps[-1].direction == "Out":
+        score += 2.0 if dst_pod else -2.0
+    if steps[0].role is Role.HOST_VETH and steps[0].direction == "In":
+        score += 2.0 if src_pod else -2.0
+    for step, hop in zip(steps, hops):
+        if step.encapsulated != bool(ctx.tunnel[hop.row]):
+            score -= 1.0
+    nat_seen = any(nat_changes(h) for h in hops[1:])
+    nat_expected = any(s.nat for s in steps[1:])
+    if nat_seen != nat_expected:
+        score -= 1.5
+    return score
+
+
+def _positional(hops: list[Hop], ctx: _Context) -> tuple[Step, ...] | None:
+    if ctx.model is None:
+        return None
+    fitting = [(steps, _fit(steps, hops, ctx)) for _, steps in _segments(ctx.model) if len(steps) == len(hops)]
+    if not fitting:
+        return None
+    best = max(fitting, key=lambda f: f[1])
+    return best[0] if best[1] > -1.0 else None
+
+
+def _step_text(step: Step, hop: Hop, ctx: _Context, named: bool) -> str:
+    iface = hop.iface if named else ("" if "X" in step.iface or step.role is Role.NIC else step.iface)
+    direction = step.direction if not named else ("In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None))
+    return _role_text(step.role, iface, direction, hop, ctx)
+
+
+def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, ctx: _Context) -> str:
+    name = f" {iface}" if iface else ""
+    way = f", {direction.lower()}" if direction else ""
+    encapsulated = bool(ctx.tunnel[hop.row])
+    if role is Role.HOST_VETH:
+        if direction == "Out":
+            return f"veth{name} to pod {ctx.who(ctx.dst[hop.row])}"
+        if direction == "In":
+            return f"veth{name} from pod {ctx.who(ctx.src[hop.row])}"
+        return f"pod veth{name}"
+    if role is Role.TUNNEL:
+        kind = "VTEP" if ctx.model is not None and any(e.kind is Tunnel.VXLAN for e in ctx.model.encaps) else "tunnel device"
+        state = {"In": " (decapsulated)", "Out": " (to be encapsulated)"}.get(direction or "", "")
+        return f"{iface or 'tunnel'} {kind}{state}" if iface else f"tunnel device{state}"
+    if role is Role.NIC:
+        return f"node NIC{name}{way}{' (encapsulated)' if encapsulated else ''}"
+    return f"{role.value}{name}{way}"
+
+
+def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
+    """Every journey with a role on every hop."""
+    ctx = _context(journeys, table, verdict, inventory)
+    out = []
+    for journey in journeys:
+        hops = list(journey.hops)
+        for _, idx in _groups(journey, ctx):
+            group = [hops[i] for i in idx]
+            if all(h.iface for h in group):
+                roles = [_named_role(h, ctx) for h in group]
+            else:
+                steps = _positional(group, ctx) if len(group) > 1 else None
+                if steps is not None:
+                    roles = [_step_text(s, h, ctx, named=False) for s, h in zip(steps, group)]
+                elif len(group) == 1:
+                    roles = ["single capture point"]
+                else:
+                    roles = [f"capture point {n + 1} of {len(group)}" for n in range(len(group))]
+            for i, role in zip(idx, roles):
+                hops[i] = replace(hops[i], role=role)
+        out.append(replace(journey, hops=tuple(hops)))
+    return out
+
+
+def _named_role(hop: Hop, ctx: _Context) -> str:
+    assert hop.iface is not None
+    pattern = role_of(ctx.model, hop.iface)
+    direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
+    if pattern is None:
+        way = f", {direction.lower()}" if direction else ""
+        return f"interface {hop.iface}{way}"
+    return _role_text(pattern.role, hop.iface, direction, hop, ctx)
+
+
+# ---- expected vs observed ------------------------------------------------------------------------------
+
+
+def _observed(hop: Hop, ctx: _Context) -> tuple[Role | None, str | None]:
+    pattern = role_of(ctx.model, hop.iface) if hop.iface else None
+    direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
+    return (pattern.role if pattern else None), direction
+
+
+def _embed(observed: list[tuple[Role | None, str | None]], steps: tuple[Step, ...]) -> list[int] | None:
+    """Positions of the observed (role, direction) pairs in `steps`, in order; None if they do not fit."""
+    positions, start = [], 0
+    for role, direction in observed:
+        for i in range(start, len(steps)):
+            if steps[i].role is role and (direction is None or steps[i].direction == direction):
+                positions.append(i)
+                start = i + 1
+                break
+        else:
+            return None
+    return positions
+
+
+def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Finding]:
+    """Missing or unexpected hops, journey by journey, against the model's expected paths."""
+    ctx = _context(journeys, table, verdict, inventory)
+    if ctx.model is None or not journeys:
+        return []
+    covered = _covered(journeys, ctx)
+    findings: list[Finding] = []
+    for journey in journeys:
+        for node, idx in _groups(journey, ctx):
+            group = [journey.hops[i] for i in idx]
+            if len(group) < 2:
+                continue
+            if all(h.iface for h in group):
+                findings.extend(_compare_named(journey, node, group, covered, ctx))
+            else:
+                findings.extend(_compare_unnamed(journey, node, group, covered, ctx))
+    return findings
+
+
+def _covered(journeys: list[Journey], ctx: _Context) -> dict[str, set]:
+    """Per node: the (role, direction) points named in the capture, and for unnamed captures the most copies per packet."""
+    seen: dict[str, set] = {}
+    for journey in journeys:
+        for node, idx in _groups(journey, ctx):
+            group = [journey.hops[i] for i in idx]
+            points = seen.setdefault(node, set())
+            if all(h.iface for h in group):
+                points.update(_observed(h, ctx) for h in group)
+            else:
+                points.add(("copies", len(group), ctx.src[group[0].row], ctx.dst[group[-1].row]))
+    return seen
+
+
+def _compare_named(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Finding]:
+    assert ctx.model is not None
+    observed = [_observed(h, ctx) for h in group]
+    if any(role is None for role, _ in observed):
+        return []
+    fits = [(path, steps, pos) for path, steps in _segments(ctx.model) if (pos := _embed(observed, steps)) is not None]
+    if not fits:
+        return [Finding(
+            kind=FindingKind.DEVIATION, severity=Severity.WARNING,
+            title=f"path on {node} differs from {ctx.model.name}'s expected paths",
+            explanation=f"{journey.summary} went {' -> '.join(h.point or str(h.iface) for h in group)}; "
+                        f"no {ctx.model.name} path crosses these interfaces in this order",
+            next_step="check the routes and bridge ports on that node, or whether the model is right (--model)",
+            node=node, journeys=(journey.id,), rows=tuple(h.row for h in group),
+        )]
+    # the tightest explanation: the segment that leaves the fewest expected steps after the last sighting
+    path, steps, pos = min(fits, key=lambda f: len(f[1]) - f[2][-1])
+    missing = [s for s in steps[pos[-1] + 1:] if not s.optional and (s.role, s.direction) in covered.get(node, set())]
+    if not missing:
+        return []
+    return [_drop(journey, node, group, missing[0].label(), path)]
+
+
+def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Finding]:
+    assert ctx.model is not None
+    src, dst = ctx.src[group[0].row], ctx.dst[group[-1].row]
+    most = max((c[1] for c in covered.get(node, set()) if c[0] == "copies" and c[2] == src and c[3] == dst), default=len(group))
+    if most <= len(group):
+        return []
+    longer = [(path, steps) for path, steps in _segments(ctx.model) if len(steps) == most]
+    fitting = [(path, steps) for path, steps in longer if _fit(steps, group, ctx) > -1.0]
+    if not fitting:
+        return []
+    path, steps = fitting[0]
+    return [_drop(journey, node, group, steps[len(group)].label(), path,
+                  note=f"other packets between these addresses show {most} copies on this node, this one {len(group)}")]
+
+
+def _drop(journey: Journey, node: str, group: list[Hop], expected: str, path: Path, note: str = "") -> Finding:
+    last = group[-1]
+    where = last.role or last.point or f"copy {len(group)}"
+    return Finding(
+        kind=FindingKind.DROP, severity=Severity.WARNING,
+        title=f"last seen at {where} on {node}; expected next: {expected}",
+        explanation=f"{journey.summary}: {path.traffic.value} should continue to {expected} on this node, "
+                    f"and the capture shows that point for other packets, but not for this one" + (f" ({note})" if note else ""),
+        next_step="look at what sits between these two points: iptables/nftables drops, routes, bridge port state, tc/eBPF programs",
+        node=node, iface=last.iface, journeys=(journey.id,), rows=tuple(h.row for h in group),
+    )
