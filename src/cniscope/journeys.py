@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, ip4_text, mac_text, tcp_flags_text
@@ -44,7 +45,7 @@ KEY_FIELDS = (
     "ethertype", "proto", "tcp_flags", "seq", "ack", "tsval", "tsecr", "payload_len",
     "icmp_type", "icmp_id", "icmp_seq", "dns_id", "dns_qr", "arp_op", "arp_spa", "arp_tpa",
 )
-# Fields some inputs show and others do not: kept in the key only where every sighting has them.
+# Fields some inputs show and others do not (IP id without -v, digests of text): in the key only when every input shows them.
 OPTIONAL_KEY_FIELDS = ("ip_id", "payload_digest")
 
 
@@ -63,70 +64,87 @@ def node_column(table: pl.DataFrame) -> pl.Expr:
 
 def fingerprint(table: pl.DataFrame) -> pl.DataFrame:
     """Add `key` (UInt64): equal for sightings of one packet."""
-    strong = pl.struct([pl.col(f) for f in KEY_FIELDS]).hash(seed=1)
-    with_strong = table.with_columns(_k0=strong)
-    optional = [
-        pl.when(pl.col(f).is_null().any().over("_k0")).then(None).otherwise(pl.col(f)).alias(f"_opt_{f}")
-        for f in OPTIONAL_KEY_FIELDS
-    ]
-    return (
-        with_strong.with_columns(optional)
-        .with_columns(key=pl.struct(["_k0", *[f"_opt_{f}" for f in OPTIONAL_KEY_FIELDS]]).hash(seed=2))
-        .drop(["_k0", *[f"_opt_{f}" for f in OPTIONAL_KEY_FIELDS]])
-    )
+    fields = list(KEY_FIELDS) + [f for f in OPTIONAL_KEY_FIELDS if _shown_everywhere(table, f)]
+    return table.with_columns(key=pl.struct([pl.col(f) for f in fields]).hash(seed=1))
 
 
-def _point_expr() -> pl.Expr:
-    return pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3)
+def _shown_everywhere(table: pl.DataFrame, field: str) -> bool:
+    """An optional field joins the key only when no input hides it where the packet has it."""
+    has_it = {"ip_id": pl.col("ip_version") == 4, "payload_digest": pl.col("payload_len").fill_null(0) > 0}[field]
+    hidden = table.select((has_it.fill_null(False) & pl.col(field).is_null()).any()).item()
+    return not hidden
+
+
+def _starts(*cols: str) -> pl.Expr:
+    """True where a sorted frame's row begins a new run of `cols`."""
+    expr = pl.lit(False)
+    for c in cols:
+        expr = expr | pl.col(c).ne_missing(pl.col(c).shift(1))
+    return expr.fill_null(True)
 
 
 def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.DataFrame:
-    """Assign `journey` ids from `key` and time bursts per node (`ts_col` may be clock-corrected)."""
+    """Assign `journey` ids from `key` and time bursts per node (`ts_col` may be clock-corrected).
+
+    One sort, then comparisons with the previous row: no per-group windows.
+    """
     t = table.sort(["key", "_node", ts_col, "row"], nulls_last=True)
-    gap = pl.col(ts_col) - pl.col(ts_col).shift(1).over(["key", "_node"])
-    point = _point_expr()
-    new_burst = (gap > BURST_GAP_NS).fill_null(False)
-    t = t.with_columns(_brk=new_burst.cast(pl.UInt32))
-    t = t.with_columns(_burst=pl.col("_brk").cum_sum().over(["key", "_node"]))
-    # a capture point seen twice within one burst: a re-send with an identical key (or a loop)
-    t = t.with_columns(
-        _rep=(pl.col("iface").is_not_null() & (point.cum_count().over(["key", "_node", "_burst", point]) > 1)).cast(pl.UInt32)
-    )
-    t = t.with_columns(_burst=pl.col("_burst") * 1_000_000 + pl.col("_rep").cum_sum().over(["key", "_node", "_burst"]))
+    t = t.with_columns(_pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _new=_starts("key", "_node"))
+    gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
+    t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
+    # a named capture point seen twice within one burst: a re-send with an identical key (or a loop)
+    repeat = pl.col("iface").is_not_null() & ~pl.struct("_burst", "_pt").is_first_distinct()
+    t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False) | repeat).cum_sum())
     # k-th burst of a key on each node -> k-th journey of that key
-    t = t.with_columns(_kth=pl.col("_burst").rank("dense").over(["key", "_node"]))
-    t = t.with_columns(journey=pl.struct(["key", "_kth"]).hash(seed=4))
-    return t.drop(["_brk", "_rep", "_burst", "_kth"])
+    first_burst = pl.when(pl.col("_new")).then(pl.col("_burst")).forward_fill()
+    t = t.with_columns(journey=pl.struct(pl.col("key"), kth=pl.col("_burst") - first_burst).hash(seed=4))
+    return t.drop(["_pt", "_new", "_burst"])
 
 
 def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
-    """Number journeys in order of first sighting and hops in order; add `delay`."""
+    """Number journeys in order of first sighting and hops in order; add `hop`, `hops`, `delay`."""
     egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
-    t = table.with_columns(_dir_rank=egress_last).sort(["journey", ts_col, "_dir_rank", "row"], nulls_last=True)
+    t = table.with_columns(_dir=egress_last).sort(["journey", ts_col, "_dir", "row"], nulls_last=True)
+    t = t.with_columns(_run=pl.col("journey").rle_id())
+    runs = t.group_by("_run").agg(_first=pl.col("row").min(), hops=pl.len()).sort("_first")
+    order = np.empty(runs.height, dtype=np.uint32)
+    order[runs["_run"].to_numpy()] = np.arange(runs.height, dtype=np.uint32)
+    hops = np.empty(runs.height, dtype=np.uint32)
+    hops[runs["_run"].to_numpy()] = runs["hops"].to_numpy()
+    run = t["_run"].to_numpy()
+    index = np.arange(t.height, dtype=np.int64)
+    new = np.ones(t.height, dtype=bool)
+    new[1:] = run[1:] != run[:-1]
+    start = np.maximum.accumulate(np.where(new, index, 0))
     t = t.with_columns(
-        hop=pl.int_range(pl.len()).over("journey").cast(pl.UInt32),
-        hops=pl.len().over("journey").cast(pl.UInt32),
-        delay=(pl.col(ts_col) - pl.col(ts_col).shift(1).over("journey")),
+        journey=pl.Series(order[run], dtype=pl.UInt32),
+        hop=pl.Series((index - start).astype(np.uint32)),
+        hops=pl.Series(hops[run]),
+        delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
-    first = t.group_by("journey").agg(_first=pl.col("row").min())
-    ids = first.sort("_first").with_columns(_jid=pl.int_range(pl.len()).cast(pl.UInt32)).select("journey", "_jid")
-    t = t.join(ids, on="journey").drop("journey").rename({"_jid": "journey"}).drop("_dir_rank")
-    return t.sort(["journey", "hop"])
+    return t.drop(["_dir", "_run"])
+
+
+NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
 
 
 def correlate(table: pl.DataFrame) -> Correlation:
-    """Group the sightings of every packet into journeys, with clocks aligned across nodes."""
+    """Group the sightings of every packet into journeys, with clocks aligned across nodes.
+
+    The work happens on a narrow copy (the key and what ordering needs); the
+    wide table is never sorted, only given the resulting columns.
+    """
     from cniscope import clocks
 
-    t = table.with_columns(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node_column(table))
-    t = fingerprint(t)
+    keyed = fingerprint(table)
+    t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node_column(table), key=pl.col("key"), *NARROW)
     t = group(t, "ts")
     offsets = clocks.estimate(t)
-    t = t.with_columns(ts=clocks.corrected(offsets))
     if offsets:
-        t = group(t.drop("journey"), "ts")  # regroup: bursts are now measured on one timeline
-    t = order_hops(t, "ts")
-    return Correlation(table=t.drop("_node").sort("row"), clocks=offsets)
+        t = group(t.with_columns(ts=clocks.corrected(offsets)).drop("journey"), "ts")  # bursts on one timeline
+    t = order_hops(t, "ts").sort("row")
+    wide = keyed.with_columns(row=t["row"], ts=t["ts"], journey=t["journey"], hop=t["hop"], hops=t["hops"], delay=t["delay"])
+    return Correlation(table=wide, clocks=offsets)
 
 
 # ---- materialisation: Journey objects for the renderers ---------------------------------------------
