@@ -124,7 +124,9 @@ def main() -> None:
 from cniscope.demo import demo_command  # noqa: E402  (groups of the larger parts, added explicitly)
 from cniscope.lab.cli import lab_group  # noqa: E402
 from cniscope.capture.cli import capture_command  # noqa: E402
+from cniscope.models.cli import models_group  # noqa: E402
 
 cli.add_command(lab_group)
 cli.add_command(demo_command)
 cli.add_command(capture_command)
+cli.add_command(models_group)
