@@ -1,0 +1,283 @@
+"""`--pcapng`: the captured packets again, explained inside the capture, for Wireshark.
+
+Every sighting of the report becomes one packet in the output, in input order:
+a section per (input, node) run with the node in its comment (`node=<name>`,
+as `cniscope.pcapng_writer` writes it), an interface block per interface
+with its name, direction in epb_flags, and a comment on every packet:
+
+    journey 12, hop 2 of 3: kube-bridge Out (pod bridge), +212 us; DNAT 10.96.0.10:80 -> 10.244.3.10:80; conversation 4
+
+Binary inputs (pcap, pcapng, compressed or not) are read again with the
+readers' own batch API (`cniscope.sources.pcap` / `pcapng`) and each frame is
+copied byte for byte; the packet table's `input` and `frame` columns say
+which row explains which frame. Standard input cannot be read twice: a binary
+capture given as `-` is refused (`InputError`).
+
+tcpdump text holds no bytes. Its packets are *rebuilt* from the decoded
+fields (Ethernet when the text showed MACs, else zero MACs; IPv4/IPv6; TCP,
+UDP or ICMP headers with the ports, flags, sequence numbers, window, ids the
+text gave; payload zero-filled to the length the text gave; TCP options left
+out; checksums of rebuilt headers are computed, so a bad checksum in the text
+is not reproduced); ARP is rebuilt as ARP. The section comment and every
+packet's comment say so ("rebuilt from text line 17"). A tunnelled sighting
+is rebuilt as its inner packet, the envelope named in the comment.
+Time-of-day and relative clocks end up near 1970-01-01 (the date is unknown).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import mmap
+import os
+import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from cniscope.errors import InputError
+from cniscope.packets.schema import Direction, LinkType, Tunnel, ip4_text
+from cniscope.pcapng_writer import PcapngWriter
+from cniscope.report.text import duration
+from cniscope.results import Hop, Journey, Report
+from cniscope.sources import FrameBatch, InputInfo, pcap, pcapng
+from cniscope.sources.open import COMPRESSIONS, sniff
+
+REBUILT_NOTE = ("frames rebuilt by cniscope from tcpdump text: headers from the decoded fields, payload zero-filled, "
+                "TCP options left out")
+UNNAMED_BY_LINKTYPE = {int(LinkType.LINUX_SLL): "any", int(LinkType.LINUX_SLL2): "any"}
+
+
+@dataclass
+class Written:
+    packets: int = 0
+    rebuilt: int = 0  # from text
+    sections: int = 0
+
+
+def comments(report: Report) -> list[str]:
+    """One comment per row of the packet table: where the packet is in its journey and what changed."""
+    t = report.table
+    cols = {c: t[c].to_list() if c in t.columns else [None] * t.height for c in ("journey", "hop", "hops", "delay", "flow", "iface", "node")}
+    placed: dict[int, tuple[Journey, int]] = {h.row: (j, k) for j in report.journeys for k, h in enumerate(j.hops)}
+    journeys = {j.id: j for j in report.journeys}
+    cited: dict[int, list[str]] = {}
+    for f in report.findings:
+        rows = set(f.rows) | {h.row for jid in f.journeys if jid in journeys for h in journeys[jid].hops}
+        for row in rows:
+            cited.setdefault(row, []).append(f"{f.kind.value} ({f.severity.value})")
+    out: list[str] = []
+    for row in range(t.height):
+        if row in placed:
+            journey, k = placed[row]
+            text = _hop_text(journey, k)
+        elif cols["journey"][row] is not None:
+            n, of = cols["hop"][row], cols["hops"][row]
+            where = cols["iface"][row] or cols["node"][row] or "capture point"
+            text = f"journey {cols['journey'][row]}, hop {(n or 0) + 1} of {of}: {where}"
+            if n:
+                text += f", +{duration(cols['delay'][row])}"
+            text += " (journey not detailed: beyond --max-journeys)"
+        else:
+            text = "not followed"
+        if cols["flow"][row] is not None:
+            text += f"; conversation {cols['flow'][row]}"
+        if row in cited:
+            text += "; finding: " + ", ".join(cited[row])
+        out.append(text)
+    return out
+
+
+def _hop_text(journey: Journey, k: int) -> str:
+    hop: Hop = journey.hops[k]
+    place = " ".join(x for x in (hop.iface, hop.direction) if x) if hop.iface else hop.point
+    text = f"journey {journey.id}, hop {k + 1} of {len(journey.hops)}: {place}"
+    if hop.role:
+        text += f" ({hop.role})"
+    if k:
+        text += f", +{duration(hop.delay_ns)}"
+    for change in hop.changes:
+        text += f"; {change.kind.value.upper()} {change.before} -> {change.after}"
+    if journey.retransmission_of is not None:
+        text += f"; re-send of journey {journey.retransmission_of}"
+    return text
+
+
+def write(report: Report, path: str) -> Written:
+    """Write every sighting of `report` with its comment to pcapng file `path`."""
+    for info in report.inputs:
+        if info.name == "-" and info.format in ("pcap", "pcapng"):
+            raise InputError("--pcapng: a binary capture from standard input cannot be read a second time; "
+                             "give it as a file")
+    notes = comments(report)
+    written = Written()
+    with PcapngWriter(path) as writer:
+        for info in report.inputs:
+            part = report.table.with_row_index("_row").filter(pl.col("input") == info.index)
+            if not part.height:
+                continue
+            if info.format in ("pcap", "pcapng"):
+                _binary(writer, info, part, notes, written)
+            else:
+                _rebuilt(writer, info, part, notes, written)
+    return written
+
+
+class _Sections:
+    """Starts a section whenever the node changes, and an interface block per (name, link type) in it."""
+
+    def __init__(self, writer: PcapngWriter, info: InputInfo, written: Written, comment: str | None = None) -> None:
+        self.writer, self.info, self.written, self.comment = writer, info, written, comment
+        self.node: object = ()  # no section yet
+        self.ifaces: dict[tuple[str, int], int] = {}
+
+    def iface(self, node: str | None, name: str | None, linktype: int) -> int:
+        if node != self.node:
+            self.writer.section(node=node, comment=self.comment or f"input {self.info.index}: {self.info.name}")
+            self.node, self.ifaces = node, {}
+            self.written.sections += 1
+        label = name or UNNAMED_BY_LINKTYPE.get(linktype) or os.path.basename(self.info.name)
+        key = (label, linktype)
+        if key not in self.ifaces:
+            self.ifaces[key] = self.writer.interface(label, linktype, 0, description=f"{node or 'node not named'} {label}")
+        return self.ifaces[key]
+
+
+def _binary(writer: PcapngWriter, info: InputInfo, part: pl.DataFrame, notes: list[str], written: Written) -> None:
+    frames = part["frame"].to_numpy()
+    row_of_frame = np.full(int(frames.max()) + 1, -1, dtype=np.int64)
+    row_of_frame[frames] = np.arange(part.height)
+    rows = part["_row"].to_list()
+    nodes, ifaces, directions = part["node"].to_list(), part["iface"].to_list(), part["direction"].to_list()
+    sections = _Sections(writer, info, written)
+    for batch in _batches(info):
+        for i in range(len(batch.offset)):
+            frame = batch.first_frame + i
+            if frame >= len(row_of_frame) or row_of_frame[frame] < 0:
+                continue  # a frame the first reading did not keep (damage found earlier this time)
+            k = int(row_of_frame[frame])
+            linktype = int(batch.linktype[i])
+            name = ifaces[k]
+            if name is None and batch.iface[i] >= 0:
+                name = batch.iface_names[batch.iface[i]]
+            start, caplen = int(batch.offset[i]), int(batch.caplen[i])
+            ts = int(batch.ts[i])
+            writer.packet(sections.iface(nodes[k], name, linktype), max(ts, 0), batch.data[start:start + caplen].tobytes(),
+                          int(batch.wirelen[i]), directions[k], notes[rows[k]])
+            written.packets += 1
+
+
+def _batches(info: InputInfo) -> Iterator[FrameBatch]:
+    """The frames of a binary input, read again (decompressed to a temporary file when compressed)."""
+    scratch = InputInfo(index=info.index, name=info.name)
+    with ExitStack() as stack:
+        try:
+            raw = stack.enter_context(open(info.name, "rb"))
+        except OSError as exc:
+            raise InputError(f"--pcapng: cannot read {info.name} again: {exc.strerror}") from None
+        head = raw.read(8)
+        raw.seek(0)
+        source = raw
+        for magic, (_, wrap) in COMPRESSIONS.items():
+            if head.startswith(magic):
+                spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
+                stream = wrap(raw)
+                while chunk := stream.read(1 << 20):
+                    spool.write(chunk)
+                spool.flush()
+                source = spool
+                break
+        if os.fstat(source.fileno()).st_size == 0:
+            return
+        buf = memoryview(mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ))
+        kind = sniff(bytes(buf[:4096]))
+        if kind == "pcap":
+            yield from pcap.iter_batches(buf, scratch)
+        elif kind == "pcapng":
+            yield from pcapng.Reader(buf, scratch, 65536).batches()
+
+
+def _rebuilt(writer: PcapngWriter, info: InputInfo, part: pl.DataFrame, notes: list[str], written: Written) -> None:
+    sections = _Sections(writer, info, written, comment=f"input {info.index}: {info.name}; {REBUILT_NOTE}")
+    for row in part.iter_rows(named=True):
+        frame = rebuild(row)
+        note = notes[row["_row"]] + (f"; rebuilt from text line {row['line']}" if row["line"] is not None else "; rebuilt from text")
+        if row["tunnel"]:
+            note += f"; tunnel envelope {Tunnel(row['tunnel']).label} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])} not rebuilt"
+        iface = sections.iface(row["node"], row["iface"], int(LinkType.ETHERNET))
+        writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)
+        written.packets += 1
+        written.rebuilt += 1
+
+
+# ---- rebuilding frames from decoded fields (text inputs) ----------------------------------------
+
+ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_UNKNOWN = 0x0800, 0x86DD, 0x0806, 0x88B5  # 0x88b5: IEEE local experimental
+MAX_PAYLOAD = 1 << 16
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _mac(value: int | None) -> bytes:
+    return (value or 0).to_bytes(6, "big")
+
+
+def _transport(row: dict, pseudo: bytes) -> tuple[int, bytes]:
+    """(IP protocol, transport header + zero payload) from the row's fields."""
+    payload = b"\0" * min(row["payload_len"] or 0, MAX_PAYLOAD - 80)
+    proto = row["proto"]
+    if proto == 6:
+        flags = row["tcp_flags"] or 0
+        header = struct.pack("!HHIIBBHHH", row["sport"] or 0, row["dport"] or 0, row["seq"] or 0, row["ack"] or 0,
+                             5 << 4, flags, row["win"] or 0, 0, 0)
+        csum = _checksum(pseudo + struct.pack("!BBH", 0, 6, len(header) + len(payload)) + header + payload)
+        return 6, header[:16] + struct.pack("!H", csum) + header[18:] + payload
+    if proto == 17:
+        length = 8 + len(payload)
+        header = struct.pack("!HHHH", row["sport"] or 0, row["dport"] or 0, length, 0)
+        csum = _checksum(pseudo + struct.pack("!BBH", 0, 17, length) + header + payload) or 0xFFFF
+        return 17, header[:6] + struct.pack("!H", csum) + payload
+    if proto in (1, 58):
+        rest = struct.pack("!HH", row["icmp_id"] or 0, row["icmp_seq"] or 0)
+        if row["icmp_mtu"] is not None:
+            rest = struct.pack("!HH", 0, row["icmp_mtu"])
+        body = struct.pack("!BBH", row["icmp_type"] or 0, row["icmp_code"] or 0, 0) + rest + payload
+        extra = pseudo + struct.pack("!IxxxB", len(body), 58) if proto == 58 else b""
+        csum = _checksum(extra + body)
+        return proto, body[:2] + struct.pack("!H", csum) + body[4:]
+    return proto or 255, payload
+
+
+def rebuild(row: dict) -> bytes:
+    """An Ethernet frame carrying the packet a row of the table describes (see the module notes)."""
+    eth = _mac(row["eth_dst"] if not row["tunnel"] else row["inner_eth_dst"]) + \
+        _mac(row["eth_src"] if not row["tunnel"] else row["inner_eth_src"])
+    if row["arp_op"] is not None:
+        body = struct.pack("!HHBBH", 1, ETH_IPV4, 6, 4, row["arp_op"]) + _mac(row["arp_sha"]) + \
+            struct.pack("!I", row["arp_spa"] or 0) + _mac(None) + struct.pack("!I", row["arp_tpa"] or 0)
+        return eth + struct.pack("!H", ETH_ARP) + body
+    if row["ip_version"] == 4 and row["src"] is not None and row["dst"] is not None:
+        addrs = struct.pack("!II", row["src"], row["dst"])
+        proto, l4 = _transport(row, addrs)
+        flags = (0x4000 if row["df"] else 0) | (0x2000 if row["mf"] else 0) | ((row["frag_offset"] or 0) // 8)
+        header = struct.pack("!BBHHHBBH", 0x45, row["tos"] or 0, 20 + len(l4), (row["ip_id"] or 0) & 0xFFFF, flags,
+                             row["ttl"] if row["ttl"] is not None else 64, proto, 0) + addrs
+        header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+        return eth + struct.pack("!H", ETH_IPV4) + header + l4
+    if row["ip_version"] == 6 and row["src6"] and row["dst6"]:
+        addrs = ipaddress.IPv6Address(row["src6"]).packed + ipaddress.IPv6Address(row["dst6"]).packed
+        proto, l4 = _transport(row, addrs)
+        header = struct.pack("!IHBB", 6 << 28 | (row["tos"] or 0) << 20, len(l4), proto,
+                             row["ttl"] if row["ttl"] is not None else 64) + addrs
+        return eth + struct.pack("!H", ETH_IPV6) + header + l4
+    return eth + struct.pack("!H", ETH_UNKNOWN)
