@@ -37,10 +37,15 @@ def cli() -> None:
 @cli.command("read")
 @click.argument("inputs", nargs=-1)
 @click.option("--node", "nodes", multiple=True, metavar="NAME=FILE", help="An input that belongs to node NAME.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default="table", show_default=True,
+              help="table: for reading by eye; json: JSON Lines, one object per sighting; csv; parquet: the typed table.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of standard output (required for parquet).")
 def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, output: str | None) -> None:
-    """Decode captures (pcap, pcapng, tcpdump text; gzip/zstd; - for stdin) into the packet table."""
+    """Decode captures (pcap, pcapng, tcpdump text; gzip/zstd/xz/bzip2; - for stdin) into the packet table.
+
+    Tag an input with its node as node3=capture.pcap. Exit status 3 when an input is
+    damaged (what could be read is still written), 4 when no input held a capture.
+    """
     from cniscope.report import table_out
 
     specs = _specs(inputs, nodes)
@@ -48,6 +53,8 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
         infos = table_out.stream_parquet(specs, output)
+    elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
+        infos = table_out.stream(specs, fmt, output)
     else:
         capture = read(specs)
         infos = capture.inputs
@@ -67,8 +74,12 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), default=None,
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--max-journeys", type=int, default=20_000, show_default=True, help="Journeys kept in the report.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write the report as one self-contained HTML page.")
+@click.option("--pcapng", "pcapng_out", type=click.Path(dir_okay=False),
+              help="Also write the packets with node and interface names and a comment on each (for Wireshark).")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
-                    cluster: str | None, fail_on: str | None, max_journeys: int) -> None:
+                    cluster: str | None, fail_on: str | None, max_journeys: int, html_out: str | None,
+                    pcapng_out: str | None) -> None:
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
@@ -87,6 +98,14 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
         from cniscope.report.text import show
 
         show(report)
+    if html_out:
+        from cniscope.report import html
+
+        html.write(report, html_out)
+    if pcapng_out:
+        from cniscope.report import pcapng_out as pcapng_report
+
+        pcapng_report.write(report, pcapng_out)
     for info in report.inputs:
         for warning in info.warnings:
             click.echo(f"warning: {warning}", err=True)

@@ -165,7 +165,7 @@ def simple(n: int = 6) -> bytes:
     ("iface", "names interface 3"),
     ("caplen", "does not fit its block"),
     ("absurd", "absurd captured length"),
-    ("cut", "runs past the end"),
+    ("cut", "packet block cut short: 20 bytes left"),
 ])
 def test_damage_keeps_the_packets_before_it(damage: str, message: str) -> None:
     data = bytearray(simple())

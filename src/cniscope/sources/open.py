@@ -17,7 +17,6 @@ be read: the caller decides the exit code.
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import lzma
 import mmap
@@ -28,7 +27,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import polars as pl
 import zstandard
@@ -41,15 +40,24 @@ HEAD_LEN = 4096  # bytes looked at to tell text from binary
 CHUNK = 1 << 20
 PAGE = mmap.PAGESIZE
 
-# leading bytes -> (name, function wrapping a binary stream into a decompressing one)
-COMPRESSIONS: dict[bytes, tuple[str, Callable[[BinaryIO], BinaryIO]]] = {
-    b"\x1f\x8b": ("gzip", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
-    b"\x28\xb5\x2f\xfd": ("zstd", lambda raw: zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)),
-    b"\xfd7zXZ\x00": ("xz", lambda raw: lzma.LZMAFile(raw)),
-    b"BZh": ("bzip2", lambda raw: bz2.BZ2File(raw)),
+FEED = 1 << 16  # compressed bytes fed to a decompressor at a time
+
+# leading bytes -> (name, new decompressor); each decompresses one member/frame/stream
+COMPRESSIONS: dict[bytes, tuple[str, Callable[[], Decompressor]]] = {
+    b"\x1f\x8b": ("gzip", lambda: zlib.decompressobj(wbits=31)),
+    b"\x28\xb5\x2f\xfd": ("zstd", lambda: zstandard.ZstdDecompressor().decompressobj()),
+    b"\xfd7zXZ\x00": ("xz", lzma.LZMADecompressor),
+    b"BZh": ("bzip2", bz2.BZ2Decompressor),
 }
-# what a damaged compressed stream raises while being read
-DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, OSError, lzma.LZMAError, zstandard.ZstdError, ValueError)
+# what damaged compressed data raises
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (zlib.error, lzma.LZMAError, OSError, EOFError, zstandard.ZstdError)
+
+
+class Decompressor(Protocol):
+    eof: bool
+    unused_data: bytes
+
+    def decompress(self, data: bytes) -> bytes: ...
 
 
 def sniff(head: bytes) -> str:
@@ -72,7 +80,7 @@ def _looks_like_text(head: bytes) -> bool:
     return control * 20 <= len(head)
 
 
-def _compression(head: bytes) -> tuple[str, Callable[[BinaryIO], BinaryIO]] | None:
+def _compression(head: bytes) -> tuple[str, Callable[[], Decompressor]] | None:
     for magic, found in COMPRESSIONS.items():
         if head.startswith(magic):
             return found
@@ -90,9 +98,7 @@ def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iter
             return
         stream: BinaryIO = _Prefixed(head, raw)
         if compression is not None:
-            name, wrap = compression
-            counted = _Counting(stream)
-            stream = _Guarded(wrap(counted), counted, name, info)
+            stream = _Decompressed(stream, *compression, info)
             head = _read_head(stream)
             stream = _Prefixed(head, stream)
         kind = sniff(head)
@@ -218,15 +224,12 @@ class _Releaser:
 def _text(stream: BinaryIO, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
     from cniscope.sources import tcpdump_text
 
-    info.format = "text"
     lines = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding="utf-8", errors="replace")
     for table in tcpdump_text.iter_tables(lines, info, batch_size):
         columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
         if spec.node is not None:
             columns.append(pl.col("node").fill_null(spec.node))
-        table = table.with_columns(columns)
-        info.packets += table.height
-        yield table
+        yield table.with_columns(columns)  # the text reader counts info.packets itself
 
 
 # --- byte streams ------------------------------------------------------------------
@@ -262,43 +265,56 @@ class _Prefixed:
         return self.rest.read(size)
 
 
-class _Counting:
-    """Counts the (compressed) bytes read, to say where a damaged stream broke."""
+class _Decompressed:
+    """Decompressed bytes of a stream; ends, with a warning, where the compressed data is damaged or cut.
 
-    def __init__(self, source: BinaryIO) -> None:
+    Fed in small chunks so that whatever decompressed before the damage is kept
+    (gzip.GzipFile would drop the last chunk it was working on). Concatenated
+    members (gzip), frames (zstd) and streams follow each other.
+    """
+
+    def __init__(self, source: BinaryIO, name: str, new: Callable[[], Decompressor], info: InputInfo) -> None:
         self.source = source
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.count += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-
-class _Guarded:
-    """A decompressing stream that ends, with a warning, where the compressed data is damaged."""
-
-    def __init__(self, source: BinaryIO, counted: _Counting, name: str, info: InputInfo) -> None:
-        self.source = source
-        self.counted = counted
         self.name = name
+        self.new = new
         self.info = info
+        self.decompressor: Decompressor | None = None
+        self.fed = 0  # compressed bytes read
+        self.out = 0  # decompressed bytes produced
+        self.pending = b""
+        self.at = 0
         self.done = False
-        self.out = 0
 
     def read(self, size: int = -1) -> bytes:
-        if self.done:
-            return b""
-        try:
-            data = self.source.read(size)
-        except DECOMPRESS_ERRORS as exc:
-            self.done = True
-            self.info.warn(f"byte {self.counted.count}", f"{self.name} data damaged ({exc}); kept the "
-                                                          f"{self.out} bytes decompressed before it")
-            return b""
-        self.out += len(data)
-        return data
+        while self.at >= len(self.pending) and not self.done:
+            self.pending, self.at = self._more(), 0
+        stop = len(self.pending) if size < 0 else self.at + size
+        part = self.pending[self.at:stop]
+        self.at += len(part)
+        return part
 
+    def _more(self) -> bytes:
+        data = self.source.read(FEED)
+        if not data:
+            self.done = True
+            if self.decompressor is not None and not self.decompressor.eof:
+                self._damaged("data cut short")
+            return b""
+        self.fed += len(data)
+        parts: list[bytes] = []
+        while data:
+            if self.decompressor is None or self.decompressor.eof:
+                self.decompressor = self.new()
+            try:
+                parts.append(self.decompressor.decompress(data))
+            except DECOMPRESS_ERRORS as exc:
+                self.done = True
+                self._damaged(f"data damaged ({exc})")
+                break
+            data = self.decompressor.unused_data if self.decompressor.eof else b""
+        out = b"".join(parts)
+        self.out += len(out)
+        return out
+
+    def _damaged(self, what: str) -> None:
+        self.info.warn(f"byte {self.fed}", f"{self.name} {what}; kept the {self.out} bytes decompressed before it")

@@ -1,8 +1,8 @@
 """pcapng: find the packets of a mapped file, with their interface, node and direction.
 
 Theory of operation: a Python loop walks the block headers (type, length),
-remembering section and interface blocks as they come and only the offset of
-each packet block, for a window of at most `batch_size` packets; numpy then
+reading section and interface blocks as they come and keeping only the offset
+of each packet block, for a window of at most `batch_size` packets; numpy then
 gathers and checks the packet fields of the whole window at once. Options are
 parsed in Python only for the packet blocks that carry any (their length says
 so). A batch never spans two sections, so it has one byte order.
@@ -83,18 +83,6 @@ class Section:
     iface_base: int = 0  # index of interface 0 of this section in the input's iface list
 
 
-@dataclass
-class _Window:
-    """Packet blocks found in one section, not yet gathered."""
-
-    epb: list[int] = field(default_factory=list)  # block offsets of EPB/OPB
-    spb: list[int] = field(default_factory=list)  # block offsets of SPB
-    order: list[int] = field(default_factory=list)  # frame order: >= 0 EPB index, < 0 ~SPB index
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-
 class _Damage(Exception):
     def __init__(self, pos: int, message: str) -> None:
         super().__init__(message)
@@ -145,19 +133,19 @@ class Reader:
 
     def batches(self) -> Iterator[FrameBatch]:
         pos = 0
-        window = _Window()
+        window: list[int] = []  # block offsets of the packet blocks walked, not yet gathered
         try:
             while pos < self.end:
                 if pos + 12 > self.end:
                     raise _Damage(pos, f"block header cut short: {self.end - pos} of 12 bytes")
                 if self.section is None or struct.unpack_from("<I", self.buf, pos)[0] == SHB:
-                    full, window = window, _Window()
+                    full, window = window, []
                     yield from self._flush(full)
                     pos = self._section_header(pos)
                     continue
                 pos = self._walk(pos, window)
                 if len(window) >= self.batch_size:
-                    full, window = window, _Window()
+                    full, window = window, []
                     yield from self._flush(full)
             yield from self._flush(window)
         except _Damage as damage:
@@ -203,36 +191,38 @@ class Reader:
             raise _Damage(pos, f"block lengths disagree: {length} at the start, {trailing} at the end")
         return length
 
-    def _walk(self, pos: int, window: _Window) -> int:
-        """Walk blocks of the current section from pos until a batch is full or a new section starts."""
+    def _walk(self, pos: int, window: list[int]) -> int:
+        """Walk the blocks of the current section from pos until the window is full or a section starts.
+
+        The hot loop trusts every EPB's length (checks there doubled its cost): `_flush`
+        checks the window's blocks vectorized, and nothing after a bad one is used.
+        """
         assert self.section is not None
         buf, end, order = self.buf, self.end, self.section.byteorder
         head = struct.Struct(order + "II").unpack_from
-        epb, spb, frames = window.epb, window.spb, window.order
-        limit = self.batch_size
-        while pos + 12 <= end and len(frames) < limit:
-            kind, length = head(buf, pos)
+        append = window.append
+        while len(window) < self.batch_size:
+            try:
+                for _ in range(self.batch_size - len(window)):
+                    kind, length = head(buf, pos)
+                    if kind != EPB:
+                        break
+                    append(pos)
+                    pos += length
+                else:
+                    return pos
+            except struct.error:  # fewer than 8 bytes left: the end, or a cut block
+                if pos < end:
+                    raise _Damage(pos, f"block header cut short: {end - pos} of 12 bytes") from None
+                return pos
             if kind == SHB:
                 return pos
-            if length < 12 or length & 3 or pos + length > end:
-                self._block_length(pos, order)  # raises with the reason
-            if kind == EPB or kind == OPB:
-                if length < 32:
-                    raise _Damage(pos, f"packet block of {length} bytes (at least 32 expected)")
-                frames.append(len(epb))
-                epb.append(pos)
-            elif kind == SPB:
-                if length < 16:
-                    raise _Damage(pos, f"simple packet block of {length} bytes (at least 16 expected)")
-                frames.append(~len(spb))
-                spb.append(pos)
+            length = self._block_length(pos, order)
+            if kind == OPB or kind == SPB:
+                append(pos)
             elif kind == IDB:
-                self._interface(pos, self._block_length(pos, order))
-            else:
-                self._block_length(pos, order)
+                self._interface(pos, length)
             pos += length
-        if pos < end and pos + 12 > end:
-            raise _Damage(pos, f"block header cut short: {end - pos} of 12 bytes")
         return pos
 
     def _interface(self, pos: int, length: int) -> None:
@@ -259,61 +249,60 @@ class Reader:
         self.iface_names.append(iface.name)
         self.iface_nodes.append(iface.node or self.section.node)
 
-    def _flush(self, window: _Window) -> Iterator[FrameBatch]:
+    def _flush(self, window: list[int]) -> Iterator[FrameBatch]:
         """Gather and check the window's packets; yield them up to the first damaged one, then raise."""
         if not window:
             return
         assert self.section is not None
-        section, order, data = self.section, self.section.byteorder, self.data
-        epb = np.array(window.epb, dtype=np.int64)
-        spb = np.array(window.spb, dtype=np.int64)
-        is_epb = np.array(window.order, dtype=np.int64) >= 0
-        window.epb, window.spb, window.order = [], [], []  # flushed once, even when damage follows
-        n = len(is_epb)
-        block = np.empty(n, dtype=np.int64)
-        local = np.zeros(n, dtype=np.int64)
-        caplen = np.empty(n, dtype=np.int64)
-        wirelen = np.empty(n, dtype=np.int64)
-        ts_units = np.zeros(n, dtype=np.uint64)
-        length = np.empty(n, dtype=np.int64)
-        e_rows = np.flatnonzero(is_epb)
-        s_rows = np.flatnonzero(~is_epb)
+        section, order, data, end = self.section, self.section.byteorder, self.data, self.end
+        block = np.array(window, dtype=np.int64)
+        window.clear()  # flushed once, even when damage follows
         u4 = np.dtype(order + "u4")
-        if len(epb):
-            f = _gather(data, epb, 28).view(np.dtype([("type", u4), ("length", u4)] + [(k, order + t) for k, t in EPB_FIELDS]))
-            block[e_rows] = epb
-            length[e_rows] = f["length"]
-            # the obsolete packet block has a 16-bit interface id and a 16-bit drop count
-            opb_iface = f["iface"] >> 16 if order == ">" else f["iface"] & 0xFFFF
-            local[e_rows] = np.where(f["type"] == OPB, opb_iface, f["iface"])
-            caplen[e_rows] = f["caplen"]
-            wirelen[e_rows] = f["wirelen"]
-            ts_units[e_rows] = (f["ts_high"].astype(np.uint64) << np.uint64(32)) | f["ts_low"].astype(np.uint64)
-        if len(spb):
-            f = _gather(data, spb, 12).view(np.dtype([("type", u4), ("length", u4), ("wirelen", u4)]))
-            block[s_rows] = spb
-            length[s_rows] = f["length"]
-            wirelen[s_rows] = f["wirelen"]
-            clip = np.minimum(wirelen[s_rows], length[s_rows] - 16)
+        # rows whose 28-byte header would run past the end are bad anyway: gather them from 0
+        f = _gather(data, np.where(block + 28 <= end, block, 0), 28).view(
+            np.dtype([("type", u4), ("length", u4)] + [(k, order + t) for k, t in EPB_FIELDS]))
+        kind = f["type"]
+        length = f["length"].astype(np.int64)
+        is_spb = kind == SPB
+        header = np.where(is_spb, 12, 28)
+        sound = (length >= header + 4) & (length & 3 == 0) & (block + length <= end) & (block + 28 <= end)
+        tail = _gather(data, np.where(sound, block + length - 4, 0), 4).view(u4).astype(np.int64)
+        # the obsolete packet block has a 16-bit interface id and a 16-bit drop count
+        iface = f["iface"].astype(np.int64)
+        local = np.where(kind == OPB, iface >> 16 if order == ">" else iface & 0xFFFF, np.where(is_spb, 0, iface))
+        # SPB: no interface id nor timestamp; its third word is the wire length
+        wirelen = np.where(is_spb, iface, f["wirelen"]).astype(np.int64)
+        caplen = f["caplen"].astype(np.int64)
+        if is_spb.any():
             snap0 = section.interfaces[0].snaplen if section.interfaces else 0
-            caplen[s_rows] = np.minimum(clip, snap0) if snap0 else clip
-        header = np.where(is_epb, 28, 12)
-        tail = _gather(data, block + length - 4, 4).view(u4).astype(np.int64)
-        bad = (tail != length) | (local >= len(section.interfaces)) | (caplen > MAX_CAPLEN) | (header + caplen + 4 > length)
-        good = int(np.argmax(bad)) if bad.any() else n
+            clip = np.minimum(wirelen, length - 16)
+            caplen = np.where(is_spb, np.minimum(clip, snap0) if snap0 else clip, caplen)
+        ts_units = (f["ts_high"].astype(np.uint64) << np.uint64(32)) | f["ts_low"].astype(np.uint64)
+        bad = ~sound | (tail != length) | (local >= len(section.interfaces)) | (caplen > MAX_CAPLEN) \
+            | (header + caplen + 4 > length)
+        good = int(np.argmax(bad)) if bad.any() else len(block)
         keep = slice(0, good)
         yield from self._emit(block[keep], header[keep], local[keep], caplen[keep], wirelen[keep],
-                              ts_units[keep], length[keep], is_epb[keep])
-        if good < n:
-            raise _Damage(int(block[good]), self._reason(int(length[good]), int(tail[good]), int(local[good]),
-                                                         int(caplen[good]), section))
+                              ts_units[keep], length[keep], ~is_spb[keep])
+        if good < len(block):
+            k = good
+            raise _Damage(int(block[k]), self._reason(int(block[k]), bool(sound[k]), int(tail[k]), int(local[k]),
+                                                      int(caplen[k]), int(header[k])))
 
-    @staticmethod
-    def _reason(length: int, tail: int, local: int, caplen: int, section: Section) -> str:
+    def _reason(self, block: int, sound: bool, tail: int, local: int, caplen: int, header: int) -> str:
+        assert self.section is not None
+        left = self.end - block
+        if left < header + 4:
+            return f"packet block cut short: {left} bytes left"
+        length = struct.unpack_from(self.section.byteorder + "I", self.buf, block + 4)[0]
+        if not sound:
+            if length & 3 or length < header + 4:
+                return f"packet block length {length} (a multiple of 4, at least {header + 4} expected)"
+            return f"block of {length} bytes runs past the end of the file ({left} left)"
         if tail != length:
             return f"block lengths disagree: {length} at the start, {tail} at the end"
-        if local >= len(section.interfaces):
-            return f"packet names interface {local}, but the section describes {len(section.interfaces)}"
+        if local >= len(self.section.interfaces):
+            return f"packet names interface {local}, but the section describes {len(self.section.interfaces)}"
         if caplen > MAX_CAPLEN:
             return f"absurd captured length {caplen} (more than {MAX_CAPLEN})"
         return f"captured length {caplen} does not fit its block of {length} bytes"
