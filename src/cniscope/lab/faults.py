@@ -34,19 +34,35 @@ def _drop(spec: LabSpec, a: dict[str, str]) -> list[Step]:
 
 
 def _mtu(spec: LabSpec, a: dict[str, str]) -> list[Step]:
+    """A lower MTU on one link; with blackhole=yes the node also swallows its ICMP frag-needed (a PMTU black hole).
+
+    Veths forward GSO packets whatever their MTU, so lower it where the kernel
+    routes out (a node's eth0), not on a receiving end.
+    """
     if not a["mtu"].isdigit() or not 68 <= int(a["mtu"]) <= 9000:
         raise InputError(f"fault mtu: mtu must be 68-9000, got {a['mtu']!r}")
-    return [Ip(_node_ns(spec, a["node"], allow_underlay=True), ("link", "set", "dev", a["iface"], "mtu", a["mtu"]))]
+    if a.get("blackhole", "no") not in ("yes", "no"):
+        raise InputError(f"fault mtu: blackhole must be yes or no, got {a['blackhole']!r}")
+    ns = _node_ns(spec, a["node"], allow_underlay=True)
+    steps: list[Step] = [Ip(ns, ("link", "set", "dev", a["iface"], "mtu", a["mtu"]))]
+    if a.get("blackhole") == "yes":
+        rule = '-I OUTPUT -p icmp --icmp-type fragmentation-needed -m comment --comment "cniscope fault mtu" -j DROP'
+        steps.append(Iptables(ns, f"*filter\n{rule}\nCOMMIT\n"))
+    return steps
 
 
 def _rp_filter(spec: LabSpec, a: dict[str, str]) -> list[Step]:
-    """Strict reverse-path filtering on eth0 while the route back to `source` leaves by another NIC."""
+    """Strict reverse-path filtering on eth0 while the route back to `source` leaves by a second NIC, eth1.
+
+    eth1 is a veth whose other end sits unconnected in the underlay namespace: another network, a dead end.
+    """
     ns = _node_ns(spec, a["node"])
     source = str(ipaddress.ip_network(a["source"], strict=False))
     index = [n.name for n in spec.nodes].index(a["node"]) + 1
     address = ipaddress.ip_network(ASYMMETRIC_SUBNET).network_address + 10 + index
     return [
-        Ip(ns, ("link", "add", "eth1", "type", "dummy")),
+        Ip(ns, ("link", "add", "eth1", "type", "veth", "peer", "name", f"asym{index}", "netns", ns_name(spec.name, UNDERLAY))),
+        Ip(ns_name(spec.name, UNDERLAY), ("link", "set", f"asym{index}", "up")),
         Ip(ns, ("addr", "add", f"{address}/24", "dev", "eth1")),
         Ip(ns, ("link", "set", "eth1", "up")),
         Ip(ns, ("route", "add", source, "dev", "eth1")),
@@ -86,7 +102,8 @@ class FaultKind:
 
 KINDS: dict[str, FaultKind] = {
     "drop": FaultKind(("node", "iface"), ("dir",), _drop, "packets forwarded in (dir=in) or out (dir=out) of IFACE on NODE are dropped"),
-    "mtu": FaultKind(("node", "iface", "mtu"), (), _mtu, "IFACE on NODE (or underlay) gets a lower MTU: full-size frames vanish"),
+    "mtu": FaultKind(("node", "iface", "mtu"), ("blackhole",), _mtu,
+                     "IFACE on NODE gets a lower MTU: frag-needed, or with blackhole=yes full-size packets vanish"),
     "rp-filter": FaultKind(("node", "source"), (), _rp_filter, "strict rp_filter on NODE while the route back to SOURCE leaves by eth1"),
     "missing-route": FaultKind(("node", "prefix"), (), _missing_route, "NODE loses its route to PREFIX"),
     "br-netfilter-off": FaultKind(("node",), (), _br_netfilter_off, "bridged traffic on NODE skips iptables: same-node service replies are not un-NATed"),
