@@ -183,7 +183,7 @@ def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
         & ((pl.col("payload_len") > 0) | _flag(SYN | FIN))
         & ~_flag(RST)
     )
-    keys = ["flow", "seq", "payload_len", "tcp_flags"]
+    keys = ["flow", "src", "src6", "sport", "seq", "payload_len", "tcp_flags"]  # per sender: text shows relative seqs
     return data.with_columns(original=pl.col("journey").first().over(keys), n=pl.int_range(pl.len()).over(keys)).filter(
         pl.col("n") > 0
     ).select("journey", "original")
@@ -224,6 +224,14 @@ def _side(fields: dict, which: str) -> Endpoint:
     return _endpoint(ip, fields["sport" if which == "src" else "dport"])
 
 
+def _answered(asked: set, answered: set) -> str:
+    if not asked:
+        return "answers only"
+    if asked <= answered:
+        return "answered"
+    return "partly answered" if asked & answered else "unanswered"
+
+
 def _flow(r: dict, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
     head = r["head"]
     proto_num = head["proto"]
@@ -257,10 +265,10 @@ def _flow(r: dict, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
         else:
             state = "mid-stream"
     elif queries or answers:
-        state = "answered" if queries and queries <= answers else ("unanswered" if queries else "answers only")
+        state = _answered(queries, answers)
         notes.append(f"DNS: {len(queries)} queries, {len(queries & answers)} answered")
     elif requests or replies:
-        state = "answered" if requests and requests <= replies else ("unanswered" if requests - replies else "replies only")
+        state = _answered(requests, replies)
         notes.append(f"echo: {len(requests)} requests, {len(requests & replies)} replied")
     elif r["unreachable"]:
         state = "error"

@@ -211,10 +211,13 @@ def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
     ):
         out.append(Change(ChangeKind.MAC, f"{mac_text(prev['eth_src'])}>{mac_text(prev['eth_dst'])}",
                           f"{mac_text(cur['eth_src'])}>{mac_text(cur['eth_dst'])}"))
-    if _addr(prev, "dst") != _addr(cur, "dst"):
-        out.append(Change(ChangeKind.DNAT, _addr(prev, "dst"), _addr(cur, "dst")))
-    if _addr(prev, "src") != _addr(cur, "src"):
-        out.append(Change(ChangeKind.SNAT, _addr(prev, "src"), _addr(cur, "src")))
+    if (_addr(prev, "src"), _addr(prev, "dst")) == (_addr(cur, "dst"), _addr(cur, "src")):
+        out.append(Change(ChangeKind.SWAP, f"{_addr(prev, 'src')} > {_addr(prev, 'dst')}", f"{_addr(cur, 'src')} > {_addr(cur, 'dst')}"))
+    else:
+        if _addr(prev, "dst") != _addr(cur, "dst"):
+            out.append(Change(ChangeKind.DNAT, _addr(prev, "dst"), _addr(cur, "dst")))
+        if _addr(prev, "src") != _addr(cur, "src"):
+            out.append(Change(ChangeKind.SNAT, _addr(prev, "src"), _addr(cur, "src")))
     if (prev["mf"], prev["frag_offset"]) != (cur["mf"], cur["frag_offset"]) and cur["mf"] is not None and prev["mf"] is not None:
         out.append(Change(ChangeKind.FRAGMENT, f"offset {prev['frag_offset']}", f"offset {cur['frag_offset']}"))
     return tuple(out)

@@ -27,6 +27,7 @@ class ChangeKind(StrEnum):
     ENCAP = "encap"  # wrapped in a tunnel envelope
     DECAP = "decap"  # unwrapped
     FRAGMENT = "fragment"
+    SWAP = "swap"  # source and destination exchanged: the same packet sent back (a firewall in the path, a hairpin)
 
 
 @dataclass(frozen=True)
