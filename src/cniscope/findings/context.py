@@ -1,0 +1,218 @@
+"""What every detector reads: the report's parts plus the facts derived from them once.
+
+Derived facts, all learned from the packets (the inventory, when given, adds to them):
+
+- *coverage*: which interfaces each node's capture saw. A `-i any` capture
+  (Linux cooked link type, or tcpdump text naming interfaces) saw all of
+  them; a capture on one interface saw only that one. A detector may claim
+  that a packet is missing at a place only when the place was covered, and
+  only while that node was capturing.
+- *local addresses*: the addresses a node sends from itself. With `-i any`,
+  a forwarded packet is seen coming in before it goes out, while one the
+  node originates is first seen going out of a device that is not a pod's
+  veth. Its source address belongs to the node (node IP, bridge gateway).
+- *whose address*: pod addresses are those seen on a node's pod veths.
+- *roles*: what each interface is for, from the inferred model's patterns,
+  else from any model's (the names are distinctive), else from the names
+  every node has.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from cniscope.inventory import Inventory
+from cniscope.journeys import node_column
+from cniscope.models import MODELS, Model, Role
+from cniscope.models.base import role_of
+from cniscope.packets.schema import LinkType, ip4_text
+from cniscope.results import Finding, Flow, Hop, Journey, ModelVerdict, NodeClock
+
+ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where and when one node's capture was looking."""
+
+    every_iface: bool  # -i any
+    ifaces: frozenset[str]  # named interfaces that showed packets
+    start: int | None  # ns, corrected clock
+    end: int | None
+
+    def covers(self, iface: str | None) -> bool:
+        return self.every_iface or (iface is not None and iface in self.ifaces)
+
+    def running(self, ts: int | None, margin_ns: int) -> bool:
+        """Capturing at `ts` and still `margin_ns` later."""
+        if ts is None or self.start is None or self.end is None:
+            return False
+        return self.start <= ts and ts + margin_ns <= self.end
+
+
+@dataclass
+class Context:
+    table: pl.DataFrame
+    journeys: list[Journey]
+    flows: list[Flow]
+    verdict: ModelVerdict
+    clocks: list[NodeClock]
+    inventory: Inventory | None
+    model_findings: list[Finding]
+    by_id: dict[int, Journey] = field(init=False)
+    flow_by_id: dict[int, Flow] = field(init=False)
+    model: Model | None = field(init=False)
+    node_of_row: list[str] = field(init=False)
+    coverage: dict[str, Coverage] = field(init=False)
+    local: dict[str, set[str]] = field(init=False)
+    pods_on: dict[str, set[str]] = field(init=False)
+    _columns: dict[str, list] = field(init=False, default_factory=dict)
+    _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
+    _node_ifaces: dict[str, set[tuple[str | None, bool]]] = field(init=False, default_factory=dict)
+    claimed: set[int] = field(init=False, default_factory=set)  # journeys a finding already explains
+    losses: list = field(init=False, default_factory=list)  # see cniscope.findings.losses
+
+    def __post_init__(self) -> None:
+        self.by_id = {j.id: j for j in self.journeys}
+        self.flow_by_id = {f.id: f for f in self.flows}
+        self.model = MODELS.get(self.verdict.name)
+        t = self.table.sort("row") if "row" in self.table.columns else self.table
+        self.table = t
+        self.node_of_row = t.select(node_column(t)).to_series().to_list()
+        self.coverage = _coverage(t)
+        self.local, self.pods_on = self._addresses()
+
+    # ---- per sighting ---------------------------------------------------------------------------
+
+    def node(self, hop: Hop) -> str:
+        """The node a sighting belongs to (`input N` when the input names none)."""
+        return self.node_of_row[hop.row]
+
+    def value(self, hop: Hop | int, column: str) -> object:
+        """One column of a sighting (columns are turned into lists once, on first use)."""
+        if column not in self._columns:
+            self._columns[column] = self.table[column].to_list()
+        return self._columns[column][hop if isinstance(hop, int) else hop.row]
+
+    def addr(self, hop: Hop | int, column: str) -> str | None:
+        """`src`, `dst`, `outer_src`, `outer_dst` ... of a sighting as text (IPv6 columns for IPv6)."""
+        value = self.value(hop, column)
+        if value is None and column in ("src", "dst"):
+            return self.value(hop, column + "6")  # type: ignore[return-value]
+        return ip4_text(value)  # type: ignore[arg-type]
+
+    def role(self, iface: str | None) -> Role | None:
+        if iface is None or iface == "any":
+            return None
+        found = role_of(self.model, iface)
+        if found is not None:
+            return found.role
+        for model in MODELS.values():
+            pattern = model.role_of(iface)
+            if pattern is not None:
+                return pattern.role
+        return None
+
+    # ---- addresses ------------------------------------------------------------------------------
+
+    def _addresses(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        local: dict[str, set[str]] = {}
+        pods: dict[str, set[str]] = {}
+        for j in self.journeys:
+            seen_nodes: set[str] = set()
+            for hop in j.hops:
+                node = self.node(hop)
+                role = self.role(hop.iface)
+                if role is Role.HOST_VETH:
+                    pod = self.addr(hop, "src" if hop.direction != "Out" else "dst")
+                    if pod is not None:
+                        pods.setdefault(node, set()).add(pod)
+                if node in seen_nodes:
+                    continue
+                seen_nodes.add(node)
+                cov = self.coverage.get(node)
+                if hop.direction == "Out" and role not in (Role.HOST_VETH, None) and cov is not None and cov.every_iface:
+                    for column in ("src", "outer_src"):
+                        found = self.addr(hop, column)
+                        if found is not None:
+                            local.setdefault(node, set()).add(found)
+        if self.inventory is not None:
+            for info in self.inventory.nodes:
+                local.setdefault(info.name, set()).update(info.addresses)
+        return local, pods
+
+    def seen_on(self, node: str) -> set[object]:
+        """The interface roles a node's capture shows, plus "tunnel" when it shows any envelope."""
+        if node not in self._seen:
+            kinds: set[object] = set()
+            if not self._node_ifaces:
+                pairs = self.table.select(
+                    node=pl.Series(self.node_of_row, dtype=pl.Utf8), iface=pl.col("iface"), tunnel=pl.col("tunnel")
+                ).unique()
+                for r in pairs.iter_rows(named=True):
+                    self._node_ifaces.setdefault(r["node"], set()).add((r["iface"], bool(r["tunnel"])))
+            names = self._node_ifaces.get(node, set())
+            for iface, tunnelled in names:
+                kinds.add(self.role(iface))
+                if tunnelled:
+                    kinds.add("tunnel")
+            self._seen[node] = kinds
+        return self._seen[node]
+
+    def is_local(self, node: str, addr: str | None) -> bool:
+        return addr is not None and addr in self.local.get(node, set())
+
+    def node_of_address(self, addr: str | None) -> str | None:
+        """The captured node that owns `addr` (its own address or one of its pods'), if known."""
+        if addr is None:
+            return None
+        for node, addrs in self.local.items():
+            if addr in addrs:
+                return node
+        for node, addrs in self.pods_on.items():
+            if addr in addrs:
+                return node
+        if self.inventory is not None:
+            owner = self.inventory.node_of_address(addr) or self.inventory.node_of_pod_address(addr)
+            if owner is not None:
+                return owner.name
+        return None
+
+    def cluster_ranges(self) -> list[ipaddress.IPv4Network] | None:
+        """Pod and service ranges when the inventory states them; None when unknown."""
+        if self.inventory is None or not self.inventory.pod_cidrs():
+            return None
+        cidrs = list(self.inventory.pod_cidrs()) + list(self.inventory.service_cidrs)
+        return [n for n in (ipaddress.ip_network(c, strict=False) for c in cidrs) if n.version == 4]
+
+
+def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
+    if t.is_empty():
+        return {}
+    per_input = (
+        t.with_columns(_node=node_column(t))
+        .group_by("input", "_node")
+        .agg(
+            any_link=pl.col("linktype").is_in(ANY_LINKTYPES).any(),
+            text_named=(pl.col("caplen").is_null() & pl.col("iface").is_not_null() & pl.col("direction").is_not_null()).any(),
+            ifaces=pl.col("iface").drop_nulls().unique(),
+            start=pl.col("ts").min(),
+            end=pl.col("ts").max(),
+        )
+    )
+    out: dict[str, Coverage] = {}
+    for r in per_input.iter_rows(named=True):
+        prev = out.get(r["_node"])
+        every = bool(r["any_link"] or r["text_named"])
+        ifaces = frozenset(r["ifaces"])
+        start, end = r["start"], r["end"]
+        if prev is not None:
+            every = every or prev.every_iface
+            ifaces = ifaces | prev.ifaces
+            start = min(x for x in (start, prev.start) if x is not None) if (start, prev.start) != (None, None) else None
+            end = max(x for x in (end, prev.end) if x is not None) if (end, prev.end) != (None, None) else None
+        out[r["_node"]] = Coverage(every, ifaces, start, end)
+    return out

@@ -1,0 +1,145 @@
+"""Where packets vanish: the last sighting of a journey, and the place it should have shown up next.
+
+What comes after a sighting follows from what the interface is for, whatever
+the model calls it (`NEXT`): a packet going out of a tunnel device must show
+up encapsulated on a NIC of the same node; one coming in from a pod, a NIC
+or a tunnel must leave again unless it was for the node itself; one going
+out of a bridge device must go out of a bridge port (a pod's veth); one
+leaving a NIC towards a node that was also captured must arrive there. A
+packet going out of a pod's veth has arrived.
+
+A missing next sighting is a loss only when the capture could have seen it:
+the place was covered (see `Coverage`) and the node was still capturing a
+little after the packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cniscope.findings.context import Context, Coverage
+from cniscope.models import Role
+from cniscope.results import Hop, Journey
+
+SAME_NODE_MARGIN_NS = 1_000_000  # the next hop on one node follows within microseconds
+CROSS_NODE_MARGIN_NS = 50_000_000  # leaves room for clock-offset uncertainty between nodes
+INGRESS = ("In", "P")
+
+
+class Next(StrEnum):
+    """What should follow a last sighting."""
+
+    ENCAPSULATED_NIC_OUT = "the encapsulated packet going out of the node's NIC"
+    FORWARDED_OUT = "the packet going out of another interface of the node (forwarded)"
+    BRIDGE_PORT_OUT = "the packet going out of a bridge port (the pod's veth)"
+    DECAPSULATED_IN = "the decapsulated packet coming in on the tunnel device"
+    PEER_NODE_IN = "the packet arriving on the destination node"
+
+
+# (role, direction group) -> what follows; None: nothing more to see (delivered, or left the capture)
+NEXT: dict[tuple[Role, str], Next] = {
+    (Role.TUNNEL, "Out"): Next.ENCAPSULATED_NIC_OUT,
+    (Role.POD_BRIDGE, "Out"): Next.BRIDGE_PORT_OUT,
+    (Role.HOST_VETH, "In"): Next.FORWARDED_OUT,
+    (Role.POD_BRIDGE, "In"): Next.FORWARDED_OUT,
+    (Role.TUNNEL, "In"): Next.FORWARDED_OUT,
+    (Role.GATEWAY, "In"): Next.FORWARDED_OUT,
+    (Role.NIC, "In"): Next.FORWARDED_OUT,
+    (Role.NIC, "Out"): Next.PEER_NODE_IN,
+}
+
+# What to check when a packet vanishes after (role, direction).
+CHECKS: dict[tuple[Role, str], str] = {
+    (Role.TUNNEL, "Out"): "The tunnel device took the packet but no envelope left the NIC: check the VTEP's neighbour and FDB "
+                          "entries for the destination (ip neigh / bridge fdb show dev <tunnel>), the route to the remote node, "
+                          "the NIC's MTU and offloads (ethtool -k), and OUTPUT/POSTROUTING rules that match the tunnel's UDP port.",
+    (Role.POD_BRIDGE, "Out"): "The bridge did not hand the frame to a port: check the pod's veth is in the bridge and up, the "
+                              "bridge's FDB (bridge fdb show), hairpin mode when a pod calls itself through a Service, and "
+                              "bridge-level filtering (br_netfilter, ebtables).",
+    (Role.NIC, "Out"): "The packet left this node but never reached the destination node: check the underlay between them "
+                       "(switch, security groups, MTU of every link), the next hop (ip route get on the sender) and its MAC.",
+}
+FORWARD_CHECK = ("The node received the packet but never sent it on: check the FORWARD chain (iptables -L FORWARD -v -n, "
+                 "nft list ruleset), the route to the destination (ip route get {dst} from {src} iif {iface}), "
+                 "net.ipv4.ip_forward, and strict reverse-path filtering (net.ipv4.conf.{iface}.rp_filter=1 drops packets "
+                 "whose way back leaves by another interface).")
+DECAP_CHECK = ("The envelope reached the node but nothing came out of the tunnel device: check that the VXLAN/Geneve "
+               "device exists with that VNI and port (ip -d link), INPUT rules for the UDP port, and the envelope's "
+               "checksum and size.")
+
+
+@dataclass(frozen=True)
+class Loss:
+    journey: Journey
+    last: Hop  # the last sighting
+    node: str  # where it vanished (the node of the last sighting)
+    expected: Next
+    peer: str | None  # the destination node when the packet was lost between nodes
+    check: str
+
+    @property
+    def place(self) -> tuple[str, str | None, str | None, str, str | None]:
+        return (self.node, self.last.iface, self.last.direction, self.expected.value, self.peer)
+
+
+def find(ctx: Context) -> list[Loss]:
+    """Every journey whose next sighting is missing where the capture would have shown it."""
+    out = []
+    for j in ctx.journeys:
+        if not j.hops:
+            continue
+        loss = _loss(ctx, j)
+        if loss is not None:
+            out.append(loss)
+    return out
+
+
+def _loss(ctx: Context, j: Journey) -> Loss | None:
+    last = j.hops[-1]
+    if ctx.value(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
+        return None
+    role = ctx.role(last.iface)
+    if role is None:
+        return None
+    group = "In" if last.direction in INGRESS else "Out"
+    expected = NEXT.get((role, group))
+    if expected is None:
+        return None
+    node = ctx.node(last)
+    cov = ctx.coverage.get(node)
+    tunnelled = bool(ctx.value(last, "tunnel"))
+    dst = ctx.addr(last, "outer_dst" if tunnelled else "dst")
+    if expected is Next.FORWARDED_OUT:
+        if tunnelled and role is Role.NIC:
+            expected = Next.DECAPSULATED_IN
+        elif ctx.is_local(node, dst):
+            return None  # for the node itself: delivered
+    if expected is Next.PEER_NODE_IN:
+        peer = ctx.node_of_address(dst)
+        if peer is None or peer == node:
+            return None
+        peer_cov = ctx.coverage.get(peer)
+        if peer_cov is None or not _covers_role(ctx, peer_cov, Role.NIC) or not peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS):
+            return None
+        if any(ctx.node(h) == peer for h in j.hops):
+            return None  # reached it (and was seen there before the last sighting's clock said)
+        return Loss(j, last, node, expected, peer, CHECKS[(role, "Out")])
+    if cov is None or not cov.running(last.ts, SAME_NODE_MARGIN_NS):
+        return None
+    needed = {Next.ENCAPSULATED_NIC_OUT: Role.NIC, Next.BRIDGE_PORT_OUT: Role.HOST_VETH, Next.DECAPSULATED_IN: Role.TUNNEL}
+    if expected in needed and not _covers_role(ctx, cov, needed[expected]):
+        return None
+    if expected is Next.FORWARDED_OUT and not cov.every_iface:
+        return None  # a one-interface capture cannot see where else it went
+    if expected is Next.FORWARDED_OUT:
+        check = FORWARD_CHECK.format(dst=ctx.addr(last, "dst"), src=ctx.addr(last, "src"), iface=last.iface)
+    elif expected is Next.DECAPSULATED_IN:
+        check = DECAP_CHECK
+    else:
+        check = CHECKS[(role, group)]
+    return Loss(j, last, node, expected, None, check)
+
+
+def _covers_role(ctx: Context, cov: Coverage, role: Role) -> bool:
+    return cov.every_iface or any(ctx.role(name) is role for name in cov.ifaces)

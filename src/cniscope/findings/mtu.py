@@ -1,0 +1,155 @@
+"""Packets too big for their path: frag-needed errors, MSS beyond a tunnel's MTU, and PMTU black holes.
+
+- *frag-needed*: an ICMP "fragmentation needed" (IPv6 "packet too big")
+  names the MTU of the next hop that refused a packet.
+- *MSS*: a TCP connection whose packets cross a tunnel and whose MSS (the
+  smaller of what both ends announced) plus 40 bytes of headers plus the
+  envelope exceeds the underlay's MTU sends segments that cannot cross.
+- *black hole*: at one place, every packet above some size vanishes while
+  smaller ones of the same traffic pass: a link on the way has a smaller
+  MTU and its "fragmentation needed" never reaches the sender.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import polars as pl
+
+from cniscope.findings.context import Context
+from cniscope.findings.losses import Loss
+from cniscope.packets.schema import Tunnel, ip4_text
+from cniscope.results import Finding, FindingKind, Hop, Severity
+
+# Bytes an envelope adds in front of the inner IP packet.
+TUNNEL_OVERHEAD: dict[Tunnel, int] = {
+    Tunnel.VXLAN: 50,  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+    Tunnel.GENEVE: 50,  # without options
+    Tunnel.IPIP: 20,
+    Tunnel.FLANNEL_UDP: 28,
+}
+UNDERLAY_MTU = 1500  # assumed: a capture cannot tell (GSO/GRO show packets larger than the link on both ends)
+TCP_IP_HEADERS = 40
+MIN_BLACK_HOLE_SIZE = 576  # every IPv4 link carries 576 bytes: smaller losses are not about size
+FRAG_NEEDED = ((3, 4), (2, 0))  # ICMP dest-unreachable/frag-needed, ICMPv6 packet-too-big
+
+
+def frag_needed(ctx: Context) -> list[Finding]:
+    is_frag_needed = pl.lit(False)
+    for icmp_type, icmp_code in FRAG_NEEDED:
+        is_frag_needed = is_frag_needed | ((pl.col("icmp_type") == icmp_type) & (pl.col("icmp_code") == icmp_code)).fill_null(False)
+    rows = ctx.table.filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows.iter_rows(named=True):
+        groups[(r["src"], r["icmp_mtu"], r["quoted_src"], r["quoted_dst"])].append(r)
+    out = []
+    for (reporter, mtu, qsrc, qdst), rs in groups.items():
+        first = rs[0]
+        quoted = f"{ip4_text(qsrc)} -> {ip4_text(qdst)}" if qsrc is not None else "a packet"
+        out.append(Finding(
+            kind=FindingKind.MTU, severity=Severity.WARNING,
+            title=f"fragmentation needed: {ip4_text(reporter)} reports next-hop MTU {mtu if mtu is not None else '?'} for {quoted}",
+            explanation=f"{len(rs)} ICMP error(s) from {ip4_text(reporter)}: a packet of {quoted} with Don't Fragment set was "
+                        f"larger than the MTU{f' ({mtu})' if mtu is not None else ''} of the link it had to take next. The "
+                        "sender must lower its packet size (path MTU discovery); if these errors do not reach it, large "
+                        "packets are lost for good.",
+            next_step="Compare the MTUs along the path (ip link on each node, tunnel devices, pod eth0): pod MTU + tunnel "
+                      "overhead must not exceed the NIC's. Make sure ICMP type 3 code 4 is not filtered on the way back.",
+            node=first["node"], iface=first["iface"],
+            rows=tuple(r["row"] for r in rs[:50]),
+        ))
+    return out
+
+
+def mss_over_tunnel(ctx: Context) -> list[Finding]:
+    underlay = UNDERLAY_MTU
+    groups: dict[tuple[Tunnel, int], list[int]] = defaultdict(list)
+    where: dict[tuple[Tunnel, int], Hop] = {}
+    for flow in ctx.flows:
+        if flow.proto != "tcp":
+            continue
+        journeys = [ctx.by_id[j] for j in flow.journeys if j in ctx.by_id]
+        mss = [m for j in journeys if j.hops and (m := ctx.value(j.hops[0], "mss")) is not None]
+        tunnel_hop = next((h for j in journeys for h in j.hops if ctx.value(h, "tunnel")), None)
+        if not mss or tunnel_hop is None:
+            continue
+        kind = Tunnel(ctx.value(tunnel_hop, "tunnel"))  # type: ignore[arg-type]
+        effective = min(mss)  # type: ignore[type-var]
+        if effective + TCP_IP_HEADERS + TUNNEL_OVERHEAD.get(kind, 0) > underlay:  # type: ignore[operator]
+            groups[(kind, effective)].append(flow.id)  # type: ignore[index]
+            where.setdefault((kind, effective), tunnel_hop)  # type: ignore[index]
+    out = []
+    for (kind, mss), flows in groups.items():
+        overhead = TUNNEL_OVERHEAD.get(kind, 0)
+        hop = where[(kind, mss)]
+        out.append(Finding(
+            kind=FindingKind.MTU, severity=Severity.WARNING,
+            title=f"TCP MSS {mss} through {kind.label}: full segments need {mss + TCP_IP_HEADERS + overhead} bytes, "
+                  f"the underlay carries {underlay}",
+            explanation=f"{len(flows)} connection(s) agreed on MSS {mss}, so full segments are {mss + TCP_IP_HEADERS}-byte IP "
+                        f"packets, and {kind.label} adds {overhead} bytes: {mss + TCP_IP_HEADERS + overhead} on the wire. "
+                        f"Through this tunnel the MSS should be at most {underlay - overhead - TCP_IP_HEADERS} (tunnel MTU "
+                        f"{underlay - overhead}). Small requests work; bulk transfers stall unless path MTU discovery rescues "
+                        f"them. (This assumes a {underlay}-byte underlay; on jumbo-frame networks it is fine.)",
+            next_step=f"Set the pods' MTU to {underlay - overhead} (the CNI's MTU setting, e.g. flannel's subnet.env, "
+                      "calico's veth_mtu), or clamp the MSS (iptables TCPMSS --clamp-mss-to-pmtu).",
+            node=hop.node, iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
+        ))
+    return out
+
+
+def black_holes(ctx: Context) -> list[Finding]:
+    """Sizes that vanish at a place while smaller packets pass it; claims those losses from `drop`."""
+    lost_at: dict[tuple, list[Loss]] = defaultdict(list)
+    for loss in ctx.losses:
+        lost_at[loss.place].append(loss)
+    out = []
+    for place, group in lost_at.items():
+        node, iface, direction = place[0], place[1], place[2]
+        sizes = [s for loss in group if (s := _size(ctx, loss.last)) is not None]
+        if not sizes or min(sizes) < MIN_BLACK_HOLE_SIZE:
+            continue
+        passed = _passed_sizes(ctx, node, iface, direction, {loss.journey.id for loss in group})
+        if not passed or max(passed) >= min(sizes):
+            continue
+        first = group[0]
+        onward = f" towards {first.peer}" if first.peer else ""
+        out.append(Finding(
+            kind=FindingKind.MTU, severity=Severity.ERROR,
+            title=f"path MTU black hole after {node} {iface} {direction}{onward}: packets of {min(sizes)} bytes and more vanish, "
+                  f"{max(passed)} bytes pass",
+            explanation=f"{len(group)} packet(s) of {min(sizes)}-{max(sizes)} bytes were last seen at {node} {iface} {direction} "
+                        f"and never at the next place ({first.expected.value}), while {len(passed)} packet(s) of up to "
+                        f"{max(passed)} bytes passed the same place. A link after it has an MTU between {max(passed)} and "
+                        f"{min(sizes) - 1}, and no 'fragmentation needed' reached the sender.",
+            next_step="Compare the MTU of every link after this point (ip link: NIC, tunnel device, underlay, the next node's "
+                      "NIC); lower the pods' MTU or clamp the MSS to the smallest, and let ICMP frag-needed through.",
+            node=node, iface=iface,
+            journeys=tuple(loss.journey.id for loss in group),
+            flows=tuple(dict.fromkeys(loss.journey.flow for loss in group if loss.journey.flow is not None)),
+            rows=tuple(loss.last.row for loss in group[:50]),
+        ))
+        ctx.claimed.update(loss.journey.id for loss in group)
+    return out
+
+
+def _size(ctx: Context, hop: Hop) -> int | None:
+    """Bytes of the IP packet on the wire at that sighting (the envelope's when tunnelled)."""
+    if ctx.value(hop, "tunnel") and ctx.value(hop, "outer_len") is not None:
+        return ctx.value(hop, "outer_len")  # type: ignore[return-value]
+    return ctx.value(hop, "ip_len")  # type: ignore[return-value]
+
+
+def _passed_sizes(ctx: Context, node: str, iface: str | None, direction: str | None, lost: set[int]) -> list[int]:
+    out = []
+    for j in ctx.journeys:
+        if j.id in lost:
+            continue
+        for hop in j.hops[:-1]:  # passed: seen there and somewhere after
+            if hop.iface == iface and hop.direction == direction and ctx.node(hop) == node:
+                size = _size(ctx, hop)
+                if size is not None:
+                    out.append(size)
+                break
+    return out
+

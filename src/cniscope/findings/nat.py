@@ -1,0 +1,142 @@
+"""Address translation and tunnels: what was rewritten where (informational), and the translations that are missing."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cniscope.findings.context import Context
+from cniscope.models import Role
+from cniscope.results import ChangeKind, Finding, FindingKind, Severity
+
+
+def rewrites(ctx: Context) -> list[Finding]:
+    """One `nat` finding per rewrite of a conversation, one `tunnel` finding per envelope (tunnel endpoints)."""
+    seen: dict[tuple, Finding] = {}
+    counts: dict[tuple, list[int]] = {}
+    for j in ctx.journeys:
+        for hop in j.hops:
+            for change in hop.changes:
+                if change.kind in (ChangeKind.DNAT, ChangeKind.SNAT):
+                    key: tuple = ("nat", j.flow, change.kind, change.before, change.after)
+                    side = "destination" if change.kind is ChangeKind.DNAT else "source"
+                    finding = Finding(
+                        kind=FindingKind.NAT, severity=Severity.INFO,
+                        title=f"{change.kind.value.upper()} {change.before} -> {change.after}",
+                        explanation=f"Between two sightings of the same packet its {side} was rewritten from "
+                                    f"{change.before} to {change.after}; first seen rewritten at {hop.point}.",
+                        next_step="Nothing to fix: a Service (DNAT) or masquerade (SNAT) at work. The conntrack table of "
+                                  "that node (conntrack -L) holds the translation.",
+                        node=hop.node, iface=hop.iface, journeys=(j.id,),
+                        flows=(j.flow,) if j.flow is not None else (), rows=(hop.row,),
+                    )
+                elif change.kind in (ChangeKind.ENCAP, ChangeKind.DECAP):
+                    envelope = change.after if change.kind is ChangeKind.ENCAP else change.before
+                    key = ("tunnel", envelope)
+                    verb = "encapsulated" if change.kind is ChangeKind.ENCAP else "decapsulated"
+                    finding = Finding(
+                        kind=FindingKind.TUNNEL, severity=Severity.INFO, title=f"tunnel {envelope}",
+                        explanation=f"Packets travel between these nodes inside a {envelope.split(' ')[0]} envelope; "
+                                    f"first {verb} at {hop.point}.",
+                        next_step="Nothing to fix. Packets through it must fit the tunnel's MTU (the NIC's minus the envelope).",
+                        node=hop.node, iface=hop.iface, journeys=(j.id,),
+                        flows=(j.flow,) if j.flow is not None else (), rows=(hop.row,),
+                    )
+                else:
+                    continue
+                seen.setdefault(key, finding)
+                counts.setdefault(key, []).append(j.id)
+    out = []
+    for key, finding in seen.items():
+        ids = tuple(dict.fromkeys(counts[key]))
+        if key[0] == "tunnel":
+            flows = tuple(dict.fromkeys(ctx.by_id[i].flow for i in ids if ctx.by_id[i].flow is not None))
+            finding = Finding(**{**finding.__dict__, "title": f"{finding.title} ({len(ids)} packet(s))",
+                                 "journeys": ids[:200], "flows": flows[:200]})  # type: ignore[arg-type]
+        out.append(finding)
+    return out
+
+
+def missing_reverse_nat(ctx: Context) -> list[Finding]:
+    """A reply reaching the client from the endpoint's address although the client called another (the service's)."""
+    out = []
+    for flow in ctx.flows:
+        if flow.proto not in ("tcp", "udp") or len(flow.legs) < 2:
+            continue
+        called = flow.server
+        entry_nodes = {ctx.node(h) for jid in flow.journeys if jid in ctx.by_id for h in ctx.by_id[jid].hops
+                       if ctx.addr(h, "dst") == called.addr and ctx.value(h, "dport") == called.port}
+        replies = []
+        for jid in flow.journeys:
+            j = ctx.by_id.get(jid)
+            if j is None or not j.hops:
+                continue
+            last = j.hops[-1]
+            src, dst = ctx.addr(last, "src"), ctx.addr(last, "dst")
+            sport, dport = ctx.value(last, "sport"), ctx.value(last, "dport")
+            if dst == flow.client.addr and dport == flow.client.port and (src, sport) != (called.addr, called.port):
+                role = ctx.role(last.iface) if last.direction == "Out" else None
+                delivered = role is Role.HOST_VETH or (role is Role.NIC and ctx.node(last) in entry_nodes)
+                if delivered or ctx.is_local(ctx.node(last), dst):
+                    replies.append((j, f"{src}:{sport}"))
+        if not replies:
+            continue
+        wrong = {text for _, text in replies}
+        client_rsts = [
+            jid for jid in flow.resets
+            if jid in ctx.by_id and ctx.addr(ctx.by_id[jid].hops[0], "src") == flow.client.addr
+        ]
+        j, text = replies[0]
+        explanation = (f"{flow.client} called {called}, but the reply reached it from {', '.join(sorted(wrong))}, "
+                       f"untranslated (delivered at {j.hops[-1].point}). The client's stack knows no connection with that "
+                       "address")
+        explanation += (f" and answered with {len(client_rsts)} reset(s)." if client_rsts else ", so it will not accept it.")
+        out.append(Finding(
+            kind=FindingKind.MISSING_REVERSE_NAT, severity=Severity.ERROR,
+            title=f"reply from {', '.join(sorted(wrong))} to {flow.client} missed its reverse NAT (client called {called})",
+            explanation=explanation,
+            next_step="The reply did not pass through the conntrack entry of the DNAT. For a client and endpoint on the same "
+                      "bridge: is br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1 on that node? Otherwise: does "
+                      "the reply take another path than the request (asymmetric routing), or was conntrack flushed?",
+            node=j.hops[-1].node, iface=j.hops[-1].iface,
+            journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
+            rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
+        ))
+    return out
+
+
+def missing_snat(ctx: Context) -> list[Finding]:
+    """A pod address leaving a node's NIC towards an address outside the cluster (known from the inventory)."""
+    ranges = ctx.cluster_ranges()
+    if ranges is None or (ctx.model is not None and ctx.model.routes_pods_beyond_nodes):
+        return []
+    known_nodes = set().union(*ctx.local.values()) if ctx.local else set()
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    rows: dict[tuple[str, str, str], list[int]] = {}
+    for j in ctx.journeys:
+        for hop in j.hops:
+            if hop.direction != "Out" or ctx.role(hop.iface) is not Role.NIC or ctx.value(hop, "tunnel"):
+                continue
+            src, dst = ctx.addr(hop, "src"), ctx.addr(hop, "dst")
+            if src is None or dst is None or ":" in src or dst in known_nodes:
+                continue
+            if _inside(src, ranges) and not _inside(dst, ranges):
+                key = (ctx.node(hop), hop.iface or "?", src)
+                groups.setdefault(key, []).append(j.id)
+                rows.setdefault(key, []).append(hop.row)
+    return [
+        Finding(
+            kind=FindingKind.MISSING_SNAT, severity=Severity.WARNING,
+            title=f"pod address {src} leaves {node} by {iface} without SNAT",
+            explanation=f"{len(ids)} packet(s) from pod {src} went out of {node}'s {iface} to addresses outside the cluster "
+                        "with the pod address as source. Outside hosts have no route back to pod addresses, so replies get lost.",
+            next_step="Check the node's masquerade rule for traffic leaving the cluster range (flannel --ip-masq, calico "
+                      "natOutgoing, ip-masq-agent) in iptables -t nat -L POSTROUTING -v -n.",
+            node=node, iface=iface, journeys=tuple(ids[:200]), rows=tuple(rows[(node, iface, src)][:50]),
+        )
+        for (node, iface, src), ids in groups.items()
+    ]
+
+
+def _inside(addr: str, ranges: list[ipaddress.IPv4Network]) -> bool:
+    ip = ipaddress.ip_address(addr)
+    return any(ip in net for net in ranges)

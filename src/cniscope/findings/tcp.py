@@ -1,0 +1,105 @@
+"""TCP trouble: re-sent segments and resets, located where they happened.
+
+A retransmission is a new packet re-sending sequence space already sent
+(`flows` links it to the original journey); the copies of one packet on
+several interfaces are one journey and never count. A reset is told by
+who sent it and on which leg of a NAT it travelled.
+"""
+
+from __future__ import annotations
+
+from cniscope.findings.context import Context
+from cniscope.results import Endpoint, Finding, FindingKind, Flow, Journey, Severity
+
+FIN = 1
+
+
+def retransmissions(ctx: Context) -> list[Finding]:
+    out = []
+    for flow in ctx.flows:
+        if not flow.retransmissions or flow.state == "unanswered":
+            continue  # an unanswered SYN's retries are counted by its `unanswered` finding
+        resent = [j for j in ctx.journeys if j.flow == flow.id and j.retransmission_of is not None]
+        originals = [ctx.by_id[j.retransmission_of] for j in resent if j.retransmission_of in ctx.by_id]
+        stops = sorted({o.hops[-1].point for o in originals if o.hops})
+        last = originals[-1].hops[-1] if originals and originals[-1].hops else None
+        explanation = (f"The sender re-sent sequence space it had already sent, {flow.retransmissions} time(s): new packets, "
+                       "not copies of one packet seen on several interfaces. The originals were lost, or their "
+                       "acknowledgements were.")
+        if stops:
+            explanation += f" The originals were last seen at: {', '.join(stops[:5])}."
+        out.append(Finding(
+            kind=FindingKind.RETRANSMISSION, severity=Severity.WARNING,
+            title=f"{flow.retransmissions} retransmission(s) in TCP {flow.client} <-> {flow.server}",
+            explanation=explanation,
+            next_step="Look at the hop after the originals' last sighting: a drop there (or of the ACKs on the way back) "
+                      "explains the re-sends; if every original arrived, the ACKs were lost or late.",
+            node=last.node if last else None, iface=last.iface if last else None,
+            journeys=tuple(j.id for j in resent), flows=(flow.id,),
+            rows=tuple(h.row for j in (resent + originals)[:40] for h in j.hops),
+        ))
+    return out
+
+
+def resets(ctx: Context) -> list[Finding]:
+    out = []
+    for flow in ctx.flows:
+        for jid in flow.resets:
+            j = ctx.by_id.get(jid)
+            if j is None or not j.hops:
+                continue
+            out.append(_reset(ctx, flow, j))
+    return out
+
+
+def _reset(ctx: Context, flow: Flow, j: Journey) -> Finding:
+    first = j.hops[0]
+    src = Endpoint(ctx.addr(first, "src") or "?", ctx.value(first, "sport"))  # type: ignore[arg-type]
+    dst = Endpoint(ctx.addr(first, "dst") or "?", ctx.value(first, "dport"))  # type: ignore[arg-type]
+    sender = _side(flow, src)
+    leg = _leg(flow, src, dst)
+    data_before = any(
+        (ctx.value(o.hops[0], "payload_len") or 0) > 0 or int(ctx.value(o.hops[0], "tcp_flags") or 0) & FIN  # type: ignore[operator,call-overload]
+        for o in (ctx.by_id.get(x) for x in flow.journeys) if o is not None and o.hops and o.id != j.id
+        and (o.hops[0].ts or 0) <= (first.ts or 0)
+    )
+    where = f"first seen at {first.point}" if first.point else ""
+    if sender == "server" and not data_before:
+        meaning = "The server refused the connection: nothing listens on that port, or a firewall rejects with RST."
+        check = f"Check that something listens on {src} (ss -ltn where it runs) and the Service's targetPort."
+    elif sender == "client" and leg is not None and leg > 0:
+        meaning = ("The client reset a conversation on a translated leg: it received a packet from an address it never "
+                   "called, which is what a reply that missed its reverse NAT looks like.")
+        check = "Check that replies go back through the node that did the DNAT (br_netfilter on for bridged pods, conntrack)."
+    else:
+        meaning = "The connection was aborted." + (" It had carried data, so this may be an application closing abruptly."
+                                                   if data_before else "")
+        check = "If the reset is unexpected: whoever sent it had no state for the connection (restart, conntrack flushed, timeout)."
+    leg_text = ""
+    if len(flow.legs) > 1 and leg is not None:
+        leg_text = f" It travelled on leg {leg + 1} of {len(flow.legs)} ({flow.legs[leg][0]} <-> {flow.legs[leg][1]})."
+    return Finding(
+        kind=FindingKind.RESET,
+        severity=Severity.INFO if data_before and leg in (0, None) else Severity.WARNING,
+        title=f"TCP reset sent by the {sender} {src} to {dst}",
+        explanation=f"A RST ended {flow.client} <-> {flow.server}, {where}.{leg_text} {meaning}".replace(" ,", ","),
+        next_step=check,
+        node=first.node, iface=first.iface, journeys=(j.id,), flows=(flow.id,), rows=tuple(h.row for h in j.hops),
+    )
+
+
+def _side(flow: Flow, src: Endpoint) -> str:
+    clients = {flow.client} | {leg[0] for leg in flow.legs}
+    servers = {flow.server} | {leg[1] for leg in flow.legs}
+    if src in clients:
+        return "client"
+    if src in servers:
+        return "server"
+    return "?"
+
+
+def _leg(flow: Flow, a: Endpoint, b: Endpoint) -> int | None:
+    for i, (x, y) in enumerate(flow.legs):
+        if (a, b) in ((x, y), (y, x)):
+            return i
+    return None
