@@ -1,0 +1,271 @@
+"""Differential: tcpdump's own text of a pcap, read by the text reader, against the pcap read by
+`cniscope.sources.read` (binary reader + decoder), field by field.
+
+Two sources of pcaps: a capture taken for real with tcpdump between two network
+namespaces this test creates (ping + an HTTP exchange; needs root), and the
+crafted pcaps of tests/data/text/make_fixtures.py (tunnels, ARP, IPv6, ICMP
+errors, SLL/SLL2; no root needed). Every value the text shows must equal the
+decoded one; the fields each flag makes tcpdump print must be shown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cniscope.sources import InputInfo, InputSpec, read
+from cniscope.sources.tcpdump_text import iter_tables
+
+DAY = 86400 * 10**9
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE.parent / "data" / "text" / "make_fixtures.py"
+
+# columns the text can show; each is compared wherever the text has a value
+COMPARED = (
+    "iface direction linktype wirelen eth_src eth_dst vlan ethertype tunnel vni outer_src outer_dst outer_sport "
+    "outer_dport outer_ttl outer_ip_id outer_len inner_eth_src inner_eth_dst ip_version src dst src6 dst6 ip_id "
+    "ttl tos ip_len df mf frag_offset proto sport dport tcp_flags win mss wscale sack_ok tsval tsecr icmp_type "
+    "icmp_code icmp_id icmp_seq icmp_mtu quoted_src quoted_dst quoted_proto quoted_sport quoted_dport dns_id "
+    "dns_qr arp_op arp_sha arp_spa arp_tpa payload_len"
+).split()
+# what each flag must make visible in the text rows (IPv4 rows)
+SHOWN = {"-v": ("ip_id", "ttl", "ip_len"), "-e": ("wirelen",), "": ("src", "dst", "proto", "ts")}
+tcpdump = shutil.which("tcpdump")
+needs_tcpdump = pytest.mark.skipif(tcpdump is None, reason="tcpdump is not installed")
+
+
+def text_rows(pcap: Path, flags: list[str], netns: str | None = None) -> tuple[pl.DataFrame, InputInfo]:
+    argv = ["tcpdump", "-r", str(pcap), *flags]
+    if netns is not None:  # SLL2 names interfaces by index: print them where the capture was taken
+        argv = ["ip", "netns", "exec", netns, *argv]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    info = InputInfo(index=0, name=f"tcpdump {' '.join(flags)}")
+    tables = list(iter_tables(out.stdout.splitlines(), info))
+    assert info.unparsed_lines == 0, [str(w) for w in info.warnings]
+    return pl.concat(tables), info
+
+
+def tcpdump_relative(decoded: pl.DataFrame) -> list[tuple[int | None, int | None]]:
+    """seq/ack as tcpdump prints them without -S (print-tcp.c): only packets with ACK take part; the
+    first one of a connection (or one with SYN) records the bases and prints absolute, later ones relative."""
+    bases: dict[tuple, tuple[int, int]] = {}
+    out: list[tuple[int | None, int | None]] = []
+    for r in decoded.iter_rows(named=True):
+        flags, seq, ack = r["tcp_flags"], r["seq"], r["ack"]
+        if flags is None or not flags & 16:
+            out.append((seq, ack))
+            continue
+        src, dst = r["src"] if r["src"] is not None else r["src6"], r["dst"] if r["dst"] is not None else r["dst6"]
+        rev = r["sport"] > r["dport"] or (r["sport"] == r["dport"] and src > dst)
+        key = (dst, src, r["dport"], r["sport"]) if rev else (src, dst, r["sport"], r["dport"])
+        if key not in bases or flags & 2:
+            bases[key] = (ack - 1, seq) if rev else (seq, ack - 1)
+            out.append((seq, ack))
+            continue
+        base_seq, base_ack = bases[key]
+        if rev:
+            out.append(((seq - base_ack) % 2**32, (ack - base_seq) % 2**32))
+        else:
+            out.append(((seq - base_seq) % 2**32, (ack - base_ack) % 2**32))
+    return out
+
+
+def compare(text: pl.DataFrame, decoded: pl.DataFrame, flags: list[str], skip: tuple[str, ...] = ()) -> None:
+    assert len(text) == len(decoded), f"{len(text)} text rows, {len(decoded)} decoded"
+    mismatches = []
+    for name in COMPARED:
+        if name in skip:
+            continue
+        shown = text[name].is_not_null()
+        t, d = text[name].filter(shown), decoded[name].filter(shown)
+        if not (t == d).fill_null(False).all():
+            bad = (t != d).fill_null(True).arg_true()[0]
+            mismatches.append(f"{name}: text {t[bad]!r} decoded {d[bad]!r} (row {shown.arg_true()[bad]})")
+    # seq/ack: absolute with -S, else relative the way tcpdump counts
+    expected = tcpdump_relative(decoded) if "-S" not in flags else list(zip(decoded["seq"], decoded["ack"]))
+    for i, (seq, ack, (eseq, eack)) in enumerate(zip(text["seq"], text["ack"], expected)):
+        if (seq is not None and seq != eseq) or (ack is not None and ack != eack):
+            mismatches.append(f"seq/ack row {i}: text {seq}/{ack}, expected {eseq}/{eack}")
+    assert not mismatches, mismatches
+    # timestamps: -tt exact (to the microsecond printed), default = local time of day
+    us = decoded["ts"] // 1000 * 1000
+    if "-tt" in flags:
+        assert (text["ts"] == us).all()
+    elif "-t" not in flags:
+        offset = time.localtime().tm_gmtoff * 10**9
+        assert (text["ts"] == (us + offset) % DAY).all()
+    ipv4 = text["ip_version"] == 4
+    for flag, columns in SHOWN.items():
+        if (flag in flags or not flag) and not (flag == "" and "-t" in flags):
+            for name in columns:
+                if name == "ts" and "-t" in flags:
+                    continue
+                assert text.filter(ipv4)[name].null_count() == 0, f"{flag or 'default'} should show {name}"
+
+
+# --- a capture taken for real between two namespaces -------------------------------------------
+
+# no ping(8) on this machine: 3 echo requests over a raw socket (bounded: 3 sends, 1 s each at most),
+# then a UDP datagram to a closed port, which brings back an ICMP port unreachable quoting it
+PINGER = """
+import socket, struct, sys
+dst = sys.argv[1]
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s & 0xffff) + (s >> 16)
+    return ~((s & 0xffff) + (s >> 16)) & 0xffff
+with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+    s.settimeout(1)
+    for seq in range(1, 4):
+        body = struct.pack('!BBHHH', 8, 0, 0, 4242, seq) + bytes(range(48))
+        s.sendto(body[:2] + struct.pack('!H', csum(body)) + body[4:], (dst, 0))
+        s.recv(2048)
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+    u.sendto(b'cst-txt probe', (dst, 9))
+"""
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def real_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, str]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create network namespaces")
+    if tcpdump is None or shutil.which("curl") is None:
+        pytest.skip("needs tcpdump and curl")
+    d = tmp_path_factory.mktemp("txtdiff")
+    os.chmod(d, 0o777)  # tcpdump drops privileges to user tcpdump before writing
+    prefix = f"cst-txt-{os.getpid()}-"
+    a, b = prefix + "a", prefix + "b"
+    created: list[str] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for ns in (a, b):
+            sh("ip", "netns", "add", ns)
+            created.append(ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+               "net.ipv6.conf.default.disable_ipv6=1")
+        sh("ip", "-n", a, "link", "add", "a0", "type", "veth", "peer", "name", "b0", "netns", b)
+        sh("ip", "-n", a, "addr", "add", "10.231.7.1/24", "dev", "a0")
+        sh("ip", "-n", b, "addr", "add", "10.231.7.2/24", "dev", "b0")
+        sh("ip", "-n", a, "link", "set", "a0", "up")
+        sh("ip", "-n", b, "link", "set", "b0", "up")
+        (d / "www").mkdir()
+        (d / "www" / "index.html").write_text("hello from cst-txt\n" * 40)
+        server = subprocess.Popen(["ip", "netns", "exec", b, "python3", "-m", "http.server", "8080", "--bind",
+                                   "10.231.7.2", "--directory", str(d / "www")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(server)
+        eth, anyc = d / "eth.pcap", d / "any.pcap"
+        for iface, path in (("a0", eth), ("any", anyc)):
+            procs.append(subprocess.Popen(["ip", "netns", "exec", a, "tcpdump", "-i", iface, "-nn", "-U",
+                                           "--immediate-mode", "-s", "65535", "-Z", "root", "-w", str(path)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        for _ in range(50):  # wait until both tcpdumps and the server are ready (bounded: 5 s)
+            if eth.exists() and anyc.exists() and subprocess.run(
+                    ["ip", "netns", "exec", a, "curl", "-s", "-o", "/dev/null", "--max-time", "1",
+                     "http://10.231.7.2:8080/"], capture_output=True, timeout=5).returncode == 0:
+                break
+            time.sleep(0.1)
+        subprocess.run(["ip", "netns", "exec", a, "python3", "-c", PINGER, "10.231.7.2"],
+                       capture_output=True, timeout=10, check=True)
+        subprocess.run(["ip", "netns", "exec", a, "curl", "-s", "-o", "/dev/null", "--max-time", "5",
+                        "http://10.231.7.2:8080/index.html"], capture_output=True, timeout=10)
+        time.sleep(0.3)
+        for p in procs[1:]:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+        yield eth, anyc, a
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        for ns in reversed(created):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=20)
+
+
+REAL_FLAGS = [["-nn"], ["-nn", "-v"], ["-nn", "-e"], ["-nn", "-tt"], ["-nn", "-S", "-vv", "-e"], ["-n", "-t"]]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("flags", REAL_FLAGS, ids=" ".join)
+def test_real_capture_text_equals_pcap(real_capture: tuple[Path, Path, str], flags: list[str]) -> None:
+    eth, _, _ = real_capture
+    decoded = read([InputSpec(str(eth))]).table
+    assert (decoded["icmp_type"] == 8).sum() == 3 and (decoded["icmp_type"] == 3).sum() == 1
+    assert (decoded["dport"] == 8080).sum() >= 5
+    text, _ = text_rows(eth, flags)
+    compare(text, decoded, flags, skip=("linktype",))  # `reading from file` goes to stderr: no banner here
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("flags", [["-nn"], ["-nn", "-e", "-v"]], ids=" ".join)
+def test_real_capture_on_any_text_equals_pcap(real_capture: tuple[Path, Path, str], flags: list[str]) -> None:
+    _, anyc, ns = real_capture
+    decoded = read([InputSpec(str(anyc))]).table
+    text, _ = text_rows(anyc, flags, netns=ns)
+    assert text["iface"].drop_nulls().unique().sort().to_list() == ["a0", "lo"] or \
+        set(text["iface"].drop_nulls().unique()) <= {"a0", "lo"}
+    assert text["direction"].null_count() == 0
+    assert set(text["direction"].unique()) >= {0, 4}  # In and Out on a0
+    # the binary reader cannot name SLL2 interfaces from a pcap (indexes only): compare the rest
+    compare(text, decoded, flags, skip=("iface", "linktype"))
+
+
+# --- crafted pcaps: tunnels, ARP, IPv6, ICMP errors, SLL and SLL2 -------------------------------
+
+def _fixtures_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    mf = _fixtures_module()
+    d = tmp_path_factory.mktemp("crafted")
+    ether, tunnel = mf.ether_frames(), mf.tunnel_frames()
+    kinds = [4, 0, 3, 4, 1, 2]
+    mf.write_pcap(d / "ether.pcap", 1, ether)
+    mf.write_pcap(d / "tunnel.pcap", 1, tunnel)
+    mf.write_pcap(d / "sll1.pcap", 113, [mf.sll1(f, kinds[i % 6]) for i, f in enumerate(ether + tunnel)])
+    mf.write_pcap(d / "sll2.pcap", 276, [mf.sll2(f, 1 + i % 2, kinds[i % 6]) for i, f in enumerate(ether + tunnel)])
+    return {p.stem: p for p in d.glob("*.pcap")}
+
+
+# row 15 of the SLL/SLL2 files is an 802.1Q frame inside the cooked header (libpcap puts the tag back there);
+# the decoder does not read a VLAN tag after SLL/SLL2 yet, so those two fail on that row: strict xfail,
+# so that they turn red the day the decoder learns it and this mark must go
+VLAN_AFTER_SLL = pytest.mark.xfail(strict=True, reason="packets/decode: 802.1Q after SLL/SLL2 not decoded")
+CRAFTED = [
+    pytest.param(kind, flags, id=f"{kind} {' '.join(flags)}", marks=[VLAN_AFTER_SLL] if kind.startswith("sll") else [])
+    for kind, flags in [("ether", ["-nn", "-v"]), ("ether", ["-nn", "-e", "-S"]), ("ether", ["-tt"]),
+                        ("ether", ["-nn", "-t", "-vv"]), ("tunnel", ["-nn", "-e", "-v"]), ("tunnel", ["-nn"]),
+                        ("sll1", ["-nn", "-e", "-v"]), ("sll2", ["-nn", "-e"])]
+]
+
+
+@needs_tcpdump
+@pytest.mark.parametrize(("kind", "flags"), CRAFTED)
+def test_crafted_text_equals_pcap(crafted: dict[str, Path], kind: str, flags: list[str]) -> None:
+    decoded = read([InputSpec(str(crafted[kind]))]).table
+    text, _ = text_rows(crafted[kind], flags)
+    # SLL2 names interfaces by index, and tcpdump names them from this machine's list
+    compare(text, decoded, flags, skip=("iface", "linktype"))
+    if kind == "tunnel":
+        assert text["tunnel"].to_list() == decoded["tunnel"].to_list() == [1, 1, 2, 3]
