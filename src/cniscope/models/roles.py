@@ -114,10 +114,12 @@ def _fit(steps: tuple[Step, ...], hops: list[Hop], ctx: _Context) -> float:
     return score
 
 
-def _positional(hops: list[Hop], ctx: _Context) -> tuple[Step, ...] | None:
+def _positional(hops: list[Hop], ctx: _Context, most: int) -> tuple[Step, ...] | None:
+    """The expected segment the k unnamed copies are the first k steps of (the whole segment when k == most)."""
     if ctx.model is None:
         return None
-    fitting = [(steps, _fit(steps, hops, ctx)) for _, steps in _segments(ctx.model) if len(steps) == len(hops)]
+    length = max(most, len(hops))
+    fitting = [(steps[:len(hops)], _fit(steps, hops, ctx)) for _, steps in _segments(ctx.model) if len(steps) == length]
     if not fitting:
         return None
     best = max(fitting, key=lambda f: f[1])
@@ -152,15 +154,16 @@ def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, c
 def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
     """Every journey with a role on every hop."""
     ctx = _context(journeys, table, verdict, inventory)
+    covered = _covered(journeys, ctx)
     out = []
     for journey in journeys:
         hops = list(journey.hops)
-        for _, idx in _groups(journey, ctx):
+        for node, idx in _groups(journey, ctx):
             group = [hops[i] for i in idx]
             if all(h.iface for h in group):
                 roles = [_named_role(h, ctx) for h in group]
             else:
-                steps = _positional(group, ctx) if len(group) > 1 else None
+                steps = _positional(group, ctx, _most_copies(covered, node, group, ctx)) if len(group) > 1 else None
                 if steps is not None:
                     roles = [_step_text(s, h, ctx, named=False) for s, h in zip(steps, group)]
                 elif len(group) == 1:
@@ -239,6 +242,17 @@ def _covered(journeys: list[Journey], ctx: _Context) -> dict[str, set]:
     return seen
 
 
+def _most_copies(covered: dict[str, set], node: str, group: list[Hop], ctx: _Context) -> int:
+    """The most copies this capture shows on `node` of any packet between the same two addresses."""
+    src, dst = ctx.src[group[0].row], ctx.dst[group[-1].row]
+    return max((c[1] for c in covered.get(node, set()) if c[0] == "copies" and c[2] == src and c[3] == dst), default=len(group))
+
+
+def _expected(step: Step) -> str:
+    name = "" if "X" in step.iface or step.role is Role.NIC else f" {step.iface}"
+    return f"{step.role.value}{name}, {step.direction.lower()}"
+
+
 def _compare_named(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Finding]:
     assert ctx.model is not None
     observed = [_observed(h, ctx) for h in group]
@@ -259,13 +273,12 @@ def _compare_named(journey: Journey, node: str, group: list[Hop], covered: dict[
     missing = [s for s in steps[pos[-1] + 1:] if not s.optional and (s.role, s.direction) in covered.get(node, set())]
     if not missing:
         return []
-    return [_drop(journey, node, group, missing[0].label(), path)]
+    return [_drop(journey, node, group, _expected(missing[0]), path)]
 
 
 def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Finding]:
     assert ctx.model is not None
-    src, dst = ctx.src[group[0].row], ctx.dst[group[-1].row]
-    most = max((c[1] for c in covered.get(node, set()) if c[0] == "copies" and c[2] == src and c[3] == dst), default=len(group))
+    most = _most_copies(covered, node, group, ctx)
     if most <= len(group):
         return []
     longer = [(path, steps) for path, steps in _segments(ctx.model) if len(steps) == most]
@@ -273,7 +286,7 @@ def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dic
     if not fitting:
         return []
     path, steps = fitting[0]
-    return [_drop(journey, node, group, steps[len(group)].label(), path,
+    return [_drop(journey, node, group, _expected(steps[len(group)]), path,
                   note=f"other packets between these addresses show {most} copies on this node, this one {len(group)}")]
 
 

@@ -1,0 +1,147 @@
+"""Inference: the corpus gives the models its notes name; signatures decide as the projects' facts say."""
+
+from __future__ import annotations
+
+import pytest
+
+from cniscope.models import MODELS, NAMES
+from cniscope.models.infer import UnknownModel, infer
+from cniscope.packets.schema import Tunnel, ip4_value, mac_value
+
+from .conftest import CORPUS, SEED, inventory, journeys_of, load_capture, table_of
+
+# What each capture's note (../shared/corpus/*.meta.md) says the cluster ran: a model name, or a family
+# where the note names only the project (01-03: "Calico pod network", variant not stated).
+CORPUS_TRUTH = {
+    "01-ysaied-pan-cn-calico-vxlan.pcap": "calico",
+    "02-ysaied-pan-cn-calico-eth.pcap": "calico",
+    "03-ysaied-pan-cn-ngfw-vxlan6080.pcap": "calico",
+    "04-msazure-flannel-vxlan-e.txt": "flannel-vxlan",
+    "06-plantegg-flannel-vxlan-nnetvv.txt": "flannel-vxlan",
+    "07-virtnest-calico-ipip-4ifaces.txt": "calico-ipip",
+    "10-inksnw-kuberouter-bgp-any-v.txt": "kube-router",
+    "12-fluxop-flannel-any-inout-dns.txt": "flannel-vxlan",
+    "14-cilium-vxlan-otv-vv.txt": "cilium-vxlan",
+    "22-weave3014-nodeport-any-dnat-snat.txt": "weave",
+}
+
+
+def test_the_eleven_names() -> None:
+    assert set(NAMES) == {
+        "kube-router", "flannel-vxlan", "flannel-host-gw", "flannel-udp", "calico-bgp", "calico-ipip",
+        "calico-vxlan", "cilium-vxlan", "cilium-geneve", "weave", "antrea-geneve",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_TRUTH))
+def test_corpus_capture_gives_the_model_its_note_names(name: str) -> None:
+    loaded = load_capture(CORPUS / name)
+    verdict = infer(loaded.table, loaded.journeys)
+    truth = CORPUS_TRUTH[name]
+    assert verdict.name != "unknown", verdict.evidence
+    assert truth in (verdict.name, MODELS[verdict.name].family), (verdict.name, verdict.evidence)
+    assert verdict.evidence and all(isinstance(line, str) and line for line in verdict.evidence)
+    assert 0.0 < verdict.confidence <= 1.0
+    assert verdict.candidates[0][0] == verdict.name
+
+
+def test_every_corpus_file_is_covered() -> None:
+    if not CORPUS.exists():
+        pytest.skip("the shared corpus is not beside the repository")
+    captures = {p.name for p in CORPUS.iterdir() if p.suffix in (".pcap", ".txt", ".pcapng")}
+    assert captures == set(CORPUS_TRUTH)
+
+
+def test_seed_without_inventory_is_a_bridged_direct_routing_model() -> None:
+    loaded = load_capture(SEED)
+    verdict = infer(loaded.table, loaded.journeys)
+    top = {verdict.name, verdict.runner_up}
+    assert top == {"kube-router", "flannel-host-gw"}, verdict
+    assert any("3 copies" in line for line in verdict.evidence)
+
+
+@pytest.mark.parametrize("fixture", ["seed-node3.yaml", "kube-router-cluster.json"])
+def test_seed_with_inventory_is_kube_router(fixture: str) -> None:
+    loaded = load_capture(SEED)
+    without = infer(loaded.table, loaded.journeys)
+    verdict = infer(loaded.table, loaded.journeys, inventory(fixture))
+    assert verdict.name == "kube-router"
+    assert verdict.confidence > without.confidence
+    assert verdict.confidence > 0.9
+    assert verdict.runner_up is None
+
+
+def test_forced_model_is_reported_as_forced() -> None:
+    loaded = load_capture(SEED)
+    verdict = infer(loaded.table, loaded.journeys, force="weave")
+    assert verdict.name == "weave" and verdict.forced
+    with pytest.raises(UnknownModel, match="not a model"):
+        infer(loaded.table, loaded.journeys, force="nope")
+
+
+def test_nothing_to_go_on_is_unknown() -> None:
+    table = table_of([{"ip_version": 4, "src": ip4_value("10.1.2.3"), "dst": ip4_value("10.1.2.4"), "proto": 1, "ttl": 64}])
+    verdict = infer(table, journeys_of(table))
+    assert verdict.name == "unknown" and verdict.confidence == 0.0
+
+
+def _tunnelled(kind: Tunnel, port: int | None, vni: int | None, **extra) -> list[dict]:
+    rows = []
+    for i in range(4):
+        rows.append({
+            "ts": 1_000_000_000 * i, "ip_version": 4, "src": ip4_value("10.9.1.5"), "dst": ip4_value("10.9.2.7"),
+            "proto": 1, "icmp_type": 8, "icmp_id": 7, "icmp_seq": i, "ttl": 63,
+            "tunnel": int(kind), "vni": vni, "outer_src": ip4_value("172.16.0.1"), "outer_dst": ip4_value("172.16.0.2"),
+            "outer_dport": port, **extra,
+        })
+    return rows
+
+
+@pytest.mark.parametrize(("kind", "port", "vni", "extra", "expected"), [
+    (Tunnel.VXLAN, 8472, 1, {}, "flannel-vxlan"),
+    (Tunnel.VXLAN, 8472, 27634, {}, "cilium-vxlan"),
+    (Tunnel.VXLAN, 4789, 4096, {}, "calico-vxlan"),
+    (Tunnel.GENEVE, 6081, 52311, {"iface": "cilium_geneve"}, "cilium-geneve"),
+    (Tunnel.GENEVE, 6081, 0, {"inner_eth_dst": mac_value("aa:bb:cc:dd:ee:ff")}, "antrea-geneve"),
+    (Tunnel.IPIP, None, None, {}, "calico-ipip"),
+    (Tunnel.FLANNEL_UDP, 8285, None, {}, "flannel-udp"),
+])
+def test_tunnel_envelopes(kind: Tunnel, port: int | None, vni: int | None, extra: dict, expected: str) -> None:
+    table = table_of(_tunnelled(kind, port, vni, **extra))
+    verdict = infer(table, journeys_of(table))
+    assert verdict.name == expected, verdict.candidates[:3]
+
+
+def test_geneve_alone_does_not_separate_cilium_from_antrea() -> None:
+    table = table_of(_tunnelled(Tunnel.GENEVE, 6081, 52311))
+    verdict = infer(table, journeys_of(table))
+    assert {verdict.name, verdict.runner_up} == {"cilium-geneve", "antrea-geneve"}
+
+
+def test_ipip_next_to_kube_bridge_is_kube_router() -> None:
+    rows = _tunnelled(Tunnel.IPIP, None, None, iface="tun-3f9c2d1a7b0")
+    rows += [{**r, "tunnel": 0, "iface": "kube-bridge", "ts": r["ts"] + 1000} for r in _tunnelled(Tunnel.IPIP, None, None)]
+    table = table_of(rows)
+    assert infer(table, journeys_of(table)).name == "kube-router"
+
+
+def test_calico_proxy_arp_for_the_link_local_gateway() -> None:
+    pod = mac_value("5a:0c:11:22:33:44")
+    rows = [
+        {"ts": 0, "ethertype": 0x0806, "eth_src": pod, "eth_dst": mac_value("ff:ff:ff:ff:ff:ff"), "arp_op": 1,
+         "arp_sha": pod, "arp_spa": ip4_value("10.1.2.3"), "arp_tpa": ip4_value("169.254.1.1")},
+    ]
+    table = table_of(rows)
+    verdict = infer(table, journeys_of(table))
+    assert MODELS[verdict.name].family == "calico"
+    assert any("169.254.1.1" in line for line in verdict.evidence)
+
+
+def test_weave_mss_and_range_without_interface_names() -> None:
+    syn_ack = {"ip_version": 4, "proto": 6, "tcp_flags": 0x12, "seq": 5, "ack": 9, "mss": 1336,
+               "src": ip4_value("10.40.0.7"), "dst": ip4_value("10.44.0.2"), "sport": 80, "dport": 41000, "ttl": 64}
+    rows = [{**syn_ack, "ts": 0, "tunnel": int(Tunnel.VXLAN), "outer_dport": 6784, "vni": 8421378,
+             "outer_src": ip4_value("192.0.2.1"), "outer_dst": ip4_value("192.0.2.2")}]
+    table = table_of(rows)
+    verdict = infer(table, journeys_of(table))
+    assert verdict.name == "weave", verdict.candidates[:3]

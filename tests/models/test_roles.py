@@ -1,0 +1,116 @@
+"""Hop roles (by name, or by position when the capture names no interface) and expected vs observed."""
+
+from __future__ import annotations
+
+import pytest
+
+from cniscope.models.infer import infer
+from cniscope.models.roles import compare, label
+from cniscope.packets.schema import Direction, ip4_value
+from cniscope.results import FindingKind
+
+from .conftest import CORPUS, SEED, inventory, journeys_of, load_capture, table_of
+from .test_infer import CORPUS_TRUTH
+
+INBOUND = ["node NIC, in", "pod bridge kube-bridge, out", "veth to pod 10.244.3.10"]
+OUTBOUND = ["veth from pod 10.244.3.10", "pod bridge kube-bridge, in", "node NIC, out"]
+
+
+def test_seed_capture_points_by_position() -> None:
+    loaded = load_capture(SEED)
+    verdict = infer(loaded.table, loaded.journeys)
+    labelled = label(loaded.journeys, loaded.table, verdict)
+    assert len(labelled) == len(loaded.journeys) == 5
+    for journey in labelled:
+        roles = [h.role for h in journey.hops]
+        assert roles == (INBOUND if journey.summary.startswith("TCP 192.168.200.21") else OUTBOUND), journey.summary
+
+
+def test_seed_names_the_pod_from_the_inventory() -> None:
+    loaded = load_capture(SEED)
+    inv = inventory("seed-node3.yaml")
+    verdict = infer(loaded.table, loaded.journeys, inv)
+    first = label(loaded.journeys, loaded.table, verdict, inv)[0]
+    assert [h.role for h in first.hops][-1] == "veth to pod default/nginx-7c5"
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_TRUTH))
+def test_every_hop_gets_a_role_and_clean_captures_raise_nothing(name: str) -> None:
+    loaded = load_capture(CORPUS / name)
+    verdict = infer(loaded.table, loaded.journeys)
+    labelled = label(loaded.journeys, loaded.table, verdict)
+    assert all(h.role for j in labelled for h in j.hops)
+    assert compare(labelled, loaded.table, verdict) == []
+
+
+def test_named_hops_take_the_model_roles() -> None:
+    loaded = load_capture(CORPUS / "12-fluxop-flannel-any-inout-dns.txt")
+    verdict = infer(loaded.table, loaded.journeys)
+    roles = {tuple(h.role for h in j.hops) for j in label(loaded.journeys, loaded.table, verdict)}
+    assert ("flannel.1 VTEP (decapsulated)", "pod bridge cni0, out", "veth veth78b87eb8 to pod 10.244.0.2") in roles
+    assert ("veth veth78b87eb8 from pod 10.244.0.2", "pod bridge cni0, in", "flannel.1 VTEP (to be encapsulated)") in roles
+
+
+def test_seed_without_its_veth_copy_is_a_drop() -> None:
+    loaded = load_capture(SEED)
+    table = loaded.table.filter(loaded.table["line"] != 3)  # the SYN's third copy: the pod veth
+    journeys = journeys_of(table)
+    verdict = infer(table, journeys)
+    findings = compare(label(journeys, table, verdict), table, verdict)
+    assert [f.kind for f in findings] == [FindingKind.DROP]
+    syn = next(j for j in journeys if "[S]" in j.summary)
+    assert findings[0].journeys == (syn.id,)
+    assert "veth" in findings[0].title and "bridge" in findings[0].title
+    assert set(findings[0].rows) == {h.row for h in syn.hops}
+
+
+def _dns(query_id: int, ts: int, iface: str, direction: Direction) -> dict:
+    return {"ts": ts, "node": "host0", "iface": iface, "direction": int(direction), "ip_version": 4, "proto": 17,
+            "src": ip4_value("10.244.13.2"), "dst": ip4_value("10.244.0.2"), "sport": 55999, "dport": 53,
+            "dns_id": query_id, "dns_qr": False, "payload_len": 70, "ttl": 63}
+
+
+FLANNEL_NAMES = {"iface": "eth0", "tunnel": 1, "outer_dport": 8472, "vni": 1,
+                 "outer_src": ip4_value("10.100.0.2"), "outer_dst": ip4_value("10.100.0.1")}
+
+
+def test_named_drop_after_the_bridge() -> None:
+    rows = []
+    for n, qid in enumerate((11, 12, 13)):
+        t = n * 1_000_000_000
+        rows.append({**_dns(qid, t, "eth0", Direction.IN), **FLANNEL_NAMES})
+        rows.append(_dns(qid, t + 10_000, "flannel.1", Direction.IN))
+        rows.append(_dns(qid, t + 20_000, "cni0", Direction.OUT))
+        if qid != 13:
+            rows.append(_dns(qid, t + 30_000, "veth78b87eb8", Direction.OUT))
+    table = table_of(rows)
+    journeys = journeys_of(table)
+    verdict = infer(table, journeys)
+    assert verdict.name == "flannel-vxlan"
+    findings = compare(label(journeys, table, verdict), table, verdict)
+    assert len(findings) == 1 and findings[0].kind is FindingKind.DROP
+    assert findings[0].iface == "cni0"
+    assert "veth" in findings[0].title
+
+
+def test_named_path_the_model_does_not_have_is_a_deviation() -> None:
+    rows = []
+    for n, qid in enumerate((21, 22)):
+        t = n * 1_000_000_000
+        rows.append({**_dns(qid, t, "eth0", Direction.IN), **FLANNEL_NAMES})
+        rows.append(_dns(qid, t + 10_000, "veth78b87eb8", Direction.OUT))
+        rows.append(_dns(qid, t + 20_000, "flannel.1", Direction.OUT))
+    table = table_of(rows)
+    journeys = journeys_of(table)
+    verdict = infer(table, journeys)
+    findings = compare(label(journeys, table, verdict), table, verdict)
+    assert {f.kind for f in findings} == {FindingKind.DEVIATION}
+    assert len(findings) == 2
+
+
+def test_single_interface_captures_say_nothing() -> None:
+    rows = [_dns(31, 0, "cni0", Direction.OUT), _dns(32, 1_000_000_000, "cni0", Direction.OUT)]
+    table = table_of(rows)
+    journeys = journeys_of(table)
+    verdict = infer(table, journeys, force="flannel-vxlan")
+    assert compare(label(journeys, table, verdict), table, verdict) == []
