@@ -1,0 +1,122 @@
+"""`cniscope read`: every output format, and the exit codes for damaged and unusable inputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cniscope.cli import main
+from cniscope.errors import ExitCode
+from cniscope.packets.schema import NAMES, SCHEMA
+from cniscope.sources import InputSpec, pcap, read
+from tests.frames import arp, ethernet, icmp, ipv4, tcp, udp, vxlan
+
+TIMES = [1_700_000_000_000_000_000 + i * 1_500_000 for i in range(4)]
+FRAMES = [
+    ethernet(ipv4(tcp(seq=7, ack=9, flags="S."), src="10.244.1.2", dst="10.244.2.3"), src="02:00:00:00:00:0a"),
+    ethernet(ipv4(icmp(type_=8, ident=3, seq=4), src="10.0.0.1", dst="10.0.0.2", proto=1)),
+    ethernet(arp(spa="10.0.0.1", tpa="10.0.0.9"), ethertype=0x0806),
+    ethernet(ipv4(udp(vxlan(ethernet(ipv4(tcp(seq=11, flags="P."), src="10.244.1.2", dst="10.244.2.3"))),
+                      sport=50000, dport=8472), src="192.168.0.11", dst="192.168.0.12", proto=17)),
+]
+
+
+def run(*args: str, stdin: bytes | None = None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["cniscope", "read", *args])
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out, err = capsys.readouterr()
+    return int(exit_.value.code or 0), out, err
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Path:
+    path = tmp_path / "four.pcap"
+    path.write_bytes(pcap.encode(FRAMES, TIMES, 1))
+    return path
+
+
+def test_table_is_readable(capture: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(f"node1={capture}", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.OK and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["frame", "node", "time", "proto", "source", "destination", "flags", "detail", "len", "tunnel"]
+    assert lines[1].split()[:8] == ["0", "node1", "22:13:20.000000", "TCP", "10.244.1.2:40000", "10.244.2.3:80", "S.",
+                                    "seq"]
+    assert "ICMP" in lines[2] and "type 8 code 0 id 3 seq 4" in lines[2]
+    assert lines[3].split()[3:6] == ["ARP", "10.0.0.1", "10.0.0.9"]
+    assert lines[4].split()[-1] == "vxlan" and "10.244.1.2:40000" in lines[4]
+
+
+def test_json_lines(capture: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run("--format", "json", str(capture), monkeypatch=monkeypatch, capsys=capsys)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == ExitCode.OK and len(rows) == 4
+    assert list(rows[0]) == list(NAMES)
+    assert rows[0]["src"] == "10.244.1.2" and rows[0]["eth_src"] == "02:00:00:00:00:0a" and rows[0]["seq"] == 7
+    assert rows[3]["outer_src"] == "192.168.0.11" and rows[3]["src"] == "10.244.1.2" and rows[3]["vni"] == 1
+    assert rows[2]["arp_tpa"] == "10.0.0.9" and rows[2]["src"] is None
+
+
+def test_csv_to_a_file(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.csv"
+    code, out, _ = run("--format", "csv", "-o", str(target), str(capture), str(capture), monkeypatch=monkeypatch,
+                       capsys=capsys)
+    rows = list(csv.DictReader(target.read_text().splitlines()))
+    assert code == ExitCode.OK and out == ""
+    assert len(rows) == 8 and [r["input"] for r in rows] == ["0"] * 4 + ["1"] * 4  # one header for both inputs
+    assert rows[1]["dst"] == "10.0.0.2" and rows[1]["icmp_seq"] == "4"
+
+
+def test_parquet_holds_the_typed_table(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.parquet"
+    code, _, _ = run("--format", "parquet", "-o", str(target), f"n={capture}", monkeypatch=monkeypatch, capsys=capsys)
+    table = pl.read_parquet(target)
+    assert code == ExitCode.OK
+    assert table.schema == pl.Schema(SCHEMA)
+    assert table.equals(read([InputSpec(str(capture), node="n")]).table)
+
+
+def test_parquet_needs_an_output(capture: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run("--format", "parquet", str(capture), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.USAGE and "needs -o" in err
+
+
+def test_damaged_input_exits_3_after_writing_what_it_read(capture: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(capture.read_bytes()[:-5])
+    code, out, err = run("--format", "csv", str(cut), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.DAMAGED_INPUT
+    assert len(out.splitlines()) == 1 + 3
+    size = cut.stat().st_size
+    last = size - (16 + len(FRAMES[3]) - 5)
+    assert f"warning: {cut}:byte {last}: packet cut short" in err
+
+
+def test_nothing_usable_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    code, _, err = run(str(empty), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.BAD_INPUT and "empty input" in err
+    code, _, err = run(str(tmp_path / "nope.pcap"), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.BAD_INPUT and "nope.pcap: cannot read it" in err and "Traceback" not in err
+
+
+def test_standard_input(capture: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run("--format", "json", "-", stdin=capture.read_bytes(), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.OK and len(out.splitlines()) == 4
