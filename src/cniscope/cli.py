@@ -90,6 +90,14 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
 
     specs = _specs(inputs, nodes)
     report = analyze(specs, model=model, cluster=cluster, max_journeys=max_journeys)
+    if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
+        from cniscope.report import html
+
+        html.write(report, html_out)
+    if pcapng_out:
+        from cniscope.report import pcapng_out as pcapng_report
+
+        pcapng_report.write(report, pcapng_out)
     if as_json:
         from cniscope.report.json_out import dumps
 
@@ -98,14 +106,6 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
         from cniscope.report.text import show
 
         show(report)
-    if html_out:
-        from cniscope.report import html
-
-        html.write(report, html_out)
-    if pcapng_out:
-        from cniscope.report import pcapng_out as pcapng_report
-
-        pcapng_report.write(report, pcapng_out)
     for info in report.inputs:
         for warning in info.warnings:
             click.echo(f"warning: {warning}", err=True)

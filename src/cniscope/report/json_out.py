@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from cniscope import __version__
@@ -115,3 +117,19 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 def dumps(report: Report) -> str:
     return json.dumps(to_dict(report), indent=1)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """report.schema.json, shipped with the package."""
+    return json.loads(resources.files("cniscope.report").joinpath("report.schema.json").read_text(encoding="utf-8"))
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError (the first, most relevant error) when `document` breaks the schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        raise error
