@@ -1,0 +1,86 @@
+"""`--json` follows report.schema.json (draft 2020-12), and the schema catches what breaks it."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from cniscope.cli import cli
+from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict, validate
+from tests.conftest import CORPUS, SEED
+from tests.report.build import service_call
+from tests.report.schema_check import validate_report_json
+
+CORPUS_FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".pcap", ".txt"))
+
+
+def test_schema_is_draft_2020_12_and_carries_the_version():
+    jsonschema.Draft202012Validator.check_schema(schema())
+    assert schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+
+
+def test_hand_built_report_validates_and_keeps_its_hops():
+    report = service_call()
+    document = validate_report_json(dumps(report))
+    syn = document["journeys"][0]
+    assert [h["point"] for h in syn["hops"]][:3] == ["node1 veth3f2a9c1d In", "node1 kube-bridge In", "node1 eth0 Out"]
+    assert syn["hops"][1]["changes"] == [{"kind": "dnat", "before": "10.96.0.10:80", "after": "10.244.3.10:80"}]
+    assert document["findings"][0]["kind"] == "nat"
+
+
+@pytest.mark.parametrize("path", [SEED, *CORPUS_FILES], ids=lambda p: p.name)
+def test_cli_json_of_every_real_capture_validates(path, validate_report_json):
+    result = CliRunner().invoke(cli, ["analyze", "--json", str(path)])
+    assert result.exit_code in (0, 3), result.output  # 3: a damaged input still gives its report
+    document = validate_report_json(result.stdout)
+    assert document["packets"] > 0
+    assert document["inputs"][0]["name"] == str(path)
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda d: d.pop("model"),
+    lambda d: d["findings"].append({**d["findings"][0], "kind": "gremlins"}),
+    lambda d: d["journeys"][0]["hops"][0].update(direction="sideways"),
+    lambda d: d["flows"][0].update(packets=-1),
+    lambda d: d.update(schema_version="0.9"),
+    lambda d: d["inputs"][0].update(extra=1),
+], ids=["no model", "unknown finding kind", "bad direction", "negative count", "old version", "unknown key"])
+def test_schema_rejects_broken_documents(breakage):
+    document = copy.deepcopy(to_dict(service_call()))
+    validate(document)
+    breakage(document)
+    with pytest.raises(jsonschema.ValidationError):
+        validate(document)
+
+
+def test_json_is_plain_json_with_integer_nanoseconds():
+    document = json.loads(dumps(service_call()))
+    hop = document["journeys"][0]["hops"][1]
+    assert isinstance(hop["ts"], int) and isinstance(hop["delay_ns"], int)
+    assert hop["delay_ns"] == 4_000
+
+
+def _enum(*path: str) -> set:
+    node = schema()
+    for key in path:
+        node = node[key]
+    return set(node["enum"])
+
+
+def test_schema_enums_match_the_result_types():
+    """A new change kind, finding kind or model must be added to the schema too (and the version bumped)."""
+    from cniscope.models import NAMES, UNKNOWN
+    from cniscope.packets.schema import Clock
+    from cniscope.results import ChangeKind, FindingKind, Severity
+
+    defs = ("$defs",)
+    assert _enum(*defs, "hop", "properties", "changes", "items", "properties", "kind") == {k.value for k in ChangeKind}
+    assert _enum(*defs, "finding", "properties", "kind") == {k.value for k in FindingKind}
+    assert _enum(*defs, "finding", "properties", "severity") == {s.value for s in Severity}
+    assert _enum(*defs, "model_name") == {*NAMES, UNKNOWN}
+    assert _enum(*defs, "input", "properties", "clock") == {c.value for c in Clock}
