@@ -135,7 +135,10 @@ def nat_changes(hop: Hop) -> list[Change]:
     return dnat + snat
 
 
-def _swapped(hop: Hop) -> bool:
+def reflected(hop: Hop) -> bool:
+    """The packet came back reflected (source and destination swapped): an echo, not another copy."""
+    if any(c.kind is ChangeKind.SWAP for c in hop.changes):
+        return True
     return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for c in hop.changes) and not nat_changes(hop)
 
 
@@ -200,7 +203,7 @@ def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter:
         for hop in journey.hops:
             by_node.setdefault(keys[hop.row], []).append(hop)
         for hops in by_node.values():
-            if len(hops) < 2 or any(h.iface is not None for h in hops) or any(_swapped(h) for h in hops):
+            if len(hops) < 2 or any(h.iface is not None for h in hops) or any(reflected(h) for h in hops):
                 continue
             nat = any(nat_changes(h) for h in hops[1:])
             shapes[Shape(len(hops), any(tunnels[h.row] for h in hops), nat)] += 1

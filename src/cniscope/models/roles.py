@@ -27,7 +27,7 @@ from cniscope.inventory import Inventory
 from cniscope.models import MODELS
 from cniscope.models.base import Model, Path, Role, Step, role_of
 from cniscope.models.paths import segments
-from cniscope.models.evidence import nat_changes, node_keys, pod_addresses_of
+from cniscope.models.evidence import nat_changes, node_keys, pod_addresses_of, reflected
 from cniscope.packets.schema import Tunnel, ip4_text
 from cniscope.results import Finding, FindingKind, Hop, Journey, ModelVerdict, Severity
 
@@ -162,6 +162,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
             group = [hops[i] for i in idx]
             if all(h.iface for h in group):
                 roles = [_named_role(h, ctx) for h in group]
+            elif any(reflected(h) for h in group):
+                roles = ["packet sent back (source and destination swapped)" if reflected(h) else "capture point" for h in group]
             else:
                 steps = _positional(group, ctx, _most_copies(covered, node, group, ctx)) if len(group) > 1 else None
                 if steps is not None:
@@ -220,6 +222,8 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
         for node, idx in _groups(journey, ctx):
             group = [journey.hops[i] for i in idx]
             if len(group) < 2:
+                continue
+            if any(reflected(h) for h in group):
                 continue
             if all(h.iface for h in group):
                 findings.extend(_compare_named(journey, node, group, covered, ctx))
