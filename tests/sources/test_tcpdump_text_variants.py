@@ -272,3 +272,38 @@ def test_fuzz_never_raises(lines: list[str]) -> None:
     df, info = parse(lines)
     assert info.packets == len(df)
     assert info.unparsed_lines <= len(lines)
+
+
+def test_ipv6_extension_headers() -> None:
+    plain, _ = fixture("extra-nn")
+    verbose, _ = fixture("extra-nn-v")
+    mld, first, second = verbose.to_dicts()
+    assert (mld["proto"], mld["icmp_type"], mld["ttl"], mld["ip_len"]) == (58, 143, 1, 76)  # behind HBH options
+    assert (first["ip_id"], first["frag_offset"], first["sport"], first["dport"], first["proto"]) == (42, 0, 5000, 6000, 17)
+    assert (second["ip_id"], second["frag_offset"], second["sport"], second["proto"]) == (42, 1448, None, None)
+    # `UDP, length 1600` is the whole datagram's, not what this fragment carries
+    assert first["payload_len"] is None
+    assert plain["frag_offset"].to_list() == [None, 0, 1448] and plain["ip_id"].null_count() == 3
+    assert plain["proto"][0] == 58 and plain["payload_len"][0] == 20
+
+
+def test_raw_ip_lines() -> None:
+    """tunl0-style LINKTYPE_RAW with -e: tcpdump prefixes each packet with `ip: `."""
+    df, _ = fixture("raw-nn-e")
+    verbose, _ = fixture("raw-nn-e-v")
+    for d in (df, verbose):
+        assert d["linktype"].to_list() == [LinkType.RAW] * 2
+        assert d["ip_version"].to_list() == [4, 6]
+        assert d["icmp_type"].to_list() == [8, 128]
+    assert df["src"][0] == ip4_value("10.233.107.250") and df["icmp_id"][0] == 23
+    assert (verbose["ip_id"][0], verbose["ttl"][1]) == (5, 64)
+
+
+def test_negative_delta() -> None:
+    df, info = parse([
+        " 00:00:00.000000 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64",
+        " 00:00:01.000000 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 2, length 64",
+        "-00:00:00.250000 IP 10.0.0.2 > 10.0.0.1: ICMP echo reply, id 1, seq 1, length 64",
+    ])
+    assert info.clock is Clock.RELATIVE and info.unparsed_lines == 0
+    assert df["ts"].to_list() == [0, 1_000_000_000, 750_000_000]

@@ -46,7 +46,7 @@ IPIP_SUFFIX = " (ipip-proto-4)"
 
 TS_RE = re.compile(
     r"(?:(?P<date>\d{4}-\d\d-\d\d) (?P<dh>\d\d):(?P<dm>\d\d):(?P<ds>\d\d)\.(?P<df>\d{1,9})"
-    r"|(?P<rel> )?(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<f>\d{1,9})"
+    r"|(?P<rel>[ -])?(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<f>\d{1,9})"
     r"|(?P<ep>\d{1,11})\.(?P<ef>\d{6,9})) "
 )
 IFACE_DIR_RE = re.compile(r"(\S+) +(In|Out|B|M|P) +")
@@ -106,7 +106,7 @@ class TextReader:
                     return
             self.continuation(n, line)
             return
-        if first.isdigit():
+        if first.isdigit() or first == "-":  # `-`: a negative -ttt delta (packets out of order)
             m = TS_RE.match(line)
             if m is not None:
                 self.start(n, m, line[m.end() :])
@@ -191,7 +191,7 @@ class TextReader:
             ns = (int(g("h")) * 3600 + int(g("m")) * 60 + int(g("s"))) * NS + int(g("f").ljust(9, "0"))
             if g("rel") is not None:
                 clock = Clock.RELATIVE
-                seg.relative_ns += ns
+                seg.relative_ns += -ns if g("rel") == "-" else ns
                 ns = seg.relative_ns
             else:
                 clock = Clock.TIME_OF_DAY

@@ -179,6 +179,27 @@ def tunnel_frames() -> list[bytes]:
     return frames
 
 
+def extra_frames() -> list[bytes]:
+    """IPv6 extension headers: an MLDv2 report behind hop-by-hop options, a UDP datagram in two fragments."""
+    s6, d6 = "fd00:10:244:1::5", "fd00:10:244::5"
+    mld = icmp6("fe80::858:aff:fef4:105", "ff02::16", 143, 0, b"\0\0\0\1", bytes([4, 0, 0, 0]) + ip6("ff02::1:ff00:5"))
+    hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
+    frames = [eth(A, "33:33:00:00:00:16", 0x86DD, ipv6("fe80::858:aff:fef4:105", "ff02::16", 0, hbh + mld, hlim=1))]
+    useg = struct.pack("!HHHH", 5000, 6000, 8 + 1600, 0) + b"f" * 1600
+    useg = useg[:6] + struct.pack("!H", l4_pseudo6(s6, d6, 17, useg)) + useg[8:]
+    frames.append(eth(A, B, 0x86DD, ipv6(s6, d6, 44, bytes([17, 0]) + struct.pack("!HI", 1, 0x2A) + useg[:1448])))
+    frames.append(eth(A, B, 0x86DD, ipv6(s6, d6, 44, bytes([17, 0]) + struct.pack("!HI", 1448, 0x2A) + useg[1448:])))
+    return frames
+
+
+def raw_packets() -> list[bytes]:
+    """What tunl0 (LINKTYPE_RAW) captures: bare IPv4 and IPv6 packets."""
+    s6, d6 = "fd00:10:244:1::5", "fd00:10:244::5"
+    ping = icmp(8, 0, struct.pack("!HH", 23, 0), bytes(range(56)))
+    return [ipv4("10.233.107.250", "10.233.109.178", 1, ping, ident=5),
+            ipv6(s6, d6, 58, icmp6(s6, d6, 128, 0, struct.pack("!HH", 5, 1), b"p" * 56))]
+
+
 def sll2(frame: bytes, ifindex: int, pkttype: int) -> bytes:
     """Re-wrap an Ethernet frame as LINUX_SLL2."""
     ethertype = frame[12:14]
@@ -212,19 +233,29 @@ FIXTURES = {
     "sll2-nn-e": ("sll2", ["-nn", "-e"]),
     "sll2-nn": ("sll2", ["-nn"]),
     "sll1-nn-e-v": ("sll1", ["-nn", "-e", "-v"]),
+    "extra-nn": ("extra", ["-nn"]),
+    "extra-nn-v": ("extra", ["-nn", "-v"]),
+    "raw-nn-e": ("raw", ["-nn", "-e"]),
+    "raw-nn-e-v": ("raw", ["-nn", "-e", "-v"]),
 }
+
+
+def write_all(d: Path) -> None:
+    """Every pcap the fixtures are printed from, into directory d."""
+    ether, tunnel = ether_frames(), tunnel_frames()
+    write_pcap(d / "ether.pcap", 1, ether)
+    write_pcap(d / "tunnel.pcap", 1, tunnel)
+    write_pcap(d / "extra.pcap", 1, extra_frames())
+    write_pcap(d / "raw.pcap", 101, raw_packets())
+    kinds = [4, 0, 3, 4, 1, 2]
+    write_pcap(d / "sll2.pcap", 276, [sll2(f, 1 + i % 2, kinds[i % len(kinds)]) for i, f in enumerate(ether + tunnel)])
+    write_pcap(d / "sll1.pcap", 113, [sll1(f, kinds[i % len(kinds)]) for i, f in enumerate(ether + tunnel)])
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        ether = ether_frames()
-        tunnel = tunnel_frames()
-        write_pcap(d / "ether.pcap", 1, ether)
-        write_pcap(d / "tunnel.pcap", 1, tunnel)
-        kinds = [4, 0, 3, 4, 1, 2]
-        write_pcap(d / "sll2.pcap", 276, [sll2(f, 1 + i % 2, kinds[i % len(kinds)]) for i, f in enumerate(ether + tunnel)])
-        write_pcap(d / "sll1.pcap", 113, [sll1(f, kinds[i % len(kinds)]) for i, f in enumerate(ether + tunnel)])
+        write_all(d)
         for name, (kind, flags) in FIXTURES.items():
             out = subprocess.run(["tcpdump", "-r", str(d / f"{kind}.pcap"), *flags], capture_output=True, text=True, check=True)
             banner = [ln for ln in out.stderr.splitlines() if ln.startswith("reading from file")]

@@ -112,6 +112,10 @@ LENGTH_END_RE = re.compile(r", length (\d+)$")
 ARP_REQUEST_RE = re.compile(rf"Request who-has ([^\s,]+)(?: \({_MAC}\))? tell ([^\s,]+)")
 ARP_REPLY_RE = re.compile(rf"Reply (\S+) is-at ({_MAC})")
 IP_PROTO_RE = re.compile(r"ip-proto-(\d+)")
+IP6_EXT_RE = re.compile(r"(?:(?:HBH|DSTOPT|srcrt)(?: \([^)]*\))* )+")
+IP6_FRAG_RE = re.compile(r"frag \((?:0x([0-9a-f]+):)?(\d+)\|(\d+)\)(?: |$)")
+PORT_PAIR_RE = re.compile(r"(\d{1,5}) > (\d{1,5}): ")
+IP6_EXTENSION_HEADERS = frozenset((0, 43, 44, 60))  # hop-by-hop, routing, fragment, destination options
 
 # ICMP messages: (pattern after "ICMP ", type, code, quoted protocol, what the captures mean)
 ICMP_FORMS: tuple[tuple[re.Pattern[str], int, int | None, int | None, str], ...] = tuple(
@@ -283,7 +287,8 @@ def parse_ip6(s: str, pkt: Packet) -> None:
         tclass, hlim, _name, nh, plen = m.groups()
         layer["tos"] = int(tclass, 16) if tclass else 0
         layer["ttl"] = int(hlim)
-        layer["proto"] = int(nh)
+        if int(nh) not in IP6_EXTENSION_HEADERS:  # `proto` is the header after the extensions
+            layer["proto"] = int(nh)
         layer["ip_len"] = int(plen) + 40
         s = s[m.end() :]
     parse_l3_line(s, pkt)
@@ -304,6 +309,8 @@ def parse_l4(s: str, pkt: Packet) -> None:
     if s.startswith("Flags ["):
         parse_tcp(s, layer)
         return
+    if layer.get("ip_version") == 6:
+        s = parse_ip6_extensions(s, layer)
     m = UDP_CSUM_RE.match(s)
     if m:
         verdict = m.group(1)
@@ -333,7 +340,8 @@ def parse_l4(s: str, pkt: Packet) -> None:
     m = UDP_LEN_RE.match(s)
     if m:
         layer["proto"] = 17
-        layer["payload_len"] = int(m.group(1))
+        if not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
+            layer["payload_len"] = int(m.group(1))
         return
     m = OTV_RE.match(s) or VXLAN_RE.match(s)
     if m:
@@ -364,6 +372,28 @@ def parse_l4(s: str, pkt: Packet) -> None:
         layer.setdefault("proto", PROTO_NAMES[s])
     if s:
         layer["info"] = _short(s)
+
+
+def parse_ip6_extensions(s: str, layer: Layer) -> str:
+    """IPv6 extension headers tcpdump prints before the upper layer: `HBH (rtalert: 0x0000) (padn) `,
+    `frag (0x0000002a:1448|160) ` (id:offset|length; the id with -v only), then `5000 > 6000: ` ports."""
+    m = IP6_EXT_RE.match(s)
+    if m:
+        s = s[m.end() :]
+    m = IP6_FRAG_RE.match(s)
+    if m is None:
+        return s
+    ident, offset, _length = m.groups()
+    if ident is not None:
+        layer["ip_id"] = int(ident, 16)
+    layer["frag_offset"] = int(offset)
+    layer["_fragment"] = True
+    s = s[m.end() :]
+    m = PORT_PAIR_RE.match(s)
+    if m is not None:
+        layer["sport"], layer["dport"] = int(m.group(1)), int(m.group(2))
+        s = s[m.end() :]
+    return s
 
 
 def parse_udp_app(s: str, layer: Layer) -> None:
