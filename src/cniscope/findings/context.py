@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
@@ -70,6 +71,7 @@ class Context:
     local: dict[str, set[str]] = field(init=False)
     pods_on: dict[str, set[str]] = field(init=False)
     _columns: dict[str, list] = field(init=False, default_factory=dict)
+    _times: dict[int, np.ndarray] = field(init=False, default_factory=dict)
     _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
     _node_ifaces: dict[str, set[tuple[str | None, bool]]] = field(init=False, default_factory=dict)
     claimed: set[int] = field(init=False, default_factory=set)  # journeys a finding already explains
@@ -143,6 +145,16 @@ class Context:
             for info in self.inventory.nodes:
                 local.setdefault(info.name, set()).update(info.addresses)
         return local, pods
+
+    def sightings_between(self, source: int, lo: int, hi: int) -> bool:
+        """Does input `source` hold a sighting with lo <= ts <= hi?"""
+        if not self._times:
+            for (index,), part in self.table.select("input", "ts").drop_nulls().partition_by("input", as_dict=True).items():
+                self._times[index] = np.sort(part["ts"].to_numpy())  # type: ignore[index]
+        times = self._times.get(source)
+        if times is None:
+            return False
+        return bool(np.searchsorted(times, hi, side="right") > np.searchsorted(times, lo, side="left"))
 
     def seen_on(self, node: str) -> set[object]:
         """The interface roles a node's capture shows, plus "tunnel" when it shows any envelope."""

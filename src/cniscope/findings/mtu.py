@@ -113,18 +113,19 @@ def black_holes(ctx: Context) -> list[Finding]:
         if not passed or max(passed) >= min(sizes):
             continue
         first = group[0]
+        at = first.last.point
         onward = f" towards {first.peer}" if first.peer else ""
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.ERROR,
-            title=f"path MTU black hole after {node} {iface} {direction}{onward}: packets of {min(sizes)} bytes and more vanish, "
+            title=f"path MTU black hole after {at}{onward}: packets of {min(sizes)} bytes and more vanish, "
                   f"{max(passed)} bytes pass",
-            explanation=f"{len(group)} packet(s) of {min(sizes)}-{max(sizes)} bytes were last seen at {node} {iface} {direction} "
+            explanation=f"{len(group)} packet(s) of {min(sizes)}-{max(sizes)} bytes were last seen at {at} "
                         f"and never at the next place ({first.expected.value}), while {len(passed)} packet(s) of up to "
                         f"{max(passed)} bytes passed the same place. A link after it has an MTU between {max(passed)} and "
                         f"{min(sizes) - 1}, and no 'fragmentation needed' reached the sender.",
             next_step="Compare the MTU of every link after this point (ip link: NIC, tunnel device, underlay, the next node's "
                       "NIC); lower the pods' MTU or clamp the MSS to the smallest, and let ICMP frag-needed through.",
-            node=node, iface=iface,
+            node=first.last.node, iface=iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=tuple(dict.fromkeys(loss.journey.flow for loss in group if loss.journey.flow is not None)),
             rows=tuple(loss.last.row for loss in group[:50]),

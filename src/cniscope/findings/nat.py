@@ -6,53 +6,72 @@ import ipaddress
 
 from cniscope.findings.context import Context
 from cniscope.models import Role
-from cniscope.results import ChangeKind, Finding, FindingKind, Severity
+from cniscope.results import ChangeKind, Finding, FindingKind, Hop, Severity
 
 
 def rewrites(ctx: Context) -> list[Finding]:
-    """One `nat` finding per rewrite of a conversation, one `tunnel` finding per envelope (tunnel endpoints)."""
-    seen: dict[tuple, Finding] = {}
-    counts: dict[tuple, list[int]] = {}
+    """One `nat` finding per rewrite of a conversation (its undoing on the replies folded in), one `tunnel` per envelope."""
+    return _nat(ctx) + _tunnels(ctx)
+
+
+OPPOSITE = {ChangeKind.DNAT: ChangeKind.SNAT, ChangeKind.SNAT: ChangeKind.DNAT}
+
+
+def _nat(ctx: Context) -> list[Finding]:
+    forward: dict[tuple, tuple[Hop, list[int]]] = {}
+    undone: dict[tuple, tuple[Hop, list[int]]] = {}
     for j in ctx.journeys:
         for hop in j.hops:
             for change in hop.changes:
-                if change.kind in (ChangeKind.DNAT, ChangeKind.SNAT):
-                    key: tuple = ("nat", j.flow, change.kind, change.before, change.after)
-                    side = "destination" if change.kind is ChangeKind.DNAT else "source"
-                    finding = Finding(
-                        kind=FindingKind.NAT, severity=Severity.INFO,
-                        title=f"{change.kind.value.upper()} {change.before} -> {change.after}",
-                        explanation=f"Between two sightings of the same packet its {side} was rewritten from "
-                                    f"{change.before} to {change.after}; first seen rewritten at {hop.point}.",
-                        next_step="Nothing to fix: a Service (DNAT) or masquerade (SNAT) at work. The conntrack table of "
-                                  "that node (conntrack -L) holds the translation.",
-                        node=hop.node, iface=hop.iface, journeys=(j.id,),
-                        flows=(j.flow,) if j.flow is not None else (), rows=(hop.row,),
-                    )
-                elif change.kind in (ChangeKind.ENCAP, ChangeKind.DECAP):
-                    envelope = change.after if change.kind is ChangeKind.ENCAP else change.before
-                    key = ("tunnel", envelope)
-                    verb = "encapsulated" if change.kind is ChangeKind.ENCAP else "decapsulated"
-                    finding = Finding(
-                        kind=FindingKind.TUNNEL, severity=Severity.INFO, title=f"tunnel {envelope}",
-                        explanation=f"Packets travel between these nodes inside a {envelope.split(' ')[0]} envelope; "
-                                    f"first {verb} at {hop.point}.",
-                        next_step="Nothing to fix. Packets through it must fit the tunnel's MTU (the NIC's minus the envelope).",
-                        node=hop.node, iface=hop.iface, journeys=(j.id,),
-                        flows=(j.flow,) if j.flow is not None else (), rows=(hop.row,),
-                    )
-                else:
+                if change.kind not in OPPOSITE:
                     continue
-                seen.setdefault(key, finding)
-                counts.setdefault(key, []).append(j.id)
+                reverse = (j.flow, OPPOSITE[change.kind], change.after, change.before)
+                if reverse in forward:
+                    undone.setdefault(reverse, (hop, []))[1].append(j.id)
+                else:
+                    forward.setdefault((j.flow, change.kind, change.before, change.after), (hop, []))[1].append(j.id)
     out = []
-    for key, finding in seen.items():
-        ids = tuple(dict.fromkeys(counts[key]))
-        if key[0] == "tunnel":
-            flows = tuple(dict.fromkeys(ctx.by_id[i].flow for i in ids if ctx.by_id[i].flow is not None))
-            finding = Finding(**{**finding.__dict__, "title": f"{finding.title} ({len(ids)} packet(s))",
-                                 "journeys": ids[:200], "flows": flows[:200]})  # type: ignore[arg-type]
-        out.append(finding)
+    for key, (hop, ids) in forward.items():
+        flow, kind, before, after = key
+        side = "destination" if kind is ChangeKind.DNAT else "source"
+        explanation = (f"Between two sightings of the same packet its {side} was rewritten from {before} to {after}; "
+                       f"first seen rewritten at {hop.point}.")
+        back = undone.get(key)
+        if back is not None:
+            explanation += f" The replies were translated back ({after} -> {before}), first at {back[0].point}."
+        out.append(Finding(
+            kind=FindingKind.NAT, severity=Severity.INFO,
+            title=f"{kind.value.upper()} {before} -> {after}",
+            explanation=explanation,
+            next_step="Nothing to fix: a Service (DNAT) or masquerade (SNAT) at work. The conntrack table of that node "
+                      "(conntrack -L) holds the translation.",
+            node=hop.node, iface=hop.iface,
+            journeys=tuple(dict.fromkeys(ids + (back[1] if back else [])))[:200],
+            flows=(flow,) if flow is not None else (), rows=(hop.row,) + ((back[0].row,) if back else ()),
+        ))
+    return out
+
+
+def _tunnels(ctx: Context) -> list[Finding]:
+    seen: dict[str, tuple[Hop, ChangeKind, list[int]]] = {}
+    for j in ctx.journeys:
+        for hop in j.hops:
+            for change in hop.changes:
+                if change.kind in (ChangeKind.ENCAP, ChangeKind.DECAP):
+                    envelope = change.after if change.kind is ChangeKind.ENCAP else change.before
+                    seen.setdefault(envelope, (hop, change.kind, []))[2].append(j.id)
+    out = []
+    for envelope, (hop, kind, ids) in seen.items():
+        ids = list(dict.fromkeys(ids))
+        flows = tuple(dict.fromkeys(ctx.by_id[i].flow for i in ids if ctx.by_id[i].flow is not None))
+        verb = "encapsulated" if kind is ChangeKind.ENCAP else "decapsulated"
+        out.append(Finding(
+            kind=FindingKind.TUNNEL, severity=Severity.INFO, title=f"tunnel {envelope} ({len(ids)} packet(s))",
+            explanation=f"Packets travel between these nodes inside a {envelope.split(' ')[0]} envelope; first {verb} "
+                        f"at {hop.point}.",
+            next_step="Nothing to fix. Packets through it must fit the tunnel's MTU (the NIC's minus the envelope).",
+            node=hop.node, iface=hop.iface, journeys=tuple(ids[:200]), flows=flows[:200], rows=(hop.row,),
+        ))
     return out
 
 

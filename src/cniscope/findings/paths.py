@@ -24,11 +24,11 @@ def drops(ctx: Context) -> list[Finding]:
         hop = first.last
         flow = ctx.flow_by_id.get(first.journey.flow) if first.journey.flow is not None else None
         what = f"{flow.proto.upper()} {flow.client} <-> {flow.server}" if flow else first.journey.summary
-        where = f"{first.node} {hop.iface} {hop.direction}"
+        where = hop.point
         if first.peer is not None:
             title = f"{len(group)} packet(s) of {what} left {where} but never reached {first.peer}"
         else:
-            title = f"{len(group)} packet(s) of {what} lost on {first.node} after {hop.iface} {hop.direction}"
+            title = f"{len(group)} packet(s) of {what} lost after {where}"
         severity, caveat = Severity.ERROR, ""
         if not _kind_ever_seen(ctx, first):
             severity = Severity.WARNING
@@ -40,7 +40,7 @@ def drops(ctx: Context) -> list[Finding]:
             explanation=f"Last seen at {where}; the capture covered the next place but never shows {first.expected.value}"
                         f" (e.g. {examples}).{caveat}",
             next_step=first.check,
-            node=first.node, iface=hop.iface,
+            node=hop.node, iface=hop.iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=(flow.id,) if flow else (),
             rows=tuple(h.row for loss in group for h in loss.journey.hops),

@@ -21,7 +21,8 @@ from cniscope.findings.context import Context
 from cniscope.packets.schema import ip4_text
 from cniscope.results import Finding, FindingKind, Flow, Journey, Severity
 
-REPLY_WAIT_NS = 200_000_000  # a capture must run this long after a request before its reply can be called missing
+REPLY_WAIT_NS = 200_000_000  # a capture must show packets this long after a request before its reply can be called missing
+FOLLOW_WINDOW_NS = 10_000_000_000  # ... and not much later: a capture glued from separate runs has gaps
 ONE_WAY_WINDOW_NS = 10_000_000_000
 SYN, ACK, RST = 2, 16, 4
 
@@ -73,7 +74,6 @@ KINDS: dict[str, RequestKind] = {
 
 def unanswered(ctx: Context) -> list[Finding]:
     out = []
-    end = max((c.end for c in ctx.coverage.values() if c.end is not None), default=None)
     for flow in ctx.flows:
         journeys = [ctx.by_id[jid] for jid in flow.journeys if jid in ctx.by_id and ctx.by_id[jid].hops]
         for kind in KINDS.values():
@@ -82,11 +82,20 @@ def unanswered(ctx: Context) -> list[Finding]:
                 continue
             answered = {kind.answer_key(ctx, j) for j in journeys if kind.is_reply(ctx, j)}
             missing = [j for j in requests if kind.answer_key(ctx, j) not in answered]
-            missing = [j for j in missing if end is None or j.hops[-1].ts is None or j.hops[-1].ts + REPLY_WAIT_NS <= end]
+            missing = [j for j in missing if _capture_went_on(ctx, j)]
             if missing:
                 out.append(_finding(ctx, kind, flow, missing, len({kind.answer_key(ctx, j) for j in missing})))
-    out.extend(_arp(ctx, end))
+    out.extend(_arp(ctx))
     return out
+
+
+def _capture_went_on(ctx: Context, j: Journey) -> bool:
+    """Did the input that last saw the request keep capturing long enough for a reply to show?"""
+    last = j.hops[-1]
+    ts = ctx.value(last, "ts")
+    if ts is None:
+        return True  # no timestamps (tcpdump -t): order is all there is
+    return ctx.sightings_between(ctx.value(last, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
 
 
 def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[Journey], distinct: int) -> Finding:
@@ -114,15 +123,22 @@ def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[Journey]
 
 
 def _one_way(ctx: Context, journeys: list[Journey]) -> bool:
-    """True when the inputs that saw these journeys show no address pair in both directions around their time."""
-    rows = [h.row for j in journeys for h in j.hops]
-    inputs = {ctx.value(r, "input") for r in rows}
-    times = [ctx.value(r, "ts") for r in rows if ctx.value(r, "ts") is not None]
-    t = ctx.table.filter(pl.col("input").is_in(list(inputs)) & pl.col("src").is_not_null())
-    if times:
-        lo, hi = min(times) - ONE_WAY_WINDOW_NS, max(times) + ONE_WAY_WINDOW_NS  # type: ignore[operator]
-        t = t.filter(pl.col("ts").is_null() | pl.col("ts").is_between(lo, hi))
-    pairs = t.select("src", "dst").unique()
+    """True when the inputs that saw these journeys show no address pair in both directions around those moments."""
+    seen = sorted({(ctx.value(h, "input"), ctx.value(h, "ts")) for j in journeys for h in j.hops}, key=str)
+    windows: list[tuple[object, int | None, int | None]] = []
+    for source, ts in seen:
+        lo, hi = (None, None) if ts is None else (ts - ONE_WAY_WINDOW_NS, ts + ONE_WAY_WINDOW_NS)  # type: ignore[operator]
+        if windows and windows[-1][0] == source and lo is not None and windows[-1][2] is not None and lo <= windows[-1][2]:
+            windows[-1] = (source, windows[-1][1], hi)
+        else:
+            windows.append((source, lo, hi))
+    inside = pl.lit(False)
+    for source, lo, hi in windows[:64]:
+        here = pl.col("input") == source
+        if lo is not None:
+            here = here & pl.col("ts").is_between(lo, hi)
+        inside = inside | here.fill_null(False)
+    pairs = ctx.table.filter(inside & pl.col("src").is_not_null()).select("src", "dst").unique()
     both = pairs.join(pairs.rename({"src": "dst", "dst": "src"}), on=["src", "dst"], how="inner")
     return both.is_empty()
 
@@ -145,7 +161,7 @@ def _icmp_errors(ctx: Context, flow: Flow) -> list[str]:
     return out[:5]
 
 
-def _arp(ctx: Context, end: int | None) -> list[Finding]:
+def _arp(ctx: Context) -> list[Finding]:
     """ARP requests for an address that never answered (probes and gratuitous ARP excluded)."""
     arp = ctx.table.filter(pl.col("arp_op").is_not_null())
     if arp.is_empty():
@@ -158,7 +174,7 @@ def _arp(ctx: Context, end: int | None) -> list[Finding]:
         spa, tpa = ctx.value(j.hops[0], "arp_spa"), ctx.value(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue
-        if end is not None and j.hops[-1].ts is not None and j.hops[-1].ts + REPLY_WAIT_NS > end:
+        if not _capture_went_on(ctx, j):
             continue
         asks[tpa].append(j)  # type: ignore[index]
     out = []

@@ -1,0 +1,98 @@
+"""drop and asymmetric_path on synthetic captures (kube-router-like two nodes, `-i any` on each)."""
+
+from __future__ import annotations
+
+from cniscope.results import FindingKind, Severity
+from tests.findings.wire import ACK, IN, OUT, PSH, SYN, Wire, alarms, of_kind, tcp
+
+N1, N3 = "node1", "node3"
+CLIENT, WEB = "10.244.1.11", "10.244.3.10"
+V1, V3 = "veth1a2b3c4d", "veth9f8e7d6c"
+OUT_OF_N1 = [(N1, V1, IN), (N1, "kube-bridge", IN), (N1, "eth0", OUT)]
+INTO_N3 = [(N3, "eth0", IN), (N3, "kube-bridge", OUT), (N3, V3, OUT)]
+OUT_OF_N3 = [(N3, V3, IN), (N3, "kube-bridge", IN), (N3, "eth0", OUT)]
+INTO_N1 = [(N1, "eth0", IN), (N1, "kube-bridge", OUT), (N1, V1, OUT)]
+
+
+def conversation(wire: Wire, start_us: float, sport: int = 40000) -> None:
+    """A whole HTTP exchange client -> web across the nodes, every packet on every hop."""
+    t = start_us
+    wire.path(tcp(CLIENT, sport, WEB, 80, SYN, 100, ip_id=1, mss=1460), OUT_OF_N1 + INTO_N3, t)
+    wire.path(tcp(WEB, 80, CLIENT, sport, SYN | ACK, 900, 101, ip_id=0, mss=1460), OUT_OF_N3 + INTO_N1, t + 200)
+    wire.path(tcp(CLIENT, sport, WEB, 80, ACK, 101, 901, ip_id=2), OUT_OF_N1 + INTO_N3, t + 400)
+    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, 101, 901, ip_id=3, length=80), OUT_OF_N1 + INTO_N3, t + 500)
+    wire.path(tcp(WEB, 80, CLIENT, sport, ACK, 901, 181, ip_id=1), OUT_OF_N3 + INTO_N1, t + 700)
+
+
+def test_a_clean_cross_node_exchange_raises_no_alarm() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    conversation(wire, 500_000, sport=40001)
+    report = wire.analyze()
+    assert alarms(report) == []
+    assert of_kind(report, FindingKind.RETRANSMISSION) == []
+
+
+def test_syn_forwarded_nowhere_is_a_drop_at_the_nic_with_the_forward_chain_to_check() -> None:
+    wire = Wire()
+    conversation(wire, 0)  # node3 is captured and knows its pod
+    for i, delay in enumerate((0, 1_000_000, 3_000_000)):  # the SYN and two re-sends, each lost after node3 eth0 In
+        wire.path(tcp(CLIENT, 41000, WEB, 80, SYN, 5000, ip_id=10 + i), OUT_OF_N1 + INTO_N3[:1], 1_000_000 + delay)
+    conversation(wire, 5_000_000, sport=40002)  # and the capture went on
+    report = wire.analyze()
+    drops = of_kind(report, FindingKind.DROP)
+    assert len(drops) == 1
+    drop = drops[0]
+    assert (drop.node, drop.iface, drop.severity) == (N3, "eth0", Severity.ERROR)
+    assert len(drop.journeys) == 3
+    assert "FORWARD" in drop.next_step
+    unanswered = of_kind(report, FindingKind.UNANSWERED)
+    assert len(unanswered) == 1 and "2 retries" in unanswered[0].explanation
+
+
+def test_packet_that_left_a_node_but_never_reached_the_captured_peer() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    wire.path(tcp(CLIENT, 41000, WEB, 80, SYN, 5000, ip_id=10), OUT_OF_N1, 1_000_000)
+    conversation(wire, 2_000_000, sport=40002)
+    drop = of_kind(wire.analyze(), FindingKind.DROP)
+    assert len(drop) == 1
+    assert (drop[0].node, drop[0].iface) == (N1, "eth0")
+    assert "never reached node3" in drop[0].title
+
+
+def test_a_packet_delivered_to_the_node_itself_is_no_drop() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    node3 = "192.168.200.13"
+    wire.path(tcp(node3, 50000, CLIENT, 22, SYN, 1, ip_id=5), [(N3, "eth0", OUT)] + INTO_N1, 100_000)  # node3 sends: its address
+    wire.path(tcp(CLIENT, 22, node3, 50000, SYN | ACK, 7, 2, ip_id=6), OUT_OF_N1 + [(N3, "eth0", IN)], 100_200)
+    wire.path(tcp(node3, 50000, CLIENT, 22, ACK, 2, 8, ip_id=7), [(N3, "eth0", OUT)] + INTO_N1, 100_400)
+    conversation(wire, 1_000_000, sport=40002)
+    assert of_kind(wire.analyze(), FindingKind.DROP) == []
+
+
+def test_a_capture_on_one_interface_cannot_prove_a_drop_after_it() -> None:
+    wire = Wire()
+    for i in range(3):
+        wire.see(tcp(CLIENT, 41000 + i, WEB, 80, SYN, 5000 + i, ip_id=10 + i), N3, "eth0", IN, i * 1_000_000)
+    for row in wire.rows:
+        row["linktype"] = 1  # Ethernet: `tcpdump -i eth0`
+    assert of_kind(wire.analyze(), FindingKind.DROP) == []
+
+
+def test_asymmetric_route_with_strict_rp_filter() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    outsider = "10.244.1.50"
+    for i in range(3):  # packets from the outsider arrive on eth0 and go no further
+        wire.path(tcp(outsider, 42000, WEB, 80, SYN, 7000, ip_id=20 + i), [(N3, "eth0", IN)], 1_000_000 + i * 1_000_000)
+    for i in range(2):  # node3's own packets to the outsider leave by eth1
+        wire.see(tcp("192.168.201.13", 43000, outsider, 9100, SYN, 800 + i, ip_id=30 + i), N3, "eth1", OUT, 1_500_000 + i * 1_000_000)
+    conversation(wire, 5_000_000, sport=40002)
+    report = wire.analyze()
+    asym = of_kind(report, FindingKind.ASYMMETRIC_PATH)
+    assert len(asym) == 1
+    assert (asym[0].node, asym[0].iface, asym[0].severity) == (N3, "eth0", Severity.ERROR)
+    assert "eth1" in asym[0].title and "rp_filter" in asym[0].next_step
+    assert of_kind(report, FindingKind.DROP) == []  # the same losses, explained once
