@@ -227,7 +227,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
     row_journey = {h.row: j.id for j in report.journeys for h in j.hops}
     findings = sorted(enumerate(report.findings), key=lambda item: -item[1].severity.rank)
     for n, finding in findings:
-        for jid in (*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey)):
+        for jid in dict.fromkeys((*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey))):
             flagged.setdefault(jid, []).append(n)
     base = min((h.ts for j in report.journeys for h in j.hops if h.ts is not None), default=0)
     points: dict[str, int] = {}
@@ -322,8 +322,8 @@ def _env() -> jinja2.Environment:
 def render(report: Report, limits: Limits = Limits()) -> str:
     """The page, as text."""
     data = page_data(report, limits)
-    # "</" would end the script element early; "<\/" is the same string in JSON
-    script_data = json.dumps(data["data"], separators=(",", ":")).replace("</", "<\\/")
+    # "<" (as in "</script>" or "<!--" in a capture's text) must not reach the HTML parser; \u003c is the same JSON
+    script_data = json.dumps(data["data"], separators=(",", ":")).replace("<", "\\u003c")
     return _env().get_template("report.html.j2").render(page=data, script_data=script_data, limits=limits)
 
 

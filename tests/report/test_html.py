@@ -1,0 +1,198 @@
+"""`--html`: the page's data and layout (pure), the page itself (self-contained), and the page in Chromium.
+
+The Chromium tests open the page in headless Chromium over the DevTools pipe
+(tests/report/browser.py), fail on any console error or uncaught exception,
+read the drawn diagrams back from the DOM, and keep a screenshot under
+artifacts/report/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cniscope.cli import cli
+from cniscope.report import html
+from tests.conftest import REPO, SEED
+from tests.report import browser
+from tests.report.build import service_call
+from tests.report.schema_check import validate_report_json
+
+ARTIFACTS = REPO / "artifacts" / "report"
+needs_chromium = pytest.mark.skipif(not Path(browser.CHROMIUM).exists(), reason="needs chromium (Debian package chromium)")
+SVG_NS = "http://www.w3.org/2000/svg"
+
+
+def _embedded(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    assert found
+    return json.loads(found.group(1))
+
+
+def test_topology_has_every_capture_point_and_the_paths_between_them():
+    topo = html.topology(service_call().journeys)
+    assert [n.name for n in topo["nodes"]] == ["node1", "node3"]
+    boxes = {(b.node, b.label): b for b in topo["boxes"]}
+    assert set(boxes) == {("node1", "veth3f2a9c1d"), ("node1", "kube-bridge"), ("node1", "eth0"),
+                          ("node3", "eth0"), ("node3", "kube-bridge"), ("node3", "vethc0ffee01")}
+    edges = {(e.a.split("\x1f")[0] + " " + e.a.split("\x1f")[1], e.b.split("\x1f")[0] + " " + e.b.split("\x1f")[1]): e
+             for e in topo["edges"]}
+    # 4 client packets one way, 2 server packets the other way, on every link of the path
+    assert edges[("node1 eth0", "node3 eth0")].packets == 4
+    assert edges[("node3 eth0", "node1 eth0")].packets == 2
+    assert edges[("node1 veth3f2a9c1d", "node1 kube-bridge")].cls == "nat"
+    assert edges[("node3 eth0", "node3 kube-bridge")].cls == "plain"
+    assert topo["services"] == [("10.96.0.10:80 -> 10.244.3.10:80", 4)]
+    # node columns do not overlap, boxes sit inside their node
+    first, second = topo["nodes"]
+    assert first.x + first.w < second.x
+    for box in topo["boxes"]:
+        node = first if box.node == "node1" else second
+        assert node.x <= box.x and box.x + html.BOX_W <= node.x + node.w and node.y <= box.y <= node.y + node.h
+
+
+def test_page_embeds_each_conversation_with_its_hops_relative_to_the_first_sighting():
+    report = service_call()
+    data = _embedded(html.render(report))
+    assert [f["id"] for f in data["flows"]] == [f.id for f in report.flows]
+    journeys = {j["id"]: j for j in data["journeys"]}
+    syn = report.journeys[0]
+    drawn = journeys[syn.id]
+    assert drawn["s"] == syn.summary
+    assert [data["points"][h[0]][:3] for h in drawn["h"]] == [[h.node, h.iface, h.direction] for h in syn.hops]
+    assert drawn["h"][0][1] == 0  # the first sighting of the report
+    assert [h[2] for h in drawn["h"]] == [h.delay_ns for h in syn.hops]
+    assert drawn["h"][1][3] == "dnat 10.96.0.10:80 -> 10.244.3.10:80"
+    assert drawn["f"] == [0]  # cited by the NAT finding
+
+
+def test_page_is_self_contained():
+    page = html.render(service_call())
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", page)
+    assert not re.search(r"<script[^>]*\bsrc=", page)
+    assert not re.search(r"url\((?!#)", page)  # CSS/SVG urls only point inside the page
+    assert set(re.findall(r"https?://[^\s\"'<>)]+", page)) <= {SVG_NS}
+
+
+def test_text_from_the_capture_cannot_break_out_of_the_page():
+    report = service_call()
+    evil = "</script><script>alert(1)</script><b>"
+    report.journeys[0] = dataclasses.replace(report.journeys[0], summary=evil)
+    report.findings[0] = dataclasses.replace(report.findings[0], title=evil)
+    page = html.render(report)
+    assert page.count("<script>alert(1)") == 0
+    assert _embedded(page)["journeys"][0]["s"] == evil
+
+
+def test_caps_say_what_was_left_out():
+    limits = html.Limits(flows=1, journeys_per_flow=2, journeys=10)
+    page = html.render(service_call(), limits)
+    data = _embedded(page)
+    assert [len(f["journeys"]) for f in data["flows"]] == [2]
+    assert data["flows"][0]["total"] == 6
+    assert "2 of 6 packets embedded" in page
+
+
+def test_cli_writes_html_next_to_json(tmp_path):
+    out = tmp_path / "seed.html"
+    result = CliRunner().invoke(cli, ["analyze", "--json", "--html", str(out), f"node3={SEED}"])
+    assert result.exit_code == 0, result.output
+    document = validate_report_json(result.stdout)
+    data = _embedded(out.read_text())
+    assert len(data["journeys"]) == len(document["journeys"])
+    assert {p[0] for p in data["points"]} == {"node3"}
+
+
+def _screenshot(name: str, png: bytes) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{name}.png").write_bytes(png)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+LADDER_POINTS = "[...document.querySelectorAll('#journey-{id} circle.hop')].map(c => c.dataset.point)"
+TOPOLOGY_POINTS = "[...document.querySelectorAll('#topology-svg .box')].map(b => b.dataset.point)"
+WATERFALL_ROWS = "[...document.querySelectorAll('#waterfall .wfrow')].map(r => r.dataset.point)"
+
+
+@needs_chromium
+def test_hand_built_page_in_chromium(tmp_path):
+    report = service_call()
+    page = tmp_path / "service.html"
+    html.write(report, str(page))
+    syn = report.journeys[0]
+    reply = report.journeys[1]
+    loaded = browser.load(page, {
+        "open": "document.querySelector('tr.flow.open').dataset.flow",
+        "syn": LADDER_POINTS.format(id=syn.id),
+        "waterfall": WATERFALL_ROWS,
+        "topology": TOPOLOGY_POINTS,
+        "highlighted": "document.querySelectorAll('#topology-svg .edge.hl').length",
+        # a finding's packet link expands the conversation and selects that packet
+        "link": f"document.querySelector('#journey-{reply.id}').dispatchEvent(new MouseEvent('click', {{bubbles: true}}));"
+                "document.querySelector('a.jl').click(); document.querySelector('.jr.sel').dataset.journey",
+    })
+    _screenshot("service-call", loaded.screenshot)
+    assert loaded.errors == []
+    assert loaded.values["open"] == str(report.flows[0].id)
+    assert loaded.values["syn"] == [h.point for h in syn.hops]
+    assert loaded.values["waterfall"] == [h.point for h in syn.hops]
+    assert len(loaded.values["topology"]) == 6
+    assert loaded.values["highlighted"] == 5 + 5  # both directions of the five links of the path
+    assert loaded.values["link"] == str(syn.id)
+
+
+@pytest.fixture(scope="module")
+def lab_capture(tmp_path_factory) -> dict[str, Path]:
+    """A kube-router lab of two nodes; client1 (node1) calls Service `web` (backed by web2 on node2)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 to build the lab (network namespaces)")
+    from cniscope.lab.capture import capture
+    from cniscope.lab.cluster import Lab
+    from cniscope.lab.spec import default_spec
+
+    out = tmp_path_factory.mktemp("lab")
+    lab = Lab.up(default_spec("kube-router", nodes=2, name=f"rep{os.getpid()}"))
+    try:
+        captures, answer = capture(lab, ["node1", "node2"], out, lambda: lab.curl("client1", "web"))
+    finally:
+        lab.down()
+    assert answer.stdout.strip() == "web2 on node2", answer
+    return {c.node: c.path for c in captures}
+
+
+@needs_chromium
+def test_lab_capture_page_in_chromium(lab_capture, tmp_path):
+    page = tmp_path / "lab.html"
+    result = CliRunner().invoke(cli, ["analyze", "--json", "--html", str(page),
+                                      *(f"{node}={path}" for node, path in lab_capture.items())])
+    assert result.exit_code == 0, result.output
+    document = validate_report_json(result.stdout)
+    syn = next(j for j in document["journeys"] if "[S]" in j["summary"] and ":80 " in j["summary"])
+    flow = syn["flow"]
+    loaded = browser.load(page, {
+        "expand": f"document.querySelector('tr.flow[data-flow=\"{flow}\"]').click(); "
+                  "document.querySelector('tr.flow.open').dataset.flow",
+        "syn": LADDER_POINTS.format(id=syn["id"]),
+        "select": f"document.querySelector('#journey-{syn['id']}').dispatchEvent(new MouseEvent('click')); 1",
+        "waterfall": WATERFALL_ROWS,
+        "topology": TOPOLOGY_POINTS,
+    })
+    _screenshot("lab-kube-router-service", loaded.screenshot)
+    assert loaded.errors == []
+    assert loaded.values["expand"] == str(flow)
+    points = loaded.values["syn"]
+    # kube-router, pod to Service across nodes: client pod veth, kube-bridge, eth0 on node1; eth0, kube-bridge, web2's veth on node2
+    assert [p.split()[0] for p in points] == ["node1"] * 3 + ["node2"] * 3, points
+    ifaces = [p.split()[1] for p in points]
+    assert ifaces[0].startswith("veth") and ifaces[5].startswith("veth") and ifaces[0] != ifaces[5], points
+    assert ifaces[1:5] == ["kube-bridge", "eth0", "eth0", "kube-bridge"], points
+    assert points == [h["point"] for h in syn["hops"]]
+    assert loaded.values["waterfall"] == points
+    assert {"node1 eth0", "node2 eth0", "node1 kube-bridge", "node2 kube-bridge"} <= set(loaded.values["topology"])
