@@ -88,8 +88,9 @@ def switched(port: str, tunnel: str, gateway: str, nic: str = "eth0", hidden_del
     return (
         Path(Traffic.POD_TO_POD_SAME_NODE, (leave, enter), one_node=True, note="switched without the IP stack: TTL unchanged"),
         Path(Traffic.POD_TO_POD_CROSS_NODE, (leave,) + out + into + (enter,)),
-        Path(Traffic.POD_TO_SERVICE, (Step(Role.HOST_VETH, "In", SRC, port, nat="dnat", note="service translated at the pod's port"),)
-             + out + into + (enter,), note="endpoint on another node"),
+        Path(Traffic.POD_TO_SERVICE, (Step(Role.HOST_VETH, "In", SRC, port, note="destination is the service address, translated right after this tap"),)
+             + (replace(out[0], nat="dnat"), out[1]) + into + (enter,),
+             note="endpoint on another node; cilium's socket load balancing translates before the first packet, so the service address may never show"),
         Path(Traffic.NODE_TO_POD, (Step(Role.GATEWAY, "Out", DST, gateway, optional=True), enter), one_node=True),
         Path(Traffic.EXTERNAL_TO_NODEPORT, (Step(Role.NIC, "In", DST, nic, note="to node:nodePort"),
                                             Step(Role.HOST_VETH, "Out", DST, port, nat="dnat+snat", optional=hidden_delivery))),
