@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,13 +19,13 @@ from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.inventory import write_inventory
 from cniscope.lab.spec import seed_spec
+from cniscope.results import Report
 from cniscope.sources import InputSpec
 
 
-def run_demo(output: Path, echo=click.echo) -> str:  # type: ignore[no-untyped-def]
-    """Build, capture, analyze, tear down; return the rendered report."""
+def run_demo(output: Path, echo: Callable[[str], None] = click.echo) -> Report:
+    """Build, capture into `output`, tear down, analyze; return the report."""
     from cniscope.analyze import analyze
-    from cniscope.report.text import render
 
     spec = seed_spec(name=f"demo{os.getpid()}")
     echo(f"building the seed cluster ({spec.model}: {', '.join(f'{n.name} {n.ip}' for n in spec.nodes)}) ...")
@@ -38,17 +39,18 @@ def run_demo(output: Path, echo=click.echo) -> str:  # type: ignore[no-untyped-d
             echo(f"  {result.stdout.strip()}")
         inventory = write_inventory(spec, output / "cluster.yaml")
     echo(f"lab removed; capture in {captures[0].path} ({captures[0].packets} packets), inventory {inventory}\n")
-    report = analyze([InputSpec(str(c.path), node=c.node) for c in captures], cluster=str(inventory))
-    return render(report)
+    return analyze([InputSpec(str(c.path), node=c.node) for c in captures], cluster=str(inventory))
 
 
 @click.command("demo")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Keep the capture here (default: a temporary dir).")
 def demo_command(output: str | None) -> None:
     """Build the seed's kube-router cluster, curl the nginx pod from master2, capture on node3, explain, tear down."""
+    from cniscope.report.text import render
+
     if output:
         Path(output).mkdir(parents=True, exist_ok=True)
-        click.echo(run_demo(Path(output)))
+        click.echo(render(run_demo(Path(output))))
         return
     with tempfile.TemporaryDirectory(prefix="cniscope-demo-") as tmp:
-        click.echo(run_demo(Path(tmp)))
+        click.echo(render(run_demo(Path(tmp))))

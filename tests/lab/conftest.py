@@ -24,13 +24,13 @@ def lab_name(suffix: str) -> str:
     return f"{TEST_PREFIX}-{suffix}"
 
 
-def test_namespaces() -> list[str]:
+def lab_namespaces() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(f"{NS_PREFIX}{TEST_PREFIX}")]
 
 
 def assert_no_leak() -> None:
-    assert test_namespaces() == []
+    assert lab_namespaces() == []
     leftover = sorted(p.name for p in STATE_ROOT.glob(f"{TEST_PREFIX}*")) if STATE_ROOT.is_dir() else []
     assert leftover == []
 

@@ -7,11 +7,14 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
+from cniscope.analyze import analyze
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
+from cniscope.lab.inventory import write_inventory
 from cniscope.lab.naming import cali_name, veth_name
 from cniscope.lab.spec import BUILDABLE, default_spec
 from cniscope.packets.schema import Direction, Tunnel
+from cniscope.sources import InputSpec
 
 from .conftest import lab_name, needs_root
 from .helpers import read_captures, syn_sightings
@@ -70,3 +73,6 @@ def test_sightings_on_the_destination_node(lab: Lab, tmp_path) -> None:
         assert tunnelled.select("outer_dport", "vni").row(0) == (port, vni)
     else:
         assert tunnelled.height == 0
+    inventory = write_inventory(lab.spec, tmp_path / "cluster.yaml")
+    report = analyze([InputSpec(str(c.path), node=c.node) for c in captures], cluster=str(inventory))
+    assert report.model.name == lab.spec.model, report.model.evidence

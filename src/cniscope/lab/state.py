@@ -135,7 +135,8 @@ def pids_in(namespaces: list[str]) -> list[int]:
     return found
 
 
-def _gone(pid: int) -> bool:
+def gone(pid: int) -> bool:
+    """True when the process has exited (a zombie counts as gone: it holds no namespace)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except (FileNotFoundError, ProcessLookupError):
@@ -150,10 +151,10 @@ def kill_and_wait(pids: list[int], timeout: float = 5.0) -> list[int]:
         except ProcessLookupError:
             continue
     deadline = time.monotonic() + timeout
-    alive = [pid for pid in pids if not _gone(pid)]
+    alive = [pid for pid in pids if not gone(pid)]
     while alive and time.monotonic() < deadline:
         time.sleep(0.01)
-        alive = [pid for pid in alive if not _gone(pid)]
+        alive = [pid for pid in alive if not gone(pid)]
     return alive
 
 

@@ -1,0 +1,144 @@
+"""Labs come and go without leaks: CLI round trip, SIGKILLed owner reaped, side-by-side twins, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cniscope.errors import EnvironmentProblem, ExitCode, InputError
+from cniscope.lab import state as lab_state
+from cniscope.lab.cluster import Lab
+from cniscope.lab.naming import state_dir
+from cniscope.lab.spec import Fault, default_spec
+
+from .conftest import assert_no_leak, lab_name, needs_root, lab_namespaces
+
+pytestmark = needs_root
+CNISCOPE = [sys.executable, "-m", "cniscope"]
+
+
+def cniscope(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CNISCOPE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def alive(pid: int) -> bool:
+    return not lab_state.gone(pid)
+
+
+def test_cli_round_trip(tmp_path: Path) -> None:
+    name = lab_name("cli")
+    up = cniscope("lab", "up", "flannel-vxlan", "--nodes", "2", "--name", name)
+    assert up.returncode == 0, up.stderr
+    assert f"lab {name} (flannel-vxlan) up in" in up.stdout
+    try:
+        assert name in cniscope("lab", "list").stdout
+        curl = cniscope("lab", "curl", name, "client1", "web2")
+        assert (curl.returncode, curl.stdout) == (0, "web2 on node2\n")
+        links = cniscope("lab", "exec", name, "node1", "--", "ip", "-br", "link")
+        assert "flannel.1" in links.stdout and "cni0" in links.stdout
+        out = tmp_path / "cap"
+        cap = cniscope("lab", "capture", name, "--nodes", "node2", "-o", str(out), "--", "client1", "curl", "-s", "10.244.2.10")
+        assert cap.returncode == 0 and cap.stdout == "web2 on node2\n", cap.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["cluster.yaml", "node2.pcapng"]
+        fault = cniscope("lab", "fault", name, "drop", "node=node2", "iface=cni0", "dir=out")
+        assert fault.returncode == 0 and "-I FORWARD -o cni0" in fault.stdout
+        broken = cniscope("lab", "curl", name, "client1", "web2", "--max-time", "1")
+        assert broken.returncode == 28  # curl: timed out
+        bad = cniscope("lab", "exec", name, "node9", "--", "true")
+        assert bad.returncode == ExitCode.BAD_INPUT and "no node named 'node9'" in bad.stderr
+    finally:
+        down = cniscope("lab", "down", name)
+    assert down.returncode == 0, down.stderr
+    assert_no_leak()
+
+
+def test_sigkilled_owner_is_reaped() -> None:
+    name = lab_name("orphan")
+    script = (
+        "import sys, time\n"
+        "from cniscope.lab.cluster import Lab\n"
+        "from cniscope.lab.spec import default_spec\n"
+        f"Lab.up(default_spec('kube-router', 2, name={name!r}))\n"
+        "print('up', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline() == "up\n"
+        state = lab_state.load(name)
+        assert state.owner == owner.pid and lab_state.owner_alive(state)
+        daemons = list(state.pids.values())
+        assert len(daemons) == 5 and all(alive(pid) for pid in daemons)  # 3 nginx, 2 bird
+        assert len(lab_namespaces()) == 6
+        assert name not in cniscope("lab", "reap").stdout  # owner alive: kept
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert "gone" in cniscope("lab", "list").stdout
+    reap = cniscope("lab", "reap")
+    assert f"reaped lab {name}" in reap.stdout
+    assert not any(alive(pid) for pid in daemons)
+    assert_no_leak()
+
+
+def test_two_identical_labs_side_by_side() -> None:
+    first = Lab.up(default_spec("calico-bgp", 2, name=lab_name("twin-a")))
+    try:
+        second = Lab.up(default_spec("calico-bgp", 2, name=lab_name("twin-b")))
+        try:
+            for lab in (first, second):
+                assert lab.curl("client1", "web2").stdout == "web2 on node2\n"
+            first.fault(Fault("drop", {"node": "node2", "iface": "eth0"}))
+            assert first.curl("client1", "web2", max_time=1).returncode == 28
+            assert second.curl("client1", "web2").returncode == 0  # the twin is untouched
+        finally:
+            second.down()
+    finally:
+        first.down()
+    assert_no_leak()
+
+
+@pytest.mark.parametrize(("model", "feature"), [("calico-ipip", "IPIP"), ("cilium-geneve", "Geneve"),
+                                                ("kube-proxy-ipvs", "IPVS"), ("cilium-vxlan", "eBPF")])
+def test_unbuildable_models_are_refused(model: str, feature: str) -> None:
+    result = cniscope("lab", "up", model, "--name", lab_name("refused"))
+    assert result.returncode == ExitCode.ENVIRONMENT
+    assert f"cannot build {model} here" in result.stderr and feature in result.stderr
+    assert_no_leak()
+
+
+def test_failed_build_leaves_nothing() -> None:
+    spec = default_spec("flannel-host-gw", 2, name=lab_name("broken"))
+    from dataclasses import replace
+
+    spec = replace(spec, faults=(Fault("mtu", {"node": "node1", "iface": "no-such-if", "mtu": "1400"}),))
+    with pytest.raises(EnvironmentProblem, match="no-such-if"):
+        Lab.up(spec)
+    assert not state_dir(spec.name).exists()
+    assert_no_leak()
+
+
+def test_taken_name_is_refused() -> None:
+    with Lab.up(default_spec("flannel-host-gw", 1, name=lab_name("taken"))) as lab:
+        with pytest.raises(InputError, match="exists already"):
+            Lab.up(default_spec("flannel-host-gw", 1, name=lab.name))
+        state = json.loads((state_dir(lab.name) / "state.json").read_text())
+        assert state["owner"] == os.getpid()
+    assert_no_leak()
+
+
+def test_up_and_down_are_recorded() -> None:
+    started = time.monotonic()
+    with Lab.up(default_spec("kube-router", 2, name=lab_name("timed"))) as lab:
+        assert 0 < lab.state.up_seconds < time.monotonic() - started
+        assert lab.state.converge_seconds is not None and lab.state.converge_seconds > 0  # BGP routes learned
+        routes = lab.exec("node1", ["ip", "route", "show", "10.244.2.0/24"]).stdout
+        assert "via 192.168.200.12" in routes and "proto bird" in routes
+    assert_no_leak()
