@@ -60,7 +60,7 @@ class Wire:
         if node not in self.nodes:
             self.nodes.append(node)
         row = dict(packet, **changes)
-        for key in ("src", "dst", "outer_src", "outer_dst", "arp_spa", "arp_tpa"):
+        for key in ("src", "dst", "outer_src", "outer_dst", "arp_spa", "arp_tpa", "quoted_src", "quoted_dst"):
             if isinstance(row.get(key), str):
                 row[key] = ip4_value(row[key])  # type: ignore[arg-type]
         row.update(input=self.nodes.index(node), node=node, iface=iface, direction=direction,

@@ -1,0 +1,137 @@
+"""mtu, nat, tunnel, missing NAT, checksum offload on synthetic captures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cniscope.results import FindingKind, Severity
+from tests.findings.test_paths import CLIENT, INTO_N1, INTO_N3, N1, N3, OUT_OF_N1, OUT_OF_N3, V1, V3, WEB, conversation
+from tests.findings.wire import ACK, IN, OUT, PSH, RST, SYN, Wire, alarms, icmp, of_kind, tcp, vxlan
+
+
+def test_large_packets_vanishing_after_a_hop_while_small_ones_pass_is_a_black_hole() -> None:
+    wire = Wire()
+    for i in range(4):
+        wire.path(icmp(CLIENT, WEB, 8, seq=i, size=84, ip_id=i), OUT_OF_N1 + INTO_N3, i * 1_000_000)
+        wire.path(icmp(WEB, CLIENT, 0, seq=i, size=84, ip_id=100 + i), OUT_OF_N3 + INTO_N1, i * 1_000_000 + 400)
+        wire.path(icmp(CLIENT, WEB, 8, ident=8, seq=i, size=1428, ip_id=50 + i), OUT_OF_N1, i * 1_000_000 + 500_000)
+    report = wire.analyze()
+    mtu = of_kind(report, FindingKind.MTU)
+    assert len(mtu) == 1
+    assert (mtu[0].node, mtu[0].iface, mtu[0].severity) == (N1, "eth0", Severity.ERROR)
+    assert "1428 bytes and more vanish, 84 bytes pass" in mtu[0].title
+    assert of_kind(report, FindingKind.DROP) == []  # the same losses, explained once
+
+
+def test_frag_needed_names_the_mtu_and_the_quoted_conversation() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    err = icmp("192.168.200.13", WEB, 3, icmp_code=4, size=576, icmp_mtu=1000, quoted_src=WEB, quoted_dst=CLIENT)
+    wire.path(err, [(N3, "kube-bridge", OUT), (N3, V3, OUT)], 1_000_000)
+    conversation(wire, 2_000_000, sport=40002)
+    mtu = of_kind(wire.analyze(), FindingKind.MTU)
+    assert len(mtu) == 1
+    assert "192.168.200.13 reports next-hop MTU 1000 for 10.244.3.10 -> 10.244.1.11" in mtu[0].title
+
+
+def _vxlan_conversation(wire: Wire, mss: int) -> None:
+    n1, n3 = "192.168.200.11", "192.168.200.13"
+    out1 = [(N1, V1, IN), (N1, "cni0", IN), (N1, "flannel.1", OUT)]
+    in3 = [(N3, "cni0", OUT), (N3, V3, OUT)]
+    syn = tcp(CLIENT, 40000, WEB, 80, SYN, 1, ip_id=1, mss=mss)
+    wire.path(syn, out1, 0)
+    wire.see(vxlan(n1, n3, syn), N1, "eth0", OUT, 20)
+    wire.see(vxlan(n1, n3, syn), N3, "eth0", IN, 120)
+    wire.path(syn, [(N3, "flannel.1", IN)] + in3, 125)
+    synack = tcp(WEB, 80, CLIENT, 40000, SYN | ACK, 5, 2, ip_id=0, mss=mss)
+    wire.path(synack, [(N3, V3, IN), (N3, "cni0", IN), (N3, "flannel.1", OUT)], 300)
+    wire.see(vxlan(n3, n1, synack), N3, "eth0", OUT, 320)
+    wire.see(vxlan(n3, n1, synack), N1, "eth0", IN, 420)
+    wire.path(synack, [(N1, "flannel.1", IN), (N1, "cni0", OUT), (N1, V1, OUT)], 425)
+
+
+def test_mss_larger_than_the_vxlan_mtu_allows() -> None:
+    wire = Wire()
+    _vxlan_conversation(wire, 1460)
+    report = wire.analyze()
+    mtu = of_kind(report, FindingKind.MTU)
+    assert len(mtu) == 1 and mtu[0].title.startswith("TCP MSS 1460 through vxlan: full segments need 1550 bytes")
+    assert "1450" in mtu[0].next_step
+    assert of_kind(report, FindingKind.TUNNEL), "the tunnel itself is reported as information"
+
+
+def test_mss_that_fits_the_tunnel_is_fine() -> None:
+    wire = Wire()
+    _vxlan_conversation(wire, 1410)
+    report = wire.analyze()
+    assert of_kind(report, FindingKind.MTU) == []
+    assert alarms(report) == []
+
+
+def test_reply_that_missed_its_reverse_nat_is_answered_by_rst() -> None:
+    """Client and endpoint on one bridge with br_netfilter off: the reply is bridged back untranslated."""
+    wire = Wire()
+    svc, other_v = "10.96.0.11", "veth55aa66bb"
+    endpoint = "10.244.1.10"
+    syn = tcp(CLIENT, 40000, svc, 80, SYN, 1, ip_id=1)
+    wire.path(syn, [(N1, V1, IN), (N1, "kube-bridge", IN)], 0)
+    wire.path(syn, [(N1, "kube-bridge", OUT), (N1, other_v, OUT)], 10, dst=endpoint)
+    wire.path(tcp(endpoint, 80, CLIENT, 40000, SYN | ACK, 7, 2, ip_id=0), [(N1, other_v, IN), (N1, V1, OUT)], 100)
+    wire.path(tcp(CLIENT, 40000, endpoint, 80, RST, 2, ip_id=2), [(N1, V1, IN), (N1, other_v, OUT)], 150)
+    conversation(wire, 1_000_000)
+    report = wire.analyze()
+    missing = of_kind(report, FindingKind.MISSING_REVERSE_NAT)
+    assert len(missing) == 1
+    m = missing[0]
+    assert (m.node, m.iface, m.severity) == (N1, V1, Severity.ERROR)
+    assert "client called 10.96.0.11:80" in m.title and "1 reset" in m.explanation
+    assert "br_netfilter" in m.next_step
+    resets = of_kind(report, FindingKind.RESET)
+    assert len(resets) == 1 and "sent by the client" in resets[0].title
+    assert [f.title for f in of_kind(report, FindingKind.NAT)] == ["DNAT 10.96.0.11:80 -> 10.244.1.10:80"]
+
+
+def test_nat_through_a_nodeport_with_its_reverse_on_the_reply() -> None:
+    wire = Wire()
+    client, node, bridge_ip = "192.168.200.50", "192.168.200.11", "10.244.1.1"
+    syn = tcp(client, 5000, node, 30080, SYN, 1, ip_id=1)
+    wire.see(syn, N1, "eth0", IN, 0)
+    wire.path(syn, [(N1, "kube-bridge", OUT), (N1, V1, OUT)], 10, src=bridge_ip, dst=CLIENT, dport=80)
+    synack = tcp(CLIENT, 80, bridge_ip, 5000, SYN | ACK, 9, 2, ip_id=0)
+    wire.path(synack, [(N1, V1, IN), (N1, "kube-bridge", IN)], 100)
+    wire.see(synack, N1, "eth0", OUT, 110, src=node, sport=30080, dst=client)
+    report = wire.analyze()
+    titles = sorted(f.title for f in of_kind(report, FindingKind.NAT))
+    assert titles == ["DNAT 192.168.200.11:30080 -> 10.244.1.11:80", "SNAT 192.168.200.50:5000 -> 10.244.1.1:5000"]
+    assert all("translated back" in f.explanation for f in of_kind(report, FindingKind.NAT))
+    assert of_kind(report, FindingKind.MISSING_REVERSE_NAT) == []
+
+
+def test_pod_address_leaving_the_cluster_without_snat(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text("nodes:\n  - {name: node1, addresses: [192.168.200.11], podCIDR: 10.244.1.0/24}\n"
+                       "  - {name: node3, addresses: [192.168.200.13], podCIDR: 10.244.3.0/24}\nserviceCIDR: 10.96.0.0/12\n")
+    wire = Wire()
+    outside = "198.51.100.7"
+    for i in range(2):
+        wire.path(tcp(CLIENT, 40000 + i, outside, 443, SYN, 10 + i, ip_id=i), [(N1, V1, IN), (N1, "cni0", IN), (N1, "eth0", OUT)],
+                  i * 1_000_000)
+    conversation(wire, 3_000_000)
+    found = of_kind(wire.analyze(model="flannel-host-gw", cluster=cluster), FindingKind.MISSING_SNAT)
+    assert len(found) == 1
+    assert (found[0].node, found[0].iface) == (N1, "eth0") and CLIENT in found[0].title
+    assert of_kind(wire.analyze(model="flannel-host-gw"), FindingKind.MISSING_SNAT) == []  # cluster ranges unknown: silent
+
+
+def test_bad_checksums_on_the_sender_are_an_offload_artefact() -> None:
+    wire = Wire()
+    pkt = tcp(CLIENT, 40000, WEB, 80, PSH | ACK, 1, 1, ip_id=9, length=100)
+    wire.path(pkt, OUT_OF_N1, 0, l4_csum_bad=True)
+    wire.path(pkt, INTO_N3, 110, l4_csum_bad=False)
+    conversation(wire, 1_000_000)
+    found = of_kind(wire.analyze(), FindingKind.CHECKSUM_OFFLOAD)
+    assert len(found) == 1
+    f = found[0]
+    assert f.node == N1 and f.severity is Severity.INFO
+    assert "artefact of checksum offload, not a fault" in f.title
+    assert len(f.rows) == 3

@@ -1,0 +1,97 @@
+"""unanswered, retransmission and reset on synthetic captures."""
+
+from __future__ import annotations
+
+from cniscope.results import FindingKind, Severity
+from tests.findings.test_paths import CLIENT, INTO_N1, INTO_N3, N1, OUT_OF_N1, OUT_OF_N3, V1, WEB, conversation
+from tests.findings.wire import ACK, IN, OUT, PSH, RST, SYN, Wire, alarms, arp, icmp, of_kind, tcp, udp_dns
+
+DNS = "10.244.3.53"
+
+
+def test_dns_queries_without_answer_count_retries_and_point_at_the_last_sighting() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    for i in range(3):  # the same query id re-sent
+        wire.path(udp_dns(CLIENT, 5353, DNS, 4242, answer=False, ip_id=50 + i), OUT_OF_N1 + INTO_N3[:2], 1_000_000 + i * 1_000_000)
+    conversation(wire, 5_000_000, sport=40002)
+    found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
+    assert len(found) == 1
+    f = found[0]
+    assert f.severity is Severity.ERROR
+    assert "3 DNS query(s) (1 distinct, 2 retries)" in f.explanation
+    assert (f.node, f.iface) == ("node3", "kube-bridge")
+
+
+def test_answered_dns_and_echo_are_not_reported() -> None:
+    wire = Wire()
+    wire.path(udp_dns(CLIENT, 5353, DNS, 7, answer=False), OUT_OF_N1 + INTO_N3, 0)
+    wire.path(udp_dns(DNS, 5353, CLIENT, 7, answer=True), OUT_OF_N3 + INTO_N1, 300)
+    wire.path(icmp(CLIENT, WEB, 8, seq=1), OUT_OF_N1 + INTO_N3, 1000)
+    wire.path(icmp(WEB, CLIENT, 0, seq=1), OUT_OF_N3 + INTO_N1, 1300)
+    conversation(wire, 1_000_000)
+    assert of_kind(wire.analyze(), FindingKind.UNANSWERED) == []
+
+
+def test_a_one_way_capture_reports_missing_replies_only_as_a_warning() -> None:
+    wire = Wire()
+    for seq in range(1, 6):  # `tcpdump -i eth0 dst WEB`: only requests, a second apart
+        wire.see(icmp(CLIENT, WEB, 8, seq=seq, ip_id=seq), N1, "eth0", OUT, seq * 1_000_000)
+    found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
+    assert len(found) == 1
+    assert found[0].severity is Severity.WARNING and "one-way filter" in found[0].explanation
+    assert "4 distinct" in found[0].explanation  # the last request: the capture stopped before its reply could show
+
+
+def test_unanswered_arp() -> None:
+    wire = Wire()
+    for i in range(3):
+        wire.see(arp(1, "10.244.1.11", "10.244.1.1"), N1, V1, IN, i * 1_000_000)
+    wire.see(arp(1, "10.244.1.11", "10.244.1.12"), N1, V1, IN, 3_500_000)
+    wire.see(arp(2, "10.244.1.12", "10.244.1.11"), N1, V1, OUT, 3_500_100)
+    conversation(wire, 4_000_000)
+    found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
+    assert [f.title for f in found] == ["ARP who-has 10.244.1.1: no reply (3 request(s) from 10.244.1.11)"]
+
+
+def test_copies_on_several_interfaces_are_not_retransmissions_but_a_resend_is() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    # the request's data segment is lost once after node1 and re-sent 200 ms later (new IP id)
+    sport = 40000
+    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, 181, 901, ip_id=40, length=100), OUT_OF_N1, 1_000_000)
+    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, 181, 901, ip_id=41, length=100), OUT_OF_N1 + INTO_N3, 1_200_000)
+    wire.path(tcp(WEB, 80, CLIENT, sport, ACK, 901, 281, ip_id=42), OUT_OF_N3 + INTO_N1, 1_200_500)
+    report = wire.analyze()
+    found = of_kind(report, FindingKind.RETRANSMISSION)
+    assert len(found) == 1
+    assert "1 retransmission" in found[0].title
+    assert "node1 eth0 Out" in found[0].explanation  # where the original was last seen
+
+
+def test_reset_by_the_server_is_a_refusal() -> None:
+    wire = Wire()
+    wire.path(tcp(CLIENT, 40000, WEB, 81, SYN, 100, ip_id=1), OUT_OF_N1 + INTO_N3, 0)
+    wire.path(tcp(WEB, 81, CLIENT, 40000, RST | ACK, 0, 101, ip_id=0), OUT_OF_N3 + INTO_N1, 300)
+    conversation(wire, 1_000_000)
+    resets = of_kind(wire.analyze(), FindingKind.RESET)
+    assert len(resets) == 1
+    r = resets[0]
+    assert r.title.startswith("TCP reset sent by the server 10.244.3.10:81")
+    assert r.severity is Severity.WARNING and "refused" in r.explanation
+    assert (r.node, r.iface) == ("node3", "veth9f8e7d6c")
+
+
+def test_the_seed_shape_three_copies_per_packet_raises_nothing() -> None:
+    wire = Wire()
+    node3 = [("node3", "eth0", IN), ("node3", "kube-bridge", OUT), ("node3", "veth9f8e7d6c", OUT)]
+    back = [("node3", "veth9f8e7d6c", IN), ("node3", "kube-bridge", IN), ("node3", "eth0", OUT)]
+    c = "192.168.200.21"
+    wire.path(tcp(c, 56888, WEB, 80, SYN, 1, ip_id=1), node3, 0, step_us=100)
+    wire.path(tcp(WEB, 80, c, 56888, SYN | ACK, 9, 2, ip_id=0), back, 400)
+    wire.path(tcp(c, 56888, WEB, 80, ACK, 2, 10, ip_id=2), node3, 800)
+    wire.path(tcp(c, 56888, WEB, 80, PSH | ACK, 2, 10, ip_id=3, length=77), node3, 900)
+    wire.path(tcp(WEB, 80, c, 56888, ACK, 10, 79, ip_id=1), back, 1000)
+    report = wire.analyze()
+    assert alarms(report) == []
+    assert of_kind(report, FindingKind.RETRANSMISSION) == []
