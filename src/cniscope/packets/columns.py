@@ -32,21 +32,36 @@ ARROW_SCHEMA = pa.schema([(c.name, ARROW_TYPE[c.name]) for c in COLUMNS])
 
 
 class Columns:
+    """`valid[name]` is None while every row of the column is set (the usual case: no mask to build)."""
+
     def __init__(self, n: int) -> None:
         self.n = n
         self.values: dict[str, np.ndarray] = {}
-        self.valid: dict[str, np.ndarray] = {}
+        self.valid: dict[str, np.ndarray | None] = {}
         self.ready: dict[str, pa.Array] = {}
+        self.adopted: set[int] = set()  # ids of caller arrays kept as columns: never adopt one twice
 
     def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         values = self.values.get(name)
         if values is None:
             values = self.values[name] = np.zeros(self.n, dtype=NUMPY_TYPE[name])
             self.valid[name] = np.zeros(self.n, dtype=np.bool_)
-        return values, self.valid[name]
+        valid = self.valid[name]
+        if valid is None:
+            valid = self.valid[name] = np.ones(self.n, dtype=np.bool_)
+        return values, valid
 
     def put(self, name: str, rows: Rows, values: np.ndarray | int | bool | str) -> None:
         """Set `name` for `rows` (values broadcast to the selection)."""
+        if (
+            isinstance(rows, slice) and name not in self.values and isinstance(values, np.ndarray)
+            and values.dtype == NUMPY_TYPE[name] and values.shape == (self.n,) and values.base is None
+            and id(values) not in self.adopted
+        ):
+            self.adopted.add(id(values))
+            self.values[name] = values  # a whole column, already in shape: keep it as is
+            self.valid[name] = None
+            return
         target, valid = self._arrays(name)
         target[rows] = values
         valid[rows] = True
@@ -55,8 +70,8 @@ class Columns:
         """Set `name` for the `rows` where `mask` holds (values and mask are aligned with `rows`)."""
         target, valid = self._arrays(name)
         if isinstance(rows, slice):
-            target[rows][mask] = values[mask]
-            valid[rows] = valid[rows] | mask
+            np.copyto(target, values, where=mask, casting="unsafe")
+            valid |= mask
         else:
             picked = rows[mask]
             target[picked] = values[mask]
@@ -64,9 +79,8 @@ class Columns:
 
     def clear(self, names: Iterable[str], rows: Rows) -> None:
         for name in names:
-            valid = self.valid.get(name)
-            if valid is not None:
-                valid[rows] = False
+            if name in self.values:
+                self._arrays(name)[1][rows] = False
 
     def put_row(self, row: int, fields: Mapping[str, object]) -> None:
         for name, value in fields.items():
@@ -80,10 +94,7 @@ class Columns:
         self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings).cast(pa.string())
 
     def to_arrow(self) -> pa.RecordBatch:
-        arrays = []
-        for c in COLUMNS:
-            arrays.append(self._arrow(c.name))
-        return pa.RecordBatch.from_arrays(arrays, schema=ARROW_SCHEMA)
+        return pa.RecordBatch.from_arrays([self._arrow(c.name) for c in COLUMNS], schema=ARROW_SCHEMA)
 
     def _arrow(self, name: str) -> pa.Array:
         if name in self.ready:
@@ -92,8 +103,8 @@ class Columns:
         if values is None:
             return pa.nulls(self.n, ARROW_TYPE[name])
         valid = self.valid[name]
-        if valid.all():
-            return pa.array(values, type=ARROW_TYPE[name], from_pandas=False)
+        if valid is None or valid.all():
+            return pa.array(values, type=ARROW_TYPE[name])
         if not valid.any():
             return pa.nulls(self.n, ARROW_TYPE[name])
         return pa.array(values, type=ARROW_TYPE[name], mask=~valid)

@@ -291,8 +291,7 @@ class _Decoder:
             proto, l4 = int(ip["proto"]), pos + (int(ip["vihl"]) & 15) * 4
         out["quoted_proto"] = proto
         if proto in (H.PROTO_TCP, H.PROTO_UDP):
-            self.need_bytes(l4, 4, "quoted ports")
-            ports = H.UDP.unpack(self.buf, l4)
+            ports = self.need(H.PORTS, l4)
             out.update(quoted_sport=ports["sport"], quoted_dport=ports["dport"])
 
     # -- tunnels ---------------------------------------------------------------

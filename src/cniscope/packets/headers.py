@@ -119,6 +119,7 @@ TCP = _h(
     ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("seq", 4, ">u4"), ("ack", 8, ">u4"),
     ("doff", 12, "u1"), ("flags", 13, "u1"), ("win", 14, ">u2"),
 )
+PORTS = _h("ports", 4, ("sport", 0, ">u2"), ("dport", 2, ">u2"))  # the start of a TCP/UDP header quoted by ICMP
 UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"))
 ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("id", 4, ">u2"), ("seq", 6, ">u2"), ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
 VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
