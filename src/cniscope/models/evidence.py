@@ -170,6 +170,7 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
     found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
     flags, proto, dport = table["tcp_flags"].to_list(), table["proto"].to_list(), table["dport"].to_list()
+    translated: set[str] = set()
     for journey in journeys:
         first = journey.hops[0].row
         request = (proto[first] == 6 and flags[first] is not None and flags[first] & 0x12 == 0x02) or (
@@ -180,6 +181,10 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
             for change in nat_changes(hop):
                 if change.kind is ChangeKind.DNAT:
                     found.add(change.after.rsplit(":", 1)[0])
+                    translated.add(change.before.rsplit(":", 1)[0])  # a service or node port address
+                else:
+                    translated.add(change.after.rsplit(":", 1)[0])  # a masquerade source: a node
+    found -= translated
     if inventory is not None:
         seen = _texts(table["src"]) | _texts(table["dst"])
         found |= {a for a in seen if inventory.is_pod_address(a)}

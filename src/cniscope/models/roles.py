@@ -66,6 +66,11 @@ class _Context:
         return addr
 
 
+def _addressed(dst: str | None) -> bool:
+    """A unicast destination (not ARP, broadcast or multicast)."""
+    return dst is not None and not ipaddress.ip_address(dst).is_multicast and not dst.endswith(".255")
+
+
 def _model(verdict: ModelVerdict) -> Model | None:
     return MODELS.get(verdict.name) or (MODELS.get(verdict.runner_up) if verdict.runner_up else None)
 
@@ -137,6 +142,8 @@ def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, c
     way = f", {direction.lower()}" if direction else ""
     encapsulated = bool(ctx.tunnel[hop.row])
     if role is Role.HOST_VETH:
+        if not _addressed(ctx.dst[hop.row]):
+            return f"pod veth{name}{way} (flooded)" if ctx.dst[hop.row] else f"pod veth{name}{way}"
         if direction == "Out":
             return f"veth{name} to pod {ctx.who(ctx.dst[hop.row])}"
         if direction == "In":
@@ -219,6 +226,8 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     covered = _covered(journeys, ctx)
     findings: list[Finding] = []
     for journey in journeys:
+        if not _unicast(journey, ctx):
+            continue  # flooded frames (ARP, broadcast, multicast) take every port: no expected path
         for node, idx in _groups(journey, ctx):
             group = [journey.hops[i] for i in idx]
             if len(group) < 2:
@@ -230,6 +239,12 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
             else:
                 findings.extend(_compare_unnamed(journey, node, group, covered, ctx))
     return findings
+
+
+def _unicast(journey: Journey, ctx: _Context) -> bool:
+    first = journey.hops[0].row
+    dst = ctx.dst[first]
+    return _addressed(dst) and not any(h.direction in ("B", "M") for h in journey.hops)
 
 
 def _covered(journeys: list[Journey], ctx: _Context) -> dict[str, set]:
