@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -146,25 +144,6 @@ def test_hand_built_page_in_chromium(tmp_path):
     assert len(loaded.values["topology"]) == 6
     assert loaded.values["highlighted"] == 5 + 5  # both directions of the five links of the path
     assert loaded.values["link"] == str(syn.id)
-
-
-@pytest.fixture(scope="module")
-def lab_capture(tmp_path_factory) -> dict[str, Path]:
-    """A kube-router lab of two nodes; client1 (node1) calls Service `web` (backed by web2 on node2)."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to build the lab (network namespaces)")
-    from cniscope.lab.capture import capture
-    from cniscope.lab.cluster import Lab
-    from cniscope.lab.spec import default_spec
-
-    out = tmp_path_factory.mktemp("lab")
-    lab = Lab.up(default_spec("kube-router", nodes=2, name=f"rep{os.getpid()}"))
-    try:
-        captures, answer = capture(lab, ["node1", "node2"], out, lambda: lab.curl("client1", "web"))
-    finally:
-        lab.down()
-    assert answer.stdout.strip() == "web2 on node2", answer
-    return {c.node: c.path for c in captures}
 
 
 @needs_chromium

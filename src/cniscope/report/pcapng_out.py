@@ -1,11 +1,15 @@
 """`--pcapng`: the captured packets again, explained inside the capture, for Wireshark.
 
-Every sighting of the report becomes one packet in the output, in input order:
-a section per (input, node) run with the node in its comment (`node=<name>`,
-as `cniscope.pcapng_writer` writes it), an interface block per interface
-with its name, direction in epb_flags, and a comment on every packet:
+Every sighting of the report becomes one packet in the output, in input order,
+in one section: an interface block per (node, interface) with the interface's
+name and the node in its description (`node=<name>`, which cniscope's reader
+takes as the interface's node), direction in epb_flags, and a comment on every
+packet:
 
-    journey 12, hop 2 of 3: kube-bridge Out (pod bridge), +212 us; DNAT 10.96.0.10:80 -> 10.244.3.10:80; conversation 4
+    journey 12, hop 2 of 3: node3 kube-bridge Out (pod bridge), +212 us; DNAT 10.96.0.10:80 -> 10.244.3.10:80; conversation 4
+
+One section rather than one per node because Wireshark 4.0 gives the packets
+of later sections the interfaces of the first (measured with tshark 4.0.17).
 
 Binary inputs (pcap, pcapng, compressed or not) are read again with the
 readers' own batch API (`cniscope.sources.pcap` / `pcapng`) and each frame is
@@ -16,9 +20,10 @@ capture given as `-` is refused (`InputError`).
 tcpdump text holds no bytes. Its packets are *rebuilt* from the decoded
 fields (Ethernet when the text showed MACs, else zero MACs; IPv4/IPv6; TCP,
 UDP or ICMP headers with the ports, flags, sequence numbers, window, ids the
-text gave; payload zero-filled to the length the text gave; TCP options left
-out; checksums of rebuilt headers are computed, so a bad checksum in the text
-is not reproduced); ARP is rebuilt as ARP. The section comment and every
+text gave, 0 where it gave none, TTL 64 when unknown; payload zero-filled to
+the length the text gave; TCP options left out; checksums of rebuilt headers
+are computed, so a bad checksum in the text is not reproduced); ARP is
+rebuilt as ARP. The section comment and every
 packet's comment say so ("rebuilt from text line 17"). A tunnelled sighting
 is rebuilt as its inner packet, the envelope named in the comment.
 Time-of-day and relative clocks end up near 1970-01-01 (the date is unknown).
@@ -27,12 +32,9 @@ Time-of-day and relative clocks end up near 1970-01-01 (the date is unknown).
 from __future__ import annotations
 
 import ipaddress
-import mmap
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,8 +45,8 @@ from cniscope.packets.schema import Direction, LinkType, Tunnel, ip4_text
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.report.text import duration
 from cniscope.results import Hop, Journey, Report
-from cniscope.sources import FrameBatch, InputInfo, pcap, pcapng
-from cniscope.sources.open import COMPRESSIONS, sniff
+from cniscope.sources import FrameBatch, InputInfo, InputSpec
+from cniscope.sources.open import iter_input_batches
 
 REBUILT_NOTE = ("frames rebuilt by cniscope from tcpdump text: headers from the decoded fields, payload zero-filled, "
                 "TCP options left out")
@@ -55,7 +57,6 @@ UNNAMED_BY_LINKTYPE = {int(LinkType.LINUX_SLL): "any", int(LinkType.LINUX_SLL2):
 class Written:
     packets: int = 0
     rebuilt: int = 0  # from text
-    sections: int = 0
 
 
 def comments(report: Report) -> list[str]:
@@ -76,7 +77,7 @@ def comments(report: Report) -> list[str]:
             text = _hop_text(journey, k)
         elif cols["journey"][row] is not None:
             n, of = cols["hop"][row], cols["hops"][row]
-            where = cols["iface"][row] or cols["node"][row] or "capture point"
+            where = " ".join(x for x in (cols["node"][row], cols["iface"][row]) if x) or "capture point"
             text = f"journey {cols['journey'][row]}, hop {(n or 0) + 1} of {of}: {where}"
             if n:
                 text += f", +{duration(cols['delay'][row])}"
@@ -93,8 +94,7 @@ def comments(report: Report) -> list[str]:
 
 def _hop_text(journey: Journey, k: int) -> str:
     hop: Hop = journey.hops[k]
-    place = " ".join(x for x in (hop.iface, hop.direction) if x) if hop.iface else hop.point
-    text = f"journey {journey.id}, hop {k + 1} of {len(journey.hops)}: {place}"
+    text = f"journey {journey.id}, hop {k + 1} of {len(journey.hops)}: {hop.point}"
     if hop.role:
         text += f" ({hop.role})"
     if k:
@@ -114,45 +114,46 @@ def write(report: Report, path: str) -> Written:
                              "give it as a file")
     notes = comments(report)
     written = Written()
+    nodes = sorted({i.node for i in report.inputs if i.node} | set(report.table["node"].drop_nulls().unique().to_list()))
+    text = any(i.format == "text" for i in report.inputs)
     with PcapngWriter(path) as writer:
+        # one section: Wireshark 4.0 mixes up interfaces of later sections, so nodes go into interface descriptions
+        writer.section(comment="annotated by cniscope; nodes: " + (", ".join(nodes) or "not named")
+                       + (f"; {REBUILT_NOTE}" if text else ""))
+        interfaces = _Interfaces(writer)
         for info in report.inputs:
             part = report.table.with_row_index("_row").filter(pl.col("input") == info.index)
             if not part.height:
                 continue
             if info.format in ("pcap", "pcapng"):
-                _binary(writer, info, part, notes, written)
+                _binary(writer, interfaces, info, part, notes, written)
             else:
-                _rebuilt(writer, info, part, notes, written)
+                _rebuilt(writer, interfaces, info, part, notes, written)
     return written
 
 
-class _Sections:
-    """Starts a section whenever the node changes, and an interface block per (name, link type) in it."""
+class _Interfaces:
+    """An interface block per (node, name, link type), the node in its description (`node=<name>`)."""
 
-    def __init__(self, writer: PcapngWriter, info: InputInfo, written: Written, comment: str | None = None) -> None:
-        self.writer, self.info, self.written, self.comment = writer, info, written, comment
-        self.node: object = ()  # no section yet
-        self.ifaces: dict[tuple[str, int], int] = {}
+    def __init__(self, writer: PcapngWriter) -> None:
+        self.writer = writer
+        self.ids: dict[tuple[str | None, str, int], int] = {}
 
-    def iface(self, node: str | None, name: str | None, linktype: int) -> int:
-        if node != self.node:
-            self.writer.section(node=node, comment=self.comment or f"input {self.info.index}: {self.info.name}")
-            self.node, self.ifaces = node, {}
-            self.written.sections += 1
-        label = name or UNNAMED_BY_LINKTYPE.get(linktype) or os.path.basename(self.info.name)
-        key = (label, linktype)
-        if key not in self.ifaces:
-            self.ifaces[key] = self.writer.interface(label, linktype, 0, description=f"{node or 'node not named'} {label}")
-        return self.ifaces[key]
+    def get(self, info: InputInfo, node: str | None, name: str | None, linktype: int) -> int:
+        label = name or UNNAMED_BY_LINKTYPE.get(linktype) or os.path.basename(info.name)
+        key = (node, label, linktype)
+        if key not in self.ids:
+            self.ids[key] = self.writer.interface(label, linktype, 0, description=f"node={node}" if node else None,
+                                                  comment=f"from input {info.index}: {info.name}")
+        return self.ids[key]
 
 
-def _binary(writer: PcapngWriter, info: InputInfo, part: pl.DataFrame, notes: list[str], written: Written) -> None:
+def _binary(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str], written: Written) -> None:
     frames = part["frame"].to_numpy()
     row_of_frame = np.full(int(frames.max()) + 1, -1, dtype=np.int64)
     row_of_frame[frames] = np.arange(part.height)
     rows = part["_row"].to_list()
     nodes, ifaces, directions = part["node"].to_list(), part["iface"].to_list(), part["direction"].to_list()
-    sections = _Sections(writer, info, written)
     for batch in _batches(info):
         for i in range(len(batch.offset)):
             frame = batch.first_frame + i
@@ -165,49 +166,25 @@ def _binary(writer: PcapngWriter, info: InputInfo, part: pl.DataFrame, notes: li
                 name = batch.iface_names[batch.iface[i]]
             start, caplen = int(batch.offset[i]), int(batch.caplen[i])
             ts = int(batch.ts[i])
-            writer.packet(sections.iface(nodes[k], name, linktype), max(ts, 0), batch.data[start:start + caplen].tobytes(),
+            writer.packet(interfaces.get(info, nodes[k], name, linktype), max(ts, 0), batch.data[start:start + caplen].tobytes(),
                           int(batch.wirelen[i]), directions[k], notes[rows[k]])
             written.packets += 1
 
 
 def _batches(info: InputInfo) -> Iterator[FrameBatch]:
-    """The frames of a binary input, read again (decompressed to a temporary file when compressed)."""
+    """The frames of a binary input, read again by the readers (warnings go to a scratch InputInfo)."""
     scratch = InputInfo(index=info.index, name=info.name)
-    with ExitStack() as stack:
-        try:
-            raw = stack.enter_context(open(info.name, "rb"))
-        except OSError as exc:
-            raise InputError(f"--pcapng: cannot read {info.name} again: {exc.strerror}") from None
-        head = raw.read(8)
-        raw.seek(0)
-        source = raw
-        for magic, (_, wrap) in COMPRESSIONS.items():
-            if head.startswith(magic):
-                spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
-                stream = wrap(raw)
-                while chunk := stream.read(1 << 20):
-                    spool.write(chunk)
-                spool.flush()
-                source = spool
-                break
-        if os.fstat(source.fileno()).st_size == 0:
-            return
-        buf = memoryview(mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ))
-        kind = sniff(bytes(buf[:4096]))
-        if kind == "pcap":
-            yield from pcap.iter_batches(buf, scratch)
-        elif kind == "pcapng":
-            yield from pcapng.Reader(buf, scratch, 65536).batches()
+    yield from iter_input_batches(InputSpec(info.name), scratch)
 
 
-def _rebuilt(writer: PcapngWriter, info: InputInfo, part: pl.DataFrame, notes: list[str], written: Written) -> None:
-    sections = _Sections(writer, info, written, comment=f"input {info.index}: {info.name}; {REBUILT_NOTE}")
+def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str],
+             written: Written) -> None:
     for row in part.iter_rows(named=True):
         frame = rebuild(row)
         note = notes[row["_row"]] + (f"; rebuilt from text line {row['line']}" if row["line"] is not None else "; rebuilt from text")
         if row["tunnel"]:
             note += f"; tunnel envelope {Tunnel(row['tunnel']).label} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])} not rebuilt"
-        iface = sections.iface(row["node"], row["iface"], int(LinkType.ETHERNET))
+        iface = interfaces.get(info, row["node"], row["iface"], int(LinkType.ETHERNET))
         writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)
         written.packets += 1
         written.rebuilt += 1

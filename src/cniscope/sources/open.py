@@ -115,6 +115,34 @@ def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iter
                                 "pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, bzip2)")
 
 
+def iter_input_batches(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
+    """The undecoded frames of a binary input (pcap or pcapng, compressed or not), for writers that copy
+    them (`--pcapng`); nothing for text. Frames are numbered as `iter_input_tables` numbers its rows."""
+    with ExitStack() as stack:
+        raw = _open(spec, stack)
+        head = _read_head(raw)
+        compression = _compression(head)
+        if compression is None and spec.path != "-" and sniff(head) in ("pcap", "pcapng"):
+            buf = _map(raw, stack)
+            kind = sniff(head)
+        else:
+            stream: BinaryIO = _Prefixed(head, raw)
+            if compression is not None:
+                stream = _Decompressed(stream, *compression, info)
+                head = _read_head(stream)
+                stream = _Prefixed(head, stream)
+            kind = sniff(head)
+            if kind not in ("pcap", "pcapng"):
+                return
+            spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
+            _copy(stream, spool)
+            buf = _map(spool, stack)
+        if kind == "pcap":
+            yield from pcap.iter_batches(buf, info, batch_size)
+        else:
+            yield from pcapng.Reader(buf, info, batch_size).batches()
+
+
 def _open(spec: InputSpec, stack: ExitStack) -> BinaryIO:
     if spec.path == "-":
         return sys.stdin.buffer
