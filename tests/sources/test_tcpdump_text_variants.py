@@ -307,3 +307,14 @@ def test_negative_delta() -> None:
     ])
     assert info.clock is Clock.RELATIVE and info.unparsed_lines == 0
     assert df["ts"].to_list() == [0, 1_000_000_000, 750_000_000]
+
+
+def test_lines_cut_anywhere_still_give_rows() -> None:
+    """A paste cut in the middle of a line: every prefix of a packet line is a row or a skipped line."""
+    full = "10:00:00.000000 eth0  Out IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [P.], seq 1:76, ack 1, win 115, " \
+           "options [nop,nop,TS val 3019404303 ecr 3611468166], length 75: HTTP: GET / HTTP/1.1"
+    for cut in range(16, len(full)):
+        df, info = parse([full[:cut]])
+        assert len(df) == 1 and info.unparsed_lines == 0, cut
+    df, _ = parse([full[: full.index("Flags [") + 7]])
+    assert (df["proto"][0], df["tcp_flags"][0]) == (6, None)

@@ -47,7 +47,7 @@ IPIP_SUFFIX = " (ipip-proto-4)"
 TS_RE = re.compile(
     r"(?:(?P<date>\d{4}-\d\d-\d\d) (?P<dh>\d\d):(?P<dm>\d\d):(?P<ds>\d\d)\.(?P<df>\d{1,9})"
     r"|(?P<rel>[ -])?(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<f>\d{1,9})"
-    r"|(?P<ep>\d{1,11})\.(?P<ef>\d{6,9})) "
+    r"|(?P<ep>\d{1,11})\.(?P<ef>\d{6,9}))(?: |$)"
 )
 IFACE_DIR_RE = re.compile(r"(\S+) +(In|Out|B|M|P) +")
 PACKET_START_RE = re.compile(

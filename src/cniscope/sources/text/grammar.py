@@ -417,7 +417,9 @@ def parse_udp_app(s: str, layer: Layer) -> None:
 def parse_tcp(s: str, layer: Layer) -> None:
     layer["proto"] = 6
     m = TCP_RE.match(s)
-    assert m is not None  # every group after `Flags [` is optional
+    if m is None:  # cut before the closing `]`
+        layer["info"] = _short(s)
+        return
     flags, csum, seq, seq_end, ack, win, options, length, app = m.groups()
     bits = 0
     for ch in flags:
