@@ -110,7 +110,7 @@ def _endpoint(ip: str | None, port: int | None) -> Endpoint:
 
 FIRST_COLUMNS = (
     "journey", "flow", "row", "ts", "proto", "arp_op", "src", "dst", "src6", "dst6", "sport", "dport", "tcp_flags",
-    "seq", "ack", "win", "payload_len", "dns_id", "dns_qr", "icmp_type", "icmp_seq",
+    "seq", "ack", "win", "payload_len", "dns_id", "dns_qr", "icmp_type", "icmp_seq", "arp_spa", "arp_tpa",
 )
 
 
@@ -153,7 +153,8 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
         zero_windows=((pl.col("win") == 0) & ~rst & (pl.col("proto") == 6)).sum(),
         fins=fin.sum(),
         resets=pl.col("journey").filter(rst),
-        head=pl.struct("proto", "arp_op", "src", "dst", "src6", "dst6", "sport", "dport", "dns_qr", "icmp_type").first(),
+        head=pl.struct("proto", "arp_op", "arp_spa", "arp_tpa", "src", "dst", "src6", "dst6", "sport", "dport", "dns_qr",
+                       "icmp_type").first(),
         syn=pl.struct("src", "dst", "src6", "dst6", "sport", "dport").filter(is_syn).first(),
         syn_ts=pl.col("ts").filter(is_syn).min(),
         synack_ts=pl.col("ts").filter(is_synack).min(),
@@ -237,7 +238,9 @@ def _flow(r: dict, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
     proto_num = head["proto"]
     proto = "arp" if head["arp_op"] is not None else PROTO_NAMES.get(proto_num, "other")
     client, server = _side(head, "src"), _side(head, "dst")
-    if r["syn"] is not None:
+    if proto == "arp":
+        client, server = Endpoint(ip4_text(head["arp_spa"]) or "?"), Endpoint(ip4_text(head["arp_tpa"]) or "?")
+    elif r["syn"] is not None:
         client, server = _side(r["syn"], "src"), _side(r["syn"], "dst")
     elif head["dns_qr"] is True or head["icmp_type"] in (0, 129):
         client, server = server, client  # the first packet seen is an answer: its sender is the server

@@ -205,12 +205,13 @@ def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
         out.append(Change(ChangeKind.DECAP, _envelope(prev), "plain"))
     if prev["ttl"] is not None and cur["ttl"] is not None and prev["ttl"] != cur["ttl"]:
         out.append(Change(ChangeKind.TTL, str(prev["ttl"]), str(cur["ttl"])))
-    if (
-        prev["eth_src"] is not None and cur["eth_src"] is not None and p_tun == c_tun
-        and (prev["eth_src"], prev["eth_dst"]) != (cur["eth_src"], cur["eth_dst"])
-    ):
-        out.append(Change(ChangeKind.MAC, f"{mac_text(prev['eth_src'])}>{mac_text(prev['eth_dst'])}",
-                          f"{mac_text(cur['eth_src'])}>{mac_text(cur['eth_dst'])}"))
+    if prev["eth_src"] is not None and cur["eth_src"] is not None and p_tun == c_tun:
+        # SLL/SLL2 frames carry the source MAC only: compare what both sightings show
+        both_dst = prev["eth_dst"] is not None and cur["eth_dst"] is not None
+        before = (prev["eth_src"], prev["eth_dst"] if both_dst else None)
+        after = (cur["eth_src"], cur["eth_dst"] if both_dst else None)
+        if before != after:
+            out.append(Change(ChangeKind.MAC, _macs(*before), _macs(*after)))
     if (_addr(prev, "src"), _addr(prev, "dst")) == (_addr(cur, "dst"), _addr(cur, "src")):
         out.append(Change(ChangeKind.SWAP, f"{_addr(prev, 'src')} > {_addr(prev, 'dst')}", f"{_addr(cur, 'src')} > {_addr(cur, 'dst')}"))
     else:
@@ -221,6 +222,10 @@ def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
     if (prev["mf"], prev["frag_offset"]) != (cur["mf"], cur["frag_offset"]) and cur["mf"] is not None and prev["mf"] is not None:
         out.append(Change(ChangeKind.FRAGMENT, f"offset {prev['frag_offset']}", f"offset {cur['frag_offset']}"))
     return tuple(out)
+
+
+def _macs(src: int, dst: int | None) -> str:
+    return f"{mac_text(src)} > {mac_text(dst)}" if dst is not None else f"from {mac_text(src)}"
 
 
 def _envelope(row: dict) -> str:
