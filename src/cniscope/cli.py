@@ -85,11 +85,15 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
     tagged with its node (node3=capture.pcap), or capture directories written by `cniscope capture`.
     """
-    from cniscope.analyze import analyze
+    from cniscope.analyze import analyze_capture, expand
+    from cniscope.report.text import Progress
     from cniscope.results import Severity
 
-    specs = _specs(inputs, nodes)
-    report = analyze(specs, model=model, cluster=cluster, max_journeys=max_journeys)
+    specs = expand(_specs(inputs, nodes))
+    with Progress(specs) as progress:  # on standard error, only on a terminal and for long inputs
+        capture = progress.read(specs)
+        progress.stage(f"analysing {capture.table.height:,} sightings")
+        report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys)
     if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
         from cniscope.report import html
 

@@ -6,16 +6,27 @@ each hop and what changed. Then the network model with its evidence, the
 clocks, the findings and the warnings.
 
 `lines()` builds styled lines (rich `Text`); `render()` gives plain text (for
-golden tests and pipes), `show()` prints with colour where the terminal has it.
+golden tests and pipes), `show()` prints with colour where the terminal has it
+and plain text where it does not (a pipe or file, NO_COLOR set, TERM=dumb).
+`Progress` shows what is being read and analysed on standard error, only when
+that is a terminal and the inputs are long.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from types import TracebackType
+
+import polars as pl
 from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
 from rich.text import Text
 
-from cniscope.packets.schema import Clock
+from cniscope.packets.schema import Clock, empty
 from cniscope.results import Finding, Flow, Journey, Report, Severity
+from cniscope.sources import Capture, InputInfo, InputSpec, iter_tables
 
 SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
 MAX_JOURNEYS_PER_FLOW = 50
@@ -161,8 +172,74 @@ def render(report: Report) -> str:
     return "\n".join(line.plain.rstrip() for line in lines(report)) + "\n"
 
 
+def plain_wanted(console: Console) -> bool:
+    """No styling: not a terminal, a dumb one, or NO_COLOR set (rich alone would still print bold there)."""
+    return not console.is_terminal or console.is_dumb_terminal or console.no_color or "NO_COLOR" in os.environ
+
+
 def show(report: Report, console: Console | None = None) -> None:
-    """Print with colour where the terminal supports it (rich honours NO_COLOR and pipes)."""
+    """Print with colour where the terminal supports it, plain text (as `render`) where it does not."""
     console = console or Console(highlight=False, soft_wrap=True)
+    if plain_wanted(console):
+        console.file.write(render(report))
+        console.file.flush()
+        return
     for line in lines(report):
         console.print(line, soft_wrap=True)
+
+
+PROGRESS_MIN_BYTES = 8 << 20  # inputs smaller than this read too fast to need a progress line
+
+
+class Progress:
+    """A one-line status on standard error while inputs are read and analysed (a no-op off a terminal).
+
+        with Progress(specs) as progress:
+            capture = progress.read(specs)
+            progress.stage("correlating")
+    """
+
+    def __init__(self, specs: list[InputSpec], console: Console | None = None, min_bytes: int = PROGRESS_MIN_BYTES) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        sizes = [_size(spec) for spec in specs]
+        long = any(size is None for size in sizes) or sum(s for s in sizes if s is not None) >= min_bytes
+        self.active = long and not plain_wanted(self.console)
+        self.live: Live | None = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        if self.active:
+            self.live = Live(Spinner("dots", "starting"), console=self.console, transient=True, refresh_per_second=8)
+            self.live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def stage(self, text: str) -> None:
+        if self.live is not None:
+            line = Text.assemble(text, (f"  {time.monotonic() - self.started:.1f} s", "dim"))
+            self.live.update(Spinner("dots", line), refresh=True)
+
+    def read(self, specs: list[InputSpec]) -> Capture:
+        """What `cniscope.sources.read` does, saying which input and how many packets so far."""
+        infos: list[InputInfo] = []
+        tables: list[pl.DataFrame] = []
+        for index, spec in enumerate(specs):
+            info = InputInfo(index=index, name=spec.path, node=spec.node)
+            infos.append(info)
+            for table in iter_tables(spec, info):
+                tables.append(table)
+                self.stage(f"reading {spec.path}: {info.packets:,} packets")
+        return Capture(table=pl.concat(tables, rechunk=True) if tables else empty(), inputs=infos)
+
+
+def _size(spec: InputSpec) -> int | None:
+    """Bytes of an input file; None for standard input (length unknown: could be long)."""
+    if spec.path == "-":
+        return None
+    try:
+        return os.path.getsize(spec.path)
+    except OSError:
+        return 0

@@ -1,0 +1,101 @@
+"""The terminal report: golden files (fixed width, no colour), colour only on terminals, progress on long inputs.
+
+Golden files live in tests/data/golden/text/. After a deliberate change of the
+report, rewrite them with CNISCOPE_UPDATE_GOLDEN=1 and read the diff before
+committing it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cniscope.analyze import analyze
+from cniscope.report import text
+from cniscope.sources import InputSpec
+from tests.conftest import CORPUS, REPO, SEED
+from tests.report.build import service_call
+
+GOLDEN = REPO / "tests" / "data" / "golden" / "text"
+# (golden name, directory, input as given on the command line): relative names keep the files machine-independent
+CASES = [
+    ("seed-kube-router-node3", SEED.parent, f"node3={SEED.name}"),
+    ("04-msazure-flannel-vxlan-e", CORPUS, "04-msazure-flannel-vxlan-e.txt"),
+    ("10-inksnw-kuberouter-bgp-any-v", CORPUS, "10-inksnw-kuberouter-bgp-any-v.txt"),
+    ("22-weave3014-nodeport-any-dnat-snat", CORPUS, "22-weave3014-nodeport-any-dnat-snat.txt"),
+    ("02-ysaied-pan-cn-calico-eth", CORPUS, "02-ysaied-pan-cn-calico-eth.pcap"),
+]
+ESC = "\x1b["
+
+
+def _console(terminal: bool, width: int = 100) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=width, force_terminal=terminal, color_system="standard" if terminal else None,
+                   highlight=False, soft_wrap=True), out
+
+
+@pytest.mark.parametrize("name,directory,given", CASES, ids=[c[0] for c in CASES])
+def test_golden(name: str, directory: Path, given: str, monkeypatch):
+    monkeypatch.chdir(directory)
+    report = analyze([InputSpec.parse(given)])
+    rendered = text.render(report)
+    golden = GOLDEN / f"{name}.txt"
+    if os.environ.get("CNISCOPE_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(rendered)
+    assert rendered == golden.read_text()
+    console, out = _console(terminal=False)
+    text.show(report, console)
+    assert out.getvalue() == rendered  # what a pipe gets: the same text, no escapes
+
+
+def test_colour_on_a_terminal_only():
+    report = service_call()
+    console, out = _console(terminal=True)
+    text.show(report, console)
+    coloured = out.getvalue()
+    assert "\x1b[36m  [info] \x1b[0m" in coloured  # the NAT finding's severity, cyan
+    assert _strip(coloured).rstrip() == text.render(report).rstrip()  # same words and layout as the plain text
+
+
+def _strip(coloured: str) -> str:
+    return "\n".join(line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", coloured).splitlines())
+
+
+def test_no_color_and_dumb_terminals_get_plain_text(monkeypatch):
+    report = service_call()
+    monkeypatch.setenv("NO_COLOR", "1")
+    console, out = _console(terminal=True)
+    text.show(report, console)
+    assert out.getvalue() == text.render(report)
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    console, out = _console(terminal=True)
+    text.show(report, console)
+    assert out.getvalue() == text.render(report)
+
+
+def test_progress_on_a_terminal_for_long_inputs(tmp_path):
+    spec = InputSpec(str(SEED), "node3")
+    console, out = _console(terminal=True)
+    with text.Progress([spec], console, min_bytes=1) as progress:
+        capture = progress.read([spec])
+        progress.stage("analysing")
+    shown = _strip(out.getvalue())
+    assert f"reading {SEED}: {capture.table.height} packets" in shown
+    assert capture.table.height == 15 and capture.inputs[0].packets == 15 and capture.inputs[0].node == "node3"
+
+
+@pytest.mark.parametrize("terminal,min_bytes", [(False, 1), (True, 1 << 30)], ids=["not a terminal", "short input"])
+def test_no_progress_off_a_terminal_or_for_short_inputs(terminal: bool, min_bytes: int):
+    spec = InputSpec(str(SEED))
+    console, out = _console(terminal=terminal)
+    with text.Progress([spec], console, min_bytes=min_bytes) as progress:
+        capture = progress.read([spec])
+    assert out.getvalue() == ""
+    assert capture.table.height == 15
