@@ -10,7 +10,7 @@ default, as `tcpdump -s 128` would: every header is kept, most payload is
 not), which keeps it at about 1.5 GB instead of 7.5 GB.
 
 The file is read once (page cache warm), then each round times, as separate
-processes, whole-process wall time and peak resident memory (wait4 rusage):
+processes, whole-process wall time and peak resident memory (/usr/bin/time %M):
 
     cniscope read --format parquet -o OUT FILE
     tcpdump -nn -r FILE > /dev/null
@@ -26,6 +26,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +55,15 @@ def parse_size(text: str) -> int:
 
 
 def timed(tool: str, argv: list[str]) -> Run:
-    started = time.perf_counter()
-    with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(argv, stdout=devnull, stderr=subprocess.PIPE)
-        assert proc.stderr is not None
-        stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    """Wall time, and peak RSS as /usr/bin/time reports it (a child of this process would inherit our own peak)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, open(os.devnull, "wb") as devnull:
+        started = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *argv], stdout=devnull, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - started
+        peak_kb = int(rss.read().split()[-1])
     if proc.returncode:
-        print(f"  {tool} exited {proc.returncode}: {stderr.decode(errors='replace')[-500:]}", file=sys.stderr)
-    return Run(tool, seconds, usage.ru_maxrss * 1024, proc.returncode)
+        print(f"  {tool} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}", file=sys.stderr)
+    return Run(tool, seconds, peak_kb * 1024, proc.returncode)
 
 
 def capture_for(packets: int, snaplen: int) -> Path:

@@ -103,8 +103,13 @@ class Columns:
         if values is None:
             return pa.nulls(self.n, ARROW_TYPE[name])
         valid = self.valid[name]
-        if valid is None or valid.all():
-            return pa.array(values, type=ARROW_TYPE[name])
-        if not valid.any():
+        if valid is not None and not valid.any():
             return pa.nulls(self.n, ARROW_TYPE[name])
-        return pa.array(values, type=ARROW_TYPE[name], mask=~valid)
+        if values.dtype == np.object_:
+            return pa.array(values, type=ARROW_TYPE[name], mask=None if valid is None else ~valid)
+        bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+        if values.dtype == np.bool_:
+            data = pa.py_buffer(np.packbits(values, bitorder="little"))
+        else:
+            data = pa.py_buffer(np.ascontiguousarray(values))
+        return pa.Array.from_buffers(ARROW_TYPE[name], self.n, [bitmap, data])

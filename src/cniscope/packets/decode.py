@@ -47,7 +47,7 @@ from cniscope.packets.ports import DEFAULT_PORTS, TunnelPorts
 from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources import FrameBatch
 
-CHUNK = 32768
+CHUNK = 65536
 K_LINK = 22  # Ethernet + one VLAN tag (18), SLL (16), SLL2 (20)
 K_NET = 80  # network header + transport header with options
 TS_LAYOUT = 0x0101080A  # NOP NOP TS(10): the option layout of Linux data segments
