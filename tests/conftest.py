@@ -25,3 +25,18 @@ def corpus() -> Path:
 @pytest.fixture
 def seed() -> Path:
     return SEED
+
+
+@pytest.fixture(autouse=True)
+def json_reports_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `--json` report a test makes in-process is checked against report.schema.json (tests/report)."""
+    from cniscope.report import json_out
+
+    made = json_out.to_dict
+
+    def checked(report):  # type: ignore[no-untyped-def]
+        document = made(report)
+        json_out.validate(document)
+        return document
+
+    monkeypatch.setattr(json_out, "to_dict", checked)

@@ -84,3 +84,13 @@ def test_schema_enums_match_the_result_types():
     assert _enum(*defs, "finding", "properties", "severity") == {s.value for s in Severity}
     assert _enum(*defs, "model_name") == {*NAMES, UNKNOWN}
     assert _enum(*defs, "input", "properties", "clock") == {c.value for c in Clock}
+
+
+def test_every_in_process_json_report_is_checked(monkeypatch):
+    """tests/conftest.py wraps to_dict for the whole suite: a report that breaks the schema fails the test making it."""
+    from cniscope.results import ModelVerdict
+
+    report = service_call()
+    report.model = ModelVerdict(name="made-up-model", confidence=0.5)
+    with pytest.raises(jsonschema.ValidationError):
+        dumps(report)
