@@ -30,13 +30,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import polars as pl
 
 from cniscope.packets.schema import SCHEMA, Clock, conform
 from cniscope.sources import InputInfo
 from cniscope.sources.text import grammar
-from cniscope.sources.text.grammar import INNER, L3, QUOTED, Packet
+from cniscope.sources.text.grammar import INNER, L3, QUOTED, Layer, Packet
 
 NS = 1_000_000_000
 DAY_NS = 86400 * NS
@@ -66,6 +67,12 @@ NOISE_RE = re.compile(
     r"|\^C"
     r"|verbose output suppressed)"
 )
+
+
+@lru_cache(maxsize=64)
+def _day_seconds(date: str) -> int:
+    """`2026-11-26` -> seconds since the epoch at its midnight, UTC."""
+    return int(datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
 
 
 class _Segment:
@@ -204,8 +211,7 @@ class TextReader:
             ns = int(g("ep")) * NS + int(g("ef").ljust(9, "0"))
         else:
             clock = Clock.EPOCH
-            day = datetime.strptime(g("date"), "%Y-%m-%d").replace(tzinfo=timezone.utc)
-            secs = int(day.timestamp()) + int(g("dh")) * 3600 + int(g("dm")) * 60 + int(g("ds"))
+            secs = _day_seconds(g("date")) + int(g("dh")) * 3600 + int(g("dm")) * 60 + int(g("ds"))
             ns = secs * NS + int(g("df").ljust(9, "0"))
         if self.clock is None:
             self.clock = self.info.clock = clock
@@ -264,41 +270,45 @@ LINK_COLUMNS = frozenset(("eth_src", "eth_dst", "vlan", "wirelen"))
 
 def assemble(pkt: Packet) -> dict[str, object]:
     """One row from a packet's layers: packet columns from the innermost, envelope from the outermost."""
-    outer, inner = pkt.layers[0], pkt.layers[-1]
-    row: dict[str, object] = {"line": pkt.line, "ts": pkt.ts, "iface": pkt.iface,
-                              "direction": pkt.direction, "linktype": pkt.linktype}
-    for key in LINK_COLUMNS:
-        if key in outer:
-            row[key] = outer[key]
-    names: list[str] = []
+    outer = pkt.layers[0]
     encap = outer.get("_encap")
-    if encap is not None:
-        row["tunnel"] = int(encap)  # type: ignore[call-overload]
-        row["vni"] = outer.get("_vni")
-        for key, column in OUTER_COLUMNS:
-            if key in outer:
-                row[column] = outer[key]
-        names.extend(f"outer_{x}" for x in outer.get("_names", ()))  # type: ignore[union-attr]
-        if len(pkt.layers) > 1:
-            middle = pkt.layers[1]
-            row["inner_eth_src"] = middle.get("eth_src")
-            row["inner_eth_dst"] = middle.get("eth_dst")
-        else:
-            inner = {}
-    else:
+    if encap is None:  # one layer (the common case): its keys are the row's columns
+        row = dict(outer)
+        names = row.pop("_names", None)
+        row.pop("_fragment", None)
         row["tunnel"] = 0
-    for key, value in inner.items():
-        if key[0] != "_" and key not in LINK_COLUMNS:
-            row[key] = value
-    if encap is None or len(pkt.layers) > 1:
-        names.extend(inner.get("_names", ()))  # type: ignore[arg-type]
-    if "ethertype" not in row and "ethertype" in outer and encap is None:
-        row["ethertype"] = outer["ethertype"]
+    else:
+        row, names = _tunnelled(pkt, outer, int(encap))  # type: ignore[call-overload]
+    row["line"] = pkt.line
+    row["ts"] = pkt.ts
+    row["iface"] = pkt.iface
+    row["direction"] = pkt.direction
+    row["linktype"] = pkt.linktype
     if names:
-        text = "names: " + " ".join(names)
+        text = "names: " + " ".join(names)  # type: ignore[arg-type]
         info = row.get("info")
         row["info"] = f"{info}; {text}" if info else text
     return row
+
+
+def _tunnelled(pkt: Packet, outer: Layer, encap: int) -> tuple[dict[str, object], list[str]]:
+    row: dict[str, object] = {key: outer[key] for key in LINK_COLUMNS if key in outer}
+    row["tunnel"] = encap
+    row["vni"] = outer.get("_vni")
+    for key, column in OUTER_COLUMNS:
+        if key in outer:
+            row[column] = outer[key]
+    names = [f"outer_{x}" for x in outer.get("_names", ())]  # type: ignore[union-attr]
+    if len(pkt.layers) == 1:  # the inner packet's line never came
+        return row, names
+    middle, inner = pkt.layers[1], pkt.layers[-1]
+    row["inner_eth_src"] = middle.get("eth_src")
+    row["inner_eth_dst"] = middle.get("eth_dst")
+    for key, value in inner.items():
+        if key[0] != "_" and key not in LINK_COLUMNS:
+            row[key] = value
+    names.extend(inner.get("_names", ()))  # type: ignore[arg-type]
+    return row, names
 
 
 def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
