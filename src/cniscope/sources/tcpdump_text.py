@@ -87,7 +87,7 @@ class _Segment:
 
 
 class TextReader:
-    """The line loop. Rows are dicts of column values; `flush()` turns them into a table."""
+    """The line loop. Rows are dicts of column values; `take()` turns them into a table."""
 
     def __init__(self, info: InputInfo) -> None:
         self.info = info
@@ -98,6 +98,7 @@ class TextReader:
         self.clock: Clock | None = None
         self.clock_warned = False
         self.line_warnings = 0
+        self.partial_rows = 0
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
@@ -237,8 +238,10 @@ class TextReader:
         if pkt.pending == L3 or pkt.pending == INNER:
             what = "IP header" if pkt.pending == L3 else "tunnel header"
             row["error"] = f"text: {what} without the line that should follow it"
-            self.info.warn(f"line {pkt.line}", f"{what} without the line that should follow it (cut off?); "
-                           "kept what it shows", damaged=False)
+            self.partial_rows += 1
+            if self.partial_rows <= MAX_LINE_WARNINGS:
+                self.info.warn(f"line {pkt.line}", f"{what} without the line that should follow it (cut off?); "
+                               "kept what it shows", damaged=False)
         row["frame"] = self.frame
         self.frame += 1
         self.rows.append(row)
@@ -327,6 +330,9 @@ def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) 
     reader.finish()
     if reader.line_warnings > MAX_LINE_WARNINGS:
         info.warn("", f"{reader.line_warnings - MAX_LINE_WARNINGS} more lines skipped (not shown one by one)")
+    if reader.partial_rows > MAX_LINE_WARNINGS:
+        info.warn("", f"{reader.partial_rows - MAX_LINE_WARNINGS} more packets without their second line",
+                  damaged=False)
     info.clock = reader.clock if reader.clock is not None else Clock.NONE
     if reader.rows:
         info.packets += len(reader.rows)
