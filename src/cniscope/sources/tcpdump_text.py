@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from cniscope.packets.schema import SCHEMA, Clock, conform
+from cniscope.packets.schema import SCHEMA, Clock, LinkType, conform
 from cniscope.sources import InputInfo
 from cniscope.sources.text import grammar
 from cniscope.sources.text.grammar import INNER, L3, QUOTED, Layer, Packet
@@ -180,7 +180,7 @@ class TextReader:
             pkt.iface = m.group(1)
             pkt.direction = grammar.DIRECTIONS[m.group(2)]
             if pkt.linktype is None:
-                pkt.linktype = 276
+                pkt.linktype = LinkType.LINUX_SLL2
             rest = rest[m.end() :]
             if grammar.parse_sll2(rest, pkt):
                 return
@@ -188,9 +188,9 @@ class TextReader:
         if pkt.linktype is None:
             first = pkt.layers[0]
             if "wirelen" in first and "eth_dst" in first:
-                pkt.linktype = 1
+                pkt.linktype = LinkType.ETHERNET
             elif rest.startswith("ip: "):
-                pkt.linktype = 101
+                pkt.linktype = LinkType.RAW
 
     def timestamp(self, n: int, m: re.Match[str]) -> int | None:
         g = m.group

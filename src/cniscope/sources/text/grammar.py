@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources.text.services import PORTS
 
 L3 = "l3"
@@ -42,13 +42,13 @@ INFO_MAX = 120
 DNS_PORTS = frozenset((53, 5353))
 PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "sctp": 132}
 
-ETHERTYPE_OF_PREFIX = {"IP": 0x0800, "IP6": 0x86DD, "ARP": 0x0806}
 DIRECTIONS = {"In": 0, "B": 1, "M": 2, "P": 3, "Out": 4}
 TCP_FLAG_LETTERS = {"F": 1, "S": 2, "R": 4, "P": 8, ".": 16, "U": 32, "E": 64, "W": 128}
 
 # link-type names in `listening on X, link-type NAME (...)` banners
 LINKTYPES = {
-    "EN10MB": 1, "RAW": 101, "LINUX_SLL": 113, "LINUX_SLL2": 276, "IPV4": 228, "IPV6": 229,
+    "EN10MB": LinkType.ETHERNET, "RAW": LinkType.RAW, "LINUX_SLL": LinkType.LINUX_SLL,
+    "LINUX_SLL2": LinkType.LINUX_SLL2, "IPV4": LinkType.IPV4, "IPV6": LinkType.IPV6,
     "NULL": 0, "LOOP": 108, "IEEE802_11": 105, "IEEE802_11_RADIO": 127, "NFLOG": 239,
 }
 
@@ -639,7 +639,7 @@ def parse_sll1(s: str, pkt: Packet) -> bool:
     direction, src, _name, ethertype, length = m.groups()
     pkt.direction = DIRECTIONS[direction]
     if pkt.linktype is None:
-        pkt.linktype = 113
+        pkt.linktype = LinkType.LINUX_SLL
     layer = pkt.top
     if src:
         layer["eth_src"] = _mac(src)
