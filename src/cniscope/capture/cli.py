@@ -71,11 +71,12 @@ def _pods(refs: tuple[str, ...], transport: Transport) -> list[PodTarget]:
 @click.option("--buffer", "buffer_kib", type=click.IntRange(min=1), default=nodeside.TcpdumpSettings.buffer_kib, show_default=True,
               help="tcpdump -B, KiB.")
 @click.option("--snaplen", type=click.IntRange(min=64, max=262144), default=nodeside.TcpdumpSettings.snaplen, show_default=True)
-@click.option("--no-immediate", is_flag=True, help="Let the kernel batch packets (loses up to ~1 s at stop, drops bursts).")
+@click.option("--immediate", is_flag=True,
+              help="tcpdump --immediate-mode: no 1.3 s wait at stop, but a ring of one slot per snaplen that drops bursts.")
 def capture_command(
     node_texts: tuple[str, ...], via: str, bpf: str | None, duration: float, count: int | None, max_size: float,
     pod_refs: tuple[str, ...], output: str | None, dry_run: bool, ssh_config: str | None, ssh_options: tuple[str, ...],
-    namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, no_immediate: bool,
+    namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, immediate: bool,
 ) -> None:
     """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
     from cniscope.capture import runner
@@ -91,7 +92,7 @@ def capture_command(
     if not nodes and not pod_refs:
         raise click.UsageError("give --nodes A,B,... or --pod NS/NAME")
     limits = plan.Limits(duration_s=duration, count=count, max_size_mb=max_size)
-    settings = nodeside.TcpdumpSettings(snaplen=snaplen, buffer_kib=buffer_kib, immediate=not no_immediate, count=count)
+    settings = nodeside.TcpdumpSettings(snaplen=snaplen, buffer_kib=buffer_kib, immediate=immediate, count=count)
     if dry_run:
         pods = [validate.pod_ref(ref) for ref in pod_refs]
         click.echo(plan.build(transport, nodes, limits, bpf, settings, pods).render())

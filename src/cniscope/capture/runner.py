@@ -15,7 +15,7 @@ Theory of operation
 from __future__ import annotations
 
 import datetime as dt
-import json
+import fcntl
 import mmap
 import os
 import shutil
@@ -44,6 +44,7 @@ STEP_TIMEOUT_S = 150
 START_TIMEOUT_S = 30
 STOP_WAIT_S = 15
 MERGED = "merged.pcapng"
+PIPE_SIZE = 1 << 20
 T = TypeVar("T")
 
 
@@ -136,7 +137,6 @@ def run(
     rawdir = out / ".raw"
     rawdir.mkdir(exist_ok=True)
     runs = [NodeRun(plan=node, raw=rawdir / f"{node.label}.pcap") for node in plan.nodes]
-    manifest: dict[str, Any] = {}
     with _Signals() as signals:
         try:
             _setup(plan, runs, progress)
@@ -144,6 +144,8 @@ def run(
             _choose_filters(plan, runs, pods or [])
             started_ns, reason = _capture(plan, runs, signals.event, progress)
             stopped_ns = time.time_ns()
+            if reason != "tcpdump exited" and reason != "count":
+                time.sleep(plan.settings.flush_s)
             _stop(plan, runs)
             _final_inventory(runs)
         finally:
@@ -213,6 +215,15 @@ def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
     run.listening.set()  # ended: nothing more to wait for
 
 
+def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
+    """A 1 MiB pipe lets tcpdump write a burst while we are busy (a blocked tcpdump drops in the kernel)."""
+    assert proc.stdout is not None
+    try:
+        fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:  # above fs.pipe-max-size for an unprivileged user: keep the default
+        pass
+
+
 def _start(plan: Plan, run: NodeRun) -> None:
     run.step = capture_step(plan.transport, run.plan.node, plan.limits, plan.settings, run.bpf, run.sudo)
     try:
@@ -221,6 +232,7 @@ def _start(plan: Plan, run: NodeRun) -> None:
         )
     except FileNotFoundError as exc:
         raise EnvironmentProblem(f"{run.step.argv[0]} is not installed here") from exc
+    _widen_pipe(run.proc)
     for target in (_pump_stdout, _pump_stderr):
         thread = threading.Thread(target=target, args=(run, run.proc), daemon=True)
         thread.start()
@@ -367,7 +379,8 @@ def _write(
         "transport": plan.transport.describe(),
         "filter": plan.bpf,
         "limits": {"duration_s": plan.limits.duration_s, "count": plan.limits.count, "max_size_mb": plan.limits.max_size_mb},
-        "tcpdump": {"snaplen": plan.settings.snaplen, "buffer_kib": plan.settings.buffer_kib, "immediate": plan.settings.immediate},
+        "tcpdump": {"snaplen": plan.settings.snaplen, "buffer_kib": plan.settings.buffer_kib, "immediate": plan.settings.immediate,
+                    "flush_s": plan.settings.flush_s},
         "started": dt.datetime.fromtimestamp(started_ns / 1e9, dt.UTC).isoformat(timespec="microseconds"),
         "stopped": dt.datetime.fromtimestamp(stopped_ns / 1e9, dt.UTC).isoformat(timespec="microseconds"),
         "start_ns": started_ns,
@@ -392,6 +405,3 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
     lines.append(f"merged: {manifest['merged']}; manifest: {MANIFEST}")
     return lines
 
-
-def dumps(manifest: dict[str, Any]) -> str:
-    return json.dumps(manifest, indent=2, sort_keys=True)

@@ -1,0 +1,140 @@
+"""`cniscope capture` for real, in network namespaces: bursts, drop counts, interrupts, pods."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from cniscope.capture.manifest import inputs
+from cniscope.capture.nodeside import TcpdumpSettings
+from cniscope.sources import read
+
+from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, needs_root, tshark_names
+
+BURST = 10_000
+
+
+def two_nodes(netns: Namespaces) -> None:
+    netns.add("a")
+    netns.add("b")
+    netns.veth("a", "eth0", "b", "eth0")
+    netns.ip("a", "addr", "add", "10.77.0.1/24", "dev", "eth0")
+    netns.ip("b", "addr", "add", "10.77.0.2/24", "dev", "eth0")
+
+
+def burst_capture(netns: Namespaces, tmp_path: Path, *extra: str) -> tuple[dict, Path]:
+    out = tmp_path / "cap"
+    running = Capturing(
+        cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--filter", "udp port 9999",
+                 "--duration", "60", "-o", str(out), *extra)
+    )
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", str(BURST))
+    code, err = running.interrupt()
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stop_reason"] == "interrupted"
+    return manifest, out
+
+
+@needs_root
+def test_burst_of_10k_is_captured_without_drops_and_stops_on_sigint(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    manifest, out = burst_capture(netns, tmp_path)
+    by_name = {node["name"]: node for node in manifest["nodes"]}
+    for name in ("a", "b"):
+        node = by_name[name]
+        assert node["tcpdump"] == {"captured": BURST, "received": BURST, "dropped": 0}, node
+        assert node["packets"] == BURST
+        # interrupted: the tcpdump we started (and its timeout wrapper) are gone, none runs in the node
+        assert comm(node["pid"]) is None
+        assert all(comm(pid) != "tcpdump" for pid in netns.pids(name))
+    assert set(tshark_names(out / "a.pcapng")) == {"eth0"}
+    # the analysis side reads the directory: one input per node, named
+    capture = read(inputs(str(out)))
+    assert capture.table.height == 2 * BURST
+    assert sorted(capture.table["node"].unique().to_list()) == ["a", "b"]
+
+
+@needs_root
+def test_a_capture_that_drops_reports_the_kernel_count(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    manifest, _ = burst_capture(netns, tmp_path, "--buffer", "1")
+    node = next(n for n in manifest["nodes"] if n["name"] == "b")
+    counts = node["tcpdump"]
+    assert counts["dropped"] > 0
+    assert counts["captured"] + counts["dropped"] == counts["received"] == BURST
+    assert node["packets"] == counts["captured"]
+
+
+@needs_root
+def test_interface_tables_routes_sysctls_and_files(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    netns.run("a", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    netns.ip("a", "route", "add", "10.99.0.0/16", "via", "10.77.0.2")
+    out = tmp_path / "cap"
+    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--duration", "1", "-o", str(out)))
+    code, err = running.finish()
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stop_reason"] == "duration"
+    a = next(n for n in manifest["nodes"] if n["name"] == "a")
+    facts = a["facts"]
+    eth0 = next(i for i in facts["interfaces"] if i["name"] == "eth0")
+    assert eth0["kind"] == "veth" and eth0["addresses"] == ["10.77.0.1/24"] and eth0["mtu"] == 1500
+    assert eth0["peer_index"] is not None and eth0["mac"].count(":") == 5
+    assert any(r.get("dst") == "10.99.0.0/16" and r.get("gateway") == "10.77.0.2" for r in facts["routes"])
+    assert facts["sysctls"]["net.ipv4.ip_forward"] == "1"
+    assert facts["sysctls"]["net.ipv4.conf.eth0.rp_filter"] in ("0", "1", "2")
+    assert facts["versions"]["tcpdump"] and facts["versions"]["libpcap"]
+    assert a["tcpdump"]["dropped"] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.pcapng", "b.pcapng", "manifest.json", "merged.pcapng"]
+    assert (out / "merged.pcapng").stat().st_size == (out / "a.pcapng").stat().st_size + (out / "b.pcapng").stat().st_size
+
+
+@needs_root
+def test_pod_capture_limits_to_the_pods_host_side_and_the_node_nic(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    netns.add("web")
+    netns.veth("a", "veth1234abcd", "web", "eth0")
+    netns.ip("web", "addr", "add", "10.244.1.5/24", "dev", "eth0")
+    netns.ip("web", "route", "add", "default", "via", "10.244.1.1")
+    netns.ip("a", "addr", "add", "10.244.1.1/24", "dev", "veth1234abcd")
+    netns.ip("a", "route", "add", "default", "via", "10.77.0.2")
+    netns.ip("b", "route", "add", "10.244.1.0/24", "via", "10.77.0.1")
+    netns.run("a", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    netns.add("lonely")  # an interface the pod filter must leave out
+    netns.veth("a", "vethdeadbeef", "lonely", "eth0")
+    netns.ip("lonely", "addr", "add", "10.244.1.9/24", "dev", "eth0")
+    out = tmp_path / "cap"
+    running = Capturing(
+        cniscope("capture", "--via", f"netns:{netns.prefix}", "--pod", "default/web", "--filter", "udp port 9999",
+                 "--duration", "60", "-o", str(out))
+    )
+    netns.run("web", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "20")
+    netns.run("lonely", sys.executable, "-c", UDP_BLAST, "10.244.1.1", "20")
+    code, err = running.interrupt()
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [n["name"] for n in manifest["nodes"]] == ["a"]
+    pod = manifest["pods"][0]
+    assert (pod["node"], pod["ip"], pod["host_name"]) == ("a", "10.244.1.5", "veth1234abcd")
+    assert "ifindex" in manifest["nodes"][0]["filter"]
+    names = tshark_names(out / "a.pcapng")
+    assert names.count("veth1234abcd") == 20 and names.count("eth0") == 20 and "vethdeadbeef" not in names
+
+
+def test_default_settings_are_the_measured_ones() -> None:
+    """Guard the choice documented in TcpdumpSettings: V3 ring (no immediate mode), 32 MiB, full snaplen, flush wait."""
+    settings = TcpdumpSettings()
+    assert (settings.immediate, settings.buffer_kib, settings.snaplen) == (False, 32768, 65535)
+    assert settings.flush_s > 1.0
+    assert TcpdumpSettings(immediate=True).flush_s == 0.0
+
+
+def test_no_capture_left_after_tests() -> None:
+    """Nothing from this process remains in /run/netns (fixtures delete by exact name)."""
+    mine = f"cst-cap-{os.getpid()}-"
+    leftovers = [p for p in os.listdir("/run/netns")] if os.path.isdir("/run/netns") else []
+    assert not any(name.startswith(mine) for name in leftovers)
