@@ -9,6 +9,8 @@ the same iBGP full mesh on TCP 179 and the same routed datapath.
 
 from __future__ import annotations
 
+import ipaddress
+
 AS_NUMBER = 64512
 KERNEL_SCAN_SECONDS = 300  # long, so a deleted route (the missing-route fault) stays deleted during a test
 
@@ -18,7 +20,10 @@ def bird_config(router_id: str, peers: list[tuple[str, str]], exports: list[str]
 
     `exports`: interfaces whose connected prefix is announced (kube-router's
     kube-bridge); `static_blackholes`: blocks announced and installed as
-    blackholes (calico's per-node block). `peers`: (name, address).
+    blackholes (calico's per-node block). `peers`: (name, address). Of each
+    pair, the node with the higher address connects and the other waits
+    (passive): the two never collide, and as the lab starts BIRD in address
+    order, the connecting side always finds its peer already listening.
     """
     lines = [
         f'log "{log}" {{ warning, error, fatal }};',
@@ -36,12 +41,13 @@ def bird_config(router_id: str, peers: list[tuple[str, str]], exports: list[str]
         % KERNEL_SCAN_SECONDS
     )
     for name, address in peers:
+        passive = " passive on;" if ipaddress.ip_address(address) > ipaddress.ip_address(router_id) else ""
         lines.append(
             f"protocol bgp {name.replace('-', '_')} {{\n"
             f"  local as {AS_NUMBER}; neighbor {address} as {AS_NUMBER};\n"
-            "  direct;\n"
-            "  connect delay time 1; connect retry time 1; error wait time 1, 4;\n"
-            "  hold time 9; keepalive time 3;\n"
+            f"  direct;{passive}\n"
+            "  connect delay time 0; connect retry time 1; error wait time 1, 4;\n"
+            "  hold time 6; keepalive time 1;\n"
             "  ipv4 { gateway direct; import all; export where source ~ [ RTS_DEVICE, RTS_STATIC ]; next hop self; };\n"
             "}"
         )
