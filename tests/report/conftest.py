@@ -20,12 +20,15 @@ def validate_report_json() -> Callable[[str | bytes | dict[str, Any]], dict[str,
 
 
 @pytest.fixture(scope="session")
-def lab_capture(tmp_path_factory) -> dict[str, Path]:
-    """A kube-router lab of two nodes; client1 (node1) calls Service `web` (backed by web2 on node2)."""
+def lab_capture(tmp_path_factory) -> tuple[dict[str, Path], Path]:
+    """A kube-router lab of two nodes; client1 (node1) calls Service `web` (backed by web2 on node2).
+
+    Gives the pcapng of each node and the lab's cluster inventory (short YAML)."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 to build the lab (network namespaces)")
     from cniscope.lab.capture import capture
     from cniscope.lab.cluster import Lab
+    from cniscope.lab.inventory import write_inventory
     from cniscope.lab.spec import default_spec
     from cniscope.lab.state import reap
 
@@ -37,4 +40,4 @@ def lab_capture(tmp_path_factory) -> dict[str, Path]:
     finally:
         lab.down()
     assert answer.stdout.strip() == "web2 on node2", answer
-    return {c.node: c.path for c in captures}
+    return {c.node: c.path for c in captures}, write_inventory(lab.spec, out / "cluster.yaml")

@@ -148,9 +148,10 @@ def test_hand_built_page_in_chromium(tmp_path):
 
 @needs_chromium
 def test_lab_capture_page_in_chromium(lab_capture, tmp_path):
+    captures, inventory = lab_capture
     page = tmp_path / "lab.html"
-    result = CliRunner().invoke(cli, ["analyze", "--json", "--html", str(page),
-                                      *(f"{node}={path}" for node, path in lab_capture.items())])
+    result = CliRunner().invoke(cli, ["analyze", "--json", "--html", str(page), "--cluster", str(inventory),
+                                      *(f"{node}={path}" for node, path in captures.items())])
     assert result.exit_code == 0, result.output
     document = validate_report_json(result.stdout)
     syn = next(j for j in document["journeys"] if "[S]" in j["summary"] and ":80 " in j["summary"])
@@ -162,6 +163,7 @@ def test_lab_capture_page_in_chromium(lab_capture, tmp_path):
         "select": f"document.querySelector('#journey-{syn['id']}').dispatchEvent(new MouseEvent('click')); 1",
         "waterfall": WATERFALL_ROWS,
         "topology": TOPOLOGY_POINTS,
+        "names": "document.querySelector('tr.flow.open').innerText",
     })
     _screenshot("lab-kube-router-service", loaded.screenshot)
     assert loaded.errors == []
@@ -175,3 +177,30 @@ def test_lab_capture_page_in_chromium(lab_capture, tmp_path):
     assert points == [h["point"] for h in syn["hops"]]
     assert loaded.values["waterfall"] == points
     assert {"node1 eth0", "node2 eth0", "node1 kube-bridge", "node2 kube-bridge"} <= set(loaded.values["topology"])
+    assert "pod default/client1 on node1" in loaded.values["names"] and "service default/web" in loaded.values["names"]
+
+
+INVENTORY = """
+nodes:
+  - {name: node1, addresses: [192.168.200.11], podCIDRs: [10.244.1.0/24]}
+  - {name: node3, addresses: [192.168.200.13], podCIDRs: [10.244.3.0/24]}
+pods:
+  - {name: client, ip: 10.244.1.10, node: node1}
+  - {name: web, ip: 10.244.3.10, node: node3}
+services:
+  - {name: web, clusterIP: 10.96.0.10, ports: [{port: 80, targetPort: 80}]}
+"""
+
+
+def test_inventory_names_the_endpoints_and_services():
+    from cniscope.inventory import parse
+
+    report = service_call()
+    report.inventory = parse(INVENTORY, "cluster.yaml")
+    data = html.page_data(report)
+    flow = data["flows"][0]
+    assert (flow["client_who"], flow["server_who"]) == ("pod default/client on node1", "service default/web (10.96.0.10:80)")
+    assert data["services"] == [("10.96.0.10:80 -> 10.244.3.10:80", 4, "service default/web (10.96.0.10:80)")]
+    page = html.render(report)
+    assert "pod default/client on node1" in page and "Cluster inventory cluster.yaml: 2 nodes, 2 pods, 1 services" in page
+    assert "pod default/client" not in html.render(service_call())  # nothing invented without an inventory

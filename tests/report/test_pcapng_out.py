@@ -51,6 +51,7 @@ def test_comment_on_every_row_says_where_the_packet_is_in_its_journey():
 
 @needs_tshark
 def test_lab_capture_annotated_for_wireshark(lab_capture, tmp_path):
+    lab_capture, _ = lab_capture
     out = tmp_path / "annotated.pcapng"
     specs = [f"{node}={path}" for node, path in lab_capture.items()]
     result = CliRunner().invoke(cli, ["analyze", "--pcapng", str(out), *specs])

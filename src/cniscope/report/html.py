@@ -28,7 +28,7 @@ import jinja2
 
 from cniscope import __version__
 from cniscope.report.text import duration, timestamp
-from cniscope.results import ChangeKind, Finding, Flow, Journey, Report
+from cniscope.results import ChangeKind, Endpoint, Finding, Flow, Journey, Report
 
 # role (from cniscope.models.base.Role) -> CSS class of its box
 ROLE_CLASS = {
@@ -220,6 +220,13 @@ def _flow_facts(flow: Flow) -> list[str]:
     return facts + list(flow.notes)
 
 
+def _who(report: Report, endpoint: Endpoint) -> str:
+    """What the cluster inventory says an address is ("pod default/web2 on node2"); "" without one."""
+    if report.inventory is None or not endpoint.addr or endpoint.addr == "?":
+        return ""
+    return report.inventory.describe(endpoint.addr, endpoint.port) or ""
+
+
 def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
     """Everything the template needs, as plain data."""
     journeys = {j.id: j for j in report.journeys}
@@ -244,7 +251,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         shown = members[:room]
         flows_out.append({
             "id": flow.id, "proto": flow.proto, "client": str(flow.client), "server": str(flow.server),
-            "state": flow.state, "legs": [f"{a} -> {b}" for a, b in flow.legs], "facts": _flow_facts(flow),
+            "client_who": _who(report, flow.client), "server_who": _who(report, flow.server), "state": flow.state, "legs": [f"{a} -> {b}" for a, b in flow.legs], "facts": _flow_facts(flow),
             "journeys": [j.id for j in shown], "total": len(flow.journeys),
             "flagged": any(j.id in flagged for j in members),
         })
@@ -253,12 +260,14 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
     if loose and len(flows_out) < limits.flows:  # packets no conversation claims (ARP, unparsed) still get a ladder
         room = max(0, min(limits.journeys_per_flow, limits.journeys - len(embedded)))
         flows_out.append({
-            "id": -1, "proto": "other", "client": "", "server": "", "state": "not in a conversation", "legs": [],
+            "id": -1, "proto": "other", "client": "", "server": "", "client_who": "", "server_who": "",
+            "state": "not in a conversation", "legs": [],
             "facts": [f"{len(loose)} packets"], "journeys": [j.id for j in loose[:room]], "total": len(loose),
             "flagged": any(j.id in flagged for j in loose),
         })
         embedded.extend(_journey_data(j, points, point_list, base, flagged) for j in loose[:room])
     listed = len(report.flows) + (1 if loose else 0)
+    topo = topology(report.journeys, limits)
     clocks = {i.index: i.clock for i in report.inputs}
     input_of = report.table["input"].to_list() if "input" in report.table.columns else []
     first_clock = clocks.get(input_of[0], None) if input_of else None
@@ -270,7 +279,9 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "model": report.model,
         "clocks": report.clocks,
         "warnings": report.warnings,
-        "topology": topology(report.journeys, limits),
+        "topology": topo,
+        "services": [(text, n, _service_who(report, text)) for text, n in topo["services"]],
+        "inventory": report.inventory,
         "findings": [_finding_data(n, f, journeys, row_journey) for n, f in findings],
         "flows": flows_out,
         "flows_total": listed,
@@ -278,6 +289,15 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "start": timestamp(base, first_clock) if first_clock is not None and report.journeys else "-",
         "data": {"points": point_list, "flows": flows_out, "journeys": embedded},
     }
+
+
+def _service_who(report: Report, rewrite: str) -> str:
+    """The inventory's name for the address a DNAT rewrote ("10.96.0.10:80 -> ...")."""
+    before = rewrite.split(" -> ")[0]
+    addr, _, port = before.rpartition(":")
+    if not addr or not port.isdigit():
+        addr, port = before, ""
+    return _who(report, Endpoint(addr.strip("[]"), int(port) if port else None))
 
 
 def _journey_data(journey: Journey, points: dict[str, int], point_list: list[list[str | None]], base: int,
