@@ -318,3 +318,21 @@ def test_lines_cut_anywhere_still_give_rows() -> None:
         assert len(df) == 1 and info.unparsed_lines == 0, cut
     df, _ = parse([full[: full.index("Flags [") + 7]])
     assert (df["proto"][0], df["tcp_flags"][0]) == (6, None)
+
+
+def test_binary_junk_after_the_first_lines_is_still_text(tmp_path: Path) -> None:
+    """Through `read()`: a NUL byte near the start must not make the input look binary."""
+    from cniscope.sources import InputSpec, read
+    from cniscope.sources.tcpdump_text import starts_like_tcpdump
+
+    good = (DATA / "ether-nn.txt").read_bytes()
+    lines = good.splitlines(keepends=True)
+    path = tmp_path / "paste.txt"
+    path.write_bytes(b"".join(lines[:4]) + b"\x00\x01\x02\xff\xfe junk\n" + b"".join(lines[4:]))
+    capture = read([InputSpec(str(path))])
+    assert capture.inputs[0].format == "text"
+    assert len(capture.table) == 21 and capture.inputs[0].unparsed_lines == 1
+    assert [w.where for w in capture.warnings] == ["line 5"]
+    assert starts_like_tcpdump(b"[root@node3 ~]# tcpdump -i any\n\x00")
+    assert not starts_like_tcpdump(b"\x7fELF\x02\x01\x01\x00")
+    assert not starts_like_tcpdump(b"")

@@ -74,6 +74,10 @@ def sniff(head: bytes) -> str:
 
 
 def _looks_like_text(head: bytes) -> bool:
+    from cniscope.sources.tcpdump_text import starts_like_tcpdump
+
+    if starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
+        return True
     if b"\0" in head:
         return False
     control = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))

@@ -314,6 +314,20 @@ def _tunnelled(pkt: Packet, outer: Layer, encap: int) -> tuple[dict[str, object]
     return row, names
 
 
+def starts_like_tcpdump(head: bytes) -> bool:
+    """Whether the first line of these bytes is one tcpdump prints (a packet, a banner, a prompt).
+
+    For telling text from binary when the start of a paste carries binary junk (a NUL byte, say)
+    further on: such an input is still text, and the reader keeps what precedes and follows the junk.
+    """
+    for line in head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:20]:
+        line = line.rstrip()
+        if line:
+            return bool(TS_RE.match(line) or BANNER_RE.match(line) or NOISE_RE.match(line)
+                        or PACKET_START_RE.match(line))
+    return False
+
+
 def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
     """Yield the packet table of a tcpdump text capture in batches of at most `batch_size` rows.
 
