@@ -169,12 +169,12 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
     at_veth = table.filter(pl.col("iface").is_in(veths))
     found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
-    flags, proto, dport = table["tcp_flags"].to_list(), table["proto"].to_list(), table["dport"].to_list()
+    view = row_view(table, journeys)
     translated: set[str] = set()
     for journey in journeys:
         first = journey.hops[0].row
-        request = (proto[first] == 6 and flags[first] is not None and flags[first] & 0x12 == 0x02) or (
-            proto[first] == 17 and dport[first] is not None and dport[first] < 32768)
+        flags, proto, dport = view.flags[first], view.proto[first], view.dport[first]
+        request = (proto == 6 and flags is not None and flags & 0x12 == 0x02) or (proto == 17 and dport is not None and dport < 32768)
         if not request:
             continue
         for hop in journey.hops:
@@ -191,17 +191,42 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
     return found
 
 
-def node_keys(table: pl.DataFrame) -> list[str]:
-    """Per row: the node name, or `input N` when the input names no node (one file = one capture host)."""
-    return table.select(pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("k"))["k"].to_list()
+@dataclass(frozen=True)
+class RowView:
+    """The few columns the journey walks need, for the rows the journeys refer to only (tables can be huge)."""
+
+    key: dict[int, str]  # node name, or `input N` when the input names no node (one file = one capture host)
+    src: dict[int, str | None]
+    dst: dict[int, str | None]
+    tunnel: dict[int, int]
+    proto: dict[int, int | None]
+    flags: dict[int, int | None]
+    dport: dict[int, int | None]
+
+
+def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
+    rows = sorted({hop.row for journey in journeys for hop in journey.hops})
+    sub = table[rows].select(
+        pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
+        "src", "dst", pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
+    )
+
+    def column(name: str, convert=None) -> dict:
+        values = sub[name].to_list()
+        if convert is not None:
+            values = [convert(v) if v is not None else None for v in values]
+        return dict(zip(rows, values))
+
+    return RowView(column("key"), column("src", ip4_text), column("dst", ip4_text), column("tunnel"),
+                   column("proto"), column("tcp_flags"), column("dport"))
 
 
 def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter:
     """Copies of one packet on one node, for journeys whose sightings there name no interface."""
     if not journeys:
         return Counter()
-    keys = node_keys(table)
-    tunnels = table["tunnel"].fill_null(0).to_list()
+    view = row_view(table, journeys)
+    keys, tunnels = view.key, view.tunnel
     shapes: Counter = Counter()
     for journey in journeys:
         by_node: dict[str, list] = {}
@@ -219,8 +244,8 @@ def _direct_from_outside(table: pl.DataFrame, journeys: list[Journey], inventory
     """Packets from a host the inventory does not know (not a node, not a pod) to a pod, with no NAT and no tunnel."""
     if inventory is None or not inventory.nodes:
         return []
-    src, dst = table["src"].to_list(), table["dst"].to_list()
-    tunnels = table["tunnel"].fill_null(0).to_list()
+    view = row_view(table, journeys)
+    src, dst, tunnels = view.src, view.dst, view.tunnel
     pairs: set[tuple[str, str]] = set()
     for journey in journeys:
         first = journey.hops[0].row
@@ -228,7 +253,7 @@ def _direct_from_outside(table: pl.DataFrame, journeys: list[Journey], inventory
             continue
         if any(nat_changes(h) for h in journey.hops):
             continue
-        client, pod = ip4_text(src[first]), ip4_text(dst[first])
+        client, pod = src[first], dst[first]
         if client is None or pod is None:
             continue
         if inventory.is_pod_address(pod) and not inventory.is_node_address(client) and not inventory.is_pod_address(client):

@@ -217,7 +217,7 @@ def mss(obs: Observations, models: list[Model], inventory: Inventory | None) -> 
         families = {m.family for m in fits}
         weight = 2.0 if len(families) == 1 else 1.0
         scores = {m.name: weight if m in fits else -0.5 for m in models}
-        items.append(Item(f"pods announce MSS {value} in {n} SYNs: pod MTU {mtu}", scores))
+        items.append(Item(f"pods announce MSS {value} ({_count(n, 'SYN sighting')}): pod MTU {mtu}", scores))
     return items
 
 

@@ -110,13 +110,23 @@ def reply(steps: tuple[Step, ...]) -> tuple[Step, ...]:
     return tuple(out)
 
 
-def segments(model: Model) -> list[tuple[Path, tuple[Step, ...], bool]]:
+def segments(model: Model) -> tuple[tuple[Path, tuple[Step, ...], bool], ...]:
     """Every per-node segment of every expected path, and of its reply: (path, steps, is_reply)."""
+    found = _SEGMENTS.get(model.name)
+    if found is None or found[0] is not model:
+        found = _SEGMENTS[model.name] = (model, _build_segments(model.paths))
+    return found[1]
+
+
+_SEGMENTS: dict[str, tuple[Model, tuple]] = {}  # memo by name; rebuilt if another table of that name comes
+
+
+def _build_segments(paths: tuple[Path, ...]) -> tuple[tuple[Path, tuple[Step, ...], bool], ...]:
     out = []
-    for path in model.paths:
+    for path in paths:
         parts = [path.steps] if path.one_node else [path.segment(SRC), path.segment(DST)]
         for steps in parts:
             if steps:
                 out.append((path, steps, False))
                 out.append((path, reply(steps), True))
-    return out
+    return tuple(out)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import polars as pl
 
@@ -27,8 +28,8 @@ from cniscope.inventory import Inventory
 from cniscope.models import MODELS
 from cniscope.models.base import Model, Path, Role, Step, role_of
 from cniscope.models.paths import segments
-from cniscope.models.evidence import nat_changes, node_keys, pod_addresses_of, reflected
-from cniscope.packets.schema import Tunnel, ip4_text
+from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
+from cniscope.packets.schema import Tunnel
 from cniscope.results import Finding, FindingKind, Hop, Journey, ModelVerdict, Severity
 
 INGRESS = {"In", "P", "B", "M"}
@@ -37,10 +38,10 @@ INGRESS = {"In", "P", "B", "M"}
 @dataclass(frozen=True)
 class _Context:
     model: Model | None
-    keys: list[str]
-    src: list[str | None]
-    dst: list[str | None]
-    tunnel: list[int]
+    keys: dict[int, str]
+    src: dict[int, str | None]
+    dst: dict[int, str | None]
+    tunnel: dict[int, int]
     pods: set[str]
     inventory: Inventory | None
 
@@ -53,8 +54,7 @@ class _Context:
             return self.inventory.is_pod_address(addr)
         if self.model is None or ":" in addr:
             return False
-        ip = ipaddress.ip_address(addr)
-        return any(ip in ipaddress.ip_network(c) and ipaddress.ip_network(c).prefixlen >= 12 for c in self.model.pod_cidrs)
+        return _in_default_range(addr, self.model.pod_cidrs)
 
     def who(self, addr: str | None) -> str:
         if addr is None:
@@ -66,6 +66,14 @@ class _Context:
         return addr
 
 
+@lru_cache(maxsize=65536)
+def _in_default_range(addr: str, cidrs: tuple[str, ...]) -> bool:
+    """In one of a model's default pod ranges, if the range is narrow enough to mean something (/12 or longer)."""
+    ip = ipaddress.ip_address(addr)
+    return any(ip in net and net.prefixlen >= 12 for net in map(ipaddress.ip_network, cidrs))
+
+
+@lru_cache(maxsize=65536)
 def _addressed(dst: str | None) -> bool:
     """A unicast destination (not ARP, broadcast or multicast)."""
     return dst is not None and not ipaddress.ip_address(dst).is_multicast and not dst.endswith(".255")
@@ -77,12 +85,13 @@ def _model(verdict: ModelVerdict) -> Model | None:
 
 def _context(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None) -> _Context:
     model = _model(verdict)
+    view = row_view(table, journeys)
     return _Context(
         model=model,
-        keys=node_keys(table),
-        src=[ip4_text(v) if v is not None else None for v in table["src"].to_list()],
-        dst=[ip4_text(v) if v is not None else None for v in table["dst"].to_list()],
-        tunnel=table["tunnel"].fill_null(0).to_list(),
+        keys=view.key,
+        src=view.src,
+        dst=view.dst,
+        tunnel=view.tunnel,
         pods=pod_addresses_of(table, journeys, list(MODELS.values()), inventory),
         inventory=inventory,
     )
@@ -100,21 +109,34 @@ def _segments(model: Model) -> list[tuple[Path, tuple[Step, ...]]]:
     return [(path, steps) for path, steps, _ in segments(model)]
 
 
-def _fit(steps: tuple[Step, ...], hops: list[Hop], ctx: _Context) -> float:
+@dataclass(frozen=True)
+class _Packet:
+    """What segment fitting needs to know of the copies of one packet on one node."""
+
+    src_pod: bool
+    dst_pod: bool
+    tunnelled: tuple[bool, ...]
+    nat: bool
+
+
+def _packet(hops: list[Hop], ctx: _Context) -> _Packet:
+    return _Packet(
+        src_pod=ctx.is_pod(ctx.src[hops[0].row]),
+        dst_pod=ctx.is_pod(ctx.dst[hops[-1].row]),
+        tunnelled=tuple(bool(ctx.tunnel[h.row]) for h in hops),
+        nat=any(nat_changes(h) for h in hops[1:]),
+    )
+
+
+def _fit(steps: tuple[Step, ...], packet: _Packet) -> float:
     """How well a segment's ends fit the packet (used to pick a segment for unnamed copies)."""
-    first, last = hops[0], hops[-1]
     score = 0.0
-    src_pod, dst_pod = ctx.is_pod(ctx.src[first.row]), ctx.is_pod(ctx.dst[last.row])
     if steps[-1].role is Role.HOST_VETH and steps[-1].direction == "Out":
-        score += 2.0 if dst_pod else -2.0
+        score += 2.0 if packet.dst_pod else -2.0
     if steps[0].role is Role.HOST_VETH and steps[0].direction == "In":
-        score += 2.0 if src_pod else -2.0
-    for step, hop in zip(steps, hops):
-        if step.encapsulated != bool(ctx.tunnel[hop.row]):
-            score -= 1.0
-    nat_seen = any(nat_changes(h) for h in hops[1:])
-    nat_expected = any(s.nat for s in steps[1:])
-    if nat_seen != nat_expected:
+        score += 2.0 if packet.src_pod else -2.0
+    score -= sum(1.0 for step, tunnelled in zip(steps, packet.tunnelled) if step.encapsulated != tunnelled)
+    if packet.nat != any(s.nat for s in steps[1:]):
         score -= 1.5
     return score
 
@@ -123,8 +145,12 @@ def _positional(hops: list[Hop], ctx: _Context, most: int) -> tuple[Step, ...] |
     """The expected segment the k unnamed copies are the first k steps of (the whole segment when k == most)."""
     if ctx.model is None:
         return None
-    length = max(most, len(hops))
-    fitting = [(steps[:len(hops)], _fit(steps, hops, ctx)) for _, steps in _segments(ctx.model) if len(steps) == length]
+    return _best_prefix(ctx.model.name, len(hops), max(most, len(hops)), _packet(hops, ctx))
+
+
+@lru_cache(maxsize=4096)
+def _best_prefix(model: str, copies: int, length: int, packet: _Packet) -> tuple[Step, ...] | None:
+    fitting = [(steps[:copies], _fit(steps, packet)) for _, steps in _segments(MODELS[model]) if len(steps) == length]
     if not fitting:
         return None
     best = max(fitting, key=lambda f: f[1])
@@ -301,7 +327,8 @@ def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dic
     if most <= len(group):
         return []
     longer = [(path, steps) for path, steps in _segments(ctx.model) if len(steps) == most]
-    fitting = [(path, steps) for path, steps in longer if _fit(steps, group, ctx) > -1.0]
+    packet = _packet(group, ctx)
+    fitting = [(path, steps) for path, steps in longer if _fit(steps, packet) > -1.0]
     if not fitting:
         return []
     path, steps = fitting[0]
