@@ -336,3 +336,13 @@ def test_binary_junk_after_the_first_lines_is_still_text(tmp_path: Path) -> None
     assert starts_like_tcpdump(b"[root@node3 ~]# tcpdump -i any\n\x00")
     assert not starts_like_tcpdump(b"\x7fELF\x02\x01\x01\x00")
     assert not starts_like_tcpdump(b"")
+
+
+def test_wrong_icmp_checksum() -> None:
+    """tcpdump -vv on an echo request with a damaged checksum (its own output, copied)."""
+    df, _ = parse([
+        "04:55:02.500000 IP (tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto ICMP (1), length 84)",
+        "    10.244.1.5 > 10.244.0.5: ICMP echo request, id 77, seq 1, length 64 (wrong icmp cksum 559f (->9f)!)",
+    ])
+    r = df.row(0, named=True)
+    assert (r["l4_csum_bad"], r["icmp_id"], r["icmp_seq"], r["payload_len"]) == (True, 77, 1, 56)

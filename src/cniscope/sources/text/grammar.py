@@ -112,6 +112,7 @@ LENGTH_END_RE = re.compile(r", length (\d+)$")
 ARP_REQUEST_RE = re.compile(rf"Request who-has ([^\s,]+)(?: \({_MAC}\))? tell ([^\s,]+)")
 ARP_REPLY_RE = re.compile(rf"Reply (\S+) is-at ({_MAC})")
 IP_PROTO_RE = re.compile(r"ip-proto-(\d+)")
+ICMP_BAD_CSUM_RE = re.compile(r" \(wrong icmp cksum [0-9a-f]+ \(->[0-9a-f]+\)!\)$")
 IP6_EXT_RE = re.compile(r"(?:(?:HBH|DSTOPT|srcrt)(?: \([^)]*\))* )+")
 IP6_FRAG_RE = re.compile(r"frag \((?:0x([0-9a-f]+):)?(\d+)\|(\d+)\)(?: |$)")
 PORT_PAIR_RE = re.compile(r"(\d{1,5}) > (\d{1,5}): ")
@@ -458,6 +459,10 @@ def parse_tcp(s: str, layer: Layer) -> None:
 def parse_icmp(s: str, pkt: Packet) -> None:
     layer = pkt.top
     layer["proto"] = 1
+    m = ICMP_BAD_CSUM_RE.search(s)  # -vv checks ICMP checksums and says so only when wrong
+    if m is not None:
+        layer["l4_csum_bad"] = True
+        s = s[: m.start()]
     layer["info"] = _short(s)
     for pattern, type_, code, quoted_proto, kind in ICMP_FORMS:
         m = pattern.match(s)
