@@ -7,6 +7,7 @@ ARG...`), which the scripts use only as quoted "$@"/"$1".
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -112,3 +113,23 @@ def ifindex_filter(indexes: list[int], bpf: str | None) -> str:
     """Restrict an `-i any` capture to some interfaces (libpcap >= 1.10 `ifindex`)."""
     only = " or ".join(f"ifindex {index}" for index in sorted(set(indexes)))
     return f"({only}) and ({bpf})" if bpf else f"({only})"
+
+
+def exclude_ssh(bpf: str | None, ssh_connection: str | None) -> str | None:
+    """Leave our own SSH traffic out (else every captured packet makes more to capture).
+
+    `ssh_connection` is $SSH_CONNECTION as the node saw it: client address and
+    port, server address and port. Every SSH connection from that client to that
+    server port is left out (our stop commands open new ones).
+    """
+    if not ssh_connection:
+        return bpf
+    parts = ssh_connection.split()
+    if len(parts) != 4 or not parts[3].isdigit():
+        return bpf
+    try:
+        client, server = ipaddress.ip_address(parts[0]), ipaddress.ip_address(parts[2])
+    except ValueError:
+        return bpf
+    own = f"not (tcp and host {client} and host {server} and port {int(parts[3])})"
+    return f"({bpf}) and {own}" if bpf else own

@@ -176,9 +176,9 @@ def _inventory(runs: list[NodeRun]) -> None:
 
 
 def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> None:
-    """The user's filter; on nodes hosting a --pod, limited to the pod's host side and the node NIC."""
+    """The user's filter, minus our own SSH session; on nodes hosting a --pod, limited to the pod's host side and the node NIC."""
     for run in runs:
-        run.bpf = plan.bpf
+        run.bpf = nodeside.exclude_ssh(plan.bpf, run.facts.ssh_connection)
         mine = [pod for pod in pods if pod.node == run.plan.label]
         if not mine:
             continue
@@ -190,7 +190,7 @@ def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> N
             pod.host_index = index
             pod.host_name = run.facts.by_index()[index]["name"]
             indexes.append(index)
-        run.bpf = nodeside.ifindex_filter(indexes, plan.bpf)
+        run.bpf = nodeside.ifindex_filter(indexes, run.bpf)
 
 
 def _pump_stdout(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
