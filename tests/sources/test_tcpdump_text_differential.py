@@ -24,6 +24,7 @@ import pytest
 
 from cniscope.sources import InputInfo, InputSpec, read
 from cniscope.sources.tcpdump_text import iter_tables
+from tests.conftest import CORPUS
 
 DAY = 86400 * 10**9
 HERE = Path(__file__).resolve().parent
@@ -265,3 +266,21 @@ def test_crafted_text_equals_pcap(crafted: dict[str, Path], kind: str, flags: li
     compare(text, decoded, flags, skip=("iface", "linktype"))
     if kind == "tunnel":
         assert text["tunnel"].to_list() == decoded["tunnel"].to_list() == [1, 1, 2, 3]
+
+
+# --- the corpus's real pcaps (Calico + PAN CN-Series, captured on a real cluster) -------------
+
+CORPUS_PCAPS = sorted(CORPUS.glob("*.pcap"))
+
+
+def test_the_corpus_has_pcaps() -> None:
+    assert len(CORPUS_PCAPS) == 3
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("flags", [["-nn"], ["-nn", "-v", "-e"], ["-tt", "-nn", "-S"]], ids=" ".join)
+@pytest.mark.parametrize("pcap", CORPUS_PCAPS, ids=lambda p: p.name[:2])
+def test_corpus_pcap_text_equals_pcap(pcap: Path, flags: list[str]) -> None:
+    decoded = read([InputSpec(str(pcap))]).table
+    text, _ = text_rows(pcap, flags)
+    compare(text, decoded, flags, skip=("linktype",))
