@@ -172,7 +172,7 @@ def stream(specs: Iterable[InputSpec], fmt: str, output: str | None) -> list[Inp
 def _stream_text(specs: Iterable[InputSpec], fmt: str, target: TextIO) -> list[InputInfo]:
     infos: list[InputInfo] = []
     header = True
-    for info, table in _tables(specs, infos):
+    for _, table in _tables(specs, infos):
         if fmt == "json":
             target.write(textual(table).write_ndjson())
         elif fmt == "csv":

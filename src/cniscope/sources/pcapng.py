@@ -15,9 +15,10 @@ own interface numbering), interface description (IDB: link type, snaplen,
 clipped to the snaplen), obsolete packet block (type 2). Name resolution,
 statistics and every other block are skipped by their length.
 
-Node convention (shared with `cniscope capture`, which writes one section per
-node): the node a section was captured on is named by an `shb_comment` option
-of its SHB holding `node=<name>`. An interface's `if_description` may hold the
+Node convention (shared with `cniscope capture` and `cniscope.pcapng_writer`,
+which write one section per node): the node a section was captured on is
+named by a comment option (opt_comment, code 1) of its SHB holding
+`node=<name>`. An interface's `if_description` may hold the
 same `node=<name>` and then wins for that interface's packets. Packets of a
 section without it have no node (the input's `node=` tag fills it later).
 
@@ -53,8 +54,10 @@ OPT_END, OPT_COMMENT = 0, 1
 IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_TSOFFSET = 2, 3, 9, 14
 EPB_FLAGS = 2
 
-# epb_flags reception type (bits 2-4) -> direction, for inbound packets (bits 0-1 == 1)
-RECEPTION_DIRECTION = {2: Direction.MULTICAST, 3: Direction.BROADCAST, 4: Direction.OTHERHOST}
+# epb_flags reception type (bits 2-4) -> direction of an inbound packet (bits 0-1 == 1):
+# 1 unicast, 2 multicast, 3 broadcast, 4 promiscuous; 0 (not said) and the rest count as unicast
+DIRECTION_OF_RECEPTION = np.array([Direction.IN, Direction.IN, Direction.MULTICAST, Direction.BROADCAST,
+                                   Direction.OTHERHOST, Direction.IN, Direction.IN, Direction.IN], dtype=np.int16)
 
 # the fields gathered for every EPB of a window, after the 8-byte block header
 EPB_FIELDS = [("iface", "u4"), ("ts_high", "u4"), ("ts_low", "u4"), ("caplen", "u4"), ("wirelen", "u4")]
@@ -116,7 +119,7 @@ def _node_of(value: bytes) -> str | None:
 
 
 class Reader:
-    """Walks one pcapng file; `iter_batches` drives it."""
+    """Walks one pcapng file: `batches()` yields its frames; `comments` gathers EPB comments by frame index."""
 
     def __init__(self, buf: memoryview, info: InputInfo, batch_size: int) -> None:
         self.buf = buf
@@ -307,6 +310,16 @@ class Reader:
             return f"absurd captured length {caplen} (more than {MAX_CAPLEN})"
         return f"captured length {caplen} does not fit its block of {length} bytes"
 
+    def _packet_options(self, row: int, start: int, stop: int, direction: np.ndarray) -> None:
+        """The options of one EPB, in Python: the uncommon layouts, and comments."""
+        assert self.section is not None
+        order = self.section.byteorder
+        for code, value in _options(self.buf, start, stop, order):
+            if code == EPB_FLAGS and len(value) == 4:
+                direction[row] = _directions(np.array([struct.unpack_from(order + "I", value)[0]]))[0]
+            elif code == OPT_COMMENT:
+                self.comments[self.first + row] = _text(value)
+
     def _emit(self, block: np.ndarray, header: np.ndarray, local: np.ndarray, caplen: np.ndarray,
               wirelen: np.ndarray, ts_units: np.ndarray, length: np.ndarray, is_epb: np.ndarray) -> Iterator[FrameBatch]:
         n = len(block)
@@ -322,18 +335,20 @@ class Reader:
             if rows.any():
                 ts[rows] = _to_ns(ts_units[rows], iface)
         direction = np.full(n, -1, dtype=np.int16)
-        comments: dict[int, str] = {}
         # EPBs whose block is longer than header + padded data + trailer carry options
         padded = (caplen + 3) & ~3
-        with_options = np.flatnonzero(is_epb & (length > header + padded + 4))
-        for row in with_options.tolist():
-            start = int(block[row] + header[row] + padded[row])
-            for code, value in _options(self.buf, start, int(block[row] + length[row] - 4), section.byteorder):
-                if code == EPB_FLAGS and len(value) == 4:
-                    flags = struct.unpack_from(section.byteorder + "I", value)[0]
-                    direction[row] = _direction(flags)
-                elif code == OPT_COMMENT:
-                    comments[self.first + row] = _text(value)
+        rows = np.flatnonzero(is_epb & (length > header + padded + 4))
+        if len(rows):
+            # the usual case, epb_flags alone (cniscope capture writes it on every packet), vectorized
+            at = block[rows] + header[rows] + padded[rows]
+            o = section.byteorder
+            first = _gather(self.data, at, 8).view(np.dtype([("code", o + "u2"), ("len", o + "u2"), ("value", o + "u4")]))
+            flags = (first["code"] == EPB_FLAGS) & (first["len"] == 4)
+            direction[rows[flags]] = _directions(first["value"][flags])
+            only_flags = flags & (block[rows] + length[rows] - 4 - at <= 12)  # flags (8) + end (4)
+            for row in rows[~only_flags].tolist():
+                self._packet_options(row, int(block[row] + header[row] + padded[row]), int(block[row] + length[row] - 4),
+                                     direction)
         global_iface = (local + section.iface_base).astype(np.int32)
         node_index = {name: i for i, name in enumerate(self.node_names)}
         iface_node = np.full(len(self.iface_nodes), -1, dtype=np.int32)
@@ -343,7 +358,6 @@ class Reader:
                     node_index[name] = len(self.node_names)
                     self.node_names.append(name)
                 iface_node[g] = node_index[name]
-        self.comments.update(comments)
         batch = FrameBatch(
             data=self.data,
             offset=block + header,
@@ -362,19 +376,16 @@ class Reader:
         yield batch
 
 
+def _directions(flags: np.ndarray) -> np.ndarray:
+    """epb_flags -> Direction values: bits 0-1 inbound (1) / outbound (2), bits 2-4 reception type."""
+    inbound = DIRECTION_OF_RECEPTION[(flags >> 2) & 7]
+    return np.where(flags & 3 == 2, int(Direction.OUT), np.where(flags & 3 == 1, inbound, -1)).astype(np.int16)
+
+
 def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     """The `width` bytes at each start, as one `V<width>` row each (one fancy index, no copy of data)."""
     view = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
     return view[starts]
-
-
-def _direction(flags: int) -> int:
-    inout = flags & 3
-    if inout == 2:
-        return int(Direction.OUT)
-    if inout == 1:
-        return int(RECEPTION_DIRECTION.get((flags >> 2) & 7, Direction.IN))
-    return -1
 
 
 def _to_ns(units: np.ndarray, iface: Interface) -> np.ndarray:
