@@ -346,3 +346,9 @@ def test_wrong_icmp_checksum() -> None:
     ])
     r = df.row(0, named=True)
     assert (r["l4_csum_bad"], r["icmp_id"], r["icmp_seq"], r["payload_len"]) == (True, 77, 1, 56)
+
+
+def test_byte_order_mark_and_crlf() -> None:
+    df, info = parse(["\ufeff10:00:00.000001 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64\r\n",
+                      "10:00:00.000002 IP 10.0.0.2 > 10.0.0.1: ICMP echo reply, id 1, seq 1, length 64\r\n"])
+    assert info.unparsed_lines == 0 and df["icmp_type"].to_list() == [8, 0] and df["ts"][0] == 36000_000001000

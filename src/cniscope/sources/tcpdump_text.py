@@ -337,6 +337,8 @@ def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) 
     info.format = "text"
     reader = TextReader(info)
     for n, line in enumerate(lines, 1):
+        if n == 1:
+            line = line.lstrip("\ufeff")  # a byte order mark from an editor
         reader.feed(n, line)
         if len(reader.rows) >= batch_size:
             info.packets += len(reader.rows)
