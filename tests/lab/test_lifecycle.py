@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,8 +117,6 @@ def test_unbuildable_models_are_refused(model: str, feature: str) -> None:
 
 def test_failed_build_leaves_nothing() -> None:
     spec = default_spec("flannel-host-gw", 2, name=lab_name("broken"))
-    from dataclasses import replace
-
     spec = replace(spec, faults=(Fault("mtu", {"node": "node1", "iface": "no-such-if", "mtu": "1400"}),))
     with pytest.raises(EnvironmentProblem, match="no-such-if"):
         Lab.up(spec)
@@ -141,4 +140,15 @@ def test_up_and_down_are_recorded() -> None:
         assert lab.state.converge_seconds is not None and lab.state.converge_seconds > 0  # BGP routes learned
         routes = lab.exec("node1", ["ip", "route", "show", "10.244.2.0/24"]).stdout
         assert "via 192.168.200.12" in routes and "proto bird" in routes
+    assert_no_leak()
+
+
+def test_faults_in_a_spec_are_applied_after_the_build() -> None:
+    spec = default_spec("flannel-host-gw", 2, name=lab_name("specfault"))
+    spec = replace(spec, faults=(Fault("br-netfilter-off", {"node": "node1"}),))
+    with Lab.up(spec) as lab:
+        assert lab.exec("node1", ["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"]).stdout.strip() == "0"
+        assert lab.exec("node2", ["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"]).stdout.strip() == "1"
+        assert lab.curl("client1", "web-local", max_time=1).returncode != 0
+        assert lab.curl("client1", "web2").returncode == 0
     assert_no_leak()
