@@ -196,7 +196,7 @@ class RowView:
     """The few columns the journey walks need, for the rows the journeys refer to only (tables can be huge)."""
 
     key: dict[int, str]  # node name, or `input N` when the input names no node (one file = one capture host)
-    src: dict[int, str | None]
+    src: dict[int, str | None]  # IPv4 or IPv6 text
     dst: dict[int, str | None]
     tunnel: dict[int, int]
     proto: dict[int, int | None]
@@ -208,7 +208,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
     sub = table[rows].select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
-        "src", "dst", pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
+        "src", "dst", "src6", "dst6", pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
     )
 
     def column(name: str, convert=None) -> dict:
@@ -217,8 +217,9 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
             values = [convert(v) if v is not None else None for v in values]
         return dict(zip(rows, values))
 
-    return RowView(column("key"), column("src", ip4_text), column("dst", ip4_text), column("tunnel"),
-                   column("proto"), column("tcp_flags"), column("dport"))
+    src = {row: v4 if v4 is not None else v6 for (row, v4), v6 in zip(column("src", ip4_text).items(), sub["src6"].to_list())}
+    dst = {row: v4 if v4 is not None else v6 for (row, v4), v6 in zip(column("dst", ip4_text).items(), sub["dst6"].to_list())}
+    return RowView(column("key"), src, dst, column("tunnel"), column("proto"), column("tcp_flags"), column("dport"))
 
 
 def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter:

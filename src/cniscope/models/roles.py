@@ -76,7 +76,7 @@ def _in_default_range(addr: str, cidrs: tuple[str, ...]) -> bool:
 @lru_cache(maxsize=65536)
 def _addressed(dst: str | None) -> bool:
     """A unicast destination (not ARP, broadcast or multicast)."""
-    return dst is not None and not ipaddress.ip_address(dst).is_multicast and not dst.endswith(".255")
+    return dst is not None and not ipaddress.ip_address(dst).is_multicast and not dst.endswith(".255")  # ff02:: etc. are multicast
 
 
 def _model(verdict: ModelVerdict) -> Model | None:
