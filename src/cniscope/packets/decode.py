@@ -33,6 +33,7 @@ option position, over the rows that still have options left).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,21 +163,39 @@ def _compose(rows: Rows, idx: Rows) -> Rows:
 
 @dataclass
 class _Group:
-    """Rows of the chunk that go through the same layer, with their windows at that layer."""
+    """Rows of the chunk that go through the same layer, with their windows at that layer.
+
+    `sel` picks this group's rows out of `w` (None: all of them), so that splitting a group
+    by protocol reads only the fields it needs instead of copying whole windows.
+    """
 
     rows: Rows  # which chunk rows
-    w: np.ndarray  # V<k> windows, aligned with rows
-    start: np.ndarray  # int64 buffer position of the header the windows start at
+    w: np.ndarray  # V<k> windows; the header of the layer starts at the same offset in each
+    sel: np.ndarray | None  # this group's rows in `w`
+    start: np.ndarray  # int64 buffer position of each row's window
     avail: np.ndarray  # int64 captured bytes from `start` on
+
+    @property
+    def n(self) -> int:
+        return self.start.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.w.dtype.itemsize
 
     def sub(self, idx: Rows) -> _Group:
         if isinstance(idx, slice):
             return self
-        return _Group(_compose(self.rows, idx), self.w[idx], self.start[idx], self.avail[idx])
+        sel = idx if self.sel is None else self.sel[idx]
+        return _Group(_compose(self.rows, idx), self.w, sel, self.start[idx], self.avail[idx])
+
+    def reader(self, header: H.Header) -> Callable[..., np.ndarray]:
+        """`read(name, at=0)`: the field of `header` starting `at` bytes into this group's windows."""
+        return lambda name, at=0: header.column(self.w, name, at, self.sel)
 
     def raw(self) -> np.ndarray:
-        k = self.w.dtype.itemsize
-        return self.w.view(np.uint8).reshape(self.w.shape[0], k)
+        raw = self.w.view(np.uint8).reshape(self.w.shape[0], self.k)
+        return raw if self.sel is None else raw[self.sel]
 
 
 class _Vector:
@@ -254,23 +273,23 @@ class _Vector:
         self.cols.put("ethertype", rows, ethertype)
         w, ok = _gather(self.data, start, K_NET)
         self.mark(rows, ~ok)
-        group = _Group(rows, w, start, _take(self.end, rows) - start)
+        group = _Group(rows, w, None, start, _take(self.end, rows) - start)
         for value, handler in ((H.ETH_IPV4, self.ipv4), (H.ETH_IPV6, self.ipv6), (H.ETH_ARP, self.arp)):
             mask = ethertype == value
             if mask.any():
                 handler(group.sub(_pick(mask)), depth)
 
     def ipv4(self, g: _Group, depth: int) -> None:
-        col, w, cols, rows = H.IPV4.column, g.w, self.cols, g.rows
-        vihl, total, frag = col(w, "vihl"), col(w, "len").astype(np.int64), col(w, "frag")
-        src, dst, ttl, ip_id = col(w, "src"), col(w, "dst"), col(w, "ttl"), col(w, "id")
-        proto = col(w, "proto")
+        col, cols, rows = g.reader(H.IPV4), self.cols, g.rows
+        vihl, total, frag = col("vihl"), col("len").astype(np.int64), col("frag")
+        src, dst, ttl, ip_id = col("src"), col("dst"), col("ttl"), col("id")
+        proto = col("proto")
         cols.put("ip_version", rows, 4)
         cols.put("src", rows, src)
         cols.put("dst", rows, dst)
         cols.put("ip_id", rows, ip_id)
         cols.put("ttl", rows, ttl)
-        cols.put("tos", rows, col(w, "tos"))
+        cols.put("tos", rows, col("tos"))
         cols.put("ip_len", rows, total)
         cols.put("df", rows, (frag & 0x4000) != 0)
         cols.put("mf", rows, (frag & 0x2000) != 0)
@@ -282,8 +301,8 @@ class _Vector:
         self.transport(g, 20, proto, total - 20, first, v4=True, depth=depth, envelope=envelope)
 
     def ipv6(self, g: _Group, depth: int) -> None:
-        col, w, cols, rows = H.IPV6.column, g.w, self.cols, g.rows
-        vtcfl, plen, nh = col(w, "vtcfl"), col(w, "plen").astype(np.int64), col(w, "nh")
+        col, cols, rows = g.reader(H.IPV6), self.cols, g.rows
+        vtcfl, plen, nh = col("vtcfl"), col("plen").astype(np.int64), col("nh")
         cols.put("ip_version", rows, 6)
         raw = g.raw()
         for name, offset in (("src6", 8), ("dst6", 24)):
@@ -291,7 +310,7 @@ class _Vector:
             unique, inverse = np.unique(addr, return_inverse=True)
             text = np.array([socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique], dtype=object)
             cols.put(name, rows, text[inverse])
-        cols.put("ttl", rows, col(w, "hlim"))
+        cols.put("ttl", rows, col("hlim"))
         cols.put("tos", rows, (vtcfl >> 20) & 0xFF)
         cols.put("ip_len", rows, plen + 40)
         cols.put("mf", rows, False)
@@ -302,12 +321,12 @@ class _Vector:
         self.transport(g, 40, nh, plen, ~extension, v4=False, depth=depth, envelope=None)
 
     def arp(self, g: _Group, depth: int) -> None:
-        col, w, cols, rows = H.ARP.column, g.w, self.cols, g.rows
-        cols.put("arp_op", rows, col(w, "op"))
-        cols.put("arp_sha", rows, col(w, "sha"))
-        cols.put("arp_spa", rows, col(w, "spa"))
-        cols.put("arp_tpa", rows, col(w, "tpa"))
-        self.mark(rows, (g.avail < 28) | (col(w, "hlen") != 6) | (col(w, "plen") != 4))
+        col, cols, rows = g.reader(H.ARP), self.cols, g.rows
+        cols.put("arp_op", rows, col("op"))
+        cols.put("arp_sha", rows, col("sha"))
+        cols.put("arp_spa", rows, col("spa"))
+        cols.put("arp_tpa", rows, col("tpa"))
+        self.mark(rows, (g.avail < 28) | (col("hlen") != 6) | (col("plen") != 4))
 
     # -- transport layer ---------------------------------------------------------
     def transport(
@@ -315,7 +334,7 @@ class _Vector:
         v4: bool, depth: int, envelope: tuple[np.ndarray, ...] | None,
     ) -> None:
         """L4 at `at` bytes into the windows; `length` is the L4 size the IP header gives."""
-        n = g.w.shape[0]
+        n = g.n
         pay_pos = np.zeros(n, dtype=np.int64)
         pay_len = np.full(n, -1, dtype=np.int64)
         tunnel = np.zeros(n, dtype=np.uint8)
@@ -354,18 +373,18 @@ class _Vector:
         self.cols.put("payload_digest", rows, digest_np(w, _take(size, idx)))
 
     def tcp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
-        col, w, cols, rows = H.TCP.column, g.w, self.cols, g.rows
-        flags = col(w, "flags", at)
-        doff = (col(w, "doff", at) >> 4).astype(np.int64) * 4
+        col, cols, rows = g.reader(H.TCP), self.cols, g.rows
+        flags = col("flags", at)
+        doff = (col("doff", at) >> 4).astype(np.int64) * 4
         size = length - doff
-        cols.put("sport", rows, col(w, "sport", at))
-        cols.put("dport", rows, col(w, "dport", at))
+        cols.put("sport", rows, col("sport", at))
+        cols.put("dport", rows, col("dport", at))
         cols.put("tcp_flags", rows, flags)
-        cols.put("seq", rows, col(w, "seq", at))
-        cols.put_where("ack", rows, col(w, "ack", at), (flags & 16) != 0)
-        cols.put("win", rows, col(w, "win", at))
+        cols.put("seq", rows, col("seq", at))
+        cols.put_where("ack", rows, col("ack", at), (flags & 16) != 0)
+        cols.put("win", rows, col("win", at))
         cols.put("sack_ok", rows, False)
-        bad = (l4avail < 20) | (doff < 20) | (doff > K_NET - at) | (l4avail < doff) | (size < 0)
+        bad = (l4avail < 20) | (doff < 20) | (doff > g.k - at) | (l4avail < doff) | (size < 0)
         self.mark(rows, bad)
         options = (doff > 20) & ~bad
         if options.any():
@@ -374,14 +393,13 @@ class _Vector:
 
     def tcp_options(self, g: _Group, at: int, doff: np.ndarray, options: np.ndarray) -> None:
         cols = self.cols
-        first_word = np.ndarray(shape=(g.w.shape[0],), dtype=">u4", buffer=g.w, offset=at + 20, strides=(g.w.dtype.itemsize,))
-        linux = options & (doff == 32) & (first_word == TS_LAYOUT)
+        linux = options & (doff == 32) & (g.reader(H.TCP_TS)("layout", at + 20) == TS_LAYOUT)
         if linux.any():
             idx = _pick(linux)
             sub = g.sub(idx)
-            for name, offset in (("tsval", 24), ("tsecr", 28)):
-                value = np.ndarray(shape=(sub.w.shape[0],), dtype=">u4", buffer=sub.w, offset=at + offset, strides=(sub.w.dtype.itemsize,))
-                cols.put(name, sub.rows, value.astype(np.uint32))
+            read = sub.reader(H.TCP_TS)
+            cols.put("tsval", sub.rows, read("tsval", at + 20))
+            cols.put("tsecr", sub.rows, read("tsecr", at + 20))
         rest = options & ~linux
         if rest.any():
             idx = _pick(rest)
@@ -391,7 +409,7 @@ class _Vector:
         """Walk TCP options for all rows at once, one option position per pass."""
         raw = g.raw()
         k = raw.shape[1]
-        rows = np.arange(raw.shape[0]) if isinstance(g.rows, slice) else np.arange(g.rows.shape[0])
+        rows = np.arange(raw.shape[0])
         chunk_rows = rows if isinstance(g.rows, slice) else g.rows
         pos = np.full(raw.shape[0], at + 20, dtype=np.int64)
         end = at + doff
@@ -422,26 +440,26 @@ class _Vector:
             active[live] = still & (pos[live] < end[live])
 
     def udp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
-        col, w, cols, rows = H.UDP.column, g.w, self.cols, g.rows
-        sport, dport = col(w, "sport", at), col(w, "dport", at)
+        col, cols, rows = g.reader(H.UDP), self.cols, g.rows
+        sport, dport = col("sport", at), col("dport", at)
         cols.put("sport", rows, sport)
         cols.put("dport", rows, dport)
         size = length - 8
         self.mark(rows, (l4avail < 8) | (size < 0))
         dns = ((sport == 53) | (dport == 53)) & (size >= 4) & (l4avail >= 12)
         if dns.any():
-            cols.put_where("dns_id", rows, H.DNS.column(w, "id", at + 8), dns)
-            cols.put_where("dns_qr", rows, (H.DNS.column(w, "flags", at + 8) & 0x8000) != 0, dns)
+            cols.put_where("dns_id", rows, g.reader(H.DNS)("id", at + 8), dns)
+            cols.put_where("dns_qr", rows, (g.reader(H.DNS)("flags", at + 8) & 0x8000) != 0, dns)
         return np.int64(8), size
 
     def icmp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
-        col, w, cols, rows = H.ICMP.column, g.w, self.cols, g.rows
-        kind = col(w, "type", at)
+        col, cols, rows = g.reader(H.ICMP), self.cols, g.rows
+        kind = col("type", at)
         cols.put("icmp_type", rows, kind)
-        cols.put("icmp_code", rows, col(w, "code", at))
+        cols.put("icmp_code", rows, col("code", at))
         echo = (kind == 0) | (kind == 8) if v4 else (kind == 128) | (kind == 129)
-        cols.put_where("icmp_id", rows, col(w, "id", at), echo)
-        cols.put_where("icmp_seq", rows, col(w, "seq", at), echo)
+        cols.put_where("icmp_id", rows, col("id", at), echo)
+        cols.put_where("icmp_seq", rows, col("seq", at), echo)
         errors = np.isin(kind, list(H.ICMP4_ERRORS if v4 else H.ICMP6_ERRORS))
         size = length - 8
         self.mark(rows, (l4avail < 8) | (size < 0) | errors)
@@ -454,12 +472,13 @@ class _Vector:
         """Rows whose packet is an envelope: keep it in outer_*, decode what it carries."""
         idx = _pick((tunnel != 0) & ~_take(self.slow, g.rows))
         g = g.sub(idx)
-        n = g.w.shape[0]
+        n = g.n
         if n == 0:
             return
         kind, l4avail = _take(tunnel, idx), _take(l4avail, idx)
         src, dst, ttl, ip_id, total = (_take(a, idx) for a in envelope)
-        cols, w, rows = self.cols, g.w, g.rows
+        cols, rows = self.cols, g.rows
+        vxlan_read, geneve_read, eth_read, ip_read = (g.reader(h) for h in (H.VXLAN, H.GENEVE, H.ETHERNET, H.IPV4))
         l4 = g.start + at
         start = np.zeros(n, dtype=np.int64)
         ethertype = np.zeros(n, dtype=np.int64)
@@ -470,29 +489,29 @@ class _Vector:
             cols.put_where("outer_dport", rows, cols.values["dport"][rows], udp)
         vxlan, geneve, flannel = kind == Tunnel.VXLAN, kind == Tunnel.GENEVE, kind == Tunnel.FLANNEL_UDP
         ipip = kind == Tunnel.IPIP
-        vni = H.VXLAN.column(w, "vni_res", at + 8) >> 8
+        vni = vxlan_read("vni_res", at + 8) >> 8
         cols.put_where("vni", rows, vni, vxlan | geneve)
         if vxlan.any():
-            eth_type = H.ETHERNET.column(w, "type", at + 16)
-            cols.put_where("inner_eth_dst", rows, H.ETHERNET.column(w, "dst", at + 16), vxlan)
-            cols.put_where("inner_eth_src", rows, H.ETHERNET.column(w, "src", at + 16), vxlan)
+            eth_type = eth_read("type", at + 16)
+            cols.put_where("inner_eth_dst", rows, eth_read("dst", at + 16), vxlan)
+            cols.put_where("inner_eth_src", rows, eth_read("src", at + 16), vxlan)
             start = np.where(vxlan, l4 + 30, start)
             ethertype = np.where(vxlan, eth_type, ethertype)
             bad |= vxlan & ((l4avail < 30) | (eth_type == H.ETH_VLAN) | (eth_type == H.ETH_QINQ))
         if geneve.any():
-            options = (H.GENEVE.column(w, "verlen", at + 8) & 0x3F).astype(np.int64) * 4
-            proto = H.GENEVE.column(w, "proto", at + 8)
+            options = (geneve_read("verlen", at + 8) & 0x3F).astype(np.int64) * 4
+            proto = geneve_read("proto", at + 8)
             teb = proto == H.ETH_TEB
-            eth_at = np.minimum(at + 16 + options, K_NET - 14)
-            eth_type = H.ETHERNET.column(w, "type", eth_at)
-            bad |= geneve & ((l4avail < 16 + options + np.where(teb, 14, 0)) | (teb & (at + 16 + options + 14 > K_NET)))
+            eth_at = np.minimum(at + 16 + options, g.k - 14)
+            eth_type = eth_read("type", eth_at)
+            bad |= geneve & ((l4avail < 16 + options + np.where(teb, 14, 0)) | (teb & (at + 16 + options + 14 > g.k)))
             bad |= geneve & teb & ((eth_type == H.ETH_VLAN) | (eth_type == H.ETH_QINQ))
-            cols.put_where("inner_eth_dst", rows, H.ETHERNET.column(w, "dst", eth_at), geneve & teb)
-            cols.put_where("inner_eth_src", rows, H.ETHERNET.column(w, "src", eth_at), geneve & teb)
+            cols.put_where("inner_eth_dst", rows, eth_read("dst", eth_at), geneve & teb)
+            cols.put_where("inner_eth_src", rows, eth_read("src", eth_at), geneve & teb)
             start = np.where(geneve, l4 + 16 + options + np.where(teb, 14, 0), start)
             ethertype = np.where(geneve, np.where(teb, eth_type, proto), ethertype)
         if flannel.any():
-            version = H.IPV4.column(w, "vihl", at + 8) >> 4
+            version = ip_read("vihl", at + 8) >> 4
             et = np.where(version == 4, H.ETH_IPV4, np.where(version == 6, H.ETH_IPV6, 0))
             start = np.where(flannel, l4 + 8, start)
             ethertype = np.where(flannel, et, ethertype)

@@ -55,35 +55,37 @@ class Header:
                 out[f.name] = struct.unpack_from(_STRUCT[f.fmt], buf, pos)[0]
         return out
 
-    def column(self, windows: np.ndarray, name: str, at: int | np.ndarray = 0) -> np.ndarray:
+    def column(self, windows: np.ndarray, name: str, at: int | np.ndarray = 0, rows: np.ndarray | None = None) -> np.ndarray:
         """Vector path: field `name` of the header starting `at` bytes into each window.
 
-        `windows` is a contiguous 1-D array of `V<k>` byte windows (one per row).
-        With a scalar `at` the field is read through one strided view (no gather);
-        with an array `at` (a per-row header position) it is gathered per row.
+        `windows` is a contiguous 1-D array of `V<k>` byte windows. With a scalar
+        `at` the field is read through one strided view; `rows` (an index into
+        `windows`) then picks the rows without copying whole windows. With an
+        array `at` (a per-row header position, aligned with `rows`) the bytes
+        are gathered per row.
         """
         f = self._by_name[name]
         if f.fmt == "mac":
-            hi = self._read(windows, ">u2", at, f.offset).astype(np.uint64)
-            lo = self._read(windows, ">u4", at, f.offset + 2).astype(np.uint64)
+            hi = self._read(windows, ">u2", at, f.offset, rows).astype(np.uint64)
+            lo = self._read(windows, ">u4", at, f.offset + 2, rows).astype(np.uint64)
             return (hi << np.uint64(32)) | lo
-        return self._read(windows, f.fmt, at, f.offset).astype(_NATIVE[f.fmt])
+        return self._read(windows, f.fmt, at, f.offset, rows).astype(_NATIVE[f.fmt])
 
     @staticmethod
-    def _read(windows: np.ndarray, fmt: str, at: int | np.ndarray, offset: int) -> np.ndarray:
+    def _read(windows: np.ndarray, fmt: str, at: int | np.ndarray, offset: int, rows: np.ndarray | None) -> np.ndarray:
         k = windows.dtype.itemsize
         n = windows.shape[0]
         if isinstance(at, np.ndarray):
             raw = windows.view(np.uint8).reshape(n, k)
-            width = _WIDTH[fmt]
-            rows = np.arange(n)
-            value = raw[rows, at + offset].astype(np.uint32)
-            for i in range(1, width):
-                value = (value << np.uint32(8)) | raw[rows, at + offset + i]
+            pick = np.arange(n) if rows is None else rows
+            value = raw[pick, at + offset].astype(np.uint32)
+            for i in range(1, _WIDTH[fmt]):
+                value = (value << np.uint32(8)) | raw[pick, at + offset + i]
             return value
         if at + offset + _WIDTH[fmt] > k:
             raise ValueError(f"field at {at + offset} runs past the {k}-byte window")
-        return np.ndarray(shape=(n,), dtype=fmt, buffer=windows, offset=at + offset, strides=(k,))
+        view = np.ndarray(shape=(n,), dtype=fmt, buffer=windows, offset=at + offset, strides=(k,))
+        return view if rows is None else view[rows]
 
 
 def _h(name: str, size: int, *fields: tuple[str, int, str]) -> Header:
@@ -122,6 +124,7 @@ TCP = _h(
 PORTS = _h("ports", 4, ("sport", 0, ">u2"), ("dport", 2, ">u2"))  # the start of a TCP/UDP header quoted by ICMP
 UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"))
 ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("id", 4, ">u2"), ("seq", 6, ">u2"), ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
+TCP_TS = _h("tcp-ts", 12, ("layout", 0, ">u4"), ("tsval", 4, ">u4"), ("tsecr", 8, ">u4"))  # NOP NOP TS(10)
 VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
 GENEVE = _h("geneve", 8, ("verlen", 0, "u1"), ("flags", 1, "u1"), ("proto", 2, ">u2"), ("vni_res", 4, ">u4"))
 DNS = _h("dns", 4, ("id", 0, ">u2"), ("flags", 2, ">u2"))
