@@ -226,7 +226,7 @@ class Kubectl:
         name = self.pod_name(node)
         return [
             Step(tuple([*self.kubectl(), "delete", "pod", "-n", self.namespace, name, "--ignore-not-found", "--wait=false",
-                        "--grace-period=0"]), f"delete capture pod {name}")
+                        "--now"]), f"delete capture pod {name}")
         ]
 
     def pod_lookup(self, namespace: str, name: str) -> Step:
