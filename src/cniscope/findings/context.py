@@ -93,6 +93,24 @@ class Context:
         """The node a sighting belongs to (`input N` when the input names none)."""
         return self.node_of_row[hop.row]
 
+    def path(self, j: Journey) -> tuple[Hop, ...]:
+        """The journey's hops in path order: nodes that received it from the wire after the nodes that sent it.
+
+        Clock offsets estimated from one-way traffic can leave a receiving node's first sighting a hair before
+        the sender's last one; the order of nodes follows from the direction of the NIC sightings instead.
+        """
+        nodes = list(dict.fromkeys(self.node(h) for h in j.hops))
+        if len(nodes) < 2:
+            return j.hops
+        per_node = {n: [h for h in j.hops if self.node(h) == n] for n in nodes}
+
+        def received(node: str) -> bool:
+            first = per_node[node][0]
+            return first.direction in ("In", "P") and self.role(first.iface) in (Role.NIC, Role.TUNNEL)
+
+        order = [n for n in nodes if not received(n)] + [n for n in nodes if received(n)]
+        return tuple(h for n in order for h in per_node[n])
+
     def value(self, hop: Hop | int, column: str) -> object:
         """One column of a sighting (columns are turned into lists once, on first use)."""
         if column not in self._columns:

@@ -64,6 +64,9 @@ FORWARD_CHECK = ("The node received the packet but never sent it on: check the F
                  "nft list ruleset), the route to the destination (ip route get {dst} from {src} iif {iface}), "
                  "net.ipv4.ip_forward, and strict reverse-path filtering (net.ipv4.conf.{iface}.rp_filter=1 drops packets "
                  "whose way back leaves by another interface).")
+HAIRPIN_CHECK = ("The pod called itself through a Service: after DNAT the frame must go back out of the bridge port it "
+                 "came in by, which a Linux bridge does only with hairpin mode on that port (bridge -d link show dev "
+                 "{iface}: hairpin on; the CNI bridge plugin's hairpinMode).")
 DECAP_CHECK = ("The envelope reached the node but nothing came out of the tunnel device: check that the VXLAN/Geneve "
                "device exists with that VNI and port (ip -d link), INPUT rules for the UDP port, and the envelope's "
                "checksum and size.")
@@ -96,7 +99,7 @@ def find(ctx: Context) -> list[Loss]:
 
 
 def _loss(ctx: Context, j: Journey) -> Loss | None:
-    last = j.hops[-1]
+    last = ctx.path(j)[-1]
     if ctx.value(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
         return None
     role = ctx.role(last.iface)
@@ -132,7 +135,9 @@ def _loss(ctx: Context, j: Journey) -> Loss | None:
         return None
     if expected is Next.FORWARDED_OUT and not cov.every_iface:
         return None  # a one-interface capture cannot see where else it went
-    if expected is Next.FORWARDED_OUT:
+    if expected is Next.FORWARDED_OUT and any(ctx.addr(h, "src") == ctx.addr(h, "dst") for h in j.hops):
+        check = HAIRPIN_CHECK.format(iface=last.iface)
+    elif expected is Next.FORWARDED_OUT:
         check = FORWARD_CHECK.format(dst=ctx.addr(last, "dst"), src=ctx.addr(last, "src"), iface=last.iface)
     elif expected is Next.DECAPSULATED_IN:
         check = DECAP_CHECK

@@ -22,6 +22,8 @@ def _nat(ctx: Context) -> list[Finding]:
     undone: dict[tuple, tuple[Hop, list[int]]] = {}
     for j in ctx.journeys:
         for hop in j.hops:
+            if hop.direction in ("B", "M") or _group_address(ctx.addr(hop, "dst")):
+                continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
             for change in hop.changes:
                 if change.kind not in OPPOSITE:
                     continue
@@ -89,7 +91,7 @@ def missing_reverse_nat(ctx: Context) -> list[Finding]:
             j = ctx.by_id.get(jid)
             if j is None or not j.hops:
                 continue
-            last = j.hops[-1]
+            last = ctx.path(j)[-1]
             src, dst = ctx.addr(last, "src"), ctx.addr(last, "dst")
             sport, dport = ctx.value(last, "sport"), ctx.value(last, "dport")
             if dst == flow.client.addr and dport == flow.client.port and (src, sport) != (called.addr, called.port):
@@ -106,7 +108,7 @@ def missing_reverse_nat(ctx: Context) -> list[Finding]:
         ]
         j, text = replies[0]
         explanation = (f"{flow.client} called {called}, but the reply reached it from {', '.join(sorted(wrong))}, "
-                       f"untranslated (delivered at {j.hops[-1].point}). The client's stack knows no connection with that "
+                       f"untranslated (delivered at {ctx.path(j)[-1].point}). The client's stack knows no connection with that "
                        "address")
         explanation += (f" and answered with {len(client_rsts)} reset(s)." if client_rsts else ", so it will not accept it.")
         out.append(Finding(
@@ -116,7 +118,7 @@ def missing_reverse_nat(ctx: Context) -> list[Finding]:
             next_step="The reply did not pass through the conntrack entry of the DNAT. For a client and endpoint on the same "
                       "bridge: is br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1 on that node? Otherwise: does "
                       "the reply take another path than the request (asymmetric routing), or was conntrack flushed?",
-            node=j.hops[-1].node, iface=j.hops[-1].iface,
+            node=ctx.path(j)[-1].node, iface=ctx.path(j)[-1].iface,
             journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
         ))
@@ -159,3 +161,10 @@ def missing_snat(ctx: Context) -> list[Finding]:
 def _inside(addr: str, ranges: list[ipaddress.IPv4Network]) -> bool:
     ip = ipaddress.ip_address(addr)
     return any(ip in net for net in ranges)
+
+
+def _group_address(addr: str | None) -> bool:
+    if addr is None:
+        return False
+    ip = ipaddress.ip_address(addr)
+    return ip.is_multicast or addr == "255.255.255.255"

@@ -63,7 +63,10 @@ def _kind_ever_seen(ctx: Context, loss: Loss) -> bool:
 
 
 def asymmetric(ctx: Context) -> list[Finding]:
-    """Per node and remote address: the NICs packets from it come in on vs. the NICs packets to it leave by."""
+    """Per node and remote address: the NICs packets from it come in on vs. the NICs packets to it leave by.
+
+    A node's ARP request for the address counts as leaving by that NIC: its route to the address points there.
+    """
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for j in ctx.journeys:
@@ -81,8 +84,10 @@ def asymmetric(ctx: Context) -> list[Finding]:
                 if remote is not None and not ctx.is_local(node, remote):
                     ingress[(node, remote)][first.iface].append(j.id)  # type: ignore[index]
             if last.direction == "Out" and ctx.role(last.iface) is Role.NIC:
-                tunnelled = bool(ctx.value(last, "tunnel"))
-                remote = ctx.addr(last, "outer_dst" if tunnelled else "dst")
+                if ctx.value(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
+                    remote = ctx.addr(last, "arp_tpa")
+                else:
+                    remote = ctx.addr(last, "outer_dst" if ctx.value(last, "tunnel") else "dst")
                 if remote is not None:
                     egress[(node, remote)][last.iface].append(j.id)  # type: ignore[index]
     lost_after = {loss.journey.id for loss in ctx.losses if loss.expected is Next.FORWARDED_OUT}

@@ -91,7 +91,7 @@ def unanswered(ctx: Context) -> list[Finding]:
 
 def _capture_went_on(ctx: Context, j: Journey) -> bool:
     """Did the input that last saw the request keep capturing long enough for a reply to show?"""
-    last = j.hops[-1]
+    last = ctx.path(j)[-1]
     ts = ctx.value(last, "ts")
     if ts is None:
         return True  # no timestamps (tcpdump -t): order is all there is
@@ -99,7 +99,7 @@ def _capture_went_on(ctx: Context, j: Journey) -> bool:
 
 
 def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[Journey], distinct: int) -> Finding:
-    last = missing[-1].hops[-1]
+    last = ctx.path(missing[-1])[-1]
     node = ctx.node(last)
     retries = len(missing) - distinct
     one_way = _one_way(ctx, missing)
@@ -179,7 +179,7 @@ def _arp(ctx: Context) -> list[Finding]:
         asks[tpa].append(j)  # type: ignore[index]
     out = []
     for tpa, js in asks.items():
-        last = js[-1].hops[-1]
+        last = ctx.path(js[-1])[-1]
         askers = sorted({ip4_text(ctx.value(j.hops[0], "arp_spa")) or "?" for j in js})  # type: ignore[arg-type]
         out.append(Finding(
             kind=FindingKind.UNANSWERED, severity=Severity.ERROR,

@@ -21,8 +21,8 @@ def retransmissions(ctx: Context) -> list[Finding]:
             continue  # an unanswered SYN's retries are counted by its `unanswered` finding
         resent = [j for j in ctx.journeys if j.flow == flow.id and j.retransmission_of is not None]
         originals = [ctx.by_id[j.retransmission_of] for j in resent if j.retransmission_of in ctx.by_id]
-        stops = sorted({o.hops[-1].point for o in originals if o.hops})
-        last = originals[-1].hops[-1] if originals and originals[-1].hops else None
+        stops = sorted({ctx.path(o)[-1].point for o in originals if o.hops})
+        last = ctx.path(originals[-1])[-1] if originals and originals[-1].hops else None
         explanation = (f"The sender re-sent sequence space it had already sent, {flow.retransmissions} time(s): new packets, "
                        "not copies of one packet seen on several interfaces. The originals were lost, or their "
                        "acknowledgements were.")
@@ -64,7 +64,13 @@ def _reset(ctx: Context, flow: Flow, j: Journey) -> Finding:
         and (o.hops[0].ts or 0) <= (first.ts or 0)
     )
     where = f"first seen at {first.point}" if first.point else ""
-    if sender == "server" and not data_before:
+    renewed = _renewed_translation(flow, leg)
+    if renewed is not None:
+        meaning = (f"The connection was translated anew half-way ({renewed}): the node doing the NAT lost its conntrack "
+                   "entry (flushed, expired, or the packets took another node), so the far end got segments of a "
+                   "connection it did not know and reset it.")
+        check = "Look for conntrack flushes or restarts on that node (conntrack -S, kube-proxy restarts), and timeouts."
+    elif sender == "server" and not data_before:
         meaning = "The server refused the connection: nothing listens on that port, or a firewall rejects with RST."
         check = f"Check that something listens on {src} (ss -ltn where it runs) and the Service's targetPort."
     elif sender == "client" and leg is not None and leg > 0:
@@ -86,6 +92,17 @@ def _reset(ctx: Context, flow: Flow, j: Journey) -> Finding:
         next_step=check,
         node=first.node, iface=first.iface, journeys=(j.id,), flows=(flow.id,), rows=tuple(h.row for h in j.hops),
     )
+
+
+def _renewed_translation(flow: Flow, leg: int | None) -> str | None:
+    """Two translated legs to the same server endpoint from different client-side ports: NAT state was lost."""
+    if leg is None or leg == 0:
+        return None
+    server_side = flow.legs[leg][1]
+    others = [a for i, (a, b) in enumerate(flow.legs) if i > 0 and b == server_side and a != flow.legs[leg][0]]
+    if not others:
+        return None
+    return f"{others[0]} became {flow.legs[leg][0]}"
 
 
 def _side(flow: Flow, src: Endpoint) -> str:
