@@ -73,8 +73,10 @@ def test_seed_with_inventory_is_kube_router(fixture: str) -> None:
 
 def test_forced_model_is_reported_as_forced() -> None:
     loaded = load_capture(SEED)
-    verdict = infer(loaded.table, loaded.journeys, force="weave")
-    assert verdict.name == "weave" and verdict.forced
+    verdict = infer(loaded.table, loaded.journeys, force="calico-bgp")
+    assert verdict.name == "calico-bgp" and verdict.forced
+    assert verdict.confidence < 0.1  # the capture speaks against it, and the verdict says so
+    assert any(line.endswith("(against calico-bgp)") for line in verdict.evidence)
     with pytest.raises(UnknownModel, match="not a model"):
         infer(loaded.table, loaded.journeys, force="nope")
 

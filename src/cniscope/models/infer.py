@@ -70,8 +70,9 @@ def infer(table: pl.DataFrame, journeys: list[Journey], inventory: Inventory | N
     proxy = _service_proxy(obs, journeys, force or ranked[0][0])
 
     if force is not None:
+        against = tuple(f"{i.text} (against {force})" for i in items if i.scores.get(force, 0) < 0)
         return ModelVerdict(
-            name=force, confidence=round(probs[force], 3), evidence=_lines(items, force, None),
+            name=force, confidence=round(probs[force], 3), evidence=_lines(items, force, None) + against,
             runner_up=None, candidates=candidates, service_proxy=proxy[0], forced=True,
         )
     (best, p_best), (second, p_second) = ranked[0], ranked[1]
