@@ -17,6 +17,7 @@ from cniscope.errors import InputError
 from cniscope.packets.schema import NAMES, Direction, ip4_value
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.sources import InputInfo, InputSpec, iter_tables, pcap, read
+from cniscope.sources.open import iter_input_batches
 from tests.frames import ethernet, ipv4, sll2, tcp
 
 SEED = Path("/work/shared/seed/kube-router-curl-node3.txt")
@@ -203,3 +204,22 @@ def test_simple_packet_blocks_have_null_time(tmp_path: Path) -> None:
     path.write_bytes(shb + idb + spb)
     table = whole(read_one(path)[0])
     assert table["ts"].to_list() == [None] and table["seq"].to_list() == [5]
+
+
+def test_text_saved_as_utf16_by_a_windows_shell(tmp_path: Path) -> None:
+    path = tmp_path / "paste.txt"
+    path.write_bytes(SEED.read_text().replace("\n", "\r\n").encode("utf-16"))
+    tables, info = read_one(path)
+    plain, _ = read_one(SEED)
+    assert info.format == "text" and info.packets > 0 and not info.warnings
+    assert whole(tables).drop("input").equals(whole(plain).drop("input"))
+
+
+def test_undecoded_batches_for_writers(tmp_path: Path) -> None:
+    path = tmp_path / "c.pcap.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(pcap_bytes()))
+    info = InputInfo(index=0, name=str(path))
+    batches = list(iter_input_batches(InputSpec(str(path)), info, batch_size=20))
+    assert [b.first_frame for b in batches] == [0, 20, 40]
+    assert sum(len(b.offset) for b in batches) == 50 and not info.warnings
+    assert list(iter_input_batches(InputSpec(str(SEED)), info)) == []

@@ -27,6 +27,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 import polars as pl
@@ -40,6 +41,7 @@ HEAD_LEN = 4096  # bytes looked at to tell text from binary
 CHUNK = 1 << 20
 PAGE = mmap.PAGESIZE
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 FEED = 1 << 16  # compressed bytes fed to a decompressor at a time
 
 # leading bytes -> (name, new decompressor); each decompresses one member/frame/stream
@@ -68,6 +70,8 @@ def sniff(head: bytes) -> str:
         return "pcap"
     if pcapng.is_pcapng(head):
         return "pcapng"
+    if head.startswith(UTF16_BOMS):  # what a Windows shell's `>` writes
+        return "text"
     if _looks_like_text(head):
         return "text"
     return "unknown"
@@ -94,57 +98,61 @@ def _compression(head: bytes) -> tuple[str, Callable[[], Decompressor]] | None:
 def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
     """Yield the packet table of one input in batches of at most `batch_size` rows."""
     with ExitStack() as stack:
-        raw = _open(spec, stack)
-        head = _read_head(raw)
-        compression = _compression(head)
-        if compression is None and spec.path != "-" and sniff(head) in ("pcap", "pcapng"):
-            yield from _binary(sniff(head), _map(raw, stack), spec, info, batch_size)
-            return
-        stream: BinaryIO = _Prefixed(head, raw)
-        if compression is not None:
-            stream = _Decompressed(stream, *compression, info)
-            head = _read_head(stream)
-            stream = _Prefixed(head, stream)
-        kind = sniff(head)
-        if kind in ("pcap", "pcapng"):
-            spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
-            _copy(stream, spool)
-            yield from _binary(kind, _map(spool, stack), spec, info, batch_size)
-        elif kind == "text":
-            yield from _text(stream, spec, info, batch_size)
-        elif kind == "empty":
+        found = _find(spec, info, stack)
+        if found.kind in ("pcap", "pcapng"):
+            yield from _binary(found.kind, found.buf, spec, info, batch_size)
+        elif found.kind == "text":
+            yield from _text(found.stream, found.encoding, spec, info, batch_size)
+        elif found.kind == "empty":
             info.warn("", "empty input: no capture in it")
         else:
-            info.warn("byte 0", f"not a capture: starts with {head[:8].hex(' ')}; expected pcap (d4 c3 b2 a1 ...), "
-                                "pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, bzip2)")
+            info.warn("byte 0", f"not a capture: starts with {found.head[:8].hex(' ')}; expected pcap (d4 c3 b2 a1 "
+                                "...), pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, "
+                                "bzip2)")
 
 
 def iter_input_batches(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
     """The undecoded frames of a binary input (pcap or pcapng, compressed or not), for writers that copy
     them (`--pcapng`); nothing for text. Frames are numbered as `iter_input_tables` numbers its rows."""
     with ExitStack() as stack:
-        raw = _open(spec, stack)
-        head = _read_head(raw)
-        compression = _compression(head)
-        if compression is None and spec.path != "-" and sniff(head) in ("pcap", "pcapng"):
-            buf = _map(raw, stack)
-            kind = sniff(head)
-        else:
-            stream: BinaryIO = _Prefixed(head, raw)
-            if compression is not None:
-                stream = _Decompressed(stream, *compression, info)
-                head = _read_head(stream)
-                stream = _Prefixed(head, stream)
-            kind = sniff(head)
-            if kind not in ("pcap", "pcapng"):
-                return
-            spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
-            _copy(stream, spool)
-            buf = _map(spool, stack)
-        if kind == "pcap":
-            yield from pcap.iter_batches(buf, info, batch_size)
-        else:
-            yield from pcapng.Reader(buf, info, batch_size).batches()
+        found = _find(spec, info, stack)
+        if found.kind == "pcap":
+            yield from pcap.iter_batches(found.buf, info, batch_size)
+        elif found.kind == "pcapng":
+            yield from pcapng.Reader(found.buf, info, batch_size).batches()
+
+
+@dataclass
+class _Found:
+    """An opened input: its format and, for binary ones, the mapped bytes; for text, the byte stream."""
+
+    kind: str  # as sniff() says
+    head: bytes  # the first bytes, decompressed
+    buf: memoryview = memoryview(b"")
+    stream: BinaryIO = field(default_factory=io.BytesIO)
+    encoding: str = "utf-8"
+
+
+def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
+    """Open the input, undo its compression, tell its format; map binary captures (spooled first when
+    they come compressed or on standard input, which cannot be mapped)."""
+    raw = _open(spec, stack)
+    head = _read_head(raw)
+    compression = _compression(head)
+    if compression is None and spec.path != "-" and sniff(head) in ("pcap", "pcapng"):
+        return _Found(sniff(head), head, buf=_map(raw, stack))
+    stream: BinaryIO = _Prefixed(head, raw)
+    if compression is not None:
+        stream = _Decompressed(stream, *compression, info)
+        head = _read_head(stream)
+        stream = _Prefixed(head, stream)
+    kind = sniff(head)
+    if kind in ("pcap", "pcapng"):
+        spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
+        _copy(stream, spool)
+        return _Found(kind, head, buf=_map(spool, stack))
+    encoding = "utf-16" if head.startswith(UTF16_BOMS) else "utf-8"
+    return _Found(kind, head, stream=stream, encoding=encoding)
 
 
 def _open(spec: InputSpec, stack: ExitStack) -> BinaryIO:
@@ -253,10 +261,10 @@ class _Releaser:
             self.done = upto
 
 
-def _text(stream: BinaryIO, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+def _text(stream: BinaryIO, encoding: str, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
     from cniscope.sources import tcpdump_text
 
-    lines = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding="utf-8", errors="replace")
+    lines = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding=encoding, errors="replace")
     for table in tcpdump_text.iter_tables(lines, info, batch_size):
         columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
         if spec.node is not None:
