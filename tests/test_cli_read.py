@@ -120,3 +120,18 @@ def test_nothing_usable_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_standard_input(capture: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run("--format", "json", "-", stdin=capture.read_bytes(), monkeypatch=monkeypatch, capsys=capsys)
     assert code == ExitCode.OK and len(out.splitlines()) == 4
+
+
+def test_parquet_is_written_batch_by_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.parquet as pq
+
+    n = 70_000  # more than one batch of 65536
+    path = tmp_path / "big.pcap"
+    path.write_bytes(pcap.encode([FRAMES[0]] * n, [TIMES[0] + i for i in range(n)], 1, nanos=True))
+    target = tmp_path / "big.parquet"
+    code, _, _ = run("--format", "parquet", "-o", str(target), str(path), monkeypatch=monkeypatch, capsys=capsys)
+    meta = pq.ParquetFile(target).metadata
+    assert code == ExitCode.OK and meta.num_rows == n
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [65536, n - 65536]
+    assert pl.read_parquet(target, columns=["frame"])["frame"].to_list() == list(range(n))
