@@ -352,3 +352,22 @@ def test_byte_order_mark_and_crlf() -> None:
     df, info = parse(["\ufeff10:00:00.000001 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64\r\n",
                       "10:00:00.000002 IP 10.0.0.2 > 10.0.0.1: ICMP echo reply, id 1, seq 1, length 64\r\n"])
     assert info.unparsed_lines == 0 and df["icmp_type"].to_list() == [8, 0] and df["ts"][0] == 36000_000001000
+
+
+@pytest.mark.parametrize("name", ["ether-nn-A", "ether-nn-v-A"])
+def test_ascii_dumps(name: str) -> None:
+    """-A prints each packet's bytes as ASCII lines after it (ARP's first, before any `E` line)."""
+    dumped, info = fixture(name)
+    plain, _ = fixture("ether-nn" if "-v" not in name else "ether-nn-v")
+    assert info.warnings == []
+    assert agree(dumped, plain, {"line", "info"}) == []
+    assert dumped["src"].to_list() == plain["src"].to_list()
+
+
+def test_printable_text_after_packets_without_dumps_is_reported() -> None:
+    df, info = parse([
+        "10:00:00.000001 ARP, Request who-has 10.0.0.1 tell 10.0.0.2, length 28",
+        "Here the reply should have come",
+        "10:00:00.000002 ARP, Request who-has 10.0.0.1 tell 10.0.0.2, length 28",
+    ])
+    assert len(df) == 2 and info.unparsed_lines == 1 and info.warnings[0].where == "line 2"

@@ -4,7 +4,8 @@ One pass over the lines, one row per packet: a packet starts on a line with a
 timestamp (or, with `-t`, on a line that starts like a packet) and takes the
 lines that belong to it: the address line after a `-v` IPv4 header, the
 inner packet of a VXLAN/OTV/Geneve envelope, an ICMP error's quoted packet,
-and any indented line (BGP/HTTP decodes, hex dumps). `listening on IFACE,
+and any indented line (BGP/HTTP decodes, hex dumps); with `-A`, the printable
+lines after a packet are its bytes (see `dump_line`). `listening on IFACE,
 link-type X` banners set the interface and link type of the lines after
 them. Banners, trailers (`N packets captured` ...), shell prompts and empty
 lines are skipped; any other line is counted in `info.unparsed_lines` and
@@ -50,6 +51,11 @@ TS_RE = re.compile(
     r"|(?P<rel>[ -])?(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<f>\d{1,9})"
     r"|(?P<ep>\d{1,11})\.(?P<ef>\d{6,9}))(?: |$)"
 )
+# `-A` prints a packet's bytes as ASCII from its IP header (0x45 `E` for IPv4, 0x6_ `` ` `` for IPv6),
+# `.` for what is not printable, a new line for each newline byte
+ASCII_DUMP_RE = re.compile(r"[E`][\t\x20-\x7e]*$")
+PRINTABLE_RE = re.compile(r"[\t\x20-\x7e]*$")
+MAX_HELD = 1000
 IFACE_DIR_RE = re.compile(r"(\S+) +(In|Out|B|M|P) +")
 PACKET_START_RE = re.compile(
     r"(?:[0-9a-f]{2}(?::[0-9a-f]{2}){5} > |IP6? |ARP, |ip: |\S+ +(?:In|Out|B|M|P) +\S| *(?:In|Out|B|M|P) [0-9a-f]{2}:)"
@@ -99,6 +105,8 @@ class TextReader:
         self.clock_warned = False
         self.line_warnings = 0
         self.partial_rows = 0
+        self.ascii_dump = False  # the input has `-A` dumps after its packets
+        self.held: list[tuple[int, str]] = []  # printable lines after packets, until -A is known
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
@@ -129,15 +137,41 @@ class TextReader:
         if NOISE_RE.match(line):
             return
         pkt = self.packet
-        if pkt is not None and pkt.pending == INNER:
-            pkt.pending = None
-            pkt.layers.append({})
-            grammar.parse_frame(line, pkt)
-            return
+        if pkt is not None:
+            if pkt.pending == INNER:
+                pkt.pending = None
+                pkt.layers.append({})
+                grammar.parse_frame(line, pkt)
+                return
         if PACKET_START_RE.match(line):
             self.start(n, None, line)
             return
+        if pkt is not None and PRINTABLE_RE.match(line):
+            self.dump_line(n, line)
+            return
         self.unparsed(n, line, "not a tcpdump packet line")
+
+    def dump_line(self, n: int, line: str) -> None:
+        """A printable line after a packet: `-A`'s dump of its bytes, or text that is no packet.
+
+        `-A` is recognised by a dump line starting with the IP version byte (`E` IPv4, `` ` `` IPv6);
+        until then such lines are held, and reported as unparsed if that never happens.
+        """
+        if self.ascii_dump:
+            return
+        if ASCII_DUMP_RE.match(line):
+            self.ascii_dump = True
+            self.held.clear()
+            return
+        self.held.append((n, line))
+        if len(self.held) > MAX_HELD:
+            self.release()
+
+    def release(self) -> None:
+        """Report the held lines as unparsed: no `-A` dump came to explain them."""
+        held, self.held = self.held, []
+        for n, line in held:
+            self.unparsed(n, line, "not a tcpdump packet line")
 
     def continuation(self, n: int, line: str) -> None:
         pkt = self.packet
@@ -344,6 +378,7 @@ def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) 
             info.packets += len(reader.rows)
             yield reader.take()
     reader.finish()
+    reader.release()
     if reader.line_warnings > MAX_LINE_WARNINGS:
         info.warn("", f"{reader.line_warnings - MAX_LINE_WARNINGS} more lines skipped (not shown one by one)")
     if reader.partial_rows > MAX_LINE_WARNINGS:

@@ -233,6 +233,8 @@ FIXTURES = {
     "sll2-nn-e": ("sll2", ["-nn", "-e"]),
     "sll2-nn": ("sll2", ["-nn"]),
     "sll1-nn-e-v": ("sll1", ["-nn", "-e", "-v"]),
+    "ether-nn-A": ("ether", ["-nn", "-A"]),
+    "ether-nn-v-A": ("ether", ["-nn", "-v", "-A"]),
     "extra-nn": ("extra", ["-nn"]),
     "extra-nn-v": ("extra", ["-nn", "-v"]),
     "raw-nn-e": ("raw", ["-nn", "-e"]),
