@@ -223,3 +223,18 @@ def test_undecoded_batches_for_writers(tmp_path: Path) -> None:
     assert [b.first_frame for b in batches] == [0, 20, 40]
     assert sum(len(b.offset) for b in batches) == 50 and not info.warnings
     assert list(iter_input_batches(InputSpec(str(SEED)), info)) == []
+
+
+def test_named_pipe_is_spooled_not_mapped(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(pcap_bytes(),))
+    writer.start()
+    try:
+        tables, info = read_one(fifo)
+    finally:
+        writer.join(timeout=10)
+    assert info.format == "pcap" and info.packets == 50 and not info.warnings

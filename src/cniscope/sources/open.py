@@ -135,11 +135,12 @@ class _Found:
 
 def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
     """Open the input, undo its compression, tell its format; map binary captures (spooled first when
-    they come compressed or on standard input, which cannot be mapped)."""
+    they come compressed or through a pipe or standard input, which cannot be mapped)."""
     raw = _open(spec, stack)
     head = _read_head(raw)
     compression = _compression(head)
-    if compression is None and spec.path != "-" and sniff(head) in ("pcap", "pcapng"):
+    mappable = spec.path != "-" and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)  # not a pipe, not <(zcat f)
+    if compression is None and mappable and sniff(head) in ("pcap", "pcapng"):
         return _Found(sniff(head), head, buf=_map(raw, stack))
     stream: BinaryIO = _Prefixed(head, raw)
     if compression is not None:
