@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -138,3 +139,42 @@ def test_no_capture_left_after_tests() -> None:
     mine = f"cst-cap-{os.getpid()}-"
     leftovers = [p for p in os.listdir("/run/netns")] if os.path.isdir("/run/netns") else []
     assert not any(name.startswith(mine) for name in leftovers)
+
+
+@needs_root
+def test_count_and_size_limits_stop_every_node(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    base = ["capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--filter", "udp port 9999", "--duration", "60"]
+    counted = Capturing(cniscope(*base, "--count", "5", "-o", str(tmp_path / "count")))
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "20")
+    code, err = counted.finish()
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "count" / "manifest.json").read_text())
+    assert manifest["stop_reason"] == "count"
+    assert [n["packets"] for n in manifest["nodes"]] == [5, 5]
+    sized = Capturing(cniscope(*base, "--max-size", "0.2", "-o", str(tmp_path / "size")))
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", str(BURST))
+    code, err = sized.finish()
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "size" / "manifest.json").read_text())
+    assert manifest["stop_reason"] == "max-size"
+    assert max(n["bytes"] for n in manifest["nodes"]) >= 200_000
+
+
+@needs_root
+def test_errors_are_reported_and_leave_nothing_running(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    bad_filter = subprocess.run(
+        cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--filter", "tcp port 80 and (", "-o", str(tmp_path / "x")),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert bad_filter.returncode == 2, bad_filter.stderr
+    assert "refused the filter" in bad_filter.stderr and "Traceback" not in bad_filter.stderr
+    missing = subprocess.run(
+        cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,nosuchnode", "-o", str(tmp_path / "y")),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert missing.returncode == 5, missing.stderr
+    assert "nosuchnode" in missing.stderr and "Traceback" not in missing.stderr
+    for name in ("a", "b"):
+        assert all(comm(pid) not in ("tcpdump", "timeout") for pid in netns.pids(name))

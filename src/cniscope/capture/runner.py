@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import mmap
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,7 +38,7 @@ from cniscope.capture.manifest import MANIFEST, write_manifest
 from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
 from cniscope.capture.transports import Step
-from cniscope.errors import CniscopeError, EnvironmentProblem
+from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode
 from cniscope.pcapng_writer import PcapngWriter, sll2_pcap_to_pcapng
 
 STEP_TIMEOUT_S = 150
@@ -52,6 +53,15 @@ class CaptureFailed(CniscopeError):
     """A node could not be captured on (unreachable, no tcpdump, refused)."""
 
     exit_code = EnvironmentProblem.exit_code
+
+
+class FilterRejected(CniscopeError):
+    """tcpdump could not compile the user's filter."""
+
+    exit_code = ExitCode.USAGE
+
+
+FILTER_ERROR = re.compile(r"syntax error|can't parse filter|illegal|unknown host|not a valid")
 
 
 @dataclass
@@ -249,6 +259,8 @@ def _capture(plan: Plan, runs: list[NodeRun], interrupted: threading.Event, prog
     if failed:
         time.sleep(0.2)  # let stderr arrive
         details = "; ".join(f"{r.plan.label}: {' '.join(r.stderr[-3:]) or 'no answer'}" for r in failed)
+        if any(FILTER_ERROR.search(line) for r in failed for line in r.stderr):
+            raise FilterRejected(f"tcpdump refused the filter: {details}")
         raise CaptureFailed(f"tcpdump did not start on {len(failed)} node(s): {details}")
     started_ns = time.time_ns()
     progress(f"capturing on {len(runs)} node(s): {', '.join(r.plan.label for r in runs)}")
