@@ -22,8 +22,8 @@ def bird_config(router_id: str, peers: list[tuple[str, str]], exports: list[str]
     kube-bridge); `static_blackholes`: blocks announced and installed as
     blackholes (calico's per-node block). `peers`: (name, address). Of each
     pair, the node with the higher address connects and the other waits
-    (passive): the two never collide, and as the lab starts BIRD in address
-    order, the connecting side always finds its peer already listening.
+    (passive), so the two never collide; the connecting side waits a second
+    first (connect delay), by when every BIRD of the lab listens.
     """
     lines = [
         f'log "{log}" {{ warning, error, fatal }};',
@@ -46,7 +46,7 @@ def bird_config(router_id: str, peers: list[tuple[str, str]], exports: list[str]
             f"protocol bgp {name.replace('-', '_')} {{\n"
             f"  local as {AS_NUMBER}; neighbor {address} as {AS_NUMBER};\n"
             f"  direct;{passive}\n"
-            "  connect delay time 0; connect retry time 1; error wait time 1, 4;\n"
+            "  connect delay time 1; connect retry time 1; error wait time 1, 4;\n"
             "  hold time 6; keepalive time 1;\n"
             "  ipv4 { gateway direct; import all; export where source ~ [ RTS_DEVICE, RTS_STATIC ]; next hop self; };\n"
             "}"

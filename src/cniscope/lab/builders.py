@@ -57,9 +57,9 @@ def plan_lab(spec: LabSpec, root: Path | None = None) -> list[Step]:
     for node in spec.nodes:
         steps += model.after_pods(ctx, node)
         steps.append(Iptables(ctx.ns(node.name), kubeproxy.nat_payload(spec)))
-    for pod in spec.pods:
-        steps += _nginx(ctx, pod)
-    steps += model.routing(ctx)
+    daemons = [step for pod in spec.pods for step in _nginx(ctx, pod)] + model.routing(ctx)
+    # files first, then every daemon in a row: the executor starts consecutive daemons together
+    steps += [s for s in daemons if isinstance(s, File)] + [s for s in daemons if not isinstance(s, File)]
     for fault in spec.faults:
         steps += faults.plan_fault(spec, fault)
     return steps

@@ -38,6 +38,8 @@ def _group_key(step: Step) -> tuple[str, str]:
             return ("netns", "")
         case Ip(ns) | Bridge(ns) | Sysctl(ns):
             return (type(step).__name__, ns)
+        case Daemon():
+            return ("daemons", "")
     return ("single", str(id(step)))
 
 
@@ -55,11 +57,11 @@ def apply(steps: list[Step]) -> dict[str, int]:
                 _batch(["bridge", "-n", ns, "-batch", "-"], [" ".join(s.args) for s in batch], batch)  # type: ignore[union-attr]
             case "Sysctl":
                 run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *(f"{s.key}={s.value}" for s in batch)])  # type: ignore[union-attr]
+            case "daemons":
+                pids.update(start_daemons(batch))  # type: ignore[arg-type]
             case _:
                 for step in batch:
-                    started = _single(step)
-                    if started:
-                        pids[started[0]] = started[1]
+                    _single(step)
     return pids
 
 
@@ -71,7 +73,7 @@ def _batch(argv: list[str], lines: list[str], steps: list[Step]) -> None:
         raise StepFailed(f"{exc}\n  while applying:\n  {shown}") from exc
 
 
-def _single(step: Step) -> tuple[str, int] | None:
+def _single(step: Step) -> None:
     match step:
         case File(path, content):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -80,29 +82,47 @@ def _single(step: Step) -> tuple[str, int] | None:
             run(["ip", "netns", "exec", ns, "iptables-restore", "--noflush"], stdin=payload, what=f"iptables-restore in {ns}")
         case Exec(ns, argv):
             run(["ip", "netns", "exec", ns, *argv])
-        case Daemon(ns, name, argv, pidfile):
-            return name, start_daemon(ns, name, list(argv), Path(pidfile))
         case WaitRoutes(ns, prefixes, timeout):
             wait_routes(ns, prefixes, timeout)
         case _:
             raise TypeError(f"not a plan step: {step!r}")
-    return None
 
 
-def start_daemon(ns: str, name: str, argv: list[str], pidfile: Path, timeout: float = 10) -> int:
-    """Start a self-daemonizing program in `ns` and return the pid it writes to `pidfile`."""
-    pidfile.unlink(missing_ok=True)
-    result = subprocess.run(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise StepFailed(f"{name} in {ns}: exit {result.returncode}: {result.stderr.strip()}")
+def start_daemons(daemons: list[Daemon], timeout: float = 10) -> dict[str, int]:
+    """Start self-daemonizing programs together (each in its namespace); return the pids they write, by name."""
+    for daemon in daemons:
+        Path(daemon.pidfile).unlink(missing_ok=True)
+    procs = [
+        subprocess.Popen(["ip", "netns", "exec", d.ns, *d.argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        for d in daemons
+    ]
+    failures = []
+    for daemon, proc in zip(daemons, procs, strict=True):
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            failures.append(f"{daemon.name} in {daemon.ns}: did not go to the background within {timeout:g} s")
+            continue
+        if proc.returncode != 0:
+            failures.append(f"{daemon.name} in {daemon.ns}: exit {proc.returncode}: {stderr.strip()}")
+    if failures:
+        raise StepFailed("; ".join(failures))
+    pids: dict[str, int] = {}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = pidfile.read_text().strip() if pidfile.exists() else ""
-        if text.isdigit():
-            return int(text)
-        time.sleep(0.005)
-    raise StepFailed(f"{name} in {ns}: started but wrote no pid to {pidfile} within {timeout:g} s")
+    for daemon in daemons:
+        pidfile = Path(daemon.pidfile)
+        while daemon.name not in pids:
+            text = pidfile.read_text().strip() if pidfile.exists() else ""
+            if text.isdigit():
+                pids[daemon.name] = int(text)
+            elif time.monotonic() > deadline:
+                raise StepFailed(f"{daemon.name} in {daemon.ns}: started but wrote no pid to {pidfile} within {timeout:g} s")
+            else:
+                time.sleep(0.005)
+    return pids
 
 
 def routes(ns: str) -> set[str]:
