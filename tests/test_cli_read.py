@@ -135,3 +135,26 @@ def test_parquet_is_written_batch_by_batch(tmp_path: Path, monkeypatch: pytest.M
     assert code == ExitCode.OK and meta.num_rows == n
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [65536, n - 65536]
     assert pl.read_parquet(target, columns=["frame"])["frame"].to_list() == list(range(n))
+
+
+GOLDEN_TABLE = """\
+frame  node   time             proto  source            destination    flags  detail                    len  tunnel
+0      node1  22:13:20.000000  TCP    10.244.1.2:40000  10.244.2.3:80  S.     seq 7 ack 9 win 64240     0
+1      node1  22:13:20.001500  ICMP   10.0.0.1          10.0.0.2              type 8 code 0 id 3 seq 4  0
+2      node1  22:13:20.003000  ARP    10.0.0.1          10.0.0.9
+3      node1  22:13:20.004500  TCP    10.244.1.2:40000  10.244.2.3:80  P.     seq 11 ack 0 win 64240    0    vxlan
+"""
+
+
+def test_table_golden(capture: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(f"node1={capture}", monkeypatch=monkeypatch, capsys=capsys)[1] == GOLDEN_TABLE
+
+
+def test_table_on_a_terminal_uses_rich(capture: Path) -> None:
+    from cniscope.report import table_out
+
+    out = io.StringIO()
+    table_out._write_to(read([InputSpec(str(capture), node="node1")]).table, "table", out, terminal=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5 and lines[0].split()[:3] == ["frame", "node", "time"]
+    assert "10.244.1.2:40000" in lines[1] and lines[4].rstrip().endswith("vxlan")

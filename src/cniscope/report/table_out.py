@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TextIO
 
@@ -36,7 +36,6 @@ PARQUET_OPTIONS: dict[str, object] = {
 TABLE_ROWS_RICH = 5000  # above this a terminal gets the plain layout: rich measures every cell first
 
 
-
 def ip4_expr(name: str) -> pl.Expr:
     col = pl.col(name).cast(pl.Int64)
     return pl.concat_str([(col // (1 << s) % 256).cast(pl.Utf8) for s in (24, 16, 8, 0)], separator=".").alias(name)
@@ -52,6 +51,12 @@ def textual(table: pl.DataFrame) -> pl.DataFrame:
     """Every column, with IPv4 addresses and MACs as text (json and csv)."""
     table = table.with_columns([ip4_expr(name) for name in IP4_COLUMNS])
     return table.with_columns([_mapped(table[name], mac_text).alias(name) for name in MAC_COLUMNS])
+
+
+def _words(*pairs: tuple[str, str]) -> pl.Expr:
+    """'seq 1 ack 2' from (label, column) pairs, leaving out the null ones."""
+    return pl.concat_str([pl.concat_str([pl.lit(label), pl.col(name).cast(pl.Utf8)]) for label, name in pairs],
+                         separator=" ", ignore_nulls=True)
 
 
 def readable(table: pl.DataFrame) -> pl.DataFrame:
@@ -78,16 +83,11 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
     )
     host_src = pl.coalesce(src, pl.col("src6"), ip4_expr("arp_spa"))
     host_dst = pl.coalesce(dst, pl.col("dst6"), ip4_expr("arp_tpa"))
-    def words(*pairs: tuple[str, str]) -> pl.Expr:
-        """'seq 1 ack 2' from (label, column) pairs, leaving out the null ones."""
-        return pl.concat_str([pl.concat_str([pl.lit(label), pl.col(name).cast(pl.Utf8)]) for label, name in pairs],
-                             separator=" ", ignore_nulls=True)
-
     detail = (
-        pl.when(pl.col("proto") == 6).then(words(("seq ", "seq"), ("ack ", "ack"), ("win ", "win")))
-        .when(pl.col("icmp_type").is_not_null()).then(words(("type ", "icmp_type"), ("code ", "icmp_code"),
-                                                            ("id ", "icmp_id"), ("seq ", "icmp_seq")))
-        .when(pl.col("dns_id").is_not_null()).then(words(("dns ", "dns_id"),))
+        pl.when(pl.col("proto") == 6).then(_words(("seq ", "seq"), ("ack ", "ack"), ("win ", "win")))
+        .when(pl.col("icmp_type").is_not_null()).then(_words(("type ", "icmp_type"), ("code ", "icmp_code"),
+                                                             ("id ", "icmp_id"), ("seq ", "icmp_seq")))
+        .when(pl.col("dns_id").is_not_null()).then(_words(("dns ", "dns_id"),))
     )
     detail = pl.coalesce(pl.concat_str([pl.lit("error: "), pl.col("error")]), pl.col("info"), detail)
     out = table.select(
@@ -149,16 +149,19 @@ def plain(rows: pl.DataFrame) -> str:
 
 
 def _rich(rows: pl.DataFrame, stream: TextIO) -> None:
+    """A rich table, never narrower than its widest row: a cut address is worse than a wrapped line."""
     from rich.console import Console
     from rich.table import Table
 
     columns = _shown(rows)
-    view = Table(box=None, pad_edge=False)
+    view = Table(box=None, pad_edge=False, header_style="bold")
     for name in columns:
         view.add_column(name, no_wrap=True, justify="right" if name in ("frame", "len") else "left")
     for row in rows.select(columns).iter_rows():
         view.add_row(*row)
-    Console(file=stream).print(view)
+    console = Console(file=stream)
+    console.width = max(console.width, *map(len, plain(rows).splitlines()))
+    console.print(view)
 
 
 def stream(specs: Iterable[InputSpec], fmt: str, output: str | None) -> list[InputInfo]:
@@ -172,7 +175,7 @@ def stream(specs: Iterable[InputSpec], fmt: str, output: str | None) -> list[Inp
 def _stream_text(specs: Iterable[InputSpec], fmt: str, target: TextIO) -> list[InputInfo]:
     infos: list[InputInfo] = []
     header = True
-    for _, table in _tables(specs, infos):
+    for table in _tables(specs, infos):
         if fmt == "json":
             target.write(textual(table).write_ndjson())
         elif fmt == "csv":
@@ -185,12 +188,12 @@ def _stream_text(specs: Iterable[InputSpec], fmt: str, target: TextIO) -> list[I
     return infos
 
 
-def _tables(specs: Iterable[InputSpec], infos: list[InputInfo]) -> Iterable[tuple[InputInfo, pl.DataFrame]]:
+def _tables(specs: Iterable[InputSpec], infos: list[InputInfo]) -> Iterator[pl.DataFrame]:
+    """Every batch of every input, in order; appends each input's InputInfo to `infos` as it starts."""
     for index, spec in enumerate(specs):
         info = InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info):
-            yield info, table
+        yield from iter_tables(spec, info)
 
 
 def stream_parquet(specs: Iterable[InputSpec], output: str) -> list[InputInfo]:
@@ -202,7 +205,7 @@ def stream_parquet(specs: Iterable[InputSpec], output: str) -> list[InputInfo]:
     with (pq.ParquetWriter(output, empty().to_arrow().schema, **PARQUET_OPTIONS) as writer,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool):
         pending: Future[None] | None = None
-        for _, table in _tables(specs, infos):
+        for table in _tables(specs, infos):
             arrow = table.to_arrow()
             if pending is not None:
                 pending.result()
