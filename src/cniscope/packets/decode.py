@@ -170,31 +170,34 @@ class _Group:
     """
 
     rows: Rows  # which chunk rows
-    w: np.ndarray  # V<k> windows; the header of the layer starts at the same offset in each
+    w: np.ndarray  # V<k> byte windows
     sel: np.ndarray | None  # this group's rows in `w`
-    start: np.ndarray  # int64 buffer position of each row's window
+    start: np.ndarray  # int64 buffer position of each row's network header
     avail: np.ndarray  # int64 captured bytes from `start` on
+    head: int = 0  # where the network header starts in each window
 
     @property
     def n(self) -> int:
         return self.start.shape[0]
 
     @property
-    def k(self) -> int:
-        return self.w.dtype.itemsize
+    def room(self) -> int:
+        """Window bytes from the network header on."""
+        return self.w.dtype.itemsize - self.head
 
     def sub(self, idx: Rows) -> _Group:
         if isinstance(idx, slice):
             return self
         sel = idx if self.sel is None else self.sel[idx]
-        return _Group(_compose(self.rows, idx), self.w, sel, self.start[idx], self.avail[idx])
+        return _Group(_compose(self.rows, idx), self.w, sel, self.start[idx], self.avail[idx], self.head)
 
     def reader(self, header: H.Header) -> Callable[..., np.ndarray]:
-        """`read(name, at=0)`: the field of `header` starting `at` bytes into this group's windows."""
-        return lambda name, at=0: header.column(self.w, name, at, self.sel)
+        """`read(name, at=0)`: the field of `header` starting `at` bytes after the network header."""
+        return lambda name, at=0: header.column(self.w, name, self.head + at, self.sel)
 
     def raw(self) -> np.ndarray:
-        raw = self.w.view(np.uint8).reshape(self.w.shape[0], self.k)
+        """The windows as a byte matrix, column 0 at the network header."""
+        raw = self.w.view(np.uint8).reshape(self.w.shape[0], self.w.dtype.itemsize)[:, self.head :]
         return raw if self.sel is None else raw[self.sel]
 
 
@@ -209,11 +212,13 @@ class _Vector:
     # -- link layer --------------------------------------------------------------
     def run(self, linktype: np.ndarray) -> np.ndarray:
         n = self.base.shape[0]
-        w, ok = _gather(self.data, self.base, K_LINK)
+        kinds = [int(linktype[0])] if n and (linktype == linktype[0]).all() else np.unique(linktype).tolist()
+        # one link type: one window covers the link header and the network header after it
+        usual = _LINK_LEN.get(kinds[0]) if len(kinds) == 1 else None
+        w, ok = _gather(self.data, self.base, K_LINK if usual is None else max(K_LINK, usual + K_NET))
         self.slow |= ~ok
         l3 = np.zeros(n, dtype=np.int64)
         ethertype = np.zeros(n, dtype=np.int64)
-        kinds = [int(linktype[0])] if n and (linktype == linktype[0]).all() else np.unique(linktype).tolist()
         for kind in kinds:
             rows = ALL if len(kinds) == 1 else np.flatnonzero(linktype == kind)
             handler = _LINK.get(kind)
@@ -224,11 +229,17 @@ class _Vector:
             l3[rows] = hdr
             ethertype[rows] = et
             self.mark(rows, bad)
-        rows = _pick(~self.slow)
-        if not isinstance(rows, slice) and rows.shape[0] == 0:
-            return self.slow
-        start = _take(self.base + l3, rows)
-        self.network(rows, start, _take(ethertype, rows), depth=0)
+        fast = ~self.slow
+        if usual is not None:
+            merged = fast & (l3 == usual)
+            fast &= ~merged
+            if merged.any():
+                rows = _pick(merged)
+                sel = None if isinstance(rows, slice) else rows
+                self.network(rows, _take(self.base, rows) + usual, _take(ethertype, rows), 0, link=(w, sel, usual))
+        if fast.any():
+            rows = _pick(fast)
+            self.network(rows, _take(self.base + l3, rows), _take(ethertype, rows), depth=0)
         return self.slow
 
     def ethernet(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,11 +280,16 @@ class _Vector:
         return np.int64(0), np.full(w.shape[0], H.ETH_IPV6), np.zeros(w.shape[0], dtype=np.bool_)
 
     # -- network layer -----------------------------------------------------------
-    def network(self, rows: Rows, start: np.ndarray, ethertype: np.ndarray, depth: int) -> None:
+    def network(self, rows: Rows, start: np.ndarray, ethertype: np.ndarray, depth: int,
+                link: tuple[np.ndarray, np.ndarray | None, int] | None = None) -> None:
+        """`link`: the link-layer windows already hold the network header (windows, their rows, offset)."""
         self.cols.put("ethertype", rows, ethertype)
-        w, ok = _gather(self.data, start, K_NET)
-        self.mark(rows, ~ok)
-        group = _Group(rows, w, None, start, _take(self.end, rows) - start)
+        if link is None:
+            w, ok = _gather(self.data, start, K_NET)
+            self.mark(rows, ~ok)
+            group = _Group(rows, w, None, start, _take(self.end, rows) - start)
+        else:
+            group = _Group(rows, link[0], link[1], start, _take(self.end, rows) - start, link[2])
         for value, handler in ((H.ETH_IPV4, self.ipv4), (H.ETH_IPV6, self.ipv6), (H.ETH_ARP, self.arp)):
             mask = ethertype == value
             if mask.any():
@@ -353,7 +369,7 @@ class _Vector:
                 tunnel[idx] = self.port_kinds[self.cols.values["dport"][sub.rows]]
         if v4 and depth == 0:
             tunnel[first & (proto == H.PROTO_IPIP)] = Tunnel.IPIP
-        self.payload(g, pay_pos, pay_len)
+        self.payload(g, pay_pos, np.where(tunnel != 0, -1, pay_len))  # an envelope's payload is the packet
         if depth == 0 and envelope is not None and tunnel.any():
             self.envelope(g, at, tunnel, envelope, l4avail)
 
@@ -384,7 +400,7 @@ class _Vector:
         cols.put_where("ack", rows, col("ack", at), (flags & 16) != 0)
         cols.put("win", rows, col("win", at))
         cols.put("sack_ok", rows, False)
-        bad = (l4avail < 20) | (doff < 20) | (doff > g.k - at) | (l4avail < doff) | (size < 0)
+        bad = (l4avail < 20) | (doff < 20) | (doff > g.room - at) | (l4avail < doff) | (size < 0)
         self.mark(rows, bad)
         options = (doff > 20) & ~bad
         if options.any():
@@ -502,9 +518,9 @@ class _Vector:
             options = (geneve_read("verlen", at + 8) & 0x3F).astype(np.int64) * 4
             proto = geneve_read("proto", at + 8)
             teb = proto == H.ETH_TEB
-            eth_at = np.minimum(at + 16 + options, g.k - 14)
+            eth_at = np.minimum(at + 16 + options, g.room - 14)
             eth_type = eth_read("type", eth_at)
-            bad |= geneve & ((l4avail < 16 + options + np.where(teb, 14, 0)) | (teb & (at + 16 + options + 14 > g.k)))
+            bad |= geneve & ((l4avail < 16 + options + np.where(teb, 14, 0)) | (teb & (at + 16 + options + 14 > g.room)))
             bad |= geneve & teb & ((eth_type == H.ETH_VLAN) | (eth_type == H.ETH_QINQ))
             cols.put_where("inner_eth_dst", rows, eth_read("dst", eth_at), geneve & teb)
             cols.put_where("inner_eth_src", rows, eth_read("src", eth_at), geneve & teb)
@@ -550,6 +566,9 @@ def _opt_timestamp(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> No
 
 # TCP option kind, length -> what it sets (other options are skipped by length).
 _OPTIONS = ((2, 4, _opt_mss), (3, 3, _opt_wscale), (4, 2, _opt_sack_ok), (8, 10, _opt_timestamp))
+
+# Link type -> length of its header when it has no VLAN tag.
+_LINK_LEN = {LinkType.ETHERNET: 14, LinkType.LINUX_SLL: 16, LinkType.LINUX_SLL2: 20, LinkType.RAW: 0, LinkType.IPV4: 0, LinkType.IPV6: 0}
 
 # Link type -> link-layer handler: (network header offset, ethertype, rows to leave to the fallback).
 _LINK = {
