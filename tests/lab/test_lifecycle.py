@@ -47,7 +47,7 @@ def test_cli_round_trip(tmp_path: Path) -> None:
         out = tmp_path / "cap"
         cap = cniscope("lab", "capture", name, "--nodes", "node2", "-o", str(out), "--", "client1", "curl", "-s", "10.244.2.10")
         assert cap.returncode == 0 and cap.stdout == "web2 on node2\n", cap.stderr
-        assert sorted(p.name for p in out.iterdir()) == ["cluster.yaml", "node2.pcapng"]
+        assert sorted(p.name for p in out.iterdir()) == ["cluster.yaml", "manifest.json", "node2.pcapng"]
         fault = cniscope("lab", "fault", name, "drop", "node=node2", "iface=cni0", "dir=out")
         assert fault.returncode == 0 and "-I FORWARD -o cni0" in fault.stdout
         broken = cniscope("lab", "curl", name, "client1", "web2", "--max-time", "1")

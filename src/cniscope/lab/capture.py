@@ -4,7 +4,8 @@ Per node: record the interface table (`ip -j -d addr`), start
 `tcpdump --immediate-mode -s 65535 -B 32768 -Z root -i any -w` (LINUX_SLL2,
 which stores interface *indexes*), wait until it listens, run the action,
 stop tcpdump with SIGTERM by pid, then convert the SLL2 pcap to pcapng with one
-interface block per real interface (cniscope.pcapng_writer). tcpdump runs
+interface block per real interface (cniscope.pcapng_writer). A manifest.json
+(cniscope.capture.manifest) makes the directory an input of `cniscope analyze DIR`. tcpdump runs
 under `timeout`, so it stops by itself even if we die; the reaper kills it
 with the lab's namespaces either way.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cniscope.capture.manifest import write_manifest
 from cniscope.capture.interfaces import interface_table, link_entry, merge_tables
 from cniscope.capture.nodeside import parse_summary
 from cniscope.errors import EnvironmentProblem
@@ -120,4 +122,11 @@ def capture(lab: Lab, nodes: list[str], outdir: str | Path, action: Callable[[],
             result.warnings.append(f"tcpdump on {node}: {summary.dropped} packets dropped by kernel")
         raw.unlink()
         results.append(result)
+    write_manifest(outdir, {
+        "format": "cniscope-capture",
+        "version": 1,
+        "transport": {"kind": "lab", "lab": lab.name, "model": lab.spec.model},
+        "nodes": [{"name": r.node, "file": r.path.name, "packets": r.packets, "tcpdump": {"dropped": r.dropped},
+                   "warnings": r.warnings} for r in results],
+    })
     return results, value
