@@ -90,7 +90,9 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
         .when(pl.col("dns_id").is_not_null()).then(_words(("dns ", "dns_id"),))
     )
     detail = pl.coalesce(pl.concat_str([pl.lit("error: "), pl.col("error")]), pl.col("info"), detail)
+    several = table["input"].n_unique() > 1  # the input column only when there is a choice
     out = table.select(
+        (pl.col("input").cast(pl.Utf8) if several else pl.lit(None, dtype=pl.Utf8)).alias("input"),
         pl.col("frame").cast(pl.Utf8).alias("frame"),
         pl.col("node"),
         pl.col("iface"),
