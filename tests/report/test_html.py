@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cniscope.analyze import analyze
 from cniscope.cli import cli
 from cniscope.report import html
-from tests.conftest import REPO, SEED
+from cniscope.sources import InputSpec
+from tests.conftest import CORPUS, REPO, SEED
 from tests.report import browser
 from tests.report.build import service_call
 from tests.report.schema_check import validate_report_json
@@ -204,3 +206,14 @@ def test_inventory_names_the_endpoints_and_services():
     page = html.render(report)
     assert "pod default/client on node1" in page and "Cluster inventory cluster.yaml: 2 nodes, 2 pods, 1 services" in page
     assert "pod default/client" not in html.render(service_call())  # nothing invented without an inventory
+
+
+def test_capture_without_timestamps_and_empty_capture(tmp_path):
+    untimed = html.page_data(analyze([InputSpec(str(CORPUS / "06-plantegg-flannel-vxlan-nnetvv.txt"))]))
+    assert untimed["start"] == "-"  # tcpdump -t: no clock, no invented midnight
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    report = analyze([InputSpec(str(empty))])
+    page = html.render(report)
+    assert "No packet was followed: nothing to draw." in page
+    assert _embedded(page) == {"points": [], "flows": [], "journeys": []}

@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 
 from cniscope import __version__
+from cniscope.packets.schema import Clock
 from cniscope.report.text import duration, timestamp
 from cniscope.results import ChangeKind, Endpoint, Finding, Flow, Journey, Report
 
@@ -236,7 +237,8 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
     for n, finding in findings:
         for jid in dict.fromkeys((*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey))):
             flagged.setdefault(jid, []).append(n)
-    base = min((h.ts for j in report.journeys for h in j.hops if h.ts is not None), default=0)
+    first_ts = min((h.ts for j in report.journeys for h in j.hops if h.ts is not None), default=None)
+    base = first_ts or 0
     points: dict[str, int] = {}
     point_list: list[list[str | None]] = []
     flows_out: list[dict[str, Any]] = []
@@ -286,7 +288,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "flows": flows_out,
         "flows_total": listed,
         "embedded_journeys": len(embedded),
-        "start": timestamp(base, first_clock) if first_clock is not None and report.journeys else "-",
+        "start": timestamp(first_ts, first_clock) if first_clock not in (None, Clock.NONE) else "-",
         "data": {"points": point_list, "flows": flows_out, "journeys": embedded},
     }
 
