@@ -12,7 +12,7 @@ import pytest
 from cniscope.lab import state as lab_state
 from cniscope.lab.naming import NS_PREFIX, STATE_ROOT
 
-TEST_PREFIX = f"t{os.getpid()}"  # every lab name in these tests starts with it
+TEST_PREFIX = f"t{os.getpid()}lab"  # every lab name in these tests starts with it
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
