@@ -9,6 +9,7 @@ import sys
 import click
 
 from cniscope.capture import nodeside, plan, validate
+from cniscope.capture.manifest import is_capture_dir
 from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns
 from cniscope.capture.transports import Kubectl, Local, Netns, Ssh, Transport
 
@@ -99,6 +100,8 @@ def capture_command(
         return
     if not output:
         raise click.UsageError("give -o DIR (or --dry-run)")
+    if is_capture_dir(output):
+        raise click.UsageError(f"{output} already holds a capture; give another -o DIR")
     targets = _pods(pod_refs, transport)
     for target in targets:
         if target.node not in [n.rpartition("@")[2] for n in nodes]:
