@@ -15,13 +15,13 @@ INTO_N1 = [(N1, "eth0", IN), (N1, "kube-bridge", OUT), (N1, V1, OUT)]
 
 
 def conversation(wire: Wire, start_us: float, sport: int = 40000) -> None:
-    """A whole HTTP exchange client -> web across the nodes, every packet on every hop."""
-    t = start_us
-    wire.path(tcp(CLIENT, sport, WEB, 80, SYN, 100, ip_id=1, mss=1460), OUT_OF_N1 + INTO_N3, t)
-    wire.path(tcp(WEB, 80, CLIENT, sport, SYN | ACK, 900, 101, ip_id=0, mss=1460), OUT_OF_N3 + INTO_N1, t + 200)
-    wire.path(tcp(CLIENT, sport, WEB, 80, ACK, 101, 901, ip_id=2), OUT_OF_N1 + INTO_N3, t + 400)
-    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, 101, 901, ip_id=3, length=80), OUT_OF_N1 + INTO_N3, t + 500)
-    wire.path(tcp(WEB, 80, CLIENT, sport, ACK, 901, 181, ip_id=1), OUT_OF_N3 + INTO_N1, t + 700)
+    """A whole HTTP exchange client -> web across the nodes, every packet on every hop (sequence numbers differ per port)."""
+    t, c, s = start_us, 1000 * sport, 7000 * sport + 13
+    wire.path(tcp(CLIENT, sport, WEB, 80, SYN, c, ip_id=1, mss=1460), OUT_OF_N1 + INTO_N3, t)
+    wire.path(tcp(WEB, 80, CLIENT, sport, SYN | ACK, s, c + 1, ip_id=0, mss=1460), OUT_OF_N3 + INTO_N1, t + 200)
+    wire.path(tcp(CLIENT, sport, WEB, 80, ACK, c + 1, s + 1, ip_id=2), OUT_OF_N1 + INTO_N3, t + 400)
+    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, c + 1, s + 1, ip_id=3, length=80), OUT_OF_N1 + INTO_N3, t + 500)
+    wire.path(tcp(WEB, 80, CLIENT, sport, ACK, s + 1, c + 81, ip_id=1), OUT_OF_N3 + INTO_N1, t + 700)
 
 
 def test_a_clean_cross_node_exchange_raises_no_alarm() -> None:

@@ -59,9 +59,10 @@ def test_copies_on_several_interfaces_are_not_retransmissions_but_a_resend_is() 
     conversation(wire, 0)
     # the request's data segment is lost once after node1 and re-sent 200 ms later (new IP id)
     sport = 40000
-    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, 181, 901, ip_id=40, length=100), OUT_OF_N1, 1_000_000)
-    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, 181, 901, ip_id=41, length=100), OUT_OF_N1 + INTO_N3, 1_200_000)
-    wire.path(tcp(WEB, 80, CLIENT, sport, ACK, 901, 281, ip_id=42), OUT_OF_N3 + INTO_N1, 1_200_500)
+    c, s = 1000 * sport + 81, 7000 * sport + 14  # where conversation() left both sides
+    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, c, s, ip_id=40, length=100), OUT_OF_N1, 1_000_000)
+    wire.path(tcp(CLIENT, sport, WEB, 80, PSH | ACK, c, s, ip_id=41, length=100), OUT_OF_N1 + INTO_N3, 1_200_000)
+    wire.path(tcp(WEB, 80, CLIENT, sport, ACK, s, c + 100, ip_id=42), OUT_OF_N3 + INTO_N1, 1_200_500)
     report = wire.analyze()
     found = of_kind(report, FindingKind.RETRANSMISSION)
     assert len(found) == 1

@@ -71,6 +71,7 @@ class Context:
     local: dict[str, set[str]] = field(init=False)
     pods_on: dict[str, set[str]] = field(init=False)
     _columns: dict[str, list] = field(init=False, default_factory=dict)
+    _roles: dict[str | None, Role | None] = field(init=False, default_factory=dict)
     _times: dict[int, np.ndarray] = field(init=False, default_factory=dict)
     _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
     _node_ifaces: dict[str, set[tuple[str | None, bool]]] = field(init=False, default_factory=dict)
@@ -125,6 +126,11 @@ class Context:
         return ip4_text(value)  # type: ignore[arg-type]
 
     def role(self, iface: str | None) -> Role | None:
+        if iface not in self._roles:
+            self._roles[iface] = self._role(iface)
+        return self._roles[iface]
+
+    def _role(self, iface: str | None) -> Role | None:
         if iface is None or iface == "any":
             return None
         found = role_of(self.model, iface)

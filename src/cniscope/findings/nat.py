@@ -22,7 +22,9 @@ def _nat(ctx: Context) -> list[Finding]:
     undone: dict[tuple, tuple[Hop, list[int]]] = {}
     for j in ctx.journeys:
         for hop in j.hops:
-            if hop.direction in ("B", "M") or _group_address(ctx.addr(hop, "dst")):
+            if not any(c.kind in OPPOSITE for c in hop.changes):
+                continue
+            if hop.direction in ("B", "M") or _group_address(ctx.value(hop, "dst")):  # type: ignore[arg-type]
                 continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
             for change in hop.changes:
                 if change.kind not in OPPOSITE:
@@ -163,8 +165,6 @@ def _inside(addr: str, ranges: list[ipaddress.IPv4Network]) -> bool:
     return any(ip in net for net in ranges)
 
 
-def _group_address(addr: str | None) -> bool:
-    if addr is None:
-        return False
-    ip = ipaddress.ip_address(addr)
-    return ip.is_multicast or addr == "255.255.255.255"
+def _group_address(dst: int | None) -> bool:
+    """IPv4 multicast (224.0.0.0/4) or the limited broadcast."""
+    return dst is not None and (dst >> 28 == 0xE or dst == 0xFFFFFFFF)

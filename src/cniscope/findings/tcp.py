@@ -16,10 +16,14 @@ FIN = 1
 
 def retransmissions(ctx: Context) -> list[Finding]:
     out = []
+    resent_in: dict[int, list[Journey]] = {}
+    for j in ctx.journeys:
+        if j.retransmission_of is not None and j.flow is not None:
+            resent_in.setdefault(j.flow, []).append(j)
     for flow in ctx.flows:
         if not flow.retransmissions or flow.state == "unanswered":
             continue  # an unanswered SYN's retries are counted by its `unanswered` finding
-        resent = [j for j in ctx.journeys if j.flow == flow.id and j.retransmission_of is not None]
+        resent = resent_in.get(flow.id, [])
         originals = [ctx.by_id[j.retransmission_of] for j in resent if j.retransmission_of in ctx.by_id]
         stops = sorted({ctx.path(o)[-1].point for o in originals if o.hops})
         last = ctx.path(originals[-1])[-1] if originals and originals[-1].hops else None
