@@ -76,11 +76,15 @@ def test_interface_tables_routes_sysctls_and_files(netns: Namespaces, tmp_path: 
     netns.run("a", "sysctl", "-qw", "net.ipv4.ip_forward=1")
     netns.ip("a", "route", "add", "10.99.0.0/16", "via", "10.77.0.2")
     out = tmp_path / "cap"
-    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--duration", "1", "-o", str(out)))
-    code, err = running.finish()
+    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--duration", "60", "-o", str(out)))
+    netns.veth("a", "late0", "b", "late1")  # created during the capture: named from the table taken at stop
+    netns.ip("a", "addr", "add", "10.78.0.1/24", "dev", "late0")
+    netns.ip("b", "addr", "add", "10.78.0.2/24", "dev", "late1")
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.78.0.2", "3")
+    code, err = running.interrupt()
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stop_reason"] == "duration"
+    assert tshark_names(out / "b.pcapng").count("late1") >= 3
     a = next(n for n in manifest["nodes"] if n["name"] == "a")
     facts = a["facts"]
     eth0 = next(i for i in facts["interfaces"] if i["name"] == "eth0")
@@ -179,3 +183,17 @@ def test_errors_are_reported_and_leave_nothing_running(netns: Namespaces, tmp_pa
     assert "nosuchnode" in missing.stderr and "Traceback" not in missing.stderr
     for name in ("a", "b"):
         assert all(comm(pid) not in ("tcpdump", "timeout") for pid in netns.pids(name))
+
+
+@needs_root
+def test_local_transport_inside_a_namespace(netns: Namespaces, tmp_path: Path) -> None:
+    """--via local records the namespace it runs in (here a test namespace, never the host's)."""
+    two_nodes(netns)
+    out = tmp_path / "cap"
+    running = Capturing(["ip", "netns", "exec", netns.prefix + "a", *cniscope("capture", "--nodes", "self", "--duration", "60", "-o", str(out))])
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "4")
+    code, err = running.interrupt()
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["transport"] == {"kind": "local"} and manifest["nodes"][0]["name"] == "self"
+    assert tshark_names(out / "self.pcapng").count("eth0") >= 4
