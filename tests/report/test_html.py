@@ -92,8 +92,10 @@ def test_text_from_the_capture_cannot_break_out_of_the_page():
 
 
 def test_caps_say_what_was_left_out():
-    limits = html.Limits(flows=1, journeys_per_flow=2, journeys=10)
+    limits = html.Limits(flows=1, journeys_per_flow=2, journeys=10, findings=0)
     page = html.render(service_call(), limits)
+    assert "Findings (1)" in page and 'class="finding ' not in page
+    assert "The 0 most severe shown; all 1 are in" in page
     data = _embedded(page)
     assert [len(f["journeys"]) for f in data["flows"]] == [2]
     assert data["flows"][0]["total"] == 6

@@ -61,6 +61,7 @@ class Limits:
     journeys_per_flow: int = 100
     journeys: int = 5000
     points: int = 200  # capture points drawn in the topology
+    findings: int = 200  # the most severe first
 
 
 @dataclass
@@ -284,7 +285,8 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "topology": topo,
         "services": [(text, n, _service_who(report, text)) for text, n in topo["services"]],
         "inventory": report.inventory,
-        "findings": [_finding_data(n, f, journeys, row_journey) for n, f in findings],
+        "findings": [_finding_data(n, f, journeys, row_journey) for n, f in findings[:limits.findings]],
+        "findings_total": len(findings),
         "flows": flows_out,
         "flows_total": listed,
         "embedded_journeys": len(embedded),
