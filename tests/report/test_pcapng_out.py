@@ -132,3 +132,17 @@ def test_binary_capture_from_standard_input_is_refused(tmp_path):
     report.inputs[0] = InputInfo(index=0, name="-", format="pcap", node="node1")
     with pytest.raises(InputError, match="standard input"):
         pcapng_out.write(report, str(tmp_path / "x.pcapng"))
+
+
+@needs_tshark
+def test_damaged_capture_keeps_what_could_be_read(tmp_path):
+    source = CORPUS / "03-ysaied-pan-cn-ngfw-vxlan6080.pcap"
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(source.read_bytes()[:10_000])
+    out = tmp_path / "cut.pcapng"
+    result = CliRunner().invoke(cli, ["analyze", "--pcapng", str(out), str(cut)])
+    assert result.exit_code == 3, result.output  # damaged input: what could be read is still used
+    kept = frames(out)
+    assert 0 < len(kept) < len(frames(source))
+    assert kept == frames(source)[:len(kept)]
+    assert len(tshark_fields(out, "frame.comment")) == len(kept)
