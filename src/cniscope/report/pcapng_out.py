@@ -62,7 +62,8 @@ class Written:
 def comments(report: Report) -> list[str]:
     """One comment per row of the packet table: where the packet is in its journey and what changed."""
     t = report.table
-    cols = {c: t[c].to_list() if c in t.columns else [None] * t.height for c in ("journey", "hop", "hops", "delay", "flow", "iface", "node")}
+    cols = {c: t[c].to_list() if c in t.columns else [None] * t.height
+            for c in ("journey", "hop", "hops", "delay", "flow", "iface", "node")}
     placed: dict[int, tuple[Journey, int]] = {h.row: (j, k) for j in report.journeys for k, h in enumerate(j.hops)}
     journeys = {j.id: j for j in report.journeys}
     cited: dict[int, list[str]] = {}
@@ -148,26 +149,25 @@ class _Interfaces:
         return self.ids[key]
 
 
-def _binary(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str], written: Written) -> None:
+def _binary(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str],
+            written: Written) -> None:
     frames = part["frame"].to_numpy()
-    row_of_frame = np.full(int(frames.max()) + 1, -1, dtype=np.int64)
-    row_of_frame[frames] = np.arange(part.height)
+    lookup = np.full(int(frames.max()) + 1, -1, dtype=np.int64)
+    lookup[frames] = np.arange(part.height)
+    row_of_frame = lookup.tolist()
     rows = part["_row"].to_list()
     nodes, ifaces, directions = part["node"].to_list(), part["iface"].to_list(), part["direction"].to_list()
     for batch in _batches(info):
-        for i in range(len(batch.offset)):
-            frame = batch.first_frame + i
-            if frame >= len(row_of_frame) or row_of_frame[frame] < 0:
+        view = memoryview(batch.data)
+        columns = zip(batch.offset.tolist(), batch.caplen.tolist(), batch.wirelen.tolist(), batch.ts.tolist(),
+                      batch.linktype.tolist(), batch.iface.tolist())
+        for frame, (start, caplen, wirelen, ts, linktype, iface) in enumerate(columns, batch.first_frame):
+            k = row_of_frame[frame] if frame < len(row_of_frame) else -1
+            if k < 0:
                 continue  # a frame the first reading did not keep (damage found earlier this time)
-            k = int(row_of_frame[frame])
-            linktype = int(batch.linktype[i])
-            name = ifaces[k]
-            if name is None and batch.iface[i] >= 0:
-                name = batch.iface_names[batch.iface[i]]
-            start, caplen = int(batch.offset[i]), int(batch.caplen[i])
-            ts = int(batch.ts[i])
-            writer.packet(interfaces.get(info, nodes[k], name, linktype), max(ts, 0), batch.data[start:start + caplen].tobytes(),
-                          int(batch.wirelen[i]), directions[k], notes[rows[k]])
+            name = ifaces[k] if ifaces[k] is not None or iface < 0 else batch.iface_names[iface]
+            writer.packet(interfaces.get(info, nodes[k], name, linktype), max(ts, 0), view[start:start + caplen],
+                          wirelen, directions[k], notes[rows[k]])
             written.packets += 1
 
 
