@@ -96,3 +96,21 @@ def test_asymmetric_route_with_strict_rp_filter() -> None:
     assert (asym[0].node, asym[0].iface, asym[0].severity) == (N3, "eth0", Severity.ERROR)
     assert "eth1" in asym[0].title and "rp_filter" in asym[0].next_step
     assert of_kind(report, FindingKind.DROP) == []  # the same losses, explained once
+
+
+def test_a_port_filtered_capture_that_never_shows_envelopes_claims_no_drop_after_the_tunnel() -> None:
+    """`tcpdump -i any port 80` on a flannel node: the tunnel's UDP envelopes are filtered out, both ways."""
+    wire = Wire()
+    out3 = [(N3, V3, IN), (N3, "cni0", IN), (N3, "flannel.1", OUT)]
+    in3 = [(N3, "flannel.1", IN), (N3, "cni0", OUT), (N3, V3, OUT)]
+    for i in range(3):
+        sport, c, s = 40000 + i, 1000 + i * 100, 9000 + i * 100
+        t = i * 1_000_000
+        wire.path(tcp(CLIENT, sport, WEB, 80, SYN, c, ip_id=1), in3, t)
+        wire.path(tcp(WEB, 80, CLIENT, sport, SYN | ACK, s, c + 1, ip_id=0), out3, t + 100)
+        wire.path(tcp(CLIENT, sport, WEB, 80, ACK, c + 1, s + 1, ip_id=2), in3, t + 300)
+    report = wire.analyze()
+    assert alarms(report) == []
+    drops = of_kind(report, FindingKind.DROP)
+    assert drops and {d.severity for d in drops} == {Severity.INFO}  # said, with the caveat, not alarmed
+    assert all("leave envelopes out" in d.explanation for d in drops)

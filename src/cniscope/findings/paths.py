@@ -30,10 +30,17 @@ def drops(ctx: Context) -> list[Finding]:
         else:
             title = f"{len(group)} packet(s) of {what} lost after {where}"
         severity, caveat = Severity.ERROR, ""
+        filtered = first.expected is Next.ENCAPSULATED_NIC_OUT and _envelopes_filtered(ctx, first.node)
+        if filtered:
+            caveat = (" But packets also arrived on this node's tunnel device without their envelope being captured on "
+                      "the NIC: the capture seems to leave envelopes out (a port filter excludes the tunnel's UDP), so "
+                      "this needs a capture of the tunnel's port on the NIC to confirm.")
         if not _kind_ever_seen(ctx, first):
+            caveat = caveat or (" No such sighting appears anywhere in this node's capture, though: if the capture had a "
+                                "filter that left them out (a port filter excludes a tunnel's envelopes), this is not a drop.")
+            severity = Severity.INFO if filtered else Severity.WARNING
+        elif filtered:
             severity = Severity.WARNING
-            caveat = (" No such sighting appears anywhere in this node's capture, though: if the capture had a filter that "
-                      "left them out (a port filter excludes a tunnel's envelopes), this is not a drop.")
         examples = "; ".join(loss.journey.summary for loss in group[:3])
         out.append(Finding(
             kind=FindingKind.DROP, severity=severity, title=title,
@@ -46,6 +53,15 @@ def drops(ctx: Context) -> list[Finding]:
             rows=tuple(h.row for loss in group for h in loss.journey.hops),
         ))
     return out
+
+
+def _envelopes_filtered(ctx: Context, node: str) -> bool:
+    """Did packets arrive on the node's tunnel device with no envelope seen on the node before?"""
+    for j in ctx.journeys:
+        hops = [h for h in ctx.path(j) if ctx.node(h) == node]
+        if hops and hops[0].direction in ("In", "P") and ctx.role(hops[0].iface) is Role.TUNNEL:
+            return True
+    return False
 
 
 def _kind_ever_seen(ctx: Context, loss: Loss) -> bool:
