@@ -254,7 +254,8 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         shown = members[:room]
         flows_out.append({
             "id": flow.id, "proto": flow.proto, "client": str(flow.client), "server": str(flow.server),
-            "client_who": _who(report, flow.client), "server_who": _who(report, flow.server), "state": flow.state, "legs": [f"{a} -> {b}" for a, b in flow.legs], "facts": _flow_facts(flow),
+            "client_who": _who(report, flow.client), "server_who": _who(report, flow.server), "state": flow.state,
+            "legs": [f"{a} -> {b}" for a, b in flow.legs], "facts": _flow_facts(flow),
             "journeys": [j.id for j in shown], "total": len(flow.journeys),
             "flagged": any(j.id in flagged for j in members),
         })

@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.errors import InputError
-from cniscope.packets.schema import Direction, LinkType, Tunnel, ip4_text
+from cniscope.packets.schema import LinkType, Tunnel, ip4_text
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.report.text import duration
 from cniscope.results import Hop, Journey, Report
@@ -181,9 +181,10 @@ def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, par
              written: Written) -> None:
     for row in part.iter_rows(named=True):
         frame = rebuild(row)
-        note = notes[row["_row"]] + (f"; rebuilt from text line {row['line']}" if row["line"] is not None else "; rebuilt from text")
+        note = notes[row["_row"]] + "; rebuilt from text" + (f" line {row['line']}" if row["line"] is not None else "")
         if row["tunnel"]:
-            note += f"; tunnel envelope {Tunnel(row['tunnel']).label} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])} not rebuilt"
+            envelope = f"{Tunnel(row['tunnel']).label} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])}"
+            note += f"; tunnel envelope {envelope} not rebuilt"
         iface = interfaces.get(info, row["node"], row["iface"], int(LinkType.ETHERNET))
         writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)
         written.packets += 1
