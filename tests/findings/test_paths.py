@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cniscope.results import FindingKind, Severity
+from cniscope.findings import detect
+from cniscope.results import Finding, FindingKind, Severity
 from tests.findings.wire import ACK, IN, OUT, PSH, SYN, Wire, alarms, of_kind, tcp
 
 N1, N3 = "node1", "node3"
@@ -114,3 +115,21 @@ def test_a_port_filtered_capture_that_never_shows_envelopes_claims_no_drop_after
     drops = of_kind(report, FindingKind.DROP)
     assert drops and {d.severity for d in drops} == {Severity.INFO}  # said, with the caveat, not alarmed
     assert all("leave envelopes out" in d.explanation for d in drops)
+
+
+def test_a_drop_the_model_comparison_reported_is_not_reported_again() -> None:
+    wire = Wire()
+    conversation(wire, 0)
+    wire.path(tcp(CLIENT, 41000, WEB, 80, SYN, 5000, ip_id=10), OUT_OF_N1 + INTO_N3[:1], 1_000_000)
+    conversation(wire, 2_000_000, sport=40002)
+    report = wire.analyze()
+    mine = of_kind(report, FindingKind.DROP)
+    assert len(mine) == 1
+    from_model = Finding(kind=FindingKind.DROP, severity=Severity.ERROR, title="expected kube-bridge Out on node3",
+                         explanation="", next_step="", node=N3, journeys=mine[0].journeys)
+    again = detect(report.table, report.journeys, report.flows, report.model, report.clocks, model_findings=[from_model])
+    assert of_kind_in(again, FindingKind.DROP) == [from_model]
+
+
+def of_kind_in(findings: list[Finding], kind: FindingKind) -> list[Finding]:
+    return [f for f in findings if f.kind is kind]

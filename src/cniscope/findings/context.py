@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,9 @@ from cniscope.models import MODELS, Model, Role
 from cniscope.models.base import role_of
 from cniscope.packets.schema import LinkType, ip4_text
 from cniscope.results import Finding, Flow, Hop, Journey, ModelVerdict, NodeClock
+
+if TYPE_CHECKING:
+    from cniscope.findings.losses import Loss
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 
@@ -76,7 +80,7 @@ class Context:
     _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
     _node_ifaces: dict[str, set[tuple[str | None, bool]]] = field(init=False, default_factory=dict)
     claimed: set[int] = field(init=False, default_factory=set)  # journeys a finding already explains
-    losses: list = field(init=False, default_factory=list)  # see cniscope.findings.losses
+    losses: list[Loss] = field(init=False, default_factory=list)  # filled by cniscope.findings.losses.find
 
     def __post_init__(self) -> None:
         self.by_id = {j.id: j for j in self.journeys}
