@@ -94,14 +94,16 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
         capture = progress.read(specs)
         progress.stage(f"analysing {capture.table.height:,} sightings")
         report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys)
-    if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
-        from cniscope.report import html
+        if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
+            from cniscope.report import html
 
-        html.write(report, html_out)
-    if pcapng_out:
-        from cniscope.report import pcapng_out as pcapng_report
+            progress.stage(f"writing {html_out}")
+            html.write(report, html_out)
+        if pcapng_out:
+            from cniscope.report import pcapng_out as pcapng_report
 
-        pcapng_report.write(report, pcapng_out)
+            progress.stage(f"writing {pcapng_out}")
+            pcapng_report.write(report, pcapng_out)
     if as_json:
         from cniscope.report.json_out import dumps
 

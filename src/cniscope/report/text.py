@@ -219,8 +219,7 @@ class Progress:
 
     def stage(self, text: str) -> None:
         if self.live is not None:
-            line = Text.assemble(text, (f"  {time.monotonic() - self.started:.1f} s", "dim"))
-            self.live.update(Spinner("dots", line), refresh=True)
+            self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
 
     def read(self, specs: list[InputSpec]) -> Capture:
         """What `cniscope.sources.read` does, saying which input and how many packets so far."""
@@ -233,6 +232,16 @@ class Progress:
                 tables.append(table)
                 self.stage(f"reading {spec.path}: {info.packets:,} packets")
         return Capture(table=pl.concat(tables, rechunk=True) if tables else empty(), inputs=infos)
+
+
+class _Elapsed:
+    """A stage and the time since the start, measured each time the line is redrawn."""
+
+    def __init__(self, text: str, started: float) -> None:
+        self.text, self.started = text, started
+
+    def __rich__(self) -> Text:
+        return Text.assemble(self.text, (f"  {time.monotonic() - self.started:.1f} s", "dim"))
 
 
 def _size(spec: InputSpec) -> int | None:
