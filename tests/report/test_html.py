@@ -219,3 +219,13 @@ def test_capture_without_timestamps_and_empty_capture(tmp_path):
     page = html.render(report)
     assert "No packet was followed: nothing to draw." in page
     assert _embedded(page) == {"points": [], "flows": [], "journeys": []}
+
+
+@pytest.mark.parametrize("role,cls", [
+    ("node NIC eth0, in", "nic"), ("node NIC, out", "nic"), ("pod bridge kube-bridge, out", "bridge"),
+    ("veth veth146d3146 to pod 10.244.2.10", "veth"), ("pod veth vethab, in (flooded)", "veth"),
+    ("flannel.1 VTEP (decapsulated)", "tunnel"), ("tunnel device", "tunnel"), ("gateway cilium_host, in", "gateway"),
+    ("single capture point", "other"), (None, "other"),
+])
+def test_boxes_are_coloured_by_role(role, cls):
+    assert html.role_class(role) == cls

@@ -20,6 +20,7 @@ them exact in JavaScript numbers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,18 +32,16 @@ from cniscope.packets.schema import Clock
 from cniscope.report.text import duration, timestamp
 from cniscope.results import ChangeKind, Endpoint, Finding, Flow, Journey, Report
 
-# role (from cniscope.models.base.Role) -> CSS class of its box
-ROLE_CLASS = {
-    "node NIC": "nic",
-    "pod bridge": "bridge",
-    "host veth": "veth",
-    "pod interface": "pod",
-    "tunnel device": "tunnel",
-    "gateway": "gateway",
-    "service dummy": "service",
-    "datapath": "bridge",
-    "loopback": "other",
-}
+# hop role text (cniscope.models.roles writes "node NIC eth0, in", "veth vethab12cd34 to pod 10.244.2.10",
+# "flannel.1 VTEP" ...) -> CSS class of its box; first match wins
+ROLE_CLASSES = (
+    (re.compile(r"^node NIC"), "nic"),
+    (re.compile(r"^(pod bridge|datapath)"), "bridge"),
+    (re.compile(r"^(pod )?veth\b"), "veth"),
+    (re.compile(r"^pod interface"), "pod"),
+    (re.compile(r"VTEP|tunnel device"), "tunnel"),
+    (re.compile(r"^(gateway|service dummy)"), "gateway"),
+)
 # change kind -> edge class in the topology (first match wins: a NAT edge that also routes is drawn as NAT)
 EDGE_CLASS = (
     (ChangeKind.DNAT, "nat"), (ChangeKind.SNAT, "nat"), (ChangeKind.ENCAP, "tunnel"), (ChangeKind.DECAP, "tunnel"),
@@ -99,6 +98,13 @@ class Edge:
     label: str = ""
 
 
+def role_class(role: str | None) -> str:
+    for pattern, cls in ROLE_CLASSES:
+        if role and pattern.search(role):
+            return cls
+    return "other"
+
+
 def _point_key(node: str | None, iface: str | None, point: str) -> tuple[str, str]:
     """(node, place): a capture point without its direction, so In and Out of one interface share a box."""
     if iface is not None:
@@ -129,11 +135,11 @@ def topology(journeys: Iterable[Journey], limits: Limits = Limits()) -> dict[str
                     continue
                 if node not in order:
                     order.append(node)
-                boxes[key] = Box(key, node, place, hop.role, ROLE_CLASS.get(hop.role or "", "other"))
+                boxes[key] = Box(key, node, place, None, "other")
             box = boxes[key]
             box.packets += 1
             if box.role is None and hop.role:
-                box.role, box.cls = hop.role, ROLE_CLASS.get(hop.role, "other")
+                box.role, box.cls = hop.role.split(", ")[0], role_class(hop.role)
             for change in hop.changes:
                 if change.kind is ChangeKind.ENCAP:
                     tunnels[change.after] = tunnels.get(change.after, 0) + 1
