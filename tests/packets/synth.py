@@ -59,7 +59,7 @@ def _l4(r: random.Random, v6: bool, allow_errors: bool = True) -> tuple[int, byt
     if pick <= 6:
         if r.random() < 0.4:
             response = r.random() < 0.5
-            ports = (53, r.randrange(1024, 65536)) if response else (r.randrange(1024, 65536), 53)
+            ports = (53, r.randrange(32768, 61000)) if response else (r.randrange(32768, 61000), 53)
             return 17, udp(dns(r.randrange(65536), response), *ports)
         return 17, udp(payload, r.randrange(1, 4000), r.choice((123, 514, r.randrange(1, 4000))))
     if pick <= 8 or not allow_errors:

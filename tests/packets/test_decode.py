@@ -185,6 +185,9 @@ def test_the_port_table_is_explicit_and_extensible() -> None:
     assert (row["tunnel"], row["vni"], row["outer_dport"]) == (Tunnel.VXLAN, 5, 6080)
     assert decode_batch_reference(batch, 0, ngfw).row(0, named=True) == row
     assert_packet(row)
+    reply = sll2(ipv4(udp(vxlan(INNER, vni=5), 6080, 20000), proto=17, **OUTER))  # the NGFW answers from its port
+    back = decode_batch(frame_batch([reply, reply], LinkType.LINUX_SLL2), 0, ngfw).row(0, named=True)
+    assert (back["tunnel"], back["outer_sport"], back["outer_dport"]) == (Tunnel.VXLAN, 6080, 20000)
     without = DEFAULT_PORTS.without_port(8472)
     vx = frame_batch([sll2(ENVELOPES["vxlan-8472"][0])] * 2, LinkType.LINUX_SLL2)
     assert decode_batch(vx, 0, without)["tunnel"].to_list() == [0, 0]

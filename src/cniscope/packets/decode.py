@@ -366,7 +366,8 @@ class _Vector:
             pay_pos[idx] = sub.start + at + pos
             pay_len[idx] = size
             if value == H.PROTO_UDP and v4 and depth == 0:
-                tunnel[idx] = self.port_kinds[self.cols.values["dport"][sub.rows]]
+                kind = self.port_kinds[self.cols.values["dport"][sub.rows]]
+                tunnel[idx] = np.where(kind != 0, kind, self.port_kinds[self.cols.values["sport"][sub.rows]])
         if v4 and depth == 0:
             tunnel[first & (proto == H.PROTO_IPIP)] = Tunnel.IPIP
         self.payload(g, pay_pos, np.where(tunnel != 0, -1, pay_len))  # an envelope's payload is the packet

@@ -253,7 +253,7 @@ class _Decoder:
         udp = self.need(H.UDP, pos)
         sport, dport = int(udp["sport"]), int(udp["dport"])
         self.out.update(sport=sport, dport=dport)
-        kind = self.ports.kind(dport)
+        kind = self.ports.kind(dport) or self.ports.kind(sport)
         if kind is not Tunnel.NONE and envelope:
             self.envelope(kind)
             self.out.update(outer_sport=sport, outer_dport=dport)

@@ -5,9 +5,11 @@ A network model (or the user) extends it explicitly, e.g. calico's VXLAN on
 
     ports = DEFAULT_PORTS.with_port(6080, Tunnel.VXLAN)
 
-Only the *destination* port is matched (the kernel picks a random source port
-for VXLAN/Geneve flows), and only under an IPv4 envelope: the outer_* columns
-hold IPv4 addresses. IPIP is not a port but IP protocol 4, always decoded.
+The destination port is looked up first, then the source port (an NGFW's
+redirection answers from 6080; the kernel's own VXLAN/Geneve source ports are
+hashed into 32768-60999 and so never hit the table). Envelopes are IPv4 only:
+the outer_* columns hold IPv4 addresses. IPIP is not a port but IP protocol 4,
+always decoded.
 """
 
 from __future__ import annotations
