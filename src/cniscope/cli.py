@@ -74,9 +74,11 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), default=None,
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--max-journeys", type=int, default=20_000, show_default=True, help="Journeys kept in the report.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write the report as one self-contained HTML page.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False),
+              help="Also write the report as one self-contained HTML page (topology, ladder diagrams, waterfalls).")
 @click.option("--pcapng", "pcapng_out", type=click.Path(dir_okay=False),
-              help="Also write the packets with node and interface names and a comment on each (for Wireshark).")
+              help="Also write the packets with node and interface names and a comment on each (for Wireshark); "
+                   "packets of tcpdump text are rebuilt from their decoded fields.")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
                     cluster: str | None, fail_on: str | None, max_journeys: int, html_out: str | None,
                     pcapng_out: str | None) -> None:
