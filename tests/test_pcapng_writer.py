@@ -169,3 +169,52 @@ def test_packet_needs_a_known_interface(tmp_path: Path) -> None:
         writer.section(node="a")
         with pytest.raises(ValueError):
             writer.packet(0, 0, b"")
+
+
+def blocks_of(data: bytes, block_type: int) -> list[bytes]:
+    out, offset = [], 0
+    while offset < len(data):
+        kind, length = struct.unpack_from("<II", data, offset)
+        if kind == block_type:
+            out.append(data[offset : offset + length])
+        offset += length
+    return out
+
+
+def idb_name(block: bytes) -> str:
+    offset = 16  # type, length, linktype, reserved, snaplen
+    while offset + 4 <= len(block) - 4:
+        code, length = struct.unpack_from("<HH", block, offset)
+        if code == 2:
+            return block[offset + 4 : offset + 4 + length].decode()
+        offset += 4 + length + (-length) % 4
+    raise AssertionError("interface block without a name")
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+def test_array_conversion_writes_the_same_blocks_as_packet(tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The converter's array path against the one-packet-at-a-time writer: identical packet blocks."""
+    import cniscope.pcapng_writer as module
+
+    monkeypatch.setattr(module, "CHUNK_BYTES", chunk)
+    mac = b"\x02\0\0\0\0\x07"
+    frames = [(1_650_000_000_000_000_000 + 7 * i, sll2_frame([2, 3, 42][i % 3], i % 6, mac, b"z" * i)) for i in range(40)]
+    frames.append((1_650_000_000_000_001_000, b"\x08\x00short"))  # shorter than an SLL2 header
+    table = [Interface(2, "eth0"), Interface(3, "cni0")]
+    converted = tmp_path / "converted.pcapng"
+    with PcapngWriter(str(converted)) as writer:
+        result = sll2_pcap_to_pcapng(pcap_file(LinkType.LINUX_SLL2, frames), writer, "n", table)
+    assert result.packets == 41 and sorted(result.unknown_ifindex) == [0, 42]
+    names = [idb_name(block) for block in blocks_of(converted.read_bytes(), 1)]
+    assert names == ["eth0", "cni0", "ifindex0", "ifindex42"] or names == ["eth0", "cni0", "ifindex42", "ifindex0"]
+    by_index = {2: "eth0", 3: "cni0", 0: "ifindex0", 42: "ifindex42"}
+    reference = tmp_path / "reference.pcapng"
+    with PcapngWriter(str(reference)) as writer:
+        writer.section(node="n")
+        ids = {name: writer.interface(name, LinkType.LINUX_SLL2, 65535) for name in names}
+        for ts, data in frames:
+            whole = len(data) >= 20
+            index = int.from_bytes(data[4:8], "big") if whole else 0
+            pkttype = data[10] if whole and data[10] < 5 else None
+            writer.packet(ids[by_index[index]], ts, data, direction=pkttype)
+    assert blocks_of(converted.read_bytes(), 6) == blocks_of(reference.read_bytes(), 6)

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
+
 from cniscope.packets.schema import Direction, LinkType
 
 SHB_TYPE = 0x0A0D0D0A
@@ -162,22 +164,28 @@ class PcapngWriter:
         """Add an enhanced packet block. `direction` is a Linux packet type (Direction)."""
         if not 0 <= iface_id < self._interfaces:
             raise ValueError(f"pcapng: no interface {iface_id} in this section")
-        caplen = len(data)
         options: list[tuple[int, bytes]] = []
         if direction is not None:
             options.append((EPB_FLAGS, struct.pack("<I", DIRECTION_FLAGS[Direction(direction)])))
         if comment is not None:
             options.append((OPT_COMMENT, comment.encode()))
-        opts = _options(options)
-        pad = (-caplen) % 4
-        length = 32 + caplen + pad + len(opts)
-        header = struct.pack(
-            "<IIIIIII", EPB_TYPE, length, iface_id, (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF, caplen,
-            caplen if wirelen is None else wirelen,
-        )
-        self._file.write(header)
-        self._file.write(data)
-        self._file.write(b"\0" * pad + opts + struct.pack("<I", length))
+        self._file.write(_epb(iface_id, ts_ns, data, len(data) if wirelen is None else wirelen, _options(options)))
+
+    def write_raw(self, blocks: bytes) -> None:
+        """Append enhanced packet blocks built elsewhere (the converter's array path)."""
+        self._file.write(blocks)
+
+
+EPB_HEADER = struct.Struct("<IIIIIII")
+PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
+def _epb(iface_id: int, ts_ns: int, data: bytes | memoryview, wirelen: int, opts: bytes) -> bytes:
+    caplen = len(data)
+    pad = PADDING[caplen & 3]
+    length = 32 + caplen + len(pad) + len(opts)
+    header = EPB_HEADER.pack(EPB_TYPE, length, iface_id, ts_ns >> 32, ts_ns & 0xFFFFFFFF, caplen, wirelen)
+    return b"".join((header, data, pad, opts, length.to_bytes(4, "little")))
 
 
 @dataclass(frozen=True)
@@ -262,39 +270,114 @@ def sll2_pcap_to_pcapng(
     else:
         single = table[0] if table else Interface(index=0, name="capture")
         ids[-1] = _write_interface(writer, single, linktype, snaplen)
+    offsets, caplens, result.damage = _walk(pcap, order, snaplen)
+    buf = np.frombuffer(pcap, dtype=np.uint8)
     unknown: list[int] = []
-    record = struct.Struct(order + "IIII")
-    offset, size = 24, len(pcap)
-    view = memoryview(pcap)
-    scale = 1 if nanos else 1000
-    while offset < size:
-        if offset + 16 > size:
-            result.damage = f"byte {offset}: record header cut short ({size - offset} of 16 bytes)"
-            break
-        sec, frac, caplen, wirelen = record.unpack_from(pcap, offset)
-        start = offset + 16
-        if caplen > max(snaplen, 262144) or start + caplen > size:
-            result.damage = f"byte {offset}: record of {caplen} bytes does not fit ({size - start} left)"
-            break
-        data = view[start : start + caplen]
-        direction: int | None = None
+    ends = np.cumsum(caplens + 16)
+    first = 0
+    while first < len(offsets):
+        before = int(ends[first - 1]) if first else 0
+        last = max(int(np.searchsorted(ends, before + CHUNK_BYTES, "right")), first + 1)
+        rec = offsets[first:last]
         if linktype == LinkType.LINUX_SLL2:
-            ifindex = int.from_bytes(data[4:8], "big") if caplen >= SLL2_HEADER else 0
-            if caplen >= SLL2_HEADER and data[10] in DIRECTION_FLAGS:
-                direction = data[10]
-            if ifindex not in ids:
-                unknown.append(ifindex)
-                ids[ifindex] = writer.interface(
-                    f"ifindex{ifindex}", linktype, snaplen, description=f"ifindex {ifindex}, not in the node's interface table"
-                )
-            iface_id = ids[ifindex]
+            ifindex, pkttype = _sll2_fields(buf, rec, caplens[first:last])
+            for index in np.unique(ifindex).tolist():
+                if index not in ids:
+                    unknown.append(index)
+                    ids[index] = writer.interface(
+                        f"ifindex{index}", linktype, snaplen, description=f"ifindex {index}, not in the node's interface table"
+                    )
+            keys = np.array(sorted(ids), dtype=np.int64)
+            values = np.array([ids[k] for k in sorted(ids)], dtype=np.uint32)
+            iface = values[np.searchsorted(keys, ifindex)]
         else:
-            iface_id = ids[-1]
-        writer.packet(iface_id, sec * 1_000_000_000 + frac * scale, data, wirelen, direction)
-        result.packets += 1
-        offset = start + caplen
+            pkttype = np.full(len(rec), 255, dtype=np.uint8)
+            iface = np.full(len(rec), ids[-1], dtype=np.uint32)
+        writer.write_raw(_epbs(buf, rec, order, 1 if nanos else 1000, iface, pkttype))
+        result.packets += len(rec)
+        first = last
     result.unknown_ifindex = tuple(unknown)
     return result
+
+
+CHUNK_BYTES = 4 << 20  # input bytes converted at once (bounds the index arrays to a few tens of MB)
+
+
+def _walk(pcap: bytes | mmap.mmap, order: str, snaplen: int) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Offsets and lengths of the records (sequential: each length gives the next record's place)."""
+    unpack = struct.Struct(order + "I").unpack_from
+    offsets: list[int] = []
+    caplens: list[int] = []
+    offset, size, limit = 24, len(pcap), max(snaplen, 262144)
+    damage = None
+    while offset < size:
+        if offset + 16 > size:
+            damage = f"byte {offset}: record header cut short ({size - offset} of 16 bytes)"
+            break
+        caplen = unpack(pcap, offset + 8)[0]
+        if caplen > limit or offset + 16 + caplen > size:
+            damage = f"byte {offset}: record of {caplen} bytes does not fit ({size - offset - 16} left)"
+            break
+        offsets.append(offset)
+        caplens.append(caplen)
+        offset += 16 + caplen
+    return np.array(offsets, dtype=np.int64), np.array(caplens, dtype=np.int64), damage
+
+
+def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    return buf[starts[:, None] + np.arange(width)]
+
+
+def _sll2_fields(buf: np.ndarray, rec: np.ndarray, caplen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interface index and packet type of each SLL2 frame; ifindex 0 and type 255 when the frame is too short."""
+    whole = caplen >= SLL2_HEADER
+    base = np.where(whole, rec + 16, 0)
+    ifindex = _gather(buf, base + 4, 4).copy().view(">u4").reshape(-1).astype(np.int64)
+    pkttype = buf[base + 10]
+    return np.where(whole, ifindex, 0), np.where(whole, pkttype, 255).astype(np.uint8)
+
+
+FLAG_VALUES = np.array([DIRECTION_FLAGS[Direction(t)] for t in range(5)], dtype=np.uint32)
+
+
+def _epbs(buf: np.ndarray, rec: np.ndarray, order: str, scale: int, iface: np.ndarray, pkttype: np.ndarray) -> bytes:
+    """Enhanced packet blocks for a run of pcap records, built with array operations (same bytes as `packet()`)."""
+    fields = _gather(buf, rec, 16).copy().view(np.dtype(order + "u4")).reshape(-1, 4).astype(np.uint64)
+    ts = fields[:, 0] * np.uint64(1_000_000_000) + fields[:, 1] * np.uint64(scale)
+    caplen = fields[:, 2].astype(np.int64)
+    has_flags = pkttype < 5
+    pad = (-caplen) & 3
+    length = 32 + caplen + pad + np.where(has_flags, 12, 0)
+    out_off = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.int64)
+    out = np.zeros(int(length.sum()), dtype=np.uint8)
+    header = np.empty((len(rec), 7), dtype="<u4")
+    header[:, 0] = EPB_TYPE
+    header[:, 1] = length
+    header[:, 2] = iface
+    header[:, 3] = ts >> np.uint64(32)
+    header[:, 4] = ts & np.uint64(0xFFFFFFFF)
+    header[:, 5] = caplen
+    header[:, 6] = fields[:, 3]
+    out[out_off[:, None] + np.arange(28)] = header.view(np.uint8).reshape(-1, 28)
+    # Frame bytes: drop the 16-byte record headers from the input run, place the rest
+    # wherever the output is not block header or tail (masks, no per-byte indexes).
+    source = buf[int(rec[0]) : int(rec[-1] + 16 + caplen[-1])]
+    keep = np.ones(len(source), dtype=bool)
+    keep[(rec - rec[0])[:, None] + np.arange(16)] = False
+    data_at = np.ones(len(out), dtype=bool)
+    data_at[out_off[:, None] + np.arange(28)] = False
+    tail = length - 28 - caplen
+    data_at[np.repeat(out_off + 28 + caplen, tail) + np.arange(int(tail.sum())) - np.repeat(np.cumsum(tail) - tail, tail)] = False
+    out[data_at] = source[keep]
+    if has_flags.any():
+        option = np.zeros((int(has_flags.sum()), 3), dtype="<u4")
+        option[:, 0] = EPB_FLAGS | 4 << 16  # code 2, length 4
+        option[:, 1] = FLAG_VALUES[pkttype[has_flags]]
+        where = (out_off + 28 + caplen + pad)[has_flags]
+        out[where[:, None] + np.arange(12)] = option.view(np.uint8).reshape(-1, 12)
+    trailer = out_off + length - 4
+    out[trailer[:, None] + np.arange(4)] = length.astype("<u4").view(np.uint8).reshape(-1, 4)
+    return out.tobytes()
 
 
 def _write_interface(writer: PcapngWriter, entry: Interface, linktype: int, snaplen: int) -> int:
