@@ -156,3 +156,11 @@ def test_faults_in_a_spec_are_applied_after_the_build() -> None:
         assert lab.curl("client1", "web-local", max_time=1).returncode != 0
         assert lab.curl("client1", "web2").returncode == 0
     assert_no_leak()
+
+
+def test_bad_fault_in_a_spec_is_refused_before_building() -> None:
+    spec = replace(default_spec("kube-router", 2, name=lab_name("badfault")), faults=(Fault("drop", {"node": "node9", "iface": "eth0"}),))
+    with pytest.raises(InputError, match="no node named 'node9'"):
+        Lab.up(spec)
+    assert not state_dir(spec.name).exists()
+    assert_no_leak()

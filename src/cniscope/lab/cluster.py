@@ -18,7 +18,7 @@ from cniscope.errors import EnvironmentProblem, InputError
 from cniscope.lab import executor, kernel, state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import plan_fault
-from cniscope.lab.naming import UNDERLAY, ns_name, state_dir
+from cniscope.lab.naming import UNDERLAY, ns_name
 from cniscope.lab.plan import Step, WaitRoutes
 from cniscope.lab.spec import Fault, LabSpec
 
@@ -41,15 +41,21 @@ class Lab:
         kernel.require_root()
         kernel.require_tools()
         kernel.require_buildable(spec.model)
-        if (state_dir(spec.name) / "state.json").exists():
-            raise InputError(f"a lab named {spec.name!r} exists already: cniscope lab down {spec.name}, or pick --name")
         steps = plan_lab(replace(spec, faults=()))
+        fault_steps = _fault_steps(spec)  # checked before anything is built
         owner = owner if owner is not None else os.getpid()
         members = [UNDERLAY, *(n.name for n in spec.nodes), *(p.name for p in spec.pods)]
         state = lab_state.LabState(spec, owner, lab_state.process_start(owner), [ns_name(spec.name, m) for m in members])
+        try:
+            state.dir.parent.mkdir(parents=True, exist_ok=True)
+            state.dir.mkdir()  # claims the name atomically
+        except FileExistsError as exc:
+            raise InputError(f"a lab named {spec.name!r} exists already ({state.dir}): cniscope lab down {spec.name}, "
+                             "or pick --name") from exc
         taken = [n for n in state.namespaces if (lab_state.NETNS_DIR / n).exists()]
         if taken:
-            raise InputError(f"namespaces {', '.join(taken)} exist already but belong to no lab: remove them or pick --name")
+            state.dir.rmdir()
+            raise InputError(f"namespaces {', '.join(taken)} exist already but belong to no lab: pick another --name")
         state.save()
         started = time.monotonic()
         try:
@@ -57,7 +63,7 @@ class Lab:
             built = time.monotonic()
             executor.apply([s for s in steps if isinstance(s, WaitRoutes)])
             converged = time.monotonic()
-            executor.apply(_fault_steps(spec))
+            executor.apply(fault_steps)
         except BaseException:
             lab_state.teardown(state)
             raise
