@@ -110,7 +110,7 @@ def test_two_identical_labs_side_by_side() -> None:
     assert_no_leak()
 
 
-@pytest.mark.parametrize(("model", "feature"), [("calico-ipip", "IPIP"), ("cilium-geneve", "Geneve"),
+@pytest.mark.parametrize(("model", "feature"), [("calico-ipip", "IPIP"), ("kube-router-ipip", "IPIP"), ("cilium-geneve", "Geneve"), ("weave", "Open vSwitch"),
                                                 ("kube-proxy-ipvs", "IPVS"), ("cilium-vxlan", "eBPF")])
 def test_unbuildable_models_are_refused(model: str, feature: str) -> None:
     result = cniscope("lab", "up", model, "--name", lab_name("refused"))

@@ -11,13 +11,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 from cniscope.errors import EnvironmentProblem
 from cniscope.lab.naming import NS_PREFIX
 from cniscope.lab.spec import model_info
 
-TOOLS = ("ip", "bridge", "iptables-restore", "nginx", "bird", "conntrack", "curl", "tcpdump")
+TOOLS = ("ip", "bridge", "genl", "iptables-restore", "nginx", "bird", "conntrack", "curl", "tcpdump")
 
 
 def require_root() -> None:
@@ -44,12 +43,13 @@ def _link_type(kind: str) -> Callable[[], bool]:
     return probe
 
 
-def _ipvs() -> bool:
-    return Path("/proc/net/ip_vs").exists()
+def _genl_family(family: str) -> Callable[[], bool]:
+    """A kernel subsystem that talks generic netlink is there when its family answers."""
 
+    def probe() -> bool:
+        return subprocess.run(["genl", "ctrl", "get", "name", family], capture_output=True).returncode == 0
 
-def _openvswitch() -> bool:
-    return Path("/sys/module/openvswitch").exists()
+    return probe
 
 
 def _cilium_ebpf() -> bool:
@@ -59,8 +59,9 @@ def _cilium_ebpf() -> bool:
 FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "ipip": (_link_type("ipip"), "the kernel has no IPIP tunnels (ip link add type ipip fails)"),
     "geneve": (_link_type("geneve"), "the kernel has no Geneve tunnels (ip link add type geneve fails)"),
-    "ipvs": (_ipvs, "the kernel has no IPVS (/proc/net/ip_vs is missing)"),
-    "openvswitch": (_openvswitch, "the kernel has no Open vSwitch datapath (weave fastdp needs module openvswitch)"),
+    "ipvs": (_genl_family("IPVS"), "the kernel has no IPVS (generic netlink family IPVS is missing)"),
+    "openvswitch": (_genl_family("ovs_datapath"),
+                    "the kernel has no Open vSwitch datapath, which weave fastdp and antrea need (genl family ovs_datapath)"),
     "cilium-ebpf": (_cilium_ebpf, "cilium's datapath is the cilium agent's eBPF programs, which the lab cannot run"),
 }
 
