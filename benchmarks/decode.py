@@ -17,7 +17,9 @@ processes, whole-process wall time and peak resident memory (/usr/bin/time %M):
     tshark -r FILE -T fields -e frame.time_epoch -e ip.src -e ip.dst -e tcp.seq > /dev/null
 
 and prints packets per second, peak memory (MB and bytes per packet) and the
-ratios tcpdump/cniscope and tshark/cniscope (best round of each).
+ratios tcpdump/cniscope and tshark/cniscope (best round of each). Last, in
+this process, it splits cniscope's work into finding the records (the pcap
+reader) and decoding them (`decode_batch`).
 """
 
 from __future__ import annotations
@@ -113,6 +115,30 @@ def bench(packets: int, snaplen: int, rounds: int, tshark: bool) -> dict[str, Ru
     return best
 
 
+def split(path: Path) -> tuple[float, float]:
+    """In this process: seconds in the pcap reader (finding records) and in decode_batch, over the whole file."""
+    import mmap
+
+    from cniscope.packets.decode import decode_batch
+    from cniscope.sources import InputInfo, pcap
+
+    reading = decoding = 0.0
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        batches = pcap.iter_batches(memoryview(mapped), InputInfo(0, str(path)))
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, None)
+            reading += time.perf_counter() - started
+            if batch is None:
+                break
+            started = time.perf_counter()
+            decode_batch(batch, 0)
+            decoding += time.perf_counter() - started
+            del batch
+        del batches
+    return reading, decoding
+
+
 def report(packets: int, snaplen: int, best: dict[str, Run]) -> None:
     ours = best["cniscope"]
     print(f"\n{packets:,} packets, LINUX_SLL2, snaplen {snaplen}, ~20% VXLAN (best of rounds)")
@@ -136,6 +162,9 @@ def main() -> None:
         tshark = args.skip_tshark_above is None or packets <= args.skip_tshark_above
         print(f"== {packets:,} packets")
         report(packets, snaplen, bench(packets, snaplen, args.rounds, tshark))
+        reading, decoding = split(capture_for(packets, snaplen))
+        print(f"in one process: pcap reader {reading:.2f} s, decode_batch {decoding:.2f} s "
+              f"({packets / decoding:,.0f} packets/s decoded)\n")
 
 
 if __name__ == "__main__":
