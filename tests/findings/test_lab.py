@@ -178,3 +178,13 @@ def test_conntrack_flushed_mid_connection(lab: Lab, tmp_path: Path) -> None:
     resets = [f for f in of_kind(report, FindingKind.RESET) if "translated anew" in f.explanation]
     assert len(resets) == 1, describe(report)
     assert resets[0].node == "node2"
+
+
+def test_drop_after_a_tunnel_device(tmp_path: Path) -> None:
+    """flannel-vxlan: forwarded packets coming out of flannel.1 on node2 are dropped; the envelope did arrive."""
+    with Lab.up(default_spec("flannel-vxlan", nodes=2, name=lab_name("vxlan-drop"))) as lab:
+        lab.fault(Fault("drop", {"node": "node2", "iface": "flannel.1", "dir": "in"}))
+        report = observe(lab, tmp_path, lambda: lab.curl("client1", "web2", max_time=1.5))
+    drop = only(report, FindingKind.DROP)
+    assert (drop.node, drop.iface) == ("node2", "flannel.1") and drop.severity.value == "error"
+    assert of_kind(report, FindingKind.TUNNEL), describe(report)

@@ -61,7 +61,7 @@ def checksum_offload(ctx: Context) -> list[Finding]:
 def clock_skew(ctx: Context) -> list[Finding]:
     out = []
     for c in ctx.clocks:
-        if abs(c.offset_ns) >= CLOCK_SKEW_NS:
+        if abs(c.offset_ns) >= max(CLOCK_SKEW_NS, 2 * c.uncertainty_ns):  # clearly more than the estimate's own doubt
             out.append(Finding(
                 kind=FindingKind.CLOCK_SKEW, severity=Severity.INFO,
                 title=f"clock of {c.node} differs from {c.reference} by {c.offset_ns / 1e9:+.6f} s",

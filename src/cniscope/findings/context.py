@@ -51,6 +51,9 @@ class Coverage:
     def covers(self, iface: str | None) -> bool:
         return self.every_iface or (iface is not None and iface in self.ifaces)
 
+    def started(self, ts: int | None) -> bool:
+        return ts is not None and self.start is not None and self.start <= ts
+
     def running(self, ts: int | None, margin_ns: int) -> bool:
         """Capturing at `ts` and still `margin_ns` later."""
         if ts is None or self.start is None or self.end is None:

@@ -80,6 +80,7 @@ class Loss:
     expected: Next
     peer: str | None  # the destination node when the packet was lost between nodes
     check: str
+    confirmed: bool  # the capture went on long enough after it; an unconfirmed loss counts only beside confirmed ones
 
     @property
     def place(self) -> tuple[str, str | None, str | None, str, str | None]:
@@ -87,7 +88,11 @@ class Loss:
 
 
 def find(ctx: Context) -> list[Loss]:
-    """Every journey whose next sighting is missing where the capture would have shown it."""
+    """Every journey whose next sighting is missing where the capture would have shown it.
+
+    A packet near the end of a node's capture (`confirmed` false) counts only when packets of the same
+    conversation were confirmed lost at the same place: a re-send that met the same fate.
+    """
     out = []
     for j in ctx.journeys:
         if not j.hops:
@@ -95,7 +100,8 @@ def find(ctx: Context) -> list[Loss]:
         loss = _loss(ctx, j)
         if loss is not None:
             out.append(loss)
-    return out
+    confirmed_at = {(loss.place, loss.journey.flow) for loss in out if loss.confirmed}
+    return [loss for loss in out if loss.confirmed or (loss.place, loss.journey.flow) in confirmed_at]
 
 
 def _loss(ctx: Context, j: Journey) -> Loss | None:
@@ -123,12 +129,12 @@ def _loss(ctx: Context, j: Journey) -> Loss | None:
         if peer is None or peer == node:
             return None
         peer_cov = ctx.coverage.get(peer)
-        if peer_cov is None or not _covers_role(ctx, peer_cov, Role.NIC) or not peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS):
+        if peer_cov is None or not _covers_role(ctx, peer_cov, Role.NIC) or not peer_cov.started(last.ts):
             return None
         if any(ctx.node(h) == peer for h in j.hops):
             return None  # reached it (and was seen there before the last sighting's clock said)
-        return Loss(j, last, node, expected, peer, CHECKS[(role, "Out")])
-    if cov is None or not cov.running(last.ts, SAME_NODE_MARGIN_NS):
+        return Loss(j, last, node, expected, peer, CHECKS[(role, "Out")], peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
+    if cov is None:
         return None
     needed = {Next.ENCAPSULATED_NIC_OUT: Role.NIC, Next.BRIDGE_PORT_OUT: Role.HOST_VETH, Next.DECAPSULATED_IN: Role.TUNNEL}
     if expected in needed and not _covers_role(ctx, cov, needed[expected]):
@@ -143,7 +149,7 @@ def _loss(ctx: Context, j: Journey) -> Loss | None:
         check = DECAP_CHECK
     else:
         check = CHECKS[(role, group)]
-    return Loss(j, last, node, expected, None, check)
+    return Loss(j, last, node, expected, None, check, cov.running(last.ts, SAME_NODE_MARGIN_NS))
 
 
 def _covers_role(ctx: Context, cov: Coverage, role: Role) -> bool:

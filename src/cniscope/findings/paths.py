@@ -42,6 +42,11 @@ def drops(ctx: Context) -> list[Finding]:
         elif filtered:
             severity = Severity.WARNING
         examples = "; ".join(loss.journey.summary for loss in group[:3])
+        ids = {loss.journey.id for loss in group}
+        agree = next((f for f in ctx.model_findings if f.kind is FindingKind.DROP and set(f.journeys) & ids), None)
+        if agree is not None:
+            caveat += f" The model's expected path agrees ({agree.title})."
+        ctx.claimed.update(ids)
         out.append(Finding(
             kind=FindingKind.DROP, severity=severity, title=title,
             explanation=f"Last seen at {where}; the capture covered the next place but never shows {first.expected.value}"
