@@ -31,8 +31,8 @@ def run_demo(output: Path, echo: Callable[[str], None] = click.echo) -> Report:
     echo(f"building the seed cluster ({spec.model}: {', '.join(f'{n.name} {n.ip}' for n in spec.nodes)}) ...")
     with Lab.up(spec) as lab:
         echo(f"  up in {lab.state.up_seconds:.2f} s, BGP routes in {lab.state.converge_seconds:.2f} s")
-        echo("master2$ curl 10.244.3.10   (capturing on node3)")
-        captures, result = capture(lab, ["node3"], output, lambda: lab.curl("master2", "10.244.3.10"))
+        echo("master2$ curl 10.244.3.10   (node3# tcpdump -i any port 80)")
+        captures, result = capture(lab, ["node3"], output, lambda: lab.curl("master2", "10.244.3.10"), bpf="port 80")
         if result.returncode != 0:
             echo(f"  curl failed: {result.stderr.strip()}")
         else:

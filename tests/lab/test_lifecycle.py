@@ -18,6 +18,7 @@ from cniscope.lab import state as lab_state
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import state_dir
 from cniscope.lab.spec import Fault, default_spec
+from cniscope.sources import InputSpec, read
 
 from .conftest import assert_no_leak, lab_name, needs_root, lab_namespaces
 
@@ -45,9 +46,13 @@ def test_cli_round_trip(tmp_path: Path) -> None:
         links = cniscope("lab", "exec", name, "node1", "--", "ip", "-br", "link")
         assert "flannel.1" in links.stdout and "cni0" in links.stdout
         out = tmp_path / "cap"
-        cap = cniscope("lab", "capture", name, "--nodes", "node2", "-o", str(out), "--", "client1", "curl", "-s", "10.244.2.10")
+        cap = cniscope("lab", "capture", name, "--nodes", "node2", "-o", str(out), "--filter", "tcp port 80", "--",
+                       "client1", "curl", "-s", "10.244.2.10")
         assert cap.returncode == 0 and cap.stdout == "web2 on node2\n", cap.stderr
         assert sorted(p.name for p in out.iterdir()) == ["cluster.yaml", "manifest.json", "node2.pcapng"]
+        table = read([InputSpec(str(out / "node2.pcapng"), node="node2")]).table
+        assert table.height > 0 and set(table["sport"].to_list()) | set(table["dport"].to_list()) >= {80}
+        assert all(80 in ports for ports in zip(table["sport"].to_list(), table["dport"].to_list(), strict=True))  # --filter
         fault = cniscope("lab", "fault", name, "drop", "node=node2", "iface=cni0", "dir=out")
         assert fault.returncode == 0 and "-I FORWARD -o cni0" in fault.stdout
         broken = cniscope("lab", "curl", name, "client1", "web2", "--max-time", "1")

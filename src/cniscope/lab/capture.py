@@ -76,8 +76,10 @@ def _wait_listening(proc: subprocess.Popen[bytes], node: str) -> list[str]:
     raise EnvironmentProblem(f"tcpdump on {node} did not start: {' '.join(lines)} {buffer.decode(errors='replace')}".strip())
 
 
-def capture(lab: Lab, nodes: list[str], outdir: str | Path, action: Callable[[], T]) -> tuple[list[NodeCapture], T]:
-    """Run `action` while capturing on `nodes`; return per-node results and the action's value."""
+def capture(
+    lab: Lab, nodes: list[str], outdir: str | Path, action: Callable[[], T], bpf: str | None = None
+) -> tuple[list[NodeCapture], T]:
+    """Run `action` while capturing on `nodes` (only what `bpf` matches, if given); return per-node results and the action's value."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     started: list[tuple[str, subprocess.Popen[bytes], Path, list[dict[str, Any]]]] = []
@@ -87,7 +89,7 @@ def capture(lab: Lab, nodes: list[str], outdir: str | Path, action: Callable[[],
             links = _links(lab, node)
             argv = ["ip", "netns", "exec", lab.ns(node), "timeout", "-s", "TERM", str(TCPDUMP_LIMIT_S),
                     "tcpdump", "--immediate-mode", "-s", "65535", "-B", "32768", "-Z", "root", "-i", "any", "-n",
-                    "--time-stamp-precision", "nano", "-w", str(raw)]
+                    "--time-stamp-precision", "nano", "-w", str(raw), *(["--", bpf] if bpf else [])]
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             started.append((node, proc, raw, links))
             _wait_listening(proc, node)

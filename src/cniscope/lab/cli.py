@@ -116,8 +116,10 @@ def curl(name: str, source: str, target: str, path: str, max_time: float) -> Non
 @click.option("--nodes", help="Comma-separated nodes (default: all).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for NODE.pcapng and cluster.yaml.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Bound on the action.")
-def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, timeout: float) -> None:
+@click.option("--filter", "bpf", help="tcpdump filter expression (default: everything).")
+def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, timeout: float, bpf: str | None) -> None:
     """Capture on the nodes of lab NAME while ACTION (WHO CMD..., after --) runs inside node or pod WHO."""
+    from cniscope.capture import validate
     from cniscope.lab.capture import capture
     from cniscope.lab.cluster import Lab
     from cniscope.lab.inventory import write_inventory
@@ -128,7 +130,8 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
         lab.spec.node(node)
     if len(action) < 2:
         raise click.UsageError("ACTION is WHO CMD...: a node or pod of the lab, then the command")
-    results, result = capture(lab, chosen, output, lambda: lab.exec(action[0], list(action[1:]), timeout=timeout))
+    bpf = validate.bpf_filter(bpf) if bpf else None
+    results, result = capture(lab, chosen, output, lambda: lab.exec(action[0], list(action[1:]), timeout=timeout), bpf)
     write_inventory(lab.spec, Path(output) / "cluster.yaml")
     sys.stdout.write(result.stdout)
     for item in results:
