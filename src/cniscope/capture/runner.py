@@ -143,27 +143,34 @@ def run(
     out = Path(outdir)
     if (out / MANIFEST).exists():
         raise CaptureFailed(f"{out} already holds a capture ({MANIFEST}); choose another directory")
-    out.mkdir(parents=True, exist_ok=True)
     rawdir = out / ".raw"
-    rawdir.mkdir(exist_ok=True)
+    try:
+        rawdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create {rawdir}: {exc.strerror}") from exc
     runs = [NodeRun(plan=node, raw=rawdir / f"{node.label}.pcap") for node in plan.nodes]
-    with _Signals() as signals:
-        try:
-            _setup(plan, runs, progress)
-            _inventory(runs)
-            _choose_filters(plan, runs, pods or [])
-            started_ns, reason = _capture(plan, runs, signals.event, progress)
-            stopped_ns = time.time_ns()
-            if reason != "tcpdump exited" and reason != "count":
-                time.sleep(plan.settings.flush_s)
-            _stop(plan, runs)
-            _final_inventory(runs)
-        finally:
-            _stop(plan, runs)
-            _teardown(plan, runs)
-        manifest = _write(plan, runs, out, started_ns, stopped_ns, reason, pods or [], argv)
-    shutil.rmtree(rawdir, ignore_errors=True)
-    return manifest
+    try:
+        with _Signals() as signals:
+            try:
+                _setup(plan, runs, progress)
+                _inventory(runs)
+                if signals.event.is_set():
+                    raise CaptureFailed("interrupted before the capture started")
+                _choose_filters(plan, runs, pods or [])
+                started_ns, reason = _capture(plan, runs, signals.event, progress)
+                stopped_ns = time.time_ns()
+                if reason not in ("tcpdump exited", "count"):
+                    time.sleep(plan.settings.flush_s)
+                _stop(plan, runs)
+                _final_inventory(runs)
+            finally:
+                _stop(plan, runs)
+                _teardown(plan, runs)
+            return _write(plan, runs, out, started_ns, stopped_ns, reason, pods or [], argv)
+    except OSError as exc:
+        raise EnvironmentProblem(f"writing the capture to {out}: {exc}") from exc
+    finally:
+        shutil.rmtree(rawdir, ignore_errors=True)
 
 
 def _setup(plan: Plan, runs: list[NodeRun], progress: Callable[[str], None]) -> None:
