@@ -158,3 +158,12 @@ def test_table_on_a_terminal_uses_rich(capture: Path) -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 5 and lines[0].split()[:3] == ["frame", "node", "time"]
     assert "10.244.1.2:40000" in lines[1] and lines[4].rstrip().endswith("vxlan")
+
+
+@pytest.mark.parametrize("fmt, target", [("json", "/dev/full"), ("parquet", "/dev/full"), ("csv", "{tmp}/no/such/dir.csv")])
+def test_output_that_cannot_be_written_exits_5(fmt: str, target: str, capture: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    target = target.format(tmp=tmp_path)
+    code, _, err = run("--format", fmt, "-o", target, str(capture), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == ExitCode.ENVIRONMENT and f"error: cannot write {target}" in err

@@ -17,11 +17,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TextIO
+from contextlib import contextmanager
+from typing import IO, Any, TextIO
 
 import polars as pl
 import pyarrow.parquet as pq
 
+from cniscope.errors import EnvironmentProblem
 from cniscope.packets.schema import COLUMNS, DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
 from cniscope.sources import InputInfo, InputSpec, iter_tables
 
@@ -111,13 +113,56 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(_mapped(out["flags"], tcp_flags_text).alias("flags")).fill_null("")
 
 
+class _Output:
+    """A file being written. An OS error (disk full, no permission) becomes an EnvironmentProblem
+    naming the file; a broken pipe stays one, for main() to end quietly."""
+
+    def __init__(self, file: IO[Any], name: str) -> None:
+        self.file = file
+        self.name = name
+
+    def _guarded(self, action: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return action(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def write(self, data: Any) -> Any:
+        return self._guarded(self.file.write, data)
+
+    def flush(self) -> None:
+        self._guarded(self.file.flush)
+
+    def close(self) -> None:
+        self._guarded(self.file.close)
+
+    def __getattr__(self, name: str) -> Any:  # tell, closed, isatty ... as the file has them
+        return getattr(self.file, name)
+
+
+@contextmanager
+def _output(output: str | None, binary: bool = False) -> Iterator[Any]:
+    """`output` opened for writing (None: standard output), guarded as _Output."""
+    if output is None:
+        yield _Output(sys.stdout.buffer if binary else sys.stdout, "standard output")
+        return
+    try:
+        file = open(output, "wb") if binary else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {output}: {exc.strerror}") from None
+    guarded = _Output(file, output)
+    try:
+        yield guarded
+    finally:
+        guarded.close()
+
+
 def write(table: pl.DataFrame, fmt: str, output: str | None) -> None:
     """Write the whole table in `fmt` (table, json, csv) to `output`, or standard output when None."""
-    if output is None:
-        _write_to(table, fmt, sys.stdout, sys.stdout.isatty())
-        return
-    with open(output, "w", encoding="utf-8", newline="") as stream:
-        _write_to(table, fmt, stream, False)
+    with _output(output) as target:
+        _write_to(table, fmt, target, output is None and sys.stdout.isatty())
 
 
 def _write_to(table: pl.DataFrame, fmt: str, stream: TextIO, terminal: bool) -> None:
@@ -168,9 +213,7 @@ def _rich(rows: pl.DataFrame, stream: TextIO) -> None:
 
 def stream(specs: Iterable[InputSpec], fmt: str, output: str | None) -> list[InputInfo]:
     """Read every input batch by batch into `fmt` (json or csv) at `output` (None: standard output)."""
-    if output is None:
-        return _stream_text(specs, fmt, sys.stdout)
-    with open(output, "w", encoding="utf-8", newline="") as target:
+    with _output(output) as target:
         return _stream_text(specs, fmt, target)
 
 
@@ -204,7 +247,8 @@ def stream_parquet(specs: Iterable[InputSpec], output: str) -> list[InputInfo]:
     A second thread writes (pyarrow releases the GIL) while the next batch is read and decoded.
     """
     infos: list[InputInfo] = []
-    with (pq.ParquetWriter(output, empty().to_arrow().schema, **PARQUET_OPTIONS) as writer,
+    with (_output(output, binary=True) as target,
+          pq.ParquetWriter(target, empty().to_arrow().schema, **PARQUET_OPTIONS) as writer,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool):
         pending: Future[None] | None = None
         for table in _tables(specs, infos):
