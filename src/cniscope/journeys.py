@@ -190,7 +190,7 @@ def summary(row: dict) -> str:
 
 
 def _addr(row: dict, side: str) -> str:
-    ip = ip4_text(row[side]) if row[side] is not None else row[f"{side}6"]
+    ip = ip4_text(row[side]) if row[side] is not None else (row[f"{side}6"] or "?")
     port = row["sport" if side == "src" else "dport"]
     return f"{ip}:{port}" if port is not None else f"{ip}"
 

@@ -38,7 +38,7 @@ row = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(row, min_size=0, max_size=12))
 def test_any_table_gives_a_verdict_roles_and_findings(rows: list[dict]) -> None:
     table = table_of(rows)

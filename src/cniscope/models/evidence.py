@@ -102,7 +102,7 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
     node_addresses = node_addresses_of(table, inventory)
     pod_addresses = pod_addresses_of(table, journeys, models, inventory) - node_addresses
     syn = table.filter((pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("mss").is_not_null())
-    pod_values = [_ip4(a) for a in pod_addresses if ":" not in a]
+    pod_values = [v for v in (_ip4(a) for a in pod_addresses) if v is not None]
     mss_from_pods = _distinct_strings(syn.filter(pl.col("src").is_in(pod_values)), pl.col("mss"))
     tunnel_names = [name for name in ifaces if any((p := m.role_of(name)) is not None and p.role is Role.TUNNEL for m in models)]
     at_tunnel = table.filter(pl.col("iface").is_in(tunnel_names) & pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null())
@@ -142,8 +142,12 @@ def reflected(hop: Hop) -> bool:
     return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for c in hop.changes) and not nat_changes(hop)
 
 
-def _ip4(text: str) -> int:
-    return int(ipaddress.IPv4Address(text))
+def _ip4(text: str) -> int | None:
+    """The address as the table stores it; None for IPv6 or what is not an address (an unresolved name)."""
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ipaddress.AddressValueError:
+        return None
 
 
 def _texts(series: pl.Series) -> set[str]:
@@ -188,7 +192,15 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
     if inventory is not None:
         seen = _texts(table["src"]) | _texts(table["dst"])
         found |= {a for a in seen if inventory.is_pod_address(a)}
-    return found
+    return {a for a in found if _is_address(a)}
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
