@@ -8,12 +8,17 @@ live next to their code and are added here explicitly.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from cniscope import __version__
 from cniscope.errors import CniscopeError, ExitCode
 from cniscope.sources import InputSpec, read
+
+if TYPE_CHECKING:
+    from cniscope.results import Report
 
 
 def _specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:
@@ -100,12 +105,12 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
             from cniscope.report import html
 
             progress.stage(f"writing {html_out}")
-            html.write(report, html_out)
+            _write_output(html.write, report, html_out)
         if pcapng_out:
             from cniscope.report import pcapng_out as pcapng_report
 
             progress.stage(f"writing {pcapng_out}")
-            pcapng_report.write(report, pcapng_out)
+            _write_output(pcapng_report.write, report, pcapng_out)
     if as_json:
         from cniscope.report.json_out import dumps
 
@@ -120,6 +125,14 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     _exit_for_inputs(report.inputs)
     if fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):
         sys.exit(ExitCode.FINDINGS)
+
+
+def _write_output(write: Callable[[Report, str], object], report: Report, path: str) -> None:
+    """An output file that cannot be written is a usage error (exit 2), not a traceback."""
+    try:
+        write(report, path)
+    except OSError as exc:
+        raise click.FileError(path, hint=exc.strerror or str(exc)) from None
 
 
 def _exit_for_inputs(infos: list) -> None:

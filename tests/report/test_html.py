@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,3 +231,12 @@ def test_capture_without_timestamps_and_empty_capture(tmp_path):
 ])
 def test_boxes_are_coloured_by_role(role, cls):
     assert html.role_class(role) == cls
+
+
+@pytest.mark.parametrize("option", ["--html", "--pcapng"])
+def test_unwritable_output_is_a_usage_error_not_a_traceback(option, tmp_path):
+    target = tmp_path / "missing-dir" / "out"
+    done = subprocess.run([sys.executable, "-m", "cniscope", "analyze", option, str(target), str(SEED)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and str(target) in done.stderr and "No such file or directory" in done.stderr
