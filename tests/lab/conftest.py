@@ -14,10 +14,11 @@ from cniscope.lab.naming import NS_PREFIX, STATE_ROOT
 
 TEST_PREFIX = f"t{os.getpid()}lab"  # every lab name in these tests starts with it
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 (network namespaces, veths, iptables)",
-)
+needs_root = [  # use as a module's pytestmark
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
+                       reason="needs root and iproute2 (network namespaces, veths, iptables)"),
+]
 
 
 def lab_name(suffix: str) -> str:
