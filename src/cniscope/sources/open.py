@@ -4,9 +4,10 @@ Theory of operation: a plain file is mapped (zero copy; the OS pages it in and
 out, so files larger than memory work) and walked by the binary readers in
 bounded batches; each batch is decoded (`cniscope.packets.decode`) and the
 mapped pages behind it are handed back to the OS. Compressed files (gzip,
-zstd, xz, bzip2; recognised by their magic, not their name) and standard input
-cannot be mapped: a binary capture among them is first spooled to an unlinked
-temporary file and mapped from there, while text is streamed line by line.
+zstd, xz, bzip2; recognised by their magic, not their name), pipes and standard
+input cannot be mapped: a binary capture among them is first spooled to an
+unlinked temporary file and mapped from there, while text is streamed line by
+line.
 
 An input that cannot be opened at all (missing, a directory, no permission)
 raises `InputError`. One that opens but holds no capture (empty, unknown magic)
@@ -34,8 +35,9 @@ import polars as pl
 import zstandard
 
 from cniscope.errors import InputError
+from cniscope.packets.decode import decode_batch
 from cniscope.packets.schema import Clock
-from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng
+from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng, tcpdump_text
 
 HEAD_LEN = 4096  # bytes looked at to tell text from binary
 CHUNK = 1 << 20
@@ -78,9 +80,7 @@ def sniff(head: bytes) -> str:
 
 
 def _looks_like_text(head: bytes) -> bool:
-    from cniscope.sources.tcpdump_text import starts_like_tcpdump
-
-    if starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
+    if tcpdump_text.starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
         return True
     if b"\0" in head:
         return False
@@ -213,8 +213,6 @@ class _MappedPages:
 
 
 def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    from cniscope.packets.decode import decode_batch
-
     info.format = kind
     info.clock = Clock.EPOCH
     release = _Releaser(buf)
@@ -263,8 +261,6 @@ class _Releaser:
 
 
 def _text(stream: BinaryIO, encoding: str, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    from cniscope.sources import tcpdump_text
-
     lines = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding=encoding, errors="replace")
     for table in tcpdump_text.iter_tables(lines, info, batch_size):
         columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
