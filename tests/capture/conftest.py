@@ -90,8 +90,8 @@ def cniscope(*args: str) -> list[str]:
 class Capturing:
     """`cniscope capture` running in the background, started once it says it is capturing."""
 
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 60

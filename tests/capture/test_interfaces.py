@@ -46,6 +46,8 @@ def test_parse_keeps_index_name_mac_addresses_mtu_type_peer() -> None:
     assert facts.sysctls == {"net.ipv4.conf.eth0.rp_filter": "2"}
     assert facts.versions == {"tcpdump": "4.99.3", "libpcap": "1.10.3"}
     assert facts.uplinks() == [2]
+    no_default = parse_inventory(inventory(routes='[{"dst":"10.244.2.0/24","gateway":"192.168.0.2","dev":"eth0"},{"dst":"10.244.1.7","dev":"cali0123456789a"}]'))
+    assert no_default.uplinks() == [2]
     table = interface_table(facts.interfaces)
     assert table[1].ipv4 == ("192.168.0.1/24",)  # IPv6 addresses do not go into if_IPv4addr
     assert table[0].mac is None  # loopback has no Ethernet address

@@ -38,8 +38,9 @@ class NodeFacts:
         return {entry["index"]: entry for entry in self.interfaces}
 
     def uplinks(self) -> list[int]:
-        """Interfaces of the default routes (the node's NIC)."""
-        names = {r.get("dev") for r in self.routes if r.get("dst") == "default" and r.get("table") in (None, "main")}
+        """The node's NIC: interfaces of the default routes, else of routes through a gateway."""
+        main = [r for r in self.routes if r.get("table") in (None, "main")]
+        names = {r.get("dev") for r in main if r.get("dst") == "default"} or {r.get("dev") for r in main if r.get("gateway")}
         return sorted(entry["index"] for entry in self.interfaces if entry["name"] in names)
 
 

@@ -74,7 +74,8 @@ class NodeRun:
     step: Step | None = None
     proc: subprocess.Popen[bytes] | None = None
     pid: int | None = None
-    listening: threading.Event = field(default_factory=threading.Event)
+    listening: threading.Event = field(default_factory=threading.Event)  # tcpdump said "listening on"
+    answered: threading.Event = field(default_factory=threading.Event)  # listening, or its stderr ended
     bytes: int = 0
     stderr: list[str] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -228,8 +229,9 @@ def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
             continue
         if nodeside.LISTENING.match(line):
             run.listening.set()
+            run.answered.set()
         run.stderr.append(line)
-    run.listening.set()  # ended: nothing more to wait for
+    run.answered.set()
 
 
 def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
@@ -261,8 +263,8 @@ def _capture(plan: Plan, runs: list[NodeRun], interrupted: threading.Event, prog
         _start(plan, run)
     deadline = time.monotonic() + START_TIMEOUT_S
     for run in runs:
-        run.listening.wait(max(0.0, deadline - time.monotonic()))
-    failed = [run for run in runs if run.proc is None or run.proc.poll() is not None or not run.listening.is_set()]
+        run.answered.wait(max(0.0, deadline - time.monotonic()))
+    failed = [run for run in runs if not run.listening.is_set() or run.proc is None or run.proc.poll() is not None]
     if failed:
         time.sleep(0.2)  # let stderr arrive
         details = "; ".join(f"{r.plan.label}: {' '.join(r.stderr[-3:]) or 'no answer'}" for r in failed)
