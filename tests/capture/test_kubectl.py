@@ -107,6 +107,7 @@ def test_every_kubectl_flag_exists_in_the_installed_kubectl() -> None:
         *KUBECTL.setup("node-1", 90),
         *KUBECTL.teardown("node-1"),
         KUBECTL.pod_lookup("default", "web-0"),
+        KUBECTL.pod_select("default", "app=web,tier in (a,b)"),
         KUBECTL.pod_peer_index("default", "web-0"),
     ]
     plan = build(KUBECTL, ["node-1"], Limits(duration_s=30))

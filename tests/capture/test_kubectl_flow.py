@@ -62,7 +62,7 @@ def nodes(netns: Namespaces) -> None:
 
 @needs_root
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
-def test_pods_are_created_used_and_deleted_even_on_ctrl_c(netns: Namespaces, tmp_path: Path) -> None:
+def test_pods_by_selector_are_captured_and_capture_pods_deleted_even_on_ctrl_c(netns: Namespaces, tmp_path: Path) -> None:
     nodes(netns)
     netns.add("web")
     netns.veth("b", "veth0000beef", "web", "eth0")
@@ -71,9 +71,9 @@ def test_pods_are_created_used_and_deleted_even_on_ctrl_c(netns: Namespaces, tmp
     netns.ip("a", "route", "add", "10.244.2.0/24", "via", "10.79.0.2")
     netns.run("b", "sysctl", "-qw", "net.ipv4.ip_forward=1")
     netns.ip("b", "route", "add", "default", "via", "10.79.0.1")  # the NIC: eth0
-    env = fake_env(tmp_path, netns, {"shop/web": {"node": "b", "ip": "10.244.2.7", "netns": netns.prefix + "web"}})
+    env = fake_env(tmp_path, netns, {"shop/web": {"node": "b", "ip": "10.244.2.7", "netns": netns.prefix + "web", "labels": {"app": "web"}}})
     out = tmp_path / "cap"
-    argv = cniscope("capture", "--via", "kubectl", "--namespace", "cniscope", "--nodes", "a", "--pod", "shop/web",
+    argv = cniscope("capture", "--via", "kubectl", "--namespace", "cniscope", "--nodes", "a", "--selector", "app=web", "--pod-namespace", "shop",
                     "--filter", "udp port 9999", "--duration", "60", "-o", str(out))
     running = Capturing(argv, env=env)
     netns.run("a", sys.executable, "-c", UDP_BLAST, "10.244.2.7", "10")
@@ -86,7 +86,7 @@ def test_pods_are_created_used_and_deleted_even_on_ctrl_c(netns: Namespaces, tmp
         assert verbs(entries, pod) == ["create", "wait", "exec inventory", "exec tcpdump", "exec kill", "exec inventory", "delete"]
         assert comm(node["pid"]) is None
     assert not any((Path(env["FAKE_KUBECTL_STATE"]) / "capture-pods").iterdir())  # every capture pod deleted
-    assert [e[:4] for e in entries if e[0] == "get"] == [["get", "pod", "-n", "shop"]]
+    assert [e[:4] for e in entries if e[0] == "get"] == [["get", "pods", "-n", "shop"], ["get", "pod", "-n", "shop"]]
     assert manifest["pods"][0]["host_name"] == "veth0000beef" and manifest["pods"][0]["node"] == "b"
     assert sorted(tshark_names(out / "b.pcapng")) == ["eth0"] * 10 + ["veth0000beef"] * 10
 

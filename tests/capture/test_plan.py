@@ -149,6 +149,8 @@ def test_dry_run_prints_the_plan_without_running_anything() -> None:
         ["--via", "kubectl", "--nodes", "Node_1", "--dry-run"],
         ["--via", "kubectl", "--pod", "default/$(id)", "--nodes", "n1", "--dry-run"],
         ["--via", "lab:../x", "--nodes", "n1", "--dry-run"],
+        ["--via", "kubectl", "--selector", "app=web;id", "--dry-run"],
+        ["--via", "kubectl", "--selector", "-oyaml", "--dry-run"],
         ["--via", "telnet", "--nodes", "n1", "--dry-run"],
         ["--via", "ssh", "--nodes", "n1"],  # no -o
     ],

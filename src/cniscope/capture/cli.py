@@ -10,7 +10,7 @@ import click
 
 from cniscope.capture import nodeside, plan, validate
 from cniscope.capture.manifest import is_capture_dir
-from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns
+from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns, select
 from cniscope.capture.transports import Kubectl, Local, Netns, Ssh, Transport
 
 
@@ -43,11 +43,15 @@ def _nodes(texts: tuple[str, ...], transport: Transport) -> list[str]:
     return [check(node) for node in nodes]
 
 
-def _pods(refs: tuple[str, ...], transport: Transport) -> list[PodTarget]:
+def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, transport: Transport) -> list[PodTarget]:
     parsed = [validate.pod_ref(ref) for ref in refs]
     if isinstance(transport, Netns):
+        if selector:
+            raise click.UsageError("--selector needs Kubernetes (--via kubectl, ssh or local); name lab pods with --pod")
         return [from_netns(transport.prefix, ns, name) for ns, name in parsed]
     kubectl = transport if isinstance(transport, Kubectl) else Kubectl()
+    if selector:
+        parsed += [ref for ref in select(kubectl, pod_namespace, selector) if ref not in parsed]
     return [from_kubernetes(kubectl, ns, name) for ns, name in parsed]
 
 
@@ -61,6 +65,8 @@ def _pods(refs: tuple[str, ...], transport: Transport) -> list[PodTarget]:
 @click.option("--max-size", type=click.FloatRange(min=0.001), default=plan.DEFAULT_MAX_SIZE_MB, show_default=True,
               help="MB per node; the first node to reach it stops all.")
 @click.option("--pod", "pod_refs", multiple=True, metavar="NS/NAME", help="Capture on this pod's host side and its node's NIC.")
+@click.option("--selector", metavar="LABELS", help="Also every pod matching this label selector (kubectl get pods -l).")
+@click.option("--pod-namespace", default="default", show_default=True, help="Namespace searched by --selector.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Directory for <node>.pcapng, merged.pcapng, manifest.json.")
 @click.option("--dry-run", is_flag=True, help="Print the commands for every node and stop.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False), help="ssh -F FILE (default: your ~/.ssh/config).")
@@ -76,7 +82,8 @@ def _pods(refs: tuple[str, ...], transport: Transport) -> list[PodTarget]:
               help="tcpdump --immediate-mode: no 1.3 s wait at stop, but a ring of one slot per snaplen that drops bursts.")
 def capture_command(
     node_texts: tuple[str, ...], via: str, bpf: str | None, duration: float, count: int | None, max_size: float,
-    pod_refs: tuple[str, ...], output: str | None, dry_run: bool, ssh_config: str | None, ssh_options: tuple[str, ...],
+    pod_refs: tuple[str, ...], selector: str | None, pod_namespace: str, output: str | None, dry_run: bool,
+    ssh_config: str | None, ssh_options: tuple[str, ...],
     namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, immediate: bool,
 ) -> None:
     """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
@@ -88,21 +95,27 @@ def capture_command(
         bpf = validate.bpf_filter(bpf)
     for ref in pod_refs:
         validate.pod_ref(ref)
+    if selector is not None:
+        selector = validate.selector(selector)
+        if not validate.DNS1123_LABEL.match(pod_namespace):
+            raise click.BadParameter(f"{pod_namespace!r} is not a namespace name", param_hint="--pod-namespace")
     if isinstance(transport, Local) and not nodes:
         nodes = [socket.gethostname()]
-    if not nodes and not pod_refs:
-        raise click.UsageError("give --nodes A,B,... or --pod NS/NAME")
+    if not nodes and not pod_refs and not selector:
+        raise click.UsageError("give --nodes A,B,..., --pod NS/NAME or --selector LABELS")
     limits = plan.Limits(duration_s=duration, count=count, max_size_mb=max_size)
     settings = nodeside.TcpdumpSettings(snaplen=snaplen, buffer_kib=buffer_kib, immediate=immediate, count=count)
     if dry_run:
         pods = [validate.pod_ref(ref) for ref in pod_refs]
         click.echo(plan.build(transport, nodes, limits, bpf, settings, pods).render())
+        if selector:
+            click.echo(f"pods matching {selector!r} in {pod_namespace}: found at run time with kubectl get pods -l")
         return
     if not output:
         raise click.UsageError("give -o DIR (or --dry-run)")
     if is_capture_dir(output):
         raise click.UsageError(f"{output} already holds a capture; give another -o DIR")
-    targets = _pods(pod_refs, transport)
+    targets = _pods(pod_refs, selector, pod_namespace, transport)
     for target in targets:
         if target.node not in [n.rpartition("@")[2] for n in nodes]:
             nodes.append(target.node)

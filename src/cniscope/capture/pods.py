@@ -72,6 +72,15 @@ def from_kubernetes(kubectl: Kubectl, namespace: str, name: str) -> PodTarget:
     return target
 
 
+def select(kubectl: Kubectl, namespace: str, selector: str) -> list[tuple[str, str]]:
+    """`--selector`: the pods a label selector picks, as (namespace, name)."""
+    listing = _json(_step(kubectl.pod_select(namespace, selector)), f"kubectl get pods -l {selector}")
+    items = listing.get("items") if isinstance(listing, dict) else None
+    if not items:
+        raise InputError(f"no pod in namespace {namespace} matches {selector!r}")
+    return [(namespace, item["metadata"]["name"]) for item in items]
+
+
 def from_netns(prefix: str, namespace: str, name: str) -> PodTarget:
     pod_ns = prefix + name
     links = _json(_run(["ip", "-n", pod_ns, "-j", "addr", "show", "dev", "eth0"], f"eth0 of {pod_ns}"), f"pod {pod_ns}")

@@ -232,6 +232,10 @@ class Kubectl:
     def pod_lookup(self, namespace: str, name: str) -> Step:
         return Step(tuple([*self.kubectl(), "get", "pod", "-n", namespace, name, "-o", "json"]), f"find pod {namespace}/{name}")
 
+    def pod_select(self, namespace: str, selector: str) -> Step:
+        return Step(tuple([*self.kubectl(), "get", "pods", "-n", namespace, "-l", selector, "-o", "json"]),
+                    f"find pods {selector} in {namespace}")
+
     def pod_peer_index(self, namespace: str, name: str) -> Step:
         return Step(tuple([*self.kubectl(), "exec", "-n", namespace, name, "--", "cat", "/sys/class/net/eth0/iflink"]),
                     f"peer ifindex of {namespace}/{name} eth0")

@@ -60,6 +60,16 @@ def bpf_filter(text: str) -> str:
     return text.strip()
 
 
+SELECTOR = re.compile(r"^[A-Za-z0-9._/=!, ()-]{1,500}$")
+
+
+def selector(text: str) -> str:
+    """A Kubernetes label selector (`app=web`, `tier in (a,b)`); it goes to kubectl as one argument."""
+    if not SELECTOR.match(text) or text.startswith("-"):
+        raise click.BadParameter(f"{text!r} is not a label selector", param_hint="--selector")
+    return text
+
+
 def lab_name(text: str) -> str:
     if not LAB_NAME.match(text):
         raise click.BadParameter(f"{text!r} is not a lab name", param_hint="--via")

@@ -43,6 +43,16 @@ def main(argv: list[str]) -> int:
     if verb == "delete":
         (pods / rest[3]).unlink(missing_ok=True)
         return 0
+    if verb == "get" and rest[0] == "pods":  # get pods -n NS -l key=value -o json
+        known = json.loads((STATE / "pods.json").read_text())
+        key, _, value = rest[4].partition("=")
+        items = [
+            {"metadata": {"namespace": ref.split("/")[0], "name": ref.split("/")[1]}}
+            for ref, pod in known.items()
+            if ref.startswith(rest[2] + "/") and pod.get("labels", {}).get(key) == value
+        ]
+        print(json.dumps({"kind": "PodList", "items": items}))
+        return 0
     if verb == "get":
         known = json.loads((STATE / "pods.json").read_text())
         pod = known.get(f"{rest[2]}/{rest[3]}")
