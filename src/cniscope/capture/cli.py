@@ -11,7 +11,7 @@ import click
 from cniscope.capture import nodeside, plan, validate
 from cniscope.capture.manifest import is_capture_dir
 from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns, select
-from cniscope.capture.transports import Kubectl, Local, Netns, Ssh, Transport
+from cniscope.capture.transports import DEFAULT_IMAGE, Kubectl, Local, Netns, Ssh, Transport
 
 
 def _transport(via: str, ssh_config: str | None, ssh_options: tuple[str, ...], namespace: str, image: str,
@@ -72,7 +72,7 @@ def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, trans
 @click.option("--ssh-config", type=click.Path(dir_okay=False), help="ssh -F FILE (default: your ~/.ssh/config).")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="ssh -o KEY=VALUE (repeatable).")
 @click.option("--namespace", default="default", show_default=True, help="kubectl: namespace of the capture pods.")
-@click.option("--image", default="docker.io/nicolaka/netshoot:v0.13", show_default=True, help="kubectl: image with tcpdump, ip, timeout.")
+@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="kubectl: image with tcpdump, ip, timeout.")
 @click.option("--context", help="kubectl --context.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="kubectl --kubeconfig.")
 @click.option("--buffer", "buffer_kib", type=click.IntRange(min=1), default=nodeside.TcpdumpSettings.buffer_kib, show_default=True,
