@@ -19,11 +19,8 @@ def validate_report_json() -> Callable[[str | bytes | dict[str, Any]], dict[str,
     return _validate
 
 
-@pytest.fixture(scope="session")
-def lab_capture(tmp_path_factory) -> tuple[dict[str, Path], Path]:
-    """A kube-router lab of two nodes; client1 (node1) calls Service `web` (backed by web2 on node2).
-
-    Gives the pcapng of each node and the lab's cluster inventory (short YAML)."""
+def _lab_capture(out: Path, model: str, name: str, target: str, expected: str) -> tuple[dict[str, Path], Path]:
+    """Build a two-node lab of `model`, capture on both nodes while client1 (node1) curls `target`, tear it down."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 to build the lab (network namespaces)")
     from cniscope.lab.capture import capture
@@ -33,11 +30,24 @@ def lab_capture(tmp_path_factory) -> tuple[dict[str, Path], Path]:
     from cniscope.lab.state import reap
 
     reap()  # labs left by killed runs (their owner pid is gone)
-    out = tmp_path_factory.mktemp("lab")
-    lab = Lab.up(default_spec("kube-router", nodes=2, name=f"rep{os.getpid()}"))
+    lab = Lab.up(default_spec(model, nodes=2, name=name))
     try:
-        captures, answer = capture(lab, ["node1", "node2"], out, lambda: lab.curl("client1", "web"))
+        captures, answer = capture(lab, ["node1", "node2"], out, lambda: lab.curl("client1", target))
     finally:
         lab.down()
-    assert answer.stdout.strip() == "web2 on node2", answer
+    assert answer.stdout.strip() == expected, answer
     return {c.node: c.path for c in captures}, write_inventory(lab.spec, out / "cluster.yaml")
+
+
+@pytest.fixture(scope="session")
+def lab_capture(tmp_path_factory) -> tuple[dict[str, Path], Path]:
+    """kube-router, two nodes: client1 (node1) calls Service `web` (backed by web2 on node2).
+
+    Gives the pcapng of each node and the lab's cluster inventory (short YAML)."""
+    return _lab_capture(tmp_path_factory.mktemp("lab"), "kube-router", f"rep{os.getpid()}", "web", "web2 on node2")
+
+
+@pytest.fixture(scope="session")
+def vxlan_capture(tmp_path_factory) -> tuple[dict[str, Path], Path]:
+    """flannel-vxlan, two nodes: client1 (node1) calls pod web2 (node2) across the VXLAN tunnel."""
+    return _lab_capture(tmp_path_factory.mktemp("vxlan"), "flannel-vxlan", f"repv{os.getpid()}", "web2", "web2 on node2")

@@ -240,3 +240,16 @@ def test_unwritable_output_is_a_usage_error_not_a_traceback(option, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and str(target) in done.stderr and "No such file or directory" in done.stderr
+
+
+def test_tunnel_of_a_flannel_lab_is_drawn(vxlan_capture):
+    captures, _ = vxlan_capture
+    report = analyze([InputSpec(str(path), node) for node, path in captures.items()])
+    topo = html.topology(report.journeys)
+    tunnels = dict(topo["tunnels"])
+    assert set(tunnels) == {"vxlan vni 1 :8472 192.168.200.11 > 192.168.200.12", "vxlan vni 1 :8472 192.168.200.12 > 192.168.200.11"}
+    tunnel_edges = {(e.a.replace("\x1f", " "), e.b.replace("\x1f", " ")) for e in topo["edges"] if e.cls == "tunnel"}
+    # encapsulated between flannel.1 and eth0 on the way out, decapsulated between eth0 and flannel.1 on the way in
+    assert tunnel_edges == {("node1 flannel.1", "node1 eth0"), ("node2 eth0", "node2 flannel.1"),
+                            ("node2 flannel.1", "node2 eth0"), ("node1 eth0", "node1 flannel.1")}
+    assert {b.cls for b in topo["boxes"] if b.label == "flannel.1"} == {"tunnel"}

@@ -146,3 +146,15 @@ def test_damaged_capture_keeps_what_could_be_read(tmp_path):
     assert 0 < len(kept) < len(frames(source))
     assert kept == frames(source)[:len(kept)]
     assert len(tshark_fields(out, "frame.comment")) == len(kept)
+
+
+@needs_tshark
+def test_encapsulation_is_in_the_comments(vxlan_capture, tmp_path):
+    captures, _ = vxlan_capture
+    report = analyze([InputSpec(str(path), node) for node, path in captures.items()])
+    out = tmp_path / "vxlan.pcapng"
+    pcapng_out.write(report, str(out))
+    rows = tshark_fields(out, "frame.comment", "frame.interface_name", "udp.dstport")
+    encapsulated = [(comment, name) for comment, name, port in rows if port == "8472"]  # flannel's VXLAN port
+    assert encapsulated and {name for _, name in encapsulated} == {"eth0"}
+    assert any("ENCAP plain -> vxlan vni 1 :8472 192.168.200.11 > 192.168.200.12" in c for c, _ in encapsulated)
