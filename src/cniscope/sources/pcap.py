@@ -44,7 +44,7 @@ def is_pcap(head: bytes) -> bool:
     return len(head) >= 4 and struct.unpack_from("<I", head)[0] in MAGICS
 
 
-def parse_header(buf: Sequence[int] | bytes | memoryview) -> Header | None:
+def parse_header(buf: bytes | memoryview) -> Header | None:
     """The file header, or None when `buf` is too short or the magic is not pcap's."""
     if len(buf) < HEADER_LEN:
         return None
@@ -144,15 +144,14 @@ def _batch(data: np.ndarray, starts: np.ndarray, record: np.dtype, header: Heade
 
 
 def encode(frames: Sequence[bytes], ts_ns: Sequence[int], linktype: int, *, nanos: bool = False,
-           byteorder: str = "<", snaplen: int = 262144, wirelens: Sequence[int] | None = None) -> bytes:
+           byteorder: str = "<", snaplen: int = 262144) -> bytes:
     """A pcap file holding `frames` (for tests and generated captures; frames longer than snaplen are cut)."""
     magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
     ticks = 1_000_000_000 if nanos else 1_000_000
     parts = [struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
-    for i, (frame, ts) in enumerate(zip(frames, ts_ns, strict=True)):
+    for frame, ts in zip(frames, ts_ns, strict=True):
         sec, ns = divmod(ts, 1_000_000_000)
         cut = frame[:snaplen]
-        wirelen = len(frame) if wirelens is None else wirelens[i]
-        parts.append(struct.pack(byteorder + "IIII", sec, ns * ticks // 1_000_000_000, len(cut), wirelen))
+        parts.append(struct.pack(byteorder + "IIII", sec, ns * ticks // 1_000_000_000, len(cut), len(frame)))
         parts.append(cut)
     return b"".join(parts)
