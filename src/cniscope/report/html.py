@@ -42,6 +42,8 @@ ROLE_CLASSES = (
     (re.compile(r"VTEP|tunnel device"), "tunnel"),
     (re.compile(r"^(gateway|service dummy)"), "gateway"),
 )
+# top to bottom inside a node: pods' side first, the node's NIC last, so paths between nodes leave from the bottom
+CLASS_ROW = {"pod": 0, "veth": 1, "bridge": 2, "gateway": 3, "tunnel": 4, "nic": 5, "other": 6}
 # change kind -> edge class in the topology (first match wins: a NAT edge that also routes is drawn as NAT)
 EDGE_CLASS = (
     (ChangeKind.DNAT, "nat"), (ChangeKind.SNAT, "nat"), (ChangeKind.ENCAP, "tunnel"), (ChangeKind.DECAP, "tunnel"),
@@ -178,7 +180,7 @@ def _layout(order: list[str], boxes: dict[str, Box]) -> list[NodeBox]:
     nodes: list[NodeBox] = []
     x = 40
     for name in order:
-        members = [b for b in boxes.values() if b.node == name]
+        members = sorted((b for b in boxes.values() if b.node == name), key=lambda b: CLASS_ROW[b.cls])  # stable
         for i, box in enumerate(members):
             box.x = x + NODE_PAD
             box.y = TOP + NODE_TITLE + NODE_PAD + i * (BOX_H + BOX_GAP)
