@@ -71,7 +71,7 @@ class _Pipe:
         raw, _, self.buffer = self.buffer.partition(b"\0")
         return json.loads(raw)
 
-    def call(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
+    def call(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60) -> dict:
         wanted = self.send(method, params, session)
         deadline = time.monotonic() + timeout
         while True:
@@ -82,7 +82,7 @@ class _Pipe:
                 return message.get("result", {})
             self.events.append(message)
 
-    def wait_event(self, method: str, timeout: float = 30) -> dict:
+    def wait_event(self, method: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         for i, event in enumerate(self.events):
             if event.get("method") == method:
