@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
-from cniscope.journeys import node_column
+from cniscope.journeys import node_column, point_label
 from cniscope.models import MODELS, Model, Role
 from cniscope.models.base import role_of
 from cniscope.packets.schema import LinkType, ip4_text
@@ -79,6 +79,8 @@ class Context:
     pods_on: dict[str, set[str]] = field(init=False)
     _columns: dict[str, list] = field(init=False, default_factory=dict)
     _roles: dict[str | None, Role | None] = field(init=False, default_factory=dict)
+    _first_row: dict[int, int] = field(init=False, default_factory=dict)
+    _pairs: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
     _times: dict[int, np.ndarray] = field(init=False, default_factory=dict)
     _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
     _node_ifaces: dict[str, set[tuple[str | None, bool]]] = field(init=False, default_factory=dict)
@@ -176,6 +178,46 @@ class Context:
             for info in self.inventory.nodes:
                 local.setdefault(info.name, set()).update(info.addresses)
         return local, pods
+
+    # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
+
+    @property
+    def first_row(self) -> dict[int, int]:
+        """Journey id -> row of its first sighting, for every journey in the table."""
+        if not self._first_row:
+            firsts = self.table.filter(pl.col("hop") == 0).select("journey", "row")
+            self._first_row = dict(zip(firsts["journey"].to_list(), firsts["row"].to_list()))
+        return self._first_row
+
+    def rows_of(self, jid: int) -> list[int]:
+        """A journey's sightings in path order."""
+        j = self.by_id.get(jid)
+        if j is not None:
+            return [h.row for h in self.path(j)]
+        return self.table.filter(pl.col("journey") == jid).sort("hop")["row"].to_list()
+
+    def last_row(self, jid: int) -> int:
+        return self.rows_of(jid)[-1]
+
+    def point(self, row: int) -> str:
+        """`node3 eth0 In` for a sighting, as hops are labelled."""
+        return point_label(self.table.row(row, named=True), int(self.value(row, "hop") or 0))  # type: ignore[call-overload]
+
+    def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
+        """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
+        if not self._pairs:
+            t = self.table.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
+            t = t.select("input", pl.col("ts").fill_null(0), code=(pl.col("src").cast(pl.UInt64) * (1 << 32) + pl.col("dst")))
+            for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items():
+                self._pairs[index] = (part["ts"].to_numpy(), part["code"].to_numpy())  # type: ignore[index]
+        if source not in self._pairs:
+            return False
+        times, codes = self._pairs[source]
+        if lo is not None and hi is not None:
+            codes = codes[np.searchsorted(times, lo, side="left"):np.searchsorted(times, hi, side="right")]
+        forward = np.unique(codes)
+        backward = (forward & 0xFFFFFFFF) * (1 << 32) + (forward >> 32)
+        return bool(np.isin(backward, forward, assume_unique=False).any())
 
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
         """Does input `source` hold a sighting with lo <= ts <= hi?"""

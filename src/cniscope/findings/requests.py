@@ -1,9 +1,10 @@
 """Requests that never got a reply anywhere in the capture: TCP SYN, DNS query, ICMP echo, ARP request.
 
 Each request kind is matched to its reply by the protocol's own fields
-(`KINDS`): the SYN-ACK to the SYN, the DNS answer to the query id, the
-echo reply to the echo id and sequence, the ARP reply from the asked
-address. Retries are counted. A capture that stopped right after the
+(`KINDS`), sent from the other end: anything the server sent back to the
+SYN (SYN-ACK, RST, or a conversation that went on), the DNS answer to the
+query id, the echo reply to the echo id and sequence, the ARP reply from
+the asked address. Retries are counted. A capture that stopped right after the
 request, or that shows no packet at all going the other way (a one-way
 filter such as `dst host X`), cannot prove a missing reply: the first is
 skipped, the second reported with that caveat.
@@ -30,42 +31,38 @@ SYN, ACK, RST = 2, 16, 4
 @dataclass(frozen=True)
 class RequestKind:
     name: str
-    is_request: Callable[[Context, Journey], bool]
-    answer_key: Callable[[Context, Journey], object]  # equal for a request and the replies that answer it
-    is_reply: Callable[[Context, Journey], bool]
+    is_request: Callable[[Context, int], bool]  # on the first sighting (a table row) of a journey
+    answer_key: Callable[[Context, int], object]  # equal for a request and the replies that answer it
+    is_reply: Callable[[Context, int], bool]
     next_step: str
 
 
-def _v(ctx: Context, j: Journey, column: str) -> object:
-    return ctx.value(j.hops[0], column)
-
-
-def _flags(ctx: Context, j: Journey) -> int:
-    return int(_v(ctx, j, "tcp_flags") or 0)  # type: ignore[call-overload]
+def _flags(ctx: Context, row: int) -> int:
+    return int(ctx.value(row, "tcp_flags") or 0)  # type: ignore[call-overload]
 
 
 KINDS: dict[str, RequestKind] = {
     "tcp": RequestKind(
         "TCP SYN",
-        lambda c, j: _v(c, j, "proto") == 6 and _flags(c, j) & (SYN | ACK) == SYN,
-        lambda c, j: "connection",
-        lambda c, j: _v(c, j, "proto") == 6 and (_flags(c, j) & (SYN | ACK) == SYN | ACK or bool(_flags(c, j) & RST)),
+        lambda c, r: c.value(r, "proto") == 6 and _flags(c, r) & (SYN | ACK) == SYN,
+        lambda c, r: "connection",
+        lambda c, r: c.value(r, "proto") == 6,  # anything back from the other side: SYN-ACK, RST, or the talk went on
         "Follow the SYN: where it was last seen is where to look next (is anything listening on the server, does the "
         "SYN reach the server's node, does the SYN-ACK leave it?).",
     ),
     "dns": RequestKind(
         "DNS query",
-        lambda c, j: _v(c, j, "dns_id") is not None and _v(c, j, "dns_qr") is False,
-        lambda c, j: _v(c, j, "dns_id"),
-        lambda c, j: _v(c, j, "dns_id") is not None and _v(c, j, "dns_qr") is True,
+        lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is False,
+        lambda c, r: c.value(r, "dns_id"),
+        lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is True,
         "Check that the DNS pods run and are endpoints of the DNS service, and follow the query to the DNS pod's node: "
         "if the answer leaves the DNS pod, find the hop where it stops.",
     ),
     "icmp": RequestKind(
         "ICMP echo request",
-        lambda c, j: _v(c, j, "icmp_type") in (8, 128),
-        lambda c, j: (_v(c, j, "icmp_id"), _v(c, j, "icmp_seq")),
-        lambda c, j: _v(c, j, "icmp_type") in (0, 129),
+        lambda c, r: c.value(r, "icmp_type") in (8, 128),
+        lambda c, r: (c.value(r, "icmp_id"), c.value(r, "icmp_seq")),
+        lambda c, r: c.value(r, "icmp_type") in (0, 129),
         "Follow the echo request: the hop after its last sighting is where it (or the reply) is lost; ICMP may also be "
         "filtered on purpose.",
     ),
@@ -73,40 +70,46 @@ KINDS: dict[str, RequestKind] = {
 
 
 def unanswered(ctx: Context) -> list[Finding]:
+    """Every journey of a flow counts, also those not materialised for the report (see `Context.first_row`)."""
     out = []
     for flow in ctx.flows:
-        journeys = [ctx.by_id[jid] for jid in flow.journeys if jid in ctx.by_id and ctx.by_id[jid].hops]
+        firsts = [(jid, ctx.first_row[jid]) for jid in flow.journeys if jid in ctx.first_row]
         for kind in KINDS.values():
-            requests = [j for j in journeys if kind.is_request(ctx, j)]
+            requests = [(jid, r) for jid, r in firsts if kind.is_request(ctx, r)]
             if not requests:
                 continue
-            answered = {kind.answer_key(ctx, j) for j in journeys if kind.is_reply(ctx, j)}
-            missing = [j for j in requests if kind.answer_key(ctx, j) not in answered]
-            missing = [j for j in missing if _capture_went_on(ctx, j)]
+            askers = {_sender(ctx, r) for _, r in requests}
+            answered = {kind.answer_key(ctx, r) for _, r in firsts if kind.is_reply(ctx, r) and _sender(ctx, r) not in askers}
+            missing = [(jid, r) for jid, r in requests if kind.answer_key(ctx, r) not in answered]
+            missing = [(jid, r) for jid, r in missing if _capture_went_on(ctx, ctx.last_row(jid))]
             if missing:
-                out.append(_finding(ctx, kind, flow, missing, len({kind.answer_key(ctx, j) for j in missing})))
+                distinct = len({kind.answer_key(ctx, r) for _, r in missing})
+                out.append(_finding(ctx, kind, flow, [jid for jid, _ in missing], distinct))
     out.extend(_arp(ctx))
     return out
 
 
-def _capture_went_on(ctx: Context, j: Journey) -> bool:
+def _sender(ctx: Context, row: int) -> tuple[object, object]:
+    return ctx.addr(row, "src"), ctx.value(row, "sport")
+
+
+def _capture_went_on(ctx: Context, row: int) -> bool:
     """Did the input that last saw the request keep capturing long enough for a reply to show?"""
-    last = ctx.path(j)[-1]
-    ts = ctx.value(last, "ts")
+    ts = ctx.value(row, "ts")
     if ts is None:
         return True  # no timestamps (tcpdump -t): order is all there is
-    return ctx.sightings_between(ctx.value(last, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
+    return ctx.sightings_between(ctx.value(row, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
 
 
-def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[Journey], distinct: int) -> Finding:
-    last = ctx.path(missing[-1])[-1]
-    node = ctx.node(last)
+def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[int], distinct: int) -> Finding:
+    last = ctx.last_row(missing[-1])
+    point = ctx.point(last)
     retries = len(missing) - distinct
-    one_way = _one_way(ctx, missing)
+    one_way = _one_way(ctx, [r for jid in missing for r in ctx.rows_of(jid)])
     errors = _icmp_errors(ctx, flow)
     explanation = (f"{len(missing)} {kind.name}(s) ({distinct} distinct, {retries} retr{'y' if retries == 1 else 'ies'}) "
                    f"from {flow.client} to {flow.server}, no reply anywhere in the capture; the last was last seen at "
-                   f"{last.point or node}.")
+                   f"{point}.")
     if errors:
         explanation += " ICMP errors quote this conversation: " + "; ".join(errors) + "."
     if one_way:
@@ -116,31 +119,19 @@ def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[Journey]
         kind=FindingKind.UNANSWERED, severity=Severity.WARNING if one_way else Severity.ERROR,
         title=f"{kind.name} from {flow.client} to {flow.server}: no reply ({len(missing)} sent)",
         explanation=explanation, next_step=kind.next_step,
-        node=last.node, iface=last.iface,
-        journeys=tuple(j.id for j in missing), flows=(flow.id,),
-        rows=tuple(h.row for j in missing[:20] for h in j.hops),
+        node=ctx.value(last, "node"), iface=ctx.value(last, "iface"),  # type: ignore[arg-type]
+        journeys=tuple(missing), flows=(flow.id,),
+        rows=tuple(r for jid in missing[:20] for r in ctx.rows_of(jid)),
     )
 
 
-def _one_way(ctx: Context, journeys: list[Journey]) -> bool:
-    """True when the inputs that saw these journeys show no address pair in both directions around those moments."""
-    seen = sorted({(ctx.value(h, "input"), ctx.value(h, "ts")) for j in journeys for h in j.hops}, key=str)
-    windows: list[tuple[object, int | None, int | None]] = []
-    for source, ts in seen:
+def _one_way(ctx: Context, rows: list[int]) -> bool:
+    """True when the inputs that saw these rows show no address pair in both directions around those moments."""
+    for source, ts in sorted({(ctx.value(r, "input"), ctx.value(r, "ts")) for r in rows}, key=str):
         lo, hi = (None, None) if ts is None else (ts - ONE_WAY_WINDOW_NS, ts + ONE_WAY_WINDOW_NS)  # type: ignore[operator]
-        if windows and windows[-1][0] == source and lo is not None and windows[-1][2] is not None and lo <= windows[-1][2]:
-            windows[-1] = (source, windows[-1][1], hi)
-        else:
-            windows.append((source, lo, hi))
-    inside = pl.lit(False)
-    for source, lo, hi in windows[:64]:
-        here = pl.col("input") == source
-        if lo is not None:
-            here = here & pl.col("ts").is_between(lo, hi)
-        inside = inside | here.fill_null(False)
-    pairs = ctx.table.filter(inside & pl.col("src").is_not_null()).select("src", "dst").unique()
-    both = pairs.join(pairs.rename({"src": "dst", "dst": "src"}), on=["src", "dst"], how="inner")
-    return both.is_empty()
+        if ctx.two_way_between(source, lo, hi):  # type: ignore[arg-type]
+            return False
+    return True
 
 
 def _icmp_errors(ctx: Context, flow: Flow) -> list[str]:
@@ -174,7 +165,7 @@ def _arp(ctx: Context) -> list[Finding]:
         spa, tpa = ctx.value(j.hops[0], "arp_spa"), ctx.value(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue
-        if not _capture_went_on(ctx, j):
+        if not _capture_went_on(ctx, ctx.path(j)[-1].row):
             continue
         asks[tpa].append(j)  # type: ignore[index]
     out = []
