@@ -7,6 +7,7 @@ live next to their code and are added here explicitly.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -143,6 +144,8 @@ def _exit_for_inputs(infos: list) -> None:
 
 
 def main() -> None:
+    # a closed pipe (`cniscope read ... | head`) ends the process quietly, as it does tcpdump
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -154,10 +157,6 @@ def main() -> None:
     except CniscopeError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(ExitCode.OK)
-    except SystemExit:
-        raise
     sys.exit(ExitCode.OK)
 
 

@@ -212,7 +212,7 @@ def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
         after = (cur["eth_src"], cur["eth_dst"] if both_dst else None)
         if before != after:
             out.append(Change(ChangeKind.MAC, _macs(*before), _macs(*after)))
-    if (_addr(prev, "src"), _addr(prev, "dst")) == (_addr(cur, "dst"), _addr(cur, "src")):
+    if _addr(prev, "src") != _addr(prev, "dst") and (_addr(prev, "src"), _addr(prev, "dst")) == (_addr(cur, "dst"), _addr(cur, "src")):
         out.append(Change(ChangeKind.SWAP, f"{_addr(prev, 'src')} > {_addr(prev, 'dst')}", f"{_addr(cur, 'src')} > {_addr(cur, 'dst')}"))
     else:
         if _addr(prev, "dst") != _addr(cur, "dst"):
