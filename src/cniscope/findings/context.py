@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 
 
+def group_address(dst: int | None) -> bool:
+    """IPv4 multicast (224.0.0.0/4) or the limited broadcast."""
+    return dst is not None and (dst >> 28 == 0xE or dst == 0xFFFFFFFF)
+
+
 @dataclass(frozen=True)
 class Coverage:
     """Where and when one node's capture was looking."""

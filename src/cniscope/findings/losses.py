@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cniscope.findings.context import Context, Coverage
+from cniscope.findings.context import Context, Coverage, group_address
 from cniscope.models import Role
 from cniscope.results import Hop, Journey
 
@@ -108,6 +108,8 @@ def _loss(ctx: Context, j: Journey) -> Loss | None:
     last = ctx.path(j)[-1]
     if ctx.value(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
         return None
+    if group_address(ctx.value(last, "dst")):  # type: ignore[arg-type]
+        return None  # multicast and broadcast go where listeners are, not along a path
     role = ctx.role(last.iface)
     if role is None:
         return None

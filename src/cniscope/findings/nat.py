@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from cniscope.findings.context import Context
+from cniscope.findings.context import Context, group_address
 from cniscope.models import Role
 from cniscope.results import ChangeKind, Finding, FindingKind, Hop, Severity
 
@@ -24,7 +24,7 @@ def _nat(ctx: Context) -> list[Finding]:
         for hop in j.hops:
             if not any(c.kind in OPPOSITE for c in hop.changes):
                 continue
-            if hop.direction in ("B", "M") or _group_address(ctx.value(hop, "dst")):  # type: ignore[arg-type]
+            if hop.direction in ("B", "M") or group_address(ctx.value(hop, "dst")):  # type: ignore[arg-type]
                 continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
             for change in hop.changes:
                 if change.kind not in OPPOSITE:
@@ -164,7 +164,3 @@ def _inside(addr: str, ranges: list[ipaddress.IPv4Network]) -> bool:
     ip = ipaddress.ip_address(addr)
     return any(ip in net for net in ranges)
 
-
-def _group_address(dst: int | None) -> bool:
-    """IPv4 multicast (224.0.0.0/4) or the limited broadcast."""
-    return dst is not None and (dst >> 28 == 0xE or dst == 0xFFFFFFFF)
