@@ -17,6 +17,7 @@ import socket
 import struct
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 
 from cniscope.packets.schema import ip4_text
@@ -70,22 +71,29 @@ def _components(edges: pl.DataFrame) -> dict[int, int]:
 
 
 def assign(table: pl.DataFrame) -> pl.DataFrame:
-    """Add `flow` (UInt32, numbered by first appearance) to a correlated table."""
-    t = table.with_columns(tuple_id())
-    multi = t.group_by("journey").agg(tuples=pl.col("tuple").unique()).filter(pl.col("tuples").list.len() > 1)
+    """Add `tuple` and `flow` (UInt32, numbered by first appearance) to a correlated table.
+
+    Works on a narrow frame and gathers the result by journey id (journeys are
+    numbered 0..n-1), so the wide table is never joined or sorted.
+    """
+    narrow = table.select("journey", "hop", "row", tuple_id())
+    multi = narrow.group_by("journey").agg(tuples=pl.col("tuple").unique()).filter(pl.col("tuples").list.len() > 1)
     roots = _components(multi)
+    root = narrow["tuple"]
     if roots:
         mapping = pl.DataFrame({"tuple": list(roots), "_root": list(roots.values())}, schema={"tuple": pl.UInt64, "_root": pl.UInt64})
-        t = t.join(mapping, on="tuple", how="left").with_columns(_root=pl.coalesce("_root", "tuple"))
-    else:
-        t = t.with_columns(_root=pl.col("tuple"))
+        root = narrow.select("tuple").join(mapping, on="tuple", how="left", maintain_order="left").select(
+            pl.coalesce("_root", "tuple")
+        ).to_series()
     # a journey belongs to the flow of its first sighting's tuple root
-    jflow = t.filter(pl.col("hop") == 0).select("journey", "_root", "row")
-    order = jflow.group_by("_root").agg(_first=pl.col("row").min()).sort("_first").with_columns(
+    firsts = narrow.with_columns(_root=root).filter(pl.col("hop") == 0).select("journey", "_root", "row")
+    order = firsts.group_by("_root").agg(_first=pl.col("row").min()).sort("_first").with_columns(
         flow=pl.int_range(pl.len()).cast(pl.UInt32)
     )
-    jflow = jflow.join(order.select("_root", "flow"), on="_root").select("journey", "flow")
-    return t.drop(["_root"]).join(jflow, on="journey", how="left").sort("row")
+    firsts = firsts.join(order.select("_root", "flow"), on="_root")
+    flow_of = np.zeros(int(table["journey"].max() or 0) + 1 if table.height else 0, dtype=np.uint32)
+    flow_of[firsts["journey"].to_numpy()] = firsts["flow"].to_numpy()
+    return table.with_columns(tuple=narrow["tuple"], flow=pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32))
 
 
 def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int | None) -> str:
@@ -121,7 +129,7 @@ def build(table: pl.DataFrame, journeys: list[Journey]) -> tuple[list[Flow], lis
     journey; Python only assembles one object per flow. `Flow.journeys` lists
     the journeys that were materialised (`journeys`); `Flow.packets` counts all.
     """
-    first = table.filter(pl.col("hop") == 0).select(FIRST_COLUMNS).sort(["ts", "row"], nulls_last=True)
+    first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop").sort(["ts", "row"], nulls_last=True)
     retrans = _retransmissions(first)
     first = first.join(retrans, on="journey", how="left")
     kept = {j.id for j in journeys}
