@@ -7,11 +7,13 @@ frame, where its captured bytes start and how many there are. Decoding goes
 over the batch in chunks of `CHUNK` rows. For each chunk:
 
 1. Gather a fixed-size byte window per row with ONE fancy index over a
-   `V<k>` view of the buffer (`_gather`): 22 bytes at the frame start (the
-   link header), then 80 bytes at the network header (IPv4 20 + TCP with up
-   to 40 bytes of options, or IPv6 40 + TCP with up to 20), then 16 bytes at
-   the payload start for the digest. Header fields are read out of the windows
-   as big-endian strided views, as declared once in `headers.py`.
+   `V<k>` view of the buffer (`_gather`): the link header and 80 bytes from
+   the network header on (IPv4 20 + TCP with up to 40 bytes of options, or
+   IPv6 40 + TCP with up to 20) in one window when the chunk has a single link
+   type (rows with a VLAN tag get a second window at their network header),
+   then 16 bytes at the payload start for the digest. Header fields are read
+   out of the windows as big-endian strided views, as declared once in
+   `headers.py`; splitting rows by protocol selects rows, it copies no window.
 2. Link layer per link type (an explicit dispatch table, `_LINK`), then the
    network and transport layers for the rows of each family. Rows that
    arrive at a UDP tunnel port (`TunnelPorts`) or IPIP get their envelope
@@ -349,7 +351,7 @@ class _Vector:
         self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, first: np.ndarray,
         v4: bool, depth: int, envelope: tuple[np.ndarray, ...] | None,
     ) -> None:
-        """L4 at `at` bytes into the windows; `length` is the L4 size the IP header gives."""
+        """The transport header `at` bytes after the network header; `length`: its size as the IP header gives it."""
         n = g.n
         pay_pos = np.zeros(n, dtype=np.int64)
         pay_len = np.full(n, -1, dtype=np.int64)
