@@ -129,7 +129,7 @@ def build(table: pl.DataFrame, journeys: list[Journey]) -> tuple[list[Flow], lis
     journey; Python only assembles one object per flow. `Flow.journeys` lists
     the journeys that were materialised (`journeys`); `Flow.packets` counts all.
     """
-    first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop").sort(["ts", "row"], nulls_last=True)
+    first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop").sort(["ts", "row"])
     retrans = _retransmissions(first)
     first = first.join(retrans, on="journey", how="left")
     kept = {j.id for j in journeys}

@@ -88,8 +88,8 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.DataFrame:
 
     One sort, then comparisons with the previous row: no per-group windows.
     """
-    t = table.sort(["key", "_node", ts_col, "row"], nulls_last=True)
-    t = t.with_columns(_pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _new=_starts("key", "_node"))
+    t = table.sort(["key", "_nid", ts_col, "row"])  # nulls (no timestamps) first: nulls_last sorts 10x slower
+    t = t.with_columns(_pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _new=_starts("key", "_nid"))
     gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
     t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
     # a named capture point seen twice within one burst: a re-send with an identical key (or a loop)
@@ -104,7 +104,7 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.DataFrame:
 def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
     """Number journeys in order of first sighting and hops in order; add `hop`, `hops`, `delay`."""
     egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
-    t = table.with_columns(_dir=egress_last).sort(["journey", ts_col, "_dir", "row"], nulls_last=True)
+    t = table.with_columns(_dir=egress_last).sort(["journey", ts_col, "_dir", "row"])
     t = t.with_columns(_run=pl.col("journey").rle_id())
     runs = t.group_by("_run").agg(_first=pl.col("row").min(), hops=pl.len()).sort("_first")
     order = np.empty(runs.height, dtype=np.uint32)
@@ -137,7 +137,9 @@ def correlate(table: pl.DataFrame) -> Correlation:
     from cniscope import clocks
 
     keyed = fingerprint(table)
-    t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node_column(table), key=pl.col("key"), *NARROW)
+    node = node_column(table)
+    t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node, _nid=node.cast(pl.Categorical).to_physical(),
+                     key=pl.col("key"), *NARROW)
     t = group(t, "ts")
     offsets = clocks.estimate(t)
     if offsets:

@@ -118,5 +118,5 @@ def read(specs: list[InputSpec], batch_size: int = 65536) -> Capture:
         info = InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
         tables.extend(iter_tables(spec, info, batch_size))
-    table = pl.concat(tables, rechunk=True) if tables else empty()
+    table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos)
