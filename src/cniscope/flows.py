@@ -27,14 +27,10 @@ SYN, FIN, RST, ACK = 2, 1, 4, 16
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
 
 
-def _ip(col: str) -> pl.Expr:
-    return pl.coalesce(pl.col(col).cast(pl.Utf8), pl.col(f"{col}6"))
-
-
 def tuple_id() -> pl.Expr:
     """Direction-free id of the (proto, endpoints) of a sighting; ICMP echo uses its id as the port."""
-    a = pl.struct(ip=_ip("src"), port=pl.coalesce(pl.col("sport"), pl.col("icmp_id")))
-    b = pl.struct(ip=_ip("dst"), port=pl.coalesce(pl.col("dport"), pl.col("icmp_id")))
+    a = pl.struct(ip=pl.col("src"), ip6=pl.col("src6"), port=pl.coalesce(pl.col("sport"), pl.col("icmp_id")))
+    b = pl.struct(ip=pl.col("dst"), ip6=pl.col("dst6"), port=pl.coalesce(pl.col("dport"), pl.col("icmp_id")))
     a_h, b_h = a.hash(seed=5), b.hash(seed=5)
     lo = pl.min_horizontal(a_h, b_h)
     hi = pl.max_horizontal(a_h, b_h)
@@ -77,7 +73,13 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     numbered 0..n-1), so the wide table is never joined or sorted.
     """
     narrow = table.select("journey", "hop", "row", tuple_id())
-    multi = narrow.group_by("journey").agg(tuples=pl.col("tuple").unique()).filter(pl.col("tuples").list.len() > 1)
+    journey, tuples = narrow["journey"].to_numpy(), narrow["tuple"].to_numpy()
+    low = np.full(int(journey.max()) + 1 if len(journey) else 0, np.iinfo(np.uint64).max, dtype=np.uint64)
+    high = np.zeros_like(low)
+    np.minimum.at(low, journey, tuples)
+    np.maximum.at(high, journey, tuples)
+    nat = np.flatnonzero(low != high)  # journeys seen with several tuples: NAT rewrote them on the way
+    multi = narrow.filter(pl.col("journey").is_in(nat)).group_by("journey").agg(tuples=pl.col("tuple").unique())
     roots = _components(multi)
     root = narrow["tuple"]
     if roots:
@@ -122,20 +124,26 @@ FIRST_COLUMNS = (
 )
 
 
-def build(table: pl.DataFrame, journeys: list[Journey]) -> tuple[list[Flow], list[Journey]]:
+MAX_FLOWS = 20_000  # conversations materialised for reports; JSON says how many there were
+
+
+def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_FLOWS) -> tuple[list[Flow], list[Journey]]:
     """Flow objects from a table with `journey`, `hop`, `flow`; journeys get their flow and re-send links.
 
     Statistics are computed per flow in polars over the first sighting of each
-    journey; Python only assembles one object per flow. `Flow.journeys` lists
+    journey; Python only assembles one object per flow, for the first `limit`
+    flows (numbered by first appearance, like journeys). `Flow.journeys` lists
     the journeys that were materialised (`journeys`); `Flow.packets` counts all.
     """
     first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop").sort(["ts", "row"])
     retrans = _retransmissions(first)
     first = first.join(retrans, on="journey", how="left")
     kept = {j.id for j in journeys}
-    stats = _stats(first, max(kept) + 1 if kept else 0)
-    legs_by_flow = _legs(table)
-    flows = [_flow(r, legs_by_flow.get(r["flow"], ())) for r in stats.sort("flow").iter_rows(named=True) if r["flow"] is not None]
+    stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
+    if limit is not None:
+        stats = stats.filter(pl.col("flow") < limit)
+    legs_by_flow = _legs(table if limit is None else table.filter(pl.col("flow") < limit))
+    flows = [_flow(r, legs_by_flow.get(r["flow"], ())) for r in stats.iter_rows(named=True) if r["flow"] is not None]
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
     jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))

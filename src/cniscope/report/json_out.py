@@ -1,7 +1,7 @@
 """`--json`: the report as one JSON object, following report.schema.json (draft 2020-12).
 
 Keys: schema_version, tool, inputs, packets, model, clocks, journeys,
-journeys_total, flows, findings, warnings. Times are integers in ns, counted
+journeys_total, flows, flows_total, findings, warnings. Times are integers in ns, counted
 as each input's clock says (inputs[].clock); addresses are text.
 """
 
@@ -21,6 +21,7 @@ SCHEMA_VERSION = "1.0"
 
 def to_dict(report: Report) -> dict[str, Any]:
     journeys_total = int(report.table["journey"].max() + 1) if report.table.height and "journey" in report.table.columns else 0
+    flows_total = int(report.table["flow"].max() + 1) if report.table.height and "flow" in report.table.columns else 0
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cniscope", "version": __version__},
@@ -73,6 +74,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             for j in report.journeys
         ],
         "journeys_total": journeys_total,
+        "flows_total": flows_total,
         "flows": [
             {
                 "id": f.id,
