@@ -66,15 +66,26 @@ def ethernet(payload: bytes, src: str = "02:00:00:00:00:01", dst: str = "02:00:0
     return mac(dst) + mac(src) + tags + struct.pack("!H", ethertype) + payload
 
 
-def sll(payload: bytes, pkttype: int = 0, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1) -> bytes:
+def _tag(payload: bytes, proto: int, vlan: int | None) -> tuple[int, bytes]:
+    """(protocol field, bytes after it) with an optional 802.1Q tag, as libpcap puts it back after SLL/SLL2."""
+    if vlan is None:
+        return proto, payload
+    return 0x8100, struct.pack("!HH", vlan, proto) + payload
+
+
+def sll(payload: bytes, pkttype: int = 0, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1,
+        vlan: int | None = None) -> bytes:
     """LINUX_SLL (link type 113): tcpdump -i any before libpcap 1.10."""
     address = mac(addr)
+    proto, payload = _tag(payload, proto, vlan)
     return struct.pack("!HHH", pkttype, hatype, len(address)) + address.ljust(8, b"\0") + struct.pack("!H", proto) + payload
 
 
-def sll2(payload: bytes, pkttype: int = 0, ifindex: int = 2, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1) -> bytes:
+def sll2(payload: bytes, pkttype: int = 0, ifindex: int = 2, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1,
+         vlan: int | None = None) -> bytes:
     """LINUX_SLL2 (link type 276): tcpdump -i any with libpcap >= 1.10."""
     address = mac(addr)
+    proto, payload = _tag(payload, proto, vlan)
     return struct.pack("!HHIHBB", proto, 0, ifindex, hatype, pkttype, len(address)) + address.ljust(8, b"\0") + payload
 
 

@@ -160,9 +160,10 @@ def synth_frame(r: random.Random, linktype: LinkType) -> bytes:
         vlans = (r.randrange(1, 4095),) if r.random() < 0.2 else ()
         return ethernet(packet, _mac(r), _mac(r), ethertype, vlans=vlans)
     pkttype = r.choice((0, 0, 4, 4, 1, 2, 3))
+    vlan = r.randrange(1, 4095) if r.random() < 0.1 else None
     if linktype == LinkType.LINUX_SLL:
-        return sll(packet, pkttype, _mac(r), ethertype)
-    return sll2(packet, pkttype, r.randrange(1, 40), _mac(r), ethertype)
+        return sll(packet, pkttype, _mac(r), ethertype, vlan=vlan)
+    return sll2(packet, pkttype, r.randrange(1, 40), _mac(r), ethertype, vlan=vlan)
 
 
 LINKTYPES = (LinkType.ETHERNET, LinkType.LINUX_SLL, LinkType.LINUX_SLL2, LinkType.RAW, LinkType.IPV4, LinkType.IPV6)

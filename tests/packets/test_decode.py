@@ -94,6 +94,10 @@ def test_vlan_tags_and_qinq() -> None:
     qinq = one(ethernet(PACKET_V4, vlans=(7, 42), vlan_tpid=0x88A8))
     assert qinq["vlan"] == 7
     assert_packet(qinq)
+    for linktype, frame in ((LinkType.LINUX_SLL, sll(PACKET_V4, vlan=300)), (LinkType.LINUX_SLL2, sll2(PACKET_V4, vlan=300))):
+        cooked = one(frame, linktype)  # libpcap puts the tag back after the cooked header
+        assert (cooked["vlan"], cooked["ethertype"]) == (300, 0x0800)
+        assert_packet(cooked)
 
 
 def test_ipv6_with_extension_headers_and_fragment_id() -> None:

@@ -106,6 +106,7 @@ def expected(t: dict[str, list[str]]) -> dict[str, object]:
     elif layers[0] == "sll":
         exp["direction"] = _int(t["sll.pkttype"][0]) if _int(t["sll.pkttype"][0]) <= 4 else None
         exp["eth_src"] = _mac(t["sll.src.eth"][0])
+        exp["vlan"] = _int(t["vlan.id"][0]) if "vlan" in layers[: first_l3 or len(layers)] else None
     # the envelope
     if tunnel is not Tunnel.NONE:
         exp["outer_src"], exp["outer_dst"] = _ip4(t["ip.src"][0]), _ip4(t["ip.dst"][0])

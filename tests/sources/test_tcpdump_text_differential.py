@@ -244,12 +244,9 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {p.stem: p for p in d.glob("*.pcap")}
 
 
-# row 15 of the SLL/SLL2 files is an 802.1Q frame inside the cooked header (libpcap puts the tag back there);
-# the decoder does not read a VLAN tag after SLL/SLL2 yet, so those two fail on that row: strict xfail,
-# so that they turn red the day the decoder learns it and this mark must go
-VLAN_AFTER_SLL = pytest.mark.xfail(strict=True, reason="packets/decode: 802.1Q after SLL/SLL2 not decoded")
+# row 15 of the SLL/SLL2 files is an 802.1Q frame inside the cooked header (libpcap puts the tag back there)
 CRAFTED = [
-    pytest.param(kind, flags, id=f"{kind} {' '.join(flags)}", marks=[VLAN_AFTER_SLL] if kind.startswith("sll") else [])
+    pytest.param(kind, flags, id=f"{kind} {' '.join(flags)}")
     for kind, flags in [("ether", ["-nn", "-v"]), ("ether", ["-nn", "-e", "-S"]), ("ether", ["-tt"]),
                         ("ether", ["-nn", "-t", "-vv"]), ("tunnel", ["-nn", "-e", "-v"]), ("tunnel", ["-nn"]),
                         ("sll1", ["-nn", "-e", "-v"]), ("sll2", ["-nn", "-e"]), ("extra", ["-nn"]),

@@ -51,7 +51,7 @@ from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources import FrameBatch
 
 CHUNK = 65536
-K_LINK = 22  # Ethernet + one VLAN tag (18), SLL (16), SLL2 (20)
+K_LINK = 24  # a link header and one VLAN tag: Ethernet (18), SLL (20), SLL2 (24)
 K_NET = 80  # network header + transport header with options
 TS_LAYOUT = 0x0101080A  # NOP NOP TS(10): the option layout of Linux data segments
 
@@ -245,18 +245,20 @@ class _Vector:
         return self.slow
 
     def ethernet(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cols = self.cols
-        cols.put("eth_dst", rows, H.ETHERNET.column(w, "dst"))
-        cols.put("eth_src", rows, H.ETHERNET.column(w, "src"))
-        outer = H.ETHERNET.column(w, "type")
-        tagged = outer == H.ETH_VLAN
-        bad = (outer == H.ETH_QINQ) | (avail < 14)
+        self.cols.put("eth_dst", rows, H.ETHERNET.column(w, "dst"))
+        self.cols.put("eth_src", rows, H.ETHERNET.column(w, "src"))
+        return self._tagged(rows, w, H.ETHERNET.column(w, "type"), 14, avail)
+
+    def _tagged(self, rows: Rows, w: np.ndarray, ethertype: np.ndarray, at: int, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One 802.1Q tag may follow the link header (Ethernet, and SLL/SLL2 where libpcap puts it back)."""
+        tagged = ethertype == H.ETH_VLAN
+        bad = (ethertype == H.ETH_QINQ) | (avail < at)
         if not tagged.any():
-            return np.int64(14), outer, bad
-        inner = H.VLAN.column(w, "type", 14)
-        cols.put_where("vlan", rows, H.VLAN.column(w, "tci", 14) & 0x0FFF, tagged)
-        bad |= tagged & ((inner == H.ETH_VLAN) | (inner == H.ETH_QINQ) | (avail < 18))
-        return np.where(tagged, 18, 14), np.where(tagged, inner, outer), bad
+            return np.int64(at), ethertype, bad
+        inner = H.VLAN.column(w, "type", at)
+        self.cols.put_where("vlan", rows, H.VLAN.column(w, "tci", at) & 0x0FFF, tagged)
+        bad |= tagged & ((inner == H.ETH_VLAN) | (inner == H.ETH_QINQ) | (avail < at + 4))
+        return np.where(tagged, at + 4, at), np.where(tagged, inner, ethertype), bad
 
     def _sll(self, rows: Rows, w: np.ndarray, header: H.Header) -> np.ndarray:
         pkttype = header.column(w, "pkttype")
@@ -265,10 +267,10 @@ class _Vector:
         return header.column(w, "proto")
 
     def sll(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.int64(16), self._sll(rows, w, H.SLL), avail < 16
+        return self._tagged(rows, w, self._sll(rows, w, H.SLL), 16, avail)
 
     def sll2(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.int64(20), self._sll(rows, w, H.SLL2), avail < 20
+        return self._tagged(rows, w, self._sll(rows, w, H.SLL2), 20, avail)
 
     def raw_ip(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         version = H.IPV4.column(w, "vihl") >> 4

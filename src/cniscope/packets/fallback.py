@@ -76,11 +76,11 @@ class _Decoder:
         elif linktype == LinkType.LINUX_SLL:
             sll = self.need(H.SLL, 0)
             self.sll_common(sll)
-            ethertype, pos = int(sll["proto"]), 16
+            ethertype, pos = self.skip_vlans(int(sll["proto"]), 16, outer=True)
         elif linktype == LinkType.LINUX_SLL2:
             sll2 = self.need(H.SLL2, 0)
             self.sll_common(sll2)
-            ethertype, pos = int(sll2["proto"]), 20
+            ethertype, pos = self.skip_vlans(int(sll2["proto"]), 20, outer=True)
         elif linktype == LinkType.RAW:
             ethertype, pos = self.ip_ethertype(0), 0
         elif linktype == LinkType.IPV4:
