@@ -7,11 +7,10 @@ frame, where its captured bytes start and how many there are. Decoding goes
 over the batch in chunks of `CHUNK` rows. For each chunk:
 
 1. Gather a fixed-size byte window per row with ONE fancy index over a
-   `V<k>` view of the buffer (`_gather`): the link header and 80 bytes from
-   the network header on (IPv4 20 + TCP with up to 40 bytes of options, or
-   IPv6 40 + TCP with up to 20) in one window when the chunk has a single link
-   type (rows with a VLAN tag get a second window at their network header),
-   then 16 bytes at the payload start for the digest. Header fields are read
+   `V<k>` view of the buffer (`_gather`): 104 bytes at the frame start hold
+   the link header (with a VLAN tag, at most 24 bytes) and 80 bytes from the
+   network header on (IPv4 20 + TCP with up to 40 bytes of options, or IPv6
+   40 + TCP with up to 20); then 16 bytes at the payload start for the digest. Header fields are read
    out of the windows as big-endian strided views, as declared once in
    `headers.py`; splitting rows by protocol selects rows, it copies no window.
 2. Link layer per link type (an explicit dispatch table, `_LINK`), then the
@@ -215,9 +214,8 @@ class _Vector:
     def run(self, linktype: np.ndarray) -> np.ndarray:
         n = self.base.shape[0]
         kinds = [int(linktype[0])] if n and (linktype == linktype[0]).all() else np.unique(linktype).tolist()
-        # one link type: one window covers the link header and the network header after it
-        usual = _LINK_LEN.get(kinds[0]) if len(kinds) == 1 else None
-        w, ok = _gather(self.data, self.base, K_LINK if usual is None else max(K_LINK, usual + K_NET))
+        # one window covers the link header and the network header after it
+        w, ok = _gather(self.data, self.base, K_LINK + K_NET)
         self.slow |= ~ok
         l3 = np.zeros(n, dtype=np.int64)
         ethertype = np.zeros(n, dtype=np.int64)
@@ -232,16 +230,13 @@ class _Vector:
             ethertype[rows] = et
             self.mark(rows, bad)
         fast = ~self.slow
-        if usual is not None:
-            merged = fast & (l3 == usual)
-            fast &= ~merged
-            if merged.any():
-                rows = _pick(merged)
-                sel = None if isinstance(rows, slice) else rows
-                self.network(rows, _take(self.base, rows) + usual, _take(ethertype, rows), 0, link=(w, sel, usual))
-        if fast.any():
-            rows = _pick(fast)
-            self.network(rows, _take(self.base + l3, rows), _take(ethertype, rows), depth=0)
+        if not fast.any():
+            return self.slow
+        heads = [int(l3[0])] if (l3 == l3[0]).all() else np.unique(l3[fast]).tolist()
+        for head in heads:  # one network pass per link header length (a handful: 0, 14, 16, 18, 20 ...)
+            rows = _pick(fast & (l3 == head))
+            sel = None if isinstance(rows, slice) else rows
+            self.network(rows, _take(self.base, rows) + head, _take(ethertype, rows), 0, link=(w, sel, head))
         return self.slow
 
     def ethernet(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -571,9 +566,6 @@ def _opt_timestamp(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> No
 
 # TCP option kind, length -> what it sets (other options are skipped by length).
 _OPTIONS = ((2, 4, _opt_mss), (3, 3, _opt_wscale), (4, 2, _opt_sack_ok), (8, 10, _opt_timestamp))
-
-# Link type -> length of its header when it has no VLAN tag.
-_LINK_LEN = {LinkType.ETHERNET: 14, LinkType.LINUX_SLL: 16, LinkType.LINUX_SLL2: 20, LinkType.RAW: 0, LinkType.IPV4: 0, LinkType.IPV6: 0}
 
 # Link type -> link-layer handler: (network header offset, ethertype, rows to leave to the fallback).
 _LINK = {
