@@ -7,7 +7,6 @@ import gzip
 import io
 import lzma
 import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -20,7 +19,7 @@ from cniscope.sources import InputInfo, InputSpec, iter_tables, pcap, read
 from cniscope.sources.open import iter_input_batches
 from tests.frames import ethernet, ipv4, sll2, tcp
 
-SEED = Path("/work/shared/seed/kube-router-curl-node3.txt")
+from tests.conftest import SEED
 TIMES = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(50)]
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cniscope.sources import FrameBatch, InputInfo, pcap
 
-CORPUS = Path("/work/shared/corpus")
+from tests.conftest import CORPUS
 FRAMES = [bytes(range(i % 7, i % 7 + 40 + i)) for i in range(12)]
 TIMES = [1_700_000_000_123_456_789 + i * 1_000_500 for i in range(12)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from cniscope.packets.schema import Direction
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.sources import FrameBatch, InputInfo, pcapng
 
-CORPUS = Path("/work/shared/corpus")
+from tests.conftest import CORPUS
 
 
 # --- a block builder for what the project's writer never writes (big-endian, SPB, OPB, NRB ...)
