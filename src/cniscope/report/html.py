@@ -29,7 +29,7 @@ import jinja2
 
 from cniscope import __version__
 from cniscope.packets.schema import Clock
-from cniscope.report.text import duration, timestamp
+from cniscope.report.text import duration, flow_facts, timestamp
 from cniscope.results import ChangeKind, Endpoint, Finding, Flow, Journey, Report
 
 # hop role text (cniscope.models.roles writes "node NIC eth0, in", "veth vethab12cd34 to pod 10.244.2.10",
@@ -215,19 +215,7 @@ def _route(edge: Edge, a: Box, b: Box) -> None:
 
 
 def _flow_facts(flow: Flow) -> list[str]:
-    facts = [f"{flow.packets} packets", f"{flow.bytes} payload bytes"]
-    if "syn_to_synack_ns" in flow.handshake:
-        facts.append(f"SYN->SYN-ACK {duration(flow.handshake['syn_to_synack_ns'])}")
-    if "synack_to_ack_ns" in flow.handshake:
-        facts.append(f"SYN-ACK->ACK {duration(flow.handshake['synack_to_ack_ns'])}")
-    facts.append(f"{flow.retransmissions} retransmissions")
-    if flow.out_of_order:
-        facts.append(f"{flow.out_of_order} out of order")
-    if flow.zero_windows:
-        facts.append(f"{flow.zero_windows} zero windows")
-    if flow.resets:
-        facts.append(f"{len(flow.resets)} resets")
-    return facts + list(flow.notes)
+    return flow_facts(flow) + list(flow.notes)
 
 
 def _who(report: Report, endpoint: Endpoint) -> str:

@@ -117,11 +117,8 @@ def _model(out: _Lines, report: Report) -> None:
     out.add()
 
 
-def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[int, Clock], input_of: list[int]) -> None:
-    out.parts((f"Conversation {flow.id}: ", "bold"), (f"{flow.proto.upper()} {flow.client} <-> {flow.server}", "bold cyan"),
-              (f"  [{flow.state}]", "magenta"))
-    if len(flow.legs) > 1:
-        out.add("  legs (NAT): " + "  |  ".join(f"{a} -> {b}" for a, b in flow.legs))
+def flow_facts(flow: Flow) -> list[str]:
+    """The one-line summary of a conversation, as the text and HTML reports show it."""
     facts = [f"{flow.packets} packets", f"{flow.bytes} payload bytes"]
     if "syn_to_synack_ns" in flow.handshake:
         facts.append(f"SYN->SYN-ACK {duration(flow.handshake['syn_to_synack_ns'])}")
@@ -134,7 +131,15 @@ def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[in
         facts.append(f"{flow.zero_windows} zero windows")
     if flow.resets:
         facts.append(f"{len(flow.resets)} resets")
-    out.add("  " + ", ".join(facts) + (" (" + "; ".join(flow.notes) + ")" if flow.notes else ""))
+    return facts
+
+
+def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[int, Clock], input_of: list[int]) -> None:
+    out.parts((f"Conversation {flow.id}: ", "bold"), (f"{flow.proto.upper()} {flow.client} <-> {flow.server}", "bold cyan"),
+              (f"  [{flow.state}]", "magenta"))
+    if len(flow.legs) > 1:
+        out.add("  legs (NAT): " + "  |  ".join(f"{a} -> {b}" for a, b in flow.legs))
+    out.add("  " + ", ".join(flow_facts(flow)) + (" (" + "; ".join(flow.notes) + ")" if flow.notes else ""))
     shown = [journeys[j] for j in flow.journeys if j in journeys][:MAX_JOURNEYS_PER_FLOW]
     for journey in shown:
         tag = f"  (re-send of packet {journey.retransmission_of})" if journey.retransmission_of is not None else ""
