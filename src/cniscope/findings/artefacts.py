@@ -14,7 +14,7 @@ CLOCK_SKEW_NS = 1_000_000  # offsets above 1 ms are worth saying
 
 def checksum_offload(ctx: Context) -> list[Finding]:
     """Bad L4 checksums, per node, split by whether the node sent the packet or received it."""
-    bad_rows = ctx.table.filter(pl.col("l4_csum_bad").fill_null(False))["row"].to_list()
+    bad_rows = ctx.table.select("row", "l4_csum_bad").filter(pl.col("l4_csum_bad").fill_null(False))["row"].to_list()
     if not bad_rows:
         return []
     first_node: dict[int, str] = {}  # row -> node of the first sighting of its journey
@@ -28,7 +28,7 @@ def checksum_offload(ctx: Context) -> list[Finding]:
     sent: dict[str, list[int]] = defaultdict(list)
     received: dict[str, list[int]] = defaultdict(list)
     for row in bad_rows:
-        node = ctx.node_of_row[row]
+        node = ctx.node(row)
         (sent if first_node.get(row, node) == node else received)[node].append(row)
     out = []
     for node in dict.fromkeys([*sent, *received]):

@@ -20,6 +20,7 @@ Derived facts, all learned from the packets (the inventory, when given, adds to 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -78,13 +79,14 @@ class Context:
     by_id: dict[int, Journey] = field(init=False)
     flow_by_id: dict[int, Flow] = field(init=False)
     model: Model | None = field(init=False)
-    node_of_row: list[str] = field(init=False)
+    node_names: list[str] = field(init=False)
+    node_codes: np.ndarray = field(init=False)  # row -> index into node_names
     coverage: dict[str, Coverage] = field(init=False)
     local: dict[str, set[str]] = field(init=False)
     pods_on: dict[str, set[str]] = field(init=False)
-    _columns: dict[str, list] = field(init=False, default_factory=dict)
+    _columns: dict[str, pl.Series] = field(init=False, default_factory=dict)
     _roles: dict[str | None, Role | None] = field(init=False, default_factory=dict)
-    _first_row: dict[int, int] = field(init=False, default_factory=dict)
+    _first_row: FirstRows | None = field(init=False, default=None)
     _pairs: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
     _times: dict[int, np.ndarray] = field(init=False, default_factory=dict)
     _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
@@ -96,17 +98,22 @@ class Context:
         self.by_id = {j.id: j for j in self.journeys}
         self.flow_by_id = {f.id: f for f in self.flows}
         self.model = MODELS.get(self.verdict.name)
-        t = self.table.sort("row") if "row" in self.table.columns else self.table
+        t = self.table
+        if "row" in t.columns and not t["row"].is_sorted():  # correlate leaves the table in row order: no wide sort
+            t = t.sort("row")
         self.table = t
-        self.node_of_row = t.select(node_column(t)).to_series().to_list()
+        nodes = t.select(node_column(t)).to_series()
+        self.node_names = nodes.unique(maintain_order=True).to_list()
+        self.node_codes = nodes.replace_strict(self.node_names, list(range(len(self.node_names))), return_dtype=pl.UInt32).to_numpy()
+        del nodes
         self.coverage = _coverage(t)
         self.local, self.pods_on = self._addresses()
 
     # ---- per sighting ---------------------------------------------------------------------------
 
-    def node(self, hop: Hop) -> str:
-        """The node a sighting belongs to (`input N` when the input names none)."""
-        return self.node_of_row[hop.row]
+    def node(self, hop: Hop | int) -> str:
+        """The node a sighting (a hop, or a table row) belongs to (`input N` when the input names none)."""
+        return self.node_names[self.node_codes[hop if isinstance(hop, int) else hop.row]]
 
     def path(self, j: Journey) -> tuple[Hop, ...]:
         """The journey's hops in path order: nodes that received it from the wire after the nodes that sent it.
@@ -127,9 +134,9 @@ class Context:
         return tuple(h for n in order for h in per_node[n])
 
     def value(self, hop: Hop | int, column: str) -> object:
-        """One column of a sighting (columns are turned into lists once, on first use)."""
+        """One column of a sighting (indexing the column: no per-row Python objects for the whole table)."""
         if column not in self._columns:
-            self._columns[column] = self.table[column].to_list()
+            self._columns[column] = self.table[column]
         return self._columns[column][hop if isinstance(hop, int) else hop.row]
 
     def addr(self, hop: Hop | int, column: str) -> str | None:
@@ -187,11 +194,14 @@ class Context:
     # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
 
     @property
-    def first_row(self) -> dict[int, int]:
+    def first_row(self) -> Mapping[int, int]:
         """Journey id -> row of its first sighting, for every journey in the table."""
-        if not self._first_row:
-            firsts = self.table.filter(pl.col("hop") == 0).select("journey", "row")
-            self._first_row = dict(zip(firsts["journey"].to_list(), firsts["row"].to_list()))
+        if self._first_row is None:
+            firsts = self.table.select("journey", "row", "hop").filter(pl.col("hop") == 0)
+            journey = firsts["journey"].to_numpy()
+            rows = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
+            rows[journey] = firsts["row"].to_numpy()
+            self._first_row = FirstRows(rows)
         return self._first_row
 
     def rows_of(self, jid: int) -> list[int]:
@@ -199,7 +209,7 @@ class Context:
         j = self.by_id.get(jid)
         if j is not None:
             return [h.row for h in self.path(j)]
-        return self.table.filter(pl.col("journey") == jid).sort("hop")["row"].to_list()
+        return self.table.select("journey", "hop", "row").filter(pl.col("journey") == jid).sort("hop")["row"].to_list()
 
     def last_row(self, jid: int) -> int:
         return self.rows_of(jid)[-1]
@@ -211,7 +221,7 @@ class Context:
     def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
         if not self._pairs:
-            t = self.table.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
+            t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
             t = t.select("input", pl.col("ts").fill_null(0), code=(pl.col("src").cast(pl.UInt64) * (1 << 32) + pl.col("dst")))
             for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items():
                 self._pairs[index] = (part["ts"].to_numpy(), part["code"].to_numpy())  # type: ignore[index]
@@ -240,10 +250,10 @@ class Context:
             kinds: set[object] = set()
             if not self._node_ifaces:
                 pairs = self.table.select(
-                    node=pl.Series(self.node_of_row, dtype=pl.Utf8), iface=pl.col("iface"), tunnel=pl.col("tunnel")
+                    node=pl.Series(self.node_codes), iface=pl.col("iface"), tunnel=pl.col("tunnel")
                 ).unique()
                 for r in pairs.iter_rows(named=True):
-                    self._node_ifaces.setdefault(r["node"], set()).add((r["iface"], bool(r["tunnel"])))
+                    self._node_ifaces.setdefault(self.node_names[r["node"]], set()).add((r["iface"], bool(r["tunnel"])))
             names = self._node_ifaces.get(node, set())
             for iface, tunnelled in names:
                 kinds.add(self.role(iface))
@@ -277,6 +287,27 @@ class Context:
             return None
         cidrs = list(self.inventory.pod_cidrs()) + list(self.inventory.service_cidrs)
         return [n for n in (ipaddress.ip_network(c, strict=False) for c in cidrs) if n.version == 4]
+
+
+class FirstRows(Mapping[int, int]):
+    """Journey id -> first row, over a dense array (-1: no such journey): a dict of millions of journeys would not fit."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self._rows = rows
+
+    def __getitem__(self, jid: int) -> int:
+        if not 0 <= jid < len(self._rows) or self._rows[jid] < 0:
+            raise KeyError(jid)
+        return int(self._rows[jid])
+
+    def __contains__(self, jid: object) -> bool:
+        return isinstance(jid, int) and 0 <= jid < len(self._rows) and self._rows[jid] >= 0
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(j) for j in np.flatnonzero(self._rows >= 0))
+
+    def __len__(self) -> int:
+        return int((self._rows >= 0).sum())
 
 
 def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:

@@ -38,7 +38,8 @@ def frag_needed(ctx: Context) -> list[Finding]:
     is_frag_needed = pl.lit(False)
     for icmp_type, icmp_code in FRAG_NEEDED:
         is_frag_needed = is_frag_needed | ((pl.col("icmp_type") == icmp_type) & (pl.col("icmp_code") == icmp_code)).fill_null(False)
-    rows = ctx.table.filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
+    columns = ("row", "node", "iface", "src", "icmp_type", "icmp_code", "icmp_mtu", "quoted_src", "quoted_dst")
+    rows = ctx.table.select(columns).filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows.iter_rows(named=True):
         groups[(r["src"], r["icmp_mtu"], r["quoted_src"], r["quoted_dst"])].append(r)

@@ -137,7 +137,8 @@ def _one_way(ctx: Context, rows: list[int]) -> bool:
 def _icmp_errors(ctx: Context, flow: Flow) -> list[str]:
     """ICMP errors (unreachable, time exceeded) that quote a packet of this flow."""
     ends = {(e.addr, e.port) for leg in flow.legs for e in leg} | {(flow.client.addr, flow.client.port), (flow.server.addr, flow.server.port)}
-    errs = ctx.table.filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null())
+    columns = ("src", "icmp_type", "icmp_code", "quoted_src", "quoted_sport", "quoted_dst", "quoted_dport")
+    errs = ctx.table.select(columns).filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null())
     out = []
     for r in errs.iter_rows(named=True):
         src = (ip4_text(r["quoted_src"]), r["quoted_sport"])
@@ -154,7 +155,7 @@ def _icmp_errors(ctx: Context, flow: Flow) -> list[str]:
 
 def _arp(ctx: Context) -> list[Finding]:
     """ARP requests for an address that never answered (probes and gratuitous ARP excluded)."""
-    arp = ctx.table.filter(pl.col("arp_op").is_not_null())
+    arp = ctx.table.select("arp_op", "arp_spa").filter(pl.col("arp_op").is_not_null())
     if arp.is_empty():
         return []
     replied = set(arp.filter(pl.col("arp_op") == 2)["arp_spa"].to_list())

@@ -66,20 +66,23 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         name: n for name, n in _distinct_strings(table, pl.col("iface")).items()
         if name != "any" and not any(p.matches(name) for p in COMMON_IFACES)
     }
-    tunnelled = table.filter(pl.col("tunnel").fill_null(0) != 0)
+    tunnelled = table.select("tunnel", "outer_dport", "vni").filter(pl.col("tunnel").fill_null(0) != 0)
     tunnels = [
         TunnelSeen(row["tunnel"], row["outer_dport"], tuple(sorted(v for v in row["vnis"] if v is not None)), row["len"])
         for row in tunnelled.group_by("tunnel", "outer_dport").agg(pl.col("vni").unique(), pl.len())
         .rename({"vni": "vnis"}).sort("len", descending=True).iter_rows(named=True)
     ]
-    plain = table.filter(pl.col("tunnel").fill_null(0) == 0)
-    wanted_ports = {(p.proto, p.port) for m in models for p in m.ports}
+    plain = pl.col("tunnel").fill_null(0) == 0
+    wanted_ports = sorted({(p.proto, p.port) for m in models for p in m.ports})
+    counts = table.select(
+        *[(plain & _on_port(proto, port)).sum().alias(str(i)) for i, (proto, port) in enumerate(wanted_ports)],
+        _bgp=(plain & _on_port(6, 179)).sum(),
+    ).row(0, named=True)  # counted in one pass over the columns, no filtered copies
     ports: Counter = Counter()
-    for proto, port in wanted_ports:
-        n = plain.filter((pl.col("proto") == proto) & ((pl.col("dport") == port) | (pl.col("sport") == port))).height
-        if n:
-            ports[(proto, port)] = n
-    bgp_rows = plain.filter((pl.col("proto") == 6) & ((pl.col("dport") == 179) | (pl.col("sport") == 179))).height
+    for i, key in enumerate(wanted_ports):
+        if counts[str(i)]:
+            ports[key] = counts[str(i)]
+    bgp_rows = counts["_bgp"]
 
     wanted_macs = {mac_value(s.mac) for m in models for s in m.macs if not s.prefix}
     wanted_prefixes = {int(s.mac.replace(":", ""), 16) for m in models for s in m.macs if s.prefix}
@@ -95,17 +98,17 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
     gateways = {m.gateway_arp for m in models if m.gateway_arp}
     gateway_arps: Counter = Counter()
     for gw in gateways:
-        n = table.filter(pl.col("arp_tpa") == _ip4(gw)).height
+        n = table.select((pl.col("arp_tpa") == _ip4(gw)).sum()).item()
         if n:
             gateway_arps[gw] = n
 
     node_addresses = node_addresses_of(table, inventory)
     pod_addresses = pod_addresses_of(table, journeys, models, inventory) - node_addresses
-    syn = table.filter((pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("mss").is_not_null())
+    syn = table.select("tcp_flags", "mss", "src").filter((pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("mss").is_not_null())
     pod_values = [v for v in (_ip4(a) for a in pod_addresses) if v is not None]
     mss_from_pods = _distinct_strings(syn.filter(pl.col("src").is_in(pod_values)), pl.col("mss"))
     tunnel_names = [name for name in ifaces if any((p := m.role_of(name)) is not None and p.role is Role.TUNNEL for m in models)]
-    at_tunnel = table.filter(pl.col("iface").is_in(tunnel_names) & pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null())
+    at_tunnel = table.select("iface", "src", "ttl").filter(pl.col("iface").is_in(tunnel_names) & pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null())
     ttl_at_tunnel = Counter({(r["iface"], r["ttl"]): r["len"] for r in at_tunnel.group_by("iface", "ttl").len().iter_rows(named=True)})
 
     return Observations(
@@ -142,6 +145,11 @@ def reflected(hop: Hop) -> bool:
     return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for c in hop.changes) and not nat_changes(hop)
 
 
+def _on_port(proto: int, port: int) -> pl.Expr:
+    """Sightings of `proto` to or from `port` (False where unknown)."""
+    return ((pl.col("proto") == proto) & ((pl.col("dport") == port) | (pl.col("sport") == port))).fill_null(False)
+
+
 def _ip4(text: str) -> int | None:
     """The address as the table stores it; None for IPv6 or what is not an address (an unresolved name)."""
     try:
@@ -157,7 +165,7 @@ def _texts(series: pl.Series) -> set[str]:
 def node_addresses_of(table: pl.DataFrame, inventory: Inventory | None) -> set[str]:
     """Tunnel endpoints and BGP speakers are nodes; so is every address the inventory gives a node."""
     found = _texts(table["outer_src"]) | _texts(table["outer_dst"])
-    bgp = table.filter((pl.col("proto") == 6) & ((pl.col("dport") == 179) | (pl.col("sport") == 179)))
+    bgp = table.select("proto", "sport", "dport", "src", "dst").filter(_on_port(6, 179))
     found |= _texts(bgp["src"]) | _texts(bgp["dst"])
     if inventory is not None:
         found |= {a for node in inventory.nodes for a in node.addresses}
@@ -166,11 +174,11 @@ def node_addresses_of(table: pl.DataFrame, inventory: Inventory | None) -> set[s
 
 def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
     """Addresses known to be pods: inside tunnels, on pod-side veths, DNAT targets, and the inventory's pods."""
-    tunnelled = table.filter(pl.col("tunnel").fill_null(0) != 0)
+    tunnelled = table.select("tunnel", "src", "dst").filter(pl.col("tunnel").fill_null(0) != 0)
     found = _texts(tunnelled["src"]) | _texts(tunnelled["dst"])
     names = table["iface"].drop_nulls().unique().to_list()
     veths = [n for n in names if any((p := m.role_of(n)) is not None and p.role is Role.HOST_VETH for m in models)]
-    at_veth = table.filter(pl.col("iface").is_in(veths))
+    at_veth = table.select("iface", "src", "dst").filter(pl.col("iface").is_in(veths))
     found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
     view = row_view(table, journeys)
@@ -218,7 +226,7 @@ class RowView:
 
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
-    sub = table[rows].select(
+    sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel", "proto", "tcp_flags", "dport")[rows].select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
         "src", "dst", "src6", "dst6", pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
     )
