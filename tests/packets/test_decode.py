@@ -285,3 +285,13 @@ def test_ordinary_traffic_takes_the_vector_path() -> None:
               ethernet(ipv6(SEGMENT), ethertype=0x86DD), sll2(ipv4(icmp(8, 0, 1, 1, b"ping"), proto=1))] * 30
     batch = frame_batch(frames, [276, 276, 276, 1, 1, 1, 276] * 30)
     assert slow_rows(batch)[:-1].sum() == 0  # (the very last frame sits too near the end of the buffer)
+
+
+def test_chunks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = synth_frames(300, seed=11)
+    batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames], first_frame=1000)
+    whole = decode_batch(batch, 3)
+    monkeypatch.setattr("cniscope.packets.decode.CHUNK", 7)
+    chunked = decode_batch(batch, 3)
+    assert chunked.equals(whole, null_equal=True)
+    assert chunked["frame"].to_list() == list(range(1000, 1300)) and chunked["input"].unique().to_list() == [3]
