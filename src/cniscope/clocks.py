@@ -25,7 +25,8 @@ from cniscope.results import NodeClock
 def _pair_samples(t: pl.DataFrame) -> pl.DataFrame:
     """One-way samples for every cross-node journey: (a, b, d) meaning a packet travelled a -> b in d ns (raw)."""
     per = (
-        t.filter(pl.col("ts").is_not_null())
+        t.select("journey", "_node", "ts", "ttl", "direction")
+        .filter(pl.col("ts").is_not_null())
         .group_by(["journey", "_node"])
         .agg(
             first=pl.col("ts").min(),
@@ -109,7 +110,7 @@ def _sender_clock(t: pl.DataFrame, nodes: list[str]) -> dict[tuple[str, str], tu
 
 def estimate(t: pl.DataFrame) -> list[NodeClock]:
     """Offsets of every node relative to the first node, for tables with several nodes."""
-    firsts = t.group_by("_node").agg(pl.col("input").min(), pl.col("row").min()).sort(["input", "row"])
+    firsts = t.select("_node", "input", "row").group_by("_node").agg(pl.col("input").min(), pl.col("row").min()).sort(["input", "row"])
     nodes = firsts["_node"].to_list()
     if len(nodes) < 2:
         return []

@@ -135,14 +135,16 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     flows (numbered by first appearance, like journeys). `Flow.journeys` lists
     the journeys that were materialised (`journeys`); `Flow.packets` counts all.
     """
-    first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop").sort(["ts", "row"])
+    first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop")
+    if first["ts"].null_count() or not first["ts"].is_sorted():  # one capture in time order is sorted already
+        first = first.sort(["ts", "row"])
     retrans = _retransmissions(first)
     first = first.join(retrans, on="journey", how="left")
     kept = {j.id for j in journeys}
     stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
     if limit is not None:
         stats = stats.filter(pl.col("flow") < limit)
-    legs_by_flow = _legs(table if limit is None else table.filter(pl.col("flow") < limit))
+    legs_by_flow = _legs(table, limit)
     flows = [_flow(r, legs_by_flow.get(r["flow"], ())) for r in stats.iter_rows(named=True) if r["flow"] is not None]
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
@@ -201,6 +203,7 @@ def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
         & ~_flag(RST)
     )
     keys = ["flow", "src", "src6", "sport", "seq", "payload_len", "tcp_flags"]  # per sender: text shows relative seqs
+    data = data.filter(pl.struct(keys).hash(seed=8).is_duplicated())  # every re-send among them (and rare hash twins)
     return data.with_columns(original=pl.col("journey").first().over(keys), n=pl.int_range(pl.len()).over(keys)).filter(
         pl.col("n") > 0
     ).select("journey", "original")
@@ -216,10 +219,15 @@ def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
     return data.group_by("flow").agg(out_of_order=(pl.col("_rel") < pl.col("_high")).sum())
 
 
-def _legs(table: pl.DataFrame) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
-    """Distinct (src, dst) pairs of each flow, in order of appearance, oriented client -> server."""
+def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
+    """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, oriented client -> server."""
     cols = ["flow", "src", "dst", "src6", "dst6", "sport", "dport"]
-    seen = table.select(["row", *cols]).sort("row").unique(subset=cols, maintain_order=True)
+    seen = table.select(["row", *cols])
+    if limit is not None:
+        seen = seen.filter(pl.col("flow") < limit)
+    if not seen["row"].is_sorted():
+        seen = seen.sort("row")
+    seen = seen.unique(subset=cols, maintain_order=True)
     legs: dict[int, list[tuple[Endpoint, Endpoint]]] = {}
     for r in seen.iter_rows(named=True):
         if r["flow"] is None:

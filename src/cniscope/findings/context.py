@@ -314,7 +314,7 @@ def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
     if t.is_empty():
         return {}
     per_input = (
-        t.with_columns(_node=node_column(t))
+        t.select("input", "linktype", "caplen", "iface", "direction", "ts", _node=node_column(t))  # eager group_by copies every column
         .group_by("input", "_node")
         .agg(
             any_link=pl.col("linktype").is_in(ANY_LINKTYPES).any(),
