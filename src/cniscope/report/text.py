@@ -33,6 +33,10 @@ MAX_JOURNEYS_PER_FLOW = 50
 MAX_FLOWS = 200
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def duration(ns: int | None) -> str:
     """212000 -> '212 us'; 1500000 -> '1.50 ms'."""
     if ns is None:
@@ -81,7 +85,7 @@ def lines(report: Report) -> list[Text]:
     out = _Lines()
     inputs = ", ".join(f"{i.name} ({i.format}, {i.packets} packets{', node ' + i.node if i.node else ''})" for i in report.inputs)
     out.add(f"cniscope: {report.table.height} sightings from {inputs}", "bold")
-    out.add(f"{len(report.journeys)} packets followed (journeys), {len(report.flows)} conversations")
+    out.add(f"{_count(len(report.journeys), 'packet')} followed (journeys), {_count(len(report.flows), 'conversation')}")
     out.add()
     _model(out, report)
     clocks = {inp.index: inp.clock for inp in report.inputs}
