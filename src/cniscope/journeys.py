@@ -83,46 +83,73 @@ def _starts(*cols: str) -> pl.Expr:
     return expr.fill_null(True)
 
 
-def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.DataFrame:
-    """Assign `journey` ids from `key` and time bursts per node (`ts_col` may be clock-corrected).
+def _sorted_by(t: pl.DataFrame, by: list[pl.Expr | str], *columns: pl.Expr | str, **named: pl.Expr) -> tuple[pl.DataFrame, np.ndarray]:
+    """`columns` of `t` in the order of `by` (nulls first), and the permutation (sorted position -> row of `t`).
+
+    Only the permutation is sorted and only the few columns a step reads are gathered.
+    """
+    perm = t.select(pl.arg_sort_by(by)).to_series().to_numpy()
+    return t.select(*columns, **named)[perm], perm
+
+
+def _unsorted(s: pl.DataFrame, perm: np.ndarray) -> pl.DataFrame:
+    """Back to the row order of the frame `perm` came from."""
+    inverse = np.empty(len(perm), dtype=np.int64)
+    inverse[perm] = np.arange(len(perm), dtype=np.int64)
+    return s[inverse]
+
+
+def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
+    """`journey` ids (in `table`'s row order) from `key` and time bursts per node (`ts_col` may be clock-corrected).
 
     One sort, then comparisons with the previous row: no per-group windows.
     """
-    t = table.sort(["key", "_nid", ts_col, "row"])  # nulls (no timestamps) first: nulls_last sorts 10x slower
-    t = t.with_columns(_pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _new=_starts("key", "_nid"))
+    # nulls (no timestamps) first: nulls_last sorts 10x slower
+    t, perm = _sorted_by(
+        table, ["key", "_nid", ts_col, "row"],
+        "key", "_nid", ts_col, _pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _named=pl.col("iface").is_not_null(),
+    )
+    t = t.with_columns(_new=_starts("key", "_nid"))
     gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
     t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
-    # a named capture point seen twice within one burst: a re-send with an identical key (or a loop)
-    repeat = pl.col("iface").is_not_null() & ~pl.struct("_burst", "_pt").is_first_distinct()
+    # a named capture point seen twice within one burst: a re-send with an identical key (or a loop);
+    # looked for only in bursts of several sightings (most packets are seen once or a few times)
+    burst = t["_burst"].to_numpy()
+    several = np.bincount(burst)[burst] > 1
+    first_at_point = np.ones(len(burst), dtype=bool)
+    first_at_point[several] = t.filter(pl.Series(several)).select(pl.struct("_burst", "_pt").is_first_distinct()).to_series().to_numpy()
+    del burst, several
+    repeat = pl.col("_named") & ~pl.Series(first_at_point)
     t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False) | repeat).cum_sum())
     # k-th burst of a key on each node -> k-th journey of that key
     first_burst = pl.when(pl.col("_new")).then(pl.col("_burst")).forward_fill()
-    t = t.with_columns(journey=pl.struct(pl.col("key"), kth=pl.col("_burst") - first_burst).hash(seed=4))
-    return t.drop(["_pt", "_new", "_burst"])
+    journey = t.select(journey=pl.struct(pl.col("key"), kth=pl.col("_burst") - first_burst).hash(seed=4))
+    return _unsorted(journey, perm).to_series()
 
 
 def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
-    """Number journeys in order of first sighting and hops in order; add `hop`, `hops`, `delay`."""
+    """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order."""
     egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
-    t = table.with_columns(_dir=egress_last).sort(["journey", ts_col, "_dir", "row"])
-    t = t.with_columns(_run=pl.col("journey").rle_id())
-    runs = t.group_by("_run").agg(_first=pl.col("row").min(), hops=pl.len()).sort("_first")
-    order = np.empty(runs.height, dtype=np.uint32)
-    order[runs["_run"].to_numpy()] = np.arange(runs.height, dtype=np.uint32)
-    hops = np.empty(runs.height, dtype=np.uint32)
-    hops[runs["_run"].to_numpy()] = runs["hops"].to_numpy()
-    run = t["_run"].to_numpy()
-    index = np.arange(t.height, dtype=np.int64)
-    new = np.ones(t.height, dtype=bool)
+    t, perm = _sorted_by(table, ["journey", ts_col, egress_last, "row"], "journey", ts_col)
+    run = t.select(pl.col("journey").rle_id()).to_series().to_numpy()
+    n = len(run)
+    index = np.arange(n, dtype=np.int64)
+    new = np.ones(n, dtype=bool)
     new[1:] = run[1:] != run[:-1]
+    starts = np.flatnonzero(new)
+    rows = table["row"].to_numpy()[perm]
+    first_row = np.minimum.reduceat(rows, starts) if n else rows  # the run's earliest row
+    order = np.empty(len(starts), dtype=np.uint32)
+    order[np.argsort(first_row, kind="stable")] = np.arange(len(starts), dtype=np.uint32)
+    hops = np.diff(np.append(starts, n)).astype(np.uint32)
     start = np.maximum.accumulate(np.where(new, index, 0))
-    t = t.with_columns(
+    t = t.select(
         journey=pl.Series(order[run], dtype=pl.UInt32),
         hop=pl.Series((index - start).astype(np.uint32)),
         hops=pl.Series(hops[run]),
         delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
-    return t.drop(["_dir", "_run"])
+    return _unsorted(t, perm)
 
 
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
@@ -140,12 +167,13 @@ def correlate(table: pl.DataFrame) -> Correlation:
     node = node_column(table)
     t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node, _nid=node.cast(pl.Categorical).to_physical(),
                      key=pl.col("key"), *NARROW)
-    t = group(t, "ts")
+    t = t.with_columns(journey=group(t, "ts"))
     offsets = clocks.estimate(t)
     if offsets:
-        t = group(t.with_columns(ts=clocks.corrected(offsets)).drop("journey"), "ts")  # bursts on one timeline
-    t = order_hops(t, "ts").sort("row")
-    wide = keyed.with_columns(row=t["row"], ts=t["ts"], journey=t["journey"], hop=t["hop"], hops=t["hops"], delay=t["delay"])
+        t = t.with_columns(ts=clocks.corrected(offsets))
+        t = t.with_columns(journey=group(t, "ts"))  # bursts on one timeline
+    hops = order_hops(t, "ts")
+    wide = keyed.with_columns(row=t["row"], ts=t["ts"], journey=hops["journey"], hop=hops["hop"], hops=hops["hops"], delay=hops["delay"])
     return Correlation(table=wide, clocks=offsets)
 
 
