@@ -7,8 +7,10 @@ seen on a node's eth0 with `tcpdump -i any` (LINUX_SLL2):
     frame = sll2(ipv4(udp(vxlan(inner, vni=1), sport=51000, dport=8472), src="192.168.0.11", dst="192.168.0.12"))
 
 Every builder returns bytes. Addresses are text ("10.0.0.1", "fd00::1",
-"02:00:00:00:00:01"). IPv4 header checksums are computed; TCP/UDP checksums
-are left 0 (nothing here checks them). Writers:
+"02:00:00:00:00:01"). IPv4 header checksums are computed, and so are the
+TCP/UDP checksums of whole, unfragmented segments when `ipv4`/`ipv6` wrap them
+(`l4_checksum="bad"` spoils one on purpose, `"as-given"` keeps the field as the
+segment has it: 0 from `tcp`/`udp`, which over IPv4 means "no checksum" for UDP). Writers:
 
     write_pcap(path, frames, linktype=LinkType.ETHERNET, snaplen=..., nanosecond=..., big_endian=...)
     write_pcapng(path, [(iface_index, frame), ...], interfaces=[("eth0", LinkType.ETHERNET), ...])
@@ -55,6 +57,25 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
+L4_CHECKSUM_AT = {6: (16, 20), 17: (6, 8)}  # protocol -> (checksum offset, header size)
+
+
+def _l4_checksum(segment: bytes, proto: int, pseudo: bytes, how: str) -> bytes:
+    """`segment` with its TCP/UDP checksum filled in (`how`: "good", "bad" or "as-given")."""
+    if how not in ("good", "bad", "as-given"):
+        raise ValueError(f"l4_checksum is good, bad or as-given, not {how!r}")
+    at, size = L4_CHECKSUM_AT.get(proto, (0, 0))
+    if how == "as-given" or not size or len(segment) < size:
+        return segment
+    blank = segment[:at] + b"\0\0" + segment[at + 2 :]
+    value = _checksum(pseudo + blank)
+    if proto == 17 and value == 0:
+        value = 0xFFFF  # UDP sends a computed 0 as all ones: 0 means "no checksum"
+    if how == "bad":
+        value ^= 1  # never the same in ones' complement (only 0 and 0xffff are)
+    return segment[:at] + struct.pack("!H", value) + segment[at + 2 :]
+
+
 # -- link layer --------------------------------------------------------------------
 def ethernet(payload: bytes, src: str = "02:00:00:00:00:01", dst: str = "02:00:00:00:00:02",
              ethertype: int = 0x0800, vlans: Sequence[int] = (), vlan_tpid: int = 0x8100) -> bytes:
@@ -92,8 +113,12 @@ def sll2(payload: bytes, pkttype: int = 0, ifindex: int = 2, addr: str = "02:00:
 # -- network layer -------------------------------------------------------------------
 def ipv4(payload: bytes, src: str = "10.0.0.1", dst: str = "10.0.0.2", proto: int = 6, ttl: int = 64, ip_id: int = 1,
          tos: int = 0, df: bool = True, mf: bool = False, frag_offset: int = 0, options: bytes = b"",
-         total_length: int | None = None) -> bytes:
-    """IPv4 with a correct header checksum; `frag_offset` in bytes (multiple of 8); options padded to 4."""
+         total_length: int | None = None, l4_checksum: str = "good") -> bytes:
+    """IPv4 with a correct header checksum; `frag_offset` in bytes (multiple of 8); options padded to 4.
+    A whole TCP/UDP segment gets its checksum as `l4_checksum` says (not a fragment, nor with `total_length`)."""
+    if not mf and not frag_offset and total_length is None:
+        pseudo = _ip4(src) + _ip4(dst) + struct.pack("!BBH", 0, proto, len(payload))
+        payload = _l4_checksum(payload, proto, pseudo, l4_checksum)
     options = options + b"\0" * (-len(options) % 4)
     ihl = 5 + len(options) // 4
     length = total_length if total_length is not None else 4 * ihl + len(payload)
@@ -104,8 +129,18 @@ def ipv4(payload: bytes, src: str = "10.0.0.1", dst: str = "10.0.0.2", proto: in
 
 
 def ipv6(payload: bytes, src: str = "fd00::1", dst: str = "fd00::2", next_header: int = 6, hop_limit: int = 64,
-         tclass: int = 0, flow: int = 0) -> bytes:
-    """IPv6 fixed header; put extension headers (ipv6_ext, ipv6_fragment) in front of the payload yourself."""
+         tclass: int = 0, flow: int = 0, l4_checksum: str = "good") -> bytes:
+    """IPv6 fixed header; put extension headers (ipv6_ext, ipv6_fragment) in front of the payload yourself.
+    A whole TCP/UDP segment after them gets its checksum as `l4_checksum` says (not after a routing header)."""
+    nh, at = next_header, 0
+    while nh in (0, 60, 44) and at + 8 <= len(payload):  # hop-by-hop, destination options, fragment
+        if nh == 44 and struct.unpack_from("!H", payload, at + 2)[0] & 0xFFF9:
+            break  # a fragment other than an atomic one: no whole segment here
+        nh, at = payload[at], at + (8 if nh == 44 else (payload[at + 1] + 1) * 8)
+    if nh in L4_CHECKSUM_AT and at <= len(payload):
+        segment = payload[at:]
+        pseudo = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + struct.pack("!I3xB", len(segment), nh)
+        payload = payload[:at] + _l4_checksum(segment, nh, pseudo, l4_checksum)
     first = (6 << 28) | (tclass << 20) | flow
     return struct.pack("!IHBB", first, len(payload), next_header, hop_limit) + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + payload
 

@@ -5,7 +5,9 @@ without 802.1Q), SLL, SLL2, RAW, IPv4 and IPv6 link types; IPv4 with and
 without options and fragments; IPv6 with and without extension headers; TCP
 with the Linux option layouts and odd ones; UDP, DNS, ICMP/ICMPv6 echo and
 errors quoting a packet; ARP; and VXLAN (8472, 4789), Geneve (with and without
-options), IPIP and flannel-UDP envelopes.
+options), IPIP and flannel-UDP envelopes. TCP/UDP checksums are mostly right,
+sometimes wrong (as captured on a sender that offloads them) or left 0; the
+envelopes' UDP checksums mostly 0, as Linux sends VXLAN.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def _ip4(r: random.Random, prefix: str) -> str:
 
 def _ip6(r: random.Random) -> str:
     return f"fd00:{r.randrange(65536):x}::{r.randrange(1, 65536):x}"
+
+
+def _checksum(r: random.Random) -> str:
+    return r.choices(("good", "bad", "as-given"), (7, 2, 1))[0]
 
 
 def _mac(r: random.Random) -> str:
@@ -83,7 +89,7 @@ def _ipv4_packet(r: random.Random, prefix: str = "10.244") -> bytes:
     proto, l4 = _l4(r, v6=False)
     kind = r.randrange(12)
     common = dict(src=_ip4(r, prefix), dst=_ip4(r, prefix), ttl=r.randrange(1, 256), ip_id=r.randrange(65536),
-                  tos=r.choice((0, 0, 0x10, 0xB8)), df=r.random() < 0.7)
+                  tos=r.choice((0, 0, 0x10, 0xB8)), df=r.random() < 0.7, l4_checksum=_checksum(r))
     if kind == 0:  # router-alert option
         return ipv4(l4, proto=proto, options=b"\x94\x04\x00\x00", **common)
     if kind == 1 and proto == 17:  # first fragment of a UDP datagram
@@ -97,14 +103,15 @@ def _ipv6_packet(r: random.Random) -> bytes:
     proto, l4 = _l4(r, v6=True)
     kind = r.randrange(8)
     src, dst = _ip6(r), _ip6(r)
-    hop, tclass = r.randrange(1, 256), r.choice((0, 0, 0xB8))
+    hop, tclass, csum = r.randrange(1, 256), r.choice((0, 0, 0xB8)), _checksum(r)
     if kind == 0:  # hop-by-hop + destination options
-        return ipv6(ipv6_ext(60, b"\x01\x04\0\0\0\0") + ipv6_ext(proto, b"\x01\x04\0\0\0\0") + l4, src, dst, 0, hop, tclass)
+        return ipv6(ipv6_ext(60, b"\x01\x04\0\0\0\0") + ipv6_ext(proto, b"\x01\x04\0\0\0\0") + l4, src, dst, 0, hop, tclass,
+                    l4_checksum=csum)
     if kind == 1:  # an atomic fragment (offset 0, M=0): the layers above still decode
-        return ipv6(ipv6_fragment(proto, r.randrange(1 << 32)) + l4, src, dst, 44, hop, tclass)
+        return ipv6(ipv6_fragment(proto, r.randrange(1 << 32)) + l4, src, dst, 44, hop, tclass, l4_checksum=csum)
     if kind == 2:  # a later fragment
         return ipv6(ipv6_fragment(proto, r.randrange(1 << 32), offset=8 * r.randrange(1, 50)) + r.randbytes(16), src, dst, 44, hop, tclass)
-    return ipv6(l4, src, dst, proto, hop, tclass)
+    return ipv6(l4, src, dst, proto, hop, tclass, l4_checksum=csum)
 
 
 def _arp(r: random.Random) -> bytes:
@@ -123,7 +130,8 @@ def _inner_ethernet(r: random.Random) -> bytes:
 def _enveloped(r: random.Random) -> bytes:
     """An IPv4 packet between nodes carrying a pod packet."""
     pick = r.randrange(6)
-    outer = dict(src=_ip4(r, "192.168"), dst=_ip4(r, "192.168"), ttl=64, ip_id=r.randrange(65536), df=False)
+    outer = dict(src=_ip4(r, "192.168"), dst=_ip4(r, "192.168"), ttl=64, ip_id=r.randrange(65536), df=False,
+                 l4_checksum=r.choice(("as-given", "as-given", "good")))
     sport = r.randrange(32768, 61000)
     if pick <= 1:
         port = 8472 if pick == 0 else 4789

@@ -4,7 +4,9 @@ The frames (tests/packets/synth.py) are written as one pcap per link type and
 as one pcapng holding all link types, read back end to end through
 `cniscope.sources.read`, and compared field by field with `tshark -T fields`
 on the same files. tshark is told the tunnel ports (`-d udp.port==8472,vxlan`,
-6081 geneve, and a 4-line Lua dissector for flannel's UDP backend on 8285).
+6081 geneve, and a 4-line Lua dissector for flannel's UDP backend on 8285),
+and to verify TCP/UDP checksums (`tcp.checksum.status`, `udp.checksum.status`
+against `l4_csum_bad`, here and on the corpus pcaps).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources import InputSpec, read
+from tests.conftest import CORPUS
 from tests.frames import frame_batch, write_pcap, write_pcapng
 from tests.packets.synth import LINKTYPES, synth_frames
 
@@ -46,18 +49,20 @@ FIELDS = (
     "udp.srcport", "udp.dstport", "udp.length",
     "icmp.type", "icmp.code", "icmp.ident", "icmp.seq", "icmp.mtu",
     "icmpv6.type", "icmpv6.code", "icmpv6.echo.identifier", "icmpv6.echo.sequence_number", "icmpv6.mtu",
-    "vxlan.vni", "geneve.vni", "dns.id", "dns.flags.response",
+    "vxlan.vni", "geneve.vni", "dns.id", "dns.flags.response", "tcp.checksum.status", "udp.checksum.status",
     "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.proto_ipv4",
 )
 TUNNEL_LAYERS = {"vxlan": Tunnel.VXLAN, "geneve": Tunnel.GENEVE, "flannel_udp": Tunnel.FLANNEL_UDP}
 L3 = ("ip", "ipv6", "arp")
+# tshark's checksum status -> l4_csum_bad: bad, good, unverified (not all captured), not present (UDP 0), illegal (UDP 0 over IPv6)
+CHECKSUM_STATUS = {"0": True, "1": False, "2": None, "3": None, "4": True}
 
 
 def tshark(path: Path, lua: Path) -> list[dict[str, list[str]]]:
     cmd = [
         "tshark", "-r", str(path), "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
         "-o", "tcp.relative_sequence_numbers:FALSE", "-o", "tcp.analyze_sequence_numbers:FALSE",
-        "-d", "udp.port==8472,vxlan", "-d", "udp.port==6081,geneve", "-X", f"lua_script:{lua}",
+        "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-d", "udp.port==8472,vxlan", "-d", "udp.port==6081,geneve", "-X", f"lua_script:{lua}",
         "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,",
     ]
     for name in FIELDS:
@@ -92,7 +97,7 @@ def expected(t: dict[str, list[str]]) -> dict[str, object]:
         values = t[field]
         return values[k] if k < len(values) else None
 
-    exp: dict[str, object] = {}
+    exp: dict[str, object] = {"l4_csum_bad": None}  # set below for a TCP/UDP packet
     tunnel_pos = next((i for i, name in enumerate(layers) if name in TUNNEL_LAYERS), None)
     tunnel = TUNNEL_LAYERS[layers[tunnel_pos]] if tunnel_pos is not None else Tunnel.NONE
     first_l3 = next((i for i, name in enumerate(layers) if name in L3), None)
@@ -164,11 +169,12 @@ def expected(t: dict[str, list[str]]) -> dict[str, object]:
     if name == "ipv6" and above in ("tcp", "udp", "icmpv6"):
         exp["proto"] = {"tcp": 6, "udp": 17, "icmpv6": 58}[above]
     if fragment_later or above not in ("tcp", "udp", "icmp", "icmpv6"):
-        exp["tcp_flags"] = exp["icmp_type"] = exp["payload_len"] = None
+        exp["tcp_flags"] = exp["icmp_type"] = exp["payload_len"] = exp["l4_csum_bad"] = None
         if above != "ip" and tunnel is Tunnel.NONE:
             exp["sport"] = None
         return exp
     g = lambda f: occurrence(f, l4)  # noqa: E731
+    exp["l4_csum_bad"] = CHECKSUM_STATUS[g(f"{above}.checksum.status") or "2"] if above in ("tcp", "udp") else None
     if above == "tcp":
         flags = _int(g("tcp.flags")) & 0xFF
         exp.update(sport=_int(g("tcp.srcport")), dport=_int(g("tcp.dstport")), tcp_flags=flags, seq=_int(g("tcp.seq_raw")),
@@ -255,8 +261,19 @@ def test_pcap_files_decode_as_tshark_does(capture_files: dict) -> None:
     # the comparison covered every family of columns, not just a few
     for column in ("eth_src", "vlan", "direction", "outer_src", "vni", "inner_eth_src", "src", "src6", "ip_id", "proto",
                    "tcp_flags", "mss", "wscale", "sack_ok", "tsval", "ack", "dns_id", "icmp_mtu", "quoted_src",
-                   "quoted_sport", "arp_op", "payload_len"):
+                   "quoted_sport", "arp_op", "payload_len", "l4_csum_bad"):
         assert total[column] > 50, column
+    judged = Counter(row for _, subset, path in capture_files["pcaps"] for row in read([InputSpec(str(path))]).table["l4_csum_bad"])
+    assert judged[True] > 500 and judged[False] > 2000 and judged[None] > 2000, judged  # both verdicts and "not checked"
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.pcap")), ids=lambda p: p.name[:2])
+def test_corpus_checksums_as_tshark_verifies_them(path: Path, tmp_path: Path) -> None:
+    lua = tmp_path / "flannel.lua"
+    lua.write_text(FLANNEL_LUA)
+    ours = read([InputSpec(str(path))]).table["l4_csum_bad"].to_list()
+    theirs = [expected(t)["l4_csum_bad"] for t in tshark(path, lua)]
+    assert ours == theirs
 
 
 def test_pcapng_file_decodes_as_tshark_does(capture_files: dict) -> None:

@@ -29,6 +29,12 @@ over the batch in chunks of `CHUNK` rows. For each chunk:
 Only TCP options that are not the Linux data-segment layout
 (NOP NOP TS) go through a small vectorized option walker (one numpy pass per
 option position, over the rows that still have options left).
+
+TCP/UDP checksums (`l4_csum_bad`) are verified for the innermost packet of
+every row whose whole segment was captured: the transport layer notes each such
+segment (where it starts, its length, its pseudo-header's sum), and at the end
+of the chunk `checksum.segment_sums` sums all of them in one pass over the
+buffer.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import polars as pl
 import pyarrow as pa
 
 from cniscope.packets import headers as H
+from cniscope.packets.checksum import segment_sums
 from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns, Rows
 from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
@@ -206,6 +213,7 @@ class _Vector:
     def __init__(self, data: np.ndarray, base: np.ndarray, end: np.ndarray, cols: Columns, port_kinds: np.ndarray) -> None:
         self.data, self.base, self.end, self.cols, self.port_kinds = data, base, end, cols, port_kinds
         self.slow = np.zeros(base.shape[0], dtype=np.bool_)
+        self.segments: list[tuple[np.ndarray, ...]] = []  # (chunk rows, start, length, pseudo-header sum) to checksum
 
     def mark(self, rows: Rows, bad: np.ndarray) -> None:
         self.slow[rows] |= bad
@@ -237,6 +245,7 @@ class _Vector:
             rows = _pick(fast & (l3 == head))
             sel = None if isinstance(rows, slice) else rows
             self.network(rows, _take(self.base, rows) + head, _take(ethertype, rows), 0, link=(w, sel, head))
+        self.checksums()
         return self.slow
 
     def ethernet(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -313,7 +322,9 @@ class _Vector:
         self.mark(rows, (vihl != 0x45) | (total < 20) | (g.avail < 20))
         first = (frag & 0x1FFF) == 0
         envelope = (src, dst, ttl, ip_id, total)
-        self.transport(g, 20, proto, total - 20, first, v4=True, depth=depth, envelope=envelope)
+        addresses = (src >> 16).astype(np.int64) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+        self.transport(g, 20, proto, total - 20, first, v4=True, depth=depth, envelope=envelope,
+                       pseudo=(addresses, (frag & 0x2000) == 0))
 
     def ipv6(self, g: _Group, depth: int) -> None:
         col, cols, rows = g.reader(H.IPV6), self.cols, g.rows
@@ -333,7 +344,8 @@ class _Vector:
         cols.put("proto", rows, nh)
         extension = np.isin(nh, list(H.IPV6_EXTENSIONS))
         self.mark(rows, ((vtcfl >> 28) != 6) | (g.avail < 40) | extension)
-        self.transport(g, 40, nh, plen, ~extension, v4=False, depth=depth, envelope=None)
+        addresses = np.ascontiguousarray(raw[:, 8:40]).view(">u2").sum(axis=1, dtype=np.int64)
+        self.transport(g, 40, nh, plen, ~extension, v4=False, depth=depth, envelope=None, pseudo=(addresses, ~extension))
 
     def arp(self, g: _Group, depth: int) -> None:
         col, cols, rows = g.reader(H.ARP), self.cols, g.rows
@@ -346,9 +358,13 @@ class _Vector:
     # -- transport layer ---------------------------------------------------------
     def transport(
         self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, first: np.ndarray,
-        v4: bool, depth: int, envelope: tuple[np.ndarray, ...] | None,
+        v4: bool, depth: int, envelope: tuple[np.ndarray, ...] | None, pseudo: tuple[np.ndarray, np.ndarray],
     ) -> None:
-        """The transport header `at` bytes after the network header; `length`: its size as the IP header gives it."""
+        """The transport header `at` bytes after the network header; `length`: its size as the IP header gives it.
+
+        `pseudo`: the sum of the addresses' 16-bit words (for the checksum's pseudo-header), and which rows hold
+        a whole segment as far as the IP header tells (not the first of several fragments).
+        """
         n = g.n
         pay_pos = np.zeros(n, dtype=np.int64)
         pay_len = np.full(n, -1, dtype=np.int64)
@@ -369,9 +385,35 @@ class _Vector:
                 tunnel[idx] = np.where(kind != 0, kind, self.port_kinds[self.cols.values["sport"][sub.rows]])
         if v4 and depth == 0:
             tunnel[first & (proto == H.PROTO_IPIP)] = Tunnel.IPIP
+        self.segment(g, at, proto, length, first & pseudo[1] & (tunnel == 0), pseudo[0], v4)
         self.payload(g, pay_pos, np.where(tunnel != 0, -1, pay_len))  # an envelope's payload is the packet
         if depth == 0 and envelope is not None and tunnel.any():
             self.envelope(g, at, tunnel, envelope, l4avail)
+
+    def segment(self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, whole: np.ndarray,
+                addresses: np.ndarray, v4: bool) -> None:
+        """Note the TCP/UDP segments captured whole, for `checksums`; as in the fallback, a UDP length that
+        disagrees with the IP header is not checked, nor a UDP checksum of 0 over IPv4 (none)."""
+        tcp, udp = proto == H.PROTO_TCP, proto == H.PROTO_UDP
+        start = g.start + at
+        want = whole & ((tcp & (length >= H.TCP.size)) | (udp & (length >= H.UDP.size))) & (start + length <= _take(self.end, g.rows))
+        if udp.any():
+            read = g.reader(H.UDP)
+            want &= ~udp | ((read("len", at) == length) & ((read("csum", at) != 0) | (not v4)))
+        if not want.any():
+            return
+        idx = np.flatnonzero(want)
+        rows = np.arange(self.base.shape[0])[g.rows][idx]
+        size = length[idx].astype(np.int64)
+        self.segments.append((rows, start[idx], size, addresses[idx] + proto[idx] + size))
+
+    def checksums(self) -> None:
+        if not self.segments:
+            return
+        rows, start, size, pseudo = (np.concatenate(parts) for parts in zip(*self.segments, strict=True))
+        sums, done = segment_sums(self.data, start, size)
+        self.cols.put_where("l4_csum_bad", rows, (sums + pseudo) % 0xFFFF != 0, done)
+        self.slow[rows[~done]] = True
 
     def payload(self, g: _Group, pos: np.ndarray, size: np.ndarray) -> None:
         has = size >= 0

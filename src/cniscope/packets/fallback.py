@@ -5,7 +5,9 @@ packet table (see `DECODED`). It handles everything the table describes,
 including what the vectorized path leaves to it: IPv6 extension headers, QinQ,
 ICMP errors with their quoted header, odd TCP option layouts, and frames cut by
 the snap length, where it keeps every header that was captured whole, sets
-`truncated` and says in `error` which header was cut.
+`truncated` and says in `error` which header was cut. It verifies the TCP/UDP
+checksum of the innermost packet when the whole segment was captured
+(`l4_csum_bad`; see checksum.py).
 
 It is slow (a few microseconds per packet) and only runs on the rows the
 vectorized decoder marks as unusual; tests run both over the same frames and
@@ -17,11 +19,13 @@ from __future__ import annotations
 import socket
 
 from cniscope.packets import headers as H
+from cniscope.packets.checksum import pseudo_v4, pseudo_v6, segment_ok
 from cniscope.packets.digest import DIGEST_BYTES, digest_py
 from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import NAMES, LinkType, Tunnel
 
 Row = dict[str, object]
+Addresses = tuple[bytes, bytes]  # source and destination of the IP header, for the checksum's pseudo-header
 
 # The columns a decoder fills (the rest come from the batch: input, frame, node, iface, ts ...).
 DECODED: tuple[str, ...] = ("direction",) + NAMES[NAMES.index("truncated") : NAMES.index("info")] + ("error",)
@@ -147,7 +151,8 @@ class _Decoder:
         self.need_bytes(pos, ihl, "IPv4 options")
         if frag & 0x1FFF:
             return
-        self.l4(int(ip["proto"]), pos + ihl, total - ihl, depth, v4=True)
+        whole = None if frag & 0x2000 else (bytes(self.buf[pos + 12 : pos + 16]), bytes(self.buf[pos + 16 : pos + 20]))
+        self.l4(int(ip["proto"]), pos + ihl, total - ihl, depth, v4=True, addresses=whole)
 
     def ipv6(self, pos: int, depth: int) -> None:
         ip = self.need(H.IPV6, pos)
@@ -161,12 +166,15 @@ class _Decoder:
             ttl=ip["hlim"], tos=(vtcfl >> 20) & 0xFF, ip_len=plen + 40, mf=False, frag_offset=0,
         )
         nh, p, remaining, fragmented = int(ip["nh"]), pos + 40, plen, False
+        checkable = True  # not the first of several fragments, no routing header (its last address is the pseudo-header's)
         while nh in H.IPV6_EXTENSIONS:
+            checkable &= nh != 43
             if nh == 44:
                 frag = self.need(H.IPV6_FRAG, p)
                 offflags = int(frag["offflags"])
                 out.update(ip_id=frag["id"], frag_offset=offflags & 0xFFF8, mf=bool(offflags & 1))
                 fragmented = bool(offflags & 0xFFF8)
+                checkable &= not offflags & 1
                 nh, size = int(frag["nh"]), 8
             else:
                 ext = self.need(H.IPV6_EXT, p)
@@ -179,7 +187,7 @@ class _Decoder:
         out["proto"] = nh
         if fragmented:
             return
-        self.l4(nh, p, remaining, depth, v4=False)
+        self.l4(nh, p, remaining, depth, v4=False, addresses=(bytes(ip["src"]), bytes(ip["dst"])) if checkable else None)
 
     def arp(self, pos: int) -> None:
         arp = self.need(H.ARP, pos)
@@ -188,12 +196,13 @@ class _Decoder:
             self.out.update(arp_sha=arp["sha"], arp_spa=arp["spa"], arp_tpa=arp["tpa"])
 
     # -- transport layer -----------------------------------------------------
-    def l4(self, proto: int, pos: int, length: int, depth: int, v4: bool) -> None:
-        """`length`: the L4 bytes as the IP header says (captured or not). Envelopes are IPv4 only."""
+    def l4(self, proto: int, pos: int, length: int, depth: int, v4: bool, addresses: Addresses | None) -> None:
+        """`length`: the L4 bytes as the IP header says (captured or not); `addresses`: None for a fragment.
+        Envelopes are IPv4 only."""
         if proto == H.PROTO_TCP:
-            self.tcp(pos, length)
+            self.tcp(pos, length, addresses)
         elif proto == H.PROTO_UDP:
-            self.udp(pos, length, envelope=v4 and depth == 0)
+            self.udp(pos, length, envelope=v4 and depth == 0, addresses=addresses)
         elif proto == H.PROTO_ICMP and v4:
             self.icmp(pos, length, v6=False)
         elif proto == H.PROTO_ICMPV6 and not v4:
@@ -210,7 +219,15 @@ class _Decoder:
         if length and pos + take <= self.cap:
             self.out["payload_digest"] = digest_py(bytes(self.buf[pos : pos + take]), length)
 
-    def tcp(self, pos: int, length: int) -> None:
+    def checksum(self, proto: int, pos: int, length: int, addresses: Addresses | None) -> None:
+        """`l4_csum_bad` when the whole segment was captured (and is not a fragment)."""
+        if addresses is None or pos + length > self.cap:
+            return
+        src, dst = addresses
+        pseudo = (pseudo_v4 if len(src) == 4 else pseudo_v6)(src, dst, proto, length)
+        self.out["l4_csum_bad"] = not segment_ok(pseudo, bytes(self.buf[pos : pos + length]))
+
+    def tcp(self, pos: int, length: int, addresses: Addresses | None) -> None:
         tcp = self.need(H.TCP, pos)
         flags = int(tcp["flags"])
         doff = (int(tcp["doff"]) >> 4) * 4
@@ -218,6 +235,8 @@ class _Decoder:
             sport=tcp["sport"], dport=tcp["dport"], tcp_flags=flags, seq=tcp["seq"],
             ack=tcp["ack"] if flags & 16 else None, win=tcp["win"], sack_ok=False,
         )
+        if length >= H.TCP.size:
+            self.checksum(H.PROTO_TCP, pos, length, addresses)
         if doff < 20:
             raise _Stop(f"TCP data offset {doff} < 20 at offset {pos}", truncated=False)
         self.payload(pos + doff, length - doff)
@@ -249,7 +268,7 @@ class _Decoder:
                 out["tsecr"] = int.from_bytes(buf[pos + 6 : pos + 10], "big")
             pos += size
 
-    def udp(self, pos: int, length: int, envelope: bool) -> None:
+    def udp(self, pos: int, length: int, envelope: bool, addresses: Addresses | None) -> None:
         udp = self.need(H.UDP, pos)
         sport, dport = int(udp["sport"]), int(udp["dport"])
         self.out.update(sport=sport, dport=dport)
@@ -259,6 +278,10 @@ class _Decoder:
             self.out.update(outer_sport=sport, outer_dport=dport)
             self.udp_tunnel(kind, pos + 8)
             return
+        # a UDP length that disagrees with the IP header leaves the segment's extent in doubt; 0 over IPv4: no checksum
+        none = udp["csum"] == 0 and addresses is not None and len(addresses[0]) == 4
+        if length >= H.UDP.size and udp["len"] == length and not none:
+            self.checksum(H.PROTO_UDP, pos, length, addresses)
         self.payload(pos + 8, length - 8)
         if 53 in (sport, dport) and length - 8 >= 4 and pos + 12 <= self.cap:
             dns = H.DNS.unpack(self.buf, pos + 8)

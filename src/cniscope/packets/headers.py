@@ -119,10 +119,10 @@ ARP = _h(
 TCP = _h(
     "tcp", 20,
     ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("seq", 4, ">u4"), ("ack", 8, ">u4"),
-    ("doff", 12, "u1"), ("flags", 13, "u1"), ("win", 14, ">u2"),
+    ("doff", 12, "u1"), ("flags", 13, "u1"), ("win", 14, ">u2"), ("csum", 16, ">u2"),
 )
 PORTS = _h("ports", 4, ("sport", 0, ">u2"), ("dport", 2, ">u2"))  # the start of a TCP/UDP header quoted by ICMP
-UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"))
+UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"), ("csum", 6, ">u2"))
 ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("id", 4, ">u2"), ("seq", 6, ">u2"), ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
 TCP_TS = _h("tcp-ts", 12, ("layout", 0, ">u4"), ("tsval", 4, ">u4"), ("tsecr", 8, ">u4"))  # NOP NOP TS(10)
 VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
