@@ -11,12 +11,16 @@ weights agree modulo 65535. Both paths use that:
 - `segment_ok` reads pseudo-header + segment as one big-endian integer and
   takes it modulo 65535.
 - `segment_sums` sums whole chunks of the buffer at once: it reads the buffer
-  as little-endian uint32 words on a 4-byte grid, sums every segment's words
-  with one `np.add.reduceat` (the segments lie in buffer order, so the starts
-  and ends interleave), takes off the few bytes of the grid words that lie
-  outside the segment, and turns the grid's byte weights into the segment's
-  (a byte at buffer position q weighs 256**(q % 2) on the grid; in the segment
-  it weighs 256 when it is at an even distance from the segment's start).
+  as little-endian uint64 words on an 8-byte grid and sums every segment's
+  words with `np.add.reduceat` (the segments lie in buffer order, so the
+  starts and ends interleave; reduceat runs about 3x faster on 64-bit words
+  than on 32-bit ones). A uint64 sum wraps, so the high halves of the words
+  are summed too (they cannot wrap), which gives back the low halves' sum
+  exactly. Then it takes off the bytes of the first and last grid word that
+  lie outside the segment, and turns the grid's byte weights into the
+  segment's (a byte at buffer position q weighs 256**(q % 8), which is
+  256**(q % 2) modulo 65535; in the segment it weighs 256 when it is at an
+  even distance from the segment's start).
 
 A checksum is only judged when the whole segment was captured and is not a
 fragment; a UDP checksum of 0 over IPv4 means "none" (RFC 768).
@@ -27,6 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 _MOD = 0xFFFF  # ones' complement arithmetic on 16 bits is arithmetic modulo 65535
+# little-endian uint64 masks: the first k bytes of a word (_BELOW[k]), and its bytes from k on (_ABOVE[k])
+_BELOW = np.array([(1 << (8 * k)) - 1 for k in range(8)], dtype=np.uint64)
+_ABOVE = np.array([((1 << 64) - 1) ^ ((1 << (8 * k)) - 1) for k in range(9)], dtype=np.uint64)
 
 
 def pseudo_v4(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
@@ -43,18 +50,31 @@ def segment_ok(pseudo: bytes, segment: bytes) -> bool:
     return int.from_bytes(data, "big") % _MOD == 0
 
 
-def segment_sums(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class Scratch:
+    """A uint64 work array kept from one chunk to the next: allocating a fresh one of tens of MB per chunk
+    (fresh pages, faulted in and zeroed by the kernel) took longer than the sums themselves."""
+
+    def __init__(self) -> None:
+        self.words = np.empty(0, dtype=np.uint64)
+
+    def take(self, n: int) -> np.ndarray:
+        if self.words.shape[0] < n:
+            self.words = np.empty(n, dtype=np.uint64)
+        return self.words[:n]
+
+
+def segment_sums(
+    data: np.ndarray, start: np.ndarray, length: np.ndarray, scratch: Scratch | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per segment `data[start : start + length]`: its 16-bit word sum modulo 65535 (int64), and whether it was summed.
 
-    Segments that overlap another one, or whose 4-byte grid runs past the buffer's last whole word,
+    Segments closer than 8 bytes to another one, or whose 8-byte grid runs past the buffer's last whole word,
     are not summed (False; their sum is 0): the caller decodes those rows another way.
     """
-    n = start.shape[0]
-    sums = np.zeros(n, dtype=np.int64)
     end = start + length
-    lo = start & ~3
-    hi = (end + 3) & ~3
-    done = (lo >= 0) & (hi <= (data.shape[0] & ~3)) & (length > 0)
+    lo = start & ~7
+    hi = (end + 7) & ~7
+    done = (lo >= 0) & (hi <= (data.shape[0] & ~7)) & (length > 0)
     order = np.flatnonzero(done)
     if order.shape[0] > 1 and (np.diff(lo[order]) < 0).any():
         order = order[np.argsort(lo[order], kind="stable")]
@@ -66,21 +86,38 @@ def segment_sums(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> tup
             clash[1:] |= overlap
             done[order[clash]] = False
             order = order[~clash]
+    sums = np.zeros(start.shape[0], dtype=np.int64)
     if order.shape[0] == 0:
         return sums, done
+    every = order.shape[0] == start.shape[0] and order[-1] == order.shape[0] - 1  # all of them, in order: no gathers
+    s, e, lo, hi = (a if every else a[order] for a in (start, end, lo, hi))
+    base = int(lo[0])
+    words = data[base : int(hi[-1])].view("<u8")
+    bounds = np.empty(2 * s.shape[0], dtype=np.int64)
+    bounds[0::2] = (lo - base) >> 3
+    bounds[1::2] = (hi - base) >> 3
+    at = bounds[:-1]  # the odd entries sum the gaps between segments
+    wrapped = np.add.reduceat(words, at)[0::2]
+    halves = np.right_shift(words, np.uint64(32), out=(scratch or Scratch()).take(words.shape[0]))
+    high = np.add.reduceat(halves, at)[0::2]  # under 2**45 for a segment of 64 KB: exact
+    low = wrapped - (high << np.uint64(32))  # exact too, modulo 2**64 as it must be
+    mod = np.uint64(_MOD)
+    # take off the grid bytes before the segment (the low bytes of its first word) and after it (the high bytes of its last)
+    before = words[bounds[0::2]] & _BELOW[s - lo]
+    after = words[bounds[1::2] - 1] & _ABOVE[e - hi + 8]
+    grid = ((high % mod + low % mod + 2 * _MOD - before % mod - after % mod) % mod).astype(np.int64)
+    sums[order] = np.where(s & 1, grid, (grid << 8) % _MOD)
+    return sums, done
     base = int(lo[order[0]])
     words = data[base : int(hi[order[-1]])].view("<u4")
     bounds = np.empty(2 * order.shape[0], dtype=np.int64)
     bounds[0::2] = (lo[order] - base) >> 2
     bounds[1::2] = (hi[order] - base) >> 2
     total = np.add.reduceat(words, bounds[:-1], dtype=np.uint64)[0::2]  # the odd entries sum the gaps between segments
-    s, e, first, last = start[order], end[order], lo[order], hi[order]
-    for k in range(3):  # grid bytes before the segment and after it (at most 3 each)
-        before = first + k
-        total -= np.where(before < s, data[np.minimum(before, s)].astype(np.uint64) << np.uint64(8 * k), np.uint64(0))
-        after = e + k
-        shift = (after & 3).astype(np.uint64) * np.uint64(8)
-        total -= np.where(after < last, data[np.minimum(after, last - 1)].astype(np.uint64) << shift, np.uint64(0))
+    s, e = start[order], end[order]
+    # take off the grid bytes before the segment (the low bytes of its first word) and after it (the high bytes of its last)
+    total -= words[bounds[0::2]] & _BELOW[s - lo[order]]
+    total -= words[bounds[1::2] - 1] & _ABOVE[e - hi[order] + 4]
     grid = (total % np.uint64(_MOD)).astype(np.int64)
     sums[order] = np.where(s & 1, grid, (grid << 8) % _MOD)
     return sums, done

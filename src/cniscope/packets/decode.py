@@ -48,7 +48,7 @@ import polars as pl
 import pyarrow as pa
 
 from cniscope.packets import headers as H
-from cniscope.packets.checksum import segment_sums
+from cniscope.packets.checksum import Scratch, segment_sums
 from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns, Rows
 from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
@@ -81,11 +81,13 @@ def slow_rows(batch: FrameBatch, ports: TunnelPorts | None = None) -> np.ndarray
     """Which rows the vector path leaves to the per-packet fallback (bool per frame): for tests and tuning."""
     kinds = _port_kinds(ports or DEFAULT_PORTS)
     parts = []
+    scratch = Scratch()
     for start in range(0, len(batch.offset), CHUNK):
         stop = min(start + CHUNK, len(batch.offset))
         base = batch.offset[start:stop].astype(np.int64)
         cols = Columns(stop - start)
-        parts.append(_Vector(batch.data, base, base + batch.caplen[start:stop], cols, kinds).run(batch.linktype[start:stop]))
+        vector = _Vector(batch.data, base, base + batch.caplen[start:stop], cols, kinds, scratch)
+        parts.append(vector.run(batch.linktype[start:stop]))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.bool_)
 
 
@@ -99,15 +101,17 @@ def _port_kinds(ports: TunnelPorts) -> np.ndarray:
 def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, vector: bool) -> pa.Table:
     port_kinds = _port_kinds(ports)
     n = len(batch.offset)
+    scratch = Scratch()
     chunks = [
-        _decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, vector)
+        _decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, vector, scratch)
         for start in range(0, n, CHUNK)
     ]
     return pa.Table.from_batches(chunks, schema=ARROW_SCHEMA)
 
 
 def _decode_chunk(
-    batch: FrameBatch, start: int, stop: int, input_index: int, ports: TunnelPorts, port_kinds: np.ndarray, vector: bool
+    batch: FrameBatch, start: int, stop: int, input_index: int, ports: TunnelPorts, port_kinds: np.ndarray, vector: bool,
+    scratch: Scratch,
 ) -> pa.RecordBatch:
     n = stop - start
     cols = Columns(n)
@@ -126,7 +130,7 @@ def _decode_chunk(
     base = batch.offset[start:stop].astype(np.int64)
     end = base + caplen
     if vector:
-        slow = _Vector(batch.data, base, end, cols, port_kinds).run(linktype)
+        slow = _Vector(batch.data, base, end, cols, port_kinds, scratch).run(linktype)
     else:
         slow = np.ones(n, dtype=np.bool_)
     data = batch.data
@@ -210,10 +214,14 @@ class _Group:
 
 
 class _Vector:
-    def __init__(self, data: np.ndarray, base: np.ndarray, end: np.ndarray, cols: Columns, port_kinds: np.ndarray) -> None:
-        self.data, self.base, self.end, self.cols, self.port_kinds = data, base, end, cols, port_kinds
+    def __init__(self, data: np.ndarray, base: np.ndarray, end: np.ndarray, cols: Columns, port_kinds: np.ndarray,
+                 scratch: Scratch) -> None:
+        self.data, self.base, self.end, self.cols, self.port_kinds, self.scratch = data, base, end, cols, port_kinds, scratch
         self.slow = np.zeros(base.shape[0], dtype=np.bool_)
-        self.segments: list[tuple[np.ndarray, ...]] = []  # (chunk rows, start, length, pseudo-header sum) to checksum
+        # per chunk row, the TCP/UDP segment to checksum (start -1: none): buffer position, length, pseudo-header sum
+        self.seg_start = np.full(base.shape[0], -1, dtype=np.int64)
+        self.seg_size = np.zeros(base.shape[0], dtype=np.int64)
+        self.seg_pseudo = np.zeros(base.shape[0], dtype=np.int64)
 
     def mark(self, rows: Rows, bad: np.ndarray) -> None:
         self.slow[rows] |= bad
@@ -402,18 +410,21 @@ class _Vector:
             want &= ~udp | ((read("len", at) == length) & ((read("csum", at) != 0) | (not v4)))
         if not want.any():
             return
-        idx = np.flatnonzero(want)
-        rows = np.arange(self.base.shape[0])[g.rows][idx]
-        size = length[idx].astype(np.int64)
-        self.segments.append((rows, start[idx], size, addresses[idx] + proto[idx] + size))
+        idx = _pick(want)
+        rows = _compose(g.rows, idx)
+        size = _take(length, idx).astype(np.int64)
+        self.seg_start[rows] = _take(start, idx)
+        self.seg_size[rows] = size
+        self.seg_pseudo[rows] = _take(addresses, idx) + _take(proto, idx) + size
 
     def checksums(self) -> None:
-        if not self.segments:
+        """Judge every noted segment at once (in row order, which is buffer order)."""
+        rows = _pick(self.seg_start >= 0)
+        if not isinstance(rows, slice) and rows.shape[0] == 0:
             return
-        rows, start, size, pseudo = (np.concatenate(parts) for parts in zip(*self.segments, strict=True))
-        sums, done = segment_sums(self.data, start, size)
-        self.cols.put_where("l4_csum_bad", rows, (sums + pseudo) % 0xFFFF != 0, done)
-        self.slow[rows[~done]] = True
+        sums, done = segment_sums(self.data, _take(self.seg_start, rows), _take(self.seg_size, rows), self.scratch)
+        self.cols.put_where("l4_csum_bad", rows, (sums + _take(self.seg_pseudo, rows)) % 0xFFFF != 0, done)
+        self.mark(rows, ~done)
 
     def payload(self, g: _Group, pos: np.ndarray, size: np.ndarray) -> None:
         has = size >= 0
