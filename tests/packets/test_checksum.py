@@ -45,14 +45,16 @@ def test_what_is_not_judged() -> None:
     whole = tcp(b"y" * 100, flags="P.")
     frames = {
         "udp checksum 0 over IPv4: none": (ethernet(ipv4(udp(b"dns?", 40000, 53), proto=17, l4_checksum="as-given")), None),
-        "udp checksum 0 over IPv6: not allowed": (ethernet(ipv6(udp(b"q", 1, 2), next_header=17, l4_checksum="as-given"), ethertype=0x86DD), True),
+        "udp checksum 0 over IPv6: not allowed":
+            (ethernet(ipv6(udp(b"q", 1, 2), next_header=17, l4_checksum="as-given"), ethertype=0x86DD), True),
         "cut by the snap length": (ethernet(ipv4(whole))[:90], None),
         "first of several fragments": (ethernet(ipv4(udp(b"z" * 64, 1, 2)[:32], proto=17, mf=True)), None),
         "a later fragment": (ethernet(ipv4(b"z" * 32, proto=6, frag_offset=64)), None),
         "ICMP": (ethernet(ipv4(icmp(8, 0, 1, 1, b"ping"), proto=1)), None),
         "UDP length shorter than the IP payload": (ethernet(ipv4(udp(b"abcd", 1, 2)[:4] + b"\0\x09\0\0abcd", proto=17)), None),
         "IPv6 atomic fragment": (ethernet(ipv6(ipv6_fragment(6, 9) + whole, next_header=44), ethertype=0x86DD), False),
-        "IPv6 first of several fragments": (ethernet(ipv6(ipv6_fragment(6, 9, more=True) + whole, next_header=44), ethertype=0x86DD), None),
+        "IPv6 first of several fragments":
+            (ethernet(ipv6(ipv6_fragment(6, 9, more=True) + whole, next_header=44), ethertype=0x86DD), None),
         "IPv6 options headers": (ethernet(ipv6(ipv6_ext(60) + ipv6_ext(6) + whole, next_header=0), ethertype=0x86DD), False),
         "IPv4 options": (ethernet(ipv4(whole, options=b"\x94\x04\0\0", l4_checksum="bad")), True),
     }
@@ -63,7 +65,8 @@ def test_what_is_not_judged() -> None:
 def test_a_tunnelled_packet_is_judged_by_its_inner_segment() -> None:
     def envelope(inner_how: str, outer_how: str) -> bytes:
         inner = ethernet(ipv4(tcp(b"GET /", flags="P.", options=syn_options()), l4_checksum=inner_how, **V4))
-        return sll2(ipv4(udp(vxlan(inner, 1), 51000, 8472), proto=17, src="192.168.0.1", dst="192.168.0.2", l4_checksum=outer_how))
+        outer = dict(src="192.168.0.1", dst="192.168.0.2", l4_checksum=outer_how)
+        return sll2(ipv4(udp(vxlan(inner, 1), 51000, 8472), proto=17, **outer))
 
     frames = [envelope("good", "bad"), envelope("bad", "good"), envelope("good", "as-given"), envelope("bad", "as-given"),
               sll2(ipv4(udp(dns(), 40000, 53), proto=17))]

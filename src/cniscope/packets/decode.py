@@ -404,7 +404,8 @@ class _Vector:
         disagrees with the IP header is not checked, nor a UDP checksum of 0 over IPv4 (none)."""
         tcp, udp = proto == H.PROTO_TCP, proto == H.PROTO_UDP
         start = g.start + at
-        want = whole & ((tcp & (length >= H.TCP.size)) | (udp & (length >= H.UDP.size))) & (start + length <= _take(self.end, g.rows))
+        headed = (tcp & (length >= H.TCP.size)) | (udp & (length >= H.UDP.size))
+        want = whole & headed & (start + length <= _take(self.end, g.rows))
         if udp.any():
             read = g.reader(H.UDP)
             want &= ~udp | ((read("len", at) == length) & ((read("csum", at) != 0) | (not v4)))
