@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
+from cniscope.journeys import chunked_like
 from cniscope.packets.schema import ip4_text
 from cniscope.results import Endpoint, Flow, Journey
 
@@ -43,6 +44,9 @@ def tuple_id() -> pl.Expr:
         .otherwise(pl.struct(proto=pl.col("proto"), lo=lo, hi=hi).hash(seed=7))
         .alias("tuple")
     )
+
+
+SLICE_ROWS = 1 << 20
 
 
 def _components(edges: pl.DataFrame) -> dict[int, int]:
@@ -72,7 +76,9 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     Works on a narrow frame and gathers the result by journey id (journeys are
     numbered 0..n-1), so the wide table is never joined or sorted.
     """
-    narrow = table.select("journey", "hop", "row", tuple_id())
+    narrow = pl.concat([  # by slices: hashing the structs of 10M rows at once takes gigabytes of scratch memory
+        table.slice(start, SLICE_ROWS).select("journey", "hop", "row", tuple_id()) for start in range(0, max(table.height, 1), SLICE_ROWS)
+    ])
     journey, tuples = narrow["journey"].to_numpy(), narrow["tuple"].to_numpy()
     low = np.full(int(journey.max()) + 1 if len(journey) else 0, np.iinfo(np.uint64).max, dtype=np.uint64)
     high = np.zeros_like(low)
@@ -95,7 +101,9 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     firsts = firsts.join(order.select("_root", "flow"), on="_root")
     flow_of = np.zeros(int(table["journey"].max() or 0) + 1 if table.height else 0, dtype=np.uint32)
     flow_of[firsts["journey"].to_numpy()] = firsts["flow"].to_numpy()
-    return table.with_columns(tuple=narrow["tuple"], flow=pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32))
+    like = table.get_column("journey")
+    flow = pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32)
+    return table.with_columns(tuple=chunked_like(narrow["tuple"], like), flow=chunked_like(flow, like))
 
 
 def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int | None) -> str:

@@ -152,6 +152,21 @@ def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
     return _unsorted(t, perm)
 
 
+def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
+    """`values` cut at the chunk boundaries of `like` (views, no copy).
+
+    The table is read in batches, so its columns are chunked; a frame given a
+    column chunked differently is copied whole (rechunked) by its next `select`.
+    """
+    if values.n_chunks() > 1:
+        values = values.rechunk()
+    pieces, start = [], 0
+    for chunk in like.get_chunks():
+        pieces.append(values.slice(start, len(chunk)))
+        start += len(chunk)
+    return pl.concat(pieces, rechunk=False) if len(pieces) > 1 else values
+
+
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
 
 
@@ -173,7 +188,9 @@ def correlate(table: pl.DataFrame) -> Correlation:
         t = t.with_columns(ts=clocks.corrected(offsets))
         t = t.with_columns(journey=group(t, "ts"))  # bursts on one timeline
     hops = order_hops(t, "ts")
-    wide = keyed.with_columns(row=t["row"], ts=t["ts"], journey=hops["journey"], hop=hops["hop"], hops=hops["hops"], delay=hops["delay"])
+    like = table.get_column("ts")
+    added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
+    wide = keyed.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
     return Correlation(table=wide, clocks=offsets)
 
 
@@ -277,8 +294,8 @@ def point_label(row: dict, position: int) -> str:
 def materialise(correlation: Correlation, limit: int | None = None, flow_of: dict[int, int] | None = None) -> list[Journey]:
     """Journey objects for the first `limit` journeys (all when None), for renderers and detectors."""
     t = correlation.table
-    if limit is not None:
-        t = t.filter(pl.col("journey") < limit)
+    if limit is not None:  # a gather of the few rows: filtering the wide table scans and copies every column
+        t = t[np.flatnonzero(t.select(pl.col("journey") < limit).to_series().to_numpy())]
     t = t.sort(["journey", "hop"])
     journeys: list[Journey] = []
     hops: list[Hop] = []
