@@ -148,6 +148,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
         first = first.sort(["ts", "row"])
     retrans = _retransmissions(first)
     first = first.join(retrans, on="journey", how="left")
+    first = first.with_columns(original=chunked_like(first["original"], first["journey"]))
     kept = {j.id for j in journeys}
     stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
     if limit is not None:
@@ -194,9 +195,9 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
         any_syn=is_syn.any(),
     )
     # the handshake's ACK: the first pure ACK of the SYN-ACK's sequence number after it (absolute, or 1 when relative)
-    acks = first.join(stats.select("flow", "synack_ts", "synack_seq"), on="flow").filter(
-        ack & ~syn & ~rst & ~fin
-        & ((pl.col("ack") == ((pl.col("synack_seq").cast(pl.Int64) + 1) % 2**32)) | (pl.col("ack") == 1))
+    pure_acks = first.select("flow", "tcp_flags", "ack", "ts").filter(ack & ~syn & ~rst & ~fin)
+    acks = pure_acks.join(stats.select("flow", "synack_ts", "synack_seq"), on="flow").filter(
+        ((pl.col("ack") == ((pl.col("synack_seq").cast(pl.Int64) + 1) % 2**32)) | (pl.col("ack") == 1))
         & (pl.col("ts") >= pl.col("synack_ts"))
     ).group_by("flow").agg(ack_ts=pl.col("ts").min())
     return stats.join(acks, on="flow", how="left").join(_out_of_order(first), on="flow", how="left")
@@ -204,14 +205,21 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
 
 def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
     """Later journeys re-sending sequence space already sent in the flow -> (journey, original)."""
-    data = first.filter(
+    is_data = (
         (pl.col("proto") == 6)
         & pl.col("seq").is_not_null()
         & ((pl.col("payload_len") > 0) | _flag(SYN | FIN))
         & ~_flag(RST)
-    )
+    ).fill_null(False)
     keys = ["flow", "src", "src6", "sport", "seq", "payload_len", "tcp_flags"]  # per sender: text shows relative seqs
-    data = data.filter(pl.struct(keys).hash(seed=8).is_duplicated())  # every re-send among them (and rare hash twins)
+    # candidates: data sightings whose key hash repeats (every re-send, and rare hash twins), hashed by slices
+    hashed = pl.concat([
+        first.slice(start, SLICE_ROWS).select(_data=is_data, _hash=pl.struct(keys).hash(seed=8))
+        for start in range(0, max(first.height, 1), SLICE_ROWS)
+    ])
+    candidates = hashed.select(pl.col("_data") & pl.col("_hash").is_duplicated()).to_series().to_numpy()
+    del hashed
+    data = first.select("journey", *keys)[np.flatnonzero(candidates)]
     return data.with_columns(original=pl.col("journey").first().over(keys), n=pl.int_range(pl.len()).over(keys)).filter(
         pl.col("n") > 0
     ).select("journey", "original")
@@ -220,7 +228,7 @@ def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
 def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
     """Data segments below the highest sequence end already sent by the same sender (re-sends excluded)."""
     side = ["flow", "src", "src6", "sport"]
-    data = first.filter((pl.col("proto") == 6) & pl.col("seq").is_not_null() & (pl.col("payload_len") > 0) & pl.col("original").is_null())
+    data = first.select(*side, "proto", "seq", "payload_len", "original").filter((pl.col("proto") == 6) & pl.col("seq").is_not_null() & (pl.col("payload_len") > 0) & pl.col("original").is_null())
     rel = ((pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first().over(side)) % 2**32)
     data = data.with_columns(_rel=rel).with_columns(_end=pl.col("_rel") + pl.col("payload_len"))
     data = data.with_columns(_high=pl.col("_end").cum_max().shift(1).over(side))
