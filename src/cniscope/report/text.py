@@ -18,15 +18,14 @@ import os
 import time
 from types import TracebackType
 
-import polars as pl
 from rich.console import Console
 from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from cniscope.packets.schema import Clock, empty
+from cniscope.packets.schema import Clock
 from cniscope.results import Finding, Flow, Journey, Report, Severity
-from cniscope.sources import Capture, InputInfo, InputSpec, iter_tables
+from cniscope.sources import Capture, InputSpec, read
 
 SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
 MAX_JOURNEYS_PER_FLOW = 50
@@ -231,16 +230,8 @@ class Progress:
             self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
 
     def read(self, specs: list[InputSpec]) -> Capture:
-        """What `cniscope.sources.read` does, saying which input and how many packets so far."""
-        infos: list[InputInfo] = []
-        tables: list[pl.DataFrame] = []
-        for index, spec in enumerate(specs):
-            info = InputInfo(index=index, name=spec.path, node=spec.node)
-            infos.append(info)
-            for table in iter_tables(spec, info):
-                tables.append(table)
-                self.stage(f"reading {spec.path}: {info.packets:,} packets")
-        return Capture(table=pl.concat(tables, rechunk=True) if tables else empty(), inputs=infos)
+        """`cniscope.sources.read`, saying which input and how many packets so far."""
+        return read(specs, on_batch=lambda spec, info: self.stage(f"reading {spec.path}: {info.packets:,} packets"))
 
 
 class _Elapsed:

@@ -13,7 +13,7 @@ a `ReadWarning` says where it broke.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,8 +108,11 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> It
     yield from iter_input_tables(spec, info, batch_size)
 
 
-def read(specs: list[InputSpec], batch_size: int = 65536) -> Capture:
-    """Read every input into one table (row order: input, then frame)."""
+def read(specs: list[InputSpec], batch_size: int = 65536, on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> Capture:
+    """Read every input into one table (row order: input, then frame); `on_batch` is told after each batch (progress).
+
+    The batches are not copied into one chunk: that would hold the table twice at the end of reading.
+    """
     from cniscope.packets.schema import empty
 
     infos: list[InputInfo] = []
@@ -117,6 +120,9 @@ def read(specs: list[InputSpec], batch_size: int = 65536) -> Capture:
     for index, spec in enumerate(specs):
         info = InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        tables.extend(iter_tables(spec, info, batch_size))
+        for table in iter_tables(spec, info, batch_size):
+            tables.append(table)
+            if on_batch is not None:
+                on_batch(spec, info)
     table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos)
