@@ -139,8 +139,10 @@ def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
     starts = np.flatnonzero(new)
     rows = table["row"].to_numpy()[perm]
     first_row = np.minimum.reduceat(rows, starts) if n else rows  # the run's earliest row
+    by_first = np.full(int(rows.max()) + 1 if n else 0, -1, dtype=np.int64)  # runs by their (distinct) first rows: no argsort
+    by_first[first_row] = np.arange(len(starts))
     order = np.empty(len(starts), dtype=np.uint32)
-    order[np.argsort(first_row, kind="stable")] = np.arange(len(starts), dtype=np.uint32)
+    order[by_first[by_first >= 0]] = np.arange(len(starts), dtype=np.uint32)
     hops = np.diff(np.append(starts, n)).astype(np.uint32)
     start = np.maximum.accumulate(np.where(new, index, 0))
     t = t.select(
