@@ -86,11 +86,13 @@ def _plain_sum(segment: bytes) -> int:
     return int.from_bytes(segment + b"\0" * (len(segment) % 2), "big") % 0xFFFF
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=300), st.lists(st.tuples(st.integers(8, 40), st.integers(1, 60)), max_size=12),
-       st.lists(st.tuples(st.integers(0, 299), st.integers(1, 30)), max_size=2))
-def test_segment_sums_equal_the_definition(buf: bytes, layout: list[tuple[int, int]], strays: list[tuple[int, int]]) -> None:
-    """Segments laid out in order with gaps, plus a few anywhere (overlaps, past the end): each summed right or declined."""
+       st.lists(st.tuples(st.integers(0, 299), st.integers(1, 30)), max_size=2), st.sampled_from([0.0, 0.25, 2.0]))
+def test_segment_sums_equal_the_definition(buf: bytes, layout: list[tuple[int, int]], strays: list[tuple[int, int]],
+                                           gather_below: float) -> None:
+    """Segments laid out in order with gaps, plus a few anywhere (overlaps, past the end): each summed right or declined;
+    summed over the buffer (gather_below 0), gathered back to back first (2), or as the density says."""
     starts, lengths, pos = [], [], 0
     for gap, size in layout:
         pos += gap
@@ -101,7 +103,8 @@ def test_segment_sums_equal_the_definition(buf: bytes, layout: list[tuple[int, i
         starts.append(start)
         lengths.append(size)
     data = np.frombuffer(buf, dtype=np.uint8)
-    sums, done = segment_sums(data, np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64))
+    sums, done = segment_sums(data, np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64),
+                              gather_below=gather_below)
     for i, (start, size) in enumerate(zip(starts, lengths, strict=True)):
         if done[i]:
             assert start + size <= len(buf) and sums[i] == _plain_sum(buf[start : start + size]), i

@@ -64,9 +64,13 @@ class Scratch:
 
 
 def segment_sums(
-    data: np.ndarray, start: np.ndarray, length: np.ndarray, scratch: Scratch | None = None
+    data: np.ndarray, start: np.ndarray, length: np.ndarray, scratch: Scratch | None = None, gather_below: float = 0.25
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per segment `data[start : start + length]`: its 16-bit word sum modulo 65535 (int64), and whether it was summed.
+
+    When the segments hold less than `gather_below` of the words between the first and the last (short
+    segments far apart: a small snap length), their words are gathered back to back first, so the sums do
+    not run over the gaps.
 
     Segments closer than 8 bytes to another one, or whose 8-byte grid runs past the buffer's last whole word,
     are not summed (False; their sum is 0): the caller decodes those rows another way.
@@ -93,18 +97,25 @@ def segment_sums(
     s, e, lo, hi = (a if every else a[order] for a in (start, end, lo, hi))
     base = int(lo[0])
     words = data[base : int(hi[-1])].view("<u8")
-    bounds = np.empty(2 * s.shape[0], dtype=np.int64)
-    bounds[0::2] = (lo - base) >> 3
-    bounds[1::2] = (hi - base) >> 3
-    at = bounds[:-1]  # the odd entries sum the gaps between segments
-    wrapped = np.add.reduceat(words, at)[0::2]
-    halves = np.right_shift(words, np.uint64(32), out=(scratch or Scratch()).take(words.shape[0]))
-    high = np.add.reduceat(halves, at)[0::2]  # under 2**45 for a segment of 64 KB: exact
+    first, stop = (lo - base) >> 3, (hi - base) >> 3  # each segment's words
+    counts = stop - first
+    total = int(counts.sum())
+    if total < gather_below * words.shape[0]:
+        at = np.cumsum(counts) - counts
+        summed = words[np.repeat(first - at, counts) + np.arange(total)]
+        step = 1
+    else:
+        at = np.empty(2 * s.shape[0] - 1, dtype=np.int64)
+        at[0::2], at[1::2] = first, stop[:-1]  # the odd entries sum the gaps between segments
+        summed, step = words, 2
+    wrapped = np.add.reduceat(summed, at)[::step]
+    halves = np.right_shift(summed, np.uint64(32), out=(scratch or Scratch()).take(summed.shape[0]))
+    high = np.add.reduceat(halves, at)[::step]  # under 2**45 for a segment of 64 KB: exact
     low = wrapped - (high << np.uint64(32))  # exact too, modulo 2**64 as it must be
     mod = np.uint64(_MOD)
     # take off the grid bytes before the segment (the low bytes of its first word) and after it (the high bytes of its last)
-    before = words[bounds[0::2]] & _BELOW[s - lo]
-    after = words[bounds[1::2] - 1] & _ABOVE[e - hi + 8]
+    before = words[first] & _BELOW[s - lo]
+    after = words[stop - 1] & _ABOVE[e - hi + 8]
     grid = ((high % mod + low % mod + 2 * _MOD - before % mod - after % mod) % mod).astype(np.int64)
     sums[order] = np.where(s & 1, grid, (grid << 8) % _MOD)
     return sums, done
