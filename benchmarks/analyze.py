@@ -1,18 +1,24 @@
 """End-to-end `cniscope analyze --json` against `tcpdump -nn -r` merely printing the same file.
 
     python benchmarks/analyze.py [--sizes 1M,10M] [--rounds 1]
+    python benchmarks/analyze.py --stages [--sizes 10M]
+
 
 Same generated LINUX_SLL2 captures as benchmarks/decode.py (TCP conversations
 between pods and nodes, a fifth VXLAN-encapsulated), same run, whole-process
 wall time and peak memory of each tool. Prints the ratio the README quotes
 (issue 3's target: analyze at least 5x faster than tcpdump printing, at most
-400 bytes of peak memory per packet).
+400 bytes of peak memory per packet). `--stages` runs the pipeline in this
+process instead and prints each stage's time and the peak memory so far, to
+see where time and memory go.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,15 +45,56 @@ def bench(packets: int, snaplen: int, rounds: int) -> dict[str, Run]:
     return best
 
 
+def stages(packets: int, snaplen: int) -> None:
+    """The stages of `cniscope.analyze.analyze_capture`, timed one by one (peak RSS is the process's so far)."""
+    from cniscope import findings, flows, journeys
+    from cniscope.models import infer, roles
+    from cniscope.sources import InputSpec, read
+
+    path = capture_for(packets, snaplen)
+    warm(path)
+    started = last = time.monotonic()
+
+    def done(stage: str) -> None:
+        nonlocal last
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(f"  {stage:12s} {time.monotonic() - last:7.2f} s  peak {peak / 1e6:7.0f} MB ({peak / packets:4.0f} B/packet)", flush=True)
+        last = time.monotonic()
+
+    capture = read([InputSpec(str(path))])
+    done("read")
+    correlation = journeys.correlate(capture.table)
+    done("correlate")
+    table = correlation.table = flows.assign(correlation.table)
+    done("flows.assign")
+    kept = journeys.materialise(correlation, limit=1000)
+    done("materialise")
+    flow_list, kept = flows.build(table, kept)
+    done("flows.build")
+    verdict = infer.infer(table, kept)
+    done("models.infer")
+    kept = roles.label(kept, table, verdict)
+    model_findings = roles.compare(kept, table, verdict)
+    done("models.roles")
+    findings.detect(table, kept, flow_list, verdict, correlation.clocks, model_findings=model_findings)
+    done("findings")
+    print(f"  {'total':12s} {time.monotonic() - started:7.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1M,10M")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--snaplen-10m", type=int, default=128)
+    parser.add_argument("--stages", action="store_true", help="time each stage in this process instead")
     args = parser.parse_args()
     for size in args.sizes.split(","):
         packets = parse_size(size)
         snaplen = args.snaplen_10m if packets >= 10_000_000 else 262144
+        if args.stages:
+            print(f"{packets:,} packets, snaplen {snaplen}:", flush=True)
+            stages(packets, snaplen)
+            continue
         best = bench(packets, snaplen, args.rounds)
         ours, tcpdump = best["cniscope"], best["tcpdump"]
         print(f"\n{packets:,} packets, snaplen {snaplen}: analyze {ours.seconds:.2f} s, {ours.peak_bytes / packets:.0f} B/packet peak; "

@@ -144,7 +144,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     the journeys that were materialised (`journeys`); `Flow.packets` counts all.
     """
     first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop")
-    if first["ts"].null_count() or not first["ts"].is_sorted():  # one capture in time order is sorted already
+    if first["ts"].null_count() or not (first["ts"].is_sorted() and first["row"].is_sorted()):  # already in time order
         first = first.sort(["ts", "row"])
     retrans = _retransmissions(first)
     first = first.join(retrans, on="journey", how="left")
@@ -171,7 +171,11 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
     is_syn = syn & ~ack
     is_synack = syn & ack
     fresh = pl.col("original").is_null()
-    stats = first.group_by("flow", maintain_order=True).agg(
+    # three passes, each over the few columns it reads (an eager group_by copies every column of its frame);
+    # with maintain_order every pass lists the flows in the same order (first appearance), so they sit side by side
+    counts = first.select("flow", "payload_len", "original", "ts", "win", "tcp_flags", "proto", "journey", "seq").group_by(
+        "flow", maintain_order=True
+    ).agg(
         packets=pl.len(),
         bytes=pl.col("payload_len").filter(fresh).sum(),
         first_ts=pl.col("ts").min(),
@@ -180,20 +184,25 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
         zero_windows=((pl.col("win") == 0) & ~rst & (pl.col("proto") == 6)).sum(),
         fins=fin.sum(),
         resets=pl.col("journey").filter(rst),
-        head=pl.struct("proto", "arp_op", "arp_spa", "arp_tpa", "src", "dst", "src6", "dst6", "sport", "dport", "dns_qr",
-                       "icmp_type").first(),
-        syn=pl.struct("src", "dst", "src6", "dst6", "sport", "dport").filter(is_syn).first(),
         syn_ts=pl.col("ts").filter(is_syn).min(),
         synack_ts=pl.col("ts").filter(is_synack).min(),
         synack_seq=pl.col("seq").filter(is_synack).first(),
+        journeys=pl.col("journey").filter(pl.col("journey") < kept),
+        any_syn=is_syn.any(),
+    )
+    head_columns = ("proto", "arp_op", "arp_spa", "arp_tpa", "src", "dst", "src6", "dst6", "sport", "dport", "dns_qr", "icmp_type")
+    ends = first.select("flow", "tcp_flags", *head_columns).group_by("flow", maintain_order=True).agg(
+        head=pl.struct(*head_columns).first(),
+        syn=pl.struct("src", "dst", "src6", "dst6", "sport", "dport").filter(is_syn).first(),
+    )
+    asked = first.select("flow", "dns_id", "dns_qr", "icmp_seq", "icmp_type").group_by("flow", maintain_order=True).agg(
         queries=pl.col("dns_id").filter(pl.col("dns_qr") == False).unique(),  # noqa: E712 - polars expression
         answers=pl.col("dns_id").filter(pl.col("dns_qr") == True).unique(),  # noqa: E712
         requests=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([8, 128])).unique(),
         replies=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([0, 129])).unique(),
         unreachable=(pl.col("icmp_type") == 3).sum(),
-        journeys=pl.col("journey").filter(pl.col("journey") < kept),
-        any_syn=is_syn.any(),
     )
+    stats = pl.concat([counts, ends.drop("flow"), asked.drop("flow")], how="horizontal")
     # the handshake's ACK: the first pure ACK of the SYN-ACK's sequence number after it (absolute, or 1 when relative)
     pure_acks = first.select("flow", "tcp_flags", "ack", "ts").filter(ack & ~syn & ~rst & ~fin)
     acks = pure_acks.join(stats.select("flow", "synack_ts", "synack_seq"), on="flow").filter(
