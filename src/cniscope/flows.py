@@ -238,10 +238,11 @@ def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
     """Data segments below the highest sequence end already sent by the same sender (re-sends excluded)."""
     side = ["flow", "src", "src6", "sport"]
     data = first.select(*side, "proto", "seq", "payload_len", "original").filter((pl.col("proto") == 6) & pl.col("seq").is_not_null() & (pl.col("payload_len") > 0) & pl.col("original").is_null())
-    rel = ((pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first().over(side)) % 2**32)
-    data = data.with_columns(_rel=rel).with_columns(_end=pl.col("_rel") + pl.col("payload_len"))
-    data = data.with_columns(_high=pl.col("_end").cum_max().shift(1).over(side))
-    return data.group_by("flow").agg(out_of_order=(pl.col("_rel") < pl.col("_high")).sum())
+    # per sender, in time order: a group_by keeps each group's rows in frame order (cheaper than windows over `side`)
+    rel = (pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first()) % 2**32
+    high = (rel + pl.col("payload_len")).cum_max().shift(1)
+    per_sender = data.group_by(side).agg(n=(rel < high).sum())
+    return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum())
 
 
 def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
