@@ -94,8 +94,8 @@ def _sorted_by(t: pl.DataFrame, by: list[pl.Expr | str], *columns: pl.Expr | str
 
 def _unsorted(s: pl.DataFrame, perm: np.ndarray) -> pl.DataFrame:
     """Back to the row order of the frame `perm` came from."""
-    inverse = np.empty(len(perm), dtype=np.int64)
-    inverse[perm] = np.arange(len(perm), dtype=np.int64)
+    inverse = np.empty(len(perm), dtype=perm.dtype)  # row numbers are UInt32 (the table's `row`)
+    inverse[perm] = np.arange(len(perm), dtype=perm.dtype)
     return s[inverse]
 
 
@@ -133,24 +133,28 @@ def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
     t, perm = _sorted_by(table, ["journey", ts_col, egress_last, "row"], "journey", ts_col)
     run = t.select(pl.col("journey").rle_id()).to_series().to_numpy()
     n = len(run)
-    index = np.arange(n, dtype=np.int64)
     new = np.ones(n, dtype=bool)
     new[1:] = run[1:] != run[:-1]
     starts = np.flatnonzero(new)
     rows = table["row"].to_numpy()[perm]
     first_row = np.minimum.reduceat(rows, starts) if n else rows  # the run's earliest row
     by_first = np.full(int(rows.max()) + 1 if n else 0, -1, dtype=np.int64)  # runs by their (distinct) first rows: no argsort
+    del rows
     by_first[first_row] = np.arange(len(starts))
+    del first_row
     order = np.empty(len(starts), dtype=np.uint32)
     order[by_first[by_first >= 0]] = np.arange(len(starts), dtype=np.uint32)
+    del by_first
     hops = np.diff(np.append(starts, n)).astype(np.uint32)
-    start = np.maximum.accumulate(np.where(new, index, 0))
+    hop = np.arange(n, dtype=np.uint32)
+    hop -= np.repeat(starts.astype(np.uint32), hops)  # position in the run
     t = t.select(
         journey=pl.Series(order[run], dtype=pl.UInt32),
-        hop=pl.Series((index - start).astype(np.uint32)),
+        hop=pl.Series(hop),
         hops=pl.Series(hops[run]),
         delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
+    del run, hop, new
     return _unsorted(t, perm)
 
 
