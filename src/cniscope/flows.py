@@ -237,7 +237,8 @@ def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
 def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
     """Data segments below the highest sequence end already sent by the same sender (re-sends excluded).
 
-    Sorted by sender, then time: each sender is one run, and the running maximum per sender is one cumulative
+    Sorted by (flow, 32-bit hash of the sender), then time: each sender is one run (checked: hash twins
+    within a flow fall back to an exact group_by), and the running maximum per sender is one cumulative
     maximum over the whole array, each sender's values lifted above the previous sender's (no windows).
     """
     side = ["flow", "src", "src6", "sport"]
@@ -246,11 +247,17 @@ def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
     ).drop("proto", "original")
     if data.is_empty():
         return pl.DataFrame(schema={"flow": pl.UInt32, "out_of_order": pl.UInt32})
-    data = data.with_columns(pl.col("src6").cast(pl.Categorical).to_physical())  # one number per address: a cheaper sort
-    perm = data.select(pl.arg_sort_by(*side, pl.int_range(pl.len()))).to_series().to_numpy()
+    data = data.with_columns(pl.col("src6").cast(pl.Categorical).to_physical())  # one number per address
+    sender = pl.struct("src", "src6", "sport").hash(seed=9) & 0xFFFFFFFF
+    key = data.select(pl.col("flow").cast(pl.UInt64) * 2**32 + sender).to_series().to_numpy()
+    perm = np.argsort(key, kind="stable")  # a stable sort keeps each sender's segments in time order
+    del key
     s = data[perm]
-    del data, perm
+    del perm
     new = ~s.select(pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in side]).fill_null(False)).to_series().to_numpy()
+    if not s.filter(pl.Series(new)).select(side).is_unique().all():
+        return _out_of_order_grouped(data, side)  # hash twins interleaved two senders of one flow
+    del data
     flow = s["flow"].to_numpy()
     seq = s["seq"].to_numpy().astype(np.int64)
     plen = s["payload_len"].to_numpy().astype(np.int64)
@@ -268,6 +275,13 @@ def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
     flows = np.unique(flow)
     counts = np.bincount(np.searchsorted(flows, flow[late]), minlength=len(flows))
     return pl.DataFrame({"flow": pl.Series(flows, dtype=pl.UInt32), "out_of_order": pl.Series(counts, dtype=pl.UInt32)})
+
+
+def _out_of_order_grouped(data: pl.DataFrame, side: list[str]) -> pl.DataFrame:
+    rel = (pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first()) % 2**32
+    high = (rel + pl.col("payload_len")).cum_max().shift(1)
+    per_sender = data.group_by(side).agg(n=(rel < high).sum())
+    return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum())
 
 
 def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
