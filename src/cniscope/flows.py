@@ -71,7 +71,7 @@ def _components(edges: pl.DataFrame) -> dict[int, int]:
 
 
 def assign(table: pl.DataFrame) -> pl.DataFrame:
-    """Add `tuple` and `flow` (UInt32, numbered by first appearance) to a correlated table.
+    """Add `flow` (UInt32, numbered by first appearance) to a correlated table.
 
     Works on a narrow frame and gathers the result by journey id (journeys are
     numbered 0..n-1), so the wide table is never joined or sorted.
@@ -103,7 +103,7 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     flow_of[firsts["journey"].to_numpy()] = firsts["flow"].to_numpy()
     like = table.get_column("journey")
     flow = pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32)
-    return table.with_columns(tuple=chunked_like(narrow["tuple"], like), flow=chunked_like(flow, like))
+    return table.with_columns(flow=chunked_like(flow, like))
 
 
 def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int | None) -> str:
@@ -143,12 +143,21 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     flows (numbered by first appearance, like journeys). `Flow.journeys` lists
     the journeys that were materialised (`journeys`); `Flow.packets` counts all.
     """
-    first = table.select(*FIRST_COLUMNS, "hop").filter(pl.col("hop") == 0).drop("hop")
+    first = table.select(*FIRST_COLUMNS, "hop")
+    if first["hop"].max() != 0:  # not a single-point capture: keep each journey's first sighting (a copy)
+        first = first.filter(pl.col("hop") == 0)
+    first = first.drop("hop")
     if first["ts"].null_count() or not (first["ts"].is_sorted() and first["row"].is_sorted()):  # already in time order
         first = first.sort(["ts", "row"])
     retrans = _retransmissions(first)
-    first = first.join(retrans, on="journey", how="left")
-    first = first.with_columns(original=chunked_like(first["original"], first["journey"]))
+    # the original of each re-send, gathered by journey id rather than joined (a join copies every column)
+    journey = first["journey"].to_numpy()
+    original = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
+    original[retrans["journey"].to_numpy()] = retrans["original"].to_numpy()
+    found = pl.Series(original[journey])
+    first = first.with_columns(
+        original=chunked_like(pl.select(pl.when(found >= 0).then(found).cast(pl.UInt32)).to_series(), first["journey"])
+    )
     kept = {j.id for j in journeys}
     stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
     if limit is not None:

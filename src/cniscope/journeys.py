@@ -186,10 +186,12 @@ def correlate(table: pl.DataFrame) -> Correlation:
 
     keyed = fingerprint(table)
     node = node_column(table)
-    t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), _node=node, _nid=node.cast(pl.Categorical).to_physical(),
-                     key=pl.col("key"), *NARROW)
+    one_node = table.select(pl.struct("node", "input").n_unique()).item() <= 1
+    # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
+    names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
+    t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), key=pl.col("key"), *NARROW, **names)
     t = t.with_columns(journey=group(t, "ts"))
-    offsets = clocks.estimate(t)
+    offsets = [] if one_node else clocks.estimate(t)
     if offsets:
         t = t.with_columns(ts=clocks.corrected(offsets))
         t = t.with_columns(journey=group(t, "ts"))  # bursts on one timeline
