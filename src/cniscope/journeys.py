@@ -62,10 +62,10 @@ def node_column(table: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8))
 
 
-def fingerprint(table: pl.DataFrame) -> pl.DataFrame:
-    """Add `key` (UInt64): equal for sightings of one packet."""
+def fingerprint(table: pl.DataFrame) -> pl.Expr:
+    """The key (UInt64) of each sighting: equal for sightings of one packet."""
     fields = list(KEY_FIELDS) + [f for f in OPTIONAL_KEY_FIELDS if _shown_everywhere(table, f)]
-    return table.with_columns(key=pl.struct([pl.col(f) for f in fields]).hash(seed=1))
+    return pl.struct([pl.col(f) for f in fields]).hash(seed=1)
 
 
 def _shown_everywhere(table: pl.DataFrame, field: str) -> bool:
@@ -184,12 +184,11 @@ def correlate(table: pl.DataFrame) -> Correlation:
     """
     from cniscope import clocks
 
-    keyed = fingerprint(table)
     node = node_column(table)
     one_node = table.select(pl.struct("node", "input").n_unique()).item() <= 1
     # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
     names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
-    t = keyed.select(row=pl.int_range(pl.len()).cast(pl.UInt32), key=pl.col("key"), *NARROW, **names)
+    t = table.select(row=pl.int_range(pl.len()).cast(pl.UInt32), key=fingerprint(table), *NARROW, **names)
     t = t.with_columns(journey=group(t, "ts"))
     offsets = [] if one_node else clocks.estimate(t)
     if offsets:
@@ -198,7 +197,7 @@ def correlate(table: pl.DataFrame) -> Correlation:
     hops = order_hops(t, "ts")
     like = table.get_column("ts")
     added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
-    wide = keyed.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
+    wide = table.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
     return Correlation(table=wide, clocks=offsets)
 
 
