@@ -140,12 +140,17 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
 
     Statistics are computed per flow in polars over the first sighting of each
     journey; Python only assembles one object per flow, for the first `limit`
-    flows (numbered by first appearance, like journeys). `Flow.journeys` lists
-    the journeys that were materialised (`journeys`); `Flow.packets` counts all.
+    flows (numbered by first appearance, like journeys; a journey's flow id is
+    never above its own id, so every materialised journey's flow is among them).
+    `Flow.journeys` lists the journeys that were materialised (`journeys`);
+    `Flow.packets` counts all.
     """
     first = table.select(*FIRST_COLUMNS, "hop")
-    if first["hop"].max() != 0:  # not a single-point capture: keep each journey's first sighting (a copy)
-        first = first.filter(pl.col("hop") == 0)
+    keep = pl.col("hop") == 0  # each journey's first sighting
+    if limit is not None:
+        keep = keep & (pl.col("flow") < limit)  # statistics only for the flows that become objects
+    if limit is not None or first["hop"].max() != 0:
+        first = first.filter(keep)
     first = first.drop("hop")
     if first["ts"].null_count() or not (first["ts"].is_sorted() and first["row"].is_sorted()):  # already in time order
         first = first.sort(["ts", "row"])
@@ -160,8 +165,6 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     )
     kept = {j.id for j in journeys}
     stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
-    if limit is not None:
-        stats = stats.filter(pl.col("flow") < limit)
     legs_by_flow = _legs(table, limit)
     flows = [_flow(r, legs_by_flow.get(r["flow"], ())) for r in stats.iter_rows(named=True) if r["flow"] is not None]
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
