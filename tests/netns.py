@@ -113,14 +113,19 @@ class Topology:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        for name in self.namespaces:
-            for pid in sh("ip", "netns", "pids", name, check=False).split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for name in reversed(self.namespaces):
-            sh("ip", "netns", "del", name, check=False)
+        remove_namespaces(self.namespaces)
+
+
+def remove_namespaces(namespaces: list[str]) -> None:
+    """Kill what still runs in each namespace, then delete them, by exact name (last created first)."""
+    for name in namespaces:
+        for pid in sh("ip", "netns", "pids", name, check=False).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for name in reversed(namespaces):
+        sh("ip", "netns", "del", name, check=False)
 
 
 def shift_pcap(data: bytes, shift_ns: int) -> bytes:

@@ -55,7 +55,9 @@ def analyze_capture(
     table = flows_mod.assign(correlation.table)
     correlation.table = table
     journeys = journeys_mod.materialise(correlation, limit=max_journeys)
-    flows, journeys = flows_mod.build(table, journeys)
+    # every materialised journey's flow must become an object too: a journey's flow id never exceeds its own id
+    flow_limit = None if max_journeys is None else max(max_journeys, flows_mod.MAX_FLOWS)
+    flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
     inventory = load_inventory(cluster) if cluster else None
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     journeys = roles.label(journeys, table, verdict, inventory)

@@ -8,9 +8,10 @@ Theory of operation
    length, plus the IP id and payload digest where the input shows them.
    Addresses and ports are never part of it (NAT rewrites them), and the
    packet columns of a tunnelled sighting are the inner packet's, so the
-   encapsulated copy has the key of the plain ones. When one input shows an
-   optional field (IP id with `-v`, a digest in a pcap) and another does not,
-   the field is dropped from the key of that group rather than splitting it.
+   encapsulated copy has the key of the plain ones. When some input hides an
+   optional field where the packet has it (IP id without `-v`, the digest of
+   any text capture), the field is left out of every key rather than letting
+   it split one packet's sightings.
 2. *Bursts.* On one node, copies of one packet are microseconds apart; a
    re-sent packet with an identical key (no IP id, no timestamps) comes
    hundreds of milliseconds later. Sightings of a key on one node split into

@@ -24,15 +24,12 @@ import pytest
 
 from cniscope.packets.schema import Direction
 from cniscope.sources import InputSpec, read
+from tests.netns import remove_namespaces, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, ethtool, tcpdump)")
 
 CNISCOPE = Path(sys.executable).with_name("cniscope")
 PORT = 8080
-
-
-def sh(*argv: str, check: bool = True) -> str:
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=20).stdout
 
 
 class Lab:
@@ -93,14 +90,7 @@ class Lab:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        for name in self.namespaces:
-            for pid in sh("ip", "netns", "pids", name, check=False).split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for name in reversed(self.namespaces):
-            sh("ip", "netns", "del", name, check=False)
+        remove_namespaces(self.namespaces)
 
 
 @pytest.fixture(scope="module")
