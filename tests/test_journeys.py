@@ -112,3 +112,43 @@ def test_no_timestamps_still_groups_by_fingerprint():
     assert report.table["ts"].null_count() == report.table.height
     assert len(report.journeys) == report.table.height  # separate runs: every packet is different
     assert all(h.delay_ns is None for j in report.journeys for h in j.hops)
+
+
+def test_a_nodes_sightings_stay_together_when_the_receiver_clock_runs_ahead_of_the_wire():
+    """Corrected clocks are microseconds (lab) to milliseconds (NTP) apart, a hop between nodes takes
+    microseconds: here each receiver stamps the packet 30 us *before* its sender did, in both directions,
+    which no clock offset can explain away. The order comes from the packet (TTL) and the directions."""
+    from tests.findings.wire import IN, OUT, SYN, ACK, Wire, tcp, vxlan
+
+    wire = Wire()
+    syn = tcp("10.244.1.2", 40000, "10.244.2.3", 80, SYN, 1, ip_id=7, ttl=64)
+    synack = tcp("10.244.2.3", 80, "10.244.1.2", 40000, SYN | ACK, 500, 2, ip_id=9, ttl=64)
+    for at, packet, (a, b), (a_ip, b_ip) in ((0, syn, ("node1", "node2"), ("192.168.0.1", "192.168.0.2")),
+                                             (1000, synack, ("node2", "node1"), ("192.168.0.2", "192.168.0.1"))):
+        wire.see(packet, a, "veth-a", IN, at)
+        wire.see(packet, a, "cni0", OUT, at + 5)
+        wire.see(dict(packet, ttl=63), a, "flannel.1", OUT, at + 10)
+        wire.see(vxlan(a_ip, b_ip, dict(packet, ttl=63)), a, "eth0", OUT, at + 40)
+        wire.see(vxlan(a_ip, b_ip, dict(packet, ttl=63)), b, "eth0", IN, at + 10)  # 30 us "before" it left a
+        wire.see(dict(packet, ttl=63), b, "flannel.1", IN, at + 15)
+        wire.see(dict(packet, ttl=62), b, "cni0", OUT, at + 20)
+        wire.see(dict(packet, ttl=62), b, "veth-b", OUT, at + 25)
+    report = wire.analyze()
+    request, reply = report.journeys
+    for journey, (a, b) in ((request, ("node1", "node2")), (reply, ("node2", "node1"))):
+        assert [(h.node, h.iface) for h in journey.hops] == [(a, "veth-a"), (a, "cni0"), (a, "flannel.1"), (a, "eth0"),
+                                                             (b, "eth0"), (b, "flannel.1"), (b, "cni0"), (b, "veth-b")]
+        assert [c.kind for c in journey.hops[3].changes] == [ChangeKind.ENCAP]
+        assert [c.kind for c in journey.hops[5].changes] == [ChangeKind.DECAP]
+        assert [c.kind for c in journey.hops[4].changes] == []  # the wire changes nothing
+
+
+def test_without_ttl_the_node_that_only_sent_comes_before_the_node_that_only_received():
+    from tests.findings.wire import IN, OUT, Wire, udp_dns
+
+    wire = Wire()
+    query = dict(udp_dns("10.0.0.1", 5353, "10.0.0.2", 77, False), ttl=None)
+    wire.see(query, "node2", "eth0", IN, 0)  # the receiver's clock is ahead by more than the wire's delay
+    wire.see(query, "node1", "eth0", OUT, 20)
+    (journey,) = wire.analyze().journeys
+    assert [(h.node, h.direction) for h in journey.hops] == [("node1", "Out"), ("node2", "In")]

@@ -20,10 +20,16 @@ Theory of operation
 3. *Clocks.* Nodes' clocks disagree. Offsets are estimated (see `clocks`)
    from journeys that cross nodes, and every timestamp is corrected before
    hops are ordered.
-4. *Hops.* Within a journey, sightings are ordered by corrected time, then
-   by direction on one node (In before Out), then by input order. Between
-   consecutive hops we record the delay and what changed: TTL, MACs,
-   addresses and ports (NAT), the tunnel envelope.
+4. *Hops.* A journey's sightings on one node are ordered by that node's
+   time, then by direction (In before Out), then by input order. The nodes'
+   stretches are never interleaved: they are ordered by what the packet
+   carries (the TTL falls as it is routed), then by direction (the node that
+   only sent it before the node that only received it), and only then by
+   corrected time. A hop between nodes takes microseconds while corrected
+   clocks stay microseconds (lab) to milliseconds (NTP) apart, so time alone
+   would put a receiver's sightings before the sender's. Between consecutive
+   hops we record the delay and what changed: TTL, MACs, addresses and ports
+   (NAT), the tunnel envelope.
 
 Everything up to the materialisation of `Journey` objects is columnar
 (polars), so a capture of millions of sightings is grouped in seconds.
@@ -128,10 +134,38 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
     return _unsorted(journey, perm).to_series()
 
 
+def node_order(table: pl.DataFrame, ts_col: str) -> pl.Series:
+    """Rank (UInt32, in `table`'s row order) of each sighting's node among the nodes of its journey.
+
+    Upstream first: the node that saw the higher TTL (when every node of the
+    journey shows one), then the node that only sent the packet before one
+    that also or only received it, then the earlier corrected time. The same
+    evidence decides who sent a packet in `clocks`.
+    """
+    out, received = pl.col("direction") == int(Direction.OUT), pl.col("direction").is_not_null() & (pl.col("direction") != int(Direction.OUT))
+    per = table.group_by(["journey", "_nid"]).agg(
+        ttl_max=pl.col("ttl").max(), ttl_min=pl.col("ttl").min(), sent=out.any(), received=received.any(), first=pl.col(ts_col).min(),
+    )
+    all_ttl = pl.col("ttl_max").is_not_null().all().over("journey")
+    role = pl.when(pl.col("sent") & ~pl.col("received")).then(0).when(pl.col("received") & ~pl.col("sent")).then(2).otherwise(1)
+    per = per.sort(
+        "journey",
+        pl.when(all_ttl).then(-pl.col("ttl_max").cast(pl.Int16)).otherwise(0),
+        pl.when(all_ttl).then(-pl.col("ttl_min").cast(pl.Int16)).otherwise(0),
+        role, "first", "_nid",
+    ).with_columns(_seg=pl.int_range(pl.len(), dtype=pl.UInt32).over("journey"))
+    return table.select("journey", "_nid").join(per.select("journey", "_nid", "_seg"), on=["journey", "_nid"], how="left",
+                                                  maintain_order="left")["_seg"]
+
+
 def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
-    """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order."""
+    """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order.
+
+    With a `_seg` column (see `node_order`), a journey's nodes come in that order, each node's sightings together.
+    """
     egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
-    t, perm = _sorted_by(table, ["journey", ts_col, egress_last, "row"], "journey", ts_col)
+    nodes = ["_seg"] if "_seg" in table.columns else []
+    t, perm = _sorted_by(table, ["journey", *nodes, ts_col, egress_last, "row"], "journey", ts_col)
     run = t.select(pl.col("journey").rle_id()).to_series().to_numpy()
     n = len(run)
     new = np.ones(n, dtype=bool)
@@ -195,6 +229,8 @@ def correlate(table: pl.DataFrame) -> Correlation:
     if offsets:
         t = t.with_columns(ts=clocks.corrected(offsets))
         t = t.with_columns(journey=group(t, "ts"))  # bursts on one timeline
+    if not one_node:
+        t = t.with_columns(_seg=node_order(t, "ts"))
     hops = order_hops(t, "ts")
     like = table.get_column("ts")
     added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
