@@ -49,7 +49,7 @@ def test_cli_round_trip(tmp_path: Path) -> None:
         cap = cniscope("lab", "capture", name, "--nodes", "node2", "-o", str(out), "--filter", "tcp port 80", "--",
                        "client1", "curl", "-s", "10.244.2.10")
         assert cap.returncode == 0 and cap.stdout == "web2 on node2\n", cap.stderr
-        assert sorted(p.name for p in out.iterdir()) == ["cluster.yaml", "manifest.json", "node2.pcapng"]
+        assert sorted(p.name for p in out.iterdir()) == ["cluster.yaml", "manifest.json", "merged.pcapng", "node2.pcapng"]
         table = read([InputSpec(str(out / "node2.pcapng"), node="node2")]).table
         assert table.height > 0 and set(table["sport"].to_list()) | set(table["dport"].to_list()) >= {80}
         assert all(80 in ports for ports in zip(table["sport"].to_list(), table["dport"].to_list(), strict=True))  # --filter

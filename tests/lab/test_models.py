@@ -57,7 +57,7 @@ def test_sightings_on_the_destination_node(lab: Lab, tmp_path) -> None:
     nodes = [n.name for n in lab.spec.nodes]
     captures, result = capture(lab, nodes, tmp_path, lambda: lab.curl("client1", "web2"))
     assert result.returncode == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "node1.pcapng", "node2.pcapng"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "merged.pcapng", "node1.pcapng", "node2.pcapng"]
     assert all(c.dropped == 0 for c in captures)
     table = read_captures(captures)
     syn = syn_sightings(table, "node2", "10.244.2.10")

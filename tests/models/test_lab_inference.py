@@ -7,7 +7,6 @@ label every hop, and raise no path finding.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -18,7 +17,8 @@ import pytest
 from cniscope.inventory import load
 from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
-from cniscope.sources import InputSpec, read
+from cniscope.capture.manifest import inputs
+from cniscope.sources import read
 
 from .conftest import journeys_of
 
@@ -51,8 +51,7 @@ def test_lab_capture_names_its_model(model: str, tmp_path: Path) -> None:
             assert record(lab, scenario, tmp_path).ok
     assert _namespaces() == []
     for scenario in ("cross-node", "node-port"):
-        files = sorted(glob.glob(str(tmp_path / scenario / "*.pcapng")))
-        table = read([InputSpec(f, node=Path(f).stem) for f in files]).table
+        table = read(inputs(str(tmp_path / scenario))).table  # one pcapng per node, as the manifest names them
         journeys = journeys_of(table)
         for inventory in (None, load(str(tmp_path / scenario / "cluster.yaml"))):
             verdict = infer(table, journeys, inventory)

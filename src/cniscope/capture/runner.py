@@ -10,6 +10,8 @@ Theory of operation
   we stop every node properly (SIGINT/SIGTERM to cniscope set a flag).
 - Whatever happens after the first node started, `finally` stops every tcpdump
   by pid and runs every teardown step (kubectl: delete the pod).
+- With an `action` (the lab's scenarios), the capture lasts as long as the
+  action does, instead of until a limit.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from cniscope.pcapng_writer import PcapngWriter, sll2_pcap_to_pcapng
 STEP_TIMEOUT_S = 150
 START_TIMEOUT_S = 30
 STOP_WAIT_S = 15
+ACTION_SETTLE_S = 0.1  # after an action, let its last packets reach every node's tap
 MERGED = "merged.pcapng"
 PIPE_SIZE = 1 << 20
 T = TypeVar("T")
@@ -139,8 +142,12 @@ def run(
     pods: list[PodTarget] | None = None,
     progress: Callable[[str], None] = lambda text: None,
     argv: list[str] | None = None,
+    action: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
-    """Run `plan`, write DIR/<node>.pcapng, DIR/merged.pcapng and DIR/manifest.json; return the manifest."""
+    """Run `plan`, write DIR/<node>.pcapng, DIR/merged.pcapng and DIR/manifest.json; return the manifest.
+
+    With `action`, capture while it runs (then stop) rather than until a limit.
+    """
     out = Path(outdir)
     if (out / MANIFEST).exists():
         raise CaptureFailed(f"{out} already holds a capture ({MANIFEST}); choose another directory")
@@ -158,9 +165,11 @@ def run(
                 if signals.event.is_set():
                     raise CaptureFailed("interrupted before the capture started")
                 _choose_filters(plan, runs, pods or [])
-                started_ns, reason = _capture(plan, runs, signals.event, progress)
+                started_ns, reason = _capture(plan, runs, signals.event, progress, action)
                 stopped_ns = time.time_ns()
-                if reason not in ("tcpdump exited", "count"):
+                if reason == "action":
+                    time.sleep(max(plan.settings.flush_s, ACTION_SETTLE_S))
+                elif reason not in ("tcpdump exited", "count"):
                     time.sleep(plan.settings.flush_s)
                 _stop(plan, runs)
                 _final_inventory(runs)
@@ -258,7 +267,10 @@ def _start(plan: Plan, run: NodeRun) -> None:
         run.threads.append(thread)
 
 
-def _capture(plan: Plan, runs: list[NodeRun], interrupted: threading.Event, progress: Callable[[str], None]) -> tuple[int, str]:
+def _capture(
+    plan: Plan, runs: list[NodeRun], interrupted: threading.Event, progress: Callable[[str], None],
+    action: Callable[[], object] | None = None,
+) -> tuple[int, str]:
     for run in runs:
         _start(plan, run)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -273,6 +285,9 @@ def _capture(plan: Plan, runs: list[NodeRun], interrupted: threading.Event, prog
         raise CaptureFailed(f"tcpdump did not start on {len(failed)} node(s): {details}")
     started_ns = time.time_ns()
     progress(f"capturing on {len(runs)} node(s): {', '.join(r.plan.label for r in runs)}")
+    if action is not None:
+        action()
+        return started_ns, "action"
     limits = plan.limits
     max_bytes = limits.max_size_mb * 1_000_000
     end = time.monotonic() + limits.duration_s
