@@ -253,3 +253,29 @@ def test_tunnel_of_a_flannel_lab_is_drawn(vxlan_capture):
     assert tunnel_edges == {("node1 flannel.1", "node1 eth0"), ("node2 eth0", "node2 flannel.1"),
                             ("node2 flannel.1", "node2 eth0"), ("node1 eth0", "node1 flannel.1")}
     assert {b.cls for b in topo["boxes"] if b.label == "flannel.1"} == {"tunnel"}
+
+
+@needs_chromium
+def test_negative_delays_between_nodes_are_drawn_signed(tmp_path):
+    """Each receiver stamps the packet 20 us before its sender did (clocks aligned only that well): the ladder and
+    the waterfall say -20 us, not +-20 us, and every waterfall bar stays on the axis."""
+    from tests.findings.wire import IN, OUT, Wire, udp_dns
+
+    wire = Wire()
+    query, answer = udp_dns("10.0.0.1", 5353, "10.0.0.2", 77, False), udp_dns("10.0.0.2", 5353, "10.0.0.1", 77, True, ip_id=2)
+    wire.see(query, "node1", "eth0", OUT, 20)
+    wire.see(dict(query, ttl=63), "node2", "eth0", IN, 0)
+    wire.see(dict(query, ttl=62), "node2", "cni0", OUT, 9)
+    wire.see(answer, "node2", "eth0", OUT, 1020)
+    wire.see(dict(answer, ttl=63), "node1", "eth0", IN, 1000)
+    page = tmp_path / "skew.html"
+    html.write(wire.analyze(), str(page))
+    loaded = browser.load(page, {
+        "ladder": "[...document.querySelectorAll('#journey-0 text.delay')].map(t => t.textContent)",
+        "waterfall": "[...document.querySelectorAll('#waterfall .wfrow text')].map(t => t.textContent).filter(t => /s$/.test(t))",
+        "bars": "[...document.querySelectorAll('#waterfall rect.bar')].map(r => +r.getAttribute('x'))",
+    })
+    assert loaded.errors == []
+    assert loaded.values["ladder"] == ["-20 us", "+9 us"]
+    assert loaded.values["waterfall"] == ["-20 us", "+9 us"]
+    assert all(x >= 280 for x in loaded.values["bars"])  # the waterfall's axis starts at x=280

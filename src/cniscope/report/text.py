@@ -51,6 +51,13 @@ def duration(ns: int | None) -> str:
     return f"{sign}{ns / 1_000_000_000:.3f} s"
 
 
+def delay(ns: int | None) -> str:
+    """Time since the previous hop, signed: '+9 us'; '-3 us' between nodes whose clocks are aligned only that well."""
+    if ns is None:
+        return "-"
+    return ("+" if ns >= 0 else "") + duration(ns)
+
+
 def timestamp(ns: int | None, clock: Clock) -> str:
     if ns is None:
         return "-"
@@ -150,7 +157,7 @@ def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[in
                   (f"  seen {len(journey.hops)}x", "dim"))
         for n, hop in enumerate(journey.hops, 1):
             clock = clocks.get(input_of[hop.row], Clock.EPOCH) if hop.row < len(input_of) else Clock.EPOCH
-            when = timestamp(hop.ts, clock) if n == 1 else f"+{duration(hop.delay_ns)}" if hop.delay_ns is not None else "-"
+            when = timestamp(hop.ts, clock) if n == 1 else delay(hop.delay_ns)
             role = f"  {hop.role}" if hop.role else ""
             changed = "  " + "; ".join(str(c) for c in hop.changes) if hop.changes else ""
             out.parts((f"    {n}. ", "dim"), (f"{hop.point:<28}", ""), (f" {when:>17}", "green"), (role, "cyan"), (changed, "yellow"))
