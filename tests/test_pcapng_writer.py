@@ -218,3 +218,30 @@ def test_array_conversion_writes_the_same_blocks_as_packet(tmp_path: Path, chunk
             pkttype = data[10] if whole and data[10] < 5 else None
             writer.packet(ids[by_index[index]], ts, data, direction=pkttype)
     assert blocks_of(converted.read_bytes(), 6) == blocks_of(reference.read_bytes(), 6)
+
+
+@needs_tshark
+def test_conversion_appends_each_node_to_a_one_section_merged_file(tmp_path: Path) -> None:
+    """Per node a section of its own file, and the same packets in one merged section: interface ids
+    after the other nodes', the node at the head of each interface's description."""
+    from cniscope.sources import InputSpec, read
+
+    tables = {"node1": [Interface(2, "eth0"), Interface(5, "cni0")], "node2": [Interface(2, "eth0"), Interface(7, "flannel.1")]}
+    frames = {"node1": [(10**18, sll2_frame(5, 0, b"\x02" * 6, b"a")), (10**18 + 9, sll2_frame(2, 4, b"\x02" * 6, b"a"))],
+              "node2": [(10**18 + 30, sll2_frame(2, 0, b"\x04" * 6, b"b")), (10**18 + 40, sll2_frame(7, 0, b"\x04" * 6, b"b")),
+                        (10**18 + 50, sll2_frame(9, 0, b"\x04" * 6, b"c"))]}  # ifindex 9: not in the table
+    merged_path = tmp_path / "merged.pcapng"
+    with PcapngWriter(str(merged_path)) as merged:
+        merged.section(comment="two nodes")
+        for node, table in tables.items():
+            with PcapngWriter(str(tmp_path / f"{node}.pcapng")) as writer:
+                sll2_pcap_to_pcapng(pcap_file(LinkType.LINUX_SLL2, frames[node]), writer, node, table, merged=merged)
+    rows = tshark_fields(merged_path, "frame.section_number", "frame.interface_name", "frame.interface_description")
+    assert [r[1] for r in rows] == ["cni0", "eth0", "eth0", "flannel.1", "ifindex9"]
+    assert {r[0] for r in rows} == {"1"}
+    assert [r[2].split(";")[0] for r in rows] == ["node=node1"] * 2 + ["node=node2"] * 3
+    assert rows[1][2] == "node=node1; ifindex 2"
+    separate = read([InputSpec(str(tmp_path / f"{node}.pcapng")) for node in tables]).table
+    together = read([InputSpec(str(merged_path))]).table
+    assert together.select("node", "iface", "direction", "ts").equals(separate.select("node", "iface", "direction", "ts"))
+    assert together["node"].to_list() == ["node1"] * 2 + ["node2"] * 3

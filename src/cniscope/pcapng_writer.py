@@ -10,8 +10,13 @@ little-endian. Conventions other cniscope code reads back:
   the reception type (1 unicast, 2 multicast, 3 broadcast, 4 promiscuous), so
   Linux packet types map one to one (`EPB_FLAGS`).
 
+- An interface's node may also be in its if_description, `node=<name>` or
+  `node=<name>; more text`: a file holding several nodes in one section (a
+  merged capture) names each interface's node there.
+
 `sll2_pcap_to_pcapng` turns what `tcpdump -i any -w` wrote (LINUX_SLL2) into a
-section whose interface blocks carry the node's real interface names.
+section whose interface blocks carry the node's real interface names, and
+can append the same packets to a merged file in the same pass.
 """
 
 from __future__ import annotations
@@ -120,6 +125,11 @@ class PcapngWriter:
         self._file.write(_block(SHB_TYPE, body))
         self._interfaces = 0
         self._in_section = True
+
+    @property
+    def interfaces(self) -> int:
+        """Interface blocks in the current section so far (the next one's id)."""
+        return self._interfaces
 
     def interface(
         self,
@@ -237,10 +247,16 @@ def sll2_pcap_to_pcapng(
     interfaces: Iterable[Interface],
     hardware: str | None = None,
     os: str | None = None,
+    merged: PcapngWriter | None = None,
 ) -> ConvertResult:
     """Write one section for `node`: an interface block per entry of `interfaces`
     (the node's ifindex table) and every frame of `pcap` under the interface its
     SLL2 header names, with its direction in epb_flags.
+
+    With `merged` (a writer already in its one section), the same interface
+    blocks, their descriptions starting `node=<node>; `, and the same packets
+    go there too: one section for every node, because Wireshark 4.0 gives the
+    packets of a file's later sections the interfaces of the first.
 
     Frames keep link type LINUX_SLL2: rebuilding Ethernet would mean inventing
     the destination MAC, which SLL2 does not carry. Frames of another link type
@@ -251,10 +267,20 @@ def sll2_pcap_to_pcapng(
     result = ConvertResult()
     table = list(interfaces)
     writer.section(node=node, hardware=hardware, os=os)
+    base = merged.interfaces if merged is not None else 0
+
+    def add(name: str, linktype: int, snaplen: int, description: str, mac: str | None = None, ipv4: Iterable[str] = ()) -> int:
+        if merged is not None:
+            merged.interface(name, linktype, snaplen, description=f"node={node}; {description}", mac=mac, ipv4=ipv4)
+        return writer.interface(name, linktype, snaplen, description=description, mac=mac, ipv4=ipv4)
+
+    def add_entry(entry: Interface, linktype: int, snaplen: int) -> int:
+        return add(entry.name, linktype, snaplen, entry.description(), entry.mac, entry.ipv4)
+
     if len(pcap) < 24:
         result.damage = f"byte 0: pcap header needs 24 bytes, file has {len(pcap)}"
         for entry in table:
-            _write_interface(writer, entry, int(LinkType.LINUX_SLL2), 0)
+            add_entry(entry, int(LinkType.LINUX_SLL2), 0)
         return result
     magic = struct.unpack_from("<I", pcap, 0)[0]
     if magic not in PCAP_MAGICS:
@@ -266,10 +292,10 @@ def sll2_pcap_to_pcapng(
     ids: dict[int, int] = {}
     if linktype == LinkType.LINUX_SLL2:
         for entry in table:
-            ids[entry.index] = _write_interface(writer, entry, linktype, snaplen)
+            ids[entry.index] = add_entry(entry, linktype, snaplen)
     else:
         single = table[0] if table else Interface(index=0, name="capture")
-        ids[-1] = _write_interface(writer, single, linktype, snaplen)
+        ids[-1] = add_entry(single, linktype, snaplen)
     offsets, caplens, result.damage = _walk(pcap, order, snaplen)
     buf = np.frombuffer(pcap, dtype=np.uint8)
     unknown: list[int] = []
@@ -284,16 +310,19 @@ def sll2_pcap_to_pcapng(
             for index in np.unique(ifindex).tolist():
                 if index not in ids:
                     unknown.append(index)
-                    ids[index] = writer.interface(
-                        f"ifindex{index}", linktype, snaplen, description=f"ifindex {index}, not in the node's interface table"
-                    )
+                    ids[index] = add(f"ifindex{index}", linktype, snaplen, f"ifindex {index}, not in the node's interface table")
             keys = np.array(sorted(ids), dtype=np.int64)
             values = np.array([ids[k] for k in sorted(ids)], dtype=np.uint32)
             iface = values[np.searchsorted(keys, ifindex)]
         else:
             pkttype = np.full(len(rec), 255, dtype=np.uint8)
             iface = np.full(len(rec), ids[-1], dtype=np.uint32)
-        writer.write_raw(_epbs(buf, rec, order, 1 if nanos else 1000, iface, pkttype))
+        blocks, at = _epbs(buf, rec, order, 1 if nanos else 1000, iface, pkttype)
+        writer.write_raw(blocks.tobytes())
+        if merged is not None:  # the same blocks, interface ids after the other nodes'
+            if base:
+                blocks[at[:, None] + np.arange(8, 12)] = (iface + np.uint32(base)).astype("<u4").view(np.uint8).reshape(-1, 4)
+            merged.write_raw(blocks.tobytes())
         result.packets += len(rec)
         first = last
     result.unknown_ifindex = tuple(unknown)
@@ -340,8 +369,11 @@ def _sll2_fields(buf: np.ndarray, rec: np.ndarray, caplen: np.ndarray) -> tuple[
 FLAG_VALUES = np.array([DIRECTION_FLAGS[Direction(t)] for t in range(5)], dtype=np.uint32)
 
 
-def _epbs(buf: np.ndarray, rec: np.ndarray, order: str, scale: int, iface: np.ndarray, pkttype: np.ndarray) -> bytes:
-    """Enhanced packet blocks for a run of pcap records, built with array operations (same bytes as `packet()`)."""
+def _epbs(
+    buf: np.ndarray, rec: np.ndarray, order: str, scale: int, iface: np.ndarray, pkttype: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Enhanced packet blocks for a run of pcap records, built with array operations (same bytes as `packet()`),
+    and where each block starts."""
     fields = _gather(buf, rec, 16).copy().view(np.dtype(order + "u4")).reshape(-1, 4).astype(np.uint64)
     ts = fields[:, 0] * np.uint64(1_000_000_000) + fields[:, 1] * np.uint64(scale)
     caplen = fields[:, 2].astype(np.int64)
@@ -377,10 +409,4 @@ def _epbs(buf: np.ndarray, rec: np.ndarray, order: str, scale: int, iface: np.nd
         out[where[:, None] + np.arange(12)] = option.view(np.uint8).reshape(-1, 12)
     trailer = out_off + length - 4
     out[trailer[:, None] + np.arange(4)] = length.astype("<u4").view(np.uint8).reshape(-1, 4)
-    return out.tobytes()
-
-
-def _write_interface(writer: PcapngWriter, entry: Interface, linktype: int, snaplen: int) -> int:
-    return writer.interface(
-        entry.name, linktype, snaplen, description=entry.description(), mac=entry.mac, ipv4=entry.ipv4
-    )
+    return out, out_off

@@ -357,17 +357,18 @@ def _teardown(plan: Plan, runs: list[NodeRun]) -> None:
     _parallel(one, runs)
 
 
-def _convert(run: NodeRun, path: Path) -> dict[str, Any]:
+def _convert(run: NodeRun, path: Path, merged: PcapngWriter) -> dict[str, Any]:
+    """The node's pcapng section, written to `path` and appended to the merged capture."""
     entries = merge_tables(run.facts.interfaces, run.stop_facts.interfaces if run.stop_facts else [])
     run.facts.interfaces = entries
     size = run.raw.stat().st_size if run.raw.exists() else 0
-    kernel = run.facts.versions.get("kernel")
+    meta = {"hardware": run.plan.label, "os": run.facts.versions.get("kernel"), "merged": merged}
     with PcapngWriter(str(path)) as writer:
         if size == 0:
-            result = sll2_pcap_to_pcapng(b"", writer, run.plan.label, interface_table(entries), hardware=run.plan.label, os=kernel)
+            result = sll2_pcap_to_pcapng(b"", writer, run.plan.label, interface_table(entries), **meta)
         else:
             with open(run.raw, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                result = sll2_pcap_to_pcapng(data, writer, run.plan.label, interface_table(entries), hardware=run.plan.label, os=kernel)
+                result = sll2_pcap_to_pcapng(data, writer, run.plan.label, interface_table(entries), **meta)
     return {"packets": result.packets, "unknown_ifindex": list(result.unknown_ifindex), "damage": result.damage}
 
 
@@ -375,38 +376,38 @@ def _write(
     plan: Plan, runs: list[NodeRun], out: Path, started_ns: int, stopped_ns: int, reason: str,
     pods: list[PodTarget], argv: list[str] | None,
 ) -> dict[str, Any]:
+    with PcapngWriter(str(out / MERGED)) as merged:
+        # one section for all nodes (Wireshark 4.0 misnames the interfaces of later sections), nodes one after the other
+        merged.section(comment="cniscope capture of " + ", ".join(run.plan.label for run in runs)
+                       + "; each interface's node is in its description (node=<name>)")
+        converted = [_convert(run, out / f"{run.plan.label}.pcapng", merged) for run in runs]
     nodes = []
-    for run in runs:
+    for run, conv in zip(runs, converted, strict=True):
         path = out / f"{run.plan.label}.pcapng"
-        converted = _convert(run, path)
         summary = nodeside.parse_summary(run.stderr)
         if summary.dropped is None:
             run.warnings.append("tcpdump printed no drop count (it did not exit normally)")
-        if converted["damage"]:
-            run.warnings.append(f"stream from the node: {converted['damage']}")
+        if conv["damage"]:
+            run.warnings.append(f"stream from the node: {conv['damage']}")
         nodes.append(
             {
                 "name": run.plan.label,
                 "target": run.plan.target,
                 "file": path.name,
                 "bytes": run.bytes,
-                "packets": converted["packets"],
+                "packets": conv["packets"],
                 "tcpdump": {"captured": summary.captured, "received": summary.received, "dropped": summary.dropped},
                 "pid": run.pid,
                 "exit_status": run.proc.returncode if run.proc else None,
                 "sudo": run.sudo,
                 "filter": run.bpf,
                 "command": list(run.step.argv) if run.step else None,
-                "unknown_ifindex": converted["unknown_ifindex"],
+                "unknown_ifindex": conv["unknown_ifindex"],
                 "facts": run.facts.to_json(),
                 "stderr": [line for line in run.stderr if not nodeside.LISTENING.match(line)][-20:],
                 "warnings": run.warnings + run.facts.notes,
             }
         )
-    with open(out / MERGED, "wb") as merged:
-        for node in nodes:
-            with open(out / node["file"], "rb") as part:
-                shutil.copyfileobj(part, merged)
     manifest = {
         "format": "cniscope-capture",
         "version": 1,

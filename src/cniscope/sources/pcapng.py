@@ -19,7 +19,9 @@ Node convention (shared with `cniscope capture` and `cniscope.pcapng_writer`,
 which write one section per node): the node a section was captured on is
 named by a comment option (opt_comment, code 1) of its SHB holding
 `node=<name>`. An interface's `if_description` may hold the
-same `node=<name>` and then wins for that interface's packets. Packets of a
+same `node=<name>` (or `node=<name>; more text`, as the one-section
+`merged.pcapng` of a capture writes it) and then wins for that interface's
+packets. Packets of a
 section without it have no node (the input's `node=` tag fills it later).
 
 Damage (a block whose length is not a multiple of 4 or runs past the end, a
@@ -113,8 +115,8 @@ def _text(value: bytes) -> str:
 
 def _node_of(value: bytes) -> str | None:
     text = _text(value).strip()
-    if text.startswith("node="):
-        return text[5:].strip() or None
+    if text.startswith("node="):  # `node=<name>`, or `node=<name>; more` in a merged capture's interface descriptions
+        return text[5:].split(";")[0].strip() or None
     return None
 
 
