@@ -134,38 +134,18 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
     return _unsorted(journey, perm).to_series()
 
 
-def node_order(table: pl.DataFrame, ts_col: str) -> pl.Series:
-    """Rank (UInt32, in `table`'s row order) of each sighting's node among the nodes of its journey.
-
-    Upstream first: the node that saw the higher TTL (when every node of the
-    journey shows one), then the node that only sent the packet before one
-    that also or only received it, then the earlier corrected time. The same
-    evidence decides who sent a packet in `clocks`.
-    """
-    out, received = pl.col("direction") == int(Direction.OUT), pl.col("direction").is_not_null() & (pl.col("direction") != int(Direction.OUT))
-    per = table.group_by(["journey", "_nid"]).agg(
-        ttl_max=pl.col("ttl").max(), ttl_min=pl.col("ttl").min(), sent=out.any(), received=received.any(), first=pl.col(ts_col).min(),
-    )
-    all_ttl = pl.col("ttl_max").is_not_null().all().over("journey")
-    role = pl.when(pl.col("sent") & ~pl.col("received")).then(0).when(pl.col("received") & ~pl.col("sent")).then(2).otherwise(1)
-    per = per.sort(
-        "journey",
-        pl.when(all_ttl).then(-pl.col("ttl_max").cast(pl.Int16)).otherwise(0),
-        pl.when(all_ttl).then(-pl.col("ttl_min").cast(pl.Int16)).otherwise(0),
-        role, "first", "_nid",
-    ).with_columns(_seg=pl.int_range(pl.len(), dtype=pl.UInt32).over("journey"))
-    return table.select("journey", "_nid").join(per.select("journey", "_nid", "_seg"), on=["journey", "_nid"], how="left",
-                                                  maintain_order="left")["_seg"]
-
-
-def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
+def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> pl.DataFrame:
     """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order.
 
-    With a `_seg` column (see `node_order`), a journey's nodes come in that order, each node's sightings together.
+    `by_node` (several nodes, `_nid` given): a journey's sightings on each node stay together, the nodes in
+    the order `_upstream_first` gives.
     """
     egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
-    nodes = ["_seg"] if "_seg" in table.columns else []
-    t, perm = _sorted_by(table, ["journey", *nodes, ts_col, egress_last, "row"], "journey", ts_col)
+    if by_node:
+        t, perm = _sorted_by(table, ["journey", "_nid", ts_col, egress_last, "row"], "journey", ts_col, "_nid", "ttl", "direction")
+        t, perm = _upstream_first(t, perm, ts_col)
+    else:
+        t, perm = _sorted_by(table, ["journey", ts_col, egress_last, "row"], "journey", ts_col)
     run = t.select(pl.col("journey").rle_id()).to_series().to_numpy()
     n = len(run)
     new = np.ones(n, dtype=bool)
@@ -191,6 +171,39 @@ def order_hops(table: pl.DataFrame, ts_col: str) -> pl.DataFrame:
     )
     del run, hop, new
     return _unsorted(t, perm)
+
+
+def _upstream_first(t: pl.DataFrame, perm: np.ndarray, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
+    """Reorder the stretches of a frame sorted by (journey, node, time): within a journey, upstream nodes first.
+
+    Upstream is the node that saw the higher TTL (when every node of the journey
+    shows one), then the node that only sent the packet before one that also or
+    only received it, then the earlier corrected time. The same evidence decides
+    who sent a packet in `clocks`. Array work over the stretches, no join.
+    """
+    n = t.height
+    if n == 0:
+        return t, perm
+    starts = np.flatnonzero(t.select(_starts("journey", "_nid")).to_series().to_numpy())
+    ttl = t["ttl"]
+    ttl_max = np.maximum.reduceat(ttl.fill_null(0).to_numpy().astype(np.int16), starts)
+    ttl_min = np.minimum.reduceat(ttl.fill_null(255).to_numpy().astype(np.int16), starts)
+    seg_known = np.logical_or.reduceat(ttl.is_not_null().to_numpy(), starts)
+    direction = t["direction"]
+    sent = np.logical_or.reduceat((direction == int(Direction.OUT)).fill_null(False).to_numpy(), starts)
+    received = np.logical_or.reduceat((direction != int(Direction.OUT)).fill_null(False).to_numpy(), starts)
+    first = np.minimum.reduceat(t[ts_col].fill_null(np.iinfo(np.int64).max).to_numpy(), starts)
+    journey = t["journey"].to_numpy()[starts]
+    # a journey is ordered by TTL only when every one of its nodes shows one
+    journey_starts = np.flatnonzero(np.append(True, journey[1:] != journey[:-1]))
+    all_known = np.repeat(np.logical_and.reduceat(seg_known, journey_starts), np.diff(np.append(journey_starts, len(starts))))
+    role = np.where(sent & ~received, 0, np.where(received & ~sent, 2, 1))
+    stretches = pl.DataFrame({"journey": journey, "ttl_max": np.where(all_known, -ttl_max, 0), "ttl_min": np.where(all_known, -ttl_min, 0),
+                              "role": role.astype(np.int8), "first": first, "nid": t["_nid"].to_numpy()[starts]})
+    order = stretches.select(pl.arg_sort_by(stretches.columns)).to_series().to_numpy()
+    lengths = np.diff(np.append(starts, n))[order]
+    gather = np.arange(n) + np.repeat(starts[order] - (np.cumsum(lengths) - lengths), lengths)
+    return t[gather], perm[gather]
 
 
 def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
@@ -229,9 +242,7 @@ def correlate(table: pl.DataFrame) -> Correlation:
     if offsets:
         t = t.with_columns(ts=clocks.corrected(offsets))
         t = t.with_columns(journey=group(t, "ts"))  # bursts on one timeline
-    if not one_node:
-        t = t.with_columns(_seg=node_order(t, "ts"))
-    hops = order_hops(t, "ts")
+    hops = order_hops(t, "ts", by_node=not one_node)
     like = table.get_column("ts")
     added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
     wide = table.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
