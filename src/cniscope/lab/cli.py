@@ -114,7 +114,7 @@ def curl(name: str, source: str, target: str, path: str, max_time: float) -> Non
 @click.argument("name")
 @click.argument("action", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--nodes", help="Comma-separated nodes (default: all).")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for NODE.pcapng and cluster.yaml.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for NODE.pcapng, merged.pcapng, manifest.json and cluster.yaml.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Bound on the action.")
 @click.option("--filter", "bpf", help="tcpdump filter expression (default: everything).")
 def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, timeout: float, bpf: str | None) -> None:
