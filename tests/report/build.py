@@ -95,3 +95,18 @@ def service_call() -> Report:
                       journeys=(syn.id,), flows=(syn.flow,) if syn.flow is not None else (), rows=(syn.hops[1].row,))
     report.findings.append(finding)
     return report
+
+
+def receiver_stamps_first() -> Report:
+    """A DNS query node1 -> node2 and its answer, each receiver stamping the packet 20 us before its sender did:
+    the two-way clock estimate keeps both clocks (offset 0 +/- 20 us) and the delays between nodes stay negative."""
+    from tests.findings.wire import IN, OUT, Wire, udp_dns
+
+    wire = Wire()
+    query, answer = udp_dns("10.0.0.1", 5353, "10.0.0.2", 77, False), udp_dns("10.0.0.2", 5353, "10.0.0.1", 77, True, ip_id=2)
+    wire.see(query, "node1", "eth0", OUT, 20)
+    wire.see(dict(query, ttl=63), "node2", "eth0", IN, 0)
+    wire.see(dict(query, ttl=62), "node2", "cni0", OUT, 9)
+    wire.see(answer, "node2", "eth0", OUT, 1020)
+    wire.see(dict(answer, ttl=63), "node1", "eth0", IN, 1000)
+    return wire.analyze()

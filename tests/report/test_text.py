@@ -19,7 +19,7 @@ from cniscope.analyze import analyze
 from cniscope.report import text
 from cniscope.sources import InputSpec
 from tests.conftest import CORPUS, REPO, SEED
-from tests.report.build import service_call
+from tests.report.build import receiver_stamps_first, service_call
 
 GOLDEN = REPO / "tests" / "data" / "golden" / "text"
 # (golden name, directory, input as given on the command line): relative names keep the files machine-independent
@@ -103,17 +103,7 @@ def test_no_progress_off_a_terminal_or_for_short_inputs(terminal: bool, min_byte
 
 def test_a_hop_between_nodes_may_show_a_negative_delay_but_never_a_plus_minus():
     """Between nodes, delays are only as good as the clocks' alignment (microseconds apart at best)."""
-    from tests.findings.wire import IN, OUT, Wire, udp_dns
-
-    wire = Wire()
-    query, answer = udp_dns("10.0.0.1", 5353, "10.0.0.2", 77, False), udp_dns("10.0.0.2", 5353, "10.0.0.1", 77, True, ip_id=2)
-    # each receiver stamps the packet 20 us before its sender did: the two-way estimate keeps both clocks, delays stay negative
-    wire.see(query, "node1", "eth0", OUT, 20)
-    wire.see(dict(query, ttl=63), "node2", "eth0", IN, 0)
-    wire.see(dict(query, ttl=62), "node2", "cni0", OUT, 9)
-    wire.see(answer, "node2", "eth0", OUT, 1020)
-    wire.see(dict(answer, ttl=63), "node1", "eth0", IN, 1000)
-    page = text.render(wire.analyze())
+    page = text.render(receiver_stamps_first())
     assert "+-" not in page
     assert re.search(r"node2 eth0 In\s+-\d+ us", page) and re.search(r"node2 cni0 Out\s+\+9 us", page)
     assert [text.delay(n) for n in (None, 0, 9_000, -3_000, -1_500_000)] == ["-", "+0 ns", "+9 us", "-3 us", "-1.50 ms"]
