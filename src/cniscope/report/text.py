@@ -24,7 +24,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from cniscope.packets.schema import Clock
-from cniscope.results import Finding, Flow, Journey, Report, Severity
+from cniscope.results import Finding, Flow, Hop, Journey, Report, Severity
 from cniscope.sources import Capture, InputSpec, read
 
 SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
@@ -97,8 +97,9 @@ def lines(report: Report) -> list[Text]:
     clocks = {inp.index: inp.clock for inp in report.inputs}
     input_of = report.table["input"].to_list() if report.table.height else []
     journeys = {j.id: j for j in report.journeys}
+    aligned = {c.reference: 0 for c in report.clocks} | {c.node: c.uncertainty_ns for c in report.clocks}
     for flow in report.flows[:MAX_FLOWS]:
-        _flow(out, flow, journeys, clocks, input_of)
+        _flow(out, flow, journeys, clocks, input_of, aligned)
     if len(report.flows) > MAX_FLOWS:
         out.add(f"... {len(report.flows) - MAX_FLOWS} more conversations (see --json)", "dim")
         out.add()
@@ -144,7 +145,17 @@ def flow_facts(flow: Flow) -> list[str]:
     return facts
 
 
-def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[int, Clock], input_of: list[int]) -> None:
+def between_nodes(before: Hop, hop: Hop, aligned: dict[str, int]) -> str:
+    """How far a delay from one node to another can be trusted: the two clocks' alignment ('' on one node)."""
+    if not before.node or not hop.node or before.node == hop.node:
+        return ""
+    if before.node not in aligned or hop.node not in aligned:
+        return "clocks not aligned"
+    return f"clocks +/- {duration(aligned[before.node] + aligned[hop.node])}"
+
+
+def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[int, Clock], input_of: list[int],
+          aligned: dict[str, int]) -> None:
     out.parts((f"Conversation {flow.id}: ", "bold"), (f"{flow.proto.upper()} {flow.client} <-> {flow.server}", "bold cyan"),
               (f"  [{flow.state}]", "magenta"))
     if len(flow.legs) > 1:
@@ -160,7 +171,9 @@ def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[in
             when = timestamp(hop.ts, clock) if n == 1 else delay(hop.delay_ns)
             role = f"  {hop.role}" if hop.role else ""
             changed = "  " + "; ".join(str(c) for c in hop.changes) if hop.changes else ""
-            out.parts((f"    {n}. ", "dim"), (f"{hop.point:<28}", ""), (f" {when:>17}", "green"), (role, "cyan"), (changed, "yellow"))
+            across = between_nodes(journey.hops[n - 2], hop, aligned) if n > 1 else ""
+            out.parts((f"    {n}. ", "dim"), (f"{hop.point:<28}", ""), (f" {when:>17}", "green"), (f" ({across})" if across else "", "dim"),
+                      (role, "cyan"), (changed, "yellow"))
     if len(flow.journeys) > len(shown):
         out.add(f"  ... {len(flow.journeys) - len(shown)} more packets", "dim")
     out.add()
