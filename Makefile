@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := tcpdump tshark iproute2 iptables nginx-light bird2 gobgpd curl chromium \
-                openssh-server openssh-client conntrack procps ethtool
+                openssh-server openssh-client conntrack procps ethtool sudo
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 

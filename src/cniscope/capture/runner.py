@@ -65,6 +65,11 @@ class FilterRejected(CniscopeError):
 
 
 FILTER_ERROR = re.compile(r"syntax error|can't parse filter|illegal|unknown host|not a valid")
+SUDO_SAID = re.compile(r"^sudo: ")
+SUDO_HINT = (
+    "The remote user is not root, so cniscope runs tcpdump through `sudo -n`, which needs a sudoers rule letting that user"
+    " run sh as root without a password, e.g. `USER ALL=(root) NOPASSWD: /bin/sh` (docs/capture.md, ssh); or log in as root"
+)
 
 
 @dataclass
@@ -267,6 +272,20 @@ def _start(plan: Plan, run: NodeRun) -> None:
         run.threads.append(thread)
 
 
+def _sudo_refusal(run: NodeRun) -> str | None:
+    """What sudo said when it would not run the capture (no rule, a password needed, a tty required)."""
+    if not run.sudo:
+        return None
+    return next((line for line in run.stderr if SUDO_SAID.match(line)), None)
+
+
+def _why_not_started(run: NodeRun) -> str:
+    refusal = _sudo_refusal(run)
+    if refusal:  # the rest is login noise (motd, "Could not chdir to home directory")
+        return f"{run.plan.label}: `sudo -n` refused for {run.plan.target} (uid {run.facts.uid}): {refusal}"
+    return f"{run.plan.label}: {' '.join(run.stderr[-3:]) or 'no answer'}"
+
+
 def _capture(
     plan: Plan, runs: list[NodeRun], interrupted: threading.Event, progress: Callable[[str], None],
     action: Callable[[], object] | None = None,
@@ -279,10 +298,11 @@ def _capture(
     failed = [run for run in runs if not run.listening.is_set() or run.proc is None or run.proc.poll() is not None]
     if failed:
         time.sleep(0.2)  # let stderr arrive
-        details = "; ".join(f"{r.plan.label}: {' '.join(r.stderr[-3:]) or 'no answer'}" for r in failed)
+        details = "; ".join(_why_not_started(r) for r in failed)
         if any(FILTER_ERROR.search(line) for r in failed for line in r.stderr):
             raise FilterRejected(f"tcpdump refused the filter: {details}")
-        raise CaptureFailed(f"tcpdump did not start on {len(failed)} node(s): {details}")
+        refused = any(_sudo_refusal(r) for r in failed)
+        raise CaptureFailed(f"tcpdump did not start on {len(failed)} node(s): {details}" + (f". {SUDO_HINT}" if refused else ""))
     started_ns = time.time_ns()
     progress(f"capturing on {len(runs)} node(s): {', '.join(r.plan.label for r in runs)}")
     if action is not None:
