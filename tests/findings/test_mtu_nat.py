@@ -23,6 +23,32 @@ def test_large_packets_vanishing_after_a_hop_while_small_ones_pass_is_a_black_ho
     assert of_kind(report, FindingKind.DROP) == []  # the same losses, explained once
 
 
+def _payload_sizes_only(small: int, large: int, ip_len_shown: bool = False) -> Wire:
+    """ICMP echoes as `tcpdump -nn` shows them: payload lengths, no IP length, no frame length."""
+    wire = Wire()
+    hide: dict[str, object] = {} if ip_len_shown else {"ip_len": None}
+    for i in range(4):
+        wire.path(icmp(CLIENT, WEB, 8, seq=i, size=small, ip_id=i), OUT_OF_N1 + INTO_N3, i * 1_000_000, **hide)
+        wire.path(icmp(WEB, CLIENT, 0, seq=i, size=small, ip_id=100 + i), OUT_OF_N3 + INTO_N1, i * 1_000_000 + 400, **hide)
+        wire.path(icmp(CLIENT, WEB, 8, ident=8, seq=i, size=large, ip_id=50 + i), OUT_OF_N1, i * 1_000_000 + 500_000, **hide)
+    return wire
+
+
+def test_black_hole_from_payload_lengths_is_bounded_by_the_headers() -> None:
+    mtu = of_kind(_payload_sizes_only(84, 1428).analyze(), FindingKind.MTU)
+    assert len(mtu) == 1 and (mtu[0].node, mtu[0].iface) == (N1, "eth0")
+    # 1400 bytes of ICMP data: at least 1428 bytes of IP packet; 56 bytes: at most 56 + 8 + 60 (IPv4 options)
+    assert "packets of at least 1428 bytes vanish, packets of at most 124 bytes pass" in mtu[0].title
+    assert "-v" in mtu[0].explanation
+
+
+def test_no_black_hole_when_unknown_headers_could_make_up_the_difference() -> None:
+    assert of_kind(_payload_sizes_only(600, 640, ip_len_shown=True).analyze(), FindingKind.MTU)  # sizes known: a black hole
+    report = _payload_sizes_only(600, 640).analyze()  # 600 passed, 640 lost: 40 bytes of IP options would even it out
+    assert of_kind(report, FindingKind.MTU) == []
+    assert of_kind(report, FindingKind.DROP), "the losses are still reported, as drops"
+
+
 def test_frag_needed_names_the_mtu_and_the_quoted_conversation() -> None:
     wire = Wire()
     conversation(wire, 0)

@@ -8,6 +8,14 @@
 - *black hole*: at one place, every packet above some size vanishes while
   smaller ones of the same traffic pass: a link on the way has a smaller
   MTU and its "fragmentation needed" never reaches the sender.
+
+Sizes are those of the IP packet on the wire (the envelope's when
+tunnelled): the IP header's length (pcap, tcpdump `-v`), else the frame's
+length less its link header (tcpdump `-e`). tcpdump's plain text shows
+neither, only the TCP/UDP/ICMP payload's length: the size is then a range,
+the payload plus the smallest and the largest headers the protocols allow,
+and a black hole is claimed only if the largest packet that passed is
+smaller than the smallest one that vanished, whatever the headers were.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import polars as pl
 
 from cniscope.findings.context import Context
 from cniscope.findings.losses import Loss
-from cniscope.packets.schema import Tunnel, ip4_text
+from cniscope.packets.schema import LinkType, Tunnel, ip4_text
 from cniscope.results import Finding, FindingKind, Hop, Severity
 
 # Bytes an envelope adds in front of the inner IP packet.
@@ -28,6 +36,12 @@ TUNNEL_OVERHEAD: dict[Tunnel, int] = {
     Tunnel.IPIP: 20,
     Tunnel.FLANNEL_UDP: 28,
 }
+# The most an envelope can add: outer IPv4 options (40), Geneve options (252).
+TUNNEL_OVERHEAD_MAX: dict[Tunnel, int] = {kind: n + 40 + (252 if kind is Tunnel.GENEVE else 0) for kind, n in TUNNEL_OVERHEAD.items()}
+LINK_HEADER = {int(LinkType.ETHERNET): 14, int(LinkType.LINUX_SLL): 16, int(LinkType.LINUX_SLL2): 20}
+VLAN_TAG = 4
+IP_HEADER = {4: (20, 60), 6: (40, 40)}  # bytes without and with the most options (IPv6: extension headers show in text)
+L4_HEADER = {6: (20, 60), 17: (8, 8), 1: (8, 8), 58: (8, 8)}  # TCP options make its header 20-60 bytes
 UNDERLAY_MTU = 1500  # assumed: a capture cannot tell (GSO/GRO show packets larger than the link on both ends)
 TCP_IP_HEADERS = 40
 MIN_BLACK_HOLE_SIZE = 576  # every IPv4 link carries 576 bytes: smaller losses are not about size
@@ -108,22 +122,37 @@ def black_holes(ctx: Context) -> list[Finding]:
     for place, group in lost_at.items():
         node, iface, direction = place[0], place[1], place[2]
         sizes = [s for loss in group if (s := _size(ctx, loss.last)) is not None]
-        if not sizes or min(sizes) < MIN_BLACK_HOLE_SIZE:
+        if not sizes:
+            continue
+        smallest = min(low for low, _ in sizes)  # every lost packet had at least this many bytes
+        if smallest < MIN_BLACK_HOLE_SIZE:
             continue
         passed = _passed_sizes(ctx, node, iface, direction, {loss.journey.id for loss in group})
-        if not passed or max(passed) >= min(sizes):
+        if not passed:
             continue
+        largest = max(high for _, high in passed)  # no packet that passed had more
+        if largest >= smallest:
+            continue
+        exact = all(low == high for low, high in sizes + passed)
+        biggest = max(high for _, high in sizes)
+        mtu_low, mtu_high = max(low for low, _ in passed), min(high for _, high in sizes) - 1
         first = group[0]
         at = first.last.point
         onward = f" towards {first.peer}" if first.peer else ""
+        if exact:
+            title = f"packets of {smallest} bytes and more vanish, {largest} bytes pass"
+            estimated = ""
+        else:
+            title = f"packets of at least {smallest} bytes vanish, packets of at most {largest} bytes pass"
+            estimated = (" (The capture shows no IP lengths, only the payload's: sizes are bounded by the smallest and "
+                         "largest headers; tcpdump prints IP lengths with -v, frame lengths with -e.)")
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.ERROR,
-            title=f"path MTU black hole after {at}{onward}: packets of {min(sizes)} bytes and more vanish, "
-                  f"{max(passed)} bytes pass",
-            explanation=f"{len(group)} packet(s) of {min(sizes)}-{max(sizes)} bytes were last seen at {at} "
+            title=f"path MTU black hole after {at}{onward}: {title}",
+            explanation=f"{len(group)} packet(s) of {smallest}-{biggest} bytes were last seen at {at} "
                         f"and never at the next place ({first.expected.value}), while {len(passed)} packet(s) of up to "
-                        f"{max(passed)} bytes passed the same place. A link after it has an MTU between {max(passed)} and "
-                        f"{min(sizes) - 1}, and no 'fragmentation needed' reached the sender.",
+                        f"{largest} bytes passed the same place. A link after it has an MTU between {mtu_low} and "
+                        f"{mtu_high}, and no 'fragmentation needed' reached the sender.{estimated}",
             next_step="Compare the MTU of every link after this point (ip link: NIC, tunnel device, underlay, the next node's "
                       "NIC); lower the pods' MTU or clamp the MSS to the smallest, and let ICMP frag-needed through.",
             node=first.last.node, iface=iface,
@@ -135,14 +164,40 @@ def black_holes(ctx: Context) -> list[Finding]:
     return out
 
 
-def _size(ctx: Context, hop: Hop) -> int | None:
-    """Bytes of the IP packet on the wire at that sighting (the envelope's when tunnelled)."""
-    if ctx.value(hop, "tunnel") and ctx.value(hop, "outer_len") is not None:
-        return ctx.value(hop, "outer_len")  # type: ignore[return-value]
-    return ctx.value(hop, "ip_len")  # type: ignore[return-value]
+def _size(ctx: Context, hop: Hop) -> tuple[int, int] | None:
+    """Bytes of the IP packet on the wire at that sighting (the envelope's when tunnelled), as (least, most).
+
+    Exact from the IP header, or from the frame's length less its link header (Ethernet padding
+    only makes a frame of under 60 bytes look larger); from a payload length, bounded by the headers.
+    """
+    v = ctx.value
+    tunnel = v(hop, "tunnel")
+    kind = Tunnel(tunnel) if tunnel else None  # type: ignore[arg-type]
+    if kind is not None and v(hop, "outer_len") is not None:
+        return _exact(v(hop, "outer_len"))
+    ip_len = v(hop, "ip_len")
+    if kind is None and ip_len is not None:
+        return _exact(ip_len)
+    version, wirelen, link = v(hop, "ip_version"), v(hop, "wirelen"), LINK_HEADER.get(v(hop, "linktype"))  # type: ignore[call-overload]
+    if version is not None and wirelen is not None and link is not None:
+        return _exact(wirelen - link - (VLAN_TAG if v(hop, "vlan") is not None else 0))  # type: ignore[operator]
+    if ip_len is not None:
+        low = high = int(ip_len)  # type: ignore[call-overload]
+    else:
+        payload, ip, l4 = v(hop, "payload_len"), IP_HEADER.get(version), L4_HEADER.get(v(hop, "proto"))  # type: ignore[call-overload]
+        if payload is None or ip is None or l4 is None:
+            return None
+        low, high = payload + ip[0] + l4[0], payload + ip[1] + l4[1]  # type: ignore[operator]
+    if kind is not None:
+        low, high = low + TUNNEL_OVERHEAD.get(kind, 0), high + TUNNEL_OVERHEAD_MAX.get(kind, 0)
+    return low, high
 
 
-def _passed_sizes(ctx: Context, node: str, iface: str | None, direction: str | None, lost: set[int]) -> list[int]:
+def _exact(size: object) -> tuple[int, int]:
+    return int(size), int(size)  # type: ignore[call-overload]
+
+
+def _passed_sizes(ctx: Context, node: str, iface: str | None, direction: str | None, lost: set[int]) -> list[tuple[int, int]]:
     out = []
     for j in ctx.journeys:
         if j.id in lost:
@@ -154,4 +209,3 @@ def _passed_sizes(ctx: Context, node: str, iface: str | None, direction: str | N
                     out.append(size)
                 break
     return out
-
