@@ -12,7 +12,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 
 install: $(STAMP_APT) $(STAMP_PIP)
 
-$(STAMP_APT):
+$(STAMP_APT): Makefile  # the package list lives here: re-check when it changes
 	@mkdir -p $(VENV)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

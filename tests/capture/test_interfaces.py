@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,18 @@ def test_inventory_script_on_this_machine() -> None:
     assert interface_table(facts.interfaces)[0].name == "lo"
     assert facts.notes == [] or all("tcpdump" in note for note in facts.notes)
 
+
+
+@pytest.mark.skipif(not (Path("/usr/sbin/ip").exists() and shutil.which("tcpdump")), reason="needs ip in /usr/sbin and tcpdump")
+def test_inventory_finds_sbin_tools_on_a_plain_users_path(tmp_path: Path) -> None:
+    """A login's PATH without the sbin directories (common for non-root users): `ip` is still found."""
+    for tool in ("sh", "id", "cat", "grep", "date", "uname", "tcpdump"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))  # type: ignore[arg-type]
+    done = subprocess.run(nodeside.inventory_argv(), capture_output=True, text=True, timeout=30, check=True,
+                          env={"PATH": str(tmp_path)}, executable=str(tmp_path / "sh"))
+    facts = parse_inventory(done.stdout)
+    assert any(entry["name"] == "lo" for entry in facts.interfaces), done.stdout[:500]
+    assert facts.versions["iproute2"] and facts.versions["tcpdump"]
 
 LINKS = """[{"ifindex":1,"ifname":"lo","mtu":65536,"link_type":"loopback","address":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
 {"ifindex":2,"link_index":9,"ifname":"eth0","mtu":1500,"link_type":"ether","address":"02:00:00:00:00:01","link_netnsid":0,"linkinfo":{"info_kind":"veth"},"addr_info":[{"family":"inet","local":"192.168.0.1","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]},

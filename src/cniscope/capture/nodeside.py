@@ -11,8 +11,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+# A plain user's PATH may lack the sbin directories where tcpdump and ip live on some systems.
+SBIN_PATH = 'PATH="$PATH:/usr/sbin:/sbin"; export PATH; '
 # One run prints everything we record about a node, in sections "== name".
-INVENTORY_SCRIPT = r"""
+INVENTORY_SCRIPT = SBIN_PATH + r"""
 echo '== uid'; id -u
 echo '== hostname'; cat /proc/sys/kernel/hostname
 echo '== ssh'; echo "${SSH_CONNECTION:-}"
@@ -30,7 +32,7 @@ echo '== end'
 # Report our pid (the one to signal), then become `timeout ... tcpdump ...`:
 # timeout forwards SIGTERM to tcpdump and bounds it on the node even if the
 # client vanishes.
-START_SCRIPT = 'echo "cniscope-pid $$" >&2; exec "$@"'
+START_SCRIPT = SBIN_PATH + 'echo "cniscope-pid $$" >&2; exec "$@"'
 STOP_SCRIPT = 'kill -s TERM "$1"'
 PID_LINE = re.compile(r"^cniscope-pid (\d+)$")
 LISTENING = re.compile(r"^tcpdump: listening on ")
