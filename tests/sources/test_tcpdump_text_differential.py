@@ -101,7 +101,7 @@ def compare(text: pl.DataFrame, decoded: pl.DataFrame, flags: list[str], skip: t
     us = decoded["ts"] // 1000 * 1000
     if "-tt" in flags:
         assert (text["ts"] == us).all()
-    elif "-ttt" in flags:  # deltas, summed by the reader
+    elif "-ttt" in flags or "-ttttt" in flags:  # deltas summed by the reader, or time since the first packet
         assert (text["ts"] == us - us[0]).all()
     elif "-t" not in flags:
         offset = time.localtime().tm_gmtoff * 10**9
@@ -250,7 +250,9 @@ CRAFTED = [
     for kind, flags in [("ether", ["-nn", "-v"]), ("ether", ["-nn", "-e", "-S"]), ("ether", ["-tt"]),
                         ("ether", ["-nn", "-t", "-vv"]), ("tunnel", ["-nn", "-e", "-v"]), ("tunnel", ["-nn"]),
                         ("sll1", ["-nn", "-e", "-v"]), ("sll2", ["-nn", "-e"]), ("extra", ["-nn"]),
-                        ("extra", ["-nn", "-v"]), ("raw", ["-nn", "-e", "-v"]), ("raw", ["-nn", "-ttt"])]
+                        ("extra", ["-nn", "-v"]), ("raw", ["-nn", "-e", "-v"]), ("raw", ["-nn", "-ttt"]),
+                        ("ether", ["-nn", "-ttt"]), ("ether", ["-nn", "-ttttt"]), ("tunnel", ["-nn", "-ttttt"]),
+                        ("tunnel", ["-nn", "-ttt"])]  # -ttt of the tunnel file: equal deltas, which never decrease either
 ]
 
 
@@ -275,7 +277,8 @@ def test_the_corpus_has_pcaps() -> None:
 
 
 @needs_tcpdump
-@pytest.mark.parametrize("flags", [["-nn"], ["-nn", "-v", "-e"], ["-tt", "-nn", "-S"]], ids=" ".join)
+@pytest.mark.parametrize("flags", [["-nn"], ["-nn", "-v", "-e"], ["-tt", "-nn", "-S"], ["-nn", "-ttt"], ["-nn", "-ttttt"]],
+                         ids=" ".join)
 @pytest.mark.parametrize("pcap", CORPUS_PCAPS, ids=lambda p: p.name[:2])
 def test_corpus_pcap_text_equals_pcap(pcap: Path, flags: list[str]) -> None:
     decoded = read([InputSpec(str(pcap))]).table

@@ -16,8 +16,12 @@ back of more than 12 h within one capture is taken as midnight passing);
 `-tt` epoch seconds and `-tttt` dates are `Clock.EPOCH` (dates are taken as
 UTC: tcpdump prints local time and the text does not say which zone);
 `-ttt`/`-ttttt` (a leading space, then `HH:MM:SS.ffffff` from 00:00:00) are
-`Clock.RELATIVE`, read as `-ttt` deltas and summed, restarting at each
-banner; `-t` is `Clock.NONE`. The input's clock is that of its first
+`Clock.RELATIVE`: time since the previous packet (`-ttt`, summed) or since the
+first (`-ttttt`), restarting at each banner. The two look alike; the reader
+takes `-ttttt` when a capture's first `RELATIVE_DECIDE_AFTER` stamps (or all
+of them) never decrease and hold at least `RELATIVE_SINCE_FIRST_MIN`
+different values, which deltas of real traffic (copies microseconds apart,
+then gaps) do not do, and says so in a note; `-t` is `Clock.NONE`. The input's clock is that of its first
 timestamped packet; rows whose timestamps are in another style get a null
 `ts` and one warning.
 
@@ -81,6 +85,10 @@ def _day_seconds(date: str) -> int:
     return int(datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
 
 
+RELATIVE_DECIDE_AFTER = 64  # -ttt or -ttttt: decided after this many stamps (or at the end of a shorter capture)
+RELATIVE_SINCE_FIRST_MIN = 4  # fewer different stamps than this are read as -ttt deltas (the common flag)
+
+
 class _Segment:
     """What a banner sets for the lines after it, and the clock state of that capture."""
 
@@ -88,6 +96,8 @@ class _Segment:
         self.iface = iface
         self.linktype = linktype
         self.relative_ns = 0
+        self.relative: str | None = None  # "delta" (-ttt) or "since-first" (-ttttt); None until decided
+        self.undecided: list[tuple[dict[str, object], int, int]] = []  # rows with a relative stamp: (row, stamp as printed, line)
         self.day_ns = 0
         self.last_tod: int | None = None
 
@@ -107,6 +117,7 @@ class TextReader:
         self.partial_rows = 0
         self.ascii_dump = False  # the input has `-A` dumps after its packets
         self.held: list[tuple[int, str]] = []  # printable lines after packets, until -A is known
+        self.printed_relative = 0  # the last -ttt/-ttttt stamp as printed (ns)
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
@@ -130,6 +141,7 @@ class TextReader:
         m = BANNER_RE.match(line)
         if m is not None:
             self.finish()
+            self.decide_relative()
             iface = m.group("iface")
             lt = m.group("lt") or m.group("flt")
             self.segment = _Segment(None if iface in (None, "any") else iface, grammar.LINKTYPES.get(lt))
@@ -204,6 +216,8 @@ class TextReader:
         seg = self.segment
         ts = self.timestamp(n, ts_match) if ts_match is not None else None
         pkt = Packet(line=n, ts=ts, iface=seg.iface, direction=None, linktype=seg.linktype, layers=[{}])
+        if ts is not None and self.clock is Clock.RELATIVE and seg.relative is None:
+            pkt.printed_relative = self.printed_relative
         self.packet = pkt
         if rest.endswith(IPIP_SUFFIX):  # tcpdump before 4.99 ends an IPIP packet with it
             rest = rest[: -len(IPIP_SUFFIX)]
@@ -233,8 +247,10 @@ class TextReader:
             ns = (int(g("h")) * 3600 + int(g("m")) * 60 + int(g("s"))) * NS + int(g("f").ljust(9, "0"))
             if g("rel") is not None:
                 clock = Clock.RELATIVE
-                seg.relative_ns += -ns if g("rel") == "-" else ns
-                ns = seg.relative_ns
+                self.printed_relative = -ns if g("rel") == "-" else ns
+                if seg.relative != "since-first":
+                    seg.relative_ns += self.printed_relative
+                    ns = seg.relative_ns
             else:
                 clock = Clock.TIME_OF_DAY
                 if seg.last_tod is not None and ns < seg.last_tod - HALF_DAY_NS:
@@ -279,8 +295,29 @@ class TextReader:
         row["frame"] = self.frame
         self.frame += 1
         self.rows.append(row)
+        if pkt.printed_relative is not None:
+            self.segment.undecided.append((row, pkt.printed_relative, pkt.line))
+            if len(self.segment.undecided) >= RELATIVE_DECIDE_AFTER:
+                self.decide_relative()
+
+    def decide_relative(self) -> None:
+        """-ttt or -ttttt for the current segment, from the stamps seen so far; rows not yet taken are set right."""
+        seg = self.segment
+        if not seg.undecided:
+            return
+        printed = [value for _, value, _ in seg.undecided]
+        monotone = all(b >= a for a, b in zip(printed, printed[1:], strict=False))
+        # equal deltas (periodic traffic) never decrease either: -ttttt also needs that many different stamps
+        seg.relative = "since-first" if monotone and len(set(printed)) >= RELATIVE_SINCE_FIRST_MIN else "delta"
+        if seg.relative == "since-first":
+            for row, value, _ in seg.undecided:
+                row["ts"] = value
+            self.info.warn(f"line {seg.undecided[0][2]}", "relative timestamps never decrease: read as "
+                           "-ttttt (time since the first packet), not -ttt deltas", damaged=False)
+        seg.undecided = []
 
     def take(self) -> pl.DataFrame:
+        self.decide_relative()
         rows, self.rows = self.rows, []
         used: set[str] = set()
         for r in rows:

@@ -65,6 +65,7 @@ class Packet:
     layers: list[Layer] = field(default_factory=list)
     pending: str | None = None
     quoted_header_seen: bool = False
+    printed_relative: int | None = None  # a -ttt/-ttttt stamp as printed (ns), until the segment knows which flag it was
 
     @property
     def top(self) -> Layer:
