@@ -90,6 +90,32 @@ def test_two_nodes_with_clocks_twelve_hours_apart_are_aligned(tmp_path):
     assert any(f.kind.value == "clock_skew" and f.node == "node02" for f in report.findings)
 
 
+def test_one_paste_from_two_nodes_is_split_by_prompts_and_aligned(tmp_path):
+    """14 as a user would paste it: the four captures one after the other, each after the prompt that ran it
+    (they are separate runs: the ping's sequence numbers tie the clocks)."""
+    lines = (CORPUS / "14-cilium-vxlan-otv-vv.txt").read_text().splitlines(keepends=True)
+    paste = tmp_path / "paste.txt"
+    paste.write_text("root@node01:~# tcpdump -i cilium_vxlan icmp -n -vv\n" + "".join(lines[:12])
+                     + "^C\nroot@node01:~# tcpdump -i eth0 -n dst 192.168.66.221 and udp -vv\n" + "".join(lines[12:28])
+                     + "[root@node02 ~]# tcpdump -i eth0 -n src 192.168.66.226 and udp -vv\n" + "".join(lines[28:45])
+                     + "[root@node02 ~]# tcpdump -i cilium_vxlan -n dst 10.244.6.11 -vv\n" + "".join(lines[45:]))
+    report = analyze([InputSpec(str(paste))])
+    (clock,) = report.clocks
+    assert (clock.node, clock.reference) == ("node02", "node01")
+    assert abs(clock.offset_ns + 12 * 3600 * 10**9) < 50_000_000, clock
+    # the same sightings as given in two files, one per node (the test above)
+    node01, node02 = tmp_path / "node01.txt", tmp_path / "node02.txt"
+    node01.write_text("".join(lines[:28]))
+    node02.write_text("".join(lines[28:]))
+    split = analyze([InputSpec(str(node01), "node01"), InputSpec(str(node02), "node02")])
+    columns = ["node", "ts", "icmp_seq", "tunnel"]
+    assert report.table.select(columns).equals(split.table.select(columns))
+    # lines 13-28 have no banner: the prompt's `-i eth0` names their interface (the split file can only guess)
+    assert report.table["iface"].to_list()[6:10] == ["eth0"] * 4
+    assert [(c.node, c.offset_ns) for c in split.clocks] == [(clock.node, clock.offset_ns)]
+    assert any(f.kind.value == "clock_skew" and f.node == "node02" for f in report.findings)
+
+
 def test_a_node_with_no_packets_still_gives_a_report():
     report = analyze([InputSpec(str(SEED), "node3"), InputSpec(str(DATA / "banner-only.txt"), "node2")])
     assert len(report.journeys) == 5

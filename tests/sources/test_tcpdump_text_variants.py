@@ -219,13 +219,36 @@ def test_prompts_trailers_garbage_and_midnight() -> None:
     df, info = parse(PASTE)
     assert len(df) == info.packets == 3
     assert info.unparsed_lines == 2
-    assert [w.where for w in info.warnings] == ["line 7", "line 18"]
+    assert [w.where for w in info.warnings] == ["line 7", "line 18", ""]
+    assert info.warnings[-1].message == "nodes named by the shell prompts that ran tcpdump: node3 (line 1)"
+    assert df["node"].to_list() == ["node3"] * 3  # `$ tcpdump` names no host: the node stays
     assert info.damaged  # garbage is damage, yet every packet was kept
     assert df["line"].to_list() == [5, 6, 17]
     assert df["iface"].to_list() == ["eth0", "veth1", "eth0"]
     assert df["linktype"].to_list() == [LinkType.LINUX_SLL2, LinkType.LINUX_SLL2, LinkType.ETHERNET]
     # crossing midnight inside a capture: the day goes on; a new banner starts a new capture
     assert df["ts"].to_list() == [86399_999000000, 86400_001000000, 43200 * 10**9]
+
+
+def test_a_paste_from_several_nodes_is_split_by_their_prompts() -> None:
+    """Prompts that run tcpdump name the node (ssh / kubectl debug node); other prompts and commands do not."""
+    paste = """\
+admin@laptop:~$ kubectl debug node/node1 -it --image=nicolaka/netshoot
+root@node1:/# tcpdump -i eth0 -nn icmp
+12:00:00.000100 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64
+root@node1:/# exit
+[ec2-user@ip-10-0-1-5 ~]$ sudo -n tcpdump -i eth0 -nn icmp
+12:00:00.000200 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64
+root@node2:~# curl 10.0.0.1
+root@node2:~#  tcpdump -nn -i any icmp
+12:00:00.000300 eth0  In  IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64
+"""
+    df, info = parse(paste)
+    assert df["node"].to_list() == ["node1", "ip-10-0-1-5", "node2"]
+    assert df["iface"].to_list() == ["eth0", "eth0", "eth0"]  # from each prompt's -i (no banner was pasted)
+    assert "node1 (line 2), ip-10-0-1-5 (line 5), node2 (line 8)" in info.warnings[-1].message
+    tagged = InputInfo(index=0, name="paste.txt", node="nodeX")  # a node given by the user wins
+    assert pl.concat(list(iter_tables(paste.splitlines(), tagged)))["node"].to_list() == ["nodeX"] * 3
 
 
 def test_binary_garbage_keeps_reading() -> None:

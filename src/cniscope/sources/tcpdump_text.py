@@ -25,6 +25,13 @@ then gaps) do not do, and says so in a note; `-t` is `Clock.NONE`. The input's c
 timestamped packet; rows whose timestamps are in another style get a null
 `ts` and one warning.
 
+A shell prompt that runs tcpdump (`root@node3:~# tcpdump ...`, `[root@node3 ~]#
+tcpdump ...`, as `ssh node3` or `kubectl debug node/node3` show it) names the
+node of the packets after it, so one file pasted from several nodes is read as
+several nodes (unless the input was given a node: that wins), and each such
+prompt starts a new capture for the clock, on the interface its `-i` names
+(until tcpdump's banner says).
+
 Host names tcpdump printed instead of addresses (no `-n`) cannot become
 addresses: `src`/`dst` stay null and the names go to the end of `info` as
 `names: src=NAME dst=NAME` (`outer_src=`/`outer_dst=` for a tunnel envelope).
@@ -67,6 +74,12 @@ PACKET_START_RE = re.compile(
 BANNER_RE = re.compile(
     r"(?:tcpdump: )?(?:listening on (?P<iface>\S+), link-type (?P<lt>\w+)|reading from file .*?, link-type (?P<flt>\w+))"
 )
+# A shell prompt running tcpdump names the host the lines after it were captured on (the node, for
+# `ssh node3` or `kubectl debug node/node3`): `root@node3:~# tcpdump ...`, `[root@node3 ~]# tcpdump ...`.
+PROMPT_TCPDUMP_RE = re.compile(
+    r"(?:\[[\w.-]+@(?P<bracketed>[\w.-]+)[^\]]*\][#$]|[\w.-]+@(?P<host>[\w.-]+)(?::\S*)? ?[#$%]) +(?:sudo +(?:-\S+ +)*)?tcpdump\b"
+)
+PROMPT_IFACE_RE = re.compile(r" (?:-i *|--interface[= ])([\w.@:-]+)")  # the interface the command captures on
 NOISE_RE = re.compile(
     r"(?:tcpdump: "  # tcpdump's own messages (verbose output suppressed, WARNING ...)
     r"|\d+ packets? (?:captured|received by filter|dropped by kernel|dropped by interface)"
@@ -95,6 +108,7 @@ class _Segment:
     def __init__(self, iface: str | None = None, linktype: int | None = None) -> None:
         self.iface = iface
         self.linktype = linktype
+        self.node: str | None = None  # from a shell prompt that started this capture
         self.relative_ns = 0
         self.relative: str | None = None  # "delta" (-ttt) or "since-first" (-ttttt); None until decided
         self.undecided: list[tuple[dict[str, object], int, int]] = []  # rows with a relative stamp: (row, stamp as printed, line)
@@ -118,6 +132,7 @@ class TextReader:
         self.ascii_dump = False  # the input has `-A` dumps after its packets
         self.held: list[tuple[int, str]] = []  # printable lines after packets, until -A is known
         self.printed_relative = 0  # the last -ttt/-ttttt stamp as printed (ns)
+        self.prompt_nodes: dict[str, int] = {}  # hosts of prompts that ran tcpdump -> first line
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
@@ -144,9 +159,19 @@ class TextReader:
             self.decide_relative()
             iface = m.group("iface")
             lt = m.group("lt") or m.group("flt")
+            node = self.segment.node
             self.segment = _Segment(None if iface in (None, "any") else iface, grammar.LINKTYPES.get(lt))
+            self.segment.node = node  # tcpdump's banner follows the prompt that started it
             return
         if NOISE_RE.match(line):
+            m = PROMPT_TCPDUMP_RE.match(line)
+            if m is not None and self.info.node is None:  # a node the user named wins over prompts
+                self.finish()
+                self.decide_relative()
+                iface = PROMPT_IFACE_RE.search(line, m.end())
+                self.segment = _Segment(iface.group(1) if iface and iface.group(1) != "any" else None)  # until a banner says
+                self.segment.node = m.group("host") or m.group("bracketed")
+                self.prompt_nodes.setdefault(self.segment.node, n)
             return
         pkt = self.packet
         if pkt is not None:
@@ -293,6 +318,8 @@ class TextReader:
                 self.info.warn(f"line {pkt.line}", f"{what} without the line that should follow it (cut off?); "
                                "kept what it shows", damaged=False)
         row["frame"] = self.frame
+        if self.segment.node is not None:
+            row["node"] = self.segment.node
         self.frame += 1
         self.rows.append(row)
         if pkt.printed_relative is not None:
@@ -330,7 +357,7 @@ class TextReader:
             df = pl.DataFrame(columns, schema=schema, strict=False)
         df = df.with_columns(
             pl.lit(self.info.index, dtype=SCHEMA["input"]).alias("input"),
-            pl.lit(self.info.node, dtype=SCHEMA["node"]).alias("node"),
+            pl.col("node") if "node" in used else pl.lit(self.info.node, dtype=SCHEMA["node"]).alias("node"),
         )
         return conform(df)
 
@@ -421,6 +448,9 @@ def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) 
     if reader.partial_rows > MAX_LINE_WARNINGS:
         info.warn("", f"{reader.partial_rows - MAX_LINE_WARNINGS} more packets without their second line",
                   damaged=False)
+    if reader.prompt_nodes:
+        named = ", ".join(f"{node} (line {line})" for node, line in reader.prompt_nodes.items())
+        info.warn("", f"nodes named by the shell prompts that ran tcpdump: {named}", damaged=False)
     info.clock = reader.clock if reader.clock is not None else Clock.NONE
     if reader.rows:
         info.packets += len(reader.rows)
