@@ -178,3 +178,22 @@ def test_without_ttl_the_node_that_only_sent_comes_before_the_node_that_only_rec
     wire.see(query, "node1", "eth0", OUT, 20)
     (journey,) = wire.analyze().journeys
     assert [(h.node, h.direction) for h in journey.hops] == [("node1", "Out"), ("node2", "In")]
+
+
+def test_ipv6_packets_are_followed_and_written_with_bracketed_addresses(tmp_path):
+    from tests.frames import ethernet, ipv6, tcp, write_pcap
+
+    client, server = "fd00:10:244:1::5", "fd00:10:244:2::7"
+
+    def seen(src: str, dst: str, hop_limit: int = 64, **segment: int) -> bytes:
+        return ethernet(ipv6(tcp(**segment), src=src, dst=dst, hop_limit=hop_limit), ethertype=0x86DD)
+
+    frames = [seen(client, server, sport=40000, dport=80, seq=1, flags=2),
+              seen(client, server, 63, sport=40000, dport=80, seq=1, flags=2),  # routed: hop limit 64 -> 63
+              seen(server, client, sport=80, dport=40000, seq=100, ack=2, flags=18)]
+    report = analyze([InputSpec(str(write_pcap(tmp_path / "v6.pcap", frames)))])
+    syn, synack = report.journeys
+    assert syn.summary == f"TCP [{client}]:40000 > [{server}]:80 [S] seq 1, len 0"
+    assert [(c.kind, c.before, c.after) for c in syn.hops[1].changes] == [(ChangeKind.TTL, "64", "63")]
+    (flow,) = report.flows
+    assert (str(flow.client), str(flow.server)) == (f"[{client}]:40000", f"[{server}]:80")

@@ -266,14 +266,14 @@ def summary(row: dict) -> str:
         op = {1: "who-has", 2: "reply"}.get(row["arp_op"], f"op {row['arp_op']}")
         return f"ARP {op} {ip4_text(row['arp_tpa'])} tell {ip4_text(row['arp_spa'])}"
     if proto == 6:
-        text = f"TCP {src}:{row['sport']} > {dst}:{row['dport']} [{tcp_flags_text(row['tcp_flags'])}]"
+        text = f"TCP {_hostport(src, row['sport'])} > {_hostport(dst, row['dport'])} [{tcp_flags_text(row['tcp_flags'])}]"
         if row["seq"] is not None:
             text += f" seq {row['seq']}"
         if row["ack"] is not None and (row["tcp_flags"] or 0) & 16:
             text += f" ack {row['ack']}"
         return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
     if proto == 17:
-        text = f"UDP {src}:{row['sport']} > {dst}:{row['dport']}"
+        text = f"UDP {_hostport(src, row['sport'])} > {_hostport(dst, row['dport'])}"
         if row["dns_id"] is not None:
             text += f" DNS {'answer' if row['dns_qr'] else 'query'} id {row['dns_id']}"
         return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
@@ -293,8 +293,14 @@ def summary(row: dict) -> str:
 
 def _addr(row: dict, side: str) -> str:
     ip = ip4_text(row[side]) if row[side] is not None else (row[f"{side}6"] or "?")
-    port = row["sport" if side == "src" else "dport"]
-    return f"{ip}:{port}" if port is not None else f"{ip}"
+    return _hostport(ip, row["sport" if side == "src" else "dport"])
+
+
+def _hostport(ip: str | None, port: int | None) -> str:
+    """`10.0.0.1:80`, `[fd00::1]:80` (as URLs write an IPv6 address with a port), or the address alone."""
+    if port is None:
+        return f"{ip}"
+    return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
 def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
