@@ -11,7 +11,7 @@ from cniscope.analyze import analyze
 from cniscope.results import Report
 from cniscope.sources import InputSpec
 from tests.conftest import needs_root
-from tests.netns import Topology
+from tests.netns import Topology, shift_pcap
 
 pytestmark = needs_root()
 
@@ -33,10 +33,18 @@ def clean_http(tmp_path_factory) -> dict[str, Path]:
     topo = Topology("a").up()
     try:
         pcaps = _capture(topo, tmp, lambda: topo.curl("p1", "http://10.244.3.10/"))
+        texts = {}
+        for node in ("n1", "n3"):  # `tcpdump -i any -nn` as a user pastes it: interface names, no TTL (no -v)
+            texts[f"{node}.txt"] = tmp / f"{node}.txt"
+            pcap = tmp / f"{node}-for-text.pcap"
+            pcap.write_bytes(shift_pcap(pcaps[node].read_bytes(), SHIFT_NS if node == "n3" else 0))
+            texts[f"{node}.txt"].write_text(subprocess.run(["ip", "netns", "exec", topo.ns(node), "tcpdump", "-r", str(pcap), "-nn"],
+                                                           capture_output=True, text=True, check=True, timeout=60).stdout)
         return {
             "n1": topo.to_pcapng("n1", pcaps["n1"], tmp / "n1.pcapng"),
             "n3": topo.to_pcapng("n3", pcaps["n3"], tmp / "n3.pcapng"),
             "n3-shifted": topo.to_pcapng("n3", pcaps["n3"], tmp / "n3-shifted.pcapng", shift_ns=SHIFT_NS),
+            **texts,
         }
     finally:
         topo.down()
@@ -77,6 +85,20 @@ def test_clock_offset_of_several_seconds_is_recovered(clean_http):
     syn = _syn(report)
     assert [h.node for h in syn.hops] == ["n1"] * 3 + ["n3"] * 3
     assert any(f.kind.value == "clock_skew" and f.node == "n3" for f in report.findings)
+
+
+def test_text_without_ttl_still_aligns_the_clocks_and_orders_the_nodes(clean_http):
+    """No TTL in `-nn` text: the hand-over (n1's eth0 Out, then n3's eth0 In; and back) tells sender from receiver."""
+    report = analyze([InputSpec(str(clean_http["n1.txt"]), "n1"), InputSpec(str(clean_http["n3.txt"]), "n3")])
+    assert report.table["ttl"].null_count() == report.table.height
+    (clock,) = report.clocks
+    assert clock.method == "two-way" and abs(clock.offset_ns - SHIFT_NS) < 100_000, clock
+    crossing = [j for j in report.journeys if len({h.node for h in j.hops}) == 2]
+    assert len({j.summary.split(" > ")[0] for j in crossing}) == 2 and len(crossing) >= 5  # both ways
+    for journey in crossing:
+        expected = ["n1"] * 3 + ["n3"] * 3 if "10.244.1.10" in journey.summary.split(" > ")[0] else ["n3"] * 3 + ["n1"] * 3
+        assert [h.node for h in journey.hops] == expected, journey.summary
+        assert [h.iface for h in journey.hops][2:4] == ["eth0", "eth0"]
 
 
 def test_a_dropped_syn_is_one_retransmission_not_copies(tmp_path):

@@ -4,9 +4,9 @@ Two-way (NTP's idea): a packet from A to B seen at A at a and at B at b gives
 b - a = offset + delay; one from B to A gives a - b = -offset + delay'. The
 smallest sample of each direction is the least delayed, so
 offset = (min(A->B) - min(B->A)) / 2, within +/- (min(A->B) + min(B->A)) / 2.
-Which node sent the packet comes from TTL (the sender sees it with the
-higher TTL) and, when TTLs do not tell, from the direction columns (Out on
-the sender, In on the receiver): never from the clocks being corrected.
+Which node sent the packet comes from the evidence `stretches` weighs (TTL,
+the hand-over from one node's Out to the next one's In on a like-named
+interface, direction): never from the clocks being corrected.
 
 When the nodes share no packet (separate capture runs), the sender's own
 clock, carried in the packets, still ties them: TCP timestamp values, or the
@@ -18,45 +18,19 @@ from __future__ import annotations
 
 import polars as pl
 
-from cniscope.packets.schema import Direction
+from cniscope import stretches
 from cniscope.results import NodeClock
 
 
 def _pair_samples(t: pl.DataFrame) -> pl.DataFrame:
     """One-way samples for every cross-node journey: (a, b, d) meaning a packet travelled a -> b in d ns (raw)."""
-    per = (
-        t.select("journey", "_node", "ts", "ttl", "direction")
-        .filter(pl.col("ts").is_not_null())
-        .group_by(["journey", "_node"])
-        .agg(
-            first=pl.col("ts").min(),
-            last=pl.col("ts").max(),
-            ttl_max=pl.col("ttl").max(),
-            ttl_min=pl.col("ttl").min(),
-            outs=(pl.col("direction") == int(Direction.OUT)).sum(),
-            ins=(pl.col("direction").is_not_null() & (pl.col("direction") != int(Direction.OUT))).sum(),
-        )
+    stats = stretches.collect(t.select("journey", "_nid", "ts", "ttl", "direction", "iface", "row"), "ts").stats
+    names = dict(t.select("_nid", "_node").unique().iter_rows())
+    return stretches.sender_pairs(stats).select(
+        a=pl.col("a").replace_strict(names, return_dtype=pl.Utf8),
+        b=pl.col("b").replace_strict(names, return_dtype=pl.Utf8),
+        d=pl.col("gap"),
     )
-    multi = per.filter(pl.col("_node").n_unique().over("journey") > 1)
-    if multi.is_empty():
-        return pl.DataFrame(schema={"a": pl.Utf8, "b": pl.Utf8, "d": pl.Int64})
-    pairs = multi.join(multi, on="journey", suffix="_r").filter(pl.col("_node") < pl.col("_node_r"))
-    ttl_says = (
-        pl.when(pl.col("ttl_max") > pl.col("ttl_max_r")).then(1)
-        .when(pl.col("ttl_max") < pl.col("ttl_max_r")).then(-1)
-        .when(pl.col("ttl_min") > pl.col("ttl_min_r")).then(1)
-        .when(pl.col("ttl_min") < pl.col("ttl_min_r")).then(-1)
-        .otherwise(0)
-    )
-    dir_says = (
-        pl.when((pl.col("outs") > 0) & (pl.col("outs_r") == 0) & (pl.col("ins_r") > 0)).then(1)
-        .when((pl.col("outs_r") > 0) & (pl.col("outs") == 0) & (pl.col("ins") > 0)).then(-1)
-        .otherwise(0)
-    )
-    pairs = pairs.with_columns(way=pl.when(ttl_says.fill_null(0) != 0).then(ttl_says.fill_null(0)).otherwise(dir_says))
-    forward = pairs.filter(pl.col("way") == 1).select(a="_node", b="_node_r", d=pl.col("first_r") - pl.col("last"))
-    backward = pairs.filter(pl.col("way") == -1).select(a="_node_r", b="_node", d=pl.col("first") - pl.col("last_r"))
-    return pl.concat([forward, backward])
 
 
 def _two_way(samples: pl.DataFrame) -> dict[tuple[str, str], tuple[int, int, int, str]]:

@@ -20,16 +20,15 @@ Theory of operation
 3. *Clocks.* Nodes' clocks disagree. Offsets are estimated (see `clocks`)
    from journeys that cross nodes, and every timestamp is corrected before
    hops are ordered.
-4. *Hops.* A journey's sightings on one node are ordered by that node's
-   time, then by direction (In before Out), then by input order. The nodes'
-   stretches are never interleaved: they are ordered by what the packet
-   carries (the TTL falls as it is routed), then by direction (the node that
-   only sent it before the node that only received it), and only then by
-   corrected time. A hop between nodes takes microseconds while corrected
-   clocks stay microseconds (lab) to milliseconds (NTP) apart, so time alone
-   would put a receiver's sightings before the sender's. Between consecutive
-   hops we record the delay and what changed: TTL, MACs, addresses and ports
-   (NAT), the tunnel envelope.
+4. *Hops.* A journey's sightings on one node (a stretch) are ordered by
+   that node's time, then by direction (In before Out), then by input order.
+   Stretches are never interleaved: `stretches` orders them by what the
+   packet and the capture points say (TTL, the hand-over from one node's
+   eth0 Out to the next one's eth0 In, direction), and only then by
+   corrected time: a hop between nodes takes microseconds while corrected
+   clocks stay microseconds (lab) to milliseconds (NTP) apart. Between
+   consecutive hops we record the delay and what changed: TTL, MACs,
+   addresses and ports (NAT), the tunnel envelope.
 
 Everything up to the materialisation of `Journey` objects is columnar
 (polars), so a capture of millions of sightings is grouped in seconds.
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from cniscope import stretches
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, Hop, Journey, NodeClock
 
@@ -138,12 +138,11 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> pl.Da
     """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order.
 
     `by_node` (several nodes, `_nid` given): a journey's sightings on each node stay together, the nodes in
-    the order `_upstream_first` gives.
+    the order `stretches.upstream_first` gives.
     """
     egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
     if by_node:
-        t, perm = _sorted_by(table, ["journey", "_nid", ts_col, egress_last, "row"], "journey", ts_col, "_nid", "ttl", "direction")
-        t, perm = _upstream_first(t, perm, ts_col)
+        t, perm = stretches.upstream_first(stretches.collect(table.select("journey", "_nid", ts_col, "ttl", "direction", "iface", "row"), ts_col))
     else:
         t, perm = _sorted_by(table, ["journey", ts_col, egress_last, "row"], "journey", ts_col)
     run = t.select(pl.col("journey").rle_id()).to_series().to_numpy()
@@ -171,39 +170,6 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> pl.Da
     )
     del run, hop, new
     return _unsorted(t, perm)
-
-
-def _upstream_first(t: pl.DataFrame, perm: np.ndarray, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
-    """Reorder the stretches of a frame sorted by (journey, node, time): within a journey, upstream nodes first.
-
-    Upstream is the node that saw the higher TTL (when every node of the journey
-    shows one), then the node that only sent the packet before one that also or
-    only received it, then the earlier corrected time. The same evidence decides
-    who sent a packet in `clocks`. Array work over the stretches, no join.
-    """
-    n = t.height
-    if n == 0:
-        return t, perm
-    starts = np.flatnonzero(t.select(_starts("journey", "_nid")).to_series().to_numpy())
-    ttl = t["ttl"]
-    ttl_max = np.maximum.reduceat(ttl.fill_null(0).to_numpy().astype(np.int16), starts)
-    ttl_min = np.minimum.reduceat(ttl.fill_null(255).to_numpy().astype(np.int16), starts)
-    seg_known = np.logical_or.reduceat(ttl.is_not_null().to_numpy(), starts)
-    direction = t["direction"]
-    sent = np.logical_or.reduceat((direction == int(Direction.OUT)).fill_null(False).to_numpy(), starts)
-    received = np.logical_or.reduceat((direction != int(Direction.OUT)).fill_null(False).to_numpy(), starts)
-    first = np.minimum.reduceat(t[ts_col].fill_null(np.iinfo(np.int64).max).to_numpy(), starts)
-    journey = t["journey"].to_numpy()[starts]
-    # a journey is ordered by TTL only when every one of its nodes shows one
-    journey_starts = np.flatnonzero(np.append(True, journey[1:] != journey[:-1]))
-    all_known = np.repeat(np.logical_and.reduceat(seg_known, journey_starts), np.diff(np.append(journey_starts, len(starts))))
-    role = np.where(sent & ~received, 0, np.where(received & ~sent, 2, 1))
-    stretches = pl.DataFrame({"journey": journey, "ttl_max": np.where(all_known, -ttl_max, 0), "ttl_min": np.where(all_known, -ttl_min, 0),
-                              "role": role.astype(np.int8), "first": first, "nid": t["_nid"].to_numpy()[starts]})
-    order = stretches.select(pl.arg_sort_by(stretches.columns)).to_series().to_numpy()
-    lengths = np.diff(np.append(starts, n))[order]
-    gather = np.arange(n) + np.repeat(starts[order] - (np.cumsum(lengths) - lengths), lengths)
-    return t[gather], perm[gather]
 
 
 def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
