@@ -252,7 +252,7 @@ CRAFTED = [
                         ("sll1", ["-nn", "-e", "-v"]), ("sll2", ["-nn", "-e"]), ("extra", ["-nn"]),
                         ("extra", ["-nn", "-v"]), ("raw", ["-nn", "-e", "-v"]), ("raw", ["-nn", "-ttt"]),
                         ("ether", ["-nn", "-ttt"]), ("ether", ["-nn", "-ttttt"]), ("tunnel", ["-nn", "-ttttt"]),
-                        ("tunnel", ["-nn", "-ttt"])]  # -ttt of the tunnel file: equal deltas, which never decrease either
+                        ("tunnel", ["-nn", "-ttt"]), ("icmp6err", ["-nn"]), ("icmp6err", ["-nn", "-v"])]  # -ttt of the tunnel file: equal deltas, which never decrease either
 ]
 
 
@@ -284,3 +284,12 @@ def test_corpus_pcap_text_equals_pcap(pcap: Path, flags: list[str]) -> None:
     decoded = read([InputSpec(str(pcap))]).table
     text, _ = text_rows(pcap, flags)
     compare(text, decoded, flags, skip=("linktype",))
+
+
+@needs_tcpdump
+def test_icmp6_error_codes_and_quoted_ports_are_read_from_text(crafted: dict[str, Path]) -> None:
+    text, _ = text_rows(crafted["icmp6err"], ["-nn"])
+    assert text["icmp_type"].to_list() == [1] * 6 + [3] * 2 + [4] * 3
+    assert text["icmp_code"].to_list() == [0, 1, 2, 3, 4, 4, 0, 1, 0, 1, 2]
+    # tcpdump names the quoted transport only for an unreachable port
+    assert text.select("quoted_proto", "quoted_dport").rows()[4:6] == [(17, 53), (6, 80)]

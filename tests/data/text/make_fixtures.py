@@ -192,6 +192,16 @@ def extra_frames() -> list[bytes]:
     return frames
 
 
+def icmp6_error_frames() -> list[bytes]:
+    """ICMPv6 errors quoting a UDP or a TCP packet: every destination unreachable, time exceeded and parameter problem
+    code tcpdump names."""
+    s6, d6, router = "fd00:10:244:1::5", "fd00:10:244::5", "fd00:10:244:1::1"
+    udp = ipv6(s6, d6, 17, struct.pack("!HHHH", 40000, 53, 16, 0) + b"q" * 8)
+    tcp = ipv6(s6, d6, 6, struct.pack("!HHII", 40001, 80, 1, 0) + bytes([0x50, 0x02, 0xFF, 0xFF, 0, 0, 0, 0]))
+    errors = [(1, code, udp) for code in (0, 1, 2, 3, 4)] + [(1, 4, tcp), (3, 0, udp), (3, 1, udp)] + [(4, code, udp) for code in (0, 1, 2)]
+    return [eth(B, A, 0x86DD, ipv6(router, s6, 58, icmp6(router, s6, type_, code, bytes(4), quoted))) for type_, code, quoted in errors]
+
+
 def raw_packets() -> list[bytes]:
     """What tunl0 (LINKTYPE_RAW) captures: bare IPv4 and IPv6 packets."""
     s6, d6 = "fd00:10:244:1::5", "fd00:10:244::5"
@@ -248,6 +258,7 @@ def write_all(d: Path) -> None:
     write_pcap(d / "ether.pcap", 1, ether)
     write_pcap(d / "tunnel.pcap", 1, tunnel)
     write_pcap(d / "extra.pcap", 1, extra_frames())
+    write_pcap(d / "icmp6err.pcap", 1, icmp6_error_frames())
     write_pcap(d / "raw.pcap", 101, raw_packets())
     kinds = [4, 0, 3, 4, 1, 2]
     write_pcap(d / "sll2.pcap", 276, [sll2(f, 1 + i % 2, kinds[i % len(kinds)]) for i, f in enumerate(ether + tunnel)])

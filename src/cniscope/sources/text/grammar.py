@@ -496,6 +496,16 @@ def parse_icmp(s: str, pkt: Packet) -> None:
         layer["payload_len"] = max(int(n.group(1)) - 8, 0)
 
 
+# destination unreachable (1), time exceeded (3), parameter problem (4): the code from tcpdump's words (print-icmp6.c)
+ICMP6_CODES: dict[int, tuple[tuple[str, int], ...]] = {
+    1: (("unreachable route", 0), ("unreachable prohibited", 1), ("beyond scope", 2), ("unreachable address", 3),
+        ("unreachable port", 4)),
+    3: (("in-transit (reassembly)", 1), ("in-transit", 0)),
+    4: (("erroneous - octet", 0), ("next header - octet", 1), ("option - octet", 2)),
+}
+ICMP6_PORT_RE = re.compile(r"unreachable port, \S+ (tcp|udp) port (\d+)")
+
+
 def parse_icmp6(s: str, layer: Layer) -> None:
     # `-v` prints no ICMPv6 length: the IPv6 payload length gives it when no extension header came first
     directly = layer.get("proto") == 58
@@ -513,6 +523,14 @@ def parse_icmp6(s: str, layer: Layer) -> None:
             layer["icmp_seq"] = int(m.group(2))
         elif type_ == 2:
             layer["icmp_mtu"] = int(m.group(1))
+        for words, code in ICMP6_CODES.get(type_, ()):
+            if words in s:
+                layer["icmp_code"] = code
+                break
+        port = ICMP6_PORT_RE.search(s) if type_ == 1 else None
+        if port is not None:  # the quoted packet's protocol and destination port
+            layer["quoted_proto"] = 6 if port.group(1) == "tcp" else 17
+            layer["quoted_dport"] = int(port.group(2))
         break
     n = LENGTH_END_RE.search(s)
     if n:
