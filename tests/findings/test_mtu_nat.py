@@ -60,6 +60,16 @@ def test_frag_needed_names_the_mtu_and_the_quoted_conversation() -> None:
     assert "192.168.200.13 reports next-hop MTU 1000 for 10.244.3.10 -> 10.244.1.11" in mtu[0].title
 
 
+def test_ipv6_packet_too_big_names_the_router_that_sent_it() -> None:
+    wire = Wire()
+    too_big = dict(icmp(CLIENT, WEB, 2, size=1280, icmp_mtu=1280), ip_version=6, ethertype=0x86DD, proto=58, src=None, dst=None,
+                   src6="fd00:10:244:3::1", dst6="fd00:10:244:1::11", ip_id=None)
+    wire.see(too_big, N1, V1, OUT, 0)
+    (mtu,) = of_kind(wire.analyze(), FindingKind.MTU)
+    assert "fd00:10:244:3::1 reports next-hop MTU 1280 for a packet" in mtu.title
+    assert "IPv6 routers never fragment" in mtu.explanation and "ICMPv6 type 2" in mtu.next_step
+
+
 def _vxlan_conversation(wire: Wire, mss: int) -> None:
     n1, n3 = "192.168.200.11", "192.168.200.13"
     out1 = [(N1, V1, IN), (N1, "cni0", IN), (N1, "flannel.1", OUT)]

@@ -52,24 +52,29 @@ def frag_needed(ctx: Context) -> list[Finding]:
     is_frag_needed = pl.lit(False)
     for icmp_type, icmp_code in FRAG_NEEDED:
         is_frag_needed = is_frag_needed | ((pl.col("icmp_type") == icmp_type) & (pl.col("icmp_code") == icmp_code)).fill_null(False)
-    columns = ("row", "node", "iface", "src", "icmp_type", "icmp_code", "icmp_mtu", "quoted_src", "quoted_dst")
-    rows = ctx.table.select(columns).filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
+    columns = ("row", "node", "iface", "icmp_type", "icmp_code", "icmp_mtu", "quoted_src", "quoted_dst")
+    rows = ctx.table.select(*columns, "src", "src6").filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows.iter_rows(named=True):
-        groups[(r["src"], r["icmp_mtu"], r["quoted_src"], r["quoted_dst"])].append(r)
+        reporter = ip4_text(r["src"]) if r["src"] is not None else r["src6"]
+        groups[(reporter, r["icmp_mtu"], r["quoted_src"], r["quoted_dst"])].append(r)
     out = []
     for (reporter, mtu, qsrc, qdst), rs in groups.items():
         first = rs[0]
         quoted = f"{ip4_text(qsrc)} -> {ip4_text(qdst)}" if qsrc is not None else "a packet"
+        ipv6 = first["icmp_type"] == 2
+        message = "ICMPv6 type 2 (packet too big)" if ipv6 else "ICMP type 3 code 4"
+        unsplittable = "(IPv6 routers never fragment)" if ipv6 else "with Don't Fragment set"
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.WARNING,
-            title=f"fragmentation needed: {ip4_text(reporter)} reports next-hop MTU {mtu if mtu is not None else '?'} for {quoted}",
-            explanation=f"{len(rs)} ICMP error(s) from {ip4_text(reporter)}: a packet of {quoted} with Don't Fragment set was "
+            title=f"fragmentation needed: {reporter} reports next-hop MTU {mtu if mtu is not None else '?'} for {quoted}",
+            explanation=f"{len(rs)} ICMP error(s) from {reporter}: {'a packet of ' + quoted if qsrc is not None else 'a packet'} "
+                        f"{unsplittable} was "
                         f"larger than the MTU{f' ({mtu})' if mtu is not None else ''} of the link it had to take next. The "
                         "sender must lower its packet size (path MTU discovery); if these errors do not reach it, large "
                         "packets are lost for good.",
             next_step="Compare the MTUs along the path (ip link on each node, tunnel devices, pod eth0): pod MTU + tunnel "
-                      "overhead must not exceed the NIC's. Make sure ICMP type 3 code 4 is not filtered on the way back.",
+                      f"overhead must not exceed the NIC's. Make sure {message} is not filtered on the way back.",
             node=first["node"], iface=first["iface"],
             rows=tuple(r["row"] for r in rs[:50]),
         ))
