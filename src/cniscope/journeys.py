@@ -82,14 +82,6 @@ def _shown_everywhere(table: pl.DataFrame, field: str) -> bool:
     return not hidden
 
 
-def _starts(*cols: str) -> pl.Expr:
-    """True where a sorted frame's row begins a new run of `cols`."""
-    expr = pl.lit(False)
-    for c in cols:
-        expr = expr | pl.col(c).ne_missing(pl.col(c).shift(1))
-    return expr.fill_null(True)
-
-
 def _sorted_by(t: pl.DataFrame, by: list[pl.Expr | str], *columns: pl.Expr | str, **named: pl.Expr) -> tuple[pl.DataFrame, np.ndarray]:
     """`columns` of `t` in the order of `by` (nulls first), and the permutation (sorted position -> row of `t`).
 
@@ -116,7 +108,7 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
         table, ["key", "_nid", ts_col, "row"],
         "key", "_nid", ts_col, _pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _named=pl.col("iface").is_not_null(),
     )
-    t = t.with_columns(_new=_starts("key", "_nid"))
+    t = t.with_columns(_new=stretches.run_starts("key", "_nid"))
     gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
     t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
     # a named capture point seen twice within one burst: a re-send with an identical key (or a loop);

@@ -47,7 +47,8 @@ class Stretches:
     stats: pl.DataFrame  # STATS_SCHEMA; an interface is a hash, -1 when the capture does not name it
 
 
-def _starts(*cols: str) -> pl.Expr:
+def run_starts(*cols: str) -> pl.Expr:
+    """True where a sorted frame's row begins a new run of `cols`."""
     expr = pl.lit(False)
     for c in cols:
         expr = expr | pl.col(c).ne_missing(pl.col(c).shift(1))
@@ -61,7 +62,7 @@ def collect(t: pl.DataFrame, ts_col: str) -> Stretches:
     s = t[perm]
     if s.height == 0:
         return Stretches(s, perm, pl.DataFrame(schema=STATS_SCHEMA))
-    starts = np.flatnonzero(s.select(_starts("journey", "_nid")).to_series().to_numpy())
+    starts = np.flatnonzero(s.select(run_starts("journey", "_nid")).to_series().to_numpy())
     ends = np.append(starts[1:], s.height) - 1
     ts, ttl = s[ts_col], s["ttl"]
     dirs = s["direction"].fill_null(-1).to_numpy()
@@ -92,11 +93,6 @@ def collect(t: pl.DataFrame, ts_col: str) -> Stretches:
         "last_out": dirs[ends] == OUT,
     }, schema=STATS_SCHEMA)
     return Stretches(s, perm, stats)
-
-
-def _several() -> pl.Expr:
-    """Stretches of journeys seen on more than one node."""
-    return pl.col("nodes") > 1
 
 
 def handover(stats: pl.DataFrame) -> pl.DataFrame:

@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
