@@ -9,6 +9,7 @@ import os
 
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
+from cniscope.errors import InputError
 from cniscope.results import Report
 from cniscope.sources import Capture, InputSpec, read
 
@@ -16,16 +17,36 @@ MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps ever
 
 
 def expand(specs: list[InputSpec]) -> list[InputSpec]:
-    """Capture directories (from `cniscope capture`) become their per-node files."""
+    """Directories become their files: a `cniscope capture` directory its per-node files (nodes from the manifest),
+    any other directory every capture in it, each a node named after its file (`node3.pcap.gz` -> node3)."""
     out: list[InputSpec] = []
     for spec in specs:
         if spec.path != "-" and os.path.isdir(spec.path):
-            from cniscope.capture.manifest import inputs
+            from cniscope.capture.manifest import inputs, is_capture_dir
 
-            out.extend(inputs(spec.path))
+            out.extend(inputs(spec.path) if is_capture_dir(spec.path) else _captures_in(spec))
         else:
             out.append(spec)
     return out
+
+
+def _captures_in(spec: InputSpec) -> list[InputSpec]:
+    from cniscope.sources.open import looks_like_capture
+
+    found = []
+    for entry in sorted(os.scandir(spec.path), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        try:
+            with open(entry.path, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue  # unreadable: not ours to judge here
+        if looks_like_capture(head):
+            found.append(InputSpec(entry.path, node=spec.node or entry.name.split(".")[0]))
+    if not found:
+        raise InputError(f"{spec.path}: no capture in this directory (pcap, pcapng or tcpdump text, compressed or not)")
+    return found
 
 
 def analyze(

@@ -79,6 +79,11 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
+def looks_like_capture(head: bytes) -> bool:
+    """A file worth reading when a directory is given: pcap, pcapng, tcpdump text, or compressed (checked when read)."""
+    return _compression(head) is not None or sniff(head) in ("pcap", "pcapng") or tcpdump_text.shows_packets(head)
+
+
 def _looks_like_text(head: bytes) -> bool:
     if tcpdump_text.starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
         return True

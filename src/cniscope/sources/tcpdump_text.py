@@ -426,6 +426,12 @@ def starts_like_tcpdump(head: bytes) -> bool:
     return False
 
 
+def shows_packets(head: bytes) -> bool:
+    """Whether these first bytes hold a tcpdump packet line or banner (not merely a prompt: notes have those too)."""
+    lines = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:40]
+    return any(TS_RE.match(line) or BANNER_RE.match(line) or PACKET_START_RE.match(line) for line in lines)
+
+
 def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
     """Yield the packet table of a tcpdump text capture in batches of at most `batch_size` rows.
 

@@ -1,0 +1,44 @@
+"""`analyze` on directories: a `cniscope capture` directory, or any directory of captures (one node per file)."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cniscope.analyze import analyze, expand
+from cniscope.errors import InputError
+from cniscope.sources import InputSpec
+from tests.conftest import CORPUS, SEED
+
+
+def test_a_plain_directory_gives_one_node_per_capture_file(tmp_path: Path) -> None:
+    lines = (CORPUS / "14-cilium-vxlan-otv-vv.txt").read_text().splitlines(keepends=True)
+    (tmp_path / "node01.txt").write_text("".join(lines[:28]))
+    (tmp_path / "node02.txt.gz").write_bytes(gzip.compress("".join(lines[28:]).encode()))
+    (tmp_path / "notes.md").write_text("# what I did\n- pinged B from A\n")  # not a capture: left out
+    (tmp_path / ".node03.pcap").write_bytes((CORPUS / "02-ysaied-pan-cn-calico-eth.pcap").read_bytes())  # hidden: left out
+    specs = expand([InputSpec(str(tmp_path))])
+    assert [(Path(s.path).name, s.node) for s in specs] == [("node01.txt", "node01"), ("node02.txt.gz", "node02")]
+    report = analyze([InputSpec(str(tmp_path))])
+    (clock,) = report.clocks  # the same alignment as naming the two files by hand (tests/test_journeys.py)
+    assert (clock.node, clock.reference) == ("node02", "node01")
+    assert abs(clock.offset_ns + 12 * 3600 * 10**9) < 50_000_000
+
+
+def test_a_node_given_to_a_directory_names_every_file_in_it(tmp_path: Path) -> None:
+    shutil.copy(SEED, tmp_path / "morning.txt")
+    shutil.copy(SEED, tmp_path / "evening.txt")
+    assert {s.node for s in expand([InputSpec(str(tmp_path), "node3")])} == {"node3"}
+
+
+def test_a_directory_without_captures_is_refused_with_exit_4(tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("\x00\x01 nothing to see")
+    with pytest.raises(InputError, match="no capture in this directory"):
+        expand([InputSpec(str(tmp_path))])
+    done = subprocess.run([sys.executable, "-m", "cniscope", "analyze", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4 and "no capture in this directory" in done.stderr and "Traceback" not in done.stderr
