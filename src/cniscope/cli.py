@@ -91,7 +91,9 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
-    tagged with its node (node3=capture.pcap), or capture directories written by `cniscope capture`.
+    tagged with its node (node3=capture.pcap), or directories: one written by `cniscope capture`
+    (nodes from its manifest), or any other, each capture file in it a node named after the file.
+    In pasted text, a shell prompt that runs tcpdump (root@node3:~# tcpdump ...) names the node.
     """
     from cniscope.analyze import analyze_capture, expand
     from cniscope.report.text import Progress
