@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cniscope.packets.schema import Direction, LinkType
-from cniscope.pcapng_writer import Interface, PcapngWriter, sll2_pcap_to_pcapng
+from cniscope.pcapng_writer import Interface, MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 
@@ -221,27 +221,29 @@ def test_array_conversion_writes_the_same_blocks_as_packet(tmp_path: Path, chunk
 
 
 @needs_tshark
-def test_conversion_appends_each_node_to_a_one_section_merged_file(tmp_path: Path) -> None:
-    """Per node a section of its own file, and the same packets in one merged section: interface ids
-    after the other nodes', the node at the head of each interface's description."""
+def test_conversion_merges_every_node_into_one_section_in_time_order(tmp_path: Path) -> None:
+    """Per node a section of its own file, and every node's packets in one merged section, in time order:
+    interface ids after the other nodes', the node at the head of each interface's description."""
     from cniscope.sources import InputSpec, read
 
     tables = {"node1": [Interface(2, "eth0"), Interface(5, "cni0")], "node2": [Interface(2, "eth0"), Interface(7, "flannel.1")]}
-    frames = {"node1": [(10**18, sll2_frame(5, 0, b"\x02" * 6, b"a")), (10**18 + 9, sll2_frame(2, 4, b"\x02" * 6, b"a"))],
+    frames = {"node1": [(10**18, sll2_frame(5, 0, b"\x02" * 6, b"a")), (10**18 + 40, sll2_frame(2, 4, b"\x02" * 6, b"a"))],
               "node2": [(10**18 + 30, sll2_frame(2, 0, b"\x04" * 6, b"b")), (10**18 + 40, sll2_frame(7, 0, b"\x04" * 6, b"b")),
                         (10**18 + 50, sll2_frame(9, 0, b"\x04" * 6, b"c"))]}  # ifindex 9: not in the table
     merged_path = tmp_path / "merged.pcapng"
-    with PcapngWriter(str(merged_path)) as merged:
-        merged.section(comment="two nodes")
-        for node, table in tables.items():
-            with PcapngWriter(str(tmp_path / f"{node}.pcapng")) as writer:
-                sll2_pcap_to_pcapng(pcap_file(LinkType.LINUX_SLL2, frames[node]), writer, node, table, merged=merged)
-    rows = tshark_fields(merged_path, "frame.section_number", "frame.interface_name", "frame.interface_description")
-    assert [r[1] for r in rows] == ["cni0", "eth0", "eth0", "flannel.1", "ifindex9"]
+    merged = MergedCapture(str(merged_path), "two nodes")
+    for node, table in tables.items():
+        with PcapngWriter(str(tmp_path / f"{node}.pcapng")) as writer:
+            sll2_pcap_to_pcapng(pcap_file(LinkType.LINUX_SLL2, frames[node]), writer, node, table, merged=merged)
+    merged.finish()
+    rows = tshark_fields(merged_path, "frame.section_number", "frame.interface_name", "frame.interface_description",
+                         "frame.time_epoch")
     assert {r[0] for r in rows} == {"1"}
-    assert [r[2].split(";")[0] for r in rows] == ["node=node1"] * 2 + ["node=node2"] * 3
-    assert rows[1][2] == "node=node1; ifindex 2"
-    separate = read([InputSpec(str(tmp_path / f"{node}.pcapng")) for node in tables]).table
+    # time order; at the same nanosecond (40) the first node first
+    assert [(r[2].split(";")[0], r[1]) for r in rows] == [("node=node1", "cni0"), ("node=node2", "eth0"), ("node=node1", "eth0"),
+                                                          ("node=node2", "flannel.1"), ("node=node2", "ifindex9")]
+    assert rows[2][2] == "node=node1; ifindex 2"
+    separate = read([InputSpec(str(tmp_path / f"{node}.pcapng")) for node in tables]).table.sort("ts", "input", maintain_order=True)
     together = read([InputSpec(str(merged_path))]).table
-    assert together.select("node", "iface", "direction", "ts").equals(separate.select("node", "iface", "direction", "ts"))
-    assert together["node"].to_list() == ["node1"] * 2 + ["node2"] * 3
+    columns = ["node", "iface", "direction", "ts", "payload_digest"]
+    assert together.select(columns).equals(separate.select(columns))

@@ -16,7 +16,8 @@ little-endian. Conventions other cniscope code reads back:
 
 `sll2_pcap_to_pcapng` turns what `tcpdump -i any -w` wrote (LINUX_SLL2) into a
 section whose interface blocks carry the node's real interface names, and
-can append the same packets to a merged file in the same pass.
+declares them to a `MergedCapture`, which then writes every node's packets
+into one section in time order, as mergecap would.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import ipaddress
 import mmap
 import struct
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -83,6 +85,7 @@ class PcapngWriter:
     """
 
     def __init__(self, target: str | BinaryIO) -> None:
+        self.name = target if isinstance(target, str) else getattr(target, "name", "")
         if isinstance(target, str):
             self._file: BinaryIO = open(target, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
             self._owned = True
@@ -181,9 +184,78 @@ class PcapngWriter:
             options.append((OPT_COMMENT, comment.encode()))
         self._file.write(_epb(iface_id, ts_ns, data, len(data) if wirelen is None else wirelen, _options(options)))
 
-    def write_raw(self, blocks: bytes) -> None:
+    def write_raw(self, blocks: bytes | memoryview) -> None:
         """Append enhanced packet blocks built elsewhere (the converter's array path)."""
         self._file.write(blocks)
+
+    @property
+    def position(self) -> int:
+        """Bytes written so far: where the next block starts."""
+        return self._file.tell()
+
+
+class MergedCapture:
+    """Several nodes' packets in one section, in time order (ties: node order), like mergecap's merge.
+
+    One section, because Wireshark 4.0 gives the packets of a file's later
+    sections the interfaces of the first. Each interface block is written as a
+    node's conversion declares it, its description starting `node=<name>; `
+    (which cniscope's reader takes as the packet's node); the conversion also
+    notes where each packet block went in the node's own file, and `finish()`
+    copies them from there, sorted, with interface ids renumbered.
+    """
+
+    CHUNK_BLOCKS = 65536
+
+    def __init__(self, path: str, comment: str) -> None:
+        self.writer = PcapngWriter(path)
+        self.writer.section(comment=comment)
+        self.files: list[str] = []
+        self.bases: list[int] = []  # per node file: its interface 0 in the merged section
+        self.index: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # file, offset, length, ts
+
+    def node(self, path: str) -> int:
+        """Start a node whose packets go to the file `path`; returns the base of its interface ids here."""
+        self.files.append(path)
+        self.bases.append(self.writer.interfaces)
+        return self.bases[-1]
+
+    def interface(self, node: str, name: str, linktype: int, snaplen: int, description: str, mac: str | None,
+                  ipv4: Iterable[str]) -> None:
+        self.writer.interface(name, linktype, snaplen, description=f"node={node}; {description}", mac=mac, ipv4=ipv4)
+
+    def blocks(self, offsets: np.ndarray, lengths: np.ndarray, ts: np.ndarray) -> None:
+        """Packet blocks of the current node: where they start in its file, their lengths, their timestamps."""
+        self.index.append((np.full(len(offsets), len(self.files) - 1, dtype=np.int32), offsets.astype(np.int64),
+                           lengths.astype(np.int64), ts.astype(np.uint64)))
+
+    def finish(self) -> None:
+        """Copy every indexed block, in time order, from the (closed) node files; close the merged file."""
+        try:
+            if self.index:
+                part, offset, length, ts = (np.concatenate(column) for column in zip(*self.index, strict=True))
+                order = np.lexsort((part, ts))
+                with ExitStack() as stack:
+                    maps = [self._map(stack, path) for path in self.files]
+                    bases = np.array(self.bases, dtype=np.uint32)
+                    for first in range(0, len(order), self.CHUNK_BLOCKS):
+                        chosen = order[first:first + self.CHUNK_BLOCKS]
+                        self._copy(maps, part[chosen], offset[chosen], length[chosen], bases)
+        finally:
+            self.writer.close()
+
+    @staticmethod
+    def _map(stack: ExitStack, path: str) -> mmap.mmap:
+        handle = stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by the stack
+        return stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+
+    def _copy(self, maps: list[mmap.mmap], part: np.ndarray, offset: np.ndarray, length: np.ndarray, bases: np.ndarray) -> None:
+        out = np.frombuffer(bytearray(b"".join(maps[p][o:o + n] for p, o, n in zip(part.tolist(), offset.tolist(), length.tolist()))),
+                            dtype=np.uint8)
+        iface_at = (np.cumsum(length) - length)[:, None] + np.arange(8, 12)  # EPB: type, length, then the interface id
+        ids = out[iface_at].copy().view("<u4").ravel() + bases[part]
+        out[iface_at] = ids.astype("<u4").view(np.uint8).reshape(-1, 4)
+        self.writer.write_raw(memoryview(out))
 
 
 EPB_HEADER = struct.Struct("<IIIIIII")
@@ -247,16 +319,15 @@ def sll2_pcap_to_pcapng(
     interfaces: Iterable[Interface],
     hardware: str | None = None,
     os: str | None = None,
-    merged: PcapngWriter | None = None,
+    merged: MergedCapture | None = None,
 ) -> ConvertResult:
     """Write one section for `node`: an interface block per entry of `interfaces`
     (the node's ifindex table) and every frame of `pcap` under the interface its
     SLL2 header names, with its direction in epb_flags.
 
-    With `merged` (a writer already in its one section), the same interface
-    blocks, their descriptions starting `node=<node>; `, and the same packets
-    go there too: one section for every node, because Wireshark 4.0 gives the
-    packets of a file's later sections the interfaces of the first.
+    With `merged`, the same interface blocks are declared there and each
+    packet block's place noted (see `MergedCapture`): `writer` must write to a
+    file, which `merged.finish()` reads back once it is closed.
 
     Frames keep link type LINUX_SLL2: rebuilding Ethernet would mean inventing
     the destination MAC, which SLL2 does not carry. Frames of another link type
@@ -267,11 +338,12 @@ def sll2_pcap_to_pcapng(
     result = ConvertResult()
     table = list(interfaces)
     writer.section(node=node, hardware=hardware, os=os)
-    base = merged.interfaces if merged is not None else 0
+    if merged is not None:
+        merged.node(writer.name)
 
     def add(name: str, linktype: int, snaplen: int, description: str, mac: str | None = None, ipv4: Iterable[str] = ()) -> int:
         if merged is not None:
-            merged.interface(name, linktype, snaplen, description=f"node={node}; {description}", mac=mac, ipv4=ipv4)
+            merged.interface(node, name, linktype, snaplen, description, mac, ipv4)
         return writer.interface(name, linktype, snaplen, description=description, mac=mac, ipv4=ipv4)
 
     def add_entry(entry: Interface, linktype: int, snaplen: int) -> int:
@@ -317,12 +389,10 @@ def sll2_pcap_to_pcapng(
         else:
             pkttype = np.full(len(rec), 255, dtype=np.uint8)
             iface = np.full(len(rec), ids[-1], dtype=np.uint32)
-        blocks, at = _epbs(buf, rec, order, 1 if nanos else 1000, iface, pkttype)
-        writer.write_raw(blocks.tobytes())
-        if merged is not None:  # the same blocks, interface ids after the other nodes'
-            if base:
-                blocks[at[:, None] + np.arange(8, 12)] = (iface + np.uint32(base)).astype("<u4").view(np.uint8).reshape(-1, 4)
-            merged.write_raw(blocks.tobytes())
+        blocks, at, ts = _epbs(buf, rec, order, 1 if nanos else 1000, iface, pkttype)
+        if merged is not None:
+            merged.blocks(writer.position + at, np.diff(np.append(at, len(blocks))), ts)
+        writer.write_raw(memoryview(blocks))
         result.packets += len(rec)
         first = last
     result.unknown_ifindex = tuple(unknown)
@@ -371,9 +441,9 @@ FLAG_VALUES = np.array([DIRECTION_FLAGS[Direction(t)] for t in range(5)], dtype=
 
 def _epbs(
     buf: np.ndarray, rec: np.ndarray, order: str, scale: int, iface: np.ndarray, pkttype: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Enhanced packet blocks for a run of pcap records, built with array operations (same bytes as `packet()`),
-    and where each block starts."""
+    where each block starts, and each packet's time (ns)."""
     fields = _gather(buf, rec, 16).copy().view(np.dtype(order + "u4")).reshape(-1, 4).astype(np.uint64)
     ts = fields[:, 0] * np.uint64(1_000_000_000) + fields[:, 1] * np.uint64(scale)
     caplen = fields[:, 2].astype(np.int64)
@@ -409,4 +479,4 @@ def _epbs(
         out[where[:, None] + np.arange(12)] = option.view(np.uint8).reshape(-1, 12)
     trailer = out_off + length - 4
     out[trailer[:, None] + np.arange(4)] = length.astype("<u4").view(np.uint8).reshape(-1, 4)
-    return out, out_off
+    return out, out_off, ts

@@ -41,7 +41,7 @@ from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
 from cniscope.capture.transports import Step
 from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode
-from cniscope.pcapng_writer import PcapngWriter, sll2_pcap_to_pcapng
+from cniscope.pcapng_writer import MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
 
 STEP_TIMEOUT_S = 150
 START_TIMEOUT_S = 30
@@ -377,8 +377,8 @@ def _teardown(plan: Plan, runs: list[NodeRun]) -> None:
     _parallel(one, runs)
 
 
-def _convert(run: NodeRun, path: Path, merged: PcapngWriter) -> dict[str, Any]:
-    """The node's pcapng section, written to `path` and appended to the merged capture."""
+def _convert(run: NodeRun, path: Path, merged: MergedCapture) -> dict[str, Any]:
+    """The node's pcapng section, written to `path` and declared to the merged capture."""
     entries = merge_tables(run.facts.interfaces, run.stop_facts.interfaces if run.stop_facts else [])
     run.facts.interfaces = entries
     size = run.raw.stat().st_size if run.raw.exists() else 0
@@ -396,11 +396,12 @@ def _write(
     plan: Plan, runs: list[NodeRun], out: Path, started_ns: int, stopped_ns: int, reason: str,
     pods: list[PodTarget], argv: list[str] | None,
 ) -> dict[str, Any]:
-    with PcapngWriter(str(out / MERGED)) as merged:
-        # one section for all nodes (Wireshark 4.0 misnames the interfaces of later sections), nodes one after the other
-        merged.section(comment="cniscope capture of " + ", ".join(run.plan.label for run in runs)
-                       + "; each interface's node is in its description (node=<name>)")
+    merged = MergedCapture(str(out / MERGED), "cniscope capture of " + ", ".join(run.plan.label for run in runs)
+                           + "; packets of all nodes in time order, each interface's node in its description (node=<name>)")
+    try:
         converted = [_convert(run, out / f"{run.plan.label}.pcapng", merged) for run in runs]
+    finally:
+        merged.finish()
     nodes = []
     for run, conv in zip(runs, converted, strict=True):
         path = out / f"{run.plan.label}.pcapng"
