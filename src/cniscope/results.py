@@ -173,3 +173,7 @@ class Report:
     clocks: list[NodeClock] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     inventory: Inventory | None = None
+
+    def aligned(self) -> dict[str, int]:
+        """Nodes whose clock was aligned, with the uncertainty (ns) against the reference node (0 for it)."""
+        return {c.reference: 0 for c in self.clocks} | {c.node: c.uncertainty_ns for c in self.clocks}

@@ -265,8 +265,10 @@ def test_negative_delays_between_nodes_are_drawn_signed(tmp_path):
         "ladder": "[...document.querySelectorAll('#journey-0 text.delay')].map(t => t.textContent)",
         "waterfall": "[...document.querySelectorAll('#waterfall .wfrow text')].map(t => t.textContent).filter(t => /s$/.test(t))",
         "bars": "[...document.querySelectorAll('#waterfall rect.bar')].map(r => +r.getAttribute('x'))",
+        "tooltips": "[...document.querySelectorAll('#journey-0 circle.hop title')].map(t => t.textContent)",
     })
     assert loaded.errors == []
     assert loaded.values["ladder"] == ["-20 us", "+9 us"]
-    assert loaded.values["waterfall"] == ["-20 us", "+9 us"]
+    assert loaded.values["waterfall"] == ["-20 us \u00b120 us", "+9 us"]  # between nodes: the clocks' alignment
+    assert loaded.values["tooltips"][1] == "hop 2 of 3: node2 eth0 In (node NIC eth0, in), -20 us (clocks +/- 20 us); ttl 64 -> 63"
     assert all(x >= 280 for x in loaded.values["bars"])  # the waterfall's axis starts at x=280

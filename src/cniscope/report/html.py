@@ -288,7 +288,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "flows_total": listed,
         "embedded_journeys": len(embedded),
         "start": timestamp(first_ts, first_clock) if first_clock not in (None, Clock.NONE) else "-",
-        "data": {"points": point_list, "flows": flows_out, "journeys": embedded},
+        "data": {"points": point_list, "flows": flows_out, "journeys": embedded, "aligned": report.aligned()},
     }
 
 

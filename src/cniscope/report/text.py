@@ -97,7 +97,7 @@ def lines(report: Report) -> list[Text]:
     clocks = {inp.index: inp.clock for inp in report.inputs}
     input_of = report.table["input"].to_list() if report.table.height else []
     journeys = {j.id: j for j in report.journeys}
-    aligned = {c.reference: 0 for c in report.clocks} | {c.node: c.uncertainty_ns for c in report.clocks}
+    aligned = report.aligned()
     for flow in report.flows[:MAX_FLOWS]:
         _flow(out, flow, journeys, clocks, input_of, aligned)
     if len(report.flows) > MAX_FLOWS:
