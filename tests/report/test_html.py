@@ -220,7 +220,7 @@ def test_capture_without_timestamps_and_empty_capture(tmp_path):
     report = analyze([InputSpec(str(empty))])
     page = html.render(report)
     assert "No packet was followed: nothing to draw." in page
-    assert _embedded(page) == {"points": [], "flows": [], "journeys": []}
+    assert _embedded(page) == {"points": [], "flows": [], "journeys": [], "aligned": {}}
 
 
 @pytest.mark.parametrize("role,cls", [
