@@ -21,9 +21,9 @@ first (`-ttttt`), restarting at each banner. The two look alike; the reader
 takes `-ttttt` when a capture's first `RELATIVE_DECIDE_AFTER` stamps (or all
 of them) never decrease and hold at least `RELATIVE_SINCE_FIRST_MIN`
 different values, which deltas of real traffic (copies microseconds apart,
-then gaps) do not do, and says so in a note; `-t` is `Clock.NONE`. The input's clock is that of its first
-timestamped packet; rows whose timestamps are in another style get a null
-`ts` and one warning.
+then gaps) do not do, and says so in a note; `-t` is `Clock.NONE`. The
+input's clock is that of its first timestamped packet; rows whose timestamps
+are in another style get a null `ts` and one warning.
 
 A shell prompt that runs tcpdump (`root@node3:~# tcpdump ...`, `[root@node3 ~]#
 tcpdump ...`, as `ssh node3` or `kubectl debug node/node3` show it) names the
