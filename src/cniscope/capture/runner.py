@@ -41,7 +41,7 @@ from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
 from cniscope.capture.transports import Step
 from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode
-from cniscope.pcapng_writer import MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
+from cniscope.pcapng_writer import ConvertResult, MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
 
 STEP_TIMEOUT_S = 150
 START_TIMEOUT_S = 30
@@ -382,13 +382,17 @@ def _convert(run: NodeRun, path: Path, merged: MergedCapture) -> dict[str, Any]:
     entries = merge_tables(run.facts.interfaces, run.stop_facts.interfaces if run.stop_facts else [])
     run.facts.interfaces = entries
     size = run.raw.stat().st_size if run.raw.exists() else 0
-    meta = {"hardware": run.plan.label, "os": run.facts.versions.get("kernel"), "merged": merged}
     with PcapngWriter(str(path)) as writer:
+
+        def convert(data: bytes | mmap.mmap) -> ConvertResult:
+            return sll2_pcap_to_pcapng(data, writer, run.plan.label, interface_table(entries), hardware=run.plan.label,
+                                       os=run.facts.versions.get("kernel"), merged=merged)
+
         if size == 0:
-            result = sll2_pcap_to_pcapng(b"", writer, run.plan.label, interface_table(entries), **meta)
+            result = convert(b"")
         else:
             with open(run.raw, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                result = sll2_pcap_to_pcapng(data, writer, run.plan.label, interface_table(entries), **meta)
+                result = convert(data)
     return {"packets": result.packets, "unknown_ifindex": list(result.unknown_ifindex), "damage": result.damage}
 
 
