@@ -214,11 +214,10 @@ class MergedCapture:
         self.bases: list[int] = []  # per node file: its interface 0 in the merged section
         self.index: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # file, offset, length, ts
 
-    def node(self, path: str) -> int:
-        """Start a node whose packets go to the file `path`; returns the base of its interface ids here."""
+    def node(self, path: str) -> None:
+        """Start a node whose packets go to the file `path`; its interface ids here start after the previous nodes'."""
         self.files.append(path)
         self.bases.append(self.writer.interfaces)
-        return self.bases[-1]
 
     def interface(self, node: str, name: str, linktype: int, snaplen: int, description: str, mac: str | None,
                   ipv4: Iterable[str]) -> None:
