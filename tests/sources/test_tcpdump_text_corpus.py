@@ -102,10 +102,10 @@ def test_seed() -> None:
     })
     assert_fields(row(df, 4), {"tcp_flags": 0x12, "seq": 1256154880, "ack": 779547780, "sport": 80,
                                "src": ip4_value("10.244.3.10"), "tsecr": 3019404299})
-    # relative numbers after the handshake, kept as printed; `seq 1:76` -> seq 1, 75 bytes
-    assert_fields(row(df, 10), {"tcp_flags": 0x18, "seq": 1, "ack": 1, "payload_len": 75,
+    # tcpdump's relative numbers after the handshake, made absolute again; `seq 1:76` -> the SYN's seq + 1, 75 bytes
+    assert_fields(row(df, 10), {"tcp_flags": 0x18, "seq": 779547779 + 1, "ack": 1256154880 + 1, "payload_len": 75,
                                 "info": "HTTP: GET / HTTP/1.1", "mss": None})
-    assert_fields(row(df, 7), {"tcp_flags": 0x10, "seq": None, "ack": 1, "win": 115})
+    assert_fields(row(df, 7), {"tcp_flags": 0x10, "seq": None, "ack": 1256154880 + 1, "win": 115})
     assert df["ts"].is_sorted()
 
 
@@ -176,9 +176,10 @@ def test_10_bgp_verbose_decode_is_one_row_per_packet() -> None:
     assert df["l4_csum_bad"].to_list() == [True] * 17
     assert_fields(row(df, 2), {"ttl": 64, "ip_id": 26890, "ip_len": 60, "df": True, "seq": 3986906876,
                                "mss": 1460, "wscale": 10, "tsval": 3629793029, "dport": 179})
-    assert_fields(row(df, 8), {"info": "BGP", "seq": 1, "payload_len": 70, "ip_len": 122, "ip_id": 26892})
-    assert_fields(row(df, 88), {"ts": tod("08:11:51.777029"), "ttl": 255, "ip_id": 38622, "seq": 138,
-                                "payload_len": 23, "ack": 161, "info": "BGP"})
+    assert_fields(row(df, 8), {"info": "BGP", "seq": 3986906876 + 1, "payload_len": 70, "ip_len": 122, "ip_id": 26892})
+    # printed relative (seq 138, ack 161) to the handshake's numbers: 3060303424 (from .52) and 3986906876 (from .50)
+    assert_fields(row(df, 88), {"ts": tod("08:11:51.777029"), "ttl": 255, "ip_id": 38622, "seq": 3060303424 + 138,
+                                "payload_len": 23, "ack": 3986906876 + 161, "info": "BGP"})
     assert (df["info"] == "BGP").sum() == 8  # Open x2, Keepalive x2, Update x4
 
 

@@ -55,28 +55,29 @@ def text_rows(pcap: Path, flags: list[str], netns: str | None = None) -> tuple[p
     return pl.concat(tables), info
 
 
-def tcpdump_relative(decoded: pl.DataFrame) -> list[tuple[int | None, int | None]]:
-    """seq/ack as tcpdump prints them without -S (print-tcp.c): only packets with ACK take part; the
-    first one of a connection (or one with SYN) records the bases and prints absolute, later ones relative."""
-    bases: dict[tuple, tuple[int, int]] = {}
+def as_read(decoded: pl.DataFrame) -> list[tuple[int | None, int | None]]:
+    """seq/ack as the reader gives them from tcpdump's text without -S.
+
+    tcpdump (print-tcp.c) numbers packets with ACK relative to the first such packet of their connection
+    (or a SYN-ACK), printed as is; the reader adds the bases back, except a base taken from a packet whose
+    seq tcpdump did not print (no payload, no SYN/FIN/RST): those seqs stay relative.
+    """
+    bases: dict[tuple, tuple[int, bool]] = {}  # (from, to) -> (first seq, printed?)
     out: list[tuple[int | None, int | None]] = []
     for r in decoded.iter_rows(named=True):
         flags, seq, ack = r["tcp_flags"], r["seq"], r["ack"]
         if flags is None or not flags & 16:
             out.append((seq, ack))
             continue
-        src, dst = r["src"] if r["src"] is not None else r["src6"], r["dst"] if r["dst"] is not None else r["dst6"]
-        rev = r["sport"] > r["dport"] or (r["sport"] == r["dport"] and src > dst)
-        key = (dst, src, r["dport"], r["sport"]) if rev else (src, dst, r["sport"], r["dport"])
-        if key not in bases or flags & 2:
-            bases[key] = (ack - 1, seq) if rev else (seq, ack - 1)
+        src = (r["src"] if r["src"] is not None else r["src6"], r["sport"])
+        dst = (r["dst"] if r["dst"] is not None else r["dst6"], r["dport"])
+        if (src, dst) not in bases or flags & 2:
+            bases[(src, dst)] = (seq, (r["payload_len"] or 0) > 0 or bool(flags & 7))
+            bases[(dst, src)] = ((ack - 1) % 2**32, True)
             out.append((seq, ack))
             continue
-        base_seq, base_ack = bases[key]
-        if rev:
-            out.append(((seq - base_ack) % 2**32, (ack - base_seq) % 2**32))
-        else:
-            out.append(((seq - base_seq) % 2**32, (ack - base_ack) % 2**32))
+        base, printed = bases[(src, dst)]
+        out.append((seq if printed else (seq - base) % 2**32, ack))
     return out
 
 
@@ -91,8 +92,8 @@ def compare(text: pl.DataFrame, decoded: pl.DataFrame, flags: list[str], skip: t
         if not (t == d).fill_null(False).all():
             bad = (t != d).fill_null(True).arg_true()[0]
             mismatches.append(f"{name}: text {t[bad]!r} decoded {d[bad]!r} (row {shown.arg_true()[bad]})")
-    # seq/ack: absolute with -S, else relative the way tcpdump counts
-    expected = tcpdump_relative(decoded) if "-S" not in flags else list(zip(decoded["seq"], decoded["ack"]))
+    # seq/ack: absolute with -S, else as the reader undoes tcpdump's relative numbering
+    expected = as_read(decoded) if "-S" not in flags else list(zip(decoded["seq"], decoded["ack"]))
     for i, (seq, ack, (eseq, eack)) in enumerate(zip(text["seq"], text["ack"], expected)):
         if (seq is not None and seq != eseq) or (ack is not None and ack != eack):
             mismatches.append(f"seq/ack row {i}: text {seq}/{ack}, expected {eseq}/{eack}")

@@ -50,6 +50,7 @@ from cniscope.packets.schema import SCHEMA, Clock, LinkType, conform
 from cniscope.sources import InputInfo
 from cniscope.sources.text import grammar
 from cniscope.sources.text.grammar import INNER, L3, QUOTED, Layer, Packet
+from cniscope.sources.text.tcp_numbers import TcpNumbers
 
 NS = 1_000_000_000
 DAY_NS = 86400 * NS
@@ -109,6 +110,7 @@ class _Segment:
         self.iface = iface
         self.linktype = linktype
         self.node: str | None = None  # from a shell prompt that started this capture
+        self.tcp = TcpNumbers()  # tcpdump's relative TCP numbering, undone
         self.relative_ns = 0
         self.relative: str | None = None  # "delta" (-ttt) or "since-first" (-ttttt); None until decided
         self.undecided: list[tuple[dict[str, object], int, int]] = []  # rows with a relative stamp: (row, stamp as printed, line)
@@ -310,6 +312,7 @@ class TextReader:
             return
         self.packet = None
         row = assemble(pkt)
+        self.segment.tcp.absolute(row)
         if pkt.pending == L3 or pkt.pending == INNER:
             what = "IP header" if pkt.pending == L3 else "tunnel header"
             row["error"] = f"text: {what} without the line that should follow it"

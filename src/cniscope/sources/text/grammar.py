@@ -17,10 +17,8 @@ private), and `Packet.pending` says what the next line must complete:
     QUOTED  the packet an ICMP error quotes (-v only; optional)
 
 Nothing here invents a value: a field tcpdump did not print stays absent
-(null in the table). TCP seq/ack are kept as printed: after the handshake
-tcpdump prints them relative to the first sequence number of the connection
-(unless `-S`); equality across sightings of the same packet still holds,
-which is what journeys need.
+(null in the table). TCP seq/ack are parsed as printed; the reader then
+undoes tcpdump's relative numbering (`tcp_numbers`).
 """
 
 from __future__ import annotations
