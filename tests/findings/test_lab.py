@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from cniscope.lab.spec import BUILDABLE, Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
+from tests.lab.helpers import conntrack_flushed_mid_connection
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("tcpdump") is None,
@@ -142,39 +141,8 @@ def test_hairpin_off(lab: Lab, tmp_path: Path) -> None:
     assert drop.node == "node1" and "hairpin" in drop.next_step, describe(report)
 
 
-# Two requests on one kept-alive connection, a line on stdin between them (as in tests/lab/test_faults.py).
-KEEPALIVE_CLIENT = """
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-for round in (1, 2):
-    if round == 2:
-        sys.stdin.readline()
-    try:
-        s.sendall(b"GET / HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n")
-        print("answer" if s.recv(4096).startswith(b"HTTP/1.1 200") else "closed", flush=True)
-    except (ConnectionResetError, socket.timeout) as exc:
-        print(type(exc).__name__, flush=True)
-"""
-
-
 def test_conntrack_flushed_mid_connection(lab: Lab, tmp_path: Path) -> None:
-    host, port = lab.address("node2:30080").split(":")
-
-    def flushed_mid_connection() -> str:
-        client = subprocess.Popen(["ip", "netns", "exec", lab.ns("node1"), sys.executable, "-c", KEEPALIVE_CLIENT, host, port],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert client.stdout is not None
-            first = client.stdout.readline().strip()
-            lab.fault(Fault("conntrack-flush", {"node": "node2"}))
-            out, _ = client.communicate("go\n", timeout=10)
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
-        return first + " " + out.strip()
-
-    report = observe(lab, tmp_path, flushed_mid_connection)
+    report = observe(lab, tmp_path, lambda: conntrack_flushed_mid_connection(lab))
     resets = [f for f in of_kind(report, FindingKind.RESET) if "translated anew" in f.explanation]
     assert len(resets) == 1, describe(report)
     assert resets[0].node == "node2"

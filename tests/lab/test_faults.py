@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import polars as pl
@@ -16,7 +14,7 @@ from cniscope.lab.spec import Fault, default_spec
 from cniscope.packets.schema import ip4_value
 
 from .conftest import lab_name, needs_root
-from .helpers import read_captures, syn_sightings
+from .helpers import conntrack_flushed_mid_connection, read_captures, syn_sightings
 
 pytestmark = needs_root
 CURL_TIMEOUT = 28  # curl's exit status when --max-time ran out
@@ -93,39 +91,7 @@ def test_hairpin_off(lab: Lab) -> None:
     assert works(lab, "client1", "web-local")
 
 
-# Two requests on one kept-alive connection, a line on stdin between them; prints what each got.
-KEEPALIVE_CLIENT = """
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-request = b"GET / HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n"
-s = socket.create_connection((host, port), timeout=3)
-for round in (1, 2):
-    if round == 2:
-        sys.stdin.readline()
-    try:
-        s.sendall(request)
-        answer = s.recv(4096)
-        print("answer" if answer.startswith(b"HTTP/1.1 200") else "closed", flush=True)
-    except ConnectionResetError:
-        print("reset", flush=True)
-    except socket.timeout:
-        print("timeout", flush=True)
-"""
-
-
 def test_conntrack_flushed_mid_connection(lab: Lab) -> None:
     """A NodePort connection loses its DNAT/masquerade tuple half-way: re-NATed to a new port, it is reset."""
-    host, port = lab.address("node2:30080").split(":")
-    client = subprocess.Popen(["ip", "netns", "exec", lab.ns("node1"), sys.executable, "-c", KEEPALIVE_CLIENT, host, port],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert client.stdout is not None and client.stdin is not None
-        assert client.stdout.readline().strip() == "answer"
-        lab.fault(Fault("conntrack-flush", {"node": "node2"}))
-        out, _ = client.communicate("go\n", timeout=10)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait()
-    assert out.strip() == "reset"
+    assert conntrack_flushed_mid_connection(lab) == ("answer", "reset")
     assert works(lab, "node1", "node2:30080")  # new connections are fine
