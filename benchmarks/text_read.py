@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = [REPO.parent / "shared" / "seed" / "kube-router-curl-node3.txt",
-           *sorted((REPO.parent / "shared" / "corpus").glob("*.txt")),
+SOURCES = [REPO / "tests" / "data" / "seed" / "kube-router-curl-node3.txt",
+           *sorted((REPO / "tests" / "data" / "corpus").glob("*.txt")),
            *sorted((REPO / "tests" / "data" / "text").glob("*.txt"))]
 
 

@@ -1,30 +1,33 @@
-"""Shared fixtures: paths to the shared corpus and seed, and the root check for namespace tests."""
+"""Suite-wide hooks: the skip for `root`-marked tests, and the JSON schema check of every report made in-process.
+
+Paths to the data live in `tests/paths.py`, the root mark in `tests/marks.py`.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import shutil
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-CORPUS = SHARED / "corpus"
-SEED = SHARED / "seed" / "kube-router-curl-node3.txt"
+ROOT_TOOLS = ("ip", "iptables", "tcpdump")  # installed by `make test` (the Makefile's APT_PACKAGES)
 
 
-def needs_root() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces")
+def _root_missing() -> str | None:
+    """Why `root`-marked tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, veths, iptables, tcpdump on them)"
+    absent = [tool for tool in ROOT_TOOLS if shutil.which(tool) is None]
+    return f"needs {', '.join(absent)} (run `make install`)" if absent else None
 
 
-@pytest.fixture
-def corpus() -> Path:
-    return CORPUS
-
-
-@pytest.fixture
-def seed() -> Path:
-    return SEED
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _root_missing()
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("root") is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import pytest
 from cniscope.analyze import analyze, expand
 from cniscope.errors import InputError
 from cniscope.sources import InputSpec
-from tests.conftest import CORPUS, SEED
+from tests.paths import CORPUS, SEED
 
 
 def test_a_plain_directory_gives_one_node_per_capture_file(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from cniscope.analyze import analyze
 from cniscope.results import ChangeKind
 from cniscope.sources import InputSpec
-from tests.conftest import CORPUS, SEED
+from tests.paths import CORPUS, SEED
 
 DATA = Path(__file__).parent / "data" / "journeys"
 

@@ -10,7 +10,7 @@ import pytest
 from cniscope.analyze import analyze
 from cniscope.results import Report
 from cniscope.sources import InputSpec
-from tests.conftest import needs_root
+from tests.marks import needs_root
 from tests.netns import Topology, shift_pcap
 
 pytestmark = needs_root()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,10 +13,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT_REASON = "needs root, network namespaces (ip netns) and tcpdump"
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tcpdump") is None, reason=ROOT_REASON
-)
 _counter = itertools.count()
 
 

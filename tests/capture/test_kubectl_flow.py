@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, needs_root, tshark_names
+from tests.marks import needs_root
+
+from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, tshark_names
 
 FAKE = Path(__file__).parent / "data" / "fake_kubectl.py"
 

@@ -13,7 +13,9 @@ from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import veth_name
 from cniscope.lab.spec import default_spec
 
-from .conftest import Capturing, cniscope, comm, needs_root, tshark_names
+from tests.marks import needs_root
+
+from .conftest import Capturing, cniscope, comm, tshark_names
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from cniscope.capture.manifest import inputs
 from cniscope.capture.nodeside import TcpdumpSettings
 from cniscope.sources import InputSpec, read
 
-from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, needs_root, tshark_names
+from tests.marks import needs_root
+
+from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, tshark_names
 
 BURST = 10_000
 

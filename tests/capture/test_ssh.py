@@ -35,7 +35,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Capturing, Namespaces, cniscope, comm, needs_root, sh, tshark_names
+from tests.marks import needs_root
+
+from .conftest import Capturing, Namespaces, cniscope, comm, sh, tshark_names
 
 SSH_TOOLS = ("ssh", "ssh-keygen", "/usr/sbin/sshd", "curl", "tshark")
 needs_ssh = pytest.mark.skipif(

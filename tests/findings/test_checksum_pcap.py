@@ -24,9 +24,10 @@ import pytest
 
 from cniscope.packets.schema import Direction
 from cniscope.sources import InputSpec, read
+from tests.marks import needs_root
 from tests.netns import remove_namespaces, sh
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, ethtool, tcpdump)")
+pytestmark = needs_root
 
 CNISCOPE = Path(sys.executable).with_name("cniscope")
 PORT = 8080

@@ -1,4 +1,4 @@
-"""The detectors on real published captures (../shared/corpus; each .meta.md says what happened)."""
+"""The detectors on real published captures (tests/data/corpus; each .meta.md says what happened)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from cniscope.analyze import analyze
 from cniscope.errors import ExitCode
 from cniscope.results import FindingKind
 from cniscope.sources import InputSpec
-from tests.conftest import CORPUS, SEED
+from tests.paths import CORPUS, SEED
 from tests.findings.wire import alarms, of_kind
 
 
 def corpus(number: str) -> Path:
-    found = sorted(CORPUS.glob(f"{number}-*.txt"))
-    if not found:
-        pytest.skip(f"corpus capture {number} is not on this machine ({CORPUS})")
-    return found[0]
+    (found,) = CORPUS.glob(f"{number}-*.txt")
+    return found
 
 
 def test_12_dns_answer_lost_between_flannel1_and_eth0_on_host0() -> None:

@@ -8,7 +8,6 @@ runs by the reaper.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,12 +23,10 @@ from cniscope.lab.spec import BUILDABLE, Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
+from tests.marks import needs_root
 from tests.lab.helpers import conntrack_flushed_mid_connection
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("tcpdump") is None,
-    reason="needs root (network namespaces, iptables) and tcpdump",
-)
+pytestmark = needs_root
 FAULT_MODEL = "flannel-host-gw"  # a bridge and plain routes, no BGP to wait for
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +33,9 @@ from cniscope.lab.spec import Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
+from tests.marks import needs_root
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("tcpdump") is None,
-    reason="needs root (network namespaces, iptables) and tcpdump",
-)
+pytestmark = needs_root
 FAULT_MODEL = "flannel-host-gw"
 PCAPNG = "pcapng"
 FLAG_SETS: tuple[tuple[str, ...], ...] = (("-nn",), ("-nn", "-v"), ("-nn", "-e"), ("-nn", "-v", "-e"))

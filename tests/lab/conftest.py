@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -13,13 +12,6 @@ from cniscope.lab import state as lab_state
 from cniscope.lab.naming import NS_PREFIX, STATE_ROOT
 
 TEST_PREFIX = f"t{os.getpid()}lab"  # every lab name in these tests starts with it
-
-needs_root = [  # use as a module's pytestmark
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                       reason="needs root and iproute2 (network namespaces, veths, iptables)"),
-]
-
 
 def lab_name(suffix: str) -> str:
     return f"{TEST_PREFIX}-{suffix}"

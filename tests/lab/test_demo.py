@@ -12,7 +12,9 @@ from cniscope.lab.naming import veth_name
 from cniscope.packets.schema import ip4_value
 from cniscope.sources import InputSpec, read
 
-from .conftest import assert_no_leak, needs_root
+from tests.marks import needs_root
+
+from .conftest import assert_no_leak
 
 pytestmark = needs_root
 

@@ -13,7 +13,9 @@ from cniscope.lab.naming import veth_name
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.packets.schema import ip4_value
 
-from .conftest import lab_name, needs_root
+from tests.marks import needs_root
+
+from .conftest import lab_name
 from .helpers import conntrack_flushed_mid_connection, read_captures, syn_sightings
 
 pytestmark = needs_root

@@ -20,7 +20,9 @@ from cniscope.lab.naming import state_dir
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.sources import InputSpec, read
 
-from .conftest import assert_no_leak, lab_name, needs_root, lab_namespaces
+from tests.marks import needs_root
+
+from .conftest import assert_no_leak, lab_name, lab_namespaces
 
 pytestmark = needs_root
 CNISCOPE = [sys.executable, "-m", "cniscope"]

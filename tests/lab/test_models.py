@@ -16,7 +16,9 @@ from cniscope.lab.spec import BUILDABLE, default_spec
 from cniscope.packets.schema import Direction, Tunnel
 from cniscope.sources import InputSpec
 
-from .conftest import lab_name, needs_root
+from tests.marks import needs_root
+
+from .conftest import lab_name
 from .helpers import read_captures, syn_sightings
 
 pytestmark = needs_root

@@ -10,7 +10,9 @@ from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import default_spec
 from cniscope.packets.schema import ip4_value
 
-from .conftest import lab_name, needs_root
+from tests.marks import needs_root
+
+from .conftest import lab_name
 from .helpers import read_captures
 
 pytestmark = needs_root

@@ -8,23 +8,9 @@ from cniscope.models import MODELS, NAMES
 from cniscope.models.infer import UnknownModel, infer
 from cniscope.packets.schema import Tunnel, ip4_value, mac_value
 
-from .conftest import CORPUS, SEED, inventory, journeys_of, load_capture, table_of
+from tests.paths import CORPUS, SEED
 
-# What each capture's note (../shared/corpus/*.meta.md) says the cluster ran: a model name, or a family
-# where the note names only the project (01-03: "Calico pod network", variant not stated).
-CORPUS_TRUTH = {
-    "01-ysaied-pan-cn-calico-vxlan.pcap": "calico",
-    "02-ysaied-pan-cn-calico-eth.pcap": "calico",
-    "03-ysaied-pan-cn-ngfw-vxlan6080.pcap": "calico",
-    "04-msazure-flannel-vxlan-e.txt": "flannel-vxlan",
-    "06-plantegg-flannel-vxlan-nnetvv.txt": "flannel-vxlan",
-    "07-virtnest-calico-ipip-4ifaces.txt": "calico-ipip",
-    "10-inksnw-kuberouter-bgp-any-v.txt": "kube-router",
-    "12-fluxop-flannel-any-inout-dns.txt": "flannel-vxlan",
-    "14-cilium-vxlan-otv-vv.txt": "cilium-vxlan",
-    "22-weave3014-nodeport-any-dnat-snat.txt": "weave",
-}
-
+from .helpers import CORPUS_TRUTH, inventory, journeys_of, load_capture, table_of
 
 def test_the_eleven_names() -> None:
     assert set(NAMES) == {
@@ -46,8 +32,6 @@ def test_corpus_capture_gives_the_model_its_note_names(name: str) -> None:
 
 
 def test_every_corpus_file_is_covered() -> None:
-    if not CORPUS.exists():
-        pytest.skip("the shared corpus is not beside the repository")
     captures = {p.name for p in CORPUS.iterdir() if p.suffix in (".pcap", ".txt", ".pcapng")}
     assert captures == set(CORPUS_TRUTH)
 

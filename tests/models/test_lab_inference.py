@@ -8,7 +8,6 @@ label every hop, and raise no path finding.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,14 +19,12 @@ from cniscope.models.roles import compare, label
 from cniscope.capture.manifest import inputs
 from cniscope.sources import read
 
-from .conftest import journeys_of
+from tests.marks import needs_root
+
+from .helpers import journeys_of
 
 PREFIX = f"m{os.getpid() % 100000}"  # lab names of this module: cnl-m<pid>-<model>...
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tcpdump") is None,
-    reason="needs root, iproute2 and tcpdump (network namespaces, veths, VXLAN, iptables)",
-)
 
 # The models this kernel can build (no ipip, geneve or ipvs here: see LAB-NOTES).
 BUILDABLE = ["kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan"]

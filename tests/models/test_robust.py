@@ -9,7 +9,7 @@ from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
 from cniscope.packets.schema import mac_value
 
-from .conftest import journeys_of, table_of
+from .helpers import journeys_of, table_of
 
 IFACES = [None, "eth0", "cni0", "flannel.1", "kube-bridge", "cali0123456789a", "tunl0", "lxc0a1b2c3d4e5f", "weave", "any", "x"]
 ADDRS = [None, 0x0AF40305, 0x0AF40306, 0xC0A8C815, 0xE0000016, 0xA9FE0101]

@@ -9,8 +9,9 @@ from cniscope.models.roles import compare, label
 from cniscope.packets.schema import Direction, ip4_value
 from cniscope.results import FindingKind
 
-from .conftest import CORPUS, SEED, inventory, journeys_of, load_capture, table_of
-from .test_infer import CORPUS_TRUTH
+from tests.paths import CORPUS, SEED
+
+from .helpers import CORPUS_TRUTH, inventory, journeys_of, load_capture, table_of
 
 INBOUND = ["node NIC, in", "pod bridge kube-bridge, out", "veth to pod 10.244.3.10"]
 OUTBOUND = ["veth from pod 10.244.3.10", "pod bridge kube-bridge, in", "node NIC, out"]

@@ -14,7 +14,7 @@ from tests.frames import (
     data_options, dns, ethernet, frame_batch, icmp, ipv4, ipv6, ipv6_ext, ipv6_fragment, sll2, syn_options, tcp, udp,
     vxlan,
 )
-from tests.packets.test_decode import decode
+from tests.packets.decoding import decode
 
 V4 = dict(src="10.244.1.2", dst="10.244.2.3")
 

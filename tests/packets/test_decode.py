@@ -19,28 +19,12 @@ from tests.frames import (
     arp, data_options, dns, ethernet, frame_batch, geneve, icmp, icmpv6, ipv4, ipv6, ipv6_ext, ipv6_fragment, sll,
     sll2, syn_options, tcp, udp, vxlan,
 )
+from tests.packets.decoding import decode
 from tests.packets.synth import LINKTYPES, synth_frames
 
 SEGMENT = tcp(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", sport=40000, dport=80, seq=1000, ack=2000, flags="P.", win=502,
               options=data_options(tsval=111, tsecr=222))
 PACKET_V4 = ipv4(SEGMENT, src="10.244.1.2", dst="10.244.2.3", ttl=63, ip_id=4321, tos=0x10)
-
-
-def decode(frames: list[bytes], linktype: int | list[int] = LinkType.ETHERNET, **kw: object) -> pl.DataFrame:
-    """Decode through the vector path, and insist the fallback agrees row for row."""
-    batch = frame_batch(frames, linktype, **kw)  # type: ignore[arg-type]
-    ports = kw.get("ports")
-    vector = decode_batch(batch, 0, ports)  # type: ignore[arg-type]
-    reference = decode_batch_reference(batch, 0, ports)  # type: ignore[arg-type]
-    assert vector.equals(reference, null_equal=True), _first_difference(vector, reference)
-    return vector
-
-
-def _first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
-    for name in a.columns:
-        if not a[name].equals(b[name], null_equal=True):
-            return f"{name}: vector {a[name].to_list()[:8]} fallback {b[name].to_list()[:8]}"
-    return ""
 
 
 def one(frame: bytes, linktype: int = LinkType.ETHERNET) -> dict[str, object]:

@@ -23,7 +23,7 @@ import pytest
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources import InputSpec, read
-from tests.conftest import CORPUS
+from tests.paths import CORPUS
 from tests.frames import frame_batch, write_pcap, write_pcapng
 from tests.packets.synth import LINKTYPES, synth_frames
 

@@ -4,7 +4,6 @@ one real lab capture shared by the HTML and pcapng tests."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ def validate_report_json() -> Callable[[str | bytes | dict[str, Any]], dict[str,
 
 def _lab_capture(out: Path, model: str, name: str, target: str, expected: str) -> tuple[dict[str, Path], Path]:
     """Build a two-node lab of `model`, capture on both nodes while client1 (node1) curls `target`, tear it down."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to build the lab (network namespaces)")
     from cniscope.lab.capture import capture
     from cniscope.lab.cluster import Lab
     from cniscope.lab.inventory import write_inventory

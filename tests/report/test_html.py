@@ -22,10 +22,11 @@ from cniscope.analyze import analyze
 from cniscope.cli import cli
 from cniscope.report import html
 from cniscope.sources import InputSpec
-from tests.conftest import CORPUS, REPO, SEED
+from tests.paths import CORPUS, REPO, SEED
 from tests.report import browser
 from tests.report.build import receiver_stamps_first, service_call
 from tests.report.schema_check import validate_report_json
+from tests.marks import needs_root
 
 ARTIFACTS = REPO / "artifacts" / "report"
 needs_chromium = pytest.mark.skipif(not Path(browser.CHROMIUM).exists(), reason="needs chromium (Debian package chromium)")
@@ -153,6 +154,7 @@ def test_hand_built_page_in_chromium(tmp_path):
 
 
 @needs_chromium
+@needs_root
 def test_lab_capture_page_in_chromium(lab_capture, tmp_path):
     captures, inventory = lab_capture
     page = tmp_path / "lab.html"
@@ -242,6 +244,7 @@ def test_unwritable_output_is_a_usage_error_not_a_traceback(option, tmp_path):
     assert "Traceback" not in done.stderr and str(target) in done.stderr and "No such file or directory" in done.stderr
 
 
+@needs_root
 def test_tunnel_of_a_flannel_lab_is_drawn(vxlan_capture):
     captures, _ = vxlan_capture
     report = analyze([InputSpec(str(path), node) for node, path in captures.items()])

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cniscope.cli import cli
 from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict, validate
-from tests.conftest import CORPUS, SEED
+from tests.paths import CORPUS, SEED
 from tests.report.build import service_call
 from tests.report.schema_check import validate_report_json
 

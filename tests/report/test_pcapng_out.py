@@ -16,8 +16,9 @@ from cniscope.cli import cli
 from cniscope.errors import InputError
 from cniscope.report import pcapng_out
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, read
-from tests.conftest import CORPUS, SEED
+from tests.paths import CORPUS, SEED
 from tests.report.build import service_call
+from tests.marks import needs_root
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="needs tshark (Debian package tshark)")
@@ -50,6 +51,7 @@ def test_comment_on_every_row_says_where_the_packet_is_in_its_journey():
 
 
 @needs_tshark
+@needs_root
 def test_lab_capture_annotated_for_wireshark(lab_capture, tmp_path):
     lab_capture, _ = lab_capture
     out = tmp_path / "annotated.pcapng"
@@ -149,6 +151,7 @@ def test_damaged_capture_keeps_what_could_be_read(tmp_path):
 
 
 @needs_tshark
+@needs_root
 def test_encapsulation_is_in_the_comments(vxlan_capture, tmp_path):
     captures, _ = vxlan_capture
     report = analyze([InputSpec(str(path), node) for node, path in captures.items()])

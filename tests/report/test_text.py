@@ -18,7 +18,7 @@ from rich.console import Console
 from cniscope.analyze import analyze
 from cniscope.report import text
 from cniscope.sources import InputSpec
-from tests.conftest import CORPUS, REPO, SEED
+from tests.paths import CORPUS, REPO, SEED
 from tests.report.build import receiver_stamps_first, service_call
 
 GOLDEN = REPO / "tests" / "data" / "golden" / "text"

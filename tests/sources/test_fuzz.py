@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng, read
 from cniscope.sources.tcpdump_text import iter_tables as text_tables
 from tests.frames import ethernet, ipv4, sll2, tcp, udp, vxlan
-from tests.sources.test_pcapng import epb, idb, shb
-from tests.conftest import SEED
+from tests.sources.pcapng_blocks import epb, idb, shb
+from tests.paths import SEED
 
 FUZZ = settings(max_examples=120, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

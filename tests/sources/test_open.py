@@ -19,7 +19,7 @@ from cniscope.pcapng_writer import PcapngWriter
 from cniscope.sources import InputInfo, InputSpec, iter_tables, pcap, read
 from cniscope.sources.open import iter_input_batches
 from tests.frames import ethernet, ipv4, sll2, tcp
-from tests.conftest import SEED
+from tests.paths import SEED
 
 TIMES = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(50)]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cniscope.sources import FrameBatch, InputInfo, pcap
-from tests.conftest import CORPUS
+from tests.paths import CORPUS
 
 FRAMES = [bytes(range(i % 7, i % 7 + 40 + i)) for i in range(12)]
 TIMES = [1_700_000_000_123_456_789 + i * 1_000_500 for i in range(12)]

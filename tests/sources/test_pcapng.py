@@ -13,38 +13,8 @@ from cniscope.packets.schema import Direction
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.sources import FrameBatch, InputInfo, pcapng
 
-from tests.conftest import CORPUS
-
-
-# --- a block builder for what the project's writer never writes (big-endian, SPB, OPB, NRB ...)
-
-def option(o: str, code: int, value: bytes) -> bytes:
-    return struct.pack(o + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
-def options(o: str, *items: tuple[int, bytes]) -> bytes:
-    return b"".join(option(o, c, v) for c, v in items) + struct.pack(o + "HH", 0, 0) if items else b""
-
-
-def block(o: str, kind: int, body: bytes) -> bytes:
-    return struct.pack(o + "II", kind, 12 + len(body)) + body + struct.pack(o + "I", 12 + len(body))
-
-
-def shb(o: str, *opts: tuple[int, bytes]) -> bytes:
-    return block(o, pcapng.SHB, struct.pack(o + "IHHq", pcapng.BYTE_ORDER_MAGIC, 1, 0, -1) + options(o, *opts))
-
-
-def idb(o: str, linktype: int, snaplen: int = 0, *opts: tuple[int, bytes]) -> bytes:
-    return block(o, pcapng.IDB, struct.pack(o + "HHI", linktype, 0, snaplen) + options(o, *opts))
-
-
-def epb(o: str, iface: int, ts: int, frame: bytes, *opts: tuple[int, bytes], wirelen: int | None = None) -> bytes:
-    head = struct.pack(o + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame) if wirelen is None else wirelen)
-    return block(o, pcapng.EPB, head + frame + b"\0" * (-len(frame) % 4) + options(o, *opts))
-
-
-def spb(o: str, frame: bytes, wirelen: int) -> bytes:
-    return block(o, pcapng.SPB, struct.pack(o + "I", wirelen) + frame + b"\0" * (-len(frame) % 4))
+from tests.paths import CORPUS
+from tests.sources.pcapng_blocks import block, shb, idb, epb, spb
 
 
 def read_all(data: bytes, batch_size: int = 65536) -> tuple[list[FrameBatch], InputInfo, dict[int, str]]:

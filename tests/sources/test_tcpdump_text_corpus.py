@@ -1,4 +1,4 @@
-"""The tcpdump text reader on the seed capture and every text capture of the shared corpus.
+"""The tcpdump text reader on the seed capture and every text capture of the corpus (tests/data/corpus).
 
 Each file must read with no unparsed line and one row per packet it shows;
 representative packets have their fields pinned (values read off the text by hand).
@@ -15,7 +15,7 @@ import pytest
 from cniscope.packets.schema import NAMES, SCHEMA, Clock, Direction, LinkType, Tunnel, ip4_value, mac_value
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
-from tests.conftest import CORPUS, SEED
+from tests.paths import CORPUS, SEED
 
 TIME_RE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} ")
 

@@ -24,7 +24,7 @@ import pytest
 
 from cniscope.sources import InputInfo, InputSpec, read
 from cniscope.sources.tcpdump_text import iter_tables
-from tests.conftest import CORPUS
+from tests.paths import CORPUS
 
 DAY = 86400 * 10**9
 HERE = Path(__file__).resolve().parent
@@ -144,10 +144,6 @@ def sh(*argv: str) -> None:
 
 @pytest.fixture(scope="module")
 def real_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, str]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
-    if tcpdump is None or shutil.which("curl") is None:
-        pytest.skip("needs tcpdump and curl")
     d = tmp_path_factory.mktemp("txtdiff")
     os.chmod(d, 0o777)  # tcpdump drops privileges to user tcpdump before writing
     prefix = f"cst-txt-{os.getpid()}-"

@@ -1,4 +1,4 @@
-"""Shared helpers for the model tests: read a capture the way `cniscope analyze` does."""
+"""Helpers of the model tests: read a capture the way `cniscope analyze` does, and what each corpus note says."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from cniscope import journeys as journeys_mod
 from cniscope.inventory import Inventory, load
 from cniscope.packets.schema import conform
 from cniscope.results import Journey
 from cniscope.sources import InputSpec, read
+from tests.paths import DATA
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-CORPUS = SHARED / "corpus"
-SEED = SHARED / "seed" / "kube-router-curl-node3.txt"
-INVENTORIES = Path(__file__).resolve().parents[1] / "data" / "inventory"
+INVENTORIES = DATA / "inventory"
 
 
 @dataclass
@@ -31,8 +28,6 @@ def journeys_of(table: pl.DataFrame) -> list[Journey]:
 
 
 def load_capture(path: Path) -> Loaded:
-    if not path.exists():
-        pytest.skip(f"{path} is not on this machine (the shared corpus sits beside the repository)")
     table = read([InputSpec(str(path))]).table
     return Loaded(table, journeys_of(table))
 
@@ -45,3 +40,19 @@ def table_of(rows: list[dict]) -> pl.DataFrame:
     """A packet table from hand-written rows (missing columns are null), numbered as one input."""
     filled = [{"input": 0, "frame": i, **row} for i, row in enumerate(rows)]
     return conform(pl.DataFrame(filled, infer_schema_length=None))
+
+
+# What each capture's note (tests/data/corpus/*.meta.md) says the cluster ran: a model name, or a family
+# where the note names only the project (01-03: "Calico pod network", variant not stated).
+CORPUS_TRUTH = {
+    "01-ysaied-pan-cn-calico-vxlan.pcap": "calico",
+    "02-ysaied-pan-cn-calico-eth.pcap": "calico",
+    "03-ysaied-pan-cn-ngfw-vxlan6080.pcap": "calico",
+    "04-msazure-flannel-vxlan-e.txt": "flannel-vxlan",
+    "06-plantegg-flannel-vxlan-nnetvv.txt": "flannel-vxlan",
+    "07-virtnest-calico-ipip-4ifaces.txt": "calico-ipip",
+    "10-inksnw-kuberouter-bgp-any-v.txt": "kube-router",
+    "12-fluxop-flannel-any-inout-dns.txt": "flannel-vxlan",
+    "14-cilium-vxlan-otv-vv.txt": "cilium-vxlan",
+    "22-weave3014-nodeport-any-dnat-snat.txt": "weave",
+}

@@ -1,0 +1,26 @@
+"""Decode frames through both paths of `decode_batch` and insist they agree row for row."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from cniscope.packets.decode import decode_batch, decode_batch_reference
+from cniscope.packets.schema import LinkType
+from tests.frames import frame_batch
+
+
+def decode(frames: list[bytes], linktype: int | list[int] = LinkType.ETHERNET, **kw: object) -> pl.DataFrame:
+    """Decode through the vector path, and insist the fallback agrees row for row."""
+    batch = frame_batch(frames, linktype, **kw)  # type: ignore[arg-type]
+    ports = kw.get("ports")
+    vector = decode_batch(batch, 0, ports)  # type: ignore[arg-type]
+    reference = decode_batch_reference(batch, 0, ports)  # type: ignore[arg-type]
+    assert vector.equals(reference, null_equal=True), _first_difference(vector, reference)
+    return vector
+
+
+def _first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
+    for name in a.columns:
+        if not a[name].equals(b[name], null_equal=True):
+            return f"{name}: vector {a[name].to_list()[:8]} fallback {b[name].to_list()[:8]}"
+    return ""
