@@ -96,7 +96,7 @@ def estimate(t: pl.DataFrame) -> list[NodeClock]:
     changed = True
     while changed:
         changed = False
-        for (a, b), (off, unc, n, method) in edges.items():
+        for (a, b), (off, unc, n, method) in sorted(edges.items()):  # sorted: the same result on every run
             if a in known and b not in known:
                 o, u, _, _ = known[a]
                 known[b] = (o + off, u + unc, n, method)
@@ -107,7 +107,7 @@ def estimate(t: pl.DataFrame) -> list[NodeClock]:
                 changed = True
     return [
         NodeClock(node=node, offset_ns=off, uncertainty_ns=unc, samples=n, reference=reference, method=method)
-        for node, (off, unc, n, method) in known.items()
+        for node, (off, unc, n, method) in sorted(known.items(), key=lambda kv: nodes.index(kv[0]))
         if node != reference
     ]
 
