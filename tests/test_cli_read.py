@@ -29,13 +29,11 @@ FRAMES = [
 
 def run(*args: str, stdin: bytes | None = None, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cniscope", "read", *args])
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    with pytest.raises(SystemExit) as exit_:
-        main()
+    code = main(["read", *args])
     out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
+    return code, out, err
 
 
 @pytest.fixture

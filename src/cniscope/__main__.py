@@ -1,3 +1,5 @@
+import sys
+
 from cniscope.cli import main
 
-main()
+sys.exit(main())

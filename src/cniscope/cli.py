@@ -1,22 +1,27 @@
 """Command line: parse arguments, call the library, map errors to exit codes.
 
-`main()` owns error handling and exit codes (see cniscope.errors); each command
-only does its work. Command groups of the larger parts (lab, capture, models)
-live next to their code and are added here explicitly.
+As in httpie, `main()` owns error handling and exit codes (see cniscope.errors)
+and `program()` runs the command; each command only does its work and returns
+its exit code (None: success) or raises by blame. Anything else is a bug: exit
+70, "internal error, please report it", the traceback only under --debug.
+Command groups of the larger parts (lab, capture, models) live next to their
+code and are added here explicitly.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
 
 from cniscope import __version__
-from cniscope.errors import CniscopeError, ExitCode
+from cniscope.errors import CniscopeError, ExitCode, OutputError
 from cniscope.sources import InputSpec, read
+from cniscope.terminal import printable
 
 if TYPE_CHECKING:
     from cniscope.results import Report
@@ -36,7 +41,8 @@ def _specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cniscope")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="On an internal error, print its traceback (for the bug report).")
+def cli(debug: bool) -> None:
     """Record and explain packet captures across Kubernetes network models."""
 
 
@@ -46,7 +52,7 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default="table", show_default=True,
               help="table: for reading by eye; json: JSON Lines, one object per sighting; csv; parquet: the typed table.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of standard output (required for parquet).")
-def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, output: str | None) -> None:
+def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, output: str | None) -> int:
     """Decode captures (pcap, pcapng, tcpdump text; gzip/zstd/xz/bzip2; - for stdin) into the packet table.
 
     Tag an input with its node as node3=capture.pcap. Exit status 3 when an input is
@@ -67,8 +73,8 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
         table_out.write(capture.table, fmt, output)
     for info in infos:
         for warning in info.warnings:
-            click.echo(f"warning: {warning}", err=True)
-    _exit_for_inputs(infos)
+            click.echo(f"warning: {printable(str(warning))}", err=True)
+    return _input_code(infos)
 
 
 @cli.command("analyze")
@@ -87,7 +93,7 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
                    "packets of tcpdump text are rebuilt from their decoded fields.")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
                     cluster: str | None, fail_on: str | None, max_journeys: int, html_out: str | None,
-                    pcapng_out: str | None) -> None:
+                    pcapng_out: str | None) -> int:
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
@@ -124,42 +130,61 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
         show(report)
     for info in report.inputs:
         for warning in info.warnings:
-            click.echo(f"warning: {warning}", err=True)
-    _exit_for_inputs(report.inputs)
-    if fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):
-        sys.exit(ExitCode.FINDINGS)
+            click.echo(f"warning: {printable(str(warning))}", err=True)
+    code = _input_code(report.inputs)
+    if code == ExitCode.OK and fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):
+        return ExitCode.FINDINGS
+    return code
 
 
 def _write_output(write: Callable[[Report, str], object], report: Report, path: str) -> None:
-    """An output file that cannot be written is a usage error (exit 2), not a traceback."""
+    """An output file that cannot be written is an OutputError naming it, not a traceback."""
     try:
         write(report, path)
     except OSError as exc:
-        raise click.FileError(path, hint=exc.strerror or str(exc)) from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _exit_for_inputs(infos: list) -> None:
+def _input_code(infos: list) -> int:
     if infos and all(info.packets == 0 and info.damaged for info in infos):
-        sys.exit(ExitCode.BAD_INPUT)
+        return ExitCode.BAD_INPUT
     if any(info.damaged for info in infos):
-        sys.exit(ExitCode.DAMAGED_INPUT)
+        return ExitCode.DAMAGED_INPUT
+    return ExitCode.OK
 
 
-def main() -> None:
+def program(args: Sequence[str]) -> int:
+    """Run the command `args` asks for; return its exit code. Errors propagate to main()."""
+    try:
+        code = cli.main(list(args), prog_name="cniscope", standalone_mode=False)
+    except SystemExit as exc:  # a command that ends like the process it ran (lab exec)
+        code = exc.code
+    return code if isinstance(code, int) else ExitCode.OK
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """The process: run `program` and turn whatever it raises into a message and an exit code (README)."""
+    args = sys.argv[1:] if args is None else list(args)
+    debug = "--debug" in args  # known before parsing, as httpie does: a crash while parsing shows it too
     # a closed pipe (`cniscope read ... | head`) ends the process quietly, as it does tcpdump
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+        return program(args)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return ExitCode.INTERRUPTED
     except click.ClickException as exc:
         exc.show()
-        sys.exit(ExitCode.USAGE)
+        return ExitCode.USAGE
     except CniscopeError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    sys.exit(ExitCode.OK)
+        click.echo(f"error: {printable(str(exc))}", err=True)
+        return exc.exit_code
+    except Exception as exc:  # the one catch-all: anything else is a bug
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (cniscope --debug COMMAND ... shows the traceback)"
+        click.echo(f"internal error, please report it: {type(exc).__name__}: {printable(str(exc))}{hint}", err=True)
+        return ExitCode.BUG
 
 
 from cniscope.demo import demo_command  # noqa: E402  (groups of the larger parts, added explicitly)

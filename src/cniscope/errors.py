@@ -3,11 +3,12 @@
 Exit codes (documented in the README):
   0  success
   1  the analysis found problems at or above --fail-on
-  2  usage error (bad options)
+  2  usage error: bad options or arguments, an output that exists already (without --force)
   3  input damaged: every readable packet was used, warnings on stderr say where it broke
   4  input unusable: missing, unreadable, or not a capture at all
-  5  environment: not root, a tool or kernel feature missing
+  5  environment: not root, a tool or kernel feature missing, an output that cannot be written
  70  internal error (a bug in cniscope: please report it)
+130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ class ExitCode(IntEnum):
     BAD_INPUT = 4
     ENVIRONMENT = 5
     BUG = 70
+    INTERRUPTED = 130
 
 
 class CniscopeError(Exception):
     exit_code = ExitCode.BUG
+
+
+class UsageError(CniscopeError):
+    """The command asks for something it cannot mean: a bad argument, an output in the way (the user's to fix)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class InputError(CniscopeError):
@@ -39,3 +47,7 @@ class EnvironmentProblem(CniscopeError):
     """This machine lacks something: root, a tool, a kernel feature."""
 
     exit_code = ExitCode.ENVIRONMENT
+
+
+class OutputError(EnvironmentProblem):
+    """An output cannot be written: no space left, no permission, a directory in the way."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cniscope.errors import EnvironmentProblem, ExitCode, InputError
+from cniscope.errors import EnvironmentProblem, ExitCode, InputError, UsageError
 from cniscope.lab import state as lab_state
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import state_dir
@@ -60,7 +60,7 @@ def test_cli_round_trip(tmp_path: Path) -> None:
         broken = cniscope("lab", "curl", name, "client1", "web2", "--max-time", "1")
         assert broken.returncode == 28  # curl: timed out
         bad = cniscope("lab", "exec", name, "node9", "--", "true")
-        assert bad.returncode == ExitCode.BAD_INPUT and "no node named 'node9'" in bad.stderr
+        assert bad.returncode == ExitCode.USAGE and "no node named 'node9'" in bad.stderr
     finally:
         down = cniscope("lab", "down", name)
     assert down.returncode == 0, down.stderr
@@ -167,7 +167,7 @@ def test_faults_in_a_spec_are_applied_after_the_build() -> None:
 
 def test_bad_fault_in_a_spec_is_refused_before_building() -> None:
     spec = replace(default_spec("kube-router", 2, name=lab_name("badfault")), faults=(Fault("drop", {"node": "node9", "iface": "eth0"}),))
-    with pytest.raises(InputError, match="no node named 'node9'"):
+    with pytest.raises(UsageError, match="no node named 'node9'"):
         Lab.up(spec)
     assert not state_dir(spec.name).exists()
     assert_no_leak()

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from cniscope.cli import cli
-from cniscope.errors import InputError
+from cniscope.errors import InputError, UsageError
 from cniscope.lab import kubeproxy
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
@@ -130,15 +130,17 @@ def test_fault_plans() -> None:
         ("nonsense", [], "unknown fault"),
         ("drop", ["node=node3", "iface=eth0", "colour=red"], "unknown colour"),
         ("drop", ["node3"], "expected KEY=VALUE"),
+        ("rp-filter", ["node=node1", "source=10.0.0.300"], "source must be an address"),
+        ("missing-route", ["node=node1", "prefix=default;x"], "prefix must be an address"),
     ],
 )
 def test_bad_faults_are_refused(kind: str, args: list[str], message: str) -> None:
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(UsageError, match=message):
         plan_fault(default_spec("kube-router", 3, name="p1"), parse_fault(kind, args))
 
 
 def test_hairpin_fault_refused_on_calico() -> None:
-    with pytest.raises(InputError, match="no bridge"):
+    with pytest.raises(UsageError, match="no bridge"):
         plan_fault(default_spec("calico-bgp", 2, name="p1"), Fault("hairpin-off", {"node": "node1", "pod": "web1"}))
 
 

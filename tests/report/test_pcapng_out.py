@@ -16,6 +16,7 @@ from cniscope.cli import cli
 from cniscope.errors import InputError
 from cniscope.report import pcapng_out
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, read
+from tests.cli import run
 from tests.paths import CORPUS, SEED
 from tests.report.build import service_call
 from tests.marks import needs_root
@@ -142,8 +143,8 @@ def test_damaged_capture_keeps_what_could_be_read(tmp_path):
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(source.read_bytes()[:10_000])
     out = tmp_path / "cut.pcapng"
-    result = CliRunner().invoke(cli, ["analyze", "--pcapng", str(out), str(cut)])
-    assert result.exit_code == 3, result.output  # damaged input: what could be read is still used
+    ran = run("analyze", "--pcapng", str(out), str(cut))
+    assert ran.code == 3, ran.err  # damaged input: what could be read is still used
     kept = frames(out)
     assert 0 < len(kept) < len(frames(source))
     assert kept == frames(source)[:len(kept)]

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cniscope.errors import InputError
+from cniscope.errors import UsageError
 from cniscope.lab.naming import UNDERLAY, ns_name, veth_name
 from cniscope.lab.plan import Exec, Ip, Iptables, Step, Sysctl
 from cniscope.lab.spec import Fault, LabSpec
@@ -25,9 +25,16 @@ def _node_ns(spec: LabSpec, node: str, allow_underlay: bool = False) -> str:
     return ns_name(spec.name, node)
 
 
+def _network(kind: str, key: str, text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise UsageError(f"fault {kind}: {key} must be an address or prefix, got {text!r}") from None
+
+
 def _drop(spec: LabSpec, a: dict[str, str]) -> list[Step]:
     if a.get("dir", "in") not in ("in", "out"):
-        raise InputError(f"fault drop: dir must be in or out, got {a['dir']!r}")
+        raise UsageError(f"fault drop: dir must be in or out, got {a['dir']!r}")
     flag = "-i" if a.get("dir", "in") == "in" else "-o"
     rule = f'-I FORWARD {flag} {a["iface"]} -m comment --comment "cniscope fault drop" -j DROP'
     return [Iptables(_node_ns(spec, a["node"]), f"*filter\n{rule}\nCOMMIT\n")]
@@ -40,9 +47,9 @@ def _mtu(spec: LabSpec, a: dict[str, str]) -> list[Step]:
     routes out (a node's eth0), not on a receiving end.
     """
     if not a["mtu"].isdigit() or not 68 <= int(a["mtu"]) <= 9000:
-        raise InputError(f"fault mtu: mtu must be 68-9000, got {a['mtu']!r}")
+        raise UsageError(f"fault mtu: mtu must be 68-9000, got {a['mtu']!r}")
     if a.get("blackhole", "no") not in ("yes", "no"):
-        raise InputError(f"fault mtu: blackhole must be yes or no, got {a['blackhole']!r}")
+        raise UsageError(f"fault mtu: blackhole must be yes or no, got {a['blackhole']!r}")
     ns = _node_ns(spec, a["node"], allow_underlay=True)
     steps: list[Step] = [Ip(ns, ("link", "set", "dev", a["iface"], "mtu", a["mtu"]))]
     if a.get("blackhole") == "yes":
@@ -57,7 +64,7 @@ def _rp_filter(spec: LabSpec, a: dict[str, str]) -> list[Step]:
     eth1 is a veth whose other end sits unconnected in the underlay namespace: another network, a dead end.
     """
     ns = _node_ns(spec, a["node"])
-    source = str(ipaddress.ip_network(a["source"], strict=False))
+    source = str(_network("rp-filter", "source", a["source"]))
     index = [n.name for n in spec.nodes].index(a["node"]) + 1
     address = ipaddress.ip_network(ASYMMETRIC_SUBNET).network_address + 10 + index
     return [
@@ -72,7 +79,7 @@ def _rp_filter(spec: LabSpec, a: dict[str, str]) -> list[Step]:
 
 
 def _missing_route(spec: LabSpec, a: dict[str, str]) -> list[Step]:
-    return [Ip(_node_ns(spec, a["node"]), ("route", "del", a["prefix"]))]
+    return [Ip(_node_ns(spec, a["node"]), ("route", "del", str(_network("missing-route", "prefix", a["prefix"]))))]
 
 
 def _br_netfilter_off(spec: LabSpec, a: dict[str, str]) -> list[Step]:
@@ -81,10 +88,10 @@ def _br_netfilter_off(spec: LabSpec, a: dict[str, str]) -> list[Step]:
 
 def _hairpin_off(spec: LabSpec, a: dict[str, str]) -> list[Step]:
     if spec.model.startswith("calico"):
-        raise InputError(f"fault hairpin-off: {spec.model} has no bridge, so no hairpin setting")
+        raise UsageError(f"fault hairpin-off: {spec.model} has no bridge, so no hairpin setting")
     pod = spec.pod(a["pod"])
     if pod is None:
-        raise InputError(f"fault hairpin-off: no pod named {a['pod']!r}")
+        raise UsageError(f"fault hairpin-off: no pod named {a['pod']!r}")
     return [Ip(ns_name(spec.name, pod.node), ("link", "set", veth_name(pod.name), "type", "bridge_slave", "hairpin", "off"))]
 
 
@@ -113,27 +120,33 @@ KINDS: dict[str, FaultKind] = {
 
 
 def parse_fault(kind: str, args: list[str]) -> Fault:
-    """`drop node=node3 iface=eth0` from the command line."""
+    """`drop node=node3 iface=eth0` from the command line, its keys checked before any lab is looked at."""
     values: dict[str, str] = {}
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or not key:
-            raise InputError(f"fault {kind}: expected KEY=VALUE, got {arg!r}")
+            raise UsageError(f"fault {kind}: expected KEY=VALUE, got {arg!r}")
         values[key] = value
-    return Fault(kind, values)
+    fault = Fault(kind, values)
+    _check_keys(fault)
+    return fault
 
 
-def plan_fault(spec: LabSpec, fault: Fault) -> list[Step]:
+def _check_keys(fault: Fault) -> None:
     if fault.kind not in KINDS:
-        raise InputError(f"unknown fault {fault.kind!r}; known: {', '.join(KINDS)}")
+        raise UsageError(f"unknown fault {fault.kind!r}; known: {', '.join(KINDS)}")
     kind = KINDS[fault.kind]
     missing = [p for p in kind.params if p not in fault.args]
     unknown = [k for k in fault.args if k not in kind.params + kind.optional]
     if missing or unknown:
-        raise InputError(
+        raise UsageError(
             f"fault {fault.kind}: needs {' '.join(p + '=...' for p in kind.params)}"
             + (f" (optional: {' '.join(kind.optional)})" if kind.optional else "")
             + (f"; missing {', '.join(missing)}" if missing else "")
             + (f"; unknown {', '.join(unknown)}" if unknown else "")
         )
-    return kind.plan(spec, fault.args)
+
+
+def plan_fault(spec: LabSpec, fault: Fault) -> list[Step]:
+    _check_keys(fault)
+    return KINDS[fault.kind].plan(spec, fault.args)

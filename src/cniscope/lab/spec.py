@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from cniscope.errors import InputError
+from cniscope.errors import InputError, UsageError
 
 NODE_SUBNET = "192.168.200.0/24"
 NODE_GATEWAY = "192.168.200.1"  # the underlay bridge: default route of every node, a dead end
@@ -110,7 +110,7 @@ class LabSpec:
         for node in self.nodes:
             if node.name == name:
                 return node
-        raise InputError(f"lab {self.name}: no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+        raise UsageError(f"lab {self.name}: no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
 
     def pod(self, name: str) -> Pod | None:
         return next((pod for pod in self.pods if pod.name == name), None)
@@ -130,7 +130,7 @@ def default_spec(model: str, nodes: int = 3, name: str | None = None) -> LabSpec
     """
     info = model_info(model)
     if not 1 <= nodes <= 9:
-        raise InputError(f"--nodes must be between 1 and 9, got {nodes}")
+        raise UsageError(f"--nodes must be between 1 and 9, got {nodes}")
     node_list = tuple(
         Node(f"node{i}", f"192.168.200.{10 + i}", f"10.244.{i}.0/{info.block_prefix}") for i in range(1, nodes + 1)
     )

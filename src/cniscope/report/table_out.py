@@ -23,7 +23,7 @@ from typing import IO, Any, TextIO
 import polars as pl
 import pyarrow.parquet as pq
 
-from cniscope.errors import EnvironmentProblem
+from cniscope.errors import OutputError
 from cniscope.packets.schema import COLUMNS, DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
 from cniscope.sources import InputInfo, InputSpec, iter_tables
 
@@ -114,7 +114,7 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
 
 
 class _Output:
-    """A file being written. An OS error (disk full, no permission) becomes an EnvironmentProblem
+    """A file being written. An OS error (disk full, no permission) becomes an OutputError
     naming the file; a broken pipe stays one, for main() to end quietly."""
 
     def __init__(self, file: IO[Any], name: str) -> None:
@@ -127,7 +127,7 @@ class _Output:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise EnvironmentProblem(f"cannot write {self.name}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write {self.name}: {exc.strerror or exc}") from None
 
     def write(self, data: Any) -> Any:
         return self._guarded(self.file.write, data)
@@ -151,7 +151,7 @@ def _output(output: str | None, binary: bool = False) -> Iterator[Any]:
     try:
         file = open(output, "wb") if binary else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot write {output}: {exc.strerror}") from None
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from None
     guarded = _Output(file, output)
     try:
         yield guarded

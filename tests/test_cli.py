@@ -1,0 +1,84 @@
+"""The command line's exit codes, one per kind of failure (README), run in-process; never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cniscope.analyze
+from cniscope.errors import ExitCode
+from cniscope.sources import pcap
+from tests.cli import run
+from tests.frames import ethernet, ipv4, tcp
+
+T0 = 1_700_000_000_000_000_000
+REFUSED = [ethernet(ipv4(tcp(seq=7, flags="S"), src="10.244.1.2", dst="10.244.2.3")),
+           ethernet(ipv4(tcp(sport=80, dport=40000, seq=0, ack=8, flags="R."), src="10.244.2.3", dst="10.244.1.2"))]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    good = tmp_path / "refused.pcap"
+    good.write_bytes(pcap.encode(REFUSED, [T0, T0 + 200_000], 1))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(good.read_bytes()[:-10])
+    text = tmp_path / "notes.txt"
+    text.write_text("nothing that tcpdump printed\n")
+    return {"good": str(good), "cut": str(cut), "text": str(text), "missing": str(tmp_path / "missing.pcap"),
+            "dir": str(tmp_path)}
+
+
+TABLE = [
+    (["--version"], ExitCode.OK, ""),
+    (["analyze", "{good}"], ExitCode.OK, ""),
+    (["analyze", "--fail-on", "info", "{good}"], ExitCode.FINDINGS, ""),
+    (["analyze"], ExitCode.USAGE, "no input"),
+    (["analyze", "--no-such-option", "{good}"], ExitCode.USAGE, "No such option"),
+    (["analyze", "--node", "nonode", "{good}"], ExitCode.USAGE, "NODE=FILE"),
+    (["read", "--format", "parquet", "{good}"], ExitCode.USAGE, "needs -o"),
+    (["lab", "up", "kube-router", "--nodes", "0"], ExitCode.USAGE, "--nodes must be between 1 and 9"),
+    (["lab", "up", "kube-router", "--nodes", "10", "--dry-run"], ExitCode.USAGE, "--nodes must be between 1 and 9"),
+    (["lab", "fault", "no-such-lab", "drop", "node=node1"], ExitCode.USAGE, "missing iface"),
+    (["lab", "fault", "no-such-lab", "mtu", "node1"], ExitCode.USAGE, "expected KEY=VALUE"),
+    (["analyze", "{cut}"], ExitCode.DAMAGED_INPUT, "warning: "),
+    (["read", "{cut}"], ExitCode.DAMAGED_INPUT, "warning: "),
+    (["analyze", "{missing}"], ExitCode.BAD_INPUT, "cannot read it"),
+    (["analyze", "{text}"], ExitCode.BAD_INPUT, ""),
+    (["read", "-o", "/dev/full", "{good}"], ExitCode.ENVIRONMENT, "cannot write /dev/full"),
+    (["read", "--format", "csv", "-o", "/dev/full", "{good}"], ExitCode.ENVIRONMENT, "cannot write /dev/full"),
+    (["analyze", "--html", "/dev/full", "{good}"], ExitCode.ENVIRONMENT, "cannot write /dev/full"),
+    (["analyze", "--pcapng", "/dev/full", "{good}"], ExitCode.ENVIRONMENT, "cannot write /dev/full"),
+    (["analyze", "--html", "{dir}", "{good}"], ExitCode.USAGE, "is a directory"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "said"), TABLE, ids=[" ".join(args) for args, _, _ in TABLE])
+def test_exit_codes(files: dict[str, str], args: list[str], code: ExitCode, said: str) -> None:
+    ran = run(*(arg.format(**files) for arg in args))
+    assert ran.code == code, ran.err
+    assert said in ran.err
+    assert "Traceback" not in ran.err
+
+
+def test_a_bug_is_exit_70_with_the_traceback_only_under_debug(files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug\x1b]0;owned\x07")
+
+    monkeypatch.setattr(cniscope.analyze, "analyze_capture", broken)
+    ran = run("analyze", files["good"])
+    assert ran.code == ExitCode.BUG == 70
+    assert "internal error, please report it: ZeroDivisionError: a bug\\x1b]0;owned\\x07" in ran.err
+    assert "Traceback" not in ran.err and "\x1b" not in ran.err
+    debug = run("--debug", "analyze", files["good"])
+    assert debug.code == ExitCode.BUG
+    assert "Traceback (most recent call last)" in debug.err and "in broken" in debug.err
+
+
+def test_interrupted_is_130(files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cniscope.analyze, "analyze_capture", interrupted)
+    ran = run("analyze", files["good"])
+    assert ran.code == ExitCode.INTERRUPTED == 130 and "interrupted" in ran.err
