@@ -82,10 +82,7 @@ def analyze_capture(
     inventory = load_inventory(cluster) if cluster else None
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     journeys = roles.label(journeys, table, verdict, inventory)
-    findings = findings_mod.detect(
-        table, journeys, flows, verdict, correlation.clocks, inventory,
-        model_findings=roles.compare(journeys, table, verdict, inventory),
-    )
+    findings = findings_mod.detect(table, journeys, flows, verdict, correlation.clocks, inventory)
     warnings = [str(w) for w in capture.warnings]
     for info in capture.inputs:
         if info.packets == 0 and not info.damaged:

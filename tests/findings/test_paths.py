@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from cniscope.findings import detect
-from cniscope.results import Finding, FindingKind, Severity
+from dataclasses import replace
+
+from cniscope.findings import paths
+from cniscope.findings.facts import build
+from cniscope.findings.losses import find
+from cniscope.models.roles import Mismatch
+from cniscope.results import FindingKind, Severity
 from tests.findings.two_nodes import CLIENT, INTO_N1, INTO_N3, N1, N3, OUT_OF_N1, V3, WEB, conversation
 from tests.findings.wire import ACK, IN, OUT, SYN, Wire, alarms, of_kind, tcp
 
@@ -107,19 +112,16 @@ def test_drops_the_model_comparison_also_reported_are_reported_once() -> None:
     report = wire.analyze()
     mine = of_kind(report, FindingKind.DROP)
     assert len(mine) == 1
-    from_model = Finding(kind=FindingKind.DROP, severity=Severity.WARNING, title="expected kube-bridge Out on node3",
-                         explanation="", next_step="", node=N3, journeys=mine[0].journeys)
-    elsewhere = [Finding(kind=FindingKind.DROP, severity=Severity.WARNING, title="expected cni0 Out on node9",
-                         explanation="", next_step="", node="node9", journeys=(jid,), rows=(jid,)) for jid in (0, 1)]
-    again = detect(report.table, report.journeys, report.flows, report.model, report.clocks,
-                   model_findings=[from_model, *elsewhere])
-    drops = of_kind_in(again, FindingKind.DROP)
-    assert len(drops) == 2
-    folded = next(d for d in drops if d.node == N3)
-    assert folded.journeys == mine[0].journeys and "model's expected path agrees" in folded.explanation
-    gathered = next(d for d in drops if d.node == "node9")
-    assert gathered.title == "2 packets: expected cni0 Out on node9" and gathered.journeys == (0, 1)
-
-
-def of_kind_in(findings: list[Finding], kind: FindingKind) -> list[Finding]:
-    return [f for f in findings if f.kind is kind]
+    facts = build(report.table, report.journeys, report.flows, report.model, report.clocks)
+    lost = find(facts)
+    dropped = report.journeys[mine[0].journeys[0]]
+    agrees = Mismatch(dropped, N3, dropped.hops, "pod veth, out", "pod to pod", "kube-router")
+    hops = report.journeys[0].hops[:1]
+    elsewhere = [Mismatch(report.journeys[jid], "node9", hops, "pod bridge cni0, out", "pod to pod", "kube-router")
+                 for jid in (0, 1)]
+    lost = replace(lost, model=(agrees, *elsewhere))
+    drops = paths.drops(facts, lost, frozenset())
+    assert [d.journeys for d in drops.findings] == [mine[0].journeys] and drops.claimed == set(mine[0].journeys)
+    assert "model's expected path agrees" in drops.findings[0].explanation
+    gathered = paths.model_paths(facts, lost, drops.claimed)
+    assert [(d.node, d.journeys) for d in gathered] == [("node9", (0, 1))] and gathered[0].title.startswith("2 packets: ")

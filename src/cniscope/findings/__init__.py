@@ -1,13 +1,12 @@
 """Detectors: typed findings with the evidence that proves them.
 
-Each detector reads the correlated table, journeys, flows, the model verdict
-and clocks (through one `Context`) and returns `Finding`s; none prints or
-re-reads anything. They run in the order of `DETECTORS`: the ones that
-explain a lost packet precisely (an MTU black hole, an asymmetric route)
-run before `drop` and claim those packets, so one loss is reported once;
-`drop` claims the rest. The model comparison's per-journey drops for
-claimed packets are folded into the detector's finding (which names the
-place, the conversation and what to check); the others are kept.
+Three stages, each pure: the facts every detector reads, computed once
+(`facts.build`: coverage, local addresses, roles); where packets vanished
+(`losses.find`: by what each interface is for, and against the model's
+expected paths); then every detector, `(facts, losses) -> Found`, in any
+order. A detector that explains a lost packet precisely (an MTU black hole,
+an asymmetric route) claims it; `detect` gathers the claims and only then
+reports the unclaimed losses as `drop`, so one loss is reported once.
 docs/findings.md describes every kind: what it means, how it is found,
 what to check next.
 """
@@ -15,21 +14,24 @@ what to check next.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import polars as pl
 
-from cniscope.findings import artefacts, losses, mtu, nat, paths, requests, tcp
-from cniscope.findings.context import Context
+from cniscope.findings import artefacts, mtu, nat, paths, requests, tcp
+from cniscope.findings import facts as facts_mod
+from cniscope.findings import losses as losses_mod
+from cniscope.findings.facts import Facts
+from cniscope.findings.found import Found
+from cniscope.findings.losses import Losses
 from cniscope.inventory import Inventory
-from cniscope.results import Finding, FindingKind, Flow, Journey, ModelVerdict, NodeClock
+from cniscope.results import Finding, Flow, Journey, ModelVerdict, NodeClock
 
-DETECTORS: tuple[Callable[[Context], list[Finding]], ...] = (
+Detector = Callable[[Facts, Losses], Found]
+DETECTORS: tuple[Detector, ...] = (
     mtu.frag_needed,
     mtu.mss_over_tunnel,
-    mtu.black_holes,  # claims its losses
-    paths.asymmetric,  # claims losses that strict rp_filter explains
-    paths.drops,
+    mtu.black_holes,
+    paths.asymmetric,
     requests.unanswered,
     tcp.retransmissions,
     tcp.resets,
@@ -42,36 +44,13 @@ DETECTORS: tuple[Callable[[Context], list[Finding]], ...] = (
 
 
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
-           clocks: list[NodeClock], inventory: Inventory | None = None,
-           model_findings: list[Finding] | None = None) -> list[Finding]:
-    """The model comparison's findings merged with every detector's, most severe first.
-
-    A model DROP (one per journey) whose packets a detector also explains is folded into that detector's
-    finding; the others are gathered per place and kept, as are the model's deviations.
-    """
-    ctx = Context(table, journeys, flows, verdict, clocks, inventory, list(model_findings or []))
-    ctx.losses = losses.find(ctx)
-    found = [finding for detector in DETECTORS for finding in detector(ctx)]
-    kept = [f for f in ctx.model_findings if f.kind is not FindingKind.DROP]
-    unexplained = [f for f in ctx.model_findings if f.kind is FindingKind.DROP and not set(f.journeys) <= ctx.claimed]
-    return sorted(kept + _gathered(unexplained) + found, key=lambda f: -f.severity.rank)
-
-
-def _gathered(drops: list[Finding]) -> list[Finding]:
-    """Model drops that say the same thing about the same place, as one finding."""
-    groups: dict[tuple, list[Finding]] = {}
-    for f in drops:
-        groups.setdefault((f.node, f.iface, f.title, f.severity), []).append(f)
-    out = []
-    for group in groups.values():
-        first = group[0]
-        if len(group) == 1:
-            out.append(first)
-            continue
-        out.append(replace(
-            first, title=f"{len(group)} packets: {first.title}",
-            journeys=tuple(dict.fromkeys(j for f in group for j in f.journeys)),
-            flows=tuple(dict.fromkeys(x for f in group for x in f.flows)),
-            rows=tuple(dict.fromkeys(r for f in group for r in f.rows)),
-        ))
-    return out
+           clocks: list[NodeClock], inventory: Inventory | None = None) -> list[Finding]:
+    """Every detector's findings, then the losses none of them explained, most severe first."""
+    facts = facts_mod.build(table, journeys, flows, verdict, clocks, inventory)
+    losses = losses_mod.find(facts)
+    found = [detector(facts, losses) for detector in DETECTORS]
+    claimed = frozenset().union(*(f.claimed for f in found))
+    dropped = paths.drops(facts, losses, claimed)
+    found.append(dropped)
+    rest = paths.model_paths(facts, losses, claimed | dropped.claimed)
+    return sorted([f for part in found for f in part.findings] + rest, key=lambda f: -f.severity.rank)

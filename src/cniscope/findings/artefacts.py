@@ -5,27 +5,29 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from cniscope.findings.context import Context
+from cniscope.findings.facts import Facts
+from cniscope.findings.found import Found
+from cniscope.findings.losses import Losses
 from cniscope.results import Finding, FindingKind, Severity
 
 CLOCK_SKEW_NS = 1_000_000  # offsets above 1 ms are worth saying
 
 
-def checksum_offload(ctx: Context) -> list[Finding]:
+def checksum_offload(facts: Facts, losses: Losses) -> Found:
     """Bad L4 checksums, per node, split by whether the node sent the packet or received it."""
-    bad = ctx.table.select(pl.col("l4_csum_bad").fill_null(False)).to_series().to_numpy()
-    bad_rows = np.flatnonzero(bad)  # rows are table positions (Context keeps the table in row order)
+    bad = facts.table.select(pl.col("l4_csum_bad").fill_null(False)).to_series().to_numpy()
+    bad_rows = np.flatnonzero(bad)  # rows are table positions (Facts keeps the table in row order)
     if not len(bad_rows):
-        return []
+        return Found([])
     journey_of: dict[int, int] = {}
     origin_of: dict[int, int] = {}  # row -> node code of the first sighting of its journey (materialised journeys)
-    for j in ctx.journeys:
+    for j in facts.journeys:
         if j.hops:
-            origin = int(ctx.node_codes[j.hops[0].row])
+            origin = int(facts.node_codes[j.hops[0].row])
             for h in j.hops:
                 origin_of[h.row] = origin
                 journey_of[h.row] = j.id
-    nodes = ctx.node_codes[bad_rows]
+    nodes = facts.node_codes[bad_rows]
     origins = nodes.copy()
     if origin_of:
         known = np.array(sorted(origin_of), dtype=np.int64)
@@ -36,10 +38,10 @@ def checksum_offload(ctx: Context) -> list[Finding]:
     none = np.empty(0, dtype=bad_rows.dtype)
     sent = {code: bad_rows[(nodes == code) & was_sent] for code in _in_order(nodes[was_sent])}
     received = {code: bad_rows[(nodes == code) & ~was_sent] for code in _in_order(nodes[~was_sent])}
-    iface = ctx.table.get_column("iface")
+    iface = facts.table.get_column("iface")
     out = []
     for code in dict.fromkeys([*sent, *received]):
-        node = ctx.node_names[code]
+        node = facts.node_names[code]
         s, r = sent.get(code, none), received.get(code, none)
         both = np.concatenate([s, r])
         ifaces = sorted(iface.gather(both).drop_nulls().unique().to_list())
@@ -64,7 +66,7 @@ def checksum_offload(ctx: Context) -> list[Finding]:
             journeys=tuple(dict.fromkeys(journey_of[x] for x in both[:200].tolist() if x in journey_of)),
             rows=tuple(both[:50].tolist()),
         ))
-    return out
+    return Found(out)
 
 
 def _in_order(codes: np.ndarray) -> list[int]:
@@ -73,9 +75,9 @@ def _in_order(codes: np.ndarray) -> list[int]:
     return values[np.argsort(first)].tolist()
 
 
-def clock_skew(ctx: Context) -> list[Finding]:
+def clock_skew(facts: Facts, losses: Losses) -> Found:
     out = []
-    for c in ctx.clocks:
+    for c in facts.clocks:
         if abs(c.offset_ns) >= max(CLOCK_SKEW_NS, 2 * c.uncertainty_ns):  # clearly more than the estimate's own doubt
             out.append(Finding(
                 kind=FindingKind.CLOCK_SKEW, severity=Severity.INFO,
@@ -86,4 +88,4 @@ def clock_skew(ctx: Context) -> list[Finding]:
                 next_step="Check NTP/chrony on the nodes (chronyc tracking) and their time zones.",
                 node=c.node,
             ))
-    return out
+    return Found(out)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cniscope.findings.context import Context, Coverage, group_address
-from cniscope.models import Role
+from cniscope.findings.facts import Coverage, Facts, group_address
+from cniscope.models import Role, roles
 from cniscope.results import Hop, Journey
 
 SAME_NODE_MARGIN_NS = 1_000_000  # the next hop on one node follows within microseconds
@@ -74,6 +74,8 @@ DECAP_CHECK = ("The envelope reached the node but nothing came out of the tunnel
 
 @dataclass(frozen=True)
 class Loss:
+    """A packet whose next sighting is missing where the capture would have shown it."""
+
     journey: Journey
     last: Hop  # the last sighting
     node: str  # where it vanished (the node of the last sighting)
@@ -87,66 +89,78 @@ class Loss:
         return (self.node, self.last.iface, self.last.direction, self.expected.value, self.peer)
 
 
-def find(ctx: Context) -> list[Loss]:
+@dataclass(frozen=True)
+class Losses:
+    """Where packets vanished, found once for every detector."""
+
+    found: tuple[Loss, ...]  # by what each interface is for (`NEXT`)
+    model: tuple[roles.Mismatch, ...]  # against the inferred model's expected paths (and paths it does not have)
+
+
+def find(facts: Facts) -> Losses:
+    return Losses(_found(facts), tuple(roles.compare(list(facts.journeys), facts.table, facts.verdict, facts.inventory)))
+
+
+def _found(facts: Facts) -> tuple[Loss, ...]:
     """Every journey whose next sighting is missing where the capture would have shown it.
 
     A packet near the end of a node's capture (`confirmed` false) counts only when packets of the same
     conversation were confirmed lost at the same place: a re-send that met the same fate.
     """
     out = []
-    for j in ctx.journeys:
+    for j in facts.journeys:
         if not j.hops:
             continue
-        loss = _loss(ctx, j)
+        loss = _loss(facts, j)
         if loss is not None:
             out.append(loss)
     confirmed_at = {(loss.place, loss.journey.flow) for loss in out if loss.confirmed}
-    return [loss for loss in out if loss.confirmed or (loss.place, loss.journey.flow) in confirmed_at]
+    return tuple(loss for loss in out if loss.confirmed or (loss.place, loss.journey.flow) in confirmed_at)
 
 
-def _loss(ctx: Context, j: Journey) -> Loss | None:
-    last = ctx.path(j)[-1]
-    if ctx.value(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
+def _loss(facts: Facts, j: Journey) -> Loss | None:
+    last = facts.path(j)[-1]
+    if facts.value(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
         return None
-    if group_address(ctx.value(last, "dst")):  # type: ignore[arg-type]
+    if group_address(facts.value(last, "dst")):  # type: ignore[arg-type]
         return None  # multicast and broadcast go where listeners are, not along a path
-    role = ctx.role(last.iface)
+    role = facts.role(last.iface)
     if role is None:
         return None
     group = "In" if last.direction in INGRESS else "Out"
     expected = NEXT.get((role, group))
     if expected is None:
         return None
-    node = ctx.node(last)
-    cov = ctx.coverage.get(node)
-    tunnelled = bool(ctx.value(last, "tunnel"))
-    dst = ctx.addr(last, "outer_dst" if tunnelled else "dst")
+    node = facts.node(last)
+    cov = facts.coverage.get(node)
+    tunnelled = bool(facts.value(last, "tunnel"))
+    dst = facts.addr(last, "outer_dst" if tunnelled else "dst")
     if expected is Next.FORWARDED_OUT:
         if tunnelled and role is Role.NIC:
             expected = Next.DECAPSULATED_IN
-        elif ctx.is_local(node, dst):
+        elif facts.is_local(node, dst):
             return None  # for the node itself: delivered
     if expected is Next.PEER_NODE_IN:
-        peer = ctx.node_of_address(dst)
+        peer = facts.node_of_address(dst)
         if peer is None or peer == node:
             return None
-        peer_cov = ctx.coverage.get(peer)
-        if peer_cov is None or not _covers_role(ctx, peer_cov, Role.NIC) or not peer_cov.started(last.ts):
+        peer_cov = facts.coverage.get(peer)
+        if peer_cov is None or not _covers_role(facts, peer_cov, Role.NIC) or not peer_cov.started(last.ts):
             return None
-        if any(ctx.node(h) == peer for h in j.hops):
+        if any(facts.node(h) == peer for h in j.hops):
             return None  # reached it (and was seen there before the last sighting's clock said)
         return Loss(j, last, node, expected, peer, CHECKS[(role, "Out")], peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
     if cov is None:
         return None
     needed = {Next.ENCAPSULATED_NIC_OUT: Role.NIC, Next.BRIDGE_PORT_OUT: Role.HOST_VETH, Next.DECAPSULATED_IN: Role.TUNNEL}
-    if expected in needed and not _covers_role(ctx, cov, needed[expected]):
+    if expected in needed and not _covers_role(facts, cov, needed[expected]):
         return None
     if expected is Next.FORWARDED_OUT and not cov.every_iface:
         return None  # a one-interface capture cannot see where else it went
-    if expected is Next.FORWARDED_OUT and any(ctx.addr(h, "src") == ctx.addr(h, "dst") for h in j.hops):
+    if expected is Next.FORWARDED_OUT and any(facts.addr(h, "src") == facts.addr(h, "dst") for h in j.hops):
         check = HAIRPIN_CHECK.format(iface=last.iface)
     elif expected is Next.FORWARDED_OUT:
-        check = FORWARD_CHECK.format(dst=ctx.addr(last, "dst"), src=ctx.addr(last, "src"), iface=last.iface)
+        check = FORWARD_CHECK.format(dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=last.iface)
     elif expected is Next.DECAPSULATED_IN:
         check = DECAP_CHECK
     else:
@@ -154,5 +168,5 @@ def _loss(ctx: Context, j: Journey) -> Loss | None:
     return Loss(j, last, node, expected, None, check, cov.running(last.ts, SAME_NODE_MARGIN_NS))
 
 
-def _covers_role(ctx: Context, cov: Coverage, role: Role) -> bool:
-    return cov.every_iface or any(ctx.role(name) is role for name in cov.ifaces)
+def _covers_role(facts: Facts, cov: Coverage, role: Role) -> bool:
+    return cov.every_iface or any(facts.role(name) is role for name in cov.ifaces)

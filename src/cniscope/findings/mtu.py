@@ -24,8 +24,9 @@ from collections import defaultdict
 
 import polars as pl
 
-from cniscope.findings.context import Context
-from cniscope.findings.losses import Loss
+from cniscope.findings.facts import Facts
+from cniscope.findings.found import Found
+from cniscope.findings.losses import Loss, Losses
 from cniscope.packets.schema import LinkType, Tunnel, ip4_text
 from cniscope.results import Finding, FindingKind, Hop, Severity
 
@@ -48,12 +49,12 @@ MIN_BLACK_HOLE_SIZE = 576  # every IPv4 link carries 576 bytes: smaller losses a
 FRAG_NEEDED = ((3, 4), (2, 0))  # ICMP dest-unreachable/frag-needed, ICMPv6 packet-too-big
 
 
-def frag_needed(ctx: Context) -> list[Finding]:
+def frag_needed(facts: Facts, losses: Losses) -> Found:
     is_frag_needed = pl.lit(False)
     for icmp_type, icmp_code in FRAG_NEEDED:
         is_frag_needed = is_frag_needed | ((pl.col("icmp_type") == icmp_type) & (pl.col("icmp_code") == icmp_code)).fill_null(False)
     columns = ("row", "node", "iface", "icmp_type", "icmp_code", "icmp_mtu", "quoted_src", "quoted_dst")
-    rows = ctx.table.select(*columns, "src", "src6").filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
+    rows = facts.table.select(*columns, "src", "src6").filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows.iter_rows(named=True):
         reporter = ip4_text(r["src"]) if r["src"] is not None else r["src6"]
@@ -78,22 +79,22 @@ def frag_needed(ctx: Context) -> list[Finding]:
             node=first["node"], iface=first["iface"],
             rows=tuple(r["row"] for r in rs[:50]),
         ))
-    return out
+    return Found(out)
 
 
-def mss_over_tunnel(ctx: Context) -> list[Finding]:
+def mss_over_tunnel(facts: Facts, losses: Losses) -> Found:
     underlay = UNDERLAY_MTU
     groups: dict[tuple[Tunnel, int], list[int]] = defaultdict(list)
     where: dict[tuple[Tunnel, int], Hop] = {}
-    for flow in ctx.flows:
+    for flow in facts.flows:
         if flow.proto != "tcp":
             continue
-        journeys = [ctx.by_id[j] for j in flow.journeys if j in ctx.by_id]
-        mss = [m for j in journeys if j.hops and (m := ctx.value(j.hops[0], "mss")) is not None]
-        tunnel_hop = next((h for j in journeys for h in j.hops if ctx.value(h, "tunnel")), None)
+        journeys = [facts.by_id[j] for j in flow.journeys if j in facts.by_id]
+        mss = [m for j in journeys if j.hops and (m := facts.value(j.hops[0], "mss")) is not None]
+        tunnel_hop = next((h for j in journeys for h in j.hops if facts.value(h, "tunnel")), None)
         if not mss or tunnel_hop is None:
             continue
-        kind = Tunnel(ctx.value(tunnel_hop, "tunnel"))  # type: ignore[arg-type]
+        kind = Tunnel(facts.value(tunnel_hop, "tunnel"))  # type: ignore[arg-type]
         effective = min(mss)  # type: ignore[type-var]
         if effective + TCP_IP_HEADERS + TUNNEL_OVERHEAD.get(kind, 0) > underlay:  # type: ignore[operator]
             groups[(kind, effective)].append(flow.id)  # type: ignore[index]
@@ -115,24 +116,25 @@ def mss_over_tunnel(ctx: Context) -> list[Finding]:
                       "calico's veth_mtu), or clamp the MSS (iptables TCPMSS --clamp-mss-to-pmtu).",
             node=hop.node, iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
         ))
-    return out
+    return Found(out)
 
 
-def black_holes(ctx: Context) -> list[Finding]:
+def black_holes(facts: Facts, losses: Losses) -> Found:
     """Sizes that vanish at a place while smaller packets pass it; claims those losses from `drop`."""
     lost_at: dict[tuple, list[Loss]] = defaultdict(list)
-    for loss in ctx.losses:
+    for loss in losses.found:
         lost_at[loss.place].append(loss)
     out = []
+    claimed: set[int] = set()
     for place, group in lost_at.items():
         node, iface, direction = place[0], place[1], place[2]
-        sizes = [s for loss in group if (s := _size(ctx, loss.last)) is not None]
+        sizes = [s for loss in group if (s := _size(facts, loss.last)) is not None]
         if not sizes:
             continue
         smallest = min(low for low, _ in sizes)  # every lost packet had at least this many bytes
         if smallest < MIN_BLACK_HOLE_SIZE:
             continue
-        passed = _passed_sizes(ctx, node, iface, direction, {loss.journey.id for loss in group})
+        passed = _passed_sizes(facts, node, iface, direction, {loss.journey.id for loss in group})
         if not passed:
             continue
         largest = max(high for _, high in passed)  # no packet that passed had more
@@ -165,17 +167,17 @@ def black_holes(ctx: Context) -> list[Finding]:
             flows=tuple(dict.fromkeys(loss.journey.flow for loss in group if loss.journey.flow is not None)),
             rows=tuple(loss.last.row for loss in group[:50]),
         ))
-        ctx.claimed.update(loss.journey.id for loss in group)
-    return out
+        claimed.update(loss.journey.id for loss in group)
+    return Found(out, frozenset(claimed))
 
 
-def _size(ctx: Context, hop: Hop) -> tuple[int, int] | None:
+def _size(facts: Facts, hop: Hop) -> tuple[int, int] | None:
     """Bytes of the IP packet on the wire at that sighting (the envelope's when tunnelled), as (least, most).
 
     Exact from the IP header, or from the frame's length less its link header (Ethernet padding
     only makes a frame of under 60 bytes look larger); from a payload length, bounded by the headers.
     """
-    v = ctx.value
+    v = facts.value
     tunnel = v(hop, "tunnel")
     kind = Tunnel(tunnel) if tunnel else None  # type: ignore[arg-type]
     if kind is not None and v(hop, "outer_len") is not None:
@@ -202,14 +204,14 @@ def _exact(size: object) -> tuple[int, int]:
     return int(size), int(size)  # type: ignore[call-overload]
 
 
-def _passed_sizes(ctx: Context, node: str, iface: str | None, direction: str | None, lost: set[int]) -> list[tuple[int, int]]:
+def _passed_sizes(facts: Facts, node: str, iface: str | None, direction: str | None, lost: set[int]) -> list[tuple[int, int]]:
     out = []
-    for j in ctx.journeys:
+    for j in facts.journeys:
         if j.id in lost:
             continue
         for hop in j.hops[:-1]:  # passed: seen there and somewhere after
-            if hop.iface == iface and hop.direction == direction and ctx.node(hop) == node:
-                size = _size(ctx, hop)
+            if hop.iface == iface and hop.direction == direction and facts.node(hop) == node:
+                size = _size(facts, hop)
                 if size is not None:
                     out.append(size)
                 break

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import ipaddress
 
-from cniscope.findings.context import Context, group_address
+from cniscope.findings.facts import Facts, group_address
+from cniscope.findings.found import Found
+from cniscope.findings.losses import Losses
 from cniscope.models import Role
 from cniscope.results import ChangeKind, Finding, FindingKind, Hop, Severity
 
 
-def rewrites(ctx: Context) -> list[Finding]:
+def rewrites(facts: Facts, losses: Losses) -> Found:
     """One `nat` finding per rewrite of a conversation (its undoing on the replies folded in), one `tunnel` per envelope."""
-    return _nat(ctx) + _tunnels(ctx)
+    return Found(_nat(facts) + _tunnels(facts))
 
 
 OPPOSITE = {ChangeKind.DNAT: ChangeKind.SNAT, ChangeKind.SNAT: ChangeKind.DNAT}
 
 
-def _nat(ctx: Context) -> list[Finding]:
+def _nat(facts: Facts) -> list[Finding]:
     forward: dict[tuple, tuple[Hop, list[int]]] = {}
     undone: dict[tuple, tuple[Hop, list[int]]] = {}
-    for j in ctx.journeys:
+    for j in facts.journeys:
         for hop in j.hops:
             if not any(c.kind in OPPOSITE for c in hop.changes):
                 continue
-            if hop.direction in ("B", "M") or group_address(ctx.value(hop, "dst")):  # type: ignore[arg-type]
+            if hop.direction in ("B", "M") or group_address(facts.value(hop, "dst")):  # type: ignore[arg-type]
                 continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
             for change in hop.changes:
                 if change.kind not in OPPOSITE:
@@ -56,9 +58,9 @@ def _nat(ctx: Context) -> list[Finding]:
     return out
 
 
-def _tunnels(ctx: Context) -> list[Finding]:
+def _tunnels(facts: Facts) -> list[Finding]:
     seen: dict[str, tuple[Hop, ChangeKind, list[int]]] = {}
-    for j in ctx.journeys:
+    for j in facts.journeys:
         for hop in j.hops:
             for change in hop.changes:
                 if change.kind in (ChangeKind.ENCAP, ChangeKind.DECAP):
@@ -67,7 +69,7 @@ def _tunnels(ctx: Context) -> list[Finding]:
     out = []
     for envelope, (hop, kind, ids) in seen.items():
         ids = list(dict.fromkeys(ids))
-        flows = tuple(dict.fromkeys(ctx.by_id[i].flow for i in ids if ctx.by_id[i].flow is not None))
+        flows = tuple(dict.fromkeys(facts.by_id[i].flow for i in ids if facts.by_id[i].flow is not None))
         verb = "encapsulated" if kind is ChangeKind.ENCAP else "decapsulated"
         out.append(Finding(
             kind=FindingKind.TUNNEL, severity=Severity.INFO, title=f"tunnel {envelope} ({len(ids)} packet(s))",
@@ -79,38 +81,38 @@ def _tunnels(ctx: Context) -> list[Finding]:
     return out
 
 
-def missing_reverse_nat(ctx: Context) -> list[Finding]:
+def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
     """A reply reaching the client from the endpoint's address although the client called another (the service's)."""
     out = []
-    for flow in ctx.flows:
+    for flow in facts.flows:
         if flow.proto not in ("tcp", "udp") or len(flow.legs) < 2:
             continue
         called = flow.server
-        entry_nodes = {ctx.node(h) for jid in flow.journeys if jid in ctx.by_id for h in ctx.by_id[jid].hops
-                       if ctx.addr(h, "dst") == called.addr and ctx.value(h, "dport") == called.port}
+        entry_nodes = {facts.node(h) for jid in flow.journeys if jid in facts.by_id for h in facts.by_id[jid].hops
+                       if facts.addr(h, "dst") == called.addr and facts.value(h, "dport") == called.port}
         replies = []
         for jid in flow.journeys:
-            j = ctx.by_id.get(jid)
+            j = facts.by_id.get(jid)
             if j is None or not j.hops:
                 continue
-            last = ctx.path(j)[-1]
-            src, dst = ctx.addr(last, "src"), ctx.addr(last, "dst")
-            sport, dport = ctx.value(last, "sport"), ctx.value(last, "dport")
+            last = facts.path(j)[-1]
+            src, dst = facts.addr(last, "src"), facts.addr(last, "dst")
+            sport, dport = facts.value(last, "sport"), facts.value(last, "dport")
             if dst == flow.client.addr and dport == flow.client.port and (src, sport) != (called.addr, called.port):
-                role = ctx.role(last.iface) if last.direction == "Out" else None
-                delivered = role is Role.HOST_VETH or (role is Role.NIC and ctx.node(last) in entry_nodes)
-                if delivered or ctx.is_local(ctx.node(last), dst):
+                role = facts.role(last.iface) if last.direction == "Out" else None
+                delivered = role is Role.HOST_VETH or (role is Role.NIC and facts.node(last) in entry_nodes)
+                if delivered or facts.is_local(facts.node(last), dst):
                     replies.append((j, f"{src}:{sport}"))
         if not replies:
             continue
         wrong = {text for _, text in replies}
         client_rsts = [
             jid for jid in flow.resets
-            if jid in ctx.by_id and ctx.addr(ctx.by_id[jid].hops[0], "src") == flow.client.addr
+            if jid in facts.by_id and facts.addr(facts.by_id[jid].hops[0], "src") == flow.client.addr
         ]
         j, text = replies[0]
         explanation = (f"{flow.client} called {called}, but the reply reached it from {', '.join(sorted(wrong))}, "
-                       f"untranslated (delivered at {ctx.path(j)[-1].point}). The client's stack knows no connection with that "
+                       f"untranslated (delivered at {facts.path(j)[-1].point}). The client's stack knows no connection with that "
                        "address")
         explanation += (f" and answered with {len(client_rsts)} reset(s)." if client_rsts else ", so it will not accept it.")
         out.append(Finding(
@@ -120,33 +122,33 @@ def missing_reverse_nat(ctx: Context) -> list[Finding]:
             next_step="The reply did not pass through the conntrack entry of the DNAT. For a client and endpoint on the same "
                       "bridge: is br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1 on that node? Otherwise: does "
                       "the reply take another path than the request (asymmetric routing), or was conntrack flushed?",
-            node=ctx.path(j)[-1].node, iface=ctx.path(j)[-1].iface,
+            node=facts.path(j)[-1].node, iface=facts.path(j)[-1].iface,
             journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
         ))
-    return out
+    return Found(out)
 
 
-def missing_snat(ctx: Context) -> list[Finding]:
+def missing_snat(facts: Facts, losses: Losses) -> Found:
     """A pod address leaving a node's NIC towards an address outside the cluster (known from the inventory)."""
-    ranges = ctx.cluster_ranges()
-    if ranges is None or (ctx.model is not None and ctx.model.routes_pods_beyond_nodes):
-        return []
-    known_nodes = set().union(*ctx.local.values()) if ctx.local else set()
+    ranges = facts.cluster_ranges()
+    if ranges is None or (facts.model is not None and facts.model.routes_pods_beyond_nodes):
+        return Found([])
+    known_nodes = set().union(*facts.local.values()) if facts.local else set()
     groups: dict[tuple[str, str, str], list[int]] = {}
     rows: dict[tuple[str, str, str], list[int]] = {}
-    for j in ctx.journeys:
+    for j in facts.journeys:
         for hop in j.hops:
-            if hop.direction != "Out" or ctx.role(hop.iface) is not Role.NIC or ctx.value(hop, "tunnel"):
+            if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.value(hop, "tunnel"):
                 continue
-            src, dst = ctx.addr(hop, "src"), ctx.addr(hop, "dst")
+            src, dst = facts.addr(hop, "src"), facts.addr(hop, "dst")
             if src is None or dst is None or ":" in src or dst in known_nodes:
                 continue
             if _inside(src, ranges) and not _inside(dst, ranges):
-                key = (ctx.node(hop), hop.iface or "?", src)
+                key = (facts.node(hop), hop.iface or "?", src)
                 groups.setdefault(key, []).append(j.id)
                 rows.setdefault(key, []).append(hop.row)
-    return [
+    return Found([
         Finding(
             kind=FindingKind.MISSING_SNAT, severity=Severity.WARNING,
             title=f"pod address {src} leaves {node} by {iface} without SNAT",
@@ -157,7 +159,7 @@ def missing_snat(ctx: Context) -> list[Finding]:
             node=node, iface=iface, journeys=tuple(ids[:200]), rows=tuple(rows[(node, iface, src)][:50]),
         )
         for (node, iface, src), ids in groups.items()
-    ]
+    ])
 
 
 def _inside(addr: str, ranges: list[ipaddress.IPv4Network]) -> bool:

@@ -1,28 +1,34 @@
-"""Path findings: packets lost between two hops (`drop`) and replies that leave by another door (`asymmetric_path`)."""
+"""Path findings: packets lost between two hops (`drop`), paths the model does not have (`deviation`), and replies
+that leave by another door (`asymmetric_path`).
+
+`drops` and `model_paths` report the losses no other detector explained (`claimed`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
-from cniscope.findings import losses
-from cniscope.findings.context import Context
-from cniscope.findings.losses import Loss, Next
+from cniscope.findings.facts import Facts
+from cniscope.findings.found import Found
+from cniscope.findings.losses import INGRESS, Loss, Losses, Next
 from cniscope.models import Role
+from cniscope.models.roles import Mismatch
 from cniscope.results import Finding, FindingKind, Severity
 
 
-def drops(ctx: Context) -> list[Finding]:
+def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
     """One finding per place and conversation where packets vanished, unless another finding already explains them."""
     groups: dict[tuple, list[Loss]] = defaultdict(list)
-    for loss in ctx.losses:
-        if loss.journey.id in ctx.claimed:
+    for loss in losses.found:
+        if loss.journey.id in claimed:
             continue
         groups[(*loss.place, loss.journey.flow)].append(loss)
     out = []
+    mine: set[int] = set()
     for group in groups.values():
         first = group[0]
         hop = first.last
-        flow = ctx.flow_by_id.get(first.journey.flow) if first.journey.flow is not None else None
+        flow = facts.flow_by_id.get(first.journey.flow) if first.journey.flow is not None else None
         what = f"{flow.proto.upper()} {flow.client} <-> {flow.server}" if flow else first.journey.summary
         where = hop.point
         if first.peer is not None:
@@ -30,12 +36,12 @@ def drops(ctx: Context) -> list[Finding]:
         else:
             title = f"{len(group)} packet(s) of {what} lost after {where}"
         severity, caveat = Severity.ERROR, ""
-        filtered = first.expected is Next.ENCAPSULATED_NIC_OUT and _envelopes_filtered(ctx, first.node)
+        filtered = first.expected is Next.ENCAPSULATED_NIC_OUT and _envelopes_filtered(facts, first.node)
         if filtered:
             caveat = (" But packets also arrived on this node's tunnel device without their envelope being captured on "
                       "the NIC: the capture seems to leave envelopes out (a port filter excludes the tunnel's UDP), so "
                       "this needs a capture of the tunnel's port on the NIC to confirm.")
-        if not _kind_ever_seen(ctx, first):
+        if not _kind_ever_seen(facts, first):
             caveat = caveat or (" No such sighting appears anywhere in this node's capture, though: if the capture had a "
                                 "filter that left them out (a port filter excludes a tunnel's envelopes), this is not a drop.")
             severity = Severity.INFO if filtered else Severity.WARNING
@@ -43,10 +49,10 @@ def drops(ctx: Context) -> list[Finding]:
             severity = Severity.WARNING
         examples = "; ".join(loss.journey.summary for loss in group[:3])
         ids = {loss.journey.id for loss in group}
-        agree = next((f for f in ctx.model_findings if f.kind is FindingKind.DROP and set(f.journeys) & ids), None)
+        agree = next((m for m in losses.model if m.expected is not None and m.journey.id in ids), None)
         if agree is not None:
-            caveat += f" The model's expected path agrees ({agree.title})."
-        ctx.claimed.update(ids)
+            caveat += f" The model's expected path agrees ({_model_title(agree)})."
+        mine.update(ids)
         out.append(Finding(
             kind=FindingKind.DROP, severity=severity, title=title,
             explanation=f"Last seen at {where}; the capture covered the next place but never shows {first.expected.value}"
@@ -57,23 +63,23 @@ def drops(ctx: Context) -> list[Finding]:
             flows=(flow.id,) if flow else (),
             rows=tuple(h.row for loss in group for h in loss.journey.hops),
         ))
-    return out
+    return Found(out, frozenset(mine))
 
 
-def _envelopes_filtered(ctx: Context, node: str) -> bool:
+def _envelopes_filtered(facts: Facts, node: str) -> bool:
     """Did packets arrive on the node's tunnel device with no envelope seen on the node before?"""
-    for j in ctx.journeys:
-        hops = [h for h in ctx.path(j) if ctx.node(h) == node]
-        if hops and hops[0].direction in ("In", "P") and ctx.role(hops[0].iface) is Role.TUNNEL:
+    for j in facts.journeys:
+        hops = [h for h in facts.path(j) if facts.node(h) == node]
+        if hops and hops[0].direction in ("In", "P") and facts.role(hops[0].iface) is Role.TUNNEL:
             return True
     return False
 
 
-def _kind_ever_seen(ctx: Context, loss: Loss) -> bool:
+def _kind_ever_seen(facts: Facts, loss: Loss) -> bool:
     """Does the capture show, at any time, the kind of sighting that is missing here?"""
     if loss.expected is Next.PEER_NODE_IN:
-        return loss.peer in ctx.coverage
-    seen = ctx.seen_on(loss.node)
+        return loss.peer in facts.coverage
+    seen = facts.seen_on(loss.node)
     if loss.expected is Next.ENCAPSULATED_NIC_OUT:
         return "tunnel" in seen
     if loss.expected is Next.BRIDGE_PORT_OUT:
@@ -83,36 +89,37 @@ def _kind_ever_seen(ctx: Context, loss: Loss) -> bool:
     return True
 
 
-def asymmetric(ctx: Context) -> list[Finding]:
+def asymmetric(facts: Facts, losses: Losses) -> Found:
     """Per node and remote address: the NICs packets from it come in on vs. the NICs packets to it leave by.
 
     A node's ARP request for the address counts as leaving by that NIC: its route to the address points there.
     """
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for j in ctx.journeys:
+    for j in facts.journeys:
         by_node: dict[str, list] = defaultdict(list)
         for hop in j.hops:
-            by_node[ctx.node(hop)].append(hop)
+            by_node[facts.node(hop)].append(hop)
         for node, hops in by_node.items():
-            cov = ctx.coverage.get(node)
+            cov = facts.coverage.get(node)
             if cov is None or not cov.every_iface:
                 continue
             first, last = hops[0], hops[-1]
-            if first.direction in losses.INGRESS and ctx.role(first.iface) is Role.NIC:
-                tunnelled = bool(ctx.value(first, "tunnel"))
-                remote = ctx.addr(first, "outer_src" if tunnelled else "src")
-                if remote is not None and not ctx.is_local(node, remote):
+            if first.direction in INGRESS and facts.role(first.iface) is Role.NIC:
+                tunnelled = bool(facts.value(first, "tunnel"))
+                remote = facts.addr(first, "outer_src" if tunnelled else "src")
+                if remote is not None and not facts.is_local(node, remote):
                     ingress[(node, remote)][first.iface].append(j.id)  # type: ignore[index]
-            if last.direction == "Out" and ctx.role(last.iface) is Role.NIC:
-                if ctx.value(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
-                    remote = ctx.addr(last, "arp_tpa")
+            if last.direction == "Out" and facts.role(last.iface) is Role.NIC:
+                if facts.value(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
+                    remote = facts.addr(last, "arp_tpa")
                 else:
-                    remote = ctx.addr(last, "outer_dst" if ctx.value(last, "tunnel") else "dst")
+                    remote = facts.addr(last, "outer_dst" if facts.value(last, "tunnel") else "dst")
                 if remote is not None:
                     egress[(node, remote)][last.iface].append(j.id)  # type: ignore[index]
-    lost_after = {loss.journey.id for loss in ctx.losses if loss.expected is Next.FORWARDED_OUT}
+    lost_after = {loss.journey.id for loss in losses.found if loss.expected is Next.FORWARDED_OUT}
     out = []
+    claimed: set[int] = set()
     for (node, remote), ins in ingress.items():
         outs = egress.get((node, remote))
         if not outs or set(ins) & set(outs):
@@ -134,7 +141,64 @@ def asymmetric(ctx: Context) -> list[Finding]:
                       "(1 = strict drops these packets; 2 = loose accepts them); fix the route or use loose mode.",
             node=node, iface=in_names[0],
             journeys=tuple(in_journeys) + tuple(jid for ids in outs.values() for jid in ids),
-            rows=tuple(h.row for jid in in_journeys[:20] for h in ctx.by_id[jid].hops),
+            rows=tuple(h.row for jid in in_journeys[:20] for h in facts.by_id[jid].hops),
         ))
-        ctx.claimed.update(dropped)
+        claimed.update(dropped)
+    return Found(out, frozenset(claimed))
+
+
+def model_paths(facts: Facts, losses: Losses, claimed: frozenset[int]) -> list[Finding]:
+    """Paths the model does not have, and the model's missing next hops for packets no other finding explains
+    (those that say the same about the same place gathered into one)."""
+    out = [_deviation(m) for m in losses.model if m.expected is None]
+    drops = [_model_drop(m) for m in losses.model if m.expected is not None and m.journey.id not in claimed]
+    return out + _gathered(drops)
+
+
+def _deviation(m: Mismatch) -> Finding:
+    return Finding(
+        kind=FindingKind.DEVIATION, severity=Severity.WARNING,
+        title=f"path on {m.node} differs from {m.model}'s expected paths",
+        explanation=f"{m.journey.summary} went {' -> '.join(h.point or str(h.iface) for h in m.hops)}; "
+                    f"no {m.model} path crosses these interfaces in this order",
+        next_step="check the routes and bridge ports on that node, or whether the model is right (--model)",
+        node=m.node, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
+    )
+
+
+def _model_title(m: Mismatch) -> str:
+    last = m.hops[-1]
+    where = last.role or last.point or f"copy {len(m.hops)}"
+    return f"last seen at {where} on {m.node}; expected next: {m.expected}"
+
+
+def _model_drop(m: Mismatch) -> Finding:
+    note = f" (other packets between these addresses show {m.copies[0]} copies on this node, this one {m.copies[1]})" if m.copies else ""
+    return Finding(
+        kind=FindingKind.DROP, severity=Severity.WARNING,
+        title=_model_title(m),
+        explanation=f"{m.journey.summary}: {m.traffic} should continue to {m.expected} on this node, "
+                    f"and the capture shows that point for other packets, but not for this one{note}",
+        next_step="look at what sits between these two points: iptables/nftables drops, routes, bridge port state, tc/eBPF programs",
+        node=m.node, iface=m.hops[-1].iface, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
+    )
+
+
+def _gathered(drops: list[Finding]) -> list[Finding]:
+    """Model drops that say the same thing about the same place, as one finding."""
+    groups: dict[tuple, list[Finding]] = {}
+    for f in drops:
+        groups.setdefault((f.node, f.iface, f.title, f.severity), []).append(f)
+    out = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1:
+            out.append(first)
+            continue
+        out.append(replace(
+            first, title=f"{len(group)} packets: {first.title}",
+            journeys=tuple(dict.fromkeys(j for f in group for j in f.journeys)),
+            flows=tuple(dict.fromkeys(x for f in group for x in f.flows)),
+            rows=tuple(dict.fromkeys(r for f in group for r in f.rows)),
+        ))
     return out

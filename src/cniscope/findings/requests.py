@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cniscope.findings.context import Context
+from cniscope.findings.facts import Facts
+from cniscope.findings.found import Found
+from cniscope.findings.losses import Losses
 from cniscope.packets.schema import ip4_text
 from cniscope.results import Finding, FindingKind, Flow, Journey, Severity
 
@@ -31,14 +33,14 @@ SYN, ACK, RST = 2, 16, 4
 @dataclass(frozen=True)
 class RequestKind:
     name: str
-    is_request: Callable[[Context, int], bool]  # on the first sighting (a table row) of a journey
-    answer_key: Callable[[Context, int], object]  # equal for a request and the replies that answer it
-    is_reply: Callable[[Context, int], bool]
+    is_request: Callable[[Facts, int], bool]  # on the first sighting (a table row) of a journey
+    answer_key: Callable[[Facts, int], object]  # equal for a request and the replies that answer it
+    is_reply: Callable[[Facts, int], bool]
     next_step: str
 
 
-def _flags(ctx: Context, row: int) -> int:
-    return int(ctx.value(row, "tcp_flags") or 0)  # type: ignore[call-overload]
+def _flags(facts: Facts, row: int) -> int:
+    return int(facts.value(row, "tcp_flags") or 0)  # type: ignore[call-overload]
 
 
 KINDS: dict[str, RequestKind] = {
@@ -69,44 +71,44 @@ KINDS: dict[str, RequestKind] = {
 }
 
 
-def unanswered(ctx: Context) -> list[Finding]:
-    """Every journey of a flow counts, also those not materialised for the report (see `Context.first_row`)."""
+def unanswered(facts: Facts, losses: Losses) -> Found:
+    """Every journey of a flow counts, also those not materialised for the report (see `Facts.first_row`)."""
     out = []
-    for flow in ctx.flows:
-        firsts = [(jid, ctx.first_row[jid]) for jid in flow.journeys if jid in ctx.first_row]
+    for flow in facts.flows:
+        firsts = [(jid, facts.first_row[jid]) for jid in flow.journeys if jid in facts.first_row]
         for kind in KINDS.values():
-            requests = [(jid, r) for jid, r in firsts if kind.is_request(ctx, r)]
+            requests = [(jid, r) for jid, r in firsts if kind.is_request(facts, r)]
             if not requests:
                 continue
-            askers = {_sender(ctx, r) for _, r in requests}
-            answered = {kind.answer_key(ctx, r) for _, r in firsts if kind.is_reply(ctx, r) and _sender(ctx, r) not in askers}
-            missing = [(jid, r) for jid, r in requests if kind.answer_key(ctx, r) not in answered]
-            missing = [(jid, r) for jid, r in missing if _capture_went_on(ctx, ctx.last_row(jid))]
+            askers = {_sender(facts, r) for _, r in requests}
+            answered = {kind.answer_key(facts, r) for _, r in firsts if kind.is_reply(facts, r) and _sender(facts, r) not in askers}
+            missing = [(jid, r) for jid, r in requests if kind.answer_key(facts, r) not in answered]
+            missing = [(jid, r) for jid, r in missing if _capture_went_on(facts, facts.last_row(jid))]
             if missing:
-                distinct = len({kind.answer_key(ctx, r) for _, r in missing})
-                out.append(_finding(ctx, kind, flow, [jid for jid, _ in missing], distinct))
-    out.extend(_arp(ctx))
-    return out
+                distinct = len({kind.answer_key(facts, r) for _, r in missing})
+                out.append(_finding(facts, kind, flow, [jid for jid, _ in missing], distinct))
+    out.extend(_arp(facts))
+    return Found(out)
 
 
-def _sender(ctx: Context, row: int) -> tuple[object, object]:
-    return ctx.addr(row, "src"), ctx.value(row, "sport")
+def _sender(facts: Facts, row: int) -> tuple[object, object]:
+    return facts.addr(row, "src"), facts.value(row, "sport")
 
 
-def _capture_went_on(ctx: Context, row: int) -> bool:
+def _capture_went_on(facts: Facts, row: int) -> bool:
     """Did the input that last saw the request keep capturing long enough for a reply to show?"""
-    ts = ctx.value(row, "ts")
+    ts = facts.value(row, "ts")
     if ts is None:
         return True  # no timestamps (tcpdump -t): order is all there is
-    return ctx.sightings_between(ctx.value(row, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
+    return facts.sightings_between(facts.value(row, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
 
 
-def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[int], distinct: int) -> Finding:
-    last = ctx.last_row(missing[-1])
-    point = ctx.point(last)
+def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], distinct: int) -> Finding:
+    last = facts.last_row(missing[-1])
+    point = facts.point(last)
     retries = len(missing) - distinct
-    one_way = _one_way(ctx, [r for jid in missing for r in ctx.rows_of(jid)])
-    errors = _icmp_errors(ctx, flow)
+    one_way = _one_way(facts, [r for jid in missing for r in facts.rows_of(jid)])
+    errors = _icmp_errors(facts, flow)
     explanation = (f"{len(missing)} {kind.name}(s) ({distinct} distinct, {retries} retr{'y' if retries == 1 else 'ies'}) "
                    f"from {flow.client} to {flow.server}, no reply anywhere in the capture; the last was last seen at "
                    f"{point}.")
@@ -119,26 +121,26 @@ def _finding(ctx: Context, kind: RequestKind, flow: Flow, missing: list[int], di
         kind=FindingKind.UNANSWERED, severity=Severity.WARNING if one_way else Severity.ERROR,
         title=f"{kind.name} from {flow.client} to {flow.server}: no reply ({len(missing)} sent)",
         explanation=explanation, next_step=kind.next_step,
-        node=ctx.value(last, "node"), iface=ctx.value(last, "iface"),  # type: ignore[arg-type]
+        node=facts.value(last, "node"), iface=facts.value(last, "iface"),  # type: ignore[arg-type]
         journeys=tuple(missing), flows=(flow.id,),
-        rows=tuple(r for jid in missing[:20] for r in ctx.rows_of(jid)),
+        rows=tuple(r for jid in missing[:20] for r in facts.rows_of(jid)),
     )
 
 
-def _one_way(ctx: Context, rows: list[int]) -> bool:
+def _one_way(facts: Facts, rows: list[int]) -> bool:
     """True when the inputs that saw these rows show no address pair in both directions around those moments."""
-    for source, ts in sorted({(ctx.value(r, "input"), ctx.value(r, "ts")) for r in rows}, key=str):
+    for source, ts in sorted({(facts.value(r, "input"), facts.value(r, "ts")) for r in rows}, key=str):
         lo, hi = (None, None) if ts is None else (ts - ONE_WAY_WINDOW_NS, ts + ONE_WAY_WINDOW_NS)  # type: ignore[operator]
-        if ctx.two_way_between(source, lo, hi):  # type: ignore[arg-type]
+        if facts.two_way_between(source, lo, hi):  # type: ignore[arg-type]
             return False
     return True
 
 
-def _icmp_errors(ctx: Context, flow: Flow) -> list[str]:
+def _icmp_errors(facts: Facts, flow: Flow) -> list[str]:
     """ICMP errors (unreachable, time exceeded) that quote a packet of this flow."""
     ends = {(e.addr, e.port) for leg in flow.legs for e in leg} | {(flow.client.addr, flow.client.port), (flow.server.addr, flow.server.port)}
     columns = ("src", "icmp_type", "icmp_code", "quoted_src", "quoted_sport", "quoted_dst", "quoted_dport")
-    errs = ctx.table.select(columns).filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null())
+    errs = facts.table.select(columns).filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null())
     out = []
     for r in errs.iter_rows(named=True):
         src = (ip4_text(r["quoted_src"]), r["quoted_sport"])
@@ -153,26 +155,26 @@ def _icmp_errors(ctx: Context, flow: Flow) -> list[str]:
     return out[:5]
 
 
-def _arp(ctx: Context) -> list[Finding]:
+def _arp(facts: Facts) -> list[Finding]:
     """ARP requests for an address that never answered (probes and gratuitous ARP excluded)."""
-    arp = ctx.table.select("arp_op", "arp_spa").filter(pl.col("arp_op").is_not_null())
+    arp = facts.table.select("arp_op", "arp_spa").filter(pl.col("arp_op").is_not_null())
     if arp.is_empty():
         return []
     replied = set(arp.filter(pl.col("arp_op") == 2)["arp_spa"].to_list())
     asks: dict[int, list[Journey]] = defaultdict(list)
-    for j in ctx.journeys:
-        if not j.hops or ctx.value(j.hops[0], "arp_op") != 1:
+    for j in facts.journeys:
+        if not j.hops or facts.value(j.hops[0], "arp_op") != 1:
             continue
-        spa, tpa = ctx.value(j.hops[0], "arp_spa"), ctx.value(j.hops[0], "arp_tpa")
+        spa, tpa = facts.value(j.hops[0], "arp_spa"), facts.value(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue
-        if not _capture_went_on(ctx, ctx.path(j)[-1].row):
+        if not _capture_went_on(facts, facts.path(j)[-1].row):
             continue
         asks[tpa].append(j)  # type: ignore[index]
     out = []
     for tpa, js in asks.items():
-        last = ctx.path(js[-1])[-1]
-        askers = sorted({ip4_text(ctx.value(j.hops[0], "arp_spa")) or "?" for j in js})  # type: ignore[arg-type]
+        last = facts.path(js[-1])[-1]
+        askers = sorted({ip4_text(facts.value(j.hops[0], "arp_spa")) or "?" for j in js})  # type: ignore[arg-type]
         out.append(Finding(
             kind=FindingKind.UNANSWERED, severity=Severity.ERROR,
             title=f"ARP who-has {ip4_text(tpa)}: no reply ({len(js)} request(s) from {', '.join(askers)})",

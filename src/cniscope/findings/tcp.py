@@ -8,25 +8,27 @@ who sent it and on which leg of a NAT it travelled.
 
 from __future__ import annotations
 
-from cniscope.findings.context import Context
+from cniscope.findings.facts import Facts
+from cniscope.findings.found import Found
+from cniscope.findings.losses import Losses
 from cniscope.results import Endpoint, Finding, FindingKind, Flow, Journey, Severity
 
 FIN = 1
 
 
-def retransmissions(ctx: Context) -> list[Finding]:
+def retransmissions(facts: Facts, losses: Losses) -> Found:
     out = []
     resent_in: dict[int, list[Journey]] = {}
-    for j in ctx.journeys:
+    for j in facts.journeys:
         if j.retransmission_of is not None and j.flow is not None:
             resent_in.setdefault(j.flow, []).append(j)
-    for flow in ctx.flows:
+    for flow in facts.flows:
         if not flow.retransmissions or flow.state == "unanswered":
             continue  # an unanswered SYN's retries are counted by its `unanswered` finding
         resent = resent_in.get(flow.id, [])
-        originals = [ctx.by_id[j.retransmission_of] for j in resent if j.retransmission_of in ctx.by_id]
-        stops = sorted({ctx.path(o)[-1].point for o in originals if o.hops})
-        last = ctx.path(originals[-1])[-1] if originals and originals[-1].hops else None
+        originals = [facts.by_id[j.retransmission_of] for j in resent if j.retransmission_of in facts.by_id]
+        stops = sorted({facts.path(o)[-1].point for o in originals if o.hops})
+        last = facts.path(originals[-1])[-1] if originals and originals[-1].hops else None
         explanation = (f"The sender re-sent sequence space it had already sent, {flow.retransmissions} time(s): new packets, "
                        "not copies of one packet seen on several interfaces. The originals were lost, or their "
                        "acknowledgements were.")
@@ -42,29 +44,29 @@ def retransmissions(ctx: Context) -> list[Finding]:
             journeys=tuple(j.id for j in resent), flows=(flow.id,),
             rows=tuple(h.row for j in (resent + originals)[:40] for h in j.hops),
         ))
-    return out
+    return Found(out)
 
 
-def resets(ctx: Context) -> list[Finding]:
+def resets(facts: Facts, losses: Losses) -> Found:
     out = []
-    for flow in ctx.flows:
+    for flow in facts.flows:
         for jid in flow.resets:
-            j = ctx.by_id.get(jid)
+            j = facts.by_id.get(jid)
             if j is None or not j.hops:
                 continue
-            out.append(_reset(ctx, flow, j))
-    return out
+            out.append(_reset(facts, flow, j))
+    return Found(out)
 
 
-def _reset(ctx: Context, flow: Flow, j: Journey) -> Finding:
+def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
     first = j.hops[0]
-    src = Endpoint(ctx.addr(first, "src") or "?", ctx.value(first, "sport"))  # type: ignore[arg-type]
-    dst = Endpoint(ctx.addr(first, "dst") or "?", ctx.value(first, "dport"))  # type: ignore[arg-type]
+    src = Endpoint(facts.addr(first, "src") or "?", facts.value(first, "sport"))  # type: ignore[arg-type]
+    dst = Endpoint(facts.addr(first, "dst") or "?", facts.value(first, "dport"))  # type: ignore[arg-type]
     sender = _side(flow, src)
     leg = _leg(flow, src, dst)
     data_before = any(
-        (ctx.value(o.hops[0], "payload_len") or 0) > 0 or int(ctx.value(o.hops[0], "tcp_flags") or 0) & FIN  # type: ignore[operator,call-overload]
-        for o in (ctx.by_id.get(x) for x in flow.journeys) if o is not None and o.hops and o.id != j.id
+        (facts.value(o.hops[0], "payload_len") or 0) > 0 or int(facts.value(o.hops[0], "tcp_flags") or 0) & FIN  # type: ignore[operator,call-overload]
+        for o in (facts.by_id.get(x) for x in flow.journeys) if o is not None and o.hops and o.id != j.id
         and (o.hops[0].ts or 0) <= (first.ts or 0)
     )
     where = f"first seen at {first.point}" if first.point else ""

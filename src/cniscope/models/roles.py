@@ -8,8 +8,9 @@ are matched, by position, to the model's expected per-node segment of length
 k whose ends fit the packet (a segment ending at a pod veth for a packet to a
 pod, starting at one for a packet from a pod).
 
-`compare` reports what the expected path says should have happened next and
-did not, and paths the model does not have. It is conservative: a node
+`compare` finds what the expected path says should have happened next and
+did not, and paths the model does not have (`Mismatch`; the findings are
+made by `cniscope.findings.paths`). It is conservative: a node
 where the packet was seen once says nothing (a single-interface capture);
 hops before the first sighting are never reported (capture filters hide
 them); a hop after the last sighting is reported missing only when this
@@ -27,12 +28,25 @@ import polars as pl
 from cniscope.inventory import Inventory
 from cniscope.models import MODELS
 from cniscope.models.base import Model, Path, Role, Step, role_of
-from cniscope.models.paths import segments
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
+from cniscope.models.paths import segments
 from cniscope.packets.schema import Tunnel
-from cniscope.results import Finding, FindingKind, Hop, Journey, ModelVerdict, Severity
+from cniscope.results import Hop, Journey, ModelVerdict
 
 INGRESS = {"In", "P", "B", "M"}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A journey's sightings on one node against the model's expected paths."""
+
+    journey: Journey
+    node: str
+    hops: tuple[Hop, ...]  # the journey's sightings on that node
+    expected: str | None  # the expected next point that is missing; None: no path of the model crosses these points in order
+    traffic: str  # the expected path's traffic kind ("" for a deviation)
+    model: str
+    copies: tuple[int, int] | None = None  # (copies of other packets, of this one) when the capture names no interfaces
 
 
 @dataclass(frozen=True)
@@ -244,13 +258,13 @@ def _embed(observed: list[tuple[Role | None, str | None]], steps: tuple[Step, ..
     return positions
 
 
-def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Finding]:
+def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Mismatch]:
     """Missing or unexpected hops, journey by journey, against the model's expected paths."""
     ctx = _context(journeys, table, verdict, inventory)
     if ctx.model is None or not journeys:
         return []
     covered = _covered(journeys, ctx)
-    findings: list[Finding] = []
+    findings: list[Mismatch] = []
     for journey in journeys:
         if not _unicast(journey, ctx):
             continue  # flooded frames (ARP, broadcast, multicast) take every port: no expected path
@@ -298,30 +312,23 @@ def _expected(step: Step) -> str:
     return f"{step.role.value}{name}, {step.direction.lower()}"
 
 
-def _compare_named(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Finding]:
+def _compare_named(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Mismatch]:
     assert ctx.model is not None
     observed = [_observed(h, ctx) for h in group]
     if any(role is None for role, _ in observed):
         return []
     fits = [(path, steps, pos) for path, steps in _segments(ctx.model) if (pos := _embed(observed, steps)) is not None]
     if not fits:
-        return [Finding(
-            kind=FindingKind.DEVIATION, severity=Severity.WARNING,
-            title=f"path on {node} differs from {ctx.model.name}'s expected paths",
-            explanation=f"{journey.summary} went {' -> '.join(h.point or str(h.iface) for h in group)}; "
-                        f"no {ctx.model.name} path crosses these interfaces in this order",
-            next_step="check the routes and bridge ports on that node, or whether the model is right (--model)",
-            node=node, journeys=(journey.id,), rows=tuple(h.row for h in group),
-        )]
+        return [Mismatch(journey, node, tuple(group), None, "", ctx.model.name)]
     # the tightest explanation: the segment that leaves the fewest expected steps after the last sighting
     path, steps, pos = min(fits, key=lambda f: len(f[1]) - f[2][-1])
     missing = [s for s in steps[pos[-1] + 1:] if not s.optional and (s.role, s.direction) in covered.get(node, set())]
     if not missing:
         return []
-    return [_drop(journey, node, group, _expected(missing[0]), path)]
+    return [Mismatch(journey, node, tuple(group), _expected(missing[0]), path.traffic.value, ctx.model.name)]
 
 
-def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Finding]:
+def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Mismatch]:
     assert ctx.model is not None
     most = _most_copies(covered, node, group, ctx)
     if most <= len(group):
@@ -332,18 +339,5 @@ def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dic
     if not fitting:
         return []
     path, steps = fitting[0]
-    return [_drop(journey, node, group, _expected(steps[len(group)]), path,
-                  note=f"other packets between these addresses show {most} copies on this node, this one {len(group)}")]
-
-
-def _drop(journey: Journey, node: str, group: list[Hop], expected: str, path: Path, note: str = "") -> Finding:
-    last = group[-1]
-    where = last.role or last.point or f"copy {len(group)}"
-    return Finding(
-        kind=FindingKind.DROP, severity=Severity.WARNING,
-        title=f"last seen at {where} on {node}; expected next: {expected}",
-        explanation=f"{journey.summary}: {path.traffic.value} should continue to {expected} on this node, "
-                    f"and the capture shows that point for other packets, but not for this one" + (f" ({note})" if note else ""),
-        next_step="look at what sits between these two points: iptables/nftables drops, routes, bridge port state, tc/eBPF programs",
-        node=node, iface=last.iface, journeys=(journey.id,), rows=tuple(h.row for h in group),
-    )
+    return [Mismatch(journey, node, tuple(group), _expected(steps[len(group)]), path.traffic.value, ctx.model.name,
+                     copies=(most, len(group)))]

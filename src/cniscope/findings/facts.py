@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -32,10 +32,7 @@ from cniscope.journeys import node_column, point_label
 from cniscope.models import MODELS, Model, Role
 from cniscope.models.base import role_of
 from cniscope.packets.schema import LinkType, ip4_text
-from cniscope.results import Finding, Flow, Hop, Journey, ModelVerdict, NodeClock
-
-if TYPE_CHECKING:
-    from cniscope.findings.losses import Loss
+from cniscope.results import Flow, Hop, Journey, ModelVerdict, NodeClock
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 
@@ -67,47 +64,26 @@ class Coverage:
         return self.start <= ts and ts + margin_ns <= self.end
 
 
-@dataclass
-class Context:
-    table: pl.DataFrame
-    journeys: list[Journey]
-    flows: list[Flow]
-    verdict: ModelVerdict
-    clocks: list[NodeClock]
-    inventory: Inventory | None
-    model_findings: list[Finding]
-    by_id: dict[int, Journey] = field(init=False)
-    flow_by_id: dict[int, Flow] = field(init=False)
-    model: Model | None = field(init=False)
-    node_names: list[str] = field(init=False)
-    node_codes: np.ndarray = field(init=False)  # row -> index into node_names
-    coverage: dict[str, Coverage] = field(init=False)
-    local: dict[str, set[str]] = field(init=False)
-    pods_on: dict[str, set[str]] = field(init=False)
-    _columns: dict[str, pl.Series] = field(init=False, default_factory=dict)
-    _roles: dict[str | None, Role | None] = field(init=False, default_factory=dict)
-    _first_row: FirstRows | None = field(init=False, default=None)
-    _pairs: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
-    _times: dict[int, np.ndarray] = field(init=False, default_factory=dict)
-    _seen: dict[str, set[object]] = field(init=False, default_factory=dict)
-    _node_ifaces: dict[str, set[tuple[str | None, bool]]] = field(init=False, default_factory=dict)
-    claimed: set[int] = field(init=False, default_factory=set)  # journeys a finding already explains
-    losses: list[Loss] = field(init=False, default_factory=list)  # filled by cniscope.findings.losses.find
+@dataclass(frozen=True)
+class Facts:
+    """What every detector reads, computed once; detectors never change it (indexes are built on first use)."""
 
-    def __post_init__(self) -> None:
-        self.by_id = {j.id: j for j in self.journeys}
-        self.flow_by_id = {f.id: f for f in self.flows}
-        self.model = MODELS.get(self.verdict.name)
-        t = self.table
-        if "row" in t.columns and not t["row"].is_sorted():  # correlate leaves the table in row order: no wide sort
-            t = t.sort("row")
-        self.table = t
-        nodes = t.select(node_column(t)).to_series()
-        self.node_names = nodes.unique(maintain_order=True).to_list()
-        self.node_codes = nodes.replace_strict(self.node_names, list(range(len(self.node_names))), return_dtype=pl.UInt32).to_numpy()
-        del nodes
-        self.coverage = _coverage(t)
-        self.local, self.pods_on = self._addresses()
+    table: pl.DataFrame  # in row order
+    journeys: tuple[Journey, ...]
+    flows: tuple[Flow, ...]
+    verdict: ModelVerdict
+    clocks: tuple[NodeClock, ...]
+    inventory: Inventory | None
+    by_id: dict[int, Journey]
+    flow_by_id: dict[int, Flow]
+    model: Model | None
+    node_names: tuple[str, ...]
+    node_codes: np.ndarray  # row -> index into node_names
+    coverage: dict[str, Coverage]
+    local: dict[str, frozenset[str]]  # node -> its own addresses
+    pods_on: dict[str, frozenset[str]]  # node -> addresses of its pods
+    _columns: dict[str, pl.Series] = field(default_factory=dict, repr=False, compare=False)
+    _roles: dict[str | None, Role | None] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- per sighting ---------------------------------------------------------------------------
 
@@ -163,46 +139,16 @@ class Context:
                 return pattern.role
         return None
 
-    # ---- addresses ------------------------------------------------------------------------------
-
-    def _addresses(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-        local: dict[str, set[str]] = {}
-        pods: dict[str, set[str]] = {}
-        for j in self.journeys:
-            seen_nodes: set[str] = set()
-            for hop in j.hops:
-                node = self.node(hop)
-                role = self.role(hop.iface)
-                if role is Role.HOST_VETH:
-                    pod = self.addr(hop, "src" if hop.direction != "Out" else "dst")
-                    if pod is not None:
-                        pods.setdefault(node, set()).add(pod)
-                if node in seen_nodes:
-                    continue
-                seen_nodes.add(node)
-                cov = self.coverage.get(node)
-                if hop.direction == "Out" and role not in (Role.HOST_VETH, None) and cov is not None and cov.every_iface:
-                    for column in ("src", "outer_src"):
-                        found = self.addr(hop, column)
-                        if found is not None:
-                            local.setdefault(node, set()).add(found)
-        if self.inventory is not None:
-            for info in self.inventory.nodes:
-                local.setdefault(info.name, set()).update(info.addresses)
-        return local, pods
-
     # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
 
-    @property
+    @cached_property
     def first_row(self) -> Mapping[int, int]:
         """Journey id -> row of its first sighting, for every journey in the table."""
-        if self._first_row is None:
-            firsts = self.table.select("journey", "row", "hop").filter(pl.col("hop") == 0)
-            journey = firsts["journey"].to_numpy()
-            rows = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
-            rows[journey] = firsts["row"].to_numpy()
-            self._first_row = FirstRows(rows)
-        return self._first_row
+        firsts = self.table.select("journey", "row", "hop").filter(pl.col("hop") == 0)
+        journey = firsts["journey"].to_numpy()
+        rows = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
+        rows[journey] = firsts["row"].to_numpy()
+        return FirstRows(rows)
 
     def rows_of(self, jid: int) -> list[int]:
         """A journey's sightings in path order."""
@@ -218,13 +164,16 @@ class Context:
         """`node3 eth0 In` for a sighting, as hops are labelled."""
         return point_label(self.table.row(row, named=True), int(self.value(row, "hop") or 0))  # type: ignore[call-overload]
 
+    @cached_property
+    def _pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per input: times and (src, dst) codes of its IPv4 sightings, in time order."""
+        t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
+        t = t.select("input", pl.col("ts").fill_null(0), code=(pl.col("src").cast(pl.UInt64) * (1 << 32) + pl.col("dst")))
+        return {index: (part["ts"].to_numpy(), part["code"].to_numpy())  # type: ignore[misc]
+                for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items()}
+
     def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
-        if not self._pairs:
-            t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
-            t = t.select("input", pl.col("ts").fill_null(0), code=(pl.col("src").cast(pl.UInt64) * (1 << 32) + pl.col("dst")))
-            for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items():
-                self._pairs[index] = (part["ts"].to_numpy(), part["code"].to_numpy())  # type: ignore[index]
         if source not in self._pairs:
             return False
         times, codes = self._pairs[source]
@@ -234,33 +183,34 @@ class Context:
         backward = (forward & 0xFFFFFFFF) * (1 << 32) + (forward >> 32)
         return bool(np.isin(backward, forward, assume_unique=False).any())
 
+    @cached_property
+    def _times(self) -> dict[int, np.ndarray]:
+        return {index: np.sort(part["ts"].to_numpy())  # type: ignore[misc]
+                for (index,), part in self.table.select("input", "ts").drop_nulls().partition_by("input", as_dict=True).items()}
+
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
         """Does input `source` hold a sighting with lo <= ts <= hi?"""
-        if not self._times:
-            for (index,), part in self.table.select("input", "ts").drop_nulls().partition_by("input", as_dict=True).items():
-                self._times[index] = np.sort(part["ts"].to_numpy())  # type: ignore[index]
         times = self._times.get(source)
         if times is None:
             return False
         return bool(np.searchsorted(times, hi, side="right") > np.searchsorted(times, lo, side="left"))
 
+    @cached_property
+    def _node_ifaces(self) -> dict[str, set[tuple[str | None, bool]]]:
+        out: dict[str, set[tuple[str | None, bool]]] = {}
+        pairs = self.table.select(node=pl.Series(self.node_codes), iface=pl.col("iface"), tunnel=pl.col("tunnel")).unique()
+        for r in pairs.iter_rows(named=True):
+            out.setdefault(self.node_names[r["node"]], set()).add((r["iface"], bool(r["tunnel"])))
+        return out
+
     def seen_on(self, node: str) -> set[object]:
         """The interface roles a node's capture shows, plus "tunnel" when it shows any envelope."""
-        if node not in self._seen:
-            kinds: set[object] = set()
-            if not self._node_ifaces:
-                pairs = self.table.select(
-                    node=pl.Series(self.node_codes), iface=pl.col("iface"), tunnel=pl.col("tunnel")
-                ).unique()
-                for r in pairs.iter_rows(named=True):
-                    self._node_ifaces.setdefault(self.node_names[r["node"]], set()).add((r["iface"], bool(r["tunnel"])))
-            names = self._node_ifaces.get(node, set())
-            for iface, tunnelled in names:
-                kinds.add(self.role(iface))
-                if tunnelled:
-                    kinds.add("tunnel")
-            self._seen[node] = kinds
-        return self._seen[node]
+        kinds: set[object] = set()
+        for iface, tunnelled in self._node_ifaces.get(node, set()):
+            kinds.add(self.role(iface))
+            if tunnelled:
+                kinds.add("tunnel")
+        return kinds
 
     def is_local(self, node: str, addr: str | None) -> bool:
         return addr is not None and addr in self.local.get(node, set())
@@ -287,6 +237,51 @@ class Context:
             return None
         cidrs = list(self.inventory.pod_cidrs()) + list(self.inventory.service_cidrs)
         return [n for n in (ipaddress.ip_network(c, strict=False) for c in cidrs) if n.version == 4]
+
+
+def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Own addresses of each node (first seen going out of a device that is not a pod veth, -i any), its pods' (from veths)."""
+    local: dict[str, set[str]] = {}
+    pods: dict[str, set[str]] = {}
+    for j in self.journeys:
+        seen_nodes: set[str] = set()
+        for hop in j.hops:
+            node = self.node(hop)
+            role = self.role(hop.iface)
+            if role is Role.HOST_VETH:
+                pod = self.addr(hop, "src" if hop.direction != "Out" else "dst")
+                if pod is not None:
+                    pods.setdefault(node, set()).add(pod)
+            if node in seen_nodes:
+                continue
+            seen_nodes.add(node)
+            cov = self.coverage.get(node)
+            if hop.direction == "Out" and role not in (Role.HOST_VETH, None) and cov is not None and cov.every_iface:
+                for column in ("src", "outer_src"):
+                    found = self.addr(hop, column)
+                    if found is not None:
+                        local.setdefault(node, set()).add(found)
+    if self.inventory is not None:
+        for info in self.inventory.nodes:
+            local.setdefault(info.name, set()).update(info.addresses)
+    return ({n: frozenset(a) for n, a in local.items()}, {n: frozenset(a) for n, a in pods.items()})
+
+
+def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
+          clocks: list[NodeClock], inventory: Inventory | None = None) -> Facts:
+    """The facts of one report."""
+    if "row" in table.columns and not table["row"].is_sorted():  # correlate leaves the table in row order: no wide sort
+        table = table.sort("row")
+    nodes = table.select(node_column(table)).to_series()
+    names = nodes.unique(maintain_order=True).to_list()
+    codes = nodes.replace_strict(names, list(range(len(names))), return_dtype=pl.UInt32).to_numpy()
+    partial = Facts(
+        table=table, journeys=tuple(journeys), flows=tuple(flows), verdict=verdict, clocks=tuple(clocks), inventory=inventory,
+        by_id={j.id: j for j in journeys}, flow_by_id={f.id: f for f in flows}, model=MODELS.get(verdict.name),
+        node_names=tuple(names), node_codes=codes, coverage=_coverage(table), local={}, pods_on={},
+    )
+    local, pods = _addresses(partial)
+    return replace(partial, local=local, pods_on=pods)
 
 
 class FirstRows(Mapping[int, int]):
