@@ -123,6 +123,29 @@ class FindingKind(StrEnum):
     DEVIATION = "deviation"
     MISSING_SNAT = "missing_snat"
     MISSING_REVERSE_NAT = "missing_reverse_nat"
+    ROUTE = "route"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a finding states, typed: renderers and tests read these, never the sentences (unset: does not apply)."""
+
+    packets: int | None = None  # packets the finding is about, counted as their conversation counts them
+    sent: int | None = None  # of them: captured on the node that sent them
+    received: int | None = None  # of them: captured after they arrived from another node
+    retries: int | None = None  # re-sends among them
+    size: int | None = None  # bytes of an IP packet: the one too big, the smallest that vanished
+    passed: int | None = None  # bytes: the largest that passed the same place
+    mtu: int | None = None  # the MTU that limits them
+    overhead: int | None = None  # bytes a tunnel's envelope adds
+    mss: int | None = None  # TCP MSS announced
+    device: str | None = None  # the interface the finding is about (a tunnel device, a NIC)
+    interfaces: tuple[str, ...] = ()  # places involved, "node iface [direction]"
+    addresses: tuple[str, ...] = ()  # addresses involved, the most relevant first
+    mac: str | None = None  # destination MAC the packet was sent to
+    mac_owner: str | None = None  # who owns that MAC (a node, a gateway), when the capture shows it
+    gaps_ms: tuple[int, ...] = ()  # between a packet and each re-send (the retransmission timeout pattern)
+    offset_ns: int | None = None  # a clock offset
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,7 @@ class Finding:
     journeys: tuple[int, ...] = ()
     flows: tuple[int, ...] = ()
     rows: tuple[int, ...] = ()  # the sightings that prove it
+    evidence: Evidence = field(default_factory=Evidence)
 
 
 @dataclass(frozen=True)

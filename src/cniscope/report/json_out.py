@@ -16,7 +16,7 @@ from typing import Any
 from cniscope import __version__
 from cniscope.results import Report
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -110,6 +110,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "journeys": list(f.journeys),
                 "flows": list(f.flows),
                 "rows": list(f.rows),
+                "evidence": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(f.evidence).items()},
             }
             for f in report.findings
         ],
