@@ -9,8 +9,19 @@ from cniscope.findings.facts import build
 from cniscope.findings.losses import find
 from cniscope.models.roles import Mismatch
 from cniscope.results import FindingKind, Severity
-from tests.findings.two_nodes import CLIENT, INTO_N1, INTO_N3, N1, N3, OUT_OF_N1, V3, WEB, conversation
+from tests.findings.two_nodes import (
+    CLIENT,
+    INTO_N1,
+    INTO_N3,
+    N1,
+    N3,
+    OUT_OF_N1,
+    V3,
+    WEB,
+    conversation,
+)
 from tests.findings.wire import ACK, IN, OUT, SYN, Wire, alarms, of_kind, tcp
+
 
 def test_a_clean_cross_node_exchange_raises_no_alarm() -> None:
     wire = Wire()
