@@ -225,22 +225,35 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
 
 
 def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
-    """Later journeys re-sending sequence space already sent in the flow -> (journey, original)."""
+    """Later journeys re-sending sequence space already sent in the flow -> (journey, original).
+
+    A re-send repeats a segment (sequence number, length, SYN/FIN: a re-sent SYN loses its ECN flags), or
+    re-sends the tail of one (`seq 1389:2395` after `seq 1:2395`: the part not acknowledged).
+    """
     is_data = (
         (pl.col("proto") == 6)
         & pl.col("seq").is_not_null()
         & ((pl.col("payload_len") > 0) | _flag(SYN | FIN))
         & ~_flag(RST)
     ).fill_null(False)
-    keys = ["flow", "src", "src6", "sport", "seq", "payload_len", "tcp_flags"]  # per sender: text shows relative seqs
-    # candidates: data sightings whose key hash repeats (every re-send, and rare hash twins), hashed by slices
+    control = (pl.col("tcp_flags").fill_null(0) & (SYN | FIN | ACK)).alias("_control")
+    end = ((pl.col("seq").cast(pl.Int64) + pl.col("payload_len").fill_null(0)) % 2**32).alias("_end")
+    sender = ["flow", "src", "src6", "sport"]  # per sender: text shows relative seqs
+    found = [_repeats(first, is_data, [*sender, "seq", "payload_len", "_control"], control, end),
+             _repeats(first, is_data & (pl.col("payload_len") > 0), [*sender, "_end"], control, end)]
+    return pl.concat(found).unique("journey", keep="first", maintain_order=True)
+
+
+def _repeats(first: pl.DataFrame, wanted: pl.Expr, keys: list[str], *derived: pl.Expr) -> pl.DataFrame:
+    """(journey, original) of the later sightings among `wanted` ones with equal `keys`."""
+    # candidates: sightings whose key hash repeats (every repeat, and rare hash twins), hashed by slices
     hashed = pl.concat([
-        first.slice(start, SLICE_ROWS).select(_data=is_data, _hash=pl.struct(keys).hash(seed=8))
+        first.slice(start, SLICE_ROWS).with_columns(*derived).select(_data=wanted, _hash=pl.struct(keys).hash(seed=8))
         for start in range(0, max(first.height, 1), SLICE_ROWS)
     ])
     candidates = hashed.select(pl.col("_data") & pl.col("_hash").is_duplicated()).to_series().to_numpy()
     del hashed
-    data = first.select("journey", *keys)[np.flatnonzero(candidates)]
+    data = first[np.flatnonzero(candidates)].with_columns(*derived).select("journey", *keys)
     return data.with_columns(original=pl.col("journey").first().over(keys), n=pl.int_range(pl.len()).over(keys)).filter(
         pl.col("n") > 0
     ).select("journey", "original")

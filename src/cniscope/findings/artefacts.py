@@ -3,70 +3,119 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
-from cniscope.results import Finding, FindingKind, Severity
+from cniscope.models import Role
+from cniscope.packets.schema import Tunnel
+from cniscope.results import Evidence, Finding, FindingKind, Journey, Severity
 
 CLOCK_SKEW_NS = 1_000_000  # offsets above 1 ms are worth saying
 
 
+STALLED = ("unanswered", "handshake incomplete")
+OFFLOAD_FIX = "ethtool -K {device} tx-checksum-ip-generic off"
+
+
 def checksum_offload(facts: Facts, losses: Losses) -> Found:
-    """Bad L4 checksums, per node, split by whether the node sent the packet or received it."""
-    bad = facts.table.select(pl.col("l4_csum_bad").fill_null(False)).to_series().to_numpy()
-    bad_rows = np.flatnonzero(bad)  # rows are table positions (Facts keeps the table in row order)
+    """Bad TCP/UDP checksums: one finding for the capture, saying which packets were sent and which received; and a
+    warning per tunnel device whose envelopes carry bad outer checksums while their conversation stalls."""
+    t = facts.table
+    inner = t.get_column("l4_csum_bad").fill_null(False).to_numpy()
+    outer = t.get_column("outer_l4_csum_bad").fill_null(False).to_numpy() if "outer_l4_csum_bad" in t.columns else inner & False
+    bad_rows = np.flatnonzero(inner | outer)  # rows are table positions (the facts keep the table in row order)
     if not len(bad_rows):
         return Found([])
-    journey_of: dict[int, int] = {}
-    origin_of: dict[int, int] = {}  # row -> node code of the first sighting of its journey (materialised journeys)
+    journey_of = t.get_column("journey").gather(bad_rows).to_numpy() if "journey" in t.columns else bad_rows
+    origin_of: dict[int, int] = {}  # journey -> node code of its first sighting (materialised journeys)
     for j in facts.journeys:
         if j.hops:
-            origin = int(facts.node_codes[j.hops[0].row])
-            for h in j.hops:
-                origin_of[h.row] = origin
-                journey_of[h.row] = j.id
+            origin_of[j.id] = int(facts.node_codes[facts.path(j)[0].row])
     nodes = facts.node_codes[bad_rows]
-    origins = nodes.copy()
-    if origin_of:
-        known = np.array(sorted(origin_of), dtype=np.int64)
-        at = np.clip(np.searchsorted(known, bad_rows), 0, len(known) - 1)
-        hit = known[at] == bad_rows
-        origins[hit] = np.array([origin_of[int(r)] for r in bad_rows[hit]], dtype=origins.dtype)
-    was_sent = origins == nodes
-    none = np.empty(0, dtype=bad_rows.dtype)
-    sent = {code: bad_rows[(nodes == code) & was_sent] for code in _in_order(nodes[was_sent])}
-    received = {code: bad_rows[(nodes == code) & ~was_sent] for code in _in_order(nodes[~was_sent])}
-    iface = facts.table.get_column("iface")
-    out = []
-    for code in dict.fromkeys([*sent, *received]):
-        node = facts.node_names[code]
-        s, r = sent.get(code, none), received.get(code, none)
-        both = np.concatenate([s, r])
-        ifaces = sorted(iface.gather(both).drop_nulls().unique().to_list())
-        explanation = ""
-        if len(s):
-            explanation += (f"{len(s)} packet(s) were captured on {node}, where they were sent, before their TCP/UDP checksum "
-                            "was filled in: the kernel leaves it to the NIC (or to the veth/tunnel device, which never "
-                            "computes it), and tcpdump sees the packet first. An artefact of checksum offload, not a fault. ")
-        if len(r):
-            explanation += (f"{len(r)} packet(s) that came from another node also show a bad checksum on {node}: across veths "
-                            "and virtual links the unfinished checksum travels on and is trusted, so this is expected in "
-                            "virtual networks; on a physical link the receiver would drop them.")
-        out.append(Finding(
-            kind=FindingKind.CHECKSUM_OFFLOAD, severity=Severity.INFO,
-            title=f"{len(s) + len(r)} packet(s) with bad TCP/UDP checksums on {node}"
-                  + (": an artefact of checksum offload, not a fault" if len(s) and not len(r) else ""),
-            explanation=explanation.strip(),
-            next_step="Nothing to fix for packets captured on their sender. To be sure, capture on the receiving node: the "
-                      "same packets arrive with correct checksums. If received packets are bad and go unanswered, check "
-                      "the offload settings of the tunnel device (ethtool -k; tx-checksumming).",
-            node=node, iface=ifaces[0] if len(ifaces) == 1 else None,
-            journeys=tuple(dict.fromkeys(journey_of[x] for x in both[:200].tolist() if x in journey_of)),
-            rows=tuple(both[:50].tolist()),
-        ))
+    was_sent = np.array([origin_of.get(int(jid), int(n)) == int(n) for jid, n in zip(journey_of, nodes)], dtype=bool)
+    sent, received = set(journey_of[was_sent].tolist()), set(journey_of[~was_sent].tolist())
+    per_node = []
+    for code in _in_order(nodes):
+        here = nodes == code
+        s, r = len(set(journey_of[here & was_sent].tolist())), len(set(journey_of[here & ~was_sent].tolist()))
+        parts = ([f"{s} it sent"] if s else []) + ([f"{r} that arrived from another node"] if r else [])
+        per_node.append(f"{facts.named(facts.node_names[code]) or 'the capturing node'}: {' and '.join(parts)}")
+    packets = len(sent | received)
+    explanation = (f"{packets} packet(s) show a TCP/UDP checksum that was never filled in ({'; '.join(per_node)}). "
+                   "Captured on the node that sent them, this is checksum offload: the kernel leaves the checksum to the "
+                   "NIC (or to a veth or tunnel device, which never computes it) and tcpdump sees the packet first.")
+    if received:
+        explanation += (" Received ones travelled over veths or virtual links (containers, labs, most cloud NICs), which "
+                        "pass the unfinished checksum on and trust it: expected there; a physical NIC would have "
+                        "dropped them.")
+    ifaces = sorted(t.get_column("iface").gather(bad_rows).drop_nulls().unique().to_list())
+    out = [Finding(
+        kind=FindingKind.CHECKSUM_OFFLOAD, severity=Severity.INFO,
+        title=f"{packets} packet(s) with unfinished TCP/UDP checksums ({len(sent)} seen on the node that sent them, "
+              f"{len(received)} on a node they arrived at): checksum offload, not a fault",
+        explanation=explanation,
+        next_step="Nothing to fix while the conversations go on. If packets with bad checksums go unanswered, turn the "
+                  "offload off on the device that sends them (ethtool -K <device> tx off) and capture again.",
+        node=facts.named(facts.node_names[nodes[0]]) if len(set(nodes.tolist())) == 1 else None,
+        iface=ifaces[0] if len(ifaces) == 1 else None,
+        journeys=tuple(dict.fromkeys(int(x) for x in journey_of[:200] if int(x) in facts.by_id)),
+        rows=tuple(bad_rows[:50].tolist()),
+        evidence=Evidence(packets=packets, sent=len(sent), received=len(received), interfaces=tuple(ifaces)),
+    )]
+    out.extend(_outer(facts, np.flatnonzero(outer)))
     return Found(out)
+
+
+def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
+    """Envelopes with a bad outer UDP checksum whose inner conversation stalls: the tunnel device's checksum offload."""
+    stalled: dict[tuple[str, str], list[int]] = {}
+    for row in rows.tolist():
+        jid = facts.value(row, "journey")
+        j = facts.by_id.get(jid)  # type: ignore[arg-type]
+        flow = facts.flow_by_id.get(j.flow) if j is not None and j.flow is not None else None
+        if flow is None or not (flow.state in STALLED or flow.retransmissions):
+            continue
+        node = facts.node(row)
+        stalled.setdefault((node, _tunnel_device(facts, node, j, row)), []).append(row)  # type: ignore[arg-type]
+    out = []
+    for (node, device), bad in stalled.items():
+        jids = list(dict.fromkeys(int(facts.value(r, "journey")) for r in bad))  # type: ignore[call-overload]
+        flows = list(dict.fromkeys(f for jid in jids if (f := facts.by_id[jid].flow) is not None))
+        talk = [facts.flow_by_id[f] for f in flows]
+        kind = Tunnel(facts.value(bad[0], "tunnel")).label  # type: ignore[arg-type]
+        ends = (facts.addr(bad[0], "outer_src") or "?", facts.addr(bad[0], "outer_dst") or "?")
+        conversation = f"{talk[0].proto.upper()} {talk[0].client} -> {talk[0].server}"
+        out.append(Finding(
+            kind=FindingKind.CHECKSUM_OFFLOAD, severity=Severity.WARNING,
+            title=f"{kind} envelopes from {ends[0]} to {ends[1]} carry bad outer UDP checksums while {conversation} "
+                  f"stalls: checksum offload of {device} on {node}",
+            explanation=f"{len(bad)} {kind} envelope(s) seen at {facts.where(bad[0])} have a wrong outer UDP checksum, and the "
+                        f"conversation inside is re-sent or unanswered ({talk[0].state}, {talk[0].retransmissions} re-send(s)). "
+                        "This is the known VXLAN checksum-offload problem of flannel and Calico: the kernel hands the "
+                        "tunnel's outer checksum to a NIC (or a virtual NIC) that corrupts or drops it, so the receiving "
+                        "node discards the envelopes." + facts.unrecorded(bad[:1]),
+            next_step=f"On {node}: {OFFLOAD_FIX.format(device=device)} (flannel and Calico do this themselves in recent "
+                      "versions); then capture again: the envelopes must show a correct or zero UDP checksum.",
+            node=facts.named(node), iface=facts.value(bad[0], "iface"),  # type: ignore[arg-type]
+            journeys=tuple(jids[:200]), flows=tuple(flows[:200]), rows=tuple(bad[:50]),
+            evidence=Evidence(packets=len(jids), device=device, addresses=ends,
+                              interfaces=tuple(dict.fromkeys(facts.where(r) for r in bad))),
+        ))
+    return out
+
+
+def _tunnel_device(facts: Facts, node: str, journey: Journey, row: int) -> str:
+    """The tunnel device on `node` that made these envelopes: seen in the journey, in the node's capture, or the model's."""
+    for hop in journey.hops:
+        if facts.node(hop) == node and facts.role(hop.iface) is Role.TUNNEL:
+            return hop.iface  # type: ignore[return-value]
+    for iface, _ in sorted(facts._node_ifaces.get(node, set()), key=str):
+        if facts.role(iface) is Role.TUNNEL:
+            return iface  # type: ignore[return-value]
+    kind = Tunnel(facts.value(row, "tunnel") or 0)  # type: ignore[arg-type]
+    named = [e.device for e in (facts.model.encaps if facts.model else ()) if e.kind is kind]
+    return named[0] if named else f"<the {kind.label} device> (ip -d link show type {kind.label})"
 
 
 def _in_order(codes: np.ndarray) -> list[int]:

@@ -31,7 +31,7 @@ from cniscope.inventory import Inventory
 from cniscope.journeys import node_column, point_label
 from cniscope.models import MODELS, Model, Role
 from cniscope.models.base import role_of
-from cniscope.packets.schema import LinkType, ip4_text
+from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_text
 from cniscope.results import Flow, Hop, Journey, ModelVerdict, NodeClock
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
@@ -172,6 +172,33 @@ class Facts:
         return {index: (part["ts"].to_numpy(), part["code"].to_numpy())  # type: ignore[misc]
                 for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items()}
 
+    @staticmethod
+    def named(node: str) -> str | None:
+        """A node's name; None for an input that names none (`input N`)."""
+        return None if node.startswith("input ") else node
+
+    def where(self, hop: Hop | int) -> str:
+        """A sighting's place in words anyone can act on: `node3 eth0 Out`, or what the capture did not record."""
+        row = hop if isinstance(hop, int) else hop.row
+        node, iface, direction = self.node(row), self.value(row, "iface"), self.value(row, "direction")
+        if node.startswith("input "):
+            node = "the capture's node (not named)"
+        way = DIRECTION_LABELS.get(Direction(direction)) if direction is not None else None  # type: ignore[arg-type]
+        if iface is None:
+            return f"{node}, {f'{way}, ' if way else ''}on an interface the capture does not name"
+        return " ".join(str(x) for x in (node, iface, way) if x)
+
+    def unrecorded(self, rows: list[int]) -> str:
+        """How to record what these sightings lack (the node, the interface, the direction); "" when nothing."""
+        missing = []
+        if any(self.node(r).startswith("input ") for r in rows):
+            missing.append("the node (name each file: node3=capture.pcap)")
+        if any(self.value(r, "iface") is None for r in rows):
+            missing.append("the interface (tcpdump -i any, version 4.99 or later, prints it; or one capture per interface)")
+        elif any(self.value(r, "direction") is None for r in rows):
+            missing.append("the direction (tcpdump -i any prints In/Out)")
+        return f" The capture does not record {' nor '.join(missing)}." if missing else ""
+
     def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
         if source not in self._pairs:
@@ -248,6 +275,10 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
         for hop in j.hops:
             node = self.node(hop)
             role = self.role(hop.iface)
+            if hop.direction == "Out" and role is Role.NIC and self.value(hop, "tunnel"):
+                own = self.addr(hop, "outer_src")  # a node sends its envelopes from its own address
+                if own is not None:
+                    local.setdefault(node, set()).add(own)
             if role is Role.HOST_VETH:
                 pod = self.addr(hop, "src" if hop.direction != "Out" else "dst")
                 if pod is not None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 
+import polars as pl
+
 from cniscope.findings.facts import Facts, group_address
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
+from cniscope.findings.mtu import TUNNEL_OVERHEAD
 from cniscope.models import Role
-from cniscope.results import ChangeKind, Finding, FindingKind, Hop, Severity
+from cniscope.packets.schema import Tunnel, ip4_text
+from cniscope.results import ChangeKind, Evidence, Finding, FindingKind, Hop, Severity
 
 
 def rewrites(facts: Facts, losses: Losses) -> Found:
@@ -59,24 +63,32 @@ def _nat(facts: Facts) -> list[Finding]:
 
 
 def _tunnels(facts: Facts) -> list[Finding]:
-    seen: dict[str, tuple[Hop, ChangeKind, list[int]]] = {}
-    for j in facts.journeys:
-        for hop in j.hops:
-            for change in hop.changes:
-                if change.kind in (ChangeKind.ENCAP, ChangeKind.DECAP):
-                    envelope = change.after if change.kind is ChangeKind.ENCAP else change.before
-                    seen.setdefault(envelope, (hop, change.kind, []))[2].append(j.id)
+    """One finding per envelope kind and pair of endpoints (both ways), from every envelope seen, inner sightings or not."""
+    columns = ("row", "journey", "tunnel", "vni", "outer_dport", "outer_src", "outer_dst")
+    t = facts.table.select(*columns).filter(pl.col("tunnel").fill_null(0) > 0).with_columns(
+        _a=pl.min_horizontal("outer_src", "outer_dst"), _b=pl.max_horizontal("outer_src", "outer_dst"))
     out = []
-    for envelope, (hop, kind, ids) in seen.items():
-        ids = list(dict.fromkeys(ids))
-        flows = tuple(dict.fromkeys(facts.by_id[i].flow for i in ids if facts.by_id[i].flow is not None))
-        verb = "encapsulated" if kind is ChangeKind.ENCAP else "decapsulated"
+    for part in t.partition_by("tunnel", "_a", "_b", maintain_order=True):
+        first = part.row(0, named=True)
+        kind = Tunnel(first["tunnel"]).label
+        vnis = sorted(v for v in part["vni"].unique().to_list() if v is not None)
+        ports = sorted(p for p in part["outer_dport"].unique().to_list() if p is not None)
+        vni = f" vni {vnis[0]}" if len(vnis) == 1 else (f" {len(vnis)} VNIs" if vnis else "")
+        port = f" :{ports[0]}" if len(ports) == 1 else ""
+        ends = (ip4_text(first["outer_src"]) or "?", ip4_text(first["outer_dst"]) or "?")
+        ids = list(dict.fromkeys(part["journey"].to_list()))
+        ways = part.group_by("outer_src", maintain_order=True).agg(n=pl.col("journey").n_unique())
+        counts = ", ".join(f"{n} from {ip4_text(src)}" for src, n in ways.iter_rows())
+        flows = tuple(dict.fromkeys(j.flow for i in ids if (j := facts.by_id.get(i)) is not None and j.flow is not None))
         out.append(Finding(
-            kind=FindingKind.TUNNEL, severity=Severity.INFO, title=f"tunnel {envelope} ({len(ids)} packet(s))",
-            explanation=f"Packets travel between these nodes inside a {envelope.split(' ')[0]} envelope; first {verb} "
-                        f"at {hop.point}.",
+            kind=FindingKind.TUNNEL, severity=Severity.INFO,
+            title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({len(ids)} packet(s))",
+            explanation=f"Packets travel between these nodes inside a {kind} envelope ({counts}); first seen at "
+                        f"{facts.where(first['row'])}.",
             next_step="Nothing to fix. Packets through it must fit the tunnel's MTU (the NIC's minus the envelope).",
-            node=hop.node, iface=hop.iface, journeys=tuple(ids[:200]), flows=flows[:200], rows=(hop.row,),
+            node=facts.named(facts.node(first["row"])), iface=facts.value(first["row"], "iface"),  # type: ignore[arg-type]
+            journeys=tuple(ids[:200]), flows=flows[:200], rows=(first["row"],),
+            evidence=Evidence(packets=len(ids), addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"]))),
         ))
     return out
 
@@ -110,7 +122,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             jid for jid in flow.resets
             if jid in facts.by_id and facts.addr(facts.by_id[jid].hops[0], "src") == flow.client.addr
         ]
-        j, text = replies[0]
+        j, _text = replies[0]
         explanation = (f"{flow.client} called {called}, but the reply reached it from {', '.join(sorted(wrong))}, "
                        f"untranslated (delivered at {facts.path(j)[-1].point}). The client's stack knows no connection with that "
                        "address")

@@ -8,43 +8,107 @@ who sent it and on which leg of a NAT it travelled.
 
 from __future__ import annotations
 
+import itertools
+
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
-from cniscope.results import Endpoint, Finding, FindingKind, Flow, Journey, Severity
+from cniscope.results import (
+    Endpoint,
+    Evidence,
+    Finding,
+    FindingKind,
+    Flow,
+    Journey,
+    Severity,
+)
 
-FIN = 1
+FIN, SYN, ACK = 1, 2, 16
+SYN_ACK = SYN | ACK
 
 
 def retransmissions(facts: Facts, losses: Losses) -> Found:
+    """One finding per conversation with re-sends (unanswered SYNs too), with their timing and where the originals stopped."""
     out = []
     resent_in: dict[int, list[Journey]] = {}
     for j in facts.journeys:
         if j.retransmission_of is not None and j.flow is not None:
             resent_in.setdefault(j.flow, []).append(j)
     for flow in facts.flows:
-        if not flow.retransmissions or flow.state == "unanswered":
-            continue  # an unanswered SYN's retries are counted by its `unanswered` finding
         resent = resent_in.get(flow.id, [])
-        originals = [facts.by_id[j.retransmission_of] for j in resent if j.retransmission_of in facts.by_id]
-        stops = sorted({facts.path(o)[-1].point for o in originals if o.hops})
-        last = facts.path(originals[-1])[-1] if originals and originals[-1].hops else None
-        explanation = (f"The sender re-sent sequence space it had already sent, {flow.retransmissions} time(s): new packets, "
-                       "not copies of one packet seen on several interfaces. The originals were lost, or their "
-                       "acknowledgements were.")
+        if not flow.retransmissions or not resent:
+            continue
+        chains: dict[int, list[Journey]] = {}
+        for j in resent:
+            chains.setdefault(j.retransmission_of, []).append(j)  # type: ignore[arg-type]
+        originals = [facts.by_id[o] for o in chains if o in facts.by_id and facts.by_id[o].hops]
+        longest = max(chains.items(), key=lambda c: len(c[1]))
+        gaps = _gaps(facts.by_id.get(longest[0]), longest[1])
+        last = facts.path(originals[-1])[-1] if originals else None
+        stops = list(dict.fromkeys(facts.where(facts.path(o)[-1]) for o in originals))
+        syn = bool(originals) and int(facts.value(originals[0].hops[0], "tcp_flags") or 0) & SYN_ACK == SYN  # type: ignore[call-overload]
+        what = "SYN" if syn else "segment"
+        explanation = (f"{flow.client} <-> {flow.server}: {flow.retransmissions} re-send(s) of sequence space already sent "
+                       "(new packets, not copies of one packet seen on several interfaces). ")
+        if gaps:
+            explanation += f"The {what} was re-sent after {_durations(gaps)}: {_pattern(gaps, syn)} "
         if stops:
-            explanation += f" The originals were last seen at: {', '.join(stops[:5])}."
+            explanation += f"The original(s) were last seen at {', '.join(stops[:5])}. "
+        explanation += _suggests(flow, syn)
+        if last is not None:
+            explanation += facts.unrecorded([last.row])
         out.append(Finding(
             kind=FindingKind.RETRANSMISSION, severity=Severity.WARNING,
-            title=f"{flow.retransmissions} retransmission(s) in TCP {flow.client} <-> {flow.server}",
-            explanation=explanation,
+            title=f"{flow.retransmissions} retransmission(s) in TCP {flow.client} <-> {flow.server}"
+                  + (f", originals last seen at {stops[0]}" if len(stops) == 1 else ""),
+            explanation=explanation.strip(),
             next_step="Look at the hop after the originals' last sighting: a drop there (or of the ACKs on the way back) "
                       "explains the re-sends; if every original arrived, the ACKs were lost or late.",
             node=last.node if last else None, iface=last.iface if last else None,
             journeys=tuple(j.id for j in resent), flows=(flow.id,),
             rows=tuple(h.row for j in (resent + originals)[:40] for h in j.hops),
+            evidence=Evidence(packets=flow.retransmissions, retries=flow.retransmissions, gaps_ms=gaps,
+                              interfaces=tuple(stops), addresses=(flow.client.addr, flow.server.addr)),
         ))
     return Found(out)
+
+
+def _gaps(original: Journey | None, resends: list[Journey]) -> tuple[int, ...]:
+    """Milliseconds between successive sends of one packet (the original first)."""
+    times = [j.hops[0].ts for j in ([original] if original else []) + resends if j.hops and j.hops[0].ts is not None]
+    if original is None or len(times) < 2:
+        return ()
+    times.sort()
+    return tuple(round((b - a) / 1e6) for a, b in itertools.pairwise(times))
+
+
+def _durations(gaps: tuple[int, ...]) -> str:
+    return ", then ".join(f"{g / 1000:g} s" if g >= 1000 else f"{g} ms" for g in gaps)
+
+
+def _pattern(gaps: tuple[int, ...], syn: bool) -> str:
+    """What the timing says about who gave up waiting."""
+    doubling = len(gaps) > 1 and all(1.6 <= b / max(a, 1) <= 2.5 for a, b in itertools.pairwise(gaps))
+    if syn and gaps[0] >= 800:
+        return ("the kernel's SYN retransmission timer (1 s, doubling each time): nothing at all came back to the client, "
+                "neither a SYN-ACK nor a reset.")
+    if gaps[0] < 200:
+        return ("sooner than any retransmission timeout (200 ms at least): a fast retransmit, the receiver signalled a gap "
+                "with duplicate ACKs, so the path works and single packets were lost.")
+    if len(gaps) == 1:
+        return "a retransmission timeout (200 ms at least): no acknowledgement came back in time."
+    if doubling:
+        return "retransmission timeouts, each one doubling: no acknowledgement came back in time."
+    return "irregular intervals."
+
+
+def _suggests(flow: Flow, syn: bool) -> str:
+    if syn and flow.state in ("unanswered", "handshake incomplete"):
+        return ("Either the SYN is lost after its last sighting, or the server's reply is lost on the way back: look at "
+                "the server's node next.")
+    if syn:
+        return "The handshake completed in the end: the first SYN(s) or their replies were lost."
+    return "Segments or their ACKs are being lost on the path; a loss only of large segments points at the MTU."
 
 
 def resets(facts: Facts, losses: Losses) -> Found:

@@ -1,0 +1,75 @@
+"""The classes of issue #16, each in a form users paste (tests/data/findings, see its README), asserted on the
+findings' typed evidence; and precision: the healthy lab scenarios of every buildable model raise no alarm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cniscope.analyze import analyze
+from cniscope.results import FindingKind, Report, Severity
+from cniscope.sources import InputSpec
+from tests.findings.wire import alarms, of_kind
+from tests.paths import DATA
+
+PASTED = DATA / "findings"
+SCENARIOS = sorted(d for d in (DATA / "scenarios").glob("*/*") if d.is_dir())
+
+
+def pasted(name: str) -> Report:
+    return analyze([InputSpec(str(PASTED / name))])
+
+
+def test_a_resent_syn_gets_a_retransmission_finding_with_its_timer() -> None:
+    report = pasted("syn-resent.txt")
+    flow = next(f for f in report.flows if f.server.port == 80)
+    assert flow.retransmissions == 2  # the first SYN carried ECN flags ([SEW]), the re-sends not: still re-sends
+    found = of_kind(report, FindingKind.RETRANSMISSION)
+    assert len(found) == 1 and found[0].flows == (flow.id,)
+    evidence = found[0].evidence
+    assert evidence.packets == flow.retransmissions  # the finding and its conversation count alike
+    assert evidence.gaps_ms == (1030, 2080)  # 1 s, then doubled: the SYN timer
+    assert evidence.interfaces == ("node1 ens192 Out",)  # where the originals were last seen
+    assert (found[0].node, found[0].iface) == ("node1", "ens192")
+    unanswered = of_kind(report, FindingKind.UNANSWERED)
+    assert [f.flows for f in unanswered] == [(flow.id,)]
+    # the node's own ssh traffic (to the address it sends its IPIP envelopes from) is delivered, not dropped
+    assert of_kind(report, FindingKind.DROP) == []
+
+
+def test_a_resent_tail_is_a_retransmission_not_out_of_order() -> None:
+    report = pasted("tail.txt")
+    [flow] = report.flows
+    assert (flow.retransmissions, flow.out_of_order) == (1, 0)
+    [found] = of_kind(report, FindingKind.RETRANSMISSION)
+    assert found.evidence.packets == 1 and found.evidence.gaps_ms == (209,)
+    # the capture names neither node nor interface: the finding says so instead of "input 0" or "?"
+    assert found.node is None and "input 0" not in found.explanation and "tcpdump -i any" in found.explanation
+
+
+def test_a_tunnel_seen_only_as_envelopes_is_one_finding_per_endpoint_pair() -> None:
+    report = pasted("envelopes.txt")
+    tunnels = of_kind(report, FindingKind.TUNNEL)
+    assert sorted((f.evidence.addresses, f.evidence.packets, f.evidence.overhead) for f in tunnels) == [
+        (("172.16.0.5", "172.16.0.4"), 4, 50), (("172.16.0.5", "172.16.0.6"), 2, 50)]
+    assert alarms(report) == []
+
+
+def test_checksum_offload_is_one_finding_per_capture_saying_what_was_sent_and_received() -> None:
+    report = analyze([InputSpec(str(DATA / "scenarios" / "flannel-vxlan" / "cross-node"))])
+    [found] = of_kind(report, FindingKind.CHECKSUM_OFFLOAD)
+    assert found.severity is Severity.INFO
+    assert found.evidence.sent and found.evidence.received  # node1 sent some and received some, node3 likewise
+    assert found.evidence.packets <= found.evidence.sent + found.evidence.received
+    assert found.evidence.packets == len(set(found.journeys))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{d.parent.name}-{d.name}" for d in SCENARIOS])
+def test_healthy_lab_scenarios_raise_no_alarm(scenario: Path) -> None:
+    report = analyze([InputSpec(str(scenario))])
+    assert [(f.kind.value, f.title) for f in alarms(report)] == []
+
+
+def test_every_buildable_model_has_its_healthy_scenarios() -> None:
+    assert {d.parent.name for d in SCENARIOS} == {"kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan"}
