@@ -67,13 +67,24 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     assert_no_leak()
 
 
-def test_sigkilled_owner_is_reaped() -> None:
-    name = lab_name("orphan")
+def host_links() -> set[str]:
+    """Interfaces of the host's own namespace (the lab must never add any)."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+LAB_DEVICES = {"br-phy", "br-int", "antrea-gw0", "ovs-netdev", "flannel0", "weave", "datapath", "cni0", "kube-bridge"}
+
+
+# daemons each model's two-node lab starts: 3 nginx, then BIRD per node, or ovsdb-server and ovs-vswitchd per node
+@pytest.mark.parametrize(("model", "daemon_count"), [("kube-router", 5), ("antrea-geneve", 7)])
+def test_sigkilled_owner_is_reaped(model: str, daemon_count: int) -> None:
+    name = lab_name("orphan-" + model[:6])
     script = (
         "import sys, time\n"
         "from cniscope.lab.cluster import Lab\n"
         "from cniscope.lab.spec import default_spec\n"
-        f"Lab.up(default_spec('kube-router', 2, name={name!r}))\n"
+        f"Lab.up(default_spec({model!r}, 2, name={name!r}))\n"
         "print('up', flush=True)\n"
         "time.sleep(120)\n"
     )
@@ -83,7 +94,7 @@ def test_sigkilled_owner_is_reaped() -> None:
         state = lab_state.load(name)
         assert state.owner == owner.pid and lab_state.owner_alive(state)
         daemons = list(state.pids.values())
-        assert len(daemons) == 5 and all(alive(pid) for pid in daemons)  # 3 nginx, 2 bird
+        assert len(daemons) == daemon_count and all(alive(pid) for pid in daemons)
         assert len(lab_namespaces()) == 6
         assert name not in cniscope("lab", "reap").stdout  # owner alive: kept
     finally:
@@ -97,6 +108,7 @@ def test_sigkilled_owner_is_reaped() -> None:
     else:
         assert listed and "gone" in listed[0]
     assert not any(alive(pid) for pid in daemons)
+    assert host_links() & LAB_DEVICES == set()  # no tap, TUN device or bridge of the lab ever appears in the host's namespace
     assert_no_leak()
 
 
@@ -117,7 +129,7 @@ def test_two_identical_labs_side_by_side() -> None:
     assert_no_leak()
 
 
-@pytest.mark.parametrize(("model", "feature"), [("calico-ipip", "IPIP"), ("kube-router-ipip", "IPIP"), ("cilium-geneve", "Geneve"), ("weave", "Open vSwitch"),
+@pytest.mark.parametrize(("model", "feature"), [("calico-ipip", "IPIP"), ("kube-router-ipip", "IPIP"), ("cilium-geneve", "Geneve"),
                                                 ("kube-proxy-ipvs", "IPVS"), ("cilium-vxlan", "eBPF")])
 def test_unbuildable_models_are_refused(model: str, feature: str) -> None:
     result = cniscope("lab", "up", model, "--name", lab_name("refused"))

@@ -11,7 +11,7 @@ from cniscope.analyze import analyze
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.inventory import write_inventory
-from cniscope.lab.naming import cali_name, veth_name
+from cniscope.lab.naming import antrea_port, cali_name, veth_name
 from cniscope.lab.spec import BUILDABLE, default_spec
 from cniscope.packets.schema import Direction, Tunnel
 from cniscope.sources import InputSpec
@@ -22,6 +22,7 @@ from .conftest import lab_name
 from .helpers import read_captures, syn_sightings
 
 pytestmark = needs_root
+INGRESS = (Direction.IN, Direction.OTHERHOST)  # OVS ports see frames addressed to the switch's MACs as otherhost
 
 # Where a pod-to-pod SYN from node1 shows on the destination node (node2), in order.
 DESTINATION_PATH = {
@@ -30,7 +31,11 @@ DESTINATION_PATH = {
     "flannel-host-gw": ["eth0", "cni0", "veth"],
     "calico-bgp": ["eth0", "cali"],
     "calico-vxlan": ["eth0", "vxlan.calico", "cali"],
+    "antrea-geneve": ["eth0", "veth"],  # userspace OVS: no kernel Geneve device, the envelope is opened in OVS
 }
+POD_PORT = {"kube-router": veth_name, "flannel-vxlan": veth_name, "flannel-host-gw": veth_name, "calico-bgp": cali_name,
+            "calico-vxlan": cali_name, "antrea-geneve": antrea_port}
+ENVELOPE = {"flannel-vxlan": (8472, 1), "calico-vxlan": (4789, 4096), "antrea-geneve": (6081, 0)}  # UDP port, VNI
 
 
 @pytest.fixture(scope="module", params=BUILDABLE)
@@ -63,18 +68,19 @@ def test_sightings_on_the_destination_node(lab: Lab, tmp_path) -> None:
     assert all(c.dropped == 0 for c in captures)
     table = read_captures(captures)
     syn = syn_sightings(table, "node2", "10.244.2.10")
-    pod_iface = cali_name("web2") if lab.spec.model.startswith("calico") else veth_name("web2")
+    pod_iface = POD_PORT[lab.spec.model]("web2")
     expected = [pod_iface if name in ("veth", "cali") else name for name in DESTINATION_PATH[lab.spec.model]]
     assert syn["iface"].to_list() == expected
     assert syn["src"].n_unique() == 1 and syn["seq"].n_unique() == 1  # one packet, seen len(expected) times
-    assert syn["direction"].to_list()[0] == Direction.IN and syn["direction"].to_list()[-1] == Direction.OUT
+    assert syn["direction"].to_list()[0] in INGRESS and syn["direction"].to_list()[-1] == Direction.OUT
     tunnelled = syn.filter(pl.col("tunnel") != Tunnel.NONE)
-    if "vxlan" in lab.spec.model:
-        port, vni = (8472, 1) if lab.spec.model == "flannel-vxlan" else (4789, 4096)
+    if lab.spec.model in ENVELOPE:
         assert tunnelled["iface"].to_list() == ["eth0"]
-        assert tunnelled.select("outer_dport", "vni").row(0) == (port, vni)
+        assert tunnelled.select("outer_dport", "vni").row(0) == ENVELOPE[lab.spec.model]
     else:
         assert tunnelled.height == 0
+    if lab.spec.model == "antrea-geneve":  # tunnelled frames go to Antrea's global virtual MAC
+        assert tunnelled["inner_eth_dst"].to_list() == [0xAABBCCDDEEFF]
     inventory = write_inventory(lab.spec, tmp_path / "cluster.yaml")
     report = analyze([InputSpec(str(c.path), node=c.node) for c in captures], cluster=str(inventory))
     assert report.model.name == lab.spec.model, report.model.evidence

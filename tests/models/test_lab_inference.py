@@ -26,8 +26,8 @@ from .helpers import journeys_of
 PREFIX = f"m{os.getpid() % 100000}"  # lab names of this module: cnl-m<pid>-<model>...
 
 
-# The models this kernel can build (no ipip, geneve or ipvs here: see LAB-NOTES).
-BUILDABLE = ["kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan"]
+# The models this kernel can build (no ipip, kernel geneve or ipvs here: see LAB-NOTES; OVS runs in user space).
+BUILDABLE = ["kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan", "antrea-geneve"]
 
 
 def _namespaces() -> list[str]:

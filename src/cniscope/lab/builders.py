@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cniscope.lab import bird, faults, kubeproxy
-from cniscope.lab.naming import cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, UNDERLAY
-from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
+from cniscope.lab import antrea, bird, faults, kubeproxy, ovs
+from cniscope.lab.naming import antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, UNDERLAY
+from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
 from cniscope.lab.spec import NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
 
 VXLAN_MTU = 1450
@@ -46,7 +46,7 @@ def plan_lab(spec: LabSpec, root: Path | None = None) -> list[Step]:
     steps += _base_sysctls(ctx)
     steps += _underlay(ctx)
     for node in spec.nodes:
-        steps += _node(ctx, node)
+        steps += _node(ctx, node, addressed=not model.uplink_bridge)
         steps += model.node(ctx, node)
         for pod in spec.pods_on(node.name):
             steps += model.pod_link(ctx, node, pod)
@@ -85,16 +85,19 @@ def _underlay(ctx: Ctx) -> list[Step]:
     ]
 
 
-def _node(ctx: Ctx, node: Node) -> list[Step]:
+def _node(ctx: Ctx, node: Node, addressed: bool = True) -> list[Step]:
+    """The node's eth0 into the underlay; with `addressed`, its address and default route (else the model puts them elsewhere)."""
     ns = ctx.ns(node.name)
     index = ctx.spec.nodes.index(node) + 1
-    return [
+    steps = [
         Ip(ns, ("link", "set", "lo", "up")),
         Ip(ns, ("link", "add", "eth0", "type", "veth", "peer", "name", underlay_port(index), "netns", ctx.ns(UNDERLAY))),
-        Ip(ns, ("addr", "add", f"{node.ip}/{ctx.prefix_len()}", "dev", "eth0")),
         Ip(ns, ("link", "set", "eth0", "up")),
-        Ip(ns, ("route", "add", "default", "via", NODE_GATEWAY, "dev", "eth0")),
     ]
+    if addressed:
+        steps[2:2] = [Ip(ns, ("addr", "add", f"{node.ip}/{ctx.prefix_len()}", "dev", "eth0"))]
+        steps.append(Ip(ns, ("route", "add", "default", "via", NODE_GATEWAY, "dev", "eth0")))
+    return steps
 
 
 def _others(ctx: Ctx, node: Node) -> list[Node]:
@@ -274,6 +277,75 @@ def _bgp(exports: list[str], blackhole: bool) -> Callable[[Ctx], list[Step]]:
     return build
 
 
+# --- Open vSwitch, userspace datapath (see ovs.py): antrea ---------------------------------------
+
+
+def _ovs(ctx: Ctx, node: Node) -> ovs.Ovs:
+    return ovs.Ovs(ctx.ns(node.name), ctx.root / "nodes" / node.name, node.name)
+
+
+def _ovs_node(ctx: Ctx, node: Node) -> list[Step]:
+    """The node's own ovsdb-server and ovs-vswitchd, and the uplink bridge holding its address."""
+    switch = _ovs(ctx, node)
+    return ovs.start(switch) + ovs.uplink(switch, f"{node.ip}/{ctx.prefix_len()}", NODE_GATEWAY, antrea.uplink_mac(node))
+
+
+def _ovs_pod_link(bridge: str, name: Callable[[str], str], port_of: Callable[[Ctx, Node, Pod], int]) -> Callable[[Ctx, Node, Pod], list[Step]]:
+    """The pod's veth as a port of the OVS bridge, its host end silent to the node's stack (see ovs.py)."""
+
+    def build(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+        ns, host = ctx.ns(node.name), name(pod.name)
+        mtu = ("mtu", str(antrea.MTU))
+        return [
+            Ip(ns, ("link", "add", host, *mtu, "type", "veth", "peer", "name", "eth0", *mtu, "netns", ctx.ns(pod.name))),
+            Ip(ns, ("link", "set", host, "arp", "off", "up")),
+            _ovs(ctx, node).vsctl("add-port", bridge, host, "--", "set", "interface", host, f"ofport_request={port_of(ctx, node, pod)}"),
+        ]
+
+    return build
+
+
+def _ovs_pod_inside(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+    """A pod of the CNI bridge plugin's shape with a fixed MAC (flows name it) and no checksum offload (OVS reads its frames)."""
+    ns = ctx.ns(pod.name)
+    return [Ip(ns, ("link", "set", "eth0", "address", antrea.pod_mac(pod.ip)))] + _bridge_pod_inside(ctx, node, pod) + [
+        Exec(ns, ("ethtool", "-K", "eth0", "tx", "off")),
+    ]
+
+
+def _antrea_node(ctx: Ctx, node: Node) -> list[Step]:
+    ns, switch = ctx.ns(node.name), _ovs(ctx, node)
+    prefix = ipaddress.ip_network(node.pod_cidr).prefixlen
+    return _ovs_node(ctx, node) + [
+        switch.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
+                     "--", "add-port", "br-int", "antrea-tun0", "--", "set", "interface", "antrea-tun0", "type=geneve",
+                     f"ofport_request={antrea.TUNNEL_PORT}", "options:key=flow", "options:remote_ip=flow",
+                     "--", "add-port", "br-int", "antrea-gw0", "--", "set", "interface", "antrea-gw0", "type=internal",
+                     f"ofport_request={antrea.GATEWAY_PORT}", f'mac="{antrea.gateway_mac(node)}"'),
+        Ip(ns, ("link", "set", "antrea-gw0", "mtu", str(antrea.MTU))),
+        Ip(ns, ("addr", "add", f"{node.gateway}/{prefix}", "dev", "antrea-gw0")),
+        Ip(ns, ("link", "set", "antrea-gw0", "up")),
+    ]
+
+
+def _antrea_after_pods(ctx: Ctx, node: Node) -> list[Step]:
+    """The pipeline's flows, and what antrea-agent gives the node's stack: a route per remote pod CIDR through antrea-gw0."""
+    ns, switch = ctx.ns(node.name), _ovs(ctx, node)
+    steps = switch.add("br-int", "groups", antrea.groups(ctx.spec)) if ctx.spec.services else []
+    steps += switch.add("br-int", "flows", antrea.flows(ctx.spec, node))
+    steps += ovs.tunnel_neighbours(switch, [(other.ip, antrea.uplink_mac(other)) for other in _others(ctx, node)])
+    for other in _others(ctx, node):
+        steps += [
+            Ip(ns, ("neigh", "replace", other.gateway, "lladdr", antrea.VIRTUAL_MAC, "dev", "antrea-gw0", "nud", "permanent")),
+            Ip(ns, ("route", "add", other.pod_cidr, "via", other.gateway, "dev", "antrea-gw0", "onlink")),
+        ]
+    return steps
+
+
+def _antrea_port(ctx: Ctx, node: Node, pod: Pod) -> int:
+    return antrea.pod_ports(ctx.spec, node)[pod.name]
+
+
 def _nothing(*_args: object) -> list[Step]:
     return []
 
@@ -285,6 +357,7 @@ class ModelBuilder:
     pod_inside: Callable[[Ctx, Node, Pod], list[Step]]  # address and routes inside the pod
     after_pods: Callable[[Ctx, Node], list[Step]]  # per-interface sysctls once the pods' veths exist
     routing: Callable[[Ctx], list[Step]]  # how nodes reach each other's pod CIDRs
+    uplink_bridge: bool = False  # the node's address sits on an OVS uplink bridge, not on eth0 (see ovs.py)
 
 
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
@@ -303,5 +376,9 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
     ),
     "calico-vxlan": ModelBuilder(
         _calico_vxlan_node, _calico_pod_link(VXLAN_MTU), _calico_pod_inside, _calico_after_pods, _nothing,
+    ),
+    "antrea-geneve": ModelBuilder(
+        _antrea_node, _ovs_pod_link("br-int", antrea_port, _antrea_port), _ovs_pod_inside, _antrea_after_pods, _nothing,
+        uplink_bridge=True,
     ),
 }

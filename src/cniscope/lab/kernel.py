@@ -17,6 +17,7 @@ from cniscope.lab.naming import NS_PREFIX
 from cniscope.lab.spec import model_info
 
 TOOLS = ("ip", "bridge", "genl", "iptables-restore", "nginx", "bird", "conntrack", "curl", "tcpdump")
+OVS_TOOLS = ("ethtool", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl")
 
 
 def require_root() -> None:
@@ -52,6 +53,15 @@ def _genl_family(family: str) -> Callable[[], bool]:
     return probe
 
 
+def _tun() -> bool:
+    return os.path.exists("/dev/net/tun")
+
+
+def _ovs_userspace() -> bool:
+    """Open vSwitch's userspace datapath: its programs, and tap devices for internal ports."""
+    return _tun() and all(shutil.which(tool) for tool in OVS_TOOLS)
+
+
 def _cilium_ebpf() -> bool:
     return False  # the eBPF datapath comes from the cilium agent's own programs, which the lab does not have
 
@@ -62,16 +72,20 @@ FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "ipvs": (_genl_family("IPVS"), "the kernel has no IPVS (generic netlink family IPVS is missing)"),
     "openvswitch": (_genl_family("ovs_datapath"),
                     "the kernel has no Open vSwitch datapath, which weave fastdp and antrea need (genl family ovs_datapath)"),
+    "tun": (_tun, "there is no /dev/net/tun (TUN devices)"),
+    "ovs-userspace": (_ovs_userspace, "Open vSwitch's userspace datapath needs /dev/net/tun and "
+                      + ", ".join(OVS_TOOLS) + " (Debian packages openvswitch-switch, ethtool; make install brings them)"),
     "cilium-ebpf": (_cilium_ebpf, "cilium's datapath is the cilium agent's eBPF programs, which the lab cannot run"),
 }
 
 
 def require_buildable(model: str) -> None:
-    needs = model_info(model).needs
-    if needs is None:
+    info = model_info(model)
+    if info.needs is None:
         return
     require_root()  # the probes create a scratch namespace
-    probe, why = FEATURES[needs]
+    probe, why = FEATURES[info.needs]
     if not probe():
         raise EnvironmentProblem(f"cannot build {model} here: {why}")
-    raise EnvironmentProblem(f"cannot build {model}: the kernel has {needs} but the lab has no builder for {model} yet")
+    if not info.buildable:
+        raise EnvironmentProblem(f"cannot build {model}: the kernel has {info.needs} but the lab has no builder for {model} yet")

@@ -48,3 +48,18 @@ def vtep_mac(node_ip: str, first_octets: str) -> str:
     """A stable locally administered MAC for a node's VXLAN device, from its IP."""
     octets = ipaddress.ip_address(node_ip).packed
     return first_octets + ":" + ":".join(f"{b:02x}" for b in octets)
+
+
+def antrea_port(pod: str) -> str:
+    """Antrea's host-side name: the pod name's first 8 characters, '-', 6 hex of sha1(container id) (here the pod name)."""
+    return pod[:8].lstrip("-") + "-" + hashlib.sha1(pod.encode()).hexdigest()[:6]
+
+
+def weave_port(pod: str) -> str:
+    """Weave's CNI plugin names the host end vethwepl + the first characters of the container id (here a hash of the pod)."""
+    return "vethwepl" + hashlib.sha1(pod.encode()).hexdigest()[:7]
+
+
+def lab_mac(address: str, first_octets: str = "02:a0") -> str:
+    """A stable locally administered MAC for an address the lab assigns (pods, gateways, uplink bridges)."""
+    return vtep_mac(address, first_octets)

@@ -35,29 +35,32 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the lab knows of a model: its pod CIDR per node and whether this kernel can build it."""
+    """What the lab knows of a model: its pod CIDR per node, what it needs, and whether the lab builds it."""
 
     name: str
     block_prefix: int  # prefix length of each node's pod CIDR
-    needs: str | None = None  # the kernel feature probe (see cniscope.lab.kernel) when not plainly buildable
+    needs: str | None = None  # the feature probe (see cniscope.lab.kernel) the model needs
+    buildable: bool = True  # False: refused even when `needs` is there (the lab has no builder)
 
 
 MODELS: dict[str, ModelInfo] = {
     "kube-router": ModelInfo("kube-router", 24),
     "flannel-vxlan": ModelInfo("flannel-vxlan", 24),
     "flannel-host-gw": ModelInfo("flannel-host-gw", 24),
+    "flannel-udp": ModelInfo("flannel-udp", 24, needs="tun", buildable=False),
     "calico-bgp": ModelInfo("calico-bgp", 26),
     "calico-vxlan": ModelInfo("calico-vxlan", 26),
+    # Open vSwitch's userspace datapath (a daemon per node), not the kernel's OVS module, which this kernel lacks.
+    "antrea-geneve": ModelInfo("antrea-geneve", 24, needs="ovs-userspace"),
+    "weave": ModelInfo("weave", 24, needs="ovs-userspace", buildable=False),
     # Refused with the missing kernel feature named (checked for real, see kernel.py).
-    "calico-ipip": ModelInfo("calico-ipip", 26, needs="ipip"),
-    "kube-router-ipip": ModelInfo("kube-router-ipip", 24, needs="ipip"),
-    "cilium-vxlan": ModelInfo("cilium-vxlan", 24, needs="cilium-ebpf"),
-    "cilium-geneve": ModelInfo("cilium-geneve", 24, needs="geneve"),
-    "antrea-geneve": ModelInfo("antrea-geneve", 24, needs="geneve"),
-    "weave": ModelInfo("weave", 24, needs="openvswitch"),
-    "kube-proxy-ipvs": ModelInfo("kube-proxy-ipvs", 24, needs="ipvs"),
+    "calico-ipip": ModelInfo("calico-ipip", 26, needs="ipip", buildable=False),
+    "kube-router-ipip": ModelInfo("kube-router-ipip", 24, needs="ipip", buildable=False),
+    "cilium-vxlan": ModelInfo("cilium-vxlan", 24, needs="cilium-ebpf", buildable=False),
+    "cilium-geneve": ModelInfo("cilium-geneve", 24, needs="geneve", buildable=False),
+    "kube-proxy-ipvs": ModelInfo("kube-proxy-ipvs", 24, needs="ipvs", buildable=False),
 }
-BUILDABLE = tuple(name for name, info in MODELS.items() if info.needs is None)
+BUILDABLE = tuple(name for name, info in MODELS.items() if info.buildable)
 
 
 @dataclass(frozen=True)

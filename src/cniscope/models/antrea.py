@@ -9,9 +9,39 @@ encap default, tunnelType geneve default), OVS geneve vport genev_sys_6081.
 
 from __future__ import annotations
 
-from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, Role
+from dataclasses import replace
+
+from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, Path, Role, Side, Step, Traffic
 from cniscope.models.paths import switched
 from cniscope.packets.schema import Tunnel
+
+
+def _paths() -> tuple[Path, ...]:
+    """switched() paths, with the kernel's Geneve device optional and NodePorts through the host and antrea-gw0.
+
+    genev_sys_6081 is the kernel datapath's device; with Open vSwitch's userspace datapath (the lab, OVS-DPDK)
+    the envelope is built in user space and no tunnel device shows, while the node's own address sits on the
+    uplink bridge br-phy that holds eth0, so the node's own packets cross br-phy too. NodePorts stay
+    kube-proxy's with AntreaProxy's default (proxyAll off): DNAT in the node's stack, then antrea-gw0 into OVS.
+    """
+    src, dst = Side.SOURCE, Side.DESTINATION
+    uplink = "userspace datapath: the node's address sits on the uplink bridge"
+    out = []
+    for path in switched("pod-xxxxxx", "genev_sys_6081", "antrea-gw0"):
+        steps = tuple(replace(s, optional=True, note="kernel datapath only") if s.iface == "genev_sys_6081" else s
+                      for s in path.steps)
+        if path.traffic is Traffic.EXTERNAL_TO_NODEPORT:
+            steps = (
+                Step(Role.NIC, "Out", src, "br-phy", optional=True, note=uplink),
+                Step(Role.NIC, "Out", src, "eth0", note="when the client is a node"),
+                steps[0],
+                Step(Role.NIC, "In", dst, "br-phy", optional=True, note=uplink),
+                Step(Role.GATEWAY, "Out", dst, "antrea-gw0", nat="dnat+snat", note="kube-proxy's DNAT in the node's stack"),
+                replace(steps[1], nat=""),
+            )
+        out.append(replace(path, steps=steps))
+    return tuple(out)
+
 
 ANTREA_GENEVE = Model(
     name="antrea-geneve",
@@ -35,7 +65,7 @@ ANTREA_GENEVE = Model(
     bgp=0.0,
     routes_pods_beyond_nodes=False,
     kernel_forwarding=False,
-    paths=switched("pod-xxxxxx", "genev_sys_6081", "antrea-gw0"),
+    paths=_paths(),
     service_proxy="antrea-proxy",
     prior=1.0,
     inventory_pods=(r"antrea-agent-[a-z0-9]{5}",),
@@ -44,5 +74,9 @@ ANTREA_GENEVE = Model(
         "antrea pkg/agent/openflow: GlobalVirtualMAC = aa:bb:cc:dd:ee:ff",
         "https://antrea.io/docs/main/docs/design/architecture/",
     ),
-    notes=("Pod CIDRs come from Node spec.podCIDR (NodeIPAMController).",),
+    notes=(
+        "Pod CIDRs come from Node spec.podCIDR (NodeIPAMController).",
+        "OVS routes cross-node traffic itself and decrements the TTL once per node (L3DecTTL table).",
+        "With the userspace datapath, pod ports show ingress frames as otherhost (tcpdump P): they are addressed to the gateway's MAC.",
+    ),
 )

@@ -169,6 +169,7 @@ class Model:
 COMMON_IFACES: tuple[IfacePattern, ...] = (
     IfacePattern(r"(eth|ens|enp|eno|em|enx|bond|team|wlan|wlp)[0-9a-z._-]*", Role.NIC, 0.0, "node uplink (or eth0 inside a pod)"),
     IfacePattern(r"p[0-9]+p[0-9]+", Role.NIC, 0.0, "node uplink, biosdevname style"),
+    IfacePattern(r"br-phy", Role.NIC, 0.0, "Open vSwitch userspace datapath: the uplink bridge holding the node address (the OVS docs' name)"),
     IfacePattern(r"lo", Role.LOOPBACK, 0.0),
 )
 

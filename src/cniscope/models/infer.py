@@ -239,9 +239,10 @@ def model_shapes(model: Model) -> set[Shape]:
     """The per-node shapes the model's expected paths produce (with and without their optional steps)."""
     shapes = set()
     for _, steps, _ in segments(model):
-        for variant in (steps, tuple(s for s in steps if not s.optional)):
-            if variant:
-                shapes.add(Shape(len(variant), any(s.encapsulated for s in variant), any(s.nat for s in variant[1:])))
+        for kept in (range(len(steps)), [i for i, s in enumerate(steps) if not s.optional]):
+            if kept:  # NAT shows between the first and last copy seen, whichever step carries it
+                between = steps[kept[0] + 1:kept[-1] + 1]
+                shapes.add(Shape(len(kept), any(steps[i].encapsulated for i in kept), any(s.nat for s in between)))
     return shapes
 
 
