@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import numpy as np
 import polars as pl
@@ -56,6 +57,21 @@ def test_the_table_has_the_schema_columns_in_order() -> None:
         (LinkType.LINUX_SLL2, sll2(PACKET_V4, pkttype=4, addr="02:00:00:00:00:0a")),
         (LinkType.RAW, PACKET_V4),
         (LinkType.IPV4, PACKET_V4),
+        (LinkType.RAW_BSD, PACKET_V4),
+        (LinkType.NULL, struct.pack("<I", 2) + PACKET_V4),  # macOS lo0, little-endian host
+        (LinkType.NULL, struct.pack(">I", 2) + PACKET_V4),  # a big-endian host
+        (LinkType.LOOP, struct.pack(">I", 2) + PACKET_V4),
+        (LinkType.PPP, b"\xff\x03\x00\x21" + PACKET_V4),
+        (LinkType.PPP, b"\x00\x21" + PACKET_V4),
+        (LinkType.PPP_HDLC, b"\xff\x03\x00\x21" + PACKET_V4),
+        (LinkType.PPP_ETHER, b"\x11\x00\x00\x01\x00\x40\x00\x21" + PACKET_V4),
+        (LinkType.C_HDLC, b"\x0f\x00\x08\x00" + PACKET_V4),
+        # NFLOG: AF_INET, version 0, group 5; a prefix TLV (type 10), then the payload TLV (type 9)
+        (LinkType.NFLOG, b"\x02\x00\x00\x05" + struct.pack("<HH", 8, 10) + b"k8s\0"
+         + struct.pack("<HH", 4 + len(PACKET_V4), 9) + PACKET_V4),
+        # PKTAP (macOS -i pktap): a 108-byte header naming en0, then the Ethernet frame
+        (LinkType.PKTAP, struct.pack("<II", 108, 1) + b"\0" * 16 + b"en0".ljust(24, b"\0") + b"\0" * 60
+         + ethernet(PACKET_V4, src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b")),
     ],
 )
 def test_every_link_type_reaches_the_same_packet(linktype: LinkType, frame: bytes) -> None:
@@ -161,6 +177,46 @@ def test_tunnels_keep_the_envelope_apart_and_the_packet_unchanged(name: str) -> 
         assert (row["inner_eth_src"], row["inner_eth_dst"]) == (mac_value("0a:00:00:00:00:01"), mac_value("0a:00:00:00:00:02"))
     else:
         assert row["inner_eth_src"] is None
+
+
+OUTER6 = dict(src="fd00:ff::11", dst="fd00:ff::12", hop_limit=62)
+ENVELOPES6 = {
+    "vxlan": (ipv6(udp(vxlan(INNER, vni=9), 51000, 4789), next_header=17, **OUTER6), Tunnel.VXLAN, 9),
+    "geneve": (ipv6(udp(geneve(INNER, vni=10), 51000, 6081), next_header=17, **OUTER6), Tunnel.GENEVE, 10),
+    "ipip": (ipv6(PACKET_V4, next_header=4, **OUTER6), Tunnel.IPIP, None),
+}
+
+
+@pytest.mark.parametrize("name", ENVELOPES6)
+def test_tunnels_over_ipv6_keep_the_envelope_in_the_ipv6_outer_columns(name: str) -> None:
+    frame, kind, vni = ENVELOPES6[name]
+    row = one(ethernet(frame, ethertype=0x86DD), LinkType.ETHERNET)
+    assert_packet(row)
+    assert (row["tunnel"], row["vni"], row["outer_src"], row["outer_dst"]) == (kind, vni, None, None)
+    assert (row["outer_src6"], row["outer_dst6"], row["outer_ttl"], row["outer_len"]) == ("fd00:ff::11", "fd00:ff::12", 62, len(frame))
+    assert row["outer_l4_csum_bad"] is (None if kind == Tunnel.IPIP else False)  # over IPv6 the UDP checksum is mandatory
+
+
+def test_ipv6_in_ipv4_is_ip_in_ip() -> None:
+    inner = ipv6(tcp(b"x", seq=5, flags=0x18, ack=9), next_header=6)
+    row = one(ethernet(ipv4(inner, proto=41, **OUTER)))
+    assert (row["tunnel"], row["outer_src"], row["ip_version"], row["src6"], row["seq"]) == (
+        Tunnel.IPIP, ip4_value("192.168.0.11"), 6, "fd00::1", 5)
+
+
+@pytest.mark.parametrize(("how", "verdict"), [("good", False), ("bad", True), ("none", None)])
+def test_the_envelope_udp_checksum_has_its_own_column(how: str, verdict: bool | None) -> None:
+    segment = udp(vxlan(INNER, vni=3), 51000, 8472)
+    if how != "none":  # 0 over IPv4: no checksum (Linux's VXLAN default)
+        pseudo = bytes([192, 168, 0, 11, 192, 168, 0, 12, 0, 17]) + len(segment).to_bytes(2, "big")
+        total = sum(int.from_bytes((pseudo + segment + b"\0")[i : i + 2], "big") for i in range(0, len(pseudo + segment), 2))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        value = (~total & 0xFFFF) ^ (1 if how == "bad" else 0)
+        segment = segment[:6] + value.to_bytes(2, "big") + segment[8:]
+    row = one(ethernet(ipv4(segment, proto=17, l4_checksum="as-given", **OUTER)))
+    assert (row["tunnel"], row["outer_l4_csum_bad"]) == (Tunnel.VXLAN, verdict)
+    assert row["l4_csum_bad"] is False  # the packet's own checksum is judged apart
 
 
 def test_the_port_table_is_explicit_and_extensible() -> None:

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
-from cniscope.packets.schema import LinkType, Tunnel
+from cniscope.packets.schema import Tunnel
 from cniscope.sources import InputSpec, read
 from tests.paths import CORPUS
 from tests.frames import frame_batch, write_pcap, write_pcapng
@@ -297,4 +297,4 @@ def test_vector_path_equals_the_fallback_on_the_mix(capture_files: dict) -> None
     assert slow.mean() < 0.4, f"{slow.mean():.0%} of rows went to the fallback"
     tunnels = vector.filter(~pl.Series(slow))["tunnel"].unique().to_list()
     assert set(tunnels) >= {int(t) for t in Tunnel}
-    assert set(vector.filter(~pl.Series(slow))["linktype"].unique().to_list()) == {int(lt) for lt in LinkType}
+    assert set(vector.filter(~pl.Series(slow))["linktype"].unique().to_list()) == {int(lt) for lt in LINKTYPES}

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cniscope.sources import FrameBatch, InputInfo, pcap
+from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, read
+from tests.frames import write_pcap
 from tests.paths import CORPUS
 
 FRAMES = [bytes(range(i % 7, i % 7 + 40 + i)) for i in range(12)]
@@ -151,3 +152,10 @@ def test_generated_file_reads_in_tcpdump_the_same(tmp_path: Path) -> None:
     batches, _ = read_all(path.read_bytes())
     assert stamps == [f"{t // 10**9}.{t % 10**9:09d}" for t in column(batches, "ts")]
     assert np.all(np.diff(column(batches, "ts")) > 0)
+
+
+def test_an_unsupported_link_type_is_one_warning_not_an_error_per_row(tmp_path: Path) -> None:
+    path = write_pcap(tmp_path / "u.pcap", [b"\x00" * 40] * 3, linktype=147)
+    capture = read([InputSpec(str(path))])
+    assert capture.table.height == 3 and capture.table["error"].null_count() == 3
+    assert [w.message.split(" (")[0] for w in capture.warnings] == ["link type 147 is not one cniscope decodes"]

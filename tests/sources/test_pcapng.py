@@ -11,7 +11,8 @@ import pytest
 
 from cniscope.packets.schema import Direction
 from cniscope.pcapng_writer import PcapngWriter
-from cniscope.sources import FrameBatch, InputInfo, pcapng
+from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcapng, read
+from tests.frames import write_pcapng
 
 from tests.paths import CORPUS
 from tests.sources.pcapng_blocks import block, shb, idb, epb, spb
@@ -209,3 +210,14 @@ def test_corpus_converted_by_editcap(name: str, tmp_path: Path) -> None:
     assert [f"{t // 10**9}.{t % 10**9:09d}" for t in col(batches, "ts")] == [e[0] for e in expected]
     assert col(batches, "wirelen") == [int(e[2]) for e in expected]
     assert not info.warnings
+
+
+def test_an_unsupported_link_type_is_one_warning_per_interface(tmp_path: Path) -> None:
+    frame = b"\x00" * 40
+    path = write_pcapng(tmp_path / "u.pcapng", [(0, frame), (1, frame), (0, frame), (1, frame)],
+                        interfaces=[("usb0", 220), ("lo0", 0)])
+    capture = read([InputSpec(str(path))])
+    assert capture.table.height == 4 and capture.table["error"].null_count() == 4
+    warned = [str(w) for w in capture.warnings]
+    assert len(warned) == 1 and "interface usb0: link type 220 is not one cniscope decodes" in warned[0], warned
+    assert not capture.damaged

@@ -15,8 +15,9 @@ over the batch in chunks of `CHUNK` rows. For each chunk:
    `headers.py`; splitting rows by protocol selects rows, it copies no window.
 2. Link layer per link type (an explicit dispatch table, `_LINK`), then the
    network and transport layers for the rows of each family. Rows that
-   arrive at a UDP tunnel port (`TunnelPorts`) or IPIP get their envelope
-   written to the outer_* columns, their packet columns cleared, and the
+   arrive at a UDP tunnel port (`TunnelPorts`) or IP in IP (over IPv4 or
+   IPv6) get their envelope written to the outer_* columns (with the
+   envelope's UDP checksum verdict), their packet columns cleared, and the
    network layer runs again on the inner packet for those rows only (one
    level of encapsulation, as in the fallback).
 3. Every row the vector path does not handle whole is marked *slow*: frames
@@ -233,10 +234,8 @@ class _Vector:
                  scratch: Scratch) -> None:
         self.data, self.base, self.end, self.cols, self.port_kinds, self.scratch = data, base, end, cols, port_kinds, scratch
         self.slow = np.zeros(base.shape[0], dtype=np.bool_)
-        # per chunk row, the TCP/UDP segment to checksum (start -1: none): buffer position, length, pseudo-header sum
-        self.seg_start = np.full(base.shape[0], -1, dtype=np.int64)
-        self.seg_size = np.zeros(base.shape[0], dtype=np.int64)
-        self.seg_pseudo = np.zeros(base.shape[0], dtype=np.int64)
+        # the TCP/UDP segments to checksum: the packet's, and a UDP envelope's (outer_l4_csum_bad)
+        self.segments = {name: _Segments(base.shape[0]) for name in ("l4_csum_bad", "outer_l4_csum_bad")}
 
     def mark(self, rows: Rows, bad: np.ndarray) -> None:
         self.slow[rows] |= bad
@@ -304,6 +303,22 @@ class _Vector:
         et = np.where(version == 4, H.ETH_IPV4, np.where(version == 6, H.ETH_IPV6, 0))
         return np.int64(0), et, (et == 0) | (avail < 1)
 
+    def null(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """BSD loopback: the family in the capturing host's byte order (little-endian hosts swapped back)."""
+        family = H.LOOPBACK.column(w, "family").astype(np.int64)
+        swapped = ((family & 0xFF) << 24) | (((family >> 8) & 0xFF) << 16) | (((family >> 16) & 0xFF) << 8) | (family >> 24)
+        return self._family(np.where(family > 0xFFFF, swapped, family), avail)
+
+    def loop(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._family(H.LOOPBACK.column(w, "family").astype(np.int64), avail)
+
+    @staticmethod
+    def _family(family: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        et = np.zeros(family.shape[0], dtype=np.int64)
+        for value, ethertype in H.AF_ETHERTYPE.items():
+            et[family == value] = ethertype
+        return np.int64(4), et, (et == 0) | (avail < 4)
+
     def ipv4_link(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.int64(0), np.full(w.shape[0], H.ETH_IPV4), np.zeros(w.shape[0], dtype=np.bool_)
 
@@ -344,7 +359,7 @@ class _Vector:
         cols.put("proto", rows, proto)
         self.mark(rows, (vihl != 0x45) | (total < 20) | (g.avail < 20))
         first = (frag & 0x1FFF) == 0
-        envelope = (src, dst, ttl, ip_id, total)
+        envelope = {"outer_src": src, "outer_dst": dst, "outer_ttl": ttl, "outer_ip_id": ip_id, "outer_len": total}
         addresses = (src >> 16).astype(np.int64) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
         self.transport(g, 20, proto, total - 20, first, v4=True, depth=depth, envelope=envelope,
                        pseudo=(addresses, (frag & 0x2000) == 0))
@@ -354,11 +369,13 @@ class _Vector:
         vtcfl, plen, nh = col("vtcfl"), col("plen").astype(np.int64), col("nh")
         cols.put("ip_version", rows, 6)
         raw = g.raw()
+        envelope: dict[str, np.ndarray] = {"outer_ttl": col("hlim"), "outer_len": plen + 40}
         for name, offset in (("src6", 8), ("dst6", 24)):
             addr = np.ascontiguousarray(raw[:, offset : offset + 16]).view("V16").ravel()
             unique, inverse = np.unique(addr, return_inverse=True)
             text = np.array([socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique], dtype=object)
-            cols.put(name, rows, text[inverse])
+            envelope[f"outer_{name}"] = text[inverse]
+            cols.put(name, rows, envelope[f"outer_{name}"])
         cols.put("ttl", rows, col("hlim"))
         cols.put("tos", rows, (vtcfl >> 20) & 0xFF)
         cols.put("ip_len", rows, plen + 40)
@@ -368,7 +385,7 @@ class _Vector:
         extension = np.isin(nh, list(H.IPV6_EXTENSIONS))
         self.mark(rows, ((vtcfl >> 28) != 6) | (g.avail < 40) | extension)
         addresses = np.ascontiguousarray(raw[:, 8:40]).view(">u2").sum(axis=1, dtype=np.int64)
-        self.transport(g, 40, nh, plen, ~extension, v4=False, depth=depth, envelope=None, pseudo=(addresses, ~extension))
+        self.transport(g, 40, nh, plen, ~extension, v4=False, depth=depth, envelope=envelope, pseudo=(addresses, ~extension))
 
     def arp(self, g: _Group, depth: int) -> None:
         col, cols, rows = g.reader(H.ARP), self.cols, g.rows
@@ -381,7 +398,7 @@ class _Vector:
     # -- transport layer ---------------------------------------------------------
     def transport(
         self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, first: np.ndarray,
-        v4: bool, depth: int, envelope: tuple[np.ndarray, ...] | None, pseudo: tuple[np.ndarray, np.ndarray],
+        v4: bool, depth: int, envelope: dict[str, np.ndarray], pseudo: tuple[np.ndarray, np.ndarray],
     ) -> None:
         """The transport header `at` bytes after the network header; `length`: its size as the IP header gives it.
 
@@ -403,18 +420,21 @@ class _Vector:
             pos, size = handler(sub, at, _take(length, idx), _take(l4avail, idx), v4)
             pay_pos[idx] = sub.start + at + pos
             pay_len[idx] = size
-            if value == H.PROTO_UDP and v4 and depth == 0:
+            if value == H.PROTO_UDP and depth == 0:
                 kind = self.port_kinds[self.cols.values["dport"][sub.rows]]
                 tunnel[idx] = np.where(kind != 0, kind, self.port_kinds[self.cols.values["sport"][sub.rows]])
-        if v4 and depth == 0:
-            tunnel[first & (proto == H.PROTO_IPIP)] = Tunnel.IPIP
-        self.segment(g, at, proto, length, first & pseudo[1] & (tunnel == 0), pseudo[0], v4)
+        if depth == 0:
+            tunnel[first & np.isin(proto, list(H.IP_IN_IP))] = Tunnel.IPIP
+        whole = first & pseudo[1]
+        self.segment(g, at, proto, length, whole & (tunnel == 0), pseudo[0], v4, "l4_csum_bad")
+        if depth == 0 and tunnel.any():
+            self.segment(g, at, proto, length, whole & (tunnel != 0), pseudo[0], v4, "outer_l4_csum_bad")
         self.payload(g, pay_pos, np.where(tunnel != 0, -1, pay_len))  # an envelope's payload is the packet
-        if depth == 0 and envelope is not None and tunnel.any():
-            self.envelope(g, at, tunnel, envelope, l4avail)
+        if depth == 0 and tunnel.any():
+            self.envelope(g, at, tunnel, proto, envelope, l4avail)
 
     def segment(self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, whole: np.ndarray,
-                addresses: np.ndarray, v4: bool) -> None:
+                addresses: np.ndarray, v4: bool, column: str) -> None:
         """Note the TCP/UDP segments captured whole, for `checksums`; as in the fallback, a UDP length that
         disagrees with the IP header is not checked, nor a UDP checksum of 0 over IPv4 (none)."""
         tcp, udp = proto == H.PROTO_TCP, proto == H.PROTO_UDP
@@ -429,18 +449,20 @@ class _Vector:
         idx = _pick(want)
         rows = _compose(g.rows, idx)
         size = _take(length, idx).astype(np.int64)
-        self.seg_start[rows] = _take(start, idx)
-        self.seg_size[rows] = size
-        self.seg_pseudo[rows] = _take(addresses, idx) + _take(proto, idx) + size
+        segments = self.segments[column]
+        segments.start[rows] = _take(start, idx)
+        segments.size[rows] = size
+        segments.pseudo[rows] = _take(addresses, idx) + _take(proto, idx) + size
 
     def checksums(self) -> None:
         """Judge every noted segment at once (in row order, which is buffer order)."""
-        rows = _pick(self.seg_start >= 0)
-        if not isinstance(rows, slice) and rows.shape[0] == 0:
-            return
-        sums, done = segment_sums(self.data, _take(self.seg_start, rows), _take(self.seg_size, rows), self.scratch)
-        self.cols.put_where("l4_csum_bad", rows, (sums + _take(self.seg_pseudo, rows)) % 0xFFFF != 0, done)
-        self.mark(rows, ~done)
+        for column, segments in self.segments.items():
+            rows = _pick(segments.start >= 0)
+            if not isinstance(rows, slice) and rows.shape[0] == 0:
+                continue
+            sums, done = segment_sums(self.data, _take(segments.start, rows), _take(segments.size, rows), self.scratch)
+            self.cols.put_where(column, rows, (sums + _take(segments.pseudo, rows)) % 0xFFFF != 0, done)
+            self.mark(rows, ~done)
 
     def payload(self, g: _Group, pos: np.ndarray, size: np.ndarray) -> None:
         has = size >= 0
@@ -552,7 +574,8 @@ class _Vector:
 
     # -- tunnels -----------------------------------------------------------------
     def envelope(
-        self, g: _Group, at: int, tunnel: np.ndarray, envelope: tuple[np.ndarray, ...], l4avail: np.ndarray
+        self, g: _Group, at: int, tunnel: np.ndarray, proto: np.ndarray, envelope: dict[str, np.ndarray],
+        l4avail: np.ndarray,
     ) -> None:
         """Rows whose packet is an envelope: keep it in outer_*, decode what it carries."""
         idx = _pick((tunnel != 0) & ~_take(self.slow, g.rows))
@@ -560,8 +583,7 @@ class _Vector:
         n = g.n
         if n == 0:
             return
-        kind, l4avail = _take(tunnel, idx), _take(l4avail, idx)
-        src, dst, ttl, ip_id, total = (_take(a, idx) for a in envelope)
+        kind, l4avail, proto = _take(tunnel, idx), _take(l4avail, idx), _take(proto, idx)
         cols, rows = self.cols, g.rows
         vxlan_read, geneve_read, eth_read, ip_read = (g.reader(h) for h in (H.VXLAN, H.GENEVE, H.ETHERNET, H.IPV4))
         l4 = g.start + at
@@ -602,13 +624,10 @@ class _Vector:
             ethertype = np.where(flannel, et, ethertype)
             bad |= flannel & ((l4avail < 9) | (et == 0))
         start = np.where(ipip, l4, start)
-        ethertype = np.where(ipip, H.ETH_IPV4, ethertype)
+        ethertype = np.where(ipip, np.where(proto == H.PROTO_IPV6, H.ETH_IPV6, H.ETH_IPV4), ethertype)
         cols.put("tunnel", rows, kind)
-        cols.put("outer_src", rows, src)
-        cols.put("outer_dst", rows, dst)
-        cols.put("outer_ttl", rows, ttl)
-        cols.put("outer_ip_id", rows, ip_id)
-        cols.put("outer_len", rows, total)
+        for name, values in envelope.items():
+            cols.put(name, rows, _take(values, idx))
         self.mark(rows, bad)
         cols.clear(PACKET, rows)
         keep = _pick(~bad)
@@ -636,6 +655,20 @@ def _opt_timestamp(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> No
 # TCP option kind, length -> what it sets (other options are skipped by length).
 _OPTIONS = ((2, 4, _opt_mss), (3, 3, _opt_wscale), (4, 2, _opt_sack_ok), (8, 10, _opt_timestamp))
 
+@dataclass
+class _Segments:
+    """Per chunk row, a TCP/UDP segment to checksum (start -1: none): buffer position, length, pseudo-header sum."""
+
+    start: np.ndarray
+    size: np.ndarray
+    pseudo: np.ndarray
+
+    def __init__(self, n: int) -> None:
+        self.start = np.full(n, -1, dtype=np.int64)
+        self.size = np.zeros(n, dtype=np.int64)
+        self.pseudo = np.zeros(n, dtype=np.int64)
+
+
 # Link type -> link-layer handler: (network header offset, ethertype, rows to leave to the fallback).
 _LINK = {
     LinkType.ETHERNET: _Vector.ethernet,
@@ -644,4 +677,8 @@ _LINK = {
     LinkType.RAW: _Vector.raw_ip,
     LinkType.IPV4: _Vector.ipv4_link,
     LinkType.IPV6: _Vector.ipv6_link,
-}
+    LinkType.NULL: _Vector.null,
+    LinkType.LOOP: _Vector.loop,
+    LinkType.RAW_BSD: _Vector.raw_ip,
+    LinkType.RAW_OPENBSD: _Vector.raw_ip,
+}  # the other LinkTypes (PPP, NFLOG, PKTAP ...) are rare: the per-packet fallback decodes them

@@ -71,29 +71,76 @@ class _Decoder:
             raise _Stop(f"truncated: {what} needs {size} bytes at offset {pos}, {have} captured", truncated=True)
 
     # -- link layer ----------------------------------------------------------
-    def link(self, linktype: int) -> None:
+    def link(self, linktype: int, at: int = 0) -> None:
+        """The link header at `at` (PKTAP nests another); a link type not in `LinkType` is left undecoded
+        (the reader warned once for its interface)."""
         out = self.out
         if linktype == LinkType.ETHERNET:
-            eth = self.need(H.ETHERNET, 0)
+            eth = self.need(H.ETHERNET, at)
             out["eth_dst"], out["eth_src"] = eth["dst"], eth["src"]
-            ethertype, pos = self.skip_vlans(int(eth["type"]), 14, outer=True)
+            ethertype, pos = self.skip_vlans(int(eth["type"]), at + 14, outer=True)
         elif linktype == LinkType.LINUX_SLL:
-            sll = self.need(H.SLL, 0)
+            sll = self.need(H.SLL, at)
             self.sll_common(sll)
-            ethertype, pos = self.skip_vlans(int(sll["proto"]), 16, outer=True)
+            ethertype, pos = self.skip_vlans(int(sll["proto"]), at + 16, outer=True)
         elif linktype == LinkType.LINUX_SLL2:
-            sll2 = self.need(H.SLL2, 0)
+            sll2 = self.need(H.SLL2, at)
             self.sll_common(sll2)
-            ethertype, pos = self.skip_vlans(int(sll2["proto"]), 20, outer=True)
-        elif linktype == LinkType.RAW:
-            ethertype, pos = self.ip_ethertype(0), 0
+            ethertype, pos = self.skip_vlans(int(sll2["proto"]), at + 20, outer=True)
+        elif linktype in (LinkType.RAW, LinkType.RAW_BSD, LinkType.RAW_OPENBSD):
+            ethertype, pos = self.ip_ethertype(at), at
         elif linktype == LinkType.IPV4:
-            ethertype, pos = H.ETH_IPV4, 0
+            ethertype, pos = H.ETH_IPV4, at
         elif linktype == LinkType.IPV6:
-            ethertype, pos = H.ETH_IPV6, 0
+            ethertype, pos = H.ETH_IPV6, at
+        elif linktype in (LinkType.NULL, LinkType.LOOP):
+            family = self.need(H.LOOPBACK, at)["family"]
+            if linktype == LinkType.NULL and family > 0xFFFF:  # written by a big-endian host: byte-swap
+                family = int.from_bytes(int(family).to_bytes(4, "big"), "little")
+            ethertype, pos = H.AF_ETHERTYPE.get(int(family), 0), at + 4
+        elif linktype in (LinkType.PPP, LinkType.PPP_HDLC):
+            self.need_bytes(at, 2, "PPP header")
+            pos = at + 2 if self.buf[at] == 0xFF and self.buf[at + 1] == 0x03 else at
+            ethertype, pos = self.ppp(pos)
+        elif linktype == LinkType.PPP_ETHER:
+            self.need_bytes(at, 6, "PPPoE header")
+            ethertype, pos = self.ppp(at + 6)
+        elif linktype == LinkType.C_HDLC:
+            ethertype, pos = int(self.need(H.C_HDLC, at)["type"]), at + 4
+        elif linktype == LinkType.NFLOG:
+            ethertype, pos = self.nflog(at)
+        elif linktype == LinkType.PKTAP:
+            pktap = self.need(H.PKTAP, at)
+            if int(pktap["length"]) < H.PKTAP.size:
+                raise _Stop(f"PKTAP header length {pktap['length']} at offset {at}", truncated=False)
+            self.link(int(pktap["dlt"]), at + int(pktap["length"]))
+            return
         else:
-            raise _Stop(f"unsupported link type {linktype}", truncated=False)
+            return
         self.l3(ethertype, pos, depth=0)
+
+    def ppp(self, pos: int) -> tuple[int, int]:
+        """The PPP protocol field (1 or 2 bytes) -> ethertype (0: not IP), position after it."""
+        self.need_bytes(pos, 1, "PPP protocol")
+        if self.buf[pos] & 1:  # protocol field compression: one byte
+            return H.PPP_ETHERTYPE.get(self.buf[pos], 0), pos + 1
+        self.need_bytes(pos, 2, "PPP protocol")
+        return H.PPP_ETHERTYPE.get(int.from_bytes(self.buf[pos : pos + 2], "big"), 0), pos + 2
+
+    def nflog(self, at: int) -> tuple[int, int]:
+        """NFLOG: family, version, resource id, then TLVs (length and type in host order, 4-byte aligned);
+        the packet is the payload TLV (type 9), bare IP."""
+        self.need_bytes(at, 4, "NFLOG header")
+        family, pos = self.buf[at], at + 4
+        while pos + 4 <= self.cap:
+            length = int.from_bytes(self.buf[pos : pos + 2], "little")
+            kind = int.from_bytes(self.buf[pos + 2 : pos + 4], "little") & 0x7FFF
+            if length < 4:
+                break
+            if kind == 9:
+                return H.AF_ETHERTYPE.get(family, 0), pos + 4
+            pos += (length + 3) & ~3
+        raise _Stop(f"NFLOG without a packet (payload TLV) at offset {at}", truncated=pos + 4 > self.cap)
 
     def sll_common(self, sll: dict[str, int | bytes]) -> None:
         if int(sll["pkttype"]) <= 4:
@@ -198,18 +245,18 @@ class _Decoder:
     # -- transport layer -----------------------------------------------------
     def l4(self, proto: int, pos: int, length: int, depth: int, v4: bool, addresses: Addresses | None) -> None:
         """`length`: the L4 bytes as the IP header says (captured or not); `addresses`: None for a fragment.
-        Envelopes are IPv4 only."""
+        Envelopes (UDP tunnels, IP in IP) are recognised at the outermost IP header only, IPv4 or IPv6."""
         if proto == H.PROTO_TCP:
             self.tcp(pos, length, addresses)
         elif proto == H.PROTO_UDP:
-            self.udp(pos, length, envelope=v4 and depth == 0, addresses=addresses)
+            self.udp(pos, length, envelope=depth == 0, addresses=addresses)
         elif proto == H.PROTO_ICMP and v4:
             self.icmp(pos, length, v6=False)
         elif proto == H.PROTO_ICMPV6 and not v4:
             self.icmp(pos, length, v6=True)
-        elif proto == H.PROTO_IPIP and v4 and depth == 0:
+        elif proto in H.IP_IN_IP and depth == 0:
             self.envelope(Tunnel.IPIP)
-            self.l3(H.ETH_IPV4, pos, depth=1)
+            self.l3(H.IP_IN_IP[proto], pos, depth=1)
 
     def payload(self, pos: int, length: int) -> None:
         if length < 0:
@@ -219,13 +266,13 @@ class _Decoder:
         if length and pos + take <= self.cap:
             self.out["payload_digest"] = digest_py(bytes(self.buf[pos : pos + take]), length)
 
-    def checksum(self, proto: int, pos: int, length: int, addresses: Addresses | None) -> None:
-        """`l4_csum_bad` when the whole segment was captured (and is not a fragment)."""
+    def checksum(self, proto: int, pos: int, length: int, addresses: Addresses | None, column: str = "l4_csum_bad") -> None:
+        """`l4_csum_bad` (or an envelope's `outer_l4_csum_bad`) when the whole segment was captured (and is not a fragment)."""
         if addresses is None or pos + length > self.cap:
             return
         src, dst = addresses
         pseudo = (pseudo_v4 if len(src) == 4 else pseudo_v6)(src, dst, proto, length)
-        self.out["l4_csum_bad"] = not segment_ok(pseudo, bytes(self.buf[pos : pos + length]))
+        self.out[column] = not segment_ok(pseudo, bytes(self.buf[pos : pos + length]))
 
     def tcp(self, pos: int, length: int, addresses: Addresses | None) -> None:
         tcp = self.need(H.TCP, pos)
@@ -273,15 +320,16 @@ class _Decoder:
         sport, dport = int(udp["sport"]), int(udp["dport"])
         self.out.update(sport=sport, dport=dport)
         kind = self.ports.kind(dport) or self.ports.kind(sport)
-        if kind is not Tunnel.NONE and envelope:
+        tunnel = kind is not Tunnel.NONE and envelope
+        # a UDP length that disagrees with the IP header leaves the segment's extent in doubt; 0 over IPv4: no checksum
+        none = udp["csum"] == 0 and addresses is not None and len(addresses[0]) == 4
+        if length >= H.UDP.size and udp["len"] == length and not none:
+            self.checksum(H.PROTO_UDP, pos, length, addresses, "outer_l4_csum_bad" if tunnel else "l4_csum_bad")
+        if tunnel:
             self.envelope(kind)
             self.out.update(outer_sport=sport, outer_dport=dport)
             self.udp_tunnel(kind, pos + 8)
             return
-        # a UDP length that disagrees with the IP header leaves the segment's extent in doubt; 0 over IPv4: no checksum
-        none = udp["csum"] == 0 and addresses is not None and len(addresses[0]) == 4
-        if length >= H.UDP.size and udp["len"] == length and not none:
-            self.checksum(H.PROTO_UDP, pos, length, addresses)
         self.payload(pos + 8, length - 8)
         if 53 in (sport, dport) and length - 8 >= 4 and pos + 12 <= self.cap:
             dns = H.DNS.unpack(self.buf, pos + 8)
@@ -322,8 +370,8 @@ class _Decoder:
         """The packet decoded so far is an envelope: keep its addresses in outer_*, restart the packet."""
         out = self.out
         out.update(
-            tunnel=int(kind), outer_src=out.get("src"), outer_dst=out.get("dst"), outer_ttl=out.get("ttl"),
-            outer_ip_id=out.get("ip_id"), outer_len=out.get("ip_len"),
+            tunnel=int(kind), outer_src=out.get("src"), outer_dst=out.get("dst"), outer_src6=out.get("src6"),
+            outer_dst6=out.get("dst6"), outer_ttl=out.get("ttl"), outer_ip_id=out.get("ip_id"), outer_len=out.get("ip_len"),
         )
         for name in PACKET:
             out.pop(name, None)

@@ -6,7 +6,7 @@ big-endian view into gathered byte windows (`Header.column`); the per-packet
 fallback reads the same declaration with `struct` (`Header.unpack`). One
 declaration, two readers, so the two paths cannot disagree on where a field is.
 
-Formats: "u1", ">u2", ">u4" (unsigned, network order), "mac" (48 bits as an
+Formats: "u1", ">u2", ">u4" (unsigned, network order), "<u4" (little-endian), "mac" (48 bits as an
 int), "b16" (16 raw bytes: IPv6 addresses; Python path only gives bytes).
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-_STRUCT = {"u1": "B", ">u2": ">H", ">u4": ">I"}
-_WIDTH = {"u1": 1, ">u2": 2, ">u4": 4, "mac": 6, "b16": 16}
-_NATIVE = {"u1": np.uint8, ">u2": np.uint16, ">u4": np.uint32, "mac": np.uint64}
+_STRUCT = {"u1": "B", ">u2": ">H", ">u4": ">I", "<u4": "<I"}
+_WIDTH = {"u1": 1, ">u2": 2, ">u4": 4, "<u4": 4, "mac": 6, "b16": 16}
+_NATIVE = {"u1": np.uint8, ">u2": np.uint16, ">u4": np.uint32, "<u4": np.uint32, "mac": np.uint64}
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,9 @@ TCP_TS = _h("tcp-ts", 12, ("layout", 0, ">u4"), ("tsval", 4, ">u4"), ("tsecr", 8
 VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
 GENEVE = _h("geneve", 8, ("verlen", 0, "u1"), ("flags", 1, "u1"), ("proto", 2, ">u2"), ("vni_res", 4, ">u4"))
 DNS = _h("dns", 4, ("id", 0, ">u2"), ("flags", 2, ">u2"))
+LOOPBACK = _h("loopback", 4, ("family", 0, ">u4"))  # DLT_LOOP: network order; DLT_NULL: the host's (swapped if so)
+C_HDLC = _h("c-hdlc", 4, ("address", 0, "u1"), ("control", 1, "u1"), ("type", 2, ">u2"))
+PKTAP = _h("pktap", 8, ("length", 0, "<u4"), ("dlt", 4, "<u4"))  # macOS: little-endian header length, inner DLT
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -141,6 +144,16 @@ PROTO_IPIP = 4
 PROTO_TCP = 6
 PROTO_UDP = 17
 PROTO_ICMPV6 = 58
+PROTO_IPV6 = 41
+
+# Loopback address families (DLT_NULL, DLT_LOOP, NFLOG): AF_INET everywhere; AF_INET6 on Linux 10, the BSDs 24,
+# FreeBSD 28, macOS 30
+AF_ETHERTYPE = {2: ETH_IPV4, 10: ETH_IPV6, 24: ETH_IPV6, 28: ETH_IPV6, 30: ETH_IPV6}
+# PPP protocol -> ethertype (IPv4, IPv6)
+PPP_ETHERTYPE = {0x21: ETH_IPV4, 0x57: ETH_IPV6, 0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
+
+# IP protocol of an IP-in-IP envelope -> ethertype of what it carries (IPv4 in IPv4/IPv6, IPv6 in IPv4/IPv6: sit, ip6tnl)
+IP_IN_IP = {PROTO_IPIP: ETH_IPV4, PROTO_IPV6: ETH_IPV6}
 
 # IPv6 extension headers we walk: hop-by-hop, routing, fragment, destination options, AH.
 IPV6_EXTENSIONS = frozenset({0, 43, 44, 60, 51})

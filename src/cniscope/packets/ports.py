@@ -7,9 +7,9 @@ A network model (or the user) extends it explicitly, e.g. calico's VXLAN on
 
 The destination port is looked up first, then the source port (an NGFW's
 redirection answers from 6080; the kernel's own VXLAN/Geneve source ports are
-hashed into 32768-60999 and so never hit the table). Envelopes are IPv4 only:
-the outer_* columns hold IPv4 addresses. IPIP is not a port but IP protocol 4,
-always decoded.
+hashed into 32768-60999 and so never hit the table). Envelopes are IPv4 or
+IPv6 (outer_src/outer_dst or outer_src6/outer_dst6). IP in IP is not a port
+but IP protocol 4 or 41, always decoded.
 """
 
 from __future__ import annotations

@@ -77,12 +77,32 @@ class Clock(StrEnum):
 
 
 class LinkType(IntEnum):
+    """The link types the decoders read (pcap LINKTYPE_ values); any other is warned about once per interface."""
+
+    NULL = 0  # BSD/macOS loopback (lo0): the address family in the capturing host's byte order
     ETHERNET = 1
-    RAW = 101
+    PPP = 9  # PPP protocol field, possibly after the FF 03 address and control bytes
+    RAW_BSD = 12  # DLT_RAW as some BSDs write it in pcap files
+    RAW_OPENBSD = 14
+    PPP_HDLC = 50  # PPP in HDLC-like framing (serial lines, pppd)
+    PPP_ETHER = 51  # PPPoE session frames (DSL)
+    RAW = 101  # bare IPv4 or IPv6: tunl0, wg0, tun devices
+    C_HDLC = 104  # Cisco HDLC: an ethertype after address and control
+    LOOP = 108  # OpenBSD loopback: the address family in network byte order
     LINUX_SLL = 113
-    LINUX_SLL2 = 276
     IPV4 = 228
     IPV6 = 229
+    NFLOG = 239  # Linux NFLOG (tcpdump -i nflog:N): the packet in a TLV
+    PKTAP = 258  # macOS tcpdump -i pktap: a header naming the interface, then the frame of its own link type
+    LINUX_SLL2 = 276
+
+
+def unsupported_linktype(value: int) -> str | None:
+    """Why frames of this link type stay undecoded (None: the decoders read it). Said once per interface."""
+    if value in LinkType._value2member_map_:
+        return None
+    return (f"link type {value} is not one cniscope decodes (it reads "
+            f"{', '.join(sorted(m.name.lower() for m in LinkType))}): its packets are kept, undecoded")
 
 
 @dataclass(frozen=True)
@@ -116,11 +136,18 @@ COLUMNS: tuple[Column, ...] = (
     C("vni", pl.UInt32, "VXLAN/Geneve VNI (OTV instance in tcpdump text)"),
     C("outer_src", pl.UInt32, "envelope IPv4 source"),
     C("outer_dst", pl.UInt32, "envelope IPv4 destination"),
+    C("outer_src6", pl.Utf8, "envelope IPv6 source, text (a tunnel over IPv6; outer_src is then null)"),
+    C("outer_dst6", pl.Utf8, "envelope IPv6 destination, text"),
     C("outer_sport", pl.UInt16, "envelope UDP source port"),
     C("outer_dport", pl.UInt16, "envelope UDP destination port"),
-    C("outer_ttl", pl.UInt8, "envelope IPv4 TTL"),
+    C("outer_ttl", pl.UInt8, "envelope IPv4 TTL / IPv6 hop limit"),
     C("outer_ip_id", pl.UInt16, "envelope IPv4 identification"),
-    C("outer_len", pl.UInt16, "envelope IPv4 total length"),
+    C("outer_len", pl.UInt16, "envelope IPv4 total length / IPv6 payload length + 40"),
+    C("outer_l4_csum_bad", pl.Boolean,
+      "envelope UDP checksum known to be wrong: capture decode verifies it when the whole datagram was captured, "
+      "tcpdump text shows it with -vv over IPv4 (`[bad udp cksum 0xffff -> 0x5a5a!] VXLAN`), -v over IPv6. "
+      "Null when not checked, and for no checksum (0 over IPv4, `[no cksum]`: Linux's VXLAN default). "
+      "True on the sending node's own capture is usually checksum offload (the NIC fills it in later), not damage"),
     C("inner_eth_src", pl.UInt64, "source MAC of the inner Ethernet frame (VXLAN, Geneve)"),
     C("inner_eth_dst", pl.UInt64, "destination MAC of the inner Ethernet frame"),
     # the packet (innermost)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cniscope.packets.schema import unsupported_linktype
 from cniscope.sources import FrameBatch, InputInfo
 
 HEADER_LEN = 24
@@ -67,6 +68,9 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> I
         else:
             info.warn("byte 0", "not a pcap file (bad magic)")
         return
+    why = unsupported_linktype(header.linktype)
+    if why is not None:
+        info.warn("byte 20", why, damaged=False)
     data = np.frombuffer(buf, dtype=np.uint8)
     record = np.dtype([("sec", header.byteorder + "u4"), ("sub", header.byteorder + "u4"),
                        ("caplen", header.byteorder + "u4"), ("wirelen", header.byteorder + "u4")])

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cniscope.packets.schema import Direction
+from cniscope.packets.schema import Direction, unsupported_linktype
 from cniscope.sources import FrameBatch, InputInfo
 
 SHB = 0x0A0D0D0A
@@ -250,6 +250,9 @@ class Reader:
                     iface.tsresol_num, iface.tsresol_den = 1, 10**exponent
             elif code == IF_TSOFFSET and len(value) == 8:
                 iface.tsoffset = struct.unpack_from(order + "q", value)[0]
+        why = unsupported_linktype(linktype)
+        if why is not None:
+            self.info.warn(f"byte {pos}", f"interface {iface.name or len(self.iface_names)}: {why}", damaged=False)
         self.section.interfaces.append(iface)
         self.iface_names.append(iface.name)
         self.iface_nodes.append(iface.node or self.section.node)
