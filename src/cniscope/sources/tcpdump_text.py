@@ -68,6 +68,8 @@ TS_RE = re.compile(
 ASCII_DUMP_RE = re.compile(r"[E`][\t\x20-\x7e]*$")
 PRINTABLE_RE = re.compile(r"[\t\x20-\x7e]*$")
 MAX_HELD = 1000
+NUMBER_RE = re.compile(r" *\d+  (?=\S| \d)")  # `-#`: the packet's number (`%5u  `) before the rest of the line
+ERROR_TIME = "[Error converting time] "  # tcpdump's stamp when the time does not convert (out of range)
 IFACE_DIR_RE = re.compile(r"(\S+) +(In|Out|B|M|P) +")
 PACKET_START_RE = re.compile(
     r"(?:[0-9a-f]{2}(?::[0-9a-f]{2}){5} > |IP6? |ARP, |ip: |\S+ +(?:In|Out|B|M|P) +\S| *(?:In|Out|B|M|P) [0-9a-f]{2}:)"
@@ -135,11 +137,22 @@ class TextReader:
         self.held: list[tuple[int, str]] = []  # printable lines after packets, until -A is known
         self.printed_relative = 0  # the last -ttt/-ttttt stamp as printed (ns)
         self.prompt_nodes: dict[str, int] = {}  # hosts of prompts that ran tcpdump -> first line
+        self.unconverted = 0  # packets printed with `[Error converting time]`
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
         line = line.rstrip()
         if not line:
+            return
+        m = NUMBER_RE.match(line)
+        if m is not None and _packet_at(line, m.end()):
+            line = line[m.end() :]
+        if line.startswith(ERROR_TIME):
+            self.unconverted += 1
+            if self.unconverted == 1:
+                self.info.warn(f"line {n}", "tcpdump could not convert this packet's time ([Error converting time]): "
+                               "such packets are read without a timestamp", damaged=False)
+            self.start(n, None, line[len(ERROR_TIME) :])
             return
         first = line[0]
         if first == " " or first == "\t":
@@ -366,8 +379,9 @@ class TextReader:
 
 
 OUTER_COLUMNS = (
-    ("src", "outer_src"), ("dst", "outer_dst"), ("sport", "outer_sport"), ("dport", "outer_dport"),
-    ("ttl", "outer_ttl"), ("ip_id", "outer_ip_id"), ("ip_len", "outer_len"),
+    ("src", "outer_src"), ("dst", "outer_dst"), ("src6", "outer_src6"), ("dst6", "outer_dst6"), ("sport", "outer_sport"),
+    ("dport", "outer_dport"), ("ttl", "outer_ttl"), ("ip_id", "outer_ip_id"), ("ip_len", "outer_len"),
+    ("l4_csum_bad", "outer_l4_csum_bad"),  # `[bad udp cksum 0xffff -> 0x5a5a!] VXLAN` with -vv (-v over IPv6)
 )
 LINK_COLUMNS = frozenset(("eth_src", "eth_dst", "vlan", "wirelen"))
 
@@ -415,6 +429,18 @@ def _tunnelled(pkt: Packet, outer: Layer, encap: int) -> tuple[dict[str, object]
     return row, names
 
 
+def _packet_at(line: str, at: int) -> bool:
+    """Whether a packet (its timestamp, or with -t the packet itself) starts at `at` of the line."""
+    rest = line[at:]
+    return bool(TS_RE.match(rest) or PACKET_START_RE.match(rest) or rest.startswith(ERROR_TIME))
+
+
+def _packet_line(line: str) -> bool:
+    """A line that starts a packet, with or without a `-#` number."""
+    m = NUMBER_RE.match(line)
+    return _packet_at(line, m.end() if m is not None and _packet_at(line, m.end()) else 0)
+
+
 def starts_like_tcpdump(head: bytes) -> bool:
     """Whether the first line of these bytes is one tcpdump prints (a packet, a banner, a prompt).
 
@@ -424,15 +450,14 @@ def starts_like_tcpdump(head: bytes) -> bool:
     for line in head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:20]:
         line = line.rstrip()
         if line:
-            return bool(TS_RE.match(line) or BANNER_RE.match(line) or NOISE_RE.match(line)
-                        or PACKET_START_RE.match(line))
+            return bool(_packet_line(line) or BANNER_RE.match(line) or NOISE_RE.match(line))
     return False
 
 
 def shows_packets(head: bytes) -> bool:
     """Whether these first bytes hold a tcpdump packet line or banner (not merely a prompt: notes have those too)."""
     lines = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:40]
-    return any(TS_RE.match(line) or BANNER_RE.match(line) or PACKET_START_RE.match(line) for line in lines)
+    return any(_packet_line(line) or BANNER_RE.match(line) for line in lines)
 
 
 def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:

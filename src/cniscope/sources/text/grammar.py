@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from cniscope.packets.ports import DEFAULT_PORTS
 from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources.text.services import PORTS
 
@@ -37,6 +38,7 @@ QUOTED = "quoted"
 Layer = dict[str, object]
 
 INFO_MAX = 120
+TUNNEL_PORTS = DEFAULT_PORTS  # UDP ports of envelopes tcpdump leaves closed (-q; flannel's 8285 always)
 DNS_PORTS = frozenset((53, 5353))
 PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "sctp": 132}
 
@@ -71,26 +73,35 @@ class Packet:
 
 
 _MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
+# a MAC as printed without -n: `0a:58:0a:f4:01:05 (oui Unknown)`, `Broadcast`
+_MACN = rf"(?:{_MAC}(?: \(oui [^)]*\))?|Broadcast)"
 ETHER_RE = re.compile(
-    rf"({_MAC}) > ({_MAC}), (?:ethertype (\S+) \((0x[0-9a-f]{{4}})\)|(802\.3|llc|[^,]*)), length (\d+): ?"
-)
+    rf"({_MACN}) > ({_MACN}), (?:ethertype (\S+) \((0x[0-9a-f]{{4}})\)|(802\.3|llc|[^,]*)), length (\d+): ?"
+)  # with -q the ethertype is its name alone: `, IPv4, length 74: `
 # `-i any -e`: SLL2 (4.99, after the iface/dir columns) and SLL (before 4.99, direction first)
-SLL2_RE = re.compile(rf"ifindex \d+ (?:({_MAC}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
-SLL1_RE = re.compile(rf" *(In|Out|B|M|P) (?:({_MAC}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
+SLL2_RE = re.compile(rf"ifindex \d+ (?:({_MACN}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
+SLL1_RE = re.compile(rf" *(In|Out|B|M|P) (?:({_MACN}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
 VLAN_RE = re.compile(r"vlan (\d+), p \d+, ethertype (\S+?)(?: \((0x[0-9a-f]{4})\))?, ")
 ETHERTYPE_NAMES = {"IPv4": 0x0800, "IPv6": 0x86DD, "ARP": 0x0806, "802.1Q": 0x8100, "802.1Q-QinQ": 0x88A8}
+LOOPBACK_RE = re.compile(r"AF (IPv4|IPv6) \(\d+\), length (\d+): ?")  # BSD loopback (NULL, LOOP) with -e
+QUIET_TRANSPORT_RE = re.compile(r"(tcp|udp) (\d+)(?: |$)")  # -q: `tcp 36`
+ESP_RE = re.compile(r"ESP\(spi=0x[0-9a-f]+,seq=0x[0-9a-f]+\)")
+GRE_RE = re.compile(r"GREv\d")
 
 V4_HEADER_RE = re.compile(
     r"\(tos (0x[0-9a-f]+)[^,]*, ttl (\d+), id (\d+), offset (\d+), flags \[([^\]]*)\], "
     r"proto (\S+) \((\d+)\), length (\d+)(.*?)\)(?: |$)"
 )
+# three styles: 4.99.3 `next-header UDP (17) payload length: 114)`, current releases `next-header ICMPv6 (58),
+# payload length 32)`, before 4.0 `next-header: TCP (6), length: 40)`
 V6_HEADER_RE = re.compile(
-    r"\((?:class (0x[0-9a-f]+), )?(?:flowlabel 0x[0-9a-f]+, )?hlim (\d+), next-header (\S+) \((\d+)\) "
-    r"payload length: (\d+)\) "
+    r"\((?:class (0x[0-9a-f]+), )?(?:flowlabel 0x[0-9a-f]+, )?hlim (\d+), next-header:? (\S+) \((\d+)\),? "
+    r"(?:payload )?length:? (\d+)\) "
 )
 PAIR_RE = re.compile(r"(\S+) > (\S+?):(?: +|$)")
 V4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\.([\w-]+))?$")
-IPIP_PAIR_RE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3} > \d{1,3}(?:\.\d{1,3}){3}: ")
+# an IP header in an IP header, printed without its `IP ` (`-q -e`, tcpdump before 4.99 for IPIP): a pair of addresses
+IPIP_PAIR_RE = re.compile(r"(?:\d{1,3}(?:\.\d{1,3}){3}(?:\.\d+)?|[0-9a-f]*:[0-9a-f:.]+) > (?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]*:[0-9a-f:]+)\S*: ")
 
 TCP_RE = re.compile(
     r"Flags \[([^\]]*)\](?:, cksum 0x[0-9a-f]+ \((correct|incorrect)[^)]*\))?(?:, seq (\d+)(?::(\d+))?)?"
@@ -109,7 +120,7 @@ DNS_COUNTS_RE = re.compile(r"(?:^| )\d+/\d+/\d+(?: |$)")
 DNS_LEN_RE = re.compile(r"\((\d+)\)$")
 LENGTH_END_RE = re.compile(r", length (\d+)$")
 ARP_REQUEST_RE = re.compile(rf"Request who-has ([^\s,]+)(?: \({_MAC}\))? tell ([^\s,]+)")
-ARP_REPLY_RE = re.compile(rf"Reply (\S+) is-at ({_MAC})")
+ARP_REPLY_RE = re.compile(rf"Reply (\S+) is-at ({_MACN})")
 IP_PROTO_RE = re.compile(r"ip-proto-(\d+)")
 ICMP_BAD_CSUM_RE = re.compile(r" \(wrong icmp cksum [0-9a-f]+ \(->[0-9a-f]+\)!\)$")
 IP6_EXT_RE = re.compile(r"(?:(?:HBH|DSTOPT|srcrt)(?: \([^)]*\))* )+")
@@ -166,7 +177,9 @@ def _short(text: str) -> str:
 
 
 def _mac(text: str) -> int:
-    return int(text.replace(":", ""), 16)
+    if text == "Broadcast":
+        return 0xFFFFFFFFFFFF
+    return int(text[:17].replace(":", ""), 16)
 
 
 def _port(text: str | None) -> int | None:
@@ -260,9 +273,22 @@ def parse_v4_header(s: str, layer: Layer) -> str | None:
     return s[m.end() :]
 
 
+DAMAGE_RE = re.compile(r"(?:truncated-ip - \d+ bytes missing! |bad-len (\d+)|bad-hlen \d+)")
+
+
 def parse_ip4(s: str, pkt: Packet) -> None:
-    """IPv4 as printed after `IP ` (or after an Ethernet header with -e)."""
+    """IPv4 as printed after `IP ` (or after an Ethernet header with -e). After a damage note
+    (`truncated-ip - 74 bytes missing!`, tcpdump goes on) the rest of the line is read as usual."""
     layer = pkt.top
+    m = DAMAGE_RE.match(s)
+    if m is not None:
+        layer["ip_version"] = 4
+        layer.setdefault("ethertype", 0x0800)
+        if m.group(1) is not None:  # `bad-len 0`: the header's total length, and nothing after it
+            layer["ip_len"] = int(m.group(1))
+        s = s[m.end() :]
+        if not s:
+            return
     if s.startswith("("):
         rest = parse_v4_header(s, layer)
         if rest is None:
@@ -279,6 +305,7 @@ def parse_ip6(s: str, pkt: Packet) -> None:
     layer = pkt.top
     layer["ip_version"] = 6
     layer.setdefault("ethertype", 0x86DD)
+    layer["mf"], layer["frag_offset"] = False, 0  # tcpdump prints a fragment header whenever there is one
     if s.startswith("("):
         m = V6_HEADER_RE.match(s)
         if m is None:
@@ -330,18 +357,41 @@ def parse_l4(s: str, pkt: Packet) -> None:
     if s.startswith("IP ") or s.startswith("(tos ") or IPIP_PAIR_RE.match(s):
         layer["_encap"] = Tunnel.IPIP
         pkt.layers.append({})
-        parse_ip4(s[3:] if s.startswith("IP ") else s, pkt)
+        if s.startswith(("IP ", "(tos ")):
+            parse_ip4(s[3:] if s.startswith("IP ") else s, pkt)
+        else:
+            parse_l3_line(s, pkt)
         return
-    if s.startswith("IP6 "):
+    if s.startswith(("IP6 ", "(hlim ", "(class ", "(flowlabel ")):
         layer["_encap"] = Tunnel.IPIP
         pkt.layers.append({})
-        parse_ip6(s[4:], pkt)
+        parse_ip6(s[4:] if s.startswith("IP6 ") else s, pkt)
         return
     m = UDP_LEN_RE.match(s)
     if m:
         layer["proto"] = 17
-        if not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
+        kind = TUNNEL_PORTS.kind(int(layer.get("dport", 0))) or TUNNEL_PORTS.kind(int(layer.get("sport", 0)))  # type: ignore[call-overload]
+        if kind and "_fragment" not in layer and not layer.get("mf"):  # an envelope tcpdump did not open (-q, 8285)
+            layer["_encap"] = kind
+        elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
             layer["payload_len"] = int(m.group(1))
+        return
+    m = QUIET_TRANSPORT_RE.match(s)
+    if m and ("sport" in layer or "dport" in layer):
+        layer["proto"] = 6 if m.group(1) == "tcp" else 17
+        if not layer.get("mf") and "_fragment" not in layer:
+            layer["payload_len"] = int(m.group(2))
+        return
+    if ESP_RE.match(s):
+        layer["proto"] = 50
+        layer["info"] = _short(s)
+        return
+    if s == "no next header":
+        layer["proto"] = 59
+        return
+    if GRE_RE.match(s):  # GRE: not an envelope the table opens; its contents stay in info
+        layer["proto"] = 47
+        layer["info"] = _short(s)
         return
     m = OTV_RE.match(s) or VXLAN_RE.match(s)
     if m:
@@ -387,6 +437,7 @@ def parse_ip6_extensions(s: str, layer: Layer) -> str:
     if ident is not None:
         layer["ip_id"] = int(ident, 16)
     layer["frag_offset"] = int(offset)
+    layer["mf"] = None  # tcpdump does not print the more-fragments bit
     layer["_fragment"] = True
     s = s[m.end() :]
     m = PORT_PAIR_RE.match(s)
@@ -612,10 +663,18 @@ def parse_frame(s: str, pkt: Packet) -> None:
         layer["eth_dst"] = _mac(dst)
         layer["wirelen"] = int(length)
         rest = s[m.end() :]
+        if ethertype is None and other in ETHERTYPE_NAMES:  # -q
+            parse_body(ETHERTYPE_NAMES[other], rest, pkt)
+            return
         if ethertype is None:
             layer["info"] = _short(f"{other}: {rest}" if rest else other)
             return
         parse_body(int(ethertype, 16), rest, pkt)
+        return
+    m = LOOPBACK_RE.match(s)
+    if m:
+        pkt.top["wirelen"] = int(m.group(2))
+        parse_body(ETHERTYPE_NAMES[m.group(1)], s[m.end() :], pkt)
         return
     parse_prefixed(s, pkt)
 
