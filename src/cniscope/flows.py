@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.journeys import chunked_like
-from cniscope.packets.schema import ip4_text
+from cniscope.packets.schema import address_text, ip4_text
 from cniscope.results import Endpoint, Flow, Journey
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
@@ -30,8 +30,9 @@ PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
 
 def tuple_id() -> pl.Expr:
     """Direction-free id of the (proto, endpoints) of a sighting; ICMP echo uses its id as the port."""
-    a = pl.struct(ip=pl.col("src"), ip6=pl.col("src6"), port=pl.coalesce(pl.col("sport"), pl.col("icmp_id")))
-    b = pl.struct(ip=pl.col("dst"), ip6=pl.col("dst6"), port=pl.coalesce(pl.col("dport"), pl.col("icmp_id")))
+    # a host tcpdump printed by name (no -n) stands where its IPv6 address would
+    a = pl.struct(ip=pl.col("src"), ip6=pl.coalesce("src6", "src_name"), port=pl.coalesce(pl.col("sport"), pl.col("icmp_id")))
+    b = pl.struct(ip=pl.col("dst"), ip6=pl.coalesce("dst6", "dst_name"), port=pl.coalesce(pl.col("dport"), pl.col("icmp_id")))
     a_h, b_h = a.hash(seed=5), b.hash(seed=5)
     lo = pl.min_horizontal(a_h, b_h)
     hi = pl.max_horizontal(a_h, b_h)
@@ -127,8 +128,8 @@ def _endpoint(ip: str | None, port: int | None) -> Endpoint:
 
 
 FIRST_COLUMNS = (
-    "journey", "flow", "row", "ts", "proto", "arp_op", "src", "dst", "src6", "dst6", "sport", "dport", "tcp_flags",
-    "seq", "ack", "win", "payload_len", "dns_id", "dns_qr", "icmp_type", "icmp_seq", "arp_spa", "arp_tpa",
+    "journey", "flow", "row", "ts", "proto", "arp_op", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport",
+    "dport", "tcp_flags", "seq", "ack", "win", "payload_len", "dns_id", "dns_qr", "icmp_type", "icmp_seq", "arp_spa", "arp_tpa",
 )
 
 
@@ -202,10 +203,11 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
         journeys=pl.col("journey").filter(pl.col("journey") < kept),
         any_syn=is_syn.any(),
     )
-    head_columns = ("proto", "arp_op", "arp_spa", "arp_tpa", "src", "dst", "src6", "dst6", "sport", "dport", "dns_qr", "icmp_type")
+    head_columns = ("proto", "arp_op", "arp_spa", "arp_tpa", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport",
+                    "dport", "dns_qr", "icmp_type")
     ends = first.select("flow", "tcp_flags", *head_columns).group_by("flow", maintain_order=True).agg(
         head=pl.struct(*head_columns).first(),
-        syn=pl.struct("src", "dst", "src6", "dst6", "sport", "dport").filter(is_syn).first(),
+        syn=pl.struct("src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport").filter(is_syn).first(),
     )
     asked = first.select("flow", "dns_id", "dns_qr", "icmp_seq", "icmp_type").group_by("flow", maintain_order=True).agg(
         queries=pl.col("dns_id").filter(pl.col("dns_qr") == False).unique(),  # noqa: E712 - polars expression
@@ -311,7 +313,7 @@ def _out_of_order_grouped(data: pl.DataFrame, side: list[str]) -> pl.DataFrame:
 
 def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, oriented client -> server."""
-    cols = ["flow", "src", "dst", "src6", "dst6", "sport", "dport"]
+    cols = ["flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport"]
     seen = table.select(["row", *cols])
     if limit is not None:
         seen = seen.filter(pl.col("flow") < limit)
@@ -322,8 +324,8 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
     for r in seen.iter_rows(named=True):
         if r["flow"] is None:
             continue
-        a = _endpoint(ip4_text(r["src"]) if r["src"] is not None else r["src6"], r["sport"])
-        b = _endpoint(ip4_text(r["dst"]) if r["dst"] is not None else r["dst6"], r["dport"])
+        a = _endpoint(address_text(r, "src"), r["sport"])
+        b = _endpoint(address_text(r, "dst"), r["dport"])
         lst = legs.setdefault(r["flow"], [])
         if (a, b) in lst or (b, a) in lst:
             continue
@@ -335,8 +337,7 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
 
 
 def _side(fields: dict, which: str) -> Endpoint:
-    ip = ip4_text(fields[which]) if fields[which] is not None else fields[f"{which}6"]
-    return _endpoint(ip, fields["sport" if which == "src" else "dport"])
+    return _endpoint(address_text(fields, which), fields["sport" if which == "src" else "dport"])
 
 
 def _answered(asked: set, answered: set) -> str:

@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from cniscope import stretches
-from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, ip4_text, mac_text, tcp_flags_text
+from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, Hop, Journey, NodeClock
 
 BURST_GAP_NS = 50_000_000  # 50 ms: copies of one packet on one node are far closer; RTO minimum is 200 ms
@@ -210,10 +210,11 @@ def correlate(table: pl.DataFrame) -> Correlation:
 # ---- materialisation: Journey objects for the renderers ---------------------------------------------
 
 
+NO_ADDRESS = "(no address)"  # a row that shows neither an address nor a name (a damaged text line)
+
+
 def _endpoint(row: dict) -> tuple[str | None, str | None]:
-    src = ip4_text(row["src"]) if row["src"] is not None else row["src6"]
-    dst = ip4_text(row["dst"]) if row["dst"] is not None else row["dst6"]
-    return src, dst
+    return address_text(row, "src"), address_text(row, "dst")
 
 
 def summary(row: dict) -> str:
@@ -237,8 +238,8 @@ def summary(row: dict) -> str:
         return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
     if proto in (1, 58):
         names = {0: "echo reply", 8: "echo request", 3: "unreachable", 11: "time exceeded", 128: "echo request", 129: "echo reply"}
-        kind = names.get(row["icmp_type"], f"type {row['icmp_type']}")
-        text = f"ICMP {src} > {dst} {kind}"
+        kind = names.get(row["icmp_type"], f"type {row['icmp_type']}" if row["icmp_type"] is not None else "(type not shown)")
+        text = f"ICMP {src or NO_ADDRESS} > {dst or NO_ADDRESS} {kind}"
         if row["icmp_id"] is not None:
             text += f" id {row['icmp_id']} seq {row['icmp_seq']}"
         if row["icmp_mtu"] is not None:
@@ -250,12 +251,12 @@ def summary(row: dict) -> str:
 
 
 def _addr(row: dict, side: str) -> str:
-    ip = ip4_text(row[side]) if row[side] is not None else (row[f"{side}6"] or "?")
-    return _hostport(ip, row["sport" if side == "src" else "dport"])
+    return _hostport(address_text(row, side), row["sport" if side == "src" else "dport"])
 
 
 def _hostport(ip: str | None, port: int | None) -> str:
     """`10.0.0.1:80`, `[fd00::1]:80` (as URLs write an IPv6 address with a port), or the address alone."""
+    ip = ip or NO_ADDRESS
     if port is None:
         return f"{ip}"
     return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
@@ -298,7 +299,7 @@ def _envelope(row: dict) -> str:
     kind = Tunnel(row["tunnel"]).label
     vni = f" vni {row['vni']}" if row["vni"] is not None else ""
     ports = f" :{row['outer_dport']}" if row["outer_dport"] is not None else ""
-    return f"{kind}{vni}{ports} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])}"
+    return f"{kind}{vni}{ports} {address_text(row, 'outer_src')} > {address_text(row, 'outer_dst')}"
 
 
 def point_label(row: dict, position: int) -> str:

@@ -27,7 +27,7 @@ import polars as pl
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Loss, Losses
-from cniscope.packets.schema import LinkType, Tunnel, ip4_text
+from cniscope.packets.schema import LinkType, Tunnel, address_text, ip4_text
 from cniscope.results import Finding, FindingKind, Hop, Severity
 
 # Bytes an envelope adds in front of the inner IP packet.
@@ -54,10 +54,10 @@ def frag_needed(facts: Facts, losses: Losses) -> Found:
     for icmp_type, icmp_code in FRAG_NEEDED:
         is_frag_needed = is_frag_needed | ((pl.col("icmp_type") == icmp_type) & (pl.col("icmp_code") == icmp_code)).fill_null(False)
     columns = ("row", "node", "iface", "icmp_type", "icmp_code", "icmp_mtu", "quoted_src", "quoted_dst")
-    rows = facts.table.select(*columns, "src", "src6").filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
+    rows = facts.table.select(*columns, "src", "src6", "src_name").filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows.iter_rows(named=True):
-        reporter = ip4_text(r["src"]) if r["src"] is not None else r["src6"]
+        reporter = address_text(r, "src")
         groups[(reporter, r["icmp_mtu"], r["quoted_src"], r["quoted_dst"])].append(r)
     out = []
     for (reporter, mtu, qsrc, qdst), rs in groups.items():

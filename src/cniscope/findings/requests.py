@@ -21,7 +21,7 @@ import polars as pl
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
-from cniscope.packets.schema import ip4_text
+from cniscope.packets.schema import address_text, ip4_text
 from cniscope.results import Finding, FindingKind, Flow, Journey, Severity
 
 REPLY_WAIT_NS = 200_000_000  # a capture must show packets this long after a request before its reply can be called missing
@@ -139,7 +139,7 @@ def _one_way(facts: Facts, rows: list[int]) -> bool:
 def _icmp_errors(facts: Facts, flow: Flow) -> list[str]:
     """ICMP errors (unreachable, time exceeded) that quote a packet of this flow."""
     ends = {(e.addr, e.port) for leg in flow.legs for e in leg} | {(flow.client.addr, flow.client.port), (flow.server.addr, flow.server.port)}
-    columns = ("src", "icmp_type", "icmp_code", "quoted_src", "quoted_sport", "quoted_dst", "quoted_dport")
+    columns = ("src", "src6", "src_name", "icmp_type", "icmp_code", "quoted_src", "quoted_sport", "quoted_dst", "quoted_dport")
     errs = facts.table.select(columns).filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null())
     out = []
     for r in errs.iter_rows(named=True):
@@ -149,7 +149,7 @@ def _icmp_errors(facts: Facts, flow: Flow) -> list[str]:
             what = {(3, 0): "network unreachable", (3, 1): "host unreachable", (3, 3): "port unreachable",
                     (3, 4): "fragmentation needed", (3, 13): "administratively prohibited"}.get(
                 (r["icmp_type"], r["icmp_code"]), f"type {r['icmp_type']} code {r['icmp_code']}")
-            text = f"{what} from {ip4_text(r['src'])}"
+            text = f"{what} from {address_text(r, 'src')}"
             if text not in out:
                 out.append(text)
     return out[:5]

@@ -13,7 +13,9 @@ Conventions
   `tunnel` says which kind. So the same packet before and after encapsulation
   has the same packet columns, which is what journeys match on.
 - IPv4 addresses are UInt32 (network order value, 10.0.0.1 == 0x0A000001).
-  IPv6 addresses go to `src6`/`dst6` as text, and `src`/`dst` are null.
+  IPv6 addresses go to `src6`/`dst6` as text, and `src`/`dst` are null. A host
+  tcpdump printed by name (no -n) leaves both null and goes to `src_name`;
+  `address_text` shows whichever a row has.
 - MAC addresses are UInt64 (the 48 bits, 00:00:5e:00:53:01 == 0x00005E005301).
 - `direction` uses the Linux packet types (as in SLL/SLL2 and tcpdump's
   `-i any` column): 0 In (to us), 1 B (broadcast), 2 M (multicast),
@@ -24,6 +26,7 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
@@ -138,6 +141,8 @@ COLUMNS: tuple[Column, ...] = (
     C("outer_dst", pl.UInt32, "envelope IPv4 destination"),
     C("outer_src6", pl.Utf8, "envelope IPv6 source, text (a tunnel over IPv6; outer_src is then null)"),
     C("outer_dst6", pl.Utf8, "envelope IPv6 destination, text"),
+    C("outer_src_name", pl.Utf8, "envelope source as a host name tcpdump printed instead of its address (no -n)"),
+    C("outer_dst_name", pl.Utf8, "envelope destination as a host name tcpdump printed (no -n)"),
     C("outer_sport", pl.UInt16, "envelope UDP source port"),
     C("outer_dport", pl.UInt16, "envelope UDP destination port"),
     C("outer_ttl", pl.UInt8, "envelope IPv4 TTL / IPv6 hop limit"),
@@ -156,6 +161,9 @@ COLUMNS: tuple[Column, ...] = (
     C("dst", pl.UInt32, "IPv4 destination address"),
     C("src6", pl.Utf8, "IPv6 source address, text"),
     C("dst6", pl.Utf8, "IPv6 destination address, text"),
+    C("src_name", pl.Utf8, "source as a host name tcpdump printed instead of its address (text without -n): "
+      "src/src6 are then null"),
+    C("dst_name", pl.Utf8, "destination as a host name tcpdump printed instead of its address (text without -n)"),
     C("ip_id", pl.UInt32, "IPv4 identification (IPv6: fragment header id)"),
     C("ttl", pl.UInt8, "IPv4 TTL or IPv6 hop limit"),
     C("tos", pl.UInt8, "IPv4 TOS / IPv6 traffic class"),
@@ -226,6 +234,15 @@ def ip4_value(text: str) -> int:
     if not all(0 <= x <= 255 for x in (a, b, c, d)):
         raise ValueError(f"not an IPv4 address: {text!r}")
     return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def address_text(row: Mapping[str, object], side: str) -> str | None:
+    """How to show one end of a row: `src`, `dst`, `outer_src`, `outer_dst`: the IPv4 address, else the IPv6
+    one, else the host name tcpdump printed instead (text without -n). None only when the row has none."""
+    v4 = row.get(side)
+    if v4 is not None:
+        return ip4_text(v4)  # type: ignore[arg-type]
+    return row.get(f"{side}6") or row.get(f"{side}_name")  # type: ignore[return-value]
 
 
 def mac_text(value: int | None) -> str | None:

@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.errors import InputError
-from cniscope.packets.schema import LinkType, Tunnel, ip4_text
+from cniscope.packets.schema import LinkType, Tunnel, address_text, ip4_text
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.report.text import duration
 from cniscope.results import Hop, Journey, Report
@@ -183,7 +183,7 @@ def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, par
         frame = rebuild(row)
         note = notes[row["_row"]] + "; rebuilt from text" + (f" line {row['line']}" if row["line"] is not None else "")
         if row["tunnel"]:
-            envelope = f"{Tunnel(row['tunnel']).label} {ip4_text(row['outer_src'])} > {ip4_text(row['outer_dst'])}"
+            envelope = f"{Tunnel(row['tunnel']).label} {address_text(row, 'outer_src')} > {address_text(row, 'outer_dst')}"
             note += f"; tunnel envelope {envelope} not rebuilt"
         iface = interfaces.get(info, row["node"], row["iface"], int(LinkType.ETHERNET))
         writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)

@@ -83,8 +83,8 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
         .when(pl.col("proto") == 58).then(pl.lit("ICMP6"))
         .otherwise(pl.col("proto").cast(pl.Utf8))
     )
-    host_src = pl.coalesce(src, pl.col("src6"), ip4_expr("arp_spa"))
-    host_dst = pl.coalesce(dst, pl.col("dst6"), ip4_expr("arp_tpa"))
+    host_src = pl.coalesce(src, pl.col("src6"), pl.col("src_name"), ip4_expr("arp_spa"))
+    host_dst = pl.coalesce(dst, pl.col("dst6"), pl.col("dst_name"), ip4_expr("arp_tpa"))
     detail = (
         pl.when(pl.col("proto") == 6).then(_words(("seq ", "seq"), ("ack ", "ack"), ("win ", "win")))
         .when(pl.col("icmp_type").is_not_null()).then(_words(("type ", "icmp_type"), ("code ", "icmp_code"),

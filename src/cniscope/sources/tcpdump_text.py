@@ -33,8 +33,10 @@ prompt starts a new capture for the clock, on the interface its `-i` names
 (until tcpdump's banner says).
 
 Host names tcpdump printed instead of addresses (no `-n`) cannot become
-addresses: `src`/`dst` stay null and the names go to the end of `info` as
-`names: src=NAME dst=NAME` (`outer_src=`/`outer_dst=` for a tunnel envelope).
+addresses: `src`/`dst` stay null and the names go to `src_name`/`dst_name`
+(`outer_src_name`/`outer_dst_name` for a tunnel envelope). Service names go
+back to ports through the services table tcpdump itself used (`services`);
+a name no table knows goes to the end of `info` as `names: sport=NAME`.
 """
 
 from __future__ import annotations
@@ -382,6 +384,7 @@ OUTER_COLUMNS = (
     ("src", "outer_src"), ("dst", "outer_dst"), ("src6", "outer_src6"), ("dst6", "outer_dst6"), ("sport", "outer_sport"),
     ("dport", "outer_dport"), ("ttl", "outer_ttl"), ("ip_id", "outer_ip_id"), ("ip_len", "outer_len"),
     ("l4_csum_bad", "outer_l4_csum_bad"),  # `[bad udp cksum 0xffff -> 0x5a5a!] VXLAN` with -vv (-v over IPv6)
+    ("src_name", "outer_src_name"), ("dst_name", "outer_dst_name"),
 )
 LINK_COLUMNS = frozenset(("eth_src", "eth_dst", "vlan", "wirelen"))
 

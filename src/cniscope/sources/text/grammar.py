@@ -219,13 +219,13 @@ def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None
 
 
 def _names(layer: Layer, role: str, host: str | None, port_name: str | None) -> None:
-    if host is not None or port_name is not None:
+    """A host printed by name goes to its name column; a port name no services table knows, to `info`."""
+    if host is not None:
+        layer[f"{role}_name"] = host
+    if port_name is not None:
         names = layer.setdefault("_names", [])
         assert isinstance(names, list)
-        if host is not None:
-            names.append(f"{role}={host}")
-        if port_name is not None:
-            names.append(f"{'s' if role == 'src' else 'd'}port={port_name}")
+        names.append(f"{'s' if role == 'src' else 'd'}port={port_name}")
 
 
 def parse_pair(s: str, layer: Layer) -> str | None:
@@ -235,7 +235,7 @@ def parse_pair(s: str, layer: Layer) -> str | None:
         return None
     s4, s6, sport, sname, sport_name = endpoint(m.group(1))
     d4, d6, dport, dname, dport_name = endpoint(m.group(2))
-    if s6 is not None or d6 is not None:
+    if s6 is not None or d6 is not None or layer.get("ip_version") == 6:  # names: the caller knows the family
         layer["ip_version"] = 6
         layer["src6"], layer["dst6"] = s6, d6
         layer.setdefault("ethertype", 0x86DD)
