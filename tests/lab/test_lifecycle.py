@@ -76,8 +76,8 @@ def host_links() -> set[str]:
 LAB_DEVICES = {"br-phy", "br-int", "antrea-gw0", "ovs-netdev", "flannel0", "weave", "datapath", "cni0", "kube-bridge"}
 
 
-# daemons each model's two-node lab starts: 3 nginx, then BIRD per node, or ovsdb-server and ovs-vswitchd per node
-@pytest.mark.parametrize(("model", "daemon_count"), [("kube-router", 5), ("antrea-geneve", 7)])
+# daemons each two-node lab starts: 3 nginx, then per node BIRD, or ovsdb-server and ovs-vswitchd, or the UDP relay
+@pytest.mark.parametrize(("model", "daemon_count"), [("kube-router", 5), ("antrea-geneve", 7), ("flannel-udp", 5)])
 def test_sigkilled_owner_is_reaped(model: str, daemon_count: int) -> None:
     name = lab_name("orphan-" + model[:6])
     script = (

@@ -31,11 +31,13 @@ DESTINATION_PATH = {
     "flannel-host-gw": ["eth0", "cni0", "veth"],
     "calico-bgp": ["eth0", "cali"],
     "calico-vxlan": ["eth0", "vxlan.calico", "cali"],
+    "flannel-udp": ["eth0", "flannel0", "cni0", "veth"],  # the relay writes the packet into flannel0
     "antrea-geneve": ["eth0", "veth"],  # userspace OVS: no kernel Geneve device, the envelope is opened in OVS
 }
-POD_PORT = {"kube-router": veth_name, "flannel-vxlan": veth_name, "flannel-host-gw": veth_name, "calico-bgp": cali_name,
+POD_PORT = {"kube-router": veth_name, "flannel-vxlan": veth_name, "flannel-host-gw": veth_name, "flannel-udp": veth_name, "calico-bgp": cali_name,
             "calico-vxlan": cali_name, "antrea-geneve": antrea_port}
-ENVELOPE = {"flannel-vxlan": (8472, 1), "calico-vxlan": (4789, 4096), "antrea-geneve": (6081, 0)}  # UDP port, VNI
+ENVELOPE = {"flannel-vxlan": (8472, 1), "calico-vxlan": (4789, 4096), "antrea-geneve": (6081, 0),
+            "flannel-udp": (8285, None)}  # UDP port, VNI (flannel's UDP backend has none)
 
 
 @pytest.fixture(scope="module", params=BUILDABLE)

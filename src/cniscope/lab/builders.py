@@ -11,6 +11,7 @@ functions that attach pods and connect nodes the way its agent does.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from pathlib import Path
 from cniscope.lab import antrea, bird, faults, kubeproxy, ovs
 from cniscope.lab.naming import antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, UNDERLAY
 from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
-from cniscope.lab.spec import NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
+from cniscope.lab.spec import CLUSTER_CIDR, NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
 
 VXLAN_MTU = 1450
+FLANNEL_UDP_MTU = 1472  # 1500 less the 28 bytes of IP and UDP around each packet
 CALICO_MAC = "ee:ee:ee:ee:ee:ee"
 CALICO_GATEWAY = "169.254.1.1"
 BIG_FILE_BYTES = 256 * 1024  # /big on every pod: a transfer that needs full-size segments (MTU faults)
@@ -193,6 +195,20 @@ def _vxlan_peers(ctx: Ctx, node: Node, dev: str, mac_prefix: str) -> list[Step]:
     for other in _others(ctx, node):
         steps.append(Bridge(ns, ("fdb", "replace", vtep_mac(other.ip, mac_prefix), "dev", dev, "dst", other.ip, "self", "permanent")))
     return steps
+
+
+def _flannel_udp_node(ctx: Ctx, node: Node) -> list[Step]:
+    """cni0, and flanneld's UDP backend: the relay creates flannel0 (subnet base, cluster prefix) and carries it in UDP 8285."""
+    base = ipaddress.ip_network(node.pod_cidr).network_address
+    cluster = ipaddress.ip_network(CLUSTER_CIDR).prefixlen
+    pidfile = ctx.root / "nodes" / node.name / "flanneld.pid"
+    peers = [arg for other in _others(ctx, node) for arg in ("--peer", f"{other.pod_cidr}={other.ip}")]
+    return _bridge_node("cni0", FLANNEL_UDP_MTU)(ctx, node) + [
+        File(str(pidfile.parent / "README"), "flanneld's UDP relay of this lab node: its pid file.\n"),
+        Daemon(ctx.ns(node.name), f"flanneld-udp {node.name}",
+               (sys.executable, "-m", "cniscope.lab.relay", "--dev", "flannel0", "--mtu", str(FLANNEL_UDP_MTU),
+                "--address", f"{base}/{cluster}", "--listen", node.ip, *peers, "--pidfile", str(pidfile)), str(pidfile)),
+    ]
 
 
 def _host_gw_routes(ctx: Ctx) -> list[Step]:
@@ -370,6 +386,9 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
     ),
     "flannel-host-gw": ModelBuilder(
         _bridge_node("cni0", None), _bridge_pod_link("cni0", None), _bridge_pod_inside, _nothing, _host_gw_routes,
+    ),
+    "flannel-udp": ModelBuilder(
+        _flannel_udp_node, _bridge_pod_link("cni0", FLANNEL_UDP_MTU), _bridge_pod_inside, _nothing, _nothing,
     ),
     "calico-bgp": ModelBuilder(
         _nothing, _calico_pod_link(None), _calico_pod_inside, _calico_after_pods, _bgp([], blackhole=True),

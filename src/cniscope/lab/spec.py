@@ -47,7 +47,7 @@ MODELS: dict[str, ModelInfo] = {
     "kube-router": ModelInfo("kube-router", 24),
     "flannel-vxlan": ModelInfo("flannel-vxlan", 24),
     "flannel-host-gw": ModelInfo("flannel-host-gw", 24),
-    "flannel-udp": ModelInfo("flannel-udp", 24, needs="tun", buildable=False),
+    "flannel-udp": ModelInfo("flannel-udp", 24, needs="tun"),
     "calico-bgp": ModelInfo("calico-bgp", 26),
     "calico-vxlan": ModelInfo("calico-vxlan", 26),
     # Open vSwitch's userspace datapath (a daemon per node), not the kernel's OVS module, which this kernel lacks.

@@ -196,11 +196,11 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
                     translated.add(change.before.rsplit(":", 1)[0])  # a service or node port address
                 else:
                     translated.add(change.after.rsplit(":", 1)[0])  # a masquerade source: a node
-    found -= translated
     if inventory is not None:
         seen = _texts(table["src"]) | _texts(table["dst"])
         found |= {a for a in seen if inventory.is_pod_address(a)}
-    return {a for a in found if _is_address(a)}
+    # never a masquerade source (a node's bridge address is inside its pod CIDR) nor a service or node port address
+    return {a for a in found - translated if _is_address(a)}
 
 
 def _is_address(text: str) -> bool:
