@@ -73,3 +73,15 @@ def test_healthy_lab_scenarios_raise_no_alarm(scenario: Path) -> None:
 
 def test_every_buildable_model_has_its_healthy_scenarios() -> None:
     assert {d.parent.name for d in SCENARIOS} == {"kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan"}
+
+
+def test_dns_answered_from_the_endpoint_on_a_veth_is_a_missing_reverse_nat() -> None:
+    report = pasted("dns-untranslated.txt")  # tcpdump -i <pod veth>: queries to the ClusterIP, answers from CoreDNS itself
+    [found] = of_kind(report, FindingKind.MISSING_REVERSE_NAT)
+    assert found.evidence.addresses == ("10.244.1.5", "10.96.0.10", "10.244.1.3")
+    assert (found.evidence.sent, found.evidence.packets) == (4, 4)
+    called = next(f for f in report.flows if f.server.addr == "10.96.0.10")
+    answers = next(f for f in report.flows if f.server.addr == "10.244.1.3" and f.proto == "udp")
+    assert found.flows == (called.id, answers.id)  # the two conversations, joined
+    assert of_kind(report, FindingKind.UNANSWERED) == []  # answered, only not translated back
+    assert found.iface == "veth6f2a1b3c"

@@ -8,6 +8,7 @@ runs by the reaper.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,15 +113,37 @@ def test_strict_rp_filter_with_asymmetric_route(lab: Lab, tmp_path: Path) -> Non
 
 
 def test_missing_route(lab: Lab, tmp_path: Path) -> None:
+    """node1 loses its route to node2's pods: the packets leave for the default gateway's MAC, which the text of
+    `tcpdump -i eth0 -e -nn` on node1 (the form users paste) shows, beside node2's own capture."""
     lab.fault(Fault("missing-route", {"node": "node1", "prefix": "10.244.2.0/24"}))
+    text, printed = tmp_path / "node1-eth0.txt", tmp_path / "node1-eth0.out"
 
     def lost_then_other_traffic() -> None:
-        lab.curl("client1", "web2", max_time=1.5)  # leaves node1 by its default route
-        lab.curl("node1", "node2:30080", max_time=2)  # node2's capture was running (a capture showing nothing proves nothing)
+        with printed.open("w") as out, subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("node1"), "tcpdump", "-i", "eth0", "-e", "-nn", "-l", "-c", "500"],
+            stdout=out, stderr=subprocess.PIPE, text=True,
+        ) as tcpdump:
+            assert tcpdump.stderr is not None
+            banner = ""
+            for line in tcpdump.stderr:  # up to "listening on eth0 ...": capturing from here on
+                banner += line
+                if line.startswith("listening on"):
+                    break
+            text.write_text(banner)  # a paste has it: the terminal shows stderr too
+            lab.curl("node1", "192.168.200.1", max_time=0.5)  # the gateway's ARP, the way a node learns its MAC
+            lab.curl("client1", "web2", max_time=1.5)  # leaves node1 by its default route
+            lab.curl("node1", "node2:30080", max_time=2)  # node2's capture was running (a capture showing nothing proves nothing)
+            tcpdump.terminate()
+        text.write_text(text.read_text() + printed.read_text())
 
-    report = observe(lab, tmp_path, lost_then_other_traffic)
-    drop = only(report, FindingKind.DROP)
-    assert (drop.node, drop.iface) == ("node1", "eth0") and "never reached node2" in drop.title
+    captures, _ = capture(lab, ["node2"], tmp_path, lost_then_other_traffic)
+    inventory = write_inventory(lab.spec, tmp_path / "cluster.yaml")
+    report = analyze([InputSpec(str(text), node="node1"), InputSpec(str(captures[0].path), node="node2")],
+                     cluster=str(inventory))
+    route = only(report, FindingKind.ROUTE)  # it explains the loss: no separate drop
+    assert (route.node, route.iface) == ("node1", "eth0") and of_kind(report, FindingKind.DROP) == [], describe(report)
+    assert route.evidence.mac is not None and route.evidence.mac_owner != "node2"
+    assert route.evidence.addresses[0].startswith("10.244.2.")
 
 
 def test_br_netfilter_off(lab: Lab, tmp_path: Path) -> None:

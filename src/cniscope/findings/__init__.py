@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from cniscope.findings import artefacts, mtu, nat, paths, requests, tcp
+from cniscope.findings import artefacts, mtu, nat, paths, requests, routes, tcp
 from cniscope.findings import facts as facts_mod
 from cniscope.findings import losses as losses_mod
 from cniscope.findings.facts import Facts
@@ -32,6 +32,7 @@ DETECTORS: tuple[Detector, ...] = (
     mtu.mss_over_tunnel,
     mtu.black_holes,
     paths.asymmetric,
+    routes.wrong_next_hop,
     requests.unanswered,
     tcp.retransmissions,
     tcp.resets,

@@ -189,14 +189,12 @@ class Facts:
         return " ".join(str(x) for x in (node, iface, way) if x)
 
     def unrecorded(self, rows: list[int]) -> str:
-        """How to record what these sightings lack (the node, the interface, the direction); "" when nothing."""
+        """How to record what these sightings lack (the node, the interface); "" when nothing."""
         missing = []
         if any(self.node(r).startswith("input ") for r in rows):
             missing.append("the node (name each file: node3=capture.pcap)")
         if any(self.value(r, "iface") is None for r in rows):
             missing.append("the interface (tcpdump -i any, version 4.99 or later, prints it; or one capture per interface)")
-        elif any(self.value(r, "direction") is None for r in rows):
-            missing.append("the direction (tcpdump -i any prints In/Out)")
         return f" The capture does not record {' nor '.join(missing)}." if missing else ""
 
     def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
@@ -238,6 +236,65 @@ class Facts:
             if tunnelled:
                 kinds.add("tunnel")
         return kinds
+
+    @cached_property
+    def untranslated(self) -> dict[int, int]:
+        """Request conversation -> the conversation of its replies, when those came back from another address than
+        the one called (the endpoint's: the reverse NAT of a Service was not applied) and nothing came from the one called.
+
+        Seen at one point (a pod's veth) the two are separate conversations; they belong together when the client
+        endpoint and the service port agree and the replies answer the requests: the same DNS ids, or a SYN-ACK
+        acknowledging the SYN.
+        """
+        by_client: dict[tuple, list[Flow]] = {}
+        for f in self.flows:
+            if f.proto in ("tcp", "udp") and f.server.port is not None:
+                by_client.setdefault((f.proto, f.client, f.server.port), []).append(f)
+        out: dict[int, int] = {}
+        for group in by_client.values():
+            for request in group:
+                if len(group) < 2 or self._senders(request) != {request.client.addr}:
+                    continue
+                reply = next((r for r in group if r is not request and self._senders(r) == {r.server.addr}
+                              and self._answers(request, r)), None)
+                if reply is not None:
+                    out[request.id] = reply.id
+        return out
+
+    def _firsts(self, flow: Flow) -> list[int]:
+        return [self.first_row[j] for j in flow.journeys if j in self.first_row]
+
+    def _senders(self, flow: Flow) -> set[str | None]:
+        return {self.addr(r, "src") for r in self._firsts(flow)}
+
+    def _answers(self, request: Flow, reply: Flow) -> bool:
+        asked, answered = self._firsts(request), self._firsts(reply)
+        queries = {self.value(r, "dns_id") for r in asked if self.value(r, "dns_qr") is False}
+        if queries:
+            return bool(queries & {self.value(r, "dns_id") for r in answered if self.value(r, "dns_qr") is True})
+        syns = {(int(self.value(r, "seq")) + 1) % 2**32 for r in asked  # type: ignore[call-overload]
+                if int(self.value(r, "tcp_flags") or 0) & 18 == 2 and self.value(r, "seq") is not None}  # type: ignore[call-overload]
+        return bool(syns & {self.value(r, "ack") for r in answered if int(self.value(r, "tcp_flags") or 0) & 18 == 18})  # type: ignore[call-overload]
+
+    @cached_property
+    def mac_owners(self) -> dict[int, str]:
+        """MAC -> who owns it, as the capture shows: a node (frames its NIC sends), an address (ARP says so)."""
+        t = self.table.select(node=pl.Series(self.node_codes), iface=pl.col("iface"), direction=pl.col("direction"),
+                              mac=pl.col("eth_src"))
+        sent = t.filter((pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique()
+        owners: dict[int, str] = {}
+        for r in sent.iter_rows(named=True):
+            if self.role(r["iface"]) is Role.NIC and self.named(self.node_names[r["node"]]):
+                owners.setdefault(r["mac"], self.node_names[r["node"]])
+        arp = self.table.select("arp_sha", "arp_spa").filter(pl.col("arp_sha").is_not_null() & pl.col("arp_spa").is_not_null())
+        for mac, spa in arp.unique().iter_rows():
+            addr = ip4_text(spa)
+            if mac not in owners and addr is not None and spa != 0:
+                owners[mac] = self.node_of_address(addr) or addr
+        return owners
+
+    def macs_of(self, node: str) -> set[int]:
+        return {mac for mac, owner in self.mac_owners.items() if owner == node}
 
     def is_local(self, node: str, addr: str | None) -> bool:
         return addr is not None and addr in self.local.get(node, set())

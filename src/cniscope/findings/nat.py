@@ -12,7 +12,15 @@ from cniscope.findings.losses import Losses
 from cniscope.findings.mtu import TUNNEL_OVERHEAD
 from cniscope.models import Role
 from cniscope.packets.schema import Tunnel, ip4_text
-from cniscope.results import ChangeKind, Evidence, Finding, FindingKind, Hop, Severity
+from cniscope.results import (
+    ChangeKind,
+    Evidence,
+    Finding,
+    FindingKind,
+    Flow,
+    Hop,
+    Severity,
+)
 
 
 def rewrites(facts: Facts, losses: Losses) -> Found:
@@ -95,7 +103,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
 
 def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
     """A reply reaching the client from the endpoint's address although the client called another (the service's)."""
-    out = []
+    out = [_untranslated(facts, facts.flow_by_id[a], facts.flow_by_id[b]) for a, b in facts.untranslated.items()]
     for flow in facts.flows:
         if flow.proto not in ("tcp", "udp") or len(flow.legs) < 2:
             continue
@@ -139,6 +147,31 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
         ))
     return Found(out)
+
+
+def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
+    """Requests to a service and their replies from the endpoint, seen as two conversations at one place."""
+    client, called, endpoint = request.client, request.server, reply.server
+    replies = [j for j in reply.journeys if j in facts.first_row]
+    rows = [facts.first_row[j] for j in replies]
+    places = list(dict.fromkeys(facts.where(r) for r in rows))
+    return Finding(
+        kind=FindingKind.MISSING_REVERSE_NAT, severity=Severity.ERROR,
+        title=f"replies from {endpoint} reach {client} untranslated (it called {called}): missing reverse NAT",
+        explanation=f"{client} sent {len(request.journeys)} packet(s) to {called} (a Service address: it never answers "
+                    f"itself) and {len(replies)} answer(s) came back from {endpoint}, the endpoint's own address, answering "
+                    f"the same requests; seen at {', '.join(places[:3])}. The reverse translation of the Service's DNAT "
+                    "was not applied, so the client's socket, connected to the Service address, rejects them (an ICMP "
+                    "port unreachable or a reset follows) and the requests look unanswered." + facts.unrecorded(rows[:1]),
+        next_step="The replies bypassed the conntrack entry of the DNAT. Client and endpoint on one node's bridge: load "
+                  "br_netfilter and set net.bridge.bridge-nf-call-iptables=1 (the DNAT'd packet is bridged, not routed); "
+                  "a pod calling itself: hairpin mode on its bridge port. Otherwise: do the replies return by another path?",
+        node=facts.named(facts.node(rows[0])) if rows else None, iface=facts.value(rows[0], "iface") if rows else None,  # type: ignore[arg-type]
+        journeys=tuple(request.journeys[:100]) + tuple(replies[:100]), flows=(request.id, reply.id),
+        rows=tuple(rows[:50]),
+        evidence=Evidence(packets=len(replies), sent=len(request.journeys),
+                          addresses=(client.addr, called.addr, endpoint.addr), interfaces=tuple(places)),
+    )
 
 
 def missing_snat(facts: Facts, losses: Losses) -> Found:

@@ -13,7 +13,8 @@ from cniscope.findings.found import Found
 from cniscope.findings.losses import INGRESS, Loss, Losses, Next
 from cniscope.models import Role
 from cniscope.models.roles import Mismatch
-from cniscope.results import Finding, FindingKind, Severity
+from cniscope.packets.schema import mac_text
+from cniscope.results import Evidence, Finding, FindingKind, Severity
 
 
 def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
@@ -30,7 +31,7 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
         hop = first.last
         flow = facts.flow_by_id.get(first.journey.flow) if first.journey.flow is not None else None
         what = f"{flow.proto.upper()} {flow.client} <-> {flow.server}" if flow else first.journey.summary
-        where = hop.point
+        where = facts.where(hop)
         if first.peer is not None:
             title = f"{len(group)} packet(s) of {what} left {where} but never reached {first.peer}"
         else:
@@ -53,6 +54,11 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
         if agree is not None:
             caveat += f" The model's expected path agrees ({_model_title(agree)})."
         mine.update(ids)
+        mac = facts.value(hop, "eth_dst") if hop.direction == "Out" and facts.role(hop.iface) is Role.NIC else None
+        owner = facts.mac_owners.get(mac) if mac is not None else None  # type: ignore[call-overload]
+        if mac is not None:
+            caveat += (f" It was sent to {mac_text(mac)}, " + (f"which belongs to {owner}." if owner else  # type: ignore[arg-type]
+                       "a MAC no captured node sends from and no ARP in the capture names (ip neigh on the node tells)."))
         out.append(Finding(
             kind=FindingKind.DROP, severity=severity, title=title,
             explanation=f"Last seen at {where}; the capture covered the next place but never shows {first.expected.value}"
@@ -62,6 +68,8 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
             journeys=tuple(loss.journey.id for loss in group),
             flows=(flow.id,) if flow else (),
             rows=tuple(h.row for loss in group for h in loss.journey.hops),
+            evidence=Evidence(packets=len(group), interfaces=(where,), device=hop.iface, mac=mac_text(mac),  # type: ignore[arg-type]
+                              mac_owner=owner, addresses=tuple(x for x in (facts.addr(hop, "src"), facts.addr(hop, "dst")) if x)),
         ))
     return Found(out, frozenset(mine))
 

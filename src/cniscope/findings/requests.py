@@ -22,7 +22,7 @@ from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.packets.schema import address_text, ip4_text
-from cniscope.results import Finding, FindingKind, Flow, Journey, Severity
+from cniscope.results import Evidence, Finding, FindingKind, Flow, Journey, Severity
 
 REPLY_WAIT_NS = 200_000_000  # a capture must show packets this long after a request before its reply can be called missing
 FOLLOW_WINDOW_NS = 10_000_000_000  # ... and not much later: a capture glued from separate runs has gaps
@@ -75,6 +75,8 @@ def unanswered(facts: Facts, losses: Losses) -> Found:
     """Every journey of a flow counts, also those not materialised for the report (see `Facts.first_row`)."""
     out = []
     for flow in facts.flows:
+        if flow.id in facts.untranslated:
+            continue  # answered, from the endpoint's address: `missing_reverse_nat`
         firsts = [(jid, facts.first_row[jid]) for jid in flow.journeys if jid in facts.first_row]
         for kind in KINDS.values():
             requests = [(jid, r) for jid, r in firsts if kind.is_request(facts, r)]
@@ -83,10 +85,9 @@ def unanswered(facts: Facts, losses: Losses) -> Found:
             askers = {_sender(facts, r) for _, r in requests}
             answered = {kind.answer_key(facts, r) for _, r in firsts if kind.is_reply(facts, r) and _sender(facts, r) not in askers}
             missing = [(jid, r) for jid, r in requests if kind.answer_key(facts, r) not in answered]
-            missing = [(jid, r) for jid, r in missing if _capture_went_on(facts, facts.last_row(jid))]
-            if missing:
+            if missing and any(_capture_went_on(facts, facts.last_row(jid)) for jid, _ in missing):
                 distinct = len({kind.answer_key(facts, r) for _, r in missing})
-                out.append(_finding(facts, kind, flow, [jid for jid, _ in missing], distinct))
+                out.append(_finding(facts, kind, flow, [jid for jid, _ in missing], distinct, len(requests)))
     out.extend(_arp(facts))
     return Found(out)
 
@@ -103,15 +104,16 @@ def _capture_went_on(facts: Facts, row: int) -> bool:
     return facts.sightings_between(facts.value(row, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
 
 
-def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], distinct: int) -> Finding:
+def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], distinct: int, sent: int) -> Finding:
     last = facts.last_row(missing[-1])
-    point = facts.point(last)
+    point = facts.where(last)
     retries = len(missing) - distinct
     one_way = _one_way(facts, [r for jid in missing for r in facts.rows_of(jid)])
     errors = _icmp_errors(facts, flow)
     explanation = (f"{len(missing)} {kind.name}(s) ({distinct} distinct, {retries} retr{'y' if retries == 1 else 'ies'}) "
                    f"from {flow.client} to {flow.server}, no reply anywhere in the capture; the last was last seen at "
-                   f"{point}.")
+                   f"{point}." + (f" {sent - len(missing)} other(s) of the {sent} sent were answered." if sent > len(missing) else ""))
+    explanation += facts.unrecorded([last])
     if errors:
         explanation += " ICMP errors quote this conversation: " + "; ".join(errors) + "."
     if one_way:
@@ -119,11 +121,14 @@ def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], di
                         "a one-way filter (src/dst host ...), replies could not appear in it.")
     return Finding(
         kind=FindingKind.UNANSWERED, severity=Severity.WARNING if one_way else Severity.ERROR,
-        title=f"{kind.name} from {flow.client} to {flow.server}: no reply ({len(missing)} sent)",
+        title=f"{kind.name} from {flow.client} to {flow.server}: no reply ("
+              + (f"{len(missing)} sent)" if sent == len(missing) else f"{len(missing)} of {sent} sent)"),
         explanation=explanation, next_step=kind.next_step,
-        node=facts.value(last, "node"), iface=facts.value(last, "iface"),  # type: ignore[arg-type]
+        node=facts.named(facts.node(last)), iface=facts.value(last, "iface"),  # type: ignore[arg-type]
         journeys=tuple(missing), flows=(flow.id,),
         rows=tuple(r for jid in missing[:20] for r in facts.rows_of(jid)),
+        evidence=Evidence(packets=len(missing), sent=sent, retries=retries, interfaces=(point,),
+                          addresses=(flow.client.addr, flow.server.addr)),
     )
 
 
