@@ -181,12 +181,12 @@ class Facts:
         """A sighting's place in words anyone can act on: `node3 eth0 Out`, or what the capture did not record."""
         row = hop if isinstance(hop, int) else hop.row
         node, iface, direction = self.node(row), self.value(row, "iface"), self.value(row, "direction")
-        if node.startswith("input "):
-            node = "the capture's node (not named)"
+        named = self.named(node)
         way = DIRECTION_LABELS.get(Direction(direction)) if direction is not None else None  # type: ignore[arg-type]
         if iface is None:
-            return f"{node}, {f'{way}, ' if way else ''}on an interface the capture does not name"
-        return " ".join(str(x) for x in (node, iface, way) if x)
+            place = f"{f'{way}, ' if way else ''}on an interface the capture does not name"
+            return f"{named}, {place}" if named else place
+        return " ".join(str(x) for x in (named, iface, way) if x)
 
     def unrecorded(self, rows: list[int]) -> str:
         """How to record what these sightings lack (the node, the interface); "" when nothing."""
