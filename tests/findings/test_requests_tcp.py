@@ -19,7 +19,7 @@ def test_dns_queries_without_answer_count_retries_and_point_at_the_last_sighting
     assert len(found) == 1
     f = found[0]
     assert f.severity is Severity.ERROR
-    assert "3 DNS query(s) (1 distinct, 2 retries)" in f.explanation
+    assert (f.evidence.packets, f.evidence.retries) == (3, 2)  # one query id, re-sent twice
     assert (f.node, f.iface) == ("node3", "kube-bridge")
 
 
@@ -40,7 +40,7 @@ def test_a_one_way_capture_reports_missing_replies_only_as_a_warning() -> None:
     found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
     assert len(found) == 1
     assert found[0].severity is Severity.WARNING and "one-way filter" in found[0].explanation
-    assert "4 distinct" in found[0].explanation  # the last request: the capture stopped before its reply could show
+    assert found[0].evidence.packets == found[0].evidence.sent == 5  # as its conversation counts them, the last one too
 
 
 def test_unanswered_arp() -> None:
@@ -66,8 +66,8 @@ def test_copies_on_several_interfaces_are_not_retransmissions_but_a_resend_is() 
     report = wire.analyze()
     found = of_kind(report, FindingKind.RETRANSMISSION)
     assert len(found) == 1
-    assert "1 retransmission" in found[0].title
-    assert "node1 eth0 Out" in found[0].explanation  # where the original was last seen
+    assert found[0].evidence.packets == 1 and found[0].evidence.gaps_ms == (200,)
+    assert found[0].evidence.interfaces == ("node1 eth0 Out",)  # where the original was last seen
 
 
 def test_reset_by_the_server_is_a_refusal() -> None:
