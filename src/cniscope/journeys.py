@@ -311,38 +311,53 @@ def point_label(row: dict, position: int) -> str:
     return " ".join(x for x in (node, row["iface"] or "?", direction) if x)
 
 
+# what `changes` compares, what `summary` and `point_label` read: the only columns materialising gathers
+_ADDRESS_FIELDS = tuple(f"{side}{kind}" for side in ("src", "dst", "outer_src", "outer_dst") for kind in ("", "6", "_name"))
+_CHANGE_FIELDS = ("tunnel", "vni", "outer_dport", "ttl", "eth_src", "eth_dst", "sport", "dport", "mf", "frag_offset", *_ADDRESS_FIELDS)
+_SUMMARY_FIELDS = ("proto", "arp_op", "arp_spa", "arp_tpa", "tcp_flags", "seq", "ack", "payload_len",
+                   "dns_id", "dns_qr", "icmp_type", "icmp_id", "icmp_seq", "icmp_mtu", "ethertype")
+_SUMMARY_READS = _SUMMARY_FIELDS + ("sport", "dport", *_ADDRESS_FIELDS)
+
+
 def materialise(correlation: Correlation, limit: int | None = None, flow_of: dict[int, int] | None = None) -> list[Journey]:
-    """Journey objects for the first `limit` journeys (all when None), for renderers and detectors."""
+    """Journey objects for the first `limit` journeys (all when None), for renderers and detectors.
+
+    Columns are read as lists, and what is derived from values that repeat (a hop's changes, its capture point
+    label) is computed once per distinct value: the journeys of one conversation share them.
+    """
     t = correlation.table
     if limit is not None:  # a gather of the few rows: filtering the wide table scans and copies every column
         t = t[np.flatnonzero(t.select(pl.col("journey") < limit).to_series().to_numpy())]
-    t = t.sort(["journey", "hop"])
-    journeys: list[Journey] = []
-    hops: list[Hop] = []
-    prev: dict | None = None
-    current = -1
-    first_row: dict | None = None
-    for row in t.iter_rows(named=True):
-        if row["journey"] != current:
-            if current >= 0 and first_row is not None:
-                journeys.append(_journey(current, first_row, hops, flow_of))
-            current, hops, prev, first_row = row["journey"], [], None, row
-        hop = Hop(
-            row=row["row"],
-            node=row["node"],
-            iface=row["iface"],
-            direction=DIRECTION_LABELS[Direction(row["direction"])] if row["direction"] is not None else None,
-            ts=row["ts"],
-            delay_ns=row["delay"],
-            changes=changes(prev, row) if prev is not None else (),
-            point=point_label(row, row["hop"]),
-        )
-        hops.append(hop)
-        prev = row
-    if current >= 0 and first_row is not None:
-        journeys.append(_journey(current, first_row, hops, flow_of))
-    return journeys
+    own = ("journey", "hop", "row", "node", "iface", "direction", "ts", "delay")
+    t = t.select(*own, *_CHANGE_FIELDS, *(f for f in _SUMMARY_FIELDS if f not in _CHANGE_FIELDS)).sort(["journey", "hop"])
+    if not t.height:
+        return []
+    col = {name: t[name].to_list() for name in t.columns}
+    jid = col["journey"]
+    starts = np.flatnonzero(np.diff(t["journey"].to_numpy(), prepend=-1) != 0).tolist()
+    keys = list(zip(*(col[f] for f in _CHANGE_FIELDS)))
+    changes_of: dict[tuple, tuple[Change, ...]] = {}
 
+    def changed(prev: tuple, cur: tuple) -> tuple[Change, ...]:
+        found = changes_of.get((prev, cur))
+        if found is None:
+            found = changes_of[prev, cur] = changes(dict(zip(_CHANGE_FIELDS, prev)), dict(zip(_CHANGE_FIELDS, cur)))
+        return found
 
-def _journey(jid: int, first: dict, hops: list[Hop], flow_of: dict[int, int] | None) -> Journey:
-    return Journey(id=jid, flow=(flow_of or {}).get(jid), summary=summary(first), hops=tuple(hops))
+    changed_at = [()] + [changed(prev, cur) for prev, cur in zip(keys, keys[1:])]
+    for start in starts:
+        changed_at[start] = ()
+    points = list(zip(col["node"], col["iface"], col["direction"], col["hop"]))
+    label_of = {p: point_label(dict(zip(("node", "iface", "direction"), p)), p[3]) for p in set(points)}
+    direction_of = {d: DIRECTION_LABELS[Direction(d)] if d is not None else None for d in set(col["direction"])}
+    hops = [
+        Hop(row, node, iface, direction_of[direction], ts, delay, change, None, label_of[point])
+        for row, node, iface, direction, ts, delay, change, point in zip(
+            col["row"], col["node"], col["iface"], col["direction"], col["ts"], col["delay"], changed_at, points)
+    ]
+    flow_of = flow_of or {}
+    return [
+        Journey(id=jid[start], flow=flow_of.get(jid[start]), summary=summary({name: col[name][start] for name in _SUMMARY_READS}),
+                hops=tuple(hops[start:end]))
+        for start, end in zip(starts, starts[1:] + [t.height])
+    ]

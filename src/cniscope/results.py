@@ -52,6 +52,13 @@ class Hop:
     role: str | None = None  # from the network model: "node NIC", "pod bridge", "pod veth" ...
     point: str = ""  # capture point label: "node3 eth0 In", or "point 2" when unnamed
 
+    def with_role(self, role: str) -> Hop:
+        """This hop with its role: a copy of the fields, without the frozen dataclass's per-field checks
+        (labelling copies tens of thousands of hops)."""
+        hop = object.__new__(Hop)
+        hop.__dict__.update(self.__dict__, role=role)
+        return hop
+
 
 @dataclass(frozen=True)
 class Journey:

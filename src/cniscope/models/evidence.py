@@ -7,6 +7,7 @@ which are already objects, are walked in Python, and only their hop counts.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -222,24 +223,39 @@ class RowView:
     proto: dict[int, int | None]
     flags: dict[int, int | None]
     dport: dict[int, int | None]
+    where: dict[int, tuple]  # (key, src, dst, tunnel): what places a sighting, for signatures of journeys
+
+
+_views: dict[tuple, tuple[weakref.ref, RowView]] = {}  # the last view: inference, labelling and comparing ask for the same rows
 
 
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
+    cache_key = (id(table), len(rows), hash(tuple(rows)))
+    if cache_key in _views and _views[cache_key][0]() is table:
+        return _views[cache_key][1]
     sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel", "proto", "tcp_flags", "dport")[rows].select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
-        "src", "dst", "src6", "dst6", pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
+        pl.coalesce(_ip4_text(pl.col("src")), pl.col("src6")).alias("src"),
+        pl.coalesce(_ip4_text(pl.col("dst")), pl.col("dst6")).alias("dst"),
+        pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
     )
 
-    def column(name: str, convert=None) -> dict:
-        values = sub[name].to_list()
-        if convert is not None:
-            values = [convert(v) if v is not None else None for v in values]
-        return dict(zip(rows, values))
+    def column(name: str) -> dict:
+        return dict(zip(rows, sub[name].to_list()))
 
-    src = {row: v4 if v4 is not None else v6 for (row, v4), v6 in zip(column("src", ip4_text).items(), sub["src6"].to_list())}
-    dst = {row: v4 if v4 is not None else v6 for (row, v4), v6 in zip(column("dst", ip4_text).items(), sub["dst6"].to_list())}
-    return RowView(column("key"), src, dst, column("tunnel"), column("proto"), column("tcp_flags"), column("dport"))
+    key, src, dst, tunnel = column("key"), column("src"), column("dst"), column("tunnel")
+    where = dict(zip(rows, zip(key.values(), src.values(), dst.values(), tunnel.values())))
+    view = RowView(key, src, dst, tunnel, column("proto"), column("tcp_flags"), column("dport"), where)
+    _views.clear()
+    _views[cache_key] = (weakref.ref(table), view)
+    return view
+
+
+def _ip4_text(value: pl.Expr) -> pl.Expr:
+    """Dotted quad of an IPv4 address stored as an integer (as `ip4_text`, over a whole column)."""
+    octets = [((value // (1 << shift)) % 256).cast(pl.Utf8) for shift in (24, 16, 8, 0)]
+    return pl.concat_str(octets, separator=".")
 
 
 def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter:

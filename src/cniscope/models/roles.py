@@ -20,7 +20,7 @@ capture shows that capture point on that node for other packets.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import polars as pl
@@ -34,6 +34,7 @@ from cniscope.packets.schema import Tunnel
 from cniscope.results import Hop, Journey, ModelVerdict
 
 INGRESS = {"In", "P", "B", "M"}
+_Verdict = tuple[str | None, str, str, tuple[int, int] | None]  # Mismatch fields after (journey, node, hops)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class _Context:
     src: dict[int, str | None]
     dst: dict[int, str | None]
     tunnel: dict[int, int]
+    where: dict[int, tuple]  # row -> (key, src, dst, tunnel)
     pods: set[str]
     inventory: Inventory | None
 
@@ -106,6 +108,7 @@ def _context(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict
         src=view.src,
         dst=view.dst,
         tunnel=view.tunnel,
+        where=view.where,
         pods=pod_addresses_of(table, journeys, list(MODELS.values()), inventory),
         inventory=inventory,
     )
@@ -198,30 +201,55 @@ def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, c
     return f"{role.value}{name}{way}"
 
 
+def _signature(journey: Journey, ctx: _Context) -> tuple:
+    """Everything labelling and comparing read of a journey but its ids: the journeys of one conversation
+    direction share it, so the work is done once per distinct signature, not once per journey."""
+    where = ctx.where  # changes by identity: materialising gives equal changes one shared tuple (no deep hashing)
+    return tuple((where[h.row], h.iface, h.direction, id(h.changes)) for h in journey.hops)
+
+
+def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[tuple], dict[tuple, Journey]]:
+    """Each journey's signature, and each distinct signature with the first journey that has it."""
+    signatures = [_signature(journey, ctx) for journey in journeys]
+    shapes: dict[tuple, Journey] = {}
+    for signature, journey in zip(signatures, journeys):
+        shapes.setdefault(signature, journey)
+    return signatures, shapes
+
+
 def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
     """Every journey with a role on every hop."""
     ctx = _context(journeys, table, verdict, inventory)
-    covered = _covered(journeys, ctx)
-    out = []
-    for journey in journeys:
-        hops = list(journey.hops)
-        for node, idx in _groups(journey, ctx):
-            group = [hops[i] for i in idx]
-            if all(h.iface for h in group):
-                roles = [_named_role(h, ctx) for h in group]
-            elif any(reflected(h) for h in group):
-                roles = ["packet sent back (source and destination swapped)" if reflected(h) else "capture point" for h in group]
+    signatures, shapes = _shapes(journeys, ctx)
+    coverage = _covered(list(shapes.values()), ctx)
+    roles = {signature: _roles(journey, ctx, coverage) for signature, journey in shapes.items()}
+    return [
+        Journey(j.id, j.flow, j.summary, tuple(
+            h.with_role(role) for h, role in zip(j.hops, roles[signature])
+        ), j.retransmission_of)
+        for j, signature in zip(journeys, signatures)
+    ]
+
+
+def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
+    """The role of each hop of `journey`."""
+    out: list[str] = [""] * len(journey.hops)
+    for node, idx in _groups(journey, ctx):
+        group = [journey.hops[i] for i in idx]
+        if all(h.iface for h in group):
+            roles = [_named_role(h, ctx) for h in group]
+        elif any(reflected(h) for h in group):
+            roles = ["packet sent back (source and destination swapped)" if reflected(h) else "capture point" for h in group]
+        else:
+            steps = _positional(group, ctx, coverage.most_copies(node, group, ctx)) if len(group) > 1 else None
+            if steps is not None:
+                roles = [_step_text(s, h, ctx, named=False) for s, h in zip(steps, group)]
+            elif len(group) == 1:
+                roles = ["single capture point"]
             else:
-                steps = _positional(group, ctx, _most_copies(covered, node, group, ctx)) if len(group) > 1 else None
-                if steps is not None:
-                    roles = [_step_text(s, h, ctx, named=False) for s, h in zip(steps, group)]
-                elif len(group) == 1:
-                    roles = ["single capture point"]
-                else:
-                    roles = [f"capture point {n + 1} of {len(group)}" for n in range(len(group))]
-            for i, role in zip(idx, roles):
-                hops[i] = replace(hops[i], role=role)
-        out.append(replace(journey, hops=tuple(hops)))
+                roles = [f"capture point {n + 1} of {len(group)}" for n in range(len(group))]
+        for i, role in zip(idx, roles):
+            out[i] = role
     return out
 
 
@@ -263,22 +291,29 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     ctx = _context(journeys, table, verdict, inventory)
     if ctx.model is None or not journeys:
         return []
-    covered = _covered(journeys, ctx)
-    findings: list[Mismatch] = []
-    for journey in journeys:
-        if not _unicast(journey, ctx):
-            continue  # flooded frames (ARP, broadcast, multicast) take every port: no expected path
-        for node, idx in _groups(journey, ctx):
-            group = [journey.hops[i] for i in idx]
-            if len(group) < 2:
-                continue
-            if any(reflected(h) for h in group):
-                continue
-            if all(h.iface for h in group):
-                findings.extend(_compare_named(journey, node, group, covered, ctx))
-            else:
-                findings.extend(_compare_unnamed(journey, node, group, covered, ctx))
-    return findings
+    signatures, shapes = _shapes(journeys, ctx)
+    coverage = _covered(list(shapes.values()), ctx)
+    verdicts = {signature: _verdicts(journey, coverage, ctx) for signature, journey in shapes.items()}
+    return [
+        Mismatch(journey, node, tuple(journey.hops[i] for i in idx), *found)
+        for journey, signature in zip(journeys, signatures)
+        for node, idx, found in verdicts[signature]
+    ]
+
+
+def _verdicts(journey: Journey, coverage: _Coverage, ctx: _Context) -> list[tuple[str, list[int], _Verdict]]:
+    """What comparing `journey` with the model finds, per node, as the fields of a Mismatch for any journey of its signature."""
+    if not _unicast(journey, ctx):
+        return []  # flooded frames (ARP, broadcast, multicast) take every port: no expected path
+    out: list[tuple[str, list[int], _Verdict]] = []
+    for node, idx in _groups(journey, ctx):
+        group = [journey.hops[i] for i in idx]
+        if len(group) < 2 or any(reflected(h) for h in group):
+            continue
+        verdict = _compare_named(node, group, coverage, ctx) if all(h.iface for h in group) else _compare_unnamed(node, group, coverage, ctx)
+        if verdict is not None:
+            out.append((node, idx, verdict))
+    return out
 
 
 def _unicast(journey: Journey, ctx: _Context) -> bool:
@@ -287,24 +322,31 @@ def _unicast(journey: Journey, ctx: _Context) -> bool:
     return _addressed(dst) and not any(h.direction in ("B", "M") for h in journey.hops)
 
 
-def _covered(journeys: list[Journey], ctx: _Context) -> dict[str, set]:
-    """Per node: the (role, direction) points named in the capture, and for unnamed captures the most copies per packet."""
-    seen: dict[str, set] = {}
+@dataclass
+class _Coverage:
+    """Per node, the (role, direction) points the capture names; per (node, source, destination), the most
+    copies of one packet the capture shows where it names no interfaces."""
+
+    points: dict[str, set[tuple[Role | None, str | None]]]
+    copies: dict[tuple[str, str | None, str | None], int]
+
+    def most_copies(self, node: str, group: list[Hop], ctx: _Context) -> int:
+        """The most copies this capture shows on `node` of any packet between the same two addresses."""
+        return self.copies.get((node, ctx.src[group[0].row], ctx.dst[group[-1].row]), len(group))
+
+
+def _covered(journeys: list[Journey], ctx: _Context) -> _Coverage:
+    coverage = _Coverage({}, {})
     for journey in journeys:
         for node, idx in _groups(journey, ctx):
             group = [journey.hops[i] for i in idx]
-            points = seen.setdefault(node, set())
+            points = coverage.points.setdefault(node, set())
             if all(h.iface for h in group):
                 points.update(_observed(h, ctx) for h in group)
             else:
-                points.add(("copies", len(group), ctx.src[group[0].row], ctx.dst[group[-1].row]))
-    return seen
-
-
-def _most_copies(covered: dict[str, set], node: str, group: list[Hop], ctx: _Context) -> int:
-    """The most copies this capture shows on `node` of any packet between the same two addresses."""
-    src, dst = ctx.src[group[0].row], ctx.dst[group[-1].row]
-    return max((c[1] for c in covered.get(node, set()) if c[0] == "copies" and c[2] == src and c[3] == dst), default=len(group))
+                pair = (node, ctx.src[group[0].row], ctx.dst[group[-1].row])
+                coverage.copies[pair] = max(coverage.copies.get(pair, 0), len(group))
+    return coverage
 
 
 def _expected(step: Step) -> str:
@@ -312,32 +354,32 @@ def _expected(step: Step) -> str:
     return f"{step.role.value}{name}, {step.direction.lower()}"
 
 
-def _compare_named(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Mismatch]:
+def _compare_named(node: str, group: list[Hop], coverage: _Coverage, ctx: _Context) -> _Verdict | None:
     assert ctx.model is not None
+    model = ctx.model
     observed = [_observed(h, ctx) for h in group]
     if any(role is None for role, _ in observed):
-        return []
-    fits = [(path, steps, pos) for path, steps in _segments(ctx.model) if (pos := _embed(observed, steps)) is not None]
+        return None
+    fits = [(path, steps, pos) for path, steps in _segments(model) if (pos := _embed(observed, steps)) is not None]
     if not fits:
-        return [Mismatch(journey, node, tuple(group), None, "", ctx.model.name)]
+        return (None, "", model.name, None)
     # the tightest explanation: the segment that leaves the fewest expected steps after the last sighting
     path, steps, pos = min(fits, key=lambda f: len(f[1]) - f[2][-1])
-    missing = [s for s in steps[pos[-1] + 1:] if not s.optional and (s.role, s.direction) in covered.get(node, set())]
+    missing = [s for s in steps[pos[-1] + 1:] if not s.optional and (s.role, s.direction) in coverage.points.get(node, set())]
     if not missing:
-        return []
-    return [Mismatch(journey, node, tuple(group), _expected(missing[0]), path.traffic.value, ctx.model.name)]
+        return None
+    return (_expected(missing[0]), path.traffic.value, model.name, None)
 
 
-def _compare_unnamed(journey: Journey, node: str, group: list[Hop], covered: dict[str, set], ctx: _Context) -> list[Mismatch]:
+def _compare_unnamed(node: str, group: list[Hop], coverage: _Coverage, ctx: _Context) -> _Verdict | None:
     assert ctx.model is not None
-    most = _most_copies(covered, node, group, ctx)
+    most = coverage.most_copies(node, group, ctx)
     if most <= len(group):
-        return []
+        return None
     longer = [(path, steps) for path, steps in _segments(ctx.model) if len(steps) == most]
     packet = _packet(group, ctx)
     fitting = [(path, steps) for path, steps in longer if _fit(steps, packet) > -1.0]
     if not fitting:
-        return []
+        return None
     path, steps = fitting[0]
-    return [Mismatch(journey, node, tuple(group), _expected(steps[len(group)]), path.traffic.value, ctx.model.name,
-                     copies=(most, len(group)))]
+    return (_expected(steps[len(group)]), path.traffic.value, ctx.model.name, (most, len(group)))

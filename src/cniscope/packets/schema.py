@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import IntEnum, StrEnum
 
 import polars as pl
@@ -223,6 +224,7 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     return df.select([pl.col(n).cast(SCHEMA[n]) for n in NAMES])
 
 
+@lru_cache(maxsize=1 << 16)  # addresses repeat: every sighting of a conversation
 def ip4_text(value: int | None) -> str | None:
     if value is None:
         return None
@@ -245,6 +247,7 @@ def address_text(row: Mapping[str, object], side: str) -> str | None:
     return row.get(f"{side}6") or row.get(f"{side}_name")  # type: ignore[return-value]
 
 
+@lru_cache(maxsize=1 << 16)
 def mac_text(value: int | None) -> str | None:
     if value is None:
         return None
@@ -261,6 +264,7 @@ def mac_value(text: str) -> int:
 TCP_FLAG_BITS = (("F", 1), ("S", 2), ("R", 4), ("P", 8), ("U", 32), ("E", 64), ("W", 128))
 
 
+@lru_cache(maxsize=512)
 def tcp_flags_text(flags: int | None) -> str | None:
     """tcpdump's notation: 'S', 'S.', 'P.', 'F.', 'R' ..."""
     if flags is None:

@@ -1,0 +1,111 @@
+"""`make bench`: `cniscope read` and `cniscope analyze` with default flags, against `tcpdump -nn -r` and tshark,
+same run, on the reference generator's captures (benchmarks/gen_capture.py).
+
+    python benchmarks/bench.py [--sizes 200k,2M,10M] [--formats pcap,pcapng] [--data DIR] [--rounds 1]
+                               [--skip-tshark-above N] [--markdown]
+
+Each size is generated once (into --data, benchmarks/data/ by default, git-ignored) as the generator's LINUX_SLL2
+pcap and its pcapng (one interface block per interface): snaplen 256 below 10M packets, 128 from 10M on (1.2 GB
+at 10M). The file is read once to warm the page cache, then each tool runs as its own process and
+/usr/bin/time gives its wall time and peak resident memory:
+
+    cniscope read --format parquet -o OUT FILE       cniscope analyze --json FILE
+    tcpdump -nn -r FILE                             tshark -r FILE              (standard output to /dev/null)
+
+Printed per size and format: seconds, peak MB and bytes per packet of each, and how many times faster
+cniscope is than tcpdump and tshark (their time / cniscope's). `--markdown` also prints the README table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from decode import CNISCOPE, Run, parse_size, timed, warm  # noqa: E402
+
+GENERATOR = HERE / "gen_capture.py"
+
+
+def capture(data: Path, packets: int, fmt: str) -> Path:
+    """The generator's capture of `packets` packets in format `fmt` (pcap or pcapng), made once."""
+    snaplen = 128 if packets >= 10_000_000 else 256
+    path = data / f"gen-{packets}-s{snaplen}.{fmt}"
+    if not path.exists():
+        data.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        partial = path.with_suffix(".part")
+        subprocess.run([sys.executable, str(GENERATOR), "-n", str(packets), "--snaplen", str(snaplen), f"--{fmt}", str(partial)],
+                       check=True)
+        partial.rename(path)
+        print(f"generated {path.name}: {path.stat().st_size / 1e9:.2f} GB in {time.perf_counter() - started:.0f} s", flush=True)
+    return path
+
+
+def run_all(path: Path, tshark: bool, rounds: int) -> dict[str, Run]:
+    out = path.with_suffix(".out.parquet")
+    commands = {
+        "read": [str(CNISCOPE), "read", "--format", "parquet", "-o", str(out), str(path)],
+        "analyze": [str(CNISCOPE), "analyze", "--json", str(path)],
+        "tcpdump": ["tcpdump", "-nn", "-r", str(path)],
+    }
+    if tshark:
+        commands["tshark"] = ["tshark", "-r", str(path)]
+    warm(path)
+    best: dict[str, Run] = {}
+    for round_ in range(rounds):
+        for tool, argv in commands.items():
+            run = timed(tool, argv)
+            print(f"  round {round_ + 1} {tool:8s} {run.seconds:8.2f} s {run.peak_bytes / 1e6:8.0f} MB", flush=True)
+            if run.status not in (0, 1):  # analyze exits 1 only with --fail-on
+                raise SystemExit(f"{tool} failed on {path}")
+            if tool not in best or run.seconds < best[tool].seconds:
+                best[tool] = run
+    out.unlink(missing_ok=True)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="200k,2M,10M")
+    parser.add_argument("--formats", default="pcap,pcapng")
+    parser.add_argument("--data", type=Path, default=HERE / "data", help="where the generated captures are kept")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--skip-tshark-above", type=parse_size, default=None, help="no tshark above this many packets")
+    parser.add_argument("--markdown", action="store_true", help="also print the README's table")
+    args = parser.parse_args()
+    lines = []
+    for size in args.sizes.split(","):
+        packets = parse_size(size)
+        for fmt in args.formats.split(","):
+            path = capture(args.data, packets, fmt)
+            tshark = args.skip_tshark_above is None or packets <= args.skip_tshark_above
+            print(f"== {packets:,} packets, {fmt}, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
+            best = run_all(path, tshark, args.rounds)
+            for ours in ("read", "analyze"):
+                run = best[ours]
+                ratios = [f"{best[other].seconds / run.seconds:.1f}x {other}" for other in ("tcpdump", "tshark") if other in best]
+                print(f"{ours:8s} {run.seconds:7.2f} s {run.peak_bytes / packets:6.0f} B/packet  faster than: {', '.join(ratios)}",
+                      flush=True)
+            td, ts = best["tcpdump"], best.get("tshark")
+            lines.append(
+                f"| {size} | {fmt} | {best['analyze'].seconds:.2f} s | {best['read'].seconds:.2f} s | {td.seconds:.2f} s | "
+                + (f"{ts.seconds:.2f} s" if ts else "not run") + " | "
+                f"**{td.seconds / best['analyze'].seconds:.1f}x** | {td.seconds / best['read'].seconds:.1f}x | "
+                + (f"{ts.seconds / best['analyze'].seconds:.1f}x" if ts else "-") + " | "
+                f"{best['analyze'].peak_bytes / packets:.0f} | {best['read'].peak_bytes / packets:.0f} |"
+            )
+    if args.markdown:
+        print("\n| packets | format | analyze | read | tcpdump -nn -r | tshark -r | analyze vs tcpdump | read vs tcpdump "
+              "| analyze vs tshark | analyze B/packet | read B/packet |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
