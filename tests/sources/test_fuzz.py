@@ -165,3 +165,13 @@ def test_text_keeps_the_lines_before_garbage(at: int, junk: bytes) -> None:
     keep = intact.filter(pl.col("line") < first_line - 1)
     assert got.head(keep.height).equals(keep)
     assert np.all(np.diff(got["line"].to_numpy()) > 0) if got.height else True
+
+
+@FUZZ
+@given(st.integers(0, 255), st.integers(-(1 << 63), (1 << 63) - 1), st.integers(0, (1 << 64) - 1))
+def test_pcapng_clock_options_of_any_value(tsresol: int, tsoffset: int, ts: int) -> None:
+    """if_tsresol and if_tsoffset of any value: the packet's time, or a warning naming the interface block."""
+    data = b"".join([shb("<"), idb("<", 276, 0, (9, bytes([tsresol])), (14, tsoffset.to_bytes(8, "little", signed=True))),
+                     epb("<", 0, ts, FRAMES[0])])
+    got, info = walk(pcapng.iter_batches, data)
+    assert len(got) == 1 or (info.damaged and info.warnings[0].message.startswith("interface block 0: "))

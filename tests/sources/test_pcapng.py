@@ -221,3 +221,33 @@ def test_an_unsupported_link_type_is_one_warning_per_interface(tmp_path: Path) -
     warned = [str(w) for w in capture.warnings]
     assert len(warned) == 1 and "interface usb0: link type 220 is not one cniscope decodes" in warned[0], warned
     assert not capture.damaged
+
+
+def with_interface_options(*options: tuple[int, bytes]) -> bytes:
+    return shb("<") + idb("<", 1, 0, (2, b"eth0"), *options) + b"".join(epb("<", 0, i << 40, F[i]) for i in range(3))
+
+
+@pytest.mark.parametrize("option", [(9, bytes([63 | 0x80])), (9, bytes([19])), (9, bytes([0])), (9, bytes([0x80])),
+                                    (14, struct.pack("<q", 1 << 32)), (14, struct.pack("<q", -(1 << 32)))])
+def test_extreme_but_possible_clocks_are_read(option: tuple[int, bytes]) -> None:
+    batches, info, _ = read_all(with_interface_options(option))
+    assert frames_of(batches) == F[:3] and not info.warnings
+    assert all(-(1 << 63) < t < (1 << 63) for t in col(batches, "ts"))
+
+
+@pytest.mark.parametrize(("option", "said"), [
+    ((9, bytes([64 | 0x80])), "if_tsresol 2^-64 s is finer than any clock (at most 2^-63)"),
+    ((9, bytes([127 | 0x80])), "if_tsresol 2^-127 s"),
+    ((9, bytes([20])), "if_tsresol 10^-20 s"),
+    ((9, bytes([32])), "if_tsresol 10^-32 s"),
+    ((9, bytes([127])), "if_tsresol 10^-127 s"),
+    ((14, struct.pack("<q", (1 << 63) - 1)), f"if_tsoffset {(1 << 63) - 1} s is more than"),
+    ((14, struct.pack("<q", -(1 << 63))), f"if_tsoffset {-(1 << 63)} s"),
+])
+def test_impossible_clocks_end_the_walk_naming_the_interface_block(option: tuple[int, bytes], said: str) -> None:
+    data = simple(2) + idb("<", 1, 0, (2, b"eth1"), option) + epb("<", 1, 5, F[7])
+    batches, info, _ = read_all(data)
+    assert frames_of(batches) == F[:2] and info.damaged
+    (warning,) = info.warnings
+    assert warning.where == f"byte {len(simple(2))}"
+    assert warning.message.startswith("interface block 1: ") and said in warning.message

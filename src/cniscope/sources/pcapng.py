@@ -27,8 +27,9 @@ section without it have no node (the input's `node=` tag fills it later).
 Damage (a block whose length is not a multiple of 4 or runs past the end, a
 trailing length that disagrees with the leading one, a captured length longer
 than its block or above 256 KiB, a packet naming an interface never described,
-a cut block) ends the walk: every packet before it is yielded, and a warning
-names the byte where it broke.
+a cut block, an interface whose if_tsresol or if_tsoffset no clock could have
+written) ends the walk: every packet before it is yielded, and a warning names
+the byte where it broke.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ SPB = 0x00000003
 EPB = 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_CAPLEN = 256 * 1024
+MAX_TSRESOL = {2: 63, 10: 19}  # exponents whose unit count still fits the 64-bit arithmetic of _to_ns
+MAX_TSOFFSET_S = 1 << 32  # seconds: 136 years either way, far from int64 nanoseconds' 292
 NO_TS = np.iinfo(np.int64).min  # ts of simple packet blocks, which carry none
 
 # option codes
@@ -244,12 +247,16 @@ class Reader:
                 iface.node = _node_of(value) or iface.node
             elif code == IF_TSRESOL and value:
                 exponent = value[0] & 0x7F
-                if value[0] & 0x80:
-                    iface.tsresol_num, iface.tsresol_den = 1, 2**exponent
-                else:
-                    iface.tsresol_num, iface.tsresol_den = 1, 10**exponent
+                base = 2 if value[0] & 0x80 else 10
+                if exponent > MAX_TSRESOL[base]:
+                    raise _Damage(pos, f"interface block {len(self.section.interfaces)}: if_tsresol {base}^-{exponent} s "
+                                       f"is finer than any clock (at most {base}^-{MAX_TSRESOL[base]})")
+                iface.tsresol_num, iface.tsresol_den = 1, base**exponent
             elif code == IF_TSOFFSET and len(value) == 8:
                 iface.tsoffset = struct.unpack_from(order + "q", value)[0]
+                if abs(iface.tsoffset) > MAX_TSOFFSET_S:
+                    raise _Damage(pos, f"interface block {len(self.section.interfaces)}: if_tsoffset {iface.tsoffset} s "
+                                       f"is more than {MAX_TSOFFSET_S} s (a century) from 1970")
         why = unsupported_linktype(linktype)
         if why is not None:
             self.info.warn(f"byte {pos}", f"interface {iface.name or len(self.iface_names)}: {why}", damaged=False)
