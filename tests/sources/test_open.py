@@ -6,7 +6,10 @@ import bz2
 import gzip
 import io
 import lzma
+import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -17,6 +20,7 @@ from cniscope.errors import InputError
 from cniscope.packets.schema import NAMES, Direction, ip4_value
 from cniscope.pcapng_writer import PcapngWriter
 from cniscope.sources import InputInfo, InputSpec, iter_tables, pcap, read
+from cniscope.sources import open as open_module
 from cniscope.sources.open import iter_input_batches
 from tests.frames import ethernet, ipv4, sll2, tcp
 from tests.paths import SEED
@@ -238,3 +242,118 @@ def test_named_pipe_is_spooled_not_mapped(tmp_path: Path) -> None:
     finally:
         writer.join(timeout=10)
     assert info.format == "pcap" and info.packets == 50 and not info.warnings
+
+
+# --- hostile inputs: bombs, long lines, nesting ---------------------------------------------
+
+
+def zeros_zstd(path: Path, head: bytes, size: int) -> None:
+    """`head` then `size` zero bytes, zstd-compressed as they stream (a few hundred KB for gigabytes)."""
+    block = bytes(1 << 24)
+    with path.open("wb") as out, zstandard.ZstdCompressor(level=1).stream_writer(out) as writer:
+        writer.write(head)
+        for _ in range(size // len(block)):
+            writer.write(block)
+
+
+def test_zstd_bomb_ends_at_the_ratio_limit(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.pcap.zst"
+    zeros_zstd(path, pcap_bytes(3), 256 << 20)
+    tables, info = read_one(path)
+    assert info.packets == 3  # the packets before the zeros
+    bomb = next(w for w in info.warnings if "decompression bomb" in w.message)
+    assert "zstd data expands more than 200 times" in bomb.message and bomb.where.startswith("byte ")
+    assert info.damaged
+
+
+def test_decompression_goes_in_bounded_steps() -> None:
+    """No one step of any decompressor makes more than 8 MiB, however much the input expands."""
+    zeros = bytes(24 << 20)
+    for name, new in (open_module.COMPRESSIONS[b"\x1f\x8b"], open_module.COMPRESSIONS[b"\x28\xb5\x2f\xfd"],
+                      open_module.COMPRESSIONS[b"\xfd7zXZ\x00"], open_module.COMPRESSIONS[b"BZh"]):
+        packed = COMPRESSORS[name](zeros)
+        stream = open_module._Decompressed(io.BytesIO(packed), name, new, InputInfo(index=0, name=name))
+        pieces = list(stream.pieces)
+        assert sum(map(len, pieces)) == len(zeros), name
+        assert max(map(len, pieces)) <= 8 << 20, name
+
+
+def test_gzip_of_one_packet_repeated_is_a_bomb_too(tmp_path: Path) -> None:
+    one = pcap.encode(frames(1), TIMES[:1], 276)
+    record = one[24:]
+    path = tmp_path / "repeated.pcap.gz"
+    path.write_bytes(gzip.compress(one + record * ((100 << 20) // len(record)), compresslevel=6))
+    tables, info = read_one(path)
+    assert "decompression bomb" in info.warnings[0].message and info.damaged
+    assert 0 < info.packets < (100 << 20) // len(record)
+
+
+def test_nested_compression_is_undone_layer_by_layer(tmp_path: Path) -> None:
+    path = tmp_path / "twice.pcap.gz.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(gzip.compress(pcap_bytes())))
+    tables, info = read_one(path)
+    assert info.format == "pcap" and info.packets == 50 and not info.warnings
+
+
+def test_text_line_over_64_kib_is_skipped_with_its_line_number(tmp_path: Path) -> None:
+    seed = SEED.read_bytes().split(b"\n")
+    path = tmp_path / "long.txt.gz"
+    path.write_bytes(gzip.compress(b"\n".join(seed[:3] + [b"\x1b]0;x" * (5 << 20)] + seed[3:])))
+    tables, info = read_one(path, node="node3")
+    plain, plain_info = read_one(SEED, node="node3")
+    assert info.packets == plain_info.packets
+    (warning,) = [w for w in info.warnings if w.where == "line 4"]
+    assert warning.message == f"a line of {5 * 5 << 20} characters (more than 64 KiB): skipped"
+
+
+@pytest.mark.parametrize("content", [b"\n", b"\n \n\t\n"])
+def test_blank_lines_are_no_capture(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "blank.txt"
+    path.write_bytes(content)
+    tables, info = read_one(path)
+    assert info.packets == 0 and info.damaged and info.warnings[0].message == "no capture in it: blank lines only"
+
+
+def test_captured_length_above_wire_length_is_damage(tmp_path: Path) -> None:
+    data = bytearray(pcap_bytes(4))
+    second = 24 + 16 + len(frames(1)[0])
+    data[second + 12:second + 16] = (10).to_bytes(4, "little")  # wire length 10, captured more
+    path = tmp_path / "over.pcap"
+    path.write_bytes(bytes(data))
+    tables, info = read_one(path)
+    assert info.packets == 4 and info.damaged
+    assert info.warnings[0].where == f"byte {second + 16}"
+    assert "1 packets say they captured more bytes than they had on the wire" in info.warnings[0].message
+
+
+def test_records_of_zero_bytes_end_the_walk(tmp_path: Path) -> None:
+    path = tmp_path / "zeros.pcap"
+    path.write_bytes(pcap_bytes(2) + bytes(1 << 16))
+    tables, info = read_one(path)
+    assert info.packets == 2 and info.damaged and "a record of a packet 0 bytes long" in info.warnings[0].message
+
+
+@pytest.mark.parametrize("kind", ["pcap-zstd", "text-gzip"])
+def test_bombs_stay_under_1_gb(kind: str, tmp_path: Path) -> None:
+    """A 2 GB expansion (512 MB of one text line) through the real command: exit 3 or 4 with a message, peak memory under 1 GB."""
+    if kind == "pcap-zstd":
+        path = tmp_path / "bomb.pcap.zst"
+        zeros_zstd(path, pcap_bytes(3), 2 << 30)
+    else:
+        path = tmp_path / "line.txt.gz"
+        with gzip.open(path, "wb", compresslevel=1) as out:
+            out.write(SEED.read_bytes()[:2000])
+            for _ in range(32):
+                out.write(b"A" * (16 << 20))
+    child = subprocess.Popen([sys.executable, "-m", "cniscope", "analyze", str(path)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    watchdog = threading.Timer(300, child.kill)
+    watchdog.start()
+    stderr = child.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not every child's
+    watchdog.cancel()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    peak_kib = usage.ru_maxrss
+    assert child.returncode in (3, 4), stderr
+    assert b"decompression bomb" in stderr and b"Traceback" not in stderr
+    assert peak_kib < 1 << 20, f"peak {peak_kib} KiB"

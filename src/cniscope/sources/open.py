@@ -6,8 +6,10 @@ bounded batches; each batch is decoded (`cniscope.packets.decode`) and the
 mapped pages behind it are handed back to the OS. Compressed files (gzip,
 zstd, xz, bzip2; recognised by their magic, not their name), pipes and standard
 input cannot be mapped: a binary capture among them is first spooled to an
-unlinked temporary file and mapped from there, while text is streamed line by
-line.
+unlinked temporary file (MAX_SPOOL bytes at most) and mapped from there, while
+text is streamed line by line (MAX_LINE characters a line at most). Nothing is
+ever held whole in memory: decompression goes in bounded steps, and stops at
+what looks like a decompression bomb (`_Decompressed`).
 
 An input that cannot be opened at all (missing, a directory, no permission)
 raises `InputError`. One that opens but holds no capture (empty, unknown magic)
@@ -40,11 +42,19 @@ from cniscope.packets.schema import Clock
 from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng, tcpdump_text
 
 HEAD_LEN = 4096  # bytes looked at to tell text from binary
+MAX_LINE = 64 << 10  # characters of a text line held at once
 CHUNK = 1 << 20
 PAGE = mmap.PAGESIZE
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 FEED = 1 << 16  # compressed bytes fed to a decompressor at a time
+FEED_ZSTD = 256  # zstd: a 128 KiB block takes at least 4 bytes, so 256 bytes make at most 8 MiB
+OUT_STEP = 1 << 20  # decompressed bytes made at a time (gzip, xz, bzip2)
+BOMB_FLOOR = 64 << 20  # past this many decompressed bytes ...
+BOMB_RATIO = 200  # ... an input expanding more than this is a bomb (real captures: 2-50 times, gzip or zstd -19)
+MAX_NESTING = 3  # compressions undone one inside the other
+MAX_SPOOL = 1 << 30  # decompressed bytes of a binary capture spooled to disk to be mapped
+ZLIB_TYPE = type(zlib.decompressobj())
 
 # leading bytes -> (name, new decompressor); each decompresses one member/frame/stream
 COMPRESSIONS: dict[bytes, tuple[str, Callable[[], Decompressor]]] = {
@@ -148,14 +158,17 @@ def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
     if compression is None and mappable and sniff(head) in ("pcap", "pcapng"):
         return _Found(sniff(head), head, buf=_map(raw, stack))
     stream: BinaryIO = _Prefixed(head, raw)
-    if compression is not None:
+    for _ in range(MAX_NESTING):  # capture.pcap.gz.zst: each layer bounded on its own
+        if compression is None:
+            break
         stream = _Decompressed(stream, *compression, info)
         head = _read_head(stream)
         stream = _Prefixed(head, stream)
+        compression = _compression(head)
     kind = sniff(head)
     if kind in ("pcap", "pcapng"):
-        spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-"))
-        _copy(stream, spool)
+        spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-", buffering=0))
+        _spool(stream, spool, info)
         return _Found(kind, head, buf=_map(spool, stack))
     encoding = "utf-16" if head.startswith(UTF16_BOMS) else "utf-8"
     return _Found(kind, head, stream=stream, encoding=encoding)
@@ -199,9 +212,22 @@ def _map(file: BinaryIO, stack: ExitStack) -> memoryview:
     return memoryview(mapped)
 
 
-def _copy(source: BinaryIO, target: BinaryIO) -> None:
-    while chunk := source.read(CHUNK):
-        target.write(chunk)
+def _spool(source: BinaryIO, spool: BinaryIO, info: InputInfo) -> None:
+    """Copy at most MAX_SPOOL bytes; past that, or when the disk fills, keep what was written and say why."""
+    written = 0
+    while written < MAX_SPOOL and (chunk := memoryview(source.read(min(CHUNK, MAX_SPOOL - written)))):
+        while chunk:
+            try:
+                done = spool.write(chunk) or 0
+            except OSError as exc:
+                info.warn(f"byte {written}", f"cannot spool the decompressed capture to {tempfile.gettempdir()} "
+                                             f"({exc.strerror}); kept the {written} bytes before it")
+                return
+            written += done
+            chunk = chunk[done:]
+    if written >= MAX_SPOOL and source.read(1):
+        info.warn(f"byte {written}", f"a compressed or piped binary capture is read up to {MAX_SPOOL >> 20} MiB; "
+                                     "kept those (decompress it to a file to read it all)")
 
 
 class _MappedPages:
@@ -228,11 +254,19 @@ def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_
         reader = pcapng.Reader(buf, info, batch_size)
         batches = reader.batches()
         comments = reader.comments
+    oversized, first = 0, 0
     for batch in batches:
         table = _finish(decode_batch(batch, info.index), batch, spec, info, comments)
         release.before(int(batch.offset[-1]))
         info.packets += table.height
+        over = batch.caplen > batch.wirelen
+        if over.any():
+            first = first if oversized else int(batch.offset[int(over.argmax())])
+            oversized += int(over.sum())
         yield table
+    if oversized:
+        info.warn(f"byte {first}", f"{oversized} packets say they captured more bytes than they had on the wire "
+                                   "(captured length above wire length)")
 
 
 def _finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
@@ -266,12 +300,38 @@ class _Releaser:
 
 
 def _text(stream: BinaryIO, encoding: str, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    lines = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding=encoding, errors="replace")
-    for table in tcpdump_text.iter_tables(lines, info, batch_size):
+    text = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding=encoding, errors="replace")
+    blank = True
+
+    def lines() -> Iterator[str]:
+        nonlocal blank
+        for line in _lines(text, info):
+            blank = blank and not line.strip()
+            yield line
+
+    for table in tcpdump_text.iter_tables(lines(), info, batch_size):
         columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
         if spec.node is not None:
             columns.append(pl.col("node").fill_null(spec.node))
         yield table.with_columns(columns)  # the text reader counts info.packets itself
+    if blank and not info.warnings:
+        info.warn("", "no capture in it: blank lines only")
+
+
+def _lines(text: io.TextIOWrapper, info: InputInfo) -> Iterator[str]:
+    """The lines of `text`, each held whole only up to MAX_LINE characters: a longer one (no tcpdump line
+    comes near) is skipped with a warning, read in bounded pieces, and counted as an empty line."""
+    number = 0
+    while line := text.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE:
+            length = len(line)
+            while not line.endswith("\n") and (line := text.readline(CHUNK)):
+                length += len(line)
+            length -= line.endswith("\n")
+            info.warn(f"line {number}", f"a line of {length} characters (more than {MAX_LINE >> 10} KiB): skipped")
+            line = "\n"
+        yield line
 
 
 # --- byte streams ------------------------------------------------------------------
@@ -311,8 +371,12 @@ class _Decompressed:
     """Decompressed bytes of a stream; ends, with a warning, where the compressed data is damaged or cut.
 
     Fed in small chunks so that whatever decompressed before the damage is kept
-    (gzip.GzipFile would drop the last chunk it was working on). Concatenated
-    members (gzip), frames (zstd) and streams follow each other.
+    (gzip.GzipFile would drop the last chunk it was working on), and each step
+    bounded (at most about OUT_STEP bytes out), so that a small input that
+    expands to gigabytes never sits in memory at once. Past BOMB_FLOOR bytes, an
+    input expanding more than BOMB_RATIO times is a decompression bomb: it ends
+    there, with a warning. Concatenated members (gzip), frames (zstd) and
+    streams follow each other.
     """
 
     def __init__(self, source: BinaryIO, name: str, new: Callable[[], Decompressor], info: InputInfo) -> None:
@@ -323,40 +387,54 @@ class _Decompressed:
         self.decompressor: Decompressor | None = None
         self.fed = 0  # compressed bytes read
         self.out = 0  # decompressed bytes produced
+        self.pieces = self._pieces()
         self.pending = b""
         self.at = 0
-        self.done = False
 
     def read(self, size: int = -1) -> bytes:
-        while self.at >= len(self.pending) and not self.done:
-            self.pending, self.at = self._more(), 0
+        if self.at >= len(self.pending):
+            self.pending, self.at = next(self.pieces, b""), 0
         stop = len(self.pending) if size < 0 else self.at + size
         part = self.pending[self.at:stop]
         self.at += len(part)
         return part
 
-    def _more(self) -> bytes:
-        data = self.source.read(FEED)
-        if not data:
-            self.done = True
-            if self.decompressor is not None and not self.decompressor.eof:
-                self._damaged("data cut short")
-            return b""
-        self.fed += len(data)
-        parts: list[bytes] = []
-        while data:
-            if self.decompressor is None or self.decompressor.eof:
-                self.decompressor = self.new()
-            try:
-                parts.append(self.decompressor.decompress(data))
-            except DECOMPRESS_ERRORS as exc:
-                self.done = True
-                self._damaged(f"data damaged ({exc})")
-                break
-            data = self.decompressor.unused_data if self.decompressor.eof else b""
-        out = b"".join(parts)
-        self.out += len(out)
-        return out
+    def _pieces(self) -> Iterator[bytes]:
+        feed = FEED_ZSTD if self.name == "zstd" else FEED
+        while data := self.source.read(feed):
+            self.fed += len(data)
+            while data:
+                if self.decompressor is None or self.decompressor.eof:
+                    self.decompressor = self.new()
+                try:
+                    for piece in _steps(self.decompressor, data):
+                        self.out += len(piece)
+                        if piece:
+                            yield piece
+                        if self.out > BOMB_FLOOR and self.out > BOMB_RATIO * self.fed:
+                            self._damaged(f"data expands more than {BOMB_RATIO} times (a decompression bomb? decompress it to a file "
+                                          "to read it all)")
+                            return
+                except DECOMPRESS_ERRORS as exc:
+                    self._damaged(f"data damaged ({exc})")
+                    return
+                data = self.decompressor.unused_data if self.decompressor.eof else b""
+        if self.decompressor is not None and not self.decompressor.eof:
+            self._damaged("data cut short")
 
     def _damaged(self, what: str) -> None:
         self.info.warn(f"byte {self.fed}", f"{self.name} {what}; kept the {self.out} bytes decompressed before it")
+
+
+def _steps(decompressor: Decompressor, data: bytes) -> Iterator[bytes]:
+    """Decompress `data` in pieces of at most OUT_STEP bytes (zstd: what FEED_ZSTD bytes can make, 8 MiB at most)."""
+    if isinstance(decompressor, ZLIB_TYPE):
+        while data and not decompressor.eof:
+            yield decompressor.decompress(data, OUT_STEP)
+            data = decompressor.unconsumed_tail
+    elif isinstance(decompressor, (lzma.LZMADecompressor, bz2.BZ2Decompressor)):
+        yield decompressor.decompress(data, OUT_STEP)
+        while not decompressor.eof and not decompressor.needs_input:
+            yield decompressor.decompress(b"", OUT_STEP)
+    else:  # zstandard's decompressobj has no output bound; its input is fed in small chunks instead
+        yield decompressor.decompress(data)

@@ -5,7 +5,7 @@ Theory of operation: the file is mapped, never copied. A Python loop walks the
 unchecked: checks in that loop doubled its cost), into an int64 offset array
 for a window of at most `batch_size` records; numpy then gathers the header
 fields of the whole window at once and checks them. Damage (a cut header or
-packet, an absurd caplen) ends the walk: every record before it is yielded, and
+packet, an absurd caplen, a wire length of 0) ends the walk: every record before it is yielded, and
 a warning names the byte where it broke.
 """
 
@@ -107,12 +107,16 @@ def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> 
     n = len(starts)
     cut_header = int(starts[-1]) + RECORD_LEN > end
     whole = starts[:-1] if cut_header else starts
-    caplen = _gather(data, whole, RECORD_LEN).view(record)["caplen"].astype(np.int64)
-    bad = (caplen > MAX_CAPLEN) | (whole + RECORD_LEN + caplen > end)
+    fields = _gather(data, whole, RECORD_LEN).view(record)
+    caplen = fields["caplen"].astype(np.int64)
+    empty = fields["wirelen"] == 0
+    bad = (caplen > MAX_CAPLEN) | (whole + RECORD_LEN + caplen > end) | empty
     if bad.any():
         k = int(np.argmax(bad))
         if caplen[k] > MAX_CAPLEN:
             return k, f"absurd captured length {caplen[k]} (more than {MAX_CAPLEN})"
+        if empty[k]:  # no packet is 0 bytes long: zeros where records should be (padding, a bomb)
+            return k, "a record of a packet 0 bytes long"
         return k, f"packet cut short: {end - int(whole[k]) - RECORD_LEN} of {caplen[k]} captured bytes"
     if cut_header:
         return n - 1, f"record header cut short: {end - int(starts[-1])} of {RECORD_LEN} bytes"
