@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 # C0 and C1 controls, DEL, and the invisible format characters that reorder or hide text
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 _LINE_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
@@ -22,4 +22,4 @@ def _escaped(match: re.Match[str]) -> str:
 
 def printable(text: str, lines: bool = False) -> str:
     """`text` with every control character escaped; with `lines`, newlines and tabs are kept."""
-    return (_LINE_CONTROL if lines else _CONTROL).sub(_escaped, text)
+    return (_LINE_CONTROL if lines else CONTROL).sub(_escaped, text)

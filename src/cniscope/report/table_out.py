@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from cniscope.errors import OutputError
 from cniscope.packets.schema import COLUMNS, DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
 from cniscope.sources import InputInfo, InputSpec, iter_tables
+from cniscope.terminal import CONTROL, printable
 
 IP4_COLUMNS = ("outer_src", "outer_dst", "src", "dst", "quoted_src", "quoted_dst", "arp_spa", "arp_tpa")
 MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha")
@@ -50,9 +51,9 @@ def _mapped(series: pl.Series, text: Callable[[int], str | None]) -> pl.Series:
 
 
 def textual(table: pl.DataFrame) -> pl.DataFrame:
-    """Every column, with IPv4 addresses and MACs as text (json and csv)."""
+    """Every column, with IPv4 addresses and MACs as text, control characters escaped (json and csv)."""
     table = table.with_columns([ip4_expr(name) for name in IP4_COLUMNS])
-    return table.with_columns([_mapped(table[name], mac_text).alias(name) for name in MAC_COLUMNS])
+    return _escaped(table.with_columns([_mapped(table[name], mac_text).alias(name) for name in MAC_COLUMNS]))
 
 
 def _words(*pairs: tuple[str, str]) -> pl.Expr:
@@ -171,13 +172,20 @@ def _write_to(table: pl.DataFrame, fmt: str, stream: TextIO, terminal: bool) -> 
     elif fmt == "csv":
         stream.write(textual(table).write_csv())
     elif fmt == "table":
-        rows = readable(table)
+        rows = _escaped(readable(table))
         if terminal and rows.height <= TABLE_ROWS_RICH:
             _rich(rows, stream)
         else:
             stream.write(plain(rows))
     else:
         raise ValueError(f"unknown table format {fmt!r}")
+
+
+def _escaped(rows: pl.DataFrame) -> pl.DataFrame:
+    """Text columns with their control characters escaped (names from a capture may hold terminal escapes)."""
+    dirty = [c for c, kind in rows.schema.items()
+             if kind == pl.Utf8 and rows.height and rows[c].str.contains(CONTROL.pattern).any()]
+    return rows.with_columns(pl.col(c).map_elements(printable, return_dtype=pl.Utf8) for c in dirty)
 
 
 def _shown(rows: pl.DataFrame) -> list[str]:

@@ -5,7 +5,8 @@ then its packets in order, each with every place it was seen, the delay of
 each hop and what changed. Then the network model with its evidence, the
 clocks, the findings and the warnings.
 
-`lines()` builds styled lines (rich `Text`); `render()` gives plain text (for
+`lines()` builds styled lines (rich `Text`), their control characters escaped
+(names from a capture may carry terminal escapes); `render()` gives plain text (for
 golden tests and pipes), `show()` prints with colour where the terminal has it
 and plain text where it does not (a pipe or file, NO_COLOR set, TERM=dumb).
 `Progress` shows what is being read and analysed on standard error, only when
@@ -26,6 +27,7 @@ from rich.text import Text
 from cniscope.packets.schema import Clock
 from cniscope.results import Finding, Flow, Hop, Journey, Report, Severity
 from cniscope.sources import Capture, InputSpec, read
+from cniscope.terminal import printable
 
 SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
 MAX_JOURNEYS_PER_FLOW = 50
@@ -78,12 +80,12 @@ class _Lines:
         self.out: list[Text] = []
 
     def add(self, text: str = "", style: str = "") -> None:
-        self.out.append(Text(text, style=style))
+        self.out.append(Text(printable(text), style=style))
 
     def parts(self, *parts: tuple[str, str]) -> None:
         line = Text()
         for text, style in parts:
-            line.append(text, style=style)
+            line.append(printable(text), style=style)
         self.out.append(line)
 
 
