@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from cniscope.analyze import analyze, expand
 from cniscope.errors import InputError
 from cniscope.sources import InputSpec
+from tests.cli import run
 from tests.paths import CORPUS, SEED
 
 
@@ -42,3 +44,33 @@ def test_a_directory_without_captures_is_refused_with_exit_4(tmp_path: Path) -> 
         expand([InputSpec(str(tmp_path))])
     done = subprocess.run([sys.executable, "-m", "cniscope", "analyze", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 4 and "no capture in this directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_symlink_loops_in_a_directory_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    shutil.copy(SEED, tmp_path / "node3.txt")
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    ran = run("analyze", str(tmp_path))
+    assert ran.code == 3, ran.err  # what could be read is used; the input was incomplete
+    for name in ("a", "b", "loop"):
+        assert f"warning: {tmp_path / name}: skipped: Too many levels of symbolic links" in ran.err
+    assert "node3" in ran.out and "Traceback" not in ran.err
+
+
+def test_an_unreadable_entry_is_skipped_and_an_unreadable_directory_refused(tmp_path: Path) -> None:
+    """Run without root's power to bypass file permissions (setpriv drops it, when the tests run as root)."""
+    shutil.copy(SEED, tmp_path / "node3.txt")
+    (tmp_path / "node4.txt").write_bytes(SEED.read_bytes())
+    (tmp_path / "node4.txt").chmod(0)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0)
+    plain = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    done = subprocess.run([*plain, sys.executable, "-m", "cniscope", "analyze", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert f"warning: {tmp_path / 'node4.txt'}: skipped: Permission denied" in done.stderr
+    refused = subprocess.run([*plain, sys.executable, "-m", "cniscope", "analyze", str(closed)], capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 4 and f"{closed}: cannot read the directory: Permission denied" in refused.stderr
+    assert "Traceback" not in done.stderr + refused.stderr

@@ -24,7 +24,10 @@ def expand(specs: list[InputSpec]) -> list[InputSpec]:
         if spec.path != "-" and os.path.isdir(spec.path):
             from cniscope.capture.manifest import inputs, is_capture_dir
 
-            out.extend(inputs(spec.path) if is_capture_dir(spec.path) else _captures_in(spec))
+            try:
+                out.extend(inputs(spec.path) if is_capture_dir(spec.path) else _captures_in(spec))
+            except OSError as exc:  # the directory itself (no permission): its entries are handled one by one
+                raise InputError(f"{spec.path}: cannot read the directory: {exc.strerror}") from None
         else:
             out.append(spec)
     return out
@@ -35,15 +38,19 @@ def _captures_in(spec: InputSpec) -> list[InputSpec]:
 
     found = []
     for entry in sorted(os.scandir(spec.path), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_file():
+        if entry.name.startswith("."):
             continue
+        node = spec.node or entry.name.split(".")[0]
         try:
+            if not entry.is_file():
+                continue
             with open(entry.path, "rb") as handle:
                 head = handle.read(4096)
-        except OSError:
-            continue  # unreadable: not ours to judge here
+        except OSError as exc:  # a symlink loop, no permission: warned about when read, the rest read
+            found.append(InputSpec(entry.path, node=node, unreadable=exc.strerror or str(exc)))
+            continue
         if looks_like_capture(head):
-            found.append(InputSpec(entry.path, node=spec.node or entry.name.split(".")[0]))
+            found.append(InputSpec(entry.path, node=node))
     if not found:
         raise InputError(f"{spec.path}: no capture in this directory (pcap, pcapng or tcpdump text, compressed or not)")
     return found

@@ -28,6 +28,7 @@ class InputSpec:
 
     path: str
     node: str | None = None
+    unreadable: str | None = None  # a directory's entry that could not be opened: why (warned, not read)
 
     @classmethod
     def parse(cls, text: str) -> InputSpec:

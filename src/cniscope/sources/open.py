@@ -112,6 +112,9 @@ def _compression(head: bytes) -> tuple[str, Callable[[], Decompressor]] | None:
 
 def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
     """Yield the packet table of one input in batches of at most `batch_size` rows."""
+    if spec.unreadable:
+        info.warn("", f"skipped: {spec.unreadable}")
+        return
     with ExitStack() as stack:
         found = _find(spec, info, stack)
         if found.kind in ("pcap", "pcapng"):
@@ -129,6 +132,8 @@ def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iter
 def iter_input_batches(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
     """The undecoded frames of a binary input (pcap or pcapng, compressed or not), for writers that copy
     them (`--pcapng`); nothing for text. Frames are numbered as `iter_input_tables` numbers its rows."""
+    if spec.unreadable:
+        return
     with ExitStack() as stack:
         found = _find(spec, info, stack)
         if found.kind == "pcap":
