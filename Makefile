@@ -12,6 +12,8 @@ STAMP_PIP := $(VENV)/.pip-stamp
 
 install: $(STAMP_APT) $(STAMP_PIP)
 
+# openvswitch-switch: the lab runs its own Open vSwitch daemons per node (userspace datapath, private
+# sockets); the host service the package enables is not used, so it is stopped when make installs it.
 $(STAMP_APT): Makefile  # the package list lives here: re-check when it changes
 	@mkdir -p $(VENV)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,7 +21,10 @@ $(STAMP_APT): Makefile  # the package list lives here: re-check when it changes
 	  echo "apt: installing$$missing"; \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing || exit 1; \
+	  case " $$missing " in *" openvswitch-switch "*) \
+	    if [ -d /run/systemd/system ]; then systemctl disable --now -q openvswitch-switch || true; fi;; \
+	  esac; \
 	fi
 	@touch $@
 

@@ -1,9 +1,11 @@
 """Lab build and teardown time per model (needs root).
 
-Usage: .venv/bin/python benchmarks/lab.py [--rounds N] [--nodes N] [--gobgp-rounds N]
+Usage: .venv/bin/python benchmarks/lab.py [--rounds N] [--nodes N] [--gobgp-rounds N] [--models A,B]
 
 up: namespaces, links, addresses, routes, sysctls, iptables, an nginx per pod
-and a BIRD per node started (Lab.up). BGP convergence (kube-router,
+and a BIRD per node started, or an ovsdb-server and ovs-vswitchd per node with
+their bridges and flows (antrea-geneve, weave), or a UDP relay per node
+(flannel-udp) (Lab.up). BGP convergence (kube-router,
 calico-bgp: until every node has routes to every other node's pod CIDR) is
 reported apart. down: kill every process in the lab's namespaces, delete the
 namespaces. "by hand" builds the same plan with one process per step, as the
@@ -111,10 +113,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--gobgp-rounds", type=int, default=3)
+    parser.add_argument("--models", default=",".join(BUILDABLE), help="comma-separated (default: every buildable model)")
     args = parser.parse_args()
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in BUILDABLE]
+    if unknown:
+        raise SystemExit(f"not buildable here: {', '.join(unknown)} (buildable: {', '.join(BUILDABLE)})")
     print(f"{args.nodes} nodes, {args.nodes + 1} pods, {args.rounds} rounds per model; seconds, median (min-max)")
     print(f"{'model':16} {'up':>20} {'up by hand':>20} {'ratio':>6} {'BGP converged':>20} {'down':>20}")
-    for model in BUILDABLE:
+    for model in models:
         ups, hands, converges, downs = [], [], [], []
         for round_ in range(args.rounds):
             hands.append(by_hand(default_spec(model, args.nodes, name=f"bench{os.getpid()}-h{round_}")))

@@ -77,7 +77,7 @@ LAB_DEVICES = {"br-phy", "br-int", "antrea-gw0", "ovs-netdev", "flannel0", "weav
 
 
 # daemons each two-node lab starts: 3 nginx, then per node BIRD, or ovsdb-server and ovs-vswitchd, or the UDP relay
-@pytest.mark.parametrize(("model", "daemon_count"), [("kube-router", 5), ("antrea-geneve", 7), ("flannel-udp", 5)])
+@pytest.mark.parametrize(("model", "daemon_count"), [("kube-router", 5), ("antrea-geneve", 7), ("flannel-udp", 5), ("weave", 7)])
 def test_sigkilled_owner_is_reaped(model: str, daemon_count: int) -> None:
     name = lab_name("orphan-" + model[:6])
     script = (

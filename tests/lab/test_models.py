@@ -11,7 +11,7 @@ from cniscope.analyze import analyze
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.inventory import write_inventory
-from cniscope.lab.naming import antrea_port, cali_name, veth_name
+from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
 from cniscope.lab.spec import BUILDABLE, default_spec
 from cniscope.packets.schema import Direction, Tunnel
 from cniscope.sources import InputSpec
@@ -32,12 +32,13 @@ DESTINATION_PATH = {
     "calico-bgp": ["eth0", "cali"],
     "calico-vxlan": ["eth0", "vxlan.calico", "cali"],
     "flannel-udp": ["eth0", "flannel0", "cni0", "veth"],  # the relay writes the packet into flannel0
-    "antrea-geneve": ["eth0", "veth"],  # userspace OVS: no kernel Geneve device, the envelope is opened in OVS
+    "antrea-geneve": ["eth0", "veth"],
+    "weave": ["eth0", "vethwe-datapath", "vethwe-bridge", "veth"],  # bridged through the vethwe pair, never routed  # userspace OVS: no kernel Geneve device, the envelope is opened in OVS
 }
 POD_PORT = {"kube-router": veth_name, "flannel-vxlan": veth_name, "flannel-host-gw": veth_name, "flannel-udp": veth_name, "calico-bgp": cali_name,
-            "calico-vxlan": cali_name, "antrea-geneve": antrea_port}
+            "calico-vxlan": cali_name, "antrea-geneve": antrea_port, "weave": weave_port}
 ENVELOPE = {"flannel-vxlan": (8472, 1), "calico-vxlan": (4789, 4096), "antrea-geneve": (6081, 0),
-            "flannel-udp": (8285, None)}  # UDP port, VNI (flannel's UDP backend has none)
+            "flannel-udp": (8285, None), "weave": (6784, 1 << 12 | 2)}  # UDP port, VNI (flannel's UDP backend has none)
 
 
 @pytest.fixture(scope="module", params=BUILDABLE)

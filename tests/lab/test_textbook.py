@@ -16,7 +16,7 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab.cluster import Lab
-from cniscope.lab.naming import antrea_port, veth_name
+from cniscope.lab.naming import antrea_port, veth_name, weave_port
 from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import BUILDABLE, default_spec
 from cniscope.models import MODELS
@@ -33,7 +33,7 @@ from .helpers import SYN, read_captures
 pytestmark = needs_root
 
 NEW_MODELS = [m for m in ("antrea-geneve", "flannel-udp", "weave") if m in BUILDABLE]
-POD_PORT: dict[str, Callable[[str], str]] = {"antrea-geneve": antrea_port, "flannel-udp": veth_name}
+POD_PORT: dict[str, Callable[[str], str]] = {"antrea-geneve": antrea_port, "flannel-udp": veth_name, "weave": weave_port}
 TRAFFIC = {"same-node": Traffic.POD_TO_POD_SAME_NODE, "cross-node": Traffic.POD_TO_POD_CROSS_NODE,
            "cluster-ip": Traffic.POD_TO_SERVICE, "node-port": Traffic.EXTERNAL_TO_NODEPORT}
 # (source pod or None for a node, destination pod) of each scenario in a two-node lab

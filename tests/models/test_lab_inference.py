@@ -27,7 +27,7 @@ PREFIX = f"m{os.getpid() % 100000}"  # lab names of this module: cnl-m<pid>-<mod
 
 
 # The models this kernel can build (no ipip, kernel geneve or ipvs here: see LAB-NOTES; OVS runs in user space).
-BUILDABLE = ["kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan", "antrea-geneve", "flannel-udp"]
+BUILDABLE = ["kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan", "antrea-geneve", "flannel-udp", "weave"]
 
 
 def _namespaces() -> list[str]:

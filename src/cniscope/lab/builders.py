@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cniscope.lab import antrea, bird, faults, kubeproxy, ovs
-from cniscope.lab.naming import antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, UNDERLAY
+from cniscope.lab import antrea, bird, faults, kubeproxy, ovs, weave
+from cniscope.lab.naming import antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, weave_port, UNDERLAY
 from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
 from cniscope.lab.spec import CLUSTER_CIDR, NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
 
@@ -131,9 +131,9 @@ def _nginx(ctx: Ctx, pod: Pod) -> list[Step]:
 # --- bridge models: kube-router, flannel (CNI bridge plugin) ---------------------------------
 
 
-def _bridge_pod_link(bridge: str, mtu: int | None) -> Callable[[Ctx, Node, Pod], list[Step]]:
+def _bridge_pod_link(bridge: str, mtu: int | None, name: Callable[[str], str] = veth_name) -> Callable[[Ctx, Node, Pod], list[Step]]:
     def build(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
-        ns, host = ctx.ns(node.name), veth_name(pod.name)
+        ns, host = ctx.ns(node.name), name(pod.name)
         mtu_args = ("mtu", str(mtu)) if mtu else ()
         return [
             Ip(ns, ("link", "add", host, *mtu_args, "type", "veth", "peer", "name", "eth0", *mtu_args, "netns", ctx.ns(pod.name))),
@@ -358,6 +358,51 @@ def _antrea_after_pods(ctx: Ctx, node: Node) -> list[Step]:
     return steps
 
 
+# --- weave: the weave bridge, its vethwe pair into OVS's "datapath", VXLAN 6784 between nodes ------
+
+
+def _weave_node(ctx: Ctx, node: Node) -> list[Step]:
+    """weave (bridge, the node's address in the one pod network) -- vethwe-bridge/vethwe-datapath -- OVS datapath -- vxlan-6784."""
+    ns, switch = ctx.ns(node.name), _ovs(ctx, node)
+    mtu = ("mtu", str(weave.MTU))
+    cluster = ipaddress.ip_network(CLUSTER_CIDR).prefixlen
+    return _ovs_node(ctx, node) + [
+        Ip(ns, ("link", "add", "weave", "address", weave.bridge_mac(node), *mtu, "type", "bridge")),
+        Ip(ns, ("addr", "add", f"{node.gateway}/{cluster}", "dev", "weave")),
+        Ip(ns, ("link", "add", "vethwe-bridge", *mtu, "type", "veth", "peer", "name", "vethwe-datapath", *mtu)),
+        Ip(ns, ("link", "set", "vethwe-bridge", "master", "weave", "up")),
+        Ip(ns, ("link", "set", "vethwe-datapath", "arp", "off", "up")),
+        Ip(ns, ("link", "set", "weave", "up")),
+        Exec(ns, ("ethtool", "-K", "vethwe-bridge", "tx", "off")),  # complete checksums before OVS reads the frames
+        switch.vsctl("add-br", "datapath", "--", "set", "bridge", "datapath", "datapath_type=netdev", "fail_mode=secure",
+                     "--", "add-port", "datapath", "vxlan-6784", "--", "set", "interface", "vxlan-6784", "type=vxlan",
+                     f"ofport_request={weave.VXLAN_PORT}", f"options:dst_port={weave.UDP_PORT}", "options:key=flow",
+                     "options:remote_ip=flow",
+                     "--", "add-port", "datapath", "vethwe-datapath", "--", "set", "interface", "vethwe-datapath",
+                     f"ofport_request={weave.BRIDGE_PORT}"),
+    ]
+
+
+def _weave_pod_inside(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
+    """The weave CNI plugin's pod: an address in the one pod network (its whole prefix), default route via the node's bridge."""
+    ns = ctx.ns(pod.name)
+    cluster = ipaddress.ip_network(CLUSTER_CIDR).prefixlen
+    return [
+        Ip(ns, ("link", "set", "eth0", "address", weave.pod_mac(pod.ip))),
+        Ip(ns, ("link", "set", "lo", "up")),
+        Ip(ns, ("addr", "add", f"{pod.ip}/{cluster}", "dev", "eth0")),
+        Ip(ns, ("link", "set", "eth0", "up")),
+        Ip(ns, ("route", "add", "default", "via", node.gateway, "dev", "eth0")),
+    ]
+
+
+def _weave_after_pods(ctx: Ctx, node: Node) -> list[Step]:
+    """What the weave router programs into the datapath once it knows every peer's MACs."""
+    switch = _ovs(ctx, node)
+    return switch.add("datapath", "flows", weave.flows(ctx.spec, node)) + ovs.tunnel_neighbours(
+        switch, [(other.ip, antrea.uplink_mac(other)) for other in _others(ctx, node)])
+
+
 def _antrea_port(ctx: Ctx, node: Node, pod: Pod) -> int:
     return antrea.pod_ports(ctx.spec, node)[pod.name]
 
@@ -395,6 +440,10 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
     ),
     "calico-vxlan": ModelBuilder(
         _calico_vxlan_node, _calico_pod_link(VXLAN_MTU), _calico_pod_inside, _calico_after_pods, _nothing,
+    ),
+    "weave": ModelBuilder(
+        _weave_node, _bridge_pod_link("weave", weave.MTU, weave_port), _weave_pod_inside, _weave_after_pods, _nothing,
+        uplink_bridge=True,
     ),
     "antrea-geneve": ModelBuilder(
         _antrea_node, _ovs_pod_link("br-int", antrea_port, _antrea_port), _ovs_pod_inside, _antrea_after_pods, _nothing,

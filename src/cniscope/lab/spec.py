@@ -52,7 +52,7 @@ MODELS: dict[str, ModelInfo] = {
     "calico-vxlan": ModelInfo("calico-vxlan", 26),
     # Open vSwitch's userspace datapath (a daemon per node), not the kernel's OVS module, which this kernel lacks.
     "antrea-geneve": ModelInfo("antrea-geneve", 24, needs="ovs-userspace"),
-    "weave": ModelInfo("weave", 24, needs="ovs-userspace", buildable=False),
+    "weave": ModelInfo("weave", 24, needs="ovs-userspace"),
     # Refused with the missing kernel feature named (checked for real, see kernel.py).
     "calico-ipip": ModelInfo("calico-ipip", 26, needs="ipip", buildable=False),
     "kube-router-ipip": ModelInfo("kube-router-ipip", 24, needs="ipip", buildable=False),

@@ -122,11 +122,29 @@ _SEGMENTS: dict[str, tuple[Model, tuple]] = {}  # memo by name; rebuilt if anoth
 
 
 def _build_segments(paths: tuple[Path, ...]) -> tuple[tuple[Path, tuple[Step, ...], bool], ...]:
-    out = []
+    """Each segment and its reply; then, for segments with steps that may not show, the same without them
+    (what a capture shows where they do not, e.g. a userspace datapath's missing tunnel device)."""
+    out, shorter = [], []
     for path in paths:
         parts = [path.steps] if path.one_node else [path.segment(SRC), path.segment(DST)]
         for steps in parts:
             if steps:
                 out.append((path, steps, False))
                 out.append((path, reply(steps), True))
+                kept = _shown(steps)
+                if kept and kept != steps:
+                    shorter.append((path, kept, False))
+                    shorter.append((path, _shown(reply(steps)), True))
+    return tuple(out + shorter)
+
+
+def _shown(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The steps that always show; NAT noted on a dropped step shows at the next one kept."""
+    out, carried = [], ""
+    for step in steps:
+        if step.optional:
+            carried = carried or step.nat
+            continue
+        out.append(replace(step, nat=step.nat or carried) if carried else step)
+        carried = ""
     return tuple(out)

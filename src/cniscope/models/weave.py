@@ -12,9 +12,48 @@ vxlan-6784, mtu 1376).
 
 from __future__ import annotations
 
-from cniscope.models.base import Encap, IfacePattern, Model, PortSignature, Role
-from cniscope.models.paths import bridged
+from cniscope.models.base import Encap, IfacePattern, Model, Path, PortSignature, Role, Side, Step, Traffic
 from cniscope.packets.schema import Tunnel
+
+
+def _paths() -> tuple[Path, ...]:
+    """One L2 network: the weave bridge forwards a frame for another node to vethwe-bridge, OVS takes it from
+    vethwe-datapath into VXLAN; only traffic to or from the node's own stack crosses the weave device.
+
+    vxlan-6784 is the kernel datapath's device; with Open vSwitch's userspace datapath (the lab) the envelope is
+    built in user space and the node's address sits on the uplink bridge br-phy holding eth0.
+    """
+    src, dst = Side.SOURCE, Side.DESTINATION
+    veth, kernel, uplink = "vethweplXXXXXXX", "kernel datapath only", "userspace datapath: the node's address sits on the uplink bridge"
+    out = (Step(Role.DATAPATH, "Out", src, "vethwe-bridge"), Step(Role.DATAPATH, "In", src, "vethwe-datapath"),
+           Step(Role.TUNNEL, "Out", src, "vxlan-6784", optional=True, note=kernel), Step(Role.NIC, "Out", src, "eth0", encapsulated=True))
+    into = (Step(Role.NIC, "In", dst, "eth0", encapsulated=True), Step(Role.TUNNEL, "In", dst, "vxlan-6784", optional=True, note=kernel),
+            Step(Role.DATAPATH, "Out", dst, "vethwe-datapath"), Step(Role.DATAPATH, "In", dst, "vethwe-bridge"),
+            Step(Role.HOST_VETH, "Out", dst, veth))
+    return (
+        Path(Traffic.POD_TO_POD_SAME_NODE, (Step(Role.HOST_VETH, "In", src, veth), Step(Role.HOST_VETH, "Out", dst, veth)),
+             one_node=True, note="bridged between two ports: the bridge device does not see it"),
+        Path(Traffic.POD_TO_POD_CROSS_NODE, (Step(Role.HOST_VETH, "In", src, veth),) + out + into,
+             note="bridged on both nodes, never routed: the inner TTL is unchanged"),
+        Path(Traffic.POD_TO_SERVICE, (
+            Step(Role.HOST_VETH, "In", src, veth, note="destination is the service address"),
+            Step(Role.POD_BRIDGE, "In", src, "weave", nat="dnat", optional=True,
+                 note="br_netfilter DNATs at the bridge port; an endpoint behind the same bridge is sent straight back out"),
+            Step(Role.POD_BRIDGE, "Out", src, "weave", nat="dnat", note="routed by the node back into the pod network"),
+        ) + out + into, note="endpoint on another node"),
+        Path(Traffic.NODE_TO_POD, (Step(Role.POD_BRIDGE, "Out", dst, "weave"), Step(Role.HOST_VETH, "Out", dst, veth)), one_node=True),
+        Path(Traffic.EXTERNAL_TO_NODEPORT, (
+            Step(Role.NIC, "Out", src, "br-phy", optional=True, note=uplink),
+            Step(Role.NIC, "Out", src, "eth0", note="when the client is a node"),
+            Step(Role.NIC, "In", dst, "eth0", note="to node:nodePort"),
+            Step(Role.NIC, "In", dst, "br-phy", optional=True, note=uplink),
+            Step(Role.POD_BRIDGE, "Out", dst, "weave", nat="dnat+snat"),
+            Step(Role.HOST_VETH, "Out", dst, veth),
+        ), note="endpoint on this node; masquerade unless externalTrafficPolicy: Local"),
+        Path(Traffic.POD_TO_EXTERNAL, (Step(Role.HOST_VETH, "In", src, veth), Step(Role.POD_BRIDGE, "In", src, "weave"),
+                                       Step(Role.NIC, "Out", src, "br-phy", optional=True, nat="snat", note=uplink),
+                                       Step(Role.NIC, "Out", src, "eth0", nat="snat"))),
+    )
 
 WEAVE = Model(
     name="weave",
@@ -42,7 +81,7 @@ WEAVE = Model(
     bgp=0.0,
     routes_pods_beyond_nodes=False,
     kernel_forwarding=False,
-    paths=bridged("weave", "vethweplXXXXXXX", tunnel="vxlan-6784"),
+    paths=_paths(),
     service_proxy="kube-proxy-iptables",
     prior=1.0,
     inventory_pods=(r"weave-net-[a-z0-9]{5}",),
@@ -50,5 +89,8 @@ WEAVE = Model(
         "weaveworks/weave: weave script, PR #1712, docs/fastdp.md",
         "weave-kube: IPALLOC_RANGE default 10.32.0.0/12",
     ),
-    notes=("Pods across nodes share one L2 segment: the inner TTL is unchanged between pods.",),
+    notes=(
+        "Pods across nodes share one L2 segment: the inner TTL is unchanged between pods.",
+        "With Open vSwitch's userspace datapath, vethwe-datapath shows frames for other MACs as otherhost (tcpdump P).",
+    ),
 )

@@ -49,5 +49,6 @@ DEFAULT_PORTS = TunnelPorts(
         4789: Tunnel.VXLAN,  # IANA, calico, flannel on Windows
         6081: Tunnel.GENEVE,  # IANA, antrea, cilium, OVN
         8285: Tunnel.FLANNEL_UDP,  # flannel's UDP backend: raw IP in UDP
+        6784: Tunnel.VXLAN,  # weave's fast datapath (vxlan-6784)
     }
 )
