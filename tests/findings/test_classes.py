@@ -85,3 +85,17 @@ def test_dns_answered_from_the_endpoint_on_a_veth_is_a_missing_reverse_nat() -> 
     assert found.flows == (called.id, answers.id)  # the two conversations, joined
     assert of_kind(report, FindingKind.UNANSWERED) == []  # answered, only not translated back
     assert found.iface == "veth6f2a1b3c"
+
+
+def test_bad_outer_checksums_while_the_syn_is_resent_name_the_tunnel_device() -> None:
+    report = pasted("vxlan-bad-outer-csum.txt")  # tcpdump -i eth0 -vv: flannel's envelopes, [bad udp cksum ...]
+    [found] = of_kind(report, FindingKind.CHECKSUM_OFFLOAD)  # the envelopes' checksums are the warning, not noise
+    assert found.severity is Severity.WARNING
+    assert (found.node, found.evidence.device, found.evidence.packets) == ("node1", "flannel.1", 3)
+    assert found.evidence.addresses == ("172.16.0.5", "172.16.0.4")
+    assert "ethtool -K flannel.1 tx-checksum-ip-generic off" in found.next_step  # the command to run, as such
+
+
+def test_bad_outer_checksums_of_a_conversation_that_goes_on_are_information() -> None:
+    report = analyze([InputSpec(str(DATA / "corpus" / "06-plantegg-flannel-vxlan-nnetvv.txt"))])
+    assert {f.severity for f in of_kind(report, FindingKind.CHECKSUM_OFFLOAD)} == {Severity.INFO}

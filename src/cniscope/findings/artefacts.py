@@ -24,9 +24,13 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     t = facts.table
     inner = t.get_column("l4_csum_bad").fill_null(False).to_numpy()
     outer = t.get_column("outer_l4_csum_bad").fill_null(False).to_numpy() if "outer_l4_csum_bad" in t.columns else inner & False
-    bad_rows = np.flatnonzero(inner | outer)  # rows are table positions (the facts keep the table in row order)
+    stalled = _outer(facts, np.flatnonzero(outer))
+    bad = inner | outer
+    for f in stalled:
+        bad[list(f.rows)] = False  # said by the warning
+    bad_rows = np.flatnonzero(bad)  # rows are table positions (the facts keep the table in row order)
     if not len(bad_rows):
-        return Found([])
+        return Found(stalled)
     journey_of = t.get_column("journey").gather(bad_rows).to_numpy() if "journey" in t.columns else bad_rows
     origin_of: dict[int, int] = {}  # journey -> node code of its first sighting (materialised journeys)
     for j in facts.journeys:
@@ -63,8 +67,7 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
         rows=tuple(bad_rows[:50].tolist()),
         evidence=Evidence(packets=packets, sent=len(sent), received=len(received), interfaces=tuple(ifaces)),
     )]
-    out.extend(_outer(facts, np.flatnonzero(outer)))
-    return Found(out)
+    return Found(stalled + out)
 
 
 def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
@@ -98,7 +101,7 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
             next_step=f"On {node}: {OFFLOAD_FIX.format(device=device)} (flannel and Calico do this themselves in recent "
                       "versions); then capture again: the envelopes must show a correct or zero UDP checksum.",
             node=facts.named(node), iface=facts.value(bad[0], "iface"),  # type: ignore[arg-type]
-            journeys=tuple(jids[:200]), flows=tuple(flows[:200]), rows=tuple(bad[:50]),
+            journeys=tuple(jids[:200]), flows=tuple(flows[:200]), rows=tuple(bad),
             evidence=Evidence(packets=len(jids), device=device, addresses=ends,
                               interfaces=tuple(dict.fromkeys(facts.where(r) for r in bad))),
         ))
