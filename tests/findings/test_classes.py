@@ -99,3 +99,20 @@ def test_bad_outer_checksums_while_the_syn_is_resent_name_the_tunnel_device() ->
 def test_bad_outer_checksums_of_a_conversation_that_goes_on_are_information() -> None:
     report = analyze([InputSpec(str(DATA / "corpus" / "06-plantegg-flannel-vxlan-nnetvv.txt"))])
     assert {f.severity for f in of_kind(report, FindingKind.CHECKSUM_OFFLOAD)} == {Severity.INFO}
+
+
+def test_a_packet_too_big_for_the_tunnel_device_is_mtu_with_sizes_and_overhead() -> None:
+    report = pasted("ipip-too-big.txt")  # -i any -v: 1500 bytes into tunl0, never on ens192; a 1052-byte re-send passes
+    mtu = of_kind(report, FindingKind.MTU)
+    [hole] = [f for f in mtu if f.evidence.size is not None]
+    assert hole.severity is Severity.ERROR and (hole.node, hole.iface) == ("virtnest-rook-ceph-1", "tunl0")
+    e = hole.evidence
+    assert (e.size, e.passed, e.mtu, e.overhead, e.device) == (1500, 1052, 1480, 20, "tunl0")
+    assert of_kind(report, FindingKind.DROP) == []  # the loss is said once, as mtu
+
+
+def test_a_syn_on_a_tunnel_device_announcing_too_big_an_mss_is_mtu() -> None:
+    report = pasted("ipip-too-big.txt")  # its only SYN, on tunl0, announces MSS 1460
+    [syn] = [f for f in of_kind(report, FindingKind.MTU) if f.evidence.mss is not None]
+    assert (syn.evidence.mss, syn.evidence.mtu, syn.evidence.overhead, syn.evidence.device) == (1460, 1480, 20, "tunl0")
+    assert syn.severity is Severity.WARNING

@@ -29,7 +29,7 @@ from cniscope.results import Finding, Flow, Journey, ModelVerdict, NodeClock
 Detector = Callable[[Facts, Losses], Found]
 DETECTORS: tuple[Detector, ...] = (
     mtu.frag_needed,
-    mtu.mss_over_tunnel,
+    mtu.mss,
     mtu.black_holes,
     paths.asymmetric,
     routes.wrong_next_hop,

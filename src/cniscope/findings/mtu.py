@@ -20,15 +20,20 @@ smaller than the smallest one that vanished, whatever the headers were.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from fnmatch import fnmatch
+from functools import lru_cache
 
 import polars as pl
 
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Loss, Losses
+from cniscope.models import MODELS, Role
+from cniscope.models.base import Encap
 from cniscope.packets.schema import LinkType, Tunnel, address_text, ip4_text
-from cniscope.results import Finding, FindingKind, Hop, Severity
+from cniscope.results import Evidence, Finding, FindingKind, Hop, Severity
 
 # Bytes an envelope adds in front of the inner IP packet.
 TUNNEL_OVERHEAD: dict[Tunnel, int] = {
@@ -82,12 +87,19 @@ def frag_needed(facts: Facts, losses: Losses) -> Found:
     return Found(out)
 
 
-def mss_over_tunnel(facts: Facts, losses: Losses) -> Found:
+def mss(facts: Facts, losses: Losses) -> Found:
+    """MSS too big for a tunnel: announced on a tunnel device, else agreed by a connection whose packets cross one."""
+    on_devices = _mss_on_tunnel_devices(facts)
+    said = {flow for f in on_devices for flow in f.flows}
+    return Found(on_devices + _mss_through_envelopes(facts, said))
+
+
+def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
     underlay = UNDERLAY_MTU
     groups: dict[tuple[Tunnel, int], list[int]] = defaultdict(list)
     where: dict[tuple[Tunnel, int], Hop] = {}
     for flow in facts.flows:
-        if flow.proto != "tcp":
+        if flow.proto != "tcp" or flow.id in said:
             continue
         journeys = [facts.by_id[j] for j in flow.journeys if j in facts.by_id]
         mss = [m for j in journeys if j.hops and (m := facts.value(j.hops[0], "mss")) is not None]
@@ -115,8 +127,55 @@ def mss_over_tunnel(facts: Facts, losses: Losses) -> Found:
             next_step=f"Set the pods' MTU to {underlay - overhead} (the CNI's MTU setting, e.g. flannel's subnet.env, "
                       "calico's veth_mtu), or clamp the MSS (iptables TCPMSS --clamp-mss-to-pmtu).",
             node=hop.node, iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
+            evidence=Evidence(packets=len(flows), mss=mss, mtu=underlay - overhead, overhead=overhead),
         ))
-    return Found(out)
+    return out
+
+
+def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
+    """SYNs seen on a tunnel device announcing an MSS its MTU (the underlay's less the envelope) cannot carry."""
+    syns = facts.table.filter(pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)).select(
+        "row", "iface", "mss")
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row, iface, mss in syns.iter_rows():
+        device = tunnel_device(iface)
+        if device is not None and mss + TCP_IP_HEADERS > UNDERLAY_MTU - device.overhead:
+            groups[(iface, mss)].append(row)
+    out = []
+    for (iface, mss), rows in groups.items():
+        node = facts.node(rows[0])
+        device = tunnel_device(iface)
+        assert device is not None
+        mtu = UNDERLAY_MTU - device.overhead
+        flows = tuple(dict.fromkeys(j.flow for r in rows if (j := facts.by_id.get(facts.value(r, "journey"))) and j.flow is not None))  # type: ignore[arg-type]
+        out.append(Finding(
+            kind=FindingKind.MTU, severity=Severity.WARNING,
+            title=f"SYN on {facts.where(rows[0])} announces MSS {mss}, above what {iface} carries: its MTU is {mtu} "
+                  f"({UNDERLAY_MTU} less {device.overhead} bytes of {device.kind.label}), so at most MSS {mtu - TCP_IP_HEADERS}",
+            explanation=f"{len(rows)} SYN(s) through {iface} announce MSS {mss}: full segments of {mss + TCP_IP_HEADERS} bytes "
+                        f"(TCP and IP headers {TCP_IP_HEADERS}), but {iface} wraps every packet in a {device.kind.label} envelope "
+                        f"of {device.overhead} bytes for a {UNDERLAY_MTU}-byte underlay, so it takes at most {mtu}. The pod's "
+                        f"MTU is larger than the tunnel's: small requests work, full-size segments are dropped or fragmented "
+                        f"(This assumes a {UNDERLAY_MTU}-byte underlay.)",
+            next_step=f"Set the pods' MTU to {mtu} (the CNI's MTU setting: calico's veth_mtu, flannel's subnet.env), or clamp "
+                      "the MSS (iptables -t mangle ... TCPMSS --clamp-mss-to-pmtu); ip link show on the node gives the real MTUs.",
+            node=facts.named(node), iface=iface, flows=flows[:200], rows=tuple(rows[:50]),
+            evidence=Evidence(packets=len(rows), mss=mss, mtu=mtu, overhead=device.overhead, device=iface,
+                              interfaces=tuple(dict.fromkeys(facts.where(r) for r in rows))),
+        ))
+    return out
+
+
+@lru_cache(maxsize=256)
+def tunnel_device(iface: str | None) -> Encap | None:
+    """The envelope a tunnel device of that name makes (tunl0: IPIP; flannel.1, vxlan.calico, cilium_vxlan: VXLAN)."""
+    if iface is None:
+        return None
+    for model in MODELS.values():
+        for encap in model.encaps:
+            if fnmatch(iface, encap.device) or (encap.device == "flannel.1" and re.fullmatch(r"flannel\.[0-9]+", iface)):
+                return encap
+    return None
 
 
 def black_holes(facts: Facts, losses: Losses) -> Found:
@@ -135,16 +194,18 @@ def black_holes(facts: Facts, losses: Losses) -> Found:
         if smallest < MIN_BLACK_HOLE_SIZE:
             continue
         passed = _passed_sizes(facts, node, iface, direction, {loss.journey.id for loss in group})
-        if not passed:
-            continue
-        largest = max(high for _, high in passed)  # no packet that passed had more
+        device = tunnel_device(iface) if direction == "Out" and facts.role(iface) is Role.TUNNEL else None
+        tunnel_mtu = UNDERLAY_MTU - device.overhead if device is not None else None
+        if not passed and (tunnel_mtu is None or smallest <= tunnel_mtu):
+            continue  # nothing smaller passed, and nothing says the size was too big
+        largest = max((high for _, high in passed), default=0)  # no packet that passed had more
         if largest >= smallest:
             continue
         exact = all(low == high for low, high in sizes + passed)
         biggest = max(high for _, high in sizes)
         mtu_low, mtu_high = max(low for low, _ in passed), min(high for _, high in sizes) - 1
         first = group[0]
-        at = first.last.point
+        at = facts.where(first.last)
         onward = f" towards {first.peer}" if first.peer else ""
         if exact:
             title = f"packets of {smallest} bytes and more vanish, {largest} bytes pass"
@@ -153,22 +214,43 @@ def black_holes(facts: Facts, losses: Losses) -> Found:
             title = f"packets of at least {smallest} bytes vanish, packets of at most {largest} bytes pass"
             estimated = (" (The capture shows no IP lengths, only the payload's: sizes are bounded by the smallest and "
                          "largest headers; tcpdump prints IP lengths with -v, frame lengths with -e.)")
+        if device is not None and tunnel_mtu is not None and smallest > tunnel_mtu:
+            title = (f"{'' if exact else 'at least '}{smallest}-byte packets enter {iface} on {facts.named(node) or 'the node'} "
+                     f"and never leave encapsulated: {iface} carries at most {tunnel_mtu} bytes ({UNDERLAY_MTU} less "
+                     f"{device.overhead} of {device.kind.label})")
+            explanation = (f"{len(group)} packet(s) of {smallest}-{biggest} bytes went into {at} and no {device.kind.label} "
+                           f"envelope of them left the node: wrapped, they would need {smallest + device.overhead} bytes on a "
+                           f"{UNDERLAY_MTU}-byte underlay. "
+                           + (f"{len(passed)} smaller packet(s) (up to {largest} bytes) passed the same place"
+                              + (", among them a re-send of the lost data. " if _resent_smaller(facts, group) else ". ")
+                              if passed else "")
+                           + f"The tunnel's MTU is the NIC's less the envelope, and the pod's MTU is above it.{estimated}")
+        else:
+            title = f"path MTU black hole after {at}{onward}: {title}"
+            explanation = (f"{len(group)} packet(s) of {smallest}-{biggest} bytes were last seen at {at} "
+                           f"and never at the next place ({first.expected.value}), while {len(passed)} packet(s) of up to "
+                           f"{largest} bytes passed the same place. A link after it has an MTU between {mtu_low} and "
+                           f"{mtu_high}, and no 'fragmentation needed' reached the sender.{estimated}")
         out.append(Finding(
-            kind=FindingKind.MTU, severity=Severity.ERROR,
-            title=f"path MTU black hole after {at}{onward}: {title}",
-            explanation=f"{len(group)} packet(s) of {smallest}-{biggest} bytes were last seen at {at} "
-                        f"and never at the next place ({first.expected.value}), while {len(passed)} packet(s) of up to "
-                        f"{largest} bytes passed the same place. A link after it has an MTU between {mtu_low} and "
-                        f"{mtu_high}, and no 'fragmentation needed' reached the sender.{estimated}",
+            kind=FindingKind.MTU, severity=Severity.ERROR if passed else Severity.WARNING,
+            title=title, explanation=explanation,
             next_step="Compare the MTU of every link after this point (ip link: NIC, tunnel device, underlay, the next node's "
                       "NIC); lower the pods' MTU or clamp the MSS to the smallest, and let ICMP frag-needed through.",
-            node=first.last.node, iface=iface,
+            node=facts.named(node), iface=iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=tuple(dict.fromkeys(loss.journey.flow for loss in group if loss.journey.flow is not None)),
             rows=tuple(loss.last.row for loss in group[:50]),
+            evidence=Evidence(packets=len(group), size=smallest, passed=largest or None, mtu=tunnel_mtu,
+                              overhead=device.overhead if device else None, device=iface, interfaces=(at,)),
         ))
         claimed.update(loss.journey.id for loss in group)
     return Found(out, frozenset(claimed))
+
+
+def _resent_smaller(facts: Facts, group: list[Loss]) -> bool:
+    """Was some lost packet's data re-sent in a smaller packet that got through?"""
+    lost = {loss.journey.id for loss in group}
+    return any(j.retransmission_of in lost and j.id not in lost for j in facts.journeys)
 
 
 def _size(facts: Facts, hop: Hop) -> tuple[int, int] | None:
