@@ -116,3 +116,12 @@ def test_a_syn_on_a_tunnel_device_announcing_too_big_an_mss_is_mtu() -> None:
     [syn] = [f for f in of_kind(report, FindingKind.MTU) if f.evidence.mss is not None]
     assert (syn.evidence.mss, syn.evidence.mtu, syn.evidence.overhead, syn.evidence.device) == (1460, 1480, 20, "tunl0")
     assert syn.severity is Severity.WARNING
+
+
+def test_replies_in_by_the_tunnel_requests_out_by_the_nic_is_an_asymmetric_path() -> None:
+    report = pasted("asymmetric-tunl0.txt")  # -i any: SYNs leave by ens192, SYN-ACKs come back IPIP on tunl0
+    [found] = of_kind(report, FindingKind.ASYMMETRIC_PATH)
+    assert found.severity is Severity.ERROR and (found.node, found.iface) == ("node1", "tunl0")
+    assert found.evidence.addresses == ("10.233.109.178",)
+    assert found.evidence.interfaces == ("node1 tunl0 In", "node1 ens192 Out")
+    assert of_kind(report, FindingKind.DROP) == [] and of_kind(report, FindingKind.UNANSWERED) == []

@@ -332,8 +332,10 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
         for hop in j.hops:
             node = self.node(hop)
             role = self.role(hop.iface)
-            if hop.direction == "Out" and role is Role.NIC and self.value(hop, "tunnel"):
-                own = self.addr(hop, "outer_src")  # a node sends its envelopes from its own address
+            if role is Role.NIC and self.value(hop, "tunnel") and (hop.direction == "Out" or any(
+                    self.node(h) == node and h.direction == "In" and self.role(h.iface) is Role.TUNNEL for h in j.hops)):
+                # a node sends its envelopes from its own address, and opens those sent to it
+                own = self.addr(hop, "outer_src" if hop.direction == "Out" else "outer_dst")
                 if own is not None:
                     local.setdefault(node, set()).add(own)
             if role is Role.HOST_VETH:

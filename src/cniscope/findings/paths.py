@@ -14,7 +14,7 @@ from cniscope.findings.losses import INGRESS, Loss, Losses, Next
 from cniscope.models import Role
 from cniscope.models.roles import Mismatch
 from cniscope.packets.schema import mac_text
-from cniscope.results import Evidence, Finding, FindingKind, Severity
+from cniscope.results import Evidence, Finding, FindingKind, Hop, Severity
 
 
 def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
@@ -98,9 +98,11 @@ def _kind_ever_seen(facts: Facts, loss: Loss) -> bool:
 
 
 def asymmetric(facts: Facts, losses: Losses) -> Found:
-    """Per node and remote address: the NICs packets from it come in on vs. the NICs packets to it leave by.
+    """Per node and remote address: the ways packets from it come in vs. the ways packets to it leave.
 
-    A node's ARP request for the address counts as leaving by that NIC: its route to the address points there.
+    A way is a NIC or a tunnel device. Addresses are compared at both levels a tunnel has: the envelope's (node to
+    node, by the NIC) and the packet's (by the tunnel device when it went through one). A node's ARP request for the
+    address counts as leaving by that NIC: its route to the address points there.
     """
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -112,20 +114,15 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
             cov = facts.coverage.get(node)
             if cov is None or not cov.every_iface:
                 continue
-            first, last = hops[0], hops[-1]
-            if first.direction in INGRESS and facts.role(first.iface) is Role.NIC:
-                tunnelled = bool(facts.value(first, "tunnel"))
-                remote = facts.addr(first, "outer_src" if tunnelled else "src")
+            for way, remote in _ways_in(facts, hops):
                 if remote is not None and not facts.is_local(node, remote):
-                    ingress[(node, remote)][first.iface].append(j.id)  # type: ignore[index]
-            if last.direction == "Out" and facts.role(last.iface) is Role.NIC:
-                if facts.value(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
-                    remote = facts.addr(last, "arp_tpa")
-                else:
-                    remote = facts.addr(last, "outer_dst" if facts.value(last, "tunnel") else "dst")
+                    ingress[(node, remote)][way].append(j.id)
+            for way, remote in _ways_out(facts, hops):
                 if remote is not None:
-                    egress[(node, remote)][last.iface].append(j.id)  # type: ignore[index]
+                    egress[(node, remote)][way].append(j.id)
     lost_after = {loss.journey.id for loss in losses.found if loss.expected is Next.FORWARDED_OUT}
+    resent = {j.retransmission_of for j in facts.journeys if j.retransmission_of is not None}
+    resent |= {j.id for j in facts.journeys if j.retransmission_of is not None}
     out = []
     claimed: set[int] = set()
     for (node, remote), ins in ingress.items():
@@ -133,26 +130,65 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
         if not outs or set(ins) & set(outs):
             continue
         in_names, out_names = sorted(ins), sorted(outs)
-        in_journeys = [jid for ids in ins.values() for jid in ids]
+        in_journeys = list(dict.fromkeys(jid for ids in ins.values() for jid in ids))
+        out_journeys = list(dict.fromkeys(jid for ids in outs.values() for jid in ids))
         dropped = [jid for jid in in_journeys if jid in lost_after]
+        repeated = [jid for jid in in_journeys + out_journeys if jid in resent]
         explanation = (f"Packets from {remote} reach {node} on {', '.join(in_names)}, while packets to {remote} leave "
                        f"{node} by {', '.join(out_names)}: the node's route back to {remote} does not use the interface "
                        "its packets arrive on.")
-        if dropped:
-            explanation += (f" {len(dropped)} of the arriving packets were never forwarded: strict reverse-path filtering "
-                            "(rp_filter=1) drops exactly those.")
+        if dropped or repeated:
+            explanation += (f" {len(dropped)} of the arriving packets were never delivered or forwarded, and "
+                            f"{len(repeated)} packet(s) of these conversations were re-sent: strict reverse-path filtering "
+                            f"(rp_filter=1 on {in_names[0]}) drops exactly the packets that arrive where the route back "
+                            "does not leave.")
         out.append(Finding(
-            kind=FindingKind.ASYMMETRIC_PATH, severity=Severity.ERROR if dropped else Severity.WARNING,
+            kind=FindingKind.ASYMMETRIC_PATH, severity=Severity.ERROR if dropped or repeated else Severity.WARNING,
             title=f"asymmetric path on {node}: from {remote} in by {', '.join(in_names)}, to it out by {', '.join(out_names)}",
             explanation=explanation,
             next_step=f"Check `ip route get {remote}` on {node} and net.ipv4.conf.{{all,{in_names[0]}}}.rp_filter "
-                      "(1 = strict drops these packets; 2 = loose accepts them); fix the route or use loose mode.",
-            node=node, iface=in_names[0],
-            journeys=tuple(in_journeys) + tuple(jid for ids in outs.values() for jid in ids),
+                      "(1 = strict drops these packets; 2 = loose accepts them); fix the route (the CNI's routes for that "
+                      "pod CIDR: tunnel or direct, the same both ways) or use loose mode.",
+            node=facts.named(node), iface=in_names[0],
+            journeys=tuple(in_journeys) + tuple(out_journeys),
+            flows=tuple(dict.fromkeys(f for jid in in_journeys + out_journeys if (f := facts.by_id[jid].flow) is not None)),
             rows=tuple(h.row for jid in in_journeys[:20] for h in facts.by_id[jid].hops),
+            evidence=Evidence(packets=len(in_journeys), received=len(in_journeys), sent=len(out_journeys),
+                              retries=len(repeated), addresses=(remote,),
+                              interfaces=tuple(f"{node} {name} In" for name in in_names)
+                              + tuple(f"{node} {name} Out" for name in out_names)),
         ))
         claimed.update(dropped)
     return Found(out, frozenset(claimed))
+
+
+def _ways_in(facts: Facts, hops: list[Hop]) -> list[tuple[str, str | None]]:
+    """(way, remote address) a journey came into a node by: its NIC (envelope or plain), its tunnel device."""
+    out: list[tuple[str, str | None]] = []
+    first = hops[0]
+    if first.direction in INGRESS and facts.role(first.iface) is Role.NIC:
+        tunnelled = bool(facts.value(first, "tunnel"))
+        out.append((first.iface, facts.addr(first, "outer_src" if tunnelled else "src")))  # type: ignore[arg-type]
+        if tunnelled:
+            out += [(h.iface, facts.addr(h, "src")) for h in hops[1:2]  # type: ignore[misc]
+                    if h.direction in INGRESS and facts.role(h.iface) is Role.TUNNEL]
+    return out
+
+
+def _ways_out(facts: Facts, hops: list[Hop]) -> list[tuple[str, str | None]]:
+    """(way, remote address) a journey left a node by: its tunnel device, its NIC (envelope, plain, ARP)."""
+    out: list[tuple[str, str | None]] = []
+    out += [(h.iface, facts.addr(h, "dst")) for h in hops if h.direction == "Out" and facts.role(h.iface) is Role.TUNNEL]  # type: ignore[misc]
+    last = hops[-1]
+    if last.direction == "Out" and facts.role(last.iface) is Role.NIC:
+        if facts.value(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
+            remote = facts.addr(last, "arp_tpa")
+        elif facts.value(last, "tunnel"):
+            remote = facts.addr(last, "outer_dst")
+        else:
+            remote = facts.addr(last, "dst")
+        out.append((last.iface, remote))  # type: ignore[arg-type]
+    return out
 
 
 def model_paths(facts: Facts, losses: Losses, claimed: frozenset[int]) -> list[Finding]:

@@ -90,8 +90,8 @@ def _pattern(gaps: tuple[int, ...], syn: bool) -> str:
     """What the timing says about who gave up waiting."""
     doubling = len(gaps) > 1 and all(1.6 <= b / max(a, 1) <= 2.5 for a, b in itertools.pairwise(gaps))
     if syn and gaps[0] >= 800:
-        return ("the kernel's SYN retransmission timer (1 s, doubling each time): nothing at all came back to the client, "
-                "neither a SYN-ACK nor a reset.")
+        return ("the kernel's SYN retransmission timer (1 s, doubling each time): no SYN-ACK (nor a reset) reached the "
+                "client's stack.")
     if gaps[0] < 200:
         return ("sooner than any retransmission timeout (200 ms at least): a fast retransmit, the receiver signalled a gap "
                 "with duplicate ACKs, so the path works and single packets were lost.")
@@ -103,9 +103,12 @@ def _pattern(gaps: tuple[int, ...], syn: bool) -> str:
 
 
 def _suggests(flow: Flow, syn: bool) -> str:
-    if syn and flow.state in ("unanswered", "handshake incomplete"):
-        return ("Either the SYN is lost after its last sighting, or the server's reply is lost on the way back: look at "
-                "the server's node next.")
+    if syn and "syn_to_synack_ns" not in flow.handshake:
+        return ("No SYN-ACK appears anywhere in the capture: either the SYN is lost after its last sighting, or the "
+                "server's reply is lost before the first place captured on the way back; look at the server's node next.")
+    if syn and "synack_to_ack_ns" not in flow.handshake:
+        return ("SYN-ACKs were captured but never acknowledged: they are lost between their last sighting and the "
+                "client (a drop, or strict reverse-path filtering on the interface they arrive on).")
     if syn:
         return "The handshake completed in the end: the first SYN(s) or their replies were lost."
     return "Segments or their ACKs are being lost on the path; a loss only of large segments points at the MTU."
