@@ -20,6 +20,7 @@ import click
 
 from cniscope import __version__
 from cniscope.errors import CniscopeError, ExitCode, OutputError
+from cniscope.outputs import check_new_file
 from cniscope.sources import InputSpec, read
 from cniscope.terminal import printable
 
@@ -52,7 +53,8 @@ def cli(debug: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default="table", show_default=True,
               help="table: for reading by eye; json: JSON Lines, one object per sighting; csv; parquet: the typed table.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of standard output (required for parquet).")
-def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, output: str | None) -> int:
+@click.option("--force", is_flag=True, help="Replace the output file when it exists.")
+def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, output: str | None, force: bool) -> int:
     """Decode captures (pcap, pcapng, tcpdump text; gzip/zstd/xz/bzip2; - for stdin) into the packet table.
 
     Tag an input with its node as node3=capture.pcap. Exit status 3 when an input is
@@ -61,6 +63,7 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     from cniscope.report import table_out
 
     specs = _specs(inputs, nodes)
+    check_new_file(output, force, "-o")
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
@@ -91,9 +94,10 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
 @click.option("--pcapng", "pcapng_out", type=click.Path(dir_okay=False),
               help="Also write the packets with node and interface names and a comment on each (for Wireshark); "
                    "packets of tcpdump text are rebuilt from their decoded fields.")
+@click.option("--force", is_flag=True, help="Replace the --html and --pcapng files when they exist.")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
                     cluster: str | None, fail_on: str | None, max_journeys: int, html_out: str | None,
-                    pcapng_out: str | None) -> int:
+                    pcapng_out: str | None, force: bool) -> int:
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
@@ -105,6 +109,8 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     from cniscope.report.text import Progress
     from cniscope.results import Severity
 
+    check_new_file(html_out, force, "--html")
+    check_new_file(pcapng_out, force, "--pcapng")
     specs = expand(_specs(inputs, nodes))
     with Progress(specs) as progress:  # on standard error, only on a terminal and for long inputs
         capture = progress.read(specs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,10 @@ def test_burst_of_10k_is_captured_without_drops_and_stops_on_sigint(netns: Names
         assert comm(node["pid"]) is None
         assert all(comm(pid) != "tcpdump" for pid in netns.pids(name))
     assert set(tshark_names(out / "a.pcapng")) == {"eth0"}
+    # packets carry payloads: the user's alone
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == dict.fromkeys(
+        ["a.pcapng", "b.pcapng", "merged.pcapng", "manifest.json"], 0o600)
     # the analysis side reads the directory: one input per node, named
     capture = read(inputs(str(out)))
     assert capture.table.height == 2 * BURST

@@ -9,9 +9,10 @@ import sys
 import click
 
 from cniscope.capture import nodeside, plan, validate
-from cniscope.capture.manifest import is_capture_dir
 from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns, select
 from cniscope.capture.transports import DEFAULT_IMAGE, Kubectl, Local, Netns, Ssh, Transport
+from cniscope.outputs import check_new_dir
+from cniscope.terminal import printable
 
 
 def _transport(via: str, ssh_config: str | None, ssh_options: tuple[str, ...], namespace: str, image: str,
@@ -80,11 +81,13 @@ def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, trans
 @click.option("--snaplen", type=click.IntRange(min=64, max=262144), default=nodeside.TcpdumpSettings.snaplen, show_default=True)
 @click.option("--immediate", is_flag=True,
               help="tcpdump --immediate-mode: no 1.3 s wait at stop, but a ring of one slot per snaplen that drops bursts.")
+@click.option("--force", is_flag=True, help="Write into -o DIR even when it holds files (an earlier capture is replaced).")
 def capture_command(
     node_texts: tuple[str, ...], via: str, bpf: str | None, duration: float, count: int | None, max_size: float,
     pod_refs: tuple[str, ...], selector: str | None, pod_namespace: str, output: str | None, dry_run: bool,
     ssh_config: str | None, ssh_options: tuple[str, ...],
     namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, immediate: bool,
+    force: bool,
 ) -> None:
     """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
     from cniscope.capture import runner
@@ -113,8 +116,7 @@ def capture_command(
         return
     if not output:
         raise click.UsageError("give -o DIR (or --dry-run)")
-    if is_capture_dir(output):
-        raise click.UsageError(f"{output} already holds a capture; give another -o DIR")
+    check_new_dir(output, force)
     targets = _pods(pod_refs, selector, pod_namespace, transport)
     for target in targets:
         if target.node not in [n.rpartition("@")[2] for n in nodes]:
@@ -123,6 +125,7 @@ def capture_command(
         the_plan = plan.build(transport, nodes, limits, bpf, settings, [(t.namespace, t.name) for t in targets])
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    manifest = runner.run(the_plan, output, targets, progress=lambda text: click.echo(text, err=True), argv=sys.argv)
+    manifest = runner.run(the_plan, output, targets, progress=lambda text: click.echo(printable(text), err=True),
+                          argv=sys.argv, force=force)
     for line in runner.summary_lines(manifest):
-        click.echo(line, err=True)
+        click.echo(printable(line), err=True)

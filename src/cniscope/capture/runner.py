@@ -26,7 +26,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,14 +149,33 @@ def run(
     progress: Callable[[str], None] = lambda text: None,
     argv: list[str] | None = None,
     action: Callable[[], object] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run `plan`, write DIR/<node>.pcapng, DIR/merged.pcapng and DIR/manifest.json; return the manifest.
 
-    With `action`, capture while it runs (then stop) rather than until a limit.
+    With `action`, capture while it runs (then stop) rather than until a limit. Packets carry payloads:
+    every file is written 0600, in a directory created 0700. An earlier capture in DIR is replaced
+    only with `force`.
     """
     out = Path(outdir)
-    if (out / MANIFEST).exists():
+    if (out / MANIFEST).exists() and not force:
         raise CaptureFailed(f"{out} already holds a capture ({MANIFEST}); choose another directory")
+    with _private():
+        return _run(plan, out, pods, progress, argv, action)
+
+
+@contextmanager
+def _private() -> Iterator[None]:
+    """Files and directories created meanwhile are the user's alone (umask 077)."""
+    before = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def _run(plan: Plan, out: Path, pods: list[PodTarget] | None, progress: Callable[[str], None], argv: list[str] | None,
+         action: Callable[[], object] | None) -> dict[str, Any]:
     rawdir = out / ".raw"
     try:
         rawdir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ class NodeCapture:
 
 
 def capture(
-    lab: Lab, nodes: list[str], outdir: str | Path, action: Callable[[], T], bpf: str | None = None
+    lab: Lab, nodes: list[str], outdir: str | Path, action: Callable[[], T], bpf: str | None = None, force: bool = False
 ) -> tuple[list[NodeCapture], T]:
     """Run `action` while capturing on `nodes` (only what `bpf` matches, if given); return per-node results and the action's value."""
     for node in nodes:
@@ -44,7 +44,7 @@ def capture(
     plan = build(Netns(prefix=lab_prefix(lab.name), lab=lab.name), nodes, Limits(duration_s=TCPDUMP_LIMIT_S), bpf,
                  TcpdumpSettings(immediate=True))
     values: list[T] = []
-    manifest = runner.run(plan, outdir, action=lambda: values.append(action()))
+    manifest = runner.run(plan, outdir, action=lambda: values.append(action()), force=force)
     results = [
         NodeCapture(node["name"], Path(outdir) / node["file"], node["packets"], node["tcpdump"]["dropped"], node["warnings"])
         for node in manifest["nodes"]

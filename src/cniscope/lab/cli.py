@@ -13,6 +13,7 @@ from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
 from cniscope.lab.plan import render_plan
 from cniscope.lab.spec import MODELS, default_spec, load_spec
+from cniscope.outputs import check_new_dir
 
 
 def _cli_owner() -> int:
@@ -117,13 +118,16 @@ def curl(name: str, source: str, target: str, path: str, max_time: float) -> Non
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for NODE.pcapng, merged.pcapng, manifest.json and cluster.yaml.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Bound on the action.")
 @click.option("--filter", "bpf", help="tcpdump filter expression (default: everything).")
-def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, timeout: float, bpf: str | None) -> None:
+@click.option("--force", is_flag=True, help="Write into -o DIR even when it holds files (same names are replaced).")
+def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, timeout: float, bpf: str | None,
+                    force: bool) -> None:
     """Capture on the nodes of lab NAME while ACTION (WHO CMD..., after --) runs inside node or pod WHO."""
     from cniscope.capture import validate
     from cniscope.lab.capture import capture
     from cniscope.lab.cluster import Lab
     from cniscope.lab.inventory import write_inventory
 
+    check_new_dir(output, force)
     lab = Lab.open(name)
     chosen = nodes.split(",") if nodes else [n.name for n in lab.spec.nodes]
     for node in chosen:
@@ -131,7 +135,7 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
     if len(action) < 2:
         raise click.UsageError("ACTION is WHO CMD...: a node or pod of the lab, then the command")
     bpf = validate.bpf_filter(bpf) if bpf else None
-    results, result = capture(lab, chosen, output, lambda: lab.exec(action[0], list(action[1:]), timeout=timeout), bpf)
+    results, result = capture(lab, chosen, output, lambda: lab.exec(action[0], list(action[1:]), timeout=timeout), bpf, force)
     write_inventory(lab.spec, Path(output) / "cluster.yaml")
     sys.stdout.write(result.stdout)
     for item in results:
