@@ -134,7 +134,7 @@ def main() -> None:
             downs.append(time.perf_counter() - started)
             if not ok:
                 raise SystemExit(f"{model}: cross-node curl failed")
-        bgp = fmt(converges) if any(converges) else "-"
+        bgp = fmt(converges) if any(c and c > 0.01 for c in converges) else "-"  # models without BGP wait for nothing
         ratio = statistics.median(hands) / statistics.median(ups)
         print(f"{model:16} {fmt(ups):>20} {fmt(hands):>20} {ratio:>6.1f} {bgp:>20} {fmt(downs):>20}")
     if args.gobgp_rounds:

@@ -39,7 +39,9 @@ def _paths() -> tuple[Path, ...]:
             Step(Role.HOST_VETH, "In", src, veth, note="destination is the service address"),
             Step(Role.POD_BRIDGE, "In", src, "weave", nat="dnat", optional=True,
                  note="br_netfilter DNATs at the bridge port; an endpoint behind the same bridge is sent straight back out"),
-            Step(Role.POD_BRIDGE, "Out", src, "weave", nat="dnat", note="routed by the node back into the pod network"),
+            Step(Role.POD_BRIDGE, "Out", src, "weave", nat="dnat", optional=True,
+                 note="the request is routed back into the pod network; the reply, addressed to the client's own MAC, "
+                      "is bridged straight to it (br_netfilter undoes the DNAT in the bridge)"),
         ) + out + into, note="endpoint on another node"),
         Path(Traffic.NODE_TO_POD, (Step(Role.POD_BRIDGE, "Out", dst, "weave"), Step(Role.HOST_VETH, "Out", dst, veth)), one_node=True),
         Path(Traffic.EXTERNAL_TO_NODEPORT, (
