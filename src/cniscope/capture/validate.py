@@ -12,6 +12,8 @@ import re
 
 import click
 
+from cniscope.lab import naming
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
@@ -71,7 +73,7 @@ def selector(text: str) -> str:
 
 
 def lab_name(text: str) -> str:
-    if not LAB_NAME.match(text):
+    if not naming.LAB_NAME.match(text):
         raise click.BadParameter(f"{text!r} is not a lab name", param_hint="--via")
     return text
 

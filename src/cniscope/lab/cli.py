@@ -10,6 +10,7 @@ import click
 
 from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
+from cniscope.lab.naming import check_name
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
 from cniscope.lab.plan import render_plan
 from cniscope.lab.spec import MODELS, default_spec, load_spec
@@ -42,6 +43,8 @@ def up(model: str, nodes: int, name: str | None, spec_file: str | None, dry_run:
     """Build a lab cluster of MODEL."""
     from cniscope.lab import kernel
 
+    if name is not None:
+        check_name(name)
     spec = load_spec(spec_file, name=name) if spec_file else default_spec(model, nodes, name)
     if spec_file and spec.model != model:
         raise click.UsageError(f"{spec_file} describes a {spec.model} cluster, not {model}")
@@ -77,6 +80,10 @@ def list_command() -> None:
     """Labs on this machine."""
     for state in lab_state.list_labs():
         owner = "alive" if lab_state.owner_alive(state) else "gone (lab reap removes it)"
+        if lab_state.abandoned(state):
+            owner += "; incomplete: lab up died while building it (lab reap removes it)"
+        elif state.builder is not None:
+            owner += "; being built"
         click.echo(f"{state.name}\t{state.spec.model}\t{len(state.spec.nodes)} nodes\towner {state.owner} {owner}")
 
 
@@ -181,6 +188,6 @@ def record_command(model: str, output: str, nodes: int) -> None:
 
 @lab_group.command("reap")
 def reap() -> None:
-    """Remove labs whose owner process is gone."""
+    """Remove labs whose owner process is gone, and labs whose `lab up` died before they were complete."""
     for name in lab_state.reap():
         click.echo(f"reaped lab {name}")

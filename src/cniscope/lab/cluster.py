@@ -45,7 +45,8 @@ class Lab:
         fault_steps = _fault_steps(spec)  # checked before anything is built
         owner = owner if owner is not None else os.getpid()
         members = [UNDERLAY, *(n.name for n in spec.nodes), *(p.name for p in spec.pods)]
-        state = lab_state.LabState(spec, owner, lab_state.process_start(owner), [ns_name(spec.name, m) for m in members])
+        state = lab_state.LabState(spec, owner, lab_state.process_start(owner), [ns_name(spec.name, m) for m in members],
+                                   builder=os.getpid(), builder_start=lab_state.process_start(os.getpid()))
         try:
             state.dir.parent.mkdir(parents=True, exist_ok=True)
             state.dir.mkdir()  # claims the name atomically
@@ -69,6 +70,7 @@ class Lab:
             raise
         state.up_seconds = round(built - started, 4)
         state.converge_seconds = round(converged - built, 4)
+        state.builder = state.builder_start = None  # complete
         state.save()
         return cls(state)
 

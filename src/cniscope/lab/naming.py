@@ -10,9 +10,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from pathlib import Path
 
+from cniscope.errors import UsageError
+
 NS_PREFIX = "cnl-"
+LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")  # no '/', no '..': a name never becomes another path
 STATE_ROOT = Path(os.environ.get("CNISCOPE_LAB_ROOT", "/run/cniscope/labs"))
 UNDERLAY = "underlay"
 
@@ -26,8 +30,15 @@ def lab_prefix(lab: str) -> str:
     return f"{NS_PREFIX}{lab}-"
 
 
+def check_name(lab: str) -> str:
+    """A lab name as the user gave it, refused (exit 2) unless lower-case letters, digits and '-'."""
+    if not LAB_NAME.match(lab):
+        raise UsageError(f"{lab!r} is not a lab name: use lower-case letters, digits and '-', at most 31 characters")
+    return lab
+
+
 def state_dir(lab: str) -> Path:
-    return STATE_ROOT / lab
+    return STATE_ROOT / check_name(lab)
 
 
 def veth_name(pod: str) -> str:

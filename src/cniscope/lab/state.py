@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cniscope.errors import InputError
-from cniscope.lab.naming import STATE_ROOT, state_dir
+from cniscope.errors import CniscopeError, InputError
+from cniscope.lab.naming import STATE_ROOT, lab_prefix, state_dir
 from cniscope.lab.spec import Fault, LabSpec, Node, Pod, Service
 
 NETNS_DIR = Path("/run/netns")
@@ -38,6 +38,8 @@ class LabState:
     pids: dict[str, int] = field(default_factory=dict)
     up_seconds: float | None = None
     converge_seconds: float | None = None
+    builder: int | None = None  # the `lab up` process while the lab is being built; None once complete
+    builder_start: int | None = None
 
     @property
     def name(self) -> str:
@@ -68,6 +70,14 @@ def owner_alive(state: LabState) -> bool:
     return start is not None and (state.owner_start is None or start == state.owner_start)
 
 
+def abandoned(state: LabState) -> bool:
+    """Never completed, and its builder is gone (`lab up` killed half-way): nobody will finish it."""
+    if state.builder is None:
+        return False
+    start = process_start(state.builder)
+    return start is None or (state.builder_start is not None and start != state.builder_start)
+
+
 def _spec_from(data: dict) -> LabSpec:
     return LabSpec(
         name=data["name"],
@@ -87,6 +97,8 @@ def load(name: str) -> LabState:
         raise InputError(f"no lab named {name!r} (see cniscope lab list)") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: unreadable lab state: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("spec"), dict) or data["spec"].get("name") != name:
+        raise InputError(f"{path}: not the state of lab {name!r}")
     return LabState(
         spec=_spec_from(data["spec"]),
         owner=data["owner"],
@@ -95,6 +107,8 @@ def load(name: str) -> LabState:
         pids=data.get("pids", {}),
         up_seconds=data.get("up_seconds"),
         converge_seconds=data.get("converge_seconds"),
+        builder=data.get("builder"),
+        builder_start=data.get("builder_start"),
     )
 
 
@@ -106,8 +120,8 @@ def list_labs() -> list[LabState]:
         if (path / "state.json").exists():
             try:
                 states.append(load(path.name))
-            except InputError:
-                continue  # being written by its owner, or damaged: list the rest
+            except CniscopeError:
+                continue  # being written by its owner, damaged, or no lab's name: list the rest
     return states
 
 
@@ -161,9 +175,11 @@ def kill_and_wait(pids: list[int], timeout: float = 5.0) -> list[int]:
 def teardown(state: LabState) -> list[str]:
     """Remove everything of the lab; return what could not be removed (empty when clean)."""
     problems = []
-    alive = kill_and_wait(pids_in(state.namespaces))
+    own = [n for n in state.namespaces if n.startswith(lab_prefix(state.name))]  # a crafted state names no other
+    problems += [f"namespace {n} left alone: not this lab's" for n in state.namespaces if n not in own]
+    alive = kill_and_wait(pids_in(own))
     problems += [f"pid {pid} survived SIGKILL" for pid in alive]
-    present = [n for n in state.namespaces if (NETNS_DIR / n).exists()]
+    present = [n for n in own if (NETNS_DIR / n).exists()]
     if present:
         result = subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in present),
                                 capture_output=True, text=True)
@@ -174,10 +190,10 @@ def teardown(state: LabState) -> list[str]:
 
 
 def reap() -> list[str]:
-    """Tear down every lab whose owner process is gone; return their names."""
+    """Tear down every lab whose owner process is gone, or whose `lab up` died before it was complete."""
     reaped = []
     for state in list_labs():
-        if not owner_alive(state):
+        if not owner_alive(state) or abandoned(state):
             teardown(state)
             reaped.append(state.name)
     return reaped
