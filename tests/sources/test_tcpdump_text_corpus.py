@@ -213,7 +213,7 @@ def test_14_cilium_otv_verbose_and_the_dangling_header() -> None:
     assert_fields(dangling, {"ts": tod("15:54:25.599107"), "ttl": 64, "ip_id": 13587, "ip_len": 84,
                              "df": False, "proto": 1, "src": None, "icmp_type": None})
     assert dangling["error"] is not None
-    assert [w.where for w in info.warnings] == ["line 12"]
+    assert [w.where for w in info.warnings] == ["line 12", "line 13"]
     assert not info.damaged
     vx = row(df, 13)
     assert_fields(vx, {
@@ -224,7 +224,18 @@ def test_14_cilium_otv_verbose_and_the_dangling_header() -> None:
         "icmp_seq": 1878, "l4_csum_bad": None, "error": None,
     })
     assert df.filter(pl.col("tunnel") == Tunnel.VXLAN)["vni"].to_list() == [27634] * 8
-    assert df["iface"].to_list() == ["cilium_vxlan"] * 10 + ["eth0"] * 4 + ["cilium_vxlan"] * 6
+    # lines 13-28: Node01's eth0 with no banner published: envelopes on UDP 8472 cannot have been captured on
+    # cilium_vxlan, so the banner above is not carried over to them
+    assert df["iface"].to_list() == ["cilium_vxlan"] * 6 + [None] * 4 + ["eth0"] * 4 + ["cilium_vxlan"] * 6
+    assert "cannot have been captured on cilium_vxlan" in str(info.warnings[1])
+    # from line 29 on Node02, whose clock reads 12 hours apart: another capture for clock alignment, unless
+    # the user named the node (as `read` here does)
+    assert df["node"].unique().to_list() == ["node3"]
+    unnamed = InputInfo(index=0, name="14")
+    with (CORPUS / "14-cilium-vxlan-otv-vv.txt").open() as f:
+        nodes = pl.concat(list(iter_tables(f, unnamed)))["node"].to_list()
+    assert nodes == [None] * 10 + ["part 2"] * 10
+    assert "11.9 h from the capture above" in str(unnamed.warnings[-1])
     assert_fields(row(df, 30), {"ts": tod("05:55:08.542658"), "icmp_seq": 2259})
 
 

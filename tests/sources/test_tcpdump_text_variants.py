@@ -396,3 +396,113 @@ def test_printable_text_after_packets_without_dumps_is_reported() -> None:
         "10:00:00.000002 ARP, Request who-has 10.0.0.1 tell 10.0.0.2, length 28",
     ])
     assert len(df) == 2 and info.unparsed_lines == 1 and info.warnings[0].where == "line 2"
+
+
+# --- pasted segments: several runs joined without prompts ----------------------------------------------
+
+RUN = """04:55:02.501462 IP 10.244.1.5.40000 > 10.244.0.5.80: Flags [S], seq 1000, win 64240, length 0
+04:55:02.502193 IP 10.244.0.5.80 > 10.244.1.5.40000: Flags [S.], seq 5000, ack 1001, win 65160, length 0
+04:55:02.502924 IP 10.244.1.5.40000 > 10.244.0.5.80: Flags [P.], seq 1:28, ack 1, win 502, length 27
+"""
+# the same connection seen later by a run that started in its middle: tcpdump numbers from its own first packet
+LATER = """{t} IP 10.244.1.5.40000 > 10.244.0.5.80: Flags [P.], seq 1028:1100, ack 5001, win 502, length 72
+{u} IP 10.244.1.5.40000 > 10.244.0.5.80: Flags [P.], seq 72:100, ack 1, win 502, length 28
+"""
+
+
+@pytest.mark.parametrize("between", ["\n", "now the other terminal:\n", "3 packets captured\n"])
+def test_blank_or_prose_lines_or_a_trailer_start_another_capture(between: str) -> None:
+    banner = "listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
+    df, info = parse(banner + RUN + between + LATER.format(t="04:55:03.000000", u="04:55:03.100000"))
+    # the second run's relative numbers count from its own first packet, not from the first run's
+    assert df["seq"].to_list()[3:] == [1028, 1100] and df["ack"].to_list()[4] == 5001
+    assert df["iface"].to_list() == ["eth0"] * 3 + [None] * 2  # the banner said nothing of the second run
+    assert any("start of another capture" in w.message for w in info.warnings), info.warnings
+
+
+def test_a_step_back_in_time_starts_another_capture_but_a_reordered_packet_does_not() -> None:
+    df, info = parse(RUN + "04:55:02.502900 IP 10.244.0.5.80 > 10.244.1.5.40000: Flags [.], ack 28, win 509, length 0\n"
+                     + LATER.format(t="04:50:00.000000", u="04:50:00.100000"))
+    assert df["seq"].to_list()[4:] == [1028, 1100]
+    notes = [w for w in info.warnings if "another capture" in w.message]
+    assert [w.where for w in notes] == ["line 5"] and "the time steps back" in notes[0].message
+    assert df["ack"].to_list()[3] == 28 + 1000  # 24 us out of order: the same run, its numbering kept
+
+
+def test_captures_hours_apart_are_aligned_apart_and_a_named_node_wins() -> None:
+    text = RUN + "\n" + LATER.format(t="17:48:38.000000", u="17:48:38.100000")
+    df, info = parse(text)
+    assert df["node"].to_list() == [None] * 3 + ["part 2"] * 2
+    assert any("12.9 h from the capture above" in w.message for w in info.warnings)
+    named = InputInfo(index=0, name="paste", node="node3")
+    assert pl.concat(list(iter_tables(text.splitlines(), named)))["node"].to_list() == ["node3"] * 5
+
+
+def test_an_envelope_under_a_tunnel_device_banner_was_not_captured_there() -> None:
+    banner = "listening on flannel.1, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
+    inner = "10:00:00.000001 IP 10.244.1.5 > 10.244.0.5: ICMP echo request, id 1, seq 1, length 64\n"
+    envelope = ("10:00:00.000002 IP 192.168.0.11.40000 > 192.168.0.12.8472: OTV, flags [I] (0x08), overlay 0, "
+                "instance 1\nIP 10.244.1.5 > 10.244.0.5: ICMP echo request, id 1, seq 1, length 64\n")
+    df, info = parse(banner + inner + envelope + inner.replace("01 IP", "03 IP"))
+    assert df["tunnel"].to_list() == [0, 1, 0]
+    assert df["iface"].to_list() == ["flannel.1", None, None]
+    assert any("cannot have been captured on flannel.1" in w.message for w in info.warnings)
+
+
+def test_packet_numbers_in_every_combination() -> None:
+    plain, _ = fixture("ether-nn")
+    lines = [ln for ln in (DATA / "ether-nn.txt").read_text().splitlines() if not ln.startswith("reading")]
+    numbered = [f"{i + 1:5d}  {ln}" for i, ln in enumerate(lines)]
+    df, info = parse(numbered)
+    assert info.unparsed_lines == 0 and df.drop("line", "linktype").equals(plain.drop("line", "linktype"))
+    # -# -t, -# -ttt (its own leading space), 5-digit numbers
+    df, info = parse(["    1  IP 10.0.0.1.5 > 10.0.0.2.80: Flags [S], seq 1, win 5, length 0",
+                      "    2   00:00:00.000100 IP 10.0.0.2.80 > 10.0.0.1.5: Flags [R.], seq 0, ack 2, win 0, length 0",
+                      "123456  2026-11-26 04:55:02.500000 IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 1, seq 1, length 64"])
+    assert info.unparsed_lines == 3 - len(df) == 0
+    assert df["proto"].to_list() == [6, 6, 1]
+
+
+def test_quiet_form() -> None:
+    df, info = parse(["04:55:02.503462 IP 10.244.1.5.46656 > 10.244.1.9.80: tcp 0",
+                      "04:55:02.503463 IP 10.244.1.5.46656 > 10.244.1.9.80: tcp 36",
+                      "04:55:02.503464 IP 192.168.0.1.40000 > 192.168.0.2.8472: UDP, length 84",
+                      "04:55:02.503465 0a:58:0a:f4:01:05 > 0a:58:0a:f4:02:07, IPv6, length 106: fd00::1 > fd00::2: "
+                      "10.244.1.5.41126 > 10.244.1.9.80: tcp 0"])
+    assert info.unparsed_lines == 0
+    assert df["proto"].to_list() == [6, 6, None, 6] and df["payload_len"].to_list() == [0, 36, None, 0]
+    # an envelope -q does not open: the envelope is kept, the packet inside stays unknown
+    assert df["tunnel"].to_list() == [0, 0, Tunnel.VXLAN, Tunnel.IPIP]
+    assert (df["outer_dport"][2], df["src"][2], df["outer_dst6"][3]) == (8472, None, "fd00::2")
+
+
+def test_damaged_headers_keep_what_the_line_says_and_unconverted_times_are_read() -> None:
+    df, info = parse(["22:13:20.000000 IP truncated-ip - 74 bytes missing! 10.0.0.1.80 > 10.0.0.2.5000: Flags [P.], "
+                      "seq 7:107, ack 9, win 64240, length 100: HTTP",
+                      "22:13:20.000001 IP bad-len 0",
+                      "[Error converting time] IP 10.0.0.1.80 > 10.0.0.2.5000: Flags [.], ack 9, win 64240, length 0",
+                      "22:13:20.000002 IP 10.0.0.1 > 10.0.0.2: ESP(spi=0x000037b9,seq=0x1), length 72",
+                      "22:13:20.000003 IP6 fd00::1 > fd00::2: no next header",
+                      "22:13:20.000004 IP 10.0.0.1 > 10.0.0.2: GREv0, length 88: IP 10.1.0.1 > 10.1.0.2: ICMP echo "
+                      "request, id 1, seq 1, length 64"])
+    assert info.unparsed_lines == 0
+    assert df["proto"].to_list() == [6, None, 6, 50, 59, 47]
+    assert (df["sport"][0], df["payload_len"][0], df["ip_len"][1], df["ip_version"][1]) == (80, 100, 0, 4)
+    assert df["ts"][2] is None and df["ts"][3] is not None
+    assert any("Error converting time" in w.message for w in info.warnings)
+
+
+IPV6_V_STYLES = {
+    "4.99.3": "IP6 (hlim 255, next-header ICMPv6 (58) payload length: 32) :: > ff02::1:ffe1:f: ",
+    "current": "IP6 (hlim 255, next-header ICMPv6 (58), payload length 32) :: > ff02::1:ffe1:f: ",
+    "before 4.0": "IP6 (hlim 255, next-header: ICMPv6 (58), length: 32) :: > ff02::1:ffe1:f: ",
+}
+
+
+@pytest.mark.parametrize("style", IPV6_V_STYLES)
+def test_ipv6_verbose_header_of_every_release(style: str) -> None:
+    df, info = parse("10:00:00.000000 " + IPV6_V_STYLES[style]
+                     + "[icmp6 sum ok] ICMP6, neighbor solicitation, length 32, who has fe80::1")
+    assert info.unparsed_lines == 0
+    r = df.row(0, named=True)
+    assert (r["src6"], r["dst6"], r["proto"], r["ttl"], r["ip_len"], r["icmp_type"]) == ("::", "ff02::1:ffe1:f", 58, 255, 72, 135)

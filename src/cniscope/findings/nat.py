@@ -11,7 +11,7 @@ from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.findings.mtu import TUNNEL_OVERHEAD
 from cniscope.models import Role
-from cniscope.packets.schema import Tunnel, ip4_text
+from cniscope.packets.schema import Tunnel, address_expr
 from cniscope.results import (
     ChangeKind,
     Evidence,
@@ -72,9 +72,10 @@ def _nat(facts: Facts) -> list[Finding]:
 
 def _tunnels(facts: Facts) -> list[Finding]:
     """One finding per envelope kind and pair of endpoints (both ways), from every envelope seen, inner sightings or not."""
-    columns = ("row", "journey", "tunnel", "vni", "outer_dport", "outer_src", "outer_dst")
-    t = facts.table.select(*columns).filter(pl.col("tunnel").fill_null(0) > 0).with_columns(
-        _a=pl.min_horizontal("outer_src", "outer_dst"), _b=pl.max_horizontal("outer_src", "outer_dst"))
+    columns = ("row", "journey", "tunnel", "vni", "outer_dport")
+    t = facts.table.filter(pl.col("tunnel").fill_null(0) > 0).select(
+        *columns, _s=address_expr("outer_src"), _d=address_expr("outer_dst"))  # IPv4, IPv6 or a name
+    t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     out = []
     for part in t.partition_by("tunnel", "_a", "_b", maintain_order=True):
         first = part.row(0, named=True)
@@ -83,15 +84,15 @@ def _tunnels(facts: Facts) -> list[Finding]:
         ports = sorted(p for p in part["outer_dport"].unique().to_list() if p is not None)
         vni = f" vni {vnis[0]}" if len(vnis) == 1 else (f" {len(vnis)} VNIs" if vnis else "")
         port = f" :{ports[0]}" if len(ports) == 1 else ""
-        ends = (ip4_text(first["outer_src"]) or "?", ip4_text(first["outer_dst"]) or "?")
+        ends = (first["_s"] or "(no address)", first["_d"] or "(no address)")
         ids = list(dict.fromkeys(part["journey"].to_list()))
-        ways = part.group_by("outer_src", maintain_order=True).agg(n=pl.col("journey").n_unique())
-        counts = ", ".join(f"{n} from {ip4_text(src)}" for src, n in ways.iter_rows())
+        ways = part.group_by("_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
+        counts = ", ".join(f"{n} from {src}" for src, n in ways.iter_rows())
         flows = tuple(dict.fromkeys(j.flow for i in ids if (j := facts.by_id.get(i)) is not None and j.flow is not None))
         out.append(Finding(
             kind=FindingKind.TUNNEL, severity=Severity.INFO,
             title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({len(ids)} packet(s))",
-            explanation=f"Packets travel between these nodes inside a {kind} envelope ({counts}); first seen at "
+            explanation=f"Packets travel between these nodes inside a {kind} envelope ({counts}); first seen: "
                         f"{facts.where(first['row'])}.",
             next_step="Nothing to fix. Packets through it must fit the tunnel's MTU (the NIC's minus the envelope).",
             node=facts.named(facts.node(first["row"])), iface=facts.value(first["row"], "iface"),  # type: ignore[arg-type]

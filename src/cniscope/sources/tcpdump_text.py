@@ -84,6 +84,9 @@ BANNER_RE = re.compile(
 PROMPT_TCPDUMP_RE = re.compile(
     r"(?:\[[\w.-]+@(?P<bracketed>[\w.-]+)[^\]]*\][#$]|[\w.-]+@(?P<host>[\w.-]+)(?::\S*)? ?[#$%]) +(?:sudo +(?:-\S+ +)*)?tcpdump\b"
 )
+# words between pasted blocks (`on node2:`, `-----`), not junk nor an -A dump
+PROSE_RE = re.compile(r"[A-Za-z#>][\x20-\x7e]* [\x20-\x7e]*$|[A-Za-z]+:$|[-=#*]{3,}$")
+TRAILER_RE = re.compile(r"\d+ packets? captured")
 PROMPT_IFACE_RE = re.compile(r" (?:-i *|--interface[= ])([\w.@:-]+)")  # the interface the command captures on
 NOISE_RE = re.compile(
     r"(?:tcpdump: "  # tcpdump's own messages (verbose output suppressed, WARNING ...)
@@ -103,6 +106,12 @@ def _day_seconds(date: str) -> int:
     return int(datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
 
 
+STEP_BACK_NS = NS  # a packet stamped this much before the one above starts another capture (-i any reorders less)
+CLOCKS_APART_NS = 3600 * NS  # captures whose clocks are this far apart were taken on different hosts (or zones)
+MAX_SEGMENT_NOTES = 20
+# devices that carry a tunnel's inner packets: an envelope (UDP 8472 ...) cannot have been captured on one
+TUNNEL_DEVICE_RE = re.compile(r"(?:cilium_vxlan|cilium_geneve|flannel\.\d+|flannel-wg|vxlan[\w.-]*|genev_sys_\d+|"
+                              r"antrea-tun0|tunl0|ipip0|gre\d+|wg\d+)$")
 RELATIVE_DECIDE_AFTER = 64  # -ttt or -ttttt: decided after this many stamps (or at the end of a shorter capture)
 RELATIVE_SINCE_FIRST_MIN = 4  # fewer different stamps than this are read as -ttt deltas (the common flag)
 
@@ -120,6 +129,9 @@ class _Segment:
         self.undecided: list[tuple[dict[str, object], int, int]] = []  # rows with a relative stamp: (row, stamp as printed, line)
         self.day_ns = 0
         self.last_tod: int | None = None
+        self.last_ts: int | None = None
+        self.packets = 0
+        self.previous_last_ts: int | None = None  # where the capture before this one ended
 
 
 class TextReader:
@@ -140,9 +152,15 @@ class TextReader:
         self.printed_relative = 0  # the last -ttt/-ttttt stamp as printed (ns)
         self.prompt_nodes: dict[str, int] = {}  # hosts of prompts that ran tcpdump -> first line
         self.unconverted = 0  # packets printed with `[Error converting time]`
+        self.pending_break: str | None = None  # why the next packet starts another capture (a blank line ...)
+        self.segment_notes = 0
+        self.parts = 1  # captures of this input whose clocks are hours apart, offered to clock alignment apart
+        self.carried_warned = False
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
+        if not line.strip("\r\n") and not self.ascii_dump and self.segment.packets:  # an empty line: blocks apart
+            self.pending_break = "a blank line"                             # (decode output indents its own)
         line = line.rstrip()
         if not line:
             return
@@ -176,11 +194,15 @@ class TextReader:
             self.decide_relative()
             iface = m.group("iface")
             lt = m.group("lt") or m.group("flt")
-            node = self.segment.node
+            old = self.segment
             self.segment = _Segment(None if iface in (None, "any") else iface, grammar.LINKTYPES.get(lt))
-            self.segment.node = node  # tcpdump's banner follows the prompt that started it
+            self.segment.node = old.node  # tcpdump's banner follows the prompt that started it
+            self.segment.previous_last_ts = old.last_ts if old.packets else old.previous_last_ts
+            self.pending_break = None
             return
         if NOISE_RE.match(line):
+            if self.segment.packets and TRAILER_RE.match(line):
+                self.pending_break = "tcpdump's end of capture"
             m = PROMPT_TCPDUMP_RE.match(line)
             if m is not None and self.info.node is None:  # a node the user named wins over prompts
                 self.finish()
@@ -246,6 +268,8 @@ class TextReader:
             pkt.pending = None
 
     def unparsed(self, n: int, line: str, why: str) -> None:
+        if self.segment.packets and PROSE_RE.match(line):
+            self.pending_break = "lines that are not tcpdump's"
         self.info.unparsed_lines += 1
         self.line_warnings += 1
         if self.line_warnings <= MAX_LINE_WARNINGS:
@@ -257,6 +281,21 @@ class TextReader:
         self.finish()
         seg = self.segment
         ts = self.timestamp(n, ts_match) if ts_match is not None else None
+        if self.held and not self.ascii_dump and any(PROSE_RE.match(line) for _, line in self.held):
+            self.release()  # words between blocks, no -A dump: reported, and the blocks apart
+        why = self.pending_break if seg.packets else None
+        self.pending_break = None
+        if why is None and ts is not None and seg.last_ts is not None and ts < seg.last_ts - STEP_BACK_NS and (
+                self.clock is not Clock.RELATIVE):
+            why = "the time steps back"
+        if why is not None:
+            self.new_segment(n, why)
+            seg = self.segment
+            ts = self.timestamp(n, ts_match) if ts_match is not None else None
+        if seg.packets == 0:
+            self.part_of(n, seg, ts)
+        if ts is not None:
+            seg.last_ts = ts
         pkt = Packet(line=n, ts=ts, iface=seg.iface, direction=None, linktype=seg.linktype, layers=[{}])
         if ts is not None and self.clock is Clock.RELATIVE and seg.relative is None:
             pkt.printed_relative = self.printed_relative
@@ -281,6 +320,32 @@ class TextReader:
                 pkt.linktype = LinkType.ETHERNET
             elif rest.startswith("ip: "):
                 pkt.linktype = LinkType.RAW
+
+    def new_segment(self, n: int, why: str) -> None:
+        """Another capture starts at line n (no banner said so): TCP numbering, clock and interface start afresh."""
+        old = self.segment
+        self.decide_relative()
+        self.segment = _Segment(None, old.linktype)
+        self.segment.node, self.segment.day_ns = old.node, old.day_ns
+        self.segment.previous_last_ts = old.last_ts
+        self.segment_notes += 1
+        if self.segment_notes <= MAX_SEGMENT_NOTES:
+            self.info.warn(f"line {n}", f"{why}: read as the start of another capture (its TCP numbering, clock "
+                           "and interface apart from the packets above)", damaged=False)
+
+    def part_of(self, n: int, seg: _Segment, ts: int | None) -> None:
+        """A capture whose clock is hours from the one before was taken elsewhere (or in another time zone):
+        unless a node was given, it becomes its own part for clock alignment (`part 2` ...)."""
+        before = seg.previous_last_ts
+        if ts is None or before is None or abs(ts - before) < CLOCKS_APART_NS or self.info.node is not None:
+            return
+        if seg.node is not None and not seg.node.startswith("part "):
+            return  # a prompt named the host
+        self.parts += 1
+        seg.node = f"part {self.parts}"
+        hours = abs(ts - before) / 3600 / NS
+        self.info.warn(f"line {n}", f"the clock here is {hours:.1f} h from the capture above: another host or "
+                       f"time zone, aligned apart as '{seg.node}'", damaged=False)
 
     def timestamp(self, n: int, m: re.Match[str]) -> int | None:
         g = m.group
@@ -336,14 +401,28 @@ class TextReader:
                 self.info.warn(f"line {pkt.line}", f"{what} without the line that should follow it (cut off?); "
                                "kept what it shows", damaged=False)
         row["frame"] = self.frame
-        if self.segment.node is not None:
-            row["node"] = self.segment.node
+        seg = self.segment
+        if seg.node is not None:
+            row["node"] = seg.node
+        if row.get("tunnel") and pkt.iface is not None and pkt.iface == seg.iface and TUNNEL_DEVICE_RE.match(pkt.iface):
+            self.uncarry(pkt.line, pkt.iface)
+            row["iface"] = None
+        seg.packets += 1
         self.frame += 1
         self.rows.append(row)
         if pkt.printed_relative is not None:
             self.segment.undecided.append((row, pkt.printed_relative, pkt.line))
             if len(self.segment.undecided) >= RELATIVE_DECIDE_AFTER:
                 self.decide_relative()
+
+    def uncarry(self, n: int, iface: str) -> None:
+        """An envelope under the banner of a tunnel device: the banner was another run's; its interface goes."""
+        self.segment.iface = None
+        if not self.carried_warned:
+            self.carried_warned = True
+            self.info.warn(f"line {n}", f"tunnel envelopes cannot have been captured on {iface} (it carries their "
+                           "inner packets): its banner belongs to another run, these packets get no interface",
+                           damaged=False)
 
     def decide_relative(self) -> None:
         """-ttt or -ttttt for the current segment, from the stamps seen so far; rows not yet taken are set right."""
