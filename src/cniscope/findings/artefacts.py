@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -15,7 +16,6 @@ CLOCK_SKEW_NS = 1_000_000  # offsets above 1 ms are worth saying
 
 
 STALLED = ("unanswered", "handshake incomplete")
-OFFLOAD_FIX = "ethtool -K {device} tx-checksum-ip-generic off"
 
 
 def checksum_offload(facts: Facts, losses: Losses) -> Found:
@@ -59,8 +59,7 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
         title=f"{packets} packet(s) with unfinished TCP/UDP checksums ({len(sent)} seen on the node that sent them, "
               f"{len(received)} on a node they arrived at): checksum offload, not a fault",
         explanation=explanation,
-        next_step="Nothing to fix while the conversations go on. If packets with bad checksums go unanswered, turn the "
-                  "offload off on the device that sends them (ethtool -K <device> tx off) and capture again.",
+        next_step=say("checksum_offload"),
         node=facts.named(facts.node_names[nodes[0]]) if len(set(nodes.tolist())) == 1 else None,
         iface=ifaces[0] if len(ifaces) == 1 else None,
         journeys=tuple(dict.fromkeys(int(x) for x in journey_of[:200] if int(x) in facts.by_id)),
@@ -98,8 +97,7 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
                         "This is the known VXLAN checksum-offload problem of flannel and Calico: the kernel hands the "
                         "tunnel's outer checksum to a NIC (or a virtual NIC) that corrupts or drops it, so the receiving "
                         "node discards the envelopes." + facts.unrecorded(bad[:1]),
-            next_step=f"On {node}: {OFFLOAD_FIX.format(device=device)} (flannel and Calico do this themselves in recent "
-                      "versions); then capture again: the envelopes must show a correct or zero UDP checksum.",
+            next_step=say("checksum_offload.tunnel", node=node, device=device),
             node=facts.named(node), iface=facts.value(bad[0], "iface"),  # type: ignore[arg-type]
             journeys=tuple(jids[:200]), flows=tuple(flows[:200]), rows=tuple(bad),
             evidence=Evidence(packets=len(jids), device=device, addresses=ends,
@@ -128,16 +126,29 @@ def _in_order(codes: np.ndarray) -> list[int]:
 
 
 def clock_skew(facts: Facts, losses: Losses) -> Found:
+    """Nodes' clocks (or pasted segments' clocks) that differ by more than their estimate's own doubt."""
     out = []
     for c in facts.clocks:
         if abs(c.offset_ns) >= max(CLOCK_SKEW_NS, 2 * c.uncertainty_ns):  # clearly more than the estimate's own doubt
+            zone = _time_zone(c.offset_ns)
             out.append(Finding(
                 kind=FindingKind.CLOCK_SKEW, severity=Severity.INFO,
-                title=f"clock of {c.node} differs from {c.reference} by {c.offset_ns / 1e9:+.6f} s",
+                title=f"clock of {c.node} differs from {c.reference} by {c.offset_ns / 1e9:+.6f} s"
+                      + (f" ({zone})" if zone else ""),
                 explanation=f"Estimated from the packets ({c.method}, {c.samples} samples, +/- {c.uncertainty_ns / 1e6:.3f} ms); "
                             "timestamps were corrected before hops were ordered. Not a network fault, but times read "
-                            "across nodes in the raw captures are off by that much.",
-                next_step="Check NTP/chrony on the nodes (chronyc tracking) and their time zones.",
+                            "across nodes in the raw captures are off by that much."
+                            + (f" A whole number of half hours apart: {zone}, tcpdump prints local time." if zone else ""),
+                next_step=say("clock_skew"),
                 node=c.node,
+                evidence=Evidence(offset_ns=c.offset_ns, packets=c.samples),
             ))
     return Found(out)
+
+
+def _time_zone(offset_ns: int) -> str:
+    """"time zones 12 h apart" when the offset is a whole number of half hours (to within 5 s)."""
+    half_hours = round(offset_ns / 1.8e12)
+    if half_hours == 0 or abs(offset_ns - half_hours * 1.8e12) > 5e9:
+        return ""
+    return f"time zones {abs(half_hours) / 2:g} h apart"

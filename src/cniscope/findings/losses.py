@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Coverage, Facts, group_address
 from cniscope.models import Role, roles
 from cniscope.results import Hop, Journey
@@ -49,27 +50,12 @@ NEXT: dict[tuple[Role, str], Next] = {
     (Role.NIC, "Out"): Next.PEER_NODE_IN,
 }
 
-# What to check when a packet vanishes after (role, direction).
+# What to check when a packet vanishes after (role, direction): the catalogue's next steps.
 CHECKS: dict[tuple[Role, str], str] = {
-    (Role.TUNNEL, "Out"): "The tunnel device took the packet but no envelope left the NIC: check the VTEP's neighbour and FDB "
-                          "entries for the destination (ip neigh / bridge fdb show dev <tunnel>), the route to the remote node, "
-                          "the NIC's MTU and offloads (ethtool -k), and OUTPUT/POSTROUTING rules that match the tunnel's UDP port.",
-    (Role.POD_BRIDGE, "Out"): "The bridge did not hand the frame to a port: check the pod's veth is in the bridge and up, the "
-                              "bridge's FDB (bridge fdb show), hairpin mode when a pod calls itself through a Service, and "
-                              "bridge-level filtering (br_netfilter, ebtables).",
-    (Role.NIC, "Out"): "The packet left this node but never reached the destination node: check the underlay between them "
-                       "(switch, security groups, MTU of every link), the next hop (ip route get on the sender) and its MAC.",
+    (Role.TUNNEL, "Out"): "drop.tunnel_out",
+    (Role.POD_BRIDGE, "Out"): "drop.bridge_out",
+    (Role.NIC, "Out"): "drop.nic_out",
 }
-FORWARD_CHECK = ("The node received the packet but never sent it on: check the FORWARD chain (iptables -L FORWARD -v -n, "
-                 "nft list ruleset), the route to the destination (ip route get {dst} from {src} iif {iface}), "
-                 "net.ipv4.ip_forward, and strict reverse-path filtering (net.ipv4.conf.{iface}.rp_filter=1 drops packets "
-                 "whose way back leaves by another interface).")
-HAIRPIN_CHECK = ("The pod called itself through a Service: after DNAT the frame must go back out of the bridge port it "
-                 "came in by, which a Linux bridge does only with hairpin mode on that port (bridge -d link show dev "
-                 "{iface}: hairpin on; the CNI bridge plugin's hairpinMode).")
-DECAP_CHECK = ("The envelope reached the node but nothing came out of the tunnel device: check that the VXLAN/Geneve "
-               "device exists with that VNI and port (ip -d link), INPUT rules for the UDP port, and the envelope's "
-               "checksum and size.")
 
 
 @dataclass(frozen=True)
@@ -149,7 +135,7 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
             return None
         if any(facts.node(h) == peer for h in j.hops):
             return None  # reached it (and was seen there before the last sighting's clock said)
-        return Loss(j, last, node, expected, peer, CHECKS[(role, "Out")], peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
+        return Loss(j, last, node, expected, peer, say(CHECKS[(role, "Out")]), peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
     if cov is None:
         return None
     needed = {Next.ENCAPSULATED_NIC_OUT: Role.NIC, Next.BRIDGE_PORT_OUT: Role.HOST_VETH, Next.DECAPSULATED_IN: Role.TUNNEL}
@@ -158,13 +144,13 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
     if expected is Next.FORWARDED_OUT and not cov.every_iface:
         return None  # a one-interface capture cannot see where else it went
     if expected is Next.FORWARDED_OUT and any(facts.addr(h, "src") == facts.addr(h, "dst") for h in j.hops):
-        check = HAIRPIN_CHECK.format(iface=last.iface)
+        check = say("drop.hairpin", iface=last.iface)
     elif expected is Next.FORWARDED_OUT:
-        check = FORWARD_CHECK.format(dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=last.iface)
+        check = say("drop.forward", dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=last.iface)
     elif expected is Next.DECAPSULATED_IN:
-        check = DECAP_CHECK
+        check = say("drop.decap")
     else:
-        check = CHECKS[(role, group)]
+        check = say(CHECKS[(role, group)])
     return Loss(j, last, node, expected, None, check, cov.running(last.ts, SAME_NODE_MARGIN_NS))
 
 

@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import polars as pl
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Loss, Losses
@@ -79,8 +80,7 @@ def frag_needed(facts: Facts, losses: Losses) -> Found:
                         f"larger than the MTU{f' ({mtu})' if mtu is not None else ''} of the link it had to take next. The "
                         "sender must lower its packet size (path MTU discovery); if these errors do not reach it, large "
                         "packets are lost for good.",
-            next_step="Compare the MTUs along the path (ip link on each node, tunnel devices, pod eth0): pod MTU + tunnel "
-                      f"overhead must not exceed the NIC's. Make sure {message} is not filtered on the way back.",
+            next_step=say("mtu.frag_needed", message=message),
             node=first["node"], iface=first["iface"],
             rows=tuple(r["row"] for r in rs[:50]),
         ))
@@ -124,8 +124,7 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
                         f"Through this tunnel the MSS should be at most {underlay - overhead - TCP_IP_HEADERS} (tunnel MTU "
                         f"{underlay - overhead}). Small requests work; bulk transfers stall unless path MTU discovery rescues "
                         f"them. (This assumes a {underlay}-byte underlay; on jumbo-frame networks it is fine.)",
-            next_step=f"Set the pods' MTU to {underlay - overhead} (the CNI's MTU setting, e.g. flannel's subnet.env, "
-                      "calico's veth_mtu), or clamp the MSS (iptables TCPMSS --clamp-mss-to-pmtu).",
+            next_step=say("mtu.mss", mtu=underlay - overhead),
             node=hop.node, iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
             evidence=Evidence(packets=len(flows), mss=mss, mtu=underlay - overhead, overhead=overhead),
         ))
@@ -157,8 +156,7 @@ def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
                         f"of {device.overhead} bytes for a {UNDERLAY_MTU}-byte underlay, so it takes at most {mtu}. The pod's "
                         f"MTU is larger than the tunnel's: small requests work, full-size segments are dropped or fragmented "
                         f"(This assumes a {UNDERLAY_MTU}-byte underlay.)",
-            next_step=f"Set the pods' MTU to {mtu} (the CNI's MTU setting: calico's veth_mtu, flannel's subnet.env), or clamp "
-                      "the MSS (iptables -t mangle ... TCPMSS --clamp-mss-to-pmtu); ip link show on the node gives the real MTUs.",
+            next_step=say("mtu.mss", mtu=mtu),
             node=facts.named(node), iface=iface, flows=flows[:200], rows=tuple(rows[:50]),
             evidence=Evidence(packets=len(rows), mss=mss, mtu=mtu, overhead=device.overhead, device=iface,
                               interfaces=tuple(dict.fromkeys(facts.where(r) for r in rows))),
@@ -234,8 +232,7 @@ def black_holes(facts: Facts, losses: Losses) -> Found:
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.ERROR if passed else Severity.WARNING,
             title=title, explanation=explanation,
-            next_step="Compare the MTU of every link after this point (ip link: NIC, tunnel device, underlay, the next node's "
-                      "NIC); lower the pods' MTU or clamp the MSS to the smallest, and let ICMP frag-needed through.",
+            next_step=say("mtu.black_hole"),
             node=facts.named(node), iface=iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=tuple(dict.fromkeys(loss.journey.flow for loss in group if loss.journey.flow is not None)),

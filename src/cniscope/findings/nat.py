@@ -6,6 +6,7 @@ import ipaddress
 
 import polars as pl
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts, group_address
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -61,8 +62,7 @@ def _nat(facts: Facts) -> list[Finding]:
             kind=FindingKind.NAT, severity=Severity.INFO,
             title=f"{kind.value.upper()} {before} -> {after}",
             explanation=explanation,
-            next_step="Nothing to fix: a Service (DNAT) or masquerade (SNAT) at work. The conntrack table of that node "
-                      "(conntrack -L) holds the translation.",
+            next_step=say("nat"),
             node=hop.node, iface=hop.iface,
             journeys=tuple(dict.fromkeys(ids + (back[1] if back else [])))[:200],
             flows=(flow,) if flow is not None else (), rows=(hop.row,) + ((back[0].row,) if back else ()),
@@ -94,7 +94,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
             title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({len(ids)} packet(s))",
             explanation=f"Packets travel between these nodes inside a {kind} envelope ({counts}); first seen: "
                         f"{facts.where(first['row'])}.",
-            next_step="Nothing to fix. Packets through it must fit the tunnel's MTU (the NIC's minus the envelope).",
+            next_step=say("tunnel"),
             node=facts.named(facts.node(first["row"])), iface=facts.value(first["row"], "iface"),  # type: ignore[arg-type]
             journeys=tuple(ids[:200]), flows=flows[:200], rows=(first["row"],),
             evidence=Evidence(packets=len(ids), addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"]))),
@@ -140,9 +140,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             kind=FindingKind.MISSING_REVERSE_NAT, severity=Severity.ERROR,
             title=f"reply from {', '.join(sorted(wrong))} to {flow.client} missed its reverse NAT (client called {called})",
             explanation=explanation,
-            next_step="The reply did not pass through the conntrack entry of the DNAT. For a client and endpoint on the same "
-                      "bridge: is br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1 on that node? Otherwise: does "
-                      "the reply take another path than the request (asymmetric routing), or was conntrack flushed?",
+            next_step=say("missing_reverse_nat"),
             node=facts.path(j)[-1].node, iface=facts.path(j)[-1].iface,
             journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
@@ -164,9 +162,7 @@ def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
                     f"the same requests; seen at {', '.join(places[:3])}. The reverse translation of the Service's DNAT "
                     "was not applied, so the client's socket, connected to the Service address, rejects them (an ICMP "
                     "port unreachable or a reset follows) and the requests look unanswered." + facts.unrecorded(rows[:1]),
-        next_step="The replies bypassed the conntrack entry of the DNAT. Client and endpoint on one node's bridge: load "
-                  "br_netfilter and set net.bridge.bridge-nf-call-iptables=1 (the DNAT'd packet is bridged, not routed); "
-                  "a pod calling itself: hairpin mode on its bridge port. Otherwise: do the replies return by another path?",
+        next_step=say("missing_reverse_nat"),
         node=facts.named(facts.node(rows[0])) if rows else None, iface=facts.value(rows[0], "iface") if rows else None,  # type: ignore[arg-type]
         journeys=tuple(request.journeys[:100]) + tuple(replies[:100]), flows=(request.id, reply.id),
         rows=tuple(rows[:50]),
@@ -200,8 +196,7 @@ def missing_snat(facts: Facts, losses: Losses) -> Found:
             title=f"pod address {src} leaves {node} by {iface} without SNAT",
             explanation=f"{len(ids)} packet(s) from pod {src} went out of {node}'s {iface} to addresses outside the cluster "
                         "with the pod address as source. Outside hosts have no route back to pod addresses, so replies get lost.",
-            next_step="Check the node's masquerade rule for traffic leaving the cluster range (flannel --ip-masq, calico "
-                      "natOutgoing, ip-masq-agent) in iptables -t nat -L POSTROUTING -v -n.",
+            next_step=say("missing_snat"),
             node=node, iface=iface, journeys=tuple(ids[:200]), rows=tuple(rows[(node, iface, src)][:50]),
         )
         for (node, iface, src), ids in groups.items()

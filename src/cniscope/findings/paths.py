@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import INGRESS, Loss, Losses, Next
@@ -146,9 +147,7 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
             kind=FindingKind.ASYMMETRIC_PATH, severity=Severity.ERROR if dropped or repeated else Severity.WARNING,
             title=f"asymmetric path on {node}: from {remote} in by {', '.join(in_names)}, to it out by {', '.join(out_names)}",
             explanation=explanation,
-            next_step=f"Check `ip route get {remote}` on {node} and net.ipv4.conf.{{all,{in_names[0]}}}.rp_filter "
-                      "(1 = strict drops these packets; 2 = loose accepts them); fix the route (the CNI's routes for that "
-                      "pod CIDR: tunnel or direct, the same both ways) or use loose mode.",
+            next_step=say("asymmetric_path", remote=remote, node=node, iface=in_names[0]),
             node=facts.named(node), iface=in_names[0],
             journeys=tuple(in_journeys) + tuple(out_journeys),
             flows=tuple(dict.fromkeys(f for jid in in_journeys + out_journeys if (f := facts.by_id[jid].flow) is not None)),
@@ -205,7 +204,7 @@ def _deviation(m: Mismatch) -> Finding:
         title=f"path on {m.node} differs from {m.model}'s expected paths",
         explanation=f"{m.journey.summary} went {' -> '.join(h.point or str(h.iface) for h in m.hops)}; "
                     f"no {m.model} path crosses these interfaces in this order",
-        next_step="check the routes and bridge ports on that node, or whether the model is right (--model)",
+        next_step=say("deviation"),
         node=m.node, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
     )
 
@@ -223,7 +222,7 @@ def _model_drop(m: Mismatch) -> Finding:
         title=_model_title(m),
         explanation=f"{m.journey.summary}: {m.traffic} should continue to {m.expected} on this node, "
                     f"and the capture shows that point for other packets, but not for this one{note}",
-        next_step="look at what sits between these two points: iptables/nftables drops, routes, bridge port state, tc/eBPF programs",
+        next_step=say("drop.model"),
         node=m.node, iface=m.hops[-1].iface, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
     )
 

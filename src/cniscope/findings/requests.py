@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -49,24 +50,21 @@ KINDS: dict[str, RequestKind] = {
         lambda c, r: c.value(r, "proto") == 6 and _flags(c, r) & (SYN | ACK) == SYN,
         lambda c, r: "connection",
         lambda c, r: c.value(r, "proto") == 6,  # anything back from the other side: SYN-ACK, RST, or the talk went on
-        "Follow the SYN: where it was last seen is where to look next (is anything listening on the server, does the "
-        "SYN reach the server's node, does the SYN-ACK leave it?).",
+        say("unanswered.tcp"),
     ),
     "dns": RequestKind(
         "DNS query",
         lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is False,
         lambda c, r: c.value(r, "dns_id"),
         lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is True,
-        "Check that the DNS pods run and are endpoints of the DNS service, and follow the query to the DNS pod's node: "
-        "if the answer leaves the DNS pod, find the hop where it stops.",
+        say("unanswered.dns"),
     ),
     "icmp": RequestKind(
         "ICMP echo request",
         lambda c, r: c.value(r, "icmp_type") in (8, 128),
         lambda c, r: (c.value(r, "icmp_id"), c.value(r, "icmp_seq")),
         lambda c, r: c.value(r, "icmp_type") in (0, 129),
-        "Follow the echo request: the hop after its last sighting is where it (or the reply) is lost; ICMP may also be "
-        "filtered on purpose.",
+        say("unanswered.icmp"),
     ),
 }
 
@@ -185,8 +183,7 @@ def _arp(facts: Facts) -> list[Finding]:
             title=f"ARP who-has {ip4_text(tpa)}: no reply ({len(js)} request(s) from {', '.join(askers)})",
             explanation=f"{ip4_text(tpa)} never answered ARP ({len(js) - 1} retr{'y' if len(js) == 2 else 'ies'}); last request "
                         f"seen at {last.point}. Nothing can be sent to it on that link until it does.",
-            next_step=f"Is {ip4_text(tpa)} up and on the same link? For a gateway answered by proxy ARP (calico's 169.254.1.1), "
-                      "check proxy_arp on the host veth and that the node has a route out another interface.",
+            next_step=say("unanswered.arp", addr=ip4_text(tpa)),
             node=last.node, iface=last.iface, journeys=tuple(j.id for j in js),
             rows=tuple(h.row for j in js[:20] for h in j.hops),
         ))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -50,8 +51,7 @@ def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
                         f"{who} ({owner}'s NIC sends from {', '.join(sorted(mac_text(m) or '?' for m in facts.macs_of(owner)))}). "
                         f"The route {node} uses for {dst} does not lead to {owner}: typically the pod CIDR's route is missing "
                         f"and the default gateway took the packets" + (f"; {len(dropped)} of them never arrived." if dropped else "."),
-            next_step=f"On {node}: ip route get {dst} (it must say via {owner}'s address, or dev <tunnel>); restore the route "
-                      "(the CNI's route agent: flanneld, BIRD/calico-node, kube-router) and check its logs.",
+            next_step=say("route", node=node, dst=dst, owner=owner),
             node=node, iface=hop.iface, journeys=tuple(x.id for x, _, _ in seen[:200]),
             flows=tuple(dict.fromkeys(x.flow for x, _, _ in seen if x.flow is not None)),
             rows=tuple(h.row for _, h, _ in seen[:50]),

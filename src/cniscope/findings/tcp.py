@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -62,8 +63,7 @@ def retransmissions(facts: Facts, losses: Losses) -> Found:
             title=f"{flow.retransmissions} retransmission(s) in TCP {flow.client} <-> {flow.server}"
                   + (f", originals last seen at {stops[0]}" if len(stops) == 1 else ""),
             explanation=explanation.strip(),
-            next_step="Look at the hop after the originals' last sighting: a drop there (or of the ACKs on the way back) "
-                      "explains the re-sends; if every original arrived, the ACKs were lost or late.",
+            next_step=say("retransmission"),
             node=last.node if last else None, iface=last.iface if last else None,
             journeys=tuple(j.id for j in resent), flows=(flow.id,),
             rows=tuple(h.row for j in (resent + originals)[:40] for h in j.hops),
@@ -142,18 +142,18 @@ def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
         meaning = (f"The connection was translated anew half-way ({renewed}): the node doing the NAT lost its conntrack "
                    "entry (flushed, expired, or the packets took another node), so the far end got segments of a "
                    "connection it did not know and reset it.")
-        check = "Look for conntrack flushes or restarts on that node (conntrack -S, kube-proxy restarts), and timeouts."
+        check = say("reset.renewed")
     elif sender == "server" and not data_before:
         meaning = "The server refused the connection: nothing listens on that port, or a firewall rejects with RST."
-        check = f"Check that something listens on {src} (ss -ltn where it runs) and the Service's targetPort."
+        check = say("reset.refused", endpoint=src)
     elif sender == "client" and leg is not None and leg > 0:
         meaning = ("The client reset a conversation on a translated leg: it received a packet from an address it never "
                    "called, which is what a reply that missed its reverse NAT looks like.")
-        check = "Check that replies go back through the node that did the DNAT (br_netfilter on for bridged pods, conntrack)."
+        check = say("reset.untranslated")
     else:
         meaning = "The connection was aborted." + (" It had carried data, so this may be an application closing abruptly."
                                                    if data_before else "")
-        check = "If the reset is unexpected: whoever sent it had no state for the connection (restart, conntrack flushed, timeout)."
+        check = say("reset.other")
     leg_text = ""
     if len(flow.legs) > 1 and leg is not None:
         leg_text = f" It travelled on leg {leg + 1} of {len(flow.legs)} ({flow.legs[leg][0]} <-> {flow.legs[leg][1]})."
