@@ -197,18 +197,21 @@ def _vxlan_peers(ctx: Ctx, node: Node, dev: str, mac_prefix: str) -> list[Step]:
     return steps
 
 
-def _flannel_udp_node(ctx: Ctx, node: Node) -> list[Step]:
-    """cni0, and flanneld's UDP backend: the relay creates flannel0 (subnet base, cluster prefix) and carries it in UDP 8285."""
-    base = ipaddress.ip_network(node.pod_cidr).network_address
+def _flannel_udp_relays(ctx: Ctx) -> list[Step]:
+    """flanneld's UDP backend per node: the relay creates flannel0 (subnet base, cluster prefix) and carries it in UDP 8285."""
     cluster = ipaddress.ip_network(CLUSTER_CIDR).prefixlen
-    pidfile = ctx.root / "nodes" / node.name / "flanneld.pid"
-    peers = [arg for other in _others(ctx, node) for arg in ("--peer", f"{other.pod_cidr}={other.ip}")]
-    return _bridge_node("cni0", FLANNEL_UDP_MTU)(ctx, node) + [
-        File(str(pidfile.parent / "README"), "flanneld's UDP relay of this lab node: its pid file.\n"),
-        Daemon(ctx.ns(node.name), f"flanneld-udp {node.name}",
-               (sys.executable, "-m", "cniscope.lab.relay", "--dev", "flannel0", "--mtu", str(FLANNEL_UDP_MTU),
-                "--address", f"{base}/{cluster}", "--listen", node.ip, *peers, "--pidfile", str(pidfile)), str(pidfile)),
-    ]
+    steps: list[Step] = []
+    for node in ctx.spec.nodes:
+        base = ipaddress.ip_network(node.pod_cidr).network_address
+        pidfile = ctx.root / "nodes" / node.name / "flanneld.pid"
+        peers = [arg for other in _others(ctx, node) for arg in ("--peer", f"{other.pod_cidr}={other.ip}")]
+        steps += [
+            File(str(pidfile.parent / "README"), "flanneld's UDP relay of this lab node: its pid file.\n"),
+            Daemon(ctx.ns(node.name), f"flanneld-udp {node.name}",
+                   (sys.executable, "-m", "cniscope.lab.relay", "--dev", "flannel0", "--mtu", str(FLANNEL_UDP_MTU),
+                    "--address", f"{base}/{cluster}", "--listen", node.ip, *peers, "--pidfile", str(pidfile)), str(pidfile)),
+        ]
+    return steps
 
 
 def _host_gw_routes(ctx: Ctx) -> list[Step]:
@@ -433,7 +436,8 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
         _bridge_node("cni0", None), _bridge_pod_link("cni0", None), _bridge_pod_inside, _nothing, _host_gw_routes,
     ),
     "flannel-udp": ModelBuilder(
-        _flannel_udp_node, _bridge_pod_link("cni0", FLANNEL_UDP_MTU), _bridge_pod_inside, _nothing, _nothing,
+        _bridge_node("cni0", FLANNEL_UDP_MTU), _bridge_pod_link("cni0", FLANNEL_UDP_MTU), _bridge_pod_inside, _nothing,
+        _flannel_udp_relays,
     ),
     "calico-bgp": ModelBuilder(
         _nothing, _calico_pod_link(None), _calico_pod_inside, _calico_after_pods, _bgp([], blackhole=True),
