@@ -66,3 +66,25 @@ def test_golden_json_of_the_reference_generator(tmp_path: Path, monkeypatch: pyt
     path = generated(tmp_path, 3000)
     monkeypatch.chdir(tmp_path)
     _golden("gen-capture-3000", to_dict(analyze([InputSpec(path.name)])))
+
+
+@pytest.mark.parametrize("name,directory,given", _cases()[::3], ids=[c[0] for c in _cases()[::3]])
+def test_a_tiny_memory_limit_gives_the_same_report(name: str, directory: Path, given: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Correlated in many fingerprint partitions (a 64 KiB limit), two at a time or one: the very same report."""
+    monkeypatch.chdir(directory)
+    specs = [InputSpec.parse(g) for g in given]
+    whole = to_dict(analyze(specs, memory=1 << 30, workers=1))
+    assert to_dict(analyze(specs, memory=64 << 10, workers=2)) == whole
+    assert to_dict(analyze(specs, memory=64 << 10, workers=1)) == whole
+
+
+def test_a_tiny_memory_limit_partitions_the_reference_capture(tmp_path: Path) -> None:
+    from cniscope.analyze import plan_partitions
+
+    path = generated(tmp_path, 3000, "pcapng")
+    report = analyze([InputSpec(str(path))], memory=1 << 30)
+    assert plan_partitions(report.table.height, report.table.estimated_size(), 64 << 10, 2) > 50
+    small = to_dict(analyze([InputSpec(str(path))], memory=64 << 10))
+    whole = to_dict(report)
+    assert (small["journeys_total"], small["flows_total"]) == (whole["journeys_total"], whole["flows_total"])
+    assert small == whole

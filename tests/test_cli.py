@@ -36,6 +36,8 @@ TABLE = [
     (["analyze"], ExitCode.USAGE, "no input"),
     (["analyze", "--no-such-option", "{good}"], ExitCode.USAGE, "No such option"),
     (["analyze", "--node", "nonode", "{good}"], ExitCode.USAGE, "NODE=FILE"),
+    (["analyze", "--memory", "64k", "{good}"], ExitCode.OK, ""),
+    (["analyze", "--memory", "lots", "{good}"], ExitCode.USAGE, "a size such as 512M or 4G"),
     (["read", "--format", "parquet", "{good}"], ExitCode.USAGE, "needs -o"),
     (["lab", "up", "kube-router", "--nodes", "0"], ExitCode.USAGE, "--nodes must be between 1 and 9"),
     (["lab", "up", "kube-router", "--nodes", "10", "--dry-run"], ExitCode.USAGE, "--nodes must be between 1 and 9"),

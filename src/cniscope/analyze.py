@@ -6,6 +6,7 @@ The one function renderers and commands call. Reading is the only I/O here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
@@ -14,6 +15,25 @@ from cniscope.results import Report
 from cniscope.sources import Capture, InputSpec, read
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
+PARTITION_ROWS = 1 << 21  # sightings correlated at a time at most: working memory stays a partition's
+CORRELATE_BYTES_PER_ROW = 200  # working memory of correlation per sighting (sorts, gathers), measured at 10M
+
+
+def default_memory() -> int:
+    """Half of the machine's memory: the share `analyze` plans its working memory for unless told (--memory)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def plan_partitions(rows: int, table_bytes: int, memory: int, workers: int) -> int:
+    """How many fingerprint partitions correlation needs so that `workers` of them at a time fit beside the table
+    in `memory` bytes (a quarter of `memory` at least is assumed free: the table itself is not partitioned)."""
+    room = max(memory - table_bytes, memory // 4)
+    by_memory = -(-rows * CORRELATE_BYTES_PER_ROW * workers // max(room, 1))
+    return max(1, -(-rows // PARTITION_ROWS), min(by_memory, max(1, rows // 16)))
+
+
+def workers_default() -> int:
+    return min(2, os.cpu_count() or 1)
 
 
 def expand(specs: list[InputSpec]) -> list[InputSpec]:
@@ -62,9 +82,11 @@ def analyze(
     model: str | None = None,
     cluster: str | None = None,
     max_journeys: int | None = MAX_JOURNEYS,
+    memory: int | None = None,
+    workers: int | None = None,
 ) -> Report:
     capture = read(expand(specs))
-    return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys)
+    return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory, workers=workers)
 
 
 def analyze_capture(
@@ -73,13 +95,24 @@ def analyze_capture(
     model: str | None = None,
     cluster: str | None = None,
     max_journeys: int | None = MAX_JOURNEYS,
+    memory: int | None = None,
+    workers: int | None = None,
+    on_stage: Callable[[str], None] = lambda stage: None,
 ) -> Report:
+    """`memory`: bytes the analysis plans its working memory for (default: half the machine's); `workers`:
+    partitions correlated at once (default: up to 2 cores); `on_stage` is told
+    as each stage starts (progress)."""
     from cniscope import findings as findings_mod
     from cniscope.inventory import load as load_inventory
     from cniscope.models import infer as infer_mod
     from cniscope.models import roles
 
-    correlation = journeys_mod.correlate(capture.table)
+    workers = workers or workers_default()
+    rows, table_bytes = capture.table.height, capture.table.estimated_size()
+    partitions = plan_partitions(rows, table_bytes, memory or default_memory(), workers)
+    on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
+    correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers)
+    on_stage("rebuilding conversations")
     table = flows_mod.assign(correlation.table)
     correlation.table = table
     journeys = journeys_mod.materialise(correlation, limit=max_journeys)
@@ -87,7 +120,9 @@ def analyze_capture(
     flow_limit = None if max_journeys is None else max(max_journeys, flows_mod.MAX_FLOWS)
     flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
     inventory = load_inventory(cluster) if cluster else None
+    on_stage("inferring the network model")
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
+    on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
     findings = findings_mod.detect(table, journeys, flows, verdict, correlation.clocks, inventory)
     warnings = [str(w) for w in capture.warnings]

@@ -10,6 +10,7 @@ code and are added here explicitly.
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import traceback
@@ -89,6 +90,9 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), default=None,
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--max-journeys", type=int, default=20_000, show_default=True, help="Journeys kept in the report.")
+@click.option("--memory", callback=lambda ctx, param, value: _size(value), metavar="SIZE",
+              help="Working memory to plan correlation for (512M, 4G; default: half of this machine's memory): "
+                   "above it, packets are correlated in partitions by fingerprint. The same report either way.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False),
               help="Also write the report as one self-contained HTML page (topology, ladder diagrams, waterfalls).")
 @click.option("--pcapng", "pcapng_out", type=click.Path(dir_okay=False),
@@ -96,8 +100,8 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
                    "packets of tcpdump text are rebuilt from their decoded fields.")
 @click.option("--force", is_flag=True, help="Replace the --html and --pcapng files when they exist.")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
-                    cluster: str | None, fail_on: str | None, max_journeys: int, html_out: str | None,
-                    pcapng_out: str | None, force: bool) -> int:
+                    cluster: str | None, fail_on: str | None, max_journeys: int, memory: int | None,
+                    html_out: str | None, pcapng_out: str | None, force: bool) -> int:
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
@@ -114,8 +118,8 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     specs = expand(_specs(inputs, nodes))
     with Progress(specs) as progress:  # on standard error, only on a terminal and for long inputs
         capture = progress.read(specs)
-        progress.stage(f"analysing {capture.table.height:,} sightings")
-        report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys)
+        report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
+                                 on_stage=progress.stage)
         if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
             from cniscope.report import html
 
@@ -202,3 +206,13 @@ cli.add_command(lab_group)
 cli.add_command(demo_command)
 cli.add_command(capture_command)
 cli.add_command(models_group)
+
+
+def _size(text: str | None) -> int | None:
+    """`512M`, `4G`, `1.5g`, `65536` (bytes) -> bytes; a usage error otherwise."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text, re.IGNORECASE)
+    if not match or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r}: a size such as 512M or 4G")
+    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2).lower() or " "))

@@ -126,8 +126,9 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
     return _unsorted(journey, perm).to_series()
 
 
-def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> pl.DataFrame:
-    """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order.
+def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> tuple[pl.DataFrame, np.ndarray]:
+    """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order;
+    and the first row of each journey (ascending: journey ids follow first rows).
 
     `by_node` (several nodes, `_nid` given): a journey's sightings on each node stay together, the nodes in
     the order `stretches.upstream_first` gives.
@@ -147,6 +148,7 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> pl.Da
     by_first = np.full(int(rows.max()) + 1 if n else 0, -1, dtype=np.int64)  # runs by their (distinct) first rows: no argsort
     del rows
     by_first[first_row] = np.arange(len(starts))
+    firsts = np.sort(first_row).astype(np.uint32)
     del first_row
     order = np.empty(len(starts), dtype=np.uint32)
     order[by_first[by_first >= 0]] = np.arange(len(starts), dtype=np.uint32)
@@ -161,7 +163,7 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> pl.Da
         delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
     del run, hop, new
-    return _unsorted(t, perm)
+    return _unsorted(t, perm), firsts
 
 
 def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
@@ -182,29 +184,119 @@ def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
 
 
-def correlate(table: pl.DataFrame) -> Correlation:
+def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1) -> Correlation:
     """Group the sightings of every packet into journeys, with clocks aligned across nodes.
 
     The work happens on a narrow copy (the key and what ordering needs); the
-    wide table is never sorted, only given the resulting columns.
+    wide table is never sorted, only given the resulting columns. `partitions`
+    splits that work by fingerprint (every sighting of one packet in one
+    partition) so that its working memory is a partition's, `workers` of them
+    at a time; the result is the same for any count.
     """
     from cniscope import clocks
 
-    node = node_column(table)
     one_node = table.select(pl.struct("node", "input").n_unique()).item() <= 1
-    # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
-    names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
-    t = table.select(row=pl.int_range(pl.len()).cast(pl.UInt32), key=fingerprint(table), *NARROW, **names)
-    t = t.with_columns(journey=group(t, "ts"))
-    offsets = [] if one_node else clocks.estimate(t)
-    if offsets:
-        t = t.with_columns(ts=clocks.corrected(offsets))
-        t = t.with_columns(journey=group(t, "ts"))  # bursts on one timeline
-    hops = order_hops(t, "ts", by_node=not one_node)
+    t = narrow(table, one_node)
+    parts = split(t, partitions)
+    if not one_node:
+        t = t.with_columns(journey=pl.Series(_run(parts, lambda idx: group(_take(t, idx), "ts").to_numpy(), workers, t.height, np.uint64)))
+        offsets = clocks.estimate(t)
+        t = t.drop("journey").with_columns(ts=clocks.corrected(offsets))  # bursts on one timeline
+    else:
+        offsets = []
+    partials = _map(parts, lambda idx: correlate_partition(_take(t, idx), by_node=not one_node), workers)
+    hops = merge(partials, t.height)
     like = table.get_column("ts")
     added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
     wide = table.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
     return Correlation(table=wide, clocks=offsets)
+
+
+def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
+    """What correlation reads of the packet table: `row`, the fingerprint `key`, `NARROW`, `_nid` (node code)."""
+    node = node_column(table)
+    # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
+    names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
+    return table.select(row=pl.int_range(pl.len()).cast(pl.UInt32), key=fingerprint(table), *NARROW, **names)
+
+
+def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
+    """Positions in `t` of each partition, ascending: a hash of the fingerprint picks it, so every sighting of
+    one packet falls in one partition. One partition is the whole frame (None: no gather)."""
+    if count <= 1 or t.height == 0:
+        return [None]
+    part = (t["key"].to_numpy() % np.uint64(count)).astype(np.uint16 if count <= 1 << 16 else np.uint32)
+    order = np.argsort(part, kind="stable").astype(np.uint32)  # radix sort of small integers: linear
+    bounds = np.searchsorted(part[order], np.arange(count + 1))
+    del part
+    return [order[bounds[i]:bounds[i + 1]] for i in range(count)]
+
+
+@dataclass
+class Partial:
+    """Correlation of one partition: its rows (positions in the whole frame), each row's journey as numbered in
+    the partition (in order of first row), hop, hops, delay (ns, 0 at the first hop), and each journey's first row."""
+
+    rows: np.ndarray
+    journey: np.ndarray
+    hop: np.ndarray
+    hops: np.ndarray
+    delay: np.ndarray
+    firsts: np.ndarray
+
+
+def correlate_partition(sub: pl.DataFrame, by_node: bool) -> Partial:
+    """The unit of work: journeys of one partition of the narrow frame (`narrow`, gathered by `split`; on
+    several nodes with `ts` already clock-corrected). Needs nothing from other partitions."""
+    sub = sub.with_columns(journey=group(sub, "ts"))
+    hops, firsts = order_hops(sub, "ts", by_node=by_node)
+    rows = sub["row"].to_numpy()
+    return Partial(rows, hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
+                   hops["delay"].fill_null(0).to_numpy(), firsts)
+
+
+def merge(partials: list[Partial], height: int) -> pl.DataFrame:
+    """The partitions' results as one frame in row order, journeys numbered over all of them by first row
+    (as one partition numbers them)."""
+    if len(partials) == 1 and (partials[0].rows == np.arange(height)).all():
+        p = partials[0]
+        journey, hop, hops, delay = p.journey, p.hop, p.hops, p.delay
+    else:
+        firsts = np.concatenate([p.firsts for p in partials])
+        rank = np.empty(len(firsts), dtype=np.uint32)
+        rank[np.argsort(firsts, kind="stable")] = np.arange(len(firsts), dtype=np.uint32)
+        journey = np.empty(height, dtype=np.uint32)
+        hop, hops = np.empty(height, dtype=np.uint32), np.empty(height, dtype=np.uint32)
+        delay = np.empty(height, dtype=np.int64)
+        offset = 0
+        for p in partials:
+            journey[p.rows] = rank[offset + p.journey]
+            hop[p.rows], hops[p.rows], delay[p.rows] = p.hop, p.hops, p.delay
+            offset += len(p.firsts)
+    frame = pl.DataFrame({"journey": journey, "hop": hop, "hops": hops, "delay": delay})
+    return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))
+
+
+def _take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
+    return t if idx is None else t[idx]
+
+
+def _map(parts: list[np.ndarray | None], work, workers: int) -> list:  # type: ignore[no-untyped-def]
+    """`work` on every partition, `workers` at a time (polars and numpy release the GIL: threads use the cores)."""
+    if workers <= 1 or len(parts) <= 1:
+        return [work(idx) for idx in parts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(work, parts))
+
+
+def _run(parts: list[np.ndarray | None], work, workers: int, height: int, dtype: type) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """One value per row from `work` on each partition, put back in row order."""
+    out = np.empty(height, dtype=dtype)
+    for idx, values in zip(parts, _map(parts, work, workers)):
+        out[slice(None) if idx is None else idx] = values
+    return out
 
 
 # ---- materialisation: Journey objects for the renderers ---------------------------------------------

@@ -91,6 +91,15 @@ def test_progress_on_a_terminal_for_long_inputs(tmp_path):
     assert capture.table.height == 15 and capture.inputs[0].packets == 15 and capture.inputs[0].node == "node3"
 
 
+def test_progress_says_the_share_of_a_binary_input_read():
+    spec = InputSpec(str(CORPUS / "02-ysaied-pan-cn-calico-eth.pcap"))
+    console, out = _console(terminal=True, width=300)
+    with text.Progress([spec], console, min_bytes=1) as progress:
+        capture = progress.read([spec])
+    shown = _strip(out.getvalue())
+    assert f"reading {spec.path}: {capture.table.height:,} packets (100%, about 0 s left)" in shown
+
+
 @pytest.mark.parametrize("terminal,min_bytes", [(False, 1), (True, 1 << 30)], ids=["not a terminal", "short input"])
 def test_no_progress_off_a_terminal_or_for_short_inputs(terminal: bool, min_bytes: int):
     spec = InputSpec(str(SEED))

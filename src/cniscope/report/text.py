@@ -26,7 +26,7 @@ from rich.text import Text
 
 from cniscope.packets.schema import Clock
 from cniscope.results import Finding, Flow, Hop, Journey, Report, Severity
-from cniscope.sources import Capture, InputSpec, read
+from cniscope.sources import Capture, InputInfo, InputSpec, read
 from cniscope.terminal import printable
 
 SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "bold red"}
@@ -252,8 +252,22 @@ class Progress:
             self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
 
     def read(self, specs: list[InputSpec]) -> Capture:
-        """`cniscope.sources.read`, saying which input and how many packets so far."""
-        return read(specs, on_batch=lambda spec, info: self.stage(f"reading {spec.path}: {info.packets:,} packets"))
+        """`cniscope.sources.read`, saying which input, how many packets so far, and where the reader knows it,
+        the share of the input read and when reading will end at this pace."""
+        started = time.monotonic()
+        sizes = [_size(spec) or 0 for spec in specs]
+        before = {spec.path: sum(sizes[:i]) for i, spec in enumerate(specs)}
+
+        def batch(spec: InputSpec, info: InputInfo) -> None:
+            text = f"reading {spec.path}: {info.packets:,} packets"
+            if info.done is not None and sum(sizes):
+                share = (before[spec.path] + info.done * (_size(spec) or 0)) / sum(sizes)  # of all inputs' bytes
+                elapsed = time.monotonic() - started
+                eta = f", about {elapsed * (1 - share) / share:.0f} s left" if share > 0.02 else ""
+                text += f" ({share:.0%}{eta})"
+            self.stage(text)
+
+        return read(specs, on_batch=batch)
 
 
 class _Elapsed:

@@ -62,6 +62,7 @@ class InputInfo:
     unparsed_lines: int = 0
     damaged: bool = False
     warnings: list[ReadWarning] = field(default_factory=list)
+    done: float | None = None  # share of the input read so far (0..1), where the reader knows it (progress)
 
     def warn(self, where: str, message: str, damaged: bool = True) -> None:
         self.warnings.append(ReadWarning(self.name, where, message))

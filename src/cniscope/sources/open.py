@@ -263,6 +263,7 @@ def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_
     for batch in batches:
         table = _finish(decode_batch(batch, info.index), batch, spec, info, comments)
         release.before(int(batch.offset[-1]))
+        info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(buf), 1)
         info.packets += table.height
         over = batch.caplen > batch.wirelen
         if over.any():
