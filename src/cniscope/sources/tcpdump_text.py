@@ -391,6 +391,10 @@ class TextReader:
         if pkt is None:
             return
         self.packet = None
+        bad = next((layer["_bad_address"] for layer in pkt.layers if "_bad_address" in layer), None)
+        if bad is not None:
+            self.unparsed(pkt.line, str(bad), "not an IP address")
+            return
         row = assemble(pkt)
         self.segment.tcp.absolute(row)
         if pkt.pending == L3 or pkt.pending == INNER:

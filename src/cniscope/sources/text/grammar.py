@@ -23,6 +23,7 @@ undoes tcpdump's relative numbering (`tcp_numbers`).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -196,22 +197,24 @@ def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None
     """`10.0.0.1.80`, `fd00::5.8080`, `node3.http` -> (IPv4 value, IPv6 text, port, host name, port name).
 
     A host or port that tcpdump printed by name and that cannot be turned back
-    into a number comes back as text so the caller can keep it.
+    into a number comes back as text so the caller can keep it. Something with a
+    colon that is no IPv6 address (`192.16:.200.21`) raises ValueError.
     """
     m = V4_RE.match(token)
     if m:
         octets = [int(x) for x in m.group(1, 2, 3, 4)]
-        if max(octets) < 256:
-            a, b, c, d = octets
-            port_text = m.group(5)
-            port = _port(port_text)
-            return (a << 24) | (b << 16) | (c << 8) | d, None, port, None, port_text if port is None else None
+        if max(octets) > 255:  # `10.0.0.300.80`: no host name is all digits
+            raise ValueError(f"{token}: an octet above 255")
+        a, b, c, d = octets
+        port_text = m.group(5)
+        port = _port(port_text)
+        return (a << 24) | (b << 16) | (c << 8) | d, None, port, None, port_text if port is None else None
     if ":" in token:
         addr, dot, port_text = token.rpartition(".")
         if dot and ":" in addr:
             port = _port(port_text)
-            return None, addr, port, None, port_text if port is None else None
-        return None, token, None, None, None
+            return None, str(ipaddress.IPv6Address(addr)), port, None, port_text if port is None else None
+        return None, str(ipaddress.IPv6Address(token)), None, None, None
     host, dot, last = token.rpartition(".")
     if dot and host and (last.isdigit() or last in PORTS):
         return None, None, _port(last), host, None
@@ -233,8 +236,12 @@ def parse_pair(s: str, layer: Layer) -> str | None:
     m = PAIR_RE.match(s)
     if m is None:
         return None
-    s4, s6, sport, sname, sport_name = endpoint(m.group(1))
-    d4, d6, dport, dname, dport_name = endpoint(m.group(2))
+    try:
+        s4, s6, sport, sname, sport_name = endpoint(m.group(1))
+        d4, d6, dport, dname, dport_name = endpoint(m.group(2))
+    except ValueError:  # an address no IP stack would print: the reader skips the line, saying why
+        layer["_bad_address"] = f"{m.group(1)} > {m.group(2)}"
+        return None
     if s6 is not None or d6 is not None or layer.get("ip_version") == 6:  # names: the caller knows the family
         layer["ip_version"] = 6
         layer["src6"], layer["dst6"] = s6, d6
