@@ -125,3 +125,11 @@ def test_replies_in_by_the_tunnel_requests_out_by_the_nic_is_an_asymmetric_path(
     assert found.evidence.addresses == ("10.233.109.178",)
     assert found.evidence.interfaces == ("node1 tunl0 In", "node1 ens192 Out")
     assert of_kind(report, FindingKind.DROP) == [] and of_kind(report, FindingKind.UNANSWERED) == []
+
+
+def test_clocks_of_pasted_segments_of_two_nodes_are_a_clock_skew() -> None:
+    """Corpus 14 as published: Node01's and Node02's segments pasted one after the other, clocks 12 h apart."""
+    report = analyze([InputSpec(str(DATA / "corpus" / "14-cilium-vxlan-otv-vv.txt"))])
+    [skew] = of_kind(report, FindingKind.CLOCK_SKEW)
+    assert skew.evidence.offset_ns is not None and abs(abs(skew.evidence.offset_ns) - 12 * 3600 * 10**9) < 10**9
+    assert "input 0" not in skew.title

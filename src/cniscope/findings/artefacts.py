@@ -133,7 +133,7 @@ def clock_skew(facts: Facts, losses: Losses) -> Found:
             zone = _time_zone(c.offset_ns)
             out.append(Finding(
                 kind=FindingKind.CLOCK_SKEW, severity=Severity.INFO,
-                title=f"clock of {c.node} differs from {c.reference} by {c.offset_ns / 1e9:+.6f} s"
+                title=f"clock of {_clock_owner(c.node)} differs from {_clock_owner(c.reference)} by {c.offset_ns / 1e9:+.6f} s"
                       + (f" ({zone})" if zone else ""),
                 explanation=f"Estimated from the packets ({c.method}, {c.samples} samples, +/- {c.uncertainty_ns / 1e6:.3f} ms); "
                             "timestamps were corrected before hops were ordered. Not a network fault, but times read "
@@ -144,6 +144,15 @@ def clock_skew(facts: Facts, losses: Losses) -> Found:
                 evidence=Evidence(offset_ns=c.offset_ns, packets=c.samples),
             ))
     return Found(out)
+
+
+def _clock_owner(name: str) -> str:
+    """A node, or what the reader made of a paste without names: its first segment, a later one (`part 2`)."""
+    if name.startswith("input "):
+        return "the first pasted segment"
+    if name.startswith("part "):
+        return f"pasted segment {name[5:]}"
+    return name
 
 
 def _time_zone(offset_ns: int) -> str:
