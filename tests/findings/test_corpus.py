@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from cniscope.analyze import analyze
 from cniscope.errors import ExitCode
 from cniscope.results import FindingKind, Severity
 from cniscope.sources import InputSpec
-from tests.paths import CORPUS, SEED
 from tests.findings.wire import alarms, of_kind
+from tests.paths import CORPUS, SEED
 
 
 def corpus(number: str) -> Path:

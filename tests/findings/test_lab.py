@@ -24,8 +24,8 @@ from cniscope.lab.spec import BUILDABLE, Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
-from tests.marks import needs_root
 from tests.lab.helpers import conntrack_flushed_mid_connection
+from tests.marks import needs_root
 
 pytestmark = needs_root
 FAULT_MODEL = "flannel-host-gw"  # a bridge and plain routes, no BGP to wait for

@@ -5,8 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from cniscope.results import FindingKind, Severity
-from tests.findings.two_nodes import CLIENT, INTO_N1, INTO_N3, N1, N3, OUT_OF_N1, OUT_OF_N3, V1, V3, WEB, conversation
-from tests.findings.wire import ACK, IN, OUT, PSH, RST, SYN, Wire, alarms, icmp, of_kind, tcp, vxlan
+from tests.findings.two_nodes import (
+    CLIENT,
+    INTO_N1,
+    INTO_N3,
+    N1,
+    N3,
+    OUT_OF_N1,
+    OUT_OF_N3,
+    V1,
+    V3,
+    WEB,
+    conversation,
+)
+from tests.findings.wire import (
+    ACK,
+    IN,
+    OUT,
+    PSH,
+    RST,
+    SYN,
+    Wire,
+    alarms,
+    icmp,
+    of_kind,
+    tcp,
+    vxlan,
+)
 
 
 def test_large_packets_vanishing_after_a_hop_while_small_ones_pass_is_a_black_hole() -> None:

@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 from cniscope.results import FindingKind, Severity
-from tests.findings.two_nodes import CLIENT, INTO_N1, INTO_N3, N1, OUT_OF_N1, OUT_OF_N3, V1, WEB, conversation
-from tests.findings.wire import ACK, IN, OUT, PSH, RST, SYN, Wire, alarms, arp, icmp, of_kind, tcp, udp_dns
+from tests.findings.two_nodes import (
+    CLIENT,
+    INTO_N1,
+    INTO_N3,
+    N1,
+    OUT_OF_N1,
+    OUT_OF_N3,
+    V1,
+    WEB,
+    conversation,
+)
+from tests.findings.wire import (
+    ACK,
+    IN,
+    OUT,
+    PSH,
+    RST,
+    SYN,
+    Wire,
+    alarms,
+    arp,
+    icmp,
+    of_kind,
+    tcp,
+    udp_dns,
+)
 
 DNS = "10.244.3.53"
 
