@@ -10,8 +10,8 @@ from cniscope.errors import InputError, UsageError
 from cniscope.lab import kubeproxy
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
-from cniscope.lab.naming import cali_name, veth_name
-from cniscope.lab.plan import Bridge, Daemon, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
+from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
+from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
 from cniscope.lab.spec import BUILDABLE, Fault, default_spec, load_spec, seed_spec
 
 
@@ -139,9 +139,15 @@ def test_bad_faults_are_refused(kind: str, args: list[str], message: str) -> Non
         plan_fault(default_spec("kube-router", 3, name="p1"), parse_fault(kind, args))
 
 
-def test_hairpin_fault_refused_on_calico() -> None:
-    with pytest.raises(UsageError, match="no bridge"):
-        plan_fault(default_spec("calico-bgp", 2, name="p1"), Fault("hairpin-off", {"node": "node1", "pod": "web1"}))
+@pytest.mark.parametrize("model", ["calico-bgp", "antrea-geneve"])
+def test_hairpin_fault_refused_without_a_linux_bridge(model: str) -> None:
+    with pytest.raises(UsageError, match="no Linux bridge"):
+        plan_fault(default_spec(model, 2, name="p1"), Fault("hairpin-off", {"node": "node1", "pod": "web1"}))
+
+
+def test_hairpin_fault_on_weave_names_its_pod_veth() -> None:
+    steps = plan_fault(default_spec("weave", 2, name="p1"), Fault("hairpin-off", {"node": "node1", "pod": "web1"}))
+    assert [" ".join(s.args) for s in steps] == [f"link set {weave_port('web1')} type bridge_slave hairpin off"]
 
 
 def test_seed_spec_is_the_seed_cluster() -> None:
@@ -198,3 +204,54 @@ def test_fault_dry_run_needs_an_existing_lab() -> None:
     result = CliRunner().invoke(cli, ["lab", "fault", "no-such-lab-xyz", "drop", "node=node1", "iface=eth0", "--dry-run"])
     assert result.exit_code != 0
     assert "no lab named 'no-such-lab-xyz'" in str(result.exception)
+
+
+OVS_PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl")
+
+
+@pytest.mark.parametrize("model", ["antrea-geneve", "weave"])
+def test_open_vswitch_stays_inside_the_lab(model: str, tmp_path) -> None:
+    """Every Open vSwitch program runs in a node's namespace and names only that node's folder: never the host's OVS."""
+    steps = plan_lab(default_spec(model, 2, name="p1"), root=tmp_path)
+    ovs = [s for s in steps if isinstance(s, (Exec, Daemon)) and any(p in s.argv for p in OVS_PROGRAMS)]
+    assert {s.ns for s in ovs} == {"cnl-p1-node1", "cnl-p1-node2"}
+    for step in ovs:
+        folder = str(tmp_path / "nodes" / step.ns.removeprefix("cnl-p1-"))
+        values = (a.split("=", 1)[-1].removeprefix("unix:").removeprefix("punix:") for a in step.argv)
+        paths = [v for v in values if v.startswith("/")]
+        assert paths and all(p.startswith(folder + "/") or p == folder or p.startswith("/usr/share/openvswitch/")
+                             for p in paths), step.argv
+        program = next(p for p in OVS_PROGRAMS if p in step.argv)
+        if program in ("ovsdb-server", "ovs-vswitchd"):  # every default path of the daemons points into the folder
+            assert {f"OVS_{d}DIR={folder}" for d in ("RUN", "LOG", "DB")} <= set(step.argv)
+        if program == "ovs-vsctl":
+            assert f"--db=unix:{folder}/db.sock" in step.argv
+        if program == "ovs-appctl":
+            assert f"--target={folder}/ovs-vswitchd.ctl" in step.argv
+    daemons = [s.name for s in ovs if isinstance(s, Daemon)]
+    assert daemons == ["ovsdb-server node1", "ovs-vswitchd node1", "ovsdb-server node2", "ovs-vswitchd node2"]
+
+
+def test_antrea_pipeline_forwards_like_antrea() -> None:
+    steps = plan_lab(default_spec("antrea-geneve", 2, name="p1"))
+    flows = next(s.content for s in steps if isinstance(s, File) and s.path.endswith("node1/br-int.flows")).splitlines()
+    to_node2 = [f for f in flows if "nw_dst=10.244.2.0/24" in f]
+    assert to_node2 == ["table=4,priority=200,ip,nw_dst=10.244.2.0/24 actions=mod_dl_src:02:a0:0a:f4:01:01,"
+                        "mod_dl_dst:aa:bb:cc:dd:ee:ff,set_field:192.168.200.12->tun_dst,goto_table:6"]
+    assert any("ct_state=+new+trk,tcp,nw_dst=10.96.0.10,tp_dst=80 actions=group:1" in f for f in flows)  # AntreaProxy
+    groups = next(s.content for s in steps if isinstance(s, File) and s.path.endswith("node1/br-int.groups"))
+    assert "nat(dst=10.244.2.10:80)" in groups
+    node1 = ip_lines(steps, "-node1")
+    assert "route add 10.244.2.0/24 via 10.244.2.1 dev antrea-gw0 onlink" in node1
+    assert "addr add 192.168.200.11/24 dev br-phy" in node1 and "addr add 192.168.200.11/24 dev eth0" not in node1
+    assert f"link set {antrea_port('web1')} arp off up" in node1
+
+
+def test_flannel_udp_relay_per_node() -> None:
+    steps = plan_lab(default_spec("flannel-udp", 3, name="p1"))
+    relays = [s for s in steps if isinstance(s, Daemon) and s.name.startswith("flanneld-udp")]
+    assert [r.ns for r in relays] == ["cnl-p1-node1", "cnl-p1-node2", "cnl-p1-node3"]
+    argv = " ".join(relays[0].argv)
+    assert "-m cniscope.lab.relay --dev flannel0 --mtu 1472 --address 10.244.1.0/16 --listen 192.168.200.11" in argv
+    assert "--peer 10.244.2.0/24=192.168.200.12 --peer 10.244.3.0/24=192.168.200.13" in argv
+    assert "link add cni0 mtu 1472 type bridge" in ip_lines(steps, "-node1")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cniscope.errors import UsageError
-from cniscope.lab.naming import UNDERLAY, ns_name, veth_name
+from cniscope.lab.naming import UNDERLAY, ns_name, veth_name, weave_port
 from cniscope.lab.plan import Exec, Ip, Iptables, Step, Sysctl
 from cniscope.lab.spec import Fault, LabSpec
 
@@ -87,12 +87,13 @@ def _br_netfilter_off(spec: LabSpec, a: dict[str, str]) -> list[Step]:
 
 
 def _hairpin_off(spec: LabSpec, a: dict[str, str]) -> list[Step]:
-    if spec.model.startswith("calico"):
-        raise UsageError(f"fault hairpin-off: {spec.model} has no bridge, so no hairpin setting")
+    if spec.model.startswith("calico") or spec.model == "antrea-geneve":
+        raise UsageError(f"fault hairpin-off: {spec.model} has no Linux bridge, so no hairpin setting")
     pod = spec.pod(a["pod"])
     if pod is None:
         raise UsageError(f"fault hairpin-off: no pod named {a['pod']!r}")
-    return [Ip(ns_name(spec.name, pod.node), ("link", "set", veth_name(pod.name), "type", "bridge_slave", "hairpin", "off"))]
+    port = weave_port(pod.name) if spec.model == "weave" else veth_name(pod.name)
+    return [Ip(ns_name(spec.name, pod.node), ("link", "set", port, "type", "bridge_slave", "hairpin", "off"))]
 
 
 def _conntrack_flush(spec: LabSpec, a: dict[str, str]) -> list[Step]:

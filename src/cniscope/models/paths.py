@@ -1,8 +1,9 @@
 """Expected paths shared by models of one data-plane shape, built from their device names.
 
-Three shapes cover the models: a Linux bridge with veths (kube-router,
-flannel, weave), routed veths with no bridge (calico), and pods attached
-to a switch that is not the kernel's IP stack (cilium's eBPF, antrea's OVS).
+Three shapes cover most models: a Linux bridge with veths (kube-router,
+flannel), routed veths with no bridge (calico), and pods attached to a
+switch that is not the kernel's IP stack (cilium's eBPF, antrea's OVS);
+weave's L2 network bridged into OVS has its own paths (models/weave.py).
 What `tcpdump -i any` shows on each node follows from the shape: a bridge
 forwards frames between its ports without the bridge device seeing them, so
 a packet between two pods of one bridge is seen twice (once per veth), while
