@@ -204,8 +204,9 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1) -> Cor
         t = t.drop("journey").with_columns(ts=clocks.corrected(offsets))  # bursts on one timeline
     else:
         offsets = []
-    partials = _map(parts, lambda idx: correlate_partition(_take(t, idx), by_node=not one_node), workers)
-    hops = merge(partials, t.height)
+    merged = Merge(t.height)
+    _map(parts, lambda idx: merged.add(idx, correlate_partition(_take(t, idx), by_node=not one_node)), workers)
+    hops = merged.finish(parts)
     like = table.get_column("ts")
     added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
     wide = table.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
@@ -234,10 +235,9 @@ def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
 
 @dataclass
 class Partial:
-    """Correlation of one partition: its rows (positions in the whole frame), each row's journey as numbered in
-    the partition (in order of first row), hop, hops, delay (ns, 0 at the first hop), and each journey's first row."""
+    """Correlation of one partition, in the partition's row order: each row's journey as numbered in the
+    partition (in order of first row), hop, hops, delay (ns, 0 at the first hop); and each journey's first row."""
 
-    rows: np.ndarray
     journey: np.ndarray
     hop: np.ndarray
     hops: np.ndarray
@@ -250,31 +250,39 @@ def correlate_partition(sub: pl.DataFrame, by_node: bool) -> Partial:
     several nodes with `ts` already clock-corrected). Needs nothing from other partitions."""
     sub = sub.with_columns(journey=group(sub, "ts"))
     hops, firsts = order_hops(sub, "ts", by_node=by_node)
-    rows = sub["row"].to_numpy()
-    return Partial(rows, hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
+    return Partial(hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
                    hops["delay"].fill_null(0).to_numpy(), firsts)
 
 
-def merge(partials: list[Partial], height: int) -> pl.DataFrame:
-    """The partitions' results as one frame in row order, journeys numbered over all of them by first row
-    (as one partition numbers them)."""
-    if len(partials) == 1 and (partials[0].rows == np.arange(height)).all():
-        p = partials[0]
-        journey, hop, hops, delay = p.journey, p.hop, p.hops, p.delay
-    else:
-        firsts = np.concatenate([p.firsts for p in partials])
-        rank = np.empty(len(firsts), dtype=np.uint32)
-        rank[np.argsort(firsts, kind="stable")] = np.arange(len(firsts), dtype=np.uint32)
-        journey = np.empty(height, dtype=np.uint32)
-        hop, hops = np.empty(height, dtype=np.uint32), np.empty(height, dtype=np.uint32)
-        delay = np.empty(height, dtype=np.int64)
-        offset = 0
-        for p in partials:
-            journey[p.rows] = rank[offset + p.journey]
-            hop[p.rows], hops[p.rows], delay[p.rows] = p.hop, p.hops, p.delay
-            offset += len(p.firsts)
-    frame = pl.DataFrame({"journey": journey, "hop": hop, "hops": hops, "delay": delay})
-    return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))
+class Merge:
+    """The partitions' results in one set of columns in row order, each written in place as it arrives (no
+    partition's result is kept); `finish` numbers journeys over all partitions by first row, as one partition
+    numbers them."""
+
+    def __init__(self, height: int) -> None:
+        self.journey = np.empty(height, dtype=np.uint32)  # the partition's own numbers until `finish`
+        self.hop, self.hops = np.empty(height, dtype=np.uint32), np.empty(height, dtype=np.uint32)
+        self.delay = np.empty(height, dtype=np.int64)
+        self.firsts: dict[int, np.ndarray] = {}  # partition (by its first position) -> first row of each journey
+
+    def add(self, idx: np.ndarray | None, p: Partial) -> None:
+        at = slice(None) if idx is None else idx
+        self.journey[at], self.hop[at], self.hops[at], self.delay[at] = p.journey, p.hop, p.hops, p.delay
+        self.firsts[-1 if idx is None or not len(idx) else int(idx[0])] = p.firsts
+
+    def finish(self, parts: list[np.ndarray | None]) -> pl.DataFrame:
+        """`parts`: the positions of every partition, in the order `split` gave them."""
+        if len(parts) > 1:
+            firsts = [self.firsts[int(idx[0])] if len(idx) else np.empty(0, np.uint32) for idx in parts]  # type: ignore[arg-type]
+            everyone = np.concatenate(firsts)
+            rank = np.empty(len(everyone), dtype=np.uint32)
+            rank[np.argsort(everyone, kind="stable")] = np.arange(len(everyone), dtype=np.uint32)
+            offset = 0
+            for idx, own in zip(parts, firsts):
+                self.journey[idx] = rank[offset + self.journey[idx]]
+                offset += len(own)
+        frame = pl.DataFrame({"journey": self.journey, "hop": self.hop, "hops": self.hops, "delay": self.delay})
+        return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))
 
 
 def _take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
