@@ -47,6 +47,7 @@ def plan_lab(spec: LabSpec, root: Path | None = None) -> list[Step]:
     steps: list[Step] = [Netns(ctx.ns(m)) for m in [UNDERLAY, *(n.name for n in spec.nodes), *(p.name for p in spec.pods)]]
     steps += _base_sysctls(ctx)
     steps += _underlay(ctx)
+    steps += model.start(ctx)
     for node in spec.nodes:
         steps += _node(ctx, node, addressed=not model.uplink_bridge)
         steps += model.node(ctx, node)
@@ -208,7 +209,7 @@ def _flannel_udp_relays(ctx: Ctx) -> list[Step]:
         steps += [
             File(str(pidfile.parent / "README"), "flanneld's UDP relay of this lab node: its pid file.\n"),
             Daemon(ctx.ns(node.name), f"flanneld-udp {node.name}",
-                   (sys.executable, "-m", "cniscope.lab.relay", "--dev", "flannel0", "--mtu", str(FLANNEL_UDP_MTU),
+                   (*ovs.PRIORITY, sys.executable, "-m", "cniscope.lab.relay", "--dev", "flannel0", "--mtu", str(FLANNEL_UDP_MTU),
                     "--address", f"{base}/{cluster}", "--listen", node.ip, *peers, "--pidfile", str(pidfile)), str(pidfile)),
         ]
     return steps
@@ -303,10 +304,14 @@ def _ovs(ctx: Ctx, node: Node) -> ovs.Ovs:
     return ovs.Ovs(ctx.ns(node.name), ctx.root / "nodes" / node.name, node.name)
 
 
+def _ovs_start(ctx: Ctx) -> list[Step]:
+    """Every node's own ovsdb-server and ovs-vswitchd."""
+    return ovs.start([_ovs(ctx, node) for node in ctx.spec.nodes])
+
+
 def _ovs_node(ctx: Ctx, node: Node) -> list[Step]:
-    """The node's own ovsdb-server and ovs-vswitchd, and the uplink bridge holding its address."""
-    switch = _ovs(ctx, node)
-    return ovs.start(switch) + ovs.uplink(switch, f"{node.ip}/{ctx.prefix_len()}", NODE_GATEWAY, antrea.uplink_mac(node))
+    """The uplink bridge holding the node's address."""
+    return ovs.uplink(_ovs(ctx, node), f"{node.ip}/{ctx.prefix_len()}", NODE_GATEWAY, antrea.uplink_mac(node))
 
 
 def _ovs_pod_link(bridge: str, name: Callable[[str], str], port_of: Callable[[Ctx, Node, Pod], int]) -> Callable[[Ctx, Node, Pod], list[Step]]:
@@ -422,6 +427,7 @@ class ModelBuilder:
     after_pods: Callable[[Ctx, Node], list[Step]]  # per-interface sysctls once the pods' veths exist
     routing: Callable[[Ctx], list[Step]]  # how nodes reach each other's pod CIDRs
     uplink_bridge: bool = False  # the node's address sits on an OVS uplink bridge, not on eth0 (see ovs.py)
+    start: Callable[[Ctx], list[Step]] = _nothing  # daemons every node needs before its devices (Open vSwitch)
 
 
 MODEL_BUILDERS: dict[str, ModelBuilder] = {
@@ -447,10 +453,10 @@ MODEL_BUILDERS: dict[str, ModelBuilder] = {
     ),
     "weave": ModelBuilder(
         _weave_node, _bridge_pod_link("weave", weave.MTU, weave_port), _weave_pod_inside, _weave_after_pods, _nothing,
-        uplink_bridge=True,
+        uplink_bridge=True, start=_ovs_start,
     ),
     "antrea-geneve": ModelBuilder(
         _antrea_node, _ovs_pod_link("br-int", antrea_port, _antrea_port), _ovs_pod_inside, _antrea_after_pods, _nothing,
-        uplink_bridge=True,
+        uplink_bridge=True, start=_ovs_start,
     ),
 }
