@@ -11,7 +11,7 @@ from cniscope.analyze import analyze
 from cniscope.results import FindingKind, Report, Severity
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
-from tests.paths import DATA
+from tests.paths import DATA, SEED
 
 PASTED = DATA / "findings"
 SCENARIOS = sorted(d for d in (DATA / "scenarios").glob("*/*") if d.is_dir())
@@ -133,3 +133,16 @@ def test_clocks_of_pasted_segments_of_two_nodes_are_a_clock_skew() -> None:
     [skew] = of_kind(report, FindingKind.CLOCK_SKEW)
     assert skew.evidence.offset_ns is not None and abs(abs(skew.evidence.offset_ns) - 12 * 3600 * 10**9) < 10**9
     assert "input 0" not in skew.title
+
+
+def test_places_are_named_or_say_what_was_not_recorded(tmp_path: Path) -> None:
+    """The seed (old `tcpdump -i any` text: no interface names, no node) with one copy of the ACK taken out."""
+    lines = SEED.read_text().splitlines(keepends=True)
+    pasted_copy = tmp_path / "seed.txt"
+    pasted_copy.write_text("".join(lines[:6] + lines[7:]))  # the ACK's third copy (the pod veth) is gone
+    report = analyze([InputSpec(str(pasted_copy))])
+    [drop] = of_kind(report, FindingKind.DROP)
+    assert drop.evidence.interfaces == ("the capture's node, pod bridge kube-bridge, out (copy 2 of 3)",)
+    assert "tcpdump -i any" in drop.explanation and "node3=" in drop.explanation  # how to record what is missing
+    for f in report.findings:
+        assert "input 0" not in f.title + f.explanation and "? " not in f.title and f.node is None

@@ -125,7 +125,7 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
                         f"{underlay - overhead}). Small requests work; bulk transfers stall unless path MTU discovery rescues "
                         f"them. (This assumes a {underlay}-byte underlay; on jumbo-frame networks it is fine.)",
             next_step=say("mtu.mss", mtu=underlay - overhead),
-            node=hop.node, iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
+            node=facts.named(facts.node(hop)), iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
             evidence=Evidence(packets=len(flows), mss=mss, mtu=underlay - overhead, overhead=overhead),
         ))
     return out

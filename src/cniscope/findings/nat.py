@@ -54,16 +54,16 @@ def _nat(facts: Facts) -> list[Finding]:
         flow, kind, before, after = key
         side = "destination" if kind is ChangeKind.DNAT else "source"
         explanation = (f"Between two sightings of the same packet its {side} was rewritten from {before} to {after}; "
-                       f"first seen rewritten at {hop.point}.")
+                       f"first seen rewritten at {facts.where(hop)}.")
         back = undone.get(key)
         if back is not None:
-            explanation += f" The replies were translated back ({after} -> {before}), first at {back[0].point}."
+            explanation += f" The replies were translated back ({after} -> {before}), first at {facts.where(back[0])}."
         out.append(Finding(
             kind=FindingKind.NAT, severity=Severity.INFO,
             title=f"{kind.value.upper()} {before} -> {after}",
             explanation=explanation,
             next_step=say("nat"),
-            node=hop.node, iface=hop.iface,
+            node=facts.named(facts.node(hop)), iface=hop.iface,
             journeys=tuple(dict.fromkeys(ids + (back[1] if back else [])))[:200],
             flows=(flow,) if flow is not None else (), rows=(hop.row,) + ((back[0].row,) if back else ()),
         ))
@@ -133,7 +133,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
         ]
         j, _text = replies[0]
         explanation = (f"{flow.client} called {called}, but the reply reached it from {', '.join(sorted(wrong))}, "
-                       f"untranslated (delivered at {facts.path(j)[-1].point}). The client's stack knows no connection with that "
+                       f"untranslated (delivered at {facts.where(facts.path(j)[-1])}). The client's stack knows no connection with that "
                        "address")
         explanation += (f" and answered with {len(client_rsts)} reset(s)." if client_rsts else ", so it will not accept it.")
         out.append(Finding(
@@ -141,7 +141,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             title=f"reply from {', '.join(sorted(wrong))} to {flow.client} missed its reverse NAT (client called {called})",
             explanation=explanation,
             next_step=say("missing_reverse_nat"),
-            node=facts.path(j)[-1].node, iface=facts.path(j)[-1].iface,
+            node=facts.named(facts.node(facts.path(j)[-1])), iface=facts.path(j)[-1].iface,
             journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
         ))

@@ -53,7 +53,7 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
         ids = {loss.journey.id for loss in group}
         agree = next((m for m in losses.model if m.expected is not None and m.journey.id in ids), None)
         if agree is not None:
-            caveat += f" The model's expected path agrees ({_model_title(agree)})."
+            caveat += f" The model's expected path agrees ({_model_title(facts, agree)})."
         mine.update(ids)
         mac = facts.value(hop, "eth_dst") if hop.direction == "Out" and facts.role(hop.iface) is Role.NIC else None
         owner = facts.mac_owners.get(mac) if mac is not None else None  # type: ignore[call-overload]
@@ -65,7 +65,7 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
             explanation=f"Last seen at {where}; the capture covered the next place but never shows {first.expected.value}"
                         f" (e.g. {examples}).{caveat}",
             next_step=first.check,
-            node=hop.node, iface=hop.iface,
+            node=facts.named(facts.node(hop)), iface=hop.iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=(flow.id,) if flow else (),
             rows=tuple(h.row for loss in group for h in loss.journey.hops),
@@ -193,37 +193,48 @@ def _ways_out(facts: Facts, hops: list[Hop]) -> list[tuple[str, str | None]]:
 def model_paths(facts: Facts, losses: Losses, claimed: frozenset[int]) -> list[Finding]:
     """Paths the model does not have, and the model's missing next hops for packets no other finding explains
     (those that say the same about the same place gathered into one)."""
-    out = [_deviation(m) for m in losses.model if m.expected is None]
-    drops = [_model_drop(m) for m in losses.model if m.expected is not None and m.journey.id not in claimed]
+    out = [_deviation(facts, m) for m in losses.model if m.expected is None]
+    drops = [_model_drop(facts, m) for m in losses.model if m.expected is not None and m.journey.id not in claimed]
     return out + _gathered(drops)
 
 
-def _deviation(m: Mismatch) -> Finding:
+def _deviation(facts: Facts, m: Mismatch) -> Finding:
     return Finding(
         kind=FindingKind.DEVIATION, severity=Severity.WARNING,
         title=f"path on {m.node} differs from {m.model}'s expected paths",
-        explanation=f"{m.journey.summary} went {' -> '.join(h.point or str(h.iface) for h in m.hops)}; "
+        explanation=f"{m.journey.summary} went {' -> '.join(facts.where(h) for h in m.hops)}; "
                     f"no {m.model} path crosses these interfaces in this order",
         next_step=say("deviation"),
-        node=m.node, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
+        node=facts.named(m.node), journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
+        evidence=Evidence(packets=1, interfaces=tuple(facts.where(h) for h in m.hops)),
     )
 
 
-def _model_title(m: Mismatch) -> str:
+def _model_place(facts: Facts, m: Mismatch) -> str:
+    """Where the model lost the packet: the named place, or the role its position gives it when nothing is named."""
     last = m.hops[-1]
-    where = last.role or last.point or f"copy {len(m.hops)}"
-    return f"last seen at {where} on {m.node}; expected next: {m.expected}"
+    if last.iface is not None:
+        return facts.where(last)
+    where = facts.named(m.node) or "the capture's node"
+    role = last.role if last.role and not last.role.startswith(("capture point", "single capture point")) else None
+    return f"{where}, {role or 'an interface'} (copy {len(m.hops)} of {m.copies[0] if m.copies else len(m.hops)})"
 
 
-def _model_drop(m: Mismatch) -> Finding:
+def _model_title(facts: Facts, m: Mismatch) -> str:
+    return f"last seen at {_model_place(facts, m)}; expected next: {m.expected}"
+
+
+def _model_drop(facts: Facts, m: Mismatch) -> Finding:
     note = f" (other packets between these addresses show {m.copies[0]} copies on this node, this one {m.copies[1]})" if m.copies else ""
     return Finding(
         kind=FindingKind.DROP, severity=Severity.WARNING,
-        title=_model_title(m),
+        title=_model_title(facts, m),
         explanation=f"{m.journey.summary}: {m.traffic} should continue to {m.expected} on this node, "
-                    f"and the capture shows that point for other packets, but not for this one{note}",
+                    f"and the capture shows that point for other packets, but not for this one{note}."
+                    + facts.unrecorded([h.row for h in m.hops]),
         next_step=say("drop.model"),
-        node=m.node, iface=m.hops[-1].iface, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
+        node=facts.named(m.node), iface=m.hops[-1].iface, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
+        evidence=Evidence(packets=1, interfaces=(_model_place(facts, m),)),
     )
 
 

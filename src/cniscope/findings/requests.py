@@ -182,9 +182,9 @@ def _arp(facts: Facts) -> list[Finding]:
             kind=FindingKind.UNANSWERED, severity=Severity.ERROR,
             title=f"ARP who-has {ip4_text(tpa)}: no reply ({len(js)} request(s) from {', '.join(askers)})",
             explanation=f"{ip4_text(tpa)} never answered ARP ({len(js) - 1} retr{'y' if len(js) == 2 else 'ies'}); last request "
-                        f"seen at {last.point}. Nothing can be sent to it on that link until it does.",
+                        f"seen at {facts.where(last)}. Nothing can be sent to it on that link until it does.",
             next_step=say("unanswered.arp", addr=ip4_text(tpa)),
-            node=last.node, iface=last.iface, journeys=tuple(j.id for j in js),
+            node=facts.named(facts.node(last)), iface=last.iface, journeys=tuple(j.id for j in js),
             rows=tuple(h.row for j in js[:20] for h in j.hops),
         ))
     return out

@@ -64,7 +64,7 @@ def retransmissions(facts: Facts, losses: Losses) -> Found:
                   + (f", originals last seen at {stops[0]}" if len(stops) == 1 else ""),
             explanation=explanation.strip(),
             next_step=say("retransmission"),
-            node=last.node if last else None, iface=last.iface if last else None,
+            node=facts.named(facts.node(last)) if last else None, iface=last.iface if last else None,
             journeys=tuple(j.id for j in resent), flows=(flow.id,),
             rows=tuple(h.row for j in (resent + originals)[:40] for h in j.hops),
             evidence=Evidence(packets=flow.retransmissions, retries=flow.retransmissions, gaps_ms=gaps,
@@ -136,7 +136,7 @@ def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
         for o in (facts.by_id.get(x) for x in flow.journeys) if o is not None and o.hops and o.id != j.id
         and (o.hops[0].ts or 0) <= (first.ts or 0)
     )
-    where = f"first seen at {first.point}" if first.point else ""
+    where = f"first seen at {facts.where(first)}"
     renewed = _renewed_translation(flow, leg)
     if renewed is not None:
         meaning = (f"The connection was translated anew half-way ({renewed}): the node doing the NAT lost its conntrack "
@@ -163,7 +163,8 @@ def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
         title=f"TCP reset sent by the {sender} {src} to {dst}",
         explanation=f"A RST ended {flow.client} <-> {flow.server}, {where}.{leg_text} {meaning}".replace(" ,", ","),
         next_step=check,
-        node=first.node, iface=first.iface, journeys=(j.id,), flows=(flow.id,), rows=tuple(h.row for h in j.hops),
+        node=facts.named(facts.node(first)), iface=first.iface, journeys=(j.id,), flows=(flow.id,),
+        rows=tuple(h.row for h in j.hops),
     )
 
 
