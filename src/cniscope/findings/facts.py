@@ -184,7 +184,7 @@ class Facts:
         named = self.named(node)
         way = DIRECTION_LABELS.get(Direction(direction)) if direction is not None else None  # type: ignore[arg-type]
         if iface is None:
-            place = f"{f'{way}, ' if way else ''}on an interface the capture does not name"
+            place = f"sighting {int(self.value(row, 'hop') or 0) + 1} of the packet{f' ({way})' if way else ''}, on an interface the capture does not name"  # type: ignore[call-overload]
             return f"{named}, {place}" if named else place
         return " ".join(str(x) for x in (named, iface, way) if x)
 
