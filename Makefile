@@ -41,9 +41,8 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
 
-bench: install
-	$(BIN)/python benchmarks/decode.py
-	$(BIN)/python benchmarks/analyze.py
+bench: install  # read and analyze at 200k, 2M, 10M packets against tcpdump and tshark (benchmarks/bench.py)
+	$(BIN)/python benchmarks/bench.py --markdown
 
 clean:
 	rm -rf $(VENV) build *.egg-info

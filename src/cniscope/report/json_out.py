@@ -119,7 +119,17 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 
 def dumps(report: Report) -> str:
-    return json.dumps(to_dict(report), indent=1)
+    """One key of the report a line, and one element a line of its lists (a journey, a flow, a finding): as
+    readable as an indented dump, and written by json's C encoder (an indented dump is pure Python, 4x slower
+    on the tens of megabytes of 20,000 journeys)."""
+    document = to_dict(report)
+
+    def value(v: Any) -> str:
+        if isinstance(v, list) and v:
+            return "[\n  " + ",\n  ".join(json.dumps(x, separators=(", ", ": ")) for x in v) + "\n ]"
+        return json.dumps(v, separators=(", ", ": "))
+
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v)}" for k, v in document.items()) + "\n}"
 
 
 @cache
