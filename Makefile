@@ -31,7 +31,7 @@ $(STAMP_APT): Makefile  # the package list lives here: re-check when it changes
 $(STAMP_PIP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,dask]'
 	@touch $@
 
 demo: install

@@ -26,7 +26,9 @@ from cniscope.sources import InputSpec, read
 from cniscope.terminal import printable
 
 if TYPE_CHECKING:
+    from cniscope.report.text import Progress
     from cniscope.results import Report
+    from cniscope.sources import Capture
 
 
 def _specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:
@@ -99,9 +101,12 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
               help="Also write the packets with node and interface names and a comment on each (for Wireshark); "
                    "packets of tcpdump text are rebuilt from their decoded fields.")
 @click.option("--force", is_flag=True, help="Replace the --html and --pcapng files when they exist.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Read the inputs as tasks on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
+                   "inputs are paths or URLs (s3://, gs://) the workers can read. Needs cniscope[dask] (docs/scale.md).")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
                     cluster: str | None, fail_on: str | None, max_journeys: int, memory: int | None,
-                    html_out: str | None, pcapng_out: str | None, force: bool) -> int:
+                    html_out: str | None, pcapng_out: str | None, force: bool, dask_address: str | None) -> int:
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
@@ -117,7 +122,10 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     check_new_file(pcapng_out, force, "--pcapng")
     specs = expand(_specs(inputs, nodes))
     with Progress(specs) as progress:  # on standard error, only on a terminal and for long inputs
-        capture = progress.read(specs)
+        if dask_address:
+            capture = _read_on_dask(dask_address, specs, progress)
+        else:
+            capture = progress.read(specs)
         report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
                                  on_stage=progress.stage)
         if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
@@ -145,6 +153,15 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     if code == ExitCode.OK and fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):
         return ExitCode.FINDINGS
     return code
+
+
+def _read_on_dask(address: str, specs: list[InputSpec], progress: Progress) -> Capture:
+    from cniscope import dask_cluster
+
+    progress.stage(f"connecting to the Dask scheduler at {address}")
+    with dask_cluster.connect(address) as client:
+        progress.stage("reading the inputs on the Dask cluster")
+        return dask_cluster.read(client, specs)
 
 
 def _write_output(write: Callable[[Report, str], object], report: Report, path: str) -> None:

@@ -58,9 +58,13 @@ def parse_header(buf: bytes | memoryview) -> Header | None:
     return Header(byteorder=order, ticks=ticks, snaplen=snaplen, linktype=network & 0xFFFF)
 
 
-def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
-    """Yield the records of a whole pcap file held in `buf` (usually a mapped file)."""
+def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
+                 start: int = HEADER_LEN, stop: int | None = None, first: int = 0) -> Iterator[FrameBatch]:
+    """Yield the records of a pcap file held in `buf` (usually a mapped file): all of them, or, for a part
+    read on its own (`cniscope.sources.parts`), those whose header starts in [start, stop), `start` being a
+    record's and `first` its index."""
     end = len(buf)
+    stop = end if stop is None else min(stop, end)
     header = parse_header(buf)
     if header is None:
         if end < HEADER_LEN and is_pcap(bytes(buf[:4])):
@@ -75,15 +79,15 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> I
     record = np.dtype([("sec", header.byteorder + "u4"), ("sub", header.byteorder + "u4"),
                        ("caplen", header.byteorder + "u4"), ("wirelen", header.byteorder + "u4")])
     caplen_at = struct.Struct(header.byteorder + "8xI").unpack_from
-    pos = HEADER_LEN
-    first = 0
-    while pos < end:
+    walk = buf[: stop + RECORD_LEN + MAX_CAPLEN]  # a part's walk ends just past its last record
+    pos = start
+    while pos < stop:
         # the hot loop trusts every caplen; the checks run vectorized on the window afterwards
         offsets: list[int] = []
         append = offsets.append
         try:
             for _ in range(batch_size):
-                step = caplen_at(buf, pos)[0] + RECORD_LEN
+                step = caplen_at(walk, pos)[0] + RECORD_LEN
                 append(pos)
                 pos += step
         except struct.error:  # fewer than 12 bytes left at pos: the end, or a cut header
@@ -93,6 +97,8 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> I
                                      f"kept the {first} packets before it")
             return
         starts = np.array(offsets, dtype=np.int64)
+        if starts[-1] >= stop:  # walked into the next part
+            starts = starts[: np.searchsorted(starts, stop)]
         good, damage = _check(data, starts, record, end)
         if good:
             yield _batch(data, starts[:good], record, header, first)
