@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import cniscope
+from tests.paths import REPO
 
 SRC = str(Path(cniscope.__file__).resolve().parent.parent)  # the cniscope under test, for the workers too
 START_TIMEOUT = 60.0
@@ -26,7 +27,7 @@ class Cluster:
         self.procs: list[subprocess.Popen[bytes]] = []
         workdir.mkdir(parents=True, exist_ok=True)
         info = workdir / "scheduler.json"
-        self.env = {**os.environ, "PYTHONPATH": SRC}
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join((SRC, str(REPO)))}  # tests' functions run there too
         try:
             self.scheduler = self._start("scheduler", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                                          "--no-dashboard", "--scheduler-file", str(info))
