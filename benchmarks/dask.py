@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # this file is named dask.py: with its folder first on the path, `import dask` (in distributed) would find it
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path[:] = [str(HERE.parent / "src")] + [p for p in sys.path if Path(p or ".").resolve() != HERE]  # workers: this cniscope
 DATA = HERE / "data"
 GENERATOR = HERE / "gen_capture.py"
 CNISCOPE = [sys.executable, "-m", "cniscope"]
@@ -98,7 +99,8 @@ def local(path: Path, env: dict[str, str]) -> Run:
 def on_dask(path: Path, workers: int, env: dict[str, str]) -> Run:
     from distributed import Client, LocalCluster, get_task_stream
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         client.run(lambda: __import__("cniscope.sources.parts"))  # the workers' imports are not the run's
         with get_task_stream(client=client) as stream:

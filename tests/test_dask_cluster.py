@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
+import yaml
 import pytest
 
 from cniscope import dask_cluster
@@ -21,6 +22,7 @@ from cniscope.errors import InputError
 from cniscope.sources import InputSpec, parts
 from tests.cli import run
 from tests.dask_cluster import SRC, Cluster
+from tests.k8s_schema import check
 from tests.paths import CORPUS, REPO
 
 CAPTURES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".pcap", ".txt"))
@@ -190,3 +192,24 @@ def test_without_dask_nothing_imports_it() -> None:
     dask = subprocess.run([sys.executable, "-c", probe, "analyze", "--json", "--dask", f"tcp://127.0.0.1:{free_port()}", capture],
                           capture_output=True, text=True, env=ENV, timeout=BOUND)
     assert dask.stdout.split("\n")[-2] == "5 ['dask', 'distributed']"  # the probe sees it when it is there
+
+
+def test_the_daskcluster_manifest_of_the_docs_holds_a_pod_spec_and_a_service_spec() -> None:
+    import kubernetes.client as k8s
+
+    text = (REPO / "docs" / "scale.md").read_text()
+    block = next(b for b in text.split("```yaml\n")[1:] if "kind: DaskCluster" in b).split("```")[0]
+    manifest = yaml.safe_load(block)
+    assert (manifest["apiVersion"], manifest["kind"]) == ("kubernetes.dask.org/v1", "DaskCluster")
+    spec = manifest["spec"]
+    for where, pod in (("worker", spec["worker"]["spec"]), ("scheduler", spec["scheduler"]["spec"])):
+        check(pod, "V1PodSpec", where)
+        k8s.V1PodSpec(**{attr: pod.get(key) for attr, key in k8s.V1PodSpec.attribute_map.items()})  # required fields
+    check(spec["scheduler"]["service"], "V1ServiceSpec", "scheduler.service")
+    worker = spec["worker"]["spec"]["containers"][0]
+    assert worker["args"][0] == "dask-worker" and spec["scheduler"]["spec"]["containers"][0]["args"] == ["dask-scheduler"]
+    assert "cniscope[dask]" in next(e["value"] for e in worker["env"] if e["name"] == "EXTRA_PIP_PACKAGES")
+    mounts = {m["name"] for m in worker["volumeMounts"]}
+    assert mounts <= {v["name"] for v in spec["worker"]["spec"]["volumes"]}
+    ports = {p["name"] for c in spec["scheduler"]["spec"]["containers"] for p in c["ports"]}
+    assert {p["targetPort"] for p in spec["scheduler"]["service"]["ports"]} <= ports

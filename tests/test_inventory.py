@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
@@ -10,47 +9,12 @@ import pytest
 
 from cniscope.errors import InputError
 from cniscope.inventory import load, parse
+from tests.k8s_schema import check
 
 DATA = Path(__file__).resolve().parent / "data" / "inventory"
 KUBECTL_FIXTURES = sorted(DATA.glob("*.json"))
 API_CLASS = {("v1", "Node"): "V1Node", ("v1", "Pod"): "V1Pod", ("v1", "Service"): "V1Service",
              ("discovery.k8s.io/v1", "EndpointSlice"): "V1EndpointSlice"}
-SCALARS = {"str": str, "int": int, "bool": bool, "float": (int, float), "object": object}
-
-
-def _check(value: object, type_name: str, where: str) -> None:
-    """Every key must be a field of the official model (kubernetes python client), with the declared type."""
-    import kubernetes.client as k8s
-
-    if value is None:
-        return
-    if type_name in SCALARS:
-        assert isinstance(value, SCALARS[type_name]), f"{where}: {value!r} is not {type_name}"
-        return
-    if type_name in ("datetime", "date"):
-        assert isinstance(value, str), where
-        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return
-    if type_name.lower().startswith("list["):
-        assert isinstance(value, list), f"{where}: not a list"
-        for i, item in enumerate(value):
-            _check(item, type_name[5:-1], f"{where}[{i}]")
-        return
-    if type_name.lower().startswith(("dict(", "dict[")):
-        assert isinstance(value, dict), f"{where}: not a map"
-        inner = type_name[5:-1].split(", ", 1)[1]
-        for key, item in value.items():
-            _check(item, inner, f"{where}.{key}")
-        return
-    cls = getattr(k8s, type_name)
-    assert isinstance(value, dict), f"{where}: {type_name} must be an object"
-    fields = {json_key: attr for attr, json_key in cls.attribute_map.items()}
-    unknown = set(value) - set(fields)
-    assert not unknown, f"{where}: {sorted(unknown)} are not fields of {type_name}"
-    for key, item in value.items():
-        _check(item, cls.openapi_types[fields[key]], f"{where}.{key}")
-
-
 @pytest.mark.parametrize("path", KUBECTL_FIXTURES, ids=lambda p: p.name)
 def test_kubectl_fixture_follows_the_kubernetes_api_schema(path: Path) -> None:
     import kubernetes.client as k8s
@@ -61,7 +25,7 @@ def test_kubectl_fixture_follows_the_kubernetes_api_schema(path: Path) -> None:
     kinds = set()
     for i, item in enumerate(doc["items"]):
         name = API_CLASS[(item["apiVersion"], item["kind"])]
-        _check(item, name, f"items[{i}]")
+        check(item, name, f"items[{i}]")
         getattr(k8s, name).from_dict(item)  # the client's own validation: required fields, types
         kinds.add(item["kind"])
     assert kinds == {"Node", "Pod", "Service", "EndpointSlice"}
@@ -72,7 +36,7 @@ def test_the_schema_check_catches_a_misspelt_field() -> None:
     node = doc["items"][0]
     node["spec"]["podCidr"] = node["spec"].pop("podCIDR")
     with pytest.raises(AssertionError, match="podCidr"):
-        _check(node, "V1Node", "items[0]")
+        check(node, "V1Node", "items[0]")
 
 
 def test_kubectl_list_answers_who_an_address_is() -> None:
