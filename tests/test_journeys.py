@@ -197,3 +197,17 @@ def test_ipv6_packets_are_followed_and_written_with_bracketed_addresses(tmp_path
     assert [(c.kind, c.before, c.after) for c in syn.hops[1].changes] == [(ChangeKind.TTL, "64", "63")]
     (flow,) = report.flows
     assert (str(flow.client), str(flow.server)) == (f"[{client}]:40000", f"[{server}]:80")
+
+
+def test_distinct_udp_sources_as_text_are_distinct_journeys(tmp_path) -> None:
+    """Plain UDP in text shows no IP id nor digest: 2,000 sources to one destination 1 us apart are 2,000 packets,
+    not one packet seen 2,000 times (its addresses join a key with nothing of its own)."""
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+
+    path = tmp_path / "sources.txt"
+    path.write_text("".join(f"12:00:00.{i:06d} IP 10.1.{i // 250}.{i % 250 + 1}.{1024 + i} > 10.96.0.10.53: UDP, length 10\n"
+                            for i in range(2000)))
+    report = analyze([InputSpec(str(path))], max_journeys=None)
+    assert len(report.journeys) == 2000 and all(len(j.hops) == 1 for j in report.journeys)
+    assert len(report.flows) == 2000 and all(len(f.legs) == 1 for f in report.flows)

@@ -321,18 +321,21 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
         seen = seen.sort("row")
     seen = seen.unique(subset=cols, maintain_order=True)
     legs: dict[int, list[tuple[Endpoint, Endpoint]]] = {}
+    known: dict[int, set[tuple[Endpoint, Endpoint]]] = {}  # the same pairs, for a constant-time look-up
     for r in seen.iter_rows(named=True):
         if r["flow"] is None:
             continue
         a = _endpoint(address_text(r, "src"), r["sport"])
         b = _endpoint(address_text(r, "dst"), r["dport"])
         lst = legs.setdefault(r["flow"], [])
-        if (a, b) in lst or (b, a) in lst:
+        have = known.setdefault(r["flow"], set())
+        if (a, b) in have or (b, a) in have:
             continue
         # orient like the first leg: whoever shares an endpoint with the first leg's client side is the client
         if lst and (b == lst[0][0] or a == lst[0][1]):
             a, b = b, a
         lst.append((a, b))
+        have.add((a, b))
     return {k: tuple(v) for k, v in legs.items()}
 
 

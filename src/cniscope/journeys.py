@@ -6,7 +6,9 @@ Theory of operation
    routing, bridging, encapsulation and NAT: protocol, TCP flags/seq/ack/
    timestamp option values, ICMP type/id/seq, DNS id, ARP fields, payload
    length, plus the IP id and payload digest where the input shows them.
-   Addresses and ports are never part of it (NAT rewrites them), and the
+   Addresses and ports are not part of it (NAT rewrites them; only a
+   packet with nothing of its own in the key, plain UDP as text shows it,
+   is told from others by them), and the
    packet columns of a tunnelled sighting are the inner packet's, so the
    encapsulated copy has the key of the plain ones. When some input hides an
    optional field where the packet has it (IP id without `-v`, the digest of
@@ -54,6 +56,9 @@ KEY_FIELDS = (
 )
 # Fields some inputs show and others do not (IP id without -v, digests of text): in the key only when every input shows them.
 OPTIONAL_KEY_FIELDS = ("ip_id", "payload_digest")
+# Fields that tell one packet from the next of the same kind; a key with none of them joins the addresses.
+OWN_FIELDS = ("seq", "ack", "tsval", "icmp_id", "icmp_seq", "dns_id", "arp_spa", "arp_tpa", "ip_id", "payload_digest")
+ADDRESS_FIELDS = ("src", "dst", "src6", "dst6", "sport", "dport")
 
 
 @dataclass
@@ -70,9 +75,17 @@ def node_column(table: pl.DataFrame) -> pl.Expr:
 
 
 def fingerprint(table: pl.DataFrame) -> pl.Expr:
-    """The key (UInt64) of each sighting: equal for sightings of one packet."""
+    """The key (UInt64) of each sighting: equal for sightings of one packet.
+
+    A sighting with nothing of its own in the key (plain UDP as text shows it: protocol and length)
+    would share it with every packet of that length: its addresses and ports join its key. Without
+    NAT evidence such packets are told apart by where they go; a NAT still splits their journey.
+    """
     fields = list(KEY_FIELDS) + [f for f in OPTIONAL_KEY_FIELDS if _shown_everywhere(table, f)]
-    return pl.struct([pl.col(f) for f in fields]).hash(seed=1)
+    own = [f for f in fields if f in OWN_FIELDS]
+    key = pl.struct([pl.col(f) for f in fields]).hash(seed=1)
+    addressed = pl.struct([pl.col(f) for f in [*fields, *ADDRESS_FIELDS]]).hash(seed=1)
+    return pl.when(pl.all_horizontal([pl.col(f).is_null() for f in own])).then(addressed).otherwise(key)
 
 
 def _shown_everywhere(table: pl.DataFrame, field: str) -> bool:
