@@ -32,6 +32,7 @@ def test_a_resent_syn_gets_a_retransmission_finding_with_its_timer() -> None:
     assert evidence.gaps_ms == (1030, 2080)  # 1 s, then doubled: the SYN timer
     assert evidence.interfaces == ("node1 ens192 Out",)  # where the originals were last seen
     assert (found[0].node, found[0].iface) == ("node1", "ens192")
+    assert found[0].severity is Severity.WARNING  # the conversation never started
     unanswered = of_kind(report, FindingKind.UNANSWERED)
     assert [f.flows for f in unanswered] == [(flow.id,)]
     # the node's own ssh traffic (to the address it sends its IPIP envelopes from) is delivered, not dropped
@@ -44,6 +45,7 @@ def test_a_resent_tail_is_a_retransmission_not_out_of_order() -> None:
     assert (flow.retransmissions, flow.out_of_order) == (1, 0)
     [found] = of_kind(report, FindingKind.RETRANSMISSION)
     assert found.evidence.packets == 1 and found.evidence.gaps_ms == (209,)
+    assert found.severity is Severity.INFO  # one re-send, and the conversation went on
     # the capture names neither node nor interface: the finding says so instead of "input 0" or "?"
     assert found.node is None and "input 0" not in found.explanation and "tcpdump -i any" in found.explanation
 

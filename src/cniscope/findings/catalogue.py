@@ -190,7 +190,7 @@ KINDS: tuple[Kind, ...] = (
          "X` filter), the finding is a warning and says so. ICMP errors that quote the conversation are named. "
          "Requests answered from another address than the one called are `missing_reverse_nat`, not unanswered.",
          "the hop after the request's last sighting; listeners, Service endpoints, DNS pods; proxy ARP for a gateway."),
-    Kind(FindingKind.RETRANSMISSION, "warning",
+    Kind(FindingKind.RETRANSMISSION, "warning; info for fewer than 3 re-sends in a conversation that went on",
          "the sender re-sent sequence space it had already sent: a new packet, never a copy of one packet seen on "
          "several interfaces (those are one journey). The seed capture shows each packet three times and has none.",
          "`flows` links each re-send to its original: the same sequence number, length and SYN/FIN (a re-sent SYN "

@@ -26,6 +26,7 @@ from cniscope.results import (
 
 FIN, SYN, ACK = 1, 2, 16
 SYN_ACK = SYN | ACK
+PERSISTENT = 3  # re-sends in one conversation that make a pattern rather than a mishap
 
 
 def retransmissions(facts: Facts, losses: Losses) -> Found:
@@ -58,8 +59,12 @@ def retransmissions(facts: Facts, losses: Losses) -> Found:
         explanation += _suggests(flow, syn)
         if last is not None:
             explanation += facts.unrecorded([last.row])
+        recovered = flow.retransmissions < PERSISTENT and flow.state not in ("unanswered", "handshake incomplete", "reset") \
+            and (not syn or "synack_to_ack_ns" in flow.handshake)
+        if recovered:
+            explanation += " The conversation went on: a loss it recovered from."
         out.append(Finding(
-            kind=FindingKind.RETRANSMISSION, severity=Severity.WARNING,
+            kind=FindingKind.RETRANSMISSION, severity=Severity.INFO if recovered else Severity.WARNING,
             title=f"{flow.retransmissions} retransmission(s) in TCP {flow.client} <-> {flow.server}"
                   + (f", originals last seen at {stops[0]}" if len(stops) == 1 else ""),
             explanation=explanation.strip(),
