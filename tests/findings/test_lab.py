@@ -19,6 +19,7 @@ from cniscope.lab import state as lab_state
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.inventory import write_inventory
+from cniscope.lab.naming import veth_name
 from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import BUILDABLE, Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report
@@ -116,27 +117,14 @@ def test_missing_route(lab: Lab, tmp_path: Path) -> None:
     """node1 loses its route to node2's pods: the packets leave for the default gateway's MAC, which the text of
     `tcpdump -i eth0 -e -nn` on node1 (the form users paste) shows, beside node2's own capture."""
     lab.fault(Fault("missing-route", {"node": "node1", "prefix": "10.244.2.0/24"}))
-    text, printed = tmp_path / "node1-eth0.txt", tmp_path / "node1-eth0.out"
+    text = tmp_path / "node1-eth0.txt"
 
     def lost_then_other_traffic() -> None:
-        with printed.open("w") as out, subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns("node1"), "tcpdump", "-i", "eth0", "-e", "-nn", "-l", "-c", "500"],
-            stdout=out, stderr=subprocess.PIPE, text=True,
-        ) as tcpdump:
-            assert tcpdump.stderr is not None
-            banner = ""
-            for line in tcpdump.stderr:  # up to "listening on eth0 ...": capturing from here on
-                banner += line
-                if line.startswith("listening on"):
-                    break
-            text.write_text(banner)  # a paste has it: the terminal shows stderr too
-            lab.curl("node1", "192.168.200.1", max_time=0.5)  # the gateway's ARP, the way a node learns its MAC
-            lab.curl("client1", "web2", max_time=1.5)  # leaves node1 by its default route
-            lab.curl("node1", "node2:30080", max_time=2)  # node2's capture was running (a capture showing nothing proves nothing)
-            tcpdump.terminate()
-        text.write_text(text.read_text() + printed.read_text())
+        lab.curl("node1", "192.168.200.1", max_time=0.5)  # the gateway's ARP, the way a node learns its MAC
+        lab.curl("client1", "web2", max_time=1.5)  # leaves node1 by its default route
+        lab.curl("node1", "node2:30080", max_time=2)  # node2's capture was running (a capture showing nothing proves nothing)
 
-    captures, _ = capture(lab, ["node2"], tmp_path, lost_then_other_traffic)
+    captures, _ = capture(lab, ["node2"], tmp_path, lambda: printed(lab, "node1", "eth0", text, lost_then_other_traffic, "-e"))
     inventory = write_inventory(lab.spec, tmp_path / "cluster.yaml")
     report = analyze([InputSpec(str(text), node="node1"), InputSpec(str(captures[0].path), node="node2")],
                      cluster=str(inventory))
@@ -148,10 +136,37 @@ def test_missing_route(lab: Lab, tmp_path: Path) -> None:
 
 def test_br_netfilter_off(lab: Lab, tmp_path: Path) -> None:
     lab.fault(Fault("br-netfilter-off", {"node": "node1"}))
-    report = observe(lab, tmp_path, lambda: lab.curl("client1", "web-local", max_time=1.5), nodes=("node1",))
+    veth = veth_name("client1")
+    text = tmp_path / "client1-veth.txt"
+    report = observe(lab, tmp_path, lambda: printed(lab, "node1", veth, text,
+                                                    lambda: lab.curl("client1", "web-local", max_time=1.5)), nodes=("node1",))
     missing = only(report, FindingKind.MISSING_REVERSE_NAT)
-    assert missing.node == "node1" and "client called 10.96.0.11:80" in missing.title
+    assert missing.node == "node1" and missing.evidence.addresses[1] == "10.96.0.11"
     assert "br_netfilter" in missing.next_step
+    # the same, from `tcpdump -i <the client's veth>` alone, as pasted: two conversations, joined
+    alone = analyze([InputSpec(str(text), node="node1")])
+    joined = only(alone, FindingKind.MISSING_REVERSE_NAT)
+    assert joined.evidence.addresses[1] == "10.96.0.11" and len(joined.flows) == 2 and joined.iface == veth
+    assert joined.evidence.retries == joined.evidence.packets  # the client reset every SYN-ACK: said here, not as resets
+    assert of_kind(alone, FindingKind.UNANSWERED) == of_kind(alone, FindingKind.RESET) == [], describe(alone)
+
+
+def printed(lab: Lab, node: str, iface: str, text: Path, action: Callable[[], object], *flags: str) -> None:
+    """`action` while tcpdump -nn prints what `iface` of `node` sees into `text`, banner first (a paste shows it)."""
+    out = text.with_suffix(".out")
+    with out.open("w") as sink, subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns(node), "tcpdump", "-i", iface, "-nn", *flags, "-l", "-c", "500"],
+        stdout=sink, stderr=subprocess.PIPE, text=True,
+    ) as tcpdump:
+        assert tcpdump.stderr is not None
+        banner = ""
+        for line in tcpdump.stderr:  # up to "listening on ...": capturing from here on
+            banner += line
+            if line.startswith("listening on"):
+                break
+        action()
+        tcpdump.terminate()
+    text.write_text(banner + out.read_text())
 
 
 def test_hairpin_off(lab: Lab, tmp_path: Path) -> None:

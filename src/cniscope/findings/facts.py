@@ -32,7 +32,7 @@ from cniscope.journeys import node_column, point_label
 from cniscope.models import MODELS, Model, Role
 from cniscope.models.base import role_of
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_text
-from cniscope.results import Flow, Hop, Journey, ModelVerdict, NodeClock
+from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 
@@ -244,21 +244,26 @@ class Facts:
 
         Seen at one point (a pod's veth) the two are separate conversations; they belong together when the client
         endpoint and the service port agree and the replies answer the requests: the same DNS ids, or a SYN-ACK
-        acknowledging the SYN.
+        acknowledging the SYN (the client may reset the stranger; it says nothing else to it).
         """
-        by_client: dict[tuple, list[Flow]] = {}
+        by_endpoint: dict[tuple[str, Endpoint], list[Flow]] = {}
         for f in self.flows:
-            if f.proto in ("tcp", "udp") and f.server.port is not None:
-                by_client.setdefault((f.proto, f.client, f.server.port), []).append(f)
+            if f.proto in ("tcp", "udp"):
+                for end in (f.client, f.server):
+                    by_endpoint.setdefault((f.proto, end), []).append(f)
         out: dict[int, int] = {}
-        for group in by_client.values():
-            for request in group:
-                if len(group) < 2 or self._senders(request) != {request.client.addr}:
+        for request in self.flows:
+            if request.proto not in ("tcp", "udp") or request.server.port is None:
+                continue
+            if self._senders(request) != {request.client.addr}:
+                continue  # the address called answered (or the client is not the only one talking)
+            for reply in by_endpoint.get((request.proto, request.client), []):
+                other = reply.server if reply.client == request.client else reply.client
+                if reply is request or other.port != request.server.port or other.addr == request.server.addr:
                     continue
-                reply = next((r for r in group if r is not request and self._senders(r) == {r.server.addr}
-                              and self._answers(request, r)), None)
-                if reply is not None:
+                if self._answers(request, reply, other):
                     out[request.id] = reply.id
+                    break
         return out
 
     def _firsts(self, flow: Flow) -> list[int]:
@@ -267,8 +272,12 @@ class Facts:
     def _senders(self, flow: Flow) -> set[str | None]:
         return {self.addr(r, "src") for r in self._firsts(flow)}
 
-    def _answers(self, request: Flow, reply: Flow) -> bool:
-        asked, answered = self._firsts(request), self._firsts(reply)
+    def _answers(self, request: Flow, reply: Flow, other: Endpoint) -> bool:
+        """Does `other` answer `request` in `reply`, the client saying nothing but resets to it?"""
+        asked, rows = self._firsts(request), self._firsts(reply)
+        answered = [r for r in rows if self.addr(r, "src") == other.addr]
+        if any(self.addr(r, "src") != other.addr and not int(self.value(r, "tcp_flags") or 0) & 4 for r in rows):  # type: ignore[call-overload]
+            return False
         queries = {self.value(r, "dns_id") for r in asked if self.value(r, "dns_qr") is False}
         if queries:
             return bool(queries & {self.value(r, "dns_id") for r in answered if self.value(r, "dns_qr") is True})

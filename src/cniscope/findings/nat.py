@@ -144,14 +144,18 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             node=facts.named(facts.node(facts.path(j)[-1])), iface=facts.path(j)[-1].iface,
             journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
+            evidence=Evidence(packets=len(replies), retries=len(client_rsts),
+                              addresses=(flow.client.addr, called.addr, *sorted({text.rsplit(":", 1)[0] for text in wrong})),
+                              interfaces=tuple(dict.fromkeys(facts.where(facts.path(x)[-1]) for x, _ in replies))),
         ))
     return Found(out)
 
 
 def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
     """Requests to a service and their replies from the endpoint, seen as two conversations at one place."""
-    client, called, endpoint = request.client, request.server, reply.server
-    replies = [j for j in reply.journeys if j in facts.first_row]
+    client, called = request.client, request.server
+    endpoint = reply.server if reply.client == client else reply.client
+    replies = [j for j in reply.journeys if j in facts.first_row and facts.addr(facts.first_row[j], "src") == endpoint.addr]
     rows = [facts.first_row[j] for j in replies]
     places = list(dict.fromkeys(facts.where(r) for r in rows))
     return Finding(
@@ -161,12 +165,13 @@ def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
                     f"itself) and {len(replies)} answer(s) came back from {endpoint}, the endpoint's own address, answering "
                     f"the same requests; seen at {', '.join(places[:3])}. The reverse translation of the Service's DNAT "
                     "was not applied, so the client's socket, connected to the Service address, rejects them (an ICMP "
-                    "port unreachable or a reset follows) and the requests look unanswered." + facts.unrecorded(rows[:1]),
+                    "port unreachable or a reset follows) and the requests look unanswered."
+                    + (f" Here the client reset {len(reply.resets)} of them." if reply.resets else "") + facts.unrecorded(rows[:1]),
         next_step=say("missing_reverse_nat"),
         node=facts.named(facts.node(rows[0])) if rows else None, iface=facts.value(rows[0], "iface") if rows else None,  # type: ignore[arg-type]
         journeys=tuple(request.journeys[:100]) + tuple(replies[:100]), flows=(request.id, reply.id),
         rows=tuple(rows[:50]),
-        evidence=Evidence(packets=len(replies), sent=len(request.journeys),
+        evidence=Evidence(packets=len(replies), sent=len(request.journeys), retries=len(reply.resets),
                           addresses=(client.addr, called.addr, endpoint.addr), interfaces=tuple(places)),
     )
 

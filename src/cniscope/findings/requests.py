@@ -164,6 +164,7 @@ def _arp(facts: Facts) -> list[Finding]:
     if arp.is_empty():
         return []
     replied = set(arp.filter(pl.col("arp_op") == 2)["arp_spa"].to_list())
+    alive = set(facts.table.select("src").drop_nulls().unique()["src"].to_list())  # addresses that sent IP packets
     asks: dict[int, list[Journey]] = defaultdict(list)
     for j in facts.journeys:
         if not j.hops or facts.value(j.hops[0], "arp_op") != 1:
@@ -171,6 +172,9 @@ def _arp(facts: Facts) -> list[Finding]:
         spa, tpa = facts.value(j.hops[0], "arp_spa"), facts.value(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue
+        cov = facts.coverage.get(facts.node(j.hops[0]))
+        if tpa in alive and (cov is None or not cov.every_iface):
+            continue  # one bridge port sees the flooded request, and the reply goes to the asker's port
         if not _capture_went_on(facts, facts.path(j)[-1].row):
             continue
         asks[tpa].append(j)  # type: ignore[index]

@@ -121,7 +121,10 @@ def _suggests(flow: Flow, syn: bool) -> str:
 
 def resets(facts: Facts, losses: Losses) -> Found:
     out = []
+    rejected = set(facts.untranslated.values())  # the client resetting replies that missed their reverse NAT
     for flow in facts.flows:
+        if flow.id in rejected:
+            continue
         for jid in flow.resets:
             j = facts.by_id.get(jid)
             if j is None or not j.hops:
