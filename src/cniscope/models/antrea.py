@@ -39,7 +39,9 @@ def _paths() -> tuple[Path, ...]:
                 Step(Role.GATEWAY, "Out", dst, "antrea-gw0", nat="dnat+snat", note="kube-proxy's DNAT in the node's stack"),
                 replace(steps[1], nat=""),
             )
-        out.append(replace(path, steps=steps))
+        note = ("endpoint on another node; AntreaProxy translates in OVS right after the pod's port, "
+                "so the service address shows only there") if path.traffic is Traffic.POD_TO_SERVICE else path.note
+        out.append(replace(path, steps=steps, note=note))
     return tuple(out)
 
 
