@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import polars as pl
 
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
 from cniscope.errors import InputError
-from cniscope.results import Report
+from cniscope.results import Point, Report, Selection
 from cniscope.sources import Capture, InputSpec, read
+
+if TYPE_CHECKING:
+    from cniscope.inventory import Inventory
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
 PARTITION_ROWS = 1 << 21  # sightings correlated at a time at most: working memory stays a partition's
@@ -53,6 +59,36 @@ def expand(specs: list[InputSpec]) -> list[InputSpec]:
     return out
 
 
+INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
+
+
+def inventory_beside(specs: list[InputSpec]) -> str | None:
+    """The cluster inventory a capture directory among the inputs carries (the first), for use without --cluster."""
+    for spec in specs:
+        if spec.path != "-" and os.path.isfile(os.path.join(spec.path, INVENTORY)):  # isfile: False on any OSError
+            return os.path.join(spec.path, INVENTORY)
+    return None
+
+
+def scenarios(path: str) -> list[str]:
+    """The capture directories inside a `cniscope lab record` directory (one per scenario), in name order;
+    empty when `path` is no such directory (it holds captures of its own, or none below it)."""
+    from cniscope.capture.manifest import is_capture_dir
+
+    def capture_dir(entry: os.DirEntry[str]) -> bool:
+        try:
+            return entry.is_dir() and not entry.name.startswith(".") and is_capture_dir(entry.path)
+        except OSError:  # a symlink loop, no permission: not a scenario (expand() says what is wrong with it)
+            return False
+
+    try:
+        if path == "-" or not os.path.isdir(path) or is_capture_dir(path):
+            return []
+        return sorted(e.path for e in os.scandir(path) if capture_dir(e))
+    except OSError:
+        return []  # the directory itself cannot be read: expand() says so
+
+
 def _captures_in(spec: InputSpec) -> list[InputSpec]:
     from cniscope.sources.open import looks_like_capture
 
@@ -84,9 +120,12 @@ def analyze(
     max_journeys: int | None = MAX_JOURNEYS,
     memory: int | None = None,
     workers: int | None = None,
+    select: str | None = None,
+    flow: int | None = None,
 ) -> Report:
     capture = read(expand(specs))
-    return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory, workers=workers)
+    return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory, workers=workers,
+                           select=select, flow=flow)
 
 
 def analyze_capture(
@@ -98,15 +137,20 @@ def analyze_capture(
     memory: int | None = None,
     workers: int | None = None,
     on_stage: Callable[[str], None] = lambda stage: None,
+    select: str | None = None,
+    flow: int | None = None,
 ) -> Report:
     """`memory`: bytes the analysis plans its working memory for (default: half the machine's); `workers`:
     partitions correlated at once (default: up to 2 cores); `on_stage` is told
-    as each stage starts (progress)."""
+    as each stage starts (progress). `select`: a `--filter` expression (cniscope.filters); `flow`: one
+    conversation's id. Either keeps every sighting of the packets it selects; flow ids stay the whole capture's."""
     from cniscope import findings as findings_mod
     from cniscope.inventory import load as load_inventory
     from cniscope.models import infer as infer_mod
     from cniscope.models import roles
 
+    inventory = load_inventory(cluster) if cluster else None
+    chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
     workers = workers or workers_default()
     rows, table_bytes = capture.table.height, capture.table.estimated_size()
     partitions = plan_partitions(rows, table_bytes, memory or default_memory(), workers)
@@ -114,18 +158,21 @@ def analyze_capture(
     correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers)
     on_stage("rebuilding conversations")
     table = flows_mod.assign(correlation.table)
+    selection = None
+    if chosen is not None:
+        table, selection = _select(table, chosen, flow)
+        if flow is not None:
+            max_journeys = None  # one conversation: all its packets
     correlation.table = table
-    journeys = journeys_mod.materialise(correlation, limit=max_journeys)
-    # every materialised journey's flow must become an object too: a journey's flow id never exceeds its own id
-    flow_limit = None if max_journeys is None else max(max_journeys, flows_mod.MAX_FLOWS)
+    journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
+    journeys = journeys_mod.materialise(correlation, limit=journey_limit)
     flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
-    inventory = load_inventory(cluster) if cluster else None
     on_stage("inferring the network model")
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
     findings = findings_mod.detect(table, journeys, flows, verdict, correlation.clocks, inventory)
-    warnings = [str(w) for w in capture.warnings]
+    warnings = []  # the inputs' own warnings stay with each input (Report.inputs): said once, not twice
     for info in capture.inputs:
         if info.packets == 0 and not info.damaged:
             warnings.append(f"{info.name}: no packets")
@@ -139,4 +186,65 @@ def analyze_capture(
         clocks=correlation.clocks,
         warnings=warnings,
         inventory=inventory,
+        journeys_total=_distinct(table, "journey"),
+        flows_total=_distinct(table, "flow"),
+        points=[Point(*row) for row in table.group_by("node", "iface").len().sort("node", "iface", nulls_last=True).iter_rows()],
+        selection=selection,
     )
+
+
+def _distinct(table: pl.DataFrame, column: str) -> int:
+    """Journeys and flows are numbered 0..n-1 in the whole capture; a selection keeps some of them."""
+    if not table.height:
+        return 0
+    return table[column].n_unique()
+
+
+def _selector(text: str | None, flow: int | None, inventory: Inventory | None) -> tuple[pl.Expr, str] | None:
+    """The rows a `--filter` and a `--flow` select, and how to say it; None when neither was given."""
+    from cniscope import filters
+
+    if text is None and flow is None:
+        return None
+    expr, said = pl.lit(True), []
+    if text is not None:
+        expr = expr & filters.compile(text, inventory)
+        said.append(repr(text))
+    if flow is not None:
+        expr = expr & (pl.col("flow") == flow)
+        said.append(f"conversation {flow}")
+    return expr, " and ".join(said)
+
+
+def _select(table: pl.DataFrame, chosen: tuple[pl.Expr, str], flow: int | None) -> tuple[pl.DataFrame, Selection]:
+    """Every sighting of each packet (journey) that has a sighting the selector selects."""
+    from cniscope.filters import FilterError
+
+    expr, said = chosen
+    whole = Selection(text=said, sightings=table.height, journeys=_distinct(table, "journey"), flows=_distinct(table, "flow"))
+    if flow is not None and flow >= whole.flows:
+        raise FilterError(f"no conversation {flow}: the capture has {whole.flows} (numbered 0 to {whole.flows - 1})"
+                          if whole.flows else f"no conversation {flow}: the capture has none")
+    journeys = table.lazy().filter(expr).select(pl.col("journey").unique()).collect().to_series()
+    kept = table.filter(pl.col("journey").is_in(journeys.implode()))
+    # results name sightings by their row in the report's table: number the kept ones 0..n-1 (their order is kept)
+    return kept.with_columns(pl.int_range(pl.len(), dtype=table.schema["row"]).alias("row")), whole
+
+
+def _limits(table: pl.DataFrame, max_journeys: int | None, selected: bool) -> tuple[int | None, int | None]:
+    """Id thresholds for materialising the first `max_journeys` journeys and every flow they belong to."""
+    if max_journeys is None:
+        return None, None
+    # every materialised journey's flow must become an object too: a journey's flow id never exceeds its own id
+    flow_limit = max(max_journeys, flows_mod.MAX_FLOWS)
+    if not selected:
+        return max_journeys, flow_limit
+    # ids of a selection have gaps: the threshold is the id after the first `max_journeys` kept ones
+    ids = table["journey"].unique().sort()
+    if ids.len() <= max_journeys:
+        return None, None
+    journey_limit = int(ids[max_journeys])
+    flows = table["flow"].unique().sort()
+    needed = int(table.filter(pl.col("journey") < journey_limit)["flow"].max() or 0) + 1
+    return journey_limit, max(needed, int(flows[flow_limit]) if flows.len() > flow_limit else needed)
+

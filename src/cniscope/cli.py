@@ -10,19 +10,21 @@ code and are added here explicitly.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cniscope import __version__
 from cniscope.errors import CniscopeError, ExitCode, OutputError
+from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputInfo, InputSpec, read
 from cniscope.terminal import printable
 
 if TYPE_CHECKING:
@@ -77,9 +79,7 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
         capture = read(specs)
         infos = capture.inputs
         table_out.write(capture.table, fmt, output)
-    for info in infos:
-        for warning in info.warnings:
-            click.echo(f"warning: {printable(str(warning))}", err=True)
+    _tell(infos)
     return _input_code(infos)
 
 
@@ -87,7 +87,7 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
 @click.argument("inputs", nargs=-1)
 @click.option("--node", "nodes", multiple=True, metavar="NAME=FILE", help="An input that belongs to node NAME.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see report.schema.json).")
-@click.option("--model", type=str, default=None, help="Force a network model instead of inferring it.")
+@click.option("--model", type=click.Choice(list(MODELS)), default=None, help="Force a network model instead of inferring it.")
 @click.option("--cluster", type=click.Path(exists=True, dir_okay=False), help="Cluster inventory: kubectl JSON or short YAML.")
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), default=None,
               help="Exit 1 when a finding of this severity or worse is found.")
@@ -95,6 +95,13 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
 @click.option("--memory", callback=lambda ctx, param, value: _size(value), metavar="SIZE",
               help="Working memory to plan correlation for (512M, 4G; default: half of this machine's memory): "
                    "above it, packets are correlated in partitions by fingerprint. The same report either way.")
+@click.option("--filter", "select", metavar="EXPR",
+              help="Only the packets EXPR selects, with every sighting of each: tcpdump's host, net, port, portrange, "
+                   "tcp, udp, icmp, arp, src/dst, and/or/not, ( ); and node NAME, iface NAME, pod NAME, service NAME "
+                   "(with an inventory). Example: --filter 'tcp port 80 and not node node1'.")
+@click.option("--flow", type=click.IntRange(min=0), metavar="ID", help="One conversation (its number in the report) with all its packets.")
+@click.option("--all", "everything", is_flag=True, help="Print every finding, conversation and packet (the page is bounded otherwise).")
+@click.option("--findings-only", is_flag=True, help="Print the findings and nothing else.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False),
               help="Also write the report as one self-contained HTML page (topology, ladder diagrams, waterfalls).")
 @click.option("--pcapng", "pcapng_out", type=click.Path(dir_okay=False),
@@ -105,50 +112,83 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
               help="Read the inputs as tasks on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786); "
                    "inputs are paths or URLs (s3://, gs://) the workers can read. Needs cniscope[dask] (docs/scale.md).")
 def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bool, model: str | None,
-                    cluster: str | None, fail_on: str | None, max_journeys: int, memory: int | None,
-                    html_out: str | None, pcapng_out: str | None, force: bool, dask_address: str | None) -> int:
+                    cluster: str | None, fail_on: str | None, max_journeys: int, memory: int | None, select: str | None,
+                    flow: int | None, everything: bool, findings_only: bool, html_out: str | None, pcapng_out: str | None,
+                    force: bool, dask_address: str | None) -> int:
     """Follow every packet hop by hop, rebuild conversations, infer the model, explain what went wrong.
 
     INPUTS are capture files (pcap, pcapng, tcpdump text, gzip/zstd, - for stdin), each optionally
     tagged with its node (node3=capture.pcap), or directories: one written by `cniscope capture`
     (nodes from its manifest), or any other, each capture file in it a node named after the file.
     In pasted text, a shell prompt that runs tcpdump (root@node3:~# tcpdump ...) names the node.
+    A capture directory's cluster.yaml is used as --cluster; a `lab record` directory gives a section per scenario.
+
+    The terminal report answers first: findings, a summary of the capture (nodes, interfaces, model, the
+    conversations with problems), then a bounded number of conversations, problems first.
     """
-    from cniscope.analyze import analyze_capture, expand
+    from cniscope.analyze import scenarios
+
+    given = _specs(inputs, nodes)
+    check_new_file(html_out, force, "--html")
+    check_new_file(pcapng_out, force, "--pcapng")
+    options = dict(model=model, cluster=cluster, fail_on=fail_on, max_journeys=None if everything else max_journeys,
+                   memory=memory, dask_address=dask_address, select=select, flow=flow, as_json=as_json,
+                   html_out=html_out, pcapng_out=pcapng_out, everything=everything, findings_only=findings_only)
+    recorded = scenarios(given[0].path) if len(given) == 1 else []
+    if not recorded:
+        return _analyze(given, **options)  # type: ignore[arg-type]
+    # a `lab record` directory: one section per scenario, each as `analyze DIR/SCENARIO` would print it
+    if as_json or html_out or pcapng_out:
+        raise click.UsageError(f"{given[0].path} holds {len(recorded)} recorded scenarios; --json, --html and --pcapng "
+                               f"take one at a time: cniscope analyze {recorded[0]} ...")
+    codes = []
+    for n, directory in enumerate(recorded):
+        click.echo(f"{'' if n == 0 else chr(10)}=== scenario {os.path.basename(directory)} "
+                   f"({n + 1} of {len(recorded)}): cniscope analyze {directory}\n")
+        codes.append(_analyze([InputSpec(directory)], **options))  # type: ignore[arg-type]
+    return max(codes)
+
+
+def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, fail_on: str | None,
+             max_journeys: int | None, memory: int | None, dask_address: str | None, select: str | None,
+             flow: int | None, as_json: bool, html_out: str | None, pcapng_out: str | None, everything: bool,
+             findings_only: bool) -> int:
+    """One analysis, printed; its exit code."""
+    from cniscope.analyze import analyze_capture, expand, inventory_beside
     from cniscope.report.text import Progress
     from cniscope.results import Severity
 
-    check_new_file(html_out, force, "--html")
-    check_new_file(pcapng_out, force, "--pcapng")
-    specs = expand(_specs(inputs, nodes))
+    if cluster is None and (cluster := inventory_beside(specs)) is not None:
+        click.echo(f"info: cluster inventory {printable(cluster)} (beside the capture; --cluster to use another)", err=True)
+    specs = expand(specs)
     with Progress(specs) as progress:  # on standard error, only on a terminal and for long inputs
-        if dask_address:
-            capture = _read_on_dask(dask_address, specs, progress)
-        else:
-            capture = progress.read(specs)
-        report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
-                                 on_stage=progress.stage)
-        if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
-            from cniscope.report import html
+        capture = _read_on_dask(dask_address, specs, progress) if dask_address else progress.read(specs)
+        report = None
+        if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report
+            report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
+                                     on_stage=progress.stage, select=select, flow=flow)
+            if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
+                from cniscope.report import html
 
-            progress.stage(f"writing {html_out}")
-            _write_output(html.write, report, html_out)
-        if pcapng_out:
-            from cniscope.report import pcapng_out as pcapng_report
+                progress.stage(f"writing {html_out}")
+                _write_output(html.write, report, html_out)
+            if pcapng_out:
+                from cniscope.report import pcapng_out as pcapng_report
 
-            progress.stage(f"writing {pcapng_out}")
-            _write_output(pcapng_report.write, report, pcapng_out)
+                progress.stage(f"writing {pcapng_out}")
+                _write_output(pcapng_report.write, report, pcapng_out)
+    if report is None:
+        _tell(capture.inputs)
+        return ExitCode.BAD_INPUT
     if as_json:
         from cniscope.report.json_out import dumps
 
         click.echo(dumps(report))
     else:
-        from cniscope.report.text import show
+        from cniscope.report.text import View, show
 
-        show(report)
-    for info in report.inputs:
-        for warning in info.warnings:
-            click.echo(f"warning: {printable(str(warning))}", err=True)
+        show(report, view=View(everything=everything, findings_only=findings_only))
+    _tell(report.inputs, report.warnings)
     code = _input_code(report.inputs)
     if code == ExitCode.OK and fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):
         return ExitCode.FINDINGS
@@ -172,31 +212,43 @@ def _write_output(write: Callable[[Report, str], object], report: Report, path: 
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _input_code(infos: list) -> int:
-    if infos and all(info.packets == 0 and info.damaged for info in infos):
+def _tell(infos: list[InputInfo], more: Sequence[str] = ()) -> None:
+    """What reading found, on standard error only, each once: `error:` for an input that is no capture at all,
+    `warning:` for damage, `info:` for what is normal (prose around a paste, nodes named by prompts)."""
+    for info in infos:
+        for said in info.warnings:
+            level = "error" if info.unusable else said.level
+            click.echo(f"{level}: {printable(str(said))}", err=True)
+    for warning in more:
+        click.echo(f"warning: {printable(warning)}", err=True)
+
+
+def _input_code(infos: list[InputInfo]) -> int:
+    """4 when an input is no capture at all (the others are still reported), 3 when capture data is damaged."""
+    if any(info.unusable for info in infos):
         return ExitCode.BAD_INPUT
     if any(info.damaged for info in infos):
         return ExitCode.DAMAGED_INPUT
     return ExitCode.OK
 
 
-def program(args: Sequence[str]) -> int:
+def program(args: Sequence[str], defaults: dict[str, Any] | None = None) -> int:
     """Run the command `args` asks for; return its exit code. Errors propagate to main()."""
     try:
-        code = cli.main(list(args), prog_name="cniscope", standalone_mode=False)
+        code = cli.main(list(args), prog_name="cniscope", standalone_mode=False, default_map=defaults)
     except SystemExit as exc:  # a command that ends like the process it ran (lab exec)
         code = exc.code
     return code if isinstance(code, int) else ExitCode.OK
 
 
-def main(args: Sequence[str] | None = None) -> int:
+def main(args: Sequence[str] | None = None, defaults: dict[str, Any] | None = None) -> int:
     """The process: run `program` and turn whatever it raises into a message and an exit code (README)."""
     args = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in args  # known before parsing, as httpie does: a crash while parsing shows it too
     # a closed pipe (`cniscope read ... | head`) ends the process quietly, as it does tcpdump
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        return program(args)
+        return program(args, defaults)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         return ExitCode.INTERRUPTED
@@ -212,6 +264,29 @@ def main(args: Sequence[str] | None = None) -> int:
         hint = "" if debug else " (cniscope --debug COMMAND ... shows the traceback)"
         click.echo(f"internal error, please report it: {type(exc).__name__}: {printable(str(exc))}{hint}", err=True)
         return ExitCode.BUG
+
+
+def kubectl_main() -> int:
+    """`kubectl cniscope ...` (kubectl runs `kubectl-cniscope` from PATH): the same commands, `capture` through
+    kubectl by default."""
+    return main(defaults={"capture": {"via": "kubectl"}})
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_command(shell: str) -> None:
+    """Print the completion script for SHELL.
+
+    \b
+    bash:  eval "$(cniscope completion bash)"     (in ~/.bashrc)
+    zsh:   eval "$(cniscope completion zsh)"      (in ~/.zshrc)
+    fish:  cniscope completion fish > ~/.config/fish/completions/cniscope.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    completion = get_completion_class(shell)
+    assert completion is not None  # click ships all three
+    click.echo(completion(cli, {}, "cniscope", "_CNISCOPE_COMPLETE").source())
 
 
 from cniscope.demo import demo_command  # noqa: E402  (groups of the larger parts, added explicitly)

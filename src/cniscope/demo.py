@@ -1,4 +1,4 @@
-"""`cniscope demo`: rebuild the seed capture's cluster, record it, explain it, remove it.
+"""`cniscope demo`: rebuild the seed capture's cluster, record it, explain it, remove it; the capture stays.
 
 The seed: kube-router, master2 (192.168.200.21), node2, node3 (192.168.200.23)
 with pod CIDR 10.244.3.0/24 and an nginx pod at 10.244.3.10; `curl
@@ -43,14 +43,31 @@ def run_demo(output: Path, echo: Callable[[str], None] = click.echo) -> Report:
 
 
 @click.command("demo")
-@click.option("-o", "--output", type=click.Path(file_okay=False), help="Keep the capture here (default: a temporary dir).")
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="Directory for the capture, its inventory and the HTML report (default: a new one under /tmp).")
 def demo_command(output: str | None) -> None:
-    """Build the seed's kube-router cluster, curl the nginx pod from master2, capture on node3, explain, tear down."""
+    """Build the seed's kube-router cluster, curl the nginx pod from master2, capture on node3, explain, tear down.
+
+    The capture directory stays, with the HTML report in it: the demo ends by saying how to open it and how to
+    analyse the capture again.
+    """
+    from cniscope.report import html
     from cniscope.report.text import render
 
     if output:
         Path(output).mkdir(parents=True, exist_ok=True)
-        click.echo(render(run_demo(Path(output))))
-        return
-    with tempfile.TemporaryDirectory(prefix="cniscope-demo-") as tmp:
-        click.echo(render(run_demo(Path(tmp))))
+    directory = Path(output) if output else Path(tempfile.mkdtemp(prefix="cniscope-demo-"))
+    report = run_demo(directory)
+    page = directory / "report.html"
+    html.write(report, str(page))
+    click.echo(render(report))
+    click.echo(next_steps(directory, page))
+
+
+def next_steps(directory: Path, page: Path) -> str:
+    """What to do with what the demo leaves."""
+    return (f"The capture stays in {directory} (node3.pcapng, manifest.json, cluster.yaml, report.html):\n"
+            f"  open the HTML report:  xdg-open {page}   (or any browser: {page.resolve().as_uri()})\n"
+            f"  analyse it again:      cniscope analyze {directory}\n"
+            f"  one conversation:      cniscope analyze --flow 0 {directory}\n"
+            f"  in Wireshark:          wireshark {directory / 'merged.pcapng'}\n")

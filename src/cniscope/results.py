@@ -191,9 +191,28 @@ class NodeClock:
     method: str  # "two-way" (NTP-style), "one-way" (offset plus an unknown delay), "sender-clock"
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What `--filter` / `--flow` kept, and what the whole capture held (the report's counts are of the kept part)."""
+
+    text: str  # the filter as given, or "conversation 12"
+    sightings: int  # in the whole capture
+    journeys: int
+    flows: int
+
+
+@dataclass(frozen=True)
+class Point:
+    """A capture point (node, interface) and how many sightings it gave."""
+
+    node: str | None
+    iface: str | None
+    sightings: int
+
+
 @dataclass
 class Report:
-    """What renderers render."""
+    """What renderers render. `journeys` and `flows` hold the first ones (materialised); the totals count all."""
 
     inputs: list[InputInfo]
     table: pl.DataFrame  # the packet table (with corrected timestamps in column "ts")
@@ -204,6 +223,22 @@ class Report:
     clocks: list[NodeClock] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     inventory: Inventory | None = None
+    journeys_total: int = 0
+    flows_total: int = 0
+    points: list[Point] = field(default_factory=list)
+    selection: Selection | None = None
+
+    def problem_flows(self) -> list[tuple[int, list[Finding]]]:
+        """Conversations cited by a warning or an error, worst first (severity, then number of findings, then id)."""
+        flow_of = {j.id: j.flow for j in self.journeys}
+        cited: dict[int, list[Finding]] = {}
+        for finding in self.findings:
+            if finding.severity is Severity.INFO:
+                continue
+            flows = set(finding.flows) | {flow_of[j] for j in finding.journeys if flow_of.get(j) is not None}
+            for flow in flows:
+                cited.setdefault(flow, []).append(finding)
+        return sorted(cited.items(), key=lambda item: (-max(f.severity.rank for f in item[1]), -len(item[1]), item[0]))
 
     def aligned(self) -> dict[str, int]:
         """Nodes whose clock was aligned, with the uncertainty (ns) against the reference node (0 for it)."""

@@ -17,7 +17,7 @@ import pytest
 
 from cniscope.capture import nodeside
 from cniscope.capture.plan import Limits, build, stop_step
-from cniscope.capture.transports import POD_LABEL, Kubectl
+from cniscope.capture.transports import POD_LABEL, Kubectl, KubectlDebug
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "pod-v1.schema.json").read_text())
 KUBECTL = Kubectl(namespace="kube-system", context="prod", kubeconfig="/tmp/kc", session="a1b2c3")
@@ -96,6 +96,8 @@ def flags_of(argv: tuple[str, ...]) -> tuple[str, list[str]]:
                 i += 1
         elif sub is None:
             sub = word
+        elif word.startswith("node/"):
+            pass  # kubectl debug's target
         i += 1
     assert sub is not None
     return sub, flags
@@ -122,6 +124,32 @@ def test_every_kubectl_flag_exists_in_the_installed_kubectl() -> None:
             assert flag in known, f"kubectl {sub}: no flag {flag}"
             checked += 1
     assert checked >= 20
+
+
+DEBUG = KubectlDebug(context="prod", kubeconfig="/tmp/kc")
+
+
+def test_kubectl_debug_runs_every_node_command_in_a_sysadmin_debugging_pod() -> None:
+    plan = build(DEBUG, ["node-1"], Limits(duration_s=30), "tcp port 80")
+    node = plan.nodes[0]
+    assert node.setup == () and node.teardown == ()  # kubectl debug makes (and names) its own pods
+    stop = stop_step(DEBUG, "node-1", 4242, sudo=False)
+    for step in (node.inventory, node.capture, stop):
+        assert step.argv[:12] == ("kubectl", "--kubeconfig", "/tmp/kc", "--context", "prod", "debug", "node/node-1",
+                                  "--profile=sysadmin", f"--image={DEBUG.image}", "--attach", "--quiet", "--")
+        assert step.argv[12:16] == ("sh", "-c", 'sleep 3; exec "$@"', "cniscope-attach")  # output from attach on
+    assert node.capture.argv[-2:] == ("--", "tcp port 80") and stop.argv[-1] == "4242"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_every_kubectl_debug_flag_exists_in_the_installed_kubectl() -> None:
+    plan = build(DEBUG, ["node-1"], Limits(duration_s=30))
+    known = set(re.findall(r"(?<![\w-])(-[a-z]|--[a-z][a-z-]*)\b", kubectl_help("debug", "--help") + kubectl_help("options")))
+    for step in (plan.nodes[0].capture, plan.nodes[0].inventory, stop_step(DEBUG, "node-1", 1, sudo=False)):
+        sub, flags = flags_of(step.argv)
+        assert sub == "debug" and set(flags) == {"--kubeconfig", "--context", "--profile", "--image", "--attach", "--quiet"}
+        assert set(flags) <= known
+    assert "sysadmin" in kubectl_help("debug", "--help")
 
 
 def test_node_side_commands_are_plain_argument_lists() -> None:

@@ -43,3 +43,18 @@ def assert_no_leak_of_demo() -> None:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert [line for line in out.splitlines() if line.startswith(f"cnl-demo{os.getpid()}-")] == []
     assert_no_leak()
+
+
+def test_demo_keeps_its_capture_and_says_how_to_open_it(tmp_path) -> None:
+    import sys
+
+    out = tmp_path / "demo"
+    shown = subprocess.run([sys.executable, "-m", "cniscope", "demo", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert {"node3.pcapng", "manifest.json", "cluster.yaml", "report.html"} <= {p.name for p in out.iterdir()}
+    told = shown.stdout.splitlines()
+    assert f"  open the HTML report:  xdg-open {out / 'report.html'}   (or any browser: {(out / 'report.html').as_uri()})" in told
+    again = next(line.split(":", 1)[1].split() for line in told if line.startswith("  analyse it again:"))
+    assert again == ["cniscope", "analyze", str(out)]
+    rerun = subprocess.run([sys.executable, "-m", "cniscope", *again[1:]], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0 and "to pod default/nginx" in rerun.stdout  # its cluster.yaml, unasked

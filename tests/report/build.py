@@ -15,7 +15,7 @@ import polars as pl
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
 from cniscope.packets.schema import Clock, Direction, conform, ip4_value
-from cniscope.results import Finding, FindingKind, ModelVerdict, Report, Severity
+from cniscope.results import Finding, FindingKind, ModelVerdict, Point, Report, Severity
 from cniscope.sources import InputInfo
 
 CLIENT = ("10.244.1.10", 41000)
@@ -74,8 +74,10 @@ def report_from_table(table: pl.DataFrame, inputs: list[InputInfo], model: Model
     correlation.table = flows_mod.assign(correlation.table)
     journeys = journeys_mod.materialise(correlation)
     flows, journeys = flows_mod.build(correlation.table, journeys)
-    return Report(inputs=inputs, table=correlation.table, journeys=journeys, flows=flows, findings=findings or [],
-                  model=model, clocks=correlation.clocks)
+    table = correlation.table
+    points = [Point(*row) for row in table.group_by("node", "iface").len().sort("node", "iface", nulls_last=True).iter_rows()]
+    return Report(inputs=inputs, table=table, journeys=journeys, flows=flows, findings=findings or [],
+                  model=model, clocks=correlation.clocks, journeys_total=len(journeys), flows_total=len(flows), points=points)
 
 
 def service_call() -> Report:

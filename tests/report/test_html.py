@@ -58,7 +58,7 @@ def test_topology_has_every_capture_point_and_the_paths_between_them():
     assert first.x + first.w < second.x
     for box in topo["boxes"]:
         node = first if box.node == "node1" else second
-        assert node.x <= box.x and box.x + html.BOX_W <= node.x + node.w and node.y <= box.y <= node.y + node.h
+        assert node.x <= box.x and box.x + box.w <= node.x + node.w and node.y <= box.y <= node.y + node.h
 
 
 def test_page_embeds_each_conversation_with_its_hops_relative_to_the_first_sighting():

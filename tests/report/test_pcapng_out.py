@@ -118,6 +118,18 @@ def test_text_capture_is_rebuilt_from_its_fields(tmp_path):
 
 
 @needs_tshark
+def test_each_capture_point_of_a_text_capture_has_its_interface_so_copies_are_not_retransmissions(tmp_path):
+    """The seed names no interface: its three copies of each packet go to interfaces copy 1, 2, 3 of node3."""
+    report = analyze([InputSpec(str(SEED), "node3")])
+    out = tmp_path / "seed.pcapng"
+    pcapng_out.write(report, str(out))
+    rows = tshark_fields(out, "frame.interface_id", "frame.interface_name", "frame.interface_description")
+    assert [r[1] for r in rows] == [f"copy {h + 1}" for h in report.table["hop"].to_list()]
+    assert {(r[0], r[1]) for r in rows} == {("0", "copy 1"), ("1", "copy 2"), ("2", "copy 3")}
+    assert {r[2] for r in rows} == {"node=node3"}
+
+
+@needs_tshark
 def test_tunnelled_text_keeps_the_inner_packet_and_names_the_envelope(tmp_path):
     report = analyze([InputSpec(str(CORPUS / "04-msazure-flannel-vxlan-e.txt"))])
     tunnelled = report.table["tunnel"].to_numpy()

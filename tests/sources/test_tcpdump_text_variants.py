@@ -219,7 +219,8 @@ def test_prompts_trailers_garbage_and_midnight() -> None:
     df, info = parse(PASTE)
     assert len(df) == info.packets == 3
     assert info.unparsed_lines == 2
-    assert [w.where for w in info.warnings] == ["line 7", "line 18", ""]
+    assert [(w.where, w.level) for w in info.warnings] == [("line 7", "warning"), ("", "info"), ("", "info")]
+    assert info.warnings[1].message == "1 line of text that is no tcpdump output skipped (line 18)"  # prose: no damage
     assert info.warnings[-1].message == "nodes named by the shell prompts that ran tcpdump: node3 (line 1)"
     assert df["node"].to_list() == ["node3"] * 3  # `$ tcpdump` names no host: the node stays
     assert info.damaged  # garbage is damage, yet every packet was kept
@@ -395,7 +396,8 @@ def test_printable_text_after_packets_without_dumps_is_reported() -> None:
         "Here the reply should have come",
         "10:00:00.000002 ARP, Request who-has 10.0.0.1 tell 10.0.0.2, length 28",
     ])
-    assert len(df) == 2 and info.unparsed_lines == 1 and info.warnings[0].where == "line 2"
+    assert len(df) == 2 and info.unparsed_lines == 1 and not info.damaged
+    assert info.warnings[0].message == "1 line of text that is no tcpdump output skipped (line 2)"
 
 
 # --- pasted segments: several runs joined without prompts ----------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import sys
@@ -10,7 +11,7 @@ import click
 
 from cniscope.capture import nodeside, plan, validate
 from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns, select
-from cniscope.capture.transports import DEFAULT_IMAGE, Kubectl, Local, Netns, Ssh, Transport
+from cniscope.capture.transports import DEFAULT_IMAGE, Kubectl, KubectlDebug, Local, Netns, Ssh, Transport
 from cniscope.outputs import check_new_dir
 from cniscope.terminal import printable
 
@@ -22,11 +23,12 @@ def _transport(via: str, ssh_config: str | None, ssh_options: tuple[str, ...], n
         return Local()
     if kind == "ssh" and not arg:
         return Ssh(config=ssh_config, options=tuple(validate.ssh_option(o) for o in ssh_options))
-    if kind == "kubectl" and not arg:
+    if kind == "kubectl" and arg in ("", "debug"):
         if not validate.DNS1123_LABEL.match(namespace):
             raise click.BadParameter(f"{namespace!r} is not a namespace name", param_hint="--namespace")
-        return Kubectl(namespace=namespace, image=validate.image(image), context=context, kubeconfig=kubeconfig,
-                       session=secrets.token_hex(3))
+        made = KubectlDebug if arg == "debug" else Kubectl
+        return made(namespace=namespace, image=validate.image(image), context=context, kubeconfig=kubeconfig,
+                    session=secrets.token_hex(3))
     if kind == "lab" and arg:
         from cniscope.lab.naming import lab_prefix
 
@@ -35,7 +37,7 @@ def _transport(via: str, ssh_config: str | None, ssh_options: tuple[str, ...], n
         if not validate.LAB_NAME.match(arg.rstrip("-")):
             raise click.BadParameter(f"{arg!r} is not a namespace prefix", param_hint="--via")
         return Netns(prefix=arg)
-    raise click.BadParameter(f"{via!r}: expected local, ssh, kubectl, lab:NAME or netns:PREFIX", param_hint="--via")
+    raise click.BadParameter(f"{via!r}: expected local, ssh, kubectl, kubectl:debug, lab:NAME or netns:PREFIX", param_hint="--via")
 
 
 def _nodes(texts: tuple[str, ...], transport: Transport) -> list[str]:
@@ -58,8 +60,9 @@ def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, trans
 
 @click.command("capture")
 @click.option("--nodes", "node_texts", multiple=True, metavar="A,B,...", help="Nodes to record on (ssh: host aliases or user@host).")
-@click.option("--via", default="local", show_default=True, metavar="local|ssh|kubectl|lab:NAME|netns:PREFIX",
-              help="How to reach the nodes.")
+@click.option("--via", default="local", show_default=True, metavar="local|ssh|kubectl|kubectl:debug|lab:NAME|netns:PREFIX",
+              help="How to reach the nodes. kubectl: a capture pod of ours per node, deleted at the end; kubectl:debug: "
+                   "kubectl debug node/NAME --profile=sysadmin for every command (its pods stay, as kubectl debug leaves them).")
 @click.option("--filter", "bpf", metavar="BPF", help="tcpdump filter expression (one argument, never through a shell).")
 @click.option("--duration", type=click.FloatRange(min=0.1), default=plan.DEFAULT_DURATION_S, show_default=True, help="Seconds.")
 @click.option("--count", type=click.IntRange(min=1), help="Stop each node after N packets (still bounded by --duration).")
@@ -70,6 +73,8 @@ def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, trans
 @click.option("--pod-namespace", default="default", show_default=True, help="Namespace searched by --selector.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Directory for <node>.pcapng, merged.pcapng, manifest.json.")
 @click.option("--dry-run", is_flag=True, help="Print the commands for every node and stop.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the manifest (or with --dry-run the plan, every command as an argument list) as JSON on standard output.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False), help="ssh -F FILE (default: your ~/.ssh/config).")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE", help="ssh -o KEY=VALUE (repeatable).")
 @click.option("--namespace", default="default", show_default=True, help="kubectl: namespace of the capture pods.")
@@ -84,7 +89,7 @@ def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, trans
 @click.option("--force", is_flag=True, help="Write into -o DIR even when it holds files (an earlier capture is replaced).")
 def capture_command(
     node_texts: tuple[str, ...], via: str, bpf: str | None, duration: float, count: int | None, max_size: float,
-    pod_refs: tuple[str, ...], selector: str | None, pod_namespace: str, output: str | None, dry_run: bool,
+    pod_refs: tuple[str, ...], selector: str | None, pod_namespace: str, output: str | None, dry_run: bool, as_json: bool,
     ssh_config: str | None, ssh_options: tuple[str, ...],
     namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, immediate: bool,
     force: bool,
@@ -110,7 +115,8 @@ def capture_command(
     settings = nodeside.TcpdumpSettings(snaplen=snaplen, buffer_kib=buffer_kib, immediate=immediate, count=count)
     if dry_run:
         pods = [validate.pod_ref(ref) for ref in pod_refs]
-        click.echo(plan.build(transport, nodes, limits, bpf, settings, pods).render())
+        planned = plan.build(transport, nodes, limits, bpf, settings, pods)
+        click.echo(json.dumps(planned.to_dict(), indent=1) if as_json else planned.render())
         if selector:
             click.echo(f"pods matching {selector!r} in {pod_namespace}: found at run time with kubectl get pods -l")
         return
@@ -129,3 +135,5 @@ def capture_command(
                           argv=sys.argv, force=force)
     for line in runner.summary_lines(manifest):
         click.echo(printable(line), err=True)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=1, sort_keys=True))

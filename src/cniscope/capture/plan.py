@@ -9,6 +9,7 @@ remote user needs `sudo` and, for `--pod`, the interface index to capture on;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cniscope.capture import nodeside
 from cniscope.capture.transports import Step, Transport, node_label
@@ -68,6 +69,21 @@ class Plan:
                 lines.append(f"  # {step.purpose}")
                 lines.append(f"  {step.render()}")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same plan as data (`capture --dry-run --json`): every command as its argument list."""
+        def step(s: Step) -> dict[str, Any]:
+            return {"purpose": s.purpose, "argv": list(s.argv), "stdin": s.stdin}
+
+        return {
+            "transport": self.transport.describe(),
+            "limits": {"duration_s": self.limits.duration_s, "max_size_mb": self.limits.max_size_mb, "count": self.limits.count},
+            "filter": self.bpf,
+            "pods": [f"{ns}/{name}" for ns, name in self.pods],
+            "nodes": [{"name": n.label, "target": n.target,
+                       "steps": [step(s) for s in (*n.setup, n.inventory, n.capture, n.stop_example, *n.teardown)]}
+                      for n in self.nodes],
+        }
 
 
 def capture_step(

@@ -242,3 +242,36 @@ class Kubectl:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "namespace": self.namespace, "image": self.image, "context": self.context, "session": self.session}
+
+
+# `kubectl debug --attach` streams from the moment it attaches: what the command prints before is lost, so the
+# command waits this long before it starts (the pcap header and tcpdump's pid come first)
+ATTACH_GRACE_S = 3
+
+
+@dataclass(frozen=True)
+class KubectlDebug(Kubectl):
+    """`kubectl debug node/NAME --profile=sysadmin`, which users already know (`--via kubectl:debug`).
+
+    Each command on a node runs in its own debugging pod (host network and PIDs, privileged by the sysadmin
+    profile), attached without a TTY so that binary pcap streams back unchanged; stopping tcpdump is one more
+    such pod that signals it by pid (the host's PID namespace is shared). Kubernetes names these pods
+    (node-debugger-NAME-xxxxx) and leaves them Completed, as `kubectl debug node` always does: delete them
+    afterwards (docs/capture.md). `--via kubectl` instead makes pods with names of ours and deletes them.
+    """
+
+    kind: str = "kubectl-debug"
+
+    def target(self, node: str) -> str:
+        return f"node/{validate.kube_node_name(node)}"
+
+    def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
+        waited = ["sh", "-c", f'sleep {ATTACH_GRACE_S}; exec "$@"', "cniscope-attach", *argv]
+        return tuple([*self.kubectl(), "debug", self.target(node), "--profile=sysadmin", f"--image={self.image}",
+                      "--attach", "--quiet", "--", *waited])
+
+    def setup(self, node: str, limit_s: int) -> list[Step]:
+        return []
+
+    def teardown(self, node: str) -> list[Step]:
+        return []

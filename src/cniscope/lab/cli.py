@@ -11,21 +11,10 @@ import click
 from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.naming import check_name
-from cniscope.lab.faults import KINDS, parse_fault, plan_fault
+from cniscope.lab.faults import KINDS, parse_fault, plan_fault, usage
 from cniscope.lab.plan import render_plan
 from cniscope.lab.spec import MODELS, default_spec, load_spec
 from cniscope.outputs import check_new_dir
-
-
-def _cli_owner() -> int:
-    """The lab outlives `lab up`: it belongs to the shell that ran it (past sudo), reaped when that shell is gone."""
-    parent = os.getppid()
-    try:
-        if Path(f"/proc/{parent}/comm").read_text().strip() == "sudo":
-            return int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (FileNotFoundError, ValueError):
-        return parent
-    return parent
 
 
 @click.group("lab")
@@ -54,7 +43,7 @@ def up(model: str, nodes: int, name: str | None, spec_file: str | None, dry_run:
         return
     from cniscope.lab.cluster import Lab
 
-    lab = Lab.up(spec, owner=_cli_owner())
+    lab = Lab.up(spec, keep=True)  # the lab outlives this command: `lab down` removes it
     bgp = f", routes converged in {lab.state.converge_seconds:.2f} s" if lab.state.converge_seconds else ""
     click.echo(f"lab {spec.name} ({spec.model}) up in {lab.state.up_seconds:.2f} s{bgp}")
     for node in spec.nodes:
@@ -76,15 +65,18 @@ def down(name: str) -> None:
 
 
 @lab_group.command("list")
-def list_command() -> None:
-    """Labs on this machine."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: {\"labs\": [{name, model, nodes, kept, owner, owner_alive}]}.")
+def list_command(as_json: bool) -> None:
+    """Labs on this machine, and what keeps each alive."""
+    if as_json:
+        import json
+
+        labs = [{"name": s.name, "model": s.spec.model, "nodes": [n.name for n in s.spec.nodes], "kept": s.kept,
+                 "owner": s.owner, "owner_alive": lab_state.owner_alive(s)} for s in lab_state.list_labs()]
+        click.echo(json.dumps({"labs": labs}, indent=1))
+        return
     for state in lab_state.list_labs():
-        owner = "alive" if lab_state.owner_alive(state) else "gone (lab reap removes it)"
-        if lab_state.abandoned(state):
-            owner += "; incomplete: lab up died while building it (lab reap removes it)"
-        elif state.builder is not None:
-            owner += "; being built"
-        click.echo(f"{state.name}\t{state.spec.model}\t{len(state.spec.nodes)} nodes\towner {state.owner} {owner}")
+        click.echo(f"{state.name}\t{state.spec.model}\t{len(state.spec.nodes)} nodes\t{lab_state.ownership(state)}")
 
 
 @lab_group.command("exec", context_settings={"ignore_unknown_options": True})
@@ -123,11 +115,13 @@ def curl(name: str, source: str, target: str, path: str, max_time: float) -> Non
 @click.argument("action", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--nodes", help="Comma-separated nodes (default: all).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Directory for NODE.pcapng, merged.pcapng, manifest.json and cluster.yaml.")
-@click.option("--timeout", type=float, default=60, show_default=True, help="Bound on the action.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=60, show_default=True,
+              help="Seconds: bound on the action (as `cniscope capture --duration`).")
+@click.option("--timeout", "old_duration", type=click.FloatRange(min=0.1), hidden=True, help="The old name of --duration.")
 @click.option("--filter", "bpf", help="tcpdump filter expression (default: everything).")
 @click.option("--force", is_flag=True, help="Write into -o DIR even when it holds files (same names are replaced).")
-def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, timeout: float, bpf: str | None,
-                    force: bool) -> None:
+def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, duration: float,
+                    old_duration: float | None, bpf: str | None, force: bool) -> None:
     """Capture on the nodes of lab NAME while ACTION (WHO CMD..., after --) runs inside node or pod WHO."""
     from cniscope.capture import validate
     from cniscope.lab.capture import capture
@@ -135,6 +129,7 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
     from cniscope.lab.inventory import write_inventory
 
     check_new_dir(output, force)
+    duration = old_duration if old_duration is not None else duration
     lab = Lab.open(name)
     chosen = nodes.split(",") if nodes else [n.name for n in lab.spec.nodes]
     for node in chosen:
@@ -142,7 +137,7 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
     if len(action) < 2:
         raise click.UsageError("ACTION is WHO CMD...: a node or pod of the lab, then the command")
     bpf = validate.bpf_filter(bpf) if bpf else None
-    results, result = capture(lab, chosen, output, lambda: lab.exec(action[0], list(action[1:]), timeout=timeout), bpf, force)
+    results, result = capture(lab, chosen, output, lambda: lab.exec(action[0], list(action[1:]), timeout=duration), bpf, force)
     write_inventory(lab.spec, Path(output) / "cluster.yaml")
     sys.stdout.write(result.stdout)
     for item in results:
@@ -152,13 +147,19 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
     sys.exit(result.returncode)
 
 
-@lab_group.command("fault", context_settings={"ignore_unknown_options": True})
+FAULT_HELP = "\n\n".join([
+    "Inject a fault into lab NAME. KIND and its ARGS (KEY=VALUE), and what each breaks:",
+    "\b\n" + "\n".join(f"{usage(name)}\n    {kind.breaks}" for name, kind in KINDS.items()),
+    "Example: cniscope lab fault demo drop node=node2 iface=eth0 dir=in",
+])
+
+
+@lab_group.command("fault", context_settings={"ignore_unknown_options": True}, help=FAULT_HELP)
 @click.argument("name")
-@click.argument("kind", type=click.Choice(list(KINDS)))
+@click.argument("kind", type=click.Choice(list(KINDS)), metavar="KIND")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="Print the fault's commands; change nothing.")
 def fault(name: str, kind: str, args: tuple[str, ...], dry_run: bool) -> None:
-    """Inject a fault into lab NAME; ARGS are KEY=VALUE (drop node= iface= [dir=in|out], mtu node= iface= mtu=, ...)."""
     from cniscope.lab.cluster import Lab
 
     item = parse_fault(kind, list(args))

@@ -36,8 +36,9 @@ class Lab:
         return self.spec.name
 
     @classmethod
-    def up(cls, spec: LabSpec, owner: int | None = None) -> Lab:
-        """Build the lab; on any failure remove what was built and re-raise."""
+    def up(cls, spec: LabSpec, owner: int | None = None, keep: bool = False) -> Lab:
+        """Build the lab; on any failure remove what was built and re-raise. `keep`: once built, the lab outlives
+        its owner (until `lab down`); else the reaper removes it when the owner is gone."""
         kernel.require_root()
         kernel.require_tools()
         kernel.require_buildable(spec.model)
@@ -71,6 +72,7 @@ class Lab:
         state.up_seconds = round(built - started, 4)
         state.converge_seconds = round(converged - built, 4)
         state.builder = state.builder_start = None  # complete
+        state.kept = keep
         state.save()
         return cls(state)
 

@@ -120,6 +120,15 @@ KINDS: dict[str, FaultKind] = {
 }
 
 
+def usage(name: str) -> str:
+    """`mtu node=NODE iface=IFACE mtu=MTU [blackhole=yes|no]`, for help texts."""
+    kind = KINDS[name]
+    return " ".join([name, *(f"{p}={p.upper()}" for p in kind.params), *(f"[{o}={OPTIONAL_VALUES.get(o, o.upper())}]" for o in kind.optional)])
+
+
+OPTIONAL_VALUES = {"dir": "in|out", "blackhole": "yes|no"}
+
+
 def parse_fault(kind: str, args: list[str]) -> Fault:
     """`drop node=node3 iface=eth0` from the command line, its keys checked before any lab is looked at."""
     values: dict[str, str] = {}

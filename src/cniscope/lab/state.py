@@ -2,7 +2,9 @@
 
 Each lab has a state dir (/run/cniscope/labs/<name>/) with state.json: its
 spec, owner (pid and start time, so a reused pid is not mistaken for the
-owner), namespaces and daemon pids. The state is written *before* anything
+owner), namespaces and daemon pids. A lab made by `cniscope lab up` is *kept*
+once built: its owner is the command that built it (so a build killed half-way
+is reaped), and after that it stays until `lab down`. The state is written *before* anything
 is created, so a lab interrupted half-way is still known and removable.
 
 Teardown: kill every process inside the lab's namespaces (found through
@@ -40,6 +42,7 @@ class LabState:
     converge_seconds: float | None = None
     builder: int | None = None  # the `lab up` process while the lab is being built; None once complete
     builder_start: int | None = None
+    kept: bool = False  # made by `cniscope lab up`: stays until `lab down`, whatever becomes of its owner
 
     @property
     def name(self) -> str:
@@ -109,6 +112,7 @@ def load(name: str) -> LabState:
         converge_seconds=data.get("converge_seconds"),
         builder=data.get("builder"),
         builder_start=data.get("builder_start"),
+        kept=data.get("kept", False),
     )
 
 
@@ -189,11 +193,25 @@ def teardown(state: LabState) -> list[str]:
     return problems
 
 
+def ownership(state: LabState) -> str:
+    """What `lab list` says of who keeps the lab alive."""
+    if abandoned(state):
+        return "incomplete: lab up died while building it (cniscope lab reap removes it)"
+    if state.builder is not None:
+        return f"being built by pid {state.builder}"
+    if state.kept:
+        return f"kept (cniscope lab down {state.name} removes it)"
+    if owner_alive(state):
+        return f"owner pid {state.owner} alive (removed when it ends)"
+    return f"owner pid {state.owner} gone (cniscope lab reap removes it)"
+
+
 def reap() -> list[str]:
-    """Tear down every lab whose owner process is gone, or whose `lab up` died before it was complete."""
+    """Tear down every lab whose owner process is gone (labs kept by `lab up` stay), or whose `lab up` died before
+    it was complete; return their names."""
     reaped = []
     for state in list_labs():
-        if not owner_alive(state) or abandoned(state):
+        if (not state.kept and not owner_alive(state)) or abandoned(state):
             teardown(state)
             reaped.append(state.name)
     return reaped

@@ -30,7 +30,7 @@ from cniscope.models import MODELS
 from cniscope.models.base import Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.paths import segments
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.schema import Tunnel, named_iface
 from cniscope.results import Hop, Journey, ModelVerdict
 
 INGRESS = {"In", "P", "B", "M"}
@@ -236,7 +236,7 @@ def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
     out: list[str] = [""] * len(journey.hops)
     for node, idx in _groups(journey, ctx):
         group = [journey.hops[i] for i in idx]
-        if all(h.iface for h in group):
+        if all(named_iface(h.iface) for h in group):
             roles = [_named_role(h, ctx) for h in group]
         elif any(reflected(h) for h in group):
             roles = ["packet sent back (source and destination swapped)" if reflected(h) else "capture point" for h in group]
@@ -267,7 +267,7 @@ def _named_role(hop: Hop, ctx: _Context) -> str:
 
 
 def _observed(hop: Hop, ctx: _Context) -> tuple[Role | None, str | None]:
-    pattern = role_of(ctx.model, hop.iface) if hop.iface else None
+    pattern = role_of(ctx.model, hop.iface) if named_iface(hop.iface) else None
     direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
     return (pattern.role if pattern else None), direction
 
@@ -310,7 +310,7 @@ def _verdicts(journey: Journey, coverage: _Coverage, ctx: _Context) -> list[tupl
         group = [journey.hops[i] for i in idx]
         if len(group) < 2 or any(reflected(h) for h in group):
             continue
-        verdict = _compare_named(node, group, coverage, ctx) if all(h.iface for h in group) else _compare_unnamed(node, group, coverage, ctx)
+        verdict = _compare_named(node, group, coverage, ctx) if all(named_iface(h.iface) for h in group) else _compare_unnamed(node, group, coverage, ctx)
         if verdict is not None:
             out.append((node, idx, verdict))
     return out
@@ -341,7 +341,7 @@ def _covered(journeys: list[Journey], ctx: _Context) -> _Coverage:
         for node, idx in _groups(journey, ctx):
             group = [journey.hops[i] for i in idx]
             points = coverage.points.setdefault(node, set())
-            if all(h.iface for h in group):
+            if all(named_iface(h.iface) for h in group):
                 points.update(_observed(h, ctx) for h in group)
             else:
                 pair = (node, ctx.src[group[0].row], ctx.dst[group[-1].row])

@@ -54,7 +54,7 @@ from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns, Rows
 from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
 from cniscope.packets.ports import DEFAULT_PORTS, TunnelPorts
-from cniscope.packets.schema import LinkType, Tunnel
+from cniscope.packets.schema import IFINDEX_PREFIX, LinkType, Tunnel
 from cniscope.sources import FrameBatch
 
 CHUNK = 65536
@@ -140,7 +140,8 @@ def _decode_chunk(
     cols.put("caplen", ALL, caplen)
     cols.put("wirelen", ALL, batch.wirelen[start:stop])
     cols.put_dictionary("node", batch.node[start:stop], batch.node_names)
-    cols.put_dictionary("iface", batch.iface[start:stop], batch.iface_names)
+    iface, iface_names = _sll2_ifindex(batch, start, stop)
+    cols.put_dictionary("iface", iface, iface_names)
     cols.put("truncated", ALL, False)
     cols.put("tunnel", ALL, int(Tunnel.NONE))
     base = batch.offset[start:stop].astype(np.int64)
@@ -159,6 +160,23 @@ def _decode_chunk(
     if known.any():
         cols.put_where("direction", ALL, direction.astype(np.uint8), known)
     return cols.to_arrow()
+
+
+def _sll2_ifindex(batch: FrameBatch, start: int, stop: int) -> tuple[np.ndarray, list[str | None]]:
+    """Interface of each frame; a LINUX_SLL2 frame the file does not name (a pcap of `tcpdump -i any`) is named
+    by the index its header carries, "ifindex 7" as `tcpdump -e` prints it (the name belongs to the capturing host)."""
+    iface = batch.iface[start:stop]
+    unnamed = (iface < 0) & (batch.linktype[start:stop] == LinkType.LINUX_SLL2) & (batch.caplen[start:stop] >= 8)
+    if not unnamed.any():
+        return iface, batch.iface_names
+    pos = batch.offset[start:stop][unnamed].astype(np.int64) + 4
+    window, ok = _gather(batch.data, pos, 4)
+    index = np.where(ok, window.view(">u4").astype(np.int64), -1)
+    known = np.unique(index[index >= 0])
+    names = [*batch.iface_names, *(f"{IFINDEX_PREFIX}{i}" for i in known.tolist())]
+    iface = iface.copy()
+    iface[unnamed] = np.where(index >= 0, len(batch.iface_names) + np.searchsorted(known, index), -1)
+    return iface, names
 
 
 def _gather(data: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -211,6 +211,14 @@ NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {c.name: c.dtype for c in COLUMNS}
 
 
+IFINDEX_PREFIX = "ifindex "  # "ifindex 7": an interface the capture knows by its index only (LINUX_SLL2, no names)
+
+
+def named_iface(iface: str | None) -> bool:
+    """An interface with a name a network model can read (not None, not just an index)."""
+    return iface is not None and not iface.startswith(IFINDEX_PREFIX)
+
+
 def empty() -> pl.DataFrame:
     """A table with no rows and every column."""
     return pl.DataFrame(schema=SCHEMA)

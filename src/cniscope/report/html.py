@@ -30,7 +30,7 @@ import jinja2
 from cniscope import __version__
 from cniscope.packets.schema import Clock
 from cniscope.report.text import duration, flow_facts, timestamp
-from cniscope.results import ChangeKind, Endpoint, Finding, Flow, Journey, Report
+from cniscope.results import ChangeKind, Endpoint, Finding, FindingKind, Flow, Journey, Report
 
 # hop role text (cniscope.models.roles writes "node NIC eth0, in", "veth vethab12cd34 to pod 10.244.2.10",
 # "flannel.1 VTEP" ...) -> CSS class of its box; first match wins
@@ -49,9 +49,18 @@ EDGE_CLASS = (
     (ChangeKind.DNAT, "nat"), (ChangeKind.SNAT, "nat"), (ChangeKind.ENCAP, "tunnel"), (ChangeKind.DECAP, "tunnel"),
 )
 
-BOX_W, BOX_H, BOX_GAP = 180, 40, 18
+BOX_W, BOX_H, BOX_GAP = 150, 40, 18  # BOX_W: the narrowest box; boxes grow to their text
 NODE_PAD, NODE_TITLE, NODE_GAP = 16, 28, 110
 TOP = 10
+# Box texts are set in a monospace font (the page's CSS), so their width is known here without a browser: at most
+# MONO_EM of the font size per character (DejaVu Sans Mono and Menlo 0.602, Liberation Mono 0.600, Consolas 0.550).
+MONO_EM = 0.62
+LABEL_PX, ROLE_PX, NODE_PX, BOX_PAD = 12, 10, 13, 10
+
+
+def text_width(text: str, px: float) -> float:
+    """Width of `text` in the page's monospace font at `px` pixels, rounded up to cover every font of the stack."""
+    return len(text) * px * MONO_EM
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,12 @@ class Box:
     x: int = 0
     y: int = 0
     packets: int = 0
+    w: int = BOX_W
+
+    @property
+    def caption(self) -> str:
+        """The box's second line: its role and how many sightings."""
+        return f"{self.role or 'role unknown'} · {self.packets}"
 
 
 @dataclass
@@ -177,16 +192,21 @@ def topology(journeys: Iterable[Journey], limits: Limits = Limits()) -> dict[str
 
 
 def _layout(order: list[str], boxes: dict[str, Box]) -> list[NodeBox]:
+    """Nodes side by side, each a column of its capture points as wide as its longest text."""
     nodes: list[NodeBox] = []
     x = 40
     for name in order:
+        title = name or "(node not named)"
         members = sorted((b for b in boxes.values() if b.node == name), key=lambda b: CLASS_ROW[b.cls])  # stable
+        inner = max([BOX_W, text_width(title, NODE_PX) - 2 * NODE_PAD + 24,
+                     *(max(text_width(b.label, LABEL_PX), text_width(b.caption, ROLE_PX)) + 2 * BOX_PAD for b in members)])
+        width = int(inner + 0.999)
         for i, box in enumerate(members):
-            box.x = x + NODE_PAD
+            box.x, box.w = x + NODE_PAD, width
             box.y = TOP + NODE_TITLE + NODE_PAD + i * (BOX_H + BOX_GAP)
         h = NODE_TITLE + 2 * NODE_PAD + len(members) * (BOX_H + BOX_GAP) - BOX_GAP
-        nodes.append(NodeBox(name or "(node not named)", x, TOP, BOX_W + 2 * NODE_PAD, h))
-        x += BOX_W + 2 * NODE_PAD + NODE_GAP
+        nodes.append(NodeBox(title, x, TOP, width + 2 * NODE_PAD, h))
+        x += width + 2 * NODE_PAD + NODE_GAP
     return nodes
 
 
@@ -194,15 +214,15 @@ def _route(edge: Edge, a: Box, b: Box) -> None:
     """An SVG path from a to b: an arc beside the column within a node, a curve between nodes."""
     if a.x == b.x:  # same node: downward paths on the right, upward ones on the left
         down = b.y > a.y
-        side = a.x + BOX_W if down else a.x
+        side = a.x + a.w if down else a.x
         bulge = 46 if down else -46
         y1, y2 = a.y + BOX_H / 2 + (4 if down else -4), b.y + BOX_H / 2 + (-4 if down else 4)
         edge.path = f"M{side},{y1} C{side + bulge},{y1} {side + bulge},{y2} {side},{y2}"
         edge.label_x, edge.label_y = side + bulge * 0.8, (y1 + y2) / 2
     else:
         right = b.x > a.x
-        x1 = a.x + BOX_W if right else a.x
-        x2 = b.x if right else b.x + BOX_W
+        x1 = a.x + a.w if right else a.x
+        x2 = b.x if right else b.x + b.w
         shift = -5 if right else 5  # the two directions of one pair of boxes do not overlap
         y1, y2 = a.y + BOX_H / 2 + shift, b.y + BOX_H / 2 + shift
         mid = (x1 + x2) / 2
@@ -231,9 +251,12 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
     flagged: dict[int, list[int]] = {}  # journey -> findings that cite it
     row_journey = {h.row: j.id for j in report.journeys for h in j.hops}
     findings = sorted(enumerate(report.findings), key=lambda item: -item[1].severity.rank)
+    lost: set[int] = set()  # packets a drop finding says were lost after their last sighting
     for n, finding in findings:
         for jid in dict.fromkeys((*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey))):
             flagged.setdefault(jid, []).append(n)
+            if finding.kind is FindingKind.DROP:
+                lost.add(jid)
     first_ts = min((h.ts for j in report.journeys for h in j.hops if h.ts is not None), default=None)
     base = first_ts or 0
     points: dict[str, int] = {}
@@ -255,7 +278,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
             "journeys": [j.id for j in shown], "total": len(flow.journeys),
             "flagged": any(j.id in flagged for j in members),
         })
-        embedded.extend(_journey_data(j, points, point_list, base, flagged) for j in shown)
+        embedded.extend(_journey_data(j, points, point_list, base, flagged, lost) for j in shown)
     loose = [j for j in report.journeys if j.id not in grouped]
     if loose and len(flows_out) < limits.flows:  # packets no conversation claims (ARP, unparsed) still get a ladder
         room = max(0, min(limits.journeys_per_flow, limits.journeys - len(embedded)))
@@ -265,8 +288,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
             "facts": [f"{len(loose)} packets"], "journeys": [j.id for j in loose[:room]], "total": len(loose),
             "flagged": any(j.id in flagged for j in loose),
         })
-        embedded.extend(_journey_data(j, points, point_list, base, flagged) for j in loose[:room])
-    listed = len(report.flows) + (1 if loose else 0)
+        embedded.extend(_journey_data(j, points, point_list, base, flagged, lost) for j in loose[:room])
     topo = topology(report.journeys, limits)
     clocks = {i.index: i.clock for i in report.inputs}
     input_of = report.table["input"].to_list() if "input" in report.table.columns else []
@@ -275,7 +297,10 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "version": __version__,
         "inputs": report.inputs,
         "sightings": report.table.height,
-        "journeys_total": len(report.journeys),
+        "journeys_total": report.journeys_total,
+        "conversations_total": report.flows_total,  # in the capture (the list holds the first ones)
+        "conversations_listed": sum(1 for f in flows_out if f["id"] >= 0),
+        "selection": report.selection,
         "model": report.model,
         "clocks": report.clocks,
         "warnings": report.warnings,
@@ -285,7 +310,6 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
         "findings": [_finding_data(n, f, journeys, row_journey) for n, f in findings[:limits.findings]],
         "findings_total": len(findings),
         "flows": flows_out,
-        "flows_total": listed,
         "embedded_journeys": len(embedded),
         "start": timestamp(first_ts, first_clock) if first_clock not in (None, Clock.NONE) else "-",
         "data": {"points": point_list, "flows": flows_out, "journeys": embedded, "aligned": report.aligned()},
@@ -302,7 +326,7 @@ def _service_who(report: Report, rewrite: str) -> str:
 
 
 def _journey_data(journey: Journey, points: dict[str, int], point_list: list[list[str | None]], base: int,
-                  flagged: dict[int, list[int]]) -> dict[str, Any]:
+                  flagged: dict[int, list[int]], lost: set[int]) -> dict[str, Any]:
     hops = []
     for hop in journey.hops:
         node, place = _point_key(hop.node, hop.iface, hop.point)
@@ -313,7 +337,7 @@ def _journey_data(journey: Journey, points: dict[str, int], point_list: list[lis
         hops.append([points[label], None if hop.ts is None else hop.ts - base, hop.delay_ns,
                      "; ".join(str(c) for c in hop.changes), hop.row])
     return {"id": journey.id, "flow": journey.flow, "s": journey.summary, "r": journey.retransmission_of,
-            "f": flagged.get(journey.id, []), "h": hops}
+            "f": flagged.get(journey.id, []), "x": journey.id in lost, "h": hops}
 
 
 def _finding_data(n: int, finding: Finding, journeys: dict[int, Journey], row_journey: dict[int, int]) -> dict[str, Any]:

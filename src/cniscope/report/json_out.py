@@ -1,7 +1,8 @@
 """`--json`: the report as one JSON object, following report.schema.json (draft 2020-12).
 
 Keys: schema_version, tool, inputs, packets, model, clocks, journeys,
-journeys_total, flows, flows_total, findings, warnings. Times are integers in ns, counted
+journeys_total, flows, flows_total, selection, findings, warnings. With `--filter`/`--flow`
+the counts are of the selected part; `selection` holds what the whole capture counted. Times are integers in ns, counted
 as each input's clock says (inputs[].clock); addresses are text.
 """
 
@@ -16,12 +17,11 @@ from typing import Any
 from cniscope import __version__
 from cniscope.results import Report
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    journeys_total = int(report.table["journey"].max() + 1) if report.table.height and "journey" in report.table.columns else 0
-    flows_total = int(report.table["flow"].max() + 1) if report.table.height and "flow" in report.table.columns else 0
+    sel = report.selection
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cniscope", "version": __version__},
@@ -73,8 +73,10 @@ def to_dict(report: Report) -> dict[str, Any]:
             }
             for j in report.journeys
         ],
-        "journeys_total": journeys_total,
-        "flows_total": flows_total,
+        "journeys_total": report.journeys_total,
+        "flows_total": report.flows_total,
+        "selection": None if sel is None else {"filter": sel.text, "sightings": sel.sightings, "journeys": sel.journeys,
+                                                "flows": sel.flows},
         "flows": [
             {
                 "id": f.id,

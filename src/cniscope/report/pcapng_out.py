@@ -24,7 +24,13 @@ text gave, 0 where it gave none, TTL 64 when unknown; payload zero-filled to
 the length the text gave; TCP options left out; checksums of rebuilt headers
 are computed, so a bad checksum in the text is not reproduced); ARP is
 rebuilt as ARP. The section comment and every
-packet's comment say so ("rebuilt from text line 17"). A tunnelled sighting
+packet's comment say so ("rebuilt from text line 17"). Each capture point gets
+its own interface block, also when the text names no interface: the copies of
+a packet are then told apart by their order (`copy 1`, `copy 2` ...), as the
+terminal report shows them; on one interface Wireshark would flag them as TCP
+retransmissions. (Wireshark 4.2 and later keep conversations apart per
+interface with its conversation deinterlacing preference; 4.0 still flags
+copies, whatever their interface.) A tunnelled sighting
 is rebuilt as its inner packet, the envelope named in the comment.
 Time-of-day and relative clocks end up near 1970-01-01 (the date is unknown).
 """
@@ -177,6 +183,14 @@ def _batches(info: InputInfo) -> Iterator[FrameBatch]:
     yield from iter_input_batches(InputSpec(info.name), scratch)
 
 
+def _copy(row: dict) -> str | None:
+    """Text that names no interface still tells its capture points apart by order (`copy 2` of a packet seen three
+    times): each gets its own interface block, or Wireshark takes the copies for re-sends on one interface."""
+    if row["hops"] is None or row["hops"] < 2 or row["hop"] is None:
+        return None
+    return f"copy {row['hop'] + 1}"
+
+
 def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str],
              written: Written) -> None:
     for row in part.iter_rows(named=True):
@@ -185,7 +199,7 @@ def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, par
         if row["tunnel"]:
             envelope = f"{Tunnel(row['tunnel']).label} {address_text(row, 'outer_src')} > {address_text(row, 'outer_dst')}"
             note += f"; tunnel envelope {envelope} not rebuilt"
-        iface = interfaces.get(info, row["node"], row["iface"], int(LinkType.ETHERNET))
+        iface = interfaces.get(info, row["node"], row["iface"] or _copy(row), int(LinkType.ETHERNET))
         writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)
         written.packets += 1
         written.rebuilt += 1

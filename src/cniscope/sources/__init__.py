@@ -43,6 +43,7 @@ class ReadWarning:
     source: str  # file name as given
     where: str  # "byte 1234", "line 17", "" when the whole input is concerned
     message: str
+    level: str = "warning"  # "info": worth saying, not a problem (prose around a paste, nodes named by prompts)
 
     def __str__(self) -> str:
         where = f":{self.where}" if self.where else ""
@@ -63,10 +64,20 @@ class InputInfo:
     damaged: bool = False
     warnings: list[ReadWarning] = field(default_factory=list)
     done: float | None = None  # share of the input read so far (0..1), where the reader knows it (progress)
+    skipped: bool = False  # an entry of a directory that could not be opened (warned about; the rest was read)
 
     def warn(self, where: str, message: str, damaged: bool = True) -> None:
         self.warnings.append(ReadWarning(self.name, where, message))
         self.damaged = self.damaged or damaged
+
+    def note(self, where: str, message: str) -> None:
+        """Something the user should know that is no damage (the CLI says it as `info:`)."""
+        self.warnings.append(ReadWarning(self.name, where, message, level="info"))
+
+    @property
+    def unusable(self) -> bool:
+        """An input the user named from which nothing could be read: not a capture, empty, missing."""
+        return self.packets == 0 and self.damaged and not self.skipped
 
 
 @dataclass

@@ -114,6 +114,7 @@ def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iter
     """Yield the packet table of one input in batches of at most `batch_size` rows."""
     if spec.unreadable:
         info.warn("", f"skipped: {spec.unreadable}")
+        info.skipped = True
         return
     with ExitStack() as stack:
         found = _find(spec, info, stack)

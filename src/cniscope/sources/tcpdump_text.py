@@ -146,6 +146,8 @@ class TextReader:
         self.clock: Clock | None = None
         self.clock_warned = False
         self.line_warnings = 0
+        self.prose = 0  # lines of text that is no tcpdump output (notes, markdown around a paste)
+        self.prose_lines: list[int] = []  # the first of them
         self.partial_rows = 0
         self.ascii_dump = False  # the input has `-A` dumps after its packets
         self.held: list[tuple[int, str]] = []  # printable lines after packets, until -A is known
@@ -271,6 +273,11 @@ class TextReader:
         if self.segment.packets and PROSE_RE.match(line):
             self.pending_break = "lines that are not tcpdump's"
         self.info.unparsed_lines += 1
+        if "\ufffd" not in line and line.replace("\t", " ").isprintable():  # prose around a paste: normal, said once
+            self.prose += 1
+            if len(self.prose_lines) < 10:
+                self.prose_lines.append(n)
+            return
         self.line_warnings += 1
         if self.line_warnings <= MAX_LINE_WARNINGS:
             shown = line if len(line) <= 60 else line[:57] + "..."
@@ -568,9 +575,15 @@ def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) 
     if reader.partial_rows > MAX_LINE_WARNINGS:
         info.warn("", f"{reader.partial_rows - MAX_LINE_WARNINGS} more packets without their second line",
                   damaged=False)
+    if reader.prose and not info.packets and not reader.rows:
+        info.warn("", f"no tcpdump packet line in {reader.prose} lines of text")
+    elif reader.prose:
+        listed = ", ".join(map(str, reader.prose_lines)) + (" ..." if reader.prose > len(reader.prose_lines) else "")
+        info.note("", f"{reader.prose} line{'s' if reader.prose > 1 else ''} of text that is no tcpdump output "
+                      f"skipped (line {listed})")
     if reader.prompt_nodes:
         named = ", ".join(f"{node} (line {line})" for node, line in reader.prompt_nodes.items())
-        info.warn("", f"nodes named by the shell prompts that ran tcpdump: {named}", damaged=False)
+        info.note("", f"nodes named by the shell prompts that ran tcpdump: {named}")
     info.clock = reader.clock if reader.clock is not None else Clock.NONE
     if reader.rows:
         info.packets += len(reader.rows)
