@@ -58,6 +58,8 @@ NS = 1_000_000_000
 DAY_NS = 86400 * NS
 HALF_DAY_NS = DAY_NS // 2
 MAX_LINE_WARNINGS = 50
+# lines that are no packet at all: printable ones are text around a paste (a note, markdown), not damage
+PROSE = ("not a tcpdump packet line", "indented line with no packet before it")
 IPIP_SUFFIX = " (ipip-proto-4)"
 
 TS_RE = re.compile(
@@ -273,7 +275,7 @@ class TextReader:
         if self.segment.packets and PROSE_RE.match(line):
             self.pending_break = "lines that are not tcpdump's"
         self.info.unparsed_lines += 1
-        if "\ufffd" not in line and line.replace("\t", " ").isprintable():  # prose around a paste: normal, said once
+        if why in PROSE and "\ufffd" not in line and line.replace("\t", " ").isprintable():  # prose: normal, said once
             self.prose += 1
             if len(self.prose_lines) < 10:
                 self.prose_lines.append(n)
