@@ -323,7 +323,8 @@ def _ovs_pod_link(bridge: str, name: Callable[[str], str], port_of: Callable[[Ct
         return [
             Ip(ns, ("link", "add", host, *mtu, "type", "veth", "peer", "name", "eth0", *mtu, "netns", ctx.ns(pod.name))),
             Ip(ns, ("link", "set", host, "arp", "off", "up")),
-            _ovs(ctx, node).vsctl("add-port", bridge, host, "--", "set", "interface", host, f"ofport_request={port_of(ctx, node, pod)}"),
+            _ovs(ctx, node).vsctl("--no-wait", "add-port", bridge, host, "--", "set", "interface", host,
+                                  f"ofport_request={port_of(ctx, node, pod)}"),  # waited for once per node, see _ovs_ports_ready
         ]
 
     return build
@@ -352,10 +353,18 @@ def _antrea_node(ctx: Ctx, node: Node) -> list[Step]:
     ]
 
 
+def _ovs_ports_ready(ctx: Ctx, node: Node, name: Callable[[str], str], port_of: Callable[[Ctx, Node, Pod], int]) -> list[Step]:
+    """Wait once until ovs-vswitchd has every pod port of the node at its OpenFlow number."""
+    waits = [arg for pod in ctx.spec.pods_on(node.name)
+             for arg in ("--", "wait-until", "Interface", name(pod.name), f"ofport={port_of(ctx, node, pod)}")]
+    return [_ovs(ctx, node).vsctl(*waits[1:])] if waits else []
+
+
 def _antrea_after_pods(ctx: Ctx, node: Node) -> list[Step]:
     """The pipeline's flows, and what antrea-agent gives the node's stack: a route per remote pod CIDR through antrea-gw0."""
     ns, switch = ctx.ns(node.name), _ovs(ctx, node)
-    steps = switch.add("br-int", "groups", antrea.groups(ctx.spec)) if ctx.spec.services else []
+    steps = _ovs_ports_ready(ctx, node, antrea_port, _antrea_port)
+    steps += switch.add("br-int", "groups", antrea.groups(ctx.spec)) if ctx.spec.services else []
     steps += switch.add("br-int", "flows", antrea.flows(ctx.spec, node))
     steps += ovs.tunnel_neighbours(switch, [(other.ip, antrea.uplink_mac(other)) for other in _others(ctx, node)])
     for other in _others(ctx, node):
