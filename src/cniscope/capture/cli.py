@@ -12,6 +12,7 @@ import click
 from cniscope.capture import nodeside, plan, validate
 from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns, select
 from cniscope.capture.transports import DEFAULT_IMAGE, Kubectl, KubectlDebug, Local, Netns, Ssh, Transport
+from cniscope.errors import ExitCode
 from cniscope.outputs import check_new_dir
 from cniscope.terminal import printable
 
@@ -93,7 +94,7 @@ def capture_command(
     ssh_config: str | None, ssh_options: tuple[str, ...],
     namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, immediate: bool,
     force: bool,
-) -> None:
+) -> int:
     """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
     from cniscope.capture import runner
 
@@ -119,7 +120,7 @@ def capture_command(
         click.echo(json.dumps(planned.to_dict(), indent=1) if as_json else planned.render())
         if selector:
             click.echo(f"pods matching {selector!r} in {pod_namespace}: found at run time with kubectl get pods -l")
-        return
+        return ExitCode.OK
     if not output:
         raise click.UsageError("give -o DIR (or --dry-run)")
     check_new_dir(output, force)
@@ -137,3 +138,8 @@ def capture_command(
         click.echo(printable(line), err=True)
     if as_json:
         click.echo(json.dumps(manifest, indent=1, sort_keys=True))
+    failed = runner.failed_nodes(manifest)
+    if failed:
+        click.echo(printable(f"error: the capture failed on {'; '.join(failed)}; what was recorded is in {output}"), err=True)
+        return ExitCode.ENVIRONMENT
+    return ExitCode.OK

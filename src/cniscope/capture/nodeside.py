@@ -33,6 +33,14 @@ echo '== end'
 # timeout forwards SIGTERM to tcpdump and bounds it on the node even if the
 # client vanishes.
 START_SCRIPT = SBIN_PATH + 'echo "cniscope-pid $$" >&2; exec "$@"'
+# The same where our standard input reaches the node (local, netns, ssh): tcpdump also stops when it closes,
+# i.e. when cniscope dies or the connection is lost (a watcher reads it to its end), not only at the node's
+# time limit. The shell outlives tcpdump to stop the watcher first: a pid is never signalled once reaped.
+WATCHED_START_SCRIPT = SBIN_PATH + (
+    'exec 3<&0; "$@" 3<&- & pid=$!; echo "cniscope-pid $pid" >&2; '
+    '{ cat >/dev/null; kill -s TERM "$pid"; } <&3 >/dev/null 2>&1 & watcher=$!; exec 3<&-; '
+    'wait "$pid"; status=$?; kill "$watcher" 2>/dev/null; exit "$status"'
+)
 STOP_SCRIPT = 'kill -s TERM "$1"'
 PID_LINE = re.compile(r"^cniscope-pid (\d+)$")
 LISTENING = re.compile(r"^tcpdump: listening on ")
@@ -68,8 +76,9 @@ def inventory_argv() -> list[str]:
     return ["sh", "-c", INVENTORY_SCRIPT, "cniscope-inventory"]
 
 
-def tcpdump_argv(settings: TcpdumpSettings, bpf: str | None, limit_s: int) -> list[str]:
-    """The node-side command: a pid line on stderr, then pcap (LINUX_SLL2, ns stamps) on stdout."""
+def tcpdump_argv(settings: TcpdumpSettings, bpf: str | None, limit_s: int, watch_stdin: bool = False) -> list[str]:
+    """The node-side command: a pid line on stderr, then pcap (LINUX_SLL2, ns stamps) on stdout; with
+    `watch_stdin`, tcpdump stops when standard input closes."""
     args = ["tcpdump", "-i", "any", "-n", "-s", str(settings.snaplen), "-B", str(settings.buffer_kib), "-Z", "root"]
     args += ["--time-stamp-precision", "nano", "-w", "-"]
     if settings.immediate:
@@ -79,7 +88,7 @@ def tcpdump_argv(settings: TcpdumpSettings, bpf: str | None, limit_s: int) -> li
     if bpf:
         args += ["--", bpf]
     timeout = ["timeout", "-s", "TERM", "-k", str(KILL_GRACE_S), str(limit_s)]
-    return ["sh", "-c", START_SCRIPT, "cniscope-capture", *timeout, *args]
+    return ["sh", "-c", WATCHED_START_SCRIPT if watch_stdin else START_SCRIPT, "cniscope-capture", *timeout, *args]
 
 
 def stop_argv(pid: int | str) -> list[str]:

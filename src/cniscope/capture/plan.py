@@ -89,7 +89,7 @@ class Plan:
 def capture_step(
     transport: Transport, node: str, limits: Limits, settings: nodeside.TcpdumpSettings, bpf: str | None, sudo: bool
 ) -> Step:
-    argv = nodeside.tcpdump_argv(settings, bpf, limits.node_limit_s)
+    argv = nodeside.tcpdump_argv(settings, bpf, limits.node_limit_s, watch_stdin=transport.forwards_stdin)
     return Step(transport.wrap(node, argv, sudo=sudo), f"record on {node_label(node)} (pcap on stdout, pid on stderr)")
 
 

@@ -280,8 +280,10 @@ def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
 def _start(plan: Plan, run: NodeRun) -> None:
     run.step = capture_step(plan.transport, run.plan.node, plan.limits, plan.settings, run.bpf, run.sudo)
     try:
+        # kept open while tcpdump runs: where the transport forwards it, the node stops tcpdump when it closes
+        stdin = subprocess.PIPE if plan.transport.forwards_stdin else subprocess.DEVNULL
         run.proc = subprocess.Popen(
-            run.step.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            run.step.argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
         )
     except FileNotFoundError as exc:
         raise EnvironmentProblem(f"{run.step.argv[0]} is not installed here") from exc
@@ -334,6 +336,9 @@ def _capture(
     while True:
         if interrupted.is_set():
             return started_ns, "interrupted"
+        ended = [run.plan.label for run in runs if run.proc is not None and run.proc.poll() not in (None, 0)]
+        if ended:  # killed on its node, or the connection lost: stop the others now, not at --duration
+            return started_ns, f"failed on {', '.join(ended)}"
         if all(run.proc is not None and run.proc.poll() is not None for run in runs):
             return started_ns, "count" if limits.count else "tcpdump exited"
         if any(run.bytes >= max_bytes for run in runs):
@@ -368,6 +373,8 @@ def _stop(plan: Plan, runs: list[NodeRun]) -> None:
     for run in runs:
         for thread in run.threads:
             thread.join(STOP_WAIT_S)
+        if run.proc is not None and run.proc.stdin is not None and run.proc.poll() is not None:
+            run.proc.stdin.close()
 
 
 def _final_inventory(runs: list[NodeRun]) -> None:
@@ -444,6 +451,7 @@ def _write(
                 "tcpdump": {"captured": summary.captured, "received": summary.received, "dropped": summary.dropped},
                 "pid": run.pid,
                 "exit_status": run.proc.returncode if run.proc else None,
+                "failed": _failure(run),
                 "sudo": run.sudo,
                 "filter": run.bpf,
                 "command": list(run.step.argv) if run.step else None,
@@ -477,12 +485,30 @@ def _write(
     return manifest
 
 
+def _failure(run: NodeRun) -> str | None:
+    """Why the node's capture ended before we stopped it: a tcpdump killed on the node, a lost connection."""
+    status = run.proc.returncode if run.proc else None
+    if status in (None, 0):
+        return None
+    said = [line for line in run.stderr if not nodeside.LISTENING.match(line) and not nodeside.PID_LINE.match(line)]
+    why = {255: "the connection to the node was lost (ssh exit 255)", 124: "the node's own time limit stopped it"}.get(
+        status, f"tcpdump ended early (exit status {status}{', killed by signal ' + str(status - 128) if status > 128 else ''})")
+    return why + (f": {said[-1]}" if said else "")
+
+
+def failed_nodes(manifest: dict[str, Any]) -> list[str]:
+    """`node: why` for every node whose capture ended before the stop (the files keep what it recorded)."""
+    return [f"{node['name']}: {node['failed']}" for node in manifest["nodes"] if node.get("failed")]
+
+
 def summary_lines(manifest: dict[str, Any]) -> list[str]:
     lines = [f"stopped: {manifest['stop_reason']}"]
     for node in manifest["nodes"]:
         counts = node["tcpdump"]
         dropped = "unknown" if counts["dropped"] is None else counts["dropped"]
         lines.append(f"{node['name']}: {node['packets']} packets, {dropped} dropped by kernel -> {node['file']}")
+        if node.get("failed"):
+            lines.append(f"  FAILED: {node['failed']}")
         lines.extend(f"  warning: {w}" for w in node["warnings"])
     lines.append(f"merged: {manifest['merged']}; manifest: {MANIFEST}")
     return lines

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cniscope.capture import validate
 
@@ -31,6 +31,7 @@ class Step:
 
 class Transport(Protocol):
     kind: str
+    forwards_stdin: ClassVar[bool]  # our standard input reaches the node's command (kubectl exec without -i: no)
 
     def target(self, node: str) -> str:
         """What the transport addresses for `node` (a namespace, an ssh destination, a pod)."""
@@ -58,6 +59,7 @@ class Local:
     """This machine."""
 
     kind: str = "local"
+    forwards_stdin: ClassVar[bool] = True
 
     def target(self, node: str) -> str:
         return "localhost"
@@ -82,6 +84,7 @@ class Netns:
     prefix: str
     lab: str | None = None
     kind: str = "netns"
+    forwards_stdin: ClassVar[bool] = True
 
     def target(self, node: str) -> str:
         return self.prefix + node
@@ -109,6 +112,7 @@ class Ssh:
     config: str | None = None
     options: tuple[str, ...] = ()
     kind: str = "ssh"
+    forwards_stdin: ClassVar[bool] = True
 
     def target(self, node: str) -> str:
         return node
@@ -158,6 +162,7 @@ class Kubectl:
     kubeconfig: str | None = None
     session: str = "0"
     kind: str = "kubectl"
+    forwards_stdin: ClassVar[bool] = False
 
     def kubectl(self) -> list[str]:
         args = ["kubectl"]

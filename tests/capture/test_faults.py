@@ -1,0 +1,61 @@
+"""Faults while recording, for real in network namespaces: a node's tcpdump killed, cniscope itself killed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tests.marks import needs_root
+
+from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm
+from .test_runner import two_nodes
+
+
+def tcpdumps(netns: Namespaces, member: str) -> list[int]:
+    return [pid for pid in netns.pids(member) if comm(pid) == "tcpdump"]
+
+
+def wait_for(condition, seconds: float = 20) -> bool:  # type: ignore[no-untyped-def]
+    """Poll a condition, bounded (the node-side fallback would be duration + 30 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@needs_root
+def test_a_tcpdump_killed_on_its_node_fails_the_capture_naming_the_node(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    out = tmp_path / "cap"
+    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--filter", "udp port 9999",
+                                 "--duration", "600", "-o", str(out)))
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "5")
+    (victim,) = tcpdumps(netns, "b")
+    netns.run("b", "kill", "-s", "KILL", str(victim))
+    code, err = running.finish(timeout=120)  # well before --duration 600
+    assert code == 5, err
+    assert "error: the capture failed on b: tcpdump ended early (exit status 137, killed by signal 9)" in err
+    assert "Traceback" not in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stop_reason"] == "failed on b"
+    by_name = {node["name"]: node for node in manifest["nodes"]}
+    assert by_name["b"]["failed"] and by_name["a"]["failed"] is None
+    assert by_name["a"]["packets"] == 5  # the other node's capture is kept
+    assert not tcpdumps(netns, "a") and not tcpdumps(netns, "b")
+
+
+@needs_root
+def test_a_killed_cniscope_stops_the_tcpdumps_on_its_nodes(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--duration", "600",
+                                 "-o", str(tmp_path / "cap")))
+    assert tcpdumps(netns, "a") and tcpdumps(netns, "b")
+    running.proc.send_signal(signal.SIGKILL)
+    running.proc.wait(10)
+    # standard input closed: each node stops its tcpdump now, not at the node's limit (--duration + 30 s)
+    assert wait_for(lambda: not tcpdumps(netns, "a") and not tcpdumps(netns, "b"))
