@@ -91,6 +91,14 @@ def test_pcapng_node_interface_comment_and_tag(tmp_path: Path) -> None:
     assert whole(read_one(path, node="tagged")[0])["node"].to_list() == ["tagged"] * 5
 
 
+def test_pcapng_comments_stay_on_their_packets_when_batches_decode_ahead(tmp_path: Path) -> None:
+    path = tmp_path / "n.pcapng"
+    path.write_bytes(pcapng_bytes(tmp_path))
+    tables = read_one(path, batch_size=1)[0]  # the reader walks two batches ahead of the one being finished
+    assert len(tables) == 5
+    assert whole(tables)["info"].to_list() == [None, None, "the third", None, None]
+
+
 def test_pcap_rows_take_the_tag(tmp_path: Path) -> None:
     path = tmp_path / "c.pcap"
     path.write_bytes(pcap_bytes(3))

@@ -261,8 +261,8 @@ def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_
         batches = reader.batches()
         comments = reader.comments
     oversized, first = 0, 0
-    for batch in batches:
-        table = _finish(decode_batch(batch, info.index), batch, spec, info, comments)
+    for batch, decoded in _decoded(batches, info.index):
+        table = _finish(decoded, batch, spec, info, comments)
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(buf), 1)
         info.packets += table.height
@@ -276,6 +276,30 @@ def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_
                                    "(captured length above wire length)")
 
 
+DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: numpy and polars release the GIL
+
+
+def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
+    """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
+    `DECODERS` + 1 batches in flight: memory stays bounded)."""
+    if DECODERS <= 1:
+        yield from ((batch, decode_batch(batch, index)) for batch in batches)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(decode_batch, batch, index)))
+            if len(pending) > DECODERS:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
 def _finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
             comments: dict[int, str]) -> pl.DataFrame:
     """Tag rows with their input and node; nulls for what the file did not hold."""
@@ -284,11 +308,12 @@ def _finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: Input
         columns.append(pl.col("node").fill_null(spec.node))
     if (batch.ts == pcapng.NO_TS).any():
         columns.append(pl.when(pl.col("ts") == pcapng.NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
-    if comments:  # pcapng packet comments become the row's info when decode left it empty
-        frames, texts = list(comments), list(comments.values())
+    end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
+    mine = {frame: comments.pop(frame) for frame in [f for f in comments if f < end]}
+    if mine:  # pcapng packet comments become the row's info when decode left it empty
+        frames, texts = list(mine), list(mine.values())
         comment = pl.col("frame").cast(pl.Int64).replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
         columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
-        comments.clear()
     return table.with_columns(columns)
 
 
