@@ -1,7 +1,7 @@
 """End-to-end `cniscope analyze --json` against `tcpdump -nn -r` merely printing the same file.
 
     python benchmarks/analyze.py [--sizes 1M,10M] [--rounds 1] [--nodes 1]
-    python benchmarks/analyze.py --stages [--sizes 10M]
+    python benchmarks/analyze.py --stages [--sizes 10M] [--capture FILE]
 
 
 Same generated LINUX_SLL2 captures as benchmarks/decode.py (TCP conversations
@@ -33,7 +33,7 @@ def bench(packets: int, snaplen: int, rounds: int, nodes: int = 1) -> dict[str, 
     warm(path)
     inputs = [str(path)] if nodes == 1 else [f"node{i + 1}={path}" for i in range(nodes)]
     commands = {
-        "cniscope": [str(CNISCOPE), "analyze", "--json", "--max-journeys", "1000", *inputs],
+        "cniscope": [str(CNISCOPE), "analyze", "--json", *inputs],  # default flags: what users get
         "tcpdump": ["sh", "-c", 'for i in $(seq "$1"); do tcpdump -nn -r "$2"; done', "tcpdump", str(nodes), str(path)],
     }
     best: dict[str, Run] = {}
@@ -48,31 +48,36 @@ def bench(packets: int, snaplen: int, rounds: int, nodes: int = 1) -> dict[str, 
     return best
 
 
-def stages(packets: int, snaplen: int) -> None:
-    """The stages of `cniscope.analyze.analyze_capture`, timed one by one (peak RSS is the process's so far)."""
+def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
+    """The stages of `cniscope.analyze.analyze_capture`, timed one by one (peak RSS is the process's so far), on
+    benchmarks/gen.py's capture or the one `given` (e.g. of benchmarks/gen_capture.py, the reference)."""
     from cniscope import findings, flows, journeys
+    from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
     from cniscope.models import infer, roles
     from cniscope.sources import InputSpec, read
 
-    path = capture_for(packets, snaplen)
+    path = given or capture_for(packets, snaplen)
     warm(path)
     started = last = time.monotonic()
 
     def done(stage: str) -> None:
         nonlocal last
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(f"  {stage:12s} {time.monotonic() - last:7.2f} s  peak {peak / 1e6:7.0f} MB ({peak / packets:4.0f} B/packet)", flush=True)
+        rows = packets or capture.table.height
+        print(f"  {stage:12s} {time.monotonic() - last:7.2f} s  peak {peak / 1e6:7.0f} MB ({peak / rows:4.0f} B/packet)", flush=True)
         last = time.monotonic()
 
     capture = read([InputSpec(str(path))])
     done("read")
-    correlation = journeys.correlate(capture.table)
+    workers = workers_default()
+    partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
+    correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers)
     done("correlate")
     table = correlation.table = flows.assign(correlation.table)
     done("flows.assign")
-    kept = journeys.materialise(correlation, limit=1000)
+    kept = journeys.materialise(correlation, limit=MAX_JOURNEYS)
     done("materialise")
-    flow_list, kept = flows.build(table, kept)
+    flow_list, kept = flows.build(table, kept, limit=MAX_JOURNEYS)
     done("flows.build")
     verdict = infer.infer(table, kept)
     done("models.infer")
@@ -90,7 +95,11 @@ def main() -> None:
     parser.add_argument("--snaplen-10m", type=int, default=128)
     parser.add_argument("--stages", action="store_true", help="time each stage in this process instead")
     parser.add_argument("--nodes", type=int, default=1, help="give the file as this many nodes")
+    parser.add_argument("--capture", type=Path, help="with --stages: time the stages on this file instead")
     args = parser.parse_args()
+    if args.stages and args.capture:
+        stages(0, 0, args.capture)
+        return
     for size in args.sizes.split(","):
         packets = parse_size(size)
         snaplen = args.snaplen_10m if packets >= 10_000_000 else 262144

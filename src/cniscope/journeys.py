@@ -32,6 +32,14 @@ Theory of operation
    consecutive hops we record the delay and what changed: TTL, MACs,
    addresses and ports (NAT), the tunnel envelope.
 
+5. *Partitions.* Steps 2 and 4 need only the sightings of one packet, so
+   they run per partition of the fingerprint (`split`: a hash picks the
+   partition), a few at a time, with working memory a partition's. The unit
+   of work is `correlate_partition(narrow rows of one partition) -> Partial`;
+   `Merge` puts partials back in row order and numbers journeys over all
+   partitions by first row, so any partition count gives the same result.
+   Only step 3 (clocks) looks at all partitions at once, between the two.
+
 Everything up to the materialisation of `Journey` objects is columnar
 (polars), so a capture of millions of sightings is grouped in seconds.
 """
