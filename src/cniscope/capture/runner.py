@@ -41,7 +41,7 @@ from cniscope.capture.manifest import MANIFEST, write_manifest
 from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
 from cniscope.capture.transports import Step
-from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode
+from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode, OutputError
 from cniscope.pcapng_writer import ConvertResult, MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
 
 STEP_TIMEOUT_S = 150
@@ -50,6 +50,7 @@ STOP_WAIT_S = 15
 ACTION_SETTLE_S = 0.1  # after an action, let its last packets reach every node's tap
 MERGED = "merged.pcapng"
 PIPE_SIZE = 1 << 20
+FULL_DISK_RESERVE = 128 << 10  # bytes of a node's raw pcap given back on a full disk, for the manifest
 T = TypeVar("T")
 
 
@@ -91,6 +92,7 @@ class NodeRun:
     stop_facts: NodeFacts | None = None
     warnings: list[str] = field(default_factory=list)
     stopped_by_us: bool = False
+    write_error: str | None = None  # the output's disk full (what fit is kept)
 
 
 def _parallel(fn: Callable[[NodeRun], T], runs: list[NodeRun]) -> list[T]:
@@ -201,9 +203,11 @@ def _run(plan: Plan, out: Path, pods: list[PodTarget] | None, progress: Callable
             finally:
                 _stop(plan, runs)
                 _teardown(plan, runs)
-            return _write(plan, runs, out, started_ns, stopped_ns, reason, pods or [], argv)
-    except OSError as exc:
-        raise EnvironmentProblem(f"writing the capture to {out}: {exc}") from exc
+            try:
+                return _write(plan, runs, out, started_ns, stopped_ns, reason, pods or [], argv)
+            except OSError as exc:  # no room for the pcapng: keep the raw pcap that fit, and say why
+                return _write_raw(plan, runs, out, started_ns, stopped_ns, f"{reason}; pcapng not written "
+                                  f"({exc.strerror or exc})", pods or [], argv)
     finally:
         shutil.rmtree(rawdir, ignore_errors=True)
 
@@ -246,11 +250,19 @@ def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> N
 
 
 def _pump_stdout(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
+    """The node's pcap into its raw file; when the disk is full, what fit is kept and the rest drained
+    (tcpdump must not block) while the capture stops."""
     assert proc.stdout is not None
-    with open(run.raw, "wb") as sink:
+    with open(run.raw, "wb", buffering=0) as sink:
         while chunk := proc.stdout.read1(1 << 20):
-            sink.write(chunk)
             run.bytes += len(chunk)
+            view = memoryview(chunk)
+            while view and run.write_error is None:
+                try:
+                    view = view[sink.write(view) or 0:]
+                except OSError as exc:
+                    run.write_error = f"writing {run.raw.parent.parent}: {exc.strerror}"
+                    sink.truncate(max(0, sink.tell() - FULL_DISK_RESERVE))  # room for the manifest
 
 
 def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
@@ -336,6 +348,9 @@ def _capture(
     while True:
         if interrupted.is_set():
             return started_ns, "interrupted"
+        full = next((run.write_error for run in runs if run.write_error), None)
+        if full:
+            return started_ns, f"output full ({full})"
         ended = [run.plan.label for run in runs if run.proc is not None and run.proc.poll() not in (None, 0)]
         if ended:  # killed on its node, or the connection lost: stop the others now, not at --duration
             return started_ns, f"failed on {', '.join(ended)}"
@@ -433,9 +448,41 @@ def _write(
         converted = [_convert(run, out / f"{run.plan.label}.pcapng", merged) for run in runs]
     finally:
         merged.finish()
+    files = [f"{run.plan.label}.pcapng" for run in runs]
+    return _manifest(plan, runs, converted, files, MERGED, out, started_ns, stopped_ns, reason, pods, argv)
+
+
+def _write_raw(
+    plan: Plan, runs: list[NodeRun], out: Path, started_ns: int, stopped_ns: int, reason: str,
+    pods: list[PodTarget], argv: list[str] | None,
+) -> dict[str, Any]:
+    """The disk filled while writing pcapng: drop the partial pcapng, keep each node's raw pcap (moved, no new
+    space needed) and write the manifest naming them. If even that cannot be written, say where the pcap are."""
+    files = []
+    for run in runs:
+        run.write_error = run.write_error or f"{reason.rpartition('; ')[2]}"
+        (out / f"{run.plan.label}.pcapng").unlink(missing_ok=True)
+        kept = out / f"{run.plan.label}.pcap"
+        if run.raw.exists():
+            run.raw.replace(kept)
+        files.append(kept.name)
+        run.warnings.append(f"the pcap as tcpdump wrote it is kept in {kept.name} (interfaces by index, not by name)")
+    (out / MERGED).unlink(missing_ok=True)
+    converted = [{"packets": None, "unknown_ifindex": [], "damage": None} for _ in runs]
+    try:
+        return _manifest(plan, runs, converted, files, None, out, started_ns, stopped_ns, reason, pods, argv)
+    except OSError as exc:
+        raise OutputError(f"{out}: {reason}; no manifest either ({exc.strerror}); the captures are kept as "
+                          f"{', '.join(files)}") from None
+
+
+def _manifest(
+    plan: Plan, runs: list[NodeRun], converted: list[dict[str, Any]], files: list[str], merged: str | None, out: Path,
+    started_ns: int, stopped_ns: int, reason: str, pods: list[PodTarget], argv: list[str] | None,
+) -> dict[str, Any]:
     nodes = []
-    for run, conv in zip(runs, converted, strict=True):
-        path = out / f"{run.plan.label}.pcapng"
+    for run, conv, file in zip(runs, converted, files, strict=True):
+        path = out / file
         summary = nodeside.parse_summary(run.stderr)
         if summary.dropped is None:
             run.warnings.append("tcpdump printed no drop count (it did not exit normally)")
@@ -451,7 +498,7 @@ def _write(
                 "tcpdump": {"captured": summary.captured, "received": summary.received, "dropped": summary.dropped},
                 "pid": run.pid,
                 "exit_status": run.proc.returncode if run.proc else None,
-                "failed": _failure(run),
+                "failed": run.write_error or _failure(run),
                 "sudo": run.sudo,
                 "filter": run.bpf,
                 "command": list(run.step.argv) if run.step else None,
@@ -477,7 +524,7 @@ def _write(
         "stop_ns": stopped_ns,
         "written": _now_iso(),
         "stop_reason": reason,
-        "merged": MERGED,
+        "merged": merged,
         "pods": [pod.to_json() for pod in pods],
         "nodes": nodes,
     }
@@ -506,10 +553,11 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
     for node in manifest["nodes"]:
         counts = node["tcpdump"]
         dropped = "unknown" if counts["dropped"] is None else counts["dropped"]
-        lines.append(f"{node['name']}: {node['packets']} packets, {dropped} dropped by kernel -> {node['file']}")
+        packets = "?" if node["packets"] is None else node["packets"]
+        lines.append(f"{node['name']}: {packets} packets, {dropped} dropped by kernel -> {node['file']}")
         if node.get("failed"):
             lines.append(f"  FAILED: {node['failed']}")
         lines.extend(f"  warning: {w}" for w in node["warnings"])
-    lines.append(f"merged: {manifest['merged']}; manifest: {MANIFEST}")
+    lines.append(f"merged: {manifest['merged'] or 'none'}; manifest: {MANIFEST}")
     return lines
 
