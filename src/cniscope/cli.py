@@ -45,7 +45,27 @@ def _specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:
     return specs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Lazy(click.Group):
+    """A group whose larger parts (lab, capture, demo, models) are imported only when their command runs: every
+    command pays for the imports it uses, not for all of them (lab and demo alone cost a third of a second)."""
+
+    LAZY = {"lab": "cniscope.lab.cli:lab_group", "demo": "cniscope.demo:demo_command",
+            "capture": "cniscope.capture.cli:capture_command", "models": "cniscope.models.cli:models_group"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.LAZY:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attribute = self.LAZY[name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=_Lazy, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cniscope")
 @click.option("--debug", is_flag=True, help="On an internal error, print its traceback (for the bug report).")
 def cli(debug: bool) -> None:
@@ -287,17 +307,6 @@ def completion_command(shell: str) -> None:
     completion = get_completion_class(shell)
     assert completion is not None  # click ships all three
     click.echo(completion(cli, {}, "cniscope", "_CNISCOPE_COMPLETE").source())
-
-
-from cniscope.demo import demo_command  # noqa: E402  (groups of the larger parts, added explicitly)
-from cniscope.lab.cli import lab_group  # noqa: E402
-from cniscope.capture.cli import capture_command  # noqa: E402
-from cniscope.models.cli import models_group  # noqa: E402
-
-cli.add_command(lab_group)
-cli.add_command(demo_command)
-cli.add_command(capture_command)
-cli.add_command(models_group)
 
 
 def _size(text: str | None) -> int | None:
