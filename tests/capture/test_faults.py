@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.cli import run
 from tests.marks import needs_root
 
 from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm
@@ -89,3 +90,29 @@ def test_a_full_disk_keeps_what_fit_and_the_manifest_says_why(netns: Namespaces,
     finally:
         subprocess.run(["umount", str(disk)], timeout=30)
     assert not tcpdumps(netns, "a") and not tcpdumps(netns, "b")
+
+
+def test_an_unreachable_ssh_node_leaves_no_output_directory(tmp_path: Path) -> None:
+    """ssh to a closed port on this machine's loopback: refused at once, nothing else is touched."""
+    out = tmp_path / "cap"
+    ran = run("capture", "--via", "ssh", "--nodes", "n1", "--ssh-option", "HostName=127.0.0.1",
+              "--ssh-option", "Port=1", "--duration", "5", "-o", str(out))
+    assert ran.code == 5, ran.err
+    assert "cannot record on n1" in ran.err and "--keep-going records on the others" in ran.err
+    assert "Traceback" not in ran.err
+    assert not out.exists()
+
+
+@needs_root
+def test_keep_going_records_on_the_reachable_nodes(netns: Namespaces, tmp_path: Path) -> None:
+    two_nodes(netns)
+    out = tmp_path / "cap"
+    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,gone,b", "--filter",
+                                 "udp port 9999", "--count", "3", "--duration", "60", "--keep-going", "-o", str(out)))
+    netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "3")
+    code, err = running.finish(timeout=120)
+    assert code == 5 and "gone: not recorded: " in err, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [node["name"] for node in manifest["nodes"]] == ["a", "b"]
+    assert [node["packets"] for node in manifest["nodes"]] == [3, 3]
+    assert [node["name"] for node in manifest["unreachable"]] == ["gone"]

@@ -88,12 +88,14 @@ def _pods(refs: tuple[str, ...], selector: str | None, pod_namespace: str, trans
 @click.option("--immediate", is_flag=True,
               help="tcpdump --immediate-mode: no 1.3 s wait at stop, but a ring of one slot per snaplen that drops bursts.")
 @click.option("--force", is_flag=True, help="Write into -o DIR even when it holds files (an earlier capture is replaced).")
+@click.option("--keep-going", is_flag=True, help="Record on the nodes that can be reached, leaving out the others "
+              "(exit 5 all the same, naming them).")
 def capture_command(
     node_texts: tuple[str, ...], via: str, bpf: str | None, duration: float, count: int | None, max_size: float,
     pod_refs: tuple[str, ...], selector: str | None, pod_namespace: str, output: str | None, dry_run: bool, as_json: bool,
     ssh_config: str | None, ssh_options: tuple[str, ...],
     namespace: str, image: str, context: str | None, kubeconfig: str | None, buffer_kib: int, snaplen: int, immediate: bool,
-    force: bool,
+    force: bool, keep_going: bool,
 ) -> int:
     """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
     from cniscope.capture import runner
@@ -133,7 +135,7 @@ def capture_command(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     manifest = runner.run(the_plan, output, targets, progress=lambda text: click.echo(printable(text), err=True),
-                          argv=sys.argv, force=force)
+                          argv=sys.argv, force=force, keep_going=keep_going)
     for line in runner.summary_lines(manifest):
         click.echo(printable(line), err=True)
     if as_json:

@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,18 +152,27 @@ def run(
     argv: list[str] | None = None,
     action: Callable[[], object] | None = None,
     force: bool = False,
+    keep_going: bool = False,
 ) -> dict[str, Any]:
     """Run `plan`, write DIR/<node>.pcapng, DIR/merged.pcapng and DIR/manifest.json; return the manifest.
 
     With `action`, capture while it runs (then stop) rather than until a limit. Packets carry payloads:
     every file is written 0600, in a directory created 0700. An earlier capture in DIR is replaced
-    only with `force`.
+    only with `force`. A node that cannot be reached fails the run, or with `keep_going` is left out (the
+    manifest's `unreachable` says why). A run that fails leaves no directory it created.
     """
     out = Path(outdir)
     if (out / MANIFEST).exists() and not force:
         raise CaptureFailed(f"{out} already holds a capture ({MANIFEST}); choose another directory")
-    with _private():
-        return _run(plan, out, pods, progress, argv, action)
+    created = not out.exists()
+    try:
+        with _private():
+            return _run(plan, out, pods, progress, argv, action, keep_going)
+    except BaseException:
+        if created:
+            with suppress(OSError):
+                out.rmdir()  # only when empty: what a failed run leaves is never removed
+        raise
 
 
 @contextmanager
@@ -177,7 +186,7 @@ def _private() -> Iterator[None]:
 
 
 def _run(plan: Plan, out: Path, pods: list[PodTarget] | None, progress: Callable[[str], None], argv: list[str] | None,
-         action: Callable[[], object] | None) -> dict[str, Any]:
+         action: Callable[[], object] | None, keep_going: bool) -> dict[str, Any]:
     rawdir = out / ".raw"
     try:
         rawdir.mkdir(parents=True, exist_ok=True)
@@ -188,26 +197,28 @@ def _run(plan: Plan, out: Path, pods: list[PodTarget] | None, progress: Callable
         with _Signals() as signals:
             try:
                 _setup(plan, runs, progress)
-                _inventory(runs)
+                unreachable = _inventory(runs, keep_going)
+                recording = [run for run in runs if run.plan.label not in unreachable]
                 if signals.event.is_set():
                     raise CaptureFailed("interrupted before the capture started")
-                _choose_filters(plan, runs, pods or [])
-                started_ns, reason = _capture(plan, runs, signals.event, progress, action)
+                _choose_filters(plan, recording, pods or [])
+                started_ns, reason = _capture(plan, recording, signals.event, progress, action)
                 stopped_ns = time.time_ns()
                 if reason == "action":
                     time.sleep(max(plan.settings.flush_s, ACTION_SETTLE_S))
                 elif reason not in ("tcpdump exited", "count"):
                     time.sleep(plan.settings.flush_s)
-                _stop(plan, runs)
-                _final_inventory(runs)
+                _stop(plan, recording)
+                _final_inventory(recording)
             finally:
                 _stop(plan, runs)
-                _teardown(plan, runs)
+                _teardown(plan, runs)  # every node's, also the unreachable ones' (kubectl: their pods)
             try:
-                return _write(plan, runs, out, started_ns, stopped_ns, reason, pods or [], argv)
+                manifest = _write(plan, recording, out, started_ns, stopped_ns, reason, pods or [], argv, unreachable)
             except OSError as exc:  # no room for the pcapng: keep the raw pcap that fit, and say why
-                return _write_raw(plan, runs, out, started_ns, stopped_ns, f"{reason}; pcapng not written "
-                                  f"({exc.strerror or exc})", pods or [], argv)
+                manifest = _write_raw(plan, recording, out, started_ns, stopped_ns, f"{reason}; pcapng not written "
+                                      f"({exc.strerror or exc})", pods or [], argv, unreachable)
+            return manifest
     finally:
         shutil.rmtree(rawdir, ignore_errors=True)
 
@@ -221,14 +232,24 @@ def _setup(plan: Plan, runs: list[NodeRun], progress: Callable[[str], None]) -> 
     _parallel(one, runs)
 
 
-def _inventory(runs: list[NodeRun]) -> None:
-    def one(run: NodeRun) -> None:
-        run.facts = parse_inventory(_checked(run.plan.inventory))
+def _inventory(runs: list[NodeRun], keep_going: bool = False) -> dict[str, str]:
+    """Each node's facts; the nodes that cannot be reached or lack tcpdump (label -> why) fail the run,
+    or with `keep_going` are returned, to be left out, as long as one node remains."""
+    def one(run: NodeRun) -> str | None:
+        try:
+            run.facts = parse_inventory(_checked(run.plan.inventory))
+        except CaptureFailed as exc:
+            return str(exc)
         if "tcpdump" not in run.facts.versions:
-            raise CaptureFailed(f"{run.plan.label}: tcpdump is not installed on the node")
+            return f"{run.plan.label}: tcpdump is not installed on the node"
         run.sudo = run.facts.uid not in (0, None)
+        return None
 
-    _parallel(one, runs)
+    failed = {run.plan.label: why for run, why in zip(runs, _parallel(one, runs), strict=True) if why}
+    if failed and (not keep_going or len(failed) == len(runs)):
+        hint = "" if keep_going else " (--keep-going records on the others)"
+        raise CaptureFailed(f"cannot record on {', '.join(failed)}: {'; '.join(failed.values())}{hint}")
+    return failed
 
 
 def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> None:
@@ -440,7 +461,7 @@ def _convert(run: NodeRun, path: Path, merged: MergedCapture) -> dict[str, Any]:
 
 def _write(
     plan: Plan, runs: list[NodeRun], out: Path, started_ns: int, stopped_ns: int, reason: str,
-    pods: list[PodTarget], argv: list[str] | None,
+    pods: list[PodTarget], argv: list[str] | None, unreachable: dict[str, str],
 ) -> dict[str, Any]:
     merged = MergedCapture(str(out / MERGED), "cniscope capture of " + ", ".join(run.plan.label for run in runs)
                            + "; packets of all nodes in time order, each interface's node in its description (node=<name>)")
@@ -449,12 +470,12 @@ def _write(
     finally:
         merged.finish()
     files = [f"{run.plan.label}.pcapng" for run in runs]
-    return _manifest(plan, runs, converted, files, MERGED, out, started_ns, stopped_ns, reason, pods, argv)
+    return _manifest(plan, runs, converted, files, MERGED, out, started_ns, stopped_ns, reason, pods, argv, unreachable)
 
 
 def _write_raw(
     plan: Plan, runs: list[NodeRun], out: Path, started_ns: int, stopped_ns: int, reason: str,
-    pods: list[PodTarget], argv: list[str] | None,
+    pods: list[PodTarget], argv: list[str] | None, unreachable: dict[str, str],
 ) -> dict[str, Any]:
     """The disk filled while writing pcapng: drop the partial pcapng, keep each node's raw pcap (moved, no new
     space needed) and write the manifest naming them. If even that cannot be written, say where the pcap are."""
@@ -470,7 +491,7 @@ def _write_raw(
     (out / MERGED).unlink(missing_ok=True)
     converted = [{"packets": None, "unknown_ifindex": [], "damage": None} for _ in runs]
     try:
-        return _manifest(plan, runs, converted, files, None, out, started_ns, stopped_ns, reason, pods, argv)
+        return _manifest(plan, runs, converted, files, None, out, started_ns, stopped_ns, reason, pods, argv, unreachable)
     except OSError as exc:
         raise OutputError(f"{out}: {reason}; no manifest either ({exc.strerror}); the captures are kept as "
                           f"{', '.join(files)}") from None
@@ -479,6 +500,7 @@ def _write_raw(
 def _manifest(
     plan: Plan, runs: list[NodeRun], converted: list[dict[str, Any]], files: list[str], merged: str | None, out: Path,
     started_ns: int, stopped_ns: int, reason: str, pods: list[PodTarget], argv: list[str] | None,
+    unreachable: dict[str, str],
 ) -> dict[str, Any]:
     nodes = []
     for run, conv, file in zip(runs, converted, files, strict=True):
@@ -527,6 +549,7 @@ def _manifest(
         "merged": merged,
         "pods": [pod.to_json() for pod in pods],
         "nodes": nodes,
+        "unreachable": [{"name": name, "why": why} for name, why in unreachable.items()],
     }
     write_manifest(out, manifest)
     return manifest
@@ -544,8 +567,10 @@ def _failure(run: NodeRun) -> str | None:
 
 
 def failed_nodes(manifest: dict[str, Any]) -> list[str]:
-    """`node: why` for every node whose capture ended before the stop (the files keep what it recorded)."""
-    return [f"{node['name']}: {node['failed']}" for node in manifest["nodes"] if node.get("failed")]
+    """`node: why` for every node whose capture ended before the stop (the files keep what it recorded),
+    and every node left out as unreachable (--keep-going)."""
+    return [f"{node['name']}: {node['failed']}" for node in manifest["nodes"] if node.get("failed")] + [
+        f"{node['name']}: not recorded: {node['why']}" for node in manifest.get("unreachable", [])]
 
 
 def summary_lines(manifest: dict[str, Any]) -> list[str]:
