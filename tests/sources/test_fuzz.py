@@ -1,4 +1,4 @@
-"""Fuzz every reader with damaged copies of valid inputs (hypothesis, bounded: about 30 s in all).
+"""Fuzz every reader with damaged copies of valid inputs (hypothesis, bounded: about a minute in all).
 
 Mutations: bytes overwritten, the input cut, garbage inserted. Properties: no
 exception escapes, and every packet that lies wholly before the first changed
@@ -7,22 +7,30 @@ byte comes out exactly as from the intact input.
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng, read
+from cniscope.sources import open as open_module
 from cniscope.sources.tcpdump_text import iter_tables as text_tables
+from tests.cli import run
 from tests.frames import ethernet, ipv4, sll2, tcp, udp, vxlan
 from tests.sources.pcapng_blocks import epb, idb, shb
 from tests.paths import SEED
 
+RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FUZZ = settings(max_examples=120, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -175,3 +183,62 @@ def test_pcapng_clock_options_of_any_value(tsresol: int, tsoffset: int, ts: int)
                      epb("<", 0, ts, FRAMES[0])])
     got, info = walk(pcapng.iter_batches, data)
     assert len(got) == 1 or (info.damaged and info.warnings[0].message.startswith("interface block 0: "))
+
+
+# --- hostile streams: compression layers cut, nested, expanding past the bomb limit; text with escapes and long lines
+
+LAYERS = {
+    "gzip": gzip.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    "xz": lzma.compress,
+    "bzip2": bz2.compress,
+}
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(sorted(LAYERS)), min_size=1, max_size=2), st.integers(0, 200_000), mutations)
+def test_compressed_streams_cut_nested_or_expanding(layers: list[str], zeros: int, m: tuple[str, int, bytes]) -> None:
+    """Any stack of compressions of a pcap followed by zeros, damaged anywhere: never an exception; a stream that
+    expands past the (lowered) limit ends with a warning; an intact one reads like the plain pcap."""
+    data = PCAP_LE + bytes(zeros)
+    for layer in layers:
+        data = LAYERS[layer](data)
+    damaged, _ = mutate(data, *m)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(open_module, "BOMB_FLOOR", 4096)
+        table, (info,) = read_bytes(damaged)
+    assert info.packets == table.height <= len(FRAMES)
+    if zeros > 4096 * open_module.BOMB_RATIO // 100:  # zeros compress far past 200 times: always caught
+        assert info.warnings
+    if not info.warnings:
+        assert table.height == len(FRAMES)
+
+
+CONTROL_TEXT = st.text(st.characters(codec="utf-8", categories=["Cc", "Cf", "Zs", "L", "N", "P", "S"]), max_size=80)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.one_of(
+    st.sampled_from(TEXT.decode().splitlines()[:40]),
+    CONTROL_TEXT,
+    st.builds(lambda line, text: line[:40] + text, st.sampled_from(TEXT.decode().splitlines()[:40]), CONTROL_TEXT),
+    st.builds(lambda n, c: c * n, st.integers(300, 2000), st.sampled_from(["A", "\x1b", "\x07", "é"])),
+), min_size=1, max_size=30))
+def test_text_with_control_characters_and_long_lines_through_the_cli(lines: list[str]) -> None:
+    """The whole command on hostile text: exit 0, 3 or 4, never a traceback, no raw control byte on the terminal;
+    lines past the (lowered) line limit are skipped with their line number."""
+    with tempfile.TemporaryDirectory(prefix="cniscope-fuzz-") as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(open_module, "MAX_LINE", 256)
+        path = Path(folder) / "hostile.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+        for command in (["analyze"], ["read"]):
+            ran = run(*command, str(path))
+            assert ran.code in (0, 3, 4), ran.err
+            assert "Traceback" not in ran.err and "internal error" not in ran.err
+            shown = (ran.out + ran.err).replace("\n", "").replace("\t", "")
+            assert not RAW_CONTROL.search(shown), shown
+        too_long = [n for n, line in enumerate(lines, 1) if len(line) > 256]
+        if "not a capture" not in ran.err:  # read as text (a file of BELs is not)
+            for n in too_long[:5]:
+                assert f":line {n}: a line of " in ran.err
