@@ -365,3 +365,13 @@ def test_bombs_stay_under_1_gb(kind: str, tmp_path: Path) -> None:
     assert child.returncode in (3, 4), stderr
     assert b"decompression bomb" in stderr and b"Traceback" not in stderr
     assert peak_kib < 1 << 20, f"peak {peak_kib} KiB"
+
+
+def test_compression_nested_too_deep_is_named(tmp_path: Path) -> None:
+    data = pcap_bytes()
+    for _ in range(4):
+        data = gzip.compress(data)
+    path = tmp_path / "deep.gz"
+    path.write_bytes(data)
+    tables, info = read_one(path)
+    assert info.packets == 0 and info.warnings[0].message == "compressed more than 3 times over: decompress it first"

@@ -124,6 +124,8 @@ def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iter
             yield from _text(found.stream, found.encoding, spec, info, batch_size)
         elif found.kind == "empty":
             info.warn("", "empty input: no capture in it")
+        elif _compression(found.head) is not None:
+            info.warn("byte 0", f"compressed more than {MAX_NESTING} times over: decompress it first")
         else:
             info.warn("byte 0", f"not a capture: starts with {found.head[:8].hex(' ')}; expected pcap (d4 c3 b2 a1 "
                                 "...), pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, "
