@@ -148,6 +148,7 @@ def test_analyze_calls_it_an_artefact_and_nothing_else(captured: tuple[Path, Pat
     assert len(offload) == 1, findings
     finding = offload[0]
     assert finding["node"] == "client"
-    assert "not a fault" in finding["title"] and "where they were sent" in finding["explanation"]
     sent = tcp_rows(client).filter(pl.col("direction") == Direction.OUT)
+    assert finding["evidence"]["sent"] == finding["evidence"]["packets"] == sent.height  # all captured where sent
+    assert finding["evidence"]["received"] == 0
     assert sorted(finding["rows"]) == sent["frame"].to_list()  # exactly the client's own packets

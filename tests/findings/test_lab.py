@@ -87,9 +87,9 @@ def test_drop_at_a_hop(lab: Lab, tmp_path: Path) -> None:
 def test_mtu_lowered_on_a_link(lab: Lab, tmp_path: Path) -> None:
     lab.fault(Fault("mtu", {"node": "node2", "iface": "eth0", "mtu": "1400"}))
     report = observe(lab, tmp_path, lambda: lab.curl("client1", "web2", "/big", max_time=3))
-    mtu = [f for f in of_kind(report, FindingKind.MTU) if "fragmentation needed" in f.title]
+    mtu = [f for f in of_kind(report, FindingKind.MTU) if f.evidence.mtu is not None and f.evidence.size is f.evidence.mss is None]
     assert len(mtu) == 1, describe(report)
-    assert mtu[0].node == "node2" and "next-hop MTU 1400" in mtu[0].title
+    assert mtu[0].node == "node2" and mtu[0].evidence.mtu == 1400
 
 
 def test_mtu_black_hole(lab: Lab, tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_strict_rp_filter_with_asymmetric_route(lab: Lab, tmp_path: Path) -> Non
 
     report = observe(lab, tmp_path, both_ways)
     asym = only(report, FindingKind.ASYMMETRIC_PATH)
-    assert (asym.node, asym.iface) == ("node2", "eth0") and "eth1" in asym.title
+    assert (asym.node, asym.iface) == ("node2", "eth0") and "node2 eth1 Out" in asym.evidence.interfaces
     assert "rp_filter" in asym.explanation + asym.next_step
 
 

@@ -44,7 +44,7 @@ def test_large_packets_vanishing_after_a_hop_while_small_ones_pass_is_a_black_ho
     mtu = of_kind(report, FindingKind.MTU)
     assert len(mtu) == 1
     assert (mtu[0].node, mtu[0].iface, mtu[0].severity) == (N1, "eth0", Severity.ERROR)
-    assert "1428 bytes and more vanish, 84 bytes pass" in mtu[0].title
+    assert (mtu[0].evidence.size, mtu[0].evidence.passed) == (1428, 84)
     assert of_kind(report, FindingKind.DROP) == []  # the same losses, explained once
 
 
@@ -63,8 +63,7 @@ def test_black_hole_from_payload_lengths_is_bounded_by_the_headers() -> None:
     mtu = of_kind(_payload_sizes_only(84, 1428).analyze(), FindingKind.MTU)
     assert len(mtu) == 1 and (mtu[0].node, mtu[0].iface) == (N1, "eth0")
     # 1400 bytes of ICMP data: at least 1428 bytes of IP packet; 56 bytes: at most 56 + 8 + 60 (IPv4 options)
-    assert "packets of at least 1428 bytes vanish, packets of at most 124 bytes pass" in mtu[0].title
-    assert "-v" in mtu[0].explanation
+    assert (mtu[0].evidence.size, mtu[0].evidence.passed) == (1428, 124)  # bounded by the headers: at least, at most
 
 
 def test_no_black_hole_when_unknown_headers_could_make_up_the_difference() -> None:
@@ -82,7 +81,7 @@ def test_frag_needed_names_the_mtu_and_the_quoted_conversation() -> None:
     conversation(wire, 2_000_000, sport=40002)
     mtu = of_kind(wire.analyze(), FindingKind.MTU)
     assert len(mtu) == 1
-    assert "192.168.200.13 reports next-hop MTU 1000 for 10.244.3.10 -> 10.244.1.11" in mtu[0].title
+    assert mtu[0].evidence.mtu == 1000 and mtu[0].evidence.addresses == ("192.168.200.13", "10.244.3.10", "10.244.1.11")
 
 
 def test_ipv6_packet_too_big_names_the_router_that_sent_it() -> None:
@@ -91,7 +90,7 @@ def test_ipv6_packet_too_big_names_the_router_that_sent_it() -> None:
                    src6="fd00:10:244:3::1", dst6="fd00:10:244:1::11", ip_id=None)
     wire.see(too_big, N1, V1, OUT, 0)
     (mtu,) = of_kind(wire.analyze(), FindingKind.MTU)
-    assert "fd00:10:244:3::1 reports next-hop MTU 1280 for a packet" in mtu.title
+    assert mtu.evidence.mtu == 1280 and mtu.evidence.addresses == ("fd00:10:244:3::1",)
     assert "IPv6 routers never fragment" in mtu.explanation and "ICMPv6 type 2" in mtu.next_step
 
 
@@ -146,10 +145,10 @@ def test_reply_that_missed_its_reverse_nat_is_answered_by_rst() -> None:
     assert len(missing) == 1
     m = missing[0]
     assert (m.node, m.iface, m.severity) == (N1, V1, Severity.ERROR)
-    assert "client called 10.96.0.11:80" in m.title and "1 reset" in m.explanation
+    assert m.evidence.addresses[:2] == ("10.244.1.11", "10.96.0.11") and m.evidence.retries == 1  # one reset
     assert "br_netfilter" in m.next_step
     resets = of_kind(report, FindingKind.RESET)
-    assert len(resets) == 1 and "sent by the client" in resets[0].title
+    assert len(resets) == 1 and resets[0].evidence.addresses[0] == "10.244.1.11"  # sent by the client
     assert [f.title for f in of_kind(report, FindingKind.NAT)] == ["DNAT 10.96.0.11:80 -> 10.244.1.10:80"]
 
 

@@ -46,7 +46,7 @@ def test_syn_forwarded_nowhere_is_a_drop_at_the_nic_with_the_forward_chain_to_ch
     assert len(drop.journeys) == 3
     assert "FORWARD" in drop.next_step
     unanswered = of_kind(report, FindingKind.UNANSWERED)
-    assert len(unanswered) == 1 and "2 retries" in unanswered[0].explanation
+    assert len(unanswered) == 1 and unanswered[0].evidence.retries == 2
 
 
 def test_packet_that_left_a_node_but_never_reached_the_captured_peer() -> None:

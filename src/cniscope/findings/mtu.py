@@ -83,6 +83,8 @@ def frag_needed(facts: Facts, losses: Losses) -> Found:
             next_step=say("mtu.frag_needed", message=message),
             node=first["node"], iface=first["iface"],
             rows=tuple(r["row"] for r in rs[:50]),
+            evidence=Evidence(packets=len(rs), mtu=mtu, addresses=tuple(
+                a for a in (reporter, ip4_text(qsrc), ip4_text(qdst)) if a is not None)),
         ))
     return Found(out)
 

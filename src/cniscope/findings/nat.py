@@ -66,6 +66,8 @@ def _nat(facts: Facts) -> list[Finding]:
             node=facts.named(facts.node(hop)), iface=hop.iface,
             journeys=tuple(dict.fromkeys(ids + (back[1] if back else [])))[:200],
             flows=(flow,) if flow is not None else (), rows=(hop.row,) + ((back[0].row,) if back else ()),
+            evidence=Evidence(packets=len(ids), received=len(back[1]) if back else 0, addresses=(before, after),
+                              interfaces=(facts.where(hop),)),
         ))
     return out
 

@@ -173,6 +173,7 @@ def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
         next_step=check,
         node=facts.named(facts.node(first)), iface=first.iface, journeys=(j.id,), flows=(flow.id,),
         rows=tuple(h.row for h in j.hops),
+        evidence=Evidence(packets=1, addresses=(src.addr, dst.addr), interfaces=(facts.where(first),)),
     )
 
 
