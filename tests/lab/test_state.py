@@ -76,7 +76,7 @@ def test_a_lab_whose_lab_up_was_killed_is_incomplete_and_reaped() -> None:
         up.send_signal(signal.SIGKILL)
         up.wait()
     state = lab_state.load(name)
-    assert lab_state.owner_alive(state)  # its owner, this test's process, lives on: only the builder died
+    assert state.owner == state.builder == up.pid and not state.kept  # lab up owns the lab until it is complete
     assert lab_state.abandoned(state)
     listed = run("lab", "list").out.splitlines()
     assert any(line.startswith(name + "\t") and "incomplete: lab up died while building it" in line for line in listed)

@@ -25,8 +25,6 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-sync", "--no-first-run")
 WIDTHS = (1400, 900)
 
-pytestmark = pytest.mark.skipif(not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()),
-                                reason="needs chromium and chromium-driver (Debian packages, in the Makefile)")
 
 # Every problem with the page's geometry, as text: an empty list is a page that fits.
 GEOMETRY = r"""
@@ -66,6 +64,9 @@ return problems;
 def driver() -> Iterator[object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):  # installed by `make install` (APT_PACKAGES)
+        pytest.fail("needs chromium and chromium-driver (Debian packages): run make install")
 
     profile = tempfile.mkdtemp(prefix="cniscope-selenium-")
     options = webdriver.ChromeOptions()
