@@ -65,3 +65,27 @@ def test_analyze_reads_a_lab_record_directory_scenario_by_scenario(tmp_path: Pat
     assert shown.stdout.count("\nFindings (") == len(scenarios)
     assert shown.stderr.count("info: cluster inventory ") == len(scenarios)  # each scenario's cluster.yaml, unasked
     assert "pod default/" in shown.stdout  # the inventory names the pods on the hops
+
+
+@needs_root
+def test_a_failed_curl_comes_first_and_a_filter_keeps_only_it(tmp_path: Path) -> None:
+    """The lab as a learner uses it: one curl that fails while BGP keeps talking; the report starts with it."""
+    name = lab_name("failcurl")
+    assert cniscope("lab", "up", "kube-router", "--nodes", "2", "--name", name).returncode == 0
+    try:
+        assert cniscope("lab", "fault", name, "drop", "node=node2", "iface=kube-bridge", "dir=out").returncode == 0
+        out = tmp_path / "cap"
+        cap = cniscope("lab", "capture", name, "-o", str(out), "--duration", "20", "--",
+                       "client1", "curl", "-s", "--max-time", "3", "10.244.2.10")
+        assert cap.returncode == 28, cap.stderr  # curl: timed out
+    finally:
+        assert cniscope("lab", "down", name).returncode == 0
+    shown = cniscope("analyze", str(out))
+    page = shown.stdout.splitlines()
+    assert page[3].startswith("Findings (") and len(page) <= 300
+    first = next(line for line in page if line.startswith("Conversation "))
+    assert ":80  [" in first or first.rstrip().endswith(":80") or ":80 " in first, first  # the curl, before any BGP
+    assert "conversations with problems" in shown.stdout
+    focused = cniscope("analyze", "--filter", "tcp port 80", str(out)).stdout
+    talks = [line for line in focused.splitlines() if line.startswith("Conversation ")]
+    assert talks and all(":80" in line for line in talks) and ":179" not in focused
