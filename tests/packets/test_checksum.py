@@ -50,7 +50,9 @@ def test_what_is_not_judged() -> None:
         "cut by the snap length": (ethernet(ipv4(whole))[:90], None),
         "first of several fragments": (ethernet(ipv4(udp(b"z" * 64, 1, 2)[:32], proto=17, mf=True)), None),
         "a later fragment": (ethernet(ipv4(b"z" * 32, proto=6, frag_offset=64)), None),
-        "ICMP": (ethernet(ipv4(icmp(8, 0, 1, 1, b"ping"), proto=1)), None),
+        "ICMP is judged too (no pseudo-header)": (ethernet(ipv4(icmp(8, 0, 1, 1, b"ping"), proto=1)), False),
+        "a wrong ICMP checksum": (ethernet(ipv4(icmp(8, 0, 1, 1, b"ping")[:2] + b"\0\0" + icmp(8, 0, 1, 1, b"ping")[4:],
+                                                proto=1)), True),
         "UDP length shorter than the IP payload": (ethernet(ipv4(udp(b"abcd", 1, 2)[:4] + b"\0\x09\0\0abcd", proto=17)), None),
         "IPv6 atomic fragment": (ethernet(ipv6(ipv6_fragment(6, 9) + whole, next_header=44), ethertype=0x86DD), False),
         "IPv6 first of several fragments":

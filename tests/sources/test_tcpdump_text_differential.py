@@ -25,6 +25,8 @@ import pytest
 from cniscope.sources import InputInfo, InputSpec, read
 from cniscope.sources.tcpdump_text import iter_tables
 from tests.paths import CORPUS
+from tests.sources import protocol_mix
+from tests.sources.textdiff import agreement, printed, read_text
 
 DAY = 86400 * 10**9
 HERE = Path(__file__).resolve().parent
@@ -290,3 +292,68 @@ def test_icmp6_error_codes_and_quoted_ports_are_read_from_text(crafted: dict[str
     assert text["icmp_code"].to_list() == [0, 1, 2, 3, 4, 4, 0, 1, 0, 1, 2]
     # tcpdump names the quoted transport only for an unreachable port
     assert text.select("quoted_proto", "quoted_dport").rows()[4:6] == [(17, 53), (6, 80)]
+
+
+# --- every form users type, over a broad generated protocol mix (tests/sources/protocol_mix.py) ---------
+
+# what users type: -nn and names, -e, -v/-vv, -# numbers, -q, every timestamp flag, and their combinations
+FORMS = [
+    "-nn", "", "-n", "-nn -e", "-e", "-nn -v", "-v", "-nn -vv", "-nn -#", "-#", "-# -tttt -e -v -nn", "-# -t -nn",
+    "-# -ttt -nn", "-nn -q", "-q", "-q -e -nn", "-q -v -nn", "-nn -t", "-nn -tt", "-nn -ttt", "-nn -tttt",
+    "-nn -ttttt", "-nn -e -v", "-nn -e -vv -tttt", "-nn -S -vv", "-e -v", "-t -e -vv -nn",
+]
+MIX_KINDS = protocol_mix.KINDS  # Ethernet (ARP, 802.1Q), -i any (LINUX_SLL2), raw IP, BSD loopback NULL and LOOP
+# what a form must show where the capture has it (-e: a MAC where the link header has one, a length but on raw IP)
+MUST_SHOW = {"": ("proto", "ip_version"), "-e": ("eth_src", "wirelen"), "-v": ("ttl", "ip_len")}
+NO_MACS, NO_LENGTH = ("raw", "null", "loop"), ("raw",)
+
+
+def allowed(flags: list[str]) -> set[str]:
+    """Fields the text cannot give back whole in this form, and why.
+
+    Without -v an IPv4 first fragment's `UDP, length 1600` is the datagram's length, which tcpdump prints as
+    if the packet were whole: nothing in the line tells it is a fragment (with -v, `flags [+]` does).
+    """
+    return {"payload_len"} if not any(f.startswith("-v") for f in flags) else set()
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("mix")
+    return {kind: protocol_mix.write(d / f"{kind}.pcap", kind) for kind in MIX_KINDS}
+
+
+def test_the_mix_has_every_protocol(mix: dict[str, Path]) -> None:
+    t = read([InputSpec(str(mix["ether"]))]).table
+    assert set(t["tunnel"].unique().to_list()) >= {0, 1, 2, 3}
+    assert t.filter(pl.col("tunnel") > 0)["outer_src6"].null_count() < t.filter(pl.col("tunnel") > 0).height
+    assert set(t["proto"].drop_nulls().unique().to_list()) >= {1, 6, 17, 47, 50, 58, 59}
+    assert set(t["icmp_type"].drop_nulls().unique().to_list()) >= {0, 3, 8, 11, 2, 128, 129, 135, 136}
+    assert (t["arp_op"].drop_nulls().unique().sort().to_list(), t["vlan"].drop_nulls().unique().to_list()) == ([1, 2], [100])
+    assert t["dns_id"].null_count() < t.height and (t["mf"] | (t["frag_offset"] > 0)).sum() >= 4
+    assert set(t["outer_l4_csum_bad"].unique().to_list()) == {None, False, True}
+    for kind in MIX_KINDS:
+        decoded = read([InputSpec(str(mix[kind]))])
+        assert decoded.table["error"].null_count() == decoded.table.height and not decoded.warnings, kind
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("form", FORMS, ids=lambda f: f or "names")
+@pytest.mark.parametrize("kind", MIX_KINDS)
+def test_every_form_reads_back_to_the_decoded_table(mix: dict[str, Path], kind: str, form: str) -> None:
+    flags = form.split()
+    decoded = read([InputSpec(str(mix[kind]))]).table
+    text, info = read_text(printed(mix[kind], flags), f"tcpdump {form}")
+    assert info.unparsed_lines == 0, [str(w) for w in info.warnings][:5]
+    assert text.height == decoded.height
+    agree, total, examples = agreement(text, decoded, flags, skip=("iface",))  # -i any: this machine's names
+    wrong = {c for c in total if agree[c] < total[c]} - allowed(flags)
+    assert not wrong, examples
+    # and the fields the form prints were compared, not hidden from the comparison
+    for flag, columns in MUST_SHOW.items():
+        if not flag or flag in flags or (flag == "-v" and "-vv" in flags):
+            for column in columns:
+                no_length = kind in NO_LENGTH or (kind == "any" and "-q" in flags)
+                if (column == "eth_src" and kind in NO_MACS) or (column == "wirelen" and no_length):
+                    continue
+                assert total[column] > 0, f"{form or 'names'} shows {column}"

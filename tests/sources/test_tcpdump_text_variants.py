@@ -305,8 +305,8 @@ def test_ipv6_extension_headers() -> None:
     assert (mld["proto"], mld["icmp_type"], mld["ttl"], mld["ip_len"]) == (58, 143, 1, 76)  # behind HBH options
     assert (first["ip_id"], first["frag_offset"], first["sport"], first["dport"], first["proto"]) == (42, 0, 5000, 6000, 17)
     assert (second["ip_id"], second["frag_offset"], second["sport"], second["proto"]) == (42, 1448, None, None)
-    # `UDP, length 1600` is the whole datagram's, not what this fragment carries
-    assert first["payload_len"] is None
+    # `UDP, length 1600` is the whole datagram's; `frag (0x2a:0|1448)` says this fragment carries 1448 - 8 of it
+    assert first["payload_len"] == 1440
     # tcpdump prints every IPv6 fragment header, so none printed is offset 0; the more-fragments bit it never prints
     assert plain["frag_offset"].to_list() == [0, 0, 1448] and plain["ip_id"].null_count() == 3
     assert plain["mf"].to_list() == [False, None, None]

@@ -38,7 +38,8 @@ NOT_WITHOUT = {
            "l4_csum_bad", "outer_l4_csum_bad", "quoted_src", "quoted_proto", "quoted_sport"),
 }
 # -q prints a TCP segment as `tcp 36` and leaves every UDP payload closed (DNS, envelopes)
-QUIET = ("tcp_flags", "seq", "ack", "win", "mss", "wscale", "sack_ok", "tsval", "tsecr", "dns_id", "dns_qr")
+QUIET = ("tcp_flags", "seq", "ack", "win", "mss", "wscale", "sack_ok", "tsval", "tsecr", "dns_id", "dns_qr", "l4_csum_bad",
+         "outer_l4_csum_bad")
 PACKET = COMPARED[COMPARED.index("ip_version") :]
 NAMED = {"src": "src_name", "dst": "dst_name", "outer_src": "outer_src_name", "outer_dst": "outer_dst_name"}
 
@@ -138,12 +139,17 @@ def expected(decoded: pl.DataFrame, flags: Sequence[str]) -> pl.DataFrame:
     # a UDP checksum over IPv4 is checked with -vv only (over IPv6 with -v); -q leaves envelopes closed
     udp4 = (pl.col("ip_version") == 4) & (pl.col("proto") == 17)
     outer4 = pl.col("outer_src").is_not_null()
+    icmp4 = (pl.col("ip_version") == 4) & (pl.col("proto") == 1)
     closed = pl.lit("-q" in flags) & pl.col("tunnel").is_in([1, 2, 4])
     v6_later_fragment = (pl.col("ip_version") == 6) & (pl.col("frag_offset").fill_null(0) > 0)
     table = table.with_columns(
-        pl.when(~udp4 | vv).then(pl.col("l4_csum_bad")).alias("l4_csum_bad"),
+        # ICMP over IPv4: -vv says `wrong icmp cksum` only when it is
+        pl.when((~udp4 | vv) & ~(icmp4 & ~(pl.lit(vv) & pl.col("l4_csum_bad").fill_null(False))))
+        .then(pl.col("l4_csum_bad")).alias("l4_csum_bad"),
         pl.when(~outer4 | vv).then(pl.col("outer_l4_csum_bad")).alias("outer_l4_csum_bad"),
-        pl.when(~pl.col("linktype").is_in([101, 228, 229, 12, 14])).then(pl.col("wirelen")).alias("wirelen"),
+        # raw IP has no link header to print a length from; -i any's with -q prints none
+        pl.when(~pl.col("linktype").is_in([101, 228, 229, 12, 14] + ([113, 276] if "-q" in flags else [])))
+        .then(pl.col("wirelen")).alias("wirelen"),
         pl.when(~v6_later_fragment).then(pl.col("proto")).alias("proto"),
         # tcpdump prints no more-fragments bit for IPv6
         pl.when((pl.col("ip_version") != 6) | (pl.col("ip_id").is_null())).then(pl.col("mf")).alias("mf"),

@@ -31,7 +31,7 @@ Only TCP options that are not the Linux data-segment layout
 (NOP NOP TS) go through a small vectorized option walker (one numpy pass per
 option position, over the rows that still have options left).
 
-TCP/UDP checksums (`l4_csum_bad`) are verified for the innermost packet of
+TCP/UDP/ICMP checksums (`l4_csum_bad`) are verified for the innermost packet of
 every row whose whole segment was captured: the transport layer notes each such
 segment (where it starts, its length, its pseudo-header's sum), and at the end
 of the chunk `checksum.segment_sums` sums all of them in one pass over the
@@ -453,11 +453,12 @@ class _Vector:
 
     def segment(self, g: _Group, at: int, proto: np.ndarray, length: np.ndarray, whole: np.ndarray,
                 addresses: np.ndarray, v4: bool, column: str) -> None:
-        """Note the TCP/UDP segments captured whole, for `checksums`; as in the fallback, a UDP length that
+        """Note the TCP/UDP/ICMP messages captured whole, for `checksums`; as in the fallback, a UDP length that
         disagrees with the IP header is not checked, nor a UDP checksum of 0 over IPv4 (none)."""
         tcp, udp = proto == H.PROTO_TCP, proto == H.PROTO_UDP
+        icmp = proto == (H.PROTO_ICMP if v4 else H.PROTO_ICMPV6)
         start = g.start + at
-        headed = (tcp & (length >= H.TCP.size)) | (udp & (length >= H.UDP.size))
+        headed = (tcp & (length >= H.TCP.size)) | (udp & (length >= H.UDP.size)) | (icmp & (length >= H.ICMP.size))
         want = whole & headed & (start + length <= _take(self.end, g.rows))
         if udp.any():
             read = g.reader(H.UDP)
@@ -470,7 +471,8 @@ class _Vector:
         segments = self.segments[column]
         segments.start[rows] = _take(start, idx)
         segments.size[rows] = size
-        segments.pseudo[rows] = _take(addresses, idx) + _take(proto, idx) + size
+        pseudo = _take(addresses, idx) + _take(proto, idx) + size
+        segments.pseudo[rows] = np.where(_take(icmp, idx), 0, pseudo) if v4 else pseudo  # ICMP: no pseudo-header
 
     def checksums(self) -> None:
         """Judge every noted segment at once (in row order, which is buffer order)."""

@@ -251,9 +251,9 @@ class _Decoder:
         elif proto == H.PROTO_UDP:
             self.udp(pos, length, envelope=depth == 0, addresses=addresses)
         elif proto == H.PROTO_ICMP and v4:
-            self.icmp(pos, length, v6=False)
+            self.icmp(pos, length, v6=False, addresses=addresses)
         elif proto == H.PROTO_ICMPV6 and not v4:
-            self.icmp(pos, length, v6=True)
+            self.icmp(pos, length, v6=True, addresses=addresses)
         elif proto in H.IP_IN_IP and depth == 0:
             self.envelope(Tunnel.IPIP)
             self.l3(H.IP_IN_IP[proto], pos, depth=1)
@@ -271,7 +271,10 @@ class _Decoder:
         if addresses is None or pos + length > self.cap:
             return
         src, dst = addresses
-        pseudo = (pseudo_v4 if len(src) == 4 else pseudo_v6)(src, dst, proto, length)
+        if proto == H.PROTO_ICMP:
+            pseudo = b""  # ICMP over IPv4 sums its own bytes only (ICMPv6 has the pseudo-header)
+        else:
+            pseudo = (pseudo_v4 if len(src) == 4 else pseudo_v6)(src, dst, proto, length)
         self.out[column] = not segment_ok(pseudo, bytes(self.buf[pos : pos + length]))
 
     def tcp(self, pos: int, length: int, addresses: Addresses | None) -> None:
@@ -335,11 +338,13 @@ class _Decoder:
             dns = H.DNS.unpack(self.buf, pos + 8)
             self.out.update(dns_id=dns["id"], dns_qr=bool(int(dns["flags"]) & 0x8000))
 
-    def icmp(self, pos: int, length: int, v6: bool) -> None:
+    def icmp(self, pos: int, length: int, v6: bool, addresses: Addresses | None) -> None:
         icmp = self.need(H.ICMP, pos)
         kind, code = int(icmp["type"]), int(icmp["code"])
         out = self.out
         out.update(icmp_type=kind, icmp_code=code)
+        if length >= H.ICMP.size:
+            self.checksum(H.PROTO_ICMPV6 if v6 else H.PROTO_ICMP, pos, length, addresses)
         self.payload(pos + 8, length - 8)
         echo = (128, 129) if v6 else (0, 8)
         if kind in echo:

@@ -184,7 +184,7 @@ COLUMNS: tuple[Column, ...] = (
     C("sack_ok", pl.Boolean, "TCP SACK-permitted option present"),
     C("tsval", pl.UInt32, "TCP timestamp option value"),
     C("tsecr", pl.UInt32, "TCP timestamp option echo reply"),
-    C("l4_csum_bad", pl.Boolean, "L4 checksum known to be wrong (text: 'incorrect'/'bad'); null when not checked"),
+    C("l4_csum_bad", pl.Boolean, "TCP/UDP/ICMP/ICMPv6 checksum known to be wrong (text: 'incorrect'/'bad'); null when not checked"),
     C("icmp_type", pl.UInt8, "ICMP / ICMPv6 type"),
     C("icmp_code", pl.UInt8, "ICMP / ICMPv6 code"),
     C("icmp_id", pl.UInt16, "ICMP echo identifier"),

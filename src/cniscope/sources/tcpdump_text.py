@@ -76,7 +76,7 @@ NUMBER_RE = re.compile(r" *\d+  (?=\S| \d)")  # `-#`: the packet's number (`%5u 
 ERROR_TIME = "[Error converting time] "  # tcpdump's stamp when the time does not convert (out of range)
 IFACE_DIR_RE = re.compile(r"(\S+) +(In|Out|B|M|P) +")
 PACKET_START_RE = re.compile(
-    r"(?:[0-9a-f]{2}(?::[0-9a-f]{2}){5} > |IP6? |ARP, |ip: |\S+ +(?:In|Out|B|M|P) +\S| *(?:In|Out|B|M|P) [0-9a-f]{2}:)"
+    r"(?:[0-9a-f]{2}(?::[0-9a-f]{2}){5} > |IP6? |ARP, |ip: |(?:AF )?IPv[46](?: \(\d+\))?, length |\S+ +(?:In|Out|B|M|P) +\S| *(?:In|Out|B|M|P) [0-9a-f]{2}:)"
 )
 BANNER_RE = re.compile(
     r"(?:tcpdump: )?(?:listening on (?P<iface>\S+), link-type (?P<lt>\w+)|reading from file .*?, link-type (?P<flt>\w+))"
@@ -486,9 +486,8 @@ def assemble(pkt: Packet) -> dict[str, object]:
     outer = pkt.layers[0]
     encap = outer.get("_encap")
     if encap is None:  # one layer (the common case): its keys are the row's columns
-        row = dict(outer)
-        names = row.pop("_names", None)
-        row.pop("_fragment", None)
+        row = {key: value for key, value in outer.items() if key[0] != "_"}  # `_...`: the grammar's own notes
+        names = outer.get("_names")
         row["tunnel"] = 0
     else:
         row, names = _tunnelled(pkt, outer, int(encap))  # type: ignore[call-overload]

@@ -82,9 +82,10 @@ ETHER_RE = re.compile(
 # `-i any -e`: SLL2 (4.99, after the iface/dir columns) and SLL (before 4.99, direction first)
 SLL2_RE = re.compile(rf"ifindex \d+ (?:({_MACN}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
 SLL1_RE = re.compile(rf" *(In|Out|B|M|P) (?:({_MACN}) )?ethertype (\S+) \((0x[0-9a-f]{{4}})\), length (\d+): ?")
-VLAN_RE = re.compile(r"vlan (\d+), p \d+, ethertype (\S+?)(?: \((0x[0-9a-f]{4})\))?, ")
+VLAN_RE = re.compile(r"vlan (\d+), p \d+, (?:ethertype )?(\S+?)(?: \((0x[0-9a-f]{4})\))?, ")  # -q: no `ethertype`
 ETHERTYPE_NAMES = {"IPv4": 0x0800, "IPv6": 0x86DD, "ARP": 0x0806, "802.1Q": 0x8100, "802.1Q-QinQ": 0x88A8}
-LOOPBACK_RE = re.compile(r"AF (IPv4|IPv6) \(\d+\), length (\d+): ?")  # BSD loopback (NULL, LOOP) with -e
+LOOPBACK_RE = re.compile(r"(?:AF )?(IPv4|IPv6)(?: \(\d+\))?, length (\d+): ?")  # BSD loopback with -e (-q: no AF)
+SLL2_QUIET_RE = re.compile(rf"ifindex \d+ (?:({_MACN}) )?(?=\S+ > \S+: )")  # -i any -e -q: no ethertype, no length
 QUIET_TRANSPORT_RE = re.compile(r"(tcp|udp) (\d+)(?: |$)")  # -q: `tcp 36`
 ESP_RE = re.compile(r"ESP\(spi=0x[0-9a-f]+,seq=0x[0-9a-f]+\)")
 GRE_RE = re.compile(r"GREv\d")
@@ -102,7 +103,9 @@ V6_HEADER_RE = re.compile(
 PAIR_RE = re.compile(r"(\S+) > (\S+?):(?: +|$)")
 V4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\.([\w-]+))?$")
 # an IP header in an IP header, printed without its `IP ` (`-q -e`, tcpdump before 4.99 for IPIP): a pair of addresses
-IPIP_PAIR_RE = re.compile(r"(?:\d{1,3}(?:\.\d{1,3}){3}(?:\.\d+)?|[0-9a-f]*:[0-9a-f:.]+) > (?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]*:[0-9a-f:]+)\S*: ")
+_V4_END = r"\d{1,3}(?:\.\d{1,3}){3}(?:\.[\w-]+)?"  # an address and maybe its port (number or name)
+_V6_END = r"[0-9a-f]*:[0-9a-f:]*(?:\.[\w-]+)?"
+IPIP_PAIR_RE = re.compile(rf"(?:{_V4_END}|{_V6_END}) > (?:{_V4_END}|{_V6_END}): ")
 
 TCP_RE = re.compile(
     r"Flags \[([^\]]*)\](?:, cksum 0x[0-9a-f]+ \((correct|incorrect)[^)]*\))?(?:, seq (\d+)(?::(\d+))?)?"
@@ -266,7 +269,7 @@ def parse_v4_header(s: str, layer: Layer) -> str | None:
     m = V4_HEADER_RE.match(s)
     if m is None:
         return None
-    tos, ttl, ident, offset, flags, _name, proto, length, _opts = m.groups()
+    tos, ttl, ident, offset, flags, _name, proto, length, options = m.groups()
     layer["ip_version"] = 4
     layer.setdefault("ethertype", 0x0800)
     layer["tos"] = int(tos, 16)
@@ -277,6 +280,8 @@ def parse_v4_header(s: str, layer: Layer) -> str | None:
     layer["mf"] = "+" in flags
     layer["proto"] = int(proto)
     layer["ip_len"] = int(length)
+    if not options:
+        layer["_ihl"] = 20  # no options printed: a 20-byte header
     return s[m.end() :]
 
 
@@ -382,6 +387,10 @@ def parse_l4(s: str, pkt: Packet) -> None:
             layer["_encap"] = kind
         elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
             layer["payload_len"] = int(m.group(1))
+        elif layer.get("mf") and not layer.get("frag_offset") and "_ihl" in layer:  # a first fragment, with -v:
+            layer["payload_len"] = int(layer["ip_len"]) - 20 - 8  # type: ignore[call-overload]  # what it carries
+        elif "_frag_len" in layer and not layer.get("frag_offset"):  # IPv6: `frag (0|1448)` says what it carries
+            layer["payload_len"] = int(layer["_frag_len"]) - 8  # type: ignore[call-overload]
         return
     m = QUIET_TRANSPORT_RE.match(s)
     if m and ("sport" in layer or "dport" in layer):
@@ -440,11 +449,12 @@ def parse_ip6_extensions(s: str, layer: Layer) -> str:
     m = IP6_FRAG_RE.match(s)
     if m is None:
         return s
-    ident, offset, _length = m.groups()
+    ident, offset, length = m.groups()
     if ident is not None:
         layer["ip_id"] = int(ident, 16)
     layer["frag_offset"] = int(offset)
     layer["mf"] = None  # tcpdump does not print the more-fragments bit
+    layer["_frag_len"] = int(length)
     layer["_fragment"] = True
     s = s[m.end() :]
     m = PORT_PAIR_RE.match(s)
@@ -709,7 +719,13 @@ def parse_sll2(s: str, pkt: Packet) -> bool:
     """tcpdump 4.99 `-i any -e`: `ifindex 2 0a:58:.. ethertype IPv4 (0x0800), length 104: ...`."""
     m = SLL2_RE.match(s)
     if m is None:
-        return False
+        m = SLL2_QUIET_RE.match(s)
+        if m is None:
+            return False
+        if m.group(1):
+            pkt.top["eth_src"] = _mac(m.group(1))
+        parse_l3_line(s[m.end() :], pkt)
+        return True
     layer = pkt.top
     src, _name, ethertype, length = m.groups()
     if src:
