@@ -22,7 +22,8 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     """Bad TCP/UDP checksums: one finding for the capture, saying which packets were sent and which received; and a
     warning per tunnel device whose envelopes carry bad outer checksums while their conversation stalls."""
     t = facts.table
-    inner = t.get_column("l4_csum_bad").fill_null(False).to_numpy()
+    # TCP/UDP only: ICMP checksums are judged too, but no NIC offloads them (a wrong one is a wrong one)
+    inner = (t.get_column("l4_csum_bad").fill_null(False) & t.get_column("proto").is_in([6, 17]).fill_null(False)).to_numpy()
     outer = t.get_column("outer_l4_csum_bad").fill_null(False).to_numpy() if "outer_l4_csum_bad" in t.columns else inner & False
     stalled = _outer(facts, np.flatnonzero(outer))
     bad = inner | outer
