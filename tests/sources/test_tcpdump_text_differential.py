@@ -357,3 +357,37 @@ def test_every_form_reads_back_to_the_decoded_table(mix: dict[str, Path], kind: 
                 if (column == "eth_src" and kind in NO_MACS) or (column == "wirelen" and no_length):
                     continue
                 assert total[column] > 0, f"{form or 'names'} shows {column}"
+
+
+HOSTS = "10.244.1.5 pod-a.example\n192.168.56.11 node-a.example\nfd00:10:244:2::7 pod6-b.example\n"
+
+
+@pytest.mark.root
+@needs_tcpdump
+def test_names_tcpdump_resolved_stay_next_to_the_addresses(mix: dict[str, Path], tmp_path: Path) -> None:
+    """tcpdump without -n, with hosts it can name: a private /etc/hosts in a mount namespace of its own."""
+    from cniscope.journeys import summary
+    from cniscope.packets.schema import address_text, ip4_value
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) for a private /etc/hosts")
+    hosts = tmp_path / "hosts"
+    hosts.write_text(HOSTS)
+    script = f"mount --bind {hosts} /etc/hosts && tcpdump -r {mix['ether']}"
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert "pod-a.example" in out.stdout
+    text, info = read_text(out.stdout, "tcpdump names")
+    decoded = read([InputSpec(str(mix["ether"]))]).table
+    assert info.unparsed_lines == 0 and text.height == decoded.height
+    agree, total, examples = agreement(text, decoded, [], skip=("iface",))
+    assert all(agree[c] == total[c] for c in total if c != "payload_len"), examples
+    named = decoded["src"] == ip4_value("10.244.1.5")
+    assert text.filter(named)["src_name"].unique().to_list() == ["pod-a.example"]
+    assert text.filter(named)["src"].null_count() == named.sum()  # a name is not an address: null, not guessed
+    assert text.filter(decoded["src6"] == "fd00:10:244:2::7")["src_name"].unique().to_list() == ["pod6-b.example"]
+    envelopes = text.filter(decoded["outer_src"] == ip4_value("192.168.56.11"))
+    assert envelopes.height and envelopes["outer_src_name"].unique().to_list() == ["node-a.example"]
+    # shown wherever the address would go, never None
+    rows = text.filter(named | (decoded["outer_src"] == ip4_value("192.168.56.11"))).to_dicts()
+    assert all("None" not in summary(r) and "pod-a.example" in summary(r) for r in rows if r["tunnel"] == 0 and r["proto"] == 6)
+    assert {address_text(r, "outer_src") for r in rows if r["tunnel"]} == {"node-a.example"}

@@ -508,3 +508,13 @@ def test_ipv6_verbose_header_of_every_release(style: str) -> None:
     assert info.unparsed_lines == 0
     r = df.row(0, named=True)
     assert (r["src6"], r["dst6"], r["proto"], r["ttl"], r["ip_len"], r["icmp_type"]) == ("::", "ff02::1:ffe1:f", 58, 255, 72, 135)
+
+
+@pytest.mark.parametrize("name", ["ether-nn-v", "extra-nn-v"])
+def test_the_current_tcpdump_style_reads_to_the_same_table(name: str) -> None:
+    """tests/data/text/*-current.txt: the IPv6 -v header as tcpdump 4.99.4 and later print it (make_fixtures.py)."""
+    older, _ = fixture(name)
+    current, info = fixture(f"{name}-current")
+    assert "payload length: " not in (DATA / f"{name}-current.txt").read_text()
+    assert info.unparsed_lines == 0 and current.equals(older)
+    assert older.filter(pl.col("ip_version") == 6)["ip_len"].null_count() == 0
