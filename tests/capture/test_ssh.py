@@ -339,3 +339,30 @@ def test_capture_over_ssh_as_a_user_without_sudo_fails_clearly(ssh_cluster: SshC
     for member in ("n1", "n3"):
         assert all(comm(pid) != "tcpdump" for pid in netns.pids(member))
     assert leftovers(ssh_cluster, uid) == {}
+
+
+@needs_root
+@needs_ssh
+def test_a_lost_ssh_connection_fails_the_capture_and_stops_its_tcpdump(ssh_cluster: SshCluster, tmp_path: Path) -> None:
+    """The sshd serving our session on n2 dies: cniscope stops at once naming n2, and n2's tcpdump ends with it."""
+    netns = ssh_cluster.netns
+    out = tmp_path / "cap"
+    running = Capturing(
+        ["ip", "netns", "exec", netns.prefix + "cl",
+         *cniscope("capture", "--via", "ssh", "--ssh-config", str(ssh_cluster.keys / "ssh_config"), "--nodes", "n1,n2",
+                   "--duration", "600", "-o", str(out))]
+    )
+    assert any(comm(pid) == "tcpdump" for pid in netns.pids("n2"))
+    sessions = [pid for pid in netns.pids("n2") if comm(pid) == "sshd" and pid != ssh_cluster.sshd["n2"]]
+    assert sessions
+    for pid in sessions:
+        os.kill(pid, signal.SIGKILL)
+    code, err = running.finish(timeout=120)  # well before --duration 600
+    assert code == 5, err
+    assert "the capture failed on n2: the connection to the node was lost (ssh exit 255)" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stop_reason"] == "failed on n2"
+    deadline = time.monotonic() + 20  # the node's own limit would be duration + 30 s
+    while any(comm(pid) == "tcpdump" for pid in netns.pids("n2")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(comm(pid) == "tcpdump" for pid in netns.pids("n2"))
