@@ -139,11 +139,15 @@ def analyze_capture(
     on_stage: Callable[[str], None] = lambda stage: None,
     select: str | None = None,
     flow: int | None = None,
+    partitions: int | None = None,
+    run: journeys_mod.Run | None = None,
 ) -> Report:
     """`memory`: bytes the analysis plans its working memory for (default: half the machine's); `workers`:
     partitions correlated at once (default: up to 2 cores); `on_stage` is told
     as each stage starts (progress). `select`: a `--filter` expression (cniscope.filters); `flow`: one
-    conversation's id. Either keeps every sighting of the packets it selects; flow ids stay the whole capture's."""
+    conversation's id. Either keeps every sighting of the packets it selects; flow ids stay the whole capture's.
+    `partitions` (default: planned from `memory`) and `run` (default: `workers` threads here) are for running
+    the partitions elsewhere (`analyze --dask`)."""
     from cniscope import findings as findings_mod
     from cniscope.inventory import load as load_inventory
     from cniscope.models import infer as infer_mod
@@ -153,9 +157,9 @@ def analyze_capture(
     chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
     workers = workers or workers_default()
     rows, table_bytes = capture.table.height, capture.table.estimated_size()
-    partitions = plan_partitions(rows, table_bytes, memory or default_memory(), workers)
+    partitions = partitions or plan_partitions(rows, table_bytes, memory or default_memory(), workers)
     on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
-    correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers)
+    correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run)
     on_stage("rebuilding conversations")
     table = flows_mod.assign(correlation.table)
     selection = None

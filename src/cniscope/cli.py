@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,9 +29,7 @@ from cniscope.sources import InputInfo, InputSpec, read
 from cniscope.terminal import printable
 
 if TYPE_CHECKING:
-    from cniscope.report.text import Progress
     from cniscope.results import Report
-    from cniscope.sources import Capture
 
 
 def _specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:
@@ -181,12 +180,13 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
     if cluster is None and (cluster := inventory_beside(specs)) is not None:
         click.echo(f"info: cluster inventory {printable(cluster)} (beside the capture; --cluster to use another)", err=True)
     specs = expand(specs)
-    with Progress(specs) as progress:  # on standard error, only on a terminal and for long inputs
-        capture = _read_on_dask(dask_address, specs, progress) if dask_address else progress.read(specs)
+    with Progress(specs) as progress, _on_dask(dask_address, progress.stage) as on_dask:  # progress: on a terminal only
+        capture = on_dask.read(specs) if on_dask else progress.read(specs)
         report = None
         if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report
+            spread = on_dask.spread(capture, memory) if on_dask else {}  # correlation's partitions on the cluster
             report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
-                                     on_stage=progress.stage, select=select, flow=flow)
+                                     on_stage=progress.stage, select=select, flow=flow, **spread)
             if html_out:  # files first: a reader of standard output that stops early (| head) must not lose them
                 from cniscope.report import html
 
@@ -215,13 +215,13 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
     return code
 
 
-def _read_on_dask(address: str, specs: list[InputSpec], progress: Progress) -> Capture:
+def _on_dask(address: str | None, on_stage: Callable[[str], None]) -> AbstractContextManager[Any]:
+    """The Dask cluster one analysis runs on (`--dask`), connected for its length; nothing without --dask."""
+    if address is None:
+        return nullcontext()
     from cniscope import dask_cluster
 
-    progress.stage(f"connecting to the Dask scheduler at {address}")
-    with dask_cluster.connect(address) as client:
-        progress.stage("reading the inputs on the Dask cluster")
-        return dask_cluster.read(client, specs)
+    return dask_cluster.Session(address, on_stage)
 
 
 def _write_output(write: Callable[[Report, str], object], report: Report, path: str) -> None:

@@ -46,7 +46,10 @@ Everything up to the materialisation of `Journey` objects is columnar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -205,28 +208,37 @@ def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
 
 
-def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1) -> Correlation:
+def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: Run | None = None) -> Correlation:
     """Group the sightings of every packet into journeys, with clocks aligned across nodes.
 
     The work happens on a narrow copy (the key and what ordering needs); the
     wide table is never sorted, only given the resulting columns. `partitions`
     splits that work by fingerprint (every sighting of one packet in one
     partition) so that its working memory is a partition's, `workers` of them
-    at a time; the result is the same for any count.
+    at a time; the result is the same for any count. `run` runs the partitions
+    elsewhere (`analyze --dask`); by default, `workers` threads here.
     """
     from cniscope import clocks
 
     one_node = table.select(pl.struct("node", "input").n_unique()).item() <= 1
     t = narrow(table, one_node)
     parts = split(t, partitions)
+    run = run or threads(workers)
     if not one_node:
-        t = t.with_columns(journey=pl.Series(_run(parts, lambda idx: group(_take(t, idx), "ts").to_numpy(), workers, t.height, np.uint64)))
+        keys = np.empty(t.height, dtype=np.uint64)
+
+        def put(idx: np.ndarray | None, values: np.ndarray) -> None:
+            keys[slice(None) if idx is None else idx] = values
+
+        run(_journey_keys, t, parts, put)
+        t = t.with_columns(journey=pl.Series(keys))
+        del keys
         offsets = clocks.estimate(t)
         t = t.drop("journey").with_columns(ts=clocks.corrected(offsets))  # bursts on one timeline
     else:
         offsets = []
     merged = Merge(t.height)
-    _map(parts, lambda idx: merged.add(idx, correlate_partition(_take(t, idx), by_node=not one_node)), workers)
+    run(partial(correlate_partition, by_node=not one_node), t, parts, merged.add)
     hops = merged.finish(parts)
     like = table.get_column("ts")
     added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
@@ -306,7 +318,26 @@ class Merge:
         return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))
 
 
-def _take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
+def _journey_keys(sub: pl.DataFrame) -> np.ndarray:
+    return group(sub, "ts").to_numpy()
+
+
+# runs `work` on each partition of the narrow frame (`split`'s positions) and hands each result to `consume`
+# (any order, possibly from several threads)
+Run = Callable[[Callable[[pl.DataFrame], Any], pl.DataFrame, list[np.ndarray | None], Callable[[np.ndarray | None, Any], None]], None]
+
+
+def threads(workers: int) -> Run:
+    """Partitions run here, `workers` at a time."""
+    def run(work: Callable[[pl.DataFrame], Any], t: pl.DataFrame, parts: list[np.ndarray | None],
+            consume: Callable[[np.ndarray | None, Any], None]) -> None:
+        _map(parts, lambda idx: consume(idx, work(take(t, idx))), workers)
+
+    return run
+
+
+def take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
+    """A partition of the narrow frame (None: all of it)."""
     return t if idx is None else t[idx]
 
 
@@ -318,14 +349,6 @@ def _map(parts: list[np.ndarray | None], work, workers: int) -> list:  # type: i
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(work, parts))
-
-
-def _run(parts: list[np.ndarray | None], work, workers: int, height: int, dtype: type) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """One value per row from `work` on each partition, put back in row order."""
-    out = np.empty(height, dtype=dtype)
-    for idx, values in zip(parts, _map(parts, work, workers)):
-        out[slice(None) if idx is None else idx] = values
-    return out
 
 
 # ---- materialisation: Journey objects for the renderers ---------------------------------------------
