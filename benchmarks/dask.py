@@ -9,12 +9,13 @@ generated once into DIR (default benchmarks/data, git-ignored) as c2m.pcap, c10m
 For each size, in one run: `cniscope analyze --json FILE` (local), then for each worker count a fresh
 `distributed.LocalCluster` on 127.0.0.1 (worker processes, one thread each) and `cniscope analyze --json --dask
 ADDRESS FILE` against it, each as its own process (wall time; peak memory of the client process). The
-reports must be identical. The scheduler's task stream gives each part's compute time on its worker;
-from the 1-worker run:
+reports must be identical. The scheduler's task stream gives each task's compute time on its worker (the
+parts read, the partitions correlated); from the 1-worker run:
 
-    S = sum of the parts' compute times      (the work that spreads over workers)
-    C = wall time - S                        (the client: start, plan, gather, join, analysis, report)
-    T(N) = C + max(S/N, slowest part)        (N workers, the parts spread evenly)
+    S = sum of the tasks' compute times      (the work that spreads over workers)
+    C = wall time - S                        (the client: start, plan, join, partition, merge, the rest of
+                                              the analysis, the report; and moving data to and fro)
+    T(N) = C + max(S/N, slowest task)        (N workers, the tasks spread evenly)
 
 and T(2) is checked against the 2-worker measurement before N = 4, 8, 16, 64 are projected. On this machine
 (2 cores shared with other work) two workers and the client compete for the same cores: read the ratios.
@@ -46,7 +47,7 @@ class Run:
     seconds: float
     peak_bytes: int
     report: dict
-    parts: list[float]  # compute seconds of each part on its worker (empty: local)
+    tasks: list[float]  # compute seconds of each task on its worker: parts read, partitions correlated (empty: local)
 
 
 def parse_size(text: str) -> int:
@@ -102,20 +103,20 @@ def on_dask(path: Path, workers: int, env: dict[str, str]) -> Run:
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                       silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
-        client.run(lambda: __import__("cniscope.sources.parts"))  # the workers' imports are not the run's
+        client.run(lambda: __import__("cniscope.sources.tasks"))  # the workers' imports are not the run's
         with get_task_stream(client=client) as stream:
             seconds, peak, out = timed([*CNISCOPE, "analyze", "--json", "--dask", cluster.scheduler_address, str(path)], env)
-        parts = [
+        tasks = [
             sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-            for task in stream.data if str(task["key"]).startswith("cniscope-part-")
+            for task in stream.data if str(task["key"]).startswith(("cniscope-part-", "cniscope-partition-"))
         ]
-    return Run(seconds, peak, json.loads(out), parts)
+    return Run(seconds, peak, json.loads(out), tasks)
 
 
 def project(one: Run, workers: int) -> float:
-    spread = sum(one.parts)
+    spread = sum(one.tasks)
     fixed = one.seconds - spread
-    return fixed + max(spread / workers, max(one.parts, default=0.0))
+    return fixed + max(spread / workers, max(one.tasks, default=0.0))
 
 
 def main() -> None:
@@ -138,28 +139,28 @@ def main() -> None:
             runs[n] = on_dask(path, n, env)
             same = runs[n].report == base.report
             print(f"  {n} worker{'s' if n > 1 else ' '}  {runs[n].seconds:7.1f} s  {runs[n].peak_bytes / 1e6:6.0f} MB client  "
-                  f"{len(runs[n].parts)} parts, {sum(runs[n].parts):.1f} s of part compute  report identical: {same}", flush=True)
+                  f"{len(runs[n].tasks)} tasks, {sum(runs[n].tasks):.1f} s of task compute  report identical: {same}", flush=True)
             if not same:
                 raise SystemExit("the report on the cluster differs from the local one")
         rows.append((size, base, runs))
     print()
-    print("| packets | parts | local | " + " | ".join(f"{n} worker{'s' if n > 1 else ''}" for n in counts)
-          + " | part compute (sum) | client's share |")
+    print("| packets | tasks | local | " + " | ".join(f"{n} worker{'s' if n > 1 else ''}" for n in counts)
+          + " | task compute (sum S) | client's share C |")
     print("|---|---|---|" + "---|" * len(counts) + "---|---|")
     for size, base, runs in rows:
         one = runs[min(counts)]
         cells = " | ".join(f"{runs[n].seconds:.1f} s" for n in counts)
-        print(f"| {size / 1e6:g}M | {len(one.parts)} | {base.seconds:.1f} s | {cells} | {sum(one.parts):.1f} s "
-              f"| {one.seconds - sum(one.parts):.1f} s |")
+        print(f"| {size / 1e6:g}M | {len(one.tasks)} | {base.seconds:.1f} s | {cells} | {sum(one.tasks):.1f} s "
+              f"| {one.seconds - sum(one.tasks):.1f} s |")
     print()
-    print("projection from the 1-worker run: T(N) = C + max(S/N, slowest part)")
+    print("projection from the 1-worker run: T(N) = C + max(S/N, slowest task)")
     for size, _, runs in rows:
         one = runs[min(counts)]
         checks = ", ".join(f"T({n}) {project(one, n):.1f} s (measured {runs[n].seconds:.1f} s)" for n in counts if n > 1)
         ahead = ", ".join(f"T({n}) {project(one, n):.1f} s" for n in (4, 8, 16, 64))
-        print(f"  {size / 1e6:g}M: S {sum(one.parts):.1f} s over {len(one.parts)} parts (slowest {max(one.parts):.1f} s), "
-              f"C {one.seconds - sum(one.parts):.1f} s; {checks}; {ahead}; "
-              f"limit {one.seconds - sum(one.parts) + max(one.parts):.1f} s (x{one.seconds / (one.seconds - sum(one.parts) + max(one.parts)):.1f})")
+        print(f"  {size / 1e6:g}M: S {sum(one.tasks):.1f} s over {len(one.tasks)} tasks (slowest {max(one.tasks):.1f} s), "
+              f"C {one.seconds - sum(one.tasks):.1f} s; {checks}; {ahead}; "
+              f"limit {one.seconds - sum(one.tasks) + max(one.tasks):.1f} s (x{one.seconds / (one.seconds - sum(one.tasks) + max(one.tasks)):.1f})")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def test_a_payload_that_looks_like_records_is_caught_where_the_parts_meet(tmp_pa
     write_pcap(path, frames)
     specs = [InputSpec(str(path))]
     part_bytes = 100  # the second part begins inside the carrier's payload, where the fake records are
-    capture, planned, again = joined(specs, part_bytes)
+    capture, _, again = joined(specs, part_bytes)
     assert_same(capture, read(specs))
     assert capture.table.height == 21
     assert again and again[0].start == pcap.HEADER_LEN + pcap.RECORD_LEN + len(carrier)  # read again from the true start
