@@ -41,7 +41,9 @@ NOT_WITHOUT = {
 QUIET = ("tcp_flags", "seq", "ack", "win", "mss", "wscale", "sack_ok", "tsval", "tsecr", "dns_id", "dns_qr", "l4_csum_bad",
          "outer_l4_csum_bad")
 PACKET = COMPARED[COMPARED.index("ip_version") :]
-NAMED = {"src": "src_name", "dst": "dst_name", "outer_src": "outer_src_name", "outer_dst": "outer_dst_name"}
+NAMED = {"src": "src_name", "dst": "dst_name", "src6": "src_name", "dst6": "dst_name", "outer_src": "outer_src_name",
+         "outer_dst": "outer_dst_name", "outer_src6": "outer_src_name", "outer_dst6": "outer_dst_name",
+         "arp_spa": "src_name", "arp_tpa": "dst_name"}
 
 
 def printed(pcap: Path, flags: Sequence[str], netns: str | None = None) -> str:

@@ -163,7 +163,7 @@ COLUMNS: tuple[Column, ...] = (
     C("src6", pl.Utf8, "IPv6 source address, text"),
     C("dst6", pl.Utf8, "IPv6 destination address, text"),
     C("src_name", pl.Utf8, "source as a host name tcpdump printed instead of its address (text without -n): "
-      "src/src6 are then null"),
+      "src/src6 are then null (ARP: the sender's, arp_spa null)"),
     C("dst_name", pl.Utf8, "destination as a host name tcpdump printed instead of its address (text without -n)"),
     C("ip_id", pl.UInt32, "IPv4 identification (IPv6: fragment header id)"),
     C("ttl", pl.UInt8, "IPv4 TTL or IPv6 hop limit"),

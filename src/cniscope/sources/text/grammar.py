@@ -46,11 +46,13 @@ PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, 
 DIRECTIONS = {"In": 0, "B": 1, "M": 2, "P": 3, "Out": 4}
 TCP_FLAG_LETTERS = {"F": 1, "S": 2, "R": 4, "P": 8, ".": 16, "U": 32, "E": 64, "W": 128}
 
-# link-type names in `listening on X, link-type NAME (...)` banners
+# link-type names in `listening on X, link-type NAME (...)` banners (libpcap's pcap_datalink_val_to_name)
 LINKTYPES = {
     "EN10MB": LinkType.ETHERNET, "RAW": LinkType.RAW, "LINUX_SLL": LinkType.LINUX_SLL,
-    "LINUX_SLL2": LinkType.LINUX_SLL2, "IPV4": LinkType.IPV4, "IPV6": LinkType.IPV6,
-    "NULL": 0, "LOOP": 108, "IEEE802_11": 105, "IEEE802_11_RADIO": 127, "NFLOG": 239,
+    "LINUX_SLL2": LinkType.LINUX_SLL2, "IPV4": LinkType.IPV4, "IPV6": LinkType.IPV6, "NULL": LinkType.NULL,
+    "LOOP": LinkType.LOOP, "PPP": LinkType.PPP, "PPP_SERIAL": LinkType.PPP_HDLC, "PPP_ETHER": LinkType.PPP_ETHER,
+    "C_HDLC": LinkType.C_HDLC, "NFLOG": LinkType.NFLOG, "PKTAP": LinkType.PKTAP, "IEEE802_11": 105,
+    "IEEE802_11_RADIO": 127,
 }
 
 
@@ -630,18 +632,27 @@ def parse_quoted(s: str, pkt: Packet) -> bool:
     return True
 
 
+def _arp_address(layer: Layer, column: str, token: str) -> None:
+    """An ARP protocol address, or the host name tcpdump printed for it (no -n): sender as src_name, target as dst_name."""
+    value, _v6, _port, host, _port_name = endpoint(token)
+    if value is not None:
+        layer[column] = value
+    elif host is not None:
+        layer["src_name" if column == "arp_spa" else "dst_name"] = host
+
+
 def parse_arp(s: str, layer: Layer) -> None:
     layer["ethertype"] = 0x0806
     m = ARP_REQUEST_RE.search(s)
     if m:
         layer["arp_op"] = 1
-        layer["arp_tpa"] = endpoint(m.group(1))[0]
-        layer["arp_spa"] = endpoint(m.group(2))[0]
+        _arp_address(layer, "arp_tpa", m.group(1))
+        _arp_address(layer, "arp_spa", m.group(2))
         return
     m = ARP_REPLY_RE.search(s)
     if m:
         layer["arp_op"] = 2
-        layer["arp_spa"] = endpoint(m.group(1))[0]
+        _arp_address(layer, "arp_spa", m.group(1))
         layer["arp_sha"] = _mac(m.group(2))
         return
     layer["info"] = _short(s)
