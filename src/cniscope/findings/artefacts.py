@@ -33,12 +33,13 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     if not len(bad_rows):
         return Found(stalled)
     journey_of = t.get_column("journey").gather(bad_rows).to_numpy() if "journey" in t.columns else bad_rows
-    origin_of: dict[int, int] = {}  # journey -> node code of its first sighting (materialised journeys)
-    for j in facts.journeys:
-        if j.hops:
-            origin_of[j.id] = int(facts.node_codes[facts.path(j)[0].row])
-    nodes = facts.node_codes[bad_rows]
-    was_sent = np.array([origin_of.get(int(jid), int(n)) == int(n) for jid, n in zip(journey_of, nodes)], dtype=bool)
+    nodes = facts.node_codes[bad_rows].astype(np.int64)
+    origin = np.full(int(journey_of.max()) + 1 if len(journey_of) else 0, -1, dtype=np.int64)  # journey -> first node
+    for j in facts.journeys:  # the materialised ones; the others count as seen where they were sent
+        if j.hops and j.id < len(origin):
+            origin[j.id] = int(facts.node_codes[facts.path(j)[0].row])
+    first = origin[journey_of]
+    was_sent = (first < 0) | (first == nodes)
     sent, received = set(journey_of[was_sent].tolist()), set(journey_of[~was_sent].tolist())
     per_node = []
     for code in _in_order(nodes):

@@ -246,24 +246,22 @@ class Facts:
         endpoint and the service port agree and the replies answer the requests: the same DNS ids, or a SYN-ACK
         acknowledging the SYN (the client may reset the stranger; it says nothing else to it).
         """
-        by_endpoint: dict[tuple[str, Endpoint], list[Flow]] = {}
+        by_end: dict[tuple[str, Endpoint, int | None], list[tuple[Flow, Endpoint]]] = {}  # (proto, end, far port)
         for f in self.flows:
             if f.proto in ("tcp", "udp"):
-                for end in (f.client, f.server):
-                    by_endpoint.setdefault((f.proto, end), []).append(f)
+                by_end.setdefault((f.proto, f.client, f.server.port), []).append((f, f.server))
+                by_end.setdefault((f.proto, f.server, f.client.port), []).append((f, f.client))
         out: dict[int, int] = {}
         for request in self.flows:
-            if request.proto not in ("tcp", "udp") or request.server.port is None:
+            if request.proto not in ("tcp", "udp") or request.state != "unanswered":
                 continue
-            if self._senders(request) != {request.client.addr}:
-                continue  # the address called answered (or the client is not the only one talking)
-            for reply in by_endpoint.get((request.proto, request.client), []):
-                other = reply.server if reply.client == request.client else reply.client
-                if reply is request or other.port != request.server.port or other.addr == request.server.addr:
-                    continue
-                if self._answers(request, reply, other):
-                    out[request.id] = reply.id
-                    break
+            candidates = [(reply, other) for reply, other in by_end.get((request.proto, request.client, request.server.port), [])
+                          if reply is not request and other.addr != request.server.addr]
+            if not candidates or self._senders(request) != {request.client.addr}:
+                continue  # nothing else answered that port, or the address called answered itself
+            found = next((reply for reply, other in candidates if self._answers(request, reply, other)), None)
+            if found is not None:
+                out[request.id] = found.id
         return out
 
     def _firsts(self, flow: Flow) -> list[int]:

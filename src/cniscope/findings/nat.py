@@ -78,28 +78,35 @@ def _tunnels(facts: Facts) -> list[Finding]:
     t = facts.table.filter(pl.col("tunnel").fill_null(0) > 0).select(
         *columns, _s=address_expr("outer_src"), _d=address_expr("outer_dst"))  # IPv4, IPv6 or a name
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
+    pair = ["tunnel", "_a", "_b"]
+    ways = t.group_by(*pair, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
+    counts: dict[tuple, list[str]] = {}
+    for r in ways.iter_rows(named=True):
+        counts.setdefault((r["tunnel"], r["_a"], r["_b"]), []).append(f"{r['n']} from {r['_s']}")
+    groups = t.group_by(pair, maintain_order=True).agg(
+        row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
+        vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
+        packets=pl.col("journey").n_unique(), ids=pl.col("journey").unique(maintain_order=True),
+    )
     out = []
-    for part in t.partition_by("tunnel", "_a", "_b", maintain_order=True):
-        first = part.row(0, named=True)
+    for first in groups.iter_rows(named=True):
         kind = Tunnel(first["tunnel"]).label
-        vnis = sorted(v for v in part["vni"].unique().to_list() if v is not None)
-        ports = sorted(p for p in part["outer_dport"].unique().to_list() if p is not None)
+        vnis, ports = first["vnis"], first["ports"]
         vni = f" vni {vnis[0]}" if len(vnis) == 1 else (f" {len(vnis)} VNIs" if vnis else "")
         port = f" :{ports[0]}" if len(ports) == 1 else ""
         ends = (first["_s"] or "(no address)", first["_d"] or "(no address)")
-        ids = list(dict.fromkeys(part["journey"].to_list()))
-        ways = part.group_by("_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
-        counts = ", ".join(f"{n} from {src}" for src, n in ways.iter_rows())
+        ids = first["ids"]
+        count = ", ".join(counts[(first["tunnel"], first["_a"], first["_b"])])
         flows = tuple(dict.fromkeys(j.flow for i in ids if (j := facts.by_id.get(i)) is not None and j.flow is not None))
         out.append(Finding(
             kind=FindingKind.TUNNEL, severity=Severity.INFO,
-            title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({len(ids)} packet(s))",
-            explanation=f"Packets travel between these nodes inside a {kind} envelope ({counts}); first seen: "
+            title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({first['packets']} packet(s))",
+            explanation=f"Packets travel between these nodes inside a {kind} envelope ({count}); first seen: "
                         f"{facts.where(first['row'])}.",
             next_step=say("tunnel"),
             node=facts.named(facts.node(first["row"])), iface=facts.value(first["row"], "iface"),  # type: ignore[arg-type]
             journeys=tuple(ids[:200]), flows=flows[:200], rows=(first["row"],),
-            evidence=Evidence(packets=len(ids), addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"]))),
+            evidence=Evidence(packets=first["packets"], addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"]))),
         ))
     return out
 
