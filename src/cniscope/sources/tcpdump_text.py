@@ -481,13 +481,18 @@ OUTER_COLUMNS = (
 LINK_COLUMNS = frozenset(("eth_src", "eth_dst", "vlan", "wirelen"))
 
 
+PRIVATE_NOTES = ("_fragment", "_ihl", "_frag_len", "_bad_address")
+
+
 def assemble(pkt: Packet) -> dict[str, object]:
     """One row from a packet's layers: packet columns from the innermost, envelope from the outermost."""
     outer = pkt.layers[0]
     encap = outer.get("_encap")
     if encap is None:  # one layer (the common case): its keys are the row's columns
-        row = {key: value for key, value in outer.items() if key[0] != "_"}  # `_...`: the grammar's own notes
-        names = outer.get("_names")
+        row = dict(outer)
+        names = row.pop("_names", None)
+        for note in PRIVATE_NOTES:  # the grammar's own notes, no columns
+            row.pop(note, None)
         row["tunnel"] = 0
     else:
         row, names = _tunnelled(pkt, outer, int(encap))  # type: ignore[call-overload]
