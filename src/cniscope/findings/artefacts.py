@@ -55,6 +55,16 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
         explanation += (" Received ones travelled over veths or virtual links (containers, labs, most cloud NICs), which "
                         "pass the unfinished checksum on and trust it: expected there; a physical NIC would have "
                         "dropped them.")
+    envelopes = np.flatnonzero(outer & bad)
+    device = None
+    if len(envelopes):
+        row = int(envelopes[0])
+        j = facts.by_id.get(facts.value(row, "journey"))  # type: ignore[arg-type]
+        device = _tunnel_device(facts, facts.node(row), j, row) if j is not None else None
+        explanation += (f" {len(envelopes)} of them are tunnel envelopes with an unfinished outer UDP checksum: "
+                        f"{device or 'the tunnel device'} leaves it to the NIC (tx-checksum offload). Harmless while the "
+                        "conversations inside go on; if they stall, it is the known VXLAN checksum-offload problem "
+                        f"(ethtool -K {device or '<vxlan device>'} tx-checksum-ip-generic off).")
     ifaces = sorted(t.get_column("iface").gather(bad_rows).drop_nulls().unique().to_list())
     out = [Finding(
         kind=FindingKind.CHECKSUM_OFFLOAD, severity=Severity.INFO,
@@ -66,7 +76,7 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
         iface=ifaces[0] if len(ifaces) == 1 else None,
         journeys=tuple(dict.fromkeys(int(x) for x in journey_of[:200] if int(x) in facts.by_id)),
         rows=tuple(bad_rows[:50].tolist()),
-        evidence=Evidence(packets=packets, sent=len(sent), received=len(received), interfaces=tuple(ifaces)),
+        evidence=Evidence(packets=packets, sent=len(sent), received=len(received), interfaces=tuple(ifaces), device=device),
     )]
     return Found(stalled + out)
 

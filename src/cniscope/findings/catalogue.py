@@ -15,9 +15,10 @@ from cniscope.results import FindingKind
 NEXT: dict[str, str] = {
     # drop: what follows a last sighting, by the place it vanished after (findings/losses.py)
     "drop.tunnel_out": "The tunnel device took the packet but no envelope left the NIC: check the VTEP's neighbour and FDB "
-                       "entries for the destination (ip neigh / bridge fdb show dev <tunnel>), the route to the remote "
-                       "node, the NIC's MTU and offloads (ethtool -k), and OUTPUT/POSTROUTING rules that match the "
-                       "tunnel's UDP port.",
+                       "entries for the destination (ip neigh / bridge fdb show dev {iface}), the route to the remote "
+                       "node, the NIC's MTU, the tunnel's checksum offload (the known VXLAN problem of flannel and "
+                       "Calico: ethtool -K {iface} tx-checksum-ip-generic off), and OUTPUT/POSTROUTING rules that match "
+                       "the tunnel's UDP port.",
     "drop.bridge_out": "The bridge did not hand the frame to a port: check the pod's veth is in the bridge and up, the "
                        "bridge's FDB (bridge fdb show), hairpin mode when a pod calls itself through a Service, and "
                        "bridge-level filtering (br_netfilter, ebtables).",

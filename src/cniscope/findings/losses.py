@@ -135,7 +135,7 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
             return None
         if any(facts.node(h) == peer for h in j.hops):
             return None  # reached it (and was seen there before the last sighting's clock said)
-        return Loss(j, last, node, expected, peer, say(CHECKS[(role, "Out")]), peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
+        return Loss(j, last, node, expected, peer, say(CHECKS[(role, "Out")], iface=last.iface), peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
     if cov is None:
         return None
     needed = {Next.ENCAPSULATED_NIC_OUT: Role.NIC, Next.BRIDGE_PORT_OUT: Role.HOST_VETH, Next.DECAPSULATED_IN: Role.TUNNEL}
@@ -150,7 +150,7 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
     elif expected is Next.DECAPSULATED_IN:
         check = say("drop.decap")
     else:
-        check = say(CHECKS[(role, group)])
+        check = say(CHECKS[(role, group)], iface=last.iface)
     return Loss(j, last, node, expected, None, check, cov.running(last.ts, SAME_NODE_MARGIN_NS))
 
 
