@@ -49,6 +49,7 @@ def capture(data: Path, packets: int, fmt: str) -> Path:
 
 def run_all(path: Path, tshark: bool, rounds: int) -> dict[str, Run]:
     out = path.with_suffix(".out.parquet")
+    out.unlink(missing_ok=True)  # left by an interrupted run: read refuses to replace a file
     commands = {
         "read": [str(CNISCOPE), "read", "--format", "parquet", "-o", str(out), str(path)],
         "analyze": [str(CNISCOPE), "analyze", "--json", str(path)],
@@ -60,6 +61,7 @@ def run_all(path: Path, tshark: bool, rounds: int) -> dict[str, Run]:
     best: dict[str, Run] = {}
     for round_ in range(rounds):
         for tool, argv in commands.items():
+            out.unlink(missing_ok=True)
             run = timed(tool, argv)
             print(f"  round {round_ + 1} {tool:8s} {run.seconds:8.2f} s {run.peak_bytes / 1e6:8.0f} MB", flush=True)
             if run.status not in (0, 1):  # analyze exits 1 only with --fail-on
