@@ -192,7 +192,9 @@ def analyze_capture(
         inventory=inventory,
         journeys_total=_distinct(table, "journey"),
         flows_total=_distinct(table, "flow"),
-        points=[Point(*row) for row in table.group_by("node", "iface").len().sort("node", "iface", nulls_last=True).iter_rows()],
+        # the two columns first: grouping the whole table copied it (+430 MB at 2M sightings)
+        points=[Point(*row) for row in table.select("node", "iface").group_by("node", "iface").len()
+                .sort("node", "iface", nulls_last=True).iter_rows()],
         selection=selection,
     )
 
