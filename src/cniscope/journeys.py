@@ -443,7 +443,8 @@ def _envelope(row: dict) -> str:
     kind = Tunnel(row["tunnel"]).label
     vni = f" vni {row['vni']}" if row["vni"] is not None else ""
     ports = f" :{row['outer_dport']}" if row["outer_dport"] is not None else ""
-    return f"{kind}{vni}{ports} {address_text(row, 'outer_src')} > {address_text(row, 'outer_dst')}"
+    src, dst = address_text(row, "outer_src") or NO_ADDRESS, address_text(row, "outer_dst") or NO_ADDRESS
+    return f"{kind}{vni}{ports} {src} > {dst}"
 
 
 def point_label(row: dict, position: int) -> str:

@@ -174,3 +174,15 @@ def test_encapsulation_is_in_the_comments(vxlan_capture, tmp_path):
     encapsulated = [(comment, name) for comment, name, port in rows if port == "8472"]  # flannel's VXLAN port
     assert encapsulated and {name for _, name in encapsulated} == {"eth0"}
     assert any("ENCAP plain -> vxlan vni 1 :8472 192.168.200.11 > 192.168.200.12" in c for c, _ in encapsulated)
+
+
+@needs_tshark
+def test_envelope_ends_printed_by_name_are_named_in_the_comments_never_none(tmp_path):
+    """Corpus 12 was printed without -n: its first VXLAN envelope's ends are host names."""
+    report = analyze([InputSpec(str(CORPUS / "12-fluxop-flannel-any-inout-dns.txt"))])
+    out = tmp_path / "names.pcapng"
+    pcapng_out.write(report, str(out))
+    comments = [r[0] for r in tshark_fields(out, "frame.comment")]
+    assert not [c for c in comments if "None" in c]
+    assert any("vxlan flux-user000001.internal.cloudapp.net > flux-user000000.internal.cloudapp.net" in c
+               for c in comments), comments

@@ -197,7 +197,8 @@ def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, par
         frame = rebuild(row)
         note = notes[row["_row"]] + "; rebuilt from text" + (f" line {row['line']}" if row["line"] is not None else "")
         if row["tunnel"]:
-            envelope = f"{Tunnel(row['tunnel']).label} {address_text(row, 'outer_src')} > {address_text(row, 'outer_dst')}"
+            ends = (address_text(row, side) or "(no address)" for side in ("outer_src", "outer_dst"))
+            envelope = f"{Tunnel(row['tunnel']).label} {' > '.join(ends)}"
             note += f"; tunnel envelope {envelope} not rebuilt"
         iface = interfaces.get(info, row["node"], row["iface"] or _copy(row), int(LinkType.ETHERNET))
         writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)
