@@ -13,7 +13,8 @@ at 10M). The file is read once to warm the page cache, then each tool runs as it
     tcpdump -nn -r FILE                             tshark -r FILE              (standard output to /dev/null)
 
 Printed per size and format: seconds, peak MB and bytes per packet of each, and how many times faster
-cniscope is than tcpdump and tshark (their time / cniscope's). `--markdown` also prints the README table.
+cniscope is than tcpdump and tshark (their time / cniscope's), in wall time and, on a shared machine the
+steadier figure, in CPU time (user + system). `--markdown` also prints the README table.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def run_all(path: Path, tshark: bool, rounds: int) -> dict[str, Run]:
         for tool, argv in commands.items():
             out.unlink(missing_ok=True)
             run = timed(tool, argv)
-            print(f"  round {round_ + 1} {tool:8s} {run.seconds:8.2f} s {run.peak_bytes / 1e6:8.0f} MB", flush=True)
+            print(f"  round {round_ + 1} {tool:8s} {run.seconds:8.2f} s {run.peak_bytes / 1e6:8.0f} MB  cpu {run.cpu_seconds:7.2f} s",
+                  flush=True)
             if run.status not in (0, 1):  # analyze exits 1 only with --fail-on
                 raise SystemExit(f"{tool} failed on {path}")
             if tool not in best or run.seconds < best[tool].seconds:
@@ -91,19 +93,21 @@ def main() -> None:
             best = run_all(path, tshark, args.rounds)
             for ours in ("read", "analyze"):
                 run = best[ours]
-                ratios = [f"{best[other].seconds / run.seconds:.1f}x {other}" for other in ("tcpdump", "tshark") if other in best]
+                ratios = [f"{best[other].seconds / run.seconds:.1f}x {other} (cpu time {best[other].cpu_seconds / run.cpu_seconds:.1f}x)"
+                          for other in ("tcpdump", "tshark") if other in best]
                 print(f"{ours:8s} {run.seconds:7.2f} s {run.peak_bytes / packets:6.0f} B/packet  faster than: {', '.join(ratios)}",
                       flush=True)
             td, ts = best["tcpdump"], best.get("tshark")
             lines.append(
                 f"| {size} | {fmt} | {best['analyze'].seconds:.2f} s | {best['read'].seconds:.2f} s | {td.seconds:.2f} s | "
                 + (f"{ts.seconds:.2f} s" if ts else "not run") + " | "
-                f"**{td.seconds / best['analyze'].seconds:.1f}x** | {td.seconds / best['read'].seconds:.1f}x | "
+                f"**{td.seconds / best['analyze'].seconds:.1f}x** ({td.cpu_seconds / best['analyze'].cpu_seconds:.1f}x) | "
+                f"{td.seconds / best['read'].seconds:.1f}x ({td.cpu_seconds / best['read'].cpu_seconds:.1f}x) | "
                 + (f"{ts.seconds / best['analyze'].seconds:.1f}x" if ts else "-") + " | "
                 f"{best['analyze'].peak_bytes / packets:.0f} | {best['read'].peak_bytes / packets:.0f} |"
             )
     if args.markdown:
-        print("\n| packets | format | analyze | read | tcpdump -nn -r | tshark -r | analyze vs tcpdump | read vs tcpdump "
+        print("\n| packets | format | analyze | read | tcpdump -nn -r | tshark -r | analyze vs tcpdump (CPU time) | read vs tcpdump (CPU) "
               "| analyze vs tshark | analyze B/packet | read B/packet |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(lines))

@@ -48,6 +48,7 @@ class Run:
     seconds: float
     peak_bytes: int
     status: int
+    cpu_seconds: float = 0.0  # user + system: what the tool cost, whatever else the machine was doing
 
 
 def parse_size(text: str) -> int:
@@ -60,12 +61,13 @@ def timed(tool: str, argv: list[str]) -> Run:
     """Wall time, and peak RSS as /usr/bin/time reports it (a child of this process would inherit our own peak)."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, open(os.devnull, "wb") as devnull:
         started = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *argv], stdout=devnull, stderr=subprocess.PIPE)
+        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", rss.name, *argv], stdout=devnull, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - started
-        peak_kb = int(rss.read().split()[-1])
+        user, system, peak = rss.read().split()[-3:]
+        peak_kb, cpu = int(peak), float(user) + float(system)
     if proc.returncode:
         print(f"  {tool} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}", file=sys.stderr)
-    return Run(tool, seconds, peak_kb * 1024, proc.returncode)
+    return Run(tool, seconds, peak_kb * 1024, proc.returncode, cpu)
 
 
 def capture_for(packets: int, snaplen: int) -> Path:
