@@ -9,7 +9,19 @@ lines after a packet are its bytes (see `dump_line`). `listening on IFACE,
 link-type X` banners set the interface and link type of the lines after
 them. Banners, trailers (`N packets captured` ...), shell prompts and empty
 lines are skipped; any other line is counted in `info.unparsed_lines` and
-warned about with its line number, and reading goes on.
+warned about with its line number, and reading goes on. A `-#` packet number
+before the line is dropped; `[Error converting time]` stands for the
+timestamp (the row gets none, one note says so).
+
+Segments: a paste often joins several runs. A new one starts at a banner, a
+prompt, and (no banner needed) at an empty line or words between blocks, at
+tcpdump's end-of-capture lines, or where the time steps back by more than
+`STEP_BACK_NS`: TCP numbering, relative clocks and the banner's interface
+start afresh there, and a note says where. A segment whose clock is hours
+from the one before is another host or time zone: unless the input was given
+a node, its rows get node `part N`, so clock alignment treats it as its own
+capture. A tunnel envelope under the banner of a tunnel device (flannel.1,
+cilium_vxlan ...) was not captured there: the banner's interface is dropped.
 
 Clocks: `HH:MM:SS.ffffff` is `Clock.TIME_OF_DAY` (ns since midnight; a step
 back of more than 12 h within one capture is taken as midnight passing);
