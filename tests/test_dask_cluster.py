@@ -81,6 +81,23 @@ def test_several_inputs_on_several_nodes(cluster: Cluster, monkeypatch: pytest.M
     assert remote.out == local.out
 
 
+def test_urls_the_workers_read_through_fsspec(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`local://` is fsspec's name for the local filesystem: read as any remote URL is (a part's byte range
+    fetched alone, a whole input copied to the worker's temporary directory), where the workers can reach it."""
+    monkeypatch.setattr(parts, "PART_BYTES", 2000)
+    pcap, text = CORPUS / "03-ysaied-pan-cn-ngfw-vxlan6080.pcap", CORPUS / "04-msazure-flannel-vxlan-e.txt"
+    local = json.loads(run("analyze", "--json", f"node1={pcap}", f"node2={text}").out)
+    remote = run("analyze", "--json", "--dask", cluster.address, f"node1=local://{pcap}", f"node2=local://{text}")
+    assert remote.code == 0, remote.err
+    document = json.loads(remote.out)
+    assert [i["name"] for i in document["inputs"]] == [f"local://{pcap}", f"local://{text}"]
+    for doc in (local, document):
+        for info in doc["inputs"]:
+            info.pop("name")
+            info["warnings"] = [w.split(":", 1)[1] for w in info["warnings"]]  # each starts with the input's name
+    assert document == local
+
+
 def test_a_million_packets_give_the_local_report(cluster: Cluster, million: Path, million_local: str) -> None:
     remote = cniscope("analyze", "--json", "--dask", cluster.address, str(million))
     assert remote.returncode == 0, remote.stderr
