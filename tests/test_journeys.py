@@ -211,3 +211,20 @@ def test_distinct_udp_sources_as_text_are_distinct_journeys(tmp_path) -> None:
     report = analyze([InputSpec(str(path))], max_journeys=None)
     assert len(report.journeys) == 2000 and all(len(j.hops) == 1 for j in report.journeys)
     assert len(report.flows) == 2000 and all(len(f.legs) == 1 for f in report.flows)
+
+
+def test_identical_link_local_multicast_from_two_hosts_is_two_packets(tmp_path) -> None:
+    """Every bridge that joins a group sends the same IGMP report (IP id 0, same bytes); no router forwards
+    224.0.0.0/24, so one node's report and another's are never one packet rewritten by NAT."""
+    from tests.frames import ethernet, ipv4, write_pcapng
+
+    report_bytes = bytes.fromhex("2200f9fc0000000104000000e00000fb")  # IGMPv3 report: join 224.0.0.251
+    def igmp(src: str) -> bytes:
+        return ethernet(ipv4(report_bytes, src=src, dst="224.0.0.22", proto=2, ttl=1, ip_id=0),
+                        dst="01:00:5e:00:00:16")
+    one = write_pcapng(tmp_path / "node1.pcapng", [(0, igmp("192.168.200.1"))], [("eth0", 1)])
+    two = write_pcapng(tmp_path / "node2.pcapng", [(0, igmp("10.244.2.1")), (1, igmp("10.244.2.1"))],
+                       [("cni0", 1), ("veth1", 1)])
+    report = analyze([InputSpec(str(one), "node1"), InputSpec(str(two), "node2")])
+    assert sorted(len(j.hops) for j in report.journeys) == [1, 2]
+    assert not [c for j in report.journeys for h in j.hops for c in h.changes if c.kind in (ChangeKind.DNAT, ChangeKind.SNAT)]

@@ -8,6 +8,7 @@ Theory of operation
    length, plus the IP id and payload digest where the input shows them.
    Addresses and ports are not part of it (NAT rewrites them; only a
    packet with nothing of its own in the key, plain UDP as text shows it,
+   or one sent to link-local multicast, which no router forwards,
    is told from others by them), and the
    packet columns of a tunnelled sighting are the inner packet's, so the
    encapsulated copy has the key of the plain ones. When some input hides an
@@ -96,7 +97,19 @@ def fingerprint(table: pl.DataFrame) -> pl.Expr:
     own = [f for f in fields if f in OWN_FIELDS]
     key = pl.struct([pl.col(f) for f in fields]).hash(seed=1)
     addressed = pl.struct([pl.col(f) for f in [*fields, *ADDRESS_FIELDS]]).hash(seed=1)
-    return pl.when(pl.all_horizontal([pl.col(f).is_null() for f in own])).then(addressed).otherwise(key)
+    nothing_own = pl.all_horizontal([pl.col(f).is_null() for f in own])
+    return pl.when(nothing_own | _link_local_multicast()).then(addressed).otherwise(key)
+
+
+def _link_local_multicast() -> pl.Expr:
+    """224.0.0.0/24 and ff02::/16: never routed, so never NAT-rewritten (IGMP reports, mDNS, router solicitations).
+
+    Hosts send identical ones (the same IGMP report, IP id 0, from every bridge that joins a group): only
+    their addresses tell them apart.
+    """
+    v4 = (pl.col("dst") // 256) == 0xE00000
+    v6 = pl.col("dst6").str.to_lowercase().str.starts_with("ff02:")
+    return (v4 | v6).fill_null(False)
 
 
 def _shown_everywhere(table: pl.DataFrame, field: str) -> bool:
