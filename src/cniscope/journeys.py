@@ -436,13 +436,14 @@ def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
         after = (cur["eth_src"], cur["eth_dst"] if both_dst else None)
         if before != after:
             out.append(Change(ChangeKind.MAC, _macs(*before), _macs(*after)))
-    if _addr(prev, "src") != _addr(prev, "dst") and (_addr(prev, "src"), _addr(prev, "dst")) == (_addr(cur, "dst"), _addr(cur, "src")):
-        out.append(Change(ChangeKind.SWAP, f"{_addr(prev, 'src')} > {_addr(prev, 'dst')}", f"{_addr(cur, 'src')} > {_addr(cur, 'dst')}"))
+    before_src, before_dst, after_src, after_dst = _addr(prev, "src"), _addr(prev, "dst"), _addr(cur, "src"), _addr(cur, "dst")
+    if before_src != before_dst and (before_src, before_dst) == (after_dst, after_src):
+        out.append(Change(ChangeKind.SWAP, f"{before_src} > {before_dst}", f"{after_src} > {after_dst}"))
     else:
-        if _addr(prev, "dst") != _addr(cur, "dst"):
-            out.append(Change(ChangeKind.DNAT, _addr(prev, "dst"), _addr(cur, "dst")))
-        if _addr(prev, "src") != _addr(cur, "src"):
-            out.append(Change(ChangeKind.SNAT, _addr(prev, "src"), _addr(cur, "src")))
+        if before_dst != after_dst:
+            out.append(Change(ChangeKind.DNAT, before_dst, after_dst))
+        if before_src != after_src:
+            out.append(Change(ChangeKind.SNAT, before_src, after_src))
     if (prev["mf"], prev["frag_offset"]) != (cur["mf"], cur["frag_offset"]) and cur["mf"] is not None and prev["mf"] is not None:
         out.append(Change(ChangeKind.FRAGMENT, f"offset {prev['frag_offset']}", f"offset {cur['frag_offset']}"))
     return tuple(out)
