@@ -183,3 +183,29 @@ def test_bad_fault_in_a_spec_is_refused_before_building() -> None:
         Lab.up(spec)
     assert not state_dir(spec.name).exists()
     assert_no_leak()
+
+
+FORKER = """
+import os, time
+for _ in range(3000):  # bounded: a child every millisecond, each gone by itself after 30 s
+    if os.fork() == 0:
+        time.sleep(30)
+        os._exit(0)
+    time.sleep(0.001)
+"""
+
+
+def test_a_namespace_is_emptied_even_of_processes_born_while_it_is_killed() -> None:
+    """A daemon caught forking (nginx's master starting its worker) makes processes one scan never saw."""
+    ns = f"cnl-{lab_name('forker')}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        forker = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", FORKER])
+        time.sleep(0.3)  # the forker is busy making children
+        assert len(lab_state.pids_in([ns])) > 10
+        assert lab_state.empty([ns]) == []
+        assert lab_state.pids_in([ns]) == []
+        forker.wait(timeout=10)
+    finally:
+        lab_state.empty([ns])
+        subprocess.run(["ip", "netns", "del", ns], check=False)

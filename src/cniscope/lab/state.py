@@ -176,13 +176,27 @@ def kill_and_wait(pids: list[int], timeout: float = 5.0) -> list[int]:
     return alive
 
 
+def empty(namespaces: list[str], rounds: int = 5) -> list[int]:
+    """Kill every process of the namespaces until none is left; return the survivors.
+
+    One scan is not enough: a daemon caught starting (nginx's master forking its worker) makes a process
+    the scan did not see, which would outlive its namespace's name and never be found again.
+    """
+    alive: list[int] = []
+    for _ in range(rounds):
+        found = pids_in(namespaces)
+        if not found:
+            return []
+        alive = kill_and_wait(found)
+    return alive or pids_in(namespaces)
+
+
 def teardown(state: LabState) -> list[str]:
     """Remove everything of the lab; return what could not be removed (empty when clean)."""
     problems = []
     own = [n for n in state.namespaces if n.startswith(lab_prefix(state.name))]  # a crafted state names no other
     problems += [f"namespace {n} left alone: not this lab's" for n in state.namespaces if n not in own]
-    alive = kill_and_wait(pids_in(own))
-    problems += [f"pid {pid} survived SIGKILL" for pid in alive]
+    problems += [f"pid {pid} survived SIGKILL" for pid in empty(own)]
     present = [n for n in own if (NETNS_DIR / n).exists()]
     if present:
         result = subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in present),
