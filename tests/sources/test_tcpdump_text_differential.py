@@ -26,7 +26,7 @@ from cniscope.sources import InputInfo, InputSpec, read
 from cniscope.sources.tcpdump_text import iter_tables
 from tests.paths import CORPUS
 from tests.sources import protocol_mix
-from tests.sources.textdiff import agreement, printed, read_text
+from tests.sources.textdiff import agreement, as_read, printed, read_text
 
 DAY = 86400 * 10**9
 HERE = Path(__file__).resolve().parent
@@ -55,32 +55,6 @@ def text_rows(pcap: Path, flags: list[str], netns: str | None = None) -> tuple[p
     tables = list(iter_tables(out.stdout.splitlines(), info))
     assert info.unparsed_lines == 0, [str(w) for w in info.warnings]
     return pl.concat(tables), info
-
-
-def as_read(decoded: pl.DataFrame) -> list[tuple[int | None, int | None]]:
-    """seq/ack as the reader gives them from tcpdump's text without -S.
-
-    tcpdump (print-tcp.c) numbers packets with ACK relative to the first such packet of their connection
-    (or a SYN-ACK), printed as is; the reader adds the bases back, except a base taken from a packet whose
-    seq tcpdump did not print (no payload, no SYN/FIN/RST): those seqs stay relative.
-    """
-    bases: dict[tuple, tuple[int, bool]] = {}  # (from, to) -> (first seq, printed?)
-    out: list[tuple[int | None, int | None]] = []
-    for r in decoded.iter_rows(named=True):
-        flags, seq, ack = r["tcp_flags"], r["seq"], r["ack"]
-        if flags is None or not flags & 16:
-            out.append((seq, ack))
-            continue
-        src = (r["src"] if r["src"] is not None else r["src6"], r["sport"])
-        dst = (r["dst"] if r["dst"] is not None else r["dst6"], r["dport"])
-        if (src, dst) not in bases or flags & 2:
-            bases[(src, dst)] = (seq, (r["payload_len"] or 0) > 0 or bool(flags & 7))
-            bases[(dst, src)] = ((ack - 1) % 2**32, True)
-            out.append((seq, ack))
-            continue
-        base, printed = bases[(src, dst)]
-        out.append((seq if printed else (seq - base) % 2**32, ack))
-    return out
 
 
 def compare(text: pl.DataFrame, decoded: pl.DataFrame, flags: list[str], skip: tuple[str, ...] = ()) -> None:
