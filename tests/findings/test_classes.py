@@ -67,6 +67,18 @@ def test_checksum_offload_is_one_finding_per_capture_saying_what_was_sent_and_re
     assert found.evidence.packets == len(set(found.journeys))
 
 
+def test_one_node_alone_tells_the_packets_it_received_from_those_it_sent() -> None:
+    """node3 alone (the seed's view): the client's packets come in by its NIC, nginx's replies leave from a pod."""
+    capture = DATA / "scenarios" / "kube-router" / "cross-node" / "node3.pcapng"
+    report = analyze([InputSpec(str(capture), node="node3")])
+    [found] = of_kind(report, FindingKind.CHECKSUM_OFFLOAD)
+    tcp = [j for j in report.journeys if "TCP" in j.summary]
+    from_pod = [j for j in tcp if j.hops[0].iface.startswith("veth")]
+    from_wire = [j for j in tcp if (j.hops[0].iface, j.hops[0].direction) == ("eth0", "In")]
+    assert from_pod and from_wire and len(from_pod) + len(from_wire) == len(tcp) == found.evidence.packets
+    assert (found.evidence.sent, found.evidence.received) == (len(from_pod), len(from_wire))
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{d.parent.name}-{d.name}" for d in SCENARIOS])
 def test_healthy_lab_scenarios_raise_no_alarm(scenario: Path) -> None:
     report = analyze([InputSpec(str(scenario))])

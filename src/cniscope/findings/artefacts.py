@@ -35,11 +35,14 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     journey_of = t.get_column("journey").gather(bad_rows).to_numpy() if "journey" in t.columns else bad_rows
     nodes = facts.node_codes[bad_rows].astype(np.int64)
     origin = np.full(int(journey_of.max()) + 1 if len(journey_of) else 0, -1, dtype=np.int64)  # journey -> first node
+    arrived = np.zeros(len(origin), dtype=bool)  # first seen coming in by a NIC: sent by another host
     for j in facts.journeys:  # the materialised ones; the others count as seen where they were sent
         if j.hops and j.id < len(origin):
-            origin[j.id] = int(facts.node_codes[facts.path(j)[0].row])
+            hop = facts.path(j)[0]
+            origin[j.id] = int(facts.node_codes[hop.row])
+            arrived[j.id] = hop.direction == "In" and facts.role(hop.iface) is Role.NIC
     first = origin[journey_of]
-    was_sent = (first < 0) | (first == nodes)
+    was_sent = ((first < 0) | (first == nodes)) & ~arrived[journey_of]
     sent, received = set(journey_of[was_sent].tolist()), set(journey_of[~was_sent].tolist())
     per_node = []
     for code in _in_order(nodes):
