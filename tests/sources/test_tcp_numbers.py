@@ -28,8 +28,8 @@ def test_captures_started_at_different_packets_agree_on_the_numbers_tcpdump_show
     node2 = [ACK_OF_IT.format(ack=110996636), NEXT.format(seq="1:20", ack=0)]
     assert numbers(node1) == [(110996617, 3450413445), (None, 110996636), (110996636, 3450413445)]
     # node2's tcpdump took 192.168.0.12's base from the ACK's ack (110996636 - 1): that seq comes back; it took
-    # 192.168.0.11's base from the ACK's own seq, which it never printed: that ack stays as printed
-    assert numbers(node2) == [(None, 110996636), (110996636, 0)]
+    # 192.168.0.11's base from the ACK's own seq, which it never printed: that ack cannot be known (null, not 0)
+    assert numbers(node2) == [(None, 110996636), (110996636, None)]
 
 
 def test_absolute_numbers_printed_with_S_are_kept():
@@ -37,11 +37,11 @@ def test_absolute_numbers_printed_with_S_are_kept():
     assert numbers(lines) == [(110996617, 3450413445), (None, 110996636), (110996636, 3450413445)]
 
 
-def test_a_base_from_an_unprinted_seq_leaves_that_direction_relative():
-    """A bare ACK first: tcpdump took 192.168.0.11's first seq from it without printing it."""
+def test_a_base_from_an_unprinted_seq_leaves_that_direction_unknown():
+    """A bare ACK first: tcpdump took 192.168.0.11's first seq from it without printing it: null, not guessed."""
     lines = [ACK_OF_IT.format(ack=110996636),
              "08:00:00.000300 IP 192.168.0.11.179 > 192.168.0.12.38949: Flags [P.], seq 1:20, ack 1, win 509, length 19: BGP"]
-    assert numbers(lines) == [(None, 110996636), (1, 110996636)]  # seq unknown base: as printed; ack made absolute
+    assert numbers(lines) == [(None, 110996636), (None, 110996636)]  # seq of an unknown base: null; ack made absolute
 
 
 def test_a_banner_starts_a_new_tcpdump_run_and_new_bases():

@@ -82,7 +82,7 @@ def as_read(decoded: pl.DataFrame, every_seq: bool = False) -> list[tuple[int | 
 
     tcpdump (print-tcp.c) numbers packets with ACK relative to the first such packet of their connection
     (or a SYN-ACK), printed as is; the reader adds the bases back, except a base taken from a packet whose
-    seq tcpdump did not print (no payload, no SYN/FIN/RST): those seqs stay relative.
+    seq tcpdump did not print (no payload, no SYN/FIN/RST): those seqs are null (not guessed).
     """
     bases: dict[tuple, tuple[int, bool]] = {}  # (from, to) -> (first seq, printed?)
     out: list[tuple[int | None, int | None]] = []
@@ -99,7 +99,7 @@ def as_read(decoded: pl.DataFrame, every_seq: bool = False) -> list[tuple[int | 
             out.append((seq, ack))
             continue
         base, shown = bases[(src, dst)]
-        out.append((seq if shown else (seq - base) % 2**32, ack))
+        out.append((seq if shown else None, ack))
     return out
 
 

@@ -10,10 +10,11 @@ long-lived connection (BGP, a watch on the API server). Journeys match
 sightings across nodes on these numbers, so the reader undoes it: it keeps
 the same table as tcpdump and adds the bases back.
 
-What cannot be undone stays as printed: a base tcpdump took from a packet
-whose seq it did not print (a bare ACK), and every number when the text was
-printed with `-S` (already absolute: the base is then near the number itself,
-not near zero, which tells the two apart packet by packet).
+What cannot be undone is not guessed: a number relative to a base tcpdump took
+from a packet whose seq it did not print (a bare ACK) is left out (null), since
+two nodes' captures print one packet with different such numbers. Text printed
+with `-S` is already absolute: the base is then near the number itself, not
+near zero, which tells the two apart packet by packet.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class TcpNumbers:
             row["ack"] = _absolute(ack, self.bases[(dst, src)])
 
 
-def _absolute(printed: int, base: int | None) -> int:
+def _absolute(printed: int, base: int | None) -> int | None:
     if base is None:
-        return printed
+        return None
     if (printed - base) % WRAP < printed:
         return printed  # -S: the number is already absolute (near its base, not near zero)
     return (printed + base) % WRAP
