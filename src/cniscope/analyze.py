@@ -167,9 +167,8 @@ def analyze_capture(
         table, selection = _select(table, chosen, flow)
         if flow is not None:
             max_journeys = None  # one conversation: all its packets
-    correlation.table = table
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
-    journeys = journeys_mod.materialise(correlation, limit=journey_limit)
+    journeys = journeys_mod.materialise(table, limit=journey_limit)
     flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
     on_stage("inferring the network model")
     verdict = infer_mod.infer(table, journeys, inventory, force=model)

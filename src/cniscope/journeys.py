@@ -73,7 +73,7 @@ OWN_FIELDS = ("seq", "ack", "tsval", "icmp_id", "icmp_seq", "dns_id", "arp_spa",
 ADDRESS_FIELDS = ("src", "dst", "src6", "dst6", "sport", "dport")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Correlation:
     """The packet table with journey columns added, and the clock corrections used."""
 
@@ -478,13 +478,13 @@ _SUMMARY_FIELDS = ("proto", "arp_op", "arp_spa", "arp_tpa", "tcp_flags", "seq", 
 _SUMMARY_READS = _SUMMARY_FIELDS + ("sport", "dport", *_ADDRESS_FIELDS)
 
 
-def materialise(correlation: Correlation, limit: int | None = None, flow_of: dict[int, int] | None = None) -> list[Journey]:
-    """Journey objects for the first `limit` journeys (all when None), for renderers and detectors.
+def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
+    """Journey objects for the first `limit` journeys (all when None) of a correlated table, for renderers and detectors.
 
     Columns are read as lists, and what is derived from values that repeat (a hop's changes, its capture point
     label) is computed once per distinct value: the journeys of one conversation share them.
     """
-    t = correlation.table
+    t = table
     if limit is not None:  # a gather of the few rows: filtering the wide table scans and copies every column
         t = t[np.flatnonzero(t.select(pl.col("journey") < limit).to_series().to_numpy())]
     own = ("journey", "hop", "row", "node", "iface", "direction", "ts", "delay")
@@ -514,9 +514,8 @@ def materialise(correlation: Correlation, limit: int | None = None, flow_of: dic
         for row, node, iface, direction, ts, delay, change, point in zip(
             col["row"], col["node"], col["iface"], col["direction"], col["ts"], col["delay"], changed_at, points)
     ]
-    flow_of = flow_of or {}
     return [
-        Journey(id=jid[start], flow=flow_of.get(jid[start]), summary=summary({name: col[name][start] for name in _SUMMARY_READS}),
+        Journey(id=jid[start], flow=None, summary=summary({name: col[name][start] for name in _SUMMARY_READS}),
                 hops=tuple(hops[start:end]))
         for start, end in zip(starts, starts[1:] + [t.height])
     ]

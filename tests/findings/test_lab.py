@@ -21,11 +21,11 @@ from cniscope.lab.cluster import Lab
 from cniscope.lab.inventory import write_inventory
 from cniscope.lab.naming import veth_name
 from cniscope.lab.scenarios import SCENARIOS, record
-from cniscope.lab.spec import BUILDABLE, Fault, default_spec
+from cniscope.lab.spec import Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
-from tests.lab.helpers import conntrack_flushed_mid_connection
+from tests.lab.helpers import BUILDABLE, conntrack_flushed_mid_connection
 from tests.marks import needs_root
 
 pytestmark = needs_root

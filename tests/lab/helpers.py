@@ -9,11 +9,12 @@ import polars as pl
 
 from cniscope.lab.capture import NodeCapture
 from cniscope.lab.cluster import Lab
-from cniscope.lab.spec import Fault
+from cniscope.lab.spec import MODELS, Fault
 from cniscope.packets.schema import ip4_value
 from cniscope.sources import InputSpec, read
 
 SYN = 2
+BUILDABLE = tuple(name for name, info in MODELS.items() if info.buildable)  # the models the lab builds
 
 
 def read_captures(captures: list[NodeCapture]) -> pl.DataFrame:

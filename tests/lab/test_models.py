@@ -12,14 +12,14 @@ from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.inventory import write_inventory
 from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
-from cniscope.lab.spec import BUILDABLE, default_spec
+from cniscope.lab.spec import default_spec
 from cniscope.packets.schema import Direction, Tunnel
 from cniscope.sources import InputSpec
 
 from tests.marks import needs_root
 
 from .conftest import lab_name
-from .helpers import read_captures, syn_sightings
+from .helpers import BUILDABLE, read_captures, syn_sightings
 
 pytestmark = needs_root
 INGRESS = (Direction.IN, Direction.OTHERHOST)  # OVS ports see frames addressed to the switch's MACs as otherhost

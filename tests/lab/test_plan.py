@@ -12,7 +12,9 @@ from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
 from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
 from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
-from cniscope.lab.spec import BUILDABLE, Fault, default_spec, load_spec, seed_spec
+from cniscope.lab.spec import Fault, default_spec, load_spec, seed_spec
+
+from .helpers import BUILDABLE
 
 
 def ip_lines(steps, ns_suffix: str) -> list[str]:

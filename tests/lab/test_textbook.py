@@ -18,7 +18,7 @@ from cniscope.analyze import analyze
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import antrea_port, veth_name, weave_port
 from cniscope.lab.scenarios import SCENARIOS, record
-from cniscope.lab.spec import BUILDABLE, default_spec
+from cniscope.lab.spec import default_spec
 from cniscope.models import MODELS
 from cniscope.models.base import Role, Side, Step, Traffic
 from cniscope.models.paths import reply
@@ -28,6 +28,7 @@ from cniscope.sources import InputSpec
 from tests.marks import needs_root
 
 from .conftest import lab_name
+from .helpers import BUILDABLE
 
 pytestmark = needs_root
 

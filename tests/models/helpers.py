@@ -24,7 +24,7 @@ class Loaded:
 
 
 def journeys_of(table: pl.DataFrame) -> list[Journey]:
-    return journeys_mod.materialise(journeys_mod.correlate(table))
+    return journeys_mod.materialise(journeys_mod.correlate(table).table)
 
 
 def load_capture(path: Path) -> Loaded:

@@ -71,10 +71,9 @@ def service_table() -> pl.DataFrame:
 def report_from_table(table: pl.DataFrame, inputs: list[InputInfo], model: ModelVerdict,
                       findings: list[Finding] | None = None) -> Report:
     correlation = journeys_mod.correlate(table)
-    correlation.table = flows_mod.assign(correlation.table)
-    journeys = journeys_mod.materialise(correlation)
-    flows, journeys = flows_mod.build(correlation.table, journeys)
-    table = correlation.table
+    table = flows_mod.assign(correlation.table)
+    journeys = journeys_mod.materialise(table)
+    flows, journeys = flows_mod.build(table, journeys)
     points = [Point(*row) for row in table.group_by("node", "iface").len().sort("node", "iface", nulls_last=True).iter_rows()]
     return Report(inputs=inputs, table=table, journeys=journeys, flows=flows, findings=findings or [],
                   model=model, clocks=correlation.clocks, journeys_total=len(journeys), flows_total=len(flows), points=points)

@@ -60,7 +60,6 @@ MODELS: dict[str, ModelInfo] = {
     "cilium-geneve": ModelInfo("cilium-geneve", 24, needs="geneve", buildable=False),
     "kube-proxy-ipvs": ModelInfo("kube-proxy-ipvs", 24, needs="ipvs", buildable=False),
 }
-BUILDABLE = tuple(name for name, info in MODELS.items() if info.buildable)
 
 
 @dataclass(frozen=True)

@@ -14,28 +14,27 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ServiceProxy:
+    """A service proxy; the comment above each entry says where its DNAT shows in a capture."""
+
     name: str
     summary: str
     dummy_iface: str  # device holding the service VIPs, "" when none
-    nat_visible: str  # where the DNAT shows in a capture
-    note: str = ""
 
 
 PROXIES: dict[str, ServiceProxy] = {
     p.name: p
     for p in (
-        ServiceProxy("kube-proxy-iptables", "kube-proxy, iptables mode (the default): KUBE-SERVICES -> KUBE-SVC -> KUBE-SEP DNAT", "",
-                     "pod's veth shows ClusterIP:port, every later hop the endpoint; NodePort traffic is masqueraded (mark 0x4000)"),
-        ServiceProxy("kube-proxy-ipvs", "kube-proxy, IPVS mode: virtual servers in Masq (NAT) mode, ipsets for SNAT", "kube-ipvs0",
-                     "as iptables mode; every ClusterIP is a /32 on the DOWN dummy kube-ipvs0"),
-        ServiceProxy("kube-proxy-nftables", "kube-proxy, nftables mode: one nft table doing the same DNAT", "",
-                     "as iptables mode"),
-        ServiceProxy("kube-router-ipvs", "kube-router's IPVS proxy; VIPs on kube-dummy-if; optional DSR", "kube-dummy-if",
-                     "DNAT as kube-proxy IPVS; with DSR the request reaches the pod IPIP-encapsulated and the reply comes from the VIP",
-                     "source IP is kept unless --masquerade-all"),
-        ServiceProxy("cilium-kpr", "Cilium kube-proxy replacement: eBPF at the socket (connect) and at the devices", "",
-                     "a pod's own traffic is translated before the first packet: the service address never appears"),
-        ServiceProxy("antrea-proxy", "AntreaProxy: service load balancing in OVS flows", "",
-                     "the DNAT happens inside OVS: the pod's port shows the ClusterIP, the tunnel the endpoint"),
+        # the pod's veth shows ClusterIP:port, every later hop the endpoint; NodePort traffic is masqueraded (mark 0x4000)
+        ServiceProxy("kube-proxy-iptables", "kube-proxy, iptables mode (the default): KUBE-SERVICES -> KUBE-SVC -> KUBE-SEP DNAT", ""),
+        # as iptables mode; every ClusterIP is a /32 on the DOWN dummy kube-ipvs0
+        ServiceProxy("kube-proxy-ipvs", "kube-proxy, IPVS mode: virtual servers in Masq (NAT) mode, ipsets for SNAT", "kube-ipvs0"),
+        ServiceProxy("kube-proxy-nftables", "kube-proxy, nftables mode: one nft table doing the same DNAT", ""),  # as iptables mode
+        # DNAT as kube-proxy IPVS; with DSR the request reaches the pod IPIP-encapsulated and the reply comes from the VIP;
+        # the source IP is kept unless --masquerade-all
+        ServiceProxy("kube-router-ipvs", "kube-router's IPVS proxy; VIPs on kube-dummy-if; optional DSR", "kube-dummy-if"),
+        # a pod's own traffic is translated before the first packet: the service address never appears
+        ServiceProxy("cilium-kpr", "Cilium kube-proxy replacement: eBPF at the socket (connect) and at the devices", ""),
+        # the DNAT happens inside OVS: the pod's port shows the ClusterIP, the tunnel the endpoint
+        ServiceProxy("antrea-proxy", "AntreaProxy: service load balancing in OVS flows", ""),
     )
 }

@@ -119,16 +119,3 @@ def segment_sums(
     grid = ((high % mod + low % mod + 2 * _MOD - before % mod - after % mod) % mod).astype(np.int64)
     sums[order] = np.where(s & 1, grid, (grid << 8) % _MOD)
     return sums, done
-    base = int(lo[order[0]])
-    words = data[base : int(hi[order[-1]])].view("<u4")
-    bounds = np.empty(2 * order.shape[0], dtype=np.int64)
-    bounds[0::2] = (lo[order] - base) >> 2
-    bounds[1::2] = (hi[order] - base) >> 2
-    total = np.add.reduceat(words, bounds[:-1], dtype=np.uint64)[0::2]  # the odd entries sum the gaps between segments
-    s, e = start[order], end[order]
-    # take off the grid bytes before the segment (the low bytes of its first word) and after it (the high bytes of its last)
-    total -= words[bounds[0::2]] & _BELOW[s - lo[order]]
-    total -= words[bounds[1::2] - 1] & _ABOVE[e - hi[order] + 4]
-    grid = (total % np.uint64(_MOD)).astype(np.int64)
-    sums[order] = np.where(s & 1, grid, (grid << 8) % _MOD)
-    return sums, done

@@ -276,9 +276,6 @@ def mac_value(text: str) -> int:
     return int("".join(p.zfill(2) for p in parts), 16)
 
 
-TCP_FLAG_BITS = (("F", 1), ("S", 2), ("R", 4), ("P", 8), ("U", 32), ("E", 64), ("W", 128))
-
-
 @lru_cache(maxsize=512)
 def tcp_flags_text(flags: int | None) -> str | None:
     """tcpdump's notation: 'S', 'S.', 'P.', 'F.', 'R' ..."""
