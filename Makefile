@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := tcpdump tshark iproute2 iptables nginx-light bird2 gobgpd curl chromium chromium-driver openvswitch-switch \
+APT_PACKAGES := gcc python3-dev tcpdump tshark iproute2 iptables nginx-light bird2 gobgpd curl chromium chromium-driver openvswitch-switch \
                 openssh-server openssh-client conntrack procps ethtool sudo
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp

@@ -1,9 +1,9 @@
 """Classic pcap: find the records of a mapped file, in bounded batches.
 
-Theory of operation: the file is mapped, never copied. A Python loop walks the
-16-byte record headers, reading only each caplen (the one sequential step, and
-unchecked: checks in that loop doubled its cost), into an int64 offset array
-for a window of at most `batch_size` records; numpy then gathers the header
+Theory of operation: the file is mapped, never copied. `cniscope.sources.walk`
+walks the 16-byte record headers, reading only each caplen (the one sequential
+step, in C, and unchecked), into an int64 offset array for a window of at most
+`batch_size` records; numpy then gathers the header
 fields of the whole window at once and checks them. Damage (a cut header or
 packet, an absurd caplen, a wire length of 0) ends the walk: every record before it is yielded, and
 a warning names the byte where it broke.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cniscope.packets.schema import unsupported_linktype
-from cniscope.sources import FrameBatch, InputInfo
+from cniscope.sources import FrameBatch, InputInfo, walk
 
 HEADER_LEN = 24
 RECORD_LEN = 16
@@ -78,27 +78,17 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
     data = np.frombuffer(buf, dtype=np.uint8)
     record = np.dtype([("sec", header.byteorder + "u4"), ("sub", header.byteorder + "u4"),
                        ("caplen", header.byteorder + "u4"), ("wirelen", header.byteorder + "u4")])
-    caplen_at = struct.Struct(header.byteorder + "8xI").unpack_from
-    walk = buf[: stop + RECORD_LEN + MAX_CAPLEN]  # a part's walk ends just past its last record
+    walk_end = min(end, stop + RECORD_LEN + MAX_CAPLEN)  # a part's walk ends just past its last record
+    offsets = np.empty(batch_size, dtype=np.int64)
     pos = start
     while pos < stop:
-        # the hot loop trusts every caplen; the checks run vectorized on the window afterwards
-        offsets: list[int] = []
-        append = offsets.append
-        try:
-            for _ in range(batch_size):
-                step = caplen_at(walk, pos)[0] + RECORD_LEN
-                append(pos)
-                pos += step
-        except struct.error:  # fewer than 12 bytes left at pos: the end, or a cut header
-            pass
-        if not offsets:
+        # the walk trusts every caplen; the checks run vectorized on the window afterwards
+        count, pos = walk.pcap_records(data, pos, stop, walk_end, batch_size, header.byteorder == ">", offsets)
+        if not count:  # fewer than 12 bytes left at pos: a cut header
             info.warn(f"byte {pos}", f"record header cut short: {end - pos} of {RECORD_LEN} bytes; "
                                      f"kept the {first} packets before it")
             return
-        starts = np.array(offsets, dtype=np.int64)
-        if starts[-1] >= stop:  # walked into the next part
-            starts = starts[: np.searchsorted(starts, stop)]
+        starts = offsets[:count].copy()
         good, damage = _check(data, starts, record, end)
         if good:
             yield _batch(data, starts[:good], record, header, first)

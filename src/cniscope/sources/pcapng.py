@@ -1,8 +1,8 @@
 """pcapng: find the packets of a mapped file, with their interface, node and direction.
 
-Theory of operation: a Python loop walks the block headers (type, length),
-reading section and interface blocks as they come and keeping only the offset
-of each packet block, for a window of at most `batch_size` packets; numpy then
+Theory of operation: `cniscope.sources.walk` walks the enhanced packet blocks
+(in C), keeping only the offset of each, and Python reads the section and
+interface blocks between them as they come, for a window of at most `batch_size` packets; numpy then
 gathers and checks the packet fields of the whole window at once. Options are
 parsed in Python only for the packet blocks that carry any (their length says
 so). A batch never spans two sections, so it has one byte order.
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cniscope.packets.schema import Direction, unsupported_linktype
-from cniscope.sources import FrameBatch, InputInfo
+from cniscope.sources import FrameBatch, InputInfo, walk
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -138,6 +138,7 @@ class Reader:
         self.node_names: list[str | None] = []
         self.first = 0
         self.comments: dict[int, str] = {}
+        self.offsets = np.empty(batch_size, dtype=np.int64)  # what the walk finds, before it joins the window
 
     def batches(self) -> Iterator[FrameBatch]:
         pos = 0
@@ -202,32 +203,27 @@ class Reader:
     def _walk(self, pos: int, window: list[int]) -> int:
         """Walk the blocks of the current section from pos until the window is full or a section starts.
 
-        The hot loop trusts every EPB's length (checks there doubled its cost): `_flush`
+        The walk (`cniscope.sources.walk`) trusts every EPB's length: `_flush`
         checks the window's blocks vectorized, and nothing after a bad one is used.
         """
         assert self.section is not None
-        buf, end, order = self.buf, self.end, self.section.byteorder
-        head = struct.Struct(order + "II").unpack_from
-        append = window.append
+        end, order = self.end, self.section.byteorder
         while len(window) < self.batch_size:
-            try:
-                for _ in range(self.batch_size - len(window)):
-                    kind, length = head(buf, pos)
-                    if kind != EPB:
-                        break
-                    append(pos)
-                    pos += length
-                else:
-                    return pos
-            except struct.error:  # fewer than 8 bytes left: the end, or a cut block
-                if pos < end:
-                    raise _Damage(pos, f"block header cut short: {end - pos} of 12 bytes") from None
+            count, pos = walk.pcapng_packets(self.data, pos, end, self.batch_size - len(window), order == ">", EPB,
+                                             self.offsets)
+            window.extend(self.offsets[:count].tolist())
+            if len(window) >= self.batch_size:
                 return pos
+            if pos + 8 > end:  # the end, or a cut block
+                if pos < end:
+                    raise _Damage(pos, f"block header cut short: {end - pos} of 12 bytes")
+                return pos
+            kind = struct.unpack_from(order + "I", self.buf, pos)[0]
             if kind == SHB:
                 return pos
             length = self._block_length(pos, order)
             if kind == OPB or kind == SPB:
-                append(pos)
+                window.append(pos)
             elif kind == IDB:
                 self._interface(pos, length)
             pos += length

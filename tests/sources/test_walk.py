@@ -1,0 +1,96 @@
+"""The record walk in C gives what the Python walk gives, on sound and damaged bytes of both byte orders.
+
+The C source in the tree is compiled here (with the compiler `make install` brings), whether or not the
+installed package carries a build of it, so that what is tested is what the tree holds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import struct
+import subprocess
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from cniscope.sources import pcapng, walk
+
+SOURCE = Path(walk.__file__).with_name("_walk.c")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    target = tmp_path_factory.mktemp("walk") / f"_walk{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", str(SOURCE), "-o",
+                    str(target)], check=True)
+    spec = importlib.util.spec_from_file_location("_walk", target)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pcap_bytes(rng: random.Random, big: bool) -> bytes:
+    """Records of random captured lengths (some absurd), then possibly a cut tail."""
+    order = ">" if big else "<"
+    parts = [b"\0" * 24]
+    for _ in range(rng.randrange(0, 40)):
+        caplen = rng.choice([0, 1, 15, 60, 300, rng.randrange(0, 1 << 32)]) if rng.random() < 0.1 else rng.randrange(0, 120)
+        parts.append(struct.pack(order + "IIII", 1, 2, caplen, caplen) + bytes(min(caplen, 200)))
+    data = b"".join(parts)
+    return data[: rng.randrange(24, len(data) + 1)]
+
+
+def pcapng_bytes(rng: random.Random, big: bool) -> bytes:
+    """Enhanced packet blocks, with other blocks, zero or odd lengths and cut ends among them."""
+    order = ">" if big else "<"
+    parts = []
+    for _ in range(rng.randrange(0, 40)):
+        kind = pcapng.EPB if rng.random() < 0.8 else rng.choice([pcapng.IDB, pcapng.SPB, pcapng.SHB, 0xDEAD])
+        length = rng.choice([0, 3, 12, rng.randrange(0, 1 << 32)]) if rng.random() < 0.05 else 32 + 4 * rng.randrange(0, 20)
+        parts.append(struct.pack(order + "II", kind, length) + bytes(max(0, min(length, 200) - 8)))
+    data = b"".join(parts)
+    return data[: rng.randrange(0, len(data) + 1)]
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_pcap_walks_agree(compiled: ModuleType, big: bool) -> None:
+    rng = random.Random(12 + big)
+    for _ in range(400):
+        data = np.frombuffer(pcap_bytes(rng, big), dtype=np.uint8)
+        stop = rng.randrange(24, len(data) + 2)
+        end = min(len(data), stop + rng.randrange(0, 400))
+        limit = rng.choice([1, 3, 64])
+        pos = 24
+        while True:
+            ours, theirs = np.full(limit, -1, np.int64), np.full(limit, -1, np.int64)
+            got = compiled.pcap_records(data, pos, stop, end, limit, big, ours)
+            want = walk.python_pcap_records(data, pos, stop, end, limit, big, theirs)
+            assert got == want and (ours == theirs).all(), (data.tobytes().hex(), pos, stop, end, limit)
+            if got[0] < limit or got[1] >= stop:
+                break
+            pos = got[1]
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_pcapng_walks_agree(compiled: ModuleType, big: bool) -> None:
+    rng = random.Random(120 + big)
+    for _ in range(400):
+        data = np.frombuffer(pcapng_bytes(rng, big), dtype=np.uint8)
+        end = rng.randrange(0, len(data) + 1)
+        limit = rng.choice([1, 3, 64])
+        ours, theirs = np.full(limit, -1, np.int64), np.full(limit, -1, np.int64)
+        got = compiled.pcapng_packets(data, 0, end, limit, big, pcapng.EPB, ours)
+        want = walk.python_pcapng_packets(data, 0, end, limit, big, pcapng.EPB, theirs)
+        assert got == want and (ours == theirs).all(), (data.tobytes().hex(), end, limit)
+
+
+def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
+    data = np.zeros(100, dtype=np.uint8)
+    with pytest.raises(ValueError, match="fewer than limit"):
+        compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(4, np.int64))
+
