@@ -51,11 +51,15 @@ def bench(packets: int, snaplen: int, rounds: int, nodes: int = 1) -> dict[str, 
 def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     """The stages of `cniscope.analyze.analyze_capture`, timed one by one (peak RSS is the process's so far), on
     benchmarks/gen.py's capture or the one `given` (e.g. of benchmarks/gen_capture.py, the reference)."""
+    import gc
+
     from cniscope import findings, flows, journeys
     from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
+    from cniscope.cli import GC_THRESHOLDS
     from cniscope.models import infer, roles
     from cniscope.sources import InputSpec, read
 
+    gc.set_threshold(*GC_THRESHOLDS)  # as the command sets it
     path = given or capture_for(packets, snaplen)
     warm(path)
     started = last = time.monotonic()

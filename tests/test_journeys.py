@@ -200,17 +200,20 @@ def test_ipv6_packets_are_followed_and_written_with_bracketed_addresses(tmp_path
 
 
 def test_distinct_udp_sources_as_text_are_distinct_journeys(tmp_path) -> None:
-    """Plain UDP in text shows no IP id nor digest: 2,000 sources to one destination 1 us apart are 2,000 packets,
-    not one packet seen 2,000 times (its addresses join a key with nothing of its own)."""
+    """Plain UDP in text shows no IP id nor digest: 25,000 sources to one destination 1 us apart (issue 14's
+    case) are 25,000 packets and conversations, not one packet seen 25,000 times with 25,000 legs (its addresses
+    join a key with nothing of its own)."""
     from cniscope.analyze import analyze
     from cniscope.sources import InputSpec
 
     path = tmp_path / "sources.txt"
-    path.write_text("".join(f"12:00:00.{i:06d} IP 10.1.{i // 250}.{i % 250 + 1}.{1024 + i} > 10.96.0.10.53: UDP, length 10\n"
-                            for i in range(2000)))
-    report = analyze([InputSpec(str(path))], max_journeys=None)
-    assert len(report.journeys) == 2000 and all(len(j.hops) == 1 for j in report.journeys)
-    assert len(report.flows) == 2000 and all(len(f.legs) == 1 for f in report.flows)
+    path.write_text("".join(f"12:00:00.{i:06d} IP 10.1.{i // 250}.{i % 250 + 1}.{32768 + i} > 10.96.0.10.53: UDP, length 10\n"
+                            for i in range(25_000)))
+    report = analyze([InputSpec(str(path))])
+    assert (report.journeys_total, report.flows_total) == (25_000, 25_000)
+    assert len(report.journeys) == 20_000 and all(len(j.hops) == 1 for j in report.journeys)  # the report's default
+    assert len(report.flows) == 20_000 and all(len(f.legs) == 1 and f.packets == 1 for f in report.flows)
+    assert {(j.id, j.flow) for j in report.journeys} == {(f.journeys[0], f.id) for f in report.flows}
 
 
 def test_identical_link_local_multicast_from_two_hosts_is_two_packets(tmp_path) -> None:
