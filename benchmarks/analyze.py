@@ -57,19 +57,23 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
     from cniscope.cli import GC_THRESHOLDS
     from cniscope.models import infer, roles
+    from cniscope.report.json_out import dumps
+    from cniscope.results import Report
     from cniscope.sources import InputSpec, read
 
     gc.set_threshold(*GC_THRESHOLDS)  # as the command sets it
     path = given or capture_for(packets, snaplen)
     warm(path)
     started = last = time.monotonic()
+    last_cpu = time.process_time()  # CPU time of this process (all its threads): on a shared machine the steadier figure
 
     def done(stage: str) -> None:
-        nonlocal last
+        nonlocal last, last_cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         rows = packets or capture.table.height
-        print(f"  {stage:12s} {time.monotonic() - last:7.2f} s  peak {peak / 1e6:7.0f} MB ({peak / rows:4.0f} B/packet)", flush=True)
-        last = time.monotonic()
+        print(f"  {stage:12s} {time.monotonic() - last:7.2f} s  cpu {time.process_time() - last_cpu:6.2f} s  "
+              f"peak {peak / 1e6:7.0f} MB ({peak / rows:4.0f} B/packet)", flush=True)
+        last, last_cpu = time.monotonic(), time.process_time()
 
     capture = read([InputSpec(str(path))])
     done("read")
@@ -87,8 +91,11 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     done("models.infer")
     kept = roles.label(kept, table, verdict)
     done("models.roles")
-    findings.detect(table, kept, flow_list, verdict, correlation.clocks)  # with the model's expected paths (losses)
+    found = findings.detect(table, kept, flow_list, verdict, correlation.clocks)  # with the model's expected paths (losses)
     done("findings")
+    dumps(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
+                 clocks=correlation.clocks))
+    done("json")
     print(f"  {'total':12s} {time.monotonic() - started:7.2f} s", flush=True)
 
 

@@ -10,8 +10,8 @@ tell it from the others), and the same packets as a raw-IP pcap. Then, each as i
 
 Printed: wall and CPU seconds (user + system, the steadier figure on a shared machine) and peak memory of each,
 and the journeys and conversations the text gave (one each per line is right; the issue measured 146 s for one
-journey of 25,000 legs). `--stages` also times the pipeline's stages in this process (CPU seconds), as
-`benchmarks/analyze.py --stages` does.
+journey of 25,000 legs). `--stages` also times the pipeline's stages on the text in this process
+(`benchmarks/analyze.py --stages`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from analyze import stages  # noqa: E402
 from decode import CNISCOPE, Run, timed, warm  # noqa: E402
 
 SERVER = (10, 96, 0, 10)
@@ -62,46 +63,6 @@ def counts(text: Path) -> tuple[int, int]:
     return document["journeys_total"], document["flows_total"]
 
 
-def stages(path: Path) -> None:
-    import gc
-    import time
-
-    from cniscope import findings, flows, journeys
-    from cniscope.analyze import MAX_JOURNEYS
-    from cniscope.cli import GC_THRESHOLDS
-    from cniscope.models import infer, roles
-    from cniscope.report.json_out import dumps
-    from cniscope.results import Report
-    from cniscope.sources import InputSpec, read
-
-    gc.set_threshold(*GC_THRESHOLDS)  # as the command sets it
-    last = time.process_time()
-
-    def done(stage: str) -> None:
-        nonlocal last
-        print(f"  {stage:12s} {time.process_time() - last:6.2f} s CPU", flush=True)
-        last = time.process_time()
-
-    capture = read([InputSpec(str(path))])
-    done("read")
-    correlation = journeys.correlate(capture.table)
-    table = correlation.table = flows.assign(correlation.table)
-    done("correlate")
-    kept = journeys.materialise(correlation, limit=MAX_JOURNEYS)
-    done("materialise")
-    flow_list, kept = flows.build(table, kept, limit=MAX_JOURNEYS)
-    done("flows.build")
-    verdict = infer.infer(table, kept)
-    done("models.infer")
-    kept = roles.label(kept, table, verdict)
-    done("models.roles")
-    found = findings.detect(table, kept, flow_list, verdict, correlation.clocks)
-    done("findings")
-    dumps(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
-                 clocks=correlation.clocks))
-    done("json")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packets", type=int, default=25_000)
@@ -136,7 +97,8 @@ def main() -> None:
               f"the same packets as pcap {best['analyze pcap'].cpu_seconds:.2f} s CPU, "
               f"tcpdump -nn -r of the pcap {tcpdump.cpu_seconds:.2f} s CPU", flush=True)
         if args.stages:
-            stages(text)
+            print(f"stages (benchmarks/analyze.py --stages --capture FILE) of the text:", flush=True)
+            stages(0, 0, text)
 
 
 if __name__ == "__main__":
