@@ -97,7 +97,7 @@ def main() -> None:
               f"the same packets as pcap {best['analyze pcap'].cpu_seconds:.2f} s CPU, "
               f"tcpdump -nn -r of the pcap {tcpdump.cpu_seconds:.2f} s CPU", flush=True)
         if args.stages:
-            print(f"stages (benchmarks/analyze.py --stages --capture FILE) of the text:", flush=True)
+            print("stages (benchmarks/analyze.py --stages --capture FILE) of the text:", flush=True)
             stages(0, 0, text)
 
 
