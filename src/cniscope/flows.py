@@ -16,16 +16,17 @@ import hashlib
 import socket
 import struct
 from dataclasses import replace
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 import polars as pl
 
 from cniscope.journeys import chunked_like
 from cniscope.packets.schema import address_text, ip4_text
-from cniscope.results import Endpoint, Flow, Journey
+from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
-PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
+PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
 
 
 def tuple_id() -> pl.Expr:
@@ -167,7 +168,8 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     kept = {j.id for j in journeys}
     stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
     legs_by_flow = _legs(table, limit)
-    flows = [_flow(r, legs_by_flow.get(r["flow"], ())) for r in stats.iter_rows(named=True) if r["flow"] is not None]
+    flows = [_flow(r, legs_by_flow.get(r.flow, ())) for r in map(_Stats._make, stats.select(_Stats._fields).iter_rows())
+             if r.flow is not None]
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
     jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
@@ -339,80 +341,144 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
     return {k: tuple(v) for k, v in legs.items()}
 
 
-def _side(fields: dict, which: str) -> Endpoint:
+class _Ends(TypedDict):
+    """Addresses and ports of a sighting (the `head` and `syn` structs of `_stats`)."""
+
+    src: int | None
+    dst: int | None
+    src6: str | None
+    dst6: str | None
+    src_name: str | None
+    dst_name: str | None
+    sport: int | None
+    dport: int | None
+
+
+class _Head(_Ends):
+    """A flow's first sighting: what it carries, and whether it is an answer."""
+
+    proto: int | None
+    arp_op: int | None
+    arp_spa: int | None
+    arp_tpa: int | None
+    dns_qr: bool | None
+    icmp_type: int | None
+
+
+class _Stats(NamedTuple):
+    """One row of `_stats`: a flow's statistics over the first sighting of each of its journeys."""
+
+    flow: int
+    packets: int
+    bytes: int | None
+    first_ts: int | None
+    last_ts: int | None
+    retransmissions: int
+    zero_windows: int
+    fins: int
+    resets: list[int]
+    syn_ts: int | None
+    synack_ts: int | None
+    ack_ts: int | None
+    journeys: list[int]
+    any_syn: bool
+    head: _Head
+    syn: _Ends | None
+    queries: list[int]
+    answers: list[int]
+    requests: list[int]
+    replies: list[int]
+    unreachable: int
+    out_of_order: int | None
+
+
+def _side(fields: _Ends, which: str) -> Endpoint:
     return _endpoint(address_text(fields, which), fields["sport" if which == "src" else "dport"])
 
 
-def _answered(asked: set, answered: set) -> str:
+def _answered(asked: set[int], answered: set[int]) -> FlowState:
     if not asked:
-        return "answers only"
+        return FlowState.ANSWERS_ONLY
     if asked <= answered:
-        return "answered"
-    return "partly answered" if asked & answered else "unanswered"
+        return FlowState.ANSWERED
+    return FlowState.PARTLY_ANSWERED if asked & answered else FlowState.UNANSWERED
 
 
-def _flow(r: dict, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
-    head = r["head"]
-    proto_num = head["proto"]
-    proto = "arp" if head["arp_op"] is not None else PROTO_NAMES.get(proto_num, "other")
+def _tcp_state(r: _Stats) -> FlowState:
+    if r.resets:
+        return FlowState.RESET
+    if r.fins >= 2:
+        return FlowState.CLOSED
+    if not r.any_syn:
+        return FlowState.MID_STREAM
+    if r.synack_ts is None:
+        return FlowState.UNANSWERED
+    if r.ack_ts is None and r.packets <= 2:
+        return FlowState.HANDSHAKE_INCOMPLETE
+    return FlowState.ESTABLISHED
+
+
+def _state(r: _Stats, proto: Proto) -> tuple[FlowState, tuple[str, ...]]:
+    """The flow's state, and a note counting its requests and answers."""
+    if proto is Proto.TCP:
+        return _tcp_state(r), ()
+    queries, answers = set(r.queries), set(r.answers)
+    if queries or answers:
+        return _answered(queries, answers), (f"DNS: {len(queries)} queries, {len(queries & answers)} answered",)
+    requests, replies = set(r.requests), set(r.replies)
+    if requests or replies:
+        return _answered(requests, replies), (f"echo: {len(requests)} requests, {len(requests & replies)} replied",)
+    return (FlowState.ERROR if r.unreachable else FlowState.SEEN), ()
+
+
+def _ends(r: _Stats, proto: Proto) -> tuple[Endpoint, Endpoint]:
+    """(client, server): the SYN's sender, or the first packet's unless it is an answer."""
+    head = r.head
+    if proto is Proto.ARP:
+        return Endpoint(ip4_text(head["arp_spa"]) or "?"), Endpoint(ip4_text(head["arp_tpa"]) or "?")
+    if r.syn is not None:
+        return _side(r.syn, "src"), _side(r.syn, "dst")
     client, server = _side(head, "src"), _side(head, "dst")
-    if proto == "arp":
-        client, server = Endpoint(ip4_text(head["arp_spa"]) or "?"), Endpoint(ip4_text(head["arp_tpa"]) or "?")
-    elif r["syn"] is not None:
-        client, server = _side(r["syn"], "src"), _side(r["syn"], "dst")
-    elif head["dns_qr"] is True or head["icmp_type"] in (0, 129):
-        client, server = server, client  # the first packet seen is an answer: its sender is the server
+    if head["dns_qr"] is True or head["icmp_type"] in (0, 129):
+        return server, client  # the first packet seen is an answer: its sender is the server
+    return client, server
+
+
+def _handshake(r: _Stats) -> dict[str, int | None]:
+    handshake: dict[str, int | None] = {}
+    if r.syn_ts is not None and r.synack_ts is not None:
+        handshake["syn_to_synack_ns"] = r.synack_ts - r.syn_ts
+    if r.synack_ts is not None and r.ack_ts is not None:
+        handshake["synack_to_ack_ns"] = r.ack_ts - r.synack_ts
+    return handshake
+
+
+def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
+    proto_num = r.head["proto"]
+    proto = Proto.ARP if r.head["arp_op"] is not None else PROTO_NAMES.get(proto_num or 0, Proto.OTHER)
+    client, server = _ends(r, proto)
     if legs and client == legs[0][1]:
         legs = tuple((b, a) for a, b in legs)
-    notes: list[str] = []
-    handshake: dict[str, int | None] = {}
-    if r["syn_ts"] is not None and r["synack_ts"] is not None:
-        handshake["syn_to_synack_ns"] = r["synack_ts"] - r["syn_ts"]
-    if r["synack_ts"] is not None and r["ack_ts"] is not None:
-        handshake["synack_to_ack_ns"] = r["ack_ts"] - r["synack_ts"]
-    queries, answers = set(r["queries"]), set(r["answers"])
-    requests, replies = set(r["requests"]), set(r["replies"])
-    if proto == "tcp":
-        if r["resets"]:
-            state = "reset"
-        elif r["fins"] >= 2:
-            state = "closed"
-        elif r["any_syn"] and r["synack_ts"] is None:
-            state = "unanswered"
-        elif r["any_syn"] and r["ack_ts"] is None and r["packets"] <= 2:
-            state = "handshake incomplete"
-        elif r["any_syn"]:
-            state = "established"
-        else:
-            state = "mid-stream"
-    elif queries or answers:
-        state = _answered(queries, answers)
-        notes.append(f"DNS: {len(queries)} queries, {len(queries & answers)} answered")
-    elif requests or replies:
-        state = _answered(requests, replies)
-        notes.append(f"echo: {len(requests)} requests, {len(requests & replies)} replied")
-    elif r["unreachable"]:
-        state = "error"
-    else:
-        state = "seen"
-    key = community_id(proto_num or 0, client.addr, server.addr, client.port, server.port) if proto != "arp" else f"arp:{client.addr}-{server.addr}"
+    state, notes = _state(r, proto)
+    key = f"arp:{client.addr}-{server.addr}" if proto is Proto.ARP else \
+        community_id(proto_num or 0, client.addr, server.addr, client.port, server.port)
     return Flow(
-        id=r["flow"],
+        id=r.flow,
         key=key,
         proto=proto,
         client=client,
         server=server,
         legs=legs,
-        journeys=tuple(r["journeys"]),
-        packets=r["packets"],
-        bytes=r["bytes"] or 0,
-        first_ts=r["first_ts"],
-        last_ts=r["last_ts"],
+        journeys=tuple(r.journeys),
+        packets=r.packets,
+        bytes=r.bytes or 0,
+        first_ts=r.first_ts,
+        last_ts=r.last_ts,
         state=state,
-        handshake=handshake,
-        retransmissions=r["retransmissions"],
-        out_of_order=r["out_of_order"] or 0,
-        zero_windows=r["zero_windows"],
-        resets=tuple(r["resets"]),
-        notes=tuple(notes),
+        handshake=_handshake(r),
+        retransmissions=r.retransmissions,
+        out_of_order=r.out_of_order or 0,
+        zero_windows=r.zero_windows,
+        resets=tuple(r.resets),
+        notes=notes,
     )

@@ -57,7 +57,7 @@ import polars as pl
 
 from cniscope import stretches
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_text, mac_text, tcp_flags_text
-from cniscope.results import Change, ChangeKind, Hop, Journey, NodeClock
+from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock
 
 BURST_GAP_NS = 50_000_000  # 50 ms: copies of one packet on one node are far closer; RTO minimum is 200 ms
 
@@ -508,7 +508,7 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
         changed_at[start] = ()
     points = list(zip(col["node"], col["iface"], col["direction"], col["hop"]))
     label_of = {p: point_label(dict(zip(("node", "iface", "direction"), p)), p[3]) for p in set(points)}
-    direction_of = {d: DIRECTION_LABELS[Direction(d)] if d is not None else None for d in set(col["direction"])}
+    direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in set(col["direction"])}
     hops = [
         Hop(row, node, iface, direction_of[direction], ts, delay, change, None, label_of[point])
         for row, node, iface, direction, ts, delay, change, point in zip(

@@ -40,12 +40,22 @@ class Change:
         return f"{self.kind.value} {self.before} -> {self.after}"
 
 
+class HopDirection(StrEnum):
+    """Which way a sighting went through its interface, as tcpdump prints it (packets.schema.Direction's labels)."""
+
+    IN = "In"
+    OUT = "Out"
+    BROADCAST = "B"
+    MULTICAST = "M"
+    OTHERHOST = "P"  # to another host (promiscuous capture)
+
+
 @dataclass(frozen=True)
 class Hop:
     row: int  # row of the sighting in the packet table
     node: str | None
     iface: str | None
-    direction: str | None  # "In", "Out", "B", "M", "P" or None
+    direction: HopDirection | None  # None when the capture does not say (pcap without -i any)
     ts: int | None  # ns, clock-corrected (see Report.clocks)
     delay_ns: int | None  # since the previous hop of the journey; None for the first
     changes: tuple[Change, ...] = ()  # what changed since the previous hop
@@ -82,13 +92,43 @@ class Endpoint:
         return f"[{self.addr}]:{self.port}" if ":" in self.addr else f"{self.addr}:{self.port}"
 
 
+class Proto(StrEnum):
+    """What a conversation carries."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+    ICMP6 = "icmp6"
+    ARP = "arp"
+    OTHER = "other"
+
+
+class FlowState(StrEnum):
+    """Where a conversation stands at the end of the capture."""
+
+    # TCP
+    ESTABLISHED = "established"  # handshake seen (or its SYN and more than the SYN-ACK)
+    HANDSHAKE_INCOMPLETE = "handshake incomplete"  # SYN and SYN-ACK, no more
+    UNANSWERED = "unanswered"  # a SYN without SYN-ACK; for requests: none answered
+    RESET = "reset"
+    CLOSED = "closed"  # both FINs
+    MID_STREAM = "mid-stream"  # no SYN seen: the capture began inside the conversation
+    # DNS queries and ICMP echo requests
+    ANSWERED = "answered"
+    PARTLY_ANSWERED = "partly answered"
+    ANSWERS_ONLY = "answers only"
+    # the rest
+    ERROR = "error"  # ICMP unreachable
+    SEEN = "seen"
+
+
 @dataclass(frozen=True)
 class Flow:
     """A conversation: both directions, every leg before and after NAT."""
 
     id: int
     key: str  # direction-free flow id, stable across runs
-    proto: str  # "tcp", "udp", "icmp", "arp", "other"
+    proto: Proto
     client: Endpoint
     server: Endpoint
     legs: tuple[tuple[Endpoint, Endpoint], ...]  # (client side, server side) as seen at each NAT stage
@@ -97,7 +137,7 @@ class Flow:
     bytes: int  # payload bytes, counted once per journey
     first_ts: int | None
     last_ts: int | None
-    state: str  # "established", "handshake incomplete", "reset", "closed", "request/answer", "unanswered" ...
+    state: FlowState
     handshake: dict[str, int | None] = field(default_factory=dict)  # "syn_synack_ns", "synack_ack_ns" ...
     retransmissions: int = 0
     out_of_order: int = 0
