@@ -22,6 +22,7 @@ from rich.console import Console
 from cniscope.analyze import analyze
 from cniscope.cli import cli
 from cniscope.report import text
+from cniscope.report.format import delay
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, REPO, SEED
 from tests.report.build import receiver_stamps_first, service_call
@@ -121,7 +122,7 @@ def test_a_hop_between_nodes_may_show_a_negative_delay_but_never_a_plus_minus():
     assert "+-" not in page
     assert re.search(r"node2 eth0 In\s+-20 us \(clocks \+/- 20 us\)", page)  # the delay is as good as the clocks
     assert re.search(r"node2 cni0 Out\s+\+9 us  pod bridge", page)  # on one node: one clock, no caveat
-    assert [text.delay(n) for n in (None, 0, 9_000, -3_000, -1_500_000)] == ["-", "+0 ns", "+9 us", "-3 us", "-1.50 ms"]
+    assert [delay(n) for n in (None, 0, 9_000, -3_000, -1_500_000)] == ["-", "+0 ns", "+9 us", "-3 us", "-1.50 ms"]
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,16 @@ import jinja2
 
 from cniscope import __version__
 from cniscope.packets.schema import Clock
-from cniscope.report.text import duration, flow_facts, timestamp
-from cniscope.results import ChangeKind, Endpoint, Finding, FindingKind, Flow, Journey, Report
+from cniscope.report.format import duration, flow_facts, timestamp
+from cniscope.results import (
+    ChangeKind,
+    Endpoint,
+    Finding,
+    FindingKind,
+    Flow,
+    Journey,
+    Report,
+)
 
 # hop role text (cniscope.models.roles writes "node NIC eth0, in", "veth vethab12cd34 to pod 10.244.2.10",
 # "flannel.1 VTEP" ...) -> CSS class of its box; first match wins

@@ -47,9 +47,9 @@ import numpy as np
 import polars as pl
 
 from cniscope.errors import InputError
-from cniscope.packets.schema import LinkType, Tunnel, address_text, ip4_text
+from cniscope.packets.schema import LinkType, Tunnel, address_text
 from cniscope.pcapng_writer import PcapngWriter
-from cniscope.report.text import duration
+from cniscope.report.format import duration
 from cniscope.results import Hop, Journey, Report
 from cniscope.sources import FrameBatch, InputInfo, InputSpec
 from cniscope.sources.open import iter_input_batches

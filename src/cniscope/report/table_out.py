@@ -24,7 +24,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from cniscope.errors import OutputError
-from cniscope.packets.schema import COLUMNS, DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
+from cniscope.packets.schema import (
+    COLUMNS,
+    DIRECTION_LABELS,
+    Tunnel,
+    empty,
+    mac_text,
+    tcp_flags_text,
+)
 from cniscope.sources import InputInfo, InputSpec, iter_tables
 from cniscope.terminal import CONTROL, printable
 
