@@ -17,7 +17,7 @@ import click
 
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
-from cniscope.lab.inventory import write_inventory
+from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.spec import seed_spec
 from cniscope.results import Report
 from cniscope.sources import InputSpec

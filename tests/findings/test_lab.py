@@ -18,7 +18,7 @@ from cniscope.analyze import analyze
 from cniscope.lab import state as lab_state
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
-from cniscope.lab.inventory import write_inventory
+from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.naming import veth_name
 from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import Fault, default_spec

@@ -27,7 +27,7 @@ from cniscope.analyze import analyze
 from cniscope.lab import state as lab_state
 from cniscope.lab.capture import NodeCapture, capture
 from cniscope.lab.cluster import Lab
-from cniscope.lab.inventory import write_inventory
+from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.scenarios import record
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report

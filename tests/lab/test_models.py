@@ -10,7 +10,7 @@ import pytest
 from cniscope.analyze import analyze
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
-from cniscope.lab.inventory import write_inventory
+from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
 from cniscope.lab.spec import default_spec
 from cniscope.packets.schema import Direction, Tunnel

@@ -21,7 +21,7 @@ from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import default_spec
 from cniscope.models import MODELS
 from cniscope.models.base import Role, Side, Step, Traffic
-from cniscope.models.paths import reply
+from cniscope.models.shapes import reply
 from cniscope.results import Severity
 from cniscope.sources import InputSpec
 

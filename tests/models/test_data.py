@@ -13,7 +13,7 @@ from cniscope.models import MODELS, NAMES, PROXIES
 from cniscope.models.base import Role
 from cniscope.models.infer import model_shapes
 from cniscope.models.evidence import Shape
-from cniscope.models.paths import reply
+from cniscope.models.shapes import reply
 
 # Interface names as real nodes show them (LAB-NOTES, the corpus notes, `ip link` output quoted in the models' sources).
 REAL_NAMES = [

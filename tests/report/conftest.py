@@ -22,7 +22,7 @@ def _lab_capture(out: Path, model: str, name: str, target: str, expected: str) -
     """Build a two-node lab of `model`, capture on both nodes while client1 (node1) curls `target`, tear it down."""
     from cniscope.lab.capture import capture
     from cniscope.lab.cluster import Lab
-    from cniscope.lab.inventory import write_inventory
+    from cniscope.lab.cluster_yaml import write_inventory
     from cniscope.lab.spec import default_spec
     from cniscope.lab.state import reap
 

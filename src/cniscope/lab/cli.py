@@ -126,7 +126,7 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
     from cniscope.capture import validate
     from cniscope.lab.capture import capture
     from cniscope.lab.cluster import Lab
-    from cniscope.lab.inventory import write_inventory
+    from cniscope.lab.cluster_yaml import write_inventory
 
     check_new_dir(output, force)
     duration = old_duration if old_duration is not None else duration

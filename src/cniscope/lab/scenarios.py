@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cniscope.lab.capture import NodeCapture, capture
 from cniscope.lab.cluster import Lab
-from cniscope.lab.inventory import write_inventory
+from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.spec import LabSpec
 
 

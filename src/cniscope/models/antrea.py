@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, Path, Role, Side, Step, Traffic
-from cniscope.models.paths import switched
+from cniscope.models.shapes import switched
 from cniscope.packets.schema import Tunnel
 
 

@@ -11,7 +11,7 @@ projectcalico.org/IPv4Address, IPv4IPIPTunnelAddr, IPv4VXLANTunnelAddr; LAB-NOTE
 from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, PortSignature, Role
-from cniscope.models.paths import routed
+from cniscope.models.shapes import routed
 from cniscope.packets.schema import Tunnel
 
 _IFACES = (IfacePattern(r"cali[0-9a-f]{11}", Role.HOST_VETH, 5.0, "host end of the pod veth: cali + 11 hex"),)

@@ -12,7 +12,7 @@ clusterPoolIPv4PodCIDRList 10.0.0.0/8), node annotations network.cilium.io/*.
 from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, Model, PortSignature, Role
-from cniscope.models.paths import switched
+from cniscope.models.shapes import switched
 from cniscope.packets.schema import Tunnel
 
 _IFACES = (

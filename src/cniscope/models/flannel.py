@@ -9,7 +9,7 @@ debugging only), kube-flannel.yml (Network 10.244.0.0/16), node annotations
 from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, PortSignature, Role
-from cniscope.models.paths import bridged
+from cniscope.models.shapes import bridged
 from cniscope.packets.schema import Tunnel
 
 _BRIDGE = (

@@ -10,7 +10,7 @@ default true: pod MTU accounts for IPIP when the overlay is on), LAB-NOTES.
 from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, Model, Role
-from cniscope.models.paths import bridged
+from cniscope.models.shapes import bridged
 from cniscope.packets.schema import Tunnel
 
 KUBE_ROUTER = Model(

@@ -29,7 +29,7 @@ from cniscope.inventory import Inventory
 from cniscope.models import MODELS
 from cniscope.models.base import Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
-from cniscope.models.paths import segments
+from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, named_iface
 from cniscope.results import Hop, Journey, ModelVerdict
 
