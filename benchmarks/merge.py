@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from decode import capture_for, parse_size, timed, warm  # noqa: E402
 
-from cniscope.pcapng_writer import MergedCapture, PcapngWriter, sll2_pcap_to_pcapng  # noqa: E402
+from cniscope.wire.convert import MergedCapture, sll2_pcap_to_pcapng
+from cniscope.wire.pcapng import PcapngWriter  # noqa: E402
 
 
 def main() -> None:

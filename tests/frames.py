@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import LinkType
-from cniscope.sources import FrameBatch
 
 __all__ = [
     "LinkType", "mac", "ethernet", "sll", "sll2", "ipv4", "ipv6", "ipv6_ext", "ipv6_fragment", "tcp", "udp",

@@ -16,7 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from cniscope.pcapng_writer import Interface, PcapngWriter, sll2_pcap_to_pcapng
+from cniscope.wire.convert import Interface, sll2_pcap_to_pcapng
+from cniscope.wire.pcapng import PcapngWriter
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 20) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 import cniscope.analyze
 from cniscope.errors import ExitCode
-from cniscope.sources import pcap
+from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.frames import ethernet, ipv4, tcp
 
@@ -20,7 +20,7 @@ REFUSED = [ethernet(ipv4(tcp(seq=7, flags="S"), src="10.244.1.2", dst="10.244.2.
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, str]:
     good = tmp_path / "refused.pcap"
-    good.write_bytes(pcap.encode(REFUSED, [T0, T0 + 200_000], 1))
+    good.write_bytes(pcap_file.encode(REFUSED, [T0, T0 + 200_000], 1))
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(good.read_bytes()[:-10])
     text = tmp_path / "notes.txt"

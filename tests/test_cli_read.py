@@ -14,7 +14,8 @@ import pytest
 from cniscope.cli import main
 from cniscope.errors import ExitCode
 from cniscope.packets.schema import NAMES, SCHEMA
-from cniscope.sources import InputSpec, pcap, read
+from cniscope.sources import InputSpec, read
+from cniscope.wire import pcap as pcap_file
 from tests.frames import arp, ethernet, icmp, ipv4, tcp, udp, vxlan
 
 TIMES = [1_700_000_000_000_000_000 + i * 1_500_000 for i in range(4)]
@@ -39,7 +40,7 @@ def run(*args: str, stdin: bytes | None = None, monkeypatch: pytest.MonkeyPatch,
 @pytest.fixture
 def capture(tmp_path: Path) -> Path:
     path = tmp_path / "four.pcap"
-    path.write_bytes(pcap.encode(FRAMES, TIMES, 1))
+    path.write_bytes(pcap_file.encode(FRAMES, TIMES, 1))
     return path
 
 
@@ -126,7 +127,7 @@ def test_parquet_is_written_batch_by_batch(tmp_path: Path, monkeypatch: pytest.M
 
     n = 70_000  # more than one batch of 65536
     path = tmp_path / "big.pcap"
-    path.write_bytes(pcap.encode([FRAMES[0]] * n, [TIMES[0] + i for i in range(n)], 1, nanos=True))
+    path.write_bytes(pcap_file.encode([FRAMES[0]] * n, [TIMES[0] + i for i in range(n)], 1, nanos=True))
     target = tmp_path / "big.parquet"
     code, _, _ = run("--format", "parquet", "-o", str(target), str(path), monkeypatch=monkeypatch, capsys=capsys)
     meta = pq.ParquetFile(target).metadata

@@ -8,7 +8,7 @@ import pytest
 
 from cniscope.errors import ExitCode, UsageError
 from cniscope.outputs import check_new_dir, check_new_file
-from cniscope.sources import pcap
+from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.frames import ethernet, ipv4, tcp
 
@@ -16,7 +16,7 @@ from tests.frames import ethernet, ipv4, tcp
 @pytest.fixture
 def capture(tmp_path: Path) -> str:
     path = tmp_path / "in.pcap"
-    path.write_bytes(pcap.encode([ethernet(ipv4(tcp(flags="S")))], [1_700_000_000_000_000_000], 1))
+    path.write_bytes(pcap_file.encode([ethernet(ipv4(tcp(flags="S")))], [1_700_000_000_000_000_000], 1))
     return str(path)
 
 

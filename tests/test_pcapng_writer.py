@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cniscope.packets.schema import Direction, LinkType
-from cniscope.pcapng_writer import Interface, MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
+from cniscope.wire.convert import Interface, MergedCapture, sll2_pcap_to_pcapng
+from cniscope.wire.pcapng import PcapngWriter
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 
@@ -194,7 +195,7 @@ def idb_name(block: bytes) -> str:
 @pytest.mark.parametrize("chunk", [64, 1 << 20])
 def test_array_conversion_writes_the_same_blocks_as_packet(tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The converter's array path against the one-packet-at-a-time writer: identical packet blocks."""
-    import cniscope.pcapng_writer as module
+    import cniscope.wire.convert as module
 
     monkeypatch.setattr(module, "CHUNK_BYTES", chunk)
     mac = b"\x02\0\0\0\0\x07"

@@ -16,10 +16,11 @@ from cniscope.cli import cli
 from cniscope.errors import InputError
 from cniscope.report import pcapng_out
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, read
+from cniscope.wire import pcap as pcap_file
 from tests.cli import run
+from tests.marks import needs_root
 from tests.paths import CORPUS, SEED
 from tests.report.build import service_call
-from tests.marks import needs_root
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="needs tshark (Debian package tshark)")
@@ -36,7 +37,7 @@ def frames(path: Path) -> list[bytes]:
     """Every frame's bytes, through cniscope's own binary readers."""
     buf = memoryview(path.read_bytes())
     info = InputInfo(index=0, name=str(path))
-    batches = pcap.iter_batches(buf, info) if pcap.is_pcap(bytes(buf[:4])) else pcapng.Reader(buf, info, 1024).batches()
+    batches = pcap.iter_batches(buf, info) if pcap_file.is_pcap(bytes(buf[:4])) else pcapng.Reader(buf, info, 1024).batches()
     return [b.data[int(o):int(o) + int(c)].tobytes() for b in batches for o, c in zip(b.offset, b.caplen)]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from cniscope.sources import pcapng
+from cniscope.wire import pcapng as pcapng_file
 
 
 def option(o: str, code: int, value: bytes) -> bytes:
@@ -23,17 +23,17 @@ def block(o: str, kind: int, body: bytes) -> bytes:
 
 
 def shb(o: str, *opts: tuple[int, bytes]) -> bytes:
-    return block(o, pcapng.SHB, struct.pack(o + "IHHq", pcapng.BYTE_ORDER_MAGIC, 1, 0, -1) + options(o, *opts))
+    return block(o, pcapng_file.SHB, struct.pack(o + "IHHq", pcapng_file.BYTE_ORDER_MAGIC, 1, 0, -1) + options(o, *opts))
 
 
 def idb(o: str, linktype: int, snaplen: int = 0, *opts: tuple[int, bytes]) -> bytes:
-    return block(o, pcapng.IDB, struct.pack(o + "HHI", linktype, 0, snaplen) + options(o, *opts))
+    return block(o, pcapng_file.IDB, struct.pack(o + "HHI", linktype, 0, snaplen) + options(o, *opts))
 
 
 def epb(o: str, iface: int, ts: int, frame: bytes, *opts: tuple[int, bytes], wirelen: int | None = None) -> bytes:
     head = struct.pack(o + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame) if wirelen is None else wirelen)
-    return block(o, pcapng.EPB, head + frame + b"\0" * (-len(frame) % 4) + options(o, *opts))
+    return block(o, pcapng_file.EPB, head + frame + b"\0" * (-len(frame) % 4) + options(o, *opts))
 
 
 def spb(o: str, frame: bytes, wirelen: int) -> bytes:
-    return block(o, pcapng.SPB, struct.pack(o + "I", wirelen) + frame + b"\0" * (-len(frame) % 4))
+    return block(o, pcapng_file.SPB, struct.pack(o + "I", wirelen) + frame + b"\0" * (-len(frame) % 4))

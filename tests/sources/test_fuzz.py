@@ -22,13 +22,15 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng, read
+from cniscope.packets.frames import FrameBatch
+from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, read
 from cniscope.sources import open as open_module
 from cniscope.sources.tcpdump_text import iter_tables as text_tables
+from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.frames import ethernet, ipv4, sll2, tcp, udp, vxlan
-from tests.sources.pcapng_blocks import epb, idb, shb
 from tests.paths import SEED
+from tests.sources.pcapng_blocks import epb, idb, shb
 
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FUZZ = settings(max_examples=120, deadline=2000, derandomize=True, database=None,
@@ -43,8 +45,8 @@ FRAMES = [
 ]
 TIMES = [1_700_000_000_000_000_000 + i * 10**6 for i in range(len(FRAMES))]
 
-PCAP_LE = pcap.encode(FRAMES, TIMES, 276)
-PCAP_BE = pcap.encode(FRAMES, TIMES, 276, nanos=True, byteorder=">", snaplen=100)
+PCAP_LE = pcap_file.encode(FRAMES, TIMES, 276)
+PCAP_BE = pcap_file.encode(FRAMES, TIMES, 276, nanos=True, byteorder=">", snaplen=100)
 PCAPNG = b"".join([
     shb("<", (1, b"node=n1")), idb("<", 276, 0, (2, b"any")),
     *(epb("<", 0, t // 1000, f) for t, f in zip(TIMES[:3], FRAMES[:3], strict=True)),

@@ -18,10 +18,11 @@ import zstandard
 
 from cniscope.errors import InputError
 from cniscope.packets.schema import NAMES, Direction, ip4_value
-from cniscope.pcapng_writer import PcapngWriter
-from cniscope.sources import InputInfo, InputSpec, iter_tables, pcap, read
+from cniscope.sources import InputInfo, InputSpec, iter_tables, read
 from cniscope.sources import open as open_module
 from cniscope.sources.open import iter_input_batches
+from cniscope.wire import pcap as pcap_file
+from cniscope.wire.pcapng import PcapngWriter
 from tests.frames import ethernet, ipv4, sll2, tcp
 from tests.paths import SEED
 
@@ -34,7 +35,7 @@ def frames(n: int = 50) -> list[bytes]:
 
 
 def pcap_bytes(n: int = 50) -> bytes:
-    return pcap.encode(frames(n), TIMES[:n], 276)
+    return pcap_file.encode(frames(n), TIMES[:n], 276)
 
 
 def pcapng_bytes(tmp_path: Path, node: str | None = "node2") -> bytes:
@@ -287,7 +288,7 @@ def test_decompression_goes_in_bounded_steps() -> None:
 
 
 def test_gzip_of_one_packet_repeated_is_a_bomb_too(tmp_path: Path) -> None:
-    one = pcap.encode(frames(1), TIMES[:1], 276)
+    one = pcap_file.encode(frames(1), TIMES[:1], 276)
     record = one[24:]
     path = tmp_path / "repeated.pcap.gz"
     path.write_bytes(gzip.compress(one + record * ((100 << 20) // len(record)), compresslevel=6))

@@ -14,7 +14,8 @@ from polars.testing import assert_frame_equal
 
 from cniscope.errors import InputError
 from cniscope.packets.schema import LinkType
-from cniscope.sources import Capture, InputInfo, InputSpec, parts, pcap, read
+from cniscope.sources import Capture, InputInfo, InputSpec, parts, read
+from cniscope.wire import pcap as pcap_file
 from tests.frames import ethernet, ipv4, tcp, write_pcap
 from tests.paths import CORPUS
 
@@ -73,9 +74,9 @@ def test_relative_paths_are_read_from_anywhere(tmp_path: Path, monkeypatch: pyte
 @pytest.mark.parametrize("damage", ["cut", "absurd caplen"])
 def test_damage_ends_the_input_with_the_warning_a_whole_read_gives(tmp_path: Path, damage: str) -> None:
     data = bytearray(BIG.read_bytes())
-    pos = pcap.HEADER_LEN
+    pos = pcap_file.HEADER_LEN
     for _ in range(60):  # the 61st record
-        pos += pcap.RECORD_LEN + struct.unpack_from("<I", data, pos + 8)[0]
+        pos += pcap_file.RECORD_LEN + struct.unpack_from("<I", data, pos + 8)[0]
     if damage == "cut":
         data = data[: pos + 20]
     else:
@@ -91,7 +92,7 @@ def test_damage_ends_the_input_with_the_warning_a_whole_read_gives(tmp_path: Pat
 
 
 def test_a_payload_that_looks_like_records_is_caught_where_the_parts_meet(tmp_path: Path) -> None:
-    fake = pcap.encode([bytes(30)] * 12, [1_700_000_000_000_000_000] * 12, LinkType.ETHERNET)[pcap.HEADER_LEN:]
+    fake = pcap_file.encode([bytes(30)] * 12, [1_700_000_000_000_000_000] * 12, LinkType.ETHERNET)[pcap_file.HEADER_LEN:]
     carrier = ethernet(ipv4(tcp(fake, flags="P.")))  # a packet whose payload holds a dozen well-formed pcap records
     frames = [carrier] + [ethernet(ipv4(tcp(bytes([n]) * 20, seq=n + 2, flags="P."))) for n in range(20)]
     path = tmp_path / "nested.pcap"
@@ -101,7 +102,7 @@ def test_a_payload_that_looks_like_records_is_caught_where_the_parts_meet(tmp_pa
     capture, _, again = joined(specs, part_bytes)
     assert_same(capture, read(specs))
     assert capture.table.height == 21
-    assert again and again[0].start == pcap.HEADER_LEN + pcap.RECORD_LEN + len(carrier)  # read again from the true start
+    assert again and again[0].start == pcap_file.HEADER_LEN + pcap_file.RECORD_LEN + len(carrier)  # read again from the true start
 
 
 def test_a_remote_pcap_is_fetched_by_ranges(tmp_path: Path) -> None:

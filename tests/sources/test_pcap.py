@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, read
+from cniscope.packets.frames import FrameBatch
+from cniscope.sources import InputInfo, InputSpec, pcap, read
+from cniscope.wire import pcap as pcap_file
 from tests.frames import write_pcap
 from tests.paths import CORPUS
 
@@ -33,7 +35,7 @@ def column(batches: list[FrameBatch], name: str) -> list[int]:
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 @pytest.mark.parametrize("nanos", [False, True])
 def test_both_byte_orders_and_resolutions(byteorder: str, nanos: bool) -> None:
-    data = pcap.encode(FRAMES, TIMES, 276, nanos=nanos, byteorder=byteorder)
+    data = pcap_file.encode(FRAMES, TIMES, 276, nanos=nanos, byteorder=byteorder)
     batches, info = read_all(data)
     assert frames_of(batches) == FRAMES
     expected = TIMES if nanos else [t // 1000 * 1000 for t in TIMES]
@@ -46,18 +48,18 @@ def test_both_byte_orders_and_resolutions(byteorder: str, nanos: bool) -> None:
 
 @pytest.mark.parametrize("linktype", [1, 101, 113, 276, 228, 229])
 def test_link_type_passed_per_frame(linktype: int) -> None:
-    batches, _ = read_all(pcap.encode(FRAMES[:3], TIMES[:3], linktype))
+    batches, _ = read_all(pcap_file.encode(FRAMES[:3], TIMES[:3], linktype))
     assert column(batches, "linktype") == [linktype] * 3
 
 
 def test_fcs_bits_of_the_link_type_field_are_ignored() -> None:
-    data = bytearray(pcap.encode(FRAMES[:2], TIMES[:2], 1))
+    data = bytearray(pcap_file.encode(FRAMES[:2], TIMES[:2], 1))
     data[20:24] = (1 | 0x14000000).to_bytes(4, "little")  # FCS present, 4 bytes
     assert column(read_all(bytes(data))[0], "linktype") == [1, 1]
 
 
 def test_frames_cut_by_the_snap_length_are_kept() -> None:
-    data = pcap.encode(FRAMES, TIMES, 1, snaplen=48)
+    data = pcap_file.encode(FRAMES, TIMES, 1, snaplen=48)
     batches, info = read_all(data)
     assert column(batches, "caplen") == [min(48, len(f)) for f in FRAMES]
     assert column(batches, "wirelen") == [len(f) for f in FRAMES]
@@ -66,20 +68,20 @@ def test_frames_cut_by_the_snap_length_are_kept() -> None:
 
 
 def test_batches_are_bounded_and_numbered() -> None:
-    batches, _ = read_all(pcap.encode(FRAMES, TIMES, 1), batch_size=5)
+    batches, _ = read_all(pcap_file.encode(FRAMES, TIMES, 1), batch_size=5)
     assert [len(b.offset) for b in batches] == [5, 5, 2]
     assert [b.first_frame for b in batches] == [0, 5, 10]
     assert frames_of(batches) == FRAMES
 
 
 def test_header_only_file_has_no_packets_and_no_damage() -> None:
-    batches, info = read_all(pcap.encode([], [], 1))
+    batches, info = read_all(pcap_file.encode([], [], 1))
     assert batches == [] and not info.damaged
 
 
 def record_end(k: int) -> int:
     """Byte offset just after record k of the FRAMES file."""
-    return pcap.HEADER_LEN + sum(pcap.RECORD_LEN + len(f) for f in FRAMES[: k + 1])
+    return pcap_file.HEADER_LEN + sum(pcap_file.RECORD_LEN + len(f) for f in FRAMES[: k + 1])
 
 
 @pytest.mark.parametrize("cut, kept, where", [
@@ -88,7 +90,7 @@ def record_end(k: int) -> int:
     (10, 0, "pcap file header cut short"),
 ])
 def test_truncated_files_keep_what_came_before(cut: int, kept: int, where: str) -> None:
-    data = pcap.encode(FRAMES, TIMES, 1)[:cut]
+    data = pcap_file.encode(FRAMES, TIMES, 1)[:cut]
     batches, info = read_all(data)
     assert frames_of(batches) == FRAMES[:kept]
     assert info.damaged
@@ -99,7 +101,7 @@ def test_truncated_files_keep_what_came_before(cut: int, kept: int, where: str) 
 
 
 def test_absurd_caplen_stops_the_walk_there() -> None:
-    data = bytearray(pcap.encode(FRAMES, TIMES, 1))
+    data = bytearray(pcap_file.encode(FRAMES, TIMES, 1))
     at = record_end(2)
     data[at + 8:at + 12] = (300_000).to_bytes(4, "little")
     batches, info = read_all(bytes(data))
@@ -109,7 +111,7 @@ def test_absurd_caplen_stops_the_walk_there() -> None:
 
 
 def test_garbage_after_the_last_packet_is_reported() -> None:
-    data = pcap.encode(FRAMES, TIMES, 1) + bytes([0xFF]) * 40
+    data = pcap_file.encode(FRAMES, TIMES, 1) + bytes([0xFF]) * 40
     batches, info = read_all(data)
     assert frames_of(batches) == FRAMES
     assert info.damaged and info.warnings[0].where == f"byte {record_end(len(FRAMES) - 1)}"
@@ -146,7 +148,7 @@ def test_corpus_records_match_tshark(name: str, tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump (apt package tcpdump)")
 def test_generated_file_reads_in_tcpdump_the_same(tmp_path: Path) -> None:
     path = tmp_path / "gen.pcap"
-    path.write_bytes(pcap.encode(FRAMES, TIMES, 1, nanos=True, byteorder=">"))
+    path.write_bytes(pcap_file.encode(FRAMES, TIMES, 1, nanos=True, byteorder=">"))
     out = subprocess.run(["tcpdump", "-r", str(path), "-tt", "-nn", "--nano"], capture_output=True, text=True, check=True)
     stamps = [line.split()[0] for line in out.stdout.splitlines() if not line[:1].isspace()]
     batches, _ = read_all(path.read_bytes())

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import Direction
-from cniscope.pcapng_writer import PcapngWriter
-from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcapng, read
+from cniscope.sources import InputInfo, InputSpec, pcapng, read
+from cniscope.wire import pcapng as pcapng_file
+from cniscope.wire.pcapng import PcapngWriter
 from tests.frames import write_pcapng
-
 from tests.paths import CORPUS
-from tests.sources.pcapng_blocks import block, shb, idb, epb, spb
+from tests.sources.pcapng_blocks import block, epb, idb, shb, spb
 
 
 def read_all(data: bytes, batch_size: int = 65536) -> tuple[list[FrameBatch], InputInfo, dict[int, str]]:
@@ -118,7 +119,7 @@ def epb_start(data: bytes, k: int) -> int:
     pos, seen = 0, 0
     while True:
         kind, length = struct.unpack_from("<II", data, pos)
-        if kind == pcapng.EPB:
+        if kind == pcapng_file.EPB:
             if seen == k:
                 return pos
             seen += 1

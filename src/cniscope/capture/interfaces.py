@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cniscope.pcapng_writer import Interface
+from cniscope.wire.convert import Interface
 
 
 @dataclass

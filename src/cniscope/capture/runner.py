@@ -42,7 +42,8 @@ from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
 from cniscope.capture.transports import Step
 from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode, OutputError
-from cniscope.pcapng_writer import ConvertResult, MergedCapture, PcapngWriter, sll2_pcap_to_pcapng
+from cniscope.wire.convert import ConvertResult, MergedCapture, sll2_pcap_to_pcapng
+from cniscope.wire.pcapng import PcapngWriter
 
 STEP_TIMEOUT_S = 150
 START_TIMEOUT_S = 30

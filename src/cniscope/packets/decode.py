@@ -55,7 +55,7 @@ from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
 from cniscope.packets.ports import DEFAULT_PORTS, TunnelPorts
 from cniscope.packets.schema import IFINDEX_PREFIX, LinkType, Tunnel
-from cniscope.sources import FrameBatch
+from cniscope.packets.frames import FrameBatch
 
 CHUNK = 65536
 K_LINK = 24  # a link header and one VLAN tag: Ethernet (18), SLL (20), SLL2 (24)

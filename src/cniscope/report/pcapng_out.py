@@ -47,12 +47,13 @@ import numpy as np
 import polars as pl
 
 from cniscope.errors import InputError
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import LinkType, Tunnel, address_text
-from cniscope.pcapng_writer import PcapngWriter
 from cniscope.report.format import duration
 from cniscope.results import Hop, Journey, Report
-from cniscope.sources import FrameBatch, InputInfo, InputSpec
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.open import iter_input_batches
+from cniscope.wire.pcapng import PcapngWriter
 
 REBUILT_NOTE = ("frames rebuilt by cniscope from tcpdump text: headers from the decoded fields, payload zero-filled, "
                 "TCP options left out")

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from cniscope.packets.schema import Clock
@@ -78,24 +77,6 @@ class InputInfo:
     def unusable(self) -> bool:
         """An input the user named from which nothing could be read: not a capture, empty, missing."""
         return self.packets == 0 and self.damaged and not self.skipped
-
-
-@dataclass
-class FrameBatch:
-    """Frames found by a binary reader, not yet decoded. All arrays have one entry per frame."""
-
-    data: np.ndarray  # uint8: the buffer the offsets point into (usually the mapped file)
-    offset: np.ndarray  # int64: start of each frame's captured bytes in `data`
-    caplen: np.ndarray  # uint32: bytes captured
-    wirelen: np.ndarray  # uint32: bytes on the wire
-    ts: np.ndarray  # int64: ns since the epoch
-    linktype: np.ndarray  # uint16
-    iface: np.ndarray  # int32: index into iface_names, -1 when unnamed
-    iface_names: list[str | None]
-    node: np.ndarray  # int32: index into node_names, -1 when the file does not say
-    node_names: list[str | None]
-    direction: np.ndarray  # int16: Direction value, -1 unknown (pcapng epb_flags; SLL/SLL2 decode fills it)
-    first_frame: int  # index in the input of the first frame in this batch
 
 
 @dataclass

@@ -38,8 +38,11 @@ import zstandard
 
 from cniscope.errors import InputError
 from cniscope.packets.decode import decode_batch
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import Clock
-from cniscope.sources import FrameBatch, InputInfo, InputSpec, pcap, pcapng, tcpdump_text
+from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, tcpdump_text
+from cniscope.wire.pcap import is_pcap
+from cniscope.wire.pcapng import is_pcapng
 
 HEAD_LEN = 4096  # bytes looked at to tell text from binary
 MAX_LINE = 64 << 10  # characters of a text line held at once
@@ -78,9 +81,9 @@ def sniff(head: bytes) -> str:
     """The format of an uncompressed input from its first bytes: pcap, pcapng, text, empty or unknown."""
     if not head:
         return "empty"
-    if pcap.is_pcap(head):
+    if is_pcap(head):
         return "pcap"
-    if pcapng.is_pcapng(head):
+    if is_pcapng(head):
         return "pcapng"
     if head.startswith(UTF16_BOMS):  # what a Windows shell's `>` writes
         return "text"

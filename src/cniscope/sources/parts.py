@@ -38,11 +38,12 @@ from cniscope.packets.decode import decode_batch
 from cniscope.packets.schema import Clock, empty
 from cniscope.sources import Capture, InputInfo, InputSpec, ReadWarning, iter_tables, pcap
 from cniscope.sources.open import HEAD_LEN, _finish, _map
+from cniscope.wire import pcap as pcap_file
 
 PART_BYTES = 64 << 20  # a part's range: seconds of decoding, a few hundred MB of table at most
 CHAIN = 8  # record headers that must follow one another for a guessed start
 SPAN = 30 * 86400  # seconds from the first record within which a guessed record's time must be
-REACH = pcap.RECORD_LEN + pcap.MAX_CAPLEN  # the furthest a record starting in a range reaches past it
+REACH = pcap_file.RECORD_LEN + pcap_file.MAX_CAPLEN  # the furthest a record starting in a range reaches past it
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,11 @@ def plan(specs: list[InputSpec], part_bytes: int = PART_BYTES) -> list[Part]:
             raise InputError("standard input cannot be read on a cluster: save it to a file the workers can read")
         size, head = size_and_head(spec.path)
         location = spec.path if is_url(spec.path) else os.path.abspath(spec.path)  # the workers' directory is not ours
-        if not pcap.is_pcap(head) or size <= part_bytes:
+        if not pcap_file.is_pcap(head) or size <= part_bytes:
             parts.append(Part(index, spec, location))
             continue
-        starts = range(pcap.HEADER_LEN, size, part_bytes)
-        parts.extend(Part(index, spec, location, start, min(start + part_bytes, size), exact=start == pcap.HEADER_LEN)
+        starts = range(pcap_file.HEADER_LEN, size, part_bytes)
+        parts.extend(Part(index, spec, location, start, min(start + part_bytes, size), exact=start == pcap_file.HEADER_LEN)
                      for start in starts)
     return parts
 
@@ -172,7 +173,7 @@ def _read_range(part: Part, info: InputInfo, batch_size: int) -> tuple[list[pl.D
     info.format, info.clock = "pcap", Clock.EPOCH
     tables: list[pl.DataFrame] = []
     with _window(part) as (buf, shift, first_sec):
-        header = pcap.parse_header(buf)
+        header = pcap_file.parse_header(buf)
         assert header is not None, "planned as pcap"
         start = part.start - shift if part.exact else _sync(buf, header, part.start - shift, first_sec)
         if start is None:
@@ -200,38 +201,38 @@ def _window(part: Part) -> Iterator[tuple[memoryview, int, int | None]]:
                 buf = _map(stack.enter_context(open(local, "rb")), stack)
             except OSError as exc:
                 raise InputError(f"cannot read it: {exc.strerror or exc}") from None
-            yield buf, 0, _seconds(buf[: pcap.HEADER_LEN + pcap.RECORD_LEN])
+            yield buf, 0, _seconds(buf[: pcap_file.HEADER_LEN + pcap_file.RECORD_LEN])
         return
     fs, inner = _fs(part.location)
     try:
-        head = fs.cat_file(inner, 0, pcap.HEADER_LEN + pcap.RECORD_LEN)
+        head = fs.cat_file(inner, 0, pcap_file.HEADER_LEN + pcap_file.RECORD_LEN)
         body = fs.cat_file(inner, part.start, part.stop + REACH)  # fsspec stops at the end of the file
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror or exc}") from None
-    yield memoryview(head[: pcap.HEADER_LEN] + body), part.start - pcap.HEADER_LEN, _seconds(head)
+    yield memoryview(head[: pcap_file.HEADER_LEN] + body), part.start - pcap_file.HEADER_LEN, _seconds(head)
 
 
 def _seconds(head: bytes | memoryview) -> int | None:
     """The seconds of the first record, from the file's first 40 bytes."""
-    header = pcap.parse_header(head)
-    if header is None or len(head) < pcap.HEADER_LEN + 4:
+    header = pcap_file.parse_header(head)
+    if header is None or len(head) < pcap_file.HEADER_LEN + 4:
         return None
-    return int(struct.unpack_from(header.byteorder + "I", head, pcap.HEADER_LEN)[0])
+    return int(struct.unpack_from(header.byteorder + "I", head, pcap_file.HEADER_LEN)[0])
 
 
-def _sync(buf: memoryview, header: pcap.Header, at: int, first_sec: int | None) -> int | None:
+def _sync(buf: memoryview, header: pcap_file.Header, at: int, first_sec: int | None) -> int | None:
     """The first offset from `at` where CHAIN plausible record headers follow one another (or the buffer ends):
     times within SPAN of the first record's, sub-second fields below a second, caplen within wirelen."""
     record = struct.Struct(header.byteorder + "IIII")
     end = len(buf)
     low, high = (0, 1 << 32) if first_sec is None else (first_sec - SPAN, first_sec + SPAN)
-    for candidate in range(max(at, pcap.HEADER_LEN), min(end, at + REACH) + 1):
+    for candidate in range(max(at, pcap_file.HEADER_LEN), min(end, at + REACH) + 1):
         pos, links = candidate, 0
-        while links < CHAIN and pos + pcap.RECORD_LEN <= end:
+        while links < CHAIN and pos + pcap_file.RECORD_LEN <= end:
             sec, sub, caplen, wirelen = record.unpack_from(buf, pos)
-            if not low <= sec <= high or sub >= header.ticks or caplen > pcap.MAX_CAPLEN or caplen > wirelen or pos + pcap.RECORD_LEN + caplen > end:
+            if not low <= sec <= high or sub >= header.ticks or caplen > pcap_file.MAX_CAPLEN or caplen > wirelen or pos + pcap_file.RECORD_LEN + caplen > end:
                 break
-            pos += pcap.RECORD_LEN + caplen
+            pos += pcap_file.RECORD_LEN + caplen
             links += 1
         if links == CHAIN or pos == end:
             return candidate
@@ -268,7 +269,7 @@ def join(reads: list[PartRead], reread: Callable[[Part], PartRead]) -> Capture:
         if part.index in ended:
             continue
         info = infos.setdefault(part.index, InputInfo(part.index, part.spec.path, "pcap", part.spec.node))
-        at = expected.get(part.index, pcap.HEADER_LEN)
+        at = expected.get(part.index, pcap_file.HEADER_LEN)
         if read.begin != at or (read.info.damaged and part.first != info.packets):
             read = reread(replace(part, start=at, exact=True, first=info.packets))
         table = read.table

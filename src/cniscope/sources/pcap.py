@@ -12,50 +12,14 @@ a warning names the byte where it broke.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import numpy as np
 
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import unsupported_linktype
-from cniscope.sources import FrameBatch, InputInfo, walk
-
-HEADER_LEN = 24
-RECORD_LEN = 16
-MAX_CAPLEN = 256 * 1024  # libpcap's largest snaplen; a caplen above it is damage, not data
-
-# magic as read little-endian -> (byte order, ticks per second of the sub-second field)
-MAGICS: dict[int, tuple[str, int]] = {
-    0xA1B2C3D4: ("<", 1_000_000),
-    0xA1B23C4D: ("<", 1_000_000_000),
-    0xD4C3B2A1: (">", 1_000_000),
-    0x4D3CB2A1: (">", 1_000_000_000),
-}
-
-
-@dataclass(frozen=True)
-class Header:
-    byteorder: str  # "<" or ">"
-    ticks: int  # sub-second units per second: 1e6 (usec magic) or 1e9 (nsec magic)
-    snaplen: int
-    linktype: int
-
-
-def is_pcap(head: bytes) -> bool:
-    return len(head) >= 4 and struct.unpack_from("<I", head)[0] in MAGICS
-
-
-def parse_header(buf: bytes | memoryview) -> Header | None:
-    """The file header, or None when `buf` is too short or the magic is not pcap's."""
-    if len(buf) < HEADER_LEN:
-        return None
-    magic = struct.unpack_from("<I", buf)[0]
-    if magic not in MAGICS:
-        return None
-    order, ticks = MAGICS[magic]
-    snaplen, network = struct.unpack_from(order + "II", buf, 16)
-    # the top bits of the link-type field carry FCS information, not the type
-    return Header(byteorder=order, ticks=ticks, snaplen=snaplen, linktype=network & 0xFFFF)
+from cniscope.sources import InputInfo, walk
+from cniscope.wire.pcap import HEADER_LEN, MAX_CAPLEN, RECORD_LEN, Header, is_pcap, parse_header
 
 
 def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
@@ -145,17 +109,3 @@ def _batch(data: np.ndarray, starts: np.ndarray, record: np.dtype, header: Heade
         direction=np.full(n, -1, dtype=np.int16),
         first_frame=first,
     )
-
-
-def encode(frames: Sequence[bytes], ts_ns: Sequence[int], linktype: int, *, nanos: bool = False,
-           byteorder: str = "<", snaplen: int = 262144) -> bytes:
-    """A pcap file holding `frames` (for tests and generated captures; frames longer than snaplen are cut)."""
-    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
-    ticks = 1_000_000_000 if nanos else 1_000_000
-    parts = [struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
-    for frame, ts in zip(frames, ts_ns, strict=True):
-        sec, ns = divmod(ts, 1_000_000_000)
-        cut = frame[:snaplen]
-        parts.append(struct.pack(byteorder + "IIII", sec, ns * ticks // 1_000_000_000, len(cut), len(frame)))
-        parts.append(cut)
-    return b"".join(parts)

@@ -15,7 +15,7 @@ own interface numbering), interface description (IDB: link type, snaplen,
 clipped to the snaplen), obsolete packet block (type 2). Name resolution,
 statistics and every other block are skipped by their length.
 
-Node convention (shared with `cniscope capture` and `cniscope.pcapng_writer`,
+Node convention (shared with `cniscope capture` and `cniscope.wire.pcapng`,
 which write one section per node): the node a section was captured on is
 named by a comment option (opt_comment, code 1) of its SHB holding
 `node=<name>`. An interface's `if_description` may hold the
@@ -40,36 +40,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import Direction, unsupported_linktype
-from cniscope.sources import FrameBatch, InputInfo, walk
+from cniscope.sources import InputInfo, walk
+from cniscope.wire.pcapng import (
+    BYTE_ORDER_MAGIC,
+    DIRECTION_OF_RECEPTION,
+    EPB,
+    EPB_FLAGS,
+    IDB,
+    IF_DESCRIPTION,
+    IF_NAME,
+    IF_TSOFFSET,
+    IF_TSRESOL,
+    MAX_CAPLEN,
+    OPB,
+    OPT_COMMENT,
+    OPT_END,
+    SHB,
+    SPB,
+)
 
-SHB = 0x0A0D0D0A
-IDB = 0x00000001
-OPB = 0x00000002  # obsolete packet block, still written by old tools
-SPB = 0x00000003
-EPB = 0x00000006
-BYTE_ORDER_MAGIC = 0x1A2B3C4D
-MAX_CAPLEN = 256 * 1024
 MAX_TSRESOL = {2: 63, 10: 19}  # exponents whose unit count still fits the 64-bit arithmetic of _to_ns
 MAX_TSOFFSET_S = 1 << 32  # seconds: 136 years either way, far from int64 nanoseconds' 292
 NO_TS = np.iinfo(np.int64).min  # ts of simple packet blocks, which carry none
 
-# option codes
-OPT_END, OPT_COMMENT = 0, 1
-IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_TSOFFSET = 2, 3, 9, 14
-EPB_FLAGS = 2
-
-# epb_flags reception type (bits 2-4) -> direction of an inbound packet (bits 0-1 == 1):
-# 1 unicast, 2 multicast, 3 broadcast, 4 promiscuous; 0 (not said) and the rest count as unicast
-DIRECTION_OF_RECEPTION = np.array([Direction.IN, Direction.IN, Direction.MULTICAST, Direction.BROADCAST,
-                                   Direction.OTHERHOST, Direction.IN, Direction.IN, Direction.IN], dtype=np.int16)
-
 # the fields gathered for every EPB of a window, after the 8-byte block header
 EPB_FIELDS = [("iface", "u4"), ("ts_high", "u4"), ("ts_low", "u4"), ("caplen", "u4"), ("wirelen", "u4")]
-
-
-def is_pcapng(head: bytes) -> bool:
-    return len(head) >= 4 and struct.unpack_from("<I", head)[0] == SHB
 
 
 @dataclass
