@@ -17,7 +17,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from cniscope.sources import pcapng, walk
+from cniscope.sources import walk
+from cniscope.wire import pcapng
 
 SOURCE = Path(walk.__file__).with_name("_walk.c")
 
