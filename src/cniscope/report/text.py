@@ -19,7 +19,10 @@ that is a terminal and the inputs are long.
 from __future__ import annotations
 
 import os
+import io
 import re
+import stat
+import sys
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -286,19 +289,22 @@ class Progress:
             self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
 
     def read(self, specs: list[InputSpec]) -> Capture:
-        """`cniscope.sources.read`, saying which input, how many packets so far, and where the reader knows it,
-        the share of the input read and when reading will end at this pace."""
+        """`cniscope.sources.read`, saying which input, how many packets so far, and the share of the inputs'
+        bytes read with when reading will end at this pace (or, through a pipe, the bytes read so far)."""
         started = time.monotonic()
-        sizes = [_size(spec) or 0 for spec in specs]
-        before = {spec.path: sum(sizes[:i]) for i, spec in enumerate(specs)}
+        sizes = [_size(spec) for spec in specs]
+        total = None if None in sizes else sum(s or 0 for s in sizes)
+        before = [sum(s or 0 for s in sizes[:i]) for i in range(len(specs))]
 
         def batch(spec: InputSpec, info: InputInfo) -> None:
             text = f"reading {spec.path}: {info.packets:,} packets"
-            if info.done is not None and sum(sizes):
-                share = (before[spec.path] + info.done * (_size(spec) or 0)) / sum(sizes)  # of all inputs' bytes
+            if info.done is not None and total:
+                share = (before[info.index] + info.done * (sizes[info.index] or 0)) / total  # of all inputs' bytes
                 elapsed = time.monotonic() - started
                 eta = f", about {elapsed * (1 - share) / share:.0f} s left" if share > 0.02 else ""
                 text += f" ({share:.0%}{eta})"
+            elif info.bytes_read:
+                text += f" ({info.bytes_read / 1e6:,.0f} MB read)"
             self.stage(text)
 
         return read(specs, on_batch=batch)
@@ -315,10 +321,9 @@ class _Elapsed:
 
 
 def _size(spec: InputSpec) -> int | None:
-    """Bytes of an input file; None for standard input (length unknown: could be long)."""
-    if spec.path == "-":
-        return None
+    """Bytes of an input file, or of standard input redirected from one; None for a pipe (length unknown)."""
     try:
-        return os.path.getsize(spec.path)
-    except OSError:
-        return 0
+        found = os.fstat(sys.stdin.fileno()) if spec.path == "-" else os.stat(spec.path)
+    except (OSError, ValueError, io.UnsupportedOperation):  # missing (said when read); stdin closed or not a file
+        return None if spec.path == "-" else 0
+    return found.st_size if stat.S_ISREG(found.st_mode) else None

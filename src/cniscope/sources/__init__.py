@@ -62,7 +62,8 @@ class InputInfo:
     unparsed_lines: int = 0
     damaged: bool = False
     warnings: list[ReadWarning] = field(default_factory=list)
-    done: float | None = None  # share of the input read so far (0..1), where the reader knows it (progress)
+    done: float | None = None  # share of the input read so far (0..1), where its size is known (progress)
+    bytes_read: int = 0  # of the input as given (compressed, piped): progress where its size is not known
     skipped: bool = False  # an entry of a directory that could not be opened (warned about; the rest was read)
 
     def warn(self, where: str, message: str, damaged: bool = True) -> None:

@@ -70,6 +70,10 @@ COMPRESSIONS: dict[bytes, tuple[str, Callable[[], Decompressor]]] = {
 DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (zlib.error, lzma.LZMAError, OSError, EOFError, zstandard.ZstdError)
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class Decompressor(Protocol):
     eof: bool
     unused_data: bytes
@@ -124,7 +128,7 @@ def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iter
         if found.kind in ("pcap", "pcapng"):
             yield from _binary(found.kind, found.buf, spec, info, batch_size)
         elif found.kind == "text":
-            yield from _text(found.stream, found.encoding, spec, info, batch_size)
+            yield from _text(found, spec, info, batch_size)
         elif found.kind == "empty":
             info.warn("", "empty input: no capture in it")
         elif _compression(found.head) is not None:
@@ -157,17 +161,21 @@ class _Found:
     buf: memoryview = memoryview(b"")
     stream: BinaryIO = field(default_factory=io.BytesIO)
     encoding: str = "utf-8"
+    counted: _Counted | None = None  # text: the input's own bytes as read so far (before decompression)
+    size: int | None = None  # text: the input's size, when it is a file
 
 
 def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
     """Open the input, undo its compression, tell its format; map binary captures (spooled first when
     they come compressed or through a pipe or standard input, which cannot be mapped)."""
-    raw = _open(spec, stack)
+    opened = _open(spec, stack)
+    size = _file_size(opened)  # None: a pipe, <(zcat f)
+    mappable = spec.path != "-" and size is not None
+    raw = _Counted(opened)
     head = _read_head(raw)
     compression = _compression(head)
-    mappable = spec.path != "-" and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)  # not a pipe, not <(zcat f)
     if compression is None and mappable and sniff(head) in ("pcap", "pcapng"):
-        return _Found(sniff(head), head, buf=_map(raw, stack))
+        return _Found(sniff(head), head, buf=_map(opened, stack))
     stream: BinaryIO = _Prefixed(head, raw)
     for _ in range(MAX_NESTING):  # capture.pcap.gz.zst: each layer bounded on its own
         if compression is None:
@@ -182,7 +190,7 @@ def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
         _spool(stream, spool, info)
         return _Found(kind, head, buf=_map(spool, stack))
     encoding = "utf-16" if head.startswith(UTF16_BOMS) else "utf-8"
-    return _Found(kind, head, stream=stream, encoding=encoding)
+    return _Found(kind, head, stream=stream, encoding=encoding, counted=raw, size=size)
 
 
 def _open(spec: InputSpec, stack: ExitStack) -> BinaryIO:
@@ -200,7 +208,16 @@ def _open(spec: InputSpec, stack: ExitStack) -> BinaryIO:
         raise InputError(f"{spec.path}: cannot read it: {exc.strerror}") from None
 
 
-def _read_head(stream: BinaryIO) -> bytes:
+def _file_size(file: BinaryIO) -> int | None:
+    """The size of a regular file (standard input redirected from one too); None for a pipe or a terminal."""
+    try:
+        mode = os.fstat(file.fileno())
+    except (OSError, io.UnsupportedOperation):  # no descriptor: a stream made in Python
+        return None
+    return mode.st_size if stat.S_ISREG(mode.st_mode) else None
+
+
+def _read_head(stream: Readable) -> bytes:
     parts: list[bytes] = []
     size = 0
     while size < HEAD_LEN:
@@ -336,8 +353,8 @@ class _Releaser:
             self.done = upto
 
 
-def _text(stream: BinaryIO, encoding: str, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    text = io.TextIOWrapper(io.BufferedReader(_Raw(stream), CHUNK), encoding=encoding, errors="replace")
+def _text(found: _Found, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+    text = io.TextIOWrapper(io.BufferedReader(_Raw(found.stream), CHUNK), encoding=found.encoding, errors="replace")
     blank = True
 
     def lines() -> Iterator[str]:
@@ -350,6 +367,9 @@ def _text(stream: BinaryIO, encoding: str, spec: InputSpec, info: InputInfo, bat
         columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
         if spec.node is not None:
             columns.append(pl.col("node").fill_null(spec.node))
+        if found.counted is not None:
+            info.bytes_read = found.counted.count
+            info.done = min(info.bytes_read / found.size, 1.0) if found.size else None
         yield table.with_columns(columns)  # the text reader counts info.packets itself
     if blank and not info.warnings:
         info.warn("", "no capture in it: blank lines only")
@@ -374,6 +394,19 @@ def _lines(text: io.TextIOWrapper, info: InputInfo) -> Iterator[str]:
 # --- byte streams ------------------------------------------------------------------
 
 
+class _Counted:
+    """A stream that counts the bytes read from it (progress through a compressed or piped input)."""
+
+    def __init__(self, source: Readable) -> None:
+        self.source = source
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.count += len(data)
+        return data
+
+
 class _Raw(io.RawIOBase):
     """Any object with read(n) as a raw stream, for io.BufferedReader."""
 
@@ -392,7 +425,7 @@ class _Raw(io.RawIOBase):
 class _Prefixed:
     """`head` (already read) followed by the rest of `rest`."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: Readable) -> None:
         self.head = head
         self.rest = rest
 
