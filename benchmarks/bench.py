@@ -2,7 +2,7 @@
 same run, on the reference generator's captures (benchmarks/gen_capture.py).
 
     python benchmarks/bench.py [--sizes 200k,2M,10M] [--formats pcap,pcapng] [--data DIR] [--rounds 1]
-                               [--skip-tshark-above N] [--markdown]
+                               [--skip-tshark-above N] [--one-core] [--markdown]
 
 Each size is generated once (into --data, benchmarks/data/ by default, git-ignored) as the generator's LINUX_SLL2
 pcap and its pcapng (one interface block per interface): snaplen 256 below 10M packets, 128 from 10M on (1.2 GB
@@ -14,7 +14,9 @@ at 10M). The file is read once to warm the page cache, then each tool runs as it
 
 Printed per size and format: seconds, peak MB and bytes per packet of each, and how many times faster
 cniscope is than tcpdump and tshark (their time / cniscope's), in wall time and, on a shared machine the
-steadier figure, in CPU time (user + system). `--markdown` also prints the README table.
+steadier figure, in CPU time (user + system). `--one-core` also runs read and analyze on one core
+(`taskset -c 0`) and prints the speedup of both cores over one (wall time). `--markdown` also prints the
+README table.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def capture(data: Path, packets: int, fmt: str) -> Path:
     return path
 
 
-def run_all(path: Path, tshark: bool, rounds: int) -> dict[str, Run]:
+def run_all(path: Path, tshark: bool, rounds: int, one_core: bool) -> dict[str, Run]:
     out = path.with_suffix(".out.parquet")
     out.unlink(missing_ok=True)  # left by an interrupted run: read refuses to replace a file
     commands = {
@@ -58,6 +60,9 @@ def run_all(path: Path, tshark: bool, rounds: int) -> dict[str, Run]:
     }
     if tshark:
         commands["tshark"] = ["tshark", "-r", str(path)]
+    if one_core:
+        commands["read-1core"] = ["taskset", "-c", "0", *commands["read"]]
+        commands["analyze-1core"] = ["taskset", "-c", "0", *commands["analyze"]]
     warm(path)
     best: dict[str, Run] = {}
     for round_ in range(rounds):
@@ -81,8 +86,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE / "data", help="where the generated captures are kept")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--skip-tshark-above", type=parse_size, default=None, help="no tshark above this many packets")
+    parser.add_argument("--one-core", action="store_true", help="also run read and analyze on one core (taskset -c 0)")
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = parser.parse_args()
+    walk = subprocess.run([sys.executable, "-c", "from cniscope.sources import walk; print(walk.COMPILED)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    print(f"record walk compiled (cniscope.sources._walk): {walk}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
+          flush=True)
     lines = []
     for size in args.sizes.split(","):
         packets = parse_size(size)
@@ -90,13 +100,16 @@ def main() -> None:
             path = capture(args.data, packets, fmt)
             tshark = args.skip_tshark_above is None or packets <= args.skip_tshark_above
             print(f"== {packets:,} packets, {fmt}, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
-            best = run_all(path, tshark, args.rounds)
+            best = run_all(path, tshark, args.rounds, args.one_core)
             for ours in ("read", "analyze"):
                 run = best[ours]
                 ratios = [f"{best[other].seconds / run.seconds:.1f}x {other} (cpu time {best[other].cpu_seconds / run.cpu_seconds:.1f}x)"
                           for other in ("tcpdump", "tshark") if other in best]
                 print(f"{ours:8s} {run.seconds:7.2f} s {run.peak_bytes / packets:6.0f} B/packet  faster than: {', '.join(ratios)}",
                       flush=True)
+                if f"{ours}-1core" in best:
+                    print(f"{ours:8s} 2 cores vs 1: {best[f'{ours}-1core'].seconds / run.seconds:.2f}x "
+                          f"({best[f'{ours}-1core'].seconds:.2f} s on one core)", flush=True)
             td, ts = best["tcpdump"], best.get("tshark")
             lines.append(
                 f"| {size} | {fmt} | {best['analyze'].seconds:.2f} s | {best['read'].seconds:.2f} s | {td.seconds:.2f} s | "
