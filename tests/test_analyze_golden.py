@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from cniscope.analyze import analyze
+from cniscope.lab.scenarios import SCENARIOS as SCENARIO_NAMES
+from cniscope.lab.spec import BUILDABLE
 from cniscope.report.json_out import to_dict
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, DATA, REPO, SEED
@@ -50,9 +52,7 @@ def test_golden_json(name: str, directory: Path, given: list[str], monkeypatch: 
 
 def test_every_scenario_of_every_buildable_model_is_covered() -> None:
     recorded = {(d.parent.name, d.name) for d in SCENARIOS.glob("*/*") if d.is_dir()}
-    models = ("kube-router", "flannel-vxlan", "flannel-host-gw", "calico-bgp", "calico-vxlan")
-    scenarios = ("same-node", "cross-node", "cluster-ip", "node-port")
-    assert recorded == {(m, s) for m in models for s in scenarios}
+    assert recorded == {(m, s) for m in BUILDABLE for s in SCENARIO_NAMES}
 
 
 def generated(tmp_path: Path, packets: int, fmt: str = "pcap") -> Path:

@@ -380,7 +380,10 @@ def summary(row: dict) -> str:
     proto = row["proto"]
     if row["arp_op"] is not None:
         op = {1: "who-has", 2: "reply"}.get(row["arp_op"], f"op {row['arp_op']}")
-        return f"ARP {op} {ip4_text(row['arp_tpa'])} tell {ip4_text(row['arp_spa'])}"
+        # tcpdump without -n prints names for the addresses (kept as dst_name/src_name); a reply's text names no target
+        target = ip4_text(row["arp_tpa"]) or row["dst_name"]
+        sender = ip4_text(row["arp_spa"]) or row["src_name"] or NO_ADDRESS
+        return f"ARP {op} {target} tell {sender}" if target else f"ARP {op} from {sender}"
     if proto == 6:
         text = f"TCP {_hostport(src, row['sport'])} > {_hostport(dst, row['dport'])} [{tcp_flags_text(row['tcp_flags'])}]"
         if row["seq"] is not None:

@@ -193,6 +193,9 @@ class Evidence:
     mac_owner: str | None = None  # who owns that MAC (a node, a gateway), when the capture shows it
     gaps_ms: tuple[int, ...] = ()  # between a packet and each re-send (the retransmission timeout pattern)
     offset_ns: int | None = None  # a clock offset
+    peer: str | None = None  # the node a lost packet was on its way to
+    rewrite: str | None = None  # the translation: "dnat", "snat"
+    notes: tuple[str, ...] = ()  # the caveats the explanation adds, as catalogue keys ("envelopes_filtered", "one_way" ...)
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ class Finding:
     title: str  # one line
     explanation: str  # plain words: what the packets show
     next_step: str  # what to check next
+    key: str = ""  # the case of its kind, as the catalogue names it ("drop.hairpin", "reset.refused"): what tools match on
     node: str | None = None
     iface: str | None = None
     journeys: tuple[int, ...] = ()

@@ -25,8 +25,8 @@ def test_12_dns_answer_lost_between_flannel1_and_eth0_on_host0() -> None:
     assert len(lost) == 1
     f = lost[0]
     assert f.kind is FindingKind.DROP and f.node == "host0"
-    assert "flannel.1 Out" in f.title and "encapsulated" in f.explanation
-    assert "leave envelopes out" in f.explanation  # the DNS capture filtered the tunnel port: said plainly
+    assert f.evidence.interfaces == ("host0 flannel.1 Out",) and f.key == "drop.tunnel_out"  # no envelope left the NIC
+    assert "envelopes_filtered" in f.evidence.notes  # the DNS capture filtered the tunnel port: said plainly
     answers = [report.journeys[j] for j in f.journeys]
     assert {"DNS answer" in j.summary for j in answers} == {True} and len(answers) == 2
 
@@ -52,8 +52,8 @@ def test_14_two_nodes_clocks_apart(tmp_path: Path) -> None:
 
 def test_22_nodeport_dnat_and_snat() -> None:
     report = analyze([InputSpec(str(corpus("22")))])
-    titles = sorted(f.title for f in of_kind(report, FindingKind.NAT))
-    assert titles == ["DNAT 10.128.0.5:30080 -> 10.32.0.3:80", "SNAT 10.128.0.4:48036 -> 10.32.0.1:48036"]
+    rewrites = sorted((f.evidence.rewrite, f.evidence.addresses) for f in of_kind(report, FindingKind.NAT))
+    assert rewrites == [("dnat", ("10.128.0.5:30080", "10.32.0.3:80")), ("snat", ("10.128.0.4:48036", "10.32.0.1:48036"))]
     assert alarms(report) == []
 
 

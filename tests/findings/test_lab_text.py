@@ -5,20 +5,20 @@ test_lab.py (and two clean labs), every node's pcapng is printed by tcpdump itse
 inside the node's namespace (SLL2 frames name their interface by ifindex: only that namespace has the
 names), and the text files, each tagged with its node, are analyzed with the same inventory as the
 pcapngs. Every text must give the pcapng's packets and journeys, and the same alarms (warning or worse:
-kind, severity, node, interface, title); each fault's own finding is checked on every report.
+kind, severity, node, interface, catalogue key, evidence); each fault's own finding is checked on every report.
 
 What the text cannot carry: without -v there are no IP ids, TTLs or IP lengths; TCP/UDP checksums need
 -v/-vv (the checksum finding is information, never an alarm, so it is not compared); MACs and frame
 lengths need -e. So plain `-nn` text has no packet sizes at all, only payload lengths: a black hole's
-title gives sizes bounded by the headers ("at least ... at most") there; all else is compared as is.
+sizes are bounded by the headers there (note `sizes_bounded`) and not compared; all else is compared as is.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.scenarios import record
 from cniscope.lab.spec import Fault, default_spec
-from cniscope.results import Finding, FindingKind, Report
+from cniscope.results import Evidence, Finding, FindingKind, Report
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
 from tests.marks import needs_root
@@ -39,8 +39,7 @@ pytestmark = needs_root
 FAULT_MODEL = "flannel-host-gw"
 PCAPNG = "pcapng"
 FLAG_SETS: tuple[tuple[str, ...], ...] = (("-nn",), ("-nn", "-v"), ("-nn", "-e"), ("-nn", "-v", "-e"))
-BLACK_HOLE_SIZES = re.compile(r"(black hole after .*: )packets of .* pass$")
-Alarm = tuple[str, str, str | None, str | None, str]
+Alarm = tuple[str, str, str | None, str | None, str, Evidence]
 Reports = dict[str, Report]  # "pcapng", "tcpdump -nn", "tcpdump -nn -v" ...
 
 
@@ -59,10 +58,12 @@ def describe(report: Report) -> str:
 
 
 def keys(report: Report, sizes_shown: bool = True) -> list[Alarm]:
-    """The alarms; without sizes in the text (no -v, no -e), a black hole's sizes are left out of its title."""
-    def title(f: Finding) -> str:
-        return f.title if sizes_shown else BLACK_HOLE_SIZES.sub(r"\1packets of some size vanish", f.title)
-    return sorted((f.kind.value, f.severity.value, f.node, f.iface, title(f)) for f in alarms(report))
+    """The alarms as data; without sizes in the text (no -v, no -e), a black hole's sizes are left out."""
+    def evidence(f: Finding) -> Evidence:
+        if sizes_shown:
+            return f.evidence
+        return replace(f.evidence, size=None, passed=None, notes=tuple(n for n in f.evidence.notes if n != "sizes_bounded"))
+    return sorted(((f.kind.value, f.severity.value, f.node, f.iface, f.key, evidence(f)) for f in alarms(report)), key=repr)
 
 
 def as_text(lab: Lab, c: NodeCapture, flags: tuple[str, ...]) -> Path:
@@ -124,7 +125,7 @@ def test_drop_at_a_hop(tmp_path: Path) -> None:
         reports = observe(lab, tmp_path, lambda: lab.curl("client1", "web2", max_time=1.5))
     for label, report in reports.items():
         drop = only(label, report, FindingKind.DROP)
-        assert (drop.node, drop.iface) == ("node2", "eth0") and "FORWARD" in drop.next_step, label
+        assert (drop.node, drop.iface) == ("node2", "eth0") and drop.key == "drop.forward", label
         assert of_kind(report, FindingKind.UNANSWERED), f"{label}:\n{describe(report)}"
 
 
@@ -139,7 +140,7 @@ def test_missing_route(tmp_path: Path) -> None:
         reports = observe(lab, tmp_path, lost_then_other_traffic)
     for label, report in reports.items():
         drop = only(label, report, FindingKind.DROP)
-        assert (drop.node, drop.iface) == ("node1", "eth0") and "never reached node2" in drop.title, label
+        assert (drop.node, drop.iface, drop.evidence.peer) == ("node1", "eth0", "node2"), label
 
 
 def test_mtu_black_hole(tmp_path: Path) -> None:
@@ -148,11 +149,12 @@ def test_mtu_black_hole(tmp_path: Path) -> None:
         reports = observe(lab, tmp_path, lambda: lab.curl("client1", "web2", "/big", max_time=2))
     for label, report in reports.items():
         hole = only(label, report, FindingKind.MTU)
-        assert hole.node == "node2" and "black hole" in hole.title, f"{label}:\n{describe(report)}"
+        assert hole.node == "node2" and hole.key == "mtu.black_hole", f"{label}:\n{describe(report)}"
         assert of_kind(report, FindingKind.DROP) == [], f"{label}:\n{describe(report)}"
-    # plain text shows payload lengths only: sizes bounded by the headers (with -v or -e: the pcapng's title)
+    # plain text shows payload lengths only: sizes bounded by the headers (with -v or -e: the pcapng's sizes)
     plain = only("tcpdump -nn", reports["tcpdump -nn"], FindingKind.MTU)
-    assert "packets of at least" in plain.title and "packets of at most" in plain.title, plain.title
+    assert "sizes_bounded" in plain.evidence.notes and plain.evidence.passed < plain.evidence.size, plain.evidence
+    assert reports[PCAPNG].findings and "sizes_bounded" not in only(PCAPNG, reports[PCAPNG], FindingKind.MTU).evidence.notes
 
 
 def test_br_netfilter_off(tmp_path: Path) -> None:
@@ -162,7 +164,7 @@ def test_br_netfilter_off(tmp_path: Path) -> None:
     for label, report in reports.items():
         missing = only(label, report, FindingKind.MISSING_REVERSE_NAT)
         assert missing.node == "node1" and missing.evidence.addresses[1] == "10.96.0.11", label
-        assert "br_netfilter" in missing.next_step, label
+        assert missing.key == "missing_reverse_nat", label
 
 
 def test_hairpin_off(tmp_path: Path) -> None:
@@ -171,4 +173,4 @@ def test_hairpin_off(tmp_path: Path) -> None:
         reports = observe(lab, tmp_path, lambda: lab.curl("web1", "web-local", max_time=1.5), nodes=("node1",))
     for label, report in reports.items():
         drop = only(label, report, FindingKind.DROP)
-        assert drop.node == "node1" and "hairpin" in drop.next_step, f"{label}:\n{describe(report)}"
+        assert drop.node == "node1" and drop.key == "drop.hairpin", f"{label}:\n{describe(report)}"

@@ -63,7 +63,7 @@ def test_a_one_way_capture_reports_missing_replies_only_as_a_warning() -> None:
         wire.see(icmp(CLIENT, WEB, 8, seq=seq, ip_id=seq), N1, "eth0", OUT, seq * 1_000_000)
     found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
     assert len(found) == 1
-    assert found[0].severity is Severity.WARNING and "one-way filter" in found[0].explanation
+    assert found[0].severity is Severity.WARNING and found[0].evidence.notes == ("one_way",)
     assert found[0].evidence.packets == found[0].evidence.sent == 5  # as its conversation counts them, the last one too
 
 
@@ -75,7 +75,8 @@ def test_unanswered_arp() -> None:
     wire.see(arp(2, "10.244.1.12", "10.244.1.11"), N1, V1, OUT, 3_500_100)
     conversation(wire, 4_000_000)
     found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
-    assert [f.title for f in found] == ["ARP who-has 10.244.1.1: no reply (3 request(s) from 10.244.1.11)"]
+    assert [(f.key, f.evidence.addresses, f.evidence.packets, f.evidence.retries) for f in found] == [
+        ("unanswered.arp", ("10.244.1.1", "10.244.1.11"), 3, 2)]
 
 
 def test_copies_on_several_interfaces_are_not_retransmissions_but_a_resend_is() -> None:
@@ -102,8 +103,8 @@ def test_reset_by_the_server_is_a_refusal() -> None:
     resets = of_kind(wire.analyze(), FindingKind.RESET)
     assert len(resets) == 1
     r = resets[0]
-    assert r.title.startswith("TCP reset sent by the server 10.244.3.10:81")
-    assert r.severity is Severity.WARNING and "refused" in r.explanation
+    assert r.evidence.addresses == ("10.244.3.10", CLIENT)  # sent by the server
+    assert r.severity is Severity.WARNING and r.key == "reset.refused"
     assert (r.node, r.iface) == ("node3", "veth9f8e7d6c")
 
 

@@ -8,6 +8,7 @@ from cniscope.findings.catalogue import say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
+from cniscope.journeys import NO_ADDRESS
 from cniscope.models import Role
 from cniscope.packets.schema import Tunnel
 from cniscope.results import Evidence, Finding, FindingKind, Journey, Severity
@@ -74,7 +75,7 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
         title=f"{packets} packet(s) with unfinished TCP/UDP checksums ({len(sent)} seen on the node that sent them, "
               f"{len(received)} on a node they arrived at): checksum offload, not a fault",
         explanation=explanation,
-        next_step=say("checksum_offload"),
+        next_step=say("checksum_offload"), key="checksum_offload",
         node=facts.named(facts.node_names[nodes[0]]) if len(set(nodes.tolist())) == 1 else None,
         iface=ifaces[0] if len(ifaces) == 1 else None,
         journeys=tuple(dict.fromkeys(int(x) for x in journey_of[:200] if int(x) in facts.by_id)),
@@ -101,7 +102,8 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
         flows = list(dict.fromkeys(f for jid in jids if (f := facts.by_id[jid].flow) is not None))
         talk = [facts.flow_by_id[f] for f in flows]
         kind = Tunnel(facts.value(bad[0], "tunnel")).label  # type: ignore[arg-type]
-        ends = (facts.addr(bad[0], "outer_src") or "?", facts.addr(bad[0], "outer_dst") or "?")
+        ends = (facts.addr(bad[0], "outer_src") or NO_ADDRESS, facts.addr(bad[0], "outer_dst") or NO_ADDRESS)
+        missing = facts.unrecorded(bad[:1])
         conversation = f"{talk[0].proto.upper()} {talk[0].client} -> {talk[0].server}"
         out.append(Finding(
             kind=FindingKind.CHECKSUM_OFFLOAD, severity=Severity.WARNING,
@@ -111,11 +113,11 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
                         f"conversation inside is re-sent or unanswered ({talk[0].state}, {talk[0].retransmissions} re-send(s)). "
                         "This is the known VXLAN checksum-offload problem of flannel and Calico: the kernel hands the "
                         "tunnel's outer checksum to a NIC (or a virtual NIC) that corrupts or drops it, so the receiving "
-                        "node discards the envelopes." + facts.unrecorded(bad[:1]),
-            next_step=say("checksum_offload.tunnel", node=node, device=device),
+                        "node discards the envelopes." + facts.how_to_record(missing),
+            next_step=say("checksum_offload.tunnel", node=node, device=device), key="checksum_offload.tunnel",
             node=facts.named(node), iface=facts.value(bad[0], "iface"),  # type: ignore[arg-type]
             journeys=tuple(jids[:200]), flows=tuple(flows[:200]), rows=tuple(bad),
-            evidence=Evidence(packets=len(jids), device=device, addresses=ends,
+            evidence=Evidence(packets=len(jids), device=device, addresses=ends, notes=missing,
                               interfaces=tuple(dict.fromkeys(facts.where(r) for r in bad))),
         ))
     return out
@@ -154,7 +156,7 @@ def clock_skew(facts: Facts, losses: Losses) -> Found:
                             "timestamps were corrected before hops were ordered. Not a network fault, but times read "
                             "across nodes in the raw captures are off by that much."
                             + (f" A whole number of half hours apart: {zone}, tcpdump prints local time." if zone else ""),
-                next_step=say("clock_skew"),
+                next_step=say("clock_skew"), key="clock_skew",
                 node=c.node,
                 evidence=Evidence(offset_ns=c.offset_ns, packets=c.samples),
             ))

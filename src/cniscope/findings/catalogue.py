@@ -1,9 +1,12 @@
 """The words findings use: what each kind means, how it is found, and what to check next.
 
-Detectors take their next steps from `NEXT` (`say`); docs/findings.md is
-generated from this module (`python -m cniscope.findings.catalogue >
-docs/findings.md`; a test keeps the two equal). Titles and explanations are
-built by the detectors from the finding's evidence.
+Detectors take their next steps from `NEXT` (`say`), and the caveats an
+explanation adds from `NOTES` (`note`); a finding carries the keys of both
+(`Finding.key`, `Evidence.notes`), which is what tests and tools match on,
+never the sentences. docs/findings.md is generated from this module
+(`python -m cniscope.findings.catalogue > docs/findings.md`; a test keeps the
+two equal). Titles and explanations are built by the detectors from the
+finding's evidence.
 """
 
 from __future__ import annotations
@@ -83,9 +86,38 @@ NEXT: dict[str, str] = {
 }
 
 
+# Caveats an explanation adds, by key (a finding lists the keys it used in `Evidence.notes`).
+NOTES: dict[str, str] = {
+    "envelopes_filtered": "But packets also arrived on this node's tunnel device without their envelope being captured "
+                          "on the NIC: the capture seems to leave envelopes out (a port filter excludes the tunnel's "
+                          "UDP), so this needs a capture of the tunnel's port on the NIC to confirm.",
+    "kind_never_seen": "No such sighting appears anywhere in this node's capture, though: if the capture had a filter "
+                       "that left them out (a port filter excludes a tunnel's envelopes), this is not a drop.",
+    "model_agrees": "The model's expected path agrees ({path}).",
+    "mac_unowned": "It was sent to {mac}, a MAC no captured node sends from and no ARP in the capture names (ip neigh "
+                   "on the node tells).",
+    "mac_owned": "It was sent to {mac}, which belongs to {owner}.",
+    "mac_unrecorded": "The capture does not record the destination MAC it was sent to (tcpdump -i any keeps only the "
+                      "source MAC): tcpdump -i {iface} -e on that node shows it.",
+    "one_way": "The capture shows no packet at all going the other way around that time: if it was taken with a "
+               "one-way filter (src/dst host ...), replies could not appear in it.",
+    "sizes_bounded": "(The capture shows no IP lengths, only the payload's: sizes are bounded by the smallest and "
+                     "largest headers; tcpdump prints IP lengths with -v, frame lengths with -e.)",
+    "recovered": "The conversation went on: a loss it recovered from.",
+    "translated_back": "The replies were translated back ({after} -> {before}), first at {where}.",
+    "unrecorded.node": "the node (name each file: node3=capture.pcap)",
+    "unrecorded.iface": "the interface (tcpdump -i any, version 4.99 or later, prints it; or one capture per interface)",
+}
+
+
 def say(key: str, **fields: object) -> str:
     """The next step `key`, its {fields} filled in."""
     return NEXT[key].format(**fields)
+
+
+def note(key: str, **fields: object) -> str:
+    """The caveat `key`, its {fields} filled in."""
+    return NOTES[key].format(**fields)
 
 
 @dataclass(frozen=True)
@@ -103,13 +135,17 @@ INTRO = """\
 `cniscope analyze` ends with findings: typed results (`cniscope.results.Finding`)
 that say what went wrong and where. Each has a `kind`, a `severity`
 (`info`, `warning`, `error`), a one-line `title`, a plain `explanation` of
-what the packets show, a `next_step` (what to check), the `node` and `iface`
+what the packets show, a `next_step` (what to check) and its `key` (the
+case of its kind, listed below: what tools and tests match on, never the
+words), the `node` and `iface`
 where it happens, the sightings that prove it (`journeys`: packets followed
 hop by hop, `flows`: conversations, `rows`: sightings in the packet table),
 and its `evidence`, typed: packet counts (as the conversation counts them),
 sizes, MTUs, tunnel overhead, MSS, the device concerned, the places
 (`node interface direction`), addresses, the destination MAC and its owner,
-the gaps between re-sends, a clock offset. Places are always named; where
+the gaps between re-sends, a clock offset, the node a lost packet was
+heading for, the translation, and the `notes` (caveats, listed below) the
+explanation adds. Places are always named; where
 the capture did not record the node or the interface, the finding says so
 and how to record it.
 
@@ -283,12 +319,20 @@ KINDS: tuple[Kind, ...] = (
 )
 
 
+def cases(kind: FindingKind) -> list[str]:
+    """The keys (`Finding.key`) a finding of `kind` can carry."""
+    return [key for key in NEXT if key.split(".")[0] == kind.value]
+
+
 def markdown() -> str:
     """docs/findings.md."""
     parts = [INTRO, "## Kinds\n"]
     for k in KINDS:
+        keys = ", ".join(f"`{key}`" for key in cases(k.kind))
         parts.append(f"### `{k.kind.value}` ({k.severity})\n**Means**: {k.means}\n**Found by**: {k.found_by}\n"
-                     f"**Check next**: {k.check_next}\n")
+                     f"**Check next**: {k.check_next}\n**Cases** (`key`): {keys}\n")
+    parts.append("## Notes\n\nCaveats an explanation adds; a finding lists the ones it used in `evidence.notes`.\n")
+    parts.append("\n".join(f"- `{key}`: {text}" for key, text in NOTES.items()) + "\n")
     return "\n".join(parts)
 
 

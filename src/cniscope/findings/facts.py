@@ -27,6 +27,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
 from cniscope.journeys import node_column, point_label
 from cniscope.models import MODELS, Model, Role
@@ -116,10 +117,11 @@ class Facts:
         return self._columns[column][hop if isinstance(hop, int) else hop.row]
 
     def addr(self, hop: Hop | int, column: str) -> str | None:
-        """`src`, `dst`, `outer_src`, `outer_dst` ... of a sighting as text (IPv6 columns for IPv6)."""
+        """`src`, `dst`, `outer_src`, `outer_dst` ... of a sighting as text (IPv6 columns for IPv6; the host name
+        tcpdump printed instead, text without -n)."""
         value = self.value(hop, column)
-        if value is None and column in ("src", "dst"):
-            return self.value(hop, column + "6")  # type: ignore[return-value]
+        if value is None and column in ("src", "dst", "outer_src", "outer_dst"):
+            return self.value(hop, column + "6") or self.value(hop, column + "_name")  # type: ignore[return-value]
         return ip4_text(value)  # type: ignore[arg-type]
 
     def role(self, iface: str | None) -> Role | None:
@@ -188,14 +190,19 @@ class Facts:
             return f"{named}, {place}" if named else place
         return " ".join(str(x) for x in (named, iface, way) if x)
 
-    def unrecorded(self, rows: list[int]) -> str:
-        """How to record what these sightings lack (the node, the interface); "" when nothing."""
+    def unrecorded(self, rows: list[int]) -> tuple[str, ...]:
+        """What these sightings lack, as catalogue notes: `unrecorded.node`, `unrecorded.iface`."""
         missing = []
         if any(self.node(r).startswith("input ") for r in rows):
-            missing.append("the node (name each file: node3=capture.pcap)")
+            missing.append("unrecorded.node")
         if any(self.value(r, "iface") is None for r in rows):
-            missing.append("the interface (tcpdump -i any, version 4.99 or later, prints it; or one capture per interface)")
-        return f" The capture does not record {' nor '.join(missing)}." if missing else ""
+            missing.append("unrecorded.iface")
+        return tuple(missing)
+
+    @staticmethod
+    def how_to_record(missing: tuple[str, ...]) -> str:
+        """The sentence saying what was not recorded and how to record it; "" when nothing."""
+        return f" The capture does not record {' nor '.join(note(k) for k in missing)}." if missing else ""
 
     def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""

@@ -67,7 +67,8 @@ class Loss:
     node: str  # where it vanished (the node of the last sighting)
     expected: Next
     peer: str | None  # the destination node when the packet was lost between nodes
-    check: str
+    check: str  # the catalogue key of what to check next
+    next_step: str  # its words, for this place
     confirmed: bool  # the capture went on long enough after it; an unconfirmed loss counts only beside confirmed ones
 
     @property
@@ -135,7 +136,8 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
             return None
         if any(facts.node(h) == peer for h in j.hops):
             return None  # reached it (and was seen there before the last sighting's clock said)
-        return Loss(j, last, node, expected, peer, say(CHECKS[(role, "Out")], iface=last.iface), peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
+        check = CHECKS[(role, "Out")]
+        return Loss(j, last, node, expected, peer, check, say(check, iface=last.iface), peer_cov.running(last.ts, CROSS_NODE_MARGIN_NS))
     if cov is None:
         return None
     needed = {Next.ENCAPSULATED_NIC_OUT: Role.NIC, Next.BRIDGE_PORT_OUT: Role.HOST_VETH, Next.DECAPSULATED_IN: Role.TUNNEL}
@@ -144,14 +146,15 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
     if expected is Next.FORWARDED_OUT and not cov.every_iface:
         return None  # a one-interface capture cannot see where else it went
     if expected is Next.FORWARDED_OUT and any(facts.addr(h, "src") == facts.addr(h, "dst") for h in j.hops):
-        check = say("drop.hairpin", iface=last.iface)
+        check = "drop.hairpin"
     elif expected is Next.FORWARDED_OUT:
-        check = say("drop.forward", dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=last.iface)
+        check = "drop.forward"
     elif expected is Next.DECAPSULATED_IN:
-        check = say("drop.decap")
+        check = "drop.decap"
     else:
-        check = say(CHECKS[(role, group)], iface=last.iface)
-    return Loss(j, last, node, expected, None, check, cov.running(last.ts, SAME_NODE_MARGIN_NS))
+        check = CHECKS[(role, group)]
+    words = say(check, dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=last.iface)
+    return Loss(j, last, node, expected, None, check, words, cov.running(last.ts, SAME_NODE_MARGIN_NS))
 
 
 def _covers_role(facts: Facts, cov: Coverage, role: Role) -> bool:

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from cniscope.findings.catalogue import say
+from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Loss, Losses
@@ -74,13 +74,15 @@ def frag_needed(facts: Facts, losses: Losses) -> Found:
         unsplittable = "(IPv6 routers never fragment)" if ipv6 else "with Don't Fragment set"
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.WARNING,
-            title=f"fragmentation needed: {reporter} reports next-hop MTU {mtu if mtu is not None else '?'} for {quoted}",
+            title=f"fragmentation needed: {reporter} reports "
+                  + (f"next-hop MTU {mtu}" if mtu is not None else "a next-hop MTU the capture does not show") + f" for {quoted}",
             explanation=f"{len(rs)} ICMP error(s) from {reporter}: {'a packet of ' + quoted if qsrc is not None else 'a packet'} "
                         f"{unsplittable} was "
                         f"larger than the MTU{f' ({mtu})' if mtu is not None else ''} of the link it had to take next. The "
                         "sender must lower its packet size (path MTU discovery); if these errors do not reach it, large "
-                        "packets are lost for good.",
-            next_step=say("mtu.frag_needed", message=message),
+                        "packets are lost for good."
+                        + ("" if mtu is not None else " (pcap, or tcpdump -v, records the MTU the error names.)"),
+            next_step=say("mtu.frag_needed", message=message), key="mtu.frag_needed",
             node=first["node"], iface=first["iface"],
             rows=tuple(r["row"] for r in rs[:50]),
             evidence=Evidence(packets=len(rs), mtu=mtu, addresses=tuple(
@@ -126,7 +128,7 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
                         f"Through this tunnel the MSS should be at most {underlay - overhead - TCP_IP_HEADERS} (tunnel MTU "
                         f"{underlay - overhead}). Small requests work; bulk transfers stall unless path MTU discovery rescues "
                         f"them. (This assumes a {underlay}-byte underlay; on jumbo-frame networks it is fine.)",
-            next_step=say("mtu.mss", mtu=underlay - overhead),
+            next_step=say("mtu.mss", mtu=underlay - overhead), key="mtu.mss",
             node=facts.named(facts.node(hop)), iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
             evidence=Evidence(packets=len(flows), mss=mss, mtu=underlay - overhead, overhead=overhead),
         ))
@@ -158,7 +160,7 @@ def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
                         f"of {device.overhead} bytes for a {UNDERLAY_MTU}-byte underlay, so it takes at most {mtu}. The pod's "
                         f"MTU is larger than the tunnel's: small requests work, full-size segments are dropped or fragmented "
                         f"(This assumes a {UNDERLAY_MTU}-byte underlay.)",
-            next_step=say("mtu.mss", mtu=mtu),
+            next_step=say("mtu.mss", mtu=mtu), key="mtu.mss",
             node=facts.named(node), iface=iface, flows=flows[:200], rows=tuple(rows[:50]),
             evidence=Evidence(packets=len(rows), mss=mss, mtu=mtu, overhead=device.overhead, device=iface,
                               interfaces=tuple(dict.fromkeys(facts.where(r) for r in rows))),
@@ -212,8 +214,7 @@ def black_holes(facts: Facts, losses: Losses) -> Found:
             estimated = ""
         else:
             title = f"packets of at least {smallest} bytes vanish, packets of at most {largest} bytes pass"
-            estimated = (" (The capture shows no IP lengths, only the payload's: sizes are bounded by the smallest and "
-                         "largest headers; tcpdump prints IP lengths with -v, frame lengths with -e.)")
+            estimated = " " + note("sizes_bounded")
         if device is not None and tunnel_mtu is not None and smallest > tunnel_mtu:
             title = (f"{'' if exact else 'at least '}{smallest}-byte packets enter {iface} on {facts.named(node) or 'the node'} "
                      f"and never leave encapsulated: {iface} carries at most {tunnel_mtu} bytes ({UNDERLAY_MTU} less "
@@ -234,13 +235,14 @@ def black_holes(facts: Facts, losses: Losses) -> Found:
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.ERROR if passed else Severity.WARNING,
             title=title, explanation=explanation,
-            next_step=say("mtu.black_hole"),
+            next_step=say("mtu.black_hole"), key="mtu.black_hole",
             node=facts.named(node), iface=iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=tuple(dict.fromkeys(loss.journey.flow for loss in group if loss.journey.flow is not None)),
             rows=tuple(loss.last.row for loss in group[:50]),
             evidence=Evidence(packets=len(group), size=smallest, passed=largest or None, mtu=tunnel_mtu,
-                              overhead=device.overhead if device else None, device=iface, interfaces=(at,)),
+                              overhead=device.overhead if device else None, device=iface, interfaces=(at,), peer=first.peer,
+                              notes=() if exact else ("sizes_bounded",)),
         ))
         claimed.update(loss.journey.id for loss in group)
     return Found(out, frozenset(claimed))

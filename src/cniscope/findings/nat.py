@@ -6,7 +6,7 @@ import ipaddress
 
 import polars as pl
 
-from cniscope.findings.catalogue import say
+from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts, group_address
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -57,17 +57,18 @@ def _nat(facts: Facts) -> list[Finding]:
                        f"first seen rewritten at {facts.where(hop)}.")
         back = undone.get(key)
         if back is not None:
-            explanation += f" The replies were translated back ({after} -> {before}), first at {facts.where(back[0])}."
+            explanation += " " + note("translated_back", after=after, before=before, where=facts.where(back[0]))
         out.append(Finding(
             kind=FindingKind.NAT, severity=Severity.INFO,
             title=f"{kind.value.upper()} {before} -> {after}",
             explanation=explanation,
-            next_step=say("nat"),
+            next_step=say("nat"), key="nat",
             node=facts.named(facts.node(hop)), iface=hop.iface,
             journeys=tuple(dict.fromkeys(ids + (back[1] if back else [])))[:200],
             flows=(flow,) if flow is not None else (), rows=(hop.row,) + ((back[0].row,) if back else ()),
             evidence=Evidence(packets=len(ids), received=len(back[1]) if back else 0, addresses=(before, after),
-                              interfaces=(facts.where(hop),)),
+                              interfaces=(facts.where(hop),), rewrite=kind.value,
+                              notes=("translated_back",) if back else ()),
         ))
     return out
 
@@ -103,10 +104,11 @@ def _tunnels(facts: Facts) -> list[Finding]:
             title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({first['packets']} packet(s))",
             explanation=f"Packets travel between these nodes inside a {kind} envelope ({count}); first seen: "
                         f"{facts.where(first['row'])}.",
-            next_step=say("tunnel"),
+            next_step=say("tunnel"), key="tunnel",
             node=facts.named(facts.node(first["row"])), iface=facts.value(first["row"], "iface"),  # type: ignore[arg-type]
             journeys=tuple(ids[:200]), flows=flows[:200], rows=(first["row"],),
-            evidence=Evidence(packets=first["packets"], addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"]))),
+            evidence=Evidence(packets=first["packets"], addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"])),
+                              interfaces=(facts.where(first["row"]),)),
         ))
     return out
 
@@ -149,7 +151,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             kind=FindingKind.MISSING_REVERSE_NAT, severity=Severity.ERROR,
             title=f"reply from {', '.join(sorted(wrong))} to {flow.client} missed its reverse NAT (client called {called})",
             explanation=explanation,
-            next_step=say("missing_reverse_nat"),
+            next_step=say("missing_reverse_nat"), key="missing_reverse_nat",
             node=facts.named(facts.node(facts.path(j)[-1])), iface=facts.path(j)[-1].iface,
             journeys=tuple(x.id for x, _ in replies) + tuple(client_rsts), flows=(flow.id,),
             rows=tuple(h.row for x, _ in replies[:10] for h in x.hops),
@@ -167,6 +169,7 @@ def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
     replies = [j for j in reply.journeys if j in facts.first_row and facts.addr(facts.first_row[j], "src") == endpoint.addr]
     rows = [facts.first_row[j] for j in replies]
     places = list(dict.fromkeys(facts.where(r) for r in rows))
+    missing = facts.unrecorded(rows[:1])
     return Finding(
         kind=FindingKind.MISSING_REVERSE_NAT, severity=Severity.ERROR,
         title=f"replies from {endpoint} reach {client} untranslated (it called {called}): missing reverse NAT",
@@ -175,13 +178,13 @@ def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
                     f"the same requests; seen at {', '.join(places[:3])}. The reverse translation of the Service's DNAT "
                     "was not applied, so the client's socket, connected to the Service address, rejects them (an ICMP "
                     "port unreachable or a reset follows) and the requests look unanswered."
-                    + (f" Here the client reset {len(reply.resets)} of them." if reply.resets else "") + facts.unrecorded(rows[:1]),
-        next_step=say("missing_reverse_nat"),
+                    + (f" Here the client reset {len(reply.resets)} of them." if reply.resets else "") + facts.how_to_record(missing),
+        next_step=say("missing_reverse_nat"), key="missing_reverse_nat",
         node=facts.named(facts.node(rows[0])) if rows else None, iface=facts.value(rows[0], "iface") if rows else None,  # type: ignore[arg-type]
         journeys=tuple(request.journeys[:100]) + tuple(replies[:100]), flows=(request.id, reply.id),
         rows=tuple(rows[:50]),
         evidence=Evidence(packets=len(replies), sent=len(request.journeys), retries=len(reply.resets),
-                          addresses=(client.addr, called.addr, endpoint.addr), interfaces=tuple(places)),
+                          addresses=(client.addr, called.addr, endpoint.addr), interfaces=tuple(places), notes=missing),
     )
 
 
@@ -191,8 +194,8 @@ def missing_snat(facts: Facts, losses: Losses) -> Found:
     if ranges is None or (facts.model is not None and facts.model.routes_pods_beyond_nodes):
         return Found([])
     known_nodes = set().union(*facts.local.values()) if facts.local else set()
-    groups: dict[tuple[str, str, str], list[int]] = {}
-    rows: dict[tuple[str, str, str], list[int]] = {}
+    groups: dict[tuple[str, str | None, str], list[int]] = {}
+    rows: dict[tuple[str, str | None, str], list[int]] = {}
     for j in facts.journeys:
         for hop in j.hops:
             if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.value(hop, "tunnel"):
@@ -201,17 +204,20 @@ def missing_snat(facts: Facts, losses: Losses) -> Found:
             if src is None or dst is None or ":" in src or dst in known_nodes:
                 continue
             if _inside(src, ranges) and not _inside(dst, ranges):
-                key = (facts.node(hop), hop.iface or "?", src)
+                key = (facts.node(hop), hop.iface, src)
                 groups.setdefault(key, []).append(j.id)
                 rows.setdefault(key, []).append(hop.row)
     return Found([
         Finding(
             kind=FindingKind.MISSING_SNAT, severity=Severity.WARNING,
-            title=f"pod address {src} leaves {node} by {iface} without SNAT",
-            explanation=f"{len(ids)} packet(s) from pod {src} went out of {node}'s {iface} to addresses outside the cluster "
-                        "with the pod address as source. Outside hosts have no route back to pod addresses, so replies get lost.",
-            next_step=say("missing_snat"),
-            node=node, iface=iface, journeys=tuple(ids[:200]), rows=tuple(rows[(node, iface, src)][:50]),
+            title=f"pod address {src} leaves {facts.where(rows[(node, iface, src)][0])} without SNAT",
+            explanation=f"{len(ids)} packet(s) from pod {src} went out of {facts.where(rows[(node, iface, src)][0])} to "
+                        "addresses outside the cluster with the pod address as source. Outside hosts have no route back "
+                        "to pod addresses, so replies get lost.",
+            next_step=say("missing_snat"), key="missing_snat",
+            node=facts.named(node), iface=iface, journeys=tuple(ids[:200]), rows=tuple(rows[(node, iface, src)][:50]),
+            evidence=Evidence(packets=len(ids), addresses=(src,), device=iface,
+                              interfaces=(facts.where(rows[(node, iface, src)][0]),)),
         )
         for (node, iface, src), ids in groups.items()
     ])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
-from cniscope.findings.catalogue import say
+from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import INGRESS, Loss, Losses, Next
@@ -37,42 +37,52 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
             title = f"{len(group)} packet(s) of {what} left {where} but never reached {first.peer}"
         else:
             title = f"{len(group)} packet(s) of {what} lost after {where}"
-        severity, caveat = Severity.ERROR, ""
+        severity, notes = Severity.ERROR, []
         filtered = first.expected is Next.ENCAPSULATED_NIC_OUT and _envelopes_filtered(facts, first.node)
         if filtered:
-            caveat = (" But packets also arrived on this node's tunnel device without their envelope being captured on "
-                      "the NIC: the capture seems to leave envelopes out (a port filter excludes the tunnel's UDP), so "
-                      "this needs a capture of the tunnel's port on the NIC to confirm.")
+            notes.append("envelopes_filtered")
         if not _kind_ever_seen(facts, first):
-            caveat = caveat or (" No such sighting appears anywhere in this node's capture, though: if the capture had a "
-                                "filter that left them out (a port filter excludes a tunnel's envelopes), this is not a drop.")
+            notes = notes or ["kind_never_seen"]
             severity = Severity.INFO if filtered else Severity.WARNING
         elif filtered:
             severity = Severity.WARNING
         examples = "; ".join(loss.journey.summary for loss in group[:3])
         ids = {loss.journey.id for loss in group}
         agree = next((m for m in losses.model if m.expected is not None and m.journey.id in ids), None)
+        fields: dict[str, object] = {"path": _model_title(facts, agree) if agree is not None else ""}
         if agree is not None:
-            caveat += f" The model's expected path agrees ({_model_title(facts, agree)})."
+            notes.append("model_agrees")
         mine.update(ids)
-        mac = facts.value(hop, "eth_dst") if hop.direction == "Out" and facts.role(hop.iface) is Role.NIC else None
-        owner = facts.mac_owners.get(mac) if mac is not None else None  # type: ignore[call-overload]
-        if mac is not None:
-            caveat += (f" It was sent to {mac_text(mac)}, " + (f"which belongs to {owner}." if owner else  # type: ignore[arg-type]
-                       "a MAC no captured node sends from and no ARP in the capture names (ip neigh on the node tells)."))
+        mac, owner, sent_to = _sent_to(facts, hop)
+        if sent_to is not None:
+            notes.append(sent_to)
+            fields.update(mac=mac, owner=owner, iface=hop.iface)
+        caveat = "".join(" " + note(k, **fields) for k in notes)
         out.append(Finding(
             kind=FindingKind.DROP, severity=severity, title=title,
             explanation=f"Last seen at {where}; the capture covered the next place but never shows {first.expected.value}"
                         f" (e.g. {examples}).{caveat}",
-            next_step=first.check,
+            next_step=first.next_step, key=first.check,
             node=facts.named(facts.node(hop)), iface=hop.iface,
             journeys=tuple(loss.journey.id for loss in group),
             flows=(flow.id,) if flow else (),
             rows=tuple(h.row for loss in group for h in loss.journey.hops),
-            evidence=Evidence(packets=len(group), interfaces=(where,), device=hop.iface, mac=mac_text(mac),  # type: ignore[arg-type]
-                              mac_owner=owner, addresses=tuple(x for x in (facts.addr(hop, "src"), facts.addr(hop, "dst")) if x)),
+            evidence=Evidence(packets=len(group), interfaces=(where,), device=hop.iface, mac=mac, mac_owner=owner,
+                              peer=first.peer, notes=tuple(notes),
+                              addresses=tuple(x for x in (facts.addr(hop, "src"), facts.addr(hop, "dst")) if x)),
         ))
     return Found(out, frozenset(mine))
+
+
+def _sent_to(facts: Facts, hop: Hop) -> tuple[str | None, str | None, str | None]:
+    """(destination MAC, its owner, the note saying so) of a packet last seen going out of a NIC; Nones elsewhere."""
+    if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.value(hop, "tunnel"):
+        return None, None, None
+    mac = facts.value(hop, "eth_dst")
+    if mac is None:
+        return None, None, "mac_unrecorded"
+    owner = facts.mac_owners.get(mac)  # type: ignore[call-overload]
+    return mac_text(mac), owner, "mac_owned" if owner else "mac_unowned"  # type: ignore[arg-type]
 
 
 def _envelopes_filtered(facts: Facts, node: str) -> bool:
@@ -147,7 +157,7 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
             kind=FindingKind.ASYMMETRIC_PATH, severity=Severity.ERROR if dropped or repeated else Severity.WARNING,
             title=f"asymmetric path on {node}: from {remote} in by {', '.join(in_names)}, to it out by {', '.join(out_names)}",
             explanation=explanation,
-            next_step=say("asymmetric_path", remote=remote, node=node, iface=in_names[0]),
+            next_step=say("asymmetric_path", remote=remote, node=node, iface=in_names[0]), key="asymmetric_path",
             node=facts.named(node), iface=in_names[0],
             journeys=tuple(in_journeys) + tuple(out_journeys),
             flows=tuple(dict.fromkeys(f for jid in in_journeys + out_journeys if (f := facts.by_id[jid].flow) is not None)),
@@ -204,7 +214,7 @@ def _deviation(facts: Facts, m: Mismatch) -> Finding:
         title=f"path on {m.node} differs from {m.model}'s expected paths",
         explanation=f"{m.journey.summary} went {' -> '.join(facts.where(h) for h in m.hops)}; "
                     f"no {m.model} path crosses these interfaces in this order",
-        next_step=say("deviation"),
+        next_step=say("deviation"), key="deviation",
         node=facts.named(m.node), journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
         evidence=Evidence(packets=1, interfaces=tuple(facts.where(h) for h in m.hops)),
     )
@@ -225,16 +235,17 @@ def _model_title(facts: Facts, m: Mismatch) -> str:
 
 
 def _model_drop(facts: Facts, m: Mismatch) -> Finding:
-    note = f" (other packets between these addresses show {m.copies[0]} copies on this node, this one {m.copies[1]})" if m.copies else ""
+    copies = f" (other packets between these addresses show {m.copies[0]} copies on this node, this one {m.copies[1]})" if m.copies else ""
+    missing = facts.unrecorded([h.row for h in m.hops])
     return Finding(
         kind=FindingKind.DROP, severity=Severity.WARNING,
         title=_model_title(facts, m),
         explanation=f"{m.journey.summary}: {m.traffic} should continue to {m.expected} on this node, "
-                    f"and the capture shows that point for other packets, but not for this one{note}."
-                    + facts.unrecorded([h.row for h in m.hops]),
-        next_step=say("drop.model"),
+                    f"and the capture shows that point for other packets, but not for this one{copies}."
+                    + facts.how_to_record(missing),
+        next_step=say("drop.model"), key="drop.model",
         node=facts.named(m.node), iface=m.hops[-1].iface, journeys=(m.journey.id,), rows=tuple(h.row for h in m.hops),
-        evidence=Evidence(packets=1, interfaces=(_model_place(facts, m),)),
+        evidence=Evidence(packets=1, interfaces=(_model_place(facts, m),), notes=missing),
     )
 
 
@@ -250,7 +261,7 @@ def _gathered(drops: list[Finding]) -> list[Finding]:
             out.append(first)
             continue
         out.append(replace(
-            first, title=f"{len(group)} packets: {first.title}",
+            first, title=f"{len(group)} packets: {first.title}", evidence=replace(first.evidence, packets=len(group)),
             journeys=tuple(dict.fromkeys(j for f in group for j in f.journeys)),
             flows=tuple(dict.fromkeys(x for f in group for x in f.flows)),
             rows=tuple(dict.fromkeys(r for f in group for r in f.rows)),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cniscope.findings.catalogue import say
+from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
@@ -37,7 +37,7 @@ class RequestKind:
     is_request: Callable[[Facts, int], bool]  # on the first sighting (a table row) of a journey
     answer_key: Callable[[Facts, int], object]  # equal for a request and the replies that answer it
     is_reply: Callable[[Facts, int], bool]
-    next_step: str
+    check: str  # the catalogue key of the next step
 
 
 def _flags(facts: Facts, row: int) -> int:
@@ -50,21 +50,21 @@ KINDS: dict[str, RequestKind] = {
         lambda c, r: c.value(r, "proto") == 6 and _flags(c, r) & (SYN | ACK) == SYN,
         lambda c, r: "connection",
         lambda c, r: c.value(r, "proto") == 6,  # anything back from the other side: SYN-ACK, RST, or the talk went on
-        say("unanswered.tcp"),
+        "unanswered.tcp",
     ),
     "dns": RequestKind(
         "DNS query",
         lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is False,
         lambda c, r: c.value(r, "dns_id"),
         lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is True,
-        say("unanswered.dns"),
+        "unanswered.dns",
     ),
     "icmp": RequestKind(
         "ICMP echo request",
         lambda c, r: c.value(r, "icmp_type") in (8, 128),
         lambda c, r: (c.value(r, "icmp_id"), c.value(r, "icmp_seq")),
         lambda c, r: c.value(r, "icmp_type") in (0, 129),
-        say("unanswered.icmp"),
+        "unanswered.icmp",
     ),
 }
 
@@ -111,22 +111,23 @@ def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], di
     explanation = (f"{len(missing)} {kind.name}(s) ({distinct} distinct, {retries} retr{'y' if retries == 1 else 'ies'}) "
                    f"from {flow.client} to {flow.server}, no reply anywhere in the capture; the last was last seen at "
                    f"{point}." + (f" {sent - len(missing)} other(s) of the {sent} sent were answered." if sent > len(missing) else ""))
-    explanation += facts.unrecorded([last])
+    missing_parts = facts.unrecorded([last])
+    explanation += facts.how_to_record(missing_parts)
     if errors:
         explanation += " ICMP errors quote this conversation: " + "; ".join(errors) + "."
     if one_way:
-        explanation += (" The capture shows no packet at all going the other way around that time: if it was taken with "
-                        "a one-way filter (src/dst host ...), replies could not appear in it.")
+        explanation += " " + note("one_way")
     return Finding(
         kind=FindingKind.UNANSWERED, severity=Severity.WARNING if one_way else Severity.ERROR,
         title=f"{kind.name} from {flow.client} to {flow.server}: no reply ("
               + (f"{len(missing)} sent)" if sent == len(missing) else f"{len(missing)} of {sent} sent)"),
-        explanation=explanation, next_step=kind.next_step,
+        explanation=explanation, next_step=say(kind.check), key=kind.check,
         node=facts.named(facts.node(last)), iface=facts.value(last, "iface"),  # type: ignore[arg-type]
         journeys=tuple(missing), flows=(flow.id,),
         rows=tuple(r for jid in missing[:20] for r in facts.rows_of(jid)),
         evidence=Evidence(packets=len(missing), sent=sent, retries=retries, interfaces=(point,),
-                          addresses=(flow.client.addr, flow.server.addr)),
+                          addresses=(flow.client.addr, flow.server.addr),
+                          notes=missing_parts + (("one_way",) if one_way else ())),
     )
 
 
@@ -181,14 +182,16 @@ def _arp(facts: Facts) -> list[Finding]:
     out = []
     for tpa, js in asks.items():
         last = facts.path(js[-1])[-1]
-        askers = sorted({ip4_text(facts.value(j.hops[0], "arp_spa")) or "?" for j in js})  # type: ignore[arg-type]
+        askers = sorted({t for j in js if (t := ip4_text(facts.value(j.hops[0], "arp_spa")))})  # type: ignore[arg-type]
         out.append(Finding(
             kind=FindingKind.UNANSWERED, severity=Severity.ERROR,
-            title=f"ARP who-has {ip4_text(tpa)}: no reply ({len(js)} request(s) from {', '.join(askers)})",
+            title=f"ARP who-has {ip4_text(tpa)}: no reply ({len(js)} request(s){' from ' + ', '.join(askers) if askers else ''})",
             explanation=f"{ip4_text(tpa)} never answered ARP ({len(js) - 1} retr{'y' if len(js) == 2 else 'ies'}); last request "
                         f"seen at {facts.where(last)}. Nothing can be sent to it on that link until it does.",
-            next_step=say("unanswered.arp", addr=ip4_text(tpa)),
+            next_step=say("unanswered.arp", addr=ip4_text(tpa)), key="unanswered.arp",
             node=facts.named(facts.node(last)), iface=last.iface, journeys=tuple(j.id for j in js),
             rows=tuple(h.row for j in js[:20] for h in j.hops),
+            evidence=Evidence(packets=len(js), sent=len(js), retries=len(js) - 1, interfaces=(facts.where(last),),
+                              addresses=(ip4_text(tpa), *askers)),  # type: ignore[arg-type]
         ))
     return out

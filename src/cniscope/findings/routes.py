@@ -48,14 +48,14 @@ def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
             kind=FindingKind.ROUTE, severity=Severity.ERROR,
             title=f"{node} sends packets for {owner}'s pods ({dst}) to {mac_text(mac)} ({held or 'not ' + owner}), not to {owner}",
             explanation=f"{len(seen)} packet(s) for pod addresses on {owner} left {facts.where(hop)} addressed to {mac_text(mac)}, "
-                        f"{who} ({owner}'s NIC sends from {', '.join(sorted(mac_text(m) or '?' for m in facts.macs_of(owner)))}). "
+                        f"{who} ({owner}'s NIC sends from {', '.join(sorted(t for m in facts.macs_of(owner) if (t := mac_text(m))))}). "
                         f"The route {node} uses for {dst} does not lead to {owner}: typically the pod CIDR's route is missing "
                         f"and the default gateway took the packets" + (f"; {len(dropped)} of them never arrived." if dropped else "."),
-            next_step=say("route", node=node, dst=dst, owner=owner),
+            next_step=say("route", node=node, dst=dst, owner=owner), key="route",
             node=node, iface=hop.iface, journeys=tuple(x.id for x, _, _ in seen[:200]),
             flows=tuple(dict.fromkeys(x.flow for x, _, _ in seen if x.flow is not None)),
             rows=tuple(h.row for _, h, _ in seen[:50]),
-            evidence=Evidence(packets=len(seen), mac=mac_text(mac), mac_owner=held, device=hop.iface,
+            evidence=Evidence(packets=len(seen), mac=mac_text(mac), mac_owner=held, device=hop.iface, peer=owner,
                               addresses=(dst, *sorted(facts.local.get(owner, ()))), interfaces=(facts.where(hop),)),
         ))
     return Found(out, frozenset(claimed))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 
-from cniscope.findings.catalogue import say
+from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
+from cniscope.journeys import NO_ADDRESS
 from cniscope.results import (
     Endpoint,
     Evidence,
@@ -57,23 +58,24 @@ def retransmissions(facts: Facts, losses: Losses) -> Found:
         if stops:
             explanation += f"The original(s) were last seen at {', '.join(stops[:5])}. "
         explanation += _suggests(flow, syn)
-        if last is not None:
-            explanation += facts.unrecorded([last.row])
+        missing = facts.unrecorded([last.row]) if last is not None else ()
+        explanation += facts.how_to_record(missing)
         recovered = flow.retransmissions < PERSISTENT and flow.state not in ("unanswered", "handshake incomplete", "reset") \
             and (not syn or "synack_to_ack_ns" in flow.handshake)
         if recovered:
-            explanation += " The conversation went on: a loss it recovered from."
+            explanation += " " + note("recovered")
         out.append(Finding(
             kind=FindingKind.RETRANSMISSION, severity=Severity.INFO if recovered else Severity.WARNING,
             title=f"{flow.retransmissions} retransmission(s) in TCP {flow.client} <-> {flow.server}"
                   + (f", originals last seen at {stops[0]}" if len(stops) == 1 else ""),
             explanation=explanation.strip(),
-            next_step=say("retransmission"),
+            next_step=say("retransmission"), key="retransmission",
             node=facts.named(facts.node(last)) if last else None, iface=last.iface if last else None,
             journeys=tuple(j.id for j in resent), flows=(flow.id,),
             rows=tuple(h.row for j in (resent + originals)[:40] for h in j.hops),
             evidence=Evidence(packets=flow.retransmissions, retries=flow.retransmissions, gaps_ms=gaps,
-                              interfaces=tuple(stops), addresses=(flow.client.addr, flow.server.addr)),
+                              interfaces=tuple(stops), addresses=(flow.client.addr, flow.server.addr),
+                              notes=missing + (("recovered",) if recovered else ())),
         ))
     return Found(out)
 
@@ -135,8 +137,8 @@ def resets(facts: Facts, losses: Losses) -> Found:
 
 def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
     first = j.hops[0]
-    src = Endpoint(facts.addr(first, "src") or "?", facts.value(first, "sport"))  # type: ignore[arg-type]
-    dst = Endpoint(facts.addr(first, "dst") or "?", facts.value(first, "dport"))  # type: ignore[arg-type]
+    src = Endpoint(facts.addr(first, "src") or NO_ADDRESS, facts.value(first, "sport"))  # type: ignore[arg-type]
+    dst = Endpoint(facts.addr(first, "dst") or NO_ADDRESS, facts.value(first, "dport"))  # type: ignore[arg-type]
     sender = _side(flow, src)
     leg = _leg(flow, src, dst)
     data_before = any(
@@ -150,18 +152,18 @@ def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
         meaning = (f"The connection was translated anew half-way ({renewed}): the node doing the NAT lost its conntrack "
                    "entry (flushed, expired, or the packets took another node), so the far end got segments of a "
                    "connection it did not know and reset it.")
-        check = say("reset.renewed")
+        check = "reset.renewed"
     elif sender == "server" and not data_before:
         meaning = "The server refused the connection: nothing listens on that port, or a firewall rejects with RST."
-        check = say("reset.refused", endpoint=src)
+        check = "reset.refused"
     elif sender == "client" and leg is not None and leg > 0:
         meaning = ("The client reset a conversation on a translated leg: it received a packet from an address it never "
                    "called, which is what a reply that missed its reverse NAT looks like.")
-        check = say("reset.untranslated")
+        check = "reset.untranslated"
     else:
         meaning = "The connection was aborted." + (" It had carried data, so this may be an application closing abruptly."
                                                    if data_before else "")
-        check = say("reset.other")
+        check = "reset.other"
     leg_text = ""
     if len(flow.legs) > 1 and leg is not None:
         leg_text = f" It travelled on leg {leg + 1} of {len(flow.legs)} ({flow.legs[leg][0]} <-> {flow.legs[leg][1]})."
@@ -170,10 +172,10 @@ def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
         severity=Severity.INFO if data_before and leg in (0, None) else Severity.WARNING,
         title=f"TCP reset sent by the {sender} {src} to {dst}",
         explanation=f"A RST ended {flow.client} <-> {flow.server}, {where}.{leg_text} {meaning}".replace(" ,", ","),
-        next_step=check,
+        next_step=say(check, endpoint=src), key=check,
         node=facts.named(facts.node(first)), iface=first.iface, journeys=(j.id,), flows=(flow.id,),
         rows=tuple(h.row for h in j.hops),
-        evidence=Evidence(packets=1, addresses=(src.addr, dst.addr), interfaces=(facts.where(first),)),
+        evidence=Evidence(packets=1, addresses=(src.addr, dst.addr), interfaces=(facts.where(first),)),  # the sender first
     )
 
 
@@ -195,7 +197,7 @@ def _side(flow: Flow, src: Endpoint) -> str:
         return "client"
     if src in servers:
         return "server"
-    return "?"
+    return "third party"  # neither end of the conversation (a firewall, a load balancer)
 
 
 def _leg(flow: Flow, a: Endpoint, b: Endpoint) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any
 from cniscope import __version__
 from cniscope.results import Report
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -107,6 +107,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "title": f.title,
                 "explanation": f.explanation,
                 "next_step": f.next_step,
+                "key": f.key,
                 "node": f.node,
                 "iface": f.iface,
                 "journeys": list(f.journeys),
