@@ -17,9 +17,9 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab.scenarios import SCENARIOS as SCENARIO_NAMES
-from cniscope.lab.spec import BUILDABLE
 from cniscope.report.json_out import to_dict
 from cniscope.sources import InputSpec
+from tests.lab.helpers import BUILDABLE
 from tests.paths import CORPUS, DATA, REPO, SEED
 
 GOLDEN = DATA / "golden" / "json"

@@ -9,10 +9,10 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab.scenarios import SCENARIOS as SCENARIO_NAMES
-from cniscope.lab.spec import BUILDABLE
 from cniscope.results import FindingKind, Report, Severity
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
+from tests.lab.helpers import BUILDABLE
 from tests.paths import DATA, SEED
 
 PASTED = DATA / "findings"

@@ -14,9 +14,10 @@ import pytest
 from cniscope.analyze import analyze
 from cniscope.lab.cluster import Lab
 from cniscope.lab.scenarios import SCENARIOS, record
-from cniscope.lab.spec import BUILDABLE, default_spec
+from cniscope.lab.spec import default_spec
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms
+from tests.lab.helpers import BUILDABLE
 from tests.marks import needs_root
 
 pytestmark = needs_root
