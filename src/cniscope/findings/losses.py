@@ -145,15 +145,17 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
         return None
     if expected is Next.FORWARDED_OUT and not cov.every_iface:
         return None  # a one-interface capture cannot see where else it went
-    if expected is Next.FORWARDED_OUT and any(facts.addr(h, "src") == facts.addr(h, "dst") for h in j.hops):
-        check = "drop.hairpin"
+    port = last.iface
+    if expected in (Next.FORWARDED_OUT, Next.BRIDGE_PORT_OUT) and any(facts.addr(h, "src") == facts.addr(h, "dst") for h in j.hops):
+        check = "drop.hairpin"  # a pod calling itself through a Service: back out of the port it came in by
+        port = next((h.iface for h in j.hops if facts.role(h.iface) is Role.HOST_VETH), last.iface)
     elif expected is Next.FORWARDED_OUT:
         check = "drop.forward"
     elif expected is Next.DECAPSULATED_IN:
         check = "drop.decap"
     else:
         check = CHECKS[(role, group)]
-    words = say(check, dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=last.iface)
+    words = say(check, dst=facts.addr(last, "dst"), src=facts.addr(last, "src"), iface=port)
     return Loss(j, last, node, expected, None, check, words, cov.running(last.ts, SAME_NODE_MARGIN_NS))
 
 
