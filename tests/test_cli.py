@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-import cniscope.analyze
+import cniscope.commands.analyze
 from cniscope.errors import ExitCode
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
@@ -67,7 +69,7 @@ def test_a_bug_is_exit_70_with_the_traceback_only_under_debug(files: dict[str, s
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug\x1b]0;owned\x07")
 
-    monkeypatch.setattr(cniscope.analyze, "analyze_capture", broken)
+    monkeypatch.setattr(cniscope.commands.analyze, "analyze_capture", broken)
     ran = run("analyze", files["good"])
     assert ran.code == ExitCode.BUG == 70
     assert "internal error, please report it: ZeroDivisionError: a bug\\x1b]0;owned\\x07" in ran.err
@@ -81,6 +83,14 @@ def test_interrupted_is_130(files: dict[str, str], monkeypatch: pytest.MonkeyPat
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cniscope.analyze, "analyze_capture", interrupted)
+    monkeypatch.setattr(cniscope.commands.analyze, "analyze_capture", interrupted)
     ran = run("analyze", files["good"])
     assert ran.code == ExitCode.INTERRUPTED == 130 and "interrupted" in ran.err
+
+
+def test_version_imports_no_command() -> None:
+    """`cniscope --version` reaches no command module (cli.COMMANDS imports each when it runs): no polars."""
+    probe = ("import sys\nfrom cniscope.cli import main\ncode = main(['--version'])\n"
+             "print(code, sorted(m for m in sys.modules if m.startswith(('polars', 'numpy', 'cniscope.commands'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "0 []"

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import polars as pl
 
+from cniscope import filters
+from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
+from cniscope.capture.manifest import inputs, is_capture_dir
 from cniscope.errors import InputError
+from cniscope.filters import FilterError
+from cniscope.inventory import Inventory
+from cniscope.inventory import load as load_inventory
+from cniscope.models import infer as infer_mod
+from cniscope.models import roles
 from cniscope.results import Point, Report, Selection
 from cniscope.sources import Capture, InputSpec, read
-
-if TYPE_CHECKING:
-    from cniscope.inventory import Inventory
+from cniscope.sources.open import looks_like_capture
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
 PARTITION_ROWS = 1 << 21  # sightings correlated at a time at most: working memory stays a partition's
@@ -48,8 +53,6 @@ def expand(specs: list[InputSpec]) -> list[InputSpec]:
     out: list[InputSpec] = []
     for spec in specs:
         if spec.path != "-" and os.path.isdir(spec.path):
-            from cniscope.capture.manifest import inputs, is_capture_dir
-
             try:
                 out.extend(inputs(spec.path) if is_capture_dir(spec.path) else _captures_in(spec))
             except OSError as exc:  # the directory itself (no permission): its entries are handled one by one
@@ -73,8 +76,6 @@ def inventory_beside(specs: list[InputSpec]) -> str | None:
 def scenarios(path: str) -> list[str]:
     """The capture directories inside a `cniscope lab record` directory (one per scenario), in name order;
     empty when `path` is no such directory (it holds captures of its own, or none below it)."""
-    from cniscope.capture.manifest import is_capture_dir
-
     def capture_dir(entry: os.DirEntry[str]) -> bool:
         try:
             return entry.is_dir() and not entry.name.startswith(".") and is_capture_dir(entry.path)
@@ -90,8 +91,6 @@ def scenarios(path: str) -> list[str]:
 
 
 def _captures_in(spec: InputSpec) -> list[InputSpec]:
-    from cniscope.sources.open import looks_like_capture
-
     found = []
     for entry in sorted(os.scandir(spec.path), key=lambda e: e.name):
         if entry.name.startswith("."):
@@ -148,11 +147,6 @@ def analyze_capture(
     conversation's id. Either keeps every sighting of the packets it selects; flow ids stay the whole capture's.
     `partitions` (default: planned from `memory`) and `run` (default: `workers` threads here) are for running
     the partitions elsewhere (`analyze --dask`)."""
-    from cniscope import findings as findings_mod
-    from cniscope.inventory import load as load_inventory
-    from cniscope.models import infer as infer_mod
-    from cniscope.models import roles
-
     inventory = load_inventory(cluster) if cluster else None
     chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
     workers = workers or workers_default()
@@ -207,8 +201,6 @@ def _distinct(table: pl.DataFrame, column: str) -> int:
 
 def _selector(text: str | None, flow: int | None, inventory: Inventory | None) -> tuple[pl.Expr, str] | None:
     """The rows a `--filter` and a `--flow` select, and how to say it; None when neither was given."""
-    from cniscope import filters
-
     if text is None and flow is None:
         return None
     expr, said = pl.lit(True), []
@@ -223,8 +215,6 @@ def _selector(text: str | None, flow: int | None, inventory: Inventory | None) -
 
 def _select(table: pl.DataFrame, chosen: tuple[pl.Expr, str], flow: int | None) -> tuple[pl.DataFrame, Selection]:
     """Every sighting of each packet (journey) that has a sighting the selector selects."""
-    from cniscope.filters import FilterError
-
     expr, said = chosen
     whole = Selection(text=said, sightings=table.height, journeys=_distinct(table, "journey"), flows=_distinct(table, "flow"))
     if flow is not None and flow >= whole.flows:

@@ -15,18 +15,19 @@ from pathlib import Path
 
 import click
 
+from cniscope.analyze import analyze
 from cniscope.lab.capture import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.spec import seed_spec
+from cniscope.report import html
+from cniscope.report.text import render
 from cniscope.results import Report
 from cniscope.sources import InputSpec
 
 
 def run_demo(output: Path, echo: Callable[[str], None] = click.echo) -> Report:
     """Build, capture into `output`, tear down, analyze; return the report."""
-    from cniscope.analyze import analyze
-
     spec = seed_spec(name=f"demo{os.getpid()}")
     echo(f"building the seed cluster ({spec.model}: {', '.join(f'{n.name} {n.ip}' for n in spec.nodes)}) ...")
     with Lab.up(spec) as lab:
@@ -51,9 +52,6 @@ def demo_command(output: str | None) -> None:
     The capture directory stays, with the HTML report in it: the demo ends by saying how to open it and how to
     analyse the capture again.
     """
-    from cniscope.report import html
-    from cniscope.report.text import render
-
     if output:
         Path(output).mkdir(parents=True, exist_ok=True)
     directory = Path(output) if output else Path(tempfile.mkdtemp(prefix="cniscope-demo-"))

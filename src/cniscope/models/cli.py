@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cniscope.models import MODELS, PROXIES
+from cniscope.models.textbook import listing, page
 
 # the model names, for help texts (click would wrap them at their hyphens)
 CHOICES = "\b\n" + textwrap.fill(", ".join(MODELS), 78, break_on_hyphens=False)
@@ -32,8 +33,6 @@ def models_group(ctx: click.Context, as_json: bool) -> None:
         models = [{"name": m.name, "family": m.family, "summary": m.summary} for m in MODELS.values()]
         click.echo(json.dumps({"models": models, "service_proxies": list(PROXIES)}, indent=1))
         return
-    from cniscope.models.textbook import listing
-
     click.echo(listing())
 
 
@@ -44,6 +43,4 @@ def show_command(name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(asdict(MODELS[name]), indent=1, default=_plain))
         return
-    from cniscope.models.textbook import page
-
     click.echo(page(MODELS[name]))

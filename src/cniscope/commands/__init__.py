@@ -1,0 +1,1 @@
+"""The commands that are not a package's own (`lab`, `capture`, `models` have theirs): one module each."""
