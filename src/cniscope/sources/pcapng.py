@@ -135,29 +135,27 @@ class Reader:
         self.node_names: list[str | None] = []
         self.first = 0
         self.comments: dict[int, str] = {}
-        self.offsets = np.empty(batch_size, dtype=np.int64)  # what the walk finds, before it joins the window
+        self.window = np.empty(batch_size, dtype=np.int64)  # offsets of the packet blocks walked, not yet gathered
+        self.walked = 0  # how many of them
 
     def batches(self) -> Iterator[FrameBatch]:
         pos = 0
-        window: list[int] = []  # block offsets of the packet blocks walked, not yet gathered
         try:
             while pos < self.end:
                 if pos + 12 > self.end:
                     raise _Damage(pos, f"block header cut short: {self.end - pos} of 12 bytes")
                 if self.section is None or struct.unpack_from("<I", self.buf, pos)[0] == SHB:
-                    full, window = window, []
-                    yield from self._flush(full)
+                    yield from self._flush(self._take())
                     pos = self._section_header(pos)
                     continue
-                pos = self._walk(pos, window)
-                if len(window) >= self.batch_size:
-                    full, window = window, []
-                    yield from self._flush(full)
-            yield from self._flush(window)
+                pos = self._walk(pos)
+                if self.walked >= self.batch_size:
+                    yield from self._flush(self._take())
+            yield from self._flush(self._take())
         except _Damage as damage:
             first = damage
             try:  # the packets walked before the damage may hold an earlier one
-                yield from self._flush(window)
+                yield from self._flush(self._take())
             except _Damage as earlier:
                 first = earlier
             self.info.warn(f"byte {first.pos}", f"{first.message}; kept the {self.first} packets before it")
@@ -197,7 +195,12 @@ class Reader:
             raise _Damage(pos, f"block lengths disagree: {length} at the start, {trailing} at the end")
         return length
 
-    def _walk(self, pos: int, window: list[int]) -> int:
+    def _take(self) -> np.ndarray:
+        """The offsets walked so far, leaving the window empty (flushed once, even when damage follows)."""
+        block, self.walked = self.window[: self.walked].copy(), 0
+        return block
+
+    def _walk(self, pos: int) -> int:
         """Walk the blocks of the current section from pos until the window is full or a section starts.
 
         The walk (`cniscope.sources.walk`) trusts every EPB's length: `_flush`
@@ -205,11 +208,11 @@ class Reader:
         """
         assert self.section is not None
         end, order = self.end, self.section.byteorder
-        while len(window) < self.batch_size:
-            count, pos = walk.pcapng_packets(self.data, pos, end, self.batch_size - len(window), order == ">", EPB,
-                                             self.offsets)
-            window.extend(self.offsets[:count].tolist())
-            if len(window) >= self.batch_size:
+        while self.walked < self.batch_size:
+            count, pos = walk.pcapng_packets(self.data, pos, end, self.batch_size - self.walked, order == ">", EPB,
+                                             self.window[self.walked:])
+            self.walked += count
+            if self.walked >= self.batch_size:
                 return pos
             if pos + 8 > end:  # the end, or a cut block
                 if pos < end:
@@ -220,7 +223,8 @@ class Reader:
                 return pos
             length = self._block_length(pos, order)
             if kind == OPB or kind == SPB:
-                window.append(pos)
+                self.window[self.walked] = pos
+                self.walked += 1
             elif kind == IDB:
                 self._interface(pos, length)
             pos += length
@@ -257,14 +261,12 @@ class Reader:
         self.iface_names.append(iface.name)
         self.iface_nodes.append(iface.node or self.section.node)
 
-    def _flush(self, window: list[int]) -> Iterator[FrameBatch]:
-        """Gather and check the window's packets; yield them up to the first damaged one, then raise."""
-        if not window:
+    def _flush(self, block: np.ndarray) -> Iterator[FrameBatch]:
+        """Gather and check the packet blocks at `block`; yield them up to the first damaged one, then raise."""
+        if not len(block):
             return
         assert self.section is not None
         section, order, data, end = self.section, self.section.byteorder, self.data, self.end
-        block = np.array(window, dtype=np.int64)
-        window.clear()  # flushed once, even when damage follows
         u4 = np.dtype(order + "u4")
         # rows whose 28-byte header would run past the end are bad anyway: gather them from 0
         f = _gather(data, np.where(block + 28 <= end, block, 0), 28).view(
@@ -335,10 +337,13 @@ class Reader:
         ifaces = section.interfaces
         linktypes = np.array([i.linktype for i in ifaces], dtype=np.uint16)
         ts = np.full(n, NO_TS, dtype=np.int64)
+        clocks: dict[tuple[int, int, int], list[int]] = {}  # interfaces of one resolution and offset: usually all
         for k, iface in enumerate(ifaces):
-            rows = (local == k) & is_epb
+            clocks.setdefault((iface.tsresol_num, iface.tsresol_den, iface.tsoffset), []).append(k)
+        for members in clocks.values():
+            rows = (np.isin(local, members) if len(members) < len(ifaces) else np.ones(n, dtype=np.bool_)) & is_epb
             if rows.any():
-                ts[rows] = _to_ns(ts_units[rows], iface)
+                ts[rows] = _to_ns(ts_units[rows], ifaces[members[0]])
         direction = np.full(n, -1, dtype=np.int16)
         # EPBs whose block is longer than header + padded data + trailer carry options
         padded = (caplen + 3) & ~3
