@@ -15,14 +15,13 @@ import base64
 import hashlib
 import socket
 import struct
-from dataclasses import replace
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from cniscope.journeys import chunked_like
-from cniscope.packets.schema import address_text, ip4_text
+from cniscope.packets.schema import address_expr, ip4_text
 from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
@@ -166,15 +165,33 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
         original=chunked_like(pl.select(pl.when(found >= 0).then(found).cast(pl.UInt32)).to_series(), first["journey"])
     )
     kept = {j.id for j in journeys}
-    stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow")
+    stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow").filter(pl.col("flow").is_not_null())
     legs_by_flow = _legs(table, limit)
-    flows = [_flow(r, legs_by_flow.get(r.flow, ())) for r in map(_Stats._make, stats.select(_Stats._fields).iter_rows())
-             if r.flow is not None]
+    flows = [_flow(r, legs_by_flow.get(r.flow, ())) for r in _rows(stats)]
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
     jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
-    journeys = [replace(j, flow=jflow.get(j.id), retransmission_of=retrans_of.get(j.id)) for j in journeys]
+    journeys = [Journey(j.id, jflow.get(j.id), j.summary, j.hops, retrans_of.get(j.id)) for j in journeys]
     return flows, journeys
+
+
+_ENDS = ("src", "dst")
+_HEAD = ("proto", "arp_op", "arp_spa", "arp_tpa", "dns_qr", "icmp_type")
+
+
+def _rows(stats: pl.DataFrame) -> list[_Stats]:
+    """`_stats` as one `_Stats` per flow, each end's address already text (`head_src`, `syn_dst`): formatted over
+    whole columns, and read column by column (reading rows of structs converts them one dict at a time)."""
+    texts = [
+        stats.select(pl.col(struct).struct.unnest()).select(
+            **{f"{struct}_{side}": address_expr(side) for side in _ENDS},
+            **{f"{struct}_{port}": pl.col(port) for port in ("sport", "dport")},
+            **({f"head_{f}": pl.col(f) for f in _HEAD} if struct == "head" else {}),
+        )
+        for struct in ("head", "syn")
+    ]
+    flat = pl.concat([stats.drop("head", "syn"), *texts], how="horizontal")
+    return list(map(_Stats._make, zip(*(flat[name].to_list() for name in _Stats._fields))))
 
 
 def _flag(bit: int) -> pl.Expr:
@@ -321,48 +338,23 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
         seen = seen.filter(pl.col("flow") < limit)
     if not seen["row"].is_sorted():
         seen = seen.sort("row")
-    seen = seen.unique(subset=cols, maintain_order=True)
+    seen = seen.unique(subset=cols, maintain_order=True).filter(pl.col("flow").is_not_null())
+    # each end as text (`?` without an address); a pair is the same leg either way round
+    a, b = (pl.coalesce(address_expr(side), pl.lit("?")) for side in _ENDS)
+    ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
+    a_key, b_key = (pl.concat_str(pl.col(end), pl.col(f"{end}_port").cast(pl.Utf8).fill_null(""), separator="\0") for end in "ab")
+    ends = ends.with_columns(_a=a_key, _b=b_key).with_columns(
+        _lo=pl.when(pl.col("_a") < pl.col("_b")).then(pl.col("_a")).otherwise(pl.col("_b")),
+        _hi=pl.when(pl.col("_a") < pl.col("_b")).then(pl.col("_b")).otherwise(pl.col("_a")),
+    ).unique(subset=["flow", "_lo", "_hi"], keep="first", maintain_order=True)
+    # oriented like the first leg: whoever shares an end with the first leg's client side is the client
+    swap = (pl.col("_b") == pl.col("_a").first().over("flow")) | (pl.col("_a") == pl.col("_b").first().over("flow"))
+    ends = ends.select("flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
+                                 (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port"))))
     legs: dict[int, list[tuple[Endpoint, Endpoint]]] = {}
-    known: dict[int, set[tuple[Endpoint, Endpoint]]] = {}  # the same pairs, for a constant-time look-up
-    for r in seen.iter_rows(named=True):
-        if r["flow"] is None:
-            continue
-        a = _endpoint(address_text(r, "src"), r["sport"])
-        b = _endpoint(address_text(r, "dst"), r["dport"])
-        lst = legs.setdefault(r["flow"], [])
-        have = known.setdefault(r["flow"], set())
-        if (a, b) in have or (b, a) in have:
-            continue
-        # orient like the first leg: whoever shares an endpoint with the first leg's client side is the client
-        if lst and (b == lst[0][0] or a == lst[0][1]):
-            a, b = b, a
-        lst.append((a, b))
-        have.add((a, b))
+    for flow, a_addr, a_port, b_addr, b_port in ends.select("flow", "a", "a_port", "b", "b_port").iter_rows():
+        legs.setdefault(flow, []).append((Endpoint(a_addr, a_port), Endpoint(b_addr, b_port)))
     return {k: tuple(v) for k, v in legs.items()}
-
-
-class _Ends(TypedDict):
-    """Addresses and ports of a sighting (the `head` and `syn` structs of `_stats`)."""
-
-    src: int | None
-    dst: int | None
-    src6: str | None
-    dst6: str | None
-    src_name: str | None
-    dst_name: str | None
-    sport: int | None
-    dport: int | None
-
-
-class _Head(_Ends):
-    """A flow's first sighting: what it carries, and whether it is an answer."""
-
-    proto: int | None
-    arp_op: int | None
-    arp_spa: int | None
-    arp_tpa: int | None
-    dns_qr: bool | None
-    icmp_type: int | None
 
 
 class _Stats(NamedTuple):
@@ -382,18 +374,26 @@ class _Stats(NamedTuple):
     ack_ts: int | None
     journeys: list[int]
     any_syn: bool
-    head: _Head
-    syn: _Ends | None
+    head_src: str | None  # the flow's first sighting: addresses as text
+    head_dst: str | None
+    head_sport: int | None
+    head_dport: int | None
+    head_proto: int | None
+    head_arp_op: int | None
+    head_arp_spa: int | None
+    head_arp_tpa: int | None
+    head_dns_qr: bool | None  # it is an answer (DNS, or ICMP echo reply by icmp_type)
+    head_icmp_type: int | None
+    syn_src: str | None  # the first SYN's (any_syn)
+    syn_dst: str | None
+    syn_sport: int | None
+    syn_dport: int | None
     queries: list[int]
     answers: list[int]
     requests: list[int]
     replies: list[int]
     unreachable: int
     out_of_order: int | None
-
-
-def _side(fields: _Ends, which: str) -> Endpoint:
-    return _endpoint(address_text(fields, which), fields["sport" if which == "src" else "dport"])
 
 
 def _answered(asked: set[int], answered: set[int]) -> FlowState:
@@ -433,13 +433,12 @@ def _state(r: _Stats, proto: Proto) -> tuple[FlowState, tuple[str, ...]]:
 
 def _ends(r: _Stats, proto: Proto) -> tuple[Endpoint, Endpoint]:
     """(client, server): the SYN's sender, or the first packet's unless it is an answer."""
-    head = r.head
     if proto is Proto.ARP:
-        return Endpoint(ip4_text(head["arp_spa"]) or "?"), Endpoint(ip4_text(head["arp_tpa"]) or "?")
-    if r.syn is not None:
-        return _side(r.syn, "src"), _side(r.syn, "dst")
-    client, server = _side(head, "src"), _side(head, "dst")
-    if head["dns_qr"] is True or head["icmp_type"] in (0, 129):
+        return Endpoint(ip4_text(r.head_arp_spa) or "?"), Endpoint(ip4_text(r.head_arp_tpa) or "?")
+    if r.any_syn:
+        return _endpoint(r.syn_src, r.syn_sport), _endpoint(r.syn_dst, r.syn_dport)
+    client, server = _endpoint(r.head_src, r.head_sport), _endpoint(r.head_dst, r.head_dport)
+    if r.head_dns_qr is True or r.head_icmp_type in (0, 129):
         return server, client  # the first packet seen is an answer: its sender is the server
     return client, server
 
@@ -454,8 +453,8 @@ def _handshake(r: _Stats) -> dict[str, int | None]:
 
 
 def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
-    proto_num = r.head["proto"]
-    proto = Proto.ARP if r.head["arp_op"] is not None else PROTO_NAMES.get(proto_num or 0, Proto.OTHER)
+    proto_num = r.head_proto
+    proto = Proto.ARP if r.head_arp_op is not None else PROTO_NAMES.get(proto_num or 0, Proto.OTHER)
     client, server = _ends(r, proto)
     if legs and client == legs[0][1]:
         legs = tuple((b, a) for a, b in legs)
