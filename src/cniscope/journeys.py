@@ -484,41 +484,72 @@ _SUMMARY_READS = _SUMMARY_FIELDS + ("sport", "dport", *_ADDRESS_FIELDS)
 def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     """Journey objects for the first `limit` journeys (all when None) of a correlated table, for renderers and detectors.
 
-    Columns are read as lists, and what is derived from values that repeat (a hop's changes, its capture point
-    label) is computed once per distinct value: the journeys of one conversation share them.
+    Python makes the objects only: what is derived from values (a hop's changes, its capture point label, its
+    direction) is computed once per distinct value over whole columns (the journeys of one conversation share
+    them), and a journey's summary reads its first sighting only.
     """
-    t = table
-    if limit is not None:  # a gather of the few rows: filtering the wide table scans and copies every column
-        t = t[np.flatnonzero(t.select(pl.col("journey") < limit).to_series().to_numpy())]
     own = ("journey", "hop", "row", "node", "iface", "direction", "ts", "delay")
-    t = t.select(*own, *_CHANGE_FIELDS, *(f for f in _SUMMARY_FIELDS if f not in _CHANGE_FIELDS)).sort(["journey", "hop"])
+    t = table.select(*own, *_CHANGE_FIELDS, *(f for f in _SUMMARY_FIELDS if f not in _CHANGE_FIELDS))  # no copy
+    if limit is not None:  # a gather of the few rows: filtering scans and copies every column
+        t = t[np.flatnonzero(t.select(pl.col("journey") < limit).to_series().to_numpy())]
+    t = t.sort(["journey", "hop"])
     if not t.height:
         return []
-    col = {name: t[name].to_list() for name in t.columns}
-    jid = col["journey"]
-    starts = np.flatnonzero(np.diff(t["journey"].to_numpy(), prepend=-1) != 0).tolist()
-    keys = list(zip(*(col[f] for f in _CHANGE_FIELDS)))
-    changes_of: dict[tuple, tuple[Change, ...]] = {}
-
-    def changed(prev: tuple, cur: tuple) -> tuple[Change, ...]:
-        found = changes_of.get((prev, cur))
-        if found is None:
-            found = changes_of[prev, cur] = changes(dict(zip(_CHANGE_FIELDS, prev)), dict(zip(_CHANGE_FIELDS, cur)))
-        return found
-
-    changed_at = [()] + [changed(prev, cur) for prev, cur in zip(keys, keys[1:])]
-    for start in starts:
-        changed_at[start] = ()
-    points = list(zip(col["node"], col["iface"], col["direction"], col["hop"]))
-    label_of = {p: point_label(dict(zip(("node", "iface", "direction"), p)), p[3]) for p in set(points)}
-    direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in set(col["direction"])}
+    starts = np.flatnonzero(t["hop"].to_numpy() == 0)
+    heads = t[starts].select(*_SUMMARY_READS)
+    names = heads.columns
+    summaries = [summary(dict(zip(names, values))) for values in heads.iter_rows()]
+    changed_at = _changes_at(t)
+    points = t.select("node", "iface", "direction", "hop")
+    point_at = _once_per_distinct(points, lambda p: point_label(p, p["hop"]))
+    direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
     hops = [
-        Hop(row, node, iface, direction_of[direction], ts, delay, change, None, label_of[point])
+        Hop(row, node, iface, direction_of[direction], ts, delay, change, None, point)
         for row, node, iface, direction, ts, delay, change, point in zip(
-            col["row"], col["node"], col["iface"], col["direction"], col["ts"], col["delay"], changed_at, points)
+            *(t[name].to_list() for name in ("row", "node", "iface", "direction", "ts", "delay")), changed_at, point_at)
     ]
+    bounds = [*starts.tolist(), t.height]
     return [
-        Journey(id=jid[start], flow=None, summary=summary({name: col[name][start] for name in _SUMMARY_READS}),
-                hops=tuple(hops[start:end]))
-        for start, end in zip(starts, starts[1:] + [t.height])
+        Journey(id=journey, flow=None, summary=text, hops=tuple(hops[start:end]))
+        for journey, text, start, end in zip(t["journey"].gather(starts).to_list(), summaries, bounds, bounds[1:])
     ]
+
+
+# the inner packet's ends: they change only under NAT, and a pair of sightings where they stay the same is the
+# same pair to `changes` whatever they are
+_INNER_ENDS = ("sport", "dport", *(f for f in _ADDRESS_FIELDS if not f.startswith("outer_")))
+
+
+def _changes_at(t: pl.DataFrame) -> list[tuple[Change, ...]]:
+    """What changed at each hop of `t` (sorted by journey, hop) since the previous hop of its journey; `()` at the
+    first. `changes` runs once per distinct pair of sightings, the ends left out of the pair where they stay the same;
+    equal changes are one shared tuple."""
+    later = pl.col("hop") > 0
+    same_ends = pl.all_horizontal([pl.col(f).eq_missing(pl.col(f).shift(1)) for f in _INNER_ENDS])
+
+    def side(f: str, value: pl.Expr) -> pl.Expr:
+        keep = later & ~same_ends if f in _INNER_ENDS else later
+        return pl.when(keep).then(value).otherwise(None)
+
+    pairs = t.select(
+        *(side(f, pl.col(f).shift(1)).alias(f"prev {f}") for f in _CHANGE_FIELDS),
+        *(side(f, pl.col(f)).alias(f) for f in _CHANGE_FIELDS),
+    )
+
+    def changed(pair: dict) -> tuple[Change, ...]:
+        return changes({f: pair[f"prev {f}"] for f in _CHANGE_FIELDS}, pair)
+
+    found = _once_per_distinct(pairs, changed)
+    for start in np.flatnonzero(t["hop"].to_numpy() == 0).tolist():
+        found[start] = ()
+    return found
+
+
+def _once_per_distinct(frame: pl.DataFrame, derive: Callable[[dict], Any]) -> list[Any]:
+    """`derive` of each row of `frame` (as a dict), called once per distinct row: equal rows share one result."""
+    groups = frame.with_row_index("_i").group_by(frame.columns, maintain_order=True).agg("_i")
+    results = [derive(row) for row in groups.drop("_i").iter_rows(named=True)]
+    which = np.empty(frame.height, dtype=np.int64)
+    for n, rows in enumerate(groups["_i"].to_list()):
+        which[rows] = n
+    return [results[n] for n in which.tolist()]

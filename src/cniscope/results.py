@@ -66,7 +66,9 @@ class Hop:
         """This hop with its role: a copy of the fields, without the frozen dataclass's per-field checks
         (labelling copies tens of thousands of hops)."""
         hop = object.__new__(Hop)
-        hop.__dict__.update(self.__dict__, role=role)
+        fields = self.__dict__.copy()
+        fields["role"] = role
+        object.__setattr__(hop, "__dict__", fields)
         return hop
 
 
