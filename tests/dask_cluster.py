@@ -44,10 +44,9 @@ class Cluster:
             raise
 
     def _start(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=self.env, cwd=self.workdir)
-        log.close()
+        with open(self.workdir / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT,
+                                    env=self.env, cwd=self.workdir)
         self.procs.append(proc)
         return proc
 

@@ -9,6 +9,7 @@ carries a per-test prefix; everything is removed by exact name and pid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -110,10 +111,8 @@ class Topology:
 
     def down(self) -> None:
         for pid in self.pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         remove_namespaces(self.namespaces)
 
 
@@ -121,10 +120,8 @@ def remove_namespaces(namespaces: list[str]) -> None:
     """Kill what still runs in each namespace, then delete them, by exact name (last created first)."""
     for name in namespaces:
         for pid in sh("ip", "netns", "pids", name, check=False).split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     for name in reversed(namespaces):
         sh("ip", "netns", "del", name, check=False)
 

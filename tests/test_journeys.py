@@ -144,7 +144,7 @@ def test_a_nodes_sightings_stay_together_when_the_receiver_clock_runs_ahead_of_t
     """Corrected clocks are microseconds (lab) to milliseconds (NTP) apart, a hop between nodes takes
     microseconds: here each receiver stamps the packet 30 us *before* its sender did, in both directions,
     which no clock offset can explain away. The order comes from the packet (TTL) and the directions."""
-    from tests.findings.wire import IN, OUT, SYN, ACK, Wire, tcp, vxlan
+    from tests.findings.wire import ACK, IN, OUT, SYN, Wire, tcp, vxlan
 
     wire = Wire()
     syn = tcp("10.244.1.2", 40000, "10.244.2.3", 80, SYN, 1, ip_id=7, ttl=64)

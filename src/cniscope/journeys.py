@@ -264,7 +264,7 @@ def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
     node = node_column(table)
     # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
     names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
-    return table.select(row=pl.int_range(pl.len()).cast(pl.UInt32), key=fingerprint(table), *NARROW, **names)
+    return table.select(*NARROW, row=pl.int_range(pl.len()).cast(pl.UInt32), key=fingerprint(table), **names)
 
 
 def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -53,10 +54,8 @@ class Namespaces:
         for name in reversed(self.names):
             out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10).stdout
             for pid in (int(p) for p in out.split()):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         time.sleep(0.05)
         for name in reversed(self.names):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)

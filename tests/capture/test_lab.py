@@ -12,7 +12,6 @@ import pytest
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import veth_name
 from cniscope.lab.spec import default_spec
-
 from tests.marks import needs_root
 
 from .conftest import Capturing, cniscope, comm, tshark_names

@@ -12,7 +12,6 @@ from pathlib import Path
 from cniscope.capture.manifest import inputs
 from cniscope.capture.nodeside import TcpdumpSettings
 from cniscope.sources import InputSpec, read
-
 from tests.marks import needs_root
 
 from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, tshark_names
@@ -163,7 +162,7 @@ def test_default_settings_are_the_measured_ones() -> None:
 def test_no_capture_left_after_tests() -> None:
     """Nothing from this process remains in /run/netns (fixtures delete by exact name)."""
     mine = f"cst-cap-{os.getpid()}-"
-    leftovers = [p for p in os.listdir("/run/netns")] if os.path.isdir("/run/netns") else []
+    leftovers = list(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     assert not any(name.startswith(mine) for name in leftovers)
 
 

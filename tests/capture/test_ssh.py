@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,10 +127,8 @@ def local_user(keys: Path, sudo: bool) -> Iterator[tuple[str, Path]]:
             uid = pwd.getpwnam(name).pw_uid
             for _ in range(5):  # userdel refuses while the user runs a process
                 for pid in user_pids(uid):
-                    try:
+                    with suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 deleted = subprocess.run(["userdel", name], capture_output=True, text=True, timeout=30)
                 if deleted.returncode == 0:
                     break

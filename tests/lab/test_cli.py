@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from cniscope.cli import cli
 from cniscope.lab.faults import KINDS
-
 from tests.marks import needs_root
 
 from .conftest import assert_no_leak, lab_name

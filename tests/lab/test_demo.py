@@ -11,7 +11,6 @@ from cniscope.demo import run_demo
 from cniscope.lab.naming import veth_name
 from cniscope.packets.schema import ip4_value
 from cniscope.sources import InputSpec, read
-
 from tests.marks import needs_root
 
 from .conftest import assert_no_leak

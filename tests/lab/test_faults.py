@@ -12,7 +12,6 @@ from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import veth_name
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.packets.schema import ip4_value
-
 from tests.marks import needs_root
 
 from .conftest import lab_name

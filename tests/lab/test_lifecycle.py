@@ -19,7 +19,6 @@ from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import state_dir
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.sources import InputSpec, read
-
 from tests.marks import needs_root
 
 from .conftest import assert_no_leak, lab_name, lab_namespaces

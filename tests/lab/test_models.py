@@ -15,7 +15,6 @@ from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
 from cniscope.lab.spec import default_spec
 from cniscope.packets.schema import Direction, Tunnel
 from cniscope.sources import InputSpec
-
 from tests.marks import needs_root
 
 from .conftest import lab_name

@@ -9,7 +9,6 @@ from cniscope.lab.cluster import Lab
 from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import default_spec
 from cniscope.packets.schema import ip4_value
-
 from tests.marks import needs_root
 
 from .conftest import lab_name

@@ -24,7 +24,6 @@ from cniscope.models.base import Role, Side, Step, Traffic
 from cniscope.models.shapes import reply
 from cniscope.results import Severity
 from cniscope.sources import InputSpec
-
 from tests.marks import needs_root
 
 from .conftest import lab_name

@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from cniscope.models import MODELS
 from cniscope.models.infer import infer
-
 from tests.paths import CORPUS, SEED
 
 from .helpers import CORPUS_TRUTH, inventory, load_capture

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from cniscope.cli import cli
 from cniscope.models import MODELS, NAMES, PROXIES
 from cniscope.models.base import Role
-from cniscope.models.infer import model_shapes
 from cniscope.models.evidence import Shape
+from cniscope.models.infer import model_shapes
 from cniscope.models.shapes import reply
 
 # Interface names as real nodes show them (LAB-NOTES, the corpus notes, `ip link` output quoted in the models' sources).

@@ -7,10 +7,10 @@ import pytest
 from cniscope.models import MODELS, NAMES
 from cniscope.models.infer import UnknownModel, infer
 from cniscope.packets.schema import Tunnel, ip4_value, mac_value
-
 from tests.paths import CORPUS, SEED
 
 from .helpers import CORPUS_TRUTH, inventory, journeys_of, load_capture, table_of
+
 
 def test_the_eleven_names() -> None:
     assert set(NAMES) == {

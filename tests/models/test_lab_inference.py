@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from cniscope.capture.manifest import inputs
 from cniscope.inventory import load
 from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
-from cniscope.capture.manifest import inputs
 from cniscope.sources import read
-
 from tests.marks import needs_root
 
 from .helpers import journeys_of

@@ -7,7 +7,6 @@ import pytest
 from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
 from cniscope.packets.schema import Direction, ip4_value
-
 from tests.paths import CORPUS, SEED
 
 from .helpers import CORPUS_TRUTH, inventory, journeys_of, load_capture, table_of

@@ -16,8 +16,24 @@ import random
 import struct
 
 from tests.frames import (
-    LinkType, arp, data_options, dns, ethernet, geneve, icmp, icmpv6, ipv4, ipv6, ipv6_ext, ipv6_fragment, sll,
-    sll2, syn_options, tcp, udp, vxlan,
+    LinkType,
+    arp,
+    data_options,
+    dns,
+    ethernet,
+    geneve,
+    icmp,
+    icmpv6,
+    ipv4,
+    ipv6,
+    ipv6_ext,
+    ipv6_fragment,
+    sll,
+    sll2,
+    syn_options,
+    tcp,
+    udp,
+    vxlan,
 )
 
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806

@@ -11,7 +11,19 @@ from cniscope.packets.checksum import segment_sums
 from cniscope.packets.decode import slow_rows
 from cniscope.packets.schema import LinkType
 from tests.frames import (
-    data_options, dns, ethernet, frame_batch, icmp, ipv4, ipv6, ipv6_ext, ipv6_fragment, sll2, syn_options, tcp, udp,
+    data_options,
+    dns,
+    ethernet,
+    frame_batch,
+    icmp,
+    ipv4,
+    ipv6,
+    ipv6_ext,
+    ipv6_fragment,
+    sll2,
+    syn_options,
+    tcp,
+    udp,
     vxlan,
 )
 from tests.packets.decoding import decode

@@ -17,8 +17,24 @@ from cniscope.packets.fallback import PACKET
 from cniscope.packets.ports import DEFAULT_PORTS
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
 from tests.frames import (
-    arp, data_options, dns, ethernet, frame_batch, geneve, icmp, icmpv6, ipv4, ipv6, ipv6_ext, ipv6_fragment, sll,
-    sll2, syn_options, tcp, udp, vxlan,
+    arp,
+    data_options,
+    dns,
+    ethernet,
+    frame_batch,
+    geneve,
+    icmp,
+    icmpv6,
+    ipv4,
+    ipv6,
+    ipv6_ext,
+    ipv6_fragment,
+    sll,
+    sll2,
+    syn_options,
+    tcp,
+    udp,
+    vxlan,
 )
 from tests.packets.decoding import decode
 from tests.packets.synth import LINKTYPES, synth_frames

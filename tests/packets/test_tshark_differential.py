@@ -23,9 +23,9 @@ import pytest
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.schema import Tunnel
 from cniscope.sources import InputSpec, read
-from tests.paths import CORPUS
 from tests.frames import frame_batch, write_pcap, write_pcapng
 from tests.packets.synth import LINKTYPES, synth_frames
+from tests.paths import CORPUS
 
 N = 10_000
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
@@ -252,7 +252,7 @@ def capture_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
 
 def test_pcap_files_decode_as_tshark_does(capture_files: dict) -> None:
     total: Counter = Counter()
-    for linktype, subset, path in capture_files["pcaps"]:
+    for linktype, _subset, path in capture_files["pcaps"]:
         capture = read([InputSpec(str(path))])
         assert not capture.warnings
         assert capture.table["linktype"].unique().to_list() == [int(linktype)]

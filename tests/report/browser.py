@@ -13,6 +13,7 @@ writes fd 4.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -145,10 +146,8 @@ def load(path: Path, expressions: dict[str, str], width: int = 1400, height: int
                 entry = params.get("entry", {})
                 result.console.append((entry.get("level", "info"), f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}"))
     finally:
-        try:
+        with contextlib.suppress(OSError):
             pipe.send("Browser.close")
-        except OSError:
-            pass
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

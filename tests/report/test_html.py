@@ -22,11 +22,11 @@ from cniscope.analyze import analyze
 from cniscope.cli import cli
 from cniscope.report import html
 from cniscope.sources import InputSpec
+from tests.marks import needs_root
 from tests.paths import CORPUS, REPO, SEED
 from tests.report import browser
 from tests.report.build import receiver_stamps_first, service_call
 from tests.report.schema_check import validate_report_json
-from tests.marks import needs_root
 
 ARTIFACTS = REPO / "artifacts" / "report"
 needs_chromium = pytest.mark.skipif(not Path(browser.CHROMIUM).exists(), reason="needs chromium (Debian package chromium)")

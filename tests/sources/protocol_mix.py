@@ -15,8 +15,22 @@ from pathlib import Path
 
 from cniscope.packets.schema import LinkType
 from tests.frames import (
-    arp, data_options, dns, ethernet, geneve, icmp, icmpv6, ipv4, ipv6, ipv6_fragment, sll2, syn_options, tcp, udp,
-    vxlan, write_pcap,
+    arp,
+    data_options,
+    dns,
+    ethernet,
+    geneve,
+    icmp,
+    icmpv6,
+    ipv4,
+    ipv6,
+    ipv6_fragment,
+    sll2,
+    syn_options,
+    tcp,
+    udp,
+    vxlan,
+    write_pcap,
 )
 
 PODS4 = ["10.244.1.5", "10.244.2.7", "10.244.1.9", "10.96.0.10"]

@@ -16,6 +16,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import mmap
@@ -27,8 +28,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -305,10 +306,8 @@ def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
 def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
     """A 1 MiB pipe lets tcpdump write a burst while we are busy (a blocked tcpdump drops in the kernel)."""
     assert proc.stdout is not None
-    try:
+    with contextlib.suppress(OSError):  # above fs.pipe-max-size for an unprivileged user: keep the default
         fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:  # above fs.pipe-max-size for an unprivileged user: keep the default
-        pass
 
 
 def _start(plan: Plan, run: NodeRun) -> None:

@@ -84,7 +84,7 @@ def flows(spec: LabSpec, node: Node) -> list[str]:
         t(L3_FORWARDING, 210, f"ip,dl_dst={gw_mac},nw_dst={gw_ip}", f"goto_table:{L2_FORWARDING}"),
         t(L3_FORWARDING, 210, f"ip,dl_dst={VIRTUAL_MAC},nw_dst={gw_ip}", f"mod_dl_dst:{gw_mac},goto_table:{L2_FORWARDING}"),
     ]
-    for port, ip, mac in pods:
+    for _port, ip, mac in pods:
         rewrite = f"mod_dl_src:{gw_mac},mod_dl_dst:{mac}"
         out += [
             t(L3_FORWARDING, 220, f"ip,nw_src={ip},nw_dst={ip}", f"{rewrite},goto_table:{SNAT}"),

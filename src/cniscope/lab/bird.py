@@ -36,10 +36,7 @@ def bird_config(router_id: str, peers: list[tuple[str, str]], exports: list[str]
     if static_blackholes:
         routes = " ".join(f"route {block} blackhole;" for block in static_blackholes)
         lines.append(f"protocol static blocks {{ ipv4; {routes} }}")
-    lines.append(
-        "protocol kernel { scan time %d; ipv4 { import none; export where source ~ [ RTS_BGP, RTS_STATIC ]; }; }"
-        % KERNEL_SCAN_SECONDS
-    )
+    lines.append(f"protocol kernel {{ scan time {KERNEL_SCAN_SECONDS}; ipv4 {{ import none; export where source ~ [ RTS_BGP, RTS_STATIC ]; }}; }}")
     for name, address in peers:
         passive = " passive on;" if ipaddress.ip_address(address) > ipaddress.ip_address(router_id) else ""
         lines.append(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cniscope.lab import antrea, bird, faults, kubeproxy, ovs, weave
-from cniscope.lab.naming import antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, weave_port, UNDERLAY
+from cniscope.lab.naming import UNDERLAY, antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, weave_port
 from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
 from cniscope.lab.spec import CLUSTER_CIDR, NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
 
@@ -53,7 +53,7 @@ def plan_lab(spec: LabSpec, root: Path | None = None) -> list[Step]:
         steps += model.node(ctx, node)
         for pod in spec.pods_on(node.name):
             steps += model.pod_link(ctx, node, pod)
-    for index, node in enumerate(spec.nodes, start=1):
+    for index in range(1, len(spec.nodes) + 1):
         steps.append(Ip(ctx.ns(UNDERLAY), ("link", "set", underlay_port(index), "master", "br0", "up")))
     for pod in spec.pods:
         steps += model.pod_inside(ctx, spec.node(pod.node), pod)

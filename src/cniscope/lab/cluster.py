@@ -15,7 +15,8 @@ import time
 from dataclasses import replace
 
 from cniscope.errors import EnvironmentProblem, InputError
-from cniscope.lab import executor, kernel, state as lab_state
+from cniscope.lab import executor, kernel
+from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import plan_fault
 from cniscope.lab.naming import UNDERLAY, ns_name

@@ -20,6 +20,7 @@ device disappears with it (it is not persistent).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -52,17 +53,13 @@ def relay(tun: int, sock: socket.socket, peers: dict[ipaddress.IPv4Network, str]
                 dst = ipaddress.IPv4Address(packet[16:20])
                 node = next((ip for net, ip in peers.items() if dst in net), None)
                 if node is not None:
-                    try:
+                    with contextlib.suppress(OSError):  # no route or buffer full: dropped, as a UDP relay does
                         sock.sendto(packet, (node, PORT))
-                    except OSError:
-                        pass  # no route or buffer full: dropped, as a UDP relay does
         if sock in ready:
             packet, (sender, _) = sock.recvfrom(BUFFER)
             if sender in nodes and len(packet) >= 20:
-                try:
+                with contextlib.suppress(OSError):  # not an IP packet the kernel takes: dropped
                     os.write(tun, packet)
-                except OSError:
-                    pass  # not an IP packet the kernel takes: dropped
 
 
 def main(argv: list[str] | None = None) -> None:

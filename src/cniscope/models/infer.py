@@ -33,8 +33,8 @@ from cniscope.errors import CniscopeError, ExitCode
 from cniscope.inventory import Inventory
 from cniscope.models import MODELS, PROXIES, UNKNOWN
 from cniscope.models.base import Model
-from cniscope.models.shapes import segments
 from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, gather, nat_changes
+from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, mac_text
 from cniscope.results import ChangeKind, Journey, ModelVerdict
 

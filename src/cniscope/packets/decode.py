@@ -53,9 +53,9 @@ from cniscope.packets.checksum import Scratch, segment_sums
 from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns, Rows
 from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import DEFAULT_PORTS, TunnelPorts
 from cniscope.packets.schema import IFINDEX_PREFIX, LinkType, Tunnel
-from cniscope.packets.frames import FrameBatch
 
 CHUNK = 65536
 K_LINK = 24  # a link header and one VLAN tag: Ethernet (18), SLL (20), SLL2 (24)
@@ -146,10 +146,7 @@ def _decode_chunk(
     cols.put("tunnel", ALL, int(Tunnel.NONE))
     base = batch.offset[start:stop].astype(np.int64)
     end = base + caplen
-    if vector:
-        slow = _Vector(batch.data, base, end, cols, port_kinds, scratch).run(linktype)
-    else:
-        slow = np.ones(n, dtype=np.bool_)
+    slow = _Vector(batch.data, base, end, cols, port_kinds, scratch).run(linktype) if vector else np.ones(n, dtype=np.bool_)
     data = batch.data
     for row in np.flatnonzero(slow).tolist():
         frame = data[base[row] : end[row]].tobytes()
@@ -555,7 +552,7 @@ class _Vector:
             self.mark(_take(chunk_rows, live[bad]), np.ones(int(bad.sum()), dtype=np.bool_))
             good = opt & ~bad
 
-            def byte(offset: int, sel: np.ndarray) -> np.ndarray:
+            def byte(offset: int, sel: np.ndarray, live: np.ndarray = live, p: np.ndarray = p) -> np.ndarray:
                 return raw[live[sel], np.minimum(p[sel] + offset, k - 1)].astype(np.uint32)
 
             for number, length, handler in _OPTIONS:
@@ -655,19 +652,23 @@ class _Vector:
             self.network(_compose(rows, keep), _take(start, keep), _take(ethertype, keep), depth=1)
 
 
-def _opt_mss(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+# the option bytes at an offset, of the selected rows
+OptionByte = Callable[[int, np.ndarray], np.ndarray]
+
+
+def _opt_mss(cols: Columns, rows: np.ndarray, byte: OptionByte, sel: np.ndarray) -> None:
     cols.put("mss", rows, (byte(2, sel) << 8) | byte(3, sel))
 
 
-def _opt_wscale(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _opt_wscale(cols: Columns, rows: np.ndarray, byte: OptionByte, sel: np.ndarray) -> None:
     cols.put("wscale", rows, byte(2, sel))
 
 
-def _opt_sack_ok(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _opt_sack_ok(cols: Columns, rows: np.ndarray, byte: OptionByte, sel: np.ndarray) -> None:
     cols.put("sack_ok", rows, True)
 
 
-def _opt_timestamp(cols: Columns, rows: np.ndarray, byte, sel: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _opt_timestamp(cols: Columns, rows: np.ndarray, byte: OptionByte, sel: np.ndarray) -> None:
     cols.put("tsval", rows, (byte(2, sel) << 24) | (byte(3, sel) << 16) | (byte(4, sel) << 8) | byte(5, sel))
     cols.put("tsecr", rows, (byte(6, sel) << 24) | (byte(7, sel) << 16) | (byte(8, sel) << 8) | byte(9, sel))
 

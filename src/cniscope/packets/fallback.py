@@ -271,10 +271,8 @@ class _Decoder:
         if addresses is None or pos + length > self.cap:
             return
         src, dst = addresses
-        if proto == H.PROTO_ICMP:
-            pseudo = b""  # ICMP over IPv4 sums its own bytes only (ICMPv6 has the pseudo-header)
-        else:
-            pseudo = (pseudo_v4 if len(src) == 4 else pseudo_v6)(src, dst, proto, length)
+        # ICMP over IPv4 sums its own bytes only (ICMPv6 has the pseudo-header)
+        pseudo = b"" if proto == H.PROTO_ICMP else (pseudo_v4 if len(src) == 4 else pseudo_v6)(src, dst, proto, length)
         self.out[column] = not segment_ok(pseudo, bytes(self.buf[pos : pos + length]))
 
     def tcp(self, pos: int, length: int, addresses: Addresses | None) -> None:

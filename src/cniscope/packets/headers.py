@@ -150,7 +150,7 @@ PROTO_IPV6 = 41
 # FreeBSD 28, macOS 30
 AF_ETHERTYPE = {2: ETH_IPV4, 10: ETH_IPV6, 24: ETH_IPV6, 28: ETH_IPV6, 30: ETH_IPV6}
 # PPP protocol -> ethertype (IPv4, IPv6)
-PPP_ETHERTYPE = {0x21: ETH_IPV4, 0x57: ETH_IPV6, 0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
+PPP_ETHERTYPE = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
 
 # IP protocol of an IP-in-IP envelope -> ethertype of what it carries (IPv4 in IPv4/IPv6, IPv6 in IPv4/IPv6: sit, ip6tnl)
 IP_IN_IP = {PROTO_IPIP: ETH_IPV4, PROTO_IPV6: ETH_IPV6}

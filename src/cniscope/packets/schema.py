@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import IntEnum, StrEnum
+from functools import lru_cache
 
 import polars as pl
 

@@ -37,7 +37,7 @@ def timestamp(ns: int | None, clock: Clock) -> str:
         return f"+{ns / 1e9:.6f}"
     secs, frac = divmod(ns, 1_000_000_000)
     if clock is Clock.EPOCH:
-        day = dt.datetime.fromtimestamp(secs, tz=dt.timezone.utc)
+        day = dt.datetime.fromtimestamp(secs, tz=dt.UTC)
         return f"{day:%Y-%m-%d %H:%M:%S}.{frac // 1000:06d}"
     secs %= 86_400
     return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{frac // 1000:06d}"

@@ -300,7 +300,7 @@ def page_data(report: Report, limits: Limits = Limits()) -> dict[str, Any]:
     topo = topology(report.journeys, limits)
     clocks = {i.index: i.clock for i in report.inputs}
     input_of = report.table["input"].to_list() if "input" in report.table.columns else []
-    first_clock = clocks.get(input_of[0], None) if input_of else None
+    first_clock = clocks.get(input_of[0]) if input_of else None
     return {
         "version": __version__,
         "inputs": report.inputs,

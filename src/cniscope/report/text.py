@@ -18,8 +18,8 @@ that is a terminal and the inputs are long.
 
 from __future__ import annotations
 
-import os
 import io
+import os
 import re
 import stat
 import sys

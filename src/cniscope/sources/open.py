@@ -20,6 +20,7 @@ be read: the caller decides the exit code.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import io
 import lzma
 import mmap
@@ -186,7 +187,7 @@ def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
         compression = _compression(head)
     kind = sniff(head)
     if kind in ("pcap", "pcapng"):
-        spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-", buffering=0))
+        spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-", buffering=0))  # noqa: SIM115 - the stack closes it
         _spool(stream, spool, info)
         return _Found(kind, head, buf=_map(spool, stack))
     encoding = "utf-16" if head.startswith(UTF16_BOMS) else "utf-8"
@@ -265,10 +266,8 @@ class _MappedPages:
         self.mapped = mapped
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BufferError):  # a FrameBatch still holds it; the mapping goes with its last reference
             self.mapped.close()
-        except BufferError:  # a FrameBatch still holds it; the mapping goes with its last reference
-            pass
 
 
 def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:

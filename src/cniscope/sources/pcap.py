@@ -11,7 +11,6 @@ a warning names the byte where it broke.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
 import numpy as np

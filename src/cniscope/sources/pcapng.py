@@ -222,7 +222,7 @@ class Reader:
             if kind == SHB:
                 return pos
             length = self._block_length(pos, order)
-            if kind == OPB or kind == SPB:
+            if kind in (OPB, SPB):
                 self.window[self.walked] = pos
                 self.walked += 1
             elif kind == IDB:

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import polars as pl
@@ -117,7 +117,7 @@ NOISE_RE = re.compile(
 @lru_cache(maxsize=64)
 def _day_seconds(date: str) -> int:
     """`2026-11-26` -> seconds since the epoch at its midnight, UTC."""
-    return int(datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())
 
 
 STEP_BACK_NS = NS  # a packet stamped this much before the one above starts another capture (-i any reorders less)
@@ -229,12 +229,11 @@ class TextReader:
                 self.prompt_nodes.setdefault(self.segment.node, n)
             return
         pkt = self.packet
-        if pkt is not None:
-            if pkt.pending == INNER:
-                pkt.pending = None
-                pkt.layers.append({})
-                grammar.parse_frame(line, pkt)
-                return
+        if pkt is not None and pkt.pending == INNER:
+            pkt.pending = None
+            pkt.layers.append({})
+            grammar.parse_frame(line, pkt)
+            return
         if PACKET_START_RE.match(line):
             self.start(n, None, line)
             return
