@@ -1,7 +1,8 @@
 /* The sequential step of reading a capture: where each record starts (cniscope.sources.walk).
  *
  * Each record's length says where the next one starts, so the walk cannot be
- * vectorized; in Python it cost 280 ns a record, here 45. Both functions trust
+ * vectorized (benchmarks/walk.py: a reader's time a record, 192 ns with the
+ * walk in Python, 63 with this one, at 10M packets). Both functions trust
  * every length (the callers check the records they return, vectorized) and only
  * guard the reads themselves. The GIL is released: decoding goes on meanwhile.
  */

@@ -1,9 +1,10 @@
 """The sequential step of reading pcap and pcapng: where each record starts.
 
 Each record's length says where the next one starts, so this walk is the one
-part of reading numpy cannot do. `_walk.c` does it (45 ns a record against 280
-in Python on the 10M-packet benchmark capture); `pip install` builds it (`make
-install` brings the C compiler). Where it could not be built, the same walk
+part of reading numpy cannot do. `_walk.c` does it: finding the records of the
+10M-packet reference pcap, checks included, takes 63 ns a record with it and 192
+without (`benchmarks/walk.py`). `pip install` builds it (`make install` brings
+the C compiler). Where it could not be built, the same walk
 runs in Python (`python_pcap_records`, `python_pcapng_packets`), with the same
 results. Both trust every length: the readers check the records they get,
 vectorized, and use nothing past a bad one.
