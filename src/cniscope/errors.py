@@ -51,3 +51,15 @@ class EnvironmentProblem(CniscopeError):
 
 class OutputError(EnvironmentProblem):
     """An output cannot be written: no space left, no permission, a directory in the way."""
+
+
+class NodeProblem(CniscopeError):
+    """A remote node could not do what was asked: unreachable, refused, lacking tcpdump (the node's to fix)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class Bug(CniscopeError):
+    """Something only a mistake in cniscope explains: a command it built that cannot fail otherwise."""
+
+    exit_code = ExitCode.BUG

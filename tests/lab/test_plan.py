@@ -11,7 +11,8 @@ from cniscope.lab import kubeproxy
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
 from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
-from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
+from cniscope.host import Command
+from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
 from cniscope.lab.spec import Fault, default_spec, load_spec, seed_spec
 
 from .helpers import BUILDABLE
@@ -215,10 +216,11 @@ OVS_PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-
 def test_open_vswitch_stays_inside_the_lab(model: str, tmp_path) -> None:
     """Every Open vSwitch program runs in a node's namespace and names only that node's folder: never the host's OVS."""
     steps = plan_lab(default_spec(model, 2, name="p1"), root=tmp_path)
-    ovs = [s for s in steps if isinstance(s, (Exec, Daemon)) and any(p in s.argv for p in OVS_PROGRAMS)]
-    assert {s.ns for s in ovs} == {"cnl-p1-node1", "cnl-p1-node2"}
+    ovs = [s for s in steps if isinstance(s, (Command, Daemon)) and any(p in s.argv for p in OVS_PROGRAMS)]
+    where = {step: step.ns if isinstance(step, Daemon) else step.argv[step.argv.index("exec") + 1] for step in ovs}
+    assert set(where.values()) == {"cnl-p1-node1", "cnl-p1-node2"}
     for step in ovs:
-        folder = str(tmp_path / "nodes" / step.ns.removeprefix("cnl-p1-"))
+        folder = str(tmp_path / "nodes" / where[step].removeprefix("cnl-p1-"))
         values = (a.split("=", 1)[-1].removeprefix("unix:").removeprefix("punix:") for a in step.argv)
         paths = [v for v in values if v.startswith("/")]
         assert paths and all(p.startswith(folder + "/") or p == folder or p.startswith("/usr/share/openvswitch/")

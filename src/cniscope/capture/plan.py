@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cniscope.capture import nodeside
-from cniscope.capture.transports import Step, Transport, node_label
+from cniscope.capture.transports import Transport, node_label
+from cniscope.host import Command
 
 DEFAULT_DURATION_S = 60
 DEFAULT_MAX_SIZE_MB = 200
@@ -37,11 +38,11 @@ class NodePlan:
     node: str  # as the transport addresses it (ssh: maybe user@host)
     label: str  # the node's name in files, sections and the manifest
     target: str
-    setup: tuple[Step, ...]
-    inventory: Step
-    capture: Step  # as planned: no sudo, the user's filter
-    stop_example: Step  # how the runner stops it, shown with pid 'PID'
-    teardown: tuple[Step, ...]
+    setup: tuple[Command, ...]
+    inventory: Command
+    capture: Command  # as planned: no sudo, the user's filter
+    stop_example: Command  # how the runner stops it, shown with pid 'PID'
+    teardown: tuple[Command, ...]
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """The same plan as data (`capture --dry-run --json`): every command as its argument list."""
-        def step(s: Step) -> dict[str, Any]:
+        def step(s: Command) -> dict[str, Any]:
             return {"purpose": s.purpose, "argv": list(s.argv), "stdin": s.stdin}
 
         return {
@@ -88,14 +89,14 @@ class Plan:
 
 def capture_step(
     transport: Transport, node: str, limits: Limits, settings: nodeside.TcpdumpSettings, bpf: str | None, sudo: bool
-) -> Step:
+) -> Command:
     argv = nodeside.tcpdump_argv(settings, bpf, limits.node_limit_s, watch_stdin=transport.forwards_stdin)
-    return Step(transport.wrap(node, argv, sudo=sudo), f"record on {node_label(node)} (pcap on stdout, pid on stderr)")
+    return Command(transport.wrap(node, argv, sudo=sudo), f"record on {node_label(node)} (pcap on stdout, pid on stderr)")
 
 
-def stop_step(transport: Transport, node: str, pid: int | str, sudo: bool) -> Step:
+def stop_step(transport: Transport, node: str, pid: int | str, sudo: bool) -> Command:
     argv = nodeside.stop_argv(pid)
-    return Step(transport.wrap(node, argv, sudo=sudo), f"stop tcpdump on {node_label(node)} (SIGTERM by pid)")
+    return Command(transport.wrap(node, argv, sudo=sudo), f"stop tcpdump on {node_label(node)} (SIGTERM by pid)")
 
 
 def build(
@@ -116,7 +117,7 @@ def build(
                 label=node_label(node),
                 target=transport.target(node),
                 setup=tuple(transport.setup(node, limits.node_limit_s)),
-                inventory=Step(transport.wrap(node, nodeside.inventory_argv()), f"record {node_label(node)}'s interfaces, routes, sysctls, versions"),
+                inventory=Command(transport.wrap(node, nodeside.inventory_argv()), f"record {node_label(node)}'s interfaces, routes, sysctls, versions"),
                 capture=capture_step(transport, node, limits, settings, bpf, sudo=False),
                 stop_example=stop_step(transport, node, "PID", sudo=False),
                 teardown=tuple(transport.teardown(node)),

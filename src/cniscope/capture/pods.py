@@ -10,12 +10,13 @@ is the host-side ifindex there.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cniscope.capture.transports import Kubectl, Step
+from cniscope import host
+from cniscope.capture.transports import Kubectl
 from cniscope.errors import EnvironmentProblem, InputError
+from cniscope.host import Blame, Command, Done
 
 LOOKUP_TIMEOUT_S = 60
 
@@ -38,35 +39,27 @@ class PodTarget:
         return asdict(self)
 
 
-def _run(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=LOOKUP_TIMEOUT_S, check=False)
-    except FileNotFoundError as exc:
-        raise EnvironmentProblem(f"{argv[0]} is not installed here (needed to {what})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise EnvironmentProblem(f"{what}: no answer within {LOOKUP_TIMEOUT_S} s") from exc
-
-
-def _json(done: subprocess.CompletedProcess[str], what: str) -> Any:
-    if done.returncode != 0:
-        raise InputError(f"{what}: {done.stderr.strip()[-300:] or f'exit {done.returncode}'}")
+def _json(command: Command) -> Any:
+    """What a lookup answered, as JSON. The pod or selector it asks about is the user's: a lookup that fails
+    (no such pod, no such namespace) or does not answer is blamed on the user's input."""
+    done = host.run(command, blame=Blame.INPUT, timeout=LOOKUP_TIMEOUT_S)
     try:
         return json.loads(done.stdout)
     except json.JSONDecodeError as exc:
-        raise EnvironmentProblem(f"{what}: answer is not JSON ({exc.msg})") from exc
+        raise EnvironmentProblem(f"{command.purpose}: answer is not JSON ({exc.msg})") from exc
 
 
-def _step(step: Step) -> subprocess.CompletedProcess[str]:
-    return _run(list(step.argv), step.purpose)
+def _optional(command: Command) -> Done:
+    return host.run(command, blame=Blame.INPUT, timeout=LOOKUP_TIMEOUT_S, check=False)
 
 
 def from_kubernetes(kubectl: Kubectl, namespace: str, name: str) -> PodTarget:
-    pod = _json(_step(kubectl.pod_lookup(namespace, name)), f"kubectl get pod {namespace}/{name}")
+    pod = _json(kubectl.pod_lookup(namespace, name))
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         raise InputError(f"pod {namespace}/{name} is not scheduled on a node")
     target = PodTarget(namespace, name, node=node, ip=(pod.get("status") or {}).get("podIP"))
-    done = _step(kubectl.pod_peer_index(namespace, name))
+    done = _optional(kubectl.pod_peer_index(namespace, name))
     if done.returncode == 0 and done.stdout.strip().isdigit():
         target.peer_index = int(done.stdout.strip())
     return target
@@ -74,7 +67,7 @@ def from_kubernetes(kubectl: Kubectl, namespace: str, name: str) -> PodTarget:
 
 def select(kubectl: Kubectl, namespace: str, selector: str) -> list[tuple[str, str]]:
     """`--selector`: the pods a label selector picks, as (namespace, name)."""
-    listing = _json(_step(kubectl.pod_select(namespace, selector)), f"kubectl get pods -l {selector}")
+    listing = _json(kubectl.pod_select(namespace, selector))
     items = listing.get("items") if isinstance(listing, dict) else None
     if not items:
         raise InputError(f"no pod in namespace {namespace} matches {selector!r}")
@@ -83,11 +76,11 @@ def select(kubectl: Kubectl, namespace: str, selector: str) -> list[tuple[str, s
 
 def from_netns(prefix: str, namespace: str, name: str) -> PodTarget:
     pod_ns = prefix + name
-    links = _json(_run(["ip", "-n", pod_ns, "-j", "addr", "show", "dev", "eth0"], f"eth0 of {pod_ns}"), f"pod {pod_ns}")
+    links = _json(Command(("ip", "-n", pod_ns, "-j", "addr", "show", "dev", "eth0"), f"find eth0 of pod {pod_ns}"))
     if not links:
         raise InputError(f"pod {namespace}/{name}: namespace {pod_ns} has no eth0")
     eth0 = links[0]
-    ids = _json(_run(["ip", "-n", pod_ns, "-j", "netns", "list-id"], f"namespace ids of {pod_ns}"), f"pod {pod_ns}")
+    ids = _json(Command(("ip", "-n", pod_ns, "-j", "netns", "list-id"), f"list the namespace ids of pod {pod_ns}"))
     peer_ns = next((entry.get("name") for entry in ids if entry.get("nsid") == eth0.get("link_netnsid")), None)
     if not isinstance(peer_ns, str) or not peer_ns.startswith(prefix):
         raise InputError(f"pod {namespace}/{name}: the peer of eth0 in {pod_ns} is not in a node namespace under {prefix!r}")

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,14 +34,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
-from cniscope import __version__
+from cniscope import __version__, host
 from cniscope.capture import nodeside
 from cniscope.capture.interfaces import NodeFacts, host_side, interface_table, merge_tables, parse_inventory
 from cniscope.capture.manifest import MANIFEST, write_manifest
 from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
-from cniscope.capture.transports import Step
-from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode, OutputError
+from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode, NodeProblem, OutputError
+from cniscope.host import Blame, Command, Done
 from cniscope.wire.convert import ConvertResult, MergedCapture, sll2_pcap_to_pcapng
 from cniscope.wire.pcapng import PcapngWriter
 
@@ -56,10 +55,8 @@ FULL_DISK_RESERVE = 128 << 10  # bytes of a node's raw pcap given back on a full
 T = TypeVar("T")
 
 
-class CaptureFailed(CniscopeError):
+class CaptureFailed(NodeProblem):
     """A node could not be captured on (unreachable, no tcpdump, refused)."""
-
-    exit_code = EnvironmentProblem.exit_code
 
 
 class FilterRejected(CniscopeError):
@@ -83,8 +80,8 @@ class NodeRun:
     facts: NodeFacts = field(default_factory=NodeFacts)
     sudo: bool = False
     bpf: str | None = None
-    step: Step | None = None
-    proc: subprocess.Popen[bytes] | None = None
+    step: Command | None = None
+    proc: host.Process | None = None
     pid: int | None = None
     listening: threading.Event = field(default_factory=threading.Event)  # tcpdump said "listening on"
     answered: threading.Event = field(default_factory=threading.Event)  # listening, or its stderr ended
@@ -102,23 +99,9 @@ def _parallel(fn: Callable[[NodeRun], T], runs: list[NodeRun]) -> list[T]:
         return list(pool.map(fn, runs))
 
 
-def run_step(step: Step, timeout: float = STEP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            step.argv, input=step.stdin, capture_output=True, text=True, errors="replace", timeout=timeout,
-            start_new_session=True, check=False,
-        )
-    except FileNotFoundError as exc:
-        raise EnvironmentProblem(f"{step.argv[0]} is not installed here (needed to {step.purpose})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise CaptureFailed(f"{step.purpose}: no answer within {timeout:g} s ({step.render()[:200]})") from exc
-
-
-def _checked(step: Step) -> str:
-    done = run_step(step)
-    if done.returncode != 0:
-        raise CaptureFailed(f"{step.purpose} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-    return done.stdout
+def _on_node(command: Command, timeout: float = STEP_TIMEOUT_S, check: bool = True) -> Done:
+    """A command on a node (through the transport): no answer, or a failure with `check`, is the node's."""
+    return host.run(command, blame=Blame.NODE, timeout=timeout, check=check)
 
 
 class _Signals:
@@ -229,7 +212,7 @@ def _setup(plan: Plan, runs: list[NodeRun], progress: Callable[[str], None]) -> 
     def one(run: NodeRun) -> None:
         for step in run.plan.setup:
             progress(step.purpose)
-            _checked(step)
+            _on_node(step)
 
     _parallel(one, runs)
 
@@ -239,8 +222,8 @@ def _inventory(runs: list[NodeRun], keep_going: bool = False) -> dict[str, str]:
     or with `keep_going` are returned, to be left out, as long as one node remains."""
     def one(run: NodeRun) -> str | None:
         try:
-            run.facts = parse_inventory(_checked(run.plan.inventory))
-        except CaptureFailed as exc:
+            run.facts = parse_inventory(_on_node(run.plan.inventory).stdout)
+        except NodeProblem as exc:
             return str(exc)
         if "tcpdump" not in run.facts.versions:
             return f"{run.plan.label}: tcpdump is not installed on the node"
@@ -272,7 +255,7 @@ def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> N
         run.bpf = nodeside.ifindex_filter(indexes, run.bpf)
 
 
-def _pump_stdout(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
+def _pump_stdout(run: NodeRun, proc: host.Process) -> None:
     """The node's pcap into its raw file; when the disk is full, what fit is kept and the rest drained
     (tcpdump must not block) while the capture stops."""
     assert proc.stdout is not None
@@ -288,7 +271,7 @@ def _pump_stdout(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
                     sink.truncate(max(0, sink.tell() - FULL_DISK_RESERVE))  # room for the manifest
 
 
-def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
+def _pump_stderr(run: NodeRun, proc: host.Process) -> None:
     assert proc.stderr is not None
     for raw in proc.stderr:
         line = raw.decode("utf-8", "replace").rstrip("\n")
@@ -303,7 +286,7 @@ def _pump_stderr(run: NodeRun, proc: subprocess.Popen[bytes]) -> None:
     run.answered.set()
 
 
-def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
+def _widen_pipe(proc: host.Process) -> None:
     """A 1 MiB pipe lets tcpdump write a burst while we are busy (a blocked tcpdump drops in the kernel)."""
     assert proc.stdout is not None
     with contextlib.suppress(OSError):  # above fs.pipe-max-size for an unprivileged user: keep the default
@@ -312,14 +295,8 @@ def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
 
 def _start(plan: Plan, run: NodeRun) -> None:
     run.step = capture_step(plan.transport, run.plan.node, plan.limits, plan.settings, run.bpf, run.sudo)
-    try:
-        # kept open while tcpdump runs: where the transport forwards it, the node stops tcpdump when it closes
-        stdin = subprocess.PIPE if plan.transport.forwards_stdin else subprocess.DEVNULL
-        run.proc = subprocess.Popen(
-            run.step.argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-        )
-    except FileNotFoundError as exc:
-        raise EnvironmentProblem(f"{run.step.argv[0]} is not installed here") from exc
+    # standard input kept open while tcpdump runs: where the transport forwards it, the node stops tcpdump when it closes
+    run.proc = host.spawn(run.step, keep_stdin=plan.transport.forwards_stdin)
     _widen_pipe(run.proc)
     for target in (_pump_stdout, _pump_stderr):
         thread = threading.Thread(target=target, args=(run, run.proc), daemon=True)
@@ -392,12 +369,12 @@ def _stop(plan: Plan, runs: list[NodeRun]) -> None:
         assert run.proc is not None
         if run.pid is not None and not run.stopped_by_us:
             run.stopped_by_us = True
-            done = run_step(stop_step(plan.transport, run.plan.node, run.pid, run.sudo), timeout=STOP_WAIT_S + 5)
+            done = _on_node(stop_step(plan.transport, run.plan.node, run.pid, run.sudo), timeout=STOP_WAIT_S + 5, check=False)
             if done.returncode != 0 and run.proc.poll() is None:
                 run.warnings.append(f"stopping tcpdump (pid {run.pid}) failed: {done.stderr.strip()[-200:]}")
         try:
             run.proc.wait(STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
+        except host.TimeoutExpired:
             os.killpg(run.proc.pid, signal.SIGKILL)
             run.proc.wait()
             run.warnings.append(
@@ -417,7 +394,7 @@ def _final_inventory(runs: list[NodeRun]) -> None:
     """The interface table again: interfaces created during the capture get their names too."""
 
     def one(run: NodeRun) -> None:
-        done = run_step(run.plan.inventory)
+        done = _on_node(run.plan.inventory, check=False)
         if done.returncode == 0:
             run.stop_facts = parse_inventory(done.stdout)
         else:
@@ -430,7 +407,7 @@ def _teardown(plan: Plan, runs: list[NodeRun]) -> None:
     def one(run: NodeRun) -> None:
         for step in run.plan.teardown:
             try:
-                done = run_step(step)
+                done = _on_node(step, check=False)
             except CniscopeError as exc:
                 run.warnings.append(f"{step.purpose}: {exc}")
                 continue

@@ -1,6 +1,6 @@
 """How a node-side argument list reaches a node: locally, in a network namespace, over SSH, through kubectl.
 
-A transport only *builds* argument lists (and the setup/teardown steps some need);
+A transport only *builds* commands (and the setup/teardown commands some need);
 the runner executes them. No user text is ever joined into a command line, except
 for SSH where the remote side is a shell: there each argument is `shlex.quote`d.
 """
@@ -14,19 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from cniscope.capture import validate
-
-
-@dataclass(frozen=True)
-class Step:
-    """One command the client runs: an argument list, its purpose, optional standard input."""
-
-    argv: tuple[str, ...]
-    purpose: str
-    stdin: str | None = None
-
-    def render(self) -> str:
-        text = shlex.join(self.argv)
-        return f"{text} <<< {shlex.quote(self.stdin)}" if self.stdin is not None else text
+from cniscope.host import Command
 
 
 class Transport(Protocol):
@@ -39,10 +27,10 @@ class Transport(Protocol):
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
         """The client-side argument list that runs `argv` on `node`."""
 
-    def setup(self, node: str, limit_s: int) -> list[Step]:
+    def setup(self, node: str, limit_s: int) -> list[Command]:
         """Steps before anything runs on `node` (kubectl: create the capture pod)."""
 
-    def teardown(self, node: str) -> list[Step]:
+    def teardown(self, node: str) -> list[Command]:
         """Steps that remove what setup created; always run, also after errors."""
 
     def describe(self) -> dict[str, Any]:
@@ -67,10 +55,10 @@ class Local:
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
         return tuple(["sudo", "-n", *argv] if sudo else argv)
 
-    def setup(self, node: str, limit_s: int) -> list[Step]:
+    def setup(self, node: str, limit_s: int) -> list[Command]:
         return []
 
-    def teardown(self, node: str) -> list[Step]:
+    def teardown(self, node: str) -> list[Command]:
         return []
 
     def describe(self) -> dict[str, Any]:
@@ -92,10 +80,10 @@ class Netns:
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
         return tuple([*(["sudo", "-n"] if sudo else []), "ip", "netns", "exec", self.target(node), *argv])
 
-    def setup(self, node: str, limit_s: int) -> list[Step]:
+    def setup(self, node: str, limit_s: int) -> list[Command]:
         return []
 
-    def teardown(self, node: str) -> list[Step]:
+    def teardown(self, node: str) -> list[Command]:
         return []
 
     def describe(self) -> dict[str, Any]:
@@ -129,10 +117,10 @@ class Ssh:
         remote = shlex.join(["sudo", "-n", *argv] if sudo else argv)
         return tuple([*self.base(), "--", validate.node_name(node), remote])
 
-    def setup(self, node: str, limit_s: int) -> list[Step]:
+    def setup(self, node: str, limit_s: int) -> list[Command]:
         return []
 
-    def teardown(self, node: str) -> list[Step]:
+    def teardown(self, node: str) -> list[Command]:
         return []
 
     def describe(self) -> dict[str, Any]:
@@ -218,31 +206,31 @@ class Kubectl:
             },
         }
 
-    def setup(self, node: str, limit_s: int) -> list[Step]:
+    def setup(self, node: str, limit_s: int) -> list[Command]:
         name = self.pod_name(node)
         return [
-            Step(tuple([*self.kubectl(), "create", "-f", "-"]), f"create capture pod {name} on {node}",
+            Command(tuple([*self.kubectl(), "create", "-f", "-"]), f"create capture pod {name} on {node}",
                  stdin=json.dumps(self.manifest(node, limit_s), sort_keys=True)),
-            Step(tuple([*self.kubectl(), "wait", "-n", self.namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=120s"]),
+            Command(tuple([*self.kubectl(), "wait", "-n", self.namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=120s"]),
                  f"wait for {name}"),
         ]
 
-    def teardown(self, node: str) -> list[Step]:
+    def teardown(self, node: str) -> list[Command]:
         name = self.pod_name(node)
         return [
-            Step(tuple([*self.kubectl(), "delete", "pod", "-n", self.namespace, name, "--ignore-not-found", "--wait=false",
+            Command(tuple([*self.kubectl(), "delete", "pod", "-n", self.namespace, name, "--ignore-not-found", "--wait=false",
                         "--now"]), f"delete capture pod {name}")
         ]
 
-    def pod_lookup(self, namespace: str, name: str) -> Step:
-        return Step(tuple([*self.kubectl(), "get", "pod", "-n", namespace, name, "-o", "json"]), f"find pod {namespace}/{name}")
+    def pod_lookup(self, namespace: str, name: str) -> Command:
+        return Command(tuple([*self.kubectl(), "get", "pod", "-n", namespace, name, "-o", "json"]), f"find pod {namespace}/{name}")
 
-    def pod_select(self, namespace: str, selector: str) -> Step:
-        return Step(tuple([*self.kubectl(), "get", "pods", "-n", namespace, "-l", selector, "-o", "json"]),
+    def pod_select(self, namespace: str, selector: str) -> Command:
+        return Command(tuple([*self.kubectl(), "get", "pods", "-n", namespace, "-l", selector, "-o", "json"]),
                     f"find pods {selector} in {namespace}")
 
-    def pod_peer_index(self, namespace: str, name: str) -> Step:
-        return Step(tuple([*self.kubectl(), "exec", "-n", namespace, name, "--", "cat", "/sys/class/net/eth0/iflink"]),
+    def pod_peer_index(self, namespace: str, name: str) -> Command:
+        return Command(tuple([*self.kubectl(), "exec", "-n", namespace, name, "--", "cat", "/sys/class/net/eth0/iflink"]),
                     f"peer ifindex of {namespace}/{name} eth0")
 
     def describe(self) -> dict[str, Any]:
@@ -275,8 +263,8 @@ class KubectlDebug(Kubectl):
         return tuple([*self.kubectl(), "debug", self.target(node), "--profile=sysadmin", f"--image={self.image}",
                       "--attach", "--quiet", "--", *waited])
 
-    def setup(self, node: str, limit_s: int) -> list[Step]:
+    def setup(self, node: str, limit_s: int) -> list[Command]:
         return []
 
-    def teardown(self, node: str) -> list[Step]:
+    def teardown(self, node: str) -> list[Command]:
         return []

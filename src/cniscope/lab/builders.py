@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cniscope.lab import antrea, bird, faults, kubeproxy, ovs, weave
 from cniscope.lab.naming import UNDERLAY, antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, weave_port
-from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes
+from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, in_ns
 from cniscope.lab.spec import CLUSTER_CIDR, NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
 
 VXLAN_MTU = 1450
@@ -334,7 +334,7 @@ def _ovs_pod_inside(ctx: Ctx, node: Node, pod: Pod) -> list[Step]:
     """A pod of the CNI bridge plugin's shape with a fixed MAC (flows name it) and no checksum offload (OVS reads its frames)."""
     ns = ctx.ns(pod.name)
     return [Ip(ns, ("link", "set", "eth0", "address", antrea.pod_mac(pod.ip)))] + _bridge_pod_inside(ctx, node, pod) + [
-        Exec(ns, ("ethtool", "-K", "eth0", "tx", "off")),
+        in_ns(ns, ("ethtool", "-K", "eth0", "tx", "off"), f"turn transmit checksum offload off in {pod.name}"),
     ]
 
 
@@ -390,7 +390,8 @@ def _weave_node(ctx: Ctx, node: Node) -> list[Step]:
         Ip(ns, ("link", "set", "vethwe-bridge", "master", "weave", "up")),
         Ip(ns, ("link", "set", "vethwe-datapath", "arp", "off", "up")),
         Ip(ns, ("link", "set", "weave", "up")),
-        Exec(ns, ("ethtool", "-K", "vethwe-bridge", "tx", "off")),  # complete checksums before OVS reads the frames
+        in_ns(ns, ("ethtool", "-K", "vethwe-bridge", "tx", "off"),  # complete checksums before OVS reads the frames
+              f"turn transmit checksum offload off on vethwe-bridge of {node.name}"),
         switch.vsctl("add-br", "datapath", "--", "set", "bridge", "datapath", "datapath_type=netdev", "fail_mode=secure",
                      "--", "add-port", "datapath", "vxlan-6784", "--", "set", "interface", "vxlan-6784", "type=vxlan",
                      f"ofport_request={weave.VXLAN_PORT}", f"options:dst_port={weave.UDP_PORT}", "options:key=flow",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 import time
 from dataclasses import replace
 
+from cniscope import host
 from cniscope.errors import EnvironmentProblem, InputError
+from cniscope.host import Command, Done
 from cniscope.lab import executor, kernel
 from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
@@ -100,16 +101,10 @@ class Lab:
             self.spec.node(who)  # raises naming the nodes
         return ns_name(self.name, who)
 
-    def exec(self, who: str, argv: list[str], timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def exec(self, who: str, argv: list[str], timeout: float = 30, check: bool = False) -> Done:
         """Run argv inside a node or pod (argument list, no shell); bounded by `timeout`."""
-        try:
-            result = subprocess.run(["ip", "netns", "exec", self.ns(who), *argv], capture_output=True, text=True,
-                                    timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise EnvironmentProblem(f"{' '.join(argv)} in {who}: still running after {timeout:g} s") from exc
-        if check and result.returncode != 0:
-            raise EnvironmentProblem(f"{' '.join(argv)} in {who}: exit {result.returncode}: {result.stderr.strip()}")
-        return result
+        return host.run(Command(("ip", "netns", "exec", self.ns(who), *argv), f"{' '.join(argv)} in {who}"),
+                        timeout=timeout, check=check)
 
     def address(self, target: str) -> str:
         """`pod`, `service`, `node[:port]` or an IPv4 address [:port] -> host[:port] to curl.
@@ -135,7 +130,7 @@ class Lab:
             raise InputError(f"{target!r} is no pod, service or node of lab {self.name}, nor an IPv4 address") from exc
         return f"{name}:{port or 80}"
 
-    def curl(self, source: str, target: str, path: str = "/", max_time: float = 5) -> subprocess.CompletedProcess[str]:
+    def curl(self, source: str, target: str, path: str = "/", max_time: float = 5) -> Done:
         """HTTP GET from a node or pod; curl's own --max-time bounds it."""
         url = f"http://{self.address(target)}{path}"
         return self.exec(source, ["curl", "-sS", "--max-time", f"{max_time:g}", "-o", "-", url], timeout=max_time + 5)

@@ -1,35 +1,25 @@
-"""The thin executor: apply plan steps with ip, bridge, sysctl, iptables-restore.
+"""The thin executor: apply plan steps through cniscope.host (ip, bridge, sysctl, iptables-restore, daemons).
 
 Consecutive `Ip`/`Bridge`/`Netns` steps for one namespace go to one
 `ip -batch` process and consecutive sysctls to one `sysctl` process: a lab of
 three nodes is a few dozen processes, not hundreds. Every command is an
-argument list; nothing goes through a shell.
+argument list; nothing goes through a shell. A step that fails is this
+machine's to fix (EnvironmentProblem, exit 5): the message names the command,
+what it said and the steps being applied.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
+from collections.abc import Iterable
 from itertools import groupby
 from pathlib import Path
 
+from cniscope import host
 from cniscope.errors import EnvironmentProblem
-from cniscope.lab.plan import Bridge, Daemon, Exec, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, render
-
-
-class StepFailed(EnvironmentProblem):
-    """A plan step failed: the message names the command and what it said."""
-
-
-def run(argv: list[str], stdin: str | None = None, what: str | None = None, timeout: float = 30) -> str:
-    try:
-        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise StepFailed(f"{what or ' '.join(argv)}: no answer after {timeout:g} s") from exc
-    if result.returncode != 0:
-        raise StepFailed(f"{what or ' '.join(argv)}: exit {result.returncode}: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout
+from cniscope.host import Command
+from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, render
 
 
 def _group_key(step: Step) -> tuple[str, str]:
@@ -50,13 +40,17 @@ def apply(steps: list[Step]) -> dict[str, int]:
         batch = list(group)
         match kind:
             case "netns":
-                _batch(["ip", "-batch", "-"], [f"netns add {s.name}" for s in batch], batch)  # type: ignore[union-attr]
+                _batch(Command(("ip", "-batch", "-"), "create namespaces", _lines(f"netns add {s.name}" for s in batch)),  # type: ignore[union-attr]
+                       batch)
             case "Ip":
-                _batch(["ip", "-n", ns, "-batch", "-"], [" ".join(s.args) for s in batch], batch)  # type: ignore[union-attr]
+                _batch(Command(("ip", "-n", ns, "-batch", "-"), f"ip -n {ns} -batch", _lines(" ".join(s.args) for s in batch)),  # type: ignore[union-attr]
+                       batch)
             case "Bridge":
-                _batch(["bridge", "-n", ns, "-batch", "-"], [" ".join(s.args) for s in batch], batch)  # type: ignore[union-attr]
+                _batch(Command(("bridge", "-n", ns, "-batch", "-"), f"bridge -n {ns} -batch",
+                               _lines(" ".join(s.args) for s in batch)), batch)  # type: ignore[union-attr]
             case "Sysctl":
-                run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *(f"{s.key}={s.value}" for s in batch)])  # type: ignore[union-attr]
+                _batch(Command(("ip", "netns", "exec", ns, "sysctl", "-q", "-w", *(f"{s.key}={s.value}" for s in batch)),  # type: ignore[union-attr]
+                               f"sysctl in {ns}"), batch)
             case "daemons":
                 pids.update(start_daemons(batch))  # type: ignore[arg-type]
             case _:
@@ -65,12 +59,16 @@ def apply(steps: list[Step]) -> dict[str, int]:
     return pids
 
 
-def _batch(argv: list[str], lines: list[str], steps: list[Step]) -> None:
+def _lines(lines: Iterable[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+def _batch(command: Command, steps: list[Step]) -> None:
     try:
-        run(argv, stdin="\n".join(lines) + "\n", what=" ".join(argv[:3]) + " -batch")
-    except StepFailed as exc:
+        host.run(command)
+    except EnvironmentProblem as exc:
         shown = "\n  ".join(render(s) for s in steps)
-        raise StepFailed(f"{exc}\n  while applying:\n  {shown}") from exc
+        raise EnvironmentProblem(f"{exc}\n  while applying:\n  {shown}") from exc
 
 
 def _single(step: Step) -> None:
@@ -79,9 +77,10 @@ def _single(step: Step) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(content)
         case Iptables(ns, payload):
-            run(["ip", "netns", "exec", ns, "iptables-restore", "--noflush"], stdin=payload, what=f"iptables-restore in {ns}")
-        case Exec(ns, argv):
-            run(["ip", "netns", "exec", ns, *argv])
+            _batch(Command(("ip", "netns", "exec", ns, "iptables-restore", "--noflush"), f"iptables-restore in {ns}", payload),
+                   [step])
+        case Command():
+            _batch(step, [step])
         case WaitRoutes(ns, prefixes, timeout):
             wait_routes(ns, prefixes, timeout)
         case _:
@@ -92,24 +91,20 @@ def start_daemons(daemons: list[Daemon], timeout: float = 10) -> dict[str, int]:
     """Start self-daemonizing programs together (each in its namespace); return the pids they write, by name."""
     for daemon in daemons:
         Path(daemon.pidfile).unlink(missing_ok=True)
-    procs = [
-        subprocess.Popen(["ip", "netns", "exec", d.ns, *d.argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-        for d in daemons
-    ]
+    procs = [host.spawn(Command(("ip", "netns", "exec", d.ns, *d.argv), f"start {d.name}")) for d in daemons]
     failures = []
     for daemon, proc in zip(daemons, procs, strict=True):
         try:
             _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except host.TimeoutExpired:
             proc.kill()
             _, stderr = proc.communicate()
             failures.append(f"{daemon.name} in {daemon.ns}: did not go to the background within {timeout:g} s")
             continue
         if proc.returncode != 0:
-            failures.append(f"{daemon.name} in {daemon.ns}: exit {proc.returncode}: {stderr.strip()}")
+            failures.append(f"{daemon.name} in {daemon.ns}: exit {proc.returncode}: {stderr.decode(errors='replace').strip()}")
     if failures:
-        raise StepFailed("; ".join(failures))
+        raise EnvironmentProblem("; ".join(failures))
     pids: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     for daemon in daemons:
@@ -119,7 +114,7 @@ def start_daemons(daemons: list[Daemon], timeout: float = 10) -> dict[str, int]:
             if text.isdigit():
                 pids[daemon.name] = int(text)
             elif time.monotonic() > deadline:
-                raise StepFailed(f"{daemon.name} in {daemon.ns}: started but wrote no pid to {pidfile} within {timeout:g} s")
+                raise EnvironmentProblem(f"{daemon.name} in {daemon.ns}: started but wrote no pid to {pidfile} within {timeout:g} s")
             else:
                 time.sleep(0.005)
     return pids
@@ -127,7 +122,7 @@ def start_daemons(daemons: list[Daemon], timeout: float = 10) -> dict[str, int]:
 
 def routes(ns: str) -> set[str]:
     """Destinations of the main routing table of `ns`."""
-    out = run(["ip", "-n", ns, "-j", "route", "show"])
+    out = host.run(Command(("ip", "-n", ns, "-j", "route", "show"), f"list the routes of {ns}")).stdout
     return {entry["dst"] if "/" in entry["dst"] or entry["dst"] == "default" else entry["dst"] + "/32" for entry in json.loads(out)}
 
 
@@ -138,5 +133,5 @@ def wait_routes(ns: str, prefixes: tuple[str, ...], timeout: float) -> None:
         if not missing:
             return
         if time.monotonic() > deadline:
-            raise StepFailed(f"routes in {ns}: {', '.join(sorted(missing))} not learned within {timeout:g} s (BGP did not converge)")
+            raise EnvironmentProblem(f"routes in {ns}: {', '.join(sorted(missing))} not learned within {timeout:g} s (BGP did not converge)")
         time.sleep(0.05)

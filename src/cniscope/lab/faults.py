@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cniscope.errors import UsageError
 from cniscope.lab.naming import UNDERLAY, ns_name, veth_name, weave_port
-from cniscope.lab.plan import Exec, Ip, Iptables, Step, Sysctl
+from cniscope.lab.plan import Ip, Iptables, Step, Sysctl, in_ns
 from cniscope.lab.spec import Fault, LabSpec
 
 ASYMMETRIC_SUBNET = "192.168.201.0/24"  # the second NIC the rp-filter fault gives a node
@@ -97,7 +97,7 @@ def _hairpin_off(spec: LabSpec, a: dict[str, str]) -> list[Step]:
 
 
 def _conntrack_flush(spec: LabSpec, a: dict[str, str]) -> list[Step]:
-    return [Exec(_node_ns(spec, a["node"]), ("conntrack", "-F"))]
+    return [in_ns(_node_ns(spec, a["node"]), ("conntrack", "-F"), f"flush the conntrack table of {a['node']}")]
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 
+from cniscope import host
 from cniscope.errors import EnvironmentProblem
+from cniscope.host import Blame, Command
 from cniscope.lab.naming import NS_PREFIX
 from cniscope.lab.spec import model_info
 
@@ -34,12 +35,12 @@ def require_tools(tools: tuple[str, ...] = TOOLS) -> None:
 def _link_type(kind: str) -> Callable[[], bool]:
     def probe() -> bool:
         scratch = f"{NS_PREFIX}probe-{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", scratch], check=True, capture_output=True)
+        host.run(Command(("ip", "netns", "add", scratch), "create a scratch namespace to probe the kernel"), blame=Blame.US)
         try:
-            result = subprocess.run(["ip", "-n", scratch, "link", "add", "probe0", "type", kind], capture_output=True)
-            return result.returncode == 0
+            return host.run(Command(("ip", "-n", scratch, "link", "add", "probe0", "type", kind), f"probe for {kind} devices"),
+                            check=False).returncode == 0
         finally:
-            subprocess.run(["ip", "netns", "del", scratch], capture_output=True)
+            host.run(Command(("ip", "netns", "del", scratch), "remove the scratch namespace"), check=False)
 
     return probe
 
@@ -48,7 +49,8 @@ def _genl_family(family: str) -> Callable[[], bool]:
     """A kernel subsystem that talks generic netlink is there when its family answers."""
 
     def probe() -> bool:
-        return subprocess.run(["genl", "ctrl", "get", "name", family], capture_output=True).returncode == 0
+        return host.run(Command(("genl", "ctrl", "get", "name", family), f"probe for the {family} netlink family"),
+                        check=False).returncode == 0
 
     return probe
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cniscope.lab.plan import Daemon, Exec, File, Ip, Step
+from cniscope.host import Command
+from cniscope.lab.plan import Daemon, File, Ip, Step, in_ns
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 # The datapath is a process: on a busy machine a packet it holds back 200 ms is, to TCP, a lost one (a
@@ -55,19 +56,21 @@ class Ovs:
     def db(self) -> str:
         return f"unix:{self.dir}/db.sock"
 
-    def vsctl(self, *args: str) -> Exec:
-        return Exec(self.ns, ("ovs-vsctl", f"--db={self.db}", "--timeout=10", *args))
+    def vsctl(self, *args: str) -> Command:
+        return in_ns(self.ns, ("ovs-vsctl", f"--db={self.db}", "--timeout=10", *args), f"configure the Open vSwitch of {self.node}")
 
     def add(self, bridge: str, what: str, lines: list[str]) -> list[Step]:
         """`ovs-ofctl add-flows` or `add-groups` (what: "flows", "groups") from a file in the node's folder."""
         path = self.dir / f"{bridge}.{what}"
         return [
             File(str(path), "\n".join(lines) + "\n"),
-            Exec(self.ns, ("ovs-ofctl", "-O", "OpenFlow15", f"add-{what}", f"unix:{self.dir}/{bridge}.mgmt", str(path))),
+            in_ns(self.ns, ("ovs-ofctl", "-O", "OpenFlow15", f"add-{what}", f"unix:{self.dir}/{bridge}.mgmt", str(path)),
+                  f"add the {what} of {bridge} on {self.node}"),
         ]
 
-    def appctl(self, *args: str) -> Exec:
-        return Exec(self.ns, ("ovs-appctl", f"--target={self.dir}/ovs-vswitchd.ctl", "--timeout=10", *args))
+    def appctl(self, *args: str) -> Command:
+        return in_ns(self.ns, ("ovs-appctl", f"--target={self.dir}/ovs-vswitchd.ctl", "--timeout=10", *args),
+                     f"ask the ovs-vswitchd of {self.node}")
 
 
 def start(switches: list[Ovs]) -> list[Step]:
@@ -78,7 +81,7 @@ def start(switches: list[Ovs]) -> list[Step]:
     for ovs in switches:
         steps += [
             File(str(ovs.dir / "README"), "Open vSwitch of this lab node: database, sockets, pid files, logs.\n"),
-            Exec(ovs.ns, ("ovsdb-tool", "create", str(ovs.dir / "conf.db"), SCHEMA)),
+            in_ns(ovs.ns, ("ovsdb-tool", "create", str(ovs.dir / "conf.db"), SCHEMA), f"create the Open vSwitch database of {ovs.node}"),
         ]
     for ovs in switches:
         d = ovs.dir

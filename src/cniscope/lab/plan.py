@@ -1,14 +1,19 @@
 """Plan steps: what the executor does to build a lab, as plain data.
 
-A plan is a list of these frozen steps. `render()` prints each as the command
-line the executor runs (what `lab up --dry-run` shows); tests read plans
-without root. Only the executor (cniscope.lab.executor) touches the system.
+A plan is a list of these frozen steps: a `host.Command` (the one step type the
+capture's plans are made of too), or one of the kinds below, which the
+executor turns into commands, batched (`ip -batch` for a namespace's links,
+addresses and routes). `render()` prints each as the command line the executor
+runs (what `lab up --dry-run` shows); tests read plans without root. Only the
+executor (cniscope.lab.executor) applies them, through cniscope.host.
 """
 
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+
+from cniscope.host import Command
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,6 @@ class Daemon:
 
 
 @dataclass(frozen=True)
-class Exec:
-    """A one-off command inside a namespace (conntrack -F ...)."""
-
-    ns: str
-    argv: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class WaitRoutes:
     """Wait until the routing daemon has installed routes to every prefix (BGP convergence)."""
 
@@ -84,7 +81,12 @@ class WaitRoutes:
     timeout: float = 30.0
 
 
-Step = Netns | Ip | Bridge | Sysctl | Iptables | File | Daemon | Exec | WaitRoutes
+Step = Netns | Ip | Bridge | Sysctl | Iptables | File | Daemon | Command | WaitRoutes
+
+
+def in_ns(ns: str, argv: tuple[str, ...], purpose: str) -> Command:
+    """A one-off command inside a namespace (conntrack -F, ovs-vsctl ...)."""
+    return Command(("ip", "netns", "exec", ns, *argv), purpose)
 
 
 def _q(args: tuple[str, ...] | list[str]) -> str:
@@ -109,8 +111,8 @@ def render(step: Step) -> str:
             return f"write {path} ({len(content.encode())} bytes)"
         case Daemon(ns, name, argv, pidfile):
             return f"ip netns exec {ns} {_q(argv)}  # {name}, pid in {pidfile}"
-        case Exec(ns, argv):
-            return f"ip netns exec {ns} {_q(argv)}"
+        case Command():
+            return step.render()
         case WaitRoutes(ns, prefixes, timeout):
             return f"# wait up to {timeout:g} s for routes in {ns}: {' '.join(prefixes)}"
     raise TypeError(f"not a plan step: {step!r}")

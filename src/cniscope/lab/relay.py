@@ -27,9 +27,11 @@ import os
 import select
 import socket
 import struct
-import subprocess
 import sys
 import time
+
+from cniscope import host
+from cniscope.host import Blame, Command
 
 PORT = 8285  # flannel's UDP backend
 TUNSETIFF = 0x400454CA
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     tun = open_tun(args.dev)
     for command in (["link", "set", args.dev, "mtu", str(args.mtu)], ["addr", "add", args.address, "dev", args.dev],
                     ["link", "set", args.dev, "up"]):
-        subprocess.run(["ip", *command], check=True)
+        host.run(Command(("ip", *command), f"set up {args.dev}"), blame=Blame.US)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((args.listen, PORT))
 

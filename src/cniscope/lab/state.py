@@ -19,12 +19,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cniscope import host
 from cniscope.errors import CniscopeError, InputError
+from cniscope.host import Command
 from cniscope.lab.naming import STATE_ROOT, lab_prefix, state_dir
 from cniscope.lab.spec import Fault, LabSpec, Node, Pod, Service
 
@@ -129,24 +130,27 @@ def list_labs() -> list[LabState]:
     return states
 
 
-def _netns_inode(name: str) -> int | None:
+def _netns_id(name: str) -> tuple[int, int] | None:
+    """The namespace's identity: device and inode of its name's file (an inode alone could be another file system's)."""
     try:
-        return (NETNS_DIR / name).stat().st_ino
+        found = (NETNS_DIR / name).stat()
     except FileNotFoundError:
         return None
+    return found.st_dev, found.st_ino
 
 
 def pids_in(namespaces: list[str]) -> list[int]:
     """Live processes whose network namespace is one of `namespaces` (exact names)."""
-    inodes = {ino for ino in (_netns_inode(n) for n in namespaces) if ino is not None}
-    if not inodes:
+    ids = {ns for ns in (_netns_id(n) for n in namespaces) if ns is not None}
+    if not ids:
         return []
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
+            net = os.stat(f"/proc/{entry.name}/ns/net")
+            if (net.st_dev, net.st_ino) in ids:
                 found.append(int(entry.name))
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
@@ -199,10 +203,10 @@ def teardown(state: LabState) -> list[str]:
     problems += [f"pid {pid} survived SIGKILL" for pid in empty(own)]
     present = [n for n in own if (NETNS_DIR / n).exists()]
     if present:
-        result = subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in present),
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            problems.append(f"ip netns del: {result.stderr.strip()}")
+        deleted = host.run(Command(("ip", "-batch", "-"), f"delete the namespaces of lab {state.name}",
+                                   "".join(f"netns del {n}\n" for n in present)), check=False)
+        if deleted.returncode != 0:
+            problems.append(f"ip netns del: {deleted.stderr.strip()}")
     shutil.rmtree(state.dir, ignore_errors=True)
     return problems
 
