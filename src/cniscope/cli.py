@@ -4,8 +4,9 @@ As in httpie, `main()` owns error handling and exit codes (see cniscope.errors)
 and `program()` runs the command; each command only does its work and returns
 its exit code (None: success) or raises by blame. Anything else is a bug: exit
 70, "internal error, please report it", the traceback only under --debug.
-The commands live next to their code (`commands/` holds read and analyze;
-lab, capture and models have their own `cli.py`), named in one table, `COMMANDS`.
+The commands live next to their code (`commands/` holds read and analyze, and
+joins capture's command to the lab's `lab:NAME`; lab, capture and models have
+their own `cli.py`), named in one table, `COMMANDS`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cniscope.terminal import printable
 COMMANDS = {
     "read": "cniscope.commands.read:read_command",
     "analyze": "cniscope.commands.analyze:analyze_command",
-    "capture": "cniscope.capture.cli:capture_command",
+    "capture": "cniscope.commands.capture:capture_command",
     "lab": "cniscope.lab.cli:lab_group",
     "models": "cniscope.models.cli:models_group",
     "demo": "cniscope.demo:demo_command",

@@ -16,7 +16,7 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab import state as lab_state
-from cniscope.lab.capture import capture
+from cniscope.lab.record import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.naming import veth_name

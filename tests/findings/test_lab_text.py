@@ -25,7 +25,7 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab import state as lab_state
-from cniscope.lab.capture import NodeCapture, capture
+from cniscope.lab.record import NodeCapture, capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.scenarios import record

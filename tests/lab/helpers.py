@@ -7,7 +7,7 @@ import sys
 
 import polars as pl
 
-from cniscope.lab.capture import NodeCapture
+from cniscope.lab.record import NodeCapture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.spec import MODELS, Fault
 from cniscope.packets.schema import ip4_value

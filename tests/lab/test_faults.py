@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
-from cniscope.lab.capture import capture
+from cniscope.lab.record import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import veth_name
 from cniscope.lab.spec import Fault, default_spec

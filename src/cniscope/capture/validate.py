@@ -12,8 +12,6 @@ import re
 
 import click
 
-from cniscope.lab import naming
-
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
@@ -69,12 +67,6 @@ def selector(text: str) -> str:
     """A Kubernetes label selector (`app=web`, `tier in (a,b)`); it goes to kubectl as one argument."""
     if not SELECTOR.match(text) or text.startswith("-"):
         raise click.BadParameter(f"{text!r} is not a label selector", param_hint="--selector")
-    return text
-
-
-def lab_name(text: str) -> str:
-    if not naming.LAB_NAME.match(text):
-        raise click.BadParameter(f"{text!r} is not a lab name", param_hint="--via")
     return text
 
 

@@ -124,7 +124,7 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
                     old_duration: float | None, bpf: str | None, force: bool) -> None:
     """Capture on the nodes of lab NAME while ACTION (WHO CMD..., after --) runs inside node or pod WHO."""
     from cniscope.capture import validate
-    from cniscope.lab.capture import capture
+    from cniscope.lab.record import capture
     from cniscope.lab.cluster import Lab
     from cniscope.lab.cluster_yaml import write_inventory
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cniscope.lab.capture import NodeCapture, capture
+from cniscope.lab.record import NodeCapture, capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.spec import LabSpec
