@@ -36,27 +36,36 @@ def _group_key(step: Step) -> tuple[str, str]:
 def apply(steps: list[Step]) -> dict[str, int]:
     """Apply the steps in order; return the pids of the daemons started, by daemon name."""
     pids: dict[str, int] = {}
-    for (kind, ns), group in groupby(steps, key=_group_key):
+    for _, group in groupby(steps, key=_group_key):
         batch = list(group)
-        match kind:
-            case "netns":
-                _batch(Command(("ip", "-batch", "-"), "create namespaces", _lines(f"netns add {s.name}" for s in batch)),  # type: ignore[union-attr]
-                       batch)
-            case "Ip":
-                _batch(Command(("ip", "-n", ns, "-batch", "-"), f"ip -n {ns} -batch", _lines(" ".join(s.args) for s in batch)),  # type: ignore[union-attr]
-                       batch)
-            case "Bridge":
-                _batch(Command(("bridge", "-n", ns, "-batch", "-"), f"bridge -n {ns} -batch",
-                               _lines(" ".join(s.args) for s in batch)), batch)  # type: ignore[union-attr]
-            case "Sysctl":
-                _batch(Command(("ip", "netns", "exec", ns, "sysctl", "-q", "-w", *(f"{s.key}={s.value}" for s in batch)),  # type: ignore[union-attr]
-                               f"sysctl in {ns}"), batch)
-            case "daemons":
-                pids.update(start_daemons(batch))  # type: ignore[arg-type]
-            case _:
-                for step in batch:
-                    _single(step)
+        daemons = [step for step in batch if isinstance(step, Daemon)]
+        command = _batched(batch)
+        if daemons:
+            pids.update(start_daemons(daemons))
+        elif command is not None:
+            _batch(command, batch)
+        else:
+            for step in batch:
+                _single(step)
     return pids
+
+
+def _batched(batch: list[Step]) -> Command | None:
+    """The one command that applies a run of namespace creations, or of one namespace's ip, bridge or sysctl steps."""
+    match batch[0]:
+        case Netns():
+            return Command(("ip", "-batch", "-"), "create namespaces",
+                           _lines(f"netns add {s.name}" for s in batch if isinstance(s, Netns)))
+        case Ip(ns):
+            return Command(("ip", "-n", ns, "-batch", "-"), f"ip -n {ns} -batch",
+                           _lines(" ".join(s.args) for s in batch if isinstance(s, Ip)))
+        case Bridge(ns):
+            return Command(("bridge", "-n", ns, "-batch", "-"), f"bridge -n {ns} -batch",
+                           _lines(" ".join(s.args) for s in batch if isinstance(s, Bridge)))
+        case Sysctl(ns):
+            settings = (f"{s.key}={s.value}" for s in batch if isinstance(s, Sysctl))
+            return Command(("ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings), f"sysctl in {ns}")
+    return None
 
 
 def _lines(lines: Iterable[str]) -> str:
