@@ -16,9 +16,9 @@ from pathlib import Path
 import click
 
 from cniscope.analyze import analyze
-from cniscope.lab.record import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
+from cniscope.lab.record import capture
 from cniscope.lab.spec import seed_spec
 from cniscope.report import html
 from cniscope.report.text import render

@@ -16,10 +16,10 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab import state as lab_state
-from cniscope.lab.record import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.naming import veth_name
+from cniscope.lab.record import capture
 from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.results import Finding, FindingKind, Report

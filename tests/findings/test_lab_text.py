@@ -25,9 +25,9 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab import state as lab_state
-from cniscope.lab.record import NodeCapture, capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
+from cniscope.lab.record import NodeCapture, capture
 from cniscope.lab.scenarios import record
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.results import Evidence, Finding, FindingKind, Report

@@ -7,8 +7,8 @@ import sys
 
 import polars as pl
 
-from cniscope.lab.record import NodeCapture
 from cniscope.lab.cluster import Lab
+from cniscope.lab.record import NodeCapture
 from cniscope.lab.spec import MODELS, Fault
 from cniscope.packets.schema import ip4_value
 from cniscope.sources import InputSpec, read

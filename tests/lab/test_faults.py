@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
-from cniscope.lab.record import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import veth_name
+from cniscope.lab.record import capture
 from cniscope.lab.spec import Fault, default_spec
 from cniscope.packets.schema import ip4_value
 from tests.marks import needs_root

@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from cniscope.analyze import analyze
-from cniscope.lab.record import capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
+from cniscope.lab.record import capture
 from cniscope.lab.spec import default_spec
 from cniscope.packets.schema import Direction, Tunnel
 from cniscope.sources import InputSpec

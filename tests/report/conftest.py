@@ -20,9 +20,9 @@ def validate_report_json() -> Callable[[str | bytes | dict[str, Any]], dict[str,
 
 def _lab_capture(out: Path, model: str, name: str, target: str, expected: str) -> tuple[dict[str, Path], Path]:
     """Build a two-node lab of `model`, capture on both nodes while client1 (node1) curls `target`, tear it down."""
-    from cniscope.lab.record import capture
     from cniscope.lab.cluster import Lab
     from cniscope.lab.cluster_yaml import write_inventory
+    from cniscope.lab.record import capture
     from cniscope.lab.spec import default_spec
     from cniscope.lab.state import reap
 

@@ -18,8 +18,11 @@ from cniscope.host import Command
 
 
 class Transport(Protocol):
-    kind: str
     forwards_stdin: ClassVar[bool]  # our standard input reaches the node's command (kubectl exec without -i: no)
+
+    @property
+    def kind(self) -> str:
+        """local, netns, ssh, kubectl, kubectl-debug."""
 
     def target(self, node: str) -> str:
         """What the transport addresses for `node` (a namespace, an ssh destination, a pod)."""
@@ -78,7 +81,7 @@ class Netns:
         return self.prefix + node
 
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
-        return tuple([*(["sudo", "-n"] if sudo else []), "ip", "netns", "exec", self.target(node), *argv])
+        return (*(["sudo", "-n"] if sudo else []), "ip", "netns", "exec", self.target(node), *argv)
 
     def setup(self, node: str, limit_s: int) -> list[Command]:
         return []
@@ -115,7 +118,7 @@ class Ssh:
 
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
         remote = shlex.join(["sudo", "-n", *argv] if sudo else argv)
-        return tuple([*self.base(), "--", validate.node_name(node), remote])
+        return (*self.base(), "--", validate.node_name(node), remote)
 
     def setup(self, node: str, limit_s: int) -> list[Command]:
         return []
@@ -168,7 +171,7 @@ class Kubectl:
         return f"{self.namespace}/{self.pod_name(node)}"
 
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
-        return tuple([*self.kubectl(), "exec", "-n", self.namespace, self.pod_name(node), "-c", "capture", "--", *argv])
+        return (*self.kubectl(), "exec", "-n", self.namespace, self.pod_name(node), "-c", "capture", "--", *argv)
 
     def manifest(self, node: str, limit_s: int) -> dict[str, Any]:
         validate.kube_node_name(node)
@@ -209,28 +212,28 @@ class Kubectl:
     def setup(self, node: str, limit_s: int) -> list[Command]:
         name = self.pod_name(node)
         return [
-            Command(tuple([*self.kubectl(), "create", "-f", "-"]), f"create capture pod {name} on {node}",
+            Command((*self.kubectl(), "create", "-f", "-"), f"create capture pod {name} on {node}",
                  stdin=json.dumps(self.manifest(node, limit_s), sort_keys=True)),
-            Command(tuple([*self.kubectl(), "wait", "-n", self.namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=120s"]),
+            Command((*self.kubectl(), "wait", "-n", self.namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=120s"),
                  f"wait for {name}"),
         ]
 
     def teardown(self, node: str) -> list[Command]:
         name = self.pod_name(node)
         return [
-            Command(tuple([*self.kubectl(), "delete", "pod", "-n", self.namespace, name, "--ignore-not-found", "--wait=false",
-                        "--now"]), f"delete capture pod {name}")
+            Command((*self.kubectl(), "delete", "pod", "-n", self.namespace, name, "--ignore-not-found", "--wait=false",
+                        "--now"), f"delete capture pod {name}")
         ]
 
     def pod_lookup(self, namespace: str, name: str) -> Command:
-        return Command(tuple([*self.kubectl(), "get", "pod", "-n", namespace, name, "-o", "json"]), f"find pod {namespace}/{name}")
+        return Command((*self.kubectl(), "get", "pod", "-n", namespace, name, "-o", "json"), f"find pod {namespace}/{name}")
 
     def pod_select(self, namespace: str, selector: str) -> Command:
-        return Command(tuple([*self.kubectl(), "get", "pods", "-n", namespace, "-l", selector, "-o", "json"]),
+        return Command((*self.kubectl(), "get", "pods", "-n", namespace, "-l", selector, "-o", "json"),
                     f"find pods {selector} in {namespace}")
 
     def pod_peer_index(self, namespace: str, name: str) -> Command:
-        return Command(tuple([*self.kubectl(), "exec", "-n", namespace, name, "--", "cat", "/sys/class/net/eth0/iflink"]),
+        return Command((*self.kubectl(), "exec", "-n", namespace, name, "--", "cat", "/sys/class/net/eth0/iflink"),
                     f"peer ifindex of {namespace}/{name} eth0")
 
     def describe(self) -> dict[str, Any]:
@@ -260,8 +263,8 @@ class KubectlDebug(Kubectl):
 
     def wrap(self, node: str, argv: list[str], sudo: bool = False) -> tuple[str, ...]:
         waited = ["sh", "-c", f'sleep {ATTACH_GRACE_S}; exec "$@"', "cniscope-attach", *argv]
-        return tuple([*self.kubectl(), "debug", self.target(node), "--profile=sysadmin", f"--image={self.image}",
-                      "--attach", "--quiet", "--", *waited])
+        return (*self.kubectl(), "debug", self.target(node), "--profile=sysadmin", f"--image={self.image}",
+                      "--attach", "--quiet", "--", *waited)
 
     def setup(self, node: str, limit_s: int) -> list[Command]:
         return []

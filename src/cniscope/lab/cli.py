@@ -124,9 +124,9 @@ def capture_command(name: str, action: tuple[str, ...], nodes: str | None, outpu
                     old_duration: float | None, bpf: str | None, force: bool) -> None:
     """Capture on the nodes of lab NAME while ACTION (WHO CMD..., after --) runs inside node or pod WHO."""
     from cniscope.capture import validate
-    from cniscope.lab.record import capture
     from cniscope.lab.cluster import Lab
     from cniscope.lab.cluster_yaml import write_inventory
+    from cniscope.lab.record import capture
 
     check_new_dir(output, force)
     duration = old_duration if old_duration is not None else duration

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cniscope.lab.record import NodeCapture, capture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.cluster_yaml import write_inventory
+from cniscope.lab.record import NodeCapture, capture
 from cniscope.lab.spec import LabSpec
 
 
