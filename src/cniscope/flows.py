@@ -190,7 +190,7 @@ def _rows(stats: pl.DataFrame) -> list[_Stats]:
         )
         for struct in ("head", "syn")
     ]
-    flat = pl.concat([stats.drop("head", "syn"), *texts], how="horizontal")
+    flat = pl.concat([stats.drop("head", "syn"), *texts], how="horizontal").with_columns(**_states())
     return list(map(_Stats._make, zip(*(flat[name].to_list() for name in _Stats._fields))))
 
 
@@ -367,11 +367,7 @@ class _Stats(NamedTuple):
     last_ts: int | None
     retransmissions: int
     zero_windows: int
-    fins: int
     resets: list[int]
-    syn_ts: int | None
-    synack_ts: int | None
-    ack_ts: int | None
     journeys: list[int]
     any_syn: bool
     head_src: str | None  # the flow's first sighting: addresses as text
@@ -388,47 +384,48 @@ class _Stats(NamedTuple):
     syn_dst: str | None
     syn_sport: int | None
     syn_dport: int | None
-    queries: list[int]
-    answers: list[int]
-    requests: list[int]
-    replies: list[int]
-    unreachable: int
     out_of_order: int | None
+    state: str  # `_states`
+    note: str | None
+    syn_to_synack_ns: int | None
+    synack_to_ack_ns: int | None
 
 
-def _answered(asked: set[int], answered: set[int]) -> FlowState:
-    if not asked:
-        return FlowState.ANSWERS_ONLY
-    if asked <= answered:
-        return FlowState.ANSWERED
-    return FlowState.PARTLY_ANSWERED if asked & answered else FlowState.UNANSWERED
+def _states() -> dict[str, pl.Expr]:
+    """Each flow's state, a note counting its requests and answers, and its handshake's delays, over the columns
+    of `_stats` (with `head_proto`, `head_arp_op`)."""
+    def state(value: FlowState) -> pl.Expr:
+        return pl.lit(value.value)
 
+    def answered(asked: str, answers: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+        """The state of requests `asked` against `answers` (lists of distinct keys), and their two counts."""
+        n, both = pl.col(asked).list.len(), pl.col(asked).list.set_intersection(pl.col(answers)).list.len()
+        verdict = (pl.when(n == 0).then(state(FlowState.ANSWERS_ONLY)).when(both == n).then(state(FlowState.ANSWERED))
+                   .when(both > 0).then(state(FlowState.PARTLY_ANSWERED)).otherwise(state(FlowState.UNANSWERED)))
+        return verdict, n, both
 
-def _tcp_state(r: _Stats) -> FlowState:
-    if r.resets:
-        return FlowState.RESET
-    if r.fins >= 2:
-        return FlowState.CLOSED
-    if not r.any_syn:
-        return FlowState.MID_STREAM
-    if r.synack_ts is None:
-        return FlowState.UNANSWERED
-    if r.ack_ts is None and r.packets <= 2:
-        return FlowState.HANDSHAKE_INCOMPLETE
-    return FlowState.ESTABLISHED
-
-
-def _state(r: _Stats, proto: Proto) -> tuple[FlowState, tuple[str, ...]]:
-    """The flow's state, and a note counting its requests and answers."""
-    if proto is Proto.TCP:
-        return _tcp_state(r), ()
-    queries, answers = set(r.queries), set(r.answers)
-    if queries or answers:
-        return _answered(queries, answers), (f"DNS: {len(queries)} queries, {len(queries & answers)} answered",)
-    requests, replies = set(r.requests), set(r.replies)
-    if requests or replies:
-        return _answered(requests, replies), (f"echo: {len(requests)} requests, {len(requests & replies)} replied",)
-    return (FlowState.ERROR if r.unreachable else FlowState.SEEN), ()
+    tcp = pl.col("head_arp_op").is_null() & (pl.col("head_proto") == 6)
+    tcp_state = (
+        pl.when(pl.col("resets").list.len() > 0).then(state(FlowState.RESET))
+        .when(pl.col("fins") >= 2).then(state(FlowState.CLOSED))
+        .when(~pl.col("any_syn")).then(state(FlowState.MID_STREAM))
+        .when(pl.col("synack_ts").is_null()).then(state(FlowState.UNANSWERED))
+        .when(pl.col("ack_ts").is_null() & (pl.col("packets") <= 2)).then(state(FlowState.HANDSHAKE_INCOMPLETE))
+        .otherwise(state(FlowState.ESTABLISHED))
+    )
+    dns, queries, answered_queries = answered("queries", "answers")
+    echo, requests, replied = answered("requests", "replies")
+    is_dns = (pl.col("queries").list.len() + pl.col("answers").list.len()) > 0
+    is_echo = (pl.col("requests").list.len() + pl.col("replies").list.len()) > 0
+    return {
+        "state": pl.when(tcp).then(tcp_state).when(is_dns).then(dns).when(is_echo).then(echo)
+        .when(pl.col("unreachable") > 0).then(state(FlowState.ERROR)).otherwise(state(FlowState.SEEN)),
+        "note": pl.when(tcp).then(None)
+        .when(is_dns).then(pl.format("DNS: {} queries, {} answered", queries, answered_queries))
+        .when(is_echo).then(pl.format("echo: {} requests, {} replied", requests, replied)),
+        "syn_to_synack_ns": pl.col("synack_ts") - pl.col("syn_ts"),
+        "synack_to_ack_ns": pl.col("ack_ts") - pl.col("synack_ts"),
+    }
 
 
 def _ends(r: _Stats, proto: Proto) -> tuple[Endpoint, Endpoint]:
@@ -445,11 +442,14 @@ def _ends(r: _Stats, proto: Proto) -> tuple[Endpoint, Endpoint]:
 
 def _handshake(r: _Stats) -> dict[str, int | None]:
     handshake: dict[str, int | None] = {}
-    if r.syn_ts is not None and r.synack_ts is not None:
-        handshake["syn_to_synack_ns"] = r.synack_ts - r.syn_ts
-    if r.synack_ts is not None and r.ack_ts is not None:
-        handshake["synack_to_ack_ns"] = r.ack_ts - r.synack_ts
+    if r.syn_to_synack_ns is not None:
+        handshake["syn_to_synack_ns"] = r.syn_to_synack_ns
+    if r.synack_to_ack_ns is not None:
+        handshake["synack_to_ack_ns"] = r.synack_to_ack_ns
     return handshake
+
+
+_STATES = {state.value: state for state in FlowState}
 
 
 def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
@@ -458,7 +458,6 @@ def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
     client, server = _ends(r, proto)
     if legs and client == legs[0][1]:
         legs = tuple((b, a) for a, b in legs)
-    state, notes = _state(r, proto)
     key = f"arp:{client.addr}-{server.addr}" if proto is Proto.ARP else \
         community_id(proto_num or 0, client.addr, server.addr, client.port, server.port)
     return Flow(
@@ -473,11 +472,11 @@ def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
         bytes=r.bytes or 0,
         first_ts=r.first_ts,
         last_ts=r.last_ts,
-        state=state,
+        state=_STATES[r.state],
         handshake=_handshake(r),
         retransmissions=r.retransmissions,
         out_of_order=r.out_of_order or 0,
         zero_windows=r.zero_windows,
         resets=tuple(r.resets),
-        notes=notes,
+        notes=() if r.note is None else (r.note,),
     )
