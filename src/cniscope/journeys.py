@@ -536,7 +536,7 @@ def _changes_at(t: pl.DataFrame) -> list[tuple[Change, ...]]:
         *(side(f, pl.col(f)).alias(f) for f in _CHANGE_FIELDS),
     )
 
-    def changed(pair: dict) -> tuple[Change, ...]:
+    def changed(pair: dict[str, Any]) -> tuple[Change, ...]:
         return changes({f: pair[f"prev {f}"] for f in _CHANGE_FIELDS}, pair)
 
     found = _once_per_distinct(pairs, changed)
@@ -545,7 +545,7 @@ def _changes_at(t: pl.DataFrame) -> list[tuple[Change, ...]]:
     return found
 
 
-def _once_per_distinct(frame: pl.DataFrame, derive: Callable[[dict], Any]) -> list[Any]:
+def _once_per_distinct(frame: pl.DataFrame, derive: Callable[[dict[str, Any]], Any]) -> list[Any]:
     """`derive` of each row of `frame` (as a dict), called once per distinct row: equal rows share one result."""
     groups = frame.with_row_index("_i").group_by(frame.columns, maintain_order=True).agg("_i")
     results = [derive(row) for row in groups.drop("_i").iter_rows(named=True)]
