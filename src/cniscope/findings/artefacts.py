@@ -63,8 +63,8 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     device = None
     if len(envelopes):
         row = int(envelopes[0])
-        j = facts.by_id.get(facts.value(row, "journey"))  # type: ignore[arg-type]
-        device = _tunnel_device(facts, facts.node(row), j, row) if j is not None else None
+        found = facts.journey_of(row)
+        device = _tunnel_device(facts, facts.node(row), found, row) if found is not None else None
         explanation += (f" {len(envelopes)} of them are tunnel envelopes with an unfinished outer UDP checksum: "
                         f"{device or 'the tunnel device'} leaves it to the NIC (tx-checksum offload). Harmless while the "
                         "conversations inside go on; if they stall, it is the known VXLAN checksum-offload problem "
@@ -89,19 +89,18 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
     """Envelopes with a bad outer UDP checksum whose inner conversation stalls: the tunnel device's checksum offload."""
     stalled: dict[tuple[str, str], list[int]] = {}
     for row in rows.tolist():
-        jid = facts.value(row, "journey")
-        j = facts.by_id.get(jid)  # type: ignore[arg-type]
+        j = facts.journey_of(row)
         flow = facts.flow_by_id.get(j.flow) if j is not None and j.flow is not None else None
-        if flow is None or not (flow.state in STALLED or flow.retransmissions):
+        if j is None or flow is None or not (flow.state in STALLED or flow.retransmissions):
             continue
         node = facts.node(row)
-        stalled.setdefault((node, _tunnel_device(facts, node, j, row)), []).append(row)  # type: ignore[arg-type]
+        stalled.setdefault((node, _tunnel_device(facts, node, j, row)), []).append(row)
     out = []
     for (node, device), bad in stalled.items():
-        jids = list(dict.fromkeys(int(facts.value(r, "journey")) for r in bad))  # type: ignore[call-overload]
+        jids = list(dict.fromkeys(jid for r in bad if (jid := facts.number(r, "journey")) is not None))
         flows = list(dict.fromkeys(f for jid in jids if (f := facts.by_id[jid].flow) is not None))
         talk = [facts.flow_by_id[f] for f in flows]
-        kind = Tunnel(facts.value(bad[0], "tunnel")).label  # type: ignore[arg-type]
+        kind = Tunnel(facts.number(bad[0], "tunnel") or 0).label
         ends = (facts.addr(bad[0], "outer_src") or NO_ADDRESS, facts.addr(bad[0], "outer_dst") or NO_ADDRESS)
         missing = facts.unrecorded(bad[:1])
         conversation = f"{talk[0].proto.upper()} {talk[0].client} -> {talk[0].server}"
@@ -115,7 +114,7 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
                         "tunnel's outer checksum to a NIC (or a virtual NIC) that corrupts or drops it, so the receiving "
                         "node discards the envelopes." + facts.how_to_record(missing),
             next_step=say("checksum_offload.tunnel", node=node, device=device), key="checksum_offload.tunnel",
-            node=facts.named(node), iface=facts.value(bad[0], "iface"),  # type: ignore[arg-type]
+            node=facts.named(node), iface=facts.text(bad[0], "iface"),
             journeys=tuple(jids[:200]), flows=tuple(flows[:200]), rows=tuple(bad),
             evidence=Evidence(packets=len(jids), device=device, addresses=ends, notes=missing,
                               interfaces=tuple(dict.fromkeys(facts.where(r) for r in bad))),
@@ -126,12 +125,12 @@ def _outer(facts: Facts, rows: np.ndarray) -> list[Finding]:
 def _tunnel_device(facts: Facts, node: str, journey: Journey, row: int) -> str:
     """The tunnel device on `node` that made these envelopes: seen in the journey, in the node's capture, or the model's."""
     for hop in journey.hops:
-        if facts.node(hop) == node and facts.role(hop.iface) is Role.TUNNEL:
-            return hop.iface  # type: ignore[return-value]
+        if hop.iface is not None and facts.node(hop) == node and facts.role(hop.iface) is Role.TUNNEL:
+            return hop.iface
     for iface, _ in sorted(facts._node_ifaces.get(node, set()), key=str):
-        if facts.role(iface) is Role.TUNNEL:
-            return iface  # type: ignore[return-value]
-    kind = Tunnel(facts.value(row, "tunnel") or 0)  # type: ignore[arg-type]
+        if iface is not None and facts.role(iface) is Role.TUNNEL:
+            return iface
+    kind = Tunnel(facts.number(row, "tunnel") or 0)
     named = [e.device for e in (facts.model.encaps if facts.model else ()) if e.kind is kind]
     return named[0] if named else f"<the {kind.label} device> (ip -d link show type {kind.label})"
 
@@ -139,7 +138,8 @@ def _tunnel_device(facts: Facts, node: str, journey: Journey, row: int) -> str:
 def _in_order(codes: np.ndarray) -> list[int]:
     """Distinct values in order of first appearance."""
     values, first = np.unique(codes, return_index=True)
-    return values[np.argsort(first)].tolist()
+    ordered: list[int] = values[np.argsort(first)].tolist()
+    return ordered
 
 
 def clock_skew(facts: Facts, losses: Losses) -> Found:

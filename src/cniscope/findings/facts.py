@@ -84,13 +84,14 @@ class Facts:
     local: dict[str, frozenset[str]]  # node -> its own addresses
     pods_on: dict[str, frozenset[str]]  # node -> addresses of its pods
     _columns: dict[str, pl.Series] = field(default_factory=dict, repr=False, compare=False)
+    _checked: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)  # columns whose type an accessor checked
     _roles: dict[str | None, Role | None] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- per sighting ---------------------------------------------------------------------------
 
     def node(self, hop: Hop | int) -> str:
         """The node a sighting (a hop, or a table row) belongs to (`input N` when the input names none)."""
-        return self.node_names[self.node_codes[hop if isinstance(hop, int) else hop.row]]
+        return self.node_names[int(self.node_codes[hop if isinstance(hop, int) else hop.row])]
 
     def path(self, j: Journey) -> tuple[Hop, ...]:
         """The journey's hops in path order: nodes that received it from the wire after the nodes that sent it.
@@ -112,17 +113,47 @@ class Facts:
 
     def value(self, hop: Hop | int, column: str) -> object:
         """One column of a sighting (indexing the column: no per-row Python objects for the whole table)."""
-        if column not in self._columns:
-            self._columns[column] = self.table[column]
-        return self._columns[column][hop if isinstance(hop, int) else hop.row]
+        return self._column(column, None)[hop if isinstance(hop, int) else hop.row]
+
+    def number(self, hop: Hop | int, column: str) -> int | None:
+        """An integer column of a sighting (addresses, ports, flags, ids, journey and hop numbers)."""
+        found: int | None = self._column(column, "integer")[hop if isinstance(hop, int) else hop.row]
+        return found
+
+    def text(self, hop: Hop | int, column: str) -> str | None:
+        """A text column of a sighting (node, iface, IPv6 addresses, names)."""
+        found: str | None = self._column(column, "text")[hop if isinstance(hop, int) else hop.row]
+        return found
+
+    def flag(self, hop: Hop | int, column: str) -> bool | None:
+        """A boolean column of a sighting (dns_qr, df, mf, checksum verdicts)."""
+        found: bool | None = self._column(column, "flag")[hop if isinstance(hop, int) else hop.row]
+        return found
+
+    def _column(self, column: str, kind: str | None) -> pl.Series:
+        """The column, its type checked once against what the accessor returns (`kind`; None: any)."""
+        series = self._columns.get(column)
+        if series is None:
+            series = self._columns[column] = self.table[column]
+        if kind is not None and (column, kind) not in self._checked:
+            dtype = series.dtype
+            if not {"integer": dtype.is_integer(), "text": dtype == pl.String, "flag": dtype == pl.Boolean}[kind]:
+                raise TypeError(f"column {column} is {dtype}, not {kind}")
+            self._checked.add((column, kind))
+        return series
+
+    def journey_of(self, row: int) -> Journey | None:
+        """The journey a sighting belongs to, when the report materialised it."""
+        jid = self.number(row, "journey")
+        return self.by_id.get(jid) if jid is not None else None
 
     def addr(self, hop: Hop | int, column: str) -> str | None:
         """`src`, `dst`, `outer_src`, `outer_dst` ... of a sighting as text (IPv6 columns for IPv6; the host name
         tcpdump printed instead, text without -n)."""
-        value = self.value(hop, column)
+        value = self.number(hop, column)
         if value is None and column in ("src", "dst", "outer_src", "outer_dst"):
-            return self.value(hop, column + "6") or self.value(hop, column + "_name")  # type: ignore[return-value]
-        return ip4_text(value)  # type: ignore[arg-type]
+            return self.text(hop, column + "6") or self.text(hop, column + "_name")
+        return ip4_text(value)
 
     def role(self, iface: str | None) -> Role | None:
         if iface not in self._roles:
@@ -164,14 +195,14 @@ class Facts:
 
     def point(self, row: int) -> str:
         """`node3 eth0 In` for a sighting, as hops are labelled."""
-        return point_label(self.table.row(row, named=True), int(self.value(row, "hop") or 0))  # type: ignore[call-overload]
+        return point_label(self.table.row(row, named=True), int(self.number(row, "hop") or 0))
 
     @cached_property
     def _pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Per input: times and (src, dst) codes of its IPv4 sightings, in time order."""
         t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
         t = t.select("input", pl.col("ts").fill_null(0), code=(pl.col("src").cast(pl.UInt64) * (1 << 32) + pl.col("dst")))
-        return {index: (part["ts"].to_numpy(), part["code"].to_numpy())  # type: ignore[misc]
+        return {index: (part["ts"].to_numpy(), part["code"].to_numpy())
                 for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items()}
 
     @staticmethod
@@ -182,11 +213,11 @@ class Facts:
     def where(self, hop: Hop | int) -> str:
         """A sighting's place in words anyone can act on: `node3 eth0 Out`, or what the capture did not record."""
         row = hop if isinstance(hop, int) else hop.row
-        node, iface, direction = self.node(row), self.value(row, "iface"), self.value(row, "direction")
+        node, iface, direction = self.node(row), self.text(row, "iface"), self.number(row, "direction")
         named = self.named(node)
-        way = DIRECTION_LABELS.get(Direction(direction)) if direction is not None else None  # type: ignore[arg-type]
+        way = DIRECTION_LABELS.get(Direction(direction)) if direction is not None else None
         if iface is None:
-            place = f"sighting {int(self.value(row, 'hop') or 0) + 1} of the packet{f' ({way})' if way else ''}, on an interface the capture does not name"  # type: ignore[call-overload]
+            place = f"sighting {(self.number(row, 'hop') or 0) + 1} of the packet{f' ({way})' if way else ''}, on an interface the capture does not name"
             return f"{named}, {place}" if named else place
         return " ".join(str(x) for x in (named, iface, way) if x)
 
@@ -195,7 +226,7 @@ class Facts:
         missing = []
         if any(self.node(r).startswith("input ") for r in rows):
             missing.append("unrecorded.node")
-        if any(self.value(r, "iface") is None for r in rows):
+        if any(self.text(r, "iface") is None for r in rows):
             missing.append("unrecorded.iface")
         return tuple(missing)
 
@@ -217,7 +248,7 @@ class Facts:
 
     @cached_property
     def _times(self) -> dict[int, np.ndarray]:
-        return {index: np.sort(part["ts"].to_numpy())  # type: ignore[misc]
+        return {index: np.sort(part["ts"].to_numpy())
                 for (index,), part in self.table.select("input", "ts").drop_nulls().partition_by("input", as_dict=True).items()}
 
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
@@ -281,14 +312,14 @@ class Facts:
         """Does `other` answer `request` in `reply`, the client saying nothing but resets to it?"""
         asked, rows = self._firsts(request), self._firsts(reply)
         answered = [r for r in rows if self.addr(r, "src") == other.addr]
-        if any(self.addr(r, "src") != other.addr and not int(self.value(r, "tcp_flags") or 0) & 4 for r in rows):  # type: ignore[call-overload]
+        if any(self.addr(r, "src") != other.addr and not (self.number(r, "tcp_flags") or 0) & 4 for r in rows):
             return False
-        queries = {self.value(r, "dns_id") for r in asked if self.value(r, "dns_qr") is False}
+        queries = {self.number(r, "dns_id") for r in asked if self.flag(r, "dns_qr") is False}
         if queries:
-            return bool(queries & {self.value(r, "dns_id") for r in answered if self.value(r, "dns_qr") is True})
-        syns = {(int(self.value(r, "seq")) + 1) % 2**32 for r in asked  # type: ignore[call-overload]
-                if int(self.value(r, "tcp_flags") or 0) & 18 == 2 and self.value(r, "seq") is not None}  # type: ignore[call-overload]
-        return bool(syns & {self.value(r, "ack") for r in answered if int(self.value(r, "tcp_flags") or 0) & 18 == 18})  # type: ignore[call-overload]
+            return bool(queries & {self.number(r, "dns_id") for r in answered if self.flag(r, "dns_qr") is True})
+        syns = {(seq + 1) % 2**32 for r in asked
+                if (self.number(r, "tcp_flags") or 0) & 18 == 2 and (seq := self.number(r, "seq")) is not None}
+        return bool(syns & {self.number(r, "ack") for r in answered if (self.number(r, "tcp_flags") or 0) & 18 == 18})
 
     @cached_property
     def mac_owners(self) -> dict[int, str]:
@@ -346,7 +377,7 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
         for hop in j.hops:
             node = self.node(hop)
             role = self.role(hop.iface)
-            if role is Role.NIC and self.value(hop, "tunnel") and (hop.direction == "Out" or any(
+            if role is Role.NIC and self.number(hop, "tunnel") and (hop.direction == "Out" or any(
                     self.node(h) == node and h.direction == "In" and self.role(h.iface) is Role.TUNNEL for h in j.hops)):
                 # a node sends its envelopes from its own address, and opens those sent to it
                 own = self.addr(hop, "outer_src" if hop.direction == "Out" else "outer_dst")

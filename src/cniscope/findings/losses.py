@@ -107,9 +107,9 @@ def _found(facts: Facts) -> tuple[Loss, ...]:
 
 def _loss(facts: Facts, j: Journey) -> Loss | None:
     last = facts.path(j)[-1]
-    if facts.value(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
+    if facts.number(last, "ip_version") is None or last.direction not in ("In", "P", "Out"):
         return None
-    if group_address(facts.value(last, "dst")):  # type: ignore[arg-type]
+    if group_address(facts.number(last, "dst")):
         return None  # multicast and broadcast go where listeners are, not along a path
     role = facts.role(last.iface)
     if role is None:
@@ -120,7 +120,7 @@ def _loss(facts: Facts, j: Journey) -> Loss | None:
         return None
     node = facts.node(last)
     cov = facts.coverage.get(node)
-    tunnelled = bool(facts.value(last, "tunnel"))
+    tunnelled = bool(facts.number(last, "tunnel"))
     dst = facts.addr(last, "outer_dst" if tunnelled else "dst")
     if expected is Next.FORWARDED_OUT:
         if tunnelled and role is Role.NIC:

@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from fnmatch import fnmatch
 from functools import lru_cache
+from typing import Any
 
 import polars as pl
 
@@ -45,10 +46,10 @@ TUNNEL_OVERHEAD: dict[Tunnel, int] = {
 }
 # The most an envelope can add: outer IPv4 options (40), Geneve options (252).
 TUNNEL_OVERHEAD_MAX: dict[Tunnel, int] = {kind: n + 40 + (252 if kind is Tunnel.GENEVE else 0) for kind, n in TUNNEL_OVERHEAD.items()}
-LINK_HEADER = {int(LinkType.ETHERNET): 14, int(LinkType.LINUX_SLL): 16, int(LinkType.LINUX_SLL2): 20}
+LINK_HEADER: dict[int | None, int] = {int(LinkType.ETHERNET): 14, int(LinkType.LINUX_SLL): 16, int(LinkType.LINUX_SLL2): 20}
 VLAN_TAG = 4
-IP_HEADER = {4: (20, 60), 6: (40, 40)}  # bytes without and with the most options (IPv6: extension headers show in text)
-L4_HEADER = {6: (20, 60), 17: (8, 8), 1: (8, 8), 58: (8, 8)}  # TCP options make its header 20-60 bytes
+IP_HEADER: dict[int | None, tuple[int, int]] = {4: (20, 60), 6: (40, 40)}  # bytes without and with the most options (IPv6: extension headers show in text)
+L4_HEADER: dict[int | None, tuple[int, int]] = {6: (20, 60), 17: (8, 8), 1: (8, 8), 58: (8, 8)}  # TCP options make its header 20-60 bytes
 UNDERLAY_MTU = 1500  # assumed: a capture cannot tell (GSO/GRO show packets larger than the link on both ends)
 TCP_IP_HEADERS = 40
 MIN_BLACK_HOLE_SIZE = 576  # every IPv4 link carries 576 bytes: smaller losses are not about size
@@ -61,7 +62,7 @@ def frag_needed(facts: Facts, losses: Losses) -> Found:
         is_frag_needed = is_frag_needed | ((pl.col("icmp_type") == icmp_type) & (pl.col("icmp_code") == icmp_code)).fill_null(False)
     columns = ("row", "node", "iface", "icmp_type", "icmp_code", "icmp_mtu", "quoted_src", "quoted_dst")
     rows = facts.table.select(*columns, "src", "src6", "src_name").filter(is_frag_needed | pl.col("icmp_mtu").is_not_null())
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[tuple[str | None, int | None, int | None, int | None], list[dict[str, Any]]] = defaultdict(list)
     for r in rows.iter_rows(named=True):
         reporter = address_text(r, "src")
         groups[(reporter, r["icmp_mtu"], r["quoted_src"], r["quoted_dst"])].append(r)
@@ -106,31 +107,31 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
         if flow.proto != "tcp" or flow.id in said:
             continue
         journeys = [facts.by_id[j] for j in flow.journeys if j in facts.by_id]
-        mss = [m for j in journeys if j.hops and (m := facts.value(j.hops[0], "mss")) is not None]
-        tunnel_hop = next((h for j in journeys for h in j.hops if facts.value(h, "tunnel")), None)
+        mss = [m for j in journeys if j.hops and (m := facts.number(j.hops[0], "mss")) is not None]
+        tunnel_hop = next((h for j in journeys for h in j.hops if facts.number(h, "tunnel")), None)
         if not mss or tunnel_hop is None:
             continue
-        kind = Tunnel(facts.value(tunnel_hop, "tunnel"))  # type: ignore[arg-type]
-        effective = min(mss)  # type: ignore[type-var]
-        if effective + TCP_IP_HEADERS + TUNNEL_OVERHEAD.get(kind, 0) > underlay:  # type: ignore[operator]
-            groups[(kind, effective)].append(flow.id)  # type: ignore[index]
-            where.setdefault((kind, effective), tunnel_hop)  # type: ignore[index]
+        kind = Tunnel(facts.number(tunnel_hop, "tunnel") or 0)
+        effective = min(mss)
+        if effective + TCP_IP_HEADERS + TUNNEL_OVERHEAD.get(kind, 0) > underlay:
+            groups[(kind, effective)].append(flow.id)
+            where.setdefault((kind, effective), tunnel_hop)
     out = []
-    for (kind, mss), flows in groups.items():
+    for (kind, agreed), flows in groups.items():
         overhead = TUNNEL_OVERHEAD.get(kind, 0)
-        hop = where[(kind, mss)]
+        hop = where[(kind, agreed)]
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.WARNING,
-            title=f"TCP MSS {mss} through {kind.label}: full segments need {mss + TCP_IP_HEADERS + overhead} bytes, "
+            title=f"TCP MSS {agreed} through {kind.label}: full segments need {agreed + TCP_IP_HEADERS + overhead} bytes, "
                   f"the underlay carries {underlay}",
-            explanation=f"{len(flows)} connection(s) agreed on MSS {mss}, so full segments are {mss + TCP_IP_HEADERS}-byte IP "
-                        f"packets, and {kind.label} adds {overhead} bytes: {mss + TCP_IP_HEADERS + overhead} on the wire. "
+            explanation=f"{len(flows)} connection(s) agreed on MSS {agreed}, so full segments are {agreed + TCP_IP_HEADERS}-byte IP "
+                        f"packets, and {kind.label} adds {overhead} bytes: {agreed + TCP_IP_HEADERS + overhead} on the wire. "
                         f"Through this tunnel the MSS should be at most {underlay - overhead - TCP_IP_HEADERS} (tunnel MTU "
                         f"{underlay - overhead}). Small requests work; bulk transfers stall unless path MTU discovery rescues "
                         f"them. (This assumes a {underlay}-byte underlay; on jumbo-frame networks it is fine.)",
             next_step=say("mtu.mss", mtu=underlay - overhead), key="mtu.mss",
             node=facts.named(facts.node(hop)), iface=hop.iface, flows=tuple(flows[:200]), rows=(hop.row,),
-            evidence=Evidence(packets=len(flows), mss=mss, mtu=underlay - overhead, overhead=overhead),
+            evidence=Evidence(packets=len(flows), mss=agreed, mtu=underlay - overhead, overhead=overhead),
         ))
     return out
 
@@ -150,7 +151,7 @@ def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
         device = tunnel_device(iface)
         assert device is not None
         mtu = UNDERLAY_MTU - device.overhead
-        flows = tuple(dict.fromkeys(j.flow for r in rows if (j := facts.by_id.get(facts.value(r, "journey"))) and j.flow is not None))  # type: ignore[arg-type]
+        flows = tuple(dict.fromkeys(j.flow for r in rows if (j := facts.journey_of(r)) and j.flow is not None))
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.WARNING,
             title=f"SYN on {facts.where(rows[0])} announces MSS {mss}, above what {iface} carries: its MTU is {mtu} "
@@ -182,7 +183,7 @@ def tunnel_device(iface: str | None) -> Encap | None:
 
 def black_holes(facts: Facts, losses: Losses) -> Found:
     """Sizes that vanish at a place while smaller packets pass it; claims those losses from `drop`."""
-    lost_at: dict[tuple, list[Loss]] = defaultdict(list)
+    lost_at: dict[tuple[str, str | None, str | None, str, str | None], list[Loss]] = defaultdict(list)
     for loss in losses.found:
         lost_at[loss.place].append(loss)
     out = []
@@ -260,31 +261,32 @@ def _size(facts: Facts, hop: Hop) -> tuple[int, int] | None:
     Exact from the IP header, or from the frame's length less its link header (Ethernet padding
     only makes a frame of under 60 bytes look larger); from a payload length, bounded by the headers.
     """
-    v = facts.value
+    v = facts.number
     tunnel = v(hop, "tunnel")
-    kind = Tunnel(tunnel) if tunnel else None  # type: ignore[arg-type]
-    if kind is not None and v(hop, "outer_len") is not None:
-        return _exact(v(hop, "outer_len"))
+    kind = Tunnel(tunnel) if tunnel else None
+    outer_len = v(hop, "outer_len")
+    if kind is not None and outer_len is not None:
+        return _exact(outer_len)
     ip_len = v(hop, "ip_len")
     if kind is None and ip_len is not None:
         return _exact(ip_len)
-    version, wirelen, link = v(hop, "ip_version"), v(hop, "wirelen"), LINK_HEADER.get(v(hop, "linktype"))  # type: ignore[call-overload]
+    version, wirelen, link = v(hop, "ip_version"), v(hop, "wirelen"), LINK_HEADER.get(v(hop, "linktype"))
     if version is not None and wirelen is not None and link is not None:
-        return _exact(wirelen - link - (VLAN_TAG if v(hop, "vlan") is not None else 0))  # type: ignore[operator]
+        return _exact(wirelen - link - (VLAN_TAG if v(hop, "vlan") is not None else 0))
     if ip_len is not None:
-        low = high = int(ip_len)  # type: ignore[call-overload]
+        low = high = ip_len
     else:
-        payload, ip, l4 = v(hop, "payload_len"), IP_HEADER.get(version), L4_HEADER.get(v(hop, "proto"))  # type: ignore[call-overload]
+        payload, ip, l4 = v(hop, "payload_len"), IP_HEADER.get(version), L4_HEADER.get(v(hop, "proto"))
         if payload is None or ip is None or l4 is None:
             return None
-        low, high = payload + ip[0] + l4[0], payload + ip[1] + l4[1]  # type: ignore[operator]
+        low, high = payload + ip[0] + l4[0], payload + ip[1] + l4[1]
     if kind is not None:
         low, high = low + TUNNEL_OVERHEAD.get(kind, 0), high + TUNNEL_OVERHEAD_MAX.get(kind, 0)
     return low, high
 
 
-def _exact(size: object) -> tuple[int, int]:
-    return int(size), int(size)  # type: ignore[call-overload]
+def _exact(size: int) -> tuple[int, int]:
+    return size, size
 
 
 def _passed_sizes(facts: Facts, node: str, iface: str | None, direction: str | None, lost: set[int]) -> list[tuple[int, int]]:

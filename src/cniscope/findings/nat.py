@@ -33,13 +33,13 @@ OPPOSITE = {ChangeKind.DNAT: ChangeKind.SNAT, ChangeKind.SNAT: ChangeKind.DNAT}
 
 
 def _nat(facts: Facts) -> list[Finding]:
-    forward: dict[tuple, tuple[Hop, list[int]]] = {}
-    undone: dict[tuple, tuple[Hop, list[int]]] = {}
+    forward: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
+    undone: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
     for j in facts.journeys:
         for hop in j.hops:
             if not any(c.kind in OPPOSITE for c in hop.changes):
                 continue
-            if hop.direction in ("B", "M") or group_address(facts.value(hop, "dst")):  # type: ignore[arg-type]
+            if hop.direction in ("B", "M") or group_address(facts.number(hop, "dst")):
                 continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
             for change in hop.changes:
                 if change.kind not in OPPOSITE:
@@ -81,7 +81,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     pair = ["tunnel", "_a", "_b"]
     ways = t.group_by(*pair, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
-    counts: dict[tuple, list[str]] = {}
+    counts: dict[tuple[int, object, object], list[str]] = {}
     for r in ways.iter_rows(named=True):
         counts.setdefault((r["tunnel"], r["_a"], r["_b"]), []).append(f"{r['n']} from {r['_s']}")
     groups = t.group_by(pair, maintain_order=True).agg(
@@ -105,7 +105,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
             explanation=f"Packets travel between these nodes inside a {kind} envelope ({count}); first seen: "
                         f"{facts.where(first['row'])}.",
             next_step=say("tunnel"), key="tunnel",
-            node=facts.named(facts.node(first["row"])), iface=facts.value(first["row"], "iface"),  # type: ignore[arg-type]
+            node=facts.named(facts.node(first["row"])), iface=facts.text(first["row"], "iface"),
             journeys=tuple(ids[:200]), flows=flows[:200], rows=(first["row"],),
             evidence=Evidence(packets=first["packets"], addresses=ends, overhead=TUNNEL_OVERHEAD.get(Tunnel(first["tunnel"])),
                               interfaces=(facts.where(first["row"]),)),
@@ -121,7 +121,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
             continue
         called = flow.server
         entry_nodes = {facts.node(h) for jid in flow.journeys if jid in facts.by_id for h in facts.by_id[jid].hops
-                       if facts.addr(h, "dst") == called.addr and facts.value(h, "dport") == called.port}
+                       if facts.addr(h, "dst") == called.addr and facts.number(h, "dport") == called.port}
         replies = []
         for jid in flow.journeys:
             j = facts.by_id.get(jid)
@@ -129,7 +129,7 @@ def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
                 continue
             last = facts.path(j)[-1]
             src, dst = facts.addr(last, "src"), facts.addr(last, "dst")
-            sport, dport = facts.value(last, "sport"), facts.value(last, "dport")
+            sport, dport = facts.number(last, "sport"), facts.number(last, "dport")
             if dst == flow.client.addr and dport == flow.client.port and (src, sport) != (called.addr, called.port):
                 role = facts.role(last.iface) if last.direction == "Out" else None
                 delivered = role is Role.HOST_VETH or (role is Role.NIC and facts.node(last) in entry_nodes)
@@ -180,7 +180,7 @@ def _untranslated(facts: Facts, request: Flow, reply: Flow) -> Finding:
                     "port unreachable or a reset follows) and the requests look unanswered."
                     + (f" Here the client reset {len(reply.resets)} of them." if reply.resets else "") + facts.how_to_record(missing),
         next_step=say("missing_reverse_nat"), key="missing_reverse_nat",
-        node=facts.named(facts.node(rows[0])) if rows else None, iface=facts.value(rows[0], "iface") if rows else None,  # type: ignore[arg-type]
+        node=facts.named(facts.node(rows[0])) if rows else None, iface=facts.text(rows[0], "iface") if rows else None,
         journeys=tuple(request.journeys[:100]) + tuple(replies[:100]), flows=(request.id, reply.id),
         rows=tuple(rows[:50]),
         evidence=Evidence(packets=len(replies), sent=len(request.journeys), retries=len(reply.resets),
@@ -198,7 +198,7 @@ def missing_snat(facts: Facts, losses: Losses) -> Found:
     rows: dict[tuple[str, str | None, str], list[int]] = {}
     for j in facts.journeys:
         for hop in j.hops:
-            if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.value(hop, "tunnel"):
+            if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.number(hop, "tunnel"):
                 continue
             src, dst = facts.addr(hop, "src"), facts.addr(hop, "dst")
             if src is None or dst is None or ":" in src or dst in known_nodes:

@@ -20,7 +20,7 @@ from cniscope.results import Evidence, Finding, FindingKind, Hop, Severity
 
 def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
     """One finding per place and conversation where packets vanished, unless another finding already explains them."""
-    groups: dict[tuple, list[Loss]] = defaultdict(list)
+    groups: dict[tuple[object, ...], list[Loss]] = defaultdict(list)
     for loss in losses.found:
         if loss.journey.id in claimed:
             continue
@@ -76,13 +76,13 @@ def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
 
 def _sent_to(facts: Facts, hop: Hop) -> tuple[str | None, str | None, str | None]:
     """(destination MAC, its owner, the note saying so) of a packet last seen going out of a NIC; Nones elsewhere."""
-    if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.value(hop, "tunnel"):
+    if hop.direction != "Out" or facts.role(hop.iface) is not Role.NIC or facts.number(hop, "tunnel"):
         return None, None, None
-    mac = facts.value(hop, "eth_dst")
+    mac = facts.number(hop, "eth_dst")
     if mac is None:
         return None, None, "mac_unrecorded"
-    owner = facts.mac_owners.get(mac)  # type: ignore[call-overload]
-    return mac_text(mac), owner, "mac_owned" if owner else "mac_unowned"  # type: ignore[arg-type]
+    owner = facts.mac_owners.get(mac)
+    return mac_text(mac), owner, "mac_owned" if owner else "mac_unowned"
 
 
 def _envelopes_filtered(facts: Facts, node: str) -> bool:
@@ -118,7 +118,7 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for j in facts.journeys:
-        by_node: dict[str, list] = defaultdict(list)
+        by_node: dict[str, list[Hop]] = defaultdict(list)
         for hop in j.hops:
             by_node[facts.node(hop)].append(hop)
         for node, hops in by_node.items():
@@ -175,28 +175,29 @@ def _ways_in(facts: Facts, hops: list[Hop]) -> list[tuple[str, str | None]]:
     """(way, remote address) a journey came into a node by: its NIC (envelope or plain), its tunnel device."""
     out: list[tuple[str, str | None]] = []
     first = hops[0]
-    if first.direction in INGRESS and facts.role(first.iface) is Role.NIC:
-        tunnelled = bool(facts.value(first, "tunnel"))
-        out.append((first.iface, facts.addr(first, "outer_src" if tunnelled else "src")))  # type: ignore[arg-type]
+    if first.iface is not None and first.direction in INGRESS and facts.role(first.iface) is Role.NIC:
+        tunnelled = bool(facts.number(first, "tunnel"))
+        out.append((first.iface, facts.addr(first, "outer_src" if tunnelled else "src")))
         if tunnelled:
-            out += [(h.iface, facts.addr(h, "src")) for h in hops[1:2]  # type: ignore[misc]
-                    if h.direction in INGRESS and facts.role(h.iface) is Role.TUNNEL]
+            out += [(h.iface, facts.addr(h, "src")) for h in hops[1:2]
+                    if h.iface is not None and h.direction in INGRESS and facts.role(h.iface) is Role.TUNNEL]
     return out
 
 
 def _ways_out(facts: Facts, hops: list[Hop]) -> list[tuple[str, str | None]]:
     """(way, remote address) a journey left a node by: its tunnel device, its NIC (envelope, plain, ARP)."""
     out: list[tuple[str, str | None]] = []
-    out += [(h.iface, facts.addr(h, "dst")) for h in hops if h.direction == "Out" and facts.role(h.iface) is Role.TUNNEL]  # type: ignore[misc]
+    out += [(h.iface, facts.addr(h, "dst")) for h in hops
+            if h.iface is not None and h.direction == "Out" and facts.role(h.iface) is Role.TUNNEL]
     last = hops[-1]
-    if last.direction == "Out" and facts.role(last.iface) is Role.NIC:
-        if facts.value(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
+    if last.iface is not None and last.direction == "Out" and facts.role(last.iface) is Role.NIC:
+        if facts.number(last, "arp_op") == 1:  # the node asks for the address on that link: its route points there
             remote = facts.addr(last, "arp_tpa")
-        elif facts.value(last, "tunnel"):
+        elif facts.number(last, "tunnel"):
             remote = facts.addr(last, "outer_dst")
         else:
             remote = facts.addr(last, "dst")
-        out.append((last.iface, remote))  # type: ignore[arg-type]
+        out.append((last.iface, remote))
     return out
 
 
@@ -251,7 +252,7 @@ def _model_drop(facts: Facts, m: Mismatch) -> Finding:
 
 def _gathered(drops: list[Finding]) -> list[Finding]:
     """Model drops that say the same thing about the same place, as one finding."""
-    groups: dict[tuple, list[Finding]] = {}
+    groups: dict[tuple[str | None, str | None, str, Severity], list[Finding]] = {}
     for f in drops:
         groups.setdefault((f.node, f.iface, f.title, f.severity), []).append(f)
     out = []

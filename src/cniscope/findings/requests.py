@@ -41,7 +41,7 @@ class RequestKind:
 
 
 def _flags(facts: Facts, row: int) -> int:
-    return int(facts.value(row, "tcp_flags") or 0)  # type: ignore[call-overload]
+    return int(facts.number(row, "tcp_flags") or 0)
 
 
 KINDS: dict[str, RequestKind] = {
@@ -91,15 +91,15 @@ def unanswered(facts: Facts, losses: Losses) -> Found:
 
 
 def _sender(facts: Facts, row: int) -> tuple[object, object]:
-    return facts.addr(row, "src"), facts.value(row, "sport")
+    return facts.addr(row, "src"), facts.number(row, "sport")
 
 
 def _capture_went_on(facts: Facts, row: int) -> bool:
     """Did the input that last saw the request keep capturing long enough for a reply to show?"""
-    ts = facts.value(row, "ts")
-    if ts is None:
+    ts, source = facts.number(row, "ts"), facts.number(row, "input")
+    if ts is None or source is None:
         return True  # no timestamps (tcpdump -t): order is all there is
-    return facts.sightings_between(facts.value(row, "input"), ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)  # type: ignore[arg-type, operator]
+    return facts.sightings_between(source, ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)
 
 
 def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], distinct: int, sent: int) -> Finding:
@@ -122,7 +122,7 @@ def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], di
         title=f"{kind.name} from {flow.client} to {flow.server}: no reply ("
               + (f"{len(missing)} sent)" if sent == len(missing) else f"{len(missing)} of {sent} sent)"),
         explanation=explanation, next_step=say(kind.check), key=kind.check,
-        node=facts.named(facts.node(last)), iface=facts.value(last, "iface"),  # type: ignore[arg-type]
+        node=facts.named(facts.node(last)), iface=facts.text(last, "iface"),
         journeys=tuple(missing), flows=(flow.id,),
         rows=tuple(r for jid in missing[:20] for r in facts.rows_of(jid)),
         evidence=Evidence(packets=len(missing), sent=sent, retries=retries, interfaces=(point,),
@@ -133,9 +133,9 @@ def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], di
 
 def _one_way(facts: Facts, rows: list[int]) -> bool:
     """True when the inputs that saw these rows show no address pair in both directions around those moments."""
-    for source, ts in sorted({(facts.value(r, "input"), facts.value(r, "ts")) for r in rows}, key=str):
-        lo, hi = (None, None) if ts is None else (ts - ONE_WAY_WINDOW_NS, ts + ONE_WAY_WINDOW_NS)  # type: ignore[operator]
-        if facts.two_way_between(source, lo, hi):  # type: ignore[arg-type]
+    for source, ts in sorted({(facts.number(r, "input"), facts.number(r, "ts")) for r in rows}, key=str):
+        lo, hi = (None, None) if ts is None else (ts - ONE_WAY_WINDOW_NS, ts + ONE_WAY_WINDOW_NS)
+        if source is not None and facts.two_way_between(source, lo, hi):
             return False
     return True
 
@@ -168,9 +168,9 @@ def _arp(facts: Facts) -> list[Finding]:
     alive = set(facts.table.select("src").drop_nulls().unique()["src"].to_list())  # addresses that sent IP packets
     asks: dict[int, list[Journey]] = defaultdict(list)
     for j in facts.journeys:
-        if not j.hops or facts.value(j.hops[0], "arp_op") != 1:
+        if not j.hops or facts.number(j.hops[0], "arp_op") != 1:
             continue
-        spa, tpa = facts.value(j.hops[0], "arp_spa"), facts.value(j.hops[0], "arp_tpa")
+        spa, tpa = facts.number(j.hops[0], "arp_spa"), facts.number(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue
         cov = facts.coverage.get(facts.node(j.hops[0]))
@@ -178,11 +178,11 @@ def _arp(facts: Facts) -> list[Finding]:
             continue  # one bridge port sees the flooded request, and the reply goes to the asker's port
         if not _capture_went_on(facts, facts.path(j)[-1].row):
             continue
-        asks[tpa].append(j)  # type: ignore[index]
+        asks[tpa].append(j)
     out = []
     for tpa, js in asks.items():
         last = facts.path(js[-1])[-1]
-        askers = sorted({t for j in js if (t := ip4_text(facts.value(j.hops[0], "arp_spa")))})  # type: ignore[arg-type]
+        askers = sorted({t for j in js if (t := ip4_text(facts.number(j.hops[0], "arp_spa")))})
         out.append(Finding(
             kind=FindingKind.UNANSWERED, severity=Severity.ERROR,
             title=f"ARP who-has {ip4_text(tpa)}: no reply ({len(js)} request(s){' from ' + ', '.join(askers) if askers else ''})",
@@ -192,6 +192,6 @@ def _arp(facts: Facts) -> list[Finding]:
             node=facts.named(facts.node(last)), iface=last.iface, journeys=tuple(j.id for j in js),
             rows=tuple(h.row for j in js[:20] for h in j.hops),
             evidence=Evidence(packets=len(js), sent=len(js), retries=len(js) - 1, interfaces=(facts.where(last),),
-                              addresses=(ip4_text(tpa), *askers)),  # type: ignore[arg-type]
+                              addresses=tuple(a for a in (ip4_text(tpa), *askers) if a is not None)),
         ))
     return out

@@ -26,16 +26,16 @@ def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
     for j in facts.journeys:
         for hop in j.hops:
             node = facts.node(hop)
-            if facts.role(hop.iface) is not Role.NIC or facts.value(hop, "tunnel") or not _sent(facts, node, hop):
+            if facts.role(hop.iface) is not Role.NIC or facts.number(hop, "tunnel") or not _sent(facts, node, hop):
                 continue
-            mac, dst = facts.value(hop, "eth_dst"), facts.addr(hop, "dst")
+            mac, dst = facts.number(hop, "eth_dst"), facts.addr(hop, "dst")
             owner = _pod_owner(facts, dst)
-            if mac is None or owner is None or owner == node or facts.is_local(owner, dst):
+            if mac is None or dst is None or owner is None or owner == node or facts.is_local(owner, dst):
                 continue
             theirs = facts.macs_of(owner)
             if not theirs or mac in theirs:  # unknown, or the right next hop
                 continue
-            groups[(node, owner, mac)].append((j, hop, dst))  # type: ignore[arg-type]
+            groups[(node, owner, mac)].append((j, hop, dst))
     out, claimed = [], set()
     lost = {loss.journey.id for loss in losses.found}
     for (node, owner, mac), seen in groups.items():
@@ -65,7 +65,7 @@ def _sent(facts: Facts, node: str, hop: Hop) -> bool:
     """Going out (a one-interface capture records no direction: then its source MAC must be the node's)."""
     if hop.direction is not None:
         return hop.direction == "Out"
-    return facts.value(hop, "eth_src") in facts.macs_of(node)
+    return facts.number(hop, "eth_src") in facts.macs_of(node)
 
 
 def _pod_owner(facts: Facts, dst: str | None) -> str | None:

@@ -43,13 +43,14 @@ def retransmissions(facts: Facts, losses: Losses) -> Found:
             continue
         chains: dict[int, list[Journey]] = {}
         for j in resent:
-            chains.setdefault(j.retransmission_of, []).append(j)  # type: ignore[arg-type]
+            if j.retransmission_of is not None:  # a re-send: always
+                chains.setdefault(j.retransmission_of, []).append(j)
         originals = [facts.by_id[o] for o in chains if o in facts.by_id and facts.by_id[o].hops]
         longest = max(chains.items(), key=lambda c: len(c[1]))
         gaps = _gaps(facts.by_id.get(longest[0]), longest[1])
         last = facts.path(originals[-1])[-1] if originals else None
         stops = list(dict.fromkeys(facts.where(facts.path(o)[-1]) for o in originals))
-        syn = bool(originals) and int(facts.value(originals[0].hops[0], "tcp_flags") or 0) & SYN_ACK == SYN  # type: ignore[call-overload]
+        syn = bool(originals) and int(facts.number(originals[0].hops[0], "tcp_flags") or 0) & SYN_ACK == SYN
         what = "SYN" if syn else "segment"
         explanation = (f"{flow.client} <-> {flow.server}: {flow.retransmissions} re-send(s) of sequence space already sent "
                        "(new packets, not copies of one packet seen on several interfaces). ")
@@ -137,12 +138,12 @@ def resets(facts: Facts, losses: Losses) -> Found:
 
 def _reset(facts: Facts, flow: Flow, j: Journey) -> Finding:
     first = j.hops[0]
-    src = Endpoint(facts.addr(first, "src") or NO_ADDRESS, facts.value(first, "sport"))  # type: ignore[arg-type]
-    dst = Endpoint(facts.addr(first, "dst") or NO_ADDRESS, facts.value(first, "dport"))  # type: ignore[arg-type]
+    src = Endpoint(facts.addr(first, "src") or NO_ADDRESS, facts.number(first, "sport"))
+    dst = Endpoint(facts.addr(first, "dst") or NO_ADDRESS, facts.number(first, "dport"))
     sender = _side(flow, src)
     leg = _leg(flow, src, dst)
     data_before = any(
-        (facts.value(o.hops[0], "payload_len") or 0) > 0 or int(facts.value(o.hops[0], "tcp_flags") or 0) & FIN  # type: ignore[operator,call-overload]
+        (facts.number(o.hops[0], "payload_len") or 0) > 0 or int(facts.number(o.hops[0], "tcp_flags") or 0) & FIN
         for o in (facts.by_id.get(x) for x in flow.journeys) if o is not None and o.hops and o.id != j.id
         and (o.hops[0].ts or 0) <= (first.ts or 0)
     )

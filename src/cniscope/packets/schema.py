@@ -251,7 +251,7 @@ def address_text(row: Mapping[str, object], side: str) -> str | None:
     one, else the host name tcpdump printed instead (text without -n). None only when the row has none."""
     v4 = row.get(side)
     if v4 is not None:
-        return ip4_text(v4)  # type: ignore[arg-type]
+        return ip4_text(v4)
     return row.get(f"{side}6") or row.get(f"{side}_name")  # type: ignore[return-value]
 
 

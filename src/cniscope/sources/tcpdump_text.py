@@ -526,7 +526,7 @@ def _tunnelled(pkt: Packet, outer: Layer, encap: int) -> tuple[dict[str, object]
     for key, column in OUTER_COLUMNS:
         if key in outer:
             row[column] = outer[key]
-    names = [f"outer_{x}" for x in outer.get("_names", ())]  # type: ignore[union-attr]
+    names = [f"outer_{x}" for x in outer.get("_names", ())]
     if len(pkt.layers) == 1:  # the inner packet's line never came
         return row, names
     middle, inner = pkt.layers[1], pkt.layers[-1]
