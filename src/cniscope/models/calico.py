@@ -10,6 +10,8 @@ projectcalico.org/IPv4Address, IPv4IPIPTunnelAddr, IPv4VXLANTunnelAddr; LAB-NOTE
 
 from __future__ import annotations
 
+from functools import partial
+
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, PortSignature, Role
 from cniscope.models.shapes import routed
 from cniscope.packets.schema import Tunnel
@@ -24,7 +26,9 @@ _SOURCES = (
     "https://docs.tigera.io/calico/latest/networking/configuring/mtu",
     "calico manifests: CALICO_IPV4POOL_CIDR 192.168.0.0/16, CALICO_IPV4POOL_IPIP Always",
 )
-_COMMON = dict(
+# what every Calico model shares
+_calico = partial(
+    Model,
     family="calico",
     macs=_MACS,
     gateway_arp="169.254.1.1",
@@ -38,7 +42,7 @@ _COMMON = dict(
     sources=_SOURCES,
 )
 
-CALICO_BGP = Model(
+CALICO_BGP = _calico(
     name="calico-bgp",
     summary="cali* routed veths; other nodes' pod blocks learned by BGP and routed without encapsulation",
     ifaces=_IFACES,
@@ -49,10 +53,9 @@ CALICO_BGP = Model(
     prior=0.2,
     node_annotations=(("projectcalico.org/IPv4Address", ""),),
     notes=("ipipMode and vxlanMode Never: the IPPool resource's own default.",),
-    **_COMMON,
 )
 
-CALICO_IPIP = Model(
+CALICO_IPIP = _calico(
     name="calico-ipip",
     summary="cali* routed veths; cross-node traffic through tunl0 in IPIP (IP protocol 4), routes learned by BGP",
     ifaces=_IFACES + (IfacePattern(r"tunl0", Role.TUNNEL, 4.0, "the kernel's IPIP fallback device Calico routes through"),),
@@ -63,10 +66,9 @@ CALICO_IPIP = Model(
     prior=0.45,
     node_annotations=(("projectcalico.org/IPv4IPIPTunnelAddr", ""),),
     notes=("1440 was the fixed veth_mtu of older calico.yaml manifests; newer releases detect the MTU.",),
-    **_COMMON,
 )
 
-CALICO_VXLAN = Model(
+CALICO_VXLAN = _calico(
     name="calico-vxlan",
     summary="cali* routed veths; cross-node traffic through vxlan.calico (VNI 4096, UDP 4789)",
     ifaces=_IFACES + (IfacePattern(r"vxlan\.calico", Role.TUNNEL, 5.0, "Calico's VXLAN device"),),
@@ -77,5 +79,4 @@ CALICO_VXLAN = Model(
     prior=0.35,
     node_annotations=(("projectcalico.org/IPv4VXLANTunnelAddr", ""),),
     notes=("With calico_backend: vxlan BIRD does not run, so no BGP between nodes.",),
-    **_COMMON,
 )

@@ -11,6 +11,8 @@ clusterPoolIPv4PodCIDRList 10.0.0.0/8), node annotations network.cilium.io/*.
 
 from __future__ import annotations
 
+from functools import partial
+
 from cniscope.models.base import Encap, IfacePattern, Model, PortSignature, Role
 from cniscope.models.shapes import switched
 from cniscope.packets.schema import Tunnel
@@ -28,7 +30,9 @@ _SOURCES = (
     "cilium helm values: ipam.operator.clusterPoolIPv4PodCIDRList [10.0.0.0/8]",
     "https://docs.cilium.io/en/stable/network/concepts/routing/",
 )
-_COMMON = dict(
+# what every Cilium model shares
+_cilium = partial(
+    Model,
     family="cilium",
     pod_mtus=(1450,),
     macs=(),
@@ -45,7 +49,7 @@ _COMMON = dict(
     sources=_SOURCES,
 )
 
-CILIUM_VXLAN = Model(
+CILIUM_VXLAN = _cilium(
     name="cilium-vxlan",
     summary="lxc* veths with eBPF; cross-node traffic through cilium_vxlan (UDP 8472, VNI = source security identity)",
     ifaces=_IFACES + (IfacePattern(r"cilium_vxlan", Role.TUNNEL, 5.0, "VXLAN device in external (metadata) mode"),),
@@ -53,15 +57,13 @@ CILIUM_VXLAN = Model(
     paths=switched("lxcXXXXXXXXXXXX", "cilium_vxlan", "cilium_host", hidden_delivery=True),
     prior=0.8,
     notes=("Native routing mode (no tunnel) looks like direct routing with lxc* devices.",),
-    **_COMMON,
 )
 
-CILIUM_GENEVE = Model(
+CILIUM_GENEVE = _cilium(
     name="cilium-geneve",
     summary="lxc* veths with eBPF; cross-node traffic through cilium_geneve (UDP 6081, VNI = source security identity)",
     ifaces=_IFACES + (IfacePattern(r"cilium_geneve", Role.TUNNEL, 5.0, "Geneve device in external (metadata) mode"),),
     encaps=(Encap(Tunnel.GENEVE, 6081, "identity", 50, "cilium_geneve", "DSR adds a 12-byte option"),),
     paths=switched("lxcXXXXXXXXXXXX", "cilium_geneve", "cilium_host", hidden_delivery=True),
     prior=0.3,
-    **_COMMON,
 )

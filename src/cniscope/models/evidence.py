@@ -10,6 +10,7 @@ import ipaddress
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -44,20 +45,20 @@ class Observations:
     rows: int
     ifaces: dict[str, int]  # interface names (not the common NIC/loopback names) -> sightings
     tunnels: list[TunnelSeen]
-    ports: Counter  # (proto, port) -> plain sightings, for the ports any model declares
+    ports: Counter[tuple[int, int]]  # (proto, port) -> plain sightings, for the ports any model declares
     bgp_rows: int
-    macs: Counter  # MAC value -> sightings, for MACs any model declares
-    mac_prefixes: Counter  # 16-bit prefix -> sightings, for prefixes any model declares
-    gateway_arps: Counter  # gateway address -> ARP sightings asking for it
+    macs: Counter[int]  # MAC value -> sightings, for MACs any model declares
+    mac_prefixes: Counter[int]  # 16-bit prefix -> sightings, for prefixes any model declares
+    gateway_arps: Counter[str]  # gateway address -> ARP sightings asking for it
     pod_addresses: set[str]
     node_addresses: set[str]
-    mss_from_pods: Counter  # MSS -> SYN sightings sent by pod addresses
-    ttl_at_tunnel: Counter  # (iface, ttl) -> sightings of pod-sent packets on tunnel devices
-    shapes: Counter  # Shape -> journeys
+    mss_from_pods: Counter[int]  # MSS -> SYN sightings sent by pod addresses
+    ttl_at_tunnel: Counter[tuple[str, int]]  # (iface, ttl) -> sightings of pod-sent packets on tunnel devices
+    shapes: Counter[Shape]  # Shape -> journeys
     direct_from_outside: list[tuple[str, str]] = field(default_factory=list)  # (client, pod) reached without NAT or tunnel
 
 
-def _distinct_strings(table: pl.DataFrame, expr: pl.Expr) -> Counter:
+def _distinct_strings(table: pl.DataFrame, expr: pl.Expr) -> Counter[Any]:
     counted = table.select(expr.alias("v")).drop_nulls().group_by("v").len()
     return Counter(dict(zip(counted["v"].to_list(), counted["len"].to_list())))
 
@@ -79,7 +80,7 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         *[(plain & _on_port(proto, port)).sum().alias(str(i)) for i, (proto, port) in enumerate(wanted_ports)],
         _bgp=(plain & _on_port(6, 179)).sum(),
     ).row(0, named=True)  # counted in one pass over the columns, no filtered copies
-    ports: Counter = Counter()
+    ports: Counter[tuple[int, int]] = Counter()
     for i, key in enumerate(wanted_ports):
         if counts[str(i)]:
             ports[key] = counts[str(i)]
@@ -87,8 +88,8 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
 
     wanted_macs = {mac_value(s.mac) for m in models for s in m.macs if not s.prefix}
     wanted_prefixes = {int(s.mac.replace(":", ""), 16) for m in models for s in m.macs if s.prefix}
-    macs: Counter = Counter()
-    prefixes: Counter = Counter()
+    macs: Counter[int] = Counter()
+    prefixes: Counter[int] = Counter()
     for column in MAC_COLUMNS:
         values = _distinct_strings(table, pl.col(column))
         for value, n in values.items():
@@ -97,7 +98,7 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
             if (value >> 32) in wanted_prefixes:
                 prefixes[value >> 32] += n
     gateways = {m.gateway_arp for m in models if m.gateway_arp}
-    gateway_arps: Counter = Counter()
+    gateway_arps: Counter[str] = Counter()
     for gw in gateways:
         n = table.select((pl.col("arp_tpa") == _ip4(gw)).sum()).item()
         if n:
@@ -223,10 +224,10 @@ class RowView:
     proto: dict[int, int | None]
     flags: dict[int, int | None]
     dport: dict[int, int | None]
-    where: dict[int, tuple]  # (key, src, dst, tunnel): what places a sighting, for signatures of journeys
+    where: dict[int, tuple[str, str | None, str | None, int]]  # (key, src, dst, tunnel): what places a sighting, for signatures of journeys
 
 
-_views: dict[tuple, tuple[weakref.ref, RowView]] = {}  # the last view: inference, labelling and comparing ask for the same rows
+_views: dict[tuple[int, int, int], tuple[weakref.ref[pl.DataFrame], RowView]] = {}  # the last view: inference, labelling and comparing ask for the same rows
 
 
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
@@ -241,7 +242,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
         pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
     )
 
-    def column(name: str) -> dict:
+    def column(name: str) -> dict[int, Any]:
         return dict(zip(rows, sub[name].to_list()))
 
     key, src, dst, tunnel = column("key"), column("src"), column("dst"), column("tunnel")
@@ -258,15 +259,15 @@ def _ip4_text(value: pl.Expr) -> pl.Expr:
     return pl.concat_str(octets, separator=".")
 
 
-def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter:
+def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter[Shape]:
     """Copies of one packet on one node, for journeys whose sightings there name no interface."""
     if not journeys:
         return Counter()
     view = row_view(table, journeys)
     keys, tunnels = view.key, view.tunnel
-    shapes: Counter = Counter()
+    shapes: Counter[Shape] = Counter()
     for journey in journeys:
-        by_node: dict[str, list] = {}
+        by_node: dict[str, list[Hop]] = {}
         for hop in journey.hops:
             by_node.setdefault(keys[hop.row], []).append(hop)
         for hops in by_node.values():

@@ -33,7 +33,7 @@ from cniscope.errors import CniscopeError, ExitCode
 from cniscope.inventory import Inventory
 from cniscope.models import MODELS, PROXIES, UNKNOWN
 from cniscope.models.base import Model
-from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, gather, nat_changes
+from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, TunnelSeen, gather, nat_changes
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, mac_text
 from cniscope.results import ChangeKind, Journey, ModelVerdict
@@ -137,7 +137,16 @@ def interfaces(obs: Observations, models: list[Model], inventory: Inventory | No
     return items
 
 
-def _encap_score(model: Model, seen) -> float:
+def _within(net: ipaddress.IPv4Network | ipaddress.IPv6Network, block: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """`net` inside `block`; False across IP versions (subnet_of raises there)."""
+    if isinstance(net, ipaddress.IPv4Network) and isinstance(block, ipaddress.IPv4Network):
+        return net.subnet_of(block)
+    if isinstance(net, ipaddress.IPv6Network) and isinstance(block, ipaddress.IPv6Network):
+        return net.subnet_of(block)
+    return False
+
+
+def _encap_score(model: Model, seen: TunnelSeen) -> float:
     best = -3.0 if not model.encaps else -2.5
     for encap in model.encaps:
         if encap.kind.value != seen.kind:
@@ -266,7 +275,7 @@ def pod_ranges(obs: Observations, models: list[Model], inventory: Inventory | No
     for m in models:
         defaults = [ipaddress.ip_network(c) for c in m.pod_cidrs]
         if cidrs:
-            inside = all(any(ipaddress.ip_network(c, strict=False).subnet_of(d) for d in defaults) for c in cidrs)
+            inside = all(any(_within(ipaddress.ip_network(c, strict=False), d) for d in defaults) for c in cidrs)
         else:
             inside = all(any(a in d for d in defaults) for a in addresses)
         narrow = all(d.prefixlen >= 12 for d in defaults)

@@ -57,7 +57,7 @@ class _Context:
     src: dict[int, str | None]
     dst: dict[int, str | None]
     tunnel: dict[int, int]
-    where: dict[int, tuple]  # row -> (key, src, dst, tunnel)
+    where: dict[int, tuple[str, str | None, str | None, int]]  # row -> (key, src, dst, tunnel)
     pods: set[str]
     inventory: Inventory | None
 
@@ -201,17 +201,21 @@ def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, c
     return f"{role.value}{name}{way}"
 
 
-def _signature(journey: Journey, ctx: _Context) -> tuple:
+# a journey as labelling reads it: per hop its place (key, src, dst, tunnel), interface, direction, changes' identity
+Signature = tuple[tuple[tuple[str, str | None, str | None, int], str | None, str | None, int], ...]
+
+
+def _signature(journey: Journey, ctx: _Context) -> Signature:
     """Everything labelling and comparing read of a journey but its ids: the journeys of one conversation
     direction share it, so the work is done once per distinct signature, not once per journey."""
     where = ctx.where  # changes by identity: materialising gives equal changes one shared tuple (no deep hashing)
     return tuple((where[h.row], h.iface, h.direction, id(h.changes)) for h in journey.hops)
 
 
-def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[tuple], dict[tuple, Journey]]:
+def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[Signature], dict[Signature, Journey]]:
     """Each journey's signature, and each distinct signature with the first journey that has it."""
     signatures = [_signature(journey, ctx) for journey in journeys]
-    shapes: dict[tuple, Journey] = {}
+    shapes: dict[Signature, Journey] = {}
     for signature, journey in zip(signatures, journeys):
         shapes.setdefault(signature, journey)
     return signatures, shapes

@@ -25,6 +25,8 @@ def bridged(bridge: str, veth: str, tunnel: str = "", nic: str = "eth0", routed_
     `tunnel` names the VTEP when cross-node traffic is encapsulated; `routed_in`: other hosts route
     pod addresses to this node unencapsulated (BGP, host-gw), so packets from them arrive on the NIC.
     """
+    out: tuple[Step, ...]
+    into: tuple[Step, ...]
     if tunnel:
         out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
         into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
@@ -55,6 +57,8 @@ def bridged(bridge: str, veth: str, tunnel: str = "", nic: str = "eth0", routed_
 
 def routed(veth: str, tunnel: str = "", nic: str = "eth0") -> tuple[Path, ...]:
     """Pods on veths the node routes to directly (/32 routes, proxy ARP): no bridge."""
+    out: tuple[Step, ...]
+    into: tuple[Step, ...]
     if tunnel:
         out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
         into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
@@ -119,7 +123,7 @@ def segments(model: Model) -> tuple[tuple[Path, tuple[Step, ...], bool], ...]:
     return found[1]
 
 
-_SEGMENTS: dict[str, tuple[Model, tuple]] = {}  # memo by name; rebuilt if another table of that name comes
+_SEGMENTS: dict[str, tuple[Model, tuple[tuple[Path, tuple[Step, ...], bool], ...]]] = {}  # memo by name; rebuilt if another table of that name comes
 
 
 def _build_segments(paths: tuple[Path, ...]) -> tuple[tuple[Path, tuple[Step, ...], bool], ...]:

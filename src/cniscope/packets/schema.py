@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from functools import lru_cache
+from typing import TypeGuard
 
 import polars as pl
 
@@ -214,7 +215,7 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {c.name: c.dtype for c in C
 IFINDEX_PREFIX = "ifindex "  # "ifindex 7": an interface the capture knows by its index only (LINUX_SLL2, no names)
 
 
-def named_iface(iface: str | None) -> bool:
+def named_iface(iface: str | None) -> TypeGuard[str]:
     """An interface with a name a network model can read (not None, not just an index)."""
     return iface is not None and not iface.startswith(IFINDEX_PREFIX)
 
