@@ -68,7 +68,7 @@ def _sender_clock(t: pl.DataFrame, nodes: list[str]) -> dict[tuple[str, str], tu
     if steps.is_empty():
         return {}
     interval = (steps["dt"] / steps["ds"]).median()
-    if interval is None or interval <= 0:
+    if not isinstance(interval, int | float) or interval <= 0:  # None: no steps with a time
         return {}
     base = per_point.with_columns(c=pl.col("ts") - (pl.col("icmp_seq").cast(pl.Float64) * interval).cast(pl.Int64))
     per_node = base.group_by(["_node", "icmp_id"]).agg(c=pl.col("c").median(), spread=pl.col("c").max() - pl.col("c").min(), n=pl.len())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -148,11 +149,11 @@ class _Parser:
         if inv is None:
             raise FilterError(f"'{kind} {value}' needs a cluster inventory (--cluster, or a capture directory's cluster.yaml)")
         if kind == "pod":
-            found = [p for p in inv.pods if value in (p.ref, p.name)]
-            ips = [ip for p in found for ip in p.ips]
+            ips = [ip for p in inv.pods if value in (p.ref, p.name) for ip in p.ips]
+            found = any(value in (p.ref, p.name) for p in inv.pods)
         else:
-            found = [s for s in inv.services if value in (s.ref, s.name)]
-            ips = [ip for s in found for ip in s.cluster_ips]
+            ips = [ip for s in inv.services if value in (s.ref, s.name) for ip in s.cluster_ips]
+            found = any(value in (s.ref, s.name) for s in inv.services)
         if not found:
             names = sorted({p.ref for p in inv.pods} if kind == "pod" else {s.ref for s in inv.services})
             raise FilterError(f"no {kind} {value!r} in the inventory; there are: {', '.join(names[:20]) or 'none'}")
@@ -165,11 +166,11 @@ V6 = {"src": ("src6",), "dst": ("dst6",)}
 PORT_COLUMNS = {"src": ("sport", "outer_sport"), "dst": ("dport", "outer_dport")}
 
 
-def _cols(direction: str | None, table: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+def _cols(direction: str | None, table: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
     return table[direction] if direction else table["src"] + table["dst"]
 
 
-def _any(columns: tuple[str, ...], test) -> pl.Expr:  # noqa: ANN001  (a function of a column expression)
+def _any(columns: tuple[str, ...], test: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
     expr = pl.lit(False)
     for name in columns:
         expr = expr | test(pl.col(name)).fill_null(False)

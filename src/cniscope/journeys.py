@@ -47,17 +47,21 @@ Everything up to the materialisation of `Journey` objects is columnar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 
-from cniscope import stretches
+from cniscope import clocks, stretches
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock
+
+T = TypeVar("T")
+Row = Mapping[str, Any]  # one sighting's columns by name (a row of the packet table, or the few columns read of it)
 
 BURST_GAP_NS = 50_000_000  # 50 ms: copies of one packet on one node are far closer; RTO minimum is 200 ms
 
@@ -231,8 +235,6 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     at a time; the result is the same for any count. `run` runs the partitions
     elsewhere (`analyze --dask`); by default, `workers` threads here.
     """
-    from cniscope import clocks
-
     one_node = table.select(pl.struct("node", "input").n_unique()).item() <= 1
     t = narrow(table, one_node)
     parts = split(t, partitions)
@@ -319,7 +321,7 @@ class Merge:
     def finish(self, parts: list[np.ndarray | None]) -> pl.DataFrame:
         """`parts`: the positions of every partition, in the order `split` gave them."""
         if len(parts) > 1:
-            firsts = [self.firsts[int(idx[0])] if len(idx) else np.empty(0, np.uint32) for idx in parts]  # type: ignore[arg-type]
+            firsts = [self.firsts[int(idx[0])] if idx is not None and len(idx) else np.empty(0, np.uint32) for idx in parts]
             everyone = np.concatenate(firsts)
             rank = np.empty(len(everyone), dtype=np.uint32)
             rank[np.argsort(everyone, kind="stable")] = np.arange(len(everyone), dtype=np.uint32)
@@ -354,12 +356,10 @@ def take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
     return t if idx is None else t[idx]
 
 
-def _map(parts: list[np.ndarray | None], work, workers: int) -> list:  # type: ignore[no-untyped-def]
+def _map(parts: list[np.ndarray | None], work: Callable[[np.ndarray | None], T], workers: int) -> list[T]:
     """`work` on every partition, `workers` at a time (polars and numpy release the GIL: threads use the cores)."""
     if workers <= 1 or len(parts) <= 1:
         return [work(idx) for idx in parts]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(work, parts))
 
@@ -370,11 +370,11 @@ def _map(parts: list[np.ndarray | None], work, workers: int) -> list:  # type: i
 NO_ADDRESS = "(no address)"  # a row that shows neither an address nor a name (a damaged text line)
 
 
-def _endpoint(row: dict) -> tuple[str | None, str | None]:
+def _endpoint(row: Row) -> tuple[str | None, str | None]:
     return address_text(row, "src"), address_text(row, "dst")
 
 
-def summary(row: dict) -> str:
+def summary(row: Row) -> str:
     """One line in tcpdump's spirit: `TCP 10.0.0.1:5 > 10.0.0.2:80 [S] seq 1, len 0`."""
     src, dst = _endpoint(row)
     proto = row["proto"]
@@ -410,7 +410,7 @@ def summary(row: dict) -> str:
     return f"ethertype 0x{(row['ethertype'] or 0):04x}"
 
 
-def _addr(row: dict, side: str) -> str:
+def _addr(row: Row, side: str) -> str:
     return _hostport(address_text(row, side), row["sport" if side == "src" else "dport"])
 
 
@@ -422,7 +422,7 @@ def _hostport(ip: str | None, port: int | None) -> str:
     return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
-def changes(prev: dict, cur: dict) -> tuple[Change, ...]:
+def changes(prev: Row, cur: Row) -> tuple[Change, ...]:
     """What changed between two consecutive sightings of one packet."""
     out: list[Change] = []
     p_tun, c_tun = prev["tunnel"] or 0, cur["tunnel"] or 0
@@ -456,7 +456,7 @@ def _macs(src: int, dst: int | None) -> str:
     return f"{mac_text(src)} > {mac_text(dst)}" if dst is not None else f"from {mac_text(src)}"
 
 
-def _envelope(row: dict) -> str:
+def _envelope(row: Row) -> str:
     kind = Tunnel(row["tunnel"]).label
     vni = f" vni {row['vni']}" if row["vni"] is not None else ""
     ports = f" :{row['outer_dport']}" if row["outer_dport"] is not None else ""
@@ -464,7 +464,7 @@ def _envelope(row: dict) -> str:
     return f"{kind}{vni}{ports} {src} > {dst}"
 
 
-def point_label(row: dict, position: int) -> str:
+def point_label(row: Row, position: int) -> str:
     """`node3 eth0 In`; `node3 copy 2` when the capture does not name interfaces."""
     node = row["node"] or ""
     if row["iface"] is None and row["direction"] is None:
