@@ -29,7 +29,9 @@ import stat
 import sys
 import tempfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
@@ -76,10 +78,13 @@ class Readable(Protocol):
 
 
 class Decompressor(Protocol):
-    eof: bool
-    unused_data: bytes
+    @property
+    def eof(self) -> bool: ...
 
-    def decompress(self, data: bytes) -> bytes: ...
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, /) -> bytes: ...
 
 
 def sniff(head: bytes) -> str:
@@ -160,7 +165,7 @@ class _Found:
     kind: str  # as sniff() says
     head: bytes  # the first bytes, decompressed
     buf: memoryview = memoryview(b"")
-    stream: BinaryIO = field(default_factory=io.BytesIO)
+    stream: Readable = field(default_factory=io.BytesIO)
     encoding: str = "utf-8"
     counted: _Counted | None = None  # text: the input's own bytes as read so far (before decompression)
     size: int | None = None  # text: the input's size, when it is a file
@@ -177,7 +182,7 @@ def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
     compression = _compression(head)
     if compression is None and mappable and sniff(head) in ("pcap", "pcapng"):
         return _Found(sniff(head), head, buf=_map(opened, stack))
-    stream: BinaryIO = _Prefixed(head, raw)
+    stream: Readable = _Prefixed(head, raw)
     for _ in range(MAX_NESTING):  # capture.pcap.gz.zst: each layer bounded on its own
         if compression is None:
             break
@@ -241,7 +246,7 @@ def _map(file: BinaryIO, stack: ExitStack) -> memoryview:
     return memoryview(mapped)
 
 
-def _spool(source: BinaryIO, spool: BinaryIO, info: InputInfo) -> None:
+def _spool(source: Readable, spool: BinaryIO, info: InputInfo) -> None:
     """Copy at most MAX_SPOOL bytes; past that, or when the disk fills, keep what was written and say why."""
     written = 0
     while written < MAX_SPOOL and (chunk := memoryview(source.read(min(CHUNK, MAX_SPOOL - written)))):
@@ -306,11 +311,8 @@ def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameB
     if DECODERS <= 1:
         yield from ((batch, decode_batch(batch, index)) for batch in batches)
         return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
-        pending: deque = deque()
+        pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
         for batch in batches:
             pending.append((batch, pool.submit(decode_batch, batch, index)))
             if len(pending) > DECODERS:
@@ -409,7 +411,7 @@ class _Counted:
 class _Raw(io.RawIOBase):
     """Any object with read(n) as a raw stream, for io.BufferedReader."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: Readable) -> None:
         self.source = source
 
     def readable(self) -> bool:
@@ -448,7 +450,7 @@ class _Decompressed:
     streams follow each other.
     """
 
-    def __init__(self, source: BinaryIO, name: str, new: Callable[[], Decompressor], info: InputInfo) -> None:
+    def __init__(self, source: Readable, name: str, new: Callable[[], Decompressor], info: InputInfo) -> None:
         self.source = source
         self.name = name
         self.new = new

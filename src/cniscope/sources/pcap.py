@@ -85,7 +85,8 @@ def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> 
 def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     """The `width` bytes at each start, one `V<width>` row each (one fancy index)."""
     view = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
-    return view[starts]
+    gathered: np.ndarray = view[starts]
+    return gathered
 
 
 def _batch(data: np.ndarray, starts: np.ndarray, record: np.dtype, header: Header, first: int) -> FrameBatch:

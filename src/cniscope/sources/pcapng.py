@@ -185,7 +185,7 @@ class Reader:
         return pos + length
 
     def _block_length(self, pos: int, order: str) -> int:
-        length = struct.unpack_from(order + "I", self.buf, pos + 4)[0]
+        length: int = struct.unpack_from(order + "I", self.buf, pos + 4)[0]
         if length < 12 or length & 3:
             raise _Damage(pos, f"block length {length} (a multiple of 4, at least 12 expected)")
         if pos + length > self.end:
@@ -395,7 +395,8 @@ def _directions(flags: np.ndarray) -> np.ndarray:
 def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     """The `width` bytes at each start, as one `V<width>` row each (one fancy index, no copy of data)."""
     view = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
-    return view[starts]
+    gathered: np.ndarray = view[starts]
+    return gathered
 
 
 def _to_ns(units: np.ndarray, iface: Interface) -> np.ndarray:

@@ -501,19 +501,19 @@ def assemble(pkt: Packet) -> dict[str, object]:
     encap = outer.get("_encap")
     if encap is None:  # one layer (the common case): its keys are the row's columns
         row = dict(outer)
-        names = row.pop("_names", None)
+        names = _names(row.pop("_names", None))
         for note in PRIVATE_NOTES:  # the grammar's own notes, no columns
             row.pop(note, None)
         row["tunnel"] = 0
     else:
-        row, names = _tunnelled(pkt, outer, int(encap))  # type: ignore[call-overload]
+        row, names = _tunnelled(pkt, outer, int(encap) if isinstance(encap, int) else 0)
     row["line"] = pkt.line
     row["ts"] = pkt.ts
     row["iface"] = pkt.iface
     row["direction"] = pkt.direction
     row["linktype"] = pkt.linktype
     if names:
-        text = "names: " + " ".join(names)  # type: ignore[arg-type]
+        text = "names: " + " ".join(names)
         info = row.get("info")
         row["info"] = f"{info}; {text}" if info else text
     return row
@@ -526,7 +526,7 @@ def _tunnelled(pkt: Packet, outer: Layer, encap: int) -> tuple[dict[str, object]
     for key, column in OUTER_COLUMNS:
         if key in outer:
             row[column] = outer[key]
-    names = [f"outer_{x}" for x in outer.get("_names", ())]
+    names = [f"outer_{x}" for x in _names(outer.get("_names"))]
     if len(pkt.layers) == 1:  # the inner packet's line never came
         return row, names
     middle, inner = pkt.layers[1], pkt.layers[-1]
@@ -535,8 +535,13 @@ def _tunnelled(pkt: Packet, outer: Layer, encap: int) -> tuple[dict[str, object]
     for key, value in inner.items():
         if key[0] != "_" and key not in LINK_COLUMNS:
             row[key] = value
-    names.extend(inner.get("_names", ()))  # type: ignore[arg-type]
+    names.extend(_names(inner.get("_names")))
     return row, names
+
+
+def _names(noted: object) -> list[str]:
+    """The fields a layer's line showed as host or service names (`_names`, a list the grammar keeps)."""
+    return [str(name) for name in noted] if isinstance(noted, list) else []
 
 
 def _packet_at(line: str, at: int) -> bool:
