@@ -14,9 +14,11 @@ from cniscope import filters
 from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
+from cniscope import next_hops
 from cniscope.capture.manifest import inputs, is_capture_dir
 from cniscope.errors import InputError
 from cniscope.filters import FilterError
+from cniscope.findings import facts as findings_facts
 from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
 from cniscope.models import infer as infer_mod
@@ -168,7 +170,9 @@ def analyze_capture(
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
-    findings = findings_mod.detect(table, journeys, flows, verdict, correlation.clocks, inventory)
+    facts = findings_facts.build(table, journeys, flows, verdict, correlation.clocks, inventory)
+    findings = findings_mod.detect_in(facts)
+    journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, facts.mac_owners)
     warnings = []  # the inputs' own warnings stay with each input (Report.inputs): said once, not twice
     for info in capture.inputs:
         if info.packets == 0 and not info.damaged:

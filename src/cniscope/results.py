@@ -61,6 +61,8 @@ class Hop:
     changes: tuple[Change, ...] = ()  # what changed since the previous hop
     role: str | None = None  # from the network model: "node NIC", "pod bridge", "pod veth" ...
     point: str = ""  # capture point label: "node3 eth0 In", or "point 2" when unnamed
+    mac_to: str | None = None  # leaving a NIC: the destination MAC it was sent to (where the link type keeps it)
+    mac_owner: str | None = None  # who owns mac_to, as the capture shows: a node, or the address ARP gives it
 
     def with_role(self, role: str) -> Hop:
         """This hop with its role: a copy of the fields, without the frozen dataclass's per-field checks
@@ -70,6 +72,18 @@ class Hop:
         fields["role"] = role
         object.__setattr__(hop, "__dict__", fields)
         return hop
+
+    def sent_to(self, mac: str, owner: str | None) -> Hop:
+        """This hop with the MAC it was sent to and its owner (a copy, as `with_role`)."""
+        hop = object.__new__(Hop)
+        hop.__dict__.update(self.__dict__, mac_to=mac, mac_owner=owner)
+        return hop
+
+    def sent_to_text(self) -> str:
+        """`sent to 52:54:00:00:00:0d (node3)`, or "" when the sighting shows no frame leaving a NIC."""
+        if self.mac_to is None:
+            return ""
+        return f"sent to {self.mac_to} ({self.mac_owner or 'no captured node nor ARP owns it'})"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ import pytest
 
 from cniscope.analyze import analyze
 from cniscope.lab.scenarios import SCENARIOS as SCENARIO_NAMES
+from cniscope.report import html as html_report
+from cniscope.report import text as text_report
+from cniscope.report.json_out import to_dict
 from cniscope.results import FindingKind, Report, Severity
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
@@ -162,3 +165,26 @@ def test_places_are_named_or_say_what_was_not_recorded(tmp_path: Path) -> None:
     assert drop.evidence.interfaces == ("the capture's node, pod bridge kube-bridge, out (copy 2 of 3)",)
     assert drop.evidence.notes == ("unrecorded.node", "unrecorded.iface")  # said, with how to record them
     assert all(f.node is None for f in report.findings)
+
+
+def test_a_packet_for_a_pod_cidr_sent_to_the_gateway_is_a_route_and_every_view_says_where_it_was_sent() -> None:
+    """node1 lost its route to node2's pods: `tcpdump -i eth0 -e` shows the SYNs addressed to the gateway's MAC."""
+    where = PASTED / "missing-route"
+    report = analyze([InputSpec(str(where / "node1-eth0.txt"), node="node1"), InputSpec(str(where / "node2.pcapng"), node="node2")],
+                     cluster=str(where / "cluster.yaml"))
+    [route] = of_kind(report, FindingKind.ROUTE)
+    e = route.evidence
+    assert (route.node, route.iface, e.peer, e.mac_owner, e.packets) == ("node1", "eth0", "node2", "192.168.200.1", 2)
+    assert e.addresses[0] == "10.244.2.10" and of_kind(report, FindingKind.DROP) == []  # the loss, said once
+    # each hop leaving node1's NIC names the MAC it was sent to and its owner (the gateway, by its ARP reply)
+    sent = [h for j in report.journeys if j.id in route.journeys for h in j.hops if h.mac_to is not None]
+    assert len(sent) == 2 and {(h.mac_to, h.mac_owner) for h in sent} == {(e.mac, "192.168.200.1")}
+    hops = [h for j in to_dict(report)["journeys"] if j["id"] in route.journeys for h in j["hops"]]
+    assert {(h["mac_to"], h["mac_owner"]) for h in hops} == {(e.mac, "192.168.200.1")}
+    shown = f"sent to {e.mac} (192.168.200.1)"
+    assert shown in text_report.render(report) and shown in html_report.render(report)
+    # before the fault, the same pod's request went to node2's MAC: no route finding for it
+    before = [h for j in report.journeys if j.id not in route.journeys and j.summary.startswith("TCP 10.244.1.11")
+              for h in j.hops if h.mac_to is not None]
+    assert before and {h.mac_owner for h in before} == {"node2"}
+    assert {h.mac_owner for j in report.journeys for h in j.hops if h.mac_to == "ff:ff:ff:ff:ff:ff"} == {"broadcast"}

@@ -47,7 +47,11 @@ DETECTORS: tuple[Detector, ...] = (
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
            clocks: list[NodeClock], inventory: Inventory | None = None) -> list[Finding]:
     """Every detector's findings, then the losses none of them explained, most severe first."""
-    facts = facts_mod.build(table, journeys, flows, verdict, clocks, inventory)
+    return detect_in(facts_mod.build(table, journeys, flows, verdict, clocks, inventory))
+
+
+def detect_in(facts: Facts) -> list[Finding]:
+    """`detect`, on facts already built (the report also labels its hops from them: `next_hops`)."""
     losses = losses_mod.find(facts)
     found = [detector(facts, losses) for detector in DETECTORS]
     claimed = frozenset().union(*(f.claimed for f in found))

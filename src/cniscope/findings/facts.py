@@ -30,8 +30,8 @@ import polars as pl
 from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
 from cniscope.journeys import node_column, point_label
-from cniscope.models import MODELS, Model, Role
-from cniscope.models.base import role_of
+from cniscope import next_hops
+from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_text
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
 
@@ -157,20 +157,8 @@ class Facts:
 
     def role(self, iface: str | None) -> Role | None:
         if iface not in self._roles:
-            self._roles[iface] = self._role(iface)
+            self._roles[iface] = role_anywhere(self.model, iface)
         return self._roles[iface]
-
-    def _role(self, iface: str | None) -> Role | None:
-        if iface is None or iface == "any":
-            return None
-        found = role_of(self.model, iface)
-        if found is not None:
-            return found.role
-        for model in MODELS.values():
-            pattern = model.role_of(iface)
-            if pattern is not None:
-                return pattern.role
-        return None
 
     # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
 
@@ -323,20 +311,8 @@ class Facts:
 
     @cached_property
     def mac_owners(self) -> dict[int, str]:
-        """MAC -> who owns it, as the capture shows: a node (frames its NIC sends), an address (ARP says so)."""
-        t = self.table.select(node=pl.Series(self.node_codes), iface=pl.col("iface"), direction=pl.col("direction"),
-                              mac=pl.col("eth_src"))
-        sent = t.filter((pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique()
-        owners: dict[int, str] = {}
-        for r in sent.iter_rows(named=True):
-            if self.role(r["iface"]) is Role.NIC and self.named(self.node_names[r["node"]]):
-                owners.setdefault(r["mac"], self.node_names[r["node"]])
-        arp = self.table.select("arp_sha", "arp_spa").filter(pl.col("arp_sha").is_not_null() & pl.col("arp_spa").is_not_null())
-        for mac, spa in arp.unique().iter_rows():
-            addr = ip4_text(spa)
-            if mac not in owners and addr is not None and spa != 0:
-                owners[mac] = self.node_of_address(addr) or addr
-        return owners
+        """MAC -> who owns it, as the capture shows (`next_hops.owners`); an address ARP names, as its node when known."""
+        return next_hops.owners(self.table, self.node_names, self.node_codes, self.role, self.node_of_address)
 
     def macs_of(self, node: str) -> set[int]:
         return {mac for mac, owner in self.mac_owners.items() if owner == node}

@@ -8,7 +8,7 @@ reports) to its `Model`. Inference (`cniscope.models.infer`), hop roles
 from __future__ import annotations
 
 from cniscope.models.antrea import ANTREA_GENEVE
-from cniscope.models.base import Model, Role, Traffic
+from cniscope.models.base import Model, Role, Traffic, role_of
 from cniscope.models.calico import CALICO_BGP, CALICO_IPIP, CALICO_VXLAN
 from cniscope.models.cilium import CILIUM_GENEVE, CILIUM_VXLAN
 from cniscope.models.flannel import FLANNEL_HOST_GW, FLANNEL_UDP, FLANNEL_VXLAN
@@ -35,4 +35,19 @@ MODELS: dict[str, Model] = {
 NAMES: tuple[str, ...] = tuple(MODELS)
 UNKNOWN = "unknown"
 
-__all__ = ["MODELS", "NAMES", "PROXIES", "UNKNOWN", "Model", "Role", "ServiceProxy", "Traffic"]
+
+def role_anywhere(model: Model | None, iface: str | None) -> Role | None:
+    """What `iface` is for: by the model's patterns (and the names every node has), else by any model's (the names
+    are distinctive); None for no name or `any`."""
+    if iface is None or iface == "any":
+        return None
+    found = role_of(model, iface)
+    if found is not None:
+        return found.role
+    for other in MODELS.values():
+        pattern = other.role_of(iface)
+        if pattern is not None:
+            return pattern.role
+    return None
+
+__all__ = ["MODELS", "NAMES", "PROXIES", "UNKNOWN", "Model", "Role", "ServiceProxy", "Traffic", "role_anywhere"]

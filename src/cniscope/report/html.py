@@ -343,7 +343,7 @@ def _journey_data(journey: Journey, points: dict[str, int], point_list: list[lis
             points[label] = len(point_list)
             point_list.append([node, place, hop.direction, hop.role, _key(node, place)])
         hops.append([points[label], None if hop.ts is None else hop.ts - base, hop.delay_ns,
-                     "; ".join(str(c) for c in hop.changes), hop.row])
+                     "; ".join([str(c) for c in hop.changes] + ([hop.sent_to_text()] if hop.mac_to else [])), hop.row])
     return {"id": journey.id, "flow": journey.flow, "s": journey.summary, "r": journey.retransmission_of,
             "f": flagged.get(journey.id, []), "x": journey.id in lost, "h": hops}
 

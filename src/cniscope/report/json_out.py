@@ -67,6 +67,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "point": h.point,
                         "role": h.role,
                         "changes": [{"kind": c.kind.value, "before": c.before, "after": c.after} for c in h.changes],
+                        "mac_to": h.mac_to,
+                        "mac_owner": h.mac_owner,
                     }
                     for h in j.hops
                 ],

@@ -207,9 +207,10 @@ def _flow(out: _Lines, flow: Flow, journeys: dict[int, Journey], clocks: dict[in
             when = timestamp(hop.ts, clock) if n == 1 else delay(hop.delay_ns)
             role = f"  {hop.role}" if hop.role else ""
             changed = "  " + "; ".join(str(c) for c in hop.changes) if hop.changes else ""
+            sent = "  " + hop.sent_to_text() if hop.mac_to else ""
             across = between_nodes(journey.hops[n - 2], hop, aligned) if n > 1 else ""
             out.parts((f"    {n}. ", "dim"), (f"{hop.point:<28}", ""), (f" {when:>17}", "green"), (f" ({across})" if across else "", "dim"),
-                      (role, "cyan"), (changed, "yellow"))
+                      (role, "cyan"), (changed, "yellow"), (sent, "magenta"))
     if flow.packets > len(shown):
         out.add(f"  ... {_count(flow.packets - len(shown), 'more packet')}: --flow {flow.id} shows them all", "dim")
     out.add()

@@ -1,0 +1,79 @@
+"""Where a node sent a packet at the link layer: the destination MAC of a frame leaving its NIC, and who owns it.
+
+A node routing a packet to another node addresses the frame to the next hop
+its route chose. Who owns a MAC, the capture itself tells: a node's NIC sends
+its frames from its own MACs; an ARP packet says which address uses a MAC
+(the default gateway, another node). So a packet for node3's pods sent to
+the gateway's MAC shows a missing route at a glance, in every hop view.
+Only link types that keep the destination MAC show it: Ethernet (a capture
+on the NIC, pcap or `tcpdump -e`); `-i any` keeps the source MAC only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import polars as pl
+
+from cniscope.models import Role
+from cniscope.packets.schema import Direction, ip4_text, mac_text
+from cniscope.results import Hop, Journey
+
+RoleOf = Callable[[str | None], Role | None]
+
+
+def owners(table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarray, role: RoleOf,
+           node_of_address: Callable[[str], str | None]) -> dict[int, str]:
+    """MAC -> who owns it: the node whose NIC sends frames from it, else the address an ARP packet gives it (as the
+    node that owns that address when `node_of_address` knows it). Inputs that name no node (`input N`) own nothing."""
+    t = table.select(node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"), mac=pl.col("eth_src"))
+    sent = t.filter((pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique(maintain_order=True)
+    out: dict[int, str] = {}
+    for node, iface, _, mac in sent.iter_rows():
+        name = node_names[node]
+        if role(iface) is Role.NIC and not name.startswith("input "):
+            out.setdefault(mac, name)
+    arp = table.select("arp_sha", "arp_spa").filter(pl.col("arp_sha").is_not_null() & (pl.col("arp_spa").fill_null(0) != 0))
+    for mac, spa in arp.unique(maintain_order=True).iter_rows():
+        addr = ip4_text(spa)
+        if mac not in out and addr is not None:
+            out[mac] = node_of_address(addr) or addr
+    return out
+
+
+def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarray, role: RoleOf,
+          mac_owners: dict[int, str]) -> list[Journey]:
+    """Every hop that shows a frame leaving a node's NIC with its `mac_to` and `mac_owner`.
+
+    A sighting without a direction (a capture on the NIC itself) counts as leaving when its source MAC is the node's.
+    """
+    t = table.select(
+        row=pl.col("row") if "row" in table.columns else pl.int_range(pl.len(), dtype=pl.UInt32),
+        node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"),
+        src=pl.col("eth_src"), dst=pl.col("eth_dst"),
+    ).filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
+    sent: dict[int, tuple[str, str | None]] = {}
+    for row, node, iface, direction, src, dst in t.iter_rows():
+        if role(iface) is not Role.NIC:
+            continue
+        if direction is None and mac_owners.get(src) != node_names[node]:
+            continue  # not sent by this node (or nothing says it was)
+        sent[row] = (mac_text(dst) or "", mac_owners.get(dst) or _group(dst))
+    if not sent:
+        return journeys
+    return [j if not any(h.row in sent for h in j.hops) else
+            Journey(j.id, j.flow, j.summary, tuple(_sent(h, sent) for h in j.hops), j.retransmission_of)
+            for j in journeys]
+
+
+def _group(mac: int) -> str | None:
+    """`broadcast` or `multicast` for a group MAC (its first octet's lowest bit set), else None."""
+    if mac == 0xFFFFFFFFFFFF:
+        return "broadcast"
+    return "multicast" if mac >> 40 & 1 else None
+
+
+def _sent(hop: Hop, sent: dict[int, tuple[str, str | None]]) -> Hop:
+    found = sent.get(hop.row)
+    return hop if found is None else hop.sent_to(*found)
