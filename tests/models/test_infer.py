@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from cniscope.models import MODELS, NAMES
-from cniscope.models.infer import UnknownModel, infer
+from cniscope.models.infer import UnknownModel, infer, ttl_at_tunnel
 from cniscope.packets.schema import Tunnel, ip4_value, mac_value
 from tests.paths import CORPUS, SEED
 
@@ -131,3 +133,24 @@ def test_weave_mss_and_range_without_interface_names() -> None:
     table = table_of(rows)
     verdict = infer(table, journeys_of(table))
     assert verdict.name == "weave", verdict.candidates[:3]
+
+
+def test_a_ttl_cut_before_the_tunnel_device_speaks_for_models_whose_datapath_decrements_it() -> None:
+    """Antrea forwards in OVS, not the IP stack, yet its L3DecTTL table decrements the TTL: a cut TTL fits it, a kept
+    one does not (weave's OVS bridges the packet and keeps it)."""
+    models = list(MODELS.values())
+    [cut] = ttl_at_tunnel(SimpleNamespace(ttl_at_tunnel={("antrea-tun0", 63): 10}), models, None)  # type: ignore[arg-type]
+    [kept] = ttl_at_tunnel(SimpleNamespace(ttl_at_tunnel={("antrea-tun0", 64): 10}), models, None)  # type: ignore[arg-type]
+    assert cut.scores["antrea-geneve"] > 0 > cut.scores["weave"]
+    assert kept.scores["antrea-geneve"] < 0 < kept.scores["weave"]
+
+
+def test_antrea_leaves_nodeports_to_kube_proxy() -> None:
+    """AntreaProxy translates a pod's ClusterIP traffic in OVS; a NodePort (proxyAll off, the default) is kube-proxy's."""
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+    from tests.paths import DATA
+
+    recorded = DATA / "scenarios" / "antrea-geneve"
+    proxies = {s: analyze([InputSpec(str(recorded / s))]).model.service_proxy for s in ("cluster-ip", "node-port")}
+    assert proxies == {"cluster-ip": "antrea-proxy", "node-port": "kube-proxy-iptables"}

@@ -67,6 +67,7 @@ ANTREA_GENEVE = Model(
     bgp=0.0,
     routes_pods_beyond_nodes=False,
     kernel_forwarding=False,
+    dataplane_decrements_ttl=True,  # pkg/agent/openflow L3DecTTLTable: OVS itself decrements it
     paths=_paths(),
     service_proxy="antrea-proxy",
     prior=1.0,

@@ -151,6 +151,12 @@ class Model:
     node_annotations: tuple[tuple[str, str], ...] = ()  # (annotation key or prefix, value or "")
     sources: tuple[str, ...] = ()  # where the facts come from
     notes: tuple[str, ...] = field(default=())
+    dataplane_decrements_ttl: bool = False  # forwarded outside the IP stack, yet the TTL drops (Antrea's L3DecTTL table)
+
+    @property
+    def decrements_ttl(self) -> bool:
+        """Does a pod's packet lose TTL on the node before it reaches the tunnel device?"""
+        return self.kernel_forwarding or self.dataplane_decrements_ttl
 
     def role_of(self, iface: str) -> IfacePattern | None:
         for pattern in self.ifaces:

@@ -237,10 +237,10 @@ def ttl_at_tunnel(obs: Observations, models: list[Model], inventory: Inventory |
     cut = sum(n for (_, ttl), n in obs.ttl_at_tunnel.items() if ttl not in INITIAL_TTLS)
     if kept and not cut:
         items.append(Item(f"pod packets keep their initial TTL on the tunnel device ({kept} sightings): not forwarded by the node's IP stack",
-                          {m.name: -0.5 if m.kernel_forwarding else 1.5 for m in models}))
+                          {m.name: -0.5 if m.decrements_ttl else 1.5 for m in models}))
     if cut and not kept:
-        items.append(Item(f"pod packets lose TTL before the tunnel device ({cut} sightings): routed by the node's IP stack",
-                          {m.name: 0.5 if m.kernel_forwarding else -1.0 for m in models}))
+        items.append(Item(f"pod packets lose TTL before the tunnel device ({cut} sightings): routed by the node (its IP stack, or a datapath that decrements it)",
+                          {m.name: 0.5 if m.decrements_ttl else -1.0 for m in models}))
     return items
 
 
@@ -329,8 +329,20 @@ def _service_proxy(obs: Observations, journeys: list[Journey], model: str) -> tu
     for proxy in PROXIES.values():
         if proxy.dummy_iface and proxy.dummy_iface in obs.ifaces:
             return proxy.name, (f"interface {proxy.dummy_iface}: {proxy.summary}",)
-    nat = next((c for j in journeys for h in j.hops for c in nat_changes(h) if c.kind is ChangeKind.DNAT), None)
-    if nat is None:
+    dnats = [c for j in journeys for h in j.hops for c in nat_changes(h) if c.kind is ChangeKind.DNAT]
+    if not dnats:
         return None, ()
     proxy = PROXIES[MODELS[model].service_proxy]
+    nat = dnats[0]
+    if proxy.node_ports and _node_port(nat.before):
+        proxy = PROXIES[proxy.node_ports]
+        return proxy.name, (f"NodePort DNAT {nat.before} -> {nat.after}: {proxy.summary}, which {model} leaves NodePorts to",)
     return proxy.name, (f"service DNAT {nat.before} -> {nat.after}: {proxy.summary} is what {model} usually runs",)
+
+
+NODE_PORTS = range(30000, 32768)  # kube-apiserver's --service-node-port-range by default
+
+
+def _node_port(endpoint: str) -> bool:
+    port = endpoint.rpartition(":")[2]
+    return port.isdigit() and int(port) in NODE_PORTS

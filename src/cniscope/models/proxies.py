@@ -19,6 +19,7 @@ class ServiceProxy:
     name: str
     summary: str
     dummy_iface: str  # device holding the service VIPs, "" when none
+    node_ports: str = ""  # the proxy that translates NodePorts when this one leaves them to another ("": itself)
 
 
 PROXIES: dict[str, ServiceProxy] = {
@@ -34,7 +35,8 @@ PROXIES: dict[str, ServiceProxy] = {
         ServiceProxy("kube-router-ipvs", "kube-router's IPVS proxy; VIPs on kube-dummy-if; optional DSR", "kube-dummy-if"),
         # a pod's own traffic is translated before the first packet: the service address never appears
         ServiceProxy("cilium-kpr", "Cilium kube-proxy replacement: eBPF at the socket (connect) and at the devices", ""),
-        # the DNAT happens inside OVS: the pod's port shows the ClusterIP, the tunnel the endpoint
-        ServiceProxy("antrea-proxy", "AntreaProxy: service load balancing in OVS flows", ""),
+        # the DNAT happens inside OVS: the pod's port shows the ClusterIP, the tunnel the endpoint; NodePorts stay with
+        # kube-proxy's iptables rules unless proxyAll is on (its default is off), entering through antrea-gw0
+        ServiceProxy("antrea-proxy", "AntreaProxy: service load balancing in OVS flows", "", node_ports="kube-proxy-iptables"),
     )
 }

@@ -46,7 +46,8 @@ def page(model: Model) -> str:
         lines.append(f"  {'TCP' if port.proto == 6 else 'UDP'} {port.port}: {port.meaning}")
     bgp = "always" if model.bgp >= 0.99 else "usually" if model.bgp >= 0.5 else "rarely" if model.bgp > 0 else "never"
     lines.append(f"  BGP (TCP 179) between nodes: {bgp}")
-    lines.append(f"  IP forwarding by the node's stack (TTL -1 per node): {'yes' if model.kernel_forwarding else 'no'}")
+    lines.append(f"  IP forwarding by the node's stack: {'yes' if model.kernel_forwarding else 'no'}; "
+                 f"TTL -1 per node: {'yes' if model.decrements_ttl else 'no'}")
     lines.append(f"  default pod range: {', '.join(model.pod_cidrs) or 'from Node spec.podCIDR'}; services: {', '.join(model.service_cidrs)}")
     lines.append(f"  service proxy: {PROXIES[model.service_proxy].summary}")
     lines += ["", "Expected paths (tcpdump -i any on each node)"]
