@@ -3,6 +3,7 @@ findings' typed evidence; and precision: the healthy lab scenarios of every buil
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ from cniscope.results import FindingKind, Report, Severity
 from cniscope.sources import InputSpec
 from tests.findings.wire import alarms, of_kind
 from tests.lab.helpers import BUILDABLE
-from tests.paths import DATA, SEED
+from tests.paths import CORPUS, DATA, SEED
 
 PASTED = DATA / "findings"
 SCENARIOS = sorted(d for d in (DATA / "scenarios").glob("*/*") if d.is_dir())
+INPUTS = [p for p in sorted(CORPUS.iterdir()) if not p.name.endswith(".md")] + sorted(PASTED.glob("*.txt")) + [SEED]
 
 
 def pasted(name: str) -> Report:
@@ -188,3 +190,24 @@ def test_a_packet_for_a_pod_cidr_sent_to_the_gateway_is_a_route_and_every_view_s
               for h in j.hops if h.mac_to is not None]
     assert before and {h.mac_owner for h in before} == {"node2"}
     assert {h.mac_owner for j in report.journeys for h in j.hops if h.mac_to == "ff:ff:ff:ff:ff:ff"} == {"broadcast"}
+
+
+UNACTIONABLE = re.compile(r"\bNone\b|\binput \d+\b|(?:^|\s)\?(?:\s|$|[,.;:)])|\bcopy \d+\b(?! of)")
+
+
+@pytest.mark.parametrize("capture", INPUTS, ids=[p.name for p in INPUTS])
+def test_no_finding_names_a_place_nobody_can_act_on(capture: Path) -> None:
+    """Class 9 over every published capture and pasted form: no `?`, `None`, `input N` or bare `copy N` for a place;
+    what was not recorded is said, as a catalogue note. Class 10: a finding counts its packets as they are counted."""
+    report = analyze([InputSpec(str(capture))])
+    for f in report.findings:
+        words = " ".join((f.title, f.explanation, f.next_step, *f.evidence.interfaces))
+        assert not UNACTIONABLE.search(words), (f.kind, UNACTIONABLE.search(words), words)
+        assert f.node is None or not f.node.startswith("input ")
+        if f.kind is FindingKind.RETRANSMISSION:
+            [flow] = [x for x in report.flows if x.id in f.flows]
+            assert f.evidence.packets == flow.retransmissions
+        if f.kind is FindingKind.UNANSWERED and f.flows:
+            assert f.evidence.packets == len(f.journeys) and f.evidence.sent >= f.evidence.packets
+        if f.kind is FindingKind.CHECKSUM_OFFLOAD and f.severity is Severity.INFO:
+            assert f.evidence.packets == f.evidence.sent + f.evidence.received
