@@ -10,11 +10,10 @@ from collections.abc import Callable
 
 import polars as pl
 
-from cniscope import filters
+from cniscope import filters, next_hops
 from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
-from cniscope import next_hops
 from cniscope.capture.manifest import inputs, is_capture_dir
 from cniscope.errors import InputError
 from cniscope.filters import FilterError

@@ -27,10 +27,10 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
+from cniscope import next_hops
 from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
 from cniscope.journeys import node_column, point_label
-from cniscope import next_hops
 from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_text
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
