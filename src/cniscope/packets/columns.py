@@ -8,6 +8,7 @@ in schema order: a column never touched becomes an all-null Arrow array.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -18,11 +19,11 @@ from cniscope.packets.schema import COLUMNS
 Rows = slice | np.ndarray | int
 ALL = slice(None)
 
-_NUMPY = {
+_NUMPY: dict[pl.DataType | type[pl.DataType], type[np.generic]] = {
     pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32, pl.UInt64: np.uint64,
     pl.Int64: np.int64, pl.Boolean: np.bool_, pl.Utf8: np.object_,
 }
-_ARROW = {
+_ARROW: dict[pl.DataType | type[pl.DataType], Any] = {
     pl.UInt8: pa.uint8(), pl.UInt16: pa.uint16(), pl.UInt32: pa.uint32(), pl.UInt64: pa.uint64(),
     pl.Int64: pa.int64(), pl.Boolean: pa.bool_(), pl.Utf8: pa.string(),
 }
@@ -73,7 +74,7 @@ class Columns:
             np.copyto(target, values, where=mask, casting="unsafe")
             valid |= mask
         else:
-            picked = rows[mask]
+            picked = np.asarray(rows)[mask]
             target[picked] = values[mask]
             valid[picked] = True
 
@@ -84,8 +85,11 @@ class Columns:
 
     def put_row(self, row: int, fields: Mapping[str, object]) -> None:
         for name, value in fields.items():
-            if value is not None:
-                self.put(name, row, value)
+            if value is None:
+                continue
+            if not isinstance(value, np.ndarray | int | bool | str):
+                raise TypeError(f"{name}: a {type(value).__name__} is no column value")
+            self.put(name, row, value)
 
     def put_dictionary(self, name: str, indices: np.ndarray, names: list[str | None]) -> None:
         """A text column from per-row indices into `names` (-1: null)."""

@@ -50,7 +50,7 @@ import pyarrow as pa
 
 from cniscope.packets import headers as H
 from cniscope.packets.checksum import Scratch, segment_sums
-from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns, Rows
+from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns
 from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
 from cniscope.packets.frames import FrameBatch
@@ -188,15 +188,21 @@ def _gather(data: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return view[np.clip(pos, 0, limit)], ok
 
 
-def _take(a: np.ndarray, idx: Rows) -> np.ndarray:
+# rows of a chunk a decoder works on: all of them (a slice), or their positions
+Picked = slice | np.ndarray
+# a header length: one for every row (a scalar), or one each
+Offset = np.ndarray | np.int64
+
+
+def _take(a: np.ndarray, idx: Picked) -> np.ndarray:
     return a if isinstance(idx, slice) else a[idx]
 
 
-def _pick(mask: np.ndarray) -> Rows:
+def _pick(mask: np.ndarray) -> Picked:
     return ALL if mask.all() else np.flatnonzero(mask)
 
 
-def _compose(rows: Rows, idx: Rows) -> Rows:
+def _compose(rows: Picked, idx: Picked) -> Picked:
     if isinstance(idx, slice):
         return rows
     if isinstance(rows, slice):
@@ -212,7 +218,7 @@ class _Group:
     by protocol reads only the fields it needs instead of copying whole windows.
     """
 
-    rows: Rows  # which chunk rows
+    rows: Picked  # which chunk rows
     w: np.ndarray  # V<k> byte windows
     sel: np.ndarray | None  # this group's rows in `w`
     start: np.ndarray  # int64 buffer position of each row's network header
@@ -221,14 +227,14 @@ class _Group:
 
     @property
     def n(self) -> int:
-        return self.start.shape[0]
+        return int(self.start.shape[0])
 
     @property
     def room(self) -> int:
         """Window bytes from the network header on."""
-        return self.w.dtype.itemsize - self.head
+        return int(self.w.dtype.itemsize) - self.head
 
-    def sub(self, idx: Rows) -> _Group:
+    def sub(self, idx: Picked) -> _Group:
         if isinstance(idx, slice):
             return self
         sel = idx if self.sel is None else self.sel[idx]
@@ -252,7 +258,7 @@ class _Vector:
         # the TCP/UDP segments to checksum: the packet's, and a UDP envelope's (outer_l4_csum_bad)
         self.segments = {name: _Segments(base.shape[0]) for name in ("l4_csum_bad", "outer_l4_csum_bad")}
 
-    def mark(self, rows: Rows, bad: np.ndarray) -> None:
+    def mark(self, rows: Picked, bad: np.ndarray) -> None:
         self.slow[rows] |= bad
 
     # -- link layer --------------------------------------------------------------
@@ -285,12 +291,12 @@ class _Vector:
         self.checksums()
         return self.slow
 
-    def ethernet(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def ethernet(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         self.cols.put("eth_dst", rows, H.ETHERNET.column(w, "dst"))
         self.cols.put("eth_src", rows, H.ETHERNET.column(w, "src"))
         return self._tagged(rows, w, H.ETHERNET.column(w, "type"), 14, avail)
 
-    def _tagged(self, rows: Rows, w: np.ndarray, ethertype: np.ndarray, at: int, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _tagged(self, rows: Picked, w: np.ndarray, ethertype: np.ndarray, at: int, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         """One 802.1Q tag may follow the link header (Ethernet, and SLL/SLL2 where libpcap puts it back)."""
         tagged = ethertype == H.ETH_VLAN
         bad = (ethertype == H.ETH_QINQ) | (avail < at)
@@ -301,47 +307,47 @@ class _Vector:
         bad |= tagged & ((inner == H.ETH_VLAN) | (inner == H.ETH_QINQ) | (avail < at + 4))
         return np.where(tagged, at + 4, at), np.where(tagged, inner, ethertype), bad
 
-    def _sll(self, rows: Rows, w: np.ndarray, header: H.Header) -> np.ndarray:
+    def _sll(self, rows: Picked, w: np.ndarray, header: H.Header) -> np.ndarray:
         pkttype = header.column(w, "pkttype")
         self.cols.put_where("direction", rows, pkttype.astype(np.uint8), pkttype <= 4)
         self.cols.put_where("eth_src", rows, header.column(w, "addr"), header.column(w, "halen") == 6)
         return header.column(w, "proto")
 
-    def sll(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sll(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         return self._tagged(rows, w, self._sll(rows, w, H.SLL), 16, avail)
 
-    def sll2(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sll2(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         return self._tagged(rows, w, self._sll(rows, w, H.SLL2), 20, avail)
 
-    def raw_ip(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def raw_ip(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         version = H.IPV4.column(w, "vihl") >> 4
         et = np.where(version == 4, H.ETH_IPV4, np.where(version == 6, H.ETH_IPV6, 0))
         return np.int64(0), et, (et == 0) | (avail < 1)
 
-    def null(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def null(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         """BSD loopback: the family in the capturing host's byte order (little-endian hosts swapped back)."""
         family = H.LOOPBACK.column(w, "family").astype(np.int64)
         swapped = ((family & 0xFF) << 24) | (((family >> 8) & 0xFF) << 16) | (((family >> 16) & 0xFF) << 8) | (family >> 24)
         return self._family(np.where(family > 0xFFFF, swapped, family), avail)
 
-    def loop(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def loop(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         return self._family(H.LOOPBACK.column(w, "family").astype(np.int64), avail)
 
     @staticmethod
-    def _family(family: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _family(family: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         et = np.zeros(family.shape[0], dtype=np.int64)
         for value, ethertype in H.AF_ETHERTYPE.items():
             et[family == value] = ethertype
         return np.int64(4), et, (et == 0) | (avail < 4)
 
-    def ipv4_link(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def ipv4_link(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         return np.int64(0), np.full(w.shape[0], H.ETH_IPV4), np.zeros(w.shape[0], dtype=np.bool_)
 
-    def ipv6_link(self, rows: Rows, w: np.ndarray, avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def ipv6_link(self, rows: Picked, w: np.ndarray, avail: np.ndarray) -> tuple[Offset, np.ndarray, np.ndarray]:
         return np.int64(0), np.full(w.shape[0], H.ETH_IPV6), np.zeros(w.shape[0], dtype=np.bool_)
 
     # -- network layer -----------------------------------------------------------
-    def network(self, rows: Rows, start: np.ndarray, ethertype: np.ndarray, depth: int,
+    def network(self, rows: Picked, start: np.ndarray, ethertype: np.ndarray, depth: int,
                 link: tuple[np.ndarray, np.ndarray | None, int] | None = None) -> None:
         """`link`: the link-layer windows already hold the network header (windows, their rows, offset)."""
         self.cols.put("ethertype", rows, ethertype)
@@ -496,7 +502,7 @@ class _Vector:
         self.mark(rows, ~ok)
         self.cols.put("payload_digest", rows, digest_np(w, _take(size, idx)))
 
-    def tcp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
+    def tcp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[Offset, np.ndarray]:
         col, cols, rows = g.reader(H.TCP), self.cols, g.rows
         flags = col("flags", at)
         doff = (col("doff", at) >> 4).astype(np.int64) * 4
@@ -553,7 +559,8 @@ class _Vector:
             good = opt & ~bad
 
             def byte(offset: int, sel: np.ndarray, live: np.ndarray = live, p: np.ndarray = p) -> np.ndarray:
-                return raw[live[sel], np.minimum(p[sel] + offset, k - 1)].astype(np.uint32)
+                found: np.ndarray = raw[live[sel], np.minimum(p[sel] + offset, k - 1)].astype(np.uint32)
+                return found
 
             for number, length, handler in _OPTIONS:
                 sel = good & (kind == number) & (size == length)
@@ -563,7 +570,7 @@ class _Vector:
             still = ~eol & ~bad
             active[live] = still & (pos[live] < end[live])
 
-    def udp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
+    def udp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[Offset, np.ndarray]:
         col, cols, rows = g.reader(H.UDP), self.cols, g.rows
         sport, dport = col("sport", at), col("dport", at)
         cols.put("sport", rows, sport)
@@ -576,7 +583,7 @@ class _Vector:
             cols.put_where("dns_qr", rows, (g.reader(H.DNS)("flags", at + 8) & 0x8000) != 0, dns)
         return np.int64(8), size
 
-    def icmp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[np.ndarray, np.ndarray]:
+    def icmp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[Offset, np.ndarray]:
         col, cols, rows = g.reader(H.ICMP), self.cols, g.rows
         kind = col("type", at)
         cols.put("icmp_type", rows, kind)
@@ -691,7 +698,7 @@ class _Segments:
 
 
 # Link type -> link-layer handler: (network header offset, ethertype, rows to leave to the fallback).
-_LINK = {
+_LINK: dict[int, Callable[[_Vector, Picked, np.ndarray, np.ndarray], tuple[Offset, np.ndarray, np.ndarray]]] = {
     LinkType.ETHERNET: _Vector.ethernet,
     LinkType.LINUX_SLL: _Vector.sll,
     LinkType.LINUX_SLL2: _Vector.sll2,

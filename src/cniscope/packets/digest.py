@@ -42,7 +42,8 @@ def _mix_np(x: np.ndarray) -> np.ndarray:
     x = x * np.uint64(_M1)
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(_M2)
-    return x ^ (x >> np.uint64(31))
+    mixed: np.ndarray = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 def digest_np(windows: np.ndarray, payload_len: np.ndarray) -> np.ndarray:

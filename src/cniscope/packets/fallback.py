@@ -33,6 +33,13 @@ DECODED: tuple[str, ...] = ("direction",) + NAMES[NAMES.index("truncated") : NAM
 PACKET: tuple[str, ...] = NAMES[NAMES.index("ip_version") : NAMES.index("payload_digest") + 1]
 
 
+
+def _raw(value: int | bytes) -> bytes:
+    """A field a header declares as bytes (`Ns`), typed as such."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"a bytes field, not {type(value).__name__}")
+    return value
+
 class _Stop(Exception):
     """Decoding of this frame ends here; `reason` goes to the error column."""
 
@@ -94,10 +101,10 @@ class _Decoder:
         elif linktype == LinkType.IPV6:
             ethertype, pos = H.ETH_IPV6, at
         elif linktype in (LinkType.NULL, LinkType.LOOP):
-            family = self.need(H.LOOPBACK, at)["family"]
+            family = int(self.need(H.LOOPBACK, at)["family"])
             if linktype == LinkType.NULL and family > 0xFFFF:  # written by a big-endian host: byte-swap
-                family = int.from_bytes(int(family).to_bytes(4, "big"), "little")
-            ethertype, pos = H.AF_ETHERTYPE.get(int(family), 0), at + 4
+                family = int.from_bytes(family.to_bytes(4, "big"), "little")
+            ethertype, pos = H.AF_ETHERTYPE.get(family, 0), at + 4
         elif linktype in (LinkType.PPP, LinkType.PPP_HDLC):
             self.need_bytes(at, 2, "PPP header")
             pos = at + 2 if self.buf[at] == 0xFF and self.buf[at + 1] == 0x03 else at
@@ -112,7 +119,7 @@ class _Decoder:
         elif linktype == LinkType.PKTAP:
             pktap = self.need(H.PKTAP, at)
             if int(pktap["length"]) < H.PKTAP.size:
-                raise _Stop(f"PKTAP header length {pktap['length']} at offset {at}", truncated=False)
+                raise _Stop(f"PKTAP header length {int(pktap['length'])} at offset {at}", truncated=False)
             self.link(int(pktap["dlt"]), at + int(pktap["length"]))
             return
         else:
@@ -209,7 +216,7 @@ class _Decoder:
         plen = int(ip["plen"])
         out = self.out
         out.update(
-            ip_version=6, src6=socket.inet_ntop(socket.AF_INET6, ip["src"]), dst6=socket.inet_ntop(socket.AF_INET6, ip["dst"]),
+            ip_version=6, src6=socket.inet_ntop(socket.AF_INET6, _raw(ip["src"])), dst6=socket.inet_ntop(socket.AF_INET6, _raw(ip["dst"])),
             ttl=ip["hlim"], tos=(vtcfl >> 20) & 0xFF, ip_len=plen + 40, mf=False, frag_offset=0,
         )
         nh, p, remaining, fragmented = int(ip["nh"]), pos + 40, plen, False

@@ -81,7 +81,8 @@ class Header:
             value = raw[pick, at + offset].astype(np.uint32)
             for i in range(1, _WIDTH[fmt]):
                 value = (value << np.uint32(8)) | raw[pick, at + offset + i]
-            return value
+            found: np.ndarray = value
+            return found
         if at + offset + _WIDTH[fmt] > k:
             raise ValueError(f"field at {at + offset} runs past the {k}-byte window")
         view = np.ndarray(shape=(n,), dtype=fmt, buffer=windows, offset=at + offset, strides=(k,))
