@@ -216,6 +216,20 @@ def test_distinct_udp_sources_as_text_are_distinct_journeys(tmp_path) -> None:
     assert {(j.id, j.flow) for j in report.journeys} == {(f.journeys[0], f.id) for f in report.flows}
 
 
+def test_envelopes_that_show_nothing_inside_are_told_apart_by_their_own_ends(tmp_path) -> None:
+    """A UDP line on a tunnel port is read as an envelope with nothing of its packet shown (as is a VXLAN packet
+    cut by the snaplen before the inner header): two senders' are two packets and two conversations, not one."""
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+
+    path = tmp_path / "sources.txt"
+    path.write_text("".join(f"12:00:00.00000{i} IP 10.1.0.{i}.{port} > 10.96.0.10.53: UDP, length 10\n"
+                            for i, port in enumerate((4789, 4789, 8472, 8472))))
+    report = analyze([InputSpec(str(path))])
+    assert [len(j.hops) for j in report.journeys] == [1, 1, 1, 1]
+    assert (report.journeys_total, report.flows_total) == (4, 4)
+
+
 def test_identical_link_local_multicast_from_two_hosts_is_two_packets(tmp_path) -> None:
     """Every bridge that joins a group sends the same IGMP report (IP id 0, same bytes); no router forwards
     224.0.0.0/24, so one node's report and another's are never one packet rewritten by NAT."""

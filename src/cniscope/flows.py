@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from cniscope.journeys import chunked_like
+from cniscope.journeys import chunked_like, nothing_inside
 from cniscope.packets.schema import address_expr, ip4_text
 from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto
 
@@ -30,9 +30,16 @@ PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
 
 def tuple_id() -> pl.Expr:
     """Direction-free id of the (proto, endpoints) of a sighting; ICMP echo uses its id as the port."""
-    # a host tcpdump printed by name (no -n) stands where its IPv6 address would
-    a = pl.struct(ip=pl.col("src"), ip6=pl.coalesce("src6", "src_name"), port=pl.coalesce(pl.col("sport"), pl.col("icmp_id")))
-    b = pl.struct(ip=pl.col("dst"), ip6=pl.coalesce("dst6", "dst_name"), port=pl.coalesce(pl.col("dport"), pl.col("icmp_id")))
+    # a host tcpdump printed by name (no -n) stands where its IPv6 address would; an envelope that shows nothing
+    # of what it carries, by its own ends (as in its journey's key)
+    def end(side: str) -> pl.Expr:
+        inner = pl.struct(ip=pl.col(side), ip6=pl.coalesce(f"{side}6", f"{side}_name"),
+                          port=pl.coalesce(pl.col(f"{side[0]}port"), pl.col("icmp_id")))
+        outer = pl.struct(ip=pl.col(f"outer_{side}"), ip6=pl.coalesce(f"outer_{side}6", f"outer_{side}_name"),
+                          port=pl.col(f"outer_{side[0]}port"))
+        return pl.when(nothing_inside()).then(outer).otherwise(inner)
+
+    a, b = end("src"), end("dst")
     a_h, b_h = a.hash(seed=5), b.hash(seed=5)
     lo = pl.min_horizontal(a_h, b_h)
     hi = pl.max_horizontal(a_h, b_h)

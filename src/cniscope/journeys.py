@@ -75,6 +75,7 @@ OPTIONAL_KEY_FIELDS = ("ip_id", "payload_digest")
 # Fields that tell one packet from the next of the same kind; a key with none of them joins the addresses.
 OWN_FIELDS = ("seq", "ack", "tsval", "icmp_id", "icmp_seq", "dns_id", "arp_spa", "arp_tpa", "ip_id", "payload_digest")
 ADDRESS_FIELDS = ("src", "dst", "src6", "dst6", "sport", "dport")
+ENVELOPE_FIELDS = ("outer_src", "outer_dst", "outer_src6", "outer_dst6", "outer_src_name", "outer_dst_name", "outer_sport", "outer_dport")
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,17 @@ def fingerprint(table: pl.DataFrame) -> pl.Expr:
     own = [f for f in fields if f in OWN_FIELDS]
     key = pl.struct([pl.col(f) for f in fields]).hash(seed=1)
     addressed = pl.struct([pl.col(f) for f in [*fields, *ADDRESS_FIELDS]]).hash(seed=1)
+    # an envelope that shows nothing of what it carries (text of a tunnel port, a snaplen cut before the inner
+    # header) is told apart by its own addresses
+    enveloped = pl.struct([pl.col(f) for f in [*fields, *ENVELOPE_FIELDS]]).hash(seed=1)
     nothing_own = pl.all_horizontal([pl.col(f).is_null() for f in own])
-    return pl.when(nothing_own | _link_local_multicast()).then(addressed).otherwise(key)
+    return (pl.when(~(nothing_own | _link_local_multicast())).then(key)
+            .when(nothing_inside()).then(enveloped).otherwise(addressed))
+
+
+def nothing_inside() -> pl.Expr:
+    """A tunnel envelope whose sighting shows no address of the packet inside it."""
+    return pl.all_horizontal([pl.col(f).is_null() for f in ADDRESS_FIELDS]) & (pl.col("tunnel").fill_null(0) != 0)
 
 
 def _link_local_multicast() -> pl.Expr:
