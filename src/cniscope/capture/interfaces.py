@@ -166,5 +166,6 @@ def host_side(facts: NodeFacts, pod_ip: str | None, peer_index: int | None) -> i
         if route.get("dst") in (pod_ip, f"{pod_ip}/32") and route.get("dev"):
             for entry in facts.interfaces:
                 if entry["name"] == route["dev"] and entry.get("kind") != "bridge":
-                    return entry["index"]
+                    index: int = entry["index"]
+                    return index
     return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import io
 import mmap
 import os
 import re
@@ -258,9 +259,10 @@ def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> N
 def _pump_stdout(run: NodeRun, proc: host.Process) -> None:
     """The node's pcap into its raw file; when the disk is full, what fit is kept and the rest drained
     (tcpdump must not block) while the capture stops."""
-    assert proc.stdout is not None
+    stdout = proc.stdout
+    assert isinstance(stdout, io.BufferedIOBase)  # a pipe, buffered: read1 returns what one read gave
     with open(run.raw, "wb", buffering=0) as sink:
-        while chunk := proc.stdout.read1(1 << 20):
+        while chunk := stdout.read1(1 << 20):
             run.bytes += len(chunk)
             view = memoryview(chunk)
             while view and run.write_error is None:
@@ -466,7 +468,7 @@ def _write_raw(
         files.append(kept.name)
         run.warnings.append(f"the pcap as tcpdump wrote it is kept in {kept.name} (interfaces by index, not by name)")
     (out / MERGED).unlink(missing_ok=True)
-    converted = [{"packets": None, "unknown_ifindex": [], "damage": None} for _ in runs]
+    converted: list[dict[str, Any]] = [{"packets": None, "unknown_ifindex": [], "damage": None} for _ in runs]
     try:
         return _manifest(plan, runs, converted, files, None, out, started_ns, stopped_ns, reason, pods, argv, unreachable)
     except OSError as exc:

@@ -38,7 +38,7 @@ def bird_config(router_id: str, peers: list[tuple[str, str]], exports: list[str]
         lines.append(f"protocol static blocks {{ ipv4; {routes} }}")
     lines.append(f"protocol kernel {{ scan time {KERNEL_SCAN_SECONDS}; ipv4 {{ import none; export where source ~ [ RTS_BGP, RTS_STATIC ]; }}; }}")
     for name, address in peers:
-        passive = " passive on;" if ipaddress.ip_address(address) > ipaddress.ip_address(router_id) else ""
+        passive = " passive on;" if ipaddress.IPv4Address(address) > ipaddress.IPv4Address(router_id) else ""  # BGP router ids: IPv4
         lines.append(
             f"protocol bgp {name.replace('-', '_')} {{\n"
             f"  local as {AS_NUMBER}; neighbor {address} as {AS_NUMBER};\n"

@@ -92,7 +92,7 @@ def _node(ctx: Ctx, node: Node, addressed: bool = True) -> list[Step]:
     """The node's eth0 into the underlay; with `addressed`, its address and default route (else the model puts them elsewhere)."""
     ns = ctx.ns(node.name)
     index = ctx.spec.nodes.index(node) + 1
-    steps = [
+    steps: list[Step] = [
         Ip(ns, ("link", "set", "lo", "up")),
         Ip(ns, ("link", "add", "eth0", "type", "veth", "peer", "name", underlay_port(index), "netns", ctx.ns(UNDERLAY))),
         Ip(ns, ("link", "set", "eth0", "up")),

@@ -27,7 +27,6 @@ import os
 import select
 import socket
 import struct
-import sys
 import time
 
 from cniscope import host
@@ -48,7 +47,8 @@ def open_tun(name: str) -> int:
 def relay(tun: int, sock: socket.socket, peers: dict[ipaddress.IPv4Network, str], deadline: float) -> None:
     nodes = set(peers.values())
     while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([tun, sock], [], [], min(left, 60))
+        watched: list[int | socket.socket] = [tun, sock]
+        ready, _, _ = select.select(watched, [], [], min(left, 60))
         if tun in ready:
             packet = os.read(tun, BUFFER)
             if len(packet) >= 20 and packet[0] >> 4 == 4:
@@ -96,4 +96,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

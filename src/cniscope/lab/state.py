@@ -22,6 +22,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cniscope import host
 from cniscope.errors import CniscopeError, InputError
@@ -82,7 +83,7 @@ def abandoned(state: LabState) -> bool:
     return start is None or (state.builder_start is not None and start != state.builder_start)
 
 
-def _spec_from(data: dict) -> LabSpec:
+def _spec_from(data: dict[str, Any]) -> LabSpec:
     return LabSpec(
         name=data["name"],
         model=data["model"],

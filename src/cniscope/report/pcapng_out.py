@@ -40,8 +40,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -165,7 +166,7 @@ def _binary(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part
     rows = part["_row"].to_list()
     nodes, ifaces, directions = part["node"].to_list(), part["iface"].to_list(), part["direction"].to_list()
     for batch in _batches(info):
-        view = memoryview(batch.data)
+        view = batch.data.data  # the frames' bytes, not copied
         columns = zip(batch.offset.tolist(), batch.caplen.tolist(), batch.wirelen.tolist(), batch.ts.tolist(),
                       batch.linktype.tolist(), batch.iface.tolist())
         for frame, (start, caplen, wirelen, ts, linktype, iface) in enumerate(columns, batch.first_frame):
@@ -184,7 +185,10 @@ def _batches(info: InputInfo) -> Iterator[FrameBatch]:
     yield from iter_input_batches(InputSpec(info.name), scratch)
 
 
-def _copy(row: dict) -> str | None:
+Row = Mapping[str, Any]  # a row of the packet table by column name
+
+
+def _copy(row: Row) -> str | None:
     """Text that names no interface still tells its capture points apart by order (`copy 2` of a packet seen three
     times): each gets its own interface block, or Wireshark takes the copies for re-sends on one interface."""
     if row["hops"] is None or row["hops"] < 2 or row["hop"] is None:
@@ -216,7 +220,7 @@ MAX_PAYLOAD = 1 << 16
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -226,7 +230,7 @@ def _mac(value: int | None) -> bytes:
     return (value or 0).to_bytes(6, "big")
 
 
-def _transport(row: dict, pseudo: bytes) -> tuple[int, bytes]:
+def _transport(row: Row, pseudo: bytes) -> tuple[int, bytes]:
     """(IP protocol, transport header + zero payload) from the row's fields."""
     payload = b"\0" * min(row["payload_len"] or 0, MAX_PAYLOAD - 80)
     proto = row["proto"]
@@ -252,7 +256,7 @@ def _transport(row: dict, pseudo: bytes) -> tuple[int, bytes]:
     return proto or 255, payload
 
 
-def rebuild(row: dict) -> bytes:
+def rebuild(row: Row) -> bytes:
     """An Ethernet frame carrying the packet a row of the table describes (see the module notes)."""
     eth = _mac(row["eth_dst"] if not row["tunnel"] else row["inner_eth_dst"]) + \
         _mac(row["eth_src"] if not row["tunnel"] else row["inner_eth_src"])

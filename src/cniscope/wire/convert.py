@@ -81,7 +81,7 @@ class MergedCapture:
         iface_at = (np.cumsum(length) - length)[:, None] + np.arange(8, 12)  # EPB: type, length, then the interface id
         ids = out[iface_at].copy().view("<u4").ravel() + bases[part]
         out[iface_at] = ids.astype("<u4").view(np.uint8).reshape(-1, 4)
-        self.writer.write_raw(memoryview(out))
+        self.writer.write_raw(out.data)
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def sll2_pcap_to_pcapng(
         blocks, at, ts = _epbs(buf, rec, order, 1_000_000_000 // header.ticks, iface, pkttype)
         if merged is not None:
             merged.blocks(writer.position + at, np.diff(np.append(at, len(blocks))), ts)
-        writer.write_raw(memoryview(blocks))
+        writer.write_raw(blocks.data)
         result.packets += len(rec)
         first = last
     result.unknown_ifindex = tuple(unknown)

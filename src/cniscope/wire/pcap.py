@@ -4,6 +4,7 @@ its frame. Read by `cniscope.sources.pcap` (batches of frames) and `cniscope.wir
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ def is_pcap(head: bytes) -> bool:
     return len(head) >= 4 and struct.unpack_from("<I", head)[0] in MAGICS
 
 
-def parse_header(buf: bytes | memoryview) -> Header | None:
+def parse_header(buf: bytes | memoryview | mmap.mmap) -> Header | None:
     """The file header, or None when `buf` is too short or the magic is not pcap's."""
     if len(buf) < HEADER_LEN:
         return None
@@ -47,7 +48,7 @@ def parse_header(buf: bytes | memoryview) -> Header | None:
     return Header(byteorder=order, ticks=ticks, snaplen=snaplen, linktype=network & 0xFFFF)
 
 
-def walk(buf: bytes | memoryview, header: Header) -> tuple[list[int], list[int], str | None]:
+def walk(buf: bytes | memoryview | mmap.mmap, header: Header) -> tuple[list[int], list[int], str | None]:
     """Offsets and captured lengths of every record, one after the other (each length gives the next record's
     place), and where the records stopped making sense ("byte N: ...", None when the file is whole)."""
     unpack = struct.Struct(header.byteorder + "I").unpack_from
