@@ -65,6 +65,15 @@ def test_a_tunnel_seen_only_as_envelopes_is_one_finding_per_endpoint_pair() -> N
     assert alarms(report) == []
 
 
+def test_weave_envelopes_that_tcpdump_prints_as_bfd_are_envelopes() -> None:
+    """UDP 6784 is weave's VXLAN port and, to tcpdump without `-T vxlan`, BFD over LAG: still one tunnel per pair."""
+    report = analyze([InputSpec(str(PASTED / "weave-bfd.txt"), node="node1")])
+    tunnels = of_kind(report, FindingKind.TUNNEL)
+    assert sorted((f.evidence.addresses, f.evidence.packets, f.evidence.overhead) for f in tunnels) == [
+        (("192.168.200.11", "192.168.200.12"), 1, 50), (("192.168.200.11", "192.168.200.13"), 12, 50)]
+    assert alarms(report) == []
+
+
 def test_checksum_offload_is_one_finding_per_capture_saying_what_was_sent_and_received() -> None:
     report = analyze([InputSpec(str(DATA / "scenarios" / "flannel-vxlan" / "cross-node"))])
     [found] = of_kind(report, FindingKind.CHECKSUM_OFFLOAD)

@@ -384,7 +384,7 @@ def parse_l4(s: str, pkt: Packet) -> None:
     m = UDP_LEN_RE.match(s)
     if m:
         layer["proto"] = 17
-        kind = TUNNEL_PORTS.kind(int(layer.get("dport", 0))) or TUNNEL_PORTS.kind(int(layer.get("sport", 0)))  # type: ignore[call-overload]
+        kind = _envelope_port(layer)
         if kind and "_fragment" not in layer and not layer.get("mf"):  # an envelope tcpdump did not open (-q, 8285)
             layer["_encap"] = kind
         elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
@@ -430,6 +430,12 @@ def parse_l4(s: str, pkt: Packet) -> None:
         else:
             pkt.pending = INNER
         return
+    if ("sport" in layer or "dport" in layer) and s.startswith("BFDv"):
+        kind = _envelope_port(layer)
+        if kind:  # tcpdump decodes UDP 6784, weave's VXLAN port, as BFD over LAG (RFC 7130): an envelope
+            layer["proto"] = 17  # it did not open (-T vxlan opens it), as with -q
+            layer["_encap"] = kind
+            return
     if "sport" in layer or "dport" in layer:
         parse_udp_app(s, layer)
         return
@@ -464,6 +470,11 @@ def parse_ip6_extensions(s: str, layer: Layer) -> str:
         layer["sport"], layer["dport"] = int(m.group(1)), int(m.group(2))
         s = s[m.end() :]
     return s
+
+
+def _envelope_port(layer: Layer) -> Tunnel:
+    """The envelope a UDP port of the layer stands for (TUNNEL_PORTS); Tunnel.NONE for none."""
+    return TUNNEL_PORTS.kind(int(layer.get("dport", 0))) or TUNNEL_PORTS.kind(int(layer.get("sport", 0)))  # type: ignore[call-overload]
 
 
 def parse_udp_app(s: str, layer: Layer) -> None:
