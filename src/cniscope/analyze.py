@@ -151,7 +151,7 @@ def analyze_capture(
     inventory = load_inventory(cluster) if cluster else None
     chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
     workers = workers or workers_default()
-    rows, table_bytes = capture.table.height, capture.table.estimated_size()
+    rows, table_bytes = capture.table.height, int(capture.table.estimated_size())
     partitions = partitions or plan_partitions(rows, table_bytes, memory or default_memory(), workers)
     on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
     correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run)
@@ -226,7 +226,7 @@ def _select(table: pl.DataFrame, chosen: tuple[pl.Expr, str], flow: int | None) 
     journeys = table.lazy().filter(expr).select(pl.col("journey").unique()).collect().to_series()
     kept = table.filter(pl.col("journey").is_in(journeys.implode()))
     # results name sightings by their row in the report's table: number the kept ones 0..n-1 (their order is kept)
-    return kept.with_columns(pl.int_range(pl.len(), dtype=table.schema["row"]).alias("row")), whole
+    return kept.with_columns(pl.int_range(pl.len()).cast(table.schema["row"]).alias("row")), whole
 
 
 def _limits(table: pl.DataFrame, max_journeys: int | None, selected: bool) -> tuple[int | None, int | None]:
@@ -241,8 +241,8 @@ def _limits(table: pl.DataFrame, max_journeys: int | None, selected: bool) -> tu
     ids = table["journey"].unique().sort()
     if ids.len() <= max_journeys:
         return None, None
-    journey_limit = int(ids[max_journeys])
+    journey_limit = int(ids.item(max_journeys))
     flows = table["flow"].unique().sort()
-    needed = int(table.filter(pl.col("journey") < journey_limit)["flow"].max() or 0) + 1
-    return journey_limit, max(needed, int(flows[flow_limit]) if flows.len() > flow_limit else needed)
+    needed = int(table.filter(pl.col("journey") < journey_limit).select(pl.col("flow").max()).item() or 0) + 1
+    return journey_limit, max(needed, int(flows.item(flow_limit)) if flows.len() > flow_limit else needed)
 

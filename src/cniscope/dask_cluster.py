@@ -63,7 +63,7 @@ class Session:
         and the Run that sends them to the cluster."""
         threads = sum(self.client.nthreads().values()) or 1
         rows = capture.table.height
-        planned = plan_partitions(rows, capture.table.estimated_size(), memory or default_memory(), threads)
+        planned = plan_partitions(rows, int(capture.table.estimated_size()), memory or default_memory(), threads)
         return {"partitions": max(planned, min(PARTITIONS_PER_THREAD * threads, rows // 16 or 1)), "run": runner(self.client)}
 
 
@@ -76,7 +76,7 @@ def connect(address: str) -> Client:
     """
     try:
         from distributed import Client
-        from distributed.comm import parse_address, parse_host_port
+        from distributed.comm.addressing import parse_address, parse_host_port
     except ImportError:
         raise EnvironmentProblem("--dask needs Dask installed: pip install 'cniscope[dask]'") from None
     try:
@@ -96,7 +96,7 @@ def connect(address: str) -> Client:
 
 async def _identity(address: str) -> object:
     """What the server at `address` says it is (a scheduler: {"type": "Scheduler", ...})."""
-    from distributed.comm import connect as open_comm
+    from distributed.comm.core import connect as open_comm
 
     comm = await open_comm(address, timeout=CONNECT_TIMEOUT)
     try:
@@ -117,7 +117,8 @@ def read(client: Client, specs: list[InputSpec], part_bytes: int | None = None) 
         future.release()  # its table is here now: the worker may drop it
 
     def reread(part: parts_mod.Part) -> parts_mod.PartRead:
-        return _result(client.submit(parts_mod.read_part, part, pure=False), f"reading {part}")
+        again: parts_mod.PartRead = _result(client.submit(parts_mod.read_part, part, pure=False), f"reading {part}")
+        return again
 
     return parts_mod.join(reads, reread)
 
@@ -129,7 +130,7 @@ def runner(client: Client) -> journeys.Run:
     def run(work: Callable[[pl.DataFrame], Any], t: pl.DataFrame, parts: list[np.ndarray | None],
             consume: Callable[[np.ndarray | None, Any], None]) -> None:
         batch = uuid.uuid4().hex[:8]
-        pending: dict[Future, tuple[int, np.ndarray | None]] = {}
+        pending: dict[Future[Any], tuple[int, np.ndarray | None]] = {}
         with warnings.catch_warnings():  # the rows go with the task on purpose (see the module's docstring)
             warnings.filterwarnings("ignore", message="Large object", category=UserWarning)
             for n, idx in enumerate(parts):
@@ -144,7 +145,7 @@ def runner(client: Client) -> journeys.Run:
     return run
 
 
-def _result(future: Future, what: str) -> Any:
+def _result(future: Future[Any], what: str) -> Any:
     """The task's result, or an error that says what the task was doing (`what`: its input and byte range)."""
     from distributed import KilledWorker
 

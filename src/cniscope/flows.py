@@ -107,7 +107,7 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
         flow=pl.int_range(pl.len()).cast(pl.UInt32)
     )
     firsts = firsts.join(order.select("_root", "flow"), on="_root")
-    flow_of = np.zeros(int(table["journey"].max() or 0) + 1 if table.height else 0, dtype=np.uint32)
+    flow_of = np.zeros(int(table.select(pl.col("journey").max()).item() or 0) + 1 if table.height else 0, dtype=np.uint32)
     flow_of[firsts["journey"].to_numpy()] = firsts["flow"].to_numpy()
     like = table.get_column("journey")
     flow = pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32)

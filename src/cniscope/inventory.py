@@ -203,7 +203,7 @@ def parse(text: str, source: str = "<inventory>") -> Inventory:
     return _from_short(data, source)
 
 
-def _from_list(data: dict, source: str) -> Inventory:
+def _from_list(data: dict[str, Any], source: str) -> Inventory:
     inv = Inventory(source=source)
     items = data.get("items")
     if not isinstance(items, list):
@@ -216,14 +216,14 @@ def _from_list(data: dict, source: str) -> Inventory:
         spec = item.get("spec") or {}
         status = item.get("status") or {}
         where = f"{source}: items[{index}] ({kind} {meta.get('name', '?')})"
-        reader = _LIST_READERS.get(kind)
+        reader = _LIST_READERS.get(kind) if isinstance(kind, str) else None
         if reader is None:
             continue  # other kinds (ConfigMap, ...) say nothing about addresses
         reader(inv, item, meta, spec, status, where)
     return inv
 
 
-def _list_node(inv: Inventory, item: dict, meta: dict, spec: dict, status: dict, where: str) -> None:
+def _list_node(inv: Inventory, item: dict[str, Any], meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], where: str) -> None:
     cidrs = list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
     addresses = tuple(a["address"] for a in status.get("addresses") or [] if a.get("type") in ("InternalIP", "ExternalIP"))
     inv.nodes.append(NodeInfo(
@@ -234,7 +234,7 @@ def _list_node(inv: Inventory, item: dict, meta: dict, spec: dict, status: dict,
     ))
 
 
-def _list_pod(inv: Inventory, item: dict, meta: dict, spec: dict, status: dict, where: str) -> None:
+def _list_pod(inv: Inventory, item: dict[str, Any], meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], where: str) -> None:
     ips = [p.get("ip") for p in status.get("podIPs") or [] if p.get("ip")] or ([status["podIP"]] if status.get("podIP") else [])
     inv.pods.append(PodInfo(
         namespace=meta.get("namespace") or "default",
@@ -245,7 +245,7 @@ def _list_pod(inv: Inventory, item: dict, meta: dict, spec: dict, status: dict, 
     ))
 
 
-def _list_service(inv: Inventory, item: dict, meta: dict, spec: dict, status: dict, where: str) -> None:
+def _list_service(inv: Inventory, item: dict[str, Any], meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], where: str) -> None:
     ips = list(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
     ips = [ip for ip in ips if ip != "None"]  # headless
     inv.services.append(ServiceInfo(
@@ -256,7 +256,7 @@ def _list_service(inv: Inventory, item: dict, meta: dict, spec: dict, status: di
     ))
 
 
-def _list_slice(inv: Inventory, item: dict, meta: dict, spec: dict, status: dict, where: str) -> None:
+def _list_slice(inv: Inventory, item: dict[str, Any], meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], where: str) -> None:
     service = (meta.get("labels") or {}).get("kubernetes.io/service-name")
     namespace = meta.get("namespace") or "default"
     ports = tuple(int(p["port"]) for p in item.get("ports") or [] if isinstance(p, dict) and p.get("port") is not None)
@@ -277,7 +277,7 @@ _LIST_READERS = {
 }
 
 
-def _from_short(data: dict, source: str) -> Inventory:
+def _from_short(data: dict[str, Any], source: str) -> Inventory:
     unknown = set(data) - {"nodes", "pods", "services", "serviceCIDR", "serviceCIDRs"}
     if unknown:
         raise InputError(f"{source}: unknown keys {sorted(unknown)}; expected nodes, pods, services, serviceCIDR")
@@ -316,7 +316,7 @@ def _from_short(data: dict, source: str) -> Inventory:
     return inv
 
 
-def _list_of(data: dict, key: str, source: str) -> list[dict[str, Any]]:
+def _list_of(data: dict[str, Any], key: str, source: str) -> list[dict[str, Any]]:
     value = data.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise InputError(f"{source}: {key} must be a list of mappings")
@@ -339,7 +339,7 @@ def _service_port(p: Any, where: str) -> ServicePort:
         raise InputError(f"{where}: bad service port {p!r}: {exc}") from exc
 
 
-def _required(mapping: dict, key: str, where: str) -> Any:
+def _required(mapping: dict[str, Any], key: str, where: str) -> Any:
     if not mapping.get(key):
         raise InputError(f"{where}: '{key}' is missing")
     return mapping[key]

@@ -295,7 +295,7 @@ class Report:
         for finding in self.findings:
             if finding.severity is Severity.INFO:
                 continue
-            flows = set(finding.flows) | {flow_of[j] for j in finding.journeys if flow_of.get(j) is not None}
+            flows = set(finding.flows) | {f for j in finding.journeys if (f := flow_of.get(j)) is not None}
             for flow in flows:
                 cited.setdefault(flow, []).append(finding)
         return sorted(cited.items(), key=lambda item: (-max(f.severity.rank for f in item[1]), -len(item[1]), item[0]))

@@ -141,7 +141,8 @@ def dumps(report: Report) -> str:
 @cache
 def schema() -> dict[str, Any]:
     """report.schema.json, shipped with the package."""
-    return json.loads(resources.files("cniscope.report").joinpath("report.schema.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(resources.files("cniscope.report").joinpath("report.schema.json").read_text(encoding="utf-8"))
+    return loaded
 
 
 def validate(document: dict[str, Any]) -> None:

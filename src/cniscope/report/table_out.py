@@ -93,13 +93,13 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
     )
     host_src = pl.coalesce(src, pl.col("src6"), pl.col("src_name"), ip4_expr("arp_spa"))
     host_dst = pl.coalesce(dst, pl.col("dst6"), pl.col("dst_name"), ip4_expr("arp_tpa"))
-    detail = (
+    by_kind = (
         pl.when(pl.col("proto") == 6).then(_words(("seq ", "seq"), ("ack ", "ack"), ("win ", "win")))
         .when(pl.col("icmp_type").is_not_null()).then(_words(("type ", "icmp_type"), ("code ", "icmp_code"),
                                                              ("id ", "icmp_id"), ("seq ", "icmp_seq")))
         .when(pl.col("dns_id").is_not_null()).then(_words(("dns ", "dns_id"),))
     )
-    detail = pl.coalesce(pl.concat_str([pl.lit("error: "), pl.col("error")]), pl.col("info"), detail)
+    detail = pl.coalesce(pl.concat_str([pl.lit("error: "), pl.col("error")]), pl.col("info"), by_kind)
     several = table["input"].n_unique() > 1  # the input column only when there is a choice
     out = table.select(
         (pl.col("input").cast(pl.Utf8) if several else pl.lit(None, dtype=pl.Utf8)).alias("input"),
@@ -203,7 +203,7 @@ def _shown(rows: pl.DataFrame) -> list[str]:
 def plain(rows: pl.DataFrame) -> str:
     """Aligned columns, two spaces apart, empty columns left out."""
     columns = _shown(rows)
-    widths = {c: max(len(c), rows[c].str.len_chars().max() or 0) for c in columns}
+    widths: dict[str, int] = {c: max(len(c), rows.select(pl.col(c).str.len_chars().max()).item() or 0) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
     padded = rows.select([pl.col(c).str.pad_end(widths[c]) for c in columns])
     lines.extend(padded.select(pl.concat_str(columns, separator="  ").str.strip_chars_end()).to_series().to_list())

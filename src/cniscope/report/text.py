@@ -48,7 +48,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def natural(text: str) -> tuple:
+def natural(text: str) -> tuple[int | str, ...]:
     """Sort key that puts ifindex 2 before ifindex 10 and veth2 before veth10."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
