@@ -15,6 +15,7 @@ import base64
 import hashlib
 import socket
 import struct
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -130,6 +131,7 @@ def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int |
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
+@lru_cache(maxsize=1 << 16)  # conversations share ends (a server, a DNS service): one immutable object each
 def _endpoint(ip: str | None, port: int | None) -> Endpoint:
     return Endpoint(ip or "?", port)
 
@@ -360,7 +362,7 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
                                  (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port"))))
     legs: dict[int, list[tuple[Endpoint, Endpoint]]] = {}
     for flow, a_addr, a_port, b_addr, b_port in ends.select("flow", "a", "a_port", "b", "b_port").iter_rows():
-        legs.setdefault(flow, []).append((Endpoint(a_addr, a_port), Endpoint(b_addr, b_port)))
+        legs.setdefault(flow, []).append((_endpoint(a_addr, a_port), _endpoint(b_addr, b_port)))
     return {k: tuple(v) for k, v in legs.items()}
 
 

@@ -228,9 +228,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     coverage = _covered(list(shapes.values()), ctx)
     roles = {signature: _roles(journey, ctx, coverage) for signature, journey in shapes.items()}
     return [
-        Journey(j.id, j.flow, j.summary, tuple(
-            h.with_role(role) for h, role in zip(j.hops, roles[signature])
-        ), j.retransmission_of)
+        Journey(j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[signature])]),
+                j.retransmission_of)
         for j, signature in zip(journeys, signatures)
     ]
 

@@ -15,13 +15,23 @@ from importlib import resources
 from typing import Any
 
 from cniscope import __version__
-from cniscope.results import Report
+from cniscope.results import Hop, Report
 
 SCHEMA_VERSION = "1.3"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
     sel = report.selection
+    # a hop's changes as JSON values once per distinct tuple: materialising gives equal changes one shared tuple
+    # (the hops of a conversation share it), kept alive by the report while its id is a key here
+    shown: dict[int, list[dict[str, str]]] = {}
+
+    def changes(hop: Hop) -> list[dict[str, str]]:
+        found = shown.get(id(hop.changes))
+        if found is None:
+            found = shown[id(hop.changes)] = [{"kind": c.kind.value, "before": c.before, "after": c.after} for c in hop.changes]
+        return found
+
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cniscope", "version": __version__},
@@ -66,7 +76,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "delay_ns": h.delay_ns,
                         "point": h.point,
                         "role": h.role,
-                        "changes": [{"kind": c.kind.value, "before": c.before, "after": c.after} for c in h.changes],
+                        "changes": changes(h),
                         "mac_to": h.mac_to,
                         "mac_owner": h.mac_owner,
                     }
