@@ -8,7 +8,7 @@ APT_PACKAGES := gcc python3-dev tcpdump tshark iproute2 iptables nginx-light bir
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 install: $(STAMP_APT) $(STAMP_PIP)
 
@@ -37,7 +37,11 @@ $(STAMP_PIP): pyproject.toml
 demo: install
 	$(BIN)/cniscope demo
 
-test: install
+lint: install  # ruff on src and tests, mypy --strict on src (both configured in pyproject.toml)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
+
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
 
