@@ -56,10 +56,11 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     from cniscope import findings, flows, journeys
     from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
     from cniscope.cli import GC_THRESHOLDS
+    from cniscope.ingest import read
     from cniscope.models import infer, roles
     from cniscope.report.json_out import dumps
     from cniscope.results import Report
-    from cniscope.sources import InputSpec, read
+    from cniscope.sources import InputSpec
 
     gc.set_threshold(*GC_THRESHOLDS)  # as the command sets it
     path = given or capture_for(packets, snaplen)

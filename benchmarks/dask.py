@@ -103,7 +103,7 @@ def on_dask(path: Path, workers: int, env: dict[str, str]) -> Run:
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                       silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
-        client.run(lambda: __import__("cniscope.sources.parts") and __import__("cniscope.journeys"))  # the workers' imports are not the run's
+        client.run(lambda: __import__("cniscope.parts") and __import__("cniscope.journeys"))  # the workers' imports are not the run's
         with get_task_stream(client=client) as stream:
             seconds, peak, out = timed([*CNISCOPE, "analyze", "--json", "--dask", cluster.scheduler_address, str(path)], env)
         tasks = [

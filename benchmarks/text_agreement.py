@@ -20,9 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from cniscope.ingest import read  # noqa: E402
 from cniscope.packets.ports import DEFAULT_PORTS  # noqa: E402
 from cniscope.packets.schema import Tunnel  # noqa: E402
-from cniscope.sources import InputSpec, read  # noqa: E402
+from cniscope.sources import InputSpec  # noqa: E402
 from tests.sources import protocol_mix  # noqa: E402
 from tests.sources.textdiff import agreement, printed, read_text, share  # noqa: E402
 

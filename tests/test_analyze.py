@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cniscope.analyze import analyze, expand
+from cniscope.analyze import analyze
 from cniscope.errors import InputError
+from cniscope.ingest import expand
 from cniscope.sources import InputSpec
 from tests.cli import run
 from tests.paths import CORPUS, SEED

@@ -17,9 +17,9 @@ import fsspec
 import pytest
 import yaml
 
-from cniscope import dask_cluster
+from cniscope import dask_cluster, parts
 from cniscope.errors import InputError
-from cniscope.sources import InputSpec, parts
+from cniscope.sources import InputSpec
 from tests.cli import run
 from tests.dask_cluster import SRC, Cluster
 from tests.k8s_schema import check

@@ -225,7 +225,8 @@ def test_array_conversion_writes_the_same_blocks_as_packet(tmp_path: Path, chunk
 def test_conversion_merges_every_node_into_one_section_in_time_order(tmp_path: Path) -> None:
     """Per node a section of its own file, and every node's packets in one merged section, in time order:
     interface ids after the other nodes', the node at the head of each interface's description."""
-    from cniscope.sources import InputSpec, read
+    from cniscope.ingest import read
+    from cniscope.sources import InputSpec
 
     tables = {"node1": [Interface(2, "eth0"), Interface(5, "cni0")], "node2": [Interface(2, "eth0"), Interface(7, "flannel.1")]}
     frames = {"node1": [(10**18, sll2_frame(5, 0, b"\x02" * 6, b"a")), (10**18 + 40, sll2_frame(2, 4, b"\x02" * 6, b"a"))],

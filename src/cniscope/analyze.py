@@ -1,4 +1,4 @@
-"""The analysis pipeline: sources -> packets -> journeys/flows -> model, findings -> Report.
+"""The analysis pipeline: ingest (sources -> packets) -> journeys/flows -> model, findings -> Report.
 
 The one function renderers and commands call. Reading is the only I/O here.
 """
@@ -14,17 +14,15 @@ from cniscope import filters, next_hops
 from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
-from cniscope.capture.manifest import inputs, is_capture_dir
-from cniscope.errors import InputError
 from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
+from cniscope.ingest import Capture, expand, read
 from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
 from cniscope.models import infer as infer_mod
 from cniscope.models import roles
 from cniscope.results import Point, Report, Selection
-from cniscope.sources import Capture, InputSpec, read
-from cniscope.sources.open import looks_like_capture
+from cniscope.sources import InputSpec
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
 PARTITION_ROWS = 1 << 21  # sightings correlated at a time at most: working memory stays a partition's
@@ -46,70 +44,6 @@ def plan_partitions(rows: int, table_bytes: int, memory: int, workers: int) -> i
 
 def workers_default() -> int:
     return min(2, os.cpu_count() or 1)
-
-
-def expand(specs: list[InputSpec]) -> list[InputSpec]:
-    """Directories become their files: a `cniscope capture` directory its per-node files (nodes from the manifest),
-    any other directory every capture in it, each a node named after its file (`node3.pcap.gz` -> node3)."""
-    out: list[InputSpec] = []
-    for spec in specs:
-        if spec.path != "-" and os.path.isdir(spec.path):
-            try:
-                out.extend(inputs(spec.path) if is_capture_dir(spec.path) else _captures_in(spec))
-            except OSError as exc:  # the directory itself (no permission): its entries are handled one by one
-                raise InputError(f"{spec.path}: cannot read the directory: {exc.strerror}") from None
-        else:
-            out.append(spec)
-    return out
-
-
-INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
-
-
-def inventory_beside(specs: list[InputSpec]) -> str | None:
-    """The cluster inventory a capture directory among the inputs carries (the first), for use without --cluster."""
-    for spec in specs:
-        if spec.path != "-" and os.path.isfile(os.path.join(spec.path, INVENTORY)):  # isfile: False on any OSError
-            return os.path.join(spec.path, INVENTORY)
-    return None
-
-
-def scenarios(path: str) -> list[str]:
-    """The capture directories inside a `cniscope lab record` directory (one per scenario), in name order;
-    empty when `path` is no such directory (it holds captures of its own, or none below it)."""
-    def capture_dir(entry: os.DirEntry[str]) -> bool:
-        try:
-            return entry.is_dir() and not entry.name.startswith(".") and is_capture_dir(entry.path)
-        except OSError:  # a symlink loop, no permission: not a scenario (expand() says what is wrong with it)
-            return False
-
-    try:
-        if path == "-" or not os.path.isdir(path) or is_capture_dir(path):
-            return []
-        return sorted(e.path for e in os.scandir(path) if capture_dir(e))
-    except OSError:
-        return []  # the directory itself cannot be read: expand() says so
-
-
-def _captures_in(spec: InputSpec) -> list[InputSpec]:
-    found = []
-    for entry in sorted(os.scandir(spec.path), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        node = spec.node or entry.name.split(".")[0]
-        try:
-            if not entry.is_file():
-                continue
-            with open(entry.path, "rb") as handle:
-                head = handle.read(4096)
-        except OSError as exc:  # a symlink loop, no permission: warned about when read, the rest read
-            found.append(InputSpec(entry.path, node=node, unreadable=exc.strerror or str(exc)))
-            continue
-        if looks_like_capture(head):
-            found.append(InputSpec(entry.path, node=node))
-    if not found:
-        raise InputError(f"{spec.path}: no capture in this directory (pcap, pcapng or tcpdump text, compressed or not)")
-    return found
 
 
 def analyze(
@@ -192,6 +126,7 @@ def analyze_capture(
         points=[Point(*row) for row in table.select("node", "iface").group_by("node", "iface").len()
                 .sort("node", "iface", nulls_last=True).iter_rows()],
         selection=selection,
+        source=capture.source,
     )
 
 

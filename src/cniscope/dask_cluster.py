@@ -2,7 +2,7 @@
 
 The only module that imports dask, and only `analyze --dask` imports it. Two kinds of task:
 
-- *parts* of the inputs (`sources.parts`): the client plans them (each input's size and first bytes),
+- *parts* of the inputs (`cniscope.parts`): the client plans them (each input's size and first bytes),
   the workers read and decode them, the client takes the results back in plan order and joins them into
   the capture a local read gives;
 - *partitions* of correlation (`journeys.correlate`, as `--memory` makes them): every sighting of a packet
@@ -27,10 +27,11 @@ import numpy as np
 import polars as pl
 
 from cniscope import journeys
+from cniscope import parts as parts_mod
 from cniscope.analyze import default_memory, plan_partitions
 from cniscope.errors import CniscopeError, EnvironmentProblem, InputError, UsageError
-from cniscope.sources import Capture, InputSpec
-from cniscope.sources import parts as parts_mod
+from cniscope.ingest import Capture
+from cniscope.sources import InputSpec
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -107,7 +108,7 @@ async def _identity(address: str) -> object:
 
 
 def read(client: Client, specs: list[InputSpec], part_bytes: int | None = None) -> Capture:
-    """Read `specs` as tasks on the cluster: the capture `sources.read(specs)` gives, row for row."""
+    """Read `specs` as tasks on the cluster: the capture `ingest.read(specs)` gives, row for row."""
     planned = parts_mod.plan(specs, part_bytes or parts_mod.PART_BYTES)
     run = uuid.uuid4().hex[:8]
     futures = [client.submit(parts_mod.read_part, part, key=f"cniscope-part-{run}-{n}", pure=False) for n, part in enumerate(planned)]

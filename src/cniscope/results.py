@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
 from cniscope.sources import InputInfo
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from cniscope.inventory import Inventory
+    from cniscope.packets.frames import FrameBatch
 
 
 class ChangeKind(StrEnum):
@@ -270,6 +273,13 @@ class Point:
     sightings: int
 
 
+class InputHandle(Protocol):
+    """The inputs a report was read from, opened again on demand (`cniscope.ingest.Reopen`): renderers that copy
+    frames (`--pcapng`) read through it, never from files themselves."""
+
+    def frames(self, index: int) -> Iterator[FrameBatch]: ...
+
+
 @dataclass
 class Report:
     """What renderers render. `journeys` and `flows` hold the first ones (materialised); the totals count all."""
@@ -287,6 +297,7 @@ class Report:
     flows_total: int = 0
     points: list[Point] = field(default_factory=list)
     selection: Selection | None = None
+    source: InputHandle | None = None  # None: the inputs cannot be read again (a report built in memory)
 
     def problem_flows(self) -> list[tuple[int, list[Finding]]]:
         """Conversations cited by a warning or an error, worst first (severity, then number of findings, then id)."""

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cniscope.capture.manifest import inputs
 from cniscope.capture.nodeside import TcpdumpSettings
-from cniscope.sources import InputSpec, read
+from cniscope.ingest import manifest_inputs, read
+from cniscope.sources import InputSpec
 from tests.marks import needs_root
 
 from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm, tshark_names
@@ -59,7 +59,7 @@ def test_burst_of_10k_is_captured_without_drops_and_stops_on_sigint(netns: Names
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == dict.fromkeys(
         ["a.pcapng", "b.pcapng", "merged.pcapng", "manifest.json"], 0o600)
     # the analysis side reads the directory: one input per node, named
-    capture = read(inputs(str(out)))
+    capture = read(manifest_inputs(str(out)))
     assert capture.table.height == 2 * BURST
     assert sorted(capture.table["node"].unique().to_list()) == ["a", "b"]
 
@@ -114,7 +114,7 @@ def test_interface_tables_routes_sysctls_and_files(netns: Namespaces, tmp_path: 
     per_node = {node: tshark_names(out / f"{node}.pcapng") for node in ("a", "b")}
     for node in ("a", "b"):  # each node's packets, in their order, under their own interface names
         assert [name for _, name, d, _ in merged if d.startswith(f"node={node};")] == per_node[node]
-    table = read(inputs(str(out))).table.sort("ts", "input", maintain_order=True)
+    table = read(manifest_inputs(str(out))).table.sort("ts", "input", maintain_order=True)
     again = read([InputSpec(str(out / "merged.pcapng"))]).table
     assert again.select("node", "iface", "ts").equals(table.select("node", "iface", "ts"))
 

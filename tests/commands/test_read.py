@@ -13,8 +13,9 @@ import pytest
 
 from cniscope.cli import main
 from cniscope.errors import ExitCode
+from cniscope.ingest import read
 from cniscope.packets.schema import NAMES, SCHEMA
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 from cniscope.wire import pcap as pcap_file
 from tests.frames import arp, ethernet, icmp, ipv4, tcp, udp, vxlan
 

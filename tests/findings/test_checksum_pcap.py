@@ -22,8 +22,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from cniscope.ingest import read
 from cniscope.packets.schema import Direction
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 from tests.marks import needs_root
 from tests.netns import remove_namespaces, sh
 

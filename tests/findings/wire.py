@@ -14,9 +14,10 @@ from pathlib import Path
 import polars as pl
 
 from cniscope.analyze import analyze_capture
+from cniscope.ingest import Capture
 from cniscope.packets.schema import Direction, LinkType, conform, ip4_value
 from cniscope.results import Finding, FindingKind, Report
-from cniscope.sources import Capture, InputInfo
+from cniscope.sources import InputInfo
 
 IN, OUT = int(Direction.IN), int(Direction.OUT)
 SYN, ACK, PSH, RST, FIN = 2, 16, 8, 4, 1

@@ -7,11 +7,13 @@ import sys
 
 import polars as pl
 
+from cniscope.ingest import read
+from cniscope.lab.capture import NodeCapture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.record import NodeCapture
 from cniscope.lab.spec import MODELS, Fault
 from cniscope.packets.schema import ip4_value
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 
 SYN = 2
 BUILDABLE = tuple(name for name, info in MODELS.items() if info.buildable)  # the models the lab builds

@@ -8,9 +8,10 @@ import subprocess
 import polars as pl
 
 from cniscope.demo import run_demo
+from cniscope.ingest import read
 from cniscope.lab.naming import veth_name
 from cniscope.packets.schema import ip4_value
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 from tests.marks import needs_root
 
 from .conftest import assert_no_leak

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from cniscope.errors import EnvironmentProblem, ExitCode, InputError, UsageError
+from cniscope.ingest import read
 from cniscope.lab import state as lab_state
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import state_dir
 from cniscope.lab.spec import Fault, default_spec
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 from tests.marks import needs_root
 
 from .conftest import assert_no_leak, lab_name, lab_namespaces

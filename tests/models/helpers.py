@@ -8,10 +8,11 @@ from pathlib import Path
 import polars as pl
 
 from cniscope import journeys as journeys_mod
+from cniscope.ingest import read
 from cniscope.inventory import Inventory, load
 from cniscope.packets.schema import conform
 from cniscope.results import Journey
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 from tests.paths import DATA
 
 INVENTORIES = DATA / "inventory"

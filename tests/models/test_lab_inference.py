@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cniscope.capture.manifest import inputs
+from cniscope.ingest import manifest_inputs, read
 from cniscope.inventory import load
 from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
-from cniscope.sources import read
 from tests.marks import needs_root
 
 from .helpers import journeys_of
@@ -47,7 +46,7 @@ def test_lab_capture_names_its_model(model: str, tmp_path: Path) -> None:
             assert record(lab, scenario, tmp_path).ok
     assert _namespaces() == []
     for scenario in ("cross-node", "node-port"):
-        table = read(inputs(str(tmp_path / scenario))).table  # one pcapng per node, as the manifest names them
+        table = read(manifest_inputs(str(tmp_path / scenario))).table  # one pcapng per node, as the manifest names them
         journeys = journeys_of(table)
         for inventory in (None, load(str(tmp_path / scenario / "cluster.yaml"))):
             verdict = infer(table, journeys, inventory)

@@ -2,7 +2,7 @@
 
 The frames (tests/packets/synth.py) are written as one pcap per link type and
 as one pcapng holding all link types, read back end to end through
-`cniscope.sources.read`, and compared field by field with `tshark -T fields`
+`cniscope.ingest.read`, and compared field by field with `tshark -T fields`
 on the same files. tshark is told the tunnel ports (`-d udp.port==8472,vxlan`,
 6081 geneve, and a 4-line Lua dissector for flannel's UDP backend on 8285),
 and to verify TCP/UDP/ICMP checksums (`tcp.checksum.status`, `udp.checksum.status`, `icmp(v6).checksum.status`
@@ -20,9 +20,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from cniscope.ingest import read
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.schema import Tunnel
-from cniscope.sources import InputSpec, read
+from cniscope.sources import InputSpec
 from tests.frames import frame_batch, write_pcap, write_pcapng
 from tests.packets.synth import LINKTYPES, synth_frames
 from tests.paths import CORPUS

@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from cniscope.analyze import analyze
 from cniscope.cli import cli
 from cniscope.errors import InputError
+from cniscope.ingest import read
 from cniscope.report import pcapng_out
-from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, read
+from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.marks import needs_root

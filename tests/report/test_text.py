@@ -1,4 +1,4 @@
-"""The terminal report: golden files (fixed width, no colour), colour only on terminals, progress on long inputs.
+"""The terminal report: golden files (fixed width, no colour), colour only on terminals.
 
 Golden files live in tests/data/golden/text/. After a deliberate change of the
 report, rewrite them with CNISCOPE_UPDATE_GOLDEN=1 and read the diff before
@@ -84,36 +84,6 @@ def test_no_color_and_dumb_terminals_get_plain_text(monkeypatch):
     console, out = _console(terminal=True)
     text.show(report, console)
     assert out.getvalue() == text.render(report)
-
-
-def test_progress_on_a_terminal_for_long_inputs(tmp_path):
-    spec = InputSpec(str(SEED), "node3")
-    console, out = _console(terminal=True)
-    with text.Progress([spec], console, min_bytes=1) as progress:
-        capture = progress.read([spec])
-        progress.stage("analysing")
-    shown = _strip(out.getvalue())
-    assert f"reading {SEED}: {capture.table.height} packets" in shown
-    assert capture.table.height == 15 and capture.inputs[0].packets == 15 and capture.inputs[0].node == "node3"
-
-
-def test_progress_says_the_share_of_a_binary_input_read():
-    spec = InputSpec(str(CORPUS / "02-ysaied-pan-cn-calico-eth.pcap"))
-    console, out = _console(terminal=True, width=300)
-    with text.Progress([spec], console, min_bytes=1) as progress:
-        capture = progress.read([spec])
-    shown = _strip(out.getvalue())
-    assert f"reading {spec.path}: {capture.table.height:,} packets (100%, about 0 s left)" in shown
-
-
-@pytest.mark.parametrize("terminal,min_bytes", [(False, 1), (True, 1 << 30)], ids=["not a terminal", "short input"])
-def test_no_progress_off_a_terminal_or_for_short_inputs(terminal: bool, min_bytes: int):
-    spec = InputSpec(str(SEED))
-    console, out = _console(terminal=terminal)
-    with text.Progress([spec], console, min_bytes=min_bytes) as progress:
-        capture = progress.read([spec])
-    assert out.getvalue() == ""
-    assert capture.table.height == 15
 
 
 def test_a_hop_between_nodes_may_show_a_negative_delay_but_never_a_plus_minus():

@@ -22,8 +22,9 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cniscope.ingest import read
 from cniscope.packets.frames import FrameBatch
-from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, read
+from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
 from cniscope.sources import open as open_module
 from cniscope.sources.tcpdump_text import iter_tables as text_tables
 from cniscope.wire import pcap as pcap_file

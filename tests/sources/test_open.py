@@ -17,10 +17,10 @@ import pytest
 import zstandard
 
 from cniscope.errors import InputError
+from cniscope.ingest import iter_tables, read
 from cniscope.packets.schema import NAMES, Direction, ip4_value
-from cniscope.sources import InputInfo, InputSpec, iter_tables, read
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources import open as open_module
-from cniscope.sources.open import iter_input_batches
 from cniscope.wire import pcap as pcap_file
 from cniscope.wire.pcapng import PcapngWriter
 from tests.frames import ethernet, ipv4, sll2, tcp
@@ -226,16 +226,6 @@ def test_text_saved_as_utf16_by_a_windows_shell(tmp_path: Path) -> None:
     plain, _ = read_one(SEED)
     assert info.format == "text" and info.packets > 0 and not info.warnings
     assert whole(tables).drop("input").equals(whole(plain).drop("input"))
-
-
-def test_undecoded_batches_for_writers(tmp_path: Path) -> None:
-    path = tmp_path / "c.pcap.zst"
-    path.write_bytes(zstandard.ZstdCompressor().compress(pcap_bytes()))
-    info = InputInfo(index=0, name=str(path))
-    batches = list(iter_input_batches(InputSpec(str(path)), info, batch_size=20))
-    assert [b.first_frame for b in batches] == [0, 20, 40]
-    assert sum(len(b.offset) for b in batches) == 50 and not info.warnings
-    assert list(iter_input_batches(InputSpec(str(SEED)), info)) == []
 
 
 def test_named_pipe_is_spooled_not_mapped(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cniscope.ingest import read
 from cniscope.packets.frames import FrameBatch
-from cniscope.sources import InputInfo, InputSpec, pcap, read
+from cniscope.sources import InputInfo, InputSpec, pcap
 from cniscope.wire import pcap as pcap_file
 from tests.frames import write_pcap
 from tests.paths import CORPUS

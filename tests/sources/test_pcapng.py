@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cniscope.ingest import read
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import Direction
-from cniscope.sources import InputInfo, InputSpec, pcapng, read
+from cniscope.sources import InputInfo, InputSpec, pcapng
 from cniscope.wire import pcapng as pcapng_file
 from cniscope.wire.pcapng import PcapngWriter
 from tests.frames import write_pcapng

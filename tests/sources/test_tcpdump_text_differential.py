@@ -1,5 +1,5 @@
 """Differential: tcpdump's own text of a pcap, read by the text reader, against the pcap read by
-`cniscope.sources.read` (binary reader + decoder), field by field.
+`cniscope.ingest.read` (binary reader + decoder), field by field.
 
 Two sources of pcaps: a capture taken for real with tcpdump between two network
 namespaces this test creates (ping + an HTTP exchange; needs root), and the
@@ -22,7 +22,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from cniscope.sources import InputInfo, InputSpec, read
+from cniscope.ingest import read
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.tcpdump_text import iter_tables
 from tests.paths import CORPUS
 from tests.sources import protocol_mix

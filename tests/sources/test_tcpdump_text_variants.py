@@ -348,7 +348,8 @@ def test_lines_cut_anywhere_still_give_rows() -> None:
 
 def test_binary_junk_after_the_first_lines_is_still_text(tmp_path: Path) -> None:
     """Through `read()`: a NUL byte near the start must not make the input look binary."""
-    from cniscope.sources import InputSpec, read
+    from cniscope.ingest import read
+    from cniscope.sources import InputSpec
     from cniscope.sources.tcpdump_text import starts_like_tcpdump
 
     good = (DATA / "ether-nn.txt").read_bytes()

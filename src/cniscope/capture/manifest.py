@@ -1,4 +1,4 @@
-"""manifest.json of a capture directory, and the inputs it names for `cniscope analyze DIR`."""
+"""manifest.json of a capture directory (`cniscope.ingest.manifest_inputs` reads the inputs it names)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from cniscope.errors import InputError
-from cniscope.sources import InputSpec
 
 MANIFEST = "manifest.json"
 
@@ -36,16 +35,3 @@ def load(directory: str | Path) -> dict[str, Any]:
 
 def is_capture_dir(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
-
-
-def inputs(directory: str) -> list[InputSpec]:
-    """One input per node: its pcapng file, tagged with the node's name."""
-    manifest = load(directory)
-    specs = []
-    for index, node in enumerate(manifest["nodes"]):
-        if not isinstance(node, dict) or not isinstance(node.get("file"), str) or not isinstance(node.get("name"), str):
-            raise InputError(f"{Path(directory) / MANIFEST}: nodes[{index}] needs 'name' and 'file'")
-        if "/" in node["file"] or node["file"].startswith(".."):
-            raise InputError(f"{Path(directory) / MANIFEST}: nodes[{index}].file must be a file in the directory")
-        specs.append(InputSpec(path=str(Path(directory) / node["file"]), node=node["name"]))
-    return specs

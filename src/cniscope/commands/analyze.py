@@ -17,13 +17,15 @@ from typing import Any
 
 import click
 
-from cniscope.analyze import analyze_capture, expand, inventory_beside, scenarios
+from cniscope.analyze import analyze_capture
 from cniscope.commands.inputs import exit_code, input_specs, tell
+from cniscope.commands.progress import Progress
 from cniscope.errors import ExitCode, OutputError
+from cniscope.ingest import expand, inventory_beside, scenarios
 from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
 from cniscope.report.json_out import dumps
-from cniscope.report.text import Progress, View, show
+from cniscope.report.text import View, show
 from cniscope.results import Report, Severity
 from cniscope.sources import InputSpec
 from cniscope.terminal import printable

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from cniscope import ingest
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.outputs import check_new_file
 from cniscope.report import table_out
-from cniscope.sources import read
+from cniscope.sources import InputInfo
 
 
 @click.command("read")
@@ -25,14 +26,15 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     """
     given = input_specs(inputs, nodes)
     check_new_file(output, force, "-o")
+    infos: list[InputInfo] = []
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
-        infos = table_out.stream_parquet(given, output)
+        table_out.stream_parquet(ingest.batches(given, infos), output)
     elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
-        infos = table_out.stream(given, fmt, output)
+        table_out.stream(ingest.batches(given, infos), fmt, output)
     else:
-        capture = read(given)
+        capture = ingest.read(given)
         infos = capture.inputs
         table_out.write(capture.table, fmt, output)
     tell(infos)

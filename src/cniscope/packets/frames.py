@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+NO_TS = np.iinfo(np.int64).min  # `ts` of a frame that carries no time (pcapng's simple packet block)
+
 
 @dataclass
 class FrameBatch:
@@ -18,7 +20,7 @@ class FrameBatch:
     offset: np.ndarray  # int64: start of each frame's captured bytes in `data`
     caplen: np.ndarray  # uint32: bytes captured
     wirelen: np.ndarray  # uint32: bytes on the wire
-    ts: np.ndarray  # int64: ns since the epoch
+    ts: np.ndarray  # int64: ns since the epoch; NO_TS when the frame carries none
     linktype: np.ndarray  # uint16
     iface: np.ndarray  # int32: index into iface_names, -1 when unnamed
     iface_names: list[str | None]

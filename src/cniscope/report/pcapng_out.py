@@ -11,8 +11,8 @@ packet:
 One section rather than one per node because Wireshark 4.0 gives the packets
 of later sections the interfaces of the first (measured with tshark 4.0.17).
 
-Binary inputs (pcap, pcapng, compressed or not) are read again with the
-readers' own batch API (`cniscope.sources.pcap` / `pcapng`) and each frame is
+Binary inputs (pcap, pcapng, compressed or not) are read again through the
+report's handle on its inputs (`Report.source`) and each frame is
 copied byte for byte; the packet table's `input` and `frame` columns say
 which row explains which frame. Standard input cannot be read twice: a binary
 capture given as `-` is refused (`InputError`).
@@ -40,7 +40,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +48,9 @@ import numpy as np
 import polars as pl
 
 from cniscope.errors import InputError
-from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import LinkType, Tunnel, address_text
 from cniscope.report.format import duration
-from cniscope.results import Hop, Journey, Report
-from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.open import iter_input_batches
+from cniscope.results import Hop, InputHandle, Journey, Report
 from cniscope.wire.pcapng import PcapngWriter
 
 REBUILT_NOTE = ("frames rebuilt by cniscope from tcpdump text: headers from the decoded fields, payload zero-filled, "
@@ -121,6 +118,8 @@ def write(report: Report, path: str) -> Written:
         if info.name == "-" and info.format in ("pcap", "pcapng"):
             raise InputError("--pcapng: a binary capture from standard input cannot be read a second time; "
                              "give it as a file")
+        if info.format in ("pcap", "pcapng") and report.source is None:
+            raise InputError(f"--pcapng: {info.name} cannot be read again (the report was not read from its files)")
     notes = comments(report)
     written = Written()
     nodes = sorted({i.node for i in report.inputs if i.node} | set(report.table["node"].drop_nulls().unique().to_list()))
@@ -135,9 +134,10 @@ def write(report: Report, path: str) -> Written:
             if not part.height:
                 continue
             if info.format in ("pcap", "pcapng"):
-                _binary(writer, interfaces, info, part, notes, written)
+                assert report.source is not None  # checked above
+                _binary(writer, interfaces.of(info.index, info.name), report.source, info.index, part, notes, written)
             else:
-                _rebuilt(writer, interfaces, info, part, notes, written)
+                _rebuilt(writer, interfaces.of(info.index, info.name), part, notes, written)
     return written
 
 
@@ -147,25 +147,30 @@ class _Interfaces:
     def __init__(self, writer: PcapngWriter) -> None:
         self.writer = writer
         self.ids: dict[tuple[str | None, str, int], int] = {}
+        self.index, self.name = 0, ""  # the input whose packets are being written
 
-    def get(self, info: InputInfo, node: str | None, name: str | None, linktype: int) -> int:
-        label = name or UNNAMED_BY_LINKTYPE.get(linktype) or os.path.basename(info.name)
+    def of(self, index: int, name: str) -> _Interfaces:
+        self.index, self.name = index, name
+        return self
+
+    def get(self, node: str | None, name: str | None, linktype: int) -> int:
+        label = name or UNNAMED_BY_LINKTYPE.get(linktype) or os.path.basename(self.name)
         key = (node, label, linktype)
         if key not in self.ids:
             self.ids[key] = self.writer.interface(label, linktype, 0, description=f"node={node}" if node else None,
-                                                  comment=f"from input {info.index}: {info.name}")
+                                                  comment=f"from input {self.index}: {self.name}")
         return self.ids[key]
 
 
-def _binary(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str],
-            written: Written) -> None:
+def _binary(writer: PcapngWriter, interfaces: _Interfaces, source: InputHandle, index: int, part: pl.DataFrame,
+            notes: list[str], written: Written) -> None:
     frames = part["frame"].to_numpy()
     lookup = np.full(int(frames.max()) + 1, -1, dtype=np.int64)
     lookup[frames] = np.arange(part.height)
     row_of_frame = lookup.tolist()
     rows = part["_row"].to_list()
     nodes, ifaces, directions = part["node"].to_list(), part["iface"].to_list(), part["direction"].to_list()
-    for batch in _batches(info):
+    for batch in source.frames(index):
         view = batch.data.data  # the frames' bytes, not copied
         columns = zip(batch.offset.tolist(), batch.caplen.tolist(), batch.wirelen.tolist(), batch.ts.tolist(),
                       batch.linktype.tolist(), batch.iface.tolist())
@@ -174,15 +179,9 @@ def _binary(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part
             if k < 0:
                 continue  # a frame the first reading did not keep (damage found earlier this time)
             name = ifaces[k] if ifaces[k] is not None or iface < 0 else batch.iface_names[iface]
-            writer.packet(interfaces.get(info, nodes[k], name, linktype), max(ts, 0), view[start:start + caplen],
+            writer.packet(interfaces.get(nodes[k], name, linktype), max(ts, 0), view[start:start + caplen],
                           wirelen, directions[k], notes[rows[k]])
             written.packets += 1
-
-
-def _batches(info: InputInfo) -> Iterator[FrameBatch]:
-    """The frames of a binary input, read again by the readers (warnings go to a scratch InputInfo)."""
-    scratch = InputInfo(index=info.index, name=info.name)
-    yield from iter_input_batches(InputSpec(info.name), scratch)
 
 
 Row = Mapping[str, Any]  # a row of the packet table by column name
@@ -196,8 +195,7 @@ def _copy(row: Row) -> str | None:
     return f"copy {row['hop'] + 1}"
 
 
-def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, part: pl.DataFrame, notes: list[str],
-             written: Written) -> None:
+def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, part: pl.DataFrame, notes: list[str], written: Written) -> None:
     for row in part.iter_rows(named=True):
         frame = rebuild(row)
         note = notes[row["_row"]] + "; rebuilt from text" + (f" line {row['line']}" if row["line"] is not None else "")
@@ -205,7 +203,7 @@ def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, info: InputInfo, par
             ends = (address_text(row, side) or "(no address)" for side in ("outer_src", "outer_dst"))
             envelope = f"{Tunnel(row['tunnel']).label} {' > '.join(ends)}"
             note += f"; tunnel envelope {envelope} not rebuilt"
-        iface = interfaces.get(info, row["node"], row["iface"] or _copy(row), int(LinkType.ETHERNET))
+        iface = interfaces.get(row["node"], row["iface"] or _copy(row), int(LinkType.ETHERNET))
         writer.packet(iface, max(row["ts"] or 0, 0), frame, None, row["direction"], note)
         written.packets += 1
         written.rebuilt += 1

@@ -24,15 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from cniscope.errors import OutputError
-from cniscope.packets.schema import (
-    COLUMNS,
-    DIRECTION_LABELS,
-    Tunnel,
-    empty,
-    mac_text,
-    tcp_flags_text,
-)
-from cniscope.sources import InputInfo, InputSpec, iter_tables
+from cniscope.packets.schema import COLUMNS, DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
 from cniscope.terminal import CONTROL, printable
 
 IP4_COLUMNS = ("outer_src", "outer_dst", "src", "dst", "quoted_src", "quoted_dst", "arp_spa", "arp_tpa")
@@ -226,16 +218,15 @@ def _rich(rows: pl.DataFrame, stream: TextIO) -> None:
     console.print(view)
 
 
-def stream(specs: Iterable[InputSpec], fmt: str, output: str | None) -> list[InputInfo]:
-    """Read every input batch by batch into `fmt` (json or csv) at `output` (None: standard output)."""
+def stream(tables: Iterable[pl.DataFrame], fmt: str, output: str | None) -> None:
+    """Write the batches of the packet table as they come into `fmt` (json or csv) at `output` (None: standard output)."""
     with _output(output) as target:
-        return _stream_text(specs, fmt, target)
+        _stream_text(tables, fmt, target)
 
 
-def _stream_text(specs: Iterable[InputSpec], fmt: str, target: TextIO) -> list[InputInfo]:
-    infos: list[InputInfo] = []
+def _stream_text(tables: Iterable[pl.DataFrame], fmt: str, target: TextIO) -> None:
     header = True
-    for table in _tables(specs, infos):
+    for table in tables:
         if fmt == "json":
             target.write(textual(table).write_ndjson())
         elif fmt == "csv":
@@ -245,32 +236,21 @@ def _stream_text(specs: Iterable[InputSpec], fmt: str, target: TextIO) -> list[I
             raise ValueError(f"cannot stream format {fmt!r}")
     if fmt == "csv" and header:
         target.write(textual(empty()).write_csv())
-    return infos
 
 
-def _tables(specs: Iterable[InputSpec], infos: list[InputInfo]) -> Iterator[pl.DataFrame]:
-    """Every batch of every input, in order; appends each input's InputInfo to `infos` as it starts."""
-    for index, spec in enumerate(specs):
-        info = InputInfo(index=index, name=spec.path, node=spec.node)
-        infos.append(info)
-        yield from iter_tables(spec, info)
-
-
-def stream_parquet(specs: Iterable[InputSpec], output: str) -> list[InputInfo]:
-    """Read every input batch by batch into one parquet file; never holds more than two batches.
+def stream_parquet(tables: Iterable[pl.DataFrame], output: str) -> None:
+    """Write the batches of the packet table as they come into one parquet file; never holds more than two batches.
 
     A second thread writes (pyarrow releases the GIL) while the next batch is read and decoded.
     """
-    infos: list[InputInfo] = []
     with (_output(output, binary=True) as target,
           pq.ParquetWriter(target, empty().to_arrow().schema, **PARQUET_OPTIONS) as writer,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as pool):
         pending: Future[None] | None = None
-        for table in _tables(specs, infos):
+        for table in tables:
             arrow = table.to_arrow()
             if pending is not None:
                 pending.result()
             pending = pool.submit(writer.write_table, arrow)
         if pending is not None:
             pending.result()
-    return infos

@@ -1,22 +1,17 @@
 """Sources: find the frames in what the user gave us.
 
-Binary readers (pcap, pcapng) yield `FrameBatch`es: where each frame's bytes are
-and where/when it was seen; `cniscope.packets.decode` turns a batch into rows of
-the packet table. tcpdump's text has no bytes to decode, so its reader yields
-table rows directly (with nulls where the text is silent).
-
-`read()` is the one entry point: it opens every input (file, gzip/zstd file, or
-standard input), picks the reader by content, tags rows with their input and
-node, and gathers warnings. Damage never raises: what could be read is kept and
-a `ReadWarning` says where it broke.
+Binary readers (pcap, pcapng) yield `FrameBatch`es (`cniscope.packets.frames`):
+where each frame's bytes are and where/when it was seen. tcpdump's text has no
+bytes to decode, so its reader yields table rows directly (with nulls where the
+text is silent). `open.py` opens an input and tells its format by content.
+Sources never decode: `cniscope.ingest` drives them, decodes, and tags rows with
+their input and node. Damage never raises: what could be read is kept and a
+`ReadWarning` on the input's `InputInfo` says where it broke.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-
-import polars as pl
 
 from cniscope.packets.schema import Clock
 
@@ -78,46 +73,3 @@ class InputInfo:
     def unusable(self) -> bool:
         """An input the user named from which nothing could be read: not a capture, empty, missing."""
         return self.packets == 0 and self.damaged and not self.skipped
-
-
-@dataclass
-class Capture:
-    """Everything read from the inputs: one table of sightings and what we know of each input."""
-
-    table: pl.DataFrame
-    inputs: list[InputInfo]
-
-    @property
-    def warnings(self) -> list[ReadWarning]:
-        return [w for info in self.inputs for w in info.warnings]
-
-    @property
-    def damaged(self) -> bool:
-        return any(info.damaged for info in self.inputs)
-
-
-def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
-    """Yield the packet table of one input in batches, conformed to the schema."""
-    from cniscope.sources.open import iter_input_tables
-
-    yield from iter_input_tables(spec, info, batch_size)
-
-
-def read(specs: list[InputSpec], batch_size: int = 65536, on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> Capture:
-    """Read every input into one table (row order: input, then frame); `on_batch` is told after each batch (progress).
-
-    The batches are not copied into one chunk: that would hold the table twice at the end of reading.
-    """
-    from cniscope.packets.schema import empty
-
-    infos: list[InputInfo] = []
-    tables: list[pl.DataFrame] = []
-    for index, spec in enumerate(specs):
-        info = InputInfo(index=index, name=spec.path, node=spec.node)
-        infos.append(info)
-        for table in iter_tables(spec, info, batch_size):
-            tables.append(table)
-            if on_batch is not None:
-                on_batch(spec, info)
-    table = pl.concat(tables, rechunk=False) if tables else empty()
-    return Capture(table=table, inputs=infos)

@@ -2,8 +2,8 @@
 
 Theory of operation: a plain file is mapped (zero copy; the OS pages it in and
 out, so files larger than memory work) and walked by the binary readers in
-bounded batches; each batch is decoded (`cniscope.packets.decode`) and the
-mapped pages behind it are handed back to the OS. Compressed files (gzip,
+bounded batches (`Frames`); the caller (`cniscope.ingest`) decodes each batch
+and hands the mapped pages behind it back to the OS (`Releaser`). Compressed files (gzip,
 zstd, xz, bzip2; recognised by their magic, not their name), pipes and standard
 input cannot be mapped: a binary capture among them is first spooled to an
 unlinked temporary file (MAX_SPOOL bytes at most) and mapped from there, while
@@ -12,9 +12,9 @@ ever held whole in memory: decompression goes in bounded steps, and stops at
 what looks like a decompression bomb (`_Decompressed`).
 
 An input that cannot be opened at all (missing, a directory, no permission)
-raises `InputError`. One that opens but holds no capture (empty, unknown magic)
-and one damaged part-way gets a warning on its `InputInfo` and yields what could
-be read: the caller decides the exit code.
+raises `InputError` (`open_input`). One that opens but holds no capture (empty,
+unknown magic: `refuse`) and one damaged part-way gets a warning on its
+`InputInfo` and yields what could be read: the caller decides the exit code.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ import stat
 import sys
 import tempfile
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
@@ -40,7 +38,6 @@ import polars as pl
 import zstandard
 
 from cniscope.errors import InputError
-from cniscope.packets.decode import decode_batch
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import Clock
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, tcpdump_text
@@ -123,43 +120,20 @@ def _compression(head: bytes) -> tuple[str, Callable[[], Decompressor]] | None:
     return None
 
 
-def iter_input_tables(spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    """Yield the packet table of one input in batches of at most `batch_size` rows."""
-    if spec.unreadable:
-        info.warn("", f"skipped: {spec.unreadable}")
-        info.skipped = True
-        return
-    with ExitStack() as stack:
-        found = _find(spec, info, stack)
-        if found.kind in ("pcap", "pcapng"):
-            yield from _binary(found.kind, found.buf, spec, info, batch_size)
-        elif found.kind == "text":
-            yield from _text(found, spec, info, batch_size)
-        elif found.kind == "empty":
-            info.warn("", "empty input: no capture in it")
-        elif _compression(found.head) is not None:
-            info.warn("byte 0", f"compressed more than {MAX_NESTING} times over: decompress it first")
-        else:
-            info.warn("byte 0", f"not a capture: starts with {found.head[:8].hex(' ')}; expected pcap (d4 c3 b2 a1 "
-                                "...), pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, "
-                                "bzip2)")
-
-
-def iter_input_batches(spec: InputSpec, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
-    """The undecoded frames of a binary input (pcap or pcapng, compressed or not), for writers that copy
-    them (`--pcapng`); nothing for text. Frames are numbered as `iter_input_tables` numbers its rows."""
-    if spec.unreadable:
-        return
-    with ExitStack() as stack:
-        found = _find(spec, info, stack)
-        if found.kind == "pcap":
-            yield from pcap.iter_batches(found.buf, info, batch_size)
-        elif found.kind == "pcapng":
-            yield from pcapng.Reader(found.buf, info, batch_size).batches()
+def refuse(opened: Opened, info: InputInfo) -> None:
+    """Say why an input that opened holds no capture: empty, compressed too many times over, or no known format."""
+    if opened.kind == "empty":
+        info.warn("", "empty input: no capture in it")
+    elif _compression(opened.head) is not None:
+        info.warn("byte 0", f"compressed more than {MAX_NESTING} times over: decompress it first")
+    else:
+        info.warn("byte 0", f"not a capture: starts with {opened.head[:8].hex(' ')}; expected pcap (d4 c3 b2 a1 "
+                            "...), pcapng (0a 0d 0d 0a), tcpdump text, or one of them compressed (gzip, zstd, xz, "
+                            "bzip2)")
 
 
 @dataclass
-class _Found:
+class Opened:
     """An opened input: its format and, for binary ones, the mapped bytes; for text, the byte stream."""
 
     kind: str  # as sniff() says
@@ -170,8 +144,30 @@ class _Found:
     counted: _Counted | None = None  # text: the input's own bytes as read so far (before decompression)
     size: int | None = None  # text: the input's size, when it is a file
 
+    @property
+    def binary(self) -> bool:
+        return self.kind in ("pcap", "pcapng")
 
-def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
+
+@dataclass
+class Frames:
+    """The frames of a binary input, found batch by batch; pcapng's packet comments by frame index, gathered as
+    the batches are walked."""
+
+    batches: Iterator[FrameBatch]
+    comments: dict[int, str]
+
+    @classmethod
+    def of(cls, opened: Opened, info: InputInfo, batch_size: int) -> Frames:
+        info.format = opened.kind
+        info.clock = Clock.EPOCH
+        if opened.kind == "pcap":
+            return cls(pcap.iter_batches(opened.buf, info, batch_size), {})
+        reader = pcapng.Reader(opened.buf, info, batch_size)
+        return cls(reader.batches(), reader.comments)
+
+
+def open_input(spec: InputSpec, info: InputInfo, stack: ExitStack) -> Opened:
     """Open the input, undo its compression, tell its format; map binary captures (spooled first when
     they come compressed or through a pipe or standard input, which cannot be mapped)."""
     opened = _open(spec, stack)
@@ -181,7 +177,7 @@ def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
     head = _read_head(raw)
     compression = _compression(head)
     if compression is None and mappable and sniff(head) in ("pcap", "pcapng"):
-        return _Found(sniff(head), head, buf=_map(opened, stack))
+        return Opened(sniff(head), head, buf=map_file(opened, stack))
     stream: Readable = _Prefixed(head, raw)
     for _ in range(MAX_NESTING):  # capture.pcap.gz.zst: each layer bounded on its own
         if compression is None:
@@ -194,9 +190,9 @@ def _find(spec: InputSpec, info: InputInfo, stack: ExitStack) -> _Found:
     if kind in ("pcap", "pcapng"):
         spool = stack.enter_context(tempfile.TemporaryFile(prefix="cniscope-", buffering=0))  # noqa: SIM115 - the stack closes it
         _spool(stream, spool, info)
-        return _Found(kind, head, buf=_map(spool, stack))
+        return Opened(kind, head, buf=map_file(spool, stack))
     encoding = "utf-16" if head.startswith(UTF16_BOMS) else "utf-8"
-    return _Found(kind, head, stream=stream, encoding=encoding, counted=raw, size=size)
+    return Opened(kind, head, stream=stream, encoding=encoding, counted=raw, size=size)
 
 
 def _open(spec: InputSpec, stack: ExitStack) -> BinaryIO:
@@ -235,7 +231,7 @@ def _read_head(stream: Readable) -> bytes:
     return b"".join(parts)
 
 
-def _map(file: BinaryIO, stack: ExitStack) -> memoryview:
+def map_file(file: BinaryIO, stack: ExitStack) -> memoryview:
     """The whole file, mapped read-only (an empty file maps to an empty view)."""
     file.flush()
     size = os.fstat(file.fileno()).st_size
@@ -275,72 +271,7 @@ class _MappedPages:
             self.mapped.close()
 
 
-def _binary(kind: str, buf: memoryview, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    info.format = kind
-    info.clock = Clock.EPOCH
-    release = _Releaser(buf)
-    if kind == "pcap":
-        batches = pcap.iter_batches(buf, info, batch_size)
-        comments: dict[int, str] = {}
-    else:
-        reader = pcapng.Reader(buf, info, batch_size)
-        batches = reader.batches()
-        comments = reader.comments
-    oversized, first = 0, 0
-    for batch, decoded in _decoded(batches, info.index):
-        table = _finish(decoded, batch, spec, info, comments)
-        release.before(int(batch.offset[-1]))
-        info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(buf), 1)
-        info.packets += table.height
-        over = batch.caplen > batch.wirelen
-        if over.any():
-            first = first if oversized else int(batch.offset[int(over.argmax())])
-            oversized += int(over.sum())
-        yield table
-    if oversized:
-        info.warn(f"byte {first}", f"{oversized} packets say they captured more bytes than they had on the wire "
-                                   "(captured length above wire length)")
-
-
-DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: numpy and polars release the GIL
-
-
-def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
-    """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
-    `DECODERS` + 1 batches in flight: memory stays bounded)."""
-    if DECODERS <= 1:
-        yield from ((batch, decode_batch(batch, index)) for batch in batches)
-        return
-    with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
-        for batch in batches:
-            pending.append((batch, pool.submit(decode_batch, batch, index)))
-            if len(pending) > DECODERS:
-                done, future = pending.popleft()
-                yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
-
-
-def _finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
-            comments: dict[int, str]) -> pl.DataFrame:
-    """Tag rows with their input and node; nulls for what the file did not hold."""
-    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
-    if spec.node is not None:
-        columns.append(pl.col("node").fill_null(spec.node))
-    if (batch.ts == pcapng.NO_TS).any():
-        columns.append(pl.when(pl.col("ts") == pcapng.NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
-    end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
-    mine = {frame: comments.pop(frame) for frame in [f for f in comments if f < end]}
-    if mine:  # pcapng packet comments become the row's info when decode left it empty
-        frames, texts = list(mine), list(mine.values())
-        comment = pl.col("frame").cast(pl.Int64).replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
-        columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
-    return table.with_columns(columns)
-
-
-class _Releaser:
+class Releaser:
     """Hands the mapped pages already decoded back to the OS, so a file larger than memory streams."""
 
     def __init__(self, buf: memoryview) -> None:
@@ -354,8 +285,9 @@ class _Releaser:
             self.done = upto
 
 
-def _text(found: _Found, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
-    text = io.TextIOWrapper(io.BufferedReader(_Raw(found.stream), CHUNK), encoding=found.encoding, errors="replace")
+def text_tables(opened: Opened, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+    """The rows of a tcpdump text input, batch by batch (not yet tagged with the input's index and node)."""
+    text = io.TextIOWrapper(io.BufferedReader(_Raw(opened.stream), CHUNK), encoding=opened.encoding, errors="replace")
     blank = True
 
     def lines() -> Iterator[str]:
@@ -364,14 +296,11 @@ def _text(found: _Found, spec: InputSpec, info: InputInfo, batch_size: int) -> I
             blank = blank and not line.strip()
             yield line
 
-    for table in tcpdump_text.iter_tables(lines(), info, batch_size):
-        columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
-        if spec.node is not None:
-            columns.append(pl.col("node").fill_null(spec.node))
-        if found.counted is not None:
-            info.bytes_read = found.counted.count
-            info.done = min(info.bytes_read / found.size, 1.0) if found.size else None
-        yield table.with_columns(columns)  # the text reader counts info.packets itself
+    for table in tcpdump_text.iter_tables(lines(), info, batch_size):  # the text reader counts info.packets itself
+        if opened.counted is not None:
+            info.bytes_read = opened.counted.count
+            info.done = min(info.bytes_read / opened.size, 1.0) if opened.size else None
+        yield table
     if blank and not info.warnings:
         info.warn("", "no capture in it: blank lines only")
 

@@ -24,7 +24,7 @@ from cniscope.wire.pcap import HEADER_LEN, MAX_CAPLEN, RECORD_LEN, Header, is_pc
 def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
                  start: int = HEADER_LEN, stop: int | None = None, first: int = 0) -> Iterator[FrameBatch]:
     """Yield the records of a pcap file held in `buf` (usually a mapped file): all of them, or, for a part
-    read on its own (`cniscope.sources.parts`), those whose header starts in [start, stop), `start` being a
+    read on its own (`cniscope.parts`), those whose header starts in [start, stop), `start` being a
     record's and `first` its index."""
     end = len(buf)
     stop = end if stop is None else min(stop, end)

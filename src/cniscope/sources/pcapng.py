@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cniscope.packets.frames import FrameBatch
+from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import Direction, unsupported_linktype
 from cniscope.sources import InputInfo, walk
 from cniscope.wire.pcapng import (
@@ -63,7 +63,6 @@ from cniscope.wire.pcapng import (
 
 MAX_TSRESOL = {2: 63, 10: 19}  # exponents whose unit count still fits the 64-bit arithmetic of _to_ns
 MAX_TSOFFSET_S = 1 << 32  # seconds: 136 years either way, far from int64 nanoseconds' 292
-NO_TS = np.iinfo(np.int64).min  # ts of simple packet blocks, which carry none
 
 # the fields gathered for every EPB of a window, after the 8-byte block header
 EPB_FIELDS = [("iface", "u4"), ("ts_high", "u4"), ("ts_low", "u4"), ("caplen", "u4"), ("wirelen", "u4")]

@@ -9,7 +9,7 @@ first offset from which a chain of plausible record headers follows (`_sync`).
 A payload can look like records, so that guess is checked where the parts meet
 again (`join`): each part must start exactly where the walk of the one before it
 ended, and a part that does not is read again from there. The joined table is
-the one `cniscope.sources.read` makes from the whole file, row for row: frames
+the one `cniscope.ingest.read` makes from the whole file, row for row: frames
 numbered from the start of the input, the same warnings (a damaged part is read
 again knowing its first record's index, and ends its input as damage does).
 Every other input (pcapng, tcpdump text, anything compressed) is one part.
@@ -34,10 +34,11 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from cniscope.errors import InputError
+from cniscope.ingest import Capture, Reopen, finish, iter_tables
 from cniscope.packets.decode import decode_batch
 from cniscope.packets.schema import Clock, empty
-from cniscope.sources import Capture, InputInfo, InputSpec, ReadWarning, iter_tables, pcap
-from cniscope.sources.open import HEAD_LEN, _finish, _map
+from cniscope.sources import InputInfo, InputSpec, ReadWarning, pcap
+from cniscope.sources.open import HEAD_LEN, map_file
 from cniscope.wire import pcap as pcap_file
 
 PART_BYTES = 64 << 20  # a part's range: seconds of decoding, a few hundred MB of table at most
@@ -180,7 +181,7 @@ def _read_range(part: Part, info: InputInfo, batch_size: int) -> tuple[list[pl.D
             return tables, None, None
         end = start
         for batch in pcap.iter_batches(buf, info, batch_size, start=start, stop=part.stop - shift, first=part.first):
-            tables.append(_finish(decode_batch(batch, part.index), batch, part.spec, info, {}))
+            tables.append(finish(decode_batch(batch, part.index), batch, part.spec, info, {}))
             info.packets += len(batch.offset)
             end = int(batch.offset[-1]) + int(batch.caplen[-1])
     if shift:
@@ -198,7 +199,7 @@ def _window(part: Part) -> Iterator[tuple[memoryview, int, int | None]]:
     if local is not None:
         with ExitStack() as stack:
             try:
-                buf = _map(stack.enter_context(open(local, "rb")), stack)
+                buf = map_file(stack.enter_context(open(local, "rb")), stack)
             except OSError as exc:
                 raise InputError(f"cannot read it: {exc.strerror or exc}") from None
             yield buf, 0, _seconds(buf[: pcap_file.HEADER_LEN + pcap_file.RECORD_LEN])
@@ -251,7 +252,7 @@ def _shifted(warning: ReadWarning, shift: int) -> ReadWarning:
 
 
 def join(reads: list[PartRead], reread: Callable[[Part], PartRead]) -> Capture:
-    """One capture from the reads of `plan`'s parts (in plan order), as `sources.read` reads the whole inputs.
+    """One capture from the reads of `plan`'s parts (in plan order), as `ingest.read` reads the whole inputs.
 
     `reread` reads a part again, where its guessed start was wrong or where it holds damage (to word the
     warning with the index of its first record).
@@ -283,4 +284,5 @@ def join(reads: list[PartRead], reread: Callable[[Part], PartRead]) -> Capture:
             ended.add(part.index)
         expected[part.index] = read.end if read.end is not None else at
     table = pl.concat(tables, rechunk=False) if tables else empty()
-    return Capture(table=table, inputs=[infos[i] for i in sorted(infos)])
+    specs = {read.part.index: read.part.spec for read in reads}
+    return Capture(table=table, inputs=[infos[i] for i in sorted(infos)], source=Reopen(tuple(specs[i] for i in sorted(specs))))

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cniscope.report.text import PROGRESS_MIN_BYTES, Progress
+from cniscope.commands.progress import PROGRESS_MIN_BYTES, Progress
 from cniscope.sources import InputSpec
-from tests.paths import REPO
+from tests.paths import CORPUS, REPO, SEED
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -102,3 +102,43 @@ def test_a_compressed_file_shows_the_share_of_its_compressed_bytes(text_capture:
     shown = ANSI.sub("", console.file.getvalue())
     assert capture.inputs[0].done == 1.0
     assert re.search(rf"reading {re.escape(str(packed))}: [\d,]+ packets \(\d+%, about \d+ s left\)", shown), shown
+
+
+def _console(terminal: bool, width: int = 100) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=width, force_terminal=terminal, color_system="standard" if terminal else None,
+                   highlight=False, soft_wrap=True), out
+
+
+def _strip(coloured: str) -> str:
+    return "\n".join(line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", coloured).splitlines())
+
+
+def test_progress_on_a_terminal_for_long_inputs(tmp_path):
+    spec = InputSpec(str(SEED), "node3")
+    console, out = _console(terminal=True)
+    with Progress([spec], console, min_bytes=1) as progress:
+        capture = progress.read([spec])
+        progress.stage("analysing")
+    shown = _strip(out.getvalue())
+    assert f"reading {SEED}: {capture.table.height} packets" in shown
+    assert capture.table.height == 15 and capture.inputs[0].packets == 15 and capture.inputs[0].node == "node3"
+
+
+def test_progress_says_the_share_of_a_binary_input_read():
+    spec = InputSpec(str(CORPUS / "02-ysaied-pan-cn-calico-eth.pcap"))
+    console, out = _console(terminal=True, width=300)
+    with Progress([spec], console, min_bytes=1) as progress:
+        capture = progress.read([spec])
+    shown = _strip(out.getvalue())
+    assert f"reading {spec.path}: {capture.table.height:,} packets (100%, about 0 s left)" in shown
+
+
+@pytest.mark.parametrize("terminal,min_bytes", [(False, 1), (True, 1 << 30)], ids=["not a terminal", "short input"])
+def test_no_progress_off_a_terminal_or_for_short_inputs(terminal: bool, min_bytes: int):
+    spec = InputSpec(str(SEED))
+    console, out = _console(terminal=terminal)
+    with Progress([spec], console, min_bytes=min_bytes) as progress:
+        capture = progress.read([spec])
+    assert out.getvalue() == ""
+    assert capture.table.height == 15

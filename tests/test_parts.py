@@ -12,9 +12,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from cniscope import parts
 from cniscope.errors import InputError
+from cniscope.ingest import Capture, read
 from cniscope.packets.schema import LinkType
-from cniscope.sources import Capture, InputInfo, InputSpec, parts, read
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.wire import pcap as pcap_file
 from tests.frames import ethernet, ipv4, tcp, write_pcap
 from tests.paths import CORPUS

@@ -1,0 +1,93 @@
+"""The CLI's progress line: what `analyze` is reading and analysing, on standard error, only when that is a
+terminal and the inputs are long (a no-op otherwise)."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
+from cniscope.ingest import Capture, read
+from cniscope.report.text import plain_wanted
+from cniscope.sources import InputInfo, InputSpec
+
+PROGRESS_MIN_BYTES = 8 << 20  # inputs smaller than this read too fast to need a progress line
+
+
+class Progress:
+    """A one-line status on standard error while inputs are read and analysed (a no-op off a terminal).
+
+        with Progress(specs) as progress:
+            capture = progress.read(specs)
+            progress.stage("correlating")
+    """
+
+    def __init__(self, specs: list[InputSpec], console: Console | None = None, min_bytes: int = PROGRESS_MIN_BYTES) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        sizes = [_size(spec) for spec in specs]
+        long = any(size is None for size in sizes) or sum(s for s in sizes if s is not None) >= min_bytes
+        self.active = long and not plain_wanted(self.console)
+        self.live: Live | None = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        if self.active:
+            self.live = Live(Spinner("dots", "starting"), console=self.console, transient=True, refresh_per_second=8)
+            self.live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def stage(self, text: str) -> None:
+        if self.live is not None:
+            self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
+
+    def read(self, specs: list[InputSpec]) -> Capture:
+        """`cniscope.ingest.read`, saying which input, how many packets so far, and the share of the inputs'
+        bytes read with when reading will end at this pace (or, through a pipe, the bytes read so far)."""
+        started = time.monotonic()
+        sizes = [_size(spec) for spec in specs]
+        total = None if None in sizes else sum(s or 0 for s in sizes)
+        before = [sum(s or 0 for s in sizes[:i]) for i in range(len(specs))]
+
+        def batch(spec: InputSpec, info: InputInfo) -> None:
+            text = f"reading {spec.path}: {info.packets:,} packets"
+            if info.done is not None and total:
+                share = (before[info.index] + info.done * (sizes[info.index] or 0)) / total  # of all inputs' bytes
+                elapsed = time.monotonic() - started
+                eta = f", about {elapsed * (1 - share) / share:.0f} s left" if share > 0.02 else ""
+                text += f" ({share:.0%}{eta})"
+            elif info.bytes_read:
+                text += f" ({info.bytes_read / 1e6:,.0f} MB read)"
+            self.stage(text)
+
+        return read(specs, on_batch=batch)
+
+
+class _Elapsed:
+    """A stage and the time since the start, measured each time the line is redrawn."""
+
+    def __init__(self, text: str, started: float) -> None:
+        self.text, self.started = text, started
+
+    def __rich__(self) -> Text:
+        return Text.assemble(self.text, (f"  {time.monotonic() - self.started:.1f} s", "dim"))
+
+
+def _size(spec: InputSpec) -> int | None:
+    """Bytes of an input file, or of standard input redirected from one; None for a pipe (length unknown)."""
+    try:
+        found = os.fstat(sys.stdin.fileno()) if spec.path == "-" else os.stat(spec.path)
+    except (OSError, ValueError, io.UnsupportedOperation):  # missing (said when read); stdin closed or not a file
+        return None if spec.path == "-" else 0
+    return found.st_size if stat.S_ISREG(found.st_mode) else None

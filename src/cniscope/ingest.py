@@ -1,0 +1,269 @@
+"""Ingest: what the user named -> one packet table (`Capture`); the stage above the readers and the decoders.
+
+For each input it opens the file (or standard input), undoes its compression and tells its format by content
+(`cniscope.sources.open`), has the format's reader find the frames (`sources.pcap`, `sources.pcapng`) or the
+text rows (`sources.tcpdump_text`), decodes the frames (`cniscope.packets.decode`), and tags every row with
+its input and node. Directories become their files first (`expand`): a `cniscope capture` directory the
+per-node files its manifest names, any other directory every capture in it.
+
+Theory of operation: a batch of frames decodes on the other core while the reader walks on (numpy and polars
+release the GIL), at most `DECODERS` + 1 batches in flight; the mapped pages behind a decoded batch go back to
+the OS, so a file larger than memory streams. Damage never raises: what could be read is kept and the input's
+`InputInfo` says where it broke; an input that cannot be opened at all raises `InputError`.
+
+`Capture.source` reopens the inputs on demand (`Reopen`): the report carries it so that `--pcapng` copies the
+frames of binary inputs without a renderer reading files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from cniscope.capture import manifest
+from cniscope.errors import InputError
+from cniscope.packets.decode import decode_batch
+from cniscope.packets.frames import NO_TS, FrameBatch
+from cniscope.packets.schema import empty
+from cniscope.sources import InputInfo, InputSpec, ReadWarning
+from cniscope.sources.open import (
+    HEAD_LEN,
+    Frames,
+    Opened,
+    Releaser,
+    looks_like_capture,
+    open_input,
+    refuse,
+    text_tables,
+)
+
+BATCH = 65536  # frames (or text packets) read and decoded at a time
+DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: numpy and polars release the GIL
+INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
+
+
+@dataclass
+class Capture:
+    """Everything read from the inputs: one table of sightings, what we know of each input, and the inputs
+    themselves, to be read again (`source`)."""
+
+    table: pl.DataFrame
+    inputs: list[InputInfo]
+    source: Reopen = field(default_factory=lambda: Reopen(()))
+
+    @property
+    def warnings(self) -> list[ReadWarning]:
+        return [w for info in self.inputs for w in info.warnings]
+
+    @property
+    def damaged(self) -> bool:
+        return any(info.damaged for info in self.inputs)
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """The inputs of a capture, opened again on demand: the report's handle on them (`results.InputHandle`)."""
+
+    specs: tuple[InputSpec, ...]
+
+    def frames(self, index: int) -> Iterator[FrameBatch]:
+        """The undecoded frames of binary input `index` (pcap or pcapng, compressed or not), numbered as when it
+        was first read; nothing for text, standard input (read once) or an input no longer there to open.
+        Warnings go to a scratch `InputInfo`: they were said the first time."""
+        spec = self.specs[index] if index < len(self.specs) else None
+        if spec is None or spec.unreadable or spec.path == "-":
+            return
+        scratch = InputInfo(index=index, name=spec.path)
+        with ExitStack() as stack:
+            opened = open_input(spec, scratch, stack)
+            if opened.binary:
+                yield from Frames.of(opened, scratch, BATCH).batches
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> Capture:
+    """Read every input into one table (row order: input, then frame); `on_batch` is told after each batch (progress).
+
+    The batches are not copied into one chunk: that would hold the table twice at the end of reading.
+    """
+    infos: list[InputInfo] = []
+    tables = list(batches(specs, infos, batch_size, on_batch))
+    table = pl.concat(tables, rechunk=False) if tables else empty()
+    return Capture(table=table, inputs=infos, source=Reopen(tuple(specs)))
+
+
+def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
+            on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> Iterator[pl.DataFrame]:
+    """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
+    appends each input's `InputInfo` to `infos` as it starts."""
+    for index, spec in enumerate(specs):
+        info = InputInfo(index=index, name=spec.path, node=spec.node)
+        infos.append(info)
+        for table in iter_tables(spec, info, batch_size):
+            yield table
+            if on_batch is not None:
+                on_batch(spec, info)
+
+
+def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH) -> Iterator[pl.DataFrame]:
+    """The packet table of one input in batches of at most `batch_size` rows, tagged with its input and node."""
+    if spec.unreadable:
+        info.warn("", f"skipped: {spec.unreadable}")
+        info.skipped = True
+        return
+    with ExitStack() as stack:
+        opened = open_input(spec, info, stack)
+        if opened.binary:
+            yield from _binary(opened, spec, info, batch_size)
+        elif opened.kind == "text":
+            for table in text_tables(opened, info, batch_size):  # the text reader counts info.packets itself
+                yield table.with_columns(_tags(spec, info))
+        else:
+            refuse(opened, info)
+
+
+def _tags(spec: InputSpec, info: InputInfo) -> list[pl.Expr]:
+    """The input's index on every row; the node the user named where the input did not say one."""
+    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
+    if spec.node is not None:
+        columns.append(pl.col("node").fill_null(spec.node))
+    return columns
+
+
+def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+    found = Frames.of(opened, info, batch_size)
+    release = Releaser(opened.buf)
+    oversized, first = 0, 0
+    for batch, decoded in _decoded(found.batches, info.index):
+        table = finish(decoded, batch, spec, info, found.comments)
+        release.before(int(batch.offset[-1]))
+        info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
+        info.packets += table.height
+        over = batch.caplen > batch.wirelen
+        if over.any():
+            first = first if oversized else int(batch.offset[int(over.argmax())])
+            oversized += int(over.sum())
+        yield table
+    if oversized:
+        info.warn(f"byte {first}", f"{oversized} packets say they captured more bytes than they had on the wire "
+                                   "(captured length above wire length)")
+
+
+def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
+    """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
+    `DECODERS` + 1 batches in flight: memory stays bounded)."""
+    if DECODERS <= 1:
+        yield from ((batch, decode_batch(batch, index)) for batch in batches)
+        return
+    with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(decode_batch, batch, index)))
+            if len(pending) > DECODERS:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
+           comments: dict[int, str]) -> pl.DataFrame:
+    """Tag decoded rows with their input and node; nulls for what the file did not hold."""
+    columns = _tags(spec, info)
+    if (batch.ts == NO_TS).any():
+        columns.append(pl.when(pl.col("ts") == NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
+    end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
+    mine = {frame: comments.pop(frame) for frame in [f for f in comments if f < end]}
+    if mine:  # pcapng packet comments become the row's info when decode left it empty
+        frames, texts = list(mine), list(mine.values())
+        comment = pl.col("frame").cast(pl.Int64).replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
+        columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
+    return table.with_columns(columns)
+
+
+# --- what the user named: files, directories, capture directories ------------------------------
+
+
+def expand(specs: list[InputSpec]) -> list[InputSpec]:
+    """Directories become their files: a `cniscope capture` directory its per-node files (nodes from the manifest),
+    any other directory every capture in it, each a node named after its file (`node3.pcap.gz` -> node3)."""
+    out: list[InputSpec] = []
+    for spec in specs:
+        if spec.path != "-" and os.path.isdir(spec.path):
+            try:
+                out.extend(manifest_inputs(spec.path) if manifest.is_capture_dir(spec.path) else _captures_in(spec))
+            except OSError as exc:  # the directory itself (no permission): its entries are handled one by one
+                raise InputError(f"{spec.path}: cannot read the directory: {exc.strerror}") from None
+        else:
+            out.append(spec)
+    return out
+
+
+def manifest_inputs(directory: str) -> list[InputSpec]:
+    """One input per node of a capture directory: its pcapng file, tagged with the node's name."""
+    found = manifest.load(directory)
+    specs = []
+    for index, node in enumerate(found["nodes"]):
+        if not isinstance(node, dict) or not isinstance(node.get("file"), str) or not isinstance(node.get("name"), str):
+            raise InputError(f"{Path(directory) / manifest.MANIFEST}: nodes[{index}] needs 'name' and 'file'")
+        if "/" in node["file"] or node["file"].startswith(".."):
+            raise InputError(f"{Path(directory) / manifest.MANIFEST}: nodes[{index}].file must be a file in the directory")
+        specs.append(InputSpec(path=str(Path(directory) / node["file"]), node=node["name"]))
+    return specs
+
+
+def _captures_in(spec: InputSpec) -> list[InputSpec]:
+    found = []
+    for entry in sorted(os.scandir(spec.path), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        node = spec.node or entry.name.split(".")[0]
+        try:
+            if not entry.is_file():
+                continue
+            with open(entry.path, "rb") as handle:
+                head = handle.read(HEAD_LEN)
+        except OSError as exc:  # a symlink loop, no permission: warned about when read, the rest read
+            found.append(InputSpec(entry.path, node=node, unreadable=exc.strerror or str(exc)))
+            continue
+        if looks_like_capture(head):
+            found.append(InputSpec(entry.path, node=node))
+    if not found:
+        raise InputError(f"{spec.path}: no capture in this directory (pcap, pcapng or tcpdump text, compressed or not)")
+    return found
+
+
+def inventory_beside(specs: list[InputSpec]) -> str | None:
+    """The cluster inventory a capture directory among the inputs carries (the first), for use without --cluster."""
+    for spec in specs:
+        if spec.path != "-" and os.path.isfile(os.path.join(spec.path, INVENTORY)):  # isfile: False on any OSError
+            return os.path.join(spec.path, INVENTORY)
+    return None
+
+
+def scenarios(path: str) -> list[str]:
+    """The capture directories inside a `cniscope lab record` directory (one per scenario), in name order;
+    empty when `path` is no such directory (it holds captures of its own, or none below it)."""
+
+    def capture_dir(entry: os.DirEntry[str]) -> bool:
+        try:
+            return entry.is_dir() and not entry.name.startswith(".") and manifest.is_capture_dir(entry.path)
+        except OSError:  # a symlink loop, no permission: not a scenario (expand() says what is wrong with it)
+            return False
+
+    try:
+        if path == "-" or not os.path.isdir(path) or manifest.is_capture_dir(path):
+            return []
+        return sorted(e.path for e in os.scandir(path) if capture_dir(e))
+    except OSError:
+        return []  # the directory itself cannot be read: expand() says so

@@ -1,0 +1,60 @@
+"""Ingest: inputs opened, read, decoded and tagged; directories expanded; the inputs reopened for --pcapng."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from cniscope.capture.manifest import MANIFEST
+from cniscope.errors import InputError
+from cniscope.ingest import Reopen, manifest_inputs, read
+from cniscope.sources import InputSpec
+from cniscope.wire import pcap
+from tests.frames import ethernet, ipv4, tcp
+from tests.paths import SEED
+
+T0 = 1_700_000_000_000_000_000
+
+
+def test_reopen_gives_the_undecoded_frames_of_binary_inputs_numbered_as_read(tmp_path: Path) -> None:
+    frames = [ethernet(ipv4(tcp(sport=1000 + i, flags="S"))) for i in range(50)]
+    path = tmp_path / "c.pcap.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(pcap.encode(frames, [T0 + i for i in range(50)], 1)))
+    capture = read([InputSpec(str(path)), InputSpec(str(SEED))])
+    batches = list(capture.source.frames(0))
+    assert [b.first_frame for b in batches] == [0]
+    assert sum(len(b.offset) for b in batches) == 50 == capture.inputs[0].packets
+    assert bytes(batches[0].data[batches[0].offset[7]:][:len(frames[7])]) == frames[7]
+    assert list(capture.source.frames(1)) == []  # text: no frames to copy
+    assert list(Reopen((InputSpec("-"),)).frames(0)) == []  # standard input is read once
+
+
+def write(directory: Path, manifest: object) -> None:
+    (directory / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_capture_directory_gives_its_node_files_with_node_names(tmp_path: Path) -> None:
+    write(tmp_path, {"format": "cniscope-capture", "version": 1, "nodes": [{"name": "n1", "file": "n1.pcapng"}, {"name": "n2", "file": "n2.pcapng"}]})
+    specs = manifest_inputs(str(tmp_path))
+    assert [(s.node, Path(s.path).name) for s in specs] == [("n1", "n1.pcapng"), ("n2", "n2.pcapng")]
+    assert all(Path(s.path).parent == tmp_path for s in specs)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,
+        "{not json",
+        json.dumps({"format": "something-else", "nodes": []}),
+        json.dumps({"format": "cniscope-capture", "nodes": [{"name": "n1"}]}),
+        json.dumps({"format": "cniscope-capture", "nodes": [{"name": "n1", "file": "../../etc/passwd"}]}),
+    ],
+)
+def test_a_bad_capture_directory_is_bad_input(tmp_path: Path, content: str | None) -> None:
+    if content is not None:
+        (tmp_path / MANIFEST).write_text(content)
+    with pytest.raises(InputError, match=str(tmp_path)):
+        manifest_inputs(str(tmp_path))
