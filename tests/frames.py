@@ -6,7 +6,10 @@ seen on a node's eth0 with `tcpdump -i any` (LINUX_SLL2):
     inner = ethernet(ipv4(tcp(sport=40000, dport=80, flags="S", options=syn_options()), src="10.244.1.2", dst="10.244.2.3"))
     frame = sll2(ipv4(udp(vxlan(inner, vni=1), sport=51000, dport=8472), src="192.168.0.11", dst="192.168.0.12"))
 
-Every builder returns bytes. Addresses are text ("10.0.0.1", "fd00::1",
+Every builder returns bytes, its headers written by the declarations the decoders
+read (`cniscope.packets.headers`, `Header.pack`) and its checksums by the one
+Internet checksum (`cniscope.packets.checksum.internet`), as `--pcapng` rebuilds
+frames. Addresses are text ("10.0.0.1", "fd00::1",
 "02:00:00:00:00:01"). IPv4 header checksums are computed, and so are the
 TCP/UDP checksums of whole, unfragmented segments when `ipv4`/`ipv6` wrap them
 (`l4_checksum="bad"` spoils one on purpose, `"as-given"` keeps the field as the
@@ -28,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cniscope.packets import headers as H
+from cniscope.packets.checksum import internet, pseudo_v4, pseudo_v6
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import LinkType
 
@@ -48,13 +53,8 @@ def _ip4(text: str) -> bytes:
     return ipaddress.IPv4Address(text).packed
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+def _ip6(text: str) -> bytes:
+    return ipaddress.IPv6Address(text).packed
 
 
 L4_CHECKSUM_AT = {6: (16, 20), 17: (6, 8)}  # protocol -> (checksum offset, header size)
@@ -68,7 +68,7 @@ def _l4_checksum(segment: bytes, proto: int, pseudo: bytes, how: str) -> bytes:
     if how == "as-given" or not size or len(segment) < size:
         return segment
     blank = segment[:at] + b"\0\0" + segment[at + 2 :]
-    value = _checksum(pseudo + blank)
+    value = internet(pseudo + blank)
     if proto == 17 and value == 0:
         value = 0xFFFF  # UDP sends a computed 0 as all ones: 0 means "no checksum"
     if how == "bad":
@@ -80,34 +80,30 @@ def _l4_checksum(segment: bytes, proto: int, pseudo: bytes, how: str) -> bytes:
 def ethernet(payload: bytes, src: str = "02:00:00:00:00:01", dst: str = "02:00:00:00:00:02",
              ethertype: int = 0x0800, vlans: Sequence[int] = (), vlan_tpid: int = 0x8100) -> bytes:
     """Ethernet II; `vlans` adds 802.1Q tags outermost first (QinQ: two tags, vlan_tpid=0x88a8 for the outer)."""
-    tags = b""
-    for i, vid in enumerate(vlans):
-        tpid = vlan_tpid if i == 0 else 0x8100
-        tags += struct.pack("!HH", tpid, vid)
-    return mac(dst) + mac(src) + tags + struct.pack("!H", ethertype) + payload
+    types = [vlan_tpid, *[0x8100] * (len(vlans) - 1), ethertype] if vlans else [ethertype]
+    tags = b"".join(H.VLAN.pack(tci=vid, type=kind) for vid, kind in zip(vlans, types[1:], strict=True))
+    return H.ETHERNET.pack(dst=mac(dst), src=mac(src), type=types[0]) + tags + payload
 
 
 def _tag(payload: bytes, proto: int, vlan: int | None) -> tuple[int, bytes]:
     """(protocol field, bytes after it) with an optional 802.1Q tag, as libpcap puts it back after SLL/SLL2."""
     if vlan is None:
         return proto, payload
-    return 0x8100, struct.pack("!HH", vlan, proto) + payload
+    return 0x8100, H.VLAN.pack(tci=vlan, type=proto) + payload
 
 
 def sll(payload: bytes, pkttype: int = 0, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1,
         vlan: int | None = None) -> bytes:
     """LINUX_SLL (link type 113): tcpdump -i any before libpcap 1.10."""
-    address = mac(addr)
     proto, payload = _tag(payload, proto, vlan)
-    return struct.pack("!HHH", pkttype, hatype, len(address)) + address.ljust(8, b"\0") + struct.pack("!H", proto) + payload
+    return H.SLL.pack(pkttype=pkttype, hatype=hatype, halen=6, addr=mac(addr), proto=proto) + payload
 
 
 def sll2(payload: bytes, pkttype: int = 0, ifindex: int = 2, addr: str = "02:00:00:00:00:01", proto: int = 0x0800, hatype: int = 1,
          vlan: int | None = None) -> bytes:
     """LINUX_SLL2 (link type 276): tcpdump -i any with libpcap >= 1.10."""
-    address = mac(addr)
     proto, payload = _tag(payload, proto, vlan)
-    return struct.pack("!HHIHBB", proto, 0, ifindex, hatype, pkttype, len(address)) + address.ljust(8, b"\0") + payload
+    return H.SLL2.pack(proto=proto, ifindex=ifindex, hatype=hatype, pkttype=pkttype, halen=6, addr=mac(addr)) + payload
 
 
 # -- network layer -------------------------------------------------------------------
@@ -117,15 +113,14 @@ def ipv4(payload: bytes, src: str = "10.0.0.1", dst: str = "10.0.0.2", proto: in
     """IPv4 with a correct header checksum; `frag_offset` in bytes (multiple of 8); options padded to 4.
     A whole TCP/UDP segment gets its checksum as `l4_checksum` says (not a fragment, nor with `total_length`)."""
     if not mf and not frag_offset and total_length is None:
-        pseudo = _ip4(src) + _ip4(dst) + struct.pack("!BBH", 0, proto, len(payload))
-        payload = _l4_checksum(payload, proto, pseudo, l4_checksum)
+        payload = _l4_checksum(payload, proto, pseudo_v4(_ip4(src), _ip4(dst), proto, len(payload)), l4_checksum)
     options = options + b"\0" * (-len(options) % 4)
     ihl = 5 + len(options) // 4
     length = total_length if total_length is not None else 4 * ihl + len(payload)
     flags = (0x4000 if df else 0) | (0x2000 if mf else 0) | (frag_offset // 8)
-    header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, tos, length, ip_id, flags, ttl, proto, 0, _ip4(src), _ip4(dst)) + options
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
-    return header + payload
+    fields = dict(vihl=0x40 | ihl, tos=tos, len=length, id=ip_id, frag=flags, ttl=ttl, proto=proto, src=_ip4(src), dst=_ip4(dst))
+    csum = internet(H.IPV4.pack(**fields) + options)
+    return H.IPV4.pack(**fields, csum=csum) + options + payload
 
 
 def ipv6(payload: bytes, src: str = "fd00::1", dst: str = "fd00::2", next_header: int = 6, hop_limit: int = 64,
@@ -139,10 +134,10 @@ def ipv6(payload: bytes, src: str = "fd00::1", dst: str = "fd00::2", next_header
         nh, at = payload[at], at + (8 if nh == 44 else (payload[at + 1] + 1) * 8)
     if nh in L4_CHECKSUM_AT and at <= len(payload):
         segment = payload[at:]
-        pseudo = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + struct.pack("!I3xB", len(segment), nh)
+        pseudo = pseudo_v6(_ip6(src), _ip6(dst), nh, len(segment))
         payload = payload[:at] + _l4_checksum(segment, nh, pseudo, l4_checksum)
     first = (6 << 28) | (tclass << 20) | flow
-    return struct.pack("!IHBB", first, len(payload), next_header, hop_limit) + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + payload
+    return H.IPV6.pack(vtcfl=first, plen=len(payload), nh=next_header, hlim=hop_limit, src=_ip6(src), dst=_ip6(dst)) + payload
 
 
 def ipv6_ext(next_header: int, body: bytes = b"\0" * 6) -> bytes:
@@ -158,7 +153,7 @@ def ipv6_fragment(next_header: int, ident: int, offset: int = 0, more: bool = Fa
 
 def arp(op: int = 1, sha: str = "02:00:00:00:00:01", spa: str = "10.0.0.1", tha: str = "00:00:00:00:00:00",
         tpa: str = "10.0.0.2") -> bytes:
-    return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + mac(sha) + _ip4(spa) + mac(tha) + _ip4(tpa)
+    return H.ARP.pack(htype=1, ptype=H.ETH_IPV4, hlen=6, plen=4, op=op, sha=mac(sha), spa=_ip4(spa), tha=mac(tha), tpa=_ip4(tpa))
 
 
 # -- transport layer -------------------------------------------------------------------
@@ -178,31 +173,31 @@ def tcp(payload: bytes = b"", sport: int = 40000, dport: int = 80, seq: int = 1,
     bits = flags if isinstance(flags, int) else sum(TCP_FLAGS[ch] for ch in flags)
     options = options + b"\0" * (-len(options) % 4)
     doff = 5 + len(options) // 4
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, bits, win, 0, 0) + options + payload
+    return H.TCP.pack(sport=sport, dport=dport, seq=seq, ack=ack, doff=doff << 4, flags=bits, win=win) + options + payload
 
 
 def udp(payload: bytes = b"", sport: int = 40000, dport: int = 53) -> bytes:
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return H.UDP.pack(sport=sport, dport=dport, len=H.UDP.size + len(payload)) + payload
 
 
 def icmp(type_: int = 8, code: int = 0, ident: int = 1, seq: int = 1, payload: bytes = b"", mtu: int | None = None) -> bytes:
     """ICMP; for errors pass the quoted packet as `payload` (and `mtu` for frag-needed, type 3 code 4)."""
-    rest = struct.pack("!HH", 0, mtu) if mtu is not None else struct.pack("!HH", ident, seq)
-    if type_ not in (0, 8) and mtu is None:
-        rest = b"\0\0\0\0"
-    body = struct.pack("!BBH", type_, code, 0) + rest + payload
-    return body[:2] + struct.pack("!H", _checksum(body)) + body[4:]
+    fields: dict[str, int] = dict(type=type_, code=code)
+    if mtu is not None:
+        fields["mtu4"] = mtu
+    elif type_ in (0, 8):
+        fields.update(id=ident, seq=seq)
+    return H.ICMP.pack(**fields, csum=internet(H.ICMP.pack(**fields) + payload)) + payload
 
 
 def icmpv6(type_: int = 128, code: int = 0, ident: int = 1, seq: int = 1, payload: bytes = b"", mtu: int | None = None) -> bytes:
     """ICMPv6 (checksum left 0); packet-too-big is type 2 with `mtu`, errors quote `payload`."""
+    fields: dict[str, int] = dict(type=type_, code=code)
     if mtu is not None:
-        rest = struct.pack("!I", mtu)
+        fields["mtu6"] = mtu
     elif type_ in (128, 129):
-        rest = struct.pack("!HH", ident, seq)
-    else:
-        rest = b"\0\0\0\0"
-    return struct.pack("!BBH", type_, code, 0) + rest + payload
+        fields.update(id=ident, seq=seq)
+    return H.ICMP.pack(**fields) + payload
 
 
 def dns(ident: int = 0x1234, response: bool = False, name: str = "kubernetes.default") -> bytes:
@@ -215,14 +210,14 @@ def dns(ident: int = 0x1234, response: bool = False, name: str = "kubernetes.def
 # -- tunnels -------------------------------------------------------------------------------
 def vxlan(inner_frame: bytes, vni: int = 1) -> bytes:
     """VXLAN header + inner Ethernet frame: the UDP payload."""
-    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + inner_frame
+    return H.VXLAN.pack(flags=0x08, vni_res=vni << 8) + inner_frame
 
 
 def geneve(inner: bytes, vni: int = 1, options: bytes = b"", proto: int = 0x6558) -> bytes:
     """Geneve header (+ options, a multiple of 4 bytes) + inner frame (Ethernet for proto 0x6558)."""
     if len(options) % 4:
         raise ValueError("Geneve options are a multiple of 4 bytes")
-    return struct.pack("!BBHI", len(options) // 4, 0, proto, vni << 8) + options + inner
+    return H.GENEVE.pack(verlen=len(options) // 4, proto=proto, vni_res=vni << 8) + options + inner
 
 
 # -- files -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""TCP/UDP checksum verification, per packet (Python) and per chunk of rows (numpy).
+"""The Internet checksum: computed for headers written (`internet`), verified for TCP/UDP per packet (Python)
+and per chunk of rows (numpy).
 
 The Internet checksum (RFC 1071) is the ones' complement sum of 16-bit
 big-endian words over the pseudo-header and the whole segment (an odd-length
@@ -28,6 +29,8 @@ fragment; a UDP checksum of 0 over IPv4 means "none" (RFC 768).
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 _MOD = 0xFFFF  # ones' complement arithmetic on 16 bits is arithmetic modulo 65535
@@ -42,6 +45,17 @@ def pseudo_v4(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
 
 def pseudo_v6(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
     return src + dst + length.to_bytes(4, "big") + bytes((0, 0, 0, proto))
+
+
+def internet(data: bytes) -> int:
+    """The checksum to write into a header (RFC 1071) whose bytes, checksum field 0, are `data` (with the
+    pseudo-header in front for TCP, UDP and ICMPv6): the ones' complement of the ones' complement sum."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 def segment_ok(pseudo: bytes, segment: bytes) -> bool:

@@ -5,6 +5,8 @@ decoder reads a field for a whole chunk of rows at once as a strided,
 big-endian view into gathered byte windows (`Header.column`); the per-packet
 fallback reads the same declaration with `struct` (`Header.unpack`). One
 declaration, two readers, so the two paths cannot disagree on where a field is.
+The same declaration writes headers too (`Header.pack`): frames rebuilt from
+tcpdump's text (`--pcapng`) and the tests' frames.
 
 Formats: "u1", ">u2", ">u4" (unsigned, network order), "<u4" (little-endian), "mac" (48 bits as an
 int), "b16" (16 raw bytes: IPv6 addresses; Python path only gives bytes).
@@ -55,6 +57,23 @@ class Header:
                 out[f.name] = struct.unpack_from(_STRUCT[f.fmt], buf, pos)[0]
         return out
 
+    def pack(self, **values: int | bytes) -> bytes:
+        """The header's bytes with the fields named set (a "mac" as an int or 6 bytes, a "b16" as 16 bytes) and
+        every other byte 0. Fields that share bytes (ICMP's id/seq and MTU) are written in the order given."""
+        out = bytearray(self.size)
+        for name, value in values.items():
+            f = self._by_name.get(name)
+            if f is None:
+                raise ValueError(f"{self.name} has no field {name!r}")
+            if isinstance(value, int):
+                raw = value.to_bytes(6, "big") if f.fmt == "mac" else struct.pack(_STRUCT[f.fmt], value)
+            else:
+                raw = bytes(value)
+            if len(raw) != _WIDTH[f.fmt]:
+                raise ValueError(f"{self.name}.{name} takes {_WIDTH[f.fmt]} bytes, not {len(raw)}")
+            out[f.offset : f.offset + len(raw)] = raw
+        return bytes(out)
+
     def column(self, windows: np.ndarray, name: str, at: int | np.ndarray = 0, rows: np.ndarray | None = None) -> np.ndarray:
         """Vector path: field `name` of the header starting `at` bytes into each window.
 
@@ -104,7 +123,7 @@ SLL2 = _h(
 IPV4 = _h(
     "ipv4", 20,
     ("vihl", 0, "u1"), ("tos", 1, "u1"), ("len", 2, ">u2"), ("id", 4, ">u2"), ("frag", 6, ">u2"),
-    ("ttl", 8, "u1"), ("proto", 9, "u1"), ("src", 12, ">u4"), ("dst", 16, ">u4"),
+    ("ttl", 8, "u1"), ("proto", 9, "u1"), ("csum", 10, ">u2"), ("src", 12, ">u4"), ("dst", 16, ">u4"),
 )
 IPV6 = _h(
     "ipv6", 40,
@@ -124,7 +143,8 @@ TCP = _h(
 )
 PORTS = _h("ports", 4, ("sport", 0, ">u2"), ("dport", 2, ">u2"))  # the start of a TCP/UDP header quoted by ICMP
 UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"), ("csum", 6, ">u2"))
-ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("id", 4, ">u2"), ("seq", 6, ">u2"), ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
+ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("csum", 2, ">u2"), ("id", 4, ">u2"), ("seq", 6, ">u2"),
+          ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
 TCP_TS = _h("tcp-ts", 12, ("layout", 0, ">u4"), ("tsval", 4, ">u4"), ("tsecr", 8, ">u4"))  # NOP NOP TS(10)
 VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
 GENEVE = _h("geneve", 8, ("verlen", 0, "u1"), ("flags", 1, "u1"), ("proto", 2, ">u2"), ("vni_res", 4, ">u4"))

@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +47,8 @@ import numpy as np
 import polars as pl
 
 from cniscope.errors import InputError
+from cniscope.packets import headers as H
+from cniscope.packets.checksum import internet, pseudo_v4, pseudo_v6
 from cniscope.packets.schema import LinkType, Tunnel, address_text
 from cniscope.report.format import duration
 from cniscope.results import Hop, InputHandle, Journey, Report
@@ -211,69 +212,59 @@ def _rebuilt(writer: PcapngWriter, interfaces: _Interfaces, part: pl.DataFrame, 
 
 # ---- rebuilding frames from decoded fields (text inputs) ----------------------------------------
 
-ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_UNKNOWN = 0x0800, 0x86DD, 0x0806, 0x88B5  # 0x88b5: IEEE local experimental
+ETH_UNKNOWN = 0x88B5  # IEEE local experimental: a row with no network layer to rebuild
 MAX_PAYLOAD = 1 << 16
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def _mac(value: int | None) -> bytes:
-    return (value or 0).to_bytes(6, "big")
-
-
-def _transport(row: Row, pseudo: bytes) -> tuple[int, bytes]:
-    """(IP protocol, transport header + zero payload) from the row's fields."""
+def _transport(row: Row, pseudo: Callable[[int, int], bytes]) -> tuple[int, bytes]:
+    """(IP protocol, transport header + zero payload) from the row's fields; `pseudo(proto, length)` is the
+    IP version's pseudo-header."""
     payload = b"\0" * min(row["payload_len"] or 0, MAX_PAYLOAD - 80)
     proto = row["proto"]
-    if proto == 6:
-        flags = row["tcp_flags"] or 0
-        header = struct.pack("!HHIIBBHHH", row["sport"] or 0, row["dport"] or 0, row["seq"] or 0, row["ack"] or 0,
-                             5 << 4, flags, row["win"] or 0, 0, 0)
-        csum = _checksum(pseudo + struct.pack("!BBH", 0, 6, len(header) + len(payload)) + header + payload)
-        return 6, header[:16] + struct.pack("!H", csum) + header[18:] + payload
-    if proto == 17:
-        length = 8 + len(payload)
-        header = struct.pack("!HHHH", row["sport"] or 0, row["dport"] or 0, length, 0)
-        csum = _checksum(pseudo + struct.pack("!BBH", 0, 17, length) + header + payload) or 0xFFFF
-        return 17, header[:6] + struct.pack("!H", csum) + payload
-    if proto in (1, 58):
-        rest = struct.pack("!HH", row["icmp_id"] or 0, row["icmp_seq"] or 0)
+    if proto == H.PROTO_TCP:
+        fields = dict(sport=row["sport"] or 0, dport=row["dport"] or 0, seq=row["seq"] or 0, ack=row["ack"] or 0,
+                      doff=5 << 4, flags=row["tcp_flags"] or 0, win=row["win"] or 0)
+        header = H.TCP.pack(**fields)
+        csum = internet(pseudo(proto, len(header) + len(payload)) + header + payload)
+        return proto, H.TCP.pack(**fields, csum=csum) + payload
+    if proto == H.PROTO_UDP:
+        fields = dict(sport=row["sport"] or 0, dport=row["dport"] or 0, len=H.UDP.size + len(payload))
+        csum = internet(pseudo(proto, H.UDP.size + len(payload)) + H.UDP.pack(**fields) + payload) or 0xFFFF
+        return proto, H.UDP.pack(**fields, csum=csum) + payload
+    if proto in (H.PROTO_ICMP, H.PROTO_ICMPV6):
+        fields = dict(type=row["icmp_type"] or 0, code=row["icmp_code"] or 0, id=row["icmp_id"] or 0,
+                      seq=row["icmp_seq"] or 0)
         if row["icmp_mtu"] is not None:
-            rest = struct.pack("!HH", 0, row["icmp_mtu"])
-        body = struct.pack("!BBH", row["icmp_type"] or 0, row["icmp_code"] or 0, 0) + rest + payload
-        extra = pseudo + struct.pack("!IxxxB", len(body), 58) if proto == 58 else b""
-        csum = _checksum(extra + body)
-        return proto, body[:2] + struct.pack("!H", csum) + body[4:]
+            fields = dict(type=fields["type"], code=fields["code"])
+            fields["mtu4" if proto == H.PROTO_ICMP else "mtu6"] = row["icmp_mtu"]
+        body = H.ICMP.pack(**fields) + payload
+        csum = internet((pseudo(proto, len(body)) if proto == H.PROTO_ICMPV6 else b"") + body)
+        return proto, H.ICMP.pack(**fields, csum=csum) + payload
     return proto or 255, payload
 
 
 def rebuild(row: Row) -> bytes:
     """An Ethernet frame carrying the packet a row of the table describes (see the module notes)."""
-    eth = _mac(row["eth_dst"] if not row["tunnel"] else row["inner_eth_dst"]) + \
-        _mac(row["eth_src"] if not row["tunnel"] else row["inner_eth_src"])
+    tunnelled = bool(row["tunnel"])
+    dst, src = (row["inner_eth_dst"], row["inner_eth_src"]) if tunnelled else (row["eth_dst"], row["eth_src"])
+
+    def ethernet(ethertype: int) -> bytes:
+        return H.ETHERNET.pack(dst=dst or 0, src=src or 0, type=ethertype)
+
     if row["arp_op"] is not None:
-        body = struct.pack("!HHBBH", 1, ETH_IPV4, 6, 4, row["arp_op"]) + _mac(row["arp_sha"]) + \
-            struct.pack("!I", row["arp_spa"] or 0) + _mac(None) + struct.pack("!I", row["arp_tpa"] or 0)
-        return eth + struct.pack("!H", ETH_ARP) + body
+        return ethernet(H.ETH_ARP) + H.ARP.pack(htype=1, ptype=H.ETH_IPV4, hlen=6, plen=4, op=row["arp_op"],
+                                                 sha=row["arp_sha"] or 0, spa=row["arp_spa"] or 0, tpa=row["arp_tpa"] or 0)
+    ttl = row["ttl"] if row["ttl"] is not None else 64
     if row["ip_version"] == 4 and row["src"] is not None and row["dst"] is not None:
-        addrs = struct.pack("!II", row["src"], row["dst"])
-        proto, l4 = _transport(row, addrs)
+        src4, dst4 = row["src"].to_bytes(4, "big"), row["dst"].to_bytes(4, "big")
+        proto, l4 = _transport(row, lambda proto, length: pseudo_v4(src4, dst4, proto, length))
         flags = (0x4000 if row["df"] else 0) | (0x2000 if row["mf"] else 0) | ((row["frag_offset"] or 0) // 8)
-        header = struct.pack("!BBHHHBBH", 0x45, row["tos"] or 0, 20 + len(l4), (row["ip_id"] or 0) & 0xFFFF, flags,
-                             row["ttl"] if row["ttl"] is not None else 64, proto, 0) + addrs
-        header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
-        return eth + struct.pack("!H", ETH_IPV4) + header + l4
+        fields = dict(vihl=0x45, tos=row["tos"] or 0, len=H.IPV4.size + len(l4), id=(row["ip_id"] or 0) & 0xFFFF,
+                      frag=flags, ttl=ttl, proto=proto, src=row["src"], dst=row["dst"])
+        return ethernet(H.ETH_IPV4) + H.IPV4.pack(**fields, csum=internet(H.IPV4.pack(**fields))) + l4
     if row["ip_version"] == 6 and row["src6"] and row["dst6"]:
-        addrs = ipaddress.IPv6Address(row["src6"]).packed + ipaddress.IPv6Address(row["dst6"]).packed
-        proto, l4 = _transport(row, addrs)
-        header = struct.pack("!IHBB", 6 << 28 | (row["tos"] or 0) << 20, len(l4), proto,
-                             row["ttl"] if row["ttl"] is not None else 64) + addrs
-        return eth + struct.pack("!H", ETH_IPV6) + header + l4
-    return eth + struct.pack("!H", ETH_UNKNOWN)
+        src6, dst6 = ipaddress.IPv6Address(row["src6"]).packed, ipaddress.IPv6Address(row["dst6"]).packed
+        proto, l4 = _transport(row, lambda proto, length: pseudo_v6(src6, dst6, proto, length))
+        return ethernet(H.ETH_IPV6) + H.IPV6.pack(vtcfl=6 << 28 | (row["tos"] or 0) << 20, plen=len(l4), nh=proto,
+                                                  hlim=ttl, src=src6, dst=dst6) + l4
+    return ethernet(ETH_UNKNOWN)

@@ -16,16 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cniscope.packets.checksum import internet as csum  # the one Internet checksum, cniscope's
+
 HERE = Path(__file__).parent
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def ip4(text: str) -> bytes:
