@@ -121,6 +121,7 @@ def split(path: Path) -> tuple[float, float]:
     """In this process: seconds in the pcap reader (finding records) and in decode_batch, over the whole file."""
     import mmap
 
+    from cniscope.models import TUNNEL_PORTS
     from cniscope.packets.decode import decode_batch
     from cniscope.sources import InputInfo, pcap
 
@@ -134,7 +135,7 @@ def split(path: Path) -> tuple[float, float]:
             if batch is None:
                 break
             started = time.perf_counter()
-            decode_batch(batch, 0)
+            decode_batch(batch, 0, TUNNEL_PORTS)
             decoding += time.perf_counter() - started
             del batch
         del batches

@@ -29,6 +29,7 @@ SOURCES = [REPO / "tests" / "data" / "seed" / "kube-router-curl-node3.txt",
 
 
 def read_text(path: Path) -> tuple[int, float, object]:
+    from cniscope.models import TUNNEL_PORTS
     from cniscope.sources import InputInfo
     from cniscope.sources.tcpdump_text import iter_tables
 
@@ -36,7 +37,7 @@ def read_text(path: Path) -> tuple[int, float, object]:
     t = time.process_time()  # CPU time: the machine is shared, wall time is not ours alone
     rows = 0
     with path.open(encoding="utf-8", errors="replace") as stream:
-        for table in iter_tables(stream, info):
+        for table in iter_tables(stream, info, ports=TUNNEL_PORTS):
             rows += len(table)
     return rows, time.process_time() - t, info
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ import polars as pl
 
 from cniscope.capture import manifest
 from cniscope.errors import InputError
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch
 from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import empty
@@ -125,7 +126,7 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH) -> It
         if opened.binary:
             yield from _binary(opened, spec, info, batch_size)
         elif opened.kind == "text":
-            for table in text_tables(opened, info, batch_size):  # the text reader counts info.packets itself
+            for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
                 yield table.with_columns(_tags(spec, info))
         else:
             refuse(opened, info)
@@ -162,12 +163,12 @@ def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameB
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
     `DECODERS` + 1 batches in flight: memory stays bounded)."""
     if DECODERS <= 1:
-        yield from ((batch, decode_batch(batch, index)) for batch in batches)
+        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS)) for batch in batches)
         return
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
-        pending: deque = deque()
+        pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
         for batch in batches:
-            pending.append((batch, pool.submit(decode_batch, batch, index)))
+            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS)))
             if len(pending) > DECODERS:
                 done, future = pending.popleft()
                 yield done, future.result()

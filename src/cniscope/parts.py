@@ -35,6 +35,7 @@ import polars as pl
 
 from cniscope.errors import InputError
 from cniscope.ingest import Capture, Reopen, finish, iter_tables
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch
 from cniscope.packets.schema import Clock, empty
 from cniscope.sources import InputInfo, InputSpec, ReadWarning, pcap
@@ -181,7 +182,7 @@ def _read_range(part: Part, info: InputInfo, batch_size: int) -> tuple[list[pl.D
             return tables, None, None
         end = start
         for batch in pcap.iter_batches(buf, info, batch_size, start=start, stop=part.stop - shift, first=part.first):
-            tables.append(finish(decode_batch(batch, part.index), batch, part.spec, info, {}))
+            tables.append(finish(decode_batch(batch, part.index, TUNNEL_PORTS), batch, part.spec, info, {}))
             info.packets += len(batch.offset)
             end = int(batch.offset[-1]) + int(batch.caplen[-1])
     if shift:

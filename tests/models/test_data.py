@@ -9,11 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from cniscope.cli import cli
-from cniscope.models import MODELS, NAMES, PROXIES
+from cniscope.models import MODELS, NAMES, PROXIES, TUNNEL_PORTS
 from cniscope.models.base import Role
 from cniscope.models.evidence import Shape
 from cniscope.models.infer import model_shapes
 from cniscope.models.shapes import reply
+from cniscope.packets.schema import Tunnel
 
 # Interface names as real nodes show them (LAB-NOTES, the corpus notes, `ip link` output quoted in the models' sources).
 REAL_NAMES = [
@@ -106,3 +107,12 @@ def test_cli_show_rejects_an_unknown_model() -> None:
     result = CliRunner().invoke(cli, ["models", "show", "bogus"])
     assert result.exit_code == 2
     assert "bogus" in result.output
+
+
+def test_the_default_tunnel_ports_are_every_models_envelope() -> None:
+    """The decoders' default port table is derived from the models' Encap declarations, nothing written twice."""
+    declared = {(e.port, e.kind) for m in MODELS.values() for e in m.encaps if e.port is not None}
+    assert set(TUNNEL_PORTS.by_port.items()) == declared
+    assert TUNNEL_PORTS.kind(8472) == TUNNEL_PORTS.kind(4789) == TUNNEL_PORTS.kind(6784) == Tunnel.VXLAN
+    assert (TUNNEL_PORTS.kind(6081), TUNNEL_PORTS.kind(8285), TUNNEL_PORTS.kind(6080)) == (Tunnel.GENEVE, Tunnel.FLANNEL_UDP,
+                                                                                          Tunnel.NONE)

@@ -6,13 +6,14 @@ import polars as pl
 
 from cniscope.packets.decode import decode_batch, decode_batch_reference
 from cniscope.packets.schema import LinkType
+from cniscope.models import TUNNEL_PORTS
 from tests.frames import frame_batch
 
 
 def decode(frames: list[bytes], linktype: int | list[int] = LinkType.ETHERNET, **kw: object) -> pl.DataFrame:
     """Decode through the vector path, and insist the fallback agrees row for row."""
     batch = frame_batch(frames, linktype, **kw)  # type: ignore[arg-type]
-    ports = kw.get("ports")
+    ports = kw.get("ports") or TUNNEL_PORTS
     vector = decode_batch(batch, 0, ports)  # type: ignore[arg-type]
     reference = decode_batch_reference(batch, 0, ports)  # type: ignore[arg-type]
     assert vector.equals(reference, null_equal=True), _first_difference(vector, reference)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.digest import digest_np, digest_py
 from cniscope.packets.fallback import PACKET
-from cniscope.packets.ports import DEFAULT_PORTS
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
+from cniscope.models import TUNNEL_PORTS
 from tests.frames import (
     arp,
     data_options,
@@ -62,7 +62,7 @@ def assert_packet(row: dict[str, object]) -> None:
 def test_the_table_has_the_schema_columns_in_order() -> None:
     table = decode([ethernet(PACKET_V4)] * 3)
     assert table.schema == pl.Schema(SCHEMA)
-    assert decode_batch(frame_batch([]), 2).schema == pl.Schema(SCHEMA)
+    assert decode_batch(frame_batch([]), 2, TUNNEL_PORTS).schema == pl.Schema(SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -238,9 +238,9 @@ def test_the_envelope_udp_checksum_has_its_own_column(how: str, verdict: bool | 
 def test_the_port_table_is_explicit_and_extensible() -> None:
     frame = sll2(ipv4(udp(vxlan(INNER, vni=5), 51000, 6080), proto=17, **OUTER))
     batch = frame_batch([frame, frame], LinkType.LINUX_SLL2)
-    plain = decode_batch(batch, 0).row(0, named=True)
+    plain = decode_batch(batch, 0, TUNNEL_PORTS).row(0, named=True)
     assert (plain["tunnel"], plain["dport"], plain["payload_len"]) == (Tunnel.NONE, 6080, len(INNER) + 8)
-    ngfw = DEFAULT_PORTS.with_port(6080, Tunnel.VXLAN)
+    ngfw = TUNNEL_PORTS.with_port(6080, Tunnel.VXLAN)
     row = decode_batch(batch, 0, ngfw).row(0, named=True)
     assert (row["tunnel"], row["vni"], row["outer_dport"]) == (Tunnel.VXLAN, 5, 6080)
     assert decode_batch_reference(batch, 0, ngfw).row(0, named=True) == row
@@ -248,11 +248,11 @@ def test_the_port_table_is_explicit_and_extensible() -> None:
     reply = sll2(ipv4(udp(vxlan(INNER, vni=5), 6080, 20000), proto=17, **OUTER))  # the NGFW answers from its port
     back = decode_batch(frame_batch([reply, reply], LinkType.LINUX_SLL2), 0, ngfw).row(0, named=True)
     assert (back["tunnel"], back["outer_sport"], back["outer_dport"]) == (Tunnel.VXLAN, 6080, 20000)
-    without = DEFAULT_PORTS.without_port(8472)
+    without = TUNNEL_PORTS.without_port(8472)
     vx = frame_batch([sll2(ENVELOPES["vxlan-8472"][0])] * 2, LinkType.LINUX_SLL2)
     assert decode_batch(vx, 0, without)["tunnel"].to_list() == [0, 0]
     with pytest.raises(ValueError):
-        DEFAULT_PORTS.with_port(4, Tunnel.IPIP)
+        TUNNEL_PORTS.with_port(4, Tunnel.IPIP)
 
 
 def test_batch_metadata_direction_names_and_frame_numbers() -> None:
@@ -340,14 +340,14 @@ def test_ordinary_traffic_takes_the_vector_path() -> None:
               ethernet(ipv4(udp(dns(), 40000, 53), proto=17)), ethernet(arp(), ethertype=0x0806),
               ethernet(ipv6(SEGMENT), ethertype=0x86DD), sll2(ipv4(icmp(8, 0, 1, 1, b"ping"), proto=1))] * 30
     batch = frame_batch(frames, [276, 276, 276, 1, 1, 1, 276] * 30)
-    assert slow_rows(batch)[:-1].sum() == 0  # (the very last frame sits too near the end of the buffer)
+    assert slow_rows(batch, TUNNEL_PORTS)[:-1].sum() == 0  # (the very last frame sits too near the end of the buffer)
 
 
 def test_chunks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
     frames = synth_frames(300, seed=11)
     batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames], first_frame=1000)
-    whole = decode_batch(batch, 3)
+    whole = decode_batch(batch, 3, TUNNEL_PORTS)
     monkeypatch.setattr("cniscope.packets.decode.CHUNK", 7)
-    chunked = decode_batch(batch, 3)
+    chunked = decode_batch(batch, 3, TUNNEL_PORTS)
     assert chunked.equals(whole, null_equal=True)
     assert chunked["frame"].to_list() == list(range(1000, 1300)) and chunked["input"].unique().to_list() == [3]

@@ -24,6 +24,7 @@ from cniscope.ingest import read
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.schema import Tunnel
 from cniscope.sources import InputSpec
+from cniscope.models import TUNNEL_PORTS
 from tests.frames import frame_batch, write_pcap, write_pcapng
 from tests.packets.synth import LINKTYPES, synth_frames
 from tests.paths import CORPUS
@@ -291,11 +292,11 @@ def test_pcapng_file_decodes_as_tshark_does(capture_files: dict) -> None:
 def test_vector_path_equals_the_fallback_on_the_mix(capture_files: dict) -> None:
     frames = capture_files["frames"]
     batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames])
-    vector = decode_batch(batch, 0)
-    reference = decode_batch_reference(batch, 0)
+    vector = decode_batch(batch, 0, TUNNEL_PORTS)
+    reference = decode_batch_reference(batch, 0, TUNNEL_PORTS)
     assert vector.equals(reference, null_equal=True)
     # a deliberately nasty mix, yet most rows must take the vector path, or this test proves little
-    slow = slow_rows(batch)
+    slow = slow_rows(batch, TUNNEL_PORTS)
     assert slow.mean() < 0.4, f"{slow.mean():.0%} of rows went to the fallback"
     tunnels = vector.filter(~pl.Series(slow))["tunnel"].unique().to_list()
     assert set(tunnels) >= {int(t) for t in Tunnel}

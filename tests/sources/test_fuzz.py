@@ -28,6 +28,7 @@ from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
 from cniscope.sources import open as open_module
 from cniscope.sources.tcpdump_text import iter_tables as text_tables
 from cniscope.wire import pcap as pcap_file
+from cniscope.models import TUNNEL_PORTS
 from tests.cli import run
 from tests.frames import ethernet, ipv4, sll2, tcp, udp, vxlan
 from tests.paths import SEED
@@ -167,7 +168,7 @@ def test_text_keeps_the_lines_before_garbage(at: int, junk: bytes) -> None:
     def rows(data: bytes) -> pl.DataFrame:
         info = InputInfo(index=0, name="fuzz")
         lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
-        tables = list(text_tables(lines, info, 4))
+        tables = list(text_tables(lines, info, 4, ports=TUNNEL_PORTS))
         return pl.concat(tables) if tables else pl.DataFrame()
 
     intact = rows(TEXT)

@@ -7,6 +7,7 @@ import polars as pl
 
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.models import TUNNEL_PORTS
 
 # A BGP session already up when both captures started: node2's capture starts one packet later than node1's.
 KEEPALIVE = ("08:00:00.000100 IP 192.168.0.12.38949 > 192.168.0.11.179: Flags [P.], seq 110996617:110996636, "
@@ -18,7 +19,7 @@ NEXT = ("08:00:30.000100 IP 192.168.0.12.38949 > 192.168.0.11.179: Flags [P.], s
 
 
 def numbers(lines: list[str]) -> list[tuple[int | None, int | None]]:
-    table = pl.concat(list(iter_tables(lines, InputInfo(index=0, name="t.txt"))))
+    table = pl.concat(list(iter_tables(lines, InputInfo(index=0, name="t.txt"), ports=TUNNEL_PORTS)))
     return list(zip(table["seq"].to_list(), table["ack"].to_list(), strict=True))
 
 

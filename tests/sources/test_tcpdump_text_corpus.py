@@ -15,6 +15,7 @@ import pytest
 from cniscope.packets.schema import NAMES, SCHEMA, Clock, Direction, LinkType, Tunnel, ip4_value, mac_value
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.models import TUNNEL_PORTS
 from tests.paths import CORPUS, SEED
 
 TIME_RE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} ")
@@ -23,7 +24,7 @@ TIME_RE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} ")
 def read(path: Path, batch_size: int = 65536) -> tuple[pl.DataFrame, InputInfo]:
     info = InputInfo(index=3, name=str(path), node="node3")
     with path.open(encoding="utf-8") as f:
-        tables = list(iter_tables(f, info, batch_size))
+        tables = list(iter_tables(f, info, batch_size, ports=TUNNEL_PORTS))
     return pl.concat(tables), info
 
 
@@ -85,7 +86,7 @@ def test_small_batches_give_the_same_table() -> None:
     whole, _ = read(path)
     info = InputInfo(index=3, name=str(path), node="node3")
     with path.open() as f:
-        batches = list(iter_tables(f, info, batch_size=3))
+        batches = list(iter_tables(f, info, batch_size=3, ports=TUNNEL_PORTS))
     assert [len(b) for b in batches] == [3] * 6 + [2]
     assert pl.concat(batches).equals(whole)
 
@@ -233,7 +234,7 @@ def test_14_cilium_otv_verbose_and_the_dangling_header() -> None:
     assert df["node"].unique().to_list() == ["node3"]
     unnamed = InputInfo(index=0, name="14")
     with (CORPUS / "14-cilium-vxlan-otv-vv.txt").open() as f:
-        nodes = pl.concat(list(iter_tables(f, unnamed)))["node"].to_list()
+        nodes = pl.concat(list(iter_tables(f, unnamed, ports=TUNNEL_PORTS)))["node"].to_list()
     assert nodes == [None] * 10 + ["part 2"] * 10
     assert "11.9 h from the capture above" in str(unnamed.warnings[-1])
     assert_fields(row(df, 30), {"ts": tod("05:55:08.542658"), "icmp_seq": 2259})

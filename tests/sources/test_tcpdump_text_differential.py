@@ -25,6 +25,7 @@ import pytest
 from cniscope.ingest import read
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.models import TUNNEL_PORTS
 from tests.paths import CORPUS
 from tests.sources import protocol_mix
 from tests.sources.textdiff import agreement, as_read, printed, read_text
@@ -53,7 +54,7 @@ def text_rows(pcap: Path, flags: list[str], netns: str | None = None) -> tuple[p
         argv = ["ip", "netns", "exec", netns, *argv]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
     info = InputInfo(index=0, name=f"tcpdump {' '.join(flags)}")
-    tables = list(iter_tables(out.stdout.splitlines(), info))
+    tables = list(iter_tables(out.stdout.splitlines(), info, ports=TUNNEL_PORTS))
     assert info.unparsed_lines == 0, [str(w) for w in info.warnings]
     return pl.concat(tables), info
 

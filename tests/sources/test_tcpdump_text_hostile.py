@@ -6,13 +6,14 @@ import pytest
 
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.models import TUNNEL_PORTS
 
 GOOD = "12:00:00.000001 IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n"
 
 
 def read_text(text: str) -> tuple[list[dict], InputInfo]:
     info = InputInfo(index=0, name="t.txt")
-    rows = [row for table in iter_tables(text.splitlines(keepends=True), info) for row in table.iter_rows(named=True)]
+    rows = [row for table in iter_tables(text.splitlines(keepends=True), info, ports=TUNNEL_PORTS) for row in table.iter_rows(named=True)]
     return rows, info
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from cniscope.packets.schema import NAMES, Clock, Direction, LinkType, Tunnel, ip4_value, mac_value
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.models import TUNNEL_PORTS
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "text"
 DAY = 86400 * 10**9
@@ -26,7 +27,7 @@ def parse(lines: list[str] | str) -> tuple[pl.DataFrame, InputInfo]:
     if isinstance(lines, str):
         lines = lines.splitlines()
     info = InputInfo(index=0, name="paste.txt")
-    tables = list(iter_tables(lines, info))
+    tables = list(iter_tables(lines, info, ports=TUNNEL_PORTS))
     return (pl.concat(tables) if tables else pl.DataFrame()), info
 
 
@@ -249,7 +250,7 @@ root@node2:~#  tcpdump -nn -i any icmp
     assert df["iface"].to_list() == ["eth0", "eth0", "eth0"]  # from each prompt's -i (no banner was pasted)
     assert "node1 (line 2), ip-10-0-1-5 (line 5), node2 (line 8)" in info.warnings[-1].message
     tagged = InputInfo(index=0, name="paste.txt", node="nodeX")  # a node given by the user wins
-    assert pl.concat(list(iter_tables(paste.splitlines(), tagged)))["node"].to_list() == ["nodeX"] * 3
+    assert pl.concat(list(iter_tables(paste.splitlines(), tagged, ports=TUNNEL_PORTS)))["node"].to_list() == ["nodeX"] * 3
 
 
 def test_binary_garbage_keeps_reading() -> None:
@@ -438,7 +439,7 @@ def test_captures_hours_apart_are_aligned_apart_and_a_named_node_wins() -> None:
     assert df["node"].to_list() == [None] * 3 + ["part 2"] * 2
     assert any("12.9 h from the capture above" in w.message for w in info.warnings)
     named = InputInfo(index=0, name="paste", node="node3")
-    assert pl.concat(list(iter_tables(text.splitlines(), named)))["node"].to_list() == ["node3"] * 5
+    assert pl.concat(list(iter_tables(text.splitlines(), named, ports=TUNNEL_PORTS)))["node"].to_list() == ["node3"] * 5
 
 
 def test_an_envelope_under_a_tunnel_device_banner_was_not_captured_there() -> None:

@@ -19,6 +19,7 @@ import polars as pl
 
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.models import TUNNEL_PORTS
 
 DAY = 86400 * 10**9
 
@@ -59,7 +60,7 @@ def printed(pcap: Path, flags: Sequence[str], netns: str | None = None) -> str:
 
 def read_text(text: str, name: str = "tcpdump") -> tuple[pl.DataFrame, InputInfo]:
     info = InputInfo(index=0, name=name)
-    tables = list(iter_tables(text.splitlines(), info))
+    tables = list(iter_tables(text.splitlines(), info, ports=TUNNEL_PORTS))
     return (pl.concat(tables) if tables else pl.DataFrame()), info
 
 

@@ -15,6 +15,7 @@ from cniscope.models.flannel import FLANNEL_HOST_GW, FLANNEL_UDP, FLANNEL_VXLAN
 from cniscope.models.kube_router import KUBE_ROUTER
 from cniscope.models.proxies import PROXIES, ServiceProxy
 from cniscope.models.weave import WEAVE
+from cniscope.packets.ports import TunnelPorts
 
 MODELS: dict[str, Model] = {
     m.name: m
@@ -33,6 +34,19 @@ MODELS: dict[str, Model] = {
     )
 }
 NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def _tunnel_ports(models: list[Model]) -> TunnelPorts:
+    ports = TunnelPorts()
+    for model in models:
+        for encap in model.encaps:
+            if encap.port is not None:
+                ports = ports.with_port(encap.port, encap.kind)
+    return ports
+
+
+# the UDP ports of every model's envelopes: what the decoders (binary and text) take for tunnels by default
+TUNNEL_PORTS = _tunnel_ports(list(MODELS.values()))
 UNKNOWN = "unknown"
 
 
@@ -50,4 +64,5 @@ def role_anywhere(model: Model | None, iface: str | None) -> Role | None:
             return pattern.role
     return None
 
-__all__ = ["MODELS", "NAMES", "PROXIES", "UNKNOWN", "Model", "Role", "ServiceProxy", "Traffic", "role_anywhere"]
+
+__all__ = ["MODELS", "NAMES", "PROXIES", "TUNNEL_PORTS", "UNKNOWN", "Model", "Role", "ServiceProxy", "Traffic", "role_anywhere"]

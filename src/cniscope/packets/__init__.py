@@ -4,7 +4,7 @@
 - `decode`    `decode_batch(batch, input_index, ports)`: a FrameBatch -> table rows, numpy over whole chunks
 - `fallback`  the per-packet reference decoder, for the rows the vector path leaves to it
 - `headers`   every header's fields, declared once as data, read by both paths
-- `ports`     `TunnelPorts`: UDP destination port -> tunnel kind, the one dispatch table callers extend
+- `ports`     `TunnelPorts`: UDP destination port -> tunnel kind, the one dispatch table (the models' by default)
 - `digest`    the 64-bit payload digest (payload length + first 16 bytes)
 - `columns`   per-chunk column arrays with validity masks, handed to Arrow without copies
 """

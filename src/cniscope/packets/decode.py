@@ -54,7 +54,7 @@ from cniscope.packets.columns import ALL, ARROW_SCHEMA, Columns
 from cniscope.packets.digest import DIGEST_BYTES, digest_np
 from cniscope.packets.fallback import DECODED, PACKET, decode_frame
 from cniscope.packets.frames import FrameBatch
-from cniscope.packets.ports import DEFAULT_PORTS, TunnelPorts
+from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import IFINDEX_PREFIX, LinkType, Tunnel
 
 CHUNK = 65536
@@ -63,8 +63,8 @@ K_NET = 80  # network header + transport header with options
 TS_LAYOUT = 0x0101080A  # NOP NOP TS(10): the option layout of Linux data segments
 
 
-def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts | None = None) -> pl.DataFrame:
-    """The packet table rows of every frame in `batch` (schema order and types)."""
+def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
+    """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels."""
     table: pl.DataFrame = pl.from_arrow(decode_batch_arrow(batch, input_index, ports), rechunk=False)  # type: ignore[assignment]
     return _lean_text(table)
 
@@ -83,19 +83,19 @@ def _lean_text(table: pl.DataFrame) -> pl.DataFrame:
     return table.with_columns(pl.repeat(None, n, dtype=pl.Utf8, eager=True).alias(name) for name in empty)
 
 
-def decode_batch_arrow(batch: FrameBatch, input_index: int, ports: TunnelPorts | None = None) -> pa.Table:
+def decode_batch_arrow(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pa.Table:
     """As `decode_batch`, as an Arrow table (one record batch per chunk)."""
-    return _decode(batch, input_index, ports or DEFAULT_PORTS, vector=True)
+    return _decode(batch, input_index, ports, vector=True)
 
 
-def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts | None = None) -> pl.DataFrame:
+def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """Every row through the per-packet fallback: the reference the vector path is tested against."""
-    return pl.from_arrow(_decode(batch, input_index, ports or DEFAULT_PORTS, vector=False))  # type: ignore[return-value]
+    return pl.from_arrow(_decode(batch, input_index, ports, vector=False))  # type: ignore[return-value]
 
 
-def slow_rows(batch: FrameBatch, ports: TunnelPorts | None = None) -> np.ndarray:
+def slow_rows(batch: FrameBatch, ports: TunnelPorts) -> np.ndarray:
     """Which rows the vector path leaves to the per-packet fallback (bool per frame): for tests and tuning."""
-    kinds = _port_kinds(ports or DEFAULT_PORTS)
+    kinds = _port_kinds(ports)
     parts = []
     scratch = Scratch()
     for start in range(0, len(batch.offset), CHUNK):

@@ -1,9 +1,11 @@
 """UDP destination port -> tunnel kind: the one dispatch table for UDP encapsulations.
 
-A network model (or the user) extends it explicitly, e.g. calico's VXLAN on
-4789 is already there, an NGFW's VXLAN redirection on 6080 is not:
+The decoders take it as an argument. The default is every network model's
+envelope ports (`cniscope.models.TUNNEL_PORTS`, built with `with_port` from the
+models' `Encap`s): calico's VXLAN on 4789 is there, an NGFW's VXLAN
+redirection on 6080 is not until it is added:
 
-    ports = DEFAULT_PORTS.with_port(6080, Tunnel.VXLAN)
+    ports = TUNNEL_PORTS.with_port(6080, Tunnel.VXLAN)
 
 The destination port is looked up first, then the source port (an NGFW's
 redirection answers from 6080; the kernel's own VXLAN/Geneve source ports are
@@ -41,14 +43,3 @@ class TunnelPorts:
 
     def kind(self, port: int) -> Tunnel:
         return self.by_port.get(port, Tunnel.NONE)
-
-
-DEFAULT_PORTS = TunnelPorts(
-    {
-        8472: Tunnel.VXLAN,  # Linux kernel default, flannel, cilium
-        4789: Tunnel.VXLAN,  # IANA, calico, flannel on Windows
-        6081: Tunnel.GENEVE,  # IANA, antrea, cilium, OVN
-        8285: Tunnel.FLANNEL_UDP,  # flannel's UDP backend: raw IP in UDP
-        6784: Tunnel.VXLAN,  # weave's fast datapath (vxlan-6784)
-    }
-)

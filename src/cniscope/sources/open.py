@@ -39,6 +39,7 @@ import zstandard
 
 from cniscope.errors import InputError
 from cniscope.packets.frames import FrameBatch
+from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import Clock
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, tcpdump_text
 from cniscope.wire.pcap import is_pcap
@@ -285,7 +286,7 @@ class Releaser:
             self.done = upto
 
 
-def text_tables(opened: Opened, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+def text_tables(opened: Opened, info: InputInfo, batch_size: int, ports: TunnelPorts) -> Iterator[pl.DataFrame]:
     """The rows of a tcpdump text input, batch by batch (not yet tagged with the input's index and node)."""
     text = io.TextIOWrapper(io.BufferedReader(_Raw(opened.stream), CHUNK), encoding=opened.encoding, errors="replace")
     blank = True
@@ -296,7 +297,7 @@ def text_tables(opened: Opened, info: InputInfo, batch_size: int) -> Iterator[pl
             blank = blank and not line.strip()
             yield line
 
-    for table in tcpdump_text.iter_tables(lines(), info, batch_size):  # the text reader counts info.packets itself
+    for table in tcpdump_text.iter_tables(lines(), info, batch_size, ports=ports):  # the text reader counts info.packets itself
         if opened.counted is not None:
             info.bytes_read = opened.counted.count
             info.done = min(info.bytes_read / opened.size, 1.0) if opened.size else None

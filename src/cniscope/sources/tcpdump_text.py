@@ -60,6 +60,7 @@ from functools import lru_cache
 
 import polars as pl
 
+from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import SCHEMA, Clock, LinkType, conform
 from cniscope.sources import InputInfo
 from cniscope.sources.text import grammar
@@ -151,8 +152,9 @@ class _Segment:
 class TextReader:
     """The line loop. Rows are dicts of column values; `take()` turns them into a table."""
 
-    def __init__(self, info: InputInfo) -> None:
+    def __init__(self, info: InputInfo, ports: TunnelPorts) -> None:
         self.info = info
+        self.ports = ports
         self.segment = _Segment()
         self.packet: Packet | None = None
         self.rows: list[dict[str, object]] = []
@@ -316,7 +318,7 @@ class TextReader:
             self.part_of(n, seg, ts)
         if ts is not None:
             seg.last_ts = ts
-        pkt = Packet(line=n, ts=ts, iface=seg.iface, direction=None, linktype=seg.linktype, layers=[{}])
+        pkt = Packet(line=n, ts=ts, iface=seg.iface, direction=None, linktype=seg.linktype, layers=[{}], ports=self.ports)
         if ts is not None and self.clock is Clock.RELATIVE and seg.relative is None:
             pkt.printed_relative = self.printed_relative
         self.packet = pkt
@@ -575,14 +577,15 @@ def shows_packets(head: bytes) -> bool:
     return any(_packet_line(line) or BANNER_RE.match(line) for line in lines)
 
 
-def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536) -> Iterator[pl.DataFrame]:
-    """Yield the packet table of a tcpdump text capture in batches of at most `batch_size` rows.
+def iter_tables(lines: Iterable[str], info: InputInfo, batch_size: int = 65536, *, ports: TunnelPorts) -> Iterator[pl.DataFrame]:
+    """Yield the packet table of a tcpdump text capture in batches of at most `batch_size` rows (`ports`: the UDP
+    ports of tunnels, for envelopes tcpdump did not open).
 
     Sets `info.format`, `info.clock`, `info.packets` and `info.unparsed_lines`;
     every skipped line is warned about (the first 50 one by one, then a count).
     """
     info.format = "text"
-    reader = TextReader(info)
+    reader = TextReader(info, ports)
     for n, line in enumerate(lines, 1):
         if n == 1:
             line = line.lstrip("\ufeff")  # a byte order mark from an editor

@@ -9,6 +9,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+Bytes = bytes | memoryview | mmap.mmap  # a whole file in memory, or mapped
+
 HEADER_LEN = 24
 RECORD_LEN = 16
 MAX_CAPLEN = 256 * 1024  # libpcap's largest snaplen; a caplen above it is damage, not data
@@ -35,7 +37,7 @@ def is_pcap(head: bytes) -> bool:
     return len(head) >= 4 and struct.unpack_from("<I", head)[0] in MAGICS
 
 
-def parse_header(buf: bytes | memoryview | mmap.mmap) -> Header | None:
+def parse_header(buf: Bytes) -> Header | None:
     """The file header, or None when `buf` is too short or the magic is not pcap's."""
     if len(buf) < HEADER_LEN:
         return None
@@ -48,7 +50,7 @@ def parse_header(buf: bytes | memoryview | mmap.mmap) -> Header | None:
     return Header(byteorder=order, ticks=ticks, snaplen=snaplen, linktype=network & 0xFFFF)
 
 
-def walk(buf: bytes | memoryview | mmap.mmap, header: Header) -> tuple[list[int], list[int], str | None]:
+def walk(buf: Bytes, header: Header) -> tuple[list[int], list[int], str | None]:
     """Offsets and captured lengths of every record, one after the other (each length gives the next record's
     place), and where the records stopped making sense ("byte N: ...", None when the file is whole)."""
     unpack = struct.Struct(header.byteorder + "I").unpack_from

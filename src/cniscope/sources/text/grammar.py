@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cniscope.packets.ports import DEFAULT_PORTS
+from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import LinkType, Tunnel
 from cniscope.sources.text.services import PORTS
 
@@ -39,7 +39,6 @@ QUOTED = "quoted"
 Layer = dict[str, object]
 
 INFO_MAX = 120
-TUNNEL_PORTS = DEFAULT_PORTS  # UDP ports of envelopes tcpdump leaves closed (-q; flannel's 8285 always)
 DNS_PORTS = frozenset((53, 5353))
 PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "sctp": 132}
 
@@ -69,6 +68,7 @@ class Packet:
     pending: str | None = None
     quoted_header_seen: bool = False
     printed_relative: int | None = None  # a -ttt/-ttttt stamp as printed (ns), until the segment knows which flag it was
+    ports: TunnelPorts = TunnelPorts()  # UDP ports of envelopes tcpdump leaves closed (-q; flannel's 8285 always)
 
     @property
     def top(self) -> Layer:
@@ -384,7 +384,7 @@ def parse_l4(s: str, pkt: Packet) -> None:
     m = UDP_LEN_RE.match(s)
     if m:
         layer["proto"] = 17
-        kind = _envelope_port(layer)
+        kind = _envelope_port(layer, pkt.ports)
         if kind and "_fragment" not in layer and not layer.get("mf"):  # an envelope tcpdump did not open (-q, 8285)
             layer["_encap"] = kind
         elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
@@ -431,7 +431,7 @@ def parse_l4(s: str, pkt: Packet) -> None:
             pkt.pending = INNER
         return
     if ("sport" in layer or "dport" in layer) and s.startswith("BFDv"):
-        kind = _envelope_port(layer)
+        kind = _envelope_port(layer, pkt.ports)
         if kind:  # tcpdump decodes UDP 6784, weave's VXLAN port, as BFD over LAG (RFC 7130): an envelope
             layer["proto"] = 17  # it did not open (-T vxlan opens it), as with -q
             layer["_encap"] = kind
@@ -472,9 +472,9 @@ def parse_ip6_extensions(s: str, layer: Layer) -> str:
     return s
 
 
-def _envelope_port(layer: Layer) -> Tunnel:
-    """The envelope a UDP port of the layer stands for (TUNNEL_PORTS); Tunnel.NONE for none."""
-    return TUNNEL_PORTS.kind(int(layer.get("dport", 0))) or TUNNEL_PORTS.kind(int(layer.get("sport", 0)))  # type: ignore[call-overload]
+def _envelope_port(layer: Layer, ports: TunnelPorts) -> Tunnel:
+    """The envelope a UDP port of the layer stands for; Tunnel.NONE for none."""
+    return ports.kind(int(layer.get("dport", 0))) or ports.kind(int(layer.get("sport", 0)))  # type: ignore[call-overload]
 
 
 def parse_udp_app(s: str, layer: Layer) -> None:
