@@ -1,4 +1,4 @@
-"""The `--json` report of every corpus capture, the seed, each recorded lab scenario and a small capture of the
+"""The `--json` report of every corpus capture, the seed (its capture and its study note), each recorded lab scenario and a small capture of the
 reference generator, against golden files: speed work must not change what the tool says.
 
 Golden files live in tests/data/golden/json/. After a deliberate change of the analysis, rewrite them with
@@ -23,13 +23,14 @@ from tests.lab.helpers import BUILDABLE
 from tests.paths import CORPUS, DATA, REPO, SEED
 
 GOLDEN = DATA / "golden" / "json"
+NOTE = SEED.parent / "000_e1caf8e46a1ea381.txt"  # the seed's study note: prose, a prompt naming node3, tcpdump's lines
 SCENARIOS = DATA / "scenarios"  # `cniscope lab record MODEL -o scenarios/MODEL`: one directory per scenario
 GENERATOR = REPO / "benchmarks" / "gen_capture.py"
 
 
 def _cases() -> list[tuple[str, Path, list[str]]]:
     """(golden name, directory to run in, inputs as given on the command line): relative names keep them portable."""
-    cases = [("seed-kube-router-node3", SEED.parent, [f"node3={SEED.name}"])]
+    cases = [("seed-kube-router-node3", SEED.parent, [f"node3={SEED.name}"]), ("seed-note", SEED.parent, [NOTE.name])]
     cases += [(p.stem, CORPUS, [p.name]) for p in sorted(CORPUS.iterdir()) if not p.name.endswith(".md")]
     cases += [(f"lab-{d.parent.name}-{d.name}", d.parent, [d.name]) for d in sorted(SCENARIOS.glob("*/*")) if d.is_dir()]
     return cases
