@@ -8,7 +8,6 @@ import sys
 import polars as pl
 
 from cniscope.ingest import read
-from cniscope.lab.capture import NodeCapture
 from cniscope.lab.cluster import Lab
 from cniscope.lab.record import NodeCapture
 from cniscope.lab.spec import MODELS, Fault

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch, decode_batch_reference
 from cniscope.packets.schema import LinkType
-from cniscope.models import TUNNEL_PORTS
 from tests.frames import frame_batch
 
 

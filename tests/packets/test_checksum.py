@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.checksum import segment_sums
 from cniscope.packets.decode import slow_rows
 from cniscope.packets.schema import LinkType
-from cniscope.models import TUNNEL_PORTS
 from tests.frames import (
     data_options,
     dns,

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.digest import digest_np, digest_py
 from cniscope.packets.fallback import PACKET
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
-from cniscope.models import TUNNEL_PORTS
 from tests.frames import (
     arp,
     data_options,

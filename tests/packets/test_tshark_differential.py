@@ -21,10 +21,10 @@ import polars as pl
 import pytest
 
 from cniscope.ingest import read
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
 from cniscope.packets.schema import Tunnel
 from cniscope.sources import InputSpec
-from cniscope.models import TUNNEL_PORTS
 from tests.frames import frame_batch, write_pcap, write_pcapng
 from tests.packets.synth import LINKTYPES, synth_frames
 from tests.paths import CORPUS

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cniscope.ingest import read
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.frames import FrameBatch
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
 from cniscope.sources import open as open_module
 from cniscope.sources.tcpdump_text import iter_tables as text_tables
 from cniscope.wire import pcap as pcap_file
-from cniscope.models import TUNNEL_PORTS
 from tests.cli import run
 from tests.frames import ethernet, ipv4, sll2, tcp, udp, vxlan
 from tests.paths import SEED

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.schema import NAMES, Clock, Direction, LinkType, Tunnel, ip4_value, mac_value
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
-from cniscope.models import TUNNEL_PORTS
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "text"
 DAY = 86400 * 10**9

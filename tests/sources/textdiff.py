@@ -17,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
+from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo
 from cniscope.sources.tcpdump_text import iter_tables
-from cniscope.models import TUNNEL_PORTS
 
 DAY = 86400 * 10**9
 
