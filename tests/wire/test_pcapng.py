@@ -1,4 +1,5 @@
-"""The pcapng writer, checked by reading its files back with tshark (the reference reader)."""
+"""The pcapng writer and the SLL2 converter (wire/pcapng.py, wire/convert.py), checked by reading their files back with
+tshark (the reference reader)."""
 
 from __future__ import annotations
 
