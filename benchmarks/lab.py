@@ -29,8 +29,7 @@ import subprocess
 import time
 from dataclasses import replace
 
-from cniscope.lab import executor
-from cniscope.lab import state as lab_state
+from cniscope.lab import executor, state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import UNDERLAY, ns_name
