@@ -52,7 +52,7 @@ def internet(data: bytes) -> int:
     pseudo-header in front for TCP, UDP and ICMPv6): the ones' complement of the ones' complement sum."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
