@@ -46,7 +46,7 @@ test: lint
 	if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
 
 bench: install  # read and analyze at 200k, 2M, 10M packets against tcpdump and tshark (benchmarks/bench.py)
-	$(BIN)/python benchmarks/bench.py --markdown
+	$(BIN)/python benchmarks/bench.py --one-core --markdown
 
 clean:
 	rm -rf $(VENV) build *.egg-info
