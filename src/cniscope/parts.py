@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import polars as pl
 
@@ -95,14 +96,15 @@ def _local(path: str) -> str | None:
     return path[len("file://"):] if path.startswith("file://") else None
 
 
-def _fs(url: str):  # type: ignore[no-untyped-def]
+def _fs(url: str) -> tuple[Any, str]:  # fsspec ships no types: its filesystem is Any here
     """The fsspec filesystem and the path in it; a missing filesystem package is the user's to install."""
     import fsspec
 
     try:
-        return fsspec.core.url_to_fs(url)
+        found: tuple[Any, str] = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
         raise InputError(f"{url}: cannot open this URL here: {exc}") from None
+    return found
 
 
 def size_and_head(path: str) -> tuple[int, bytes]:

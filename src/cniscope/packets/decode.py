@@ -65,8 +65,7 @@ TS_LAYOUT = 0x0101080A  # NOP NOP TS(10): the option layout of Linux data segmen
 
 def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels."""
-    table: pl.DataFrame = pl.from_arrow(decode_batch_arrow(batch, input_index, ports), rechunk=False)  # type: ignore[assignment]
-    return _lean_text(table)
+    return _lean_text(_frame(pl.from_arrow(decode_batch_arrow(batch, input_index, ports), rechunk=False)))
 
 
 def _lean_text(table: pl.DataFrame) -> pl.DataFrame:
@@ -90,7 +89,14 @@ def decode_batch_arrow(batch: FrameBatch, input_index: int, ports: TunnelPorts) 
 
 def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """Every row through the per-packet fallback: the reference the vector path is tested against."""
-    return pl.from_arrow(_decode(batch, input_index, ports, vector=False))  # type: ignore[return-value]
+    return _frame(pl.from_arrow(_decode(batch, input_index, ports, vector=False)))
+
+
+def _frame(table: pl.DataFrame | pl.Series) -> pl.DataFrame:
+    """What polars makes of a record batch: a frame (`from_arrow` is typed for arrays too)."""
+    if not isinstance(table, pl.DataFrame):
+        raise TypeError(f"a record batch became a {type(table).__name__}")
+    return table
 
 
 def slow_rows(batch: FrameBatch, ports: TunnelPorts) -> np.ndarray:

@@ -251,9 +251,10 @@ def address_text(row: Mapping[str, object], side: str) -> str | None:
     """How to show one end of a row: `src`, `dst`, `outer_src`, `outer_dst`: the IPv4 address, else the IPv6
     one, else the host name tcpdump printed instead (text without -n). None only when the row has none."""
     v4 = row.get(side)
-    if v4 is not None:
+    if isinstance(v4, int):
         return ip4_text(v4)
-    return row.get(f"{side}6") or row.get(f"{side}_name")  # type: ignore[return-value]
+    text = row.get(f"{side}6") or row.get(f"{side}_name")
+    return text if isinstance(text, str) else None
 
 
 @lru_cache(maxsize=1 << 16)

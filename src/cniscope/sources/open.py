@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import polars as pl
 import zstandard
@@ -44,6 +44,9 @@ from cniscope.packets.schema import Clock
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, tcpdump_text
 from cniscope.wire.pcap import is_pcap
 from cniscope.wire.pcapng import is_pcapng
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 HEAD_LEN = 4096  # bytes looked at to tell text from binary
 MAX_LINE = 64 << 10  # characters of a text line held at once
@@ -347,9 +350,10 @@ class _Raw(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.source.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.source.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 

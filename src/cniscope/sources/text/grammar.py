@@ -390,9 +390,9 @@ def parse_l4(s: str, pkt: Packet) -> None:
         elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
             layer["payload_len"] = int(m.group(1))
         elif layer.get("mf") and not layer.get("frag_offset") and "_ihl" in layer:  # a first fragment, with -v:
-            layer["payload_len"] = int(layer["ip_len"]) - 20 - 8  # type: ignore[call-overload]  # what it carries
+            layer["payload_len"] = _int(layer, "ip_len") - 20 - 8  # what it carries
         elif "_frag_len" in layer and not layer.get("frag_offset"):  # IPv6: `frag (0|1448)` says what it carries
-            layer["payload_len"] = int(layer["_frag_len"]) - 8  # type: ignore[call-overload]
+            layer["payload_len"] = _int(layer, "_frag_len") - 8
         return
     m = QUIET_TRANSPORT_RE.match(s)
     if m and ("sport" in layer or "dport" in layer):
@@ -474,7 +474,15 @@ def parse_ip6_extensions(s: str, layer: Layer) -> str:
 
 def _envelope_port(layer: Layer, ports: TunnelPorts) -> Tunnel:
     """The envelope a UDP port of the layer stands for; Tunnel.NONE for none."""
-    return ports.kind(int(layer.get("dport", 0))) or ports.kind(int(layer.get("sport", 0)))  # type: ignore[call-overload]
+    return ports.kind(_int(layer, "dport")) or ports.kind(_int(layer, "sport"))
+
+
+def _int(layer: Layer, key: str) -> int:
+    """A number the layer holds (0 when it holds none: ports of a line that showed none)."""
+    value = layer.get(key, 0)
+    if not isinstance(value, int):
+        raise TypeError(f"{key}: a number, not {type(value).__name__}")
+    return value
 
 
 def parse_udp_app(s: str, layer: Layer) -> None:
@@ -615,7 +623,7 @@ def parse_icmp6(s: str, layer: Layer) -> None:
     if n:
         layer["payload_len"] = max(int(n.group(1)) - 8, 0)
     elif directly and "ip_len" in layer:
-        layer["payload_len"] = max(int(layer["ip_len"]) - 48, 0)  # type: ignore[call-overload]
+        layer["payload_len"] = max(_int(layer, "ip_len") - 48, 0)
 
 
 def parse_quoted(s: str, pkt: Packet) -> bool:
