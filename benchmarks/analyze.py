@@ -53,9 +53,10 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     benchmarks/gen.py's capture or the one `given` (e.g. of benchmarks/gen_capture.py, the reference)."""
     import gc
 
-    from cniscope import findings, flows, journeys
+    from cniscope import findings, flows, journeys, next_hops
     from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
     from cniscope.cli import GC_THRESHOLDS
+    from cniscope.findings import facts as findings_facts
     from cniscope.ingest import read
     from cniscope.models import infer, roles
     from cniscope.report.json_out import dumps
@@ -92,8 +93,11 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     done("models.infer")
     kept = roles.label(kept, table, verdict)
     done("models.roles")
-    found = findings.detect(table, kept, flow_list, verdict, correlation.clocks)  # with the model's expected paths (losses)
+    facts = findings_facts.build(table, kept, flow_list, verdict, correlation.clocks)
+    found = findings.detect_in(facts)  # with the model's expected paths (losses)
     done("findings")
+    kept = next_hops.label(kept, table, facts.node_names, facts.node_codes, facts.role, facts.mac_owners)
+    done("next_hops")
     dumps(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
                  clocks=correlation.clocks))
     done("json")
