@@ -21,8 +21,8 @@ from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
 from cniscope.models import infer as infer_mod
 from cniscope.models import roles
-from cniscope.results import Point, Report, Selection
-from cniscope.sources import InputSpec
+from cniscope.results import InputSummary, Point, Report, Selection
+from cniscope.sources import InputInfo, InputSpec
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
 PARTITION_ROWS = 1 << 21  # sightings correlated at a time at most: working memory stays a partition's
@@ -111,7 +111,7 @@ def analyze_capture(
         if info.packets == 0 and not info.damaged:
             warnings.append(f"{info.name}: no packets")
     return Report(
-        inputs=capture.inputs,
+        inputs=[summary(info) for info in capture.inputs],
         table=table,
         journeys=journeys,
         flows=flows,
@@ -128,6 +128,13 @@ def analyze_capture(
         selection=selection,
         source=capture.source,
     )
+
+
+def summary(info: InputInfo) -> InputSummary:
+    """What the report says of an input: what its reader learned, frozen."""
+    return InputSummary(index=info.index, name=info.name, format=info.format, node=info.node, clock=info.clock,
+                        packets=info.packets, unparsed_lines=info.unparsed_lines, damaged=info.damaged,
+                        warnings=tuple(info.warnings), skipped=info.skipped)
 
 
 def _distinct(table: pl.DataFrame, column: str) -> int:

@@ -13,6 +13,7 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -63,3 +64,17 @@ class Bug(CniscopeError):
     """Something only a mistake in cniscope explains: a command it built that cannot fail otherwise."""
 
     exit_code = ExitCode.BUG
+
+
+@dataclass(frozen=True)
+class ReadWarning:
+    """Damage in an input, or something worth saying about it, that did not stop the reading (`level`)."""
+
+    source: str  # file name as given
+    where: str  # "byte 1234", "line 17", "" when the whole input is concerned
+    message: str
+    level: str = "warning"  # "info": worth saying, not a problem (prose around a paste, nodes named by prompts)
+
+    def __str__(self) -> str:
+        where = f":{self.where}" if self.where else ""
+        return f"{self.source}{where}: {self.message}"

@@ -28,12 +28,12 @@ from pathlib import Path
 import polars as pl
 
 from cniscope.capture import manifest
-from cniscope.errors import InputError
+from cniscope.errors import InputError, ReadWarning
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch
 from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import empty
-from cniscope.sources import InputInfo, InputSpec, ReadWarning
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.open import (
     HEAD_LEN,
     Frames,

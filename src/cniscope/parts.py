@@ -34,12 +34,12 @@ from typing import Any
 
 import polars as pl
 
-from cniscope.errors import InputError
+from cniscope.errors import InputError, ReadWarning
 from cniscope.ingest import Capture, Reopen, finish, iter_tables
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch
 from cniscope.packets.schema import Clock, empty
-from cniscope.sources import InputInfo, InputSpec, ReadWarning, pcap
+from cniscope.sources import InputInfo, InputSpec, pcap
 from cniscope.sources.open import HEAD_LEN, map_file
 from cniscope.wire import pcap as pcap_file
 

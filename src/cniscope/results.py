@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
-from cniscope.sources import InputInfo
+from cniscope.errors import ReadWarning
+from cniscope.packets.schema import Clock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -280,11 +281,32 @@ class InputHandle(Protocol):
     def frames(self, index: int) -> Iterator[FrameBatch]: ...
 
 
+@dataclass(frozen=True)
+class InputSummary:
+    """What reading found of one input, as the report tells it (the readers' InputInfo, frozen)."""
+
+    index: int
+    name: str
+    format: str  # pcap | pcapng | text | unknown
+    node: str | None
+    clock: Clock
+    packets: int
+    unparsed_lines: int = 0
+    damaged: bool = False
+    warnings: tuple[ReadWarning, ...] = ()
+    skipped: bool = False  # an entry of a directory that could not be opened (warned about; the rest was read)
+
+    @property
+    def unusable(self) -> bool:
+        """An input the user named from which nothing could be read: not a capture, empty, missing."""
+        return self.packets == 0 and self.damaged and not self.skipped
+
+
 @dataclass
 class Report:
     """What renderers render. `journeys` and `flows` hold the first ones (materialised); the totals count all."""
 
-    inputs: list[InputInfo]
+    inputs: list[InputSummary]
     table: pl.DataFrame  # the packet table (with corrected timestamps in column "ts")
     journeys: list[Journey]
     flows: list[Flow]

@@ -15,8 +15,7 @@ import polars as pl
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
 from cniscope.packets.schema import Clock, Direction, conform, ip4_value
-from cniscope.results import Finding, FindingKind, ModelVerdict, Point, Report, Severity
-from cniscope.sources import InputInfo
+from cniscope.results import Finding, FindingKind, InputSummary, ModelVerdict, Point, Report, Severity
 
 CLIENT = ("10.244.1.10", 41000)
 SERVICE = ("10.96.0.10", 80)
@@ -68,7 +67,7 @@ def service_table() -> pl.DataFrame:
     return conform(pl.DataFrame(rows))
 
 
-def report_from_table(table: pl.DataFrame, inputs: list[InputInfo], model: ModelVerdict,
+def report_from_table(table: pl.DataFrame, inputs: list[InputSummary], model: ModelVerdict,
                       findings: list[Finding] | None = None) -> Report:
     correlation = journeys_mod.correlate(table)
     table = flows_mod.assign(correlation.table)
@@ -81,9 +80,9 @@ def report_from_table(table: pl.DataFrame, inputs: list[InputInfo], model: Model
 
 def service_call() -> Report:
     table = service_table()
-    inputs = [InputInfo(index=0, name="node1.pcapng", format="pcapng", node="node1", clock=Clock.EPOCH,
+    inputs = [InputSummary(index=0, name="node1.pcapng", format="pcapng", node="node1", clock=Clock.EPOCH,
                         packets=table.filter(pl.col("input") == 0).height),
-              InputInfo(index=1, name="node3.pcapng", format="pcapng", node="node3", clock=Clock.EPOCH,
+              InputSummary(index=1, name="node3.pcapng", format="pcapng", node="node3", clock=Clock.EPOCH,
                         packets=table.filter(pl.col("input") == 1).height)]
     model = ModelVerdict(name="kube-router", confidence=0.87, evidence=("kube-bridge on every node", "no tunnel envelope"),
                          runner_up="flannel-host-gw", candidates=(("kube-router", 0.87), ("flannel-host-gw", 0.31)),

@@ -15,7 +15,9 @@ from cniscope.analyze import analyze
 from cniscope.cli import cli
 from cniscope.errors import InputError
 from cniscope.ingest import read
+from cniscope.packets.schema import Clock
 from cniscope.report import pcapng_out
+from cniscope.results import InputSummary
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
@@ -146,7 +148,7 @@ def test_tunnelled_text_keeps_the_inner_packet_and_names_the_envelope(tmp_path):
 
 def test_binary_capture_from_standard_input_is_refused(tmp_path):
     report = service_call()
-    report.inputs[0] = InputInfo(index=0, name="-", format="pcap", node="node1")
+    report.inputs[0] = InputSummary(index=0, name="-", format="pcap", node="node1", clock=Clock.EPOCH, packets=0)
     with pytest.raises(InputError, match="standard input"):
         pcapng_out.write(report, str(tmp_path / "x.pcapng"))
 

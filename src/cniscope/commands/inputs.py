@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import click
 
 from cniscope.errors import ExitCode
+from cniscope.results import InputSummary
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.terminal import printable
 
@@ -24,7 +25,7 @@ def input_specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSp
     return specs
 
 
-def tell(infos: list[InputInfo], more: Sequence[str] = ()) -> None:
+def tell(infos: Sequence[InputInfo | InputSummary], more: Sequence[str] = ()) -> None:
     """What reading found, on standard error only, each once: `error:` for an input that is no capture at all,
     `warning:` for damage, `info:` for what is normal (prose around a paste, nodes named by prompts)."""
     for info in infos:
@@ -35,7 +36,7 @@ def tell(infos: list[InputInfo], more: Sequence[str] = ()) -> None:
         click.echo(f"warning: {printable(warning)}", err=True)
 
 
-def exit_code(infos: list[InputInfo]) -> int:
+def exit_code(infos: Sequence[InputInfo | InputSummary]) -> int:
     """4 when an input is no capture at all (the others are still reported), 3 when capture data is damaged."""
     if any(info.unusable for info in infos):
         return ExitCode.BAD_INPUT

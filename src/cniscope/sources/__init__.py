@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cniscope.errors import ReadWarning
 from cniscope.packets.schema import Clock
 
 
@@ -30,18 +31,6 @@ class InputSpec:
         if sep and node and "/" not in node and not node.startswith("."):
             return cls(path=path, node=node)
         return cls(path=text)
-
-
-@dataclass(frozen=True)
-class ReadWarning:
-    source: str  # file name as given
-    where: str  # "byte 1234", "line 17", "" when the whole input is concerned
-    message: str
-    level: str = "warning"  # "info": worth saying, not a problem (prose around a paste, nodes named by prompts)
-
-    def __str__(self) -> str:
-        where = f":{self.where}" if self.where else ""
-        return f"{self.source}{where}: {self.message}"
 
 
 @dataclass
