@@ -33,7 +33,7 @@ from cniscope.lab import executor, state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.cluster import Lab
 from cniscope.lab.naming import UNDERLAY, ns_name
-from cniscope.lab.plan import Daemon, WaitRoutes
+from cniscope.lab.steps import Daemon, WaitRoutes
 from cniscope.lab.spec import MODELS, LabSpec, Node, default_spec
 
 BUILDABLE = tuple(name for name, info in MODELS.items() if info.buildable)

@@ -12,8 +12,8 @@ from cniscope.lab import kubeproxy
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault
 from cniscope.lab.naming import antrea_port, cali_name, veth_name, weave_port
-from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
 from cniscope.lab.spec import Fault, default_spec, load_spec, seed_spec
+from cniscope.lab.steps import Bridge, Daemon, File, Ip, Iptables, Netns, Sysctl, WaitRoutes, render_plan
 
 from .helpers import BUILDABLE
 

@@ -18,8 +18,8 @@ from cniscope.host import Command
 from cniscope.lab import executor
 from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
-from cniscope.lab.plan import Daemon, Step, WaitRoutes
 from cniscope.lab.spec import default_spec
+from cniscope.lab.steps import Daemon, Step, WaitRoutes
 from tests.hosts import Recorder, Reply
 
 NAMESPACES = ["cnl-pb-underlay", "cnl-pb-node1", "cnl-pb-node2", "cnl-pb-web1", "cnl-pb-client1", "cnl-pb-web2"]

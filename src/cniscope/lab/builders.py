@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cniscope.lab import antrea, bird, faults, kubeproxy, ovs, weave
 from cniscope.lab.naming import UNDERLAY, antrea_port, cali_name, ns_name, state_dir, underlay_port, veth_name, vtep_mac, weave_port
-from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, in_ns
 from cniscope.lab.spec import CLUSTER_CIDR, NODE_GATEWAY, NODE_SUBNET, LabSpec, Node, Pod
+from cniscope.lab.steps import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, in_ns
 
 VXLAN_MTU = 1450
 FLANNEL_UDP_MTU = 1472  # 1500 less the 28 bytes of IP and UDP around each packet

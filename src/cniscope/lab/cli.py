@@ -12,8 +12,8 @@ from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault, usage
 from cniscope.lab.naming import check_name
-from cniscope.lab.plan import render_plan
 from cniscope.lab.spec import MODELS, default_spec, load_spec
+from cniscope.lab.steps import render_plan
 from cniscope.outputs import check_new_dir
 
 

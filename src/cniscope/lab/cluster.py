@@ -21,8 +21,8 @@ from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
 from cniscope.lab.faults import plan_fault
 from cniscope.lab.naming import UNDERLAY, ns_name
-from cniscope.lab.plan import Step, WaitRoutes
 from cniscope.lab.spec import Fault, LabSpec
+from cniscope.lab.steps import Step, WaitRoutes
 
 
 class Lab:

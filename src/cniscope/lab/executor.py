@@ -19,7 +19,7 @@ from pathlib import Path
 from cniscope import host
 from cniscope.errors import EnvironmentProblem
 from cniscope.host import Command
-from cniscope.lab.plan import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, render
+from cniscope.lab.steps import Bridge, Daemon, File, Ip, Iptables, Netns, Step, Sysctl, WaitRoutes, render
 
 
 def _group_key(step: Step) -> tuple[str, str]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from cniscope.errors import UsageError
 from cniscope.lab.naming import UNDERLAY, ns_name, veth_name, weave_port
-from cniscope.lab.plan import Ip, Iptables, Step, Sysctl, in_ns
 from cniscope.lab.spec import Fault, LabSpec
+from cniscope.lab.steps import Ip, Iptables, Step, Sysctl, in_ns
 
 ASYMMETRIC_SUBNET = "192.168.201.0/24"  # the second NIC the rp-filter fault gives a node
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cniscope.host import Command
-from cniscope.lab.plan import Daemon, File, Ip, Step, in_ns
+from cniscope.lab.steps import Daemon, File, Ip, Step, in_ns
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 # The datapath is a process: on a busy machine a packet it holds back 200 ms is, to TCP, a lost one (a

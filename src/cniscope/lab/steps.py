@@ -1,4 +1,4 @@
-"""Plan steps: what the executor does to build a lab, as plain data.
+"""Plan steps: what the executor does to build a lab, as plain data (a plan is a list of them; `capture/plan.py` is the capture's).
 
 A plan is a list of these frozen steps: a `host.Command` (the one step type the
 capture's plans are made of too), or one of the kinds below, which the
