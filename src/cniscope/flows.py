@@ -347,7 +347,8 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
         seen = seen.filter(pl.col("flow") < limit)
     if not seen["row"].is_sorted():
         seen = seen.sort("row")
-    seen = seen.unique(subset=cols, maintain_order=True).filter(pl.col("flow").is_not_null())
+    shown = [c for c in cols if seen[c].null_count() < seen.height]  # columns no input fills (names in a pcap) sort nothing
+    seen = seen.unique(subset=shown or cols, maintain_order=True).filter(pl.col("flow").is_not_null())
     # each end as text (`?` without an address); a pair is the same leg either way round
     a, b = (pl.coalesce(address_expr(side), pl.lit("?")) for side in _ENDS)
     ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
