@@ -31,7 +31,7 @@ SOURCES = [REPO / "tests" / "data" / "seed" / "kube-router-curl-node3.txt",
 def read_text(path: Path) -> tuple[int, float, object]:
     from cniscope.models import TUNNEL_PORTS
     from cniscope.sources import InputInfo
-    from cniscope.sources.tcpdump_text import iter_tables
+    from cniscope.sources.text.reader import iter_tables
 
     info = InputInfo(index=0, name=str(path))
     t = time.process_time()  # CPU time: the machine is shared, wall time is not ours alone

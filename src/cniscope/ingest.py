@@ -2,7 +2,7 @@
 
 For each input it opens the file (or standard input), undoes its compression and tells its format by content
 (`cniscope.sources.open`), has the format's reader find the frames (`sources.pcap`, `sources.pcapng`) or the
-text rows (`sources.tcpdump_text`), decodes the frames (`cniscope.packets.decode`), and tags every row with
+text rows (`sources.text.reader`), decodes the frames (`cniscope.packets.decode`), and tags every row with
 its input and node. Directories become their files first (`expand`): a `cniscope capture` directory the
 per-node files its manifest names, any other directory every capture in it.
 

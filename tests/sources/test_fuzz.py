@@ -27,7 +27,7 @@ from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.frames import FrameBatch
 from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
 from cniscope.sources import open as open_module
-from cniscope.sources.tcpdump_text import iter_tables as text_tables
+from cniscope.sources.text.reader import iter_tables as text_tables
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.frames import ethernet, ipv4, sll2, tcp, udp, vxlan

@@ -7,7 +7,7 @@ import polars as pl
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo
-from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.sources.text.reader import iter_tables
 
 # A BGP session already up when both captures started: node2's capture starts one packet later than node1's.
 KEEPALIVE = ("08:00:00.000100 IP 192.168.0.12.38949 > 192.168.0.11.179: Flags [P.], seq 110996617:110996636, "

@@ -15,7 +15,7 @@ import pytest
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.schema import NAMES, SCHEMA, Clock, Direction, LinkType, Tunnel, ip4_value, mac_value
 from cniscope.sources import InputInfo
-from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.sources.text.reader import iter_tables
 from tests.paths import CORPUS, SEED
 
 TIME_RE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} ")

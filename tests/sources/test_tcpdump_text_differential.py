@@ -25,7 +25,7 @@ import pytest
 from cniscope.ingest import read
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.sources.text.reader import iter_tables
 from tests.paths import CORPUS
 from tests.sources import protocol_mix
 from tests.sources.textdiff import agreement, as_read, printed, read_text

@@ -6,7 +6,7 @@ import pytest
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo
-from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.sources.text.reader import iter_tables
 
 GOOD = "12:00:00.000001 IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n"
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.schema import NAMES, Clock, Direction, LinkType, Tunnel, ip4_value, mac_value
 from cniscope.sources import InputInfo
-from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.sources.text.reader import iter_tables
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "text"
 DAY = 86400 * 10**9
@@ -351,7 +351,7 @@ def test_binary_junk_after_the_first_lines_is_still_text(tmp_path: Path) -> None
     """Through `read()`: a NUL byte near the start must not make the input look binary."""
     from cniscope.ingest import read
     from cniscope.sources import InputSpec
-    from cniscope.sources.tcpdump_text import starts_like_tcpdump
+    from cniscope.sources.text.reader import starts_like_tcpdump
 
     good = (DATA / "ether-nn.txt").read_bytes()
     lines = good.splitlines(keepends=True)

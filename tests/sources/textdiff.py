@@ -19,7 +19,7 @@ import polars as pl
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo
-from cniscope.sources.tcpdump_text import iter_tables
+from cniscope.sources.text.reader import iter_tables
 
 DAY = 86400 * 10**9
 

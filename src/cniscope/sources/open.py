@@ -41,7 +41,8 @@ from cniscope.errors import InputError
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import Clock
-from cniscope.sources import InputInfo, InputSpec, pcap, pcapng, tcpdump_text
+from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
+from cniscope.sources.text import reader as text_reader
 from cniscope.wire.pcap import is_pcap
 from cniscope.wire.pcapng import is_pcapng
 
@@ -105,11 +106,11 @@ def sniff(head: bytes) -> str:
 
 def looks_like_capture(head: bytes) -> bool:
     """A file worth reading when a directory is given: pcap, pcapng, tcpdump text, or compressed (checked when read)."""
-    return _compression(head) is not None or sniff(head) in ("pcap", "pcapng") or tcpdump_text.shows_packets(head)
+    return _compression(head) is not None or sniff(head) in ("pcap", "pcapng") or text_reader.shows_packets(head)
 
 
 def _looks_like_text(head: bytes) -> bool:
-    if tcpdump_text.starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
+    if text_reader.starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
         return True
     if b"\0" in head:
         return False
@@ -300,7 +301,7 @@ def text_tables(opened: Opened, info: InputInfo, batch_size: int, ports: TunnelP
             blank = blank and not line.strip()
             yield line
 
-    for table in tcpdump_text.iter_tables(lines(), info, batch_size, ports=ports):  # the text reader counts info.packets itself
+    for table in text_reader.iter_tables(lines(), info, batch_size, ports=ports):  # the text reader counts info.packets itself
         if opened.counted is not None:
             info.bytes_read = opened.counted.count
             info.done = min(info.bytes_read / opened.size, 1.0) if opened.size else None

@@ -1,1 +1,1 @@
-"""The pieces of the tcpdump text reader: its grammar and the service-name table."""
+"""tcpdump's terminal text: the reader (`reader.py`), its grammar, TCP numbers and the service-name table."""
