@@ -34,12 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def json_reports_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every `--json` report a test makes in-process is checked against report.schema.json (tests/report)."""
     from cniscope.report import json_out
+    from tests.report.schema_check import validate
 
     made = json_out.to_dict
 
     def checked(report):  # type: ignore[no-untyped-def]
         document = made(report)
-        json_out.validate(document)
+        validate(document)
         return document
 
     monkeypatch.setattr(json_out, "to_dict", checked)

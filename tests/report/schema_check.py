@@ -15,7 +15,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from cniscope.report.json_out import SCHEMA_VERSION, validate
+from cniscope.report.json_out import SCHEMA_VERSION, schema
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError (the first, most relevant error) when `document` breaks the schema."""
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        raise error
 
 
 def validate_report_json(output: str | bytes | dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from cniscope.cli import cli
-from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict, validate
+from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict
 from tests.paths import CORPUS, SEED
 from tests.report.build import service_call
-from tests.report.schema_check import validate_report_json
+from tests.report.schema_check import validate, validate_report_json
 
 CORPUS_FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".pcap", ".txt"))
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import click
 
-from cniscope.capture import nodeside, plan, validate
+from cniscope.capture import nodeside, plan, runner, validate
 from cniscope.capture.pods import PodTarget, from_kubernetes, from_netns, select
 from cniscope.capture.transports import DEFAULT_IMAGE, Kubectl, KubectlDebug, Local, Netns, Ssh, Transport
 from cniscope.errors import ExitCode, UsageError
@@ -106,8 +106,6 @@ def command(lab_transport: LabTransport) -> click.Command:
         force: bool, keep_going: bool,
     ) -> int:
         """Record on every node at once; write one pcapng per node (real interface names), a merged one and a manifest."""
-        from cniscope.capture import runner
-
         transport = _transport(via, ssh_config, ssh_options, namespace, image, context, kubeconfig, lab_transport)
         nodes = _nodes(node_texts, transport)
         if bpf is not None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from cniscope.capture import validate
+from cniscope.lab import kernel
 from cniscope.lab import state as lab_state
 from cniscope.lab.builders import plan_lab
+from cniscope.lab.cluster import Lab
+from cniscope.lab.cluster_yaml import write_inventory
 from cniscope.lab.faults import KINDS, parse_fault, plan_fault, usage
 from cniscope.lab.naming import check_name
+from cniscope.lab.record import capture
+from cniscope.lab.scenarios import SCENARIOS, record
 from cniscope.lab.spec import MODELS, default_spec, load_spec
 from cniscope.lab.steps import render_plan
 from cniscope.outputs import check_new_dir
@@ -30,8 +37,6 @@ def lab_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan's commands; change nothing.")
 def up(model: str, nodes: int, name: str | None, spec_file: str | None, dry_run: bool) -> None:
     """Build a lab cluster of MODEL."""
-    from cniscope.lab import kernel
-
     if name is not None:
         check_name(name)
     spec = load_spec(spec_file, name=name) if spec_file else default_spec(model, nodes, name)
@@ -41,8 +46,6 @@ def up(model: str, nodes: int, name: str | None, spec_file: str | None, dry_run:
         kernel.require_buildable(spec.model)
         click.echo(render_plan(plan_lab(spec)), nl=False)
         return
-    from cniscope.lab.cluster import Lab
-
     lab = Lab.up(spec, keep=True)  # the lab outlives this command: `lab down` removes it
     bgp = f", routes converged in {lab.state.converge_seconds:.2f} s" if lab.state.converge_seconds else ""
     click.echo(f"lab {spec.name} ({spec.model}) up in {lab.state.up_seconds:.2f} s{bgp}")
@@ -58,8 +61,6 @@ def up(model: str, nodes: int, name: str | None, spec_file: str | None, dry_run:
 @click.argument("name")
 def down(name: str) -> None:
     """Remove lab NAME: its processes, then its namespaces."""
-    from cniscope.lab.cluster import Lab
-
     Lab.open(name).down()
     click.echo(f"lab {name} removed")
 
@@ -69,8 +70,6 @@ def down(name: str) -> None:
 def list_command(as_json: bool) -> None:
     """Labs on this machine, and what keeps each alive."""
     if as_json:
-        import json
-
         labs = [{"name": s.name, "model": s.spec.model, "nodes": [n.name for n in s.spec.nodes], "kept": s.kept,
                  "owner": s.owner, "owner_alive": lab_state.owner_alive(s)} for s in lab_state.list_labs()]
         click.echo(json.dumps({"labs": labs}, indent=1))
@@ -86,8 +85,6 @@ def list_command(as_json: bool) -> None:
 @click.option("--timeout", type=float, default=60, show_default=True)
 def exec_command(name: str, who: str, argv: tuple[str, ...], timeout: float) -> None:
     """Run ARGV inside node or pod WHO of lab NAME (use -- before ARGV)."""
-    from cniscope.lab.cluster import Lab
-
     result = Lab.open(name).exec(who, list(argv), timeout=timeout)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -102,8 +99,6 @@ def exec_command(name: str, who: str, argv: tuple[str, ...], timeout: float) -> 
 @click.option("--max-time", type=float, default=5, show_default=True)
 def curl(name: str, source: str, target: str, path: str, max_time: float) -> None:
     """HTTP GET from SOURCE (node or pod) to TARGET (pod, service, node[:port], IP[:port])."""
-    from cniscope.lab.cluster import Lab
-
     result = Lab.open(name).curl(source, target, path, max_time)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -123,11 +118,6 @@ def curl(name: str, source: str, target: str, path: str, max_time: float) -> Non
 def capture_command(name: str, action: tuple[str, ...], nodes: str | None, output: str, duration: float,
                     old_duration: float | None, bpf: str | None, force: bool) -> None:
     """Capture on the nodes of lab NAME while ACTION (WHO CMD..., after --) runs inside node or pod WHO."""
-    from cniscope.capture import validate
-    from cniscope.lab.cluster import Lab
-    from cniscope.lab.cluster_yaml import write_inventory
-    from cniscope.lab.record import capture
-
     check_new_dir(output, force)
     duration = old_duration if old_duration is not None else duration
     lab = Lab.open(name)
@@ -160,8 +150,6 @@ FAULT_HELP = "\n\n".join([
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dry-run", is_flag=True, help="Print the fault's commands; change nothing.")
 def fault(name: str, kind: str, args: tuple[str, ...], dry_run: bool) -> None:
-    from cniscope.lab.cluster import Lab
-
     item = parse_fault(kind, list(args))
     if dry_run:
         click.echo(render_plan(plan_fault(lab_state.load(name).spec, item)), nl=False)
@@ -176,9 +164,6 @@ def fault(name: str, kind: str, args: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--nodes", type=int, default=3, show_default=True)
 def record_command(model: str, output: str, nodes: int) -> None:
     """Build a MODEL lab, record every named scenario (same-node, cross-node, cluster-ip, node-port), remove it."""
-    from cniscope.lab.cluster import Lab
-    from cniscope.lab.scenarios import SCENARIOS, record
-
     spec = default_spec(model, nodes, name=f"rec{os.getpid()}")
     with Lab.up(spec) as lab:
         for scenario in SCENARIOS:

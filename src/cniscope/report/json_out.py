@@ -153,13 +153,3 @@ def schema() -> dict[str, Any]:
     """report.schema.json, shipped with the package."""
     loaded: dict[str, Any] = json.loads(resources.files("cniscope.report").joinpath("report.schema.json").read_text(encoding="utf-8"))
     return loaded
-
-
-def validate(document: dict[str, Any]) -> None:
-    """Raise jsonschema.ValidationError (the first, most relevant error) when `document` breaks the schema."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is not None:
-        raise error

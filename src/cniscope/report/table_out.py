@@ -22,6 +22,8 @@ from typing import IO, Any, TextIO
 
 import polars as pl
 import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
 
 from cniscope.errors import OutputError
 from cniscope.packets.schema import COLUMNS, DIRECTION_LABELS, Tunnel, empty, mac_text, tcp_flags_text
@@ -204,9 +206,6 @@ def plain(rows: pl.DataFrame) -> str:
 
 def _rich(rows: pl.DataFrame, stream: TextIO) -> None:
     """A rich table, never narrower than its widest row: a cut address is worse than a wrapped line."""
-    from rich.console import Console
-    from rich.table import Table
-
     columns = _shown(rows)
     view = Table(box=None, pad_edge=False, header_style="bold")
     for name in columns:
