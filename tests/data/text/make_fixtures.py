@@ -16,7 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cniscope.packets import headers as H  # the headers as the decoders read them, written (Header.pack)
 from cniscope.packets.checksum import internet as csum  # the one Internet checksum, cniscope's
+from cniscope.packets.checksum import pseudo_v4, pseudo_v6
 
 HERE = Path(__file__).parent
 
@@ -37,32 +39,31 @@ def mac(text: str) -> bytes:
 
 def eth(src: str, dst: str, ethertype: int, payload: bytes, vlan: int | None = None) -> bytes:
     if vlan is not None:
-        return mac(dst) + mac(src) + struct.pack("!HHH", 0x8100, vlan, ethertype) + payload
-    return mac(dst) + mac(src) + struct.pack("!H", ethertype) + payload
+        return H.ETHERNET.pack(dst=mac(dst), src=mac(src), type=0x8100) + H.VLAN.pack(tci=vlan, type=ethertype) + payload
+    return H.ETHERNET.pack(dst=mac(dst), src=mac(src), type=ethertype) + payload
 
 
 def ipv4(src: str, dst: str, proto: int, payload: bytes, ttl: int = 64, ident: int = 1, df: bool = True,
          mf: bool = False, offset: int = 0, tos: int = 0) -> bytes:
     flags = (0x4000 if df else 0) | (0x2000 if mf else 0) | (offset // 8)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(payload), ident, flags, ttl, proto, 0, ip4(src), ip4(dst))
-    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
-    return hdr + payload
+    fields = dict(vihl=0x45, tos=tos, len=20 + len(payload), id=ident, frag=flags, ttl=ttl, proto=proto, src=ip4(src), dst=ip4(dst))
+    return H.IPV4.pack(**fields, csum=csum(H.IPV4.pack(**fields))) + payload
 
 
 def l4_pseudo4(src: str, dst: str, proto: int, seg: bytes) -> int:
-    return csum(ip4(src) + ip4(dst) + struct.pack("!BBH", 0, proto, len(seg)) + seg)
+    return csum(pseudo_v4(ip4(src), ip4(dst), proto, len(seg)) + seg)
 
 
 def udp4(src: str, dst: str, sport: int, dport: int, data: bytes, bad: bool = False, zero: bool = False) -> bytes:
-    seg = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
-    c = 0 if zero else (l4_pseudo4(src, dst, 17, seg) or 0xFFFF) ^ (0x1111 if bad else 0)
-    return seg[:6] + struct.pack("!H", c) + seg[8:]
+    fields = dict(sport=sport, dport=dport, len=8 + len(data))
+    c = 0 if zero else (l4_pseudo4(src, dst, 17, H.UDP.pack(**fields) + data) or 0xFFFF) ^ (0x1111 if bad else 0)
+    return H.UDP.pack(**fields, csum=c) + data
 
 
 def tcp_seg(sport: int, dport: int, seq: int, ack: int, flags: int, win: int, opts: bytes, data: bytes) -> bytes:
     opts += b"\x01" * (-len(opts) % 4)
     off = (20 + len(opts)) // 4
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, win, 0, 0) + opts + data
+    return H.TCP.pack(sport=sport, dport=dport, seq=seq, ack=ack, doff=off << 4, flags=flags, win=win) + opts + data
 
 
 def tcp4(src: str, dst: str, *args, bad: bool = False, **kw) -> bytes:
@@ -72,11 +73,11 @@ def tcp4(src: str, dst: str, *args, bad: bool = False, **kw) -> bytes:
 
 
 def l4_pseudo6(src: str, dst: str, nh: int, seg: bytes) -> int:
-    return csum(ip6(src) + ip6(dst) + struct.pack("!IxxxB", len(seg), nh) + seg)
+    return csum(pseudo_v6(ip6(src), ip6(dst), nh, len(seg)) + seg)
 
 
 def ipv6(src: str, dst: str, nh: int, payload: bytes, hlim: int = 64) -> bytes:
-    return struct.pack("!IHBB16s16s", 0x60000000 | 0x12345, len(payload), nh, hlim, ip6(src), ip6(dst)) + payload
+    return H.IPV6.pack(vtcfl=0x60000000 | 0x12345, plen=len(payload), nh=nh, hlim=hlim, src=ip6(src), dst=ip6(dst)) + payload
 
 
 def icmp(type_: int, code: int, rest: bytes, data: bytes) -> bytes:
@@ -90,7 +91,7 @@ def icmp6(src: str, dst: str, type_: int, code: int, rest: bytes, data: bytes) -
 
 
 def arp(op: int, sha: str, spa: str, tha: str, tpa: str) -> bytes:
-    return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, mac(sha), ip4(spa), mac(tha), ip4(tpa))
+    return H.ARP.pack(htype=1, ptype=0x0800, hlen=6, plen=4, op=op, sha=mac(sha), spa=ip4(spa), tha=mac(tha), tpa=ip4(tpa))
 
 
 def dns_query(ident: int, name: str, response: bool = False) -> bytes:
@@ -206,12 +207,12 @@ def raw_packets() -> list[bytes]:
 
 def sll2(frame: bytes, ifindex: int, pkttype: int) -> bytes:
     """Re-wrap an Ethernet frame as LINUX_SLL2."""
-    ethertype = frame[12:14]
-    return ethertype + b"\0\0" + struct.pack("!IHBB", ifindex, 1, pkttype, 6) + frame[6:12] + b"\0\0" + frame[14:]
+    ethertype = int.from_bytes(frame[12:14], "big")
+    return H.SLL2.pack(proto=ethertype, ifindex=ifindex, hatype=1, pkttype=pkttype, halen=6, addr=frame[6:12]) + frame[14:]
 
 
 def sll1(frame: bytes, pkttype: int) -> bytes:
-    return struct.pack("!HHH", pkttype, 1, 6) + frame[6:12] + b"\0\0" + frame[12:]
+    return H.SLL.pack(pkttype=pkttype, hatype=1, halen=6, addr=frame[6:12], proto=int.from_bytes(frame[12:14], "big")) + frame[14:]
 
 
 def write_pcap(path: Path, linktype: int, frames: list[bytes], start: float = 1764132902.5) -> None:
