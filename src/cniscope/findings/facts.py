@@ -52,9 +52,6 @@ class Coverage:
     start: int | None  # ns, corrected clock
     end: int | None
 
-    def covers(self, iface: str | None) -> bool:
-        return self.every_iface or (iface is not None and iface in self.ifaces)
-
     def started(self, ts: int | None) -> bool:
         return ts is not None and self.start is not None and self.start <= ts
 
