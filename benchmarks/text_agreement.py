@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cniscope.ingest import read  # noqa: E402
-from cniscope.packets.ports import DEFAULT_PORTS  # noqa: E402
+from cniscope.models import TUNNEL_PORTS  # noqa: E402
 from cniscope.packets.schema import Tunnel  # noqa: E402
 from cniscope.sources import InputSpec  # noqa: E402
 from tests.sources import protocol_mix  # noqa: E402
@@ -63,8 +63,8 @@ def main() -> int:
             agree: Counter[str] = Counter()
             total: Counter[str] = Counter()
             for path in paths:
-                ports = DEFAULT_PORTS.with_port(6080, Tunnel.VXLAN) if "vxlan6080" in path.name else DEFAULT_PORTS
-                decoded = read([InputSpec(str(path))]).table if ports is DEFAULT_PORTS else None
+                ports = TUNNEL_PORTS.with_port(6080, Tunnel.VXLAN) if "vxlan6080" in path.name else TUNNEL_PORTS
+                decoded = read([InputSpec(str(path))]).table if ports is TUNNEL_PORTS else None
                 if decoded is None:  # the NGFW capture: tcpdump decodes 6080 as VXLAN only when told (-T)
                     skipped.add(path.name)
                     continue
