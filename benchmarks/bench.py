@@ -89,9 +89,9 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="also run read and analyze on one core (taskset -c 0)")
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = parser.parse_args()
-    walk = subprocess.run([sys.executable, "-c", "from cniscope.sources import walk; print(walk.COMPILED)"],
+    walk = subprocess.run([sys.executable, "-c", "from cniscope.wire import walk; print(walk.COMPILED)"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    print(f"record walk compiled (cniscope.sources._walk): {walk}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
+    print(f"record walk compiled (cniscope.wire._walk): {walk}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
           flush=True)
     lines = []
     for size in args.sizes.split(","):

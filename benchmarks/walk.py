@@ -1,5 +1,5 @@
 """How long finding the records takes (the readers' walk and checks, before decoding), with the record walk
-compiled (`cniscope.sources._walk`) and in Python, on the reference generator's captures.
+compiled (`cniscope.wire._walk`) and in Python, on the reference generator's captures.
 
     python benchmarks/walk.py [--data DIR] [--sizes 2M,10M] [--rounds 3]
 
@@ -24,7 +24,8 @@ from bench import capture
 from decode import parse_size
 
 from cniscope.packets.frames import FrameBatch
-from cniscope.sources import InputInfo, pcap, pcapng, walk
+from cniscope.sources import InputInfo, pcap, pcapng
+from cniscope.wire import walk
 
 
 def reader(fmt: str) -> Callable[[memoryview, InputInfo], Iterator[FrameBatch]]:
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not walk.COMPILED:
-        raise SystemExit("cniscope.sources._walk is not built: run `make install` (pip install -e .)")
+        raise SystemExit("cniscope.wire._walk is not built: run `make install` (pip install -e .)")
     compiled = walk.pcap_records, walk.pcapng_packets
     print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     for size in args.sizes.split(","):

@@ -1,6 +1,6 @@
 """Classic pcap: find the records of a mapped file, in bounded batches.
 
-Theory of operation: the file is mapped, never copied. `cniscope.sources.walk`
+Theory of operation: the file is mapped, never copied. `cniscope.wire.walk`
 walks the 16-byte record headers, reading only each caplen (the one sequential
 step, in C, and unchecked), into an int64 offset array for a window of at most
 `batch_size` records; numpy then gathers the header
@@ -17,7 +17,8 @@ import numpy as np
 
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import unsupported_linktype
-from cniscope.sources import InputInfo, walk
+from cniscope.sources import InputInfo
+from cniscope.wire import walk
 from cniscope.wire.pcap import HEADER_LEN, MAX_CAPLEN, RECORD_LEN, Header, is_pcap, parse_header
 
 

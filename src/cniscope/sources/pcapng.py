@@ -1,6 +1,6 @@
 """pcapng: find the packets of a mapped file, with their interface, node and direction.
 
-Theory of operation: `cniscope.sources.walk` walks the enhanced packet blocks
+Theory of operation: `cniscope.wire.walk` walks the enhanced packet blocks
 (in C), keeping only the offset of each, and Python reads the section and
 interface blocks between them as they come, for a window of at most `batch_size` packets; numpy then
 gathers and checks the packet fields of the whole window at once. Options are
@@ -42,7 +42,8 @@ import numpy as np
 
 from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import Direction, unsupported_linktype
-from cniscope.sources import InputInfo, walk
+from cniscope.sources import InputInfo
+from cniscope.wire import walk
 from cniscope.wire.pcapng import (
     BYTE_ORDER_MAGIC,
     DIRECTION_OF_RECEPTION,
@@ -202,7 +203,7 @@ class Reader:
     def _walk(self, pos: int) -> int:
         """Walk the blocks of the current section from pos until the window is full or a section starts.
 
-        The walk (`cniscope.sources.walk`) trusts every EPB's length: `_flush`
+        The walk (`cniscope.wire.walk`) trusts every EPB's length: `_flush`
         checks the window's blocks vectorized, and nothing after a bad one is used.
         """
         assert self.section is not None

@@ -171,8 +171,7 @@ def sll2_pcap_to_pcapng(
     else:
         single = table[0] if table else Interface(index=0, name="capture")
         ids[-1] = add_entry(single, linktype, snaplen)
-    walked, lengths, result.damage = pcap.walk(data, header)
-    offsets, caplens = np.array(walked, dtype=np.int64), np.array(lengths, dtype=np.int64)
+    offsets, caplens, result.damage = pcap.walk(data, header)
     buf = np.frombuffer(data, dtype=np.uint8)
     unknown: list[int] = []
     ends = np.cumsum(caplens + pcap.RECORD_LEN)

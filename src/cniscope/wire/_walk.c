@@ -1,4 +1,4 @@
-/* The sequential step of reading a capture: where each record starts (cniscope.sources.walk).
+/* The sequential step of reading a capture: where each record starts (cniscope.wire.walk).
  *
  * Each record's length says where the next one starts, so the walk cannot be
  * vectorized (benchmarks/walk.py: a reader's time a record, 192 ns with the

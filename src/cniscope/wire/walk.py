@@ -58,8 +58,8 @@ def python_pcapng_packets(data: np.ndarray, pos: int, end: int, limit: int, big:
 
 
 try:
-    from cniscope.sources._walk import pcap_records as pcap_records
-    from cniscope.sources._walk import pcapng_packets as pcapng_packets
+    from cniscope.wire._walk import pcap_records as pcap_records
+    from cniscope.wire._walk import pcapng_packets as pcapng_packets
     COMPILED = True
 except ImportError:  # built without a C compiler
     pcap_records, pcapng_packets = python_pcap_records, python_pcapng_packets

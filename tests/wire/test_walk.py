@@ -17,8 +17,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from cniscope.sources import walk
-from cniscope.wire import pcapng
+from cniscope.wire import pcap as wire_pcap
+from cniscope.wire import pcapng, walk
 
 SOURCE = Path(walk.__file__).with_name("_walk.c")
 
@@ -95,3 +95,30 @@ def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
     with pytest.raises(ValueError, match="fewer than limit"):
         compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(4, np.int64))
 
+
+
+def reference_pcap_walk(data: bytes, limit: int) -> tuple[list[int], list[int], str | None]:
+    """Record after record, checking each before the next: what wire.pcap.walk's windows must add up to."""
+    offsets, caplens, at = [], [], 24
+    while at < len(data):
+        if at + 16 > len(data):
+            return offsets, caplens, f"byte {at}: record header cut short ({len(data) - at} of 16 bytes)"
+        caplen = struct.unpack_from("<I", data, at + 8)[0]
+        if caplen > limit or at + 16 + caplen > len(data):
+            return offsets, caplens, f"byte {at}: record of {caplen} bytes does not fit ({len(data) - at - 16} left)"
+        offsets.append(at)
+        caplens.append(caplen)
+        at += 16 + caplen
+    return offsets, caplens, None
+
+
+@pytest.mark.parametrize("window", [1, 3, 65536])
+def test_the_converters_walk_is_the_readers_walk_checked(window: int) -> None:
+    """wire.pcap.walk (the SLL2 -> pcapng converter's) finds records with the readers' walk, a window at a time,
+    and stops at the first record that does not fit, naming its byte, as a record-by-record walk does."""
+    rng = random.Random(7)
+    header = wire_pcap.Header(byteorder="<", ticks=1_000_000, snaplen=262144, linktype=276)
+    for _ in range(300):
+        data = pcap_bytes(rng, big=False)
+        offsets, caplens, damage = wire_pcap.walk(data, header, window=window)
+        assert (offsets.tolist(), caplens.tolist(), damage) == reference_pcap_walk(data, wire_pcap.MAX_CAPLEN)
