@@ -167,7 +167,7 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
     burst = t["_burst"].to_numpy()
     several = np.bincount(burst)[burst] > 1
     first_at_point = np.ones(len(burst), dtype=bool)
-    first_at_point[several] = t.filter(pl.Series(several)).select(pl.struct("_burst", "_pt").is_first_distinct()).to_series().to_numpy()
+    first_at_point[several] = _first_distinct(burst[several], t["_pt"].to_numpy()[several])
     del burst, several
     repeat = pl.col("_named") & ~pl.Series(first_at_point)
     t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False) | repeat).cum_sum())
@@ -175,6 +175,18 @@ def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
     first_burst = pl.when(pl.col("_new")).then(pl.col("_burst")).forward_fill()
     journey = t.select(journey=pl.struct(pl.col("key"), kth=pl.col("_burst") - first_burst).hash(seed=4))
     return _unsorted(journey, perm).to_series()
+
+
+def _first_distinct(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether each (a, b) pair occurs here for the first time: a stable sort of the pairs, where polars'
+    `is_first_distinct` on a struct holds about 175 B a row more."""
+    order = np.lexsort((b, a))  # stable: equal pairs keep their order
+    a, b = a[order], b[order]
+    starts = np.ones(len(order), dtype=np.bool_)
+    starts[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    first = np.zeros(len(order), dtype=np.bool_)
+    first[order[starts]] = True
+    return first
 
 
 def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> tuple[pl.DataFrame, np.ndarray]:
@@ -276,7 +288,9 @@ def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
     node = node_column(table)
     # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
     names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
-    return table.select(*NARROW, row=pl.int_range(pl.len()).cast(pl.UInt32), key=fingerprint(table), **names)
+    # the key on its own: evaluated beside the other columns, polars holds about 125 B a sighting more meanwhile
+    key = table.select(key=fingerprint(table)).to_series()
+    return table.select(*NARROW, row=pl.int_range(pl.len()).cast(pl.UInt32), **names).insert_column(len(NARROW) + 1, key)
 
 
 def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
