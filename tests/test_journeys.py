@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 
 from cniscope.analyze import analyze
+from cniscope.journeys import _first_distinct
 from cniscope.results import ChangeKind
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, SEED
@@ -245,3 +248,12 @@ def test_identical_link_local_multicast_from_two_hosts_is_two_packets(tmp_path) 
     report = analyze([InputSpec(str(one), "node1"), InputSpec(str(two), "node2")])
     assert sorted(len(j.hops) for j in report.journeys) == [1, 2]
     assert not [c for j in report.journeys for h in j.hops for c in h.changes if c.kind in (ChangeKind.DNAT, ChangeKind.SNAT)]
+
+
+def test_first_distinct_agrees_with_polars():
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 50, 5000).astype(np.uint32)
+    b = rng.integers(0, 4, 5000).astype(np.uint64) * np.uint64(2**61)
+    expected = pl.DataFrame({"a": a, "b": b}).select(pl.struct("a", "b").is_first_distinct()).to_series().to_numpy()
+    assert expected.sum() < len(a)  # there are repeats to find
+    assert (_first_distinct(a, b) == expected).all()

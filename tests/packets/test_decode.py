@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cniscope.models import TUNNEL_PORTS
-from cniscope.packets.decode import decode_batch, decode_batch_reference, slow_rows
+from cniscope.packets.decode import decode_batch, decode_batch_reference, narrow, slow_rows
 from cniscope.packets.digest import digest_np, digest_py
 from cniscope.packets.fallback import PACKET
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
@@ -351,3 +351,14 @@ def test_chunks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
     chunked = decode_batch(batch, 3, TUNNEL_PORTS)
     assert chunked.equals(whole, null_equal=True)
     assert chunked["frame"].to_list() == list(range(1000, 1300)) and chunked["input"].unique().to_list() == [3]
+
+
+def test_narrow_keeps_schema_and_values_and_drops_empty_buffers():
+    n = 10_000
+    table = pl.DataFrame({"a": pl.Series([1, None] * (n // 2), dtype=pl.UInt32), "b": pl.Series([None] * n, dtype=pl.UInt64),
+                          "c": pl.Series([None] * n, dtype=pl.Utf8)})
+    lean = narrow(table)
+    assert lean.estimated_size() < table.select("a").estimated_size() + 1000  # b and c hold next to nothing
+    assert lean.schema == table.schema
+    assert lean.equals(table)
+    assert pl.concat([lean, table], rechunk=False).equals(pl.concat([table, table]))
