@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,11 +101,8 @@ def compare(text: pl.DataFrame, decoded: pl.DataFrame, flags: list[str], skip: t
 # then a UDP datagram to a closed port, which brings back an ICMP port unreachable quoting it
 PINGER = """
 import socket, struct, sys
+from cniscope.packets.checksum import internet as csum
 dst = sys.argv[1]
-def csum(b):
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
-    s = (s & 0xffff) + (s >> 16)
-    return ~((s & 0xffff) + (s >> 16)) & 0xffff
 with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
     s.settimeout(1)
     for seq in range(1, 4):
@@ -157,7 +155,7 @@ def real_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
                      "http://10.231.7.2:8080/"], capture_output=True, timeout=5).returncode == 0:
                 break
             time.sleep(0.1)
-        subprocess.run(["ip", "netns", "exec", a, "python3", "-c", PINGER, "10.231.7.2"],
+        subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", PINGER, "10.231.7.2"],
                        capture_output=True, timeout=10, check=True)
         subprocess.run(["ip", "netns", "exec", a, "curl", "-s", "-o", "/dev/null", "--max-time", "5",
                         "http://10.231.7.2:8080/index.html"], capture_output=True, timeout=10)
