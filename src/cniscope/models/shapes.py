@@ -25,14 +25,7 @@ def bridged(bridge: str, veth: str, tunnel: str = "", nic: str = "eth0", routed_
     `tunnel` names the VTEP when cross-node traffic is encapsulated; `routed_in`: other hosts route
     pod addresses to this node unencapsulated (BGP, host-gw), so packets from them arrive on the NIC.
     """
-    out: tuple[Step, ...]
-    into: tuple[Step, ...]
-    if tunnel:
-        out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
-        into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
-    else:
-        out = (Step(Role.NIC, "Out", SRC, nic),)
-        into = (Step(Role.NIC, "In", DST, nic),)
+    out, into = _between_nodes(tunnel, nic)
     leave_pod = (Step(Role.HOST_VETH, "In", SRC, veth), Step(Role.POD_BRIDGE, "In", SRC, bridge))
     enter_pod = (Step(Role.POD_BRIDGE, "Out", DST, bridge), Step(Role.HOST_VETH, "Out", DST, veth))
     external = (Path(Traffic.EXTERNAL_TO_POD, (Step(Role.NIC, "In", DST, nic),) + enter_pod,
@@ -57,14 +50,7 @@ def bridged(bridge: str, veth: str, tunnel: str = "", nic: str = "eth0", routed_
 
 def routed(veth: str, tunnel: str = "", nic: str = "eth0") -> tuple[Path, ...]:
     """Pods on veths the node routes to directly (/32 routes, proxy ARP): no bridge."""
-    out: tuple[Step, ...]
-    into: tuple[Step, ...]
-    if tunnel:
-        out = (Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True))
-        into = (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated"))
-    else:
-        out = (Step(Role.NIC, "Out", SRC, nic),)
-        into = (Step(Role.NIC, "In", DST, nic),)
+    out, into = _between_nodes(tunnel, nic)
     leave = Step(Role.HOST_VETH, "In", SRC, veth)
     enter = Step(Role.HOST_VETH, "Out", DST, veth)
     return (
@@ -101,6 +87,15 @@ def switched(port: str, tunnel: str, gateway: str, nic: str = "eth0", hidden_del
                                             Step(Role.HOST_VETH, "Out", DST, port, nat="dnat+snat", optional=hidden_delivery))),
         Path(Traffic.POD_TO_EXTERNAL, (leave, Step(Role.NIC, "Out", SRC, nic, nat="snat"))),
     )
+
+
+def _between_nodes(tunnel: str, nic: str) -> tuple[tuple[Step, ...], tuple[Step, ...]]:
+    """How a packet leaves the sending node and enters the receiving one: by the NIC, encapsulated by
+    `tunnel` when there is one."""
+    if tunnel:
+        return ((Step(Role.TUNNEL, "Out", SRC, tunnel), Step(Role.NIC, "Out", SRC, nic, encapsulated=True)),
+                (Step(Role.NIC, "In", DST, nic, encapsulated=True), Step(Role.TUNNEL, "In", DST, tunnel, note="decapsulated")))
+    return (Step(Role.NIC, "Out", SRC, nic),), (Step(Role.NIC, "In", DST, nic),)
 
 
 def reply(steps: tuple[Step, ...]) -> tuple[Step, ...]:
