@@ -257,3 +257,13 @@ def test_first_distinct_agrees_with_polars():
     expected = pl.DataFrame({"a": a, "b": b}).select(pl.struct("a", "b").is_first_distinct()).to_series().to_numpy()
     assert expected.sum() < len(a)  # there are repeats to find
     assert (_first_distinct(a, b) == expected).all()
+
+
+def test_a_summary_leaves_out_a_length_the_input_did_not_show(tmp_path):
+    shown = "12:00:00.000001 IP 10.0.0.1.5000 > 10.0.0.2.80: Flags [S], seq 1, win 64240, length 0\n"
+    hidden = "12:00:00.100001 IP 10.0.0.1.5001 > 10.0.0.2.80: Flags [S], seq 7, win 64240\n"
+    path = tmp_path / "paste.txt"
+    path.write_text(shown + hidden)
+    summaries = [j.summary for j in analyze([InputSpec(path=str(path))]).journeys]
+    assert summaries[0].endswith(", len 0")
+    assert summaries[1].endswith("seq 7") and "?" not in summaries[1]

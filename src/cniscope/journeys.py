@@ -414,12 +414,12 @@ def summary(row: Row) -> str:
             text += f" seq {row['seq']}"
         if row["ack"] is not None and (row["tcp_flags"] or 0) & 16:
             text += f" ack {row['ack']}"
-        return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
+        return text + _length(row)
     if proto == 17:
         text = f"UDP {_hostport(src, row['sport'])} > {_hostport(dst, row['dport'])}"
         if row["dns_id"] is not None:
             text += f" DNS {'answer' if row['dns_qr'] else 'query'} id {row['dns_id']}"
-        return text + f", len {row['payload_len'] if row['payload_len'] is not None else '?'}"
+        return text + _length(row)
     if proto in (1, 58):
         names = {0: "echo reply", 8: "echo request", 3: "unreachable", 11: "time exceeded", 128: "echo request", 129: "echo reply"}
         kind = names.get(row["icmp_type"], f"type {row['icmp_type']}" if row["icmp_type"] is not None else "(type not shown)")
@@ -432,6 +432,11 @@ def summary(row: Row) -> str:
     if src or dst:
         return f"IP {src} > {dst} proto {proto}"
     return f"ethertype 0x{(row['ethertype'] or 0):04x}"
+
+
+def _length(row: Row) -> str:
+    """`, len N`; nothing when the input did not show it (tcpdump's text leaves it out for some packets)."""
+    return f", len {row['payload_len']}" if row["payload_len"] is not None else ""
 
 
 def _addr(row: Row, side: str) -> str:
