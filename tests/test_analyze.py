@@ -75,3 +75,11 @@ def test_an_unreadable_entry_is_skipped_and_an_unreadable_directory_refused(tmp_
                              text=True, timeout=120)
     assert refused.returncode == 4 and f"{closed}: cannot read the directory: Permission denied" in refused.stderr
     assert "Traceback" not in done.stderr + refused.stderr
+
+
+def test_a_capture_directory_brings_its_cluster_inventory(tmp_path):
+    scenario = Path(__file__).parent / "data" / "scenarios" / "calico-vxlan" / "cross-node"
+    assert analyze([InputSpec(str(scenario))]).inventory is not None
+    shutil.copytree(scenario, tmp_path / "copy")
+    (tmp_path / "copy" / "cluster.yaml").unlink()
+    assert analyze([InputSpec(str(tmp_path / "copy"))]).inventory is None

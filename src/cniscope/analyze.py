@@ -16,7 +16,7 @@ from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
 from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
-from cniscope.ingest import Capture, expand, read
+from cniscope.ingest import Capture, expand, inventory_beside, read
 from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
 from cniscope.models import infer as infer_mod
@@ -57,7 +57,10 @@ def analyze(
     select: str | None = None,
     flow: int | None = None,
 ) -> Report:
+    """Analyse capture files or directories; a capture directory's cluster.yaml is the inventory unless `cluster`
+    names one (as `cniscope analyze DIR` does)."""
     capture = read(expand(specs))
+    cluster = cluster if cluster is not None else inventory_beside(specs)
     return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory, workers=workers,
                            select=select, flow=flow)
 
