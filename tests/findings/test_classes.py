@@ -11,6 +11,7 @@ import pytest
 from cniscope.analyze import analyze
 from cniscope.lab.scenarios import SCENARIOS as SCENARIO_NAMES
 from cniscope.report import html as html_report
+from cniscope.report import pcapng_out
 from cniscope.report import text as text_report
 from cniscope.report.json_out import to_dict
 from cniscope.results import FindingKind, Report, Severity
@@ -194,6 +195,8 @@ def test_a_packet_for_a_pod_cidr_sent_to_the_gateway_is_a_route_and_every_view_s
     assert {(h["mac_to"], h["mac_owner"]) for h in hops} == {(e.mac, "192.168.200.1")}
     shown = f"sent to {e.mac} (192.168.200.1)"
     assert shown in text_report.render(report) and shown in html_report.render(report)
+    notes = pcapng_out.comments(report)  # and Wireshark's packet comments
+    assert all(shown in notes[h.row] for h in sent)
     # before the fault, the same pod's request went to node2's MAC: no route finding for it
     before = [h for j in report.journeys if j.id not in route.journeys and j.summary.startswith("TCP 10.244.1.11")
               for h in j.hops if h.mac_to is not None]

@@ -108,6 +108,8 @@ def _hop_text(journey: Journey, k: int) -> str:
         text += f", +{duration(hop.delay_ns)}"
     for change in hop.changes:
         text += f"; {change.kind.value.upper()} {change.before} -> {change.after}"
+    if hop.mac_to is not None:
+        text += f"; {hop.sent_to_text()}"
     if journey.retransmission_of is not None:
         text += f"; re-send of journey {journey.retransmission_of}"
     return text
