@@ -184,10 +184,11 @@ class Facts:
 
     @cached_property
     def _pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Per input: times and (src, dst) codes of its IPv4 sightings, in time order."""
+        """Per input: times of its IPv4 sightings in time order, and for each the position of the first sighting from
+        there on that goes the other way between the same two addresses (`_partners`)."""
         t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
-        t = t.select("input", pl.col("ts").fill_null(0), code=(pl.col("src").cast(pl.UInt64) * (1 << 32) + pl.col("dst")))
-        return {index: (part["ts"].to_numpy(), part["code"].to_numpy())
+        t = t.select("input", pl.col("ts").fill_null(0), "src", "dst")
+        return {index: (part["ts"].to_numpy(), _partners(part["src"].to_numpy(), part["dst"].to_numpy()))
                 for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items()}
 
     @staticmethod
@@ -224,12 +225,12 @@ class Facts:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
         if source not in self._pairs:
             return False
-        times, codes = self._pairs[source]
+        times, partners = self._pairs[source]
+        start, stop = 0, len(times)
         if lo is not None and hi is not None:
-            codes = codes[np.searchsorted(times, lo, side="left"):np.searchsorted(times, hi, side="right")]
-        forward = np.unique(codes)
-        backward = (forward & 0xFFFFFFFF) * (1 << 32) + (forward >> 32)
-        return bool(np.isin(backward, forward, assume_unique=False).any())
+            start, stop = int(np.searchsorted(times, lo, side="left")), int(np.searchsorted(times, hi, side="right"))
+        # a pair both ways within [start, stop) iff the earlier of the two finds its partner before stop
+        return start < stop and int(partners[start:stop].min()) < stop
 
     @cached_property
     def _times(self) -> dict[int, np.ndarray]:
@@ -390,6 +391,28 @@ def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdi
     )
     local, pods = _addresses(partial)
     return replace(partial, local=local, pods_on=pods)
+
+
+def _partners(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """For each sighting (IPv4 source and destination, in time order): the position of the first sighting at or after
+    it from `dst` to `src` (itself when the two are one address; len(src) when there is none). Linear after one sort
+    by address pair: the first candidate from each position on, within its pair, is a reversed running minimum."""
+    n = len(src)
+    src, dst = src.astype(np.uint64), dst.astype(np.uint64)
+    key = np.minimum(src, dst) << np.uint64(32) | np.maximum(src, dst)
+    order = np.argsort(key, kind="stable")  # each pair's sightings together, in time order
+    ordered = key[order]
+    group = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]], dtype=np.int64)
+    up, down = (src < dst)[order], (src > dst)[order]
+
+    def first_of(candidate: np.ndarray) -> np.ndarray:
+        values = np.where(candidate, group * n + order, np.iinfo(np.int64).max)  # later pairs rank after
+        values = np.minimum.accumulate(values[::-1])[::-1]
+        return np.where(values < (group + 1) * n, values - group * n, n)
+
+    partners = np.empty(n, dtype=np.int64)
+    partners[order] = np.where(up, first_of(down), np.where(down, first_of(up), order))
+    return partners
 
 
 class FirstRows(Mapping[int, int]):
