@@ -13,6 +13,7 @@ from cniscope.errors import ExitCode
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.frames import ethernet, ipv4, tcp
+from tests.paths import SEED
 
 T0 = 1_700_000_000_000_000_000
 REFUSED = [ethernet(ipv4(tcp(seq=7, flags="S"), src="10.244.1.2", dst="10.244.2.3")),
@@ -94,3 +95,15 @@ def test_version_imports_no_command() -> None:
              "print(code, sorted(m for m in sys.modules if m.startswith(('polars', 'numpy', 'cniscope.commands'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "0 []"
+
+
+def test_only_the_process_freezes_its_objects_at_the_end() -> None:
+    """main() as the process (no args: the console scripts) hands its objects to gc.freeze, sparing the collector's
+    pass at exit; called with args (in a program, in tests) it leaves the collector alone. Exit codes are the same."""
+    probe = ("import gc, sys\nfrom cniscope.cli import main\n"
+             "given = main(['analyze', '--json', sys.argv[-1]])\nfrozen = gc.get_freeze_count()\n"
+             "code = main()\nprint(given, frozen, code, gc.get_freeze_count() > frozen, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, "analyze", "--json", str(SEED)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "0 0 0 True"
