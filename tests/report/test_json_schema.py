@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cniscope.cli import cli
+from cniscope.report import json_out
 from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict
 from tests.paths import CORPUS, SEED
 from tests.report.build import service_call
@@ -63,6 +64,25 @@ def test_json_is_plain_json_with_integer_nanoseconds():
     hop = document["journeys"][0]["hops"][1]
     assert isinstance(hop["ts"], int) and isinstance(hop["delay_ns"], int)
     assert hop["delay_ns"] == 4_000
+
+
+def test_json_is_the_report_one_element_a_line_and_ascii_only():
+    """dumps writes what to_dict holds: each key of the report on its line, each journey, flow and finding on its
+    own; text beyond ASCII (a C1 control from a capture, a letter) escaped as json.dumps does by default."""
+    report = service_call()
+    report.warnings.append("caf\u00e9 \x9b31m")
+    text = dumps(report)
+    document = to_dict(report)
+    assert json.loads(text) == json.loads(json.dumps(document))
+    assert text.isascii() and "caf\\u00e9 \\u009b31m" in text
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert [line.split(":")[0] for line in lines if line.startswith(' "')] == [f' "{key}"' for key in document]
+    for key in ("journeys", "flows", "findings"):
+        start = lines.index(f' "{key}": [')
+        assert [json.loads(line.rstrip(",")) for line in lines[start + 1 : start + 1 + len(document[key])]] == document[key]
+        assert lines[start + 1 + len(document[key])] in (" ],", " ]")
+    assert json_out._encode({"n": 2**70, "ok": [1]}) == '{"n":1180591620717411303424,"ok":[1]}'  # above orjson's 64 bits
 
 
 def _enum(*path: str) -> set:
