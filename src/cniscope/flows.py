@@ -11,12 +11,13 @@ direction-free id that Zeek, Suricata and Wireshark also print.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import socket
 import struct
+from binascii import b2a_base64
+from dataclasses import fields
 from functools import lru_cache
-from typing import NamedTuple
+from hashlib import sha1
+from socket import AF_INET, AF_INET6, inet_pton
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
@@ -118,17 +119,20 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
 def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int | None) -> str:
     """Community ID v1 (seed 0) of a flow; ICMP ports are type/code per the spec, echo approximated by id."""
     try:
-        s, d = socket.inet_pton(socket.AF_INET, src), socket.inet_pton(socket.AF_INET, dst)
+        s, d = inet_pton(AF_INET, src), inet_pton(AF_INET, dst)
     except OSError:
         try:
-            s, d = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+            s, d = inet_pton(AF_INET6, src), inet_pton(AF_INET6, dst)
         except OSError:
             return f"{proto}:{src}-{dst}"
     sp, dp = sport or 0, dport or 0
     if (s, sp) > (d, dp):
         s, d, sp, dp = d, s, dp, sp
-    data = struct.pack("!H", 0) + s + d + struct.pack("!BB", proto, 0) + struct.pack("!HH", sp, dp)
-    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+    data = b"\0\0" + s + d + _PROTO_PORTS.pack(proto, 0, sp, dp)  # the seed (0), the addresses, proto, 0, ports
+    return "1:" + b2a_base64(sha1(data).digest(), newline=False).decode()
+
+
+_PROTO_PORTS = struct.Struct("!BBHH")
 
 
 @lru_cache(maxsize=1 << 16)  # conversations share ends (a server, a DNS service): one immutable object each
@@ -180,7 +184,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
     jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
-    journeys = [Journey(j.id, jflow.get(j.id), j.summary, j.hops, retrans_of.get(j.id)) for j in journeys]
+    journeys = [_made(Journey, j.id, jflow.get(j.id), j.summary, j.hops, retrans_of.get(j.id)) for j in journeys]
     return flows, journeys
 
 
@@ -466,27 +470,22 @@ def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
     proto_num = r.head_proto
     proto = Proto.ARP if r.head_arp_op is not None else PROTO_NAMES.get(proto_num or 0, Proto.OTHER)
     client, server = _ends(r, proto)
-    if legs and client == legs[0][1]:
+    if legs and client.addr == legs[0][1].addr and client.port == legs[0][1].port:
         legs = tuple((b, a) for a, b in legs)
     key = f"arp:{client.addr}-{server.addr}" if proto is Proto.ARP else \
         community_id(proto_num or 0, client.addr, server.addr, client.port, server.port)
-    return Flow(
-        id=r.flow,
-        key=key,
-        proto=proto,
-        client=client,
-        server=server,
-        legs=legs,
-        journeys=tuple(r.journeys),
-        packets=r.packets,
-        bytes=r.bytes or 0,
-        first_ts=r.first_ts,
-        last_ts=r.last_ts,
-        state=_STATES[r.state],
-        handshake=_handshake(r),
-        retransmissions=r.retransmissions,
-        out_of_order=r.out_of_order or 0,
-        zero_windows=r.zero_windows,
-        resets=tuple(r.resets),
-        notes=() if r.note is None else (r.note,),
-    )
+    return _made(Flow, r.flow, key, proto, client, server, legs, tuple(r.journeys), r.packets, r.bytes or 0, r.first_ts,
+                 r.last_ts, _STATES[r.state], _handshake(r), r.retransmissions, r.out_of_order or 0, r.zero_windows,
+                 tuple(r.resets), () if r.note is None else (r.note,))
+
+
+_FIELDS = {Flow: tuple(f.name for f in fields(Flow)), Journey: tuple(f.name for f in fields(Journey))}
+_Made = TypeVar("_Made", Flow, Journey)
+
+
+def _made(cls: type[_Made], *values: object) -> _Made:
+    """What `cls(*values)` makes, given every field: a frozen dataclass's __init__ sets each field by its own checked
+    call, a third of the time of making the 20,000 conversations (and their journeys) of a report."""
+    made = object.__new__(cls)
+    object.__setattr__(made, "__dict__", dict(zip(_FIELDS[cls], values, strict=True)))
+    return made
