@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -83,12 +84,20 @@ class Facts:
     _columns: dict[str, pl.Series] = field(default_factory=dict, repr=False, compare=False)
     _checked: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)  # columns whose type an accessor checked
     _roles: dict[str | None, Role | None] = field(default_factory=dict, repr=False, compare=False)
+    _near: dict[str, list[Any]] = field(default_factory=dict, repr=False, compare=False)  # column -> values at _near_rows
+    _paths: dict[int, tuple[Hop, ...]] = field(default_factory=dict, repr=False, compare=False)  # journey id -> path
 
     # ---- per sighting ---------------------------------------------------------------------------
+    # Detectors read the materialised journeys' sightings hop by hop: those rows' values are read from the table once,
+    # a column at a time, into Python lists (`_near`); any other row is read from its column.
 
     def node(self, hop: Hop | int) -> str:
         """The node a sighting (a hop, or a table row) belongs to (`input N` when the input names none)."""
-        return self.node_names[int(self.node_codes[hop if isinstance(hop, int) else hop.row])]
+        row = hop if isinstance(hop, int) else hop.row
+        at = self._at.get(row)
+        if at is None:
+            return self.node_names[int(self.node_codes[row])]
+        return self._near_nodes[at]
 
     def path(self, j: Journey) -> tuple[Hop, ...]:
         """The journey's hops in path order: nodes that received it from the wire after the nodes that sent it.
@@ -96,6 +105,14 @@ class Facts:
         Clock offsets estimated from one-way traffic can leave a receiving node's first sighting a hair before
         the sender's last one; the order of nodes follows from the direction of the NIC sightings instead.
         """
+        if self.by_id.get(j.id) is j:
+            found = self._paths.get(j.id)
+            if found is None:
+                found = self._paths[j.id] = self._path(j)
+            return found
+        return self._path(j)
+
+    def _path(self, j: Journey) -> tuple[Hop, ...]:
         nodes = list(dict.fromkeys(self.node(h) for h in j.hops))
         if len(nodes) < 2:
             return j.hops
@@ -109,23 +126,33 @@ class Facts:
         return tuple(h for n in order for h in per_node[n])
 
     def value(self, hop: Hop | int, column: str) -> object:
-        """One column of a sighting (indexing the column: no per-row Python objects for the whole table)."""
-        return self._column(column, None)[hop if isinstance(hop, int) else hop.row]
+        """One column of a sighting (no per-row Python objects for the whole table)."""
+        return self._get(hop if isinstance(hop, int) else hop.row, column, None)
 
     def number(self, hop: Hop | int, column: str) -> int | None:
         """An integer column of a sighting (addresses, ports, flags, ids, journey and hop numbers)."""
-        found: int | None = self._column(column, "integer")[hop if isinstance(hop, int) else hop.row]
+        found: int | None = self._get(hop if isinstance(hop, int) else hop.row, column, "integer")
         return found
 
     def text(self, hop: Hop | int, column: str) -> str | None:
         """A text column of a sighting (node, iface, IPv6 addresses, names)."""
-        found: str | None = self._column(column, "text")[hop if isinstance(hop, int) else hop.row]
+        found: str | None = self._get(hop if isinstance(hop, int) else hop.row, column, "text")
         return found
 
     def flag(self, hop: Hop | int, column: str) -> bool | None:
         """A boolean column of a sighting (dns_qr, df, mf, checksum verdicts)."""
-        found: bool | None = self._column(column, "flag")[hop if isinstance(hop, int) else hop.row]
+        found: bool | None = self._get(hop if isinstance(hop, int) else hop.row, column, "flag")
         return found
+
+    def _get(self, row: int, column: str, kind: str | None) -> Any:
+        series = self._column(column, kind)
+        at = self._at.get(row)
+        if at is None:
+            return series[row]
+        near = self._near.get(column)
+        if near is None:
+            near = self._near[column] = series.gather(self._near_rows).to_list()
+        return near[at]
 
     def _column(self, column: str, kind: str | None) -> pl.Series:
         """The column, its type checked once against what the accessor returns (`kind`; None: any)."""
@@ -138,6 +165,21 @@ class Facts:
                 raise TypeError(f"column {column} is {dtype}, not {kind}")
             self._checked.add((column, kind))
         return series
+
+    @cached_property
+    def _near_rows(self) -> pl.Series:
+        """The rows of the materialised journeys' sightings, ascending."""
+        return pl.Series(np.unique(np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64)),
+                         dtype=pl.UInt32)
+
+    @cached_property
+    def _at(self) -> dict[int, int]:
+        """Row -> its place in `_near_rows`."""
+        return {row: at for at, row in enumerate(self._near_rows.to_list())}
+
+    @cached_property
+    def _near_nodes(self) -> list[str]:
+        return [self.node_names[code] for code in self.node_codes[self._near_rows.to_numpy()].tolist()]
 
     def journey_of(self, row: int) -> Journey | None:
         """The journey a sighting belongs to, when the report materialised it."""
