@@ -20,14 +20,14 @@ capture shows that capture point on that node for other packets.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import polars as pl
 
 from cniscope.inventory import Inventory
 from cniscope.models import MODELS
-from cniscope.models.base import Model, Path, Role, Step, role_of
+from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, named_iface
@@ -60,6 +60,13 @@ class _Context:
     where: dict[int, tuple[str, str | None, str | None, int]]  # row -> (key, src, dst, tunnel)
     pods: set[str]
     inventory: Inventory | None
+    patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
+
+    def pattern(self, iface: str) -> IfacePattern | None:
+        """`role_of` the model, once per interface name."""
+        if iface not in self.patterns:
+            self.patterns[iface] = role_of(self.model, iface)
+        return self.patterns[iface]
 
     def is_pod(self, addr: str | None) -> bool:
         if addr is None:
@@ -212,25 +219,27 @@ def _signature(journey: Journey, ctx: _Context) -> Signature:
     return tuple((where[h.row], h.iface, h.direction, id(h.changes)) for h in journey.hops)
 
 
-def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[Signature], dict[Signature, Journey]]:
-    """Each journey's signature, and each distinct signature with the first journey that has it."""
-    signatures = [_signature(journey, ctx) for journey in journeys]
-    shapes: dict[Signature, Journey] = {}
-    for signature, journey in zip(signatures, journeys):
-        shapes.setdefault(signature, journey)
-    return signatures, shapes
+def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[int], list[Journey]]:
+    """Each journey's shape (an index), and the first journey of each distinct signature (the shapes, in order)."""
+    index: dict[Signature, int] = {}
+    shape_of = [index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys]
+    shapes: list[Journey] = []
+    for shape, journey in zip(shape_of, journeys):
+        if shape == len(shapes):  # a journey of a new signature: shapes are numbered in order of first appearance
+            shapes.append(journey)
+    return shape_of, shapes
 
 
 def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
     """Every journey with a role on every hop."""
     ctx = _context(journeys, table, verdict, inventory)
-    signatures, shapes = _shapes(journeys, ctx)
-    coverage = _covered(list(shapes.values()), ctx)
-    roles = {signature: _roles(journey, ctx, coverage) for signature, journey in shapes.items()}
+    shape_of, shapes = _shapes(journeys, ctx)
+    coverage = _covered(shapes, ctx)
+    roles = [_roles(journey, ctx, coverage) for journey in shapes]
     return [
-        Journey(j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[signature])]),
+        Journey(j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]),
                 j.retransmission_of)
-        for j, signature in zip(journeys, signatures)
+        for j, shape in zip(journeys, shape_of)
     ]
 
 
@@ -258,7 +267,7 @@ def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
 
 def _named_role(hop: Hop, ctx: _Context) -> str:
     assert hop.iface is not None
-    pattern = role_of(ctx.model, hop.iface)
+    pattern = ctx.pattern(hop.iface)
     direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
     if pattern is None:
         way = f", {direction.lower()}" if direction else ""
@@ -270,7 +279,7 @@ def _named_role(hop: Hop, ctx: _Context) -> str:
 
 
 def _observed(hop: Hop, ctx: _Context) -> tuple[Role | None, str | None]:
-    pattern = role_of(ctx.model, hop.iface) if named_iface(hop.iface) else None
+    pattern = ctx.pattern(hop.iface) if named_iface(hop.iface) else None
     direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
     return (pattern.role if pattern else None), direction
 
@@ -294,13 +303,13 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     ctx = _context(journeys, table, verdict, inventory)
     if ctx.model is None or not journeys:
         return []
-    signatures, shapes = _shapes(journeys, ctx)
-    coverage = _covered(list(shapes.values()), ctx)
-    verdicts = {signature: _verdicts(journey, coverage, ctx) for signature, journey in shapes.items()}
+    shape_of, shapes = _shapes(journeys, ctx)
+    coverage = _covered(shapes, ctx)
+    verdicts = [_verdicts(journey, coverage, ctx) for journey in shapes]
     return [
         Mismatch(journey, node, tuple(journey.hops[i] for i in idx), *found)
-        for journey, signature in zip(journeys, signatures)
-        for node, idx, found in verdicts[signature]
+        for journey, shape in zip(journeys, shape_of)
+        for node, idx, found in verdicts[shape]
     ]
 
 
