@@ -37,21 +37,23 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     nodes = facts.node_codes[bad_rows].astype(np.int64)
     origin = np.full(int(journey_of.max()) + 1 if len(journey_of) else 0, -1, dtype=np.int64)  # journey -> first node
     arrived = np.zeros(len(origin), dtype=bool)  # first seen coming in by a NIC: sent by another host
+    wanted = np.zeros(len(origin), dtype=bool)
+    wanted[journey_of] = True
     for j in facts.journeys:  # the materialised ones; the others count as seen where they were sent
-        if j.hops and j.id < len(origin):
+        if j.hops and j.id < len(origin) and wanted[j.id]:
             hop = facts.path(j)[0]
             origin[j.id] = int(facts.node_codes[hop.row])
             arrived[j.id] = hop.direction == "In" and facts.role(hop.iface) is Role.NIC
     first = origin[journey_of]
     was_sent = ((first < 0) | (first == nodes)) & ~arrived[journey_of]
-    sent, received = set(journey_of[was_sent].tolist()), set(journey_of[~was_sent].tolist())
+    sent, received = _distinct(journey_of[was_sent]), _distinct(journey_of[~was_sent])
     per_node = []
     for code in _in_order(nodes):
         here = nodes == code
-        s, r = len(set(journey_of[here & was_sent].tolist())), len(set(journey_of[here & ~was_sent].tolist()))
+        s, r = _distinct(journey_of[here & was_sent]), _distinct(journey_of[here & ~was_sent])
         parts = ([f"{s} it sent"] if s else []) + ([f"{r} that arrived from another node"] if r else [])
         per_node.append(f"{facts.named(facts.node_names[code]) or 'the capturing node'}: {' and '.join(parts)}")
-    packets = len(sent | received)
+    packets = _distinct(journey_of)
     explanation = (f"{packets} packet(s) show a TCP/UDP checksum that was never filled in ({'; '.join(per_node)}). "
                    "Captured on the node that sent them, this is checksum offload: the kernel leaves the checksum to the "
                    "NIC (or to a veth or tunnel device, which never computes it) and tcpdump sees the packet first.")
@@ -72,15 +74,15 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     ifaces = sorted(t.get_column("iface").gather(bad_rows).drop_nulls().unique().to_list())
     out = [Finding(
         kind=FindingKind.CHECKSUM_OFFLOAD, severity=Severity.INFO,
-        title=f"{packets} packet(s) with unfinished TCP/UDP checksums ({len(sent)} seen on the node that sent them, "
-              f"{len(received)} on a node they arrived at): checksum offload, not a fault",
+        title=f"{packets} packet(s) with unfinished TCP/UDP checksums ({sent} seen on the node that sent them, "
+              f"{received} on a node they arrived at): checksum offload, not a fault",
         explanation=explanation,
         next_step=say("checksum_offload"), key="checksum_offload",
-        node=facts.named(facts.node_names[nodes[0]]) if len(set(nodes.tolist())) == 1 else None,
+        node=facts.named(facts.node_names[nodes[0]]) if bool((nodes == nodes[0]).all()) else None,
         iface=ifaces[0] if len(ifaces) == 1 else None,
         journeys=tuple(dict.fromkeys(int(x) for x in journey_of[:200] if int(x) in facts.by_id)),
         rows=tuple(bad_rows[:50].tolist()),
-        evidence=Evidence(packets=packets, sent=len(sent), received=len(received), interfaces=tuple(ifaces), device=device),
+        evidence=Evidence(packets=packets, sent=sent, received=received, interfaces=tuple(ifaces), device=device),
     )]
     return Found(stalled + out)
 
@@ -133,6 +135,10 @@ def _tunnel_device(facts: Facts, node: str, journey: Journey, row: int) -> str:
     kind = Tunnel(facts.number(row, "tunnel") or 0)
     named = [e.device for e in (facts.model.encaps if facts.model else ()) if e.kind is kind]
     return named[0] if named else f"<the {kind.label} device> (ip -d link show type {kind.label})"
+
+
+def _distinct(values: np.ndarray) -> int:
+    return len(np.unique(values))
 
 
 def _in_order(codes: np.ndarray) -> list[int]:

@@ -80,14 +80,16 @@ def _tunnels(facts: Facts) -> list[Finding]:
         *columns, _s=address_expr("outer_src"), _d=address_expr("outer_dst"))  # IPv4, IPv6 or a name
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     pair = ["tunnel", "_a", "_b"]
+    kept = pl.Series(list(facts.by_id), dtype=t.schema["journey"]).implode()  # the materialised journeys
     ways = t.group_by(*pair, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
     counts: dict[tuple[int, object, object], list[str]] = {}
     for r in ways.iter_rows(named=True):
         counts.setdefault((r["tunnel"], r["_a"], r["_b"]), []).append(f"{r['n']} from {r['_s']}")
+    distinct = pl.col("journey").unique(maintain_order=True)
     groups = t.group_by(pair, maintain_order=True).agg(
         row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
         vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
-        packets=pl.col("journey").n_unique(), ids=pl.col("journey").unique(maintain_order=True),
+        packets=pl.col("journey").n_unique(), ids=distinct.head(200), kept=distinct.filter(distinct.is_in(kept)),
     )
     out = []
     for first in groups.iter_rows(named=True):
@@ -98,7 +100,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
         ends = (first["_s"] or "(no address)", first["_d"] or "(no address)")
         ids = first["ids"]
         count = ", ".join(counts[(first["tunnel"], first["_a"], first["_b"])])
-        flows = tuple(dict.fromkeys(j.flow for i in ids if (j := facts.by_id.get(i)) is not None and j.flow is not None))
+        flows = tuple(dict.fromkeys(j.flow for i in first["kept"] if (j := facts.by_id[i]).flow is not None))
         out.append(Finding(
             kind=FindingKind.TUNNEL, severity=Severity.INFO,
             title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({first['packets']} packet(s))",
