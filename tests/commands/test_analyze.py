@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
 import pytest
 
+import cniscope.commands.analyze as command
 from cniscope.cli import main
 from tests.paths import CORPUS, DATA
 
@@ -90,3 +92,32 @@ def test_a_lab_record_directory_gives_a_section_per_scenario(monkeypatch, capsys
     assert out.count("Findings (0)") == 2
     code, _, err = run(monkeypatch, capsys, "--json", str(tmp_path))
     assert code == 2 and "take one at a time" in err
+
+
+def test_the_cycle_collector_is_paused_for_the_analysis_and_resumed(monkeypatch, capsys) -> None:
+    """The analysis runs without the cycle collector (its objects make no cycles); it is on again after, even
+    when the analysis fails, and stays off after when it was off before."""
+    seen: list[bool] = []
+    real = command.analyze_capture
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(command, "analyze_capture", watched)
+    assert gc.isenabled()
+    code, out, _ = run(monkeypatch, capsys, "--json", str(NOTE))
+    assert code == 0 and json.loads(out)["packets"] > 0
+    assert seen == [False] and gc.isenabled()
+
+    def failing(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "analyze_capture", failing)
+    assert run(monkeypatch, capsys, str(NOTE))[0] == 130 and gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(command, "analyze_capture", watched)
+        assert run(monkeypatch, capsys, str(NOTE))[0] == 0 and not gc.isenabled()
+    finally:
+        gc.enable()
