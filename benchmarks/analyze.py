@@ -55,7 +55,6 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
 
     from cniscope import findings, flows, journeys, next_hops
     from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
-    from cniscope.cli import GC_THRESHOLDS
     from cniscope.findings import facts as findings_facts
     from cniscope.ingest import read
     from cniscope.models import infer, roles
@@ -63,7 +62,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     from cniscope.results import Report
     from cniscope.sources import InputSpec
 
-    gc.set_threshold(*GC_THRESHOLDS)  # as the command sets it
+    gc.disable()  # as the analyze command does for the analysis (commands/analyze.py: _collector_paused)
     path = given or capture_for(packets, snaplen)
     warm(path)
     started = last = time.monotonic()
