@@ -46,14 +46,14 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
             arrived[j.id] = hop.direction == "In" and facts.role(hop.iface) is Role.NIC
     first = origin[journey_of]
     was_sent = ((first < 0) | (first == nodes)) & ~arrived[journey_of]
-    sent, received = _distinct(journey_of[was_sent]), _distinct(journey_of[~was_sent])
+    sent, received = _distinct(journey_of[was_sent], len(origin)), _distinct(journey_of[~was_sent], len(origin))
     per_node = []
     for code in _in_order(nodes):
         here = nodes == code
-        s, r = _distinct(journey_of[here & was_sent]), _distinct(journey_of[here & ~was_sent])
+        s, r = _distinct(journey_of[here & was_sent], len(origin)), _distinct(journey_of[here & ~was_sent], len(origin))
         parts = ([f"{s} it sent"] if s else []) + ([f"{r} that arrived from another node"] if r else [])
         per_node.append(f"{facts.named(facts.node_names[code]) or 'the capturing node'}: {' and '.join(parts)}")
-    packets = _distinct(journey_of)
+    packets = _distinct(journey_of, len(origin))
     explanation = (f"{packets} packet(s) show a TCP/UDP checksum that was never filled in ({'; '.join(per_node)}). "
                    "Captured on the node that sent them, this is checksum offload: the kernel leaves the checksum to the "
                    "NIC (or to a veth or tunnel device, which never computes it) and tcpdump sees the packet first.")
@@ -137,8 +137,11 @@ def _tunnel_device(facts: Facts, node: str, journey: Journey, row: int) -> str:
     return named[0] if named else f"<the {kind.label} device> (ip -d link show type {kind.label})"
 
 
-def _distinct(values: np.ndarray) -> int:
-    return len(np.unique(values))
+def _distinct(journeys: np.ndarray, size: int) -> int:
+    """How many distinct journey ids (below `size`): marked in a dense array, no hashing nor sorting."""
+    seen = np.zeros(size, dtype=bool)
+    seen[journeys] = True
+    return int(seen.sum())
 
 
 def _in_order(codes: np.ndarray) -> list[int]:

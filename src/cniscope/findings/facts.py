@@ -169,8 +169,8 @@ class Facts:
     @cached_property
     def _near_rows(self) -> pl.Series:
         """The rows of the materialised journeys' sightings, ascending."""
-        return pl.Series(np.unique(np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64)),
-                         dtype=pl.UInt32)
+        rows = np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64)
+        return pl.Series(rows, dtype=pl.UInt32).unique().sort()  # (numpy's unique hashes, slowly)
 
     @cached_property
     def _at(self) -> dict[int, int]:
