@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from cniscope import filters, next_hops
+from cniscope import filters, next_hops, spill
 from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
@@ -59,10 +59,20 @@ def analyze(
 ) -> Report:
     """Analyse capture files or directories; a capture directory's cluster.yaml is the inventory unless `cluster`
     names one (as `cniscope analyze DIR` does)."""
-    capture = read(expand(specs))
+    capture, correlated = read_within(expand(specs), memory, workers)
     cluster = cluster if cluster is not None else inventory_beside(specs)
     return analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory, workers=workers,
-                           select=select, flow=flow)
+                           select=select, flow=flow, correlated=correlated)
+
+
+def read_within(specs: list[InputSpec], memory: int | None, workers: int | None,
+                on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> tuple[Capture, journeys_mod.Correlation | None]:
+    """The capture, read into memory when it fits in `memory` (default: `default_memory`); else spilled to disk
+    and correlated there, with its correlation (`cniscope.spill`: the same report)."""
+    memory = memory or default_memory()
+    if spill.needed(specs, memory):
+        return spill.read(specs, memory, workers or workers_default(), on_batch)
+    return read(specs, on_batch=on_batch), None
 
 
 def analyze_capture(
@@ -78,22 +88,27 @@ def analyze_capture(
     flow: int | None = None,
     partitions: int | None = None,
     run: journeys_mod.Run | None = None,
+    correlated: journeys_mod.Correlation | None = None,
 ) -> Report:
     """`memory`: bytes the analysis plans its working memory for (default: half the machine's); `workers`:
     partitions correlated at once (default: up to 2 cores); `on_stage` is told
     as each stage starts (progress). `select`: a `--filter` expression (cniscope.filters); `flow`: one
     conversation's id. Either keeps every sighting of the packets it selects; flow ids stay the whole capture's.
     `partitions` (default: planned from `memory`) and `run` (default: `workers` threads here) are for running
-    the partitions elsewhere (`analyze --dask`)."""
+    the partitions elsewhere (`analyze --dask`). `correlated`: the capture already correlated, its conversations
+    numbered (`cniscope.spill`: beyond memory)."""
     inventory = load_inventory(cluster) if cluster else None
     chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
-    workers = workers or workers_default()
-    rows, table_bytes = capture.table.height, int(capture.table.estimated_size())
-    partitions = partitions or plan_partitions(rows, table_bytes, memory or default_memory(), workers)
-    on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
-    correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run)
-    on_stage("rebuilding conversations")
-    table = flows_mod.assign(correlation.table)
+    if correlated is None:
+        workers = workers or workers_default()
+        rows, table_bytes = capture.table.height, int(capture.table.estimated_size())
+        partitions = partitions or plan_partitions(rows, table_bytes, memory or default_memory(), workers)
+        on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
+        correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run)
+        on_stage("rebuilding conversations")
+        table = flows_mod.assign(correlation.table)
+    else:
+        correlation, table = correlated, correlated.table
     selection = None
     if chosen is not None:
         table, selection = _select(table, chosen, flow)

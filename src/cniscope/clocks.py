@@ -16,6 +16,8 @@ measured on each node. The estimate is coarser and reported as such.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from cniscope import stretches
@@ -33,12 +35,12 @@ def _pair_samples(t: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _two_way(samples: pl.DataFrame) -> dict[tuple[str, str], tuple[int, int, int, str]]:
-    """(a, b) -> (offset of b relative to a, uncertainty, samples, method), a < b."""
+def _two_way(mins: pl.DataFrame) -> dict[tuple[str, str], tuple[int, int, int, str]]:
+    """(a, b) -> (offset of b relative to a, uncertainty, samples, method), a < b, from the samples' minimum `m`
+    and count `n` of each (a, b)."""
     out: dict[tuple[str, str], tuple[int, int, int, str]] = {}
-    if samples.is_empty():
+    if mins.is_empty():
         return out
-    mins = samples.group_by(["a", "b"]).agg(m=pl.col("d").min(), n=pl.len())
     found = {(r["a"], r["b"]): (r["m"], r["n"]) for r in mins.iter_rows(named=True)}
     for (a, b), (m_ab, n_ab) in found.items():
         if a > b:
@@ -55,12 +57,12 @@ def _two_way(samples: pl.DataFrame) -> dict[tuple[str, str], tuple[int, int, int
     return out
 
 
-def _sender_clock(t: pl.DataFrame, nodes: list[str]) -> dict[tuple[str, str], tuple[int, int, int, str]]:
-    """Offsets tied by the senders' clocks: ping sequence numbers (TCP timestamps would follow the same pattern)."""
-    echo = t.filter((pl.col("icmp_type").is_in([8, 128])) & pl.col("icmp_seq").is_not_null() & pl.col("ts").is_not_null())
-    if echo.is_empty():
+def _sender_clock(echoes: pl.DataFrame) -> dict[tuple[str, str], tuple[int, int, int, str]]:
+    """Offsets tied by the senders' clocks: ping sequence numbers (TCP timestamps would follow the same pattern).
+    `echoes`: each echo request's first time on each node (`_node`, `icmp_id`, `icmp_seq`, `ts`)."""
+    if echoes.is_empty():
         return {}
-    per_point = echo.group_by(["_node", "icmp_id", "icmp_seq"]).agg(ts=pl.col("ts").min()).sort(["_node", "icmp_id", "icmp_seq"])
+    per_point = echoes.sort(["_node", "icmp_id", "icmp_seq"])
     steps = per_point.with_columns(
         dt=pl.col("ts").diff().over(["_node", "icmp_id"]),
         ds=pl.col("icmp_seq").cast(pl.Int64).diff().over(["_node", "icmp_id"]),
@@ -82,14 +84,48 @@ def _sender_clock(t: pl.DataFrame, nodes: list[str]) -> dict[tuple[str, str], tu
     return out
 
 
+@dataclass(frozen=True)
+class Observations:
+    """What the estimate reads of the sightings (journeys grouped on the raw clocks), reduced: those of parts of
+    a capture (every sighting of a journey in one part) `merge` into the whole capture's."""
+
+    firsts: pl.DataFrame  # _node, input, row: each node's first input and row
+    mins: pl.DataFrame  # a, b, m, n: the least one-way delay from a to b and how many journeys showed one
+    echoes: pl.DataFrame  # _node, icmp_id, icmp_seq, ts: each echo request's first time on each node
+
+
+def observe(t: pl.DataFrame) -> Observations:
+    """`t`: `journey`, `_node`, `_nid`, `input`, `row`, `ts` (raw), `ttl`, `direction`, `iface`, `icmp_*`."""
+    firsts = t.select("_node", "input", "row").group_by("_node").agg(pl.col("input").min(), pl.col("row").min())
+    mins = _pair_samples(t).group_by(["a", "b"]).agg(m=pl.col("d").min(), n=pl.len())
+    return Observations(firsts, mins, _echoes(t))
+
+
+def _echoes(t: pl.DataFrame) -> pl.DataFrame:
+    echo = t.filter((pl.col("icmp_type").is_in([8, 128])) & pl.col("icmp_seq").is_not_null() & pl.col("ts").is_not_null())
+    return echo.group_by(["_node", "icmp_id", "icmp_seq"]).agg(ts=pl.col("ts").min())
+
+
+def merge(parts: list[Observations]) -> Observations:
+    """The observations of a capture from those of its parts."""
+    firsts = pl.concat([p.firsts for p in parts], how="vertical_relaxed").group_by("_node").agg(pl.col("input").min(), pl.col("row").min())
+    mins = pl.concat([p.mins for p in parts], how="vertical_relaxed").group_by(["a", "b"]).agg(pl.col("m").min(), pl.col("n").sum())
+    echoes = pl.concat([p.echoes for p in parts], how="vertical_relaxed").group_by(["_node", "icmp_id", "icmp_seq"]).agg(pl.col("ts").min())
+    return Observations(firsts, mins, echoes)
+
+
 def estimate(t: pl.DataFrame) -> list[NodeClock]:
     """Offsets of every node relative to the first node, for tables with several nodes."""
-    firsts = t.select("_node", "input", "row").group_by("_node").agg(pl.col("input").min(), pl.col("row").min()).sort(["input", "row"])
-    nodes = firsts["_node"].to_list()
+    return offsets(observe(t))
+
+
+def offsets(seen: Observations) -> list[NodeClock]:
+    """`estimate`, from what was observed."""
+    nodes = seen.firsts.sort(["input", "row"])["_node"].to_list()
     if len(nodes) < 2:
         return []
-    edges = _two_way(_pair_samples(t))
-    for pair, value in _sender_clock(t, nodes).items():
+    edges = _two_way(seen.mins)
+    for pair, value in _sender_clock(seen.echoes).items():
         edges.setdefault(pair, value)
     reference = nodes[0]
     known: dict[str, tuple[int, int, int, str]] = {reference: (0, 0, 0, "reference")}

@@ -89,31 +89,47 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     narrow = pl.concat([  # by slices: hashing the structs of 10M rows at once takes gigabytes of scratch memory
         table.slice(start, SLICE_ROWS).select("journey", "hop", "row", tuple_id()) for start in range(0, max(table.height, 1), SLICE_ROWS)
     ])
+    journeys = int(table.select(pl.col("journey").max()).item() or 0) + 1 if table.height else 0
+    flow_of = flow_numbers(*journey_tuples(narrow), journeys)
+    del narrow
+    like = table.get_column("journey")
+    flow = pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32)
+    return table.with_columns(flow=chunked_like(flow, like))
+
+
+def journey_tuples(narrow: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What numbering flows needs of some journeys' sightings (`narrow`: journey, hop, row, tuple), every
+    sighting of each journey among them: each journey's first sighting (journey, tuple, row), and the tuples
+    of the journeys seen with several (journey, tuples): NAT rewrote them on the way. The parts of a capture
+    partitioned by journey concatenate to the whole capture's."""
     journey, tuples = narrow["journey"].to_numpy(), narrow["tuple"].to_numpy()
     low = np.full(int(journey.max()) + 1 if len(journey) else 0, np.iinfo(np.uint64).max, dtype=np.uint64)
     high = np.zeros_like(low)
     np.minimum.at(low, journey, tuples)
     np.maximum.at(high, journey, tuples)
-    nat = np.flatnonzero(low != high)  # journeys seen with several tuples: NAT rewrote them on the way
+    nat = np.flatnonzero(low != high)
     multi = narrow.filter(pl.col("journey").is_in(nat)).group_by("journey").agg(tuples=pl.col("tuple").unique())
+    return narrow.filter(pl.col("hop") == 0).select("journey", "tuple", "row"), multi
+
+
+def flow_numbers(firsts: pl.DataFrame, multi: pl.DataFrame, journeys: int) -> np.ndarray:
+    """Journey id -> flow (`journey_tuples`' frames of all `journeys`): a journey belongs to the flow of its first
+    sighting's tuple, tuples joined by the journeys that carry several; flows numbered by first row."""
     roots = _components(multi)
-    root = narrow["tuple"]
+    root = firsts["tuple"]
     if roots:
         mapping = pl.DataFrame({"tuple": list(roots), "_root": list(roots.values())}, schema={"tuple": pl.UInt64, "_root": pl.UInt64})
-        root = narrow.select("tuple").join(mapping, on="tuple", how="left", maintain_order="left").select(
+        root = firsts.select("tuple").join(mapping, on="tuple", how="left", maintain_order="left").select(
             pl.coalesce("_root", "tuple")
         ).to_series()
-    # a journey belongs to the flow of its first sighting's tuple root
-    firsts = narrow.with_columns(_root=root).filter(pl.col("hop") == 0).select("journey", "_root", "row")
+    firsts = firsts.select("journey", "row", _root=root)
     order = firsts.group_by("_root").agg(_first=pl.col("row").min()).sort("_first").with_columns(
         flow=pl.int_range(pl.len()).cast(pl.UInt32)
     )
     firsts = firsts.join(order.select("_root", "flow"), on="_root")
-    flow_of = np.zeros(int(table.select(pl.col("journey").max()).item() or 0) + 1 if table.height else 0, dtype=np.uint32)
+    flow_of = np.zeros(journeys, dtype=np.uint32)
     flow_of[firsts["journey"].to_numpy()] = firsts["flow"].to_numpy()
-    like = table.get_column("journey")
-    flow = pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32)
-    return table.with_columns(flow=chunked_like(flow, like))
+    return flow_of
 
 
 def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int | None) -> str:

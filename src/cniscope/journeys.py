@@ -91,14 +91,15 @@ def node_column(table: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8))
 
 
-def fingerprint(table: pl.DataFrame) -> pl.Expr:
-    """The key (UInt64) of each sighting: equal for sightings of one packet.
+def fingerprint(table: pl.DataFrame, fields: list[str] | None = None) -> pl.Expr:
+    """The key (UInt64) of each sighting: equal for sightings of one packet. `fields`: the key's fields
+    (default: `key_fields` of `table`; a table read in batches knows them only at its end).
 
     A sighting with nothing of its own in the key (plain UDP as text shows it: protocol and length)
     would share it with every packet of that length: its addresses and ports join its key. Without
     NAT evidence such packets are told apart by where they go; a NAT still splits their journey.
     """
-    fields = list(KEY_FIELDS) + [f for f in OPTIONAL_KEY_FIELDS if _shown_everywhere(table, f)]
+    fields = key_fields(table) if fields is None else fields
     own = [f for f in fields if f in OWN_FIELDS]
     key = pl.struct([pl.col(f) for f in fields]).hash(seed=1)
     addressed = pl.struct([pl.col(f) for f in [*fields, *ADDRESS_FIELDS]]).hash(seed=1)
@@ -126,11 +127,17 @@ def _link_local_multicast() -> pl.Expr:
     return (v4 | v6).fill_null(False)
 
 
-def _shown_everywhere(table: pl.DataFrame, field: str) -> bool:
-    """An optional field joins the key only when no input hides it where the packet has it."""
-    has_it = {"ip_id": pl.col("ip_version") == 4, "payload_digest": pl.col("payload_len").fill_null(0) > 0}[field]
-    hidden = table.select((has_it.fill_null(False) & pl.col(field).is_null()).any()).item()
-    return not hidden
+def key_fields(table: pl.DataFrame) -> list[str]:
+    """`KEY_FIELDS` and the optional fields no input of `table` hides."""
+    hidden = table.select(hides()).row(0)
+    return list(KEY_FIELDS) + [f for f, h in zip(OPTIONAL_KEY_FIELDS, hidden) if not h]
+
+
+def hides() -> list[pl.Expr]:
+    """Whether some sighting hides each optional field where the packet has it (booleans, `OPTIONAL_KEY_FIELDS`
+    order): such a field joins no key."""
+    has_it = {"ip_id": pl.col("ip_version") == 4, "payload_digest": pl.col("payload_len").fill_null(0) > 0}
+    return [(has_it[f].fill_null(False) & pl.col(f).is_null()).any().alias(f) for f in OPTIONAL_KEY_FIELDS]
 
 
 def _sorted_by(t: pl.DataFrame, by: list[pl.Expr | str], *columns: pl.Expr | str, **named: pl.Expr) -> tuple[pl.DataFrame, np.ndarray]:
@@ -336,6 +343,7 @@ class Merge:
         self.hop, self.hops = np.empty(height, dtype=np.uint32), np.empty(height, dtype=np.uint32)
         self.delay = np.empty(height, dtype=np.int64)
         self.firsts: dict[int, np.ndarray] = {}  # partition (by its first position) -> first row of each journey
+        self.numbers: list[np.ndarray] | None = None  # after `finish`, per partition: its journey numbers -> the capture's
 
     def add(self, idx: np.ndarray | None, p: Partial) -> None:
         at = slice(None) if idx is None else idx
@@ -349,9 +357,10 @@ class Merge:
             everyone = np.concatenate(firsts)
             rank = np.empty(len(everyone), dtype=np.uint32)
             rank[np.argsort(everyone, kind="stable")] = np.arange(len(everyone), dtype=np.uint32)
-            offset = 0
+            offset, self.numbers = 0, []
             for idx, own in zip(parts, firsts):
-                self.journey[idx] = rank[offset + self.journey[idx]]
+                self.numbers.append(rank[offset:offset + len(own)])
+                self.journey[idx] = self.numbers[-1][self.journey[idx]]
                 offset += len(own)
         frame = pl.DataFrame({"journey": self.journey, "hop": self.hop, "hops": self.hops, "delay": self.delay})
         return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))

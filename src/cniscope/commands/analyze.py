@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from cniscope.analyze import analyze_capture
+from cniscope.analyze import analyze_capture, read_within
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.commands.progress import Progress
 from cniscope.errors import ExitCode, OutputError
@@ -51,8 +51,9 @@ def _on_request(option: str) -> Any:
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--max-journeys", type=int, default=20_000, show_default=True, help="Journeys kept in the report.")
 @click.option("--memory", callback=lambda ctx, param, value: _size(value), metavar="SIZE",
-              help="Working memory to plan correlation for (512M, 4G; default: half of this machine's memory): "
-                   "above it, packets are correlated in partitions by fingerprint. The same report either way.")
+              help="Working memory to plan for (512M, 4G; default: half of this machine's memory): packets are "
+                   "correlated in partitions by fingerprint to fit, and inputs too large for it are spilled to a "
+                   "temporary directory ($TMPDIR; 2-3 times their size) and correlated there. The same report either way.")
 @click.option("--filter", "select", metavar="EXPR",
               help="Only the packets EXPR selects, with every sighting of each: tcpdump's host, net, port, portrange, "
                    "tcp, udp, icmp, arp, src/dst, and/or/not, ( ); and node NAME, iface NAME, pod NAME, service NAME "
@@ -133,12 +134,13 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
         click.echo(f"info: cluster inventory {printable(cluster)} (beside the capture; --cluster to use another)", err=True)
     specs = expand(specs)
     with Progress(specs) as progress, _on_dask(dask_address, progress.stage) as on_dask:  # progress: on a terminal only
-        capture = on_dask.read(specs) if on_dask else progress.read(specs)
+        # beyond --memory, the capture is spilled to disk and correlated there (cniscope.spill)
+        capture, correlated = (on_dask.read(specs), None) if on_dask else read_within(specs, memory, None, progress.reading(specs))
         report = None
         if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report
             spread = on_dask.spread(capture, memory) if on_dask else {}  # correlation's partitions on the cluster
             report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
-                                     on_stage=progress.stage, select=select, flow=flow, **spread)
+                                     on_stage=progress.stage, select=select, flow=flow, correlated=correlated, **spread)
             # files first: a reader of standard output that stops early (| head) must not lose them
             for option, path in (("--html", html_out), ("--pcapng", pcapng_out)):
                 if path:

@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -53,7 +54,11 @@ class Progress:
             self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
 
     def read(self, specs: list[InputSpec]) -> Capture:
-        """`cniscope.ingest.read`, saying which input, how many packets so far, and the share of the inputs'
+        """`cniscope.ingest.read`, saying what `reading` says."""
+        return read(specs, on_batch=self.reading(specs))
+
+    def reading(self, specs: list[InputSpec]) -> Callable[[InputSpec, InputInfo], None]:
+        """What to tell after each batch read: which input, how many packets so far, and the share of the inputs'
         bytes read with when reading will end at this pace (or, through a pipe, the bytes read so far)."""
         started = time.monotonic()
         sizes = [_size(spec) for spec in specs]
@@ -71,7 +76,7 @@ class Progress:
                 text += f" ({info.bytes_read / 1e6:,.0f} MB read)"
             self.stage(text)
 
-        return read(specs, on_batch=batch)
+        return batch
 
 
 class _Elapsed:

@@ -1,0 +1,85 @@
+"""Beyond memory (`cniscope.spill`): the capture spilled to disk in partitions gives the in-memory path's report."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from cniscope import spill
+from cniscope.analyze import analyze, analyze_capture
+from cniscope.ingest import expand, read
+from cniscope.report.json_out import to_dict
+from cniscope.sources import InputInfo, InputSpec
+from tests.cli import run
+from tests.paths import CORPUS, SEED
+from tests.test_analyze_golden import _cases, generated
+
+CASES = _cases()
+
+
+def _spilled(specs: list[InputSpec], partitions: int, workers: int) -> dict:
+    capture, correlated = spill.read(specs, memory=64 << 10, workers=workers, partitions=partitions)
+    assert correlated is not None and correlated.table.height == capture.table.height > 0
+    return to_dict(analyze_capture(capture, correlated=correlated))
+
+
+@pytest.mark.parametrize("name,directory,given", CASES, ids=[c[0] for c in CASES])
+def test_every_capture_spilled_in_partitions_gives_the_same_report(name: str, directory: Path, given: list[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Corpus, seed and lab scenarios (one node and several: clocks estimated over partitions): the whole JSON report."""
+    monkeypatch.chdir(directory)
+    specs = expand([InputSpec.parse(g) for g in given])
+    whole = to_dict(analyze_capture(read(specs)))
+    assert _spilled(specs, partitions=7, workers=2) == whole
+
+
+def test_the_reference_generator_spilled_in_one_or_many_partitions(tmp_path: Path) -> None:
+    specs = [InputSpec(str(generated(tmp_path, 3000)))]
+    whole = to_dict(analyze_capture(read(specs)))
+    assert whole["journeys_total"] > 500 and whole["flows_total"] > 10 and whole["findings"]
+    for partitions, workers in ((1, 1), (13, 2), (64, 1)):
+        assert _spilled(specs, partitions, workers) == whole
+
+
+def test_a_tiny_memory_takes_the_spilled_path_and_says_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`analyze --memory`: below what the inputs need in memory, the capture is spilled; the report is the same."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    specs = [InputSpec(str(SEED), node="node3")]
+    assert spill.needed(specs, 4 << 10) and not spill.needed(specs, 1 << 30)
+    assert to_dict(analyze(specs, memory=4 << 10)) == to_dict(analyze(specs, memory=1 << 30))
+    small, large = (run("analyze", "--json", "--memory", size, f"node3={SEED}") for size in ("4K", "1G"))
+    assert small.code == large.code == 0 and small.out == large.out
+    assert os.listdir(tmp_path) == []  # the scratch directory is gone
+
+
+def test_the_size_counts_compressed_inputs_expanded_and_standard_input_as_unknown(tmp_path: Path) -> None:
+    plain = CORPUS / "01-ysaied-pan-cn-calico-vxlan.pcap"
+    packed = tmp_path / "capture.pcap.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert spill.input_bytes([InputSpec(str(plain))]) == plain.stat().st_size
+    assert spill.input_bytes([InputSpec(str(packed))]) == packed.stat().st_size * spill.EXPANDS
+    assert spill.input_bytes([InputSpec("-")]) is None and not spill.needed([InputSpec("-")], 1)
+
+
+def test_the_scratch_directory_is_removed_when_reading_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+
+    def interrupt(spec: InputSpec, info: InputInfo) -> None:
+        seen.extend(os.listdir(tmp_path))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        spill.read([InputSpec(str(SEED), node="node3")], memory=64 << 10, workers=1, on_batch=interrupt)
+    assert seen and os.listdir(tmp_path) == []  # it was there while reading
+
+
+def test_many_partitions_in_memory_give_the_same_report() -> None:
+    """The in-memory path's own fingerprint partitions (`analyze_capture(partitions=...)`), two at a time."""
+    specs = [InputSpec(str(SEED), node="node3")]
+    whole = to_dict(analyze_capture(read(specs)))
+    assert to_dict(analyze_capture(read(specs), partitions=5, workers=2)) == whole
