@@ -31,6 +31,7 @@ so about 2-3 times a pcap's size; the directory is removed on every way out, err
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 from collections.abc import Callable
@@ -291,21 +292,40 @@ def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
         added.write_ipc(spilled.added(n), compat_level=pl.CompatLevel.newest())
         start += height
     del hops
-    return journeys.Correlation(table=_table(spilled, bool(offsets)), clocks=offsets)
+    pages = _Pages()
+    return journeys.Correlation(table=_table(spilled, pages, bool(offsets)), clocks=offsets, release=pages.release)
+
+
+class _Pages:
+    """Files mapped read-only; `release` drops the pages read so far from the process (MADV_DONTNEED: a shared
+    mapping of a file reads them again from the page cache, or the disk, on the next access)."""
+
+    def __init__(self) -> None:
+        self.maps: list[mmap.mmap] = []
+
+    def map(self, path: Path) -> pl.DataFrame:
+        """An IPC file's frame, its buffers the file's mapped pages (no copy)."""
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self.maps.append(mapped)
+        frame = pl.from_arrow(ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all(), rechunk=False)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def release(self) -> None:
+        for mapped in self.maps:
+            mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def _mapped(path: Path) -> pl.DataFrame:
-    """An IPC file's frame, its buffers the file's mapped pages (no copy)."""
-    frame = pl.from_arrow(ipc.open_file(pa.memory_map(str(path))).read_all(), rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return _Pages().map(path)
 
 
-def _table(spilled: Spilled, corrected: bool) -> pl.DataFrame:
+def _table(spilled: Spilled, pages: _Pages, corrected: bool) -> pl.DataFrame:
     """The correlated table from the batches' files and the added columns' beside them."""
     frames = []
     for n in range(len(spilled.heights)):
-        wide, added = _mapped(spilled.batch(n)), _mapped(spilled.added(n))
+        wide, added = pages.map(spilled.batch(n)), pages.map(spilled.added(n))
         if corrected:
             wide, added = wide.with_columns(added["ts"]), added.drop("ts")
         frames.append(pl.concat([wide, added], how="horizontal"))

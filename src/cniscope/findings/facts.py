@@ -423,9 +423,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdi
     """The facts of one report."""
     if "row" in table.columns and not table["row"].is_sorted():  # correlate leaves the table in row order: no wide sort
         table = table.sort("row")
-    nodes = table.select(node_column(table)).to_series()
-    names = nodes.unique(maintain_order=True).to_list()
-    codes = nodes.replace_strict(names, list(range(len(names))), return_dtype=pl.UInt32).to_numpy()
+    names, codes = _node_codes(table)
     partial = Facts(
         table=table, journeys=tuple(journeys), flows=tuple(flows), verdict=verdict, clocks=tuple(clocks), inventory=inventory,
         by_id={j.id: j for j in journeys}, flow_by_id={f.id: f for f in flows}, model=MODELS.get(verdict.name),
@@ -478,12 +476,26 @@ class FirstRows(Mapping[int, int]):
         return int((self._rows >= 0).sum())
 
 
+def _node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The nodes' names in order of first sighting, and each sighting's index among them: by its input where each
+    input shows one node at most (a capture file per node), with no name made per sighting."""
+    pairs = table.select("input", "node").unique(maintain_order=True).with_columns(_node=node_column(table))
+    names = pairs["_node"].unique(maintain_order=True).to_list()
+    if not pairs["input"].is_unique().all():
+        nodes = table.select(node_column(table)).to_series()
+        return names, nodes.replace_strict(names, list(range(len(names))), return_dtype=pl.UInt32).to_numpy()
+    last = pairs.select(pl.col("input").max()).item()
+    by_input = np.zeros(0 if last is None else int(last) + 1, dtype=np.uint32)
+    by_input[pairs["input"].to_numpy()] = [names.index(name) for name in pairs["_node"].to_list()]
+    return names, by_input[table["input"].to_numpy()]
+
+
 def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
     if t.is_empty():
         return {}
     per_input = (
-        t.select("input", "linktype", "caplen", "iface", "direction", "ts", _node=node_column(t))  # eager group_by copies every column
-        .group_by("input", "_node")
+        t.select("input", "node", "linktype", "caplen", "iface", "direction", "ts")  # eager group_by copies every column
+        .group_by("input", "node")  # the node's name after: not one made per sighting
         .agg(
             any_link=pl.col("linktype").is_in(ANY_LINKTYPES).any(),
             text_named=(pl.col("caplen").is_null() & pl.col("iface").is_not_null() & pl.col("direction").is_not_null()).any(),
@@ -491,6 +503,7 @@ def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
             start=pl.col("ts").min(),
             end=pl.col("ts").max(),
         )
+        .with_columns(_node=node_column(t))
     )
     out: dict[str, Coverage] = {}
     for r in per_input.iter_rows(named=True):

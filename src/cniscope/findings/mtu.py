@@ -138,8 +138,8 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
 
 def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
     """SYNs seen on a tunnel device announcing an MSS its MTU (the underlay's less the envelope) cannot carry."""
-    syns = facts.table.filter(pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)).select(
-        "row", "iface", "mss")
+    syns = facts.table.lazy().filter(pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)).select(
+        "row", "iface", "mss").collect()  # lazy: the four columns read, not the whole table filtered
     groups: dict[tuple[str, int], list[int]] = defaultdict(list)
     for row, iface, mss in syns.iter_rows():
         device = tunnel_device(iface)

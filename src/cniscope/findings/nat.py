@@ -76,8 +76,8 @@ def _nat(facts: Facts) -> list[Finding]:
 def _tunnels(facts: Facts) -> list[Finding]:
     """One finding per envelope kind and pair of endpoints (both ways), from every envelope seen, inner sightings or not."""
     columns = ("row", "journey", "tunnel", "vni", "outer_dport")
-    t = facts.table.filter(pl.col("tunnel").fill_null(0) > 0).select(
-        *columns, _s=address_expr("outer_src"), _d=address_expr("outer_dst"))  # IPv4, IPv6 or a name
+    t = facts.table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(  # lazy: only these columns read
+        *columns, _s=address_expr("outer_src"), _d=address_expr("outer_dst")).collect()  # IPv4, IPv6 or a name
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     pair = ["tunnel", "_a", "_b"]
     kept = pl.Series(list(facts.by_id), dtype=t.schema["journey"]).implode()  # the materialised journeys
