@@ -57,6 +57,21 @@ def test_answered_dns_and_echo_are_not_reported() -> None:
     assert of_kind(wire.analyze(), FindingKind.UNANSWERED) == []
 
 
+def test_only_the_queries_no_answer_matches_are_reported_with_how_many_were_sent() -> None:
+    """Answers match queries by id, and only from the other end: the answer to id 1 leaves ids 2 and 3 (re-sent) missing."""
+    wire = Wire()
+    conversation(wire, 0)
+    for n, dns_id in enumerate((1, 2, 3, 3)):
+        wire.path(udp_dns(CLIENT, 5353, DNS, dns_id, answer=False, ip_id=60 + n), OUT_OF_N1 + INTO_N3, 1_000_000 + n * 1_000_000)
+    wire.path(udp_dns(DNS, 5353, CLIENT, 1, answer=True), OUT_OF_N3 + INTO_N1, 1_500_000)
+    conversation(wire, 9_000_000, sport=40002)
+    found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
+    assert len(found) == 1
+    f = found[0]
+    assert (f.evidence.packets, f.evidence.sent, f.evidence.retries) == (3, 4, 1)
+    assert f.title.endswith("no reply (3 of 4 sent)")
+
+
 def test_a_one_way_capture_reports_missing_replies_only_as_a_warning() -> None:
     wire = Wire()
     for seq in range(1, 6):  # `tcpdump -i eth0 dst WEB`: only requests, a second apart

@@ -202,7 +202,7 @@ class Facts:
     # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
 
     @cached_property
-    def first_row(self) -> Mapping[int, int]:
+    def first_row(self) -> FirstRows:
         """Journey id -> row of its first sighting, for every journey in the table."""
         firsts = self.table.select("journey", "row", "hop").filter(pl.col("hop") == 0)
         journey = firsts["journey"].to_numpy()
@@ -276,7 +276,7 @@ class Facts:
 
     @cached_property
     def _times(self) -> dict[int, np.ndarray]:
-        return {index: np.sort(part["ts"].to_numpy())
+        return {index: part["ts"].sort().to_numpy()
                 for (index,), part in self.table.select("input", "ts").drop_nulls().partition_by("input", as_dict=True).items()}
 
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
@@ -435,14 +435,15 @@ def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdi
 
 def _partners(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """For each sighting (IPv4 source and destination, in time order): the position of the first sighting at or after
-    it from `dst` to `src` (itself when the two are one address; len(src) when there is none). Linear after one sort
-    by address pair: the first candidate from each position on, within its pair, is a reversed running minimum."""
+    it from `dst` to `src` (itself when the two are one address; len(src) when there is none). Linear: the sightings
+    are grouped by address pair, and the first candidate from each position on is a reversed running minimum."""
     n = len(src)
     src, dst = src.astype(np.uint64), dst.astype(np.uint64)
     key = np.minimum(src, dst) << np.uint64(32) | np.maximum(src, dst)
-    order = np.argsort(key, kind="stable")  # each pair's sightings together, in time order
-    ordered = key[order]
-    group = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]], dtype=np.int64)
+    # each pair's sightings together, in time order: polars groups by hashing and keeps the rows' order within a group
+    positions = pl.DataFrame({"key": key}).with_row_index("pos").group_by("key").agg("pos")["pos"]
+    order = positions.list.explode().to_numpy().astype(np.int64)
+    group = np.repeat(np.arange(len(positions), dtype=np.int64), positions.list.len().to_numpy())
     up, down = (src < dst)[order], (src > dst)[order]
 
     def first_of(candidate: np.ndarray) -> np.ndarray:
@@ -468,6 +469,13 @@ class FirstRows(Mapping[int, int]):
 
     def __contains__(self, jid: object) -> bool:
         return isinstance(jid, int) and 0 <= jid < len(self._rows) and self._rows[jid] >= 0
+
+    def rows(self, jids: np.ndarray) -> np.ndarray:
+        """The first row of each journey id (-1: no such journey)."""
+        inside = (jids >= 0) & (jids < len(self._rows))
+        if not len(self._rows):
+            return np.full(len(jids), -1, dtype=np.int64)
+        return np.where(inside, self._rows[np.where(inside, jids, 0)], -1)
 
     def __iter__(self) -> Iterator[int]:
         return (int(j) for j in np.flatnonzero(self._rows >= 0))

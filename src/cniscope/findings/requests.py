@@ -13,16 +13,16 @@ skipped, the second reported with that caveat.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
-from cniscope.packets.schema import address_text, ip4_text
+from cniscope.packets.schema import address_expr, address_text, ip4_text
 from cniscope.results import Evidence, Finding, FindingKind, Flow, Journey, Severity
 
 REPLY_WAIT_NS = 200_000_000  # a capture must show packets this long after a request before its reply can be called missing
@@ -34,60 +34,78 @@ SYN, ACK, RST = 2, 16, 4
 @dataclass(frozen=True)
 class RequestKind:
     name: str
-    is_request: Callable[[Facts, int], bool]  # on the first sighting (a table row) of a journey
-    answer_key: Callable[[Facts, int], object]  # equal for a request and the replies that answer it
-    is_reply: Callable[[Facts, int], bool]
+    is_request: pl.Expr  # on the first sighting of a journey
+    answer_key: tuple[str, ...]  # columns equal for a request and the replies that answer it (none: any reply answers)
+    is_reply: pl.Expr
     check: str  # the catalogue key of the next step
 
 
-def _flags(facts: Facts, row: int) -> int:
-    return int(facts.number(row, "tcp_flags") or 0)
-
+_FLAGS = pl.col("tcp_flags").fill_null(0)
 
 KINDS: dict[str, RequestKind] = {
     "tcp": RequestKind(
         "TCP SYN",
-        lambda c, r: c.value(r, "proto") == 6 and _flags(c, r) & (SYN | ACK) == SYN,
-        lambda c, r: "connection",
-        lambda c, r: c.value(r, "proto") == 6,  # anything back from the other side: SYN-ACK, RST, or the talk went on
+        (pl.col("proto") == 6) & (_FLAGS & (SYN | ACK) == SYN),
+        (),
+        pl.col("proto") == 6,  # anything back from the other side: SYN-ACK, RST, or the talk went on
         "unanswered.tcp",
     ),
     "dns": RequestKind(
         "DNS query",
-        lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is False,
-        lambda c, r: c.value(r, "dns_id"),
-        lambda c, r: c.value(r, "dns_id") is not None and c.value(r, "dns_qr") is True,
+        pl.col("dns_id").is_not_null() & pl.col("dns_qr").eq_missing(False),
+        ("dns_id",),
+        pl.col("dns_id").is_not_null() & pl.col("dns_qr").eq_missing(True),
         "unanswered.dns",
     ),
     "icmp": RequestKind(
         "ICMP echo request",
-        lambda c, r: c.value(r, "icmp_type") in (8, 128),
-        lambda c, r: (c.value(r, "icmp_id"), c.value(r, "icmp_seq")),
-        lambda c, r: c.value(r, "icmp_type") in (0, 129),
+        pl.col("icmp_type").is_in([8, 128]),
+        ("icmp_id", "icmp_seq"),
+        pl.col("icmp_type").is_in([0, 129]),
         "unanswered.icmp",
     ),
 }
+_READS = ("proto", "tcp_flags", "dns_id", "dns_qr", "icmp_type", "icmp_id", "icmp_seq", "sport")
 
 
 def unanswered(facts: Facts, losses: Losses) -> Found:
     """Every journey of a flow counts, also those not materialised for the report (see `Facts.first_row`)."""
     out = []
-    for flow in facts.flows:
-        if flow.id in facts.untranslated:
-            continue  # answered, from the endpoint's address: `missing_reverse_nat`
-        firsts = [(jid, facts.first_row[jid]) for jid in flow.journeys if jid in facts.first_row]
-        for kind in KINDS.values():
-            requests = [(jid, r) for jid, r in firsts if kind.is_request(facts, r)]
-            if not requests:
-                continue
-            askers = {_sender(facts, r) for _, r in requests}
-            answered = {kind.answer_key(facts, r) for _, r in firsts if kind.is_reply(facts, r) and _sender(facts, r) not in askers}
-            missing = [(jid, r) for jid, r in requests if kind.answer_key(facts, r) not in answered]
-            if missing and any(_capture_went_on(facts, facts.last_row(jid)) for jid, _ in missing):
-                distinct = len({kind.answer_key(facts, r) for _, r in missing})
-                out.append(_finding(facts, kind, flow, [jid for jid, _ in missing], distinct, len(requests)))
+    for flow, kind, missing, requests in _unanswered(facts):
+        if any(_capture_went_on(facts, facts.last_row(jid)) for jid in missing["journey"].to_list()):
+            distinct = missing.select(pl.struct(*kind.answer_key).n_unique()).item() if kind.answer_key else 1
+            out.append(_finding(facts, kind, flow, missing["journey"].to_list(), distinct, requests))
     out.extend(_arp(facts))
     return Found(out)
+
+
+def _unanswered(facts: Facts) -> list[tuple[Flow, RequestKind, pl.DataFrame, int]]:
+    """Per conversation and request kind: the requests no reply answered (in the conversation's order), and how many
+    were sent. A reply answers when it comes from an end that sent none of the requests; over whole columns of every
+    conversation's first sightings at once (nulls are values here: a request without an id is answered by a reply
+    without one)."""
+    flows = [f for f in facts.flows if f.id not in facts.untranslated]  # answered from the endpoint: missing_reverse_nat
+    jids = np.fromiter((jid for f in flows for jid in f.journeys), dtype=np.int64)
+    owner = np.repeat(np.arange(len(flows), dtype=np.int64), [len(f.journeys) for f in flows])
+    rows = facts.first_row.rows(jids)
+    seen = rows >= 0
+    firsts = facts.table.select(*_READS, "src", "src6", "src_name")[rows[seen]].with_columns(pl.col("src6").replace("", None)).select(
+        *_READS, addr=address_expr("src"),  # as Facts.addr: an empty IPv6 text counts as none
+    ).with_columns(owner=pl.Series(owner[seen]), journey=pl.Series(jids[seen]), order=pl.int_range(pl.len()))
+    sender = ["owner", "addr", "sport"]
+    found = []
+    for index, kind in enumerate(KINDS.values()):
+        requests = firsts.filter(kind.is_request.fill_null(False))
+        if requests.is_empty():
+            continue
+        replies = firsts.filter(kind.is_reply.fill_null(False)).join(
+            requests.select(sender).unique(), on=sender, how="anti", nulls_equal=True)
+        answered = replies.select("owner", *kind.answer_key).unique()
+        missing = requests.join(answered, on=["owner", *kind.answer_key], how="anti", nulls_equal=True)
+        sent = dict(requests.group_by("owner").len().iter_rows())
+        for (at,), part in missing.sort("order").partition_by("owner", as_dict=True, maintain_order=True).items():
+            found.append((at, index, flows[at], kind, part, sent[at]))
+    return [(flow, kind, part, sent) for _, _, flow, kind, part, sent in sorted(found, key=lambda f: f[:2])]
 
 
 def _sender(facts: Facts, row: int) -> tuple[object, object]:
