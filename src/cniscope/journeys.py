@@ -91,7 +91,7 @@ class Correlation:
 
 def node_column(table: pl.DataFrame) -> pl.Expr:
     """Node name, or `input N` for inputs that name no node (each file is its own capture host)."""
-    return pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8))
+    return pl.coalesce(pl.col("node"), (pl.lit("input ") + pl.col("input").cast(pl.Utf8)).cast(pl.Categorical))
 
 
 def fingerprint(table: pl.DataFrame, fields: list[str] | None = None) -> pl.Expr:
@@ -126,7 +126,7 @@ def _link_local_multicast() -> pl.Expr:
     their addresses tell them apart.
     """
     v4 = (pl.col("dst") // 256) == 0xE00000
-    v6 = pl.col("dst6").str.to_lowercase().str.starts_with("ff02:")
+    v6 = pl.col("dst6").cast(pl.Utf8).str.to_lowercase().str.starts_with("ff02:")
     return (v4 | v6).fill_null(False)
 
 

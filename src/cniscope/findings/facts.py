@@ -161,7 +161,7 @@ class Facts:
             series = self._columns[column] = self.table[column]
         if kind is not None and (column, kind) not in self._checked:
             dtype = series.dtype
-            if not {"integer": dtype.is_integer(), "text": dtype == pl.String, "flag": dtype == pl.Boolean}[kind]:
+            if not {"integer": dtype.is_integer(), "text": dtype in (pl.String, pl.Categorical), "flag": dtype == pl.Boolean}[kind]:
                 raise TypeError(f"column {column} is {dtype}, not {kind}")
             self._checked.add((column, kind))
         return series

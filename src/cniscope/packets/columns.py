@@ -21,14 +21,15 @@ ALL = slice(None)
 
 _NUMPY: dict[pl.DataType | type[pl.DataType], type[np.generic]] = {
     pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32, pl.UInt64: np.uint64,
-    pl.Int64: np.int64, pl.Boolean: np.bool_, pl.Utf8: np.object_,
+    pl.Int64: np.int64, pl.Boolean: np.bool_, pl.Utf8: np.object_, pl.Categorical: np.object_,
 }
 _ARROW: dict[pl.DataType | type[pl.DataType], Any] = {
     pl.UInt8: pa.uint8(), pl.UInt16: pa.uint16(), pl.UInt32: pa.uint32(), pl.UInt64: pa.uint64(),
     pl.Int64: pa.int64(), pl.Boolean: pa.bool_(), pl.Utf8: pa.string(),
+    pl.Categorical: pa.dictionary(pa.int32(), pa.string()),
 }
-NUMPY_TYPE = {c.name: _NUMPY[c.dtype] for c in COLUMNS}
-ARROW_TYPE = {c.name: _ARROW[c.dtype] for c in COLUMNS}
+NUMPY_TYPE = {c.name: _NUMPY[c.dtype.base_type()] for c in COLUMNS}
+ARROW_TYPE = {c.name: _ARROW[c.dtype.base_type()] for c in COLUMNS}
 ARROW_SCHEMA = pa.schema([(c.name, ARROW_TYPE[c.name]) for c in COLUMNS])
 
 
@@ -95,7 +96,7 @@ class Columns:
         """A text column from per-row indices into `names` (-1: null)."""
         strings = pa.array(names, type=pa.string())
         idx = pa.array(indices.astype(np.int32), mask=indices < 0)
-        self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings).cast(pa.string())
+        self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings)
 
     def to_arrow(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays([self._arrow(c.name) for c in COLUMNS], schema=ARROW_SCHEMA)

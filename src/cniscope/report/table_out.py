@@ -34,7 +34,7 @@ MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha"
 # lz4 and dictionaries for text columns only: 2x faster to write than pyarrow's defaults, as small
 PARQUET_OPTIONS: dict[str, object] = {
     "compression": "lz4",
-    "use_dictionary": [c.name for c in COLUMNS if c.dtype == pl.Utf8],
+    "use_dictionary": [c.name for c in COLUMNS if c.dtype in (pl.Utf8, pl.Categorical)],
     "write_statistics": ["input", "frame", "ts"],
 }
 TABLE_ROWS_RICH = 5000  # above this a terminal gets the plain layout: rich measures every cell first
@@ -53,7 +53,7 @@ def _mapped(series: pl.Series, text: Callable[[int], str | None]) -> pl.Series:
 
 def textual(table: pl.DataFrame) -> pl.DataFrame:
     """Every column, with IPv4 addresses and MACs as text, control characters escaped (json and csv)."""
-    table = table.with_columns([ip4_expr(name) for name in IP4_COLUMNS])
+    table = table.with_columns(*(ip4_expr(name) for name in IP4_COLUMNS), pl.col(pl.Categorical).cast(pl.Utf8))
     return _escaped(table.with_columns([_mapped(table[name], mac_text).alias(name) for name in MAC_COLUMNS]))
 
 
@@ -98,8 +98,8 @@ def readable(table: pl.DataFrame) -> pl.DataFrame:
     out = table.select(
         (pl.col("input").cast(pl.Utf8) if several else pl.lit(None, dtype=pl.Utf8)).alias("input"),
         pl.col("frame").cast(pl.Utf8).alias("frame"),
-        pl.col("node"),
-        pl.col("iface"),
+        pl.col("node").cast(pl.Utf8),
+        pl.col("iface").cast(pl.Utf8),
         pl.col("direction").replace_strict({int(k): v for k, v in DIRECTION_LABELS.items()}, default=None,
                                            return_dtype=pl.Utf8).alias("dir"),
         time.alias("time"),
