@@ -55,7 +55,7 @@ LINKTYPES = {
 }
 
 
-@dataclass
+@dataclass(slots=True)  # one per packet line: made and read faster with slots
 class Packet:
     """A packet being assembled from its lines."""
 
@@ -207,10 +207,9 @@ def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None
     """
     m = V4_RE.match(token)
     if m:
-        octets = [int(x) for x in m.group(1, 2, 3, 4)]
-        if max(octets) > 255:  # `10.0.0.300.80`: no host name is all digits
+        a, b, c, d = map(int, m.group(1, 2, 3, 4))
+        if a > 255 or b > 255 or c > 255 or d > 255:  # `10.0.0.300.80`: no host name is all digits
             raise ValueError(f"{token}: an octet above 255")
-        a, b, c, d = octets
         port_text = m.group(5)
         port = _port(port_text)
         return (a << 24) | (b << 16) | (c << 8) | d, None, port, None, port_text if port is None else None

@@ -177,11 +177,12 @@ class TextReader:
 
     # -- lines -------------------------------------------------------------------------------
     def feed(self, n: int, line: str) -> None:
-        if not line.strip("\r\n") and not self.ascii_dump and self.segment.packets:  # an empty line: blocks apart
-            self.pending_break = "a blank line"                             # (decode output indents its own)
-        line = line.rstrip()
-        if not line:
+        text = line.rstrip()
+        if not text:
+            if not line.strip("\r\n") and not self.ascii_dump and self.segment.packets:  # an empty line: blocks apart
+                self.pending_break = "a blank line"                             # (decode output indents its own)
             return
+        line = text
         m = NUMBER_RE.match(line)
         if m is not None and _packet_at(line, m.end()):
             line = line[m.end() :]
@@ -372,11 +373,12 @@ class TextReader:
     def timestamp(self, n: int, m: re.Match[str]) -> int | None:
         g = m.group
         seg = self.segment
-        if g("h") is not None:
-            ns = (int(g("h")) * 3600 + int(g("m")) * 60 + int(g("s"))) * NS + int(g("f").ljust(9, "0"))
-            if g("rel") is not None:
+        h, minutes, seconds, fraction, rel = g("h", "m", "s", "f", "rel")
+        if h is not None:
+            ns = (int(h) * 3600 + int(minutes) * 60 + int(seconds)) * NS + int(fraction.ljust(9, "0"))
+            if rel is not None:
                 clock = Clock.RELATIVE
-                self.printed_relative = -ns if g("rel") == "-" else ns
+                self.printed_relative = -ns if rel == "-" else ns
                 if seg.relative != "since-first":
                     seg.relative_ns += self.printed_relative
                     ns = seg.relative_ns
@@ -413,10 +415,10 @@ class TextReader:
         if pkt is None:
             return
         self.packet = None
-        bad = next((layer["_bad_address"] for layer in pkt.layers if "_bad_address" in layer), None)
-        if bad is not None:
-            self.unparsed(pkt.line, str(bad), "not an IP address")
-            return
+        for layer in pkt.layers:
+            if "_bad_address" in layer:
+                self.unparsed(pkt.line, str(layer["_bad_address"]), "not an IP address")
+                return
         row = assemble(pkt)
         self.segment.tcp.absolute(row)
         if pkt.pending == L3 or pkt.pending == INNER:
