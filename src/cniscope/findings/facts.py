@@ -113,10 +113,12 @@ class Facts:
         return self._path(j)
 
     def _path(self, j: Journey) -> tuple[Hop, ...]:
-        nodes = list(dict.fromkeys(self.node(h) for h in j.hops))
-        if len(nodes) < 2:
+        per_node: dict[str, list[Hop]] = {}
+        for hop in j.hops:
+            per_node.setdefault(self.node(hop), []).append(hop)
+        if len(per_node) < 2:
             return j.hops
-        per_node = {n: [h for h in j.hops if self.node(h) == n] for n in nodes}
+        nodes = list(per_node)
 
         def received(node: str) -> bool:
             first = per_node[node][0]
@@ -230,8 +232,10 @@ class Facts:
         there on that goes the other way between the same two addresses (`_partners`)."""
         t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
         t = t.select("input", pl.col("ts").fill_null(0), "src", "dst")
+        if not t["ts"].is_sorted():  # a capture is mostly in time order already: no sort of every row then
+            t = t.sort("ts")
         return {index: (part["ts"].to_numpy(), _partners(part["src"].to_numpy(), part["dst"].to_numpy()))
-                for (index,), part in t.sort("ts").partition_by("input", as_dict=True).items()}
+                for index, part in _per_input(t).items()}
 
     @staticmethod
     def named(node: str) -> str | None:
@@ -276,8 +280,8 @@ class Facts:
 
     @cached_property
     def _times(self) -> dict[int, np.ndarray]:
-        return {index: part["ts"].sort().to_numpy()
-                for (index,), part in self.table.select("input", "ts").drop_nulls().partition_by("input", as_dict=True).items()}
+        return {index: (times if (times := part["ts"]).is_sorted() else times.sort()).to_numpy()
+                for index, part in _per_input(self.table.select("input", "ts").drop_nulls()).items()}
 
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
         """Does input `source` hold a sighting with lo <= ts <= hi?"""
@@ -390,11 +394,10 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
     pods: dict[str, set[str]] = {}
     for j in self.journeys:
         seen_nodes: set[str] = set()
-        for hop in j.hops:
-            node = self.node(hop)
-            role = self.role(hop.iface)
-            if role is Role.NIC and self.number(hop, "tunnel") and (hop.direction == "Out" or any(
-                    self.node(h) == node and h.direction == "In" and self.role(h.iface) is Role.TUNNEL for h in j.hops)):
+        places = [(self.node(hop), self.role(hop.iface)) for hop in j.hops]
+        decapsulated = {node for (node, role), h in zip(places, j.hops) if h.direction == "In" and role is Role.TUNNEL}
+        for hop, (node, role) in zip(j.hops, places):
+            if role is Role.NIC and self.number(hop, "tunnel") and (hop.direction == "Out" or node in decapsulated):
                 # a node sends its envelopes from its own address, and opens those sent to it
                 own = self.addr(hop, "outer_src" if hop.direction == "Out" else "outer_dst")
                 if own is not None:
@@ -431,6 +434,14 @@ def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdi
     )
     local, pods = _addresses(partial)
     return replace(partial, local=local, pods_on=pods)
+
+
+def _per_input(t: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    """`t` per input, keeping the order of its rows (no copy when there is one input)."""
+    inputs = t["input"].unique()
+    if inputs.len() == 1:
+        return {int(inputs.item()): t}
+    return {int(index): part for (index,), part in t.partition_by("input", as_dict=True, maintain_order=True).items()}
 
 
 def _partners(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
