@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,14 @@ def test_the_cycle_collector_is_paused_for_the_analysis_and_resumed(monkeypatch,
         assert run(monkeypatch, capsys, str(NOTE))[0] == 0 and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_json_of_a_small_capture_imports_no_terminal_code() -> None:
+    """rich (the terminal report, the progress line) is imported only for what shows it: not for `--json` of a
+    capture too small for a progress line; the terminal report imports it."""
+    probe = ("import sys, io, contextlib\nfrom cniscope.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(sys.argv[1:])\n"
+             "print(code, 'rich' in sys.modules)")
+    for args, imported in ((["analyze", "--json", str(NOTE)], "False"), (["analyze", str(NOTE)], "True")):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert done.stdout.split() == ["0", imported], done.stderr

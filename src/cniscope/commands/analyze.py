@@ -1,8 +1,8 @@
 """`cniscope analyze`: the analysis of captures, printed as text or JSON, written as HTML or pcapng on request.
 
 What is used only when asked for is named in `ON_REQUEST` and imported then: the HTML and pcapng writers
-(together a fifth of a second of CPU, more than the rest of this module's imports) and the Dask session
-(asyncio, ssl). Everything else is imported here.
+(together a fifth of a second of CPU, more than the rest of this module's imports), the Dask session
+(asyncio, ssl) and the terminal report (rich: not for --json). Everything else is imported here.
 """
 
 from __future__ import annotations
@@ -26,19 +26,20 @@ from cniscope.ingest import expand, inventory_beside, scenarios
 from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
 from cniscope.report.json_out import dumps
-from cniscope.report.text import View, show
 from cniscope.results import Report, Severity
 from cniscope.sources import InputSpec
 from cniscope.terminal import printable
 
-# the options whose code is imported only when they are given
+# the options whose code is imported only when they are given (and the terminal report, only without --json)
 ON_REQUEST = {"--html": "cniscope.report.html:write", "--pcapng": "cniscope.report.pcapng_out:write",
-              "--dask": "cniscope.dask_cluster:Session"}
+              "--dask": "cniscope.dask_cluster:Session", "no --json": "cniscope.report.text"}
 
 
 def _on_request(option: str) -> Any:
-    module, name = ON_REQUEST[option].split(":")
-    return getattr(importlib.import_module(module), name)
+    """What ON_REQUEST names for `option`: a module's attribute (`module:name`) or the module."""
+    module, _, name = ON_REQUEST[option].partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, name) if name else loaded
 
 
 @click.command("analyze")
@@ -152,7 +153,8 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
     if as_json:
         click.echo(dumps(report))
     else:
-        show(report, view=View(everything=everything, findings_only=findings_only))
+        text = _on_request("no --json")
+        text.show(report, view=text.View(everything=everything, findings_only=findings_only))
     tell(report.inputs, report.warnings)
     code = exit_code(report.inputs)
     if code == ExitCode.OK and fail_on and any(f.severity.rank >= Severity(fail_on).rank for f in report.findings):

@@ -1,8 +1,10 @@
 """The CLI's progress line: what `analyze` is reading and analysing, on standard error, only when that is a
-terminal and the inputs are long (a no-op otherwise)."""
+terminal and the inputs are long (a no-op otherwise). The line itself (`live`, rich) is imported only for long
+inputs."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import stat
@@ -10,15 +12,17 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-
-from rich.console import Console
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from cniscope.ingest import Capture, read
-from cniscope.report.text import plain_wanted
 from cniscope.sources import InputInfo, InputSpec
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cniscope.commands.live import Line
+
+LIVE = "cniscope.commands.live"  # the line, drawn by rich: imported for long inputs only
 
 PROGRESS_MIN_BYTES = 8 << 20  # inputs smaller than this read too fast to need a progress line
 
@@ -32,26 +36,23 @@ class Progress:
     """
 
     def __init__(self, specs: list[InputSpec], console: Console | None = None, min_bytes: int = PROGRESS_MIN_BYTES) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
         sizes = [_size(spec) for spec in specs]
         long = any(size is None for size in sizes) or sum(s for s in sizes if s is not None) >= min_bytes
-        self.active = long and not plain_wanted(self.console)
-        self.live: Live | None = None
         self.started = time.monotonic()
+        self.line: Line | None = importlib.import_module(LIVE).shown(console, self.started) if long else None
 
     def __enter__(self) -> Progress:
-        if self.active:
-            self.live = Live(Spinner("dots", "starting"), console=self.console, transient=True, refresh_per_second=8)
-            self.live.start()
+        if self.line is not None:
+            self.line.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self.live is not None:
-            self.live.stop()
+        if self.line is not None:
+            self.line.stop()
 
     def stage(self, text: str) -> None:
-        if self.live is not None:
-            self.live.update(Spinner("dots", _Elapsed(text, self.started)), refresh=True)
+        if self.line is not None:
+            self.line.update(text)
 
     def read(self, specs: list[InputSpec]) -> Capture:
         """`cniscope.ingest.read`, saying what `reading` says."""
@@ -77,16 +78,6 @@ class Progress:
             self.stage(text)
 
         return batch
-
-
-class _Elapsed:
-    """A stage and the time since the start, measured each time the line is redrawn."""
-
-    def __init__(self, text: str, started: float) -> None:
-        self.text, self.started = text, started
-
-    def __rich__(self) -> Text:
-        return Text.assemble(self.text, (f"  {time.monotonic() - self.started:.1f} s", "dim"))
 
 
 def _size(spec: InputSpec) -> int | None:
