@@ -166,7 +166,8 @@ class _Partitions:
 
     def flush(self) -> None:
         for part, pieces in sorted(self.waiting.items()):
-            table = pl.concat(pieces).to_arrow(compat_level=pl.CompatLevel.newest())
+            # oldest: categoricals as dictionaries of large strings (pyarrow writes no dictionary of string views)
+            table = pl.concat(pieces).to_arrow(compat_level=pl.CompatLevel.oldest())
             if self.schema is None:
                 self.schema = table.schema
             writer = self.writers.get(part)
