@@ -58,7 +58,7 @@ import polars as pl
 
 from cniscope import clocks, stretches
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_text, mac_text, tcp_flags_text
-from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock
+from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock, made
 
 T = TypeVar("T")
 Row = Mapping[str, Any]  # one sighting's columns by name (a row of the packet table, or the few columns read of it)
@@ -545,13 +545,13 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     point_at = _once_per_distinct(points, lambda p: point_label(p, p["hop"]))
     direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
     hops = [
-        Hop(row, node, iface, direction_of[direction], ts, delay, change, None, point)
+        made(Hop, row, node, iface, direction_of[direction], ts, delay, change, None, point, None, None)
         for row, node, iface, direction, ts, delay, change, point in zip(
             *(t[name].to_list() for name in ("row", "node", "iface", "direction", "ts", "delay")), changed_at, point_at)
     ]
     bounds = [*starts.tolist(), t.height]
     return [
-        Journey(id=journey, flow=None, summary=text, hops=tuple(hops[start:end]))
+        made(Journey, journey, None, text, tuple(hops[start:end]), None)
         for journey, text, start, end in zip(t["journey"].gather(starts).to_list(), summaries, bounds, bounds[1:])
     ]
 

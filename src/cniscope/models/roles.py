@@ -31,7 +31,7 @@ from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, named_iface
-from cniscope.results import Hop, Journey, ModelVerdict
+from cniscope.results import Hop, Journey, ModelVerdict, made
 
 INGRESS = {"In", "P", "B", "M"}
 _Verdict = tuple[str | None, str, str, tuple[int, int] | None]  # Mismatch fields after (journey, node, hops)
@@ -237,8 +237,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     coverage = _covered(shapes, ctx)
     roles = [_roles(journey, ctx, coverage) for journey in shapes]
     return [
-        Journey(j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]),
-                j.retransmission_of)
+        made(Journey, j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]),
+             j.retransmission_of)
         for j, shape in zip(journeys, shape_of)
     ]
 
