@@ -129,6 +129,14 @@ def test_mss_that_fits_the_tunnel_is_fine() -> None:
     assert alarms(report) == []
 
 
+def test_one_byte_of_mss_above_the_tunnel_mtu_is_reported() -> None:
+    """MSS 1411 makes 1451-byte packets: one more than flannel.1's 1450."""
+    wire = Wire()
+    _vxlan_conversation(wire, 1411)
+    mtu = of_kind(wire.analyze(), FindingKind.MTU)
+    assert [(f.evidence.mss, f.evidence.mtu, f.iface) for f in mtu] == [(1411, 1450, "flannel.1")]
+
+
 def test_reply_that_missed_its_reverse_nat_is_answered_by_rst() -> None:
     """Client and endpoint on one bridge with br_netfilter off: the reply is bridged back untranslated."""
     wire = Wire()

@@ -140,11 +140,14 @@ def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
     """SYNs seen on a tunnel device announcing an MSS its MTU (the underlay's less the envelope) cannot carry."""
     syns = facts.table.lazy().filter(pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)).select(
         "row", "iface", "mss").collect()  # lazy: the four columns read, not the whole table filtered
+    # the largest MSS each tunnel device carries, once per interface name; then only the SYNs above it, as Python
+    largest = {iface: UNDERLAY_MTU - device.overhead - TCP_IP_HEADERS for iface in syns["iface"].unique().to_list()
+               if (device := tunnel_device(iface)) is not None}
+    above = syns.filter(pl.col("iface").cast(pl.String).is_in(list(largest)) & (
+        pl.col("mss").cast(pl.Int64) > pl.col("iface").cast(pl.String).replace_strict(largest, default=None, return_dtype=pl.Int64)))
     groups: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for row, iface, mss in syns.iter_rows():
-        device = tunnel_device(iface)
-        if device is not None and mss + TCP_IP_HEADERS > UNDERLAY_MTU - device.overhead:
-            groups[(iface, mss)].append(row)
+    for row, iface, mss in above.iter_rows():
+        groups[(iface, mss)].append(row)
     out = []
     for (iface, mss), rows in groups.items():
         node = facts.node(rows[0])
