@@ -115,23 +115,15 @@ def analyze_capture(
         if flow is not None:
             max_journeys = None  # one conversation: all its packets
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
-    done = correlation.release  # after each stage: a table spilled to disk keeps in memory only what the next reads
     journeys = journeys_mod.materialise(table, limit=journey_limit)
-    done()
     flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
-    done()
     on_stage("inferring the network model")
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
-    done()
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
-    done()
     facts = findings_facts.build(table, journeys, flows, verdict, correlation.clocks, inventory)
-    done()
     findings = findings_mod.detect_in(facts)
-    done()
     journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, facts.mac_owners)
-    done()
     warnings = []  # the inputs' own warnings stay with each input (Report.inputs): said once, not twice
     for info in capture.inputs:
         if info.packets == 0 and not info.damaged:

@@ -84,9 +84,6 @@ class Correlation:
 
     table: pl.DataFrame  # + row, journey, hop, hops, delay (ns, to the previous hop)
     clocks: list[NodeClock]
-    # hands back the pages of a table mapped from files (`cniscope.spill`) that the stages so far read; they are
-    # read again from the files when needed. Nothing for a table in memory.
-    release: Callable[[], None] = lambda: None
 
 
 def node_column(table: pl.DataFrame) -> pl.Expr:

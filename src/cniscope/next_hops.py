@@ -48,17 +48,15 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
 
     A sighting without a direction (a capture on the NIC itself) counts as leaving when its source MAC is the node's.
     """
-    rows = pl.Series(np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64))
-    t = table.select(
-        row=pl.col("row") if "row" in table.columns else pl.int_range(pl.len(), dtype=pl.UInt32),
-        node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"),
-        src=pl.col("eth_src"), dst=pl.col("eth_dst"),
-    ).filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
+    # only the materialised hops are labelled (a hop's row is its position in the table): gathered, not the table filtered
+    rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
+    t = table.select(row=pl.int_range(pl.len(), dtype=pl.UInt32), iface=pl.col("iface"), direction=pl.col("direction"),
+                     src=pl.col("eth_src"), dst=pl.col("eth_dst"))[rows].with_columns(node=pl.Series(node_codes[rows]))
+    t = t.filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
     nics = [iface for iface in t["iface"].unique().to_list() if role(iface) is Role.NIC]
-    # only the materialised hops are labelled: no Python per sighting of the whole table
-    t = t.filter(pl.col("iface").is_in(nics) & pl.col("row").is_in(rows.implode()))
+    t = t.filter(pl.col("iface").is_in(nics)).select("row", "node", "direction", "src", "dst")
     sent: dict[int, tuple[str, str | None]] = {}
-    for row, node, direction, src, dst in t.drop("iface").iter_rows():
+    for row, node, direction, src, dst in t.iter_rows():
         if direction is None and mac_owners.get(src) != node_names[node]:
             continue  # not sent by this node (or nothing says it was)
         sent[row] = (mac_text(dst) or "", mac_owners.get(dst) or _group(dst))

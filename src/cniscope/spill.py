@@ -6,8 +6,9 @@ Theory of operation
 `read` takes this path; otherwise nothing here runs. Reading streams the decoded batches; each one, its rows
 numbered over the whole capture (`row`), is
 
-- written whole, in row order, to an uncompressed Arrow IPC file: the later stages map these files, so the
-  table's pages are the files' (read back on demand, given back under pressure), not the process's own memory;
+- written whole, in row order, to an uncompressed Arrow IPC file (the columns it leaves empty left out): the
+  later stages map these files, so the table's pages are the files', not the process's own memory, and they are
+  handed back a few times a second (`_Pages`): the process holds what the stage at work reads at the moment;
 - cut by a hash of the strong key fields (`journeys.KEY_FIELDS`: every sighting of one packet shares them, the
   optional ones too, whichever way the key takes them) into partitions, each appended to its Parquet file: what
   correlation reads (`journeys.NARROW`, `row`, the node), the key for each choice of optional fields (which
@@ -23,9 +24,9 @@ conversations are numbered from each journey's first tuple (`flows.journey_tuple
 partitions. What correlation adds is written beside each batch's file; the report's table is both mapped.
 
 Memory: one batch while reading (and one partition's buffered rows), one partition per worker while
-correlating, and 24 bytes a sighting for the added columns until they are written. Disk: the table (as large
-as in memory, about 200 bytes a sighting) and the partitions (a few tens of bytes a sighting, compressed),
-so about 2-3 times a pcap's size; the directory is removed on every way out, errors and interrupts included
+correlating, and 24 bytes a sighting for the added columns until they are written; the later stages' own
+working memory is theirs (per sighting, not bounded here). Disk: the table (about as large as in memory) and
+the partitions (a few tens of bytes a sighting, compressed); the directory is removed on every way out, errors and interrupts included
 (the mapped files live on, unnamed, until the report is dropped).
 """
 
@@ -34,6 +35,9 @@ from __future__ import annotations
 import mmap
 import os
 import tempfile
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +67,7 @@ PARTITION_BYTES = 300  # a partition's rows in memory and correlation's working 
 PARTITION_ROWS = 1 << 21
 MAX_PARTITIONS = 1024
 HELD_BYTES = 100  # a buffered row of a partition, before it is written
+RELEASE_EVERY = 0.25  # seconds between handing back the mapped table's pages
 
 
 def input_bytes(specs: list[InputSpec]) -> int | None:
@@ -117,6 +122,8 @@ class Spilled:
     directory: Path
     infos: list[InputInfo]
     heights: list[int]  # rows of each batch file
+    empty: list[tuple[str, ...]]  # the columns each batch leaves empty (not in its file)
+    schema: pl.Schema  # the batches' (the packet table's and `row`)
     partitions: list[Path]  # the files of the partitions that hold rows
     hidden: tuple[bool, ...]  # per optional key field: some sighting hides it
     nodes: int  # distinct (node, input)
@@ -130,6 +137,11 @@ class Spilled:
 
     def added(self, n: int) -> Path:
         return self.directory / f"added-{n:07d}.arrow"
+
+    def wide(self, frame: pl.DataFrame, n: int) -> pl.DataFrame:
+        """Batch `n`'s file, mapped, with the columns it left empty: the batch as it was read."""
+        nulls = [pl.lit(None, dtype=self.schema[name]).alias(name) for name in self.empty[n]]
+        return frame.with_columns(nulls).select(self.schema.names())
 
     @property
     def key(self) -> str:
@@ -189,7 +201,8 @@ def _spill(specs: list[InputSpec], directory: Path, count: int, memory: int,
            on_batch: Callable[[InputSpec, InputInfo], None] | None) -> Spilled:
     infos: list[InputInfo] = []
     parts = _Partitions(directory, count, held=max(BATCH, min(8 << 20, memory // 8 // HELD_BYTES)))
-    spilled = Spilled(directory, infos, [], [], (False,) * len(journeys.OPTIONAL_KEY_FIELDS), 0)
+    spilled = Spilled(directory, infos, heights=[], empty=[], schema=pl.Schema(), partitions=[],
+                      hidden=(False,) * len(journeys.OPTIONAL_KEY_FIELDS), nodes=0)
     names: dict[str, int] = {}  # node -> code, in order of first sighting (as `journeys.narrow` numbers them)
     pairs: set[tuple[str | None, int]] = set()
     try:
@@ -198,8 +211,12 @@ def _spill(specs: list[InputSpec], directory: Path, count: int, memory: int,
                 continue
             start = spilled.rows
             table = table.with_columns(row=pl.int_range(start, start + table.height, dtype=pl.UInt32))
-            table.write_ipc(spilled.batch(len(spilled.heights)), compat_level=pl.CompatLevel.newest())
+            # a column the batch leaves empty takes no room in the file: a typed null again when mapped
+            empty = [name for name, nulls in zip(table.columns, table.null_count().row(0)) if nulls == table.height]
+            table.drop(empty).write_ipc(spilled.batch(len(spilled.heights)), compat_level=pl.CompatLevel.newest())
             spilled.heights.append(table.height)
+            spilled.empty.append(tuple(empty))
+            spilled.schema = spilled.schema or table.schema
             hidden = table.select(journeys.hides()).row(0)
             spilled.hidden = tuple(a or bool(b) for a, b in zip(spilled.hidden, hidden))
             pairs.update(table.select("node", "input").unique().iter_rows())
@@ -287,35 +304,46 @@ def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
     for n, height in enumerate(spilled.heights):
         added = hops.slice(start, height)
         if offsets:  # the table's times on one clock, as correlation leaves them
-            batch = _mapped(spilled.batch(n))
+            batch = spilled.wide(_mapped(spilled.batch(n)), n)
             added = added.with_columns(ts=batch.select(journeys.node_column(batch).alias("_node"), "ts")
                                        .select(clocks.corrected(offsets)).to_series())
         added.write_ipc(spilled.added(n), compat_level=pl.CompatLevel.newest())
         start += height
     del hops
     pages = _Pages()
-    return journeys.Correlation(table=_table(spilled, pages, bool(offsets)), clocks=offsets, release=pages.release)
+    table = _table(spilled, pages, bool(offsets))
+    pages.start()
+    return journeys.Correlation(table=table, clocks=offsets)
 
 
 class _Pages:
-    """Files mapped read-only; `release` drops the pages read so far from the process (MADV_DONTNEED: a shared
-    mapping of a file reads them again from the page cache, or the disk, on the next access)."""
+    """Files mapped read-only, whose pages are handed back every `RELEASE_EVERY` seconds while any of them is
+    mapped (MADV_DONTNEED: a shared mapping of a file reads them again, from the page cache or the disk, when
+    next touched): the process holds what the last moment's work read of the table, not all it has read."""
 
     def __init__(self) -> None:
-        self.maps: list[mmap.mmap] = []
+        self.maps: list[weakref.ref[mmap.mmap]] = []
 
     def map(self, path: Path) -> pl.DataFrame:
         """An IPC file's frame, its buffers the file's mapped pages (no copy)."""
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        self.maps.append(mapped)
+        self.maps.append(weakref.ref(mapped))
         frame = pl.from_arrow(ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all(), rechunk=False)
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def release(self) -> None:
-        for mapped in self.maps:
+    def start(self) -> None:
+        threading.Thread(target=_release, args=(self.maps,), name="release-pages", daemon=True).start()
+
+
+def _release(maps: list[weakref.ref[mmap.mmap]]) -> None:
+    """Until the frames holding them are gone."""
+    while alive := [mapped for ref in maps if (mapped := ref()) is not None]:
+        for mapped in alive:
             mapped.madvise(mmap.MADV_DONTNEED)
+        del alive
+        time.sleep(RELEASE_EVERY)
 
 
 def _mapped(path: Path) -> pl.DataFrame:
@@ -326,7 +354,7 @@ def _table(spilled: Spilled, pages: _Pages, corrected: bool) -> pl.DataFrame:
     """The correlated table from the batches' files and the added columns' beside them."""
     frames = []
     for n in range(len(spilled.heights)):
-        wide, added = pages.map(spilled.batch(n)), pages.map(spilled.added(n))
+        wide, added = spilled.wide(pages.map(spilled.batch(n)), n), pages.map(spilled.added(n))
         if corrected:
             wide, added = wide.with_columns(added["ts"]), added.drop("ts")
         frames.append(pl.concat([wide, added], how="horizontal"))
