@@ -701,6 +701,9 @@ def parse_body(ethertype: int, s: str, pkt: Packet) -> None:
 
 def parse_frame(s: str, pkt: Packet) -> None:
     """A frame as the Ethernet printer shows it: with -e the MAC header, else `IP ...`, `ARP, ...`."""
+    if s.startswith("IP "):  # the common line, which neither header below starts like (a MAC; `AF `, `IPv4`)
+        parse_ip4(s[3:], pkt)
+        return
     layer = pkt.top
     m = ETHER_RE.match(s)
     if m:
