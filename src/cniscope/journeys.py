@@ -285,7 +285,9 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     run(partial(correlate_partition, by_node=not one_node), t, parts, merged.add)
     hops = merged.finish(parts)
     like = table.get_column("ts")
-    added = {"row": t["row"], "ts": t["ts"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
+    added = {"row": t["row"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
+    if not one_node:  # one node: no clock moved a time, the table's `ts` stands (given again, it was copied: 8 B a row)
+        added["ts"] = t["ts"]
     wide = table.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
     return Correlation(table=wide, clocks=offsets)
 
