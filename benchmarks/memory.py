@@ -2,7 +2,7 @@
 report's totals and findings against the default run's (issue 12: under SIZE + 50%, identical results).
 
     python benchmarks/memory.py [--packets 10M] [--memory 1G] [--data DIR]
-    python benchmarks/memory.py --packets 100M --memory default --no-compare
+    python benchmarks/memory.py --capture c100m.pcap --memory default --no-compare
 
 Each run is timed by /usr/bin/time (wall time, peak RSS: %M, which counts the pages of the spilled table the
 process has mapped, as well as its own memory). `--memory default` passes no --memory (half of the machine's
@@ -60,8 +60,9 @@ def main() -> None:
     parser.add_argument("--memory", default="1G", help="the --memory given (default: none)")
     parser.add_argument("--no-compare", action="store_true", help="no default run to compare with")
     parser.add_argument("--data", type=Path, default=HERE / "data", help="where the generated captures are kept")
+    parser.add_argument("--capture", type=Path, help="this capture instead (one the generator made before)")
     args = parser.parse_args()
-    path = capture(args.data, parse_size(args.packets), "pcap")
+    path = args.capture or capture(args.data, parse_size(args.packets), "pcap")
     warm(path)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"{path.name} ({path.stat().st_size / 1e9:.2f} GB); {uptime}", flush=True)
