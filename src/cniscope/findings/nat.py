@@ -76,8 +76,11 @@ def _nat(facts: Facts) -> list[Finding]:
 def _tunnels(facts: Facts) -> list[Finding]:
     """One finding per envelope kind and pair of endpoints (both ways), from every envelope seen, inner sightings or not."""
     columns = ("row", "journey", "tunnel", "vni", "outer_dport")
-    t = facts.table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(  # lazy: only these columns read
-        *columns, _s=address_expr("outer_src"), _d=address_expr("outer_dst")).collect()  # IPv4, IPv6 or a name
+    sides = [f"{side}{kind}" for side in ("outer_src", "outer_dst") for kind in ("", "6", "_name")]
+    t = facts.table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(*columns, *sides).collect()  # lazy: only these columns read
+    # the ends as text (IPv4, IPv6 or a name), written once per distinct pair of ends, not once per envelope
+    named = t.select(sides).unique().with_columns(_s=address_expr("outer_src"), _d=address_expr("outer_dst"))
+    t = t.join(named, on=sides, how="left", nulls_equal=True, maintain_order="left").select(*columns, "_s", "_d")
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     pair = ["tunnel", "_a", "_b"]
     kept = pl.Series(list(facts.by_id), dtype=t.schema["journey"]).implode()  # the materialised journeys
