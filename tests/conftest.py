@@ -5,6 +5,7 @@ Paths to the data live in `tests/paths.py`, the root mark in `tests/marks.py`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -36,11 +37,17 @@ def json_reports_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     from cniscope.report import json_out
     from tests.report.schema_check import validate
 
-    made = json_out.to_dict
+    made, written = json_out.to_dict, json_out.dumps
 
     def checked(report):  # type: ignore[no-untyped-def]
         document = made(report)
         validate(document)
         return document
 
+    def checked_text(report):  # type: ignore[no-untyped-def]  # dumps writes each journey as it makes it
+        text = written(report)
+        validate(json.loads(text))
+        return text
+
     monkeypatch.setattr(json_out, "to_dict", checked)
+    monkeypatch.setattr(json_out, "dumps", checked_text)

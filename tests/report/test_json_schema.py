@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from cniscope.cli import cli
+import cniscope.commands.analyze as command
+from cniscope.cli import cli, main
 from cniscope.report import json_out
 from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict
 from tests.paths import CORPUS, SEED
@@ -106,11 +107,16 @@ def test_schema_enums_match_the_result_types():
     assert _enum(*defs, "input", "properties", "clock") == {c.value for c in Clock}
 
 
-def test_every_in_process_json_report_is_checked(monkeypatch):
-    """tests/conftest.py wraps to_dict for the whole suite: a report that breaks the schema fails the test making it."""
+def test_every_in_process_json_report_is_checked(monkeypatch, capsys):
+    """tests/conftest.py wraps to_dict and dumps for the whole suite: a report that breaks the schema fails the test
+    making it, as a document or as the text `analyze --json` prints."""
     from cniscope.results import ModelVerdict
 
     report = service_call()
     report.model = ModelVerdict(name="made-up-model", confidence=0.5)
-    with pytest.raises(jsonschema.ValidationError):
-        dumps(report)
+    for made in (json_out.to_dict, json_out.dumps):
+        with pytest.raises(jsonschema.ValidationError):
+            made(report)
+    monkeypatch.setattr(command, "analyze_capture", lambda *args, **kwargs: report)
+    assert main(["analyze", "--json", str(SEED)]) == 70  # the command's report, caught as a bug
+    assert "ValidationError: 'made-up-model'" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from cniscope.errors import ExitCode, OutputError
 from cniscope.ingest import expand, inventory_beside, scenarios
 from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
-from cniscope.report.json_out import dumps
+from cniscope.report import json_out
 from cniscope.results import Report, Severity
 from cniscope.sources import InputSpec
 from cniscope.terminal import printable
@@ -151,7 +151,7 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
         tell(capture.inputs)
         return ExitCode.BAD_INPUT
     if as_json:
-        click.echo(dumps(report))
+        click.echo(json_out.dumps(report))
     else:
         text = _on_request("no --json")
         text.show(report, view=text.View(everything=everything, findings_only=findings_only))

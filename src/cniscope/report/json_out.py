@@ -9,6 +9,7 @@ as each input's clock says (inputs[].clock); addresses are text.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from functools import cache
 from importlib import resources
@@ -23,6 +24,13 @@ SCHEMA_VERSION = "1.3"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
+    """The report as JSON values (report.schema.json)."""
+    return _document(report, list)
+
+
+def _document(report: Report, many: Callable[[Iterator[dict[str, Any]]], Iterable[dict[str, Any]]]) -> dict[str, Any]:
+    """The report as JSON values, each of its long lists (journeys, flows, findings) made by `many` from a lazy
+    iterator: `list` for a document, or the iterator itself for `dumps` to write each element as it is made."""
     sel = report.selection
     # a hop's changes as JSON values once per distinct tuple: materialising gives equal changes one shared tuple
     # (the hops of a conversation share it), kept alive by the report while its id is a key here
@@ -62,7 +70,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "forced": report.model.forced,
         },
         "clocks": [asdict(c) for c in report.clocks],
-        "journeys": [
+        "journeys": many(
             {
                 "id": j.id,
                 "flow": j.flow,
@@ -86,12 +94,12 @@ def to_dict(report: Report) -> dict[str, Any]:
                 ],
             }
             for j in report.journeys
-        ],
+        ),
         "journeys_total": report.journeys_total,
         "flows_total": report.flows_total,
         "selection": None if sel is None else {"filter": sel.text, "sightings": sel.sightings, "journeys": sel.journeys,
                                                 "flows": sel.flows},
-        "flows": [
+        "flows": many(
             {
                 "id": f.id,
                 "key": f.key,
@@ -113,8 +121,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "notes": list(f.notes),
             }
             for f in report.flows
-        ],
-        "findings": [
+        ),
+        "findings": many(
             {
                 "kind": f.kind.value,
                 "severity": f.severity.value,
@@ -130,7 +138,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "evidence": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(f.evidence).items()},
             }
             for f in report.findings
-        ],
+        ),
         "warnings": list(report.warnings),
     }
 
@@ -139,11 +147,12 @@ def dumps(report: Report) -> str:
     """One key of the report a line, and one element a line of its lists (a journey, a flow, a finding): as
     readable as an indented dump, and written by orjson, 6x faster than json's C encoder on the tens of megabytes
     of 20,000 journeys and conversations (the other stages of a small capture take about as long)."""
-    document = to_dict(report)
+    document = _document(report, iter)  # a journey's or a flow's values made, written, let go: their memory reused
 
     def value(v: Any) -> str:
-        if isinstance(v, list) and v:
-            return "[\n  " + ",\n  ".join(map(_encode, v)) + "\n ]"
+        if isinstance(v, list | Iterator):
+            elements = ",\n  ".join(map(_encode, v))
+            return "[\n  " + elements + "\n ]" if elements else "[]"
         return _encode(v)
 
     return "{\n" + ",\n".join(f" {_encode(k)}: {value(v)}" for k, v in document.items()) + "\n}"
