@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -83,3 +85,24 @@ def test_many_partitions_in_memory_give_the_same_report() -> None:
     specs = [InputSpec(str(SEED), node="node3")]
     whole = to_dict(analyze_capture(read(specs)))
     assert to_dict(analyze_capture(read(specs), partitions=5, workers=2)) == whole
+
+
+def test_no_room_to_spill_is_said_with_exit_5_and_leaves_nothing(tmp_path: Path) -> None:
+    """Files in $TMPDIR limited to 4 KiB (RLIMIT_FSIZE, as a full disk refuses writes): a clear error, no traceback."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    program = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY)); "
+               "from cniscope.cli import main; sys.exit(main(sys.argv[1:]))")
+    ran = subprocess.run([sys.executable, "-c", program, "analyze", "--memory", "4K", f"node3={SEED}"],
+                         capture_output=True, text=True, env={**os.environ, "TMPDIR": str(scratch)})
+    assert ran.returncode == 5, ran.stderr
+    assert f"cannot spill the capture to {scratch}" in ran.stderr and "TMPDIR" in ran.stderr
+    assert "Traceback" not in ran.stderr and os.listdir(scratch) == []
+
+
+@pytest.mark.parametrize("chosen", [{"flow": 0}, {"select": "tcp and not port 22"}], ids=["flow", "filter"])
+def test_a_flow_or_a_filter_of_a_spilled_capture(chosen: dict) -> None:
+    specs = [InputSpec(str(SEED), node="node3")]
+    spilled, whole = to_dict(analyze(specs, memory=4 << 10, **chosen)), to_dict(analyze(specs, memory=1 << 30, **chosen))
+    assert spilled == whole and whole["selection"] and whole["journeys"]

@@ -38,8 +38,9 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -52,6 +53,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from cniscope import clocks, flows, journeys
+from cniscope.errors import OutputError
 from cniscope.ingest import BATCH, Capture, Reopen, batches
 from cniscope.packets.schema import empty
 from cniscope.results import NodeClock
@@ -107,12 +109,37 @@ def read(specs: list[InputSpec], memory: int, workers: int, on_batch: Callable[[
     correlation, conversations numbered (`flow`). No correlation when there are no sightings.
     `partitions`: how many (default: as `memory` and `workers` need)."""
     count = partitions or partitions_for(input_bytes(specs) or 0, memory, workers)
-    with tempfile.TemporaryDirectory(prefix="cniscope-") as scratch:
-        spilled = _spill(specs, Path(scratch), count, memory, on_batch)
-        if spilled.rows == 0:
-            return Capture(table=empty(), inputs=spilled.infos, source=Reopen(tuple(specs))), None
-        correlated = _correlate(spilled, workers)
-        return Capture(table=correlated.table, inputs=spilled.infos, source=Reopen(tuple(specs))), correlated
+    with _room():
+        with _writing():
+            directory = tempfile.TemporaryDirectory(prefix="cniscope-")
+        with directory as scratch:
+            spilled = _spill(specs, Path(scratch), count, memory, on_batch)
+            if spilled.rows == 0:
+                return Capture(table=empty(), inputs=spilled.infos, source=Reopen(tuple(specs))), None
+            correlated = _correlate(spilled, workers)
+            return Capture(table=correlated.table, inputs=spilled.infos, source=Reopen(tuple(specs))), correlated
+
+
+@contextmanager
+def _room() -> Iterator[None]:
+    """A write to the temporary directory that fails (no room, no permission) is an `OutputError` saying what to do."""
+    try:
+        yield
+    except _Unwritable as exc:
+        raise OutputError(f"cannot spill the capture to {tempfile.gettempdir()} ({exc}): it needs about twice the "
+                          "capture's size there; set TMPDIR to a disk with room, or give --memory more") from None
+
+
+class _Unwritable(Exception):
+    """A write to the temporary directory failed (its OSError's words)."""
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _Unwritable(exc.strerror or str(exc)) from None
 
 
 @dataclass
@@ -193,7 +220,11 @@ class _Partitions:
         if complete:
             self.flush()
         for writer in self.writers.values():
-            writer.close()
+            try:
+                writer.close()
+            except OSError:
+                if complete:
+                    raise  # else reading failed already: that is what to say
         return [self.path(part) for part in sorted(self.writers)]
 
 
@@ -213,7 +244,8 @@ def _spill(specs: list[InputSpec], directory: Path, count: int, memory: int,
             table = table.with_columns(row=pl.int_range(start, start + table.height, dtype=pl.UInt32))
             # a column the batch leaves empty takes no room in the file: a typed null again when mapped
             empty = [name for name, nulls in zip(table.columns, table.null_count().row(0)) if nulls == table.height]
-            table.drop(empty).write_ipc(spilled.batch(len(spilled.heights)), compat_level=pl.CompatLevel.newest())
+            with _writing():
+                table.drop(empty).write_ipc(spilled.batch(len(spilled.heights)), compat_level=pl.CompatLevel.newest())
             spilled.heights.append(table.height)
             spilled.empty.append(tuple(empty))
             spilled.schema = spilled.schema or table.schema
@@ -228,15 +260,18 @@ def _spill(specs: list[InputSpec], directory: Path, count: int, memory: int,
                 alive = all(s <= (not h) for s, h in zip(shown, spilled.hidden))
                 fields = list(journeys.KEY_FIELDS) + [f for f, s in zip(journeys.OPTIONAL_KEY_FIELDS, shown) if s]
                 keys[_key_column(shown)] = journeys.fingerprint(table, fields) if alive else pl.lit(None, dtype=pl.UInt64)
-            parts.add(table.select(
+            rows = table.select(
                 *journeys.NARROW, "row", **keys, _node=node,
                 _nid=node.replace_strict(names, return_dtype=pl.UInt32), tuple=flows.tuple_id(),
                 _part=(pl.struct(*journeys.KEY_FIELDS).hash(seed=11) % count).cast(pl.UInt32),
-            ))
+            )
+            with _writing():
+                parts.add(rows)
     except BaseException:
         parts.close(complete=False)
         raise
-    spilled.partitions = parts.close()
+    with _writing():
+        spilled.partitions = parts.close()
     spilled.nodes = len(pairs)
     return spilled
 
@@ -307,7 +342,8 @@ def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
             batch = spilled.wide(_mapped(spilled.batch(n)), n)
             added = added.with_columns(ts=batch.select(journeys.node_column(batch).alias("_node"), "ts")
                                        .select(clocks.corrected(offsets)).to_series())
-        added.write_ipc(spilled.added(n), compat_level=pl.CompatLevel.newest())
+        with _writing():
+            added.write_ipc(spilled.added(n), compat_level=pl.CompatLevel.newest())
         start += height
     del hops
     pages = _Pages()
