@@ -30,7 +30,6 @@ import polars as pl
 from cniscope.capture import manifest
 from cniscope.errors import InputError, ReadWarning
 from cniscope.models import TUNNEL_PORTS
-from cniscope.packets.decode import decode_batch
 from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import empty
 from cniscope.sources import InputInfo, InputSpec
@@ -162,6 +161,8 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int) -
 def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
     `DECODERS` + 1 batches in flight: memory stays bounded)."""
+    from cniscope.packets.decode import decode_batch  # here: with pyarrow, 60 ms of imports that text does not need
+
     if DECODERS <= 1:
         yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS)) for batch in batches)
         return

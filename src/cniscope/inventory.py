@@ -39,8 +39,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from cniscope.errors import InputError
 
 
@@ -192,6 +190,8 @@ def load(path: str) -> Inventory:
 
 
 def parse(text: str, source: str = "<inventory>") -> Inventory:
+    import yaml  # here: most analyses read no inventory, and yaml takes 10 ms to import
+
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

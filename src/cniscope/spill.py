@@ -44,13 +44,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 from cniscope import clocks, flows, journeys
 from cniscope.errors import OutputError
@@ -58,6 +55,10 @@ from cniscope.ingest import BATCH, Capture, Reopen, batches
 from cniscope.packets.schema import empty
 from cniscope.results import NodeClock
 from cniscope.sources import InputInfo, InputSpec
+
+if TYPE_CHECKING:  # imported when a capture is spilled: pyarrow and its Parquet writer take 50 ms to import
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 T = TypeVar("T")
 
@@ -211,6 +212,8 @@ class _Partitions:
                 self.schema = table.schema
             writer = self.writers.get(part)
             if writer is None:
+                import pyarrow.parquet as pq
+
                 writer = self.writers[part] = pq.ParquetWriter(self.path(part), self.schema, compression="lz4")
             writer.write_table(table.cast(self.schema))
         self.waiting, self.rows = {}, 0
@@ -362,6 +365,9 @@ class _Pages:
 
     def map(self, path: Path) -> pl.DataFrame:
         """An IPC file's frame, its buffers the file's mapped pages (no copy)."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self.maps.append(weakref.ref(mapped))

@@ -41,7 +41,7 @@ from cniscope.errors import InputError
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import Clock
-from cniscope.sources import InputInfo, InputSpec, pcap, pcapng
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.text import reader as text_reader
 from cniscope.wire.pcap import is_pcap
 from cniscope.wire.pcapng import is_pcapng
@@ -166,6 +166,8 @@ class Frames:
     def of(cls, opened: Opened, info: InputInfo, batch_size: int) -> Frames:
         info.format = opened.kind
         info.clock = Clock.EPOCH
+        from cniscope.sources import pcap, pcapng  # here: text needs neither reader
+
         if opened.kind == "pcap":
             return cls(pcap.iter_batches(opened.buf, info, batch_size), {})
         reader = pcapng.Reader(opened.buf, info, batch_size)
