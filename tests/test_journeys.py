@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from cniscope.analyze import analyze
-from cniscope.journeys import _first_distinct
+from cniscope.journeys import _first_distinct, _first_in_run, group, one_node_hops, order_hops
 from cniscope.results import ChangeKind
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, SEED
@@ -257,6 +257,44 @@ def test_first_distinct_agrees_with_polars():
     expected = pl.DataFrame({"a": a, "b": b}).select(pl.struct("a", "b").is_first_distinct()).to_series().to_numpy()
     assert expected.sum() < len(a)  # there are repeats to find
     assert (_first_distinct(a, b) == expected).all()
+
+
+def test_first_in_run_agrees_with_sorting_the_pairs():
+    rng = np.random.default_rng(11)
+    lengths = np.concatenate([rng.integers(1, 5, 3000), [9] * 30, [10, 12, 40]])  # mostly a few; SHIFTED + 1 and past it
+    run = np.repeat(np.arange(len(lengths)), lengths)
+    b = rng.integers(0, 3, len(run)).astype(np.uint64)
+    nine = np.flatnonzero(lengths[run] == 9)
+    b[nine] = np.tile([0, 1, 2, 3, 4, 5, 6, 7, 0], 30)  # a repeat SHIFTED rows after the first
+    expected = _first_distinct(run, b)
+    assert (~expected[run >= 3000]).any() and (~expected[run < 3000]).any()  # repeats in short and long runs
+    assert (_first_in_run(run, b) == expected).all()
+
+
+def _narrow(rng, n, nulls=False, shuffled=False):
+    """A narrow frame of one node (journeys.narrow): few keys, times in order with many equal, Out and In mixed."""
+    ts = np.sort(rng.integers(0, 400, n)) * 1_000_000  # 1 ms steps, ties; bursts split at 50 ms
+    frame = pl.DataFrame({
+        "key": rng.integers(0, 60, n).astype(np.uint64), "_nid": np.zeros(n, dtype=np.uint32),
+        "ts": pl.Series(ts, dtype=pl.Int64), "direction": pl.Series(rng.choice([0, 4], n), dtype=pl.UInt8),
+        "iface": pl.Series(rng.choice(["eth0", "cni0", "veth1", None], n), dtype=pl.Categorical),
+        "row": pl.Series(np.arange(n), dtype=pl.UInt32),
+    })
+    if nulls:
+        frame = frame.with_columns(ts=pl.when(pl.col("row") % 7 == 0).then(None).otherwise(pl.col("ts")))
+    if shuffled:
+        frame = frame.with_columns(ts=pl.Series(rng.permutation(ts)))
+    return frame
+
+
+@pytest.mark.parametrize("nulls,shuffled", [(False, False), (True, False), (False, True)])
+def test_one_node_hops_are_group_then_order_hops(nulls, shuffled):
+    rng = np.random.default_rng(3)
+    frame = _narrow(rng, 4000, nulls, shuffled)
+    hops, firsts = one_node_hops(frame, "ts")
+    expected, expected_firsts = order_hops(frame.with_columns(journey=group(frame, "ts")), "ts")
+    assert hops["hop"].max() > 2 and (np.diff(firsts) > 0).all()
+    assert hops.equals(expected) and (firsts == expected_firsts).all()
 
 
 def test_a_summary_leaves_out_a_length_the_input_did_not_show(tmp_path):

@@ -140,13 +140,26 @@ def hides() -> list[pl.Expr]:
     return [(has_it[f].fill_null(False) & pl.col(f).is_null()).any().alias(f) for f in OPTIONAL_KEY_FIELDS]
 
 
-def _sorted_by(t: pl.DataFrame, by: list[pl.Expr | str], *columns: pl.Expr | str, **named: pl.Expr) -> tuple[pl.DataFrame, np.ndarray]:
-    """`columns` of `t` in the order of `by` (nulls first), and the permutation (sorted position -> row of `t`).
+def _sorted_by(t: pl.DataFrame, by: list[pl.Expr | str], *columns: pl.Expr | str, stable: bool = False,
+               **named: pl.Expr) -> tuple[pl.DataFrame, np.ndarray]:
+    """`columns` of `t` in the order of `by` (nulls first; `stable`: equal rows keep their order), and the
+    permutation (sorted position -> row of `t`).
 
     Only the permutation is sorted and only the few columns a step reads are gathered.
     """
-    perm = t.select(pl.arg_sort_by(by)).to_series().to_numpy()
+    perm = t.select(pl.arg_sort_by(by, maintain_order=stable)).to_series().to_numpy()
     return t.select(*columns, **named)[perm], perm
+
+
+def _in_time_order(t: pl.DataFrame, ts_col: str) -> bool:
+    """Rows in order of `row` and of time, no time missing (a capture of one node mostly is): a stable sort by
+    the other keys then keeps time and row order, and sorting by them costs up to 4x the sort."""
+    ts = t[ts_col]
+    return ts.null_count() == 0 and ts.is_sorted() and t["row"].is_sorted()
+
+
+def _one_value(t: pl.DataFrame, column: str) -> bool:
+    return bool(t.select(pl.col(column).min() == pl.col(column).max()).item())
 
 
 def _unsorted(s: pl.DataFrame, perm: np.ndarray) -> pl.DataFrame:
@@ -157,31 +170,57 @@ def _unsorted(s: pl.DataFrame, perm: np.ndarray) -> pl.DataFrame:
 
 
 def group(table: pl.DataFrame, ts_col: str = "ts") -> pl.Series:
-    """`journey` ids (in `table`'s row order) from `key` and time bursts per node (`ts_col` may be clock-corrected).
-
-    One sort, then comparisons with the previous row: no per-group windows.
-    """
-    # nulls (no timestamps) first: nulls_last sorts 10x slower
-    t, perm = _sorted_by(
-        table, ["key", "_nid", ts_col, "row"],
-        "key", "_nid", ts_col, _pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _named=pl.col("iface").is_not_null(),
-    )
-    t = t.with_columns(_new=stretches.run_starts("key", "_nid"))
-    gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
-    t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
-    # a named capture point seen twice within one burst: a re-send with an identical key (or a loop);
-    # looked for only in bursts of several sightings (most packets are seen once or a few times)
-    burst = t["_burst"].to_numpy()
-    several = np.bincount(burst)[burst] > 1
-    first_at_point = np.ones(len(burst), dtype=bool)
-    first_at_point[several] = _first_distinct(burst[several], t["_pt"].to_numpy()[several])
-    del burst, several
-    repeat = pl.col("_named") & ~pl.Series(first_at_point)
-    t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False) | repeat).cum_sum())
+    """`journey` ids (in `table`'s row order) from `key` and time bursts per node (`ts_col` may be clock-corrected)."""
+    t, perm = _bursts(table, ts_col)
     # k-th burst of a key on each node -> k-th journey of that key
     first_burst = pl.when(pl.col("_new")).then(pl.col("_burst")).forward_fill()
     journey = t.select(journey=pl.struct(pl.col("key"), kth=pl.col("_burst") - first_burst).hash(seed=4))
     return _unsorted(journey, perm).to_series()
+
+
+def _bursts(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
+    """`table` sorted by key, node, time and row (`key`, `_nid`, `ts_col`, `direction`, `_new`: a new key or
+    node, `_burst`: the burst's number, ascending), and the permutation (sorted position -> row of `table`).
+
+    One sort, then comparisons with the previous row: no per-group windows.
+    """
+    # nulls (no timestamps) first: nulls_last sorts 10x slower
+    by: list[pl.Expr | str] = ["key", "_nid", ts_col, "row"]
+    stable = table.height > 1 and _in_time_order(table, ts_col)
+    if stable:
+        by = ["key"] if _one_value(table, "_nid") else ["key", "_nid"]
+    t, perm = _sorted_by(
+        table, by, "key", "_nid", ts_col, "direction", stable=stable,
+        _pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _named=pl.col("iface").is_not_null(),
+    )
+    t = t.with_columns(_new=stretches.run_starts("key", "_nid"))
+    gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
+    t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
+    # a named capture point seen twice within one burst: a re-send with an identical key (or a loop)
+    first_at_point = _first_in_run(t["_burst"].to_numpy(), t["_pt"].to_numpy())
+    repeat = pl.col("_named") & ~pl.Series(first_at_point)
+    t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False) | repeat).cum_sum()).drop("_pt", "_named")
+    return t, perm
+
+
+SHIFTED = 8  # runs up to this long plus one are searched for repeats by comparing shifted columns
+
+
+def _first_in_run(run: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether each row's `b` occurs in its run for the first time (`run`: ascending, equal within a run).
+
+    Most packets are seen once or a few times: an earlier equal value within `SHIFTED` rows is found by
+    comparing the columns shifted; only the rows of longer runs are sorted."""
+    first = np.ones(len(run), dtype=np.bool_)
+    if not len(run):
+        return first
+    lengths = np.bincount(run)
+    for k in range(1, min(int(lengths.max()), SHIFTED + 1)):
+        first[k:] &= (run[k:] != run[:-k]) | (b[k:] != b[:-k])
+    long = lengths[run] > SHIFTED + 1
+    if long.any():
+        first[long] = _first_distinct(run[long], b[long])
+    return first
 
 
 def _first_distinct(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -196,6 +235,10 @@ def _first_distinct(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return first
 
 
+def _egress_last() -> pl.Expr:
+    return pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
+
+
 def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> tuple[pl.DataFrame, np.ndarray]:
     """`journey` renumbered in order of first sighting, `hop`, `hops`, `delay`: a frame in `table`'s row order;
     and the first row of each journey (ascending: journey ids follow first rows).
@@ -203,17 +246,37 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> tuple
     `by_node` (several nodes, `_nid` given): a journey's sightings on each node stay together, the nodes in
     the order `stretches.upstream_first` gives.
     """
-    egress_last = pl.when(pl.col("direction") == int(Direction.OUT)).then(1).otherwise(0)
     if by_node:
         t, perm = stretches.upstream_first(stretches.collect(table.select("journey", "_nid", ts_col, "ttl", "direction", "iface", "row"), ts_col))
     else:
-        t, perm = _sorted_by(table, ["journey", ts_col, egress_last, "row"], "journey", ts_col)
+        t, perm = _sorted_by(table, ["journey", ts_col, _egress_last(), "row"], "journey", ts_col)
     run = t.select(pl.col("journey").rle_id()).to_series().to_numpy()
+    return _numbered(t, perm, run, table["row"].to_numpy(), ts_col)
+
+
+def one_node_hops(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
+    """`group` and `order_hops` of the sightings of one node (`_nid` one value) at once: there each burst is a
+    journey, and the sort that finds the bursts has its sightings together in time and row order already;
+    only sightings at one time are put In before Out (a second sort when some are not)."""
+    t, perm = _bursts(table, ts_col)
+    # a run of one time within a burst, In before Out in it: ascending when the hops are in order already
+    at = (pl.col("_burst").ne_missing(pl.col("_burst").shift(1)) | pl.col(ts_col).ne_missing(pl.col(ts_col).shift(1))).fill_null(True)
+    place = t.select(place=at.cum_sum().cast(pl.UInt64) * 2 + _egress_last())
+    if not place["place"].is_sorted():
+        again = place.select(pl.arg_sort_by("place", maintain_order=True)).to_series().to_numpy()
+        t, perm = t[again], perm[again]
+    run = t["_burst"].to_numpy()
+    return _numbered(t, perm, run - run[0] if len(run) else run, table["row"].to_numpy(), ts_col)
+
+
+def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarray, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
+    """`order_hops`' result from `t` sorted in hop order (`perm`: sorted position -> row), `run`: each sorted
+    position's journey numbered 0.. ascending, `rows`: the table's `row`."""
     n = len(run)
     new = np.ones(n, dtype=bool)
     new[1:] = run[1:] != run[:-1]
     starts = np.flatnonzero(new)
-    rows = table["row"].to_numpy()[perm]
+    rows = rows[perm]
     first_row = np.minimum.reduceat(rows, starts) if n else rows  # the run's earliest row
     by_first = np.full(int(rows.max()) + 1 if n else 0, -1, dtype=np.int64)  # runs by their (distinct) first rows: no argsort
     del rows
@@ -329,8 +392,10 @@ class Partial:
 def correlate_partition(sub: pl.DataFrame, by_node: bool) -> Partial:
     """The unit of work: journeys of one partition of the narrow frame (`narrow`, gathered by `split`; on
     several nodes with `ts` already clock-corrected). Needs nothing from other partitions."""
-    sub = sub.with_columns(journey=group(sub, "ts"))
-    hops, firsts = order_hops(sub, "ts", by_node=by_node)
+    if by_node or not _one_value(sub, "_nid"):
+        hops, firsts = order_hops(sub.with_columns(journey=group(sub, "ts")), "ts", by_node=by_node)
+    else:
+        hops, firsts = one_node_hops(sub, "ts")
     return Partial(hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
                    hops["delay"].fill_null(0).to_numpy(), firsts)
 
