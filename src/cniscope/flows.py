@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.journeys import chunked_like, nothing_inside
-from cniscope.packets.schema import address_expr, ip4_text
+from cniscope.packets.schema import Tunnel, address_expr, ip4_expr, ip4_text
 from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
@@ -174,6 +174,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     `Flow.journeys` lists the journeys that were materialised (`journeys`);
     `Flow.packets` counts all.
     """
+    table = _envelopes_as_seen(table)
     first = table.select(*FIRST_COLUMNS, "hop")
     keep = pl.col("hop") == 0  # each journey's first sighting
     if limit is not None:
@@ -204,6 +205,20 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
 
 
 _ENDS = ("src", "dst")
+_SHOWN = ("src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport")
+
+
+def _envelopes_as_seen(table: pl.DataFrame) -> pl.DataFrame:
+    """The conversation of tunnel envelopes that show nothing of what they carry (weave's port that tcpdump prints
+    as BFD) is the envelopes' own, as `tuple_id` keys it: their ends stand where the packet's would."""
+    bare = nothing_inside() & pl.col("arp_op").is_null()  # ARP inside an envelope is its own conversation
+    if not table.select(bare.any()).item():
+        return table  # the usual case: nothing replaced, no column copied
+    carrier = pl.when(pl.col("tunnel") == Tunnel.IPIP).then(pl.lit(4)).otherwise(pl.lit(17))
+    return table.with_columns(
+        pl.when(bare).then(carrier).otherwise(pl.col("proto")).cast(table.schema["proto"]).alias("proto"),
+        *(pl.when(bare).then(pl.col(f"outer_{f}")).otherwise(pl.col(f)).cast(table.schema[f]).alias(f) for f in _SHOWN),
+    )
 _HEAD = ("proto", "arp_op", "arp_spa", "arp_tpa", "dns_qr", "icmp_type")
 
 
@@ -360,7 +375,7 @@ def _out_of_order_grouped(data: pl.DataFrame, side: list[str]) -> pl.DataFrame:
 
 def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpoint, Endpoint], ...]]:
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, oriented client -> server."""
-    cols = ["flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport"]
+    cols = ["flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "arp_spa", "arp_tpa"]
     seen = table.select(["row", *cols])
     if limit is not None:
         seen = seen.filter(pl.col("flow") < limit)
@@ -368,8 +383,8 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
         seen = seen.sort("row")
     shown = [c for c in cols if seen[c].null_count() < seen.height]  # columns no input fills (names in a pcap) sort nothing
     seen = seen.unique(subset=shown or cols, maintain_order=True).filter(pl.col("flow").is_not_null())
-    # each end as text (`?` without an address); a pair is the same leg either way round
-    a, b = (pl.coalesce(address_expr(side), pl.lit("?")) for side in _ENDS)
+    # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
+    a, b = (pl.coalesce(address_expr(side), ip4_expr(f"arp_{arp}"), pl.lit("?")) for side, arp in zip(_ENDS, ("spa", "tpa")))
     ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
     a_key, b_key = (pl.concat_str(pl.col(end), pl.col(f"{end}_port").cast(pl.Utf8).fill_null(""), separator="\0") for end in "ab")
     ends = ends.with_columns(_a=a_key, _b=b_key).with_columns(

@@ -507,6 +507,11 @@ def summary(row: Row) -> str:
         return text
     if src or dst:
         return f"IP {src} > {dst} proto {proto}"
+    if row.get("tunnel"):  # an envelope that shows nothing of what it carries (weave's port read as BFD)
+        outer_src, outer_dst = address_text(row, "outer_src"), address_text(row, "outer_dst")
+        if outer_src or outer_dst:
+            ends = f"{_hostport(outer_src, row['outer_sport'])} > {_hostport(outer_dst, row['outer_dport'])}"
+            return f"{Tunnel(row['tunnel']).label} envelope {ends}, the packet inside not shown"
     return f"ethertype 0x{(row['ethertype'] or 0):04x}"
 
 
@@ -581,9 +586,9 @@ def point_label(row: Row, position: int) -> str:
 # what `changes` compares, what `summary` and `point_label` read: the only columns materialising gathers
 _ADDRESS_FIELDS = tuple(f"{side}{kind}" for side in ("src", "dst", "outer_src", "outer_dst") for kind in ("", "6", "_name"))
 _CHANGE_FIELDS = ("tunnel", "vni", "outer_dport", "ttl", "eth_src", "eth_dst", "sport", "dport", "mf", "frag_offset", *_ADDRESS_FIELDS)
-_SUMMARY_FIELDS = ("proto", "arp_op", "arp_spa", "arp_tpa", "tcp_flags", "seq", "ack", "payload_len",
+_SUMMARY_FIELDS = ("proto", "arp_op", "arp_spa", "arp_tpa", "tcp_flags", "seq", "ack", "payload_len", "outer_sport",
                    "dns_id", "dns_qr", "icmp_type", "icmp_id", "icmp_seq", "icmp_mtu", "ethertype")
-_SUMMARY_READS = _SUMMARY_FIELDS + ("sport", "dport", *_ADDRESS_FIELDS)
+_SUMMARY_READS = _SUMMARY_FIELDS + ("sport", "dport", "tunnel", "outer_dport", *_ADDRESS_FIELDS)
 
 
 def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:

@@ -73,6 +73,11 @@ def test_weave_envelopes_that_tcpdump_prints_as_bfd_are_envelopes() -> None:
     assert sorted((f.evidence.addresses, f.evidence.packets, f.evidence.overhead) for f in tunnels) == [
         (("192.168.200.11", "192.168.200.12"), 1, 50), (("192.168.200.11", "192.168.200.13"), 12, 50)]
     assert alarms(report) == []
+    # each conversation is the envelopes' own: UDP between the nodes' ends, as tcpdump printed them
+    first = report.flows[0]
+    assert (first.proto, str(first.client), str(first.server)) == ("udp", "192.168.200.11:39484", "192.168.200.12:6784")
+    assert all("?" not in str(f.client) + str(f.server) for f in report.flows)
+    assert report.journeys[0].summary == "vxlan envelope 192.168.200.11:39484 > 192.168.200.12:6784, the packet inside not shown"
 
 
 def test_checksum_offload_is_one_finding_per_capture_saying_what_was_sent_and_received() -> None:

@@ -266,9 +266,13 @@ def address_text(row: Mapping[str, object], side: str) -> str | None:
 @lru_cache(maxsize=1 << 16)
 def address_expr(side: str) -> pl.Expr:
     """`address_text` for a whole column: the IPv4 address as text, else the IPv6 one, else the host name."""
-    v4 = pl.col(side).cast(pl.Int64)
-    text = pl.concat_str([(v4 // (1 << s) % 256).cast(pl.Utf8) for s in (24, 16, 8, 0)], separator=".")
-    return pl.coalesce(text, pl.col(f"{side}6"), pl.col(f"{side}_name"))
+    return pl.coalesce(ip4_expr(side), pl.col(f"{side}6"), pl.col(f"{side}_name"))
+
+
+def ip4_expr(column: str) -> pl.Expr:
+    """`ip4_text` for a whole column of IPv4 addresses as integers."""
+    v4 = pl.col(column).cast(pl.Int64)
+    return pl.concat_str([(v4 // (1 << s) % 256).cast(pl.Utf8) for s in (24, 16, 8, 0)], separator=".")
 
 
 def mac_text(value: int | None) -> str | None:
