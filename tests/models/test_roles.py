@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cniscope.models import roles
 from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
 from cniscope.packets.schema import Direction, ip4_value
@@ -61,6 +62,22 @@ def test_seed_without_its_veth_copy_is_a_drop() -> None:
     assert findings[0].journey.id == syn.id
     assert findings[0].expected.startswith("host veth") and findings[0].copies == (3, 2)
     assert {h.row for h in findings[0].hops} == {h.row for h in syn.hops}
+
+
+def test_comparing_labelled_journeys_finds_what_comparing_afresh_finds() -> None:
+    loaded = load_capture(SEED)
+    table = loaded.table.filter(loaded.table["line"] != 3)
+    journeys = journeys_of(table)
+    verdict = infer(table, journeys)
+    labelled = label(journeys, table, verdict)
+    after_labelling = compare(labelled, table, verdict)  # with what labelling worked out of the same journeys
+    assert not roles._last  # let go once compared
+    assert after_labelling and compare(labelled, table, verdict) == after_labelling
+    for other in (journeys_of(table)[:-1], journeys_of(table)[1:]):  # not labelling's journeys: with the SYN, without
+        afresh = compare(other, table, verdict)
+        assert len(afresh) == (1 if other[0].id == journeys[0].id else 0)
+        label(journeys, table, verdict)
+        assert compare(other, table, verdict) == afresh
 
 
 def _dns(query_id: int, ts: int, iface: str, direction: Direction) -> dict:

@@ -84,7 +84,7 @@ class Facts:
     _columns: dict[str, pl.Series] = field(default_factory=dict, repr=False, compare=False)
     _checked: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)  # columns whose type an accessor checked
     _roles: dict[str | None, Role | None] = field(default_factory=dict, repr=False, compare=False)
-    _near: dict[str, list[Any]] = field(default_factory=dict, repr=False, compare=False)  # column -> values at _near_rows
+    _near: dict[tuple[str, str | None], list[Any]] = field(default_factory=dict, repr=False, compare=False)  # (column, kind) -> values at _near_rows
     _paths: dict[int, tuple[Hop, ...]] = field(default_factory=dict, repr=False, compare=False)  # journey id -> path
 
     # ---- per sighting ---------------------------------------------------------------------------
@@ -93,7 +93,12 @@ class Facts:
 
     def node(self, hop: Hop | int) -> str:
         """The node a sighting (a hop, or a table row) belongs to (`input N` when the input names none)."""
-        row = hop if isinstance(hop, int) else hop.row
+        if isinstance(hop, int):
+            row = hop
+        elif hop.node is not None:  # the table's node column, which names the node when the input does
+            return hop.node
+        else:
+            row = hop.row
         at = self._at.get(row)
         if at is None:
             return self.node_names[int(self.node_codes[row])]
@@ -147,13 +152,15 @@ class Facts:
         return found
 
     def _get(self, row: int, column: str, kind: str | None) -> Any:
-        series = self._column(column, kind)
         at = self._at.get(row)
+        if at is not None:
+            near = self._near.get((column, kind))  # the column's type checked when it was listed
+            if near is not None:
+                return near[at]
+        series = self._column(column, kind)
         if at is None:
             return series[row]
-        near = self._near.get(column)
-        if near is None:
-            near = self._near[column] = series.gather(self._near_rows).to_list()
+        near = self._near[(column, kind)] = series.gather(self._near_rows).to_list()
         return near[at]
 
     def _column(self, column: str, kind: str | None) -> pl.Series:

@@ -20,6 +20,7 @@ capture shows that capture point on that node for other packets.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -230,11 +231,38 @@ def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[int], list[Jou
     return shape_of, shapes
 
 
-def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
-    """Every journey with a role on every hop."""
+@dataclass(frozen=True)
+class _Shaped:
+    """What labelling and comparing read of a list of journeys: the context, each journey's shape, the shapes and
+    the capture points they cover."""
+
+    ctx: _Context
+    shape_of: list[int]
+    shapes: list[Journey]
+    coverage: _Coverage
+
+
+# the last journeys shaped: `compare` asks for the journeys `label` shaped, labelled (their hops the same but
+# for their roles, which neither reads)
+_last: list[tuple[weakref.ref[pl.DataFrame], ModelVerdict, Inventory | None, tuple[int, ...], _Shaped]] = []
+
+
+def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None) -> _Shaped:
+    ids = tuple(j.id for j in journeys)  # in one table, a journey's id says which sightings it holds
+    for ref, seen_verdict, seen_inventory, seen_ids, shaped in _last:
+        if ref() is table and seen_verdict is verdict and seen_inventory is inventory and seen_ids == ids:
+            return shaped
     ctx = _context(journeys, table, verdict, inventory)
     shape_of, shapes = _shapes(journeys, ctx)
-    coverage = _covered(shapes, ctx)
+    shaped = _Shaped(ctx, shape_of, shapes, _covered(shapes, ctx))
+    _last[:] = [(weakref.ref(table), verdict, inventory, ids, shaped)]
+    return shaped
+
+
+def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
+    """Every journey with a role on every hop."""
+    shaped = _shaped(journeys, table, verdict, inventory)
+    ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
     roles = [_roles(journey, ctx, coverage) for journey in shapes]
     return [
         made(Journey, j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]),
@@ -300,11 +328,11 @@ def _embed(observed: list[tuple[Role | None, str | None]], steps: tuple[Step, ..
 
 def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Mismatch]:
     """Missing or unexpected hops, journey by journey, against the model's expected paths."""
-    ctx = _context(journeys, table, verdict, inventory)
-    if ctx.model is None or not journeys:
+    if _model(verdict) is None or not journeys:
         return []
-    shape_of, shapes = _shapes(journeys, ctx)
-    coverage = _covered(shapes, ctx)
+    shaped = _shaped(journeys, table, verdict, inventory)
+    _last.clear()  # comparing comes after labelling: nothing asks again
+    ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
     verdicts = [_verdicts(journey, coverage, ctx) for journey in shapes]
     return [
         Mismatch(journey, node, tuple(journey.hops[i] for i in idx), *found)
