@@ -6,7 +6,19 @@ import dataclasses
 
 import pytest
 
-from cniscope.results import Change, ChangeKind, Endpoint, Flow, FlowState, Hop, HopDirection, Journey, Proto, made
+from cniscope.results import (
+    Change,
+    ChangeKind,
+    Endpoint,
+    Flow,
+    FlowState,
+    Hop,
+    HopDirection,
+    Journey,
+    Proto,
+    made,
+    make_flow,
+)
 
 
 def test_made_is_what_the_dataclass_makes() -> None:
@@ -14,10 +26,13 @@ def test_made_is_what_the_dataclass_makes() -> None:
     values = (7, "1:key", Proto.UDP, client, server, ((client, server),), (3, 4), 2, 20, 1, 2, FlowState.ANSWERED,
               {"syn_to_synack_ns": 5}, 1, 0, 0, (), ("DNS: 1 queries, 1 answered",))
     flow, init = made(Flow, *values), Flow(*values)
+    assert make_flow(*values) == flow and vars(make_flow(*values)) == vars(flow)
     assert flow == init and vars(flow) == vars(init)
     assert list(vars(flow)) == [f.name for f in dataclasses.fields(Flow)]
     hop = (3, "node1", "eth0", HopDirection.OUT, 10, None, (Change(ChangeKind.TTL, "64", "63"),), None, "node1 eth0 Out", None, None)
     assert made(Hop, *hop) == Hop(*hop) and vars(made(Hop, *hop)) == vars(Hop(*hop))
     assert made(Journey, 1, 7, "UDP", (), None) == Journey(1, 7, "UDP", ())
-    with pytest.raises(ValueError):
-        made(Journey, 1, 7, "UDP", ())  # every field, or none
+    with pytest.raises(TypeError):
+        made(Journey, 1, 7, "UDP", ())  # every field, or none (as the class itself says)
+    with pytest.raises(TypeError):
+        make_flow(*values, ())

@@ -23,7 +23,7 @@ import polars as pl
 
 from cniscope.journeys import chunked_like, nothing_inside
 from cniscope.packets.schema import Tunnel, address_expr, ip4_expr, ip4_text
-from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made
+from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, make_flow, make_journey
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
 PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
@@ -200,7 +200,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
     jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
-    journeys = [made(Journey, j.id, jflow.get(j.id), j.summary, j.hops, retrans_of.get(j.id)) for j in journeys]
+    journeys = [make_journey(j.id, jflow.get(j.id), j.summary, j.hops, retrans_of.get(j.id)) for j in journeys]
     return flows, journeys
 
 
@@ -504,6 +504,6 @@ def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
         legs = tuple((b, a) for a, b in legs)
     key = f"arp:{client.addr}-{server.addr}" if proto is Proto.ARP else \
         community_id(proto_num or 0, client.addr, server.addr, client.port, server.port)
-    return made(Flow, r.flow, key, proto, client, server, legs, tuple(r.journeys), r.packets, r.bytes or 0, r.first_ts,
+    return make_flow(r.flow, key, proto, client, server, legs, tuple(r.journeys), r.packets, r.bytes or 0, r.first_ts,
                 r.last_ts, _STATES[r.state], _handshake(r), r.retransmissions, r.out_of_order or 0, r.zero_windows,
                 tuple(r.resets), () if r.note is None else (r.note,))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import polars as pl
 
@@ -17,7 +17,7 @@ from cniscope.errors import ReadWarning
 from cniscope.packets.schema import Clock
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from cniscope.inventory import Inventory
     from cniscope.packets.frames import FrameBatch
@@ -343,12 +343,27 @@ _Made = TypeVar("_Made", "Hop", "Journey", "Flow")
 
 def made(cls: type[_Made], *values: object) -> _Made:
     """What `cls(*values)` makes, given every field in order: a frozen dataclass's __init__ sets each field by its own
-    checked call, most of the time of making the tens of thousands of hops and journeys of a report. The fields go
-    into the instance's own dict in order, which keeps it the small kind whose keys the class's instances share
-    (20,000 conversations on fresh memory: 0.028 s, against 0.035 with a dict of their own, 0.039 by __init__)."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(zip(_FIELD_NAMES[cls], values, strict=True))
-    return obj
+    checked call, most of the time of making the tens of thousands of hops and journeys of a report (`maker`)."""
+    make: Callable[..., _Made] = _MAKERS[cls]
+    return make(*values)
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in (Hop, Journey, Flow)}
+def maker(cls: type) -> Callable[..., Any]:
+    """A function of every field of `cls` in order that makes the instance: the fields go into its own dict one by
+    one, in order, which keeps it the small kind whose keys the class's instances share (20,000 conversations on
+    fresh memory: 0.028 s, against 0.035 with a dict of their own, 0.039 by __init__), with no call per field
+    (0.5 us a conversation against 1.7 us through a loop over the names)."""
+    names = [f.name for f in fields(cls)]
+    source = (f"def make({', '.join(names)}):\n    made = new(cls)\n    own = made.__dict__\n"
+              + "".join(f"    own[{name!r}] = {name}\n" for name in names) + "    return made\n")
+    namespace: dict[str, object] = {"new": object.__new__, "cls": cls}
+    exec(source, namespace)  # as dataclasses makes __init__
+    make = namespace["make"]
+    assert callable(make)
+    return make
+
+
+_MAKERS: dict[type, Callable[..., Any]] = {cls: maker(cls) for cls in (Hop, Journey, Flow)}
+make_hop: Callable[..., Hop] = _MAKERS[Hop]  # `made` without looking the class up: for the loops that make thousands
+make_journey: Callable[..., Journey] = _MAKERS[Journey]
+make_flow: Callable[..., Flow] = _MAKERS[Flow]

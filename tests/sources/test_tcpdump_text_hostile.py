@@ -6,6 +6,7 @@ import pytest
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo
+from cniscope.sources.text.grammar import endpoint
 from cniscope.sources.text.reader import iter_tables
 
 GOOD = "12:00:00.000001 IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n"
@@ -25,6 +26,29 @@ def test_an_address_no_ip_stack_prints_is_warned_for_its_line(pair: str) -> None
     (warning,) = info.warnings
     assert warning.where == "line 1" and warning.message == f"not an IP address, skipped: {pair!r}"
     assert info.damaged
+
+
+@pytest.mark.parametrize(("token", "read"), [
+    ("10.0.0.1.80", (0x0A000001, None, 80, None, None)),
+    ("10.0.0.1", (0x0A000001, None, None, None, None)),
+    ("010.0.0.001.0080", (0x0A000001, None, 80, None, None)),
+    ("10.0.0.\u0661.53", (0x0A000001, None, 53, None, None)),  # digits of another script, as int() reads them
+    ("10.0.0.1.http", (0x0A000001, None, 80, None, None)),
+    ("10.0.0.1.65536", (0x0A000001, None, None, None, "65536")),  # no port: kept as printed
+    ("10.0.0.1234.5", (None, None, 5, "10.0.0.1234", None)),  # four digits: a host name
+    ("1..2.3", (None, None, 3, "1..2", None)),
+    ("1.2.3.4.5.6", (None, None, 6, "1.2.3.4.5", None)),
+    ("1.2.3.4.", (None, None, None, "1.2.3.4.", None)),
+])
+def test_an_ipv4_end_is_read_whatever_its_form(token: str, read: tuple[object, ...]) -> None:
+    """The common `10.0.0.1.80` is read without the regex (grammar.endpoint): the same as with it."""
+    assert endpoint.__wrapped__(token) == read
+
+
+def test_an_octet_above_255_is_no_address() -> None:
+    for token in ("10.0.0.256.80", "10.0.0.256", "999.0.0.1.80"):
+        with pytest.raises(ValueError, match="an octet above 255"):
+            endpoint.__wrapped__(token)
 
 
 def test_ipv6_addresses_come_out_in_canonical_form() -> None:

@@ -205,14 +205,15 @@ def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None
     into a number comes back as text so the caller can keep it. Something with a
     colon that is no IPv6 address (`192.16:.200.21`) raises ValueError.
     """
+    parts = token.split(".")
+    if len(parts) == 5 and parts[4].isdecimal() or len(parts) == 4:  # the common `10.0.0.1.80`, without a regex:
+        a, b, c, d = parts[:4]  # what V4_RE matches when each octet is 1-3 decimal digits
+        if 0 < len(a) < 4 and 0 < len(b) < 4 and 0 < len(c) < 4 and 0 < len(d) < 4 and (a + b + c + d).isdecimal():
+            return _v4(int(a), int(b), int(c), int(d), parts[4] if len(parts) == 5 else None, token)
     m = V4_RE.match(token)
     if m:
         a, b, c, d = map(int, m.group(1, 2, 3, 4))
-        if a > 255 or b > 255 or c > 255 or d > 255:  # `10.0.0.300.80`: no host name is all digits
-            raise ValueError(f"{token}: an octet above 255")
-        port_text = m.group(5)
-        port = _port(port_text)
-        return (a << 24) | (b << 16) | (c << 8) | d, None, port, None, port_text if port is None else None
+        return _v4(a, b, c, d, m.group(5), token)
     if ":" in token:
         addr, dot, port_text = token.rpartition(".")
         if dot and ":" in addr:
@@ -223,6 +224,15 @@ def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None
     if dot and host and (last.isdigit() or last in PORTS):
         return None, None, _port(last), host, None
     return None, None, None, token, None
+
+
+def _v4(a: int, b: int, c: int, d: int, port_text: str | None,
+        token: str) -> tuple[int | None, str | None, int | None, str | None, str | None]:
+    """`endpoint` of an IPv4 address (and port) whose octets are read."""
+    if a > 255 or b > 255 or c > 255 or d > 255:  # `10.0.0.300.80`: no host name is all digits
+        raise ValueError(f"{token}: an octet above 255")
+    port = _port(port_text)
+    return (a << 24) | (b << 16) | (c << 8) | d, None, port, None, port_text if port is None else None
 
 
 def _names(layer: Layer, role: str, host: str | None, port_name: str | None) -> None:
@@ -351,7 +361,7 @@ def parse_l4(s: str, pkt: Packet) -> None:
         return
     if layer.get("ip_version") == 6:
         s = parse_ip6_extensions(s, layer)
-    m = UDP_CSUM_RE.match(s)
+    m = UDP_CSUM_RE.match(s) if s.startswith("[") else None
     if m:
         verdict = m.group(1)
         if verdict.endswith("sum ok"):
@@ -361,6 +371,19 @@ def parse_l4(s: str, pkt: Packet) -> None:
         s = s[m.end() :]
         if verdict.startswith(("udp", "bad udp", "no")):
             layer["proto"] = 17
+    m = UDP_LEN_RE.match(s)  # first: none of the forms below starts like it
+    if m:
+        layer["proto"] = 17
+        kind = _envelope_port(layer, pkt.ports)
+        if kind and "_fragment" not in layer and not layer.get("mf"):  # an envelope tcpdump did not open (-q, 8285)
+            layer["_encap"] = kind
+        elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
+            layer["payload_len"] = int(m.group(1))
+        elif layer.get("mf") and not layer.get("frag_offset") and "_ihl" in layer:  # a first fragment, with -v:
+            layer["payload_len"] = _int(layer, "ip_len") - 20 - 8  # what it carries
+        elif "_frag_len" in layer and not layer.get("frag_offset"):  # IPv6: `frag (0|1448)` says what it carries
+            layer["payload_len"] = _int(layer, "_frag_len") - 8
+        return
     if s.startswith("ICMP "):
         parse_icmp(s[5:], pkt)
         return
@@ -379,19 +402,6 @@ def parse_l4(s: str, pkt: Packet) -> None:
         layer["_encap"] = Tunnel.IPIP
         pkt.layers.append({})
         parse_ip6(s[4:] if s.startswith("IP6 ") else s, pkt)
-        return
-    m = UDP_LEN_RE.match(s)
-    if m:
-        layer["proto"] = 17
-        kind = _envelope_port(layer, pkt.ports)
-        if kind and "_fragment" not in layer and not layer.get("mf"):  # an envelope tcpdump did not open (-q, 8285)
-            layer["_encap"] = kind
-        elif not layer.get("mf") and "_fragment" not in layer:  # else the datagram's length, not this packet's
-            layer["payload_len"] = int(m.group(1))
-        elif layer.get("mf") and not layer.get("frag_offset") and "_ihl" in layer:  # a first fragment, with -v:
-            layer["payload_len"] = _int(layer, "ip_len") - 20 - 8  # what it carries
-        elif "_frag_len" in layer and not layer.get("frag_offset"):  # IPv6: `frag (0|1448)` says what it carries
-            layer["payload_len"] = _int(layer, "_frag_len") - 8
         return
     m = QUIET_TRANSPORT_RE.match(s)
     if m and ("sport" in layer or "dport" in layer):
@@ -473,7 +483,8 @@ def parse_ip6_extensions(s: str, layer: Layer) -> str:
 
 def _envelope_port(layer: Layer, ports: TunnelPorts) -> Tunnel:
     """The envelope a UDP port of the layer stands for; Tunnel.NONE for none."""
-    return ports.kind(_int(layer, "dport")) or ports.kind(_int(layer, "sport"))
+    by_port = ports.by_port
+    return by_port.get(_int(layer, "dport"), Tunnel.NONE) or by_port.get(_int(layer, "sport"), Tunnel.NONE)
 
 
 def _int(layer: Layer, key: str) -> int:

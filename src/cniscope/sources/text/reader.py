@@ -325,18 +325,21 @@ class TextReader:
         self.packet = pkt
         if rest.endswith(IPIP_SUFFIX):  # tcpdump before 4.99 ends an IPIP packet with it
             rest = rest[: -len(IPIP_SUFFIX)]
-        if grammar.parse_sll1(rest, pkt):
-            return
-        m = IFACE_DIR_RE.match(rest)
-        if m is not None:
-            pkt.iface = m.group(1)
-            pkt.direction = grammar.DIRECTIONS[m.group(2)]
-            if pkt.linktype is None:
-                pkt.linktype = LinkType.LINUX_SLL2
-            rest = rest[m.end() :]
-            if grammar.parse_sll2(rest, pkt):
+        if rest.startswith("IP ") and rest[3:4].isdigit():  # the common line: no link header, no -v header
+            grammar.parse_l3_line(rest[3:], pkt)  # (what parse_frame and parse_ip4 come to for it)
+        else:
+            if grammar.parse_sll1(rest, pkt):
                 return
-        grammar.parse_frame(rest, pkt)
+            m = IFACE_DIR_RE.match(rest)
+            if m is not None:
+                pkt.iface = m.group(1)
+                pkt.direction = grammar.DIRECTIONS[m.group(2)]
+                if pkt.linktype is None:
+                    pkt.linktype = LinkType.LINUX_SLL2
+                rest = rest[m.end() :]
+                if grammar.parse_sll2(rest, pkt):
+                    return
+            grammar.parse_frame(rest, pkt)
         if pkt.linktype is None:
             first = pkt.layers[0]
             if "wirelen" in first and "eth_dst" in first:
@@ -420,7 +423,8 @@ class TextReader:
                 self.unparsed(pkt.line, str(layer["_bad_address"]), "not an IP address")
                 return
         row = assemble(pkt)
-        self.segment.tcp.absolute(row)
+        if row.get("tcp_flags") is not None:  # TCP: numbers back to absolute
+            self.segment.tcp.absolute(row)
         if pkt.pending == L3 or pkt.pending == INNER:
             what = "IP header" if pkt.pending == L3 else "tunnel header"
             row["error"] = f"text: {what} without the line that should follow it"
@@ -505,7 +509,8 @@ def assemble(pkt: Packet) -> dict[str, object]:
     encap = outer.get("_encap")
     if encap is None:  # one layer (the common case): its keys are the row's columns
         row = dict(outer)
-        names = _names(row.pop("_names", None))
+        noted = row.pop("_names", None)
+        names = _names(noted) if noted is not None else []
         for note in PRIVATE_NOTES:  # the grammar's own notes, no columns
             row.pop(note, None)
         row["tunnel"] = 0
