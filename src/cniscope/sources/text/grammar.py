@@ -212,8 +212,7 @@ def endpoint(token: str) -> tuple[int | None, str | None, int | None, str | None
             return _v4(int(a), int(b), int(c), int(d), parts[4] if len(parts) == 5 else None, token)
     m = V4_RE.match(token)
     if m:
-        a, b, c, d = map(int, m.group(1, 2, 3, 4))
-        return _v4(a, b, c, d, m.group(5), token)
+        return _v4(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), m.group(5), token)
     if ":" in token:
         addr, dot, port_text = token.rpartition(".")
         if dot and ":" in addr:
