@@ -17,6 +17,7 @@ from cniscope.results import (
     Journey,
     Proto,
     made,
+    make_endpoint,
     make_flow,
 )
 
@@ -32,6 +33,7 @@ def test_made_is_what_the_dataclass_makes() -> None:
     hop = (3, "node1", "eth0", HopDirection.OUT, 10, None, (Change(ChangeKind.TTL, "64", "63"),), None, "node1 eth0 Out", None, None)
     assert made(Hop, *hop) == Hop(*hop) and vars(made(Hop, *hop)) == vars(Hop(*hop))
     assert made(Journey, 1, 7, "UDP", (), None) == Journey(1, 7, "UDP", ())
+    assert make_endpoint("fd00::1", 80) == Endpoint("fd00::1", 80) and vars(make_endpoint("a", None)) == vars(Endpoint("a"))
     with pytest.raises(TypeError):
         made(Journey, 1, 7, "UDP", ())  # every field, or none (as the class itself says)
     with pytest.raises(TypeError):

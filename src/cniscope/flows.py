@@ -23,7 +23,7 @@ import polars as pl
 
 from cniscope.journeys import chunked_like, nothing_inside
 from cniscope.packets.schema import Tunnel, address_expr, ip4_expr, ip4_text
-from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, make_flow, make_journey
+from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, make_endpoint, make_flow, make_journey
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
 PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
@@ -152,7 +152,7 @@ _PROTO_PORTS = struct.Struct("!BBHH")
 
 @lru_cache(maxsize=1 << 16)  # conversations share ends (a server, a DNS service): one immutable object each
 def _endpoint(ip: str | None, port: int | None) -> Endpoint:
-    return Endpoint(ip or "?", port)
+    return make_endpoint(ip or "?", port)
 
 
 FIRST_COLUMNS = (
@@ -396,7 +396,8 @@ def _legs(table: pl.DataFrame, limit: int | None) -> dict[int, tuple[tuple[Endpo
     ends = ends.select("flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
                                  (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port"))))
     legs: dict[int, list[tuple[Endpoint, Endpoint]]] = {}
-    for flow, a_addr, a_port, b_addr, b_port in ends.select("flow", "a", "a_port", "b", "b_port").iter_rows():
+    for flow, a_addr, a_port, b_addr, b_port in zip(*(ends[c].to_list() for c in ("flow", "a", "a_port", "b", "b_port")),
+                                                    strict=True):  # read by column: rows come as tuples one by one
         legs.setdefault(flow, []).append((_endpoint(a_addr, a_port), _endpoint(b_addr, b_port)))
     return {k: tuple(v) for k, v in legs.items()}
 
@@ -505,5 +506,5 @@ def _flow(r: _Stats, legs: tuple[tuple[Endpoint, Endpoint], ...]) -> Flow:
     key = f"arp:{client.addr}-{server.addr}" if proto is Proto.ARP else \
         community_id(proto_num or 0, client.addr, server.addr, client.port, server.port)
     return make_flow(r.flow, key, proto, client, server, legs, tuple(r.journeys), r.packets, r.bytes or 0, r.first_ts,
-                r.last_ts, _STATES[r.state], _handshake(r), r.retransmissions, r.out_of_order or 0, r.zero_windows,
-                tuple(r.resets), () if r.note is None else (r.note,))
+                     r.last_ts, _STATES[r.state], _handshake(r), r.retransmissions, r.out_of_order or 0, r.zero_windows,
+                     tuple(r.resets), () if r.note is None else (r.note,))

@@ -338,7 +338,7 @@ class Report:
         return {c.reference: 0 for c in self.clocks} | {c.node: c.uncertainty_ns for c in self.clocks}
 
 
-_Made = TypeVar("_Made", "Hop", "Journey", "Flow")
+_Made = TypeVar("_Made", "Hop", "Journey", "Flow", "Endpoint")
 
 
 def made(cls: type[_Made], *values: object) -> _Made:
@@ -363,7 +363,8 @@ def maker(cls: type) -> Callable[..., Any]:
     return make
 
 
-_MAKERS: dict[type, Callable[..., Any]] = {cls: maker(cls) for cls in (Hop, Journey, Flow)}
+_MAKERS: dict[type, Callable[..., Any]] = {cls: maker(cls) for cls in (Hop, Journey, Flow, Endpoint)}
 make_hop: Callable[..., Hop] = _MAKERS[Hop]  # `made` without looking the class up: for the loops that make thousands
 make_journey: Callable[..., Journey] = _MAKERS[Journey]
 make_flow: Callable[..., Flow] = _MAKERS[Flow]
+make_endpoint: Callable[[str, int | None], Endpoint] = _MAKERS[Endpoint]
