@@ -237,8 +237,8 @@ class Facts:
     def _pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Per input: times of its IPv4 sightings in time order, and for each the position of the first sighting from
         there on that goes the other way between the same two addresses (`_partners`)."""
-        t = self.table.select("input", "ts", "src", "dst").filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
-        t = t.select("input", pl.col("ts").fill_null(0), "src", "dst")
+        t = self.table.lazy().filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null()).select(
+            "input", pl.col("ts").fill_null(0), "src", "dst").collect()  # one copy of the four columns' rows
         if not t["ts"].is_sorted():  # a capture is mostly in time order already: no sort of every row then
             t = t.sort("ts")
         return {index: (part["ts"].to_numpy(), _partners(part["src"].to_numpy(), part["dst"].to_numpy()))
@@ -300,7 +300,8 @@ class Facts:
     @cached_property
     def _node_ifaces(self) -> dict[str, set[tuple[str | None, bool]]]:
         out: dict[str, set[tuple[str | None, bool]]] = {}
-        pairs = self.table.select(node=pl.Series(self.node_codes), iface=pl.col("iface"), tunnel=pl.col("tunnel")).unique()
+        pairs = self.table.lazy().select(node=pl.Series(self.node_codes), iface=pl.col("iface"), tunnel=pl.col("tunnel")).unique().collect(
+            engine="streaming")
         for r in pairs.iter_rows(named=True):
             out.setdefault(self.node_names[r["node"]], set()).add((r["iface"], bool(r["tunnel"])))
         return out
@@ -454,22 +455,39 @@ def _per_input(t: pl.DataFrame) -> dict[int, pl.DataFrame]:
 def _partners(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """For each sighting (IPv4 source and destination, in time order): the position of the first sighting at or after
     it from `dst` to `src` (itself when the two are one address; len(src) when there is none). Linear: the sightings
-    are grouped by address pair, and the first candidate from each position on is a reversed running minimum."""
+    are grouped by address pair, and the first candidate from each position on is a reversed running minimum.
+
+    Every array but the pair key is 32 bits a sighting (positions count the sightings of one input): at 10M
+    sightings this ran at the peak of `analyze` (int64 throughout held about 100 B a sighting at once)."""
     n = len(src)
-    src, dst = src.astype(np.uint64), dst.astype(np.uint64)
-    key = np.minimum(src, dst) << np.uint64(32) | np.maximum(src, dst)
+    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    key = lo.astype(np.uint64)
+    del lo
+    key <<= np.uint64(32)
+    key |= hi
+    del hi
     # each pair's sightings together, in time order: polars groups by hashing and keeps the rows' order within a group
     positions = pl.DataFrame({"key": key}).with_row_index("pos").group_by("key").agg("pos")["pos"]
-    order = positions.list.explode().to_numpy().astype(np.int64)
-    group = np.repeat(np.arange(len(positions), dtype=np.int64), positions.list.len().to_numpy())
-    up, down = (src < dst)[order], (src > dst)[order]
+    del key
+    order = positions.list.explode().to_numpy().astype(np.uint32, copy=False)
+    lengths = positions.list.len().to_numpy()
+    del positions
+    end = np.repeat(np.cumsum(lengths, dtype=np.uint32), lengths)  # where each sighting's pair ends, in `order`
+    del lengths
+    at = np.arange(n, dtype=np.uint32)
+    none = np.uint32(np.iinfo(np.uint32).max)
 
     def first_of(candidate: np.ndarray) -> np.ndarray:
-        values = np.where(candidate, group * n + order, np.iinfo(np.int64).max)  # later pairs rank after
-        values = np.minimum.accumulate(values[::-1])[::-1]
-        return np.where(values < (group + 1) * n, values - group * n, n)
+        """The position of the first candidate at or after each place of `order` within its pair (n: none)."""
+        nearest = np.where(candidate, at, none)
+        nearest = np.minimum.accumulate(nearest[::-1])[::-1]  # the next candidate anywhere (later pairs come later)
+        inside = nearest < end
+        return np.where(inside, order[np.where(inside, nearest, 0)], np.uint32(n))
 
-    partners = np.empty(n, dtype=np.int64)
+    ends = src[order], dst[order]
+    up, down = ends[0] < ends[1], ends[0] > ends[1]
+    del ends
+    partners = np.empty(n, dtype=np.uint32)
     partners[order] = np.where(up, first_of(down), np.where(down, first_of(up), order))
     return partners
 
@@ -520,8 +538,9 @@ def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
     if t.is_empty():
         return {}
     per_input = (
-        t.select("input", "node", "linktype", "caplen", "iface", "direction", "ts")  # eager group_by copies every column
-        .group_by("input", "node")  # the node's name after: not one made per sighting
+        # streaming: each group's aggregates folded in as the rows go by (in memory, the group_by's working memory
+        # was 70 B a sighting: every row's group and each expression's column)
+        t.lazy().group_by("input", "node")  # the node's name after: not one made per sighting
         .agg(
             any_link=pl.col("linktype").is_in(ANY_LINKTYPES).any(),
             text_named=(pl.col("caplen").is_null() & pl.col("iface").is_not_null() & pl.col("direction").is_not_null()).any(),
@@ -529,6 +548,8 @@ def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
             start=pl.col("ts").min(),
             end=pl.col("ts").max(),
         )
+        .collect(engine="streaming")
+        .sort("input", "node")
         .with_columns(_node=node_column(t))
     )
     out: dict[str, Coverage] = {}
