@@ -8,9 +8,10 @@ tell it from the others), and the same packets as a raw-IP pcap. Then, each as i
 
     cniscope analyze --json TEXT      cniscope analyze --json PCAP      tcpdump -nn -r PCAP
 
-Printed: wall and CPU seconds (user + system, the steadier figure on a shared machine) and peak memory of each,
-and the journeys and conversations the text gave (one each per line is right; the issue measured 146 s for one
-journey of 25,000 legs). `--stages` also times the pipeline's stages on the text in this process
+cniscope's modules are compiled to bytecode first, as an installed copy's are (`decode.compiled`). Printed: wall
+and CPU seconds (user + system, the steadier figure on a shared machine) and peak memory of each, and the
+journeys and conversations the text gave (one each per line is right; the issue measured 146 s for one journey of
+25,000 legs). `--stages` also times the pipeline's stages on the text in this process
 (`benchmarks/analyze.py --stages`).
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from analyze import stages  # noqa: E402
-from decode import CNISCOPE, Run, timed, warm  # noqa: E402
+from decode import CNISCOPE, Run, compiled, timed, warm  # noqa: E402
 
 SERVER = (10, 96, 0, 10)
 
@@ -75,6 +76,7 @@ def main() -> None:
         write_pcap(pcap, args.packets)
         warm(text)
         warm(pcap)
+        print(compiled(), flush=True)
         commands = {
             "analyze text": [str(CNISCOPE), "analyze", "--json", str(text)],
             "analyze pcap": [str(CNISCOPE), "analyze", "--json", str(pcap)],
