@@ -362,3 +362,21 @@ def test_narrow_keeps_schema_and_values_and_drops_empty_buffers():
     assert lean.schema == table.schema
     assert lean.equals(table)
     assert pl.concat([lean, table], rechunk=False).equals(pl.concat([table, table]))
+
+
+def test_put_rows_sets_what_putting_each_field_sets() -> None:
+    from cniscope.packets.columns import Columns
+
+    found = [{"sport": 80, "dport": 8080, "mss": None, "error": "cut"}, {"sport": 443, "truncated": True},
+             {"sport": 81, "dport": 9090, "mss": 1400, "error": None}, {"mss": None}]
+    rows = [5, 1, 3, 0]
+    batched, one_by_one = Columns(6), Columns(6)
+    batched.put_rows(rows, found)
+    for row, fields in zip(rows, found):
+        for name, value in fields.items():
+            if value is not None:
+                one_by_one.put(name, row, value)
+    assert batched.to_arrow().equals(one_by_one.to_arrow())
+    assert batched.to_arrow().column("mss").to_pylist() == [None, None, None, 1400, None, None]
+    with pytest.raises(TypeError, match="mss: a float"):
+        Columns(2).put_rows([0], [{"mss": 1.5}])

@@ -154,10 +154,11 @@ def _decode_chunk(
     end = base + caplen
     slow = _Vector(batch.data, base, end, cols, port_kinds, scratch).run(linktype) if vector else np.ones(n, dtype=np.bool_)
     data = batch.data
-    for row in np.flatnonzero(slow).tolist():
-        frame = data[base[row] : end[row]].tobytes()
-        cols.clear(DECODED, row)
-        cols.put_row(row, decode_frame(frame, int(linktype[row]), ports))
+    rows = np.flatnonzero(slow)
+    if len(rows):
+        found = [decode_frame(data[base[row] : end[row]].tobytes(), int(linktype[row]), ports) for row in rows.tolist()]
+        cols.clear(DECODED, rows)
+        cols.put_rows(rows.tolist(), found)
     direction = batch.direction[start:stop]
     known = direction >= 0
     if known.any():

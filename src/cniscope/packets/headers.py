@@ -37,15 +37,26 @@ class Header:
     size: int
     fields: tuple[Field, ...]
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+    # fields that share no byte, in offset order: one struct reads them all (macs as 6 bytes, made ints after)
+    _whole: tuple[struct.Struct, tuple[str, ...], tuple[str, ...]] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
         for f in self.fields:
             if f.offset + _WIDTH[f.fmt] > self.size:
                 raise ValueError(f"{self.name}.{f.name} runs past the {self.size}-byte header")
+        object.__setattr__(self, "_whole", _one_struct(self.fields))
 
     def unpack(self, buf: bytes | memoryview, at: int) -> dict[str, int | bytes]:
         """Python path: every field of the header starting at `at` (caller checked the length)."""
+        if self._whole is not None:
+            whole, names, macs = self._whole
+            found: dict[str, int | bytes] = dict(zip(names, whole.unpack_from(buf, at)))
+            for name in macs:
+                raw = found[name]
+                assert isinstance(raw, bytes)
+                found[name] = int.from_bytes(raw, "big")
+            return found
         out: dict[str, int | bytes] = {}
         for f in self.fields:
             pos = at + f.offset
@@ -106,6 +117,28 @@ class Header:
             raise ValueError(f"field at {at + offset} runs past the {k}-byte window")
         view = np.ndarray(shape=(n,), dtype=fmt, buffer=windows, offset=at + offset, strides=(k,))
         return view if rows is None else view[rows]
+
+
+def _one_struct(fields: tuple[Field, ...]) -> tuple[struct.Struct, tuple[str, ...], tuple[str, ...]] | None:
+    """A struct reading every field at once (in declaration order), when no two fields share a byte and they are
+    declared in offset order with one byte order; else None."""
+    codes, pos, order = [], 0, None
+    for f in fields:
+        if f.offset < pos:
+            return None
+        if f.fmt in ("mac", "b16"):
+            code = f"{_WIDTH[f.fmt]}s"
+        else:
+            fmt = _STRUCT[f.fmt]
+            if fmt[0] in "<>":
+                if order not in (None, fmt[0]):
+                    return None
+                order, fmt = fmt[0], fmt[1:]
+            code = fmt
+        codes.append(f"{f.offset - pos}x{code}" if f.offset > pos else code)
+        pos = f.offset + _WIDTH[f.fmt]
+    return (struct.Struct((order or ">") + "".join(codes)), tuple(f.name for f in fields),
+            tuple(f.name for f in fields if f.fmt == "mac"))
 
 
 def _h(name: str, size: int, *fields: tuple[str, int, str]) -> Header:
