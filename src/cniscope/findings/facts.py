@@ -37,6 +37,7 @@ from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_t
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
+TWO_WAY_PROBE = 1 << 16  # sightings from a window's start searched for two-way traffic before all of the input's
 
 
 def group_address(dst: int | None) -> bool:
@@ -86,6 +87,7 @@ class Facts:
     _roles: dict[str | None, Role | None] = field(default_factory=dict, repr=False, compare=False)
     _near: dict[tuple[str, str | None], list[Any]] = field(default_factory=dict, repr=False, compare=False)  # (column, kind) -> values at _near_rows
     _paths: dict[int, tuple[Hop, ...]] = field(default_factory=dict, repr=False, compare=False)  # journey id -> path
+    _partner_rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # input -> `_partners` of `_pairs`
 
     # ---- per sighting ---------------------------------------------------------------------------
     # Detectors read the materialised journeys' sightings hop by hop: those rows' values are read from the table once,
@@ -234,14 +236,13 @@ class Facts:
         return point_label(self.table.row(row, named=True), int(self.number(row, "hop") or 0))
 
     @cached_property
-    def _pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Per input: times of its IPv4 sightings in time order, and for each the position of the first sighting from
-        there on that goes the other way between the same two addresses (`_partners`)."""
+    def _pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per input: times, sources and destinations of its IPv4 sightings, in time order."""
         t = self.table.lazy().filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null()).select(
             "input", pl.col("ts").fill_null(0), "src", "dst").collect()  # one copy of the four columns' rows
         if not t["ts"].is_sorted():  # a capture is mostly in time order already: no sort of every row then
             t = t.sort("ts")
-        return {index: (part["ts"].to_numpy(), _partners(part["src"].to_numpy(), part["dst"].to_numpy()))
+        return {index: (part["ts"].to_numpy(), part["src"].to_numpy(), part["dst"].to_numpy())
                 for index, part in _per_input(t).items()}
 
     @staticmethod
@@ -278,12 +279,23 @@ class Facts:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
         if source not in self._pairs:
             return False
-        times, partners = self._pairs[source]
+        times, src, dst = self._pairs[source]
         start, stop = 0, len(times)
         if lo is not None and hi is not None:
             start, stop = int(np.searchsorted(times, lo, side="left")), int(np.searchsorted(times, hi, side="right"))
-        # a pair both ways within [start, stop) iff the earlier of the two finds its partner before stop
-        return start < stop and int(partners[start:stop].min()) < stop
+        if start >= stop:
+            return False
+        # a pair both ways within [start, stop) iff the earlier of the two finds its partner before stop; two-way
+        # traffic mostly shows among the window's first sightings already: the whole input's partners only if not
+        probe = min(stop, start + TWO_WAY_PROBE)
+        if int(_partners(src[start:probe], dst[start:probe]).min()) < probe - start:
+            return True
+        if probe == stop:
+            return False
+        partners = self._partner_rows.get(source)
+        if partners is None:
+            partners = self._partner_rows[source] = _partners(src, dst)
+        return int(partners[start:stop].min()) < stop
 
     @cached_property
     def _times(self) -> dict[int, np.ndarray]:
