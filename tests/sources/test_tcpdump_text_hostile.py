@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo
-from cniscope.sources.text.grammar import endpoint
+from cniscope.sources.text import grammar
+from cniscope.sources.text.grammar import Packet, endpoint
 from cniscope.sources.text.reader import iter_tables
 
 GOOD = "12:00:00.000001 IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n"
@@ -49,6 +52,18 @@ def test_an_octet_above_255_is_no_address() -> None:
     for token in ("10.0.0.256.80", "10.0.0.256", "999.0.0.1.80"):
         with pytest.raises(ValueError, match="an octet above 255"):
             endpoint.__wrapped__(token)
+
+
+@pytest.mark.parametrize("pair", ["10.0.0.1.80 > 10.0.0.2.8080: ", "010.0.0.001.00080 > 10.0.0.2.0:   ",
+                                  "10.0.0.\u0661.53 > 10.0.0.2.53:", "10.0.0.1.65536 > 10.0.0.2.53: ",
+                                  "10.0.0.1.99999 > 10.0.0.2.53: ", "10.0.0.256.1 > 10.0.0.2.53: ", "10.0.0.1.http > 10.0.0.2.53: ", "10.0.0.1.5 > 10.0.0.2.6:"])
+def test_the_common_pair_is_read_as_any_pair(pair: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_l3_line reads `10.0.0.1.80 > 10.0.0.2.8080: ` in one match (PAIR4_RE): the layer is parse_pair's."""
+    packets = [Packet(line=1, ts=None, iface=None, direction=None, linktype=None, layers=[{}]) for _ in range(2)]
+    grammar.parse_l3_line(pair + "UDP, length 1", packets[0])
+    monkeypatch.setattr(grammar, "PAIR4_RE", re.compile(r"(?!)"))  # matches nothing: every pair through parse_pair
+    grammar.parse_l3_line(pair + "UDP, length 1", packets[1])
+    assert packets[0].layers == packets[1].layers and packets[0].layers[0]
 
 
 def test_ipv6_addresses_come_out_in_canonical_form() -> None:

@@ -103,6 +103,9 @@ V6_HEADER_RE = re.compile(
     r"(?:payload )?length:? (\d+)\) "
 )
 PAIR_RE = re.compile(r"(\S+) > (\S+?):(?: +|$)")
+# the common pair, IPv4 addresses and port numbers (`10.0.0.1.80 > 10.0.0.2.8080: `), read in one match
+PAIR4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,5}) > "
+                      r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,5}):(?: +|$)")
 V4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\.([\w-]+))?$")
 # an IP header in an IP header, printed without its `IP ` (`-q -e`, tcpdump before 4.99 for IPIP): a pair of addresses
 _V4_END = r"\d{1,3}(?:\.\d{1,3}){3}(?:\.[\w-]+)?"  # an address and maybe its port (number or name)
@@ -346,6 +349,16 @@ def parse_ip6(s: str, pkt: Packet) -> None:
 def parse_l3_line(s: str, pkt: Packet) -> None:
     """`src > dst: L4 ...` for the top layer (also the line after a -v IPv4 header)."""
     layer = pkt.top
+    m = PAIR4_RE.match(s)
+    if m is not None and layer.get("ip_version") != 6:  # what parse_pair makes of it, without a call per end
+        a, b, c, d, sport, e, f, g, h, dport = map(int, m.groups())
+        if a | b | c | d | e | f | g | h < 256 and sport < 65536 and dport < 65536:  # else: not an address, a name
+            layer["ip_version"] = 4
+            layer["src"], layer["dst"] = (a << 24) | (b << 16) | (c << 8) | d, (e << 24) | (f << 16) | (g << 8) | h
+            layer.setdefault("ethertype", 0x0800)
+            layer["sport"], layer["dport"] = sport, dport
+            parse_l4(s[m.end() :], pkt)
+            return
     rest = parse_pair(s, layer)
     if rest is None:
         layer["info"] = _short(s)
