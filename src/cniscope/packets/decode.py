@@ -521,16 +521,17 @@ class _Vector:
         cols.put_where("ack", rows, col("ack", at), (flags & 16) != 0)
         cols.put("win", rows, col("win", at))
         cols.put("sack_ok", rows, False)
-        bad = (l4avail < 20) | (doff < 20) | (doff > g.room - at) | (l4avail < doff) | (size < 0)
+        # options the snap length cut are walked as far as they were captured (`option_walk`), as the fallback does
+        bad = (l4avail < 20) | (doff < 20) | (doff > g.room - at) | (size < 0)
         self.mark(rows, bad)
         options = (doff > 20) & ~bad
         if options.any():
-            self.tcp_options(g, at, doff, options)
+            self.tcp_options(g, at, doff, options, l4avail)
         return doff, size
 
-    def tcp_options(self, g: _Group, at: int, doff: np.ndarray, options: np.ndarray) -> None:
+    def tcp_options(self, g: _Group, at: int, doff: np.ndarray, options: np.ndarray, l4avail: np.ndarray) -> None:
         cols = self.cols
-        linux = options & (doff == 32) & (g.reader(H.TCP_TS)("layout", at + 20) == TS_LAYOUT)
+        linux = options & (doff == 32) & (l4avail >= 32) & (g.reader(H.TCP_TS)("layout", at + 20) == TS_LAYOUT)
         if linux.any():
             idx = _pick(linux)
             sub = g.sub(idx)
@@ -540,10 +541,12 @@ class _Vector:
         rest = options & ~linux
         if rest.any():
             idx = _pick(rest)
-            self.option_walk(g.sub(idx), at, _take(doff, idx))
+            self.option_walk(g.sub(idx), at, _take(doff, idx), _take(at + l4avail, idx))
 
-    def option_walk(self, g: _Group, at: int, doff: np.ndarray) -> None:
-        """Walk TCP options for all rows at once, one option position per pass."""
+    def option_walk(self, g: _Group, at: int, doff: np.ndarray, captured: np.ndarray) -> None:
+        """Walk TCP options for all rows at once, one option position per pass; `captured`: where each row's
+        captured bytes end (a window position). An option the snap length cut ends the walk with the fallback's
+        error, the row truncated, and what came before it kept."""
         raw = g.raw()
         k = raw.shape[1]
         rows = np.arange(raw.shape[0])
@@ -552,18 +555,34 @@ class _Vector:
         end = at + doff
         active = pos < end
         cols = self.cols
+        cut_rows: list[np.ndarray] = []
+        cut_texts: list[str] = []
         while active.any():
             live = rows[active]
             p = pos[live]
+            have = captured[live] - p
+            short = have < 1  # not even the option's kind
             kind = raw[live, p]
-            nop = kind == 1
-            eol = kind == 0
+            nop = (kind == 1) & ~short
+            eol = (kind == 0) & ~short
             size = raw[live, np.minimum(p + 1, k - 1)].astype(np.int64)
             size[nop] = 1
-            opt = ~nop & ~eol
+            opt = ~nop & ~eol & ~short
+            short_head = opt & (have < 2)  # the kind but not the length
+            opt &= ~short_head
             bad = opt & ((p + 1 >= end[live]) | (size < 2) | (p + size > end[live]))
             self.mark(_take(chunk_rows, live[bad]), np.ones(int(bad.sum()), dtype=np.bool_))
-            good = opt & ~bad
+            short_body = opt & ~bad & (have < size)
+            good = opt & ~bad & ~short_body
+            cut = short | short_head | short_body
+            if cut.any():
+                offset = _take(g.start, live[cut]) - _take(self.base, _take(chunk_rows, live[cut])) + p[cut]
+                for what, need, at_, got in zip(
+                        np.where(short_body, kind.astype(np.int64), -1)[cut].tolist(), np.where(short, 1, np.where(short_head, 2, size))[cut].tolist(),
+                        offset.tolist(), np.maximum(have[cut], 0).tolist()):
+                    option = "TCP option" if what < 0 else f"TCP option {what}"
+                    cut_texts.append(f"truncated: {option} needs {need} bytes at offset {at_}, {got} captured")
+                cut_rows.append(_take(chunk_rows, live[cut]))
 
             def byte(offset: int, sel: np.ndarray, live: np.ndarray = live, p: np.ndarray = p) -> np.ndarray:
                 found: np.ndarray = raw[live[sel], np.minimum(p[sel] + offset, k - 1)].astype(np.uint32)
@@ -574,8 +593,12 @@ class _Vector:
                 if sel.any():
                     handler(cols, _take(chunk_rows, live[sel]), byte, sel)
             pos[live] = p + size
-            still = ~eol & ~bad
+            still = ~eol & ~bad & ~cut
             active[live] = still & (pos[live] < end[live])
+        if cut_rows:
+            truncated = np.concatenate(cut_rows)
+            cols.put("truncated", truncated, True)
+            cols.put("error", truncated, np.array(cut_texts, dtype=object))
 
     def udp(self, g: _Group, at: int, length: np.ndarray, l4avail: np.ndarray, v4: bool) -> tuple[Offset, np.ndarray]:
         col, cols, rows = g.reader(H.UDP), self.cols, g.rows
