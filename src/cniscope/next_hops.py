@@ -27,8 +27,9 @@ def owners(table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarra
            node_of_address: Callable[[str], str | None]) -> dict[int, str]:
     """MAC -> who owns it: the node whose NIC sends frames from it, else the address an ARP packet gives it (as the
     node that owns that address when `node_of_address` knows it). Inputs that name no node (`input N`) own nothing."""
-    t = table.select(node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"), mac=pl.col("eth_src"))
-    sent = t.filter((pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique(maintain_order=True)
+    # streaming: the frames sent, made distinct as they go by (not every column of them gathered first)
+    sent = table.lazy().select(node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"), mac=pl.col("eth_src")).filter(
+        (pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique(maintain_order=True).collect(engine="streaming")
     out: dict[int, str] = {}
     for node, iface, _, mac in sent.iter_rows():
         name = node_names[node]
@@ -50,8 +51,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     """
     # only the materialised hops are labelled (a hop's row is its position in the table): gathered, not the table filtered
     rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
-    t = table.select(row=pl.int_range(pl.len(), dtype=pl.UInt32), iface=pl.col("iface"), direction=pl.col("direction"),
-                     src=pl.col("eth_src"), dst=pl.col("eth_dst"))[rows].with_columns(node=pl.Series(node_codes[rows]))
+    t = table.select(iface=pl.col("iface"), direction=pl.col("direction"), src=pl.col("eth_src"), dst=pl.col("eth_dst"))[rows]
+    t = t.with_columns(row=pl.Series(rows, dtype=pl.UInt32), node=pl.Series(node_codes[rows]))  # no row number for every row
     t = t.filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
     nics = [iface for iface in t["iface"].unique().to_list() if role(iface) is Role.NIC]
     t = t.filter(pl.col("iface").is_in(nics)).select("row", "node", "direction", "src", "dst")

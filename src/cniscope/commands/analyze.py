@@ -141,7 +141,8 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
         if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report
             spread = on_dask.spread(capture, memory) if on_dask else {}  # correlation's partitions on the cluster
             report = analyze_capture(capture, model=model, cluster=cluster, max_journeys=max_journeys, memory=memory,
-                                     on_stage=progress.stage, select=select, flow=flow, correlated=correlated, **spread)
+                                     on_stage=progress.stage, select=select, flow=flow, correlated=correlated,
+                                     keep_columns=bool(pcapng_out), **spread)  # the annotated pcapng reads every column
             # files first: a reader of standard output that stops early (| head) must not lose them
             for option, path in (("--html", html_out), ("--pcapng", pcapng_out)):
                 if path:

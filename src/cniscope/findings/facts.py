@@ -537,11 +537,13 @@ def _node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
     input shows one node at most (a capture file per node), with no name made per sighting."""
     pairs = table.select("input", "node").unique(maintain_order=True).with_columns(_node=node_column(table))
     names = pairs["_node"].unique(maintain_order=True).to_list()
+    # the smallest integer that numbers them: the codes are held to the end, one a sighting (uint32: 4 B)
+    width, code = (np.uint8, pl.UInt8) if len(names) <= 1 << 8 else (np.uint16, pl.UInt16) if len(names) <= 1 << 16 else (np.uint32, pl.UInt32)
     if not pairs["input"].is_unique().all():
         nodes = table.select(node_column(table)).to_series()
-        return names, nodes.replace_strict(names, list(range(len(names))), return_dtype=pl.UInt32).to_numpy()
+        return names, nodes.replace_strict(names, list(range(len(names))), return_dtype=code).to_numpy()
     last = pairs.select(pl.col("input").max()).item()
-    by_input = np.zeros(0 if last is None else int(last) + 1, dtype=np.uint32)
+    by_input = np.zeros(0 if last is None else int(last) + 1, dtype=width)
     by_input[pairs["input"].to_numpy()] = [names.index(name) for name in pairs["_node"].to_list()]
     return names, by_input[table["input"].to_numpy()]
 
