@@ -136,3 +136,21 @@ def test_the_seed_shape_three_copies_per_packet_raises_nothing() -> None:
     report = wire.analyze()
     assert alarms(report) == []
     assert of_kind(report, FindingKind.RETRANSMISSION) == []
+
+
+def test_icmp_errors_quoting_an_unanswered_conversation_are_named_in_each_finding() -> None:
+    from cniscope.packets.schema import ip4_value
+
+    wire = Wire()
+    conversation(wire, 0)
+    other = "10.244.3.54"
+    for n, (server, sport) in enumerate(((DNS, 5353), (other, 5354))):  # two unanswered conversations
+        wire.path(udp_dns(CLIENT, sport, server, 4242, answer=False, ip_id=50 + n), OUT_OF_N1 + INTO_N3[:2], 1_000_000 + n * 1_000)
+    quoted = dict(quoted_src=ip4_value(CLIENT), quoted_sport=5353, quoted_dst=ip4_value(DNS), quoted_dport=53, quoted_proto=17)
+    wire.path(icmp(DNS, CLIENT, 3, icmp_code=3, ip_id=90, **quoted), OUT_OF_N3 + INTO_N1, 1_100_000)
+    conversation(wire, 5_000_000, sport=40002)
+    found = sorted(of_kind(wire.analyze(), FindingKind.UNANSWERED), key=lambda f: f.title)
+    assert len(found) == 2
+    said = [f.explanation for f in found if f"to {DNS}:53" in f.title]
+    assert len(said) == 1 and f"ICMP errors quote this conversation: port unreachable from {DNS}." in said[0]
+    assert not [f for f in found if "ICMP errors" in f.explanation and f"to {DNS}:53" not in f.title]

@@ -71,10 +71,13 @@ _READS = ("proto", "tcp_flags", "dns_id", "dns_qr", "icmp_type", "icmp_id", "icm
 def unanswered(facts: Facts, losses: Losses) -> Found:
     """Every journey of a flow counts, also those not materialised for the report (see `Facts.first_row`)."""
     out = []
+    errors: pl.DataFrame | None = None  # ICMP errors quoting a packet: found once, for every finding
     for flow, kind, missing, requests in _unanswered(facts):
         if any(_capture_went_on(facts, facts.last_row(jid)) for jid in missing["journey"].to_list()):
             distinct = missing.select(pl.struct(*kind.answer_key).n_unique()).item() if kind.answer_key else 1
-            out.append(_finding(facts, kind, flow, missing["journey"].to_list(), distinct, requests))
+            if errors is None:
+                errors = _quoting(facts)
+            out.append(_finding(facts, kind, flow, missing["journey"].to_list(), distinct, requests, errors))
     out.extend(_arp(facts))
     return Found(out)
 
@@ -120,12 +123,13 @@ def _capture_went_on(facts: Facts, row: int) -> bool:
     return facts.sightings_between(source, ts + REPLY_WAIT_NS, ts + FOLLOW_WINDOW_NS)
 
 
-def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], distinct: int, sent: int) -> Finding:
+def _finding(facts: Facts, kind: RequestKind, flow: Flow, missing: list[int], distinct: int, sent: int,
+             quoting: pl.DataFrame) -> Finding:
     last = facts.last_row(missing[-1])
     point = facts.where(last)
     retries = len(missing) - distinct
     one_way = _one_way(facts, [r for jid in missing for r in facts.rows_of(jid)])
-    errors = _icmp_errors(facts, flow)
+    errors = _icmp_errors(quoting, flow)
     explanation = (f"{len(missing)} {kind.name}(s) ({distinct} distinct, {retries} retr{'y' if retries == 1 else 'ies'}) "
                    f"from {flow.client} to {flow.server}, no reply anywhere in the capture; the last was last seen at "
                    f"{point}." + (f" {sent - len(missing)} other(s) of the {sent} sent were answered." if sent > len(missing) else ""))
@@ -158,13 +162,18 @@ def _one_way(facts: Facts, rows: list[int]) -> bool:
     return True
 
 
-def _icmp_errors(facts: Facts, flow: Flow) -> list[str]:
+def _quoting(facts: Facts) -> pl.DataFrame:
+    """The ICMP errors (unreachable, time exceeded) that quote an IPv4 packet."""
+    columns = ("src", "src6", "src_name", "icmp_type", "icmp_code", "quoted_src", "quoted_sport", "quoted_dst", "quoted_dport")
+    return facts.table.lazy().filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null()).select(
+        columns).collect()
+
+
+def _icmp_errors(quoting: pl.DataFrame, flow: Flow) -> list[str]:
     """ICMP errors (unreachable, time exceeded) that quote a packet of this flow."""
     ends = {(e.addr, e.port) for leg in flow.legs for e in leg} | {(flow.client.addr, flow.client.port), (flow.server.addr, flow.server.port)}
-    columns = ("src", "src6", "src_name", "icmp_type", "icmp_code", "quoted_src", "quoted_sport", "quoted_dst", "quoted_dport")
-    errs = facts.table.select(columns).filter(pl.col("icmp_type").is_in([3, 11]) & pl.col("quoted_src").is_not_null())
     out = []
-    for r in errs.iter_rows(named=True):
+    for r in quoting.iter_rows(named=True):
         src = (ip4_text(r["quoted_src"]), r["quoted_sport"])
         dst = (ip4_text(r["quoted_dst"]), r["quoted_dport"])
         if src in ends and dst in ends:

@@ -133,6 +133,8 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
 
 def nat_changes(hop: Hop) -> list[Change]:
     """The DNAT/SNAT changes of a hop, unless they only swap source and destination (a reply grouped with its request)."""
+    if not hop.changes:  # most hops
+        return []
     dnat = [c for c in hop.changes if c.kind is ChangeKind.DNAT]
     snat = [c for c in hop.changes if c.kind is ChangeKind.SNAT]
     if dnat and snat and dnat[0].after == snat[0].before and snat[0].after == dnat[0].before:
@@ -142,6 +144,8 @@ def nat_changes(hop: Hop) -> list[Change]:
 
 def reflected(hop: Hop) -> bool:
     """The packet came back reflected (source and destination swapped): an echo, not another copy."""
+    if not hop.changes:
+        return False
     if any(c.kind is ChangeKind.SWAP for c in hop.changes):
         return True
     return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for c in hop.changes) and not nat_changes(hop)
