@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from cniscope import __version__
-from cniscope.results import Hop, Report
+from cniscope.results import Flow, Hop, Report
 
 SCHEMA_VERSION = "1.3"
 
@@ -99,29 +99,7 @@ def _document(report: Report, many: Callable[[Iterator[dict[str, Any]]], Iterabl
         "flows_total": report.flows_total,
         "selection": None if sel is None else {"filter": sel.text, "sightings": sel.sightings, "journeys": sel.journeys,
                                                 "flows": sel.flows},
-        "flows": many(
-            {
-                "id": f.id,
-                "key": f.key,
-                "proto": f.proto,
-                "client": str(f.client),
-                "server": str(f.server),
-                "legs": [[str(a), str(b)] for a, b in f.legs],
-                "journeys": list(f.journeys),
-                "packets": f.packets,
-                "bytes": f.bytes,
-                "first_ts": f.first_ts,
-                "last_ts": f.last_ts,
-                "state": f.state,
-                "handshake": f.handshake,
-                "retransmissions": f.retransmissions,
-                "out_of_order": f.out_of_order,
-                "zero_windows": f.zero_windows,
-                "resets": list(f.resets),
-                "notes": list(f.notes),
-            }
-            for f in report.flows
-        ),
+        "flows": many(map(_flow, report.flows)),
         "findings": many(
             {
                 "kind": f.kind.value,
@@ -140,6 +118,33 @@ def _document(report: Report, many: Callable[[Iterator[dict[str, Any]]], Iterabl
             for f in report.findings
         ),
         "warnings": list(report.warnings),
+    }
+
+
+def _flow(f: Flow) -> dict[str, Any]:
+    client, server = str(f.client), str(f.server)
+    legs = f.legs  # most often one, the client's and server's own ends: their text once
+    shown = [[client, server]] if len(legs) == 1 and legs[0][0] is f.client and legs[0][1] is f.server else \
+        [[str(a), str(b)] for a, b in legs]
+    return {
+        "id": f.id,
+        "key": f.key,
+        "proto": f.proto,
+        "client": client,
+        "server": server,
+        "legs": shown,
+        "journeys": list(f.journeys),
+        "packets": f.packets,
+        "bytes": f.bytes,
+        "first_ts": f.first_ts,
+        "last_ts": f.last_ts,
+        "state": f.state,
+        "handshake": f.handshake,
+        "retransmissions": f.retransmissions,
+        "out_of_order": f.out_of_order,
+        "zero_windows": f.zero_windows,
+        "resets": list(f.resets),
+        "notes": list(f.notes),
     }
 
 
