@@ -37,7 +37,7 @@ from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_t
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
-TWO_WAY_PROBE = 1 << 16  # sightings from a window's start searched for two-way traffic before all of the input's
+TWO_WAY_PROBE = 1 << 13  # sightings from a window's start searched for two-way traffic before all of the input's
 
 
 def group_address(dst: int | None) -> bool:
@@ -336,16 +336,19 @@ class Facts:
         endpoint and the service port agree and the replies answer the requests: the same DNS ids, or a SYN-ACK
         acknowledging the SYN (the client may reset the stranger; it says nothing else to it).
         """
-        by_end: dict[tuple[str, Endpoint, int | None], list[tuple[Flow, Endpoint]]] = {}  # (proto, end, far port)
+        # (proto, end's address and port, far port): the end's fields, not the Endpoint (a frozen dataclass hashes in Python)
+        by_end: dict[tuple[str, str, int | None, int | None], list[tuple[Flow, Endpoint]]] = {}
         for f in self.flows:
             if f.proto in ("tcp", "udp"):
-                by_end.setdefault((f.proto, f.client, f.server.port), []).append((f, f.server))
-                by_end.setdefault((f.proto, f.server, f.client.port), []).append((f, f.client))
+                client, server = f.client, f.server
+                by_end.setdefault((f.proto, client.addr, client.port, server.port), []).append((f, server))
+                by_end.setdefault((f.proto, server.addr, server.port, client.port), []).append((f, client))
         out: dict[int, int] = {}
         for request in self.flows:
             if request.proto not in ("tcp", "udp") or request.state != "unanswered":
                 continue
-            candidates = [(reply, other) for reply, other in by_end.get((request.proto, request.client, request.server.port), [])
+            end = (request.proto, request.client.addr, request.client.port, request.server.port)
+            candidates = [(reply, other) for reply, other in by_end.get(end, [])
                           if reply is not request and other.addr != request.server.addr]
             if not candidates or self._senders(request) != {request.client.addr}:
                 continue  # nothing else answered that port, or the address called answered itself

@@ -78,8 +78,12 @@ def _tunnels(facts: Facts) -> list[Finding]:
     columns = ("row", "journey", "tunnel", "vni", "outer_dport")
     sides = [f"{side}{kind}" for side in ("outer_src", "outer_dst") for kind in ("", "6", "_name")]
     t = facts.table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(*columns, *sides).collect()  # lazy: only these columns read
-    # the ends as text (IPv4, IPv6 or a name), written once per distinct pair of ends, not once per envelope
+    # the ends as text (IPv4, IPv6 or a name), written once per distinct pair of ends, not once per envelope; the
+    # envelopes carry each text's rank among them (grouped and ordered as the texts, but as integers)
     named = t.select(sides).unique().with_columns(_s=address_expr("outer_src"), _d=address_expr("outer_dst"))
+    texts = pl.concat([named["_s"], named["_d"]]).drop_nulls().unique().sort().to_list()
+    rank = {text: at for at, text in enumerate(texts)}
+    named = named.select(*sides, *(pl.col(c).replace_strict(rank, default=None, return_dtype=pl.UInt32) for c in ("_s", "_d")))
     t = t.join(named, on=sides, how="left", nulls_equal=True, maintain_order="left").select(*columns, "_s", "_d")
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     pair = ["tunnel", "_a", "_b"]
@@ -87,7 +91,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
     ways = t.group_by(*pair, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
     counts: dict[tuple[int, object, object], list[str]] = {}
     for r in ways.iter_rows(named=True):
-        counts.setdefault((r["tunnel"], r["_a"], r["_b"]), []).append(f"{r['n']} from {r['_s']}")
+        counts.setdefault((r["tunnel"], r["_a"], r["_b"]), []).append(f"{r['n']} from {_text(texts, r['_s'])}")
     distinct = pl.col("journey").unique(maintain_order=True)
     groups = t.group_by(pair, maintain_order=True).agg(
         row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
@@ -100,7 +104,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
         vnis, ports = first["vnis"], first["ports"]
         vni = f" vni {vnis[0]}" if len(vnis) == 1 else (f" {len(vnis)} VNIs" if vnis else "")
         port = f" :{ports[0]}" if len(ports) == 1 else ""
-        ends = (first["_s"] or "(no address)", first["_d"] or "(no address)")
+        ends = (_text(texts, first["_s"]) or "(no address)", _text(texts, first["_d"]) or "(no address)")
         ids = first["ids"]
         count = ", ".join(counts[(first["tunnel"], first["_a"], first["_b"])])
         flows = tuple(dict.fromkeys(j.flow for i in first["kept"] if (j := facts.by_id[i]).flow is not None))
@@ -116,6 +120,10 @@ def _tunnels(facts: Facts) -> list[Finding]:
                               interfaces=(facts.where(first["row"]),)),
         ))
     return out
+
+
+def _text(texts: list[str], rank: int | None) -> str | None:
+    return None if rank is None else texts[rank]
 
 
 def missing_reverse_nat(facts: Facts, losses: Losses) -> Found:
