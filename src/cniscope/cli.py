@@ -22,7 +22,7 @@ from typing import Any
 import click
 from click.shell_completion import get_completion_class
 
-from cniscope import __version__
+from cniscope import __version__, collector
 from cniscope.errors import CniscopeError, ExitCode
 from cniscope.terminal import printable
 
@@ -49,7 +49,8 @@ class _Commands(click.Group):
         if name not in COMMANDS:
             return super().get_command(ctx, name)
         module, attribute = COMMANDS[name].split(":")
-        command: click.Command = getattr(importlib.import_module(module), attribute)
+        with collector.paused():  # thousands of functions and classes, for the process's life
+            command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
 
 

@@ -7,17 +7,17 @@ What is used only when asked for is named in `ON_REQUEST` and imported then: the
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
 import re
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
 
 import click
 
+from cniscope import collector
 from cniscope.analyze import analyze_capture, read_within
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.commands.progress import Progress
@@ -107,25 +107,7 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     return max(codes)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off for one analysis, as it was after.
-
-    An analysis makes hundreds of thousands of objects (hops, journeys, flows, their JSON) and no cycles among
-    them: the collector's passes found nothing but the same 317 objects, at 25,000 text lines as at 200,000 and
-    2M packets, and took 0.18 s of 1.6, 0.29 of 3.0 and 0.6 of 9.1 s of CPU; the peak memory is the same
-    without them (2M: 1234 MB, 1238 with).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@_collector_paused()
+@collector.paused()  # the analysis makes no cycles (cniscope.collector)
 def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, fail_on: str | None,
              max_journeys: int | None, memory: int | None, dask_address: str | None, select: str | None,
              flow: int | None, as_json: bool, html_out: str | None, pcapng_out: str | None, everything: bool,
