@@ -315,6 +315,7 @@ def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
 
 
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
+ONE_NODE = ("iface", "direction", "ts")  # of NARROW, what one node's correlation reads (no clocks, no stretches)
 
 
 def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: Run | None = None) -> Correlation:
@@ -356,13 +357,15 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
 
 
 def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
-    """What correlation reads of the packet table: `row`, the fingerprint `key`, `NARROW`, `_nid` (node code)."""
+    """What correlation reads of the packet table: `row`, the fingerprint `key`, `NARROW` (one node: `ONE_NODE`),
+    `_nid` (node code)."""
     node = node_column(table)
     # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
     names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
     # the key on its own: evaluated beside the other columns, polars holds about 125 B a sighting more meanwhile
     key = table.select(key=fingerprint(table)).to_series()
-    return table.select(*NARROW, row=pl.int_range(pl.len()).cast(pl.UInt32), **names).insert_column(len(NARROW) + 1, key)
+    columns = ONE_NODE if one_node else NARROW  # one node: a partition gathers (and ships, on a cluster) half the columns
+    return table.select(*columns, row=pl.int_range(pl.len()).cast(pl.UInt32), **names).insert_column(len(columns) + 1, key)
 
 
 def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
