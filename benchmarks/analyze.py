@@ -95,7 +95,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     facts = findings_facts.build(table, kept, flow_list, verdict, correlation.clocks)
     found = findings.detect_in(facts)  # with the model's expected paths (losses)
     done("findings")
-    kept = next_hops.label(kept, table, facts.node_names, facts.node_codes, facts.role, facts.mac_owners)
+    kept = next_hops.label(kept, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)
     done("next_hops")
     dumps(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
                  clocks=correlation.clocks))

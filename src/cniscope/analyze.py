@@ -160,7 +160,7 @@ def analyze_capture(
     facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory)
     findings = findings_mod.detect_in(facts)
     give_back()  # the detectors'
-    journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, facts.mac_owners)
+    journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)
     warnings = []  # the inputs' own warnings stay with each input (Report.inputs): said once, not twice
     for info in capture.inputs:
         if info.packets == 0 and not info.damaged:

@@ -44,10 +44,12 @@ def owners(table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarra
 
 
 def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarray, role: RoleOf,
-          mac_owners: dict[int, str]) -> list[Journey]:
+          owners_of: Callable[[], dict[int, str]]) -> list[Journey]:
     """Every hop that shows a frame leaving a node's NIC with its `mac_to` and `mac_owner`.
 
     A sighting without a direction (a capture on the NIC itself) counts as leaving when its source MAC is the node's.
+    `owners_of` gives the MACs' owners (`owners`), asked only when some hop shows a destination MAC (`-i any` keeps
+    none: then no pass over the whole table for them).
     """
     # only the materialised hops are labelled (a hop's row is its position in the table): gathered, not the table filtered
     rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
@@ -56,6 +58,9 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     t = t.filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
     nics = [iface for iface in t["iface"].unique().to_list() if role(iface) is Role.NIC]
     t = t.filter(pl.col("iface").is_in(nics)).select("row", "node", "direction", "src", "dst")
+    if t.is_empty():
+        return journeys
+    mac_owners = owners_of()
     sent: dict[int, tuple[str, str | None]] = {}
     for row, node, direction, src, dst in t.iter_rows():
         if direction is None and mac_owners.get(src) != node_names[node]:
