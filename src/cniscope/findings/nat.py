@@ -80,7 +80,8 @@ def _tunnels(facts: Facts) -> list[Finding]:
     t = facts.table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(*columns, *sides).collect()  # lazy: only these columns read
     # the ends as text (IPv4, IPv6 or a name), written once per distinct pair of ends, not once per envelope; the
     # envelopes carry each text's rank among them (grouped and ordered as the texts, but as integers)
-    named = t.select(sides).unique().with_columns(_s=address_expr("outer_src"), _d=address_expr("outer_dst"))
+    named = t.lazy().select(sides).unique().collect(engine="streaming").with_columns(  # streaming: no 155 MB table of hashes at 10M
+        _s=address_expr("outer_src"), _d=address_expr("outer_dst"))
     texts = pl.concat([named["_s"], named["_d"]]).drop_nulls().unique().sort().to_list()
     rank = {text: at for at, text in enumerate(texts)}
     named = named.select(*sides, *(pl.col(c).replace_strict(rank, default=None, return_dtype=pl.UInt32) for c in ("_s", "_d")))
