@@ -154,3 +154,16 @@ def test_antrea_leaves_nodeports_to_kube_proxy() -> None:
     recorded = DATA / "scenarios" / "antrea-geneve"
     proxies = {s: analyze([InputSpec(str(recorded / s))]).model.service_proxy for s in ("cluster-ip", "node-port")}
     assert proxies == {"cluster-ip": "antrea-proxy", "node-port": "kube-proxy-iptables"}
+
+
+def test_tunnels_seen_as_often_are_told_in_the_order_of_their_kind_and_port() -> None:
+    """Envelopes are grouped by kind and port in no order: ties in count were said in any order, run to run."""
+    from cniscope.models.evidence import gather
+
+    table = table_of([{"tunnel": int(kind), "outer_dport": port, "vni": 1}
+                      for kind, port in ((Tunnel.GENEVE, 6081), (Tunnel.VXLAN, 8472), (Tunnel.VXLAN, 4789),
+                                         (Tunnel.VXLAN, 8472), (Tunnel.FLANNEL_UDP, 8285))])
+    for _ in range(20):
+        seen = [(t.kind, t.port, t.rows) for t in gather(table, [], list(MODELS.values()), None).tunnels]
+        assert seen == [(Tunnel.VXLAN, 8472, 2), (Tunnel.VXLAN, 4789, 1), (Tunnel.GENEVE, 6081, 1),
+                        (Tunnel.FLANNEL_UDP, 8285, 1)]

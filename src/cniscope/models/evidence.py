@@ -72,7 +72,8 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
     tunnels = [
         TunnelSeen(row["tunnel"], row["outer_dport"], tuple(sorted(v for v in row["vnis"] if v is not None)), row["len"])
         for row in tunnelled.group_by("tunnel", "outer_dport").agg(pl.col("vni").unique(), pl.len())
-        .rename({"vni": "vnis"}).sort("len", descending=True).iter_rows(named=True)
+        .rename({"vni": "vnis"}).sort(["len", "tunnel", "outer_dport"], descending=[True, False, False], nulls_last=True)
+        .iter_rows(named=True)  # ties in the order of kind and port: the groups come in any order
     ]
     plain = pl.col("tunnel").fill_null(0) == 0
     wanted_ports = sorted({(p.proto, p.port) for m in models for p in m.ports})
