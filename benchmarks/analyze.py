@@ -62,7 +62,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     from cniscope.results import Report
     from cniscope.sources import InputSpec
 
-    gc.disable()  # as the analyze command does for the analysis (commands/analyze.py: _collector_paused)
+    gc.disable()  # as the analyze command does for the analysis (cniscope.collector.paused)
     path = given or capture_for(packets, snaplen)
     warm(path)
     started = last = time.monotonic()

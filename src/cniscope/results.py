@@ -352,7 +352,7 @@ def maker(cls: type) -> Callable[..., Any]:
     """A function of every field of `cls` in order that makes the instance: the fields go into its own dict one by
     one, in order, which keeps it the small kind whose keys the class's instances share (20,000 conversations on
     fresh memory: 0.028 s, against 0.035 with a dict of their own, 0.039 by __init__), with no call per field
-    (0.5 us a conversation against 1.7 us through a loop over the names)."""
+    (0.5 us a conversation against 1.3 us through a loop over the names)."""
     names = [f.name for f in fields(cls)]
     source = (f"def make({', '.join(names)}):\n    made = new(cls)\n    own = made.__dict__\n"
               + "".join(f"    own[{name!r}] = {name}\n" for name in names) + "    return made\n")
