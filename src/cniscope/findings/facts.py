@@ -298,8 +298,14 @@ class Facts:
         return int(partners[start:stop].min()) < stop
 
     @cached_property
-    def _times(self) -> dict[int, np.ndarray]:
-        return {index: (times if (times := part["ts"]).is_sorted() else times.sort()).to_numpy()
+    def _times(self) -> dict[int, pl.Series]:
+        """Per input, the times of its sightings in order: the table's own column when it holds one input in time
+        order (no copy of every time: 8 B a sighting held, and 10 more while it was made)."""
+        ts = self.table.get_column("ts")
+        first, last = self.table.select(first=pl.col("input").min(), last=pl.col("input").max()).row(0)
+        if first is not None and first == last and not ts.null_count() and ts.is_sorted():
+            return {int(first): ts}
+        return {index: times if (times := part["ts"]).is_sorted() else times.sort()
                 for index, part in _per_input(self.table.select("input", "ts").drop_nulls()).items()}
 
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
@@ -307,7 +313,7 @@ class Facts:
         times = self._times.get(source)
         if times is None:
             return False
-        return bool(np.searchsorted(times, hi, side="right") > np.searchsorted(times, lo, side="left"))
+        return bool(times.search_sorted(hi, side="right") > times.search_sorted(lo, side="left"))
 
     @cached_property
     def _node_ifaces(self) -> dict[str, set[tuple[str | None, bool]]]:
