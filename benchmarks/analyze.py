@@ -54,7 +54,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     import gc
 
     from cniscope import findings, flows, journeys, next_hops
-    from cniscope.analyze import MAX_JOURNEYS, default_memory, plan_partitions, workers_default
+    from cniscope.analyze import KEY_ONLY, MAX_JOURNEYS, UNREAD, default_memory, give_back, plan_partitions, workers_default
     from cniscope.findings import facts as findings_facts
     from cniscope.ingest import read
     from cniscope.models import infer, roles
@@ -78,11 +78,16 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
 
     capture = read([InputSpec(str(path))])
     done("read")
+    give_back()  # as analyze_capture does for the command (keep_columns=False): the columns it is done with go
+    capture.table = capture.table.drop(UNREAD)
     workers = workers_default()
     partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
     correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers)
     done("correlate")
-    table = flows.assign(correlation.table)
+    table = flows.assign(correlation.table).drop(KEY_ONLY)
+    capture.table, clocks = table, correlation.clocks
+    del correlation
+    give_back()
     done("flows.assign")
     kept = journeys.materialise(table, limit=MAX_JOURNEYS)
     done("materialise")
@@ -92,13 +97,14 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     done("models.infer")
     kept = roles.label(kept, table, verdict)
     done("models.roles")
-    facts = findings_facts.build(table, kept, flow_list, verdict, correlation.clocks)
+    facts = findings_facts.build(table, kept, flow_list, verdict, clocks)
     found = findings.detect_in(facts)  # with the model's expected paths (losses)
+    give_back()
     done("findings")
     kept = next_hops.label(kept, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)
     done("next_hops")
     dumps(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
-                 clocks=correlation.clocks))
+                 clocks=clocks))
     done("json")
     print(f"  {'total':12s} {time.monotonic() - started:7.2f} s", flush=True)
 

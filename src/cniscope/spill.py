@@ -71,7 +71,7 @@ PARTITION_ROWS = 1 << 21
 MAX_PARTITIONS = 1024
 HELD_BYTES = 100  # a buffered row of a partition, before it is written
 # seconds between handing back the mapped table's pages: a scan of 25 columns of 10M sightings takes a tenth of a
-# second, and mapped them all in at 0.25 (10M under --memory 1G: 1.47 GB peak at 0.25 s, 1.29 at 0.02, CPU the same)
+# second, and mapped them all in at 0.25 (10M under --memory 1G: 1.51 GB peak at 0.25 s, 1.32 at 0.02, CPU the same)
 RELEASE_EVERY = 0.02
 RELEASE_SHARE = 0.1  # of one core at most: at 100M the files are thousands, and a round of them takes longer
 
