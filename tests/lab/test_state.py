@@ -68,19 +68,24 @@ def test_a_lab_whose_lab_up_was_killed_is_incomplete_and_reaped() -> None:
     up = subprocess.Popen([sys.executable, "-m", "cniscope", "lab", "up", "kube-router", "--nodes", "2", "--name", name],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(2000):  # the state is written before anything is built; BIRD's routes take a second more
+        deadline = time.monotonic() + 60  # a loaded machine takes seconds to start Python
+        while time.monotonic() < deadline:  # the state is written before anything is built; BIRD's routes take a second more
             if (state_dir(name) / "state.json").exists() or up.poll() is not None:
                 break
             time.sleep(0.005)
     finally:
         up.send_signal(signal.SIGKILL)
         up.wait()
-    state = lab_state.load(name)
-    assert state.owner == state.builder == up.pid and not state.kept  # lab up owns the lab until it is complete
-    assert lab_state.abandoned(state)
-    listed = run("lab", "list").out.splitlines()
-    assert any(line.startswith(name + "\t") and "incomplete: lab up died while building it" in line for line in listed)
-    reaped = run("lab", "reap")
-    # another test session's reaper may get there first; either way nothing of the lab may remain
-    assert f"reaped lab {name}" in reaped.out or not state_dir(name).exists()
+    try:
+        state = lab_state.load(name)
+        assert state.owner == state.builder == up.pid and not state.kept  # lab up owns the lab until it is complete
+        assert lab_state.abandoned(state)
+        listed = run("lab", "list").out.splitlines()
+        assert any(line.startswith(name + "\t") and "incomplete: lab up died while building it" in line for line in listed)
+        reaped = run("lab", "reap")
+        # another test session's reaper may get there first; either way nothing of the lab may remain
+        assert f"reaped lab {name}" in reaped.out or not state_dir(name).exists()
+    finally:
+        if state_dir(name).exists():  # an assertion above failed: its lab must not outlive the test
+            run("lab", "down", name)
     assert_no_leak()
