@@ -298,14 +298,15 @@ class Facts:
         return int(partners[start:stop].min()) < stop
 
     @cached_property
-    def _times(self) -> dict[int, pl.Series]:
+    def _times(self) -> dict[int, np.ndarray]:
         """Per input, the times of its sightings in order: the table's own column when it holds one input in time
-        order (no copy of every time: 8 B a sighting held, and 10 more while it was made)."""
+        order (no copy of every time: 8 B a sighting held, and 10 more while it was made; a view of one chunk).
+        As numpy arrays: polars' search_sorted takes 60 us a call on 25,000 times, numpy's 1 us."""
         ts = self.table.get_column("ts")
         first, last = self.table.select(first=pl.col("input").min(), last=pl.col("input").max()).row(0)
         if first is not None and first == last and not ts.null_count() and ts.is_sorted():
-            return {int(first): ts}
-        return {index: times if (times := part["ts"]).is_sorted() else times.sort()
+            return {int(first): ts.to_numpy()}
+        return {index: (times if (times := part["ts"]).is_sorted() else times.sort()).to_numpy()
                 for index, part in _per_input(self.table.select("input", "ts").drop_nulls()).items()}
 
     def sightings_between(self, source: int, lo: int, hi: int) -> bool:
@@ -313,7 +314,7 @@ class Facts:
         times = self._times.get(source)
         if times is None:
             return False
-        return bool(times.search_sorted(hi, side="right") > times.search_sorted(lo, side="left"))
+        return bool(np.searchsorted(times, hi, side="right") > np.searchsorted(times, lo, side="left"))
 
     @cached_property
     def _node_ifaces(self) -> dict[str, set[tuple[str | None, bool]]]:
