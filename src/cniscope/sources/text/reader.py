@@ -507,8 +507,8 @@ def assemble(pkt: Packet) -> dict[str, object]:
     """One row from a packet's layers: packet columns from the innermost, envelope from the outermost."""
     outer = pkt.layers[0]
     encap = outer.get("_encap")
-    if encap is None:  # one layer (the common case): its keys are the row's columns
-        row = dict(outer)
+    if encap is None:  # one layer (the common case): its keys are the row's columns, the layer the row itself
+        row = outer
         noted = row.pop("_names", None)
         names = _names(noted) if noted is not None else []
         for note in PRIVATE_NOTES:  # the grammar's own notes, no columns
