@@ -47,3 +47,27 @@ def test_two_way_between_is_a_pair_both_ways_in_the_window(monkeypatch, probe: i
             answers.add(expected)
     assert answers == {True, False}
     assert not facts.two_way_between(1, None, None)
+
+
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_sightings_between_is_a_time_in_the_window_over_every_chunk(inputs: int) -> None:
+    """Whether an input shows a sighting at lo <= ts <= hi, by brute force, on a table of several chunks (as read
+    batch by batch, or mapped from spilled files), one input in time order (its own column searched) or two."""
+    rng = np.random.default_rng(3)
+    parts = []
+    for size in (0, 7, 1, 12, 5):
+        ts = np.sort(rng.integers(0, 100, size)) + 100 * len(parts)
+        parts.append(pl.DataFrame({"input": pl.Series(rng.integers(0, inputs, size), dtype=pl.UInt16), "ts": ts.astype(np.int64)}))
+    table = pl.concat(parts, rechunk=False)
+    assert table["ts"].n_chunks() > 1
+    facts = Facts(table=table, journeys=(), flows=(), verdict=None, clocks=(), inventory=None, by_id={}, flow_by_id={},
+                  model=None, node_names=(), node_codes=np.zeros(table.height), coverage={}, local={}, pods_on={})
+    answers = set()
+    for source in range(inputs + 1):
+        times = table.filter(pl.col("input") == source)["ts"].to_list()
+        for lo in range(-3, 520, 4):
+            for hi in (lo, lo + 2, lo + 9, lo + 60):
+                expected = any(lo <= t <= hi for t in times)
+                assert facts.sightings_between(source, lo, hi) is expected, (source, lo, hi)
+                answers.add(expected)
+    assert answers == {True, False}
