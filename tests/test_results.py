@@ -30,9 +30,9 @@ def test_made_is_what_the_dataclass_makes() -> None:
     assert make_flow(*values) == flow and vars(make_flow(*values)) == vars(flow)
     assert flow == init and vars(flow) == vars(init)
     assert list(vars(flow)) == [f.name for f in dataclasses.fields(Flow)]
-    hop = (3, "node1", "eth0", HopDirection.OUT, 10, None, (Change(ChangeKind.TTL, "64", "63"),), None, "node1 eth0 Out", None, None)
+    hop = (3, "node1", "eth0", HopDirection.OUT, 10, None, "node1 eth0 Out", None, (Change(ChangeKind.TTL, "64", "63"),), None, None)
     assert made(Hop, *hop) == Hop(*hop) and vars(made(Hop, *hop)) == vars(Hop(*hop))
-    assert made(Journey, 1, 7, "UDP", (), None) == Journey(1, 7, "UDP", ())
+    assert made(Journey, 1, 7, "UDP", None, ()) == Journey(1, 7, "UDP", None, ())
     assert make_endpoint("fd00::1", 80) == Endpoint("fd00::1", 80) and vars(make_endpoint("a", None)) == vars(Endpoint("a"))
     with pytest.raises(TypeError):
         made(Journey, 1, 7, "UDP", ())  # every field, or none (as the class itself says)

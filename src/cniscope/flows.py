@@ -201,7 +201,7 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
     kept_first = first.filter(pl.col("journey").is_in(list(kept)))
     jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
-    journeys = [make_journey(j.id, jflow.get(j.id), j.summary, j.hops, retrans_of.get(j.id)) for j in journeys]
+    journeys = [make_journey(j.id, jflow.get(j.id), j.summary, retrans_of.get(j.id), j.hops) for j in journeys]
     return flows, journeys
 
 

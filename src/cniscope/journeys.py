@@ -617,13 +617,13 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     point_at = _once_per_distinct(points, lambda p: point_label(p, p["hop"]))
     direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
     hops = [
-        made(Hop, row, node, iface, direction_of[direction], ts, delay, change, None, point, None, None)
+        made(Hop, row, node, iface, direction_of[direction], ts, delay, point, None, change, None, None)
         for row, node, iface, direction, ts, delay, change, point in zip(
             *(t[name].to_list() for name in ("row", "node", "iface", "direction", "ts", "delay")), changed_at, point_at)
     ]
     bounds = [*starts.tolist(), t.height]
     return [
-        made(Journey, journey, None, text, tuple(hops[start:end]), None)
+        made(Journey, journey, None, text, None, tuple(hops[start:end]))
         for journey, text, start, end in zip(t["journey"].gather(starts).to_list(), summaries, bounds, bounds[1:])
     ]
 

@@ -69,7 +69,7 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     if not sent:
         return journeys
     return [j if not any(h.row in sent for h in j.hops) else
-            Journey(j.id, j.flow, j.summary, tuple(_sent(h, sent) for h in j.hops), j.retransmission_of)
+            Journey(j.id, j.flow, j.summary, j.retransmission_of, tuple(_sent(h, sent) for h in j.hops))
             for j in journeys]
 
 

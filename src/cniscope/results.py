@@ -62,9 +62,10 @@ class Hop:
     direction: HopDirection | None  # None when the capture does not say (pcap without -i any)
     ts: int | None  # ns, clock-corrected (see Report.clocks)
     delay_ns: int | None  # since the previous hop of the journey; None for the first
-    changes: tuple[Change, ...] = ()  # what changed since the previous hop
-    role: str | None = None  # from the network model: "node NIC", "pod bridge", "pod veth" ...
+    # (the fields in the order of the JSON report's keys: `--json` writes the objects as they are)
     point: str = ""  # capture point label: "node3 eth0 In", or "point 2" when unnamed
+    role: str | None = None  # from the network model: "node NIC", "pod bridge", "pod veth" ...
+    changes: tuple[Change, ...] = ()  # what changed since the previous hop
     mac_to: str | None = None  # leaving a NIC: the destination MAC it was sent to (where the link type keeps it)
     mac_owner: str | None = None  # who owns mac_to, as the capture shows: a node, or the address ARP gives it
 
@@ -97,8 +98,8 @@ class Journey:
     id: int
     flow: int | None
     summary: str  # "TCP 192.168.200.21:56888 > 10.244.3.10:80 [S] seq 779547779"
-    hops: tuple[Hop, ...]
-    retransmission_of: int | None = None  # journey id of the original when this is a re-send
+    retransmission_of: int | None  # journey id of the original when this is a re-send
+    hops: tuple[Hop, ...]  # last, as in the JSON report (`--json` writes the objects as they are)
 
 
 @dataclass(frozen=True)

