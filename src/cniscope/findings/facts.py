@@ -33,7 +33,7 @@ from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
 from cniscope.journeys import node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
-from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_text
+from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
@@ -220,6 +220,10 @@ class Facts:
         if value is None and column in ("src", "dst", "outer_src", "outer_dst"):
             return self.text(hop, column + "6") or self.text(hop, column + "_name")
         return ip4_text(value)
+
+    def _every_iface_nodes(self) -> list[int]:
+        """The codes of the nodes whose capture saw every interface (-i any)."""
+        return [code for code, name in enumerate(self.node_names) if (cov := self.coverage.get(name)) is not None and cov.every_iface]
 
     def role(self, iface: str | None) -> Role | None:
         if iface not in self._roles:
@@ -433,36 +437,65 @@ class Facts:
 
 
 def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-    """Own addresses of each node (first seen going out of a device that is not a pod veth, -i any), its pods' (from veths)."""
+    """Own addresses of each node (first seen going out of a device that is not a pod veth, -i any), its pods' (from veths).
+
+    Over the materialised journeys' hops as columns (one row a hop, in path order within each journey), not hop by hop.
+    """
     local: dict[str, set[str]] = {}
     pods: dict[str, set[str]] = {}
-    for j in self.journeys:
-        seen_nodes: set[str] = set()
-        places = [(self.node(hop), self.role(hop.iface)) for hop in j.hops]
-        decapsulated = {node for (node, role), h in zip(places, j.hops) if h.direction == "In" and role is Role.TUNNEL}
-        for hop, (node, role) in zip(j.hops, places):
-            if role is Role.NIC and self.number(hop, "tunnel") and (hop.direction == "Out" or node in decapsulated):
-                # a node sends its envelopes from its own address, and opens those sent to it
-                own = self.addr(hop, "outer_src" if hop.direction == "Out" else "outer_dst")
-                if own is not None:
-                    local.setdefault(node, set()).add(own)
-            if role is Role.HOST_VETH:
-                pod = self.addr(hop, "src" if hop.direction != "Out" else "dst")
-                if pod is not None:
-                    pods.setdefault(node, set()).add(pod)
-            if node in seen_nodes:
-                continue
-            seen_nodes.add(node)
-            cov = self.coverage.get(node)
-            if hop.direction == "Out" and role not in (Role.HOST_VETH, None) and cov is not None and cov.every_iface:
-                for column in ("src", "outer_src"):
-                    found = self.addr(hop, column)
-                    if found is not None:
-                        local.setdefault(node, set()).add(found)
+    hops = _hop_frame(self)
+    if hops is not None:
+        inbound, outbound = pl.col("direction") == int(Direction.IN), pl.col("direction") == int(Direction.OUT)
+        role = pl.col("role")
+        at = ("journey", "node")
+        # a node sends its envelopes from its own address, and opens those sent to it
+        decapsulated = (inbound & (role == _ROLE_CODES[Role.TUNNEL])).any().over(at)
+        enveloped = (role == _ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) != 0) & (outbound | decapsulated)
+        first_out = (pl.int_range(pl.len()).over(at) == 0) & outbound & ~role.is_in([_ROLE_CODES[Role.HOST_VETH], 0]) \
+            & pl.col("node").is_in(self._every_iface_nodes())
+        found = hops.select(
+            pl.col("node"),
+            envelope=pl.when(enveloped).then(pl.when(outbound).then(_address("outer_src")).otherwise(_address("outer_dst"))),
+            pod=pl.when(role == _ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(_address("dst")).otherwise(_address("src"))),
+            src=pl.when(first_out).then(_address("src")),
+            outer_src=pl.when(first_out).then(_address("outer_src")),
+        )
+        for column, into in (("envelope", local), ("pod", pods), ("src", local), ("outer_src", local)):
+            for node, addr in found.select("node", column).drop_nulls().unique().iter_rows():
+                into.setdefault(self.node_names[node], set()).add(addr)
     if self.inventory is not None:
         for info in self.inventory.nodes:
             local.setdefault(info.name, set()).update(info.addresses)
     return ({n: frozenset(a) for n, a in local.items()}, {n: frozenset(a) for n, a in pods.items()})
+
+
+_ROLE_CODES: dict[Role | None, int] = {None: 0, **{role: n + 1 for n, role in enumerate(Role)}}
+
+
+def _hop_frame(self: Facts) -> pl.DataFrame | None:
+    """The materialised journeys' hops, one row each in path order within each journey: `journey` (its place in
+    `journeys`), `node` (code), `role` (`_ROLE_CODES` of its interface's role) and the table's columns of the sighting
+    that `_addresses` reads. None when there are none."""
+    lengths = np.fromiter((len(j.hops) for j in self.journeys), dtype=np.int64, count=len(self.journeys))
+    total = int(lengths.sum())
+    if not total:
+        return None
+    rows = np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64, count=total)
+    addresses = [f"{side}{kind}" for side in ("src", "dst", "outer_src", "outer_dst") for kind in ("", "6", "_name")]
+    hops = self.table.select("iface", "direction", "tunnel", *addresses)[rows]
+    ifaces = hops["iface"].cast(pl.String)
+    codes = {name: _ROLE_CODES[self.role(name)] for name in ifaces.drop_nulls().unique().to_list()}  # no name: no role
+    return hops.with_columns(
+        journey=pl.Series(np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)),
+        node=pl.Series(self.node_codes[rows].astype(np.int64)),
+        role=ifaces.replace_strict(list(codes), list(codes.values()), return_dtype=pl.Int64, default=0).fill_null(0),
+    )
+
+
+def _address(side: str) -> pl.Expr:
+    """`Facts.addr` of a whole column: the IPv4 address as text, else the IPv6 one unless empty, else the name."""
+    v6, name = pl.col(f"{side}6").cast(pl.String), pl.col(f"{side}_name").cast(pl.String)
+    return pl.coalesce(ip4_expr(side), pl.when(v6 != "").then(v6), name)
 
 
 def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,

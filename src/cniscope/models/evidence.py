@@ -197,6 +197,8 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
         if not request:
             continue
         for hop in journey.hops:
+            if not hop.changes:  # most hops: nothing to look at
+                continue
             for change in nat_changes(hop):
                 if change.kind is ChangeKind.DNAT:
                     found.add(change.after.rsplit(":", 1)[0])
@@ -272,6 +274,8 @@ def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter[Shape]:
     keys, tunnels = view.key, view.tunnel
     shapes: Counter[Shape] = Counter()
     for journey in journeys:
+        if all(h.iface is not None for h in journey.hops):
+            continue  # every sighting names its interface (most captures): no copies to count
         by_node: dict[str, list[Hop]] = {}
         for hop in journey.hops:
             by_node.setdefault(keys[hop.row], []).append(hop)

@@ -329,11 +329,11 @@ def _service_proxy(obs: Observations, journeys: list[Journey], model: str) -> tu
     for proxy in PROXIES.values():
         if proxy.dummy_iface and proxy.dummy_iface in obs.ifaces:
             return proxy.name, (f"interface {proxy.dummy_iface}: {proxy.summary}",)
-    dnats = [c for j in journeys for h in j.hops for c in nat_changes(h) if c.kind is ChangeKind.DNAT]
-    if not dnats:
+    # the first DNAT (most hops change nothing: no call for them)
+    nat = next((c for j in journeys for h in j.hops if h.changes for c in nat_changes(h) if c.kind is ChangeKind.DNAT), None)
+    if nat is None:
         return None, ()
     proxy = PROXIES[MODELS[model].service_proxy]
-    nat = dnats[0]
     if proxy.node_ports and _node_port(nat.before):
         proxy = PROXIES[proxy.node_ports]
         return proxy.name, (f"NodePort DNAT {nat.before} -> {nat.after}: {proxy.summary}, which {model} leaves NodePorts to",)
