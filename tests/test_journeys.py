@@ -305,3 +305,36 @@ def test_a_summary_leaves_out_a_length_the_input_did_not_show(tmp_path):
     summaries = [j.summary for j in analyze([InputSpec(path=str(path))]).journeys]
     assert summaries[0].endswith(", len 0")
     assert summaries[1].endswith("seq 7") and "?" not in summaries[1]
+
+
+def test_summaries_over_whole_columns_are_summary_row_by_row():
+    """TCP and UDP between IPv4 addresses are written over whole columns, the rest row by row: the same words
+    either way, in every case of `summary` (ports, flags, seq and ack, DNS, lengths missing; IPv6, ARP, ICMP)."""
+    from cniscope.journeys import _SUMMARY_READS, _summaries, summary
+    from cniscope.packets.schema import SCHEMA
+
+    def row(**values: object) -> dict[str, object]:
+        return {name: values.get(name) for name in _SUMMARY_READS}
+
+    a, b = 0x0AF40310, 0xC0A8C815
+    rows = [
+        row(proto=6, src=a, dst=b, sport=80, dport=41000, tcp_flags=18, seq=5, ack=9, payload_len=0),
+        row(proto=6, src=a, dst=b, sport=80, dport=41000, tcp_flags=2, seq=5, ack=9, payload_len=None),  # ack without ACK
+        row(proto=6, src=a, dst=b, sport=None, dport=None, tcp_flags=24, seq=None, ack=7, payload_len=12),
+        row(proto=6, src=a, dst=b, sport=1, dport=2, tcp_flags=None, seq=1),  # flags not shown
+        row(proto=6, src=a, dst=b, sport=1, dport=2, tcp_flags=0, seq=1),
+        row(proto=17, src=a, dst=b, sport=5353, dport=53, dns_id=7, dns_qr=True, payload_len=40),
+        row(proto=17, src=a, dst=b, sport=5353, dport=53, dns_id=7, dns_qr=False),
+        row(proto=17, src=a, dst=b, sport=5353, dport=53, dns_id=7, dns_qr=None, payload_len=3),
+        row(proto=17, src=a, dst=None, dst_name="kube-dns", sport=1, dport=53),
+        row(proto=6, src6="fd00::1", dst6="fd00::2", sport=1, dport=80, tcp_flags=2, seq=1),
+        row(proto=1, src=a, dst=b, icmp_type=8, icmp_id=1, icmp_seq=2),
+        row(arp_op=1, proto=None, arp_spa=a, arp_tpa=b),
+        row(proto=17, src=a, dst=b, sport=1, dport=2, arp_op=2, arp_spa=a),
+        row(proto=47, src=a, dst=b),
+        row(ethertype=0x88CC),
+    ]
+    heads = pl.DataFrame(rows, schema={name: SCHEMA[name] for name in _SUMMARY_READS})
+    expected = [summary(r) for r in heads.iter_rows(named=True)]
+    assert _summaries(heads) == expected
+    assert expected[1] == "TCP 10.244.3.16:80 > 192.168.200.21:41000 [S] seq 5" and expected[7].endswith("DNS query id 7, len 3")

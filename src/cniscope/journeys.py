@@ -57,8 +57,8 @@ import numpy as np
 import polars as pl
 
 from cniscope import clocks, stretches
-from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_text, mac_text, tcp_flags_text
-from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock, made
+from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_expr, ip4_text, mac_text, tcp_flags_text
+from cniscope.results import Change, ChangeKind, HopDirection, Journey, NodeClock, make_hop, make_journey
 
 T = TypeVar("T")
 Row = Mapping[str, Any]  # one sighting's columns by name (a row of the packet table, or the few columns read of it)
@@ -609,23 +609,61 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     if not t.height:
         return []
     starts = np.flatnonzero(t["hop"].to_numpy() == 0)
-    heads = t[starts].select(*_SUMMARY_READS)
-    names = heads.columns
-    summaries = [summary(dict(zip(names, values))) for values in heads.iter_rows()]
+    summaries = _summaries(t[starts].select(*_SUMMARY_READS))
     changed_at = _changes_at(t)
     points = t.select("node", "iface", "direction", "hop")
     point_at = _once_per_distinct(points, lambda p: point_label(p, p["hop"]))
     direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
     hops = [
-        made(Hop, row, node, iface, direction_of[direction], ts, delay, point, None, change, None, None)
+        make_hop(row, node, iface, direction_of[direction], ts, delay, point, None, change, None, None)
         for row, node, iface, direction, ts, delay, change, point in zip(
             *(t[name].to_list() for name in ("row", "node", "iface", "direction", "ts", "delay")), changed_at, point_at)
     ]
     bounds = [*starts.tolist(), t.height]
     return [
-        made(Journey, journey, None, text, None, tuple(hops[start:end]))
+        make_journey(journey, None, text, None, tuple(hops[start:end]))
         for journey, text, start, end in zip(t["journey"].gather(starts).to_list(), summaries, bounds, bounds[1:])
     ]
+
+
+def _summaries(heads: pl.DataFrame) -> list[str]:
+    """`summary` of each row: TCP and UDP between IPv4 addresses (nearly every journey) as whole columns, the rest
+    row by row."""
+    flags = heads["tcp_flags"].drop_nulls().unique().to_list()
+    ends = pl.col("arp_op").is_null() & pl.col("src").is_not_null() & pl.col("dst").is_not_null()
+
+    def number(column: str) -> pl.Expr:
+        return pl.col(column).cast(pl.String)
+
+    def hostport(side: str, port: str) -> pl.Expr:
+        return pl.when(pl.col(port).is_null()).then(ip4_expr(side)).otherwise(pl.concat_str(ip4_expr(side), pl.lit(":"), number(port)))
+
+    def part(when: pl.Expr, *text: pl.Expr) -> pl.Expr:
+        return pl.when(when).then(pl.concat_str(*text)).otherwise(pl.lit(""))
+
+    between = pl.concat_str(hostport("src", "sport"), pl.lit(" > "), hostport("dst", "dport"))
+    length = part(pl.col("payload_len").is_not_null(), pl.lit(", len "), number("payload_len"))
+    tcp = pl.concat_str(
+        pl.lit("TCP "), between, pl.lit(" ["),
+        pl.col("tcp_flags").replace_strict(flags, [tcp_flags_text(f) for f in flags], return_dtype=pl.String), pl.lit("]"),
+        part(pl.col("seq").is_not_null(), pl.lit(" seq "), number("seq")),
+        part(pl.col("ack").is_not_null() & (pl.col("tcp_flags") & 16 != 0), pl.lit(" ack "), number("ack")),
+        length,
+    )
+    udp = pl.concat_str(
+        pl.lit("UDP "), between,
+        part(pl.col("dns_id").is_not_null(), pl.lit(" DNS "), pl.when(pl.col("dns_qr")).then(pl.lit("answer")).otherwise(pl.lit("query")),
+             pl.lit(" id "), number("dns_id")),
+        length,
+    )
+    texts = heads.select(pl.when(ends & (pl.col("proto") == 6) & pl.col("tcp_flags").is_not_null()).then(tcp)
+                         .when(ends & (pl.col("proto") == 17)).then(udp)).to_series().to_list()
+    rest = [n for n, text in enumerate(texts) if text is None]
+    if rest:
+        names = heads.columns
+        for n, values in zip(rest, heads[rest].iter_rows()):
+            texts[n] = summary(dict(zip(names, values)))
+    return texts
 
 
 # the inner packet's ends: they change only under NAT, and a pair of sightings where they stay the same is the

@@ -32,7 +32,7 @@ from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, named_iface
-from cniscope.results import Hop, Journey, ModelVerdict, made
+from cniscope.results import Hop, Journey, ModelVerdict, make_journey
 
 INGRESS = {"In", "P", "B", "M"}
 _Verdict = tuple[str | None, str, str, tuple[int, int] | None]  # Mismatch fields after (journey, node, hops)
@@ -265,7 +265,7 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
     roles = [_roles(journey, ctx, coverage) for journey in shapes]
     return [
-        made(Journey, j.id, j.flow, j.summary, j.retransmission_of,
+        make_journey(j.id, j.flow, j.summary, j.retransmission_of,
              tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]))
         for j, shape in zip(journeys, shape_of)
     ]
