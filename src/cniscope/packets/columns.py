@@ -114,6 +114,14 @@ class Columns:
         idx = pa.array(indices.astype(np.int32), mask=indices < 0)
         self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings)
 
+    @staticmethod
+    def _dictionary(values: np.ndarray, valid: np.ndarray | None) -> pa.DictionaryArray:
+        """A text column's values as indices into its distinct texts (the rows `valid` leaves out: null)."""
+        texts, codes = np.unique(values if valid is None else values[valid], return_inverse=True)
+        indices = np.full(len(values), -1, dtype=np.int32)
+        indices[slice(None) if valid is None else valid] = codes
+        return pa.DictionaryArray.from_arrays(pa.array(indices, mask=indices < 0), pa.array(texts.tolist(), type=pa.string()))
+
     def to_arrow(self) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays([self._arrow(c.name) for c in COLUMNS], schema=ARROW_SCHEMA)
 
@@ -127,6 +135,8 @@ class Columns:
         if valid is not None and not valid.any():
             return pa.nulls(self.n, ARROW_TYPE[name])
         if values.dtype == np.object_:
+            if pa.types.is_dictionary(ARROW_TYPE[name]):  # as `put_dictionary`: pyarrow's own encoding kept 16 B a row more
+                return self._dictionary(values, valid)
             return pa.array(values, type=ARROW_TYPE[name], mask=None if valid is None else ~valid)
         bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
         if values.dtype == np.bool_:
