@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from cniscope.analyze import analyze
-from cniscope.journeys import _first_distinct, _first_in_run, group, one_node_hops, order_hops
+from cniscope.journeys import _first_distinct, _first_in_run, capture_points, group, one_node_hops, order_hops
 from cniscope.results import ChangeKind
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, SEED
@@ -269,6 +269,18 @@ def test_first_in_run_agrees_with_sorting_the_pairs():
     expected = _first_distinct(run, b)
     assert (~expected[run >= 3000]).any() and (~expected[run < 3000]).any()  # repeats in short and long runs
     assert (_first_in_run(run, b) == expected).all()
+
+
+@pytest.mark.parametrize("inputs,nodes", [
+    ([0] * 6, ["n1"] * 6), ([0] * 6, [None] * 6), ([0, 0, 0, 1, 1, 1, 1, 2], ["b", "a", None, None, "a", "a", None, "b"]),
+    ([0, 0, 0, 0, 1, 1], ["a", "b", "a", "b", "b", "b"]), ([], []),
+])
+def test_capture_points_are_the_distinct_input_node_pairs_in_order_of_first_sighting(inputs, nodes):
+    table = pl.DataFrame({"input": pl.Series(inputs, dtype=pl.UInt16), "node": pl.Series(nodes, dtype=pl.Categorical)})
+    expected = table.unique(maintain_order=True)
+    assert capture_points(table).equals(expected)
+    several = pl.concat([table.slice(0, 3), table.slice(3)], rechunk=False)  # chunked as a table read in batches
+    assert capture_points(several).equals(expected)
 
 
 def _narrow(rng, n, nulls=False, shuffled=False):

