@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
 
 from cniscope.findings import facts as facts_mod
 from cniscope.findings.facts import Facts, _partners
+from tests.paths import DATA, SEED
 
 
 def test_partners_find_the_first_reply_way_sighting_from_each_position_on() -> None:
@@ -71,3 +74,44 @@ def test_sightings_between_is_a_time_in_the_window_over_every_chunk(inputs: int)
                 assert facts.sightings_between(source, lo, hi) is expected, (source, lo, hi)
                 answers.add(expected)
     assert answers == {True, False}
+
+
+MISSING_ROUTE = DATA / "findings" / "missing-route"
+
+
+def _facts_of(specs: list, cluster: str | None = None) -> Facts:
+    from cniscope.analyze import analyze
+
+    report = analyze(specs, cluster=cluster)
+    return facts_mod.build(report.table, report.journeys, report.flows, report.model, report.clocks, report.inventory)
+
+
+@pytest.mark.parametrize("case", ["seed", "cross-node", "missing-route"])
+def test_hops_as_columns_are_the_journeys_hops_and_their_last_in_path_order(case: str) -> None:
+    """`Facts.hops` holds every materialised hop in order; `losses.last_in_path` picks, per journey, the hop that ends
+    `Facts.path` (nodes that sent it before nodes that received it), and every journey with a loss is a candidate of
+    `_may_be_lost`: on one node and on several (three lab nodes, and two where one node's capture names no direction)."""
+    from cniscope.findings import losses
+    from cniscope.sources import InputSpec
+
+    if case == "seed":
+        facts = _facts_of([InputSpec(str(SEED))])
+    elif case == "cross-node":
+        facts = _facts_of([InputSpec(str(DATA / "scenarios" / "flannel-vxlan" / "cross-node"))])
+    else:
+        facts = _facts_of([InputSpec(str(MISSING_ROUTE / "node1-eth0.txt"), node="node1"),
+                           InputSpec(str(MISSING_ROUTE / "node2.pcapng"), node="node2")], str(MISSING_ROUTE / "cluster.yaml"))
+    assert len(facts.node_names) == (1 if case == "seed" else 2 if case == "missing-route" else 3)
+    hops = facts.hops
+    assert hops.select("journey", "hop", "row").rows() == [(at, n, h.row) for at, j in enumerate(facts.journeys) for n, h in enumerate(j.hops)]
+    assert hops["node"].to_list() == [facts.node_names.index(facts.node(h)) for j in facts.journeys for h in j.hops]
+    last = losses.last_in_path(facts)
+    assert last.select("journey", "row").rows() == [(at, facts.path(j)[-1].row) for at, j in enumerate(facts.journeys) if j.hops]
+    if case != "seed":  # each journey's hops backwards, as clocks far apart would order them: the path puts them right
+        turned = [dataclasses.replace(j, hops=j.hops[::-1]) for j in facts.journeys]
+        backwards = facts_mod.build(facts.table, turned, list(facts.flows), facts.verdict, list(facts.clocks), facts.inventory)
+        assert any(backwards.path(j) != j.hops for j in backwards.journeys) or case == "missing-route"  # (crossing none)
+        assert losses.last_in_path(backwards).select("journey", "row").rows() == [
+            (at, backwards.path(j)[-1].row) for at, j in enumerate(backwards.journeys) if j.hops]
+    lost = [at for at, j in enumerate(facts.journeys) if j.hops and losses._loss(facts, j) is not None]
+    assert set(lost) <= set(losses._may_be_lost(facts))

@@ -136,6 +136,8 @@ class Facts:
         return self._path(j)
 
     def _path(self, j: Journey) -> tuple[Hop, ...]:
+        if len(self.node_names) < 2:  # one node (one capture file, most often): its hops in their order
+            return j.hops
         per_node: dict[str, list[Hop]] = {}
         for hop in j.hops:
             per_node.setdefault(self.node(hop), []).append(hop)
@@ -220,6 +222,32 @@ class Facts:
         if value is None and column in ("src", "dst", "outer_src", "outer_dst"):
             return self.text(hop, column + "6") or self.text(hop, column + "_name")
         return ip4_text(value)
+
+    # ---- the materialised journeys' hops as columns --------------------------------------------------------------
+    # Detectors that would look at every hop ask polars first which hops can matter, and walk those only.
+
+    @cached_property
+    def hops(self) -> pl.DataFrame:
+        """One row a hop of the materialised journeys, in their order and each journey's hops in theirs: `journey`
+        (its place in `journeys`), `hop` (its place in the journey's hops), `row`, `node` (its code in `node_names`),
+        `role` (`ROLE_CODES` of its interface's role)."""
+        lengths = np.fromiter((len(j.hops) for j in self.journeys), dtype=np.int64, count=len(self.journeys))
+        total = int(lengths.sum())
+        rows = np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64, count=total)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        ifaces = self.table.get_column("iface").gather(rows).cast(pl.String)
+        codes = {name: ROLE_CODES[self.role(name)] for name in ifaces.drop_nulls().unique().to_list()}  # no name: no role
+        return pl.DataFrame({
+            "journey": np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
+            "hop": np.arange(total, dtype=np.int64) - starts,
+            "row": rows,
+            "node": self.node_codes[rows].astype(np.int64),
+            "role": ifaces.replace_strict(list(codes), list(codes.values()), return_dtype=pl.Int64, default=0).fill_null(0),
+        })
+
+    def hop_columns(self, *columns: str) -> pl.DataFrame:
+        """`hops` with these columns of the table beside, each hop's sighting's."""
+        return self.hops.hstack(self.table.select(columns)[self.hops.get_column("row").to_numpy()].get_columns())
 
     def _every_iface_nodes(self) -> list[int]:
         """The codes of the nodes whose capture saw every interface (-i any)."""
@@ -443,20 +471,21 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
     """
     local: dict[str, set[str]] = {}
     pods: dict[str, set[str]] = {}
-    hops = _hop_frame(self)
-    if hops is not None:
+    addresses = [f"{side}{kind}" for side in ("src", "dst", "outer_src", "outer_dst") for kind in ("", "6", "_name")]
+    hops = self.hop_columns("direction", "tunnel", *addresses)
+    if hops.height:
         inbound, outbound = pl.col("direction") == int(Direction.IN), pl.col("direction") == int(Direction.OUT)
         role = pl.col("role")
         at = ("journey", "node")
         # a node sends its envelopes from its own address, and opens those sent to it
-        decapsulated = (inbound & (role == _ROLE_CODES[Role.TUNNEL])).any().over(at)
-        enveloped = (role == _ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) != 0) & (outbound | decapsulated)
-        first_out = (pl.int_range(pl.len()).over(at) == 0) & outbound & ~role.is_in([_ROLE_CODES[Role.HOST_VETH], 0]) \
+        decapsulated = (inbound & (role == ROLE_CODES[Role.TUNNEL])).any().over(at)
+        enveloped = (role == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) != 0) & (outbound | decapsulated)
+        first_out = (pl.int_range(pl.len()).over(at) == 0) & outbound & ~role.is_in([ROLE_CODES[Role.HOST_VETH], 0]) \
             & pl.col("node").is_in(self._every_iface_nodes())
         found = hops.select(
             pl.col("node"),
             envelope=pl.when(enveloped).then(pl.when(outbound).then(_address("outer_src")).otherwise(_address("outer_dst"))),
-            pod=pl.when(role == _ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(_address("dst")).otherwise(_address("src"))),
+            pod=pl.when(role == ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(_address("dst")).otherwise(_address("src"))),
             src=pl.when(first_out).then(_address("src")),
             outer_src=pl.when(first_out).then(_address("outer_src")),
         )
@@ -469,27 +498,7 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
     return ({n: frozenset(a) for n, a in local.items()}, {n: frozenset(a) for n, a in pods.items()})
 
 
-_ROLE_CODES: dict[Role | None, int] = {None: 0, **{role: n + 1 for n, role in enumerate(Role)}}
-
-
-def _hop_frame(self: Facts) -> pl.DataFrame | None:
-    """The materialised journeys' hops, one row each in path order within each journey: `journey` (its place in
-    `journeys`), `node` (code), `role` (`_ROLE_CODES` of its interface's role) and the table's columns of the sighting
-    that `_addresses` reads. None when there are none."""
-    lengths = np.fromiter((len(j.hops) for j in self.journeys), dtype=np.int64, count=len(self.journeys))
-    total = int(lengths.sum())
-    if not total:
-        return None
-    rows = np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64, count=total)
-    addresses = [f"{side}{kind}" for side in ("src", "dst", "outer_src", "outer_dst") for kind in ("", "6", "_name")]
-    hops = self.table.select("iface", "direction", "tunnel", *addresses)[rows]
-    ifaces = hops["iface"].cast(pl.String)
-    codes = {name: _ROLE_CODES[self.role(name)] for name in ifaces.drop_nulls().unique().to_list()}  # no name: no role
-    return hops.with_columns(
-        journey=pl.Series(np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)),
-        node=pl.Series(self.node_codes[rows].astype(np.int64)),
-        role=ifaces.replace_strict(list(codes), list(codes.values()), return_dtype=pl.Int64, default=0).fill_null(0),
-    )
+ROLE_CODES: dict[Role | None, int] = {None: 0, **{role: n + 1 for n, role in enumerate(Role)}}  # `Facts.hops`' roles
 
 
 def _address(side: str) -> pl.Expr:
@@ -510,7 +519,9 @@ def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdi
         node_names=tuple(names), node_codes=codes, coverage=_coverage(table), local={}, pods_on={},
     )
     local, pods = _addresses(partial)
-    return replace(partial, local=local, pods_on=pods)
+    facts = replace(partial, local=local, pods_on=pods)
+    facts.__dict__["hops"] = partial.hops  # made once (a cached property: not a field `replace` carries over)
+    return facts
 
 
 def _per_input(t: pl.DataFrame) -> dict[int, pl.DataFrame]:

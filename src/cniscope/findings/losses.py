@@ -18,9 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+import polars as pl
+
 from cniscope.findings.catalogue import say
-from cniscope.findings.facts import Coverage, Facts, group_address
+from cniscope.findings.facts import ROLE_CODES, Coverage, Facts, group_address
 from cniscope.models import Role, roles
+from cniscope.packets.schema import Direction
 from cniscope.results import Hop, Journey
 
 SAME_NODE_MARGIN_NS = 1_000_000  # the next hop on one node follows within microseconds
@@ -95,14 +99,43 @@ def _found(facts: Facts) -> tuple[Loss, ...]:
     conversation were confirmed lost at the same place: a re-send that met the same fate.
     """
     out = []
-    for j in facts.journeys:
-        if not j.hops:
-            continue
-        loss = _loss(facts, j)
+    for at in _may_be_lost(facts):
+        loss = _loss(facts, facts.journeys[at])
         if loss is not None:
             out.append(loss)
     confirmed_at = {(loss.place, loss.journey.flow) for loss in out if loss.confirmed}
     return tuple(loss for loss in out if loss.confirmed or (loss.place, loss.journey.flow) in confirmed_at)
+
+
+def _may_be_lost(facts: Facts) -> list[int]:
+    """The journeys (places in `facts.journeys`, in order) whose last sighting in path order (`Facts.path`) is of an
+    IP packet going a way after which `NEXT` expects more: found over the hops as columns, for `_loss` to judge.
+
+    The last in path order is the last hop of the journey's last node in that order: the nodes that did not receive
+    it from the wire (first seen coming in by a NIC or a tunnel device), then those that did, each in order of first
+    sighting."""
+    ingress, out = [int(Direction.IN), int(Direction.OTHERHOST)], int(Direction.OUT)
+    places = pl.concat_list(pl.col("role"), pl.when(pl.col("direction").is_in(ingress)).then(pl.lit(0)).otherwise(pl.lit(1)))
+    following = [[ROLE_CODES[role], 0 if group == "In" else 1] for role, group in NEXT]
+    return last_in_path(facts, "direction", "ip_version").filter(
+        pl.col("ip_version").is_not_null() & (pl.col("direction").is_in(ingress) | (pl.col("direction") == out))
+        & places.is_in(following)
+    ).get_column("journey").to_list()
+
+
+def last_in_path(facts: Facts, *columns: str) -> pl.DataFrame:
+    """`Facts.hops` (with these columns of the table) of each materialised journey's last hop in path order, by
+    journey: the last hop of the journey's last node in `Facts.path`'s order of nodes."""
+    hops = facts.hop_columns(*dict.fromkeys(("direction", *columns)))
+    if len(facts.node_names) < 2:  # one node: the path is the hops' order, its last hop the journey's last
+        journey = hops.get_column("journey").to_numpy()
+        return hops[np.flatnonzero(journey != np.append(journey[1:], -1))]
+    ingress = [int(Direction.IN), int(Direction.OTHERHOST)]
+    first = ("journey", "node")
+    received = (pl.col("direction").first().over(first).is_in(ingress)
+                & pl.col("role").first().over(first).is_in([ROLE_CODES[Role.NIC], ROLE_CODES[Role.TUNNEL]])).fill_null(False)
+    order = (received.cast(pl.Int64) * (1 << 42)) + (pl.col("hop").first().over(first) * (1 << 21)) + pl.col("hop")
+    return hops.filter(order == order.max().over("journey")).sort("journey")
 
 
 def _loss(facts: Facts, j: Journey) -> Loss | None:

@@ -103,12 +103,19 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
     underlay = UNDERLAY_MTU
     groups: dict[tuple[Tunnel, int], list[int]] = defaultdict(list)
     where: dict[tuple[Tunnel, int], Hop] = {}
+    # per journey id: the MSS its first sighting announces, its first hop in an envelope (polars: not hop by hop)
+    hops = facts.hop_columns("mss", "tunnel")
+    ids = [j.id for j in facts.journeys]
+    first = hops.filter((pl.col("hop") == 0) & pl.col("mss").is_not_null()).select("journey", "mss")
+    mss_of = {ids[at]: m for at, m in first.iter_rows()}
+    wrapped = hops.filter(pl.col("tunnel").fill_null(0) != 0).group_by("journey").agg(pl.col("hop").first())
+    wrapped_at = {ids[at]: facts.journeys[at].hops[place] for at, place in wrapped.iter_rows()}
     for flow in facts.flows:
         if flow.proto != "tcp" or flow.id in said:
             continue
-        journeys = [facts.by_id[j] for j in flow.journeys if j in facts.by_id]
-        mss = [m for j in journeys if j.hops and (m := facts.number(j.hops[0], "mss")) is not None]
-        tunnel_hop = next((h for j in journeys for h in j.hops if facts.number(h, "tunnel")), None)
+        journeys = [j for j in flow.journeys if j in facts.by_id]
+        mss = [mss_of[j] for j in journeys if j in mss_of]
+        tunnel_hop = next((wrapped_at[j] for j in journeys if j in wrapped_at), None)
         if not mss or tunnel_hop is None:
             continue
         kind = Tunnel(facts.number(tunnel_hop, "tunnel") or 0)

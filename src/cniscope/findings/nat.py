@@ -37,7 +37,7 @@ def _nat(facts: Facts) -> list[Finding]:
     undone: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
     for j in facts.journeys:
         for hop in j.hops:
-            if not any(c.kind in OPPOSITE for c in hop.changes):
+            if not hop.changes or not any(c.kind in OPPOSITE for c in hop.changes):  # most hops change nothing
                 continue
             if hop.direction in ("B", "M") or group_address(facts.number(hop, "dst")):
                 continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite

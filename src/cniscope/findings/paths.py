@@ -117,10 +117,14 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
     """
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    one_node = facts.node_names[0] if len(facts.node_names) == 1 else None  # one capture file, most often
     for j in facts.journeys:
         by_node: dict[str, list[Hop]] = defaultdict(list)
-        for hop in j.hops:
-            by_node[facts.node(hop)].append(hop)
+        if one_node is not None:
+            by_node[one_node] = list(j.hops)
+        else:
+            for hop in j.hops:
+                by_node[facts.node(hop)].append(hop)
         for node, hops in by_node.items():
             cov = facts.coverage.get(node)
             if cov is None or not cov.every_iface:

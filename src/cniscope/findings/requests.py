@@ -194,9 +194,9 @@ def _arp(facts: Facts) -> list[Finding]:
     replied = set(arp.filter(pl.col("arp_op") == 2)["arp_spa"].to_list())
     alive = set(facts.table.select("src").drop_nulls().unique()["src"].to_list())  # addresses that sent IP packets
     asks: dict[int, list[Journey]] = defaultdict(list)
-    for j in facts.journeys:
-        if not j.hops or facts.number(j.hops[0], "arp_op") != 1:
-            continue
+    asking = facts.hop_columns("arp_op").filter((pl.col("hop") == 0) & (pl.col("arp_op") == 1))  # requests: polars finds them
+    for at in asking.get_column("journey").to_list():
+        j = facts.journeys[at]
         spa, tpa = facts.number(j.hops[0], "arp_spa"), facts.number(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue

@@ -12,30 +12,37 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import polars as pl
+
 from cniscope.findings.catalogue import say
-from cniscope.findings.facts import Facts
+from cniscope.findings.facts import ROLE_CODES, Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.models import Role
-from cniscope.packets.schema import mac_text
+from cniscope.packets.schema import Direction, mac_text
 from cniscope.results import Evidence, Finding, FindingKind, Hop, Journey, Severity
 
 
 def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
     groups: dict[tuple[str, str, int], list[tuple[Journey, Hop, str]]] = defaultdict(list)
-    for j in facts.journeys:
-        for hop in j.hops:
-            node = facts.node(hop)
-            if facts.role(hop.iface) is not Role.NIC or facts.number(hop, "tunnel") or not _sent(facts, node, hop):
-                continue
-            mac, dst = facts.number(hop, "eth_dst"), facts.addr(hop, "dst")
-            owner = _pod_owner(facts, dst)
-            if mac is None or dst is None or owner is None or owner == node or facts.is_local(owner, dst):
-                continue
-            theirs = facts.macs_of(owner)
-            if not theirs or mac in theirs:  # unknown, or the right next hop
-                continue
-            groups[(node, owner, mac)].append((j, hop, dst))
+    # the hops that can be: a NIC's plain frames with a destination MAC, going out or of no direction (in hop order)
+    maybe = facts.hop_columns("tunnel", "eth_dst", "direction").filter(
+        (pl.col("role") == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) == 0) & pl.col("eth_dst").is_not_null()
+        & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
+    for at, place in maybe.select("journey", "hop").iter_rows():
+        j = facts.journeys[at]
+        hop = j.hops[place]
+        node = facts.node(hop)
+        if facts.role(hop.iface) is not Role.NIC or facts.number(hop, "tunnel") or not _sent(facts, node, hop):
+            continue
+        mac, dst = facts.number(hop, "eth_dst"), facts.addr(hop, "dst")
+        owner = _pod_owner(facts, dst)
+        if mac is None or dst is None or owner is None or owner == node or facts.is_local(owner, dst):
+            continue
+        theirs = facts.macs_of(owner)
+        if not theirs or mac in theirs:  # unknown, or the right next hop
+            continue
+        groups[(node, owner, mac)].append((j, hop, dst))
     out, claimed = [], set()
     lost = {loss.journey.id for loss in losses.found}
     for (node, owner, mac), seen in groups.items():
