@@ -54,7 +54,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     import gc
 
     from cniscope import findings, flows, journeys, next_hops
-    from cniscope.analyze import KEY_ONLY, MAX_JOURNEYS, UNREAD, default_memory, give_back, plan_partitions, workers_default
+    from cniscope.analyze import HOPS_ONLY, KEY_ONLY, MAX_JOURNEYS, UNREAD, default_memory, give_back, plan_partitions, workers_default
     from cniscope.findings import facts as findings_facts
     from cniscope.ingest import read
     from cniscope.models import infer, roles
@@ -84,7 +84,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
     correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers)
     done("correlate")
-    table = flows.assign(correlation.table).drop(KEY_ONLY)
+    table = flows.assign(correlation.table).drop(*KEY_ONLY, *HOPS_ONLY)
     capture.table, clocks = table, correlation.clocks
     del correlation
     give_back()

@@ -28,9 +28,12 @@ from cniscope.sources import InputInfo, InputSpec
 
 # Columns no stage reads once the sightings are correlated, nor the JSON, terminal or HTML report (the annotated
 # pcapng rebuilds text captures' packets from them): `keep_columns=False` leaves them out of the report's table.
-# Those the fingerprint reads go after correlation, the others before it: 30 B a sighting of the reference capture.
-UNREAD = ("frame", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto")
+# Those the fingerprint reads go after correlation, the others before it: 34 B a sighting of the reference capture.
+UNREAD = ("frame", "line", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto",
+          "info", "error")
 KEY_ONLY = ("ip_id", "tsval", "tsecr", "payload_digest")
+# Correlation's columns only the annotated pcapng reads (materialising derives a hop's delay from the times): 12 B a sighting.
+HOPS_ONLY = ("hops", "delay")
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
 PARTITION_ROWS = 1 << 21  # sightings correlated at a time at most: working memory stays a partition's
@@ -123,7 +126,7 @@ def analyze_capture(
     `partitions` (default: planned from `memory`) and `run` (default: `workers` threads here) are for running
     the partitions elsewhere (`analyze --dask`). `correlated`: the capture already correlated, its conversations
     numbered (`cniscope.spill`: beyond memory). `keep_columns=False`: the report's table without the columns
-    the analysis is done with (`UNREAD`, `KEY_ONLY`; enough for every report but the annotated pcapng), and the
+    the analysis is done with (`UNREAD`, `KEY_ONLY`, `HOPS_ONLY`; enough for every report but the annotated pcapng), and the
     capture's table becomes the report's: the rest of it is let go as soon as it is read."""
     inventory = load_inventory(cluster) if cluster else None
     chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
@@ -148,7 +151,7 @@ def analyze_capture(
         if flow is not None:
             max_journeys = None  # one conversation: all its packets
     if not keep_columns:
-        capture.table = table = table.drop(KEY_ONLY, strict=False)
+        capture.table = table = table.drop(*KEY_ONLY, *HOPS_ONLY, strict=False)
     give_back()  # correlation's working memory
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
     journeys = journeys_mod.materialise(table, limit=journey_limit)

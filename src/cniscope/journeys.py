@@ -602,6 +602,12 @@ _SUMMARY_FIELDS = ("proto", "arp_op", "arp_spa", "arp_tpa", "tcp_flags", "seq", 
 _SUMMARY_READS = _SUMMARY_FIELDS + ("sport", "dport", "tunnel", "outer_dport", *_ADDRESS_FIELDS)
 
 
+def hop_delay() -> pl.Expr:
+    """The table's `delay` from its times, over rows sorted by journey and hop (every hop of each journey): as
+    `_numbered` computes it, so the report's table need not keep the column (`analyze.HOPS_ONLY`)."""
+    return pl.when(pl.col("hop") == 0).then(None).otherwise((pl.col("ts") - pl.col("ts").shift(1)).fill_null(0))
+
+
 def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     """Journey objects for the first `limit` journeys (all when None) of a correlated table, for renderers and detectors.
 
@@ -609,11 +615,11 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     direction) is computed once per distinct value over whole columns (the journeys of one conversation share
     them), and a journey's summary reads its first sighting only.
     """
-    own = ("journey", "hop", "row", "node", "iface", "direction", "ts", "delay")
+    own = ("journey", "hop", "row", "node", "iface", "direction", "ts")
     t = table.select(*own, *_CHANGE_FIELDS, *(f for f in _SUMMARY_FIELDS if f not in _CHANGE_FIELDS))  # no copy
     if limit is not None:  # a gather of the few rows: filtering scans and copies every column
         t = t[np.flatnonzero(t.select(pl.col("journey") < limit).to_series().to_numpy())]
-    t = t.sort(["journey", "hop"])
+    t = t.sort(["journey", "hop"]).with_columns(delay=hop_delay())
     if not t.height:
         return []
     starts = np.flatnonzero(t["hop"].to_numpy() == 0)
