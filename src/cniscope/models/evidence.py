@@ -179,8 +179,23 @@ def node_addresses_of(table: pl.DataFrame, inventory: Inventory | None) -> set[s
     return found
 
 
+# the last pod addresses found: inference and labelling ask for the same journeys' (labelled or not: roles change none)
+_pods: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], list[Model], Inventory | None, frozenset[str]]] = []
+
+
 def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
     """Addresses known to be pods: inside tunnels, on pod-side veths, DNAT targets, and the inventory's pods."""
+    ids = tuple(j.id for j in journeys)  # in one table, a journey's id says which sightings it holds
+    for ref, seen_ids, seen_models, seen_inventory, found in _pods:
+        if ref() is table and seen_ids == ids and seen_inventory is inventory and len(seen_models) == len(models) \
+                and all(a is b for a, b in zip(seen_models, models)):
+            return set(found)
+    found = frozenset(_pod_addresses_of(table, journeys, models, inventory))
+    _pods[:] = [(weakref.ref(table), ids, list(models), inventory, found)]
+    return set(found)
+
+
+def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
     tunnelled = table.select("tunnel", "src", "dst").filter(pl.col("tunnel").fill_null(0) != 0)
     found = _texts(tunnelled["src"]) | _texts(tunnelled["dst"])
     names = table["iface"].drop_nulls().unique().to_list()

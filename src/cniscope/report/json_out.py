@@ -160,18 +160,23 @@ def dumps(report: Report) -> str:
     document["journeys"] = _Whole(report.journeys, document["journeys"])
     document["flows"] = _Whole([_flow(f) for f in report.flows], document["flows"])
 
-    def value(v: Any) -> str:
+    def value(v: Any) -> list[str]:
+        """`v` as JSON text, in pieces (a list of 20,000 journeys is tens of megabytes: each copy of it counts)."""
         if isinstance(v, _Whole):
             whole = v.text()
             if whole is not None:
-                return whole
+                return ["[\n  ", whole, "\n ]"] if whole else ["[]"]
             v = v.each
         if isinstance(v, list | Iterator):
             elements = ",\n  ".join(map(_encode, v))
-            return "[\n  " + elements + "\n ]" if elements else "[]"
-        return _encode(v)
+            return ["[\n  ", elements, "\n ]"] if elements else ["[]"]
+        return [_encode(v)]
 
-    return "{\n" + ",\n".join(f" {_encode(k)}: {value(v)}" for k, v in document.items()) + "\n}"
+    pieces = ["{\n"]
+    for n, (k, v) in enumerate(document.items()):
+        pieces += [",\n" if n else "", f" {_encode(k)}: ", *value(v)]
+    pieces.append("\n}")
+    return "".join(pieces)
 
 
 class _Whole:
@@ -183,16 +188,17 @@ class _Whole:
         self.elements, self.each = elements, each
 
     def text(self) -> str | None:
+        """The elements, one a line, without the list's brackets; None when they cannot be written at once."""
         if not self.elements:
-            return "[]"
+            return ""
         try:
-            text = orjson.dumps(self.elements).decode()
+            text = orjson.dumps(self.elements)
         except orjson.JSONEncodeError:
             return None
         if not text.isascii():
             return None
         # `},{"id":` is only ever between two elements: a quote inside a string is written escaped
-        return "[\n  " + text[1:-1].replace('},{"id":', '},\n  {"id":') + "\n ]"
+        return str(memoryview(text.replace(b'},{"id":', b'},\n  {"id":'))[1:-1], "ascii")  # brackets left out, not copied
 
 
 _ASCII = json.JSONEncoder(separators=(",", ":")).encode  # escapes all but ASCII, as orjson does not
