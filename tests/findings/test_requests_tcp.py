@@ -94,6 +94,21 @@ def test_unanswered_arp() -> None:
         ("unanswered.arp", ("10.244.1.1", "10.244.1.11"), 3, 2)]
 
 
+def test_on_one_interface_an_arp_request_for_an_address_that_sent_ip_packets_is_no_finding() -> None:
+    """A bridge port floods the request but not the reply to another port: an address seen sending IP is alive."""
+    wire = Wire()
+    for i in range(2):
+        wire.see(arp(1, "10.244.1.11", "10.244.1.1"), N1, V1, IN, i * 1_000_000)  # 10.244.1.1 sends IP below
+        wire.see(arp(1, "10.244.1.11", "10.244.1.7"), N1, V1, IN, i * 1_000_000 + 500)  # 10.244.1.7 never does
+    wire.see(icmp("10.244.1.1", CLIENT, 8, seq=1), N1, V1, OUT, 2_000_000)
+    conversation(wire, 4_000_000)
+    for row in wire.rows:
+        row["linktype"] = 1  # Ethernet: a capture on one interface, not -i any
+    found = of_kind(wire.analyze(), FindingKind.UNANSWERED)
+    assert [(f.key, f.evidence.addresses) for f in found if f.key == "unanswered.arp"] == [
+        ("unanswered.arp", ("10.244.1.7", "10.244.1.11"))]
+
+
 def test_copies_on_several_interfaces_are_not_retransmissions_but_a_resend_is() -> None:
     wire = Wire()
     conversation(wire, 0)

@@ -85,7 +85,10 @@ def _tunnels(facts: Facts) -> list[Finding]:
     texts = pl.concat([named["_s"], named["_d"]]).drop_nulls().unique().sort().to_list()
     rank = {text: at for at, text in enumerate(texts)}
     named = named.select(*sides, *(pl.col(c).replace_strict(rank, default=None, return_dtype=pl.UInt32) for c in ("_s", "_d")))
-    t = t.join(named, on=sides, how="left", nulls_equal=True, maintain_order="left").select(*columns, "_s", "_d")
+    # joined on the columns that hold a value somewhere (IPv4 tunnels: the two addresses): null matches null in the others
+    held = [c for c in sides if t.get_column(c).null_count() < t.height] or sides[:1]
+    t = t.join(named.drop(c for c in sides if c not in held), on=held, how="left", nulls_equal=True,
+               maintain_order="left").select(*columns, "_s", "_d")
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     pair = ["tunnel", "_a", "_b"]
     kept = pl.Series(list(facts.by_id), dtype=t.schema["journey"]).implode()  # the materialised journeys
@@ -97,8 +100,12 @@ def _tunnels(facts: Facts) -> list[Finding]:
     groups = t.group_by(pair, maintain_order=True).agg(
         row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
         vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
-        packets=pl.col("journey").n_unique(), ids=distinct.head(200), kept=distinct.filter(distinct.is_in(kept)),
+        packets=pl.col("journey").n_unique(), ids=distinct.head(200),
     )
+    # the materialised journeys of each pair, in order of first envelope: from their envelopes only (a group's
+    # distinct journeys filtered afterwards hashed every envelope's journey once more: 0.2 s of CPU at 10M)
+    mine = t.filter(pl.col("journey").is_in(kept)).group_by(pair, maintain_order=True).agg(kept=distinct)
+    groups = groups.join(mine, on=pair, how="left", nulls_equal=True, maintain_order="left")
     out = []
     for first in groups.iter_rows(named=True):
         kind = Tunnel(first["tunnel"]).label
@@ -108,7 +115,7 @@ def _tunnels(facts: Facts) -> list[Finding]:
         ends = (_text(texts, first["_s"]) or "(no address)", _text(texts, first["_d"]) or "(no address)")
         ids = first["ids"]
         count = ", ".join(counts[(first["tunnel"], first["_a"], first["_b"])])
-        flows = tuple(dict.fromkeys(j.flow for i in first["kept"] if (j := facts.by_id[i]).flow is not None))
+        flows = tuple(dict.fromkeys(j.flow for i in first["kept"] or () if (j := facts.by_id[i]).flow is not None))
         out.append(Finding(
             kind=FindingKind.TUNNEL, severity=Severity.INFO,
             title=f"tunnel {kind}{vni}{port} between {ends[0]} and {ends[1]} ({first['packets']} packet(s))",

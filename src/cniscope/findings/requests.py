@@ -192,14 +192,22 @@ def _arp(facts: Facts) -> list[Finding]:
     if arp.is_empty():
         return []
     replied = set(arp.filter(pl.col("arp_op") == 2)["arp_spa"].to_list())
-    alive = set(facts.table.select("src").drop_nulls().unique()["src"].to_list())  # addresses that sent IP packets
-    asks: dict[int, list[Journey]] = defaultdict(list)
+    asked: list[tuple[Journey, int]] = []
     asking = facts.hop_columns("arp_op").filter((pl.col("hop") == 0) & (pl.col("arp_op") == 1))  # requests: polars finds them
     for at in asking.get_column("journey").to_list():
         j = facts.journeys[at]
         spa, tpa = facts.number(j.hops[0], "arp_spa"), facts.number(j.hops[0], "arp_tpa")
         if tpa is None or spa in (0, tpa) or tpa in replied:
             continue
+        asked.append((j, tpa))
+    if not asked:
+        return []
+    # which of the addresses asked for sent IP packets: one pass over the column for these few, not its every address
+    wanted = pl.Series(sorted({tpa for _, tpa in asked}), dtype=facts.table.schema["src"])
+    alive = set(facts.table.lazy().select(pl.col("src").filter(pl.col("src").is_in(wanted.implode())).unique())
+                .collect()["src"].to_list())
+    asks: dict[int, list[Journey]] = defaultdict(list)
+    for j, tpa in asked:
         cov = facts.coverage.get(facts.node(j.hops[0]))
         if tpa in alive and (cov is None or not cov.every_iface):
             continue  # one bridge port sees the flooded request, and the reply goes to the asker's port
