@@ -129,3 +129,24 @@ def test_single_interface_captures_say_nothing() -> None:
     journeys = journeys_of(table)
     verdict = infer(table, journeys, force="flannel-vxlan")
     assert compare(label(journeys, table, verdict), table, verdict) == []
+
+
+@pytest.mark.parametrize("path", [SEED, CORPUS / "12-fluxop-flannel-any-inout-dns.txt", CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt"],
+                         ids=lambda p: p.name)
+def test_shapes_over_the_table_refine_the_signatures_and_label_alike(path, monkeypatch) -> None:
+    """Journeys numbered into shapes over the table's columns: each shape's journeys share one signature (a shape
+    never joins two), and labelling and comparing say the same as over the signatures themselves."""
+    loaded = load_capture(path)
+    verdict = infer(loaded.table, loaded.journeys)
+    ctx = roles._context(loaded.journeys, loaded.table, verdict, None)
+    numbered = roles._shape_numbers(loaded.journeys, loaded.table)
+    assert numbered is not None and len(numbered) == len(loaded.journeys)
+    signature_of: dict[int, roles.Signature] = {}
+    for journey, shape in zip(loaded.journeys, numbered):
+        assert signature_of.setdefault(shape, roles._signature(journey, ctx)) == roles._signature(journey, ctx)
+    assert sorted(set(numbered)) == list(range(max(numbered) + 1)) and numbered[0] == 0
+    labelled = label(loaded.journeys, loaded.table, verdict)
+    compared = compare(labelled, loaded.table, verdict)
+    monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table: None)  # the signatures, as Python tuples
+    assert label(loaded.journeys, loaded.table, verdict) == labelled
+    assert compare(labelled, loaded.table, verdict) == compared

@@ -24,6 +24,7 @@ import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
@@ -220,15 +221,48 @@ def _signature(journey: Journey, ctx: _Context) -> Signature:
     return tuple((where[h.row], h.iface, h.direction, id(h.changes)) for h in journey.hops)
 
 
-def _shapes(journeys: list[Journey], ctx: _Context) -> tuple[list[int], list[Journey]]:
-    """Each journey's shape (an index), and the first journey of each distinct signature (the shapes, in order)."""
-    index: dict[Signature, int] = {}
-    shape_of = [index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys]
+def _shapes(journeys: list[Journey], ctx: _Context, table: pl.DataFrame | None = None) -> tuple[list[int], list[Journey]]:
+    """Each journey's shape (an index), and the first journey of each distinct signature (the shapes, in order).
+
+    With the table, over its columns (`_shape_numbers`): journeys of one signature may then be of several shapes,
+    each of them labelled and compared alike."""
+    shape_of = _shape_numbers(journeys, table) if table is not None else None
+    if shape_of is None:
+        index: dict[Signature, int] = {}
+        shape_of = [index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys]
     shapes: list[Journey] = []
     for shape, journey in zip(shape_of, journeys):
         if shape == len(shapes):  # a journey of a new signature: shapes are numbered in order of first appearance
             shapes.append(journey)
     return shape_of, shapes
+
+
+# the table's columns a hop's signature reads (`_Context.where`'s, its interface and direction)
+_SIGNATURE_COLUMNS = ("node", "input", "src", "dst", "src6", "dst6", "tunnel", "iface", "direction")
+
+
+def _shape_numbers(journeys: list[Journey], table: pl.DataFrame) -> list[int] | None:
+    """`_shapes`' numbering over the table's columns: each hop's sighting's columns that its signature is made of
+    (raw: two places `_Context.where` calls alike may differ here) and its changes' identity, numbered per distinct
+    value; the journeys numbered per distinct sequence of those, in order of first appearance. None when a journey
+    has no hops."""
+    lengths = np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
+    if not len(lengths) or not lengths.all():
+        return None
+    total = int(lengths.sum())
+    rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64, count=total)
+    changes = np.fromiter((id(h.changes) for j in journeys for h in j.hops), dtype=np.int64, count=total)
+    hops = table.select(*_SIGNATURE_COLUMNS)[rows].with_columns(changes=pl.Series(changes))
+    distinct = hops.with_row_index("at").group_by(hops.columns).agg("at").with_row_index("code").select("code", "at").explode("at")
+    codes = np.empty(total, dtype=np.int64)
+    codes[distinct.get_column("at").to_numpy()] = distinct.get_column("code").to_numpy()
+    sequences = pl.DataFrame({"journey": np.repeat(np.arange(len(journeys)), lengths), "code": codes}).group_by(
+        "journey", maintain_order=True).agg("code")
+    shapes = sequences.with_row_index("at").group_by("code", maintain_order=True).agg("at").with_row_index("shape").select(
+        "shape", "at").explode("at")
+    shape_of = np.empty(len(journeys), dtype=np.int64)
+    shape_of[shapes.get_column("at").to_numpy()] = shapes.get_column("shape").to_numpy()
+    return shape_of.tolist()
 
 
 @dataclass(frozen=True)
@@ -253,7 +287,7 @@ def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
         if ref() is table and seen_verdict is verdict and seen_inventory is inventory and seen_ids == ids:
             return shaped
     ctx = _context(journeys, table, verdict, inventory)
-    shape_of, shapes = _shapes(journeys, ctx)
+    shape_of, shapes = _shapes(journeys, ctx, table)
     shaped = _Shaped(ctx, shape_of, shapes, _covered(shapes, ctx))
     _last[:] = [(weakref.ref(table), verdict, inventory, ids, shaped)]
     return shaped
