@@ -309,6 +309,18 @@ def test_one_node_hops_are_group_then_order_hops(nulls, shuffled):
     assert hops.equals(expected) and (firsts == expected_firsts).all()
 
 
+@pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])
+def test_journeys_are_numbered_by_their_first_row_in_any_row_order(order):
+    """Partitions' rows ascend (numbered in arrays of the partition's size); any other order by the rows themselves."""
+    rng = np.random.default_rng(5)
+    frame = _narrow(rng, 4000)
+    rows = {"ascending": np.arange(4000), "descending": np.arange(4000)[::-1], "shuffled": rng.permutation(4000)}[order]
+    frame = frame.with_columns(row=pl.Series(rows + 7, dtype=pl.UInt32))
+    hops, firsts = order_hops(frame.with_columns(journey=group(frame, "ts")), "ts")
+    first = frame.with_columns(j=hops["journey"]).group_by("j").agg(pl.col("row").min()).sort("j")["row"].to_list()
+    assert first == sorted(first) == firsts.tolist() and len(first) == hops["journey"].max() + 1 > 100
+
+
 def test_a_summary_leaves_out_a_length_the_input_did_not_show(tmp_path):
     shown = "12:00:00.000001 IP 10.0.0.1.5000 > 10.0.0.2.80: Flags [S], seq 1, win 64240, length 0\n"
     hidden = "12:00:00.100001 IP 10.0.0.1.5001 > 10.0.0.2.80: Flags [S], seq 7, win 64240\n"

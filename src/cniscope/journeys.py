@@ -284,13 +284,17 @@ def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarr
     new = np.ones(n, dtype=bool)
     new[1:] = run[1:] != run[:-1]
     starts = np.flatnonzero(new)
-    rows = rows[perm]
-    first_row = np.minimum.reduceat(rows, starts) if n else rows  # the run's earliest row
-    by_first = np.full(int(rows.max()) + 1 if n else 0, -1, dtype=np.int64)  # runs by their (distinct) first rows: no argsort
-    del rows
-    by_first[first_row] = np.arange(len(starts))
-    firsts = np.sort(first_row).astype(np.uint32)
-    del first_row
+    # each run's earliest sighting as its position in `t`'s frame when `rows` ascend there (a partition's do): the
+    # order of rows, in arrays of the partition's size (by the table's rows, 8 B a sighting of the whole table each)
+    ascending = n < 2 or bool((rows[1:] >= rows[:-1]).all())
+    at = perm if ascending else rows[perm]
+    first = np.minimum.reduceat(at, starts) if n else at  # the run's earliest
+    by_first = np.full(int(at.max()) + 1 if n else 0, -1, dtype=np.int32)  # runs by their (distinct) firsts: no argsort
+    del at
+    by_first[first] = np.arange(len(starts), dtype=np.int32)
+    first.sort()
+    firsts = (rows[first] if ascending else first).astype(np.uint32)
+    del first
     order = np.empty(len(starts), dtype=np.uint32)
     order[by_first[by_first >= 0]] = np.arange(len(starts), dtype=np.uint32)
     del by_first
