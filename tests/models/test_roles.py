@@ -150,3 +150,13 @@ def test_shapes_over_the_table_refine_the_signatures_and_label_alike(path, monke
     monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table: None)  # the signatures, as Python tuples
     assert label(loaded.journeys, loaded.table, verdict) == labelled
     assert compare(labelled, loaded.table, verdict) == compared
+
+
+def test_any_rewrite_is_a_hop_with_dnat_or_snat() -> None:
+    """Inference skips its walks over every hop's changes when no distinct changes rewrite an address."""
+    from cniscope.models.evidence import any_rewrite, nat_changes
+
+    for path, rewritten in ((SEED, False), (CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt", True)):
+        journeys = load_capture(path).journeys
+        assert any_rewrite(journeys) is rewritten
+        assert any(nat_changes(h) for j in journeys for h in j.hops) is rewritten

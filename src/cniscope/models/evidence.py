@@ -143,6 +143,13 @@ def nat_changes(hop: Hop) -> list[Change]:
     return dnat + snat
 
 
+def any_rewrite(journeys: list[Journey]) -> bool:
+    """Does some hop show an address rewritten (DNAT, SNAT)? Each distinct tuple of changes looked at once
+    (materialising gives equal changes one shared tuple): most captures have none, and then no hop is asked again."""
+    distinct = {id(changes): changes for j in journeys for h in j.hops if (changes := h.changes)}
+    return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for changes in distinct.values() for c in changes)
+
+
 def reflected(hop: Hop) -> bool:
     """The packet came back reflected (source and destination swapped): an echo, not another copy."""
     if not hop.changes:
@@ -205,7 +212,7 @@ def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
     view = row_view(table, journeys)
     translated: set[str] = set()
-    for journey in journeys:
+    for journey in journeys if any_rewrite(journeys) else ():
         first = journey.hops[0].row
         flags, proto, dport = view.flags[first], view.proto[first], view.dport[first]
         request = (proto == 6 and flags is not None and flags & 0x12 == 0x02) or (proto == 17 and dport is not None and dport < 32768)

@@ -33,7 +33,7 @@ from cniscope.errors import CniscopeError, ExitCode
 from cniscope.inventory import Inventory
 from cniscope.models import MODELS, PROXIES, UNKNOWN
 from cniscope.models.base import Model
-from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, TunnelSeen, gather, nat_changes
+from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, TunnelSeen, any_rewrite, gather, nat_changes
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, mac_text
 from cniscope.results import ChangeKind, Journey, ModelVerdict
@@ -329,8 +329,9 @@ def _service_proxy(obs: Observations, journeys: list[Journey], model: str) -> tu
     for proxy in PROXIES.values():
         if proxy.dummy_iface and proxy.dummy_iface in obs.ifaces:
             return proxy.name, (f"interface {proxy.dummy_iface}: {proxy.summary}",)
-    # the first DNAT (most hops change nothing: no call for them)
-    nat = next((c for j in journeys for h in j.hops if h.changes for c in nat_changes(h) if c.kind is ChangeKind.DNAT), None)
+    # the first DNAT (most hops change nothing: no call for them; most captures rewrite nothing: no hop asked)
+    nat = next((c for j in journeys for h in j.hops if h.changes for c in nat_changes(h) if c.kind is ChangeKind.DNAT), None) \
+        if any_rewrite(journeys) else None
     if nat is None:
         return None, ()
     proxy = PROXIES[MODELS[model].service_proxy]
