@@ -82,7 +82,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     capture.table = capture.table.drop(UNREAD)
     workers = workers_default()
     partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
-    correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers)
+    correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers, hops=False)
     done("correlate")
     table = flows.assign(correlation.table).drop(*KEY_ONLY, *HOPS_ONLY)
     capture.table, clocks = table, correlation.clocks

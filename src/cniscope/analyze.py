@@ -5,10 +5,8 @@ The one function renderers and commands call. Reading is the only I/O here.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Callable
-from functools import cache
 
 import polars as pl
 
@@ -18,6 +16,7 @@ from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
 from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
+from cniscope.heap import give_back
 from cniscope.ingest import Capture, expand, inventory_beside, read
 from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
@@ -51,23 +50,6 @@ def plan_partitions(rows: int, table_bytes: int, memory: int, workers: int) -> i
     room = max(memory - table_bytes, memory // 4)
     by_memory = -(-rows * CORRELATE_BYTES_PER_ROW * workers // max(room, 1))
     return max(1, -(-rows // PARTITION_ROWS), min(by_memory, max(1, rows // 16)))
-
-
-@cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None)
-
-
-def give_back() -> None:
-    """Hand the C heap's free pages back to the OS (glibc's `malloc_trim`; nothing elsewhere).
-
-    numpy's arrays come from the C heap, and glibc keeps what they freed: the decoders' scratch arrays of every
-    batch, freed on the decoding threads, sat between the batches' columns in those threads' heaps, never used
-    again (at 2M sightings after reading, 25 B a sighting). A few milliseconds, between stages.
-    """
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def workers_default() -> int:
@@ -138,7 +120,7 @@ def analyze_capture(
         rows, table_bytes = capture.table.height, int(capture.table.estimated_size())
         partitions = partitions or plan_partitions(rows, table_bytes, memory or default_memory(), workers)
         on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
-        correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run)
+        correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run, hops=keep_columns)
         on_stage("rebuilding conversations")
         table = flows_mod.assign(correlation.table)
     else:

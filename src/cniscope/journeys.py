@@ -57,6 +57,7 @@ import numpy as np
 import polars as pl
 
 from cniscope import clocks, stretches
+from cniscope.heap import give_back
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_expr, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, HopDirection, Journey, NodeClock, make_hop, make_journey
 
@@ -330,7 +331,8 @@ NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "i
 ONE_NODE = ("iface", "direction", "ts")  # of NARROW, what one node's correlation reads (no clocks, no stretches)
 
 
-def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: Run | None = None) -> Correlation:
+def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: Run | None = None,
+              hops: bool = True) -> Correlation:
     """Group the sightings of every packet into journeys, with clocks aligned across nodes.
 
     The work happens on a narrow copy (the key and what ordering needs); the
@@ -338,7 +340,8 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     splits that work by fingerprint (every sighting of one packet in one
     partition) so that its working memory is a partition's, `workers` of them
     at a time; the result is the same for any count. `run` runs the partitions
-    elsewhere (`analyze --dask`); by default, `workers` threads here.
+    elsewhere (`analyze --dask`); by default, `workers` threads here. `hops=False`: without the `hops` and
+    `delay` columns (`analyze.HOPS_ONLY`).
     """
     one_node = capture_points(table).height <= 1
     t = narrow(table, one_node)
@@ -357,11 +360,11 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
         t = t.drop("journey").with_columns(ts=clocks.corrected(offsets))  # bursts on one timeline
     else:
         offsets = []
-    merged = Merge(t.height)
+    merged = Merge(t.height, hops)
     run(partial(correlate_partition, by_node=not one_node), t, parts, merged.add)
-    hops = merged.finish(parts)
+    made = merged.finish(parts)
     like = table.get_column("ts")
-    added = {"row": t["row"], **{c: hops[c] for c in ("journey", "hop", "hops", "delay")}}
+    added = {"row": t["row"], **{c: made[c] for c in made.columns}}
     if not one_node:  # one node: no clock moved a time, the table's `ts` stands (given again, it was copied: 8 B a row)
         added["ts"] = t["ts"]
     wide = table.with_columns(**{name: chunked_like(values, like) for name, values in added.items()})
@@ -420,17 +423,22 @@ class Merge:
     partition's result is kept); `finish` numbers journeys over all partitions by first row, as one partition
     numbers them."""
 
-    def __init__(self, height: int) -> None:
+    def __init__(self, height: int, hops: bool = True) -> None:
+        """`hops`: also `hops` and `delay` (without them, 12 B a sighting less)."""
         self.journey = np.empty(height, dtype=np.uint32)  # the partition's own numbers until `finish`
-        self.hop, self.hops = np.empty(height, dtype=np.uint32), np.empty(height, dtype=np.uint32)
-        self.delay = np.empty(height, dtype=np.int64)
+        self.hop = np.empty(height, dtype=np.uint32)
+        self.hops = np.empty(height, dtype=np.uint32) if hops else None
+        self.delay = np.empty(height, dtype=np.int64) if hops else None
         self.firsts: dict[int, np.ndarray] = {}  # partition (by its first position) -> first row of each journey
         self.numbers: list[np.ndarray] | None = None  # after `finish`, per partition: its journey numbers -> the capture's
 
     def add(self, idx: np.ndarray | None, p: Partial) -> None:
         at = slice(None) if idx is None else idx
-        self.journey[at], self.hop[at], self.hops[at], self.delay[at] = p.journey, p.hop, p.hops, p.delay
+        self.journey[at], self.hop[at] = p.journey, p.hop
+        if self.hops is not None and self.delay is not None:
+            self.hops[at], self.delay[at] = p.hops, p.delay
         self.firsts[-1 if idx is None or not len(idx) else int(idx[0])] = p.firsts
+        give_back()  # the partition's scratch (at 10M, 5-10 B a sighting of the table at the peak of correlation)
 
     def finish(self, parts: list[np.ndarray | None]) -> pl.DataFrame:
         """`parts`: the positions of every partition, in the order `split` gave them."""
@@ -444,6 +452,8 @@ class Merge:
                 self.numbers.append(rank[offset:offset + len(own)])
                 self.journey[idx] = self.numbers[-1][self.journey[idx]]
                 offset += len(own)
+        if self.hops is None or self.delay is None:
+            return pl.DataFrame({"journey": self.journey, "hop": self.hop})
         frame = pl.DataFrame({"journey": self.journey, "hop": self.hop, "hops": self.hops, "delay": self.delay})
         return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))
 
