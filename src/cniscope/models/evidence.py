@@ -259,10 +259,18 @@ class RowView:
 _views: dict[tuple[int, int, int], tuple[weakref.ref[pl.DataFrame], RowView]] = {}  # the last view: inference, labelling and comparing ask for the same rows
 
 
+_viewed: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], RowView]] = []  # the last view by its journeys' ids
+
+
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
+    ids = tuple(j.id for j in journeys)  # in one table, a journey's id says which sightings it holds: no set of rows made
+    for ref, seen_ids, seen in _viewed:
+        if ref() is table and seen_ids == ids:
+            return seen
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
     cache_key = (id(table), len(rows), hash(tuple(rows)))
     if cache_key in _views and _views[cache_key][0]() is table:
+        _viewed[:] = [(weakref.ref(table), ids, _views[cache_key][1])]
         return _views[cache_key][1]
     sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel", "proto", "tcp_flags", "dport")[rows].select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
@@ -279,6 +287,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     view = RowView(key, src, dst, tunnel, column("proto"), column("tcp_flags"), column("dport"), where)
     _views.clear()
     _views[cache_key] = (weakref.ref(table), view)
+    _viewed[:] = [(weakref.ref(table), ids, view)]
     return view
 
 

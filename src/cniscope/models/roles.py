@@ -63,6 +63,7 @@ class _Context:
     pods: set[str]
     inventory: Inventory | None
     patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
+    grouped: dict[int, list[tuple[str, list[int]]]] = field(default_factory=dict)  # id of a shape's journey -> `_groups`
 
     def pattern(self, iface: str) -> IfacePattern | None:
         """`role_of` the model, once per interface name."""
@@ -124,11 +125,15 @@ def _context(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict
 
 
 def _groups(journey: Journey, ctx: _Context) -> list[tuple[str, list[int]]]:
-    """Hop indexes of a journey, grouped by node in order of first sighting."""
-    order: dict[str, list[int]] = {}
-    for i, hop in enumerate(journey.hops):
-        order.setdefault(ctx.keys[hop.row], []).append(i)
-    return list(order.items())
+    """Hop indexes of a journey, grouped by node in order of first sighting (once per journey of a shape: labelling,
+    covering and comparing each ask; the shapes' journeys live as long as the context)."""
+    found = ctx.grouped.get(id(journey))
+    if found is None:
+        order: dict[str, list[int]] = {}
+        for i, hop in enumerate(journey.hops):
+            order.setdefault(ctx.keys[hop.row], []).append(i)
+        found = ctx.grouped[id(journey)] = list(order.items())
+    return found
 
 
 def _segments(model: Model) -> list[tuple[Path, tuple[Step, ...]]]:
