@@ -89,6 +89,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     del correlation
     give_back()
     done("flows.assign")
+    early = findings.start(table)  # as analyze_capture does: the table-wide findings work beside the Python stages
     kept = journeys.materialise(table, limit=MAX_JOURNEYS)
     done("materialise")
     flow_list, kept = flows.build(table, kept, limit=MAX_JOURNEYS)
@@ -97,7 +98,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     done("models.infer")
     kept = roles.label(kept, table, verdict)
     done("models.roles")
-    facts = findings_facts.build(table, kept, flow_list, verdict, clocks)
+    facts = findings_facts.build(table, kept, flow_list, verdict, clocks, early=early)
     found = findings.detect_in(facts)  # with the model's expected paths (losses)
     give_back()
     done("findings")

@@ -135,6 +135,7 @@ def analyze_capture(
     if not keep_columns:
         capture.table = table = table.drop(*KEY_ONLY, *HOPS_ONLY, strict=False)
     give_back()  # correlation's working memory
+    early = findings_mod.start(table)  # on another core while the Python stages below hold this one
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
     journeys = journeys_mod.materialise(table, limit=journey_limit)
     flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
@@ -142,7 +143,7 @@ def analyze_capture(
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
-    facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory)
+    facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory, early)
     findings = findings_mod.detect_in(facts)
     give_back()  # the detectors'
     journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)

@@ -44,6 +44,15 @@ DETECTORS: tuple[Detector, ...] = (
 )
 
 
+# table-wide work that needs the packet table alone: started as soon as the table is final (`start`)
+EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums)
+
+
+def start(table: pl.DataFrame) -> facts_mod.Early:
+    """`EARLY` on `table` on a thread of its own, beside the report's Python stages: for `facts.build`."""
+    return facts_mod.start(table, EARLY)
+
+
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
            clocks: list[NodeClock], inventory: Inventory | None = None) -> list[Finding]:
     """Every detector's findings, then the losses none of them explained, most severe first."""

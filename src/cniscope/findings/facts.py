@@ -20,10 +20,11 @@ Derived facts, all learned from the packets (the inventory, when given, adds to 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -38,6 +39,7 @@ from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClo
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 TWO_WAY_PROBE = 1 << 13  # sightings from a window's start searched for two-way traffic before all of the input's
+T = TypeVar("T")
 
 
 def group_address(dst: int | None) -> bool:
@@ -81,6 +83,30 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class Early:
+    """Table-wide work that needs the packet table alone (`work(table)`), started on another thread as soon as the
+    table is final (`start`): the report's Python stages (materialising, conversations, inference, labelling) hold
+    the GIL meanwhile, and polars and numpy release it. Its results are for that table only."""
+
+    table: pl.DataFrame
+    work: dict[Callable[[pl.DataFrame], Any], Future[Any]]
+
+    def result(self, compute: Callable[[pl.DataFrame], T], table: pl.DataFrame) -> T:
+        """`compute(table)`: as started, when it was started on this very table; else computed now."""
+        future = self.work.get(compute) if table is self.table else None
+        return cast(T, future.result()) if future is not None else compute(table)
+
+
+def start(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]]) -> Early:
+    """`work` on `table`, one after the other on a thread of its own (which ends when it is done)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="facts")
+    try:
+        return Early(table, {compute: pool.submit(compute, table) for compute in work})
+    finally:
+        pool.shutdown(wait=False)
+
+
+@dataclass(frozen=True)
 class Facts:
     """What every detector reads, computed once; detectors never change it (indexes are built on first use)."""
 
@@ -104,6 +130,11 @@ class Facts:
     _near: dict[tuple[str, str | None], list[Any]] = field(default_factory=dict, repr=False, compare=False)  # (column, kind) -> values at _near_rows
     _paths: dict[int, tuple[Hop, ...]] = field(default_factory=dict, repr=False, compare=False)  # journey id -> path
     _partner_rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # input -> `_partners` of `_pairs`
+    early: Early | None = field(default=None, repr=False, compare=False)
+
+    def ahead(self, compute: Callable[[pl.DataFrame], T]) -> T:
+        """`compute(self.table)`, started before the facts were built when it was (`Early`)."""
+        return self.early.result(compute, self.table) if self.early is not None else compute(self.table)
 
     # ---- per sighting ---------------------------------------------------------------------------
     # Detectors read the materialised journeys' sightings hop by hop: those rows' values are read from the table once,
@@ -508,15 +539,17 @@ def _address(side: str) -> pl.Expr:
 
 
 def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
-          clocks: list[NodeClock], inventory: Inventory | None = None) -> Facts:
-    """The facts of one report."""
+          clocks: list[NodeClock], inventory: Inventory | None = None, early: Early | None = None) -> Facts:
+    """The facts of one report; `early`: table-wide work started on `table` beforehand (`findings.start`)."""
     if "row" in table.columns and not table["row"].is_sorted():  # correlate leaves the table in row order: no wide sort
         table = table.sort("row")
-    names, codes = _node_codes(table)
+    early = early or Early(table, {})
+    names, codes = early.result(node_codes, table)
     partial = Facts(
         table=table, journeys=tuple(journeys), flows=tuple(flows), verdict=verdict, clocks=tuple(clocks), inventory=inventory,
         by_id={j.id: j for j in journeys}, flow_by_id={f.id: f for f in flows}, model=MODELS.get(verdict.name),
-        node_names=tuple(names), node_codes=codes, coverage=_coverage(table), local={}, pods_on={},
+        node_names=tuple(names), node_codes=codes, coverage=early.result(coverage, table), local={}, pods_on={},
+        early=early,
     )
     local, pods = _addresses(partial)
     facts = replace(partial, local=local, pods_on=pods)
@@ -600,7 +633,7 @@ class FirstRows(Mapping[int, int]):
         return int((self._rows >= 0).sum())
 
 
-def _node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+def node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
     """The nodes' names in order of first sighting, and each sighting's index among them: by its input where each
     input shows one node at most (a capture file per node), with no name made per sighting."""
     pairs = capture_points(table).with_columns(_node=node_column(table))
@@ -616,7 +649,7 @@ def _node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
     return names, by_input[table["input"].to_numpy()]
 
 
-def _coverage(t: pl.DataFrame) -> dict[str, Coverage]:
+def coverage(t: pl.DataFrame) -> dict[str, Coverage]:
     if t.is_empty():
         return {}
     per_input = (

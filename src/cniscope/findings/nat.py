@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import NamedTuple
 
 import polars as pl
 
@@ -73,11 +74,24 @@ def _nat(facts: Facts) -> list[Finding]:
     return out
 
 
-def _tunnels(facts: Facts) -> list[Finding]:
-    """One finding per envelope kind and pair of endpoints (both ways), from every envelope seen, inner sightings or not."""
+class Envelopes(NamedTuple):
+    """The capture's tunnel envelopes (`envelopes`): each with its ends as ranks in `texts`, and per kind and pair of ends
+    (`_a`, `_b`: the lower and higher rank) how many packets each end sent (`ways`) and the pair's summary (`groups`)."""
+
+    table: pl.DataFrame
+    texts: list[str]
+    ways: pl.DataFrame
+    groups: pl.DataFrame
+
+
+PAIR = ["tunnel", "_a", "_b"]
+
+
+def envelopes(table: pl.DataFrame) -> Envelopes:
+    """What `_tunnels` reads of the packet table: the table alone (`Facts.ahead`)."""
     columns = ("row", "journey", "tunnel", "vni", "outer_dport")
     sides = [f"{side}{kind}" for side in ("outer_src", "outer_dst") for kind in ("", "6", "_name")]
-    t = facts.table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(*columns, *sides).collect()  # lazy: only these columns read
+    t = table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(*columns, *sides).collect()  # lazy: only these columns read
     # the ends as text (IPv4, IPv6 or a name), written once per distinct pair of ends, not once per envelope; the
     # envelopes carry each text's rank among them (grouped and ordered as the texts, but as integers)
     named = t.lazy().select(sides).unique().collect(engine="streaming").with_columns(  # streaming: no 155 MB table of hashes at 10M
@@ -90,22 +104,27 @@ def _tunnels(facts: Facts) -> list[Finding]:
     t = t.join(named.drop(c for c in sides if c not in held), on=held, how="left", nulls_equal=True,
                maintain_order="left").select(*columns, "_s", "_d")
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
-    pair = ["tunnel", "_a", "_b"]
-    kept = pl.Series(list(facts.by_id), dtype=t.schema["journey"]).implode()  # the materialised journeys
-    ways = t.group_by(*pair, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
+    ways = t.group_by(*PAIR, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
+    groups = t.group_by(PAIR, maintain_order=True).agg(
+        row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
+        vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
+        packets=pl.col("journey").n_unique(), ids=pl.col("journey").unique(maintain_order=True).head(200),
+    )
+    return Envelopes(t.select("journey", *PAIR), texts, ways, groups)  # what `_tunnels` reads of each envelope
+
+
+def _tunnels(facts: Facts) -> list[Finding]:
+    """One finding per envelope kind and pair of endpoints (both ways), from every envelope seen, inner sightings or not."""
+    t, texts, ways, groups = facts.ahead(envelopes)
     counts: dict[tuple[int, object, object], list[str]] = {}
     for r in ways.iter_rows(named=True):
         counts.setdefault((r["tunnel"], r["_a"], r["_b"]), []).append(f"{r['n']} from {_text(texts, r['_s'])}")
-    distinct = pl.col("journey").unique(maintain_order=True)
-    groups = t.group_by(pair, maintain_order=True).agg(
-        row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
-        vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
-        packets=pl.col("journey").n_unique(), ids=distinct.head(200),
-    )
+    kept = pl.Series(list(facts.by_id), dtype=t.schema["journey"]).implode()  # the materialised journeys
     # the materialised journeys of each pair, in order of first envelope: from their envelopes only (a group's
     # distinct journeys filtered afterwards hashed every envelope's journey once more: 0.2 s of CPU at 10M)
-    mine = t.filter(pl.col("journey").is_in(kept)).group_by(pair, maintain_order=True).agg(kept=distinct)
-    groups = groups.join(mine, on=pair, how="left", nulls_equal=True, maintain_order="left")
+    mine = t.filter(pl.col("journey").is_in(kept)).group_by(PAIR, maintain_order=True).agg(
+        kept=pl.col("journey").unique(maintain_order=True))
+    groups = groups.join(mine, on=PAIR, how="left", nulls_equal=True, maintain_order="left")
     out = []
     for first in groups.iter_rows(named=True):
         kind = Tunnel(first["tunnel"]).label
