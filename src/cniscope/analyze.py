@@ -35,7 +35,7 @@ KEY_ONLY = ("ip_id", "tsval", "tsecr", "payload_digest")
 HOPS_ONLY = ("hops", "delay")
 
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
-PARTITION_ROWS = 1 << 20  # sightings correlated at a time at most: working memory stays a partition's (2M: 14 B a sighting more at 10M)
+PARTITION_ROWS = 1 << 19  # sightings correlated at a time at most: working memory stays a partition's (at 10M, 2M: 291, 1M: 277, 512k: 245 B a sighting at the peak of correlation)
 CORRELATE_BYTES_PER_ROW = 200  # working memory of correlation per sighting (sorts, gathers), measured at 10M
 
 
