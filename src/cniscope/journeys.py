@@ -259,6 +259,12 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> tuple
     `by_node` (several nodes, `_nid` given): a journey's sightings on each node stay together, the nodes in
     the order `stretches.upstream_first` gives.
     """
+    t, perm, firsts = _order_hops_sorted(table, ts_col, by_node)
+    return _unsorted(t, perm), firsts
+
+
+def _order_hops_sorted(table: pl.DataFrame, ts_col: str, by_node: bool) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """`order_hops` in hop order: the frame, the permutation (its position -> row of `table`) and the firsts."""
     if by_node:
         t, perm = stretches.upstream_first(stretches.collect(table.select("journey", "_nid", ts_col, "ttl", "direction", "iface", "row"), ts_col))
     else:
@@ -271,6 +277,12 @@ def one_node_hops(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.nd
     """`group` and `order_hops` of the sightings of one node (`_nid` one value) at once: there each burst is a
     journey, and the sort that finds the bursts has its sightings together in time and row order already;
     only sightings at one time are put In before Out (a second sort when some are not)."""
+    t, perm, firsts = _one_node_hops_sorted(table, ts_col)
+    return _unsorted(t, perm), firsts
+
+
+def _one_node_hops_sorted(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """`one_node_hops` in hop order: the frame, the permutation (its position -> row of `table`) and the firsts."""
     t, perm = _bursts(table, ts_col)
     # a run of one time within a burst, In before Out in it: ascending when the hops are in order already
     at = (pl.col("_burst").ne_missing(pl.col("_burst").shift(1)) | pl.col(ts_col).ne_missing(pl.col(ts_col).shift(1))).fill_null(True)
@@ -282,9 +294,10 @@ def one_node_hops(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.nd
     return _numbered(t, perm, run - run[0] if len(run) else run, table["row"].to_numpy(), ts_col)
 
 
-def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarray, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
-    """`order_hops`' result from `t` sorted in hop order (`perm`: sorted position -> row), `run`: each sorted
-    position's journey numbered 0.. ascending, `rows`: the table's `row`."""
+def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarray,
+              ts_col: str) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """`order_hops`' result in hop order, `perm` and the firsts, from `t` sorted in hop order (`perm`: sorted
+    position -> row), `run`: each sorted position's journey numbered 0.. ascending, `rows`: the table's `row`."""
     n = len(run)
     new = np.ones(n, dtype=bool)
     new[1:] = run[1:] != run[:-1]
@@ -313,7 +326,7 @@ def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarr
         delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
     del run, hop, new
-    return _unsorted(t, perm), firsts
+    return t, perm, firsts
 
 
 def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
@@ -401,25 +414,31 @@ def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
 
 @dataclass
 class Partial:
-    """Correlation of one partition, in the partition's row order: each row's journey as numbered in the
-    partition (in order of first row), hop, hops, delay (ns, 0 at the first hop); and each journey's first row."""
+    """Correlation of one partition: each sighting's journey as numbered in the partition (in order of first row),
+    hop, hops, delay (ns, 0 at the first hop), in hop order: `perm` says which row of the partition each is (they
+    are put in place once, by `Merge`, not first put back in the partition's order); and each journey's first row."""
 
     journey: np.ndarray
     hop: np.ndarray
     hops: np.ndarray
     delay: np.ndarray
     firsts: np.ndarray
+    perm: np.ndarray  # position -> row of the partition
+
+    def at(self, idx: np.ndarray | None) -> np.ndarray:
+        """Where each value goes, given the partition's positions in the whole frame (`idx`; None: it is the whole)."""
+        return self.perm if idx is None else idx[self.perm]
 
 
 def correlate_partition(sub: pl.DataFrame, by_node: bool) -> Partial:
     """The unit of work: journeys of one partition of the narrow frame (`narrow`, gathered by `split`; on
     several nodes with `ts` already clock-corrected). Needs nothing from other partitions."""
     if by_node or not _one_value(sub, "_nid"):
-        hops, firsts = order_hops(sub.with_columns(journey=group(sub, "ts")), "ts", by_node=by_node)
+        hops, perm, firsts = _order_hops_sorted(sub.with_columns(journey=group(sub, "ts")), "ts", by_node)
     else:
-        hops, firsts = one_node_hops(sub, "ts")
+        hops, perm, firsts = _one_node_hops_sorted(sub, "ts")
     return Partial(hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
-                   hops["delay"].fill_null(0).to_numpy(), firsts)
+                   hops["delay"].fill_null(0).to_numpy(), firsts, perm)
 
 
 class Merge:
@@ -437,7 +456,7 @@ class Merge:
         self.numbers: list[np.ndarray] | None = None  # after `finish`, per partition: its journey numbers -> the capture's
 
     def add(self, idx: np.ndarray | None, p: Partial) -> None:
-        at = slice(None) if idx is None else idx
+        at = p.at(idx)
         self.journey[at], self.hop[at] = p.journey, p.hop
         if self.hops is not None and self.delay is not None:
             self.hops[at], self.delay[at] = p.hops, p.delay

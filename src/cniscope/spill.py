@@ -323,8 +323,8 @@ def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
         at = sub["row"].to_numpy()
         merged.add(at, partial)
         rows[path] = at
-        tuples[path] = flows.journey_tuples(pl.DataFrame({
-            "journey": partial.journey, "hop": partial.hop, "row": at, "tuple": sub["tuple"].to_numpy()}))
+        tuples[path] = flows.journey_tuples(pl.DataFrame({  # in the partition's hop order, as `partial` holds them
+            "journey": partial.journey, "hop": partial.hop, "row": partial.at(at), "tuple": sub["tuple"].to_numpy()[partial.perm]}))
 
     _map(spilled.partitions, correlate, workers)
     parts = [rows.pop(path) for path in spilled.partitions]
