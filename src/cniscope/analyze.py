@@ -135,7 +135,7 @@ def analyze_capture(
     if not keep_columns:
         capture.table = table = table.drop(*KEY_ONLY, *HOPS_ONLY, strict=False)
     give_back()  # correlation's working memory
-    early = findings_mod.start(table)  # on another core while the Python stages below hold this one
+    early = findings_mod.start(table, _points)  # on another core while the Python stages below hold this one
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
     journeys = journeys_mod.materialise(table, limit=journey_limit)
     flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
@@ -163,12 +163,17 @@ def analyze_capture(
         inventory=inventory,
         journeys_total=_distinct(table, "journey", selection is not None),
         flows_total=_distinct(table, "flow", selection is not None),
-        # streaming: counted as the rows go by (the two columns grouped at once held 45 B a sighting at 2M, 2 this way)
-        points=[Point(*row) for row in table.lazy().group_by("node", "iface").len().collect(engine="streaming")
-                .sort("node", "iface", nulls_last=True).iter_rows()],
+        points=early.result(_points, table),
         selection=selection,
         source=capture.source,
     )
+
+
+def _points(table: pl.DataFrame) -> list[Point]:
+    """The capture points (node, interface) and their sightings; streaming: counted as the rows go by (the two
+    columns grouped at once held 45 B a sighting at 2M, 2 this way)."""
+    return [Point(*row) for row in table.lazy().group_by("node", "iface").len().collect(engine="streaming")
+            .sort("node", "iface", nulls_last=True).iter_rows()]
 
 
 def summary(info: InputInfo) -> InputSummary:

@@ -48,9 +48,9 @@ DETECTORS: tuple[Detector, ...] = (
 EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums)
 
 
-def start(table: pl.DataFrame) -> facts_mod.Early:
-    """`EARLY` on `table` on a thread of its own, beside the report's Python stages: for `facts.build`."""
-    return facts_mod.start(table, EARLY)
+def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object]) -> facts_mod.Early:
+    """`EARLY` (and `more`) on `table` on a thread of its own, beside the report's Python stages: for `facts.build`."""
+    return facts_mod.start(table, (*EARLY, *more))
 
 
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
