@@ -515,10 +515,10 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
             & pl.col("node").is_in(self._every_iface_nodes())
         found = hops.select(
             pl.col("node"),
-            envelope=pl.when(enveloped).then(pl.when(outbound).then(_address("outer_src")).otherwise(_address("outer_dst"))),
-            pod=pl.when(role == ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(_address("dst")).otherwise(_address("src"))),
-            src=pl.when(first_out).then(_address("src")),
-            outer_src=pl.when(first_out).then(_address("outer_src")),
+            envelope=pl.when(enveloped).then(pl.when(outbound).then(address_of("outer_src")).otherwise(address_of("outer_dst"))),
+            pod=pl.when(role == ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(address_of("dst")).otherwise(address_of("src"))),
+            src=pl.when(first_out).then(address_of("src")),
+            outer_src=pl.when(first_out).then(address_of("outer_src")),
         )
         for column, into in (("envelope", local), ("pod", pods), ("src", local), ("outer_src", local)):
             for node, addr in found.select("node", column).drop_nulls().unique().iter_rows():
@@ -532,7 +532,7 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
 ROLE_CODES: dict[Role | None, int] = {None: 0, **{role: n + 1 for n, role in enumerate(Role)}}  # `Facts.hops`' roles
 
 
-def _address(side: str) -> pl.Expr:
+def address_of(side: str) -> pl.Expr:
     """`Facts.addr` of a whole column: the IPv4 address as text, else the IPv6 one unless empty, else the name."""
     v6, name = pl.col(f"{side}6").cast(pl.String), pl.col(f"{side}_name").cast(pl.String)
     return pl.coalesce(ip4_expr(side), pl.when(v6 != "").then(v6), name)

@@ -108,21 +108,23 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
     ids = [j.id for j in facts.journeys]
     first = hops.filter((pl.col("hop") == 0) & pl.col("mss").is_not_null()).select("journey", "mss")
     mss_of = {ids[at]: m for at, m in first.iter_rows()}
-    wrapped = hops.filter(pl.col("tunnel").fill_null(0) != 0).group_by("journey").agg(pl.col("hop").first())
-    wrapped_at = {ids[at]: facts.journeys[at].hops[place] for at, place in wrapped.iter_rows()}
+    wrapped = hops.filter(pl.col("tunnel").fill_null(0) != 0).group_by("journey").agg(pl.col("hop", "tunnel").first())
+    wrapped_at = {ids[at]: (at, place, kind) for at, place, kind in wrapped.iter_rows()}  # (journey, hop, envelope)
     for flow in facts.flows:
         if flow.proto != "tcp" or flow.id in said:
             continue
         journeys = [j for j in flow.journeys if j in facts.by_id]
         mss = [mss_of[j] for j in journeys if j in mss_of]
-        tunnel_hop = next((wrapped_at[j] for j in journeys if j in wrapped_at), None)
-        if not mss or tunnel_hop is None:
+        tunnelled = next((wrapped_at[j] for j in journeys if j in wrapped_at), None)
+        if not mss or tunnelled is None:
             continue
-        kind = Tunnel(facts.number(tunnel_hop, "tunnel") or 0)
+        at, place, envelope = tunnelled
+        kind = Tunnel(envelope)
         effective = min(mss)
         if effective + TCP_IP_HEADERS + TUNNEL_OVERHEAD.get(kind, 0) > underlay:
             groups[(kind, effective)].append(flow.id)
-            where.setdefault((kind, effective), tunnel_hop)
+            if (kind, effective) not in where:
+                where[(kind, effective)] = facts.journeys[at].hops[place]
     out = []
     for (kind, agreed), flows in groups.items():
         overhead = TUNNEL_OVERHEAD.get(kind, 0)

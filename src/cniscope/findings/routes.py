@@ -15,7 +15,7 @@ from collections import defaultdict
 import polars as pl
 
 from cniscope.findings.catalogue import say
-from cniscope.findings.facts import ROLE_CODES, Facts
+from cniscope.findings.facts import ROLE_CODES, Facts, address_of
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.models import Role
@@ -25,24 +25,25 @@ from cniscope.results import Evidence, Finding, FindingKind, Hop, Journey, Sever
 
 def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
     groups: dict[tuple[str, str, int], list[tuple[Journey, Hop, str]]] = defaultdict(list)
-    # the hops that can be: a NIC's plain frames with a destination MAC, going out or of no direction (in hop order)
-    maybe = facts.hop_columns("tunnel", "eth_dst", "direction").filter(
+    # the hops that can be: a NIC's plain frames with a destination MAC, going out or of no direction (in hop order);
+    # judged once per distinct (node, sender, MAC, destination): a conversation's packets share them
+    ends = [f"dst{kind}" for kind in ("", "6", "_name")]
+    maybe = facts.hop_columns("tunnel", "eth_dst", "eth_src", "direction", *ends).filter(
         (pl.col("role") == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) == 0) & pl.col("eth_dst").is_not_null()
-        & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
-    for at, place in maybe.select("journey", "hop").iter_rows():
-        j = facts.journeys[at]
-        hop = j.hops[place]
-        node = facts.node(hop)
-        if facts.role(hop.iface) is not Role.NIC or facts.number(hop, "tunnel") or not _sent(facts, node, hop):
-            continue
-        mac, dst = facts.number(hop, "eth_dst"), facts.addr(hop, "dst")
-        owner = _pod_owner(facts, dst)
-        if mac is None or dst is None or owner is None or owner == node or facts.is_local(owner, dst):
-            continue
-        theirs = facts.macs_of(owner)
-        if not theirs or mac in theirs:  # unknown, or the right next hop
-            continue
-        groups[(node, owner, mac)].append((j, hop, dst))
+        & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT)))
+    ).select("journey", "hop", "node",
+             pl.when(pl.col("direction").is_null()).then(pl.col("eth_src")).alias("sender"),  # a direction says it was sent
+             "direction", "eth_dst", address_of("dst").alias("dst"))
+    judged: dict[tuple[int, bool, int | None, int, str | None], str | None] = {}  # -> the pod's node, when wrong
+    for at, place, code, sender, direction, mac, to in maybe.iter_rows():
+        key = (code, direction is None, sender, mac, to)
+        if key not in judged:
+            judged[key] = _wrong_owner(facts, facts.node_names[code], direction is None, sender, mac, to)
+        owner = judged[key]
+        if owner is not None:
+            assert to is not None
+            j = facts.journeys[at]
+            groups[(facts.node_names[code], owner, mac)].append((j, j.hops[place], to))
     out, claimed = [], set()
     lost = {loss.journey.id for loss in losses.found}
     for (node, owner, mac), seen in groups.items():
@@ -68,11 +69,18 @@ def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
     return Found(out, frozenset(claimed))
 
 
-def _sent(facts: Facts, node: str, hop: Hop) -> bool:
-    """Going out (a one-interface capture records no direction: then its source MAC must be the node's)."""
-    if hop.direction is not None:
-        return hop.direction == "Out"
-    return facts.number(hop, "eth_src") in facts.macs_of(node)
+def _wrong_owner(facts: Facts, node: str, undirected: bool, sender: int | None, mac: int, dst: str | None) -> str | None:
+    """The node whose pods use `dst`, when `node` sent a frame for it (from its NIC, plain) to `mac`, not one of
+    that node's MACs; None when it did not send it (no direction said, `sender` not its MAC) or the MAC is right."""
+    if undirected and sender not in facts.macs_of(node):  # a one-interface capture records no direction
+        return None
+    owner = _pod_owner(facts, dst)
+    if dst is None or owner is None or owner == node or facts.is_local(owner, dst):
+        return None
+    theirs = facts.macs_of(owner)
+    if not theirs or mac in theirs:  # unknown, or the right next hop
+        return None
+    return owner
 
 
 def _pod_owner(facts: Facts, dst: str | None) -> str | None:
