@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
 from cniscope import spill
@@ -106,3 +109,23 @@ def test_a_flow_or_a_filter_of_a_spilled_capture(chosen: dict) -> None:
     specs = [InputSpec(str(SEED), node="node3")]
     spilled, whole = to_dict(analyze(specs, memory=4 << 10, **chosen)), to_dict(analyze(specs, memory=1 << 30, **chosen))
     assert spilled == whole and whole["selection"] and whole["journeys"]
+
+
+def test_a_spilled_table_is_scanned_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In memory, the findings' table-wide work starts on a thread of its own beside the Python stages; spilled, the
+    mapped table is scanned by one thread at a time (two scans at once kept twice its pages resident), same report."""
+    from cniscope.findings import facts
+
+    started: list[int] = []
+    real = facts.start
+
+    def counted(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]]) -> facts.Early:
+        started.append(1)
+        return real(table, work)
+
+    monkeypatch.setattr(facts, "start", counted)
+    specs = [InputSpec(str(generated(tmp_path, 3000)))]
+    whole = to_dict(analyze_capture(read(specs)))
+    assert started == [1]
+    assert _spilled(specs, partitions=3, workers=2) == whole
+    assert started == [1]
