@@ -113,7 +113,7 @@ def test_a_flow_or_a_filter_of_a_spilled_capture(chosen: dict) -> None:
 
 def test_a_spilled_table_is_scanned_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In memory, the findings' table-wide work starts on a thread of its own beside the Python stages; spilled, the
-    mapped table is scanned by one thread at a time (two scans at once kept twice its pages resident), same report."""
+    mapped table is scanned by one thread at a time (two scans at once kept more of its pages resident), same report."""
     from cniscope.findings import facts
 
     started: list[int] = []

@@ -136,7 +136,7 @@ def analyze_capture(
         capture.table = table = table.drop(*KEY_ONLY, *HOPS_ONLY, strict=False)
     give_back()  # correlation's working memory
     # on another core while the Python stages below hold this one; not when spilled: scanning the mapped table on two
-    # threads at once kept twice the pages resident (--memory 1G at 10M: 1.61 GB, 1.18 GB on one thread, no slower)
+    # threads at once kept more of its pages resident (--memory 1G at 10M: 1.61 GB, 1.18 GB on one thread, no slower)
     early = findings_mod.start(table, _points) if correlated is None else findings_facts.Early(table, {})
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
     journeys = journeys_mod.materialise(table, limit=journey_limit)
