@@ -256,10 +256,8 @@ class RowView:
     where: dict[int, tuple[str, str | None, str | None, int]]  # (key, src, dst, tunnel): what places a sighting, for signatures of journeys
 
 
-_views: dict[tuple[int, int, int], tuple[weakref.ref[pl.DataFrame], RowView]] = {}  # the last view: inference, labelling and comparing ask for the same rows
-
-
-_viewed: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], RowView]] = []  # the last view by its journeys' ids
+# the last view: inference, labelling and comparing ask for the same journeys' rows (labelled or not: the same ids)
+_viewed: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], RowView]] = []
 
 
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
@@ -268,10 +266,6 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
         if ref() is table and seen_ids == ids:
             return seen
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
-    cache_key = (id(table), len(rows), hash(tuple(rows)))
-    if cache_key in _views and _views[cache_key][0]() is table:
-        _viewed[:] = [(weakref.ref(table), ids, _views[cache_key][1])]
-        return _views[cache_key][1]
     sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel", "proto", "tcp_flags", "dport")[rows].select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
         pl.coalesce(_ip4_text(pl.col("src")), pl.col("src6")).alias("src"),
@@ -285,8 +279,6 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     key, src, dst, tunnel = column("key"), column("src"), column("dst"), column("tunnel")
     where = dict(zip(rows, zip(key.values(), src.values(), dst.values(), tunnel.values())))
     view = RowView(key, src, dst, tunnel, column("proto"), column("tcp_flags"), column("dport"), where)
-    _views.clear()
-    _views[cache_key] = (weakref.ref(table), view)
     _viewed[:] = [(weakref.ref(table), ids, view)]
     return view
 
