@@ -27,29 +27,37 @@ def test_partners_find_the_first_reply_way_sighting_from_each_position_on() -> N
         assert _partners(src, dst).tolist() == expected
 
 
+@pytest.mark.parametrize("inputs", [1, 2])
 @pytest.mark.parametrize("probe", [3, 1 << 13])
-def test_two_way_between_is_a_pair_both_ways_in_the_window(monkeypatch, probe: int) -> None:
+def test_two_way_between_is_a_pair_both_ways_in_the_window(monkeypatch, probe: int, inputs: int) -> None:
     """Whether the window shows some address pair both ways, by brute force, whether the window's first sightings
-    (`TWO_WAY_PROBE` of them) show it or the whole input's partners must."""
+    (`TWO_WAY_PROBE` of them) show it or the whole input's partners must; on a table of several chunks with sightings
+    that are not IPv4, read from its own rows (one input in time order) or from a copy of each input's (two)."""
     monkeypatch.setattr(facts_mod, "TWO_WAY_PROBE", probe)
     rng = np.random.default_rng(5)
     n = 60
     ts = np.sort(rng.integers(0, 40, n))
     src, dst = rng.integers(0, 6, n), rng.integers(0, 6, n)
     src[::2] = 100  # mostly one way: many windows show no pair both ways
-    table = pl.DataFrame({"input": pl.Series([0] * n, dtype=pl.UInt16), "ts": ts, "src": src.astype(np.uint32),
-                          "dst": dst.astype(np.uint32)})
+    ipv4 = rng.random(n) > 0.2
+    source = np.zeros(n, dtype=np.uint16) if inputs == 1 else (np.arange(n) % 2).astype(np.uint16)
+    whole = pl.DataFrame({"input": source, "ts": ts, "src": pl.Series(np.where(ipv4, src, 0).astype(np.uint32)),
+                          "dst": dst.astype(np.uint32)}).with_columns(src=pl.when(pl.Series(ipv4)).then(pl.col("src")))
+    table = pl.concat([whole[:17], whole[17:40], whole[40:]], rechunk=False)
+    assert table["src"].n_chunks() == 3 and table["src"].null_count()
     facts = Facts(table=table, journeys=(), flows=(), verdict=None, clocks=(), inventory=None, by_id={}, flow_by_id={},
                   model=None, node_names=(), node_codes=np.zeros(n), coverage={}, local={}, pods_on={})
     answers = set()
-    for lo in range(-2, 42, 3):
-        for hi in range(lo, 44, 5):
-            inside = [(int(s), int(d)) for t, s, d in zip(ts, src, dst) if lo <= t <= hi]
-            expected = any((d, s) in inside for s, d in inside)
-            assert facts.two_way_between(0, lo, hi) is expected, (lo, hi)
-            answers.add(expected)
+    for index in range(inputs):
+        for lo in range(-2, 42, 3):
+            for hi in range(lo, 44, 5):
+                inside = [(int(s), int(d)) for t, s, d, i, v in zip(ts, src, dst, source, ipv4) if lo <= t <= hi and i == index and v]
+                expected = any((d, s) in inside for s, d in inside)
+                assert facts.two_way_between(index, lo, hi) is expected, (index, lo, hi)
+                answers.add(expected)
     assert answers == {True, False}
-    assert not facts.two_way_between(1, None, None)
+    assert ("_pairs" in facts.__dict__) is (inputs == 2 or probe == 3)  # one input: its own rows, unless a probe falls short
+    assert not facts.two_way_between(inputs, None, None)
 
 
 @pytest.mark.parametrize("inputs", [1, 2])

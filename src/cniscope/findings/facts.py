@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -40,6 +40,7 @@ from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClo
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 TWO_WAY_PROBE = 1 << 13  # sightings from a window's start searched for two-way traffic before all of the input's
 T = TypeVar("T")
+Side = Literal["left", "right"]
 
 
 def group_address(dst: int | None) -> bool:
@@ -54,6 +55,7 @@ class _SortedTimes:
     def __init__(self, times: pl.Series) -> None:
         self._chunks = [chunk.to_numpy() for chunk in times.get_chunks() if len(chunk)]
         self._lasts = np.array([chunk[-1] for chunk in self._chunks], dtype=np.int64)
+        self._starts: np.ndarray | None = None  # each chunk's first position, made on first use
 
     def any_between(self, lo: int, hi: int) -> bool:
         at = int(np.searchsorted(self._lasts, lo, side="left"))  # the first chunk that reaches lo
@@ -61,6 +63,17 @@ class _SortedTimes:
             return False
         chunk = self._chunks[at]
         return bool(chunk[int(np.searchsorted(chunk, lo, side="left"))] <= hi)
+
+    def position(self, value: int, side: Side) -> int:
+        """Where `value` goes among all the times (numpy's searchsorted over the chunks as one)."""
+        if not self._chunks:
+            return 0
+        if self._starts is None:
+            self._starts = np.cumsum([0] + [len(chunk) for chunk in self._chunks[:-1]])
+        at = int(np.searchsorted(self._lasts, value, side=side))  # the first chunk whose last time is past it
+        if at == len(self._chunks):
+            return int(self._starts[-1]) + len(self._chunks[-1])
+        return int(self._starts[at]) + int(np.searchsorted(self._chunks[at], value, side=side))
 
 
 @dataclass(frozen=True)
@@ -356,6 +369,10 @@ class Facts:
 
     def two_way_between(self, source: int, lo: int | None, hi: int | None) -> bool:
         """Does input `source` show some address pair in both directions between lo and hi (ns; None: anywhere)?"""
+        if lo is not None and hi is not None and self._one_input is not None:
+            found = self._two_way_in_table(source, lo, hi)
+            if found is not None:
+                return found
         if source not in self._pairs:
             return False
         times, src, dst = self._pairs[source]
@@ -376,15 +393,46 @@ class Facts:
             partners = self._partner_rows[source] = _partners(src, dst)
         return int(partners[start:stop].min()) < stop
 
+    def _two_way_in_table(self, source: int, lo: int, hi: int) -> bool | None:
+        """`two_way_between` read from the table's own rows (it holds one input in time order: `_one_input`), the
+        first `TWO_WAY_PROBE` IPv4 sightings of the window only: no copy of every sighting's time and addresses (at
+        10M they were held from the first unanswered request on, 36 B a sighting with what making them left). None
+        when those show no pair both ways and the window holds more: the whole input's partners tell then."""
+        if source != self._one_input:
+            return False
+        times = self._times[source]
+        start, stop = times.position(lo, "left"), times.position(hi, "right")
+        ipv4 = pl.col("src").is_not_null() & pl.col("dst").is_not_null()
+        parts, found, at, more = [], 0, start, False
+        while found < TWO_WAY_PROBE and at < stop:  # the window's first IPv4 sightings, a slice of the table at a time
+            part = self.table.slice(at, min(stop - at, TWO_WAY_PROBE)).lazy().select("src", "dst").filter(ipv4).collect()
+            at += min(stop - at, TWO_WAY_PROBE)
+            more = part.height > TWO_WAY_PROBE - found  # the slice holds more than the probe takes
+            parts.append(part.head(TWO_WAY_PROBE - found))
+            found += parts[-1].height
+        if not found:
+            return False
+        probe = pl.concat(parts)
+        if int(_partners(probe["src"].to_numpy(), probe["dst"].to_numpy()).min()) < found:
+            return True
+        if not more and at < stop:
+            more = bool(self.table.slice(at, stop - at).lazy().filter(ipv4).select(pl.len()).collect().item())
+        return None if more else False
+
+    @cached_property
+    def _one_input(self) -> int | None:
+        """The input when the table holds one, its times in order without a gap (searched in the table's own column)."""
+        ts = self.table.get_column("ts")
+        first, last = self.table.select(first=pl.col("input").min(), last=pl.col("input").max()).row(0)
+        return int(first) if first is not None and first == last and not ts.null_count() and ts.is_sorted() else None
+
     @cached_property
     def _times(self) -> dict[int, _SortedTimes]:
         """Per input, the times of its sightings in order: the table's own column when it holds one input in time
         order (no copy of every time: 8 B a sighting held, and 10 more while it was made; numpy views of its chunks).
         Searched with numpy: polars' search_sorted takes 60 us a call on 25,000 times, numpy's 1 us."""
-        ts = self.table.get_column("ts")
-        first, last = self.table.select(first=pl.col("input").min(), last=pl.col("input").max()).row(0)
-        if first is not None and first == last and not ts.null_count() and ts.is_sorted():
-            return {int(first): _SortedTimes(ts)}
+        if self._one_input is not None:
+            return {self._one_input: _SortedTimes(self.table.get_column("ts"))}
         return {index: _SortedTimes(times if (times := part["ts"]).is_sorted() else times.sort())
                 for index, part in _per_input(self.table.select("input", "ts").drop_nulls()).items()}
 
