@@ -91,6 +91,18 @@ def test_nothing_when_standard_error_is_no_terminal(text_capture: Path) -> None:
     assert "reading" not in proc.stderr and "\x1b" not in proc.stderr
 
 
+def test_rich_is_imported_only_where_standard_error_may_be_a_terminal(text_capture: Path) -> None:
+    """A long input into a pipe needs no progress line, nor rich to know it (its imports cost 0.02 s); FORCE_COLOR
+    makes rich take a pipe for a terminal, so it is imported then."""
+    code = ("import sys; from cniscope.commands.progress import Progress; from cniscope.sources import InputSpec; "
+            "shown = Progress([InputSpec(sys.argv[1])]).line is not None; print(shown, 'rich' in sys.modules)")
+    plain = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
+    for env, said in ((plain, "False False"), ({**plain, "FORCE_COLOR": "1"}, "True True")):
+        proc = subprocess.run([sys.executable, "-c", code, str(text_capture)], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert proc.stdout.split() == said.split(), proc.stderr
+
+
 def test_a_compressed_file_shows_the_share_of_its_compressed_bytes(text_capture: Path, tmp_path: Path) -> None:
     """A compressed input's progress is its compressed bytes read (the decompressed length is not known ahead)."""
     packed = tmp_path / "node.txt.gz"
