@@ -1,4 +1,4 @@
-"""Decode frames through both paths of `decode_batch` and insist they agree row for row."""
+"""Decode frames through the C decoder and the per-packet fallback, and insist they agree row for row."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ from tests.frames import frame_batch
 
 
 def decode(frames: list[bytes], linktype: int | list[int] = LinkType.ETHERNET, **kw: object) -> pl.DataFrame:
-    """Decode through the vector path, and insist the fallback agrees row for row."""
+    """Decode through the C decoder, and insist the fallback agrees row for row."""
     batch = frame_batch(frames, linktype, **kw)  # type: ignore[arg-type]
     ports = kw.get("ports") or TUNNEL_PORTS
-    vector = decode_batch(batch, 0, ports)  # type: ignore[arg-type]
+    fast = decode_batch(batch, 0, ports)  # type: ignore[arg-type]
     reference = decode_batch_reference(batch, 0, ports)  # type: ignore[arg-type]
-    assert vector.equals(reference, null_equal=True), _first_difference(vector, reference)
-    return vector
+    assert fast.equals(reference, null_equal=True), _first_difference(fast, reference)
+    return fast
 
 
 def _first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
     for name in a.columns:
         if not a[name].equals(b[name], null_equal=True):
-            return f"{name}: vector {a[name].to_list()[:8]} fallback {b[name].to_list()[:8]}"
+            return f"{name}: C {a[name].to_list()[:8]} fallback {b[name].to_list()[:8]}"
     return ""

@@ -1,21 +1,16 @@
-"""TCP/UDP checksum verification: `l4_csum_bad` on both decode paths, and the chunk summing against the plain definition."""
+"""TCP/UDP/ICMP checksum verification: `l4_csum_bad` of the C decoder and the fallback, and against the plain definition."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cniscope.models import TUNNEL_PORTS
-from cniscope.packets.checksum import segment_sums
-from cniscope.packets.decode import slow_rows
 from cniscope.packets.schema import LinkType
 from tests.frames import (
     data_options,
     dns,
     ethernet,
-    frame_batch,
     icmp,
     ipv4,
     ipv6,
@@ -33,7 +28,7 @@ V4 = dict(src="10.244.1.2", dst="10.244.2.3")
 
 
 def verdicts(frames: list[bytes], linktype: int = LinkType.ETHERNET, snaplen: int = 262144) -> list[bool | None]:
-    """`l4_csum_bad` of each frame, the vector path held to the fallback's rows (see test_decode.decode)."""
+    """`l4_csum_bad` of each frame, the C decoder held to the fallback's rows (see tests.packets.decoding)."""
     return decode(frames, linktype, snaplen=snaplen)["l4_csum_bad"].to_list()
 
 
@@ -89,39 +84,25 @@ def test_a_tunnelled_packet_is_judged_by_its_inner_segment() -> None:
     assert verdicts(frames, LinkType.LINUX_SLL2, snaplen=100) == [None, None, None, None, False]  # inner segment cut
 
 
-def test_ordinary_traffic_is_judged_on_the_vector_path() -> None:
-    frames = [sll2(ipv4(tcp(bytes(n), flags="P.", options=data_options()), l4_checksum=("good", "bad")[n % 2], **V4))
+def test_segments_of_every_length_and_parity_are_judged() -> None:
+    frames = [sll2(ipv4(tcp(bytes(range(n)), flags="P.", options=data_options()), l4_checksum=("good", "bad")[n % 2], **V4))
               for n in range(60)]
-    batch = frame_batch(frames + frames[:1], LinkType.LINUX_SLL2)
-    assert not slow_rows(batch, TUNNEL_PORTS)[:-1].any()
     assert verdicts(frames, LinkType.LINUX_SLL2) == [n % 2 == 1 for n in range(60)]
 
 
-def _plain_sum(segment: bytes) -> int:
-    return int.from_bytes(segment + b"\0" * (len(segment) % 2), "big") % 0xFFFF
-
-
 @settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=1, max_size=300), st.lists(st.tuples(st.integers(8, 40), st.integers(1, 60)), max_size=12),
-       st.lists(st.tuples(st.integers(0, 299), st.integers(1, 30)), max_size=2), st.sampled_from([0.0, 0.25, 2.0]))
-def test_segment_sums_equal_the_definition(buf: bytes, layout: list[tuple[int, int]], strays: list[tuple[int, int]],
-                                           gather_below: float) -> None:
-    """Segments laid out in order with gaps, plus a few anywhere (overlaps, past the end): each summed right or declined;
-    summed over the buffer (gather_below 0), gathered back to back first (2), or as the density says."""
-    starts, lengths, pos = [], [], 0
-    for gap, size in layout:
-        pos += gap
-        starts.append(pos)
-        lengths.append(size)
-        pos += size
-    for start, size in strays:
-        starts.append(start)
-        lengths.append(size)
-    data = np.frombuffer(buf, dtype=np.uint8)
-    sums, done = segment_sums(data, np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64),
-                              gather_below=gather_below)
-    for i, (start, size) in enumerate(zip(starts, lengths, strict=True)):
-        if done[i]:
-            assert start + size <= len(buf) and sums[i] == _plain_sum(buf[start : start + size]), i
-        elif start + size + 7 < (len(buf) & ~7) and not strays:
-            raise AssertionError(f"segment {i} inside the buffer, among ordered ones, was declined")
+@given(st.binary(max_size=300), st.integers(0, 0xFFFF), st.booleans(), st.binary(max_size=7), st.integers(0, 7))
+def test_any_segment_with_any_checksum_is_judged_as_the_definition(payload: bytes, csum: int, v6: bool, trailer: bytes,
+                                                                    shift: int) -> None:
+    """Random payloads of every length and parity, any checksum field, bytes after the IP payload, and the frame at
+    any alignment in the buffer: the C decoder's verdict is the definition's (and the fallback's: `decode`)."""
+    segment = udp(payload, 40000, 9999)
+    segment = segment[:6] + csum.to_bytes(2, "big") + segment[8:]
+    packet = ipv6(segment, next_header=17, l4_checksum="as-given") if v6 else ipv4(segment, proto=17, l4_checksum="as-given", **V4)
+    frame = ethernet(packet, ethertype=0x86DD if v6 else 0x0800) + trailer
+    verdict = decode([bytes(14 + shift), frame, frame])["l4_csum_bad"][1]
+    addresses = packet[8:40] if v6 else packet[12:20]
+    pseudo = addresses + (len(segment).to_bytes(4, "big") + bytes((0, 0, 0, 17)) if v6 else bytes((0, 17)) + len(segment).to_bytes(2, "big"))
+    whole = pseudo + segment + b"\0" * (len(segment) % 2)
+    expected = None if csum == 0 and not v6 else int.from_bytes(whole, "big") % 0xFFFF != 0
+    assert verdict is expected

@@ -1,9 +1,9 @@
-"""decode_batch: what each header family puts in the table, tunnels, truncation, and vector == fallback."""
+"""decode_batch: what each header family puts in the table, tunnels, truncation, and C decoder == fallback."""
 
 from __future__ import annotations
 
-import random
 import struct
+from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cniscope.models import TUNNEL_PORTS
-from cniscope.packets.decode import decode_batch, decode_batch_reference, narrow, slow_rows
-from cniscope.packets.digest import digest_np, digest_py
+from cniscope.packets import decode as decode_module
+from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference, narrow
 from cniscope.packets.fallback import PACKET
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
 from tests.frames import (
@@ -45,7 +45,6 @@ PACKET_V4 = ipv4(SEGMENT, src="10.244.1.2", dst="10.244.2.3", ttl=63, ip_id=4321
 
 
 def one(frame: bytes, linktype: int = LinkType.ETHERNET) -> dict[str, object]:
-    # a trailing spare frame keeps the frame under test away from the end of the buffer (vector path)
     return decode([frame, frame], linktype).row(0, named=True)
 
 
@@ -310,11 +309,6 @@ def test_the_payload_digest() -> None:
     assert cut == digests[0]  # 16 captured payload bytes are enough: the digest survives a short snap length
     short = decode([ethernet(ipv4(tcp(payload, flags="P.")))[: 54 + 15], ethernet(PACKET_V4)])["payload_digest"][0]
     assert short is None
-    r = random.Random(3)
-    heads = [r.randbytes(16) for _ in range(200)]
-    lengths = np.array([r.choice((1, 5, 8, 15, 16, 17, 1400)) for _ in heads], dtype=np.int64)
-    windows = np.frombuffer(b"".join(heads), dtype="V16")
-    assert digest_np(windows, lengths).tolist() == [digest_py(h[: int(n)], int(n)) for h, n in zip(heads, lengths, strict=True)]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -335,12 +329,16 @@ def test_damaged_real_frames_agree_on_both_paths(seed: int, flips: list[tuple[in
     decode([bytes(data), frame], [int(linktype)] * 2)
 
 
-def test_ordinary_traffic_takes_the_vector_path() -> None:
-    frames = [sll2(ENVELOPES["vxlan-8472"][0]), sll2(PACKET_V4), sll2(ipv4(tcp(flags="S", options=syn_options()))),
-              ethernet(ipv4(udp(dns(), 40000, 53), proto=17)), ethernet(arp(), ethertype=0x0806),
-              ethernet(ipv6(SEGMENT), ethertype=0x86DD), sll2(ipv4(icmp(8, 0, 1, 1, b"ping"), proto=1))] * 30
-    batch = frame_batch(frames, [276, 276, 276, 1, 1, 1, 276] * 30)
-    assert slow_rows(batch, TUNNEL_PORTS)[:-1].sum() == 0  # (the very last frame sits too near the end of the buffer)
+def test_without_the_c_decoder_every_frame_decodes_through_the_fallback_and_it_says_so(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    frames = synth_frames(40, seed=5)
+    batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames])
+    fast = decode_batch(batch, 0, TUNNEL_PORTS)
+    monkeypatch.setattr(decode_module, "_C", None)
+    monkeypatch.setattr(decode_module, "_said", [])
+    assert decode_batch(batch, 0, TUNNEL_PORTS).equals(fast, null_equal=True)
+    assert decode_batch(batch, 0, TUNNEL_PORTS).equals(fast, null_equal=True)
+    assert capsys.readouterr().err.count(NOT_BUILT) == 1  # said once, not once a batch
 
 
 def test_chunks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -383,11 +381,10 @@ def test_put_rows_sets_what_putting_each_field_sets() -> None:
 
 
 @pytest.mark.parametrize("wrap", ["plain", "vxlan", "ipv6"])
-def test_options_the_snap_length_cut_are_walked_by_the_vector_path_as_the_fallback_walks_them(wrap: str) -> None:
-    """A SYN's options cut at every byte (a VXLAN SYN at snaplen 128 is one): the vector path keeps the options
-    captured whole and says where the cut one was, as the fallback does, without handing the row to it."""
-    # a NOP pair and an option no column holds before Linux's SYN layout (IPv6: the layout alone, the vector path's
-    # window holds 20 bytes of options after an IPv6 header)
+def test_options_the_snap_length_cut_are_walked_as_far_as_they_were_captured(wrap: str) -> None:
+    """A SYN's options cut at every byte (a VXLAN SYN at snaplen 128 is one): the options captured whole are kept
+    and the error says where the cut one was, as the fallback does."""
+    # a NOP pair and an option no column holds before Linux's SYN layout
     extra = b"" if wrap == "ipv6" else b"\x01\x01\x05\x06abcd"
     options = extra + syn_options()
     segment = tcp(flags="S", options=options)
@@ -397,11 +394,84 @@ def test_options_the_snap_length_cut_are_walked_by_the_vector_path_as_the_fallba
     first_option = whole - len(options) - 20 + 20  # where the options start
     seen = set()
     for snap in range(first_option, whole):
-        batch = frame_batch([frame[:snap], frame], LinkType.LINUX_SLL2)
-        assert not slow_rows(batch, TUNNEL_PORTS)[0], snap
         row = decode([frame[:snap], frame], LinkType.LINUX_SLL2).row(0, named=True)  # == the fallback's row
         assert row["truncated"] is True and row["error"].startswith("truncated: TCP option"), snap
         seen.add(row["error"].split(" needs")[0])
         assert (row["mss"] is not None) is (snap >= first_option + len(extra) + 4), snap
     assert seen == {"truncated: TCP option", "truncated: TCP option 2", "truncated: TCP option 8",
                     "truncated: TCP option 3"} | ({"truncated: TCP option 5"} if extra else set())
+
+
+# the link types the fallback reads besides the common ones, each framing the same packet (and the PKTAP header
+# nesting an Ethernet frame)
+RARE_LINKS = [
+    (LinkType.PPP, b"\xff\x03\x00\x21" + PACKET_V4), (LinkType.PPP, b"\x21" + PACKET_V4),
+    (LinkType.PPP_HDLC, b"\xff\x03\x00\x57" + ipv6(SEGMENT)), (LinkType.PPP_ETHER, b"\x11\x00\x00\x01\x00\x40\x00\x21" + PACKET_V4),
+    (LinkType.C_HDLC, b"\x0f\x00\x08\x00" + PACKET_V4),
+    (LinkType.NFLOG, b"\x0a\x00\x00\x05" + struct.pack("<HH", 8, 10) + b"k8s\0" + struct.pack("<HH", 44 + len(SEGMENT), 9)
+     + ipv6(SEGMENT)),
+    (LinkType.PKTAP, struct.pack("<II", 108, 1) + b"\0" * 100 + ethernet(PACKET_V4)),
+    (LinkType.NULL, struct.pack("<I", 30) + ipv6(SEGMENT)), (LinkType.LOOP, struct.pack(">I", 24) + ipv6(SEGMENT)),
+]
+
+
+def test_every_frame_of_the_mix_cut_at_every_byte_decodes_as_the_fallback_decodes_it() -> None:
+    """Each header of every family, link type and envelope cut at each of its bytes: the C decoder stops where the
+    fallback stops, keeps what it keeps, and says the same error."""
+    mix = synth_frames(120, seed=23) + [(lt, frame) for lt, frame in RARE_LINKS]
+    cut = [(int(lt), frame[:snap]) for lt, frame in mix for snap in range(min(len(frame), 200) + 1)]
+    table = decode([f for _, f in cut], [lt for lt, _ in cut])
+    assert table["truncated"].sum() > len(cut) // 2 and table["error"].n_unique() > 30  # the cuts land in many headers
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32), st.lists(st.tuples(st.sampled_from([2, 4, 6, 12, 16, 20, 24, 26, 32, 34, 38, 42, 46, 54, 58, 62]),
+                                                  st.integers(0, 0xFFFF)), min_size=1, max_size=4))
+def test_lying_lengths_decode_as_the_fallback_decodes_them(seed: int, lies: list[tuple[int, int]]) -> None:
+    """16-bit values written where the link, IP, UDP, TCP, tunnel and extension headers keep their lengths, types and
+    offsets (at the usual offsets of those fields behind each link header), in real frames of the mix."""
+    frames = []
+    for linktype, frame in synth_frames(6, seed):
+        data = bytearray(frame)
+        for pos, value in lies:
+            data[pos : pos + 2] = value.to_bytes(2, "big")[: max(0, len(data) - pos)]
+        frames.append((int(linktype), bytes(data[: len(frame)])))
+    decode([f for _, f in frames], [lt for lt, _ in frames])
+
+
+@pytest.mark.parametrize("short", [1, 13, 33, 60])
+def test_frames_running_past_the_end_of_the_buffer_decode_what_the_buffer_holds(short: int) -> None:
+    """A reader may hand over a frame whose captured length runs past the buffer (a file cut short): the C decoder
+    reads none of the bytes beyond it, and decodes what is there as the fallback does (from the bytes sliced)."""
+    frame = sll2(ENVELOPES["vxlan-8472"][0])
+    batch = frame_batch([frame, frame], LinkType.LINUX_SLL2)
+    batch.data = np.frombuffer(batch.data.tobytes()[:-short], dtype=np.uint8)
+    batch.caplen = np.array([len(frame), len(frame) + 1000 * short], dtype=np.uint32)
+    fast = decode_batch(batch, 0, TUNNEL_PORTS)
+    assert fast.equals(decode_batch_reference(batch, 0, TUNNEL_PORTS), null_equal=True)
+    row = fast.row(1, named=True)
+    assert row["truncated"] is (short > 27)  # the GET request is the last 27 bytes: a cut into the headers, above it
+    assert (row["payload_digest"] is None) is (short > 27 - 16) and row["tunnel"] == Tunnel.VXLAN
+
+
+def test_a_frame_starting_past_the_end_of_the_buffer_decodes_as_nothing_captured() -> None:
+    batch = frame_batch([PACKET_V4, PACKET_V4], LinkType.RAW)
+    batch.offset = np.array([0, len(batch.data) + 5], dtype=np.int64)
+    fast = decode_batch(batch, 0, TUNNEL_PORTS)
+    assert fast.equals(decode_batch_reference(batch, 0, TUNNEL_PORTS), null_equal=True)
+    assert fast["error"].to_list()[1] == "truncated: IP version needs 1 bytes at offset 0, 0 captured"
+
+
+def test_the_c_decoder_refuses_arrays_of_the_wrong_shape(c_decoder: ModuleType) -> None:
+    names = c_decoder.COLUMNS
+    ok = dict(data=np.zeros(100, dtype=np.uint8), offset=np.zeros(2, dtype=np.int64), caplen=np.zeros(2, dtype=np.uint32),
+              linktype=np.full(2, 147, dtype=np.uint16), kinds=np.zeros(65536, dtype=np.uint8),
+              values=[np.zeros(2, dtype=np.uint32) for _ in names], valid=[np.zeros(2, dtype=np.bool_) for _ in names],
+              counts=np.zeros(len(names), dtype=np.int64))
+    assert c_decoder.decode(*ok.values()) == []
+    for name, wrong in [("caplen", np.zeros(2, dtype=np.uint16)), ("kinds", np.zeros(100, dtype=np.uint8)),
+                        ("values", ok["values"][:-1]), ("valid", [np.zeros(3, dtype=np.bool_) for _ in names]),
+                        ("values", [np.zeros(2, dtype=np.uint8).repeat(3) for _ in names]), ("counts", np.zeros(3, dtype=np.int64))]:
+        with pytest.raises(ValueError):
+            c_decoder.decode(*{**ok, name: wrong}.values())
+    assert set(names) <= set(SCHEMA) and "error" not in names

@@ -1,9 +1,10 @@
-"""Packets: raw frames -> rows of the packet table, vectorized.
+"""Packets: raw frames -> rows of the packet table.
 
 - `schema`    the table's columns (the contract every stage reads)
-- `decode`    `decode_batch(batch, input_index, ports)`: a FrameBatch -> table rows, numpy over whole chunks
-- `fallback`  the per-packet reference decoder, for the rows the vector path leaves to it
-- `headers`   every header's fields, declared once as data, read by both paths
+- `decode`    `decode_batch(batch, input_index, ports)`: a FrameBatch -> table rows, chunk by chunk, through
+              the C decoder `_decode.c` (each frame read once, fields written straight into the column arrays)
+- `fallback`  the per-packet reference decoder in Python: the C decoder's reference, and the decoder where C was not built
+- `headers`   every header's fields, declared once as data (the fallback's, and the frames written from text)
 - `ports`     `TunnelPorts`: UDP destination port -> tunnel kind, the one dispatch table (the models' by default)
 - `digest`    the 64-bit payload digest (payload length + first 16 bytes)
 - `columns`   per-chunk column arrays with validity masks, handed to Arrow without copies

@@ -1,17 +1,17 @@
-"""The per-packet decoder: the reference the vectorized path is checked against.
+"""The per-packet decoder: the reference the C decoder (`_decode.c`) is checked against.
 
 `decode_frame` decodes one frame's bytes into the decoded columns of the
-packet table (see `DECODED`). It handles everything the table describes,
-including what the vectorized path leaves to it: IPv6 extension headers, QinQ,
-ICMP errors with their quoted header, odd TCP option layouts, and frames cut by
-the snap length, where it keeps every header that was captured whole, sets
-`truncated` and says in `error` which header was cut. It verifies the TCP/UDP
-checksum of the innermost packet when the whole segment was captured
-(`l4_csum_bad`; see checksum.py).
+packet table (see `DECODED`). It handles everything the table describes:
+IPv6 extension headers, QinQ, ICMP errors with their quoted header, odd TCP
+option layouts, and frames cut by the snap length, where it keeps every header
+that was captured whole, sets `truncated` and says in `error` which header was
+cut. It verifies the TCP/UDP checksum of the innermost packet when the whole
+segment was captured (`l4_csum_bad`; see checksum.py).
 
-It is slow (a few microseconds per packet) and only runs on the rows the
-vectorized decoder marks as unusual; tests run both over the same frames and
-require identical rows, and compare this one with tshark.
+It is slow (a few microseconds per packet): the C decoder, which follows it
+statement for statement, decodes every frame where it was built; this one where
+it was not. Tests run both over the same frames and require identical rows,
+and compare this one with tshark.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ class _Decoder:
         out = self.out
         out.update(
             ip_version=6, src6=socket.inet_ntop(socket.AF_INET6, _raw(ip["src"])), dst6=socket.inet_ntop(socket.AF_INET6, _raw(ip["dst"])),
-            ttl=ip["hlim"], tos=(vtcfl >> 20) & 0xFF, ip_len=plen + 40, mf=False, frag_offset=0,
+            ttl=ip["hlim"], tos=(vtcfl >> 20) & 0xFF, ip_len=(plen + 40) & 0xFFFF, mf=False, frag_offset=0,  # ip_len: 16 bits, as its column
         )
         nh, p, remaining, fragmented = int(ip["nh"]), pos + 40, plen, False
         checkable = True  # not the first of several fragments, no routing header (its last address is the pseudo-header's)

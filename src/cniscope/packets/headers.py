@@ -1,10 +1,11 @@
 """Header layouts, declared once as data and read two ways.
 
-Each `Header` is a table of fields (name, byte offset, format). The vectorized
-decoder reads a field for a whole chunk of rows at once as a strided,
-big-endian view into gathered byte windows (`Header.column`); the per-packet
-fallback reads the same declaration with `struct` (`Header.unpack`). One
-declaration, two readers, so the two paths cannot disagree on where a field is.
+Each `Header` is a table of fields (name, byte offset, format). The per-packet
+fallback reads it with `struct` (`Header.unpack`); vectorized readers read a
+field for many rows at once as a strided, big-endian view into gathered byte
+windows (`Header.column`: the SLL2 headers `wire.convert` rewrites). The C
+decoder (`_decode.c`) spells the same offsets out, and tests hold it to the
+fallback row for row.
 The same declaration writes headers too (`Header.pack`): frames rebuilt from
 tcpdump's text (`--pcapng`) and the tests' frames.
 
@@ -178,7 +179,6 @@ PORTS = _h("ports", 4, ("sport", 0, ">u2"), ("dport", 2, ">u2"))  # the start of
 UDP = _h("udp", 8, ("sport", 0, ">u2"), ("dport", 2, ">u2"), ("len", 4, ">u2"), ("csum", 6, ">u2"))
 ICMP = _h("icmp", 8, ("type", 0, "u1"), ("code", 1, "u1"), ("csum", 2, ">u2"), ("id", 4, ">u2"), ("seq", 6, ">u2"),
           ("mtu4", 6, ">u2"), ("mtu6", 4, ">u4"))
-TCP_TS = _h("tcp-ts", 12, ("layout", 0, ">u4"), ("tsval", 4, ">u4"), ("tsecr", 8, ">u4"))  # NOP NOP TS(10)
 VXLAN = _h("vxlan", 8, ("flags", 0, "u1"), ("vni_res", 4, ">u4"))
 GENEVE = _h("geneve", 8, ("verlen", 0, "u1"), ("flags", 1, "u1"), ("proto", 2, ">u2"), ("vni_res", 4, ">u4"))
 DNS = _h("dns", 4, ("id", 0, ">u2"), ("flags", 2, ">u2"))

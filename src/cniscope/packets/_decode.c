@@ -1,0 +1,779 @@
+/* The frame decoder in C (cniscope.packets.decode): each frame read once, its fields written straight into
+ * the chunk's column arrays.
+ *
+ * It is `fallback.decode_frame` statement for statement (the same headers, the same order of what is set
+ * before a header is found cut or wrong, the same error texts), so its rows equal the reference's; the
+ * tests hold it to that on crafted, cut and random frames. Every read is guarded by the frame's captured
+ * end, itself clamped to the buffer's end (`need`): a frame whose lengths lie only stops early, as in the
+ * fallback. The GIL is released while decoding: two decode threads run at once.
+ *
+ * Per row, the fields found go into a `Row` (value + a bit saying it is set, as the fallback's dict of
+ * fields): an envelope moves the packet's fields to outer_* and clears them, then the row is written out
+ * (values, validity, per-column counts). IPv6 addresses are written as the buffer position of their 16
+ * bytes (Python turns them into text, one inet_ntop per distinct address); errors are returned as
+ * (row, text) pairs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the columns this decoder fills, in the table's order (fallback.DECODED without the text-only ones) */
+#define COLUMN_LIST                                                                                          \
+    X(DIRECTION, "direction") X(TRUNCATED, "truncated") X(ETH_SRC, "eth_src") X(ETH_DST, "eth_dst")        \
+    X(VLAN, "vlan") X(ETHERTYPE, "ethertype") X(TUNNEL, "tunnel") X(VNI, "vni") X(OUTER_SRC, "outer_src")  \
+    X(OUTER_DST, "outer_dst") X(OUTER_SRC6, "outer_src6") X(OUTER_DST6, "outer_dst6")                      \
+    X(OUTER_SPORT, "outer_sport") X(OUTER_DPORT, "outer_dport") X(OUTER_TTL, "outer_ttl")                   \
+    X(OUTER_IP_ID, "outer_ip_id") X(OUTER_LEN, "outer_len") X(OUTER_L4_CSUM_BAD, "outer_l4_csum_bad")      \
+    X(INNER_ETH_SRC, "inner_eth_src") X(INNER_ETH_DST, "inner_eth_dst")                                    \
+    X(IP_VERSION, "ip_version") X(SRC, "src") X(DST, "dst") X(SRC6, "src6") X(DST6, "dst6")                \
+    X(IP_ID, "ip_id") X(TTL, "ttl") X(TOS, "tos") X(IP_LEN, "ip_len") X(DF, "df") X(MF, "mf")             \
+    X(FRAG_OFFSET, "frag_offset") X(PROTO, "proto") X(SPORT, "sport") X(DPORT, "dport")                    \
+    X(TCP_FLAGS, "tcp_flags") X(SEQ, "seq") X(ACK, "ack") X(WIN, "win") X(MSS, "mss")                      \
+    X(WSCALE, "wscale") X(SACK_OK, "sack_ok") X(TSVAL, "tsval") X(TSECR, "tsecr")                          \
+    X(L4_CSUM_BAD, "l4_csum_bad") X(ICMP_TYPE, "icmp_type") X(ICMP_CODE, "icmp_code")                      \
+    X(ICMP_ID, "icmp_id") X(ICMP_SEQ, "icmp_seq") X(ICMP_MTU, "icmp_mtu") X(QUOTED_SRC, "quoted_src")      \
+    X(QUOTED_DST, "quoted_dst") X(QUOTED_PROTO, "quoted_proto") X(QUOTED_SPORT, "quoted_sport")            \
+    X(QUOTED_DPORT, "quoted_dport") X(DNS_ID, "dns_id") X(DNS_QR, "dns_qr") X(ARP_OP, "arp_op")            \
+    X(ARP_SHA, "arp_sha") X(ARP_SPA, "arp_spa") X(ARP_TPA, "arp_tpa") X(PAYLOAD_LEN, "payload_len")        \
+    X(PAYLOAD_DIGEST, "payload_digest")
+
+#define X(id, name) C_##id,
+enum { COLUMN_LIST NCOL };
+#undef X
+#define X(id, name) name,
+static const char *NAMES[NCOL] = {COLUMN_LIST};
+#undef X
+
+/* fallback.PACKET: the innermost packet's columns, ip_version .. payload_digest */
+#define FIRST_PACKET C_IP_VERSION
+#define LAST_PACKET C_PAYLOAD_DIGEST
+
+enum { ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_ARP = 0x0806, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8, ETH_TEB = 0x6558 };
+enum { PROTO_ICMP = 1, PROTO_IPIP = 4, PROTO_TCP = 6, PROTO_UDP = 17, PROTO_IPV6 = 41, PROTO_ICMPV6 = 58 };
+enum { TUNNEL_VXLAN = 1, TUNNEL_GENEVE = 2, TUNNEL_IPIP = 3, TUNNEL_FLANNEL = 4 };
+enum {
+    LT_NULL = 0, LT_ETHERNET = 1, LT_PPP = 9, LT_RAW_BSD = 12, LT_RAW_OPENBSD = 14, LT_PPP_HDLC = 50,
+    LT_PPP_ETHER = 51, LT_RAW = 101, LT_C_HDLC = 104, LT_LOOP = 108, LT_LINUX_SLL = 113, LT_IPV4 = 228,
+    LT_IPV6 = 229, LT_NFLOG = 239, LT_PKTAP = 258, LT_LINUX_SLL2 = 276,
+};
+
+#define DIGEST_BYTES 16
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define ERRLEN 160
+
+typedef struct {
+    uint64_t v[NCOL];
+    uint64_t set[2];
+} Row;
+
+typedef struct {
+    const uint8_t *buf; /* the frame's first byte */
+    int64_t cap;        /* bytes captured (and inside the buffer) */
+    int64_t base;       /* buffer position of the frame: IPv6 addresses are written as buffer positions */
+    const uint8_t *kinds; /* UDP port -> tunnel kind */
+    Row *r;
+    int truncated;
+    char err[ERRLEN];
+} Dec;
+
+static inline void put(Row *r, int c, uint64_t x) {
+    r->v[c] = x;
+    r->set[c >> 6] |= 1ULL << (c & 63);
+}
+static inline int has(const Row *r, int c) { return (int)((r->set[c >> 6] >> (c & 63)) & 1); }
+/* out[to] = out.get(from): not set stays not set */
+static inline void copy(Row *r, int to, int from) {
+    if (has(r, from)) put(r, to, r->v[from]);
+}
+
+static inline uint32_t u8(const Dec *d, int64_t p) { return d->buf[p]; }
+static inline uint32_t be16(const Dec *d, int64_t p) { return ((uint32_t)d->buf[p] << 8) | d->buf[p + 1]; }
+static inline uint32_t le16(const Dec *d, int64_t p) { return ((uint32_t)d->buf[p + 1] << 8) | d->buf[p]; }
+static inline uint32_t be32(const Dec *d, int64_t p) { return (be16(d, p) << 16) | be16(d, p + 2); }
+static inline uint32_t le32(const Dec *d, int64_t p) { return (le16(d, p + 2) << 16) | le16(d, p); }
+static inline uint64_t mac(const Dec *d, int64_t p) { return ((uint64_t)be16(d, p) << 32) | be32(d, p + 2); }
+
+static int stop(Dec *d, int truncated, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, ERRLEN, fmt, ap);
+    va_end(ap);
+    d->truncated = truncated;
+    return -1;
+}
+
+/* fallback `need_bytes`: the `size` bytes at `pos` were captured, else stop (truncated) */
+static int need(Dec *d, int64_t pos, int64_t size, const char *what) {
+    if (pos + size > d->cap) {
+        int64_t have = d->cap - pos;
+        return stop(d, 1, "truncated: %s needs %lld bytes at offset %lld, %lld captured", what, (long long)size,
+                    (long long)pos, (long long)(have > 0 ? have : 0));
+    }
+    return 0;
+}
+
+/* -- checksum and digest ------------------------------------------------------------------------ */
+
+/* the 16-bit big-endian word sum of n bytes at p (a zero byte padding an odd end), modulo 65535: summed as
+ * little-endian 32-bit words, whose sum is the byte-swapped one, i.e. 256 times it, modulo 65535 */
+static uint64_t word_sum(const uint8_t *p, int64_t n) {
+    uint64_t acc = 0;
+    int64_t i = 0;
+    uint32_t w;
+    for (; i + 4 <= n; i += 4) {
+        memcpy(&w, p + i, 4);
+        acc += w;
+    }
+    w = 0;
+    memcpy(&w, p + i, (size_t)(n - i));
+    acc += w;
+    return (256 * (acc % 65535)) % 65535;
+}
+
+/* fallback `checksum`: judged when the whole segment was captured and the addresses are known (not a
+ * fragment); `addr`: where the IP header's source address is (the destination follows), `alen` 4 or 16 */
+static void checksum(Dec *d, int proto, int64_t pos, int64_t length, int64_t addr, int alen, int column) {
+    if (alen == 0 || pos + length > d->cap) return;
+    uint64_t pseudo = 0;
+    if (proto != PROTO_ICMP) { /* ICMP over IPv4 sums its own bytes only */
+        for (int i = 0; i < 2 * alen; i += 2) pseudo += be16(d, addr + i);
+        if (alen == 4) pseudo += (uint64_t)proto + (uint64_t)length;
+        else pseudo += ((uint64_t)length >> 16) + ((uint64_t)length & 0xFFFF) + (uint64_t)proto;
+    }
+    int ok = (pseudo + word_sum(d->buf + pos, length)) % 65535 == 0;
+    put(d->r, column, !ok);
+}
+
+static inline uint64_t mix(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* fallback `payload` (digest.py's digest) */
+static int payload(Dec *d, int64_t pos, int64_t length) {
+    if (length < 0)
+        return stop(d, 0, "transport header longer than the IP payload (%lld bytes left) at offset %lld", (long long)length,
+                    (long long)pos);
+    put(d->r, C_PAYLOAD_LEN, (uint64_t)length);
+    int64_t take = length < DIGEST_BYTES ? length : DIGEST_BYTES;
+    if (length && pos + take <= d->cap) {
+        uint8_t head[DIGEST_BYTES] = {0};
+        memcpy(head, d->buf + pos, (size_t)take);
+        uint64_t a = 0, b = 0;
+        for (int i = 7; i >= 0; i--) {
+            a = (a << 8) | head[i];
+            b = (b << 8) | head[8 + i];
+        }
+        put(d->r, C_PAYLOAD_DIGEST, mix(mix(a ^ ((uint64_t)length * GOLDEN)) ^ b));
+    }
+    return 0;
+}
+
+/* -- network and transport layers --------------------------------------------------------------- */
+
+static int l3(Dec *d, uint32_t ethertype, int64_t pos, int depth);
+
+static int ip_ethertype(Dec *d, int64_t pos, uint32_t *ethertype) {
+    if (need(d, pos, 1, "IP version")) return -1;
+    uint32_t version = u8(d, pos) >> 4;
+    if (version == 4) *ethertype = ETH_IPV4;
+    else if (version == 6) *ethertype = ETH_IPV6;
+    else return stop(d, 0, "not an IP packet (version %u) at offset %lld", version, (long long)pos);
+    return 0;
+}
+
+static int skip_vlans(Dec *d, uint32_t *ethertype, int64_t *pos, int outer) {
+    int first = 1;
+    while (*ethertype == ETH_VLAN || *ethertype == ETH_QINQ) {
+        if (need(d, *pos, 4, "vlan")) return -1;
+        if (outer && first) put(d->r, C_VLAN, be16(d, *pos) & 0x0FFF);
+        first = 0;
+        *ethertype = be16(d, *pos + 2);
+        *pos += 4;
+    }
+    return 0;
+}
+
+/* the packet decoded so far is an envelope: its addresses to outer_*, the packet's columns restart */
+static void envelope(Dec *d, int kind) {
+    Row *r = d->r;
+    put(r, C_TUNNEL, (uint64_t)kind);
+    copy(r, C_OUTER_SRC, C_SRC);
+    copy(r, C_OUTER_DST, C_DST);
+    copy(r, C_OUTER_SRC6, C_SRC6);
+    copy(r, C_OUTER_DST6, C_DST6);
+    copy(r, C_OUTER_TTL, C_TTL);
+    copy(r, C_OUTER_IP_ID, C_IP_ID);
+    copy(r, C_OUTER_LEN, C_IP_LEN);
+    for (int c = FIRST_PACKET; c <= LAST_PACKET; c++) r->set[c >> 6] &= ~(1ULL << (c & 63));
+}
+
+static int tcp_options(Dec *d, int64_t pos, int64_t end) {
+    Row *r = d->r;
+    while (pos < end) {
+        if (need(d, pos, 1, "TCP option")) return -1;
+        uint32_t kind = u8(d, pos);
+        if (kind == 0) return 0;
+        if (kind == 1) {
+            pos += 1;
+            continue;
+        }
+        if (need(d, pos, 2, "TCP option")) return -1;
+        uint32_t size = u8(d, pos + 1);
+        if (size < 2 || pos + size > end)
+            return stop(d, 0, "bad TCP option %u length %u at offset %lld", kind, size, (long long)pos);
+        if (pos + size > d->cap) {
+            char what[32];
+            snprintf(what, sizeof what, "TCP option %u", kind);
+            return need(d, pos, size, what);
+        }
+        if (kind == 2 && size == 4) put(r, C_MSS, be16(d, pos + 2));
+        else if (kind == 3 && size == 3) put(r, C_WSCALE, u8(d, pos + 2));
+        else if (kind == 4 && size == 2) put(r, C_SACK_OK, 1);
+        else if (kind == 8 && size == 10) {
+            put(r, C_TSVAL, be32(d, pos + 2));
+            put(r, C_TSECR, be32(d, pos + 6));
+        }
+        pos += size;
+    }
+    return 0;
+}
+
+static int tcp(Dec *d, int64_t pos, int64_t length, int64_t addr, int alen) {
+    Row *r = d->r;
+    if (need(d, pos, 20, "tcp")) return -1;
+    uint32_t flags = u8(d, pos + 13);
+    int64_t doff = (int64_t)(u8(d, pos + 12) >> 4) * 4;
+    put(r, C_SPORT, be16(d, pos));
+    put(r, C_DPORT, be16(d, pos + 2));
+    put(r, C_TCP_FLAGS, flags);
+    put(r, C_SEQ, be32(d, pos + 4));
+    if (flags & 16) put(r, C_ACK, be32(d, pos + 8));
+    put(r, C_WIN, be16(d, pos + 14));
+    put(r, C_SACK_OK, 0);
+    if (length >= 20) checksum(d, PROTO_TCP, pos, length, addr, alen, C_L4_CSUM_BAD);
+    if (doff < 20) return stop(d, 0, "TCP data offset %lld < 20 at offset %lld", (long long)doff, (long long)pos);
+    if (payload(d, pos + doff, length - doff)) return -1;
+    return tcp_options(d, pos + 20, pos + doff);
+}
+
+static int inner_ethernet(Dec *d, int64_t pos) {
+    if (need(d, pos, 14, "ethernet")) return -1;
+    put(d->r, C_INNER_ETH_DST, mac(d, pos));
+    put(d->r, C_INNER_ETH_SRC, mac(d, pos + 6));
+    uint32_t ethertype = be16(d, pos + 12);
+    int64_t at = pos + 14;
+    if (skip_vlans(d, &ethertype, &at, 0)) return -1;
+    return l3(d, ethertype, at, 1);
+}
+
+static int udp_tunnel(Dec *d, int kind, int64_t pos) {
+    if (kind == TUNNEL_VXLAN) {
+        if (need(d, pos, 8, "vxlan")) return -1;
+        put(d->r, C_VNI, be32(d, pos + 4) >> 8);
+        return inner_ethernet(d, pos + 8);
+    }
+    if (kind == TUNNEL_GENEVE) {
+        if (need(d, pos, 8, "geneve")) return -1;
+        put(d->r, C_VNI, be32(d, pos + 4) >> 8);
+        int64_t inner = pos + 8 + (int64_t)(u8(d, pos) & 0x3F) * 4;
+        uint32_t proto = be16(d, pos + 2);
+        if (proto == ETH_TEB) return inner_ethernet(d, inner);
+        return l3(d, proto, inner, 1);
+    }
+    uint32_t ethertype;
+    if (ip_ethertype(d, pos, &ethertype)) return -1;
+    return l3(d, ethertype, pos, 1);
+}
+
+static int udp(Dec *d, int64_t pos, int64_t length, int outermost, int64_t addr, int alen) {
+    Row *r = d->r;
+    if (need(d, pos, 8, "udp")) return -1;
+    uint32_t sport = be16(d, pos), dport = be16(d, pos + 2);
+    put(r, C_SPORT, sport);
+    put(r, C_DPORT, dport);
+    int kind = d->kinds[dport] ? d->kinds[dport] : d->kinds[sport];
+    int tunnel = kind != 0 && outermost;
+    /* a UDP length that disagrees with the IP header leaves the segment's extent in doubt; 0 over IPv4: none */
+    int none = be16(d, pos + 6) == 0 && alen == 4;
+    if (length >= 8 && be16(d, pos + 4) == length && !none)
+        checksum(d, PROTO_UDP, pos, length, addr, alen, tunnel ? C_OUTER_L4_CSUM_BAD : C_L4_CSUM_BAD);
+    if (tunnel) {
+        envelope(d, kind);
+        put(r, C_OUTER_SPORT, sport);
+        put(r, C_OUTER_DPORT, dport);
+        return udp_tunnel(d, kind, pos + 8);
+    }
+    if (payload(d, pos + 8, length - 8)) return -1;
+    if ((sport == 53 || dport == 53) && length - 8 >= 4 && pos + 12 <= d->cap) {
+        put(r, C_DNS_ID, be16(d, pos + 8));
+        put(r, C_DNS_QR, (be16(d, pos + 10) & 0x8000) != 0);
+    }
+    return 0;
+}
+
+static int quoted(Dec *d, int64_t pos, int v6) {
+    Row *r = d->r;
+    uint32_t proto;
+    int64_t l4;
+    if (v6) {
+        if (need(d, pos, 40, "ipv6")) return -1;
+        proto = u8(d, pos + 6);
+        l4 = pos + 40;
+    } else {
+        if (need(d, pos, 20, "ipv4")) return -1;
+        put(r, C_QUOTED_SRC, be32(d, pos + 12));
+        put(r, C_QUOTED_DST, be32(d, pos + 16));
+        proto = u8(d, pos + 9);
+        l4 = pos + (int64_t)(u8(d, pos) & 15) * 4;
+    }
+    put(r, C_QUOTED_PROTO, proto);
+    if (proto == PROTO_TCP || proto == PROTO_UDP) {
+        if (need(d, l4, 4, "ports")) return -1;
+        put(r, C_QUOTED_SPORT, be16(d, l4));
+        put(r, C_QUOTED_DPORT, be16(d, l4 + 2));
+    }
+    return 0;
+}
+
+static int icmp(Dec *d, int64_t pos, int64_t length, int v6, int64_t addr, int alen) {
+    Row *r = d->r;
+    if (need(d, pos, 8, "icmp")) return -1;
+    uint32_t kind = u8(d, pos), code = u8(d, pos + 1);
+    put(r, C_ICMP_TYPE, kind);
+    put(r, C_ICMP_CODE, code);
+    if (length >= 8) checksum(d, v6 ? PROTO_ICMPV6 : PROTO_ICMP, pos, length, addr, alen, C_L4_CSUM_BAD);
+    if (payload(d, pos + 8, length - 8)) return -1;
+    if (v6 ? (kind == 128 || kind == 129) : (kind == 0 || kind == 8)) {
+        put(r, C_ICMP_ID, be16(d, pos + 4));
+        put(r, C_ICMP_SEQ, be16(d, pos + 6));
+    }
+    if (v6 && kind == 2) {
+        uint32_t mtu = be32(d, pos + 4);
+        put(r, C_ICMP_MTU, mtu < 0xFFFF ? mtu : 0xFFFF);
+    } else if (!v6 && kind == 3 && code == 4) put(r, C_ICMP_MTU, be16(d, pos + 6));
+    int error = v6 ? (kind >= 1 && kind <= 4) : (kind == 3 || kind == 4 || kind == 5 || kind == 11 || kind == 12);
+    return error ? quoted(d, pos + 8, v6) : 0;
+}
+
+/* fallback `l4`: `alen` 0 for a fragment (no checksum), else 4 or 16 with the addresses at `addr` */
+static int l4(Dec *d, uint32_t proto, int64_t pos, int64_t length, int depth, int v4, int64_t addr, int alen) {
+    if (proto == PROTO_TCP) return tcp(d, pos, length, addr, alen);
+    if (proto == PROTO_UDP) return udp(d, pos, length, depth == 0, addr, alen);
+    if (proto == PROTO_ICMP && v4) return icmp(d, pos, length, 0, addr, alen);
+    if (proto == PROTO_ICMPV6 && !v4) return icmp(d, pos, length, 1, addr, alen);
+    if ((proto == PROTO_IPIP || proto == PROTO_IPV6) && depth == 0) {
+        envelope(d, TUNNEL_IPIP);
+        return l3(d, proto == PROTO_IPIP ? ETH_IPV4 : ETH_IPV6, pos, 1);
+    }
+    return 0;
+}
+
+static int ipv4(Dec *d, int64_t pos, int depth) {
+    Row *r = d->r;
+    if (need(d, pos, 20, "ipv4")) return -1;
+    uint32_t vihl = u8(d, pos);
+    if (vihl >> 4 != 4) return stop(d, 0, "IPv4 header with version %u at offset %lld", vihl >> 4, (long long)pos);
+    int64_t ihl = (int64_t)(vihl & 15) * 4;
+    int64_t total = be16(d, pos + 2);
+    uint32_t frag = be16(d, pos + 6);
+    put(r, C_IP_VERSION, 4);
+    put(r, C_SRC, be32(d, pos + 12));
+    put(r, C_DST, be32(d, pos + 16));
+    put(r, C_IP_ID, be16(d, pos + 4));
+    put(r, C_TTL, u8(d, pos + 8));
+    put(r, C_TOS, u8(d, pos + 1));
+    put(r, C_IP_LEN, (uint64_t)total);
+    put(r, C_DF, (frag & 0x4000) != 0);
+    put(r, C_MF, (frag & 0x2000) != 0);
+    put(r, C_FRAG_OFFSET, (frag & 0x1FFF) * 8);
+    put(r, C_PROTO, u8(d, pos + 9));
+    if (ihl < 20) return stop(d, 0, "IPv4 header length %lld < 20 at offset %lld", (long long)ihl, (long long)pos);
+    if (total < ihl)
+        return stop(d, 0, "IPv4 total length %lld < header length %lld at offset %lld", (long long)total, (long long)ihl,
+                    (long long)pos);
+    if (need(d, pos, ihl, "IPv4 options")) return -1;
+    if (frag & 0x1FFF) return 0;
+    return l4(d, u8(d, pos + 9), pos + ihl, total - ihl, depth, 1, pos + 12, (frag & 0x2000) ? 0 : 4);
+}
+
+static int ipv6(Dec *d, int64_t pos, int depth) {
+    Row *r = d->r;
+    if (need(d, pos, 40, "ipv6")) return -1;
+    uint32_t vtcfl = be32(d, pos);
+    if (vtcfl >> 28 != 6) return stop(d, 0, "IPv6 header with version %u at offset %lld", vtcfl >> 28, (long long)pos);
+    int64_t plen = be16(d, pos + 4);
+    put(r, C_IP_VERSION, 6);
+    put(r, C_SRC6, (uint64_t)(d->base + pos + 8));
+    put(r, C_DST6, (uint64_t)(d->base + pos + 24));
+    put(r, C_TTL, u8(d, pos + 7));
+    put(r, C_TOS, (vtcfl >> 20) & 0xFF);
+    put(r, C_IP_LEN, (uint64_t)(plen + 40));
+    put(r, C_MF, 0);
+    put(r, C_FRAG_OFFSET, 0);
+    uint32_t nh = u8(d, pos + 6);
+    int64_t p = pos + 40, remaining = plen;
+    int fragmented = 0, checkable = 1; /* not the first of several fragments, no routing header */
+    while (nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51) {
+        int64_t size;
+        if (nh == 43) checkable = 0;
+        if (nh == 44) {
+            if (need(d, p, 8, "ipv6-frag")) return -1;
+            uint32_t offflags = be16(d, p + 2);
+            put(r, C_IP_ID, be32(d, p + 4));
+            put(r, C_FRAG_OFFSET, offflags & 0xFFF8);
+            put(r, C_MF, offflags & 1);
+            fragmented = (offflags & 0xFFF8) != 0;
+            if (offflags & 1) checkable = 0;
+            nh = u8(d, p);
+            size = 8;
+        } else {
+            if (need(d, p, 2, "ipv6-ext")) return -1;
+            size = nh == 51 ? ((int64_t)u8(d, p + 1) + 2) * 4 : ((int64_t)u8(d, p + 1) + 1) * 8;
+            nh = u8(d, p);
+        }
+        p += size;
+        remaining -= size;
+        if (remaining < 0) {
+            put(r, C_PROTO, nh);
+            return stop(d, 0, "IPv6 extension headers run past the payload length %lld at offset %lld", (long long)plen,
+                        (long long)pos);
+        }
+    }
+    put(r, C_PROTO, nh);
+    if (fragmented) return 0;
+    return l4(d, nh, p, remaining, depth, 0, pos + 8, checkable ? 16 : 0);
+}
+
+static int arp(Dec *d, int64_t pos) {
+    if (need(d, pos, 28, "arp")) return -1;
+    put(d->r, C_ARP_OP, be16(d, pos + 6));
+    if (u8(d, pos + 4) == 6 && u8(d, pos + 5) == 4) {
+        put(d->r, C_ARP_SHA, mac(d, pos + 8));
+        put(d->r, C_ARP_SPA, be32(d, pos + 14));
+        put(d->r, C_ARP_TPA, be32(d, pos + 24));
+    }
+    return 0;
+}
+
+static int l3(Dec *d, uint32_t ethertype, int64_t pos, int depth) {
+    put(d->r, C_ETHERTYPE, ethertype);
+    if (ethertype == ETH_IPV4) return ipv4(d, pos, depth);
+    if (ethertype == ETH_IPV6) return ipv6(d, pos, depth);
+    if (ethertype == ETH_ARP) return arp(d, pos);
+    return 0;
+}
+
+/* -- link layer ----------------------------------------------------------------------------------- */
+
+static uint32_t af_ethertype(uint32_t family) {
+    if (family == 2) return ETH_IPV4;
+    if (family == 10 || family == 24 || family == 28 || family == 30) return ETH_IPV6;
+    return 0;
+}
+
+static uint32_t ppp_ethertype(uint32_t protocol) {
+    return protocol == 0x0021 ? ETH_IPV4 : protocol == 0x0057 ? ETH_IPV6 : 0;
+}
+
+static int ppp(Dec *d, int64_t pos, uint32_t *ethertype, int64_t *at) {
+    if (need(d, pos, 1, "PPP protocol")) return -1;
+    if (u8(d, pos) & 1) { /* protocol field compression: one byte */
+        *ethertype = ppp_ethertype(u8(d, pos));
+        *at = pos + 1;
+        return 0;
+    }
+    if (need(d, pos, 2, "PPP protocol")) return -1;
+    *ethertype = ppp_ethertype(be16(d, pos));
+    *at = pos + 2;
+    return 0;
+}
+
+static int nflog(Dec *d, int64_t at, uint32_t *ethertype, int64_t *found) {
+    if (need(d, at, 4, "NFLOG header")) return -1;
+    uint32_t family = u8(d, at);
+    int64_t pos = at + 4;
+    while (pos + 4 <= d->cap) {
+        uint32_t length = le16(d, pos), kind = le16(d, pos + 2) & 0x7FFF;
+        if (length < 4) break;
+        if (kind == 9) {
+            *ethertype = af_ethertype(family);
+            *found = pos + 4;
+            return 0;
+        }
+        pos += (length + 3) & ~3U;
+    }
+    return stop(d, pos + 4 > d->cap, "NFLOG without a packet (payload TLV) at offset %lld", (long long)at);
+}
+
+static int sll_common(Dec *d, uint32_t pkttype, uint32_t halen, int64_t addr) {
+    if (pkttype <= 4) put(d->r, C_DIRECTION, pkttype);
+    if (halen == 6) put(d->r, C_ETH_SRC, mac(d, addr));
+    return 0;
+}
+
+static int link_layer(Dec *d, uint32_t linktype) {
+    Row *r = d->r;
+    int64_t at = 0, pos = 0;
+    uint32_t ethertype = 0;
+    while (linktype == LT_PKTAP) { /* macOS: a header naming the interface, then a frame of its own link type */
+        if (need(d, at, 8, "pktap")) return -1;
+        uint32_t length = le32(d, at);
+        if (length < 8) return stop(d, 0, "PKTAP header length %u at offset %lld", length, (long long)at);
+        linktype = le32(d, at + 4);
+        at += length;
+    }
+    switch (linktype) {
+    case LT_ETHERNET:
+        if (need(d, at, 14, "ethernet")) return -1;
+        put(r, C_ETH_DST, mac(d, at));
+        put(r, C_ETH_SRC, mac(d, at + 6));
+        ethertype = be16(d, at + 12);
+        pos = at + 14;
+        if (skip_vlans(d, &ethertype, &pos, 1)) return -1;
+        break;
+    case LT_LINUX_SLL:
+        if (need(d, at, 16, "sll")) return -1;
+        sll_common(d, be16(d, at), be16(d, at + 4), at + 6);
+        ethertype = be16(d, at + 14);
+        pos = at + 16;
+        if (skip_vlans(d, &ethertype, &pos, 1)) return -1;
+        break;
+    case LT_LINUX_SLL2:
+        if (need(d, at, 20, "sll2")) return -1;
+        sll_common(d, u8(d, at + 10), u8(d, at + 11), at + 12);
+        ethertype = be16(d, at);
+        pos = at + 20;
+        if (skip_vlans(d, &ethertype, &pos, 1)) return -1;
+        break;
+    case LT_RAW:
+    case LT_RAW_BSD:
+    case LT_RAW_OPENBSD:
+        if (ip_ethertype(d, at, &ethertype)) return -1;
+        pos = at;
+        break;
+    case LT_IPV4:
+        ethertype = ETH_IPV4;
+        pos = at;
+        break;
+    case LT_IPV6:
+        ethertype = ETH_IPV6;
+        pos = at;
+        break;
+    case LT_NULL:
+    case LT_LOOP: {
+        if (need(d, at, 4, "loopback")) return -1;
+        uint32_t family = be32(d, at);
+        if (linktype == LT_NULL && family > 0xFFFF) family = __builtin_bswap32(family); /* a little-endian host's */
+        ethertype = af_ethertype(family);
+        pos = at + 4;
+        break;
+    }
+    case LT_PPP:
+    case LT_PPP_HDLC:
+        if (need(d, at, 2, "PPP header")) return -1;
+        pos = u8(d, at) == 0xFF && u8(d, at + 1) == 0x03 ? at + 2 : at;
+        if (ppp(d, pos, &ethertype, &pos)) return -1;
+        break;
+    case LT_PPP_ETHER:
+        if (need(d, at, 6, "PPPoE header")) return -1;
+        if (ppp(d, at + 6, &ethertype, &pos)) return -1;
+        break;
+    case LT_C_HDLC:
+        if (need(d, at, 4, "c-hdlc")) return -1;
+        ethertype = be16(d, at + 2);
+        pos = at + 4;
+        break;
+    case LT_NFLOG:
+        if (nflog(d, at, &ethertype, &pos)) return -1;
+        break;
+    default:
+        return 0; /* not a link type cniscope decodes: the frame is kept, undecoded */
+    }
+    return l3(d, ethertype, pos, 0);
+}
+
+/* -- the chunk -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    Py_ssize_t row;
+    char text[ERRLEN];
+} Error;
+
+typedef struct {
+    uint8_t *values;
+    uint8_t *valid;
+    int width;
+} Out;
+
+static void write_row(const Row *r, Py_ssize_t i, Out *out, int64_t *counts) {
+    for (int word = 0; word < 2; word++) {
+        uint64_t bits = r->set[word];
+        while (bits) {
+            int c = word * 64 + __builtin_ctzll(bits);
+            bits &= bits - 1;
+            uint64_t x = r->v[c];
+            Out *o = &out[c];
+            switch (o->width) {
+            case 1: o->values[i] = (uint8_t)x; break;
+            case 2: ((uint16_t *)o->values)[i] = (uint16_t)x; break;
+            case 4: ((uint32_t *)o->values)[i] = (uint32_t)x; break;
+            default: ((uint64_t *)o->values)[i] = x; break;
+            }
+            o->valid[i] = 1;
+            counts[c]++;
+        }
+    }
+}
+
+static PyObject *release_all(Py_buffer *views, int count) {
+    for (int i = 0; i < count; i++) PyBuffer_Release(&views[i]);
+    return NULL;
+}
+
+/* decode(data, offset, caplen, linktype, kinds, values, valid, counts) -> [(row, error text), ...] */
+static PyObject *decode(PyObject *self, PyObject *args) {
+    PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *counts_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
+                          &valid_obj, &counts_obj))
+        return NULL;
+    if (!PyList_Check(values_obj) || !PyList_Check(valid_obj) || PyList_GET_SIZE(values_obj) != NCOL ||
+        PyList_GET_SIZE(valid_obj) != NCOL) {
+        PyErr_Format(PyExc_ValueError, "values and valid: lists of %d arrays", NCOL);
+        return NULL;
+    }
+    Py_buffer views[5 + 2 * NCOL + 1];
+    int held = 0;
+    PyObject *ins[5] = {data_obj, offset_obj, caplen_obj, linktype_obj, kinds_obj};
+    for (int i = 0; i < 5; i++) {
+        if (PyObject_GetBuffer(ins[i], &views[held], PyBUF_C_CONTIGUOUS) < 0) return release_all(views, held);
+        held++;
+    }
+    Py_ssize_t n = views[1].len / 8;
+    if (views[1].len != n * 8 || views[2].len != n * 4 || views[3].len != n * 2 || views[4].len != 65536) {
+        release_all(views, held);
+        PyErr_SetString(PyExc_ValueError, "offset int64, caplen uint32, linktype uint16 (one each per frame), kinds 65536 bytes");
+        return NULL;
+    }
+    Out out[NCOL];
+    for (int c = 0; c < NCOL; c++) {
+        PyObject *pair[2] = {PyList_GET_ITEM(values_obj, c), PyList_GET_ITEM(valid_obj, c)};
+        for (int k = 0; k < 2; k++) {
+            if (PyObject_GetBuffer(pair[k], &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+                return release_all(views, held);
+            held++;
+        }
+        Py_buffer *vals = &views[held - 2], *ok = &views[held - 1];
+        int width = n ? (int)(vals->len / n) : 8;
+        if (ok->len != n || vals->len != (Py_ssize_t)width * n || (width != 1 && width != 2 && width != 4 && width != 8)) {
+            release_all(views, held);
+            PyErr_Format(PyExc_ValueError, "column %s: values of 1, 2, 4 or 8 bytes and one validity byte per frame", NAMES[c]);
+            return NULL;
+        }
+        out[c] = (Out){vals->buf, ok->buf, width};
+    }
+    if (PyObject_GetBuffer(counts_obj, &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return release_all(views, held);
+    held++;
+    if (views[held - 1].len != NCOL * 8) {
+        release_all(views, held);
+        PyErr_Format(PyExc_ValueError, "counts: %d int64", NCOL);
+        return NULL;
+    }
+    const uint8_t *data = views[0].buf;
+    int64_t size = views[0].len;
+    const int64_t *offset = views[1].buf;
+    const uint32_t *caplen = views[2].buf;
+    const uint16_t *linktype = views[3].buf;
+    int64_t *counts = views[held - 1].buf;
+    Error *errors = NULL;
+    Py_ssize_t nerr = 0, room = 0;
+    int failed = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    Row r;
+    Dec d;
+    d.kinds = views[4].buf;
+    d.r = &r;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t at = offset[i];
+        int64_t cap = at < 0 || at > size ? 0 : (int64_t)caplen[i] < size - at ? (int64_t)caplen[i] : size - at;
+        d.buf = data + (at < 0 || at > size ? 0 : at);
+        d.cap = cap;
+        d.base = at;
+        r.set[0] = r.set[1] = 0;
+        put(&r, C_TRUNCATED, 0);
+        put(&r, C_TUNNEL, 0);
+        if (link_layer(&d, linktype[i])) {
+            put(&r, C_TRUNCATED, (uint64_t)d.truncated);
+            if (nerr == room) {
+                room = room ? 2 * room : 256;
+                Error *grown = realloc(errors, (size_t)room * sizeof(Error));
+                if (!grown) {
+                    failed = 1;
+                    break;
+                }
+                errors = grown;
+            }
+            errors[nerr].row = i;
+            memcpy(errors[nerr].text, d.err, ERRLEN);
+            nerr++;
+        }
+        write_row(&r, i, out, counts);
+    }
+    Py_END_ALLOW_THREADS
+
+    release_all(views, held);
+    if (failed) {
+        free(errors);
+        return PyErr_NoMemory();
+    }
+    PyObject *found = PyList_New(nerr);
+    for (Py_ssize_t k = 0; found && k < nerr; k++) {
+        PyObject *item = Py_BuildValue("(ns)", errors[k].row, errors[k].text);
+        if (!item) {
+            Py_CLEAR(found);
+            break;
+        }
+        PyList_SET_ITEM(found, k, item);
+    }
+    free(errors);
+    return found;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", decode, METH_VARARGS, "Decode a chunk of frames into its column arrays; returns [(row, error text)]."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_decode", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__decode(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    PyObject *names = PyTuple_New(NCOL);
+    if (!names) goto fail;
+    for (int c = 0; c < NCOL; c++) {
+        PyObject *name = PyUnicode_FromString(NAMES[c]);
+        if (!name) {
+            Py_DECREF(names);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(names, c, name);
+    }
+    if (PyModule_AddObject(m, "COLUMNS", names) < 0) {
+        Py_DECREF(names);
+        goto fail;
+    }
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
