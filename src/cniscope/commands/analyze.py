@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
@@ -134,7 +135,7 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
         tell(capture.inputs)
         return ExitCode.BAD_INPUT
     if as_json:
-        click.echo(json_out.dumps(report))
+        _echo_json(json_out.dumps(report))
     else:
         text = _on_request("no --json")
         text.show(report, view=text.View(everything=everything, findings_only=findings_only))
@@ -151,6 +152,12 @@ def _on_dask(address: str | None, on_stage: Callable[[str], None]) -> AbstractCo
         return nullcontext()
     session: AbstractContextManager[Any] = _on_request("--dask")(address, on_stage)
     return session
+
+
+def _echo_json(text: str) -> None:
+    """`click.echo(text)`, as bytes where standard output takes them: click scans text it writes to a file or a pipe
+    for ANSI codes to strip (JSON holds none: its strings escape control characters), 0.01 s over 20,000 journeys."""
+    click.echo(text.encode() if hasattr(sys.stdout, "buffer") else text)  # not a StringIO (contextlib.redirect_stdout)
 
 
 def _write_output(write: Callable[[Report, str], object], report: Report, path: str) -> None:

@@ -210,11 +210,13 @@ def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list
     at_veth = table.select("iface", "src", "dst").filter(pl.col("iface").is_in(veths))
     found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
-    view = row_view(table, journeys)
     translated: set[str] = set()
-    for journey in journeys if any_rewrite(journeys) else ():
-        first = journey.hops[0].row
-        flags, proto, dport = view.flags[first], view.proto[first], view.dport[first]
+    rewritten = journeys if journeys and any_rewrite(journeys) else []
+    # each journey's first sighting's proto, flags, port: read for these rows only, and only when some change rewrites
+    # an address (the row view of every hop held them for each of its rows: 3 of its 8 dicts, 0.01 s at 20,000 journeys)
+    firsts = table.select("proto", "tcp_flags", "dport")[[j.hops[0].row for j in rewritten]] if rewritten else None
+    heads = zip(*(firsts[c].to_list() for c in ("proto", "tcp_flags", "dport")), strict=True) if firsts is not None else ()
+    for journey, (proto, flags, dport) in zip(rewritten, heads, strict=True):
         request = (proto == 6 and flags is not None and flags & 0x12 == 0x02) or (proto == 17 and dport is not None and dport < 32768)
         if not request:
             continue
@@ -250,9 +252,6 @@ class RowView:
     src: dict[int, str | None]  # IPv4 or IPv6 text
     dst: dict[int, str | None]
     tunnel: dict[int, int]
-    proto: dict[int, int | None]
-    flags: dict[int, int | None]
-    dport: dict[int, int | None]
     where: dict[int, tuple[str, str | None, str | None, int]]  # (key, src, dst, tunnel): what places a sighting, for signatures of journeys
 
 
@@ -266,11 +265,11 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
         if ref() is table and seen_ids == ids:
             return seen
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
-    sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel", "proto", "tcp_flags", "dport")[rows].select(
+    sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel")[rows].select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
         pl.coalesce(_ip4_text(pl.col("src")), pl.col("src6")).alias("src"),
         pl.coalesce(_ip4_text(pl.col("dst")), pl.col("dst6")).alias("dst"),
-        pl.col("tunnel").fill_null(0), "proto", "tcp_flags", "dport",
+        pl.col("tunnel").fill_null(0),
     )
 
     def column(name: str) -> dict[int, Any]:
@@ -278,7 +277,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
 
     key, src, dst, tunnel = column("key"), column("src"), column("dst"), column("tunnel")
     where = dict(zip(rows, zip(key.values(), src.values(), dst.values(), tunnel.values())))
-    view = RowView(key, src, dst, tunnel, column("proto"), column("tcp_flags"), column("dport"), where)
+    view = RowView(key, src, dst, tunnel, where)
     _viewed[:] = [(weakref.ref(table), ids, view)]
     return view
 

@@ -303,9 +303,9 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     shaped = _shaped(journeys, table, verdict, inventory)
     ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
     roles = [_roles(journey, ctx, coverage) for journey in shapes]
+    with_roles = Hop.with_roles
     return [
-        make_journey(j.id, j.flow, j.summary, j.retransmission_of,
-             tuple([h.with_role(role) for h, role in zip(j.hops, roles[shape])]))
+        make_journey(j.id, j.flow, j.summary, j.retransmission_of, with_roles(j.hops, roles[shape]))
         for j, shape in zip(journeys, shape_of)
     ]
 
