@@ -466,12 +466,12 @@ def test_the_c_decoder_refuses_arrays_of_the_wrong_shape(c_decoder: ModuleType) 
     names = c_decoder.COLUMNS
     ok = dict(data=np.zeros(100, dtype=np.uint8), offset=np.zeros(2, dtype=np.int64), caplen=np.zeros(2, dtype=np.uint32),
               linktype=np.full(2, 147, dtype=np.uint16), kinds=np.zeros(65536, dtype=np.uint8),
-              values=[np.zeros(2, dtype=np.uint32) for _ in names], valid=[np.zeros(2, dtype=np.bool_) for _ in names],
-              counts=np.zeros(len(names), dtype=np.int64))
+              values=[np.zeros(2, dtype=np.uint32) for _ in names], valid=np.zeros((len(names), 1), dtype=np.uint64),
+              filled=np.zeros(len(names), dtype=np.int8))
     assert c_decoder.decode(*ok.values()) == []
     for name, wrong in [("caplen", np.zeros(2, dtype=np.uint16)), ("kinds", np.zeros(100, dtype=np.uint8)),
-                        ("values", ok["values"][:-1]), ("valid", [np.zeros(3, dtype=np.bool_) for _ in names]),
-                        ("values", [np.zeros(2, dtype=np.uint8).repeat(3) for _ in names]), ("counts", np.zeros(3, dtype=np.int64))]:
+                        ("values", ok["values"][:-1]), ("valid", np.zeros((len(names), 2), dtype=np.uint64)),
+                        ("values", [np.zeros(2, dtype=np.uint8).repeat(3) for _ in names]), ("filled", np.zeros(len(names), dtype=np.int64))]:
         with pytest.raises(ValueError):
             c_decoder.decode(*{**ok, name: wrong}.values())
     assert set(names) <= set(SCHEMA) and "error" not in names

@@ -9,7 +9,7 @@
  *
  * Per row, the fields found go into a `Row` (value + a bit saying it is set, as the fallback's dict of
  * fields): an envelope moves the packet's fields to outer_* and clears them, then the row is written out
- * (values, validity, per-column counts). IPv6 addresses are written as the buffer position of their 16
+ * (values, validity; per column, whether no row, some or every row has a value). IPv6 addresses are written as the buffer position of their 16
  * bytes (Python turns them into text, one inet_ntop per distinct address); errors are returned as
  * (row, text) pairs.
  */
@@ -609,26 +609,50 @@ typedef struct {
 
 typedef struct {
     uint8_t *values;
-    uint8_t *valid;
+    uint64_t *valid; /* an Arrow validity bitmap: bit j of word k is row 64 k + j */
     int width;
 } Out;
 
-static void write_row(const Row *r, Py_ssize_t i, Out *out, int64_t *counts) {
+/* rows decoded before they are written out, column by column, 64 at a time: one word of each validity bitmap.
+ * Written row by row, a row's fields went to some 30 value arrays and as many validity arrays of a byte a row:
+ * that many cache lines in play at once took more time than decoding. */
+#define BLOCK 64
+
+#define WRITE(type)                                                                                              \
+    do {                                                                                                         \
+        type *v = (type *)o->values + start;                                                                     \
+        for (int j = 0; j < count; j++) {                                                                        \
+            uint64_t set = (rows[j].set[word] >> bit) & 1;                                                       \
+            v[j] = (type)(rows[j].v[c] & -set);                                                                  \
+            ok |= set << j;                                                                                      \
+        }                                                                                                        \
+    } while (0)
+
+/* the `count` rows from row `start` on (a multiple of BLOCK), into the columns any of them has a value for */
+static void write_block(const Row *rows, int count, Py_ssize_t start, Out *out, uint64_t *some, uint64_t *every) {
+    uint64_t any[2] = {0, 0}, all[2] = {~0ULL, ~0ULL};
+    for (int j = 0; j < count; j++) {
+        for (int word = 0; word < 2; word++) {
+            any[word] |= rows[j].set[word];
+            all[word] &= rows[j].set[word];
+        }
+    }
     for (int word = 0; word < 2; word++) {
-        uint64_t bits = r->set[word];
+        some[word] |= any[word];
+        every[word] &= all[word];
+        uint64_t bits = any[word];
         while (bits) {
-            int c = word * 64 + __builtin_ctzll(bits);
+            int bit = __builtin_ctzll(bits), c = word * 64 + bit;
             bits &= bits - 1;
-            uint64_t x = r->v[c];
             Out *o = &out[c];
+            uint64_t ok = 0;
             switch (o->width) {
-            case 1: o->values[i] = (uint8_t)x; break;
-            case 2: ((uint16_t *)o->values)[i] = (uint16_t)x; break;
-            case 4: ((uint32_t *)o->values)[i] = (uint32_t)x; break;
-            default: ((uint64_t *)o->values)[i] = x; break;
+            case 1: WRITE(uint8_t); break;
+            case 2: WRITE(uint16_t); break;
+            case 4: WRITE(uint32_t); break;
+            default: WRITE(uint64_t); break;
             }
-            o->valid[i] = 1;
-            counts[c]++;
+            o->valid[start / BLOCK] = ok;
         }
     }
 }
@@ -638,81 +662,91 @@ static PyObject *release_all(Py_buffer *views, int count) {
     return NULL;
 }
 
-/* decode(data, offset, caplen, linktype, kinds, values, valid, counts) -> [(row, error text), ...] */
+/* decode(data, offset, caplen, linktype, kinds, values, valid, filled) -> [(row, error text), ...]: `values` one
+ * array per column (zeros), `valid` the columns' validity bitmaps (uint64 words, zeros), `filled` per column: 0 no
+ * row has a value, 2 every row has one, 1 some do */
 static PyObject *decode(PyObject *self, PyObject *args) {
-    PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *counts_obj;
+    PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *filled_obj;
     if (!PyArg_ParseTuple(args, "OOOOOOOO", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
-                          &valid_obj, &counts_obj))
+                          &valid_obj, &filled_obj))
         return NULL;
-    if (!PyList_Check(values_obj) || !PyList_Check(valid_obj) || PyList_GET_SIZE(values_obj) != NCOL ||
-        PyList_GET_SIZE(valid_obj) != NCOL) {
-        PyErr_Format(PyExc_ValueError, "values and valid: lists of %d arrays", NCOL);
+    if (!PyList_Check(values_obj) || PyList_GET_SIZE(values_obj) != NCOL) {
+        PyErr_Format(PyExc_ValueError, "values: a list of %d arrays", NCOL);
         return NULL;
     }
-    Py_buffer views[5 + 2 * NCOL + 1];
+    Py_buffer views[5 + NCOL + 2];
     int held = 0;
     PyObject *ins[5] = {data_obj, offset_obj, caplen_obj, linktype_obj, kinds_obj};
     for (int i = 0; i < 5; i++) {
         if (PyObject_GetBuffer(ins[i], &views[held], PyBUF_C_CONTIGUOUS) < 0) return release_all(views, held);
         held++;
     }
-    Py_ssize_t n = views[1].len / 8;
+    Py_ssize_t n = views[1].len / 8, words = (views[1].len / 8 + BLOCK - 1) / BLOCK;
     if (views[1].len != n * 8 || views[2].len != n * 4 || views[3].len != n * 2 || views[4].len != 65536) {
         release_all(views, held);
         PyErr_SetString(PyExc_ValueError, "offset int64, caplen uint32, linktype uint16 (one each per frame), kinds 65536 bytes");
         return NULL;
     }
+    PyObject *outs[2] = {valid_obj, filled_obj};
+    for (int k = 0; k < 2; k++) {
+        if (PyObject_GetBuffer(outs[k], &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return release_all(views, held);
+        held++;
+    }
+    if (views[5].len != NCOL * words * 8 || views[6].len != NCOL) {
+        release_all(views, held);
+        PyErr_Format(PyExc_ValueError, "valid: %d bitmaps of a uint64 word per 64 frames; filled: %d int8", NCOL, NCOL);
+        return NULL;
+    }
+    uint64_t *valid = views[5].buf;
+    int8_t *filled = views[6].buf;
     Out out[NCOL];
     for (int c = 0; c < NCOL; c++) {
-        PyObject *pair[2] = {PyList_GET_ITEM(values_obj, c), PyList_GET_ITEM(valid_obj, c)};
-        for (int k = 0; k < 2; k++) {
-            if (PyObject_GetBuffer(pair[k], &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-                return release_all(views, held);
-            held++;
-        }
-        Py_buffer *vals = &views[held - 2], *ok = &views[held - 1];
+        if (PyObject_GetBuffer(PyList_GET_ITEM(values_obj, c), &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+            return release_all(views, held);
+        held++;
+        Py_buffer *vals = &views[held - 1];
         int width = n ? (int)(vals->len / n) : 8;
-        if (ok->len != n || vals->len != (Py_ssize_t)width * n || (width != 1 && width != 2 && width != 4 && width != 8)) {
+        if (vals->len != (Py_ssize_t)width * n || (width != 1 && width != 2 && width != 4 && width != 8)) {
             release_all(views, held);
-            PyErr_Format(PyExc_ValueError, "column %s: values of 1, 2, 4 or 8 bytes and one validity byte per frame", NAMES[c]);
+            PyErr_Format(PyExc_ValueError, "column %s: values of 1, 2, 4 or 8 bytes per frame", NAMES[c]);
             return NULL;
         }
-        out[c] = (Out){vals->buf, ok->buf, width};
-    }
-    if (PyObject_GetBuffer(counts_obj, &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-        return release_all(views, held);
-    held++;
-    if (views[held - 1].len != NCOL * 8) {
-        release_all(views, held);
-        PyErr_Format(PyExc_ValueError, "counts: %d int64", NCOL);
-        return NULL;
+        out[c] = (Out){vals->buf, valid + c * words, width};
     }
     const uint8_t *data = views[0].buf;
     int64_t size = views[0].len;
     const int64_t *offset = views[1].buf;
     const uint32_t *caplen = views[2].buf;
     const uint16_t *linktype = views[3].buf;
-    int64_t *counts = views[held - 1].buf;
+    uint64_t some[2] = {0, 0}, every[2] = {~0ULL, ~0ULL};
+    if (n == 0) every[0] = every[1] = 0;
     Error *errors = NULL;
     Py_ssize_t nerr = 0, room = 0;
     int failed = 0;
 
+    Row *rows = malloc(BLOCK * sizeof(Row));
+    if (!rows) {
+        release_all(views, held);
+        return PyErr_NoMemory();
+    }
+
     Py_BEGIN_ALLOW_THREADS
-    Row r;
     Dec d;
     d.kinds = views[4].buf;
-    d.r = &r;
+    int count = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t at = offset[i];
         int64_t cap = at < 0 || at > size ? 0 : (int64_t)caplen[i] < size - at ? (int64_t)caplen[i] : size - at;
+        Row *r = &rows[count];
         d.buf = data + (at < 0 || at > size ? 0 : at);
         d.cap = cap;
         d.base = at;
-        r.set[0] = r.set[1] = 0;
-        put(&r, C_TRUNCATED, 0);
-        put(&r, C_TUNNEL, 0);
+        d.r = r;
+        r->set[0] = r->set[1] = 0;
+        put(r, C_TRUNCATED, 0);
+        put(r, C_TUNNEL, 0);
         if (link_layer(&d, linktype[i])) {
-            put(&r, C_TRUNCATED, (uint64_t)d.truncated);
+            put(r, C_TRUNCATED, (uint64_t)d.truncated);
             if (nerr == room) {
                 room = room ? 2 * room : 256;
                 Error *grown = realloc(errors, (size_t)room * sizeof(Error));
@@ -726,10 +760,16 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             memcpy(errors[nerr].text, d.err, ERRLEN);
             nerr++;
         }
-        write_row(&r, i, out, counts);
+        if (++count == BLOCK || i == n - 1) {
+            write_block(rows, count, i + 1 - count, out, some, every);
+            count = 0;
+        }
     }
+    for (int c = 0; c < NCOL; c++)
+        filled[c] = (every[c >> 6] >> (c & 63)) & 1 ? 2 : (some[c >> 6] >> (c & 63)) & 1;
     Py_END_ALLOW_THREADS
 
+    free(rows);
     release_all(views, held);
     if (failed) {
         free(errors);

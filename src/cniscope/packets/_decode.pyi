@@ -1,7 +1,8 @@
 import numpy as np
 
-# the columns `decode` fills, in the order of `values` and `valid` (IPv6 addresses: int64 buffer positions)
+# the columns `decode` fills, in the order of `values` (IPv6 addresses: int64 buffer positions), `valid` (a bitmap
+# each, uint64 words: bit j of word k is row 64 k + j) and `filled` (0 no row has a value, 1 some do, 2 every row)
 COLUMNS: tuple[str, ...]
 
 def decode(data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, linktype: np.ndarray, kinds: np.ndarray,
-           values: list[np.ndarray], valid: list[np.ndarray], counts: np.ndarray, /) -> list[tuple[int, str]]: ...
+           values: list[np.ndarray], valid: np.ndarray, filled: np.ndarray, /) -> list[tuple[int, str]]: ...

@@ -8,7 +8,8 @@ over the batch in chunks of `CHUNK` rows. For each chunk:
 
 1. The C decoder (`_decode.c`) reads each frame once, header after header,
    and writes the fields it finds straight into the chunk's column arrays
-   (values, and a validity byte per row): the link layer of every link type
+   (values, and Arrow validity bitmaps: the arrays become the record batch's
+   columns without another pass): the link layer of every link type
    the table knows, IPv4 (with options, fragments), IPv6 (with extension
    headers), ARP, TCP with its options, UDP, DNS id/qr, ICMP and ICMPv6 (with
    the quoted header of an error), one level of tunnel envelope (a UDP port
@@ -44,7 +45,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cniscope.packets.columns import ALL, ARROW_SCHEMA, NUMPY_TYPE, Columns
+from cniscope.packets.columns import ALL, ARROW_SCHEMA, ARROW_TYPE, NUMPY_TYPE, Columns
 from cniscope.packets.fallback import decode_frame
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
@@ -155,22 +156,27 @@ def _decode_chunk(
 
 def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
               port_kinds: np.ndarray, cols: Columns) -> None:
-    """The C decoder's columns for one chunk, into `cols`: a column no row has stays out (all null)."""
+    """The C decoder's columns for one chunk, into `cols` as Arrow arrays (the values as C wrote them, its validity
+    bitmaps); a column no row has stays out (all null)."""
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
     values = [np.zeros(n, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
-    valid = [np.zeros(n, dtype=np.bool_) for _ in names]
-    counts = np.zeros(len(names), dtype=np.int64)
+    valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)  # per column a bitmap, a word per 64 rows
+    filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
                                                     np.ascontiguousarray(linktype, dtype=np.uint16), port_kinds, values,
-                                                    valid, counts)
-    for name, value, ok, count in zip(names, values, valid, counts.tolist()):
-        if not count:
+                                                    valid, filled)
+    for c, (name, value, fill) in enumerate(zip(names, values, filled.tolist())):
+        if not fill:
             continue
-        if name in _IPV6:
-            value = _ipv6_text(data, value, ok)
-        cols.values[name] = value
-        cols.valid[name] = None if count == n else ok
+        bitmap = None if fill == 2 else valid[c].copy()  # a buffer of its own: the block of bitmaps goes
+        if name in _IPV6 or name == "direction":  # made text, or merged with the reader's direction: numpy first
+            ok = np.ones(n, dtype=np.bool_) if bitmap is None else np.unpackbits(bitmap.view(np.uint8), count=n, bitorder="little").view(np.bool_)
+            cols.values[name] = _ipv6_text(data, value, ok) if name in _IPV6 else value
+            cols.valid[name] = None if bitmap is None else ok
+            continue
+        data_buffer = pa.py_buffer(np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value)
+        cols.ready[name] = pa.Array.from_buffers(ARROW_TYPE[name], n, [None if bitmap is None else pa.py_buffer(bitmap), data_buffer])
     if errors:
         rows, texts = zip(*errors)
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
@@ -197,10 +203,18 @@ def _sll2_ifindex(batch: FrameBatch, start: int, stop: int) -> tuple[np.ndarray,
     pos = batch.offset[start:stop][unnamed].astype(np.int64) + 4
     window, ok = _gather(batch.data, pos, 4)
     index = np.where(ok, window.view(">u4").astype(np.int64), -1)
-    known = np.unique(index[index >= 0])
+    found = index[index >= 0]
+    if found.shape[0] and found.max() < 1 << 20:  # interface indexes are small: count them instead of sorting them
+        present = np.bincount(found) > 0
+        known = np.flatnonzero(present)
+        code = np.cumsum(present) - 1  # an index's place among the known ones
+        at = np.where(index >= 0, code[np.maximum(index, 0)], -1)
+    else:
+        known = np.unique(found)
+        at = np.where(index >= 0, np.searchsorted(known, index), -1)
     names = [*batch.iface_names, *(f"{IFINDEX_PREFIX}{i}" for i in known.tolist())]
     iface = iface.copy()
-    iface[unnamed] = np.where(index >= 0, len(batch.iface_names) + np.searchsorted(known, index), -1)
+    iface[unnamed] = np.where(at >= 0, len(batch.iface_names) + at, -1)
     return iface, names
 
 
