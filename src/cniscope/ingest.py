@@ -6,8 +6,8 @@ text rows (`sources.text.reader`), decodes the frames (`cniscope.packets.decode`
 its input and node. Directories become their files first (`expand`): a `cniscope capture` directory the
 per-node files its manifest names, any other directory every capture in it.
 
-Theory of operation: a batch of frames decodes on the other core while the reader walks on (numpy and polars
-release the GIL), at most `DECODERS` + 1 batches in flight; the mapped pages behind a decoded batch go back to
+Theory of operation: a batch of frames decodes on the other core while the reader walks on (the C decoder and
+polars release the GIL), at most `DECODERS` + 1 batches in flight; the mapped pages behind a decoded batch go back to
 the OS, so a file larger than memory streams. Damage never raises: what could be read is kept and the input's
 `InputInfo` says where it broke; an input that cannot be opened at all raises `InputError`.
 
@@ -45,7 +45,7 @@ from cniscope.sources.open import (
 )
 
 BATCH = 65536  # frames (or text packets) read and decoded at a time
-DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: numpy and polars release the GIL
+DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: the C decoder and polars release the GIL
 INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
 
 
