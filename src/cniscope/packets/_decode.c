@@ -663,8 +663,9 @@ static PyObject *release_all(Py_buffer *views, int count) {
 }
 
 /* decode(data, offset, caplen, linktype, kinds, values, valid, filled) -> [(row, error text), ...]: `values` one
- * array per column (zeros), `valid` the columns' validity bitmaps (uint64 words, zeros), `filled` per column: 0 no
- * row has a value, 2 every row has one, 1 some do */
+ * array per column (need not be zeros: every row of a column some row has a value for is written, 0 under its
+ * nulls; the others are left as they are, to be dropped), `valid` the columns' validity bitmaps (uint64 words,
+ * zeros), `filled` per column: 0 no row has a value, 2 every row has one, 1 some do */
 static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *filled_obj;
     if (!PyArg_ParseTuple(args, "OOOOOOOO", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
@@ -765,8 +766,15 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             count = 0;
         }
     }
-    for (int c = 0; c < NCOL; c++)
+    for (int c = 0; c < NCOL; c++) {
         filled[c] = (every[c >> 6] >> (c & 63)) & 1 ? 2 : (some[c >> 6] >> (c & 63)) & 1;
+        if (filled[c] != 1) continue; /* every block written, or the column is not kept */
+        for (Py_ssize_t k = 0; k < words; k++) /* zeros under the nulls of the blocks it was not written in */
+            if (!out[c].valid[k]) {
+                Py_ssize_t rows = n - k * BLOCK < BLOCK ? n - k * BLOCK : BLOCK;
+                memset(out[c].values + k * BLOCK * out[c].width, 0, (size_t)(rows * out[c].width));
+            }
+    }
     Py_END_ALLOW_THREADS
 
     free(rows);

@@ -160,7 +160,8 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
     bitmaps); a column no row has stays out (all null)."""
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
-    values = [np.zeros(n, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
+    # not zeroed here (glibc zeroed each for calloc, 1.5 ms a chunk): C writes every row of a column it keeps
+    values = [np.empty(n, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
     valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)  # per column a bitmap, a word per 64 rows
     filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
