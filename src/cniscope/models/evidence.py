@@ -265,10 +265,11 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
         if ref() is table and seen_ids == ids:
             return seen
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
-    sub = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel")[rows].select(
+    at = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel")[rows]
+    sub = at.select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
-        pl.coalesce(_ip4_text(pl.col("src")), pl.col("src6")).alias("src"),
-        pl.coalesce(_ip4_text(pl.col("dst")), pl.col("dst6")).alias("dst"),
+        pl.coalesce(_ip4_texts(at["src"]), pl.col("src6")).alias("src"),
+        pl.coalesce(_ip4_texts(at["dst"]), pl.col("dst6")).alias("dst"),
         pl.col("tunnel").fill_null(0),
     )
 
@@ -280,6 +281,14 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     view = RowView(key, src, dst, tunnel, where)
     _viewed[:] = [(weakref.ref(table), ids, view)]
     return view
+
+
+def _ip4_texts(column: pl.Series) -> pl.Series:
+    """`_ip4_text` of a column of IPv4 addresses, written once per distinct address (the rows of a view share a
+    few: 1,070 sources among the 73k rows of 20,000 journeys at 200k sightings)."""
+    values = column.unique().drop_nulls()
+    texts = values.to_frame().select(_ip4_text(pl.col(column.name))).to_series()
+    return column.replace_strict(values, texts, default=None, return_dtype=pl.String)
 
 
 def _ip4_text(value: pl.Expr) -> pl.Expr:
