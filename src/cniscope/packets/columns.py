@@ -7,7 +7,7 @@ in schema order: a column never touched becomes an all-null Arrow array.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,11 +81,6 @@ class Columns:
             picked = np.asarray(rows)[mask]
             target[picked] = values[mask]
             valid[picked] = True
-
-    def clear(self, names: Iterable[str], rows: Rows) -> None:
-        for name in names:
-            if name in self.values:
-                self._arrays(name)[1][rows] = False
 
     def put_rows(self, rows: list[int], found: Sequence[Mapping[str, object]]) -> None:
         """Set each row's fields (`found[i]` for `rows[i]`; None values skipped): one assignment per column and kind
