@@ -65,9 +65,20 @@ enum {
 #define GOLDEN 0x9E3779B97F4A7C15ULL
 #define ERRLEN 160
 
+/* rows decoded before they are written out, column by column, BLOCK at a time: one word of each validity bitmap.
+ * Written row by row, a row's fields went to some 30 value arrays and as many validity arrays of a byte a row:
+ * that many cache lines in play at once took more time than decoding. A block holds its rows' values column by
+ * column, so that writing a column out reads them in a run. */
+#define BLOCK 64
+
 typedef struct {
-    uint64_t v[NCOL];
-    uint64_t set[2];
+    uint64_t v[NCOL][BLOCK];
+    uint64_t set[BLOCK][2]; /* per row, which columns it has a value for */
+} Block;
+
+typedef struct {
+    Block *b;
+    int j; /* the row in the block */
 } Row;
 
 typedef struct {
@@ -81,13 +92,13 @@ typedef struct {
 } Dec;
 
 static inline void put(Row *r, int c, uint64_t x) {
-    r->v[c] = x;
-    r->set[c >> 6] |= 1ULL << (c & 63);
+    r->b->v[c][r->j] = x;
+    r->b->set[r->j][c >> 6] |= 1ULL << (c & 63);
 }
-static inline int has(const Row *r, int c) { return (int)((r->set[c >> 6] >> (c & 63)) & 1); }
+static inline int has(const Row *r, int c) { return (int)((r->b->set[r->j][c >> 6] >> (c & 63)) & 1); }
 /* out[to] = out.get(from): not set stays not set */
 static inline void copy(Row *r, int to, int from) {
-    if (has(r, from)) put(r, to, r->v[from]);
+    if (has(r, from)) put(r, to, r->b->v[from][r->j]);
 }
 
 static inline uint32_t u8(const Dec *d, int64_t p) { return d->buf[p]; }
@@ -212,7 +223,7 @@ static void envelope(Dec *d, int kind) {
     copy(r, C_OUTER_TTL, C_TTL);
     copy(r, C_OUTER_IP_ID, C_IP_ID);
     copy(r, C_OUTER_LEN, C_IP_LEN);
-    for (int c = FIRST_PACKET; c <= LAST_PACKET; c++) r->set[c >> 6] &= ~(1ULL << (c & 63));
+    for (int c = FIRST_PACKET; c <= LAST_PACKET; c++) r->b->set[r->j][c >> 6] &= ~(1ULL << (c & 63));
 }
 
 static int tcp_options(Dec *d, int64_t pos, int64_t end) {
@@ -613,28 +624,23 @@ typedef struct {
     int width;
 } Out;
 
-/* rows decoded before they are written out, column by column, 64 at a time: one word of each validity bitmap.
- * Written row by row, a row's fields went to some 30 value arrays and as many validity arrays of a byte a row:
- * that many cache lines in play at once took more time than decoding. */
-#define BLOCK 64
-
 #define WRITE(type)                                                                                              \
     do {                                                                                                         \
         type *v = (type *)o->values + start;                                                                     \
         for (int j = 0; j < count; j++) {                                                                        \
-            uint64_t set = (rows[j].set[word] >> bit) & 1;                                                       \
-            v[j] = (type)(rows[j].v[c] & -set);                                                                  \
+            uint64_t set = (block->set[j][word] >> bit) & 1;                                                     \
+            v[j] = (type)(block->v[c][j] & -set);                                                                \
             ok |= set << j;                                                                                      \
         }                                                                                                        \
     } while (0)
 
 /* the `count` rows from row `start` on (a multiple of BLOCK), into the columns any of them has a value for */
-static void write_block(const Row *rows, int count, Py_ssize_t start, Out *out, uint64_t *some, uint64_t *every) {
+static void write_block(const Block *block, int count, Py_ssize_t start, Out *out, uint64_t *some, uint64_t *every) {
     uint64_t any[2] = {0, 0}, all[2] = {~0ULL, ~0ULL};
     for (int j = 0; j < count; j++) {
         for (int word = 0; word < 2; word++) {
-            any[word] |= rows[j].set[word];
-            all[word] &= rows[j].set[word];
+            any[word] |= block->set[j][word];
+            all[word] &= block->set[j][word];
         }
     }
     for (int word = 0; word < 2; word++) {
@@ -725,8 +731,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Py_ssize_t nerr = 0, room = 0;
     int failed = 0;
 
-    Row *rows = malloc(BLOCK * sizeof(Row));
-    if (!rows) {
+    Block *block = malloc(sizeof(Block));
+    if (!block) {
         release_all(views, held);
         return PyErr_NoMemory();
     }
@@ -738,12 +744,12 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t at = offset[i];
         int64_t cap = at < 0 || at > size ? 0 : (int64_t)caplen[i] < size - at ? (int64_t)caplen[i] : size - at;
-        Row *r = &rows[count];
+        Row row = {block, count}, *r = &row;
         d.buf = data + (at < 0 || at > size ? 0 : at);
         d.cap = cap;
         d.base = at;
         d.r = r;
-        r->set[0] = r->set[1] = 0;
+        block->set[count][0] = block->set[count][1] = 0;
         put(r, C_TRUNCATED, 0);
         put(r, C_TUNNEL, 0);
         if (link_layer(&d, linktype[i])) {
@@ -762,7 +768,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             nerr++;
         }
         if (++count == BLOCK || i == n - 1) {
-            write_block(rows, count, i + 1 - count, out, some, every);
+            write_block(block, count, i + 1 - count, out, some, every);
             count = 0;
         }
     }
@@ -777,7 +783,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
 
-    free(rows);
+    free(block);
     release_all(views, held);
     if (failed) {
         free(errors);
