@@ -86,9 +86,14 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     Works on a narrow frame and gathers the result by journey id (journeys are
     numbered 0..n-1), so the wide table is never joined or sorted.
     """
-    narrow = pl.concat([  # by slices: hashing the structs of 10M rows at once takes gigabytes of scratch memory
-        table.slice(start, SLICE_ROWS).select("journey", "hop", "row", tuple_id()) for start in range(0, max(table.height, 1), SLICE_ROWS)
-    ])
+    tuples = np.empty(table.height, dtype=np.uint64)
+    for start in range(0, table.height, SLICE_ROWS):  # by slices: hashing the structs of 10M rows at once takes gigabytes of scratch memory
+        part = table.slice(start, SLICE_ROWS).select(tuple_id()).to_series()
+        tuples[start:start + part.len()] = part.to_numpy()
+    # `tuple` and `journey` in one chunk each, which `journey_tuples` reads as they are (copies of the slices' chunks
+    # were made there: 12 B a sighting more at once at 10M)
+    narrow = pl.DataFrame({"journey": table.get_column("journey").rechunk(), "hop": table.get_column("hop"),
+                           "row": table.get_column("row"), "tuple": tuples})
     journeys = int(table.select(pl.col("journey").max()).item() or 0) + 1 if table.height else 0
     flow_of = flow_numbers(*journey_tuples(narrow), journeys)
     del narrow

@@ -47,7 +47,7 @@ Everything up to the materialisation of `Journey` objects is columnar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -344,6 +344,7 @@ def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
     return pl.concat(pieces, rechunk=False) if len(pieces) > 1 else values
 
 
+SPLIT_BLOCK = 1 << 20  # rows `split` sorts at a time
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
 ONE_NODE = ("iface", "direction", "ts")  # of NARROW, what one node's correlation reads (no clocks, no stretches)
 
@@ -405,11 +406,26 @@ def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
     one packet falls in one partition. One partition is the whole frame (None: no gather)."""
     if count <= 1 or t.height == 0:
         return [None]
-    part = (t["key"].to_numpy() % np.uint64(count)).astype(np.uint16 if count <= 1 << 16 else np.uint32)
-    order = np.argsort(part, kind="stable").astype(np.uint32)  # radix sort of small integers: linear
-    bounds = np.searchsorted(part[order], np.arange(count + 1))
-    del part
-    return [order[bounds[i]:bounds[i + 1]] for i in range(count)]
+    key = t["key"].to_numpy()
+    kind = np.uint16 if count <= 1 << 16 else np.uint32
+
+    def blocks() -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(0, len(key), SPLIT_BLOCK):
+            yield start, (key[start:start + SPLIT_BLOCK] % np.uint64(count)).astype(kind)
+
+    # a block of rows at a time, into one array of positions: every row's partition (its 64-bit remainder, then 16-bit),
+    # argsort's 64-bit order and its 32-bit copy held 22 B a sighting at once at the peak of correlation (10M)
+    sizes = sum(np.bincount(part, minlength=count) for _, part in blocks())
+    ends = np.cumsum(sizes)
+    at, positions = ends - sizes, np.empty(len(key), dtype=np.uint32)
+    for start, part in blocks():
+        order = np.argsort(part, kind="stable")  # radix sort of small integers: linear
+        bounds = np.searchsorted(part[order], np.arange(count + 1))
+        for i in range(count):
+            n = bounds[i + 1] - bounds[i]
+            positions[at[i]:at[i] + n] = order[bounds[i]:bounds[i + 1]] + start
+            at[i] += n
+    return [positions[end - size:end] for size, end in zip(sizes.tolist(), ends.tolist())]
 
 
 @dataclass
