@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cniscope import journeys as journeys_mod
 from cniscope.analyze import analyze
 from cniscope.ingest import read
 from cniscope.journeys import (
@@ -398,3 +399,19 @@ def test_summaries_over_whole_columns_are_summary_row_by_row():
     expected = [summary(r) for r in heads.iter_rows(named=True)]
     assert _summaries(heads) == expected
     assert expected[1] == "TCP 10.244.3.16:80 > 192.168.200.21:41000 [S] seq 5" and expected[7].endswith("DNS query id 7, len 3")
+
+
+@pytest.mark.parametrize("count", [2, 7, 300])
+def test_split_gives_each_partition_its_positions_in_order(monkeypatch, count: int) -> None:
+    """A partition's positions are the rows whose key falls in it (key modulo the count), ascending, 32-bit; made a
+    block of rows at a time (blocks of 1000 here: rows end mid-block, some partitions get none of a block)."""
+    monkeypatch.setattr(journeys_mod, "SPLIT_BLOCK", 1000)
+    rng = np.random.default_rng(count)
+    key = rng.integers(0, 2**64, 4321, dtype=np.uint64)
+    t = pl.DataFrame({"key": key[:2000]}).vstack(pl.DataFrame({"key": key[2000:]}))  # two chunks
+    parts = journeys_mod.split(t, count)
+    assert len(parts) == count
+    for i, positions in enumerate(parts):
+        assert positions is not None and positions.dtype == np.uint32
+        assert positions.tolist() == np.flatnonzero(key % np.uint64(count) == i).tolist()
+    assert journeys_mod.split(t, 1) == [None]

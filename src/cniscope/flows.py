@@ -91,15 +91,16 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
         part = table.slice(start, SLICE_ROWS).select(tuple_id()).to_series()
         tuples[start:start + part.len()] = part.to_numpy()
     # `tuple` and `journey` in one chunk each, which `journey_tuples` reads as they are (copies of the slices' chunks
-    # were made there: 12 B a sighting more at once at 10M)
-    narrow = pl.DataFrame({"journey": table.get_column("journey").rechunk(), "hop": table.get_column("hop"),
-                           "row": table.get_column("row"), "tuple": tuples})
-    journeys = int(table.select(pl.col("journey").max()).item() or 0) + 1 if table.height else 0
-    flow_of = flow_numbers(*journey_tuples(narrow), journeys)
+    # were made there: 12 B a sighting more at once at 10M), and let go before the flows are numbered
+    journey = table.get_column("journey").rechunk()
+    narrow = pl.DataFrame({"journey": journey, "hop": table.get_column("hop"), "row": table.get_column("row"), "tuple": tuples})
+    del tuples
+    firsts, multi = journey_tuples(narrow)
     del narrow
-    like = table.get_column("journey")
-    flow = pl.Series(flow_of[table["journey"].to_numpy()], dtype=pl.UInt32)
-    return table.with_columns(flow=chunked_like(flow, like))
+    flow_of = flow_numbers(firsts, multi, int(table.select(pl.col("journey").max()).item() or 0) + 1 if table.height else 0)
+    del firsts, multi
+    flow = pl.Series(flow_of[journey.to_numpy()], dtype=pl.UInt32)
+    return table.with_columns(flow=chunked_like(flow, table.get_column("journey")))
 
 
 def journey_tuples(narrow: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
