@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
 
 from cniscope import spill
-from cniscope.analyze import HOPS_ONLY, KEY_ONLY, UNREAD, analyze_capture, compact
+from cniscope.analyze import HOPS_ONLY, KEY_ONLY, UNREAD, analyze_capture
 from cniscope.ingest import expand, read
 from cniscope.journeys import hop_delay
 from cniscope.packets.schema import NAMES
@@ -54,23 +52,3 @@ def test_the_command_keeps_every_column_for_the_annotated_pcapng_only(tmp_path: 
     plain, annotated = run("analyze", "--json", f"node3={SEED}"), run("analyze", "--json", "--pcapng", str(out), f"node3={SEED}")
     assert plain.code == annotated.code == 0 and plain.out == annotated.out
     assert out.stat().st_size > 0
-
-
-
-def test_compact_makes_text_columns_with_nulls_again_with_the_same_values_codes_and_chunks() -> None:
-    """`compact` keeps every value, the Categorical codes and each column's chunks (other columns are the same
-    objects' data): the report does not change, only what the rows' validity keeps alive."""
-    import pyarrow as pa
-
-    parts = []
-    for start in range(3):
-        keys = np.array([-1, 0, 1, -1, 2][start:] + [-1] * start, dtype=np.int32)
-        six = pa.DictionaryArray.from_arrays(pa.array(keys, mask=keys < 0), pa.array(["fe80::1", "fe80::2", "::1"]))
-        parts.append(pl.from_arrow(pa.RecordBatch.from_arrays([six, pa.array(np.arange(5) + start)], names=["src6", "n"])))
-    table = pl.concat(parts, rechunk=False).with_columns(pl.lit(None, dtype=pl.Categorical).alias("node"))
-    made = compact(table)
-    assert made.schema == table.schema
-    assert made.equals(table)
-    assert made["src6"].to_physical().equals(table["src6"].to_physical())
-    assert [c.len() for c in made["src6"].get_chunks()] == [c.len() for c in table["src6"].get_chunks()] == [5, 5, 5]
-    assert made["src6"].null_count() == table["src6"].null_count() == 2 + 2 + 3

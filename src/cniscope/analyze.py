@@ -116,7 +116,6 @@ def analyze_capture(
     if not keep_columns:
         capture.table = capture.table.drop(UNREAD, strict=False)
     if correlated is None:
-        capture.table = compact(capture.table)
         workers = workers or workers_default()
         rows, table_bytes = capture.table.height, int(capture.table.estimated_size())
         partitions = partitions or plan_partitions(rows, table_bytes, memory or default_memory(), workers)
@@ -170,23 +169,6 @@ def analyze_capture(
         selection=selection,
         source=capture.source,
     )
-
-
-def compact(table: pl.DataFrame) -> pl.DataFrame:
-    """The table with its text columns that are null in some rows made again, chunk by chunk, as they are.
-
-    Read from Arrow without a copy, such a column's validity keeps the whole Arrow array it came with alive, the
-    32-bit keys its codes were made from included: src6 and dst6 (IPv6 addresses, null in most rows) held 8 B a
-    sighting each where their codes are 4 (at 10M, 7.6 B a sighting freed, 0.1 s). The same values, codes and chunks.
-    """
-    for name, dtype in table.schema.items():
-        column = table.get_column(name)
-        if dtype == pl.Categorical and 0 < column.null_count() < column.len():
-            made = [chunk.zip_with(chunk.is_not_null(), chunk) for chunk in column.get_chunks()]
-            table = table.with_columns(pl.concat(made, rechunk=False) if len(made) > 1 else made[0])
-            del column, made
-            give_back()
-    return table
 
 
 def _points(table: pl.DataFrame) -> list[Point]:

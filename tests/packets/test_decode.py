@@ -362,6 +362,34 @@ def test_narrow_keeps_schema_and_values_and_drops_empty_buffers():
     assert pl.concat([lean, table], rechunk=False).equals(pl.concat([table, table]))
 
 
+def test_narrow_lets_go_of_the_arrow_keys_behind_a_text_column_with_nulls() -> None:
+    """A text column null in some rows keeps its values, codes and chunks, and no longer keeps alive the keys its
+    codes were made from (the decoders' 32-bit keys: 4 B a row of IPv6 address columns, null in most rows)."""
+    import weakref
+
+    import pyarrow as pa
+
+    def batch(start: int) -> tuple[pl.DataFrame, weakref.ref[np.ndarray]]:
+        keys = np.array(([-1, 0, 1, -1, 2] * 100)[start:] + [-1] * start, dtype=np.int32)
+        six = pa.DictionaryArray.from_arrays(pa.array(keys, mask=keys < 0), pa.array(["fe80::1", "fe80::2", "::1"]))
+        return pl.from_arrow(pa.RecordBatch.from_arrays([six, pa.array(np.arange(500) + start)], names=["src6", "n"]),
+                             rechunk=False), weakref.ref(keys)
+
+    made = [batch(start) for start in range(3)]
+    tables, keys = [t for t, _ in made], [k for _, k in made]
+    del made
+    assert all(k() is not None for k in keys)  # as converted from Arrow: the keys live on behind the validity
+    lean = [narrow(t) for t in tables]
+    for plain, slim in zip(tables, lean):
+        assert slim.schema == plain.schema and slim.equals(plain)
+        assert slim["src6"].to_physical().equals(plain["src6"].to_physical())
+    whole = pl.concat(lean, rechunk=False)
+    assert [c.len() for c in whole["src6"].get_chunks()] == [500, 500, 500]
+    assert whole["src6"].null_count() == sum(t["src6"].null_count() for t in tables) > 0
+    del tables, plain, slim
+    assert all(k() is None for k in keys)
+
+
 def test_put_rows_sets_what_putting_each_field_sets() -> None:
     from cniscope.packets.columns import Columns
 
