@@ -88,7 +88,7 @@ def narrow(table: pl.DataFrame) -> pl.DataFrame:
     n = table.height
     if not n:
         return table
-    made = []
+    made: list[pl.Expr | pl.Series] = []
     for name, series in table.to_dict().items():
         nulls = series.null_count()
         if nulls == n:
