@@ -89,10 +89,10 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="also run read and analyze on one core (taskset -c 0)")
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = parser.parse_args()
-    walk = subprocess.run([sys.executable, "-c", "from cniscope.wire import walk; print(walk.COMPILED)"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    print(f"record walk compiled (cniscope.wire._walk): {walk}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
-          flush=True)
+    probe = "from cniscope.wire import walk; from cniscope.packets import decode; print(walk.COMPILED, decode._C is not None)"
+    walk, decoder = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    print(f"record walk compiled (cniscope.wire._walk): {walk}; decoder compiled (cniscope.packets._decode): {decoder}; "
+          f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     lines = []
     for size in args.sizes.split(","):
         packets = parse_size(size)
