@@ -54,7 +54,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     import gc
 
     from cniscope import findings, flows, journeys, next_hops
-    from cniscope.analyze import HOPS_ONLY, KEY_ONLY, MAX_JOURNEYS, UNREAD, compact, default_memory, give_back, plan_partitions, workers_default
+    from cniscope.analyze import HOPS_ONLY, KEY_ONLY, MAX_JOURNEYS, UNREAD, default_memory, give_back, plan_partitions, workers_default
     from cniscope.findings import facts as findings_facts
     from cniscope.ingest import read
     from cniscope.models import infer, roles
@@ -79,7 +79,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     capture = read([InputSpec(str(path))])
     done("read")
     give_back()  # as analyze_capture does for the command (keep_columns=False): the columns it is done with go
-    capture.table = compact(capture.table.drop(UNREAD))
+    capture.table = capture.table.drop(UNREAD)
     workers = workers_default()
     partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
     correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers, hops=False)
