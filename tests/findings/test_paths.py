@@ -20,7 +20,7 @@ from tests.findings.two_nodes import (
     WEB,
     conversation,
 )
-from tests.findings.wire import ACK, IN, OUT, SYN, Wire, alarms, of_kind, tcp
+from tests.findings.wire import ACK, IN, OUT, SYN, Wire, alarms, arp, of_kind, tcp
 
 
 def test_a_clean_cross_node_exchange_raises_no_alarm() -> None:
@@ -71,6 +71,32 @@ def test_a_packet_delivered_to_the_node_itself_is_no_drop() -> None:
     wire.path(tcp(node3, 50000, CLIENT, 22, ACK, 2, 8, ip_id=7), [(N3, "eth0", OUT)] + INTO_N1, 100_400)
     conversation(wire, 1_000_000, sport=40002)
     assert of_kind(wire.analyze(), FindingKind.DROP) == []
+
+
+def _syns_to_node3_after_its_arp(spa: str, tpa: str, dst: str) -> Wire:
+    """node3's only packet from an address is its ARP (sender `spa`, target `tpa`), then SYNs to `dst` arrive on
+    its NIC and go no further: a short capture of a node that sends nothing else from that address."""
+    wire = Wire()
+    conversation(wire, 0)
+    wire.see(arp(2, spa, tpa), N3, "eth0", OUT, 90_000)
+    for i in range(3):
+        wire.see(tcp(CLIENT, 50000, dst, 10250, SYN, 1, ip_id=5 + i), N3, "eth0", IN, 100_000 + i * 1_000_000)
+    conversation(wire, 5_000_000, sport=40002)
+    return wire
+
+
+def test_a_node_that_only_answered_arp_for_its_address_receives_packets_to_it() -> None:
+    node3 = "192.168.200.13"
+    report = _syns_to_node3_after_its_arp(node3, CLIENT, node3).analyze()
+    assert of_kind(report, FindingKind.DROP) == []  # delivered to a local socket: nothing to forward
+    unanswered = of_kind(report, FindingKind.UNANSWERED)  # but the node never answered
+    assert [(f.node, f.iface, f.evidence.retries) for f in unanswered] == [(N3, "eth0", 2)]
+
+
+def test_gratuitous_arp_does_not_make_an_address_the_nodes() -> None:
+    vip = "192.168.200.100"  # a virtual address a node announces (keepalived, MetalLB) may move to another host
+    drops = of_kind(_syns_to_node3_after_its_arp(vip, vip, vip).analyze(), FindingKind.DROP)
+    assert [(f.node, f.iface, f.key) for f in drops] == [(N3, "eth0", "drop.forward")]
 
 
 def test_a_capture_on_one_interface_cannot_prove_a_drop_after_it() -> None:

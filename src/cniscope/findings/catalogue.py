@@ -189,7 +189,9 @@ could have shown it there:
 - Interfaces get their role (node NIC, pod bridge, pod veth, tunnel device)
   from the inferred model's name patterns, else from any model's.
 - A node's own addresses are learned from the packets it originates (first
-  seen going out of a device that is not a pod's veth), from the envelopes
+  seen going out of a device that is not a pod's veth), from the ARP
+  requests and replies it sends that way (their sender address; not
+  gratuitous ARP, which may announce a virtual address), from the envelopes
   it sends and opens (their outer source and destination), and from
   `--cluster`; a pod's from its veth. A packet for the node itself is
   delivered, not lost.

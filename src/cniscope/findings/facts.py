@@ -10,7 +10,8 @@ Derived facts, all learned from the packets (the inventory, when given, adds to 
 - *local addresses*: the addresses a node sends from itself. With `-i any`,
   a forwarded packet is seen coming in before it goes out, while one the
   node originates is first seen going out of a device that is not a pod's
-  veth. Its source address belongs to the node (node IP, bridge gateway).
+  veth. Its source address belongs to the node (node IP, bridge gateway),
+  as does the sender address of the ARP requests and replies it sends.
 - *whose address*: pod addresses are those seen on a node's pod veths.
 - *roles*: what each interface is for, from the inferred model's patterns,
   else from any model's (the names are distinctive), else from the names
@@ -544,14 +545,18 @@ class Facts:
 
 
 def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-    """Own addresses of each node (first seen going out of a device that is not a pod veth, -i any), its pods' (from veths).
+    """Own addresses of each node (first seen going out of a device that is not a pod veth, -i any, as a packet's
+    source or the sender of an ARP request or reply), its pods' (from veths).
 
     Over the materialised journeys' hops as columns (one row a hop, in path order within each journey), not hop by hop.
+    A node may send nothing else from its address in a short capture, but it answers ARP for it. Gratuitous ARP
+    (sender and target one address) and probes (sender 0.0.0.0) are left out: they announce addresses that move
+    between hosts (a virtual IP) or are not yet anyone's.
     """
     local: dict[str, set[str]] = {}
     pods: dict[str, set[str]] = {}
     addresses = [f"{side}{kind}" for side in ("src", "dst", "outer_src", "outer_dst") for kind in ("", "6", "_name")]
-    hops = self.hop_columns("direction", "tunnel", *addresses)
+    hops = self.hop_columns("direction", "tunnel", "arp_spa", "arp_tpa", *addresses)
     if hops.height:
         inbound, outbound = pl.col("direction") == int(Direction.IN), pl.col("direction") == int(Direction.OUT)
         role = pl.col("role")
@@ -565,7 +570,7 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
             pl.col("node"),
             envelope=pl.when(enveloped).then(pl.when(outbound).then(address_of("outer_src")).otherwise(address_of("outer_dst"))),
             pod=pl.when(role == ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(address_of("dst")).otherwise(address_of("src"))),
-            src=pl.when(first_out).then(address_of("src")),
+            src=pl.when(first_out).then(pl.coalesce(address_of("src"), _arp_sender())),
             outer_src=pl.when(first_out).then(address_of("outer_src")),
         )
         for column, into in (("envelope", local), ("pod", pods), ("src", local), ("outer_src", local)):
@@ -575,6 +580,12 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
         for info in self.inventory.nodes:
             local.setdefault(info.name, set()).update(info.addresses)
     return ({n: frozenset(a) for n, a in local.items()}, {n: frozenset(a) for n, a in pods.items()})
+
+
+def _arp_sender() -> pl.Expr:
+    """The sender address of an ARP request or reply that is neither a probe nor gratuitous (text; else null)."""
+    spa = pl.col("arp_spa")
+    return pl.when((spa != 0) & (spa != pl.col("arp_tpa").fill_null(0))).then(ip4_expr("arp_spa"))
 
 
 ROLE_CODES: dict[Role | None, int] = {None: 0, **{role: n + 1 for n, role in enumerate(Role)}}  # `Facts.hops`' roles
