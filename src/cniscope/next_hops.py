@@ -7,6 +7,8 @@ its frames from its own MACs; an ARP packet says which address uses a MAC
 the gateway's MAC shows a missing route at a glance, in every hop view.
 Only link types that keep the destination MAC show it: Ethernet (a capture
 on the NIC, pcap or `tcpdump -e`); `-i any` keeps the source MAC only.
+A capture on one NIC records no direction: the frames the host sent are those
+from the MAC on one side of all its unicast frames (its own), named or not.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ RoleOf = Callable[[str | None], Role | None]
 
 def owners(table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarray, role: RoleOf,
            node_of_address: Callable[[str], str | None]) -> dict[int, str]:
-    """MAC -> who owns it: the node whose NIC sends frames from it, else the address an ARP packet gives it (as the
-    node that owns that address when `node_of_address` knows it). Inputs that name no node (`input N`) own nothing."""
+    """MAC -> who owns it: the node whose NIC sends frames from it (or whose one-NIC capture shows it in every frame,
+    `host_macs`), else the address an ARP packet gives it (as the node that owns that address when `node_of_address`
+    knows it). Inputs that name no node (`input N`) own nothing."""
     # streaming: the frames sent, made distinct as they go by (not every column of them gathered first)
     sent = table.lazy().select(node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"), mac=pl.col("eth_src")).filter(
         (pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique(maintain_order=True).collect(engine="streaming")
@@ -35,6 +38,12 @@ def owners(table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarra
         name = node_names[node]
         if role(iface) is Role.NIC and not name.startswith("input "):
             out.setdefault(mac, name)
+    nics = [iface for iface in table["iface"].unique().to_list() if role(iface) is Role.NIC]
+    undirected = table.lazy().select(node=pl.Series(node_codes), iface=pl.col("iface"), src=pl.col("eth_src"), dst=pl.col("eth_dst"),
+                                     direction=pl.col("direction"))
+    for node, mac in host_macs(undirected.filter(pl.col("direction").is_null() & pl.col("iface").is_in(nics))).items():
+        if not node_names[node].startswith("input "):
+            out.setdefault(mac, node_names[node])
     arp = table.select("arp_sha", "arp_spa").filter(pl.col("arp_sha").is_not_null() & (pl.col("arp_spa").fill_null(0) != 0))
     for mac, spa in arp.unique(maintain_order=True).iter_rows():
         addr = ip4_text(spa)
@@ -61,9 +70,10 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     if t.is_empty():
         return journeys
     mac_owners = owners_of()
+    own = host_macs(t.lazy().filter(pl.col("direction").is_null()))
     sent: dict[int, tuple[str, str | None]] = {}
     for row, node, direction, src, dst in t.iter_rows():
-        if direction is None and mac_owners.get(src) != node_names[node]:
+        if direction is None and mac_owners.get(src) != node_names[node] and own.get(node) != src:
             continue  # not sent by this node (or nothing says it was)
         sent[row] = (mac_text(dst) or "", mac_owners.get(dst) or _group(dst))
     if not sent:
@@ -71,6 +81,33 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     return [j if not any(h.row in sent for h in j.hops) else
             Journey(j.id, j.flow, j.summary, j.retransmission_of, tuple(_sent(h, sent) for h in j.hops))
             for j in journeys]
+
+
+HOST_SHARE = 0.9  # of a one-NIC capture's unicast frames that must show one MAC for it to be the host's
+
+
+def host_macs(frames: pl.LazyFrame) -> dict[int, int]:
+    """Node code -> the MAC of the host whose one-NIC capture `frames` are (columns node, src, dst: frames of no
+    direction, as `tcpdump -i eth0` records them).
+
+    On a NIC every unicast frame is the host's, sent or received: one MAC is on one side of (nearly) all of them, and
+    a frame from it was sent. Nothing when no single MAC is in `HOST_SHARE` of them and more than any other, as on a
+    bridge's capture (the pods' frames between themselves) or with fewer than two frames.
+    """
+    unicast = frames.select("node", "src", "dst").filter(
+        pl.col("src").is_not_null() & pl.col("dst").is_not_null() & ((pl.col("dst") // (1 << 40)) % 2 == 0))
+    totals = unicast.group_by("node").agg(frames=pl.len())
+    sides = pl.concat([unicast.select("node", mac="src"), unicast.filter(pl.col("dst") != pl.col("src")).select("node", mac="dst")])
+    counts = sides.group_by("node", "mac").agg(seen=pl.len()).collect(engine="streaming")
+    if counts.is_empty():
+        return {}
+    ranked = counts.join(totals.collect(engine="streaming"), on="node").sort("node", "seen", "mac", descending=[False, True, False])
+    out: dict[int, int] = {}
+    for (node,), top in ranked.group_by("node", maintain_order=True):
+        seen, frames_of_node = top["seen"].to_list(), int(top["frames"][0])
+        if frames_of_node >= 2 and seen[0] >= HOST_SHARE * frames_of_node and (len(seen) == 1 or seen[0] > seen[1]):
+            out[int(node)] = int(top["mac"][0])
+    return out
 
 
 def _group(mac: int) -> str | None:

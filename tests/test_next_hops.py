@@ -1,0 +1,53 @@
+"""Where a node sent a frame: the host's own MAC in a one-NIC capture (no direction recorded), and the hops labelled."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from cniscope.analyze import analyze
+from cniscope.next_hops import host_macs
+from cniscope.sources import InputSpec
+from tests.paths import DATA
+
+HOST, PEER, GATEWAY, OTHER = 0x0A0000000001, 0x0A0000000002, 0x0A0000000003, 0x0A0000000004
+BROADCAST = 0xFFFFFFFFFFFF
+
+
+def frames(*pairs: tuple[int, int], node: int = 0) -> pl.LazyFrame:
+    return pl.LazyFrame({"node": [node] * len(pairs), "src": [s for s, _ in pairs], "dst": [d for _, d in pairs]},
+                        schema={"node": pl.UInt32, "src": pl.UInt64, "dst": pl.UInt64})
+
+
+def test_the_mac_on_one_side_of_every_unicast_frame_is_the_hosts() -> None:
+    nic = frames((HOST, PEER), (PEER, HOST), (HOST, GATEWAY), (GATEWAY, HOST), (HOST, BROADCAST), (OTHER, BROADCAST))
+    assert host_macs(nic) == {0: HOST}  # broadcasts say nothing of whose NIC it is
+
+
+def test_no_host_where_frames_do_not_share_one_mac() -> None:
+    bridge = frames((PEER, GATEWAY), (GATEWAY, PEER), (HOST, OTHER), (OTHER, HOST))  # pods talking among themselves
+    assert host_macs(bridge) == {}
+    assert host_macs(frames((HOST, PEER), (PEER, HOST))) == {}  # one exchange: either end could be the host
+    assert host_macs(frames((HOST, PEER))) == {}
+    assert host_macs(frames()) == {}
+
+
+def test_each_node_has_its_own() -> None:
+    both = pl.concat([frames((HOST, PEER), (PEER, HOST), (HOST, GATEWAY)), frames((PEER, HOST), (HOST, PEER), (PEER, OTHER), node=1)])
+    assert host_macs(both) == {0: HOST, 1: PEER}
+
+
+def test_a_pasted_one_nic_capture_of_no_named_node_says_where_each_frame_it_sent_went() -> None:
+    """`tcpdump -i eth0 -nn -e` pasted on its own: no node name, no direction, no inventory."""
+    pasted = DATA / "findings" / "missing-route" / "node1-eth0.txt"
+    report = analyze([InputSpec(str(pasted))])
+    node1, node2, gateway = "66:2b:b7:46:95:7f", "1e:a9:33:d8:15:90", "52:ba:c0:c3:89:95"
+    hops = [(j.summary, h.mac_to, h.mac_owner) for j in report.journeys for h in j.hops]
+    sent = [(summary, to, owner) for summary, to, owner in hops if to is not None]
+    assert all(to is None for summary, to, _ in hops if summary.startswith("TCP 10.244.2.10:80 >"))  # the replies came in
+    before = {(to, owner) for summary, to, owner in sent if summary.startswith("TCP 10.244.1.11:50688 >")}
+    assert before == {(node2, "192.168.200.12")}  # its owner by the ARP reply just before
+    assert {to for summary, to, _ in sent if summary.startswith("TCP 10.244.1.11:50690")} == {gateway}  # after the fault
+    assert ("ARP who-has 192.168.200.12 tell 192.168.200.11", "ff:ff:ff:ff:ff:ff", "broadcast") in sent
+    assert node1 not in {to for _, to, _ in sent}  # nothing the host received counts as sent
+    frames_sent = [line for line in pasted.read_text().splitlines() if line[16:].startswith(f"{node1} > ")]
+    assert len(sent) == len(frames_sent) > 0  # every frame it sent, each once
