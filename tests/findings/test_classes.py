@@ -209,6 +209,14 @@ def test_a_packet_for_a_pod_cidr_sent_to_the_gateway_is_a_route_and_every_view_s
     assert {h.mac_owner for j in report.journeys for h in j.hops if h.mac_to == "ff:ff:ff:ff:ff:ff"} == {"broadcast"}
 
 
+def test_the_route_is_found_without_an_inventory_from_what_the_nic_capture_shows() -> None:
+    """Without cluster.yaml, node1's MAC is the one in all of its NIC's unicast frames; node2's pods show on its veths."""
+    where = PASTED / "missing-route"
+    report = analyze([InputSpec(str(where / "node1-eth0.txt"), node="node1"), InputSpec(str(where / "node2.pcapng"), node="node2")])
+    [route] = of_kind(report, FindingKind.ROUTE)
+    assert (route.node, route.iface, route.evidence.peer, route.evidence.mac_owner) == ("node1", "eth0", "node2", "192.168.200.1")
+
+
 UNACTIONABLE = re.compile(r"\bNone\b|\binput \d+\b|(?:^|\s)\?(?:\s|$|[,.;:)])|\bcopy \d+\b(?! of)")
 
 
