@@ -15,11 +15,11 @@ from cniscope.journeys import (
     _first_distinct,
     _first_in_run,
     capture_points,
+    correlate_partition,
     fingerprint,
     group,
     key_fields,
     nothing_inside,
-    one_node_hops,
     order_hops,
 )
 from cniscope.results import ChangeKind
@@ -320,13 +320,13 @@ def test_capture_points_are_the_distinct_input_node_pairs_in_order_of_first_sigh
     assert capture_points(several).equals(expected)
 
 
-def _narrow(rng, n, nulls=False, shuffled=False):
+def _narrow(rng, n, nulls=False, shuffled=False, steps=1_000_000):
     """A narrow frame of one node (journeys.narrow): few keys, times in order with many equal, Out and In mixed."""
-    ts = np.sort(rng.integers(0, 400, n)) * 1_000_000  # 1 ms steps, ties; bursts split at 50 ms
+    ts = np.sort(rng.integers(0, 400, n)) * steps  # 1 ms steps, ties; bursts split at 50 ms
     frame = pl.DataFrame({
         "key": rng.integers(0, 60, n).astype(np.uint64), "_nid": np.zeros(n, dtype=np.uint32),
-        "ts": pl.Series(ts, dtype=pl.Int64), "direction": pl.Series(rng.choice([0, 4], n), dtype=pl.UInt8),
-        "iface": pl.Series(rng.choice(["eth0", "cni0", "veth1", None], n), dtype=pl.Categorical),
+        "ts": pl.Series(ts, dtype=pl.Int64), "direction": pl.Series([None if d == 9 else int(d) for d in rng.choice([0, 4, 9], n, p=[0.45, 0.45, 0.1])], dtype=pl.UInt8),
+        "iface": pl.Series(rng.choice(["eth0", "cni0", "veth1", None], n).tolist(), dtype=pl.Categorical),
         "row": pl.Series(np.arange(n), dtype=pl.UInt32),
     })
     if nulls:
@@ -336,14 +336,22 @@ def _narrow(rng, n, nulls=False, shuffled=False):
     return frame
 
 
-@pytest.mark.parametrize("nulls,shuffled", [(False, False), (True, False), (False, True)])
-def test_one_node_hops_are_group_then_order_hops(nulls, shuffled):
+@pytest.mark.parametrize("nulls,shuffled,steps", [(False, False, 1_000_000), (True, False, 1_000_000),
+                                                  (False, True, 1_000_000), (False, False, 20_000_000), (True, True, 0)])
+def test_one_node_partitions_are_group_then_order_hops(nulls, shuffled, steps):
+    """One node's partitions are numbered in numpy (`one_node_partial`): as `group` then `order_hops` number them,
+    bursts split at gaps and at named points seen again, sightings at one time In before Out, times missing."""
     rng = np.random.default_rng(3)
-    frame = _narrow(rng, 4000, nulls, shuffled)
-    hops, firsts = one_node_hops(frame, "ts")
+    frame = _narrow(rng, 4000, nulls, shuffled, steps)
+    partial = correlate_partition(frame.drop("_nid"), by_node=False)
     expected, expected_firsts = order_hops(frame.with_columns(journey=group(frame, "ts")), "ts")
-    assert hops["hop"].max() > 2 and (np.diff(firsts) > 0).all()
-    assert hops.equals(expected) and (firsts == expected_firsts).all()
+    got = {name: np.empty_like(values) for name, values in
+           (("journey", partial.journey), ("hop", partial.hop), ("hops", partial.hops), ("delay", partial.delay))}
+    for name, values in got.items():
+        values[partial.perm] = getattr(partial, name)
+    assert expected["hop"].max() > 2 and expected["journey"].max() > 100 and (np.diff(partial.firsts) > 0).all()
+    assert pl.DataFrame(got).equals(expected.with_columns(pl.col("delay").fill_null(0)))
+    assert (partial.firsts == expected_firsts).all()
 
 
 @pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])

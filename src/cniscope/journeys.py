@@ -273,36 +273,81 @@ def _order_hops_sorted(table: pl.DataFrame, ts_col: str, by_node: bool) -> tuple
     return _numbered(t, perm, run, table["row"].to_numpy(), ts_col)
 
 
-def one_node_hops(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]:
-    """`group` and `order_hops` of the sightings of one node (`_nid` one value) at once: there each burst is a
-    journey, and the sort that finds the bursts has its sightings together in time and row order already;
-    only sightings at one time are put In before Out (a second sort when some are not)."""
-    t, perm, firsts = _one_node_hops_sorted(table, ts_col)
-    return _unsorted(t, perm), firsts
+def one_node_partial(key: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, point: np.ndarray,
+                     rows: np.ndarray) -> Partial:
+    """`group` and `order_hops` of the sightings of one node at once, in numpy over a partition's arrays (`key`,
+    `ts` with `valid`: where it is not null, None: nowhere; `point`: `point_codes`; `rows`: the table's `row`):
+    there each burst is a journey, and the sort that finds the bursts has its sightings together in time and row
+    order already; only sightings at one time are put In before Out (a second sort when some are not).
+
+    As `_bursts` then `order_hops` on polars frames, without a frame: a partition's columns are gathered once, and
+    no query is planned for each of its steps (233 queries for 20 partitions at 10M sightings took 1.5 s)."""
+    n = len(key)
+    if valid is not None:
+        ts = np.where(valid, ts, 0)  # a null time sorts first of its key, is no gap and no delay
+    # the order of (key, time, row), nulls first: the rows of a partition of one node are mostly in that order already
+    if valid is None and bool((ts[1:] >= ts[:-1]).all()) and bool((rows[1:] >= rows[:-1]).all()):
+        perm = np.argsort(key, kind="stable")
+    else:
+        perm = np.lexsort((rows, ts, np.ones(n, bool) if valid is None else valid, key))
+    key, ts, point = key[perm], ts[perm], point[perm]
+    same_time = ts[1:] == ts[:-1]
+    split = np.ones(n, dtype=bool)  # a new key, or a gap in time: a new burst
+    np.not_equal(key[1:], key[:-1], out=split[1:])
+    gap = (ts[1:] - ts[:-1]) > BURST_GAP_NS
+    if valid is not None:
+        valid = valid[perm]
+        both = valid[1:] & valid[:-1]
+        gap &= both
+        same_time &= valid[1:] == valid[:-1]
+    split[1:] |= gap
+    del key, gap
+    # a named capture point seen twice within one burst: a re-send with an identical key (or a loop)
+    named = point >= POINT_NAMED
+    if named.any():
+        split |= named & ~_first_in_run(np.cumsum(split, dtype=np.uint32), point)
+    del named
+    # sightings at one time within a burst: In before Out; only the runs with an Out before an In are sorted
+    egress = (point & POINT_DIRECTION) == int(Direction.OUT)
+    late = ~split[1:] & same_time & egress[:-1] & ~egress[1:]
+    if late.any():
+        place = np.cumsum(split | np.concatenate([[True], ~same_time]), dtype=np.uint32)  # the run of one time
+        unsorted = np.zeros(int(place[-1]) + 1, dtype=bool)
+        unsorted[place[1:][late]] = True
+        at = np.flatnonzero(unsorted[place])  # those runs' positions, each run in one piece
+        perm[at] = perm[at[np.lexsort((egress[at], place[at]))]]  # stable: each run's In, then its Out, in order
+        del place, unsorted, at  # times (and nulls) are equal within each run: `ts` and `valid` stand
+    del point, same_time, egress, late
+    journey, hop, hops, firsts = _numbered_runs(split, perm, rows)
+    delay = np.zeros(n, dtype=np.int64)
+    np.subtract(ts[1:], ts[:-1], out=delay[1:])
+    delay[split] = 0
+    if valid is not None:
+        delay[1:][~both] = 0
+    return Partial(journey, hop, hops, delay, firsts, perm)
 
 
-def _one_node_hops_sorted(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """`one_node_hops` in hop order: the frame, the permutation (its position -> row of `table`) and the firsts."""
-    t, perm = _bursts(table, ts_col)
-    # a run of one time within a burst, In before Out in it: ascending when the hops are in order already
-    at = (pl.col("_burst").ne_missing(pl.col("_burst").shift(1)) | pl.col(ts_col).ne_missing(pl.col(ts_col).shift(1))).fill_null(True)
-    place = t.select(place=at.cum_sum().cast(pl.UInt64) * 2 + _egress_last())
-    if not place["place"].is_sorted():
-        again = place.select(pl.arg_sort_by("place", maintain_order=True)).to_series().to_numpy()
-        t, perm = t[again], perm[again]
-    run = t["_burst"].to_numpy()
-    return _numbered(t, perm, run - run[0] if len(run) else run, table["row"].to_numpy(), ts_col)
+# `point_codes`: a sighting's capture point (interface, direction) as one number, the interface's code above
+POINT_DIRECTION = 511  # the direction's bits (256: none)
+POINT_NAMED = 512  # and above: the interface is named
 
 
-def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarray,
-              ts_col: str) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """`order_hops`' result in hop order, `perm` and the firsts, from `t` sorted in hop order (`perm`: sorted
-    position -> row), `run`: each sorted position's journey numbered 0.. ascending, `rows`: the table's `row`."""
-    n = len(run)
-    new = np.ones(n, dtype=bool)
-    new[1:] = run[1:] != run[:-1]
+def point_codes() -> pl.Expr:
+    """Each sighting's (iface, direction) as one number (UInt64): equal for equal pairs, nulls too; `POINT_NAMED` and
+    above where the interface is named, `& POINT_DIRECTION` the direction (256: none)."""
+    iface = (pl.col("iface").to_physical().cast(pl.UInt64) + 1).fill_null(0)
+    return iface * POINT_NAMED + pl.col("direction").cast(pl.UInt64).fill_null(256)
+
+
+def _numbered_runs(new: np.ndarray, perm: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Journey (numbered 0.. by first row), hop, hops of each sighting in hop order, and each journey's first row
+    (ascending), from `new`: where each journey starts in hop order, `perm`: hop order position -> row of the
+    partition, `rows`: the partition's `row`."""
+    n = len(new)
     starts = np.flatnonzero(new)
-    # each run's earliest sighting as its position in `t`'s frame when `rows` ascend there (a partition's do): the
+    run = np.cumsum(new, dtype=np.uint32)
+    run -= 1
+    # each run's earliest sighting as its position in the partition when `rows` ascend there (a partition's do): the
     # order of rows, in arrays of the partition's size (by the table's rows, 8 B a sighting of the whole table each)
     ascending = n < 2 or bool((rows[1:] >= rows[:-1]).all())
     at = perm if ascending else rows[perm]
@@ -319,13 +364,22 @@ def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarr
     hops = np.diff(np.append(starts, n)).astype(np.uint32)
     hop = np.arange(n, dtype=np.uint32)
     hop -= np.repeat(starts.astype(np.uint32), hops)  # position in the run
+    return order[run], hop, hops[run], firsts
+
+
+def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarray,
+              ts_col: str) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """`order_hops`' result in hop order, `perm` and the firsts, from `t` sorted in hop order (`perm`: sorted
+    position -> row), `run`: each sorted position's journey numbered 0.. ascending, `rows`: the table's `row`."""
+    new = np.ones(len(run), dtype=bool)
+    new[1:] = run[1:] != run[:-1]
+    journey, hop, hops, firsts = _numbered_runs(new, perm, rows)
     t = t.select(
-        journey=pl.Series(order[run], dtype=pl.UInt32),
+        journey=pl.Series(journey, dtype=pl.UInt32),
         hop=pl.Series(hop),
-        hops=pl.Series(hops[run]),
+        hops=pl.Series(hops),
         delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
-    del run, hop, new
     return t, perm, firsts
 
 
@@ -346,7 +400,6 @@ def chunked_like(values: pl.Series, like: pl.Series) -> pl.Series:
 
 SPLIT_BLOCK = 1 << 20  # rows `split` sorts at a time
 NARROW = ("input", "iface", "direction", "ts", "ttl", "icmp_type", "icmp_id", "icmp_seq")
-ONE_NODE = ("iface", "direction", "ts")  # of NARROW, what one node's correlation reads (no clocks, no stretches)
 
 
 def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: Run | None = None,
@@ -390,15 +443,28 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
 
 
 def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
-    """What correlation reads of the packet table: `row`, the fingerprint `key`, `NARROW` (one node: `ONE_NODE`),
-    `_nid` (node code)."""
+    """What correlation reads of the packet table: `row`, the fingerprint `key`, `NARROW` and `_nid` (node code);
+    one node: `ts`, `row`, `key` and `_point` (`point_codes`)."""
+    row = pl.Series("row", np.arange(table.height, dtype=np.uint32))
+    if one_node:  # no names to carry (a text column costs 16+ bytes a row), no clocks to align, no stretches to order
+        codes = table.select(pl.col("iface").to_physical().max()).item()
+        point = point_codes().cast(pl.UInt32) if (codes or 0) < 1 << 22 else point_codes()  # below 2**32: 4 B a row
+        return pl.concat([table.select("ts"), _by_slices(table, key=fingerprint(table), _point=point)],
+                         how="horizontal").insert_column(1, row)
     node = node_column(table)
-    # one node: no names to carry (a text column costs 16+ bytes a row) and no clocks to align
-    names = {"_nid": pl.lit(0, dtype=pl.UInt32)} if one_node else {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
-    # the key on its own: evaluated beside the other columns, polars holds about 125 B a sighting more meanwhile
-    key = table.select(key=fingerprint(table)).to_series()
-    columns = ONE_NODE if one_node else NARROW  # one node: a partition gathers (and ships, on a cluster) half the columns
-    return table.select(*columns, row=pl.int_range(pl.len()).cast(pl.UInt32), **names).insert_column(len(columns) + 1, key)
+    names = {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
+    return table.select(*NARROW, **names).insert_column(len(NARROW), row).insert_column(
+        len(NARROW) + 1, _by_slices(table, key=fingerprint(table)).to_series())
+
+
+NARROW_SLICE = 1 << 20  # rows `narrow` evaluates at a time: `split` reads blocks of as many
+
+
+def _by_slices(table: pl.DataFrame, **exprs: pl.Expr) -> pl.DataFrame:
+    """`exprs` of `table` evaluated a slice of rows at a time, a chunk each: the scratch memory is a slice's (the
+    key's structs: 125 B a sighting), and a partition gathers from the chunks in place."""
+    return pl.concat([table.slice(start, NARROW_SLICE).select(**exprs) for start in range(0, max(table.height, 1), NARROW_SLICE)],
+                     rechunk=False)
 
 
 def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
@@ -451,12 +517,15 @@ class Partial:
 def correlate_partition(sub: pl.DataFrame, by_node: bool) -> Partial:
     """The unit of work: journeys of one partition of the narrow frame (`narrow`, gathered by `split`; on
     several nodes with `ts` already clock-corrected). Needs nothing from other partitions."""
-    if by_node or not _one_value(sub, "_nid"):
+    if by_node or ("_nid" in sub.columns and not _one_value(sub, "_nid")):
         hops, perm, firsts = _order_hops_sorted(sub.with_columns(journey=group(sub, "ts")), "ts", by_node)
-    else:
-        hops, perm, firsts = _one_node_hops_sorted(sub, "ts")
-    return Partial(hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
-                   hops["delay"].fill_null(0).to_numpy(), firsts, perm)
+        return Partial(hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
+                       hops["delay"].fill_null(0).to_numpy(), firsts, perm)
+    ts = sub.get_column("ts")
+    valid = ts.is_not_null().to_numpy() if ts.null_count() else None
+    point = sub.get_column("_point") if "_point" in sub.columns else sub.select(point_codes()).to_series()
+    return one_node_partial(sub.get_column("key").to_numpy(), ts.fill_null(0).to_numpy(), valid, point.to_numpy(),
+                            sub.get_column("row").to_numpy())
 
 
 class Merge:
@@ -466,7 +535,7 @@ class Merge:
 
     def __init__(self, height: int, hops: bool = True) -> None:
         """`hops`: also `hops` and `delay` (without them, 12 B a sighting less)."""
-        self.journey = np.empty(height, dtype=np.uint32)  # the partition's own numbers until `finish`
+        self.journey = np.empty(height, dtype=np.uint32)  # each sighting's journey by its first row until `finish`
         self.hop = np.empty(height, dtype=np.uint32)
         self.hops = np.empty(height, dtype=np.uint32) if hops else None
         self.delay = np.empty(height, dtype=np.int64) if hops else None
@@ -475,28 +544,42 @@ class Merge:
 
     def add(self, idx: np.ndarray | None, p: Partial) -> None:
         at = p.at(idx)
-        self.journey[at], self.hop[at] = p.journey, p.hop
+        self.journey[at], self.hop[at] = p.firsts[p.journey], p.hop
         if self.hops is not None and self.delay is not None:
             self.hops[at], self.delay[at] = p.hops, p.delay
         self.firsts[-1 if idx is None or not len(idx) else int(idx[0])] = p.firsts
-        give_back()  # the partition's scratch (at 10M, 5-10 B a sighting of the table at the peak of correlation)
 
     def finish(self, parts: list[np.ndarray | None]) -> pl.DataFrame:
         """`parts`: the positions of every partition, in the order `split` gave them."""
-        if len(parts) > 1:
-            firsts = [self.firsts[int(idx[0])] if idx is not None and len(idx) else np.empty(0, np.uint32) for idx in parts]
-            everyone = np.concatenate(firsts)
-            rank = np.empty(len(everyone), dtype=np.uint32)
-            rank[np.argsort(everyone, kind="stable")] = np.arange(len(everyone), dtype=np.uint32)
-            offset, self.numbers = 0, []
-            for idx, own in zip(parts, firsts):
-                self.numbers.append(rank[offset:offset + len(own)])
-                self.journey[idx] = self.numbers[-1][self.journey[idx]]
-                offset += len(own)
+        # the partitions' scratch, kept by each thread's heap from one partition to the next: handed back after each
+        # partition, the next one's arrays were fresh pages again (at 10M, 140,000 page faults more: 1.4 s of CPU)
+        give_back()
+        _rank_firsts(self.journey)
+        firsts = [self.firsts[int(idx[0])] if idx is not None and len(idx) else self.firsts.get(-1, np.empty(0, np.uint32))
+                  for idx in parts]
+        self.numbers = [self.journey[own] for own in firsts]
         if self.hops is None or self.delay is None:
             return pl.DataFrame({"journey": self.journey, "hop": self.hop})
         frame = pl.DataFrame({"journey": self.journey, "hop": self.hop, "hops": self.hops, "delay": self.delay})
         return frame.with_columns(delay=pl.when(pl.col("hop") == 0).then(None).otherwise(pl.col("delay")))
+
+
+RANK_BLOCK = 1 << 20  # rows `_rank_firsts` numbers at a time
+
+
+def _rank_firsts(journey: np.ndarray) -> None:
+    """Each sighting's journey given by its first row (at most its own row) -> numbered 0.. by first row, in place:
+    a block of rows at a time, the first sightings numbered in order, then the others take their first's number
+    (numbered already: it is an earlier row). No array of the table's size besides."""
+    done = 0
+    for start in range(0, len(journey), RANK_BLOCK):
+        block = journey[start:start + RANK_BLOCK]
+        first = block == np.arange(start, start + len(block), dtype=journey.dtype)
+        count = int(np.count_nonzero(first))
+        block[first] = np.arange(done, done + count, dtype=journey.dtype)
+        done += count
+        np.logical_not(first, out=first)
+        block[first] = journey[block[first]]
 
 
 def _journey_keys(sub: pl.DataFrame) -> np.ndarray:
@@ -519,7 +602,25 @@ def threads(workers: int) -> Run:
 
 def take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
     """A partition of the narrow frame (None: all of it)."""
-    return t if idx is None else t[idx]
+    return t if idx is None else pl.DataFrame([gather(t.get_column(name), idx) for name in t.columns])
+
+
+def gather(s: pl.Series, idx: np.ndarray) -> pl.Series:
+    """`s` at the ascending positions `idx`, in one piece: numbers without nulls by numpy, from each chunk in place
+    (polars gathers 4x slower from a column of many chunks, the table's: it is read in batches)."""
+    if not (s.dtype.is_numeric() and not s.null_count() and len(idx)):
+        return s.gather(idx)
+    chunks = s.get_chunks()
+    out = np.empty(len(idx), dtype=chunks[0].to_numpy().dtype)
+    start, bounds = 0, []
+    for chunk in chunks:
+        bounds.append(start)
+        start += len(chunk)
+    at = np.searchsorted(idx, np.array([*bounds, start], dtype=np.int64))
+    for chunk, first, lo, hi in zip(chunks, bounds, at[:-1].tolist(), at[1:].tolist()):
+        if hi > lo:
+            np.take(chunk.to_numpy(), idx[lo:hi] - first if first else idx[lo:hi], out=out[lo:hi])
+    return pl.Series(s.name, out)
 
 
 def _map(parts: list[np.ndarray | None], work: Callable[[np.ndarray | None], T], workers: int) -> list[T]:

@@ -331,7 +331,7 @@ def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
     hops = merged.finish(list(parts))
     del parts, merged.journey, merged.hop, merged.hops, merged.delay
     count = int(hops.select(pl.col("journey").max()).item()) + 1
-    numbers = merged.numbers or [np.arange(count, dtype=np.uint32)]  # one partition: numbered already
+    numbers = merged.numbers or []
     firsts, multi = [], []
     for path, number in zip(spilled.partitions, numbers):
         first, several_tuples = tuples.pop(path)
