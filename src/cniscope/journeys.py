@@ -274,9 +274,10 @@ def _order_hops_sorted(table: pl.DataFrame, ts_col: str, by_node: bool) -> tuple
 
 
 def one_node_partial(key: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, point: np.ndarray,
-                     rows: np.ndarray) -> Partial:
+                     rows: np.ndarray, hops: bool = True) -> Partial:
     """`group` and `order_hops` of the sightings of one node at once, in numpy over a partition's arrays (`key`,
-    `ts` with `valid`: where it is not null, None: nowhere; `point`: `point_codes`; `rows`: the table's `row`):
+    `ts` with `valid`: where it is not null, None: nowhere; `point`: `point_codes`; `rows`: the table's `row`;
+    `hops`: also each sighting's hops and delay, else empty):
     there each burst is a journey, and the sort that finds the bursts has its sightings together in time and row
     order already; only sightings at one time are put In before Out (a second sort when some are not).
 
@@ -318,13 +319,15 @@ def one_node_partial(key: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, 
         perm[at] = perm[at[np.lexsort((egress[at], place[at]))]]  # stable: each run's In, then its Out, in order
         del place, unsorted, at  # times (and nulls) are equal within each run: `ts` and `valid` stand
     del point, same_time, egress, late
-    journey, hop, hops, firsts = _numbered_runs(split, perm, rows)
+    journey, hop, run, count, firsts = _numbered_runs(split, perm, rows)
+    if not hops:
+        return Partial(journey, hop, np.empty(0, np.uint32), np.empty(0, np.int64), firsts, perm)
     delay = np.zeros(n, dtype=np.int64)
     np.subtract(ts[1:], ts[:-1], out=delay[1:])
     delay[split] = 0
     if valid is not None:
         delay[1:][~both] = 0
-    return Partial(journey, hop, hops, delay, firsts, perm)
+    return Partial(journey, hop, count[run], delay, firsts, perm)
 
 
 # `point_codes`: a sighting's capture point (interface, direction) as one number, the interface's code above
@@ -339,9 +342,10 @@ def point_codes() -> pl.Expr:
     return iface * POINT_NAMED + pl.col("direction").cast(pl.UInt64).fill_null(256)
 
 
-def _numbered_runs(new: np.ndarray, perm: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Journey (numbered 0.. by first row), hop, hops of each sighting in hop order, and each journey's first row
-    (ascending), from `new`: where each journey starts in hop order, `perm`: hop order position -> row of the
+def _numbered_runs(new: np.ndarray, perm: np.ndarray,
+                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Journey (numbered 0.. by first row), hop and run (0..) of each sighting in hop order, each run's hops, and
+    each journey's first row (ascending), from `new`: where each journey starts in hop order, `perm`: hop order position -> row of the
     partition, `rows`: the partition's `row`."""
     n = len(new)
     starts = np.flatnonzero(new)
@@ -364,7 +368,7 @@ def _numbered_runs(new: np.ndarray, perm: np.ndarray, rows: np.ndarray) -> tuple
     hops = np.diff(np.append(starts, n)).astype(np.uint32)
     hop = np.arange(n, dtype=np.uint32)
     hop -= np.repeat(starts.astype(np.uint32), hops)  # position in the run
-    return order[run], hop, hops[run], firsts
+    return order[run], hop, run, hops, firsts
 
 
 def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarray,
@@ -373,11 +377,11 @@ def _numbered(t: pl.DataFrame, perm: np.ndarray, run: np.ndarray, rows: np.ndarr
     position -> row), `run`: each sorted position's journey numbered 0.. ascending, `rows`: the table's `row`."""
     new = np.ones(len(run), dtype=bool)
     new[1:] = run[1:] != run[:-1]
-    journey, hop, hops, firsts = _numbered_runs(new, perm, rows)
+    journey, hop, run, hops, firsts = _numbered_runs(new, perm, rows)
     t = t.select(
         journey=pl.Series(journey, dtype=pl.UInt32),
         hop=pl.Series(hop),
-        hops=pl.Series(hops),
+        hops=pl.Series(hops[run]),
         delay=pl.when(pl.Series(new)).then(None).otherwise(pl.col(ts_col) - pl.col(ts_col).shift(1)),
     )
     return t, perm, firsts
@@ -432,7 +436,7 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     else:
         offsets = []
     merged = Merge(t.height, hops)
-    run(partial(correlate_partition, by_node=not one_node), t, parts, merged.add)
+    run(partial(correlate_partition, by_node=not one_node, hops=hops), t, parts, merged.add)
     made = merged.finish(parts)
     like = table.get_column("ts")
     added = {"row": t["row"], **{c: made[c] for c in made.columns}}
@@ -447,8 +451,8 @@ def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
     one node: `ts`, `row`, `key` and `_point` (`point_codes`)."""
     row = pl.Series("row", np.arange(table.height, dtype=np.uint32))
     if one_node:  # no names to carry (a text column costs 16+ bytes a row), no clocks to align, no stretches to order
-        codes = table.select(pl.col("iface").to_physical().max()).item()
-        point = point_codes().cast(pl.UInt32) if (codes or 0) < 1 << 22 else point_codes()  # below 2**32: 4 B a row
+        codes = (table.select(pl.col("iface").to_physical().max()).item() or 0) + 1  # (the codes + 1) * POINT_NAMED
+        point = point_codes().cast(pl.UInt16 if codes < 1 << 7 else pl.UInt32 if codes < 1 << 23 else pl.UInt64)
         return pl.concat([table.select("ts"), _by_slices(table, key=fingerprint(table), _point=point)],
                          how="horizontal").insert_column(1, row)
     node = node_column(table)
@@ -514,18 +518,19 @@ class Partial:
         return self.perm if idx is None else idx[self.perm]
 
 
-def correlate_partition(sub: pl.DataFrame, by_node: bool) -> Partial:
+def correlate_partition(sub: pl.DataFrame, by_node: bool, hops: bool = True) -> Partial:
     """The unit of work: journeys of one partition of the narrow frame (`narrow`, gathered by `split`; on
-    several nodes with `ts` already clock-corrected). Needs nothing from other partitions."""
+    several nodes with `ts` already clock-corrected). Needs nothing from other partitions. `hops`: also each
+    sighting's hops and delay (one node: else left empty)."""
     if by_node or ("_nid" in sub.columns and not _one_value(sub, "_nid")):
-        hops, perm, firsts = _order_hops_sorted(sub.with_columns(journey=group(sub, "ts")), "ts", by_node)
-        return Partial(hops["journey"].to_numpy(), hops["hop"].to_numpy(), hops["hops"].to_numpy(),
-                       hops["delay"].fill_null(0).to_numpy(), firsts, perm)
+        ordered, perm, firsts = _order_hops_sorted(sub.with_columns(journey=group(sub, "ts")), "ts", by_node)
+        return Partial(ordered["journey"].to_numpy(), ordered["hop"].to_numpy(), ordered["hops"].to_numpy(),
+                       ordered["delay"].fill_null(0).to_numpy(), firsts, perm)
     ts = sub.get_column("ts")
     valid = ts.is_not_null().to_numpy() if ts.null_count() else None
     point = sub.get_column("_point") if "_point" in sub.columns else sub.select(point_codes()).to_series()
     return one_node_partial(sub.get_column("key").to_numpy(), ts.fill_null(0).to_numpy(), valid, point.to_numpy(),
-                            sub.get_column("row").to_numpy())
+                            sub.get_column("row").to_numpy(), hops)
 
 
 class Merge:
