@@ -600,31 +600,46 @@ def threads(workers: int) -> Run:
     """Partitions run here, `workers` at a time."""
     def run(work: Callable[[pl.DataFrame], Any], t: pl.DataFrame, parts: list[np.ndarray | None],
             consume: Callable[[np.ndarray | None, Any], None]) -> None:
-        _map(parts, lambda idx: consume(idx, work(take(t, idx))), workers)
+        cut = {name: Chunks.of(t.get_column(name)) for name in t.columns}  # once for every partition
+        _map(parts, lambda idx: consume(idx, work(take(t, idx, cut))), workers)
 
     return run
 
 
-def take(t: pl.DataFrame, idx: np.ndarray | None) -> pl.DataFrame:
-    """A partition of the narrow frame (None: all of it)."""
-    return t if idx is None else pl.DataFrame([gather(t.get_column(name), idx) for name in t.columns])
+def take(t: pl.DataFrame, idx: np.ndarray | None, cut: Mapping[str, Chunks | None] | None = None) -> pl.DataFrame:
+    """A partition of the narrow frame (None: all of it); `cut`: its columns' `Chunks`, if known."""
+    if idx is None:
+        return t
+    return pl.DataFrame([gather(t.get_column(name), idx, cut[name] if cut is not None else Chunks.of(t.get_column(name)))
+                         for name in t.columns])
 
 
-def gather(s: pl.Series, idx: np.ndarray) -> pl.Series:
-    """`s` at the ascending positions `idx`, in one piece: numbers without nulls by numpy, from each chunk in place
-    (polars gathers 4x slower from a column of many chunks, the table's: it is read in batches)."""
-    if not (s.dtype.is_numeric() and not s.null_count() and len(idx)):
+@dataclass(frozen=True)
+class Chunks:
+    """A column of numbers without nulls as numpy arrays, one a chunk (views), and where each starts (and the end)."""
+
+    arrays: list[np.ndarray]
+    bounds: np.ndarray
+
+    @staticmethod
+    def of(s: pl.Series) -> Chunks | None:
+        """None: numpy cannot gather it (not numbers, nulls, empty)."""
+        if not (s.dtype.is_numeric() and not s.null_count() and len(s)):
+            return None
+        arrays = [chunk.to_numpy() for chunk in s.get_chunks()]
+        return Chunks(arrays, np.cumsum([0, *(len(a) for a in arrays)], dtype=np.int64))
+
+
+def gather(s: pl.Series, idx: np.ndarray, cut: Chunks | None) -> pl.Series:
+    """`s` at the ascending positions `idx`, in one piece: numbers without nulls (`cut`) by numpy, from each chunk in
+    place (polars gathers 4x slower from a column of many chunks, the table's: it is read in batches)."""
+    if cut is None or not len(idx):
         return s.gather(idx)
-    chunks = s.get_chunks()
-    out = np.empty(len(idx), dtype=chunks[0].to_numpy().dtype)
-    start, bounds = 0, []
-    for chunk in chunks:
-        bounds.append(start)
-        start += len(chunk)
-    at = np.searchsorted(idx, np.array([*bounds, start], dtype=np.int64))
-    for chunk, first, lo, hi in zip(chunks, bounds, at[:-1].tolist(), at[1:].tolist()):
+    out = np.empty(len(idx), dtype=cut.arrays[0].dtype)
+    at = np.searchsorted(idx, cut.bounds).tolist()
+    for array, first, lo, hi in zip(cut.arrays, cut.bounds.tolist(), at[:-1], at[1:]):
         if hi > lo:
-            np.take(chunk.to_numpy(), idx[lo:hi] - first if first else idx[lo:hi], out=out[lo:hi])
+            np.take(array, idx[lo:hi] - first if first else idx[lo:hi], out=out[lo:hi])
     return pl.Series(s.name, out)
 
 
