@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from cniscope import host
@@ -50,3 +55,33 @@ def test_spawn_streams_and_keeps_standard_input_open_when_asked() -> None:
     assert proc.stdout.read() == b"\x00binary\xff" and proc.wait(10) == 0
     with pytest.raises(ValueError, match="no standard input text"):
         host.spawn(Command(("cat",), "echo", "text"))
+
+
+def test_a_command_run_to_its_end_dies_with_cniscope(tmp_path) -> None:
+    """cniscope killed outright (SIGKILL: no handler runs) while `run` waits: its child is killed too, not left to
+    finish alone (a lab's `ip -batch` making namespaces after the lab was reaped)."""
+    pidfile = tmp_path / "child.pid"
+    script = ("from cniscope import host\n"
+              f"host.run(host.Command(('sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'), 'wait'), timeout=90)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child = int(pidfile.read_text())
+        assert _alive(child)  # running while cniscope waits for it
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has ended: its parent, here init, has yet to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

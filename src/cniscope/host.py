@@ -6,7 +6,9 @@ Theory of operation
   `--dry-run` prints and tests read without running anything.
 - `run` waits for a command to end; `spawn` starts one that streams (tcpdump) or goes to the background (a
   daemon's parent). Children run in their own session, with no standard input unless given: a terminal's Ctrl-C
-  reaches only cniscope, which stops them properly.
+  reaches only cniscope, which stops them properly. A command `run` waits for dies with cniscope (the kernel's
+  parent-death signal): killed outright, cniscope leaves no `ip -batch` behind still building what nobody will
+  remove (a lab reaped at once would lose the namespaces made after it).
 - A failure is somebody's, and the error says whose (`Blame`), which picks the exit code (README): a program
   missing here is this machine's; a command that ran and failed, or did not answer in time, is blamed on whoever
   the caller names: the user's input, this machine, a remote node, or cniscope itself. The message names the
@@ -18,9 +20,12 @@ Theory of operation
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shlex
+import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -76,13 +81,27 @@ class Host:
         """Run to the end; raise FileNotFoundError when the program is missing, TimeoutExpired after `timeout` s."""
         done = subprocess.run(command.argv, input=command.stdin, stdin=None if command.stdin is not None else subprocess.DEVNULL,
                               capture_output=True, text=True, errors="replace", timeout=timeout, start_new_session=True,
-                              check=False)
+                              check=False, preexec_fn=_dies_with(os.getpid()))
         return Done(done.returncode, done.stdout, done.stderr)
 
     def spawn(self, command: Command, keep_stdin: bool) -> Process:
         """Start, with standard output and error as pipes (bytes); standard input a pipe left open with `keep_stdin`."""
         return subprocess.Popen(command.argv, stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _dies_with(parent: int) -> Callable[[], None]:
+    """What the child runs before the program: SIGKILL to it when the thread that started it ends (the thread waits
+    for it, so: when cniscope does), and an end now when cniscope died before that was set."""
+    def child() -> None:
+        _libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
+        if os.getppid() != parent:
+            os._exit(1)
+    return child
 
 
 _host = Host()
