@@ -112,6 +112,21 @@ def test_prepare_runs_on_each_item_and_few_are_held(batches: list[pl.DataFrame])
     assert 2 <= peak[0] <= 2 + 1 + 1 and not alive
 
 
+@pytest.mark.parametrize("read", [0, 3])
+def test_reading_stopped_leaves_a_file_with_what_was_read(batches: list[pl.DataFrame], read: int) -> None:
+    """Ctrl-C (or an error) while batches are read: the file still ends with its footer, as a writer closed early
+    leaves it, and holds every batch read before."""
+    def interrupted() -> Any:
+        yield from (b.to_arrow() for b in batches[:read])
+        raise KeyboardInterrupt
+
+    out = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        parquet_parts.write(interrupted(), out, SCHEMA, PARQUET_OPTIONS)
+    assert out.getvalue() == one_writer([b.to_arrow() for b in batches[:read]])
+    assert pl.read_parquet(io.BytesIO(out.getvalue())).height == sum(b.height for b in batches[:read])
+
+
 def test_to_arrow_is_polars_to_arrow(batches: list[pl.DataFrame]) -> None:
     for table in (batches[0], batches[-1], batches[0].slice(0, 0)):
         assert to_arrow(table).equals(table.to_arrow())

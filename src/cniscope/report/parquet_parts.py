@@ -225,9 +225,15 @@ class Joiner:
         self.position += len(part.body)
         part.body = memoryview(b"")  # its buffer goes on to the next part
 
-    def close(self) -> None:
-        """The footer: the first part's, with every part's row groups and the sum of their rows."""
-        assert self.first is not None, "no part to take the footer from"
+    def close(self, schema: pa.Schema, options: dict[str, Any]) -> None:
+        """The footer: the first part's, with every part's row groups and the sum of their rows; with no part, the
+        file one writer writes with no row group (the same `schema` and `options` as the parts)."""
+        if self.first is None:
+            empty = pa.BufferOutputStream()
+            with pq.ParquetWriter(empty, schema, **options):
+                pass
+            self._write(memoryview(empty.getvalue())[len(MAGIC):])  # its "PAR1" is written already
+            return
         footer = self.first.footer
         start, end, _ = self.first.num_rows
         begin, stop = self.first.groups_span
@@ -264,26 +270,23 @@ def write(tables: Iterable[Any], target: IO[bytes], schema: pa.Schema, options: 
                 writer.write_table(table)
             return Part(memoryview(grown.getvalue())), buffer
 
-    joiner: Joiner | None = None
-    with ThreadPoolExecutor(workers, thread_name_prefix="parquet") as pool:
-        pending: deque[Future[tuple[Part, pa.Buffer]]] = deque()
+    joiner = Joiner(target)
+    pending: deque[Future[tuple[Part, pa.Buffer]]] = deque()
 
-        def join_next() -> None:
-            part, buffer = pending.popleft().result()
-            assert joiner is not None
-            joiner.append(part)
-            free.put(buffer)
+    def join_next() -> None:
+        part, buffer = pending.popleft().result()
+        joiner.append(part)
+        free.put(buffer)
 
-        for item in tables:
-            if joiner is None:
-                joiner = Joiner(target)
-            pending.append(pool.submit(encode, item, free.get()))
-            if len(pending) > workers:
-                join_next()
-        while pending:
-            join_next()
-    if joiner is None:  # no table: a file of no row group, as one writer writes it
-        with pq.ParquetWriter(target, schema, **options):
-            pass
-    else:
-        joiner.close()
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="parquet") as pool:
+            try:
+                for item in tables:
+                    pending.append(pool.submit(encode, item, free.get()))
+                    if len(pending) > workers:
+                        join_next()
+            finally:  # reading stopped (Ctrl-C, an error): what was read is still written
+                while pending:
+                    join_next()
+    finally:  # the footer, so the file opens with every row group it holds, as a writer closed early leaves it
+        joiner.close(schema, options)
