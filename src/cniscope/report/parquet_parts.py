@@ -137,14 +137,18 @@ class _Thrift:
                 self.skip(kind)
 
 
-def _zigzag_varint(value: int) -> bytes:
-    n = (value << 1) ^ (value >> 63)
+def _varint(n: int) -> bytes:
+    """An unsigned integer as thrift's compact protocol writes it: 7 bits a byte, low first."""
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def _zigzag_varint(value: int) -> bytes:
+    return _varint((value << 1) ^ (value >> 63))
 
 
 class Part:
@@ -197,12 +201,7 @@ class Part:
 def _list_header(size: int, element: int) -> bytes:
     if size < 15:
         return bytes([size << 4 | element])
-    out = bytearray([0xF0 | element])
-    while size >= 0x80:
-        out.append(size & 0x7F | 0x80)
-        size >>= 7
-    out.append(size)
-    return bytes(out)
+    return bytes([0xF0 | element]) + _varint(size)
 
 
 class Joiner:
