@@ -70,21 +70,14 @@ class Hop:
     mac_owner: str | None = None  # who owns mac_to, as the capture shows: a node, or the address ARP gives it
 
     @staticmethod
-    def with_roles(hops: Iterable[Hop], roles: Iterable[str]) -> tuple[Hop, ...]:
-        """Each hop with its role: copies of the fields, without the frozen dataclass's per-field checks, in one loop
-        with no call per hop (labelling copies every hop of a report: 73k at 20,000 journeys, 0.08 -> 0.06 s)."""
-        made = []
-        new, assign = object.__new__, object.__setattr__
+    def set_roles(hops: Iterable[Hop], roles: Iterable[str]) -> None:
+        """Give each hop its role, in place: labelling fills in the field materialising left unset (the hops are the
+        journeys' own; a copy of every hop and journey, the originals thrown away, took 0.06 s at 20,000 journeys)."""
         for hop, role in zip(hops, roles):
-            copy = new(Hop)
-            own = hop.__dict__.copy()
-            own["role"] = role
-            assign(copy, "__dict__", own)
-            made.append(copy)
-        return tuple(made)
+            hop.__dict__["role"] = role
 
     def sent_to(self, mac: str, owner: str | None) -> Hop:
-        """This hop with the MAC it was sent to and its owner (a copy, as `with_roles`)."""
+        """This hop with the MAC it was sent to and its owner (a copy: the frozen dataclass's per-field checks skipped)."""
         hop = object.__new__(Hop)
         hop.__dict__.update(self.__dict__, mac_to=mac, mac_owner=owner)
         return hop

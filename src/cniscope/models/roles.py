@@ -33,7 +33,7 @@ from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, named_iface
-from cniscope.results import Hop, Journey, ModelVerdict, make_journey
+from cniscope.results import Hop, Journey, ModelVerdict
 
 INGRESS = {"In", "P", "B", "M"}
 _Verdict = tuple[str | None, str, str, tuple[int, int] | None]  # Mismatch fields after (journey, node, hops)
@@ -299,15 +299,13 @@ def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
 
 
 def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
-    """Every journey with a role on every hop."""
+    """Every journey with a role on every hop: the journeys given, their hops' roles set (`Hop.set_roles`)."""
     shaped = _shaped(journeys, table, verdict, inventory)
-    ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
-    roles = [_roles(journey, ctx, coverage) for journey in shapes]
-    with_roles = Hop.with_roles
-    return [
-        make_journey(j.id, j.flow, j.summary, j.retransmission_of, with_roles(j.hops, roles[shape]))
-        for j, shape in zip(journeys, shape_of)
-    ]
+    roles = [_roles(journey, shaped.ctx, shaped.coverage) for journey in shaped.shapes]
+    set_roles = Hop.set_roles
+    for journey, shape in zip(journeys, shaped.shape_of):
+        set_roles(journey.hops, roles[shape])
+    return journeys
 
 
 def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
