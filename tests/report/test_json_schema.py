@@ -72,7 +72,9 @@ def test_json_is_the_report_one_element_a_line_and_ascii_only():
     own; text beyond ASCII (a C1 control from a capture, a letter) escaped as json.dumps does by default."""
     report = service_call()
     report.warnings.append("caf\u00e9 \x9b31m")
-    text = dumps(report)
+    written = dumps(report)
+    assert isinstance(written, bytes)  # what the command writes, as it writes it
+    text = written.decode("ascii")
     document = to_dict(report)
     assert json.loads(text) == json.loads(json.dumps(document))
     assert text.isascii() and "caf\\u00e9 \\u009b31m" in text
@@ -83,19 +85,19 @@ def test_json_is_the_report_one_element_a_line_and_ascii_only():
         start = lines.index(f' "{key}": [')
         assert [json.loads(line.rstrip(",")) for line in lines[start + 1 : start + 1 + len(document[key])]] == document[key]
         assert lines[start + 1 + len(document[key])] in (" ],", " ]")
-    assert json_out._encode({"n": 2**70, "ok": [1]}) == '{"n":1180591620717411303424,"ok":[1]}'  # above orjson's 64 bits
+    assert json_out._encode({"n": 2**70, "ok": [1]}) == b'{"n":1180591620717411303424,"ok":[1]}'  # above orjson's 64 bits
 
 
-def _each_on_its_own(report) -> str:  # type: ignore[no-untyped-def]
+def _each_on_its_own(report) -> bytes:  # type: ignore[no-untyped-def]
     """What dumps wrote before it wrote journeys and flows by one call: each element of to_dict's lists on its own."""
     document = to_dict(report)
 
     def value(v):  # type: ignore[no-untyped-def]
         if isinstance(v, list) and v:
-            return "[\n  " + ",\n  ".join(map(json_out._encode, v)) + "\n ]"
+            return b"[\n  " + b",\n  ".join(map(json_out._encode, v)) + b"\n ]"
         return json_out._encode(v)
 
-    return "{\n" + ",\n".join(f" {json_out._encode(k)}: {value(v)}" for k, v in document.items()) + "\n}"
+    return b"{\n" + b",\n".join(b" " + json_out._encode(k) + b": " + value(v) for k, v in document.items()) + b"\n}"
 
 
 @pytest.mark.parametrize("change", [
