@@ -17,7 +17,7 @@ from cniscope.errors import ReadWarning
 from cniscope.packets.schema import Clock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from cniscope.inventory import Inventory
     from cniscope.packets.frames import FrameBatch
@@ -68,13 +68,6 @@ class Hop:
     changes: tuple[Change, ...] = ()  # what changed since the previous hop
     mac_to: str | None = None  # leaving a NIC: the destination MAC it was sent to (where the link type keeps it)
     mac_owner: str | None = None  # who owns mac_to, as the capture shows: a node, or the address ARP gives it
-
-    @staticmethod
-    def set_roles(hops: Iterable[Hop], roles: Iterable[str]) -> None:
-        """Give each hop its role, in place: labelling fills in the field materialising left unset (the hops are the
-        journeys' own; a copy of every hop and journey, the originals thrown away, took 0.06 s at 20,000 journeys)."""
-        for hop, role in zip(hops, roles):
-            hop.__dict__["role"] = role
 
     def sent_to(self, mac: str, owner: str | None) -> Hop:
         """This hop with the MAC it was sent to and its owner (a copy: the frozen dataclass's per-field checks skipped)."""
@@ -335,6 +328,15 @@ class Report:
     def aligned(self) -> dict[str, int]:
         """Nodes whose clock was aligned, with the uncertainty (ns) against the reference node (0 for it)."""
         return {c.reference: 0 for c in self.clocks} | {c.node: c.uncertainty_ns for c in self.clocks}
+
+
+def set_roles(journeys: Iterable[Journey], roles: Iterable[Sequence[str]]) -> None:
+    """Give each hop of each journey its role, in place: labelling fills in the field materialising left unset (the
+    hops are the journeys' own; a copy of every hop and journey, the originals thrown away, took 0.06 s at 20,000
+    journeys)."""
+    for journey, of_hops in zip(journeys, roles):
+        for hop, role in zip(journey.hops, of_hops):
+            hop.__dict__["role"] = role
 
 
 _Made = TypeVar("_Made", "Hop", "Journey", "Flow", "Endpoint")

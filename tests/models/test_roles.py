@@ -138,7 +138,7 @@ def test_shapes_over_the_table_refine_the_signatures_and_label_alike(path, monke
     never joins two), and labelling and comparing say the same as over the signatures themselves."""
     loaded = load_capture(path)
     verdict = infer(loaded.table, loaded.journeys)
-    ctx = roles._context(loaded.journeys, loaded.table, verdict, None)
+    ctx = roles._context(loaded.journeys, loaded.journeys, loaded.table, verdict, None)
     numbered = roles._shape_numbers(loaded.journeys, loaded.table)
     assert numbered is not None and len(numbered) == len(loaded.journeys)
     signature_of: dict[int, roles.Signature] = {}

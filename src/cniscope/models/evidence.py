@@ -255,10 +255,9 @@ class RowView:
     src: dict[int, str | None]  # IPv4 or IPv6 text
     dst: dict[int, str | None]
     tunnel: dict[int, int]
-    where: dict[int, tuple[str, str | None, str | None, int]]  # (key, src, dst, tunnel): what places a sighting, for signatures of journeys
 
 
-# the last view: inference, labelling and comparing ask for the same journeys' rows (labelled or not: the same ids)
+# the last view: inference asks twice when the capture names no interfaces (copies; with an inventory, who reached pods)
 _viewed: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], RowView]] = []
 
 
@@ -279,9 +278,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     def column(name: str) -> dict[int, Any]:
         return dict(zip(rows, sub[name].to_list()))
 
-    key, src, dst, tunnel = column("key"), column("src"), column("dst"), column("tunnel")
-    where = dict(zip(rows, zip(key.values(), src.values(), dst.values(), tunnel.values())))
-    view = RowView(key, src, dst, tunnel, where)
+    view = RowView(column("key"), column("src"), column("dst"), column("tunnel"))
     _viewed[:] = [(weakref.ref(table), ids, view)]
     return view
 
@@ -302,14 +299,13 @@ def _ip4_text(value: pl.Expr) -> pl.Expr:
 
 def _shapes(table: pl.DataFrame, journeys: list[Journey]) -> Counter[Shape]:
     """Copies of one packet on one node, for journeys whose sightings there name no interface."""
-    if not journeys:
-        return Counter()
-    view = row_view(table, journeys)
+    if not table["iface"].null_count():
+        return Counter()  # every sighting names its interface (most captures): no copies to count
+    unnamed = [j for j in journeys if not all(h.iface is not None for h in j.hops)]
+    view = row_view(table, unnamed)
     keys, tunnels = view.key, view.tunnel
     shapes: Counter[Shape] = Counter()
-    for journey in journeys:
-        if all(h.iface is not None for h in journey.hops):
-            continue  # every sighting names its interface (most captures): no copies to count
+    for journey in unnamed:
         by_node: dict[str, list[Hop]] = {}
         for hop in journey.hops:
             by_node.setdefault(keys[hop.row], []).append(hop)

@@ -33,7 +33,7 @@ from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, named_iface
-from cniscope.results import Hop, Journey, ModelVerdict
+from cniscope.results import Hop, Journey, ModelVerdict, set_roles
 
 INGRESS = {"In", "P", "B", "M"}
 _Verdict = tuple[str | None, str, str, tuple[int, int] | None]  # Mismatch fields after (journey, node, hops)
@@ -59,7 +59,6 @@ class _Context:
     src: dict[int, str | None]
     dst: dict[int, str | None]
     tunnel: dict[int, int]
-    where: dict[int, tuple[str, str | None, str | None, int]]  # row -> (key, src, dst, tunnel)
     pods: set[str]
     inventory: Inventory | None
     patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
@@ -109,16 +108,18 @@ def _model(verdict: ModelVerdict) -> Model | None:
     return MODELS.get(verdict.name) or (MODELS.get(verdict.runner_up) if verdict.runner_up else None)
 
 
-def _context(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None) -> _Context:
+def _context(journeys: list[Journey], viewed: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
+             inventory: Inventory | None) -> _Context:
+    """The context of labelling and comparing `journeys`, with the rows of the `viewed` ones only (their shapes':
+    the only ones read)."""
     model = _model(verdict)
-    view = row_view(table, journeys)
+    view = row_view(table, viewed)
     return _Context(
         model=model,
         keys=view.key,
         src=view.src,
         dst=view.dst,
         tunnel=view.tunnel,
-        where=view.where,
         pods=pod_addresses_of(table, journeys, list(MODELS.values()), inventory),
         inventory=inventory,
     )
@@ -222,33 +223,28 @@ Signature = tuple[tuple[tuple[str, str | None, str | None, int], str | None, str
 def _signature(journey: Journey, ctx: _Context) -> Signature:
     """Everything labelling and comparing read of a journey but its ids: the journeys of one conversation
     direction share it, so the work is done once per distinct signature, not once per journey."""
-    where = ctx.where  # changes by identity: materialising gives equal changes one shared tuple (no deep hashing)
-    return tuple((where[h.row], h.iface, h.direction, id(h.changes)) for h in journey.hops)
+    keys, src, dst, tunnel = ctx.keys, ctx.src, ctx.dst, ctx.tunnel
+    # changes by identity: materialising gives equal changes one shared tuple (no deep hashing)
+    return tuple(((keys[h.row], src[h.row], dst[h.row], tunnel[h.row]), h.iface, h.direction, id(h.changes)) for h in journey.hops)
 
 
-def _shapes(journeys: list[Journey], ctx: _Context, table: pl.DataFrame | None = None) -> tuple[list[int], list[Journey]]:
-    """Each journey's shape (an index), and the first journey of each distinct signature (the shapes, in order).
-
-    With the table, over its columns (`_shape_numbers`): journeys of one signature may then be of several shapes,
-    each of them labelled and compared alike."""
-    shape_of = _shape_numbers(journeys, table) if table is not None else None
-    if shape_of is None:
-        index: dict[Signature, int] = {}
-        shape_of = [index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys]
+def _firsts(journeys: list[Journey], shape_of: list[int]) -> list[Journey]:
+    """The first journey of each shape (the shapes, in order: they are numbered in order of first appearance)."""
     shapes: list[Journey] = []
     for shape, journey in zip(shape_of, journeys):
         if shape == len(shapes):  # a journey of a new signature: shapes are numbered in order of first appearance
             shapes.append(journey)
-    return shape_of, shapes
+    return shapes
 
 
-# the table's columns a hop's signature reads (`_Context.where`'s, its interface and direction)
+# the table's columns a hop's signature reads (its place in `_signature`, its interface and direction)
 _SIGNATURE_COLUMNS = ("node", "input", "src", "dst", "src6", "dst6", "tunnel", "iface", "direction")
 
 
 def _shape_numbers(journeys: list[Journey], table: pl.DataFrame) -> list[int] | None:
-    """`_shapes`' numbering over the table's columns: each hop's sighting's columns that its signature is made of
-    (raw: two places `_Context.where` calls alike may differ here) and its changes' identity, numbered per distinct
+    """Each journey's shape, numbered over the table's columns: each hop's sighting's columns that its signature is
+    made of (raw: two places `_signature` reads alike may differ here; journeys of one signature may then be of
+    several shapes, each of them labelled and compared alike) and its changes' identity, numbered per distinct
     value; the journeys numbered per distinct sequence of those, in order of first appearance. None when a journey
     has no hops."""
     lengths = np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
@@ -291,8 +287,15 @@ def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     for ref, seen_verdict, seen_inventory, seen_ids, shaped in _last:
         if ref() is table and seen_verdict is verdict and seen_inventory is inventory and seen_ids == ids:
             return shaped
-    ctx = _context(journeys, table, verdict, inventory)
-    shape_of, shapes = _shapes(journeys, ctx, table)
+    shape_of = _shape_numbers(journeys, table)
+    if shape_of is None:  # a journey without hops: numbered by signature, over every journey's rows
+        ctx = _context(journeys, journeys, table, verdict, inventory)
+        index: dict[Signature, int] = {}
+        shape_of = [index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys]
+        shapes = _firsts(journeys, shape_of)
+    else:
+        shapes = _firsts(journeys, shape_of)
+        ctx = _context(journeys, shapes, table, verdict, inventory)
     shaped = _Shaped(ctx, shape_of, shapes, _covered(shapes, ctx))
     _last[:] = [(weakref.ref(table), verdict, inventory, ids, shaped)]
     return shaped
@@ -302,9 +305,7 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     """Every journey with a role on every hop: the journeys given, their hops' roles set (`Hop.set_roles`)."""
     shaped = _shaped(journeys, table, verdict, inventory)
     roles = [_roles(journey, shaped.ctx, shaped.coverage) for journey in shaped.shapes]
-    set_roles = Hop.set_roles
-    for journey, shape in zip(journeys, shaped.shape_of):
-        set_roles(journey.hops, roles[shape])
+    set_roles(journeys, (roles[shape] for shape in shaped.shape_of))
     return journeys
 
 
