@@ -33,7 +33,8 @@ PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
 def tuple_id(table: pl.DataFrame | None = None) -> pl.Expr:
     """Direction-free id of the (proto, endpoints) of a sighting; ICMP echo uses its id as the port. Given `table`:
     without the branches none of its sightings takes (envelopes that show nothing inside, ARP): the same values,
-    in 30% less time."""
+    in 30% less time. The ends' hashes are added (wrapping), the same either way round: each end is hashed once
+    (their least and greatest took each twice, 2.2x the CPU time at 2M)."""
     bare = table is None or bool(table.select(nothing_inside().any()).item())
     arps = table is None or bool(table.select(pl.col("arp_op").is_not_null().any()).item())
 
@@ -44,18 +45,13 @@ def tuple_id(table: pl.DataFrame | None = None) -> pl.Expr:
                           port=pl.coalesce(pl.col(f"{side[0]}port"), pl.col("icmp_id")))
         outer = pl.struct(ip=pl.col(f"outer_{side}"), ip6=pl.coalesce(f"outer_{side}6", f"outer_{side}_name"),
                           port=pl.col(f"outer_{side[0]}port"))
-        return pl.when(nothing_inside()).then(outer).otherwise(inner) if bare else inner
+        return (pl.when(nothing_inside()).then(outer).otherwise(inner) if bare else inner).hash(seed=5)
 
-    a, b = end("src"), end("dst")
-    a_h, b_h = a.hash(seed=5), b.hash(seed=5)
-    lo = pl.min_horizontal(a_h, b_h)
-    hi = pl.max_horizontal(a_h, b_h)
-    ends = pl.struct(proto=pl.col("proto"), lo=lo, hi=hi).hash(seed=7)
+    ends = pl.struct(proto=pl.col("proto"), ends=end("src") + end("dst")).hash(seed=7)
     if not arps:
         return ends.alias("tuple")
-    arp = pl.struct(
-        lo=pl.min_horizontal(pl.col("arp_spa"), pl.col("arp_tpa")), hi=pl.max_horizontal(pl.col("arp_spa"), pl.col("arp_tpa"))
-    ).hash(seed=6)
+    spa, tpa = pl.col("arp_spa"), pl.col("arp_tpa")
+    arp = pl.min_horizontal(spa, tpa).hash(seed=6) + pl.max_horizontal(spa, tpa).hash(seed=6)
     return pl.when(pl.col("arp_op").is_not_null()).then(arp).otherwise(ends).alias("tuple")
 
 
