@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
@@ -63,9 +64,19 @@ def _distinct_strings(table: pl.DataFrame, expr: pl.Expr) -> Counter[Any]:
     return Counter(dict(zip(counted["v"].to_list(), counted["len"].to_list())))
 
 
+def interface_sightings(table: pl.DataFrame) -> dict[str, int]:
+    """Sightings per interface name, counted over the categorical column's codes (no name hashed per sighting:
+    4 ms against 18 at 2M)."""
+    column = table["iface"]
+    counts = np.bincount(column.cat.physical().drop_nulls().to_numpy())
+    present = np.flatnonzero(counts)
+    names = pl.Series(present.astype(np.uint32)).cat.to(column.dtype).to_list()
+    return dict(zip(names, counts[present].tolist()))
+
+
 def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> Observations:
     ifaces = {
-        name: n for name, n in _distinct_strings(table, pl.col("iface")).items()
+        name: n for name, n in interface_sightings(table).items()
         if name != "any" and not any(p.matches(name) for p in COMMON_IFACES)
     }
     tunnelled = table.select("tunnel", "outer_dport", "vni").filter(pl.col("tunnel").fill_null(0) != 0)
@@ -75,28 +86,30 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         .rename({"vni": "vnis"}).sort(["len", "tunnel", "outer_dport"], descending=[True, False, False], nulls_last=True)
         .iter_rows(named=True)  # ties in the order of kind and port: the groups come in any order
     ]
-    plain = pl.col("tunnel").fill_null(0) == 0
     wanted_ports = sorted({(p.proto, p.port) for m in models for p in m.ports})
-    counts = table.select(
-        *[(plain & _on_port(proto, port)).sum().alias(str(i)) for i, (proto, port) in enumerate(wanted_ports)],
-        _bgp=(plain & _on_port(6, 179)).sum(),
-    ).row(0, named=True)  # counted in one pass over the columns, no filtered copies
+    # the plain sightings on any of the ports, grouped by their ports (one filter, not one pass per port: 3 ms against
+    # 10 at 2M); a sighting counts once for each wanted port it is to or from
+    numbers = sorted({port for _, port in wanted_ports} | {179})
+    on_ports = table.lazy().filter((pl.col("tunnel").fill_null(0) == 0) & (pl.col("sport").is_in(numbers) | pl.col("dport").is_in(numbers)))
+    grouped = on_ports.group_by("proto", "sport", "dport").len().collect().rows()
     ports: Counter[tuple[int, int]] = Counter()
-    for i, key in enumerate(wanted_ports):
-        if counts[str(i)]:
-            ports[key] = counts[str(i)]
-    bgp_rows = counts["_bgp"]
+    for proto, port in wanted_ports:
+        if n := sum(k for p, sport, dport, k in grouped if p == proto and port in (sport, dport)):
+            ports[proto, port] = n
+    bgp_rows = sum(k for p, sport, dport, k in grouped if p == 6 and 179 in (sport, dport))
 
     wanted_macs = {mac_value(s.mac) for m in models for s in m.macs if not s.prefix}
     wanted_prefixes = {int(s.mac.replace(":", ""), 16) for m in models for s in m.macs if s.prefix}
     macs: Counter[int] = Counter()
     prefixes: Counter[int] = Counter()
-    # the sightings of each MAC and prefix the models name, counted in one pass over the five columns (grouped by
-    # every distinct MAC of every sighting, then looked up: 0.1 s of CPU at 2M sightings)
+    # the sightings of each MAC and prefix the models name, counted in one select over the five columns (grouped by
+    # every distinct MAC of every sighting, then looked up: 0.1 s of CPU at 2M sightings); a prefix as a range of
+    # values (22 -> 15 ms at 2M against dividing each)
     wanted = [(column, "mac", v) for column in MAC_COLUMNS for v in sorted(wanted_macs)] + \
              [(column, "prefix", p) for column in MAC_COLUMNS for p in sorted(wanted_prefixes)]
     counted = table.select(
-        *((pl.col(c) == v if kind == "mac" else pl.col(c) // (1 << 32) == v).sum().alias(str(i)) for i, (c, kind, v) in enumerate(wanted))
+        *((pl.col(c) == v if kind == "mac" else pl.col(c).is_between(v << 32, ((v + 1) << 32) - 1)).sum().alias(str(i))
+          for i, (c, kind, v) in enumerate(wanted))
     ).row(0) if wanted else ()
     for (_, kind, value), n in zip(wanted, counted, strict=True):
         if n:
@@ -208,8 +221,7 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
 def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
     tunnelled = table.select("tunnel", "src", "dst").filter(pl.col("tunnel").fill_null(0) != 0)
     found = _texts(tunnelled["src"]) | _texts(tunnelled["dst"])
-    names = table["iface"].drop_nulls().unique().to_list()
-    veths = [n for n in names if any((p := m.role_of(n)) is not None and p.role is Role.HOST_VETH for m in models)]
+    veths = [n for n in interface_sightings(table) if any((p := m.role_of(n)) is not None and p.role is Role.HOST_VETH for m in models)]
     at_veth = table.select("iface", "src", "dst").filter(pl.col("iface").is_in(veths))
     found |= _texts(at_veth["src"]) | _texts(at_veth["dst"])
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
