@@ -1,8 +1,9 @@
 """Column arrays for one chunk of rows, each with a validity mask, turned into Arrow without copies.
 
 Rows start null; decoders `put` values for a selection of rows (a slice, a
-boolean mask or an index array). `to_arrow` builds the chunk's record batch
-in schema order: a column never touched becomes an all-null Arrow array.
+boolean mask or an index array). `arrays` gives the chunk's Arrow arrays of the
+columns some row has, in schema order: the rest are null in every row, and the
+decoder makes them typed null literals, which cost nothing to convert or hold.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ _ARROW: dict[pl.DataType | type[pl.DataType], Any] = {
 }
 NUMPY_TYPE = {c.name: _NUMPY[c.dtype.base_type()] for c in COLUMNS}
 ARROW_TYPE = {c.name: _ARROW[c.dtype.base_type()] for c in COLUMNS}
-ARROW_SCHEMA = pa.schema([(c.name, ARROW_TYPE[c.name]) for c in COLUMNS])
 
 
 _VALUE_TYPES = {int, bool, str}
@@ -117,18 +117,20 @@ class Columns:
         indices[slice(None) if valid is None else valid] = codes
         return pa.DictionaryArray.from_arrays(pa.array(indices, mask=indices < 0), pa.array(texts.tolist(), type=pa.string()))
 
-    def to_arrow(self) -> pa.RecordBatch:
-        return pa.RecordBatch.from_arrays([self._arrow(c.name) for c in COLUMNS], schema=ARROW_SCHEMA)
+    def arrays(self) -> dict[str, pa.Array]:
+        """The columns some row has a value of, in schema order."""
+        found = {c.name: self._arrow(c.name) for c in COLUMNS}
+        return {name: a for name, a in found.items() if a is not None and a.null_count < self.n}
 
-    def _arrow(self, name: str) -> pa.Array:
+    def _arrow(self, name: str) -> pa.Array | None:
         if name in self.ready:
             return self.ready[name]
         values = self.values.get(name)
         if values is None:
-            return pa.nulls(self.n, ARROW_TYPE[name])
+            return None
         valid = self.valid[name]
         if valid is not None and not valid.any():
-            return pa.nulls(self.n, ARROW_TYPE[name])
+            return None
         if values.dtype == np.object_:
             if pa.types.is_dictionary(ARROW_TYPE[name]):  # as `put_dictionary`: pyarrow's own encoding kept 16 B a row more
                 return self._dictionary(values, valid)

@@ -25,7 +25,9 @@ over the batch in chunks of `CHUNK` rows. For each chunk:
 2. What C leaves as positions or codes becomes text here: IPv6 addresses
    (one `inet_ntop` per distinct address) and the error texts; the batch's own
    columns (input, frame, ts, node, iface ...) and the reader's direction are
-   put beside them, and the chunk becomes one Arrow record batch.
+   put beside them. The columns some row has go to polars as Arrow arrays,
+   without copies; the others (a third of them in a `tcpdump -i any` capture of
+   a node: names, quoted packets, VLAN ...) become typed null literals.
 
 Where the C decoder was not built (no compiler at install: the extension is
 optional), every frame goes through `fallback.decode_frame`, one by one, to the
@@ -45,11 +47,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cniscope.packets.columns import ALL, ARROW_SCHEMA, ARROW_TYPE, NUMPY_TYPE, Columns
+from cniscope.packets.columns import ALL, ARROW_TYPE, NUMPY_TYPE, Columns
 from cniscope.packets.fallback import decode_frame
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
-from cniscope.packets.schema import IFINDEX_PREFIX, LinkType
+from cniscope.packets.schema import IFINDEX_PREFIX, SCHEMA, LinkType, empty
 
 CHUNK = 65536
 # columns C writes as the buffer position of 16 address bytes: text here
@@ -71,7 +73,15 @@ _said: list[bool] = []  # whether NOT_BUILT was said
 
 def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels."""
-    return narrow(_frame(pl.from_arrow(decode_batch_arrow(batch, input_index, ports), rechunk=False)))
+    if _C is None and len(batch.offset) and not _said:
+        _said.append(True)
+        print(NOT_BUILT, file=sys.stderr)
+    return _decode(batch, input_index, ports, _C)
+
+
+def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
+    """Every row through the per-packet fallback: the reference the C decoder is tested against."""
+    return _decode(batch, input_index, ports, None)
 
 
 def narrow(table: pl.DataFrame) -> pl.DataFrame:
@@ -89,33 +99,22 @@ def narrow(table: pl.DataFrame) -> pl.DataFrame:
     if not n:
         return table
     made: list[pl.Expr | pl.Series] = []
-    for name, series in table.to_dict().items():
-        nulls = series.null_count()
+    for (name, dtype), nulls in zip(table.schema.items(), table.null_count().row(0)):
         if nulls == n:
-            made.append(pl.lit(None, table.schema[name]).alias(name))
-        elif nulls and series.dtype == pl.Categorical:
+            made.append(pl.lit(None, dtype).alias(name))
+        elif nulls and dtype == pl.Categorical:
+            series = table.get_column(name)
             made.append(series.zip_with(series.is_not_null(), series))
     return table.with_columns(made) if made else table
 
 
-def decode_batch_arrow(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pa.Table:
-    """As `decode_batch`, as an Arrow table (one record batch per chunk)."""
-    if _C is None and len(batch.offset) and not _said:
-        _said.append(True)
-        print(NOT_BUILT, file=sys.stderr)
-    return _decode(batch, input_index, ports, _C)
-
-
-def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
-    """Every row through the per-packet fallback: the reference the C decoder is tested against."""
-    return _frame(pl.from_arrow(_decode(batch, input_index, ports, None)))
-
-
-def _frame(table: pl.DataFrame | pl.Series) -> pl.DataFrame:
-    """What polars makes of a record batch: a frame (`from_arrow` is typed for arrays too)."""
-    if not isinstance(table, pl.DataFrame):
-        raise TypeError(f"a record batch became a {type(table).__name__}")
-    return table
+def _table(arrays: dict[str, pa.Array]) -> pl.DataFrame:
+    """One chunk's rows in schema order: its `arrays` (the columns some row has), the rest typed null literals."""
+    given = pl.from_arrow(pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays)), rechunk=False)
+    if not isinstance(given, pl.DataFrame):  # `from_arrow` is typed for arrays too
+        raise TypeError(f"a record batch became a {type(given).__name__}")
+    return narrow(given).select(pl.col(name) if name in arrays else pl.lit(None, dtype).alias(name)
+                                for name, dtype in SCHEMA.items())
 
 
 def _port_kinds(ports: TunnelPorts) -> np.ndarray:
@@ -125,18 +124,18 @@ def _port_kinds(ports: TunnelPorts) -> np.ndarray:
     return kinds
 
 
-def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: ModuleType | None) -> pa.Table:
+def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: ModuleType | None) -> pl.DataFrame:
     port_kinds = _port_kinds(ports)
     n = len(batch.offset)
-    chunks = [_decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, compiled)
+    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, compiled))
               for start in range(0, n, CHUNK)]
-    return pa.Table.from_batches(chunks, schema=ARROW_SCHEMA)
+    return pl.concat(chunks, rechunk=False) if chunks else empty()
 
 
 def _decode_chunk(
     batch: FrameBatch, start: int, stop: int, input_index: int, ports: TunnelPorts, port_kinds: np.ndarray,
     compiled: ModuleType | None,
-) -> pa.RecordBatch:
+) -> dict[str, pa.Array]:
     n = stop - start
     cols = Columns(n)
     caplen = batch.caplen[start:stop]
@@ -161,7 +160,7 @@ def _decode_chunk(
     known = direction >= 0
     if known.any():
         cols.put_where("direction", ALL, direction.astype(np.uint8), known)
-    return cols.to_arrow()
+    return cols.arrays()
 
 
 def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
