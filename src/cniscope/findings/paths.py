@@ -8,14 +8,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
+import polars as pl
+
 from cniscope.findings.catalogue import note, say
-from cniscope.findings.facts import Facts
+from cniscope.findings.facts import ROLE_CODES, Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import INGRESS, Loss, Losses, Next
 from cniscope.models import Role
 from cniscope.models.roles import Mismatch
 from cniscope.packets.schema import mac_text
-from cniscope.results import Evidence, Finding, FindingKind, Hop, Severity
+from cniscope.results import Evidence, Finding, FindingKind, Hop, Journey, Severity
 
 
 def drops(facts: Facts, losses: Losses, claimed: frozenset[int]) -> Found:
@@ -118,7 +120,7 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     one_node = facts.node_names[0] if len(facts.node_names) == 1 else None  # one capture file, most often
-    for j in facts.journeys:
+    for j in _by_ways(facts):
         by_node: dict[str, list[Hop]] = defaultdict(list)
         if one_node is not None:
             by_node[one_node] = list(j.hops)
@@ -135,6 +137,8 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
             for way, remote in _ways_out(facts, hops):
                 if remote is not None:
                     egress[(node, remote)][way].append(j.id)
+    if not ingress:
+        return Found([])
     lost_after = {loss.journey.id for loss in losses.found if loss.expected is Next.FORWARDED_OUT}
     resent = {j.retransmission_of for j in facts.journeys if j.retransmission_of is not None}
     resent |= {j.id for j in facts.journeys if j.retransmission_of is not None}
@@ -173,6 +177,12 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
         ))
         claimed.update(dropped)
     return Found(out, frozenset(claimed))
+
+
+def _by_ways(facts: Facts) -> list[Journey]:
+    """The journeys with a sighting on a way (a NIC or a tunnel device): polars finds them, Python walks those only."""
+    hops = facts.hops.filter(pl.col("role").is_in([ROLE_CODES[Role.NIC], ROLE_CODES[Role.TUNNEL]]))
+    return [facts.journeys[at] for at in hops.get_column("journey").unique(maintain_order=True).to_list()]
 
 
 def _ways_in(facts: Facts, hops: list[Hop]) -> list[tuple[str, str | None]]:
