@@ -243,8 +243,7 @@ class Facts:
     @cached_property
     def _near_rows(self) -> pl.Series:
         """The rows of the materialised journeys' sightings, ascending."""
-        rows = np.fromiter((h.row for j in self.journeys for h in j.hops), dtype=np.int64)
-        return pl.Series(rows, dtype=pl.UInt32).unique().sort()  # (numpy's unique hashes, slowly)
+        return self.hops.get_column("row").cast(pl.UInt32).unique().sort()  # (numpy's unique hashes, slowly)
 
     @cached_property
     def _at(self) -> dict[int, int]:
@@ -469,17 +468,21 @@ class Facts:
         endpoint and the service port agree and the replies answer the requests: the same DNS ids, or a SYN-ACK
         acknowledging the SYN (the client may reset the stranger; it says nothing else to it).
         """
-        # (proto, end's address and port, far port): the end's fields, not the Endpoint (a frozen dataclass hashes in Python)
+        requests = [f for f in self.flows if f.proto in ("tcp", "udp") and f.state == "unanswered"]
+        # (proto, end's address and port, far port): the end's fields, not the Endpoint (a frozen dataclass hashes in
+        # Python); the requests' ends only, told first by their port (every conversation's both ends: 0.04 s at 2M)
+        ends = {(f.proto, f.client.addr, f.client.port, f.server.port) for f in requests}
+        ports = {port for _, _, port, _ in ends}
         by_end: dict[tuple[str, str, int | None, int | None], list[tuple[Flow, Endpoint]]] = {}
-        for f in self.flows:
+        for f in self.flows if ends else ():
             if f.proto in ("tcp", "udp"):
                 client, server = f.client, f.server
-                by_end.setdefault((f.proto, client.addr, client.port, server.port), []).append((f, server))
-                by_end.setdefault((f.proto, server.addr, server.port, client.port), []).append((f, client))
+                if client.port in ports and (end := (f.proto, client.addr, client.port, server.port)) in ends:
+                    by_end.setdefault(end, []).append((f, server))
+                if server.port in ports and (end := (f.proto, server.addr, server.port, client.port)) in ends:
+                    by_end.setdefault(end, []).append((f, client))
         out: dict[int, int] = {}
-        for request in self.flows:
-            if request.proto not in ("tcp", "udp") or request.state != "unanswered":
-                continue
+        for request in requests:
             end = (request.proto, request.client.addr, request.client.port, request.server.port)
             candidates = [(reply, other) for reply, other in by_end.get(end, [])
                           if reply is not request and other.addr != request.server.addr]
@@ -566,15 +569,16 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
         enveloped = (role == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) != 0) & (outbound | decapsulated)
         first_out = (pl.int_range(pl.len()).over(at) == 0) & outbound & ~role.is_in([ROLE_CODES[Role.HOST_VETH], 0]) \
             & pl.col("node").is_in(self._every_iface_nodes())
-        found = hops.select(
-            pl.col("node"),
-            envelope=pl.when(enveloped).then(pl.when(outbound).then(address_of("outer_src")).otherwise(address_of("outer_dst"))),
-            pod=pl.when(role == ROLE_CODES[Role.HOST_VETH]).then(pl.when(outbound).then(address_of("dst")).otherwise(address_of("src"))),
-            src=pl.when(first_out).then(pl.coalesce(address_of("src"), _arp_sender())),
-            outer_src=pl.when(first_out).then(address_of("outer_src")),
-        )
-        for column, into in (("envelope", local), ("pod", pods), ("src", local), ("outer_src", local)):
-            for node, addr in found.select("node", column).drop_nulls().unique().iter_rows():
+        marked = hops.with_columns(_envelope=enveloped, _pod=role == ROLE_CODES[Role.HOST_VETH], _first_out=first_out)
+        # each address written as text for the hops that say it only (every hop's, for all four: 0.04 s at 2M)
+        for mark, address, into in (
+            ("_envelope", pl.when(outbound).then(address_of("outer_src")).otherwise(address_of("outer_dst")), local),
+            ("_pod", pl.when(outbound).then(address_of("dst")).otherwise(address_of("src")), pods),
+            ("_first_out", pl.coalesce(address_of("src"), _arp_sender()), local),
+            ("_first_out", address_of("outer_src"), local),
+        ):
+            found = marked.lazy().filter(mark).select("node", address.alias("addr")).drop_nulls().unique().collect()
+            for node, addr in found.iter_rows():
                 into.setdefault(self.node_names[node], set()).add(addr)
     if self.inventory is not None:
         for info in self.inventory.nodes:
