@@ -167,3 +167,19 @@ def test_tunnels_seen_as_often_are_told_in_the_order_of_their_kind_and_port() ->
         seen = [(t.kind, t.port, t.rows) for t in gather(table, [], list(MODELS.values()), None).tunnels]
         assert seen == [(Tunnel.VXLAN, 8472, 2), (Tunnel.VXLAN, 4789, 1), (Tunnel.GENEVE, 6081, 1),
                         (Tunnel.FLANNEL_UDP, 8285, 1)]
+
+
+def test_interface_sightings_count_each_name_over_every_chunk() -> None:
+    """Counted over the category codes chunk by chunk: as grouping the names counts them; none without names."""
+    import polars as pl
+
+    from cniscope.models.evidence import interface_sightings
+
+    named = load_capture(CORPUS / "12-fluxop-flannel-any-inout-dns.txt").table
+    unnamed = load_capture(SEED).table
+    assert unnamed["iface"].null_count() == unnamed.height and interface_sightings(unnamed) == {}
+    table = pl.concat([named, unnamed, named], rechunk=False)  # chunks, and nulls among them
+    assert table["iface"].n_chunks() == 3
+    grouped = dict(table.filter(pl.col("iface").is_not_null()).group_by("iface").len().rows())
+    assert interface_sightings(table) == {name: 2 * n for name, n in interface_sightings(named).items()} == grouped
+    assert {"cni0", "flannel.1"} <= set(grouped)
