@@ -62,7 +62,7 @@ class _Context:
     pods: set[str]
     inventory: Inventory | None
     patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
-    grouped: dict[int, list[tuple[str, list[int]]]] = field(default_factory=dict)  # id of a shape's journey -> `_groups`
+    grouped: dict[int, list[_Group]] = field(default_factory=dict)  # id of a shape's journey -> `_groups`
 
     def pattern(self, iface: str) -> IfacePattern | None:
         """`role_of` the model, once per interface name."""
@@ -125,15 +125,30 @@ def _context(journeys: list[Journey], viewed: list[Journey], table: pl.DataFrame
     )
 
 
-def _groups(journey: Journey, ctx: _Context) -> list[tuple[str, list[int]]]:
-    """Hop indexes of a journey, grouped by node in order of first sighting (once per journey of a shape: labelling,
+@dataclass
+class _Group:
+    """A journey's sightings on one node, and what labelling, covering and comparing each ask of them."""
+
+    node: str
+    idx: list[int]  # the sightings' indexes among the journey's hops
+    hops: list[Hop]
+    named: bool  # every sighting names its interface
+    reflected: bool  # one of them is the packet sent back
+    packet: _Packet | None = None  # `_packet` of the sightings, once asked
+
+
+def _groups(journey: Journey, ctx: _Context) -> list[_Group]:
+    """A journey's sightings grouped by node in order of first sighting (once per journey of a shape: labelling,
     covering and comparing each ask; the shapes' journeys live as long as the context)."""
     found = ctx.grouped.get(id(journey))
     if found is None:
         order: dict[str, list[int]] = {}
         for i, hop in enumerate(journey.hops):
             order.setdefault(ctx.keys[hop.row], []).append(i)
-        found = ctx.grouped[id(journey)] = list(order.items())
+        found = ctx.grouped[id(journey)] = [
+            _Group(node, idx, group, all(named_iface(h.iface) for h in group), any(reflected(h) for h in group))
+            for node, idx in order.items() for group in ([journey.hops[i] for i in idx],)
+        ]
     return found
 
 
@@ -151,13 +166,16 @@ class _Packet:
     nat: bool
 
 
-def _packet(hops: list[Hop], ctx: _Context) -> _Packet:
-    return _Packet(
-        src_pod=ctx.is_pod(ctx.src[hops[0].row]),
-        dst_pod=ctx.is_pod(ctx.dst[hops[-1].row]),
-        tunnelled=tuple(bool(ctx.tunnel[h.row]) for h in hops),
-        nat=any(nat_changes(h) for h in hops[1:]),
-    )
+def _packet(group: _Group, ctx: _Context) -> _Packet:
+    if group.packet is None:
+        hops = group.hops
+        group.packet = _Packet(
+            src_pod=ctx.is_pod(ctx.src[hops[0].row]),
+            dst_pod=ctx.is_pod(ctx.dst[hops[-1].row]),
+            tunnelled=tuple(bool(ctx.tunnel[h.row]) for h in hops),
+            nat=any(nat_changes(h) for h in hops[1:]),
+        )
+    return group.packet
 
 
 def _fit(steps: tuple[Step, ...], packet: _Packet) -> float:
@@ -173,11 +191,12 @@ def _fit(steps: tuple[Step, ...], packet: _Packet) -> float:
     return score
 
 
-def _positional(hops: list[Hop], ctx: _Context, most: int) -> tuple[Step, ...] | None:
+def _positional(group: _Group, ctx: _Context, most: int) -> tuple[Step, ...] | None:
     """The expected segment the k unnamed copies are the first k steps of (the whole segment when k == most)."""
     if ctx.model is None:
         return None
-    return _best_prefix(ctx.model.name, len(hops), max(most, len(hops)), _packet(hops, ctx))
+    copies = len(group.hops)
+    return _best_prefix(ctx.model.name, copies, max(most, copies), _packet(group, ctx))
 
 
 @lru_cache(maxsize=4096)
@@ -312,21 +331,21 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
 def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
     """The role of each hop of `journey`."""
     out: list[str] = [""] * len(journey.hops)
-    for node, idx in _groups(journey, ctx):
-        group = [journey.hops[i] for i in idx]
-        if all(named_iface(h.iface) for h in group):
+    for g in _groups(journey, ctx):
+        group = g.hops
+        if g.named:
             roles = [_named_role(h, ctx) for h in group]
-        elif any(reflected(h) for h in group):
+        elif g.reflected:
             roles = ["packet sent back (source and destination swapped)" if reflected(h) else "capture point" for h in group]
         else:
-            steps = _positional(group, ctx, coverage.most_copies(node, group, ctx)) if len(group) > 1 else None
+            steps = _positional(g, ctx, coverage.most_copies(g.node, group, ctx)) if len(group) > 1 else None
             if steps is not None:
                 roles = [_step_text(s, h, ctx, named=False) for s, h in zip(steps, group)]
             elif len(group) == 1:
                 roles = ["single capture point"]
             else:
                 roles = [f"capture point {n + 1} of {len(group)}" for n in range(len(group))]
-        for i, role in zip(idx, roles):
+        for i, role in zip(g.idx, roles):
             out[i] = role
     return out
 
@@ -384,13 +403,12 @@ def _verdicts(journey: Journey, coverage: _Coverage, ctx: _Context) -> list[tupl
     if not _unicast(journey, ctx):
         return []  # flooded frames (ARP, broadcast, multicast) take every port: no expected path
     out: list[tuple[str, list[int], _Verdict]] = []
-    for node, idx in _groups(journey, ctx):
-        group = [journey.hops[i] for i in idx]
-        if len(group) < 2 or any(reflected(h) for h in group):
+    for g in _groups(journey, ctx):
+        if len(g.hops) < 2 or g.reflected:
             continue
-        verdict = _compare_named(node, group, coverage, ctx) if all(named_iface(h.iface) for h in group) else _compare_unnamed(node, group, coverage, ctx)
+        verdict = _compare_named(g.node, g.hops, coverage, ctx) if g.named else _compare_unnamed(g, coverage, ctx)
         if verdict is not None:
-            out.append((node, idx, verdict))
+            out.append((g.node, g.idx, verdict))
     return out
 
 
@@ -416,10 +434,10 @@ class _Coverage:
 def _covered(journeys: list[Journey], ctx: _Context) -> _Coverage:
     coverage = _Coverage({}, {})
     for journey in journeys:
-        for node, idx in _groups(journey, ctx):
-            group = [journey.hops[i] for i in idx]
+        for g in _groups(journey, ctx):
+            group, node = g.hops, g.node
             points = coverage.points.setdefault(node, set())
-            if all(named_iface(h.iface) for h in group):
+            if g.named:
                 points.update(_observed(h, ctx) for h in group)
             else:
                 pair = (node, ctx.src[group[0].row], ctx.dst[group[-1].row])
@@ -449,15 +467,20 @@ def _compare_named(node: str, group: list[Hop], coverage: _Coverage, ctx: _Conte
     return (_expected(missing[0]), path.traffic.value, model.name, None)
 
 
-def _compare_unnamed(node: str, group: list[Hop], coverage: _Coverage, ctx: _Context) -> _Verdict | None:
+def _compare_unnamed(group: _Group, coverage: _Coverage, ctx: _Context) -> _Verdict | None:
     assert ctx.model is not None
-    most = coverage.most_copies(node, group, ctx)
-    if most <= len(group):
+    copies = len(group.hops)
+    most = coverage.most_copies(group.node, group.hops, ctx)
+    if most <= copies:
         return None
-    longer = [(path, steps) for path, steps in _segments(ctx.model) if len(steps) == most]
-    packet = _packet(group, ctx)
-    fitting = [(path, steps) for path, steps in longer if _fit(steps, packet) > -1.0]
+    return _missing_copy(ctx.model.name, most, copies, _packet(group, ctx))
+
+
+@lru_cache(maxsize=4096)
+def _missing_copy(model: str, most: int, copies: int, packet: _Packet) -> _Verdict | None:
+    """The step after the `copies` a packet showed of the first segment of `most` steps that fits it."""
+    fitting = [(path, steps) for path, steps in _segments(MODELS[model]) if len(steps) == most and _fit(steps, packet) > -1.0]
     if not fitting:
         return None
     path, steps = fitting[0]
-    return (_expected(steps[len(group)]), path.traffic.value, ctx.model.name, (most, len(group)))
+    return (_expected(steps[copies]), path.traffic.value, model, (most, copies))
