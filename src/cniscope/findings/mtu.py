@@ -110,8 +110,9 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
     mss_of = {ids[at]: m for at, m in first.iter_rows()}
     wrapped = hops.filter(pl.col("tunnel").fill_null(0) != 0).group_by("journey").agg(pl.col("hop", "tunnel").first())
     wrapped_at = {ids[at]: (at, place, kind) for at, place, kind in wrapped.iter_rows()}  # (journey, hop, envelope)
+    enveloped = {facts.journeys[at].flow for at, _, _ in wrapped_at.values()}  # the conversations that can be
     for flow in facts.flows:
-        if flow.proto != "tcp" or flow.id in said:
+        if flow.id not in enveloped or flow.proto != "tcp" or flow.id in said:
             continue
         journeys = [j for j in flow.journeys if j in facts.by_id]
         mss = [mss_of[j] for j in journeys if j in mss_of]
@@ -147,13 +148,17 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
 
 def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
     """SYNs seen on a tunnel device announcing an MSS its MTU (the underlay's less the envelope) cannot carry."""
-    syns = facts.table.lazy().filter(pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)).select(
-        "row", "iface", "mss").collect()  # lazy: the four columns read, not the whole table filtered
-    # the largest MSS each tunnel device carries, once per interface name; then only the SYNs above it, as Python
-    largest = {iface: UNDERLAY_MTU - device.overhead - TCP_IP_HEADERS for iface in syns["iface"].unique().to_list()
-               if (device := tunnel_device(iface)) is not None}
-    above = syns.filter(pl.col("iface").cast(pl.String).is_in(list(largest)) & (
-        pl.col("mss").cast(pl.Int64) > pl.col("iface").cast(pl.String).replace_strict(largest, default=None, return_dtype=pl.Int64)))
+    # the largest MSS each tunnel device carries, once per interface name the capture shows (its coverage lists them);
+    # then the SYNs above it, the table read only when it shows a tunnel device
+    names = sorted({iface for cov in facts.coverage.values() for iface in cov.ifaces})
+    largest = {iface: UNDERLAY_MTU - device.overhead - TCP_IP_HEADERS for iface in names if (device := tunnel_device(iface)) is not None}
+    if not largest:
+        return []
+    named = pl.col("iface").cast(pl.String)
+    above = facts.table.lazy().filter(
+        named.is_in(list(largest)) & pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)
+    ).select("row", "iface", "mss").filter(  # lazy: the four columns read, not the whole table filtered
+        pl.col("mss").cast(pl.Int64) > named.replace_strict(largest, default=None, return_dtype=pl.Int64)).collect()
     groups: dict[tuple[str, int], list[int]] = defaultdict(list)
     for row, iface, mss in above.iter_rows():
         groups[(iface, mss)].append(row)
