@@ -15,6 +15,7 @@ from cniscope.findings.mtu import TUNNEL_OVERHEAD
 from cniscope.models import Role
 from cniscope.packets.schema import Tunnel, address_expr
 from cniscope.results import (
+    Change,
     ChangeKind,
     Evidence,
     Finding,
@@ -36,15 +37,18 @@ OPPOSITE = {ChangeKind.DNAT: ChangeKind.SNAT, ChangeKind.SNAT: ChangeKind.DNAT}
 def _nat(facts: Facts) -> list[Finding]:
     forward: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
     undone: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
+    # the translations among a hop's changes, once per tuple of changes (hops with equal changes share one: materialise)
+    translations: dict[int, list[Change]] = {}
     for j in facts.journeys:
         for hop in j.hops:
-            if not hop.changes or not any(c.kind in OPPOSITE for c in hop.changes):  # most hops change nothing
+            if not hop.changes:  # most hops change nothing
                 continue
-            if hop.direction in ("B", "M") or group_address(facts.number(hop, "dst")):
+            mine = translations.get(id(hop.changes))
+            if mine is None:
+                mine = translations[id(hop.changes)] = [c for c in hop.changes if c.kind in OPPOSITE]
+            if not mine or hop.direction in ("B", "M") or group_address(facts.number(hop, "dst")):
                 continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
-            for change in hop.changes:
-                if change.kind not in OPPOSITE:
-                    continue
+            for change in mine:
                 reverse = (j.flow, OPPOSITE[change.kind], change.after, change.before)
                 if reverse in forward:
                     undone.setdefault(reverse, (hop, []))[1].append(j.id)
