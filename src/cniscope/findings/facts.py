@@ -715,21 +715,21 @@ def node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
 def coverage(t: pl.DataFrame) -> dict[str, Coverage]:
     if t.is_empty():
         return {}
-    per_input = (
-        # streaming: each group's aggregates folded in as the rows go by (in memory, the group_by's working memory
-        # was 70 B a sighting: every row's group and each expression's column)
-        t.lazy().group_by("input", "node")  # the node's name after: not one made per sighting
-        .agg(
-            any_link=pl.col("linktype").is_in(ANY_LINKTYPES).any(),
-            text_named=(pl.col("caplen").is_null() & pl.col("iface").is_not_null() & pl.col("direction").is_not_null()).any(),
-            ifaces=pl.col("iface").drop_nulls().unique(),
-            start=pl.col("ts").min(),
-            end=pl.col("ts").max(),
-        )
-        .collect(engine="streaming")
-        .sort("input", "node")
-        .with_columns(_node=node_column(t))
+    names = pl.col("iface").drop_nulls().unique()
+    aggregates = dict(
+        any_link=pl.col("linktype").is_in(ANY_LINKTYPES).any(),
+        text_named=(pl.col("caplen").is_null() & pl.col("iface").is_not_null() & pl.col("direction").is_not_null()).any(),
+        start=pl.col("ts").min(),
+        end=pl.col("ts").max(),
     )
+    # streaming: the aggregates folded in as the rows go by (in memory, the group_by's working memory was 70 B a
+    # sighting: every row's group and each expression's column)
+    pairs = capture_points(t)
+    if pairs.height == 1:  # one capture point (a file per node, most often): the whole table's, no grouping (0.27 -> 0.1 s at 10M)
+        found = pairs.hstack(t.lazy().select(**aggregates, ifaces=names.implode()).collect(engine="streaming").get_columns())
+    else:  # the node's name after: not one made per sighting
+        found = t.lazy().group_by("input", "node").agg(**aggregates, ifaces=names).collect(engine="streaming")
+    per_input = found.sort("input", "node").with_columns(_node=node_column(t))
     out: dict[str, Coverage] = {}
     for r in per_input.iter_rows(named=True):
         prev = out.get(r["_node"])
