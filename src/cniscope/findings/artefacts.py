@@ -42,18 +42,19 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     size = int(journey_of.max()) + 1
     # a packet counts as seen where it was sent unless it is materialised, its path then tells: only the bad sightings of
     # materialised journeys are judged one by one (whole-table arrays of each sighting's verdict were 0.3 s at 10M)
-    origin = np.full(size, -1, dtype=np.int32)  # journey -> first node
-    arrived = np.zeros(size, dtype=bool)  # first seen coming in by a NIC: sent by another host
     kept = np.zeros(size, dtype=bool)
-    for j in facts.journeys:
-        if j.id < size:
-            kept[j.id] = True
-            if j.hops:  # (the paths are the detectors' anyway)
-                hop = facts.path(j)[0]
-                origin[j.id] = int(facts.node_codes[hop.row])
-                arrived[j.id] = hop.direction == "In" and facts.role(hop.iface) is Role.NIC
+    ids = np.fromiter((j.id for j in facts.journeys), dtype=np.int64, count=len(facts.journeys))
+    kept[ids[ids < size]] = True
     judged = np.flatnonzero(kept[journey_of])
     judged_journeys = journey_of[judged]
+    origin = np.full(size, -1, dtype=np.int32)  # journey -> first node
+    arrived = np.zeros(size, dtype=bool)  # first seen coming in by a NIC: sent by another host
+    for jid in np.unique(judged_journeys).tolist():
+        j = facts.by_id[jid]
+        if j.hops:
+            hop = facts.path(j)[0]
+            origin[jid] = int(facts.node_codes[hop.row])
+            arrived[jid] = hop.direction == "In" and facts.role(hop.iface) is Role.NIC
     judged_nodes = facts.node_codes[bad_rows[judged]]
     first = origin[judged_journeys]
     judged_sent = ((first < 0) | (first == judged_nodes)) & ~arrived[judged_journeys]
