@@ -60,6 +60,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     `owners_of` gives the MACs' owners (`owners`), asked only when some hop shows a destination MAC (`-i any` keeps
     none: then no pass over the whole table for them).
     """
+    if table["eth_dst"].null_count() == table.height:
+        return journeys  # no sighting keeps its destination MAC (`-i any`): no walk over every hop
     # only the materialised hops are labelled (a hop's row is its position in the table): gathered, not the table filtered
     rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
     t = table.select(iface=pl.col("iface"), direction=pl.col("direction"), src=pl.col("eth_src"), dst=pl.col("eth_dst"))[rows]
