@@ -23,6 +23,7 @@ import ipaddress
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -63,6 +64,7 @@ class _Context:
     inventory: Inventory | None
     patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
     grouped: dict[int, list[_Group]] = field(default_factory=dict)  # id of a shape's journey -> `_groups`
+    texts: dict[tuple[object, ...], str] = field(default_factory=dict)  # `_role_text`
 
     def pattern(self, iface: str) -> IfacePattern | None:
         """`role_of` the model, once per interface name."""
@@ -156,9 +158,9 @@ def _segments(model: Model) -> list[tuple[Path, tuple[Step, ...]]]:
     return [(path, steps) for path, steps, _ in segments(model)]
 
 
-@dataclass(frozen=True)
-class _Packet:
-    """What segment fitting needs to know of the copies of one packet on one node."""
+class _Packet(NamedTuple):
+    """What segment fitting needs to know of the copies of one packet on one node (a tuple: made and hashed, as the
+    fits' cache key, once per shape)."""
 
     src_pod: bool
     dst_pod: bool
@@ -208,23 +210,34 @@ def _best_prefix(model: str, copies: int, length: int, packet: _Packet) -> tuple
     return best[0] if best[1] > -1.0 else None
 
 
-def _step_text(step: Step, hop: Hop, ctx: _Context, named: bool) -> str:
-    iface = hop.iface if named else ("" if "X" in step.iface or step.role is Role.NIC else step.iface)
-    direction = step.direction if not named else ("In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None))
-    return _role_text(step.role, iface, direction, hop, ctx)
+def _step_text(step: Step, hop: Hop, ctx: _Context) -> str:
+    """The role of an unnamed copy at `step` of the expected segment."""
+    iface = "" if "X" in step.iface or step.role is Role.NIC else step.iface
+    return _role_text(step.role, iface, step.direction, hop, ctx)
 
 
 def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, ctx: _Context) -> str:
+    """The words for a role, once per distinct role, interface, direction and what else the words say: a pod veth's
+    addresses, a NIC's envelope (the shapes' hops at a NIC, a bridge, a tunnel device say the same)."""
+    row = hop.row
+    key = (role, iface, direction, ctx.src[row], ctx.dst[row]) if role is Role.HOST_VETH else (role, iface, direction, bool(ctx.tunnel[row]))
+    text = ctx.texts.get(key)
+    if text is None:
+        text = ctx.texts[key] = _words(role, iface, direction, bool(ctx.tunnel[row]), ctx.src[row], ctx.dst[row], ctx)
+    return text
+
+
+def _words(role: Role, iface: str | None, direction: str | None, encapsulated: bool, src: str | None, dst: str | None,
+           ctx: _Context) -> str:
     name = f" {iface}" if iface else ""
     way = f", {direction.lower()}" if direction else ""
-    encapsulated = bool(ctx.tunnel[hop.row])
     if role is Role.HOST_VETH:
-        if not _addressed(ctx.dst[hop.row]):
-            return f"pod veth{name}{way} (flooded)" if ctx.dst[hop.row] else f"pod veth{name}{way}"
+        if not _addressed(dst):
+            return f"pod veth{name}{way} (flooded)" if dst else f"pod veth{name}{way}"
         if direction == "Out":
-            return f"veth{name} to pod {ctx.who(ctx.dst[hop.row])}"
+            return f"veth{name} to pod {ctx.who(dst)}"
         if direction == "In":
-            return f"veth{name} from pod {ctx.who(ctx.src[hop.row])}"
+            return f"veth{name} from pod {ctx.who(src)}"
         return f"pod veth{name}"
     if role is Role.TUNNEL:
         kind = "VTEP" if ctx.model is not None and any(e.kind is Tunnel.VXLAN for e in ctx.model.encaps) else "tunnel device"
@@ -340,7 +353,7 @@ def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
         else:
             steps = _positional(g, ctx, coverage.most_copies(g.node, group, ctx)) if len(group) > 1 else None
             if steps is not None:
-                roles = [_step_text(s, h, ctx, named=False) for s, h in zip(steps, group)]
+                roles = [_step_text(s, h, ctx) for s, h in zip(steps, group)]
             elif len(group) == 1:
                 roles = ["single capture point"]
             else:
