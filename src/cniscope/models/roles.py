@@ -63,7 +63,6 @@ class _Context:
     pods: set[str]
     inventory: Inventory | None
     patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
-    grouped: dict[int, list[_Group]] = field(default_factory=dict)  # id of a shape's journey -> `_groups`
     texts: dict[tuple[object, ...], str] = field(default_factory=dict)  # `_role_text`
 
     def pattern(self, iface: str) -> IfacePattern | None:
@@ -140,18 +139,14 @@ class _Group:
 
 
 def _groups(journey: Journey, ctx: _Context) -> list[_Group]:
-    """A journey's sightings grouped by node in order of first sighting (once per journey of a shape: labelling,
-    covering and comparing each ask; the shapes' journeys live as long as the context)."""
-    found = ctx.grouped.get(id(journey))
-    if found is None:
-        order: dict[str, list[int]] = {}
-        for i, hop in enumerate(journey.hops):
-            order.setdefault(ctx.keys[hop.row], []).append(i)
-        found = ctx.grouped[id(journey)] = [
-            _Group(node, idx, group, all(named_iface(h.iface) for h in group), any(reflected(h) for h in group))
-            for node, idx in order.items() for group in ([journey.hops[i] for i in idx],)
-        ]
-    return found
+    """A journey's sightings grouped by node in order of first sighting."""
+    order: dict[str, list[int]] = {}
+    for i, hop in enumerate(journey.hops):
+        order.setdefault(ctx.keys[hop.row], []).append(i)
+    return [
+        _Group(node, idx, group, all(named_iface(h.iface) for h in group), any(reflected(h) for h in group))
+        for node, idx in order.items() for group in ([journey.hops[i] for i in idx],)
+    ]
 
 
 def _segments(model: Model) -> list[tuple[Path, tuple[Step, ...]]]:
@@ -300,12 +295,13 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame) -> list[int] | 
 
 @dataclass(frozen=True)
 class _Shaped:
-    """What labelling and comparing read of a list of journeys: the context, each journey's shape, the shapes and
-    the capture points they cover."""
+    """What labelling and comparing read of a list of journeys: the context, each journey's shape, the shapes, their
+    groups (`_groups`: labelling, covering and comparing each read them) and the capture points they cover."""
 
     ctx: _Context
     shape_of: list[int]
     shapes: list[Journey]
+    groups: list[list[_Group]]
     coverage: _Coverage
 
 
@@ -328,23 +324,24 @@ def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     else:
         shapes = _firsts(journeys, shape_of)
         ctx = _context(journeys, shapes, table, verdict, inventory)
-    shaped = _Shaped(ctx, shape_of, shapes, _covered(shapes, ctx))
+    groups = [_groups(journey, ctx) for journey in shapes]
+    shaped = _Shaped(ctx, shape_of, shapes, groups, _covered(groups, ctx))
     _last[:] = [(weakref.ref(table), verdict, inventory, ids, shaped)]
     return shaped
 
 
 def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
-    """Every journey with a role on every hop: the journeys given, their hops' roles set (`Hop.set_roles`)."""
+    """Every journey with a role on every hop: the journeys given, their hops' roles set (`set_roles`)."""
     shaped = _shaped(journeys, table, verdict, inventory)
-    roles = [_roles(journey, shaped.ctx, shaped.coverage) for journey in shaped.shapes]
+    roles = [_roles(journey, groups, shaped.ctx, shaped.coverage) for journey, groups in zip(shaped.shapes, shaped.groups)]
     set_roles(journeys, (roles[shape] for shape in shaped.shape_of))
     return journeys
 
 
-def _roles(journey: Journey, ctx: _Context, coverage: _Coverage) -> list[str]:
-    """The role of each hop of `journey`."""
+def _roles(journey: Journey, groups: list[_Group], ctx: _Context, coverage: _Coverage) -> list[str]:
+    """The role of each hop of `journey` (its `groups`)."""
     out: list[str] = [""] * len(journey.hops)
-    for g in _groups(journey, ctx):
+    for g in groups:
         group = g.hops
         if g.named:
             roles = [_named_role(h, ctx) for h in group]
@@ -403,7 +400,7 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     shaped = _shaped(journeys, table, verdict, inventory)
     _last.clear()  # comparing comes after labelling: nothing asks again
     ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
-    verdicts = [_verdicts(journey, coverage, ctx) for journey in shapes]
+    verdicts = [_verdicts(journey, groups, coverage, ctx) for journey, groups in zip(shapes, shaped.groups)]
     return [
         Mismatch(journey, node, tuple(journey.hops[i] for i in idx), *found)
         for journey, shape in zip(journeys, shape_of)
@@ -411,12 +408,12 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     ]
 
 
-def _verdicts(journey: Journey, coverage: _Coverage, ctx: _Context) -> list[tuple[str, list[int], _Verdict]]:
+def _verdicts(journey: Journey, groups: list[_Group], coverage: _Coverage, ctx: _Context) -> list[tuple[str, list[int], _Verdict]]:
     """What comparing `journey` with the model finds, per node, as the fields of a Mismatch for any journey of its signature."""
     if not _unicast(journey, ctx):
         return []  # flooded frames (ARP, broadcast, multicast) take every port: no expected path
     out: list[tuple[str, list[int], _Verdict]] = []
-    for g in _groups(journey, ctx):
+    for g in groups:
         if len(g.hops) < 2 or g.reflected:
             continue
         verdict = _compare_named(g.node, g.hops, coverage, ctx) if g.named else _compare_unnamed(g, coverage, ctx)
@@ -444,10 +441,10 @@ class _Coverage:
         return self.copies.get((node, ctx.src[group[0].row], ctx.dst[group[-1].row]), len(group))
 
 
-def _covered(journeys: list[Journey], ctx: _Context) -> _Coverage:
+def _covered(groups: list[list[_Group]], ctx: _Context) -> _Coverage:
     coverage = _Coverage({}, {})
-    for journey in journeys:
-        for g in _groups(journey, ctx):
+    for of_journey in groups:
+        for g in of_journey:
             group, node = g.hops, g.node
             points = coverage.points.setdefault(node, set())
             if g.named:
