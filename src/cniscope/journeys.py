@@ -831,14 +831,18 @@ def _summaries(heads: pl.DataFrame) -> list[str]:
     def number(column: str) -> pl.Expr:
         return pl.col(column).cast(pl.String)
 
-    def hostport(side: str, port: str) -> pl.Expr:
-        return pl.when(pl.col(port).is_null()).then(ip4_expr(side)).otherwise(pl.concat_str(ip4_expr(side), pl.lit(":"), number(port)))
-
     def part(when: pl.Expr, *text: pl.Expr) -> pl.Expr:
         return pl.when(when).then(pl.concat_str(*text)).otherwise(pl.lit(""))
 
-    between = pl.concat_str(hostport("src", "sport"), pl.lit(" > "), hostport("dst", "dport"))
-    length = part(pl.col("payload_len").is_not_null(), pl.lit(", len "), number("payload_len"))
+    def hostport(side: str, port: str) -> pl.Expr:
+        return pl.concat_str(ip4_expr(side), part(pl.col(port).is_not_null(), pl.lit(":"), number(port)))
+
+    # what TCP and UDP share, formatted once (an expression used twice in one query is computed twice)
+    heads = heads.with_columns(
+        _between=pl.concat_str(hostport("src", "sport"), pl.lit(" > "), hostport("dst", "dport")),
+        _length=part(pl.col("payload_len").is_not_null(), pl.lit(", len "), number("payload_len")),
+    )
+    between, length = pl.col("_between"), pl.col("_length")
     tcp = pl.concat_str(
         pl.lit("TCP "), between, pl.lit(" ["),
         pl.col("tcp_flags").replace_strict(flags, [tcp_flags_text(f) for f in flags], return_dtype=pl.String), pl.lit("]"),
@@ -856,6 +860,7 @@ def _summaries(heads: pl.DataFrame) -> list[str]:
                          .when(ends & (pl.col("proto") == 17)).then(udp)).to_series().to_list()
     rest = [n for n, text in enumerate(texts) if text is None]
     if rest:
+        heads = heads.drop("_between", "_length")
         names = heads.columns
         for n, values in zip(rest, heads[rest].iter_rows()):
             texts[n] = summary(dict(zip(names, values)))
