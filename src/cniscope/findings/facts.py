@@ -144,6 +144,7 @@ class Facts:
     _near: dict[tuple[str, str | None], list[Any]] = field(default_factory=dict, repr=False, compare=False)  # (column, kind) -> values at _near_rows
     _paths: dict[int, tuple[Hop, ...]] = field(default_factory=dict, repr=False, compare=False)  # journey id -> path
     _partner_rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # input -> `_partners` of `_pairs`
+    _two_way_until: dict[tuple[int, int], int] = field(default_factory=dict, repr=False, compare=False)  # `_two_way_in_table`'s
     early: Early | None = field(default=None, repr=False, compare=False)
 
     def ahead(self, compute: Callable[[pl.DataFrame], T]) -> T:
@@ -402,6 +403,9 @@ class Facts:
             return False
         times = self._times[source]
         start, stop = times.position(lo, "left"), times.position(hi, "right")
+        until = self._two_way_until.get((source, start))
+        if until is not None and until <= stop:  # a window from the same sighting showed a pair both ways before `stop`
+            return True  # (the requests of one conversation, or of a short capture, share the window's start)
         ipv4 = pl.col("src").is_not_null() & pl.col("dst").is_not_null()
         parts, found, at, more = [], 0, start, False
         while found < TWO_WAY_PROBE and at < stop:  # the window's first IPv4 sightings, a slice of the table at a time
@@ -414,6 +418,7 @@ class Facts:
             return False
         probe = pl.concat(parts)
         if int(_partners(probe["src"].to_numpy(), probe["dst"].to_numpy()).min()) < found:
+            self._two_way_until[(source, start)] = at  # the rows read, [start, at), hold the pair
             return True
         if not more and at < stop:
             more = bool(self.table.slice(at, stop - at).lazy().filter(ipv4).select(pl.len()).collect().item())
