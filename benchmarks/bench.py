@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from decode import CNISCOPE, Run, parse_size, timed, warm  # noqa: E402
+from decode import CNISCOPE, Run, compiled, parse_size, timed, warm  # noqa: E402
 
 GENERATOR = HERE / "gen_capture.py"
 
@@ -89,14 +89,9 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="also run read and analyze on one core (taskset -c 0)")
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = parser.parse_args()
-    probe = ("import cniscope; from cniscope.wire import walk; from cniscope.packets import decode; "
-             "print(walk.COMPILED, decode._C is not None); print(cniscope.__path__[0])")
-    found, package = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
-    walk, decoder = found.split()
-    # the bytecode of every module, written now: an editable install leaves it to the first run, and where
-    # PYTHONDONTWRITEBYTECODE is set every run compiled the modules changed since (21 of them, 59 ms in a
-    # profile of analyze at 2M); pip compiles a regular install's at install time
-    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
+    probe = "from cniscope.wire import walk; from cniscope.packets import decode; print(walk.COMPILED, decode._C is not None)"
+    walk, decoder = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    print(compiled(), flush=True)  # as an installed copy has it: no run compiles cniscope's modules again
     print(f"record walk compiled (cniscope.wire._walk): {walk}; decoder compiled (cniscope.packets._decode): {decoder}; "
           f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     lines = []

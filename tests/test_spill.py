@@ -112,20 +112,22 @@ def test_a_flow_or_a_filter_of_a_spilled_capture(chosen: dict) -> None:
 
 
 def test_a_spilled_table_is_scanned_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In memory, the findings' table-wide work starts on a thread of its own beside the Python stages; spilled, the
-    mapped table is scanned by one thread at a time (two scans at once kept more of its pages resident), same report."""
+    """In memory, the findings' table-wide work and the conversations' each start on a thread of their own beside the
+    Python stages; spilled, the mapped table is scanned by one thread at a time (two scans at once kept more of its
+    pages resident), same report."""
     from cniscope.findings import facts
 
-    started: list[int] = []
+    started: list[list[str]] = []
     real = facts.start
 
     def counted(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]]) -> facts.Early:
-        started.append(1)
+        work = list(work)
+        started.append([getattr(w, "func", w).__name__ for w in work])
         return real(table, work)
 
     monkeypatch.setattr(facts, "start", counted)
     specs = [InputSpec(str(generated(tmp_path, 3000)))]
     whole = to_dict(analyze_capture(read(specs)))
-    assert started == [1]
+    assert len(started) == 2 and "coverage" in started[0] and started[1] == ["tally"]
     assert _spilled(specs, partitions=3, workers=2) == whole
-    assert started == [1]
+    assert len(started) == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 
 import polars as pl
 
@@ -139,12 +140,16 @@ def analyze_capture(
     # threads at once kept more of its pages resident (--memory 1G at 10M: 1.61 GB, 1.18 GB on one thread, no slower)
     early = findings_mod.start(table, _points) if correlated is None else findings_facts.Early(table, {})
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
+    # the conversations need the table alone: tallied on a thread of their own while the journeys are materialised,
+    # the model inferred and the hops labelled (which need no conversation); not when spilled, as `early`
+    tally = partial(flows_mod.tally, kept=journey_limit, limit=flow_limit)
+    tallied = findings_facts.start(table, [tally]) if correlated is None else findings_facts.Early(table, {})
     journeys = journeys_mod.materialise(table, limit=journey_limit)
-    flows, journeys = flows_mod.build(table, journeys, limit=flow_limit)
     on_stage("inferring the network model")
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
+    flows, journeys = flows_mod.link(tallied.result(tally, table), journeys)
     facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory, early)
     findings = findings_mod.detect_in(facts)
     give_back()  # the detectors'

@@ -206,6 +206,26 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     `Flow.journeys` lists the journeys that were materialised (`journeys`);
     `Flow.packets` counts all.
     """
+    return link(tally(table, max((j.id for j in journeys), default=-1) + 1, limit), journeys)
+
+
+class Tally(NamedTuple):
+    """What `build` makes of the table alone (`tally`), before the journeys are given their links (`link`)."""
+
+    flows: list[Flow]
+    flow_of: dict[int, int]  # journey -> flow, of the journeys below `tally`'s `kept`
+    original_of: dict[int, int]  # re-sending journey -> the journey it re-sends
+
+
+def link(tallied: Tally, journeys: list[Journey]) -> tuple[list[Flow], list[Journey]]:
+    """The flows, and `journeys` with their flow and re-send links."""
+    return tallied.flows, [make_journey(j.id, tallied.flow_of.get(j.id), j.summary, tallied.original_of.get(j.id), j.hops)
+                           for j in journeys]
+
+
+def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS) -> Tally:
+    """`build`'s work that needs the table alone: `kept`, the journeys below it are the materialised ones (None:
+    all of them). `analyze` runs it on another core while the journeys are materialised and labelled."""
     table = _envelopes_as_seen(table)
     first = table.select(*FIRST_COLUMNS, "hop")
     keep = pl.col("hop") == 0  # each journey's first sighting
@@ -227,15 +247,12 @@ def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_
     first = first.with_columns(
         original=chunked_like(pl.select(pl.when(found >= 0).then(found).cast(pl.UInt32)).to_series(), first["journey"])
     )
-    kept = {j.id for j in journeys}
-    stats = _stats(first, max(kept) + 1 if kept else 0).sort("flow").filter(pl.col("flow").is_not_null())
-    legs_by_flow = _legs(table, limit)
-    flows = _flows(stats, legs_by_flow)
-    retrans_of = dict(zip(retrans["journey"].to_list(), retrans["original"].to_list()))
-    kept_first = first.filter(pl.col("journey").is_in(list(kept)))
-    jflow = dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list()))
-    journeys = [make_journey(j.id, jflow.get(j.id), j.summary, retrans_of.get(j.id), j.hops) for j in journeys]
-    return flows, journeys
+    kept = 1 << 32 if kept is None else kept  # journey ids are 32-bit
+    stats = _stats(first, kept).sort("flow").filter(pl.col("flow").is_not_null())
+    flows = _flows(stats, _legs(table, limit))
+    kept_first = first.select("journey", "flow").filter(pl.col("journey") < kept)
+    return Tally(flows, dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list())),
+                 dict(zip(retrans["journey"].to_list(), retrans["original"].to_list())))
 
 
 _ENDS = ("src", "dst")
