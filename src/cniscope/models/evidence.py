@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -22,6 +23,7 @@ from cniscope.results import Change, ChangeKind, Hop, Journey
 
 MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha")
 INITIAL_TTLS = (64, 128, 255)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,19 +61,36 @@ class Observations:
     direct_from_outside: list[tuple[str, str]] = field(default_factory=list)  # (client, pod) reached without NAT or tunnel
 
 
-# the last table's: inference asks twice (its evidence, the pod veths' names)
-_interfaces: list[tuple[weakref.ref[pl.DataFrame], dict[str, int]]] = []
+class _Last(Generic[T]):
+    """The last answer about one table, made again only when asked of another table or with other `same` values:
+    inference and labelling ask the same questions of it. The table is only referred to weakly (it goes when its
+    report does)."""
+
+    def __init__(self) -> None:
+        self._asked: tuple[weakref.ref[pl.DataFrame], tuple[Any, ...], T] | None = None
+
+    def get(self, table: pl.DataFrame, same: tuple[Any, ...], make: Callable[[], T]) -> T:
+        if self._asked is not None:
+            ref, asked, answer = self._asked
+            if ref() is table and asked == same:
+                return answer
+        answer = make()
+        self._asked = (weakref.ref(table), same, answer)
+        return answer
+
+
+def _ids(journeys: list[Journey]) -> tuple[int, ...]:
+    """In one table, a journey's id says which sightings it holds: journeys compared by their ids."""
+    return tuple(j.id for j in journeys)
+
+
+_interfaces: _Last[dict[str, int]] = _Last()  # asked twice by inference (its evidence, the pod veths' names)
 
 
 def interface_sightings(table: pl.DataFrame) -> dict[str, int]:
     """Sightings per interface name, counted over the categorical column's codes (no name hashed per sighting:
     4 ms against 18 at 2M)."""
-    for ref, counted in _interfaces:
-        if ref() is table:
-            return counted
-    counted = _interface_sightings(table)
-    _interfaces[:] = [(weakref.ref(table), counted)]
-    return counted
+    return _interfaces.get(table, (), lambda: _interface_sightings(table))
 
 
 def _interface_sightings(table: pl.DataFrame) -> dict[str, int]:
@@ -223,20 +242,14 @@ def node_addresses_of(table: pl.DataFrame, inventory: Inventory | None) -> set[s
     return found
 
 
-# the last pod addresses found: inference and labelling ask for the same journeys' (labelled or not: roles change none)
-_pods: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], list[Model], Inventory | None, frozenset[str]]] = []
+# inference and labelling ask for the same journeys' (labelled or not: roles change none)
+_pods: _Last[frozenset[str]] = _Last()
 
 
 def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
     """Addresses known to be pods: inside tunnels, on pod-side veths, DNAT targets, and the inventory's pods."""
-    ids = tuple(j.id for j in journeys)  # in one table, a journey's id says which sightings it holds
-    for ref, seen_ids, seen_models, seen_inventory, found in _pods:
-        if ref() is table and seen_ids == ids and seen_inventory is inventory and len(seen_models) == len(models) \
-                and all(a is b for a, b in zip(seen_models, models)):
-            return set(found)
-    found = frozenset(_pod_addresses_of(table, journeys, models, inventory))
-    _pods[:] = [(weakref.ref(table), ids, list(models), inventory, found)]
-    return set(found)
+    same = (_ids(journeys), inventory, *models)  # models and inventory compared by value
+    return set(_pods.get(table, same, lambda: frozenset(_pod_addresses_of(table, journeys, models, inventory))))
 
 
 def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
@@ -289,15 +302,15 @@ class RowView:
     tunnel: dict[int, int]
 
 
-# the last view: inference asks twice when the capture names no interfaces (copies; with an inventory, who reached pods)
-_viewed: list[tuple[weakref.ref[pl.DataFrame], tuple[int, ...], RowView]] = []
+# inference asks twice when the capture names no interfaces (copies; with an inventory, who reached pods)
+_viewed: _Last[RowView] = _Last()
 
 
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
-    ids = tuple(j.id for j in journeys)  # in one table, a journey's id says which sightings it holds: no set of rows made
-    for ref, seen_ids, seen in _viewed:
-        if ref() is table and seen_ids == ids:
-            return seen
+    return _viewed.get(table, (_ids(journeys),), lambda: _row_view(table, journeys))
+
+
+def _row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
     at = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel")[rows]
     sub = at.select(
@@ -310,9 +323,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     def column(name: str) -> dict[int, Any]:
         return dict(zip(rows, sub[name].to_list()))
 
-    view = RowView(column("key"), column("src"), column("dst"), column("tunnel"))
-    _viewed[:] = [(weakref.ref(table), ids, view)]
-    return view
+    return RowView(column("key"), column("src"), column("dst"), column("tunnel"))
 
 
 def _ip4_texts(column: pl.Series) -> pl.Series:
