@@ -37,17 +37,17 @@ def json_reports_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     from cniscope.report import json_out
     from tests.report.schema_check import validate
 
-    made, written = json_out.to_dict, json_out.dumps
+    made, written = json_out.to_dict, json_out.pieces
 
     def checked(report):  # type: ignore[no-untyped-def]
         document = made(report)
         validate(document)
         return document
 
-    def checked_text(report):  # type: ignore[no-untyped-def]  # dumps writes each journey as it makes it
-        text = written(report)
-        validate(json.loads(text))
-        return text
+    def checked_text(report):  # type: ignore[no-untyped-def]  # the text dumps and write (analyze --json) make
+        pieces = list(written(report))
+        validate(json.loads(b"".join(pieces)))
+        yield from pieces
 
     monkeypatch.setattr(json_out, "to_dict", checked)
-    monkeypatch.setattr(json_out, "dumps", checked_text)
+    monkeypatch.setattr(json_out, "pieces", checked_text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 
 import jsonschema
@@ -106,14 +107,26 @@ def _each_on_its_own(report) -> bytes:  # type: ignore[no-untyped-def]
     lambda r: r.journeys[1].__dict__.update(flow=2**70),  # above orjson's 64 bits: the same
     lambda r: r.journeys.clear(),
 ], ids=["as made", "not ascii", "big integer", "no journeys"])
-def test_json_journeys_and_flows_written_at_once_are_each_written_on_its_own(change):
-    """The journeys and conversations are written by one call of orjson over the objects: the same text, byte for
-    byte, as each element of to_dict written on its own (keys in the same order), and where orjson cannot (text
-    beyond ASCII, big integers) each on its own."""
+@pytest.mark.parametrize("chunk", [json_out.CHUNK, 1, 2])
+def test_json_journeys_and_flows_written_at_once_are_each_written_on_its_own(change, chunk, monkeypatch):
+    """The journeys and conversations are written by calls of orjson over the objects, `CHUNK` at a time: the same
+    text, byte for byte, as each element of to_dict written on its own (keys in the same order), and where orjson
+    cannot (text beyond ASCII, big integers) each element of that chunk on its own."""
+    monkeypatch.setattr(json_out, "CHUNK", chunk)
     report = service_call()
     change(report)
     assert len(report.journeys) != 1 and len(report.flows) >= 1
     assert dumps(report) == _each_on_its_own(report)
+
+
+@pytest.mark.parametrize("chunk", [json_out.CHUNK, 1])
+def test_json_written_a_piece_at_a_time_is_dumps(chunk, monkeypatch):
+    """`write` (what analyze --json prints) writes `dumps`' text, the journeys and flows a chunk at a time."""
+    monkeypatch.setattr(json_out, "CHUNK", chunk)
+    report = service_call()
+    out = io.BytesIO()
+    json_out.write(report, out)
+    assert out.getvalue() == dumps(report) == _each_on_its_own(report)
 
 
 def _enum(*path: str) -> set:
@@ -138,7 +151,7 @@ def test_schema_enums_match_the_result_types():
 
 
 def test_every_in_process_json_report_is_checked(monkeypatch, capsys):
-    """tests/conftest.py wraps to_dict and dumps for the whole suite: a report that breaks the schema fails the test
+    """tests/conftest.py wraps to_dict and pieces (dumps, write) for the whole suite: a report that breaks the schema fails the test
     making it, as a document or as the text `analyze --json` prints."""
     from cniscope.results import ModelVerdict
 

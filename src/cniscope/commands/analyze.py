@@ -135,7 +135,7 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
         tell(capture.inputs)
         return ExitCode.BAD_INPUT
     if as_json:
-        _echo_json(json_out.dumps(report))
+        _echo_json(report)
     else:
         text = _on_request("no --json")
         text.show(report, view=text.View(everything=everything, findings_only=findings_only))
@@ -154,12 +154,18 @@ def _on_dask(address: str | None, on_stage: Callable[[str], None]) -> AbstractCo
     return session
 
 
-def _echo_json(text: bytes) -> None:
-    """`click.echo(text)`, as bytes where standard output takes them: click scans text it writes to a file or a pipe
-    for ANSI codes to strip (JSON holds none: its strings escape control characters), 0.01 s over 20,000 journeys.
-    The newline on its own: click adds it to a copy of the text."""
-    click.echo(text if hasattr(sys.stdout, "buffer") else text.decode(), nl=False)  # not a StringIO (contextlib.redirect_stdout)
-    click.echo()
+def _echo_json(report: Report) -> None:
+    """The report's JSON and a newline on standard output, written a piece at a time (`json_out.write`) as bytes:
+    click.echo scans text it writes to a file or a pipe for ANSI codes to strip (JSON holds none: its strings escape
+    control characters); a StringIO (contextlib.redirect_stdout) takes it as text."""
+    sys.stdout.flush()  # what was written as text before, first
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(json_out.dumps(report).decode() + "\n")
+        return
+    json_out.write(report, out)
+    out.write(b"\n")
+    out.flush()
 
 
 def _write_output(write: Callable[[Report, str], object], report: Report, path: str) -> None:

@@ -9,16 +9,16 @@ as each input's clock says (inputs[].clock); addresses are text.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from cniscope import __version__
-from cniscope.results import Flow, Hop, Report
+from cniscope.results import Endpoint, Flow, Hop, Journey, Report
 
 SCHEMA_VERSION = "1.3"
 
@@ -32,16 +32,6 @@ def _document(report: Report, many: Callable[[Iterator[dict[str, Any]]], Iterabl
     """The report as JSON values, each of its long lists (journeys, flows, findings) made by `many` from a lazy
     iterator: `list` for a document, or the iterator itself for `dumps` to write each element as it is made."""
     sel = report.selection
-    # a hop's changes as JSON values once per distinct tuple: materialising gives equal changes one shared tuple
-    # (the hops of a conversation share it), kept alive by the report while its id is a key here
-    shown: dict[int, list[dict[str, str]]] = {}
-
-    def changes(hop: Hop) -> list[dict[str, str]]:
-        found = shown.get(id(hop.changes))
-        if found is None:
-            found = shown[id(hop.changes)] = [{"kind": c.kind.value, "before": c.before, "after": c.after} for c in hop.changes]
-        return found
-
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "cniscope", "version": __version__},
@@ -70,31 +60,7 @@ def _document(report: Report, many: Callable[[Iterator[dict[str, Any]]], Iterabl
             "forced": report.model.forced,
         },
         "clocks": [asdict(c) for c in report.clocks],
-        "journeys": many(
-            {
-                "id": j.id,
-                "flow": j.flow,
-                "summary": j.summary,
-                "retransmission_of": j.retransmission_of,
-                "hops": [
-                    {
-                        "row": h.row,
-                        "node": h.node,
-                        "iface": h.iface,
-                        "direction": h.direction,
-                        "ts": h.ts,
-                        "delay_ns": h.delay_ns,
-                        "point": h.point,
-                        "role": h.role,
-                        "changes": changes(h),
-                        "mac_to": h.mac_to,
-                        "mac_owner": h.mac_owner,
-                    }
-                    for h in j.hops
-                ],
-            }
-            for j in report.journeys
-        ),
+        "journeys": many(map(_journey(), report.journeys)),
         "journeys_total": report.journeys_total,
         "flows_total": report.flows_total,
         "selection": None if sel is None else {"filter": sel.text, "sightings": sel.sightings, "journeys": sel.journeys,
@@ -119,6 +85,44 @@ def _document(report: Report, many: Callable[[Iterator[dict[str, Any]]], Iterabl
         ),
         "warnings": list(report.warnings),
     }
+
+
+def _journey() -> Callable[[Journey], dict[str, Any]]:
+    """A journey as JSON values; a hop's changes made once per distinct tuple: materialising gives equal changes one
+    shared tuple (the hops of a conversation share it), kept alive by the report while its id is a key here."""
+    shown: dict[int, list[dict[str, str]]] = {}
+
+    def changes(hop: Hop) -> list[dict[str, str]]:
+        found = shown.get(id(hop.changes))
+        if found is None:
+            found = shown[id(hop.changes)] = [{"kind": c.kind.value, "before": c.before, "after": c.after} for c in hop.changes]
+        return found
+
+    def journey(j: Journey) -> dict[str, Any]:
+        return {
+            "id": j.id,
+            "flow": j.flow,
+            "summary": j.summary,
+            "retransmission_of": j.retransmission_of,
+            "hops": [
+                {
+                    "row": h.row,
+                    "node": h.node,
+                    "iface": h.iface,
+                    "direction": h.direction,
+                    "ts": h.ts,
+                    "delay_ns": h.delay_ns,
+                    "point": h.point,
+                    "role": h.role,
+                    "changes": changes(h),
+                    "mac_to": h.mac_to,
+                    "mac_owner": h.mac_owner,
+                }
+                for h in j.hops
+            ],
+        }
+
+    return journey
 
 
 def _flow(f: Flow) -> dict[str, Any]:
@@ -148,55 +152,85 @@ def _flow(f: Flow) -> dict[str, Any]:
     }
 
 
+def _flow_value(v: Any) -> Any:
+    """orjson's `default` for a conversation written as the object itself (`OPT_PASSTHROUGH_DATACLASS`): its fields, in
+    order, are `_flow`'s keys; its endpoints are written as text (0.08 -> 0.05 s over 20,000 conversations)."""
+    if type(v) is Endpoint:
+        return str(v)
+    if type(v) is Flow:
+        return v.__dict__
+    raise TypeError(type(v).__name__)
+
+
 def dumps(report: Report) -> bytes:
-    """The report as ASCII JSON text (bytes, as written: no copy decoded and encoded again). One key of the report a line, and one element a line of its lists (a journey, a flow, a finding): as
-    readable as an indented dump, and written by orjson, 6x faster than json's C encoder on the tens of megabytes
-    of 20,000 journeys and conversations (the other stages of a small capture take about as long).
+    """The report as ASCII JSON text (bytes): `pieces`, joined."""
+    return b"".join(pieces(report))
 
-    The journeys are written by one call of orjson over the objects themselves (their fields are the JSON's keys in
-    order; hops, changes and enums alike), the conversations over their values: 0.04 s for the 20,000 journeys of
-    a report, where a dict per journey and hop, each written on its own, took 0.15-0.2 s."""
+
+def write(report: Report, out: BinaryIO) -> None:
+    """`dumps` written to `out` a piece at a time (the command's standard output): the text is never held whole (30 MB
+    at 20,000 journeys, where each fresh megabyte touched costs this machine's kind of VM about 5 ms)."""
+    for piece in pieces(report):  # `write` each: not writelines, which a BytesIO (click's CliRunner) does by itself
+        out.write(piece)
+
+
+def pieces(report: Report) -> Iterator[bytes | memoryview]:
+    """The report as ASCII JSON text, in pieces made as they are asked for. One key of the report a line, and one
+    element a line of its lists (a journey, a flow, a finding): as readable as an indented dump, and written by orjson,
+    6x faster than json's C encoder on the tens of megabytes of 20,000 journeys and conversations.
+
+    The journeys and conversations are written by calls of orjson over the objects themselves (their fields are the
+    JSON's keys in order; hops, changes, endpoints and enums alike), `CHUNK` of them a call: 0.04 s for the 20,000
+    journeys of a report, where a dict per journey and hop, each written on its own, took 0.15-0.2 s; a chunk's text
+    is let go before the next is made, so its memory is reused, not fresh."""
     document = _document(report, iter)  # a journey's or a flow's values made, written, let go: their memory reused
-    document["journeys"] = _Whole(report.journeys, document["journeys"])
-    document["flows"] = _Whole([_flow(f) for f in report.flows], document["flows"])
-
-    def value(v: Any) -> list[bytes | memoryview]:
-        """`v` as JSON text, in pieces (a list of 20,000 journeys is tens of megabytes: each copy of it counts)."""
-        if isinstance(v, _Whole):
-            whole = v.text()
-            if whole is not None:
-                return [b"[\n  ", whole, b"\n ]"] if whole else [b"[]"]
-            v = v.each
-        if isinstance(v, list | Iterator):
-            elements = b",\n  ".join(map(_encode, v))
-            return [b"[\n  ", elements, b"\n ]"] if elements else [b"[]"]
-        return [_encode(v)]
-
-    pieces: list[bytes | memoryview] = [b"{\n"]
+    document["journeys"] = _Whole(report.journeys, _journey())
+    document["flows"] = _Whole(report.flows, _flow, _flow_value)
     for n, (k, v) in enumerate(document.items()):
-        pieces += [b",\n" if n else b"", b" " + _encode(k) + b": ", *value(v)]
-    pieces.append(b"\n}")
-    return b"".join(pieces)
+        yield (b",\n " if n else b"{\n ") + _encode(k) + b": "
+        if isinstance(v, _Whole):
+            yield from v.pieces()
+        elif isinstance(v, list | Iterator):
+            elements = b",\n  ".join(map(_encode, v))
+            yield b"[\n  " + elements + b"\n ]" if elements else b"[]"
+        else:
+            yield _encode(v)
+    yield b"\n}"
+
+
+CHUNK = 512  # journeys or conversations written by one call of orjson (a journey is about 1 kB of text)
+_SEPARATOR = b",\n  "
 
 
 class _Whole:
-    """A list of the report written by one call of orjson, one element a line: `elements` (journeys or flows' values,
-    each an object whose first key is "id", which no object inside them has), or `each` element written on its own
-    when that cannot be (text beyond ASCII, an integer above 64 bits)."""
+    """A list of the report written by calls of orjson over `CHUNK` elements at a time, one element a line:
+    `elements` (journeys or flows, each an object whose first key is "id", which no object inside them has), each
+    chunk's elements written one by one from their JSON values (`value`) when the chunk cannot be written at once
+    (text beyond ASCII, an integer above 64 bits): the same text, but for those escaped."""
 
-    def __init__(self, elements: list[Any], each: Iterator[dict[str, Any]]) -> None:
-        self.elements, self.each = elements, each
+    def __init__(self, elements: Sequence[Any], value: Callable[[Any], dict[str, Any]],
+                 default: Callable[[Any], Any] | None = None) -> None:
+        self.elements, self.value, self.default = elements, value, default
 
-    def text(self) -> memoryview | None:
-        """The elements, one a line, without the list's brackets; None when they cannot be written at once."""
+    def pieces(self) -> Iterator[bytes | memoryview]:
         if not self.elements:
-            return memoryview(b"")
+            yield b"[]"
+            return
+        yield b"[\n  "
+        for start in range(0, len(self.elements), CHUNK):
+            if start:
+                yield _SEPARATOR
+            yield self._chunk(self.elements[start:start + CHUNK])
+        yield b"\n ]"
+
+    def _chunk(self, elements: Sequence[Any]) -> bytes | memoryview:
+        """`elements`, one a line, without the list's brackets."""
         try:
-            text = orjson.dumps(self.elements)
-        except orjson.JSONEncodeError:
-            return None
-        if not text.isascii():
-            return None
+            text = orjson.dumps(elements, default=self.default, option=orjson.OPT_PASSTHROUGH_DATACLASS if self.default else None)
+        except orjson.JSONEncodeError:  # an integer above 64 bits
+            text = None
+        if text is None or not text.isascii():
+            return _SEPARATOR.join(_encode(self.value(e)) for e in elements)
         # `},{"id":` is only ever between two elements: a quote inside a string is written escaped
         return memoryview(text.replace(b'},{"id":', b'},\n  {"id":'))[1:-1]  # brackets left out, not copied
 
