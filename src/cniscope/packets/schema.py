@@ -271,9 +271,9 @@ def address_expr(side: str) -> pl.Expr:
     return pl.coalesce(ip4_expr(side), pl.col(f"{side}6"), pl.col(f"{side}_name"))
 
 
-def ip4_expr(column: str) -> pl.Expr:
-    """`ip4_text` for a whole column of IPv4 addresses as integers."""
-    v4 = pl.col(column).cast(pl.Int64)
+def ip4_expr(column: str | pl.Expr) -> pl.Expr:
+    """`ip4_text` for a whole column of IPv4 addresses as integers (named, or an expression)."""
+    v4 = (pl.col(column) if isinstance(column, str) else column).cast(pl.Int64)
     return pl.concat_str([(v4 // (1 << s) % 256).cast(pl.Utf8) for s in (24, 16, 8, 0)], separator=".")
 
 
