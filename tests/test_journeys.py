@@ -20,6 +20,7 @@ from cniscope.journeys import (
     group,
     key_fields,
     nothing_inside,
+    one_node_partial,
     order_hops,
 )
 from cniscope.results import ChangeKind
@@ -423,3 +424,27 @@ def test_split_gives_each_partition_its_positions_in_order(monkeypatch, count: i
         assert positions is not None and positions.dtype == np.uint32
         assert positions.tolist() == np.flatnonzero(key % np.uint64(count) == i).tolist()
     assert journeys_mod.split(t, 1) == [None]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["c", "numpy"])
+@pytest.mark.parametrize("hops", [True, False])
+def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   compiled: bool, hops: bool) -> None:
+    """One node in partitions here (`_correlate_one_node`: key and capture point put in partition order, a partition a
+    slice of them), with the C steps or their numpy fallbacks: the columns of one partition, row for row."""
+    from tests.test_analyze_golden import generated
+
+    if not compiled:
+        for name in ("argsort_keys", "partition_place", "partition_scatter", "partition_sizes", "rank_firsts"):
+            monkeypatch.setattr(journeys_mod, name, getattr(journeys_mod, f"python_{name}"))
+    table = read([InputSpec(str(generated(tmp_path, 3000)))]).table
+    columns = ["row", "journey", "hop", *(["hops", "delay"] if hops else [])]
+    whole = journeys_mod.correlate(table, hops=hops).table.select(columns)
+    assert whole["hop"].max() > 1 and whole["journey"].max() > 500
+    seen = []
+    monkeypatch.setattr(journeys_mod, "one_node_partial", lambda *a, **k: seen.append(len(a[0])) or one_node_partial(*a, **k))
+    monkeypatch.setattr(journeys_mod, "take", None)  # no partition gathered from the narrow frame
+    for partitions, workers in ((2, 1), (7, 2), (64, 2)):
+        seen.clear()
+        parted = journeys_mod.correlate(table, partitions=partitions, workers=workers, hops=hops).table.select(columns)
+        assert parted.equals(whole) and len(seen) == partitions and sum(seen) == table.height

@@ -149,11 +149,21 @@ def test_partitions_are_numpys(compiled: ModuleType, kind: str) -> None:
             journeys.python_partition_place(block, start, want_at, want_positions)
         assert (positions == want_positions).all() and (at == want_at).all(), count
         assert (positions == np.argsort(key % np.uint64(count), kind="stable")).all()
+        for dtype in (np.uint8, np.uint16, np.uint32, np.int64):  # a column put in the same order
+            values = rng.integers(0, 100, len(key)).astype(dtype)
+            at, out = np.cumsum(sizes) - sizes, np.zeros(len(key), dtype)
+            for start, block in blocks:
+                compiled.partition_scatter(block, at, values[start:start + len(block)], out)
+            assert (out == values[positions]).all() and (at == want_at).all()
 
 
 def test_a_place_outside_the_positions_is_refused(compiled: ModuleType) -> None:
     with pytest.raises(ValueError, match="outside"):
         compiled.partition_place(np.arange(10, dtype=np.uint64), 0, np.full(3, 3, np.int64), np.zeros(5, np.uint32))
+    with pytest.raises(ValueError, match="outside"):
+        compiled.partition_scatter(np.arange(10, dtype=np.uint64), np.full(3, 3, np.int64), np.arange(10), np.zeros(5))
+    with pytest.raises(ValueError, match="bytes a key"):
+        compiled.partition_scatter(np.arange(10, dtype=np.uint64), np.zeros(3, np.int64), np.zeros(10, "V3"), np.zeros(30))
 
 
 def test_journeys_are_ranked_by_first_row_as_numpy_ranks_them(compiled: ModuleType) -> None:

@@ -237,6 +237,58 @@ static PyObject *partition_place(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* partition_scatter(keys, at, values, out): put the i-th of `values` (one a key, of 1, 2, 4 or 8 bytes) at
+ * `out[at[p]++]`, p the partition of the i-th of the uint64 `keys` (`at`: int64, one a partition): a column put in
+ * partition order in one pass over its rows. */
+#define SCATTER(type)                                                       \
+    do {                                                                    \
+        const type *from = values.buf;                                      \
+        type *to = out.buf;                                                 \
+        for (Py_ssize_t i = 0; i < n; i++) {                                \
+            int64_t place = at[fastmod(k[i], m, count)]++;                  \
+            if (place < 0 || place >= room) {                               \
+                bad = 1;                                                    \
+                break;                                                      \
+            }                                                               \
+            to[place] = from[i];                                            \
+        }                                                                   \
+    } while (0)
+static PyObject *partition_scatter(PyObject *self, PyObject *args) {
+    Py_buffer keys, at_, values, out;
+    if (!PyArg_ParseTuple(args, "y*w*y*w*", &keys, &at_, &values, &out))
+        return NULL;
+    Py_ssize_t n = keys.len / 8, size = n ? values.len / n : 1, bad = 0;
+    uint64_t count = (uint64_t)(at_.len / 8);
+    if ((size != 1 && size != 2 && size != 4 && size != 8) || values.len != n * size) {
+        PyErr_SetString(PyExc_ValueError, "values are not one of 1, 2, 4 or 8 bytes a key");
+        goto done;
+    }
+    if (count && n) {
+        const uint64_t *k = keys.buf;
+        int64_t *at = at_.buf;
+        Py_ssize_t room = out.len / size;
+        __uint128_t m = fastmod_m(count);
+        Py_BEGIN_ALLOW_THREADS
+        switch (size) {
+            case 1: SCATTER(uint8_t); break;
+            case 2: SCATTER(uint16_t); break;
+            case 4: SCATTER(uint32_t); break;
+            default: SCATTER(uint64_t); break;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    if (bad || (!count && n))
+        PyErr_SetString(PyExc_ValueError, "a place outside out");
+done:
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&at_);
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&out);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* rank_firsts(journey): each sighting's journey given by its first row (uint32, at most its own row) -> numbered
  * 0.. by first row, in place: a first row takes the next number, any other row its first row's (numbered already). */
 static PyObject *rank_firsts(PyObject *self, PyObject *args) {
@@ -272,6 +324,7 @@ static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
     {"partition_place", partition_place, METH_VARARGS, "Place each key's position in its partition."},
+    {"partition_scatter", partition_scatter, METH_VARARGS, "Put a column in partition order."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {NULL, NULL, 0, NULL},
 };
