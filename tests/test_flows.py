@@ -44,3 +44,43 @@ def test_tuples_are_the_same_without_the_branches_a_table_does_not_take() -> Non
         full = table.select(flows.tuple_id()).to_series()
         assert table.select(flows.tuple_id(table)).to_series().equals(full)
     assert weave.select(flows.tuple_id()).n_unique() > 1  # ARP and the envelopes' own
+
+
+def test_community_ids_of_many_ipv4_conversations_are_each_ones() -> None:
+    """`community_ids_v4` over arrays gives what `community_id` gives one conversation at a time: the specification's
+    example either way round, ends with equal addresses (the ports decide the order), ports not there (0)."""
+    import numpy as np
+
+    from cniscope.packets.schema import ip4_text, ip4_value
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    src, dst = (rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32) for _ in range(2))
+    sport, dport = (rng.integers(0, 2**16, n).astype(np.uint16) for _ in range(2))
+    proto = rng.choice(np.array([1, 6, 17, 58], dtype=np.uint8), n)
+    dst[:50] = src[:50]
+    sport[50:100] = 0
+    src[0], dst[0], sport[0], dport[0], proto[0] = ip4_value("128.232.110.120"), ip4_value("66.35.250.204"), 34855, 80, 6
+    src[1], dst[1], sport[1], dport[1], proto[1] = dst[0], src[0], dport[0], sport[0], 6
+    many = flows.community_ids_v4(proto, src, dst, sport, dport)
+    assert many[:2] == ["1:LQU9qZlK+B5F3KDmev6m5PMibrg="] * 2
+    assert many == [flows.community_id(int(p), ip4_text(int(s)) or "", ip4_text(int(d)) or "", int(a) or None, int(b) or None)
+                    for p, s, d, a, b in zip(proto, src, dst, sport, dport, strict=True)]
+
+
+def test_the_legs_are_found_among_the_rows_numbering_marks() -> None:
+    """`tally` given `number`'s leg rows (each journey's first row, and the rows NAT gave another tuple) makes the
+    same conversations as over every row: on every scenario, ClusterIP and NodePort ones with conversations of
+    several legs (DNAT, SNAT), and each journey's later sightings left out."""
+    from cniscope.ingest import expand, read
+    from cniscope.journeys import correlate
+
+    left_out = several = 0
+    for scenario in sorted(path for path in (DATA / "scenarios").glob("*/*") if path.is_dir()):
+        table, leg_rows = flows.number(correlate(read(expand([InputSpec(str(scenario))])).table).table)
+        assert leg_rows.sum() > 0
+        left_out += table.height - leg_rows.sum()
+        marked, every = flows.tally(table, None, None, leg_rows), flows.tally(table, None, None)
+        assert marked == every, scenario
+        several += sum(len(flow.legs) > 1 for flow in every.flows)
+    assert left_out > 500 and several > 10

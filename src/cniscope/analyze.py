@@ -123,14 +123,15 @@ def analyze_capture(
         on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
         correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run, hops=keep_columns)
         on_stage("rebuilding conversations")
-        table = flows_mod.assign(correlation.table)
+        table, leg_rows = flows_mod.number(correlation.table)
     else:
-        correlation, table = correlated, correlated.table
+        correlation, table, leg_rows = correlated, correlated.table, None
     clocks = correlation.clocks
     del correlation  # its table is `table` but the conversations' column
     selection = None
     if chosen is not None:
         table, selection = _select(table, chosen, flow)
+        leg_rows = None  # (rows of the whole table)
         if flow is not None:
             max_journeys = None  # one conversation: all its packets
     if not keep_columns:
@@ -142,7 +143,7 @@ def analyze_capture(
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
     # the conversations need the table alone: tallied on a thread of their own while the journeys are materialised,
     # the model inferred and the hops labelled (which need no conversation); not when spilled, as `early`
-    tally = partial(flows_mod.tally, kept=journey_limit, limit=flow_limit)
+    tally = partial(flows_mod.tally, kept=journey_limit, limit=flow_limit, leg_rows=leg_rows)
     tallied = findings_facts.start(table, [tally]) if correlated is None else findings_facts.Early(table, {})
     journeys = journeys_mod.materialise(table, limit=journey_limit)
     on_stage("inferring the network model")

@@ -80,7 +80,21 @@ def _components(edges: pl.DataFrame) -> dict[int, int]:
 
 
 def assign(table: pl.DataFrame) -> pl.DataFrame:
-    """Add `flow` (UInt32, numbered by first appearance) to a correlated table.
+    """Add `flow` (UInt32, numbered by first appearance) to a correlated table."""
+    return number(table).table
+
+
+class Numbered(NamedTuple):
+    """`number`'s result."""
+
+    table: pl.DataFrame  # with `flow`
+    # the rows that may show a leg of their flow first (`tally`): each journey's first row, and the rows whose tuple
+    # differs from it; any other row repeats the tuple of a row before it, so its leg is already shown
+    leg_rows: pl.Series
+
+
+def number(table: pl.DataFrame) -> Numbered:
+    """`assign`, and the rows whose legs `tally` needs to look at.
 
     Works a slice of rows at a time and gathers the result by journey id (journeys are numbered 0..n-1 by first
     row), so the wide table is never joined or sorted, and no column of tuples is made: each journey's tuple at its
@@ -91,6 +105,7 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     journeys, hops, rows = (table.get_column(name) for name in ("journey", "hop", "row"))
     seen = np.empty(count, dtype=np.uint64)  # each journey's tuple at its first row
     firsts, rewritten, numbered = [], [], 0  # numbered: journeys whose first row has gone by
+    leg_rows = np.zeros(table.height, dtype=bool)
     for start in range(0, table.height, SLICE_ROWS):  # by slices: hashing the structs of 10M rows at once takes gigabytes of scratch memory
         tuples = table.slice(start, SLICE_ROWS).select(expr).to_series().to_numpy()
         journey = journeys.slice(start, SLICE_ROWS).to_numpy()
@@ -105,6 +120,8 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
         seen[journey[new_at]] = tuples[new_at]
         numbered += len(new_at)
         other = np.flatnonzero(tuples != seen[journey])
+        leg_rows[start + new_at] = True
+        leg_rows[start + other] = True
         if len(other):
             rewritten.append(pl.DataFrame({"journey": journey[other], "tuple": tuples[other]}))
         at = np.flatnonzero(hops.slice(start, SLICE_ROWS).to_numpy() == 0)
@@ -124,7 +141,7 @@ def assign(table: pl.DataFrame) -> pl.DataFrame:
     flow = np.empty(table.height, dtype=np.uint32)
     for start in range(0, table.height, SLICE_ROWS):
         flow[start:start + SLICE_ROWS] = flow_of[journeys.slice(start, SLICE_ROWS).to_numpy()]
-    return table.with_columns(flow=chunked_like(pl.Series(flow), journeys))
+    return Numbered(table.with_columns(flow=chunked_like(pl.Series(flow), journeys)), pl.Series(leg_rows))
 
 
 def journey_tuples(narrow: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -179,6 +196,31 @@ def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int |
 
 
 _HASHED_V4, _HASHED_V6 = struct.Struct("!H4s4sBBHH"), struct.Struct("!H16s16sBBHH")
+_PACKED_V4 = np.dtype([("seed", ">u2"), ("src", ">u4"), ("dst", ">u4"), ("proto", "u1"), ("zero", "u1"), ("sport", ">u2"),
+                       ("dport", ">u2")])  # _HASHED_V4's bytes
+_BASE64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
+
+
+def community_ids_v4(proto: np.ndarray, src: np.ndarray, dst: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> list[str]:
+    """`community_id` of many IPv4 flows (addresses as integers, 0 for a port not there): each SHA-1 in a loop, the
+    rest over whole arrays (20,000 conversations: 7 against 30 ms one by one)."""
+    n = len(src)
+    turn = (src > dst) | ((src == dst) & (sport > dport))
+    packed = np.zeros(n, dtype=_PACKED_V4)
+    packed["src"], packed["dst"] = np.where(turn, dst, src), np.where(turn, src, dst)
+    packed["sport"], packed["dport"] = np.where(turn, dport, sport), np.where(turn, sport, dport)
+    packed["proto"] = proto
+    data, size = memoryview(packed.tobytes()), _PACKED_V4.itemsize
+    digests = np.zeros((n, 21), dtype=np.uint32)  # 20 bytes, and one of padding: 7 groups of 3 bytes, 4 characters each
+    digests[:, :20] = np.frombuffer(b"".join([sha1(data[at:at + size]).digest() for at in range(0, n * size, size)]),
+                                    dtype=np.uint8).reshape(n, 20)
+    groups = digests.reshape(n, 7, 3)
+    bits = (groups[:, :, 0] << 16) | (groups[:, :, 1] << 8) | groups[:, :, 2]
+    text = np.empty((n, 30), dtype=np.uint8)
+    text[:, :2] = np.frombuffer(b"1:", dtype=np.uint8)
+    text[:, 2:] = _BASE64[np.stack([bits >> 18, (bits >> 12) & 63, (bits >> 6) & 63, bits & 63], axis=2).reshape(n, 28)]
+    text[:, 29] = ord("=")  # the padding's character
+    return text.view("S30").ravel().astype(str).tolist()
 
 
 @lru_cache(maxsize=1 << 16)  # conversations share ends (a server, a DNS service): one immutable object each
@@ -222,17 +264,17 @@ def link(tallied: Tally, journeys: list[Journey]) -> tuple[list[Flow], list[Jour
                            for j in journeys]
 
 
-def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS) -> Tally:
+def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, leg_rows: pl.Series | None = None) -> Tally:
     """`build`'s work that needs the table alone: `kept`, the journeys below it are the materialised ones (None:
-    all of them). `analyze` runs it on another core while the journeys are materialised and labelled."""
+    all of them). `leg_rows`: `Numbered.leg_rows` of `table` (None: any row may show a leg). `analyze` runs it on
+    another core while the journeys are materialised and labelled.
+
+    In few queries of several parts each (`pl.collect_all`): this thread waits for the interpreter after each one
+    while the main thread runs Python (up to its switch interval, 5 ms), and 58 queries took 0.67 s beside the
+    0.5 s of the main thread at 2M, against 0.45 s alone.
+    """
     table = _envelopes_as_seen(table)
-    first = table.select(*FIRST_COLUMNS, "hop")
-    keep = pl.col("hop") == 0  # each journey's first sighting
-    if limit is not None:
-        keep = keep & (pl.col("flow") < limit)  # statistics only for the flows that become objects
-    if limit is not None or first["hop"].max() != 0:
-        first = first.filter(keep)
-    first = first.drop("hop")
+    first, legs = pl.collect_all([_first_sightings(table, limit), _legs(table, limit, leg_rows)])
     if first["ts"].null_count() or not (first["ts"].is_sorted() and first["row"].is_sorted()):  # already in time order
         first = first.sort(["ts", "row"])
     else:  # in one piece: the statistics over the table's many chunks (153 at 10M) took 1.5x the CPU time
@@ -243,15 +285,20 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS) 
     original = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
     original[retrans["journey"].to_numpy()] = retrans["original"].to_numpy()
     found = pl.Series(original[journey])
-    first = first.with_columns(
-        original=chunked_like(pl.select(pl.when(found >= 0).then(found).cast(pl.UInt32)).to_series(), first["journey"])
-    )
+    first = first.with_columns(original=pl.select(pl.when(found >= 0).then(found).cast(pl.UInt32)).to_series())
     kept = 1 << 32 if kept is None else kept  # journey ids are 32-bit
-    stats = _stats(first, kept).sort("flow").filter(pl.col("flow").is_not_null())
-    flows = _flows(stats, _legs(table, limit))
-    kept_first = first.select("journey", "flow").filter(pl.col("journey") < kept)
-    return Tally(flows, dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list())),
-                 dict(zip(retrans["journey"].to_list(), retrans["original"].to_list())))
+    stats, kept_first = _stats(first, kept)
+    flows = _flows(stats, legs)
+    return Tally(flows, dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list(), strict=True)),
+                 dict(zip(retrans["journey"].to_list(), retrans["original"].to_list(), strict=True)))
+
+
+def _first_sightings(table: pl.DataFrame, limit: int | None) -> pl.LazyFrame:
+    """Each journey's first sighting (`FIRST_COLUMNS`) of the first `limit` flows."""
+    keep = pl.col("hop") == 0
+    if limit is not None:
+        keep = keep & (pl.col("flow") < limit)  # statistics only for the flows that become objects
+    return table.lazy().select(*FIRST_COLUMNS, "hop").filter(keep).drop("hop")
 
 
 _ENDS = ("src", "dst")
@@ -276,14 +323,16 @@ def _flag(bit: int) -> pl.Expr:
     return (pl.col("tcp_flags").fill_null(0) & bit) > 0
 
 
-def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
+def _stats(first: pl.DataFrame, kept: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each flow's statistics, sorted by flow, and the (journey, flow) of the journeys below `kept`."""
     syn, ack, rst, fin = _flag(SYN), _flag(ACK), _flag(RST), _flag(FIN)
     is_syn = syn & ~ack
     is_synack = syn & ack
     fresh = pl.col("original").is_null()
-    # one pass (three, one for each kind of statistic, took 1.5x the CPU time); each flow's first sighting (`head_`)
-    # and first SYN (`syn_`) column by column: the values of one row each, as `_rows` reads them
-    stats = first.lazy().group_by("flow", maintain_order=True).agg(
+    rows = first.lazy()
+    # one group_by (three, one for each kind of statistic, took 1.5x the CPU time); each flow's first sighting (`head_`),
+    # first SYN (`syn_`) and SYN-ACK: its rows, not a `first` of each column in the group_by (22 of them, 30 ms at 2M)
+    stats = rows.group_by("flow", maintain_order=True).agg(
         packets=pl.len(),
         bytes=pl.col("payload_len").filter(fresh).sum(),
         first_ts=pl.col("ts").min(),
@@ -294,24 +343,33 @@ def _stats(first: pl.DataFrame, kept: int) -> pl.DataFrame:
         resets=pl.col("journey").filter(rst),
         syn_ts=pl.col("ts").filter(is_syn).min(),
         synack_ts=pl.col("ts").filter(is_synack).min(),
-        synack_seq=pl.col("seq").filter(is_synack).first(),
         journeys=pl.col("journey").filter(pl.col("journey") < kept),
         any_syn=is_syn.any(),
-        **{f"head_{f}": pl.col(f).first() for f in (*_HEAD, *_SHOWN)},
-        **{f"syn_{f}": pl.col(f).filter(is_syn).first() for f in _SHOWN},
         queries=pl.col("dns_id").filter(pl.col("dns_qr") == False).unique(),  # noqa: E712 - polars expression
         answers=pl.col("dns_id").filter(pl.col("dns_qr") == True).unique(),  # noqa: E712
         requests=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([8, 128])).unique(),
         replies=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([0, 129])).unique(),
         unreachable=(pl.col("icmp_type") == 3).sum(),
-    ).collect()
+    )
+    once = pl.col("flow").is_first_distinct()
+    heads = rows.filter(once).select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)})  # in the group_by's order
+    syns = rows.filter(is_syn).with_columns(_once=once).filter("_once").select("flow", **{f"syn_{f}": pl.col(f) for f in _SHOWN})
+    synacks = rows.filter(is_synack).with_columns(_once=once).filter("_once").select("flow", synack_seq="seq")
+    stats = pl.concat([stats, heads], how="horizontal").join(synacks, on="flow", how="left").join(syns, on="flow", how="left")
     # the handshake's ACK: the first pure ACK of the SYN-ACK's sequence number after it (absolute, or 1 when relative)
-    pure_acks = first.select("flow", "tcp_flags", "ack", "ts").filter(ack & ~syn & ~rst & ~fin)
-    acks = pure_acks.join(stats.select("flow", "synack_ts", "synack_seq"), on="flow").filter(
+    acks = rows.select("flow", "tcp_flags", "ack", "ts").filter(ack & ~syn & ~rst & ~fin).join(
+        stats.select("flow", "synack_ts", "synack_seq"), on="flow").filter(
         ((pl.col("ack") == ((pl.col("synack_seq").cast(pl.Int64) + 1) % 2**32)) | (pl.col("ack") == 1))
         & (pl.col("ts") >= pl.col("synack_ts"))
     ).group_by("flow").agg(ack_ts=pl.col("ts").min())
-    return stats.join(acks, on="flow", how="left").join(_out_of_order(first), on="flow", how="left")
+    late, senders_apart = _out_of_order(rows)
+    stats = stats.join(acks, on="flow", how="left").join(late, on="flow", how="left").sort("flow").filter(
+        pl.col("flow").is_not_null())
+    kept_first = rows.select("journey", "flow").filter(pl.col("journey") < kept)
+    stats_, kept_first_, apart = pl.collect_all([stats, kept_first, senders_apart])
+    if not apart.item():  # hash twins interleaved two senders of one flow
+        stats_ = stats_.drop("out_of_order").join(_out_of_order_grouped(first), on="flow", how="left")
+    return stats_, kept_first_
 
 
 def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
@@ -331,83 +389,69 @@ def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
     sender = ["flow", "src", "src6", "sport"]  # per sender: text shows relative seqs
     found = [_repeats(first, is_data, [*sender, "seq", "payload_len", "_control"], control, end),
              _repeats(first, is_data & (pl.col("payload_len") > 0), [*sender, "_end"], control, end)]
-    return pl.concat(found).unique("journey", keep="first", maintain_order=True)
+    return pl.concat(found).unique("journey", keep="first", maintain_order=True).collect()
 
 
-def _repeats(first: pl.DataFrame, wanted: pl.Expr, keys: list[str], *derived: pl.Expr) -> pl.DataFrame:
+def _repeats(first: pl.DataFrame, wanted: pl.Expr, keys: list[str], *derived: pl.Expr) -> pl.LazyFrame:
     """(journey, original) of the later sightings among `wanted` ones with equal `keys`."""
-    data = first.lazy().with_columns(*derived).filter(wanted).select("journey", *keys).collect()
-    # candidates: sightings whose key hash repeats among the wanted ones (every repeat, and rare hash twins), hashed
-    # by slices; a pure ACK ends where the segment before it did: hashed beside the segments, 74k candidates at 2M
-    repeated = pl.concat([
-        data.slice(start, SLICE_ROWS).select(pl.struct(keys).hash(seed=8)).to_series()
-        for start in range(0, max(data.height, 1), SLICE_ROWS)
-    ]).is_duplicated()
-    return data.filter(repeated).with_columns(
+    data = first.lazy().with_columns(*derived).filter(wanted).select("journey", *keys)
+    # candidates: sightings whose key hash repeats among the wanted ones (every repeat, and rare hash twins); a pure
+    # ACK ends where the segment before it did: hashed beside the segments, 74k candidates at 2M
+    return data.filter(pl.struct(keys).hash(seed=8).is_duplicated()).with_columns(
         original=pl.col("journey").first().over(keys), n=pl.int_range(pl.len()).over(keys)
     ).filter(pl.col("n") > 0).select("journey", "original")
 
 
-def _out_of_order(first: pl.DataFrame) -> pl.DataFrame:
-    """Data segments below the highest sequence end already sent by the same sender (re-sends excluded).
+_SENDER = ["flow", "src", "src6", "sport"]
+
+
+def _out_of_order(first: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Data segments below the highest sequence end already sent by the same sender (re-sends excluded): (flow,
+    out_of_order) of the flows that have some, and whether the senders were apart (else `_out_of_order_grouped`).
 
     Sorted by (flow, 32-bit hash of the sender), then time: each sender is one run (checked: hash twins
-    within a flow fall back to an exact group_by), and the running maximum per sender is one cumulative
-    maximum over the whole array, each sender's values lifted above the previous sender's (no windows).
+    within a flow may interleave two senders), and the running maximum per sender is one cumulative
+    maximum over the whole column, each sender's values lifted above the previous sender's (no windows).
     """
-    side = ["flow", "src", "src6", "sport"]
-    data = first.select(*side, "proto", "seq", "payload_len", "original").filter(
+    sender = pl.struct("src", pl.col("src6").to_physical(), "sport").hash(seed=9) & 0xFFFFFFFF  # one number per address
+    runs = _segments(first).sort(pl.col("flow").cast(pl.UInt64) * 2**32 + sender, maintain_order=True).with_columns(
+        _new=~pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in _SENDER]).fill_null(False))
+    new = pl.col("_new")
+    rel = (pl.col("seq").cast(pl.Int64) - pl.when(new).then(pl.col("seq")).forward_fill().cast(pl.Int64) + 2**32) % 2**32
+    lift = (new.cum_sum().cast(pl.Int64) - 1) * 2**34  # above any sequence end (< 2**33)
+    high = (rel + pl.col("payload_len").cast(pl.Int64) + lift).cum_max() - lift
+    late = runs.filter(~new & (rel < high.shift(1))).group_by("flow").agg(out_of_order=pl.len().cast(pl.UInt32))
+    return late, runs.filter(new).select(pl.struct(_SENDER).is_unique().all())
+
+
+def _segments(first: pl.LazyFrame) -> pl.LazyFrame:
+    return first.select(*_SENDER, "proto", "seq", "payload_len", "original").filter(
         (pl.col("proto") == 6) & pl.col("seq").is_not_null() & (pl.col("payload_len") > 0) & pl.col("original").is_null()
-    ).drop("proto", "original")
-    if data.is_empty():
-        return pl.DataFrame(schema={"flow": pl.UInt32, "out_of_order": pl.UInt32})
-    data = data.with_columns(pl.col("src6").cast(pl.Categorical).to_physical())  # one number per address
-    sender = pl.struct("src", "src6", "sport").hash(seed=9) & 0xFFFFFFFF
-    key = data.select(pl.col("flow").cast(pl.UInt64) * 2**32 + sender).to_series().to_numpy()
-    perm = np.argsort(key, kind="stable")  # a stable sort keeps each sender's segments in time order
-    del key
-    s = data[perm]
-    del perm
-    new = ~s.select(pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in side]).fill_null(False)).to_series().to_numpy()
-    if not s.filter(pl.Series(new)).select(side).is_unique().all():
-        return _out_of_order_grouped(data, side)  # hash twins interleaved two senders of one flow
-    del data
-    flow = s["flow"].to_numpy()
-    seq = s["seq"].to_numpy().astype(np.int64)
-    plen = s["payload_len"].to_numpy().astype(np.int64)
-    del s
-    index = np.arange(len(seq))
-    start = np.maximum.accumulate(np.where(new, index, 0))
-    del index
-    rel = (seq - seq[start]) % 2**32
-    del seq, start
-    lift = (np.cumsum(new) - 1) << 34  # above any sequence end (< 2**33)
-    high = np.maximum.accumulate(rel + plen + lift) - lift
-    del plen, lift
-    late = np.zeros(len(rel), dtype=bool)
-    late[1:] = ~new[1:] & (rel[1:] < high[:-1])
-    flows = np.unique(flow)
-    counts = np.bincount(np.searchsorted(flows, flow[late]), minlength=len(flows))
-    return pl.DataFrame({"flow": pl.Series(flows, dtype=pl.UInt32), "out_of_order": pl.Series(counts, dtype=pl.UInt32)})
+    ).select(*_SENDER, "seq", "payload_len")
 
 
-def _out_of_order_grouped(data: pl.DataFrame, side: list[str]) -> pl.DataFrame:
+def _out_of_order_grouped(first: pl.DataFrame) -> pl.DataFrame:
     rel = (pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first()) % 2**32
     high = (rel + pl.col("payload_len")).cum_max().shift(1)
-    per_sender = data.group_by(side).agg(n=(rel < high).sum())
-    return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum())
+    per_sender = _segments(first.lazy()).group_by(_SENDER).agg(n=(rel < high).sum())
+    return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum()).collect()
 
 
-def _legs(table: pl.DataFrame, limit: int | None) -> pl.DataFrame:
+def _legs(table: pl.DataFrame, limit: int | None, leg_rows: pl.Series | None) -> pl.LazyFrame:
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, each oriented like its
-    flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one)."""
+    flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one). `leg_rows`: `tally`'s."""
     cols = ["flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "arp_spa", "arp_tpa"]
     shown = [c for c in cols if table[c].null_count() < table.height]  # columns no input fills (names in a pcap) sort nothing
     # one query: the rows of the first `limit` flows are not copied before they are made distinct (at 2M sightings,
-    # 1.5M rows: 0.15 -> 0.09 s CPU, 130 MB fewer fresh pages)
-    rows = table.lazy() if table["row"].is_sorted() else table.lazy().sort("row")
-    seen = rows.select(cols).filter(pl.col("flow").is_not_null() if limit is None else pl.col("flow") < limit).unique(
-        subset=shown or cols, maintain_order=True).collect()
+    # 1.5M rows: 0.15 -> 0.09 s CPU, 130 MB fewer fresh pages); of them, only those that may show a leg (0.42 M)
+    in_order = table["row"].is_sorted()
+    rows = table.lazy().select(cols if in_order else [*cols, "row"])
+    if leg_rows is not None:
+        rows = rows.filter(leg_rows)
+    rows = rows.filter(pl.col("flow").is_not_null() if limit is None else pl.col("flow") < limit)
+    if not in_order:
+        rows = rows.sort("row")
+    seen = rows.select(cols).unique(subset=shown or cols, maintain_order=True)
     # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
     a, b = (pl.coalesce(address_expr(side), ip4_expr(f"arp_{arp}"), pl.lit("?")) for side, arp in zip(_ENDS, ("spa", "tpa")))
     ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
@@ -421,9 +465,8 @@ def _legs(table: pl.DataFrame, limit: int | None) -> pl.DataFrame:
     firsts = ends.group_by("flow").agg(_first_a=pl.col("_a").first(), _first_b=pl.col("_b").first())
     ends = ends.join(firsts, on="flow", how="left", maintain_order="left")
     swap = (pl.col("_b") == pl.col("_first_a")) | (pl.col("_a") == pl.col("_first_b"))
-    ends = ends.select("flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
+    return ends.select("flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
                                  (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port"))))
-    return ends
 
 
 def _states() -> dict[str, pl.Expr]:
@@ -486,8 +529,10 @@ def _ends() -> dict[str, pl.Expr]:
     return {
         "client": address("src", "dst", "head_arp_spa"),
         "client_port": pick("sport", "dport", None),
+        "client_v4": pick("src", "dst", None),  # (not ARP's)
         "server": address("dst", "src", "head_arp_tpa"),
         "server_port": pick("dport", "sport", None),
+        "server_v4": pick("dst", "src", None),
         "proto": pl.when(arp).then(pl.lit(Proto.ARP.value)).otherwise(
             pl.col("head_proto").replace_strict({k: v.value for k, v in PROTO_NAMES.items()}, default=Proto.OTHER.value,
                                                 return_dtype=pl.Utf8)),
@@ -500,35 +545,42 @@ _PROTOS = {proto.value: proto for proto in Proto}
 
 def _flows(stats: pl.DataFrame, legs: pl.DataFrame) -> list[Flow]:
     """A Flow of each row of `_stats` (sorted by flow), with its `_legs`: what is decided per flow is decided over
-    whole columns (state, client and server, the legs' orientation); Python makes the objects, one call each."""
-    flat = stats.with_columns(**_states(), **_ends())
+    whole columns (state, client and server, the legs' orientation, the Community ID of IPv4 conversations); Python
+    makes the objects, one call each."""
+    columns = stats.lazy().with_columns(**_states(), **_ends()).with_columns(
+        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0))
     # the legs as (client side, server side): turned round where the first leg's server side is the client
-    first_legs = legs.filter(pl.col("flow").is_first_distinct()).join(flat.select("flow", "client", "client_port"), on="flow")
-    turned = first_legs.filter((pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port")))
-    swap = pl.col("flow").is_in(turned["flow"].implode())
-    legs = legs.select("flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
-                                 (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port")))
-                       ).sort("flow", maintain_order=True)
+    firsts = legs.lazy().filter(pl.col("flow").is_first_distinct()).join(columns.select("flow", "client", "client_port"), on="flow")
+    turned = firsts.filter((pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port")))
+    swap = pl.col("_turned").fill_null(False)
+    oriented = legs.lazy().join(turned.select("flow", _turned=pl.lit(True)), on="flow", how="left", maintain_order="left").select(
+        "flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
+                  (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port")))).sort("flow", maintain_order=True)
+    v4 = (pl.col("proto") != Proto.ARP.value) & pl.col("client_v4").is_not_null() & pl.col("server_v4").is_not_null()
+    flat, legs, fast = pl.collect_all([columns.with_columns(_v4=v4), oriented, columns.filter(v4).select(
+        "head_proto", "client_v4", "server_v4", pl.col("client_port", "server_port").fill_null(0))])
     pairs = tuple(zip(map(_endpoint, legs["a"].to_list(), legs["a_port"].to_list()),
                       map(_endpoint, legs["b"].to_list(), legs["b_port"].to_list()), strict=True))
     flow_of_leg, ids = legs["flow"].to_numpy(), flat["flow"].to_numpy()
     legs_of = [pairs[start:end] for start, end in zip(np.searchsorted(flow_of_leg, ids).tolist(),
                                                        np.searchsorted(flow_of_leg, ids, side="right").tolist(), strict=True)]
     col = {name: flat[name].to_list() for name in (
-        "flow", "proto", "head_proto", "client", "client_port", "server", "server_port", "journeys", "packets", "bytes",
-        "first_ts", "last_ts", "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order",
-        "zero_windows", "resets", "note")}
+        "flow", "proto", "client", "client_port", "server", "server_port", "journeys", "packets", "bytes", "first_ts",
+        "last_ts", "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows",
+        "resets", "note")}
     clients = list(map(_endpoint, col["client"], col["client_port"]))
     servers = list(map(_endpoint, col["server"], col["server_port"]))
-    keys = [f"arp:{client}-{server}" if proto == "arp" else community_id(number or 0, client, server, client_port, server_port)
-            for proto, number, client, server, client_port, server_port in zip(
-                col["proto"], col["head_proto"], col["client"], col["server"], col["client_port"], col["server_port"], strict=True)]
+    fast_keys = iter(community_ids_v4(*(fast[name].to_numpy() for name in fast.columns)))
+    numbers = flat["head_proto"].to_list()
+    keys = [next(fast_keys) if fast_one else f"arp:{client.addr}-{server.addr}" if proto == "arp" else
+            community_id(number, client.addr, server.addr, client.port, server.port)
+            for fast_one, proto, number, client, server in zip(flat["_v4"].to_list(), col["proto"], numbers, clients, servers,
+                                                               strict=True)]
     handshakes: list[dict[str, int | None]] = [
         ({} if syn is None else {"syn_to_synack_ns": syn}) if ack is None else
         ({"synack_to_ack_ns": ack} if syn is None else {"syn_to_synack_ns": syn, "synack_to_ack_ns": ack})
         for syn, ack in zip(col["syn_to_synack_ns"], col["synack_to_ack_ns"], strict=True)]
     return list(map(make_flow, col["flow"], keys, map(_PROTOS.__getitem__, col["proto"]), clients, servers, legs_of,
-                    map(tuple, col["journeys"]), col["packets"], (b or 0 for b in col["bytes"]), col["first_ts"],
-                    col["last_ts"], map(_STATES.__getitem__, col["state"]), handshakes, col["retransmissions"],
-                    (n or 0 for n in col["out_of_order"]), col["zero_windows"], map(tuple, col["resets"]),
-                    (() if note is None else (note,) for note in col["note"])))
+                    map(tuple, col["journeys"]), col["packets"], col["bytes"], col["first_ts"], col["last_ts"],
+                    map(_STATES.__getitem__, col["state"]), handshakes, col["retransmissions"], col["out_of_order"],
+                    col["zero_windows"], map(tuple, col["resets"]), [() if note is None else (note,) for note in col["note"]]))
