@@ -361,12 +361,13 @@ def _numbered_runs(new: np.ndarray, perm: np.ndarray,
     by_first = np.full(int(at.max()) + 1 if n else 0, -1, dtype=np.int32)  # runs by their (distinct) firsts: no argsort
     del at
     by_first[first] = np.arange(len(starts), dtype=np.int32)
-    first.sort()
+    taken = by_first >= 0
+    first = np.flatnonzero(taken)  # the firsts in order, as sorting them gives (a partition's sort took 8 ms of 500k)
     firsts = (rows[first] if ascending else first).astype(np.uint32)
     del first
     order = np.empty(len(starts), dtype=np.uint32)
-    order[by_first[by_first >= 0]] = np.arange(len(starts), dtype=np.uint32)
-    del by_first
+    order[by_first[taken]] = np.arange(len(starts), dtype=np.uint32)
+    del by_first, taken
     hops = np.diff(np.append(starts, n)).astype(np.uint32)
     hop = np.arange(n, dtype=np.uint32)
     hop -= np.repeat(starts.astype(np.uint32), hops)  # position in the run
