@@ -123,3 +123,24 @@ def test_hops_as_columns_are_the_journeys_hops_and_their_last_in_path_order(case
             (at, backwards.path(j)[-1].row) for at, j in enumerate(backwards.journeys) if j.hops]
     lost = [at for at, j in enumerate(facts.journeys) if j.hops and losses._loss(facts, j) is not None]
     assert set(lost) <= set(losses._may_be_lost(facts))
+
+
+@pytest.mark.parametrize("numbering", ["by first sighting", "with gaps", "shuffled"])
+def test_first_rows_are_each_journeys_hop_zero(numbering: str) -> None:
+    """Journey id -> the row of its hop 0, whether the ids are 0.. in order of first sighting (as correlation numbers
+    them: the rows are the array itself), have gaps (a selection's) or come in any order; absent ids are not in it."""
+    rng = np.random.default_rng(3)
+    journeys = np.repeat(np.arange(40), rng.integers(1, 4, 40))
+    ids = {"by first sighting": np.arange(40), "with gaps": np.arange(40) * 3 + 1, "shuffled": rng.permutation(40)}[numbering]
+    hop = np.concatenate([np.arange(n) for n in np.bincount(journeys)])
+    table = pl.DataFrame({"journey": ids[journeys], "row": np.arange(len(journeys)), "hop": hop},
+                         schema={"journey": pl.UInt32, "row": pl.UInt32, "hop": pl.UInt32})
+    expected = {int(j): int(r) for j, r, h in table.iter_rows() if h == 0}
+    found = facts_mod.first_rows(table)
+    assert dict(found) == expected and len(found) == 40
+    assert all(found[j] == r for j, r in expected.items())
+    absent = [j for j in range(-2, int(ids.max()) + 3) if j not in expected]
+    assert not any(j in found for j in absent)
+    asked = np.array([*expected, *absent], dtype=np.int64)
+    assert found.rows(asked).tolist() == [*expected.values(), *[-1] * len(absent)]
+    assert dict(facts_mod.first_rows(table.head(0))) == {}

@@ -207,3 +207,16 @@ def test_bad_checksums_on_the_sender_are_an_offload_artefact() -> None:
     assert f.node == N1 and f.severity is Severity.INFO
     assert (f.evidence.packets, f.evidence.sent, f.evidence.received) == (1, 1, 0)
     assert len(f.rows) == 3
+
+
+def test_positions_below_a_limit_a_block_at_a_time() -> None:
+    """checksum_offload's `_below`: the positions of the values below the limit, in order, across blocks."""
+    import numpy as np
+
+    from cniscope.findings.artefacts import _below
+
+    rng = np.random.default_rng(11)
+    for n, block in [(0, 4), (1, 4), (17, 4), (64, 8), (1000, 1 << 16)]:
+        values = rng.integers(0, 50, n).astype(np.uint32)
+        for limit in (0, 10, 50):
+            assert _below(values, limit, block).tolist() == np.flatnonzero(values < limit).tolist()

@@ -45,7 +45,7 @@ DETECTORS: tuple[Detector, ...] = (
 
 
 # table-wide work that needs the packet table alone: started as soon as the table is final (`start`)
-EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums)
+EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums, facts_mod.first_rows)
 
 
 def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object]) -> facts_mod.Early:
