@@ -50,8 +50,8 @@ def tuple_id(table: pl.DataFrame | None = None) -> pl.Expr:
     ends = pl.struct(proto=pl.col("proto"), ends=end("src") + end("dst")).hash(seed=7)
     if not arps:
         return ends.alias("tuple")
-    spa, tpa = pl.col("arp_spa"), pl.col("arp_tpa")
-    arp = pl.min_horizontal(spa, tpa).hash(seed=6) + pl.max_horizontal(spa, tpa).hash(seed=6)
+    # either way round as the ends' (their least's and greatest's hashes, the same sum, took 3x the time)
+    arp = pl.col("arp_spa").hash(seed=6) + pl.col("arp_tpa").hash(seed=6)
     return pl.when(pl.col("arp_op").is_not_null()).then(arp).otherwise(ends).alias("tuple")
 
 
