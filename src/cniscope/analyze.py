@@ -146,12 +146,14 @@ def analyze_capture(
     tally = partial(flows_mod.tally, kept=journey_limit, limit=flow_limit, leg_rows=leg_rows)
     tallied = findings_facts.start(table, [tally]) if correlated is None else findings_facts.Early(table, {})
     journeys = journeys_mod.materialise(table, limit=journey_limit)
+    # the table's columns the detectors read at the journeys' hops, gathered on another core meanwhile (not when spilled)
+    hops_ahead = findings_facts.gather_hops(table, journeys) if correlated is None else None
     on_stage("inferring the network model")
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
     flows, journeys = flows_mod.link(tallied.result(tally, table), journeys)
-    facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory, early)
+    facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory, early, hops_ahead)
     findings = findings_mod.detect_in(facts)
     give_back()  # the detectors'
     journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)

@@ -144,3 +144,26 @@ def test_first_rows_are_each_journeys_hop_zero(numbering: str) -> None:
     asked = np.array([*expected, *absent], dtype=np.int64)
     assert found.rows(asked).tolist() == [*expected.values(), *[-1] * len(absent)]
     assert dict(facts_mod.first_rows(table.head(0))) == {}
+
+
+@pytest.mark.parametrize("case", ["seed", "cross-node", "vxlan"])
+def test_hop_columns_gathered_ahead_are_those_gathered_then(case: str) -> None:
+    """`gather_hops`' columns, gathered as soon as the journeys are materialised, are what `Facts.hop_columns` gathers
+    itself, and the facts use them only for the very hops and table they were gathered at (else they gather again)."""
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+
+    spec = {"seed": SEED, "cross-node": DATA / "scenarios" / "flannel-vxlan" / "cross-node",
+            "vxlan": DATA / "corpus" / "01-ysaied-pan-cn-calico-vxlan.pcap"}[case]
+    r = analyze([InputSpec(str(spec))])
+    columns = [c for c in facts_mod.HOP_COLUMNS if c in r.table.columns]
+    args = (r.table, r.journeys, r.flows, r.model, r.clocks, r.inventory)
+    itself = facts_mod.build(*args).hop_columns(*columns)
+    ahead = facts_mod.build(*args, hops_ahead=facts_mod.gather_hops(r.table, r.journeys))
+    assert ahead._gathered is not None and ahead.hop_columns(*columns).equals(itself) and itself.height
+    assert ahead.hop_columns("iface", "tunnel").equals(facts_mod.build(*args).hop_columns("iface", "tunnel"))  # not gathered ahead
+    for other in (r.journeys[1:], r.journeys[::-1]):  # other hops: gathered again
+        stale = facts_mod.build(*args, hops_ahead=facts_mod.gather_hops(r.table, other))
+        assert stale._gathered is None and stale.hop_columns(*columns).equals(itself)
+    copy = r.table.clone()  # another table (the facts sort one that is not in row order)
+    assert facts_mod.build(*args, hops_ahead=facts_mod.gather_hops(copy, r.journeys))._gathered is None
