@@ -198,29 +198,18 @@ def community_id(proto: int, src: str, dst: str, sport: int | None, dport: int |
 _HASHED_V4, _HASHED_V6 = struct.Struct("!H4s4sBBHH"), struct.Struct("!H16s16sBBHH")
 _PACKED_V4 = np.dtype([("seed", ">u2"), ("src", ">u4"), ("dst", ">u4"), ("proto", "u1"), ("zero", "u1"), ("sport", ">u2"),
                        ("dport", ">u2")])  # _HASHED_V4's bytes
-_BASE64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
 
 
 def community_ids_v4(proto: np.ndarray, src: np.ndarray, dst: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> list[str]:
-    """`community_id` of many IPv4 flows (addresses as integers, 0 for a port not there): each SHA-1 in a loop, the
-    rest over whole arrays (20,000 conversations: 7 against 30 ms one by one)."""
-    n = len(src)
+    """`community_id` of many IPv4 flows (addresses as integers, 0 for a port not there): ordered and packed over
+    whole arrays, hashed one by one (20,000 conversations: 15 against 30 ms)."""
     turn = (src > dst) | ((src == dst) & (sport > dport))
-    packed = np.zeros(n, dtype=_PACKED_V4)
+    packed = np.zeros(len(src), dtype=_PACKED_V4)
     packed["src"], packed["dst"] = np.where(turn, dst, src), np.where(turn, src, dst)
     packed["sport"], packed["dport"] = np.where(turn, dport, sport), np.where(turn, sport, dport)
     packed["proto"] = proto
     data, size = memoryview(packed.tobytes()), _PACKED_V4.itemsize
-    digests = np.zeros((n, 21), dtype=np.uint32)  # 20 bytes, and one of padding: 7 groups of 3 bytes, 4 characters each
-    digests[:, :20] = np.frombuffer(b"".join([sha1(data[at:at + size]).digest() for at in range(0, n * size, size)]),
-                                    dtype=np.uint8).reshape(n, 20)
-    groups = digests.reshape(n, 7, 3)
-    bits = (groups[:, :, 0] << 16) | (groups[:, :, 1] << 8) | groups[:, :, 2]
-    text = np.empty((n, 30), dtype=np.uint8)
-    text[:, :2] = np.frombuffer(b"1:", dtype=np.uint8)
-    text[:, 2:] = _BASE64[np.stack([bits >> 18, (bits >> 12) & 63, (bits >> 6) & 63, bits & 63], axis=2).reshape(n, 28)]
-    text[:, 29] = ord("=")  # the padding's character
-    return text.view("S30").ravel().astype(str).tolist()
+    return ["1:" + b2a_base64(sha1(data[at:at + size]).digest(), newline=False).decode() for at in range(0, len(data), size)]
 
 
 @lru_cache(maxsize=1 << 16)  # conversations share ends (a server, a DNS service): one immutable object each
