@@ -435,7 +435,7 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
     from tests.test_analyze_golden import generated
 
     if not compiled:
-        for name in ("argsort_keys", "partition_place", "partition_scatter", "partition_sizes", "rank_firsts"):
+        for name in ("argsort_keys", "merge_put", "partition_place", "partition_scatter", "partition_sizes", "rank_firsts"):
             monkeypatch.setattr(journeys_mod, name, getattr(journeys_mod, f"python_{name}"))
     table = read([InputSpec(str(generated(tmp_path, 3000)))]).table
     columns = ["row", "journey", "hop", *(["hops", "delay"] if hops else [])]

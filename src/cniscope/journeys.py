@@ -576,6 +576,14 @@ def python_partition_scatter(keys: np.ndarray, at: np.ndarray, values: np.ndarra
         at[i] += n
 
 
+def python_merge_put(perm: np.ndarray, idx: np.ndarray, firsts: np.ndarray, journey: np.ndarray, hop: np.ndarray,
+                     out_journey: np.ndarray, out_hop: np.ndarray) -> None:
+    """A partition's journeys (by first row: `firsts[journey]`) and hops into the capture's columns, at its rows
+    `idx[perm]`."""
+    at = idx[perm]
+    out_journey[at], out_hop[at] = firsts[journey], hop
+
+
 RANK_BLOCK = 1 << 20  # rows `python_rank_firsts` numbers at a time
 
 
@@ -595,11 +603,12 @@ def python_rank_firsts(journey: np.ndarray) -> None:
 
 
 try:
-    from cniscope.wire._walk import argsort_keys, partition_place, partition_scatter, partition_sizes, rank_firsts
+    from cniscope.wire._walk import argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts
     COMPILED = True
 except ImportError:  # built without a C compiler
-    argsort_keys, partition_place, partition_scatter, partition_sizes, rank_firsts = (
-        python_argsort_keys, python_partition_place, python_partition_scatter, python_partition_sizes, python_rank_firsts)
+    argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts = (
+        python_argsort_keys, python_merge_put, python_partition_place, python_partition_scatter, python_partition_sizes,
+        python_rank_firsts)
     COMPILED = False
 
 
@@ -675,10 +684,14 @@ class Merge:
         self.numbers: list[np.ndarray] | None = None  # after `finish`, per partition: its journey numbers -> the capture's
 
     def add(self, idx: np.ndarray | None, p: Partial) -> None:
-        at = p.at(idx)
-        self.journey[at], self.hop[at] = p.firsts[p.journey], p.hop
-        if self.hops is not None and self.delay is not None:
-            self.hops[at], self.delay[at] = p.hops, p.delay
+        if idx is not None and self.hops is None and all(a.dtype == np.uint32 and a.flags.c_contiguous
+                                                          for a in (p.perm, idx, p.firsts, p.journey, p.hop)):
+            merge_put(p.perm, idx, p.firsts, p.journey, p.hop, self.journey, self.hop)  # one pass (the partitions here)
+        else:
+            at = p.at(idx)
+            self.journey[at], self.hop[at] = p.firsts[p.journey], p.hop
+            if self.hops is not None and self.delay is not None:
+                self.hops[at], self.delay[at] = p.hops, p.delay
         self.firsts[-1 if idx is None or not len(idx) else int(idx[0])] = p.firsts
 
     def finish(self, parts: Sequence[np.ndarray | None]) -> pl.DataFrame:

@@ -166,6 +166,25 @@ def test_a_place_outside_the_positions_is_refused(compiled: ModuleType) -> None:
         compiled.partition_scatter(np.arange(10, dtype=np.uint64), np.zeros(3, np.int64), np.zeros(10, "V3"), np.zeros(30))
 
 
+def test_a_partitions_journeys_are_put_in_place_as_numpy_puts_them(compiled: ModuleType) -> None:
+    rng = np.random.default_rng(6)
+    rows, n, journeys_ = 100_000, 5000, 1200
+    idx = np.sort(rng.choice(rows, n, replace=False)).astype(np.uint32)  # the partition's rows
+    perm = rng.permutation(n).astype(np.uint32)  # hop order -> the partition's row
+    firsts = np.sort(rng.choice(rows, journeys_, replace=False)).astype(np.uint32)
+    journey = rng.integers(0, journeys_, n).astype(np.uint32)
+    hop = rng.integers(0, 9, n).astype(np.uint32)
+    got = [np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32)]
+    want = [np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32)]
+    compiled.merge_put(perm, idx, firsts, journey, hop, *got)
+    journeys.python_merge_put(perm, idx, firsts, journey, hop, *want)
+    assert (got[0] == want[0]).all() and (got[1] == want[1]).all() and (got[0] != 7).sum() == n
+    with pytest.raises(ValueError, match="outside"):
+        compiled.merge_put(perm, idx, firsts, journey + np.uint32(journeys_), hop, *got)
+    with pytest.raises(ValueError, match="outside"):
+        compiled.merge_put(perm, idx, firsts, journey, hop, np.zeros(10, np.uint32), np.zeros(10, np.uint32))
+
+
 def test_journeys_are_ranked_by_first_row_as_numpy_ranks_them(compiled: ModuleType) -> None:
     rng = np.random.default_rng(4)
     rows = 3_000_000  # blocks of `RANK_BLOCK` rows in numpy: journeys cross them

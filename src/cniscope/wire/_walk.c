@@ -289,6 +289,46 @@ done:
     Py_RETURN_NONE;
 }
 
+/* merge_put(perm, idx, firsts, journey, hop, out_journey, out_hop): a partition's journeys and hops in place in the
+ * capture's columns (all uint32): for the i-th in hop order, at row a = idx[perm[i]], out_journey[a] =
+ * firsts[journey[i]] (the journey's first row) and out_hop[a] = hop[i]. One pass, where numpy's took six (the rows,
+ * two casts of them to 64 bits, the first rows, two scatters). */
+static PyObject *merge_put(PyObject *self, PyObject *args) {
+    Py_buffer perm, idx, firsts, journey, hop, out_journey, out_hop;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*", &perm, &idx, &firsts, &journey, &hop, &out_journey, &out_hop))
+        return NULL;
+    Py_ssize_t n = perm.len / 4, rows = idx.len / 4, journeys = firsts.len / 4, room = out_journey.len / 4, bad = 0;
+    if (journey.len != perm.len || hop.len != perm.len || out_hop.len != out_journey.len)
+        bad = 1;
+    else {
+        const uint32_t *p = perm.buf, *at = idx.buf, *first = firsts.buf, *j = journey.buf, *h = hop.buf;
+        uint32_t *oj = out_journey.buf, *oh = out_hop.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (p[i] >= rows || j[i] >= journeys || at[p[i]] >= room) {
+                bad = 1;
+                break;
+            }
+            uint32_t a = at[p[i]];
+            oj[a] = first[j[i]];
+            oh[a] = h[i];
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&perm);
+    PyBuffer_Release(&idx);
+    PyBuffer_Release(&firsts);
+    PyBuffer_Release(&journey);
+    PyBuffer_Release(&hop);
+    PyBuffer_Release(&out_journey);
+    PyBuffer_Release(&out_hop);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "lengths differ, or a position, journey or row outside its array");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* rank_firsts(journey): each sighting's journey given by its first row (uint32, at most its own row) -> numbered
  * 0.. by first row, in place: a first row takes the next number, any other row its first row's (numbered already). */
 static PyObject *rank_firsts(PyObject *self, PyObject *args) {
@@ -325,6 +365,7 @@ static PyMethodDef methods[] = {
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
     {"partition_place", partition_place, METH_VARARGS, "Place each key's position in its partition."},
     {"partition_scatter", partition_scatter, METH_VARARGS, "Put a column in partition order."},
+    {"merge_put", merge_put, METH_VARARGS, "A partition's journeys and hops in place in the capture's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {NULL, NULL, 0, NULL},
 };
