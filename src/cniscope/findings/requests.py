@@ -186,6 +186,14 @@ def _icmp_errors(quoting: pl.DataFrame, flow: Flow) -> list[str]:
     return out[:5]
 
 
+def _sent_ip(facts: Facts, asked: list[tuple[Journey, int]]) -> set[int]:
+    """Which of the addresses asked for sent IP packets: one pass over the column for these few, not its every address
+    (0.02-0.03 s at 2M and 10M: not made when every request was seen with -i any)."""
+    wanted = pl.Series(sorted({tpa for _, tpa in asked}), dtype=facts.table.schema["src"])
+    return set(facts.table.lazy().select(pl.col("src").filter(pl.col("src").is_in(wanted.implode())).unique())
+               .collect()["src"].to_list())
+
+
 def _arp(facts: Facts) -> list[Finding]:
     """ARP requests for an address that never answered (probes and gratuitous ARP excluded)."""
     arp = facts.table.select("arp_op", "arp_spa").filter(pl.col("arp_op").is_not_null())
@@ -202,15 +210,14 @@ def _arp(facts: Facts) -> list[Finding]:
         asked.append((j, tpa))
     if not asked:
         return []
-    # which of the addresses asked for sent IP packets: one pass over the column for these few, not its every address
-    wanted = pl.Series(sorted({tpa for _, tpa in asked}), dtype=facts.table.schema["src"])
-    alive = set(facts.table.lazy().select(pl.col("src").filter(pl.col("src").is_in(wanted.implode())).unique())
-                .collect()["src"].to_list())
+    alive: set[int] | None = None  # asked only of requests seen on one bridge port (not with -i any)
     asks: dict[int, list[Journey]] = defaultdict(list)
     for j, tpa in asked:
         cov = facts.coverage.get(facts.node(j.hops[0]))
-        if tpa in alive and (cov is None or not cov.every_iface):
-            continue  # one bridge port sees the flooded request, and the reply goes to the asker's port
+        if cov is None or not cov.every_iface:
+            alive = _sent_ip(facts, asked) if alive is None else alive
+            if tpa in alive:
+                continue  # one bridge port sees the flooded request, and the reply goes to the asker's port
         if not _capture_went_on(facts, facts.path(j)[-1].row):
             continue
         asks[tpa].append(j)
