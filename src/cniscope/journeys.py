@@ -544,7 +544,7 @@ def _partitioned(key: pl.Series | np.ndarray, count: int,
     return [positions[end - size:end] for size, end in zip(sizes.tolist(), ends.tolist())], ordered
 
 
-# The sequential steps of correlation, in numpy: what `cniscope.wire._walk` does in C where it was built (a partition's
+# The sequential steps of correlation, in numpy: what `cniscope._journeys` does in C where it was built (a partition's
 # sort 2.4x, `split` 4x, `_rank_firsts` 20x faster at 10M sightings), to the same arrays.
 
 
@@ -603,7 +603,7 @@ def python_rank_firsts(journey: np.ndarray) -> None:
 
 
 try:
-    from cniscope.wire._walk import argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts
+    from cniscope._journeys import argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts
     COMPILED = True
 except ImportError:  # built without a C compiler
     argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts = (
