@@ -18,6 +18,7 @@ for clock estimation and hop order; tcpdump then prints the file N times.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -58,7 +59,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     from cniscope.findings import facts as findings_facts
     from cniscope.ingest import read
     from cniscope.models import infer, roles
-    from cniscope.report.json_out import dumps
+    from cniscope.report.json_out import write
     from cniscope.results import Report
     from cniscope.sources import InputSpec
 
@@ -84,16 +85,18 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
     correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers, hops=False)
     done("correlate")
-    table = flows.assign(correlation.table).drop(*KEY_ONLY, *HOPS_ONLY, strict=False)  # as analyze_capture: a text capture may lack some
+    table, leg_rows = flows.number(correlation.table)
+    table = table.drop(*KEY_ONLY, *HOPS_ONLY, strict=False)  # as analyze_capture: a text capture may lack some
     capture.table, clocks = table, correlation.clocks
     del correlation
     give_back()
-    done("flows.assign")
+    done("flows.number")
     early = findings.start(table)  # as analyze_capture does: the table-wide findings work beside the Python stages
     kept = journeys.materialise(table, limit=MAX_JOURNEYS)
     done("materialise")
-    flow_list, kept = flows.build(table, kept, limit=MAX_JOURNEYS)
-    done("flows.build")
+    # here one after the other: analyze_capture tallies on a thread of its own beside the next three stages
+    flow_list, kept = flows.link(flows.tally(table, MAX_JOURNEYS, max(MAX_JOURNEYS, flows.MAX_FLOWS), leg_rows), kept)
+    done("flows.tally")
     verdict = infer.infer(table, kept)
     done("models.infer")
     kept = roles.label(kept, table, verdict)
@@ -104,8 +107,9 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     done("findings")
     kept = next_hops.label(kept, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)
     done("next_hops")
-    dumps(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
-                 clocks=clocks))
+    with open(os.devnull, "wb") as out:  # as the command writes it: a piece at a time
+        write(Report(inputs=capture.inputs, table=table, journeys=kept, flows=flow_list, findings=found, model=verdict,
+                     clocks=clocks), out)
     done("json")
     print(f"  {'total':12s} {time.monotonic() - started:7.2f} s", flush=True)
 

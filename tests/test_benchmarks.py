@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.paths import REPO
 
 BENCHMARKS = REPO / "benchmarks"
-STAGES = ("read", "correlate", "flows.assign", "materialise", "flows.build", "models.infer", "models.roles", "findings",
+STAGES = ("read", "correlate", "flows.number", "materialise", "flows.tally", "models.infer", "models.roles", "findings",
           "next_hops", "json", "total")
 
 
