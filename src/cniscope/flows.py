@@ -79,11 +79,6 @@ def _components(edges: pl.DataFrame) -> dict[int, int]:
     return {x: find(x) for x in list(parent)}
 
 
-def assign(table: pl.DataFrame) -> pl.DataFrame:
-    """Add `flow` (UInt32, numbered by first appearance) to a correlated table."""
-    return number(table).table
-
-
 class Numbered(NamedTuple):
     """`number`'s result."""
 
@@ -94,7 +89,8 @@ class Numbered(NamedTuple):
 
 
 def number(table: pl.DataFrame) -> Numbered:
-    """`assign`, and the rows whose legs `tally` needs to look at.
+    """A correlated table with `flow` (UInt32, conversations numbered by first appearance), and the rows whose legs
+    `tally` needs to look at.
 
     Works a slice of rows at a time and gathers the result by journey id (journeys are numbered 0..n-1 by first
     row), so the wide table is never joined or sorted, and no column of tuples is made: each journey's tuple at its

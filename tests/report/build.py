@@ -70,7 +70,7 @@ def service_table() -> pl.DataFrame:
 def report_from_table(table: pl.DataFrame, inputs: list[InputSummary], model: ModelVerdict,
                       findings: list[Finding] | None = None) -> Report:
     correlation = journeys_mod.correlate(table)
-    table = flows_mod.assign(correlation.table)
+    table = flows_mod.number(correlation.table).table
     journeys = journeys_mod.materialise(table)
     flows, journeys = flows_mod.build(table, journeys)
     points = [Point(*row) for row in table.group_by("node", "iface").len().sort("node", "iface", nulls_last=True).iter_rows()]
