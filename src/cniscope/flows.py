@@ -491,8 +491,6 @@ def _states() -> dict[str, pl.Expr]:
     }
 
 
-
-
 def _ends() -> dict[str, pl.Expr]:
     """Each flow's client and server over the columns of `_stats` (addresses as text, `?` without one): ARP's sender
     and target; the first SYN's sender and receiver; else the first packet's, turned round when it is an answer
