@@ -77,7 +77,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
               f"peak {peak / 1e6:7.0f} MB ({peak / rows:4.0f} B/packet)", flush=True)
         last, last_cpu = time.monotonic(), time.process_time()
 
-    capture = read([InputSpec(str(path))])
+    capture = read([InputSpec(str(path))], unread=UNREAD)  # as the command reads for every report but --pcapng
     done("read")
     give_back()  # as analyze_capture does for the command (keep_columns=False): the columns it is done with go
     capture.table = capture.table.drop(UNREAD)

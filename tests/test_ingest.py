@@ -58,3 +58,19 @@ def test_a_bad_capture_directory_is_bad_input(tmp_path: Path, content: str | Non
         (tmp_path / MANIFEST).write_text(content)
     with pytest.raises(InputError, match=str(tmp_path)):
         manifest_inputs(str(tmp_path))
+
+
+def test_unread_columns_come_null_and_pcapng_comments_reach_info_without_frame(tmp_path: Path) -> None:
+    from cniscope.wire.pcapng import PcapngWriter
+
+    path = tmp_path / "c.pcapng"
+    with PcapngWriter(str(path)) as w:
+        w.section(node="n1")
+        eth0 = w.interface("eth0", 1)
+        for i in range(5):
+            w.packet(eth0, T0 + i, ethernet(ipv4(tcp(sport=1000 + i, flags="S"))), comment="third" if i == 2 else None)
+    whole = read([InputSpec(str(path))]).table
+    assert whole["info"].to_list() == [None, None, "third", None, None] and whole["frame"].to_list() == list(range(5))
+    lean = read([InputSpec(str(path))], unread=("frame", "tos")).table
+    assert lean.schema == whole.schema and lean["frame"].null_count() == lean["tos"].null_count() == 5
+    assert lean.drop("frame", "tos").equals(whole.drop("frame", "tos"), null_equal=True)

@@ -6,7 +6,7 @@ The one function renderers and commands call. Reading is the only I/O here.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 
 import polars as pl
@@ -77,13 +77,15 @@ def analyze(
 
 
 def read_within(specs: list[InputSpec], memory: int | None, workers: int | None,
-                on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> tuple[Capture, journeys_mod.Correlation | None]:
+                on_batch: Callable[[InputSpec, InputInfo], None] | None = None,
+                unread: Collection[str] = ()) -> tuple[Capture, journeys_mod.Correlation | None]:
     """The capture, read into memory when it fits in `memory` (default: `default_memory`); else spilled to disk
-    and correlated there, with its correlation (`cniscope.spill`: the same report)."""
+    and correlated there, with its correlation (`cniscope.spill`: the same report). `unread`: columns read in memory
+    may leave null, unbuilt (`UNREAD` for `analyze_capture(keep_columns=False)`, which drops them)."""
     memory = memory or default_memory()
     if spill.needed(specs, memory):
         return spill.read(specs, memory, workers or workers_default(), on_batch)
-    return read(specs, on_batch=on_batch), None
+    return read(specs, on_batch=on_batch, unread=unread), None
 
 
 def analyze_capture(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -90,32 +90,35 @@ class Reopen:
 # --- reading -------------------------------------------------------------------------------
 
 
-def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> Capture:
+def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[InputSpec, InputInfo], None] | None = None,
+         unread: Collection[str] = ()) -> Capture:
     """Read every input into one table (row order: input, then frame); `on_batch` is told after each batch (progress).
+    `unread`: columns the caller drops unread (`analyze`'s UNREAD): the decoder leaves them null, unbuilt.
 
     The batches are not copied into one chunk: that would hold the table twice at the end of reading.
     """
     infos: list[InputInfo] = []
-    tables = list(batches(specs, infos, batch_size, on_batch))
+    tables = list(batches(specs, infos, batch_size, on_batch, unread))
     table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos, source=Reopen(tuple(specs)))
 
 
 def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
-            on_batch: Callable[[InputSpec, InputInfo], None] | None = None) -> Iterator[pl.DataFrame]:
+            on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = ()) -> Iterator[pl.DataFrame]:
     """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
     appends each input's `InputInfo` to `infos` as it starts."""
     for index, spec in enumerate(specs):
         info = InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info, batch_size):
+        for table in iter_tables(spec, info, batch_size, unread):
             yield table
             if on_batch is not None:
                 on_batch(spec, info)
 
 
-def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH) -> Iterator[pl.DataFrame]:
-    """The packet table of one input in batches of at most `batch_size` rows, tagged with its input and node."""
+def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unread: Collection[str] = ()) -> Iterator[pl.DataFrame]:
+    """The packet table of one input in batches of at most `batch_size` rows, tagged with its input and node; the
+    `unread` columns of binary inputs null (text rows come whole)."""
     if spec.unreadable:
         info.warn("", f"skipped: {spec.unreadable}")
         info.skipped = True
@@ -123,7 +126,7 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH) -> It
     with ExitStack() as stack:
         opened = open_input(spec, info, stack)
         if opened.binary:
-            yield from _binary(opened, spec, info, batch_size)
+            yield from _binary(opened, spec, info, batch_size, frozenset(unread))
         elif opened.kind == "text":
             for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
                 yield table.with_columns(_tags(spec, info))
@@ -139,12 +142,12 @@ def _tags(spec: InputSpec, info: InputInfo) -> list[pl.Expr]:
     return columns
 
 
-def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int) -> Iterator[pl.DataFrame]:
+def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, unread: frozenset[str]) -> Iterator[pl.DataFrame]:
     found = Frames.of(opened, info, batch_size)
     release = Releaser(opened.buf)
     oversized, first = 0, 0
-    for batch, decoded in _decoded(found.batches, info.index):
-        table = finish(decoded, batch, spec, info, found.comments)
+    for batch, decoded in _decoded(found.batches, info.index, unread):
+        table = finish(decoded, batch, spec, info, found.comments, "info" not in unread)
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
         info.packets += table.height
@@ -158,18 +161,18 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int) -
                                    "(captured length above wire length)")
 
 
-def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
+def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str]) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
     `DECODERS` + 1 batches in flight: memory stays bounded)."""
     from cniscope.packets.decode import decode_batch  # here: with pyarrow, 60 ms of imports that text does not need
 
     if DECODERS <= 1:
-        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS)) for batch in batches)
+        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread)) for batch in batches)
         return
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
         pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
         for batch in batches:
-            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS)))
+            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread)))
             if len(pending) > DECODERS:
                 done, future = pending.popleft()
                 yield done, future.result()
@@ -179,16 +182,18 @@ def _decoded(batches: Iterator[FrameBatch], index: int) -> Iterator[tuple[FrameB
 
 
 def finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
-           comments: dict[int, str]) -> pl.DataFrame:
-    """Tag decoded rows with their input and node; nulls for what the file did not hold."""
+           comments: dict[int, str], info_column: bool = True) -> pl.DataFrame:
+    """Tag decoded rows with their input and node; nulls for what the file did not hold. The batch's pcapng
+    comments go to `info` unless the caller drops that column unread (`info_column` False)."""
     columns = _tags(spec, info)
     if (batch.ts == NO_TS).any():
         columns.append(pl.when(pl.col("ts") == NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
     end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
     mine = {frame: comments.pop(frame) for frame in [f for f in comments if f < end]}
-    if mine:  # pcapng packet comments become the row's info when decode left it empty
+    if mine and info_column:  # pcapng packet comments become the row's info when decode left it empty
         frames, texts = list(mine), list(mine.values())
-        comment = pl.col("frame").cast(pl.Int64).replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
+        numbers = pl.int_range(pl.len(), dtype=pl.Int64) + batch.first_frame  # the rows' frames (`frame` may be unread)
+        comment = numbers.replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
         columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
     return table.with_columns(columns)
 

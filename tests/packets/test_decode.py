@@ -529,3 +529,51 @@ def test_the_values_under_nulls_are_zeros(c_decoder: ModuleType) -> None:
     for c in partly:
         ok = np.unpackbits(valid[c].view(np.uint8), count=n, bitorder="little").view(np.bool_)
         assert ok.any() and not ok.all() and not values[c][~ok].any(), names[c]
+
+
+# what `analyze` drops right after reading (cniscope.analyze.UNREAD): the decoders leave it null, unbuilt
+UNREAD = ("frame", "line", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto", "info",
+          "error")
+
+
+@pytest.mark.parametrize("path", ["c", "fallback"])
+def test_unread_columns_are_left_null_and_the_others_are_the_same(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cniscope.analyze import UNREAD as unread
+
+    assert set(unread) == set(UNREAD)
+    mix = synth_frames(300, seed=7) + [(lt, f[: len(f) // 2]) for lt, f in zip(LINKS_TO_CUT, FRAMES_TO_CUT)]
+    batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix], first_frame=10)
+    if path == "fallback":
+        monkeypatch.setattr(decode_module, "_C", None)
+        monkeypatch.setattr(decode_module, "_said", [True])
+    whole = decode_batch(batch, 1, TUNNEL_PORTS)
+    lean = decode_batch(batch, 1, TUNNEL_PORTS, unread=UNREAD)
+    for name in ("frame", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "error"):
+        assert whole[name].null_count() < whole.height, name  # there to leave out
+    assert lean.schema == whole.schema
+    assert [lean[name].null_count() for name in UNREAD] == [lean.height] * len(UNREAD)
+    assert lean.drop(UNREAD).equals(whole.drop(UNREAD), null_equal=True)
+
+
+def test_the_c_decoder_leaves_a_column_given_an_empty_array_unwritten(c_decoder: ModuleType) -> None:
+    mix = synth_frames(200, seed=13)
+    batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
+    names, n = c_decoder.COLUMNS, len(mix)
+    left = {names.index(name) for name in ("tos", "wscale", "src", "payload_digest")}
+
+    def run(empty: set[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        values = [np.zeros(0 if c in empty else n, dtype=np.uint64) for c in range(len(names))]
+        valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
+        filled = np.zeros(len(names), dtype=np.int8)
+        c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS),
+                         values, valid, filled)
+        return values, valid, filled
+
+    values, valid, filled = run(set())
+    kept_values, kept_valid, kept_filled = run(left)
+    for c in range(len(names)):
+        if c in left:
+            assert filled[c] and not kept_filled[c] and not kept_valid[c].any(), names[c]
+        else:
+            assert kept_filled[c] == filled[c] and (kept_valid[c] == valid[c]).all(), names[c]
+            assert (kept_values[c] == values[c]).all(), names[c]

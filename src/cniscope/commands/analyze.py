@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from cniscope import collector
-from cniscope.analyze import analyze_capture, read_within
+from cniscope.analyze import UNREAD, analyze_capture, read_within
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.commands.progress import Progress
 from cniscope.errors import ExitCode, OutputError
@@ -119,7 +119,9 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
     specs = expand(specs)
     with Progress(specs) as progress, _on_dask(dask_address, progress.stage) as on_dask:  # progress: on a terminal only
         # beyond --memory, the capture is spilled to disk and correlated there (cniscope.spill)
-        capture, correlated = (on_dask.read(specs), None) if on_dask else read_within(specs, memory, None, progress.reading(specs))
+        # the annotated pcapng reads every column; the other reports none of UNREAD, left unbuilt
+        unread = () if pcapng_out else UNREAD
+        capture, correlated = (on_dask.read(specs), None) if on_dask else read_within(specs, memory, None, progress.reading(specs), unread)
         report = None
         if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report
             spread = on_dask.spread(capture, memory) if on_dask else {}  # correlation's partitions on the cluster

@@ -635,7 +635,8 @@ typedef struct {
     } while (0)
 
 /* the `count` rows from row `start` on (a multiple of BLOCK), into the columns any of them has a value for */
-static void write_block(const Block *block, int count, Py_ssize_t start, Out *out, uint64_t *some, uint64_t *every) {
+static void write_block(const Block *block, int count, Py_ssize_t start, Out *out, const uint64_t *kept, uint64_t *some,
+                        uint64_t *every) {
     uint64_t any[2] = {0, 0}, all[2] = {~0ULL, ~0ULL};
     for (int j = 0; j < count; j++) {
         for (int word = 0; word < 2; word++) {
@@ -644,6 +645,8 @@ static void write_block(const Block *block, int count, Py_ssize_t start, Out *ou
         }
     }
     for (int word = 0; word < 2; word++) {
+        any[word] &= kept[word];
+        all[word] &= kept[word];
         some[word] |= any[word];
         every[word] &= all[word];
         uint64_t bits = any[word];
@@ -670,8 +673,9 @@ static PyObject *release_all(Py_buffer *views, int count) {
 
 /* decode(data, offset, caplen, linktype, kinds, values, valid, filled) -> [(row, error text), ...]: `values` one
  * array per column (need not be zeros: every row of a column some row has a value for is written, 0 under its
- * nulls; the others are left as they are, to be dropped), `valid` the columns' validity bitmaps (uint64 words,
- * zeros), `filled` per column: 0 no row has a value, 2 every row has one, 1 some do */
+ * nulls; the others are left as they are, to be dropped; an empty array: a column not kept, never written, its
+ * `filled` 0), `valid` the columns' validity bitmaps (uint64 words, zeros), `filled` per column: 0 no row has a
+ * value, 2 every row has one, 1 some do */
 static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *filled_obj;
     if (!PyArg_ParseTuple(args, "OOOOOOOO", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
@@ -707,11 +711,17 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     uint64_t *valid = views[5].buf;
     int8_t *filled = views[6].buf;
     Out out[NCOL];
+    uint64_t kept[2] = {~0ULL, ~0ULL};
     for (int c = 0; c < NCOL; c++) {
         if (PyObject_GetBuffer(PyList_GET_ITEM(values_obj, c), &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
             return release_all(views, held);
         held++;
         Py_buffer *vals = &views[held - 1];
+        if (vals->len == 0 && n) { /* not kept */
+            kept[c >> 6] &= ~(1ULL << (c & 63));
+            out[c] = (Out){NULL, valid + c * words, 0};
+            continue;
+        }
         int width = n ? (int)(vals->len / n) : 8;
         if (vals->len != (Py_ssize_t)width * n || (width != 1 && width != 2 && width != 4 && width != 8)) {
             release_all(views, held);
@@ -768,7 +778,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             nerr++;
         }
         if (++count == BLOCK || i == n - 1) {
-            write_block(block, count, i + 1 - count, out, some, every);
+            write_block(block, count, i + 1 - count, out, kept, some, every);
             count = 0;
         }
     }

@@ -41,6 +41,7 @@ from __future__ import annotations
 import importlib
 import socket
 import sys
+from collections.abc import Collection
 from types import ModuleType
 
 import numpy as np
@@ -71,17 +72,18 @@ _C = _compiled()  # the C decoder; None where it was not built
 _said: list[bool] = []  # whether NOT_BUILT was said
 
 
-def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
-    """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels."""
+def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread: Collection[str] = ()) -> pl.DataFrame:
+    """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels.
+    `unread`: columns the caller drops unread (`analyze`), left null: not built at all."""
     if _C is None and len(batch.offset) and not _said:
         _said.append(True)
         print(NOT_BUILT, file=sys.stderr)
-    return _decode(batch, input_index, ports, _C)
+    return _decode(batch, input_index, ports, _C, frozenset(unread))
 
 
 def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """Every row through the per-packet fallback: the reference the C decoder is tested against."""
-    return _decode(batch, input_index, ports, None)
+    return _decode(batch, input_index, ports, None, frozenset())
 
 
 def narrow(table: pl.DataFrame) -> pl.DataFrame:
@@ -124,24 +126,26 @@ def _port_kinds(ports: TunnelPorts) -> np.ndarray:
     return kinds
 
 
-def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: ModuleType | None) -> pl.DataFrame:
+def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: ModuleType | None,
+            unread: frozenset[str]) -> pl.DataFrame:
     port_kinds = _port_kinds(ports)
     n = len(batch.offset)
-    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, compiled))
+    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, compiled, unread))
               for start in range(0, n, CHUNK)]
     return pl.concat(chunks, rechunk=False) if chunks else empty()
 
 
 def _decode_chunk(
     batch: FrameBatch, start: int, stop: int, input_index: int, ports: TunnelPorts, port_kinds: np.ndarray,
-    compiled: ModuleType | None,
+    compiled: ModuleType | None, unread: frozenset[str],
 ) -> dict[str, pa.Array]:
     n = stop - start
     cols = Columns(n)
     caplen = batch.caplen[start:stop]
     linktype = batch.linktype[start:stop]
     cols.put("input", ALL, input_index)
-    cols.put("frame", ALL, np.arange(batch.first_frame + start, batch.first_frame + stop, dtype=np.uint32))
+    if "frame" not in unread:
+        cols.put("frame", ALL, np.arange(batch.first_frame + start, batch.first_frame + stop, dtype=np.uint32))
     cols.put("ts", ALL, batch.ts[start:stop])
     cols.put("linktype", ALL, linktype)
     cols.put("caplen", ALL, caplen)
@@ -151,7 +155,7 @@ def _decode_chunk(
     cols.put_dictionary("iface", iface, iface_names)
     base = batch.offset[start:stop].astype(np.int64)
     if compiled is not None:
-        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols)
+        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread)
     else:
         data, end = batch.data, base + caplen
         rows = list(range(n))
@@ -160,17 +164,18 @@ def _decode_chunk(
     known = direction >= 0
     if known.any():
         cols.put_where("direction", ALL, direction.astype(np.uint8), known)
-    return cols.arrays()
+    arrays = cols.arrays()
+    return {name: array for name, array in arrays.items() if name not in unread} if unread else arrays
 
 
 def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
-              port_kinds: np.ndarray, cols: Columns) -> None:
+              port_kinds: np.ndarray, cols: Columns, unread: frozenset[str]) -> None:
     """The C decoder's columns for one chunk, into `cols` as Arrow arrays (the values as C wrote them, its validity
-    bitmaps); a column no row has stays out (all null)."""
+    bitmaps); a column no row has stays out (all null), and so does an `unread` one (C leaves it unwritten)."""
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
     # not zeroed here (glibc zeroed each for calloc, 1.5 ms a chunk): C writes every row of a column it keeps
-    values = [np.empty(n, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
+    values = [np.empty(0 if name in unread else n, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
     valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)  # per column a bitmap, a word per 64 rows
     filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
@@ -187,7 +192,7 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
             continue
         data_buffer = pa.py_buffer(np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value)
         cols.ready[name] = pa.Array.from_buffers(ARROW_TYPE[name], n, [None if bitmap is None else pa.py_buffer(bitmap), data_buffer])
-    if errors:
+    if errors and "error" not in unread:
         rows, texts = zip(*errors)
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
 
