@@ -1,0 +1,500 @@
+/* Numbering conversations (cniscope.flows.number) in C: each sighting's direction-free tuple id hashed over the
+ * table's column buffers (Arrow C streams of polars' chunks: no copy), in the same pass as what `number` keeps of
+ * it; and keys numbered by first appearance. cniscope.flows has the polars/numpy path these replace, giving the
+ * same conversations (tests/test_flows_c.py); the GIL is released while rows are worked.
+ *
+ * The ids are not polars' hash values: equal tuples get equal ids, and different ones differ but by chance (a
+ * 64-bit hash of every field, nulls told apart from values; no fields packed into 64 bits and so lost).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The Arrow C data interface (arrow.apache.org/docs/format/CDataInterface.html), ABI-stable. */
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+struct ArrowArrayStream {
+    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
+    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
+    const char *(*get_last_error)(struct ArrowArrayStream *);
+    void (*release)(struct ArrowArrayStream *);
+    void *private_data;
+};
+
+/* One column: its chunks, and where the rows being worked start in the current one. `values` NULL: every value
+ * of the stretch is null (or the column was not given); `validity` NULL: none is. */
+typedef struct {
+    struct ArrowArray *chunks;
+    Py_ssize_t count, at;
+    int64_t pos;
+    int width;
+    const uint8_t *values;
+    const uint8_t *validity;
+    int64_t bit;
+} Column;
+
+static void column_free(Column *c) {
+    for (Py_ssize_t i = 0; i < c->count; i++)
+        if (c->chunks[i].release)
+            c->chunks[i].release(&c->chunks[i]);
+    PyMem_RawFree(c->chunks);
+    c->chunks = NULL;
+    c->count = 0;
+}
+
+/* The chunks of the Arrow stream in `capsule` (None: a column of nulls), unsigned integers of 1, 2 or 4 bytes; they
+ * must hold `rows` values in all. The stream is released (the capsule's destructor then has nothing to do). */
+static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c, const char *name) {
+    memset(c, 0, sizeof *c);
+    if (capsule == Py_None)
+        return 0;
+    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (!stream)
+        return -1;
+    if (!stream->release) {
+        PyErr_Format(PyExc_ValueError, "column %s: the stream was consumed already", name);
+        return -1;
+    }
+    struct ArrowSchema schema;
+    int failed = 0;
+    if (stream->get_schema(stream, &schema) != 0) {
+        PyErr_Format(PyExc_ValueError, "column %s: no schema", name);
+        failed = 1;
+    } else {
+        const char *f = schema.format;
+        c->width = !strcmp(f, "C") ? 1 : !strcmp(f, "S") ? 2 : !strcmp(f, "I") ? 4 : 0;
+        if (!c->width) {
+            PyErr_Format(PyExc_ValueError, "column %s: format %s, not an unsigned integer of 1, 2 or 4 bytes", name, f);
+            failed = 1;
+        }
+        if (schema.release)
+            schema.release(&schema);
+    }
+    Py_ssize_t room = 0;
+    int64_t total = 0;
+    while (!failed) {
+        struct ArrowArray array;
+        if (stream->get_next(stream, &array) != 0) {
+            PyErr_Format(PyExc_ValueError, "column %s: a chunk could not be had", name);
+            failed = 1;
+            break;
+        }
+        if (!array.release)
+            break;  /* the end */
+        if (c->count == room) {
+            room = room ? room * 2 : 64;
+            struct ArrowArray *grown = PyMem_RawRealloc(c->chunks, room * sizeof *grown);
+            if (!grown) {
+                array.release(&array);
+                PyErr_NoMemory();
+                failed = 1;
+                break;
+            }
+            c->chunks = grown;
+        }
+        if (array.n_buffers != 2 || (array.length && !array.buffers[1])) {
+            array.release(&array);
+            PyErr_Format(PyExc_ValueError, "column %s: a chunk without its values", name);
+            failed = 1;
+            break;
+        }
+        c->chunks[c->count++] = array;
+        total += array.length;
+    }
+    stream->release(stream);
+    if (!failed && total != rows) {
+        PyErr_Format(PyExc_ValueError, "column %s: %lld values for %zd rows", name, (long long)total, rows);
+        failed = 1;
+    }
+    if (failed) {
+        column_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Make the column's current stretch start at its row `pos` of its current chunk; how many rows the chunk has left. */
+static int64_t column_seek(Column *c) {
+    if (!c->width)
+        return INT64_MAX;
+    while (c->at < c->count && c->pos >= c->chunks[c->at].length) {
+        c->at++;
+        c->pos = 0;
+    }
+    if (c->at >= c->count)
+        return 0;
+    const struct ArrowArray *a = &c->chunks[c->at];
+    int64_t start = a->offset + c->pos;
+    const uint8_t *validity = a->buffers[0];
+    if (a->null_count == a->length) {
+        c->values = NULL;
+        c->validity = NULL;
+    } else {
+        c->values = (const uint8_t *)a->buffers[1] + start * c->width;
+        c->validity = a->null_count == 0 ? NULL : validity;
+        c->bit = start;
+    }
+    return a->length - c->pos;
+}
+
+/* The i-th value of the stretch, 0 if null; `*valid` says which. */
+static inline uint32_t value(const Column *c, int64_t i, uint32_t *valid) {
+    if (!c->values) {
+        *valid = 0;
+        return 0;
+    }
+    if (c->validity) {
+        int64_t b = c->bit + i;
+        if (!((c->validity[b >> 3] >> (b & 7)) & 1)) {
+            *valid = 0;
+            return 0;
+        }
+    }
+    *valid = 1;
+    switch (c->width) {
+        case 1:
+            return c->values[i];
+        case 2: {
+            uint16_t v;
+            memcpy(&v, c->values + 2 * i, 2);
+            return v;
+        }
+        default: {
+            uint32_t v;
+            memcpy(&v, c->values + 4 * i, 4);
+            return v;
+        }
+    }
+}
+
+/* wyhash's mix (a 128-bit product folded) and secrets: two rounds of it over two 64-bit words make a 64-bit hash of
+ * them. Every word hashed here holds its fields side by side (at most 64 bits of them, with their null flags), and
+ * none can be the secret it is xor-ed with (their top bits are never all set), so no input is multiplied by 0. */
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+#define S0 0xa0761d6478bd642fULL
+#define S1 0xe7037ed1a0b428dbULL
+#define S2 0x8ebc6af09c88c6e3ULL
+#define S3 0x589965cc75374cc3ULL
+#define S4 0x1d8e4e27c47d124fULL
+
+/* `seed`: one of S2, S3, S4 (never S0 or S1, which would cancel out) */
+static inline uint64_t hash2(uint64_t a, uint64_t b, uint64_t seed) { return mix(S1 ^ seed, mix(a ^ S1, b ^ S0 ^ seed)); }
+
+/* the columns `tuple_scan` is given, in this order */
+enum {
+    PROTO, SRC, DST, SRC6, DST6, SRC_NAME, DST_NAME, SPORT, DPORT, ICMP_ID,
+    OUTER_SRC, OUTER_DST, OUTER_SRC6, OUTER_DST6, OUTER_SRC_NAME, OUTER_DST_NAME, OUTER_SPORT, OUTER_DPORT,
+    TUNNEL, ARP_OP, ARP_SPA, ARP_TPA, JOURNEY, HOP, ROW, COLUMNS
+};
+static const char *NAMES[COLUMNS] = {
+    "proto", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "icmp_id",
+    "outer_src", "outer_dst", "outer_src6", "outer_dst6", "outer_src_name", "outer_dst_name", "outer_sport",
+    "outer_dport", "tunnel", "arp_op", "arp_spa", "arp_tpa", "journey", "hop", "row",
+};
+
+/* One end of a sighting: its IPv4 address, its IPv6 address or host name (a category code: coalesced, as one text
+ * has one code in every column), its port, each with its null flag. */
+static inline uint64_t end_hash(const Column *col, int64_t i, int ip, int ip6, int name, int port, int port2) {
+    uint32_t vip, v6, vport;
+    uint64_t a = value(&col[ip], i, &vip);
+    uint64_t b = value(&col[ip6], i, &v6);
+    if (!v6)
+        b = value(&col[name], i, &v6);
+    uint64_t p = value(&col[port], i, &vport);
+    if (!vport && port2 >= 0)
+        p = value(&col[port2], i, &vport);
+    return hash2(a | b << 32, p | (uint64_t)vip << 16 | (uint64_t)v6 << 17 | (uint64_t)vport << 18, S2);
+}
+
+/* The tuple id of the i-th row of the stretch: ARP by its two addresses, an envelope that shows no address of
+ * what it carries by its own ends, anything else by its protocol and ends (ICMP echo: its id as the port); the
+ * ends either way round (their hashes added). What `flows.tuple_id` keys, the same rows equal. */
+static inline uint64_t tuple_of(const Column *col, int64_t i) {
+    uint32_t valid, seen = 0;
+    value(&col[ARP_OP], i, &valid);
+    if (valid) {
+        uint32_t vs, vt;
+        uint64_t s = value(&col[ARP_SPA], i, &vs), t = value(&col[ARP_TPA], i, &vt);
+        uint64_t ends = hash2(s | (uint64_t)vs << 32, 1, S3) + hash2(t | (uint64_t)vt << 32, 1, S3);
+        return hash2(ends, 2 << 9, S4);
+    }
+    static const int inside[] = {SRC, DST, SRC6, DST6, SPORT, DPORT};
+    for (int k = 0; k < 6 && !seen; k++) {
+        value(&col[inside[k]], i, &valid);
+        seen |= valid;
+    }
+    uint32_t tunnel = value(&col[TUNNEL], i, &valid);
+    uint64_t ends;
+    if (!seen && tunnel)
+        ends = end_hash(col, i, OUTER_SRC, OUTER_SRC6, OUTER_SRC_NAME, OUTER_SPORT, -1) +
+               end_hash(col, i, OUTER_DST, OUTER_DST6, OUTER_DST_NAME, OUTER_DPORT, -1);
+    else
+        ends = end_hash(col, i, SRC, SRC6, SRC_NAME, SPORT, ICMP_ID) + end_hash(col, i, DST, DST6, DST_NAME, DPORT, ICMP_ID);
+    uint32_t proto = value(&col[PROTO], i, &valid);
+    return hash2(ends, proto | valid << 8 | 1 << 9, S4);
+}
+
+/* A growing array of (journey, tuple): the sightings whose tuple differs from their journey's first. */
+typedef struct {
+    uint32_t *journey;
+    uint64_t *tuple;
+    Py_ssize_t count, room;
+} Rewritten;
+
+static int rewritten_add(Rewritten *r, uint32_t journey, uint64_t tuple) {
+    if (r->count == r->room) {
+        Py_ssize_t room = r->room ? r->room * 2 : 1024;
+        uint32_t *j = PyMem_RawRealloc(r->journey, room * sizeof *j);
+        if (j)
+            r->journey = j;
+        uint64_t *t = PyMem_RawRealloc(r->tuple, room * sizeof *t);
+        if (t)
+            r->tuple = t;
+        if (!j || !t)
+            return -1;
+        r->room = room;
+    }
+    r->journey[r->count] = journey;
+    r->tuple[r->count++] = tuple;
+    return 0;
+}
+
+/* tuple_scan(columns, seen, leg, first_journey, first_tuple, first_row, tuples) -> (journeys, firsts, rewritten
+ * journeys, rewritten tuples): one pass over a correlated table's rows. `columns`: a tuple of Arrow stream capsules
+ * (None: all null) in the order of NAMES, unsigned integers (categories by their codes). Journeys must be numbered
+ * 0.. by first row: `seen` (uint64, one a journey) gets each journey's tuple at its first row; `leg` (bool, one a
+ * row) marks each journey's first row and the rows whose tuple differs from it, which are also returned (uint32
+ * journeys, uint64 tuples, as bytes); the first hops (hop 0) go to `first_*` (uint32, uint64, uint32; room for one a
+ * journey), their count returned; `tuples` (uint64, one a row, or None) gets every row's tuple. */
+static PyObject *tuple_scan(PyObject *self, PyObject *args) {
+    PyObject *columns, *tuples_obj;
+    Py_buffer seen_, leg_, fj_, ft_, fr_, tuples_ = {0};
+    if (!PyArg_ParseTuple(args, "O!w*w*w*w*w*O", &PyTuple_Type, &columns, &seen_, &leg_, &fj_, &ft_, &fr_, &tuples_obj))
+        return NULL;
+    PyObject *result = NULL;
+    Column col[COLUMNS];
+    memset(col, 0, sizeof col);
+    Rewritten rewritten = {0};
+    Py_ssize_t rows = leg_.len, journeys = seen_.len / 8, room = fj_.len / 4;
+    if (tuples_obj != Py_None && PyObject_GetBuffer(tuples_obj, &tuples_, PyBUF_WRITABLE) < 0)
+        goto done;
+    if (PyTuple_GET_SIZE(columns) != COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "%d columns wanted", COLUMNS);
+        goto done;
+    }
+    if (ft_.len != room * 8 || fr_.len != room * 4 || (tuples_.buf && tuples_.len != rows * 8)) {
+        PyErr_SetString(PyExc_ValueError, "first_* or tuples of the wrong sizes");
+        goto done;
+    }
+    for (int k = 0; k < COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], NAMES[k]) < 0)
+            goto done;
+    for (int k = JOURNEY; k <= ROW; k++)
+        if (col[k].width != 4) {
+            PyErr_Format(PyExc_ValueError, "column %s: not uint32", NAMES[k]);
+            goto done;
+        }
+    uint64_t *seen = seen_.buf, *ft = ft_.buf, *out = tuples_.buf;
+    uint8_t *leg = leg_.buf;
+    uint32_t *fj = fj_.buf, *fr = fr_.buf;
+    int64_t high = -1, done = 0;
+    Py_ssize_t firsts = 0;
+    const char *bad = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < rows && !bad) {
+        int64_t stretch = rows - done;
+        for (int k = 0; k < COLUMNS; k++) {
+            int64_t left = column_seek(&col[k]);
+            if (left < stretch)
+                stretch = left;
+        }
+        if (stretch <= 0) {
+            bad = "a column ends early";
+            break;
+        }
+        for (int k = JOURNEY; k <= ROW; k++)
+            if (!col[k].values || col[k].validity)
+                bad = "journey, hop or row with nulls";
+        const uint32_t *journey = (const uint32_t *)col[JOURNEY].values, *hop = (const uint32_t *)col[HOP].values,
+                       *row = (const uint32_t *)col[ROW].values;
+        for (int64_t i = 0; i < stretch && !bad; i++) {
+            uint64_t t = tuple_of(col, i);
+            uint32_t j = journey[i];
+            if (out)
+                out[done + i] = t;
+            if ((int64_t)j > high) {  /* a journey's first row */
+                if ((int64_t)j != high + 1 || j >= journeys) {
+                    bad = "journeys are not numbered by first row";
+                    break;
+                }
+                high = j;
+                seen[j] = t;
+                leg[done + i] = 1;
+            } else if (t != seen[j]) {  /* NAT rewrote it */
+                leg[done + i] = 1;
+                if (rewritten_add(&rewritten, j, t) < 0)
+                    bad = "";
+            } else
+                leg[done + i] = 0;
+            if (hop[i] == 0) {
+                if (firsts == room) {
+                    bad = "more first hops than journeys";
+                    break;
+                }
+                fj[firsts] = j;
+                ft[firsts] = t;
+                fr[firsts++] = row[i];
+            }
+        }
+        for (int k = 0; k < COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        if (*bad)
+            PyErr_SetString(PyExc_ValueError, bad);
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_BuildValue("nny#y#", (Py_ssize_t)(high + 1), firsts, rewritten.count ? (const char *)rewritten.journey : "",
+                           rewritten.count * 4, rewritten.count ? (const char *)rewritten.tuple : "", rewritten.count * 8);
+done:
+    for (int k = 0; k < COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(rewritten.journey);
+    PyMem_RawFree(rewritten.tuple);
+    PyBuffer_Release(&seen_);
+    PyBuffer_Release(&leg_);
+    PyBuffer_Release(&fj_);
+    PyBuffer_Release(&ft_);
+    PyBuffer_Release(&fr_);
+    if (tuples_.buf)
+        PyBuffer_Release(&tuples_);
+    return result;
+}
+
+/* An open-addressing table of uint64 keys and their numbers, probed linearly; `number` 0: an empty slot, else the
+ * key's number + 1. */
+typedef struct {
+    uint64_t *key;
+    uint32_t *number;
+    size_t size;
+} Table;
+
+static inline size_t slot_of(uint64_t key, size_t size) { return (size_t)(mix(key ^ S0, S1) & (size - 1)); }
+
+static int table_make(Table *t, size_t size) {
+    t->key = PyMem_RawMalloc(size * sizeof *t->key);
+    t->number = PyMem_RawCalloc(size, sizeof *t->number);
+    t->size = size;
+    return t->key && t->number ? 0 : -1;
+}
+
+static void table_free(Table *t) {
+    PyMem_RawFree(t->key);
+    PyMem_RawFree(t->number);
+}
+
+/* number_first_seen(keys, numbers) -> count: each of the uint64 `keys` numbered 0.. by its first appearance into
+ * `numbers` (uint32); how many distinct keys. The table grows with the distinct keys (at most half full), not with
+ * the keys: the first hops of 2.7M journeys are a few hundred thousand conversations, whose table stays in cache. */
+static PyObject *number_first_seen(PyObject *self, PyObject *args) {
+    Py_buffer keys_, numbers_;
+    if (!PyArg_ParseTuple(args, "y*w*", &keys_, &numbers_))
+        return NULL;
+    Py_ssize_t n = keys_.len / 8;
+    uint32_t distinct = 0;
+    PyObject *result = NULL;
+    Table table = {0};
+    int failed = 0;
+    if (numbers_.len != n * 4 || (uint64_t)n >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "numbers holds not one uint32 a key, or 2**32 keys or more");
+        goto done;
+    }
+    const uint64_t *keys = keys_.buf;
+    uint32_t *numbers = numbers_.buf;
+    Py_BEGIN_ALLOW_THREADS
+    failed = table_make(&table, 1024) < 0;
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        uint64_t k = keys[i];
+        size_t mask = table.size - 1, s = slot_of(k, table.size);
+        while (table.number[s] && table.key[s] != k)
+            s = (s + 1) & mask;
+        if (table.number[s]) {
+            numbers[i] = table.number[s] - 1;
+            continue;
+        }
+        table.key[s] = k;
+        table.number[s] = ++distinct;
+        numbers[i] = distinct - 1;
+        if ((size_t)distinct * 2 > table.size) {  /* into a table twice the size */
+            Table grown;
+            if (table_make(&grown, table.size * 2) < 0) {
+                table_free(&grown);
+                failed = 1;
+                break;
+            }
+            for (size_t from = 0; from < table.size; from++) {
+                if (!table.number[from])
+                    continue;
+                size_t to = slot_of(table.key[from], grown.size);
+                while (grown.number[to])
+                    to = (to + 1) & (grown.size - 1);
+                grown.key[to] = table.key[from];
+                grown.number[to] = table.number[from];
+            }
+            table_free(&table);
+            table = grown;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed)
+        PyErr_NoMemory();
+    else
+        result = PyLong_FromUnsignedLong(distinct);
+done:
+    table_free(&table);
+    PyBuffer_Release(&keys_);
+    PyBuffer_Release(&numbers_);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"tuple_scan", tuple_scan, METH_VARARGS, "Tuple ids of a correlated table's rows, and what numbering flows keeps of them."},
+    {"number_first_seen", number_first_seen, METH_VARARGS, "uint64 keys numbered by first appearance."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_flows", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__flows(void) { return PyModule_Create(&module); }

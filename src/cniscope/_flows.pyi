@@ -1,0 +1,6 @@
+import numpy as np
+
+# numbering conversations (cniscope.flows: `scan`, `python_number_first_seen`)
+def tuple_scan(columns: tuple[object | None, ...], seen: np.ndarray, leg: np.ndarray, first_journey: np.ndarray,
+               first_tuple: np.ndarray, first_row: np.ndarray, tuples: np.ndarray | None, /) -> tuple[int, int, bytes, bytes]: ...
+def number_first_seen(keys: np.ndarray, numbers: np.ndarray, /) -> int: ...

@@ -1,0 +1,198 @@
+"""Numbering conversations in C (`_flows.c`) gives what the polars/numpy path of `cniscope.flows` gives: the same
+rows share a tuple (the ids themselves differ: polars' hashes there), the same conversations, leg rows and first
+hops, on tables of every kind of sighting and on the scenarios; keys numbered by first appearance as numpy does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cniscope import flows
+from cniscope.ingest import expand, read
+from cniscope.journeys import correlate
+from cniscope.sources import InputSpec
+from tests.compiled import compile_c
+from tests.paths import DATA
+
+SOURCE = Path(flows.__file__).with_name("_flows.c")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return compile_c(SOURCE, tmp_path_factory.mktemp("flows"))
+
+
+def in_c(monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> None:
+    monkeypatch.setattr(flows, "COMPILED", True)
+    monkeypatch.setattr(flows, "tuple_scan", compiled.tuple_scan, raising=False)
+    monkeypatch.setattr(flows, "number_first_seen", compiled.number_first_seen)
+
+
+def in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flows, "COMPILED", False)
+    monkeypatch.setattr(flows, "number_first_seen", flows.python_number_first_seen)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the rows equal in `a` are the rows equal in `b`."""
+    pairs = pl.DataFrame({"a": a, "b": b})
+    return pairs["a"].n_unique() == pairs["b"].n_unique() == pairs.unique().height
+
+
+def sightings(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """`flows.SCANNED` of `n` made-up sightings, each field from a few values or null (0 and null both common, the
+    same text among addresses and names), ends often swapped: equal tuples abound, and near misses. Journeys numbered
+    by first row, their hops in row order; the columns chunked each their own way, one slice starting mid-byte."""
+
+    def ints(values: list[int], dtype: pl.DataType) -> pl.Series:
+        picked = rng.integers(0, len(values) + 1, n)
+        return pl.Series([None if p == len(values) else values[p] for p in picked], dtype=dtype)
+
+    def texts() -> pl.Series:
+        picked = rng.integers(0, 5, n)
+        return pl.Series([None if p >= 3 else "abc"[p] for p in picked], dtype=pl.Categorical())
+
+    columns = {
+        "proto": ints([0, 6, 17, 1], pl.UInt8()), "tunnel": ints([0, 0, 1, 3], pl.UInt8()),
+        "icmp_id": ints([0, 7], pl.UInt16()), "arp_op": ints([1] + [2] * 3, pl.UInt16()),
+    }
+    columns["arp_op"] = pl.select(pl.when(pl.Series(rng.random(n) < 0.2)).then(columns["arp_op"])).to_series()  # mostly not ARP
+    for side in ("src", "dst", "outer_src", "outer_dst"):
+        columns[side] = ints([0, 1, 2, 2**32 - 1], pl.UInt32())
+        columns[f"{side}6"], columns[f"{side}_name"] = texts(), texts()
+        columns[f"{side[:-3]}{side[-3]}port"] = ints([0, 1, 80, 65535], pl.UInt16())
+    for side in ("spa", "tpa"):
+        columns[f"arp_{side}"] = ints([0, 1, 5], pl.UInt32())
+    table = pl.DataFrame(columns)
+    swap = rng.random(n) < 0.4  # the same ends the other way round
+    table = table.with_columns(**{f"{prefix}{a}{kind}": pl.when(pl.Series(swap)).then(pl.col(f"{prefix}{b}{kind}"))
+                                  .otherwise(pl.col(f"{prefix}{a}{kind}"))
+                                  for prefix in ("", "outer_") for a, b in (("src", "dst"), ("dst", "src")) for kind in ("", "6", "_name")},
+                               **{f"{prefix}{a}port": pl.when(pl.Series(swap)).then(pl.col(f"{prefix}{b}port")).otherwise(pl.col(f"{prefix}{a}port"))
+                                  for prefix in ("", "outer_") for a, b in (("s", "d"), ("d", "s"))})
+    journey, hop, started = np.empty(n, np.uint32), np.empty(n, np.uint32), np.zeros(0, np.uint32)
+    for i in range(n):
+        if not len(started) or rng.random() < 0.3:
+            journey[i], started = len(started), np.append(started, 0)
+        else:
+            journey[i] = rng.integers(max(0, len(started) - 20), len(started))
+        hop[i] = started[journey[i]]
+        started[journey[i]] += 1
+    table = table.with_columns(journey=pl.Series(journey), hop=pl.Series(hop), row=pl.Series(np.arange(n, dtype=np.uint32)))
+    table = table.select(flows.SCANNED)
+    cuts = np.unique(np.clip([0, *rng.integers(1, n, 6), n], 0, n)).tolist()
+    chunked = pl.concat([table.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], rechunk=False)
+    # some columns cut elsewhere, views into one buffer at offsets that are not whole bytes of the validity bitmap
+    other = np.unique(np.clip([0, 3, 11, n // 2 + 5, n], 0, n)).tolist()
+    return chunked.with_columns(pl.concat([table[name].slice(a, b - a) for a, b in zip(other, other[1:])], rechunk=False)
+                                for name in ("src", "dst6", "sport", "tunnel", "arp_op", "journey"))
+
+
+def compare(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> flows.Numbered:
+    """`number` and `scan` of `table` in C and in polars/numpy: the same results; the C one."""
+    count = int(table["journey"].max() or 0) + 1 if table.height else 0
+    in_python(monkeypatch)
+    want, polars_tuples = flows.number(table), np.empty(table.height, np.uint64)
+    slow = flows.scan(table, count, polars_tuples)
+    in_c(monkeypatch, compiled)
+    got, c_tuples = flows.number(table), np.empty(table.height, np.uint64)
+    fast = flows.scan(table, count, c_tuples)
+    assert same_partition(c_tuples, polars_tuples)
+    assert got.table["flow"].equals(want.table["flow"]) and got.leg_rows.equals(want.leg_rows)
+    assert fast.journeys == slow.journeys == count and (fast.leg_rows == slow.leg_rows).all()
+    assert fast.firsts.select("journey", "row").equals(slow.firsts.select("journey", "row"))
+    assert fast.rewritten["journey"].equals(slow.rewritten["journey"])
+    assert same_partition(np.concatenate([fast.seen, fast.firsts["tuple"].to_numpy(), fast.rewritten["tuple"].to_numpy()]),
+                          np.concatenate([slow.seen, slow.firsts["tuple"].to_numpy(), slow.rewritten["tuple"].to_numpy()]))
+    return got
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 9, 300, 5000])
+def test_made_up_sightings_are_numbered_as_in_polars(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    rng = np.random.default_rng(n)
+    table = sightings(rng, max(n, 2)).head(n)
+    numbered = compare(table, monkeypatch, compiled)
+    if n >= 300:  # every kind of row was there to tell apart, and some journeys took other tuples on the way
+        assert 1 < numbered.table["flow"].n_unique() < n and numbered.leg_rows.sum() > numbered.table["journey"].n_unique()
+        offset = table.slice(5)  # the whole table a view at an offset, its journeys numbered anew by first row
+        renumbered = np.empty(offset.height, np.uint32)
+        flows.python_number_first_seen(offset["journey"].to_numpy().astype(np.uint64), renumbered)
+        compare(offset.with_columns(journey=pl.Series(renumbered)), monkeypatch, compiled)
+
+
+def test_nulls_and_zeros_and_names_are_told_apart(compiled: ModuleType) -> None:
+    """One field null, or 0, or the other: each row's tuple against its neighbours'. A text is one code in every
+    column, an IPv6 address the host name of the same text (as in polars' `tuple_id`); the ends either way round are
+    one tuple."""
+    text = pl.Categorical()
+    rows = pl.DataFrame({
+        "src": [1, 1, None, 0, None, None, 2], "dst": [2, 2, 2, 2, None, None, 1],
+        "src6": pl.Series([None, None, None, None, "a", None, None], dtype=text),
+        "src_name": pl.Series([None, None, None, None, None, "a", None], dtype=text),
+        "sport": [5, None, 5, 5, 5, 5, 9], "dport": [9, 9, 9, 9, 9, 9, 5],
+    }, schema_overrides={"src": pl.UInt32, "dst": pl.UInt32, "sport": pl.UInt16, "dport": pl.UInt16})
+    n = rows.height
+    table = rows.with_columns(
+        [pl.lit(None, dtype=pl.UInt32).alias(name) for name in ("outer_src", "outer_dst", "arp_spa", "arp_tpa")]
+        + [pl.lit(None, dtype=text).alias(name) for name in ("dst6", "dst_name", "outer_src6", "outer_dst6", "outer_src_name", "outer_dst_name")]
+        + [pl.lit(None, dtype=pl.UInt16).alias(name) for name in ("icmp_id", "outer_sport", "outer_dport", "arp_op")],
+        proto=pl.lit(6, dtype=pl.UInt8), tunnel=pl.lit(0, dtype=pl.UInt8), journey=pl.Series(np.arange(n, dtype=np.uint32)),
+        hop=pl.lit(0, dtype=pl.UInt32), row=pl.Series(np.arange(n, dtype=np.uint32))).select(flows.SCANNED)
+    tuples = np.empty(n, np.uint64)
+    compiled.tuple_scan(tuple(table[name].to_physical().__arrow_c_stream__() for name in flows.SCANNED), np.empty(n, np.uint64),
+                        np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), tuples)
+    assert len(set(tuples[:5].tolist())) == 5 and tuples[4] == tuples[5] and tuples[0] == tuples[6]
+
+
+def test_the_scenarios_are_numbered_as_in_polars(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every scenario (ClusterIP and NodePort ones: NAT; weave: ARP and envelopes that show nothing inside)."""
+    several = 0
+    for scenario in sorted(path for path in (DATA / "scenarios").glob("*/*") if path.is_dir()):
+        table = correlate(read(expand([InputSpec(str(scenario))])).table).table
+        numbered = compare(table, monkeypatch, compiled)
+        several += numbered.leg_rows.sum() > table["journey"].n_unique()
+    assert several  # NAT: journeys seen with several tuples
+
+
+def test_journeys_not_numbered_by_first_row_are_refused(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = sightings(np.random.default_rng(1), 50)
+    skipped = table.with_columns(journey=pl.when(pl.col("journey") > 3).then(pl.col("journey") + 1).otherwise(pl.col("journey")))
+    for use in (in_python, lambda m: in_c(m, compiled)):
+        use(monkeypatch)
+        with pytest.raises(ValueError, match="numbered by first row"):
+            flows.number(skipped)
+
+
+def test_columns_of_other_types_are_refused(compiled: ModuleType) -> None:
+    table = sightings(np.random.default_rng(2), 20).with_columns(pl.col("src").cast(pl.Int64))
+    columns = tuple(table[name].to_physical().__arrow_c_stream__() for name in flows.SCANNED)
+    n = table.height
+    with pytest.raises(ValueError, match="column src"):
+        compiled.tuple_scan(columns, np.empty(n, np.uint64), np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), None)
+
+
+@pytest.mark.parametrize("kind", ["random", "repeated", "one", "ends", "many"])
+def test_keys_are_numbered_by_first_appearance_as_numpy_does(compiled: ModuleType, kind: str) -> None:
+    """Through the table's growth (many distinct keys), and keys equal in their low bits."""
+    rng = np.random.default_rng(len(kind))
+    for n in (0, 1, 2, 17, 5000, 70_000):
+        if kind == "random":
+            keys = rng.integers(0, 2**64, n, dtype=np.uint64)
+        elif kind == "repeated":
+            keys = rng.integers(0, 2**64, max(n // 5, 1), dtype=np.uint64)[rng.integers(0, max(n // 5, 1), n)]
+        elif kind == "one":
+            keys = np.full(n, 2**64 - 1, dtype=np.uint64)
+        elif kind == "ends":
+            keys = (rng.integers(0, 40, n).astype(np.uint64) << np.uint64(40)) | np.uint64(12345)
+        else:
+            keys = np.arange(n, dtype=np.uint64)[::-1].copy()
+        got, want = np.full(n, 7, np.uint32), np.zeros(n, np.uint32)
+        distinct = compiled.number_first_seen(keys, got)
+        assert distinct == flows.python_number_first_seen(keys, want) == len(np.unique(keys))
+        assert (got == want).all()
+        if n:
+            assert got[0] == 0 and (np.maximum.accumulate(got)[1:] - np.maximum.accumulate(got)[:-1] <= 1).all()
