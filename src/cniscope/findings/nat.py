@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 
 from cniscope.findings.catalogue import note, say
@@ -13,7 +14,7 @@ from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.findings.mtu import TUNNEL_OVERHEAD
 from cniscope.models import Role
-from cniscope.packets.schema import Tunnel, address_expr
+from cniscope.packets.schema import Tunnel, address_expr, ip4_text
 from cniscope.results import (
     Change,
     ChangeKind,
@@ -98,26 +99,52 @@ def envelopes(table: pl.DataFrame) -> Envelopes:
     columns = ("row", "journey", "tunnel", "vni", "outer_dport")
     sides = [f"{side}{kind}" for side in ("outer_src", "outer_dst") for kind in ("", "6", "_name")]
     t = table.lazy().filter(pl.col("tunnel").fill_null(0) > 0).select(*columns, *sides).collect()  # lazy: only these columns read
-    # the ends as text (IPv4, IPv6 or a name), written once per distinct pair of ends, not once per envelope; the
-    # envelopes carry each text's rank among them (grouped and ordered as the texts, but as integers)
+    # the columns that hold a value somewhere (IPv4 tunnels: the two addresses)
+    held = [c for c in sides if t.get_column(c).null_count() < t.height] or sides[:1]
+    # the ends as text (IPv4, IPv6 or a name), written once per distinct end, not once per envelope; the envelopes
+    # carry each text's rank among them (grouped and ordered as the texts, but as integers)
+    if held == ["outer_src", "outer_dst"] and not any(t.get_column(c).null_count() for c in held):
+        t, texts = _ranked_v4(t, columns)
+    else:
+        t, texts = _ranked(t, columns, sides, held)
+    t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
+    # grouped by one integer made of the pair (and the sender): several keys at once are hashed row-encoded (0.13 ->
+    # 0.08 s of CPU at 10M)
+    size = len(texts) + 1  # a rank, or none (the last)
+    pair = (pl.col("tunnel").cast(pl.UInt64) * size + pl.col("_a").fill_null(size - 1)) * size + pl.col("_b").fill_null(size - 1)
+    ways = t.group_by(_k=pair * size + pl.col("_s").fill_null(size - 1), maintain_order=True).agg(
+        pl.col(*PAIR, "_s").first(), n=pl.col("journey").n_unique()).drop("_k")
+    groups = t.group_by(_k=pair, maintain_order=True).agg(
+        pl.col(*PAIR).first(), row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
+        vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
+        packets=pl.col("journey").n_unique(), envelopes=pl.len(),
+        ids=pl.col("journey").head(PROBE),  # not each pair's journeys made unique in order: 0.15 s of CPU at 10M
+    ).drop("_k")
+    return Envelopes(t.select("journey", *PAIR), texts, ways, groups)  # what `_tunnels` reads of each envelope
+
+
+def _ranked(t: pl.DataFrame, columns: tuple[str, ...], sides: list[str], held: list[str]) -> tuple[pl.DataFrame, list[str]]:
+    """The envelopes (`columns`) with the ranks of their ends' texts (`_s`, `_d`), and the texts in order."""
     named = t.lazy().select(sides).unique().collect(engine="streaming").with_columns(  # streaming: no 155 MB table of hashes at 10M
         _s=address_expr("outer_src"), _d=address_expr("outer_dst"))
     texts = pl.concat([named["_s"], named["_d"]]).drop_nulls().unique().sort().to_list()
     rank = {text: at for at, text in enumerate(texts)}
     named = named.select(*sides, *(pl.col(c).replace_strict(rank, default=None, return_dtype=pl.UInt32) for c in ("_s", "_d")))
-    # joined on the columns that hold a value somewhere (IPv4 tunnels: the two addresses): null matches null in the others
-    held = [c for c in sides if t.get_column(c).null_count() < t.height] or sides[:1]
-    t = t.join(named.drop(c for c in sides if c not in held), on=held, how="left", nulls_equal=True,
-               maintain_order="left").select(*columns, "_s", "_d")
-    t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
-    ways = t.group_by(*PAIR, "_s", maintain_order=True).agg(n=pl.col("journey").n_unique())
-    groups = t.group_by(PAIR, maintain_order=True).agg(
-        row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
-        vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
-        packets=pl.col("journey").n_unique(), envelopes=pl.len(),
-        ids=pl.col("journey").head(PROBE),  # not each pair's journeys made unique in order: 0.15 s of CPU at 10M
-    )
-    return Envelopes(t.select("journey", *PAIR), texts, ways, groups)  # what `_tunnels` reads of each envelope
+    # joined on the columns that hold a value somewhere: null matches null in the others
+    return t.join(named.drop(c for c in sides if c not in held), on=held, how="left", nulls_equal=True,
+                  maintain_order="left").select(*columns, "_s", "_d"), texts
+
+
+def _ranked_v4(t: pl.DataFrame, columns: tuple[str, ...]) -> tuple[pl.DataFrame, list[str]]:
+    """`_ranked` of envelopes between IPv4 addresses, every one with both: each address's rank looked up among the few
+    distinct ones (sorted) rather than the ends joined (0.075 -> 0.035 s of CPU at 10M)."""
+    values = np.unique(np.concatenate([t.get_column(c).unique().to_numpy() for c in ("outer_src", "outer_dst")]))
+    written = [ip4_text(int(v)) or "" for v in values.tolist()]
+    texts = sorted(written)
+    at = {text: n for n, text in enumerate(texts)}
+    rank = np.array([at[text] for text in written], dtype=np.uint32)
+    return t.select(*columns, **{end: pl.Series(rank[np.searchsorted(values, t.get_column(c).to_numpy())])
+                                 for end, c in (("_s", "outer_src"), ("_d", "outer_dst"))}), texts
 
 
 def _tunnels(facts: Facts) -> list[Finding]:

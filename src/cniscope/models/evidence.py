@@ -140,8 +140,10 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
     # the sightings of each MAC and prefix the models name, counted in one select over the five columns (grouped by
     # every distinct MAC of every sighting, then looked up: 0.1 s of CPU at 2M sightings); a prefix as a range of
     # values (22 -> 15 ms at 2M against dividing each)
-    wanted = [(column, "mac", v) for column in MAC_COLUMNS for v in sorted(wanted_macs)] + \
-             [(column, "prefix", p) for column in MAC_COLUMNS for p in sorted(wanted_prefixes)]
+    # (not over the columns no sighting fills: a link type without the destination's MAC, no envelopes, no ARP)
+    held = [column for column in MAC_COLUMNS if table[column].null_count() < table.height]
+    wanted = [(column, "mac", v) for column in held for v in sorted(wanted_macs)] + \
+             [(column, "prefix", p) for column in held for p in sorted(wanted_prefixes)]
     counted = table.select(
         *((pl.col(c) == v if kind == "mac" else pl.col(c).is_between(v << 32, ((v + 1) << 32) - 1)).sum().alias(str(i))
           for i, (c, kind, v) in enumerate(wanted))
@@ -228,9 +230,10 @@ _tunnelled = pl.col("tunnel").fill_null(0) != 0
 
 def _addresses(table: pl.DataFrame, where: pl.Expr | None, *columns: str) -> set[str]:
     """The IPv4 addresses in `columns` of the rows `where` selects (all when None), as text: each column's distinct
-    values, with no copy of the rows selected."""
+    values, with no copy of the rows selected. Hashed in order of appearance (a set is made of them): polars' `unique`
+    sorts integers (2M tunnelled sources and destinations at 10M: 0.05 s of CPU, 0.02 hashed)."""
     rows = table.lazy() if where is None else table.lazy().filter(where)
-    found = rows.select(pl.col(c).drop_nulls().unique().implode() for c in columns).collect().row(0)
+    found = rows.select(pl.col(c).drop_nulls().unique(maintain_order=True).implode() for c in columns).collect().row(0)
     return {t for values in found for t in (ip4_text(v) for v in values) if t}
 
 
