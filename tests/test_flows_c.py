@@ -148,6 +148,34 @@ def test_nulls_and_zeros_and_names_are_told_apart(compiled: ModuleType) -> None:
     assert len(set(tuples[:5].tolist())) == 5 and tuples[4] == tuples[5] and tuples[0] == tuples[6]
 
 
+def test_what_lies_under_a_null_is_not_read(compiled: ModuleType) -> None:
+    """Arrow leaves the values under nulls unspecified: numbers there (each byte of the bitmap all null, all set or
+    mixed, from offsets inside a byte) change no tuple."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(4)
+    table = sightings(rng, 3000)
+
+    def tuples(t: pl.DataFrame) -> np.ndarray:
+        out, n = np.empty(t.height, np.uint64), t.height
+        compiled.tuple_scan(tuple(t[name].to_physical().__arrow_c_stream__() for name in flows.SCANNED), np.empty(n, np.uint64),
+                            np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), out)
+        return out
+
+    def garbage(column: pl.Series) -> pl.Series:
+        valid = column.is_not_null().to_numpy()
+        values = column.fill_null(0).to_numpy().copy()
+        values[~valid] = rng.integers(1, 200, int((~valid).sum()))
+        array = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                      [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)])
+        return pl.Series(column.name, array).slice(0)
+
+    numbers = [name for name in flows.SCANNED if table[name].dtype != pl.Categorical and table[name].null_count()]
+    dirty = table.with_columns(garbage(table[name]) for name in numbers)
+    assert all(dirty[name].equals(table[name]) for name in numbers)
+    assert (tuples(dirty) == tuples(table)).all() and (tuples(dirty.slice(3)) == tuples(table.slice(3))).all()
+
+
 def test_the_scenarios_are_numbered_as_in_polars(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every scenario (ClusterIP and NodePort ones: NAT; weave: ARP and envelopes that show nothing inside)."""
     several = 0
