@@ -21,8 +21,10 @@ from cniscope.heap import give_back
 from cniscope.ingest import Capture, expand, inventory_beside, read
 from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
+from cniscope.journeys import capture_points
 from cniscope.models import infer as infer_mod
 from cniscope.models import roles
+from cniscope.models.evidence import interface_sightings
 from cniscope.results import InputSummary, Point, Report, Selection
 from cniscope.sources import InputInfo, InputSpec
 
@@ -183,9 +185,18 @@ def analyze_capture(
 
 def _points(table: pl.DataFrame) -> list[Point]:
     """The capture points (node, interface) and their sightings; streaming: counted as the rows go by (the two
-    columns grouped at once held 45 B a sighting at 2M, 2 this way)."""
-    return [Point(*row) for row in table.lazy().group_by("node", "iface").len().collect(engine="streaming")
-            .sort("node", "iface", nulls_last=True).iter_rows()]
+    columns grouped at once held 45 B a sighting at 2M, 2 this way). Of one capture point (one node: a file, most
+    often), the sightings per interface counted over the codes, as inference counts them (0.1 s of CPU at 10M)."""
+    pairs = capture_points(table)
+    if pairs.height == 1:
+        counts = interface_sightings(table)
+        unnamed = table.get_column("iface").null_count()
+        names, sightings = [*counts, *([None] if unnamed else [])], [*counts.values(), *([unnamed] if unnamed else [])]
+        found = pl.DataFrame([pl.Series("node", [pairs.item(0, "node")] * len(names), dtype=table.schema["node"]),
+                              pl.Series("iface", names, dtype=table.schema["iface"]), pl.Series("len", sightings)])
+    else:
+        found = table.lazy().group_by("node", "iface").len().collect(engine="streaming")
+    return [Point(*row) for row in found.sort("node", "iface", nulls_last=True).iter_rows()]
 
 
 def summary(info: InputInfo) -> InputSummary:

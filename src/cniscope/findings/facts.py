@@ -35,6 +35,7 @@ from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
 from cniscope.journeys import capture_points, node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
+from cniscope.models.evidence import interface_sightings
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
 
@@ -790,7 +791,9 @@ def coverage(t: pl.DataFrame) -> dict[str, Coverage]:
     # sighting: every row's group and each expression's column)
     pairs = capture_points(t)
     if pairs.height == 1:  # one capture point (a file per node, most often): the whole table's, no grouping (0.27 -> 0.1 s at 10M)
-        found = pairs.hstack(t.lazy().select(**aggregates, ifaces=names.implode()).collect(engine="streaming").get_columns())
+        # its interfaces as inference counts them, over the codes (their distinct names hashed: 0.04 s at 10M)
+        named = pl.Series("ifaces", [list(interface_sightings(t))], dtype=pl.List(pl.String))
+        found = pairs.hstack([*t.lazy().select(**aggregates).collect(engine="streaming").get_columns(), named])
     else:  # the node's name after: not one made per sighting
         found = t.lazy().group_by("input", "node").agg(**aggregates, ifaces=names).collect(engine="streaming")
     per_input = found.sort("input", "node").with_columns(_node=node_column(t))
