@@ -14,6 +14,7 @@ from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import Direction
 from cniscope.sources import InputInfo, InputSpec, pcapng
 from cniscope.wire import pcapng as pcapng_file
+from cniscope.wire import walk
 from cniscope.wire.pcapng import PcapngWriter
 from tests.frames import write_pcapng
 from tests.paths import CORPUS
@@ -41,6 +42,16 @@ def frames_of(batches: list[FrameBatch]) -> list[bytes]:
 F = [bytes([i]) * (30 + i) for i in range(10)]
 
 
+@pytest.fixture(params=["compiled", "python"])
+def walked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The reader over the record walk in C (where built) and over its Python stand-in: the same batches and damage."""
+    if request.param == "python":
+        monkeypatch.setattr(walk, "pcapng_blocks", walk.python_pcapng_blocks)
+    elif not walk.COMPILED:
+        pytest.skip("cniscope.wire._walk is not built (no C compiler at install)")
+    return str(request.param)
+
+
 def two_sections() -> bytes:
     """node1 little-endian with 2 interfaces (usec), node2 big-endian with ns and base-2 resolutions."""
     return b"".join([
@@ -61,7 +72,7 @@ def two_sections() -> bytes:
     ])
 
 
-def test_sections_interfaces_nodes_and_byte_orders() -> None:
+def test_sections_interfaces_nodes_and_byte_orders(walked: str) -> None:
     batches, info, comments = read_all(two_sections())
     assert not info.warnings
     assert frames_of(batches) == F[:6]
@@ -75,14 +86,14 @@ def test_sections_interfaces_nodes_and_byte_orders() -> None:
     assert [b.first_frame for b in batches] == [0, 2]  # a batch never spans two sections
 
 
-def test_batches_are_bounded() -> None:
+def test_batches_are_bounded(walked: str) -> None:
     batches, info, _ = read_all(two_sections(), batch_size=3)
     assert [len(b.offset) for b in batches] == [2, 3, 1]
     assert [b.first_frame for b in batches] == [0, 2, 5]
     assert frames_of(batches) == F[:6] and not info.warnings
 
 
-def test_simple_packet_blocks_use_interface_zero_and_clip_to_snaplen() -> None:
+def test_simple_packet_blocks_use_interface_zero_and_clip_to_snaplen(walked: str) -> None:
     data = shb("<") + idb("<", 1, 40, (2, b"eth0")) + spb("<", F[9][:40], 39) + spb("<", F[8][:40], 300)
     batches, info, _ = read_all(data)
     assert col(batches, "caplen") == [39, 40]
@@ -91,7 +102,7 @@ def test_simple_packet_blocks_use_interface_zero_and_clip_to_snaplen() -> None:
     assert names(batches, "iface") == ["eth0", "eth0"] and not info.warnings
 
 
-def test_obsolete_packet_block_reads_like_epb() -> None:
+def test_obsolete_packet_block_reads_like_epb(walked: str) -> None:
     for o in "<>":
         head = struct.pack(o + "HHIIII", 1, 0, 0, 5_000_000, len(F[2]), 99)
         data = shb(o) + idb(o, 1, 0, (2, b"a")) + idb(o, 1, 0, (2, b"b")) + block(o, 2, head + F[2])
@@ -140,7 +151,7 @@ def simple(n: int = 6) -> bytes:
     ("absurd", "absurd captured length"),
     ("cut", "packet block cut short: 20 bytes left"),
 ])
-def test_damage_keeps_the_packets_before_it(damage: str, message: str) -> None:
+def test_damage_keeps_the_packets_before_it(damage: str, message: str, walked: str) -> None:
     data = bytearray(simple())
     at = epb_start(bytes(data), 3)
     length = struct.unpack_from("<I", data, at + 4)[0]
@@ -164,7 +175,7 @@ def test_damage_keeps_the_packets_before_it(damage: str, message: str) -> None:
     assert warning.where == f"byte {at}" and message in warning.message and info.damaged
 
 
-def test_garbage_after_valid_data() -> None:
+def test_garbage_after_valid_data(walked: str) -> None:
     data = simple() + b"\xde\xad" * 9
     batches, info, _ = read_all(data)
     assert frames_of(batches) == F[:6]

@@ -76,15 +76,23 @@ def test_pcapng_walks_agree(compiled: ModuleType, big: bool) -> None:
         end = rng.randrange(0, len(data) + 1)
         limit = rng.choice([1, 3, 64])
         ours, theirs = np.full(limit, -1, np.int64), np.full(limit, -1, np.int64)
-        got = compiled.pcapng_packets(data, 0, end, limit, big, pcapng.EPB, ours)
-        want = walk.python_pcapng_packets(data, 0, end, limit, big, pcapng.EPB, theirs)
+        our_fields, their_fields = np.full((limit, 8), 7, np.uint32), np.full((limit, 8), 9, np.uint32)
+        got = compiled.pcapng_blocks(data, 0, end, limit, big, pcapng.EPB, ours, our_fields)
+        want = walk.python_pcapng_blocks(data, 0, end, limit, big, pcapng.EPB, theirs, their_fields)
         assert got == want and (ours == theirs).all(), (data.tobytes().hex(), end, limit)
+        found = got[0]
+        assert (our_fields[:found] == their_fields[:found]).all(), (data.tobytes().hex(), end, limit)
+        for row, at in zip(our_fields[:found].tolist(), ours[:found].tolist()):  # the words as the bytes hold them
+            words = struct.unpack_from((">" if big else "<") + "7I", data, at) if at + 28 <= end else (0,) * 7
+            assert row[:7] == list(words)
 
 
 def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
     data = np.zeros(100, dtype=np.uint8)
     with pytest.raises(ValueError, match="fewer than limit"):
         compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(4, np.int64))
+    with pytest.raises(ValueError, match="fewer than limit"):
+        compiled.pcapng_blocks(data, 0, 100, 8, False, pcapng.EPB, np.empty(8, np.int64), np.empty((4, 8), np.uint32))
 
 
 def reference_pcap_walk(data: bytes, limit: int) -> tuple[list[int], list[int], str | None]:

@@ -1,9 +1,9 @@
 """pcapng: find the packets of a mapped file, with their interface, node and direction.
 
 Theory of operation: `cniscope.wire.walk` walks the enhanced packet blocks
-(in C), keeping only the offset of each, and Python reads the section and
+(in C), keeping the offset of each and the words of its header and trailing length, and Python reads the section and
 interface blocks between them as they come, for a window of at most `batch_size` packets; numpy then
-gathers and checks the packet fields of the whole window at once. Options are
+checks the packet fields of the whole window at once. Options are
 parsed in Python only for the packet blocks that carry any (their length says
 so). A batch never spans two sections, so it has one byte order.
 
@@ -64,9 +64,6 @@ from cniscope.wire.pcapng import (
 
 MAX_TSRESOL = {2: 63, 10: 19}  # exponents whose unit count still fits the 64-bit arithmetic of _to_ns
 MAX_TSOFFSET_S = 1 << 32  # seconds: 136 years either way, far from int64 nanoseconds' 292
-
-# the fields gathered for every EPB of a window, after the 8-byte block header
-EPB_FIELDS = [("iface", "u4"), ("ts_high", "u4"), ("ts_low", "u4"), ("caplen", "u4"), ("wirelen", "u4")]
 
 
 @dataclass
@@ -135,7 +132,8 @@ class Reader:
         self.node_names: list[str | None] = []
         self.first = 0
         self.comments: dict[int, str] = {}
-        self.window = np.empty(batch_size, dtype=np.int64)  # offsets of the packet blocks walked, not yet gathered
+        self.window = np.empty(batch_size, dtype=np.int64)  # offsets of the packet blocks walked, not yet checked
+        self.fields = np.empty((batch_size, 8), dtype=np.uint32)  # their header words and trailing length (walk.pcapng_blocks)
         self.walked = 0  # how many of them
 
     def batches(self) -> Iterator[FrameBatch]:
@@ -195,22 +193,23 @@ class Reader:
             raise _Damage(pos, f"block lengths disagree: {length} at the start, {trailing} at the end")
         return length
 
-    def _take(self) -> np.ndarray:
-        """The offsets walked so far, leaving the window empty (flushed once, even when damage follows)."""
-        block, self.walked = self.window[: self.walked].copy(), 0
-        return block
+    def _take(self) -> tuple[np.ndarray, np.ndarray]:
+        """The offsets and header words walked so far, leaving the window empty (flushed once, even when damage follows)."""
+        block, fields, self.walked = self.window[: self.walked].copy(), self.fields[: self.walked].copy(), 0
+        return block, fields
 
     def _walk(self, pos: int) -> int:
         """Walk the blocks of the current section from pos until the window is full or a section starts.
 
-        The walk (`cniscope.wire.walk`) trusts every EPB's length: `_flush`
-        checks the window's blocks vectorized, and nothing after a bad one is used.
+        The walk (`cniscope.wire.walk`) trusts every EPB's length, and reads the words of each block's header and
+        its trailing length as it goes: `_flush` checks the window's blocks vectorized, and nothing after a bad one
+        is used.
         """
         assert self.section is not None
         end, order = self.end, self.section.byteorder
         while self.walked < self.batch_size:
-            count, pos = walk.pcapng_packets(self.data, pos, end, self.batch_size - self.walked, order == ">", EPB,
-                                             self.window[self.walked:])
+            count, pos = walk.pcapng_blocks(self.data, pos, end, self.batch_size - self.walked, order == ">", EPB,
+                                            self.window[self.walked:], self.fields[self.walked:])
             self.walked += count
             if self.walked >= self.batch_size:
                 return pos
@@ -224,6 +223,7 @@ class Reader:
             length = self._block_length(pos, order)
             if kind in (OPB, SPB):
                 self.window[self.walked] = pos
+                walk.header_words(self.data, pos, end, order == ">", self.fields[self.walked])
                 self.walked += 1
             elif kind == IDB:
                 self._interface(pos, length)
@@ -261,33 +261,33 @@ class Reader:
         self.iface_names.append(iface.name)
         self.iface_nodes.append(iface.node or self.section.node)
 
-    def _flush(self, block: np.ndarray) -> Iterator[FrameBatch]:
-        """Gather and check the packet blocks at `block`; yield them up to the first damaged one, then raise."""
+    def _flush(self, taken: tuple[np.ndarray, np.ndarray]) -> Iterator[FrameBatch]:
+        """Check the packet blocks at `block` from the header words the walk read (`fields`: type, length, interface,
+        timestamp high and low, captured and wire lengths, trailing length); yield them up to the first damaged one,
+        then raise."""
+        block, fields = taken
         if not len(block):
             return
         assert self.section is not None
-        section, order, data, end = self.section, self.section.byteorder, self.data, self.end
-        u4 = np.dtype(order + "u4")
-        # rows whose 28-byte header would run past the end are bad anyway: gather them from 0
-        f = _gather(data, np.where(block + 28 <= end, block, 0), 28).view(
-            np.dtype([("type", u4), ("length", u4)] + [(k, order + t) for k, t in EPB_FIELDS]))
-        kind = f["type"]
-        length = f["length"].astype(np.int64)
+        section, order, end = self.section, self.section.byteorder, self.end
+        # rows whose 28-byte header would run past the end are bad anyway: their words are zeros
+        kind = fields[:, 0]
+        length = fields[:, 1].astype(np.int64)
         is_spb = kind == SPB
         header = np.where(is_spb, 12, 28)
         sound = (length >= header + 4) & (length & 3 == 0) & (block + length <= end) & (block + 28 <= end)
-        tail = _gather(data, np.where(sound, block + length - 4, 0), 4).view(u4).astype(np.int64)
+        tail = fields[:, 7].astype(np.int64)
         # the obsolete packet block has a 16-bit interface id and a 16-bit drop count
-        iface = f["iface"].astype(np.int64)
+        iface = fields[:, 2].astype(np.int64)
         local = np.where(kind == OPB, iface >> 16 if order == ">" else iface & 0xFFFF, np.where(is_spb, 0, iface))
         # SPB: no interface id nor timestamp; its third word is the wire length
-        wirelen = np.where(is_spb, iface, f["wirelen"]).astype(np.int64)
-        caplen = f["caplen"].astype(np.int64)
+        wirelen = np.where(is_spb, iface, fields[:, 6]).astype(np.int64)
+        caplen = fields[:, 5].astype(np.int64)
         if is_spb.any():
             snap0 = section.interfaces[0].snaplen if section.interfaces else 0
             clip = np.minimum(wirelen, length - 16)
             caplen = np.where(is_spb, np.minimum(clip, snap0) if snap0 else clip, caplen)
-        ts_units = (f["ts_high"].astype(np.uint64) << np.uint64(32)) | f["ts_low"].astype(np.uint64)
+        ts_units = (fields[:, 3].astype(np.uint64) << np.uint64(32)) | fields[:, 4].astype(np.uint64)
         bad = ~sound | (tail != length) | (local >= len(section.interfaces)) | (caplen > MAX_CAPLEN) \
             | (header + caplen + 4 > length)
         good = int(np.argmax(bad)) if bad.any() else len(block)
