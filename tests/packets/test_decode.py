@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets import decode as decode_module
-from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference, narrow
+from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference
 from cniscope.packets.fallback import DECODED, PACKET
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
 from tests.frames import (
@@ -351,43 +351,39 @@ def test_chunks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
     assert chunked["frame"].to_list() == list(range(1000, 1300)) and chunked["input"].unique().to_list() == [3]
 
 
-def test_narrow_keeps_schema_and_values_and_drops_empty_buffers():
-    n = 10_000
-    table = pl.DataFrame({"a": pl.Series([1, None] * (n // 2), dtype=pl.UInt32), "b": pl.Series([None] * n, dtype=pl.UInt64),
-                          "c": pl.Series([None] * n, dtype=pl.Utf8)})
-    lean = narrow(table)
-    assert lean.estimated_size() < table.select("a").estimated_size() + 1000  # b and c hold next to nothing
-    assert lean.schema == table.schema
-    assert lean.equals(table)
-    assert pl.concat([lean, table], rechunk=False).equals(pl.concat([table, table]))
-
-
-def test_narrow_lets_go_of_the_arrow_keys_behind_a_text_column_with_nulls() -> None:
-    """A text column null in some rows keeps its values, codes and chunks, and no longer keeps alive the keys its
-    codes were made from (the decoders' 32-bit keys: 4 B a row of IPv6 address columns, null in most rows)."""
+def test_a_chunk_lets_go_of_the_arrow_keys_behind_a_text_column_with_nulls() -> None:
+    """A chunk's text column null in some rows keeps its values and chunks, and no longer keeps alive the keys its
+    codes were made from (the decoders' 32-bit keys: 4 B a row of IPv6 address columns, null in most rows); a column
+    no row has is a typed null."""
     import weakref
 
     import pyarrow as pa
 
-    def batch(start: int) -> tuple[pl.DataFrame, weakref.ref[np.ndarray]]:
-        keys = np.array(([-1, 0, 1, -1, 2] * 100)[start:] + [-1] * start, dtype=np.int32)
-        six = pa.DictionaryArray.from_arrays(pa.array(keys, mask=keys < 0), pa.array(["fe80::1", "fe80::2", "::1"]))
-        return pl.from_arrow(pa.RecordBatch.from_arrays([six, pa.array(np.arange(500) + start)], names=["src6", "n"]),
-                             rechunk=False), weakref.ref(keys)
+    texts = ["fe80::1", "fe80::2", "::1"]
 
-    made = [batch(start) for start in range(3)]
-    tables, keys = [t for t, _ in made], [k for _, k in made]
-    del made
-    assert all(k() is not None for k in keys)  # as converted from Arrow: the keys live on behind the validity
-    lean = [narrow(t) for t in tables]
-    for plain, slim in zip(tables, lean):
-        assert slim.schema == plain.schema and slim.equals(plain)
-        assert slim["src6"].to_physical().equals(plain["src6"].to_physical())
-    whole = pl.concat(lean, rechunk=False)
+    def codes(start: int) -> np.ndarray:
+        return np.array(([-1, 0, 1, -1, 2] * 100)[start:] + [-1] * start, dtype=np.int32)
+
+    def six(keys: np.ndarray) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(pa.array(keys, mask=keys < 0), pa.array(texts))
+
+    keys = codes(0)
+    plain = pl.from_arrow(pa.RecordBatch.from_arrays([six(keys)], names=["src6"]), rechunk=False)
+    kept = weakref.ref(keys)
+    del keys
+    assert kept() is not None and plain.height == 500  # as converted from Arrow: the keys live on behind the validity
+    made = [codes(start) for start in range(3)]
+    tables = [decode_module._table({"src6": six(k), "ts": pa.array(np.arange(500) + start)}) for start, k in enumerate(made)]
+    for start, (chunk, k) in enumerate(zip(tables, made)):
+        assert chunk.schema == pl.Schema(SCHEMA) and chunk["ts"].to_list() == list(range(start, start + 500))
+        assert chunk["src6"].to_list() == [texts[c] if c >= 0 else None for c in k.tolist()]
+        assert chunk["vlan"].null_count() == 500
+    whole = pl.concat(tables, rechunk=False)
     assert [c.len() for c in whole["src6"].get_chunks()] == [500, 500, 500]
-    assert whole["src6"].null_count() == sum(t["src6"].null_count() for t in tables) > 0
-    del tables, plain, slim
-    assert all(k() is None for k in keys)
+    refs = [weakref.ref(k) for k in made]
+    del made, k, tables, chunk
+    assert all(r() is None for r in refs)
+    assert whole["src6"].null_count() == sum(c.count(-1) for c in [codes(s).tolist() for s in range(3)])
 
 
 def test_put_rows_sets_what_putting_each_field_sets() -> None:

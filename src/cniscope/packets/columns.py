@@ -106,7 +106,8 @@ class Columns:
     def put_dictionary(self, name: str, indices: np.ndarray, names: list[str | None]) -> None:
         """A text column from per-row indices into `names` (-1: null)."""
         strings = pa.array(names, type=pa.string())
-        idx = pa.array(indices.astype(np.int32), mask=indices < 0)
+        nulls = indices < 0
+        idx = pa.array(indices.astype(np.int32, copy=False), mask=nulls if nulls.any() else None)
         self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings)
 
     @staticmethod

@@ -86,37 +86,24 @@ def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPor
     return _decode(batch, input_index, ports, None, frozenset())
 
 
-def narrow(table: pl.DataFrame) -> pl.DataFrame:
-    """`table` holding no more than its values: what converting from Arrow kept alive beside them, let go.
-
-    - A column with no value at all becomes a typed null literal: same schema, no memory. Converted from Arrow, an
-      all-null column still holds its values buffer (a text column a 16-byte view per row); a literal null stays
-      one value through concat, filter, sort and joins. A capture that never fills a column (no VLAN, no quoted
-      ICMP packets, no names) then costs nothing for it.
-    - A text column null in some rows is made again. Its validity, taken from Arrow without a copy, kept alive the
-      whole Arrow array it came with, the 32-bit keys its codes were made from included: src6 and dst6 (IPv6
-      addresses, null in most rows) held 8 B a row each where their codes are 4 (7.6 B a sighting at 10M).
-    """
-    n = table.height
-    if not n:
-        return table
-    made: list[pl.Expr | pl.Series] = []
-    for (name, dtype), nulls in zip(table.schema.items(), table.null_count().row(0)):
-        if nulls == n:
-            made.append(pl.lit(None, dtype).alias(name))
-        elif nulls and dtype == pl.Categorical:
-            series = table.get_column(name)
-            made.append(series.zip_with(series.is_not_null(), series))
-    return table.with_columns(made) if made else table
+# A column no row has: a typed null literal (made once: 30 a chunk took 0.6 ms), which stays one value through concat,
+# filter, sort and joins. Converted from Arrow, an all-null column would hold its values buffer.
+_NULL = {name: pl.lit(None, dtype).alias(name) for name, dtype in SCHEMA.items()}
+# A text column null in some rows, made again: its validity, taken from Arrow without a copy, kept alive the whole Arrow
+# array it came with, the 32-bit keys its codes were made from included: src6 and dst6 (IPv6 addresses, null in most
+# rows) held 8 B a row each where their codes are 4 (7.6 B a sighting at 10M).
+_REMADE = {name: pl.when(pl.col(name).is_not_null()).then(pl.col(name)).alias(name)
+           for name, dtype in SCHEMA.items() if dtype == pl.Categorical}
 
 
 def _table(arrays: dict[str, pa.Array]) -> pl.DataFrame:
-    """One chunk's rows in schema order: its `arrays` (the columns some row has), the rest typed null literals."""
+    """One chunk's rows in schema order: its `arrays` (the columns some row has: `Columns.arrays`), the rest typed
+    null literals; a text column null in some rows made again (`_REMADE`)."""
     given = pl.from_arrow(pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays)), rechunk=False)
     if not isinstance(given, pl.DataFrame):  # `from_arrow` is typed for arrays too
         raise TypeError(f"a record batch became a {type(given).__name__}")
-    return narrow(given).select(pl.col(name) if name in arrays else pl.lit(None, dtype).alias(name)
-                                for name, dtype in SCHEMA.items())
+    return given.select(_NULL[name] if name not in arrays else _REMADE[name] if name in _REMADE and arrays[name].null_count
+                        else pl.col(name) for name in SCHEMA)
 
 
 def _port_kinds(ports: TunnelPorts) -> np.ndarray:
@@ -187,8 +174,10 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
         bitmap = None if fill == 2 else valid[c].copy()  # a buffer of its own: the block of bitmaps goes
         if name in _IPV6 or name == "direction":  # made text, or merged with the reader's direction: numpy first
             ok = np.ones(n, dtype=np.bool_) if bitmap is None else np.unpackbits(bitmap.view(np.uint8), count=n, bitorder="little").view(np.bool_)
-            cols.values[name] = _ipv6_text(data, value, ok) if name in _IPV6 else value
-            cols.valid[name] = None if bitmap is None else ok
+            if name in _IPV6:
+                cols.put_dictionary(name, *_ipv6_codes(data, value, ok))
+            else:
+                cols.values[name], cols.valid[name] = value, None if bitmap is None else ok
             continue
         data_buffer = pa.py_buffer(np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value)
         cols.ready[name] = pa.Array.from_buffers(ARROW_TYPE[name], n, [None if bitmap is None else pa.py_buffer(bitmap), data_buffer])
@@ -197,15 +186,20 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
 
 
-def _ipv6_text(data: np.ndarray, position: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """IPv6 addresses as text, from the buffer positions of their 16 bytes (the rows `valid` picks)."""
+def _ipv6_codes(data: np.ndarray, position: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+    """IPv6 addresses as text, from the buffer positions of their 16 bytes (the rows `valid` picks): each row's index
+    into the distinct texts (-1: null), and those texts in text order (as a text column's are made: `Columns`),
+    without a Python object a row."""
     rows = np.flatnonzero(valid)
     raw, _ = _gather(data, position[rows], 16)  # inside the buffer: C read them
     unique, inverse = np.unique(raw, return_inverse=True)
-    text = np.array([socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique], dtype=object)
-    out = np.empty(position.shape[0], dtype=object)
-    out[rows] = text[inverse]
-    return out
+    texts = [socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique]
+    order = sorted(range(len(texts)), key=texts.__getitem__)
+    rank = np.empty(len(texts), dtype=np.int32)
+    rank[order] = np.arange(len(texts), dtype=np.int32)
+    codes = np.full(position.shape[0], -1, dtype=np.int32)
+    codes[rows] = rank[inverse]
+    return codes, [texts[i] for i in order]
 
 
 def _sll2_ifindex(batch: FrameBatch, start: int, stop: int) -> tuple[np.ndarray, list[str | None]]:
