@@ -140,8 +140,12 @@ def bad_checksums(t: pl.DataFrame) -> BadChecksums:
 
     # the interfaces counted as the rows go by (their codes gathered, 4M bad sightings at 10M were at the peak of analyze)
     per_iface = t.lazy().filter(inner | outer).group_by("iface").len().drop_nulls().collect(engine="streaming")
-    inner_rows = rows(inner)
-    journeys = _journeys(t, inner_rows)  # what the detector reads of them when no envelope is bad: 0.08 s at 10M
+    if "journey" in t.columns:  # the journey of each (what the detector reads of them when no envelope is bad) filtered
+        # beside their positions, not gathered at them after (4.8M bad sightings at 10M: 0.071 -> 0.045 s of CPU)
+        found = t.lazy().select(rows=pl.arg_where(inner), journey=pl.col("journey").filter(inner)).collect()
+        inner_rows, journeys = found.get_column("rows").to_numpy(), found.get_column("journey").to_numpy()
+    else:
+        inner_rows = journeys = rows(inner)
     return BadChecksums(inner_rows, rows(outer), dict(per_iface.select(pl.col("iface").cast(pl.String), "len").iter_rows()),
                         journeys, _distinct(journeys))
 

@@ -768,6 +768,8 @@ def node_codes(table: pl.DataFrame) -> tuple[list[str], np.ndarray]:
     names = pairs["_node"].unique(maintain_order=True).to_list()
     # the smallest integer that numbers them: the codes are held to the end, one a sighting (uint32: 4 B)
     width, code = (np.uint8, pl.UInt8) if len(names) <= 1 << 8 else (np.uint16, pl.UInt16) if len(names) <= 1 << 16 else (np.uint32, pl.UInt32)
+    if len(names) <= 1:  # one node: every code 0, in pages none writes (a gather of every row wrote 10 MB at 10M: 0.028 s)
+        return names, np.zeros(table.height, dtype=width)
     if not pairs["input"].is_unique().all():
         nodes = table.select(node_column(table)).to_series()
         return names, nodes.replace_strict(names, list(range(len(names))), return_dtype=code).to_numpy()
