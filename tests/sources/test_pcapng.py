@@ -44,9 +44,11 @@ F = [bytes([i]) * (30 + i) for i in range(10)]
 
 @pytest.fixture(params=["compiled", "python"])
 def walked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The reader over the record walk in C (where built) and over its Python stand-in: the same batches and damage."""
+    """The reader over the record walk and checks in C (where built) and over their Python and numpy stand-ins: the
+    same batches and damage."""
     if request.param == "python":
         monkeypatch.setattr(walk, "pcapng_blocks", walk.python_pcapng_blocks)
+        monkeypatch.setattr(walk, "pcapng_check", None)
     elif not walk.COMPILED:
         pytest.skip("cniscope.wire._walk is not built (no C compiler at install)")
     return str(request.param)

@@ -87,6 +87,39 @@ def test_pcapng_walks_agree(compiled: ModuleType, big: bool) -> None:
             assert row[:7] == list(words)
 
 
+@pytest.mark.parametrize("big", [False, True])
+def test_pcapng_checks_agree(compiled: ModuleType, big: bool) -> None:
+    """The C check of walked packet blocks gives what the reader's numpy check gives: how many are good (up to the
+    first bad one), and their packets' offsets, lengths, interfaces, timestamps and options."""
+    from cniscope.sources.pcapng import _check_numpy
+
+    rng = random.Random(1200 + big)
+    for _ in range(400):
+        n = rng.randrange(1, 40)
+        block, fields, at = np.zeros(n, dtype=np.int64), np.zeros((n, 8), dtype=np.uint32), rng.randrange(0, 100)
+        rate = rng.choice([0.0, 0.01, 0.05, 0.2])  # how often a block is damaged, each way
+        for row, k in zip(fields, range(n)):  # one after the other, as walked
+            kind = rng.choice([pcapng.EPB] * 6 + [pcapng.SPB, pcapng.OPB])
+            caplen = rng.choice([rng.randrange(0, 200), rng.randrange(0, 1 << 32)]) if rng.random() < rate else rng.randrange(0, 200)
+            length = (32 + caplen + 3) // 4 * 4 + rng.choice([0, 0, 0, 8, 12, 20]) - (12 if kind == pcapng.SPB else 0)
+            if rng.random() < rate:
+                length = rng.choice([0, 13, 31, length + 2, rng.randrange(0, 1 << 32)])
+            iface = rng.choice([0, 1, 2, 5, rng.randrange(0, 1 << 32)]) if rng.random() < rate else rng.choice([0, 0, 1])
+            tail = rng.randrange(0, 1 << 32) if rng.random() < rate else length
+            row[:] = [kind, length, iface, rng.randrange(0, 1 << 32), rng.randrange(0, 1 << 32), caplen,
+                      rng.randrange(0, 1 << 32) if rng.random() < 0.1 else caplen + rng.randrange(0, 100), tail]
+            block[k], at = at, at + min(length, 400)
+        end = at - rng.choice([0, 0, 0, 4, 30, 200])  # the last blocks may run past the end
+        interfaces, snap0 = rng.choice([0, 1, 2, 2, 3]), rng.choice([0, 0, 16, 64, 100])
+        outs = (np.empty(n, np.int64), np.empty(n, np.uint32), np.empty(n, np.uint32), np.empty(n, np.int32),
+                np.empty(n, np.uint64), np.empty(n, np.uint8))
+        good = compiled.pcapng_check(fields, block, end, interfaces, snap0, wire_pcap.MAX_CAPLEN, big, *outs)
+        want, *theirs, _ = _check_numpy(block, fields, end, interfaces, snap0, big)
+        assert good == want, (fields.tolist(), block.tolist(), end, interfaces, snap0)
+        for ours, expected in zip(outs, theirs):
+            assert (ours[:good] == expected[:good]).all(), (fields.tolist(), block.tolist(), end, interfaces, snap0)
+
+
 def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
     data = np.zeros(100, dtype=np.uint8)
     with pytest.raises(ValueError, match="fewer than limit"):

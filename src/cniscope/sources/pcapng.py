@@ -266,38 +266,28 @@ class Reader:
         timestamp high and low, captured and wire lengths, trailing length); yield them up to the first damaged one,
         then raise."""
         block, fields = taken
-        if not len(block):
+        n = len(block)
+        if not n:
             return
         assert self.section is not None
         section, order, end = self.section, self.section.byteorder, self.end
-        # rows whose 28-byte header would run past the end are bad anyway: their words are zeros
-        kind = fields[:, 0]
-        length = fields[:, 1].astype(np.int64)
-        is_spb = kind == SPB
-        header = np.where(is_spb, 12, 28)
-        sound = (length >= header + 4) & (length & 3 == 0) & (block + length <= end) & (block + 28 <= end)
-        tail = fields[:, 7].astype(np.int64)
-        # the obsolete packet block has a 16-bit interface id and a 16-bit drop count
-        iface = fields[:, 2].astype(np.int64)
-        local = np.where(kind == OPB, iface >> 16 if order == ">" else iface & 0xFFFF, np.where(is_spb, 0, iface))
-        # SPB: no interface id nor timestamp; its third word is the wire length
-        wirelen = np.where(is_spb, iface, fields[:, 6]).astype(np.int64)
-        caplen = fields[:, 5].astype(np.int64)
-        if is_spb.any():
-            snap0 = section.interfaces[0].snaplen if section.interfaces else 0
-            clip = np.minimum(wirelen, length - 16)
-            caplen = np.where(is_spb, np.minimum(clip, snap0) if snap0 else clip, caplen)
-        ts_units = (fields[:, 3].astype(np.uint64) << np.uint64(32)) | fields[:, 4].astype(np.uint64)
-        bad = ~sound | (tail != length) | (local >= len(section.interfaces)) | (caplen > MAX_CAPLEN) \
-            | (header + caplen + 4 > length)
-        good = int(np.argmax(bad)) if bad.any() else len(block)
+        snap0 = section.interfaces[0].snaplen if section.interfaces else 0
+        if walk.pcapng_check is not None:  # in C, block by block: the numpy passes took as long as the walk
+            offset, units = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
+            caplen, wirelen = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
+            local, options = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.uint8)
+            good = walk.pcapng_check(fields, block, end, len(section.interfaces), snap0, MAX_CAPLEN, order == ">",
+                                     offset, caplen, wirelen, local, units, options)
+        else:
+            good, offset, caplen, wirelen, local, units, options, _ = _check_numpy(
+                block, fields, end, len(section.interfaces), snap0, order == ">")
         keep = slice(0, good)
-        yield from self._emit(block[keep], header[keep], local[keep], caplen[keep], wirelen[keep],
-                              ts_units[keep], length[keep], ~is_spb[keep])
-        if good < len(block):
-            k = good
-            raise _Damage(int(block[k]), self._reason(int(block[k]), bool(sound[k]), int(tail[k]), int(local[k]),
-                                                      int(caplen[k]), int(header[k])))
+        yield from self._emit(block[keep], fields[keep], offset[keep], local[keep], caplen[keep], wirelen[keep],
+                              units[keep], options[keep].view(np.bool_))
+        if good < n:
+            k = slice(good, good + 1)
+            *_, facts = _check_numpy(block[k], fields[k], end, len(section.interfaces), snap0, order == ">")
+            raise _Damage(int(block[good]), self._reason(int(block[good]), *facts))
 
     def _reason(self, block: int, sound: bool, tail: int, local: int, caplen: int, header: int) -> str:
         assert self.section is not None
@@ -327,8 +317,10 @@ class Reader:
             elif code == OPT_COMMENT:
                 self.comments[self.first + row] = _text(value)
 
-    def _emit(self, block: np.ndarray, header: np.ndarray, local: np.ndarray, caplen: np.ndarray,
-              wirelen: np.ndarray, ts_units: np.ndarray, length: np.ndarray, is_epb: np.ndarray) -> Iterator[FrameBatch]:
+    def _emit(self, block: np.ndarray, fields: np.ndarray, offset: np.ndarray, local: np.ndarray, caplen: np.ndarray,
+              wirelen: np.ndarray, ts_units: np.ndarray, options: np.ndarray) -> Iterator[FrameBatch]:
+        """The checked packet blocks (`block`, their header words `fields`) as a batch: their packets' `offset`,
+        interface (`local` to the section), lengths, timestamp units, and whether each block carries options."""
         n = len(block)
         if n == 0:
             return
@@ -336,29 +328,31 @@ class Reader:
         assert section is not None
         ifaces = section.interfaces
         linktypes = np.array([i.linktype for i in ifaces], dtype=np.uint16)
-        ts = np.full(n, NO_TS, dtype=np.int64)
+        is_epb = fields[:, 0] != SPB  # an SPB has no timestamp
         clocks: dict[tuple[int, int, int], list[int]] = {}  # interfaces of one resolution and offset: usually all
         for k, iface in enumerate(ifaces):
             clocks.setdefault((iface.tsresol_num, iface.tsresol_den, iface.tsoffset), []).append(k)
-        for members in clocks.values():
-            rows = (np.isin(local, members) if len(members) < len(ifaces) else np.ones(n, dtype=np.bool_)) & is_epb
-            if rows.any():
-                ts[rows] = _to_ns(ts_units[rows], ifaces[members[0]])
+        if len(clocks) == 1 and is_epb.all():  # the usual case: one clock, every block timed
+            ts = _to_ns(ts_units, ifaces[0])
+        else:
+            ts = np.full(n, NO_TS, dtype=np.int64)
+            for members in clocks.values():
+                rows = (np.isin(local, members) if len(members) < len(ifaces) else np.ones(n, dtype=np.bool_)) & is_epb
+                if rows.any():
+                    ts[rows] = _to_ns(ts_units[rows], ifaces[members[0]])
         direction = np.full(n, -1, dtype=np.int16)
-        # EPBs whose block is longer than header + padded data + trailer carry options
-        padded = (caplen + 3) & ~3
-        rows = np.flatnonzero(is_epb & (length > header + padded + 4))
+        rows = np.flatnonzero(options)
         if len(rows):
             # the usual case, epb_flags alone (cniscope capture writes it on every packet), vectorized
-            at = block[rows] + header[rows] + padded[rows]
+            at = offset[rows] + ((caplen[rows].astype(np.int64) + 3) & ~3)
+            stop = block[rows] + fields[rows, 1].astype(np.int64) - 4
             o = section.byteorder
             first = _gather(self.data, at, 8).view(np.dtype([("code", o + "u2"), ("len", o + "u2"), ("value", o + "u4")]))
             flags = (first["code"] == EPB_FLAGS) & (first["len"] == 4)
             direction[rows[flags]] = _directions(first["value"][flags])
-            only_flags = flags & (block[rows] + length[rows] - 4 - at <= 12)  # flags (8) + end (4)
-            for row in rows[~only_flags].tolist():
-                self._packet_options(row, int(block[row] + header[row] + padded[row]), int(block[row] + length[row] - 4),
-                                     direction)
+            only_flags = flags & (stop - at <= 12)  # flags (8) + end (4)
+            for k in np.flatnonzero(~only_flags).tolist():
+                self._packet_options(int(rows[k]), int(at[k]), int(stop[k]), direction)
         global_iface = (local + section.iface_base).astype(np.int32)
         node_index = {name: i for i, name in enumerate(self.node_names)}
         iface_node = np.full(len(self.iface_nodes), -1, dtype=np.int32)
@@ -370,9 +364,9 @@ class Reader:
                 iface_node[g] = node_index[name]
         batch = FrameBatch(
             data=self.data,
-            offset=block + header,
-            caplen=caplen.astype(np.uint32),
-            wirelen=wirelen.astype(np.uint32),
+            offset=offset,
+            caplen=caplen.astype(np.uint32, copy=False),
+            wirelen=wirelen.astype(np.uint32, copy=False),
             ts=ts,
             linktype=linktypes[local],
             iface=global_iface,
@@ -384,6 +378,37 @@ class Reader:
         )
         self.first += n
         yield batch
+
+
+def _check_numpy(block: np.ndarray, fields: np.ndarray, end: int, interfaces: int, snap0: int, big: bool) -> tuple[
+        int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[bool, int, int, int, int]]:
+    """`walk.pcapng_check` in numpy (where it was not built; and to say why the first bad block is bad): how many
+    blocks are good, their packets' offsets, captured and wire lengths, interfaces, timestamp units and whether they
+    carry options; and what `Reader._reason` needs of the first bad one (of row 0 when all are good)."""
+    # rows whose 28-byte header would run past the end are bad anyway: their words are zeros
+    kind = fields[:, 0]
+    length = fields[:, 1].astype(np.int64)
+    is_spb = kind == SPB
+    header = np.where(is_spb, 12, 28)
+    sound = (length >= header + 4) & (length & 3 == 0) & (block + length <= end) & (block + 28 <= end)
+    tail = fields[:, 7].astype(np.int64)
+    # the obsolete packet block has a 16-bit interface id and a 16-bit drop count
+    iface = fields[:, 2].astype(np.int64)
+    local = np.where(kind == OPB, iface >> 16 if big else iface & 0xFFFF, np.where(is_spb, 0, iface))
+    # SPB: no interface id nor timestamp; its third word is the wire length
+    wirelen = np.where(is_spb, iface, fields[:, 6]).astype(np.int64)
+    caplen = fields[:, 5].astype(np.int64)
+    if is_spb.any():
+        clip = np.minimum(wirelen, length - 16)
+        caplen = np.where(is_spb, np.minimum(clip, snap0) if snap0 else clip, caplen)
+    units = (fields[:, 3].astype(np.uint64) << np.uint64(32)) | fields[:, 4].astype(np.uint64)
+    bad = ~sound | (tail != length) | (local >= interfaces) | (caplen > MAX_CAPLEN) | (header + caplen + 4 > length)
+    good = int(np.argmax(bad)) if bad.any() else len(block)
+    options = ~is_spb & (length > header + ((caplen + 3) & ~3) + 4)
+    k = good if good < len(block) else 0
+    facts = (bool(sound[k]), int(tail[k]), int(local[k]), int(caplen[k]), int(header[k]))
+    return (good, block + header, caplen.astype(np.uint32), wirelen.astype(np.uint32), local.astype(np.int32), units,
+            options.astype(np.uint8), facts)
 
 
 def _directions(flags: np.ndarray) -> np.ndarray:

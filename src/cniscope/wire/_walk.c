@@ -96,10 +96,74 @@ static PyObject *pcapng_blocks(PyObject *self, PyObject *args) {
     return Py_BuildValue("nn", n, pos);
 }
 
+/* pcapng_check(fields, block, end, interfaces, snap0, max_caplen, big, offset, caplen, wirelen, local, units, options)
+ * -> good: the packet blocks `pcapng_blocks` walked (offsets `block`, header words `fields`), checked one by one up to
+ * the first bad one (its length not a multiple of 4, too short or running past `end`, a trailing length that
+ * disagrees, an interface the section does not describe, a captured length above `max_caplen` or longer than its
+ * block): how many are good, and for each of those its packet's offset, captured and wire lengths, interface (of the
+ * section), timestamp units, and whether the block carries options. An SPB (type 3) has no interface (0) nor
+ * timestamp, its third word is the wire length and its captured length is clipped to the wire length and to the
+ * snap length of interface 0 (`snap0`, 0: none); an OPB's (type 2) interface is 16 bits, the high ones of its word in a
+ * big-endian section (`big`). sources.pcapng's `_check_numpy` is the same check in numpy. */
+static PyObject *pcapng_check(PyObject *self, PyObject *args) {
+    Py_buffer f, b, o[6];
+    Py_ssize_t end, interfaces;
+    long long snap0, max_caplen;
+    int big;
+    if (!PyArg_ParseTuple(args, "y*y*nnLLpw*w*w*w*w*w*", &f, &b, &end, &interfaces, &snap0, &max_caplen, &big, &o[0], &o[1],
+                          &o[2], &o[3], &o[4], &o[5]))
+        return NULL;
+    Py_ssize_t n = b.len / 8, i = 0;
+    static const Py_ssize_t width[6] = {8, 4, 4, 4, 8, 1}; /* offset, caplen, wirelen, local, units, options */
+    int ok = b.len == n * 8 && f.len == n * 8 * (Py_ssize_t)sizeof(uint32_t);
+    for (int k = 0; k < 6; k++) ok = ok && o[k].len >= n * width[k];
+    if (ok) {
+        const uint32_t *fields = f.buf;
+        const int64_t *block = b.buf;
+        int64_t *offset = o[0].buf;
+        uint64_t *units = o[4].buf;
+        uint32_t *caplen = o[1].buf, *wirelen = o[2].buf;
+        int32_t *local = o[3].buf;
+        uint8_t *options = o[5].buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (; i < n; i++) {
+            const uint32_t *w = fields + 8 * i;
+            int64_t at = block[i], length = w[1], iface = w[2];
+            int spb = w[0] == 3, opb = w[0] == 2;
+            int64_t header = spb ? 12 : 28;
+            int sound = length >= header + 4 && (length & 3) == 0 && at + length <= end && at + 28 <= end;
+            int64_t in = opb ? (big ? iface >> 16 : iface & 0xFFFF) : spb ? 0 : iface;
+            int64_t wire = spb ? iface : w[6], cap = w[5];
+            if (spb) {
+                int64_t clip = wire < length - 16 ? wire : length - 16;
+                cap = snap0 && snap0 < clip ? snap0 : clip;
+            }
+            if (!sound || (int64_t)w[7] != length || in >= interfaces || cap > max_caplen || header + cap + 4 > length) break;
+            offset[i] = at + header;
+            caplen[i] = (uint32_t)cap;
+            wirelen[i] = (uint32_t)wire;
+            local[i] = (int32_t)in;
+            units[i] = ((uint64_t)w[3] << 32) | w[4];
+            options[i] = !spb && length > header + ((cap + 3) & ~3LL) + 4;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&f);
+    PyBuffer_Release(&b);
+    for (int k = 0; k < 6; k++) PyBuffer_Release(&o[k]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "fields: 8 uint32 a block; outputs: int64, uint32, uint32, int32, uint64, uint8 "
+                                          "a block at least");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Offsets of pcap records: (count, next position)."},
     {"pcapng_blocks", pcapng_blocks, METH_VARARGS,
      "Offsets and header words of consecutive pcapng blocks of one type: (count, next position)."},
+    {"pcapng_check", pcapng_check, METH_VARARGS, "Check walked pcapng packet blocks up to the first bad one: how many are good."},
     {NULL, NULL, 0, NULL},
 };
 

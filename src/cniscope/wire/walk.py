@@ -15,6 +15,7 @@ file afterwards, they took as long as the walk (10M pcapng).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -74,7 +75,10 @@ def python_pcapng_blocks(data: np.ndarray, pos: int, end: int, limit: int, big: 
 try:
     from cniscope.wire._walk import pcap_records as pcap_records
     from cniscope.wire._walk import pcapng_blocks as pcapng_blocks
+    from cniscope.wire._walk import pcapng_check as _pcapng_check
     COMPILED = True
+    pcapng_check: Callable[..., int] | None = _pcapng_check  # the numpy stand-in is the reader's (sources.pcapng)
 except ImportError:  # built without a C compiler
     pcap_records, pcapng_blocks = python_pcap_records, python_pcapng_blocks
+    pcapng_check = None
     COMPILED = False
