@@ -133,7 +133,7 @@ SCANNED = ("proto", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport
 
 def scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = None) -> Scanned:
     """What `number` keeps of the tuples of `table`'s rows (`journeys` of them); every row's tuple into `tuples`
-    (uint64) if given. In C, over the columns' own buffers (10M sightings: 0.1 against 0.45 s of CPU time), or
+    (uint64) if given. In C, over the columns' own buffers (10M sightings: 0.17 against 0.43 s of CPU time), or
     with `tuple_id` in polars."""
     if not COMPILED:
         return python_scan(table, journeys, tuples)
