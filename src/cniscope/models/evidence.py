@@ -166,11 +166,17 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
     node_addresses = node_addresses_of(table, inventory)
     pod_addresses = pod_addresses_of(table, journeys, models, inventory) - node_addresses
     pod_values = [v for v in (_ip4(a) for a in pod_addresses) if v is not None]
-    syn = (pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("mss").is_not_null() & pl.col("src").is_in(pod_values)
-    mss_from_pods = Counter(dict(table.lazy().filter(syn).group_by("mss").len().collect().rows()))
+    # the few sightings that can count (with an MSS; on a tunnel device) taken first, then their sources looked up
+    # among the pods' (every sighting's looked up: 0.029 -> 0.015 s of CPU at 10M)
+    syns = table.lazy().select("tcp_flags", "mss", "src").filter(pl.col("mss").is_not_null()).collect()
+    syn = (pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("src").is_in(pod_values)
+    mss_from_pods = Counter(dict(syns.lazy().filter(syn).group_by("mss").len().collect().rows()))
     tunnel_names = [name for name in ifaces if any((p := m.role_of(name)) is not None and p.role is Role.TUNNEL for m in models)]
-    at_tunnel = pl.col("iface").is_in(tunnel_names) & pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null()
-    ttl_at_tunnel = Counter({(iface, ttl): n for iface, ttl, n in table.lazy().filter(at_tunnel).group_by("iface", "ttl").len().collect().rows()})
+    ttl_at_tunnel: Counter[tuple[str, int]] = Counter()
+    if tunnel_names:
+        at_tunnel = table.lazy().select("iface", "src", "ttl").filter(pl.col("iface").is_in(tunnel_names)).collect()
+        ttl_at_tunnel.update({(iface, ttl): n for iface, ttl, n in at_tunnel.lazy().filter(
+            pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null()).group_by("iface", "ttl").len().collect().rows()})
 
     return Observations(
         rows=table.height,
