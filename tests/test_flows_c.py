@@ -30,6 +30,7 @@ def in_c(monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> None:
     monkeypatch.setattr(flows, "COMPILED", True)
     monkeypatch.setattr(flows, "tuple_scan", compiled.tuple_scan, raising=False)
     monkeypatch.setattr(flows, "number_first_seen", compiled.number_first_seen)
+    monkeypatch.setattr(flows, "gather", compiled.gather, raising=False)
 
 
 def in_python(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,3 +225,19 @@ def test_keys_are_numbered_by_first_appearance_as_numpy_does(compiled: ModuleTyp
         assert (got == want).all()
         if n:
             assert got[0] == 0 and (np.maximum.accumulate(got)[1:] - np.maximum.accumulate(got)[:-1] <= 1).all()
+
+
+def test_gather_reads_each_chunk_in_place(compiled: ModuleType) -> None:
+    """A column of chunks cut anywhere (one a view at an offset, one empty) looked up as numpy looks it up; a value
+    outside the table, a null or another type refused."""
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, 2**32, 1000, dtype=np.uint64).astype(np.uint32)
+    whole = pl.Series(rng.integers(0, 1000, 5000).astype(np.uint32))
+    column = pl.concat([whole.slice(0, 7), whole.slice(7, 0), whole.slice(7, 3000), whole.slice(3007)], rechunk=False)
+    got, want = np.zeros(len(column), np.uint32), np.zeros(len(column), np.uint32)
+    compiled.gather(column.__arrow_c_stream__(), table, got)
+    flows.python_gather(column, table, want)
+    assert (got == table[whole.to_numpy()]).all() and (want == got).all()
+    for bad in (pl.Series([1, 1000], dtype=pl.UInt32), pl.Series([1, None], dtype=pl.UInt32), pl.Series([1, 2], dtype=pl.UInt16)):
+        with pytest.raises(ValueError):
+            compiled.gather(bad.__arrow_c_stream__(), table, np.zeros(2, np.uint32))

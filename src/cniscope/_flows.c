@@ -619,9 +619,61 @@ done:
     return result;
 }
 
+/* gather(column, table, out): out[i] = table[column[i]] for a uint32 column without nulls (an Arrow stream
+ * capsule) and a uint32 `table`: each sighting's flow from its journey's, read from the column's chunks in place
+ * (numpy took them a slice at a time, each slice's chunks copied into one array first). */
+static PyObject *gather(PyObject *self, PyObject *args) {
+    PyObject *capsule;
+    Py_buffer table_, out_;
+    if (!PyArg_ParseTuple(args, "Oy*w*", &capsule, &table_, &out_))
+        return NULL;
+    Column c;
+    Py_ssize_t rows = out_.len / 4, size = table_.len / 4;
+    int bad = 0;
+    if (column_load(capsule, rows, &c, "gathered") == 0) {
+        if (c.width != 4) {
+            PyErr_SetString(PyExc_ValueError, "the gathered column is not uint32");
+            bad = 1;
+        }
+        const uint32_t *table = table_.buf;
+        uint32_t *out = out_.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t at = 0, k = 0; k < c.count && !bad; k++) {
+            const struct ArrowArray *a = &c.chunks[k];
+            if (!a->length)
+                continue;
+            if (a->null_count != 0 && a->buffers[0]) {
+                bad = 2;
+                break;
+            }
+            const uint32_t *index = (const uint32_t *)a->buffers[1] + a->offset;
+            for (int64_t i = 0; i < a->length; i++) {
+                uint32_t j = index[i];
+                if (j >= size) {
+                    bad = 2;
+                    break;
+                }
+                out[at + i] = table[j];
+            }
+            at += a->length;
+        }
+        Py_END_ALLOW_THREADS
+        if (bad == 2)
+            PyErr_SetString(PyExc_ValueError, "a null in the gathered column, or a value outside the table");
+        column_free(&c);
+    } else
+        bad = 1;
+    PyBuffer_Release(&table_);
+    PyBuffer_Release(&out_);
+    if (bad)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"tuple_scan", tuple_scan, METH_VARARGS, "Tuple ids of a correlated table's rows, and what numbering flows keeps of them."},
     {"number_first_seen", number_first_seen, METH_VARARGS, "uint64 keys numbered by first appearance."},
+    {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
     {NULL, NULL, 0, NULL},
 };
 

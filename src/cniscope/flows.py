@@ -120,8 +120,10 @@ def number(table: pl.DataFrame) -> Numbered:
     del scanned, multi
     journeys = table.get_column("journey")
     flow = np.empty(table.height, dtype=np.uint32)
-    for start in range(0, table.height, SLICE_ROWS):
-        flow[start:start + SLICE_ROWS] = flow_of[journeys.slice(start, SLICE_ROWS).to_numpy()]
+    if COMPILED:
+        gather(journeys.__arrow_c_stream__(), flow_of, flow)
+    else:
+        python_gather(journeys, flow_of, flow)
     return Numbered(table.with_columns(flow=chunked_like(pl.Series(flow), journeys)), pl.Series(leg_rows))
 
 
@@ -226,8 +228,15 @@ def python_number_first_seen(keys: np.ndarray, numbers: np.ndarray) -> int:
     return len(distinct)
 
 
+def python_gather(column: pl.Series, table: np.ndarray, out: np.ndarray) -> None:
+    """`out[i] = table[column[i]]` for a UInt32 column, a slice of rows at a time (`_flows.gather` takes the column's
+    Arrow stream, and reads its chunks in place)."""
+    for start in range(0, len(column), SLICE_ROWS):
+        out[start:start + SLICE_ROWS] = table[column.slice(start, SLICE_ROWS).to_numpy()]
+
+
 try:
-    from cniscope._flows import number_first_seen, tuple_scan
+    from cniscope._flows import gather, number_first_seen, tuple_scan
     COMPILED = True
 except ImportError:  # built without a C compiler
     number_first_seen = python_number_first_seen
