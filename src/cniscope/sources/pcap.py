@@ -53,17 +53,18 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
                                      f"kept the {first} packets before it")
             return
         starts = offsets[:count].copy()
-        good, damage = _check(data, starts, record, end)
+        good, damage, fields = _check(data, starts, record, end)
         if good:
-            yield _batch(data, starts[:good], record, header, first)
+            yield _batch(data, starts[:good], fields[:good], header, first)
             first += good
         if damage:
             info.warn(f"byte {starts[good]}", f"{damage}; kept the {first} packets before it")
             return
 
 
-def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> tuple[int, str]:
-    """How many records of the window are sound, and what is wrong with the next one ("" if none)."""
+def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> tuple[int, str, np.ndarray]:
+    """How many records of the window are sound, what is wrong with the next one ("" if none), and the record
+    headers, gathered once (at least those of the sound ones)."""
     n = len(starts)
     cut_header = int(starts[-1]) + RECORD_LEN > end
     whole = starts[:-1] if cut_header else starts
@@ -74,13 +75,13 @@ def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> 
     if bad.any():
         k = int(np.argmax(bad))
         if caplen[k] > MAX_CAPLEN:
-            return k, f"absurd captured length {caplen[k]} (more than {MAX_CAPLEN})"
+            return k, f"absurd captured length {caplen[k]} (more than {MAX_CAPLEN})", fields
         if empty[k]:  # no packet is 0 bytes long: zeros where records should be (padding, a bomb)
-            return k, "a record of a packet 0 bytes long"
-        return k, f"packet cut short: {end - int(whole[k]) - RECORD_LEN} of {caplen[k]} captured bytes"
+            return k, "a record of a packet 0 bytes long", fields
+        return k, f"packet cut short: {end - int(whole[k]) - RECORD_LEN} of {caplen[k]} captured bytes", fields
     if cut_header:
-        return n - 1, f"record header cut short: {end - int(starts[-1])} of {RECORD_LEN} bytes"
-    return n, ""
+        return n - 1, f"record header cut short: {end - int(starts[-1])} of {RECORD_LEN} bytes", fields
+    return n, "", fields
 
 
 def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -90,9 +91,9 @@ def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return gathered
 
 
-def _batch(data: np.ndarray, starts: np.ndarray, record: np.dtype, header: Header, first: int) -> FrameBatch:
+def _batch(data: np.ndarray, starts: np.ndarray, fields: np.ndarray, header: Header, first: int) -> FrameBatch:
+    """The records at `starts`, their headers `fields` (`_check`'s)."""
     n = len(starts)
-    fields = _gather(data, starts, RECORD_LEN).view(record)
     sub = fields["sub"].astype(np.int64)
     if header.ticks == 1_000_000:
         sub *= 1000
