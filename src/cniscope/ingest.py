@@ -134,9 +134,10 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
             refuse(opened, info)
 
 
-def _tags(spec: InputSpec, info: InputInfo) -> list[pl.Expr]:
-    """The input's index on every row; the node the user named where the input did not say one."""
-    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
+def _tags(spec: InputSpec, info: InputInfo, index: bool = True) -> list[pl.Expr]:
+    """The input's index on every row (unless the rows have it: `index` False); the node the user named where the
+    input did not say one."""
+    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")] if index else []
     if spec.node is not None:
         columns.append(pl.col("node").fill_null(spec.node))
     return columns
@@ -183,9 +184,10 @@ def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str]) 
 
 def finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
            comments: dict[int, str], info_column: bool = True) -> pl.DataFrame:
-    """Tag decoded rows with their input and node; nulls for what the file did not hold. The batch's pcapng
-    comments go to `info` unless the caller drops that column unread (`info_column` False)."""
-    columns = _tags(spec, info)
+    """Tag decoded rows with their node (`decode_batch` gave them their input's index); nulls for what the file did
+    not hold. The batch's pcapng comments go to `info` unless the caller drops that column unread (`info_column`
+    False). Most batches need none of it: the table as it is."""
+    columns = _tags(spec, info, index=False)
     if (batch.ts == NO_TS).any():
         columns.append(pl.when(pl.col("ts") == NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
     end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
@@ -195,7 +197,7 @@ def finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputI
         numbers = pl.int_range(pl.len(), dtype=pl.Int64) + batch.first_frame  # the rows' frames (`frame` may be unread)
         comment = numbers.replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
         columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
-    return table.with_columns(columns)
+    return table.with_columns(columns) if columns else table
 
 
 # --- what the user named: files, directories, capture directories ------------------------------

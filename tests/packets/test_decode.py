@@ -373,11 +373,11 @@ def test_a_chunk_lets_go_of_the_arrow_keys_behind_a_text_column_with_nulls() -> 
     del keys
     assert kept() is not None and plain.height == 500  # as converted from Arrow: the keys live on behind the validity
     made = [codes(start) for start in range(3)]
-    tables = [decode_module._table({"src6": six(k), "ts": pa.array(np.arange(500) + start)}) for start, k in enumerate(made)]
+    tables = [decode_module._table({"src6": six(k), "ts": pa.array(np.arange(500) + start)}, 2) for start, k in enumerate(made)]
     for start, (chunk, k) in enumerate(zip(tables, made)):
         assert chunk.schema == pl.Schema(SCHEMA) and chunk["ts"].to_list() == list(range(start, start + 500))
         assert chunk["src6"].to_list() == [texts[c] if c >= 0 else None for c in k.tolist()]
-        assert chunk["vlan"].null_count() == 500
+        assert chunk["vlan"].null_count() == 500 and chunk["input"].to_list() == [2] * 500
     whole = pl.concat(tables, rechunk=False)
     assert [c.len() for c in whole["src6"].get_chunks()] == [500, 500, 500]
     refs = [weakref.ref(k) for k in made]

@@ -96,13 +96,15 @@ _REMADE = {name: pl.when(pl.col(name).is_not_null()).then(pl.col(name)).alias(na
            for name, dtype in SCHEMA.items() if dtype == pl.Categorical}
 
 
-def _table(arrays: dict[str, pa.Array]) -> pl.DataFrame:
+def _table(arrays: dict[str, pa.Array], input_index: int) -> pl.DataFrame:
     """One chunk's rows in schema order: its `arrays` (the columns some row has: `Columns.arrays`), the rest typed
-    null literals; a text column null in some rows made again (`_REMADE`)."""
+    null literals; a text column null in some rows made again (`_REMADE`); the input's index a literal (one value,
+    as `ingest` tags every table)."""
     given = pl.from_arrow(pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays)), rechunk=False)
     if not isinstance(given, pl.DataFrame):  # `from_arrow` is typed for arrays too
         raise TypeError(f"a record batch became a {type(given).__name__}")
-    return given.select(_NULL[name] if name not in arrays else _REMADE[name] if name in _REMADE and arrays[name].null_count
+    return given.select(pl.lit(input_index, SCHEMA["input"]).alias("input") if name == "input" else _NULL[name]
+                        if name not in arrays else _REMADE[name] if name in _REMADE and arrays[name].null_count
                         else pl.col(name) for name in SCHEMA)
 
 
@@ -117,20 +119,19 @@ def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: M
             unread: frozenset[str]) -> pl.DataFrame:
     port_kinds = _port_kinds(ports)
     n = len(batch.offset)
-    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), input_index, ports, port_kinds, compiled, unread))
+    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), ports, port_kinds, compiled, unread), input_index)
               for start in range(0, n, CHUNK)]
     return pl.concat(chunks, rechunk=False) if chunks else empty()
 
 
 def _decode_chunk(
-    batch: FrameBatch, start: int, stop: int, input_index: int, ports: TunnelPorts, port_kinds: np.ndarray,
-    compiled: ModuleType | None, unread: frozenset[str],
+    batch: FrameBatch, start: int, stop: int, ports: TunnelPorts, port_kinds: np.ndarray, compiled: ModuleType | None,
+    unread: frozenset[str],
 ) -> dict[str, pa.Array]:
     n = stop - start
     cols = Columns(n)
     caplen = batch.caplen[start:stop]
     linktype = batch.linktype[start:stop]
-    cols.put("input", ALL, input_index)
     if "frame" not in unread:
         cols.put("frame", ALL, np.arange(batch.first_frame + start, batch.first_frame + stop, dtype=np.uint32))
     cols.put("ts", ALL, batch.ts[start:stop])
