@@ -14,6 +14,7 @@ from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.journeys import NO_ADDRESS
 from cniscope.models import Role
+from cniscope.models.evidence import named_counts
 from cniscope.packets.schema import Tunnel
 from cniscope.results import Evidence, Finding, FindingKind, Journey, Severity
 
@@ -139,15 +140,15 @@ def bad_checksums(t: pl.DataFrame) -> BadChecksums:
         return found
 
     # the interfaces counted as the rows go by (their codes gathered, 4M bad sightings at 10M were at the peak of analyze)
-    per_iface = t.lazy().filter(inner | outer).group_by("iface").len().drop_nulls().collect(engine="streaming")
+    # the interfaces counted over their codes (grouped by name: 0.04 s of CPU at 10M, where 4.8M sightings are bad)
+    per_iface = named_counts(t.lazy().select(pl.col("iface").filter(inner | outer)).collect().to_series())
     if "journey" in t.columns:  # the journey of each (what the detector reads of them when no envelope is bad) filtered
         # beside their positions, not gathered at them after (4.8M bad sightings at 10M: 0.071 -> 0.045 s of CPU)
         found = t.lazy().select(rows=pl.arg_where(inner), journey=pl.col("journey").filter(inner)).collect()
         inner_rows, journeys = found.get_column("rows").to_numpy(), found.get_column("journey").to_numpy()
     else:
         inner_rows = journeys = rows(inner)
-    return BadChecksums(inner_rows, rows(outer), dict(per_iface.select(pl.col("iface").cast(pl.String), "len").iter_rows()),
-                        journeys, _distinct(journeys))
+    return BadChecksums(inner_rows, rows(outer), per_iface, journeys, _distinct(journeys))
 
 
 def _journeys(t: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
