@@ -224,13 +224,20 @@ class _Whole:
         yield b"\n ]"
 
     def _chunk(self, elements: Sequence[Any]) -> bytes | memoryview:
-        """`elements`, one a line, without the list's brackets."""
+        """`elements`, one a line, without the list's brackets. Written without `default` (journeys), each element by a
+        call of its own, joined: no search of the text for where they meet (20,000 journeys: 0.052 -> 0.039 s of CPU);
+        with it (conversations), each call's `default` costs more than the search."""
         try:
-            text = orjson.dumps(elements, default=self.default, option=orjson.OPT_PASSTHROUGH_DATACLASS if self.default else None)
+            if self.default is None:
+                text = _SEPARATOR.join(map(orjson.dumps, elements))
+            else:
+                text = orjson.dumps(elements, default=self.default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
         except orjson.JSONEncodeError:  # an integer above 64 bits
             text = None
         if text is None or not text.isascii():
             return _SEPARATOR.join(_encode(self.value(e)) for e in elements)
+        if self.default is None:
+            return text
         # `},{"id":` is only ever between two elements: a quote inside a string is written escaped
         return memoryview(text.replace(b'},{"id":', b'},\n  {"id":'))[1:-1]  # brackets left out, not copied
 
