@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from cniscope.ingest import Reopen, manifest_inputs, read
 from cniscope.sources import InputSpec
 from cniscope.wire import pcap
 from tests.frames import ethernet, ipv4, tcp
-from tests.paths import SEED
+from tests.paths import CORPUS, DATA, SEED
 
 T0 = 1_700_000_000_000_000_000
 
@@ -74,3 +76,15 @@ def test_unread_columns_come_null_and_pcapng_comments_reach_info_without_frame(t
     lean = read([InputSpec(str(path))], unread=("frame", "tos")).table
     assert lean.schema == whole.schema and lean["frame"].null_count() == lean["tos"].null_count() == 5
     assert lean.drop("frame", "tos").equals(whole.drop("frame", "tos"), null_equal=True)
+
+
+def test_analysing_pcap_and_pcapng_imports_no_pyarrow() -> None:
+    """Decoded frames reach polars through the Arrow C data interface (`packets.arrow`): pyarrow, 60-140 ms of imports,
+    stays out of `analyze` of binary captures (it is imported where it writes: Parquet, spill)."""
+    probe = ("import sys, io, json, contextlib\nfrom cniscope.cli import main\nout = io.StringIO()\n"
+             "with contextlib.redirect_stdout(out):\n    code = main(sys.argv[1:])\n"
+             "print(code, json.loads(out.getvalue())['journeys_total'] > 0, 'pyarrow' in sys.modules)")
+    for capture in (CORPUS / "02-ysaied-pan-cn-calico-eth.pcap", DATA / "scenarios" / "calico-vxlan" / "cross-node" / "merged.pcapng"):
+        done = subprocess.run([sys.executable, "-c", probe, "analyze", "--json", str(capture)], capture_output=True, text=True,
+                              timeout=120)
+        assert done.stdout.split() == ["0", "True", "False"], done.stderr

@@ -165,7 +165,7 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, u
 def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str]) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
     `DECODERS` + 1 batches in flight: memory stays bounded)."""
-    from cniscope.packets.decode import decode_batch  # here: with pyarrow, 60 ms of imports that text does not need
+    from cniscope.packets.decode import decode_batch  # here: the decoders, imports that text does not need
 
     if DECODERS <= 1:
         yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread)) for batch in batches)

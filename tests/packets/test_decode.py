@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cniscope.models import TUNNEL_PORTS
+from cniscope.packets import arrow
 from cniscope.packets import decode as decode_module
 from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference
 from cniscope.packets.fallback import DECODED, PACKET
@@ -357,23 +358,22 @@ def test_a_chunk_lets_go_of_the_arrow_keys_behind_a_text_column_with_nulls() -> 
     no row has is a typed null."""
     import weakref
 
-    import pyarrow as pa
-
     texts = ["fe80::1", "fe80::2", "::1"]
 
     def codes(start: int) -> np.ndarray:
         return np.array(([-1, 0, 1, -1, 2] * 100)[start:] + [-1] * start, dtype=np.int32)
 
-    def six(keys: np.ndarray) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(keys, mask=keys < 0), pa.array(texts))
+    def six(keys: np.ndarray) -> arrow.Array:
+        return arrow.dictionary(keys, texts)
 
     keys = codes(0)
-    plain = pl.from_arrow(pa.RecordBatch.from_arrays([six(keys)], names=["src6"]), rechunk=False)
+    plain = arrow.frame({"src6": six(keys)})
     kept = weakref.ref(keys)
     del keys
     assert kept() is not None and plain.height == 500  # as converted from Arrow: the keys live on behind the validity
     made = [codes(start) for start in range(3)]
-    tables = [decode_module._table({"src6": six(k), "ts": pa.array(np.arange(500) + start)}, 2) for start, k in enumerate(made)]
+    tables = [decode_module._table({"src6": six(k), "ts": arrow.Array(b"l", 500, 0, (None, np.arange(500) + start))},
+                                   2) for start, k in enumerate(made)]
     for start, (chunk, k) in enumerate(zip(tables, made)):
         assert chunk.schema == pl.Schema(SCHEMA) and chunk["ts"].to_list() == list(range(start, start + 500))
         assert chunk["src6"].to_list() == [texts[c] if c >= 0 else None for c in k.tolist()]
@@ -398,10 +398,11 @@ def test_put_rows_sets_what_putting_each_field_sets() -> None:
         for name, value in fields.items():
             if value is not None:
                 one_by_one.put(name, row, value)
-    made = batched.arrays()
-    assert made.keys() == one_by_one.arrays().keys() == {"sport", "dport", "mss", "error", "truncated"}
-    assert all(made[name].equals(one_by_one.arrays()[name]) for name in made)
-    assert made["mss"].to_pylist() == [None, None, None, 1400, None, None]
+    made = arrow.frame(batched.arrays())
+    assert made.columns == [*one_by_one.arrays()] and set(made.columns) == {"sport", "dport", "mss", "error", "truncated"}
+    assert made.equals(arrow.frame(one_by_one.arrays()), null_equal=True)
+    assert made["mss"].to_list() == [None, None, None, 1400, None, None]
+    assert made["error"].dtype == pl.Categorical and made["error"].to_list() == [None, None, None, None, None, "cut"]
     with pytest.raises(TypeError, match="mss: a float"):
         Columns(2).put_rows([0], [{"mss": 1.5}])
 

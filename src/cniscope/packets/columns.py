@@ -1,4 +1,4 @@
-"""Column arrays for one chunk of rows, each with a validity mask, turned into Arrow without copies.
+"""Column arrays for one chunk of rows, each with a validity mask, turned into Arrow arrays (`arrow`) without copies.
 
 Rows start null; decoders `put` values for a selection of rows (a slice, a
 boolean mask or an index array). `arrays` gives the chunk's Arrow arrays of the
@@ -9,12 +9,11 @@ decoder makes them typed null literals, which cost nothing to convert or hold.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
+from cniscope.packets import arrow
 from cniscope.packets.schema import COLUMNS
 
 Rows = slice | np.ndarray | int
@@ -24,10 +23,10 @@ _NUMPY: dict[pl.DataType | type[pl.DataType], type[np.generic]] = {
     pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32, pl.UInt64: np.uint64,
     pl.Int64: np.int64, pl.Boolean: np.bool_, pl.Utf8: np.object_, pl.Categorical: np.object_,
 }
-_ARROW: dict[pl.DataType | type[pl.DataType], Any] = {
-    pl.UInt8: pa.uint8(), pl.UInt16: pa.uint16(), pl.UInt32: pa.uint32(), pl.UInt64: pa.uint64(),
-    pl.Int64: pa.int64(), pl.Boolean: pa.bool_(), pl.Utf8: pa.string(),
-    pl.Categorical: pa.dictionary(pa.int32(), pa.string()),
+# Arrow format strings (C data interface); a categorical is int32 indices into a dictionary of strings
+_ARROW: dict[pl.DataType | type[pl.DataType], bytes] = {
+    pl.UInt8: b"C", pl.UInt16: b"S", pl.UInt32: b"I", pl.UInt64: b"L", pl.Int64: b"l", pl.Boolean: b"b", pl.Utf8: b"u",
+    pl.Categorical: b"i",
 }
 NUMPY_TYPE = {c.name: _NUMPY[c.dtype.base_type()] for c in COLUMNS}
 ARROW_TYPE = {c.name: _ARROW[c.dtype.base_type()] for c in COLUMNS}
@@ -43,7 +42,7 @@ class Columns:
         self.n = n
         self.values: dict[str, np.ndarray] = {}
         self.valid: dict[str, np.ndarray | None] = {}
-        self.ready: dict[str, pa.Array] = {}
+        self.ready: dict[str, arrow.Array] = {}
         self.adopted: set[int] = set()  # ids of caller arrays kept as columns: never adopt one twice
 
     def _arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -105,25 +104,22 @@ class Columns:
 
     def put_dictionary(self, name: str, indices: np.ndarray, names: list[str | None]) -> None:
         """A text column from per-row indices into `names` (-1: null)."""
-        strings = pa.array(names, type=pa.string())
-        nulls = indices < 0
-        idx = pa.array(indices.astype(np.int32, copy=False), mask=nulls if nulls.any() else None)
-        self.ready[name] = pa.DictionaryArray.from_arrays(idx, strings)
+        self.ready[name] = arrow.dictionary(indices, names)
 
     @staticmethod
-    def _dictionary(values: np.ndarray, valid: np.ndarray | None) -> pa.DictionaryArray:
+    def _dictionary(values: np.ndarray, valid: np.ndarray | None) -> arrow.Array:
         """A text column's values as indices into its distinct texts (the rows `valid` leaves out: null)."""
         texts, codes = np.unique(values if valid is None else values[valid], return_inverse=True)
         indices = np.full(len(values), -1, dtype=np.int32)
         indices[slice(None) if valid is None else valid] = codes
-        return pa.DictionaryArray.from_arrays(pa.array(indices, mask=indices < 0), pa.array(texts.tolist(), type=pa.string()))
+        return arrow.dictionary(indices, texts.tolist())
 
-    def arrays(self) -> dict[str, pa.Array]:
+    def arrays(self) -> dict[str, arrow.Array]:
         """The columns some row has a value of, in schema order."""
         found = {c.name: self._arrow(c.name) for c in COLUMNS}
         return {name: a for name, a in found.items() if a is not None and a.null_count < self.n}
 
-    def _arrow(self, name: str) -> pa.Array | None:
+    def _arrow(self, name: str) -> arrow.Array | None:
         if name in self.ready:
             return self.ready[name]
         values = self.values.get(name)
@@ -133,12 +129,14 @@ class Columns:
         if valid is not None and not valid.any():
             return None
         if values.dtype == np.object_:
-            if pa.types.is_dictionary(ARROW_TYPE[name]):  # as `put_dictionary`: pyarrow's own encoding kept 16 B a row more
+            if ARROW_TYPE[name] == b"i":  # as `put_dictionary`
                 return self._dictionary(values, valid)
-            return pa.array(values, type=ARROW_TYPE[name], mask=None if valid is None else ~valid)
-        bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-        if values.dtype == np.bool_:
-            data = pa.py_buffer(np.packbits(values, bitorder="little"))
-        else:
-            data = pa.py_buffer(np.ascontiguousarray(values))
-        return pa.Array.from_buffers(ARROW_TYPE[name], self.n, [bitmap, data])
+            texts = values.tolist()
+            return arrow.strings(texts if valid is None else [t if ok else None for t, ok in zip(texts, valid.tolist())])
+        bitmap, nulls = (None, 0) if valid is None else arrow.validity(valid)
+        return arrow.Array(ARROW_TYPE[name], self.n, nulls, (bitmap, _data(values)))
+
+
+def _data(values: np.ndarray) -> np.ndarray:
+    """A column's values buffer as Arrow lays it out (booleans: a bit a row)."""
+    return np.packbits(values, bitorder="little") if values.dtype == np.bool_ else np.ascontiguousarray(values)

@@ -26,8 +26,9 @@ over the batch in chunks of `CHUNK` rows. For each chunk:
    (one `inet_ntop` per distinct address) and the error texts; the batch's own
    columns (input, frame, ts, node, iface ...) and the reader's direction are
    put beside them. The columns some row has go to polars as Arrow arrays,
-   without copies; the others (a third of them in a `tcpdump -i any` capture of
-   a node: names, quoted packets, VLAN ...) become typed null literals.
+   without copies, through the C data interface (`arrow`: no pyarrow to
+   import); the others (a third of them in a `tcpdump -i any` capture of a
+   node: names, quoted packets, VLAN ...) become typed null literals.
 
 Where the C decoder was not built (no compiler at install: the extension is
 optional), every frame goes through `fallback.decode_frame`, one by one, to the
@@ -46,8 +47,8 @@ from types import ModuleType
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
+from cniscope.packets import arrow
 from cniscope.packets.columns import ALL, ARROW_TYPE, NUMPY_TYPE, Columns
 from cniscope.packets.fallback import decode_frame
 from cniscope.packets.frames import FrameBatch
@@ -96,13 +97,11 @@ _REMADE = {name: pl.when(pl.col(name).is_not_null()).then(pl.col(name)).alias(na
            for name, dtype in SCHEMA.items() if dtype == pl.Categorical}
 
 
-def _table(arrays: dict[str, pa.Array], input_index: int) -> pl.DataFrame:
+def _table(arrays: dict[str, arrow.Array], input_index: int) -> pl.DataFrame:
     """One chunk's rows in schema order: its `arrays` (the columns some row has: `Columns.arrays`), the rest typed
     null literals; a text column null in some rows made again (`_REMADE`); the input's index a literal (one value,
     as `ingest` tags every table)."""
-    given = pl.from_arrow(pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays)), rechunk=False)
-    if not isinstance(given, pl.DataFrame):  # `from_arrow` is typed for arrays too
-        raise TypeError(f"a record batch became a {type(given).__name__}")
+    given = arrow.frame(arrays)
     return given.select(pl.lit(input_index, SCHEMA["input"]).alias("input") if name == "input" else _NULL[name]
                         if name not in arrays else _REMADE[name] if name in _REMADE and arrays[name].null_count
                         else pl.col(name) for name in SCHEMA)
@@ -127,7 +126,7 @@ def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: M
 def _decode_chunk(
     batch: FrameBatch, start: int, stop: int, ports: TunnelPorts, port_kinds: np.ndarray, compiled: ModuleType | None,
     unread: frozenset[str],
-) -> dict[str, pa.Array]:
+) -> dict[str, arrow.Array]:
     n = stop - start
     cols = Columns(n)
     caplen = batch.caplen[start:stop]
@@ -180,8 +179,9 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
             else:
                 cols.values[name], cols.valid[name] = value, None if bitmap is None else ok
             continue
-        data_buffer = pa.py_buffer(np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value)
-        cols.ready[name] = pa.Array.from_buffers(ARROW_TYPE[name], n, [None if bitmap is None else pa.py_buffer(bitmap), data_buffer])
+        data_buffer = np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value
+        cols.ready[name] = arrow.Array(ARROW_TYPE[name], n, 0 if bitmap is None else arrow.null_count(bitmap, n),
+                                       (bitmap, data_buffer))
     if errors and "error" not in unread:
         rows, texts = zip(*errors)
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))

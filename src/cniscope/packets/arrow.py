@@ -1,0 +1,188 @@
+"""Numpy buffers handed to polars as Arrow arrays through the Arrow C data interface, without pyarrow.
+
+pyarrow took 60-140 ms to import on every run that decodes a frame, only to wrap buffers polars takes over anyway.
+Here each column of a chunk is exported as an Arrow array that `pl.Series` imports through the PyCapsule interface
+(`__arrow_c_array__`, `frame`): the C structs point at the numpy buffers, no copy; the release callback polars calls
+when it drops the last of them lets the buffers go (`_alive` holds them until then).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from collections.abc import Sequence
+from ctypes import POINTER, c_char_p, c_int64, c_void_p
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+NULLABLE = 2  # ARROW_FLAG_NULLABLE
+
+
+class _Schema(ctypes.Structure):
+    pass
+
+
+class _Array(ctypes.Structure):
+    pass
+
+
+_SchemaRelease = ctypes.CFUNCTYPE(None, POINTER(_Schema))
+_ArrayRelease = ctypes.CFUNCTYPE(None, POINTER(_Array))
+_Schema._fields_ = [
+    ("format", c_char_p), ("name", c_char_p), ("metadata", c_char_p), ("flags", c_int64), ("n_children", c_int64),
+    ("children", POINTER(POINTER(_Schema))), ("dictionary", POINTER(_Schema)), ("release", _SchemaRelease),
+    ("private_data", c_void_p),
+]
+_Array._fields_ = [
+    ("length", c_int64), ("null_count", c_int64), ("offset", c_int64), ("n_buffers", c_int64), ("n_children", c_int64),
+    ("buffers", POINTER(c_void_p)), ("children", POINTER(POINTER(_Array))), ("dictionary", POINTER(_Array)),
+    ("release", _ArrayRelease), ("private_data", c_void_p),
+]
+
+# What an exported array's struct points at (buffers, their list, children, texts) until polars releases it, by the key
+# in its private_data; the struct itself (`_structs`, by address) lives until its capsule goes: polars moves it out of
+# the capsule's struct (which it leaves released) and may release it before the capsule goes.
+_alive: dict[int, object] = {}
+_structs: dict[int, object] = {}
+_keys = itertools.count(1)
+
+
+def _schema_released(p: ctypes._Pointer[_Schema]) -> None:
+    s = p.contents
+    _alive.pop(s.private_data or 0, None)
+    s.release = _SchemaRelease()  # NULL: released
+
+
+def _array_released(p: ctypes._Pointer[_Array]) -> None:
+    a = p.contents
+    _alive.pop(a.private_data or 0, None)
+    a.release = _ArrayRelease()
+
+
+_RELEASE_SCHEMA = _SchemaRelease(_schema_released)  # a child's or a dictionary's: its parent's holds its memory
+_RELEASE_ARRAY = _ArrayRelease(_array_released)
+
+_Destructor = ctypes.CFUNCTYPE(None, c_void_p)
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.restype = ctypes.py_object
+_capsule_new.argtypes = [c_void_p, c_char_p, _Destructor]
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = c_void_p
+_capsule_pointer.argtypes = [c_void_p, c_char_p]
+_SCHEMA_CAPSULE = b"arrow_schema"  # the capsule keeps the pointer to its name: these live as long as the module
+_ARRAY_CAPSULE = b"arrow_array"
+
+
+def _schema_capsule_gone(capsule: int | None) -> None:
+    """A capsule's struct polars did not take (it moves it out, leaving it released) is released with it."""
+    address = _capsule_pointer(capsule, _SCHEMA_CAPSULE) or 0
+    s = _Schema.from_address(address)
+    if s.release:
+        s.release(ctypes.pointer(s))
+    _structs.pop(address, None)
+
+
+def _array_capsule_gone(capsule: int | None) -> None:
+    address = _capsule_pointer(capsule, _ARRAY_CAPSULE) or 0
+    a = _Array.from_address(address)
+    if a.release:
+        a.release(ctypes.pointer(a))
+    _structs.pop(address, None)
+
+
+_SCHEMA_GONE = _Destructor(_schema_capsule_gone)
+_ARRAY_GONE = _Destructor(_array_capsule_gone)
+
+
+@dataclass(frozen=True)
+class Array:
+    """One Arrow array: `fmt` its format string (C data interface), `buffers` as the format lays them out (None: an
+    absent validity bitmap), `dictionary` the values a dictionary-encoded array's indices point at."""
+
+    fmt: bytes
+    length: int
+    null_count: int
+    buffers: tuple[np.ndarray | None, ...]
+    dictionary: Array | None = None
+
+
+def validity(valid: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """A validity bitmap of a boolean mask (None where every row is valid), and the count of nulls."""
+    nulls = valid.shape[0] - int(np.count_nonzero(valid))
+    return (np.packbits(valid, bitorder="little") if nulls else None), nulls
+
+
+def null_count(bitmap: np.ndarray, n: int) -> int:
+    """Nulls among the `n` rows of a validity bitmap whose bits past the last row are clear."""
+    return n - int(np.bitwise_count(bitmap.view(np.uint8)).sum(dtype=np.int64))
+
+
+def strings(texts: Sequence[str | None]) -> Array:
+    """A UTF-8 string array of `texts` (None: null)."""
+    encoded = [b"" if t is None else t.encode() for t in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+    bitmap, nulls = validity(np.array([t is not None for t in texts], dtype=np.bool_))
+    return Array(b"u", len(encoded), nulls, (bitmap, offsets, data))
+
+
+def dictionary(indices: np.ndarray, texts: Sequence[str | None]) -> Array:
+    """Text as int32 `indices` (negative: null) into `texts`: an Arrow dictionary array."""
+    codes = indices.astype(np.int32, copy=False)
+    bitmap, nulls = validity(codes >= 0)
+    return Array(b"i", codes.shape[0], nulls, (bitmap, np.ascontiguousarray(codes)), strings(texts))
+
+
+def _address(buffer: np.ndarray | None) -> int | None:
+    return None if buffer is None else int(buffer.__array_interface__["data"][0])
+
+
+def frame(arrays: dict[str, Array]) -> pl.DataFrame:
+    """The named arrays (of one length) as a polars table that takes them over without a copy. Each column is
+    exported on its own: a buffer polars drops (the indices of a text column it recodes) goes then, not when the last
+    column of its chunk goes."""
+    return pl.DataFrame([pl.Series(_Column(name.encode(), a)) for name, a in arrays.items()])
+
+
+class _Column:
+    """One named array, exported through the PyCapsule interface (`pl.Series(_Column(...))`)."""
+
+    def __init__(self, name: bytes, array: Array) -> None:
+        self.name, self.array = name, array
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        keep: list[object] = [self.array]
+        schema, array = _schema(self.name, self.array, keep), _array(self.array, keep)
+        schema_key, array_key = next(_keys), next(_keys)
+        schema.private_data, array.private_data = schema_key, array_key
+        _alive[schema_key] = _alive[array_key] = keep
+        _structs[ctypes.addressof(schema)], _structs[ctypes.addressof(array)] = schema, array
+        return (_capsule_new(ctypes.addressof(schema), _SCHEMA_CAPSULE, _SCHEMA_GONE),
+                _capsule_new(ctypes.addressof(array), _ARRAY_CAPSULE, _ARRAY_GONE))
+
+
+def _schema(name: bytes, a: Array, keep: list[object]) -> _Schema:
+    """The struct of `a`'s type; `keep` gets what it points at."""
+    keep.extend((name, a.fmt))
+    s = _Schema(format=a.fmt, name=name, flags=NULLABLE, n_children=0, release=_RELEASE_SCHEMA)
+    if a.dictionary is not None:
+        d = _schema(b"", a.dictionary, keep)
+        keep.append(d)
+        s.dictionary = ctypes.pointer(d)
+    return s
+
+
+def _array(a: Array, keep: list[object]) -> _Array:
+    """The struct of `a`'s buffers; `keep` gets what it points at."""
+    buffers = (c_void_p * len(a.buffers))(*map(_address, a.buffers))
+    keep.extend((a, buffers))
+    out = _Array(length=a.length, null_count=a.null_count, offset=0, n_buffers=len(a.buffers), n_children=0,
+                 buffers=buffers, release=_RELEASE_ARRAY)
+    if a.dictionary is not None:
+        d = _array(a.dictionary, keep)
+        keep.append(d)
+        out.dictionary = ctypes.pointer(d)
+    return out

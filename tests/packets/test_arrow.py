@@ -1,0 +1,46 @@
+"""Numpy buffers to polars through the Arrow C data interface (`cniscope.packets.arrow`), without pyarrow."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import polars as pl
+
+from cniscope.packets import arrow
+
+
+def test_each_format_arrives_with_its_values_nulls_and_type() -> None:
+    valid = np.array([True, False, True, True, False])
+    bitmap, nulls = arrow.validity(valid)
+    assert nulls == 2 and bitmap is not None and arrow.null_count(bitmap, 5) == 2
+    numbers = {fmt: np.arange(5, dtype=dtype) + 250 * (dtype == np.uint8)
+               for fmt, dtype in ((b"C", np.uint8), (b"S", np.uint16), (b"I", np.uint32), (b"L", np.uint64), (b"l", np.int64))}
+    arrays = {fmt.decode(): arrow.Array(fmt, 5, nulls, (bitmap, values)) for fmt, values in numbers.items()}
+    arrays["flag"] = arrow.Array(b"b", 5, 0, (None, np.packbits(valid, bitorder="little")))
+    arrays["text"] = arrow.strings(["é", None, "", "ab", None])
+    arrays["name"] = arrow.dictionary(np.array([1, -1, 0, 1, -1]), ["eth0", "vxlan.calico"])
+    arrays["none"] = arrow.dictionary(np.array([-1] * 5), [])
+    table = arrow.frame(arrays)
+    assert table.schema == pl.Schema({"C": pl.UInt8, "S": pl.UInt16, "I": pl.UInt32, "L": pl.UInt64, "l": pl.Int64,
+                                      "flag": pl.Boolean, "text": pl.String, "name": pl.Categorical(), "none": pl.Categorical()})
+    assert table["C"].to_list() == [250, None, 252, 253, None] and table["l"].to_list() == [0, None, 2, 3, None]
+    assert table["flag"].to_list() == valid.tolist() and table["text"].to_list() == ["é", None, "", "ab", None]
+    assert table["name"].to_list() == ["vxlan.calico", None, "eth0", "vxlan.calico", None]
+    assert table["none"].null_count() == 5
+
+
+def test_buffers_are_taken_without_a_copy_and_let_go_with_the_table() -> None:
+    values = np.arange(1000, dtype=np.uint32)
+    structs = len(arrow._structs)
+    table = arrow.frame({"v": arrow.Array(b"I", 1000, 0, (None, values))})
+    assert table["v"].to_numpy(allow_copy=False).__array_interface__["data"][0] == values.__array_interface__["data"][0]
+    gone = weakref.ref(values)
+    assert len(arrow._structs) == structs  # a capsule's structs go with it: polars moved what they held
+    del values
+    gc.collect()
+    assert gone() is not None and table["v"].sum() == 499500  # polars holds it
+    del table
+    gc.collect()
+    assert gone() is None and len(arrow._structs) == structs
