@@ -430,12 +430,12 @@ def test_split_gives_each_partition_its_positions_in_order(monkeypatch, count: i
 @pytest.mark.parametrize("hops", [True, False])
 def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    compiled: bool, hops: bool) -> None:
-    """One node in partitions here (`_correlate_one_node`: key and capture point put in partition order, a partition a
+    """One node in partitions here (`_correlate_one_node`: key, capture point and time put in partition order, a partition a
     slice of them), with the C steps or their numpy fallbacks: the columns of one partition, row for row."""
     from tests.test_analyze_golden import generated
 
     if not compiled:
-        for name in ("argsort_keys", "merge_put", "partition_place", "partition_scatter", "partition_sizes", "rank_firsts"):
+        for name in ("argsort_keys", "merge_put", "partition_place", "partition_scatter", "partition_sizes", "put_rows", "rank_firsts"):
             monkeypatch.setattr(journeys_mod, name, getattr(journeys_mod, f"python_{name}"))
     table = read([InputSpec(str(generated(tmp_path, 3000)))]).table
     columns = ["row", "journey", "hop", *(["hops", "delay"] if hops else [])]

@@ -108,6 +108,23 @@ def test_a_partitions_journeys_are_put_in_place_as_numpy_puts_them(compiled: Mod
         compiled.merge_put(perm, idx, firsts, journey, hop, np.zeros(10, np.uint32), np.zeros(10, np.uint32))
 
 
+def test_a_partitions_journeys_in_its_own_order_are_put_in_place_as_numpy_puts_them(compiled: ModuleType) -> None:
+    rng = np.random.default_rng(7)
+    rows, n = 100_000, 5000
+    idx = np.sort(rng.choice(rows, n, replace=False)).astype(np.uint32)  # the partition's rows
+    journey, hop = rng.integers(0, rows, n).astype(np.uint32), rng.integers(0, 9, n).astype(np.uint32)
+    got = [np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32)]
+    want = [np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32)]
+    compiled.put_rows(idx, journey, hop, *got)
+    journeys.python_put_rows(idx, journey, hop, *want)
+    assert (got[0] == want[0]).all() and (got[1] == want[1]).all() and (got[1] != 7).sum() == (hop != 7).sum()
+    assert (got[0][idx] == journey).all()
+    with pytest.raises(ValueError, match="outside"):
+        compiled.put_rows(idx, journey, hop, np.zeros(10, np.uint32), np.zeros(10, np.uint32))
+    with pytest.raises(ValueError, match="lengths differ"):
+        compiled.put_rows(idx, journey[:-1], hop, *got)
+
+
 def test_journeys_are_ranked_by_first_row_as_numpy_ranks_them(compiled: ModuleType) -> None:
     rng = np.random.default_rng(4)
     rows = 3_000_000  # blocks of `RANK_BLOCK` rows in numpy: journeys cross them

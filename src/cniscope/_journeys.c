@@ -249,6 +249,42 @@ static PyObject *merge_put(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* put_rows(idx, journey, hop, out_journey, out_hop): a partition's journeys and hops, in its own row order, in place
+ * in the capture's columns (all uint32): out_journey[idx[i]] = journey[i], out_hop[idx[i]] = hop[i]. */
+static PyObject *put_rows(PyObject *self, PyObject *args) {
+    Py_buffer idx, journey, hop, out_journey, out_hop;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*", &idx, &journey, &hop, &out_journey, &out_hop))
+        return NULL;
+    Py_ssize_t n = idx.len / 4, room = out_journey.len / 4, bad = 0;
+    if (journey.len != idx.len || hop.len != idx.len || out_hop.len != out_journey.len)
+        bad = 1;
+    else {
+        const uint32_t *at = idx.buf, *j = journey.buf, *h = hop.buf;
+        uint32_t *oj = out_journey.buf, *oh = out_hop.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t a = at[i];
+            if (a >= room) {
+                bad = 1;
+                break;
+            }
+            oj[a] = j[i];
+            oh[a] = h[i];
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&idx);
+    PyBuffer_Release(&journey);
+    PyBuffer_Release(&hop);
+    PyBuffer_Release(&out_journey);
+    PyBuffer_Release(&out_hop);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "lengths differ, or a row outside the columns");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* rank_firsts(journey): each sighting's journey given by its first row (uint32, at most its own row) -> numbered
  * 0.. by first row, in place: a first row takes the next number, any other row its first row's (numbered already). */
 static PyObject *rank_firsts(PyObject *self, PyObject *args) {
@@ -284,6 +320,7 @@ static PyMethodDef methods[] = {
     {"partition_place", partition_place, METH_VARARGS, "Place each key's position in its partition."},
     {"partition_scatter", partition_scatter, METH_VARARGS, "Put a column in partition order."},
     {"merge_put", merge_put, METH_VARARGS, "A partition's journeys and hops in place in the capture's columns."},
+    {"put_rows", put_rows, METH_VARARGS, "A partition's journeys and hops, in its row order, in place in the capture's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {NULL, NULL, 0, NULL},
 };

@@ -458,9 +458,10 @@ def _correlation(table: pl.DataFrame, t: pl.DataFrame, made: pl.DataFrame, offse
 
 def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: bool) -> Correlation:
     """`correlate` of the sightings of one node (times all known) in `count` > 1 partitions here, `workers` at a time:
-    the key and capture point (`narrow`'s) put in partition order in one pass over the rows, each partition a slice of
-    them, where gathering each partition's rows from the whole frame read it once a partition (at 10M, 20 partitions:
-    0.3 s of CPU time). Both are made in numpy arrays, freed once in order: polars' heap kept a frame's columns."""
+    the key, capture point (`narrow`'s) and time put in partition order in one pass over the rows each, each partition
+    a slice of them, where gathering each partition's rows from the whole frame read it once a partition (at 10M, 20
+    partitions: 0.3 s of CPU time). The key and point are made in numpy arrays, freed once in order: polars' heap kept
+    a frame's columns. The result's columns take the memory of arrays done with (fresh pages cost on this VM)."""
     keys, points = fingerprint(table), _point_code(table)
     key = np.empty(table.height, dtype=np.uint64)
     point = np.empty(table.height, dtype=table.head(1).select(points).to_series().to_numpy().dtype)
@@ -469,14 +470,21 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
         key[start:start + made.height] = made.get_column("key").to_numpy()
         point[start:start + made.height] = made.get_column("_point").to_numpy()
     del made
-    parts, ordered = _partitioned(key, count, {"key": key, "_point": point})
-    del key, point
-    merged = Merge(table.height, hops)
-    _one_node_partitions(table, parts, ordered, merged, workers, hops)
+    columns: dict[str, np.ndarray | pl.Series] = {"_point": point, "ts": table.get_column("ts"), "key": key}
+    del point
+    parts, ordered = _partitioned(key, count, columns)
+    del key, columns
+    merged = _one_node_partitions(table.height, parts, ordered, workers, hops)
     del ordered
     made = merged.finish(parts)
-    row = pl.DataFrame({"row": np.arange(table.height, dtype=np.uint32)})
-    return _correlation(table, row, made, [], True)
+    positions = parts[0].base  # the partitions' positions (`_partitioned`'s one array) are done with: their pages hold `row`
+    del parts
+    row: np.ndarray = positions if isinstance(positions, np.ndarray) and positions.dtype == np.uint32 and \
+        positions.shape == (table.height,) else np.empty(table.height, dtype=np.uint32)
+    del positions
+    for start in range(0, table.height, NARROW_SLICE):
+        row[start:start + NARROW_SLICE] = np.arange(start, min(start + NARROW_SLICE, table.height), dtype=np.uint32)
+    return _correlation(table, pl.DataFrame({"row": row}), made, [], True)
 
 
 def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
@@ -517,9 +525,10 @@ def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
 
 
 def _partitioned(key: pl.Series | np.ndarray, count: int,
-                 columns: Mapping[str, np.ndarray]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+                 columns: dict[str, np.ndarray | pl.Series]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """`split`'s positions of the rows of `key` (`count` > 1), and `columns` (as many rows) in partition order: each
-    partition's rows together in row order, where `split`'s positions are (a partition is a slice of them)."""
+    partition's rows together in row order, where `split`'s positions are (a partition is a slice of them). Each
+    column is taken out of `columns` once put in order: given no other reference, its memory goes before the next."""
 
     def blocks(column: pl.Series | np.ndarray = key) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, len(key), SPLIT_BLOCK):  # the table's chunks: as one array, a copy (8 B a sighting)
@@ -535,12 +544,14 @@ def _partitioned(key: pl.Series | np.ndarray, count: int,
     at, positions = ends - sizes, np.empty(len(key), dtype=np.uint32)
     for start, block in blocks():
         partition_place(block, start, at, positions)
-    ordered = {}
-    for name, column in columns.items():  # a pass over the rows each: a partition gathering its rows read all of them
-        at, out = ends - sizes, np.empty(len(key), dtype=column.dtype)
+    def in_order(column: np.ndarray | pl.Series) -> np.ndarray:  # a pass over the rows: a partition gathering its rows read all of them
+        dtype = column.dtype if isinstance(column, np.ndarray) else column.head(0).to_numpy().dtype
+        at, out = ends - sizes, np.empty(len(key), dtype=dtype)
         for (_, block), (_, values) in zip(blocks(), blocks(column)):
             partition_scatter(block, at, values, out)
-        ordered[name] = out
+        return out
+
+    ordered = {name: in_order(columns.pop(name)) for name in list(columns)}
     return [positions[end - size:end] for size, end in zip(sizes.tolist(), ends.tolist())], ordered
 
 
@@ -584,6 +595,12 @@ def python_merge_put(perm: np.ndarray, idx: np.ndarray, firsts: np.ndarray, jour
     out_journey[at], out_hop[at] = firsts[journey], hop
 
 
+def python_put_rows(idx: np.ndarray, journey: np.ndarray, hop: np.ndarray, out_journey: np.ndarray,
+                    out_hop: np.ndarray) -> None:
+    """A partition's journeys and hops in its own row order into the capture's columns, at its rows `idx`."""
+    out_journey[idx], out_hop[idx] = journey, hop
+
+
 RANK_BLOCK = 1 << 20  # rows `python_rank_firsts` numbers at a time
 
 
@@ -603,12 +620,12 @@ def python_rank_firsts(journey: np.ndarray) -> None:
 
 
 try:
-    from cniscope._journeys import argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts
+    from cniscope._journeys import argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, put_rows, rank_firsts
     COMPILED = True
 except ImportError:  # built without a C compiler
-    argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, rank_firsts = (
+    argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, put_rows, rank_firsts = (
         python_argsort_keys, python_merge_put, python_partition_place, python_partition_scatter, python_partition_sizes,
-        python_rank_firsts)
+        python_put_rows, python_rank_firsts)
     COMPILED = False
 
 
@@ -637,21 +654,46 @@ class Partial:
         return self.perm if idx is None else idx[self.perm]
 
 
-def _one_node_partitions(t: pl.DataFrame, parts: list[np.ndarray], ordered: Mapping[str, np.ndarray], merged: Merge,
-                         workers: int, hops: bool) -> None:
-    """`correlate_partition` of each partition of one node's sightings into `merged`, `workers` at a time, as `threads`
-    runs them, but each partition's key and capture point a slice of `ordered` (`_partitioned`'s) and its rows its
-    positions: gathering them from the whole frame read it once a partition (at 10M, 20 partitions: 0.3 s of CPU
-    time). Times (`t`'s, none missing) are gathered."""
-    cut = Chunks.of(t.get_column("ts"))
+def _one_node_partitions(height: int, parts: list[np.ndarray], ordered: Mapping[str, np.ndarray], workers: int,
+                         hops: bool) -> Merge:
+    """`correlate_partition` of each partition of one node's `height` sightings, `workers` at a time, as `threads` runs
+    them, but each partition's key, capture point and time (none missing) a slice of `ordered` (`_partitioned`'s) and
+    its rows its positions: gathering them from the whole frame read it once a partition (at 10M, 20 partitions: 0.3 s
+    of CPU time; the times alone from the table's chunks 0.2 s, against 0.03 s put in partition order).
+
+    Without `hops`, no column of the capture's size is made while the partitions run: each partition puts its journeys
+    and hops in its own slice of the keys (it sorted a copy of them), in its own order, and once every partition has
+    read its times, they are put in row order in the times' memory (`Merge.add`). The peak stays the partitions'
+    inputs, and no fresh pages are touched for the result (up to 5 ms a MB on this VM)."""
     bounds = np.cumsum([0, *(len(idx) for idx in parts)]).tolist()
 
-    def work(n: int) -> None:
-        idx, lo, hi = parts[n], bounds[n], bounds[n + 1]
-        ts = gather(t.get_column("ts"), idx, cut).to_numpy()
-        merged.add(idx, one_node_partial(ordered["key"][lo:hi], ts, None, ordered["_point"][lo:hi], idx, hops))
+    def partial_of(n: int) -> Partial:
+        lo, hi = bounds[n], bounds[n + 1]
+        return one_node_partial(ordered["key"][lo:hi], ordered["ts"][lo:hi], None, ordered["_point"][lo:hi], parts[n], hops)
 
-    _map(list(range(len(parts))), work, workers)
+    if hops:
+        merged = Merge(height, hops)
+        _map(list(range(len(parts))), lambda n: merged.add(parts[n], partial_of(n)), workers)
+        return merged
+    firsts: list[np.ndarray] = [np.empty(0, np.uint32)] * len(parts)
+
+    def own_order(n: int) -> None:  # the journeys by first row (`Merge.add`'s), in the partition's own order
+        p, size = partial_of(n), bounds[n + 1] - bounds[n]
+        halves = ordered["key"][bounds[n]:bounds[n + 1]].view(np.uint32)
+        merge_put(p.perm, np.arange(size, dtype=np.uint32), p.firsts, p.journey, p.hop, halves[:size], halves[size:])
+        firsts[n] = p.firsts
+
+    _map(list(range(len(parts))), own_order, workers)
+    merged = Merge(height, hops, into=ordered["ts"].view(np.uint64))
+
+    def place(n: int) -> None:
+        size = bounds[n + 1] - bounds[n]
+        halves = ordered["key"][bounds[n]:bounds[n + 1]].view(np.uint32)
+        put_rows(parts[n], halves[:size], halves[size:], merged.journey, merged.hop)
+        merged.firsts[-1 if not size else int(parts[n][0])] = firsts[n]
+
+    _map(list(range(len(parts))), place, workers)
+    return merged
 
 
 def correlate_partition(sub: pl.DataFrame, by_node: bool, hops: bool = True) -> Partial:
@@ -674,10 +716,16 @@ class Merge:
     partition's result is kept); `finish` numbers journeys over all partitions by first row, as one partition
     numbers them."""
 
-    def __init__(self, height: int, hops: bool = True) -> None:
-        """`hops`: also `hops` and `delay` (without them, 12 B a sighting less)."""
-        self.journey = np.empty(height, dtype=np.uint32)  # each sighting's journey by its first row until `finish`
-        self.hop = np.empty(height, dtype=np.uint32)
+    def __init__(self, height: int, hops: bool = True, into: np.ndarray | None = None) -> None:
+        """`hops`: also `hops` and `delay` (without them, 12 B a sighting less). `into`: an array of `height` uint64
+        that is done with, whose memory `journey` and `hop` take (touched pages: fresh ones cost more than the
+        writes on this VM, up to 5 ms a MB)."""
+        if into is not None and into.dtype == np.uint64 and len(into) == height and into.flags.c_contiguous:
+            halves = into.view(np.uint32)
+            self.journey, self.hop = halves[:height], halves[height:]  # each sighting's journey by its first row until `finish`
+        else:
+            self.journey = np.empty(height, dtype=np.uint32)
+            self.hop = np.empty(height, dtype=np.uint32)
         self.hops = np.empty(height, dtype=np.uint32) if hops else None
         self.delay = np.empty(height, dtype=np.int64) if hops else None
         self.firsts: dict[int, np.ndarray] = {}  # partition (by its first position) -> first row of each journey
