@@ -21,8 +21,8 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 def keys(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
-    """uint64 keys: fingerprints (random), fingerprints seen a few times each, one key, small numbers (most digits the
-    same in every key: passes skipped), numbers at the ends of the range."""
+    """uint64 keys: fingerprints (random), fingerprints seen a few times each, fingerprints alike but for low bits, one
+    key, small numbers (most digits the same in every key: passes skipped), numbers at the ends of the range."""
     if kind == "random":
         return rng.integers(0, 2**64, n, dtype=np.uint64)
     if kind == "repeated":
@@ -32,11 +32,14 @@ def keys(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
         return np.full(n, 0x0123456789ABCDEF, dtype=np.uint64)
     if kind == "small":
         return rng.integers(0, 3000, n).astype(np.uint64)
+    if kind == "near":  # fingerprints sharing their top 31 bits by fours, told apart below them: the C sort's runs mended
+        tops = rng.integers(0, 2**64, max(n // 4, 1), dtype=np.uint64) & ~np.uint64(2**33 - 1)
+        return tops[rng.integers(0, len(tops), n)] | rng.integers(0, 5, n).astype(np.uint64) << np.uint64(rng.integers(0, 33))
     ends = np.array([0, 1, 2**64 - 1, 2**64 - 2, 2**63, 2**63 - 1, 2**32, 2**32 - 1], dtype=np.uint64)
     return ends[rng.integers(0, len(ends), n)]
 
 
-KINDS = ["random", "repeated", "one", "small", "ends"]
+KINDS = ["random", "repeated", "near", "one", "small", "ends"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
