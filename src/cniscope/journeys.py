@@ -442,7 +442,7 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     else:
         offsets = []
     run(partial(correlate_partition, by_node=not one_node, hops=hops), t, parts, merged.add)
-    return _correlation(table, t, merged.finish(parts), offsets, one_node)
+    return _correlation(table, t, merged.finish(parts, numbers=False), offsets, one_node)
 
 
 def _correlation(table: pl.DataFrame, t: pl.DataFrame, made: pl.DataFrame, offsets: list[NodeClock],
@@ -476,7 +476,7 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
     del key, columns
     merged = _one_node_partitions(table.height, parts, ordered, workers, hops)
     del ordered
-    made = merged.finish(parts)
+    made = merged.finish(parts, numbers=False)
     positions = parts[0].base  # the partitions' positions (`_partitioned`'s one array) are done with: their pages hold `row`
     del parts
     row: np.ndarray = positions if isinstance(positions, np.ndarray) and positions.dtype == np.uint32 and \
@@ -544,10 +544,23 @@ def _partitioned(key: pl.Series | np.ndarray, count: int,
     at, positions = ends - sizes, np.empty(len(key), dtype=np.uint32)
     for start, block in blocks():
         partition_place(block, start, at, positions)
+    def pieces(column: np.ndarray | pl.Series) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(keys, values) a block of rows at a time: a series' own chunks, in place (as one array a block, a copy)."""
+        if isinstance(column, np.ndarray):
+            yield from ((block, values) for (_, block), (_, values) in zip(blocks(), blocks(column)))
+            return
+        if column.null_count():
+            raise ValueError(f"{column.name} has nulls: no numbers to put in order")
+        start = 0
+        for chunk in column.get_chunks():
+            rows = slice(start, start + len(chunk))
+            yield key[rows] if isinstance(key, np.ndarray) else key.slice(start, len(chunk)).to_numpy(), chunk.to_numpy()
+            start += len(chunk)
+
     def in_order(column: np.ndarray | pl.Series) -> np.ndarray:  # a pass over the rows: a partition gathering its rows read all of them
         dtype = column.dtype if isinstance(column, np.ndarray) else column.head(0).to_numpy().dtype
         at, out = ends - sizes, np.empty(len(key), dtype=dtype)
-        for (_, block), (_, values) in zip(blocks(), blocks(column)):
+        for block, values in pieces(column):
             partition_scatter(block, at, values, out)
         return out
 
@@ -742,15 +755,17 @@ class Merge:
                 self.hops[at], self.delay[at] = p.hops, p.delay
         self.firsts[-1 if idx is None or not len(idx) else int(idx[0])] = p.firsts
 
-    def finish(self, parts: Sequence[np.ndarray | None]) -> pl.DataFrame:
-        """`parts`: the positions of every partition, in the order `split` gave them."""
+    def finish(self, parts: Sequence[np.ndarray | None], numbers: bool = True) -> pl.DataFrame:
+        """`parts`: the positions of every partition, in the order `split` gave them; `numbers`: also `self.numbers`
+        (each journey's first row read again: 0.08 s at 10M)."""
         # the partitions' scratch, kept by each thread's heap from one partition to the next: handed back after each
         # partition, the next one's arrays were fresh pages again (at 10M, 140,000 page faults more: 1.4 s of CPU)
         give_back()
         rank_firsts(self.journey)
-        firsts = [self.firsts[int(idx[0])] if idx is not None and len(idx) else self.firsts.get(-1, np.empty(0, np.uint32))
-                  for idx in parts]
-        self.numbers = [self.journey[own] for own in firsts]
+        if numbers:
+            firsts = [self.firsts[int(idx[0])] if idx is not None and len(idx) else self.firsts.get(-1, np.empty(0, np.uint32))
+                      for idx in parts]
+            self.numbers = [self.journey[own] for own in firsts]
         if self.hops is None or self.delay is None:
             return pl.DataFrame({"journey": self.journey, "hop": self.hop})
         frame = pl.DataFrame({"journey": self.journey, "hop": self.hop, "hops": self.hops, "delay": self.delay})
