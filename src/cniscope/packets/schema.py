@@ -156,7 +156,7 @@ COLUMNS: tuple[Column, ...] = (
     C("outer_sport", pl.UInt16, "envelope UDP source port"),
     C("outer_dport", pl.UInt16, "envelope UDP destination port"),
     C("outer_ttl", pl.UInt8, "envelope IPv4 TTL / IPv6 hop limit"),
-    C("outer_ip_id", pl.UInt16, "envelope IPv4 identification"),
+    C("outer_ip_id", pl.UInt32, "envelope IPv4 identification (IPv6: fragment header id)"),
     C("outer_len", pl.UInt16, "envelope IPv4 total length / IPv6 payload length + 40"),
     C("outer_l4_csum_bad", pl.Boolean,
       "envelope UDP checksum known to be wrong: capture decode verifies it when the whole datagram was captured, "
