@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cniscope import flows
 from cniscope.analyze import analyze
 from cniscope.sources import InputSpec
@@ -68,19 +70,26 @@ def test_community_ids_of_many_ipv4_conversations_are_each_ones() -> None:
                     for p, s, d, a, b in zip(proto, src, dst, sport, dport, strict=True)]
 
 
-def test_the_legs_are_found_among_the_rows_numbering_marks() -> None:
-    """`tally` given `number`'s leg rows (each journey's first row, and the rows NAT gave another tuple) makes the
-    same conversations as over every row: on every scenario, ClusterIP and NodePort ones with conversations of
-    several legs (DNAT, SNAT), and each journey's later sightings left out."""
+def test_the_legs_are_found_among_the_rows_numbering_marks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tally` given `number`'s leg rows (each journey's first row, and the rows NAT gave another tuple; without NAT,
+    each journey's first hop) makes the same conversations as over every row, in C and in polars: on every scenario,
+    ClusterIP and NodePort ones with conversations of several legs (DNAT, SNAT), and each journey's later sightings
+    left out; of every conversation, and of the first few."""
     from cniscope.ingest import expand, read
     from cniscope.journeys import correlate
 
-    left_out = several = 0
+    left_out = several = rewritten = 0
     for scenario in sorted(path for path in (DATA / "scenarios").glob("*/*") if path.is_dir()):
         table, leg_rows = flows.number(correlate(read(expand([InputSpec(str(scenario))])).table).table)
-        assert leg_rows.sum() > 0
-        left_out += table.height - leg_rows.sum()
-        marked, every = flows.tally(table, None, None, leg_rows), flows.tally(table, None, None)
-        assert marked == every, scenario
+        assert leg_rows.marked.sum() > 0
+        left_out += table.height - leg_rows.marked.sum()
+        rewritten += leg_rows.rewritten
+        for limit in (None, 3):
+            every = flows.tally(table, None, limit)
+            with monkeypatch.context() as python:
+                python.setattr(flows, "COMPILED", False)
+                assert flows.tally(table, None, limit) == every, scenario
+                assert flows.tally(table, None, limit, leg_rows) == every, scenario
+            assert flows.tally(table, None, limit, leg_rows) == every, scenario
         several += sum(len(flow.legs) > 1 for flow in every.flows)
-    assert left_out > 500 and several > 10
+    assert left_out > 500 and several > 10 and 0 < rewritten < 32

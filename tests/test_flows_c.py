@@ -103,7 +103,8 @@ def compare(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: Modu
     got, c_tuples = flows.number(table), np.empty(table.height, np.uint64)
     fast = flows.scan(table, count, c_tuples)
     assert same_partition(c_tuples, polars_tuples)
-    assert got.table["flow"].equals(want.table["flow"]) and got.leg_rows.equals(want.leg_rows)
+    assert got.table["flow"].equals(want.table["flow"]) and got.leg_rows.rewritten == want.leg_rows.rewritten
+    assert (got.leg_rows.marked == want.leg_rows.marked).all()
     assert fast.journeys == slow.journeys == count and (fast.leg_rows == slow.leg_rows).all()
     assert fast.firsts.select("journey", "row").equals(slow.firsts.select("journey", "row"))
     assert fast.rewritten["journey"].equals(slow.rewritten["journey"])
@@ -118,7 +119,7 @@ def test_made_up_sightings_are_numbered_as_in_polars(compiled: ModuleType, monke
     table = sightings(rng, max(n, 2)).head(n)
     numbered = compare(table, monkeypatch, compiled)
     if n >= 300:  # every kind of row was there to tell apart, and some journeys took other tuples on the way
-        assert 1 < numbered.table["flow"].n_unique() < n and numbered.leg_rows.sum() > numbered.table["journey"].n_unique()
+        assert 1 < numbered.table["flow"].n_unique() < n and numbered.leg_rows.marked.sum() > numbered.table["journey"].n_unique()
         offset = table.slice(5)  # the whole table a view at an offset, its journeys numbered anew by first row
         renumbered = np.empty(offset.height, np.uint32)
         flows.python_number_first_seen(offset["journey"].to_numpy().astype(np.uint64), renumbered)
@@ -183,7 +184,7 @@ def test_the_scenarios_are_numbered_as_in_polars(compiled: ModuleType, monkeypat
     for scenario in sorted(path for path in (DATA / "scenarios").glob("*/*") if path.is_dir()):
         table = correlate(read(expand([InputSpec(str(scenario))])).table).table
         numbered = compare(table, monkeypatch, compiled)
-        several += numbered.leg_rows.sum() > table["journey"].n_unique()
+        several += numbered.leg_rows.marked.sum() > table["journey"].n_unique()
     assert several  # NAT: journeys seen with several tuples
 
 
@@ -241,3 +242,40 @@ def test_gather_reads_each_chunk_in_place(compiled: ModuleType) -> None:
     for bad in (pl.Series([1, 1000], dtype=pl.UInt32), pl.Series([1, None], dtype=pl.UInt32), pl.Series([1, 2], dtype=pl.UInt16)):
         with pytest.raises(ValueError):
             compiled.gather(bad.__arrow_c_stream__(), table, np.zeros(2, np.uint32))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 3000])
+def test_the_legs_distinct_rows_are_polars_unique_ones(compiled: ModuleType, n: int) -> None:
+    """`leg_scan` keeps the first of each distinct row of the legs' columns among the marked rows of the first flows,
+    as polars' `unique(maintain_order=True)` does: made-up sightings (equal rows abound, and near misses: one field
+    null, or 0, or the other), chunks cut anywhere, numbers under the nulls; every row, or marked ones; flows null."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(n + 1)
+    table = sightings(rng, max(n, 2)).head(n).with_columns(
+        flow=pl.Series(rng.integers(0, 6, n), dtype=pl.UInt32), dport=pl.col("sport").reverse())
+    table = table.with_columns(flow=pl.when(pl.Series(rng.random(n) < 0.05)).then(None).otherwise(pl.col("flow")))
+    columns = list(flows._LEG_COLUMNS)
+
+    def garbage(column: pl.Series) -> pl.Series:  # the same values, with numbers under the nulls
+        valid = column.is_not_null().to_numpy()
+        values = column.fill_null(0).to_numpy().copy()
+        values[~valid] = rng.integers(1, 200, int((~valid).sum()))
+        return pl.Series(column.name, pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                                            [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)]))
+
+    dirty = table.with_columns(garbage(table[name]) for name in ("src", "sport", "arp_spa") if n)
+    for marked in (None, rng.random(n) < 0.5):
+        for limit in (0, 3, 1 << 32):
+            capsules = tuple(dirty[name].to_physical().__arrow_c_stream__() for name in columns)
+            got = np.frombuffer(compiled.leg_scan(capsules, n, marked, limit), dtype=np.int64)
+            rows = table.with_row_index("at")
+            if marked is not None:
+                rows = rows.filter(pl.Series(marked))
+            want = rows.filter(pl.col("flow") < limit).unique(subset=columns, maintain_order=True)["at"].to_numpy()
+            assert got.tolist() == want.tolist()
+            if n > 100 and limit > 3:
+                assert 10 < len(got) < len(rows) - 10  # equal rows were there to be found, and different ones
+    with pytest.raises(ValueError, match="column flow"):
+        compiled.leg_scan(tuple(table[name].cast(pl.Int64).__arrow_c_stream__() if name == "flow" else None for name in columns),
+                          n, None, 1)

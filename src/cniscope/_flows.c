@@ -674,10 +674,169 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* the columns `leg_scan` is given, in this order: a conversation's legs as `flows._legs` shows them */
+enum { L_FLOW, L_SRC, L_DST, L_SRC6, L_DST6, L_SRC_NAME, L_DST_NAME, L_SPORT, L_DPORT, L_ARP_SPA, L_ARP_TPA, LEG_COLUMNS };
+static const char *LEG_NAMES[LEG_COLUMNS] = {
+    "flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "arp_spa", "arp_tpa",
+};
+
+/* A row's values of those columns (0 where null) and their null flags (bit k: column k there): 48 bytes, no padding. */
+typedef struct {
+    uint32_t v[LEG_COLUMNS];
+    uint32_t ok;
+} LegKey;
+
+/* The value of row `i` of a column's current stretch into `v`: whether it is there (not null). */
+static inline int cell(const Column *c, int64_t i, uint32_t *v) {
+    if (!c->values)
+        return 0;
+    if (c->validity) {
+        int64_t b = c->bit + i;
+        if (!((c->validity[b >> 3] >> (b & 7)) & 1))
+            return 0;
+    }
+    *v = c->width == 1 ? c->values[i] : c->width == 2 ? ((const uint16_t *)c->values)[i] : ((const uint32_t *)c->values)[i];
+    return 1;
+}
+
+static inline uint64_t leg_hash(const LegKey *k) {
+    uint64_t w[6];
+    memcpy(w, k, sizeof w);
+    return hash2(hash2(hash2(w[0], w[1], S2) ^ w[2], w[3], S3) ^ w[4], w[5], S4);
+}
+
+/* The distinct rows seen so far (an open-addressing table of their indexes + 1, probed linearly, at most half full)
+ * and where each was first seen. */
+typedef struct {
+    LegKey *key;
+    int64_t *position;
+    uint32_t *slot;
+    size_t count, room, size;
+} Distinct;
+
+static int distinct_grow(Distinct *d) {
+    size_t room = d->room ? d->room * 2 : 1024, size = room * 2;
+    LegKey *key = PyMem_RawRealloc(d->key, room * sizeof *key);
+    if (key)
+        d->key = key;
+    int64_t *position = PyMem_RawRealloc(d->position, room * sizeof *position);
+    if (position)
+        d->position = position;
+    uint32_t *slot = PyMem_RawCalloc(size, sizeof *slot);
+    if (!key || !position || !slot || room >= UINT32_MAX) {
+        PyMem_RawFree(slot);
+        return -1;
+    }
+    for (size_t k = 0; k < d->count; k++) {  /* the keys into the larger table */
+        size_t s = (size_t)leg_hash(&d->key[k]) & (size - 1);
+        while (slot[s])
+            s = (s + 1) & (size - 1);
+        slot[s] = (uint32_t)k + 1;
+    }
+    PyMem_RawFree(d->slot);
+    d->slot = slot;
+    d->room = room;
+    d->size = size;
+    return 0;
+}
+
+/* Whether `k` is new (then kept, first seen at `position`); -1 without the memory to keep it. */
+static int distinct_add(Distinct *d, const LegKey *k, int64_t position) {
+    if (d->count == d->room && distinct_grow(d) < 0)
+        return -1;
+    size_t s = (size_t)leg_hash(k) & (d->size - 1);
+    for (; d->slot[s]; s = (s + 1) & (d->size - 1))
+        if (!memcmp(&d->key[d->slot[s] - 1], k, sizeof *k))
+            return 0;
+    d->key[d->count] = *k;
+    d->position[d->count] = position;
+    d->slot[s] = (uint32_t)++d->count;
+    return 1;
+}
+
+/* leg_scan(columns, rows, leg, limit) -> positions: the first row of each distinct combination of the legs' columns
+ * among the `rows` rows whose flow is below `limit` and that `leg` marks (bool, one a row; None: every row), in row
+ * order (int64, as bytes): what `unique(maintain_order=True)` of those rows keeps, without the rows being copied.
+ * `columns`: a tuple of Arrow stream capsules (None: all null) in the order of LEG_NAMES, unsigned integers
+ * (categories by their codes); each combination compared whole (no hash stands for it). */
+static PyObject *leg_scan(PyObject *self, PyObject *args) {
+    PyObject *columns, *leg_obj;
+    Py_ssize_t rows;
+    unsigned long long limit;
+    if (!PyArg_ParseTuple(args, "O!nOK", &PyTuple_Type, &columns, &rows, &leg_obj, &limit))
+        return NULL;
+    Py_buffer leg_ = {0};
+    PyObject *result = NULL;
+    Column col[LEG_COLUMNS];
+    memset(col, 0, sizeof col);
+    Distinct d = {0};
+    if (leg_obj != Py_None && PyObject_GetBuffer(leg_obj, &leg_, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (PyTuple_GET_SIZE(columns) != LEG_COLUMNS || rows < 0 || (leg_.buf && leg_.len != rows)) {
+        PyErr_Format(PyExc_ValueError, "%d columns and one leg flag a row wanted", LEG_COLUMNS);
+        goto done;
+    }
+    for (int k = 0; k < LEG_COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], LEG_NAMES[k]) < 0)
+            goto done;
+    const uint8_t *leg = leg_.buf;
+    int64_t done = 0;
+    const char *bad = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < rows && !bad) {
+        int64_t stretch = rows - done;
+        for (int k = 0; k < LEG_COLUMNS; k++) {
+            int64_t left = column_seek(&col[k]);
+            if (left < stretch)
+                stretch = left;
+        }
+        if (stretch <= 0) {
+            bad = "a column ends early";
+            break;
+        }
+        for (int64_t i = 0; i < stretch; i++) {
+            LegKey k;
+            if ((leg && !leg[done + i]) || !cell(&col[L_FLOW], i, &k.v[L_FLOW]) || k.v[L_FLOW] >= limit)
+                continue;
+            k.ok = 1;
+            for (int c = L_FLOW + 1; c < LEG_COLUMNS; c++) {
+                k.v[c] = 0;
+                k.ok |= (uint32_t)cell(&col[c], i, &k.v[c]) << c;
+            }
+            if (distinct_add(&d, &k, done + i) < 0) {
+                bad = "";
+                break;
+            }
+        }
+        for (int k = 0; k < LEG_COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        if (*bad)
+            PyErr_SetString(PyExc_ValueError, bad);
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(d.count ? (const char *)d.position : "", (Py_ssize_t)(d.count * sizeof *d.position));
+done:
+    for (int k = 0; k < LEG_COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(d.key);
+    PyMem_RawFree(d.position);
+    PyMem_RawFree(d.slot);
+    if (leg_.buf)
+        PyBuffer_Release(&leg_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"tuple_scan", tuple_scan, METH_VARARGS, "Tuple ids of a correlated table's rows, and what numbering flows keeps of them."},
     {"number_first_seen", number_first_seen, METH_VARARGS, "uint64 keys numbered by first appearance."},
     {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
+    {"leg_scan", leg_scan, METH_VARARGS, "The first row of each distinct combination of the legs' columns."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -79,13 +79,19 @@ def _components(edges: pl.DataFrame) -> dict[int, int]:
     return {x: find(x) for x in list(parent)}
 
 
+class LegRows(NamedTuple):
+    """The rows that may show a leg of their flow first (`tally`): each journey's first row, and the rows whose tuple
+    differs from it; any other row repeats the tuple of a row before it, so its leg is already shown."""
+
+    marked: np.ndarray  # bool, one a row
+    rewritten: bool  # whether some rows' tuples differ from their journey's first (NAT); if not, a journey shows one leg
+
+
 class Numbered(NamedTuple):
     """`number`'s result."""
 
     table: pl.DataFrame  # with `flow`
-    # the rows that may show a leg of their flow first (`tally`): each journey's first row, and the rows whose tuple
-    # differs from it; any other row repeats the tuple of a row before it, so its leg is already shown
-    leg_rows: pl.Series
+    leg_rows: LegRows
 
 
 class Scanned(NamedTuple):
@@ -116,7 +122,7 @@ def number(table: pl.DataFrame) -> Numbered:
         nat = np.unique(scanned.rewritten["journey"].to_numpy())
         multi = pl.concat([pl.DataFrame({"journey": nat, "tuple": scanned.seen[nat]}), scanned.rewritten])
     flow_of = flow_numbers(scanned.firsts, multi.group_by("journey").agg(tuples=pl.col("tuple").unique()), count)
-    leg_rows = scanned.leg_rows
+    leg_rows = LegRows(scanned.leg_rows, scanned.rewritten.height > 0)
     del scanned, multi
     journeys = table.get_column("journey")
     flow = np.empty(table.height, dtype=np.uint32)
@@ -124,7 +130,7 @@ def number(table: pl.DataFrame) -> Numbered:
         gather(journeys.__arrow_c_stream__(), flow_of, flow)
     else:
         python_gather(journeys, flow_of, flow)
-    return Numbered(table.with_columns(flow=chunked_like(pl.Series(flow), journeys)), pl.Series(leg_rows))
+    return Numbered(table.with_columns(flow=chunked_like(pl.Series(flow), journeys)), leg_rows)
 
 
 # the columns `_flows.tuple_scan` reads, in its order
@@ -236,7 +242,7 @@ def python_gather(column: pl.Series, table: np.ndarray, out: np.ndarray) -> None
 
 
 try:
-    from cniscope._flows import gather, number_first_seen, tuple_scan
+    from cniscope._flows import gather, leg_scan, number_first_seen, tuple_scan
     COMPILED = True
 except ImportError:  # built without a C compiler
     number_first_seen = python_number_first_seen
@@ -317,7 +323,7 @@ def link(tallied: Tally, journeys: list[Journey]) -> tuple[list[Flow], list[Jour
                            for j in journeys]
 
 
-def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, leg_rows: pl.Series | None = None) -> Tally:
+def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, leg_rows: LegRows | None = None) -> Tally:
     """`build`'s work that needs the table alone: `kept`, the journeys below it are the materialised ones (None:
     all of them). `leg_rows`: `Numbered.leg_rows` of `table` (None: any row may show a leg). `analyze` runs it on
     another core while the journeys are materialised and labelled.
@@ -327,12 +333,13 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
     0.5 s of the main thread at 2M, against 0.45 s alone.
     """
     table = _envelopes_as_seen(table)
-    first, legs = pl.collect_all([_first_sightings(table, limit), _legs(table, limit, leg_rows)])
+    first = _first_sightings(table, limit).collect()
+    legs_query = _legs(table, first, limit, leg_rows)
     if first["ts"].null_count() or not (first["ts"].is_sorted() and first["row"].is_sorted()):  # already in time order
         first = first.sort(["ts", "row"])
     else:  # in one piece: the statistics over the table's many chunks (153 at 10M) took 1.5x the CPU time
         first = first.rechunk()
-    retrans = _retransmissions(first)
+    retrans, legs = pl.collect_all([_retransmissions(first), legs_query])
     # the original of each re-send, gathered by journey id rather than joined (a join copies every column)
     journey = first["journey"].to_numpy()
     original = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
@@ -425,7 +432,7 @@ def _stats(first: pl.DataFrame, kept: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     return stats_, kept_first_
 
 
-def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
+def _retransmissions(first: pl.DataFrame) -> pl.LazyFrame:
     """Later journeys re-sending sequence space already sent in the flow -> (journey, original).
 
     A re-send repeats a segment (sequence number, length, SYN/FIN: a re-sent SYN loses its ECN flags), or
@@ -442,7 +449,7 @@ def _retransmissions(first: pl.DataFrame) -> pl.DataFrame:
     sender = ["flow", "src", "src6", "sport"]  # per sender: text shows relative seqs
     found = [_repeats(first, is_data, [*sender, "seq", "payload_len", "_control"], control, end),
              _repeats(first, is_data & (pl.col("payload_len") > 0), [*sender, "_end"], control, end)]
-    return pl.concat(found).unique("journey", keep="first", maintain_order=True).collect()
+    return pl.concat(found).unique("journey", keep="first", maintain_order=True)
 
 
 def _repeats(first: pl.DataFrame, wanted: pl.Expr, keys: list[str], *derived: pl.Expr) -> pl.LazyFrame:
@@ -490,21 +497,11 @@ def _out_of_order_grouped(first: pl.DataFrame) -> pl.DataFrame:
     return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum()).collect()
 
 
-def _legs(table: pl.DataFrame, limit: int | None, leg_rows: pl.Series | None) -> pl.LazyFrame:
+def _legs(table: pl.DataFrame, first: pl.DataFrame, limit: int | None, leg_rows: LegRows | None) -> pl.LazyFrame:
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, each oriented like its
-    flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one). `leg_rows`: `tally`'s."""
-    cols = ["flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "arp_spa", "arp_tpa"]
-    shown = [c for c in cols if table[c].null_count() < table.height]  # columns no input fills (names in a pcap) sort nothing
-    # one query: the rows of the first `limit` flows are not copied before they are made distinct (at 2M sightings,
-    # 1.5M rows: 0.15 -> 0.09 s CPU, 130 MB fewer fresh pages); of them, only those that may show a leg (0.42 M)
-    in_order = table["row"].is_sorted()
-    rows = table.lazy().select(cols if in_order else [*cols, "row"])
-    if leg_rows is not None:
-        rows = rows.filter(leg_rows)
-    rows = rows.filter(pl.col("flow").is_not_null() if limit is None else pl.col("flow") < limit)
-    if not in_order:
-        rows = rows.sort("row")
-    seen = rows.select(cols).unique(subset=shown or cols, maintain_order=True)
+    flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one). `first`: the first sightings of
+    those flows in row order (`_first_sightings`); `leg_rows`: `tally`'s."""
+    seen = _distinct_legs(table, first, limit, leg_rows)
     # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
     a, b = (pl.coalesce(address_expr(side), ip4_expr(f"arp_{arp}"), pl.lit("?")) for side, arp in zip(_ENDS, ("spa", "tpa")))
     ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
@@ -520,6 +517,47 @@ def _legs(table: pl.DataFrame, limit: int | None, leg_rows: pl.Series | None) ->
     swap = (pl.col("_b") == pl.col("_first_a")) | (pl.col("_a") == pl.col("_first_b"))
     return ends.select("flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
                                  (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port"))))
+
+
+_LEG_COLUMNS = ("flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "arp_spa", "arp_tpa")
+
+
+def _distinct_legs(table: pl.DataFrame, first: pl.DataFrame, limit: int | None, leg_rows: LegRows | None) -> pl.LazyFrame:
+    """`_LEG_COLUMNS` of the first row of each distinct combination of them among the rows of the first `limit` flows
+    that may show a leg (`_legs`), in row order."""
+    cols = list(_LEG_COLUMNS)
+    in_order = table["row"].is_sorted()
+    if in_order and leg_rows is not None and not leg_rows.rewritten:
+        # no NAT: a journey shows one leg, at its first row as at its first hop, and journeys are numbered by first
+        # row: the first sightings, already gathered, in journey order (at 10M, 0.43M rows not gathered again)
+        return _distinct(first.select(cols) if first["journey"].is_sorted() else first.sort("journey").select(cols), limit)
+    if in_order:
+        return _distinct(table.select(cols), limit, None if leg_rows is None else leg_rows.marked)
+    # one query: the rows of the first `limit` flows are not copied before they are made distinct (at 2M sightings,
+    # 1.5M rows: 0.15 -> 0.09 s CPU, 130 MB fewer fresh pages); of them, only those that may show a leg (0.42 M)
+    rows = table.lazy().select(*cols, "row")
+    if leg_rows is not None:
+        rows = rows.filter(pl.Series(leg_rows.marked))
+    return _distinct(rows.filter(_below(limit)).sort("row").select(cols).collect(), None)
+
+
+def _below(limit: int | None) -> pl.Expr:
+    return pl.col("flow").is_not_null() if limit is None else pl.col("flow") < limit
+
+
+def _distinct(rows: pl.DataFrame, limit: int | None, marked: np.ndarray | None = None) -> pl.LazyFrame:
+    """The first of each distinct row of `rows` (`_LEG_COLUMNS`) of the first `limit` flows that `marked` marks (None:
+    every row). In C, over the columns' own buffers, and only those rows gathered (`_flows.leg_scan`; at 10M, a pass
+    over 2.7M leg rows with their columns copied and hashed in polars took 0.1 s of CPU)."""
+    if COMPILED:
+        capsules = tuple(None if (s := rows.get_column(name)).null_count() == s.len() > 0 else s.to_physical().__arrow_c_stream__()
+                         for name in _LEG_COLUMNS)  # None: a column of nulls, not read
+        positions = leg_scan(capsules, rows.height, marked, 1 << 32 if limit is None else min(max(limit, 0), 1 << 32))
+        # (gathered eagerly: in a lazy query each column was made one chunk first, 0.2 s of CPU at 10M)
+        return rows.gather(pl.Series(np.frombuffer(positions, dtype=np.int64))).lazy()
+    shown = [c for c in _LEG_COLUMNS if rows[c].null_count() < rows.height]  # columns no input fills (names in a pcap) sort nothing
+    query = rows.lazy() if marked is None else rows.lazy().filter(pl.Series(marked))
+    return query.filter(_below(limit)).unique(subset=shown or list(_LEG_COLUMNS), maintain_order=True)
 
 
 def _states() -> dict[str, pl.Expr]:
