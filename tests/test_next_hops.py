@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 from cniscope.analyze import analyze
-from cniscope.next_hops import host_macs
+from cniscope.models import Role, role_anywhere
+from cniscope.next_hops import host_macs, mac_sightings, owners
 from cniscope.sources import InputSpec
 from tests.paths import DATA
 
@@ -51,3 +52,32 @@ def test_a_pasted_one_nic_capture_of_no_named_node_says_where_each_frame_it_sent
     assert node1 not in {to for _, to, _ in sent}  # nothing the host received counts as sent
     frames_sent = [line for line in pasted.read_text().splitlines() if line[16:].startswith(f"{node1} > ")]
     assert len(sent) == len(frames_sent) > 0  # every frame it sent, each once
+
+
+def one_nic_table(iface: str, *pairs: tuple[int, int]) -> pl.DataFrame:
+    """A one-interface capture (no direction) of node1 and an ARP reply, as `owners` reads the packet table."""
+    rows = len(pairs) + 1
+    return pl.DataFrame({
+        "input": [0] * rows, "node": ["node1"] * rows, "iface": [iface] * rows, "direction": [None] * rows,
+        "eth_src": [s for s, _ in pairs] + [GATEWAY], "eth_dst": [d for _, d in pairs] + [HOST],
+        "arp_sha": [None] * len(pairs) + [GATEWAY], "arp_spa": [None] * len(pairs) + [0xC0A80001],
+    }, schema={"input": pl.UInt16, "node": pl.Categorical, "iface": pl.Categorical, "direction": pl.UInt8, "eth_src": pl.UInt64,
+               "eth_dst": pl.UInt64, "arp_sha": pl.UInt64, "arp_spa": pl.UInt32})
+
+
+def test_owners_from_sightings_gathered_before_the_model_are_the_same() -> None:
+    """`mac_sightings` is gathered before the model is known, of the interfaces some model takes for a NIC: `owners`
+    gives what it gives from the table, and reads the table again for a NIC it did not count."""
+    for iface, nic in (("eth0", True), ("weird0", False)):
+        table = one_nic_table(iface, (HOST, PEER), (PEER, HOST), (HOST, OTHER))
+        seen = mac_sightings(table)
+        assert (iface in seen.nics) is nic
+        for role in (role_anywhere_nic, lambda name: Role.NIC):
+            expected = owners(table, ["node1"], role, lambda addr: None)
+            assert owners(table, ["node1"], role, lambda addr: None, seen) == expected
+        assert owners(table, ["node1"], lambda name: Role.NIC, lambda addr: None, seen) == {HOST: "node1", GATEWAY: "192.168.0.1"}
+    assert owners(table, ["node1"], lambda name: None, lambda addr: None, seen) == {GATEWAY: "192.168.0.1"}
+
+
+def role_anywhere_nic(iface: str | None) -> Role | None:
+    return role_anywhere(None, iface)

@@ -983,9 +983,8 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
             t = t.filter(pl.col("journey") < limit)
         t = t.sort(["journey", "hop"])
     else:  # one gather of the few rows, in (journey, hop) order: filtering scans and copies every column, sorting again
-        journey, hop = t["journey"].to_numpy(), t["hop"].to_numpy()
-        kept = np.flatnonzero(journey < limit) if limit is not None else np.arange(len(journey))
-        t = t[kept[np.lexsort((hop[kept], journey[kept]))]]
+        kept = _below(t["journey"], limit) if limit is not None else np.arange(t.height)
+        t = t[kept[np.lexsort((t["hop"].gather(kept).to_numpy(), t["journey"].gather(kept).to_numpy()))]]
     t = t.with_columns(delay=hop_delay())
     if not t.height:
         return []
@@ -1005,6 +1004,17 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
         make_journey(journey, None, text, None, tuple(hops[start:end]))
         for journey, text, start, end in zip(t["journey"].gather(starts).to_list(), summaries, bounds, bounds[1:])
     ]
+
+
+def _below(numbers: pl.Series, limit: int) -> np.ndarray:
+    """The positions of the values below `limit` of a column without nulls, compared over its chunks in place: a copy of
+    the whole column (and of `hop` beside it) for 73k rows at 2M took fresh pages, 0.1 s of CPU at 10M."""
+    found, start = [], 0
+    for chunk in numbers.get_chunks():
+        values = chunk.to_numpy()
+        found.append(np.flatnonzero(values < limit) + start)
+        start += len(values)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 def _summaries(heads: pl.DataFrame) -> list[str]:

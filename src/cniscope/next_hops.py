@@ -13,43 +13,92 @@ from the MAC on one side of all its unicast frames (its own), named or not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from cniscope.models import Role
+from cniscope.models import MODELS, Role
+from cniscope.models.base import role_of
+from cniscope.models.evidence import interface_sightings
 from cniscope.packets.schema import Direction, ip4_text, mac_text
 from cniscope.results import Hop, Journey
 
 RoleOf = Callable[[str | None], Role | None]
 
 
-def owners(table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarray, role: RoleOf,
-           node_of_address: Callable[[str], str | None]) -> dict[int, str]:
+@dataclass(frozen=True)
+class MacSightings:
+    """What `owners` reads of the whole table, by capture point (input, node, iface): gathered before the model is
+    known, beside the report's Python stages (`findings.start`), so of the interfaces any model takes for a NIC."""
+
+    nics: frozenset[str]  # the interfaces whose frames of no direction were counted
+    sent: pl.DataFrame  # input, node, iface, mac: the source MACs of frames going out, in order of first sighting
+    frames: pl.DataFrame  # input, node, iface, frames: the unicast frames of no direction (a one-NIC capture's) on `nics`
+    sides: pl.DataFrame  # input, node, iface, mac, seen: of those, how many show each MAC on one side or the other
+    arp: pl.DataFrame  # mac, spa: ARP senders' MACs and addresses, in order of first sighting
+
+
+_POINT = ("input", "node", "iface")
+
+
+def mac_sightings(table: pl.DataFrame, nics: Iterable[str] | None = None) -> MacSightings:
+    """`MacSightings` of `table`, the frames of no direction on `nics` (default: every interface some model or none
+    takes for a NIC), in one pass of polars' streaming engine (made distinct or counted as they go by)."""
+    names = interface_sightings(table)
+    nics = frozenset(nics if nics is not None else (name for name in names if _nic_somewhere(name)))
+    sent = table.lazy().filter((pl.col("direction") == int(Direction.OUT)) & pl.col("eth_src").is_not_null()).select(
+        *_POINT, mac=pl.col("eth_src")).unique(maintain_order=True)
+    undirected = table.lazy().filter(pl.col("direction").is_null() & pl.col("iface").is_in(sorted(nics)))
+    unicast = _unicast(undirected.select(*_POINT, src=pl.col("eth_src"), dst=pl.col("eth_dst")))
+    sides = pl.concat([unicast.select(*_POINT, mac="src"), unicast.filter(pl.col("dst") != pl.col("src")).select(*_POINT, mac="dst")])
+    arp = table.lazy().select(mac="arp_sha", spa="arp_spa").filter(pl.col("mac").is_not_null() & (pl.col("spa").fill_null(0) != 0))
+    return MacSightings(nics, *pl.collect_all([sent, unicast.group_by(*_POINT).agg(frames=pl.len()),
+                                               sides.group_by(*_POINT, "mac").agg(seen=pl.len()), arp.unique(maintain_order=True)],
+                                              engine="streaming"))
+
+
+def _nic_somewhere(iface: str) -> bool:
+    """Does some model (or the names every node has) take `iface` for a NIC?"""
+    return any((p := role_of(model, iface)) is not None and p.role is Role.NIC for model in (None, *MODELS.values()))
+
+
+def owners(table: pl.DataFrame, node_names: Sequence[str], role: RoleOf, node_of_address: Callable[[str], str | None],
+           seen: MacSightings | None = None) -> dict[int, str]:
     """MAC -> who owns it: the node whose NIC sends frames from it (or whose one-NIC capture shows it in every frame,
     `host_macs`), else the address an ARP packet gives it (as the node that owns that address when `node_of_address`
-    knows it). Inputs that name no node (`input N`) own nothing."""
-    # streaming: the frames sent, made distinct as they go by (not every column of them gathered first)
-    sent = table.lazy().select(node=pl.Series(node_codes), iface=pl.col("iface"), direction=pl.col("direction"), mac=pl.col("eth_src")).filter(
-        (pl.col("direction") == int(Direction.OUT)) & pl.col("mac").is_not_null()).unique(maintain_order=True).collect(engine="streaming")
+    knows it). Inputs that name no node (`input N`) own nothing. `seen`: `mac_sightings(table)`, when gathered."""
+    nics = [iface for iface in interface_sightings(table) if role(iface) is Role.NIC]
+    if seen is None or not seen.nics.issuperset(nics):  # (a role of the caller's own)
+        seen = mac_sightings(table, nics)
+    code = {name: n for n, name in enumerate(node_names)}
     out: dict[int, str] = {}
-    for node, iface, _, mac in sent.iter_rows():
-        name = node_names[node]
+    for point_input, node, iface, mac in seen.sent.iter_rows():
+        name = _node_name(point_input, node)
         if role(iface) is Role.NIC and not name.startswith("input "):
             out.setdefault(mac, name)
-    nics = [iface for iface in table["iface"].unique().to_list() if role(iface) is Role.NIC]
-    undirected = table.lazy().select(node=pl.Series(node_codes), iface=pl.col("iface"), src=pl.col("eth_src"), dst=pl.col("eth_dst"),
-                                     direction=pl.col("direction"))
-    for node, mac in host_macs(undirected.filter(pl.col("direction").is_null() & pl.col("iface").is_in(nics))).items():
+    nic = pl.col("iface").is_in(nics)
+
+    def by_node(points: pl.DataFrame) -> pl.DataFrame:  # the few capture points' rows, each with its node's code
+        return points.with_columns(pl.Series("node", [code[_node_name(*p)] for p in points.select("input", "node").iter_rows()],
+                                             dtype=pl.Int64))
+
+    frames = by_node(seen.frames.filter(nic)).group_by("node").agg(pl.col("frames").sum())
+    sides = by_node(seen.sides.filter(nic)).group_by("node", "mac").agg(pl.col("seen").sum())
+    for node, mac in _hosts(frames, sides).items():
         if not node_names[node].startswith("input "):
             out.setdefault(mac, node_names[node])
-    arp = table.select("arp_sha", "arp_spa").filter(pl.col("arp_sha").is_not_null() & (pl.col("arp_spa").fill_null(0) != 0))
-    for mac, spa in arp.unique(maintain_order=True).iter_rows():
+    for mac, spa in seen.arp.iter_rows():
         addr = ip4_text(spa)
         if mac not in out and addr is not None:
             out[mac] = node_of_address(addr) or addr
     return out
+
+
+def _node_name(point_input: int, node: str | None) -> str:
+    """A sighting's node as `journeys.node_column` names it."""
+    return node if node is not None else f"input {point_input}"
 
 
 def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str], node_codes: np.ndarray, role: RoleOf,
@@ -96,14 +145,23 @@ def host_macs(frames: pl.LazyFrame) -> dict[int, int]:
     a frame from it was sent. Nothing when no single MAC is in `HOST_SHARE` of them and more than any other, as on a
     bridge's capture (the pods' frames between themselves) or with fewer than two frames.
     """
-    unicast = frames.select("node", "src", "dst").filter(
-        pl.col("src").is_not_null() & pl.col("dst").is_not_null() & ((pl.col("dst") // (1 << 40)) % 2 == 0))
+    unicast = _unicast(frames.select("node", "src", "dst"))
     totals = unicast.group_by("node").agg(frames=pl.len())
     sides = pl.concat([unicast.select("node", mac="src"), unicast.filter(pl.col("dst") != pl.col("src")).select("node", mac="dst")])
-    counts = sides.group_by("node", "mac").agg(seen=pl.len()).collect(engine="streaming")
+    return _hosts(*pl.collect_all([totals, sides.group_by("node", "mac").agg(seen=pl.len())], engine="streaming"))
+
+
+def _unicast(frames: pl.LazyFrame) -> pl.LazyFrame:
+    """The frames from one MAC to another that is not a group's (broadcast, multicast)."""
+    return frames.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null() & ((pl.col("dst") // (1 << 40)) % 2 == 0))
+
+
+def _hosts(totals: pl.DataFrame, counts: pl.DataFrame) -> dict[int, int]:
+    """`host_macs` from each node's unicast frames (`totals`: node, frames) and how many show each MAC (`counts`:
+    node, mac, seen)."""
     if counts.is_empty():
         return {}
-    ranked = counts.join(totals.collect(engine="streaming"), on="node").sort("node", "seen", "mac", descending=[False, True, False])
+    ranked = counts.join(totals, on="node").sort("node", "seen", "mac", descending=[False, True, False])
     out: dict[int, int] = {}
     for (node,), top in ranked.group_by("node", maintain_order=True):
         seen, frames_of_node = top["seen"].to_list(), int(top["frames"][0])

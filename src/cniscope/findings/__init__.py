@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import polars as pl
 
+from cniscope import next_hops
 from cniscope.findings import artefacts, mtu, nat, paths, requests, routes, tcp
 from cniscope.findings import facts as facts_mod
 from cniscope.findings import losses as losses_mod
@@ -45,7 +46,8 @@ DETECTORS: tuple[Detector, ...] = (
 
 
 # table-wide work that needs the packet table alone: started as soon as the table is final (`start`)
-EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums, facts_mod.first_rows)
+EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums, facts_mod.first_rows,
+         next_hops.mac_sightings)
 
 
 def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object]) -> facts_mod.Early:

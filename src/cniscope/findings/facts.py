@@ -525,7 +525,7 @@ class Facts:
     @cached_property
     def mac_owners(self) -> dict[int, str]:
         """MAC -> who owns it, as the capture shows (`next_hops.owners`); an address ARP names, as its node when known."""
-        return next_hops.owners(self.table, self.node_names, self.node_codes, self.role, self.node_of_address)
+        return next_hops.owners(self.table, self.node_names, self.role, self.node_of_address, self.ahead(next_hops.mac_sightings))
 
     def macs_of(self, node: str) -> set[int]:
         return {mac for mac, owner in self.mac_owners.items() if owner == node}
