@@ -435,16 +435,29 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
     from tests.test_analyze_golden import generated
 
     if not compiled:
+        monkeypatch.setattr(journeys_mod, "COMPILED", False)  # the keys of polars' hash
         for name in ("argsort_keys", "merge_put", "partition_place", "partition_scatter", "partition_sizes", "put_rows", "rank_firsts"):
             monkeypatch.setattr(journeys_mod, name, getattr(journeys_mod, f"python_{name}"))
     table = read([InputSpec(str(generated(tmp_path, 3000)))]).table
     columns = ["row", "journey", "hop", *(["hops", "delay"] if hops else [])]
     whole = journeys_mod.correlate(table, hops=hops).table.select(columns)
     assert whole["hop"].max() > 1 and whole["journey"].max() > 500
-    seen = []
+    seen, asked = [], []  # each partition's size, whichever did it; whether C did each it was asked to
     monkeypatch.setattr(journeys_mod, "one_node_partial", lambda *a, **k: seen.append(len(a[0])) or one_node_partial(*a, **k))
+    one_node_journeys = journeys_mod.one_node_journeys
+
+    def journeys_in_c(*a: np.ndarray) -> bool:
+        done = one_node_journeys(*a)
+        asked.append(done)
+        if done:
+            seen.append(len(a[0]))
+        return done
+
+    monkeypatch.setattr(journeys_mod, "one_node_journeys", journeys_in_c)
     monkeypatch.setattr(journeys_mod, "take", None)  # no partition gathered from the narrow frame
     for partitions, workers in ((2, 1), (7, 2), (64, 2)):
         seen.clear()
+        asked.clear()
         parted = journeys_mod.correlate(table, partitions=partitions, workers=workers, hops=hops).table.select(columns)
         assert parted.equals(whole) and len(seen) == partitions and sum(seen) == table.height
+        assert asked == ([] if hops else [compiled] * partitions)  # without hops in C, where built

@@ -7,9 +7,11 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import polars as pl
 import pytest
 
 from cniscope import journeys
+from cniscope.packets import schema
 from tests.compiled import compile_c
 
 SOURCE = Path(journeys.__file__).with_name("_journeys.c")
@@ -142,3 +144,210 @@ def test_journeys_are_ranked_by_first_row_as_numpy_ranks_them(compiled: ModuleTy
     assert (journey == want).all() and journey.max() == np.count_nonzero(first) - 1
     with pytest.raises(ValueError, match="first row after"):
         compiled.rank_firsts(np.array([0, 2, 1], np.uint32))
+
+
+def sightings(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """Made-up sightings with every column `journeys.fingerprint` reads, each field from a few values or null: rows
+    repeated (some with other addresses), rows with nothing of their own (told apart by their addresses), rows sent to link-local multicast
+    (224.0.0.x, ff02:: in either case), envelopes that show nothing inside. The columns chunked each their own way,
+    some at offsets inside a byte of the validity bitmap."""
+
+    def ints(name: str, values: list[int] | list[bool], null: float = 0.3) -> pl.Series:
+        picked = pl.Series(values, dtype=schema.SCHEMA[name])[rng.integers(0, len(values), n)]
+        return pl.select(pl.when(pl.Series(rng.random(n) >= null)).then(picked)).to_series().alias(name)
+
+    def texts(name: str, values: list[str]) -> pl.Series:
+        picked = [values[p] if p < len(values) else None for p in rng.integers(0, len(values) + 2, n)]
+        return pl.Series(name, picked, dtype=pl.Categorical())
+
+    own = rng.random(n) < 0.6  # the others have nothing of their own: null in every own field
+    columns = [ints(name, [0, 1, 7, 2**16 - 1] if schema.SCHEMA[name] != pl.UInt8 else [0, 1, 255]) for name in
+               ("ethertype", "proto", "tcp_flags", "icmp_type", "arp_op", "tunnel", "sport", "dport", "outer_sport", "outer_dport")]
+    columns += [ints(name, [0, 5, 2**32 - 1], null=0.5) for name in ("seq", "ack", "tsval", "tsecr", "arp_spa", "arp_tpa", "ip_id")]
+    columns += [ints(name, [0, 9, 2**16 - 1], null=0.5) for name in ("icmp_id", "icmp_seq", "dns_id")]
+    columns += [ints("payload_len", [0, 3]), ints("payload_digest", [0, 1, 2**64 - 1], null=0.5), ints("dns_qr", [False, True]),
+                ints("ip_version", [4, 6], null=0.1)]
+    columns += [ints(name, [0, 0x0A000001, 0xE00000FB, 0xE0000105]) for name in ("src", "dst", "outer_src", "outer_dst")]
+    columns += [texts(name, ["fd00::1", "ff02::fb", "FF02::1", "ff05::2"]) for name in ("src6", "dst6", "outer_src6", "outer_dst6")]
+    columns += [texts(name, ["a", "fd00::1"]) for name in ("outer_src_name", "outer_dst_name")]
+    table = pl.DataFrame(columns).with_columns(
+        pl.when(pl.Series(own)).then(pl.col(name)) for name in journeys.OWN_FIELDS)
+    # rows repeated, some of them with other addresses: the same key where the key's fields tell them apart
+    again = table[rng.integers(0, max(n // 3, 1), n)]
+    moved = pl.Series(rng.random(n) < 0.3)
+    table = again.with_columns(pl.when(moved).then(table[name]).otherwise(again[name]).alias(name)
+                               for name in (*journeys.ADDRESS_FIELDS, *journeys.ENVELOPE_FIELDS))
+    inside = pl.Series(rng.random(n) >= 0.15)  # the others show no address of the packet (an envelope's: its own)
+    table = table.with_columns(pl.when(inside).then(pl.col(name)) for name in journeys.ADDRESS_FIELDS)
+    cuts = np.unique(np.clip([0, *rng.integers(1, n, 5), n], 0, n)).tolist()
+    chunked = pl.concat([table.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], rechunk=False)
+    other = np.unique(np.clip([0, 3, 11, n // 2 + 5, n], 0, n)).tolist()
+    return chunked.with_columns(pl.concat([table[name].slice(a, b - a) for a, b in zip(other, other[1:])], rechunk=False)
+                                for name in ("seq", "dns_qr", "dst6", "payload_digest", "tunnel", "sport"))
+
+
+def fingerprints_of(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: ModuleType | None,
+                    workers: int = 1) -> np.ndarray:
+    """`journeys.fingerprints` in C (`compiled`) or in polars (None)."""
+    monkeypatch.setattr(journeys, "COMPILED", compiled is not None)
+    if compiled is not None:
+        monkeypatch.setattr(journeys, "fingerprint_scan", compiled.fingerprint_scan, raising=False)
+    return journeys.fingerprints(table, workers)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the rows equal in `a` are the rows equal in `b`."""
+    pairs = pl.DataFrame({"a": a, "b": b})
+    return pairs["a"].n_unique() == pairs["b"].n_unique() == pairs.unique().height
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 9, 300, 6000])
+def test_fingerprints_in_c_are_equal_where_polars_are(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The C keys are not polars' hash values, but the same rows share one: key fields, addresses for rows with nothing
+    of their own or sent to link-local multicast, the envelope's ends for those that show nothing inside; with the
+    optional fields in the key or left out (a sighting hides them), in stretches of rows on threads or at once."""
+    rng = np.random.default_rng(n)
+    table = sightings(rng, max(n, 2)).head(n)
+    want = fingerprints_of(table, monkeypatch, None)
+    got = fingerprints_of(table, monkeypatch, compiled)
+    assert same_partition(got, want) and (fingerprints_of(table, monkeypatch, compiled, workers=3) == got).all()
+    if n >= 300:
+        assert 50 < len(np.unique(want)) < n * 0.9  # rows alike, and rows told apart
+        shown = table.with_columns(ip_version=pl.lit(None, dtype=pl.UInt8), payload_len=pl.lit(0, dtype=pl.UInt32))
+        assert not {"ip_id", "payload_digest"} & {*journeys.key_fields(table)}  # some sightings hide them
+        assert journeys.key_fields(shown)[-2:] == ["ip_id", "payload_digest"]  # none does
+        assert same_partition(fingerprints_of(shown, monkeypatch, compiled), fingerprints_of(shown, monkeypatch, None))
+        offset = table.slice(5)  # every column a view at an offset
+        assert same_partition(fingerprints_of(offset, monkeypatch, compiled), fingerprints_of(offset, monkeypatch, None))
+        special = table.select(~pl.all_horizontal(pl.col(f).is_null() for f in journeys.OWN_FIELDS)).to_series()
+        assert 0 < special.sum() < n
+
+
+def test_what_lies_under_a_null_is_not_hashed(compiled: ModuleType) -> None:
+    """Arrow leaves the values under nulls unspecified: numbers there (each byte of the bitmap all null, all set or
+    mixed, from offsets inside a byte) change no key."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(4)
+    table = sightings(rng, 3000)
+
+    def keys(t: pl.DataFrame) -> np.ndarray:
+        out = np.empty(t.height, np.uint64)
+        compiled.fingerprint_scan(tuple(t[name].to_physical().__arrow_c_stream__() for name in journeys.FINGERPRINTED),
+                                  np.empty(0, np.uint32), t.height, 0, out)
+        return out
+
+    def garbage(column: pl.Series) -> pl.Series:
+        valid = column.is_not_null().to_numpy()
+        values = column.fill_null(0).to_numpy().copy()
+        values[~valid] = rng.integers(1, 200, int((~valid).sum()))
+        array = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                      [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)])
+        return pl.Series(column.name, array).slice(0)
+
+    numbers = [name for name in journeys.FINGERPRINTED if table[name].dtype.is_integer() and table[name].null_count()]
+    dirty = table.with_columns(garbage(table[name]) for name in numbers)
+    assert all(dirty[name].equals(table[name]) for name in numbers) and len(numbers) > 20
+    assert (keys(dirty) == keys(table)).all() and (keys(dirty.slice(3)) == keys(table.slice(3))).all()
+
+
+def test_nulls_and_zeros_are_told_apart(compiled: ModuleType) -> None:
+    """A field null or 0, a boolean null or false, a field left out of the key or null in every row."""
+    n = 6
+    table = sightings(np.random.default_rng(5), n).with_columns(
+        **{name: pl.lit(None, dtype=schema.SCHEMA[name]) for name in journeys.FINGERPRINTED},
+    ).with_columns(seq=pl.Series([None, 0, 0, 0, 0, 0], dtype=pl.UInt32), dns_qr=pl.Series([False, False, None, True, False, False]),
+                   payload_digest=pl.Series([0, 0, 0, 0, None, 0], dtype=pl.UInt64))
+    columns = [table[name].to_physical().__arrow_c_stream__() for name in journeys.FINGERPRINTED]
+    keys = np.empty(n, np.uint64)
+    compiled.fingerprint_scan(tuple(columns), np.empty(0, np.uint32), n, 0, keys)
+    assert len(set(keys[:5].tolist())) == 5 and keys[0] != keys[5] and keys[1] == keys[5]
+    columns = [None if name == "ethertype" else table[name].to_physical().__arrow_c_stream__() for name in journeys.FINGERPRINTED]
+    again = np.empty(n, np.uint64)
+    compiled.fingerprint_scan(tuple(columns), np.empty(0, np.uint32), n, 0, again)  # all null: as good as not given
+    assert same_partition(again, keys)
+
+
+def test_columns_of_other_types_or_lengths_are_refused(compiled: ModuleType) -> None:
+    table = sightings(np.random.default_rng(2), 20)
+
+    def scan(t: pl.DataFrame, rows: int = 20, start: int = 0, n: int = 20, ff02: np.ndarray | None = None,
+             names: tuple[str, ...] = journeys.FINGERPRINTED) -> None:
+        compiled.fingerprint_scan(tuple(t[name].to_physical().__arrow_c_stream__() for name in names),
+                                  np.empty(0, np.uint32) if ff02 is None else ff02, rows, start, np.empty(n, np.uint64))
+
+    with pytest.raises(ValueError, match="format l"):
+        scan(table.with_columns(pl.col("seq").cast(pl.Int64)))
+    with pytest.raises(ValueError, match="33 columns"):
+        scan(table, names=journeys.FINGERPRINTED[1:])
+    with pytest.raises(ValueError, match="19 values for 20 rows"):
+        scan(table.with_columns(pl.concat([table["seq"].head(19), pl.Series([None], dtype=pl.UInt32)])).head(19), rows=20)
+    with pytest.raises(ValueError, match="beyond the rows"):
+        scan(table, start=1)
+    with pytest.raises(ValueError, match="ff02"):
+        scan(table, ff02=np.zeros(3, np.uint8))
+
+
+def partition(rng: np.random.Generator, n: int, sorted_times: bool, out: bool) -> tuple[np.ndarray, ...]:
+    """A made-up partition of one node: keys seen once, a few times or very often (a storm of one key: bursts longer
+    than C compares point by point), times from a few values (sightings at one time) with gaps over `BURST_GAP_NS`, in order or
+    not; capture points named or not, repeated within bursts; `out`: some Out (else In or none). Rows ascending."""
+    key = rng.integers(0, 2**64, max(n // 4, 1), dtype=np.uint64)[np.minimum(rng.geometric(0.05, n), max(n // 4, 1)) - 1]
+    step = rng.choice([0, 0, 1000, journeys.BURST_GAP_NS, journeys.BURST_GAP_NS + 1], n)
+    if n:
+        key[n // 3:n // 3 + 300], step[n // 3:n // 3 + 300] = key[0], 0  # a storm of one key
+    ts = np.cumsum(step).astype(np.int64)
+    if not sorted_times:
+        ts = rng.permutation(ts)
+    iface = rng.integers(0, 3, n).astype(np.uint64)  # 0: no name
+    iface[n // 3:n // 3 + 300] = 1 + np.arange(len(iface[n // 3:n // 3 + 300])) % 40  # the storm's points repeat later
+    direction = rng.choice([0, 256, 4] if out else [0, 256], n).astype(np.uint64)
+    point = (iface * np.uint64(journeys.POINT_NAMED) + direction).astype(np.uint32)
+    rows = np.sort(rng.choice(4 * n, n, replace=False)).astype(np.uint32)
+    return key, ts, point, rows
+
+
+@pytest.mark.parametrize("sorted_times", [True, False])
+def test_one_node_journeys_in_c_are_one_node_partials(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                      sorted_times: bool) -> None:
+    """Journeys (first rows) and hops in the partition's own order as `one_node_partial` then `merge_put` give them;
+    nothing written where sightings at one time have an Out before an In."""
+    monkeypatch.setattr(journeys, "COMPILED", True)
+    monkeypatch.setattr(journeys, "burst_journeys", compiled.burst_journeys, raising=False)
+    monkeypatch.setattr(journeys, "argsort_keys", compiled.argsort_keys)
+    rng = np.random.default_rng(sorted_times)
+    done = refused = 0
+    for n in (0, 1, 2, 3, 40, 3000, 20_000):
+        for out in (False, True):
+            key, ts, point, rows = partition(rng, n, sorted_times, out)
+            p = journeys.one_node_partial(key, ts, None, point, rows, hops=False)
+            want = np.zeros(n, np.uint32), np.zeros(n, np.uint32)
+            journeys.python_merge_put(p.perm, np.arange(n, dtype=np.uint32), p.firsts, p.journey, p.hop, *want)
+            got = np.full(n, 7, np.uint32), np.full(n, 7, np.uint32)
+            if journeys.one_node_journeys(key, ts, point, rows, *got):
+                assert (got[0] == want[0]).all() and (got[1] == want[1]).all()
+                done += n > 1000
+            else:
+                assert (got[0] == 7).all() and (got[1] == 7).all()
+                refused += 1
+            if n == 20_000 and not out:  # repeated points split bursts, long ones (C's SHORT_BURST: 16) too
+                assert len(np.unique(want[0])) > len(np.unique(key)) + n // 10
+                assert not sorted_times or 16 < want[1].max() < 300
+    assert done >= 2 and refused >= 1
+
+
+def test_one_node_journeys_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
+    n = 5
+    key, ts, point, rows = np.zeros(n, np.uint64), np.zeros(n, np.int64), np.zeros(n, np.uint32), np.arange(n, dtype=np.uint32)
+    out = np.zeros(n, np.uint32), np.zeros(n, np.uint32)
+
+    def run(perm: np.ndarray, point: np.ndarray = point, ts: np.ndarray = ts) -> bool:
+        return bool(compiled.burst_journeys(key, perm, ts, point, rows, 1, 512, 511, 4, *out))
+
+    assert run(np.arange(n, dtype=np.uint32))
+    with pytest.raises(ValueError, match="outside the partition"):
+        run(np.array([0, 1, 2, 3, 5], np.uint32))
+    with pytest.raises(ValueError, match="lengths differ"):
+        run(np.arange(n, dtype=np.uint32), point=np.zeros(n, np.uint8))
+    with pytest.raises(ValueError, match="lengths differ"):
+        run(np.arange(n, dtype=np.uint32), ts=np.zeros(n - 1, np.int64))

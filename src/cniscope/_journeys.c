@@ -1,7 +1,9 @@
 /* Correlation's sequential steps, which numpy does slowly or in many passes (cniscope.journeys): the stable
  * order of 64-bit keys, a fingerprint partition's rows, a partition's journeys put in place, journeys numbered by
  * first row. Each has a numpy fallback in cniscope.journeys giving the same arrays (tests/test_journeys_c.py); the
- * GIL is released: the other partitions go on meanwhile.
+ * GIL is released: the other partitions go on meanwhile. Also each sighting's fingerprint, hashed over the table's
+ * column buffers (polars' struct hash the fallback: other values, equal for the same rows), and one node's journeys
+ * of a partition from its sorted keys (`one_node_partial` the fallback).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -361,6 +363,627 @@ static PyObject *rank_firsts(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- fingerprints: each sighting's key hashed over the table's column buffers -------------------------------- */
+
+/* The Arrow C data interface (arrow.apache.org/docs/format/CDataInterface.html), ABI-stable; as in _flows.c. */
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+struct ArrowArrayStream {
+    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
+    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
+    const char *(*get_last_error)(struct ArrowArrayStream *);
+    void (*release)(struct ArrowArrayStream *);
+    void *private_data;
+};
+
+/* One column: its chunks, and where the rows being worked start in the current one (`at`, `pos`). `bits`: 1 (a
+ * boolean), 8, 16, 32 or 64; 0: not given (a column of nulls). `values` NULL: every value of the stretch is null;
+ * `validity` NULL: none is. */
+typedef struct {
+    struct ArrowArray *chunks;
+    Py_ssize_t count, at;
+    int64_t pos;
+    int bits;
+    const uint8_t *values;
+    const uint8_t *validity;
+    int64_t bit;  /* the stretch's first row in the chunk's buffers (its offset counted) */
+} Column;
+
+static void column_free(Column *c) {
+    for (Py_ssize_t i = 0; i < c->count; i++)
+        if (c->chunks[i].release)
+            c->chunks[i].release(&c->chunks[i]);
+    PyMem_RawFree(c->chunks);
+    c->chunks = NULL;
+    c->count = 0;
+}
+
+/* The chunks of the Arrow stream in `capsule` (None: a column of nulls): booleans or unsigned integers, `rows` values
+ * in all. The stream is released (the capsule's destructor then has nothing to do). */
+static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c) {
+    memset(c, 0, sizeof *c);
+    if (capsule == Py_None)
+        return 0;
+    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (!stream)
+        return -1;
+    if (!stream->release) {
+        PyErr_SetString(PyExc_ValueError, "a column's stream was consumed already");
+        return -1;
+    }
+    struct ArrowSchema schema;
+    int failed = 0;
+    if (stream->get_schema(stream, &schema) != 0) {
+        PyErr_SetString(PyExc_ValueError, "a column without a schema");
+        failed = 1;
+    } else {
+        const char *f = schema.format;
+        c->bits = !strcmp(f, "b") ? 1 : !strcmp(f, "C") ? 8 : !strcmp(f, "S") ? 16 : !strcmp(f, "I") ? 32 : !strcmp(f, "L") ? 64 : 0;
+        if (!c->bits) {
+            PyErr_Format(PyExc_ValueError, "a column of format %s, not booleans or unsigned integers", f);
+            failed = 1;
+        }
+        if (schema.release)
+            schema.release(&schema);
+    }
+    Py_ssize_t room = 0;
+    int64_t total = 0;
+    while (!failed) {
+        struct ArrowArray array;
+        if (stream->get_next(stream, &array) != 0) {
+            PyErr_SetString(PyExc_ValueError, "a column's chunk could not be had");
+            failed = 1;
+            break;
+        }
+        if (!array.release)
+            break;  /* the end */
+        if (c->count == room) {
+            room = room ? room * 2 : 64;
+            struct ArrowArray *grown = PyMem_RawRealloc(c->chunks, room * sizeof *grown);
+            if (!grown) {
+                array.release(&array);
+                PyErr_NoMemory();
+                failed = 1;
+                break;
+            }
+            c->chunks = grown;
+        }
+        c->chunks[c->count++] = array;
+        if (array.n_buffers != 2 || array.length < 0 || array.offset < 0 || (array.length && array.null_count != array.length &&
+                (!array.buffers[1] || (array.null_count != 0 && !array.buffers[0])))) {
+            PyErr_SetString(PyExc_ValueError, "a column's chunk without its values or null flags");
+            failed = 1;
+            break;
+        }
+        total += array.length;
+    }
+    stream->release(stream);
+    if (!failed && total != rows) {
+        PyErr_Format(PyExc_ValueError, "a column of %lld values for %zd rows", (long long)total, rows);
+        failed = 1;
+    }
+    if (failed) {
+        column_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Make the column's stretch start at its row `pos` of its current chunk; how many rows the chunk has left. */
+static int64_t column_seek(Column *c) {
+    if (!c->bits)
+        return INT64_MAX;
+    while (c->at < c->count && c->pos >= c->chunks[c->at].length) {
+        c->pos -= c->chunks[c->at].length;
+        c->at++;
+    }
+    if (c->at >= c->count)
+        return 0;
+    const struct ArrowArray *a = &c->chunks[c->at];
+    c->bit = a->offset + c->pos;
+    c->values = a->null_count == a->length ? NULL : a->buffers[1];
+    c->validity = a->null_count == 0 ? NULL : a->buffers[0];
+    return a->length - c->pos;
+}
+
+#define BLOCK 128
+
+/* each byte of a validity bitmap spread to 8 bytes of 0 or 1 (little-endian: bit k to byte k) */
+static uint64_t SPREAD[256];
+
+static void spread_make(void) {
+    for (int byte = 0; byte < 256; byte++)
+        for (int k = 0; k < 8; k++)
+            SPREAD[byte] |= (uint64_t)((byte >> k) & 1) << (8 * k);
+}
+
+/* Rows [start, start + n) of the column's stretch into `v` (0 where null) and `ok` (1 where not); 0 for both where the
+ * column is null or not given, and past `n`. */
+static void load(const Column *c, int64_t start, int n, uint64_t *restrict v, uint8_t *restrict ok) {
+    if (!c->bits || !c->values) {
+        memset(v, 0, BLOCK * sizeof *v);
+        memset(ok, 0, BLOCK);
+        return;
+    }
+    int64_t b = c->bit + start;
+    switch (c->bits) {
+        case 1:
+            for (int i = 0; i < n; i++) v[i] = (c->values[(b + i) >> 3] >> ((b + i) & 7)) & 1;
+            break;
+        case 8:
+            for (int i = 0; i < n; i++) v[i] = c->values[b + i];
+            break;
+        case 16:
+            for (int i = 0; i < n; i++) v[i] = ((const uint16_t *)c->values)[b + i];
+            break;
+        case 32:
+            for (int i = 0; i < n; i++) v[i] = ((const uint32_t *)c->values)[b + i];
+            break;
+        default:
+            memcpy(v, (const uint64_t *)c->values + b, n * sizeof *v);
+    }
+    if (n < BLOCK) {  /* a block's rows past the stretch's end: what follows works whole blocks */
+        memset(v + n, 0, (BLOCK - n) * sizeof *v);
+        memset(ok + n, 0, BLOCK - n);
+    }
+    if (!c->validity) {
+        memset(ok, 1, n);
+        return;
+    }
+    const uint8_t *bits = c->validity;
+    int i = 0;
+    for (; i < n && (b + i) & 7; i++) {
+        ok[i] = (bits[(b + i) >> 3] >> ((b + i) & 7)) & 1;
+        v[i] &= -(uint64_t)ok[i];
+    }
+    for (; i + 8 <= n; i += 8) {
+        uint8_t byte = bits[(b + i) >> 3];
+        uint64_t spread = SPREAD[byte];
+        memcpy(ok + i, &spread, 8);
+        if (!byte)
+            memset(v + i, 0, 8 * sizeof *v);
+        else if (byte != 0xff)
+            for (int k = 0; k < 8; k++) v[i + k] &= -(uint64_t)ok[i + k];
+    }
+    for (; i < n; i++) {
+        ok[i] = (bits[(b + i) >> 3] >> ((b + i) & 7)) & 1;
+        v[i] &= -(uint64_t)ok[i];
+    }
+}
+
+/* wyhash's mix (a 128-bit product folded) and secrets */
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+#define S0 0xa0761d6478bd642fULL
+#define S1 0xe7037ed1a0b428dbULL
+#define S2 0x8ebc6af09c88c6e3ULL
+#define S3 0x589965cc75374cc3ULL
+
+/* the columns `fingerprint_scan` is given, in this order (`journeys.FINGERPRINTED`): the key's fields (KEY_FIELDS, then
+ * OPTIONAL_KEY_FIELDS: not given where left out of the key), the addresses, the envelope's, the tunnel */
+enum {
+    ETHERTYPE, PROTO, TCP_FLAGS, SEQ, ACK, TSVAL, TSECR, PAYLOAD_LEN, ICMP_TYPE, ICMP_ID, ICMP_SEQ, DNS_ID, DNS_QR, ARP_OP,
+    ARP_SPA, ARP_TPA, IP_ID, PAYLOAD_DIGEST, KEYS_END,
+    SRC = KEYS_END, DST, SRC6, DST6, SPORT, DPORT, ADDRESSES_END,
+    ENVELOPE = ADDRESSES_END, ENVELOPE_END = ENVELOPE + 8,
+    TUNNEL = ENVELOPE_END, FINGERPRINTED
+};
+/* the fields that tell one packet from the next of its kind (OWN_FIELDS): a key with none of them joins the addresses */
+#define OWN_MASK (1ULL << SEQ | 1ULL << ACK | 1ULL << TSVAL | 1ULL << ICMP_ID | 1ULL << ICMP_SEQ | 1ULL << DNS_ID | \
+                  1ULL << ARP_SPA | 1ULL << ARP_TPA | 1ULL << IP_ID | 1ULL << PAYLOAD_DIGEST)
+
+#define WORDS 16  /* 64-bit words of a block's fields (the key's take 8, the envelope's 4) */
+
+typedef struct {
+    uint64_t v[BLOCK], flags[BLOCK], state[BLOCK], words[WORDS][BLOCK];
+    uint8_t ok[BLOCK], own[BLOCK], special[BLOCK], inside[BLOCK], bare[BLOCK];
+} Scratch;
+
+/* Columns [from, to) of rows [start, start + n) packed side by side into `s->words` (a column's values never straddle
+ * two words) and their null flags into `s->flags`, by the columns' widths alone: the same layout for every row, so
+ * the words of two rows are equal exactly where their fields and null flags are. How many words. `none_own` (if
+ * given): whether each row has none of the fields of OWN_MASK. */
+/* the value of row `i` of a column's stretch (its first at `b` in its buffers) */
+static inline uint64_t value_at(const Column *c, int64_t b, int i) {
+    switch (c->bits) {
+        case 1: return (c->values[(b + i) >> 3] >> ((b + i) & 7)) & 1;
+        case 8: return c->values[b + i];
+        case 16: return ((const uint16_t *)c->values)[b + i];
+        case 32: return ((const uint32_t *)c->values)[b + i];
+        default: return ((const uint64_t *)c->values)[b + i];
+    }
+}
+
+/* Rows [start, start + n) of a column's stretch or-ed into the word `w` at `shift`, its null flag into `f` at `flag`
+ * (`flagged`: 1 << flag) and `own` cleared where it is not null. A byte of null flags (8 rows) at a time: none of
+ * the 8 there (most of a column of ICMP, DNS or ARP fields), or all of them, without looking at each. */
+static void pack_column(const Column *c, int64_t start, int n, int shift, uint64_t flagged, uint64_t *restrict w,
+                        uint64_t *restrict f, uint8_t *restrict own) {
+    if (!c->values)
+        return;  /* null in every row of the stretch */
+    int64_t b = c->bit + start;
+    const uint8_t *valid = c->validity;
+    int i = 0;
+    while (i < n) {
+        if (valid && (((b + i) & 7) || i + 8 > n)) {  /* a row of a byte of flags cut by the block */
+            if ((valid[(b + i) >> 3] >> ((b + i) & 7)) & 1) {
+                w[i] |= value_at(c, b, i) << shift;
+                f[i] |= flagged;
+                own[i] = 0;
+            }
+            i++;
+            continue;
+        }
+        int m = valid ? 8 : n - i;
+        uint8_t byte = valid ? valid[(b + i) >> 3] : 0xff;
+        if (byte == 0xff) {
+            switch (c->bits) {
+                case 8:
+                    for (int k = i; k < i + m; k++) w[k] |= (uint64_t)c->values[b + k] << shift;
+                    break;
+                case 16:
+                    for (int k = i; k < i + m; k++) w[k] |= (uint64_t)((const uint16_t *)c->values)[b + k] << shift;
+                    break;
+                case 32:
+                    for (int k = i; k < i + m; k++) w[k] |= (uint64_t)((const uint32_t *)c->values)[b + k] << shift;
+                    break;
+                default:
+                    for (int k = i; k < i + m; k++) w[k] |= value_at(c, b, k) << shift;
+            }
+            for (int k = i; k < i + m; k++) f[k] |= flagged;
+            memset(own + i, 0, m);
+        } else if (byte)
+            for (int k = 0; k < 8; k++)
+                if ((byte >> k) & 1) {
+                    w[i + k] |= value_at(c, b, i + k) << shift;
+                    f[i + k] |= flagged;
+                    own[i + k] = 0;
+                }
+        i += m;
+    }
+}
+
+/* Columns [from, to) of rows [start, start + n) packed side by side into `s->words` (a column's values never straddle
+ * two words) and their null flags into `s->flags`, by the columns' widths alone: the same layout for every row, so
+ * the words of two rows are equal exactly where their fields and null flags are. How many words. `none_own`:
+ * whether each row has none of the fields of OWN_MASK (those columns' rows only; the others go to scratch). */
+static int pack(const Column *col, int from, int to, int64_t start, int n, Scratch *s, uint8_t *restrict none_own) {
+    int word = 0, shift = 0, flag = 0;
+    memset(none_own, 1, BLOCK);
+    memset(s->words[0], 0, sizeof s->words[0]);
+    memset(s->flags, 0, sizeof s->flags);
+    for (int k = from; k < to; k++) {
+        const Column *c = &col[k];
+        if (!c->bits)
+            continue;  /* not given: null in every row */
+        if (shift + c->bits > 64) {
+            word++;
+            shift = 0;
+            memset(s->words[word], 0, sizeof s->words[word]);
+        }
+        pack_column(c, start, n, shift, 1ULL << flag, s->words[word], s->flags, OWN_MASK >> k & 1 ? none_own : s->ok);
+        shift += c->bits;
+        flag++;
+    }
+    return shift ? word + 1 : word;
+}
+
+/* each row's hash state carried over `words` words and its null flags */
+static void absorb(Scratch *s, int words, const uint8_t *only) {
+    for (int w = 0; w + 1 < words; w += 2)
+        for (int i = 0; i < BLOCK; i++)
+            if (!only || only[i])
+                s->state[i] = mix(s->words[w][i] ^ S1, s->words[w + 1][i] ^ s->state[i]);
+    const uint64_t *last = words % 2 ? s->words[words - 1] : NULL;
+    for (int i = 0; i < BLOCK; i++)
+        if (!only || only[i])
+            s->state[i] = mix((last ? last[i] : 0) ^ S1, s->flags[i] ^ S0 ^ s->state[i]);
+}
+
+/* whether each row is sent to link-local multicast (224.0.0.0/24, or an IPv6 destination among the `ff02` codes, which
+ * ascend): hosts send identical ones, told apart by their addresses alone */
+static void link_local(const Column *col, int64_t start, int n, const uint32_t *ff02, Py_ssize_t ff02s, Scratch *s) {
+    load(&col[DST], start, n, s->v, s->ok);
+    for (int i = 0; i < BLOCK; i++) s->special[i] |= s->ok[i] && (s->v[i] >> 8) == 0xE00000;
+    if (!ff02s)
+        return;
+    load(&col[DST6], start, n, s->v, s->ok);
+    for (int i = 0; i < n; i++)
+        if (s->ok[i]) {
+            Py_ssize_t lo = 0, hi = ff02s;
+            while (lo < hi) {
+                Py_ssize_t mid = (lo + hi) / 2;
+                if (ff02[mid] < s->v[i]) lo = mid + 1; else hi = mid;
+            }
+            s->special[i] |= lo < ff02s && ff02[lo] == s->v[i];
+        }
+}
+
+/* The fingerprints of rows [start, start + n) of the stretch into `out`, as `journeys.fingerprint` keys them: by the key's
+ * fields; a row with none of its own (or sent to link-local multicast) by its addresses and ports too, or, an envelope
+ * showing no address of what it carries, by the envelope's (their words hashed after the key's). */
+static void block_keys(const Column *col, int64_t start, int n, const uint32_t *ff02, Py_ssize_t ff02s, Scratch *s,
+                       uint64_t *out) {
+    int words = pack(col, ETHERTYPE, KEYS_END, start, n, s, s->special);
+    for (int i = 0; i < BLOCK; i++) s->state[i] = S2;
+    absorb(s, words, NULL);
+    link_local(col, start, n, ff02, ff02s, s);
+    int special = 0;
+    for (int i = 0; i < n; i++) special |= s->special[i];
+    if (special) {
+        memset(s->inside, 0, BLOCK);
+        for (int k = SRC; k < ADDRESSES_END; k++) {
+            load(&col[k], start, n, s->v, s->ok);
+            for (int i = 0; i < BLOCK; i++) s->inside[i] |= s->ok[i];
+        }
+        load(&col[TUNNEL], start, n, s->v, s->ok);
+        for (int i = 0; i < BLOCK; i++) {
+            s->bare[i] = s->special[i] && !s->inside[i] && s->v[i];
+            s->special[i] &= !s->bare[i];
+        }
+        words = pack(col, SRC, ADDRESSES_END, start, n, s, s->ok);
+        absorb(s, words, s->special);
+        words = pack(col, ENVELOPE, ENVELOPE_END, start, n, s, s->ok);
+        absorb(s, words, s->bare);
+    }
+    for (int i = 0; i < n; i++) {  /* each kind its own tag: the envelope's words could be laid out as the addresses' */
+        uint64_t tag = special ? (uint64_t)s->special[i] | (uint64_t)s->bare[i] << 1 : 0;
+        out[i] = mix(s->state[i] ^ S3, tag ^ S0);
+    }
+}
+
+/* fingerprint_scan(columns, ff02, rows, start, keys): the fingerprints of rows [start, start + len(keys)) of a table of
+ * `rows` into `keys` (uint64). `columns`: a tuple of Arrow stream capsules (None: not given, null in every row) in the
+ * order of the enum above, booleans or unsigned integers (categories by their codes); `ff02`: the codes (uint32,
+ * ascending) of the IPv6 destinations in ff02::/16. Not polars' hash values: equal keys where `journeys.fingerprint`'s are
+ * equal, different ones but by chance (a 64-bit hash of every field side by side, nulls told apart from values). */
+static PyObject *fingerprint_scan(PyObject *self, PyObject *args) {
+    PyObject *columns;
+    Py_buffer ff02_, keys_;
+    Py_ssize_t rows, start;
+    if (!PyArg_ParseTuple(args, "O!y*nnw*", &PyTuple_Type, &columns, &ff02_, &rows, &start, &keys_))
+        return NULL;
+    PyObject *result = NULL;
+    Column col[FINGERPRINTED];
+    memset(col, 0, sizeof col);
+    Scratch *scratch = NULL;
+    Py_ssize_t n = keys_.len / 8;
+    if (PyTuple_GET_SIZE(columns) != FINGERPRINTED) {
+        PyErr_Format(PyExc_ValueError, "%d columns wanted", FINGERPRINTED);
+        goto done;
+    }
+    if (start < 0 || rows < 0 || n > rows - start || ff02_.len % 4) {
+        PyErr_SetString(PyExc_ValueError, "keys beyond the rows, or ff02 not uint32");
+        goto done;
+    }
+    for (int k = 0; k < FINGERPRINTED; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k]) < 0)
+            goto done;
+    scratch = PyMem_RawMalloc(sizeof *scratch);
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint32_t *ff02 = ff02_.buf;
+    uint64_t *keys = keys_.buf;
+    Py_ssize_t ff02s = ff02_.len / 4;
+    int64_t done = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int k = 0; k < FINGERPRINTED; k++)
+        col[k].pos = start;
+    while (done < n) {
+        int64_t stretch = n - done;
+        for (int k = 0; k < FINGERPRINTED; k++) {
+            int64_t left = column_seek(&col[k]);
+            if (left < stretch)
+                stretch = left;
+        }
+        for (int64_t from = 0; from < stretch; from += BLOCK) {
+            int m = stretch - from < BLOCK ? (int)(stretch - from) : BLOCK;
+            block_keys(col, from, m, ff02, ff02s, scratch, keys + done + from);
+        }
+        for (int k = 0; k < FINGERPRINTED; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < FINGERPRINTED; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(scratch);
+    PyBuffer_Release(&ff02_);
+    PyBuffer_Release(&keys_);
+    return result;
+}
+
+/* ---- one node's journeys: bursts of a key, in place ------------------------------------------------------------ */
+
+/* A set of the capture points seen in one burst: open addressing, a slot taken where its stamp is the burst's (no
+ * clearing between bursts). */
+typedef struct {
+    uint64_t *point;
+    Py_ssize_t *stamp;
+    Py_ssize_t size;
+} Seen;
+
+/* whether `point` was in the set of burst `stamp` already; it is afterwards. 0, 1, or -1: no memory */
+static int seen_add(Seen *seen, Py_ssize_t stamp, Py_ssize_t room, uint64_t point) {
+    if (seen->size < 2 * room) {
+        Py_ssize_t size = 64;
+        while (size < 2 * room) size *= 2;
+        PyMem_RawFree(seen->point);
+        PyMem_RawFree(seen->stamp);
+        seen->point = PyMem_RawMalloc(size * sizeof *seen->point);
+        seen->stamp = PyMem_RawMalloc(size * sizeof *seen->stamp);
+        if (!seen->point || !seen->stamp)
+            return -1;
+        for (Py_ssize_t i = 0; i < size; i++) seen->stamp[i] = -1;
+        seen->size = size;
+    }
+    Py_ssize_t slot = (Py_ssize_t)(mix(point ^ S0, S1) & (uint64_t)(seen->size - 1));
+    while (seen->stamp[slot] == stamp) {
+        if (seen->point[slot] == point)
+            return 1;
+        slot = (slot + 1) & (seen->size - 1);
+    }
+    seen->stamp[slot] = stamp;
+    seen->point[slot] = point;
+    return 0;
+}
+
+#define SHORT_BURST 16  /* bursts up to this long are searched for a repeated point by comparing with each earlier one */
+
+static inline uint64_t point_at(const uint8_t *point, int width, uint32_t at) {
+    switch (width) {
+        case 2: return ((const uint16_t *)point)[at];
+        case 4: return ((const uint32_t *)point)[at];
+        default: return ((const uint64_t *)point)[at];
+    }
+}
+
+/* Where each burst starts in key order (`split`: 1 at a new key, a gap in time over `gap`, or a named capture point,
+ * `named` and above, seen before in its burst as those two cut it); -1 where sightings at one time within a burst
+ * have an Out (direction `out` of `mask`) before an In (they are to be put in order first), -2: no memory; else 0. */
+static int burst_splits(const uint64_t *key, const uint32_t *perm, const int64_t *ts, const uint8_t *point, int width,
+                        Py_ssize_t n, int64_t gap, uint64_t named, uint64_t mask, uint64_t out, uint8_t *split) {
+    Seen seen = {0};
+    int result = 0;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i <= n && !result; i++) {
+        int new = i == n || i == 0 || key[i] != key[i - 1] || (int64_t)((uint64_t)ts[perm[i]] - (uint64_t)ts[perm[i - 1]]) > gap;
+        if (!new)
+            continue;
+        /* the burst [start, i): a named point seen before in it starts another */
+        Py_ssize_t length = i - start;
+        if (length > SHORT_BURST && point_at(point, width, perm[start]) >= named &&
+                seen_add(&seen, start, length, point_at(point, width, perm[start])) < 0)
+            result = -2;
+        for (Py_ssize_t a = start + 1; a < i && result == 0; a++) {
+            uint64_t p = point_at(point, width, perm[a]);
+            split[a] = 0;
+            if (p < named)
+                continue;
+            if (length <= SHORT_BURST) {
+                for (Py_ssize_t b = start; b < a; b++)
+                    if (point_at(point, width, perm[b]) == p) {
+                        split[a] = 1;
+                        break;
+                    }
+            } else {
+                int was = seen_add(&seen, start, length, p);
+                if (was < 0)
+                    result = -2;
+                split[a] = was == 1;
+            }
+        }
+        if (i < n)
+            split[i] = 1;
+        start = i;
+    }
+    for (Py_ssize_t i = 1; i < n && !result; i++)
+        if (!split[i] && ts[perm[i]] == ts[perm[i - 1]] && (point_at(point, width, perm[i - 1]) & mask) == out &&
+            (point_at(point, width, perm[i]) & mask) != out)
+            result = -1;
+    PyMem_RawFree(seen.point);
+    PyMem_RawFree(seen.stamp);
+    return result;
+}
+
+/* burst_journeys(key, perm, ts, point, rows, gap, named, mask, out, journey, hop) -> bool: each sighting's journey
+ * (its first row) and hop into `journey` and `hop` (uint32, in the partition's own order) from the partition's keys
+ * in order (`key`, uint64) and that order (`perm`, uint32: position in the partition of each), its times (int64, no
+ * nulls) and capture points (uint16, 32 or 64) in its own order and its rows (uint32, ascending). On one node each
+ * burst is a journey, in key order a run: a sighting's hop is its place in the run, its journey the run's earliest
+ * row. False, and nothing written, where sightings at one time are to be put In before Out first. */
+static PyObject *burst_journeys(PyObject *self, PyObject *args) {
+    Py_buffer key_, perm_, ts_, point_, rows_, journey_, hop_;
+    long long gap;
+    unsigned long long named, mask, out;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*LKKKw*w*", &key_, &perm_, &ts_, &point_, &rows_, &gap, &named, &mask, &out,
+                          &journey_, &hop_))
+        return NULL;
+    PyObject *result = NULL;
+    uint8_t *split = NULL;
+    Py_ssize_t n = key_.len / 8, width = n ? point_.len / n : 8;
+    if (perm_.len != n * 4 || ts_.len != n * 8 || point_.len != n * width || (width != 2 && width != 4 && width != 8) ||
+        rows_.len != n * 4 || journey_.len != n * 4 || hop_.len != n * 4) {
+        PyErr_SetString(PyExc_ValueError, "lengths differ, or points not of 2, 4 or 8 bytes");
+        goto done;
+    }
+    const uint32_t *perm = perm_.buf, *rows = rows_.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (perm[i] >= n) {
+            PyErr_SetString(PyExc_ValueError, "a position outside the partition");
+            goto done;
+        }
+    split = PyMem_RawMalloc(n + 1);
+    if (!split) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int found;
+    Py_BEGIN_ALLOW_THREADS
+    found = burst_splits(key_.buf, perm, ts_.buf, point_.buf, (int)width, n, gap, named, mask, out, split);
+    if (found == 0) {
+        uint32_t *journey = journey_.buf, *hop = hop_.buf;
+        Py_ssize_t start = 0;
+        for (Py_ssize_t i = 1; i <= n; i++) {
+            if (i < n && !split[i])
+                continue;
+            uint32_t first = perm[start];  /* the run [start, i): its earliest row, rows ascending */
+            for (Py_ssize_t a = start + 1; a < i; a++)
+                if (perm[a] < first) first = perm[a];
+            for (Py_ssize_t a = start; a < i; a++) {
+                journey[perm[a]] = rows[first];
+                hop[perm[a]] = (uint32_t)(a - start);
+            }
+            start = i;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (found == -2)
+        PyErr_NoMemory();
+    else
+        result = PyBool_FromLong(found == 0);
+done:
+    PyMem_RawFree(split);
+    PyBuffer_Release(&key_);
+    PyBuffer_Release(&perm_);
+    PyBuffer_Release(&ts_);
+    PyBuffer_Release(&point_);
+    PyBuffer_Release(&rows_);
+    PyBuffer_Release(&journey_);
+    PyBuffer_Release(&hop_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
@@ -368,10 +991,15 @@ static PyMethodDef methods[] = {
     {"partition_scatter", partition_scatter, METH_VARARGS, "Put a column in partition order."},
     {"merge_put", merge_put, METH_VARARGS, "A partition's journeys and hops in place in the capture's columns."},
     {"put_rows", put_rows, METH_VARARGS, "A partition's journeys and hops, in its row order, in place in the capture's columns."},
+    {"burst_journeys", burst_journeys, METH_VARARGS, "One node's journeys and hops of a partition, in its own order."},
+    {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_journeys", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__journeys(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__journeys(void) {
+    spread_make();
+    return PyModule_Create(&module);
+}

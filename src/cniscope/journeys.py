@@ -123,6 +123,39 @@ def fingerprint(table: pl.DataFrame, fields: list[str] | None = None) -> pl.Expr
     return pl.when(~special).then(key).when(nothing_inside()).then(enveloped).otherwise(addressed)
 
 
+# the columns `_journeys.fingerprint_scan` reads, in its order
+FINGERPRINTED = (*KEY_FIELDS, *OPTIONAL_KEY_FIELDS, *ADDRESS_FIELDS, *ENVELOPE_FIELDS, "tunnel")
+
+
+def fingerprints(table: pl.DataFrame, workers: int = 1) -> np.ndarray:
+    """`fingerprint`'s keys of `table`'s rows (uint64): in C over the columns' own buffers where built, `workers`
+    stretches of rows at once (a quarter of the CPU time of polars' struct hash, and none of its scratch pages),
+    else polars' a slice at a time.
+
+    The C keys are not polars' hash values: equal where polars' are equal, different but by chance, so the journeys
+    are the same."""
+    key = np.empty(table.height, dtype=np.uint64)
+    if not COMPILED:
+        expr = fingerprint(table)
+        for start in range(0, table.height, NARROW_SLICE):
+            made = table.slice(start, NARROW_SLICE).select(key=expr).to_series()
+            key[start:start + len(made)] = made.to_numpy()
+        return key
+    given = {*key_fields(table), *ADDRESS_FIELDS, *ENVELOPE_FIELDS, "tunnel"}
+    seen = table.select(pl.col("dst6").drop_nulls().unique()).to_series()
+    ff02 = np.sort(seen.filter(seen.cast(pl.Utf8).str.to_lowercase().str.starts_with("ff02:")).to_physical().to_numpy()
+                   ).astype(np.uint32)
+    bounds = np.linspace(0, table.height, max(workers, 1) + 1).astype(np.int64).tolist()
+
+    def stretch(n: int) -> None:
+        columns = tuple(None if name not in given or (s := table.get_column(name)).null_count() == s.len()
+                        else s.to_physical().__arrow_c_stream__() for name in FINGERPRINTED)  # None: null in every row
+        fingerprint_scan(columns, ff02, table.height, bounds[n], key[bounds[n]:bounds[n + 1]])
+
+    _map(list(range(len(bounds) - 1)), stretch, workers)
+    return key
+
+
 def nothing_inside() -> pl.Expr:
     """A tunnel envelope whose sighting shows no address of the packet inside it."""
     return pl.all_horizontal([pl.col(f).is_null() for f in ADDRESS_FIELDS]) & (pl.col("tunnel").fill_null(0) != 0)
@@ -332,6 +365,24 @@ def one_node_partial(key: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, 
     return Partial(journey, hop, count[run], delay, firsts, perm)
 
 
+def one_node_journeys(key: np.ndarray, ts: np.ndarray, point: np.ndarray, rows: np.ndarray, journey: np.ndarray,
+                      hop: np.ndarray) -> bool:
+    """`one_node_partial` (without hops) then `merge_put` in the partition's own order, in C after the sort: each
+    sighting's journey (its first row) and hop into `journey` and `hop` (uint32), from a partition's `key`, `ts` (no
+    nulls), `point` and `rows` (ascending): two passes over the sorted keys, where numpy made a dozen arrays (the
+    partitions of 10M sightings: 2/3 of the CPU time). False, nothing written: not compiled, or sightings at one time to
+    be put In before Out (`one_node_partial` puts them)."""
+    if not COMPILED:
+        return False
+    if bool((ts[1:] >= ts[:-1]).all()):  # `one_node_partial`'s order: by key, time and row (rows ascend)
+        perm, ordered = stable_order(key)
+    else:
+        perm = np.lexsort((rows, ts, key)).astype(np.uint32)
+        ordered = key[perm]
+    return burst_journeys(ordered, perm, ts, point, rows, BURST_GAP_NS, POINT_NAMED, POINT_DIRECTION, int(Direction.OUT),
+                          journey, hop)
+
+
 # `point_codes`: a sighting's capture point (interface, direction) as one number, the interface's code above
 POINT_DIRECTION = 511  # the direction's bits (256: none)
 POINT_NAMED = 512  # and above: the interface is named
@@ -462,14 +513,13 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
     a slice of them, where gathering each partition's rows from the whole frame read it once a partition (at 10M, 20
     partitions: 0.3 s of CPU time). The key and point are made in numpy arrays, freed once in order: polars' heap kept
     a frame's columns. The result's columns take the memory of arrays done with (fresh pages cost on this VM)."""
-    keys, points = fingerprint(table), _point_code(table)
-    key = np.empty(table.height, dtype=np.uint64)
+    points = _point_code(table)
+    key = fingerprints(table, workers)
     point = np.empty(table.height, dtype=table.head(1).select(points).to_series().to_numpy().dtype)
     for start in range(0, table.height, NARROW_SLICE):
-        made = table.slice(start, NARROW_SLICE).select(key=keys, _point=points)
-        key[start:start + made.height] = made.get_column("key").to_numpy()
-        point[start:start + made.height] = made.get_column("_point").to_numpy()
-    del made
+        piece = table.slice(start, NARROW_SLICE).select(points).to_series()
+        point[start:start + len(piece)] = piece.to_numpy()
+    del piece
     columns: dict[str, np.ndarray | pl.Series] = {"_point": point, "ts": table.get_column("ts"), "key": key}
     del point
     parts, ordered = _partitioned(key, count, columns)
@@ -491,13 +541,13 @@ def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
     """What correlation reads of the packet table: `row`, the fingerprint `key`, `NARROW` and `_nid` (node code);
     one node: `ts`, `row`, `key` and `_point` (`point_codes`)."""
     row = pl.Series("row", np.arange(table.height, dtype=np.uint32))
+    key = pl.Series("key", fingerprints(table))
     if one_node:  # no names to carry (a text column costs 16+ bytes a row), no clocks to align, no stretches to order
-        return pl.concat([table.select("ts"), _by_slices(table, key=fingerprint(table), _point=_point_code(table))],
-                         how="horizontal").insert_column(1, row)
+        return pl.concat([table.select("ts"), _by_slices(table, _point=_point_code(table))],
+                         how="horizontal").insert_column(1, row).insert_column(2, key)
     node = node_column(table)
     names = {"_node": node, "_nid": node.cast(pl.Categorical).to_physical()}
-    return table.select(*NARROW, **names).insert_column(len(NARROW), row).insert_column(
-        len(NARROW) + 1, _by_slices(table, key=fingerprint(table)).to_series())
+    return table.select(*NARROW, **names).insert_column(len(NARROW), row).insert_column(len(NARROW) + 1, key)
 
 
 def _point_code(table: pl.DataFrame) -> pl.Expr:
@@ -510,8 +560,8 @@ NARROW_SLICE = 1 << 20  # rows `narrow` evaluates at a time: `split` reads block
 
 
 def _by_slices(table: pl.DataFrame, **exprs: pl.Expr) -> pl.DataFrame:
-    """`exprs` of `table` evaluated a slice of rows at a time, a chunk each: the scratch memory is a slice's (the
-    key's structs: 125 B a sighting), and a partition gathers from the chunks in place."""
+    """`exprs` of `table` evaluated a slice of rows at a time, a chunk each: the scratch memory is a slice's, and a
+    partition gathers from the chunks in place."""
     return pl.concat([table.slice(start, NARROW_SLICE).select(**exprs) for start in range(0, max(table.height, 1), NARROW_SLICE)],
                      rechunk=False)
 
@@ -633,7 +683,17 @@ def python_rank_firsts(journey: np.ndarray) -> None:
 
 
 try:
-    from cniscope._journeys import argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, put_rows, rank_firsts
+    from cniscope._journeys import (
+        argsort_keys,
+        burst_journeys,
+        fingerprint_scan,
+        merge_put,
+        partition_place,
+        partition_scatter,
+        partition_sizes,
+        put_rows,
+        rank_firsts,
+    )
     COMPILED = True
 except ImportError:  # built without a C compiler
     argsort_keys, merge_put, partition_place, partition_scatter, partition_sizes, put_rows, rank_firsts = (
@@ -677,7 +737,8 @@ def _one_node_partitions(height: int, parts: list[np.ndarray], ordered: Mapping[
     Without `hops`, no column of the capture's size is made while the partitions run: each partition puts its journeys
     and hops in its own slice of the keys (it sorted a copy of them), in its own order, and once every partition has
     read its times, they are put in row order in the times' memory (`Merge.add`). The peak stays the partitions'
-    inputs, and no fresh pages are touched for the result (up to 5 ms a MB on this VM)."""
+    inputs, and no fresh pages are touched for the result (up to 5 ms a MB on this VM). No partition's first rows are
+    kept: the result is for `Merge.finish(numbers=False)`."""
     bounds = np.cumsum([0, *(len(idx) for idx in parts)]).tolist()
 
     def partial_of(n: int) -> Partial:
@@ -688,13 +749,14 @@ def _one_node_partitions(height: int, parts: list[np.ndarray], ordered: Mapping[
         merged = Merge(height, hops)
         _map(list(range(len(parts))), lambda n: merged.add(parts[n], partial_of(n)), workers)
         return merged
-    firsts: list[np.ndarray] = [np.empty(0, np.uint32)] * len(parts)
 
     def own_order(n: int) -> None:  # the journeys by first row (`Merge.add`'s), in the partition's own order
-        p, size = partial_of(n), bounds[n + 1] - bounds[n]
-        halves = ordered["key"][bounds[n]:bounds[n + 1]].view(np.uint32)
-        merge_put(p.perm, np.arange(size, dtype=np.uint32), p.firsts, p.journey, p.hop, halves[:size], halves[size:])
-        firsts[n] = p.firsts
+        lo, hi = bounds[n], bounds[n + 1]
+        halves = ordered["key"][lo:hi].view(np.uint32)
+        journey, hop = halves[:hi - lo], halves[hi - lo:]
+        if not one_node_journeys(ordered["key"][lo:hi], ordered["ts"][lo:hi], ordered["_point"][lo:hi], parts[n], journey, hop):
+            p = partial_of(n)
+            merge_put(p.perm, np.arange(hi - lo, dtype=np.uint32), p.firsts, p.journey, p.hop, journey, hop)
 
     _map(list(range(len(parts))), own_order, workers)
     merged = Merge(height, hops, into=ordered["ts"].view(np.uint64))
@@ -703,7 +765,6 @@ def _one_node_partitions(height: int, parts: list[np.ndarray], ordered: Mapping[
         size = bounds[n + 1] - bounds[n]
         halves = ordered["key"][bounds[n]:bounds[n + 1]].view(np.uint32)
         put_rows(parts[n], halves[:size], halves[size:], merged.journey, merged.hop)
-        merged.firsts[-1 if not size else int(parts[n][0])] = firsts[n]
 
     _map(list(range(len(parts))), place, workers)
     return merged
