@@ -58,12 +58,12 @@ class Columns:
     def put(self, name: str, rows: Rows, values: np.ndarray | int | bool | str) -> None:
         """Set `name` for `rows` (values broadcast to the selection)."""
         if (
-            isinstance(rows, slice) and name not in self.values and isinstance(values, np.ndarray)
-            and values.dtype == NUMPY_TYPE[name] and values.shape == (self.n,) and values.base is None
-            and id(values) not in self.adopted
-        ):
+            isinstance(rows, slice) and name not in self.values and isinstance(values, np.ndarray) and values.shape == (self.n,)
+            and values.dtype == NUMPY_TYPE[name]
+        ):  # a whole column, already in shape: kept as is (or a copy of a view: its base may be reused or large)
+            own = values.base is None and id(values) not in self.adopted
             self.adopted.add(id(values))
-            self.values[name] = values  # a whole column, already in shape: keep it as is
+            self.values[name] = values if own else values.copy()
             self.valid[name] = None
             return
         target, valid = self._arrays(name)
@@ -103,8 +103,9 @@ class Columns:
                 valid[at] = True
 
     def put_dictionary(self, name: str, indices: np.ndarray, names: list[str | None]) -> None:
-        """A text column from per-row indices into `names` (-1: null)."""
-        self.ready[name] = arrow.dictionary(indices, names)
+        """A text column from per-row indices into `names` (-1: null); with no names every row is null: left out."""
+        if names:
+            self.ready[name] = arrow.dictionary(indices, names)
 
     @staticmethod
     def _dictionary(values: np.ndarray, valid: np.ndarray | None) -> arrow.Array:

@@ -140,7 +140,7 @@ def _decode_chunk(
     cols.put_dictionary("node", batch.node[start:stop], batch.node_names)
     iface, iface_names = _sll2_ifindex(batch, start, stop)
     cols.put_dictionary("iface", iface, iface_names)
-    base = batch.offset[start:stop].astype(np.int64)
+    base = batch.offset[start:stop].astype(np.int64, copy=False)
     if compiled is not None:
         _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread)
     else:
@@ -172,12 +172,12 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
         if not fill:
             continue
         bitmap = None if fill == 2 else valid[c].copy()  # a buffer of its own: the block of bitmaps goes
-        if name in _IPV6 or name == "direction":  # made text, or merged with the reader's direction: numpy first
-            ok = np.ones(n, dtype=np.bool_) if bitmap is None else np.unpackbits(bitmap.view(np.uint8), count=n, bitorder="little").view(np.bool_)
-            if name in _IPV6:
-                cols.put_dictionary(name, *_ipv6_codes(data, value, ok))
-            else:
-                cols.values[name], cols.valid[name] = value, None if bitmap is None else ok
+        if name in _IPV6:
+            cols.ready[name] = _ipv6_column(data, value, bitmap)
+            continue
+        if name == "direction":  # merged with the reader's direction: numpy first
+            ok = None if bitmap is None else np.unpackbits(bitmap.view(np.uint8), count=n, bitorder="little").view(np.bool_)
+            cols.values[name], cols.valid[name] = value, ok
             continue
         data_buffer = np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value
         cols.ready[name] = arrow.Array(ARROW_TYPE[name], n, 0 if bitmap is None else arrow.null_count(bitmap, n),
@@ -187,20 +187,28 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
 
 
-def _ipv6_codes(data: np.ndarray, position: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
-    """IPv6 addresses as text, from the buffer positions of their 16 bytes (the rows `valid` picks): each row's index
-    into the distinct texts (-1: null), and those texts in text order (as a text column's are made: `Columns`),
-    without a Python object a row."""
-    rows = np.flatnonzero(valid)
+def _ipv6_column(data: np.ndarray, position: np.ndarray, bitmap: np.ndarray | None) -> arrow.Array:
+    """IPv6 addresses as a text column, from the buffer positions of their 16 bytes in the rows `bitmap` (C's validity
+    words; None: every row) sets: each row's index into the distinct texts (0 under a null), those texts in text order
+    (as a text column's are made: `Columns`), without a Python object a row nor a pass over every row but the last."""
+    n = position.shape[0]
+    rows = np.arange(n) if bitmap is None else _set_bits(bitmap)
     raw, _ = _gather(data, position[rows], 16)  # inside the buffer: C read them
     unique, inverse = np.unique(raw, return_inverse=True)
     texts = [socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique]
     order = sorted(range(len(texts)), key=texts.__getitem__)
     rank = np.empty(len(texts), dtype=np.int32)
     rank[order] = np.arange(len(texts), dtype=np.int32)
-    codes = np.full(position.shape[0], -1, dtype=np.int32)
+    codes = np.zeros(n, dtype=np.int32)
     codes[rows] = rank[inverse]
-    return codes, [texts[i] for i in order]
+    return arrow.Array(b"i", n, n - rows.shape[0], (bitmap, codes), arrow.strings([texts[i] for i in order]))
+
+
+def _set_bits(bitmap: np.ndarray) -> np.ndarray:
+    """The rows whose bit is set in a validity bitmap of uint64 words, in order, from its nonzero words alone."""
+    words = np.flatnonzero(bitmap)
+    bits = np.unpackbits(bitmap[words].view(np.uint8), bitorder="little").view(np.bool_).reshape(-1, 64)
+    return (words[:, np.newaxis] * 64 + np.arange(64))[bits]
 
 
 def _sll2_ifindex(batch: FrameBatch, start: int, stop: int) -> tuple[np.ndarray, list[str | None]]:

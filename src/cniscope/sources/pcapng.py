@@ -194,8 +194,9 @@ class Reader:
         return length
 
     def _take(self) -> tuple[np.ndarray, np.ndarray]:
-        """The offsets and header words walked so far, leaving the window empty (flushed once, even when damage follows)."""
-        block, fields, self.walked = self.window[: self.walked].copy(), self.fields[: self.walked].copy(), 0
+        """The offsets and header words walked so far, leaving the window empty (flushed once, even when damage follows).
+        Views, not copies: the window is walked again only once they are flushed."""
+        block, fields, self.walked = self.window[: self.walked], self.fields[: self.walked], 0
         return block, fields
 
     def _walk(self, pos: int) -> int:
