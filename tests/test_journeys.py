@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from cniscope.journeys import (
     one_node_partial,
     order_hops,
 )
+from cniscope.report import json_out
 from cniscope.results import ChangeKind
 from cniscope.sources import InputSpec
 from tests.paths import CORPUS, SEED
@@ -461,3 +463,34 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
         parted = journeys_mod.correlate(table, partitions=partitions, workers=workers, hops=hops).table.select(columns)
         assert parted.equals(whole) and len(seen) == partitions and sum(seen) == table.height
         assert asked == ([] if hops else [compiled] * partitions)  # without hops in C, where built
+
+
+HOPS_READ = [CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt", TESTS_DATA / "findings" / "missing-route" / "node1-eth0.txt"]
+
+
+@pytest.mark.parametrize("capture", HOPS_READ, ids=lambda p: p.name)
+def test_hop_arrays_are_the_materialised_hops_and_theirs_only(capture: Path) -> None:
+    made = journeys_mod.materialise(journeys_mod.correlate(read([InputSpec(str(capture))]).table).table)
+    arrays = journeys_mod.hop_arrays(made)
+    assert arrays is not None
+    assert arrays.lengths.tolist() == [len(j.hops) for j in made]
+    assert arrays.rows.tolist() == [h.row for j in made for h in j.hops]
+    assert arrays.changes.tolist() == [id(h.changes) for j in made for h in j.hops]
+    assert {id(c) for c in arrays.distinct} >= {id(h.changes) for j in made for h in j.hops}
+    assert journeys_mod.hop_arrays([replace(j, flow=7) for j in made]) is arrays  # linked: other journeys, the same hops
+    assert journeys_mod.hop_arrays(made[1:]) is None
+    assert journeys_mod.hop_arrays([*made[:-1], replace(made[-1], hops=(*made[-1].hops,))]) is None
+
+
+class _Forgets(list[object]):
+    """A list that keeps nothing assigned to it: `materialise` leaves no `hop_arrays` behind."""
+
+    def __setitem__(self, index: object, value: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("capture", HOPS_READ, ids=lambda p: p.name)
+def test_the_report_read_from_hop_arrays_is_the_one_read_hop_by_hop(capture: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_arrays = json_out.dumps(analyze([InputSpec(str(capture))]))
+    monkeypatch.setattr(journeys_mod, "_materialised", _Forgets())
+    assert json_out.dumps(analyze([InputSpec(str(capture))])) == with_arrays

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from cniscope.journeys import hop_arrays
 from cniscope.models import MODELS, Role
 from cniscope.models.base import role_of
 from cniscope.models.evidence import interface_sightings
@@ -112,7 +113,8 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     if table["eth_dst"].null_count() == table.height:
         return journeys  # no sighting keeps its destination MAC (`-i any`): no walk over every hop
     # only the materialised hops are labelled (a hop's row is its position in the table): gathered, not the table filtered
-    rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
+    made = hop_arrays(journeys)
+    rows = made.rows if made is not None else np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
     t = table.select(iface=pl.col("iface"), direction=pl.col("direction"), src=pl.col("eth_src"), dst=pl.col("eth_dst"))[rows]
     t = t.with_columns(row=pl.Series(rows, dtype=pl.UInt32), node=pl.Series(node_codes[rows]))  # no row number for every row
     t = t.filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
@@ -129,9 +131,13 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
         sent[row] = (mac_text(dst) or "", mac_owners.get(dst) or _group(dst))
     if not sent:
         return journeys
-    return [j if not any(h.row in sent for h in j.hops) else
-            Journey(j.id, j.flow, j.summary, j.retransmission_of, tuple(_sent(h, sent) for h in j.hops))
-            for j in journeys]
+    if made is not None:  # the journeys with a hop sent, by numpy (every materialised journey has a hop)
+        hit = np.isin(rows, np.fromiter(sent, dtype=np.int64, count=len(sent)))
+        touched = np.logical_or.reduceat(hit, np.cumsum(made.lengths) - made.lengths).tolist()
+    else:
+        touched = [any(h.row in sent for h in j.hops) for j in journeys]
+    return [Journey(j.id, j.flow, j.summary, j.retransmission_of, tuple(_sent(h, sent) for h in j.hops)) if hit else j
+            for j, hit in zip(journeys, touched)]
 
 
 HOST_SHARE = 0.9  # of a one-NIC capture's unicast frames that must show one MAC for it to be the host's

@@ -33,7 +33,7 @@ import polars as pl
 from cniscope import next_hops
 from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
-from cniscope.journeys import capture_points, node_column, point_label
+from cniscope.journeys import capture_points, hop_arrays, node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.models.evidence import interface_sightings
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
@@ -648,6 +648,9 @@ class HopTable(NamedTuple):
 
 def hop_rows(journeys: Sequence[Journey]) -> tuple[np.ndarray, np.ndarray]:
     """How many hops each journey has, and their rows, journey after journey."""
+    made = hop_arrays(journeys)
+    if made is not None:
+        return made.lengths, made.rows
     lengths = np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
     return lengths, np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64, count=int(lengths.sum()))
 

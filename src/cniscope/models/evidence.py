@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
+from cniscope.journeys import hop_arrays
 from cniscope.models.base import COMMON_IFACES, Model, Role
 from cniscope.packets.schema import ip4_text, mac_value
 from cniscope.results import Change, ChangeKind, Hop, Journey
@@ -210,8 +211,9 @@ def nat_changes(hop: Hop) -> list[Change]:
 def any_rewrite(journeys: list[Journey]) -> bool:
     """Does some hop show an address rewritten (DNAT, SNAT)? Each distinct tuple of changes looked at once
     (materialising gives equal changes one shared tuple): most captures have none, and then no hop is asked again."""
-    distinct = {id(changes): changes for j in journeys for h in j.hops if (changes := h.changes)}
-    return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for changes in distinct.values() for c in changes)
+    made = hop_arrays(journeys)
+    distinct = made.distinct if made is not None else {id(changes): changes for j in journeys for h in j.hops if (changes := h.changes)}.values()
+    return any(c.kind in (ChangeKind.DNAT, ChangeKind.SNAT) for changes in distinct for c in changes)
 
 
 def reflected(hop: Hop) -> bool:

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
+from cniscope.journeys import hop_arrays
 from cniscope.models import MODELS
 from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
@@ -274,12 +275,16 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame) -> list[int] | 
     several shapes, each of them labelled and compared alike) and its changes' identity, numbered per distinct
     value; the journeys numbered per distinct sequence of those, in order of first appearance. None when a journey
     has no hops."""
-    lengths = np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
+    made = hop_arrays(journeys)
+    lengths = made.lengths if made is not None else np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
     if not len(lengths) or not lengths.all():
         return None
     total = int(lengths.sum())
-    rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64, count=total)
-    changes = np.fromiter((id(h.changes) for j in journeys for h in j.hops), dtype=np.int64, count=total)
+    if made is not None:
+        rows, changes = made.rows, made.changes
+    else:
+        rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64, count=total)
+        changes = np.fromiter((id(h.changes) for j in journeys for h in j.hops), dtype=np.int64, count=total)
     hops = table.select(*_SIGNATURE_COLUMNS)[rows].with_columns(changes=pl.Series(changes))
     distinct = hops.with_row_index("at").group_by(hops.columns).agg("at").with_row_index("code").select("code", "at").explode("at")
     codes = np.empty(total, dtype=np.int64)
