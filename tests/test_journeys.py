@@ -494,3 +494,18 @@ def test_the_report_read_from_hop_arrays_is_the_one_read_hop_by_hop(capture: Pat
     with_arrays = json_out.dumps(analyze([InputSpec(str(capture))]))
     monkeypatch.setattr(journeys_mod, "_materialised", _Forgets())
     assert json_out.dumps(analyze([InputSpec(str(capture))])) == with_arrays
+
+
+def test_correlation_asks_numpy_for_no_huge_pages_and_gives_its_setting_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While correlation runs, numpy's arrays are not advised to the kernel as huge pages (a fresh one waited for
+    the kernel to compact memory); numpy's setting is what it was before and after, an error or not."""
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    multiarray, seen = core.multiarray, []
+    was = multiarray._get_madvise_hugepage()
+    monkeypatch.setattr(journeys_mod, "capture_points", lambda t: seen.append(multiarray._get_madvise_hugepage()) or 1 / 0)
+    for setting in (True, False):
+        multiarray._set_madvise_hugepage(setting)
+        with pytest.raises(ZeroDivisionError):
+            journeys_mod.correlate(pl.DataFrame({"ts": [1]}))
+        assert multiarray._get_madvise_hugepage() == setting and seen.pop() is False
+    multiarray._set_madvise_hugepage(was)
