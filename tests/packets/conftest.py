@@ -1,5 +1,6 @@
-"""The packets tests decode with the C decoder the tree holds: `_decode.c` is compiled here (with the compiler
-`make install` brings), whether or not the installed package carries a build of it."""
+"""The packets tests decode with the C decoder the tree holds (and hand chunks to polars with its Arrow export):
+`_decode.c` is compiled here (with the compiler `make install` brings), whether or not the installed package carries a
+build of it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from cniscope.packets import decode
+from cniscope.packets import arrow, decode
 from tests.compiled import compile_c
 
 SOURCE = Path(decode.__file__).with_name("_decode.c")
@@ -18,7 +19,7 @@ SOURCE = Path(decode.__file__).with_name("_decode.c")
 @pytest.fixture(scope="session", autouse=True)
 def c_decoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     module = compile_c(SOURCE, tmp_path_factory.mktemp("decode"))
-    installed = decode._C
-    decode._C = module
+    installed = decode._C, arrow._export
+    decode._C, arrow._export = module, module.export
     yield module
-    decode._C = installed
+    decode._C, arrow._export = installed

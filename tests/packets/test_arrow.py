@@ -7,8 +7,16 @@ import weakref
 
 import numpy as np
 import polars as pl
+import pytest
 
 from cniscope.packets import arrow
+
+
+@pytest.fixture(autouse=True, params=["c", "ctypes"])
+def exporter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test both ways: the C decoder's export (the conftest's build) and ctypes, where it was not built."""
+    if request.param == "ctypes":
+        monkeypatch.setattr(arrow, "_export", None)
 
 
 def test_each_format_arrives_with_its_values_nulls_and_type() -> None:
@@ -44,3 +52,28 @@ def test_buffers_are_taken_without_a_copy_and_let_go_with_the_table() -> None:
     del table
     gc.collect()
     assert gone() is None and len(arrow._structs) == structs
+
+
+def test_a_dictionary_and_its_texts_are_let_go_with_the_table() -> None:
+    codes, offsets = np.array([1, 0, 1], dtype=np.int32), np.array([0, 4, 11], dtype=np.int32)
+    gone = [weakref.ref(codes), weakref.ref(offsets)]
+    texts = arrow.Array(b"u", 2, 0, (None, offsets, np.frombuffer(b"eth0vxlan.1", dtype=np.uint8)))
+    table = arrow.frame({"name": arrow.Array(b"i", 3, 0, (None, codes), texts)})
+    del codes, offsets, texts
+    gc.collect()
+    assert table["name"].to_list() == ["vxlan.1", "eth0", "vxlan.1"]
+    del table
+    gc.collect()
+    assert all(ref() is None for ref in gone)
+
+
+def test_a_capsule_polars_never_takes_releases_its_buffers() -> None:
+    values = np.arange(3, dtype=np.uint32)
+    gone = weakref.ref(values)
+    schema, array = arrow._Column(b"v", arrow.Array(b"I", 3, 0, (None, values))).__arrow_c_array__()
+    del values, schema
+    gc.collect()
+    assert gone() is not None  # the array's capsule holds it
+    del array
+    gc.collect()
+    assert gone() is None

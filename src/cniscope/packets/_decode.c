@@ -819,8 +819,200 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     return found;
 }
 
+/* -- chunk columns to polars: the Arrow C data interface (cniscope.packets.arrow) ----------------------------------- */
+
+/* export(name, array) -> (schema capsule, array capsule) of an `arrow.Array` (format, length, null count, buffers, an
+ * optional dictionary), its buffers pointed at, not copied: what `arrow._Column.__arrow_c_array__` makes with ctypes,
+ * made here without a Python callback a struct (1.6 of the 2.6 ms a chunk of 50 columns took to reach polars). The
+ * array holds a reference to `array` (and so to its numpy buffers) until polars releases it. */
+
+struct ArrowSchema {
+    const char *format, *name, *metadata;
+    int64_t flags, n_children;
+    struct ArrowSchema **children, *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length, null_count, offset, n_buffers, n_children;
+    const void **buffers;
+    struct ArrowArray **children, *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+#define MAX_BUFFERS 3
+
+typedef struct {
+    PyObject *owner; /* what keeps the buffers alive; NULL for a dictionary (its parent's owner holds it) */
+    const void *buffers[MAX_BUFFERS];
+} ArrayPrivate;
+
+static void schema_release(struct ArrowSchema *s) {
+    if (!s->release) return;
+    if (s->dictionary) {
+        if (s->dictionary->release) s->dictionary->release(s->dictionary);
+        free(s->dictionary);
+    }
+    free(s->private_data); /* the format and name texts */
+    s->release = NULL;
+}
+
+static void array_release(struct ArrowArray *a) {
+    if (!a->release) return;
+    ArrayPrivate *p = a->private_data;
+    if (a->dictionary) {
+        if (a->dictionary->release) a->dictionary->release(a->dictionary);
+        free(a->dictionary);
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    int finalizing = Py_IsFinalizing();
+#else
+    int finalizing = _Py_IsFinalizing();
+#endif
+    if (p->owner && !finalizing) { /* polars may release on a thread of its own, without the GIL */
+        PyGILState_STATE gil = PyGILState_Ensure();
+        Py_DECREF(p->owner);
+        PyGILState_Release(gil);
+    }
+    free(p);
+    a->release = NULL;
+}
+
+/* the schema of `array` named `name` into `s` (zeroed); -1 with an exception set, `s` left releasable */
+static int export_schema(struct ArrowSchema *s, const char *name, PyObject *array) {
+    PyObject *fmt = PyObject_GetAttrString(array, "fmt"), *dictionary = NULL;
+    if (!fmt) return -1;
+    if (!PyBytes_Check(fmt)) {
+        Py_DECREF(fmt);
+        PyErr_SetString(PyExc_TypeError, "an Arrow array's format is bytes");
+        return -1;
+    }
+    size_t flen = (size_t)PyBytes_GET_SIZE(fmt), nlen = strlen(name);
+    char *texts = malloc(flen + nlen + 2);
+    if (!texts) {
+        Py_DECREF(fmt);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(texts, PyBytes_AS_STRING(fmt), flen + 1);
+    memcpy(texts + flen + 1, name, nlen + 1);
+    Py_DECREF(fmt);
+    *s = (struct ArrowSchema){.format = texts, .name = texts + flen + 1, .flags = 2 /* nullable */,
+                              .release = schema_release, .private_data = texts};
+    if (!(dictionary = PyObject_GetAttrString(array, "dictionary"))) return -1;
+    int status = 0;
+    if (dictionary != Py_None) {
+        if (!(s->dictionary = calloc(1, sizeof(struct ArrowSchema)))) {
+            PyErr_NoMemory();
+            status = -1;
+        } else {
+            status = export_schema(s->dictionary, "", dictionary);
+        }
+    }
+    Py_DECREF(dictionary);
+    return status;
+}
+
+/* the buffers of `array` into `a` (zeroed), `owner` referenced until it is released; -1 with an exception set, `a`
+ * left releasable */
+static int export_buffers(struct ArrowArray *a, PyObject *array, PyObject *owner) {
+    ArrayPrivate *p = calloc(1, sizeof(ArrayPrivate));
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    a->private_data = p;
+    a->buffers = p->buffers;
+    a->release = array_release;
+    if (owner) {
+        Py_INCREF(owner);
+        p->owner = owner;
+    }
+    PyObject *length = PyObject_GetAttrString(array, "length"), *nulls = length ? PyObject_GetAttrString(array, "null_count") : NULL;
+    PyObject *buffers = nulls ? PyObject_GetAttrString(array, "buffers") : NULL, *dictionary = NULL;
+    int status = -1;
+    if (!buffers) goto done;
+    a->length = PyLong_AsLongLong(length);
+    a->null_count = PyLong_AsLongLong(nulls);
+    if (PyErr_Occurred()) goto done;
+    if (!PyTuple_Check(buffers) || PyTuple_GET_SIZE(buffers) > MAX_BUFFERS) {
+        PyErr_SetString(PyExc_ValueError, "an Arrow array's buffers: a tuple of at most 3");
+        goto done;
+    }
+    a->n_buffers = PyTuple_GET_SIZE(buffers);
+    for (Py_ssize_t k = 0; k < a->n_buffers; k++) {
+        PyObject *buffer = PyTuple_GET_ITEM(buffers, k);
+        if (buffer == Py_None) continue;
+        Py_buffer view; /* the address outlives the view: `owner` holds the buffer */
+        if (PyObject_GetBuffer(buffer, &view, PyBUF_C_CONTIGUOUS) < 0) goto done;
+        p->buffers[k] = view.buf;
+        PyBuffer_Release(&view);
+    }
+    if (!(dictionary = PyObject_GetAttrString(array, "dictionary"))) goto done;
+    if (dictionary != Py_None) {
+        if (!(a->dictionary = calloc(1, sizeof(struct ArrowArray)))) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (export_buffers(a->dictionary, dictionary, NULL) < 0) goto done;
+    }
+    status = 0;
+done:
+    Py_XDECREF(length);
+    Py_XDECREF(nulls);
+    Py_XDECREF(buffers);
+    Py_XDECREF(dictionary);
+    return status;
+}
+
+/* a capsule's struct polars did not take (it moves it out, leaving it released) is released with it */
+static void schema_capsule_gone(PyObject *capsule) {
+    struct ArrowSchema *s = PyCapsule_GetPointer(capsule, "arrow_schema");
+    if (!s) return;
+    schema_release(s);
+    free(s);
+}
+
+static void array_capsule_gone(PyObject *capsule) {
+    struct ArrowArray *a = PyCapsule_GetPointer(capsule, "arrow_array");
+    if (!a) return;
+    array_release(a);
+    free(a);
+}
+
+static PyObject *export(PyObject *self, PyObject *args) {
+    const char *name;
+    PyObject *array;
+    if (!PyArg_ParseTuple(args, "yO", &name, &array)) return NULL;
+    struct ArrowSchema *s = calloc(1, sizeof(struct ArrowSchema));
+    struct ArrowArray *a = calloc(1, sizeof(struct ArrowArray));
+    PyObject *schema = NULL, *out = NULL;
+    if (!s || !a) {
+        free(s);
+        free(a);
+        return PyErr_NoMemory();
+    }
+    if (export_schema(s, name, array) < 0 || export_buffers(a, array, array) < 0) goto fail;
+    if (!(schema = PyCapsule_New(s, "arrow_schema", schema_capsule_gone))) goto fail;
+    s = NULL; /* the capsule's now */
+    if (!(out = PyCapsule_New(a, "arrow_array", array_capsule_gone))) goto fail;
+    return Py_BuildValue("(NN)", schema, out);
+fail:
+    Py_XDECREF(schema);
+    if (s) {
+        schema_release(s);
+        free(s);
+    }
+    array_release(a);
+    free(a);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Decode a chunk of frames into its column arrays; returns [(row, error text)]."},
+    {"export", export, METH_VARARGS, "An arrow.Array as Arrow C data interface capsules: (schema, array)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,3 +6,7 @@ COLUMNS: tuple[str, ...]
 
 def decode(data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, linktype: np.ndarray, kinds: np.ndarray,
            values: list[np.ndarray], valid: np.ndarray, filled: np.ndarray, /) -> list[tuple[int, str]]: ...
+
+# an `arrow.Array` (format, length, null count, buffers, dictionary) as Arrow C data interface capsules, its buffers
+# pointed at: (schema, array)
+def export(name: bytes, array: object, /) -> tuple[object, object]: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ctypes import POINTER, c_char_p, c_int64, c_void_p
 from dataclasses import dataclass
 
@@ -18,6 +18,16 @@ import numpy as np
 import polars as pl
 
 NULLABLE = 2  # ARROW_FLAG_NULLABLE
+
+
+def _compiled() -> Callable[[bytes, Array], tuple[object, object]] | None:
+    try:
+        from cniscope.packets._decode import export
+    except ImportError:  # built without a C compiler: ctypes
+        return None
+    return export
+
+
 
 
 class _Schema(ctypes.Structure):
@@ -113,6 +123,9 @@ class Array:
     dictionary: Array | None = None
 
 
+_export = _compiled()  # the C export of `_Column`; None where the decoder was not built
+
+
 def validity(valid: np.ndarray) -> tuple[np.ndarray | None, int]:
     """A validity bitmap of a boolean mask (None where every row is valid), and the count of nulls."""
     nulls = valid.shape[0] - int(np.count_nonzero(valid))
@@ -161,12 +174,15 @@ def frame(arrays: dict[str, Array]) -> pl.DataFrame:
 
 
 class _Column:
-    """One named array, exported through the PyCapsule interface (`pl.Series(_Column(...))`)."""
+    """One named array, exported through the PyCapsule interface (`pl.Series(_Column(...))`): by the C decoder's
+    `export` where it was built (no Python callback a struct), else with ctypes."""
 
     def __init__(self, name: bytes, array: Array) -> None:
         self.name, self.array = name, array
 
     def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        if _export is not None:
+            return _export(self.name, self.array)
         keep: list[object] = []
         schema, array = _schema(self.name, self.array, keep), _array(self.array, keep)
         schema_key, array_key = next(_keys), next(_keys)
