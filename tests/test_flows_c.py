@@ -13,7 +13,7 @@ import pytest
 
 from cniscope import flows
 from cniscope.ingest import expand, read
-from cniscope.journeys import correlate
+from cniscope.journeys import ADDRESS_FIELDS, correlate
 from cniscope.sources import InputSpec
 from tests.compiled import compile_c
 from tests.paths import DATA
@@ -69,6 +69,9 @@ def sightings(rng: np.random.Generator, n: int) -> pl.DataFrame:
     for side in ("spa", "tpa"):
         columns[f"arp_{side}"] = ints([0, 1, 5], pl.UInt32())
     table = pl.DataFrame(columns)
+    bare = pl.Series(rng.random(n) < 0.05)  # envelopes that show nothing of what they carry (their own ends stand for it)
+    table = table.with_columns(pl.when(bare).then(None).otherwise(pl.col(name)).alias(name) for name in ADDRESS_FIELDS)
+    table = table.with_columns(tunnel=pl.when(bare).then(1).otherwise(pl.col("tunnel")).cast(pl.UInt8))
     swap = rng.random(n) < 0.4  # the same ends the other way round
     table = table.with_columns(**{f"{prefix}{a}{kind}": pl.when(pl.Series(swap)).then(pl.col(f"{prefix}{b}{kind}"))
                                   .otherwise(pl.col(f"{prefix}{a}{kind}"))
@@ -104,6 +107,7 @@ def compare(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: Modu
     fast = flows.scan(table, count, c_tuples)
     assert same_partition(c_tuples, polars_tuples)
     assert got.table["flow"].equals(want.table["flow"]) and got.leg_rows.rewritten == want.leg_rows.rewritten
+    assert got.leg_rows.bare == want.leg_rows.bare == flows.any_bare(table)
     assert (got.leg_rows.marked == want.leg_rows.marked).all()
     assert fast.journeys == slow.journeys == count and (fast.leg_rows == slow.leg_rows).all()
     assert fast.firsts.select("journey", "row").equals(slow.firsts.select("journey", "row"))
@@ -119,6 +123,7 @@ def test_made_up_sightings_are_numbered_as_in_polars(compiled: ModuleType, monke
     table = sightings(rng, max(n, 2)).head(n)
     numbered = compare(table, monkeypatch, compiled)
     if n >= 300:  # every kind of row was there to tell apart, and some journeys took other tuples on the way
+        assert numbered.leg_rows.bare
         assert 1 < numbered.table["flow"].n_unique() < n and numbered.leg_rows.marked.sum() > numbered.table["journey"].n_unique()
         offset = table.slice(5)  # the whole table a view at an offset, its journeys numbered anew by first row
         renumbered = np.empty(offset.height, np.uint32)

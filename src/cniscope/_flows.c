@@ -323,8 +323,9 @@ static void end_words(const Column *col, int ip, int ip6, int name, int port, in
 
 /* The tuple ids of rows [start, start + n) of the stretch into `s->tuple`: ARP by its two addresses, an envelope
  * that shows no address of what it carries by its own ends, anything else by its protocol and ends (ICMP echo: its
- * id as the port); the ends either way round (their hashes added). What `flows.tuple_id` keys, the same rows equal. */
-static void block_tuples(const Column *col, int64_t start, int n, Scratch *s) {
+ * id as the port); the ends either way round (their hashes added). What `flows.tuple_id` keys, the same rows equal.
+ * Whether one of the rows is such an envelope, not of ARP (`flows._envelopes_as_seen` shows their ends). */
+static int block_tuples(const Column *col, int64_t start, int n, Scratch *s) {
     memset(s->inside, 0, BLOCK);
     end_words(col, SRC, SRC6, SRC_NAME, SPORT, ICMP_ID, start, n, s, s->src_a, s->src_b, s->inside);
     end_words(col, DST, DST6, DST_NAME, DPORT, ICMP_ID, start, n, s, s->dst_a, s->dst_b, s->inside);
@@ -376,6 +377,10 @@ static void block_tuples(const Column *col, int64_t start, int n, Scratch *s) {
                 s->tuple[i] = hash2(ends, 2 << 9, S4);
             }
     }
+    int shown = 0;  /* `s->inside`: the ARP rows if there were any */
+    for (int i = 0; bare && i < n; i++)
+        shown |= s->bare[i] && !(arp && s->inside[i]);
+    return shown;
 }
 
 /* A growing array of (journey, tuple): the sightings whose tuple differs from their journey's first. */
@@ -404,12 +409,13 @@ static int rewritten_add(Rewritten *r, uint32_t journey, uint64_t tuple) {
 }
 
 /* tuple_scan(columns, seen, leg, first_journey, first_tuple, first_row, tuples) -> (journeys, firsts, rewritten
- * journeys, rewritten tuples): one pass over a correlated table's rows. `columns`: a tuple of Arrow stream capsules
+ * journeys, rewritten tuples, bare): one pass over a correlated table's rows. `columns`: a tuple of Arrow stream capsules
  * (None: all null) in the order of NAMES, unsigned integers (categories by their codes). Journeys must be numbered
  * 0.. by first row: `seen` (uint64, one a journey) gets each journey's tuple at its first row; `leg` (bool, one a
  * row) marks each journey's first row and the rows whose tuple differs from it, which are also returned (uint32
  * journeys, uint64 tuples, as bytes); the first hops (hop 0) go to `first_*` (uint32, uint64, uint32; room for one a
- * journey), their count returned; `tuples` (uint64, one a row, or None) gets every row's tuple. */
+ * journey), their count returned; `tuples` (uint64, one a row, or None) gets every row's tuple; `bare`: whether an
+ * envelope (not of ARP) shows nothing of what it carries. */
 static PyObject *tuple_scan(PyObject *self, PyObject *args) {
     PyObject *columns, *tuples_obj;
     Py_buffer seen_, leg_, fj_, ft_, fr_, tuples_ = {0};
@@ -448,6 +454,7 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
     uint8_t *leg = leg_.buf;
     uint32_t *fj = fj_.buf, *fr = fr_.buf;
     int64_t high = -1, done = 0;
+    int bare = 0;
     Py_ssize_t firsts = 0;
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -469,7 +476,7 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
                        *row = (const uint32_t *)col[ROW].values;
         for (int64_t from = 0; from < stretch && !bad; from += BLOCK) {
             int n = stretch - from < BLOCK ? (int)(stretch - from) : BLOCK;
-            block_tuples(col, from, n, scratch);
+            bare |= block_tuples(col, from, n, scratch);
             if (out)
                 memcpy(out + done + from, scratch->tuple, n * sizeof *out);
             for (int b = 0; b < n; b++) {
@@ -515,8 +522,9 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
             PyErr_NoMemory();
         goto done;
     }
-    result = Py_BuildValue("nny#y#", (Py_ssize_t)(high + 1), firsts, rewritten.count ? (const char *)rewritten.journey : "",
-                           rewritten.count * 4, rewritten.count ? (const char *)rewritten.tuple : "", rewritten.count * 8);
+    result = Py_BuildValue("nny#y#O", (Py_ssize_t)(high + 1), firsts, rewritten.count ? (const char *)rewritten.journey : "",
+                           rewritten.count * 4, rewritten.count ? (const char *)rewritten.tuple : "", rewritten.count * 8,
+                           bare ? Py_True : Py_False);
 done:
     for (int k = 0; k < COLUMNS; k++)
         column_free(&col[k]);

@@ -85,6 +85,7 @@ class LegRows(NamedTuple):
 
     marked: np.ndarray  # bool, one a row
     rewritten: bool  # whether some rows' tuples differ from their journey's first (NAT); if not, a journey shows one leg
+    bare: bool  # whether an envelope (not of ARP) shows nothing of what it carries (`_envelopes_as_seen`)
 
 
 class Numbered(NamedTuple):
@@ -102,6 +103,7 @@ class Scanned(NamedTuple):
     rewritten: pl.DataFrame  # journey, tuple of the sightings whose tuple differs from their journey's first (NAT)
     leg_rows: np.ndarray  # bool: each journey's first row, and the rewritten ones
     journeys: int  # how many journeys the rows start
+    bare: bool  # whether an envelope (not of ARP) shows nothing of what it carries
 
 
 def number(table: pl.DataFrame) -> Numbered:
@@ -122,7 +124,7 @@ def number(table: pl.DataFrame) -> Numbered:
         nat = np.unique(scanned.rewritten["journey"].to_numpy())
         multi = pl.concat([pl.DataFrame({"journey": nat, "tuple": scanned.seen[nat]}), scanned.rewritten])
     flow_of = flow_numbers(scanned.firsts, multi.group_by("journey").agg(tuples=pl.col("tuple").unique()), count)
-    leg_rows = LegRows(scanned.leg_rows, scanned.rewritten.height > 0)
+    leg_rows = LegRows(scanned.leg_rows, scanned.rewritten.height > 0, scanned.bare)
     del scanned, multi
     journeys = table.get_column("journey")
     flow = np.empty(table.height, dtype=np.uint32)
@@ -149,10 +151,10 @@ def scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = None) -
                     for name in SCANNED)  # None: a column of nulls, not read
     seen, leg_rows = np.empty(journeys, dtype=np.uint64), np.empty(table.height, dtype=bool)
     journey, tuple_, row = np.empty(journeys, dtype=np.uint32), np.empty(journeys, dtype=np.uint64), np.empty(journeys, dtype=np.uint32)
-    numbered, firsts, rewritten_journey, rewritten_tuple = tuple_scan(columns, seen, leg_rows, journey, tuple_, row, tuples)
+    numbered, firsts, rewritten_journey, rewritten_tuple, bare = tuple_scan(columns, seen, leg_rows, journey, tuple_, row, tuples)
     return Scanned(seen, pl.DataFrame({"journey": journey[:firsts], "tuple": tuple_[:firsts], "row": row[:firsts]}),
                    pl.DataFrame({"journey": np.frombuffer(rewritten_journey, dtype=np.uint32),
-                                 "tuple": np.frombuffer(rewritten_tuple, dtype=np.uint64)}), leg_rows, numbered)
+                                 "tuple": np.frombuffer(rewritten_tuple, dtype=np.uint64)}), leg_rows, numbered, bare)
 
 
 def python_scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = None) -> Scanned:
@@ -187,7 +189,7 @@ def python_scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = 
         firsts.append(pl.DataFrame({"journey": journey[at], "tuple": hashed[at], "row": rows.slice(start, SLICE_ROWS).to_numpy()[at]}))
     return Scanned(seen, pl.concat(firsts) if firsts else pl.DataFrame(schema={"journey": pl.UInt32, "tuple": pl.UInt64, "row": pl.UInt32}),
                    pl.concat(rewritten) if rewritten else pl.DataFrame(schema={"journey": pl.UInt32, "tuple": pl.UInt64}),
-                   leg_rows, numbered)
+                   leg_rows, numbered, any_bare(table))
 
 
 def journey_tuples(narrow: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -332,22 +334,24 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
     while the main thread runs Python (up to its switch interval, 5 ms), and 58 queries took 0.67 s beside the
     0.5 s of the main thread at 2M, against 0.45 s alone.
     """
-    table = _envelopes_as_seen(table)
+    table = _envelopes_as_seen(table, None if leg_rows is None else leg_rows.bare)
     first = _first_sightings(table, limit).collect()
-    legs_query = _legs(table, first, limit, leg_rows)
-    if first["ts"].null_count() or not (first["ts"].is_sorted() and first["row"].is_sorted()):  # already in time order
-        first = first.sort(["ts", "row"])
-    else:  # in one piece: the statistics over the table's many chunks (153 at 10M) took 1.5x the CPU time
-        first = first.rechunk()
+    timed = (pl.col("ts").null_count() == 0) & pl.col("ts").is_sorted() & pl.col("row").is_sorted()
+    ordered, by_journey = first.select(timed, pl.col("journey").is_sorted()).row(0)
+    # already in time order: in one piece (the statistics over the table's many chunks, 153 at 10M, took 1.5x the CPU)
+    first = first.rechunk() if ordered else first.sort(["ts", "row"])
+    legs_query = _legs(table, first, ordered and by_journey, limit, leg_rows)
     retrans, legs = pl.collect_all([_retransmissions(first), legs_query])
     # the original of each re-send, gathered by journey id rather than joined (a join copies every column)
-    journey = first["journey"].to_numpy()
-    original = np.full(int(journey.max()) + 1 if len(journey) else 0, -1, dtype=np.int64)
-    original[retrans["journey"].to_numpy()] = retrans["original"].to_numpy()
-    found = pl.Series(original[journey])
-    first = first.with_columns(original=pl.select(pl.when(found >= 0).then(found).cast(pl.UInt32)).to_series())
+    original = pl.lit(None, dtype=pl.UInt32)
+    if retrans.height:
+        journey = first["journey"].to_numpy()
+        of = np.full(int(journey.max()) + 1, -1, dtype=np.int64)
+        of[retrans["journey"].to_numpy()] = retrans["original"].to_numpy()
+        found = pl.lit(pl.Series(of[journey]))
+        original = pl.when(found >= 0).then(found).cast(pl.UInt32)
     kept = 1 << 32 if kept is None else kept  # journey ids are 32-bit
-    stats, kept_first = _stats(first, kept)
+    stats, kept_first = _stats(first.lazy().with_columns(original=original), kept)
     flows = _flows(stats, legs)
     return Tally(flows, dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list(), strict=True)),
                  dict(zip(retrans["journey"].to_list(), retrans["original"].to_list(), strict=True)))
@@ -365,17 +369,30 @@ _ENDS = ("src", "dst")
 _SHOWN = ("src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport")
 
 
-def _envelopes_as_seen(table: pl.DataFrame) -> pl.DataFrame:
+def _bare() -> pl.Expr:
+    return nothing_inside() & pl.col("arp_op").is_null()  # ARP inside an envelope is its own conversation
+
+
+def any_bare(table: pl.DataFrame) -> bool:
+    """Whether an envelope of `table` (not of ARP) shows nothing of what it carries."""
+    return bool(table.select(_bare().any()).item())
+
+
+def _envelopes_as_seen(table: pl.DataFrame, bare: bool | None = None) -> pl.DataFrame:
     """The conversation of tunnel envelopes that show nothing of what they carry (weave's port that tcpdump prints
-    as BFD) is the envelopes' own, as `tuple_id` keys it: their ends stand where the packet's would."""
-    bare = nothing_inside() & pl.col("arp_op").is_null()  # ARP inside an envelope is its own conversation
-    if not table.select(bare.any()).item():
+    as BFD) is the envelopes' own, as `tuple_id` keys it: their ends stand where the packet's would. `bare`: whether
+    there are such envelopes (`any_bare`), if known."""
+    if not (any_bare(table) if bare is None else bare):
         return table  # the usual case: nothing replaced, no column copied
+    bare_row = _bare()
     carrier = pl.when(pl.col("tunnel") == Tunnel.IPIP).then(pl.lit(4)).otherwise(pl.lit(17))
     return table.with_columns(
-        pl.when(bare).then(carrier).otherwise(pl.col("proto")).cast(table.schema["proto"]).alias("proto"),
-        *(pl.when(bare).then(pl.col(f"outer_{f}")).otherwise(pl.col(f)).cast(table.schema[f]).alias(f) for f in _SHOWN),
+        pl.when(bare_row).then(carrier).otherwise(pl.col("proto")).cast(table.schema["proto"]).alias("proto"),
+        *(pl.when(bare_row).then(pl.col(f"outer_{f}")).otherwise(pl.col(f)).cast(table.schema[f]).alias(f) for f in _SHOWN),
     )
+
+
+
 _HEAD = ("proto", "arp_op", "arp_spa", "arp_tpa", "dns_qr", "icmp_type")
 
 
@@ -383,13 +400,13 @@ def _flag(bit: int) -> pl.Expr:
     return (pl.col("tcp_flags").fill_null(0) & bit) > 0
 
 
-def _stats(first: pl.DataFrame, kept: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Each flow's statistics, sorted by flow, and the (journey, flow) of the journeys below `kept`."""
+def _stats(rows: pl.LazyFrame, kept: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each flow's statistics, sorted by flow, and the (journey, flow) of the journeys below `kept`, of the first
+    sightings (with `original`)."""
     syn, ack, rst, fin = _flag(SYN), _flag(ACK), _flag(RST), _flag(FIN)
     is_syn = syn & ~ack
     is_synack = syn & ack
     fresh = pl.col("original").is_null()
-    rows = first.lazy()
     # one group_by (three, one for each kind of statistic, took 1.5x the CPU time); each flow's first sighting (`head_`),
     # first SYN (`syn_`) and SYN-ACK: its rows, not a `first` of each column in the group_by (22 of them, 30 ms at 2M)
     stats = rows.group_by("flow", maintain_order=True).agg(
@@ -428,7 +445,7 @@ def _stats(first: pl.DataFrame, kept: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     kept_first = rows.select("journey", "flow").filter(pl.col("journey") < kept)
     stats_, kept_first_, apart = pl.collect_all([stats, kept_first, senders_apart])
     if not apart.item():  # hash twins interleaved two senders of one flow
-        stats_ = stats_.drop("out_of_order").join(_out_of_order_grouped(first), on="flow", how="left")
+        stats_ = stats_.drop("out_of_order").join(_out_of_order_grouped(rows), on="flow", how="left")
     return stats_, kept_first_
 
 
@@ -490,18 +507,19 @@ def _segments(first: pl.LazyFrame) -> pl.LazyFrame:
     ).select(*_SENDER, "seq", "payload_len")
 
 
-def _out_of_order_grouped(first: pl.DataFrame) -> pl.DataFrame:
+def _out_of_order_grouped(first: pl.LazyFrame) -> pl.DataFrame:
     rel = (pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first()) % 2**32
     high = (rel + pl.col("payload_len")).cum_max().shift(1)
-    per_sender = _segments(first.lazy()).group_by(_SENDER).agg(n=(rel < high).sum())
+    per_sender = _segments(first).group_by(_SENDER).agg(n=(rel < high).sum())
     return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum()).collect()
 
 
-def _legs(table: pl.DataFrame, first: pl.DataFrame, limit: int | None, leg_rows: LegRows | None) -> pl.LazyFrame:
+def _legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int | None,
+          leg_rows: LegRows | None) -> pl.LazyFrame:
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, each oriented like its
     flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one). `first`: the first sightings of
-    those flows in row order (`_first_sightings`); `leg_rows`: `tally`'s."""
-    seen = _distinct_legs(table, first, limit, leg_rows)
+    those flows (`_first_sightings`), in journey order if `by_journey`; `leg_rows`: `tally`'s."""
+    seen = _distinct_legs(table, first, by_journey, limit, leg_rows)
     # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
     a, b = (pl.coalesce(address_expr(side), ip4_expr(f"arp_{arp}"), pl.lit("?")) for side, arp in zip(_ENDS, ("spa", "tpa")))
     ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
@@ -522,15 +540,19 @@ def _legs(table: pl.DataFrame, first: pl.DataFrame, limit: int | None, leg_rows:
 _LEG_COLUMNS = ("flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "sport", "dport", "arp_spa", "arp_tpa")
 
 
-def _distinct_legs(table: pl.DataFrame, first: pl.DataFrame, limit: int | None, leg_rows: LegRows | None) -> pl.LazyFrame:
+def _distinct_legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int | None,
+                   leg_rows: LegRows | None) -> pl.LazyFrame:
     """`_LEG_COLUMNS` of the first row of each distinct combination of them among the rows of the first `limit` flows
     that may show a leg (`_legs`), in row order."""
     cols = list(_LEG_COLUMNS)
     in_order = table["row"].is_sorted()
     if in_order and leg_rows is not None and not leg_rows.rewritten:
-        # no NAT: a journey shows one leg, at its first row as at its first hop, and journeys are numbered by first
-        # row: the first sightings, already gathered, in journey order (at 10M, 0.43M rows not gathered again)
-        return _distinct(first.select(cols) if first["journey"].is_sorted() else first.sort("journey").select(cols), limit)
+        # no NAT: a journey shows one leg, at its first row as at its first hop: the first sightings, already
+        # gathered, in journey order (journeys are numbered by first row); at 10M, 0.43M rows not gathered again. In
+        # polars, in the query of the re-sends: each call to polars lets the interpreter go, and beside a main thread
+        # running Python took it back 5-20 ms later
+        rows = first.lazy().filter(_below(limit))
+        return (rows if by_journey else rows.sort("journey")).select(cols).unique(maintain_order=True)
     if in_order:
         return _distinct(table.select(cols), limit, None if leg_rows is None else leg_rows.marked)
     # one query: the rows of the first `limit` flows are not copied before they are made distinct (at 2M sightings,
