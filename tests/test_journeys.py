@@ -428,6 +428,22 @@ def test_split_gives_each_partition_its_positions_in_order(monkeypatch, count: i
     assert journeys_mod.split(t, 1) == [None]
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_columns_are_put_in_partition_order_by_stretches_of_rows_as_by_one(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """`_partitioned` cuts its passes in a stretch of rows a thread: the positions and each column in partition order
+    (an array, a series of chunks cut elsewhere than the stretches) are those of one pass, row after row."""
+    monkeypatch.setattr(journeys_mod, "SPLIT_BLOCK", 1000)
+    rng = np.random.default_rng(workers)
+    key = rng.integers(0, 2**64, 4321, dtype=np.uint64)
+    ts = pl.concat([pl.Series(rng.integers(0, 10**12, n)) for n in (1500, 2000, 821)], rechunk=False)
+    for count in (2, 7, 300):
+        parts, ordered = journeys_mod._partitioned(key, count, {"key": key, "ts": ts}, workers)
+        order = np.argsort(key % np.uint64(count), kind="stable")
+        assert np.concatenate(parts).tolist() == order.tolist() and [len(p) for p in parts] == np.bincount(
+            (key % np.uint64(count)).astype(np.int64), minlength=count).tolist()
+        assert (ordered["key"] == key[order]).all() and (ordered["ts"] == ts.to_numpy()[order]).all()
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["c", "numpy"])
 @pytest.mark.parametrize("hops", [True, False])
 def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -457,6 +473,7 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
 
     monkeypatch.setattr(journeys_mod, "one_node_journeys", journeys_in_c)
     monkeypatch.setattr(journeys_mod, "take", None)  # no partition gathered from the narrow frame
+    monkeypatch.setattr(journeys_mod, "SPLIT_BLOCK", 1000)  # rows put in partition order by a thread each
     for partitions, workers in ((2, 1), (7, 2), (64, 2)):
         seen.clear()
         asked.clear()

@@ -547,7 +547,7 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
     del piece
     columns: dict[str, np.ndarray | pl.Series] = {"_point": point, "ts": table.get_column("ts"), "key": key}
     del point
-    parts, ordered = _partitioned(key, count, columns)
+    parts, ordered = _partitioned(key, count, columns, workers)
     del key, columns
     merged = _one_node_partitions(table.height, parts, ordered, workers, hops)
     del ordered
@@ -599,44 +599,69 @@ def split(t: pl.DataFrame, count: int) -> list[np.ndarray | None]:
     return list(_partitioned(t.get_column("key"), count, {})[0])
 
 
-def _partitioned(key: pl.Series | np.ndarray, count: int,
-                 columns: dict[str, np.ndarray | pl.Series]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+def _partitioned(key: pl.Series | np.ndarray, count: int, columns: dict[str, np.ndarray | pl.Series],
+                 workers: int = 1) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """`split`'s positions of the rows of `key` (`count` > 1), and `columns` (as many rows) in partition order: each
     partition's rows together in row order, where `split`'s positions are (a partition is a slice of them). Each
-    column is taken out of `columns` once put in order: given no other reference, its memory goes before the next."""
+    column is taken out of `columns` once put in order: given no other reference, its memory goes before the next.
 
-    def blocks(column: pl.Series | np.ndarray = key) -> Iterator[tuple[int, np.ndarray]]:
-        for start in range(0, len(key), SPLIT_BLOCK):  # the table's chunks: as one array, a copy (8 B a sighting)
-            yield start, column[start:start + SPLIT_BLOCK] if isinstance(column, np.ndarray) else \
-                column.slice(start, SPLIT_BLOCK).to_numpy()
+    Each pass over the rows is cut in `workers` stretches of rows, one a thread: a stretch's rows of each partition
+    go after the earlier stretches' (their counts known first), so the order is one thread's."""
 
-    # a block of rows at a time, into one array of positions: no array of every row's partition (22 B a sighting at the
-    # peak of correlation at 10M, with argsort's order of them)
-    sizes = np.zeros(count, dtype=np.int64)
-    for _, block in blocks():
-        partition_sizes(block, sizes)
-    ends = np.cumsum(sizes)
-    at, positions = ends - sizes, np.empty(len(key), dtype=np.uint32)
-    for start, block in blocks():
-        partition_place(block, start, at, positions)
-    def pieces(column: np.ndarray | pl.Series) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def blocks(column: pl.Series | np.ndarray, lo: int, hi: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start in range(lo, hi, SPLIT_BLOCK):  # the table's chunks: as one array, a copy (8 B a sighting)
+            end = min(start + SPLIT_BLOCK, hi)
+            yield start, column[start:end] if isinstance(column, np.ndarray) else column.slice(start, end - start).to_numpy()
+
+    def pieces(column: np.ndarray | pl.Series, lo: int, hi: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(keys, values) a block of rows at a time: a series' own chunks, in place (as one array a block, a copy)."""
         if isinstance(column, np.ndarray):
-            yield from ((block, values) for (_, block), (_, values) in zip(blocks(), blocks(column)))
+            yield from ((block, values) for (_, block), (_, values) in zip(blocks(key, lo, hi), blocks(column, lo, hi)))
             return
-        if column.null_count():
-            raise ValueError(f"{column.name} has nulls: no numbers to put in order")
-        start = 0
-        for chunk in column.get_chunks():
+        start = lo
+        for chunk in column.slice(lo, hi - lo).get_chunks():
             rows = slice(start, start + len(chunk))
             yield key[rows] if isinstance(key, np.ndarray) else key.slice(start, len(chunk)).to_numpy(), chunk.to_numpy()
             start += len(chunk)
 
+    # a block of rows at a time, into one array of positions: no array of every row's partition (22 B a sighting at the
+    # peak of correlation at 10M, with argsort's order of them)
+    stretches = max(1, min(workers, len(key) // SPLIT_BLOCK))
+    bounds = np.linspace(0, len(key), stretches + 1).astype(np.int64).tolist()
+    counted = [np.zeros(count, dtype=np.int64) for _ in range(stretches)]
+
+    def each_stretch(work: Callable[[int, int, int], None]) -> None:
+        _map(list(range(stretches)), lambda n: work(n, bounds[n], bounds[n + 1]), workers)
+
+    def count_rows(n: int, lo: int, hi: int) -> None:
+        for _, block in blocks(key, lo, hi):
+            partition_sizes(block, counted[n])
+
+    each_stretch(count_rows)
+    sizes = np.sum(counted, axis=0)
+    ends = np.cumsum(sizes)
+    firsts = np.cumsum([ends - sizes, *counted[:-1]], axis=0)  # where each stretch's rows of each partition go
+    positions = np.empty(len(key), dtype=np.uint32)
+
+    def place(n: int, lo: int, hi: int) -> None:
+        at = firsts[n].copy()
+        for start, block in blocks(key, lo, hi):
+            partition_place(block, start, at, positions)
+
+    each_stretch(place)
+
     def in_order(column: np.ndarray | pl.Series) -> np.ndarray:  # a pass over the rows: a partition gathering its rows read all of them
         dtype = column.dtype if isinstance(column, np.ndarray) else column.head(0).to_numpy().dtype
-        at, out = ends - sizes, np.empty(len(key), dtype=dtype)
-        for block, values in pieces(column):
-            partition_scatter(block, at, values, out)
+        if isinstance(column, pl.Series) and column.null_count():
+            raise ValueError(f"{column.name} has nulls: no numbers to put in order")
+        out = np.empty(len(key), dtype=dtype)
+
+        def put(n: int, lo: int, hi: int) -> None:
+            at = firsts[n].copy()
+            for block, values in pieces(column, lo, hi):
+                partition_scatter(block, at, values, out)
+
+        each_stretch(put)
         return out
 
     ordered = {name: in_order(columns.pop(name)) for name in list(columns)}
