@@ -1141,8 +1141,10 @@ _materialised: list[HopArrays] = []  # the last journeys materialised
 def hop_arrays(journeys: Sequence[Journey]) -> HopArrays | None:
     """`HopArrays` of `journeys` when they hold the hops the last `materialise` made, in its order (labelling sets their
     roles in place, linking gives the same hops other journeys); else None."""
+    from operator import attrgetter  # (here, with what reads it)
+
     for arrays in _materialised:
-        if len(arrays.of) == len(journeys) and [id(j.hops) for j in journeys] == arrays.of:
+        if len(arrays.of) == len(journeys) and list(map(id, map(attrgetter("hops"), journeys))) == arrays.of:
             return arrays
     return None
 

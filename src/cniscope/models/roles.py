@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -65,6 +66,9 @@ class _Context:
     inventory: Inventory | None
     patterns: dict[str, IfacePattern | None] = field(default_factory=dict)  # interface name -> the model's pattern
     texts: dict[tuple[object, ...], str] = field(default_factory=dict)  # `_role_text`
+    observed: dict[tuple[str | None, str | None], tuple[Role | None, str | None]] = field(default_factory=dict)  # `_observed`
+    reflects: dict[int, bool] = field(default_factory=dict)  # `_reflected`, by the changes' identity (the shapes' hops hold them)
+    compared: dict[tuple[str, tuple[tuple[Role | None, str | None], ...]], _Verdict | None] = field(default_factory=dict)  # `_compare_named`
 
     def pattern(self, iface: str) -> IfacePattern | None:
         """`role_of` the model, once per interface name."""
@@ -144,10 +148,18 @@ def _groups(journey: Journey, ctx: _Context) -> list[_Group]:
     order: dict[str, list[int]] = {}
     for i, hop in enumerate(journey.hops):
         order.setdefault(ctx.keys[hop.row], []).append(i)
-    return [
-        _Group(node, idx, group, all(named_iface(h.iface) for h in group), any(reflected(h) for h in group))
+    return [  # (most hops change nothing: not reflected, no call asked)
+        _Group(node, idx, group, all(named_iface(h.iface) for h in group), any(h.changes and _reflected(h, ctx) for h in group))
         for node, idx in order.items() for group in ([journey.hops[i] for i in idx],)
     ]
+
+
+def _reflected(hop: Hop, ctx: _Context) -> bool:
+    """`reflected`, once per tuple of changes (hops with equal changes share one: materialise)."""
+    found = ctx.reflects.get(id(hop.changes))
+    if found is None:
+        found = ctx.reflects[id(hop.changes)] = reflected(hop)
+    return found
 
 
 def _segments(model: Model) -> list[tuple[Path, tuple[Step, ...]]]:
@@ -379,12 +391,17 @@ def _named_role(hop: Hop, ctx: _Context) -> str:
 
 
 def _observed(hop: Hop, ctx: _Context) -> tuple[Role | None, str | None]:
-    pattern = ctx.pattern(hop.iface) if named_iface(hop.iface) else None
-    direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
-    return (pattern.role if pattern else None), direction
+    """The (role, direction) point a sighting shows, once per distinct interface and direction."""
+    key = (hop.iface, hop.direction)
+    found = ctx.observed.get(key)
+    if found is None:
+        pattern = ctx.pattern(hop.iface) if named_iface(hop.iface) else None
+        direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
+        found = ctx.observed[key] = ((pattern.role if pattern else None), direction)
+    return found
 
 
-def _embed(observed: list[tuple[Role | None, str | None]], steps: tuple[Step, ...]) -> list[int] | None:
+def _embed(observed: Sequence[tuple[Role | None, str | None]], steps: tuple[Step, ...]) -> list[int] | None:
     """Positions of the observed (role, direction) pairs in `steps`, in order; None if they do not fit."""
     positions, start = [], 0
     for role, direction in observed:
@@ -466,9 +483,17 @@ def _expected(step: Step) -> str:
 
 
 def _compare_named(node: str, group: list[Hop], coverage: _Coverage, ctx: _Context) -> _Verdict | None:
+    """`_compared`, once per node and sequence of points (the shapes of many conversations share them)."""
+    observed = tuple(_observed(h, ctx) for h in group)
+    key = (node, observed)
+    if key not in ctx.compared:
+        ctx.compared[key] = _compared(node, observed, coverage, ctx)
+    return ctx.compared[key]
+
+
+def _compared(node: str, observed: tuple[tuple[Role | None, str | None], ...], coverage: _Coverage, ctx: _Context) -> _Verdict | None:
     assert ctx.model is not None
     model = ctx.model
-    observed = [_observed(h, ctx) for h in group]
     if any(role is None for role, _ in observed):
         return None
     fits = [(path, steps, pos) for path, steps in _segments(model) if (pos := _embed(observed, steps)) is not None]
