@@ -250,6 +250,17 @@ def test_extreme_but_possible_clocks_are_read(option: tuple[int, bytes]) -> None
     assert all(-(1 << 63) < t < (1 << 63) for t in col(batches, "ts"))
 
 
+@pytest.mark.parametrize("exponent", [0, 3, 6, 9, 12, 19])
+@pytest.mark.parametrize("offset", [0, 7, -(1 << 32)])
+def test_base_ten_clocks_give_exact_nanoseconds(exponent: int, offset: int) -> None:
+    """Times in units of 10^-exponent s from an offset in seconds, to the nanosecond (rounded down: finer clocks)."""
+    units = [0, 12_345, 1_733_400_000 * 10 ** min(exponent, 9)]
+    data = shb("<") + idb("<", 1, 0, (2, b"eth0"), (9, bytes([exponent])), (14, struct.pack("<q", offset)))
+    batches, info, _ = read_all(data + b"".join(epb("<", 0, u, F[i]) for i, u in enumerate(units)))
+    assert not info.warnings
+    assert col(batches, "ts") == [u * 10**9 // 10**exponent + offset * 10**9 for u in units]
+
+
 @pytest.mark.parametrize(("option", "said"), [
     ((9, bytes([64 | 0x80])), "if_tsresol 2^-64 s is finer than any clock (at most 2^-63)"),
     ((9, bytes([127 | 0x80])), "if_tsresol 2^-127 s"),

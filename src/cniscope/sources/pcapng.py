@@ -354,7 +354,7 @@ class Reader:
             only_flags = flags & (stop - at <= 12)  # flags (8) + end (4)
             for k in np.flatnonzero(~only_flags).tolist():
                 self._packet_options(int(rows[k]), int(at[k]), int(stop[k]), direction)
-        global_iface = (local + section.iface_base).astype(np.int32)
+        global_iface = np.add(local, section.iface_base, dtype=np.int32)
         node_index = {name: i for i, name in enumerate(self.node_names)}
         iface_node = np.full(len(self.iface_nodes), -1, dtype=np.int32)
         for g, name in enumerate(self.iface_nodes):
@@ -369,10 +369,10 @@ class Reader:
             caplen=caplen.astype(np.uint32, copy=False),
             wirelen=wirelen.astype(np.uint32, copy=False),
             ts=ts,
-            linktype=linktypes[local],
+            linktype=_lookup(linktypes, local),
             iface=global_iface,
             iface_names=list(self.iface_names),
-            node=iface_node[global_iface],
+            node=_lookup(iface_node, global_iface),
             node_names=list(self.node_names),
             direction=direction,
             first_frame=self.first,
@@ -412,6 +412,15 @@ def _check_numpy(block: np.ndarray, fields: np.ndarray, end: int, interfaces: in
             options.astype(np.uint8), facts)
 
 
+def _lookup(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`table[index]`, as one value where the table has one (a section's interfaces share a link type, a node):
+    gathering took 0.2-0.3 ms a batch of 64k, filling a few us."""
+    if table.shape[0] and (table == table[0]).all():
+        return np.full(index.shape[0], table[0], dtype=table.dtype)
+    gathered: np.ndarray = table.take(index)
+    return gathered
+
+
 def _directions(flags: np.ndarray) -> np.ndarray:
     """epb_flags -> Direction values: bits 0-1 inbound (1) / outbound (2), bits 2-4 reception type."""
     inbound = DIRECTION_OF_RECEPTION[(flags >> 2) & 7]
@@ -426,16 +435,22 @@ def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 
 def _to_ns(units: np.ndarray, iface: Interface) -> np.ndarray:
-    """Timestamp units of one interface -> ns since the epoch (exact integer arithmetic)."""
+    """Timestamp units of one interface -> ns since the epoch (exact integer arithmetic). `units` (uint64) is the
+    caller's to spend: the result is made in its memory where it can, in one pass at most for the usual resolutions
+    (none for nanoseconds; three new arrays a batch took 0.4 ms of the reader's 1.8 ms)."""
     num, den = iface.tsresol_num * 1_000_000_000, iface.tsresol_den
     if num % den == 0:
-        ns = units.astype(np.int64) * (num // den)
+        ns = units.view(np.int64)
+        if num // den != 1:
+            ns *= num // den
     elif den % num == 0:
-        ns = (units // np.uint64(den // num)).astype(np.int64)
+        ns = np.floor_divide(units, np.uint64(den // num), out=units).view(np.int64)
     else:  # base-2 resolutions: split to stay inside 64 bits
         whole, part = np.divmod(units, np.uint64(den))
         ns = whole.astype(np.int64) * 1_000_000_000 + ((part.astype(np.float64) * 1e9) / den).astype(np.int64)
-    return ns + iface.tsoffset * 1_000_000_000
+    if iface.tsoffset:
+        ns += iface.tsoffset * 1_000_000_000
+    return ns
 
 
 def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536) -> Iterator[FrameBatch]:
