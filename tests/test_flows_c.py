@@ -284,3 +284,36 @@ def test_the_legs_distinct_rows_are_polars_unique_ones(compiled: ModuleType, n: 
     with pytest.raises(ValueError, match="column flow"):
         compiled.leg_scan(tuple(table[name].cast(pl.Int64).__arrow_c_stream__() if name == "flow" else None for name in columns),
                           n, None, 1)
+
+
+@pytest.mark.parametrize("n", [0, 1, 50, 4000])
+def test_late_segments_are_polars_out_of_order_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """`late_segments` counts each flow's data segments below their sender's highest end as `_out_of_order` does in
+    polars: made-up first sightings of a few flows and senders (one field null, or 0, or another), sequence numbers
+    wrapping round 2**32, segments re-sent, empty, not TCP; chunks cut anywhere."""
+    monkeypatch.setattr(flows, "late_segments", compiled.late_segments, raising=False)
+    rng = np.random.default_rng(n + 7)
+
+    def ints(values: list[int], dtype: pl.DataType, nulls: float = 0.1) -> pl.Series:
+        picked = pl.Series(rng.choice(np.array(values, dtype=np.int64), n), dtype=pl.Int64).cast(dtype)
+        return pl.select(pl.when(pl.Series(rng.random(n) < nulls)).then(None).otherwise(picked)).to_series()
+
+    base = rng.choice(np.array([0, 1000, 2**32 - 3000], dtype=np.int64), n)
+    first = pl.DataFrame({
+        "flow": ints([0, 1, 2, 3], pl.UInt32(), 0.02), "src": ints([0, 1, 2], pl.UInt32()),
+        "src6": pl.Series(rng.choice(np.array(["a", "b", None], dtype=object), n), dtype=pl.Categorical()),
+        "sport": ints([0, 80, 5000], pl.UInt16()), "proto": ints([6, 6, 6, 17], pl.UInt8(), 0.02),
+        "seq": pl.select(pl.when(pl.Series(rng.random(n) < 0.03)).then(None).otherwise(
+            pl.Series((base + rng.integers(0, 6000, n)) % 2**32).cast(pl.UInt32))).to_series(),
+        "payload_len": ints([0, 1, 100, 1448, 3000], pl.UInt32(), 0.03),
+        "original": pl.select(pl.when(pl.Series(rng.random(n) < 0.1)).then(1)).to_series().cast(pl.UInt32),
+    })
+    cuts = np.unique(np.clip([0, *rng.integers(1, max(n, 2), 4), n], 0, n)).tolist()
+    first = pl.concat([first.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], rechunk=False) if n else first
+    late, apart = flows._out_of_order(first.lazy())
+    want = (late if pl.collect_all([apart])[0].item() else flows._out_of_order_grouped(first.lazy()).lazy())
+    want = want.filter(pl.col("out_of_order") > 0, pl.col("flow").is_not_null()).sort("flow").collect()
+    got = flows._late_segments(first, first["original"].is_not_null().to_numpy()).sort("flow").collect()
+    assert got.equals(want, null_equal=True)
+    if n > 1000:
+        assert want["out_of_order"].sum() > 100 and want.height == 4

@@ -840,10 +840,172 @@ done:
     return result;
 }
 
+/* the columns `late_segments` is given, in this order */
+enum { O_FLOW, O_SRC, O_SRC6, O_SPORT, O_PROTO, O_SEQ, O_PAYLOAD_LEN, ORDER_COLUMNS };
+static const char *ORDER_NAMES[ORDER_COLUMNS] = {"flow", "src", "src6", "sport", "proto", "seq", "payload_len"};
+
+/* A sender of a flow (its address, IPv6 address by its code, port, their null flags) and how far its sequence
+ * numbers went: `base` its first segment's, `high` the highest end of its segments relative to it. */
+typedef struct {
+    uint32_t flow, src, src6, port;  /* port: the port | the three null flags << 16 */
+} SenderKey;
+
+typedef struct {
+    SenderKey key;
+    uint32_t base;
+    uint64_t high;
+} Sender;
+
+typedef struct {
+    Sender *sender;
+    uint32_t *slot;  /* an open-addressing table of the senders' indexes + 1, probed linearly, at most half full */
+    size_t count, size;
+} Senders;
+
+static inline uint64_t sender_hash(const SenderKey *k) {
+    return hash2((uint64_t)k->flow | (uint64_t)k->src << 32, (uint64_t)k->src6 | (uint64_t)k->port << 32, S2);
+}
+
+static int senders_grow(Senders *t) {
+    size_t size = t->size ? t->size * 2 : 2048;
+    Sender *sender = PyMem_RawRealloc(t->sender, size / 2 * sizeof *sender);
+    if (sender)
+        t->sender = sender;
+    uint32_t *slot = PyMem_RawCalloc(size, sizeof *slot);
+    if (!sender || !slot || size / 2 >= UINT32_MAX) {
+        PyMem_RawFree(slot);
+        return -1;
+    }
+    for (size_t k = 0; k < t->count; k++) {
+        size_t s = (size_t)sender_hash(&t->sender[k].key) & (size - 1);
+        while (slot[s])
+            s = (s + 1) & (size - 1);
+        slot[s] = (uint32_t)k + 1;
+    }
+    PyMem_RawFree(t->slot);
+    t->slot = slot;
+    t->size = size;
+    return 0;
+}
+
+/* The sender of `k`, added (with its first segment's `seq`) if new; NULL without the memory for it. */
+static Sender *senders_find(Senders *t, const SenderKey *k, uint32_t seq) {
+    if (t->count * 2 >= t->size && senders_grow(t) < 0)
+        return NULL;
+    size_t s = (size_t)sender_hash(k) & (t->size - 1);
+    for (; t->slot[s]; s = (s + 1) & (t->size - 1)) {
+        Sender *found = &t->sender[t->slot[s] - 1];
+        if (!memcmp(&found->key, k, sizeof *k))
+            return found;
+    }
+    Sender *added = &t->sender[t->count];
+    added->key = *k;
+    added->base = seq;
+    added->high = 0;
+    t->slot[s] = (uint32_t)++t->count;
+    return added;
+}
+
+/* late_segments(columns, rows, resent) -> flows: the TCP data segments (payload, not re-sent: `resent`, bool one a
+ * row, or None) that start below the highest sequence end their sender had sent before them, relative to its first
+ * segment's (`flows._out_of_order`), in row order: the flow of each (uint32, as bytes). `columns`: Arrow stream
+ * capsules (None: all null) in the order of ORDER_NAMES, unsigned integers (categories by their codes); rows in time
+ * order. Senders are told apart by their values (no hash stands for them). */
+static PyObject *late_segments(PyObject *self, PyObject *args) {
+    PyObject *columns, *resent_obj;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "O!nO", &PyTuple_Type, &columns, &rows, &resent_obj))
+        return NULL;
+    Py_buffer resent_ = {0};
+    PyObject *result = NULL;
+    Column col[ORDER_COLUMNS];
+    memset(col, 0, sizeof col);
+    Senders senders = {0};
+    uint32_t *late = NULL;
+    Py_ssize_t lates = 0, room = 0;
+    if (resent_obj != Py_None && PyObject_GetBuffer(resent_obj, &resent_, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (PyTuple_GET_SIZE(columns) != ORDER_COLUMNS || rows < 0 || (resent_.buf && resent_.len != rows)) {
+        PyErr_Format(PyExc_ValueError, "%d columns and one flag a row wanted", ORDER_COLUMNS);
+        goto done;
+    }
+    for (int k = 0; k < ORDER_COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], ORDER_NAMES[k]) < 0)
+            goto done;
+    const uint8_t *resent = resent_.buf;
+    int64_t done = 0;
+    const char *bad = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < rows && !bad) {
+        int64_t stretch = rows - done;
+        for (int k = 0; k < ORDER_COLUMNS; k++) {
+            int64_t left = column_seek(&col[k]);
+            if (left < stretch)
+                stretch = left;
+        }
+        if (stretch <= 0) {
+            bad = "a column ends early";
+            break;
+        }
+        for (int64_t i = 0; i < stretch; i++) {
+            uint32_t proto, seq, length, port;
+            SenderKey k;
+            if ((resent && resent[done + i]) || !cell(&col[O_PROTO], i, &proto) || proto != 6 || !cell(&col[O_SEQ], i, &seq)
+                || !cell(&col[O_PAYLOAD_LEN], i, &length) || !length || !cell(&col[O_FLOW], i, &k.flow))
+                continue;
+            k.src = k.src6 = port = 0;
+            k.port = (uint32_t)cell(&col[O_SRC], i, &k.src) << 16 | (uint32_t)cell(&col[O_SRC6], i, &k.src6) << 17;
+            k.port |= (uint32_t)cell(&col[O_SPORT], i, &port) << 18 | (port & 0xffff);
+            Sender *sender = senders_find(&senders, &k, seq);
+            if (!sender) {
+                bad = "";
+                break;
+            }
+            uint64_t rel = (uint32_t)(seq - sender->base);
+            if (rel < sender->high) {
+                if (lates == room) {
+                    room = room ? room * 2 : 1024;
+                    uint32_t *grown = PyMem_RawRealloc(late, room * sizeof *late);
+                    if (!grown) {
+                        bad = "";
+                        break;
+                    }
+                    late = grown;
+                }
+                late[lates++] = k.flow;
+            }
+            if (rel + length > sender->high)
+                sender->high = rel + length;
+        }
+        for (int k = 0; k < ORDER_COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        if (*bad)
+            PyErr_SetString(PyExc_ValueError, bad);
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(lates ? (const char *)late : "", lates * (Py_ssize_t)sizeof *late);
+done:
+    for (int k = 0; k < ORDER_COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(senders.sender);
+    PyMem_RawFree(senders.slot);
+    PyMem_RawFree(late);
+    if (resent_.buf)
+        PyBuffer_Release(&resent_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"tuple_scan", tuple_scan, METH_VARARGS, "Tuple ids of a correlated table's rows, and what numbering flows keeps of them."},
     {"number_first_seen", number_first_seen, METH_VARARGS, "uint64 keys numbered by first appearance."},
     {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
+    {"late_segments", late_segments, METH_VARARGS, "The flows of the TCP segments that start below their sender's highest end."},
     {"leg_scan", leg_scan, METH_VARARGS, "The first row of each distinct combination of the legs' columns."},
     {NULL, NULL, 0, NULL},
 };
