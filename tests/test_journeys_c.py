@@ -310,10 +310,12 @@ def partition(rng: np.random.Generator, n: int, sorted_times: bool, out: bool) -
 @pytest.mark.parametrize("sorted_times", [True, False])
 def test_one_node_journeys_in_c_are_one_node_partials(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch,
                                                       sorted_times: bool) -> None:
-    """Journeys (first rows) and hops in the partition's own order as `one_node_partial` then `merge_put` give them;
-    nothing written where sightings at one time have an Out before an In."""
+    """Journeys (first rows) and hops in the partition's own order as `one_node_partial` then `merge_put` give them
+    (times in order: a pass over the rows, a hash table of keys; else by the keys sorted); nothing written where
+    sightings at one time have an Out before an In."""
     monkeypatch.setattr(journeys, "COMPILED", True)
     monkeypatch.setattr(journeys, "burst_journeys", compiled.burst_journeys, raising=False)
+    monkeypatch.setattr(journeys, "time_journeys", compiled.time_journeys, raising=False)
     monkeypatch.setattr(journeys, "argsort_keys", compiled.argsort_keys)
     rng = np.random.default_rng(sorted_times)
     done = refused = 0
@@ -334,6 +336,18 @@ def test_one_node_journeys_in_c_are_one_node_partials(compiled: ModuleType, monk
                 assert len(np.unique(want[0])) > len(np.unique(key)) + n // 10
                 assert not sorted_times or 16 < want[1].max() < 300
     assert done >= 2 and refused >= 1
+
+
+def test_journeys_in_time_order_refuse_times_out_of_order(compiled: ModuleType) -> None:
+    key, ts, point, rows = partition(np.random.default_rng(3), 500, True, False)
+    out = np.full(500, 7, np.uint32), np.full(500, 7, np.uint32)
+    constants = journeys.BURST_GAP_NS, journeys.POINT_NAMED, journeys.POINT_DIRECTION, 4
+    assert compiled.time_journeys(key, ts, point, rows, *constants, *out)
+    ts[300], ts[301] = ts[301] + 1, ts[300]
+    out = np.full(500, 7, np.uint32), np.full(500, 7, np.uint32)
+    assert not compiled.time_journeys(key, ts, point, rows, *constants, *out) and (out[0] == 7).all() and (out[1] == 7).all()
+    with pytest.raises(ValueError, match="lengths differ"):
+        compiled.time_journeys(key, ts[:-1], point, rows, *constants, *out)
 
 
 def test_one_node_journeys_refuse_what_they_cannot_read(compiled: ModuleType) -> None:

@@ -984,6 +984,218 @@ done:
     return result;
 }
 
+/* One key's state as a partition's rows go by in time order: its last sighting's time and direction, the run (a
+ * journey) it is in, and the named capture points of its burst (the first `INLINE` here, more in `Repeats`). */
+#define INLINE 4
+typedef struct {
+    uint64_t key;
+    int64_t last;
+    uint32_t first, hop, burst, points;
+    uint8_t egress, pad[7];
+    uint64_t point[INLINE];
+} Entry;
+
+/* The named points of bursts past their first INLINE: (entry, burst, point) in open addressing, grown at half full. */
+typedef struct {
+    uint64_t *point;
+    uint32_t *entry, *burst;  /* entry + 1: 0 is an empty slot */
+    size_t size, count;
+} Repeats;
+
+static int repeats_slot(const Repeats *r, uint32_t entry, uint32_t burst, uint64_t point, size_t *slot) {
+    size_t at = (size_t)(mix(point ^ ((uint64_t)entry << 32 | burst) ^ S0, S1) & (r->size - 1));
+    while (r->entry[at]) {
+        if (r->entry[at] == entry + 1 && r->burst[at] == burst && r->point[at] == point) {
+            *slot = at;
+            return 1;
+        }
+        at = (at + 1) & (r->size - 1);
+    }
+    *slot = at;
+    return 0;
+}
+
+/* add (entry, burst, point); 0, or -1: no memory */
+static int repeats_add(Repeats *r, uint32_t entry, uint32_t burst, uint64_t point) {
+    if (2 * (r->count + 1) > r->size) {
+        Repeats grown = {0};
+        grown.size = r->size ? 2 * r->size : 1024;
+        grown.point = PyMem_RawMalloc(grown.size * sizeof *grown.point);
+        grown.entry = PyMem_RawCalloc(grown.size, sizeof *grown.entry);
+        grown.burst = PyMem_RawMalloc(grown.size * sizeof *grown.burst);
+        if (!grown.point || !grown.entry || !grown.burst) {
+            PyMem_RawFree(grown.point);
+            PyMem_RawFree(grown.entry);
+            PyMem_RawFree(grown.burst);
+            return -1;
+        }
+        for (size_t i = 0; i < r->size; i++)
+            if (r->entry[i]) {
+                size_t at;
+                repeats_slot(&grown, r->entry[i] - 1, r->burst[i], r->point[i], &at);
+                grown.entry[at] = r->entry[i];
+                grown.burst[at] = r->burst[i];
+                grown.point[at] = r->point[i];
+            }
+        grown.count = r->count;
+        PyMem_RawFree(r->point);
+        PyMem_RawFree(r->entry);
+        PyMem_RawFree(r->burst);
+        *r = grown;
+    }
+    size_t at;
+    if (!repeats_slot(r, entry, burst, point, &at)) {
+        r->entry[at] = entry + 1;
+        r->burst[at] = burst;
+        r->point[at] = point;
+        r->count++;
+    }
+    return 0;
+}
+
+/* whether the named `point` was seen in the entry's burst; it is afterwards. 0, 1, or -1: no memory */
+static int entry_seen(Entry *e, uint32_t index, Repeats *more, uint64_t point) {
+    uint32_t inline_points = e->points < INLINE ? e->points : INLINE;
+    for (uint32_t k = 0; k < inline_points; k++)
+        if (e->point[k] == point)
+            return 1;
+    if (e->points > INLINE) {
+        size_t at;
+        if (repeats_slot(more, index, e->burst, point, &at))
+            return 1;
+    }
+    if (e->points < INLINE)
+        e->point[e->points] = point;
+    else if (repeats_add(more, index, e->burst, point) < 0)
+        return -1;
+    e->points++;
+    return 0;
+}
+
+/* The rows' journeys and hops (into `journey` and `hop`, in row order) of a partition whose times ascend: a row
+ * takes its key's entry (made at its first sighting); a new burst at a gap over `gap`, a new run there or at a named
+ * point seen before in the burst. 0; -1: a time before the last, or sightings at one time in a run with an Out
+ * before an In (the order `one_node_partial` gives differs); -2: no memory. */
+static int time_runs(const uint64_t *key, const int64_t *ts, const uint8_t *point, int width, const uint32_t *rows,
+                     Py_ssize_t n, int64_t gap, uint64_t named, uint64_t mask, uint64_t out, uint32_t *journey, uint32_t *hop) {
+    size_t size = 1024;
+    while (size < 2 * (size_t)n) size *= 2;
+    uint32_t *slots = PyMem_RawCalloc(size, sizeof *slots);  /* entry + 1: 0 is an empty slot */
+    size_t room = n < 1024 ? 1024 : (size_t)n / 4, used = 0;
+    Entry *entries = PyMem_RawMalloc(room * sizeof *entries);
+    Repeats more = {0};
+    int result = slots && entries ? 0 : -2;
+    for (Py_ssize_t i = 0; i < n && !result; i++) {
+        if (i && ts[i] < ts[i - 1]) {
+            result = -1;
+            break;
+        }
+        uint64_t k = key[i], p = point_at(point, width, (uint32_t)i);
+        int egress = (p & mask) == out;
+        size_t at = (size_t)(mix(k ^ S0, S1) & (size - 1));
+        while (slots[at] && entries[slots[at] - 1].key != k) at = (at + 1) & (size - 1);
+        Entry *e;
+        int run = 0;  /* whether the run of the key's last sighting goes on */
+        if (!slots[at]) {  /* the key's first sighting */
+            if (used == room) {
+                room *= 2;
+                Entry *grown = PyMem_RawRealloc(entries, room * sizeof *entries);
+                if (!grown) {
+                    result = -2;
+                    break;
+                }
+                entries = grown;
+            }
+            e = &entries[used];
+            memset(e, 0, sizeof *e);
+            e->key = k;
+            slots[at] = (uint32_t)++used;
+        } else {
+            e = &entries[slots[at] - 1];
+            run = (int64_t)((uint64_t)ts[i] - (uint64_t)e->last) <= gap;
+            if (!run) {  /* a new burst: no point seen in it */
+                e->burst++;
+                e->points = 0;
+            }
+        }
+        if (p >= named) {  /* a named point seen before in the burst starts another run */
+            int seen = entry_seen(e, slots[at] - 1, &more, p);
+            if (seen < 0) {
+                result = -2;
+                break;
+            }
+            run &= !seen;
+        }
+        if (run && ts[i] == e->last && e->egress && !egress) {
+            result = -1;
+            break;
+        }
+        if (run)
+            e->hop++;
+        else {
+            e->first = (uint32_t)i;
+            e->hop = 0;
+        }
+        e->last = ts[i];
+        e->egress = (uint8_t)egress;
+        journey[i] = rows[e->first];
+        hop[i] = e->hop;
+    }
+    PyMem_RawFree(slots);
+    PyMem_RawFree(entries);
+    PyMem_RawFree(more.point);
+    PyMem_RawFree(more.entry);
+    PyMem_RawFree(more.burst);
+    return result;
+}
+
+/* time_journeys(key, ts, point, rows, gap, named, mask, out, journey, hop) -> bool: `burst_journeys` for a partition
+ * whose times ascend (and rows), in one pass over its rows in their order, without sorting: a key's sightings come in
+ * the order a stable sort by key would put them. False, nothing written, where they do not ascend or sightings at
+ * one time are to be put In before Out first. */
+static PyObject *time_journeys(PyObject *self, PyObject *args) {
+    Py_buffer key_, ts_, point_, rows_, journey_, hop_;
+    long long gap;
+    unsigned long long named, mask, out;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*LKKKw*w*", &key_, &ts_, &point_, &rows_, &gap, &named, &mask, &out,
+                          &journey_, &hop_))
+        return NULL;
+    PyObject *result = NULL;
+    uint32_t *scratch = NULL;
+    Py_ssize_t n = key_.len / 8, width = n ? point_.len / n : 8;
+    if (ts_.len != n * 8 || point_.len != n * width || (width != 2 && width != 4 && width != 8) || rows_.len != n * 4 ||
+        journey_.len != n * 4 || hop_.len != n * 4 || (uint64_t)n > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "lengths differ, or points not of 2, 4 or 8 bytes");
+        goto done;
+    }
+    scratch = PyMem_RawMalloc(2 * n * sizeof *scratch + 1);  /* the outputs may hold the keys (`_one_node_partitions`) */
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int found;
+    Py_BEGIN_ALLOW_THREADS
+    found = time_runs(key_.buf, ts_.buf, point_.buf, (int)width, rows_.buf, n, gap, named, mask, out, scratch, scratch + n);
+    if (found == 0) {
+        memcpy(journey_.buf, scratch, n * sizeof *scratch);
+        memcpy(hop_.buf, scratch + n, n * sizeof *scratch);
+    }
+    Py_END_ALLOW_THREADS
+    if (found == -2)
+        PyErr_NoMemory();
+    else
+        result = PyBool_FromLong(found == 0);
+done:
+    PyMem_RawFree(scratch);
+    PyBuffer_Release(&key_);
+    PyBuffer_Release(&ts_);
+    PyBuffer_Release(&point_);
+    PyBuffer_Release(&rows_);
+    PyBuffer_Release(&journey_);
+    PyBuffer_Release(&hop_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
@@ -992,6 +1204,7 @@ static PyMethodDef methods[] = {
     {"merge_put", merge_put, METH_VARARGS, "A partition's journeys and hops in place in the capture's columns."},
     {"put_rows", put_rows, METH_VARARGS, "A partition's journeys and hops, in its row order, in place in the capture's columns."},
     {"burst_journeys", burst_journeys, METH_VARARGS, "One node's journeys and hops of a partition, in its own order."},
+    {"time_journeys", time_journeys, METH_VARARGS, "burst_journeys of a partition whose times ascend, without sorting."},
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {NULL, NULL, 0, NULL},

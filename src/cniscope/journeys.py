@@ -368,20 +368,18 @@ def one_node_partial(key: np.ndarray, ts: np.ndarray, valid: np.ndarray | None, 
 
 def one_node_journeys(key: np.ndarray, ts: np.ndarray, point: np.ndarray, rows: np.ndarray, journey: np.ndarray,
                       hop: np.ndarray) -> bool:
-    """`one_node_partial` (without hops) then `merge_put` in the partition's own order, in C after the sort: each
-    sighting's journey (its first row) and hop into `journey` and `hop` (uint32), from a partition's `key`, `ts` (no
-    nulls), `point` and `rows` (ascending): two passes over the sorted keys, where numpy made a dozen arrays (the
-    partitions of 10M sightings: 2/3 of the CPU time). False, nothing written: not compiled, or sightings at one time to
-    be put In before Out (`one_node_partial` puts them)."""
+    """`one_node_partial` (without hops) then `merge_put` in the partition's own order, in C: each sighting's journey
+    (its first row) and hop into `journey` and `hop` (uint32), from a partition's `key`, `ts` (no nulls), `point` and
+    `rows` (ascending). Times in order (a capture's mostly are): one pass over the rows, each key's state in a hash
+    table, no sort; else two passes over the keys sorted. False, nothing written: not compiled, or sightings at one
+    time to be put In before Out (`one_node_partial` puts them)."""
     if not COMPILED:
         return False
-    if bool((ts[1:] >= ts[:-1]).all()):  # `one_node_partial`'s order: by key, time and row (rows ascend)
-        perm, ordered = stable_order(key)
-    else:
-        perm = np.lexsort((rows, ts, key)).astype(np.uint32)
-        ordered = key[perm]
-    return burst_journeys(ordered, perm, ts, point, rows, BURST_GAP_NS, POINT_NAMED, POINT_DIRECTION, int(Direction.OUT),
-                          journey, hop)
+    constants = BURST_GAP_NS, POINT_NAMED, POINT_DIRECTION, int(Direction.OUT)
+    if bool((ts[1:] >= ts[:-1]).all()):  # each key's sightings in time order already: no sort
+        return time_journeys(key, ts, point, rows, *constants, journey, hop)
+    perm = np.lexsort((rows, ts, key)).astype(np.uint32)  # `one_node_partial`'s order: by key, time and row
+    return burst_journeys(key[perm], perm, ts, point, rows, *constants, journey, hop)
 
 
 # `point_codes`: a sighting's capture point (interface, direction) as one number, the interface's code above
@@ -743,6 +741,7 @@ try:
         partition_sizes,
         put_rows,
         rank_firsts,
+        time_journeys,
     )
     COMPILED = True
 except ImportError:  # built without a C compiler
