@@ -482,6 +482,16 @@ def test_frames_running_past_the_end_of_the_buffer_decode_what_the_buffer_holds(
     assert (row["payload_digest"] is None) is (short > 27 - 16) and row["tunnel"] == Tunnel.VXLAN
 
 
+def test_interfaces_a_pcap_does_not_name_are_named_by_the_index_c_reads() -> None:
+    """LINUX_SLL2 frames of a file without interface names: named after the index in their header (read by C, or
+    gathered where C was not built), the named ones and those cut before the index left as they are."""
+    frames = [sll2(PACKET_V4, ifindex=i) for i in (7, 3, 7, 1 << 31)] + [sll2(PACKET_V4)[:7], sll2(PACKET_V4, ifindex=3)]
+    table = decode(frames, LinkType.LINUX_SLL2, iface_names=["eth0"], ifaces=[-1, -1, -1, -1, -1, 0])
+    assert table["iface"].to_list() == ["ifindex 7", "ifindex 3", "ifindex 7", f"ifindex {1 << 31}", None, "eth0"]
+    whole = decode(frames[:2], LinkType.LINUX_SLL2)  # every frame unnamed
+    assert whole["iface"].to_list() == ["ifindex 7", "ifindex 3"]
+
+
 def test_a_frame_starting_past_the_end_of_the_buffer_decodes_as_nothing_captured() -> None:
     batch = frame_batch([PACKET_V4, PACKET_V4], LinkType.RAW)
     batch.offset = np.array([0, len(batch.data) + 5], dtype=np.int64)

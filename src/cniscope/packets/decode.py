@@ -138,15 +138,16 @@ def _decode_chunk(
     cols.put("caplen", ALL, caplen)
     cols.put("wirelen", ALL, batch.wirelen[start:stop])
     cols.put_dictionary("node", batch.node[start:stop], batch.node_names)
-    iface, iface_names = _sll2_ifindex(batch, start, stop)
-    cols.put_dictionary("iface", iface, iface_names)
+    unnamed = _unnamed(batch, start, stop)
+    ifindex = np.empty(n, dtype=np.int64) if unnamed is not None and compiled is not None else None
     base = batch.offset[start:stop].astype(np.int64, copy=False)
     if compiled is not None:
-        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread)
+        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread, ifindex)
     else:
         data, end = batch.data, base + caplen
         rows = list(range(n))
         cols.put_rows(rows, [decode_frame(data[base[row] : end[row]].tobytes(), int(linktype[row]), ports) for row in rows])
+    cols.put_dictionary("iface", *_sll2_ifindex(batch, start, stop, unnamed, ifindex))
     direction = batch.direction[start:stop]
     known = direction >= 0
     if known.any():
@@ -156,9 +157,10 @@ def _decode_chunk(
 
 
 def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
-              port_kinds: np.ndarray, cols: Columns, unread: frozenset[str]) -> None:
+              port_kinds: np.ndarray, cols: Columns, unread: frozenset[str], ifindex: np.ndarray | None = None) -> None:
     """The C decoder's columns for one chunk, into `cols` as Arrow arrays (the values as C wrote them, its validity
-    bitmaps); a column no row has stays out (all null), and so does an `unread` one (C leaves it unwritten)."""
+    bitmaps); a column no row has stays out (all null), and so does an `unread` one (C leaves it unwritten). C also
+    reads the LINUX_SLL2 frames' interface indexes into `ifindex` where given."""
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
     # not zeroed here (glibc zeroed each for calloc, 1.5 ms a chunk): C writes every row of a column it keeps
@@ -167,7 +169,7 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
     filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
                                                     np.ascontiguousarray(linktype, dtype=np.uint16), port_kinds, values,
-                                                    valid, filled)
+                                                    valid, filled, ifindex)
     for c, (name, value, fill) in enumerate(zip(names, values, filled.tolist())):
         if not fill:
             continue
@@ -211,28 +213,47 @@ def _set_bits(bitmap: np.ndarray) -> np.ndarray:
     return (words[:, np.newaxis] * 64 + np.arange(64))[bits]
 
 
-def _sll2_ifindex(batch: FrameBatch, start: int, stop: int) -> tuple[np.ndarray, list[str | None]]:
-    """Interface of each frame; a LINUX_SLL2 frame the file does not name (a pcap of `tcpdump -i any`) is named
-    by the index its header carries, "ifindex 7" as `tcpdump -e` prints it (the name belongs to the capturing host)."""
+def _unnamed(batch: FrameBatch, start: int, stop: int) -> np.ndarray | None:
+    """The LINUX_SLL2 frames the file does not name the interface of (a pcap of `tcpdump -i any`) that hold an index,
+    as a mask; None when there are none."""
+    unnamed = batch.iface[start:stop] < 0
+    if unnamed.any():  # none in a pcapng (every packet names its interface): no more passes
+        unnamed &= (batch.linktype[start:stop] == LinkType.LINUX_SLL2) & (batch.caplen[start:stop] >= 8)
+    return unnamed if unnamed.any() else None
+
+
+def _sll2_ifindex(batch: FrameBatch, start: int, stop: int, unnamed: np.ndarray | None,
+                  ifindex: np.ndarray | None = None) -> tuple[np.ndarray, list[str | None]]:
+    """Interface of each frame; a LINUX_SLL2 frame the file does not name (`unnamed`) is named by the index its header
+    carries, "ifindex 7" as `tcpdump -e` prints it (the name belongs to the capturing host). `ifindex`: those indexes
+    as the C decoder read them (-1: none), else gathered here."""
     iface = batch.iface[start:stop]
-    unnamed = (iface < 0) & (batch.linktype[start:stop] == LinkType.LINUX_SLL2) & (batch.caplen[start:stop] >= 8)
-    if not unnamed.any():
+    if unnamed is None:
         return iface, batch.iface_names
-    pos = batch.offset[start:stop][unnamed].astype(np.int64) + 4
-    window, ok = _gather(batch.data, pos, 4)
-    index = np.where(ok, window.view(">u4").astype(np.int64), -1)
-    found = index[index >= 0]
+    rows = slice(None) if unnamed.all() else unnamed  # every frame of a pcap of `tcpdump -i any`: no mask to apply
+    if ifindex is not None:
+        index = ifindex[rows]
+    else:
+        pos = batch.offset[start:stop][rows].astype(np.int64) + 4
+        window, ok = _gather(batch.data, pos, 4)
+        index = np.where(ok, window.view(">u4").astype(np.int64), -1)
+    missing = index < 0  # cut before the index, or past the buffer: none in a sound file, which skips the masks
+    some_missing = bool(missing.any())
+    found = index[~missing] if some_missing else index
     if found.shape[0] and found.max() < 1 << 20:  # interface indexes are small: count them instead of sorting them
         present = np.bincount(found) > 0
         known = np.flatnonzero(present)
         code = np.cumsum(present) - 1  # an index's place among the known ones
-        at = np.where(index >= 0, code[np.maximum(index, 0)], -1)
+        at = code.take(np.maximum(index, 0) if some_missing else index)
     else:
         known = np.unique(found)
-        at = np.where(index >= 0, np.searchsorted(known, index), -1)
+        at = np.searchsorted(known, index)
+    at += len(batch.iface_names)
+    if some_missing:
+        at[missing] = -1
     names = [*batch.iface_names, *(f"{IFINDEX_PREFIX}{i}" for i in known.tolist())]
     iface = iface.copy()
-    iface[unnamed] = np.where(at >= 0, len(batch.iface_names) + at, -1)
+    iface[rows] = at
     return iface, names
 
 
