@@ -987,6 +987,7 @@ done:
 /* One key's state as a partition's rows go by in time order: its last sighting's time and direction, the run (a
  * journey) it is in, and the named capture points of its burst (the first `INLINE` here, more in `Repeats`). */
 #define INLINE 4
+#define AHEAD 16  /* rows ahead whose keys' slots and entries are fetched */
 typedef struct {
     uint64_t key;
     int64_t last;
@@ -1089,6 +1090,13 @@ static int time_runs(const uint64_t *key, const int64_t *ts, const uint8_t *poin
         if (i && ts[i] < ts[i - 1]) {
             result = -1;
             break;
+        }
+        if (i + 2 * AHEAD < n)  /* the slots, then the entries, of the keys ahead: misses of the cache meanwhile */
+            __builtin_prefetch(&slots[mix(key[i + 2 * AHEAD] ^ S0, S1) & (size - 1)]);
+        if (i + AHEAD < n) {
+            uint32_t ahead = slots[mix(key[i + AHEAD] ^ S0, S1) & (size - 1)];
+            if (ahead)
+                __builtin_prefetch(&entries[ahead - 1]);
         }
         uint64_t k = key[i], p = point_at(point, width, (uint32_t)i);
         int egress = (p & mask) == out;
