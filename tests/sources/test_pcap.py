@@ -13,11 +13,22 @@ from cniscope.ingest import read
 from cniscope.packets.frames import FrameBatch
 from cniscope.sources import InputInfo, InputSpec, pcap
 from cniscope.wire import pcap as pcap_file
+from cniscope.wire import walk
 from tests.frames import write_pcap
 from tests.paths import CORPUS
 
 FRAMES = [bytes(range(i % 7, i % 7 + 40 + i)) for i in range(12)]
 TIMES = [1_700_000_000_123_456_789 + i * 1_000_500 for i in range(12)]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def walked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test over the record walk in C (where built; it reads the record headers as it goes) and over its
+    Python stand-in: the same batches and damage."""
+    if request.param == "python":
+        monkeypatch.setattr(walk, "pcap_records", walk.python_pcap_records)
+    elif not walk.COMPILED:
+        pytest.skip("cniscope.wire._walk is not built (no C compiler at install)")
 
 
 def read_all(data: bytes, batch_size: int = 65536) -> tuple[list[FrameBatch], InputInfo]:

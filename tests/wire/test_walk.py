@@ -60,9 +60,12 @@ def test_pcap_walks_agree(compiled: ModuleType, big: bool) -> None:
         pos = 24
         while True:
             ours, theirs = np.full(limit, -1, np.int64), np.full(limit, -1, np.int64)
-            got = compiled.pcap_records(data, pos, stop, end, limit, big, ours)
-            want = walk.python_pcap_records(data, pos, stop, end, limit, big, theirs)
+            our_words, their_words = np.full((limit, 4), 7, np.uint32), np.full((limit, 4), 9, np.uint32)
+            got = compiled.pcap_records(data, pos, stop, end, limit, big, ours, our_words)
+            want = walk.python_pcap_records(data, pos, stop, end, limit, big, theirs, their_words)
             assert got == want and (ours == theirs).all(), (data.tobytes().hex(), pos, stop, end, limit)
+            assert (our_words[: got[0]] == their_words[: got[0]]).all(), (data.tobytes().hex(), pos, stop, end, limit)
+            assert compiled.pcap_records(data, pos, stop, end, limit, big, ours) == got  # the words are optional
             if got[0] < limit or got[1] >= stop:
                 break
             pos = got[1]
@@ -124,6 +127,8 @@ def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
     data = np.zeros(100, dtype=np.uint8)
     with pytest.raises(ValueError, match="fewer than limit"):
         compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(4, np.int64))
+    with pytest.raises(ValueError, match="fewer than limit"):
+        compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(8, np.int64), np.empty((4, 4), np.uint32))
     with pytest.raises(ValueError, match="fewer than limit"):
         compiled.pcapng_blocks(data, 0, 100, 8, False, pcapng.EPB, np.empty(8, np.int64), np.empty((4, 8), np.uint32))
 

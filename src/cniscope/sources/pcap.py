@@ -21,6 +21,8 @@ from cniscope.sources import InputInfo
 from cniscope.wire import walk
 from cniscope.wire.pcap import HEADER_LEN, MAX_CAPLEN, RECORD_LEN, Header, is_pcap, parse_header
 
+RECORD = np.dtype([("sec", "u4"), ("sub", "u4"), ("caplen", "u4"), ("wirelen", "u4")])  # a record header's words
+
 
 def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
                  start: int = HEADER_LEN, stop: int | None = None, first: int = 0) -> Iterator[FrameBatch]:
@@ -40,20 +42,19 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
     if why is not None:
         info.warn("byte 20", why, damaged=False)
     data = np.frombuffer(buf, dtype=np.uint8)
-    record = np.dtype([("sec", header.byteorder + "u4"), ("sub", header.byteorder + "u4"),
-                       ("caplen", header.byteorder + "u4"), ("wirelen", header.byteorder + "u4")])
     walk_end = min(end, stop + RECORD_LEN + MAX_CAPLEN)  # a part's walk ends just past its last record
     offsets = np.empty(batch_size, dtype=np.int64)
+    words = np.empty((batch_size, 4), dtype=np.uint32)  # the records' header words, as the walk read them
     pos = start
     while pos < stop:
         # the walk trusts every caplen; the checks run vectorized on the window afterwards
-        count, pos = walk.pcap_records(data, pos, stop, walk_end, batch_size, header.byteorder == ">", offsets)
+        count, pos = walk.pcap_records(data, pos, stop, walk_end, batch_size, header.byteorder == ">", offsets, words)
         if not count:  # fewer than 12 bytes left at pos: a cut header
             info.warn(f"byte {pos}", f"record header cut short: {end - pos} of {RECORD_LEN} bytes; "
                                      f"kept the {first} packets before it")
             return
         starts = offsets[:count].copy()
-        good, damage, fields = _check(data, starts, record, end)
+        good, damage, fields = _check(starts, words[:count].view(RECORD).reshape(count), end)
         if good:
             yield _batch(data, starts[:good], fields[:good], header, first)
             first += good
@@ -62,13 +63,13 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
             return
 
 
-def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> tuple[int, str, np.ndarray]:
+def _check(starts: np.ndarray, headers: np.ndarray, end: int) -> tuple[int, str, np.ndarray]:
     """How many records of the window are sound, what is wrong with the next one ("" if none), and the record
-    headers, gathered once (at least those of the sound ones)."""
+    headers (`headers`, as the walk read them) of the whole ones."""
     n = len(starts)
     cut_header = int(starts[-1]) + RECORD_LEN > end
     whole = starts[:-1] if cut_header else starts
-    fields = _gather(data, whole, RECORD_LEN).view(record)
+    fields = headers[: len(whole)]
     caplen = fields["caplen"].astype(np.int64)
     empty = fields["wirelen"] == 0
     bad = (caplen > MAX_CAPLEN) | (whole + RECORD_LEN + caplen > end) | empty
@@ -82,13 +83,6 @@ def _check(data: np.ndarray, starts: np.ndarray, record: np.dtype, end: int) -> 
     if cut_header:
         return n - 1, f"record header cut short: {end - int(starts[-1])} of {RECORD_LEN} bytes", fields
     return n, "", fields
-
-
-def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """The `width` bytes at each start, one `V<width>` row each (one fancy index)."""
-    view = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
-    gathered: np.ndarray = view[starts]
-    return gathered
 
 
 def _batch(data: np.ndarray, starts: np.ndarray, fields: np.ndarray, header: Header, first: int) -> FrameBatch:

@@ -30,32 +30,50 @@ static int out_room(Py_buffer *out, Py_ssize_t limit) {
     return 1;
 }
 
-/* pcap_records(data, pos, stop, end, limit, big, out) -> (count, pos): the offsets of at most
+/* pcap_records(data, pos, stop, end, limit, big, out[, fields]) -> (count, pos): the offsets of at most
  * `limit` records from `pos` while pos < stop, reading no byte at or past `end`; stops where
- * fewer than 12 bytes (a header up to its caplen) are left. */
+ * fewer than 12 bytes (a header up to its caplen) are left. `fields` (optional, 4 uint32 a record): each record's
+ * header words (seconds, fraction, captured and wire lengths) in the host's byte order, 0 for a word past `end`: the
+ * reader checks them without gathering them again from the mapped file (2 ms a batch of 64k at 10M). */
 static PyObject *pcap_records(PyObject *self, PyObject *args) {
-    Py_buffer data, out;
+    Py_buffer data, out, fields = {0};
+    PyObject *fields_obj = Py_None;
     Py_ssize_t pos, stop, end, limit, n = 0;
     int big;
-    if (!PyArg_ParseTuple(args, "y*nnnnpw*", &data, &pos, &stop, &end, &limit, &big, &out))
+    if (!PyArg_ParseTuple(args, "y*nnnnpw*|O", &data, &pos, &stop, &end, &limit, &big, &out, &fields_obj))
         return NULL;
-    if (!out_room(&out, limit)) {
+    int has_fields = fields_obj != Py_None;
+    if (has_fields && PyObject_GetBuffer(fields_obj, &fields, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
         PyBuffer_Release(&data);
         PyBuffer_Release(&out);
+        return NULL;
+    }
+    if (!out_room(&out, limit) || (has_fields && fields.len < limit * 4 * (Py_ssize_t)sizeof(uint32_t))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "fields holds fewer than limit rows of 4 uint32");
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&out);
+        if (has_fields) PyBuffer_Release(&fields);
         return NULL;
     }
     if (end > data.len) end = data.len;
     const uint8_t *bytes = data.buf;
     int64_t *offsets = out.buf;
+    uint32_t *row = has_fields ? fields.buf : NULL;
     Py_BEGIN_ALLOW_THREADS
     while (n < limit && pos < stop && pos >= 0 && pos + 12 <= end) {
         if (pos + PREFETCH < end) __builtin_prefetch(bytes + pos + PREFETCH);
+        if (row) {
+            for (int k = 0; k < 3; k++) row[k] = u32(bytes + pos + 4 * k, big);
+            row[3] = pos + 16 <= end ? u32(bytes + pos + 12, big) : 0;
+            row += 4;
+        }
         offsets[n++] = pos;
         pos += 16 + (Py_ssize_t)u32(bytes + pos + 8, big);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
+    if (has_fields) PyBuffer_Release(&fields);
     return Py_BuildValue("nn", n, pos);
 }
 

@@ -21,19 +21,24 @@ import numpy as np
 
 
 def python_pcap_records(data: np.ndarray, pos: int, stop: int, end: int, limit: int, big: bool,
-                        out: np.ndarray) -> tuple[int, int]:
+                        out: np.ndarray, fields: np.ndarray | None = None) -> tuple[int, int]:
     """Put in `out` the offsets of at most `limit` pcap records from `pos` while pos < stop, reading no
     byte at or past `end`; stop where fewer than 12 bytes (a record header up to its caplen) are left.
+    `fields` (uint32, 4 a row, host byte order) gets each record's header words (0 for one past `end`).
     Returns how many, and where the walk stopped."""
-    caplen_at = struct.Struct((">" if big else "<") + "8xI").unpack_from
+    order = ">" if big else "<"
+    head, last = struct.Struct(order + "3I").unpack_from, struct.Struct(order + "I").unpack_from
     view = data.data[:end]
     n = 0
     try:
         while n < limit and pos < stop:
-            step = caplen_at(view, pos)[0] + 16
+            words = head(view, pos)
+            if fields is not None:
+                fields[n, :3] = words
+                fields[n, 3] = last(view, pos + 12)[0] if pos + 16 <= len(view) else 0
             out[n] = pos
             n += 1
-            pos += step
+            pos += words[2] + 16
     except struct.error:  # fewer than 12 bytes left at pos
         pass
     return n, pos
