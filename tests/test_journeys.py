@@ -449,7 +449,8 @@ def test_columns_are_put_in_partition_order_by_stretches_of_rows_as_by_one(monke
 def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    compiled: bool, hops: bool) -> None:
     """One node in partitions here (`_correlate_one_node`: key, capture point and time put in partition order, a partition a
-    slice of them), with the C steps or their numpy fallbacks: the columns of one partition, row for row."""
+    slice of them), with the C steps or their numpy fallbacks: the columns of one partition, row for row. Without hops
+    in C, no partitions: the whole capture in time order (`_journeys_in_time`), the same columns; and with them, forced."""
     from tests.test_analyze_golden import generated
 
     if not compiled:
@@ -474,12 +475,15 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
     monkeypatch.setattr(journeys_mod, "one_node_journeys", journeys_in_c)
     monkeypatch.setattr(journeys_mod, "take", None)  # no partition gathered from the narrow frame
     monkeypatch.setattr(journeys_mod, "SPLIT_BLOCK", 1000)  # rows put in partition order by a thread each
-    for partitions, workers in ((2, 1), (7, 2), (64, 2)):
-        seen.clear()
-        asked.clear()
-        parted = journeys_mod.correlate(table, partitions=partitions, workers=workers, hops=hops).table.select(columns)
-        assert parted.equals(whole) and len(seen) == partitions and sum(seen) == table.height
-        assert asked == ([] if hops else [compiled] * partitions)  # without hops in C, where built
+    in_time = journeys_mod._journeys_in_time
+    for windows in ([True, False] if compiled and not hops else [False]):
+        monkeypatch.setattr(journeys_mod, "_journeys_in_time", in_time if windows else lambda *a: None)
+        for partitions, workers in ((2, 1), (7, 2), (64, 2)):
+            seen.clear()
+            asked.clear()
+            parted = journeys_mod.correlate(table, partitions=partitions, workers=workers, hops=hops).table.select(columns)
+            assert parted.equals(whole) and len(seen) == (0 if windows else partitions) and sum(seen) == (not windows) * table.height
+            assert asked == ([] if hops or windows else [compiled] * partitions)  # without hops in C, where built
 
 
 HOPS_READ = [CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt", TESTS_DATA / "findings" / "missing-route" / "node1-eth0.txt"]

@@ -365,3 +365,60 @@ def test_one_node_journeys_refuse_what_they_cannot_read(compiled: ModuleType) ->
         run(np.arange(n, dtype=np.uint32), point=np.zeros(n, np.uint8))
     with pytest.raises(ValueError, match="lengths differ"):
         run(np.arange(n, dtype=np.uint32), ts=np.zeros(n - 1, np.int64))
+
+
+def window(compiled: ModuleType, key: np.ndarray, ts: pl.Series, point: np.ndarray, lanes: int) -> tuple[np.ndarray, ...] | None:
+    """`window_journeys` of every lane, one after the other: the journeys (first rows) and hops, None where refused."""
+    out = np.full(len(key), 7, np.uint32), np.full(len(key), 7, np.uint32)
+    constants = journeys.BURST_GAP_NS, journeys.POINT_NAMED, journeys.POINT_DIRECTION, 4
+    done = [compiled.window_journeys(key, ts.__arrow_c_stream__(), point, lane, lanes, *constants, *out) for lane in range(lanes)]
+    return out if all(done) else None
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+def test_journeys_over_the_whole_capture_in_time_order_are_one_partitions(compiled: ModuleType, lanes: int) -> None:
+    """Keys kept for the last burst gap only (two windows, each over the gap long) give the journeys and hops the hash
+    table of every key gives over the same rows as one partition; each lane its own keys, the times in chunks."""
+    rng = np.random.default_rng(lanes)
+    for n in (0, 1, 2, 40, 3000, 3001, 20_000, 20_001):
+        for out in (False, True):
+            key, ts, point, rows = partition(rng, n, True, out)
+            if n % 2:  # a key's sightings a third or a half of the gap apart: the windows' ends between them
+                gap = journeys.BURST_GAP_NS
+                ts = np.cumsum(rng.choice([0, 1000, gap // 3, gap // 2 + 1, gap + 1], n)).astype(np.int64)
+            want = np.zeros(n, np.uint32), np.zeros(n, np.uint32)
+            constants = journeys.BURST_GAP_NS, journeys.POINT_NAMED, journeys.POINT_DIRECTION, 4
+            whole = compiled.time_journeys(key, ts, point, np.arange(n, dtype=np.uint32), *constants, *want)
+            cuts = np.unique(np.clip([0, n // 3, n // 3 + 1, n], 0, n)).tolist()
+            times = pl.concat([pl.Series(ts[a:b]) for a, b in zip(cuts, cuts[1:])], rechunk=False) if n else pl.Series(ts)
+            got = window(compiled, key, times, point, lanes)
+            assert (got is not None) == bool(whole)
+            if got is not None:
+                assert (got[0] == want[0]).all() and (got[1] == want[1]).all()
+
+
+def test_a_burst_going_on_over_windows_keeps_its_points(compiled: ModuleType) -> None:
+    """A key's burst that goes on from one window to the next keeps the named points it saw (more than the inline
+    ones): a point seen before starts a run; a key not seen for two windows starts afresh."""
+    gap, named = journeys.BURST_GAP_NS, journeys.POINT_NAMED
+    other = np.uint64(99)
+    # the window starts at 0 (another key); key 5 from just before the gap's end, its burst going on past it
+    times = [0, gap - 10, gap - 9, gap - 8, gap - 7, gap - 6, gap + 5, gap + 6, gap + 7, 4 * gap, 4 * gap + 1]
+    points = [named * 50, named * 1, named * 2, named * 3, named * 4, named * 5, named * 6, named * 5, named * 7, named * 3, named * 3]
+    key = np.array([other, *[5] * 10], dtype=np.uint64)
+    got = window(compiled, key, pl.Series(np.array(times, dtype=np.int64)), np.array(points, dtype=np.uint32), 1)
+    assert got is not None
+    assert got[0].tolist() == [0, 1, 1, 1, 1, 1, 1, 7, 7, 9, 10] and got[1].tolist() == [0, 0, 1, 2, 3, 4, 5, 0, 1, 0, 0]
+
+
+def test_journeys_in_time_order_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
+    key, point = np.arange(4, dtype=np.uint64), np.zeros(4, np.uint32)
+    assert window(compiled, key, pl.Series([1, 2, 2, 3]), point, 1) is not None
+    assert window(compiled, key, pl.Series([1, 3, 2, 4]), point, 1) is None  # times out of order
+    with pytest.raises(ValueError, match="nulls"):
+        window(compiled, key, pl.Series([1, None, 2, 3]), point, 1)
+    with pytest.raises(ValueError, match="3 values for 4 rows"):
+        window(compiled, key, pl.Series([1, 2, 3]), point, 1)
+    with pytest.raises(ValueError, match="no such lane"):
+        compiled.window_journeys(key, pl.Series([1, 2, 3, 4]).__arrow_c_stream__(), point, 1, 1, 1, 512, 511, 4,
+                                 np.zeros(4, np.uint32), np.zeros(4, np.uint32))

@@ -421,9 +421,9 @@ static void column_free(Column *c) {
     c->count = 0;
 }
 
-/* The chunks of the Arrow stream in `capsule` (None: a column of nulls): booleans or unsigned integers, `rows` values
- * in all. The stream is released (the capsule's destructor then has nothing to do). */
-static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c) {
+/* The chunks of the Arrow stream in `capsule` (None: a column of nulls): booleans or unsigned integers (`times`: also
+ * signed 64-bit ones), `rows` values in all. The stream is released (the capsule's destructor then has nothing to do). */
+static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c, int times) {
     memset(c, 0, sizeof *c);
     if (capsule == Py_None)
         return 0;
@@ -441,7 +441,7 @@ static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c) {
         failed = 1;
     } else {
         const char *f = schema.format;
-        c->bits = !strcmp(f, "b") ? 1 : !strcmp(f, "C") ? 8 : !strcmp(f, "S") ? 16 : !strcmp(f, "I") ? 32 : !strcmp(f, "L") ? 64 : 0;
+        c->bits = !strcmp(f, "b") ? 1 : !strcmp(f, "C") ? 8 : !strcmp(f, "S") ? 16 : !strcmp(f, "I") ? 32 : !strcmp(f, "L") || (times && !strcmp(f, "l")) ? 64 : 0;
         if (!c->bits) {
             PyErr_Format(PyExc_ValueError, "a column of format %s, not booleans or unsigned integers", f);
             failed = 1;
@@ -783,7 +783,7 @@ static PyObject *fingerprint_scan(PyObject *self, PyObject *args) {
         goto done;
     }
     for (int k = 0; k < FINGERPRINTED; k++)
-        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k]) < 0)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], 0) < 0)
             goto done;
     scratch = PyMem_RawMalloc(sizeof *scratch);
     if (!scratch) {
@@ -1204,6 +1204,239 @@ done:
     return result;
 }
 
+/* ---- one node's journeys over the whole capture, in time order: the keys of the last burst gap only ------------ */
+
+/* A key's state (as `Entry`), its named points past the first INLINE in an array of its own. */
+typedef struct {
+    uint64_t key;
+    int64_t last;
+    uint32_t first, hop, points, more_room;
+    uint8_t egress, pad[7];
+    uint64_t point[INLINE];
+    uint64_t *more;
+} Recent;
+
+/* The keys seen since a time (open addressing of entry + 1 in `slots`, 0 empty; grown at half full). */
+typedef struct {
+    uint32_t *slots;
+    Recent *entries;
+    size_t size, used, room;
+} Window;
+
+static void window_clear(Window *w, int release) {
+    for (size_t i = 0; i < w->used; i++) {
+        PyMem_RawFree(w->entries[i].more);
+        w->entries[i].more = NULL;
+    }
+    w->used = 0;
+    if (w->slots)
+        memset(w->slots, 0, w->size * sizeof *w->slots);
+    if (release) {
+        PyMem_RawFree(w->slots);
+        PyMem_RawFree(w->entries);
+        memset(w, 0, sizeof *w);
+    }
+}
+
+static size_t window_find(const Window *w, uint64_t key, uint64_t hash) {
+    size_t at = (size_t)(hash & (w->size - 1));
+    while (w->slots[at] && w->entries[w->slots[at] - 1].key != key) at = (at + 1) & (w->size - 1);
+    return at;
+}
+
+/* a new entry for `key` (its slot `*at` empty): NULL, no memory */
+static Recent *window_add(Window *w, uint64_t key, uint64_t hash, size_t at) {
+    if (w->used == w->room) {
+        size_t room = w->room ? 2 * w->room : 1024;
+        Recent *grown = PyMem_RawRealloc(w->entries, room * sizeof *grown);
+        if (!grown)
+            return NULL;
+        w->entries = grown;
+        w->room = room;
+    }
+    if (2 * (w->used + 1) > w->size) {
+        size_t size = w->size ? 2 * w->size : 1024;
+        uint32_t *slots = PyMem_RawCalloc(size, sizeof *slots);
+        if (!slots)
+            return NULL;
+        PyMem_RawFree(w->slots);
+        w->slots = slots;
+        w->size = size;
+        for (size_t i = 0; i < w->used; i++)
+            w->slots[window_find(w, w->entries[i].key, mix(w->entries[i].key ^ S0, S1))] = (uint32_t)i + 1;
+        at = window_find(w, key, hash);
+    }
+    Recent *e = &w->entries[w->used];
+    memset(e, 0, sizeof *e);
+    e->key = key;
+    w->slots[at] = (uint32_t)++w->used;
+    return e;
+}
+
+/* whether the named `point` was seen in the entry's burst; it is afterwards. 0, 1, or -1: no memory */
+static int recent_seen(Recent *e, uint64_t point) {
+    for (uint32_t k = 0; k < e->points; k++)
+        if ((k < INLINE ? e->point[k] : e->more[k - INLINE]) == point)
+            return 1;
+    if (e->points < INLINE)
+        e->point[e->points] = point;
+    else {
+        if (e->points - INLINE == e->more_room) {
+            uint32_t room = e->more_room ? 2 * e->more_room : 8;
+            uint64_t *grown = PyMem_RawRealloc(e->more, room * sizeof *grown);
+            if (!grown)
+                return -1;
+            e->more = grown;
+            e->more_room = room;
+        }
+        e->more[e->points - INLINE] = point;
+    }
+    e->points++;
+    return 0;
+}
+
+/* The journeys (first rows) and hops of the rows whose key falls in `lane` of `lanes`, into `journey` and `hop` at
+ * their rows: `time_runs` over the whole capture in row order, its times ascending. A key last seen over `gap` ago
+ * starts a burst afresh, so only the keys of the last gap are kept: two windows, the current one since a time and the
+ * one before it, each over `gap` long; a key of the one before is moved to the current one when seen. 0; -1: a time
+ * before the last, or an Out before an In at one time within a run; -2: no memory; -3: a column without values. */
+static int window_runs(const uint64_t *key, Column *ts, const uint8_t *point, int width, Py_ssize_t n, int lane, int lanes,
+                       int64_t gap, uint64_t named, uint64_t mask, uint64_t out, uint32_t *journey, uint32_t *hop) {
+    Window now = {0}, before = {0};
+    int result = 0;
+    int64_t since = 0, previous = INT64_MIN;
+    Py_ssize_t i = 0;
+    while (i < n && !result) {
+        int64_t stretch = column_seek(ts);
+        if (stretch <= 0 || !ts->values || ts->validity) {
+            result = -3;
+            break;
+        }
+        const int64_t *times = (const int64_t *)ts->values + ts->bit;
+        if (stretch > n - i)
+            stretch = n - i;
+        for (int64_t r = 0; r < stretch && !result; r++, i++) {
+            int64_t t = times[r];
+            if (t < previous) {
+                result = -1;
+                break;
+            }
+            previous = t;
+            if (!i || (int64_t)((uint64_t)t - (uint64_t)since) > gap) {  /* a window over gap long ends */
+                Window done = before;
+                window_clear(&done, 0);
+                before = now;
+                now = done;
+                since = t;
+            }
+            uint64_t k = key[i], hash = mix(k ^ S0, S1);
+            if ((int)((hash >> 40) % (uint64_t)lanes) != lane)
+                continue;
+            uint64_t p = point_at(point, width, (uint32_t)i);
+            int egress = (p & mask) == out, run = 0;
+            size_t at = now.size ? window_find(&now, k, hash) : 0;
+            Recent *e = now.size && now.slots[at] ? &now.entries[now.slots[at] - 1] : NULL;
+            int fresh = !e;  /* not seen within the windows: a burst starts */
+            if (!e) {
+                Recent *old = NULL;
+                if (before.used) {
+                    size_t was = window_find(&before, k, hash);
+                    if (before.slots[was])
+                        old = &before.entries[before.slots[was] - 1];
+                }
+                e = window_add(&now, k, hash, at);
+                if (!e) {
+                    result = -2;
+                    break;
+                }
+                if (old) {  /* moved to the current window, its points with it */
+                    *e = *old;
+                    old->more = NULL;
+                    old->more_room = 0;
+                    fresh = 0;
+                }
+            }
+            run = !fresh && (int64_t)((uint64_t)t - (uint64_t)e->last) <= gap;
+            if (!run)
+                e->points = 0;
+            if (p >= named) {
+                int seen = recent_seen(e, p);
+                if (seen < 0) {
+                    result = -2;
+                    break;
+                }
+                run &= !seen;
+            }
+            if (run && t == e->last && e->egress && !egress) {
+                result = -1;
+                break;
+            }
+            if (run)
+                e->hop++;
+            else {
+                e->first = (uint32_t)i;
+                e->hop = 0;
+            }
+            e->last = t;
+            e->egress = (uint8_t)egress;
+            journey[i] = e->first;
+            hop[i] = e->hop;
+        }
+        ts->pos += stretch;
+    }
+    window_clear(&now, 1);
+    window_clear(&before, 1);
+    return result;
+}
+
+/* window_journeys(key, ts, point, lane, lanes, gap, named, mask, out, journey, hop) -> bool: the journeys (first
+ * rows) and hops of one node's whole capture into `journey` and `hop` (uint32), at the rows whose key (uint64) falls
+ * in `lane` of `lanes` (one a thread: the others' rows are left as they were), from the times (an Arrow stream of
+ * int64 without nulls, ascending) and capture points (uint16, 32 or 64). False where the times do not ascend or
+ * sightings at one time within a run have an Out before an In (rows may be written). */
+static PyObject *window_journeys(PyObject *self, PyObject *args) {
+    PyObject *capsule;
+    Py_buffer key_, point_, journey_, hop_;
+    int lane, lanes;
+    long long gap;
+    unsigned long long named, mask, out;
+    if (!PyArg_ParseTuple(args, "y*Oy*iiLKKKw*w*", &key_, &capsule, &point_, &lane, &lanes, &gap, &named, &mask, &out,
+                          &journey_, &hop_))
+        return NULL;
+    PyObject *result = NULL;
+    Column ts;
+    memset(&ts, 0, sizeof ts);
+    Py_ssize_t n = key_.len / 8, width = n ? point_.len / n : 8;
+    if (point_.len != n * width || (width != 2 && width != 4 && width != 8) || journey_.len != n * 4 || hop_.len != n * 4 ||
+        lanes < 1 || lane < 0 || lane >= lanes || (uint64_t)n > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "lengths differ, points not of 2, 4 or 8 bytes, or no such lane");
+        goto done;
+    }
+    if (column_load(capsule, n, &ts, 1) < 0)
+        goto done;
+    if (ts.bits != 64) {
+        PyErr_SetString(PyExc_ValueError, "times not of 64 bits");
+        goto done;
+    }
+    int found;
+    Py_BEGIN_ALLOW_THREADS
+    found = window_runs(key_.buf, &ts, point_.buf, (int)width, n, lane, lanes, gap, named, mask, out, journey_.buf, hop_.buf);
+    Py_END_ALLOW_THREADS
+    if (found == -2)
+        PyErr_NoMemory();
+    else if (found == -3)
+        PyErr_SetString(PyExc_ValueError, "times with nulls");
+    else
+        result = PyBool_FromLong(found == 0);
+done:
+    column_free(&ts);
+    PyBuffer_Release(&key_);
+    PyBuffer_Release(&point_);
+    PyBuffer_Release(&journey_);
+    PyBuffer_Release(&hop_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
@@ -1213,6 +1446,7 @@ static PyMethodDef methods[] = {
     {"put_rows", put_rows, METH_VARARGS, "A partition's journeys and hops, in its row order, in place in the capture's columns."},
     {"burst_journeys", burst_journeys, METH_VARARGS, "One node's journeys and hops of a partition, in its own order."},
     {"time_journeys", time_journeys, METH_VARARGS, "burst_journeys of a partition whose times ascend, without sorting."},
+    {"window_journeys", window_journeys, METH_VARARGS, "One node's journeys over the whole capture in time order."},
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {NULL, NULL, 0, NULL},

@@ -543,6 +543,9 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
         piece = table.slice(start, NARROW_SLICE).select(points).to_series()
         point[start:start + len(piece)] = piece.to_numpy()
     del piece
+    made = None if hops else _journeys_in_time(key, table.get_column("ts"), point, workers)
+    if made is not None:
+        return _correlation(table, pl.DataFrame({"row": _rows_in(key.view(np.uint32)[:table.height])}), made, [], True)
     columns: dict[str, np.ndarray | pl.Series] = {"_point": point, "ts": table.get_column("ts"), "key": key}
     del point
     parts, ordered = _partitioned(key, count, columns, workers)
@@ -555,9 +558,33 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
     row: np.ndarray = positions if isinstance(positions, np.ndarray) and positions.dtype == np.uint32 and \
         positions.shape == (table.height,) else np.empty(table.height, dtype=np.uint32)
     del positions
-    for start in range(0, table.height, NARROW_SLICE):
-        row[start:start + NARROW_SLICE] = np.arange(start, min(start + NARROW_SLICE, table.height), dtype=np.uint32)
-    return _correlation(table, pl.DataFrame({"row": row}), made, [], True)
+    return _correlation(table, pl.DataFrame({"row": _rows_in(row)}), made, [], True)
+
+
+def _rows_in(row: np.ndarray) -> np.ndarray:
+    """`row` (uint32, an array done with: its pages are touched already) filled with the row numbers."""
+    for start in range(0, len(row), NARROW_SLICE):
+        row[start:start + NARROW_SLICE] = np.arange(start, min(start + NARROW_SLICE, len(row)), dtype=np.uint32)
+    return row
+
+
+def _journeys_in_time(key: np.ndarray, ts: pl.Series, point: np.ndarray, workers: int) -> pl.DataFrame | None:
+    """`journey` and `hop` of one node's sightings (`Merge.finish`'s columns, without hops) whose times ascend in row
+    order (a capture's mostly do), in C in one pass over the rows, `workers` threads each with the keys of one lane:
+    a key last seen over `BURST_GAP_NS` ago starts a burst afresh, so only the keys of the last gap are kept (no
+    partitions, no sort, no column put in partition order). None: not compiled, times out of order, or sightings at
+    one time to be put In before Out (the partitions do it)."""
+    if not COMPILED or not ts.is_sorted() or ts.null_count():
+        return None
+    journey, hop = np.empty(len(key), dtype=np.uint32), np.empty(len(key), dtype=np.uint32)
+    lanes = max(workers, 1)
+    constants = BURST_GAP_NS, POINT_NAMED, POINT_DIRECTION, int(Direction.OUT)
+    done = _map(list(range(lanes)), lambda lane: window_journeys(key, ts.__arrow_c_stream__(), point, lane, lanes, *constants,
+                                                                 journey, hop), workers)
+    if not all(done):
+        return None
+    rank_firsts(journey)
+    return pl.DataFrame({"journey": journey, "hop": hop})
 
 
 def narrow(table: pl.DataFrame, one_node: bool) -> pl.DataFrame:
@@ -742,6 +769,7 @@ try:
         put_rows,
         rank_firsts,
         time_journeys,
+        window_journeys,
     )
     COMPILED = True
 except ImportError:  # built without a C compiler
