@@ -17,7 +17,7 @@ from cniscope.errors import ReadWarning
 from cniscope.packets.schema import Clock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator
 
     from cniscope.inventory import Inventory
     from cniscope.packets.frames import FrameBatch
@@ -330,13 +330,11 @@ class Report:
         return {c.reference: 0 for c in self.clocks} | {c.node: c.uncertainty_ns for c in self.clocks}
 
 
-def set_roles(journeys: Iterable[Journey], roles: Iterable[Sequence[str]]) -> None:
-    """Give each hop of each journey its role, in place: labelling fills in the field materialising left unset (the
-    hops are the journeys' own; a copy of every hop and journey, the originals thrown away, took 0.06 s at 20,000
-    journeys)."""
-    for journey, of_hops in zip(journeys, roles):
-        for hop, role in zip(journey.hops, of_hops):
-            hop.__dict__["role"] = role
+def set_roles(hops: Iterable[Hop], roles: Iterable[str]) -> None:
+    """Give each hop its role, in place: labelling fills in the field materialising left unset (the hops are the
+    journeys' own; a copy of every hop and journey, the originals thrown away, took 0.06 s at 20,000 journeys)."""
+    for hop, role in zip(hops, roles):
+        hop.__dict__["role"] = role
 
 
 _Made = TypeVar("_Made", "Hop", "Journey", "Flow", "Endpoint")

@@ -7,7 +7,8 @@ import pytest
 from cniscope.models import roles
 from cniscope.models.infer import infer
 from cniscope.models.roles import compare, label
-from cniscope.packets.schema import Direction, ip4_value
+from cniscope.packets.schema import Direction, ip4_value, named_iface
+from cniscope.results import Journey, set_roles
 from tests.paths import CORPUS, SEED
 
 from .helpers import CORPUS_TRUTH, inventory, journeys_of, load_capture, table_of
@@ -131,25 +132,42 @@ def test_single_interface_captures_say_nothing() -> None:
     assert compare(label(journeys, table, verdict), table, verdict) == []
 
 
-@pytest.mark.parametrize("path", [SEED, CORPUS / "12-fluxop-flannel-any-inout-dns.txt", CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt"],
-                         ids=lambda p: p.name)
-def test_shapes_over_the_table_refine_the_signatures_and_label_alike(path, monkeypatch) -> None:
-    """Journeys numbered into shapes over the table's columns: each shape's journeys share one signature (a shape
-    never joins two), and labelling and comparing say the same as over the signatures themselves."""
+@pytest.mark.parametrize(("path", "merged"), [
+    (SEED, False), (CORPUS / "12-fluxop-flannel-any-inout-dns.txt", False), (CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt", False),
+    (CORPUS / "04-msazure-flannel-vxlan-e.txt", True), (CORPUS / "07-virtnest-calico-ipip-4ifaces.txt", True),  # pod veths, named
+], ids=lambda p: getattr(p, "name", str(p)))
+def test_shapes_over_the_table_label_alike(path, merged, monkeypatch) -> None:
+    """Journeys numbered into shapes over the table's columns, without the addresses of sightings that name their
+    interface: each shape's journeys share their signature but for those addresses, and labelling and comparing say
+    the same as over the signatures themselves (addresses and all, each pod veth worded from its own hop's)."""
     loaded = load_capture(path)
     verdict = infer(loaded.table, loaded.journeys)
     ctx = roles._context(loaded.journeys, loaded.journeys, loaded.table, verdict, None)
-    numbered = roles._shape_numbers(loaded.journeys, loaded.table)
-    assert numbered is not None and len(numbered) == len(loaded.journeys)
-    signature_of: dict[int, roles.Signature] = {}
-    for journey, shape in zip(loaded.journeys, numbered):
-        assert signature_of.setdefault(shape, roles._signature(journey, ctx)) == roles._signature(journey, ctx)
-    assert sorted(set(numbered)) == list(range(max(numbered) + 1)) and numbered[0] == 0
+    numbered = roles._shape_numbers(loaded.journeys, loaded.table, roles._hops_of(loaded.journeys))
+    assert numbered is not None
+    shape_of = numbered.tolist()
+    assert len(shape_of) == len(loaded.journeys)
+
+    def coarse(journey: Journey) -> tuple[object, ...]:
+        named = all(named_iface(h.iface) for h in journey.hops)
+        signature = roles._signature(journey, ctx)
+        return (roles._addressed(ctx.dst[journey.hops[0].row]),
+                tuple(((key, None, None, t) if named else (key, src, dst, t), *rest) for (key, src, dst, t), *rest in signature))
+
+    coarse_of: dict[int, tuple[object, ...]] = {}
+    for journey, shape in zip(loaded.journeys, shape_of):
+        assert coarse_of.setdefault(shape, coarse(journey)) == coarse(journey)
+    assert sorted(set(shape_of)) == list(range(max(shape_of) + 1)) and shape_of[0] == 0
     labelled = label(loaded.journeys, loaded.table, verdict)
+    worded = [[h.role for h in j.hops] for j in labelled]  # (labelling sets the roles of the journeys' own hops)
     compared = compare(labelled, loaded.table, verdict)
-    monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table: None)  # the signatures, as Python tuples
-    assert label(loaded.journeys, loaded.table, verdict) == labelled
+    set_roles([h for j in labelled for h in j.hops], (None for j in labelled for h in j.hops))
+    monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table, hops: None)  # the signatures, as Python tuples
+    assert [[h.role for h in j.hops] for j in label(loaded.journeys, loaded.table, verdict)] == worded
     assert compare(labelled, loaded.table, verdict) == compared
+    signatures = len({roles._signature(j, ctx) for j in loaded.journeys})
+    assert signatures > len(set(shape_of)) if merged else signatures == len(set(shape_of))
+    assert not merged or any("veth" in (role or "") for of_journey in worded for role in of_journey)
 
 
 def test_any_rewrite_is_a_hop_with_dnat_or_snat() -> None:

@@ -24,18 +24,20 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
-from cniscope.journeys import hop_arrays
+from cniscope.journeys import _once_per_distinct, hop_arrays
 from cniscope.models import MODELS
 from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
-from cniscope.models.evidence import nat_changes, pod_addresses_of, reflected, row_view
+from cniscope.models.evidence import _ip4_texts, nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
-from cniscope.packets.schema import Tunnel, named_iface
+from cniscope.packets.schema import IFINDEX_PREFIX, Tunnel, named_iface
 from cniscope.results import Hop, Journey, ModelVerdict, set_roles
 
 INGRESS = {"In", "P", "B", "M"}
@@ -69,6 +71,7 @@ class _Context:
     observed: dict[tuple[str | None, str | None], tuple[Role | None, str | None]] = field(default_factory=dict)  # `_observed`
     reflects: dict[int, bool] = field(default_factory=dict)  # `_reflected`, by the changes' identity (the shapes' hops hold them)
     compared: dict[tuple[str, tuple[tuple[Role | None, str | None], ...]], _Verdict | None] = field(default_factory=dict)  # `_compare_named`
+    coarse: bool = False  # shapes without the addresses: a pod veth's words are a `_Veth`, worded per hop (`_veth_words`)
 
     def pattern(self, iface: str) -> IfacePattern | None:
         """`role_of` the model, once per interface name."""
@@ -115,7 +118,7 @@ def _model(verdict: ModelVerdict) -> Model | None:
 
 
 def _context(journeys: list[Journey], viewed: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
-             inventory: Inventory | None) -> _Context:
+             inventory: Inventory | None, coarse: bool = False) -> _Context:
     """The context of labelling and comparing `journeys`, with the rows of the `viewed` ones only (their shapes':
     the only ones read)."""
     model = _model(verdict)
@@ -126,9 +129,14 @@ def _context(journeys: list[Journey], viewed: list[Journey], table: pl.DataFrame
         src=view.src,
         dst=view.dst,
         tunnel=view.tunnel,
-        pods=pod_addresses_of(table, journeys, list(MODELS.values()), inventory),
+        pods=_pods(table, journeys, inventory),
         inventory=inventory,
+        coarse=coarse,
     )
+
+
+def _pods(table: pl.DataFrame, journeys: list[Journey], inventory: Inventory | None) -> set[str]:
+    return pod_addresses_of(table, journeys, list(MODELS.values()), inventory)
 
 
 @dataclass
@@ -218,15 +226,28 @@ def _best_prefix(model: str, copies: int, length: int, packet: _Packet) -> tuple
     return best[0] if best[1] > -1.0 else None
 
 
-def _step_text(step: Step, hop: Hop, ctx: _Context) -> str:
+@dataclass(frozen=True)
+class _Veth:
+    """A pod veth's role where the shapes leave out the addresses its words name: worded hop by hop (`_veth_words`)."""
+
+    iface: str | None
+    direction: str | None
+
+
+_Role = str | _Veth
+
+
+def _step_text(step: Step, hop: Hop, ctx: _Context) -> _Role:
     """The role of an unnamed copy at `step` of the expected segment."""
     iface = "" if "X" in step.iface or step.role is Role.NIC else step.iface
     return _role_text(step.role, iface, step.direction, hop, ctx)
 
 
-def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, ctx: _Context) -> str:
+def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, ctx: _Context) -> _Role:
     """The words for a role, once per distinct role, interface, direction and what else the words say: a pod veth's
     addresses, a NIC's envelope (the shapes' hops at a NIC, a bridge, a tunnel device say the same)."""
+    if role is Role.HOST_VETH and ctx.coarse:
+        return _Veth(iface, direction)
     row = hop.row
     key = (role, iface, direction, ctx.src[row], ctx.dst[row]) if role is Role.HOST_VETH else (role, iface, direction, bool(ctx.tunnel[row]))
     text = ctx.texts.get(key)
@@ -237,16 +258,10 @@ def _role_text(role: Role, iface: str | None, direction: str | None, hop: Hop, c
 
 def _words(role: Role, iface: str | None, direction: str | None, encapsulated: bool, src: str | None, dst: str | None,
            ctx: _Context) -> str:
+    if role is Role.HOST_VETH:
+        return _veth_text(iface, direction, _addressed(dst), dst is not None, {"Out": dst, "In": src}.get(direction or ""), ctx)
     name = f" {iface}" if iface else ""
     way = f", {direction.lower()}" if direction else ""
-    if role is Role.HOST_VETH:
-        if not _addressed(dst):
-            return f"pod veth{name}{way} (flooded)" if dst else f"pod veth{name}{way}"
-        if direction == "Out":
-            return f"veth{name} to pod {ctx.who(dst)}"
-        if direction == "In":
-            return f"veth{name} from pod {ctx.who(src)}"
-        return f"pod veth{name}"
     if role is Role.TUNNEL:
         kind = "VTEP" if ctx.model is not None and any(e.kind is Tunnel.VXLAN for e in ctx.model.encaps) else "tunnel device"
         state = {"In": " (decapsulated)", "Out": " (to be encapsulated)"}.get(direction or "", "")
@@ -254,6 +269,20 @@ def _words(role: Role, iface: str | None, direction: str | None, encapsulated: b
     if role is Role.NIC:
         return f"node NIC{name}{way}{' (encapsulated)' if encapsulated else ''}"
     return f"{role.value}{name}{way}"
+
+
+def _veth_text(iface: str | None, direction: str | None, addressed: bool, has_dst: bool, peer: str | None, ctx: _Context) -> str:
+    """A pod veth's words: of its packet's destination, whether it has one and is unicast; of the pod's address (the
+    destination going out to the pod, the source coming in), who it is."""
+    name = f" {iface}" if iface else ""
+    way = f", {direction.lower()}" if direction else ""
+    if not addressed:
+        return f"pod veth{name}{way} (flooded)" if has_dst else f"pod veth{name}{way}"
+    if direction == "Out":
+        return f"veth{name} to pod {ctx.who(peer)}"
+    if direction == "In":
+        return f"veth{name} from pod {ctx.who(peer)}"
+    return f"pod veth{name}"
 
 
 # a journey as labelling reads it: per hop its place (key, src, dst, tunnel), interface, direction, changes' identity
@@ -268,37 +297,68 @@ def _signature(journey: Journey, ctx: _Context) -> Signature:
     return tuple(((keys[h.row], src[h.row], dst[h.row], tunnel[h.row]), h.iface, h.direction, id(h.changes)) for h in journey.hops)
 
 
-def _firsts(journeys: list[Journey], shape_of: list[int]) -> list[Journey]:
-    """The first journey of each shape (the shapes, in order: they are numbered in order of first appearance)."""
-    shapes: list[Journey] = []
-    for shape, journey in zip(shape_of, journeys):
-        if shape == len(shapes):  # a journey of a new signature: shapes are numbered in order of first appearance
-            shapes.append(journey)
-    return shapes
+class _Hops(NamedTuple):
+    """The journeys' hops as arrays, journey after journey: each journey's count, each hop's row and changes' identity."""
+
+    lengths: np.ndarray
+    rows: np.ndarray
+    changes: np.ndarray
 
 
-# the table's columns a hop's signature reads (its place in `_signature`, its interface and direction)
-_SIGNATURE_COLUMNS = ("node", "input", "src", "dst", "src6", "dst6", "tunnel", "iface", "direction")
-
-
-def _shape_numbers(journeys: list[Journey], table: pl.DataFrame) -> list[int] | None:
-    """Each journey's shape, numbered over the table's columns: each hop's sighting's columns that its signature is
-    made of (raw: two places `_signature` reads alike may differ here; journeys of one signature may then be of
-    several shapes, each of them labelled and compared alike) and its changes' identity, numbered per distinct
-    value; the journeys numbered per distinct sequence of those, in order of first appearance. None when a journey
-    has no hops."""
+def _hops_of(journeys: list[Journey]) -> _Hops:
     made = hop_arrays(journeys)
-    lengths = made.lengths if made is not None else np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
+    if made is not None:
+        return _Hops(made.lengths, made.rows, made.changes)
+    lengths = np.fromiter((len(j.hops) for j in journeys), dtype=np.int64, count=len(journeys))
+    total = int(lengths.sum())
+    rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64, count=total)
+    changes = np.fromiter((id(h.changes) for j in journeys for h in j.hops), dtype=np.int64, count=total)
+    return _Hops(lengths, rows, changes)
+
+
+# the table's columns of a sighting's addresses
+_ADDRESS_COLUMNS = ("src", "dst", "src6", "dst6")
+
+
+def _texts(at: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """The sources and destinations of the sightings `at` (their `_ADDRESS_COLUMNS`) as text, as `row_view` writes them."""
+    return (at.select(pl.coalesce(_ip4_texts(at["src"]), pl.col("src6"))).to_series(),
+            at.select(pl.coalesce(_ip4_texts(at["dst"]), pl.col("dst6"))).to_series())
+
+
+def _unicast_flags(dst: pl.Series) -> np.ndarray:
+    """`_addressed` of each destination, once per distinct one."""
+    distinct = dst.unique()
+    flags = dst.replace_strict(distinct, [_addressed(d) for d in distinct.to_list()], return_dtype=pl.Boolean)
+    found: np.ndarray = flags.fill_null(False).to_numpy()
+    return found
+
+
+# the table's columns a hop's shape reads besides its addresses (its place in `_signature`, its interface and direction)
+_SHAPE_COLUMNS = ("node", "input", "tunnel", "iface", "direction")
+
+
+def _shape_numbers(journeys: list[Journey], table: pl.DataFrame, hops: _Hops) -> np.ndarray | None:
+    """Each journey's shape, numbered over the table's columns in order of first appearance. A hop's part of the shape
+    is its sighting's columns that labelling and comparing read (raw: two places `_signature` reads alike may differ
+    here; journeys of one signature may then be of several shapes, each labelled and compared alike) and its changes'
+    identity; a journey's first hop's, whether its destination is unicast (`_unicast`); its addresses only where the
+    journey has a sighting that names no interface (its copies are fitted and counted per pair of addresses), a pod
+    veth's words being made hop by hop (`_veth_words`). None when a journey has no hops."""
+    lengths = hops.lengths
     if not len(lengths) or not lengths.all():
         return None
-    total = int(lengths.sum())
-    if made is not None:
-        rows, changes = made.rows, made.changes
-    else:
-        rows = np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64, count=total)
-        changes = np.fromiter((id(h.changes) for j in journeys for h in j.hops), dtype=np.int64, count=total)
-    hops = table.select(*_SIGNATURE_COLUMNS)[rows].with_columns(changes=pl.Series(changes))
-    distinct = hops.with_row_index("at").group_by(hops.columns).agg("at").with_row_index("code").select("code", "at").explode("at")
+    total = len(hops.rows)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    unicast = np.zeros(total, dtype=bool)
+    unicast[starts] = _unicast_flags(_texts(table.select(*_ADDRESS_COLUMNS)[hops.rows[starts]])[1])
+    keyed = table.select(*_SHAPE_COLUMNS)[hops.rows].with_columns(changes=pl.Series(hops.changes), unicast=pl.Series(unicast))
+    unnamed = keyed["iface"].cast(pl.String).str.starts_with(IFINDEX_PREFIX).fill_null(True).to_numpy()
+    kept = np.repeat(np.maximum.reduceat(unnamed, starts), lengths)
+    if kept.any():  # (raw: one text per value)
+        addresses, keep = table.select(*_ADDRESS_COLUMNS)[hops.rows], pl.Series(kept)
+        keyed = keyed.with_columns(pl.when(keep).then(addresses[name]).alias(name) for name in _ADDRESS_COLUMNS)
+    distinct = keyed.with_row_index("at").group_by(keyed.columns).agg("at").with_row_index("code").select("code", "at").explode("at")
     codes = np.empty(total, dtype=np.int64)
     codes[distinct.get_column("at").to_numpy()] = distinct.get_column("code").to_numpy()
     sequences = pl.DataFrame({"journey": np.repeat(np.arange(len(journeys)), lengths), "code": codes}).group_by(
@@ -307,16 +367,18 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame) -> list[int] | 
         "shape", "at").explode("at")
     shape_of = np.empty(len(journeys), dtype=np.int64)
     shape_of[shapes.get_column("at").to_numpy()] = shapes.get_column("shape").to_numpy()
-    return shape_of.tolist()
+    return shape_of
 
 
 @dataclass(frozen=True)
 class _Shaped:
-    """What labelling and comparing read of a list of journeys: the context, each journey's shape, the shapes, their
-    groups (`_groups`: labelling, covering and comparing each read them) and the capture points they cover."""
+    """What labelling and comparing read of a list of journeys: the context, their hops, each journey's shape, the
+    shapes' first journeys, their groups (`_groups`: labelling, covering and comparing each read them), the capture
+    points they cover."""
 
     ctx: _Context
-    shape_of: list[int]
+    hops: _Hops
+    shape_of: np.ndarray
     shapes: list[Journey]
     groups: list[list[_Group]]
     coverage: _Coverage
@@ -328,21 +390,23 @@ _last: list[tuple[weakref.ref[pl.DataFrame], ModelVerdict, Inventory | None, tup
 
 
 def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None) -> _Shaped:
-    ids = tuple(j.id for j in journeys)  # in one table, a journey's id says which sightings it holds
+    ids = tuple(map(attrgetter("id"), journeys))  # in one table, a journey's id says which sightings it holds
     for ref, seen_verdict, seen_inventory, seen_ids, shaped in _last:
         if ref() is table and seen_verdict is verdict and seen_inventory is inventory and seen_ids == ids:
             return shaped
-    shape_of = _shape_numbers(journeys, table)
-    if shape_of is None:  # a journey without hops: numbered by signature, over every journey's rows
+    hops = _hops_of(journeys)
+    numbered = _shape_numbers(journeys, table, hops)
+    if numbered is None:  # a journey without hops: numbered by signature, over every journey's rows
         ctx = _context(journeys, journeys, table, verdict, inventory)
         index: dict[Signature, int] = {}
-        shape_of = [index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys]
-        shapes = _firsts(journeys, shape_of)
+        shape_of = np.array([index.setdefault(_signature(journey, ctx), len(index)) for journey in journeys], dtype=np.int64)
     else:
-        shapes = _firsts(journeys, shape_of)
-        ctx = _context(journeys, shapes, table, verdict, inventory)
-    groups = [_groups(journey, ctx) for journey in shapes]
-    shaped = _Shaped(ctx, shape_of, shapes, groups, _covered(groups, ctx))
+        shape_of = numbered
+    firsts = [journeys[i] for i in np.unique(shape_of, return_index=True)[1].tolist()]  # shapes number in order of first appearance
+    if numbered is not None:
+        ctx = _context(journeys, firsts, table, verdict, inventory, coarse=True)
+    groups = [_groups(journey, ctx) for journey in firsts]
+    shaped = _Shaped(ctx, hops, shape_of, firsts, groups, _covered(groups, ctx))
     _last[:] = [(weakref.ref(table), verdict, inventory, ids, shaped)]
     return shaped
 
@@ -350,16 +414,50 @@ def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
 def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, inventory: Inventory | None = None) -> list[Journey]:
     """Every journey with a role on every hop: the journeys given, their hops' roles set (`set_roles`)."""
     shaped = _shaped(journeys, table, verdict, inventory)
-    roles = [_roles(journey, groups, shaped.ctx, shaped.coverage) for journey, groups in zip(shaped.shapes, shaped.groups)]
-    set_roles(journeys, (roles[shape] for shape in shaped.shape_of))
+    of_shapes = [_roles(journey, groups, shaped.ctx, shaped.coverage) for journey, groups in zip(shaped.shapes, shaped.groups)]
+    roles = np.empty(sum(map(len, of_shapes)), dtype=object)
+    roles[:] = [role for of_shape in of_shapes for role in of_shape]  # (`_Veth` is no sequence: numpy keeps it whole)
+    lengths = shaped.hops.lengths
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    shape_starts = np.concatenate(([0], np.cumsum([len(r) for r in of_shapes])[:-1])).astype(np.int64)
+    # each hop's role among its shape's: its shape's first, then its place in its journey
+    at = np.repeat(shape_starts[shaped.shape_of] - starts, lengths) + np.arange(int(lengths.sum()))
+    of_hops = roles[at]
+    if shaped.ctx.coarse:
+        veths = np.flatnonzero(np.fromiter((isinstance(r, _Veth) for r in roles), dtype=bool, count=len(roles))[at])
+        if len(veths):
+            of_hops[veths] = _veth_words(of_hops[veths].tolist(), table.select(*_ADDRESS_COLUMNS)[shaped.hops.rows[veths]], shaped.ctx)
+    set_roles(chain.from_iterable(map(attrgetter("hops"), journeys)), of_hops.tolist())
     return journeys
 
 
-def _roles(journey: Journey, groups: list[_Group], ctx: _Context, coverage: _Coverage) -> list[str]:
+def _veth_words(veths: list[_Veth], at: pl.DataFrame, ctx: _Context) -> np.ndarray:
+    """The words of pod veth hops (their `veths`, their sightings' addresses `at`), once per distinct veth, kind of
+    destination and pod."""
+    kinds = {veth: n for n, veth in enumerate(dict.fromkeys(veths))}
+    kind = np.fromiter(map(kinds.__getitem__, veths), dtype=np.int64, count=len(veths))
+    going = np.array([[v.direction == "Out", v.direction == "In"] for v in kinds], dtype=bool)[kind]
+    src, dst = _texts(at)
+    addressed = pl.Series(_unicast_flags(dst))
+    out, into = pl.Series(going[:, 0]), pl.Series(going[:, 1])
+    frame = pl.DataFrame({"kind": kind, "addressed": addressed, "has_dst": dst.is_not_null(),
+                          "peer": pl.select(pl.when(out).then(dst).when(into).then(src)).to_series()})
+    frame = frame.with_columns(peer=pl.when(pl.col("addressed")).then(pl.col("peer")))  # flooded: no pod named
+    veth_of = list(kinds)
+    words, which = _once_per_distinct(frame, lambda row: _veth_text(
+        veth_of[row["kind"]].iface, veth_of[row["kind"]].direction, row["addressed"], row["has_dst"], row["peer"], ctx))
+    spread: np.ndarray = np.empty(len(words), dtype=object)
+    spread[:] = words
+    gathered: np.ndarray = spread[which]
+    return gathered
+
+
+def _roles(journey: Journey, groups: list[_Group], ctx: _Context, coverage: _Coverage) -> list[_Role]:
     """The role of each hop of `journey` (its `groups`)."""
-    out: list[str] = [""] * len(journey.hops)
+    out: list[_Role] = [""] * len(journey.hops)
     for g in groups:
         group = g.hops
+        roles: list[_Role]
         if g.named:
             roles = [_named_role(h, ctx) for h in group]
         elif g.reflected:
@@ -377,7 +475,7 @@ def _roles(journey: Journey, groups: list[_Group], ctx: _Context, coverage: _Cov
     return out
 
 
-def _named_role(hop: Hop, ctx: _Context) -> str:
+def _named_role(hop: Hop, ctx: _Context) -> _Role:
     assert hop.iface is not None
     pattern = ctx.pattern(hop.iface)
     direction = "In" if hop.direction in INGRESS else ("Out" if hop.direction == "Out" else None)
@@ -423,10 +521,12 @@ def compare(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
     _last.clear()  # comparing comes after labelling: nothing asks again
     ctx, shape_of, shapes, coverage = shaped.ctx, shaped.shape_of, shaped.shapes, shaped.coverage
     verdicts = [_verdicts(journey, groups, coverage, ctx) for journey, groups in zip(shapes, shaped.groups)]
+    found = np.flatnonzero(np.array([bool(v) for v in verdicts], dtype=bool)[shape_of])  # the journeys of shapes with some
     return [
-        Mismatch(journey, node, tuple(journey.hops[i] for i in idx), *found)
-        for journey, shape in zip(journeys, shape_of)
-        for node, idx, found in verdicts[shape]
+        Mismatch(journey, node, tuple(journey.hops[i] for i in idx), *verdict)
+        for at in found.tolist()
+        for journey in (journeys[at],)
+        for node, idx, verdict in verdicts[shape_of[at]]
     ]
 
 
