@@ -1330,7 +1330,7 @@ static int window_runs(const uint64_t *key, Column *ts, const uint8_t *point, in
                 since = t;
             }
             uint64_t k = key[i], hash = mix(k ^ S0, S1);
-            if ((int)((hash >> 40) % (uint64_t)lanes) != lane)
+            if ((int)(((hash >> 32) * (uint64_t)lanes) >> 32) != lane)  /* the key's lane, without a division */
                 continue;
             uint64_t p = point_at(point, width, (uint32_t)i);
             int egress = (p & mask) == out, run = 0;

@@ -184,7 +184,7 @@ def key_fields(table: pl.DataFrame) -> list[str]:
 def hides() -> list[pl.Expr]:
     """Whether some sighting hides each optional field where the packet has it (booleans, `OPTIONAL_KEY_FIELDS`
     order): such a field joins no key."""
-    has_it = {"ip_id": pl.col("ip_version") == 4, "payload_digest": pl.col("payload_len").fill_null(0) > 0}
+    has_it = {"ip_id": pl.col("ip_version") == 4, "payload_digest": pl.col("payload_len") > 0}  # null: no
     return [(has_it[f].fill_null(False) & pl.col(f).is_null()).any().alias(f) for f in OPTIONAL_KEY_FIELDS]
 
 
