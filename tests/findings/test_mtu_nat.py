@@ -137,6 +137,35 @@ def test_one_byte_of_mss_above_the_tunnel_mtu_is_reported() -> None:
     assert [(f.evidence.mss, f.evidence.mtu, f.iface) for f in mtu] == [(1411, 1450, "flannel.1")]
 
 
+def _enveloped_syn(wire: Wire, mss: int, port: int, at: int) -> None:
+    """A SYN and its answer seen on the pods' veths and bridges and in their VXLAN envelopes, never on flannel.1."""
+    n1, n3 = "192.168.200.11", "192.168.200.13"
+    syn = tcp(CLIENT, port, WEB, 80, SYN, 1, ip_id=port % 1000, mss=mss)
+    wire.path(syn, [(N1, V1, IN), (N1, "cni0", IN)], at)
+    wire.see(vxlan(n1, n3, syn), N1, "eth0", OUT, at + 20)
+    wire.see(vxlan(n1, n3, syn), N3, "eth0", IN, at + 120)
+    wire.path(syn, [(N3, "cni0", OUT), (N3, V3, OUT)], at + 125)
+    synack = tcp(WEB, 80, CLIENT, port, SYN | ACK, 5, 2, ip_id=0, mss=mss)
+    wire.path(synack, [(N3, V3, IN), (N3, "cni0", IN)], at + 300)
+    wire.see(vxlan(n3, n1, synack), N3, "eth0", OUT, at + 320)
+    wire.see(vxlan(n3, n1, synack), N1, "eth0", IN, at + 420)
+    wire.path(synack, [(N1, "cni0", OUT), (N1, V1, OUT)], at + 425)
+
+
+def test_mss_agreed_through_envelopes_is_reported_per_mss() -> None:
+    """Conversations whose SYNs are seen in their envelopes only: one finding per agreed MSS too big for VXLAN, naming
+    the conversations and the first hop in an envelope of the first of them; one that fits is not named."""
+    wire = Wire()
+    for n, (mss, port) in enumerate([(1460, 40001), (1400, 40002), (1460, 40003), (1420, 40004)]):
+        _enveloped_syn(wire, mss, port, n * 1_000_000)
+    report = wire.analyze()
+    mtu = sorted(of_kind(report, FindingKind.MTU), key=lambda f: f.evidence.mss)
+    assert [(f.evidence.mss, f.evidence.mtu, f.evidence.packets, f.node, f.iface, f.key) for f in mtu] == [
+        (1420, 1450, 1, N1, "eth0", "mtu.mss"), (1460, 1450, 2, N1, "eth0", "mtu.mss")]
+    flows = {f.id: f for f in report.flows}
+    assert [sorted(flows[i].client.port for i in f.flows) for f in mtu] == [[40004], [40001, 40003]]
+
+
 def test_reply_that_missed_its_reverse_nat_is_answered_by_rst() -> None:
     """Client and endpoint on one bridge with br_netfilter off: the reply is bridged back untranslated."""
     wire = Wire()

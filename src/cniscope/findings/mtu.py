@@ -24,8 +24,11 @@ import re
 from collections import defaultdict
 from fnmatch import fnmatch
 from functools import lru_cache
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cniscope.findings.catalogue import note, say
@@ -101,35 +104,12 @@ def mss(facts: Facts, losses: Losses) -> Found:
 
 def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
     underlay = UNDERLAY_MTU
-    groups: dict[tuple[Tunnel, int], list[int]] = defaultdict(list)
-    where: dict[tuple[Tunnel, int], Hop] = {}
-    # per journey id: the MSS its first sighting announces, its first hop in an envelope (polars: not hop by hop)
-    hops = facts.hop_columns("mss", "tunnel")
-    ids = [j.id for j in facts.journeys]
-    first = hops.filter((pl.col("hop") == 0) & pl.col("mss").is_not_null()).select("journey", "mss")
-    mss_of = {ids[at]: m for at, m in first.iter_rows()}
-    wrapped = hops.filter(pl.col("tunnel").fill_null(0) != 0).group_by("journey").agg(pl.col("hop", "tunnel").first())
-    wrapped_at = {ids[at]: (at, place, kind) for at, place, kind in wrapped.iter_rows()}  # (journey, hop, envelope)
-    enveloped = {facts.journeys[at].flow for at, _, _ in wrapped_at.values()}  # the conversations that can be
-    for flow in facts.flows:
-        if flow.id not in enveloped or flow.proto != "tcp" or flow.id in said:
-            continue
-        journeys = [j for j in flow.journeys if j in facts.by_id]
-        mss = [mss_of[j] for j in journeys if j in mss_of]
-        tunnelled = next((wrapped_at[j] for j in journeys if j in wrapped_at), None)
-        if not mss or tunnelled is None:
-            continue
-        at, place, envelope = tunnelled
-        kind = Tunnel(envelope)
-        effective = min(mss)
-        if effective + TCP_IP_HEADERS + TUNNEL_OVERHEAD.get(kind, 0) > underlay:
-            groups[(kind, effective)].append(flow.id)
-            if (kind, effective) not in where:
-                where[(kind, effective)] = facts.journeys[at].hops[place]
+    groups, where = _agreed_through_envelopes(facts, said, underlay)
     out = []
     for (kind, agreed), flows in groups.items():
         overhead = TUNNEL_OVERHEAD.get(kind, 0)
-        hop = where[(kind, agreed)]
+        at, place = where[(kind, agreed)]
+        hop = facts.journeys[at].hops[place]
         out.append(Finding(
             kind=FindingKind.MTU, severity=Severity.WARNING,
             title=f"TCP MSS {agreed} through {kind.label}: full segments need {agreed + TCP_IP_HEADERS + overhead} bytes, "
@@ -144,6 +124,49 @@ def _mss_through_envelopes(facts: Facts, said: set[int]) -> list[Finding]:
             evidence=Evidence(packets=len(flows), mss=agreed, mtu=underlay - overhead, overhead=overhead),
         ))
     return out
+
+
+def _agreed_through_envelopes(facts: Facts, said: set[int], underlay: int) -> tuple[dict[tuple[Tunnel, int], list[int]],
+                                                                                   dict[tuple[Tunnel, int], tuple[int, int]]]:
+    """The TCP conversations (but `said`) whose least MSS that a journey's first sighting announces, through the
+    envelope of their first journey in one, needs more than `underlay`: grouped by envelope and MSS in the order of the
+    conversations, and each group's first hop in an envelope (its journey's place, the hop's). Over the journeys'
+    columns and each conversation's journeys as arrays, not journey by journey."""
+    journeys, flows = facts.journeys, facts.flows
+    hops = facts.hop_columns("mss", "tunnel")
+    mss = np.full(len(journeys), -1, dtype=np.int64)  # the MSS each journey's first sighting announces (-1: none)
+    first = hops.filter((pl.col("hop") == 0) & pl.col("mss").is_not_null())
+    mss[first["journey"].to_numpy()] = first["mss"].to_numpy()
+    wrapped = hops.filter(pl.col("tunnel").fill_null(0) != 0).group_by("journey").agg(pl.col("hop", "tunnel").first())
+    place = np.full(len(journeys), -1, dtype=np.int64)  # each journey's first hop in an envelope (-1: none), its kind
+    kind = np.zeros(len(journeys), dtype=np.int64)
+    place[wrapped["journey"].to_numpy()] = wrapped["hop"].to_numpy()
+    kind[wrapped["journey"].to_numpy()] = wrapped["tunnel"].to_numpy()
+    ids = np.fromiter(map(attrgetter("id"), journeys), dtype=np.int64, count=len(journeys))
+    at_id = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)  # journey id -> its place (-1: not here)
+    at_id[ids] = np.arange(len(ids))
+    held = list(map(attrgetter("journeys"), flows))
+    counts = np.fromiter(map(len, held), dtype=np.int64, count=len(held))
+    members = np.fromiter(chain.from_iterable(held), dtype=np.int64, count=int(counts.sum()))
+    flow_ids = np.fromiter(map(attrgetter("id"), flows), dtype=np.int64, count=len(flows))
+    wanted = (pl.Series(list(map(attrgetter("proto"), flows)), dtype=pl.String) == "tcp").to_numpy() & ~np.isin(flow_ids, list(said))
+    of_flow = np.repeat(np.arange(len(flows)), counts)
+    here = members < len(at_id)
+    here[here] = at_id[members[here]] >= 0
+    here &= wanted[of_flow]
+    at = at_id[members[here]]
+    per_flow = pl.DataFrame({"flow": of_flow[here], "at": at, "mss": mss[at], "place": place[at], "kind": kind[at]}).group_by(
+        "flow", maintain_order=True).agg(
+        pl.col("mss").filter(pl.col("mss") >= 0).min(), *(pl.col(c).filter(pl.col("place") >= 0).first() for c in ("at", "place", "kind")))
+    per_flow = per_flow.drop_nulls(["mss", "at"])
+    overhead = {k: TUNNEL_OVERHEAD.get(Tunnel(k), 0) for k in per_flow["kind"].unique().to_list()}
+    per_flow = per_flow.filter(
+        pl.col("mss") + TCP_IP_HEADERS + pl.col("kind").replace_strict(list(overhead), list(overhead.values()), return_dtype=pl.Int64) > underlay)
+    grouped = per_flow.with_columns(flow=pl.Series(flow_ids).gather(per_flow["flow"])).group_by(["kind", "mss"], maintain_order=True).agg(
+        "flow", pl.col("at", "place").first())
+    groups = {(Tunnel(k), m): f for k, m, f in zip(grouped["kind"].to_list(), grouped["mss"].to_list(), grouped["flow"].to_list())}
+    where = {(Tunnel(k), m): (a, p) for k, m, a, p in grouped.select("kind", "mss", "at", "place").iter_rows()}
+    return groups, where
 
 
 def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
