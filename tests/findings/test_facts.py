@@ -94,6 +94,12 @@ def _facts_of(specs: list, cluster: str | None = None) -> Facts:
     return facts_mod.build(report.table, report.journeys, report.flows, report.model, report.clocks, report.inventory)
 
 
+def _path_first_rows(facts: Facts) -> list[int | None]:
+    """The row of each journey's `Facts.path_firsts` hop (None: no hops)."""
+    rows = facts.hops["row"].to_list()
+    return [rows[at] if at >= 0 else None for at in facts.path_firsts().tolist()]
+
+
 @pytest.mark.parametrize("case", ["seed", "cross-node", "missing-route"])
 def test_hops_as_columns_are_the_journeys_hops_and_their_last_in_path_order(case: str) -> None:
     """`Facts.hops` holds every materialised hop in order; `losses.last_in_path` picks, per journey, the hop that ends
@@ -115,12 +121,14 @@ def test_hops_as_columns_are_the_journeys_hops_and_their_last_in_path_order(case
     assert hops["node"].to_list() == [facts.node_names.index(facts.node(h)) for j in facts.journeys for h in j.hops]
     last = losses.last_in_path(facts)
     assert last.select("journey", "row").rows() == [(at, facts.path(j)[-1].row) for at, j in enumerate(facts.journeys) if j.hops]
+    assert _path_first_rows(facts) == [facts.path(j)[0].row if j.hops else None for j in facts.journeys]
     if case != "seed":  # each journey's hops backwards, as clocks far apart would order them: the path puts them right
         turned = [dataclasses.replace(j, hops=j.hops[::-1]) for j in facts.journeys]
         backwards = facts_mod.build(facts.table, turned, list(facts.flows), facts.verdict, list(facts.clocks), facts.inventory)
         assert any(backwards.path(j) != j.hops for j in backwards.journeys) or case == "missing-route"  # (crossing none)
         assert losses.last_in_path(backwards).select("journey", "row").rows() == [
             (at, backwards.path(j)[-1].row) for at, j in enumerate(backwards.journeys) if j.hops]
+        assert _path_first_rows(backwards) == [backwards.path(j)[0].row if j.hops else None for j in backwards.journeys]
     lost = [at for at, j in enumerate(facts.journeys) if j.hops and losses._loss(facts, j) is not None]
     assert set(lost) <= set(losses._may_be_lost(facts))
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from cniscope.findings.catalogue import say
-from cniscope.findings.facts import Facts
+from cniscope.findings.facts import ROLE_CODES, Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.journeys import NO_ADDRESS
 from cniscope.models import Role
 from cniscope.models.evidence import named_counts
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.schema import Direction, Tunnel
 from cniscope.results import Evidence, Finding, FindingKind, Journey, Severity
 
 CLOCK_SKEW_NS = 1_000_000  # offsets above 1 ms are worth saying
@@ -54,16 +55,15 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
     judged_journeys = journey_of[judged]
     origin = np.full(size, -1, dtype=np.int32)  # journey -> first node
     arrived = np.zeros(size, dtype=bool)  # first seen coming in by a NIC: sent by another host
-    walked, first_rows, came_in = [], [], []
-    for jid in np.unique(judged_journeys).tolist():
-        j = facts.by_id[jid]
-        if j.hops:
-            hop = facts.path(j)[0]
-            walked.append(jid)
-            first_rows.append(hop.row)
-            came_in.append(hop.direction == "In" and facts.role(hop.iface) is Role.NIC)
-    origin[walked] = facts.node_codes[first_rows]
-    arrived[walked] = came_in
+    # each judged journey's first hop in path order (`Facts.path`), found over the hops' columns
+    places = np.full(size, -1, dtype=np.int64)
+    places[np.fromiter(map(attrgetter("id"), facts.journeys), dtype=np.int64, count=len(facts.journeys))] = np.arange(len(facts.journeys))
+    walked = np.unique(judged_journeys)
+    at = facts.path_firsts()[places[walked]]
+    walked, at = walked[at >= 0], at[at >= 0]
+    hops = facts.hop_columns("direction")[at]
+    origin[walked] = facts.node_codes[hops["row"].to_numpy()]
+    arrived[walked] = ((hops["direction"] == int(Direction.IN)) & (hops["role"] == ROLE_CODES[Role.NIC])).fill_null(False).to_numpy()
     judged_nodes = facts.node_codes[bad_rows[judged]]
     first = origin[judged_journeys]
     judged_sent = ((first < 0) | (first == judged_nodes)) & ~arrived[judged_journeys]

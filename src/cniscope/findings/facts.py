@@ -287,6 +287,20 @@ class Facts:
             "role": ifaces.replace_strict(list(codes), list(codes.values()), return_dtype=pl.Int64, default=0).fill_null(0),
         })
 
+    def path_firsts(self) -> np.ndarray:
+        """Each journey's first hop in path order (`path`'s first) as its place among `hops` (-1: a journey without
+        hops): of its nodes in the order of their first sightings, the first one's first sighting that was not received
+        from the wire, else the journey's first. Over the hops' columns, not journey by journey."""
+        hops = self.hop_columns("direction").with_row_index("at")
+        received = (pl.col("direction").is_in([int(Direction.IN), int(Direction.OTHERHOST)])
+                    & pl.col("role").is_in([ROLE_CODES[Role.NIC], ROLE_CODES[Role.TUNNEL]])).fill_null(False)
+        sent = hops.filter(pl.struct("journey", "node").is_first_distinct()).filter(~received).group_by("journey").agg(pl.col("at").first())
+        firsts = np.full(len(self.journeys), -1, dtype=np.int64)
+        heads = hops.filter(pl.col("hop") == 0)
+        firsts[heads["journey"].to_numpy()] = heads["at"].to_numpy()
+        firsts[sent["journey"].to_numpy()] = sent["at"].to_numpy()
+        return firsts
+
     def hop_columns(self, *columns: str) -> pl.DataFrame:
         """`hops` with these columns of the table beside, each hop's sighting's (gathered ahead: `gather_hops`)."""
         gathered = self._gathered
