@@ -40,6 +40,9 @@ Theory of operation
    `Merge` puts partials back in row order and numbers journeys over all
    partitions by first row, so any partition count gives the same result.
    Only step 3 (clocks) looks at all partitions at once, between the two.
+   One node whose times ascend needs no partitions (without hops, in C): in
+   time order, a key last seen over `BURST_GAP_NS` ago starts a burst afresh,
+   so one pass over the rows keeps only the keys of the last gap.
 
 Everything up to the materialisation of `Journey` objects is columnar
 (polars), so a capture of millions of sightings is grouped in seconds.
