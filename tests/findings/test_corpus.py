@@ -74,3 +74,23 @@ def test_fail_on_sets_the_exit_code() -> None:
     assert _cli(twelve) == ExitCode.OK
     assert _cli(twenty_two, "--fail-on", "warning") == ExitCode.OK  # NAT is information
     assert _cli(twenty_two, "--fail-on", "info") == ExitCode.FINDINGS
+
+
+def test_22_translated_hops_found_over_arrays_are_those_walked(monkeypatch) -> None:
+    """`nat._translated` over the materialised hops' arrays finds the hops a walk over every hop finds, in order."""
+    import numpy as np
+
+    from cniscope.findings import nat
+    from cniscope.journeys import HopArrays
+
+    journeys = analyze([InputSpec(str(corpus("22")))]).journeys
+    monkeypatch.setattr(nat, "hop_arrays", lambda given: None)
+    walked = list(nat._translated(journeys))
+    assert {c.kind.value for _, _, mine in walked for c in mine} == {"dnat", "snat"}
+    hops = [h for j in journeys for h in j.hops]
+    made = HopArrays([j.hops for j in journeys], [id(j.hops) for j in journeys], np.array([len(j.hops) for j in journeys]),
+                     np.array([h.row for h in hops]), np.array([id(h.changes) for h in hops], dtype=np.int64),
+                     list({id(h.changes): h.changes for h in hops}.values()))
+    monkeypatch.setattr(nat, "hop_arrays", lambda given: made)
+    assert [(j.id, h.row, mine) for j, h, mine in nat._translated(journeys)] == [(j.id, h.row, mine) for j, h, mine in walked]
+    assert len({h.row for _, h, _ in walked}) < len(hops)  # (hops that translate nothing among them)

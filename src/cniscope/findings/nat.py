@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator, Sequence
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ from cniscope.findings.facts import Facts, group_address
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
 from cniscope.findings.mtu import TUNNEL_OVERHEAD
+from cniscope.journeys import hop_arrays
 from cniscope.models import Role
 from cniscope.packets.schema import Tunnel, address_expr, ip4_text
 from cniscope.results import (
@@ -24,6 +26,7 @@ from cniscope.results import (
     FindingKind,
     Flow,
     Hop,
+    Journey,
     Severity,
 )
 
@@ -39,23 +42,15 @@ OPPOSITE = {ChangeKind.DNAT: ChangeKind.SNAT, ChangeKind.SNAT: ChangeKind.DNAT}
 def _nat(facts: Facts) -> list[Finding]:
     forward: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
     undone: dict[tuple[int | None, ChangeKind, str, str], tuple[Hop, list[int]]] = {}
-    # the translations among a hop's changes, once per tuple of changes (hops with equal changes share one: materialise)
-    translations: dict[int, list[Change]] = {}
-    for j in facts.journeys:
-        for hop in j.hops:
-            if not hop.changes:  # most hops change nothing
-                continue
-            mine = translations.get(id(hop.changes))
-            if mine is None:
-                mine = translations[id(hop.changes)] = [c for c in hop.changes if c.kind in OPPOSITE]
-            if not mine or hop.direction in ("B", "M") or group_address(facts.number(hop, "dst")):
-                continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
-            for change in mine:
-                reverse = (j.flow, OPPOSITE[change.kind], change.after, change.before)
-                if reverse in forward:
-                    undone.setdefault(reverse, (hop, []))[1].append(j.id)
-                else:
-                    forward.setdefault((j.flow, change.kind, change.before, change.after), (hop, []))[1].append(j.id)
+    for j, hop, mine in _translated(facts.journeys):
+        if hop.direction in ("B", "M") or group_address(facts.number(hop, "dst")):
+            continue  # one multicast/broadcast packet from several senders looks alike: not a rewrite
+        for change in mine:
+            reverse = (j.flow, OPPOSITE[change.kind], change.after, change.before)
+            if reverse in forward:
+                undone.setdefault(reverse, (hop, []))[1].append(j.id)
+            else:
+                forward.setdefault((j.flow, change.kind, change.before, change.after), (hop, []))[1].append(j.id)
     out = []
     for key, (hop, ids) in forward.items():
         flow, kind, before, after = key
@@ -78,6 +73,31 @@ def _nat(facts: Facts) -> list[Finding]:
                               notes=("translated_back",) if back else ()),
         ))
     return out
+
+
+def _translated(journeys: Sequence[Journey]) -> Iterator[tuple[Journey, Hop, list[Change]]]:
+    """Each hop whose changes translate an address, in order, with its journey and those translations: the hops found
+    by numpy among the materialised ones (`hop_arrays`: the translations worked out once per distinct tuple of
+    changes), not hop by hop."""
+    made = hop_arrays(journeys)
+    if made is None:
+        translations: dict[int, list[Change]] = {}
+        for j in journeys:
+            for hop in j.hops:
+                if hop.changes:  # most hops change nothing
+                    if id(hop.changes) not in translations:
+                        translations[id(hop.changes)] = [c for c in hop.changes if c.kind in OPPOSITE]
+                    if translations[id(hop.changes)]:
+                        yield j, hop, translations[id(hop.changes)]
+        return
+    wanted = {id(changes): mine for changes in made.distinct if (mine := [c for c in changes if c.kind in OPPOSITE])}
+    at = np.flatnonzero(np.isin(made.changes, np.fromiter(wanted, dtype=np.int64, count=len(wanted))))
+    starts = np.cumsum(made.lengths) - made.lengths
+    of_journey = np.searchsorted(starts, at, side="right") - 1
+    for place, n in zip(of_journey.tolist(), (at - starts[of_journey]).tolist()):
+        j = journeys[place]
+        hop = j.hops[n]
+        yield j, hop, wanted[id(hop.changes)]
 
 
 class Envelopes(NamedTuple):
