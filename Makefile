@@ -31,7 +31,9 @@ $(STAMP_APT): Makefile  # the package list lives here: re-check when it changes
 	fi
 	@touch $@
 
-$(STAMP_PIP): pyproject.toml
+# the C extensions too: an editable install builds them in place, and a changed source must be built again (an
+# extension lacking a function the Python needs is not used: the slower Python path runs instead)
+$(STAMP_PIP): pyproject.toml $(wildcard src/cniscope/*.c src/cniscope/*/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,dask]'
