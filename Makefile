@@ -33,7 +33,7 @@ $(STAMP_APT): Makefile  # the package list lives here: re-check when it changes
 
 # the C extensions too: an editable install builds them in place, and a changed source must be built again (an
 # extension lacking a function the Python needs is not used: the slower Python path runs instead)
-$(STAMP_PIP): pyproject.toml $(wildcard src/cniscope/*.c src/cniscope/*/*.c)
+$(STAMP_PIP): pyproject.toml $(wildcard src/cniscope/*.[ch] src/cniscope/*/*.[ch])
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,dask]'

@@ -1,5 +1,6 @@
 """A C extension of the tree compiled for the tests (with the compiler `make install` brings), whether or not the
-installed package carries a build of it: what is tested is what the tree holds."""
+installed package carries a build of it: what is tested is what the tree holds. And columns that test how the C
+reads polars' buffers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import subprocess
 import sysconfig
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
 
 
 def compile_c(source: Path, directory: Path) -> ModuleType:
@@ -21,3 +26,14 @@ def compile_c(source: Path, directory: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def garbage_under_nulls(column: pl.Series, rng: np.random.Generator) -> pl.Series:
+    """The same integer column, with numbers where its nulls are in the values buffer (polars writes zeros there;
+    Arrow promises nothing): C that reads a value without its null flag sees them."""
+    valid = column.is_not_null().to_numpy()
+    values = column.fill_null(0).to_numpy().copy()
+    values[~valid] = rng.integers(1, 200, int((~valid).sum()))
+    array = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                  [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)])
+    return pl.Series(column.name, array)

@@ -15,7 +15,7 @@ from cniscope import flows
 from cniscope.ingest import expand, read
 from cniscope.journeys import ADDRESS_FIELDS, correlate
 from cniscope.sources import InputSpec
-from tests.compiled import compile_c
+from tests.compiled import compile_c, garbage_under_nulls
 from tests.paths import DATA
 
 SOURCE = Path(flows.__file__).with_name("_flows.c")
@@ -158,8 +158,6 @@ def test_nulls_and_zeros_and_names_are_told_apart(compiled: ModuleType) -> None:
 def test_what_lies_under_a_null_is_not_read(compiled: ModuleType) -> None:
     """Arrow leaves the values under nulls unspecified: numbers there (each byte of the bitmap all null, all set or
     mixed, from offsets inside a byte) change no tuple."""
-    import pyarrow as pa
-
     rng = np.random.default_rng(4)
     table = sightings(rng, 3000)
 
@@ -169,16 +167,8 @@ def test_what_lies_under_a_null_is_not_read(compiled: ModuleType) -> None:
                             np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), out)
         return out
 
-    def garbage(column: pl.Series) -> pl.Series:
-        valid = column.is_not_null().to_numpy()
-        values = column.fill_null(0).to_numpy().copy()
-        values[~valid] = rng.integers(1, 200, int((~valid).sum()))
-        array = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
-                                      [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)])
-        return pl.Series(column.name, array).slice(0)
-
     numbers = [name for name in flows.SCANNED if table[name].dtype != pl.Categorical and table[name].null_count()]
-    dirty = table.with_columns(garbage(table[name]) for name in numbers)
+    dirty = table.with_columns(garbage_under_nulls(table[name], rng) for name in numbers)
     assert all(dirty[name].equals(table[name]) for name in numbers)
     assert (tuples(dirty) == tuples(table)).all() and (tuples(dirty.slice(3)) == tuples(table.slice(3))).all()
 
@@ -254,22 +244,13 @@ def test_the_legs_distinct_rows_are_polars_unique_ones(compiled: ModuleType, n: 
     """`leg_scan` keeps the first of each distinct row of the legs' columns among the marked rows of the first flows,
     as polars' `unique(maintain_order=True)` does: made-up sightings (equal rows abound, and near misses: one field
     null, or 0, or the other), chunks cut anywhere, numbers under the nulls; every row, or marked ones; flows null."""
-    import pyarrow as pa
-
     rng = np.random.default_rng(n + 1)
     table = sightings(rng, max(n, 2)).head(n).with_columns(
         flow=pl.Series(rng.integers(0, 6, n), dtype=pl.UInt32), dport=pl.col("sport").reverse())
     table = table.with_columns(flow=pl.when(pl.Series(rng.random(n) < 0.05)).then(None).otherwise(pl.col("flow")))
     columns = list(flows._LEG_COLUMNS)
 
-    def garbage(column: pl.Series) -> pl.Series:  # the same values, with numbers under the nulls
-        valid = column.is_not_null().to_numpy()
-        values = column.fill_null(0).to_numpy().copy()
-        values[~valid] = rng.integers(1, 200, int((~valid).sum()))
-        return pl.Series(column.name, pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
-                                                            [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)]))
-
-    dirty = table.with_columns(garbage(table[name]) for name in ("src", "sport", "arp_spa") if n)
+    dirty = table.with_columns(garbage_under_nulls(table[name], rng) for name in ("src", "sport", "arp_spa") if n)
     for marked in (None, rng.random(n) < 0.5):
         for limit in (0, 3, 1 << 32):
             capsules = tuple(dirty[name].to_physical().__arrow_c_stream__() for name in columns)

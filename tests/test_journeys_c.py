@@ -12,7 +12,7 @@ import pytest
 
 from cniscope import journeys
 from cniscope.packets import schema
-from tests.compiled import compile_c
+from tests.compiled import compile_c, garbage_under_nulls
 
 SOURCE = Path(journeys.__file__).with_name("_journeys.c")
 
@@ -226,8 +226,6 @@ def test_fingerprints_in_c_are_equal_where_polars_are(compiled: ModuleType, monk
 def test_what_lies_under_a_null_is_not_hashed(compiled: ModuleType) -> None:
     """Arrow leaves the values under nulls unspecified: numbers there (each byte of the bitmap all null, all set or
     mixed, from offsets inside a byte) change no key."""
-    import pyarrow as pa
-
     rng = np.random.default_rng(4)
     table = sightings(rng, 3000)
 
@@ -237,16 +235,8 @@ def test_what_lies_under_a_null_is_not_hashed(compiled: ModuleType) -> None:
                                   np.empty(0, np.uint32), t.height, 0, out)
         return out
 
-    def garbage(column: pl.Series) -> pl.Series:
-        valid = column.is_not_null().to_numpy()
-        values = column.fill_null(0).to_numpy().copy()
-        values[~valid] = rng.integers(1, 200, int((~valid).sum()))
-        array = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
-                                      [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(values)])
-        return pl.Series(column.name, array).slice(0)
-
     numbers = [name for name in journeys.FINGERPRINTED if table[name].dtype.is_integer() and table[name].null_count()]
-    dirty = table.with_columns(garbage(table[name]) for name in numbers)
+    dirty = table.with_columns(garbage_under_nulls(table[name], rng) for name in numbers)
     assert all(dirty[name].equals(table[name]) for name in numbers) and len(numbers) > 20
     assert (keys(dirty) == keys(table)).all() and (keys(dirty.slice(3)) == keys(table.slice(3))).all()
 

@@ -6,176 +6,12 @@
  * The ids are not polars' hash values: equal tuples get equal ids, and different ones differ but by chance (a
  * 64-bit hash of every field, nulls told apart from values; no fields packed into 64 bits and so lost).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "_columns.h"
 
-/* The Arrow C data interface (arrow.apache.org/docs/format/CDataInterface.html), ABI-stable. */
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
-
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-
-struct ArrowArrayStream {
-    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
-    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
-    const char *(*get_last_error)(struct ArrowArrayStream *);
-    void (*release)(struct ArrowArrayStream *);
-    void *private_data;
-};
-
-/* One column: its chunks, and where the rows being worked start in the current one. `values` NULL: every value
- * of the stretch is null (or the column was not given); `validity` NULL: none is. */
-typedef struct {
-    struct ArrowArray *chunks;
-    Py_ssize_t count, at;
-    int64_t pos;
-    int width;
-    const uint8_t *values;
-    const uint8_t *validity;
-    int64_t bit;
-} Column;
-
-static void column_free(Column *c) {
-    for (Py_ssize_t i = 0; i < c->count; i++)
-        if (c->chunks[i].release)
-            c->chunks[i].release(&c->chunks[i]);
-    PyMem_RawFree(c->chunks);
-    c->chunks = NULL;
-    c->count = 0;
-}
-
-/* The chunks of the Arrow stream in `capsule` (None: a column of nulls), unsigned integers of 1, 2 or 4 bytes; they
- * must hold `rows` values in all. The stream is released (the capsule's destructor then has nothing to do). */
-static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c, const char *name) {
-    memset(c, 0, sizeof *c);
-    if (capsule == Py_None)
-        return 0;
-    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
-    if (!stream)
-        return -1;
-    if (!stream->release) {
-        PyErr_Format(PyExc_ValueError, "column %s: the stream was consumed already", name);
-        return -1;
-    }
-    struct ArrowSchema schema;
-    int failed = 0;
-    if (stream->get_schema(stream, &schema) != 0) {
-        PyErr_Format(PyExc_ValueError, "column %s: no schema", name);
-        failed = 1;
-    } else {
-        const char *f = schema.format;
-        c->width = !strcmp(f, "C") ? 1 : !strcmp(f, "S") ? 2 : !strcmp(f, "I") ? 4 : 0;
-        if (!c->width) {
-            PyErr_Format(PyExc_ValueError, "column %s: format %s, not an unsigned integer of 1, 2 or 4 bytes", name, f);
-            failed = 1;
-        }
-        if (schema.release)
-            schema.release(&schema);
-    }
-    Py_ssize_t room = 0;
-    int64_t total = 0;
-    while (!failed) {
-        struct ArrowArray array;
-        if (stream->get_next(stream, &array) != 0) {
-            PyErr_Format(PyExc_ValueError, "column %s: a chunk could not be had", name);
-            failed = 1;
-            break;
-        }
-        if (!array.release)
-            break;  /* the end */
-        if (c->count == room) {
-            room = room ? room * 2 : 64;
-            struct ArrowArray *grown = PyMem_RawRealloc(c->chunks, room * sizeof *grown);
-            if (!grown) {
-                array.release(&array);
-                PyErr_NoMemory();
-                failed = 1;
-                break;
-            }
-            c->chunks = grown;
-        }
-        if (array.n_buffers != 2 || (array.length && !array.buffers[1])) {
-            array.release(&array);
-            PyErr_Format(PyExc_ValueError, "column %s: a chunk without its values", name);
-            failed = 1;
-            break;
-        }
-        c->chunks[c->count++] = array;
-        total += array.length;
-    }
-    stream->release(stream);
-    if (!failed && total != rows) {
-        PyErr_Format(PyExc_ValueError, "column %s: %lld values for %zd rows", name, (long long)total, rows);
-        failed = 1;
-    }
-    if (failed) {
-        column_free(c);
-        return -1;
-    }
-    return 0;
-}
-
-/* Make the column's current stretch start at its row `pos` of its current chunk; how many rows the chunk has left. */
-static int64_t column_seek(Column *c) {
-    if (!c->width)
-        return INT64_MAX;
-    while (c->at < c->count && c->pos >= c->chunks[c->at].length) {
-        c->at++;
-        c->pos = 0;
-    }
-    if (c->at >= c->count)
-        return 0;
-    const struct ArrowArray *a = &c->chunks[c->at];
-    int64_t start = a->offset + c->pos;
-    const uint8_t *validity = a->buffers[0];
-    if (a->null_count == a->length) {
-        c->values = NULL;
-        c->validity = NULL;
-    } else {
-        c->values = (const uint8_t *)a->buffers[1] + start * c->width;
-        c->validity = a->null_count == 0 ? NULL : validity;
-        c->bit = start;
-    }
-    return a->length - c->pos;
-}
-
-/* wyhash's mix (a 128-bit product folded) and secrets: two rounds of it over two 64-bit words make a 64-bit hash of
- * them. Every word hashed here holds its fields side by side (at most 64 bits of them, with their null flags), and
- * none can be the secret it is xor-ed with (their top bits are never all set), so no input is multiplied by 0. */
-static inline uint64_t mix(uint64_t a, uint64_t b) {
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-#define S0 0xa0761d6478bd642fULL
-#define S1 0xe7037ed1a0b428dbULL
-#define S2 0x8ebc6af09c88c6e3ULL
-#define S3 0x589965cc75374cc3ULL
-#define S4 0x1d8e4e27c47d124fULL
-
-/* `seed`: one of S2, S3, S4 (never S0 or S1, which would cancel out) */
+/* Two rounds of wyhash's mix (_columns.h) over two 64-bit words make a 64-bit hash of them. Every word hashed here
+ * holds its fields side by side (at most 64 bits of them, with their null flags), and none can be the secret it is
+ * xor-ed with (their top bits are never all set), so no input is multiplied by 0. `seed`: one of S2, S3, S4 (never S0
+ * or S1, which would cancel out). */
 static inline uint64_t hash2(uint64_t a, uint64_t b, uint64_t seed) { return mix(S1 ^ seed, mix(a ^ S1, b ^ S0 ^ seed)); }
 
 /* the columns `tuple_scan` is given, in this order */
@@ -203,15 +39,6 @@ typedef struct {
     uint64_t tuple[BLOCK];
 } Scratch;
 
-/* each byte of a validity bitmap spread to 8 bytes of 0 or 1 (little-endian: bit k to byte k) */
-static uint64_t SPREAD[256];
-
-static void spread_make(void) {
-    for (int byte = 0; byte < 256; byte++)
-        for (int k = 0; k < 8; k++)
-            SPREAD[byte] |= (uint64_t)((byte >> k) & 1) << (8 * k);
-}
-
 /* Rows [start, start + n) of the stretch of a column into `v` (0 where null) and `ok` (1 where not); whether the
  * column is there at all (not all null): if not, `v` and `ok` are left as they were. The null flags 8 at a time,
  * a byte of the bitmap each. */
@@ -219,23 +46,24 @@ static int load(const Column *c, int64_t start, int n, uint32_t *restrict v, uin
     if (!c->values)
         return 0;
     int i = 0;
-    switch (c->width) {  /* Arrow's buffers are aligned to their values' size at least; 8 at a time: vectorised */
-        case 1: {
-            const uint8_t *p = c->values + start;
+    int64_t first = c->bit + start;
+    switch (c->bits) {  /* Arrow's buffers are aligned to their values' size at least; 8 at a time: vectorised */
+        case 8: {
+            const uint8_t *p = c->values + first;
             for (; i + 8 <= n; i += 8)
                 for (int k = 0; k < 8; k++) v[i + k] = p[i + k];
             for (; i < n; i++) v[i] = p[i];
             break;
         }
-        case 2: {
-            const uint16_t *p = (const uint16_t *)c->values + start;
+        case 16: {
+            const uint16_t *p = (const uint16_t *)c->values + first;
             for (; i + 8 <= n; i += 8)
                 for (int k = 0; k < 8; k++) v[i + k] = p[i + k];
             for (; i < n; i++) v[i] = p[i];
             break;
         }
         default:
-            memcpy(v, (const uint32_t *)c->values + start, n * sizeof *v);
+            memcpy(v, (const uint32_t *)c->values + first, n * sizeof *v);
     }
     if (n < BLOCK) {  /* a block's rows past the stretch's end: what follows works whole blocks */
         memset(v + n, 0, (BLOCK - n) * sizeof *v);
@@ -438,10 +266,10 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
         goto done;
     }
     for (int k = 0; k < COLUMNS; k++)
-        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], NAMES[k]) < 0)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], NAMES[k], "CSI") < 0)
             goto done;
     for (int k = JOURNEY; k <= ROW; k++)
-        if (col[k].width != 4) {
+        if (col[k].bits != 32) {
             PyErr_Format(PyExc_ValueError, "column %s: not uint32", NAMES[k]);
             goto done;
         }
@@ -472,8 +300,8 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
         for (int k = JOURNEY; k <= ROW; k++)
             if (!col[k].values || col[k].validity)
                 bad = "journey, hop or row with nulls";
-        const uint32_t *journey = (const uint32_t *)col[JOURNEY].values, *hop = (const uint32_t *)col[HOP].values,
-                       *row = (const uint32_t *)col[ROW].values;
+        const uint32_t *journey = (const uint32_t *)col[JOURNEY].values + col[JOURNEY].bit,
+                       *hop = (const uint32_t *)col[HOP].values + col[HOP].bit, *row = (const uint32_t *)col[ROW].values + col[ROW].bit;
         for (int64_t from = 0; from < stretch && !bad; from += BLOCK) {
             int n = stretch - from < BLOCK ? (int)(stretch - from) : BLOCK;
             bare |= block_tuples(col, from, n, scratch);
@@ -642,8 +470,8 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     Column c;
     Py_ssize_t rows = out_.len / 4, size = table_.len / 4;
     int bad = 0;
-    if (column_load(capsule, rows, &c, "gathered") == 0) {
-        if (c.width != 4) {
+    if (column_load(capsule, rows, &c, "gathered", "CSI") == 0) {
+        if (c.bits != 32) {
             PyErr_SetString(PyExc_ValueError, "the gathered column is not uint32");
             bad = 1;
         }
@@ -703,7 +531,8 @@ static inline int cell(const Column *c, int64_t i, uint32_t *v) {
         if (!((c->validity[b >> 3] >> (b & 7)) & 1))
             return 0;
     }
-    *v = c->width == 1 ? c->values[i] : c->width == 2 ? ((const uint16_t *)c->values)[i] : ((const uint32_t *)c->values)[i];
+    int64_t j = c->bit + i;
+    *v = c->bits == 8 ? c->values[j] : c->bits == 16 ? ((const uint16_t *)c->values)[j] : ((const uint32_t *)c->values)[j];
     return 1;
 }
 
@@ -785,7 +614,7 @@ static PyObject *leg_scan(PyObject *self, PyObject *args) {
         goto done;
     }
     for (int k = 0; k < LEG_COLUMNS; k++)
-        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], LEG_NAMES[k]) < 0)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], LEG_NAMES[k], "CSI") < 0)
             goto done;
     const uint8_t *leg = leg_.buf;
     int64_t done = 0;
@@ -930,7 +759,7 @@ static PyObject *late_segments(PyObject *self, PyObject *args) {
         goto done;
     }
     for (int k = 0; k < ORDER_COLUMNS; k++)
-        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], ORDER_NAMES[k]) < 0)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], ORDER_NAMES[k], "CSI") < 0)
             goto done;
     const uint8_t *resent = resent_.buf;
     int64_t done = 0;

@@ -5,10 +5,7 @@
  * column buffers (polars' struct hash the fallback: other values, equal for the same rows), and one node's journeys
  * of a partition from its sorted keys (`one_node_partial` the fallback).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "_columns.h"
 
 /* argsort_keys(keys, perm, sorted): the stable order of the uint64 `keys` (`perm`, uint32: position in `keys`
  * of each in order) and the keys in that order (`sorted`, uint64). A least-significant-digit radix sort, 11 bits a
@@ -365,160 +362,7 @@ static PyObject *rank_firsts(PyObject *self, PyObject *args) {
 
 /* ---- fingerprints: each sighting's key hashed over the table's column buffers -------------------------------- */
 
-/* The Arrow C data interface (arrow.apache.org/docs/format/CDataInterface.html), ABI-stable; as in _flows.c. */
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
-
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-
-struct ArrowArrayStream {
-    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
-    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
-    const char *(*get_last_error)(struct ArrowArrayStream *);
-    void (*release)(struct ArrowArrayStream *);
-    void *private_data;
-};
-
-/* One column: its chunks, and where the rows being worked start in the current one (`at`, `pos`). `bits`: 1 (a
- * boolean), 8, 16, 32 or 64; 0: not given (a column of nulls). `values` NULL: every value of the stretch is null;
- * `validity` NULL: none is. */
-typedef struct {
-    struct ArrowArray *chunks;
-    Py_ssize_t count, at;
-    int64_t pos;
-    int bits;
-    const uint8_t *values;
-    const uint8_t *validity;
-    int64_t bit;  /* the stretch's first row in the chunk's buffers (its offset counted) */
-} Column;
-
-static void column_free(Column *c) {
-    for (Py_ssize_t i = 0; i < c->count; i++)
-        if (c->chunks[i].release)
-            c->chunks[i].release(&c->chunks[i]);
-    PyMem_RawFree(c->chunks);
-    c->chunks = NULL;
-    c->count = 0;
-}
-
-/* The chunks of the Arrow stream in `capsule` (None: a column of nulls): booleans or unsigned integers (`times`: also
- * signed 64-bit ones), `rows` values in all. The stream is released (the capsule's destructor then has nothing to do). */
-static int column_load(PyObject *capsule, Py_ssize_t rows, Column *c, int times) {
-    memset(c, 0, sizeof *c);
-    if (capsule == Py_None)
-        return 0;
-    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
-    if (!stream)
-        return -1;
-    if (!stream->release) {
-        PyErr_SetString(PyExc_ValueError, "a column's stream was consumed already");
-        return -1;
-    }
-    struct ArrowSchema schema;
-    int failed = 0;
-    if (stream->get_schema(stream, &schema) != 0) {
-        PyErr_SetString(PyExc_ValueError, "a column without a schema");
-        failed = 1;
-    } else {
-        const char *f = schema.format;
-        c->bits = !strcmp(f, "b") ? 1 : !strcmp(f, "C") ? 8 : !strcmp(f, "S") ? 16 : !strcmp(f, "I") ? 32 : !strcmp(f, "L") || (times && !strcmp(f, "l")) ? 64 : 0;
-        if (!c->bits) {
-            PyErr_Format(PyExc_ValueError, "a column of format %s, not booleans or unsigned integers", f);
-            failed = 1;
-        }
-        if (schema.release)
-            schema.release(&schema);
-    }
-    Py_ssize_t room = 0;
-    int64_t total = 0;
-    while (!failed) {
-        struct ArrowArray array;
-        if (stream->get_next(stream, &array) != 0) {
-            PyErr_SetString(PyExc_ValueError, "a column's chunk could not be had");
-            failed = 1;
-            break;
-        }
-        if (!array.release)
-            break;  /* the end */
-        if (c->count == room) {
-            room = room ? room * 2 : 64;
-            struct ArrowArray *grown = PyMem_RawRealloc(c->chunks, room * sizeof *grown);
-            if (!grown) {
-                array.release(&array);
-                PyErr_NoMemory();
-                failed = 1;
-                break;
-            }
-            c->chunks = grown;
-        }
-        c->chunks[c->count++] = array;
-        if (array.n_buffers != 2 || array.length < 0 || array.offset < 0 || (array.length && array.null_count != array.length &&
-                (!array.buffers[1] || (array.null_count != 0 && !array.buffers[0])))) {
-            PyErr_SetString(PyExc_ValueError, "a column's chunk without its values or null flags");
-            failed = 1;
-            break;
-        }
-        total += array.length;
-    }
-    stream->release(stream);
-    if (!failed && total != rows) {
-        PyErr_Format(PyExc_ValueError, "a column of %lld values for %zd rows", (long long)total, rows);
-        failed = 1;
-    }
-    if (failed) {
-        column_free(c);
-        return -1;
-    }
-    return 0;
-}
-
-/* Make the column's stretch start at its row `pos` of its current chunk; how many rows the chunk has left. */
-static int64_t column_seek(Column *c) {
-    if (!c->bits)
-        return INT64_MAX;
-    while (c->at < c->count && c->pos >= c->chunks[c->at].length) {
-        c->pos -= c->chunks[c->at].length;
-        c->at++;
-    }
-    if (c->at >= c->count)
-        return 0;
-    const struct ArrowArray *a = &c->chunks[c->at];
-    c->bit = a->offset + c->pos;
-    c->values = a->null_count == a->length ? NULL : a->buffers[1];
-    c->validity = a->null_count == 0 ? NULL : a->buffers[0];
-    return a->length - c->pos;
-}
-
 #define BLOCK 128
-
-/* each byte of a validity bitmap spread to 8 bytes of 0 or 1 (little-endian: bit k to byte k) */
-static uint64_t SPREAD[256];
-
-static void spread_make(void) {
-    for (int byte = 0; byte < 256; byte++)
-        for (int k = 0; k < 8; k++)
-            SPREAD[byte] |= (uint64_t)((byte >> k) & 1) << (8 * k);
-}
 
 /* Rows [start, start + n) of the column's stretch into `v` (0 where null) and `ok` (1 where not); 0 for both where the
  * column is null or not given, and past `n`. */
@@ -573,17 +417,6 @@ static void load(const Column *c, int64_t start, int n, uint64_t *restrict v, ui
         v[i] &= -(uint64_t)ok[i];
     }
 }
-
-/* wyhash's mix (a 128-bit product folded) and secrets */
-static inline uint64_t mix(uint64_t a, uint64_t b) {
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-#define S0 0xa0761d6478bd642fULL
-#define S1 0xe7037ed1a0b428dbULL
-#define S2 0x8ebc6af09c88c6e3ULL
-#define S3 0x589965cc75374cc3ULL
 
 /* the columns `fingerprint_scan` is given, in this order (`journeys.FINGERPRINTED`): the key's fields (KEY_FIELDS, then
  * OPTIONAL_KEY_FIELDS: not given where left out of the key), the addresses, the envelope's, the tunnel */
@@ -782,9 +615,12 @@ static PyObject *fingerprint_scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "keys beyond the rows, or ff02 not uint32");
         goto done;
     }
-    for (int k = 0; k < FINGERPRINTED; k++)
-        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], 0) < 0)
+    for (int k = 0; k < FINGERPRINTED; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d of the fingerprint's", k);
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], name, "bCSIL") < 0)
             goto done;
+    }
     scratch = PyMem_RawMalloc(sizeof *scratch);
     if (!scratch) {
         PyErr_NoMemory();
@@ -1412,7 +1248,7 @@ static PyObject *window_journeys(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "lengths differ, points not of 2, 4 or 8 bytes, or no such lane");
         goto done;
     }
-    if (column_load(capsule, n, &ts, 1) < 0)
+    if (column_load(capsule, n, &ts, "ts", "l") < 0)
         goto done;
     if (ts.bits != 64) {
         PyErr_SetString(PyExc_ValueError, "times not of 64 bits");
