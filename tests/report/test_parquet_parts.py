@@ -1,4 +1,5 @@
-"""parquet_parts: batches encoded apart and joined make the file one pyarrow writer makes, byte for byte."""
+"""parquet_parts: batches encoded apart and joined make the file one pyarrow writer makes, byte for byte, where pyarrow
+encodes the parts (`native=False`, or the C encoder not built); tests/report/test_parquet_c.py has the C encoder's."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def one_writer(tables: list[pa.Table]) -> bytes:
 
 def joined(tables: list[Any], **options: Any) -> bytes:
     out = io.BytesIO()
-    parquet_parts.write(tables, out, SCHEMA, PARQUET_OPTIONS, **options)
+    parquet_parts.write(tables, out, SCHEMA, PARQUET_OPTIONS, native=False, **options)
     return out.getvalue()
 
 
@@ -122,7 +123,7 @@ def test_reading_stopped_leaves_a_file_with_what_was_read(batches: list[pl.DataF
 
     out = io.BytesIO()
     with pytest.raises(KeyboardInterrupt):
-        parquet_parts.write(interrupted(), out, SCHEMA, PARQUET_OPTIONS)
+        parquet_parts.write(interrupted(), out, SCHEMA, PARQUET_OPTIONS, native=False)
     assert out.getvalue() == one_writer([b.to_arrow() for b in batches[:read]])
     assert pl.read_parquet(io.BytesIO(out.getvalue())).height == sum(b.height for b in batches[:read])
 
@@ -133,9 +134,12 @@ def test_to_arrow_is_polars_to_arrow(batches: list[pl.DataFrame]) -> None:
     assert to_arrow(batches[0]).schema.equals(SCHEMA)
 
 
-def test_stream_parquet_file(batches: list[pl.DataFrame], tmp_path: Path) -> None:
+def test_stream_parquet_file_without_the_c_encoder(batches: list[pl.DataFrame], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where `_parquet` was not built, `read --format parquet` writes what one pyarrow writer does."""
     from cniscope.report.table_out import stream_parquet
 
+    monkeypatch.setattr(parquet_parts, "_parquet", None)
     target = tmp_path / "out.parquet"
     stream_parquet(iter(batches), str(target))
     assert target.read_bytes() == one_writer([b.to_arrow() for b in batches])
@@ -145,11 +149,11 @@ def test_a_row_group_ordinal_is_renumbered(batches: list[pl.DataFrame]) -> None:
     """pyarrow 26 writes no RowGroup.ordinal (field 7); a writer that does numbered each part's group 0."""
     out = pa.BufferOutputStream()
     pq.write_table(batches[0].to_arrow(), out, **PARQUET_OPTIONS)
-    part = parquet_parts.Part(memoryview(out.getvalue()))
+    part = parquet_parts.Part.of_file(memoryview(out.getvalue()))
     start, end, _ = part.groups[0]
     assert part.footer[end - 1] == 0  # the row group's stop byte; its last field is 6 (total_compressed_size)
     footer = part.footer[:end - 1] + b"\x14\x00" + part.footer[end - 1:]  # field 6 + 1, i16, ordinal 0
     data = b"PAR1" + bytes(part.body) + footer + len(footer).to_bytes(4, "little") + b"PAR1"
-    group = next(iter(parquet_parts.Part(memoryview(data)).row_groups(shift=1000, ordinal=5)))
+    group = next(iter(parquet_parts.Part.of_file(memoryview(data)).row_groups(shift=1000, ordinal=5)))
     assert group.endswith(b"\x14\x0a\x00")  # ordinal 5 (zigzag 10)
     assert group != part.footer[start:end] and len(group) > end - start  # and its offsets moved

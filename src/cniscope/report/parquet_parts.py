@@ -1,31 +1,54 @@
-"""One parquet file written by several threads: each batch encoded on its own as a *part* (a complete parquet file
-of one row group), the parts joined in order into one file.
+"""One parquet file written by several threads: each batch encoded on its own as a *part* (one row group), the
+parts joined in order into one file.
 
 Why: pyarrow's `ParquetWriter` encodes on one thread (Arrow C++'s `use_threads` is not exposed), and at 10M
 packets that thread was `read --format parquet`'s critical path (5.8 s CPU of its 10.6) while the decoders
 waited. Encoded apart, two batches encode at once.
 
+Who encodes: `_parquet.c` (`Native`), straight from the Arrow buffers, with the GIL released: each column one data
+page (PLAIN, DELTA_BINARY_PACKED or a dictionary's indices as pyarrow would choose them), the definition levels the
+validity bitmap's bytes as they are, LZ4_RAW by liblz4; 17 ms of CPU a batch of 65536 packets where pyarrow's writer
+takes 44-56 (10M pcap). The file reads back to the same Arrow table as pyarrow's (tests/report/test_parquet_c.py),
+with the same min/max statistics; its bytes differ. pyarrow's writer encodes the part, as a file of its own, where
+the C encoder is not built, liblz4 is not found, a type or writer option is not one it covers, or a table is not
+in one chunk a column.
+
 How the parts join: a row group's bytes do not depend on where they sit in the file (page headers hold no file
 offsets), only the footer does. So the file is "PAR1", each part's row-group bytes one after the other, and the
-footer of the first part with the row groups of every part, each with its byte offsets shifted by where its part
-landed and its ordinal renumbered: the same bytes one `ParquetWriter` writes (tests/report/test_parquet_parts.py
-compares them). The footer is thrift's compact protocol; `_Thrift` walks it and nothing else of thrift is needed.
+footer pyarrow writes for the same schema and options with no row group, given the row groups of every part, each
+with its byte offsets shifted by where its part landed and its ordinal renumbered. Where pyarrow encodes every part,
+these are the bytes one `ParquetWriter` writes (tests/report/test_parquet_parts.py compares them). The footer is
+thrift's compact protocol; `_Thrift` walks it and nothing else of thrift is needed.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import queue
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import ModuleType
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+
+def _compiled() -> ModuleType | None:
+    try:
+        return importlib.import_module("cniscope.report._parquet")
+    except ImportError:
+        return None
+
+
+_parquet = _compiled()  # the C encoder; None where it was not built (pyarrow encodes every part)
+
 MAGIC = b"PAR1"
 PART_BUFFER = 32 << 20  # bytes reserved for a part (a batch of 65536 packets encodes to ~3 MB); a larger one grows its own
+SCRATCH = 2 << 20  # bytes of the C encoder's scratch (a batch of 65536 packets needs ~1.3 MB); a larger one grows its own
 WORKERS = 2
 # Written to the file 64 KiB at a time, not a part (~3 MB) at once: the kernel sizes the page-cache folios of a write
 # by its length, and on this VM (Linux 6.18, ext4) folios above 128 KiB came from memory the host had taken back, first
@@ -152,34 +175,44 @@ def _zigzag_varint(value: int) -> bytes:
 
 
 class Part:
-    """One encoded part: its row-group bytes (`body`, what follows "PAR1" up to the footer) and its footer, walked."""
+    """Encoded row groups: their bytes (`body`, what follows "PAR1" in a file of their own, up to its footer) and
+    their RowGroup structs' thrift bytes (in `footer`, `groups`: (start, end, spans) of each)."""
 
-    def __init__(self, data: memoryview) -> None:
+    def __init__(self, body: memoryview, footer: bytes, groups: list[tuple[int, int, list[tuple[int, int, str]]]], rows: int) -> None:
+        self.body = body
+        self.footer = footer
+        self.groups = groups
+        self.num_rows: tuple[int, int, int] = (0, 0, rows)  # (start, end, value) of FileMetaData.num_rows in a file's footer
+        self.groups_span = (0, 0)  # FileMetaData.row_groups in a file's footer: from its list header to its end
+
+    @classmethod
+    def of_file(cls, data: memoryview) -> Part:
+        """A whole parquet file's row groups, its footer walked."""
         size = struct.unpack_from("<i", data, len(data) - 8)[0]
         if bytes(data[:4]) != MAGIC or bytes(data[-4:]) != MAGIC:
             raise ValueError("parquet part: no PAR1 magic")
         end = len(data) - 8 - size
-        self.body = data[4:end]
-        self.footer = bytes(data[end:end + size])
-        cursor = _Thrift(self.footer)
-        self.num_rows: tuple[int, int, int] = (0, 0, 0)  # (start, end, value) of FileMetaData.num_rows
-        self.groups: list[tuple[int, int, list[tuple[int, int, str]]]] = []  # (start, end, spans) of each RowGroup
-        self.groups_span = (0, 0)  # FileMetaData.row_groups: from its list header to its end
+        part = cls(data[4:end], bytes(data[end:end + size]), [], 0)
+        cursor = _Thrift(part.footer)
         for field, kind in cursor.fields():
             if field == _NUM_ROWS and kind == _I64:
                 start = cursor.pos
                 rows = cursor.zigzag()
-                self.num_rows = (start, cursor.pos, rows)
+                part.num_rows = (start, cursor.pos, rows)
             elif field == _ROW_GROUPS and kind == _LIST:
                 begin = cursor.pos
-                size, _ = cursor.list_header()
-                for _ in range(size):
-                    first, spans = cursor.pos, list[tuple[int, int, str]]()
-                    cursor.spans(_ROW_GROUP, spans)
-                    self.groups.append((first, cursor.pos, spans))
-                self.groups_span = (begin, cursor.pos)
+                count, _ = cursor.list_header()
+                for _ in range(count):
+                    part.groups.append(_group(cursor))
+                part.groups_span = (begin, cursor.pos)
             else:
                 cursor.skip(kind)
+        return part
+
+    @classmethod
+    def of_row_group(cls, body: memoryview, group: bytes, rows: int) -> Part:
+        """One row group encoded in C: its bytes, and its RowGroup struct's (offsets as if `body` followed "PAR1")."""
+        return cls(body, group, [_group(_Thrift(group))], rows)
 
     def row_groups(self, shift: int, ordinal: int) -> Iterable[bytes]:
         """Each row group's thrift bytes, its offsets moved `shift` bytes on, numbered from `ordinal`."""
@@ -198,6 +231,13 @@ class Part:
             yield b"".join(pieces)
 
 
+def _group(cursor: _Thrift) -> tuple[int, int, list[tuple[int, int, str]]]:
+    """The RowGroup struct at the cursor: (start, end, the spans of its offsets and ordinal)."""
+    first, spans = cursor.pos, list[tuple[int, int, str]]()
+    cursor.spans(_ROW_GROUP, spans)
+    return first, cursor.pos, spans
+
+
 def _list_header(size: int, element: int) -> bytes:
     if size < 15:
         return bytes([size << 4 | element])
@@ -205,37 +245,29 @@ def _list_header(size: int, element: int) -> bytes:
 
 
 class Joiner:
-    """Parts appended in order to `target` (a binary file, positioned at its start); `close` writes the footer."""
+    """Parts appended in order to `target` (a binary file, positioned at its start); `close` writes the footer:
+    `empty`'s (the file one writer writes with no row group, same schema and options) with every part's row groups."""
 
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: IO[bytes], empty: Part) -> None:
         self.target = target
+        self.empty = empty
         self.position = len(MAGIC)
         self.rows = 0
         self.groups: list[bytes] = []
-        self.first: Part | None = None
         target.write(MAGIC)
 
     def append(self, part: Part) -> None:
-        """Write the part's row groups (in pieces of `WRITE` bytes), keep its footer's."""
-        self.first = self.first or part
+        """Write the part's row groups (in pieces of `WRITE` bytes), keep their thrift."""
         self.groups.extend(part.row_groups(self.position - len(MAGIC), len(self.groups)))
         self.rows += part.num_rows[2]
         self._write(part.body)
         self.position += len(part.body)
         part.body = memoryview(b"")  # its buffer goes on to the next part
 
-    def close(self, schema: pa.Schema, options: dict[str, Any]) -> None:
-        """The footer: the first part's, with every part's row groups and the sum of their rows; with no part, the
-        file one writer writes with no row group (the same `schema` and `options` as the parts)."""
-        if self.first is None:
-            empty = pa.BufferOutputStream()
-            with pq.ParquetWriter(empty, schema, **options):
-                pass
-            self._write(memoryview(empty.getvalue())[len(MAGIC):])  # its "PAR1" is written already
-            return
-        footer = self.first.footer
-        start, end, _ = self.first.num_rows
-        begin, stop = self.first.groups_span
+    def close(self) -> None:
+        footer = self.empty.footer
+        start, end, _ = self.empty.num_rows
+        begin, stop = self.empty.groups_span
         data = b"".join([footer[:start], _zigzag_varint(self.rows), footer[end:begin],
                          _list_header(len(self.groups), _STRUCT), *self.groups, footer[stop:]])
         self._write(memoryview(data + struct.pack("<i", len(data)) + MAGIC))
@@ -245,37 +277,155 @@ class Joiner:
             self.target.write(data[at:at + WRITE])
 
 
+def _empty(schema: pa.Schema, options: dict[str, Any]) -> Part:
+    out = pa.BufferOutputStream()
+    with pq.ParquetWriter(out, schema, **options):
+        pass
+    return Part.of_file(memoryview(out.getvalue()))
+
+
+# the C encoder's column kinds (_parquet.c) and flags
+_INT32, _INT64, _BOOL, _DICT, _TEXT = range(5)
+_SIGNED, _STATS, _DELTA = 1, 2, 4
+_CODECS = {"none": 0, "uncompressed": 0, "lz4": 7, "lz4_raw": 7}  # parquet's CompressionCodec
+_PHYSICAL = {_INT32: "INT32", _INT64: "INT64", _BOOL: "BOOLEAN", _DICT: "BYTE_ARRAY", _TEXT: "BYTE_ARRAY"}
+_KNOWN_OPTIONS = {"compression", "use_dictionary", "column_encoding", "write_batch_size", "write_statistics"}
+
+
+class Native:
+    """How `_parquet.encode` writes each column of a schema, with what pyarrow's writer options ask: a dictionary
+    column as a dictionary page and its indices, a text column PLAIN, an integer one PLAIN or delta-encoded, with
+    min/max statistics where asked. `make` gives None where a type or an option is not covered."""
+
+    def __init__(self, schema: pa.Schema, codec: int, columns: list[tuple[int, int, int, int, str]]) -> None:
+        self.schema = schema
+        self.codec = codec
+        self.columns = columns  # (kind, width, offset width, flags, name)
+
+    @classmethod
+    def make(cls, schema: pa.Schema, options: dict[str, Any], empty: Part) -> Native | None:
+        compression = options.get("compression", "snappy")
+        if _parquet is None or set(options) - _KNOWN_OPTIONS or not isinstance(compression, str):
+            return None
+        codec = _CODECS.get(compression.lower())
+        if codec is None or (codec and not _parquet.LZ4):
+            return None
+        stats, dictionary = options.get("write_statistics", True), options.get("use_dictionary", True)
+        encodings: dict[str, str] = options.get("column_encoding") or {}
+        columns = []
+        parquet = pq.ParquetFile(io.BytesIO(MAGIC + empty.footer + struct.pack("<i", len(empty.footer)) + MAGIC)).schema
+        for index, field in enumerate(schema):
+            column = _column(field.type)
+            if column is None or not field.nullable:
+                return None
+            kind, width, offsets, flags = column
+            flags |= _STATS if stats is True or (stats and field.name in stats) else 0
+            encoding = encodings.get(field.name, "PLAIN")
+            flags |= _DELTA if encoding == "DELTA_BINARY_PACKED" else 0
+            wants_dictionary = dictionary is True or (dictionary and field.name in dictionary)
+            described = parquet.column(index)
+            if ((flags & _STATS and kind not in (_INT32, _INT64)) or encoding not in ("PLAIN", "DELTA_BINARY_PACKED")
+                    or (flags & _DELTA and kind not in (_INT32, _INT64)) or (kind == _DICT and not wants_dictionary)
+                    or described.physical_type != _PHYSICAL[kind] or described.max_definition_level != 1
+                    or described.max_repetition_level != 0):
+                return None
+            columns.append((kind, width, offsets, flags, field.name))
+        return cls(schema, codec, columns)
+
+    def specs(self, table: pa.Table) -> list[tuple[Any, ...]] | None:
+        """Each column's kind and Arrow buffers, as `_parquet.encode` takes them; None where a column is not in
+        one chunk from its start (pyarrow writes those)."""
+        if table.num_rows == 0 or not table.schema.equals(self.schema):
+            return None
+        specs: list[tuple[Any, ...]] = []
+        for chunked, (kind, width, offsets, flags, name) in zip(table.columns, self.columns):
+            if chunked.num_chunks != 1:
+                return None
+            array = chunked.chunk(0)
+            if array.offset:
+                return None
+            buffers = array.buffers()
+            if kind == _DICT:
+                values = array.dictionary
+                if values.offset or values.null_count:
+                    return None
+                _, offsets_of, data = values.buffers()
+                specs.append((kind, width, offsets, flags, buffers[0], buffers[1], offsets_of, data, len(values), name))
+            elif kind == _TEXT:
+                specs.append((kind, width, offsets, flags, buffers[0], None, buffers[1], buffers[2], 0, name))
+            else:
+                specs.append((kind, width, offsets, flags, buffers[0], buffers[1], None, None, 0, name))
+        return specs
+
+    def encode(self, table: pa.Table, buffers: _Buffers) -> Part | None:
+        """The table as one row group in `buffers.out` (grown where it is too small), or None: pyarrow writes it."""
+        specs = self.specs(table)
+        if specs is None or _parquet is None:  # (`make` made none without it)
+            return None
+        while True:
+            try:
+                body, end = _parquet.encode(specs, table.num_rows, self.codec, buffers.out, buffers.scratch)
+            except ValueError:  # a page over 2 GB, or buffers Arrow would not make: pyarrow's to write or refuse
+                return None
+            if body == -1:
+                buffers.out = pa.allocate_buffer(end)
+            elif body == -2:
+                buffers.scratch = pa.allocate_buffer(end)
+            else:
+                view = memoryview(buffers.out)
+                return Part.of_row_group(view[:body], bytes(view[body:end]), table.num_rows)
+
+
+def _column(kind: pa.DataType) -> tuple[int, int, int, int] | None:
+    """(kind, byte width of the values or indices, byte width of the offsets, flags) of an Arrow type; None: not covered."""
+    if pa.types.is_boolean(kind):
+        return _BOOL, 1, 0, 0
+    if pa.types.is_integer(kind):
+        return (_INT32 if kind.bit_width <= 32 else _INT64), kind.bit_width // 8, 0, _SIGNED if pa.types.is_signed_integer(kind) else 0
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _TEXT, 0, 8 if pa.types.is_large_string(kind) else 4, 0
+    if pa.types.is_dictionary(kind) and (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)):
+        index = kind.index_type
+        signed = _SIGNED if pa.types.is_signed_integer(index) else 0
+        return _DICT, index.bit_width // 8, 8 if pa.types.is_large_string(kind.value_type) else 4, signed
+    return None
+
+
+class _Buffers:
+    """Where a worker encodes a part: `out` (the part) and `scratch` (the C encoder's pages before compression)."""
+
+    def __init__(self, size: int) -> None:
+        self.out = pa.allocate_buffer(size)
+        self.scratch = pa.allocate_buffer(SCRATCH)
+
+
 def write(tables: Iterable[Any], target: IO[bytes], schema: pa.Schema, options: dict[str, Any],
-          workers: int = WORKERS, part_buffer: int = PART_BUFFER, prepare: Callable[[Any], pa.Table] | None = None) -> None:
+          workers: int = WORKERS, part_buffer: int = PART_BUFFER, prepare: Callable[[Any], pa.Table] | None = None,
+          native: bool = True) -> None:
     """`tables` as one parquet file at `target`, each a row group, `workers` of them encoding at once.
 
     `prepare` (on the worker's thread) makes each item of `tables` an arrow table; at most `workers` + 1 items
-    are held at a time.
+    are held at a time. `native`: the C encoder where it is built and covers the schema and options (else, and
+    for a table it does not take, pyarrow's writer).
     """
-    free: queue.SimpleQueue[pa.Buffer] = queue.SimpleQueue()
+    empty = _empty(schema, options)
+    encoder = Native.make(schema, options, empty) if native else None
+    free: queue.SimpleQueue[_Buffers] = queue.SimpleQueue()
     for _ in range(workers + 1):
-        free.put(pa.allocate_buffer(part_buffer))
+        free.put(_Buffers(part_buffer))
 
-    def encode(item: Any, buffer: pa.Buffer) -> tuple[Part, pa.Buffer]:
+    def encode(item: Any, buffers: _Buffers) -> tuple[Part, _Buffers]:
         table = prepare(item) if prepare is not None else item
-        sink: pa.NativeFile = pa.FixedSizeBufferWriter(buffer)
-        try:
-            with pq.ParquetWriter(sink, schema, **options) as writer:
-                writer.write_table(table)
-            return Part(memoryview(buffer)[:sink.tell()]), buffer
-        except OSError:  # larger than the buffer: in a buffer of its own
-            grown = pa.BufferOutputStream()
-            with pq.ParquetWriter(grown, schema, **options) as writer:
-                writer.write_table(table)
-            return Part(memoryview(grown.getvalue())), buffer
+        part = encoder.encode(table, buffers) if encoder is not None else None
+        return part or _pyarrow_part(table, buffers, schema, options), buffers
 
-    joiner = Joiner(target)
-    pending: deque[Future[tuple[Part, pa.Buffer]]] = deque()
+    joiner = Joiner(target, empty)
+    pending: deque[Future[tuple[Part, _Buffers]]] = deque()
 
     def join_next() -> None:
-        part, buffer = pending.popleft().result()
+        part, buffers = pending.popleft().result()
         joiner.append(part)
-        free.put(buffer)
+        free.put(buffers)
 
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="parquet") as pool:
@@ -288,4 +438,18 @@ def write(tables: Iterable[Any], target: IO[bytes], schema: pa.Schema, options: 
                 while pending:
                     join_next()
     finally:  # the footer, so the file opens with every row group it holds, as a writer closed early leaves it
-        joiner.close(schema, options)
+        joiner.close()
+
+
+def _pyarrow_part(table: pa.Table, buffers: _Buffers, schema: pa.Schema, options: dict[str, Any]) -> Part:
+    """The table encoded by pyarrow's writer as a file of its own, in `buffers.out` where it fits."""
+    sink: pa.NativeFile = pa.FixedSizeBufferWriter(buffers.out)
+    try:
+        with pq.ParquetWriter(sink, schema, **options) as writer:
+            writer.write_table(table)
+        return Part.of_file(memoryview(buffers.out)[:sink.tell()])
+    except OSError:  # larger than the buffer: in a buffer of its own
+        grown = pa.BufferOutputStream()
+        with pq.ParquetWriter(grown, schema, **options) as writer:
+            writer.write_table(table)
+        return Part.of_file(memoryview(grown.getvalue()))

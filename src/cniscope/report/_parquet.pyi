@@ -1,0 +1,9 @@
+# a parquet row group encoded in C (cniscope.report.parquet_parts.Native)
+
+# whether liblz4 was found: LZ4_RAW (7) is offered besides UNCOMPRESSED (0)
+LZ4: int
+
+# columns: (kind, width, offset width, flags, validity, values, offsets, data, dictionary entries, name) each, the
+# buffers Arrow's (or None); -> (body, end): the column chunks in out[:body], the RowGroup's thrift in out[body:end];
+# or (-1, bytes) where `out` is too small, (-2, bytes) where `scratch` is
+def encode(columns: list[tuple[object, ...]], rows: int, codec: int, out: object, scratch: object, /) -> tuple[int, int]: ...

@@ -1,0 +1,276 @@
+"""The parquet row groups `_parquet.c` encodes read back (pyarrow and polars) to the tables pyarrow's writer gives:
+schema, types, nulls, dictionaries and statistics, on captures and on made-up tables of every odd value; buffers
+that do not hold what they claim are refused, and pyarrow writes what the C encoder does not take."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cniscope import ingest
+from cniscope.packets.schema import SCHEMA, empty
+from cniscope.report import parquet_parts
+from cniscope.report.table_out import PARQUET_OPTIONS, stream_parquet, to_arrow
+from cniscope.sources import InputSpec
+from tests.compiled import compile_c
+from tests.frames import ethernet, icmp, ipv4, tcp, udp, vxlan
+
+ARROW = empty().to_arrow().schema
+SOURCE = Path(parquet_parts.__file__).with_name("_parquet.c")
+STATISTICS = ("input", "frame", "ts")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return compile_c(SOURCE, tmp_path_factory.mktemp("parquet"))
+
+
+@pytest.fixture(autouse=True)
+def in_c(monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> ModuleType:
+    monkeypatch.setattr(parquet_parts, "_parquet", compiled)
+    return compiled
+
+
+def written(tables: list[Any], native: bool, options: dict[str, Any] = PARQUET_OPTIONS, **kwargs: Any) -> bytes:
+    out = io.BytesIO()
+    parquet_parts.write(tables, out, ARROW, options, native=native, **kwargs)
+    return out.getvalue()
+
+
+def same_as_pyarrow(tables: list[Any], options: dict[str, Any] = PARQUET_OPTIONS, **kwargs: Any) -> bytes:
+    """The file the C encoder writes, checked to read back as pyarrow's does (and to be another file)."""
+    ours, theirs = written(tables, True, options, **kwargs), written(tables, False, options, **kwargs)
+    mine, reference = pq.read_table(io.BytesIO(ours)), pq.read_table(io.BytesIO(theirs))
+    assert mine.schema.equals(reference.schema, check_metadata=True)
+    assert mine.equals(reference)
+    assert pl.read_parquet(io.BytesIO(ours)).equals(pl.read_parquet(io.BytesIO(theirs)))
+    assert pl.read_parquet(io.BytesIO(ours)).schema == SCHEMA
+    ours_meta, theirs_meta = pq.ParquetFile(io.BytesIO(ours)).metadata, pq.ParquetFile(io.BytesIO(theirs)).metadata
+    assert ours_meta.num_rows == theirs_meta.num_rows and ours_meta.num_row_groups == theirs_meta.num_row_groups
+    for group in range(ours_meta.num_row_groups):
+        a, b = ours_meta.row_group(group), theirs_meta.row_group(group)
+        assert a.num_rows == b.num_rows
+        for index, field in enumerate(ARROW):
+            got, want = a.column(index).statistics, b.column(index).statistics
+            if field.name in STATISTICS and options.get("write_statistics") == PARQUET_OPTIONS["write_statistics"]:
+                assert (got is None) == (want is None) == (a.num_rows == 0), field.name
+                assert got is None or want is None or got.to_dict() == want.to_dict(), field.name
+    return ours
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> list[pl.DataFrame]:
+    """A capture of 700 packets of four kinds read 37 at a time (odd batches: bitmaps end mid-byte), node named."""
+    from cniscope.wire import pcap as pcap_file
+
+    frames = [
+        ethernet(ipv4(tcp(seq=7, ack=9, flags="S."), src="10.244.1.2", dst="10.244.2.3")),
+        ethernet(ipv4(icmp(type_=8, ident=3, seq=4), src="10.0.0.1", dst="10.0.0.2", proto=1)),
+        ethernet(ipv4(udp(vxlan(ethernet(ipv4(tcp(seq=11, flags="P."), src="10.244.1.2", dst="10.244.2.3"))),
+                      sport=50000, dport=8472), src="192.168.0.11", dst="192.168.0.12", proto=17)),
+        b"\x02" * 9,
+    ]
+    n = 700
+    path = tmp_path_factory.mktemp("c") / "mixed.pcap"
+    path.write_bytes(pcap_file.encode([frames[i % 4] for i in range(n)], [1_700_000_000_000_000_000 + i for i in range(n)],
+                                      1, nanos=True))
+    return list(ingest.batches([InputSpec(str(path), node="node1")], [], batch_size=37))
+
+
+def test_a_capture_reads_back_as_pyarrow_writes_it(batches: list[pl.DataFrame]) -> None:
+    data = same_as_pyarrow(batches, prepare=to_arrow)
+    assert pl.read_parquet(io.BytesIO(data)).equals(pl.concat(batches))
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0).column(1).encodings == ("RLE", "DELTA_BINARY_PACKED")
+
+
+def test_stream_parquet_writes_with_the_c_encoder(batches: list[pl.DataFrame], tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    stream_parquet(iter(batches), str(target))
+    assert pl.read_parquet(target).equals(pl.concat(batches))
+    assert target.read_bytes() != written([b.to_arrow() for b in batches], False)  # not pyarrow's parts
+
+
+def made_up(rng: np.random.Generator, n: int, null_share: float) -> pl.DataFrame:
+    """`n` rows of the packet schema, each column's values from the extremes of its type and random ones, a share of
+    them null (per column, 0 and 1 included); text from a few values, empty and long ones among them."""
+    columns = {}
+    for name, dtype in SCHEMA.items():
+        share = rng.choice([0.0, 1.0, null_share, 0.5])
+        if dtype == pl.Boolean:
+            values: list[Any] = list(rng.integers(0, 2, n).astype(bool))
+        elif dtype.is_integer():
+            info = np.iinfo(str(dtype).lower())
+            edges = [int(info.min), int(info.max), 0, 1, int(info.max) - 1, int(info.min) + 1]
+            randoms = rng.integers(info.min, info.max, n, dtype=info.dtype, endpoint=True)
+            values = [edges[rng.integers(0, len(edges))] if p == 0 else int(randoms[i]) if p == 1 else min(i, int(info.max))
+                      for i, p in enumerate(rng.integers(0, 3, n))]
+        else:
+            words = ["", "é\u2603", "x" * 70_000, *(f"name{k}" for k in range(300))]
+            values = [words[k] for k in rng.integers(0, len(words), n)]
+        nulls = rng.random(n) < share
+        columns[name] = pl.Series(name, [None if nulls[i] else v for i, v in enumerate(values)], dtype=dtype)
+    return pl.DataFrame(columns)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_made_up_tables_of_odd_values_read_back_as_pyarrow_writes_them(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    tables = [made_up(rng, int(n), share) for n, share in zip(rng.integers(1, 700, 3), (0.01, 0.5, 0.99))]
+    same_as_pyarrow(tables, prepare=to_arrow)
+
+
+def test_sorted_columns_delta_encode_and_keep_their_statistics() -> None:
+    """frame and ts ascending (as a capture has them), one of them wrapping around: deltas of every width."""
+    n = 5000
+    table = empty().vstack(made_up(np.random.default_rng(9), n, 0.0).with_columns(
+        pl.Series("frame", np.arange(n, dtype=np.uint32) * 977 + 4_294_000_000, dtype=pl.UInt32),
+        pl.Series("ts", np.cumsum(np.random.default_rng(1).integers(0, 2**40, n)) - 2**62, dtype=pl.Int64),
+        pl.lit(3, dtype=pl.UInt16).alias("input")))
+    data = same_as_pyarrow([table], prepare=to_arrow)
+    column = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0).column(6)
+    assert column.encodings == ("RLE", "DELTA_BINARY_PACKED") and column.statistics.min == table["ts"].min()
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 8, 9, 16, 17, 129, 4096])
+def test_all_null_all_valid_and_one_valued_columns(rows: int) -> None:
+    """Every column null, every column valid (one value each), and each null but in one row (the delta encoder
+    with a single value, the bitmap's runs cut by one bit)."""
+    everything = made_up(np.random.default_rng(rows), rows, 0.0)
+    nothing = pl.DataFrame({name: pl.Series(name, [None] * rows, dtype=dtype) for name, dtype in SCHEMA.items()})
+    one = pl.DataFrame({name: pl.Series(name, [everything[name][0] if i == rows // 2 else None for i in range(rows)], dtype=dtype)
+                        for name, dtype in SCHEMA.items()})
+    same_as_pyarrow([everything, nothing, one], prepare=to_arrow)
+
+
+def test_nulls_in_runs_and_alone() -> None:
+    """Validity bitmaps of long runs (RLE runs) between odd bytes (bit-packed runs), ending mid-byte."""
+    n = 10_007
+    pattern = np.zeros(n, dtype=bool)
+    pattern[100:5000] = True
+    pattern[5003] = True
+    pattern[6000:6009] = True
+    pattern[7000::3] = True
+    table = made_up(np.random.default_rng(5), n, 0.0).with_columns(
+        pl.when(pl.Series(pattern)).then(pl.all()).otherwise(None).name.keep())
+    same_as_pyarrow([table], prepare=to_arrow)
+
+
+def test_a_dictionary_of_many_entries_and_long_runs_of_one() -> None:
+    """Indices of 9 bits and more, in runs (RLE runs) and alone (bit-packed)."""
+    n = 20_000
+    names = [f"veth{k:04x}" for k in range(1000)]
+    picks = [names[(i // 50) % 1000] if i % 3 else names[(i * 7919) % 1000] for i in range(n)]
+    table = made_up(np.random.default_rng(2), n, 0.1).with_columns(pl.Series("iface", picks, dtype=pl.Categorical()))
+    same_as_pyarrow([table], prepare=to_arrow)
+
+
+def test_no_batch_and_empty_batches(batches: list[pl.DataFrame]) -> None:
+    assert written([], True) == written([], False)
+    assert pl.read_parquet(io.BytesIO(written([], True))).equals(empty())
+    same_as_pyarrow([batches[0].slice(0, 0), batches[1], empty()], prepare=to_arrow)
+
+
+def test_small_buffers_grow(batches: list[pl.DataFrame]) -> None:
+    same_as_pyarrow(batches[:3], part_buffer=1024, prepare=to_arrow)
+
+
+def test_tables_the_c_encoder_does_not_take_go_to_pyarrow(batches: list[pl.DataFrame]) -> None:
+    """A column in two chunks, a slice starting mid-byte: pyarrow's parts among the C encoder's, in one file."""
+    first, second = to_arrow(batches[0]), to_arrow(batches[1])
+    chunked = pa.concat_tables([first, second])
+    sliced = pa.concat_tables([first, second]).combine_chunks().slice(3, 40)
+    data = same_as_pyarrow([first, chunked, sliced, second])
+    assert pq.read_table(io.BytesIO(data)).num_rows == 37 * 4 + 40
+
+
+@pytest.mark.parametrize("options", [
+    {**PARQUET_OPTIONS, "compression": "none"},
+    {**PARQUET_OPTIONS, "compression": "snappy"},
+    {**PARQUET_OPTIONS, "write_statistics": True},
+    {**PARQUET_OPTIONS, "use_dictionary": False},
+    {"compression": "lz4"},
+    {**PARQUET_OPTIONS, "data_page_size": 1 << 16},
+])
+def test_other_writer_options(batches: list[pl.DataFrame], options: dict[str, Any]) -> None:
+    """Options the C encoder covers (no compression) it follows; the others pyarrow writes, byte for byte."""
+    tables = [to_arrow(b) for b in batches[:4]]
+    covered = parquet_parts.Native.make(ARROW, options, parquet_parts._empty(ARROW, options)) is not None
+    assert covered == (options.get("compression") == "none")
+    data = same_as_pyarrow(tables, options)
+    assert (data == written(tables, False, options)) != covered
+
+
+def test_without_liblz4_pyarrow_writes(batches: list[pl.DataFrame], monkeypatch: pytest.MonkeyPatch, in_c: ModuleType) -> None:
+    monkeypatch.setattr(in_c, "LZ4", 0)
+    tables = [to_arrow(b) for b in batches[:2]]
+    assert written(tables, True) == written(tables, False)
+
+
+# ---- the C encoder's checks, called directly ----------------------------------------------------------------
+
+def specs_of(table: pa.Table) -> list[tuple[Any, ...]]:
+    native = parquet_parts.Native.make(ARROW, PARQUET_OPTIONS, parquet_parts._empty(ARROW, PARQUET_OPTIONS))
+    assert native is not None
+    specs = native.specs(table)
+    assert specs is not None
+    return specs
+
+
+def encode(module: ModuleType, specs: list[tuple[Any, ...]], rows: int) -> tuple[int, int]:
+    result: tuple[int, int] = module.encode(specs, rows, 7, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))
+    return result
+
+
+def column(specs: list[tuple[Any, ...]], name: str) -> int:
+    return next(i for i, spec in enumerate(specs) if spec[-1] == name)
+
+
+def replaced(specs: list[tuple[Any, ...]], name: str, at: int, value: Any) -> list[tuple[Any, ...]]:
+    k = column(specs, name)
+    spec = list(specs[k])
+    spec[at] = value
+    return [*specs[:k], tuple(spec), *specs[k + 1:]]
+
+
+def test_buffers_that_do_not_hold_the_rows_are_refused(in_c: ModuleType, batches: list[pl.DataFrame]) -> None:
+    table = to_arrow(batches[0].with_columns(pl.lit("x").alias("info"), pl.lit("eth0", pl.Categorical()).alias("iface")))
+    specs, rows = specs_of(table), table.num_rows
+    assert encode(in_c, specs, rows)[0] > 0
+    short, nothing = pa.py_buffer(b"\x00" * 8), pa.py_buffer(b"")
+    offsets_down = pa.py_buffer(np.array([0, 5, 3] + [3] * rows, dtype=np.int64).tobytes())
+    offsets_out = pa.py_buffer(np.array([0] * rows + [10**6], dtype=np.int64).tobytes())
+    indices_out = pa.py_buffer(np.full(rows, 7, dtype=np.uint32).tobytes())
+    for bad in (replaced(specs, "ts", 5, short), replaced(specs, "src", 4, nothing), replaced(specs, "truncated", 5, nothing),
+                replaced(specs, "info", 6, offsets_down), replaced(specs, "info", 6, offsets_out),
+                replaced(specs, "info", 6, short), replaced(specs, "iface", 5, indices_out),
+                replaced(specs, "iface", 6, offsets_down), replaced(specs, "iface", 8, 10**6),
+                replaced(specs, "iface", 8, -1), replaced(specs, "ts", 1, 3), replaced(specs, "ts", 0, 9),
+                replaced(specs, "iface", 2, 2)):
+        with pytest.raises(ValueError):
+            encode(in_c, bad, rows)
+    for rows_given in (0, -1, 1 << 31):
+        with pytest.raises(ValueError):
+            encode(in_c, specs, rows_given)
+    with pytest.raises(ValueError):
+        in_c.encode(specs, rows, 3, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))  # no such codec
+    with pytest.raises(TypeError):
+        in_c.encode([(1, 2)], rows, 7, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))
+
+
+def test_too_small_buffers_are_told_what_they_need(in_c: ModuleType, batches: list[pl.DataFrame]) -> None:
+    table = to_arrow(batches[0])
+    specs = specs_of(table)
+    status, need = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(100), pa.allocate_buffer(1 << 22))
+    assert status == -1 and need > 100
+    status, need = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(need), pa.allocate_buffer(10))
+    assert status == -2 and need > 10
+    body, end = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(1 << 20), pa.allocate_buffer(need))
+    assert 0 < body < end
