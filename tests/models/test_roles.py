@@ -133,26 +133,33 @@ def test_single_interface_captures_say_nothing() -> None:
 
 
 @pytest.mark.parametrize(("path", "merged"), [
-    (SEED, False), (CORPUS / "12-fluxop-flannel-any-inout-dns.txt", False), (CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt", False),
-    (CORPUS / "04-msazure-flannel-vxlan-e.txt", True), (CORPUS / "07-virtnest-calico-ipip-4ifaces.txt", True),  # pod veths, named
+    (SEED, ""), (CORPUS / "12-fluxop-flannel-any-inout-dns.txt", ""), (CORPUS / "22-weave3014-nodeport-any-dnat-snat.txt", ""),
+    (CORPUS / "04-msazure-flannel-vxlan-e.txt", "veth"), (CORPUS / "07-virtnest-calico-ipip-4ifaces.txt", "veth"),  # pod veths, named
+    (CORPUS / "06-plantegg-flannel-vxlan-nnetvv.txt", "copies"), (CORPUS / "10-inksnw-kuberouter-bgp-any-v.txt", "copies"),
 ], ids=lambda p: getattr(p, "name", str(p)))
-def test_shapes_over_the_table_label_alike(path, merged, monkeypatch) -> None:
-    """Journeys numbered into shapes over the table's columns, without the addresses of sightings that name their
-    interface: each shape's journeys share their signature but for those addresses, and labelling and comparing say
-    the same as over the signatures themselves (addresses and all, each pod veth worded from its own hop's)."""
+def test_shapes_over_the_table_label_alike(path, merged, monkeypatch) -> None:  # merged: what merges some signatures
+    """Journeys numbered into shapes over the table's columns, without the addresses of the sightings: each shape's
+    journeys share their signature but for those addresses, and, on a node where their sightings do not all name their
+    interface, whether the ends there are pods and the most copies between them; labelling and comparing say the same
+    as over the signatures themselves (addresses and all, each pod veth worded from its own hop's)."""
     loaded = load_capture(path)
     verdict = infer(loaded.table, loaded.journeys)
     ctx = roles._context(loaded.journeys, loaded.journeys, loaded.table, verdict, None)
-    numbered = roles._shape_numbers(loaded.journeys, loaded.table, roles._hops_of(loaded.journeys))
+    numbered = roles._shape_numbers(loaded.journeys, loaded.table, roles._hops_of(loaded.journeys), ctx)
     assert numbered is not None
-    shape_of = numbered.tolist()
+    shape_of, copies = numbered[0].tolist(), numbered[1]
     assert len(shape_of) == len(loaded.journeys)
+    # the copies as labelling counted them over every journey's groups, in Python
+    assert copies == roles._covered([roles._groups(j, ctx) for j in loaded.journeys], ctx).copies
 
     def coarse(journey: Journey) -> tuple[object, ...]:
-        named = all(named_iface(h.iface) for h in journey.hops)
-        signature = roles._signature(journey, ctx)
-        return (roles._addressed(ctx.dst[journey.hops[0].row]),
-                tuple(((key, None, None, t) if named else (key, src, dst, t), *rest) for (key, src, dst, t), *rest in signature))
+        hops = []
+        for (key, _, _, t), *rest in roles._signature(journey, ctx):
+            group = [h for h in journey.hops if ctx.keys[h.row] == key]
+            ends = (ctx.src[group[0].row], ctx.dst[group[-1].row])
+            fitted = None if all(named_iface(h.iface) for h in group) else (*map(ctx.is_pod, ends), copies[(key, *ends)])
+            hops.append((key, t, fitted, *rest))
+        return roles._addressed(ctx.dst[journey.hops[0].row]), tuple(hops)
 
     coarse_of: dict[int, tuple[object, ...]] = {}
     for journey, shape in zip(loaded.journeys, shape_of):
@@ -162,12 +169,15 @@ def test_shapes_over_the_table_label_alike(path, merged, monkeypatch) -> None:
     worded = [[h.role for h in j.hops] for j in labelled]  # (labelling sets the roles of the journeys' own hops)
     compared = compare(labelled, loaded.table, verdict)
     set_roles([h for j in labelled for h in j.hops], (None for j in labelled for h in j.hops))
-    monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table, hops: None)  # the signatures, as Python tuples
+    monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table, hops, probe: None)  # the signatures, as Python tuples
     assert [[h.role for h in j.hops] for j in label(loaded.journeys, loaded.table, verdict)] == worded
     assert compare(labelled, loaded.table, verdict) == compared
     signatures = len({roles._signature(j, ctx) for j in loaded.journeys})
     assert signatures > len(set(shape_of)) if merged else signatures == len(set(shape_of))
-    assert not merged or any("veth" in (role or "") for of_journey in worded for role in of_journey)
+    if merged == "veth":
+        assert any("veth" in (role or "") for of_journey in worded for role in of_journey)
+    elif merged == "copies":  # between other addresses
+        assert any(not named_iface(h.iface) for j in loaded.journeys for h in j.hops)
 
 
 def test_any_rewrite_is_a_hop_with_dnat_or_snat() -> None:
