@@ -88,3 +88,27 @@ def test_analysing_pcap_and_pcapng_imports_no_pyarrow() -> None:
         done = subprocess.run([sys.executable, "-c", probe, "analyze", "--json", str(capture)], capture_output=True, text=True,
                               timeout=120)
         assert done.stdout.split() == ["0", "True", "False"], done.stderr
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_a_large_input_reads_in_larger_batches_to_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 kind: str) -> None:
+    from cniscope import ingest
+    from cniscope.wire.pcapng import PcapngWriter
+
+    frames = [ethernet(ipv4(tcp(sport=1000 + i, flags="S"))) for i in range(100)]
+    path = tmp_path / f"c.{kind}"
+    if kind == "pcap":
+        path.write_bytes(pcap.encode(frames, [T0 + i for i in range(100)], 1))
+    else:
+        with PcapngWriter(str(path)) as w:
+            w.section(node="n1")
+            eth0 = w.interface("eth0", 1)
+            for i, frame in enumerate(frames):
+                w.packet(eth0, T0 + i, frame, comment="late" if i == 57 else None)
+    small = read([InputSpec(str(path))], batch_size=10).table
+    monkeypatch.setattr(ingest, "LARGE", path.stat().st_size // 3)  # three times as large as that: batches of 30
+    grown = read([InputSpec(str(path))], batch_size=10).table
+    assert small.n_chunks() == 10 and grown.n_chunks() == 4
+    assert grown.equals(small, null_equal=True) and grown["frame"].to_list() == list(range(100))
+    assert len(list(ingest.batches([InputSpec(str(path))], [], 10))) == 10  # a writer that streams: batches as asked

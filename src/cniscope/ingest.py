@@ -45,6 +45,12 @@ from cniscope.sources.open import (
 )
 
 BATCH = 65536  # frames (or text packets) read and decoded at a time
+# `read` (the whole table in memory) reads a binary input in batches of `batch_size` times its multiples of LARGE bytes,
+# up to GROWN times: each batch costs ~4 ms beside its rows (the readers' and the decoder's Python, the chunk's 50
+# columns to polars, then a chunk more a column in the stages after); a small input keeps enough batches to decode on
+# both cores. Writers that stream keep `batch_size`: they hold several batches at a time.
+LARGE = 1 << 28
+GROWN = 4
 DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: the C decoder and polars release the GIL
 INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
 
@@ -98,27 +104,29 @@ def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[In
     The batches are not copied into one chunk: that would hold the table twice at the end of reading.
     """
     infos: list[InputInfo] = []
-    tables = list(batches(specs, infos, batch_size, on_batch, unread))
+    tables = list(batches(specs, infos, batch_size, on_batch, unread, grow=True))
     table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos, source=Reopen(tuple(specs)))
 
 
 def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
-            on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = ()) -> Iterator[pl.DataFrame]:
+            on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = (),
+            grow: bool = False) -> Iterator[pl.DataFrame]:
     """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
-    appends each input's `InputInfo` to `infos` as it starts."""
+    appends each input's `InputInfo` to `infos` as it starts. `grow`: a large binary input's batches larger (`LARGE`)."""
     for index, spec in enumerate(specs):
         info = InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info, batch_size, unread):
+        for table in iter_tables(spec, info, batch_size, unread, grow):
             yield table
             if on_batch is not None:
                 on_batch(spec, info)
 
 
-def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unread: Collection[str] = ()) -> Iterator[pl.DataFrame]:
-    """The packet table of one input in batches of at most `batch_size` rows, tagged with its input and node; the
-    `unread` columns of binary inputs null (text rows come whole)."""
+def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unread: Collection[str] = (),
+                grow: bool = False) -> Iterator[pl.DataFrame]:
+    """The packet table of one input in batches of at most `batch_size` rows (a large binary input's grown: `grow`,
+    `LARGE`), tagged with its input and node; the `unread` columns of binary inputs null (text rows come whole)."""
     if spec.unreadable:
         info.warn("", f"skipped: {spec.unreadable}")
         info.skipped = True
@@ -126,7 +134,8 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
     with ExitStack() as stack:
         opened = open_input(spec, info, stack)
         if opened.binary:
-            yield from _binary(opened, spec, info, batch_size, frozenset(unread))
+            grown = batch_size * min(GROWN, max(1, opened.buf.nbytes // LARGE)) if grow else batch_size
+            yield from _binary(opened, spec, info, grown, frozenset(unread))
         elif opened.kind == "text":
             for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
                 yield table.with_columns(_tags(spec, info))

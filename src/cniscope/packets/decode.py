@@ -55,7 +55,7 @@ from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import IFINDEX_PREFIX, SCHEMA, LinkType, empty
 
-CHUNK = 65536
+CHUNK = 262144  # rows a call of the C decoder: a batch of `ingest` (grown for a large input) is one
 # columns C writes as the buffer position of 16 address bytes: text here
 _IPV6 = frozenset({"src6", "dst6", "outer_src6", "outer_dst6"})
 NOT_BUILT = ("cniscope: the C frame decoder (cniscope.packets._decode) was not built (no C compiler at install?): "
