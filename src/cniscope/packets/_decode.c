@@ -72,6 +72,10 @@ enum {
  * values whole (then zeros under its nulls) or, when few rows have one, those alone. */
 #define BLOCK 64
 
+/* frames ahead whose first two cache lines are asked for meanwhile: the mapped file's pages come from memory, and the
+ * first read of each frame waited for them (C alone, 64k frames of 10M pcapng: 7.3-8.0 -> 6.6-6.9 ms) */
+#define AHEAD 8
+
 typedef struct {
     uint64_t v[NCOL][BLOCK]; /* what a row has no value in is left as it was: never read */
     uint64_t set[NCOL];      /* per column, the rows that have a value (bit j: row j) */
@@ -776,6 +780,10 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     int count = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t at = offset[i];
+        if (i + AHEAD < n && offset[i + AHEAD] >= 0 && offset[i + AHEAD] <= size - 128) { /* a hint, inside the buffer */
+            __builtin_prefetch(data + offset[i + AHEAD]);
+            __builtin_prefetch(data + offset[i + AHEAD] + 64);
+        }
         int64_t cap = at < 0 || at > size ? 0 : (int64_t)caplen[i] < size - at ? (int64_t)caplen[i] : size - at;
         Row row = {block, count}, *r = &row;
         d.buf = data + (at < 0 || at > size ? 0 : at);
