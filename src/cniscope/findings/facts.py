@@ -587,11 +587,12 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
     if hops.height:
         inbound, outbound = pl.col("direction") == int(Direction.IN), pl.col("direction") == int(Direction.OUT)
         role = pl.col("role")
-        at = ("journey", "node")
-        # a node sends its envelopes from its own address, and opens those sent to it
-        decapsulated = (inbound & (role == ROLE_CODES[Role.TUNNEL])).any().over(at)
+        at = pl.struct("journey", "node")  # (neither is null) a journey's hops on one node, in path order
+        # a node sends its envelopes from its own address, and opens those sent to it; over the journeys' nodes by
+        # hashing, not windows (`over`, 0.028 -> 0.008 s of CPU over 20,000 journeys)
+        decapsulated = at.is_in(at.filter(inbound & (role == ROLE_CODES[Role.TUNNEL])).implode())
         enveloped = (role == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) != 0) & (outbound | decapsulated)
-        first_out = (pl.int_range(pl.len()).over(at) == 0) & outbound & ~role.is_in([ROLE_CODES[Role.HOST_VETH], 0]) \
+        first_out = at.is_first_distinct() & outbound & ~role.is_in([ROLE_CODES[Role.HOST_VETH], 0]) \
             & pl.col("node").is_in(self._every_iface_nodes())
         marked = hops.with_columns(_envelope=enveloped, _pod=role == ROLE_CODES[Role.HOST_VETH], _first_out=first_out)
         # each address written as text for the hops that say it only (every hop's, for all four: 0.04 s at 2M)
