@@ -88,7 +88,10 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> list[pl.DataFrame]:
 def test_a_capture_reads_back_as_pyarrow_writes_it(batches: list[pl.DataFrame]) -> None:
     data = same_as_pyarrow(batches, prepare=to_arrow)
     assert pl.read_parquet(io.BytesIO(data)).equals(pl.concat(batches))
-    assert pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0).column(1).encodings == ("RLE", "DELTA_BINARY_PACKED")
+    group = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    assert group.column(1).encodings == ("RLE", "DELTA_BINARY_PACKED")  # frame
+    assert group.column(ARROW.get_field_index("ttl")).encodings == ("PLAIN", "RLE", "RLE_DICTIONARY")  # 1 byte, few values
+    assert group.column(ARROW.get_field_index("src")).encodings == ("RLE", "PLAIN")  # 4 bytes
 
 
 def test_stream_parquet_writes_with_the_c_encoder(batches: list[pl.DataFrame], tmp_path: Path) -> None:
@@ -172,6 +175,38 @@ def test_a_dictionary_of_many_entries_and_long_runs_of_one() -> None:
     same_as_pyarrow([table], prepare=to_arrow)
 
 
+def test_a_schema_of_every_kind_of_column() -> None:
+    """Signed integers of every width (negative values in the small ones' dictionaries), unsigned ones, booleans, text
+    as string and large_string, dictionaries of either with 8-, 16- and 32-bit indices."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    words = pa.array(["", "a", "bb", "é" * 5, "x" * 300])
+    columns: dict[str, pa.Array] = {}
+    for kind in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()):
+        info = np.iinfo(kind.to_pandas_dtype())
+        few = rng.integers(info.min, info.max, 5, dtype=info.dtype, endpoint=True)
+        many = rng.integers(info.min, info.max, n, dtype=info.dtype, endpoint=True)
+        for label, values in (("few", few[rng.integers(0, 5, n)]), ("many", many)):
+            columns[f"{kind}_{label}"] = pa.array(values, kind, mask=rng.random(n) < 0.3)
+    columns["bool"] = pa.array(rng.integers(0, 2, n).astype(bool), mask=rng.random(n) < 0.3)
+    picks = rng.integers(0, len(words), n)
+    for text in (pa.string(), pa.large_string()):
+        columns[str(text)] = pa.array([words[int(k)].as_py() for k in picks], text, mask=rng.random(n) < 0.3)
+        for index in (pa.int8(), pa.int16(), pa.uint32()):
+            columns[f"{text}_{index}"] = pa.DictionaryArray.from_arrays(
+                pa.array(picks, index, mask=rng.random(n) < 0.3), words.cast(text))
+    table = pa.table(columns)
+    options = {"compression": "lz4", "use_dictionary": True, "write_statistics": [n for n in columns if n.startswith(("int", "uint"))]}
+    assert parquet_parts.Native.make(table.schema, options, parquet_parts._empty(table.schema, options)) is not None
+    backs = []
+    for native in (True, False):
+        out = io.BytesIO()
+        parquet_parts.write([table.slice(0, 1000), table.slice(1000).combine_chunks()], out, table.schema, options, native=native)
+        backs.append(pq.read_table(io.BytesIO(out.getvalue())))
+    assert backs[0].schema.equals(backs[1].schema, check_metadata=True) and backs[0].equals(backs[1])
+    assert backs[0].to_pylist() == table.to_pylist()
+
+
 def test_no_batch_and_empty_batches(batches: list[pl.DataFrame]) -> None:
     assert written([], True) == written([], False)
     assert pl.read_parquet(io.BytesIO(written([], True))).equals(empty())
@@ -224,8 +259,8 @@ def specs_of(table: pa.Table) -> list[tuple[Any, ...]]:
     return specs
 
 
-def encode(module: ModuleType, specs: list[tuple[Any, ...]], rows: int) -> tuple[int, int]:
-    result: tuple[int, int] = module.encode(specs, rows, 7, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))
+def encode(module: ModuleType, specs: list[tuple[Any, ...]], rows: int) -> tuple[int, int, bytes]:
+    result: tuple[int, int, bytes] = module.encode(specs, rows, 7, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))
     return result
 
 
@@ -268,9 +303,23 @@ def test_buffers_that_do_not_hold_the_rows_are_refused(in_c: ModuleType, batches
 def test_too_small_buffers_are_told_what_they_need(in_c: ModuleType, batches: list[pl.DataFrame]) -> None:
     table = to_arrow(batches[0])
     specs = specs_of(table)
-    status, need = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(100), pa.allocate_buffer(1 << 22))
+    status, need, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(100), pa.allocate_buffer(1 << 22))
     assert status == -1 and need > 100
-    status, need = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(need), pa.allocate_buffer(10))
+    status, need, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(need), pa.allocate_buffer(10))
     assert status == -2 and need > 10
-    body, end = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(1 << 20), pa.allocate_buffer(need))
+    body, end, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(1 << 20), pa.allocate_buffer(need))
     assert 0 < body < end
+
+
+def test_the_offsets_c_says_are_those_of_the_row_group(in_c: ModuleType, batches: list[pl.DataFrame]) -> None:
+    """Where `encode` says the RowGroup's file offsets lie is where a walk of its thrift finds those not 0."""
+    table = to_arrow(batches[0])
+    out = pa.allocate_buffer(1 << 20)
+    body, end, spans = in_c.encode(specs_of(table), table.num_rows, 7, out, pa.allocate_buffer(1 << 22))
+    group = bytes(memoryview(out)[body:end])
+    walked: list[tuple[int, int, str]] = []
+    parquet_parts._Thrift(group).spans(parquet_parts._ROW_GROUP, walked)
+    told = parquet_parts.Part.of_row_group(memoryview(out)[:body], group, spans, table.num_rows).groups[0][2]
+    assert told == [(start, stop, what) for start, stop, what in walked if parquet_parts._Thrift(group, start).zigzag()]
+    pages = 78 + 11 + 1  # each column's data page, the 11 dictionary columns' dictionary page, the group's
+    assert pages <= len(told) <= pages + 30  # and small integers' dictionary pages

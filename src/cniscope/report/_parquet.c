@@ -18,7 +18,7 @@
 
 /* column kinds (parquet_parts: _KIND) and flags */
 enum { K_INT32, K_INT64, K_BOOL, K_DICT, K_TEXT };
-enum { F_SIGNED = 1, F_STATS = 2, F_DELTA = 4 };
+enum { F_SIGNED = 1, F_STATS = 2, F_DELTA = 4, F_DICT = 8 }; /* F_DICT: values of 1 or 2 bytes try a dictionary */
 /* parquet.thrift */
 enum { CODEC_NONE = 0, CODEC_LZ4_RAW = 7 };
 enum { T_BOOLEAN = 0, T_INT32 = 1, T_INT64 = 2, T_BYTE_ARRAY = 6 };
@@ -30,6 +30,7 @@ enum { C_TRUE = 1, C_FALSE = 2, C_I32 = 5, C_I64 = 6, C_BINARY = 8, C_LIST = 9, 
 #define LZ4_MAX_INPUT 0x7E000000
 #define PAGE_HEADER 192    /* a page header's bytes at most (with statistics) */
 #define CHUNK_META 320     /* a ColumnChunk's thrift bytes at most, besides its name */
+#define DICT_MAX 4096 /* a dictionary of small integers: at most this many values, and a quarter of the rows' */
 #define DELTA_BLOCK 128
 #define DELTA_MINI 32
 
@@ -117,6 +118,7 @@ typedef struct {
     int16_t last[8];
     int depth;
     int over;
+    int64_t *spans, nspans, base; /* where the file offsets' varints are, from `base` (t_offset) */
 } Thrift;
 
 static void t_byte(Thrift *t, uint8_t b) {
@@ -155,6 +157,16 @@ static void t_int(Thrift *t, int id, int type, int64_t v) {
     t_uvarint(t, zigzag(v));
 }
 
+/* an i64 field holding a file offset: where its varint lies noted, to be moved where the row group lands */
+static void t_offset(Thrift *t, int id, int64_t v) {
+    t_field(t, id, C_I64);
+    int64_t start = t->out->n;
+    t_uvarint(t, zigzag(v));
+    t->spans[2 * t->nspans] = start - t->base;
+    t->spans[2 * t->nspans + 1] = t->out->n - t->base;
+    t->nspans++;
+}
+
 static void t_binary(Thrift *t, int id, const void *p, int64_t n) {
     t_field(t, id, C_BINARY);
     t_uvarint(t, (uint64_t)n);
@@ -185,15 +197,22 @@ static void t_list(Thrift *t, int id, int type, int64_t size) {
 
 /* ---- checks: every size and offset the encoding reads -------------------------------------------------- */
 
+static inline int popcount64(uint64_t x) { /* SWAR: without -mpopcnt, __builtin_popcountll is a call */
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (int)((x * 0x0101010101010101ull) >> 56);
+}
+
 static int64_t popcount_bits(const uint8_t *bm, int64_t rows) {
     int64_t count = 0, full = rows >> 3;
     int64_t i = 0;
     for (; i + 8 <= full; i += 8)
-        count += __builtin_popcountll(load64(bm + i));
+        count += popcount64(load64(bm + i));
     for (; i < full; i++)
-        count += __builtin_popcount(bm[i]);
+        count += popcount64(bm[i]);
     if (rows & 7)
-        count += __builtin_popcount(bm[full] & ((1u << (rows & 7)) - 1));
+        count += popcount64(bm[full] & ((1u << (rows & 7)) - 1));
     return count;
 }
 
@@ -256,6 +275,13 @@ static const char *check_column(Column *c, int64_t rows) {
         if (!c->values.buf || c->values.len / w < rows)
             return "values buffer too short";
         values = c->flags & F_DELTA ? 50 + (rows / DELTA_BLOCK + 1) * (16 + DELTA_BLOCK * out) : rows * out;
+        if (c->flags & F_DICT) {
+            if (w > 2)
+                return "a dictionary for integers of more than 2 bytes";
+            int64_t indices = 1 + (rows / 8 + 2) * (14 + 12); /* 12 bits at most */
+            values = indices > values ? indices : values;
+            c->dict_bound = DICT_MAX * out;
+        }
         break;
     }
     case K_BOOL:
@@ -341,11 +367,21 @@ static uint8_t *levels(uint8_t *o, const Column *c, int64_t rows) {
 
 /* ---- values ---------------------------------------------------------------------------------------------- */
 
-/* The non-null values of an integer column, each widened (by its sign) to `DST` bytes, after one another. */
+/* The non-null values of an integer column, each widened (by its sign) to `DST` bytes, after one another; `bm`
+ * NULL: every row's (a loop the compiler vectorises). */
 #define GATHER(NAME, SRC, DST)                                                                                    \
     static uint8_t *NAME(uint8_t *o, const uint8_t *values, const uint8_t *bm, int64_t rows) {                   \
+        if (!bm) {                                                                                                \
+            for (int64_t i = 0; i < rows; i++) {                                                                  \
+                SRC v;                                                                                            \
+                memcpy(&v, values + i * (int64_t)sizeof(SRC), sizeof v);                                          \
+                DST d = (DST)v;                                                                                   \
+                memcpy(o + i * (int64_t)sizeof(DST), &d, sizeof d);                                               \
+            }                                                                                                     \
+            return o + rows * (int64_t)sizeof(DST);                                                               \
+        }                                                                                                         \
         for (int64_t base = 0; base < rows; base += 8) {                                                          \
-            unsigned m = bm ? bm[base >> 3] : 0xFF;                                                               \
+            unsigned m = bm[base >> 3];                                                                           \
             if (rows - base < 8)                                                                                  \
                 m &= (1u << (rows - base)) - 1;                                                                   \
             if (m == 0xFF) {                                                                                      \
@@ -557,6 +593,7 @@ static uint8_t *plain_strings(uint8_t *o, const Column *c, int64_t n, const uint
     return o;
 }
 
+/* PLAIN booleans: the non-null values' bits, packed */
 static uint8_t *plain_bools(uint8_t *o, const Column *c, int64_t rows) {
     const uint8_t *bm = c->validity.buf, *values = c->values.buf;
     if (c->count == rows) {
@@ -566,14 +603,22 @@ static uint8_t *plain_bools(uint8_t *o, const Column *c, int64_t rows) {
             o[bytes - 1] &= (uint8_t)((1u << (rows & 7)) - 1);
         return o + bytes;
     }
-    memset(o, 0, (size_t)(c->count + 7) / 8);
-    int64_t j = 0;
-    for (int64_t i = 0; i < rows; i++)
-        if (bm[i >> 3] >> (i & 7) & 1) {
-            o[j >> 3] |= (uint8_t)((values[i >> 3] >> (i & 7) & 1) << (j & 7));
-            j++;
+    Bits b = {o, 0, 0};
+    for (int64_t i = 0; i < (rows + 7) / 8; i++) {
+        unsigned m = bm[i], v = values[i];
+        if (rows - 8 * i < 8)
+            m &= (1u << (rows - 8 * i)) - 1;
+        if (m == 0xFF) {
+            bits_put(&b, v, 8);
+            continue;
         }
-    return o + (j + 7) / 8;
+        unsigned packed = 0;
+        int n = 0;
+        for (; m; m &= m - 1)
+            packed |= (v >> __builtin_ctz(m) & 1) << n++;
+        bits_put(&b, packed, n);
+    }
+    return bits_end(&b);
 }
 
 /* ---- pages ----------------------------------------------------------------------------------------------- */
@@ -582,9 +627,35 @@ typedef struct {
     int64_t rows;
     int codec;
     Out out;
-    uint8_t *gathered, *page, *packed; /* scratch: gathered values, the page, the page compressed */
+    /* scratch: gathered values, a dictionary's indices, its values, the page, the page compressed; `seen`: for each
+     * value of 16 bits, (the column's stamp << 16 | its index) */
+    uint8_t *gathered;
+    uint32_t *indices;
+    uint8_t *entries;
+    uint32_t *seen;
+    uint8_t *page, *packed;
     int64_t packed_cap;
+    uint32_t stamp;
 } Job;
+
+/* The `count` gathered INT32 values of a column of 1- or 2-byte integers as indices (in job->indices) into a
+ * dictionary of their distinct values in order of first appearance (in job->entries): its size, or 0 where there are
+ * more than `cap`. A few bits a value where PLAIN takes 32, mostly zeros that lz4 was slow to squeeze. */
+static int64_t small_dictionary(Job *job, const uint8_t *v, int64_t count, int64_t cap) {
+    uint32_t *seen = job->seen, stamp = ++job->stamp << 16, *index = job->indices;
+    int64_t n = 0;
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t x = load32(v + 4 * i), k = x & 0xFFFF; /* 16 bits tell every value of 1 or 2 bytes apart */
+        if ((seen[k] & 0xFFFF0000u) != stamp) {
+            if (n == cap)
+                return 0;
+            seen[k] = stamp | (uint32_t)n;
+            store32(job->entries + 4 * n++, x);
+        }
+        index[i] = seen[k] & 0xFFFF;
+    }
+    return n;
+}
 
 static void write_statistics(Thrift *t, int id, const Column *c, int64_t rows) {
     t_begin(t, id);
@@ -606,18 +677,18 @@ static void write_statistics(Thrift *t, int id, const Column *c, int64_t rows) {
     t_end(t);
 }
 
-/* The page in job->page (`size` bytes) compressed, behind its header, appended to the output. */
-static const char *emit_page(Job *job, Column *c, int type, int64_t size, int64_t values, int encoding, int stats) {
-    const uint8_t *body = job->page;
+/* The page at `body` (`size` bytes) compressed, behind its header, appended to the output. */
+static const char *emit_page(Job *job, Column *c, int type, const uint8_t *body, int64_t size, int64_t values, int encoding,
+                             int stats) {
     int64_t packed = size;
     if (job->codec == CODEC_LZ4_RAW) {
-        int n = lz4_compress((const char *)job->page, (char *)job->packed, (int)size, (int)job->packed_cap);
+        int n = lz4_compress((const char *)body, (char *)job->packed, (int)size, (int)job->packed_cap);
         if (n <= 0)
             return "lz4 failed";
         body = job->packed, packed = n;
     }
     int64_t start = job->out.n;
-    Thrift t = {&job->out, {0}, 0, 0};
+    Thrift t = {&job->out, {0}, 0, 0, NULL, 0, 0};
     t_int(&t, 1, C_I32, type);
     t_int(&t, 2, C_I32, size);
     t_int(&t, 3, C_I32, packed);
@@ -642,56 +713,66 @@ static const char *emit_page(Job *job, Column *c, int type, int64_t size, int64_
     return NULL;
 }
 
-static const char *encode_column(Job *job, Column *c) {
-    int64_t rows = job->rows;
-    const uint8_t *bm = c->validity.buf;
-    c->uncompressed = c->compressed = 0;
-    c->has_dict = c->kind == K_DICT;
-    if (c->has_dict) {
-        c->dict_offset = 4 + job->out.n;
-        uint8_t *end = plain_strings(job->page, c, c->entries, NULL);
-        const char *bad = emit_page(job, c, P_DICTIONARY, end - job->page, c->entries, E_PLAIN, 0);
-        if (bad)
-            return bad;
+/* A dictionary page: a dictionary column's text (PLAIN), or an integer column's distinct values */
+static const char *dictionary_page(Job *job, Column *c, int64_t entries) {
+    c->has_dict = 1;
+    c->dict_offset = 4 + job->out.n;
+    if (c->kind == K_DICT) {
+        uint8_t *end = plain_strings(job->page, c, entries, NULL);
+        return emit_page(job, c, P_DICTIONARY, job->page, end - job->page, entries, E_PLAIN, 0);
     }
+    return emit_page(job, c, P_DICTIONARY, job->entries, 4 * entries, entries, E_PLAIN, 0);
+}
+
+/* An integer column's non-null values gathered, their statistics, and a dictionary of them where asked and small
+ * enough: its size (0: none, the values to be written PLAIN or delta-encoded). */
+static int64_t int_values(Job *job, Column *c) {
+    gather_for(c)(job->gathered, c->values.buf, c->count == job->rows ? NULL : c->validity.buf, job->rows);
+    if (c->flags & F_STATS)
+        statistics(c, job->gathered, c->count);
+    if (!(c->flags & F_DICT) || c->count < 8)
+        return 0;
+    return small_dictionary(job, job->gathered, c->count, c->count / 4 < DICT_MAX ? c->count / 4 : DICT_MAX);
+}
+
+static const char *encode_column(Job *job, Column *c) {
+    int64_t rows = job->rows, entries = c->entries;
+    int bytes = c->kind == K_INT32 ? 4 : 8, ints = c->kind == K_INT32 || c->kind == K_INT64;
+    const char *bad = c->kind == K_DICT ? gather_indices(c, job->indices, rows) : NULL;
+    if (bad)
+        return bad;
+    c->uncompressed = c->compressed = 0;
+    c->has_dict = 0;
+    if (ints)
+        entries = int_values(job, c);
+    if ((c->kind == K_DICT || entries) && (bad = dictionary_page(job, c, entries)))
+        return bad;
     c->data_offset = 4 + job->out.n;
     uint8_t *o = levels(job->page, c, rows);
-    int stats = (c->flags & F_STATS) && (c->kind == K_INT32 || c->kind == K_INT64);
-    switch (c->kind) {
-    case K_INT32:
-    case K_INT64: {
-        int bytes = c->kind == K_INT32 ? 4 : 8;
-        int use_delta = (c->flags & F_DELTA) && c->count > 0;
-        uint8_t *values = use_delta ? job->gathered : o;
-        gather_for(c)(values, c->values.buf, bm, rows);
-        if (stats)
-            statistics(c, values, c->count);
-        c->encoding = use_delta ? E_DELTA : E_PLAIN;
-        o = use_delta ? delta(o, values, c->count, bytes) : values + c->count * bytes;
-        break;
-    }
-    case K_BOOL:
-        c->encoding = E_PLAIN;
-        o = plain_bools(o, c, rows);
-        break;
-    case K_DICT: {
-        const char *bad = gather_indices(c, (uint32_t *)job->gathered, rows);
-        if (bad)
-            return bad;
+    if (c->has_dict) {
         c->encoding = E_RLE_DICTIONARY;
-        int w = dict_width(c->entries);
+        int w = dict_width(entries);
         *o++ = (uint8_t)w;
         if (c->count)
-            o = hybrid(o, (const uint32_t *)job->gathered, c->count, w);
-        break;
-    }
-    default:
+            o = hybrid(o, job->indices, c->count, w);
+    } else if (ints && (c->flags & F_DELTA) && c->count) {
+        c->encoding = E_DELTA;
+        o = delta(o, job->gathered, c->count, bytes);
+    } else if (ints) {
         c->encoding = E_PLAIN;
-        o = plain_strings(o, c, rows, bm);
+        memcpy(o, job->gathered, (size_t)(c->count * bytes));
+        o += c->count * bytes;
+    } else if (c->kind == K_BOOL) {
+        c->encoding = E_PLAIN;
+        o = plain_bools(o, c, rows);
+    } else {
+        c->encoding = E_PLAIN;
+        o = plain_strings(o, c, rows, c->validity.buf);
     }
     if (o - job->page > c->data_bound)
         return "page larger than its bound"; /* never: the bounds are worked out beforehand */
-    return emit_page(job, c, P_DATA, o - job->page, rows, c->encoding, stats);
+    int stats = (c->flags & F_STATS) && ints;
+    return emit_page(job, c, P_DATA, job->page, o - job->page, rows, c->encoding, stats);
 }
 
 static void write_column_meta(Thrift *t, const Column *c, int64_t rows, int codec) {
@@ -718,9 +799,9 @@ static void write_column_meta(Thrift *t, const Column *c, int64_t rows, int code
     t_int(t, 5, C_I64, rows);
     t_int(t, 6, C_I64, c->uncompressed);
     t_int(t, 7, C_I64, c->compressed);
-    t_int(t, 9, C_I64, c->data_offset);
+    t_offset(t, 9, c->data_offset);
     if (c->has_dict)
-        t_int(t, 11, C_I64, c->dict_offset);
+        t_offset(t, 11, c->dict_offset);
     if ((c->flags & F_STATS) && (c->kind == K_INT32 || c->kind == K_INT64))
         write_statistics(t, 12, c, rows);
     t_list(t, 13, C_STRUCT, c->has_dict ? 2 : 1); /* encoding_stats */
@@ -740,9 +821,10 @@ static void write_column_meta(Thrift *t, const Column *c, int64_t rows, int code
     t_end(t);
 }
 
-/* The RowGroup struct, its offsets as in a file whose first column chunk starts at byte 4 (after "PAR1"). */
-static const char *write_row_group(Job *job, const Column *cols, Py_ssize_t n) {
-    Thrift t = {&job->out, {0}, 0, 0};
+/* The RowGroup struct, its offsets as in a file whose first column chunk starts at byte 4 (after "PAR1"), where
+ * their varints lie in `spans` (two a column at most, and one). */
+static const char *write_row_group(Job *job, const Column *cols, Py_ssize_t n, int64_t *spans, int64_t *nspans) {
+    Thrift t = {&job->out, {0}, 0, 0, spans, 0, job->out.n};
     int64_t uncompressed = 0, compressed = 0;
     t_list(&t, 1, C_STRUCT, n);
     for (Py_ssize_t k = 0; k < n; k++) {
@@ -752,9 +834,10 @@ static const char *write_row_group(Job *job, const Column *cols, Py_ssize_t n) {
     }
     t_int(&t, 2, C_I64, uncompressed);
     t_int(&t, 3, C_I64, job->rows);
-    t_int(&t, 5, C_I64, 4);
+    t_offset(&t, 5, 4);
     t_int(&t, 6, C_I64, compressed);
     t_byte(&t, 0);
+    *nspans = t.nspans;
     return t.over ? "output buffer overrun" : NULL;
 }
 
@@ -791,8 +874,9 @@ static int load_column(PyObject *spec, Column *c) {
     return 0;
 }
 
-/* encode(columns, rows, codec, out, scratch) -> (body, end): the column chunks in out[:body], the RowGroup's
- * thrift bytes in out[body:end]; or (-1, bytes) where `out` is too small, (-2, bytes) where `scratch` is. */
+/* encode(columns, rows, codec, out, scratch) -> (body, end, spans): the column chunks in out[:body], the RowGroup's
+ * thrift bytes in out[body:end], where its file offsets' varints lie in them (int64 start, end pairs); or (-1, bytes,
+ * b"") where `out` is too small, (-2, bytes, b"") where `scratch` is. */
 static PyObject *encode(PyObject *self, PyObject *args) {
     PyObject *specs;
     long long rows_arg;
@@ -843,15 +927,24 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "column %zd: %s", failed, bad);
         goto done;
     }
-    int64_t gathered = rows * 8 + 64, scratch_need = gathered + page_max + lz4_bound(page_max);
+    /* regions of 64-byte multiples: each aligned as the buffer is */
+    int64_t gathered = (rows * 8 + 127) & ~63, indices = (rows * 4 + 127) & ~63, entries = DICT_MAX * 4;
+    int64_t seen = 65536 * 4, scratch_need = gathered + indices + entries + seen + page_max + lz4_bound(page_max);
     if (out_.len < out_need || scratch_.len < scratch_need) {
-        result = out_.len < out_need ? Py_BuildValue("(iL)", -1, (long long)out_need)
-                                     : Py_BuildValue("(iL)", -2, (long long)scratch_need);
+        result = out_.len < out_need ? Py_BuildValue("(iLy)", -1, (long long)out_need, "")
+                                     : Py_BuildValue("(iLy)", -2, (long long)scratch_need, "");
         goto done;
     }
-    Job job = {rows, codec, {out_.buf, 0, out_.len}, scratch_.buf, (uint8_t *)scratch_.buf + gathered,
-               (uint8_t *)scratch_.buf + gathered + page_max, lz4_bound(page_max)};
-    int64_t body = 0;
+    uint8_t *at = scratch_.buf;
+    Job job = {rows, codec, {out_.buf, 0, out_.len}, at, (uint32_t *)(at + gathered), at + gathered + indices,
+               (uint32_t *)(at + gathered + indices + entries), at + gathered + indices + entries + seen,
+               at + gathered + indices + entries + seen + page_max, lz4_bound(page_max), 0};
+    memset(job.seen, 0, (size_t)seen); /* stamps from 1 */
+    int64_t body = 0, nspans = 0, *spans = PyMem_Malloc((size_t)(2 * n + 1) * 2 * sizeof(int64_t));
+    if (!spans) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < n && !bad; k++) {
         bad = encode_column(&job, &cols[k]);
@@ -859,12 +952,14 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     }
     body = job.out.n;
     if (!bad)
-        bad = write_row_group(&job, cols, n);
+        bad = write_row_group(&job, cols, n, spans, &nspans);
     Py_END_ALLOW_THREADS
     if (bad)
         PyErr_Format(PyExc_ValueError, "column %zd: %s", failed, bad);
     else
-        result = Py_BuildValue("(LL)", (long long)body, (long long)job.out.n);
+        result = Py_BuildValue("(LLy#)", (long long)body, (long long)job.out.n, (const char *)spans,
+                               (Py_ssize_t)(nspans * 2 * sizeof(int64_t)));
+    PyMem_Free(spans);
 done:
     for (Py_ssize_t k = 0; k < loaded; k++)
         release(&cols[k]);

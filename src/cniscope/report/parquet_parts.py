@@ -6,9 +6,9 @@ packets that thread was `read --format parquet`'s critical path (5.8 s CPU of it
 waited. Encoded apart, two batches encode at once.
 
 Who encodes: `_parquet.c` (`Native`), straight from the Arrow buffers, with the GIL released: each column one data
-page (PLAIN, DELTA_BINARY_PACKED or a dictionary's indices as pyarrow would choose them), the definition levels the
-validity bitmap's bytes as they are, LZ4_RAW by liblz4; 17 ms of CPU a batch of 65536 packets where pyarrow's writer
-takes 44-56 (10M pcap). The file reads back to the same Arrow table as pyarrow's (tests/report/test_parquet_c.py),
+page (PLAIN, DELTA_BINARY_PACKED where the options ask, a dictionary column's indices; integers of 1 or 2 bytes
+through a dictionary of their values where they have few), the definition levels the validity bitmap's bytes as
+they are, LZ4_RAW by liblz4; 15 ms of CPU a batch of 65536 packets where pyarrow's writer takes 42-56 (10M pcap). The file reads back to the same Arrow table as pyarrow's (tests/report/test_parquet_c.py),
 with the same min/max statistics; its bytes differ. pyarrow's writer encodes the part, as a file of its own, where
 the C encoder is not built, liblz4 is not found, a type or writer option is not one it covers, or a table is not
 in one chunk a column.
@@ -210,9 +210,10 @@ class Part:
         return part
 
     @classmethod
-    def of_row_group(cls, body: memoryview, group: bytes, rows: int) -> Part:
-        """One row group encoded in C: its bytes, and its RowGroup struct's (offsets as if `body` followed "PAR1")."""
-        return cls(body, group, [_group(_Thrift(group))], rows)
+    def of_row_group(cls, body: memoryview, group: bytes, spans: bytes, rows: int) -> Part:
+        """One row group encoded in C: its bytes, its RowGroup struct's (offsets as if `body` followed "PAR1") and
+        where in them its offsets lie (int64 start, end pairs)."""
+        return cls(body, group, [(0, len(group), [(start, end, _SHIFT) for start, end in struct.iter_unpack("<qq", spans)])], rows)
 
     def row_groups(self, shift: int, ordinal: int) -> Iterable[bytes]:
         """Each row group's thrift bytes, its offsets moved `shift` bytes on, numbered from `ordinal`."""
@@ -286,7 +287,7 @@ def _empty(schema: pa.Schema, options: dict[str, Any]) -> Part:
 
 # the C encoder's column kinds (_parquet.c) and flags
 _INT32, _INT64, _BOOL, _DICT, _TEXT = range(5)
-_SIGNED, _STATS, _DELTA = 1, 2, 4
+_SIGNED, _STATS, _DELTA, _DICT_SMALL = 1, 2, 4, 8
 _CODECS = {"none": 0, "uncompressed": 0, "lz4": 7, "lz4_raw": 7}  # parquet's CompressionCodec
 _PHYSICAL = {_INT32: "INT32", _INT64: "INT64", _BOOL: "BOOLEAN", _DICT: "BYTE_ARRAY", _TEXT: "BYTE_ARRAY"}
 _KNOWN_OPTIONS = {"compression", "use_dictionary", "column_encoding", "write_batch_size", "write_statistics"}
@@ -321,7 +322,7 @@ class Native:
             kind, width, offsets, flags = column
             flags |= _STATS if stats is True or (stats and field.name in stats) else 0
             encoding = encodings.get(field.name, "PLAIN")
-            flags |= _DELTA if encoding == "DELTA_BINARY_PACKED" else 0
+            flags |= _DELTA if encoding == "DELTA_BINARY_PACKED" else _DICT_SMALL if kind == _INT32 and width <= 2 else 0
             wants_dictionary = dictionary is True or (dictionary and field.name in dictionary)
             described = parquet.column(index)
             if ((flags & _STATS and kind not in (_INT32, _INT64)) or encoding not in ("PLAIN", "DELTA_BINARY_PACKED")
@@ -364,7 +365,7 @@ class Native:
             return None
         while True:
             try:
-                body, end = _parquet.encode(specs, table.num_rows, self.codec, buffers.out, buffers.scratch)
+                body, end, spans = _parquet.encode(specs, table.num_rows, self.codec, buffers.out, buffers.scratch)
             except ValueError:  # a page over 2 GB, or buffers Arrow would not make: pyarrow's to write or refuse
                 return None
             if body == -1:
@@ -373,7 +374,7 @@ class Native:
                 buffers.scratch = pa.allocate_buffer(end)
             else:
                 view = memoryview(buffers.out)
-                return Part.of_row_group(view[:body], bytes(view[body:end]), table.num_rows)
+                return Part.of_row_group(view[:body], bytes(view[body:end]), spans, table.num_rows)
 
 
 def _column(kind: pa.DataType) -> tuple[int, int, int, int] | None:
