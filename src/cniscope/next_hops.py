@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from cniscope.journeys import hop_arrays
+from cniscope.journeys import at_rows, hop_arrays
 from cniscope.models import MODELS, Role
 from cniscope.models.base import role_of
 from cniscope.models.evidence import interface_sightings
@@ -115,7 +115,7 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
     # only the materialised hops are labelled (a hop's row is its position in the table): gathered, not the table filtered
     made = hop_arrays(journeys)
     rows = made.rows if made is not None else np.fromiter((h.row for j in journeys for h in j.hops), dtype=np.int64)
-    t = table.select(iface=pl.col("iface"), direction=pl.col("direction"), src=pl.col("eth_src"), dst=pl.col("eth_dst"))[rows]
+    t = at_rows(table.select(iface=pl.col("iface"), direction=pl.col("direction"), src=pl.col("eth_src"), dst=pl.col("eth_dst")), rows)
     t = t.with_columns(row=pl.Series(rows, dtype=pl.UInt32), node=pl.Series(node_codes[rows]))  # no row number for every row
     t = t.filter(pl.col("dst").is_not_null() & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT))))
     nics = [iface for iface in t["iface"].unique().to_list() if role(iface) is Role.NIC]

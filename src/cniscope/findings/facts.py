@@ -33,7 +33,7 @@ import polars as pl
 from cniscope import next_hops
 from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
-from cniscope.journeys import capture_points, hop_arrays, node_column, point_label
+from cniscope.journeys import at_rows, capture_points, hop_arrays, node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.models.evidence import interface_sightings
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
@@ -677,7 +677,7 @@ def gather_hops(table: pl.DataFrame, journeys: Sequence[Journey]) -> Future[HopT
 
     def gather() -> HopTable:
         rows = hop_rows(journeys)[1]
-        return HopTable(table, rows, table.select([c for c in HOP_COLUMNS if c in table.columns])[rows])
+        return HopTable(table, rows, at_rows(table.select([c for c in HOP_COLUMNS if c in table.columns]), rows))
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="hops")
     try:

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
-from cniscope.journeys import hop_arrays
+from cniscope.journeys import at_rows, hop_arrays
 from cniscope.models.base import COMMON_IFACES, Model, Role
 from cniscope.packets.schema import ip4_text, mac_value
 from cniscope.results import Change, ChangeKind, Hop, Journey
@@ -328,7 +328,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
 
 def _row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
-    at = table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel")[rows]
+    at = at_rows(table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel"), np.array(rows, dtype=np.int64))
     sub = at.select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
         pl.coalesce(_ip4_texts(at["src"]), pl.col("src6")).alias("src"),
