@@ -48,7 +48,7 @@ _parquet = _compiled()  # the C encoder; None where it was not built (pyarrow en
 
 MAGIC = b"PAR1"
 PART_BUFFER = 32 << 20  # bytes reserved for a part (a batch of 65536 packets encodes to ~3 MB); a larger one grows its own
-SCRATCH = 2 << 20  # bytes of the C encoder's scratch (a batch of 65536 packets needs ~1.3 MB); a larger one grows its own
+SCRATCH = 4 << 20  # bytes of the C encoder's scratch (a batch of 65536 packets needs ~2.2 MB); a larger one grows its own
 WORKERS = 2
 # Written to the file 64 KiB at a time, not a part (~3 MB) at once: the kernel sizes the page-cache folios of a write
 # by its length, and on this VM (Linux 6.18, ext4) folios above 128 KiB came from memory the host had taken back, first
