@@ -3,6 +3,7 @@ on keys of every kind and partition counts of every size; positions outside the 
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from types import ModuleType
 
@@ -412,3 +413,29 @@ def test_journeys_in_time_order_refuse_what_they_cannot_read(compiled: ModuleTyp
     with pytest.raises(ValueError, match="no such lane"):
         compiled.window_journeys(key, pl.Series([1, 2, 3, 4]).__arrow_c_stream__(), point, 1, 1, 1, 512, 511, 4,
                                  np.zeros(4, np.uint32), np.zeros(4, np.uint32))
+
+
+def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`results.made_many` in C: the same hops and journeys as the Python loop (equal, their dicts' keys in field order,
+    the constants shared), lists of another length and columns not one a field refused."""
+    from cniscope import results
+    from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, made_many
+
+    changes = (Change(ChangeKind.TTL, "64", "63"),)
+    columns = ([3, 1, 2], ["n1", None, "n2"], ["eth0", "cni0", None], [HopDirection("In"), None, HopDirection("Out")],
+               [10, None, 2**70], [None, 5, 6], ["p1", "p2", "p3"], None, changes, None, "owner")
+    monkeypatch.setattr(results, "_make_objects", compiled.make_objects)
+    made = made_many(Hop, columns, 3)
+    journey = made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
+    monkeypatch.setattr(results, "_make_objects", None)
+    assert made == made_many(Hop, columns, 3) and journey == made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
+    assert [list(h.__dict__) for h in made] == [[f.name for f in fields(Hop)]] * 3
+    assert made[0].changes is made[2].changes is changes and journey[0].hops[1] is made[1]
+    assert made_many(Hop, columns, 0) == []
+    names = tuple(f.name for f in fields(Hop))
+    with pytest.raises(ValueError):
+        compiled.make_objects(Hop, names, (*columns[:-1], ["a", "b"]), 3)  # a list of another length
+    with pytest.raises(ValueError):
+        compiled.make_objects(Hop, names, columns[:-1], 3)  # a column short
+    with pytest.raises(ValueError):
+        compiled.make_objects(Hop, names, columns, -1)

@@ -1273,6 +1273,65 @@ done:
     return result;
 }
 
+/* make_objects(cls, names, columns, n): n instances of `cls` made as `results.maker`'s function makes them
+ * (object.__new__, then each of `names` put in the instance's dict in order), the k-th name's value of the i-th
+ * being `columns[k][i]` where `columns[k]` is a list (of n values), else `columns[k]` itself. For the tens of
+ * thousands of hops and journeys materialising makes (results.made_many: the Python loop the fallback). */
+static PyObject *make_objects(PyObject *self, PyObject *args) {
+    PyTypeObject *cls;
+    PyObject *names, *columns;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!O!O!n", &PyType_Type, &cls, &PyTuple_Type, &names, &PyTuple_Type, &columns, &n))
+        return NULL;
+    Py_ssize_t k = PyTuple_GET_SIZE(names);
+    if (n < 0 || PyTuple_GET_SIZE(columns) != k) {
+        PyErr_SetString(PyExc_ValueError, "make_objects: a column for each name, and a count not below 0");
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *column = PyTuple_GET_ITEM(columns, j);
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, j))) {
+            PyErr_SetString(PyExc_TypeError, "make_objects: names are str");
+            return NULL;
+        }
+        if (PyList_Check(column) && PyList_GET_SIZE(column) != n) {
+            PyErr_SetString(PyExc_ValueError, "make_objects: a list column of another length");
+            return NULL;
+        }
+    }
+    PyObject *empty = PyTuple_New(0);
+    PyObject *out = empty ? PyList_New(n) : NULL;
+    if (out == NULL) {
+        Py_XDECREF(empty);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *made = PyBaseObject_Type.tp_new(cls, empty, NULL);
+        if (made == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, made);
+        PyObject *own = PyObject_GenericGetDict(made, NULL);
+        if (own == NULL)
+            goto fail;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            PyObject *column = PyTuple_GET_ITEM(columns, j);
+            /* (a list column's length was checked above; Python code cannot run between: no callback here) */
+            PyObject *value = PyList_Check(column) ? PyList_GET_ITEM(column, i) : column;
+            if (PyDict_SetItem(own, PyTuple_GET_ITEM(names, j), value) < 0) {
+                Py_DECREF(own);
+                goto fail;
+            }
+        }
+        Py_DECREF(own);
+    }
+    Py_DECREF(empty);
+    return out;
+fail:
+    Py_DECREF(empty);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
@@ -1285,6 +1344,7 @@ static PyMethodDef methods[] = {
     {"window_journeys", window_journeys, METH_VARARGS, "One node's journeys over the whole capture in time order."},
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
+    {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
     {NULL, NULL, 0, NULL},
 };
 

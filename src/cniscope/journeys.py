@@ -63,7 +63,7 @@ import polars as pl
 from cniscope import clocks, stretches
 from cniscope.heap import give_back
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_expr, ip4_text, mac_text, tcp_flags_text
-from cniscope.results import Change, ChangeKind, HopDirection, Journey, NodeClock, make_hop, make_journey
+from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock, made_many
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -1136,19 +1136,15 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     point_at = _spread(*_once_per_distinct(t.select("node", "iface", "direction", "hop"), lambda p: point_label(p, p["hop"])))
     direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
     rows = t["row"].to_numpy()
-    hops = [
-        make_hop(row, node, iface, direction_of[direction], ts, delay, point, None, change, None, None)
-        for row, node, iface, direction, ts, delay, change, point in zip(
-            rows.tolist(), *(t[name].to_list() for name in ("node", "iface", "direction", "ts", "delay")),
-            _spread(distinct, changed), point_at)
-    ]
+    # Hop's fields in order: row, node, iface, direction, ts, delay_ns, point, role, changes, mac_to, mac_owner
+    hops = made_many(Hop, (rows.tolist(), t["node"].to_list(), t["iface"].to_list(),
+                           list(map(direction_of.__getitem__, t["direction"].to_list())), t["ts"].to_list(),
+                           t["delay"].to_list(), point_at, None, _spread(distinct, changed), None, None), t.height)
     bounds = [*starts.tolist(), t.height]
-    journeys = [
-        make_journey(journey, None, text, None, tuple(hops[start:end]))
-        for journey, text, start, end in zip(t["journey"].gather(starts).to_list(), summaries, bounds, bounds[1:])
-    ]
+    held = [tuple(hops[start:end]) for start, end in zip(bounds, bounds[1:])]
+    # Journey's: id, flow, summary, retransmission_of, hops
+    journeys = made_many(Journey, (t["journey"].gather(starts).to_list(), None, summaries, None, held), len(starts))
     ids = np.array([id(changes) for changes in distinct], dtype=np.int64)
-    held = [j.hops for j in journeys]
     _materialised[:] = [HopArrays(held, list(map(id, held)), np.diff(bounds), rows.astype(np.int64), ids[changed], distinct)]
     return journeys
 

@@ -7,9 +7,11 @@ They refer to sightings by their row number in the packet table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import polars as pl
 
@@ -367,3 +369,21 @@ make_hop: Callable[..., Hop] = _MAKERS[Hop]  # `made` without looking the class 
 make_journey: Callable[..., Journey] = _MAKERS[Journey]
 make_flow: Callable[..., Flow] = _MAKERS[Flow]
 make_endpoint: Callable[[str, int | None], Endpoint] = _MAKERS[Endpoint]
+
+
+def made_many(cls: type[_Made], columns: Sequence[object], count: int) -> list[_Made]:
+    """`count` instances `made` of `cls`: `columns` holds each field's values in order, a list (one value each) or
+    one value for all (not a list). In C where it was built (73,468 hops: 0.043 -> 0.026 s), else as `maker`'s
+    function makes each."""
+    if _make_objects is not None:
+        return cast(list[_Made], _make_objects(cls, _NAMES[cls], tuple(columns), count))
+    make = _MAKERS[cls]
+    return [make(*values) for values in zip(*(c if isinstance(c, list) else repeat(c, count) for c in columns))]
+
+
+_NAMES: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _MAKERS}
+_make_objects: Callable[[type, tuple[str, ...], tuple[object, ...], int], list[object]] | None
+try:
+    from cniscope._journeys import make_objects as _make_objects
+except ImportError:  # built without a C compiler, or before it had the function
+    _make_objects = None
