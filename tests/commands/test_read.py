@@ -126,14 +126,16 @@ def test_parquet_is_written_batch_by_batch(tmp_path: Path, monkeypatch: pytest.M
                                            capsys: pytest.CaptureFixture[str]) -> None:
     import pyarrow.parquet as pq
 
-    n = 70_000  # more than one batch of 65536
+    from cniscope.report.table_out import PARQUET_BATCH
+
+    n = PARQUET_BATCH + 4464  # more than one batch
     path = tmp_path / "big.pcap"
     path.write_bytes(pcap_file.encode([FRAMES[0]] * n, [TIMES[0] + i for i in range(n)], 1, nanos=True))
     target = tmp_path / "big.parquet"
     code, _, _ = run("--format", "parquet", "-o", str(target), str(path), monkeypatch=monkeypatch, capsys=capsys)
     meta = pq.ParquetFile(target).metadata
     assert code == ExitCode.OK and meta.num_rows == n
-    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [65536, n - 65536]
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [PARQUET_BATCH, 4464]
     assert pl.read_parquet(target, columns=["frame"])["frame"].to_list() == list(range(n))
 
 

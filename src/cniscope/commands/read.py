@@ -30,7 +30,7 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
-        table_out.stream_parquet(ingest.batches(given, infos), output)
+        table_out.stream_parquet(ingest.batches(given, infos, table_out.PARQUET_BATCH), output)
     elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
         table_out.stream(ingest.batches(given, infos), fmt, output)
     else:
