@@ -175,3 +175,21 @@ def test_hop_columns_gathered_ahead_are_those_gathered_then(case: str) -> None:
         assert stale._gathered is None and stale.hop_columns(*columns).equals(itself)
     copy = r.table.clone()  # another table (the facts sort one that is not in row order)
     assert facts_mod.build(*args, hops_ahead=facts_mod.gather_hops(copy, r.journeys))._gathered is None
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_the_macs_sightings_start_early_where_a_destination_mac_shows(shown: bool) -> None:
+    """The MACs' sightings (what their owners are found from) start beside the other early work only when some sighting
+    shows its destination MAC, which every question of their owners needs; the owners are the same either way."""
+    from cniscope import findings, next_hops
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+
+    report = analyze([InputSpec(str(SEED))])  # (a text capture: no destination MAC but one given here)
+    mac = pl.lit(0x02_00_00_00_00_01 if shown else None, dtype=report.table.schema["eth_dst"])
+    table = report.table.with_columns(eth_dst=pl.when(pl.col("row") == 0).then(mac).otherwise(pl.col("eth_dst")))
+    assert (table["eth_dst"].null_count() < table.height) is shown
+    early = findings.start(table)
+    assert (next_hops.mac_sightings in early.work) is shown
+    facts = facts_mod.build(table, report.journeys, report.flows, report.model, report.clocks, early=early)
+    assert facts.mac_owners == facts_mod.build(table, report.journeys, report.flows, report.model, report.clocks).mac_owners

@@ -51,8 +51,11 @@ EARLY = (facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_
 
 
 def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object]) -> facts_mod.Early:
-    """`EARLY` (and `more`) on `table` on a thread of its own, beside the report's Python stages: for `facts.build`."""
-    return facts_mod.start(table, (*EARLY, *more))
+    """`EARLY` (and `more`) on `table` on a thread of its own, beside the report's Python stages: for `facts.build`.
+    The MACs' sightings only where a sighting shows its destination MAC: their owners are asked of those only (none
+    with `-i any`: 0.036 s of CPU at 2M not spent)."""
+    shown = "eth_dst" in table.columns and table.get_column("eth_dst").null_count() < table.height
+    return facts_mod.start(table, (*(work for work in EARLY if shown or work is not next_hops.mac_sightings), *more))
 
 
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,
