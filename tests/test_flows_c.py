@@ -298,3 +298,56 @@ def test_late_segments_are_polars_out_of_order_ones(compiled: ModuleType, monkey
     assert got.equals(want, null_equal=True)
     if n > 1000:
         assert want["out_of_order"].sum() > 100 and want.height == 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 50, 4000])
+def test_resends_are_polars_retransmissions(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """`resends` finds each re-sent segment and the journey it re-sends as `_retransmissions` does in polars: made-up
+    first sightings of a few flows and senders (one field null, or 0, or another), sequence numbers and ends wrapping
+    round 2**32, segments repeated whole, by their tail only, with other flags, empty, not TCP; chunks cut anywhere,
+    numbers under the nulls."""
+    monkeypatch.setattr(flows, "resends", compiled.resends, raising=False)
+    rng = np.random.default_rng(n + 11)
+
+    def ints(values: list[int], dtype: pl.DataType, nulls: float = 0.1) -> pl.Series:
+        picked = pl.Series(rng.choice(np.array(values, dtype=np.int64), n), dtype=pl.Int64).cast(dtype)
+        return pl.select(pl.when(pl.Series(rng.random(n) < nulls)).then(None).otherwise(picked)).to_series()
+
+    seq = pl.Series(rng.choice(np.array([0, 1, 1000, 1100, 2**32 - 100, 2**32 - 1], dtype=np.int64), n)).cast(pl.UInt32)
+    first = pl.DataFrame({
+        "journey": pl.Series(rng.permutation(n) * 3, dtype=pl.UInt32), "flow": ints([0, 1, 2], pl.UInt32(), 0.02),
+        "src": ints([0, 1], pl.UInt32()), "src6": pl.Series(rng.choice(np.array(["a", None], dtype=object), n).tolist(), dtype=pl.Categorical()),
+        "sport": ints([0, 80], pl.UInt16()), "proto": ints([6, 6, 6, 17], pl.UInt8(), 0.02),
+        "seq": pl.select(pl.when(pl.Series(rng.random(n) < 0.03)).then(None).otherwise(seq)).to_series(),
+        "payload_len": ints([0, 1, 99, 100, 200], pl.UInt32(), 0.05),
+        "tcp_flags": ints([16, 16, 24, 2, 18, 0xC2, 1, 17, 4, 20], pl.UInt8(), 0.05),
+    })
+    cuts = np.unique(np.clip([0, *rng.integers(1, max(n, 2), 4), n], 0, n)).tolist()
+    first = pl.concat([first.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], rechunk=False) if n else first
+    numbers = [name for name in ("flow", "src", "sport", "proto", "payload_len", "tcp_flags") if first[name].null_count()]
+    dirty = first.with_columns(garbage_under_nulls(first[name], rng) for name in numbers)
+    want = flows._retransmissions(first).collect()
+    got = flows._resends(dirty)
+    assert got.equals(want)
+    # flows numbered far apart (no table of them: sorted)
+    apart = dirty.with_columns(flow=pl.col("flow").cast(pl.UInt64) * 2_000_000_000 + 7).with_columns(pl.col("flow").cast(pl.UInt32))
+    assert flows._resends(apart).equals(want)
+    if n > 1000:  # both kinds of re-send were there to find, and segments that re-send nothing
+        repeats, tails = (np.frombuffer(found, np.uint32).reshape(-1, 2) for found in
+                          compiled.resends(flows._capsules(first, flows._RESEND_COLUMNS), n))
+        assert len(set(tails[:, 0].tolist()) - set(repeats[:, 0].tolist())) > 10 and 100 < got.height < n // 2
+
+
+def test_resends_refuses_what_it_cannot_read(compiled: ModuleType) -> None:
+    """A journey null, a column of another type, too few values or columns."""
+    first = pl.DataFrame({name: pl.Series([6, 6, 6], dtype=pl.UInt32) for name in flows._RESEND_COLUMNS}).with_columns(
+        journey=pl.Series([1, None, 2], dtype=pl.UInt32), proto=pl.lit(6, dtype=pl.UInt8), tcp_flags=pl.lit(2, dtype=pl.UInt8))
+    with pytest.raises(ValueError, match="journey with nulls"):
+        compiled.resends(flows._capsules(first, flows._RESEND_COLUMNS), 3)
+    assert compiled.resends(flows._capsules(first.head(1), flows._RESEND_COLUMNS), 1) == (b"", b"")
+    with pytest.raises(ValueError, match="column seq"):
+        compiled.resends(flows._capsules(first.with_columns(pl.col("seq").cast(pl.Int64)), flows._RESEND_COLUMNS), 3)
+    with pytest.raises(ValueError, match="values for 4 rows"):
+        compiled.resends(flows._capsules(first, flows._RESEND_COLUMNS), 4)
+    with pytest.raises(ValueError, match="9 columns and"):
+        compiled.resends(flows._capsules(first, flows._RESEND_COLUMNS[1:]), 3)

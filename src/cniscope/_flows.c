@@ -830,11 +830,310 @@ done:
     return result;
 }
 
+/* the columns `resends` is given, in this order */
+enum { R_JOURNEY, R_FLOW, R_SRC, R_SRC6, R_SPORT, R_PROTO, R_SEQ, R_PAYLOAD_LEN, R_TCP_FLAGS, RESEND_COLUMNS };
+static const char *RESEND_NAMES[RESEND_COLUMNS] = {
+    "journey", "flow", "src", "src6", "sport", "proto", "seq", "payload_len", "tcp_flags",
+};
+
+#define TCP_FIN 1
+#define TCP_SYN 2
+#define TCP_RST 4
+#define TCP_ACK 16
+
+/* A segment's key (`flows._retransmissions`): its sender (flow, address, IPv6 address by its code, port) and either
+ * its sequence number, length and control flags (a repeat) or its end (a tail: `seq` its end, `length` 0). `misc`:
+ * the port | the control flags (SYN, FIN, ACK) << 16 | the null flags (flow, src, src6, sport, length) << 24 | 1 << 29
+ * for a tail. 24 bytes, no padding. */
+typedef struct {
+    uint32_t flow, src, src6, seq, length, misc;
+} ResendKey;
+
+#define TAIL (1u << 29)
+#define HAS_LENGTH (1u << 28)
+
+/* A segment: its key as a repeat, its journey, and its place among the segments (for the order of what is found). */
+typedef struct {
+    ResendKey key;
+    uint32_t journey, at;
+} Segment;
+
+/* The tail's key of a data segment (with a payload). */
+static inline ResendKey tail_key(const ResendKey *k) {
+    ResendKey t = *k;
+    t.seq += t.length;
+    t.length = 0;
+    t.misc = (t.misc & ~(HAS_LENGTH | 0xffu << 16)) | TAIL;
+    return t;
+}
+
+static inline uint64_t resend_hash(const ResendKey *k) {
+    uint64_t w[3];
+    memcpy(w, k, sizeof w);
+    return hash2(hash2(w[0], w[1], S2) ^ w[2], 1, S3);
+}
+
+/* One flow's keys seen so far and the journey of each one's first segment: an open-addressing table of their indexes
+ * + 1, probed linearly, at most half full; emptied for each flow, so that it stays in the cache (one table of every
+ * segment's keys, 0.8M at 2M sightings, took longer than polars). */
+typedef struct {
+    ResendKey *key;
+    uint32_t *journey, *slot;
+    size_t count, size, room;  /* size: the slots in use (a power of 2), room: those allocated */
+} Keys;
+
+static void keys_free(Keys *t) {
+    PyMem_RawFree(t->key);
+    PyMem_RawFree(t->journey);
+    PyMem_RawFree(t->slot);
+}
+
+/* Emptied, with room for `n` keys. */
+static int keys_clear(Keys *t, size_t n) {
+    size_t size = 64;
+    while (size < 2 * n)
+        size <<= 1;
+    if (size > t->room) {
+        keys_free(t);
+        t->key = PyMem_RawMalloc(size / 2 * sizeof *t->key);
+        t->journey = PyMem_RawMalloc(size / 2 * sizeof *t->journey);
+        t->slot = PyMem_RawMalloc(size * sizeof *t->slot);
+        t->room = t->key && t->journey && t->slot ? size : 0;
+        if (!t->room)
+            return -1;
+    }
+    t->count = 0;
+    t->size = size;
+    memset(t->slot, 0, size * sizeof *t->slot);
+    return 0;
+}
+
+/* The journey of the first segment of key `k`; if `k` is new, -1 (`journey` kept as its first). */
+static int64_t keys_first(Keys *t, const ResendKey *k, uint32_t journey) {
+    size_t s = (size_t)resend_hash(k) & (t->size - 1);
+    for (; t->slot[s]; s = (s + 1) & (t->size - 1))
+        if (!memcmp(&t->key[t->slot[s] - 1], k, sizeof *k))
+            return t->journey[t->slot[s] - 1];
+    t->key[t->count] = *k;
+    t->journey[t->count] = journey;
+    t->slot[s] = (uint32_t)++t->count;
+    return -1;
+}
+
+/* What was found: a segment's place, its journey and the journey it re-sends. */
+typedef struct {
+    uint32_t at, journey, original;
+} Found;
+
+typedef struct {
+    Found *found;
+    Py_ssize_t count, room;
+} Founds;
+
+static int founds_add(Founds *f, uint32_t at, uint32_t journey, uint32_t original) {
+    if (f->count == f->room) {
+        Py_ssize_t room = f->room ? f->room * 2 : 1024;
+        Found *grown = PyMem_RawRealloc(f->found, room * sizeof *grown);
+        if (!grown)
+            return -1;
+        f->found = grown;
+        f->room = room;
+    }
+    f->found[f->count++] = (Found){at, journey, original};
+    return 0;
+}
+
+static int by_place(const void *a, const void *b) {
+    uint32_t x = ((const Found *)a)->at, y = ((const Found *)b)->at;
+    return (x > y) - (x < y);
+}
+
+/* The (journey, original) pairs of `f` in the segments' order, as bytes. */
+static PyObject *founds_bytes(Founds *f) {
+    if (!f->count)
+        return PyBytes_FromStringAndSize("", 0);
+    qsort(f->found, f->count, sizeof *f->found, by_place);
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, f->count * 8);
+    if (bytes) {
+        uint32_t *pair = (uint32_t *)PyBytes_AS_STRING(bytes);
+        for (Py_ssize_t k = 0; k < f->count; k++) {
+            pair[2 * k] = f->found[k].journey;
+            pair[2 * k + 1] = f->found[k].original;
+        }
+    }
+    return bytes;
+}
+
+/* The TCP segments among the rows (data, SYN or FIN; not RST) with their keys, in row order, into `segments` (room for
+ * one a row); how many, or -1 with `*bad` said. `*flows`: one more than the highest flow among them. */
+static int64_t segments_read(Column *col, Py_ssize_t rows, Segment *segments, uint32_t *flows, const char **bad) {
+    int64_t done = 0, count = 0;
+    while (done < rows) {
+        int64_t stretch = rows - done;
+        for (int k = 0; k < RESEND_COLUMNS; k++) {
+            int64_t left = column_seek(&col[k]);
+            if (left < stretch)
+                stretch = left;
+        }
+        if (stretch <= 0) {
+            *bad = "a column ends early";
+            return -1;
+        }
+        for (int64_t i = 0; i < stretch; i++) {
+            uint32_t journey, proto, flags = 0, port = 0;
+            ResendKey k = {0};
+            if (!cell(&col[R_JOURNEY], i, &journey)) {
+                *bad = "journey with nulls";
+                return -1;
+            }
+            cell(&col[R_TCP_FLAGS], i, &flags);
+            int has_length = cell(&col[R_PAYLOAD_LEN], i, &k.length);
+            if (!cell(&col[R_PROTO], i, &proto) || proto != 6 || !cell(&col[R_SEQ], i, &k.seq) || (flags & TCP_RST)
+                || !((has_length && k.length) || (flags & (TCP_SYN | TCP_FIN))))
+                continue;
+            k.misc = (uint32_t)cell(&col[R_FLOW], i, &k.flow) << 24 | (uint32_t)cell(&col[R_SRC], i, &k.src) << 25
+                     | (uint32_t)cell(&col[R_SRC6], i, &k.src6) << 26 | (uint32_t)cell(&col[R_SPORT], i, &port) << 27;
+            k.misc |= (port & 0xffff) | (flags & (TCP_SYN | TCP_FIN | TCP_ACK)) << 16 | (uint32_t)has_length * HAS_LENGTH;
+            if ((k.misc >> 24 & 1) && k.flow >= *flows)
+                *flows = k.flow + 1;
+            segments[count] = (Segment){k, journey, (uint32_t)count};
+            count++;
+        }
+        for (int k = 0; k < RESEND_COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    return count;
+}
+
+/* A segment's flow bucket: its flow, or `flows` (one more than the highest) for a null flow. */
+static inline uint32_t bucket(const Segment *g, uint32_t flows) { return g->key.misc >> 24 & 1 ? g->key.flow : flows; }
+
+/* The order of segments by flow (a null flow after every other), then row. */
+static int by_flow(const void *a, const void *b) {
+    const Segment *x = a, *y = b;
+    uint64_t f = x->key.misc >> 24 & 1 ? x->key.flow : (uint64_t)1 << 32, g = y->key.misc >> 24 & 1 ? y->key.flow : (uint64_t)1 << 32;
+    return f != g ? (f > g) - (f < g) : (x->at > y->at) - (x->at < y->at);
+}
+
+/* `n` segments in order of flow bucket, each flow's in row order, into `out`: counted into buckets; by qsort when the
+ * flows' numbers are far more than the segments (a table of them would be larger than the segments). */
+static int segments_sort(const Segment *segments, int64_t n, uint32_t flows, Segment *out) {
+    if ((uint64_t)flows > 4 * (uint64_t)n + 1024) {
+        memcpy(out, segments, n * sizeof *out);
+        qsort(out, n, sizeof *out, by_flow);
+        return 0;
+    }
+    int64_t *start = PyMem_RawCalloc((size_t)flows + 2, sizeof *start);
+    if (!start)
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        start[bucket(&segments[i], flows) + 1]++;
+    for (size_t f = 1; f < (size_t)flows + 2; f++)
+        start[f] += start[f - 1];
+    for (int64_t i = 0; i < n; i++)
+        out[start[bucket(&segments[i], flows)]++] = segments[i];
+    PyMem_RawFree(start);
+    return 0;
+}
+
+/* Each of `n` segments in order of flow that repeats a key of one before it in its flow into `found` (repeats, tails);
+ * -1 without the memory. */
+static int resends_find(const Segment *sorted, int64_t n, uint32_t flows, Founds found[2]) {
+    Keys keys = {0};
+    int failed = 0;
+    for (int64_t from = 0, to; from < n && !failed; from = to) {
+        uint32_t f = bucket(&sorted[from], flows);
+        for (to = from + 1; to < n && bucket(&sorted[to], flows) == f; to++)
+            ;
+        if (keys_clear(&keys, 2 * (size_t)(to - from)) < 0) {
+            failed = 1;
+            break;
+        }
+        for (int64_t i = from; i < to && !failed; i++) {
+            const Segment *g = &sorted[i];
+            int64_t original = keys_first(&keys, &g->key, g->journey);
+            failed = original >= 0 && founds_add(&found[0], g->at, g->journey, (uint32_t)original) < 0;
+            if (failed || !(g->key.misc & HAS_LENGTH) || !g->key.length)
+                continue;
+            ResendKey tail = tail_key(&g->key);
+            original = keys_first(&keys, &tail, g->journey);
+            failed = original >= 0 && founds_add(&found[1], g->at, g->journey, (uint32_t)original) < 0;
+        }
+    }
+    keys_free(&keys);
+    return failed ? -1 : 0;
+}
+
+/* resends(columns, rows) -> (repeats, tails): the later TCP segments of first sightings in time order that re-send
+ * one before them (`flows._retransmissions`), each as its journey and the journey of the first with its key, in row
+ * order (uint32 pairs, as bytes): `repeats` those whose sender, sequence number, length and control flags (SYN, FIN,
+ * ACK) repeat a segment's (data or SYN or FIN, not RST), `tails` the data segments whose sender and end repeat one's.
+ * `columns`: Arrow stream capsules (None: all null) in the order of RESEND_NAMES, unsigned integers; journey without
+ * nulls, fewer than 2**32 rows. The segments are put in order of flow and each flow's keys told apart by their values
+ * (no hash stands for them) in a table of its own. */
+static PyObject *resends(PyObject *self, PyObject *args) {
+    PyObject *columns;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "O!n", &PyTuple_Type, &columns, &rows))
+        return NULL;
+    PyObject *result = NULL;
+    Column col[RESEND_COLUMNS];
+    memset(col, 0, sizeof col);
+    Founds found[2] = {{0}, {0}};
+    if (PyTuple_GET_SIZE(columns) != RESEND_COLUMNS || rows < 0 || rows >= UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%d columns and fewer than 2**32 rows wanted", RESEND_COLUMNS);
+        goto done;
+    }
+    for (int k = 0; k < RESEND_COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], RESEND_NAMES[k], "CSI") < 0)
+            goto done;
+    if (rows && col[R_JOURNEY].bits != 32) {
+        PyErr_SetString(PyExc_ValueError, "column journey: not uint32");
+        goto done;
+    }
+    const char *bad = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t flows = 0;
+    /* room for one a row: only the pages written are had */
+    Segment *segments = PyMem_RawMalloc((rows ? rows : 1) * sizeof *segments), *sorted = NULL;
+    int64_t n = segments ? segments_read(col, rows, segments, &flows, &bad) : -1;
+    if (n >= 0) {
+        sorted = PyMem_RawMalloc((n ? n : 1) * sizeof *sorted);
+        if (!sorted || segments_sort(segments, n, flows, sorted) < 0 || resends_find(sorted, n, flows, found) < 0)
+            n = -1;
+    }
+    if (n < 0 && !bad)
+        bad = "";
+    PyMem_RawFree(segments);
+    PyMem_RawFree(sorted);
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        if (*bad)
+            PyErr_SetString(PyExc_ValueError, bad);
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *repeats = founds_bytes(&found[0]), *tails = founds_bytes(&found[1]);
+    if (repeats && tails)
+        result = PyTuple_Pack(2, repeats, tails);
+    Py_XDECREF(repeats);
+    Py_XDECREF(tails);
+done:
+    for (int k = 0; k < RESEND_COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(found[0].found);
+    PyMem_RawFree(found[1].found);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"tuple_scan", tuple_scan, METH_VARARGS, "Tuple ids of a correlated table's rows, and what numbering flows keeps of them."},
     {"number_first_seen", number_first_seen, METH_VARARGS, "uint64 keys numbered by first appearance."},
     {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
     {"late_segments", late_segments, METH_VARARGS, "The flows of the TCP segments that start below their sender's highest end."},
+    {"resends", resends, METH_VARARGS, "The later TCP segments that re-send one before them, and its journey."},
     {"leg_scan", leg_scan, METH_VARARGS, "The first row of each distinct combination of the legs' columns."},
     {NULL, NULL, 0, NULL},
 };

@@ -244,7 +244,7 @@ def python_gather(column: pl.Series, table: np.ndarray, out: np.ndarray) -> None
 
 
 try:
-    from cniscope._flows import gather, late_segments, leg_scan, number_first_seen, tuple_scan
+    from cniscope._flows import gather, late_segments, leg_scan, number_first_seen, resends, tuple_scan
     COMPILED = True
 except ImportError:  # built without a C compiler
     number_first_seen = python_number_first_seen
@@ -341,7 +341,10 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
     # already in time order: in one piece (the statistics over the table's many chunks, 153 at 10M, took 1.5x the CPU)
     first = first.rechunk() if ordered else first.sort(["ts", "row"])
     legs_query = _legs(table, first, ordered and by_journey, limit, leg_rows)
-    retrans, legs = pl.collect_all([_retransmissions(first), legs_query])
+    if COMPILED:
+        retrans, legs = _resends(first), legs_query.collect()
+    else:
+        retrans, legs = pl.collect_all([_retransmissions(first), legs_query])
     # the original of each re-send, gathered by journey id rather than joined (a join copies every column)
     original, resent = pl.lit(None, dtype=pl.UInt32), None
     if retrans.height:
@@ -458,10 +461,28 @@ def _late_segments(first: pl.DataFrame, resent: np.ndarray | None) -> pl.LazyFra
     """`_out_of_order`'s (flow, out_of_order) in C, of the first sightings in time order (`resent`: those that re-send,
     bool, None: none do): one pass, each sender found by its values in a hash table (at 10M, 0.2M segments: polars'
     sort of them by flow and sender took 55 ms of CPU)."""
-    capsules = tuple(None if (s := first.get_column(name)).null_count() == s.len() > 0 else s.to_physical().__arrow_c_stream__()
-                     for name in _ORDER_COLUMNS)  # None: a column of nulls, not read
-    flows, counts = np.unique(np.frombuffer(late_segments(capsules, first.height, resent), dtype=np.uint32), return_counts=True)
+    late = late_segments(_capsules(first, _ORDER_COLUMNS), first.height, resent)
+    flows, counts = np.unique(np.frombuffer(late, dtype=np.uint32), return_counts=True)
     return pl.LazyFrame({"flow": flows, "out_of_order": counts.astype(np.uint32)})
+
+
+def _capsules(frame: pl.DataFrame, names: tuple[str, ...]) -> tuple[object | None, ...]:
+    """The Arrow streams of `frame`'s columns `names` for the C (categories by their codes); None for a column of
+    nulls, not read."""
+    return tuple(None if (s := frame.get_column(name)).null_count() == s.len() > 0 else s.to_physical().__arrow_c_stream__()
+                 for name in names)
+
+
+_RESEND_COLUMNS = ("journey", "flow", "src", "src6", "sport", "proto", "seq", "payload_len", "tcp_flags")
+
+
+def _resends(first: pl.DataFrame) -> pl.DataFrame:
+    """`_retransmissions`' (journey, original) in C, of the first sightings in time order: one pass, each segment's
+    keys found by their values in a hash table (at 2M, 0.42M first sightings: polars' two queries of hashes and
+    windows took 75-95 ms of CPU)."""
+    found = [np.frombuffer(pairs, dtype=np.uint32).reshape(-1, 2) for pairs in resends(_capsules(first, _RESEND_COLUMNS), first.height)]
+    return pl.concat([pl.DataFrame({"journey": pairs[:, 0], "original": pairs[:, 1]}) for pairs in found]).unique(
+        "journey", keep="first", maintain_order=True)
 
 
 def _retransmissions(first: pl.DataFrame) -> pl.LazyFrame:
@@ -587,9 +608,7 @@ def _distinct(rows: pl.DataFrame, limit: int | None, marked: np.ndarray | None =
     every row). In C, over the columns' own buffers, and only those rows gathered (`_flows.leg_scan`; at 10M, a pass
     over 2.7M leg rows with their columns copied and hashed in polars took 0.1 s of CPU)."""
     if COMPILED:
-        capsules = tuple(None if (s := rows.get_column(name)).null_count() == s.len() > 0 else s.to_physical().__arrow_c_stream__()
-                         for name in _LEG_COLUMNS)  # None: a column of nulls, not read
-        positions = leg_scan(capsules, rows.height, marked, 1 << 32 if limit is None else min(max(limit, 0), 1 << 32))
+        positions = leg_scan(_capsules(rows, _LEG_COLUMNS), rows.height, marked, 1 << 32 if limit is None else min(max(limit, 0), 1 << 32))
         # (gathered eagerly: in a lazy query each column was made one chunk first, 0.2 s of CPU at 10M)
         return rows.gather(pl.Series(np.frombuffer(positions, dtype=np.int64))).lazy()
     shown = [c for c in _LEG_COLUMNS if rows[c].null_count() < rows.height]  # columns no input fills (names in a pcap) sort nothing
