@@ -3,8 +3,9 @@
  * or not at all, and the RowGroup's thrift bytes for the footer. What pyarrow's writer spends most of its time on
  * is done directly over the Arrow buffers: definition levels are the validity bitmap's bytes (the RLE/bit-packed
  * hybrid of bit width 1 is the bitmap, LSB first), runs of 16 or more equal bits as RLE runs; values PLAIN
- * (widened to INT32/INT64), DELTA_BINARY_PACKED, or a dictionary's indices. The file reads back to the same Arrow
- * table as pyarrow's (tests/report/test_parquet_c.py); its bytes differ.
+ * (widened to INT32/INT64), DELTA_BINARY_PACKED, a dictionary column's indices, or, for integers of 1 or 2 bytes of
+ * few values, indices into a dictionary of them. The file reads back to the same Arrow table as pyarrow's
+ * (tests/report/test_parquet_c.py); its bytes differ.
  *
  * liblz4 is opened at import (dlopen: no headers needed to build); without it only UNCOMPRESSED is offered and
  * the caller keeps pyarrow. Every buffer's size is checked against what the rows need, every offset and
@@ -16,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* column kinds (parquet_parts: _KIND) and flags */
+/* column kinds and flags (parquet_parts: _INT32 ... _TEXT, _SIGNED ...) */
 enum { K_INT32, K_INT64, K_BOOL, K_DICT, K_TEXT };
 enum { F_SIGNED = 1, F_STATS = 2, F_DELTA = 4, F_DICT = 8 }; /* F_DICT: values of 1 or 2 bytes try a dictionary */
 /* parquet.thrift */
@@ -47,7 +48,7 @@ typedef struct {
     Py_ssize_t name_len;
     /* worked out */
     int64_t count;                 /* non-null values */
-    int64_t strings;               /* K_TEXT: the non-null values' bytes; K_DICT: the entries' */
+    int64_t strings;               /* K_DICT: the bytes of the dictionary's text */
     int64_t data_bound, dict_bound; /* the uncompressed pages' bytes at most */
     int encoding, has_dict;
     int64_t dict_offset, data_offset, uncompressed, compressed;

@@ -203,7 +203,9 @@ class Part:
                 begin = cursor.pos
                 count, _ = cursor.list_header()
                 for _ in range(count):
-                    part.groups.append(_group(cursor))
+                    first, spans = cursor.pos, list[tuple[int, int, str]]()
+                    cursor.spans(_ROW_GROUP, spans)
+                    part.groups.append((first, cursor.pos, spans))
                 part.groups_span = (begin, cursor.pos)
             else:
                 cursor.skip(kind)
@@ -230,13 +232,6 @@ class Part:
                 at = stop
             pieces.append(footer[at:end])
             yield b"".join(pieces)
-
-
-def _group(cursor: _Thrift) -> tuple[int, int, list[tuple[int, int, str]]]:
-    """The RowGroup struct at the cursor: (start, end, the spans of its offsets and ordinal)."""
-    first, spans = cursor.pos, list[tuple[int, int, str]]()
-    cursor.spans(_ROW_GROUP, spans)
-    return first, cursor.pos, spans
 
 
 def _list_header(size: int, element: int) -> bytes:
@@ -295,8 +290,9 @@ _KNOWN_OPTIONS = {"compression", "use_dictionary", "column_encoding", "write_bat
 
 class Native:
     """How `_parquet.encode` writes each column of a schema, with what pyarrow's writer options ask: a dictionary
-    column as a dictionary page and its indices, a text column PLAIN, an integer one PLAIN or delta-encoded, with
-    min/max statistics where asked. `make` gives None where a type or an option is not covered."""
+    column as a dictionary page and its indices, a text column PLAIN, an integer one PLAIN or delta-encoded (one of 1
+    or 2 bytes through a dictionary of its values where it has few), with min/max statistics where asked. `make`
+    gives None where a type or an option is not covered."""
 
     def __init__(self, schema: pa.Schema, codec: int, columns: list[tuple[int, int, int, int, str]]) -> None:
         self.schema = schema
