@@ -351,3 +351,28 @@ def test_resends_refuses_what_it_cannot_read(compiled: ModuleType) -> None:
         compiled.resends(flows._capsules(first, flows._RESEND_COLUMNS), 4)
     with pytest.raises(ValueError, match="9 columns and"):
         compiled.resends(flows._capsules(first, flows._RESEND_COLUMNS[1:]), 3)
+
+
+def test_community_ids_are_hashlibs(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`community_ids` hashes each record as hashlib's SHA-1 and base64 do, records of every size one SHA-1 block
+    takes (the padding's edge at 55 bytes); `community_ids_v4` gives the same in C and in Python."""
+    import base64
+    import hashlib
+
+    rng = np.random.default_rng(9)
+    for size in (1, 2, 3, 16, 40, 54, 55):
+        records = rng.integers(0, 256, size * 300, dtype=np.uint8).tobytes()
+        want = ["1:" + base64.b64encode(hashlib.sha1(records[at:at + size]).digest()).decode() for at in range(0, len(records), size)]
+        assert compiled.community_ids(records, size) == want
+    assert compiled.community_ids(b"", 16) == []
+    for size, records in ((0, b""), (56, bytes(56)), (16, bytes(17))):
+        with pytest.raises(ValueError, match="records of 1 to 55 bytes"):
+            compiled.community_ids(records, size)
+    proto = rng.choice(np.array([1, 6, 17], dtype=np.uint8), 500)
+    src, dst = (rng.integers(0, 4, 500).astype(np.uint32) for _ in range(2))
+    sport, dport = (rng.integers(0, 3, 500).astype(np.uint16) for _ in range(2))
+    monkeypatch.setattr(flows, "community_ids", compiled.community_ids, raising=False)
+    in_c(monkeypatch, compiled)
+    fast = flows.community_ids_v4(proto, src, dst, sport, dport)
+    in_python(monkeypatch)
+    assert fast == flows.community_ids_v4(proto, src, dst, sport, dport) and len(set(fast)) > 50

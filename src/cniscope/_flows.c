@@ -1128,12 +1128,89 @@ done:
     return result;
 }
 
+/* SHA-1 (FIPS 180-4) of a message shorter than 56 bytes: one block. */
+static inline uint32_t rol(uint32_t x, int n) { return x << n | x >> (32 - n); }
+
+static void sha1_short(const uint8_t *data, size_t n, uint8_t digest[20]) {
+    uint8_t block[64] = {0};
+    memcpy(block, data, n);
+    block[n] = 0x80;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int k = 0; k < 8; k++)
+        block[63 - k] = (uint8_t)(bits >> (8 * k));
+    uint32_t w[80], h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    for (int t = 0; t < 16; t++)
+        w[t] = (uint32_t)block[4 * t] << 24 | (uint32_t)block[4 * t + 1] << 16 | (uint32_t)block[4 * t + 2] << 8 | block[4 * t + 3];
+    for (int t = 16; t < 80; t++)
+        w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int t = 0; t < 80; t++) {
+        uint32_t f = t < 20 ? (b & c) | (~b & d) : t < 40 ? b ^ c ^ d : t < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
+        uint32_t k = t < 20 ? 0x5A827999 : t < 40 ? 0x6ED9EBA1 : t < 60 ? 0x8F1BBCDC : 0xCA62C1D6;
+        uint32_t temp = rol(a, 5) + f + e + k + w[t];
+        e = d;
+        d = c;
+        c = rol(b, 30);
+        b = a;
+        a = temp;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+    for (int k = 0; k < 5; k++)
+        for (int j = 0; j < 4; j++)
+            digest[4 * k + j] = (uint8_t)(h[k] >> (24 - 8 * j));
+}
+
+/* `n` bytes in base64 (RFC 4648, padded) into `out`; how many characters. */
+static int base64(const uint8_t *in, int n, char *out) {
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int o = 0;
+    for (int i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = digits[v >> 18 & 63];
+        out[o++] = digits[v >> 12 & 63];
+        out[o++] = i + 1 < n ? digits[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? digits[v & 63] : '=';
+    }
+    return o;
+}
+
+/* community_ids(records, size) -> list[str]: "1:" and the base64 of the SHA-1 of each `size`-byte record of `records`
+ * (Community ID v1: each record the seed, addresses, protocol and ports packed; `flows.community_ids_v4`), size at
+ * most 55 (one SHA-1 block). */
+static PyObject *community_ids(PyObject *self, PyObject *args) {
+    Py_buffer records;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "y*n", &records, &size))
+        return NULL;
+    PyObject *ids = NULL;
+    if (size <= 0 || size > 55 || records.len % size) {
+        PyErr_SetString(PyExc_ValueError, "records of 1 to 55 bytes each wanted");
+        goto done;
+    }
+    Py_ssize_t count = records.len / size;
+    ids = PyList_New(count);
+    for (Py_ssize_t i = 0; ids && i < count; i++) {
+        uint8_t digest[20];
+        char text[2 + 28] = "1:";
+        sha1_short((const uint8_t *)records.buf + i * size, (size_t)size, digest);
+        PyObject *id = PyUnicode_FromStringAndSize(text, 2 + base64(digest, 20, text + 2));
+        if (!id)
+            Py_CLEAR(ids);
+        else
+            PyList_SET_ITEM(ids, i, id);
+    }
+done:
+    PyBuffer_Release(&records);
+    return ids;
+}
+
 static PyMethodDef methods[] = {
     {"tuple_scan", tuple_scan, METH_VARARGS, "Tuple ids of a correlated table's rows, and what numbering flows keeps of them."},
     {"number_first_seen", number_first_seen, METH_VARARGS, "uint64 keys numbered by first appearance."},
     {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
     {"late_segments", late_segments, METH_VARARGS, "The flows of the TCP segments that start below their sender's highest end."},
     {"resends", resends, METH_VARARGS, "The later TCP segments that re-send one before them, and its journey."},
+    {"community_ids", community_ids, METH_VARARGS, "Community IDs v1 of packed records."},
     {"leg_scan", leg_scan, METH_VARARGS, "The first row of each distinct combination of the legs' columns."},
     {NULL, NULL, 0, NULL},
 };

@@ -23,7 +23,7 @@ import polars as pl
 
 from cniscope.journeys import chunked_like, nothing_inside
 from cniscope.packets.schema import Tunnel, address_expr, ip4_expr
-from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, make_endpoint, make_flow, make_journey
+from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made_many, make_endpoint, make_journey
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
 PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
@@ -244,7 +244,7 @@ def python_gather(column: pl.Series, table: np.ndarray, out: np.ndarray) -> None
 
 
 try:
-    from cniscope._flows import gather, late_segments, leg_scan, number_first_seen, resends, tuple_scan
+    from cniscope._flows import community_ids, gather, late_segments, leg_scan, number_first_seen, resends, tuple_scan
     COMPILED = True
 except ImportError:  # built without a C compiler
     number_first_seen = python_number_first_seen
@@ -280,6 +280,8 @@ def community_ids_v4(proto: np.ndarray, src: np.ndarray, dst: np.ndarray, sport:
     packed["src"], packed["dst"] = np.where(turn, dst, src), np.where(turn, src, dst)
     packed["sport"], packed["dport"] = np.where(turn, dport, sport), np.where(turn, sport, dport)
     packed["proto"] = proto
+    if COMPILED:  # hashed in C: 20,000 conversations 4 against 35 ms
+        return community_ids(packed, _PACKED_V4.itemsize)
     data, size = memoryview(packed.tobytes()), _PACKED_V4.itemsize
     return ["1:" + b2a_base64(sha1(data[at:at + size]).digest(), newline=False).decode() for at in range(0, len(data), size)]
 
@@ -725,7 +727,8 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame) -> list[Flow]:
         ({} if syn is None else {"syn_to_synack_ns": syn}) if ack is None else
         ({"synack_to_ack_ns": ack} if syn is None else {"syn_to_synack_ns": syn, "synack_to_ack_ns": ack})
         for syn, ack in zip(col["syn_to_synack_ns"], col["synack_to_ack_ns"], strict=True)]
-    return list(map(make_flow, col["flow"], keys, map(_PROTOS.__getitem__, col["proto"]), clients, servers, legs_of,
-                    map(tuple, col["journeys"]), col["packets"], col["bytes"], col["first_ts"], col["last_ts"],
-                    map(_STATES.__getitem__, col["state"]), handshakes, col["retransmissions"], col["out_of_order"],
-                    col["zero_windows"], map(tuple, col["resets"]), [() if note is None else (note,) for note in col["note"]]))
+    return made_many(Flow, [col["flow"], keys, list(map(_PROTOS.__getitem__, col["proto"])), clients, servers, legs_of,
+                            list(map(tuple, col["journeys"])), col["packets"], col["bytes"], col["first_ts"], col["last_ts"],
+                            list(map(_STATES.__getitem__, col["state"])), handshakes, col["retransmissions"], col["out_of_order"],
+                            col["zero_windows"], list(map(tuple, col["resets"])),
+                            [() if note is None else (note,) for note in col["note"]]], len(keys))
