@@ -376,3 +376,53 @@ def test_community_ids_are_hashlibs(compiled: ModuleType, monkeypatch: pytest.Mo
     fast = flows.community_ids_v4(proto, src, dst, sport, dport)
     in_python(monkeypatch)
     assert fast == flows.community_ids_v4(proto, src, dst, sport, dport) and len(set(fast)) > 50
+
+
+@pytest.mark.parametrize("n", [0, 1, 60, 3000])
+def test_handshakes_are_polars_joins(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """`_stats` with each flow's first rows and handshake's ACK found by `handshakes` gives what its polars filters and
+    joins give: made-up first sightings of a few flows (some null) with SYNs, SYN-ACKs, pure ACKs and others (flags
+    null too), times null or equal, sequence numbers wrapping round 2**32, ACKs of 1; chunks cut anywhere, numbers
+    under the nulls. What C refuses: a flow above those it was told of, outputs of the wrong sizes."""
+    in_c(monkeypatch, compiled)
+    monkeypatch.setattr(flows, "handshakes", compiled.handshakes, raising=False)
+    rng = np.random.default_rng(n + 3)
+
+    def ints(values: list[int], dtype: pl.DataType, nulls: float = 0.1) -> pl.Series:
+        picked = pl.Series(rng.choice(np.array(values, dtype=np.int64), n), dtype=pl.Int64).cast(dtype)
+        return pl.select(pl.when(pl.Series(rng.random(n) < nulls)).then(None).otherwise(picked)).to_series()
+
+    text = pl.Series(rng.choice(np.array(["a", "b", None], dtype=object), n).tolist(), dtype=pl.Categorical())
+    first = pl.DataFrame({
+        "journey": pl.Series(np.arange(n), dtype=pl.UInt32), "flow": ints(list(range(0, n // 8 + 3, 2)), pl.UInt32(), 0.03),
+        "row": pl.Series(np.arange(n), dtype=pl.UInt32), "ts": ints(list(range(0, 2 * n + 2, 3)), pl.Int64(), 0.05),
+        "proto": ints([6, 6, 17], pl.UInt8()), "arp_op": ints([1], pl.UInt16(), 0.9), "src": ints([1, 2], pl.UInt32()),
+        "dst": ints([1, 2], pl.UInt32()), "src6": text, "dst6": text.reverse(), "src_name": text.shift(1), "dst_name": text.shift(2),
+        "sport": ints([80, 5000], pl.UInt16()), "dport": ints([80, 5000], pl.UInt16()),
+        "tcp_flags": ints([2, 0xC2, 18, 16, 16, 16, 17, 20, 24, 6], pl.UInt8(), 0.05),
+        "seq": ints([6, 100, 2**32 - 1], pl.UInt32()), "ack": ints([0, 1, 101, 2, 7], pl.UInt32()), "win": ints([0, 512], pl.UInt16()),
+        "payload_len": ints([0, 100], pl.UInt32()), "dns_id": ints([7], pl.UInt16(), 0.8),
+        "dns_qr": pl.Series(rng.choice(np.array([True, False, None], dtype=object), n).tolist(), dtype=pl.Boolean()),
+        "icmp_type": ints([0, 3, 8], pl.UInt8(), 0.7), "icmp_seq": ints([1, 2], pl.UInt16(), 0.7),
+        "arp_spa": ints([1], pl.UInt32(), 0.9), "arp_tpa": ints([2], pl.UInt32(), 0.9),
+    }).select(flows.FIRST_COLUMNS)
+    cuts = np.unique(np.clip([0, *rng.integers(1, max(n, 2), 4), n], 0, n)).tolist()
+    first = pl.concat([first.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], rechunk=False) if n else first
+    dirty = first.with_columns(garbage_under_nulls(first[name], rng) for name in ("flow", "tcp_flags", "seq", "ack") if n)
+    rows = first.lazy().with_columns(original=pl.lit(None, dtype=pl.UInt32))
+    late = pl.LazyFrame(schema={"flow": pl.UInt32, "out_of_order": pl.UInt32})
+    want, want_kept = flows._stats(rows, n // 2, late)
+    got, got_kept = flows._stats(rows, n // 2, late, dirty)
+    assert got.select(want.columns).equals(want) and sorted(got.columns) == sorted(want.columns)
+    assert got.select(want.columns).schema == want.schema and got_kept.equals(want_kept)
+    if n > 1000:  # every kind was there: flows with and without a SYN, SYN-ACK or handshake's ACK
+        assert 0 < got["ack_ts"].null_count() < got.height and 0 < got["syn_src"].null_count() < got.height
+        assert got["synack_seq"].null_count() < got.height
+    flow_columns = flows._capsules(first, flows._HANDSHAKE_COLUMNS)
+    outputs = [np.empty(2, np.int64) for _ in range(4)] + [np.empty(2, np.uint8)]
+    with pytest.raises(ValueError, match="wrong sizes"):
+        compiled.handshakes(flows._capsules(first, flows._HANDSHAKE_COLUMNS), n, 3, *outputs)
+    if n > 100:
+        with pytest.raises(ValueError, match="a flow above the highest"):
+            compiled.handshakes(flow_columns, n, 2, *outputs)
+        assert flows._handshakes(first.with_columns(flow=pl.col("flow") * 100_000 + 10_000)) is None  # far apart: polars

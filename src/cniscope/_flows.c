@@ -1128,6 +1128,144 @@ done:
     return result;
 }
 
+/* the columns `handshakes` is given, in this order */
+enum { H_FLOW, H_TCP_FLAGS, H_TS, H_SEQ, H_ACK, HANDSHAKE_COLUMNS };
+static const char *HANDSHAKE_NAMES[HANDSHAKE_COLUMNS] = {"flow", "tcp_flags", "ts", "seq", "ack"};
+
+/* What `handshakes` finds of a flow: its first row, first SYN's and first SYN-ACK's (-1: none), the SYN-ACKs' least
+ * time and the first's sequence number, and the handshake's ACK's time. */
+typedef struct {
+    int64_t head, syn, synack, synack_ts, ack_ts;
+    uint32_t synack_seq;
+    uint8_t has_synack_ts, has_synack_seq, has_ack_ts;
+} Handshake;
+
+/* One pass over the rows (`pass` 0: the first rows, SYNs and SYN-ACKs; 1: the ACKs, which need the SYN-ACKs' least
+ * time), each row's flow's entry of `of` (`flows` of them) updated. */
+static const char *handshakes_pass(Column *col, Py_ssize_t rows, int pass, Handshake *of, uint32_t flows) {
+    for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+        col[k].at = col[k].pos = 0;
+    for (int64_t done = 0; done < rows;) {
+        int64_t stretch = rows - done;
+        for (int k = 0; k < HANDSHAKE_COLUMNS; k++) {
+            int64_t left = column_seek(&col[k]);
+            if (left < stretch)
+                stretch = left;
+        }
+        if (stretch <= 0)
+            return "a column ends early";
+        for (int64_t i = 0; i < stretch; i++) {
+            uint32_t flow, flags = 0, seq, ack;
+            if (!cell(&col[H_FLOW], i, &flow))
+                continue;
+            if (flow >= flows)
+                return "a flow above the highest";
+            Handshake *h = &of[flow];
+            cell(&col[H_TCP_FLAGS], i, &flags);
+            const Column *t = &col[H_TS];
+            int64_t at = t->bit + i, ts = 0;
+            int has_ts = t->values && (!t->validity || ((t->validity[at >> 3] >> (at & 7)) & 1));
+            if (has_ts)
+                ts = ((const int64_t *)t->values)[at];
+            int syn = flags & TCP_SYN, acked = flags & TCP_ACK;
+            if (pass == 0) {
+                if (h->head < 0)
+                    h->head = done + i;
+                if (syn && !acked && h->syn < 0)
+                    h->syn = done + i;
+                if (syn && acked) {
+                    if (h->synack < 0) {
+                        h->synack = done + i;
+                        h->has_synack_seq = (uint8_t)cell(&col[H_SEQ], i, &seq);
+                        h->synack_seq = h->has_synack_seq ? seq : 0;
+                    }
+                    if (has_ts && (!h->has_synack_ts || ts < h->synack_ts)) {
+                        h->synack_ts = ts;
+                        h->has_synack_ts = 1;
+                    }
+                }
+            } else if (acked && !(flags & (TCP_SYN | TCP_RST | TCP_FIN)) && has_ts && h->has_synack_ts && ts >= h->synack_ts
+                       && cell(&col[H_ACK], i, &ack) && ((h->has_synack_seq && ack == h->synack_seq + 1) || ack == 1)
+                       && (!h->has_ack_ts || ts < h->ack_ts)) {
+                h->ack_ts = ts;
+                h->has_ack_ts = 1;
+            }
+        }
+        for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    return NULL;
+}
+
+/* handshakes(columns, rows, flows, head, syn, synack, ack_ts, has_ack_ts): of each flow 0..flows-1 among the rows
+ * (first sightings in time order; `flows._stats`), its first row, first SYN's (SYN without ACK) and first SYN-ACK's
+ * (int64, -1: none), and its handshake's ACK's time (int64, where `has_ack_ts`, uint8): the least of the pure ACKs
+ * (no SYN, RST or FIN) at or after the least time of its SYN-ACKs that acknowledge the first SYN-ACK's sequence
+ * number + 1 (or 1: relative numbers). `columns`: Arrow stream capsules (None: all null) in the order of
+ * HANDSHAKE_NAMES: unsigned integers, ts int64; each flow below `flows` (or null: not counted). */
+static PyObject *handshakes(PyObject *self, PyObject *args) {
+    PyObject *columns;
+    Py_ssize_t rows, flows;
+    Py_buffer out[5];
+    if (!PyArg_ParseTuple(args, "O!nnw*w*w*w*w*", &PyTuple_Type, &columns, &rows, &flows, &out[0], &out[1], &out[2], &out[3],
+                          &out[4]))
+        return NULL;
+    PyObject *result = NULL;
+    Column col[HANDSHAKE_COLUMNS];
+    memset(col, 0, sizeof col);
+    Handshake *of = NULL;
+    if (PyTuple_GET_SIZE(columns) != HANDSHAKE_COLUMNS || rows < 0 || flows < 0 || flows > UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%d columns, and flows below 2**32, wanted", HANDSHAKE_COLUMNS);
+        goto done;
+    }
+    for (int k = 0; k < 4; k++)
+        if (out[k].len != flows * 8) {
+            PyErr_SetString(PyExc_ValueError, "outputs of the wrong sizes");
+            goto done;
+        }
+    if (out[4].len != flows) {
+        PyErr_SetString(PyExc_ValueError, "outputs of the wrong sizes");
+        goto done;
+    }
+    for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], HANDSHAKE_NAMES[k], k == H_TS ? "l" : "CSI") < 0)
+            goto done;
+    of = PyMem_RawMalloc((flows ? flows : 1) * sizeof *of);
+    if (!of) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const char *bad = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t f = 0; f < flows; f++)
+        of[f] = (Handshake){.head = -1, .syn = -1, .synack = -1};
+    bad = handshakes_pass(col, rows, 0, of, (uint32_t)flows);
+    if (!bad)
+        bad = handshakes_pass(col, rows, 1, of, (uint32_t)flows);
+    int64_t *head = out[0].buf, *syn = out[1].buf, *synack = out[2].buf, *ack_ts = out[3].buf;
+    uint8_t *has_ack_ts = out[4].buf;
+    for (Py_ssize_t f = 0; f < flows && !bad; f++) {
+        head[f] = of[f].head;
+        syn[f] = of[f].syn;
+        synack[f] = of[f].synack;
+        ack_ts[f] = of[f].has_ack_ts ? of[f].ack_ts : 0;
+        has_ack_ts[f] = of[f].has_ack_ts;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, bad);
+    else
+        result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(of);
+    for (int k = 0; k < 5; k++)
+        PyBuffer_Release(&out[k]);
+    return result;
+}
+
 /* SHA-1 (FIPS 180-4) of a message shorter than 56 bytes: one block. */
 static inline uint32_t rol(uint32_t x, int n) { return x << n | x >> (32 - n); }
 
@@ -1210,6 +1348,7 @@ static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
     {"late_segments", late_segments, METH_VARARGS, "The flows of the TCP segments that start below their sender's highest end."},
     {"resends", resends, METH_VARARGS, "The later TCP segments that re-send one before them, and its journey."},
+    {"handshakes", handshakes, METH_VARARGS, "Each flow's first row, first SYN, first SYN-ACK and handshake's ACK."},
     {"community_ids", community_ids, METH_VARARGS, "Community IDs v1 of packed records."},
     {"leg_scan", leg_scan, METH_VARARGS, "The first row of each distinct combination of the legs' columns."},
     {NULL, NULL, 0, NULL},

@@ -244,7 +244,7 @@ def python_gather(column: pl.Series, table: np.ndarray, out: np.ndarray) -> None
 
 
 try:
-    from cniscope._flows import community_ids, gather, late_segments, leg_scan, number_first_seen, resends, tuple_scan
+    from cniscope._flows import community_ids, gather, handshakes, late_segments, leg_scan, number_first_seen, resends, tuple_scan
     COMPILED = True
 except ImportError:  # built without a C compiler
     number_first_seen = python_number_first_seen
@@ -358,7 +358,7 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
         original = pl.when(pl.lit(pl.Series(found)) >= 0).then(pl.lit(pl.Series(found))).cast(pl.UInt32)
     kept = 1 << 32 if kept is None else kept  # journey ids are 32-bit
     late = _late_segments(first, resent) if COMPILED else None
-    stats, kept_first = _stats(first.lazy().with_columns(original=original), kept, late)
+    stats, kept_first = _stats(first.lazy().with_columns(original=original), kept, late, first)
     flows = _flows(stats, legs)
     return Tally(flows, dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list(), strict=True)),
                  dict(zip(retrans["journey"].to_list(), retrans["original"].to_list(), strict=True)))
@@ -407,9 +407,11 @@ def _flag(bit: int) -> pl.Expr:
     return (pl.col("tcp_flags").fill_null(0) & bit) > 0
 
 
-def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None,
+           first: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Each flow's statistics, sorted by flow, and the (journey, flow) of the journeys below `kept`, of the first
-    sightings (with `original`); `late`: each flow's segments out of order if known (`_late_segments`)."""
+    sightings (with `original`); `late`: each flow's segments out of order if known (`_late_segments`); `first`: the
+    first sightings themselves (`rows` without `original`), for `_handshakes` in C."""
     syn, ack, rst, fin = _flag(SYN), _flag(ACK), _flag(RST), _flag(FIN)
     is_syn = syn & ~ack
     is_synack = syn & ack
@@ -435,6 +437,12 @@ def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None) -> t
         replies=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([0, 129])).unique(),
         unreachable=(pl.col("icmp_type") == 3).sum(),
     )
+    kept_first = rows.select("journey", "flow").filter(pl.col("journey") < kept)
+    # each flow's first rows and handshake's ACK found in C, gathered by position
+    if first is not None and late is not None and (found := _handshakes(first)) is not None:
+        stats = stats.join(late, on="flow", how="left").sort("flow").filter(pl.col("flow").is_not_null())
+        stats_, kept_first_ = pl.collect_all([stats, kept_first])
+        return _with_handshakes(stats_, first, *found), kept_first_
     once = pl.col("flow").is_first_distinct()
     heads = rows.filter(once).select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)})  # in the group_by's order
     syns = rows.filter(is_syn).with_columns(_once=once).filter("_once").select("flow", **{f"syn_{f}": pl.col(f) for f in _SHOWN})
@@ -449,11 +457,43 @@ def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None) -> t
     late, senders_apart = _out_of_order(rows) if late is None else (late, pl.LazyFrame({"apart": [True]}))
     stats = stats.join(acks, on="flow", how="left").join(late, on="flow", how="left").sort("flow").filter(
         pl.col("flow").is_not_null())
-    kept_first = rows.select("journey", "flow").filter(pl.col("journey") < kept)
     stats_, kept_first_, apart = pl.collect_all([stats, kept_first, senders_apart])
     if not apart.item():  # hash twins interleaved two senders of one flow
         stats_ = stats_.drop("out_of_order").join(_out_of_order_grouped(rows), on="flow", how="left")
     return stats_, kept_first_
+
+
+_HANDSHAKE_COLUMNS = ("flow", "tcp_flags", "ts", "seq", "ack")
+
+
+def _handshakes(first: pl.DataFrame) -> tuple[np.ndarray, ...] | None:
+    """Of each flow (by number) of the first sightings in time order, in C: its first row, first SYN's and SYN-ACK's
+    (-1: none), its handshake's ACK's time and whether it has one (`_stats`' heads, syns, synacks and acks: their
+    filters and joins in polars took 60 ms of CPU at 2M). None where C is not built, or the flows' numbers are far more
+    than the rows (a table of them would be larger than the rows)."""
+    flows = int(first.select(pl.col("flow").max()).item() or 0) + 1 if first.height else 0
+    if not COMPILED or flows > 4 * first.height + 1024:
+        return None
+    head, syn, synack, ack_ts = (np.empty(flows, dtype=np.int64) for _ in range(4))
+    has_ack_ts = np.empty(flows, dtype=np.uint8)
+    handshakes(_capsules(first, _HANDSHAKE_COLUMNS), first.height, flows, head, syn, synack, ack_ts, has_ack_ts)
+    return head, syn, synack, ack_ts, has_ack_ts.view(bool)
+
+
+def _with_handshakes(stats: pl.DataFrame, first: pl.DataFrame, head: np.ndarray, syn: np.ndarray, synack: np.ndarray,
+                     ack_ts: np.ndarray, has_ack_ts: np.ndarray) -> pl.DataFrame:
+    """`stats` (sorted by flow) with each flow's first row's (`head_`) and first SYN's (`syn_`) columns, its first
+    SYN-ACK's `synack_seq` and its `ack_ts`, as `_stats` joins them in polars (`_handshakes`' arrays)."""
+    flow = stats.get_column("flow").to_numpy()
+
+    def at(positions: np.ndarray) -> pl.Series:  # null where none
+        return pl.select(pl.when(pl.Series(positions >= 0)).then(pl.Series(positions))).to_series()
+
+    heads = first.select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)}).gather(head[flow])
+    syns = first.select(**{f"syn_{f}": pl.col(f) for f in _SHOWN}).gather(at(syn[flow]))
+    synack_seq = first.get_column("seq").gather(at(synack[flow])).alias("synack_seq")
+    acked = pl.select(pl.when(pl.Series(has_ack_ts[flow])).then(pl.Series(ack_ts[flow])).alias("ack_ts")).to_series()
+    return stats.hstack([*heads.get_columns(), *syns.get_columns(), synack_seq, acked])
 
 
 _ORDER_COLUMNS = ("flow", "src", "src6", "sport", "proto", "seq", "payload_len")
