@@ -1258,18 +1258,20 @@ def _changes_at(t: pl.DataFrame, starts: np.ndarray) -> tuple[list[tuple[Change,
     # the fields no sighting here holds (IPv6, names, envelopes in many captures) are none on both sides of every
     # pair: left out of the pairs, which are as distinct without them (44 columns -> 20 at 200k sightings)
     held = [f for f in _CHANGE_FIELDS if t[f].null_count() < t.height] or [_CHANGE_FIELDS[0]]  # a pair a row: one at least
+    # the pairs of the hops after the first only: each first hop's changes are `()`
     pairs = t.select(
         *(side(f, pl.col(f).shift(1)).alias(f"prev {f}") for f in held),
         *(side(f, pl.col(f)).alias(f) for f in held),
-    )
+    ).filter(t.get_column("hop") > 0)
     none = dict.fromkeys(_CHANGE_FIELDS)
 
     def changed(pair: dict[str, Any]) -> tuple[Change, ...]:
         return changes(none | {f: pair[f"prev {f}"] for f in held}, none | {f: pair[f] for f in held})
 
-    distinct, which = _once_per_distinct(pairs, changed)
+    distinct, of_later = _once_per_distinct(pairs, changed)
     distinct.append(())
-    which[starts] = len(distinct) - 1
+    which = np.full(t.height, len(distinct) - 1, dtype=np.int64)
+    which[t.get_column("hop").to_numpy() > 0] = of_later
     return distinct, which
 
 
