@@ -83,3 +83,32 @@ def test_a_capture_directory_brings_its_cluster_inventory(tmp_path):
     shutil.copytree(scenario, tmp_path / "copy")
     (tmp_path / "copy" / "cluster.yaml").unlink()
     assert analyze([InputSpec(str(tmp_path / "copy"))]).inventory is None
+
+
+def test_the_analysis_asks_numpy_for_no_huge_pages_and_gives_its_setting_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`analyze` and the command's analysis run with numpy's huge-page advice off from reading on (a fresh array
+    of any stage could wait for the kernel to compact memory); numpy's setting is what it was afterwards."""
+    import numpy as np
+
+    import cniscope.analyze as analyze_mod
+    import cniscope.commands.analyze as command_mod
+    from cniscope.cli import program
+
+    multiarray, seen = (getattr(np, "_core", None) or np.core).multiarray, []
+
+    def reading(*args: object, **kwargs: object) -> None:
+        seen.append(multiarray._get_madvise_hugepage())
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(analyze_mod, "read_within", reading)
+    monkeypatch.setattr(command_mod, "read_within", reading)
+    was = multiarray._get_madvise_hugepage()
+    for setting in (True, False):
+        multiarray._set_madvise_hugepage(setting)
+        with pytest.raises(ZeroDivisionError):
+            analyze([InputSpec(str(SEED))])
+        with pytest.raises(ZeroDivisionError):
+            program(["analyze", "--json", str(SEED)])
+        assert multiarray._get_madvise_hugepage() == setting and seen == [False, False]
+        seen.clear()
+    multiarray._set_madvise_hugepage(was)

@@ -17,7 +17,7 @@ from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
 from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
-from cniscope.heap import give_back
+from cniscope.heap import give_back, small_pages
 from cniscope.ingest import Capture, expand, inventory_beside, read
 from cniscope.inventory import Inventory
 from cniscope.inventory import load as load_inventory
@@ -59,6 +59,7 @@ def workers_default() -> int:
     return min(2, os.cpu_count() or 1)
 
 
+@small_pages()  # the whole analysis: a fresh array of any stage could wait for compaction (heap.small_pages)
 def analyze(
     specs: list[InputSpec],
     *,

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -61,7 +60,7 @@ import numpy as np
 import polars as pl
 
 from cniscope import clocks, stretches
-from cniscope.heap import give_back
+from cniscope.heap import give_back, small_pages
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_expr, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock, made_many
 
@@ -476,25 +475,6 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
     """
     with small_pages():
         return _correlate(table, partitions, workers, run, hops)
-
-
-@contextmanager
-def small_pages() -> Iterator[None]:
-    """numpy's arrays without transparent huge pages meanwhile (numpy asks for them for arrays of 4 MB and more).
-
-    Correlation's arrays are fresh memory, and a huge page's fault here zeroed 2 MB and waited for the kernel to
-    compact memory (THP defrag on madvise, the page cache holding the captures): 10M pcapng, the correlate stage's
-    system time 0.96-1.66 s with them, 0.30-0.31 s without, for 3.5x the faults of 4 KB."""
-    core = getattr(np, "_core", None) or getattr(np, "core", None)  # numpy 2, numpy 1
-    setter = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
-    if setter is None:
-        yield
-        return
-    was = setter(False)
-    try:
-        yield
-    finally:
-        setter(was)
 
 
 def _correlate(table: pl.DataFrame, partitions: int, workers: int, run: Run | None, hops: bool) -> Correlation:

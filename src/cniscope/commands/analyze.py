@@ -23,6 +23,7 @@ from cniscope.analyze import UNREAD, analyze_capture, read_within
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.commands.progress import Progress
 from cniscope.errors import ExitCode, OutputError
+from cniscope.heap import small_pages
 from cniscope.ingest import expand, inventory_beside, scenarios
 from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
@@ -109,6 +110,7 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
 
 
 @collector.paused()  # the analysis makes no cycles (cniscope.collector)
+@small_pages()  # nor asks for huge pages (cniscope.heap.small_pages)
 def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, fail_on: str | None,
              max_journeys: int | None, memory: int | None, dask_address: str | None, select: str | None,
              flow: int | None, as_json: bool, html_out: str | None, pcapng_out: str | None, everything: bool,
