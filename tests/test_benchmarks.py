@@ -26,6 +26,7 @@ def test_bench_prints_the_readme_table(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen-3000-s256.pcap", "gen-3000-s256.pcapng"]  # no output left
     assert "decoder compiled (cniscope.packets._decode): True" in run.stdout
+    assert "parquet encoder compiled, with liblz4 (cniscope.report._parquet): True" in run.stdout
     rows = [line for line in run.stdout.splitlines() if line.startswith("| 3k |")]
     assert [row.split("|")[2].strip() for row in rows] == ["pcap", "pcapng"]
     for row in rows:
