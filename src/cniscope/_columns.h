@@ -168,6 +168,17 @@ static inline int64_t column_seek(Column *c) {
     return a->length - c->pos;
 }
 
+/* Each of the `n` columns sought (column_seek); the rows all of them have left in their current chunks, at most
+ * `most`: the next stretch to work. */
+static inline int64_t columns_seek(Column *col, int n, int64_t most) {
+    for (int k = 0; k < n; k++) {
+        int64_t left = column_seek(&col[k]);
+        if (left < most)
+            most = left;
+    }
+    return most;
+}
+
 /* each byte of a validity bitmap spread to 8 bytes of 0 or 1 (little-endian: bit k to byte k); spread_make() fills
  * it when the module loads */
 static uint64_t SPREAD[256];

@@ -287,12 +287,7 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
     while (done < rows && !bad) {
-        int64_t stretch = rows - done;
-        for (int k = 0; k < COLUMNS; k++) {
-            int64_t left = column_seek(&col[k]);
-            if (left < stretch)
-                stretch = left;
-        }
+        int64_t stretch = columns_seek(col, COLUMNS, rows - done);
         if (stretch <= 0) {
             bad = "a column ends early";
             break;
@@ -621,12 +616,7 @@ static PyObject *leg_scan(PyObject *self, PyObject *args) {
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
     while (done < rows && !bad) {
-        int64_t stretch = rows - done;
-        for (int k = 0; k < LEG_COLUMNS; k++) {
-            int64_t left = column_seek(&col[k]);
-            if (left < stretch)
-                stretch = left;
-        }
+        int64_t stretch = columns_seek(col, LEG_COLUMNS, rows - done);
         if (stretch <= 0) {
             bad = "a column ends early";
             break;
@@ -766,12 +756,7 @@ static PyObject *late_segments(PyObject *self, PyObject *args) {
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
     while (done < rows && !bad) {
-        int64_t stretch = rows - done;
-        for (int k = 0; k < ORDER_COLUMNS; k++) {
-            int64_t left = column_seek(&col[k]);
-            if (left < stretch)
-                stretch = left;
-        }
+        int64_t stretch = columns_seek(col, ORDER_COLUMNS, rows - done);
         if (stretch <= 0) {
             bad = "a column ends early";
             break;
@@ -969,12 +954,7 @@ static PyObject *founds_bytes(Founds *f) {
 static int64_t segments_read(Column *col, Py_ssize_t rows, Segment *segments, uint32_t *flows, const char **bad) {
     int64_t done = 0, count = 0;
     while (done < rows) {
-        int64_t stretch = rows - done;
-        for (int k = 0; k < RESEND_COLUMNS; k++) {
-            int64_t left = column_seek(&col[k]);
-            if (left < stretch)
-                stretch = left;
-        }
+        int64_t stretch = columns_seek(col, RESEND_COLUMNS, rows - done);
         if (stretch <= 0) {
             *bad = "a column ends early";
             return -1;
@@ -1146,12 +1126,7 @@ static const char *handshakes_pass(Column *col, Py_ssize_t rows, int pass, Hands
     for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
         col[k].at = col[k].pos = 0;
     for (int64_t done = 0; done < rows;) {
-        int64_t stretch = rows - done;
-        for (int k = 0; k < HANDSHAKE_COLUMNS; k++) {
-            int64_t left = column_seek(&col[k]);
-            if (left < stretch)
-                stretch = left;
-        }
+        int64_t stretch = columns_seek(col, HANDSHAKE_COLUMNS, rows - done);
         if (stretch <= 0)
             return "a column ends early";
         for (int64_t i = 0; i < stretch; i++) {

@@ -634,12 +634,7 @@ static PyObject *fingerprint_scan(PyObject *self, PyObject *args) {
     for (int k = 0; k < FINGERPRINTED; k++)
         col[k].pos = start;
     while (done < n) {
-        int64_t stretch = n - done;
-        for (int k = 0; k < FINGERPRINTED; k++) {
-            int64_t left = column_seek(&col[k]);
-            if (left < stretch)
-                stretch = left;
-        }
+        int64_t stretch = columns_seek(col, FINGERPRINTED, n - done);
         for (int64_t from = 0; from < stretch; from += BLOCK) {
             int m = stretch - from < BLOCK ? (int)(stretch - from) : BLOCK;
             block_keys(col, from, m, ff02, ff02s, scratch, keys + done + from);
