@@ -8,6 +8,14 @@
  */
 #include "_columns.h"
 
+/* What a scan that ran without the GIL found wrong, said: `bad` its message, or "" when memory ran out. */
+static void say_bad(const char *bad) {
+    if (*bad)
+        PyErr_SetString(PyExc_ValueError, bad);
+    else
+        PyErr_NoMemory();
+}
+
 /* Two rounds of wyhash's mix (_columns.h) over two 64-bit words make a 64-bit hash of them. Every word hashed here
  * holds its fields side by side (at most 64 bits of them, with their null flags), and none can be the secret it is
  * xor-ed with (their top bits are never all set), so no input is multiplied by 0. `seed`: one of S2, S3, S4 (never S0
@@ -339,10 +347,7 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     if (bad) {
-        if (*bad)
-            PyErr_SetString(PyExc_ValueError, bad);
-        else
-            PyErr_NoMemory();
+        say_bad(bad);
         goto done;
     }
     result = Py_BuildValue("nny#y#O", (Py_ssize_t)(high + 1), firsts, rewritten.count ? (const char *)rewritten.journey : "",
@@ -641,10 +646,7 @@ static PyObject *leg_scan(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     if (bad) {
-        if (*bad)
-            PyErr_SetString(PyExc_ValueError, bad);
-        else
-            PyErr_NoMemory();
+        say_bad(bad);
         goto done;
     }
     result = PyBytes_FromStringAndSize(d.count ? (const char *)d.position : "", (Py_ssize_t)(d.count * sizeof *d.position));
@@ -797,10 +799,7 @@ static PyObject *late_segments(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     if (bad) {
-        if (*bad)
-            PyErr_SetString(PyExc_ValueError, bad);
-        else
-            PyErr_NoMemory();
+        say_bad(bad);
         goto done;
     }
     result = PyBytes_FromStringAndSize(lates ? (const char *)late : "", lates * (Py_ssize_t)sizeof *late);
@@ -1089,10 +1088,7 @@ static PyObject *resends(PyObject *self, PyObject *args) {
     PyMem_RawFree(sorted);
     Py_END_ALLOW_THREADS
     if (bad) {
-        if (*bad)
-            PyErr_SetString(PyExc_ValueError, bad);
-        else
-            PyErr_NoMemory();
+        say_bad(bad);
         goto done;
     }
     PyObject *repeats = founds_bytes(&found[0]), *tails = founds_bytes(&found[1]);
