@@ -294,8 +294,8 @@ def test_late_segments_are_polars_out_of_order_ones(compiled: ModuleType, monkey
     late, apart = flows._out_of_order(first.lazy())
     want = (late if pl.collect_all([apart])[0].item() else flows._out_of_order_grouped(first.lazy()).lazy())
     want = want.filter(pl.col("out_of_order") > 0, pl.col("flow").is_not_null()).sort("flow").collect()
-    got = flows._late_segments(first, first["original"].is_not_null().to_numpy()).sort("flow").collect()
-    assert got.equals(want, null_equal=True)
+    flow, counts = np.unique(flows._late_segments(first, first["original"].is_not_null().to_numpy()), return_counts=True)
+    assert pl.DataFrame({"flow": flow, "out_of_order": counts.astype(np.uint32)}).equals(want, null_equal=True)
     if n > 1000:
         assert want["out_of_order"].sum() > 100 and want.height == 4
 
@@ -379,13 +379,15 @@ def test_community_ids_are_hashlibs(compiled: ModuleType, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("n", [0, 1, 60, 3000])
-def test_handshakes_are_polars_joins(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    """`_stats` with each flow's first rows and handshake's ACK found by `handshakes` gives what its polars filters and
-    joins give: made-up first sightings of a few flows (some null) with SYNs, SYN-ACKs, pure ACKs and others (flags
-    null too), times null or equal, sequence numbers wrapping round 2**32, ACKs of 1; chunks cut anywhere, numbers
-    under the nulls. What C refuses: a flow above those it was told of, outputs of the wrong sizes."""
+def test_tallies_are_polars_statistics(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """`_stats` in C (`tallies`: the counts, times, first rows and handshake's ACK of each flow, and its journeys and
+    RSTs' journeys) gives what its polars group_by, filters and joins give: made-up first sightings of a few flows (some
+    null) with SYNs, SYN-ACKs, pure ACKs and others (flags null too), re-sends, times null or equal, sequence numbers
+    wrapping round 2**32, ACKs of 1, DNS ids and echo sequence numbers asked and answered (null ones too); chunks cut
+    anywhere, numbers under the nulls. What C refuses: a flow above those it was told of, an output of the wrong size."""
     in_c(monkeypatch, compiled)
-    monkeypatch.setattr(flows, "handshakes", compiled.handshakes, raising=False)
+    monkeypatch.setattr(flows, "tallies", compiled.tallies, raising=False)
+    assert flows.TALLY.itemsize == compiled.TALLY_SIZE
     rng = np.random.default_rng(n + 3)
 
     def ints(values: list[int], dtype: pl.DataType, nulls: float = 0.1) -> pl.Series:
@@ -401,28 +403,31 @@ def test_handshakes_are_polars_joins(compiled: ModuleType, monkeypatch: pytest.M
         "sport": ints([80, 5000], pl.UInt16()), "dport": ints([80, 5000], pl.UInt16()),
         "tcp_flags": ints([2, 0xC2, 18, 16, 16, 16, 17, 20, 24, 6], pl.UInt8(), 0.05),
         "seq": ints([6, 100, 2**32 - 1], pl.UInt32()), "ack": ints([0, 1, 101, 2, 7], pl.UInt32()), "win": ints([0, 512], pl.UInt16()),
-        "payload_len": ints([0, 100], pl.UInt32()), "dns_id": ints([7], pl.UInt16(), 0.8),
+        "payload_len": ints([0, 100, 2**31], pl.UInt32()), "dns_id": ints([7, 8], pl.UInt16(), 0.5),
         "dns_qr": pl.Series(rng.choice(np.array([True, False, None], dtype=object), n).tolist(), dtype=pl.Boolean()),
-        "icmp_type": ints([0, 3, 8], pl.UInt8(), 0.7), "icmp_seq": ints([1, 2], pl.UInt16(), 0.7),
+        "icmp_type": ints([0, 3, 8, 128, 129], pl.UInt8(), 0.5), "icmp_seq": ints([1, 2], pl.UInt16(), 0.5),
         "arp_spa": ints([1], pl.UInt32(), 0.9), "arp_tpa": ints([2], pl.UInt32(), 0.9),
     }).select(flows.FIRST_COLUMNS)
     cuts = np.unique(np.clip([0, *rng.integers(1, max(n, 2), 4), n], 0, n)).tolist()
     first = pl.concat([first.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], rechunk=False) if n else first
-    dirty = first.with_columns(garbage_under_nulls(first[name], rng) for name in ("flow", "tcp_flags", "seq", "ack") if n)
-    rows = first.lazy().with_columns(original=pl.lit(None, dtype=pl.UInt32))
-    late = pl.LazyFrame(schema={"flow": pl.UInt32, "out_of_order": pl.UInt32})
-    want, want_kept = flows._stats(rows, n // 2, late)
-    got, got_kept = flows._stats(rows, n // 2, late, dirty)
-    assert got.select(want.columns).equals(want) and sorted(got.columns) == sorted(want.columns)
-    assert got.select(want.columns).schema == want.schema and got_kept.equals(want_kept)
-    if n > 1000:  # every kind was there: flows with and without a SYN, SYN-ACK or handshake's ACK
-        assert 0 < got["ack_ts"].null_count() < got.height and 0 < got["syn_src"].null_count() < got.height
-        assert got["synack_seq"].null_count() < got.height
-    flow_columns = flows._capsules(first, flows._HANDSHAKE_COLUMNS)
-    outputs = [np.empty(2, np.int64) for _ in range(4)] + [np.empty(2, np.uint8)]
-    with pytest.raises(ValueError, match="wrong sizes"):
-        compiled.handshakes(flows._capsules(first, flows._HANDSHAKE_COLUMNS), n, 3, *outputs)
+    names = ("flow", "tcp_flags", "seq", "ack", "journey", "win", "payload_len", "dns_id", "icmp_type", "icmp_seq", "proto")
+    dirty = first.with_columns(garbage_under_nulls(first[name], rng) for name in names if n)
+    resent = rng.random(n) < 0.2
+    rows = first.lazy().with_columns(original=pl.when(pl.Series(resent)).then(pl.lit(0, dtype=pl.UInt32)))
+    late = first["flow"].drop_nulls().to_numpy()[::3]
+    want = flows._stats(rows, n // 2, late)
+    got = flows._stats(rows, n // 2, late, dirty, resent)
+    assert got[0].select(want[0].columns).equals(want[0]) and sorted(got[0].columns) == sorted(want[0].columns)
+    assert got[0].select(want[0].columns).schema == want[0].schema and got[1:] == want[1:]
+    if n > 1000:  # every kind was there: flows with and without a SYN, SYN-ACK or handshake's ACK, RSTs, DNS answered or not
+        assert 0 < got[0]["ack_ts"].null_count() < got[0].height and 0 < got[0]["syn_src"].null_count() < got[0].height
+        assert (got[0]["answered"] < got[0]["queries"]).sum() > 0 and got[0]["replied"].sum() > 0 and any(got[2])
+        wide = rows.filter(pl.col("original").is_null()).group_by("flow").agg(pl.col("payload_len").cast(pl.Int64).sum())
+        assert wide.select(pl.col("payload_len").max()).collect().item() >= 2**32  # some sums wrapped round (as polars')
+    flow_columns = flows._capsules(first, flows._TALLY_COLUMNS)
+    with pytest.raises(ValueError, match="wrong size"):
+        compiled.tallies(flow_columns, n, 3, 0, None, np.empty(2, flows.TALLY))
     if n > 100:
         with pytest.raises(ValueError, match="a flow above the highest"):
-            compiled.handshakes(flow_columns, n, 2, *outputs)
-        assert flows._handshakes(first.with_columns(flow=pl.col("flow") * 100_000 + 10_000)) is None  # far apart: polars
+            compiled.tallies(flows._capsules(first, flows._TALLY_COLUMNS), n, 2, 0, None, np.empty(2, flows.TALLY))
+        assert flows._tallied(first.with_columns(flow=pl.col("flow") * 100_000 + 10_000), 0, None, late) is None  # far apart

@@ -1104,136 +1104,325 @@ done:
     return result;
 }
 
-/* the columns `handshakes` is given, in this order */
-enum { H_FLOW, H_TCP_FLAGS, H_TS, H_SEQ, H_ACK, HANDSHAKE_COLUMNS };
-static const char *HANDSHAKE_NAMES[HANDSHAKE_COLUMNS] = {"flow", "tcp_flags", "ts", "seq", "ack"};
+/* the columns `tallies` is given, in this order */
+enum {
+    T_FLOW, T_JOURNEY, T_TCP_FLAGS, T_TS, T_SEQ, T_ACK, T_PROTO, T_WIN, T_PAYLOAD_LEN, T_DNS_ID, T_DNS_QR, T_ICMP_TYPE,
+    T_ICMP_SEQ, TALLY_COLUMNS
+};
+static const char *TALLY_NAMES[TALLY_COLUMNS] = {
+    "flow", "journey", "tcp_flags", "ts", "seq", "ack", "proto", "win", "payload_len", "dns_id", "dns_qr", "icmp_type",
+    "icmp_seq",
+};
 
-/* What `handshakes` finds of a flow: its first row, first SYN's and first SYN-ACK's (-1: none), the SYN-ACKs' least
- * time and the first's sequence number, and the handshake's ACK's time. */
+/* What `tallies` finds of a flow: its first row, first SYN's and first SYN-ACK's (-1: none); its times (least and
+ * greatest, of its SYNs, SYN-ACKs and handshake's ACK: where `has_`); its counts; `asked`/`answers`/`both`: its DNS
+ * queries' and ICMP echo requests' distinct ids (0: DNS, 1: echo), of its answers or replies, and of both. The layout
+ * of `flows.TALLY`, numpy's view of it: no padding. */
 typedef struct {
-    int64_t head, syn, synack, synack_ts, ack_ts;
-    uint32_t synack_seq;
-    uint8_t has_synack_ts, has_synack_seq, has_ack_ts;
-} Handshake;
+    int64_t head, syn, synack, first_ts, last_ts, syn_ts, synack_ts, ack_ts;
+    uint32_t packets, bytes, retransmissions, zero_windows, fins, unreachable, resets, journeys;
+    uint32_t asked[2], answers[2], both[2], synack_seq, unused;
+    uint8_t has_ts, has_syn_ts, has_synack_ts, has_ack_ts, has_synack_seq, any_syn, unused_[2];
+} Tally;
 
-/* One pass over the rows (`pass` 0: the first rows, SYNs and SYN-ACKs; 1: the ACKs, which need the SYN-ACKs' least
- * time), each row's flow's entry of `of` (`flows` of them) updated. */
-static const char *handshakes_pass(Column *col, Py_ssize_t rows, int pass, Handshake *of, uint32_t flows) {
-    for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+/* The value of row `i` of a boolean column's current stretch into `v`: whether it is there. */
+static inline int bool_cell(const Column *c, int64_t i, uint32_t *v) {
+    int64_t b = c->bit + i;
+    if (!c->values || (c->validity && !((c->validity[b >> 3] >> (b & 7)) & 1)))
+        return 0;
+    *v = (c->values[b >> 3] >> (b & 7)) & 1;
+    return 1;
+}
+
+/* The distinct (flow, kind, id) of DNS queries and answers and ICMP echo requests and replies (an open-addressing
+ * table of keys + 1, probed linearly, at most half full), each with whether it was asked (bit 0) and answered (bit 1). */
+typedef struct {
+    uint64_t *key;
+    uint8_t *seen;
+    size_t count, size;
+} Asked;
+
+static int asked_grow(Asked *a) {
+    size_t size = a->size ? a->size * 2 : 4096;
+    uint64_t *key = PyMem_RawCalloc(size, sizeof *key);
+    uint8_t *seen = PyMem_RawCalloc(size, 1);
+    if (!key || !seen) {
+        PyMem_RawFree(key);
+        PyMem_RawFree(seen);
+        return -1;
+    }
+    for (size_t s = 0; s < a->size; s++)
+        if (a->key[s]) {
+            size_t t = (size_t)mix(a->key[s] ^ S0, S1) & (size - 1);
+            while (key[t])
+                t = (t + 1) & (size - 1);
+            key[t] = a->key[s];
+            seen[t] = a->seen[s];
+        }
+    PyMem_RawFree(a->key);
+    PyMem_RawFree(a->seen);
+    a->key = key;
+    a->seen = seen;
+    a->size = size;
+    return 0;
+}
+
+/* `id` (null: 0x10000) of `kind` seen in flow `f` asked (`bit` 1) or answering (2): its flow's counts of distinct
+ * ones updated; -1 without the memory. */
+static int asked_add(Asked *a, Tally *f, uint32_t flow, int kind, uint32_t id, uint8_t bit) {
+    if (2 * (a->count + 1) > a->size && asked_grow(a) < 0)
+        return -1;
+    uint64_t key = ((uint64_t)flow << 18 | (uint64_t)kind << 17 | id) + 1;
+    size_t s = (size_t)mix(key ^ S0, S1) & (a->size - 1);
+    while (a->key[s] && a->key[s] != key)
+        s = (s + 1) & (a->size - 1);
+    if (!a->key[s]) {
+        a->key[s] = key;
+        a->count++;
+    }
+    if (a->seen[s] & bit)
+        return 0;
+    a->seen[s] |= bit;
+    if (bit == 1)
+        f->asked[kind]++;
+    else
+        f->answers[kind]++;
+    if (a->seen[s] == 3)
+        f->both[kind]++;
+    return 0;
+}
+
+/* One pass over the rows (`pass` 0: all but the handshake's ACK; 1: that ACK, which needs the SYN-ACKs' least time),
+ * each row's flow's entry of `of` (`flows` of them) updated; NULL, or what was wrong ("": no memory). */
+static const char *tallies_pass(Column *col, Py_ssize_t rows, int pass, const uint8_t *resent, uint64_t kept, Tally *of,
+                                uint32_t flows, Asked *asked) {
+    for (int k = 0; k < TALLY_COLUMNS; k++)
         col[k].at = col[k].pos = 0;
     for (int64_t done = 0; done < rows;) {
-        int64_t stretch = columns_seek(col, HANDSHAKE_COLUMNS, rows - done);
+        int64_t stretch = columns_seek(col, TALLY_COLUMNS, rows - done);
         if (stretch <= 0)
             return "a column ends early";
         for (int64_t i = 0; i < stretch; i++) {
-            uint32_t flow, flags = 0, seq, ack;
-            if (!cell(&col[H_FLOW], i, &flow))
+            uint32_t flow, flags = 0, seq, ack, journey, value, proto, win, qr, type, id;
+            if (!cell(&col[T_FLOW], i, &flow))
                 continue;
             if (flow >= flows)
                 return "a flow above the highest";
-            Handshake *h = &of[flow];
-            cell(&col[H_TCP_FLAGS], i, &flags);
-            const Column *t = &col[H_TS];
-            int64_t at = t->bit + i, ts = 0;
-            int has_ts = t->values && (!t->validity || ((t->validity[at >> 3] >> (at & 7)) & 1));
+            Tally *t = &of[flow];
+            cell(&col[T_TCP_FLAGS], i, &flags);
+            const Column *c = &col[T_TS];
+            int64_t at = c->bit + i, ts = 0;
+            int has_ts = c->values && (!c->validity || ((c->validity[at >> 3] >> (at & 7)) & 1));
             if (has_ts)
-                ts = ((const int64_t *)t->values)[at];
+                ts = ((const int64_t *)c->values)[at];
             int syn = flags & TCP_SYN, acked = flags & TCP_ACK;
-            if (pass == 0) {
-                if (h->head < 0)
-                    h->head = done + i;
-                if (syn && !acked && h->syn < 0)
-                    h->syn = done + i;
-                if (syn && acked) {
-                    if (h->synack < 0) {
-                        h->synack = done + i;
-                        h->has_synack_seq = (uint8_t)cell(&col[H_SEQ], i, &seq);
-                        h->synack_seq = h->has_synack_seq ? seq : 0;
-                    }
-                    if (has_ts && (!h->has_synack_ts || ts < h->synack_ts)) {
-                        h->synack_ts = ts;
-                        h->has_synack_ts = 1;
-                    }
+            if (pass == 1) {
+                if (acked && !(flags & (TCP_SYN | TCP_RST | TCP_FIN)) && has_ts && t->has_synack_ts && ts >= t->synack_ts
+                    && cell(&col[T_ACK], i, &ack) && ((t->has_synack_seq && ack == t->synack_seq + 1) || ack == 1)
+                    && (!t->has_ack_ts || ts < t->ack_ts)) {
+                    t->ack_ts = ts;
+                    t->has_ack_ts = 1;
                 }
-            } else if (acked && !(flags & (TCP_SYN | TCP_RST | TCP_FIN)) && has_ts && h->has_synack_ts && ts >= h->synack_ts
-                       && cell(&col[H_ACK], i, &ack) && ((h->has_synack_seq && ack == h->synack_seq + 1) || ack == 1)
-                       && (!h->has_ack_ts || ts < h->ack_ts)) {
-                h->ack_ts = ts;
-                h->has_ack_ts = 1;
+                continue;
+            }
+            if (t->head < 0)
+                t->head = done + i;
+            t->packets++;
+            int again = resent && resent[done + i];
+            t->retransmissions += again;
+            if (!again && cell(&col[T_PAYLOAD_LEN], i, &value))
+                t->bytes += value;  /* (wrapping round 2**32, as polars' sum of the UInt32 column) */
+            if (has_ts) {
+                if (!t->has_ts || ts < t->first_ts)
+                    t->first_ts = ts;
+                if (!t->has_ts || ts > t->last_ts)
+                    t->last_ts = ts;
+                t->has_ts = 1;
+            }
+            if (cell(&col[T_WIN], i, &win) && win == 0 && !(flags & TCP_RST) && cell(&col[T_PROTO], i, &proto) && proto == 6)
+                t->zero_windows++;
+            t->fins += (flags & TCP_FIN) != 0;
+            int has_journey = cell(&col[T_JOURNEY], i, &journey);
+            t->resets += (flags & TCP_RST) != 0;
+            t->journeys += has_journey && journey < kept;
+            if (syn && !acked) {
+                if (t->syn < 0)
+                    t->syn = done + i;
+                t->any_syn = 1;
+                if (has_ts && (!t->has_syn_ts || ts < t->syn_ts)) {
+                    t->syn_ts = ts;
+                    t->has_syn_ts = 1;
+                }
+            }
+            if (syn && acked) {
+                if (t->synack < 0) {
+                    t->synack = done + i;
+                    t->has_synack_seq = (uint8_t)cell(&col[T_SEQ], i, &seq);
+                    t->synack_seq = t->has_synack_seq ? seq : 0;
+                }
+                if (has_ts && (!t->has_synack_ts || ts < t->synack_ts)) {
+                    t->synack_ts = ts;
+                    t->has_synack_ts = 1;
+                }
+            }
+            if (bool_cell(&col[T_DNS_QR], i, &qr)) {
+                if (!cell(&col[T_DNS_ID], i, &id))
+                    id = 0x10000;
+                if (asked_add(asked, t, flow, 0, id, qr ? 2 : 1) < 0)
+                    return "";
+            }
+            if (cell(&col[T_ICMP_TYPE], i, &type)) {
+                t->unreachable += type == 3;
+                if (type == 8 || type == 128 || type == 0 || type == 129) {
+                    if (!cell(&col[T_ICMP_SEQ], i, &id))
+                        id = 0x10000;
+                    if (asked_add(asked, t, flow, 1, id, type == 8 || type == 128 ? 1 : 2) < 0)
+                        return "";
+                }
             }
         }
-        for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+        for (int k = 0; k < TALLY_COLUMNS; k++)
             col[k].pos += stretch;
         done += stretch;
     }
     return NULL;
 }
 
-/* handshakes(columns, rows, flows, head, syn, synack, ack_ts, has_ack_ts): of each flow 0..flows-1 among the rows
- * (first sightings in time order; `flows._stats`), its first row, first SYN's (SYN without ACK) and first SYN-ACK's
- * (int64, -1: none), and its handshake's ACK's time (int64, where `has_ack_ts`, uint8): the least of the pure ACKs
- * (no SYN, RST or FIN) at or after the least time of its SYN-ACKs that acknowledge the first SYN-ACK's sequence
- * number + 1 (or 1: relative numbers). `columns`: Arrow stream capsules (None: all null) in the order of
- * HANDSHAKE_NAMES: unsigned integers, ts int64; each flow below `flows` (or null: not counted). */
-static PyObject *handshakes(PyObject *self, PyObject *args) {
-    PyObject *columns;
-    Py_ssize_t rows, flows;
-    Py_buffer out[5];
-    if (!PyArg_ParseTuple(args, "O!nnw*w*w*w*w*", &PyTuple_Type, &columns, &rows, &flows, &out[0], &out[1], &out[2], &out[3],
-                          &out[4]))
-        return NULL;
-    PyObject *result = NULL;
-    Column col[HANDSHAKE_COLUMNS];
-    memset(col, 0, sizeof col);
-    Handshake *of = NULL;
-    if (PyTuple_GET_SIZE(columns) != HANDSHAKE_COLUMNS || rows < 0 || flows < 0 || flows > UINT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "%d columns, and flows below 2**32, wanted", HANDSHAKE_COLUMNS);
-        goto done;
-    }
-    for (int k = 0; k < 4; k++)
-        if (out[k].len != flows * 8) {
-            PyErr_SetString(PyExc_ValueError, "outputs of the wrong sizes");
-            goto done;
+/* The journeys of each flow below `kept`, and those of its RSTs (a null one as None), in row order: tuples of
+ * Python ints into `journeys` and `resets` (`flows` each, NULL where a flow has no rows), sized by the counts of
+ * `of`; `at` (2 * flows) counts what each has. Holds the GIL. */
+static int tallies_fill(Column *col, Py_ssize_t rows, uint64_t kept, const Tally *of, uint32_t flows, PyObject **journeys,
+                        PyObject **resets, uint32_t *at) {
+    for (uint32_t f = 0; f < flows; f++)
+        if (of[f].packets) {
+            journeys[f] = PyTuple_New(of[f].journeys);
+            resets[f] = PyTuple_New(of[f].resets);
+            if (!journeys[f] || !resets[f])
+                return -1;
         }
-    if (out[4].len != flows) {
-        PyErr_SetString(PyExc_ValueError, "outputs of the wrong sizes");
+    for (int k = 0; k < TALLY_COLUMNS; k++)
+        col[k].at = col[k].pos = 0;
+    for (int64_t done = 0; done < rows;) {
+        int64_t stretch = columns_seek(col, TALLY_COLUMNS, rows - done);
+        if (stretch <= 0) {
+            PyErr_SetString(PyExc_ValueError, "a column ends early");
+            return -1;
+        }
+        for (int64_t i = 0; i < stretch; i++) {
+            uint32_t flow, flags = 0, journey;
+            if (!cell(&col[T_FLOW], i, &flow) || flow >= flows)
+                continue;  /* (the passes refused a flow above the highest) */
+            int has_journey = cell(&col[T_JOURNEY], i, &journey);
+            cell(&col[T_TCP_FLAGS], i, &flags);
+            PyObject *ids[2] = {has_journey && journey < kept ? journeys[flow] : NULL, flags & TCP_RST ? resets[flow] : NULL};
+            for (int k = 0; k < 2; k++) {
+                if (!ids[k] || at[2 * flow + k] >= (uint32_t)PyTuple_GET_SIZE(ids[k]))
+                    continue;
+                PyObject *id = has_journey ? PyLong_FromUnsignedLong(journey) : Py_NewRef(Py_None);
+                if (!id)
+                    return -1;
+                PyTuple_SET_ITEM(ids[k], at[2 * flow + k]++, id);
+            }
+        }
+        for (int k = 0; k < TALLY_COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    return 0;
+}
+
+/* A list of the tuples of the flows that have rows (`tallies_fill`), in flow order; the tuples given over. */
+static PyObject *tallies_list(PyObject **tuples, const Tally *of, uint32_t flows) {
+    Py_ssize_t n = 0;
+    for (uint32_t f = 0; f < flows; f++)
+        n += of[f].packets != 0;
+    PyObject *list = PyList_New(n);
+    if (!list)
+        return NULL;
+    for (uint32_t f = 0, k = 0; f < flows; f++)
+        if (of[f].packets) {
+            PyList_SET_ITEM(list, k++, tuples[f]);
+            tuples[f] = NULL;
+        }
+    return list;
+}
+
+/* tallies(columns, rows, flows, kept, resent, out) -> (journeys, resets): of each flow 0..flows-1 among the rows
+ * (first sightings in time order; `flows._stats`), a Tally into `out` (a buffer of `flows` of them): its first row,
+ * first SYN's (SYN without ACK) and first SYN-ACK's (-1: none); its times, packets, payload bytes and re-sends (rows
+ * `resent` marks, bool, None: none; their bytes not counted), zero windows (TCP, not RST), FINs, RSTs, ICMP
+ * unreachables, and distinct DNS ids and echo sequence numbers asked, answered and both (null ids one value); its
+ * handshake's ACK's time: the least of the pure ACKs (no SYN, RST or FIN) at or after the least time of its SYN-ACKs
+ * that acknowledge the first SYN-ACK's sequence number + 1 (or 1: relative numbers). Of each flow that has rows, in
+ * flow order, a tuple of its journeys below `kept` and one of its RSTs' journeys. `columns`: Arrow stream capsules
+ * (None: all null) in the order of TALLY_NAMES: unsigned integers, ts int64, dns_qr boolean; each flow below `flows`
+ * (or null: not counted). */
+static PyObject *tallies(PyObject *self, PyObject *args) {
+    PyObject *columns, *resent_obj;
+    Py_ssize_t rows, flows;
+    unsigned long long kept;
+    Py_buffer out = {0}, resent_ = {0};
+    if (!PyArg_ParseTuple(args, "O!nnKOw*", &PyTuple_Type, &columns, &rows, &flows, &kept, &resent_obj, &out))
+        return NULL;
+    PyObject *result = NULL, **tuples = NULL;
+    Column col[TALLY_COLUMNS];
+    memset(col, 0, sizeof col);
+    uint32_t *at = NULL;
+    Asked asked = {0};
+    if (resent_obj != Py_None && PyObject_GetBuffer(resent_obj, &resent_, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (PyTuple_GET_SIZE(columns) != TALLY_COLUMNS || rows < 0 || flows < 0 || flows > UINT32_MAX
+            || (resent_.buf && resent_.len != rows)) {
+        PyErr_Format(PyExc_ValueError, "%d columns, flows below 2**32 and a re-send flag a row wanted", TALLY_COLUMNS);
         goto done;
     }
-    for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
-        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], HANDSHAKE_NAMES[k], k == H_TS ? "l" : "CSI") < 0)
+    if (out.len != flows * (Py_ssize_t)sizeof(Tally)) {
+        PyErr_SetString(PyExc_ValueError, "an output of the wrong size");
+        goto done;
+    }
+    for (int k = 0; k < TALLY_COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], TALLY_NAMES[k], k == T_TS ? "l" : k == T_DNS_QR ? "b" : k == T_DNS_ID || k == T_ICMP_SEQ ? "CS" : "CSI") < 0)
             goto done;
-    of = PyMem_RawMalloc((flows ? flows : 1) * sizeof *of);
-    if (!of) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    Tally *of = out.buf;
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t f = 0; f < flows; f++)
-        of[f] = (Handshake){.head = -1, .syn = -1, .synack = -1};
-    bad = handshakes_pass(col, rows, 0, of, (uint32_t)flows);
+        of[f] = (Tally){.head = -1, .syn = -1, .synack = -1};
+    bad = tallies_pass(col, rows, 0, resent_.buf, kept, of, (uint32_t)flows, &asked);
     if (!bad)
-        bad = handshakes_pass(col, rows, 1, of, (uint32_t)flows);
-    int64_t *head = out[0].buf, *syn = out[1].buf, *synack = out[2].buf, *ack_ts = out[3].buf;
-    uint8_t *has_ack_ts = out[4].buf;
-    for (Py_ssize_t f = 0; f < flows && !bad; f++) {
-        head[f] = of[f].head;
-        syn[f] = of[f].syn;
-        synack[f] = of[f].synack;
-        ack_ts[f] = of[f].has_ack_ts ? of[f].ack_ts : 0;
-        has_ack_ts[f] = of[f].has_ack_ts;
-    }
+        bad = tallies_pass(col, rows, 1, resent_.buf, kept, of, (uint32_t)flows, &asked);
     Py_END_ALLOW_THREADS
-    if (bad)
-        PyErr_SetString(PyExc_ValueError, bad);
-    else
-        result = Py_NewRef(Py_None);
+    if (bad) {
+        say_bad(bad);
+        goto done;
+    }
+    tuples = PyMem_Calloc(2 * (size_t)flows + 1, sizeof *tuples);
+    at = PyMem_Calloc(2 * (size_t)flows + 1, sizeof *at);
+    if (!tuples || !at) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (tallies_fill(col, rows, kept, of, (uint32_t)flows, tuples, tuples + flows, at) < 0)
+        goto done;
+    PyObject *journeys = tallies_list(tuples, of, (uint32_t)flows);
+    PyObject *resets = journeys ? tallies_list(tuples + flows, of, (uint32_t)flows) : NULL;
+    if (resets)
+        result = PyTuple_Pack(2, journeys, resets);
+    Py_XDECREF(journeys);
+    Py_XDECREF(resets);
 done:
-    for (int k = 0; k < HANDSHAKE_COLUMNS; k++)
+    if (tuples)
+        for (Py_ssize_t k = 0; k < 2 * flows; k++)
+            Py_XDECREF(tuples[k]);
+    PyMem_Free(tuples);
+    PyMem_Free(at);
+    PyMem_RawFree(asked.key);
+    PyMem_RawFree(asked.seen);
+    for (int k = 0; k < TALLY_COLUMNS; k++)
         column_free(&col[k]);
-    PyMem_RawFree(of);
-    for (int k = 0; k < 5; k++)
-        PyBuffer_Release(&out[k]);
+    PyBuffer_Release(&out);
+    if (resent_.buf)
+        PyBuffer_Release(&resent_);
     return result;
 }
 
@@ -1319,7 +1508,7 @@ static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS, "A uint32 column's values looked up in a uint32 table."},
     {"late_segments", late_segments, METH_VARARGS, "The flows of the TCP segments that start below their sender's highest end."},
     {"resends", resends, METH_VARARGS, "The later TCP segments that re-send one before them, and its journey."},
-    {"handshakes", handshakes, METH_VARARGS, "Each flow's first row, first SYN, first SYN-ACK and handshake's ACK."},
+    {"tallies", tallies, METH_VARARGS, "Each flow's first rows, times, counts and handshake's ACK, and its journeys."},
     {"community_ids", community_ids, METH_VARARGS, "Community IDs v1 of packed records."},
     {"leg_scan", leg_scan, METH_VARARGS, "The first row of each distinct combination of the legs' columns."},
     {NULL, NULL, 0, NULL},
@@ -1329,5 +1518,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_flows", NULL, -1, m
 
 PyMODINIT_FUNC PyInit__flows(void) {
     spread_make();
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "TALLY_SIZE", sizeof(Tally)) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -244,7 +244,7 @@ def python_gather(column: pl.Series, table: np.ndarray, out: np.ndarray) -> None
 
 
 try:
-    from cniscope._flows import community_ids, gather, handshakes, late_segments, leg_scan, number_first_seen, resends, tuple_scan
+    from cniscope._flows import community_ids, gather, late_segments, leg_scan, number_first_seen, resends, tallies, tuple_scan
     COMPILED = True
 except ImportError:  # built without a C compiler
     number_first_seen = python_number_first_seen
@@ -358,8 +358,9 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
         original = pl.when(pl.lit(pl.Series(found)) >= 0).then(pl.lit(pl.Series(found))).cast(pl.UInt32)
     kept = 1 << 32 if kept is None else kept  # journey ids are 32-bit
     late = _late_segments(first, resent) if COMPILED else None
-    stats, kept_first = _stats(first.lazy().with_columns(original=original), kept, late, first)
-    flows = _flows(stats, legs)
+    stats, journeys, resets = _stats(first.lazy().with_columns(original=original), kept, late, first, resent)
+    kept_first = first.select("journey", "flow").filter(pl.col("journey") < kept)
+    flows = _flows(stats, legs, journeys, resets)
     return Tally(flows, dict(zip(kept_first["journey"].to_list(), kept_first["flow"].to_list(), strict=True)),
                  dict(zip(retrans["journey"].to_list(), retrans["original"].to_list(), strict=True)))
 
@@ -407,11 +408,17 @@ def _flag(bit: int) -> pl.Expr:
     return (pl.col("tcp_flags").fill_null(0) & bit) > 0
 
 
-def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None,
-           first: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Each flow's statistics, sorted by flow, and the (journey, flow) of the journeys below `kept`, of the first
-    sightings (with `original`); `late`: each flow's segments out of order if known (`_late_segments`); `first`: the
-    first sightings themselves (`rows` without `original`), for `_handshakes` in C."""
+Ids = list[tuple[int, ...]]  # of each flow (`_stats`), the journeys below `kept`, or its RSTs' journeys
+
+
+def _stats(rows: pl.LazyFrame, kept: int, late: np.ndarray | None = None, first: pl.DataFrame | None = None,
+           resent: np.ndarray | None = None) -> tuple[pl.DataFrame, Ids, Ids]:
+    """Each flow's statistics, sorted by flow, and of each its journeys below `kept` and its RSTs' journeys, of the
+    first sightings `rows` (with `original`). In C where built (`_tallied`), given `first` (`rows` without `original`),
+    `resent` (the rows that re-send, None: none) and `late` (the flows of the segments out of order,
+    `_late_segments`); else in polars (`late` None: found there too)."""
+    if first is not None and late is not None and (tallied := _tallied(first, kept, resent, late)) is not None:
+        return tallied
     syn, ack, rst, fin = _flag(SYN), _flag(ACK), _flag(RST), _flag(FIN)
     is_syn = syn & ~ack
     is_synack = syn & ack
@@ -437,12 +444,6 @@ def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None,
         replies=pl.col("icmp_seq").filter(pl.col("icmp_type").is_in([0, 129])).unique(),
         unreachable=(pl.col("icmp_type") == 3).sum(),
     )
-    kept_first = rows.select("journey", "flow").filter(pl.col("journey") < kept)
-    # each flow's first rows and handshake's ACK found in C, gathered by position
-    if first is not None and late is not None and (found := _handshakes(first)) is not None:
-        stats = stats.join(late, on="flow", how="left").sort("flow").filter(pl.col("flow").is_not_null())
-        stats_, kept_first_ = pl.collect_all([stats, kept_first])
-        return _with_handshakes(stats_, first, *found), kept_first_
     once = pl.col("flow").is_first_distinct()
     heads = rows.filter(once).select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)})  # in the group_by's order
     syns = rows.filter(is_syn).with_columns(_once=once).filter("_once").select("flow", **{f"syn_{f}": pl.col(f) for f in _SHOWN})
@@ -454,58 +455,74 @@ def _stats(rows: pl.LazyFrame, kept: int, late: pl.LazyFrame | None = None,
         ((pl.col("ack") == ((pl.col("synack_seq").cast(pl.Int64) + 1) % 2**32)) | (pl.col("ack") == 1))
         & (pl.col("ts") >= pl.col("synack_ts"))
     ).group_by("flow").agg(ack_ts=pl.col("ts").min())
-    late, senders_apart = _out_of_order(rows) if late is None else (late, pl.LazyFrame({"apart": [True]}))
-    stats = stats.join(acks, on="flow", how="left").join(late, on="flow", how="left").sort("flow").filter(
+    if late is None:
+        late_frame, senders_apart = _out_of_order(rows)
+    else:
+        flows, counts = np.unique(late, return_counts=True)
+        late_frame, senders_apart = pl.LazyFrame({"flow": flows, "out_of_order": counts.astype(np.uint32)}), pl.LazyFrame({"apart": [True]})
+    stats = stats.join(acks, on="flow", how="left").join(late_frame, on="flow", how="left").sort("flow").filter(
         pl.col("flow").is_not_null())
-    stats_, kept_first_, apart = pl.collect_all([stats, kept_first, senders_apart])
+    # the DNS ids and echo sequence numbers counted (`_states` needs no more)
+    both = {"answered": ("queries", "answers"), "replied": ("requests", "replies")}
+    stats = stats.drop("synack_seq").with_columns(
+        **{name: pl.col(a).list.set_intersection(pl.col(b)).list.len() for name, (a, b) in both.items()},
+        **{name: pl.col(name).list.len() for name in ("queries", "answers", "requests", "replies")},
+        rsts=pl.col("resets").list.len())
+    stats_, apart = pl.collect_all([stats, senders_apart])
     if not apart.item():  # hash twins interleaved two senders of one flow
         stats_ = stats_.drop("out_of_order").join(_out_of_order_grouped(rows), on="flow", how="left")
-    return stats_, kept_first_
+    ids = [list(map(tuple, stats_.get_column(name).to_list())) for name in ("journeys", "resets")]
+    return stats_.drop("journeys", "resets").with_columns(pl.col("out_of_order").fill_null(0)), ids[0], ids[1]
 
 
-_HANDSHAKE_COLUMNS = ("flow", "tcp_flags", "ts", "seq", "ack")
+# the columns `_flows.tallies` reads, in its order, and the layout of what it finds of each flow (its `Tally`)
+_TALLY_COLUMNS = ("flow", "journey", "tcp_flags", "ts", "seq", "ack", "proto", "win", "payload_len", "dns_id", "dns_qr",
+                  "icmp_type", "icmp_seq")
+TALLY = np.dtype([*((name, "<i8") for name in ("head", "syn", "synack", "first_ts", "last_ts", "syn_ts", "synack_ts", "ack_ts")),
+                  *((name, "<u4") for name in ("packets", "bytes", "retransmissions", "zero_windows", "fins", "unreachable",
+                                               "rsts", "journeys", "queries", "requests", "answers", "replies", "answered",
+                                               "replied", "synack_seq", "unused")),
+                  *((name, "u1") for name in ("has_ts", "has_syn_ts", "has_synack_ts", "has_ack_ts", "has_synack_seq",
+                                              "any_syn", "unused_0", "unused_1"))])
+_COUNTS = ("packets", "bytes", "retransmissions", "zero_windows", "fins", "rsts", "queries", "answers", "answered", "requests",
+           "replies", "replied", "unreachable")
+_TIMES = {"first_ts": "has_ts", "last_ts": "has_ts", "syn_ts": "has_syn_ts", "synack_ts": "has_synack_ts", "ack_ts": "has_ack_ts"}
 
 
-def _handshakes(first: pl.DataFrame) -> tuple[np.ndarray, ...] | None:
-    """Of each flow (by number) of the first sightings in time order, in C: its first row, first SYN's and SYN-ACK's
-    (-1: none), its handshake's ACK's time and whether it has one (`_stats`' heads, syns, synacks and acks: their
-    filters and joins in polars took 60 ms of CPU at 2M). None where C is not built, or the flows' numbers are far more
-    than the rows (a table of them would be larger than the rows)."""
+def _tallied(first: pl.DataFrame, kept: int, resent: np.ndarray | None, late: np.ndarray) -> tuple[pl.DataFrame, Ids, Ids] | None:
+    """`_stats` in C: one pass over the first sightings in time order (`_flows.tallies`, each flow an entry of an
+    array; polars' group_by, filters and joins took 0.085 s of CPU at 2M), each flow's first row's (`head_`) and first
+    SYN's (`syn_`) columns gathered by position. None where C is not built, or the flows' numbers are far more than the
+    rows (an array of them would be larger than the rows)."""
     flows = int(first.select(pl.col("flow").max()).item() or 0) + 1 if first.height else 0
     if not COMPILED or flows > 4 * first.height + 1024:
         return None
-    head, syn, synack, ack_ts = (np.empty(flows, dtype=np.int64) for _ in range(4))
-    has_ack_ts = np.empty(flows, dtype=np.uint8)
-    handshakes(_capsules(first, _HANDSHAKE_COLUMNS), first.height, flows, head, syn, synack, ack_ts, has_ack_ts)
-    return head, syn, synack, ack_ts, has_ack_ts.view(bool)
-
-
-def _with_handshakes(stats: pl.DataFrame, first: pl.DataFrame, head: np.ndarray, syn: np.ndarray, synack: np.ndarray,
-                     ack_ts: np.ndarray, has_ack_ts: np.ndarray) -> pl.DataFrame:
-    """`stats` (sorted by flow) with each flow's first row's (`head_`) and first SYN's (`syn_`) columns, its first
-    SYN-ACK's `synack_seq` and its `ack_ts`, as `_stats` joins them in polars (`_handshakes`' arrays)."""
-    flow = stats.get_column("flow").to_numpy()
+    of = np.empty(flows, dtype=TALLY)
+    journeys, resets = tallies(_capsules(first, _TALLY_COLUMNS), first.height, flows, kept, resent, of)
+    flow = np.flatnonzero(of["packets"]).astype(np.uint32)
+    of = of[flow]
 
     def at(positions: np.ndarray) -> pl.Series:  # null where none
         return pl.select(pl.when(pl.Series(positions >= 0)).then(pl.Series(positions))).to_series()
 
-    heads = first.select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)}).gather(head[flow])
-    syns = first.select(**{f"syn_{f}": pl.col(f) for f in _SHOWN}).gather(at(syn[flow]))
-    synack_seq = first.get_column("seq").gather(at(synack[flow])).alias("synack_seq")
-    acked = pl.select(pl.when(pl.Series(has_ack_ts[flow])).then(pl.Series(ack_ts[flow])).alias("ack_ts")).to_series()
-    return stats.hstack([*heads.get_columns(), *syns.get_columns(), synack_seq, acked])
+    stats = pl.DataFrame({"flow": flow, **{name: np.ascontiguousarray(of[name]) for name in _COUNTS},
+                          "any_syn": of["any_syn"].astype(bool),
+                          "out_of_order": np.bincount(late, minlength=flows)[flow].astype(np.uint32)})
+    times = pl.select(pl.when(pl.Series(of[has].astype(bool))).then(pl.Series(np.ascontiguousarray(of[name]))).alias(name)
+                      for name, has in _TIMES.items())
+    heads = first.select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)}).gather(of["head"])
+    syns = first.select(**{f"syn_{f}": pl.col(f) for f in _SHOWN}).gather(at(of["syn"]))
+    return stats.hstack([*times.get_columns(), *heads.get_columns(), *syns.get_columns()]), journeys, resets
 
 
 _ORDER_COLUMNS = ("flow", "src", "src6", "sport", "proto", "seq", "payload_len")
 
 
-def _late_segments(first: pl.DataFrame, resent: np.ndarray | None) -> pl.LazyFrame:
-    """`_out_of_order`'s (flow, out_of_order) in C, of the first sightings in time order (`resent`: those that re-send,
-    bool, None: none do): one pass, each sender found by its values in a hash table (at 10M, 0.2M segments: polars'
-    sort of them by flow and sender took 55 ms of CPU)."""
-    late = late_segments(_capsules(first, _ORDER_COLUMNS), first.height, resent)
-    flows, counts = np.unique(np.frombuffer(late, dtype=np.uint32), return_counts=True)
-    return pl.LazyFrame({"flow": flows, "out_of_order": counts.astype(np.uint32)})
+def _late_segments(first: pl.DataFrame, resent: np.ndarray | None) -> np.ndarray:
+    """The flow of each of `_out_of_order`'s segments, in C, of the first sightings in time order (`resent`: those that
+    re-send, bool, None: none do): one pass, each sender found by its values in a hash table (at 10M, 0.2M segments:
+    polars' sort of them by flow and sender took 55 ms of CPU)."""
+    return np.frombuffer(late_segments(_capsules(first, _ORDER_COLUMNS), first.height, resent), dtype=np.uint32)
 
 
 def _capsules(frame: pl.DataFrame, names: tuple[str, ...]) -> tuple[object | None, ...]:
@@ -664,26 +681,26 @@ def _states() -> dict[str, pl.Expr]:
     def state(value: FlowState) -> pl.Expr:
         return pl.lit(value.value)
 
-    def answered(asked: str, answers: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-        """The state of requests `asked` against `answers` (lists of distinct keys), and their two counts."""
-        n, both = pl.col(asked).list.len(), pl.col(asked).list.set_intersection(pl.col(answers)).list.len()
+    def answered(asked: str, answered: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+        """The state of the distinct requests `asked` of which `answered` were, and those two counts."""
+        n, both = pl.col(asked), pl.col(answered)
         verdict = (pl.when(n == 0).then(state(FlowState.ANSWERS_ONLY)).when(both == n).then(state(FlowState.ANSWERED))
                    .when(both > 0).then(state(FlowState.PARTLY_ANSWERED)).otherwise(state(FlowState.UNANSWERED)))
         return verdict, n, both
 
     tcp = pl.col("head_arp_op").is_null() & (pl.col("head_proto") == 6)
     tcp_state = (
-        pl.when(pl.col("resets").list.len() > 0).then(state(FlowState.RESET))
+        pl.when(pl.col("rsts") > 0).then(state(FlowState.RESET))
         .when(pl.col("fins") >= 2).then(state(FlowState.CLOSED))
         .when(~pl.col("any_syn")).then(state(FlowState.MID_STREAM))
         .when(pl.col("synack_ts").is_null()).then(state(FlowState.UNANSWERED))
         .when(pl.col("ack_ts").is_null() & (pl.col("packets") <= 2)).then(state(FlowState.HANDSHAKE_INCOMPLETE))
         .otherwise(state(FlowState.ESTABLISHED))
     )
-    dns, queries, answered_queries = answered("queries", "answers")
-    echo, requests, replied = answered("requests", "replies")
-    is_dns = (pl.col("queries").list.len() + pl.col("answers").list.len()) > 0
-    is_echo = (pl.col("requests").list.len() + pl.col("replies").list.len()) > 0
+    dns, queries, answered_queries = answered("queries", "answered")
+    echo, requests, replied = answered("requests", "replied")
+    is_dns = (pl.col("queries") + pl.col("answers")) > 0
+    is_echo = (pl.col("requests") + pl.col("replies")) > 0
     return {
         "state": pl.when(tcp).then(tcp_state).when(is_dns).then(dns).when(is_echo).then(echo)
         .when(pl.col("unreachable") > 0).then(state(FlowState.ERROR)).otherwise(state(FlowState.SEEN)),
@@ -730,10 +747,10 @@ _STATES = {state.value: state for state in FlowState}
 _PROTOS = {proto.value: proto for proto in Proto}
 
 
-def _flows(stats: pl.DataFrame, legs: pl.DataFrame) -> list[Flow]:
-    """A Flow of each row of `_stats` (sorted by flow), with its `_legs`: what is decided per flow is decided over
-    whole columns (state, client and server, the legs' orientation, the Community ID of IPv4 conversations); Python
-    makes the objects, one call each."""
+def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) -> list[Flow]:
+    """A Flow of each row of `_stats` (sorted by flow), with its `_legs`, `journeys` and `resets`: what is decided per
+    flow is decided over whole columns (state, client and server, the legs' orientation, the Community ID of IPv4
+    conversations); Python makes the objects, one call each."""
     columns = stats.lazy().with_columns(**_states(), **_ends()).with_columns(
         pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0))
     # the legs as (client side, server side): turned round where the first leg's server side is the client
@@ -752,9 +769,8 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame) -> list[Flow]:
     legs_of = [pairs[start:end] for start, end in zip(np.searchsorted(flow_of_leg, ids).tolist(),
                                                        np.searchsorted(flow_of_leg, ids, side="right").tolist(), strict=True)]
     col = {name: flat[name].to_list() for name in (
-        "flow", "proto", "client", "client_port", "server", "server_port", "journeys", "packets", "bytes", "first_ts",
-        "last_ts", "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows",
-        "resets", "note")}
+        "flow", "proto", "client", "client_port", "server", "server_port", "packets", "bytes", "first_ts", "last_ts",
+        "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note")}
     clients = list(map(_endpoint, col["client"], col["client_port"]))
     servers = list(map(_endpoint, col["server"], col["server_port"]))
     fast_keys = iter(community_ids_v4(*(fast[name].to_numpy() for name in fast.columns)))
@@ -768,7 +784,7 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame) -> list[Flow]:
         ({"synack_to_ack_ns": ack} if syn is None else {"syn_to_synack_ns": syn, "synack_to_ack_ns": ack})
         for syn, ack in zip(col["syn_to_synack_ns"], col["synack_to_ack_ns"], strict=True)]
     return made_many(Flow, [col["flow"], keys, list(map(_PROTOS.__getitem__, col["proto"])), clients, servers, legs_of,
-                            list(map(tuple, col["journeys"])), col["packets"], col["bytes"], col["first_ts"], col["last_ts"],
+                            journeys, col["packets"], col["bytes"], col["first_ts"], col["last_ts"],
                             list(map(_STATES.__getitem__, col["state"])), handshakes, col["retransmissions"], col["out_of_order"],
-                            col["zero_windows"], list(map(tuple, col["resets"])),
+                            col["zero_windows"], resets,
                             [() if note is None else (note,) for note in col["note"]]], len(keys))
