@@ -93,3 +93,17 @@ def test_the_legs_are_found_among_the_rows_numbering_marks(monkeypatch: pytest.M
             assert flows.tally(table, None, limit, leg_rows) == every, scenario
         several += sum(len(flow.legs) > 1 for flow in every.flows)
     assert left_out > 500 and several > 10 and 0 < rewritten < 32
+
+
+def test_addresses_put_in_text_once_each_are_ip4_exprs() -> None:
+    """`_ip4_text` writes each distinct address once and looks the rest up: the text `ip4_expr` gives every row, nulls
+    kept (and a column of nulls, or of none)."""
+    import numpy as np
+    import polars as pl
+
+    from cniscope.packets.schema import ip4_expr
+
+    rng = np.random.default_rng(5)
+    values = pl.Series("a", rng.choice(np.array([0, 1, 0x0A000001, 0xC0A80101, 2**32 - 1], dtype=np.uint32), 500))
+    for column in (values, values.set(pl.Series(rng.random(500) < 0.3), None), values.clear().cast(pl.UInt32), values.clear(3)):
+        assert flows._ip4_text(column).equals(pl.select(ip4_expr(pl.lit(column))).to_series())

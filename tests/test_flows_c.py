@@ -242,29 +242,48 @@ def test_gather_reads_each_chunk_in_place(compiled: ModuleType) -> None:
 @pytest.mark.parametrize("n", [0, 1, 7, 3000])
 def test_the_legs_distinct_rows_are_polars_unique_ones(compiled: ModuleType, n: int) -> None:
     """`leg_scan` keeps the first of each distinct row of the legs' columns among the marked rows of the first flows,
-    as polars' `unique(maintain_order=True)` does: made-up sightings (equal rows abound, and near misses: one field
-    null, or 0, or the other), chunks cut anywhere, numbers under the nulls; every row, or marked ones; flows null."""
+    as polars' `unique(maintain_order=True)` does, and with `mirror` the first of each row and its mirror (the ends
+    swapped): made-up sightings (equal rows abound, mirrored ones and near misses: one field null, or 0, or the other),
+    chunks cut anywhere, numbers under the nulls; every row, or marked ones; flows null."""
     rng = np.random.default_rng(n + 1)
-    table = sightings(rng, max(n, 2)).head(n).with_columns(
-        flow=pl.Series(rng.integers(0, 6, n), dtype=pl.UInt32), dport=pl.col("sport").reverse())
+    third = n // 3 + 1  # rows, their mirrors, and the same rows again
+    base = sightings(rng, max(third, 2)).head(third).with_columns(flow=pl.Series(rng.integers(0, 6, third), dtype=pl.UInt32),
+                                              dport=pl.col("sport").reverse())
+    mirrored = base.rename({a: b for pair in MIRRORED for a, b in (pair, pair[::-1])}).select(base.columns)
+    table = pl.concat([base, mirrored, base], rechunk=False)[rng.permutation(3 * third)[:n]]
     table = table.with_columns(flow=pl.when(pl.Series(rng.random(n) < 0.05)).then(None).otherwise(pl.col("flow")))
     columns = list(flows._LEG_COLUMNS)
+
+    def unmirrored(row: tuple[object, ...]) -> tuple[object, ...]:
+        """A row or its mirror, whichever sorts first (None as -1)."""
+        named = dict(zip(columns, row, strict=True))
+        mirror = tuple(named[b] if c == a else named[a] if c == b else named[c] for c in columns
+                       for a, b in [next(((a, b) for a, b in MIRRORED if c in (a, b)), (c, c))])
+        return min(row, mirror, key=lambda r: [-1 if v is None else v for v in r])
 
     dirty = table.with_columns(garbage_under_nulls(table[name], rng) for name in ("src", "sport", "arp_spa") if n)
     for marked in (None, rng.random(n) < 0.5):
         for limit in (0, 3, 1 << 32):
-            capsules = tuple(dirty[name].to_physical().__arrow_c_stream__() for name in columns)
-            got = np.frombuffer(compiled.leg_scan(capsules, n, marked, limit), dtype=np.int64)
             rows = table.with_row_index("at")
             if marked is not None:
                 rows = rows.filter(pl.Series(marked))
-            want = rows.filter(pl.col("flow") < limit).unique(subset=columns, maintain_order=True)["at"].to_numpy()
-            assert got.tolist() == want.tolist()
+            rows = rows.filter(pl.col("flow") < limit)
+            physical = rows.select(pl.col(columns).to_physical())
+            seen = {unmirrored(row): at for at, row in reversed(list(zip(rows["at"].to_list(), physical.rows(), strict=True)))}
+            for mirror, want in ((False, rows.unique(subset=columns, maintain_order=True)["at"].to_list()), (True, sorted(seen.values()))):
+                capsules = tuple(dirty[name].to_physical().__arrow_c_stream__() for name in columns)
+                got = np.frombuffer(compiled.leg_scan(capsules, n, marked, limit, mirror), dtype=np.int64)
+                assert got.tolist() == want
+                if n > 100 and limit > 3:
+                    assert 10 < len(got) < len(rows) - 10  # equal rows were there to be found, and different ones
             if n > 100 and limit > 3:
-                assert 10 < len(got) < len(rows) - 10  # equal rows were there to be found, and different ones
+                assert len(seen) < rows.unique(subset=columns).height - 10  # mirrored rows were there to be found
     with pytest.raises(ValueError, match="column flow"):
         compiled.leg_scan(tuple(table[name].cast(pl.Int64).__arrow_c_stream__() if name == "flow" else None for name in columns),
-                          n, None, 1)
+                          n, None, 1, False)
+
+
+MIRRORED = (("src", "dst"), ("src6", "dst6"), ("src_name", "dst_name"), ("sport", "dport"), ("arp_spa", "arp_tpa"))
 
 
 @pytest.mark.parametrize("n", [0, 1, 50, 4000])

@@ -542,6 +542,23 @@ static inline uint64_t leg_hash(const LegKey *k) {
     return hash2(hash2(hash2(w[0], w[1], S2) ^ w[2], w[3], S3) ^ w[4], w[5], S4);
 }
 
+/* the columns of a leg's two ends, each beside the other's: a leg's mirror has them swapped */
+static const int MIRRORED[][2] = {{L_SRC, L_DST}, {L_SRC6, L_DST6}, {L_SRC_NAME, L_DST_NAME}, {L_SPORT, L_DPORT},
+                                  {L_ARP_SPA, L_ARP_TPA}};
+
+/* `k` or its mirror (ends swapped, their null flags too), whichever is the lesser: the same for both. */
+static void leg_unmirrored(LegKey *k) {
+    LegKey m = *k;
+    for (size_t e = 0; e < sizeof MIRRORED / sizeof *MIRRORED; e++) {
+        int a = MIRRORED[e][0], b = MIRRORED[e][1];
+        m.v[a] = k->v[b];
+        m.v[b] = k->v[a];
+        m.ok = (m.ok & ~(1u << a | 1u << b)) | ((k->ok >> b) & 1) << a | ((k->ok >> a) & 1) << b;
+    }
+    if (memcmp(&m, k, sizeof m) < 0)
+        *k = m;
+}
+
 /* The distinct rows seen so far (an open-addressing table of their indexes + 1, probed linearly, at most half full)
  * and where each was first seen. */
 typedef struct {
@@ -577,36 +594,79 @@ static int distinct_grow(Distinct *d) {
     return 0;
 }
 
-/* Whether `k` is new (then kept, first seen at `position`); -1 without the memory to keep it. */
-static int distinct_add(Distinct *d, const LegKey *k, int64_t position) {
+/* Where `k` is kept (if new, first seen at `position`); -1 without the memory to keep it. */
+static int64_t distinct_add(Distinct *d, const LegKey *k, int64_t position) {
     if (d->count == d->room && distinct_grow(d) < 0)
         return -1;
     size_t s = (size_t)leg_hash(k) & (d->size - 1);
     for (; d->slot[s]; s = (s + 1) & (d->size - 1))
         if (!memcmp(&d->key[d->slot[s] - 1], k, sizeof *k))
-            return 0;
+            return d->slot[s] - 1;
     d->key[d->count] = *k;
     d->position[d->count] = position;
     d->slot[s] = (uint32_t)++d->count;
-    return 1;
+    return (int64_t)d->count - 1;
 }
 
-/* leg_scan(columns, rows, leg, limit) -> positions: the first row of each distinct combination of the legs' columns
- * among the `rows` rows whose flow is below `limit` and that `leg` marks (bool, one a row; None: every row), in row
- * order (int64, as bytes): what `unique(maintain_order=True)` of those rows keeps, without the rows being copied.
- * `columns`: a tuple of Arrow stream capsules (None: all null) in the order of LEG_NAMES, unsigned integers
- * (categories by their codes); each combination compared whole (no hash stands for it). */
+/* A block of rows of the legs' columns, each column's values (0 where null) and null flags side by side (`load`). */
+typedef struct {
+    uint32_t v[LEG_COLUMNS][BLOCK];
+    uint8_t ok[LEG_COLUMNS][BLOCK];
+} LegBlock;
+
+/* Each flow's last key seen, by the flow's low bits (a row most often repeats one): checked before the table. */
+#define RECENT (1 << 16)
+
+/* The distinct rows of `n` rows from `start` of the columns' current stretch into `d` (leg_scan); `leg`: the block's
+ * marks, if any. -1 without the memory. */
+static int leg_block(const Column *col, int64_t start, int n, LegBlock *b, const uint8_t *leg, unsigned long long limit,
+                     int mirror, Distinct *d, uint32_t *recent, int64_t position) {
+    for (int c = 0; c < LEG_COLUMNS; c++)
+        if (!load(&col[c], start, n, b->v[c], b->ok[c])) {
+            memset(b->v[c], 0, sizeof b->v[c]);
+            memset(b->ok[c], 0, sizeof b->ok[c]);
+        }
+    for (int i = 0; i < n; i++) {
+        if ((leg && !leg[i]) || !b->ok[L_FLOW][i] || b->v[L_FLOW][i] >= limit)
+            continue;
+        LegKey k = {.ok = 0};
+        for (int c = 0; c < LEG_COLUMNS; c++) {
+            k.v[c] = b->v[c][i];
+            k.ok |= (uint32_t)b->ok[c][i] << c;
+        }
+        if (mirror)
+            leg_unmirrored(&k);
+        uint32_t *last = &recent[k.v[L_FLOW] & (RECENT - 1)];
+        if (*last && !memcmp(&d->key[*last - 1], &k, sizeof k))
+            continue;
+        int64_t at = distinct_add(d, &k, position + i);
+        if (at < 0)
+            return -1;
+        *last = (uint32_t)at + 1;
+    }
+    return 0;
+}
+
+/* leg_scan(columns, rows, leg, limit, mirror) -> positions: the first row of each distinct combination of the legs'
+ * columns among the `rows` rows whose flow is below `limit` and that `leg` marks (bool, one a row; None: every row), in
+ * row order (int64, as bytes): what `unique(maintain_order=True)` of those rows keeps, without the rows being copied;
+ * with `mirror`, a row and its mirror (the ends swapped) are one. `columns`: a tuple of Arrow stream capsules (None:
+ * all null) in the order of LEG_NAMES, unsigned integers (categories by their codes); each combination compared whole
+ * (no hash stands for it). */
 static PyObject *leg_scan(PyObject *self, PyObject *args) {
     PyObject *columns, *leg_obj;
     Py_ssize_t rows;
     unsigned long long limit;
-    if (!PyArg_ParseTuple(args, "O!nOK", &PyTuple_Type, &columns, &rows, &leg_obj, &limit))
+    int mirror;
+    if (!PyArg_ParseTuple(args, "O!nOKp", &PyTuple_Type, &columns, &rows, &leg_obj, &limit, &mirror))
         return NULL;
     Py_buffer leg_ = {0};
     PyObject *result = NULL;
     Column col[LEG_COLUMNS];
     memset(col, 0, sizeof col);
     Distinct d = {0};
+    LegBlock *block = NULL;
+    uint32_t *recent = NULL;
     if (leg_obj != Py_None && PyObject_GetBuffer(leg_obj, &leg_, PyBUF_SIMPLE) < 0)
         goto done;
     if (PyTuple_GET_SIZE(columns) != LEG_COLUMNS || rows < 0 || (leg_.buf && leg_.len != rows)) {
@@ -616,6 +676,12 @@ static PyObject *leg_scan(PyObject *self, PyObject *args) {
     for (int k = 0; k < LEG_COLUMNS; k++)
         if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], LEG_NAMES[k], "CSI") < 0)
             goto done;
+    block = PyMem_RawMalloc(sizeof *block);
+    recent = PyMem_RawCalloc(RECENT, sizeof *recent);
+    if (!block || !recent) {
+        PyErr_NoMemory();
+        goto done;
+    }
     const uint8_t *leg = leg_.buf;
     int64_t done = 0;
     const char *bad = NULL;
@@ -626,19 +692,10 @@ static PyObject *leg_scan(PyObject *self, PyObject *args) {
             bad = "a column ends early";
             break;
         }
-        for (int64_t i = 0; i < stretch; i++) {
-            LegKey k;
-            if ((leg && !leg[done + i]) || !cell(&col[L_FLOW], i, &k.v[L_FLOW]) || k.v[L_FLOW] >= limit)
-                continue;
-            k.ok = 1;
-            for (int c = L_FLOW + 1; c < LEG_COLUMNS; c++) {
-                k.v[c] = 0;
-                k.ok |= (uint32_t)cell(&col[c], i, &k.v[c]) << c;
-            }
-            if (distinct_add(&d, &k, done + i) < 0) {
+        for (int64_t i = 0; i < stretch && !bad; i += BLOCK) {
+            int n = stretch - i < BLOCK ? (int)(stretch - i) : BLOCK;
+            if (leg_block(col, i, n, block, leg ? leg + done + i : NULL, limit, mirror, &d, recent, done + i) < 0)
                 bad = "";
-                break;
-            }
         }
         for (int k = 0; k < LEG_COLUMNS; k++)
             col[k].pos += stretch;
@@ -656,6 +713,8 @@ done:
     PyMem_RawFree(d.key);
     PyMem_RawFree(d.position);
     PyMem_RawFree(d.slot);
+    PyMem_RawFree(block);
+    PyMem_RawFree(recent);
     if (leg_.buf)
         PyBuffer_Release(&leg_);
     return result;

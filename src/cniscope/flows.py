@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.journeys import chunked_like, nothing_inside
-from cniscope.packets.schema import Tunnel, address_expr, ip4_expr
+from cniscope.packets.schema import Tunnel, ip4_expr
 from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made_many, make_endpoint, make_journey
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
@@ -614,10 +614,13 @@ def _legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, each oriented like its
     flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one). `first`: the first sightings of
     those flows (`_first_sightings`), in journey order if `by_journey`; `leg_rows`: `tally`'s."""
-    seen = _distinct_legs(table, first, by_journey, limit, leg_rows)
+    seen = _distinct_legs(table, first, by_journey, limit, leg_rows).collect()
     # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
-    a, b = (pl.coalesce(address_expr(side), ip4_expr(f"arp_{arp}"), pl.lit("?")) for side, arp in zip(_ENDS, ("spa", "tpa")))
-    ends = seen.select("flow", a=a, a_port="sport", b=b, b_port="dport")
+    seen = seen.with_columns(_ip4_text(seen.get_column(name)).alias(f"_{name}") for name in ("src", "dst", "arp_spa", "arp_tpa"))
+    a, b = (pl.coalesce(f"_{side}", f"{side}6", f"{side}_name", f"_arp_{arp}", pl.lit("?")) for side, arp in zip(_ENDS, ("spa", "tpa")))
+    ends = seen.lazy().select("flow", a=a, a_port="sport", b=b, b_port="dport")
+    if seen.get_column("flow").is_unique().all():
+        return ends  # one leg a conversation (no NAT): nothing to make one, and each is its conversation's first
     a_key, b_key = (pl.concat_str(pl.col(end), pl.col(f"{end}_port").cast(pl.Utf8).fill_null(""), separator="\0") for end in "ab")
     ends = ends.with_columns(_a=a_key, _b=b_key).with_columns(
         _lo=pl.when(pl.col("_a") < pl.col("_b")).then(pl.col("_a")).otherwise(pl.col("_b")),
@@ -638,7 +641,8 @@ _LEG_COLUMNS = ("flow", "src", "dst", "src6", "dst6", "src_name", "dst_name", "s
 def _distinct_legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int | None,
                    leg_rows: LegRows | None) -> pl.LazyFrame:
     """`_LEG_COLUMNS` of the first row of each distinct combination of them among the rows of the first `limit` flows
-    that may show a leg (`_legs`), in row order."""
+    that may show a leg (`_legs`), in row order; in C, a leg and its mirror (the ends swapped) as one, as `_legs` makes
+    them after (at 2M, 20,000 legs of 40,000 rows to put in text)."""
     cols = list(_LEG_COLUMNS)
     in_order = table["row"].is_sorted()
     if in_order and leg_rows is not None and not leg_rows.rewritten:
@@ -646,6 +650,8 @@ def _distinct_legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, l
         # gathered, in journey order (journeys are numbered by first row); at 10M, 0.43M rows not gathered again. In
         # polars, in the query of the re-sends: each call to polars lets the interpreter go, and beside a main thread
         # running Python took it back 5-20 ms later
+        if COMPILED:
+            return _distinct((first if by_journey else first.sort("journey")).select(cols), limit)
         rows = first.lazy().filter(_below(limit))
         return (rows if by_journey else rows.sort("journey")).select(cols).unique(maintain_order=True)
     if in_order:
@@ -664,10 +670,12 @@ def _below(limit: int | None) -> pl.Expr:
 
 def _distinct(rows: pl.DataFrame, limit: int | None, marked: np.ndarray | None = None) -> pl.LazyFrame:
     """The first of each distinct row of `rows` (`_LEG_COLUMNS`) of the first `limit` flows that `marked` marks (None:
-    every row). In C, over the columns' own buffers, and only those rows gathered (`_flows.leg_scan`; at 10M, a pass
-    over 2.7M leg rows with their columns copied and hashed in polars took 0.1 s of CPU)."""
+    every row). In C, over the columns' own buffers, a row and its mirror as one, and only those rows gathered
+    (`_flows.leg_scan`; at 10M, a pass over 2.7M leg rows with their columns copied and hashed in polars took 0.1 s of
+    CPU)."""
     if COMPILED:
-        positions = leg_scan(_capsules(rows, _LEG_COLUMNS), rows.height, marked, 1 << 32 if limit is None else min(max(limit, 0), 1 << 32))
+        positions = leg_scan(_capsules(rows, _LEG_COLUMNS), rows.height, marked,
+                             1 << 32 if limit is None else min(max(limit, 0), 1 << 32), True)
         # (gathered eagerly: in a lazy query each column was made one chunk first, 0.2 s of CPU at 10M)
         return rows.gather(pl.Series(np.frombuffer(positions, dtype=np.int64))).lazy()
     shown = [c for c in _LEG_COLUMNS if rows[c].null_count() < rows.height]  # columns no input fills (names in a pcap) sort nothing
@@ -713,8 +721,8 @@ def _states() -> dict[str, pl.Expr]:
 
 
 def _ends() -> dict[str, pl.Expr]:
-    """Each flow's client and server over the columns of `_stats` (addresses as text, `?` without one): ARP's sender
-    and target; the first SYN's sender and receiver; else the first packet's, turned round when it is an answer
+    """Each flow's client and server over the columns of `_stats` (their addresses' fields, `_with_addresses`): ARP's
+    sender and target; the first SYN's sender and receiver; else the first packet's, turned round when it is an answer
     (DNS, ICMP echo reply: its sender is the server)."""
     arp = pl.col("head_arp_op").is_not_null()
     answer = (pl.col("head_dns_qr") == True) | pl.col("head_icmp_type").is_in([0, 129])  # noqa: E712 - polars expression
@@ -724,23 +732,42 @@ def _ends() -> dict[str, pl.Expr]:
         return (pl.when(arp).then(arp_value).when(pl.col("any_syn")).then(pl.col(f"syn_{side}{field}"))
                 .when(answer).then(pl.col(f"head_{other}{field}")).otherwise(pl.col(f"head_{side}{field}")))
 
-    def address(side: str, other: str, arp_value: str) -> pl.Expr:
-        """As text, each field picked before it is formatted (formatting the four candidates took 5x the time)."""
-        text = pl.coalesce(ip4_expr(pick(side, other, pl.col(arp_value))), pick(side, other, None, "6"),
-                           pick(side, other, None, "_name"))
-        return pl.when(text.is_null() | (text == "")).then(pl.lit("?")).otherwise(text)
+    def address(end: str, side: str, other: str, arp_value: str) -> dict[str, pl.Expr]:
+        """Its fields, each picked before it is put in text (`_with_addresses`; formatting the four candidates took 5x
+        the time)."""
+        return {f"_{end}_ip4": pick(side, other, pl.col(arp_value)), f"_{end}6": pick(side, other, None, "6"),
+                f"_{end}_name": pick(side, other, None, "_name")}
 
     return {
-        "client": address("src", "dst", "head_arp_spa"),
+        **address("client", "src", "dst", "head_arp_spa"),
         "client_port": pick("sport", "dport", None),
         "client_v4": pick("src", "dst", None),  # (not ARP's)
-        "server": address("dst", "src", "head_arp_tpa"),
+        **address("server", "dst", "src", "head_arp_tpa"),
         "server_port": pick("dport", "sport", None),
         "server_v4": pick("dst", "src", None),
         "proto": pl.when(arp).then(pl.lit(Proto.ARP.value)).otherwise(
             pl.col("head_proto").replace_strict({k: v.value for k, v in PROTO_NAMES.items()}, default=Proto.OTHER.value,
                                                 return_dtype=pl.Utf8)),
     }
+
+
+def _with_addresses(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` (`_ends`' columns) with each flow's client and server addresses as text, `?` without one."""
+    frame = frame.with_columns(_ip4_text(frame.get_column(f"_{end}_ip4")).alias(f"_{end}_text") for end in ("client", "server"))
+
+    def address(end: str) -> pl.Expr:
+        text = pl.coalesce(f"_{end}_text", f"_{end}6", f"_{end}_name")
+        return pl.when(text.is_null() | (text == "")).then(pl.lit("?")).otherwise(text)
+
+    return frame.with_columns(client=address("client"), server=address("server"))
+
+
+def _ip4_text(addresses: pl.Series) -> pl.Series:
+    """`ip4_expr` of a column of IPv4 addresses that repeat (conversations' ends, their legs'): each distinct one put in
+    text once, and looked up (20,000 conversations' clients: 3 against 8 ms)."""
+    distinct = addresses.unique().drop_nulls()
+    return addresses.replace_strict(distinct, pl.select(ip4_expr(pl.lit(distinct))).to_series(), default=None,
+                                    return_dtype=pl.Utf8)
 
 
 _STATES = {state.value: state for state in FlowState}
@@ -751,8 +778,8 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
     """A Flow of each row of `_stats` (sorted by flow), with its `_legs`, `journeys` and `resets`: what is decided per
     flow is decided over whole columns (state, client and server, the legs' orientation, the Community ID of IPv4
     conversations); Python makes the objects, one call each."""
-    columns = stats.lazy().with_columns(**_states(), **_ends()).with_columns(
-        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0))
+    columns = _with_addresses(stats.lazy().with_columns(**_states(), **_ends()).with_columns(
+        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0)).collect()).lazy()
     # the legs as (client side, server side): turned round where the first leg's server side is the client
     firsts = legs.lazy().filter(pl.col("flow").is_first_distinct()).join(columns.select("flow", "client", "client_port"), on="flow")
     turned = firsts.filter((pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port")))
