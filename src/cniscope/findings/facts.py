@@ -294,12 +294,17 @@ class Facts:
         hops = self.hop_columns("direction").with_row_index("at")
         received = (pl.col("direction").is_in([int(Direction.IN), int(Direction.OTHERHOST)])
                     & pl.col("role").is_in([ROLE_CODES[Role.NIC], ROLE_CODES[Role.TUNNEL]])).fill_null(False)
-        sent = hops.filter(pl.struct("journey", "node").is_first_distinct()).filter(~received).group_by("journey").agg(pl.col("at").first())
+        sent = hops.filter(self.journey_node().is_first_distinct()).filter(~received).group_by("journey").agg(pl.col("at").first())
         firsts = np.full(len(self.journeys), -1, dtype=np.int64)
         heads = hops.filter(pl.col("hop") == 0)
         firsts[heads["journey"].to_numpy()] = heads["at"].to_numpy()
         firsts[sent["journey"].to_numpy()] = sent["at"].to_numpy()
         return firsts
+
+    def journey_node(self) -> pl.Expr:
+        """Of `hops`' columns, a hop's journey and node as one number: distinct pairs, distinct numbers (polars hashes
+        one number 3-4x faster than the struct of two: 0.009 -> 0.002 s for 73k hops)."""
+        return pl.col("journey") * max(len(self.node_names), 1) + pl.col("node")
 
     def hop_columns(self, *columns: str) -> pl.DataFrame:
         """`hops` with these columns of the table beside, each hop's sighting's (gathered ahead: `gather_hops`)."""
@@ -587,7 +592,7 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
     if hops.height:
         inbound, outbound = pl.col("direction") == int(Direction.IN), pl.col("direction") == int(Direction.OUT)
         role = pl.col("role")
-        at = pl.struct("journey", "node")  # (neither is null) a journey's hops on one node, in path order
+        at = self.journey_node()  # a journey's hops on one node, in path order
         # a node sends its envelopes from its own address, and opens those sent to it; over the journeys' nodes by
         # hashing, not windows (`over`, 0.028 -> 0.008 s of CPU over 20,000 journeys)
         decapsulated = at.is_in(at.filter(inbound & (role == ROLE_CODES[Role.TUNNEL])).implode())

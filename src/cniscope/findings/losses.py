@@ -115,8 +115,9 @@ def _may_be_lost(facts: Facts) -> list[int]:
     it from the wire (first seen coming in by a NIC or a tunnel device), then those that did, each in order of first
     sighting."""
     ingress, out = [int(Direction.IN), int(Direction.OTHERHOST)], int(Direction.OUT)
-    places = pl.concat_list(pl.col("role"), pl.when(pl.col("direction").is_in(ingress)).then(pl.lit(0)).otherwise(pl.lit(1)))
-    following = [[ROLE_CODES[role], 0 if group == "In" else 1] for role, group in NEXT]
+    # a hop's role and way as one number (a list a hop, compared as lists, took 5x the time)
+    places = pl.col("role") * 2 + pl.when(pl.col("direction").is_in(ingress)).then(pl.lit(0)).otherwise(pl.lit(1))
+    following = [ROLE_CODES[role] * 2 + (0 if group == "In" else 1) for role, group in NEXT]
     return last_in_path(facts, "direction", "ip_version").filter(
         pl.col("ip_version").is_not_null() & (pl.col("direction").is_in(ingress) | (pl.col("direction") == out))
         & places.is_in(following)
