@@ -1444,6 +1444,172 @@ done:
     return out;
 }
 
+/* ---- the report's conversations as JSON values ------------------------------------------------------------------ */
+
+/* names read of conversations and endpoints, interned once (`names_made`) */
+static PyObject *s_addr, *s_port, *s_client, *s_server, *s_legs;
+
+static int names_made(void) {
+    if (s_legs != NULL)
+        return 1;
+    s_addr = PyUnicode_InternFromString("addr");
+    s_port = PyUnicode_InternFromString("port");
+    s_client = PyUnicode_InternFromString("client");
+    s_server = PyUnicode_InternFromString("server");
+    s_legs = s_server ? PyUnicode_InternFromString("legs") : NULL;
+    return s_legs != NULL;
+}
+
+/* An endpoint's text, as `results.Endpoint.__str__` writes it: its address, `addr:port`, or `[addr]:port` for an
+ * IPv6 address. NULL (TypeError) unless `endpoint` is of `type`, its address a str and its port None or an int. */
+static PyObject *endpoint_text(PyObject *endpoint, PyTypeObject *type) {
+    if (Py_TYPE(endpoint) != type) {
+        PyErr_SetString(PyExc_TypeError, "flow_values: an endpoint of another type");
+        return NULL;
+    }
+    PyObject *addr = PyObject_GetAttr(endpoint, s_addr), *port = NULL, *text = NULL;
+    if (addr == NULL || (port = PyObject_GetAttr(endpoint, s_port)) == NULL)
+        goto done;
+    if (!PyUnicode_CheckExact(addr) || (port != Py_None && !PyLong_CheckExact(port))) {
+        PyErr_SetString(PyExc_TypeError, "flow_values: an endpoint's address is a str, its port an int or None");
+        goto done;
+    }
+    if (port == Py_None) {
+        Py_INCREF(addr);
+        text = addr;
+        goto done;
+    }
+    Py_ssize_t colon = PyUnicode_FindChar(addr, ':', 0, PyUnicode_GET_LENGTH(addr), 1);
+    if (colon == -2)
+        goto done;
+    long number = PyLong_AsLong(port);
+    char buffer[96];
+    if (PyUnicode_IS_ASCII(addr) && PyUnicode_GET_LENGTH(addr) < 64 && number >= 0 && number <= 65535) {
+        /* nearly every endpoint: written here, not by the format's parser */
+        int length = snprintf(buffer, sizeof buffer, colon >= 0 ? "[%.*s]:%ld" : "%.*s:%ld", (int)PyUnicode_GET_LENGTH(addr),
+                              (const char *)PyUnicode_DATA(addr), number);
+        text = length > 0 && length < (int)sizeof buffer ? PyUnicode_FromStringAndSize(buffer, length) : NULL;
+        if (text != NULL || PyErr_Occurred())
+            goto done;
+    }
+    PyErr_Clear();  /* (a port beyond a long: PyLong_AsLong's OverflowError) */
+    text = PyUnicode_FromFormat(colon >= 0 ? "[%U]:%S" : "%U:%S", addr, port);
+done:
+    Py_XDECREF(addr);
+    Py_XDECREF(port);
+    return text;
+}
+
+/* The text of `endpoint`: the client's or server's when it is that very object (a conversation's one leg most often
+ * holds them), else its own. A new reference. */
+static PyObject *leg_end_text(PyObject *endpoint, PyObject *client, PyObject *client_text, PyObject *server,
+                              PyObject *server_text, PyTypeObject *type) {
+    PyObject *known = endpoint == client ? client_text : endpoint == server ? server_text : NULL;
+    if (known != NULL) {
+        Py_INCREF(known);
+        return known;
+    }
+    return endpoint_text(endpoint, type);
+}
+
+/* `flow`'s fields (its own dict, copied: the keys in field order) with its client, server and legs' ends as text. */
+static PyObject *flow_value(PyObject *flow, PyTypeObject *endpoint_type) {
+    PyObject *own = PyObject_GenericGetDict(flow, NULL), *value = NULL, *client_text = NULL, *server_text = NULL, *legs = NULL;
+    PyObject *client = NULL, *server = NULL, *held = NULL;
+    if (own == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "flow_values: a conversation holds its fields in its dict");
+        }
+        return NULL;
+    }
+    if (!PyDict_CheckExact(own) || (value = PyDict_Copy(own)) == NULL)
+        goto fail;
+    /* held while the endpoints' attributes are read (which could run Python code) */
+    client = PyDict_GetItem(own, s_client), server = PyDict_GetItem(own, s_server), held = PyDict_GetItem(own, s_legs);
+    Py_XINCREF(client);
+    Py_XINCREF(server);
+    Py_XINCREF(held);
+    if (client == NULL || server == NULL || held == NULL || !PyTuple_CheckExact(held)) {
+        PyErr_SetString(PyExc_TypeError, "flow_values: a conversation has a client, a server and a tuple of legs");
+        goto fail;
+    }
+    if ((client_text = endpoint_text(client, endpoint_type)) == NULL || (server_text = endpoint_text(server, endpoint_type)) == NULL)
+        goto fail;
+    Py_ssize_t count = PyTuple_GET_SIZE(held);
+    if ((legs = PyTuple_New(count)) == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *leg = PyTuple_GET_ITEM(held, i);
+        if (!PyTuple_CheckExact(leg) || PyTuple_GET_SIZE(leg) != 2) {
+            PyErr_SetString(PyExc_TypeError, "flow_values: a leg is a tuple of two endpoints");
+            goto fail;
+        }
+        PyObject *ends = PyTuple_New(2);
+        if (ends == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(legs, i, ends);
+        for (int e = 0; e < 2; e++) {
+            PyObject *text = leg_end_text(PyTuple_GET_ITEM(leg, e), client, client_text, server, server_text, endpoint_type);
+            if (text == NULL)
+                goto fail;
+            PyTuple_SET_ITEM(ends, e, text);
+        }
+    }
+    if (PyDict_SetItem(value, s_client, client_text) < 0 || PyDict_SetItem(value, s_server, server_text) < 0
+        || PyDict_SetItem(value, s_legs, legs) < 0)
+        goto fail;
+    Py_DECREF(own);
+    Py_DECREF(client);
+    Py_DECREF(server);
+    Py_DECREF(held);
+    Py_DECREF(client_text);
+    Py_DECREF(server_text);
+    Py_DECREF(legs);
+    return value;
+fail:
+    Py_DECREF(own);
+    Py_XDECREF(client);
+    Py_XDECREF(server);
+    Py_XDECREF(held);
+    Py_XDECREF(value);
+    Py_XDECREF(client_text);
+    Py_XDECREF(server_text);
+    Py_XDECREF(legs);
+    return NULL;
+}
+
+/* flow_values(flows, endpoint_type): each conversation's JSON values (report.json_out: what `--json` writes of it), a
+ * dict of its fields in order with its endpoints as text: orjson writes the rest as it is. TypeError for anything
+ * else (json_out then writes the objects themselves). */
+static PyObject *flow_values(PyObject *self, PyObject *args) {
+    PyObject *flows;
+    PyTypeObject *endpoint_type;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &flows, &PyType_Type, &endpoint_type) || !names_made())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(flows);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* (an endpoint's attribute lookup could run Python code that changes the list: its length read each time) */
+        PyObject *flow = i < PyList_GET_SIZE(flows) ? PyList_GET_ITEM(flows, i) : NULL, *value = NULL;
+        if (flow != NULL) {
+            Py_INCREF(flow);
+            value = flow_value(flow, endpoint_type);
+            Py_DECREF(flow);
+        }
+        if (value == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "flow_values: the list changed");
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, value);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"argsort_keys", argsort_keys, METH_VARARGS, "The stable order of uint64 keys, and the keys in it."},
     {"partition_sizes", partition_sizes, METH_VARARGS, "Add how many uint64 keys fall in each partition (key modulo count)."},
@@ -1458,6 +1624,7 @@ static PyMethodDef methods[] = {
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
     {"summaries", summaries, METH_VARARGS, "The summary of each journey that is TCP or UDP between IPv4 addresses."},
+    {"flow_values", flow_values, METH_VARARGS, "Each conversation's JSON values: its fields, its endpoints as text."},
     {NULL, NULL, 0, NULL},
 };
 

