@@ -107,3 +107,23 @@ def test_addresses_put_in_text_once_each_are_ip4_exprs() -> None:
     values = pl.Series("a", rng.choice(np.array([0, 1, 0x0A000001, 0xC0A80101, 2**32 - 1], dtype=np.uint32), 500))
     for column in (values, values.set(pl.Series(rng.random(500) < 0.3), None), values.clear().cast(pl.UInt32), values.clear(3)):
         assert flows._ip4_text(column).equals(pl.select(ip4_expr(pl.lit(column))).to_series())
+
+
+def test_one_leg_a_conversation_is_oriented_as_by_joins() -> None:
+    """Where each conversation shows one leg, `_legs_of` orients it row by row (its own ends taken as they are) as
+    `_legs_joined` does by joins: legs the same way round as their conversation, turned round, and others (another
+    port, no port, an end that is neither the client nor the server)."""
+    import polars as pl
+
+    legs = pl.DataFrame({"flow": [0, 1, 2, 3, 4], "a": ["1", "2", "1", "1", "5"], "a_port": [10, 20, 10, None, 1],
+                         "b": ["2", "1", "2", "2", "6"], "b_port": [20, 10, 21, None, 2]},
+                        schema_overrides={"flow": pl.UInt32, "a_port": pl.UInt16, "b_port": pl.UInt16})
+    flat = pl.DataFrame({"flow": [0, 1, 2, 3, 4], "client": ["1"] * 5, "client_port": [10, 10, 10, None, 10],
+                         "server": ["2"] * 5, "server_port": [20, 20, 20, None, 20]},
+                        schema_overrides={"flow": pl.UInt32, "client_port": pl.UInt16, "server_port": pl.UInt16})
+    clients = list(map(flows._endpoint, flat["client"].to_list(), flat["client_port"].to_list()))
+    servers = list(map(flows._endpoint, flat["server"].to_list(), flat["server_port"].to_list()))
+    got = flows._legs_of(legs, flat, clients, servers)
+    assert got == flows._legs_joined(legs, flat) and got[1] == ((clients[1], servers[1]),)
+    assert [str(end) for end in got[2][0] + got[4][0]] == ["1:10", "2:21", "5:1", "6:2"]
+    assert flows._legs_of(legs.head(2), flat.head(2), clients[:2], servers[:2]) == [((c, s),) for c, s in zip(clients, servers[:2])]

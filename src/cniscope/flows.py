@@ -770,6 +770,45 @@ def _ip4_text(addresses: pl.Series) -> pl.Series:
                                     return_dtype=pl.Utf8)
 
 
+Legs = tuple[tuple[Endpoint, Endpoint], ...]
+_TURNED = (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port"))
+
+
+def _legs_of(legs: pl.DataFrame, flat: pl.DataFrame, clients: list[Endpoint], servers: list[Endpoint]) -> list[Legs]:
+    """Of each flow of `flat` (`_flows`' columns, its `clients` and `servers`), its `_legs` as (client side, server
+    side): turned round where its first leg's server side is the client. Where each flow shows one leg, row by row
+    beside its flow, each end that is the flow's own taken as it is (40,000 endpoints not looked up at 2M); else by
+    joins."""
+    legs = legs.sort("flow", maintain_order=True)
+    if legs.height != flat.height or not legs.get_column("flow").equals(flat.get_column("flow")):
+        return _legs_joined(legs, flat)
+    turned = (pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port"))
+    a, a_port, b, b_port = (pl.when(turned).then(pl.col(x)).otherwise(pl.col(y)) for x, y in _TURNED)
+    own = ((a == pl.col("client")) & a_port.eq_missing(pl.col("client_port"))
+           & (b == pl.col("server")) & b_port.eq_missing(pl.col("server_port")))
+    frame = legs.hstack(flat.select("client", "client_port", "server", "server_port").get_columns()).select(
+        own=own, a=a, a_port=a_port, b=b, b_port=b_port)
+    if frame.get_column("own").all():
+        return [((client, server),) for client, server in zip(clients, servers, strict=True)]
+    ends = (frame.get_column(name).to_list() for name in ("own", "a", "a_port", "b", "b_port"))
+    return [((client, server),) if is_own else ((_endpoint(a, a_port), _endpoint(b, b_port)),)
+            for client, server, is_own, a, a_port, b, b_port in zip(clients, servers, *ends, strict=True)]
+
+
+def _legs_joined(legs: pl.DataFrame, flat: pl.DataFrame) -> list[Legs]:
+    """`_legs_of` by joining each flow's first leg (`legs` sorted by flow)."""
+    firsts = legs.lazy().filter(pl.col("flow").is_first_distinct()).join(flat.lazy().select("flow", "client", "client_port"), on="flow")
+    turned = firsts.filter((pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port")))
+    swap = pl.col("_turned").fill_null(False)
+    legs = legs.lazy().join(turned.select("flow", _turned=pl.lit(True)), on="flow", how="left", maintain_order="left").select(
+        "flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in _TURNED)).collect()
+    pairs = tuple(zip(map(_endpoint, legs["a"].to_list(), legs["a_port"].to_list()),
+                      map(_endpoint, legs["b"].to_list(), legs["b_port"].to_list()), strict=True))
+    flow_of_leg, ids = legs["flow"].to_numpy(), flat["flow"].to_numpy()
+    return [pairs[start:end] for start, end in zip(np.searchsorted(flow_of_leg, ids).tolist(),
+                                                    np.searchsorted(flow_of_leg, ids, side="right").tolist(), strict=True)]
+
+
 _STATES = {state.value: state for state in FlowState}
 _PROTOS = {proto.value: proto for proto in Proto}
 
@@ -780,26 +819,15 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
     conversations); Python makes the objects, one call each."""
     columns = _with_addresses(stats.lazy().with_columns(**_states(), **_ends()).with_columns(
         pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0)).collect()).lazy()
-    # the legs as (client side, server side): turned round where the first leg's server side is the client
-    firsts = legs.lazy().filter(pl.col("flow").is_first_distinct()).join(columns.select("flow", "client", "client_port"), on="flow")
-    turned = firsts.filter((pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port")))
-    swap = pl.col("_turned").fill_null(False)
-    oriented = legs.lazy().join(turned.select("flow", _turned=pl.lit(True)), on="flow", how="left", maintain_order="left").select(
-        "flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in
-                  (("b", "a"), ("b_port", "a_port"), ("a", "b"), ("a_port", "b_port")))).sort("flow", maintain_order=True)
     v4 = (pl.col("proto") != Proto.ARP.value) & pl.col("client_v4").is_not_null() & pl.col("server_v4").is_not_null()
-    flat, legs, fast = pl.collect_all([columns.with_columns(_v4=v4), oriented, columns.filter(v4).select(
+    flat, fast = pl.collect_all([columns.with_columns(_v4=v4), columns.filter(v4).select(
         "head_proto", "client_v4", "server_v4", pl.col("client_port", "server_port").fill_null(0))])
-    pairs = tuple(zip(map(_endpoint, legs["a"].to_list(), legs["a_port"].to_list()),
-                      map(_endpoint, legs["b"].to_list(), legs["b_port"].to_list()), strict=True))
-    flow_of_leg, ids = legs["flow"].to_numpy(), flat["flow"].to_numpy()
-    legs_of = [pairs[start:end] for start, end in zip(np.searchsorted(flow_of_leg, ids).tolist(),
-                                                       np.searchsorted(flow_of_leg, ids, side="right").tolist(), strict=True)]
     col = {name: flat[name].to_list() for name in (
         "flow", "proto", "client", "client_port", "server", "server_port", "packets", "bytes", "first_ts", "last_ts",
         "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note")}
     clients = list(map(_endpoint, col["client"], col["client_port"]))
     servers = list(map(_endpoint, col["server"], col["server_port"]))
+    legs_of = _legs_of(legs, flat, clients, servers)
     fast_keys = iter(community_ids_v4(*(fast[name].to_numpy() for name in fast.columns)))
     numbers = flat["head_proto"].to_list()
     keys = [next(fast_keys) if fast_one else f"arp:{client.addr}-{server.addr}" if proto == "arp" else
