@@ -91,7 +91,73 @@ def test_a_capture_reads_back_as_pyarrow_writes_it(batches: list[pl.DataFrame]) 
     group = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
     assert group.column(1).encodings == ("RLE", "DELTA_BINARY_PACKED")  # frame
     assert group.column(ARROW.get_field_index("ttl")).encodings == ("PLAIN", "RLE", "RLE_DICTIONARY")  # 1 byte, few values
-    assert group.column(ARROW.get_field_index("src")).encodings == ("RLE", "PLAIN")  # 4 bytes
+    assert group.column(ARROW.get_field_index("src")).encodings == ("PLAIN", "RLE", "RLE_DICTIONARY")  # 4 bytes, few
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    codecs = {meta.row_group(g).column(k).compression for g in range(meta.num_row_groups) for k in range(len(ARROW))}
+    assert codecs == {"LZ4", "UNCOMPRESSED"}  # (LZ4_RAW, as pyarrow names it) lz4 left out where it did not pay
+
+
+def test_integer_dictionaries_of_every_width_up_to_their_cap() -> None:
+    """Integers of 4 and 8 bytes (signed and not) through a dictionary, hashed: as many values as it takes (4096,
+    probing past taken slots) and one more (PLAIN); values apart in their high bits only, and in their low ones."""
+    n = 20_000
+    rng = np.random.default_rng(8)
+    columns: dict[str, pa.Array] = {}
+    for kind in (pa.int32(), pa.uint32(), pa.int64(), pa.uint64()):
+        bits = kind.bit_width
+        for label, distinct in (("cap", 4096), ("over", 4097)):
+            high = (np.arange(distinct, dtype=np.uint64) << np.uint64(bits - 13)).astype(kind.to_pandas_dtype())
+            low = np.arange(distinct).astype(kind.to_pandas_dtype()) - (distinct // 2 if pa.types.is_signed_integer(kind) else 0)
+            for spread, values in (("high", high), ("low", low)):
+                picks = np.concatenate([np.arange(distinct), rng.integers(0, distinct, n - distinct)])
+                nulls = np.concatenate([np.zeros(distinct, dtype=bool), rng.random(n - distinct) < 0.01])  # each value once
+                columns[f"{kind}_{label}_{spread}"] = pa.array(values[picks], kind, mask=nulls)
+    table = pa.table(columns)
+    options = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+    out = io.BytesIO()
+    parquet_parts.write([table], out, table.schema, options)
+    back = pq.ParquetFile(io.BytesIO(out.getvalue()))
+    assert back.read().equals(table)
+    group = back.metadata.row_group(0)
+    for k, name in enumerate(table.column_names):
+        assert ("RLE_DICTIONARY" in group.column(k).encodings) == ("_cap_" in name), name
+
+
+def test_what_did_not_pay_is_left_out_until_it_is_tried_again() -> None:
+    """A column lz4 does not make smaller is written uncompressed, one whose dictionary overflowed PLAIN, from the
+    batch after they were learnt to the next retry; the file is the same, written twice (the threads' order aside)."""
+    n = 4096
+    rng = np.random.default_rng(3)
+    table = pa.table({"noise": pa.array(rng.integers(0, 2**63, n), pa.int64()),  # no dictionary, nor lz4
+                      "repeats": pa.array(np.arange(n) % 3000 << 40, pa.int64()),  # no dictionary, lz4
+                      "runs": pa.array(np.arange(n) // 512, pa.int64())})  # a dictionary, its indices too few for lz4
+    options = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+    native = parquet_parts.Native.make(table.schema, options, parquet_parts._empty(table.schema, options))
+    assert native is not None
+    first = native.plan()
+    signed_dict = parquet_parts._SIGNED | parquet_parts._DICT_INTS
+    assert first == [signed_dict] * 3
+    part = native.encode(table, parquet_parts._Buffers(1 << 20), first)
+    assert part is not None
+    native.learn(first, part.sizes)
+    raw = parquet_parts._RAW
+    assert native.plan() == [parquet_parts._SIGNED | raw, parquet_parts._SIGNED, signed_dict | raw]
+    for _ in range(parquet_parts.RETRY - 2):
+        native.plan()
+    assert native.plan() == first
+    files = [written_with(table.schema, options, [table] * 40) for _ in range(2)]
+    assert files[0] == files[1]
+    back = pq.ParquetFile(io.BytesIO(files[0]))
+    assert back.read().equals(pa.concat_tables([table] * 40))
+    codecs = [back.metadata.row_group(g).column(0).compression for g in range(40)]
+    learnt = parquet_parts.WORKERS + 1  # batches planned before the first is learnt from
+    assert codecs == [("LZ4" if g < learnt or g % parquet_parts.RETRY == 0 else "UNCOMPRESSED") for g in range(40)]
+
+
+def written_with(schema: pa.Schema, options: dict[str, Any], tables: list[pa.Table]) -> bytes:
+    out = io.BytesIO()
+    parquet_parts.write(tables, out, schema, options)
+    return out.getvalue()
 
 
 def test_stream_parquet_writes_with_the_c_encoder(batches: list[pl.DataFrame], tmp_path: Path) -> None:
@@ -259,8 +325,8 @@ def specs_of(table: pa.Table) -> list[tuple[Any, ...]]:
     return specs
 
 
-def encode(module: ModuleType, specs: list[tuple[Any, ...]], rows: int) -> tuple[int, int, bytes]:
-    result: tuple[int, int, bytes] = module.encode(specs, rows, 7, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))
+def encode(module: ModuleType, specs: list[tuple[Any, ...]], rows: int) -> tuple[int, int, bytes, bytes]:
+    result: tuple[int, int, bytes, bytes] = module.encode(specs, rows, 7, pa.allocate_buffer(1 << 24), pa.allocate_buffer(1 << 22))
     return result
 
 
@@ -303,11 +369,11 @@ def test_buffers_that_do_not_hold_the_rows_are_refused(in_c: ModuleType, batches
 def test_too_small_buffers_are_told_what_they_need(in_c: ModuleType, batches: list[pl.DataFrame]) -> None:
     table = to_arrow(batches[0])
     specs = specs_of(table)
-    status, need, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(100), pa.allocate_buffer(1 << 22))
+    status, need, _, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(100), pa.allocate_buffer(1 << 22))
     assert status == -1 and need > 100
-    status, need, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(need), pa.allocate_buffer(10))
+    status, need, _, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(need), pa.allocate_buffer(10))
     assert status == -2 and need > 10
-    body, end, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(1 << 20), pa.allocate_buffer(need))
+    body, end, _, _ = in_c.encode(specs, table.num_rows, 7, pa.allocate_buffer(1 << 20), pa.allocate_buffer(need))
     assert 0 < body < end
 
 
@@ -315,11 +381,11 @@ def test_the_offsets_c_says_are_those_of_the_row_group(in_c: ModuleType, batches
     """Where `encode` says the RowGroup's file offsets lie is where a walk of its thrift finds those not 0."""
     table = to_arrow(batches[0])
     out = pa.allocate_buffer(1 << 20)
-    body, end, spans = in_c.encode(specs_of(table), table.num_rows, 7, out, pa.allocate_buffer(1 << 22))
+    body, end, spans, _ = in_c.encode(specs_of(table), table.num_rows, 7, out, pa.allocate_buffer(1 << 22))
     group = bytes(memoryview(out)[body:end])
     walked: list[tuple[int, int, str]] = []
     parquet_parts._Thrift(group).spans(parquet_parts._ROW_GROUP, walked)
     told = parquet_parts.Part.of_row_group(memoryview(out)[:body], group, spans, table.num_rows).groups[0][2]
     assert told == [(start, stop, what) for start, stop, what in walked if parquet_parts._Thrift(group, start).zigzag()]
     pages = 78 + 11 + 1  # each column's data page, the 11 dictionary columns' dictionary page, the group's
-    assert pages <= len(told) <= pages + 30  # and small integers' dictionary pages
+    assert pages <= len(told) <= pages + 50  # and integer columns' dictionary pages

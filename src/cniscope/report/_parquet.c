@@ -1,10 +1,10 @@
 /* A parquet row group encoded in C (cniscope.report.parquet_parts): each column of a batch of the packet table as
  * one column chunk of one data page (v1; a dictionary page first for dictionary columns), compressed with LZ4_RAW
- * or not at all, and the RowGroup's thrift bytes for the footer. What pyarrow's writer spends most of its time on
+ * or not at all (the caller says, column by column: F_RAW), and the RowGroup's thrift bytes for the footer. What pyarrow's writer spends most of its time on
  * is done directly over the Arrow buffers: definition levels are the validity bitmap's bytes (the RLE/bit-packed
  * hybrid of bit width 1 is the bitmap, LSB first), runs of 16 or more equal bits as RLE runs; values PLAIN
- * (widened to INT32/INT64), DELTA_BINARY_PACKED, a dictionary column's indices, or, for integers of 1 or 2 bytes of
- * few values, indices into a dictionary of them. The file reads back to the same Arrow table as pyarrow's
+ * (widened to INT32/INT64), DELTA_BINARY_PACKED, a dictionary column's indices, or, for integers of few values,
+ * indices into a dictionary of them. The file reads back to the same Arrow table as pyarrow's
  * (tests/report/test_parquet_c.py); its bytes differ.
  *
  * liblz4 is opened at import (dlopen: no headers needed to build); without it only UNCOMPRESSED is offered and
@@ -19,7 +19,8 @@
 
 /* column kinds and flags (parquet_parts: _INT32 ... _TEXT, _SIGNED ...) */
 enum { K_INT32, K_INT64, K_BOOL, K_DICT, K_TEXT };
-enum { F_SIGNED = 1, F_STATS = 2, F_DELTA = 4, F_DICT = 8 }; /* F_DICT: values of 1 or 2 bytes try a dictionary */
+/* F_DICT: an integer column tries a dictionary; F_RAW: the column chunk is not compressed (where lz4 did not pay) */
+enum { F_SIGNED = 1, F_STATS = 2, F_DELTA = 4, F_DICT = 8, F_RAW = 16 };
 /* parquet.thrift */
 enum { CODEC_NONE = 0, CODEC_LZ4_RAW = 7 };
 enum { T_BOOLEAN = 0, T_INT32 = 1, T_INT64 = 2, T_BYTE_ARRAY = 6 };
@@ -31,7 +32,8 @@ enum { C_TRUE = 1, C_FALSE = 2, C_I32 = 5, C_I64 = 6, C_BINARY = 8, C_LIST = 9, 
 #define LZ4_MAX_INPUT 0x7E000000
 #define PAGE_HEADER 192    /* a page header's bytes at most (with statistics) */
 #define CHUNK_META 320     /* a ColumnChunk's thrift bytes at most, besides its name */
-#define DICT_MAX 4096 /* a dictionary of small integers: at most this many values, and a quarter of the rows' */
+#define DICT_MAX 4096 /* a dictionary of integers: at most this many values, and a quarter of the rows' */
+#define HASH_BITS 13   /* the slots of the hash table of a dictionary of integers of 4 or 8 bytes: twice DICT_MAX */
 #define DELTA_BLOCK 128
 #define DELTA_MINI 32
 
@@ -277,11 +279,9 @@ static const char *check_column(Column *c, int64_t rows) {
             return "values buffer too short";
         values = c->flags & F_DELTA ? 50 + (rows / DELTA_BLOCK + 1) * (16 + DELTA_BLOCK * out) : rows * out;
         if (c->flags & F_DICT) {
-            if (w > 2)
-                return "a dictionary for integers of more than 2 bytes";
             int64_t indices = 1 + (rows / 8 + 2) * (14 + 12); /* 12 bits at most */
             values = indices > values ? indices : values;
-            c->dict_bound = DICT_MAX * out;
+            c->dict_bound = (c->count / 4 < DICT_MAX ? c->count / 4 : DICT_MAX) * out; /* int_values' cap */
         }
         break;
     }
@@ -517,6 +517,37 @@ static uint8_t *delta(uint8_t *o, const uint8_t *v, int64_t count, int bytes) {
     return o;
 }
 
+/* `groups` groups of 8 of the values from `v[from]` bit-packed at width w (w <= 32), LSB first: w bytes a group;
+ * values from `count` on are zeros. Up to 16 bits a group in one integer, not a value at a time. */
+static uint8_t *pack(uint8_t *o, const uint32_t *v, int64_t from, int64_t groups, int64_t count, int w) {
+    for (int64_t g = 0; g < groups; g++, from += 8) {
+        uint32_t tail[8] = {0};
+        const uint32_t *p = v + from;
+        if (from + 8 > count) {
+            memcpy(tail, p, (size_t)(count - from) * 4);
+            p = tail;
+        }
+        if (w <= 8) {
+            uint64_t acc = 0;
+            for (int k = 0; k < 8; k++)
+                acc |= (uint64_t)p[k] << (k * w);
+            memcpy(o, &acc, (size_t)w);
+        } else if (w <= 16) {
+            unsigned __int128 acc = 0;
+            for (int k = 0; k < 8; k++)
+                acc |= (unsigned __int128)p[k] << (k * w);
+            memcpy(o, &acc, (size_t)w);
+        } else {
+            Bits b = {o, 0, 0};
+            for (int k = 0; k < 8; k++)
+                bits_put(&b, p[k], w);
+            bits_end(&b);
+        }
+        o += w;
+    }
+    return o;
+}
+
 /* The RLE/bit-packed hybrid of `count` values below 2^w (w <= 32): 8 or more equal values at a group's start an
  * RLE run, the rest bit-packed 8 at a time. */
 static uint8_t *hybrid(uint8_t *o, const uint32_t *v, int64_t count, int w) {
@@ -529,10 +560,7 @@ static uint8_t *hybrid(uint8_t *o, const uint32_t *v, int64_t count, int w) {
             if (i > lit) {
                 int64_t groups = (i - lit) / 8;
                 o = put_uvarint(o, (uint64_t)groups << 1 | 1);
-                Bits b = {o, 0, 0};
-                for (int64_t k = lit; k < i; k++)
-                    bits_put(&b, v[k], w);
-                o = bits_end(&b);
+                o = pack(o, v, lit, groups, count, w);
             }
             o = put_uvarint(o, (uint64_t)(j - i) << 1);
             for (int k = 0; k < (w + 7) / 8; k++)
@@ -544,10 +572,7 @@ static uint8_t *hybrid(uint8_t *o, const uint32_t *v, int64_t count, int w) {
     if (count > lit) {
         int64_t groups = (count - lit + 7) / 8;
         o = put_uvarint(o, (uint64_t)groups << 1 | 1);
-        Bits b = {o, 0, 0};
-        for (int64_t k = lit; k < lit + groups * 8; k++)
-            bits_put(&b, k < count ? v[k] : 0, w);
-        o = bits_end(&b);
+        o = pack(o, v, lit, groups, count, w);
     }
     return o;
 }
@@ -658,6 +683,43 @@ static int64_t small_dictionary(Job *job, const uint8_t *v, int64_t count, int64
     return n;
 }
 
+/* small_dictionary for gathered values of `BYTES` (4 or 8) of any width: the first 2^HASH_BITS of `seen` a hash
+ * table of (stamp << 16 | index), probed linearly; a value equal to the one before takes its index unhashed. MACs,
+ * addresses, lengths: a few hundred or thousand values a batch, 5-12 bits each where PLAIN took 32 or 64 for lz4 to
+ * squeeze. */
+#define WIDE_DICTIONARY(NAME, T, BYTES)                                                                           \
+    static int64_t NAME(Job *job, const uint8_t *v, int64_t count, int64_t cap) {                                \
+        uint32_t *slots = job->seen, stamp = ++job->stamp << 16, *index = job->indices, last_index = 0;          \
+        int64_t n = 0;                                                                                            \
+        for (int64_t i = 0; i < count; i++) {                                                                     \
+            T x;                                                                                                  \
+            memcpy(&x, v + BYTES * i, BYTES);                                                                     \
+            uint32_t h = (uint32_t)(((uint64_t)x * 0x9E3779B97F4A7C15ull) >> (64 - HASH_BITS));                   \
+            for (;; h = (h + 1) & ((1u << HASH_BITS) - 1)) {                                                      \
+                uint32_t s = slots[h];                                                                            \
+                if ((s & 0xFFFF0000u) != stamp) {                                                                 \
+                    if (n == cap)                                                                                 \
+                        return 0;                                                                                 \
+                    slots[h] = stamp | (uint32_t)n;                                                               \
+                    memcpy(job->entries + BYTES * n, &x, BYTES);                                                  \
+                    last_index = (uint32_t)n++;                                                                   \
+                    break;                                                                                        \
+                }                                                                                                 \
+                T e;                                                                                              \
+                memcpy(&e, job->entries + BYTES * (s & 0xFFFF), BYTES);                                           \
+                if (e == x) {                                                                                     \
+                    last_index = s & 0xFFFF;                                                                      \
+                    break;                                                                                        \
+                }                                                                                                 \
+            }                                                                                                     \
+            index[i] = last_index;                                                                                \
+        }                                                                                                         \
+        return n;                                                                                                 \
+    }
+
+WIDE_DICTIONARY(dictionary32, uint32_t, 4)
+WIDE_DICTIONARY(dictionary64, uint64_t, 8)
+
 static void write_statistics(Thrift *t, int id, const Column *c, int64_t rows) {
     t_begin(t, id);
     uint8_t lo[8], hi[8];
@@ -682,7 +744,7 @@ static void write_statistics(Thrift *t, int id, const Column *c, int64_t rows) {
 static const char *emit_page(Job *job, Column *c, int type, const uint8_t *body, int64_t size, int64_t values, int encoding,
                              int stats) {
     int64_t packed = size;
-    if (job->codec == CODEC_LZ4_RAW) {
+    if (job->codec == CODEC_LZ4_RAW && !(c->flags & F_RAW)) {
         int n = lz4_compress((const char *)body, (char *)job->packed, (int)size, (int)job->packed_cap);
         if (n <= 0)
             return "lz4 failed";
@@ -722,7 +784,7 @@ static const char *dictionary_page(Job *job, Column *c, int64_t entries) {
         uint8_t *end = plain_strings(job->page, c, entries, NULL);
         return emit_page(job, c, P_DICTIONARY, job->page, end - job->page, entries, E_PLAIN, 0);
     }
-    return emit_page(job, c, P_DICTIONARY, job->entries, 4 * entries, entries, E_PLAIN, 0);
+    return emit_page(job, c, P_DICTIONARY, job->entries, (c->kind == K_INT32 ? 4 : 8) * entries, entries, E_PLAIN, 0);
 }
 
 /* An integer column's non-null values gathered, their statistics, and a dictionary of them where asked and small
@@ -733,7 +795,10 @@ static int64_t int_values(Job *job, Column *c) {
         statistics(c, job->gathered, c->count);
     if (!(c->flags & F_DICT) || c->count < 8)
         return 0;
-    return small_dictionary(job, job->gathered, c->count, c->count / 4 < DICT_MAX ? c->count / 4 : DICT_MAX);
+    int64_t cap = c->count / 4 < DICT_MAX ? c->count / 4 : DICT_MAX;
+    if (c->kind == K_INT64)
+        return dictionary64(job, job->gathered, c->count, cap);
+    return (c->width <= 2 ? small_dictionary : dictionary32)(job, job->gathered, c->count, cap);
 }
 
 static const char *encode_column(Job *job, Column *c) {
@@ -796,7 +861,7 @@ static void write_column_meta(Thrift *t, const Column *c, int64_t rows, int code
     t_list(t, 3, C_BINARY, 1);
     t_uvarint(t, (uint64_t)c->name_len);
     t_bytes(t, c->name, c->name_len);
-    t_int(t, 4, C_I32, codec);
+    t_int(t, 4, C_I32, c->flags & F_RAW ? CODEC_NONE : codec);
     t_int(t, 5, C_I64, rows);
     t_int(t, 6, C_I64, c->uncompressed);
     t_int(t, 7, C_I64, c->compressed);
@@ -875,9 +940,10 @@ static int load_column(PyObject *spec, Column *c) {
     return 0;
 }
 
-/* encode(columns, rows, codec, out, scratch) -> (body, end, spans): the column chunks in out[:body], the RowGroup's
- * thrift bytes in out[body:end], where its file offsets' varints lie in them (int64 start, end pairs); or (-1, bytes,
- * b"") where `out` is too small, (-2, bytes, b"") where `scratch` is. */
+/* encode(columns, rows, codec, out, scratch) -> (body, end, spans, sizes): the column chunks in out[:body], the
+ * RowGroup's thrift bytes in out[body:end], where its file offsets' varints lie in them (int64 start, end pairs), and
+ * each column chunk's (dictionary or not, uncompressed bytes, compressed bytes) as int64s; or (-1, bytes, b"", b"")
+ * where `out` is too small, (-2, bytes, b"", b"") where `scratch` is. */
 static PyObject *encode(PyObject *self, PyObject *args) {
     PyObject *specs;
     long long rows_arg;
@@ -929,11 +995,11 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         goto done;
     }
     /* regions of 64-byte multiples: each aligned as the buffer is */
-    int64_t gathered = (rows * 8 + 127) & ~63, indices = (rows * 4 + 127) & ~63, entries = DICT_MAX * 4;
+    int64_t gathered = (rows * 8 + 127) & ~63, indices = (rows * 4 + 127) & ~63, entries = DICT_MAX * 8;
     int64_t seen = 65536 * 4, scratch_need = gathered + indices + entries + seen + page_max + lz4_bound(page_max);
     if (out_.len < out_need || scratch_.len < scratch_need) {
-        result = out_.len < out_need ? Py_BuildValue("(iLy)", -1, (long long)out_need, "")
-                                     : Py_BuildValue("(iLy)", -2, (long long)scratch_need, "");
+        result = out_.len < out_need ? Py_BuildValue("(iLyy)", -1, (long long)out_need, "", "")
+                                     : Py_BuildValue("(iLyy)", -2, (long long)scratch_need, "", "");
         goto done;
     }
     uint8_t *at = scratch_.buf;
@@ -942,7 +1008,10 @@ static PyObject *encode(PyObject *self, PyObject *args) {
                at + gathered + indices + entries + seen + page_max, lz4_bound(page_max), 0};
     memset(job.seen, 0, (size_t)seen); /* stamps from 1 */
     int64_t body = 0, nspans = 0, *spans = PyMem_Malloc((size_t)(2 * n + 1) * 2 * sizeof(int64_t));
-    if (!spans) {
+    int64_t *sizes = PyMem_Malloc((size_t)(n ? n : 1) * 3 * sizeof(int64_t));
+    if (!spans || !sizes) {
+        PyMem_Free(spans);
+        PyMem_Free(sizes);
         PyErr_NoMemory();
         goto done;
     }
@@ -955,12 +1024,19 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     if (!bad)
         bad = write_row_group(&job, cols, n, spans, &nspans);
     Py_END_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n && !bad; k++) {
+        sizes[3 * k] = cols[k].has_dict;
+        sizes[3 * k + 1] = cols[k].uncompressed;
+        sizes[3 * k + 2] = cols[k].compressed;
+    }
     if (bad)
         PyErr_Format(PyExc_ValueError, "column %zd: %s", failed, bad);
     else
-        result = Py_BuildValue("(LLy#)", (long long)body, (long long)job.out.n, (const char *)spans,
-                               (Py_ssize_t)(nspans * 2 * sizeof(int64_t)));
+        result = Py_BuildValue("(LLy#y#)", (long long)body, (long long)job.out.n, (const char *)spans,
+                               (Py_ssize_t)(nspans * 2 * sizeof(int64_t)), (const char *)sizes,
+                               (Py_ssize_t)(n * 3 * sizeof(int64_t)));
     PyMem_Free(spans);
+    PyMem_Free(sizes);
 done:
     for (Py_ssize_t k = 0; k < loaded; k++)
         release(&cols[k]);

@@ -4,7 +4,8 @@
 LZ4: int
 
 # columns: (kind, width, offset width, flags, validity, values, offsets, data, dictionary entries, name) each, the
-# buffers Arrow's (or None); -> (body, end, spans): the column chunks in out[:body], the RowGroup's thrift in
-# out[body:end], where its file offsets' varints lie in it (int64 start, end pairs); or (-1, bytes, b"") where `out`
-# is too small, (-2, bytes, b"") where `scratch` is
-def encode(columns: list[tuple[object, ...]], rows: int, codec: int, out: object, scratch: object, /) -> tuple[int, int, bytes]: ...
+# buffers Arrow's (or None); -> (body, end, spans, sizes): the column chunks in out[:body], the RowGroup's thrift in
+# out[body:end], where its file offsets' varints lie in it (int64 start, end pairs), each column chunk's (dictionary
+# or not, uncompressed bytes, compressed bytes) as int64s; or (-1, bytes, b"", b"") where `out` is too small, (-2,
+# bytes, b"", b"") where `scratch` is
+def encode(columns: list[tuple[object, ...]], rows: int, codec: int, out: object, scratch: object, /) -> tuple[int, int, bytes, bytes]: ...

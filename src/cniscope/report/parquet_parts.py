@@ -6,9 +6,9 @@ packets that thread was `read --format parquet`'s critical path (5.8 s CPU of it
 waited. Encoded apart, two batches encode at once.
 
 Who encodes: `_parquet.c` (`Native`), straight from the Arrow buffers, with the GIL released: each column one data
-page (PLAIN, DELTA_BINARY_PACKED where the options ask, a dictionary column's indices; integers of 1 or 2 bytes
-through a dictionary of their values where they have few), the definition levels the validity bitmap's bytes as
-they are, LZ4_RAW by liblz4; 15 ms of CPU a batch of 65536 packets where pyarrow's writer takes 42-56 (10M pcap). The file reads back to the same Arrow table as pyarrow's (tests/report/test_parquet_c.py),
+page (PLAIN, DELTA_BINARY_PACKED where the options ask, a dictionary column's indices; integers through a
+dictionary of their values where they have few), the definition levels the validity bitmap's bytes as they are,
+LZ4_RAW by liblz4 where it paid in the column's last row groups (`Native.plan`); 15 ms of CPU a batch of 65536 packets where pyarrow's writer takes 42-56 (10M pcap). The file reads back to the same Arrow table as pyarrow's (tests/report/test_parquet_c.py),
 with the same min/max statistics; its bytes differ. pyarrow's writer encodes the part, as a file of its own, where
 the C encoder is not built, liblz4 is not found, a type or writer option is not one it covers, or a table is not
 in one chunk a column.
@@ -184,6 +184,7 @@ class Part:
         self.groups = groups
         self.num_rows: tuple[int, int, int] = (0, 0, rows)  # (start, end, value) of FileMetaData.num_rows in a file's footer
         self.groups_span = (0, 0)  # FileMetaData.row_groups in a file's footer: from its list header to its end
+        self.sizes = b""  # encoded in C: what `Native.learn` learns from
 
     @classmethod
     def of_file(cls, data: memoryview) -> Part:
@@ -282,7 +283,12 @@ def _empty(schema: pa.Schema, options: dict[str, Any]) -> Part:
 
 # the C encoder's column kinds (_parquet.c) and flags
 _INT32, _INT64, _BOOL, _DICT, _TEXT = range(5)
-_SIGNED, _STATS, _DELTA, _DICT_SMALL = 1, 2, 4, 8
+_SIGNED, _STATS, _DELTA, _DICT_INTS, _RAW = 1, 2, 4, 8, 16
+# What did not pay in a column's last row group is left out of the next ones: lz4 where it made the chunk less than
+# 20% smaller (`PAYS`), the dictionary of an integer column that had too many values; every `RETRY`th batch tries
+# both again (the data may change). 10M pcapng: lz4 left out of ts, the ports, the dictionaries' indices, ...
+PAYS = 0.8
+RETRY = 16
 _CODECS = {"none": 0, "uncompressed": 0, "lz4": 7, "lz4_raw": 7}  # parquet's CompressionCodec
 _PHYSICAL = {_INT32: "INT32", _INT64: "INT64", _BOOL: "BOOLEAN", _DICT: "BYTE_ARRAY", _TEXT: "BYTE_ARRAY"}
 _KNOWN_OPTIONS = {"compression", "use_dictionary", "column_encoding", "write_batch_size", "write_statistics"}
@@ -290,14 +296,35 @@ _KNOWN_OPTIONS = {"compression", "use_dictionary", "column_encoding", "write_bat
 
 class Native:
     """How `_parquet.encode` writes each column of a schema, with what pyarrow's writer options ask: a dictionary
-    column as a dictionary page and its indices, a text column PLAIN, an integer one PLAIN or delta-encoded (one of 1
-    or 2 bytes through a dictionary of its values where it has few), with min/max statistics where asked. `make`
-    gives None where a type or an option is not covered."""
+    column as a dictionary page and its indices, a text column PLAIN, an integer one PLAIN or delta-encoded (through
+    a dictionary of its values where it has few), with min/max statistics where asked. `make` gives None where a type
+    or an option is not covered."""
 
     def __init__(self, schema: pa.Schema, codec: int, columns: list[tuple[int, int, int, int, str]]) -> None:
         self.schema = schema
         self.codec = codec
         self.columns = columns  # (kind, width, offset width, flags, name)
+        self.spared = [0] * len(columns)  # each column's flags to leave out (_DICT_INTS) or add (_RAW), learned
+        self.planned = 0
+
+    def plan(self) -> list[int]:
+        """Each column's flags for the next batch: what paid in the row groups learnt from (`learn`), all of it every
+        `RETRY` batches. Planned and learnt on one thread, in order: the file is the same whatever the threads do."""
+        self.planned += 1
+        if self.planned % RETRY == 1:
+            return [flags for _, _, _, flags, _ in self.columns]
+        return [flags & ~(spared & _DICT_INTS) | spared & _RAW for (_, _, _, flags, _), spared in zip(self.columns, self.spared)]
+
+    def learn(self, flags: list[int], sizes: bytes) -> None:
+        """What paid in a row group encoded with `flags`: a dictionary tried (`sizes`: its column chunks' (dictionary
+        or not, uncompressed, compressed bytes)) and not made is not tried again, nor lz4 where it did not pay."""
+        for k, (dictionary, uncompressed, compressed) in enumerate(struct.iter_unpack("<qqq", sizes)):
+            spared = self.spared[k]
+            if flags[k] & _DICT_INTS:
+                spared = spared & ~_DICT_INTS | (0 if dictionary else _DICT_INTS)
+            if self.codec and not flags[k] & _RAW:
+                spared = spared & ~_RAW | (_RAW if compressed > PAYS * uncompressed else 0)
+            self.spared[k] = spared
 
     @classmethod
     def make(cls, schema: pa.Schema, options: dict[str, Any], empty: Part) -> Native | None:
@@ -318,7 +345,7 @@ class Native:
             kind, width, offsets, flags = column
             flags |= _STATS if stats is True or (stats and field.name in stats) else 0
             encoding = encodings.get(field.name, "PLAIN")
-            flags |= _DELTA if encoding == "DELTA_BINARY_PACKED" else _DICT_SMALL if kind == _INT32 and width <= 2 else 0
+            flags |= _DELTA if encoding == "DELTA_BINARY_PACKED" else _DICT_INTS if kind in (_INT32, _INT64) else 0
             wants_dictionary = dictionary is True or (dictionary and field.name in dictionary)
             described = parquet.column(index)
             if ((flags & _STATS and kind not in (_INT32, _INT64)) or encoding not in ("PLAIN", "DELTA_BINARY_PACKED")
@@ -329,13 +356,14 @@ class Native:
             columns.append((kind, width, offsets, flags, field.name))
         return cls(schema, codec, columns)
 
-    def specs(self, table: pa.Table) -> list[tuple[Any, ...]] | None:
-        """Each column's kind and Arrow buffers, as `_parquet.encode` takes them; None where a column is not in
-        one chunk from its start (pyarrow writes those)."""
+    def specs(self, table: pa.Table, plan: list[int] | None = None) -> list[tuple[Any, ...]] | None:
+        """Each column's kind, flags (`plan`'s, else as `make` made them) and Arrow buffers, as `_parquet.encode` takes
+        them; None where a column is not in one chunk from its start (pyarrow writes those)."""
         if table.num_rows == 0 or not table.schema.equals(self.schema):
             return None
         specs: list[tuple[Any, ...]] = []
-        for chunked, (kind, width, offsets, flags, name) in zip(table.columns, self.columns):
+        plan = plan or [flags for _, _, _, flags, _ in self.columns]
+        for chunked, (kind, width, offsets, _, name), flags in zip(table.columns, self.columns, plan):
             if chunked.num_chunks != 1:
                 return None
             array = chunked.chunk(0)
@@ -354,14 +382,15 @@ class Native:
                 specs.append((kind, width, offsets, flags, buffers[0], buffers[1], None, None, 0, name))
         return specs
 
-    def encode(self, table: pa.Table, buffers: _Buffers) -> Part | None:
-        """The table as one row group in `buffers.out` (grown where it is too small), or None: pyarrow writes it."""
-        specs = self.specs(table)
+    def encode(self, table: pa.Table, buffers: _Buffers, plan: list[int] | None = None) -> Part | None:
+        """The table as one row group in `buffers.out` (grown where it is too small), each column with its flags of
+        `plan` (default: as `make` made them), or None: pyarrow writes it."""
+        specs = self.specs(table, plan)
         if specs is None or _parquet is None:  # (`make` made none without it)
             return None
         while True:
             try:
-                body, end, spans = _parquet.encode(specs, table.num_rows, self.codec, buffers.out, buffers.scratch)
+                body, end, spans, sizes = _parquet.encode(specs, table.num_rows, self.codec, buffers.out, buffers.scratch)
             except ValueError:  # a page over 2 GB, or buffers Arrow would not make: pyarrow's to write or refuse
                 return None
             if body == -1:
@@ -370,7 +399,9 @@ class Native:
                 buffers.scratch = pa.allocate_buffer(end)
             else:
                 view = memoryview(buffers.out)
-                return Part.of_row_group(view[:body], bytes(view[body:end]), spans, table.num_rows)
+                part = Part.of_row_group(view[:body], bytes(view[body:end]), spans, table.num_rows)
+                part.sizes = sizes
+                return part
 
 
 def _column(kind: pa.DataType) -> tuple[int, int, int, int] | None:
@@ -411,16 +442,19 @@ def write(tables: Iterable[Any], target: IO[bytes], schema: pa.Schema, options: 
     for _ in range(workers + 1):
         free.put(_Buffers(part_buffer))
 
-    def encode(item: Any, buffers: _Buffers) -> tuple[Part, _Buffers]:
+    def encode(item: Any, buffers: _Buffers, plan: list[int]) -> tuple[Part, _Buffers]:
         table = prepare(item) if prepare is not None else item
-        part = encoder.encode(table, buffers) if encoder is not None else None
+        part = encoder.encode(table, buffers, plan) if encoder is not None else None
         return part or _pyarrow_part(table, buffers, schema, options), buffers
 
     joiner = Joiner(target, empty)
-    pending: deque[Future[tuple[Part, _Buffers]]] = deque()
+    pending: deque[tuple[Future[tuple[Part, _Buffers]], list[int]]] = deque()
 
     def join_next() -> None:
-        part, buffers = pending.popleft().result()
+        future, plan = pending.popleft()
+        part, buffers = future.result()
+        if encoder is not None and part.sizes:
+            encoder.learn(plan, part.sizes)
         joiner.append(part)
         free.put(buffers)
 
@@ -428,7 +462,8 @@ def write(tables: Iterable[Any], target: IO[bytes], schema: pa.Schema, options: 
         with ThreadPoolExecutor(workers, thread_name_prefix="parquet") as pool:
             try:
                 for item in tables:
-                    pending.append(pool.submit(encode, item, free.get()))
+                    plan = encoder.plan() if encoder is not None else []
+                    pending.append((pool.submit(encode, item, free.get(), plan), plan))
                     if len(pending) > workers:
                         join_next()
             finally:  # reading stopped (Ctrl-C, an error): what was read is still written
