@@ -1125,7 +1125,7 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     # Journey's: id, flow, summary, retransmission_of, hops
     journeys = made_many(Journey, (t["journey"].gather(starts).to_list(), None, summaries, None, held), len(starts))
     ids = np.array([id(changes) for changes in distinct], dtype=np.int64)
-    _materialised[:] = [HopArrays(held, list(map(id, held)), np.diff(bounds), rows.astype(np.int64), ids[changed], distinct)]
+    _materialised[:] = [HopArrays(held, np.diff(bounds), rows.astype(np.int64), ids[changed], distinct)]
     return journeys
 
 
@@ -1134,8 +1134,7 @@ class HopArrays:
     """The hops `materialise` made, as arrays, journey after journey: what the later stages would otherwise read hop by
     hop, each in a pass over every hop in Python (10 ms at 20,000 journeys)."""
 
-    held: Sequence[tuple[object, ...]]  # each journey's hops, held: no other tuple takes the identity of theirs meanwhile
-    of: list[int]  # the identity of each journey's hops
+    held: Sequence[tuple[object, ...]]  # each journey's hops (held: compared by identity)
     lengths: np.ndarray  # each journey's count of hops
     rows: np.ndarray  # each hop's row (int64)
     changes: np.ndarray  # the identity (`id`) of each hop's changes: equal changes are one shared tuple
@@ -1148,10 +1147,10 @@ _materialised: list[HopArrays] = []  # the last journeys materialised
 def hop_arrays(journeys: Sequence[Journey]) -> HopArrays | None:
     """`HopArrays` of `journeys` when they hold the hops the last `materialise` made, in its order (labelling sets their
     roles in place, linking gives the same hops other journeys); else None."""
-    from operator import attrgetter  # (here, with what reads it)
+    from operator import attrgetter, is_  # (here, with what reads it)
 
-    for arrays in _materialised:
-        if len(arrays.of) == len(journeys) and list(map(id, map(attrgetter("hops"), journeys))) == arrays.of:
+    for arrays in _materialised:  # the very tuples, compared without a number made for each (20,000: 1.3 -> 0.8 ms)
+        if len(arrays.held) == len(journeys) and all(map(is_, map(attrgetter("hops"), journeys), arrays.held)):
             return arrays
     return None
 

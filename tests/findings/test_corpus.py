@@ -88,7 +88,7 @@ def test_22_translated_hops_found_over_arrays_are_those_walked(monkeypatch) -> N
     walked = list(nat._translated(journeys))
     assert {c.kind.value for _, _, mine in walked for c in mine} == {"dnat", "snat"}
     hops = [h for j in journeys for h in j.hops]
-    made = HopArrays([j.hops for j in journeys], [id(j.hops) for j in journeys], np.array([len(j.hops) for j in journeys]),
+    made = HopArrays([j.hops for j in journeys], np.array([len(j.hops) for j in journeys]),
                      np.array([h.row for h in hops]), np.array([id(h.changes) for h in hops], dtype=np.int64),
                      list({id(h.changes): h.changes for h in hops}.values()))
     monkeypatch.setattr(nat, "hop_arrays", lambda given: made)

@@ -188,3 +188,19 @@ def test_any_rewrite_is_a_hop_with_dnat_or_snat() -> None:
         journeys = load_capture(path).journeys
         assert any_rewrite(journeys) is rewritten
         assert any(nat_changes(h) for j in journeys for h in j.hops) is rewritten
+
+
+@pytest.mark.parametrize("widest", [roles._WIDEST, 0])
+def test_journeys_hop_sequences_are_numbered_in_order_of_first_appearance(widest: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shapes: each journey's sequence of hop codes numbered as first seen, a column a hop or a list a journey alike."""
+    import numpy as np
+
+    monkeypatch.setattr(roles, "_WIDEST", widest)
+    rng = np.random.default_rng(widest)
+    for _ in range(100):
+        lengths = rng.integers(1, int(rng.integers(2, 9)), int(rng.integers(1, 300)))
+        codes = rng.integers(0, int(rng.integers(1, 6)), int(lengths.sum()))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        seen: dict[tuple[int, ...], int] = {}
+        want = [seen.setdefault(tuple(codes[s:s + n].tolist()), len(seen)) for s, n in zip(starts, lengths)]
+        assert roles._sequences_numbered(codes, lengths, starts).tolist() == want

@@ -363,13 +363,28 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame, hops: _Hops,
     distinct = keyed.with_row_index("at").group_by(keyed.columns).agg("at").with_row_index("code").select("code", "at").explode("at")
     codes = np.empty(total, dtype=np.int64)
     codes[distinct.get_column("at").to_numpy()] = distinct.get_column("code").to_numpy()
-    sequences = pl.DataFrame({"journey": np.repeat(np.arange(len(journeys)), lengths), "code": codes}).group_by(
-        "journey", maintain_order=True).agg("code")
-    shapes = sequences.with_row_index("at").group_by("code", maintain_order=True).agg("at").with_row_index("shape").select(
-        "shape", "at").explode("at")
-    shape_of = np.empty(len(journeys), dtype=np.int64)
+    return _sequences_numbered(codes, lengths, starts), copies
+
+
+_WIDEST = 64  # hops of a journey at most for `_sequences_numbered` to take a column a hop
+
+
+def _sequences_numbered(codes: np.ndarray, lengths: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each journey's sequence of hop codes (`lengths` of them from `starts`), numbered in order of first appearance:
+    as a row of a column a hop (-1 after its last), grouped by polars (no list a journey: 8.5 -> 4 ms for 20,000)."""
+    count, width = len(lengths), int(lengths.max())
+    if width <= _WIDEST:
+        matrix = np.full((count, width), -1, dtype=np.int64)
+        matrix[np.repeat(np.arange(count), lengths), np.arange(len(codes)) - np.repeat(starts, lengths)] = codes
+        sequences = pl.DataFrame(matrix, schema=[f"hop {n}" for n in range(width)], orient="row")
+    else:
+        sequences = pl.DataFrame({"journey": np.repeat(np.arange(count), lengths), "code": codes}).group_by(
+            "journey", maintain_order=True).agg("code").select("code")
+    shapes = sequences.with_row_index("at").group_by(sequences.columns, maintain_order=True).agg("at").with_row_index(
+        "shape").select("shape", "at").explode("at")
+    shape_of = np.empty(count, dtype=np.int64)
     shape_of[shapes.get_column("at").to_numpy()] = shapes.get_column("shape").to_numpy()
-    return shape_of, copies
+    return shape_of
 
 
 _Pair = tuple[str, str | None, str | None]  # a node's key, a packet's source and destination there (`_Coverage.copies`)
