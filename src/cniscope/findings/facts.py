@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import numpy as np
@@ -330,6 +332,14 @@ class Facts:
         if iface not in self._roles:
             self._roles[iface] = role_anywhere(self.model, iface)
         return self._roles[iface]
+
+    @cached_property
+    def flow_journeys(self) -> tuple[np.ndarray, np.ndarray]:
+        """How many journeys each conversation holds and their ids, conversation after conversation (int64; read whole
+        once for the detectors that want them: a walk of every conversation's journeys took 7 ms at 20,000)."""
+        held = list(map(attrgetter("journeys"), self.flows))
+        counts = np.fromiter(map(len, held), dtype=np.int64, count=len(held))
+        return counts, np.fromiter(chain.from_iterable(held), dtype=np.int64, count=int(counts.sum()))
 
     # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from fnmatch import fnmatch
-from functools import lru_cache
-from itertools import chain
-from operator import attrgetter
+from functools import lru_cache, partial
+from operator import attrgetter, eq
 from typing import Any
 
 import numpy as np
@@ -145,11 +144,10 @@ def _agreed_through_envelopes(facts: Facts, said: set[int], underlay: int) -> tu
     ids = np.fromiter(map(attrgetter("id"), journeys), dtype=np.int64, count=len(journeys))
     at_id = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)  # journey id -> its place (-1: not here)
     at_id[ids] = np.arange(len(ids))
-    held = list(map(attrgetter("journeys"), flows))
-    counts = np.fromiter(map(len, held), dtype=np.int64, count=len(held))
-    members = np.fromiter(chain.from_iterable(held), dtype=np.int64, count=int(counts.sum()))
+    counts, members = facts.flow_journeys
     flow_ids = np.fromiter(map(attrgetter("id"), flows), dtype=np.int64, count=len(flows))
-    wanted = (pl.Series(list(map(attrgetter("proto"), flows)), dtype=pl.String) == "tcp").to_numpy() & ~np.isin(flow_ids, list(said))
+    tcp = np.fromiter(map(partial(eq, "tcp"), map(attrgetter("proto"), flows)), dtype=bool, count=len(flows))
+    wanted = tcp & ~np.isin(flow_ids, list(said))
     of_flow = np.repeat(np.arange(len(flows)), counts)
     here = members < len(at_id)
     here[here] = at_id[members[here]] >= 0

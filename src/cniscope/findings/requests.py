@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 import polars as pl
@@ -87,9 +88,12 @@ def _unanswered(facts: Facts) -> list[tuple[Flow, RequestKind, pl.DataFrame, int
     were sent. A reply answers when it comes from an end that sent none of the requests; over whole columns of every
     conversation's first sightings at once (nulls are values here: a request without an id is answered by a reply
     without one)."""
-    flows = [f for f in facts.flows if f.id not in facts.untranslated]  # answered from the endpoint: missing_reverse_nat
-    jids = np.fromiter((jid for f in flows for jid in f.journeys), dtype=np.int64)
-    owner = np.repeat(np.arange(len(flows), dtype=np.int64), [len(f.journeys) for f in flows])
+    untranslated = facts.untranslated  # answered from the endpoint: missing_reverse_nat
+    kept = np.fromiter((f.id not in untranslated for f in facts.flows), dtype=bool, count=len(facts.flows))
+    flows = list(compress(facts.flows, kept))
+    counts, members = facts.flow_journeys  # (a generator over every conversation's journeys took 7 ms at 20,000)
+    jids = members[np.repeat(kept, counts)]
+    owner = np.repeat(np.arange(len(flows), dtype=np.int64), counts[kept])
     rows = facts.first_row.rows(jids)
     seen = rows >= 0
     firsts = facts.table.select(*_READS, "src", "src6", "src_name")[rows[seen]].with_columns(pl.col("src6").replace("", None)).select(
