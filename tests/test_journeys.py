@@ -530,3 +530,13 @@ def test_correlation_asks_numpy_for_no_huge_pages_and_gives_its_setting_back(mon
             journeys_mod.correlate(pl.DataFrame({"ts": [1]}))
         assert multiarray._get_madvise_hugepage() == setting and seen.pop() is False
     multiarray._set_madvise_hugepage(was)
+
+
+def test_a_categorical_column_listed_with_one_object_per_value() -> None:
+    """`_shared_list` is `to_list`, a name's rows sharing one str; nulls, no rows and other columns alike."""
+    column = pl.Series(["eth0", None, "cni0", "eth0", None, "eth0"], dtype=pl.Categorical)
+    listed = journeys_mod._shared_list(column)
+    assert listed == column.to_list() and listed[0] is listed[3] is listed[5]
+    for other in (column.head(0), pl.Series([None, None], dtype=pl.Categorical), pl.Series([3, None, 3]),
+                  column.filter(column.is_not_null())):
+        assert journeys_mod._shared_list(other) == other.to_list()
