@@ -6,6 +6,7 @@ import click
 
 from cniscope import ingest
 from cniscope.commands.inputs import exit_code, input_specs, tell
+from cniscope.heap import small_pages
 from cniscope.outputs import check_new_file
 from cniscope.report import table_out
 from cniscope.sources import InputInfo
@@ -18,6 +19,7 @@ from cniscope.sources import InputInfo
               help="table: for reading by eye; json: JSON Lines, one object per sighting; csv; parquet: the typed table.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of standard output (required for parquet).")
 @click.option("--force", is_flag=True, help="Replace the output file when it exists.")
+@small_pages()  # each batch's arrays are fresh memory: a huge page's fault zeroed 2 MB (cniscope.heap.small_pages)
 def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, output: str | None, force: bool) -> int:
     """Decode captures (pcap, pcapng, tcpdump text; gzip/zstd/xz/bzip2; - for stdin) into the packet table.
 
