@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets import arrow
 from cniscope.packets import decode as decode_module
+from cniscope.packets.columns import NUMPY_TYPE
 from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference
 from cniscope.packets.fallback import DECODED, PACKET
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
@@ -500,16 +501,24 @@ def test_a_frame_starting_past_the_end_of_the_buffer_decodes_as_nothing_captured
     assert fast["error"].to_list()[1] == "truncated: IP version needs 1 bytes at offset 0, 0 captured"
 
 
+def _arrays(names: tuple[str, ...], n: int, garbage: int = 0) -> list[np.ndarray]:
+    """The value arrays `_decode_c` gives the C decoder (IPv6 addresses as int64 buffer positions), every byte `garbage`."""
+    return [np.full(n * np.dtype(t).itemsize, garbage, dtype=np.uint8).view(t)
+            for t in (np.int64 if name in decode_module._IPV6 else NUMPY_TYPE[name] for name in names)]
+
+
 def test_the_c_decoder_fills_the_decoded_columns_and_refuses_arrays_of_the_wrong_shape(c_decoder: ModuleType) -> None:
     names = c_decoder.COLUMNS
     ok = dict(data=np.zeros(100, dtype=np.uint8), offset=np.zeros(2, dtype=np.int64), caplen=np.zeros(2, dtype=np.uint32),
               linktype=np.full(2, 147, dtype=np.uint16), kinds=np.zeros(65536, dtype=np.uint8),
-              values=[np.zeros(2, dtype=np.uint32) for _ in names], valid=np.zeros((len(names), 1), dtype=np.uint64),
+              values=_arrays(names, 2), valid=np.zeros((len(names), 1), dtype=np.uint64),
               filled=np.zeros(len(names), dtype=np.int8))
     assert c_decoder.decode(*ok.values()) == []
     for name, wrong in [("caplen", np.zeros(2, dtype=np.uint16)), ("kinds", np.zeros(100, dtype=np.uint8)),
                         ("values", ok["values"][:-1]), ("valid", np.zeros((len(names), 2), dtype=np.uint64)),
-                        ("values", [np.zeros(2, dtype=np.uint8).repeat(3) for _ in names]), ("filled", np.zeros(len(names), dtype=np.int64))]:
+                        ("values", [np.zeros(2, dtype=np.uint8).repeat(3) for _ in names]),
+                        ("values", [np.zeros(2, dtype=np.uint64) for _ in names]),  # each column's own width, or none
+                        ("filled", np.zeros(len(names), dtype=np.int64))]:
         with pytest.raises(ValueError):
             c_decoder.decode(*{**ok, name: wrong}.values())
     # every column the fallback decodes but the names tcpdump prints (text only) and the error (texts made here); the
@@ -527,7 +536,7 @@ def test_the_values_under_nulls_are_zeros(c_decoder: ModuleType) -> None:
     mix += synth_frames(300, seed=31)
     batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
     names, n = c_decoder.COLUMNS, len(mix)
-    values = [np.full(n, 0xA5, dtype=np.uint64) for _ in names]  # garbage, as memory handed back and taken again
+    values = _arrays(names, n, garbage=0xA5)  # as memory handed back and taken again
     valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
     filled = np.zeros(len(names), dtype=np.int8)
     c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS), values,
@@ -570,7 +579,7 @@ def test_the_c_decoder_leaves_a_column_given_an_empty_array_unwritten(c_decoder:
     left = {names.index(name) for name in ("tos", "wscale", "src", "payload_digest")}
 
     def run(empty: set[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        values = [np.zeros(0 if c in empty else n, dtype=np.uint64) for c in range(len(names))]
+        values = [np.zeros(0, dtype=a.dtype) if c in empty else a for c, a in enumerate(_arrays(names, n))]
         valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
         filled = np.zeros(len(names), dtype=np.int8)
         c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS),

@@ -21,7 +21,8 @@ DRIVER = """
 import importlib.util, random, sys
 import numpy as np
 from cniscope.models import TUNNEL_PORTS
-from cniscope.packets.decode import _port_kinds
+from cniscope.packets.columns import NUMPY_TYPE
+from cniscope.packets.decode import _IPV6, _port_kinds
 from tests.packets.synth import synth_frames
 from tests.packets.test_decode import RARE_LINKS
 
@@ -36,7 +37,7 @@ for linktype, frame in synth_frames(300, seed=7) + RARE_LINKS:
             if raw:
                 raw[r.randrange(len(raw))] = r.randrange(256)
         data = np.array(raw, dtype=np.uint8)  # exactly these bytes: one more read is past the buffer
-        values = [np.empty(1, dtype=np.uint64) for _ in names]
+        values = [np.empty(1, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
         C.decode(data, np.zeros(1, np.int64), np.array([cut + 1000], np.uint32), np.array([int(linktype)], np.uint16), kinds,
                  values, np.zeros((len(names), 1), dtype=np.uint64), np.zeros(len(names), dtype=np.int8))
         count += 1

@@ -7,11 +7,13 @@
  * end, itself clamped to the buffer's end (`need`): a frame whose lengths lie only stops early, as in the
  * fallback. The GIL is released while decoding: two decode threads run at once.
  *
- * Per row, the fields found go into a `Row` (value + a bit saying it is set, as the fallback's dict of
- * fields): an envelope moves the packet's fields to outer_* and clears them, then the row is written out
- * (values, validity; per column, whether no row, some or every row has a value). IPv6 addresses are written as the buffer position of their 16
- * bytes (Python turns them into text, one inet_ntop per distinct address); errors are returned as
- * (row, text) pairs.
+ * Per row, the fields found go into the row of a `Block` (values, and a word whose bits say which columns are set, as
+ * the fallback's dict of fields): an envelope moves the packet's fields to outer_* and clears them; every 64 rows the
+ * block is written out (values, validity; per column, whether no row, some or every row has a value). The frames
+ * nearly every capture is made of (Ethernet or Linux cooked, IPv4, TCP or UDP, VXLAN) take a shorter way (`fast`),
+ * which leaves any frame it would not decode whole to the general one. IPv6 addresses are written as the buffer
+ * position of their 16 bytes (Python turns them into text, one inet_ntop per distinct address); errors are returned
+ * as (row, text) pairs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,36 +23,60 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the columns this decoder fills, in the table's order (fallback.DECODED without the text-only ones) */
-#define COLUMN_LIST                                                                                          \
-    X(DIRECTION, "direction") X(TRUNCATED, "truncated") X(ETH_SRC, "eth_src") X(ETH_DST, "eth_dst")        \
-    X(VLAN, "vlan") X(ETHERTYPE, "ethertype") X(TUNNEL, "tunnel") X(VNI, "vni") X(OUTER_SRC, "outer_src")  \
-    X(OUTER_DST, "outer_dst") X(OUTER_SRC6, "outer_src6") X(OUTER_DST6, "outer_dst6")                      \
-    X(OUTER_SPORT, "outer_sport") X(OUTER_DPORT, "outer_dport") X(OUTER_TTL, "outer_ttl")                   \
-    X(OUTER_IP_ID, "outer_ip_id") X(OUTER_LEN, "outer_len") X(OUTER_L4_CSUM_BAD, "outer_l4_csum_bad")      \
-    X(INNER_ETH_SRC, "inner_eth_src") X(INNER_ETH_DST, "inner_eth_dst")                                    \
-    X(IP_VERSION, "ip_version") X(SRC, "src") X(DST, "dst") X(SRC6, "src6") X(DST6, "dst6")                \
-    X(IP_ID, "ip_id") X(TTL, "ttl") X(TOS, "tos") X(IP_LEN, "ip_len") X(DF, "df") X(MF, "mf")             \
-    X(FRAG_OFFSET, "frag_offset") X(PROTO, "proto") X(SPORT, "sport") X(DPORT, "dport")                    \
-    X(TCP_FLAGS, "tcp_flags") X(SEQ, "seq") X(ACK, "ack") X(WIN, "win") X(MSS, "mss")                      \
-    X(WSCALE, "wscale") X(SACK_OK, "sack_ok") X(TSVAL, "tsval") X(TSECR, "tsecr")                          \
-    X(L4_CSUM_BAD, "l4_csum_bad") X(ICMP_TYPE, "icmp_type") X(ICMP_CODE, "icmp_code")                      \
-    X(ICMP_ID, "icmp_id") X(ICMP_SEQ, "icmp_seq") X(ICMP_MTU, "icmp_mtu") X(QUOTED_SRC, "quoted_src")      \
-    X(QUOTED_DST, "quoted_dst") X(QUOTED_PROTO, "quoted_proto") X(QUOTED_SPORT, "quoted_sport")            \
-    X(QUOTED_DPORT, "quoted_dport") X(DNS_ID, "dns_id") X(DNS_QR, "dns_qr") X(ARP_OP, "arp_op")            \
-    X(ARP_SHA, "arp_sha") X(ARP_SPA, "arp_spa") X(ARP_TPA, "arp_tpa") X(PAYLOAD_LEN, "payload_len")        \
-    X(PAYLOAD_DIGEST, "payload_digest")
+/* rows decoded before they are written out, column by column, BLOCK at a time: one word of each validity bitmap.
+ * Written row by row, a row's fields went to some 30 value arrays and as many validity arrays of a byte a row:
+ * that many cache lines in play at once took more time than decoding. A block holds its rows' values column by
+ * column, each as wide as in its array, and each row's columns that have a value: writing a column out copies its
+ * values whole (zeros put under its nulls first) or, when few rows have one, zeros and those alone. */
+#define BLOCK 64
 
-#define X(id, name) C_##id,
+/* the columns this decoder fills, in the table's order (fallback.DECODED without the text-only ones), with the bytes
+ * a value takes in the array given for it (columns.NUMPY_TYPE; an IPv6 address: its int64 buffer position) */
+#define COLUMN_LIST                                                                                                     \
+    X(DIRECTION, "direction", 1) X(TRUNCATED, "truncated", 1) X(ETH_SRC, "eth_src", 8) X(ETH_DST, "eth_dst", 8)       \
+    X(VLAN, "vlan", 2) X(ETHERTYPE, "ethertype", 2) X(TUNNEL, "tunnel", 1) X(VNI, "vni", 4)                           \
+    X(OUTER_SRC, "outer_src", 4) X(OUTER_DST, "outer_dst", 4) X(OUTER_SRC6, "outer_src6", 8)                          \
+    X(OUTER_DST6, "outer_dst6", 8) X(OUTER_SPORT, "outer_sport", 2) X(OUTER_DPORT, "outer_dport", 2)                  \
+    X(OUTER_TTL, "outer_ttl", 1) X(OUTER_IP_ID, "outer_ip_id", 4) X(OUTER_LEN, "outer_len", 2)                        \
+    X(OUTER_L4_CSUM_BAD, "outer_l4_csum_bad", 1) X(INNER_ETH_SRC, "inner_eth_src", 8)                                 \
+    X(INNER_ETH_DST, "inner_eth_dst", 8) X(IP_VERSION, "ip_version", 1) X(SRC, "src", 4) X(DST, "dst", 4)             \
+    X(SRC6, "src6", 8) X(DST6, "dst6", 8) X(IP_ID, "ip_id", 4) X(TTL, "ttl", 1) X(TOS, "tos", 1)                      \
+    X(IP_LEN, "ip_len", 2) X(DF, "df", 1) X(MF, "mf", 1) X(FRAG_OFFSET, "frag_offset", 2) X(PROTO, "proto", 1)        \
+    X(SPORT, "sport", 2) X(DPORT, "dport", 2) X(TCP_FLAGS, "tcp_flags", 1) X(SEQ, "seq", 4) X(ACK, "ack", 4)          \
+    X(WIN, "win", 2) X(MSS, "mss", 2) X(WSCALE, "wscale", 1) X(SACK_OK, "sack_ok", 1) X(TSVAL, "tsval", 4)            \
+    X(TSECR, "tsecr", 4) X(L4_CSUM_BAD, "l4_csum_bad", 1) X(ICMP_TYPE, "icmp_type", 1)                                \
+    X(ICMP_CODE, "icmp_code", 1) X(ICMP_ID, "icmp_id", 2) X(ICMP_SEQ, "icmp_seq", 2) X(ICMP_MTU, "icmp_mtu", 2)       \
+    X(QUOTED_SRC, "quoted_src", 4) X(QUOTED_DST, "quoted_dst", 4) X(QUOTED_PROTO, "quoted_proto", 1)                  \
+    X(QUOTED_SPORT, "quoted_sport", 2) X(QUOTED_DPORT, "quoted_dport", 2) X(DNS_ID, "dns_id", 2)                      \
+    X(DNS_QR, "dns_qr", 1) X(ARP_OP, "arp_op", 2) X(ARP_SHA, "arp_sha", 8) X(ARP_SPA, "arp_spa", 4)                   \
+    X(ARP_TPA, "arp_tpa", 4) X(PAYLOAD_LEN, "payload_len", 4) X(PAYLOAD_DIGEST, "payload_digest", 8)
+
+#define X(id, name, width) C_##id,
 enum { COLUMN_LIST NCOL };
 #undef X
-#define X(id, name) name,
+_Static_assert(NCOL <= 64, "a row's columns are the bits of a word");
+#define X(id, name, width) name,
 static const char *NAMES[NCOL] = {COLUMN_LIST};
+#undef X
+#define X(id, name, width) width,
+static const int WIDTH[NCOL] = {COLUMN_LIST};
+#undef X
+#define X(id, name, width) (width) == 1 ? 0 : (width) == 2 ? 1 : (width) == 4 ? 2 : 3,
+static const int SHIFT[NCOL] = {COLUMN_LIST}; /* log2 of the width */
+#undef X
+/* where a column's BLOCK values start in a block: the widths before it, BLOCK times */
+#define X(id, name, width) O_##id, O_##id##_END = O_##id + (width) - 1,
+enum { COLUMN_LIST ROW_BYTES };
+#undef X
+#define X(id, name, width) O_##id * BLOCK,
+static const int OFFSET[NCOL] = {COLUMN_LIST};
 #undef X
 
 /* fallback.PACKET: the innermost packet's columns, ip_version .. payload_digest */
 #define FIRST_PACKET C_IP_VERSION
 #define LAST_PACKET C_PAYLOAD_DIGEST
+#define BIT(c) (1ULL << (c))
+#define PACKET_COLUMNS ((BIT(LAST_PACKET) << 1) - BIT(FIRST_PACKET))
 
 enum { ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_ARP = 0x0806, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8, ETH_TEB = 0x6558 };
 enum { PROTO_ICMP = 1, PROTO_IPIP = 4, PROTO_TCP = 6, PROTO_UDP = 17, PROTO_IPV6 = 41, PROTO_ICMPV6 = 58 };
@@ -65,45 +91,59 @@ enum {
 #define GOLDEN 0x9E3779B97F4A7C15ULL
 #define ERRLEN 160
 
-/* rows decoded before they are written out, column by column, BLOCK at a time: one word of each validity bitmap.
- * Written row by row, a row's fields went to some 30 value arrays and as many validity arrays of a byte a row:
- * that many cache lines in play at once took more time than decoding. A block holds its rows' values column by
- * column, and each column's rows that have one as the word of its validity bitmap: writing a column out copies its
- * values whole (then zeros under its nulls) or, when few rows have one, those alone. */
-#define BLOCK 64
-
 /* frames ahead whose first two cache lines are asked for meanwhile: the mapped file's pages come from memory, and the
  * first read of each frame waited for them (C alone, 64k frames of 10M pcapng: 7.3-8.0 -> 6.6-6.9 ms) */
 #define AHEAD 8
 
+/* BLOCK rows' values, column after column, each as wide as in its array: what a row has no value in is left as it
+ * was, never read; and per row, the columns it has a value in (bit c: column c) */
 typedef struct {
-    uint64_t v[NCOL][BLOCK]; /* what a row has no value in is left as it was: never read */
-    uint64_t set[NCOL];      /* per column, the rows that have a value (bit j: row j) */
+    _Alignas(64) uint8_t values[ROW_BYTES * BLOCK];
+    uint64_t rows[BLOCK];
 } Block;
-
-typedef struct {
-    Block *b;
-    int j; /* the row in the block */
-} Row;
 
 typedef struct {
     const uint8_t *buf; /* the frame's first byte */
     int64_t cap;        /* bytes captured (and inside the buffer) */
     int64_t base;       /* buffer position of the frame: IPv6 addresses are written as buffer positions */
     const uint8_t *kinds; /* UDP port -> tunnel kind */
-    Row *r;
+    uint8_t *at[4];     /* the row in the block, for values of 1, 2, 4 and 8 bytes: at[0], at[1], at[2], at[3] */
+    uint64_t m;         /* the columns the row has a value in (bit c: column c), as the fallback's dict of fields */
     int truncated;
-    char err[ERRLEN];
+    char *err;          /* ERRLEN bytes */
 } Dec;
 
-static inline void put(Row *r, int c, uint64_t x) {
-    r->b->v[c][r->j] = x;
-    r->b->set[c] |= 1ULL << r->j;
+#define HOT static inline __attribute__((always_inline))
+
+/* where row `j` of the block keeps its values */
+static inline void row_at(Dec *d, Block *block, int j) {
+    for (int k = 0; k < 4; k++) d->at[k] = block->values + (j << k);
 }
-static inline int has(const Row *r, int c) { return (int)((r->b->set[c] >> r->j) & 1); }
+
+HOT void put(Dec *d, int c, uint64_t x) {
+    uint8_t *p = d->at[SHIFT[c]] + OFFSET[c];
+    switch (WIDTH[c]) {
+    case 1: *p = (uint8_t)x; break;
+    case 2: { uint16_t y = (uint16_t)x; memcpy(p, &y, 2); break; }
+    case 4: { uint32_t y = (uint32_t)x; memcpy(p, &y, 4); break; }
+    default: memcpy(p, &x, 8); break;
+    }
+    d->m |= BIT(c);
+}
+
+HOT uint64_t get(const Dec *d, int c) {
+    const uint8_t *p = d->at[SHIFT[c]] + OFFSET[c];
+    switch (WIDTH[c]) {
+    case 1: return *p;
+    case 2: { uint16_t y; memcpy(&y, p, 2); return y; }
+    case 4: { uint32_t y; memcpy(&y, p, 4); return y; }
+    default: { uint64_t y; memcpy(&y, p, 8); return y; }
+    }
+}
+
 /* out[to] = out.get(from): not set stays not set */
-static inline void copy(Row *r, int to, int from) {
-    if (has(r, from)) put(r, to, r->b->v[from][r->j]);
+HOT void copy(Dec *d, int to, int from) {
+    if (d->m & BIT(from)) put(d, to, get(d, from));
 }
 
 static inline uint32_t u8(const Dec *d, int64_t p) { return d->buf[p]; }
@@ -135,33 +175,40 @@ static int need(Dec *d, int64_t pos, int64_t size, const char *what) {
 /* -- checksum and digest ------------------------------------------------------------------------ */
 
 /* the 16-bit big-endian word sum of n bytes at p (a zero byte padding an odd end), modulo 65535: summed as
- * little-endian 32-bit words, whose sum is the byte-swapped one, i.e. 256 times it, modulo 65535 */
-static uint64_t word_sum(const uint8_t *p, int64_t n) {
-    uint64_t acc = 0;
+ * little-endian 64-bit words, each carry added back in (2**64 is 1 modulo 65535), whose sum is the byte-swapped one,
+ * i.e. 256 times it, modulo 65535 */
+HOT uint64_t word_sum(const uint8_t *p, int64_t n) {
+    uint64_t acc = 0, w;
     int64_t i = 0;
-    uint32_t w;
-    for (; i + 4 <= n; i += 4) {
-        memcpy(&w, p + i, 4);
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
         acc += w;
+        acc += acc < w;
     }
     w = 0;
     memcpy(&w, p + i, (size_t)(n - i));
     acc += w;
+    acc += acc < w;
     return (256 * (acc % 65535)) % 65535;
 }
 
-/* fallback `checksum`: judged when the whole segment was captured and the addresses are known (not a
- * fragment); `addr`: where the IP header's source address is (the destination follows), `alen` 4 or 16 */
-static void checksum(Dec *d, int proto, int64_t pos, int64_t length, int64_t addr, int alen, int column) {
-    if (alen == 0 || pos + length > d->cap) return;
+/* fallback `checksum`'s verdict on the `length` bytes at `pos` of `buf`, whole in it: 1 when wrong; `addr`: where the
+ * IP header's source address is (the destination follows), `alen` 4 or 16 */
+HOT int checksum_bad(const uint8_t *buf, int proto, int64_t pos, int64_t length, int64_t addr, int alen) {
     uint64_t pseudo = 0;
     if (proto != PROTO_ICMP) { /* ICMP over IPv4 sums its own bytes only */
-        for (int i = 0; i < 2 * alen; i += 2) pseudo += be16(d, addr + i);
+        for (int i = 0; i < 2 * alen; i += 2) pseudo += ((uint32_t)buf[addr + i] << 8) | buf[addr + i + 1];
         if (alen == 4) pseudo += (uint64_t)proto + (uint64_t)length;
         else pseudo += ((uint64_t)length >> 16) + ((uint64_t)length & 0xFFFF) + (uint64_t)proto;
     }
-    int ok = (pseudo + word_sum(d->buf + pos, length)) % 65535 == 0;
-    put(d->r, column, !ok);
+    return (pseudo + word_sum(buf + pos, length)) % 65535 != 0;
+}
+
+/* fallback `checksum`: judged when the whole segment was captured and the addresses are known (not a
+ * fragment; `alen` 0) */
+static void checksum(Dec *d, int proto, int64_t pos, int64_t length, int64_t addr, int alen, int column) {
+    if (alen == 0 || pos + length > d->cap) return;
+    put(d, column, (uint64_t)checksum_bad(d->buf, proto, pos, length, addr, alen));
 }
 
 static inline uint64_t mix(uint64_t x) {
@@ -172,23 +219,34 @@ static inline uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* fallback `payload` (digest.py's digest) */
-static int payload(Dec *d, int64_t pos, int64_t length) {
-    if (length < 0)
-        return stop(d, 0, "transport header longer than the IP payload (%lld bytes left) at offset %lld", (long long)length,
-                    (long long)pos);
-    put(d->r, C_PAYLOAD_LEN, (uint64_t)length);
+/* fallback `payload` without its error: the payload's length and, when its first bytes were captured, its digest
+ * (digest.py) */
+HOT void payload_fields(Dec *d, int64_t pos, int64_t length) {
+    put(d, C_PAYLOAD_LEN, (uint64_t)length);
     int64_t take = length < DIGEST_BYTES ? length : DIGEST_BYTES;
     if (length && pos + take <= d->cap) {
         uint8_t head[DIGEST_BYTES] = {0};
-        memcpy(head, d->buf + pos, (size_t)take);
+        if (pos + DIGEST_BYTES <= d->cap) { /* all 16 read at once (a copy of a length known only here was slow) */
+            memcpy(head, d->buf + pos, DIGEST_BYTES);
+            if (take < DIGEST_BYTES) memset(head + take, 0, (size_t)(DIGEST_BYTES - take));
+        } else {
+            memcpy(head, d->buf + pos, (size_t)take);
+        }
         uint64_t a = 0, b = 0;
         for (int i = 7; i >= 0; i--) {
             a = (a << 8) | head[i];
             b = (b << 8) | head[8 + i];
         }
-        put(d->r, C_PAYLOAD_DIGEST, mix(mix(a ^ ((uint64_t)length * GOLDEN)) ^ b));
+        put(d, C_PAYLOAD_DIGEST, mix(mix(a ^ ((uint64_t)length * GOLDEN)) ^ b));
     }
+}
+
+/* fallback `payload` */
+static int payload(Dec *d, int64_t pos, int64_t length) {
+    if (length < 0)
+        return stop(d, 0, "transport header longer than the IP payload (%lld bytes left) at offset %lld", (long long)length,
+                    (long long)pos);
+    payload_fields(d, pos, length);
     return 0;
 }
 
@@ -209,7 +267,7 @@ static int skip_vlans(Dec *d, uint32_t *ethertype, int64_t *pos, int outer) {
     int first = 1;
     while (*ethertype == ETH_VLAN || *ethertype == ETH_QINQ) {
         if (need(d, *pos, 4, "vlan")) return -1;
-        if (outer && first) put(d->r, C_VLAN, be16(d, *pos) & 0x0FFF);
+        if (outer && first) put(d, C_VLAN, be16(d, *pos) & 0x0FFF);
         first = 0;
         *ethertype = be16(d, *pos + 2);
         *pos += 4;
@@ -219,20 +277,18 @@ static int skip_vlans(Dec *d, uint32_t *ethertype, int64_t *pos, int outer) {
 
 /* the packet decoded so far is an envelope: its addresses to outer_*, the packet's columns restart */
 static void envelope(Dec *d, int kind) {
-    Row *r = d->r;
-    put(r, C_TUNNEL, (uint64_t)kind);
-    copy(r, C_OUTER_SRC, C_SRC);
-    copy(r, C_OUTER_DST, C_DST);
-    copy(r, C_OUTER_SRC6, C_SRC6);
-    copy(r, C_OUTER_DST6, C_DST6);
-    copy(r, C_OUTER_TTL, C_TTL);
-    copy(r, C_OUTER_IP_ID, C_IP_ID);
-    copy(r, C_OUTER_LEN, C_IP_LEN);
-    for (int c = FIRST_PACKET; c <= LAST_PACKET; c++) r->b->set[c] &= ~(1ULL << r->j);
+    put(d, C_TUNNEL, (uint64_t)kind);
+    copy(d, C_OUTER_SRC, C_SRC);
+    copy(d, C_OUTER_DST, C_DST);
+    copy(d, C_OUTER_SRC6, C_SRC6);
+    copy(d, C_OUTER_DST6, C_DST6);
+    copy(d, C_OUTER_TTL, C_TTL);
+    copy(d, C_OUTER_IP_ID, C_IP_ID);
+    copy(d, C_OUTER_LEN, C_IP_LEN);
+    d->m &= ~PACKET_COLUMNS;
 }
 
 static int tcp_options(Dec *d, int64_t pos, int64_t end) {
-    Row *r = d->r;
     while (pos < end) {
         if (need(d, pos, 1, "TCP option")) return -1;
         uint32_t kind = u8(d, pos);
@@ -250,12 +306,12 @@ static int tcp_options(Dec *d, int64_t pos, int64_t end) {
             snprintf(what, sizeof what, "TCP option %u", kind);
             return need(d, pos, size, what);
         }
-        if (kind == 2 && size == 4) put(r, C_MSS, be16(d, pos + 2));
-        else if (kind == 3 && size == 3) put(r, C_WSCALE, u8(d, pos + 2));
-        else if (kind == 4 && size == 2) put(r, C_SACK_OK, 1);
+        if (kind == 2 && size == 4) put(d, C_MSS, be16(d, pos + 2));
+        else if (kind == 3 && size == 3) put(d, C_WSCALE, u8(d, pos + 2));
+        else if (kind == 4 && size == 2) put(d, C_SACK_OK, 1);
         else if (kind == 8 && size == 10) {
-            put(r, C_TSVAL, be32(d, pos + 2));
-            put(r, C_TSECR, be32(d, pos + 6));
+            put(d, C_TSVAL, be32(d, pos + 2));
+            put(d, C_TSECR, be32(d, pos + 6));
         }
         pos += size;
     }
@@ -263,17 +319,16 @@ static int tcp_options(Dec *d, int64_t pos, int64_t end) {
 }
 
 static int tcp(Dec *d, int64_t pos, int64_t length, int64_t addr, int alen) {
-    Row *r = d->r;
     if (need(d, pos, 20, "tcp")) return -1;
     uint32_t flags = u8(d, pos + 13);
     int64_t doff = (int64_t)(u8(d, pos + 12) >> 4) * 4;
-    put(r, C_SPORT, be16(d, pos));
-    put(r, C_DPORT, be16(d, pos + 2));
-    put(r, C_TCP_FLAGS, flags);
-    put(r, C_SEQ, be32(d, pos + 4));
-    if (flags & 16) put(r, C_ACK, be32(d, pos + 8));
-    put(r, C_WIN, be16(d, pos + 14));
-    put(r, C_SACK_OK, 0);
+    put(d, C_SPORT, be16(d, pos));
+    put(d, C_DPORT, be16(d, pos + 2));
+    put(d, C_TCP_FLAGS, flags);
+    put(d, C_SEQ, be32(d, pos + 4));
+    if (flags & 16) put(d, C_ACK, be32(d, pos + 8));
+    put(d, C_WIN, be16(d, pos + 14));
+    put(d, C_SACK_OK, 0);
     if (length >= 20) checksum(d, PROTO_TCP, pos, length, addr, alen, C_L4_CSUM_BAD);
     if (doff < 20) return stop(d, 0, "TCP data offset %lld < 20 at offset %lld", (long long)doff, (long long)pos);
     if (payload(d, pos + doff, length - doff)) return -1;
@@ -282,8 +337,8 @@ static int tcp(Dec *d, int64_t pos, int64_t length, int64_t addr, int alen) {
 
 static int inner_ethernet(Dec *d, int64_t pos) {
     if (need(d, pos, 14, "ethernet")) return -1;
-    put(d->r, C_INNER_ETH_DST, mac(d, pos));
-    put(d->r, C_INNER_ETH_SRC, mac(d, pos + 6));
+    put(d, C_INNER_ETH_DST, mac(d, pos));
+    put(d, C_INNER_ETH_SRC, mac(d, pos + 6));
     uint32_t ethertype = be16(d, pos + 12);
     int64_t at = pos + 14;
     if (skip_vlans(d, &ethertype, &at, 0)) return -1;
@@ -293,12 +348,12 @@ static int inner_ethernet(Dec *d, int64_t pos) {
 static int udp_tunnel(Dec *d, int kind, int64_t pos) {
     if (kind == TUNNEL_VXLAN) {
         if (need(d, pos, 8, "vxlan")) return -1;
-        put(d->r, C_VNI, be32(d, pos + 4) >> 8);
+        put(d, C_VNI, be32(d, pos + 4) >> 8);
         return inner_ethernet(d, pos + 8);
     }
     if (kind == TUNNEL_GENEVE) {
         if (need(d, pos, 8, "geneve")) return -1;
-        put(d->r, C_VNI, be32(d, pos + 4) >> 8);
+        put(d, C_VNI, be32(d, pos + 4) >> 8);
         int64_t inner = pos + 8 + (int64_t)(u8(d, pos) & 0x3F) * 4;
         uint32_t proto = be16(d, pos + 2);
         if (proto == ETH_TEB) return inner_ethernet(d, inner);
@@ -310,11 +365,10 @@ static int udp_tunnel(Dec *d, int kind, int64_t pos) {
 }
 
 static int udp(Dec *d, int64_t pos, int64_t length, int outermost, int64_t addr, int alen) {
-    Row *r = d->r;
     if (need(d, pos, 8, "udp")) return -1;
     uint32_t sport = be16(d, pos), dport = be16(d, pos + 2);
-    put(r, C_SPORT, sport);
-    put(r, C_DPORT, dport);
+    put(d, C_SPORT, sport);
+    put(d, C_DPORT, dport);
     int kind = d->kinds[dport] ? d->kinds[dport] : d->kinds[sport];
     int tunnel = kind != 0 && outermost;
     /* a UDP length that disagrees with the IP header leaves the segment's extent in doubt; 0 over IPv4: none */
@@ -323,20 +377,19 @@ static int udp(Dec *d, int64_t pos, int64_t length, int outermost, int64_t addr,
         checksum(d, PROTO_UDP, pos, length, addr, alen, tunnel ? C_OUTER_L4_CSUM_BAD : C_L4_CSUM_BAD);
     if (tunnel) {
         envelope(d, kind);
-        put(r, C_OUTER_SPORT, sport);
-        put(r, C_OUTER_DPORT, dport);
+        put(d, C_OUTER_SPORT, sport);
+        put(d, C_OUTER_DPORT, dport);
         return udp_tunnel(d, kind, pos + 8);
     }
     if (payload(d, pos + 8, length - 8)) return -1;
     if ((sport == 53 || dport == 53) && length - 8 >= 4 && pos + 12 <= d->cap) {
-        put(r, C_DNS_ID, be16(d, pos + 8));
-        put(r, C_DNS_QR, (be16(d, pos + 10) & 0x8000) != 0);
+        put(d, C_DNS_ID, be16(d, pos + 8));
+        put(d, C_DNS_QR, (be16(d, pos + 10) & 0x8000) != 0);
     }
     return 0;
 }
 
 static int quoted(Dec *d, int64_t pos, int v6) {
-    Row *r = d->r;
     uint32_t proto;
     int64_t l4;
     if (v6) {
@@ -345,36 +398,35 @@ static int quoted(Dec *d, int64_t pos, int v6) {
         l4 = pos + 40;
     } else {
         if (need(d, pos, 20, "ipv4")) return -1;
-        put(r, C_QUOTED_SRC, be32(d, pos + 12));
-        put(r, C_QUOTED_DST, be32(d, pos + 16));
+        put(d, C_QUOTED_SRC, be32(d, pos + 12));
+        put(d, C_QUOTED_DST, be32(d, pos + 16));
         proto = u8(d, pos + 9);
         l4 = pos + (int64_t)(u8(d, pos) & 15) * 4;
     }
-    put(r, C_QUOTED_PROTO, proto);
+    put(d, C_QUOTED_PROTO, proto);
     if (proto == PROTO_TCP || proto == PROTO_UDP) {
         if (need(d, l4, 4, "ports")) return -1;
-        put(r, C_QUOTED_SPORT, be16(d, l4));
-        put(r, C_QUOTED_DPORT, be16(d, l4 + 2));
+        put(d, C_QUOTED_SPORT, be16(d, l4));
+        put(d, C_QUOTED_DPORT, be16(d, l4 + 2));
     }
     return 0;
 }
 
 static int icmp(Dec *d, int64_t pos, int64_t length, int v6, int64_t addr, int alen) {
-    Row *r = d->r;
     if (need(d, pos, 8, "icmp")) return -1;
     uint32_t kind = u8(d, pos), code = u8(d, pos + 1);
-    put(r, C_ICMP_TYPE, kind);
-    put(r, C_ICMP_CODE, code);
+    put(d, C_ICMP_TYPE, kind);
+    put(d, C_ICMP_CODE, code);
     if (length >= 8) checksum(d, v6 ? PROTO_ICMPV6 : PROTO_ICMP, pos, length, addr, alen, C_L4_CSUM_BAD);
     if (payload(d, pos + 8, length - 8)) return -1;
     if (v6 ? (kind == 128 || kind == 129) : (kind == 0 || kind == 8)) {
-        put(r, C_ICMP_ID, be16(d, pos + 4));
-        put(r, C_ICMP_SEQ, be16(d, pos + 6));
+        put(d, C_ICMP_ID, be16(d, pos + 4));
+        put(d, C_ICMP_SEQ, be16(d, pos + 6));
     }
     if (v6 && kind == 2) {
         uint32_t mtu = be32(d, pos + 4);
-        put(r, C_ICMP_MTU, mtu < 0xFFFF ? mtu : 0xFFFF);
-    } else if (!v6 && kind == 3 && code == 4) put(r, C_ICMP_MTU, be16(d, pos + 6));
+        put(d, C_ICMP_MTU, mtu < 0xFFFF ? mtu : 0xFFFF);
+    } else if (!v6 && kind == 3 && code == 4) put(d, C_ICMP_MTU, be16(d, pos + 6));
     int error = v6 ? (kind >= 1 && kind <= 4) : (kind == 3 || kind == 4 || kind == 5 || kind == 11 || kind == 12);
     return error ? quoted(d, pos + 8, v6) : 0;
 }
@@ -393,24 +445,23 @@ static int l4(Dec *d, uint32_t proto, int64_t pos, int64_t length, int depth, in
 }
 
 static int ipv4(Dec *d, int64_t pos, int depth) {
-    Row *r = d->r;
     if (need(d, pos, 20, "ipv4")) return -1;
     uint32_t vihl = u8(d, pos);
     if (vihl >> 4 != 4) return stop(d, 0, "IPv4 header with version %u at offset %lld", vihl >> 4, (long long)pos);
     int64_t ihl = (int64_t)(vihl & 15) * 4;
     int64_t total = be16(d, pos + 2);
     uint32_t frag = be16(d, pos + 6);
-    put(r, C_IP_VERSION, 4);
-    put(r, C_SRC, be32(d, pos + 12));
-    put(r, C_DST, be32(d, pos + 16));
-    put(r, C_IP_ID, be16(d, pos + 4));
-    put(r, C_TTL, u8(d, pos + 8));
-    put(r, C_TOS, u8(d, pos + 1));
-    put(r, C_IP_LEN, (uint64_t)total);
-    put(r, C_DF, (frag & 0x4000) != 0);
-    put(r, C_MF, (frag & 0x2000) != 0);
-    put(r, C_FRAG_OFFSET, (frag & 0x1FFF) * 8);
-    put(r, C_PROTO, u8(d, pos + 9));
+    put(d, C_IP_VERSION, 4);
+    put(d, C_SRC, be32(d, pos + 12));
+    put(d, C_DST, be32(d, pos + 16));
+    put(d, C_IP_ID, be16(d, pos + 4));
+    put(d, C_TTL, u8(d, pos + 8));
+    put(d, C_TOS, u8(d, pos + 1));
+    put(d, C_IP_LEN, (uint64_t)total);
+    put(d, C_DF, (frag & 0x4000) != 0);
+    put(d, C_MF, (frag & 0x2000) != 0);
+    put(d, C_FRAG_OFFSET, (frag & 0x1FFF) * 8);
+    put(d, C_PROTO, u8(d, pos + 9));
     if (ihl < 20) return stop(d, 0, "IPv4 header length %lld < 20 at offset %lld", (long long)ihl, (long long)pos);
     if (total < ihl)
         return stop(d, 0, "IPv4 total length %lld < header length %lld at offset %lld", (long long)total, (long long)ihl,
@@ -421,19 +472,18 @@ static int ipv4(Dec *d, int64_t pos, int depth) {
 }
 
 static int ipv6(Dec *d, int64_t pos, int depth) {
-    Row *r = d->r;
     if (need(d, pos, 40, "ipv6")) return -1;
     uint32_t vtcfl = be32(d, pos);
     if (vtcfl >> 28 != 6) return stop(d, 0, "IPv6 header with version %u at offset %lld", vtcfl >> 28, (long long)pos);
     int64_t plen = be16(d, pos + 4);
-    put(r, C_IP_VERSION, 6);
-    put(r, C_SRC6, (uint64_t)(d->base + pos + 8));
-    put(r, C_DST6, (uint64_t)(d->base + pos + 24));
-    put(r, C_TTL, u8(d, pos + 7));
-    put(r, C_TOS, (vtcfl >> 20) & 0xFF);
-    put(r, C_IP_LEN, (uint64_t)(plen + 40));
-    put(r, C_MF, 0);
-    put(r, C_FRAG_OFFSET, 0);
+    put(d, C_IP_VERSION, 6);
+    put(d, C_SRC6, (uint64_t)(d->base + pos + 8));
+    put(d, C_DST6, (uint64_t)(d->base + pos + 24));
+    put(d, C_TTL, u8(d, pos + 7));
+    put(d, C_TOS, (vtcfl >> 20) & 0xFF);
+    put(d, C_IP_LEN, (uint64_t)(plen + 40));
+    put(d, C_MF, 0);
+    put(d, C_FRAG_OFFSET, 0);
     uint32_t nh = u8(d, pos + 6);
     int64_t p = pos + 40, remaining = plen;
     int fragmented = 0, checkable = 1; /* not the first of several fragments, no routing header */
@@ -443,9 +493,9 @@ static int ipv6(Dec *d, int64_t pos, int depth) {
         if (nh == 44) {
             if (need(d, p, 8, "ipv6-frag")) return -1;
             uint32_t offflags = be16(d, p + 2);
-            put(r, C_IP_ID, be32(d, p + 4));
-            put(r, C_FRAG_OFFSET, offflags & 0xFFF8);
-            put(r, C_MF, offflags & 1);
+            put(d, C_IP_ID, be32(d, p + 4));
+            put(d, C_FRAG_OFFSET, offflags & 0xFFF8);
+            put(d, C_MF, offflags & 1);
             fragmented = (offflags & 0xFFF8) != 0;
             if (offflags & 1) checkable = 0;
             nh = u8(d, p);
@@ -458,29 +508,29 @@ static int ipv6(Dec *d, int64_t pos, int depth) {
         p += size;
         remaining -= size;
         if (remaining < 0) {
-            put(r, C_PROTO, nh);
+            put(d, C_PROTO, nh);
             return stop(d, 0, "IPv6 extension headers run past the payload length %lld at offset %lld", (long long)plen,
                         (long long)pos);
         }
     }
-    put(r, C_PROTO, nh);
+    put(d, C_PROTO, nh);
     if (fragmented) return 0;
     return l4(d, nh, p, remaining, depth, 0, pos + 8, checkable ? 16 : 0);
 }
 
 static int arp(Dec *d, int64_t pos) {
     if (need(d, pos, 28, "arp")) return -1;
-    put(d->r, C_ARP_OP, be16(d, pos + 6));
+    put(d, C_ARP_OP, be16(d, pos + 6));
     if (u8(d, pos + 4) == 6 && u8(d, pos + 5) == 4) {
-        put(d->r, C_ARP_SHA, mac(d, pos + 8));
-        put(d->r, C_ARP_SPA, be32(d, pos + 14));
-        put(d->r, C_ARP_TPA, be32(d, pos + 24));
+        put(d, C_ARP_SHA, mac(d, pos + 8));
+        put(d, C_ARP_SPA, be32(d, pos + 14));
+        put(d, C_ARP_TPA, be32(d, pos + 24));
     }
     return 0;
 }
 
 static int l3(Dec *d, uint32_t ethertype, int64_t pos, int depth) {
-    put(d->r, C_ETHERTYPE, ethertype);
+    put(d, C_ETHERTYPE, ethertype);
     if (ethertype == ETH_IPV4) return ipv4(d, pos, depth);
     if (ethertype == ETH_IPV6) return ipv6(d, pos, depth);
     if (ethertype == ETH_ARP) return arp(d, pos);
@@ -530,13 +580,12 @@ static int nflog(Dec *d, int64_t at, uint32_t *ethertype, int64_t *found) {
 }
 
 static int sll_common(Dec *d, uint32_t pkttype, uint32_t halen, int64_t addr) {
-    if (pkttype <= 4) put(d->r, C_DIRECTION, pkttype);
-    if (halen == 6) put(d->r, C_ETH_SRC, mac(d, addr));
+    if (pkttype <= 4) put(d, C_DIRECTION, pkttype);
+    if (halen == 6) put(d, C_ETH_SRC, mac(d, addr));
     return 0;
 }
 
 static int link_layer(Dec *d, uint32_t linktype) {
-    Row *r = d->r;
     int64_t at = 0, pos = 0;
     uint32_t ethertype = 0;
     while (linktype == LT_PKTAP) { /* macOS: a header naming the interface, then a frame of its own link type */
@@ -549,8 +598,8 @@ static int link_layer(Dec *d, uint32_t linktype) {
     switch (linktype) {
     case LT_ETHERNET:
         if (need(d, at, 14, "ethernet")) return -1;
-        put(r, C_ETH_DST, mac(d, at));
-        put(r, C_ETH_SRC, mac(d, at + 6));
+        put(d, C_ETH_DST, mac(d, at));
+        put(d, C_ETH_SRC, mac(d, at + 6));
         ethertype = be16(d, at + 12);
         pos = at + 14;
         if (skip_vlans(d, &ethertype, &pos, 1)) return -1;
@@ -616,6 +665,166 @@ static int link_layer(Dec *d, uint32_t linktype) {
     return l3(d, ethertype, pos, 0);
 }
 
+/* -- the common frames --------------------------------------------------------------------------------------------- */
+
+/* What a node's capture is nearly all made of, decoded with fewer tests and no calls: Ethernet or Linux cooked (v1, v2)
+ * without a VLAN tag, IPv4 without options nor fragments, TCP or UDP, and VXLAN carrying the same. The general path's
+ * statements in the same order, but for the errors: a frame the general path would stop in (or one with anything
+ * else) is left to it, started again (`fast` returns 0, the fields it put unmarked). Its Dec never leaves these
+ * inlined functions: its fields stay in registers, where a put through the block made the general path's reload. */
+
+static inline uint32_t rd16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+static inline uint32_t rd32(const uint8_t *p) { return (rd16(p) << 16) | rd16(p + 2); }
+static inline uint64_t rdmac(const uint8_t *p) { return ((uint64_t)rd16(p) << 32) | rd32(p + 2); }
+
+/* `tcp` and `tcp_options` at `pos`, `length` bytes, the addresses at `addr` */
+HOT int fast_tcp(Dec *f, int64_t pos, int64_t length, int64_t addr) {
+    if (pos + 20 > f->cap) return 0;
+    const uint8_t *p = f->buf + pos;
+    int64_t doff = (int64_t)(p[12] >> 4) * 4, end = pos + doff;
+    if (doff < 20 || length < doff || end > f->cap) return 0; /* an error, or options cut */
+    uint32_t flags = p[13];
+    put(f, C_SPORT, rd16(p));
+    put(f, C_DPORT, rd16(p + 2));
+    put(f, C_TCP_FLAGS, flags);
+    put(f, C_SEQ, rd32(p + 4));
+    if (flags & 16) put(f, C_ACK, rd32(p + 8));
+    put(f, C_WIN, rd16(p + 14));
+    put(f, C_SACK_OK, 0);
+    if (pos + length <= f->cap) put(f, C_L4_CSUM_BAD, (uint64_t)checksum_bad(f->buf, PROTO_TCP, pos, length, addr, 4));
+    payload_fields(f, end, length - doff);
+    for (int64_t o = pos + 20; o < end;) {
+        const uint8_t *q = f->buf + o;
+        if (q[0] == 0) break;
+        if (q[0] == 1) {
+            o += 1;
+            continue;
+        }
+        if (o + 2 > end || q[1] < 2 || o + q[1] > end) return 0;
+        if (q[0] == 2 && q[1] == 4) put(f, C_MSS, rd16(q + 2));
+        else if (q[0] == 3 && q[1] == 3) put(f, C_WSCALE, q[2]);
+        else if (q[0] == 4 && q[1] == 2) put(f, C_SACK_OK, 1);
+        else if (q[0] == 8 && q[1] == 10) {
+            put(f, C_TSVAL, rd32(q + 2));
+            put(f, C_TSECR, rd32(q + 6));
+        }
+        o += q[1];
+    }
+    return 1;
+}
+
+/* `udp` at `pos` not in a tunnel, its ports read */
+HOT int fast_udp(Dec *f, int64_t pos, int64_t length, int64_t addr, uint32_t sport, uint32_t dport) {
+    const uint8_t *p = f->buf + pos;
+    if (length < 8) return 0; /* an error */
+    put(f, C_SPORT, sport);
+    put(f, C_DPORT, dport);
+    if (rd16(p + 4) == length && rd16(p + 6) != 0 && pos + length <= f->cap)
+        put(f, C_L4_CSUM_BAD, (uint64_t)checksum_bad(f->buf, PROTO_UDP, pos, length, addr, 4));
+    payload_fields(f, pos + 8, length - 8);
+    if ((sport == 53 || dport == 53) && length - 8 >= 4 && pos + 12 <= f->cap) {
+        put(f, C_DNS_ID, rd16(p + 8));
+        put(f, C_DNS_QR, (rd16(p + 10) & 0x8000) != 0);
+    }
+    return 1;
+}
+
+/* `ipv4` without options nor fragments: its fields, and its segment's length and protocol */
+HOT int fast_ipv4(Dec *f, int64_t pos, int64_t *length, uint32_t *proto) {
+    if (pos + 20 > f->cap) return 0;
+    const uint8_t *p = f->buf + pos;
+    uint32_t total = rd16(p + 2), frag = rd16(p + 6);
+    if (p[0] != 0x45 || total < 20 || (frag & 0x3FFF)) return 0;
+    put(f, C_IP_VERSION, 4);
+    put(f, C_SRC, rd32(p + 12));
+    put(f, C_DST, rd32(p + 16));
+    put(f, C_IP_ID, rd16(p + 4));
+    put(f, C_TTL, p[8]);
+    put(f, C_TOS, p[1]);
+    put(f, C_IP_LEN, total);
+    put(f, C_DF, (frag & 0x4000) != 0);
+    put(f, C_MF, 0);
+    put(f, C_FRAG_OFFSET, 0);
+    put(f, C_PROTO, p[9]);
+    *length = (int64_t)total - 20;
+    *proto = p[9];
+    return 1;
+}
+
+/* the packet a VXLAN envelope carries: IPv4, TCP or UDP (a tunnel's port no tunnel there) */
+HOT int fast_inner(Dec *f, int64_t pos) {
+    int64_t length;
+    uint32_t proto;
+    if (!fast_ipv4(f, pos, &length, &proto)) return 0;
+    if (proto == PROTO_TCP) return fast_tcp(f, pos + 20, length, pos + 12);
+    if (proto != PROTO_UDP || pos + 28 > f->cap) return 0;
+    return fast_udp(f, pos + 20, length, pos + 12, rd16(f->buf + pos + 20), rd16(f->buf + pos + 22));
+}
+
+/* `udp` of a VXLAN port at `pos`: the envelope, then `udp_tunnel` and `inner_ethernet` */
+HOT int fast_vxlan(Dec *f, int64_t pos, int64_t length, int64_t addr, uint32_t sport, uint32_t dport) {
+    const uint8_t *p = f->buf + pos;
+    if (pos + 8 + 8 + 14 > f->cap) return 0;
+    if (length >= 8 && rd16(p + 4) == length && rd16(p + 6) != 0 && pos + length <= f->cap)
+        put(f, C_OUTER_L4_CSUM_BAD, (uint64_t)checksum_bad(f->buf, PROTO_UDP, pos, length, addr, 4));
+    put(f, C_TUNNEL, TUNNEL_VXLAN); /* `envelope`: the IPv4 header's fields are the envelope's */
+    put(f, C_OUTER_SRC, get(f, C_SRC));
+    put(f, C_OUTER_DST, get(f, C_DST));
+    put(f, C_OUTER_TTL, get(f, C_TTL));
+    put(f, C_OUTER_IP_ID, get(f, C_IP_ID));
+    put(f, C_OUTER_LEN, get(f, C_IP_LEN));
+    f->m &= ~PACKET_COLUMNS;
+    put(f, C_OUTER_SPORT, sport);
+    put(f, C_OUTER_DPORT, dport);
+    put(f, C_VNI, rd32(p + 12) >> 8);
+    p += 16;
+    if (rd16(p + 12) != ETH_IPV4) return 0;
+    put(f, C_INNER_ETH_DST, rdmac(p));
+    put(f, C_INNER_ETH_SRC, rdmac(p + 6));
+    put(f, C_ETHERTYPE, ETH_IPV4);
+    return fast_inner(f, pos + 30);
+}
+
+/* the frame from its IPv4 header at `pos` on */
+HOT int fast_outer(Dec *f, int64_t pos) {
+    int64_t length;
+    uint32_t proto;
+    if (!fast_ipv4(f, pos, &length, &proto)) return 0;
+    if (proto == PROTO_TCP) return fast_tcp(f, pos + 20, length, pos + 12);
+    if (proto != PROTO_UDP || pos + 28 > f->cap) return 0;
+    uint32_t sport = rd16(f->buf + pos + 20), dport = rd16(f->buf + pos + 22);
+    int kind = f->kinds[dport] ? f->kinds[dport] : f->kinds[sport];
+    if (kind == 0) return fast_udp(f, pos + 20, length, pos + 12, sport, dport);
+    if (kind == TUNNEL_VXLAN) return fast_vxlan(f, pos + 20, length, pos + 12, sport, dport);
+    return 0;
+}
+
+/* `link_layer` of the link types above, carrying IPv4 */
+HOT int fast(Dec *f, uint32_t linktype) {
+    const uint8_t *p = f->buf;
+    int64_t pos;
+    if (linktype == LT_ETHERNET) {
+        if (f->cap < 14 || rd16(p + 12) != ETH_IPV4) return 0;
+        put(f, C_ETH_DST, rdmac(p));
+        put(f, C_ETH_SRC, rdmac(p + 6));
+        pos = 14;
+    } else if (linktype == LT_LINUX_SLL2) {
+        if (f->cap < 20 || rd16(p) != ETH_IPV4) return 0;
+        if (p[10] <= 4) put(f, C_DIRECTION, p[10]);
+        if (p[11] == 6) put(f, C_ETH_SRC, rdmac(p + 12));
+        pos = 20;
+    } else if (linktype == LT_LINUX_SLL) {
+        if (f->cap < 16 || rd16(p + 14) != ETH_IPV4) return 0;
+        if (rd16(p) <= 4) put(f, C_DIRECTION, rd16(p));
+        if (rd16(p + 4) == 6) put(f, C_ETH_SRC, rdmac(p + 6));
+        pos = 16;
+    } else {
+        return 0;
+    }
+    put(f, C_ETHERTYPE, ETH_IPV4);
+    return fast_outer(f, pos);
+}
+
 /* -- the chunk -------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -626,55 +835,96 @@ typedef struct {
 typedef struct {
     uint8_t *values;
     uint64_t *valid; /* an Arrow validity bitmap: bit j of word k is row 64 k + j */
-    int width;
 } Out;
 
-/* a column's values of the rows `ok` picks, narrowed to its width, zeros in the others: most rows have one, all are
- * copied (a loop of known length for a whole block, which the compiler vectorizes) and the others zeroed; else zeros,
- * then those few */
-#define WRITE(type)                                                                                              \
-    do {                                                                                                         \
-        type *v = (type *)o->values + start;                                                                     \
-        if (ok == rows || 4 * __builtin_popcountll(ok) >= count) {                                               \
-            if (count == BLOCK)                                                                                  \
-                for (int j = 0; j < BLOCK; j++) v[j] = (type)x[j];                                               \
-            else                                                                                                 \
-                for (int j = 0; j < count; j++) v[j] = (type)x[j];                                               \
-            for (uint64_t m = rows & ~ok; m; m &= m - 1) v[__builtin_ctzll(m)] = 0;                              \
-        } else {                                                                                                 \
-            memset(v, 0, (size_t)count * sizeof(type));                                                          \
-            for (uint64_t m = ok; m; m &= m - 1) v[__builtin_ctzll(m)] = (type)x[__builtin_ctzll(m)];            \
-        }                                                                                                        \
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* a whole block's `size` bytes (a multiple of 64) copied, or zeroed, 16 at a time: -O2 made memcpy and memset of
+ * these known sizes `rep movs` and `rep stos`, which take long to start */
+static inline void block_copy(uint8_t *v, const uint8_t *x, size_t size) {
+    for (size_t k = 0; k < size; k += 16) _mm_storeu_si128((__m128i *)(v + k), _mm_loadu_si128((const __m128i *)(x + k)));
+}
+static inline void block_zero(uint8_t *v, size_t size) {
+    for (size_t k = 0; k < size; k += 16) _mm_storeu_si128((__m128i *)(v + k), _mm_setzero_si128());
+}
+#else
+static inline void block_copy(uint8_t *v, const uint8_t *x, size_t size) { memcpy(v, x, size); }
+static inline void block_zero(uint8_t *v, size_t size) { memset(v, 0, size); }
+#endif
+
+/* `count` values of `width` bytes from `x` (the block's column) to `v`, zeros where `ok` has no row: when most rows
+ * have one, zeros under the others in the block, then all copied; else zeros, then those few */
+static inline void write_column(uint8_t *v, uint8_t *x, int width, int count, uint64_t ok, uint64_t rows) {
+    size_t size = (size_t)count * (size_t)width;
+    int whole = count == BLOCK;
+    if (4 * __builtin_popcountll(ok) >= count) {
+        if (whole) block_copy(v, x, size);
+        else memcpy(v, x, size);
+        for (uint64_t m = rows & ~ok; m; m &= m - 1) memset(v + __builtin_ctzll(m) * width, 0, (size_t)width);
+    } else {
+        if (whole) block_zero(v, size);
+        else memset(v, 0, size);
+        for (uint64_t m = ok; m; m &= m - 1) {
+            size_t at = (size_t)__builtin_ctzll(m) * (size_t)width;
+            memcpy(v + at, x + at, (size_t)width);
+        }
+    }
+}
+
+#define WRITE_COLUMN(width)                                                                                   \
+    do {                                                                                                      \
+        if (count == BLOCK) write_column(v, x, width, BLOCK, ok, rows);                                       \
+        else write_column(v, x, width, count, ok, rows);                                                      \
     } while (0)
 
-/* -O2's cost model leaves WRITE's loops scalar (a byte a store: a third of the decoder's time at 10M); -O3 vectorizes them */
+/* -O2 leaves loops of known length scalar; -O3 vectorizes them */
 #if defined(__GNUC__) && !defined(__clang__)
 #define VECTORIZED __attribute__((optimize("O3")))
 #else
 #define VECTORIZED
 #endif
 
-/* the `count` rows from row `start` on (a multiple of BLOCK), into the kept columns any of them has a value for; the
- * block is left without values for the next rows */
-VECTORIZED static void write_block(Block *block, int count, Py_ssize_t start, Out *out, const uint64_t *kept,
-                                   uint64_t *some, uint64_t *every) {
-    uint64_t rows = count == BLOCK ? ~0ULL : (1ULL << count) - 1;
-    for (int c = 0; c < NCOL; c++) {
-        uint64_t ok = block->set[c], bit = 1ULL << (c & 63);
-        if (ok != rows) every[c >> 6] &= ~bit;
-        if (!ok) continue;
-        block->set[c] = 0;
-        if (!(kept[c >> 6] & bit)) continue;
-        some[c >> 6] |= bit;
-        const uint64_t *x = block->v[c];
-        Out *o = &out[c];
-        switch (o->width) {
-        case 1: WRITE(uint8_t); break;
-        case 2: WRITE(uint16_t); break;
-        case 4: WRITE(uint32_t); break;
-        default: WRITE(uint64_t); break;
+/* one round of `transpose64`: the blocks of `j` rows and columns off the diagonal swapped, `m` their columns */
+#define SWAP_BLOCKS(j, m)                                                                                         \
+    for (int k = 0; k < 64; k += 2 * (j))                                                                         \
+        for (int i = k; i < k + (j); i++) {                                                                       \
+            uint64_t t = ((a[i] >> (j)) ^ a[i + (j)]) & (m);                                                      \
+            a[i] ^= t << (j);                                                                                     \
+            a[i + (j)] ^= t;                                                                                      \
         }
-        o->valid[start / BLOCK] = ok;
+
+/* the 64 x 64 bit matrix `a` transposed in place: bit c of a[j] becomes bit j of a[c] (the rows' column masks become
+ * the columns' row masks: a block's validity words); six rounds swapping ever smaller blocks across the diagonal,
+ * unrolled (3 ns a row where a loop took 8) */
+VECTORIZED static void transpose64(uint64_t a[64]) {
+    SWAP_BLOCKS(32, 0x00000000FFFFFFFFULL)
+    SWAP_BLOCKS(16, 0x0000FFFF0000FFFFULL)
+    SWAP_BLOCKS(8, 0x00FF00FF00FF00FFULL)
+    SWAP_BLOCKS(4, 0x0F0F0F0F0F0F0F0FULL)
+    SWAP_BLOCKS(2, 0x3333333333333333ULL)
+    SWAP_BLOCKS(1, 0x5555555555555555ULL)
+}
+
+/* the `count` rows from row `start` on (a multiple of BLOCK), into the kept columns any of them has a value for */
+static void write_block(Block *block, int count, Py_ssize_t start, const Out *out, uint64_t kept, uint64_t *some,
+                        uint64_t *every) {
+    uint64_t rows = count == BLOCK ? ~0ULL : (1ULL << count) - 1, set[BLOCK];
+    memcpy(set, block->rows, sizeof set);
+    for (int j = count; j < BLOCK; j++) set[j] = 0;
+    transpose64(set);
+    for (int c = 0; c < NCOL; c++) {
+        uint64_t ok = set[c], bit = BIT(c);
+        if (ok != rows) *every &= ~bit;
+        if (!ok || !(kept & bit)) continue;
+        *some |= bit;
+        uint8_t *x = block->values + OFFSET[c], *v = out[c].values + start * WIDTH[c];
+        switch (WIDTH[c]) {
+        case 1: WRITE_COLUMN(1); break;
+        case 2: WRITE_COLUMN(2); break;
+        case 4: WRITE_COLUMN(4); break;
+        default: WRITE_COLUMN(8); break;
+        }
+        out[c].valid[start / BLOCK] = ok;
     }
 }
 
@@ -726,24 +976,23 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     uint64_t *valid = views[5].buf;
     int8_t *filled = views[6].buf;
     Out out[NCOL];
-    uint64_t kept[2] = {~0ULL, ~0ULL};
+    uint64_t kept = ~0ULL;
     for (int c = 0; c < NCOL; c++) {
         if (PyObject_GetBuffer(PyList_GET_ITEM(values_obj, c), &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
             return release_all(views, held);
         held++;
         Py_buffer *vals = &views[held - 1];
         if (vals->len == 0 && n) { /* not kept */
-            kept[c >> 6] &= ~(1ULL << (c & 63));
-            out[c] = (Out){NULL, valid + c * words, 0};
+            kept &= ~BIT(c);
+            out[c] = (Out){NULL, valid + c * words};
             continue;
         }
-        int width = n ? (int)(vals->len / n) : 8;
-        if (vals->len != (Py_ssize_t)width * n || (width != 1 && width != 2 && width != 4 && width != 8)) {
+        if (vals->len != (Py_ssize_t)WIDTH[c] * n) {
             release_all(views, held);
-            PyErr_Format(PyExc_ValueError, "column %s: values of 1, 2, 4 or 8 bytes per frame", NAMES[c]);
+            PyErr_Format(PyExc_ValueError, "column %s: values of %d bytes per frame", NAMES[c], WIDTH[c]);
             return NULL;
         }
-        out[c] = (Out){vals->buf, valid + c * words, width};
+        out[c] = (Out){vals->buf, valid + c * words};
     }
     int64_t *ifindex = NULL;
     if (ifindex_obj != Py_None) {
@@ -762,21 +1011,20 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     const int64_t *offset = views[1].buf;
     const uint32_t *caplen = views[2].buf;
     const uint16_t *linktype = views[3].buf;
-    uint64_t some[2] = {0, 0}, every[2] = {~0ULL, ~0ULL};
-    if (n == 0) every[0] = every[1] = 0;
+    uint64_t some = 0, every = n ? ~0ULL : 0;
     Error *errors = NULL;
     Py_ssize_t nerr = 0, room = 0;
     int failed = 0;
 
-    Block *block = calloc(1, sizeof(Block));
-    if (!block) {
+    Block *block = aligned_alloc(64, sizeof(Block));
+    if (block) memset(block, 0, sizeof(Block));
+    else {
         release_all(views, held);
         return PyErr_NoMemory();
     }
 
     Py_BEGIN_ALLOW_THREADS
-    Dec d;
-    d.kinds = views[4].buf;
+    char err[ERRLEN];
     int count = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t at = offset[i];
@@ -785,41 +1033,45 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             __builtin_prefetch(data + offset[i + AHEAD] + 64);
         }
         int64_t cap = at < 0 || at > size ? 0 : (int64_t)caplen[i] < size - at ? (int64_t)caplen[i] : size - at;
-        Row row = {block, count}, *r = &row;
-        d.buf = data + (at < 0 || at > size ? 0 : at);
-        d.cap = cap;
+        Dec d = {.buf = data + (at < 0 || at > size ? 0 : at), .cap = cap, .base = at, .kinds = views[4].buf, .err = err};
         if (ifindex) ifindex[i] = linktype[i] == LT_LINUX_SLL2 && cap >= 8 ? (int64_t)be32(&d, 4) : -1;
-        d.base = at;
-        d.r = r;
-        put(r, C_TRUNCATED, 0);
-        put(r, C_TUNNEL, 0);
-        if (link_layer(&d, linktype[i])) {
-            put(r, C_TRUNCATED, (uint64_t)d.truncated);
-            if (nerr == room) {
-                room = room ? 2 * room : 256;
-                Error *grown = realloc(errors, (size_t)room * sizeof(Error));
-                if (!grown) {
-                    failed = 1;
-                    break;
+        row_at(&d, block, count);
+        put(&d, C_TRUNCATED, 0);
+        put(&d, C_TUNNEL, 0);
+        Dec f = d; /* in registers: never given to a function not inlined */
+        if (fast(&f, linktype[i])) {
+            d.m = f.m;
+        } else {
+            put(&d, C_TUNNEL, 0); /* what `fast` put is not marked, but for this value it may have changed */
+            if (link_layer(&d, linktype[i])) {
+                put(&d, C_TRUNCATED, (uint64_t)d.truncated);
+                if (nerr == room) {
+                    room = room ? 2 * room : 256;
+                    Error *grown = realloc(errors, (size_t)room * sizeof(Error));
+                    if (!grown) {
+                        failed = 1;
+                        break;
+                    }
+                    errors = grown;
                 }
-                errors = grown;
+                errors[nerr].row = i;
+                memcpy(errors[nerr].text, d.err, ERRLEN);
+                nerr++;
             }
-            errors[nerr].row = i;
-            memcpy(errors[nerr].text, d.err, ERRLEN);
-            nerr++;
         }
+        block->rows[count] = d.m;
         if (++count == BLOCK || i == n - 1) {
-            write_block(block, count, i + 1 - count, out, kept, some, every);
+            write_block(block, count, i + 1 - count, out, kept, &some, &every);
             count = 0;
         }
     }
     for (int c = 0; c < NCOL; c++) {
-        filled[c] = !((kept[c >> 6] >> (c & 63)) & 1) ? 0 : (every[c >> 6] >> (c & 63)) & 1 ? 2 : (some[c >> 6] >> (c & 63)) & 1;
+        filled[c] = !(kept & BIT(c)) ? 0 : every & BIT(c) ? 2 : (some & BIT(c)) != 0;
         if (filled[c] != 1) continue; /* every block written, or the column is not kept */
         for (Py_ssize_t k = 0; k < words; k++) /* zeros under the nulls of the blocks it was not written in */
             if (!out[c].valid[k]) {
                 Py_ssize_t rows = n - k * BLOCK < BLOCK ? n - k * BLOCK : BLOCK;
-                memset(out[c].values + k * BLOCK * out[c].width, 0, (size_t)(rows * out[c].width));
+                memset(out[c].values + k * BLOCK * WIDTH[c], 0, (size_t)(rows * WIDTH[c]));
             }
     }
     Py_END_ALLOW_THREADS
