@@ -497,37 +497,3 @@ def test_summaries_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
         compiled.summaries(values, valid, 3, [*texts[:255], 7])
     values[6] = 300  # a flags value beyond a byte: left to Python
     assert compiled.summaries(values, valid, 3, texts) == [None] * 3
-
-
-def test_flow_values_are_written_as_the_conversations_themselves(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--json`'s conversations from `_journeys.flow_values` are the text orjson writes of the objects (json_out's
-    fallback): IPv4, IPv6 and named ends, no port, ports beyond 16 bits, legs that are and are not the ends, text
-    beyond ASCII (escaped), made by the dataclass or by `made`; anything else refused."""
-    from cniscope.report import json_out
-    from cniscope.results import Endpoint, Flow, FlowState, Proto, make_endpoint, make_flow
-
-    def flow(n: int, client: Endpoint, server: Endpoint, legs: tuple[tuple[Endpoint, Endpoint], ...], made: bool) -> Flow:
-        values = (n, f"1:key{n}", Proto.TCP, client, server, legs, (n, n + 3), 2, 20, 1, 2, FlowState.CLOSED,
-                  {"syn_to_synack_ns": 5, "synack_to_ack_ns": None}, 1, 0, 0, (n + 3,), ("a note",))
-        return make_flow(*values) if made else Flow(*values)
-
-    ends = [Endpoint("10.0.0.1", 40000), make_endpoint("fd00::1", 80), Endpoint("node-a"), Endpoint("10.96.0.10", 0),
-            Endpoint("192.168.1.1", 2**70), Endpoint("fd00::2", 2**40), Endpoint("caf\u00e9", 9), Endpoint("a" * 200, 65535)]
-    flows = []
-    for n, (a, b) in enumerate(zip(ends, ends[1:] + ends[:1])):
-        flows.append(flow(n, a, b, ((a, b),), n % 2 == 0))
-        flows.append(flow(n + 100, a, b, ((a, b), (Endpoint(a.addr, a.port), ends[3]), (ends[5], b)), n % 2 == 1))
-    flows.append(flow(999, ends[0], ends[1], (), True))
-    monkeypatch.setattr(json_out, "_flow_values", compiled.flow_values)
-    written = b"".join(json_out._flows(flows).pieces())
-    assert json_out._flows(flows).elements == compiled.flow_values(flows, Endpoint)  # (not the objects: written by C)
-    monkeypatch.setattr(json_out, "_flow_values", None)
-    assert written == b"".join(json_out._flows(flows).pieces())
-    assert b"10.0.0.1:40000" in written and b"[fd00::1]:80" in written and b"caf\\u00e9:9" in written
-    for bad in (flow(1, ends[0], "10.0.0.1:80", (), True), flow(1, ends[0], ends[1], [(ends[0], ends[1])], True),  # type: ignore[arg-type]
-                flow(1, ends[0], ends[1], ((ends[0],),), True), flow(1, ends[0], Endpoint(7, 80), (), True)):  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
-            compiled.flow_values([bad], Endpoint)
-    with pytest.raises(TypeError):
-        compiled.flow_values([object()], Endpoint)
-    assert compiled.flow_values([], Endpoint) == []

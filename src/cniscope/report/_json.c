@@ -1,0 +1,340 @@
+/* The report's journeys and conversations as JSON text, in C (cniscope.report.json_out): the text orjson writes of
+ * each element, one element a line, without a dict made per conversation first nor orjson's checks of each object (the
+ * 2M reference pcap's report, 20,000 journeys and conversations: 0.12 -> 0.08 s of CPU). Only what it can write
+ * exactly as orjson does is written: None, bools, integers of 64 bits, ASCII text (str and its subclasses: the enums),
+ * lists, tuples, dicts of str keys, instances of the given dataclasses (their __dict__, as orjson writes a dataclass;
+ * a key starting with `_`, which orjson would skip, is refused), and the given endpoint type as its text
+ * (`results.Endpoint.__str__`). Anything else (text beyond ASCII, a larger integer, a float, another type) makes the
+ * whole call return None: json_out then writes those elements as it does without C. No Python code runs while writing
+ * (dicts are read as they are).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define DEPTH_MAX 64 /* nesting refused beyond this (a report's elements nest 4 deep) */
+#define REFUSED 1    /* a writer's result: not written here (no exception set); -1: an exception is set */
+
+typedef struct {
+    char *data; /* the text written so far: `scratch`, grown as needed */
+    Py_ssize_t length, capacity;
+    PyObject *objects;    /* tuple of the types written as their __dict__ */
+    PyTypeObject *endpoint; /* written as its text, or NULL */
+} Writer;
+
+/* The text is written in one buffer kept from call to call, and copied out whole: a buffer of its own for each call
+ * (half a megabyte, grown) was fresh memory each time, and each fresh page touched costs this machine's kind of VM a
+ * fault (a call of 512 journeys took 2-3x as long). The GIL is held throughout and no Python code runs: one call at
+ * a time. */
+static char *scratch;
+static Py_ssize_t scratch_size;
+
+static int grow(Writer *w, Py_ssize_t more) {
+    if (more > PY_SSIZE_T_MAX / 4 - w->length) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t wanted = (w->length + more) * 2;
+    char *grown = PyMem_RawRealloc(w->data, (size_t)wanted);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->data = scratch = grown;
+    w->capacity = scratch_size = wanted;
+    return 0;
+}
+
+static inline int room(Writer *w, Py_ssize_t more) {
+    return more <= w->capacity - w->length ? 0 : grow(w, more);
+}
+
+static inline char *at(Writer *w) {
+    return w->data + w->length;
+}
+
+static inline int put(Writer *w, const char *text, Py_ssize_t n) {
+    if (room(w, n) < 0)
+        return -1;
+    memcpy(at(w), text, (size_t)n);
+    w->length += n;
+    return 0;
+}
+
+static const char PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+
+/* An integer's decimal digits (as orjson writes it), at the writer's end: two digits a step. */
+static int put_digits(Writer *w, unsigned long long value, int negative) {
+    char digits[24];
+    char *end = digits + sizeof digits, *p = end;
+    while (value >= 100) {
+        p -= 2;
+        memcpy(p, PAIRS + 2 * (value % 100), 2);
+        value /= 100;
+    }
+    if (value >= 10) {
+        p -= 2;
+        memcpy(p, PAIRS + 2 * value, 2);
+    } else
+        *--p = (char)('0' + value);
+    if (negative)
+        *--p = '-';
+    return put(w, p, end - p);
+}
+
+/* An exact int within 64 bits, signed or not; REFUSED beyond (orjson refuses those too). */
+static int put_int(Writer *w, PyObject *o) {
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow == 0)
+        return put_digits(w, value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value, value < 0);
+    if (overflow < 0)
+        return REFUSED;
+    unsigned long long large = PyLong_AsUnsignedLongLong(o);
+    if (large == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return REFUSED;
+    }
+    return put_digits(w, large, 0);
+}
+
+static PyObject *s_addr, *s_port; /* an endpoint's keys */
+
+static const char HEX[] = "0123456789abcdef";
+
+/* ASCII text escaped as orjson escapes it: quote and backslash, \b \t \n \f \r, other control characters as \u00xx;
+ * without the quotes around it. REFUSED for text beyond ASCII (json_out writes it escaped, as orjson does not). */
+static int put_escaped(Writer *w, PyObject *text) {
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0)
+        return -1;
+#endif
+    if (!PyUnicode_IS_ASCII(text))
+        return REFUSED;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const unsigned char *s = PyUnicode_DATA(text); /* (ASCII: one byte a character) */
+    if (room(w, n * 6) < 0)
+        return -1;
+    char *out = at(w);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            memcpy(out, "u00", 3);
+            out[3] = HEX[c >> 4];
+            out[4] = HEX[c & 15];
+            out += 5;
+        }
+    }
+    w->length = out - w->data;
+    return 0;
+}
+
+static int put_text(Writer *w, PyObject *text) {
+    if (put(w, "\"", 1) < 0)
+        return -1;
+    int done = put_escaped(w, text);
+    return done != 0 ? done : put(w, "\"", 1);
+}
+
+/* `results.Endpoint.__str__` as a JSON string: its address, `addr:port`, or `[addr]:port` for an IPv6 address; the
+ * address an exact str, the port None or an exact int of 64 bits (else REFUSED). */
+static int put_endpoint(Writer *w, PyObject *endpoint) {
+    PyObject *own = PyObject_GenericGetDict(endpoint, NULL);
+    if (own == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return REFUSED;
+    }
+    int done = REFUSED;
+    PyObject *addr = PyDict_CheckExact(own) ? PyDict_GetItem(own, s_addr) : NULL;
+    PyObject *port = PyDict_CheckExact(own) ? PyDict_GetItem(own, s_port) : NULL;
+    if (addr == NULL || port == NULL || !PyUnicode_CheckExact(addr) || (port != Py_None && !PyLong_CheckExact(port)))
+        goto done;
+    if (port == Py_None) {
+        done = put_text(w, addr);
+        goto done;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(port, &overflow);
+    if (number == -1 && PyErr_Occurred()) {
+        done = -1;
+        goto done;
+    }
+    if (overflow)
+        goto done;
+    Py_ssize_t colon = PyUnicode_FindChar(addr, ':', 0, PyUnicode_GET_LENGTH(addr), 1);
+    if (colon == -2) {
+        done = -1;
+        goto done;
+    }
+    unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+    if (put(w, colon >= 0 ? "\"[" : "\"", colon >= 0 ? 2 : 1) < 0 || (done = put_escaped(w, addr)) < 0)
+        done = -1;
+    else if (done == 0 && (put(w, colon >= 0 ? "]:" : ":", colon >= 0 ? 2 : 1) < 0 || put_digits(w, magnitude, number < 0) < 0
+                           || put(w, "\"", 1) < 0))
+        done = -1;
+done:
+    Py_DECREF(own);
+    return done;
+}
+
+static int put_value(Writer *w, PyObject *o, int depth);
+
+/* A dict's key and its colon, `"key":`, written once per key object: the keys of a dataclass's __dict__ are the same
+ * objects in every instance (a direct-mapped cache by address; a key object is held while it is cached). */
+#define KEYS 64
+#define KEY_TEXT 48
+static struct {
+    PyObject *key;
+    char text[KEY_TEXT];
+    int length;
+} keys[KEYS];
+
+static int put_key(Writer *w, PyObject *key) {
+    size_t slot = ((uintptr_t)key >> 4) % KEYS;
+    if (keys[slot].key == key)
+        return put(w, keys[slot].text, keys[slot].length);
+    Py_ssize_t start = w->length;
+    int done = put_text(w, key);
+    if (done != 0 || put(w, ":", 1) < 0)
+        return done ? done : -1;
+    Py_ssize_t length = w->length - start;
+    if (length <= KEY_TEXT) {
+        Py_INCREF(key);
+        Py_XSETREF(keys[slot].key, key);
+        memcpy(keys[slot].text, w->data + start, (size_t)length);
+        keys[slot].length = (int)length;
+    }
+    return 0;
+}
+
+/* A dict's items as a JSON object: exact str keys only; `fields`: a dataclass's __dict__ (a key starting with `_`
+ * is refused, as orjson would leave it out). */
+static int put_items(Writer *w, PyObject *dict, int depth, int fields) {
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    int first = 1, done;
+    if (put(w, "{", 1) < 0)
+        return -1;
+    while (PyDict_Next(dict, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || (fields && (PyUnicode_GET_LENGTH(key) == 0 || PyUnicode_READ_CHAR(key, 0) == '_')))
+            return REFUSED;
+        if (!first && put(w, ",", 1) < 0)
+            return -1;
+        if ((done = put_key(w, key)) != 0)
+            return done;
+        if ((done = put_value(w, value, depth + 1)) != 0)
+            return done;
+        first = 0;
+    }
+    return put(w, "}", 1);
+}
+
+static int put_object(Writer *w, PyObject *o, int depth) {
+    PyObject *own = PyObject_GenericGetDict(o, NULL);
+    if (own == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return REFUSED;
+    }
+    int done = PyDict_CheckExact(own) ? put_items(w, own, depth, 1) : REFUSED;
+    Py_DECREF(own);
+    return done;
+}
+
+static int put_array(Writer *w, PyObject *o, int depth) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+    PyObject **items = PySequence_Fast_ITEMS(o);
+    if (put(w, "[", 1) < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i && put(w, ",", 1) < 0)
+            return -1;
+        int done = put_value(w, items[i], depth + 1);
+        if (done != 0)
+            return done;
+    }
+    return put(w, "]", 1);
+}
+
+static int put_value(Writer *w, PyObject *o, int depth) {
+    if (depth > DEPTH_MAX)
+        return REFUSED;
+    if (PyLong_CheckExact(o))
+        return put_int(w, o);
+    if (PyUnicode_Check(o))
+        return put_text(w, o);
+    if (o == Py_None)
+        return put(w, "null", 4);
+    if (o == Py_True)
+        return put(w, "true", 4);
+    if (o == Py_False)
+        return put(w, "false", 5);
+    if (PyTuple_CheckExact(o) || PyList_CheckExact(o))
+        return put_array(w, o, depth);
+    if (PyDict_CheckExact(o))
+        return put_items(w, o, depth, 0);
+    if (Py_TYPE(o) == w->endpoint)
+        return put_endpoint(w, o);
+    Py_ssize_t n = PyTuple_GET_SIZE(w->objects);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((PyObject *)Py_TYPE(o) == PyTuple_GET_ITEM(w->objects, i))
+            return put_object(w, o, depth);
+    return REFUSED;
+}
+
+/* lines(elements, objects, endpoint): each element's JSON text, joined by ",\n  " (json_out's lists: one element a
+ * line); `objects`: the types written as their __dict__; `endpoint`: the type written as its text, or None. None
+ * where an element holds what is not written here. */
+static PyObject *lines(PyObject *self, PyObject *args) {
+    PyObject *elements, *objects, *endpoint;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &elements, &PyTuple_Type, &objects, &endpoint))
+        return NULL;
+    if (endpoint != Py_None && !PyType_Check(endpoint)) {
+        PyErr_SetString(PyExc_TypeError, "lines: endpoint is a type or None");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(elements);
+    Writer w = {scratch, 0, scratch_size, objects, endpoint == Py_None ? NULL : (PyTypeObject *)endpoint};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int done = (i && put(&w, ",\n  ", 4) < 0) ? -1 : put_value(&w, PyList_GET_ITEM(elements, i), 0);
+        if (done < 0)
+            return NULL;
+        if (done > 0)
+            Py_RETURN_NONE;
+    }
+    return PyBytes_FromStringAndSize(w.data, w.length);
+}
+
+static PyMethodDef methods[] = {
+    {"lines", lines, METH_VARARGS, "Each element's JSON text as orjson writes it, one a line; None where it cannot."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_json", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__json(void) {
+    if ((s_addr = PyUnicode_InternFromString("addr")) == NULL || (s_port = PyUnicode_InternFromString("port")) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
