@@ -479,27 +479,28 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
     # each hop's role among its shape's: its shape's first, then its place in its journey
     at = np.repeat(shape_starts[shaped.shape_of] - starts, lengths) + np.arange(int(lengths.sum()))
     of_hops = roles[at]
-    if shaped.ctx.coarse:
-        veths = np.flatnonzero(np.fromiter((isinstance(r, _Veth) for r in roles), dtype=bool, count=len(roles))[at])
+    if shaped.ctx.coarse:  # each distinct veth numbered among the shapes' roles, not hashed hop by hop (97k at 2M pcap)
+        kinds: dict[_Veth, int] = {}
+        kind = np.fromiter((kinds.setdefault(r, len(kinds)) if isinstance(r, _Veth) else -1 for r in roles), dtype=np.int64,
+                           count=len(roles))[at]
+        veths = np.flatnonzero(kind >= 0)
         if len(veths):
-            of_hops[veths] = _veth_words(of_hops[veths].tolist(), at_rows(table.select(*_ADDRESS_COLUMNS), shaped.hops.rows[veths]), shaped.ctx)
+            of_hops[veths] = _veth_words(list(kinds), kind[veths], at_rows(table.select(*_ADDRESS_COLUMNS), shaped.hops.rows[veths]),
+                                         shaped.ctx)
     set_roles(chain.from_iterable(map(attrgetter("hops"), journeys)), of_hops.tolist())
     return journeys
 
 
-def _veth_words(veths: list[_Veth], at: pl.DataFrame, ctx: _Context) -> np.ndarray:
-    """The words of pod veth hops (their `veths`, their sightings' addresses `at`), once per distinct veth, kind of
-    destination and pod."""
-    kinds = {veth: n for n, veth in enumerate(dict.fromkeys(veths))}
-    kind = np.fromiter(map(kinds.__getitem__, veths), dtype=np.int64, count=len(veths))
-    going = np.array([[v.direction == "Out", v.direction == "In"] for v in kinds], dtype=bool)[kind]
+def _veth_words(veth_of: list[_Veth], kind: np.ndarray, at: pl.DataFrame, ctx: _Context) -> np.ndarray:
+    """The words of pod veth hops (each hop's veth `veth_of[kind]`, their sightings' addresses `at`), once per distinct
+    veth, kind of destination and pod."""
+    going = np.array([[v.direction == "Out", v.direction == "In"] for v in veth_of], dtype=bool)[kind]
     src, dst = _texts(at)
     addressed = pl.Series(_unicast_flags(dst))
     out, into = pl.Series(going[:, 0]), pl.Series(going[:, 1])
     frame = pl.DataFrame({"kind": kind, "addressed": addressed, "has_dst": dst.is_not_null(),
                           "peer": pl.select(pl.when(out).then(dst).when(into).then(src)).to_series()})
     frame = frame.with_columns(peer=pl.when(pl.col("addressed")).then(pl.col("peer")))  # flooded: no pod named
-    veth_of = list(kinds)
     words, which = _once_per_distinct(frame, lambda row: _veth_text(
         veth_of[row["kind"]].iface, veth_of[row["kind"]].direction, row["addressed"], row["has_dst"], row["peer"], ctx))
     spread: np.ndarray = np.empty(len(words), dtype=object)
