@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -497,3 +498,109 @@ def test_summaries_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
         compiled.summaries(values, valid, 3, [*texts[:255], 7])
     values[6] = 300  # a flags value beyond a byte: left to Python
     assert compiled.summaries(values, valid, 3, texts) == [None] * 3
+
+
+def distinct_frame(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """Columns of every kind `_distinct_numbers` reads (numbers of each width, flags, names, signed), few values each
+    (rows repeat), nulls now and then, numbers under the nulls, some columns in several chunks."""
+    def pick(values: list[Any], nulls: float, dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
+        return pl.Series([None if rng.random() < nulls else values[i] for i in rng.integers(0, len(values), n)], dtype=dtype)
+
+    frame = pl.DataFrame({
+        "u8": pick([0, 1, 255], 0.1, pl.UInt8), "u16": pick([0, 7, 65535], 0.2, pl.UInt16),
+        "u32": pick([0, 2**32 - 1, 5], 0.1, pl.UInt32), "u64": pick([0, 2**64 - 1, 2**63], 0.3, pl.UInt64),
+        "flag": pick([True, False], 0.2, pl.Boolean), "name": pick(["a", "b", "c"], 0.3, pl.Categorical),
+        "signed": pick([-1, 0, 2**40], 0.1, pl.Int64), "none": pl.Series([None] * n, dtype=pl.UInt32),
+    })
+    frame = frame.with_columns(garbage_under_nulls(frame["u32"], rng), garbage_under_nulls(frame["u16"], rng))
+    if n > 3:  # some columns in chunks of their own (the table's are: read in batches)
+        cut = n // 3
+        frame = frame.with_columns(pl.concat([frame["u64"][:cut], frame["u64"][cut:]], rechunk=False),
+                                   pl.concat([frame["u8"][:cut], frame["u8"][cut:2 * cut], frame["u8"][2 * cut:]], rechunk=False))
+    return frame
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 300, 5000])
+def test_distinct_rows_in_c_are_polars_groups(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """`_once_per_distinct` in C: the same results in the same order (first appearance) and each row's place among
+    them as polars' group_by gives, whatever the columns' types, nulls, chunks; text columns left to polars."""
+    frame = distinct_frame(np.random.default_rng(n), n)
+    for columns in (frame.columns, ["u8", "flag"], ["none"], ["name", "u64", "signed"]):
+        sub = frame.select(columns)
+        monkeypatch.setattr(journeys, "_c_distinct", compiled.distinct_rows)
+        got = journeys._once_per_distinct(sub, lambda row: tuple(row.values()))
+        monkeypatch.setattr(journeys, "_c_distinct", None)
+        want = journeys._once_per_distinct(sub, lambda row: tuple(row.values()))
+        assert got[0] == want[0] and (got[1] == want[1]).all()
+        assert len(set(got[0])) == len(got[0]) and (n == 0 or len(got[0]) < n or n < 300)
+    monkeypatch.setattr(journeys, "_c_distinct", compiled.distinct_rows)
+    texts = frame.select(text=pl.col("name").cast(pl.String))  # text: not read in C (polars' group_by)
+    assert journeys._once_per_distinct(texts, lambda row: row["text"])[0] == texts["text"].unique(maintain_order=True).to_list()
+
+
+def change_rows(rng: np.random.Generator, journeys_count: int) -> tuple[pl.DataFrame, np.ndarray]:
+    """Hops of journeys as `_changes_at` reads them (every field of `_CHANGE_FIELDS`, their table types), and each
+    journey's first: each journey one of a few paths (their hops' TTLs, MACs, envelopes, fragments drawn once a path,
+    NAT at some of their hops), its inner packet's ends its own (many conversations along one path), so pairs of
+    hops repeat with other ends."""
+    def draw(values: list[Any], nulls: float = 0.0) -> Any:
+        return None if rng.random() < nulls else values[rng.integers(0, len(values))]
+
+    def hop_fields() -> dict[str, Any]:
+        return {"tunnel": draw([0, 0, 1]), "vni": draw([1, 2], 0.5), "outer_dport": draw([8472, 4789], 0.5),
+                "ttl": draw([64, 63, 62], 0.05), "eth_src": draw([1, 2, 3], 0.1), "eth_dst": draw([4, 5], 0.5),
+                "mf": draw([True, False], 0.3), "frag_offset": draw([0, 185], 0.3), "outer_src": draw([0xC0A80001, 0xC0A80002], 0.5),
+                "outer_dst": draw([0xC0A80003], 0.5)}
+
+    def ends() -> dict[str, Any]:
+        return {"sport": draw([80, 443, 30000, 30001], 0.05), "dport": draw([53, 8080], 0.05),
+                "src": draw([0x0A000001, 0x0A000002, 0x0AF40001], 0.05), "dst": draw([0x0A000003, 0x0A600001], 0.05),
+                "src6": draw(["fd00::1", "fd00::2"], 0.8), "dst6": draw(["fd00::3"], 0.8), "src_name": draw(["web"], 0.9),
+                "dst_name": draw(["db", "cache"], 0.9)}
+
+    paths = [[(hop_fields(), rng.random() < 0.2) for _ in range(rng.integers(1, 7))] for _ in range(6)]
+    rows: list[dict[str, Any]] = []
+    for path in (paths[i] for i in rng.integers(0, len(paths), journeys_count)):
+        inner = ends()
+        for hop, (fields_of_hop, translated) in enumerate(path):
+            inner = ends() if hop and translated else inner
+            rows.append({"hop": hop, **fields_of_hop, **inner})
+    columns = {f: pl.Series(f, [row.get(f) for row in rows], dtype=schema.SCHEMA[f]) for f in journeys._CHANGE_FIELDS}
+    frame = pl.DataFrame({"hop": pl.Series([row["hop"] for row in rows], dtype=pl.UInt32), **columns})
+    return frame, np.flatnonzero(frame["hop"].to_numpy() == 0)
+
+
+@pytest.mark.parametrize("count", [0, 1, 50, 3000])
+def test_changes_in_c_are_the_polars_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """`_changes_at` by `_journeys.distinct_rows`' pairs: the same distinct changes in the same order, each hop's place
+    among them, `()` at each journey's first hop, as polars' pairs give."""
+    t, starts = change_rows(np.random.default_rng(count), count)
+    monkeypatch.setattr(journeys, "_c_distinct", compiled.distinct_rows)
+    got = journeys._changes_at(t, starts)
+    monkeypatch.setattr(journeys, "_c_distinct", None)
+    want = journeys._changes_at(t, starts)
+    assert got[0] == want[0] and (got[1] == want[1]).all()
+    if count > 50:  # pairs repeat, with and without their ends
+        kinds = {c.kind.value for changes in got[0] for c in changes}
+        assert 20 < len(got[0]) < (t.height - count) / 2 and {"ttl", "mac", "dnat", "snat"} <= kinds
+
+
+def test_distinct_rows_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
+    column = pl.Series([1, 2, 1], dtype=pl.UInt16)
+    codes, ends, first = np.zeros(3, np.int64), np.zeros(1, np.uint8), np.array([1, 0, 0], np.uint8)
+    assert compiled.distinct_rows((column.__arrow_c_stream__(),), 3, ends, first, True, codes) == [1, 2] and codes.tolist() == [-1, 0, 1]
+    assert compiled.distinct_rows((column.__arrow_c_stream__(),), 3, ends, first, False, codes) == [0, 1] and codes.tolist() == [0, 1, 0]
+    assert compiled.distinct_rows((None,), 3, ends, first, False, codes) == [0] and codes.tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="no row before it"):
+        compiled.distinct_rows((column.__arrow_c_stream__(),), 3, ends, np.zeros(3, np.uint8), True, codes)
+    with pytest.raises(ValueError, match="first and codes of n"):
+        compiled.distinct_rows((column.__arrow_c_stream__(),), 3, ends, first, True, np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="first and codes of n"):
+        compiled.distinct_rows((column.__arrow_c_stream__(),), 3, np.zeros(2, np.uint8), first, True, codes)
+    with pytest.raises(ValueError, match="3 values for 4 rows"):
+        compiled.distinct_rows((column.__arrow_c_stream__(),), 4, ends, np.ones(4, np.uint8), True, np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="format"):
+        compiled.distinct_rows((pl.Series(["a", "b", "c"]).__arrow_c_stream__(),), 3, ends, first, True, codes)
+    many = tuple(pl.Series([True, False, True]).__arrow_c_stream__() for _ in range(65))
+    with pytest.raises(ValueError, match="more than 64"):
+        compiled.distinct_rows(many, 3, np.zeros(65, np.uint8), first, False, codes)

@@ -1327,6 +1327,229 @@ fail:
     return NULL;
 }
 
+/* ---- distinct rows and pairs of rows: each numbered in order of first appearance --------------------------------- */
+
+/* The layout of a row packed by `rows_pack`: its fields side by side in words (a field never straddles two), by their
+ * widths alone, then a word of their null flags; the fields that are not ends first, then the ends (their own words
+ * and flag word: a pair whose ends stay the same leaves them out). The same layout for every row: two rows' words
+ * are equal exactly where their fields and null flags are. */
+typedef struct {
+    Py_ssize_t fields;
+    int *word, *shift, *flag;  /* per field: its word, its place in it, its bit in its group's flag word */
+    int rest, width;           /* words of the fields that are not ends (with their flag word); words in all */
+} Layout;
+
+static int layout_plan(const Column *col, const uint8_t *ends, Py_ssize_t fields, Layout *l) {
+    int word = 0;
+    for (int group = 0; group < 2; group++) {
+        int shift = 0, flag = 0;
+        for (Py_ssize_t f = 0; f < fields; f++) {
+            if ((ends[f] != 0) != group)
+                continue;
+            int bits = col[f].bits ? col[f].bits : 1;
+            if (shift + bits > 64) {
+                word++;
+                shift = 0;
+            }
+            if (flag == 64)
+                return -1;
+            l->word[f] = word, l->shift[f] = shift, l->flag[f] = flag++;
+            shift += bits;
+        }
+        word += shift ? 1 : 0;
+        if (!group)
+            l->rest = word + 1;  /* (the flag word after the values) */
+        for (Py_ssize_t f = 0; f < fields; f++)
+            if ((ends[f] != 0) == group)
+                l->flag[f] += 64 * word;  /* the flag word's place, in bits */
+        word += 1;
+    }
+    l->width = word;
+    return 0;
+}
+
+/* The first `m` rows of the columns' current stretch (column_seek) packed into `out` (m rows of l->width words). */
+static void rows_pack(const Column *col, const Layout *l, int m, uint64_t *restrict out) {
+    memset(out, 0, (size_t)m * l->width * sizeof *out);
+    for (Py_ssize_t f = 0; f < l->fields; f++) {
+        const Column *c = &col[f];
+        if (!c->values)
+            continue;  /* null in every row */
+        int64_t b = c->bit;
+        uint64_t *w = out + l->word[f], *flags = out + l->flag[f] / 64, flagged = 1ULL << (l->flag[f] % 64);
+        int shift = l->shift[f];
+        for (int i = 0; i < m; i++)
+            if (!c->validity || ((c->validity[(b + i) >> 3] >> ((b + i) & 7)) & 1)) {
+                w[(size_t)i * l->width] |= value_at(c, b, i) << shift;
+                flags[(size_t)i * l->width] |= flagged;
+            }
+    }
+}
+
+/* the words of a key: of a row, its packed row; of a pair, its rows' packed rows, the ends of both zeroed where they
+ * are the same in both, and whether they are */
+static int key_make(const Layout *l, const uint64_t *prev, const uint64_t *cur, uint64_t *key) {
+    if (!prev) {
+        memcpy(key, cur, l->width * sizeof *key);
+        return l->width;
+    }
+    int same = memcmp(prev + l->rest, cur + l->rest, (l->width - l->rest) * sizeof *key) == 0;
+    memcpy(key, prev, l->width * sizeof *key);
+    memcpy(key + l->width, cur, l->width * sizeof *key);
+    if (same) {
+        memset(key + l->rest, 0, (l->width - l->rest) * sizeof *key);
+        memset(key + l->width + l->rest, 0, (l->width - l->rest) * sizeof *key);
+    }
+    key[2 * l->width] = (uint64_t)same;
+    return 2 * l->width + 1;
+}
+
+static inline uint64_t key_hash(const uint64_t *key, int words) {
+    uint64_t h = 0;
+    for (int w = 0; w < words; w++)  /* independent products: no chain of mixes through the words */
+        h += (key[w] ^ (S2 + (uint64_t)w)) * ((S1 + 2 * (uint64_t)w) | 1);
+    return mix(h ^ S0, S4);
+}
+
+#define DISTINCT_BLOCK 256
+
+/* distinct_rows(columns, n, ends, first, pairs, codes): each of the `n` rows' place (`codes`, int64 of n) among the
+ * distinct rows of `columns` (a tuple of Arrow streams of "bCSILl", None: all null; with `pairs`, among the distinct
+ * pairs of each row and the one before it), numbered in order of first appearance, and the first row of each (a
+ * list). With `pairs`, a row whose `first` (uint8 of n) is not 0 is left out (-1): pairs are of the rows of one
+ * journey, row 0 has none before it; `ends` (uint8 a column): the columns a pair whose two rows hold equal values in
+ * every one of them (null equal to null) leaves out of its key. Nulls are equal to nulls only. As polars' group_by
+ * (maintain_order=True) numbers them (`journeys._once_per_distinct`, `_changes_at`: the fallbacks). At most 64
+ * columns of either kind. */
+static PyObject *distinct_rows(PyObject *self, PyObject *args) {
+    PyObject *columns;
+    Py_buffer ends, first, codes_;
+    Py_ssize_t n;
+    int pairs;
+    if (!PyArg_ParseTuple(args, "O!ny*y*pw*", &PyTuple_Type, &columns, &n, &ends, &first, &pairs, &codes_))
+        return NULL;
+    PyObject *out = NULL;
+    Py_ssize_t fields = PyTuple_GET_SIZE(columns), loaded = 0, count = 0, room = 0;
+    Column *col = PyMem_RawCalloc(fields ? fields : 1, sizeof *col);
+    int *places = PyMem_RawMalloc(3 * (fields ? fields : 1) * sizeof *places);
+    uint8_t *key_ends = PyMem_RawCalloc(fields ? fields : 1, 1);
+    uint64_t *block = NULL, *keys = NULL, *key = NULL;
+    int64_t *table = NULL, *reps = NULL;
+    Layout l = {fields, places, places + fields, places + 2 * fields, 0, 0};
+    if (!col || !places || !key_ends) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (n < 0 || ends.len != fields || first.len != n || codes_.len != (Py_ssize_t)sizeof(int64_t) * n) {
+        PyErr_SetString(PyExc_ValueError, "distinct_rows: ends of a column each, first and codes of n");
+        goto done;
+    }
+    const uint8_t *is_first = first.buf;
+    if (pairs && n && !is_first[0]) {
+        PyErr_SetString(PyExc_ValueError, "distinct_rows: the first row has no row before it to pair with");
+        goto done;
+    }
+    for (; loaded < fields; loaded++) {
+        char name[48];
+        snprintf(name, sizeof name, "%zd of the rows'", loaded);
+        if (column_load(PyTuple_GET_ITEM(columns, loaded), n, &col[loaded], name, "bCSILl") < 0)
+            goto done;
+        key_ends[loaded] = pairs && ((const uint8_t *)ends.buf)[loaded];
+    }
+    if (layout_plan(col, key_ends, fields, &l) < 0) {
+        PyErr_SetString(PyExc_ValueError, "distinct_rows: more than 64 columns of a kind");
+        goto done;
+    }
+    Py_ssize_t size = 16;
+    while (size < 2 * n)
+        size *= 2;
+    int words = pairs ? 2 * l.width + 1 : l.width;
+    block = PyMem_RawMalloc((DISTINCT_BLOCK + 1) * l.width * sizeof *block);  /* (the first: the row before the block) */
+    key = PyMem_RawMalloc(words * sizeof *key);
+    table = PyMem_RawMalloc(size * sizeof *table);
+    if (!block || !key || !table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *codes = codes_.buf, done_rows = 0;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(table, 0xff, size * sizeof *table);
+    while (done_rows < n && !failed) {
+        int m = (int)columns_seek(col, (int)fields, n - done_rows < DISTINCT_BLOCK ? n - done_rows : DISTINCT_BLOCK);
+        rows_pack(col, &l, m, block + l.width);
+        for (int k = 0; k < m && !failed; k++) {
+            Py_ssize_t i = done_rows + k;
+            if (pairs && is_first[i]) {
+                codes[i] = -1;
+                continue;
+            }
+            const uint64_t *cur = block + (size_t)(k + 1) * l.width;
+            key_make(&l, pairs ? cur - l.width : NULL, cur, key);
+            Py_ssize_t slot = (Py_ssize_t)(key_hash(key, words) & (uint64_t)(size - 1));
+            for (;;) {
+                int64_t at = table[slot];
+                if (at < 0) {  /* a new one */
+                    if (count == room) {
+                        room = room ? 2 * room : 64;
+                        uint64_t *grown = PyMem_RawRealloc(keys, (size_t)room * words * sizeof *keys);
+                        int64_t *more = PyMem_RawRealloc(reps, (size_t)room * sizeof *reps);
+                        keys = grown ? grown : keys;
+                        reps = more ? more : reps;
+                        if (!grown || !more) {
+                            failed = 1;
+                            break;
+                        }
+                    }
+                    memcpy(keys + (size_t)count * words, key, words * sizeof *key);
+                    table[slot] = count;
+                    reps[count] = i;
+                    codes[i] = count++;
+                    break;
+                }
+                if (memcmp(keys + (size_t)at * words, key, words * sizeof *key) == 0) {
+                    codes[i] = at;
+                    break;
+                }
+                slot = (slot + 1) & (size - 1);
+            }
+        }
+        memcpy(block, block + (size_t)m * l.width, l.width * sizeof *block);  /* the last row: the next block's first's before */
+        for (Py_ssize_t f = 0; f < fields; f++)
+            col[f].pos += m;
+        done_rows += m;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = PyList_New(count);
+    for (Py_ssize_t k = 0; out && k < count; k++) {
+        PyObject *row = PyLong_FromSsize_t(reps[k]);
+        if (!row) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, k, row);
+    }
+done:
+    for (Py_ssize_t f = 0; f < loaded; f++)
+        column_free(&col[f]);
+    PyMem_RawFree(col);
+    PyMem_RawFree(places);
+    PyMem_RawFree(key_ends);
+    PyMem_RawFree(block);
+    PyMem_RawFree(key);
+    PyMem_RawFree(keys);
+    PyMem_RawFree(table);
+    PyMem_RawFree(reps);
+    PyBuffer_Release(&ends);
+    PyBuffer_Release(&first);
+    PyBuffer_Release(&codes_);
+    return out;
+}
+
 /* ---- journeys' summaries: the text of TCP and UDP between IPv4 addresses, nearly every journey's ---------------- */
 
 enum { S_PROTO, S_ARP_OP, S_SRC, S_DST, S_SPORT, S_DPORT, S_FLAGS, S_SEQ, S_ACK, S_LEN, S_DNS_ID, S_DNS_QR, S_FIELDS };
@@ -1461,6 +1684,7 @@ static PyMethodDef methods[] = {
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
     {"summaries", summaries, METH_VARARGS, "The summary of each journey that is TCP or UDP between IPv4 addresses."},
+    {"distinct_rows", distinct_rows, METH_VARARGS, "Rows, or pairs of rows, numbered by first appearance of each distinct one."},
     {NULL, NULL, 0, NULL},
 };
 
