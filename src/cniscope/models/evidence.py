@@ -11,6 +11,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -113,8 +114,9 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         name: n for name, n in interface_sightings(table).items()
         if name != "any" and not any(p.matches(name) for p in COMMON_IFACES)
     }
+    seen = scanned(table, models, inventory)
     envelopes: dict[tuple[int, int | None], tuple[set[int], list[int]]] = {}  # (kind, port) -> VNIs, sightings
-    for kind, port, vni, n in table.lazy().filter(_tunnelled).group_by("tunnel", "outer_dport", "vni").len().collect().rows():
+    for (kind, port, vni), n in seen.envelopes.items():
         vnis, rows = envelopes.setdefault((kind, port), (set(), [0]))
         vnis.update(() if vni is None else (vni,))
         rows[0] += n
@@ -122,72 +124,29 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         TunnelSeen(kind, port, tuple(sorted(vnis)), rows[0])
         for (kind, port), (vnis, rows) in sorted(envelopes.items(), key=lambda e: (-e[1][1][0], e[0][0], e[0][1] is None, e[0][1] or 0))
     ]
-    wanted_ports = sorted({(p.proto, p.port) for m in models for p in m.ports})
-    # the plain sightings on any of the ports, grouped by their ports (one filter, not one pass per port: 3 ms against
-    # 10 at 2M); a sighting counts once for each wanted port it is to or from
-    numbers = sorted({port for _, port in wanted_ports} | {179})
-    on_ports = table.lazy().filter((pl.col("tunnel").fill_null(0) == 0) & (pl.col("sport").is_in(numbers) | pl.col("dport").is_in(numbers)))
-    grouped = on_ports.group_by("proto", "sport", "dport").len().collect().rows()
-    ports: Counter[tuple[int, int]] = Counter()
-    for proto, port in wanted_ports:
-        if n := sum(k for p, sport, dport, k in grouped if p == proto and port in (sport, dport)):
-            ports[proto, port] = n
-    bgp_rows = sum(k for p, sport, dport, k in grouped if p == 6 and 179 in (sport, dport))
-
-    wanted_macs = {mac_value(s.mac) for m in models for s in m.macs if not s.prefix}
-    wanted_prefixes = {int(s.mac.replace(":", ""), 16) for m in models for s in m.macs if s.prefix}
-    macs: Counter[int] = Counter()
-    prefixes: Counter[int] = Counter()
-    # the sightings of each MAC and prefix the models name, counted over each of the five columns (grouped by every
-    # distinct MAC of every sighting, then looked up: 0.1 s of CPU at 2M sightings); a prefix as a range of values
-    # (22 -> 15 ms at 2M against dividing each). Not over the columns no sighting fills (a link type without the
-    # destination's MAC, no envelopes, no ARP); of the columns mostly empty (the envelopes' inner frames, ARP), over the
-    # sightings that hold one (10M: 0.078 -> 0.032 s of CPU)
-    def counts(column: str) -> pl.LazyFrame:
-        values = table.lazy().select(column)
-        if table[column].null_count() > table.height // 2:
-            values = values.filter(pl.col(column).is_not_null())
-        return values.select(
-            *(pl.col(column).eq(v).sum().alias(f"mac {v}") for v in sorted(wanted_macs)),
-            *(pl.col(column).is_between(p << 32, ((p + 1) << 32) - 1).sum().alias(f"prefix {p}") for p in sorted(wanted_prefixes)))
-
-    held = [column for column in MAC_COLUMNS if table[column].null_count() < table.height]
-    for found in pl.collect_all([counts(column) for column in held]) if wanted_macs or wanted_prefixes else ():
-        for name, n in found.row(0, named=True).items():
-            kind, value = name.split()
-            if n:
-                (macs if kind == "mac" else prefixes)[int(value)] += n
-    gateways = {m.gateway_arp for m in models if m.gateway_arp}
-    gateway_arps: Counter[str] = Counter()
-    for gw in gateways:
-        n = table.select((pl.col("arp_tpa") == _ip4(gw)).sum()).item()
-        if n:
-            gateway_arps[gw] = n
-
-    node_addresses = node_addresses_of(table, inventory)
+    node_addresses = node_addresses_of(seen, inventory)
     pod_addresses = pod_addresses_of(table, journeys, models, inventory) - node_addresses
-    pod_values = [v for v in (_ip4(a) for a in pod_addresses) if v is not None]
-    # the few sightings that can count (with an MSS; on a tunnel device) taken first, then their sources looked up
-    # among the pods' (every sighting's looked up: 0.029 -> 0.015 s of CPU at 10M)
-    syns = table.lazy().select("tcp_flags", "mss", "src").filter(pl.col("mss").is_not_null()).collect()
-    syn = (pl.col("tcp_flags").fill_null(0) & 2 != 0) & pl.col("src").is_in(pod_values)
-    mss_from_pods = Counter(dict(syns.lazy().filter(syn).group_by("mss").len().collect().rows()))
-    tunnel_names = [name for name in ifaces if any((p := m.role_of(name)) is not None and p.role is Role.TUNNEL for m in models)]
+    # the pods' IPv4 addresses as the table stores them: those the table showed by their values, the rest parsed
+    values = {text: value for value, text in seen.texts.items()}
+    pods = {v for a in pod_addresses if (v := values[a] if a in values else _ip4(a)) is not None}
+    mss_from_pods: Counter[int] = Counter()
+    for (mss, src), n in seen.syns.items():
+        if src in pods:
+            mss_from_pods[mss] += n
     ttl_at_tunnel: Counter[tuple[str, int]] = Counter()
-    if tunnel_names:
-        at_tunnel = table.lazy().select("iface", "src", "ttl").filter(pl.col("iface").is_in(tunnel_names)).collect()
-        ttl_at_tunnel.update({(iface, ttl): n for iface, ttl, n in at_tunnel.lazy().filter(
-            pl.col("src").is_in(pod_values) & pl.col("ttl").is_not_null()).group_by("iface", "ttl").len().collect().rows()})
+    for (iface, src, ttl), n in seen.ttls.items():
+        if src in pods:
+            ttl_at_tunnel[iface, ttl] += n
 
     return Observations(
         rows=table.height,
         ifaces=ifaces,
         tunnels=tunnels,
-        ports=ports,
-        bgp_rows=bgp_rows,
-        macs=macs,
-        mac_prefixes=prefixes,
-        gateway_arps=gateway_arps,
+        ports=Counter({port: n for port, n in seen.ports.items() if n}),
+        bgp_rows=seen.bgp_rows,
+        macs=Counter({mac: n for mac, n in seen.macs.items() if n}),
+        mac_prefixes=Counter({prefix: n for prefix, n in seen.prefixes.items() if n}),
+        gateway_arps=Counter({gateway: n for gateway, n in seen.gateways.items() if n}),
         pod_addresses=pod_addresses,
         node_addresses=node_addresses,
         mss_from_pods=mss_from_pods,
@@ -195,6 +154,184 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         shapes=_shapes(table, journeys),
         direct_from_outside=_direct_from_outside(table, journeys, inventory),
     )
+
+
+TUNNELLED, VETH, BGP, EVERY, OUTER = 1, 2, 4, 8, 16  # what an IPv4 address was seen as (`Scan.addresses`)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What `scan` looks for: the models' ports, MACs, MAC prefixes (top 16 bits) and gateways (IPv4), the capture's
+    interfaces that are a model's pod host veths or tunnel devices, and whether every sighting's addresses are wanted
+    (an inventory says which are pods)."""
+
+    ports: tuple[tuple[int, int], ...]  # (proto, port)
+    macs: tuple[int, ...]
+    prefixes: tuple[int, ...]
+    gateways: tuple[str, ...]
+    veths: tuple[str, ...]
+    devices: tuple[str, ...]
+    every: bool
+
+
+_asked: _Last[Asked] = _Last()
+
+
+def asked(table: pl.DataFrame, models: list[Model], inventory: Inventory | None) -> Asked:
+    """What to look for in `table` (`scan`) for `models`; with an `inventory`, every sighting's addresses."""
+    return _asked.get(table, (inventory is not None, *models), lambda: _asked_of(table, models, inventory is not None))
+
+
+def _asked_of(table: pl.DataFrame, models: list[Model], every: bool) -> Asked:
+    names = interface_sightings(table)
+
+    def plays(name: str, role: Role) -> bool:
+        return any((p := m.role_of(name)) is not None and p.role is role for m in models)
+
+    return Asked(
+        ports=tuple(sorted({(p.proto, p.port) for m in models for p in m.ports})),
+        macs=tuple(sorted({mac_value(s.mac) for m in models for s in m.macs if not s.prefix})),
+        prefixes=tuple(sorted({int(s.mac.replace(":", ""), 16) for m in models for s in m.macs if s.prefix})),
+        gateways=tuple(sorted({gw for m in models if (gw := m.gateway_arp) and _ip4(gw) is not None})),
+        veths=tuple(name for name in names if plays(name, Role.HOST_VETH)),
+        devices=tuple(name for name in names
+                      if name != "any" and not any(p.matches(name) for p in COMMON_IFACES) and plays(name, Role.TUNNEL)),
+        every=every,
+    )
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the packet table shows of what was `Asked`."""
+
+    envelopes: dict[tuple[int, int | None, int | None], int]  # (tunnel, outer port, VNI) -> sightings
+    ports: dict[tuple[int, int], int]  # each asked (proto, port) -> plain (not tunnelled) sightings to or from it
+    bgp_rows: int  # plain sightings of TCP port 179
+    macs: dict[int, int]  # each asked MAC -> values equal to it in the MAC columns (a sighting counts in each)
+    prefixes: dict[int, int]  # the same for each prefix
+    gateways: dict[str, int]  # each asked gateway -> ARP sightings whose target it is
+    addresses: dict[int, int]  # IPv4 address -> what it was seen as (TUNNELLED | VETH | BGP | EVERY | OUTER)
+    syns: dict[tuple[int, int], int]  # (MSS, source) -> SYN sightings with them
+    ttls: dict[tuple[str, int, int], int]  # (tunnel device, source, TTL) -> sightings on it with them
+
+    @cached_property
+    def texts(self) -> dict[int, str]:
+        """Each of `addresses` as text."""
+        return {value: text for value in self.addresses if (text := ip4_text(value))}
+
+
+_scanned: _Last[Scan] = _Last()  # asked by inference and, for the pods' addresses, by labelling
+
+
+def scanned(table: pl.DataFrame, models: list[Model], inventory: Inventory | None) -> Scan:
+    wanted = asked(table, models, inventory)
+    return _scanned.get(table, (wanted,), lambda: scan(table, wanted))
+
+
+def scan(table: pl.DataFrame, wanted: Asked) -> Scan:
+    """What `table` shows of `wanted`: in C, one pass over the columns' own buffers, or in polars."""
+    return c_scan(table, wanted) if COMPILED and len(wanted.devices) < 0x7fff and len(wanted.macs) + len(wanted.prefixes) <= 8 \
+        else python_scan(table, wanted)
+
+
+# the columns `_evidence.scan` reads, in its order
+SCANNED = ("tunnel", "outer_dport", "vni", "proto", "sport", "dport", "src", "dst", "outer_src", "outer_dst", "mss", "tcp_flags",
+           "iface", "ttl", "arp_tpa", *MAC_COLUMNS)
+
+
+def c_scan(table: pl.DataFrame, wanted: Asked) -> Scan:
+    """`scan` in C (`_evidence.scan`)."""
+    kinds = np.zeros(0, dtype=np.uint16)  # by interface code: a pod host veth (bit 15), a tunnel device's number + 1
+    named = [(name, 0x8000) for name in wanted.veths] + [(name, number + 1) for number, name in enumerate(wanted.devices)]
+    if named:
+        codes = pl.Series([name for name, _ in named], dtype=table.schema["iface"]).to_physical().to_numpy()
+        kinds = np.zeros(int(codes.max()) + 1, dtype=np.uint16)
+        for code, (_, kind) in zip(codes.tolist(), named, strict=True):
+            kinds[code] |= kind
+    columns = tuple(None if (s := table.get_column(name)).null_count() == s.len() > 0 else s.to_physical().__arrow_c_stream__()
+                    for name in SCANNED)  # None: a column of nulls, not read
+    port_rows, mac_rows, prefix_rows, gateway_rows = (np.zeros(len(asked), dtype=np.int64)
+                                                      for asked in (wanted.ports, wanted.macs, wanted.prefixes, wanted.gateways))
+    bgp_rows, envelopes, addresses, syns, ttls = evidence_scan(
+        columns, table.height, kinds, np.array([proto << 16 | port for proto, port in wanted.ports], dtype=np.uint32),
+        np.array(wanted.macs, dtype=np.uint64), np.array(wanted.prefixes, dtype=np.uint64),
+        np.array([_ip4(gw) for gw in wanted.gateways], dtype=np.uint32), wanted.every, port_rows, mac_rows, prefix_rows, gateway_rows)
+
+    def pairs(found: bytes) -> list[tuple[int, int]]:  # a map's keys and values side by side
+        keys, values = np.frombuffer(found, dtype=np.uint64).reshape(-1, 2).T.tolist()
+        return list(zip(keys, values, strict=True))
+
+    def present(key: int, bit: int, mask: int) -> int | None:  # the field above `bit` if `bit` says it is there
+        return key >> (bit + 1) & mask if key >> bit & 1 else None
+
+    return Scan(
+        envelopes={(key & 0xff, present(key, 8, 0xffff), present(key, 25, 0xffffffff)): n for key, n in pairs(envelopes)},
+        ports=dict(zip(wanted.ports, port_rows.tolist(), strict=True)),
+        bgp_rows=bgp_rows,
+        macs=dict(zip(wanted.macs, mac_rows.tolist(), strict=True)),
+        prefixes=dict(zip(wanted.prefixes, prefix_rows.tolist(), strict=True)),
+        gateways=dict(zip(wanted.gateways, gateway_rows.tolist(), strict=True)),
+        addresses=dict(pairs(addresses)),
+        syns={(key >> 32, key & 0xffffffff): n for key, n in pairs(syns)},
+        ttls={(wanted.devices[(key >> 40) - 1], key & 0xffffffff, key >> 32 & 0xff): n for key, n in pairs(ttls)},
+    )
+
+
+def python_scan(table: pl.DataFrame, wanted: Asked) -> Scan:
+    """`scan` in polars, where C was not built."""
+    envelopes = {(kind, port, vni): n for kind, port, vni, n in
+                 table.lazy().filter(_tunnelled).group_by("tunnel", "outer_dport", "vni").len().collect().rows()}
+    # the plain sightings on any of the ports, grouped by their ports (one filter, not one pass per port: 3 ms against
+    # 10 at 2M); a sighting counts once for each wanted port it is to or from
+    numbers = sorted({port for _, port in wanted.ports} | {179})
+    on_ports = table.lazy().filter((pl.col("tunnel").fill_null(0) == 0) & (pl.col("sport").is_in(numbers) | pl.col("dport").is_in(numbers)))
+    grouped = on_ports.group_by("proto", "sport", "dport").len().collect().rows()
+    ports = {(proto, port): sum(k for p, sport, dport, k in grouped if p == proto and port in (sport, dport)) for proto, port in wanted.ports}
+    bgp_rows = sum(k for p, sport, dport, k in grouped if p == 6 and 179 in (sport, dport))
+    macs, prefixes = _mac_sightings(table, wanted)
+    gateways = {gw: table.select((pl.col("arp_tpa") == _ip4(gw)).sum()).item() for gw in wanted.gateways}
+    addresses: dict[int, int] = {}
+    for where, kind, columns in ((_tunnelled, TUNNELLED, ("src", "dst")), (_on_port(6, 179), BGP, ("src", "dst")),
+                                 (None, OUTER, ("outer_src", "outer_dst")),
+                                 *([(pl.col("iface").is_in(list(wanted.veths)), VETH, ("src", "dst"))] if wanted.veths else []),
+                                 *([(None, EVERY, ("src", "dst"))] if wanted.every else [])):
+        for value in _addresses(table, where, *columns):
+            addresses[value] = addresses.get(value, 0) | kind
+    # the few sightings that can count (with an MSS; on a tunnel device) taken first, then grouped (every sighting
+    # grouped: 0.029 -> 0.015 s of CPU at 10M)
+    has_src = pl.col("src").is_not_null()
+    with_mss = table.lazy().select("tcp_flags", "mss", "src").filter(pl.col("mss").is_not_null() & has_src).collect()
+    syns = {(mss, src): n for mss, src, n in
+            with_mss.lazy().filter(pl.col("tcp_flags").fill_null(0) & 2 != 0).group_by("mss", "src").len().collect().rows()}
+    ttls: dict[tuple[str, int, int], int] = {}
+    if wanted.devices:
+        on_devices = table.lazy().select("iface", "src", "ttl").filter(pl.col("iface").is_in(list(wanted.devices))).collect()
+        ttls = {(iface, src, ttl): n for iface, src, ttl, n in on_devices.lazy().filter(has_src & pl.col("ttl").is_not_null())
+                .group_by("iface", "src", "ttl").len().collect().rows()}
+    return Scan(envelopes, ports, bgp_rows, macs, prefixes, gateways, addresses, syns, ttls)
+
+
+def _mac_sightings(table: pl.DataFrame, wanted: Asked) -> tuple[dict[int, int], dict[int, int]]:
+    """The values equal to each asked MAC and under each asked prefix, summed over the five MAC columns."""
+    macs, prefixes = dict.fromkeys(wanted.macs, 0), dict.fromkeys(wanted.prefixes, 0)
+
+    # a prefix as a range of values (22 -> 15 ms at 2M against dividing each). Not over the columns no sighting fills
+    # (a link type without the destination's MAC, no envelopes, no ARP); of the columns mostly empty (the envelopes'
+    # inner frames, ARP), over the sightings that hold one (10M: 0.078 -> 0.032 s of CPU)
+    def counts(column: str) -> pl.LazyFrame:
+        values = table.lazy().select(column)
+        if table[column].null_count() > table.height // 2:
+            values = values.filter(pl.col(column).is_not_null())
+        return values.select(
+            *(pl.col(column).eq(v).sum().alias(f"mac {v}") for v in wanted.macs),
+            *(pl.col(column).is_between(p << 32, ((p + 1) << 32) - 1).sum().alias(f"prefix {p}") for p in wanted.prefixes))
+
+    held = [column for column in MAC_COLUMNS if table[column].null_count() < table.height]
+    for found in pl.collect_all([counts(column) for column in held]) if wanted.macs or wanted.prefixes else ():
+        for name, n in found.row(0, named=True).items():
+            kind, value = name.split()
+            (macs if kind == "mac" else prefixes)[int(value)] += n
+    return macs, prefixes
 
 
 def nat_changes(hop: Hop) -> list[Change]:
@@ -241,18 +378,23 @@ def _ip4(text: str) -> int | None:
 _tunnelled = pl.col("tunnel").fill_null(0) != 0
 
 
-def _addresses(table: pl.DataFrame, where: pl.Expr | None, *columns: str) -> set[str]:
-    """The IPv4 addresses in `columns` of the rows `where` selects (all when None), as text: each column's distinct
-    values, with no copy of the rows selected. Hashed in order of appearance (a set is made of them): polars' `unique`
-    sorts integers (2M tunnelled sources and destinations at 10M: 0.05 s of CPU, 0.02 hashed)."""
+def _addresses(table: pl.DataFrame, where: pl.Expr | None, *columns: str) -> set[int]:
+    """The IPv4 addresses in `columns` of the rows `where` selects (all when None): each column's distinct values,
+    with no copy of the rows selected. Hashed in order of appearance (a set is made of them): polars' `unique` sorts
+    integers (2M tunnelled sources and destinations at 10M: 0.05 s of CPU, 0.02 hashed)."""
     rows = table.lazy() if where is None else table.lazy().filter(where)
     found = rows.select(pl.col(c).drop_nulls().unique(maintain_order=True).implode() for c in columns).collect().row(0)
-    return {t for values in found for t in (ip4_text(v) for v in values) if t}
+    return {v for values in found for v in values}
 
 
-def node_addresses_of(table: pl.DataFrame, inventory: Inventory | None) -> set[str]:
+def _seen_as(seen: Scan, kinds: int) -> set[str]:
+    """The IPv4 addresses the table showed as any of `kinds` (`Scan.addresses`), as text."""
+    return {seen.texts[value] for value, were in seen.addresses.items() if were & kinds}
+
+
+def node_addresses_of(seen: Scan, inventory: Inventory | None) -> set[str]:
     """Tunnel endpoints and BGP speakers are nodes; so is every address the inventory gives a node."""
-    found = _addresses(table, None, "outer_src", "outer_dst") | _addresses(table, _on_port(6, 179), "src", "dst")
+    found = _seen_as(seen, OUTER | BGP)
     if inventory is not None:
         found |= {a for node in inventory.nodes for a in node.addresses}
     return found
@@ -269,10 +411,9 @@ def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[
 
 
 def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
-    found = _addresses(table, _tunnelled, "src", "dst")
-    veths = [n for n in interface_sightings(table) if any((p := m.role_of(n)) is not None and p.role is Role.HOST_VETH for m in models)]
-    if veths:
-        found |= _addresses(table, pl.col("iface").is_in(veths), "src", "dst")
+    seen = scanned(table, models, inventory)
+    found = _seen_as(seen, TUNNELLED | VETH)
+    targets: set[str] = set()  # DNAT's: text of a change, perhaps not an address
     # a request's DNAT target is a service endpoint; a reply's DNAT only restores a masqueraded client
     translated: set[str] = set()
     rewritten = journeys if journeys and any_rewrite(journeys) else []
@@ -289,15 +430,14 @@ def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list
                 continue
             for change in nat_changes(hop):
                 if change.kind is ChangeKind.DNAT:
-                    found.add(change.after.rsplit(":", 1)[0])
+                    targets.add(change.after.rsplit(":", 1)[0])
                     translated.add(change.before.rsplit(":", 1)[0])  # a service or node port address
                 else:
                     translated.add(change.after.rsplit(":", 1)[0])  # a masquerade source: a node
     if inventory is not None:
-        seen = _addresses(table, None, "src", "dst")
-        found |= {a for a in seen if inventory.is_pod_address(a)}
+        found |= {a for a in _seen_as(seen, EVERY) if inventory.is_pod_address(a)}
     # never a masquerade source (a node's bridge address is inside its pod CIDR) nor a service or node port address
-    return {a for a in found - translated if _is_address(a)}
+    return (found - translated) | {a for a in targets - translated if _is_address(a)}
 
 
 def _is_address(text: str) -> bool:
@@ -395,3 +535,10 @@ def _direct_from_outside(table: pl.DataFrame, journeys: list[Journey], inventory
         if inventory.is_pod_address(pod) and not inventory.is_node_address(client) and not inventory.is_pod_address(client):
             pairs.add((client, pod))
     return sorted(pairs)
+
+
+try:
+    from cniscope._evidence import scan as evidence_scan
+    COMPILED = True
+except ImportError:  # built without a C compiler
+    COMPILED = False

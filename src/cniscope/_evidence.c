@@ -1,0 +1,523 @@
+/* What tells network models apart (cniscope.models.evidence: `scan`), counted in one pass over the packet table's
+ * column buffers (Arrow C streams of polars' chunks: no copy), where polars made a dozen. The polars path in
+ * cniscope.models.evidence gives the same counts and sets (tests/models/test_evidence_c.py); the GIL is released
+ * while rows are worked.
+ *
+ * Each stretch of rows is worked a column at a time: the few rows that count for something (tunnelled, on the asked
+ * ports, with an MSS, with an address of an envelope) are picked without a branch a row, then looked at one by one.
+ * Every map here is small: it grows with what the capture holds (tunnels, addresses, MSS values), not its rows. */
+#include "_columns.h"
+
+/* the columns `scan` is given, in this order */
+enum {
+    TUNNEL, OUTER_DPORT, VNI, PROTO, SPORT, DPORT, SRC, DST, OUTER_SRC, OUTER_DST, MSS, TCP_FLAGS, IFACE, TTL, ARP_TPA,
+    ETH_SRC, ETH_DST, INNER_ETH_SRC, INNER_ETH_DST, ARP_SHA, COLUMNS
+};
+static const char *NAMES[COLUMNS] = {
+    "tunnel", "outer_dport", "vni", "proto", "sport", "dport", "src", "dst", "outer_src", "outer_dst", "mss", "tcp_flags",
+    "iface", "ttl", "arp_tpa", "eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha",
+};
+/* each column's Arrow formats (column_bits): those read a column at a time have the one width they are read as */
+static const char *FORMATS[COLUMNS] = {
+    "CSI", "CSI", "CSI", "CSI", "CSI", "CSI", "I", "I", "I", "I", "S", "CSI", "CSI", "CSI", "I", "L", "L", "L", "L", "L",
+};
+#define FIRST_MAC ETH_SRC
+
+/* what an IPv4 address was seen as (`evidence.TUNNELLED` ...): the source or destination of a tunnelled sighting, of
+ * one on a pod's host veth, of BGP, of any sighting; an envelope's end */
+enum { TUNNELLED = 1, VETH = 2, BGP = 4, EVERY = 8, OUTER = 16 };
+
+/* an interface's kind (`iface_kinds`, uint16 by category code): bit 15 a pod's host veth, the rest a tunnel device's
+ * number + 1 (0: none) */
+#define KIND_VETH 0x8000u
+#define KIND_DEVICE 0x7fffu
+
+#define BLOCK 1024
+
+/* An open-addressing map of uint64 keys to uint64 values, probed linearly, at most half full; a slot holds its key + 1
+ * (0: empty; no key here is 2**64 - 1) and its value side by side. */
+typedef struct {
+    uint64_t (*slot)[2];
+    size_t count, size;
+} Map;
+
+static inline size_t map_slot(uint64_t key, size_t size) { return (size_t)(mix(key ^ S0, S1) & (size - 1)); }
+
+/* The map with `size` slots (a power of two), its keys moved over; -1 without the memory. */
+static int map_resize(Map *m, size_t size) {
+    uint64_t (*slot)[2] = PyMem_RawCalloc(size, sizeof *slot);
+    if (!slot)
+        return -1;
+    for (size_t from = 0; from < m->size; from++) {
+        if (!m->slot[from][0])
+            continue;
+        size_t to = map_slot(m->slot[from][0] - 1, size);
+        while (slot[to][0])
+            to = (to + 1) & (size - 1);
+        slot[to][0] = m->slot[from][0];
+        slot[to][1] = m->slot[from][1];
+    }
+    PyMem_RawFree(m->slot);
+    m->slot = slot;
+    m->size = size;
+    return 0;
+}
+
+/* The value of `key`, made 0 if it was not there; NULL without the memory. */
+static uint64_t *map_at(Map *m, uint64_t key) {
+    if ((m->count + 1) * 2 > m->size && map_resize(m, m->size ? m->size * 2 : 256) < 0)
+        return NULL;
+    size_t s = map_slot(key, m->size);
+    for (; m->slot[s][0]; s = (s + 1) & (m->size - 1))
+        if (m->slot[s][0] == key + 1)
+            return &m->slot[s][1];
+    m->slot[s][0] = key + 1;
+    m->count++;
+    return &m->slot[s][1];
+}
+
+/* The map's keys and values side by side (uint64 pairs), as bytes. */
+static PyObject *map_bytes(const Map *m) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(m->count * 16));
+    if (!out)
+        return NULL;
+    uint64_t *w = (uint64_t *)PyBytes_AS_STRING(out);
+    for (size_t s = 0; s < m->size; s++)
+        if (m->slot[s][0]) {
+            *w++ = m->slot[s][0] - 1;
+            *w++ = m->slot[s][1];
+        }
+    return out;
+}
+
+/* Each address marked lately and its kinds, by its low bits: a capture's few hundred addresses recur. */
+#define RECENT 4096
+
+/* What is asked and what is found (`scan`'s arguments and results). */
+typedef struct {
+    const uint16_t *iface_kinds;
+    size_t iface_codes;
+    const uint32_t *ports;  /* proto << 16 | port */
+    Py_ssize_t n_ports;
+    const uint64_t *macs, *prefixes;
+    Py_ssize_t n_macs, n_prefixes;
+    const uint32_t *gateways;
+    Py_ssize_t n_gateways;
+    int every;
+    uint8_t port_set[8192];  /* bit p: port p is asked (179 among them) */
+    int64_t *port_rows, *mac_rows, *prefix_rows, *gateway_rows;
+    int64_t bgp_rows;
+    Map envelopes, addresses, syns, ttls;
+    uint64_t envelope, envelope_rows;  /* the envelope of the rows just before, not yet counted in `envelopes` */
+    uint64_t (*recent)[2];  /* RECENT (address, kinds) */
+} Scan;
+
+/* `address` given `kinds` too (ORed), unless the address marked last at its place in `recent` was it, with them
+ * already: -1 without the memory. */
+static inline int mark(Scan *s, uint64_t address, uint64_t kinds) {
+    uint64_t *last = s->recent[address & (RECENT - 1)];
+    if (last[0] == address && (last[1] & kinds) == kinds)
+        return 0;
+    uint64_t *value = map_at(&s->addresses, address);
+    if (!value)
+        return -1;
+    *value |= kinds;
+    last[0] = address;
+    last[1] = *value;
+    return 0;
+}
+
+static inline int count(Map *m, uint64_t key, uint64_t n) {
+    uint64_t *value = map_at(m, key);
+    if (!value)
+        return -1;
+    *value += n;
+    return 0;
+}
+
+/* The value of row `i` of a column's stretch into `v`: whether it is there (not null). */
+static inline int cell(const Column *c, int64_t i, uint32_t *v) {
+    if (!c->values)
+        return 0;
+    int64_t j = c->bit + i;
+    if (c->validity && !((c->validity[j >> 3] >> (j & 7)) & 1))
+        return 0;
+    *v = c->bits == 8 ? c->values[j] : c->bits == 16 ? ((const uint16_t *)c->values)[j] : ((const uint32_t *)c->values)[j];
+    return 1;
+}
+
+/* The null flags of `n` (at most 64) values from value `first` of a column's buffers, bit k for value first + k: 1
+ * where there is a value. */
+static inline uint64_t valid_bits(const Column *c, int64_t first, int n) {
+    uint64_t all = n == 64 ? UINT64_MAX : (1ULL << n) - 1;
+    if (!c->values)
+        return 0;
+    if (!c->validity)
+        return all;
+    const uint8_t *bits = c->validity + (first >> 3);
+    int shift = first & 7, bytes = (shift + n + 7) >> 3;
+    uint64_t w = 0;
+    for (int k = 0; k < bytes && k < 8; k++)
+        w |= (uint64_t)bits[k] << (8 * k);
+    w >>= shift;
+    if (bytes == 9)
+        w |= (uint64_t)bits[8] << (64 - shift);
+    return w & all;
+}
+
+/* Rows [start, start + n) of a column's stretch widened into `v`, 0 where null (or all 0: the column is not there).
+ * 8 at a time: vectorised. */
+static void load(const Column *c, int64_t start, int n, uint32_t *restrict v) {
+    if (!c->values) {
+        memset(v, 0, n * sizeof *v);
+        return;
+    }
+    int64_t first = c->bit + start;
+    int i = 0;
+    if (c->bits == 8) {
+        const uint8_t *p = c->values + first;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) v[i + k] = p[i + k];
+        for (; i < n; i++) v[i] = p[i];
+    } else if (c->bits == 16) {
+        const uint16_t *p = (const uint16_t *)c->values + first;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) v[i + k] = p[i + k];
+        for (; i < n; i++) v[i] = p[i];
+    } else
+        memcpy(v, (const uint32_t *)c->values + first, n * sizeof *v);
+    if (!c->validity)
+        return;
+    for (i = 0; i < n; i += 64) {  /* nulls to 0 */
+        int m = n - i < 64 ? n - i : 64;
+        uint64_t valid = valid_bits(c, first + i, m);
+        if (valid != (m == 64 ? UINT64_MAX : (1ULL << m) - 1))
+            for (int k = 0; k < m; k++) v[i + k] &= -(uint32_t)((valid >> k) & 1);
+    }
+}
+
+typedef struct {
+    uint32_t a[BLOCK], b[BLOCK];
+    uint16_t picked[BLOCK];
+} Block;
+
+/* The envelopes among rows [start, start + n): their kind, port and VNI counted (a run of rows with one, most often
+ * every envelope of the capture, added when it ends), their inner ends marked TUNNELLED. */
+static int block_envelopes(const Column *col, int64_t start, int n, Block *b, Scan *s) {
+    if (!col[TUNNEL].values)
+        return 0;
+    load(&col[TUNNEL], start, n, b->a);
+    int picked = 0;
+    for (int i = 0; i < n; i++) {
+        b->picked[picked] = (uint16_t)i;
+        picked += b->a[i] != 0;
+    }
+    for (int k = 0; k < picked; k++) {
+        int64_t row = start + b->picked[k];
+        uint32_t port = 0, vni = 0, address;
+        uint64_t has_port = cell(&col[OUTER_DPORT], row, &port), has_vni = cell(&col[VNI], row, &vni);
+        uint64_t key = b->a[b->picked[k]] | has_port << 8 | (uint64_t)port << 9 | has_vni << 25 | (uint64_t)vni << 26;
+        if (key == s->envelope)
+            s->envelope_rows++;
+        else {
+            if (s->envelope_rows && count(&s->envelopes, s->envelope, s->envelope_rows) < 0)
+                return -1;
+            s->envelope = key;
+            s->envelope_rows = 1;
+        }
+        if ((cell(&col[SRC], row, &address) && mark(s, address, TUNNELLED) < 0) ||
+            (cell(&col[DST], row, &address) && mark(s, address, TUNNELLED) < 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* Whether row `i` of the stretch is to or from `port`. */
+static inline int on_port(const Column *col, int64_t i, uint32_t port) {
+    uint32_t v;
+    return (cell(&col[SPORT], i, &v) && v == port) || (cell(&col[DPORT], i, &v) && v == port);
+}
+
+/* The sightings among rows [start, start + n) on an asked port (picked without a branch a row): each
+ * plain (not tunnelled) one counted for each asked port of its protocol it is to or from; those of BGP (TCP 179)
+ * counted if plain, their ends marked BGP either way. */
+static int block_ports(const Column *col, int64_t start, int n, Block *b, Scan *s) {
+    if (!col[PROTO].values || (!col[SPORT].values && !col[DPORT].values))
+        return 0;
+    load(&col[SPORT], start, n, b->a);
+    load(&col[DPORT], start, n, b->b);
+    int picked = 0;  /* (a null port is 0: looked at again below, if port 0 is asked) */
+    for (int i = 0; i < n; i++) {
+        uint32_t a = b->a[i] & 0xffff, d = b->b[i] & 0xffff;
+        b->picked[picked] = (uint16_t)i;
+        picked += ((s->port_set[a >> 3] >> (a & 7)) | (s->port_set[d >> 3] >> (d & 7))) & 1;
+    }
+    for (int k = 0; k < picked; k++) {
+        int64_t row = start + b->picked[k];
+        uint32_t proto, tunnel = 0, address;
+        if (!cell(&col[PROTO], row, &proto))
+            continue;
+        int plain = !cell(&col[TUNNEL], row, &tunnel) || !tunnel;
+        for (Py_ssize_t p = 0; plain && p < s->n_ports; p++)
+            s->port_rows[p] += proto == s->ports[p] >> 16 && on_port(col, row, s->ports[p] & 0xffff);
+        if (proto != 6 || !on_port(col, row, 179))
+            continue;
+        s->bgp_rows += plain;
+        if ((cell(&col[SRC], row, &address) && mark(s, address, BGP) < 0) ||
+            (cell(&col[DST], row, &address) && mark(s, address, BGP) < 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* Rows [start, start + n) on a pod's host veth (their ends marked VETH) or on a tunnel device (those with a source
+ * and a TTL counted by both). */
+static int block_interfaces(const Column *col, int64_t start, int n, Block *b, Scan *s) {
+    if (!s->iface_codes || !col[IFACE].values)
+        return 0;
+    load(&col[IFACE], start, n, b->a);  /* (a null is code 0: looked at again below) */
+    int picked = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t code = b->a[i];
+        b->b[i] = code < s->iface_codes ? s->iface_kinds[code] : 0;
+        b->picked[picked] = (uint16_t)i;
+        picked += b->b[i] != 0;
+    }
+    for (int k = 0; k < picked; k++) {
+        int64_t row = start + b->picked[k];
+        uint32_t kind = b->b[b->picked[k]], code, src = 0, dst, ttl;
+        if (!cell(&col[IFACE], row, &code))
+            continue;
+        int has_src = cell(&col[SRC], row, &src);
+        if (kind & KIND_VETH && ((has_src && mark(s, src, VETH) < 0) || (cell(&col[DST], row, &dst) && mark(s, dst, VETH) < 0)))
+            return -1;
+        if (kind & KIND_DEVICE && has_src && cell(&col[TTL], row, &ttl) &&
+                count(&s->ttls, (uint64_t)(kind & KIND_DEVICE) << 40 | (uint64_t)ttl << 32 | src, 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Rows [start, start + n) of the columns' current stretch: envelopes, ports, interfaces. -1 without the memory. */
+static int scan_block(const Column *col, int64_t start, int n, Block *b, Scan *s) {
+    if (block_envelopes(col, start, n, b, s) < 0 || block_ports(col, start, n, b, s) < 0 || block_interfaces(col, start, n, b, s) < 0)
+        return -1;
+    return 0;
+}
+
+/* The rows of a column's stretch (`rows` rows) that hold a value: `body` with `i`, the row, and `v`, its value (`T`),
+ * 64 rows at a time, those without one skipped. */
+#define EACH_VALUE(c, rows, T, ...)                                                \
+    do {                                                                          \
+        const T *values_ = (const T *)(c)->values + (c)->bit;                     \
+        for (int64_t at_ = 0; at_ < (rows); at_ += 64) {                          \
+            int n_ = (rows) - at_ < 64 ? (int)((rows) - at_) : 64;                \
+            for (uint64_t w_ = valid_bits((c), (c)->bit + at_, n_); w_; w_ &= w_ - 1) { \
+                int64_t i = at_ + __builtin_ctzll(w_);                            \
+                T v = values_[i];                                                 \
+                __VA_ARGS__                                                       \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+
+/* The ends of the envelopes (OUTER), the SYNs with an MSS and a source, and with `every` each sighting's ends (EVERY),
+ * of a stretch of `rows` rows. -1 without the memory. */
+static int scan_sparse(const Column *col, int64_t rows, Scan *s) {
+    int failed = 0;
+    for (int c = OUTER_SRC; c <= OUTER_DST && col[c].values; c++)
+        EACH_VALUE(&col[c], rows, uint32_t, { failed |= mark(s, v, OUTER) < 0; });
+    if (col[MSS].values)
+        EACH_VALUE(&col[MSS], rows, uint16_t, {
+            uint32_t flags, src;
+            if (cell(&col[TCP_FLAGS], i, &flags) && flags & 2 && cell(&col[SRC], i, &src))
+                failed |= count(&s->syns, (uint64_t)v << 32 | src, 1) < 0;
+        });
+    for (int c = SRC; s->every && c <= DST && col[c].values; c++)
+        EACH_VALUE(&col[c], rows, uint32_t, { failed |= mark(s, v, EVERY) < 0; });
+    if (col[ARP_TPA].values)
+        EACH_VALUE(&col[ARP_TPA], rows, uint32_t, {
+            for (Py_ssize_t k = 0; k < s->n_gateways; k++)
+                s->gateway_rows[k] += v == s->gateways[k];
+        });
+    return failed ? -1 : 0;
+}
+
+/* The 64-bit compares below vectorised where the machine has AVX2 (a clone of the function for it, chosen when the
+ * module loads); SSE2 has no 64-bit compare. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+/* Each of the `n_asked` values counted (the first `macs` as MACs, the rest as prefixes: a value's top 16 of 48 bits)
+ * among `rows` values of a column without nulls into `counted`: each over 2048 values (in L1 after the first), 8 at a
+ * time. */
+VECTOR_CLONES static void count_dense(const uint64_t *v, int64_t rows, const uint64_t *asked, int macs, int n_asked, uint64_t *counted) {
+    for (int64_t at = 0; at < rows; at += 2048) {
+        int64_t end = rows - at < 2048 ? rows : at + 2048;
+        for (int k = 0; k < n_asked; k++) {
+            uint64_t wanted = asked[k], found = 0;
+            int shift = k < macs ? 0 : 32;
+            int64_t i = at;
+            for (; i + 8 <= end; i += 8)
+                for (int j = 0; j < 8; j++) found += v[i + j] >> shift == wanted;
+            for (; i < end; i++) found += v[i] >> shift == wanted;
+            counted[k] += found;
+        }
+    }
+}
+
+/* The values of a MAC column's stretch (`rows` rows) equal to each asked MAC, and under each asked prefix (its top
+ * 16 of 48 bits), counted (`s->n_macs` + `s->n_prefixes` at most 8: `scan`): by `count_dense` where every row holds a
+ * value (most captures' eth_src), else only the rows that do, 64 at a time (most rows of the inner frames' and ARP's
+ * columns have none). */
+static void count_macs(const Column *c, int64_t rows, Scan *s) {
+    if (!c->values)
+        return;
+    uint64_t asked[8], counted[8] = {0};
+    int macs = (int)s->n_macs, n_asked = macs + (int)s->n_prefixes;
+    for (int k = 0; k < n_asked; k++)
+        asked[k] = k < macs ? s->macs[k] : s->prefixes[k - macs];
+    if (!c->validity)
+        count_dense((const uint64_t *)c->values + c->bit, rows, asked, macs, n_asked, counted);
+    else
+        EACH_VALUE(c, rows, uint64_t, {
+            for (int k = 0; k < n_asked; k++)
+                counted[k] += (k < macs ? v : v >> 32) == asked[k];
+        });
+    for (int k = 0; k < n_asked; k++)
+        *(k < macs ? &s->mac_rows[k] : &s->prefix_rows[k - macs]) += (int64_t)counted[k];
+}
+
+/* A contiguous buffer of `size`-byte items: how many, or -1 (the error set) if it is not one. */
+static Py_ssize_t items(Py_buffer *b, Py_ssize_t size, const char *name) {
+    if (b->len % size) {
+        PyErr_Format(PyExc_ValueError, "%s: not %zd-byte items", name, size);
+        return -1;
+    }
+    return b->len / size;
+}
+
+/* scan(columns, rows, iface_kinds, ports, macs, prefixes, gateways, every, port_rows, mac_rows, prefix_rows,
+ * gateway_rows) -> (bgp_rows, envelopes, addresses, syns, ttls): one pass over `rows` rows of the packet table.
+ * `columns`: a tuple of Arrow stream capsules (None: all null) in the order of NAMES, unsigned integers (the
+ * interface by its category code). Asked: `iface_kinds` (uint16 by interface code: KIND_VETH, a tunnel device's
+ * number + 1), `ports` (uint32: proto << 16 | port), `macs` (uint64), `prefixes` (uint64: a MAC's top 16 bits; at
+ * most 8 MACs and prefixes), `gateways` (uint32, IPv4); `every`: every sighting's ends marked EVERY. Counted into
+ * `*_rows` (int64, one an asked value, added to): the plain (not tunnelled) sightings to or from each port in its
+ * protocol, the values of the MAC columns equal to each MAC or under each prefix, the ARP targets equal to each
+ * gateway. Returned: the plain sightings of BGP (TCP 179), and maps as their uint64 keys and values side by side
+ * (bytes): the envelopes (tunnel | has port << 8 | port << 9 | has VNI << 25 | VNI << 26 -> sightings), the IPv4
+ * addresses (-> what they were seen as: TUNNELLED, VETH, BGP, EVERY, OUTER), the SYNs with an MSS and a source (MSS <<
+ * 32 | source -> sightings), those on a tunnel device with a source and a TTL (device << 40 | TTL << 32 | source ->
+ * sightings). */
+static PyObject *scan(PyObject *self, PyObject *args) {
+    PyObject *columns;
+    Py_ssize_t rows;
+    int every;
+    Py_buffer kinds_, ports_, macs_, prefixes_, gateways_, port_rows_, mac_rows_, prefix_rows_, gateway_rows_;
+    if (!PyArg_ParseTuple(args, "O!ny*y*y*y*y*pw*w*w*w*", &PyTuple_Type, &columns, &rows, &kinds_, &ports_, &macs_, &prefixes_,
+                          &gateways_, &every, &port_rows_, &mac_rows_, &prefix_rows_, &gateway_rows_))
+        return NULL;
+    PyObject *result = NULL, *found[4] = {NULL, NULL, NULL, NULL};
+    Column col[COLUMNS];
+    memset(col, 0, sizeof col);
+    Scan s = {.iface_kinds = kinds_.buf, .ports = ports_.buf, .macs = macs_.buf, .prefixes = prefixes_.buf,
+              .gateways = gateways_.buf, .every = every, .port_rows = port_rows_.buf, .mac_rows = mac_rows_.buf,
+              .prefix_rows = prefix_rows_.buf, .gateway_rows = gateway_rows_.buf};
+    Block *block = NULL;
+    Py_ssize_t codes = items(&kinds_, 2, "iface_kinds");
+    if (codes < 0 || (s.n_ports = items(&ports_, 4, "ports")) < 0 || (s.n_macs = items(&macs_, 8, "macs")) < 0 ||
+            (s.n_prefixes = items(&prefixes_, 8, "prefixes")) < 0 || (s.n_gateways = items(&gateways_, 4, "gateways")) < 0)
+        goto done;
+    s.iface_codes = (size_t)codes;
+    if (port_rows_.len != s.n_ports * 8 || mac_rows_.len != s.n_macs * 8 || prefix_rows_.len != s.n_prefixes * 8 ||
+            gateway_rows_.len != s.n_gateways * 8 || s.n_macs + s.n_prefixes > 8) {
+        PyErr_SetString(PyExc_ValueError, "not one int64 count an asked value, or more than 8 MACs and prefixes");
+        goto done;
+    }
+    if (PyTuple_GET_SIZE(columns) != COLUMNS || rows < 0) {
+        PyErr_Format(PyExc_ValueError, "%d columns wanted", COLUMNS);
+        goto done;
+    }
+    s.port_set[179 >> 3] |= 1 << (179 & 7);
+    for (Py_ssize_t k = 0; k < s.n_ports; k++)
+        s.port_set[(s.ports[k] & 0xffff) >> 3] |= 1 << (s.ports[k] & 7);
+    for (int k = 0; k < COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], NAMES[k], FORMATS[k]) < 0)
+            goto done;
+    block = PyMem_RawMalloc(sizeof *block);
+    s.recent = PyMem_RawMalloc(RECENT * sizeof *s.recent);
+    if (!block || !s.recent) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int k = 0; k < RECENT; k++) {  /* (an address is 32 bits: none is UINT64_MAX) */
+        s.recent[k][0] = UINT64_MAX;
+        s.recent[k][1] = 0;
+    }
+    int64_t done = 0;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < rows && !failed) {
+        int64_t stretch = columns_seek(col, COLUMNS, rows - done);
+        if (stretch <= 0) {
+            failed = 2;
+            break;
+        }
+        for (int64_t i = 0; i < stretch && !failed; i += BLOCK)
+            failed = scan_block(col, i, stretch - i < BLOCK ? (int)(stretch - i) : BLOCK, block, &s) < 0;
+        failed = failed || scan_sparse(col, stretch, &s) < 0;
+        for (int k = FIRST_MAC; k < COLUMNS; k++)
+            count_macs(&col[k], stretch, &s);
+        for (int k = 0; k < COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    if (!failed && s.envelope_rows && count(&s.envelopes, s.envelope, s.envelope_rows) < 0)
+        failed = 1;
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        if (failed == 2)
+            PyErr_SetString(PyExc_ValueError, "a column ends early");
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    Map *maps[4] = {&s.envelopes, &s.addresses, &s.syns, &s.ttls};
+    for (int k = 0; k < 4; k++)
+        if (!(found[k] = map_bytes(maps[k])))
+            goto done;
+    result = Py_BuildValue("LOOOO", (long long)s.bgp_rows, found[0], found[1], found[2], found[3]);
+done:
+    for (int k = 0; k < 4; k++)
+        Py_XDECREF(found[k]);
+    for (int k = 0; k < COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(s.envelopes.slot);
+    PyMem_RawFree(s.addresses.slot);
+    PyMem_RawFree(s.syns.slot);
+    PyMem_RawFree(s.ttls.slot);
+    PyMem_RawFree(s.recent);
+    PyMem_RawFree(block);
+    PyBuffer_Release(&kinds_);
+    PyBuffer_Release(&ports_);
+    PyBuffer_Release(&macs_);
+    PyBuffer_Release(&prefixes_);
+    PyBuffer_Release(&gateways_);
+    PyBuffer_Release(&port_rows_);
+    PyBuffer_Release(&mac_rows_);
+    PyBuffer_Release(&prefix_rows_);
+    PyBuffer_Release(&gateway_rows_);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, "What tells network models apart, counted in one pass over the packet table."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_evidence", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__evidence(void) { return PyModule_Create(&module); }
