@@ -528,10 +528,11 @@ def test_distinct_rows_in_c_are_polars_groups(compiled: ModuleType, monkeypatch:
     for columns in (frame.columns, ["u8", "flag"], ["none"], ["name", "u64", "signed"]):
         sub = frame.select(columns)
         monkeypatch.setattr(journeys, "_c_distinct", compiled.distinct_rows)
-        got = journeys._once_per_distinct(sub, lambda row: tuple(row.values()))
+        got, got_rows = journeys._once_per_distinct(sub, lambda row: tuple(row.values())), journeys.distinct_rows(sub)
         monkeypatch.setattr(journeys, "_c_distinct", None)
-        want = journeys._once_per_distinct(sub, lambda row: tuple(row.values()))
+        want, want_rows = journeys._once_per_distinct(sub, lambda row: tuple(row.values())), journeys.distinct_rows(sub)
         assert got[0] == want[0] and (got[1] == want[1]).all()
+        assert (got_rows[0] == want_rows[0]).all() and (got_rows[1] == want_rows[1]).all() and got_rows[1].dtype == np.int64
         assert len(set(got[0])) == len(got[0]) and (n == 0 or len(got[0]) < n or n < 300)
     monkeypatch.setattr(journeys, "_c_distinct", compiled.distinct_rows)
     texts = frame.select(text=pl.col("name").cast(pl.String))  # text: not read in C (polars' group_by)
@@ -604,3 +605,29 @@ def test_distinct_rows_refuse_what_they_cannot_read(compiled: ModuleType) -> Non
     many = tuple(pl.Series([True, False, True]).__arrow_c_stream__() for _ in range(65))
     with pytest.raises(ValueError, match="more than 64"):
         compiled.distinct_rows(many, 3, np.zeros(65, np.uint8), first, False, codes)
+
+
+def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`results.set_roles` by `_journeys.put_field`: each hop of each journey its role, in order, as the Python loop
+    gives them; a count of roles other than the hops', or hops not in tuples, refused before any is set."""
+    from cniscope import results
+    from cniscope.results import Hop, Journey, made_many
+
+    def journeys_made() -> list[Journey]:
+        hops = made_many(Hop, ([1, 2, 3, 4], "n", "eth0", None, [0, 1, 2, 3], None, "p", None, (), None, None), 4)
+        return made_many(Journey, ([0, 1, 2], None, "s", None, [tuple(hops[:1]), (), tuple(hops[1:])]), 3)
+
+    roles = ["a", "b", "c", "d"]
+    got, want = journeys_made(), journeys_made()
+    monkeypatch.setattr(results, "_put_field", compiled.put_field)
+    results.set_roles(got, roles)
+    monkeypatch.setattr(results, "_put_field", None)
+    results.set_roles(want, roles)
+    assert got == want and [h.role for j in got for h in j.hops] == roles
+    assert [list(h.__dict__) for j in got for h in j.hops] == [[f.name for f in fields(Hop)]] * 4
+    untouched = journeys_made()
+    with pytest.raises(ValueError, match="a value for each"):
+        compiled.put_field([j.hops for j in untouched], "role", roles[:3])
+    with pytest.raises(TypeError, match="tuples"):
+        compiled.put_field([j.hops for j in untouched] + [list(untouched[2].hops)], "role", roles + roles[1:])
+    assert all(h.role is None for j in untouched for h in j.hops)

@@ -1550,6 +1550,42 @@ done:
     return out;
 }
 
+/* put_field(groups, name, values): `name` put in the dict of each object of the tuples of the list `groups`, in order,
+ * the k-th object's value `values[k]` (a list of as many values as the tuples hold objects). For the roles labelling
+ * gives the hops of the journeys (results.set_roles: the Python loop the fallback). */
+static PyObject *put_field(PyObject *self, PyObject *args) {
+    PyObject *groups, *name, *values;
+    if (!PyArg_ParseTuple(args, "O!UO!", &PyList_Type, &groups, &name, &PyList_Type, &values))
+        return NULL;
+    Py_ssize_t count = 0, k = 0;
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
+        PyObject *group = PyList_GET_ITEM(groups, g);
+        if (!PyTuple_Check(group)) {
+            PyErr_SetString(PyExc_TypeError, "put_field: groups are tuples");
+            return NULL;
+        }
+        count += PyTuple_GET_SIZE(group);
+    }
+    if (count != PyList_GET_SIZE(values)) {
+        PyErr_SetString(PyExc_ValueError, "put_field: a value for each object");
+        return NULL;
+    }
+    /* (no Python code runs below but dicts' own: the lists keep their lengths) */
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
+        PyObject *group = PyList_GET_ITEM(groups, g);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(group); i++, k++) {
+            PyObject *own = PyObject_GenericGetDict(PyTuple_GET_ITEM(group, i), NULL);
+            if (own == NULL)
+                return NULL;
+            int failed = PyDict_SetItem(own, name, PyList_GET_ITEM(values, k));
+            Py_DECREF(own);
+            if (failed)
+                return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- journeys' summaries: the text of TCP and UDP between IPv4 addresses, nearly every journey's ---------------- */
 
 enum { S_PROTO, S_ARP_OP, S_SRC, S_DST, S_SPORT, S_DPORT, S_FLAGS, S_SEQ, S_ACK, S_LEN, S_DNS_ID, S_DNS_QR, S_FIELDS };
@@ -1684,6 +1720,7 @@ static PyMethodDef methods[] = {
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
     {"summaries", summaries, METH_VARARGS, "The summary of each journey that is TCP or UDP between IPv4 addresses."},
+    {"put_field", put_field, METH_VARARGS, "A field put in each object's dict, the objects in tuples, a value each."},
     {"distinct_rows", distinct_rows, METH_VARARGS, "Rows, or pairs of rows, numbered by first appearance of each distinct one."},
     {NULL, NULL, 0, NULL},
 };

@@ -1314,15 +1314,21 @@ def _changes_numbered(t: pl.DataFrame, starts: np.ndarray, held: list[str]) -> t
 
 def _once_per_distinct(frame: pl.DataFrame, derive: Callable[[dict[str, Any]], T]) -> tuple[list[T], np.ndarray]:
     """`derive` of each distinct row of `frame` (as a dict), and each row's place among them."""
+    which, firsts = distinct_rows(frame)
+    return [derive(row) for row in frame[firsts].iter_rows(named=True)], which
+
+
+def distinct_rows(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's place among the distinct rows of `frame`, numbered in order of first appearance, and the first row of
+    each: in C where it was built and the columns hold no text (`_distinct_numbers`), else by polars' group_by."""
     if _c_distinct is not None and all(map(_read_as_numbers, frame.dtypes)):
-        which, reps = _distinct_numbers(frame, np.zeros(frame.height, dtype=np.uint8), None)
-        return [derive(row) for row in frame[reps].iter_rows(named=True)], which
+        which, firsts = _distinct_numbers(frame, np.zeros(frame.height, dtype=np.uint8), None)
+        return which, np.array(firsts, dtype=np.int64)
     groups = frame.with_row_index("_i").group_by(frame.columns, maintain_order=True).agg("_i")
-    results = [derive(row) for row in groups.drop("_i").iter_rows(named=True)]
     places = groups.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_n"), "_i").explode("_i")
     which = np.empty(frame.height, dtype=np.int64)
     which[places["_i"].to_numpy()] = places["_n"].to_numpy()
-    return results, which
+    return which, groups.get_column("_i").list.first().to_numpy().astype(np.int64)
 
 
 def _read_as_numbers(dtype: pl.DataType) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from itertools import repeat
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import polars as pl
@@ -19,7 +19,7 @@ from cniscope.errors import ReadWarning
 from cniscope.packets.schema import Clock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
     from cniscope.inventory import Inventory
     from cniscope.packets.frames import FrameBatch
@@ -332,10 +332,15 @@ class Report:
         return {c.reference: 0 for c in self.clocks} | {c.node: c.uncertainty_ns for c in self.clocks}
 
 
-def set_roles(hops: Iterable[Hop], roles: Iterable[str]) -> None:
-    """Give each hop its role, in place: labelling fills in the field materialising left unset (the hops are the
-    journeys' own; a copy of every hop and journey, the originals thrown away, took 0.06 s at 20,000 journeys)."""
-    for hop, role in zip(hops, roles):
+def set_roles(journeys: Sequence[Journey], roles: list[str]) -> None:
+    """Give each hop of `journeys` its role (`roles`: hop after hop, journey after journey), in place: labelling fills in
+    the field materialising left unset (the hops are the journeys' own; a copy of every hop and journey, the originals
+    thrown away, took 0.06 s at 20,000 journeys). In C where it was built (`_journeys.put_field`)."""
+    groups = [journey.hops for journey in journeys]
+    if _put_field is not None:
+        _put_field(groups, "role", roles)
+        return
+    for hop, role in zip(chain.from_iterable(groups), roles, strict=True):
         hop.__dict__["role"] = role
 
 
@@ -387,3 +392,8 @@ try:
     from cniscope._journeys import make_objects as _make_objects
 except ImportError:  # built without a C compiler, or before it had the function
     _make_objects = None
+_put_field: Callable[[list[Any], str, list[Any]], None] | None
+try:
+    from cniscope._journeys import put_field as _put_field
+except ImportError:  # built without a C compiler, or before it had the function
+    _put_field = None

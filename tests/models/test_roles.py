@@ -168,7 +168,7 @@ def test_shapes_over_the_table_label_alike(path, merged, monkeypatch) -> None:  
     labelled = label(loaded.journeys, loaded.table, verdict)
     worded = [[h.role for h in j.hops] for j in labelled]  # (labelling sets the roles of the journeys' own hops)
     compared = compare(labelled, loaded.table, verdict)
-    set_roles([h for j in labelled for h in j.hops], (None for j in labelled for h in j.hops))
+    set_roles(labelled, [None for j in labelled for h in j.hops])
     monkeypatch.setattr(roles, "_shape_numbers", lambda journeys, table, hops, probe: None)  # the signatures, as Python tuples
     assert [[h.role for h in j.hops] for j in label(loaded.journeys, loaded.table, verdict)] == worded
     assert compare(labelled, loaded.table, verdict) == compared

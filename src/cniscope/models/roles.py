@@ -24,7 +24,6 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import chain
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -32,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
-from cniscope.journeys import _once_per_distinct, at_rows, hop_arrays
+from cniscope.journeys import _once_per_distinct, at_rows, distinct_rows, hop_arrays
 from cniscope.models import MODELS
 from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import _ip4_texts, nat_changes, pod_addresses_of, reflected, row_view
@@ -118,9 +117,9 @@ def _model(verdict: ModelVerdict) -> Model | None:
 
 
 def _context(journeys: list[Journey], viewed: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
-             inventory: Inventory | None, coarse: bool = False) -> _Context:
+             inventory: Inventory | None, coarse: bool = False, pods: set[str] | None = None) -> _Context:
     """The context of labelling and comparing `journeys`, with the rows of the `viewed` ones only (their shapes':
-    the only ones read)."""
+    the only ones read); `pods`: their `_pods`, when known."""
     model = _model(verdict)
     view = row_view(table, viewed)
     return _Context(
@@ -129,7 +128,7 @@ def _context(journeys: list[Journey], viewed: list[Journey], table: pl.DataFrame
         src=view.src,
         dst=view.dst,
         tunnel=view.tunnel,
-        pods=_pods(table, journeys, inventory),
+        pods=_pods(table, journeys, inventory) if pods is None else pods,
         inventory=inventory,
         coarse=coarse,
     )
@@ -360,10 +359,7 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame, hops: _Hops,
     if unnamed.any():
         fitted, copies = _copies(table, hops, unnamed, probe)
         keyed = keyed.with_columns(fitted)
-    distinct = keyed.with_row_index("at").group_by(keyed.columns).agg("at").with_row_index("code").select("code", "at").explode("at")
-    codes = np.empty(total, dtype=np.int64)
-    codes[distinct.get_column("at").to_numpy()] = distinct.get_column("code").to_numpy()
-    return _sequences_numbered(codes, lengths, starts), copies
+    return _sequences_numbered(distinct_rows(keyed)[0], lengths, starts), copies
 
 
 _WIDEST = 64  # hops of a journey at most for `_sequences_numbered` to take a column a hop
@@ -371,20 +367,16 @@ _WIDEST = 64  # hops of a journey at most for `_sequences_numbered` to take a co
 
 def _sequences_numbered(codes: np.ndarray, lengths: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Each journey's sequence of hop codes (`lengths` of them from `starts`), numbered in order of first appearance:
-    as a row of a column a hop (-1 after its last), grouped by polars (no list a journey: 8.5 -> 4 ms for 20,000)."""
+    as a row of a column a hop (-1 after its last), its distinct rows numbered (no list a journey: 8.5 -> 4 ms for
+    20,000)."""
     count, width = len(lengths), int(lengths.max())
     if width <= _WIDEST:
-        matrix = np.full((count, width), -1, dtype=np.int64)
-        matrix[np.repeat(np.arange(count), lengths), np.arange(len(codes)) - np.repeat(starts, lengths)] = codes
-        sequences = pl.DataFrame(matrix, schema=[f"hop {n}" for n in range(width)], orient="row")
-    else:
-        sequences = pl.DataFrame({"journey": np.repeat(np.arange(count), lengths), "code": codes}).group_by(
-            "journey", maintain_order=True).agg("code").select("code")
-    shapes = sequences.with_row_index("at").group_by(sequences.columns, maintain_order=True).agg("at").with_row_index(
-        "shape").select("shape", "at").explode("at")
-    shape_of = np.empty(count, dtype=np.int64)
-    shape_of[shapes.get_column("at").to_numpy()] = shapes.get_column("shape").to_numpy()
-    return shape_of
+        columns = np.full((width, count), -1, dtype=np.int64)
+        columns[np.arange(len(codes)) - np.repeat(starts, lengths), np.repeat(np.arange(count), lengths)] = codes
+        return distinct_rows(pl.DataFrame({f"hop {n}": column for n, column in enumerate(columns)}))[0]
+    sequences = pl.DataFrame({"journey": np.repeat(np.arange(count), lengths), "code": codes}).group_by(
+        "journey", maintain_order=True).agg("code").select("code")
+    return distinct_rows(sequences)[0]
 
 
 _Pair = tuple[str, str | None, str | None]  # a node's key, a packet's source and destination there (`_Coverage.copies`)
@@ -460,7 +452,7 @@ def _shaped(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict,
         shape_of = numbered[0]
     firsts = [journeys[i] for i in np.unique(shape_of, return_index=True)[1].tolist()]  # shapes number in order of first appearance
     if numbered is not None:
-        ctx = _context(journeys, firsts, table, verdict, inventory, coarse=True)
+        ctx = _context(journeys, firsts, table, verdict, inventory, coarse=True, pods=probe.pods)
     groups = [_groups(journey, ctx) for journey in firsts]
     shaped = _Shaped(ctx, hops, shape_of, firsts, groups, _covered(groups, ctx, None if numbered is None else numbered[1]))
     _last[:] = [(weakref.ref(table), verdict, inventory, ids, shaped)]
@@ -487,7 +479,7 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
         if len(veths):
             of_hops[veths] = _veth_words(list(kinds), kind[veths], at_rows(table.select(*_ADDRESS_COLUMNS), shaped.hops.rows[veths]),
                                          shaped.ctx)
-    set_roles(chain.from_iterable(map(attrgetter("hops"), journeys)), of_hops.tolist())
+    set_roles(journeys, of_hops.tolist())
     return journeys
 
 
