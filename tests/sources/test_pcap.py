@@ -23,10 +23,11 @@ TIMES = [1_700_000_000_123_456_789 + i * 1_000_500 for i in range(12)]
 
 @pytest.fixture(autouse=True, params=["compiled", "python"])
 def walked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test over the record walk in C (where built; it reads the record headers as it goes) and over its
-    Python stand-in: the same batches and damage."""
+    """Every test over the record walk and checks in C (where built; the walk reads the record headers as it goes) and
+    over their Python and numpy stand-ins: the same batches and damage."""
     if request.param == "python":
         monkeypatch.setattr(walk, "pcap_records", walk.python_pcap_records)
+        monkeypatch.setattr(walk, "pcap_check", None)
     elif not walk.COMPILED:
         pytest.skip("cniscope.wire._walk is not built (no C compiler at install)")
 
@@ -120,6 +121,20 @@ def test_absurd_caplen_stops_the_walk_there() -> None:
     assert frames_of(batches) == FRAMES[:3]
     assert "absurd captured length 300000" in info.warnings[0].message
     assert info.warnings[0].where == f"byte {at}"
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4, 65536])
+@pytest.mark.parametrize("word, value, said", [(8, 300_000, "absurd captured length 300000"),
+                                               (12, 0, "a record of a packet 0 bytes long")])
+def test_damage_in_any_window_keeps_the_records_before_it(batch_size: int, word: int, value: int, said: str) -> None:
+    data = bytearray(pcap_file.encode(FRAMES, TIMES, 1))
+    at = record_end(4)  # record 5: in the middle of a window of 3 or 4, the first of its own window of 1
+    data[at + word:at + word + 4] = value.to_bytes(4, "little")
+    batches, info = read_all(bytes(data), batch_size)
+    assert frames_of(batches) == FRAMES[:5] and column(batches, "ts") == [t // 1000 * 1000 for t in TIMES[:5]]
+    assert column(batches, "wirelen") == [len(f) for f in FRAMES[:5]]
+    (warning,) = info.warnings
+    assert said in warning.message and warning.where == f"byte {at}" and "kept the 5 packets" in warning.message
 
 
 def test_garbage_after_the_last_packet_is_reported() -> None:

@@ -3,8 +3,8 @@
 Theory of operation: the file is mapped, never copied. `cniscope.wire.walk`
 walks the 16-byte record headers, reading only each caplen (the one sequential
 step, in C, and unchecked), into an int64 offset array for a window of at most
-`batch_size` records; numpy then gathers the header
-fields of the whole window at once and checks them. Damage (a cut header or
+`batch_size` records, with their header words; the window's records are then
+checked and their fields made in one pass (`walk.pcap_check`; by numpy where C was not built). Damage (a cut header or
 packet, an absurd caplen, a wire length of 0) ends the walk: every record before it is yielded, and
 a warning names the byte where it broke.
 """
@@ -47,20 +47,33 @@ def iter_batches(buf: memoryview, info: InputInfo, batch_size: int = 65536, *,
     words = np.empty((batch_size, 4), dtype=np.uint32)  # the records' header words, as the walk read them
     pos = start
     while pos < stop:
-        # the walk trusts every caplen; the checks run vectorized on the window afterwards
+        # the walk trusts every caplen; the window is checked afterwards
         count, pos = walk.pcap_records(data, pos, stop, walk_end, batch_size, header.byteorder == ">", offsets, words)
         if not count:  # fewer than 12 bytes left at pos: a cut header
             info.warn(f"byte {pos}", f"record header cut short: {end - pos} of {RECORD_LEN} bytes; "
                                      f"kept the {first} packets before it")
             return
-        starts = offsets[:count].copy()
-        good, damage, fields = _check(starts, words[:count].view(RECORD).reshape(count), end)
+        good, damage, found = _records(offsets[:count], words[:count], end, header)
         if good:
-            yield _batch(data, starts[:good], fields[:good], header, first)
+            yield _batch(data, found, header, first)
             first += good
         if damage:
-            info.warn(f"byte {starts[good]}", f"{damage}; kept the {first} packets before it")
+            info.warn(f"byte {offsets[good]}", f"{damage}; kept the {first} packets before it")
             return
+
+
+def _records(starts: np.ndarray, words: np.ndarray, end: int, header: Header) -> tuple[int, str, tuple[np.ndarray, ...]]:
+    """How many of the walked records are sound, what is wrong with the next one ("" if none), and the sound ones'
+    frame offsets, captured and wire lengths and times (ns): checked and made in C where built (`walk.pcap_check`, one
+    pass where numpy's took as long as the walk), else by numpy (`_check`), which also says why a record is bad."""
+    n = len(starts)
+    if walk.pcap_check is None:
+        good, damage, fields = _check(starts, words.view(RECORD).reshape(n), end)
+        return good, damage, _fields(starts[:good], fields[:good], header)
+    found = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.int64)
+    good = walk.pcap_check(words, starts, end, header.ticks == 1_000_000, MAX_CAPLEN, *found)
+    damage = "" if good == n else _check(starts[good:], words[good:].view(RECORD).reshape(n - good), end)[1]
+    return good, damage, tuple(a[:good] for a in found)
 
 
 def _check(starts: np.ndarray, headers: np.ndarray, end: int) -> tuple[int, str, np.ndarray]:
@@ -85,18 +98,26 @@ def _check(starts: np.ndarray, headers: np.ndarray, end: int) -> tuple[int, str,
     return n, "", fields
 
 
-def _batch(data: np.ndarray, starts: np.ndarray, fields: np.ndarray, header: Header, first: int) -> FrameBatch:
-    """The records at `starts`, their headers `fields` (`_check`'s)."""
-    n = len(starts)
+def _fields(starts: np.ndarray, fields: np.ndarray, header: Header) -> tuple[np.ndarray, ...]:
+    """The frame offsets, captured and wire lengths and times (ns) of the records at `starts`, whose header words are
+    `fields` (`_check`'s)."""
     sub = fields["sub"].astype(np.int64)
     if header.ticks == 1_000_000:
         sub *= 1000
+    return (starts + RECORD_LEN, fields["caplen"].astype(np.uint32), fields["wirelen"].astype(np.uint32),
+            fields["sec"].astype(np.int64) * 1_000_000_000 + sub)
+
+
+def _batch(data: np.ndarray, found: tuple[np.ndarray, ...], header: Header, first: int) -> FrameBatch:
+    """The records `_records` found: their frame offsets, captured and wire lengths and times."""
+    offset, caplen, wirelen, ts = found
+    n = len(offset)
     return FrameBatch(
         data=data,
-        offset=starts + RECORD_LEN,
-        caplen=fields["caplen"].astype(np.uint32),
-        wirelen=fields["wirelen"].astype(np.uint32),
-        ts=fields["sec"].astype(np.int64) * 1_000_000_000 + sub,
+        offset=offset,
+        caplen=caplen,
+        wirelen=wirelen,
+        ts=ts,
         linktype=np.full(n, header.linktype, dtype=np.uint16),
         iface=np.full(n, -1, dtype=np.int32),
         iface_names=[],

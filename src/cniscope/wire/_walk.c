@@ -184,10 +184,56 @@ static PyObject *pcapng_check(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(i);
 }
 
+/* pcap_check(fields, starts, end, usec, max_caplen, offset, caplen, wirelen, ts) -> count: `pcap_records`' records
+ * (their header words `fields`, 4 uint32 a record, and where they start) checked in order up to the first bad one (a
+ * header cut by `end`, a captured length above `max_caplen` or past `end`, a wire length of 0), and for each good one
+ * where its frame starts, its captured and wire lengths and its time in ns (the fraction in us where `usec`): what the
+ * reader's numpy passes made of them, in one pass (sources.pcap._check says why the first bad one is bad). */
+static PyObject *pcap_check(PyObject *self, PyObject *args) {
+    Py_buffer f, s, o[4];
+    Py_ssize_t end;
+    long long max_caplen;
+    int usec;
+    if (!PyArg_ParseTuple(args, "y*y*npLw*w*w*w*", &f, &s, &end, &usec, &max_caplen, &o[0], &o[1], &o[2], &o[3]))
+        return NULL;
+    Py_ssize_t n = s.len / 8, i = 0;
+    static const Py_ssize_t width[4] = {8, 4, 4, 8}; /* offset, caplen, wirelen, ts */
+    int ok = s.len == n * 8 && f.len == n * 4 * (Py_ssize_t)sizeof(uint32_t);
+    for (int k = 0; k < 4; k++) ok = ok && o[k].len >= n * width[k];
+    if (ok) {
+        const uint32_t *fields = f.buf;
+        const int64_t *starts = s.buf;
+        int64_t *offset = o[0].buf, *ts = o[3].buf;
+        uint32_t *caplen = o[1].buf, *wirelen = o[2].buf;
+        const int64_t scale = usec ? 1000 : 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (; i < n; i++) {
+            const uint32_t *w = fields + 4 * i;
+            int64_t at = starts[i], cap = w[2];
+            if (at + 16 > end || cap > max_caplen || at + 16 + cap > end || w[3] == 0) break;
+            offset[i] = at + 16;
+            caplen[i] = w[2];
+            wirelen[i] = w[3];
+            ts[i] = (int64_t)w[0] * 1000000000 + (int64_t)w[1] * scale;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&f);
+    PyBuffer_Release(&s);
+    for (int k = 0; k < 4; k++) PyBuffer_Release(&o[k]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "fields: 4 uint32 a record; starts: int64; outputs: int64, uint32, uint32, int64 "
+                                          "a record at least");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Offsets of pcap records: (count, next position)."},
     {"pcapng_blocks", pcapng_blocks, METH_VARARGS,
      "Offsets and header words of consecutive pcapng blocks of one type: (count, next position)."},
+    {"pcap_check", pcap_check, METH_VARARGS, "Check walked pcap records up to the first bad one: how many are good."},
     {"pcapng_check", pcapng_check, METH_VARARGS, "Check walked pcapng packet blocks up to the first bad one: how many are good."},
     {NULL, NULL, 0, NULL},
 };

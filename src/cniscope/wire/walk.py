@@ -78,12 +78,15 @@ def python_pcapng_blocks(data: np.ndarray, pos: int, end: int, limit: int, big: 
 
 
 try:
+    from cniscope.wire._walk import pcap_check as _pcap_check
     from cniscope.wire._walk import pcap_records as pcap_records
     from cniscope.wire._walk import pcapng_blocks as pcapng_blocks
     from cniscope.wire._walk import pcapng_check as _pcapng_check
     COMPILED = True
-    pcapng_check: Callable[..., int] | None = _pcapng_check  # the numpy stand-in is the reader's (sources.pcapng)
+    # the checks' numpy stand-ins are the readers' (sources.pcap, sources.pcapng)
+    pcap_check: Callable[..., int] | None = _pcap_check
+    pcapng_check: Callable[..., int] | None = _pcapng_check
 except ImportError:  # built without a C compiler
     pcap_records, pcapng_blocks = python_pcap_records, python_pcapng_blocks
-    pcapng_check = None
+    pcap_check = pcapng_check = None
     COMPILED = False
