@@ -408,7 +408,7 @@ def test_summaries_over_whole_columns_are_summary_row_by_row():
     ]
     heads = pl.DataFrame(rows, schema={name: SCHEMA[name] for name in _SUMMARY_READS})
     expected = [summary(r) for r in heads.iter_rows(named=True)]
-    assert _summaries(heads) == expected
+    assert _summaries(heads.with_row_index("row"), np.arange(heads.height), heads) == expected
     assert expected[1] == "TCP 10.244.3.16:80 > 192.168.200.21:41000 [S] seq 5" and expected[7].endswith("DNS query id 7, len 3")
 
 

@@ -465,39 +465,59 @@ def summary_heads(rng: np.random.Generator, n: int) -> pl.DataFrame:
 
 
 def test_summaries_in_c_are_the_polars_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`_journeys.summaries` writes what the polars expressions write, and leaves to Python what they leave (None)."""
+    """`_journeys.summaries_at` writes what the polars expressions write, and leaves to Python what they leave (None),
+    at any rows, in any order."""
     rng = np.random.default_rng(5)
     heads = summary_heads(rng, 20_000)
-    monkeypatch.setattr(journeys, "_c_summaries", compiled.summaries)
-    got = journeys._ip4_summaries(heads)
-    want = journeys._ip4_summaries_polars(heads)
+    texts = journeys._flag_texts()
+    at = rng.permutation(heads.height)[:15_000]
+    got = compiled.summaries_at(in_place(heads, journeys._IP4_SUMMARY_FIELDS), heads.height, at, texts)
+    want = journeys._ip4_summaries_polars(heads[at])
     assert got == want
     assert 0 < sum(text is None for text in want) < len(want)
     assert any(text is not None and " DNS answer id " in text for text in want)
-    assert journeys._ip4_summaries(heads.head(0)) == []
+    assert compiled.summaries_at(in_place(heads, journeys._IP4_SUMMARY_FIELDS), heads.height, at[:0], texts) == []
     # every summary, the rest written by Python, alike either way
     heads = heads.head(500).with_columns(pl.col("src6").cast(pl.String).fill_null("fd00::1").cast(pl.Categorical))
-    with_c = journeys._summaries(heads)
-    monkeypatch.setattr(journeys, "_c_summaries", None)
-    assert with_c == journeys._summaries(heads)
+    monkeypatch.setattr(journeys, "_c_summaries_at", compiled.summaries_at)
+    with_c = journeys._summaries(heads.with_row_index("row"), at[at < 500], heads)
+    monkeypatch.setattr(journeys, "_c_summaries_at", None)
+    assert with_c == journeys._summaries(heads.with_row_index("row"), at[at < 500], heads)
+
+
+def in_place(frame: pl.DataFrame, names: tuple[str, ...]) -> tuple[object, ...]:
+    """The columns `names` of `frame` as the C reads them in place (None: all null)."""
+    return tuple(None if frame[n].null_count() == frame.height else frame[n].to_physical().rechunk().__arrow_c_stream__()
+                 for n in names)
 
 
 def test_summaries_refuse_what_they_cannot_read(compiled: ModuleType) -> None:
-    values, valid = np.zeros((12, 3), np.uint64), np.ones((12, 3), np.uint8)
-    texts = journeys._flag_texts()
-    assert len(compiled.summaries(values, valid, 3, texts)) == 3
-    with pytest.raises(ValueError, match="every field of n rows"):
-        compiled.summaries(values, valid, 4, texts)
-    with pytest.raises(ValueError, match="every field of n rows"):
-        compiled.summaries(values, valid[:11], 3, texts)
+    heads = pl.DataFrame({f: pl.Series([0, 1, 2], dtype=pl.UInt64) for f in journeys._IP4_SUMMARY_FIELDS})
+    texts, at = journeys._flag_texts(), np.arange(3, dtype=np.int64)
+
+    def columns() -> tuple[object, ...]:  # (a stream is read once)
+        return in_place(heads, journeys._IP4_SUMMARY_FIELDS)
+
+    assert len(compiled.summaries_at(columns(), 3, at, texts)) == 3
+    with pytest.raises(ValueError, match="beyond the columns"):
+        compiled.summaries_at(columns(), 3, at + 1, texts)
+    with pytest.raises(ValueError, match="beyond the columns"):
+        compiled.summaries_at(columns(), 3, at - 1, texts)
+    with pytest.raises(ValueError, match="12 columns"):
+        compiled.summaries_at(columns()[:11], 3, at, texts)
+    with pytest.raises(ValueError, match="3 values for 4 rows"):
+        compiled.summaries_at(columns(), 4, at, texts)
+    with pytest.raises(ValueError, match="in 2 chunks"):
+        chunked = pl.concat([heads["proto"][:1], heads["proto"][1:]], rechunk=False)
+        compiled.summaries_at((chunked.__arrow_c_stream__(), *columns()[1:]), 3, at, texts)
     with pytest.raises(ValueError, match="256"):
-        compiled.summaries(values, valid, 3, texts[:255])
+        compiled.summaries_at(columns(), 3, at, texts[:255])
     with pytest.raises(ValueError, match="32 bytes"):
-        compiled.summaries(values, valid, 3, [*texts[:255], "x" * 33])
+        compiled.summaries_at(columns(), 3, at, [*texts[:255], "x" * 33])
     with pytest.raises(ValueError, match="32 bytes"):
-        compiled.summaries(values, valid, 3, [*texts[:255], 7])
-    values[6] = 300  # a flags value beyond a byte: left to Python
-    assert compiled.summaries(values, valid, 3, texts) == [None] * 3
+        compiled.summaries_at(columns(), 3, at, [*texts[:255], 7])
+    many_flags = heads.with_columns(tcp_flags=pl.Series([300, 300, 300], dtype=pl.UInt64), proto=pl.Series([6, 6, 6], dtype=pl.UInt64))
+    assert compiled.summaries_at(in_place(many_flags, journeys._IP4_SUMMARY_FIELDS), 3, at, texts) == [None] * 3  # beyond a byte: Python's
 
 
 def distinct_frame(rng: np.random.Generator, n: int) -> pl.DataFrame:

@@ -1621,42 +1621,27 @@ static char *put_hostport(char *at, uint64_t ip, int port_ok, uint64_t port) {
     return at;
 }
 
-/* summaries(values, valid, n, flag_texts): `journeys._summaries`' text of each of n rows that is TCP (with flags) or
- * UDP between IPv4 addresses and no ARP, None for the others (Python writes those). `values` (uint64) and `valid`
- * (uint8: 1 where not null) hold S_FIELDS fields of n rows each, field after field (proto, arp_op, src, dst, sport,
- * dport, tcp_flags, seq, ack, payload_len, dns_id, dns_qr); `flag_texts`: a list of 256 str, each TCP flags value's
- * text (ASCII). Each number is written as polars casts it to text, each address as `ip4_expr` writes it. */
-static PyObject *summaries(PyObject *self, PyObject *args) {
-    Py_buffer values, valid;
-    Py_ssize_t n;
-    PyObject *flag_texts;
-    if (!PyArg_ParseTuple(args, "y*y*nO!", &values, &valid, &n, &PyList_Type, &flag_texts))
-        return NULL;
-    PyObject *out = NULL;
+/* The summaries of n rows whose S_FIELDS fields' values (uint64) and null flags (uint8: 1 where not null) are `v` and
+ * `ok`, field after field; `flag_texts`: a list of 256 str, each TCP flags value's text (ASCII). */
+static PyObject *summary_texts(const uint64_t *v, const uint8_t *ok, Py_ssize_t n, PyObject *flag_texts) {
     const char *flags[256];
     Py_ssize_t flag_lens[256];
-    if (n < 0 || values.len != (Py_ssize_t)sizeof(uint64_t) * S_FIELDS * n || valid.len != S_FIELDS * n) {
-        PyErr_SetString(PyExc_ValueError, "summaries: values and valid hold every field of n rows");
-        goto done;
-    }
     if (PyList_GET_SIZE(flag_texts) != 256) {
-        PyErr_SetString(PyExc_ValueError, "summaries: a text for each of the 256 flags values");
-        goto done;
+        PyErr_SetString(PyExc_ValueError, "summaries_at: a text for each of the 256 flags values");
+        return NULL;
     }
     for (int f = 0; f < 256; f++) {
         PyObject *text = PyList_GET_ITEM(flag_texts, f);
         flags[f] = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &flag_lens[f]) : NULL;
         if (flags[f] == NULL || flag_lens[f] > SUMMARY_FLAGS_MAX) {
             if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "summaries: flags texts are str of 32 bytes at most");
-            goto done;
+                PyErr_SetString(PyExc_ValueError, "summaries_at: flags texts are str of 32 bytes at most");
+            return NULL;
         }
     }
-    out = PyList_New(n);
+    PyObject *out = PyList_New(n);
     if (out == NULL)
-        goto done;
-    const uint64_t *v = values.buf;
-    const uint8_t *ok = valid.buf;
+        return NULL;
 #define FIELD(f) v[(Py_ssize_t)(f) * n + i]
 #define HAS(f) ok[(Py_ssize_t)(f) * n + i]
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1690,16 +1675,78 @@ static PyObject *summaries(PyObject *self, PyObject *args) {
             at = put_number(put_text(at, ", len ", 6), FIELD(S_LEN));
         PyObject *made = PyUnicode_DecodeASCII(text, at - text, NULL);
         if (made == NULL) {
-            Py_CLEAR(out);
-            goto done;
+            Py_DECREF(out);
+            return NULL;
         }
         PyList_SET_ITEM(out, i, made);
     }
 #undef FIELD
 #undef HAS
+    return out;
+}
+
+/* summaries_at(columns, rows, at, flag_texts): `journeys._summaries`' text of each of the rows `at` (int64, each below
+ * `rows`) that is TCP (with flags) or UDP between IPv4 addresses and no ARP, None for the others (Python writes those).
+ * `columns`: the S_FIELDS fields (proto, arp_op, src, dst, sport, dport, tcp_flags, seq, ack, payload_len, dns_id,
+ * dns_qr) as Arrow streams of "bCSIL" of `rows` values in one chunk each (None: all null), read in place; `flag_texts`:
+ * a list of 256 str, each TCP flags value's text (ASCII). Each number is written as polars casts it to text, each
+ * address as `ip4_expr` writes it. */
+static PyObject *summaries_at(PyObject *self, PyObject *args) {
+    PyObject *columns, *flag_texts;
+    Py_buffer at_;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "O!ny*O!", &PyTuple_Type, &columns, &rows, &at_, &PyList_Type, &flag_texts))
+        return NULL;
+    PyObject *out = NULL;
+    Column col[S_FIELDS];
+    memset(col, 0, sizeof col);
+    Py_ssize_t loaded = 0, n = at_.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *at = at_.buf;
+    uint64_t *v = NULL;
+    uint8_t *ok = NULL;
+    if (PyTuple_GET_SIZE(columns) != S_FIELDS || at_.len % sizeof(int64_t) || rows < 0) {
+        PyErr_Format(PyExc_ValueError, "summaries_at: %d columns and int64 rows wanted", S_FIELDS);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (at[i] < 0 || at[i] >= rows) {
+            PyErr_SetString(PyExc_ValueError, "summaries_at: a row beyond the columns");
+            goto done;
+        }
+    for (; loaded < S_FIELDS; loaded++) {
+        char name[48];
+        snprintf(name, sizeof name, "%zd of the summaries'", loaded);
+        if (column_load(PyTuple_GET_ITEM(columns, loaded), rows, &col[loaded], name, "bCSIL") < 0)
+            goto done;
+        if (col[loaded].count > 1) {
+            PyErr_Format(PyExc_ValueError, "summaries_at: column %s in %zd chunks, not one", name, col[loaded].count);
+            loaded++;
+            goto done;
+        }
+        column_seek(&col[loaded]);
+    }
+    v = PyMem_RawMalloc(S_FIELDS * (n ? n : 1) * sizeof *v);
+    ok = PyMem_RawMalloc(S_FIELDS * (n ? n : 1));
+    if (!v || !ok) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int f = 0; f < S_FIELDS; f++) {
+        const Column *c = &col[f];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t b = c->bit + at[i];
+            int valid = c->values && (!c->validity || ((c->validity[b >> 3] >> (b & 7)) & 1));
+            ok[f * n + i] = (uint8_t)valid;
+            v[f * n + i] = valid ? value_at(c, b, 0) : 0;
+        }
+    }
+    out = summary_texts(v, ok, n, flag_texts);
 done:
-    PyBuffer_Release(&values);
-    PyBuffer_Release(&valid);
+    for (Py_ssize_t f = 0; f < loaded; f++)
+        column_free(&col[f]);
+    PyMem_RawFree(v);
+    PyMem_RawFree(ok);
+    PyBuffer_Release(&at_);
     return out;
 }
 
@@ -1719,7 +1766,7 @@ static PyMethodDef methods[] = {
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
-    {"summaries", summaries, METH_VARARGS, "The summary of each journey that is TCP or UDP between IPv4 addresses."},
+    {"summaries_at", summaries_at, METH_VARARGS, "The summary of each of some rows that is TCP or UDP between IPv4 addresses."},
     {"put_field", put_field, METH_VARARGS, "A field put in each object's dict, the objects in tuples, a value each."},
     {"distinct_rows", distinct_rows, METH_VARARGS, "Rows, or pairs of rows, numbered by first appearance of each distinct one."},
     {NULL, NULL, 0, NULL},

@@ -1098,7 +1098,8 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     them), and a journey's summary reads its first sighting only.
     """
     own = ("journey", "hop", "row", "node", "iface", "direction", "ts")
-    t = table.select(*own, *_CHANGE_FIELDS, *(f for f in _SUMMARY_FIELDS if f not in _CHANGE_FIELDS))  # no copy
+    # (the summaries' other fields are read at the few first sightings Python writes: 45 columns of 73k rows -> 31)
+    t = table.select(*own, *_CHANGE_FIELDS, *(f for f in _IP4_SUMMARY_FIELDS if f not in _CHANGE_FIELDS))  # no copy
     if t["journey"].null_count() or t["hop"].null_count():
         if limit is not None:
             t = t.filter(pl.col("journey") < limit)
@@ -1106,12 +1107,13 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     else:  # one gather of the few rows, in (journey, hop) order: filtering scans and copies every column, sorting again
         kept = _below(t["journey"], limit) if limit is not None else np.arange(t.height)
         head = at_rows(t.select("journey", "hop"), kept)
-        t = at_rows(t, kept[np.lexsort((head["hop"].to_numpy(), head["journey"].to_numpy()))])
+        order = head["journey"].to_numpy().astype(np.uint64) << np.uint64(32) | head["hop"].to_numpy().astype(np.uint64)
+        t = at_rows(t, kept[np.argsort(order, kind="stable")])  # (one key: numpy's lexsort of two took 3x the time)
     t = t.with_columns(delay=hop_delay())
     if not t.height:
         return []
     starts = np.flatnonzero(t["hop"].to_numpy() == 0)
-    summaries = _summaries(t[starts].select(*_SUMMARY_READS))
+    summaries = _summaries(t, starts, table)
     distinct, changed = _changes_at(t, starts)
     point_at = _spread(*_once_per_distinct(t.select("node", "iface", "direction", "hop"), lambda p: point_label(p, p["hop"])))
     direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
@@ -1173,37 +1175,33 @@ def _below(numbers: pl.Series, limit: int) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def _summaries(heads: pl.DataFrame) -> list[str]:
-    """`summary` of each row: TCP and UDP between IPv4 addresses (nearly every journey) as whole columns (in C where it
-    was built: 20,000 journeys 0.024 -> 0.007 s of CPU), the rest row by row."""
-    texts = _ip4_summaries(heads) if _c_summaries is not None else _ip4_summaries_polars(heads)
+def _summaries(t: pl.DataFrame, starts: np.ndarray, table: pl.DataFrame) -> list[str]:
+    """`summary` of the rows `starts` of `t` (`_IP4_SUMMARY_FIELDS` and `row`, the row of `table` each is): TCP and UDP
+    between IPv4 addresses (nearly every journey) over whole columns (in C where it was built, reading `t`'s columns
+    in place: no frame of the 20,000 rows gathered), the rest row by row, read from `table`."""
+    if _c_summaries_at is not None:
+        columns = tuple(None if (s := t.get_column(f)).null_count() == s.len() else s.to_physical().rechunk().__arrow_c_stream__()
+                        for f in _IP4_SUMMARY_FIELDS)
+        texts = _c_summaries_at(columns, t.height, starts.astype(np.int64), _flag_texts())
+    else:
+        texts = _ip4_summaries_polars(t[starts])
     rest = [n for n, text in enumerate(texts) if text is None]
     if rest:
-        names = heads.columns
-        for n, values in zip(rest, heads[rest].iter_rows()):
-            texts[n] = summary(dict(zip(names, values)))
+        heads = at_rows(table.select(*_SUMMARY_READS), t.get_column("row").to_numpy()[starts[rest]])
+        for n, values in zip(rest, heads.iter_rows()):
+            texts[n] = summary(dict(zip(heads.columns, values)))
     return cast(list[str], texts)
 
 
-_c_summaries: Callable[[np.ndarray, np.ndarray, int, list[str]], list[str | None]] | None
+_c_summaries_at: Callable[[tuple[object, ...], int, np.ndarray, list[str]], list[str | None]] | None
 try:
-    from cniscope._journeys import summaries as _c_summaries
+    from cniscope._journeys import summaries_at as _c_summaries_at
 except ImportError:  # built without a C compiler, or before it had the function
-    _c_summaries = None
+    _c_summaries_at = None
 
-# the columns `_ip4_summaries` reads, in the order `_journeys.summaries` takes them
+# the columns `_ip4_summaries_polars` reads, in the order `_journeys.summaries_at` takes them
 _IP4_SUMMARY_FIELDS = ("proto", "arp_op", "src", "dst", "sport", "dport", "tcp_flags", "seq", "ack", "payload_len", "dns_id",
                        "dns_qr")
-
-
-def _ip4_summaries(heads: pl.DataFrame) -> list[str | None]:
-    """`_ip4_summaries_polars` by `_journeys.summaries`: the fields' values (0 where null) and whether each is null,
-    field after field."""
-    assert _c_summaries is not None
-    values = heads.select(pl.col(f).fill_null(0).cast(pl.UInt64) for f in _IP4_SUMMARY_FIELDS).to_numpy()
-    valid = heads.select(pl.col(f).is_not_null() for f in _IP4_SUMMARY_FIELDS).to_numpy()
-    return _c_summaries(np.ascontiguousarray(values.T), np.ascontiguousarray(valid.T, dtype=np.uint8), heads.height,
-                        _flag_texts())
 
 
 @cache
