@@ -32,6 +32,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 def in_c(monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> None:
     monkeypatch.setattr(evidence, "COMPILED", True)
     monkeypatch.setattr(evidence, "evidence_scan", compiled.scan, raising=False)
+    monkeypatch.setattr(evidence, "code_counts", compiled.code_counts, raising=False)
 
 
 def both(table: pl.DataFrame, wanted: evidence.Asked, monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> evidence.Scan:
@@ -133,3 +134,15 @@ def test_captures_count_and_infer_as_in_polars(compiled: ModuleType, monkeypatch
     monkeypatch.setattr(evidence, "COMPILED", False)
     evidence._scanned._asked = evidence._pods._asked = None  # counted again, in polars
     assert infer.infer(table, journeys) == fast
+
+
+def test_names_are_counted_as_numpy_counts_them(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A categorical column's names counted over its codes in C (`code_counts`) as by numpy: nulls left out, chunks
+    cut anywhere, a column of nulls, none at all."""
+    table = sightings(np.random.default_rng(5), 3000)
+    for column in (table["iface"], table["iface"].slice(5), table["iface"].head(0), pl.Series([None] * 9, dtype=pl.Categorical())):
+        monkeypatch.setattr(evidence, "COMPILED", False)
+        want = evidence.named_counts(column)
+        in_c(monkeypatch, compiled)
+        assert evidence.named_counts(column) == want and list(evidence.named_counts(column)) == list(want)
+    assert sum(want.values()) == 0 and sum(evidence.named_counts(table["iface"]).values()) == 3000 - table["iface"].null_count()

@@ -56,6 +56,7 @@ class Observations:
     mac_prefixes: Counter[int]  # 16-bit prefix -> sightings, for prefixes any model declares
     gateway_arps: Counter[str]  # gateway address -> ARP sightings asking for it
     pod_addresses: set[str]
+    pod_values: frozenset[int]  # the IPv4 ones of `pod_addresses`, as the table stores them
     node_addresses: set[str]
     mss_from_pods: Counter[int]  # MSS -> SYN sightings sent by pod addresses
     ttl_at_tunnel: Counter[tuple[str, int]]  # (iface, ttl) -> sightings of pod-sent packets on tunnel devices
@@ -96,15 +97,18 @@ def interface_sightings(table: pl.DataFrame) -> dict[str, int]:
 
 
 def named_counts(column: pl.Series) -> dict[str, int]:
-    """How many times each name of a categorical column appears (nulls left out), counted over its codes."""
-    # chunk by chunk, where the codes are (one array of every code was a copy of the column)
-    chunks = [a for chunk in column.cat.physical().get_chunks() if len(a := chunk.drop_nulls().to_numpy())]
-    if not chunks:
-        return {}
-    counts = np.zeros(max(int(a.max()) for a in chunks) + 1, dtype=np.int64)
-    for a in chunks:
-        counts += np.bincount(a, minlength=len(counts))
+    """How many times each name of a categorical column appears (nulls left out), counted over its codes: in C over
+    the chunks in place (10M sightings: 0.01 against 0.04 s of CPU), or by numpy a chunk at a time."""
+    if COMPILED:
+        counts = np.frombuffer(code_counts(column.cat.physical().__arrow_c_stream__(), column.len()), dtype=np.int64)
+    else:  # chunk by chunk, where the codes are (one array of every code was a copy of the column)
+        chunks = [a for chunk in column.cat.physical().get_chunks() if len(a := chunk.drop_nulls().to_numpy())]
+        counts = np.zeros(max((int(a.max()) + 1 for a in chunks), default=0), dtype=np.int64)
+        for a in chunks:
+            counts += np.bincount(a, minlength=len(counts))
     present = np.flatnonzero(counts)
+    if not len(present):
+        return {}
     names = pl.Series(present.astype(np.uint32)).cat.to(column.dtype).to_list()
     return dict(zip(names, counts[present].tolist()))
 
@@ -148,6 +152,7 @@ def gather(table: pl.DataFrame, journeys: list[Journey], models: list[Model], in
         mac_prefixes=Counter({prefix: n for prefix, n in seen.prefixes.items() if n}),
         gateway_arps=Counter({gateway: n for gateway, n in seen.gateways.items() if n}),
         pod_addresses=pod_addresses,
+        pod_values=frozenset(pods),
         node_addresses=node_addresses,
         mss_from_pods=mss_from_pods,
         ttl_at_tunnel=ttl_at_tunnel,
@@ -538,6 +543,7 @@ def _direct_from_outside(table: pl.DataFrame, journeys: list[Journey], inventory
 
 
 try:
+    from cniscope._evidence import code_counts
     from cniscope._evidence import scan as evidence_scan
     COMPILED = True
 except ImportError:  # built without a C compiler

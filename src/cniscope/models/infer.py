@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from cniscope.errors import CniscopeError, ExitCode
@@ -35,7 +36,7 @@ from cniscope.models import MODELS, PROXIES, UNKNOWN
 from cniscope.models.base import Model
 from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, TunnelSeen, any_rewrite, gather, nat_changes
 from cniscope.models.shapes import segments
-from cniscope.packets.schema import Tunnel, ip4_value, mac_text
+from cniscope.packets.schema import Tunnel, mac_text
 from cniscope.results import ChangeKind, Journey, ModelVerdict
 
 CLOSE = 0.33  # a runner-up with at least this fraction of the winner's probability is reported
@@ -268,8 +269,8 @@ def copies(obs: Observations, models: list[Model], inventory: Inventory | None) 
 def pod_ranges(obs: Observations, models: list[Model], inventory: Inventory | None) -> list[Item]:
     cidrs = list(inventory.pod_cidrs()) if inventory is not None and inventory.pod_cidrs() else []
     # as integers (each address an object: 24 ms for 800 pods' addresses over the models' ranges)
-    addresses = [ip4_value(a) for a in obs.pod_addresses if ":" not in a]
-    if not cidrs and not addresses:
+    addresses = np.array(sorted(obs.pod_values), dtype=np.uint32)
+    if not cidrs and not len(addresses):
         return []
     items = []
     scores = {}
@@ -278,8 +279,11 @@ def pod_ranges(obs: Observations, models: list[Model], inventory: Inventory | No
         if cidrs:
             inside = all(any(_within(ipaddress.ip_network(c, strict=False), d) for d in defaults) for c in cidrs)
         else:
-            ranges = [(int(d.netmask), int(d.network_address)) for d in defaults if d.version == 4]
-            inside = all(any(a & mask == start for mask, start in ranges) for a in addresses)
+            within = np.zeros(len(addresses), dtype=bool)
+            for d in defaults:
+                if d.version == 4:
+                    within |= addresses & np.uint32(int(d.netmask)) == np.uint32(int(d.network_address))
+            inside = bool(within.all())
         narrow = all(d.prefixlen >= 12 for d in defaults)
         scores[m.name] = (1.5 if narrow else 0.3) if inside and defaults else 0.0
     if any(scores.values()):
