@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import polars as pl
@@ -42,7 +43,6 @@ from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import Clock
 from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.text import reader as text_reader
 from cniscope.wire.pcap import is_pcap
 from cniscope.wire.pcapng import is_pcapng
 
@@ -106,11 +106,19 @@ def sniff(head: bytes) -> str:
 
 def looks_like_capture(head: bytes) -> bool:
     """A file worth reading when a directory is given: pcap, pcapng, tcpdump text, or compressed (checked when read)."""
-    return _compression(head) is not None or sniff(head) in ("pcap", "pcapng") or text_reader.shows_packets(head)
+    return _compression(head) is not None or sniff(head) in ("pcap", "pcapng") or _text_reader().shows_packets(head)
+
+
+def _text_reader() -> ModuleType:
+    """The tcpdump text reader, imported when text is looked at: a binary capture does without its grammar's
+    regular expressions (10-15 ms of the command's imports)."""
+    from cniscope.sources.text import reader
+
+    return reader
 
 
 def _looks_like_text(head: bytes) -> bool:
-    if text_reader.starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
+    if _text_reader().starts_like_tcpdump(head):  # tcpdump text, whatever junk follows its first line
         return True
     if b"\0" in head:
         return False
@@ -303,7 +311,7 @@ def text_tables(opened: Opened, info: InputInfo, batch_size: int, ports: TunnelP
             blank = blank and not line.strip()
             yield line
 
-    for table in text_reader.iter_tables(lines(), info, batch_size, ports=ports):  # the text reader counts info.packets itself
+    for table in _text_reader().iter_tables(lines(), info, batch_size, ports=ports):  # the text reader counts info.packets itself
         if opened.counted is not None:
             info.bytes_read = opened.counted.count
             info.done = min(info.bytes_read / opened.size, 1.0) if opened.size else None
