@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from cniscope.models import roles
@@ -204,3 +205,14 @@ def test_journeys_hop_sequences_are_numbered_in_order_of_first_appearance(widest
         seen: dict[tuple[int, ...], int] = {}
         want = [seen.setdefault(tuple(codes[s:s + n].tolist()), len(seen)) for s, n in zip(starts, lengths)]
         assert roles._sequences_numbered(codes, lengths, starts).tolist() == want
+
+
+def test_unicast_destinations_from_their_numbers_are_the_texts_ones() -> None:
+    """`roles._unicast_at` (IPv4 destinations judged by their numbers) says what `_addressed` says of their text."""
+    ip4 = [0x0A000001, 0xE0000001, 0xEFFFFFFA, 0xF0000001, 0x0A0000FF, 0xFFFFFFFF, 0xDFFFFFFE, 0, None, None, None, None]
+    ip6 = [None, None, None, None, None, None, None, None, "ff02::1", "fd00::1", "::ffff:10.0.0.255", None]
+    at = pl.DataFrame({"src": pl.Series([None] * len(ip4), dtype=pl.UInt32), "dst": pl.Series(ip4, dtype=pl.UInt32),
+                       "src6": pl.Series([None] * len(ip4), dtype=pl.Categorical), "dst6": pl.Series(ip6, dtype=pl.Categorical)})
+    want = roles._unicast_flags(roles._texts(at)[1])
+    assert roles._unicast_at(at).tolist() == want.tolist() == [True, False, False, True, False, False, True, True, False, True,
+                                                               False, False]

@@ -36,7 +36,7 @@ from cniscope.models import MODELS
 from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import _ip4_texts, nat_changes, pod_addresses_of, reflected, row_view
 from cniscope.models.shapes import segments
-from cniscope.packets.schema import IFINDEX_PREFIX, Tunnel, named_iface
+from cniscope.packets.schema import IFINDEX_PREFIX, Tunnel, ip4_text, named_iface
 from cniscope.results import Hop, Journey, ModelVerdict, set_roles
 
 INGRESS = {"In", "P", "B", "M"}
@@ -325,6 +325,19 @@ def _texts(at: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
             at.select(pl.coalesce(_ip4_texts(at["dst"]), pl.col("dst6"))).to_series())
 
 
+def _unicast_at(at: pl.DataFrame) -> np.ndarray:
+    """`_addressed` of the destination of each of the sightings `at` (their `dst`, `dst6`, as `_texts` picks): an IPv4
+    one from its number (no multicast, 224.0.0.0/4; not ending in .255), no text made; an IPv6 one by `_unicast_flags`."""
+    dst = at.get_column("dst")
+    ip4 = dst.is_not_null().to_numpy()
+    number = dst.fill_null(0).to_numpy()
+    flags: np.ndarray = ip4 & (number >> 28 != 0xE) & (number & 0xFF != 0xFF)
+    ip6 = ~ip4 & at.get_column("dst6").is_not_null().to_numpy()
+    if ip6.any():
+        flags[ip6] = _unicast_flags(at.get_column("dst6").cast(pl.String).filter(pl.Series(ip6)))
+    return flags
+
+
 def _unicast_flags(dst: pl.Series) -> np.ndarray:
     """`_addressed` of each destination, once per distinct one."""
     distinct = dst.unique()
@@ -352,7 +365,7 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame, hops: _Hops,
     total = len(hops.rows)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     unicast = np.zeros(total, dtype=bool)
-    unicast[starts] = _unicast_flags(_texts(at_rows(table.select(*_ADDRESS_COLUMNS), hops.rows[starts]))[1])
+    unicast[starts] = _unicast_at(at_rows(table.select("dst", "dst6"), hops.rows[starts]))
     keyed = at_rows(table.select(*_SHAPE_COLUMNS), hops.rows).with_columns(changes=pl.Series(hops.changes), unicast=pl.Series(unicast))
     unnamed = keyed["iface"].cast(pl.String).str.starts_with(IFINDEX_PREFIX).fill_null(True)
     copies: dict[_Pair, int] = {}
@@ -485,16 +498,21 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
 
 def _veth_words(veth_of: list[_Veth], kind: np.ndarray, at: pl.DataFrame, ctx: _Context) -> np.ndarray:
     """The words of pod veth hops (each hop's veth `veth_of[kind]`, their sightings' addresses `at`), once per distinct
-    veth, kind of destination and pod."""
+    veth, kind of destination and pod: the pod's address as its columns hold it (an IPv4 number, or else an IPv6 one's
+    code), written as text for each distinct one only."""
     going = np.array([[v.direction == "Out", v.direction == "In"] for v in veth_of], dtype=bool)[kind]
-    src, dst = _texts(at)
-    addressed = pl.Series(_unicast_flags(dst))
+    addressed = pl.Series(_unicast_at(at))
     out, into = pl.Series(going[:, 0]), pl.Series(going[:, 1])
-    frame = pl.DataFrame({"kind": kind, "addressed": addressed, "has_dst": dst.is_not_null(),
-                          "peer": pl.select(pl.when(out).then(dst).when(into).then(src)).to_series()})
-    frame = frame.with_columns(peer=pl.when(pl.col("addressed")).then(pl.col("peer")))  # flooded: no pod named
+
+    def peer(kind: str) -> pl.Expr:  # the pod: the destination going out to it, the source coming in; flooded: none
+        return pl.when(addressed & out).then(pl.col(f"dst{kind}")).when(addressed & into).then(pl.col(f"src{kind}"))
+
+    frame = at.select(kind=pl.Series(kind), addressed=addressed, has_dst=pl.col("dst").is_not_null() | pl.col("dst6").is_not_null(),
+                      peer=peer(""), peer6=peer("6"))
+    frame = frame.with_columns(peer6=pl.when(pl.col("peer").is_null()).then(pl.col("peer6")))  # (as `_texts` picks)
     words, which = _once_per_distinct(frame, lambda row: _veth_text(
-        veth_of[row["kind"]].iface, veth_of[row["kind"]].direction, row["addressed"], row["has_dst"], row["peer"], ctx))
+        veth_of[row["kind"]].iface, veth_of[row["kind"]].direction, row["addressed"], row["has_dst"],
+        ip4_text(row["peer"]) if row["peer"] is not None else row["peer6"], ctx))
     spread: np.ndarray = np.empty(len(words), dtype=object)
     spread[:] = words
     gathered: np.ndarray = spread[which]
