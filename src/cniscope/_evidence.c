@@ -513,37 +513,19 @@ done:
     return result;
 }
 
-/* Counts by code, in four interleaved tables (a row's code is counted in the table of its place modulo 4): codes that
- * follow one another are often the same, and one counter would wait on its own last increment. */
-typedef struct {
-    int64_t (*counts)[4];
-    size_t size;
-} Codes;
-
-/* Room for `code`, twice what there was at least; -1 without the memory. */
-static int codes_grow(Codes *t, uint32_t code) {
-    size_t grown = (size_t)code + 1 > 2 * t->size ? (size_t)code + 1 : 2 * t->size;
-    int64_t (*more)[4] = PyMem_RawRealloc(t->counts, grown * sizeof *more);
-    if (!more)
-        return -1;
-    memset(more + t->size, 0, (grown - t->size) * sizeof *more);
-    t->counts = more;
-    t->size = grown;
-    return 0;
-}
-
 /* code_counts(column, rows) -> counts: how many times each value of a uint32 column of `rows` rows (an Arrow stream
  * capsule: a categorical column's codes) appears, nulls left out: int64 by value, as bytes, up to the greatest value
- * (b"" if none). */
+ * (b"" if none). The codes that follow one another are often the same, and one counter would wait on its own last
+ * increment: below 4096 (most captures' names), counted in four tables, a row's by its place modulo 4. */
 static PyObject *code_counts(PyObject *self, PyObject *args) {
     PyObject *capsule;
     Py_ssize_t rows;
     Column c;
     if (!PyArg_ParseTuple(args, "On", &capsule, &rows) || column_load(capsule, rows, &c, "codes", "I") < 0)
         return NULL;
-    Codes t = {NULL, 0};
-    int failed = 0;
-    size_t used = 0;
+    int64_t (*low)[4] = PyMem_RawCalloc(4096, sizeof *low), *counts = NULL;
+    size_t size = 0, used = 0;  /* `counts`: of every code, its room grown as codes come */
+    int failed = !low;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < c.count && !failed; k++) {
         c.at = k;
@@ -551,24 +533,46 @@ static PyObject *code_counts(PyObject *self, PyObject *args) {
         int64_t n = column_seek(&c);
         const uint32_t *codes = (const uint32_t *)c.values + c.bit;
         for (int64_t i = 0; c.values && i < n; i++) {
+            uint32_t code = codes[i];
             if (c.validity && !((c.validity[(c.bit + i) >> 3] >> ((c.bit + i) & 7)) & 1))
                 continue;
-            if (codes[i] >= t.size && codes_grow(&t, codes[i]) < 0) {
-                failed = 1;
-                break;
+            if (code < 4096) {
+                low[code][i & 3]++;
+                continue;
             }
-            t.counts[codes[i]][i & 3]++;
+            if (code >= size) {  /* room up to this code, twice what there was at least */
+                size_t grown = (size_t)code + 1 > 2 * size ? (size_t)code + 1 : 2 * size;
+                int64_t *more = PyMem_RawRealloc(counts, grown * sizeof *more);
+                if (!more) {
+                    failed = 1;
+                    break;
+                }
+                memset(more + size, 0, (grown - size) * sizeof *more);
+                counts = more;
+                size = grown;
+            }
+            counts[code]++;
         }
     }
-    used = t.size;
-    while (used && !(t.counts[used - 1][0] | t.counts[used - 1][1] | t.counts[used - 1][2] | t.counts[used - 1][3]))
+    if (!failed && size < 4096) {  /* the four tables' sums into `counts` */
+        int64_t *more = PyMem_RawRealloc(counts, 4096 * sizeof *more);
+        if (more) {
+            memset(more + size, 0, (4096 - size) * sizeof *more);
+            counts = more;
+            size = 4096;
+        } else
+            failed = 1;
+    }
+    for (size_t code = 0; !failed && code < 4096; code++)
+        counts[code] = low[code][0] + low[code][1] + low[code][2] + low[code][3];
+    used = failed ? 0 : size;
+    while (used && !counts[used - 1])
         used--;
-    for (size_t code = 0; code < used; code++)  /* the four into the first, in place: int64 by code from the start */
-        ((int64_t *)t.counts)[code] = t.counts[code][0] + t.counts[code][1] + t.counts[code][2] + t.counts[code][3];
     Py_END_ALLOW_THREADS
     column_free(&c);
-    PyObject *result = failed ? PyErr_NoMemory() : PyBytes_FromStringAndSize(used ? (const char *)t.counts : "", (Py_ssize_t)(used * 8));
-    PyMem_RawFree(t.counts);
+    PyObject *result = failed ? PyErr_NoMemory() : PyBytes_FromStringAndSize(used ? (const char *)counts : "", (Py_ssize_t)(used * 8));
+    PyMem_RawFree(low);
+    PyMem_RawFree(counts);
     return result;
 }
 

@@ -5,6 +5,7 @@ chunks cut anywhere), on every scenario and on the corpus; and the verdicts are 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
@@ -140,9 +141,13 @@ def test_names_are_counted_as_numpy_counts_them(compiled: ModuleType, monkeypatc
     """A categorical column's names counted over its codes in C (`code_counts`) as by numpy: nulls left out, chunks
     cut anywhere, a column of nulls, none at all."""
     table = sightings(np.random.default_rng(5), 3000)
-    for column in (table["iface"], table["iface"].slice(5), table["iface"].head(0), pl.Series([None] * 9, dtype=pl.Categorical())):
+    pl.Series([f"x{i}" for i in range(5000)], dtype=pl.Categorical())  # names made before: codes of 4096 and more below
+    late = pl.Series([f"late{i % 7}" if i % 5 else None for i in range(999)] + ["eth0"] * 3, dtype=pl.Categorical())
+    assert late.cat.physical().max() >= 4096
+    for column in (table["iface"], table["iface"].slice(5), table["iface"].head(0), pl.Series([None] * 9, dtype=pl.Categorical()), late):
         monkeypatch.setattr(evidence, "COMPILED", False)
         want = evidence.named_counts(column)
         in_c(monkeypatch, compiled)
         assert evidence.named_counts(column) == want and list(evidence.named_counts(column)) == list(want)
-    assert sum(want.values()) == 0 and sum(evidence.named_counts(table["iface"]).values()) == 3000 - table["iface"].null_count()
+    assert want == {**Counter(f"late{i % 7}" for i in range(999) if i % 5), "eth0": 3}
+    assert sum(evidence.named_counts(table["iface"]).values()) == 3000 - table["iface"].null_count()
