@@ -124,11 +124,18 @@ def label(journeys: list[Journey], table: pl.DataFrame, node_names: Sequence[str
         return journeys
     mac_owners = owners_of()
     own = host_macs(t.lazy().filter(pl.col("direction").is_null()))
-    sent: dict[int, tuple[str, str | None]] = {}
-    for row, node, direction, src, dst in t.iter_rows():
-        if direction is None and mac_owners.get(src) != node_names[node] and own.get(node) != src:
-            continue  # not sent by this node (or nothing says it was)
-        sent[row] = (mac_text(dst) or "", mac_owners.get(dst) or _group(dst))
+    # a frame of no direction counts when sent by its node: from a MAC the node owns, or its one-NIC capture's host MAC
+    # (polars tells which, not a walk of every frame: 8 ms at 200k)
+    code = {name: n for n, name in enumerate(node_names)}
+    owned = {mac: code[owner] for mac, owner in mac_owners.items() if owner in code}
+    node = pl.col("node").cast(pl.Int64)
+    by_owner = pl.col("src").replace_strict(list(owned), list(owned.values()), default=None, return_dtype=pl.Int64) == node \
+        if owned else pl.lit(False)
+    by_host = node.replace_strict(list(own), list(own.values()), default=None, return_dtype=pl.UInt64) if own else pl.lit(None, pl.UInt64)
+    sent_by_node = pl.col("direction").is_not_null() | by_owner.fill_null(False) | by_host.eq_missing(pl.col("src").cast(pl.UInt64))
+    said: dict[int, tuple[str, str | None]] = {}  # each destination MAC's words, once
+    sent = {row: said.get(dst) or said.setdefault(dst, (mac_text(dst) or "", mac_owners.get(dst) or _group(dst)))
+            for row, dst in t.filter(sent_by_node).select("row", "dst").iter_rows()}
     if not sent:
         return journeys
     if made is not None:  # the journeys with a hop sent, by numpy (every materialised journey has a hop)
