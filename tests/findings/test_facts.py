@@ -169,7 +169,8 @@ def test_hop_columns_gathered_ahead_are_those_gathered_then(case: str) -> None:
     itself = facts_mod.build(*args).hop_columns(*columns)
     ahead = facts_mod.build(*args, hops_ahead=facts_mod.gather_hops(r.table, r.journeys))
     assert ahead._gathered is not None and ahead.hop_columns(*columns).equals(itself) and itself.height
-    assert ahead.hop_columns("iface", "tunnel").equals(facts_mod.build(*args).hop_columns("iface", "tunnel"))  # not gathered ahead
+    assert ahead.hop_columns("ts", "tunnel").equals(facts_mod.build(*args).hop_columns("ts", "tunnel"))  # not gathered ahead
+    assert ahead.hop_columns("iface", "tunnel").columns == [*ahead.hops.columns, "tunnel"]  # the hops' own, once
     for other in (r.journeys[1:], r.journeys[::-1]):  # other hops: gathered again
         stale = facts_mod.build(*args, hops_ahead=facts_mod.gather_hops(r.table, other))
         assert stale._gathered is None and stale.hop_columns(*columns).equals(itself)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+
+from cniscope.findings import mtu
 from cniscope.results import FindingKind, Severity
 from tests.findings.two_nodes import (
     CLIENT,
@@ -249,3 +253,20 @@ def test_positions_below_a_limit_a_block_at_a_time() -> None:
         values = rng.integers(0, 50, n).astype(np.uint32)
         for limit in (0, 10, 50):
             assert _below(values, limit, block).tolist() == np.flatnonzero(values < limit).tolist()
+
+
+def test_each_conversations_least_mss_and_first_envelope_over_arrays_is_polars_grouping() -> None:
+    """`mtu._per_flow` over runs of arrays gives what polars' grouping gives: per conversation the least MSS announced
+    and the first journey in an envelope, the conversations without either left out; made-up arrays of every case."""
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n, journeys = int(rng.integers(0, 40)), int(rng.integers(1, 12))
+        flow = np.sort(rng.integers(0, 8, n))
+        at = rng.integers(0, journeys, n)
+        mss, place = rng.choice([-1, 0, 1400, 1460], journeys), rng.choice([-1, -1, 0, 2], journeys)
+        kind = rng.integers(1, 4, journeys)
+        expected = pl.DataFrame({"flow": flow, "at": at, "mss": mss[at], "place": place[at], "kind": kind[at]}).group_by(
+            "flow", maintain_order=True).agg(pl.col("mss").filter(pl.col("mss") >= 0).min(),
+                                             *(pl.col(c).filter(pl.col("place") >= 0).first() for c in ("at", "place", "kind")))
+        found = pl.DataFrame(mtu._per_flow(flow, at, mss, place, kind)).select(expected.columns)
+        assert found.to_dicts() == expected.drop_nulls(["mss", "at"]).to_dicts()

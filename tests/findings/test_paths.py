@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import polars as pl
+import pytest
+
 from cniscope.findings import paths
-from cniscope.findings.facts import build
+from cniscope.findings.facts import Facts, build
 from cniscope.findings.losses import find
 from cniscope.models.roles import Mismatch
 from cniscope.results import FindingKind, Severity
@@ -21,6 +24,7 @@ from tests.findings.two_nodes import (
     conversation,
 )
 from tests.findings.wire import ACK, IN, OUT, SYN, Wire, alarms, arp, of_kind, tcp
+from tests.paths import DATA, SEED
 
 
 def test_a_clean_cross_node_exchange_raises_no_alarm() -> None:
@@ -164,3 +168,57 @@ def test_drops_the_model_comparison_also_reported_are_reported_once() -> None:
     assert "model_agrees" in drops.findings[0].evidence.notes
     gathered = paths.model_paths(facts, lost, drops.claimed)
     assert [(d.node, d.journeys, d.evidence.packets) for d in gathered] == [("node9", (0, 1), 2)]
+
+
+def _walked_ways(facts: Facts) -> set[tuple[bool, str, str, str]]:
+    """(inbound, node, remote, way) as `asymmetric` walks the journeys (the ingress ones not the node's own)."""
+    found = set()
+    for j in facts.journeys:
+        by_node: dict[str, list] = {}
+        for hop in j.hops:
+            by_node.setdefault(facts.node(hop), []).append(hop)
+        for node, hops in by_node.items():
+            cov = facts.coverage.get(node)
+            if cov is None or not cov.every_iface:
+                continue
+            found |= {(True, node, remote, way) for way, remote in paths._ways_in(facts, hops)
+                      if remote is not None and not facts.is_local(node, remote)}
+            found |= {(False, node, remote, way) for way, remote in paths._ways_out(facts, hops) if remote is not None}
+    return found
+
+
+def _column_ways(facts: Facts) -> set[tuple[bool, str, str, str]]:
+    names = dict(zip(facts.hops["iface"].to_physical().to_list(), facts.hops["iface"].cast(pl.String).to_list()))
+    return {(inbound, facts.node_names[node], remote, names[way]) for inbound, node, remote, way in paths._ways(facts).iter_rows()
+            if not inbound or not facts.is_local(facts.node_names[node], remote)}
+
+
+@pytest.mark.parametrize("case", ["asymmetric", "seed", "two nodes", *(f"{m}/{s}" for m in ("flannel-vxlan", "calico-vxlan", "antrea-geneve")
+                                                                      for s in ("cross-node", "node-port"))])
+def test_the_ways_in_and_out_over_the_hops_as_columns_are_the_walks(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`paths._ways` finds the (node, remote address, way) in and out that `asymmetric` walks the journeys for, on one
+    node and several, tunnels and ARP; and `asymmetric` says the same without it (walking every time)."""
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+
+    if case == "asymmetric":
+        wire = Wire()
+        conversation(wire, 0)
+        wire.path(tcp("10.244.1.50", 42000, WEB, 80, SYN, 7000, ip_id=20), [(N3, "eth0", IN)], 1_000_000)
+        wire.see(tcp("192.168.201.13", 43000, "10.244.1.50", 9100, SYN, 800, ip_id=30), N3, "eth1", OUT, 1_500_000)
+        wire.see(arp(1, "192.168.201.13", "192.168.201.99"), N3, "eth1", OUT, 1_600_000)
+        report = wire.analyze()
+    elif case == "two nodes":
+        wire = Wire()
+        conversation(wire, 0)
+        report = wire.analyze()
+    else:
+        report = analyze([InputSpec(str(SEED if case == "seed" else DATA / "scenarios" / case))])
+    facts = build(report.table, report.journeys, report.flows, report.model, report.clocks, report.inventory)
+    walked = _walked_ways(facts)
+    assert _column_ways(facts) == walked
+    assert walked or case == "seed"
+    found = paths.asymmetric(facts, find(facts))
+    monkeypatch.setattr(paths, "_asymmetric_somewhere", lambda facts: True)
+    assert paths.asymmetric(facts, find(facts)) == found
+    assert bool(found.findings) is (case == "asymmetric")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import polars as pl
+
+from cniscope.findings import requests
+from cniscope.packets.schema import address_text, ip4_value
 from cniscope.results import FindingKind, Severity
 from tests.findings.two_nodes import (
     CLIENT,
@@ -169,3 +173,19 @@ def test_icmp_errors_quoting_an_unanswered_conversation_are_named_in_each_findin
     said = [f.explanation for f in found if f"to {DNS}:53" in f.title]
     assert len(said) == 1 and f"ICMP errors quote this conversation: port unreachable from {DNS}." in said[0]
     assert not [f for f in found if "ICMP errors" in f.explanation and f"to {DNS}:53" not in f.title]
+
+
+def test_a_senders_address_key_is_equal_where_its_text_is() -> None:
+    """`requests._address_keys`: rows whose source address `Facts.addr` writes alike get one number, others differ:
+    IPv4 addresses, IPv6 text (empty: none), names, a name that is an IPv4 address's text, none at all."""
+    v4 = ip4_value("10.0.0.1")
+    src = [v4, v4, None, None, None, None, None, None, None, ip4_value("10.0.0.2")]
+    src6 = ["", None, "fd00::1", "fd00::1", "", None, None, None, "", None]
+    names = [None, "x", None, "y", "10.0.0.1", "010.0.0.1", "web", None, None, "web"]
+    frame = pl.DataFrame({"src": pl.Series(src, dtype=pl.UInt32), "src6": pl.Series(src6, dtype=pl.Categorical()),
+                          "src_name": pl.Series(names, dtype=pl.Categorical())})
+    texts = [address_text(row, "src") or None for row in frame.with_columns(pl.col("src6").replace("", None)).iter_rows(named=True)]
+    keys = requests._address_keys(frame).to_list()
+    assert texts[4] == texts[0] and texts[7] is None and texts[8] is None
+    assert all((texts[a] == texts[b]) == (keys[a] == keys[b]) for a in range(len(src)) for b in range(len(src)))
+    assert [k is None for k in keys] == [t is None for t in texts]

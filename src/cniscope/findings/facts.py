@@ -275,31 +275,49 @@ class Facts:
     def hops(self) -> pl.DataFrame:
         """One row a hop of the materialised journeys, in their order and each journey's hops in theirs: `journey`
         (its place in `journeys`), `hop` (its place in the journey's hops), `row`, `node` (its code in `node_names`),
-        `role` (`ROLE_CODES` of its interface's role)."""
+        `role` (`ROLE_CODES` of its interface's role), `iface` (its interface)."""
         lengths, rows = hop_rows(self.journeys)
         total = len(rows)
         starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        ifaces = self.table.get_column("iface").gather(rows).cast(pl.String)
-        codes = {name: ROLE_CODES[self.role(name)] for name in ifaces.drop_nulls().unique().to_list()}  # no name: no role
+        ifaces = at_rows(self.table.select("iface"), rows).to_series()
         return pl.DataFrame({
             "journey": np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
             "hop": np.arange(total, dtype=np.int64) - starts,
             "row": rows,
             "node": self.node_codes[rows].astype(np.int64),
-            "role": ifaces.replace_strict(list(codes), list(codes.values()), return_dtype=pl.Int64, default=0).fill_null(0),
+            "role": self._role_codes(ifaces),
+            "iface": ifaces,
         })
+
+    def _role_codes(self, ifaces: pl.Series) -> np.ndarray | pl.Series:
+        """`ROLE_CODES` of each interface's role (0: no name, no role): of a categorical column, looked up by its codes
+        from its distinct names' (73k hops' names written as text and replaced: 9 -> 1 ms at 2M)."""
+        if ifaces.dtype != pl.Categorical:
+            names = ifaces.cast(pl.String)
+            codes = {name: ROLE_CODES[self.role(name)] for name in names.drop_nulls().unique().to_list()}
+            return names.replace_strict(list(codes), list(codes.values()), return_dtype=pl.Int64, default=0).fill_null(0)
+        distinct = ifaces.unique()
+        physical = distinct.to_physical().to_list()
+        lookup = np.zeros(max((c for c in physical if c is not None), default=-1) + 2, dtype=np.int64)  # the last: null
+        for code, name in zip(physical, distinct.cast(pl.String).to_list()):
+            if code is not None:
+                lookup[code] = ROLE_CODES[self.role(name)]
+        roles: np.ndarray = lookup[ifaces.to_physical().fill_null(len(lookup) - 1).to_numpy()]
+        return roles
 
     def path_firsts(self) -> np.ndarray:
         """Each journey's first hop in path order (`path`'s first) as its place among `hops` (-1: a journey without
         hops): of its nodes in the order of their first sightings, the first one's first sighting that was not received
         from the wire, else the journey's first. Over the hops' columns, not journey by journey."""
+        firsts = np.full(len(self.journeys), -1, dtype=np.int64)
+        heads = np.flatnonzero(self.hops.get_column("hop").to_numpy() == 0)
+        firsts[self.hops.get_column("journey").to_numpy()[heads]] = heads
+        if len(self.node_names) < 2:  # one node: a journey's path is its hops in their order (`path`)
+            return firsts
         hops = self.hop_columns("direction").with_row_index("at")
         received = (pl.col("direction").is_in([int(Direction.IN), int(Direction.OTHERHOST)])
                     & pl.col("role").is_in([ROLE_CODES[Role.NIC], ROLE_CODES[Role.TUNNEL]])).fill_null(False)
         sent = hops.filter(self.journey_node().is_first_distinct()).filter(~received).group_by("journey").agg(pl.col("at").first())
-        firsts = np.full(len(self.journeys), -1, dtype=np.int64)
-        heads = hops.filter(pl.col("hop") == 0)
-        firsts[heads["journey"].to_numpy()] = heads["at"].to_numpy()
         firsts[sent["journey"].to_numpy()] = sent["at"].to_numpy()
         return firsts
 
@@ -310,6 +328,7 @@ class Facts:
 
     def hop_columns(self, *columns: str) -> pl.DataFrame:
         """`hops` with these columns of the table beside, each hop's sighting's (gathered ahead: `gather_hops`)."""
+        columns = tuple(c for c in columns if c not in self.hops.columns)  # (`iface`: there already)
         gathered = self._gathered
         if gathered is not None and all(c in gathered.columns for c in columns):
             return self.hops.hstack(gathered.select(columns).get_columns())
@@ -340,6 +359,24 @@ class Facts:
         held = list(map(attrgetter("journeys"), self.flows))
         counts = np.fromiter(map(len, held), dtype=np.int64, count=len(held))
         return counts, np.fromiter(chain.from_iterable(held), dtype=np.int64, count=int(counts.sum()))
+
+    @cached_property
+    def journey_ids(self) -> np.ndarray:
+        """Each materialised journey's id, in their order (int64; read once for the detectors that want them)."""
+        return np.fromiter(map(attrgetter("id"), self.journeys), dtype=np.int64, count=len(self.journeys))
+
+    @cached_property
+    def journey_places(self) -> np.ndarray:
+        """Journey id -> its place in `journeys` (-1: not materialised), as long as the highest id + 1."""
+        ids = self.journey_ids
+        places = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, dtype=np.int64)
+        places[ids] = np.arange(len(ids))
+        return places
+
+    @cached_property
+    def flow_ids(self) -> np.ndarray:
+        """Each conversation's id, in their order (int64)."""
+        return np.fromiter(map(attrgetter("id"), self.flows), dtype=np.int64, count=len(self.flows))
 
     # ---- every journey, materialised or not (reports keep the first MAX_JOURNEYS as objects) ------
 
@@ -461,9 +498,8 @@ class Facts:
     @cached_property
     def _one_input(self) -> int | None:
         """The input when the table holds one, its times in order without a gap (searched in the table's own column)."""
-        ts = self.table.get_column("ts")
-        first, last = self.table.select(first=pl.col("input").min(), last=pl.col("input").max()).row(0)
-        return int(first) if first is not None and first == last and not ts.null_count() and ts.is_sorted() else None
+        found: int | None = self.ahead(one_input)
+        return found
 
     @cached_property
     def _times(self) -> dict[int, _SortedTimes]:
@@ -586,6 +622,19 @@ class Facts:
         return [n for n in (ipaddress.ip_network(c, strict=False) for c in cidrs) if n.version == 4]
 
 
+def one_input(table: pl.DataFrame) -> int | None:
+    """`Facts._one_input` of `table` (its times checked in order: 0.03 s at 10M, ahead: `findings.EARLY`)."""
+    ts = table.get_column("ts")
+    first, last = table.select(first=pl.col("input").min(), last=pl.col("input").max()).row(0)
+    return int(first) if first is not None and first == last and not ts.null_count() and ts.is_sorted() else None
+
+
+def in_row_order(table: pl.DataFrame) -> bool:
+    """Whether the table's rows are in the order of their `row` (as correlation leaves them; checked ahead, 0.03 s at
+    10M: `findings.EARLY`)."""
+    return "row" not in table.columns or table.get_column("row").is_sorted()
+
+
 def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     """Own addresses of each node (first seen going out of a device that is not a pod veth, -i any, as a packet's
     source or the sender of an ARP request or reply), its pods' (from veths).
@@ -609,14 +658,18 @@ def _addresses(self: Facts) -> tuple[dict[str, frozenset[str]], dict[str, frozen
         enveloped = (role == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) != 0) & (outbound | decapsulated)
         first_out = at.is_first_distinct() & outbound & ~role.is_in([ROLE_CODES[Role.HOST_VETH], 0]) \
             & pl.col("node").is_in(self._every_iface_nodes())
-        marked = hops.with_columns(_envelope=enveloped, _pod=role == ROLE_CODES[Role.HOST_VETH], _first_out=first_out)
-        # each address written as text for the hops that say it only (every hop's, for all four: 0.04 s at 2M)
+        marks = hops.select(_envelope=enveloped, _pod=role == ROLE_CODES[Role.HOST_VETH], _first_out=first_out)
+        marked = hops.hstack(marks.get_columns())
+        # each address written as text for the hops that say it only (every hop's, for all four: 0.04 s at 2M), and
+        # not looked for where no hop says it (no interface of a known role: 9 ms at 2M)
         for mark, address, into in (
             ("_envelope", pl.when(outbound).then(address_of("outer_src")).otherwise(address_of("outer_dst")), local),
             ("_pod", pl.when(outbound).then(address_of("dst")).otherwise(address_of("src")), pods),
             ("_first_out", pl.coalesce(address_of("src"), _arp_sender()), local),
             ("_first_out", address_of("outer_src"), local),
         ):
+            if not marks.get_column(mark).any():
+                continue
             found = marked.lazy().filter(mark).select("node", address.alias("addr")).drop_nulls().unique().collect()
             for node, addr in found.iter_rows():
                 into.setdefault(self.node_names[node], set()).add(addr)
@@ -646,9 +699,10 @@ def build(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdi
           hops_ahead: Future[HopTable] | None = None) -> Facts:
     """The facts of one report; `early`: table-wide work started on `table` beforehand (`findings.start`);
     `hops_ahead`: the table's columns at the journeys' hops, gathered beforehand (`gather_hops`)."""
-    if "row" in table.columns and not table["row"].is_sorted():  # correlate leaves the table in row order: no wide sort
-        table = table.sort("row")
     early = early or Early(table, {})
+    if not early.result(in_row_order, table):  # correlate leaves the table in row order: no wide sort
+        table = table.sort("row")
+        early = Early(table, {})
     names, codes = early.result(node_codes, table)
     partial = Facts(
         table=table, journeys=tuple(journeys), flows=tuple(flows), verdict=verdict, clocks=tuple(clocks), inventory=inventory,

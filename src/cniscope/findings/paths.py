@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 
 from cniscope.findings.catalogue import note, say
-from cniscope.findings.facts import ROLE_CODES, Facts
+from cniscope.findings.facts import ROLE_CODES, Facts, address_of
 from cniscope.findings.found import Found
 from cniscope.findings.losses import INGRESS, Loss, Losses, Next
 from cniscope.models import Role
 from cniscope.models.roles import Mismatch
-from cniscope.packets.schema import mac_text
+from cniscope.packets.schema import Direction, ip4_expr, mac_text
 from cniscope.results import Evidence, Finding, FindingKind, Hop, Journey, Severity
 
 
@@ -117,6 +118,8 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
     node, by the NIC) and the packet's (by the tunnel device when it went through one). A node's ARP request for the
     address counts as leaving by that NIC: its route to the address points there.
     """
+    if not _asymmetric_somewhere(facts):
+        return Found([])
     ingress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     egress: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     one_node = facts.node_names[0] if len(facts.node_names) == 1 else None  # one capture file, most often
@@ -177,6 +180,73 @@ def asymmetric(facts: Facts, losses: Losses) -> Found:
         ))
         claimed.update(dropped)
     return Found(out, frozenset(claimed))
+
+
+def _asymmetric_somewhere(facts: Facts) -> bool:
+    """Whether some node and remote address have ways in (`_ways_in`) and ways out (`_ways_out`) and none in common,
+    over the hops as columns: the journeys are walked one by one (`asymmetric`) only then (a walk of 20,000 journeys
+    that found none: 14 ms at 200k, most of the detector)."""
+    ways = _ways(facts)
+    ins: dict[tuple[int, str], set[object]] = defaultdict(set)
+    outs: dict[tuple[int, str], set[object]] = defaultdict(set)
+    for inbound, node, remote, way in ways.iter_rows():
+        if not inbound:
+            outs[(node, remote)].add(way)
+        elif not facts.is_local(facts.node_names[node], remote):
+            ins[(node, remote)].add(way)
+    return any(outs.get(key) and not ways_in & outs[key] for key, ways_in in ins.items())
+
+
+def _ways(facts: Facts) -> pl.DataFrame:
+    """The distinct (inbound, node, remote address, way) of `_ways_in` and `_ways_out` of every materialised journey's
+    hops on each node whose capture saw every interface: a way is the interface's code. Each hop's place among its
+    journey's hops on its node found by numpy (polars' windows over 20,000 journeys: 0.04 s at 2M)."""
+    addr = {side: address_of(side) for side in ("src", "dst", "outer_src", "outer_dst")}
+    # the hops of the journeys with a way (a NIC or a tunnel device) on the nodes that saw every interface only
+    journey, role = facts.hops.get_column("journey").to_numpy(), facts.hops.get_column("role").to_numpy()
+    has_way = np.zeros(len(facts.journeys), dtype=bool)
+    has_way[journey[(role == ROLE_CODES[Role.NIC]) | (role == ROLE_CODES[Role.TUNNEL])]] = True
+    rows = np.flatnonzero(has_way[journey] & np.isin(facts.hops.get_column("node").to_numpy(), facts._every_iface_nodes()))
+    if not len(rows):
+        return pl.DataFrame(schema={"inbound": pl.Boolean, "node": pl.Int64, "remote": pl.String, "way": pl.UInt32})
+    hops = facts.hop_columns("direction", "tunnel", "arp_op", "arp_tpa",
+                             *(f"{side}{kind}" for side in addr for kind in ("", "6", "_name")))[rows]
+    place, last, first = _places(hops.select(facts.journey_node()).to_series().to_numpy())
+    direction = hops.get_column("direction").fill_null(-1).to_numpy()
+    role = hops.get_column("role").to_numpy()
+    inbound = (direction == int(Direction.IN)) | (direction == int(Direction.OTHERHOST))
+    out, nic, tunnel = direction == int(Direction.OUT), role == ROLE_CODES[Role.NIC], role == ROLE_CODES[Role.TUNNEL]
+    tunnelled = hops.get_column("tunnel").fill_null(0).to_numpy() != 0
+    first_in = (place == 0) & inbound & nic  # into the node by a NIC ...
+    then_tunnel = (place == 1) & inbound & tunnel & (first_in & tunnelled)[first]  # ... then a tunnel device
+    last_out = last & out & nic
+    kept = np.flatnonzero(first_in | then_tunnel | (out & tunnel) | last_out)
+    # the remote addresses written as text for those hops only
+    ways = hops[kept].with_columns(_first_in=first_in[kept], _then_tunnel=then_tunnel[kept], _last_out=last_out[kept])
+    first_in, then_tunnel, last_out = pl.col("_first_in"), pl.col("_then_tunnel"), pl.col("_last_out")
+    tunnelled = pl.col("tunnel").fill_null(0) != 0
+    remote = (pl.when(first_in).then(pl.when(tunnelled).then(addr["outer_src"]).otherwise(addr["src"]))
+              .when(then_tunnel).then(addr["src"])
+              .when(last_out).then(pl.when(pl.col("arp_op") == 1).then(ip4_expr("arp_tpa"))
+                                   .when(tunnelled).then(addr["outer_dst"]).otherwise(addr["dst"]))
+              .otherwise(addr["dst"]))  # out by a tunnel device
+    return ways.lazy().select(inbound=first_in | then_tunnel, node="node", remote=remote,
+                              way=pl.col("iface").to_physical()).drop_nulls("remote").unique().collect()
+
+
+def _places(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row: its place among the rows of its key (in their order), whether it is their last, and the position
+    of their first."""
+    n = len(key)
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if n else np.zeros(0, dtype=bool)
+    start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
+    place, last, first = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool), np.empty(n, dtype=np.int64)
+    place[order] = np.arange(n) - start
+    last[order] = np.r_[starts[1:], True] if n else starts
+    first[order] = order[start]
+    return place, last, first
 
 
 def _by_ways(facts: Facts) -> list[Journey]:

@@ -28,18 +28,19 @@ def wrong_next_hop(facts: Facts, losses: Losses) -> Found:
     # the hops that can be: a NIC's plain frames with a destination MAC, going out or of no direction (in hop order);
     # judged once per distinct (node, sender, MAC, destination): a conversation's packets share them
     ends = [f"dst{kind}" for kind in ("", "6", "_name")]
-    maybe = facts.hop_columns("tunnel", "eth_dst", "eth_src", "direction", *ends).filter(
+    maybe = facts.hop_columns("tunnel", "eth_dst", "eth_src", "direction", *ends).lazy().filter(
         (pl.col("role") == ROLE_CODES[Role.NIC]) & (pl.col("tunnel").fill_null(0) == 0) & pl.col("eth_dst").is_not_null()
         & (pl.col("direction").is_null() | (pl.col("direction") == int(Direction.OUT)))
     ).select("journey", "hop", "node",
              pl.when(pl.col("direction").is_null()).then(pl.col("eth_src")).alias("sender"),  # a direction says it was sent
-             "direction", "eth_dst", address_of("dst").alias("dst"))
-    judged: dict[tuple[int, bool, int | None, int, str | None], str | None] = {}  # -> the pod's node, when wrong
+             "direction", "eth_dst", address_of("dst").alias("dst")).collect()  # lazy: only these columns filtered
+    # -> the pod's node, when wrong: judged over the distinct ones first, the hops walked only when some is
+    distinct = maybe.select("node", pl.col("direction").is_null(), "sender", "eth_dst", "dst").unique()
+    judged = {key: _wrong_owner(facts, facts.node_names[key[0]], *key[1:]) for key in distinct.iter_rows()}
+    if all(owner is None for owner in judged.values()):
+        return Found([], frozenset())
     for at, place, code, sender, direction, mac, to in maybe.iter_rows():
-        key = (code, direction is None, sender, mac, to)
-        if key not in judged:
-            judged[key] = _wrong_owner(facts, facts.node_names[code], direction is None, sender, mac, to)
-        owner = judged[key]
+        owner = judged[(code, direction is None, sender, mac, to)]
         if owner is not None:
             assert to is not None
             j = facts.journeys[at]

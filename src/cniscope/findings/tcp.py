@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
@@ -37,9 +39,11 @@ def retransmissions(facts: Facts, losses: Losses) -> Found:
     for j in facts.journeys:
         if j.retransmission_of is not None and j.flow is not None:
             resent_in.setdefault(j.flow, []).append(j)
-    for flow in facts.flows:
-        resent = resent_in.get(flow.id, [])
-        if not flow.retransmissions or not resent:
+    # the conversations with re-sends, in their order: found by numpy among every conversation's ids
+    with_resent = np.flatnonzero(np.isin(facts.flow_ids, np.fromiter(resent_in, dtype=np.int64, count=len(resent_in))))
+    for flow in map(facts.flows.__getitem__, with_resent.tolist()):
+        resent = resent_in[flow.id]
+        if not flow.retransmissions:
             continue
         chains: dict[int, list[Journey]] = {}
         for j in resent:
