@@ -493,6 +493,21 @@ def test_interfaces_a_pcap_does_not_name_are_named_by_the_index_c_reads() -> Non
     assert whole["iface"].to_list() == ["ifindex 7", "ifindex 3"]
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_unnamed_frames_without_an_index_stay_unnamed(large: bool) -> None:
+    """The index C reads as -1 (a frame past the buffer's end) names no interface, whether the indexes are counted
+    (small) or sorted (one above 2^20), for every frame unnamed and for some."""
+    frames = [sll2(PACKET_V4)] * 4
+    big = 1 << 31 if large else 9
+    read = np.array([7, -1, big, 7], dtype=np.int64)
+    for ifaces, names, want in (([-1] * 4, [], [0, -1, 1, 0]), ([-1, -1, -1, 0], ["eth0"], [1, -1, 2, 0])):
+        batch = frame_batch(frames, LinkType.LINUX_SLL2, iface_names=names, ifaces=ifaces)
+        unnamed = decode_module._unnamed(batch, 0, 4)
+        codes, named = decode_module._sll2_ifindex(batch, 0, 4, unnamed, read.copy())
+        assert codes.dtype == np.int32 and codes.tolist() == want
+        assert named == [*names, "ifindex 7", f"ifindex {big}"]
+
+
 def test_a_frame_starting_past_the_end_of_the_buffer_decodes_as_nothing_captured() -> None:
     batch = frame_batch([PACKET_V4, PACKET_V4], LinkType.RAW)
     batch.offset = np.array([0, len(batch.data) + 5], dtype=np.int64)

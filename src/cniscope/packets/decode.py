@@ -237,21 +237,22 @@ def _sll2_ifindex(batch: FrameBatch, start: int, stop: int, unnamed: np.ndarray 
         pos = batch.offset[start:stop][rows].astype(np.int64) + 4
         window, ok = _gather(batch.data, pos, 4)
         index = np.where(ok, window.view(">u4").astype(np.int64), -1)
-    missing = index < 0  # cut before the index, or past the buffer: none in a sound file, which skips the masks
-    some_missing = bool(missing.any())
-    found = index[~missing] if some_missing else index
-    if found.shape[0] and found.max() < 1 << 20:  # interface indexes are small: count them instead of sorting them
-        present = np.bincount(found) > 0
-        known = np.flatnonzero(present)
-        code = np.cumsum(present) - 1  # an index's place among the known ones
-        at = code.take(np.maximum(index, 0) if some_missing else index)
+    shifted = index + 1  # -1 (cut before the index, or past the buffer: none in a sound file) -> 0
+    if shifted.shape[0] and shifted.max() <= 1 << 20:  # interface indexes are small: count them instead of sorting them
+        present = np.bincount(shifted) > 0
+        present[0] = False  # no index: no name
+        known = np.flatnonzero(present) - 1
+        code = np.cumsum(present, dtype=np.int32) + np.int32(len(batch.iface_names) - 1)  # an index's name, by place
+        code[0] = -1
+        at = code.take(shifted)  # int32, in 4 passes over the rows where masks and casts took 8
     else:
-        known = np.unique(found)
-        at = np.searchsorted(known, index)
-    at += len(batch.iface_names)
-    if some_missing:
+        missing = index < 0
+        known = np.unique(index[~missing])
+        at = (np.searchsorted(known, index) + len(batch.iface_names)).astype(np.int32)
         at[missing] = -1
     names = [*batch.iface_names, *(f"{IFINDEX_PREFIX}{i}" for i in known.tolist())]
+    if isinstance(rows, slice):  # every frame: `at` is the column
+        return at, names
     iface = iface.copy()
     iface[rows] = at
     return iface, names
