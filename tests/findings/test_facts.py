@@ -194,3 +194,26 @@ def test_the_macs_sightings_start_early_where_a_destination_mac_shows(shown: boo
     assert (next_hops.mac_sightings in early.work) is shown
     facts = facts_mod.build(table, report.journeys, report.flows, report.model, report.clocks, early=early)
     assert facts.mac_owners == facts_mod.build(table, report.journeys, report.flows, report.model, report.clocks).mac_owners
+
+
+def test_early_work_its_thread_has_not_come_to_is_done_by_who_asks_for_it() -> None:
+    """`Early.result` takes work still queued behind other work from the queue and does it on the asking thread (not
+    waited for behind the rest); work already started is waited for; another table's is computed anew."""
+    import threading
+
+    table, started, gate = pl.DataFrame({"a": [1]}), threading.Event(), threading.Event()
+
+    def slow(t: pl.DataFrame) -> str:
+        started.set()
+        gate.wait(10)
+        return threading.current_thread().name
+
+    def queued(t: pl.DataFrame) -> str:
+        return threading.current_thread().name
+
+    early = facts_mod.start(table, [slow, queued])
+    assert started.wait(10)
+    assert early.result(queued, table) == threading.current_thread().name
+    gate.set()
+    assert early.result(slow, table).startswith("facts")
+    assert early.result(slow, pl.DataFrame({"a": [1]})) == threading.current_thread().name

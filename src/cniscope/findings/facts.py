@@ -110,9 +110,12 @@ class Early:
     work: dict[Callable[[pl.DataFrame], Any], Future[Any]]
 
     def result(self, compute: Callable[[pl.DataFrame], T], table: pl.DataFrame) -> T:
-        """`compute(table)`: as started, when it was started on this very table; else computed now."""
+        """`compute(table)`: as started, when it was started on this very table; else computed now, also when its thread
+        has not come to it yet (taken from its queue: not waited for behind the work before it)."""
         future = self.work.get(compute) if table is self.table else None
-        return cast(T, future.result()) if future is not None else compute(table)
+        if future is None or future.cancel():
+            return compute(table)
+        return cast(T, future.result())
 
 
 def start(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]]) -> Early:
