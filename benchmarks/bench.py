@@ -90,15 +90,16 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = parser.parse_args()
     probe = ("from cniscope import flows, journeys; from cniscope.wire import walk; from cniscope.packets import decode; "
-             "from cniscope.report import parquet_parts as p; from cniscope.models import evidence; "
+             "from cniscope.report import parquet_parts as p, json_out; from cniscope.models import evidence; "
              "print(walk.COMPILED, decode._C is not None, journeys.COMPILED, flows.COMPILED, p._parquet is not None and bool(p._parquet.LZ4), "
-             "evidence.COMPILED)")
-    walk, decoder, steps, numbering, encoder, counted = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+             "evidence.COMPILED, json_out._lines is not None)")
+    walk, decoder, steps, numbering, encoder, counted, written = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                                                       check=True).stdout.split()
     print(compiled(), flush=True)  # as an installed copy has it: no run compiles cniscope's modules again
     print(f"record walk compiled (cniscope.wire._walk): {walk}; decoder compiled (cniscope.packets._decode): {decoder}; "
           f"correlation's steps compiled (cniscope._journeys): {steps}; conversations' numbering compiled (cniscope._flows): {numbering}; "
           f"parquet encoder compiled, with liblz4 (cniscope.report._parquet): {encoder}; evidence counted in C (cniscope._evidence): {counted}; "
+          f"JSON written in C (cniscope.report._json): {written}; "
           f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     lines = []
     for size in args.sizes.split(","):
