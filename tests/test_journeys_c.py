@@ -359,11 +359,29 @@ def test_one_node_journeys_refuse_what_they_cannot_read(compiled: ModuleType) ->
         run(np.arange(n, dtype=np.uint32), ts=np.zeros(n - 1, np.int64))
 
 
+def point_columns(point: np.ndarray, cuts: list[int]) -> tuple[pl.Series, pl.Series]:
+    """The iface (UInt32 codes) and direction (UInt8) columns whose `point_codes` are `point`, nulls where it says so,
+    in chunks cut at `cuts` (other than the times')."""
+    named, none = int(journeys.POINT_NAMED), 256
+    code, direction = (point // named).astype(np.int64), (point % named).astype(np.int64)
+    iface = pl.Series([int(c) - 1 if c else None for c in code], dtype=pl.UInt32)
+    way = pl.Series([None if d == none else int(d) for d in direction], dtype=pl.UInt8)
+    assert (pl.DataFrame({"iface": iface, "direction": way}).select(
+        (pl.col("iface").cast(pl.UInt64) + 1).fill_null(0) * named + pl.col("direction").cast(pl.UInt64).fill_null(none)
+    ).to_series().to_numpy() == point).all()  # `point_codes`' numbers
+    bounds = [0, *[c for c in cuts if 0 < c < len(point)], len(point)]
+    return tuple(pl.concat([s.slice(a, b - a) for a, b in zip(bounds, bounds[1:])], rechunk=False) if len(point) else s
+                 for s in (iface, way))  # type: ignore[return-value]
+
+
 def window(compiled: ModuleType, key: np.ndarray, ts: pl.Series, point: np.ndarray, lanes: int) -> tuple[np.ndarray, ...] | None:
-    """`window_journeys` of every lane, one after the other: the journeys (first rows) and hops, None where refused."""
+    """`window_journeys` of every lane, one after the other: the journeys (first rows) and hops, None where refused. The
+    capture points as their columns, chunked otherwise than the times."""
     out = np.full(len(key), 7, np.uint32), np.full(len(key), 7, np.uint32)
     constants = journeys.BURST_GAP_NS, journeys.POINT_NAMED, journeys.POINT_DIRECTION, 4
-    done = [compiled.window_journeys(key, ts.__arrow_c_stream__(), point, lane, lanes, *constants, *out) for lane in range(lanes)]
+    iface, direction = point_columns(point, [len(point) // 2, len(point) // 2 + 7])
+    done = [compiled.window_journeys(key, ts.__arrow_c_stream__(), iface.__arrow_c_stream__(), direction.__arrow_c_stream__(),
+                                     lane, lanes, *constants, *out) for lane in range(lanes)]
     return out if all(done) else None
 
 
@@ -412,8 +430,30 @@ def test_journeys_in_time_order_refuse_what_they_cannot_read(compiled: ModuleTyp
     with pytest.raises(ValueError, match="3 values for 4 rows"):
         window(compiled, key, pl.Series([1, 2, 3]), point, 1)
     with pytest.raises(ValueError, match="no such lane"):
-        compiled.window_journeys(key, pl.Series([1, 2, 3, 4]).__arrow_c_stream__(), point, 1, 1, 1, 512, 511, 4,
+        compiled.window_journeys(key, pl.Series([1, 2, 3, 4]).__arrow_c_stream__(), None, None, 1, 1, 1, 512, 511, 4,
                                  np.zeros(4, np.uint32), np.zeros(4, np.uint32))
+    with pytest.raises(ValueError, match="format"):  # a capture point's direction of the wrong type
+        compiled.window_journeys(key, pl.Series([1, 2, 3, 4]).__arrow_c_stream__(), None, pl.Series([1, 2, 3, 4]).__arrow_c_stream__(),
+                                 0, 1, 1, 512, 511, 4, np.zeros(4, np.uint32), np.zeros(4, np.uint32))
+
+
+def test_journeys_in_time_order_read_null_columns_as_nulls(compiled: ModuleType) -> None:
+    """An interface or direction column null in every row (None) reads as its nulls: no direction, no Out before an In
+    at one time to refuse; no interface named, no point seen twice to start a journey again."""
+    key, ts = np.array([5, 5, 5], dtype=np.uint64), pl.Series(np.array([1, 1, 2], dtype=np.int64))
+    constants = journeys.BURST_GAP_NS, journeys.POINT_NAMED, journeys.POINT_DIRECTION, 4
+
+    def run(iface: pl.Series | None, direction: pl.Series | None) -> list[int] | None:
+        out = np.full(3, 7, np.uint32), np.full(3, 7, np.uint32)
+        done = compiled.window_journeys(key, ts.__arrow_c_stream__(), *(None if s is None else s.__arrow_c_stream__() for s in (iface, direction)),
+                                        0, 1, *constants, *out)
+        return [*out[0].tolist(), *out[1].tolist()] if done else None
+
+    same_iface, out_in = pl.Series([3, 3, 3], dtype=pl.UInt32), pl.Series([4, 0, 0], dtype=pl.UInt8)
+    assert run(None, out_in) is None  # an Out before an In at one time
+    assert run(None, None) == run(None, pl.Series([None] * 3, dtype=pl.UInt8)) == [0, 0, 0, 0, 1, 2]
+    assert run(same_iface, None) == [0, 1, 2, 0, 0, 0]  # one named point seen again: a journey each
+    assert run(None, None) == run(pl.Series([None] * 3, dtype=pl.UInt32), None)
 
 
 def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

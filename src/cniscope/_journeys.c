@@ -1126,26 +1126,42 @@ static int recent_seen(Recent *e, uint64_t point) {
     return 0;
 }
 
+/* the columns `window_runs` reads, in this order: the times, and the capture point's interface (its category code)
+ * and direction */
+enum { WINDOW_TS, WINDOW_IFACE, WINDOW_DIRECTION, WINDOW_COLUMNS };
+#define NO_DIRECTION 256  /* `point_codes`' direction where it is null */
+
+/* Row `r` of the stretch's capture point as `journeys.point_codes` makes it: (the interface's code + 1, 0 where null)
+ * * `named` + the direction (NO_DIRECTION where null). */
+static inline uint64_t point_in(const Column *iface, const Column *direction, int64_t r, uint64_t named) {
+    int64_t a = iface->bit + r, b = direction->bit + r;
+    uint64_t code = iface->values && (!iface->validity || ((iface->validity[a >> 3] >> (a & 7)) & 1))
+        ? (uint64_t)((const uint32_t *)iface->values)[a] + 1 : 0;
+    uint64_t d = direction->values && (!direction->validity || ((direction->validity[b >> 3] >> (b & 7)) & 1))
+        ? direction->values[b] : NO_DIRECTION;
+    return code * named + d;
+}
+
 /* The journeys (first rows) and hops of the rows whose key falls in `lane` of `lanes`, into `journey` and `hop` at
  * their rows: `time_runs` over the whole capture in row order, its times ascending. A key last seen over `gap` ago
  * starts a burst afresh, so only the keys of the last gap are kept: two windows, the current one since a time and the
- * one before it, each over `gap` long; a key of the one before is moved to the current one when seen. 0; -1: a time
- * before the last, or an Out before an In at one time within a run; -2: no memory; -3: a column without values. */
-static int window_runs(const uint64_t *key, Column *ts, const uint8_t *point, int width, Py_ssize_t n, int lane, int lanes,
-                       int64_t gap, uint64_t named, uint64_t mask, uint64_t out, uint32_t *journey, uint32_t *hop) {
+ * one before it, each over `gap` long; a key of the one before is moved to the current one when seen. The capture
+ * points are read from the columns (`point_in`), of the lane's rows only. 0; -1: a time before the last, or an Out
+ * before an In at one time within a run; -2: no memory; -3: times with nulls. */
+static int window_runs(const uint64_t *key, Column *col, Py_ssize_t n, int lane, int lanes, int64_t gap, uint64_t named,
+                       uint64_t mask, uint64_t out, uint32_t *journey, uint32_t *hop) {
     Window now = {0}, before = {0};
     int result = 0;
     int64_t since = 0, previous = INT64_MIN;
     Py_ssize_t i = 0;
+    const Column *ts = &col[WINDOW_TS], *iface = &col[WINDOW_IFACE], *direction = &col[WINDOW_DIRECTION];
     while (i < n && !result) {
-        int64_t stretch = column_seek(ts);
+        int64_t stretch = columns_seek(col, WINDOW_COLUMNS, n - i);
         if (stretch <= 0 || !ts->values || ts->validity) {
             result = -3;
             break;
         }
         const int64_t *times = (const int64_t *)ts->values + ts->bit;
-        if (stretch > n - i)
-            stretch = n - i;
         for (int64_t r = 0; r < stretch && !result; r++, i++) {
             int64_t t = times[r];
             if (t < previous) {
@@ -1163,7 +1179,7 @@ static int window_runs(const uint64_t *key, Column *ts, const uint8_t *point, in
             uint64_t k = key[i], hash = mix(k ^ S0, S1);
             if ((int)(((hash >> 32) * (uint64_t)lanes) >> 32) != lane)  /* the key's lane, without a division */
                 continue;
-            uint64_t p = point_at(point, width, (uint32_t)i);
+            uint64_t p = point_in(iface, direction, r, named);
             int egress = (p & mask) == out, run = 0;
             size_t at = now.size ? window_find(&now, k, hash) : 0;
             Recent *e = now.size && now.slots[at] ? &now.entries[now.slots[at] - 1] : NULL;
@@ -1213,45 +1229,45 @@ static int window_runs(const uint64_t *key, Column *ts, const uint8_t *point, in
             journey[i] = e->first;
             hop[i] = e->hop;
         }
-        ts->pos += stretch;
+        for (int k = 0; k < WINDOW_COLUMNS; k++)
+            col[k].pos += stretch;
     }
     window_clear(&now, 1);
     window_clear(&before, 1);
     return result;
 }
 
-/* window_journeys(key, ts, point, lane, lanes, gap, named, mask, out, journey, hop) -> bool: the journeys (first
- * rows) and hops of one node's whole capture into `journey` and `hop` (uint32), at the rows whose key (uint64) falls
- * in `lane` of `lanes` (one a thread: the others' rows are left as they were), from the times (an Arrow stream of
- * int64 without nulls, ascending) and capture points (uint16, 32 or 64). False where the times do not ascend or
- * sightings at one time within a run have an Out before an In (rows may be written). */
+/* window_journeys(key, ts, iface, direction, lane, lanes, gap, named, mask, out, journey, hop) -> bool: the journeys
+ * (first rows) and hops of one node's whole capture into `journey` and `hop` (uint32), at the rows whose key (uint64)
+ * falls in `lane` of `lanes` (one a thread: the others' rows are left as they were), from the times (an Arrow stream
+ * of int64 without nulls, ascending) and the capture points' interfaces (uint32 category codes) and directions (uint8),
+ * Arrow streams or None (null in every row). False where the times do not ascend or sightings at one time within a
+ * run have an Out before an In (rows may be written). */
 static PyObject *window_journeys(PyObject *self, PyObject *args) {
-    PyObject *capsule;
-    Py_buffer key_, point_, journey_, hop_;
+    PyObject *capsule[WINDOW_COLUMNS];
+    Py_buffer key_, journey_, hop_;
     int lane, lanes;
     long long gap;
     unsigned long long named, mask, out;
-    if (!PyArg_ParseTuple(args, "y*Oy*iiLKKKw*w*", &key_, &capsule, &point_, &lane, &lanes, &gap, &named, &mask, &out,
-                          &journey_, &hop_))
+    if (!PyArg_ParseTuple(args, "y*OOOiiLKKKw*w*", &key_, &capsule[WINDOW_TS], &capsule[WINDOW_IFACE], &capsule[WINDOW_DIRECTION],
+                          &lane, &lanes, &gap, &named, &mask, &out, &journey_, &hop_))
         return NULL;
     PyObject *result = NULL;
-    Column ts;
-    memset(&ts, 0, sizeof ts);
-    Py_ssize_t n = key_.len / 8, width = n ? point_.len / n : 8;
-    if (point_.len != n * width || (width != 2 && width != 4 && width != 8) || journey_.len != n * 4 || hop_.len != n * 4 ||
-        lanes < 1 || lane < 0 || lane >= lanes || (uint64_t)n > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "lengths differ, points not of 2, 4 or 8 bytes, or no such lane");
+    Column col[WINDOW_COLUMNS];
+    memset(col, 0, sizeof col);
+    static const char *names[WINDOW_COLUMNS] = {"ts", "iface", "direction"}, *formats[WINDOW_COLUMNS] = {"l", "I", "C"};
+    Py_ssize_t n = key_.len / 8;
+    if (key_.len != n * 8 || journey_.len != n * 4 || hop_.len != n * 4 || lanes < 1 || lane < 0 || lane >= lanes ||
+            (uint64_t)n > UINT32_MAX || capsule[WINDOW_TS] == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "lengths differ, no times, or no such lane");
         goto done;
     }
-    if (column_load(capsule, n, &ts, "ts", "l") < 0)
-        goto done;
-    if (ts.bits != 64) {
-        PyErr_SetString(PyExc_ValueError, "times not of 64 bits");
-        goto done;
-    }
+    for (int k = 0; k < WINDOW_COLUMNS; k++)
+        if (column_load(capsule[k], n, &col[k], names[k], formats[k]) < 0)
+            goto done;
     int found;
     Py_BEGIN_ALLOW_THREADS
-    found = window_runs(key_.buf, &ts, point_.buf, (int)width, n, lane, lanes, gap, named, mask, out, journey_.buf, hop_.buf);
+    found = window_runs(key_.buf, col, n, lane, lanes, gap, named, mask, out, journey_.buf, hop_.buf);
     Py_END_ALLOW_THREADS
     if (found == -2)
         PyErr_NoMemory();
@@ -1260,9 +1276,9 @@ static PyObject *window_journeys(PyObject *self, PyObject *args) {
     else
         result = PyBool_FromLong(found == 0);
 done:
-    column_free(&ts);
+    for (int k = 0; k < WINDOW_COLUMNS; k++)
+        column_free(&col[k]);
     PyBuffer_Release(&key_);
-    PyBuffer_Release(&point_);
     PyBuffer_Release(&journey_);
     PyBuffer_Release(&hop_);
     return result;
