@@ -129,14 +129,14 @@ def _decode_chunk(
 ) -> dict[str, arrow.Array]:
     n = stop - start
     cols = Columns(n)
-    caplen = batch.caplen[start:stop]
-    linktype = batch.linktype[start:stop]
+    whole = n == len(batch.offset)  # the batch is one chunk: its arrays as they are (`Columns.put` copies a view's rows)
+    caplen, linktype = (batch.caplen, batch.linktype) if whole else (batch.caplen[start:stop], batch.linktype[start:stop])
     if "frame" not in unread:
         cols.put("frame", ALL, np.arange(batch.first_frame + start, batch.first_frame + stop, dtype=np.uint32))
-    cols.put("ts", ALL, batch.ts[start:stop])
+    cols.put("ts", ALL, batch.ts if whole else batch.ts[start:stop])
     cols.put("linktype", ALL, linktype)
     cols.put("caplen", ALL, caplen)
-    cols.put("wirelen", ALL, batch.wirelen[start:stop])
+    cols.put("wirelen", ALL, batch.wirelen if whole else batch.wirelen[start:stop])
     cols.put_dictionary("node", batch.node[start:stop], batch.node_names)
     unnamed = _unnamed(batch, start, stop)
     ifindex = np.empty(n, dtype=np.int64) if unnamed is not None and compiled is not None else None

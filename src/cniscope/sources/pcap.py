@@ -74,7 +74,7 @@ def _records(starts: np.ndarray, words: np.ndarray, end: int, header: Header) ->
     found = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.int64)
     good = walk.pcap_check(words, starts, end, header.ticks == 1_000_000, MAX_CAPLEN, *found)
     damage = "" if good == n else _check(starts[good:], words[good:].view(RECORD).reshape(n - good), end)[1]
-    return good, damage, tuple(a[:good] for a in found)
+    return good, damage, tuple(a if good == n else a[:good] for a in found)  # whole: kept as columns, not copied
 
 
 def _check(starts: np.ndarray, headers: np.ndarray, end: int) -> tuple[int, str, np.ndarray]:
