@@ -175,15 +175,16 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, u
 def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str]) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
     `DECODERS` + 1 batches in flight: memory stays bounded)."""
-    from cniscope.packets.decode import decode_batch  # here: the decoders, imports that text does not need
+    from cniscope.packets.decode import Scratch, decode_batch  # here: the decoders, imports that text does not need
 
+    scratch = Scratch()  # the decoders' working arrays, taken again batch after batch
     if DECODERS <= 1:
-        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread)) for batch in batches)
+        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread, scratch)) for batch in batches)
         return
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
         pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
         for batch in batches:
-            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread)))
+            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread, scratch)))
             if len(pending) > DECODERS:
                 done, future = pending.popleft()
                 yield done, future.result()

@@ -563,6 +563,47 @@ def test_the_values_under_nulls_are_zeros(c_decoder: ModuleType) -> None:
         assert ok.any() and not ok.all() and not values[c][~ok].any(), names[c]
 
 
+def test_zeroed_arrays_keep_the_blocks_without_a_value_unwritten(c_decoder: ModuleType) -> None:
+    """Given zeros (`zeroed`), the C decoder writes a column's block of 64 rows only where some row of it has a value,
+    zeros under its nulls there: a rare column's other blocks (their pages) are never touched."""
+    mix = [(LinkType.ETHERNET, ethernet(PACKET_V4))] * 130 + [(LinkType.ETHERNET, ethernet(arp(), ethertype=0x0806))] * 70
+    mix += synth_frames(300, seed=31)
+    batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
+    names, n = c_decoder.COLUMNS, len(mix)
+    values = _arrays(names, n, garbage=0xA5)  # what a block left unwritten would still hold
+    valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
+    filled = np.zeros(len(names), dtype=np.int8)
+    c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS), values,
+                     valid, filled, None, True)
+    unwritten = 0
+    for c in (c for c in range(len(names)) if filled[c] == 1):
+        ok = np.unpackbits(valid[c].view(np.uint8), count=n, bitorder="little").view(np.bool_)
+        for k in range(valid.shape[1]):
+            rows = slice(64 * k, min(64 * (k + 1), n))
+            written = values[c][rows].view(np.uint8)
+            if valid[c][k]:
+                assert not values[c][rows][~ok[rows]].any(), names[c]
+            else:
+                assert (written == 0xA5).all(), names[c]
+                unwritten += 1
+    assert unwritten >= 2 * 4  # ARP's 4 columns have no value in the first two blocks
+
+
+def test_working_arrays_taken_again_leave_nothing_behind() -> None:
+    """Batches decoded with one `Scratch` (its working arrays taken again, shorter, holding the last batch's values)
+    equal the fallback's rows."""
+    scratch = decode_module.Scratch()
+    for count, seed, linktype in ((500, 3, None), (200, 4, LinkType.LINUX_SLL2), (130, 5, None)):
+        mix = synth_frames(count, seed=seed)
+        if linktype is not None:  # interfaces a pcap does not name: the indexes C reads, a working array
+            mix = [(linktype, sll2(ipv6(udp(b"x" * seed, sport=53, dport=99), src="fe80::1")))] * count
+        batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
+        fast = decode_batch(batch, 0, TUNNEL_PORTS, scratch=scratch)
+        assert fast.equals(decode_batch_reference(batch, 0, TUNNEL_PORTS), null_equal=True)
+    with scratch.held() as arrays:
+        assert arrays["valid"].shape[0] >= 500 // 64 and arrays["src6"].shape[0] == 500
+
+
 # what `analyze` drops right after reading (cniscope.analyze.UNREAD): the decoders leave it null, unbuilt
 UNREAD = ("frame", "line", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto", "info",
           "error")

@@ -933,18 +933,20 @@ static PyObject *release_all(Py_buffer *views, int count) {
     return NULL;
 }
 
-/* decode(data, offset, caplen, linktype, kinds, values, valid, filled[, ifindex]) -> [(row, error text), ...]:
+/* decode(data, offset, caplen, linktype, kinds, values, valid, filled[, ifindex[, zeroed]]) -> [(row, error text), ...]:
  * `values` one array per column (need not be zeros: every row of a column some row has a value for is written, 0
  * under its nulls; the others are left as they are, to be dropped; an empty array: a column not kept, never written,
  * its `filled` 0), `valid` the columns' validity bitmaps (uint64 words, zeros), `filled` per column: 0 no row has a
- * value, 2 every row has one, 1 some do; `ifindex` (int64 a frame, optional): the interface index of each LINUX_SLL2
- * frame captured to its 8th byte, -1 for the others (decode names the interfaces a pcap does not: gathered again in
- * numpy, 4 ms a chunk of 64k) */
+ * value, 2 every row has one, 1 some do; `ifindex` (int64 a frame, optional, None: not wanted): the interface index of
+ * each LINUX_SLL2 frame captured to its 8th byte, -1 for the others (decode names the interfaces a pcap does not:
+ * gathered again in numpy, 4 ms a chunk of 64k); `zeroed` true: `values` are zeros already, and a block of BLOCK rows
+ * none of which has a column's value is left unwritten (the pages of a rare column's blocks without one stay untouched) */
 static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *filled_obj;
     PyObject *ifindex_obj = Py_None;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO|O", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
-                          &valid_obj, &filled_obj, &ifindex_obj))
+    int zeroed = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO|Op", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
+                          &valid_obj, &filled_obj, &ifindex_obj, &zeroed))
         return NULL;
     if (!PyList_Check(values_obj) || PyList_GET_SIZE(values_obj) != NCOL) {
         PyErr_Format(PyExc_ValueError, "values: a list of %d arrays", NCOL);
@@ -1067,7 +1069,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     }
     for (int c = 0; c < NCOL; c++) {
         filled[c] = !(kept & BIT(c)) ? 0 : every & BIT(c) ? 2 : (some & BIT(c)) != 0;
-        if (filled[c] != 1) continue; /* every block written, or the column is not kept */
+        if (filled[c] != 1 || zeroed) continue; /* every block written, the column not kept, or zeros already */
         for (Py_ssize_t k = 0; k < words; k++) /* zeros under the nulls of the blocks it was not written in */
             if (!out[c].valid[k]) {
                 Py_ssize_t rows = n - k * BLOCK < BLOCK ? n - k * BLOCK : BLOCK;

@@ -40,9 +40,11 @@ random frames.
 from __future__ import annotations
 
 import importlib
+import mmap
 import socket
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 import numpy as np
@@ -56,6 +58,7 @@ from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import IFINDEX_PREFIX, SCHEMA, LinkType, empty
 
 CHUNK = 262144  # rows a call of the C decoder: a batch of `ingest` (grown for a large input) is one
+ZEROED_MAPPED = 1 << 16  # bytes from which a zeroed array is mapped on its own (`_zeroed`)
 # columns C writes as the buffer position of 16 address bytes: text here
 _IPV6 = frozenset({"src6", "dst6", "outer_src6", "outer_dst6"})
 NOT_BUILT = ("cniscope: the C frame decoder (cniscope.packets._decode) was not built (no C compiler at install?): "
@@ -73,18 +76,54 @@ _C = _compiled()  # the C decoder; None where it was not built
 _said: list[bool] = []  # whether NOT_BUILT was said
 
 
-def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread: Collection[str] = ()) -> pl.DataFrame:
+def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread: Collection[str] = (),
+                 scratch: Scratch | None = None) -> pl.DataFrame:
     """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels.
-    `unread`: columns the caller drops unread (`analyze`), left null: not built at all."""
+    `unread`: columns the caller drops unread (`analyze`), left null: not built at all. `scratch`: working arrays to
+    take again (the batches of one input), else made for this batch."""
     if _C is None and len(batch.offset) and not _said:
         _said.append(True)
         print(NOT_BUILT, file=sys.stderr)
-    return _decode(batch, input_index, ports, _C, frozenset(unread))
+    with (scratch or Scratch()).held() as arrays:
+        return _decode(batch, input_index, ports, _C, frozenset(unread), arrays)
+
+
+class Scratch:
+    """The C decoder's working arrays no table keeps (IPv6 addresses' buffer positions, booleans before they are packed
+    into bits, validity words, interface indexes), taken again by the next batch: made afresh, each batch's pages were
+    first touched again (2M pcap: 3 MB a batch of 256k). A set to each decode thread at a time (`held`)."""
+
+    def __init__(self) -> None:
+        self._free: list[dict[str, np.ndarray]] = []
+
+    @contextmanager
+    def held(self) -> Iterator[dict[str, np.ndarray]]:
+        """A set of working arrays by name, the caller's alone until it gives it back."""
+        try:
+            arrays = self._free.pop()
+        except IndexError:  # every set taken (or none made yet)
+            arrays = {}
+        try:
+            yield arrays
+        finally:
+            self._free.append(arrays)
+
+
+def _scratch(arrays: dict[str, np.ndarray], name: str, n: int, dtype: type[np.generic], zero: bool = False) -> np.ndarray:
+    """`n` values of `dtype` from the working array `name` of `arrays` (grown when too short); zeros where `zero`,
+    else what was left there."""
+    have = arrays.get(name)
+    if have is None or have.shape[0] < n or have.dtype != dtype:
+        have = arrays[name] = np.empty(n, dtype=dtype)
+    out = have[:n]
+    if zero:
+        out.fill(0)
+    return out
 
 
 def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """Every row through the per-packet fallback: the reference the C decoder is tested against."""
-    return _decode(batch, input_index, ports, None, frozenset())
+    return _decode(batch, input_index, ports, None, frozenset(), {})
 
 
 # A column no row has: a typed null literal (made once: 30 a chunk took 0.6 ms), which stays one value through concat,
@@ -115,17 +154,17 @@ def _port_kinds(ports: TunnelPorts) -> np.ndarray:
 
 
 def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: ModuleType | None,
-            unread: frozenset[str]) -> pl.DataFrame:
+            unread: frozenset[str], scratch: dict[str, np.ndarray]) -> pl.DataFrame:
     port_kinds = _port_kinds(ports)
     n = len(batch.offset)
-    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), ports, port_kinds, compiled, unread), input_index)
-              for start in range(0, n, CHUNK)]
+    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), ports, port_kinds, compiled, unread, scratch),
+                     input_index) for start in range(0, n, CHUNK)]
     return pl.concat(chunks, rechunk=False) if chunks else empty()
 
 
 def _decode_chunk(
     batch: FrameBatch, start: int, stop: int, ports: TunnelPorts, port_kinds: np.ndarray, compiled: ModuleType | None,
-    unread: frozenset[str],
+    unread: frozenset[str], scratch: dict[str, np.ndarray],
 ) -> dict[str, arrow.Array]:
     n = stop - start
     cols = Columns(n)
@@ -139,10 +178,10 @@ def _decode_chunk(
     cols.put("wirelen", ALL, batch.wirelen if whole else batch.wirelen[start:stop])
     cols.put_dictionary("node", batch.node[start:stop], batch.node_names)
     unnamed = _unnamed(batch, start, stop)
-    ifindex = np.empty(n, dtype=np.int64) if unnamed is not None and compiled is not None else None
+    ifindex = _scratch(scratch, "ifindex", n, np.int64) if unnamed is not None and compiled is not None else None
     base = batch.offset[start:stop].astype(np.int64, copy=False)
     if compiled is not None:
-        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread, ifindex)
+        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread, scratch, ifindex)
     else:
         data, end = batch.data, base + caplen
         rows = list(range(n))
@@ -157,19 +196,20 @@ def _decode_chunk(
 
 
 def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
-              port_kinds: np.ndarray, cols: Columns, unread: frozenset[str], ifindex: np.ndarray | None = None) -> None:
+              port_kinds: np.ndarray, cols: Columns, unread: frozenset[str], scratch: dict[str, np.ndarray],
+              ifindex: np.ndarray | None = None) -> None:
     """The C decoder's columns for one chunk, into `cols` as Arrow arrays (the values as C wrote them, its validity
     bitmaps); a column no row has stays out (all null), and so does an `unread` one (C leaves it unwritten). C also
-    reads the LINUX_SLL2 frames' interface indexes into `ifindex` where given."""
+    reads the LINUX_SLL2 frames' interface indexes into `ifindex` where given. What no table keeps comes from `scratch`."""
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
-    # not zeroed here (glibc zeroed each for calloc, 1.5 ms a chunk): C writes every row of a column it keeps
-    values = [np.empty(0 if name in unread else n, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
-    valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)  # per column a bitmap, a word per 64 rows
+    values = [_values(name, n, unread, scratch) for name in names]
+    valid = _scratch(scratch, "valid", len(names) * -(-n // 64), np.uint64, zero=True).reshape(len(names), -1)  # per
+    # column a bitmap, a word per 64 rows
     filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
                                                     np.ascontiguousarray(linktype, dtype=np.uint16), port_kinds, values,
-                                                    valid, filled, ifindex)
+                                                    valid, filled, ifindex, True)
     for c, (name, value, fill) in enumerate(zip(names, values, filled.tolist())):
         if not fill:
             continue
@@ -187,6 +227,28 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
     if errors and "error" not in unread:
         rows, texts = zip(*errors)
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
+
+
+def _values(name: str, n: int, unread: frozenset[str], scratch: dict[str, np.ndarray]) -> np.ndarray:
+    """The array C writes column `name` of a chunk of `n` rows into, zeros: C leaves a block of 64 rows none of which
+    has the column's value unwritten. A column the table keeps in pages of its own (`_zeroed`): a rare one's (ARP's,
+    ICMP's) blocks without a value are never touched; what is read once, from `scratch`: booleans (packed into bits
+    next), IPv6 addresses' positions (read only where a row has one: left as they were, not zeroed)."""
+    dtype = np.int64 if name in _IPV6 else NUMPY_TYPE[name]
+    if name in unread:
+        return np.empty(0, dtype=dtype)
+    if name in _IPV6 or dtype is np.bool_:
+        return _scratch(scratch, name, n, dtype, zero=dtype is np.bool_)
+    return _zeroed(n, dtype)
+
+
+def _zeroed(n: int, dtype: type[np.generic]) -> np.ndarray:
+    """`n` zeros of `dtype`; a large array in pages of its own, which the OS maps as they are first written (freed
+    memory taken again would be zeroed first: calloc, or C writing zeros, touched every page)."""
+    size = n * np.dtype(dtype).itemsize
+    if size < ZEROED_MAPPED:
+        return np.zeros(n, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE), dtype=dtype)
 
 
 def _ipv6_column(data: np.ndarray, position: np.ndarray, bitmap: np.ndarray | None) -> arrow.Array:
@@ -226,7 +288,7 @@ def _sll2_ifindex(batch: FrameBatch, start: int, stop: int, unnamed: np.ndarray 
                   ifindex: np.ndarray | None = None) -> tuple[np.ndarray, list[str | None]]:
     """Interface of each frame; a LINUX_SLL2 frame the file does not name (`unnamed`) is named by the index its header
     carries, "ifindex 7" as `tcpdump -e` prints it (the name belongs to the capturing host). `ifindex`: those indexes
-    as the C decoder read them (-1: none), else gathered here."""
+    as the C decoder read them (-1: none; a working array, changed here), else gathered here."""
     iface = batch.iface[start:stop]
     if unnamed is None:
         return iface, batch.iface_names
@@ -237,7 +299,8 @@ def _sll2_ifindex(batch: FrameBatch, start: int, stop: int, unnamed: np.ndarray 
         pos = batch.offset[start:stop][rows].astype(np.int64) + 4
         window, ok = _gather(batch.data, pos, 4)
         index = np.where(ok, window.view(">u4").astype(np.int64), -1)
-    shifted = index + 1  # -1 (cut before the index, or past the buffer: none in a sound file) -> 0
+    shifted = index  # in place: the index + 1, -1 (cut before the index, or past the buffer: none in a sound file) -> 0
+    shifted += 1
     if shifted.shape[0] and shifted.max() <= 1 << 20:  # interface indexes are small: count them instead of sorting them
         present = np.bincount(shifted) > 0
         present[0] = False  # no index: no name
@@ -246,9 +309,9 @@ def _sll2_ifindex(batch: FrameBatch, start: int, stop: int, unnamed: np.ndarray 
         code[0] = -1
         at = code.take(shifted)  # int32, in 4 passes over the rows where masks and casts took 8
     else:
-        missing = index < 0
-        known = np.unique(index[~missing])
-        at = (np.searchsorted(known, index) + len(batch.iface_names)).astype(np.int32)
+        missing = shifted <= 0
+        known = np.unique(shifted[~missing]) - 1
+        at = (np.searchsorted(known, shifted - 1) + len(batch.iface_names)).astype(np.int32)
         at[missing] = -1
     names = [*batch.iface_names, *(f"{IFINDEX_PREFIX}{i}" for i in known.tolist())]
     if isinstance(rows, slice):  # every frame: `at` is the column
