@@ -369,40 +369,36 @@ static uint8_t *levels(uint8_t *o, const Column *c, int64_t rows) {
 /* ---- values ---------------------------------------------------------------------------------------------- */
 
 /* The non-null values of an integer column, each widened (by its sign) to `DST` bytes, after one another; `bm`
- * NULL: every row's (a loop the compiler vectorises). */
+ * NULL: every row's. Rows 64 at a time: a word of the bitmap all set is a loop the compiler vectorises (most words
+ * of most columns), one all clear is skipped; the others a row at a time. */
 #define GATHER(NAME, SRC, DST)                                                                                    \
-    static uint8_t *NAME(uint8_t *o, const uint8_t *values, const uint8_t *bm, int64_t rows) {                   \
-        if (!bm) {                                                                                                \
-            for (int64_t i = 0; i < rows; i++) {                                                                  \
-                SRC v;                                                                                            \
-                memcpy(&v, values + i * (int64_t)sizeof(SRC), sizeof v);                                          \
-                DST d = (DST)v;                                                                                   \
-                memcpy(o + i * (int64_t)sizeof(DST), &d, sizeof d);                                               \
+    static uint8_t *NAME(uint8_t *restrict o, const uint8_t *restrict values, const uint8_t *bm, int64_t rows) {                 \
+        int64_t base = 0;                                                                                         \
+        for (; base < rows; base += 64) {                                                                         \
+            int64_t n = rows - base < 64 ? rows - base : 64;                                                      \
+            uint64_t m = n == 64 ? ~0ull : (1ull << n) - 1;                                                       \
+            if (bm) {                                                                                             \
+                uint64_t word = 0;                                                                                \
+                memcpy(&word, bm + (base >> 3), (size_t)((n + 7) >> 3));                                          \
+                m &= word;                                                                                        \
             }                                                                                                     \
-            return o + rows * (int64_t)sizeof(DST);                                                               \
-        }                                                                                                         \
-        for (int64_t base = 0; base < rows; base += 8) {                                                          \
-            unsigned m = bm[base >> 3];                                                                           \
-            if (rows - base < 8)                                                                                  \
-                m &= (1u << (rows - base)) - 1;                                                                   \
-            if (m == 0xFF) {                                                                                      \
-                for (int k = 0; k < 8; k++) {                                                                     \
+            if (m == ~0ull) {                                                                                     \
+                for (int k = 0; k < 64; k++) {                                                                    \
                     SRC v;                                                                                        \
                     memcpy(&v, values + (base + k) * (int64_t)sizeof(SRC), sizeof v);                             \
                     DST d = (DST)v;                                                                               \
-                    memcpy(o, &d, sizeof d);                                                                      \
-                    o += sizeof d;                                                                                \
+                    memcpy(o + k * (int64_t)sizeof(DST), &d, sizeof d);                                           \
                 }                                                                                                 \
-            } else                                                                                                \
-                while (m) {                                                                                       \
-                    int k = __builtin_ctz(m);                                                                     \
-                    m &= m - 1;                                                                                   \
-                    SRC v;                                                                                        \
-                    memcpy(&v, values + (base + k) * (int64_t)sizeof(SRC), sizeof v);                             \
-                    DST d = (DST)v;                                                                               \
-                    memcpy(o, &d, sizeof d);                                                                      \
-                    o += sizeof d;                                                                                \
-                }                                                                                                 \
+                o += 64 * sizeof(DST);                                                                            \
+                continue;                                                                                         \
+            }                                                                                                     \
+            for (; m; m &= m - 1) {                                                                               \
+                SRC v;                                                                                            \
+                memcpy(&v, values + (base + __builtin_ctzll(m)) * (int64_t)sizeof(SRC), sizeof v);                \
+                DST d = (DST)v;                                                                                   \
+                memcpy(o, &d, sizeof d);                                                                          \
+                o += sizeof d;                                                                                    \
+            }                                                                                                     \
         }                                                                                                         \
         return o;                                                                                                 \
     }
