@@ -21,6 +21,7 @@ from cniscope.journeys import (
     group,
     key_fields,
     nothing_inside,
+    one_capture_point,
     one_node_partial,
     order_hops,
 )
@@ -321,6 +322,15 @@ def test_capture_points_are_the_distinct_input_node_pairs_in_order_of_first_sigh
     assert capture_points(table).equals(expected)
     several = pl.concat([table.slice(0, 3), table.slice(3)], rechunk=False)  # chunked as a table read in batches
     assert capture_points(several).equals(expected)
+    assert one_capture_point(table) == one_capture_point(several) == (expected.height <= 1)
+
+
+@pytest.mark.parametrize("inputs,nodes", [
+    ([0, 0, None], ["a", "a", "a"]), ([None, None], ["a", "a"]), ([1, 1, 1], ["a", None, "a"]), ([2, 2], [None, "b"]),
+])
+def test_one_capture_point_tells_nulls_from_values(inputs, nodes):
+    table = pl.DataFrame({"input": pl.Series(inputs, dtype=pl.UInt16), "node": pl.Series(nodes, dtype=pl.Categorical)})
+    assert one_capture_point(table) == (table.unique().height <= 1)
 
 
 def _narrow(rng, n, nulls=False, shuffled=False, steps=1_000_000):
@@ -523,7 +533,7 @@ def test_correlation_asks_numpy_for_no_huge_pages_and_gives_its_setting_back(mon
     core = getattr(np, "_core", None) or getattr(np, "core", None)
     multiarray, seen = core.multiarray, []
     was = multiarray._get_madvise_hugepage()
-    monkeypatch.setattr(journeys_mod, "capture_points", lambda t: seen.append(multiarray._get_madvise_hugepage()) or 1 / 0)
+    monkeypatch.setattr(journeys_mod, "one_capture_point", lambda t: seen.append(multiarray._get_madvise_hugepage()) or 1 / 0)
     for setting in (True, False):
         multiarray._set_madvise_hugepage(setting)
         with pytest.raises(ZeroDivisionError):

@@ -104,6 +104,15 @@ def capture_points(table: pl.DataFrame) -> pl.DataFrame:
     return table.select("input", "node").filter(start).unique(maintain_order=True)
 
 
+def one_capture_point(table: pl.DataFrame) -> bool:
+    """Whether `capture_points(table)` has one pair at most: the input and the node each the same in every row (or
+    null in every row), by reductions over the two columns (no mask made: `capture_points` took 0.005-0.015 s and
+    1,300 fresh pages at 2M)."""
+    stats = table.select(*(expr.alias(f"{n}{k}") for n, c in enumerate((pl.col("input"), pl.col("node").to_physical()))
+                           for k, expr in enumerate((c.null_count(), c.min(), c.max())))).row(0)
+    return all(nulls == table.height or (nulls == 0 and low == high) for nulls, low, high in (stats[:3], stats[3:]))
+
+
 def fingerprint(table: pl.DataFrame, fields: list[str] | None = None) -> pl.Expr:
     """The key (UInt64) of each sighting: equal for sightings of one packet. `fields`: the key's fields
     (default: `key_fields` of `table`; a table read in batches knows them only at its end).
@@ -478,7 +487,7 @@ def correlate(table: pl.DataFrame, partitions: int = 1, workers: int = 1, run: R
 
 
 def _correlate(table: pl.DataFrame, partitions: int, workers: int, run: Run | None, hops: bool) -> Correlation:
-    one_node = capture_points(table).height <= 1
+    one_node = one_capture_point(table)
     if one_node and run is None and partitions > 1 and table.height and not table.get_column("ts").null_count():
         return _correlate_one_node(table, partitions, workers, hops)
     t = narrow(table, one_node)
