@@ -387,6 +387,23 @@ def test_a_chunk_lets_go_of_the_arrow_keys_behind_a_text_column_with_nulls() -> 
     assert whole["src6"].null_count() == sum(c.count(-1) for c in [codes(s).tolist() for s in range(3)])
 
 
+def test_a_whole_column_is_kept_as_given_or_as_the_array_it_views_whole_and_a_part_is_copied() -> None:
+    from cniscope.packets.columns import ALL, Columns
+
+    units = np.arange(8, dtype=np.uint64)  # pcapng's times: its timestamp units seen as int64
+    longer = np.arange(16, dtype=np.uint32)
+    cols = Columns(8)
+    cols.put("ts", ALL, units.view(np.int64))
+    cols.put("caplen", ALL, longer[:8])
+    cols.put("wirelen", ALL, longer[8:].copy())
+    assert np.shares_memory(cols.values["ts"], units) and not np.shares_memory(cols.values["caplen"], longer)
+    assert cols.values["ts"].tolist() == list(range(8)) and cols.values["caplen"].tolist() == list(range(8))
+    again = Columns(8)  # one array is never two columns
+    again.put("caplen", ALL, cols.values["wirelen"])
+    again.put("wirelen", ALL, cols.values["wirelen"])
+    assert not np.shares_memory(again.values["caplen"], again.values["wirelen"])
+
+
 def test_put_rows_sets_what_putting_each_field_sets() -> None:
     from cniscope.packets.columns import Columns
 

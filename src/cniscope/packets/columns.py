@@ -60,9 +60,12 @@ class Columns:
         if (
             isinstance(rows, slice) and name not in self.values and isinstance(values, np.ndarray) and values.shape == (self.n,)
             and values.dtype == NUMPY_TYPE[name]
-        ):  # a whole column, already in shape: kept as is (or a copy of a view: its base may be reused or large)
-            own = values.base is None and id(values) not in self.adopted
-            self.adopted.add(id(values))
+        ):  # a whole column, already in shape: kept as is, or as the array it views whole under another type (pcapng's
+            # times: its timestamp units); a copy of another view (its base may be reused or large)
+            whole = values if values.base is None else values.base
+            own = isinstance(whole, np.ndarray) and whole.base is None and whole.nbytes == values.nbytes
+            own = own and id(whole) not in self.adopted
+            self.adopted.add(id(whole))
             self.values[name] = values if own else values.copy()
             self.valid[name] = None
             return

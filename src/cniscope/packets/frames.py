@@ -14,7 +14,8 @@ NO_TS = np.iinfo(np.int64).min  # `ts` of a frame that carries no time (pcapng's
 
 @dataclass
 class FrameBatch:
-    """Frames found by a binary reader, not yet decoded. All arrays have one entry per frame."""
+    """Frames found by a binary reader, not yet decoded. All arrays have one entry per frame. The decoder may keep
+    `ts`, `linktype`, `caplen` and `wirelen` (or the array one views whole) as its columns: a reader makes them anew."""
 
     data: np.ndarray  # uint8: the buffer the offsets point into (usually the mapped file)
     offset: np.ndarray  # int64: start of each frame's captured bytes in `data`
