@@ -457,8 +457,9 @@ def test_journeys_in_time_order_read_null_columns_as_nulls(compiled: ModuleType)
 
 
 def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`results.made_many` in C: the same hops and journeys as the Python loop (equal, their dicts' keys in field order,
-    the constants shared), lists of another length and columns not one a field refused."""
+    """`results.made_many` in C: the same hops and journeys as the Python loop (equal; a hop's fields in its slots, a
+    journey's in its dict, its keys in field order; the constants shared), lists of another length and columns not one
+    a field refused."""
     from cniscope import results
     from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, made_many
 
@@ -470,7 +471,7 @@ def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, mo
     journey = made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
     monkeypatch.setattr(results, "_make_objects", None)
     assert made == made_many(Hop, columns, 3) and journey == made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
-    assert [list(h.__dict__) for h in made] == [[f.name for f in fields(Hop)]] * 3
+    assert not any(hasattr(h, "__dict__") for h in made) and list(journey[0].__dict__) == [f.name for f in fields(Journey)]
     assert made[0].changes is made[2].changes is changes and journey[0].hops[1] is made[1]
     assert made_many(Hop, columns, 0) == []
     names = tuple(f.name for f in fields(Hop))
@@ -669,7 +670,8 @@ def test_distinct_rows_refuse_what_they_cannot_read(compiled: ModuleType) -> Non
 
 def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """`results.set_roles` by `_journeys.put_field`: each hop of each journey its role, in order, as the Python loop
-    gives them; a count of roles other than the hops', or hops not in tuples, refused before any is set."""
+    gives them (in a hop's slot; in the dict of an object that has one); a count of roles other than the hops', or hops
+    not in tuples, refused before any is set."""
     from cniscope import results
     from cniscope.results import Hop, Journey, made_many
 
@@ -684,7 +686,9 @@ def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: p
     monkeypatch.setattr(results, "_put_field", None)
     results.set_roles(want, roles)
     assert got == want and [h.role for j in got for h in j.hops] == roles
-    assert [list(h.__dict__) for j in got for h in j.hops] == [[f.name for f in fields(Hop)]] * 4
+    assert not any(hasattr(h, "__dict__") for j in got for h in j.hops)  # (in their slots)
+    compiled.put_field([tuple(got)], "summary", ["x", "y", "z"])  # an object with a dict: put in it, in its place
+    assert [j.summary for j in got] == ["x", "y", "z"] and list(got[0].__dict__) == [f.name for f in fields(Journey)]
     untouched = journeys_made()
     with pytest.raises(ValueError, match="a value for each"):
         compiled.put_field([j.hops for j in untouched], "role", roles[:3])

@@ -31,7 +31,8 @@ def test_made_is_what_the_dataclass_makes() -> None:
     assert flow == init and vars(flow) == vars(init)
     assert list(vars(flow)) == [f.name for f in dataclasses.fields(Flow)]
     hop = (3, "node1", "eth0", HopDirection.OUT, 10, None, "node1 eth0 Out", None, (Change(ChangeKind.TTL, "64", "63"),), None, None)
-    assert made(Hop, *hop) == Hop(*hop) and vars(made(Hop, *hop)) == vars(Hop(*hop))
+    assert made(Hop, *hop) == Hop(*hop) and tuple(getattr(made(Hop, *hop), f.name) for f in dataclasses.fields(Hop)) == hop  # (in slots)
+    assert made(Hop, *hop).sent_to("aa:bb", "node2") == Hop(*hop[:-2], "aa:bb", "node2")
     assert made(Journey, 1, 7, "UDP", None, ()) == Journey(1, 7, "UDP", None, ())
     assert make_endpoint("fd00::1", 80) == Endpoint("fd00::1", 80) and vars(make_endpoint("a", None)) == vars(Endpoint("a"))
     with pytest.raises(TypeError):

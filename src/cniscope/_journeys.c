@@ -6,6 +6,7 @@
  * of a partition from its sorted keys (`one_node_partial` the fallback).
  */
 #include "_columns.h"
+#include <structmember.h> /* PyMemberDef: where a class of slots keeps each field */
 
 /* argsort_keys(keys, perm, sorted): the stable order of the uint64 `keys` (`perm`, uint32: position in `keys`
  * of each in order) and the keys in that order (`sorted`, uint64). A least-significant-digit radix sort, 11 bits a
@@ -1284,8 +1285,41 @@ done:
     return result;
 }
 
+/* Where the instances of a class of slots and no dict (results.Hop: half the memory of a hop with a dict) keep the
+ * field `name`: its member's offset; -1 when the class has no such member holding an object, or has a dict. */
+static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
+    if (type->tp_dictoffset != 0 || type->tp_members == NULL)
+        return -1;
+    const char *text = PyUnicode_AsUTF8(name);
+    if (text == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    for (PyMemberDef *member = type->tp_members; member->name != NULL; member++)
+        if (strcmp(member->name, text) == 0)
+            return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : -1;
+    return -1;
+}
+
+/* `value` put as the field of `o` its class keeps at `offset` (`slot_offset`), else under `name` in its dict. */
+static int put_attribute(PyObject *o, Py_ssize_t offset, PyObject *name, PyObject *value) {
+    if (offset >= 0) {
+        Py_INCREF(value);
+        Py_XSETREF(*(PyObject **)((char *)o + offset), value);
+        return 0;
+    }
+    PyObject *own = PyObject_GenericGetDict(o, NULL);
+    if (own == NULL)
+        return -1;
+    int failed = PyDict_SetItem(own, name, value);
+    Py_DECREF(own);
+    return failed;
+}
+
+#define NAMES_MAX 64 /* fields of a class make_objects makes */
+
 /* make_objects(cls, names, columns, n): n instances of `cls` made as `results.maker`'s function makes them
- * (object.__new__, then each of `names` put in the instance's dict in order), the k-th name's value of the i-th
+ * (object.__new__, then each of `names` put in the instance's dict, or its slots, in order), the k-th name's value of the i-th
  * being `columns[k][i]` where `columns[k]` is a list (of n values), else `columns[k]` itself. For the tens of
  * thousands of hops and journeys materialising makes (results.made_many: the Python loop the fallback). */
 static PyObject *make_objects(PyObject *self, PyObject *args) {
@@ -1310,6 +1344,13 @@ static PyObject *make_objects(PyObject *self, PyObject *args) {
             return NULL;
         }
     }
+    Py_ssize_t offsets[NAMES_MAX];
+    if (k > NAMES_MAX) {
+        PyErr_SetString(PyExc_ValueError, "make_objects: too many names");
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < k; j++)
+        offsets[j] = slot_offset(cls, PyTuple_GET_ITEM(names, j));
     PyObject *empty = PyTuple_New(0);
     PyObject *out = empty ? PyList_New(n) : NULL;
     if (out == NULL) {
@@ -1321,19 +1362,13 @@ static PyObject *make_objects(PyObject *self, PyObject *args) {
         if (made == NULL)
             goto fail;
         PyList_SET_ITEM(out, i, made);
-        PyObject *own = PyObject_GenericGetDict(made, NULL);
-        if (own == NULL)
-            goto fail;
         for (Py_ssize_t j = 0; j < k; j++) {
             PyObject *column = PyTuple_GET_ITEM(columns, j);
             /* (a list column's length was checked above; Python code cannot run between: no callback here) */
             PyObject *value = PyList_Check(column) ? PyList_GET_ITEM(column, i) : column;
-            if (PyDict_SetItem(own, PyTuple_GET_ITEM(names, j), value) < 0) {
-                Py_DECREF(own);
+            if (put_attribute(made, offsets[j], PyTuple_GET_ITEM(names, j), value) < 0)
                 goto fail;
-            }
         }
-        Py_DECREF(own);
     }
     Py_DECREF(empty);
     return out;
@@ -1566,7 +1601,7 @@ done:
     return out;
 }
 
-/* put_field(groups, name, values): `name` put in the dict of each object of the tuples of the list `groups`, in order,
+/* put_field(groups, name, values): `name` put in the dict (or slot) of each object of the tuples of the list `groups`, in order,
  * the k-th object's value `values[k]` (a list of as many values as the tuples hold objects). For the roles labelling
  * gives the hops of the journeys (results.set_roles: the Python loop the fallback). */
 static PyObject *put_field(PyObject *self, PyObject *args) {
@@ -1587,15 +1622,17 @@ static PyObject *put_field(PyObject *self, PyObject *args) {
         return NULL;
     }
     /* (no Python code runs below but dicts' own: the lists keep their lengths) */
+    PyTypeObject *seen = NULL;
+    Py_ssize_t offset = -1;
     for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
         PyObject *group = PyList_GET_ITEM(groups, g);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(group); i++, k++) {
-            PyObject *own = PyObject_GenericGetDict(PyTuple_GET_ITEM(group, i), NULL);
-            if (own == NULL)
-                return NULL;
-            int failed = PyDict_SetItem(own, name, PyList_GET_ITEM(values, k));
-            Py_DECREF(own);
-            if (failed)
+            PyObject *o = PyTuple_GET_ITEM(group, i);
+            if (Py_TYPE(o) != seen) {
+                seen = Py_TYPE(o);
+                offset = slot_offset(seen, name);
+            }
+            if (put_attribute(o, offset, name, PyList_GET_ITEM(values, k)) < 0)
                 return NULL;
         }
     }

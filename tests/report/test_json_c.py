@@ -123,6 +123,31 @@ def test_values_are_written_as_orjson_writes_them(value: object, compiled: Modul
     assert compiled.lines([value, value], (Thing,), None) == orjson.dumps(value) + b",\n  " + orjson.dumps(value)
 
 
+@dataclasses.dataclass(slots=True)
+class Slotted:
+    z: Any  # (the fields out of the order of their names: written in the fields' order, as orjson writes them)
+    a: Any = "x"
+
+
+@dataclasses.dataclass(slots=True)
+class Derived(Slotted):
+    b: Any = 2
+
+
+@dataclasses.dataclass(slots=True)
+class Hidden:
+    _n: Any = 1
+
+
+def test_instances_of_slots_are_written_as_orjson_writes_them(compiled: ModuleType) -> None:
+    values = [Slotted(1, [Slotted(2, None)]), Slotted("q\n", {"k": (True,)})]
+    assert compiled.lines(values, (Slotted,), None) == b",\n  ".join(map(orjson.dumps, values))
+    assert compiled.lines([Slotted.__new__(Slotted)], (Slotted,), None) is None  # a field unset
+    assert compiled.lines([Derived(1)], (Derived,), None) is None  # fields of a base class: not written here
+    assert compiled.lines([Hidden()], (Hidden,), None) is None  # orjson would leave it out
+    assert compiled.lines([Slotted(Hidden())], (Slotted,), None) is None  # a type not given
+
+
 def test_what_orjson_would_write_otherwise_is_refused(compiled: ModuleType) -> None:
     skipped = Thing(1)
     skipped.__dict__["_hidden"] = 2  # orjson leaves it out of a dataclass

@@ -3,24 +3,40 @@
  * 2M reference pcap's report, 20,000 journeys and conversations: 0.12 -> 0.08 s of CPU). Only what it can write
  * exactly as orjson does is written: None, bools, integers of 64 bits, ASCII text (str and its subclasses: the enums),
  * lists, tuples, dicts of str keys, instances of the given dataclasses (their __dict__, as orjson writes a dataclass;
- * a key starting with `_`, which orjson would skip, is refused), and the given endpoint type as its text
+ * a key starting with `_`, which orjson would skip, is refused; or their slots, in their class's order, where they have
+ * no dict), and the given endpoint type as its text
  * (`results.Endpoint.__str__`). Anything else (text beyond ASCII, a larger integer, a float, another type) makes the
  * whole call return None: json_out then writes those elements as it does without C. No Python code runs while writing
  * (dicts are read as they are).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
 #define DEPTH_MAX 64 /* nesting refused beyond this (a report's elements nest 4 deep) */
 #define REFUSED 1    /* a writer's result: not written here (no exception set); -1: an exception is set */
 
+#define SLOTTED_MAX 8 /* classes with slots a call writes at most */
+#define SLOTS_MAX 32  /* slots such a class has at most */
+
+/* Where a class with slots and no dict (a dataclass of slots: results.Hop) keeps each field, in the order of its
+ * `__slots__` (its fields' order, which orjson writes; the members' own order is sorted by name). */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t count;
+    PyObject *names[SLOTS_MAX]; /* borrowed: the class's `__slots__` holds them */
+    Py_ssize_t offsets[SLOTS_MAX];
+} Slotted;
+
 typedef struct {
     char *data; /* the text written so far: `scratch`, grown as needed */
     Py_ssize_t length, capacity;
-    PyObject *objects;    /* tuple of the types written as their __dict__ */
+    PyObject *objects;    /* tuple of the types written as their __dict__ (or their slots: `slotted`) */
     PyTypeObject *endpoint; /* written as its text, or NULL */
+    Slotted *slotted;
+    int slotted_count;
 } Writer;
 
 /* The text is written in one buffer kept from call to call, and copied out whole: a buffer of its own for each call
@@ -249,7 +265,28 @@ static int put_items(Writer *w, PyObject *dict, int depth, int fields) {
     return put(w, "}", 1);
 }
 
+/* An instance of a class of slots: its fields as `plan` finds them; REFUSED where one is unset. */
+static int put_slots(Writer *w, PyObject *o, const Slotted *plan, int depth) {
+    if (put(w, "{", 1) < 0)
+        return -1;
+    for (Py_ssize_t f = 0; f < plan->count; f++) {
+        PyObject *value = *(PyObject **)((char *)o + plan->offsets[f]);
+        if (value == NULL)
+            return REFUSED;
+        int done = (f && put(w, ",", 1) < 0) ? -1 : put_key(w, plan->names[f]);
+        if (done != 0 || (done = put_value(w, value, depth + 1)) != 0)
+            return done;
+    }
+    return put(w, "}", 1);
+}
+
 static int put_object(Writer *w, PyObject *o, int depth) {
+    if (Py_TYPE(o)->tp_dictoffset == 0) {
+        for (int i = 0; i < w->slotted_count; i++)
+            if (w->slotted[i].type == Py_TYPE(o))
+                return put_slots(w, o, &w->slotted[i], depth);
+        return REFUSED;
+    }
     PyObject *own = PyObject_GenericGetDict(o, NULL);
     if (own == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError))
@@ -303,6 +340,39 @@ static int put_value(Writer *w, PyObject *o, int depth) {
     return REFUSED;
 }
 
+/* `plan`: where instances of `type` keep each name of its `__slots__`, in that order; 1 when planned, 0 when its
+ * instances are not written here (a base class of its own, a slot not an object member, a name starting with `_`,
+ * which orjson would leave out), -1 on an error. */
+static int plan_slots(PyTypeObject *type, Slotted *plan) {
+    if (type->tp_base != &PyBaseObject_Type || type->tp_members == NULL)
+        return 0;
+    PyObject *names = PyObject_GetAttrString((PyObject *)type, "__slots__");
+    if (names == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int planned = PyTuple_CheckExact(names) && PyTuple_GET_SIZE(names) <= SLOTS_MAX;
+    plan->type = type;
+    plan->count = planned ? PyTuple_GET_SIZE(names) : 0;
+    for (Py_ssize_t f = 0; f < plan->count && planned; f++) {
+        PyObject *name = PyTuple_GET_ITEM(names, f);
+        const char *text = PyUnicode_CheckExact(name) ? PyUnicode_AsUTF8(name) : NULL;
+        if (text == NULL || text[0] == '_') {
+            PyErr_Clear();
+            planned = 0;
+            break;
+        }
+        PyMemberDef *member = type->tp_members;
+        while (member->name != NULL && strcmp(member->name, text) != 0)
+            member++;
+        planned = member->name != NULL && member->type == T_OBJECT_EX;
+        plan->names[f] = name;
+        plan->offsets[f] = member->offset;
+    }
+    Py_DECREF(names); /* (the class's dict holds them on) */
+    return planned;
+}
+
 /* lines(elements, objects, endpoint): each element's JSON text, joined by ",\n  " (json_out's lists: one element a
  * line); `objects`: the types written as their __dict__; `endpoint`: the type written as its text, or None. None
  * where an element holds what is not written here. */
@@ -314,8 +384,20 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "lines: endpoint is a type or None");
         return NULL;
     }
+    Slotted slotted[SLOTTED_MAX];
+    int slotted_count = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(objects); i++) {
+        PyObject *type = PyTuple_GET_ITEM(objects, i);
+        if (PyType_Check(type) && ((PyTypeObject *)type)->tp_dictoffset == 0 && slotted_count < SLOTTED_MAX) {
+            int planned = plan_slots((PyTypeObject *)type, &slotted[slotted_count]);
+            if (planned < 0)
+                return NULL;
+            slotted_count += planned;
+        }
+    }
     Py_ssize_t n = PyList_GET_SIZE(elements);
-    Writer w = {scratch, 0, scratch_size, objects, endpoint == Py_None ? NULL : (PyTypeObject *)endpoint};
+    Writer w = {scratch, 0, scratch_size, objects, endpoint == Py_None ? NULL : (PyTypeObject *)endpoint, slotted,
+                slotted_count};
     for (Py_ssize_t i = 0; i < n; i++) {
         int done = (i && put(&w, ",\n  ", 4) < 0) ? -1 : put_value(&w, PyList_GET_ITEM(elements, i), 0);
         if (done < 0)
