@@ -550,8 +550,9 @@ static uint8_t *hybrid(uint8_t *o, const uint32_t *v, int64_t count, int w) {
     int64_t i = 0, lit = 0;
     while (i < count) {
         int64_t j = i + 1;
-        while (j < count && v[j] == v[i])
-            j++;
+        if (i + 7 < count && v[i + 7] == v[i]) /* else no run of 8: not scanned (runs of 2-7, a packet's sightings, */
+            while (j < count && v[j] == v[i])  /* ended the scan at a branch hard to predict) */
+                j++;
         if (j - i >= 8) {
             if (i > lit) {
                 int64_t groups = (i - lit) / 8;
