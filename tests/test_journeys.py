@@ -15,6 +15,7 @@ from cniscope.ingest import read
 from cniscope.journeys import (
     _first_distinct,
     _first_in_run,
+    _rows_in,
     capture_points,
     correlate_partition,
     fingerprint,
@@ -323,6 +324,12 @@ def test_capture_points_are_the_distinct_input_node_pairs_in_order_of_first_sigh
     several = pl.concat([table.slice(0, 3), table.slice(3)], rechunk=False)  # chunked as a table read in batches
     assert capture_points(several).equals(expected)
     assert one_capture_point(table) == one_capture_point(several) == (expected.height <= 1)
+
+
+@pytest.mark.parametrize("n", [0, 1, journeys_mod.ROWS_BLOCK, journeys_mod.ROWS_BLOCK + 1, 3 * journeys_mod.ROWS_BLOCK + 5])
+def test_rows_in_numbers_every_row_of_an_array_done_with(n):
+    done_with = np.full(n, 2**32 - 1, dtype=np.uint32)
+    assert _rows_in(done_with) is done_with and (done_with == np.arange(n)).all()
 
 
 @pytest.mark.parametrize("inputs,nodes", [

@@ -546,10 +546,18 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
     return _correlation(table, pl.DataFrame({"row": _rows_in(row)}), made, [], True)
 
 
+ROWS_BLOCK = 1 << 14  # rows `_rows_in` numbers at a time
+
+
 def _rows_in(row: np.ndarray) -> np.ndarray:
-    """`row` (uint32, an array done with: its pages are touched already) filled with the row numbers."""
-    for start in range(0, len(row), NARROW_SLICE):
-        row[start:start + NARROW_SLICE] = np.arange(start, min(start + NARROW_SLICE, len(row)), dtype=np.uint32)
+    """`row` (uint32, an array done with: its pages are touched already) filled with the row numbers: its first block
+    numbered, each next one that block plus its start, in place (an `arange` of a slice was a fresh array of pages
+    each: 1,000 faults at 2M)."""
+    first = row[:ROWS_BLOCK]
+    first[:] = np.arange(len(first), dtype=np.uint32)
+    for start in range(ROWS_BLOCK, len(row), ROWS_BLOCK):
+        block = row[start:start + ROWS_BLOCK]
+        np.add(first[:len(block)], np.uint32(start), out=block)
     return row
 
 
