@@ -550,10 +550,23 @@ def test_correlation_asks_numpy_for_no_huge_pages_and_gives_its_setting_back(mon
 
 
 def test_a_categorical_column_listed_with_one_object_per_value() -> None:
-    """`_shared_list` is `to_list`, a name's rows sharing one str; nulls, no rows and other columns alike."""
+    """`_shared_objects` is `to_list` (as a list or an array of objects), a name's rows sharing one str; nulls, no rows
+    and other columns alike."""
     column = pl.Series(["eth0", None, "cni0", "eth0", None, "eth0"], dtype=pl.Categorical)
-    listed = journeys_mod._shared_list(column)
+    listed = list(journeys_mod._shared_objects(column))
     assert listed == column.to_list() and listed[0] is listed[3] is listed[5]
     for other in (column.head(0), pl.Series([None, None], dtype=pl.Categorical), pl.Series([3, None, 3]),
                   column.filter(column.is_not_null())):
-        assert journeys_mod._shared_list(other) == other.to_list()
+        assert list(journeys_mod._shared_objects(other)) == other.to_list()
+
+
+def test_directions_and_integers_as_made_many_takes_them() -> None:
+    """`_directions`: each sighting's `HopDirection`, None where it has none; `_integers`: int64 where a column holds
+    no null, else its list."""
+    from cniscope.results import HopDirection
+
+    directions = pl.Series([0, None, 4, 0], dtype=pl.UInt8)
+    assert journeys_mod._directions(directions).tolist() == [HopDirection("In"), None, HopDirection("Out"), HopDirection("In")]
+    assert journeys_mod._integers(pl.Series([1, 2**40])).dtype == np.int64
+    assert journeys_mod._integers(pl.Series([1, None])) == [1, None]
+    assert journeys_mod._integers(pl.Series([2**63], dtype=pl.UInt64)) == [2**63]

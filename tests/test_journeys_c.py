@@ -483,6 +483,28 @@ def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, mo
         compiled.make_objects(Hop, names, columns, -1)
 
 
+def test_make_objects_reads_numpy_arrays_in_place(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`made_many` given numpy arrays of objects or of int64 for columns: the hops its lists make, in C and in Python;
+    an array of another length, kind or shape refused."""
+    from cniscope import results
+    from cniscope.results import Hop, made_many
+
+    nodes = np.array(["n1", None, "n2"], dtype=object)
+    as_lists = ([3, 1, 2], nodes.tolist(), "eth0", None, [10, -5, 2**62], None, "p", None, (), None, None)
+    as_arrays = (np.array([3, 1, 2], dtype=np.int64), nodes, "eth0", None, np.array([10, -5, 2**62]), None, "p", None, (),
+                 None, None)
+    monkeypatch.setattr(results, "_make_objects", compiled.make_objects)
+    made = made_many(Hop, as_arrays, 3)
+    assert made == made_many(Hop, as_lists, 3) and made[0].node is nodes[0]
+    monkeypatch.setattr(results, "_make_objects", None)
+    assert made_many(Hop, as_arrays, 3) == made
+    names = tuple(f.name for f in fields(Hop))
+    for wrong in (np.array([1, 2], dtype=np.int64), np.array([1.0, 2.0, 3.0]), np.array([1, 2, 3], dtype=np.int32),
+                  np.zeros((3, 1), dtype=np.int64), np.array([1, 2, 3], dtype=np.uint64)):
+        with pytest.raises(ValueError, match="another length or kind"):
+            compiled.make_objects(Hop, names, (wrong, *as_arrays[1:]), 3)
+
+
 def summary_heads(rng: np.random.Generator, n: int) -> pl.DataFrame:
     """First sightings of every kind `_summaries` meets: TCP, UDP (DNS or not), ICMP, ARP, IPv6, each field null now
     and then, numbers at the ends of their types, every flags value."""

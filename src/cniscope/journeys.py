@@ -1143,18 +1143,18 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     summaries = _summaries(t, starts, table)
     distinct, changed = _changes_at(t, starts)
     point_at = _spread(*_once_per_distinct(t.select("node", "iface", "direction", "hop"), lambda p: point_label(p, p["hop"])))
-    direction_of = {d: HopDirection(DIRECTION_LABELS[Direction(d)]) if d is not None else None for d in t["direction"].unique().to_list()}
-    rows = t["row"].to_numpy()
-    # Hop's fields in order: row, node, iface, direction, ts, delay_ns, point, role, changes, mac_to, mac_owner
-    hops = made_many(Hop, (rows.tolist(), _shared_list(t["node"]), _shared_list(t["iface"]),
-                           list(map(direction_of.__getitem__, t["direction"].to_list())), t["ts"].to_list(),
-                           t["delay"].to_list(), point_at, None, _spread(distinct, changed), None, None), t.height)
+    rows = t["row"].to_numpy().astype(np.int64)
+    # Hop's fields in order: row, node, iface, direction, ts, delay_ns, point, role, changes, mac_to, mac_owner; numpy's
+    # arrays handed over as they are (`made_many`: no list of each, 0.6 MB at 73k hops)
+    hops = made_many(Hop, (rows, _shared_objects(t["node"]), _shared_objects(t["iface"]), _directions(t["direction"]),
+                           _integers(t["ts"]), t["delay"].to_list(), point_at, None, _spread(distinct, changed), None, None),
+                     t.height)
     bounds = [*starts.tolist(), t.height]
     held = [tuple(hops[start:end]) for start, end in zip(bounds, bounds[1:])]
     # Journey's: id, flow, summary, retransmission_of, hops
     journeys = made_many(Journey, (t["journey"].gather(starts).to_list(), None, summaries, None, held), len(starts))
     ids = np.array([id(changes) for changes in distinct], dtype=np.int64)
-    _materialised[:] = [HopArrays(held, np.diff(bounds), rows.astype(np.int64), ids[changed], distinct)]
+    _materialised[:] = [HopArrays(held, np.diff(bounds), rows, ids[changed], distinct)]
     return journeys
 
 
@@ -1381,9 +1381,9 @@ except ImportError:  # built without a C compiler, or before it had the function
     _c_distinct = None
 
 
-def _shared_list(column: pl.Series) -> list[Any]:
-    """`column.to_list()`, a categorical column's values one str object per distinct value (polars makes one a row:
-    73k interface names 4.1 -> 1.5 ms, and their memory)."""
+def _shared_objects(column: pl.Series) -> np.ndarray | list[Any]:
+    """`column.to_list()`, or an array of its objects: a categorical column's values one str object per distinct value
+    (polars makes one a row: 73k interface names 4.1 -> 1.5 ms, and their memory)."""
     if column.dtype != pl.Categorical or column.null_count() == len(column):
         return column.to_list()
     distinct = column.unique()
@@ -1392,14 +1392,31 @@ def _shared_list(column: pl.Series) -> list[Any]:
     for code, value in zip(codes, distinct.to_list()):
         if code is not None:
             lookup[code] = value
-    shared: list[Any] = lookup[column.to_physical().fill_null(len(lookup) - 1).to_numpy()].tolist()
+    shared: np.ndarray = lookup[column.to_physical().fill_null(len(lookup) - 1).to_numpy()]
     return shared
 
 
-def _spread(results: list[T], which: np.ndarray) -> list[T]:
-    """`results[n]` for each n of `which`, gathered by numpy (the rows that share a result share the object)."""
+def _directions(column: pl.Series) -> np.ndarray:
+    """Each sighting's `HopDirection` (None where it has none), one object per distinct direction."""
+    lookup = np.empty(257, dtype=object)  # (the last: null)
+    for d in column.unique().drop_nulls().to_list():
+        lookup[d] = HopDirection(DIRECTION_LABELS[Direction(d)])
+    found: np.ndarray = lookup[column.cast(pl.Int64).fill_null(256).to_numpy()]
+    return found
+
+
+def _integers(column: pl.Series) -> np.ndarray | list[Any]:
+    """A column of integers as `made_many` takes it: int64 where it holds no null (and fits), else a list."""
+    if column.null_count() or column.dtype not in (pl.Int64, pl.Int32, pl.Int16, pl.Int8, pl.UInt32, pl.UInt16, pl.UInt8):
+        return column.to_list()
+    return column.to_numpy().astype(np.int64, copy=False)
+
+
+def _spread(results: list[T], which: np.ndarray) -> np.ndarray:
+    """`results[n]` for each n of `which`, gathered by numpy as an array of objects (the rows that share a result share
+    the object)."""
     objects = np.empty(len(results), dtype=object)
     for n, result in enumerate(results):  # (not assigned as a whole: numpy would take tuples for rows)
         objects[n] = result
-    spread: list[T] = objects[which].tolist()
+    spread: np.ndarray = objects[which]
     return spread
