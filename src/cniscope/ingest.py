@@ -105,29 +105,31 @@ def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[In
     The batches are not copied into one chunk: that would hold the table twice at the end of reading.
     """
     infos: list[InputInfo] = []
-    tables = list(batches(specs, infos, batch_size, on_batch, unread, grow=True))
+    tables = list(batches(specs, infos, batch_size, on_batch, unread, kept=True))
     table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos, source=Reopen(tuple(specs)))
 
 
 def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
             on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = (),
-            grow: bool = False) -> Iterator[pl.DataFrame]:
+            kept: bool = False) -> Iterator[pl.DataFrame]:
     """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
-    appends each input's `InputInfo` to `infos` as it starts. `grow`: a large binary input's batches larger (`LARGE`)."""
+    appends each input's `InputInfo` to `infos` as it starts. `kept`: the caller keeps every batch (`read`): a large
+    binary input's batches larger (`LARGE`), their columns in pages of their own (`decode.decode_batch`)."""
     for index, spec in enumerate(specs):
         info = InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info, batch_size, unread, grow):
+        for table in iter_tables(spec, info, batch_size, unread, kept):
             yield table
             if on_batch is not None:
                 on_batch(spec, info)
 
 
 def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unread: Collection[str] = (),
-                grow: bool = False) -> Iterator[pl.DataFrame]:
-    """The packet table of one input in batches of at most `batch_size` rows (a large binary input's grown: `grow`,
-    `LARGE`), tagged with its input and node; the `unread` columns of binary inputs null (text rows come whole)."""
+                kept: bool = False) -> Iterator[pl.DataFrame]:
+    """The packet table of one input in batches of at most `batch_size` rows (a large binary input's grown where the
+    caller keeps every batch: `kept`, `LARGE`), tagged with its input and node; the `unread` columns of binary inputs
+    null (text rows come whole)."""
     if spec.unreadable:
         info.warn("", f"skipped: {spec.unreadable}")
         info.skipped = True
@@ -135,8 +137,8 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
     with ExitStack() as stack:
         opened = open_input(spec, info, stack)
         if opened.binary:
-            grown = batch_size * min(GROWN, max(1, opened.buf.nbytes // LARGE)) if grow else batch_size
-            yield from _binary(opened, spec, info, grown, frozenset(unread))
+            grown = batch_size * min(GROWN, max(1, opened.buf.nbytes // LARGE)) if kept else batch_size
+            yield from _binary(opened, spec, info, grown, frozenset(unread), kept)
         elif opened.kind == "text":
             for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
                 yield table.with_columns(_tags(spec, info))
@@ -153,11 +155,12 @@ def _tags(spec: InputSpec, info: InputInfo, index: bool = True) -> list[pl.Expr]
     return columns
 
 
-def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, unread: frozenset[str]) -> Iterator[pl.DataFrame]:
+def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, unread: frozenset[str],
+            kept: bool) -> Iterator[pl.DataFrame]:
     found = Frames.of(opened, info, batch_size)
     release = Releaser(opened.buf)
     oversized, first = 0, 0
-    for batch, decoded in _decoded(found.batches, info.index, unread):
+    for batch, decoded in _decoded(found.batches, info.index, unread, kept):
         table = finish(decoded, batch, spec, info, found.comments, "info" not in unread)
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
@@ -172,19 +175,20 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, u
                                    "(captured length above wire length)")
 
 
-def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str]) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
+def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str],
+             kept: bool) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
     `DECODERS` + 1 batches in flight: memory stays bounded)."""
     from cniscope.packets.decode import Scratch, decode_batch  # here: the decoders, imports that text does not need
 
     scratch = Scratch()  # the decoders' working arrays, taken again batch after batch
     if DECODERS <= 1:
-        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread, scratch)) for batch in batches)
+        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread, scratch, kept)) for batch in batches)
         return
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
         pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
         for batch in batches:
-            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread, scratch)))
+            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread, scratch, kept)))
             if len(pending) > DECODERS:
                 done, future = pending.popleft()
                 yield done, future.result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import struct
 from types import ModuleType
 
@@ -619,6 +620,30 @@ def test_working_arrays_taken_again_leave_nothing_behind() -> None:
         assert fast.equals(decode_batch_reference(batch, 0, TUNNEL_PORTS), null_equal=True)
     with scratch.held() as arrays:
         assert arrays["valid"].shape[0] >= 500 // 64 and arrays["src6"].shape[0] == 500
+
+
+def test_kept_and_streamed_batches_are_the_same_rows(c_decoder: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch the caller keeps (`kept`: its large columns in pages of their own) and one it streams (columns from the
+    heap, whose pages the next batch takes again) are the same rows, and only the kept one's columns are mapped."""
+    mapped: list[int] = []
+    zeroed = decode_module._zeroed
+
+    def counted(n: int, dtype: type[np.generic], mapped_: bool) -> np.ndarray:
+        out = zeroed(n, dtype, mapped_)
+        if isinstance(getattr(out.base, "obj", None), mmap.mmap):  # np.frombuffer: a view of the mapping
+            mapped.append(n)
+        return out
+
+    monkeypatch.setattr(decode_module, "_zeroed", counted)
+    monkeypatch.setattr(decode_module, "ZEROED_MAPPED", 64)  # this small batch's columns count as large
+    mix = synth_frames(400, seed=11)
+    batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
+    streamed = decode_batch(batch, 0, TUNNEL_PORTS)
+    assert mapped == []
+    kept = decode_batch(batch, 0, TUNNEL_PORTS, kept=True)
+    assert len(mapped) > 20
+    assert kept.equals(streamed, null_equal=True)
+    assert kept.equals(decode_batch_reference(batch, 0, TUNNEL_PORTS), null_equal=True)
 
 
 # what `analyze` drops right after reading (cniscope.analyze.UNREAD): the decoders leave it null, unbuilt

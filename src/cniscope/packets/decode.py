@@ -77,15 +77,16 @@ _said: list[bool] = []  # whether NOT_BUILT was said
 
 
 def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread: Collection[str] = (),
-                 scratch: Scratch | None = None) -> pl.DataFrame:
+                 scratch: Scratch | None = None, kept: bool = False) -> pl.DataFrame:
     """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels.
     `unread`: columns the caller drops unread (`analyze`), left null: not built at all. `scratch`: working arrays to
-    take again (the batches of one input), else made for this batch."""
+    take again (the batches of one input), else made for this batch. `kept`: the caller keeps every batch's table
+    (`ingest.read`): its columns in pages of their own (`_zeroed`)."""
     if _C is None and len(batch.offset) and not _said:
         _said.append(True)
         print(NOT_BUILT, file=sys.stderr)
     with (scratch or Scratch()).held() as arrays:
-        return _decode(batch, input_index, ports, _C, frozenset(unread), arrays)
+        return _decode(batch, input_index, ports, _C, frozenset(unread), arrays, kept)
 
 
 class Scratch:
@@ -123,7 +124,7 @@ def _scratch(arrays: dict[str, np.ndarray], name: str, n: int, dtype: type[np.ge
 
 def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
     """Every row through the per-packet fallback: the reference the C decoder is tested against."""
-    return _decode(batch, input_index, ports, None, frozenset(), {})
+    return _decode(batch, input_index, ports, None, frozenset(), {}, False)
 
 
 # A column no row has: a typed null literal (made once: 30 a chunk took 0.6 ms), which stays one value through concat,
@@ -154,17 +155,17 @@ def _port_kinds(ports: TunnelPorts) -> np.ndarray:
 
 
 def _decode(batch: FrameBatch, input_index: int, ports: TunnelPorts, compiled: ModuleType | None,
-            unread: frozenset[str], scratch: dict[str, np.ndarray]) -> pl.DataFrame:
+            unread: frozenset[str], scratch: dict[str, np.ndarray], kept: bool) -> pl.DataFrame:
     port_kinds = _port_kinds(ports)
     n = len(batch.offset)
-    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), ports, port_kinds, compiled, unread, scratch),
-                     input_index) for start in range(0, n, CHUNK)]
+    chunks = [_table(_decode_chunk(batch, start, min(start + CHUNK, n), ports, port_kinds, compiled, unread, scratch,
+                                   kept), input_index) for start in range(0, n, CHUNK)]
     return pl.concat(chunks, rechunk=False) if chunks else empty()
 
 
 def _decode_chunk(
     batch: FrameBatch, start: int, stop: int, ports: TunnelPorts, port_kinds: np.ndarray, compiled: ModuleType | None,
-    unread: frozenset[str], scratch: dict[str, np.ndarray],
+    unread: frozenset[str], scratch: dict[str, np.ndarray], kept: bool,
 ) -> dict[str, arrow.Array]:
     n = stop - start
     cols = Columns(n)
@@ -181,7 +182,7 @@ def _decode_chunk(
     ifindex = _scratch(scratch, "ifindex", n, np.int64) if unnamed is not None and compiled is not None else None
     base = batch.offset[start:stop].astype(np.int64, copy=False)
     if compiled is not None:
-        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread, scratch, ifindex)
+        _decode_c(compiled, batch.data, base, caplen, linktype, port_kinds, cols, unread, scratch, kept, ifindex)
     else:
         data, end = batch.data, base + caplen
         rows = list(range(n))
@@ -197,13 +198,13 @@ def _decode_chunk(
 
 def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
               port_kinds: np.ndarray, cols: Columns, unread: frozenset[str], scratch: dict[str, np.ndarray],
-              ifindex: np.ndarray | None = None) -> None:
+              kept: bool, ifindex: np.ndarray | None = None) -> None:
     """The C decoder's columns for one chunk, into `cols` as Arrow arrays (the values as C wrote them, its validity
     bitmaps); a column no row has stays out (all null), and so does an `unread` one (C leaves it unwritten). C also
     reads the LINUX_SLL2 frames' interface indexes into `ifindex` where given. What no table keeps comes from `scratch`."""
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
-    values = [_values(name, n, unread, scratch) for name in names]
+    values = [_values(name, n, unread, scratch, kept) for name in names]
     valid = _scratch(scratch, "valid", len(names) * -(-n // 64), np.uint64, zero=True).reshape(len(names), -1)  # per
     # column a bitmap, a word per 64 rows
     filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
@@ -229,24 +230,27 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
 
 
-def _values(name: str, n: int, unread: frozenset[str], scratch: dict[str, np.ndarray]) -> np.ndarray:
+def _values(name: str, n: int, unread: frozenset[str], scratch: dict[str, np.ndarray], kept: bool) -> np.ndarray:
     """The array C writes column `name` of a chunk of `n` rows into, zeros: C leaves a block of 64 rows none of which
-    has the column's value unwritten. A column the table keeps in pages of its own (`_zeroed`): a rare one's (ARP's,
-    ICMP's) blocks without a value are never touched; what is read once, from `scratch`: booleans (packed into bits
-    next), IPv6 addresses' positions (read only where a row has one: left as they were, not zeroed)."""
+    has the column's value unwritten. A column of a table the caller keeps (`kept`) in pages of its own (`_zeroed`): a
+    rare one's (ARP's, ICMP's) blocks without a value are never touched; what is read once, from `scratch`: booleans
+    (packed into bits next), IPv6 addresses' positions (read only where a row has one: left as they were, not zeroed)."""
     dtype = np.int64 if name in _IPV6 else NUMPY_TYPE[name]
     if name in unread:
         return np.empty(0, dtype=dtype)
     if name in _IPV6 or dtype is np.bool_:
         return _scratch(scratch, name, n, dtype, zero=dtype is np.bool_)
-    return _zeroed(n, dtype)
+    return _zeroed(n, dtype, kept)
 
 
-def _zeroed(n: int, dtype: type[np.generic]) -> np.ndarray:
-    """`n` zeros of `dtype`; a large array in pages of its own, which the OS maps as they are first written (freed
-    memory taken again would be zeroed first: calloc, or C writing zeros, touched every page)."""
+def _zeroed(n: int, dtype: type[np.generic], mapped: bool) -> np.ndarray:
+    """`n` zeros of `dtype`; where `mapped`, a large array in pages of its own, which the OS maps as they are first
+    written (freed memory taken again would be zeroed first: calloc, or C writing zeros, touched every page). Not for
+    a caller that frees each batch before the next (a streaming writer: `read --format`): its columns, mapped afresh
+    every batch, were all fresh pages (10M pcapng: 104k -> 381k page faults, 0.8 s more of CPU), where calloc takes
+    the batch before's pages again."""
     size = n * np.dtype(dtype).itemsize
-    if size < ZEROED_MAPPED:
+    if not mapped or size < ZEROED_MAPPED:
         return np.zeros(n, dtype=dtype)
     return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE), dtype=dtype)
 
