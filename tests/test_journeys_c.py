@@ -461,7 +461,7 @@ def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, mo
     journey's in its dict, its keys in field order; the constants shared), lists of another length and columns not one
     a field refused."""
     from cniscope import results
-    from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, made_many
+    from cniscope.results import Change, ChangeKind, Endpoint, Hop, HopDirection, Journey, made_many
 
     changes = (Change(ChangeKind.TTL, "64", "63"),)
     columns = ([3, 1, 2], ["n1", None, "n2"], ["eth0", "cni0", None], [HopDirection("In"), None, HopDirection("Out")],
@@ -471,7 +471,9 @@ def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, mo
     journey = made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
     monkeypatch.setattr(results, "_make_objects", None)
     assert made == made_many(Hop, columns, 3) and journey == made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
-    assert not any(hasattr(h, "__dict__") for h in made) and list(journey[0].__dict__) == [f.name for f in fields(Journey)]
+    assert not any(hasattr(o, "__dict__") for o in (*made, *journey))  # (their fields in slots)
+    ends = made_many(Endpoint, (["10.0.0.1", "fd00::1"], [80, None]), 2)  # a class with a dict: its fields in it, in order
+    assert ends == [Endpoint("10.0.0.1", 80), Endpoint("fd00::1")] and list(ends[0].__dict__) == ["addr", "port"]
     assert made[0].changes is made[2].changes is changes and journey[0].hops[1] is made[1]
     assert made_many(Hop, columns, 0) == []
     names = tuple(f.name for f in fields(Hop))
@@ -695,7 +697,7 @@ def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: p
     gives them (in a hop's slot; in the dict of an object that has one); a count of roles other than the hops', or hops
     not in tuples, refused before any is set."""
     from cniscope import results
-    from cniscope.results import Hop, Journey, made_many
+    from cniscope.results import Endpoint, Hop, Journey, made_many
 
     def journeys_made() -> list[Journey]:
         hops = made_many(Hop, ([1, 2, 3, 4], "n", "eth0", None, [0, 1, 2, 3], None, "p", None, (), None, None), 4)
@@ -709,8 +711,9 @@ def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: p
     results.set_roles(want, roles)
     assert got == want and [h.role for j in got for h in j.hops] == roles
     assert not any(hasattr(h, "__dict__") for j in got for h in j.hops)  # (in their slots)
-    compiled.put_field([tuple(got)], "summary", ["x", "y", "z"])  # an object with a dict: put in it, in its place
-    assert [j.summary for j in got] == ["x", "y", "z"] and list(got[0].__dict__) == [f.name for f in fields(Journey)]
+    ends = (Endpoint("10.0.0.1", 80), Endpoint("fd00::1"))
+    compiled.put_field([ends], "port", [1, 2])  # an object with a dict: put in it, in its place
+    assert ends == (Endpoint("10.0.0.1", 1), Endpoint("fd00::1", 2)) and list(ends[0].__dict__) == ["addr", "port"]
     untouched = journeys_made()
     with pytest.raises(ValueError, match="a value for each"):
         compiled.put_field([j.hops for j in untouched], "role", roles[:3])

@@ -23,7 +23,7 @@ import polars as pl
 
 from cniscope.journeys import chunked_like, nothing_inside
 from cniscope.packets.schema import Tunnel, ip4_expr
-from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made_many, make_endpoint, make_journey
+from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made_many, make_endpoint
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
 PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
@@ -322,9 +322,11 @@ class Tally(NamedTuple):
 
 
 def link(tallied: Tally, journeys: list[Journey]) -> tuple[list[Flow], list[Journey]]:
-    """The flows, and `journeys` with their flow and re-send links."""
-    return tallied.flows, [make_journey(j.id, tallied.flow_of.get(j.id), j.summary, tallied.original_of.get(j.id), j.hops)
-                           for j in journeys]
+    """The flows, and `journeys` with their flow and re-send links (made as columns: no call a journey)."""
+    ids = [j.id for j in journeys]
+    columns = (ids, list(map(tallied.flow_of.get, ids)), [j.summary for j in journeys], list(map(tallied.original_of.get, ids)),
+               [j.hops for j in journeys])
+    return tallied.flows, made_many(Journey, columns, len(journeys))
 
 
 def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, leg_rows: LegRows | None = None) -> Tally:

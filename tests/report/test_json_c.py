@@ -60,10 +60,10 @@ def test_corpus_reports_are_written_the_same(path: Path, compiled: ModuleType, m
 
 @pytest.mark.parametrize("change", [
     lambda r: None,
-    lambda r: r.journeys[1].__dict__.update(summary="caf\u00e9 \x9b31m"),  # beyond ASCII: refused, escaped by json
-    lambda r: r.journeys[1].__dict__.update(summary="".join(map(chr, range(128))) + '"\\'),  # every ASCII character
-    lambda r: r.journeys[1].__dict__.update(flow=2**70),  # above orjson's 64 bits
-    lambda r: r.journeys[0].__dict__.update(flow=2**64 - 1, retransmission_of=2**63),  # at its bounds
+    lambda r: object.__setattr__(r.journeys[1], "summary", "caf\u00e9 \x9b31m"),  # beyond ASCII: refused, escaped by json
+    lambda r: object.__setattr__(r.journeys[1], "summary", "".join(map(chr, range(128))) + '"\\'),  # every ASCII character
+    lambda r: object.__setattr__(r.journeys[1], "flow", 2**70),  # above orjson's 64 bits
+    lambda r: (object.__setattr__(r.journeys[0], "flow", 2**64 - 1), object.__setattr__(r.journeys[0], "retransmission_of", 2**63)),  # at its bounds
     lambda r: r.journeys.clear(),
     lambda r: r.flows[0].__dict__.update(notes=("caf\u00e9",)),
     lambda r: r.flows[0].__dict__.update(handshake={"syn_to_synack_ns": 2**64, "synack_to_ack_ns": None}),

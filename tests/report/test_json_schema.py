@@ -103,8 +103,8 @@ def _each_on_its_own(report) -> bytes:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("change", [
     lambda r: None,
-    lambda r: r.journeys[1].__dict__.update(summary="caf\u00e9 \x9b31m"),  # beyond ASCII: each journey on its own, escaped
-    lambda r: r.journeys[1].__dict__.update(flow=2**70),  # above orjson's 64 bits: the same
+    lambda r: object.__setattr__(r.journeys[1], "summary", "caf\u00e9 \x9b31m"),  # beyond ASCII: each journey on its own, escaped
+    lambda r: object.__setattr__(r.journeys[1], "flow", 2**70),  # above orjson's 64 bits: the same
     lambda r: r.journeys.clear(),
 ], ids=["as made", "not ascii", "big integer", "no journeys"])
 @pytest.mark.parametrize("chunk", [json_out.CHUNK, 1, 2])
