@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import cniscope.commands.analyze
+import cniscope.analyze
 from cniscope.errors import ExitCode
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
@@ -70,7 +70,7 @@ def test_a_bug_is_exit_70_with_the_traceback_only_under_debug(files: dict[str, s
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug\x1b]0;owned\x07")
 
-    monkeypatch.setattr(cniscope.commands.analyze, "analyze_capture", broken)
+    monkeypatch.setattr(cniscope.analyze, "analyze_capture", broken)
     ran = run("analyze", files["good"])
     assert ran.code == ExitCode.BUG == 70
     assert "internal error, please report it: ZeroDivisionError: a bug\\x1b]0;owned\\x07" in ran.err
@@ -84,7 +84,7 @@ def test_interrupted_is_130(files: dict[str, str], monkeypatch: pytest.MonkeyPat
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cniscope.commands.analyze, "analyze_capture", interrupted)
+    monkeypatch.setattr(cniscope.analyze, "analyze_capture", interrupted)
     ran = run("analyze", files["good"])
     assert ran.code == ExitCode.INTERRUPTED == 130 and "interrupted" in ran.err
 

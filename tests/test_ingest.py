@@ -96,6 +96,7 @@ def test_analysing_pcap_and_pcapng_imports_no_pyarrow_nor_the_text_reader() -> N
 def test_a_large_input_reads_in_larger_batches_to_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  kind: str) -> None:
     from cniscope import ingest
+    from cniscope.sources import open as open_mod
     from cniscope.wire.pcapng import PcapngWriter
 
     frames = [ethernet(ipv4(tcp(sport=1000 + i, flags="S"))) for i in range(100)]
@@ -109,7 +110,7 @@ def test_a_large_input_reads_in_larger_batches_to_the_same_rows(tmp_path: Path, 
             for i, frame in enumerate(frames):
                 w.packet(eth0, T0 + i, frame, comment="late" if i == 57 else None)
     small = read([InputSpec(str(path))], batch_size=10).table
-    monkeypatch.setattr(ingest, "LARGE", path.stat().st_size // 3)  # three times as large as that: batches of 30
+    monkeypatch.setattr(open_mod, "LARGE", path.stat().st_size // 3)  # three times as large as that: batches of 30
     grown = read([InputSpec(str(path))], batch_size=10).table
     assert small.n_chunks() == 10 and grown.n_chunks() == 4
     assert grown.equals(small, null_equal=True) and grown["frame"].to_list() == list(range(100))

@@ -27,6 +27,7 @@ from cniscope.models import roles
 from cniscope.models.evidence import interface_sightings
 from cniscope.results import InputSummary, Point, Report, Selection
 from cniscope.sources import InputInfo, InputSpec
+from cniscope.sources.ahead import Ahead
 
 # Columns no stage reads once the sightings are correlated, nor the JSON, terminal or HTML report (the annotated
 # pcapng rebuilds text captures' packets from them): `keep_columns=False` leaves them out of the report's table.
@@ -81,14 +82,17 @@ def analyze(
 
 def read_within(specs: list[InputSpec], memory: int | None, workers: int | None,
                 on_batch: Callable[[InputSpec, InputInfo], None] | None = None,
-                unread: Collection[str] = ()) -> tuple[Capture, journeys_mod.Correlation | None]:
+                unread: Collection[str] = (), ahead: Ahead | None = None) -> tuple[Capture, journeys_mod.Correlation | None]:
     """The capture, read into memory when it fits in `memory` (default: `default_memory`); else spilled to disk
     and correlated there, with its correlation (`cniscope.spill`: the same report). `unread`: columns read in memory
-    may leave null, unbuilt (`UNREAD` for `analyze_capture(keep_columns=False)`, which drops them)."""
+    may leave null, unbuilt (`UNREAD` for `analyze_capture(keep_columns=False)`, which drops them). `ahead`: the
+    input's walk begun while the command imported this (`cniscope.sources.ahead`), taken over in memory."""
     memory = memory or default_memory()
     if spill.needed(specs, memory):
+        if ahead is not None:
+            ahead.close()
         return spill.read(specs, memory, workers or workers_default(), on_batch)
-    return read(specs, on_batch=on_batch, unread=unread), None
+    return read(specs, on_batch=on_batch, unread=unread, ahead=ahead), None
 
 
 def analyze_capture(

@@ -33,25 +33,20 @@ from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import empty
 from cniscope.sources import InputInfo, InputSpec
+from cniscope.sources.ahead import Ahead, Walked
 from cniscope.sources.open import (
+    BATCH,
     HEAD_LEN,
     Frames,
     Opened,
     Releaser,
+    batch_frames,
     looks_like_capture,
     open_input,
     refuse,
     text_tables,
 )
 
-BATCH = 65536  # frames (or text packets) read and decoded at a time
-# `read` (the whole table in memory) reads a binary input in batches of `batch_size` times its multiples of LARGE bytes,
-# up to GROWN times: each batch costs ~4 ms beside its rows (the readers' and the decoder's Python, the chunk's 50
-# columns to polars, then a chunk more a column in the stages after); a small input keeps enough batches to decode on
-# both cores (at 64 MiB, a file of 64-256 MiB has 5-8 batches). Writers that stream keep `batch_size`: they hold several
-# batches at a time. The 2M pcap in 8 batches of 256k, not 31 of 64k: read 0.53 -> 0.45 s, its CPU 0.94 -> 0.80 s.
-LARGE = 1 << 26
-GROWN = 4
 DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: the C decoder and polars release the GIL
 INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
 
@@ -98,47 +93,58 @@ class Reopen:
 
 
 def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[InputSpec, InputInfo], None] | None = None,
-         unread: Collection[str] = ()) -> Capture:
+         unread: Collection[str] = (), ahead: Ahead | None = None) -> Capture:
     """Read every input into one table (row order: input, then frame); `on_batch` is told after each batch (progress).
-    `unread`: columns the caller drops unread (`analyze`'s UNREAD): the decoder leaves them null, unbuilt.
+    `unread`: columns the caller drops unread (`analyze`'s UNREAD): the decoder leaves them null, unbuilt. `ahead`: the
+    walk of the one input begun while the caller imported this (`cniscope.sources.ahead.start`), taken over.
 
     The batches are not copied into one chunk: that would hold the table twice at the end of reading.
     """
     infos: list[InputInfo] = []
-    tables = list(batches(specs, infos, batch_size, on_batch, unread, kept=True))
+    walked = None
+    if ahead is not None:
+        walked = ahead.take() if specs == [ahead.spec] else None
+        ahead.close()  # what it holds, unless taken
+    tables = list(batches(specs, infos, batch_size, on_batch, unread, kept=True, walked=walked))
     table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos, source=Reopen(tuple(specs)))
 
 
 def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
             on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = (),
-            kept: bool = False) -> Iterator[pl.DataFrame]:
+            kept: bool = False, walked: Walked | None = None) -> Iterator[pl.DataFrame]:
     """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
     appends each input's `InputInfo` to `infos` as it starts. `kept`: the caller keeps every batch (`read`): a large
-    binary input's batches larger (`LARGE`), their columns in pages of their own (`decode.decode_batch`)."""
+    binary input's batches larger (`LARGE`), their columns in pages of their own (`decode.decode_batch`). `walked`:
+    the first input, opened and walked ahead (`read`)."""
     for index, spec in enumerate(specs):
-        info = InputInfo(index=index, name=spec.path, node=spec.node)
+        mine = walked if index == 0 else None
+        info = mine.info if mine is not None else InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info, batch_size, unread, kept):
+        for table in iter_tables(spec, info, batch_size, unread, kept, mine):
             yield table
             if on_batch is not None:
                 on_batch(spec, info)
 
 
 def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unread: Collection[str] = (),
-                kept: bool = False) -> Iterator[pl.DataFrame]:
+                kept: bool = False, walked: Walked | None = None) -> Iterator[pl.DataFrame]:
     """The packet table of one input in batches of at most `batch_size` rows (a large binary input's grown where the
     caller keeps every batch: `kept`, `LARGE`), tagged with its input and node; the `unread` columns of binary inputs
-    null (text rows come whole)."""
+    null (text rows come whole). `walked`: the input already opened and walked ahead (its batches grown)."""
     if spec.unreadable:
         info.warn("", f"skipped: {spec.unreadable}")
         info.skipped = True
         return
     with ExitStack() as stack:
+        if walked is not None:
+            stack.enter_context(walked.stack)
+            yield from _binary(walked.opened, spec, info, frozenset(unread), walked.found, kept)
+            return
         opened = open_input(spec, info, stack)
         if opened.binary:
-            grown = batch_size * min(GROWN, max(1, opened.buf.nbytes // LARGE)) if kept else batch_size
-            yield from _binary(opened, spec, info, grown, frozenset(unread), kept)
+            grown = batch_frames(batch_size, opened.buf.nbytes) if kept else batch_size
+            yield from _binary(opened, spec, info, frozenset(unread), Frames.of(opened, info, grown), kept)
         elif opened.kind == "text":
             for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
                 yield table.with_columns(_tags(spec, info))
@@ -155,9 +161,8 @@ def _tags(spec: InputSpec, info: InputInfo, index: bool = True) -> list[pl.Expr]
     return columns
 
 
-def _binary(opened: Opened, spec: InputSpec, info: InputInfo, batch_size: int, unread: frozenset[str],
+def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[str], found: Frames,
             kept: bool) -> Iterator[pl.DataFrame]:
-    found = Frames.of(opened, info, batch_size)
     release = Releaser(opened.buf)
     oversized, first = 0, 0
     for batch, decoded in _decoded(found.batches, info.index, unread, kept):

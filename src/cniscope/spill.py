@@ -51,10 +51,11 @@ import polars as pl
 
 from cniscope import clocks, flows, journeys
 from cniscope.errors import OutputError
-from cniscope.ingest import BATCH, Capture, Reopen, batches
+from cniscope.ingest import Capture, Reopen, batches
 from cniscope.packets.schema import empty
 from cniscope.results import NodeClock
 from cniscope.sources import InputInfo, InputSpec
+from cniscope.sources.open import BATCH
 
 if TYPE_CHECKING:  # imported when a capture is spilled: pyarrow and its Parquet writer take 50 ms to import
     import pyarrow as pa

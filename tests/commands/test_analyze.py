@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import cniscope.commands.analyze as command
+import cniscope.analyze as analysis
 from cniscope.cli import main
 from tests.paths import CORPUS, DATA
 
@@ -100,13 +100,13 @@ def test_the_cycle_collector_is_paused_for_the_analysis_and_resumed(monkeypatch,
     """The analysis runs without the cycle collector (its objects make no cycles); it is on again after, even
     when the analysis fails, and stays off after when it was off before."""
     seen: list[bool] = []
-    real = command.analyze_capture
+    real = analysis.analyze_capture
 
     def watched(*args, **kwargs):
         seen.append(gc.isenabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(command, "analyze_capture", watched)
+    monkeypatch.setattr(analysis, "analyze_capture", watched)
     assert gc.isenabled()
     code, out, _ = run(monkeypatch, capsys, "--json", str(NOTE))
     assert code == 0 and json.loads(out)["packets"] > 0
@@ -115,11 +115,11 @@ def test_the_cycle_collector_is_paused_for_the_analysis_and_resumed(monkeypatch,
     def failing(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(command, "analyze_capture", failing)
+    monkeypatch.setattr(analysis, "analyze_capture", failing)
     assert run(monkeypatch, capsys, str(NOTE))[0] == 130 and gc.isenabled()
     gc.disable()
     try:
-        monkeypatch.setattr(command, "analyze_capture", watched)
+        monkeypatch.setattr(analysis, "analyze_capture", watched)
         assert run(monkeypatch, capsys, str(NOTE))[0] == 0 and not gc.isenabled()
     finally:
         gc.enable()

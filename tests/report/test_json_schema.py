@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-import cniscope.commands.analyze as command
+import cniscope.analyze as analysis
 from cniscope.cli import cli, main
 from cniscope.report import json_out
 from cniscope.report.json_out import SCHEMA_VERSION, dumps, schema, to_dict
@@ -160,6 +160,6 @@ def test_every_in_process_json_report_is_checked(monkeypatch, capsys):
     for made in (json_out.to_dict, json_out.dumps):
         with pytest.raises(jsonschema.ValidationError):
             made(report)
-    monkeypatch.setattr(command, "analyze_capture", lambda *args, **kwargs: report)
+    monkeypatch.setattr(analysis, "analyze_capture", lambda *args, **kwargs: report)
     assert main(["analyze", "--json", str(SEED)]) == 70  # the command's report, caught as a bug
     assert "ValidationError: 'made-up-model'" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 What is used only when asked for is named in `ON_REQUEST` and imported then: the HTML and pcapng writers
 (together a fifth of a second of CPU, more than the rest of this module's imports), the Dask session
-(asyncio, ssl) and the terminal report (rich: not for --json). Everything else is imported here.
+(asyncio, ssl) and the terminal report (rich: not for --json). The analysis itself (polars, numpy's users: 0.3 s on
+one core) is imported once the inputs are known, so that one capture file's records are walked on the other core
+meanwhile (`cniscope.sources.ahead`); this module's own imports leave polars out (tests/test_ahead.py).
 """
 
 from __future__ import annotations
@@ -14,23 +16,21 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cniscope import collector
-from cniscope.analyze import UNREAD, analyze_capture, read_within
 from cniscope.commands.inputs import exit_code, input_specs, tell
-from cniscope.commands.progress import Progress
 from cniscope.errors import ExitCode, OutputError
 from cniscope.heap import small_pages
-from cniscope.ingest import expand, inventory_beside, scenarios
 from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
-from cniscope.report import json_out
-from cniscope.results import Report, Severity
-from cniscope.sources import InputSpec
+from cniscope.sources import InputSpec, ahead
 from cniscope.terminal import printable
+
+if TYPE_CHECKING:
+    from cniscope.results import Report
 
 # the options whose code is imported only when they are given (and the terminal report, only without --json)
 ON_REQUEST = {"--html": "cniscope.report.html:write", "--pcapng": "cniscope.report.pcapng_out:write",
@@ -91,12 +91,16 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     given = input_specs(inputs, nodes)
     check_new_file(html_out, force, "--html")
     check_new_file(pcapng_out, force, "--pcapng")
-    run = partial(_analyze, model=model, cluster=cluster, fail_on=fail_on, max_journeys=None if everything else max_journeys,
-                  memory=memory, dask_address=dask_address, select=select, flow=flow, as_json=as_json,
-                  html_out=html_out, pcapng_out=pcapng_out, everything=everything, findings_only=findings_only)
-    recorded = scenarios(given[0].path) if len(given) == 1 else []
-    if not recorded:
-        return run(given)
+    walk = None if dask_address else ahead.start(given)  # one capture file: walked while the analysis is imported
+    with walk or nullcontext():
+        from cniscope.ingest import scenarios  # the analysis's imports begin here (polars: this module's docstring)
+
+        run = partial(_analyze, model=model, cluster=cluster, fail_on=fail_on, max_journeys=None if everything else max_journeys,
+                      memory=memory, dask_address=dask_address, select=select, flow=flow, as_json=as_json, html_out=html_out,
+                      pcapng_out=pcapng_out, everything=everything, findings_only=findings_only, walk=walk)
+        recorded = scenarios(given[0].path) if len(given) == 1 else []
+        if not recorded:
+            return run(given)
     # a `lab record` directory: one section per scenario, each as `analyze DIR/SCENARIO` would print it
     if as_json or html_out or pcapng_out:
         raise click.UsageError(f"{given[0].path} holds {len(recorded)} recorded scenarios; --json, --html and --pcapng "
@@ -114,8 +118,13 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
 def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, fail_on: str | None,
              max_journeys: int | None, memory: int | None, dask_address: str | None, select: str | None,
              flow: int | None, as_json: bool, html_out: str | None, pcapng_out: str | None, everything: bool,
-             findings_only: bool) -> int:
-    """One analysis, printed; its exit code."""
+             findings_only: bool, walk: ahead.Ahead | None = None) -> int:
+    """One analysis, printed; its exit code. `walk`: its one input's records walked ahead."""
+    from cniscope.analyze import UNREAD, analyze_capture, read_within
+    from cniscope.commands.progress import Progress
+    from cniscope.ingest import expand, inventory_beside
+    from cniscope.results import Severity
+
     if cluster is None and (cluster := inventory_beside(specs)) is not None:
         click.echo(f"info: cluster inventory {printable(cluster)} (beside the capture; --cluster to use another)", err=True)
     specs = expand(specs)
@@ -123,7 +132,7 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
         # beyond --memory, the capture is spilled to disk and correlated there (cniscope.spill)
         # the annotated pcapng reads every column; the other reports none of UNREAD, left unbuilt
         unread = () if pcapng_out else UNREAD
-        capture, correlated = (on_dask.read(specs), None) if on_dask else read_within(specs, memory, None, progress.reading(specs), unread)
+        capture, correlated = (on_dask.read(specs), None) if on_dask else read_within(specs, memory, None, progress.reading(specs), unread, walk)
         report = None
         if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report
             spread = on_dask.spread(capture, memory) if on_dask else {}  # correlation's partitions on the cluster
@@ -162,6 +171,8 @@ def _echo_json(report: Report) -> None:
     """The report's JSON and a newline on standard output, written a piece at a time (`json_out.write`) as bytes:
     click.echo scans text it writes to a file or a pipe for ANSI codes to strip (JSON holds none: its strings escape
     control characters); a StringIO (contextlib.redirect_stdout) takes it as text."""
+    from cniscope.report import json_out
+
     sys.stdout.flush()  # what was written as text before, first
     out = getattr(sys.stdout, "buffer", None)
     if out is None:

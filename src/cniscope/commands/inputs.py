@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from cniscope.errors import ExitCode
-from cniscope.results import InputSummary
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.terminal import printable
+
+if TYPE_CHECKING:
+    from cniscope.results import InputSummary  # imports polars: the command names its inputs before that
 
 
 def input_specs(inputs: tuple[str, ...], nodes: tuple[str, ...]) -> list[InputSpec]:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, Path, Role, Side, Step, Traffic
 from cniscope.models.shapes import switched
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 
 def _paths() -> tuple[Path, ...]:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 
 class Role(StrEnum):

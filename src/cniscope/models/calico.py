@@ -14,7 +14,7 @@ from functools import partial
 
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, PortSignature, Role
 from cniscope.models.shapes import routed
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 _IFACES = (IfacePattern(r"cali[0-9a-f]{11}", Role.HOST_VETH, 5.0, "host end of the pod veth: cali + 11 hex"),)
 _MACS = (MacSignature("ee:ee:ee:ee:ee:ee", "Calico's fixed MAC on every cali* host veth", 6.0),)

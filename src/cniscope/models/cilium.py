@@ -15,7 +15,7 @@ from functools import partial
 
 from cniscope.models.base import Encap, IfacePattern, Model, PortSignature, Role
 from cniscope.models.shapes import switched
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 _IFACES = (
     IfacePattern(r"lxc[0-9a-f]{6,12}", Role.HOST_VETH, 4.0, "host end of an endpoint's veth"),

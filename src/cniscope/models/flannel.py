@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, MacSignature, Model, PortSignature, Role
 from cniscope.models.shapes import bridged
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 _BRIDGE = (
     IfacePattern(r"cni0", Role.POD_BRIDGE, 1.5, "CNI bridge plugin bridge; gets the first address of the node subnet"),

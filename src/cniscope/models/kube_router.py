@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, Model, Role
 from cniscope.models.shapes import bridged
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 KUBE_ROUTER = Model(
     name="kube-router",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cniscope.models import MODELS, PROXIES
 from cniscope.models.base import Model, Side
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 
 def listing() -> str:

@@ -13,7 +13,7 @@ vxlan-6784, mtu 1376).
 from __future__ import annotations
 
 from cniscope.models.base import Encap, IfacePattern, Model, Path, PortSignature, Role, Side, Step, Traffic
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 
 def _paths() -> tuple[Path, ...]:

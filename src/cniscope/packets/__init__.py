@@ -1,6 +1,7 @@
 """Packets: raw frames -> rows of the packet table.
 
 - `schema`    the table's columns (the contract every stage reads)
+- `kinds`     the vocabularies the readers and models share without polars: directions, tunnels, clocks, link types
 - `decode`    `decode_batch(batch, input_index, ports)`: a FrameBatch -> table rows, chunk by chunk, through
               the C decoder `_decode.c` (each frame read once, fields written straight into the column arrays)
 - `fallback`  the per-packet reference decoder in Python: the C decoder's reference, and the decoder where C was not built

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from cniscope.packets.schema import Tunnel
+from cniscope.packets.kinds import Tunnel
 
 UDP_TUNNELS = (Tunnel.VXLAN, Tunnel.GENEVE, Tunnel.FLANNEL_UDP)
 

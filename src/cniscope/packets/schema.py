@@ -28,87 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from functools import lru_cache
 from typing import TypeGuard
 
 import polars as pl
 
-
-class Direction(IntEnum):
-    IN = 0
-    BROADCAST = 1
-    MULTICAST = 2
-    OTHERHOST = 3
-    OUT = 4
-
-    @property
-    def label(self) -> str:
-        return DIRECTION_LABELS[self]
-
-    @property
-    def ingress(self) -> bool:
-        return self is not Direction.OUT
-
-
-DIRECTION_LABELS = {
-    Direction.IN: "In",
-    Direction.BROADCAST: "B",
-    Direction.MULTICAST: "M",
-    Direction.OTHERHOST: "P",
-    Direction.OUT: "Out",
-}
-
-
-class Tunnel(IntEnum):
-    NONE = 0
-    VXLAN = 1
-    GENEVE = 2
-    IPIP = 3
-    FLANNEL_UDP = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", "-")
-
-
-class Clock(StrEnum):
-    """What an input's `ts` values count from."""
-
-    EPOCH = "epoch"  # pcap, pcapng, tcpdump -tt / -tttt
-    TIME_OF_DAY = "time-of-day"  # tcpdump's default HH:MM:SS.ffffff: date unknown
-    RELATIVE = "relative"  # tcpdump -ttt / -ttttt: from the first packet
-    NONE = "none"  # tcpdump -t: ts is null
-
-
-class LinkType(IntEnum):
-    """The link types the decoders read (pcap LINKTYPE_ values); any other is warned about once per interface."""
-
-    NULL = 0  # BSD/macOS loopback (lo0): the address family in the capturing host's byte order
-    ETHERNET = 1
-    PPP = 9  # PPP protocol field, possibly after the FF 03 address and control bytes
-    RAW_BSD = 12  # DLT_RAW as some BSDs write it in pcap files
-    RAW_OPENBSD = 14
-    PPP_HDLC = 50  # PPP in HDLC-like framing (serial lines, pppd)
-    PPP_ETHER = 51  # PPPoE session frames (DSL)
-    RAW = 101  # bare IPv4 or IPv6: tunl0, wg0, tun devices
-    C_HDLC = 104  # Cisco HDLC: an ethertype after address and control
-    LOOP = 108  # OpenBSD loopback: the address family in network byte order
-    LINUX_SLL = 113
-    IPV4 = 228
-    IPV6 = 229
-    NFLOG = 239  # Linux NFLOG (tcpdump -i nflog:N): the packet in a TLV
-    PKTAP = 258  # macOS tcpdump -i pktap: a header naming the interface, then the frame of its own link type
-    LINUX_SLL2 = 276
-
-
-def unsupported_linktype(value: int) -> str | None:
-    """Why frames of this link type stay undecoded (None: the decoders read it). Said once per interface."""
-    if value in LinkType._value2member_map_:
-        return None
-    return (f"link type {value} is not one cniscope decodes (it reads "
-            f"{', '.join(sorted(m.name.lower() for m in LinkType))}): its packets are kept, undecoded")
-
+from cniscope.packets.kinds import DIRECTION_LABELS as DIRECTION_LABELS
+from cniscope.packets.kinds import Clock as Clock
+from cniscope.packets.kinds import Direction as Direction
+from cniscope.packets.kinds import LinkType as LinkType
+from cniscope.packets.kinds import Tunnel as Tunnel
+from cniscope.packets.kinds import unsupported_linktype as unsupported_linktype
 
 # Text of few distinct values repeated over many rows (nodes, interfaces, IPv6 addresses, host names): a 4-byte code
 # a row into one dictionary. As plain text every row costs a 16-byte view, null or not: src6 and dst6, null for

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cniscope.errors import ReadWarning
-from cniscope.packets.schema import Clock
+from cniscope.packets.kinds import Clock
 
 
 @dataclass(frozen=True)

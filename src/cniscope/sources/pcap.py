@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from cniscope.packets.frames import FrameBatch
-from cniscope.packets.schema import unsupported_linktype
+from cniscope.packets.kinds import unsupported_linktype
 from cniscope.sources import InputInfo
 from cniscope.wire import walk
 from cniscope.wire.pcap import HEADER_LEN, MAX_CAPLEN, RECORD_LEN, Header, is_pcap, parse_header

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cniscope.packets.frames import NO_TS, FrameBatch
-from cniscope.packets.schema import Direction, unsupported_linktype
+from cniscope.packets.kinds import Direction, unsupported_linktype
 from cniscope.sources import InputInfo
 from cniscope.wire import walk
 from cniscope.wire.pcapng import (

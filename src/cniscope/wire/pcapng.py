@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from cniscope.packets.schema import Direction
+from cniscope.packets.kinds import Direction
 from cniscope.wire import pcap
 
 # block types

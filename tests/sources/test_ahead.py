@@ -1,0 +1,91 @@
+"""One capture's records walked ahead while the command imports the analysis (`cniscope.sources.ahead`): the same
+capture as reading it whole, and no polars on the way."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cniscope import ingest
+from cniscope.cli import main
+from cniscope.sources import InputSpec, ahead
+from tests.paths import CORPUS, DATA
+
+PCAP = CORPUS / "01-ysaied-pan-cn-calico-vxlan.pcap"
+PCAPNG = DATA / "scenarios" / "calico-vxlan" / "cross-node" / "node1.pcapng"
+
+
+def _same(walked: ingest.Capture, read: ingest.Capture) -> None:
+    assert walked.table.equals(read.table, null_equal=True)
+    assert walked.inputs == read.inputs
+
+
+@pytest.mark.parametrize("path", [PCAP, PCAPNG], ids=["pcap", "pcapng"])
+def test_a_capture_walked_ahead_reads_as_a_whole(path: Path) -> None:
+    specs = [InputSpec(str(path), node="n1")]
+    walk = ahead.start(specs)
+    assert walk is not None
+    _same(ingest.read(specs, ahead=walk), ingest.read(specs))
+
+
+@pytest.mark.parametrize("walked", [0, 1, 3])
+def test_a_walk_stopped_part_way_is_taken_over_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 walked: int) -> None:
+    monkeypatch.setattr(ahead, "WALKED", walked)  # batches of 10 frames: the reader walks the rest
+    specs = [InputSpec(str(PCAPNG))]
+    walk = ahead.Ahead(specs[0], batch_size=10)
+    capture = ingest.read(specs, batch_size=10, ahead=walk)
+    _same(capture, ingest.read(specs, batch_size=10))
+    assert capture.table["frame"].to_list() == list(range(capture.table.height))
+
+
+def test_damage_found_ahead_is_said_as_when_read(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(PCAP.read_bytes()[:-7])
+    specs = [InputSpec(str(cut))]
+    walk = ahead.start(specs)
+    assert walk is not None
+    capture = ingest.read(specs, ahead=walk)
+    assert capture.damaged and capture.warnings
+    _same(capture, ingest.read(specs))
+
+
+def test_only_one_plain_capture_file_is_walked_ahead(tmp_path: Path) -> None:
+    packed = tmp_path / "c.pcap.gz"
+    packed.write_bytes(gzip.compress(PCAP.read_bytes()))
+    text = tmp_path / "c.txt"
+    text.write_text("12:00:00.000000 IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 1\n")
+    for specs in ([InputSpec(str(PCAP)), InputSpec(str(PCAPNG))], [InputSpec("-")], [InputSpec(str(tmp_path))],
+                  [InputSpec(str(packed))], [InputSpec(str(text))], [InputSpec(str(tmp_path / "missing.pcap"))],
+                  [InputSpec(str(PCAP), unreadable="no permission")]):
+        assert ahead.start(specs) is None, specs
+
+
+def test_a_walk_not_for_the_inputs_read_is_let_go() -> None:
+    walk = ahead.start([InputSpec(str(PCAP))])
+    assert walk is not None
+    specs = [InputSpec(str(PCAPNG))]
+    _same(ingest.read(specs, ahead=walk), ingest.read(specs))
+    assert walk.take() is None  # closed: nothing left to take
+
+
+def test_analyze_beyond_memory_lets_the_walk_go_and_spills(capsys: pytest.CaptureFixture[str]) -> None:
+    reports = []
+    for memory in ("4K", "1G"):
+        assert main(["analyze", "--json", "--memory", memory, str(PCAP)]) == 0
+        reports.append(capsys.readouterr().out)
+    assert reports[0] == reports[1]
+
+
+@pytest.mark.parametrize("path", [PCAP, PCAPNG], ids=["pcap", "pcapng"])
+def test_the_walk_and_the_command_module_import_no_polars(path: Path) -> None:
+    probe = ("import sys\nimport cniscope.cli, cniscope.commands.analyze\nfrom cniscope.sources import InputSpec, ahead\n"
+             "walk = ahead.start([InputSpec(sys.argv[1])])\nfound = walk.take()\n"
+             "print(sum(len(b.offset) for b in found.found.batches), 'polars' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
+    frames, polars = done.stdout.split()
+    assert int(frames) > 0 and polars == "False", done.stderr
