@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -100,10 +102,41 @@ def test_version_imports_no_command() -> None:
 def test_only_the_process_freezes_its_objects_at_the_end() -> None:
     """main() as the process (no args: the console scripts) hands its objects to gc.freeze, sparing the collector's
     pass at exit; called with args (in a program, in tests) it leaves the collector alone. Exit codes are the same."""
-    probe = ("import gc, sys\nfrom cniscope.cli import main\n"
+    probe = ("import atexit, gc, sys\nfrom cniscope.cli import main\n"
              "given = main(['analyze', '--json', sys.argv[-1]])\nfrozen = gc.get_freeze_count()\n"
-             "code = main()\nprint(given, frozen, code, gc.get_freeze_count() > frozen, file=sys.stderr)")
+             "atexit.register(lambda: print(given, frozen, gc.get_freeze_count() > frozen, file=sys.stderr))\n"
+             "sys.exit(main())")
     done = subprocess.run([sys.executable, "-c", probe, "analyze", "--json", str(SEED)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[-1] == "0 0 0 True"
+    assert done.stderr.splitlines()[-1] == "0 0 True"
+
+
+@pytest.mark.parametrize(("args", "code"), [(["analyze", "{good}"], ExitCode.OK), (["analyze", "--json", "{good}"], ExitCode.OK),
+                                            (["analyze", "--fail-on", "info", "{good}"], ExitCode.FINDINGS),
+                                            (["read", "{cut}"], ExitCode.DAMAGED_INPUT), (["analyze", "{missing}"], ExitCode.BAD_INPUT)])
+def test_the_process_ends_at_once_with_its_exit_code_and_whole_output(files: dict[str, str], args: list[str], code: ExitCode) -> None:
+    """As a process, main() ends without the interpreter's teardown, after the exit handlers, its exit code and all of
+    its output (buffered text too) as in-process; while another thread runs, it leaves the ending to the interpreter."""
+    argv = [a.format(**files) for a in args]
+    expected = run(*argv)
+    probe = "import atexit, sys\nfrom cniscope.cli import main\natexit.register(print, 'handled')\nsys.exit(main())"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (as a process's output mostly is)
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120, env=buffered)
+    assert (done.returncode, done.stdout) == (code, expected.out + "handled\n")  # (printed at exit: flushed)
+    waiting = ("import sys, threading, time\nfrom cniscope.cli import main\n"
+               "threading.Thread(target=lambda: (time.sleep(0.5), print('joined'))).start()\nsys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", waiting, *argv], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (code, expected.out + "joined\n")
+
+
+def test_a_closed_pipe_ends_the_process_quietly(tmp_path: Path) -> None:
+    """`cniscope read FILE | head -1`: the process ends by SIGPIPE, as tcpdump's does, with no message."""
+    many = tmp_path / "many.pcap"  # more lines than a pipe holds
+    many.write_bytes(pcap_file.encode(REFUSED * 10_000, [T0 + n for n in range(20_000)], 1))
+    reader = subprocess.Popen([sys.executable, "-m", "cniscope", "read", str(many)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.readline()
+    reader.stdout.close()
+    assert reader.wait(timeout=120) == -signal.SIGPIPE
+    assert reader.stderr.read() == b""

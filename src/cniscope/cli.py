@@ -11,11 +11,13 @@ their own `cli.py`), named in one table, `COMMANDS`.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -91,7 +93,25 @@ def main(args: Sequence[str] | None = None, defaults: dict[str, Any] | None = No
     code = _handled(sys.argv[1:] if args is None else list(args), defaults)
     if args is None:
         gc.freeze()
+        _leave(code)
     return code
+
+
+def _leave(code: int) -> None:
+    """End the process with `code` at once, when nothing is left to run but the exit handlers (`atexit`, run here):
+    the interpreter's own teardown frees every module and object one by one, 0.02-0.025 s of the 2M reference capture's
+    analyze, for nothing. Returns (to the interpreter's exit) while another thread runs, or when the output cannot be
+    flushed (the interpreter says why, as it always did)."""
+    if threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        for stream in (sys.stdout, sys.stderr):  # (None when the process was started without it)
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _handled(args: list[str], defaults: dict[str, Any] | None) -> int:
