@@ -96,8 +96,8 @@ def test_the_legs_are_found_among_the_rows_numbering_marks(monkeypatch: pytest.M
 
 
 def test_addresses_put_in_text_once_each_are_ip4_exprs() -> None:
-    """`_ip4_text` writes each distinct address once and looks the rest up: the text `ip4_expr` gives every row, nulls
-    kept (and a column of nulls, or of none)."""
+    """`_with_ip4_texts` writes each distinct address of its columns once and joins it: the text `ip4_expr` gives
+    every row, nulls kept (and a column of nulls, or of none)."""
     import numpy as np
     import polars as pl
 
@@ -106,7 +106,11 @@ def test_addresses_put_in_text_once_each_are_ip4_exprs() -> None:
     rng = np.random.default_rng(5)
     values = pl.Series("a", rng.choice(np.array([0, 1, 0x0A000001, 0xC0A80101, 2**32 - 1], dtype=np.uint32), 500))
     for column in (values, values.set(pl.Series(rng.random(500) < 0.3), None), values.clear().cast(pl.UInt32), values.clear(3)):
-        assert flows._ip4_text(column).equals(pl.select(ip4_expr(pl.lit(column))).to_series())
+        frame = pl.DataFrame([column, column.shuffle(seed=7).alias("b"), column.clear(column.len()).alias("c")])
+        got = flows._with_ip4_texts(frame.lazy(), "a", "b", "c").collect()
+        assert got.columns == ["a", "b", "c", "_a", "_b", "_c"] and got.select("a", "b", "c").equals(frame)
+        for name in frame.columns:
+            assert got[f"_{name}"].equals(pl.select(ip4_expr(pl.lit(frame[name]))).to_series().alias(f"_{name}"))
 
 
 def test_one_leg_a_conversation_is_oriented_as_by_joins() -> None:

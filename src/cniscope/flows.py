@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from binascii import b2a_base64
-from functools import lru_cache
+from functools import lru_cache, reduce
 from hashlib import sha1
 from socket import AF_INET, AF_INET6, inet_pton
 from typing import NamedTuple
@@ -533,8 +533,12 @@ def _late_segments(first: pl.DataFrame, resent: np.ndarray | None) -> np.ndarray
 
 def _capsules(frame: pl.DataFrame, names: tuple[str, ...]) -> tuple[object | None, ...]:
     """The Arrow streams of `frame`'s columns `names` for the C (categories by their codes); None for a column of
-    nulls, not read."""
-    return tuple(None if (s := frame.get_column(name)).null_count() == s.len() > 0 else s.to_physical().__arrow_c_stream__()
+    nulls, not read. The codes in one query: each lets the interpreter go, and beside the main thread's Python took
+    it back up to its switch interval (5 ms) later (a query a column: 40 a tally, 0.2 s at 2M)."""
+    coded = [name for name in names if isinstance(frame.schema[name], (pl.Categorical, pl.Enum))]
+    if coded:
+        frame = frame.select(*names).with_columns(pl.col(coded).to_physical())
+    return tuple(None if (s := frame.get_column(name)).null_count() == s.len() > 0 else s.__arrow_c_stream__()
                  for name in names)
 
 
@@ -622,10 +626,9 @@ def _legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int
     those flows (`_first_sightings`), in journey order if `by_journey`; `leg_rows`: `tally`'s."""
     seen = _distinct_legs(table, first, by_journey, limit, leg_rows).collect()
     # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
-    seen = seen.with_columns(_ip4_text(seen.get_column(name)).alias(f"_{name}") for name in ("src", "dst", "arp_spa", "arp_tpa"))
-    a, b = (pl.coalesce(*_filled(seen, f"_{side}", f"{side}6", f"{side}_name", f"_arp_{arp}"), pl.lit("?"))
+    a, b = (pl.coalesce(*_shown(seen, (side, f"_{side}"), f"{side}6", f"{side}_name", (f"arp_{arp}", f"_arp_{arp}")), pl.lit("?"))
             for side, arp in zip(_ENDS, ("spa", "tpa")))
-    ends = seen.lazy().select("flow", a=a, a_port="sport", b=b, b_port="dport")
+    ends = _with_ip4_texts(seen.lazy(), "src", "dst", "arp_spa", "arp_tpa").select("flow", a=a, a_port="sport", b=b, b_port="dport")
     if seen.get_column("flow").is_unique().all():
         return ends  # one leg a conversation (no NAT): nothing to make one, and each is its conversation's first
     a_key, b_key = (pl.concat_str(pl.col(end), pl.col(f"{end}_port").cast(pl.Utf8).fill_null(""), separator="\0") for end in "ab")
@@ -758,29 +761,45 @@ def _ends() -> dict[str, pl.Expr]:
     }
 
 
-def _with_addresses(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` (`_ends`' columns) with each flow's client and server addresses as text, `?` without one."""
-    frame = frame.with_columns(_ip4_text(frame.get_column(f"_{end}_ip4")).alias(f"_{end}_text") for end in ("client", "server"))
-
+def _with_addresses(stats: pl.DataFrame, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`frame` (`_ends`' columns of `stats`) with each flow's client and server addresses as text, `?` without one, and
+    the columns `_flows` reads (the texts joined to those only)."""
     def address(end: str) -> pl.Expr:
-        text = pl.coalesce(_filled(frame, f"_{end}_text", f"_{end}6", f"_{end}_name"))
-        return pl.when(text.is_null() | (text == "")).then(pl.lit("?")).otherwise(text)
+        candidates = ((f"_{end}_ip4", f"__{end}_ip4"), f"_{end}6", f"_{end}_name")
+        shown = pl.coalesce(*_shown(stats, *candidates, sources=_SOURCES))
+        return pl.when(shown.is_null() | (shown == "")).then(pl.lit("?")).otherwise(shown)
 
-    return frame.with_columns(client=address("client"), server=address("server"))
-
-
-def _filled(frame: pl.DataFrame, *names: str) -> list[str]:
-    """Those of `frame`'s columns `names` that are not all null, or the first (coalesced, the same text, without
-    IPv6 addresses and names cast to text for nothing: 20,000 conversations' ends 9 -> 3 ms)."""
-    return [name for name in names if frame.get_column(name).null_count() < frame.height] or list(names[:1])
+    return _with_ip4_texts(frame.select(*_FLAT, *(f"_{end}{field}" for end in ("client", "server") for field in ("_ip4", "6", "_name"))),
+                           "_client_ip4", "_server_ip4").select(*_FLAT, client=address("client"), server=address("server"))
 
 
-def _ip4_text(addresses: pl.Series) -> pl.Series:
-    """`ip4_expr` of a column of IPv4 addresses that repeat (conversations' ends, their legs'): each distinct one put in
-    text once, and looked up (20,000 conversations' clients: 3 against 8 ms)."""
-    distinct = addresses.unique().drop_nulls()
-    return addresses.replace_strict(distinct, pl.select(ip4_expr(pl.lit(distinct))).to_series(), default=None,
-                                    return_dtype=pl.Utf8)
+# the columns of `_stats` an end's field of `_ends` is picked from (none of them filled: it is all null)
+_SOURCES = {f"_{end}{field}": [f"{kind}_{side}{field.removesuffix('_ip4')}" for kind in ("head", "syn") for side in _ENDS]
+            + (["head_arp_spa", "head_arp_tpa"] if field == "_ip4" else []) for end in ("client", "server") for field in ("_ip4", "6", "_name")}
+# what `_flows` reads of its columns but the ends' texts
+_FLAT = ("flow", "proto", "client_port", "server_port", "packets", "bytes", "first_ts", "last_ts", "state", "syn_to_synack_ns",
+         "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note", "head_proto", "client_v4", "server_v4")
+
+
+def _shown(frame: pl.DataFrame, *candidates: str | tuple[str, str], sources: dict[str, list[str]] | None = None) -> list[str]:
+    """The columns `candidates` (a column, or a column and that of its text) that are not all null in `frame`, or the
+    first (coalesced, the same text, without IPv6 addresses and names cast to text for nothing: 20,000 conversations'
+    ends 9 -> 3 ms). `sources`: a candidate's columns of `frame` it is made of, where it is not one of them."""
+    named = [(c, c) if isinstance(c, str) else c for c in candidates]
+    return [shown for name, shown in named if any(frame.get_column(c).null_count() < frame.height
+                                                  for c in (sources or {}).get(name, [name]))] or [named[0][1]]
+
+
+def _with_ip4_texts(frame: pl.LazyFrame, *names: str) -> pl.LazyFrame:
+    """`frame` with the text (`ip4_expr`) of each of its columns `names` of IPv4 addresses that repeat (conversations'
+    ends, their legs'), `_` and the column's name: each distinct address of them all put in text once, and joined
+    (20,000 conversations' clients: 3 against 8 ms); in the query of what reads them (three queries a column each let the
+    interpreter go, and beside the main thread's Python took it back up to 5 ms later each time)."""
+    distinct = frame.select(_ip4=reduce(pl.Expr.append, map(pl.col, names)).unique().drop_nulls()).with_columns(
+        _text=ip4_expr("_ip4"))
+    for name in names:
+        frame = frame.join(distinct.rename({"_ip4": name, "_text": f"_{name}"}), on=name, how="left", maintain_order="left")
+    return frame
 
 
 Legs = tuple[tuple[Endpoint, Endpoint], ...]
@@ -832,8 +851,8 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
     """A Flow of each row of `_stats` (sorted by flow), with its `_legs`, `journeys` and `resets`: what is decided per
     flow is decided over whole columns (state, client and server, the legs' orientation, the Community ID of IPv4
     conversations); Python makes the objects, one call each."""
-    columns = _with_addresses(stats.lazy().with_columns(**_states(), **_ends()).with_columns(
-        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0)).collect()).lazy()
+    columns = _with_addresses(stats, stats.lazy().with_columns(**_states(), **_ends()).with_columns(
+        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0))).collect().lazy()
     v4 = (pl.col("proto") != Proto.ARP.value) & pl.col("client_v4").is_not_null() & pl.col("server_v4").is_not_null()
     flat, fast = pl.collect_all([columns.with_columns(_v4=v4), columns.filter(v4).select(
         "head_proto", "client_v4", "server_v4", pl.col("client_port", "server_port").fill_null(0))])
