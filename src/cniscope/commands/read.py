@@ -1,15 +1,28 @@
-"""`cniscope read`: captures decoded into the packet table, written as a table, JSON Lines, CSV or parquet."""
+"""`cniscope read`: captures decoded into the packet table, written as a table, JSON Lines, CSV or parquet.
+
+The reading and the writers (polars, pyarrow: 0.2-0.3 s on one core) are imported once the inputs are known, so that
+one capture file's records are walked on the other core meanwhile (`cniscope.sources.ahead`, as `analyze` does);
+this module's own imports leave polars out (tests/sources/test_ahead.py).
+"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import click
 
-from cniscope import ingest
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.heap import small_pages
 from cniscope.outputs import check_new_file
-from cniscope.report import table_out
-from cniscope.sources import InputInfo
+from cniscope.sources import InputInfo, InputSpec, ahead
+from cniscope.sources.open import BATCH
+
+# rows a batch (and a row group) of `read --format parquet`: twice ingest's, for its per-batch cost (the readers' and
+# decoder's Python, ~4 ms a batch): 10M pcapng 7.2-7.7 -> 6.8-7.0 s of CPU, the peak 275 -> 416 MB (256k: 680 MB)
+PARQUET_BATCH = 1 << 17
+# batches of a streamed output walked ahead at most: what the imports' time allows (13-15 of 128k frames at 10M, a
+# quiet machine), each holding its 36 B a frame and its part of the mapped file until it is decoded
+AHEAD = 16
 
 
 @click.command("read")
@@ -28,16 +41,32 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     """
     given = input_specs(inputs, nodes)
     check_new_file(output, force, "-o")
-    infos: list[InputInfo] = []
-    if fmt == "parquet":
-        if not output:
-            raise click.UsageError("--format parquet needs -o FILE")
-        table_out.stream_parquet(ingest.batches(given, infos, table_out.PARQUET_BATCH), output)
-    elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
-        table_out.stream(ingest.batches(given, infos), fmt, output)
-    else:
-        capture = ingest.read(given)
-        infos = capture.inputs
-        table_out.write(capture.table, fmt, output)
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet needs -o FILE")
+    streamed = fmt != "table"  # parquet, json and csv: written batch by batch, the table kept whole
+    batch = PARQUET_BATCH if fmt == "parquet" else BATCH
+    walk = ahead.start(given, batch, kept=not streamed, most=AHEAD if streamed else ahead.WALKED)  # one capture file: walked while the writers are imported
+    with walk or nullcontext():
+        infos = _read(given, fmt, output, batch, walk)
     tell(infos)
     return exit_code(infos)
+
+
+def _read(given: list[InputSpec], fmt: str, output: str | None, batch: int, walk: ahead.Ahead | None) -> list[InputInfo]:
+    """The inputs read and written as `fmt`; their infos. `walk`: the one input's records walked ahead."""
+    from cniscope import ingest  # the reading's and the writers' imports begin here (polars: the docstring)
+    from cniscope.report import table_out
+
+    if fmt == "table":
+        capture = ingest.read(given, batch, ahead=walk)
+        table_out.write(capture.table, fmt, output)
+        return capture.inputs
+    infos: list[InputInfo] = []
+    walked = walk.take() if walk is not None else None
+    tables = ingest.batches(given, infos, batch, walked=walked)
+    if fmt == "parquet":
+        assert output is not None
+        table_out.stream_parquet(tables, output)
+    else:
+        table_out.stream(tables, fmt, output)
+    return infos

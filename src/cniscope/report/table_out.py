@@ -42,9 +42,6 @@ PARQUET_OPTIONS: dict[str, object] = {
     "write_batch_size": 1 << 16,
     "write_statistics": ["input", "frame", "ts"],
 }
-# rows a batch (and a row group) of `read --format parquet`: twice ingest's, for its per-batch cost (the readers' and
-# decoder's Python, ~4 ms a batch): 10M pcapng 7.2-7.7 -> 6.8-7.0 s of CPU, the peak 275 -> 416 MB (256k: 680 MB)
-PARQUET_BATCH = 1 << 17
 TABLE_ROWS_RICH = 5000  # above this a terminal gets the plain layout: rich measures every cell first
 
 

@@ -43,11 +43,13 @@ class Walked:
     stack: ExitStack
 
 
-def start(specs: list[InputSpec]) -> Ahead | None:
-    """The walk of `specs`' one input begun on a thread, when it is one plain pcap or pcapng file; else None."""
+def start(specs: list[InputSpec], batch_size: int = BATCH, kept: bool = True, most: int = WALKED) -> Ahead | None:
+    """The walk of `specs`' one input begun on a thread, when it is one plain pcap or pcapng file; else None. `kept`:
+    batches grown as `ingest.read` grows them (a streaming writer's are `batch_size` frames: `ingest.batches`);
+    `most`: batches walked ahead at most."""
     if len(specs) != 1 or specs[0].path == "-" or specs[0].unreadable or not _capture_file(specs[0].path):
         return None
-    return Ahead(specs[0])
+    return Ahead(specs[0], batch_size, kept, most)
 
 
 def _capture_file(path: str) -> bool:
@@ -65,9 +67,11 @@ def _capture_file(path: str) -> bool:
 class Ahead:
     """The walk of one input, on a thread until `take` or `close`; a context manager that closes it."""
 
-    def __init__(self, spec: InputSpec, batch_size: int = BATCH) -> None:
+    def __init__(self, spec: InputSpec, batch_size: int = BATCH, kept: bool = True, most: int = WALKED) -> None:
         self.spec = spec
         self.batch_size = batch_size
+        self.kept = kept
+        self.most = most
         self._info = InputInfo(index=0, name=spec.path, node=spec.node)
         self._stack = ExitStack()
         self._stop = threading.Event()
@@ -84,8 +88,9 @@ class Ahead:
             if not opened.binary:
                 return
             self._opened = opened
-            self._found = found = Frames.of(opened, self._info, batch_frames(self.batch_size, opened.buf.nbytes))
-            while not self._stop.is_set() and len(self._walked) < WALKED:
+            frames = batch_frames(self.batch_size, opened.buf.nbytes) if self.kept else self.batch_size
+            self._found = found = Frames.of(opened, self._info, frames)
+            while not self._stop.is_set() and len(self._walked) < self.most:
                 batch = next(found.batches, None)
                 if batch is None:
                     break
