@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import struct
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -623,23 +624,36 @@ def test_working_arrays_taken_again_leave_nothing_behind() -> None:
 
 
 def test_kept_and_streamed_batches_are_the_same_rows(c_decoder: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch the caller keeps (`kept`: its large columns in pages of their own) and one it streams (columns from the
-    heap, whose pages the next batch takes again) are the same rows, and only the kept one's columns are mapped."""
+    """A batch the caller keeps (`kept`: its large columns zeros in pages of their own) and one it streams (columns
+    from the heap as it has them, whose pages the next batch takes again) are the same rows, and only the kept one's
+    columns are mapped."""
     mapped: list[int] = []
-    zeroed = decode_module._zeroed
+    zeroed, empty = decode_module._zeroed, np.empty
 
-    def counted(n: int, dtype: type[np.generic], mapped_: bool) -> np.ndarray:
-        out = zeroed(n, dtype, mapped_)
+    def counted(n: int, dtype: type[np.generic]) -> np.ndarray:
+        out = zeroed(n, dtype)
         if isinstance(getattr(out.base, "obj", None), mmap.mmap):  # np.frombuffer: a view of the mapping
             mapped.append(n)
+        return out
+
+    def used(*args: Any, **kwargs: Any) -> np.ndarray:  # memory the heap takes again holds what was there
+        out = empty(*args, **kwargs)
+        out.view(np.uint8).fill(0xA5)
         return out
 
     monkeypatch.setattr(decode_module, "_zeroed", counted)
     monkeypatch.setattr(decode_module, "ZEROED_MAPPED", 64)  # this small batch's columns count as large
     mix = synth_frames(400, seed=11)
     batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
-    streamed = decode_batch(batch, 0, TUNNEL_PORTS)
+    with monkeypatch.context() as patched:
+        patched.setattr(np, "empty", used)
+        streamed = decode_batch(batch, 0, TUNNEL_PORTS)
     assert mapped == []
+    for column in streamed.select(pl.selectors.integer()).iter_columns():  # zeros under the nulls, not what was there
+        if column.null_count() and column.n_unique() > 1:
+            array = column.rechunk().to_arrow()
+            values = np.frombuffer(array.buffers()[1], dtype=array.type.to_pandas_dtype())[array.offset:][:len(column)]
+            assert not values[column.is_null().to_numpy()].any(), column.name
     kept = decode_batch(batch, 0, TUNNEL_PORTS, kept=True)
     assert len(mapped) > 20
     assert kept.equals(streamed, null_equal=True)

@@ -210,7 +210,7 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
     filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
                                                     np.ascontiguousarray(linktype, dtype=np.uint16), port_kinds, values,
-                                                    valid, filled, ifindex, True)
+                                                    valid, filled, ifindex, kept)
     for c, (name, value, fill) in enumerate(zip(names, values, filled.tolist())):
         if not fill:
             continue
@@ -231,26 +231,28 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
 
 
 def _values(name: str, n: int, unread: frozenset[str], scratch: dict[str, np.ndarray], kept: bool) -> np.ndarray:
-    """The array C writes column `name` of a chunk of `n` rows into, zeros: C leaves a block of 64 rows none of which
-    has the column's value unwritten. A column of a table the caller keeps (`kept`) in pages of its own (`_zeroed`): a
-    rare one's (ARP's, ICMP's) blocks without a value are never touched; what is read once, from `scratch`: booleans
-    (packed into bits next), IPv6 addresses' positions (read only where a row has one: left as they were, not zeroed)."""
+    """The array C writes column `name` of a chunk of `n` rows into. A column of a table the caller keeps (`kept`):
+    zeros in pages of its own (`_zeroed`), C told so, which leaves a block of 64 rows none of which has the column's
+    value unwritten: a rare one's (ARP's, ICMP's) pages are never touched. A streaming writer's: as the heap has it
+    (C puts zeros under the nulls of a column some row has; the others are dropped): calloc's zeroing of memory taken
+    again was 3.6% of `read --format parquet`'s CPU at 10M. What is read once, from `scratch`: booleans (packed into
+    bits next), IPv6 addresses' positions (read only where a row has one: left as they were, not zeroed)."""
     dtype = np.int64 if name in _IPV6 else NUMPY_TYPE[name]
     if name in unread:
         return np.empty(0, dtype=dtype)
     if name in _IPV6 or dtype is np.bool_:
         return _scratch(scratch, name, n, dtype, zero=dtype is np.bool_)
-    return _zeroed(n, dtype, kept)
+    return _zeroed(n, dtype) if kept else np.empty(n, dtype=dtype)
 
 
-def _zeroed(n: int, dtype: type[np.generic], mapped: bool) -> np.ndarray:
-    """`n` zeros of `dtype`; where `mapped`, a large array in pages of its own, which the OS maps as they are first
-    written (freed memory taken again would be zeroed first: calloc, or C writing zeros, touched every page). Not for
-    a caller that frees each batch before the next (a streaming writer: `read --format`): its columns, mapped afresh
-    every batch, were all fresh pages (10M pcapng: 104k -> 381k page faults, 0.8 s more of CPU), where calloc takes
-    the batch before's pages again."""
+def _zeroed(n: int, dtype: type[np.generic]) -> np.ndarray:
+    """`n` zeros of `dtype`; a large array in pages of its own, which the OS maps as they are first written (freed
+    memory taken again would be zeroed first: calloc, or C writing zeros, touched every page). Not for a caller that
+    frees each batch before the next (a streaming writer: `read --format`): its columns, mapped afresh every batch,
+    were all fresh pages (10M pcapng: 104k -> 381k page faults, 0.8 s more of CPU), where the heap takes the batch
+    before's pages again."""
     size = n * np.dtype(dtype).itemsize
-    if not mapped or size < ZEROED_MAPPED:
+    if size < ZEROED_MAPPED:
         return np.zeros(n, dtype=dtype)
     return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE), dtype=dtype)
 
