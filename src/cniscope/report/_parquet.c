@@ -500,8 +500,8 @@ static uint8_t *delta(uint8_t *o, const uint8_t *v, int64_t count, int bytes) {
             }
             int w = top ? 64 - __builtin_clzll(top) : 0;
             widths[mb] = (uint8_t)w;
-            if (lo >= n)
-                continue; /* no body for the miniblocks past the last value */
+            if (lo >= n || w == 0)
+                continue; /* no body for the miniblocks past the last value, nor of width 0 (frame: every delta 1) */
             Bits b = {o, 0, 0};
             for (int k = lo; k < hi; k++)
                 bits_put64(&b, a[k], w);
