@@ -270,3 +270,17 @@ def test_each_conversations_least_mss_and_first_envelope_over_arrays_is_polars_g
                                              *(pl.col(c).filter(pl.col("place") >= 0).first() for c in ("at", "place", "kind")))
         found = pl.DataFrame(mtu._per_flow(flow, at, mss, place, kind)).select(expected.columns)
         assert found.to_dicts() == expected.drop_nulls(["mss", "at"]).to_dicts()
+
+
+def test_syns_announcing_groups_the_tunnel_devices_syns_by_first_sighting() -> None:
+    """Read ahead for `mss`: the SYNs with an MSS on tunnel devices only, grouped by interface and MSS in the order of
+    their first sightings, each group's rows in order; nothing read when no interface is a tunnel device."""
+    table = pl.DataFrame({
+        "row": pl.Series(range(8), dtype=pl.UInt32),
+        "iface": pl.Series(["flannel.1", "eth0", "flannel.1", "tunl0", "flannel.1", "flannel.1", None, "tunl0"], dtype=pl.Categorical),
+        "mss": pl.Series([1460, 1460, 1400, 1440, None, 1460, 1460, 1440], dtype=pl.UInt16),
+        "tcp_flags": pl.Series([SYN, SYN, SYN | ACK, SYN, SYN, ACK, SYN, SYN], dtype=pl.UInt8),
+    })
+    assert mtu.syns_announcing(table).rows() == [("flannel.1", 1460, [0]), ("flannel.1", 1400, [2]), ("tunl0", 1440, [3, 7])]
+    plain = table.with_columns(pl.Series("iface", ["eth0"] * 8, dtype=pl.Categorical))
+    assert mtu.syns_announcing(plain).rows() == []

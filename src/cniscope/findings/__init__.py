@@ -48,7 +48,7 @@ DETECTORS: tuple[Detector, ...] = (
 # table-wide work that needs the packet table alone: started as soon as the table is final (`start`)
 EARLY = (facts_mod.in_row_order, facts_mod.node_codes, facts_mod.coverage, nat.envelopes, artefacts.bad_checksums,
          facts_mod.first_rows, facts_mod.one_input, requests.arp_sightings, requests.icmp_quoting,
-         mtu.frag_needed_sightings, next_hops.mac_sightings)
+         mtu.frag_needed_sightings, mtu.syns_announcing, next_hops.mac_sightings)
 
 
 def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object]) -> facts_mod.Early:
