@@ -16,7 +16,7 @@ from binascii import b2a_base64
 from functools import lru_cache, reduce
 from hashlib import sha1
 from socket import AF_INET, AF_INET6, inet_pton
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -24,6 +24,9 @@ import polars as pl
 from cniscope.journeys import chunked_like, nothing_inside
 from cniscope.packets.schema import Tunnel, ip4_expr
 from cniscope.results import Endpoint, Flow, FlowState, Journey, Proto, made_many, make_endpoint
+
+if TYPE_CHECKING:
+    from polars._typing import EngineType
 
 SYN, FIN, RST, ACK = 2, 1, 4, 16
 PROTO_NAMES = {6: Proto.TCP, 17: Proto.UDP, 1: Proto.ICMP, 58: Proto.ICMP6}
@@ -298,6 +301,9 @@ FIRST_COLUMNS = (
 
 
 MAX_FLOWS = 20_000  # conversations materialised for reports; JSON says how many there were
+# the engine of the tally's queries: polars' default ("auto") ran them streaming, where its group_bys, filters and gathers
+# of a few 100,000 rows took more CPU (the tally at 2M: 0.20 -> 0.18 s)
+IN_MEMORY: EngineType = "in-memory"
 
 
 def build(table: pl.DataFrame, journeys: list[Journey], limit: int | None = MAX_FLOWS) -> tuple[list[Flow], list[Journey]]:
@@ -339,7 +345,7 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
     0.5 s of the main thread at 2M, against 0.45 s alone.
     """
     table = _envelopes_as_seen(table, None if leg_rows is None else leg_rows.bare)
-    first = _first_sightings(table, limit).collect()
+    first = _first_sightings(table, limit).collect(engine=IN_MEMORY)
     timed = (pl.col("ts").null_count() == 0) & pl.col("ts").is_sorted() & pl.col("row").is_sorted()
     ordered, by_journey = first.select(timed, pl.col("journey").is_sorted()).row(0)
     # already in time order: in one piece for polars (its statistics over the table's many chunks, 153 at 10M, took 1.5x
@@ -350,9 +356,9 @@ def tally(table: pl.DataFrame, kept: int | None, limit: int | None = MAX_FLOWS, 
         first = first.rechunk()
     legs_query = _legs(table, first, ordered and by_journey, limit, leg_rows)
     if COMPILED:
-        retrans, legs = _resends(first), legs_query.collect()
+        retrans, legs = _resends(first), legs_query.collect(engine=IN_MEMORY)
     else:
-        retrans, legs = pl.collect_all([_retransmissions(first), legs_query])
+        retrans, legs = pl.collect_all([_retransmissions(first), legs_query], engine=IN_MEMORY)
     # the original of each re-send, gathered by journey id rather than joined (a join copies every column)
     original, resent = pl.lit(None, dtype=pl.UInt32), None
     if retrans.height:
@@ -474,7 +480,7 @@ def _stats(rows: pl.LazyFrame, kept: int, late: np.ndarray | None = None, first:
         **{name: pl.col(a).list.set_intersection(pl.col(b)).list.len() for name, (a, b) in both.items()},
         **{name: pl.col(name).list.len() for name in ("queries", "answers", "requests", "replies")},
         rsts=pl.col("resets").list.len())
-    stats_, apart = pl.collect_all([stats, senders_apart])
+    stats_, apart = pl.collect_all([stats, senders_apart], engine=IN_MEMORY)
     if not apart.item():  # hash twins interleaved two senders of one flow
         stats_ = stats_.drop("out_of_order").join(_out_of_order_grouped(rows), on="flow", how="left")
     ids = [list(map(tuple, stats_.get_column(name).to_list())) for name in ("journeys", "resets")]
@@ -616,7 +622,7 @@ def _out_of_order_grouped(first: pl.LazyFrame) -> pl.DataFrame:
     rel = (pl.col("seq").cast(pl.Int64) - pl.col("seq").cast(pl.Int64).first()) % 2**32
     high = (rel + pl.col("payload_len")).cum_max().shift(1)
     per_sender = _segments(first).group_by(_SENDER).agg(n=(rel < high).sum())
-    return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum()).collect()
+    return per_sender.group_by("flow").agg(out_of_order=pl.col("n").sum()).collect(engine=IN_MEMORY)
 
 
 def _legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int | None,
@@ -624,7 +630,7 @@ def _legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, limit: int
     """Distinct (src, dst) pairs of each of the first `limit` flows, in order of appearance, each oriented like its
     flow's first (flow, a, a_port, b, b_port: addresses as text, `?` without one). `first`: the first sightings of
     those flows (`_first_sightings`), in journey order if `by_journey`; `leg_rows`: `tally`'s."""
-    seen = _distinct_legs(table, first, by_journey, limit, leg_rows).collect()
+    seen = _distinct_legs(table, first, by_journey, limit, leg_rows).collect(engine=IN_MEMORY)
     # each end as text (ARP's sender and target, `?` without an address); a pair is the same leg either way round
     a, b = (pl.coalesce(*_shown(seen, (side, f"_{side}"), f"{side}6", f"{side}_name", (f"arp_{arp}", f"_arp_{arp}")), pl.lit("?"))
             for side, arp in zip(_ENDS, ("spa", "tpa")))
@@ -671,7 +677,7 @@ def _distinct_legs(table: pl.DataFrame, first: pl.DataFrame, by_journey: bool, l
     rows = table.lazy().select(*cols, "row")
     if leg_rows is not None:
         rows = rows.filter(pl.Series(leg_rows.marked))
-    return _distinct(rows.filter(_below(limit)).sort("row").select(cols).collect(), None)
+    return _distinct(rows.filter(_below(limit)).sort("row").select(cols).collect(engine=IN_MEMORY), None)
 
 
 def _below(limit: int | None) -> pl.Expr:
@@ -835,7 +841,7 @@ def _legs_joined(legs: pl.DataFrame, flat: pl.DataFrame) -> list[Legs]:
     turned = firsts.filter((pl.col("b") == pl.col("client")) & pl.col("b_port").eq_missing(pl.col("client_port")))
     swap = pl.col("_turned").fill_null(False)
     legs = legs.lazy().join(turned.select("flow", _turned=pl.lit(True)), on="flow", how="left", maintain_order="left").select(
-        "flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in _TURNED)).collect()
+        "flow", *(pl.when(swap).then(pl.col(x)).otherwise(pl.col(y)).alias(y) for x, y in _TURNED)).collect(engine=IN_MEMORY)
     pairs = tuple(zip(map(_endpoint, legs["a"].to_list(), legs["a_port"].to_list()),
                       map(_endpoint, legs["b"].to_list(), legs["b_port"].to_list()), strict=True))
     flow_of_leg, ids = legs["flow"].to_numpy(), flat["flow"].to_numpy()
@@ -852,10 +858,10 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
     flow is decided over whole columns (state, client and server, the legs' orientation, the Community ID of IPv4
     conversations); Python makes the objects, one call each."""
     columns = _with_addresses(stats, stats.lazy().with_columns(**_states(), **_ends()).with_columns(
-        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0))).collect().lazy()
+        pl.col("bytes", "out_of_order").fill_null(0), pl.col("head_proto").fill_null(0))).collect(engine=IN_MEMORY).lazy()
     v4 = (pl.col("proto") != Proto.ARP.value) & pl.col("client_v4").is_not_null() & pl.col("server_v4").is_not_null()
     flat, fast = pl.collect_all([columns.with_columns(_v4=v4), columns.filter(v4).select(
-        "head_proto", "client_v4", "server_v4", pl.col("client_port", "server_port").fill_null(0))])
+        "head_proto", "client_v4", "server_v4", pl.col("client_port", "server_port").fill_null(0))], engine=IN_MEMORY)
     col = {name: flat[name].to_list() for name in (
         "flow", "proto", "client", "client_port", "server", "server_port", "packets", "bytes", "first_ts", "last_ts",
         "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note")}

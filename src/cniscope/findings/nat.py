@@ -129,17 +129,19 @@ def envelopes(table: pl.DataFrame) -> Envelopes:
         t, texts = _ranked(t, columns, sides, held)
     t = t.with_columns(_a=pl.min_horizontal("_s", "_d"), _b=pl.max_horizontal("_s", "_d"))
     # grouped by one integer made of the pair (and the sender): several keys at once are hashed row-encoded (0.13 ->
-    # 0.08 s of CPU at 10M)
+    # 0.08 s of CPU at 10M). Each a query of its own, not the two at once (`collect_all`: 60-90 MB more at the peak of
+    # analyze at 10M), nor eager (each step a query: each lets the interpreter go, and beside the main thread's Python
+    # took it back up to 5 ms later)
     size = len(texts) + 1  # a rank, or none (the last)
     pair = (pl.col("tunnel").cast(pl.UInt64) * size + pl.col("_a").fill_null(size - 1)) * size + pl.col("_b").fill_null(size - 1)
-    ways = t.group_by(_k=pair * size + pl.col("_s").fill_null(size - 1), maintain_order=True).agg(
-        pl.col(*PAIR, "_s").first(), n=pl.col("journey").n_unique()).drop("_k")
-    groups = t.group_by(_k=pair, maintain_order=True).agg(
+    ways = t.lazy().group_by(_k=pair * size + pl.col("_s").fill_null(size - 1), maintain_order=True).agg(
+        pl.col(*PAIR, "_s").first(), n=pl.col("journey").n_unique()).drop("_k").collect(engine="in-memory")
+    groups = t.lazy().group_by(_k=pair, maintain_order=True).agg(
         pl.col(*PAIR).first(), row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
         vnis=pl.col("vni").drop_nulls().unique().sort(), ports=pl.col("outer_dport").drop_nulls().unique().sort(),
         packets=pl.col("journey").n_unique(), envelopes=pl.len(),
         ids=pl.col("journey").head(PROBE),  # not each pair's journeys made unique in order: 0.15 s of CPU at 10M
-    ).drop("_k")
+    ).drop("_k").collect(engine="in-memory")
     return Envelopes(t.select("journey", *PAIR), texts, ways, groups)  # what `_tunnels` reads of each envelope
 
 
