@@ -161,8 +161,10 @@ def analyze_capture(
     verdict = infer_mod.infer(table, journeys, inventory, force=model)
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
+    # the facts of the hops made while the conversations may still be tallied (linking keeps the hops)
+    unlinked = findings_facts.build(table, journeys, [], verdict, clocks, inventory, early, hops_ahead)
     flows, journeys = flows_mod.link(tallied.result(tally, table), journeys)
-    facts = findings_facts.build(table, journeys, flows, verdict, clocks, inventory, early, hops_ahead)
+    facts = findings_facts.linked(unlinked, journeys, flows)
     findings = findings_mod.detect_in(facts)
     give_back()  # the detectors'
     journeys = next_hops.label(journeys, table, facts.node_names, facts.node_codes, facts.role, lambda: facts.mac_owners)

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cniscope.findings import detect_in
 from cniscope.findings import facts as facts_mod
 from cniscope.findings.facts import Facts, _partners
 from tests.paths import DATA, SEED
@@ -217,3 +218,25 @@ def test_early_work_its_thread_has_not_come_to_is_done_by_who_asks_for_it() -> N
     gate.set()
     assert early.result(slow, table).startswith("facts")
     assert early.result(slow, pl.DataFrame({"a": [1]})) == threading.current_thread().name
+
+
+@pytest.mark.parametrize("case", ["seed", "cross-node", "missing-route"])
+def test_facts_built_before_the_conversations_and_linked_are_those_built_with_them(case: str) -> None:
+    """`analyze` builds the facts of the hops while the conversations are tallied, then links them (`linked`): the
+    same facts as built with the linked journeys and their conversations, the hops made once."""
+    from cniscope.analyze import analyze
+    from cniscope.sources import InputSpec
+
+    specs = {"seed": [InputSpec(str(SEED))], "cross-node": [InputSpec(str(DATA / "scenarios" / "flannel-vxlan" / "cross-node"))],
+             "missing-route": [InputSpec(str(MISSING_ROUTE / "node1-eth0.txt"), node="node1"),
+                               InputSpec(str(MISSING_ROUTE / "node2.pcapng"), node="node2")]}[case]
+    r = analyze(specs, cluster=str(MISSING_ROUTE / "cluster.yaml") if case == "missing-route" else None)
+    unlinked_journeys = [dataclasses.replace(j, flow=None) for j in r.journeys]  # (the same hops: link keeps them)
+    unlinked = facts_mod.build(r.table, unlinked_journeys, [], r.model, r.clocks, r.inventory)
+    facts = facts_mod.linked(unlinked, r.journeys, r.flows)
+    whole = facts_mod.build(r.table, r.journeys, r.flows, r.model, r.clocks, r.inventory)
+    assert facts.journeys == whole.journeys and facts.flows == whole.flows and r.flows
+    assert facts.by_id == whole.by_id and facts.flow_by_id == whole.flow_by_id
+    assert (facts.local, facts.pods_on, facts.node_names) == (whole.local, whole.pods_on, whole.node_names)
+    assert facts.hops is unlinked.hops and facts.hops.equals(whole.hops)
+    assert [f.title for f in detect_in(facts)] == [f.title for f in detect_in(whole)] == [f.title for f in r.findings]
