@@ -162,7 +162,7 @@ def analyze_capture(
     on_stage("labelling hops, looking for problems")
     journeys = roles.label(journeys, table, verdict, inventory)
     # the facts of the hops made while the conversations may still be tallied (linking keeps the hops)
-    unlinked = findings_facts.build(table, journeys, [], verdict, clocks, inventory, early, hops_ahead)
+    unlinked = findings_facts.unlinked(table, journeys, verdict, clocks, inventory, early, hops_ahead)
     flows, journeys = flows_mod.link(tallied.result(tally, table), journeys)
     facts = findings_facts.linked(unlinked, journeys, flows)
     findings = findings_mod.detect_in(facts)

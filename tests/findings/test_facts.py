@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cniscope.findings import detect_in
+from cniscope import next_hops
+from cniscope.findings import detect_in, start
 from cniscope.findings import facts as facts_mod
 from cniscope.findings.facts import Facts, _partners
 from tests.paths import DATA, SEED
@@ -231,12 +232,18 @@ def test_facts_built_before_the_conversations_and_linked_are_those_built_with_th
              "missing-route": [InputSpec(str(MISSING_ROUTE / "node1-eth0.txt"), node="node1"),
                                InputSpec(str(MISSING_ROUTE / "node2.pcapng"), node="node2")]}[case]
     r = analyze(specs, cluster=str(MISSING_ROUTE / "cluster.yaml") if case == "missing-route" else None)
-    unlinked_journeys = [dataclasses.replace(j, flow=None) for j in r.journeys]  # (the same hops: link keeps them)
-    unlinked = facts_mod.build(r.table, unlinked_journeys, [], r.model, r.clocks, r.inventory)
-    facts = facts_mod.linked(unlinked, r.journeys, r.flows)
     whole = facts_mod.build(r.table, r.journeys, r.flows, r.model, r.clocks, r.inventory)
+    unlinked_journeys = [dataclasses.replace(j, flow=None) for j in r.journeys]  # (the same hops: link keeps them)
+    unlinked = facts_mod.unlinked(r.table, unlinked_journeys, r.model, r.clocks, r.inventory)
+    facts = facts_mod.linked(unlinked, r.journeys, r.flows)
+    assert all(name in facts.__dict__ for name in facts_mod.OF_HOPS if name != "mac_owners")  # made once, before
+    assert np.array_equal(facts.journey_places, whole.journey_places) and facts.mac_owners == whole.mac_owners
     assert facts.journeys == whole.journeys and facts.flows == whole.flows and r.flows
     assert facts.by_id == whole.by_id and facts.flow_by_id == whole.flow_by_id
     assert (facts.local, facts.pods_on, facts.node_names) == (whole.local, whole.pods_on, whole.node_names)
     assert facts.hops is unlinked.hops and facts.hops.equals(whole.hops)
     assert [f.title for f in detect_in(facts)] == [f.title for f in detect_in(whole)] == [f.title for f in r.findings]
+    early = start(r.table)  # the MACs' owners made before where their sightings were started early
+    ahead = facts_mod.unlinked(r.table, unlinked_journeys, r.model, r.clocks, r.inventory, early=early)
+    assert ("mac_owners" in ahead.__dict__) == (next_hops.mac_sightings in early.work)
+    assert facts_mod.linked(ahead, r.journeys, r.flows).mac_owners == whole.mac_owners
