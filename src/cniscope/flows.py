@@ -16,7 +16,7 @@ from binascii import b2a_base64
 from functools import lru_cache, reduce
 from hashlib import sha1
 from socket import AF_INET, AF_INET6, inet_pton
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -506,7 +506,7 @@ def _tallied(first: pl.DataFrame, kept: int, resent: np.ndarray | None, late: np
     array; polars' group_by, filters and joins took 0.085 s of CPU at 2M), each flow's first row's (`head_`) and first
     SYN's (`syn_`) columns gathered by position. None where C is not built, or the flows' numbers are far more than the
     rows (an array of them would be larger than the rows)."""
-    flows = int(cast(int, first.get_column("flow").max()) or 0) + 1 if first.height else 0
+    flows = int(first.select(pl.col("flow").max()).item() or 0) + 1 if first.height else 0
     if not COMPILED or flows > 4 * first.height + 1024:
         return None
     of = np.empty(flows, dtype=TALLY)
@@ -514,19 +514,17 @@ def _tallied(first: pl.DataFrame, kept: int, resent: np.ndarray | None, late: np
     flow = np.flatnonzero(of["packets"]).astype(np.uint32)
     of = of[flow]
 
+    def at(positions: np.ndarray) -> pl.Series:  # null where none
+        return pl.select(pl.when(pl.Series(positions >= 0)).then(pl.Series(positions))).to_series()
+
     stats = pl.DataFrame({"flow": flow, **{name: np.ascontiguousarray(of[name]) for name in _COUNTS},
                           "any_syn": of["any_syn"].astype(bool),
                           "out_of_order": np.bincount(late, minlength=flows)[flow].astype(np.uint32)})
-    # the times (null where none) and the first row's and first SYN's columns in one query (each lets the interpreter
-    # go, and beside the main thread's Python took it back up to 5 ms later)
-    syn, head = pl.lit(pl.Series(np.maximum(of["syn"], 0))), pl.lit(pl.Series(of["head"]))
-    with_syn = pl.lit(pl.Series(of["syn"] >= 0))
-    found = first.select(
-        *(pl.when(pl.lit(pl.Series(of[has].astype(bool)))).then(pl.lit(pl.Series(np.ascontiguousarray(of[name])))).alias(name)
-          for name, has in _TIMES.items()),
-        *(pl.col(f).gather(head).alias(f"head_{f}") for f in (*_HEAD, *_SHOWN)),
-        *(pl.when(with_syn).then(pl.col(f).gather(syn)).alias(f"syn_{f}") for f in _SHOWN))
-    return stats.hstack(found.get_columns()), journeys, resets
+    times = pl.select(pl.when(pl.Series(of[has].astype(bool))).then(pl.Series(np.ascontiguousarray(of[name]))).alias(name)
+                      for name, has in _TIMES.items())
+    heads = first.select(**{f"head_{f}": pl.col(f) for f in (*_HEAD, *_SHOWN)}).gather(of["head"])
+    syns = first.select(**{f"syn_{f}": pl.col(f) for f in _SHOWN}).gather(at(of["syn"]))
+    return stats.hstack([*times.get_columns(), *heads.get_columns(), *syns.get_columns()]), journeys, resets
 
 
 _ORDER_COLUMNS = ("flow", "src", "src6", "sport", "proto", "seq", "payload_len")
