@@ -17,7 +17,7 @@ import pytest
 
 from cniscope import ingest
 from cniscope.packets.schema import SCHEMA, empty
-from cniscope.report import parquet_parts
+from cniscope.report import parquet_parts, table_out
 from cniscope.report.table_out import PARQUET_OPTIONS, stream_parquet, to_arrow
 from cniscope.sources import InputSpec
 from tests.compiled import compile_c
@@ -389,3 +389,37 @@ def test_the_offsets_c_says_are_those_of_the_row_group(in_c: ModuleType, batches
     assert told == [(start, stop, what) for start, stop, what in walked if parquet_parts._Thrift(group, start).zigzag()]
     pages = 78 + 11 + 1  # each column's data page, the 11 dictionary columns' dictionary page, the group's
     assert pages <= len(told) <= pages + 50  # and integer columns' dictionary pages
+
+
+@pytest.mark.parametrize("distinct", [1, 5, 300, 2048, 2049])
+def test_categorical_columns_from_their_codes_are_what_polars_makes(distinct: int) -> None:
+    """A categorical column made from its codes (`_parquet.codes`) is polars' own Arrow array: its distinct values in
+    order of first appearance, nulls alone, in runs and everywhere; beyond the C's 2048 values polars converts it."""
+    rng = np.random.default_rng(distinct)
+    rows = 5000
+    names = [f"veth{k}" for k in rng.permutation(distinct)]
+    values: list[str | None] = [names[k] for k in rng.integers(0, distinct, rows)]
+    values[:distinct] = names  # every one of them
+    for start, stop in ((100, 180), (700, 701), (4990, 5000)):
+        values[start:stop] = [None] * (stop - start)
+    frames = [pl.Series("iface", values, pl.Categorical()), pl.Series("iface", [None, "a", None] * 100, pl.Categorical()),
+              pl.Series("iface", sorted(names * 3), pl.Categorical()).slice(1)]
+    for series in frames:
+        made = table_out._categorical(series, ARROW.field("iface").type)
+        if distinct > 2048 and series.n_unique() > 2048:
+            assert made is None
+        else:
+            assert made is not None and made.equals(series.to_arrow()), series.head(3)
+
+
+def test_codes_are_checked_against_the_rows(in_c: ModuleType) -> None:
+    codes = pa.py_buffer(np.arange(16, dtype=np.uint32).tobytes())
+    out = pa.allocate_buffer(64)
+    assert in_c.codes(codes, None, 16, out) == codes.to_pybytes()
+    assert np.frombuffer(out, dtype=np.uint32).tolist() == list(range(16))
+    for values, validity, rows, indices in ((codes, None, 17, out), (codes, None, 16, pa.allocate_buffer(60)),
+                                            (codes, pa.py_buffer(b"\xff"), 16, out), (codes, None, -1, out)):
+        with pytest.raises(ValueError):
+            in_c.codes(values, validity, rows, indices)
+    with pytest.raises(TypeError):
+        in_c.codes(codes, None, 16, b"\x00" * 64)  # not writable

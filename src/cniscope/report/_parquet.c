@@ -1043,8 +1043,79 @@ done:
     return result;
 }
 
+/* codes(values, validity, rows, indices) -> distinct or None: a categorical column's codes (uint32 a row, polars'
+ * physical values; `validity` its bitmap or None) as indices into its distinct codes in order of first appearance,
+ * written to `indices` (uint32 a row, 0 under a null), and those codes (uint32s); None where there are more than
+ * CODES_MAX. What polars' own conversion to Arrow makes, a row at a time where this is a hash table's probe. */
+#define CODES_BITS 12
+#define CODES_MAX (1 << (CODES_BITS - 1))
+static PyObject *codes(PyObject *self, PyObject *args) {
+    Py_buffer values, validity = {0}, indices;
+    PyObject *validity_obj;
+    long long rows_arg;
+    if (!PyArg_ParseTuple(args, "y*OLw*", &values, &validity_obj, &rows_arg, &indices))
+        return NULL;
+    PyObject *result = NULL;
+    uint32_t distinct[CODES_MAX], slots[1 << CODES_BITS]; /* slot: index + 1, 0 empty */
+    int64_t rows = rows_arg, n = 0;
+    if (get_buffer(validity_obj, &validity) < 0)
+        goto done;
+    if (rows < 0 || values.len / 4 < rows || indices.len / 4 < rows || (validity.buf && validity.len < (rows + 7) / 8)) {
+        PyErr_SetString(PyExc_ValueError, "buffers shorter than the rows");
+        goto done;
+    }
+    int over = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(slots, 0, sizeof slots);
+    const uint8_t *bm = validity.buf, *v = values.buf;
+    uint32_t *out = indices.buf, last = 0, last_index = 0;
+    for (int64_t i = 0; i < rows && !over; i++) {
+        if (bm && !(bm[i >> 3] >> (i & 7) & 1)) {
+            out[i] = 0;
+            continue;
+        }
+        uint32_t x = load32(v + 4 * i);
+        if (n && x == last) { /* runs of one value: no probe */
+            out[i] = last_index;
+            continue;
+        }
+        uint32_t h = (uint32_t)(((uint64_t)x * 0x9E3779B97F4A7C15ull) >> (64 - CODES_BITS));
+        for (;; h = (h + 1) & ((1u << CODES_BITS) - 1)) {
+            if (!slots[h]) {
+                if (n == CODES_MAX) {
+                    over = 1;
+                    break;
+                }
+                distinct[n] = x;
+                slots[h] = (uint32_t)++n;
+                last_index = (uint32_t)(n - 1);
+                break;
+            }
+            if (distinct[slots[h] - 1] == x) {
+                last_index = slots[h] - 1;
+                break;
+            }
+        }
+        last = x;
+        out[i] = last_index;
+    }
+    Py_END_ALLOW_THREADS
+    if (over) {
+        result = Py_None;
+        Py_INCREF(result);
+    } else
+        result = PyBytes_FromStringAndSize((const char *)distinct, (Py_ssize_t)(n * 4));
+done:
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&indices);
+    if (validity.buf)
+        PyBuffer_Release(&validity);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS, "A batch's columns as a parquet row group: its column chunks and RowGroup thrift."},
+    {"codes", codes, METH_VARARGS, "A categorical column's codes as indices into its distinct codes, and those codes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,3 +9,8 @@ LZ4: int
 # or not, uncompressed bytes, compressed bytes) as int64s; or (-1, bytes, b"", b"") where `out` is too small, (-2,
 # bytes, b"", b"") where `scratch` is
 def encode(columns: list[tuple[object, ...]], rows: int, codec: int, out: object, scratch: object, /) -> tuple[int, int, bytes, bytes]: ...
+
+# a categorical column's codes (uint32 a row, `validity` its bitmap or None) as indices into its distinct codes in order
+# of first appearance, written to `indices` (uint32 a row, 0 under a null); -> those codes (uint32s), or None where there
+# are more than 2048
+def codes(values: object, validity: object, rows: int, indices: object, /) -> bytes | None: ...
