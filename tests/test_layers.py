@@ -15,9 +15,9 @@ import pytest
 import cniscope
 
 SRC = Path(cniscope.__file__).parent
-DECODERS = ("cniscope.packets.decode", "cniscope.packets.fallback", "cniscope.packets.columns", "cniscope.packets.checksum",
-            "cniscope.packets.digest")
-STAGES = ("cniscope.ingest", "cniscope.parts", "cniscope.analyze", "cniscope.journeys", "cniscope.flows", "cniscope.models",
+DECODERS = ("cniscope.packets.decode", "cniscope.packets.chunks", "cniscope.packets.fallback", "cniscope.packets.columns",
+            "cniscope.packets.checksum", "cniscope.packets.digest")
+STAGES = ("cniscope.ahead", "cniscope.ingest", "cniscope.parts", "cniscope.analyze", "cniscope.journeys", "cniscope.flows", "cniscope.models",
           "cniscope.findings", "cniscope.report", "cniscope.commands", "cniscope.cli")
 ABOVE: dict[str, tuple[str, ...]] = {
     "cniscope.capture": ("cniscope.lab",),  # the lab records through capture; capture knows no lab

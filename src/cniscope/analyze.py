@@ -15,6 +15,7 @@ from cniscope import filters, next_hops, spill
 from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
+from cniscope.ahead import Ahead
 from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
 from cniscope.heap import give_back, small_pages
@@ -25,15 +26,10 @@ from cniscope.journeys import capture_points
 from cniscope.models import infer as infer_mod
 from cniscope.models import roles
 from cniscope.models.evidence import interface_sightings
+from cniscope.packets.kinds import UNREAD as UNREAD
 from cniscope.results import InputSummary, Point, Report, Selection
 from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.ahead import Ahead
 
-# Columns no stage reads once the sightings are correlated, nor the JSON, terminal or HTML report (the annotated
-# pcapng rebuilds text captures' packets from them): `keep_columns=False` leaves them out of the report's table.
-# Those the fingerprint reads go after correlation, the others before it: 34 B a sighting of the reference capture.
-UNREAD = ("frame", "line", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto",
-          "info", "error")
 KEY_ONLY = ("ip_id", "tsval", "tsecr", "payload_digest")
 # Correlation's columns only the annotated pcapng reads (materialising derives a hop's delay from the times): 12 B a sighting.
 HOPS_ONLY = ("hops", "delay")
@@ -86,7 +82,7 @@ def read_within(specs: list[InputSpec], memory: int | None, workers: int | None,
     """The capture, read into memory when it fits in `memory` (default: `default_memory`); else spilled to disk
     and correlated there, with its correlation (`cniscope.spill`: the same report). `unread`: columns read in memory
     may leave null, unbuilt (`UNREAD` for `analyze_capture(keep_columns=False)`, which drops them). `ahead`: the
-    input's walk begun while the command imported this (`cniscope.sources.ahead`), taken over in memory."""
+    input's walk begun while the command imported this (`cniscope.ahead`), taken over in memory."""
     memory = memory or default_memory()
     if spill.needed(specs, memory):
         if ahead is not None:

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import polars as pl
 
+from cniscope.ahead import Ahead, Walked
 from cniscope.capture import manifest
 from cniscope.errors import InputError, ReadWarning
 from cniscope.models import TUNNEL_PORTS
+from cniscope.packets.chunks import Arrays, Scratch
 from cniscope.packets.frames import NO_TS, FrameBatch
 from cniscope.packets.schema import empty
 from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.ahead import Ahead, Walked
 from cniscope.sources.open import (
     BATCH,
     HEAD_LEN,
@@ -96,7 +97,7 @@ def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[In
          unread: Collection[str] = (), ahead: Ahead | None = None) -> Capture:
     """Read every input into one table (row order: input, then frame); `on_batch` is told after each batch (progress).
     `unread`: columns the caller drops unread (`analyze`'s UNREAD): the decoder leaves them null, unbuilt. `ahead`: the
-    walk of the one input begun while the caller imported this (`cniscope.sources.ahead.start`), taken over.
+    walk of the one input begun while the caller imported this (`cniscope.ahead.start`), taken over.
 
     The batches are not copied into one chunk: that would hold the table twice at the end of reading.
     """
@@ -139,7 +140,9 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
     with ExitStack() as stack:
         if walked is not None:
             stack.enter_context(walked.stack)
-            yield from _binary(walked.opened, spec, info, frozenset(unread), walked.found, kept)
+            early = walked.decoded if kept and walked.unread == frozenset(unread) else None
+            yield from _binary(walked.opened, spec, info, frozenset(unread), walked.found, kept, early, walked.scratch,
+                               walked.release)
             return
         opened = open_input(spec, info, stack)
         if opened.binary:
@@ -161,11 +164,12 @@ def _tags(spec: InputSpec, info: InputInfo, index: bool = True) -> list[pl.Expr]
     return columns
 
 
-def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[str], found: Frames,
-            kept: bool) -> Iterator[pl.DataFrame]:
-    release = Releaser(opened.buf)
+def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[str], found: Frames, kept: bool,
+            early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
+            release: Releaser | None = None) -> Iterator[pl.DataFrame]:
+    release = release or Releaser(opened.buf)
     oversized, first = 0, 0
-    for batch, decoded in _decoded(found.batches, info.index, unread, kept):
+    for batch, decoded in _decoded(found.batches, info.index, unread, kept, early, scratch):
         table = finish(decoded, batch, spec, info, found.comments, "info" not in unread)
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
@@ -180,26 +184,39 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[
                                    "(captured length above wire length)")
 
 
-def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str],
-             kept: bool) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
+def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str], kept: bool,
+             early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
+             ) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
-    `DECODERS` + 1 batches in flight: memory stays bounded)."""
-    from cniscope.packets.decode import Scratch, decode_batch  # here: the decoders, imports that text does not need
+    `DECODERS` + 1 batches decoding at once: memory stays bounded). `early`: the first batches' arrays, decoded ahead
+    (`cniscope.ahead`): made tables here while the batches after them decode. `scratch`: the decoders'
+    working arrays, to take again."""
+    from cniscope.packets.decode import decode_batch, table  # here: the decoders, imports that text does not need
 
-    scratch = Scratch()  # the decoders' working arrays, taken again batch after batch
+    early = early or deque()
+    scratch = scratch or Scratch()  # the decoders' working arrays, taken again batch after batch
     if DECODERS <= 1:
-        yield from ((batch, decode_batch(batch, index, TUNNEL_PORTS, unread, scratch, kept)) for batch in batches)
+        for batch in batches:
+            yield batch, table(early.popleft().result(), index) if early else decode_batch(batch, index, TUNNEL_PORTS,
+                                                                                            unread, scratch, kept)
         return
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[FrameBatch, Future[pl.DataFrame]]] = deque()
+        pending: deque[tuple[FrameBatch, Future[pl.DataFrame] | None]] = deque()  # None: the next of `early`
+        decoding, ahead = 0, len(early)  # of the pending batches, those the pool has; of the batches, those decoded ahead
         for batch in batches:
+            if ahead:
+                ahead -= 1
+                pending.append((batch, None))
+                continue
             pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread, scratch, kept)))
-            if len(pending) > DECODERS:
-                done, future = pending.popleft()
-                yield done, future.result()
+            decoding += 1
+            while decoding > DECODERS:
+                done, work = pending.popleft()
+                decoding -= work is not None
+                yield done, table(early.popleft().result(), index) if work is None else work.result()
         while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
+            done, work = pending.popleft()
+            yield done, table(early.popleft().result(), index) if work is None else work.result()
 
 
 def finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,

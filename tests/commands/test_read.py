@@ -12,11 +12,12 @@ from typing import Any
 import polars as pl
 import pytest
 
+from cniscope import ahead
 from cniscope.cli import main
 from cniscope.errors import ExitCode
 from cniscope.ingest import read
 from cniscope.packets.schema import NAMES, SCHEMA
-from cniscope.sources import InputSpec, ahead
+from cniscope.sources import InputSpec
 from cniscope.wire import pcap as pcap_file
 from tests.frames import arp, ethernet, icmp, ipv4, tcp, udp, vxlan
 from tests.paths import DATA

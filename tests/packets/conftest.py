@@ -10,16 +10,16 @@ from types import ModuleType
 
 import pytest
 
-from cniscope.packets import arrow, decode
+from cniscope.packets import arrow, chunks
 from tests.compiled import compile_c
 
-SOURCE = Path(decode.__file__).with_name("_decode.c")
+SOURCE = Path(chunks.__file__).with_name("_decode.c")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def c_decoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     module = compile_c(SOURCE, tmp_path_factory.mktemp("decode"))
-    installed = decode._C, arrow._export
-    decode._C, arrow._export = module, module.export
+    installed = chunks._C, arrow._export
+    chunks._C, arrow._export = module, module.export
     yield module
-    decode._C, arrow._export = installed
+    chunks._C, arrow._export = installed

@@ -10,6 +10,8 @@ import polars as pl
 import pytest
 
 from cniscope.packets import arrow
+from cniscope.packets.columns import ARROW_TYPE, NUMPY_TYPE
+from cniscope.packets.schema import SCHEMA
 
 
 @pytest.fixture(autouse=True, params=["c", "ctypes"])
@@ -77,3 +79,10 @@ def test_a_capsule_polars_never_takes_releases_its_buffers() -> None:
     del array
     gc.collect()
     assert gone() is None
+
+
+def test_the_columns_arrow_formats_are_the_schemas_types_in_its_order() -> None:
+    """`columns.ARROW_TYPE` (without polars, for the decoding ahead of its import) says what `schema.SCHEMA` does."""
+    arrays = {name: arrow.strings([]) if fmt == b"u" else arrow.dictionary(np.zeros(0, np.int32), []) if fmt == b"i"
+              else arrow.Array(fmt, 0, 0, (None, np.zeros(0, NUMPY_TYPE[name]))) for name, fmt in ARROW_TYPE.items()}
+    assert arrow.frame(arrays).schema == pl.Schema(SCHEMA)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cniscope.models import TUNNEL_PORTS
-from cniscope.packets import arrow
+from cniscope.packets import arrow, chunks
 from cniscope.packets import decode as decode_module
 from cniscope.packets.columns import NUMPY_TYPE
 from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference
@@ -338,7 +338,7 @@ def test_without_the_c_decoder_every_frame_decodes_through_the_fallback_and_it_s
     frames = synth_frames(40, seed=5)
     batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames])
     fast = decode_batch(batch, 0, TUNNEL_PORTS)
-    monkeypatch.setattr(decode_module, "_C", None)
+    monkeypatch.setattr(chunks, "_C", None)
     monkeypatch.setattr(decode_module, "_said", [])
     assert decode_batch(batch, 0, TUNNEL_PORTS).equals(fast, null_equal=True)
     assert decode_batch(batch, 0, TUNNEL_PORTS).equals(fast, null_equal=True)
@@ -349,7 +349,7 @@ def test_chunks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
     frames = synth_frames(300, seed=11)
     batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames], first_frame=1000)
     whole = decode_batch(batch, 3, TUNNEL_PORTS)
-    monkeypatch.setattr("cniscope.packets.decode.CHUNK", 7)
+    monkeypatch.setattr(chunks, "CHUNK", 7)
     chunked = decode_batch(batch, 3, TUNNEL_PORTS)
     assert chunked.equals(whole, null_equal=True)
     assert chunked["frame"].to_list() == list(range(1000, 1300)) and chunked["input"].unique().to_list() == [3]
@@ -521,8 +521,8 @@ def test_unnamed_frames_without_an_index_stay_unnamed(large: bool) -> None:
     read = np.array([7, -1, big, 7], dtype=np.int64)
     for ifaces, names, want in (([-1] * 4, [], [0, -1, 1, 0]), ([-1, -1, -1, 0], ["eth0"], [1, -1, 2, 0])):
         batch = frame_batch(frames, LinkType.LINUX_SLL2, iface_names=names, ifaces=ifaces)
-        unnamed = decode_module._unnamed(batch, 0, 4)
-        codes, named = decode_module._sll2_ifindex(batch, 0, 4, unnamed, read.copy())
+        unnamed = chunks._unnamed(batch, 0, 4)
+        codes, named = chunks._sll2_ifindex(batch, 0, 4, unnamed, read.copy())
         assert codes.dtype == np.int32 and codes.tolist() == want
         assert named == [*names, "ifindex 7", f"ifindex {big}"]
 
@@ -538,7 +538,7 @@ def test_a_frame_starting_past_the_end_of_the_buffer_decodes_as_nothing_captured
 def _arrays(names: tuple[str, ...], n: int, garbage: int = 0) -> list[np.ndarray]:
     """The value arrays `_decode_c` gives the C decoder (IPv6 addresses as int64 buffer positions), every byte `garbage`."""
     return [np.full(n * np.dtype(t).itemsize, garbage, dtype=np.uint8).view(t)
-            for t in (np.int64 if name in decode_module._IPV6 else NUMPY_TYPE[name] for name in names)]
+            for t in (np.int64 if name in chunks._IPV6 else NUMPY_TYPE[name] for name in names)]
 
 
 def test_the_c_decoder_fills_the_decoded_columns_and_refuses_arrays_of_the_wrong_shape(c_decoder: ModuleType) -> None:
@@ -573,7 +573,7 @@ def test_the_values_under_nulls_are_zeros(c_decoder: ModuleType) -> None:
     values = _arrays(names, n, garbage=0xA5)  # as memory handed back and taken again
     valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
     filled = np.zeros(len(names), dtype=np.int8)
-    c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS), values,
+    c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, chunks.port_kinds(TUNNEL_PORTS), values,
                      valid, filled)
     partly = [c for c in range(len(names)) if filled[c] == 1]
     assert len(partly) > 30
@@ -592,7 +592,7 @@ def test_zeroed_arrays_keep_the_blocks_without_a_value_unwritten(c_decoder: Modu
     values = _arrays(names, n, garbage=0xA5)  # what a block left unwritten would still hold
     valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
     filled = np.zeros(len(names), dtype=np.int8)
-    c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS), values,
+    c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, chunks.port_kinds(TUNNEL_PORTS), values,
                      valid, filled, None, True)
     unwritten = 0
     for c in (c for c in range(len(names)) if filled[c] == 1):
@@ -611,7 +611,7 @@ def test_zeroed_arrays_keep_the_blocks_without_a_value_unwritten(c_decoder: Modu
 def test_working_arrays_taken_again_leave_nothing_behind() -> None:
     """Batches decoded with one `Scratch` (its working arrays taken again, shorter, holding the last batch's values)
     equal the fallback's rows."""
-    scratch = decode_module.Scratch()
+    scratch = chunks.Scratch()
     for count, seed, linktype in ((500, 3, None), (200, 4, LinkType.LINUX_SLL2), (130, 5, None)):
         mix = synth_frames(count, seed=seed)
         if linktype is not None:  # interfaces a pcap does not name: the indexes C reads, a working array
@@ -628,7 +628,7 @@ def test_kept_and_streamed_batches_are_the_same_rows(c_decoder: ModuleType, monk
     from the heap as it has them, whose pages the next batch takes again) are the same rows, and only the kept one's
     columns are mapped."""
     mapped: list[int] = []
-    zeroed, empty = decode_module._zeroed, np.empty
+    zeroed, empty = chunks._zeroed, np.empty
 
     def counted(n: int, dtype: type[np.generic]) -> np.ndarray:
         out = zeroed(n, dtype)
@@ -641,8 +641,8 @@ def test_kept_and_streamed_batches_are_the_same_rows(c_decoder: ModuleType, monk
         out.view(np.uint8).fill(0xA5)
         return out
 
-    monkeypatch.setattr(decode_module, "_zeroed", counted)
-    monkeypatch.setattr(decode_module, "ZEROED_MAPPED", 64)  # this small batch's columns count as large
+    monkeypatch.setattr(chunks, "_zeroed", counted)
+    monkeypatch.setattr(chunks, "ZEROED_MAPPED", 64)  # this small batch's columns count as large
     mix = synth_frames(400, seed=11)
     batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
     with monkeypatch.context() as patched:
@@ -673,7 +673,7 @@ def test_unread_columns_are_left_null_and_the_others_are_the_same(path: str, mon
     mix = synth_frames(300, seed=7) + [(lt, f[: len(f) // 2]) for lt, f in zip(LINKS_TO_CUT, FRAMES_TO_CUT)]
     batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix], first_frame=10)
     if path == "fallback":
-        monkeypatch.setattr(decode_module, "_C", None)
+        monkeypatch.setattr(chunks, "_C", None)
         monkeypatch.setattr(decode_module, "_said", [True])
     whole = decode_batch(batch, 1, TUNNEL_PORTS)
     lean = decode_batch(batch, 1, TUNNEL_PORTS, unread=UNREAD)
@@ -694,7 +694,7 @@ def test_the_c_decoder_leaves_a_column_given_an_empty_array_unwritten(c_decoder:
         values = [np.zeros(0, dtype=a.dtype) if c in empty else a for c, a in enumerate(_arrays(names, n))]
         valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
         filled = np.zeros(len(names), dtype=np.int8)
-        c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, decode_module._port_kinds(TUNNEL_PORTS),
+        c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, chunks.port_kinds(TUNNEL_PORTS),
                          values, valid, filled)
         return values, valid, filled
 

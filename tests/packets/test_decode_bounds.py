@@ -22,7 +22,8 @@ import importlib.util, random, sys
 import numpy as np
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.columns import NUMPY_TYPE
-from cniscope.packets.decode import _IPV6, _port_kinds
+from cniscope.packets.chunks import _IPV6
+from cniscope.packets.chunks import port_kinds as _port_kinds
 from tests.packets.synth import synth_frames
 from tests.packets.test_decode import RARE_LINKS
 

@@ -4,7 +4,7 @@ What is used only when asked for is named in `ON_REQUEST` and imported then: the
 (together a fifth of a second of CPU, more than the rest of this module's imports), the Dask session
 (asyncio, ssl) and the terminal report (rich: not for --json). The analysis itself (polars, numpy's users: 0.3 s on
 one core) is imported once the inputs are known, so that one capture file's records are walked on the other core
-meanwhile (`cniscope.sources.ahead`); this module's own imports leave polars out (tests/test_ahead.py).
+meanwhile (`cniscope.ahead`); this module's own imports leave polars out (tests/test_ahead.py).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cniscope import collector
+from cniscope import ahead, collector
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.errors import ExitCode, OutputError
 from cniscope.heap import small_pages
 from cniscope.models import MODELS
 from cniscope.outputs import check_new_file
-from cniscope.sources import InputSpec, ahead
+from cniscope.packets.kinds import UNREAD
+from cniscope.sources import InputSpec
 from cniscope.terminal import printable
 
 if TYPE_CHECKING:
@@ -91,13 +92,14 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     given = input_specs(inputs, nodes)
     check_new_file(html_out, force, "--html")
     check_new_file(pcapng_out, force, "--pcapng")
-    walk = None if dask_address else ahead.start(given)  # one capture file: walked while the analysis is imported
+    unread = () if pcapng_out else UNREAD  # the annotated pcapng reads every column; the other reports none of UNREAD
+    walk = None if dask_address else ahead.start(given, unread=unread)  # one capture file: read while the analysis is imported
     with walk or nullcontext():
         from cniscope.ingest import scenarios  # the analysis's imports begin here (polars: this module's docstring)
 
         run = partial(_analyze, model=model, cluster=cluster, fail_on=fail_on, max_journeys=None if everything else max_journeys,
                       memory=memory, dask_address=dask_address, select=select, flow=flow, as_json=as_json, html_out=html_out,
-                      pcapng_out=pcapng_out, everything=everything, findings_only=findings_only, walk=walk)
+                      pcapng_out=pcapng_out, everything=everything, findings_only=findings_only, unread=unread, walk=walk)
         recorded = scenarios(given[0].path) if len(given) == 1 else []
         if not recorded:
             return run(given)
@@ -118,9 +120,10 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
 def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, fail_on: str | None,
              max_journeys: int | None, memory: int | None, dask_address: str | None, select: str | None,
              flow: int | None, as_json: bool, html_out: str | None, pcapng_out: str | None, everything: bool,
-             findings_only: bool, walk: ahead.Ahead | None = None) -> int:
-    """One analysis, printed; its exit code. `walk`: its one input's records walked ahead."""
-    from cniscope.analyze import UNREAD, analyze_capture, read_within
+             findings_only: bool, unread: tuple[str, ...] = (), walk: ahead.Ahead | None = None) -> int:
+    """One analysis, printed; its exit code. `unread`: the columns its reports do not read (left unbuilt). `walk`: its
+    one input's records read ahead."""
+    from cniscope.analyze import analyze_capture, read_within
     from cniscope.commands.progress import Progress
     from cniscope.ingest import expand, inventory_beside
     from cniscope.results import Severity
@@ -130,8 +133,6 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
     specs = expand(specs)
     with Progress(specs) as progress, _on_dask(dask_address, progress.stage) as on_dask:  # progress: on a terminal only
         # beyond --memory, the capture is spilled to disk and correlated there (cniscope.spill)
-        # the annotated pcapng reads every column; the other reports none of UNREAD, left unbuilt
-        unread = () if pcapng_out else UNREAD
         capture, correlated = (on_dask.read(specs), None) if on_dask else read_within(specs, memory, None, progress.reading(specs), unread, walk)
         report = None
         if not all(info.unusable for info in capture.inputs):  # else nothing to analyse: say why, no empty report

@@ -1,8 +1,8 @@
 """`cniscope read`: captures decoded into the packet table, written as a table, JSON Lines, CSV or parquet.
 
 The reading and the writers (polars, pyarrow: 0.2-0.3 s on one core) are imported once the inputs are known, so that
-one capture file's records are walked on the other core meanwhile (`cniscope.sources.ahead`, as `analyze` does);
-this module's own imports leave polars out (tests/sources/test_ahead.py).
+one capture file's records are walked on the other core meanwhile (`cniscope.ahead`, as `analyze` does);
+this module's own imports leave polars out (tests/test_ahead.py).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from contextlib import nullcontext
 
 import click
 
+from cniscope import ahead
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.heap import small_pages
 from cniscope.outputs import check_new_file
-from cniscope.sources import InputInfo, InputSpec, ahead
+from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.open import BATCH
 
 # rows a batch (and a row group) of `read --format parquet`: twice ingest's, for its per-batch cost (the readers' and

@@ -13,9 +13,12 @@ import itertools
 from collections.abc import Callable, Sequence
 from ctypes import POINTER, c_char_p, c_int64, c_void_p
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
+
+if TYPE_CHECKING:
+    import polars as pl
 
 NULLABLE = 2  # ARROW_FLAG_NULLABLE
 
@@ -169,7 +172,10 @@ def frame(arrays: dict[str, Array]) -> pl.DataFrame:
     Each column is exported on its own, as pyarrow's record batch let go of each buffer on its own: polars lets go of
     a column's buffers when it drops that column (the indices of a text column as soon as it recoded them), not when
     the chunk's last column goes. (One struct array of a chunk's plain columns: 0.6 ms a 64k chunk instead of 1.0, but
-    analyze's peak at 10M 2.09-2.11 -> 2.32-2.39 GB.)"""
+    analyze's peak at 10M 2.09-2.11 -> 2.32-2.39 GB.) Polars is imported here: the arrays are made without it, on
+    a thread that may run while the command imports it (`cniscope.ahead`)."""
+    import polars as pl
+
     return pl.DataFrame([pl.Series(_Column(name.encode(), a)) for name, a in arrays.items()])
 
 

@@ -11,25 +11,35 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import polars as pl
 
 from cniscope.packets import arrow
-from cniscope.packets.schema import COLUMNS
 
 Rows = slice | np.ndarray | int
 ALL = slice(None)
 
-_NUMPY: dict[pl.DataType | type[pl.DataType], type[np.generic]] = {
-    pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32, pl.UInt64: np.uint64,
-    pl.Int64: np.int64, pl.Boolean: np.bool_, pl.Utf8: np.object_, pl.Categorical: np.object_,
+# Each column's Arrow format (C data interface), in the schema's order (`schema.COLUMNS`, whose types tests hold these
+# to): here without polars, for the decoding begun before polars is imported (`cniscope.ahead`). A categorical
+# is int32 indices into a dictionary of strings.
+ARROW_TYPE: dict[str, bytes] = {
+    "input": b"S", "frame": b"I", "line": b"I", "node": b"i", "iface": b"i", "direction": b"C", "ts": b"l",
+    "linktype": b"S", "caplen": b"I", "wirelen": b"I", "truncated": b"b", "eth_src": b"L", "eth_dst": b"L",
+    "vlan": b"S", "ethertype": b"S", "tunnel": b"C", "vni": b"I", "outer_src": b"I", "outer_dst": b"I",
+    "outer_src6": b"i", "outer_dst6": b"i", "outer_src_name": b"i", "outer_dst_name": b"i", "outer_sport": b"S",
+    "outer_dport": b"S", "outer_ttl": b"C", "outer_ip_id": b"I", "outer_len": b"S", "outer_l4_csum_bad": b"b",
+    "inner_eth_src": b"L", "inner_eth_dst": b"L", "ip_version": b"C", "src": b"I", "dst": b"I", "src6": b"i",
+    "dst6": b"i", "src_name": b"i", "dst_name": b"i", "ip_id": b"I", "ttl": b"C", "tos": b"C", "ip_len": b"S",
+    "df": b"b", "mf": b"b", "frag_offset": b"S", "proto": b"C", "sport": b"S", "dport": b"S", "tcp_flags": b"C",
+    "seq": b"I", "ack": b"I", "win": b"S", "mss": b"S", "wscale": b"C", "sack_ok": b"b", "tsval": b"I", "tsecr": b"I",
+    "l4_csum_bad": b"b", "icmp_type": b"C", "icmp_code": b"C", "icmp_id": b"S", "icmp_seq": b"S", "icmp_mtu": b"S",
+    "quoted_src": b"I", "quoted_dst": b"I", "quoted_proto": b"C", "quoted_sport": b"S", "quoted_dport": b"S",
+    "dns_id": b"S", "dns_qr": b"b", "arp_op": b"S", "arp_sha": b"L", "arp_spa": b"I", "arp_tpa": b"I",
+    "payload_len": b"I", "payload_digest": b"L", "info": b"u", "error": b"i",
 }
-# Arrow format strings (C data interface); a categorical is int32 indices into a dictionary of strings
-_ARROW: dict[pl.DataType | type[pl.DataType], bytes] = {
-    pl.UInt8: b"C", pl.UInt16: b"S", pl.UInt32: b"I", pl.UInt64: b"L", pl.Int64: b"l", pl.Boolean: b"b", pl.Utf8: b"u",
-    pl.Categorical: b"i",
+_NUMPY: dict[bytes, type[np.generic]] = {
+    b"C": np.uint8, b"S": np.uint16, b"I": np.uint32, b"L": np.uint64, b"l": np.int64, b"b": np.bool_, b"u": np.object_,
+    b"i": np.object_,
 }
-NUMPY_TYPE = {c.name: _NUMPY[c.dtype.base_type()] for c in COLUMNS}
-ARROW_TYPE = {c.name: _ARROW[c.dtype.base_type()] for c in COLUMNS}
+NUMPY_TYPE = {name: _NUMPY[fmt] for name, fmt in ARROW_TYPE.items()}
 
 
 _VALUE_TYPES = {int, bool, str}
@@ -120,7 +130,7 @@ class Columns:
 
     def arrays(self) -> dict[str, arrow.Array]:
         """The columns some row has a value of, in schema order."""
-        found = {c.name: self._arrow(c.name) for c in COLUMNS}
+        found = {name: self._arrow(name) for name in ARROW_TYPE}
         return {name: a for name, a in found.items() if a is not None and a.null_count < self.n}
 
     def _arrow(self, name: str) -> arrow.Array | None:

@@ -2,12 +2,20 @@
 
 `cniscope.packets.schema` holds the table's columns and re-exports these; the binary readers (`cniscope.sources`,
 `cniscope.wire`) and the models import them from here, so that a capture can be opened and walked before polars is
-imported (`cniscope.sources.ahead`).
+imported (`cniscope.ahead`).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+
+# Columns no stage of `analyze` reads once the sightings are correlated, nor the JSON, terminal or HTML report (the
+# annotated pcapng rebuilds text captures' packets from them): `keep_columns=False` leaves them out of the report's
+# table. Those the fingerprint reads go after correlation, the others before it: 34 B a sighting of the reference
+# capture. Here, without polars: the walk ahead of the command's imports decodes without them (`cniscope.ahead`).
+UNREAD = ("frame", "line", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto",
+          "info", "error")
+IFINDEX_PREFIX = "ifindex "  # "ifindex 7": an interface the capture knows by its index only (LINUX_SLL2, no names)
 
 
 class Direction(IntEnum):

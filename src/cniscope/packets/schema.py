@@ -34,6 +34,7 @@ from typing import TypeGuard
 import polars as pl
 
 from cniscope.packets.kinds import DIRECTION_LABELS as DIRECTION_LABELS
+from cniscope.packets.kinds import IFINDEX_PREFIX as IFINDEX_PREFIX
 from cniscope.packets.kinds import Clock as Clock
 from cniscope.packets.kinds import Direction as Direction
 from cniscope.packets.kinds import LinkType as LinkType
@@ -150,7 +151,6 @@ NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {c.name: c.dtype for c in COLUMNS}
 
 
-IFINDEX_PREFIX = "ifindex "  # "ifindex 7": an interface the capture knows by its index only (LINUX_SLL2, no names)
 
 
 def named_iface(iface: str | None) -> TypeGuard[str]:

@@ -1,18 +1,23 @@
-"""One capture's records walked ahead while the command imports the analysis (`cniscope.sources.ahead`): the same
-capture as reading it whole, and no polars on the way."""
+"""One capture's records walked and its first batches decoded ahead while the command imports the analysis
+(`cniscope.ahead`): the same capture as reading it whole, and no polars on the way."""
 
 from __future__ import annotations
 
 import gzip
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from cniscope import ingest
+from cniscope import ahead, ingest
 from cniscope.cli import main
-from cniscope.sources import InputSpec, ahead
+from cniscope.packets.chunks import Arrays
+from cniscope.packets.frames import FrameBatch
+from cniscope.packets.kinds import UNREAD
+from cniscope.sources import InputSpec
 from tests.paths import CORPUS, DATA
 
 PCAP = CORPUS / "01-ysaied-pan-cn-calico-vxlan.pcap"
@@ -39,6 +44,45 @@ def test_a_walk_stopped_part_way_is_taken_over_where_it_stopped(walked: int) -> 
     capture = ingest.read(specs, batch_size=10, ahead=walk)
     _same(capture, ingest.read(specs, batch_size=10))
     assert capture.table["frame"].to_list() == list(range(capture.table.height))
+
+
+@pytest.mark.parametrize("decoded", [0, 1, 3, 100])
+@pytest.mark.parametrize("unread", [(), UNREAD], ids=["every column", "unread"])
+def test_batches_decoded_ahead_are_the_batches_decoded(monkeypatch: pytest.MonkeyPatch, decoded: int,
+                                                       unread: tuple[str, ...]) -> None:
+    monkeypatch.setattr(ahead, "DECODED", decoded)  # of batches of 10 frames: the pool decodes the rest
+    specs = [InputSpec(str(PCAPNG), node="n1")]
+    walk = ahead.Ahead(specs[0], batch_size=10, unread=unread)
+    walk._thread.join()  # walked and decoded as far as it goes
+    assert len(walk._decoded) == min(decoded, len(walk._walked))
+    _same(ingest.read(specs, batch_size=10, unread=unread, ahead=walk), ingest.read(specs, batch_size=10, unread=unread))
+
+
+def test_batches_decoded_without_the_columns_read_are_decoded_again() -> None:
+    specs = [InputSpec(str(PCAP))]
+    walk = ahead.Ahead(specs[0], unread=UNREAD)
+    walk._thread.join()
+    assert walk._decoded
+    _same(ingest.read(specs, ahead=walk), ingest.read(specs))
+
+
+def test_a_batch_still_decoding_when_taken_is_handed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken, waited = threading.Event(), []
+    decode = ahead.Ahead._decode
+
+    def after_take(self: ahead.Ahead, batch: FrameBatch) -> list[Arrays]:
+        waited.append(taken.wait(timeout=10))  # False: `take` waited for this decoding to end
+        return decode(self, batch)
+
+    monkeypatch.setattr(ahead.Ahead, "_decode", after_take)
+    specs = [InputSpec(str(PCAPNG))]
+    walk = ahead.Ahead(specs[0], batch_size=10)
+    while not walk._decoding:
+        time.sleep(0.001)
+    take = walk.take
+    monkeypatch.setattr(walk, "take", lambda: (take(), taken.set())[0])
+    _same(ingest.read(specs, batch_size=10, ahead=walk), ingest.read(specs, batch_size=10))
+    assert waited[0]
 
 
 def test_damage_found_ahead_is_said_as_when_read(tmp_path: Path) -> None:
@@ -82,9 +126,9 @@ def test_analyze_beyond_memory_lets_the_walk_go_and_spills(capsys: pytest.Captur
 @pytest.mark.parametrize("path", [PCAP, PCAPNG], ids=["pcap", "pcapng"])
 def test_the_walk_and_the_command_module_import_no_polars(path: Path) -> None:
     probe = ("import sys\nimport cniscope.cli, cniscope.commands.analyze, cniscope.commands.read\n"
-             "from cniscope.sources import InputSpec, ahead\n"
-             "walk = ahead.start([InputSpec(sys.argv[1])])\nfound = walk.take()\n"
-             "print(sum(len(b.offset) for b in found.found.batches), 'polars' in sys.modules)")
+             "from cniscope import ahead\nfrom cniscope.sources import InputSpec\n"
+             "walk = ahead.start([InputSpec(sys.argv[1])])\nwalk._thread.join()\nfound = walk.take()\n"
+             "print(sum(len(b.offset) for b in found.found.batches), len(found.decoded), 'polars' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
-    frames, polars = done.stdout.split()
-    assert int(frames) > 0 and polars == "False", done.stderr
+    frames, decoded, polars = done.stdout.split()
+    assert int(frames) > 0 and int(decoded) > 0 and polars == "False", done.stderr

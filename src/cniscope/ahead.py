@@ -1,0 +1,179 @@
+"""One capture's records walked and decoded while the command imports the rest (polars and the analysis: 0.3 s on
+one core).
+
+`analyze` knows its inputs before it imports what analyses them, and meanwhile the other core is idle. For one plain
+pcap or pcapng file, `start` has a thread open it as `ingest` does (`open_input`: mapped), find its frames batch by
+batch (`Frames`, in the batches `ingest.read` makes: `batch_frames`) and decode each into its columns' arrays
+(`chunks.decode`, as `ingest.read` would: the columns it leaves unread, its table kept); `ingest.read` takes the input
+over (`Ahead.take`), makes the decoded batches tables and decodes and walks the rest itself. The walk and the C decoder
+release the GIL the imports hold. Anything else (several inputs, standard input, a directory, text, a compressed file)
+gets no thread and is read as always; so does an input the thread could not open or walk: `ingest` meets whatever went
+wrong again, and says it. Where the C decoder was not built, the thread only walks (the fallback is Python: the GIL).
+
+Neither this module nor what it reads with and decodes with imports polars (tests/test_ahead.py), which the command's
+thread is importing meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future
+from contextlib import ExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from cniscope.models import TUNNEL_PORTS
+from cniscope.packets import chunks
+from cniscope.packets.chunks import Arrays, Scratch
+from cniscope.sources import InputInfo, InputSpec
+from cniscope.sources.open import BATCH, Frames, Opened, Releaser, batch_frames, open_input
+from cniscope.wire.pcap import is_pcap
+from cniscope.wire.pcapng import is_pcapng
+
+if TYPE_CHECKING:
+    from cniscope.packets.frames import FrameBatch
+
+WALKED = 32  # batches walked ahead at most (36 B a frame: 300 MB at 256k frames a batch), handed on as they decode
+DECODED = 8  # of them decoded ahead at most (the table's ~170 B a frame: 350 MB at 256k frames a batch)
+
+
+@dataclass
+class Walked:
+    """An input opened and walked ahead, as `ingest` takes it over: its closing is `stack`'s."""
+
+    info: InputInfo
+    opened: Opened
+    found: Frames  # the batches walked ahead, then the rest as the reader finds them
+    stack: ExitStack
+    decoded: deque[Future[list[Arrays]]]  # the first batches' arrays, decoded ahead with `unread` left out, to be kept
+    unread: frozenset[str]
+    scratch: Scratch  # the decoder's working arrays, to take again
+    release: Releaser  # the file's pages behind the batches decoded ahead handed back
+
+
+def start(specs: list[InputSpec], batch_size: int = BATCH, kept: bool = True, most: int = WALKED,
+          unread: Collection[str] = ()) -> Ahead | None:
+    """The walk of `specs`' one input begun on a thread, when it is one plain pcap or pcapng file; else None. `kept`:
+    batches grown as `ingest.read` grows them, and the first decoded (a streaming writer's are `batch_size` frames:
+    `ingest.batches`, walked only); `most`: batches walked ahead at most; `unread`: the columns `ingest.read` will be
+    asked to leave unread."""
+    if len(specs) != 1 or specs[0].path == "-" or specs[0].unreadable or not _capture_file(specs[0].path):
+        return None
+    return Ahead(specs[0], batch_size, kept, most, unread)
+
+
+def _capture_file(path: str) -> bool:
+    """A regular file that starts like pcap or pcapng (compressed ones are spooled first: not here)."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as file:
+            head = file.read(4)
+        return is_pcap(head) or is_pcapng(head)
+    except OSError:
+        return False
+
+
+class Ahead:
+    """The walk of one input, on a thread until `take` or `close`; a context manager that closes it."""
+
+    def __init__(self, spec: InputSpec, batch_size: int = BATCH, kept: bool = True, most: int = WALKED,
+                 unread: Collection[str] = ()) -> None:
+        self.spec = spec
+        self.batch_size = batch_size
+        self.kept = kept
+        self.most = most
+        self.unread = frozenset(unread)
+        self._scratch = Scratch()
+        self._decoded: deque[Future[list[Arrays]]] = deque()  # the first of `_walked`, decoding or decoded
+        self._decoding = False  # whether the walk is over and the decoding begun
+        self._lock = threading.Lock()
+        self._info = InputInfo(index=0, name=spec.path, node=spec.node)
+        self._stack = ExitStack()
+        self._stop = threading.Event()
+        self._walked: deque[FrameBatch] = deque()
+        self._opened: Opened | None = None
+        self._release: Releaser | None = None
+        self._found: Frames | None = None
+        self._failed = False
+        self._thread = threading.Thread(target=self._walk, name="walk-ahead", daemon=True)
+        self._thread.start()
+
+    def _walk(self) -> None:
+        try:
+            opened = open_input(self.spec, self._info, self._stack)
+            if not opened.binary:
+                return
+            self._opened, self._release = opened, Releaser(opened.buf)
+            frames = batch_frames(self.batch_size, opened.buf.nbytes) if self.kept else self.batch_size
+            self._found = found = Frames.of(opened, self._info, frames)
+            while not self._stop.is_set() and len(self._walked) < self.most:
+                batch = next(found.batches, None)
+                if batch is None:
+                    break
+                self._walked.append(batch)
+            decoding = self.kept and chunks.built()  # a streaming writer decodes a batch as it writes it
+            for batch in list(self._walked)[:DECODED] if decoding else ():  # the walk first: ingest's is serial
+                with self._lock:  # the walk is done: `take` waits no more for it, nor for the batch decoding
+                    self._decoding = True
+                    if self._stop.is_set():
+                        break
+                    decoded: Future[list[Arrays]] = Future()
+                    self._decoded.append(decoded)
+                try:
+                    arrays = self._decode(batch)
+                except Exception as exc:  # taken: ingest meets it as if it had decoded the batch itself
+                    decoded.set_exception(exc)
+                    raise
+                self._release.before(int(batch.offset[-1]))  # as ingest does: the file's pages no longer read
+                decoded.set_result(arrays)  # (ingest releases the later pages once it has these arrays)
+        except Exception:  # noqa: BLE001 - ingest reads the input again and says what is wrong with it
+            self._failed = True
+
+    def _decode(self, batch: FrameBatch) -> list[Arrays]:
+        with self._scratch.held() as scratch:
+            return chunks.decode(batch, TUNNEL_PORTS, self.unread, scratch, kept=True)
+
+    def take(self) -> Walked | None:
+        """The input as walked so far, the rest of the walk the taker's; None when the thread could not walk it. A
+        batch still decoding is handed on as it is (its future): the taker has the rest to do meanwhile."""
+        with self._lock:
+            self._stop.set()
+            decoding = self._decoding
+        if not decoding:
+            self._thread.join()
+        if self._failed or self._opened is None or self._found is None or self._release is None:
+            self.close()
+            return None
+        walked, self._walked = self._walked, deque()
+        decoded, self._decoded = self._decoded, deque()
+        found = Frames(_then(walked, self._found.batches), self._found.comments)
+        stack = self._stack.pop_all()
+        stack.callback(self._thread.join)  # first: the batch decoding reads the mapped file
+        return Walked(self._info, self._opened, found, stack, decoded, self.unread, self._scratch, self._release)
+
+    def close(self) -> None:
+        """Stop the walk and let go of what it holds (nothing once taken)."""
+        self._stop.set()
+        self._thread.join()
+        self._walked.clear()
+        self._decoded.clear()
+        self._opened = self._found = None
+        self._stack.close()
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _then(walked: deque[FrameBatch], rest: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
+    """The batches walked ahead, each let go as it is handed on, then the rest."""
+    while walked:
+        yield walked.popleft()
+    yield from rest
