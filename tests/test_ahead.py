@@ -67,11 +67,11 @@ def test_batches_decoded_without_the_columns_read_are_decoded_again() -> None:
 
 
 def test_a_batch_still_decoding_when_taken_is_handed_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    taken, waited = threading.Event(), []
+    let_go, waited = threading.Event(), []
     decode = ahead.Ahead._decode
 
     def after_take(self: ahead.Ahead, batch: FrameBatch) -> list[Arrays]:
-        waited.append(taken.wait(timeout=10))  # False: `take` waited for this decoding to end
+        waited.append(let_go.wait(timeout=5))  # False: `take` or `close` waited for this decoding to end
         return decode(self, batch)
 
     monkeypatch.setattr(ahead.Ahead, "_decode", after_take)
@@ -79,8 +79,8 @@ def test_a_batch_still_decoding_when_taken_is_handed_on(monkeypatch: pytest.Monk
     walk = ahead.Ahead(specs[0], batch_size=10)
     while not walk._decoding:
         time.sleep(0.001)
-    take = walk.take
-    monkeypatch.setattr(walk, "take", lambda: (take(), taken.set())[0])
+    close = walk.close  # ingest.read takes the walk, then closes it
+    monkeypatch.setattr(walk, "close", lambda: (close(), let_go.set())[0])
     _same(ingest.read(specs, batch_size=10, ahead=walk), ingest.read(specs, batch_size=10))
     assert waited[0]
 

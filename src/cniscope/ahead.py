@@ -91,6 +91,7 @@ class Ahead:
         self._scratch = Scratch()
         self._decoded: deque[Future[list[Arrays]]] = deque()  # the first of `_walked`, decoding or decoded
         self._decoding = False  # whether the walk is over and the decoding begun
+        self._taken = False  # whether `take` handed the input on
         self._lock = threading.Lock()
         self._info = InputInfo(index=0, name=spec.path, node=spec.node)
         self._stack = ExitStack()
@@ -154,12 +155,14 @@ class Ahead:
         found = Frames(_then(walked, self._found.batches), self._found.comments)
         stack = self._stack.pop_all()
         stack.callback(self._thread.join)  # first: the batch decoding reads the mapped file
+        self._taken = True
         return Walked(self._info, self._opened, found, stack, decoded, self.unread, self._scratch, self._release)
 
     def close(self) -> None:
-        """Stop the walk and let go of what it holds (nothing once taken)."""
+        """Stop the walk and let go of what it holds (nothing once taken: a batch still decoding is the taker's)."""
         self._stop.set()
-        self._thread.join()
+        if not self._taken:
+            self._thread.join()
         self._walked.clear()
         self._decoded.clear()
         self._opened = self._found = None
