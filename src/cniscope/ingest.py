@@ -113,23 +113,24 @@ def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[In
 
 def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
             on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = (),
-            kept: bool = False, walked: Walked | None = None) -> Iterator[pl.DataFrame]:
+            kept: bool = False, walked: Walked | None = None, decoders: int = DECODERS) -> Iterator[pl.DataFrame]:
     """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
     appends each input's `InputInfo` to `infos` as it starts. `kept`: the caller keeps every batch (`read`): a large
     binary input's batches larger (`LARGE`), their columns in pages of their own (`decode.decode_batch`). `walked`:
-    the first input, opened and walked ahead (`read`)."""
+    the first input, opened and walked ahead (`read`). `decoders`: threads decoding a binary input's batches (1: this
+    one, each batch as it is walked)."""
     for index, spec in enumerate(specs):
         mine = walked if index == 0 else None
         info = mine.info if mine is not None else InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info, batch_size, unread, kept, mine):
+        for table in iter_tables(spec, info, batch_size, unread, kept, mine, decoders):
             yield table
             if on_batch is not None:
                 on_batch(spec, info)
 
 
 def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unread: Collection[str] = (),
-                kept: bool = False, walked: Walked | None = None) -> Iterator[pl.DataFrame]:
+                kept: bool = False, walked: Walked | None = None, decoders: int = DECODERS) -> Iterator[pl.DataFrame]:
     """The packet table of one input in batches of at most `batch_size` rows (a large binary input's grown where the
     caller keeps every batch: `kept`, `LARGE`), tagged with its input and node; the `unread` columns of binary inputs
     null (text rows come whole). `walked`: the input already opened and walked ahead (its batches grown)."""
@@ -142,12 +143,13 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
             stack.enter_context(walked.stack)
             early = walked.decoded if kept and walked.unread == frozenset(unread) else None
             yield from _binary(walked.opened, spec, info, frozenset(unread), walked.found, kept, early, walked.scratch,
-                               walked.release)
+                               walked.release, decoders)
             return
         opened = open_input(spec, info, stack)
         if opened.binary:
             grown = batch_frames(batch_size, opened.buf.nbytes) if kept else batch_size
-            yield from _binary(opened, spec, info, frozenset(unread), Frames.of(opened, info, grown), kept)
+            yield from _binary(opened, spec, info, frozenset(unread), Frames.of(opened, info, grown), kept,
+                               decoders=decoders)
         elif opened.kind == "text":
             for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
                 yield table.with_columns(_tags(spec, info))
@@ -166,10 +168,10 @@ def _tags(spec: InputSpec, info: InputInfo, index: bool = True) -> list[pl.Expr]
 
 def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[str], found: Frames, kept: bool,
             early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
-            release: Releaser | None = None) -> Iterator[pl.DataFrame]:
+            release: Releaser | None = None, decoders: int = DECODERS) -> Iterator[pl.DataFrame]:
     release = release or Releaser(opened.buf)
     oversized, first = 0, 0
-    for batch, decoded in _decoded(found.batches, info.index, unread, kept, early, scratch):
+    for batch, decoded in _decoded(found.batches, info.index, unread, kept, early, scratch, decoders):
         table = finish(decoded, batch, spec, info, found.comments, "info" not in unread)
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
@@ -186,21 +188,21 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[
 
 def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str], kept: bool,
              early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
-             ) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
-    """Each batch with its decoded table, in order, the next ones decoding on the other cores meanwhile (at most
-    `DECODERS` + 1 batches decoding at once: memory stays bounded). `early`: the first batches' arrays, decoded ahead
+             decoders: int = DECODERS) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
+    """Each batch with its decoded table, in order, the next ones decoding on `decoders` threads meanwhile (at most
+    `decoders` + 1 batches decoding at once: memory stays bounded; 1: on this thread). `early`: the first batches' arrays, decoded ahead
     (`cniscope.ahead`): made tables here while the batches after them decode. `scratch`: the decoders'
     working arrays, to take again."""
     from cniscope.packets.decode import decode_batch, table  # here: the decoders, imports that text does not need
 
     early = early or deque()
     scratch = scratch or Scratch()  # the decoders' working arrays, taken again batch after batch
-    if DECODERS <= 1:
+    if decoders <= 1:
         for batch in batches:
             yield batch, table(early.popleft().result(), index) if early else decode_batch(batch, index, TUNNEL_PORTS,
                                                                                             unread, scratch, kept)
         return
-    with ThreadPoolExecutor(DECODERS, thread_name_prefix="decode") as pool:
+    with ThreadPoolExecutor(decoders, thread_name_prefix="decode") as pool:
         pending: deque[tuple[FrameBatch, Future[pl.DataFrame] | None]] = deque()  # None: the next of `early`
         decoding, ahead = 0, len(early)  # of the pending batches, those the pool has; of the batches, those decoded ahead
         for batch in batches:
@@ -210,7 +212,7 @@ def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str], 
                 continue
             pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread, scratch, kept)))
             decoding += 1
-            while decoding > DECODERS:
+            while decoding > decoders:
                 done, work = pending.popleft()
                 decoding -= work is not None
                 yield done, table(early.popleft().result(), index) if work is None else work.result()

@@ -206,3 +206,24 @@ def test_an_input_walked_ahead_is_written_as_when_it_is_not(fmt: str, tmp_path: 
         assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups - 1)] == [10] * (outputs[0].height // 10)
     else:
         assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) > 50
+
+
+def test_parquet_decoded_on_the_cores_its_encoders_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from cniscope import ingest
+    from cniscope.commands import read as command
+
+    monkeypatch.setattr(ingest, "DECODERS", 2)
+    for cores, decoders in ((1, 1), (2, 1), (3, 1), (4, 2), (8, 2)):
+        monkeypatch.setattr(command.os, "cpu_count", lambda cores=cores: cores)
+        assert command._decoders() == decoders, cores
+    path = DATA / "scenarios" / "calico-vxlan" / "cross-node" / "merged.pcapng"
+    monkeypatch.setattr(command, "PARQUET_BATCH", 10)
+    tables = []
+    for decoders in (1, 2):  # on this thread, or on 2 more
+        monkeypatch.setattr(command, "_decoders", lambda decoders=decoders: decoders)
+        target = tmp_path / f"{decoders}.parquet"
+        code, _, _ = run("--format", "parquet", "-o", str(target), str(path), monkeypatch=monkeypatch, capsys=capsys)
+        assert code == ExitCode.OK
+        tables.append(pl.read_parquet(target))
+    assert tables[0].equals(tables[1], null_equal=True) and tables[0].height > 50
