@@ -514,7 +514,9 @@ static uint8_t *delta(uint8_t *o, const uint8_t *v, int64_t count, int bytes) {
 }
 
 /* `groups` groups of 8 of the values from `v[from]` bit-packed at width w (w <= 32), LSB first: w bytes a group;
- * values from `count` on are zeros. Up to 16 bits a group in one integer, not a value at a time. */
+ * values from `count` on are zeros. Up to 16 bits a group in one integer, not a value at a time, stored whole (8 or
+ * 16 bytes: memcpy of w bytes was a call a group): the up to 7 bytes past its w are the next group's to write, and
+ * past the last they fall in the page's slack (its bound has 14 bytes a group besides w) or the lz4 region after. */
 static uint8_t *pack(uint8_t *o, const uint32_t *v, int64_t from, int64_t groups, int64_t count, int w) {
     for (int64_t g = 0; g < groups; g++, from += 8) {
         uint32_t tail[8] = {0};
@@ -527,12 +529,13 @@ static uint8_t *pack(uint8_t *o, const uint32_t *v, int64_t from, int64_t groups
             uint64_t acc = 0;
             for (int k = 0; k < 8; k++)
                 acc |= (uint64_t)p[k] << (k * w);
-            memcpy(o, &acc, (size_t)w);
+            store64(o, acc);
         } else if (w <= 16) {
             unsigned __int128 acc = 0;
             for (int k = 0; k < 8; k++)
                 acc |= (unsigned __int128)p[k] << (k * w);
-            memcpy(o, &acc, (size_t)w);
+            store64(o, (uint64_t)acc);
+            store64(o + 8, (uint64_t)(acc >> 64));
         } else {
             Bits b = {o, 0, 0};
             for (int k = 0; k < 8; k++)
