@@ -423,3 +423,22 @@ def test_codes_are_checked_against_the_rows(in_c: ModuleType) -> None:
             in_c.codes(values, validity, rows, indices)
     with pytest.raises(TypeError):
         in_c.codes(codes, None, 16, b"\x00" * 64)  # not writable
+
+
+@pytest.mark.parametrize("top", [100, 1 << 32])
+def test_codes_small_and_large_as_first_seen(in_c: ModuleType, top: int) -> None:
+    """Codes below 4096 (looked up directly) and above (hashed) become indices in order of first appearance; rows
+    under a null 0, whole words of nulls among them."""
+    rng = np.random.default_rng(top % 97)
+    rows = 1000
+    values = np.concatenate([rng.integers(0, min(top, 4096), 50), rng.integers(0, top, 50)]).astype(np.uint32)
+    codes = values[rng.integers(0, 100, rows)]
+    valid = rng.random(rows) < 0.7
+    valid[128:320] = False
+    order: dict[int, int] = {}
+    want = [order.setdefault(int(c), len(order)) if ok else 0 for c, ok in zip(codes, valid)]
+    out = pa.allocate_buffer(4 * rows)
+    distinct = in_c.codes(pa.py_buffer(codes.tobytes()), pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()),
+                          rows, out)
+    assert np.frombuffer(out, dtype=np.uint32).tolist() == want
+    assert np.frombuffer(distinct, dtype=np.uint32).tolist() == list(order)

@@ -1049,9 +1049,10 @@ done:
 /* codes(values, validity, rows, indices) -> distinct or None: a categorical column's codes (uint32 a row, polars'
  * physical values; `validity` its bitmap or None) as indices into its distinct codes in order of first appearance,
  * written to `indices` (uint32 a row, 0 under a null), and those codes (uint32s); None where there are more than
- * CODES_MAX. What polars' own conversion to Arrow makes, a row at a time where this is a hash table's probe. */
+ * CODES_MAX. What polars' own conversion to Arrow makes, a row at a time where this is a table's lookup. */
 #define CODES_BITS 12
 #define CODES_MAX (1 << (CODES_BITS - 1))
+#define CODES_DIRECT 4096 /* codes below this looked up in a table of their own, the others hashed */
 static PyObject *codes(PyObject *self, PyObject *args) {
     Py_buffer values, validity = {0}, indices;
     PyObject *validity_obj;
@@ -1059,7 +1060,7 @@ static PyObject *codes(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*OLw*", &values, &validity_obj, &rows_arg, &indices))
         return NULL;
     PyObject *result = NULL;
-    uint32_t distinct[CODES_MAX], slots[1 << CODES_BITS]; /* slot: index + 1, 0 empty */
+    uint32_t distinct[CODES_MAX], slots[1 << CODES_BITS], direct[CODES_DIRECT]; /* index + 1, 0 empty */
     int64_t rows = rows_arg, n = 0;
     if (get_buffer(validity_obj, &validity) < 0)
         goto done;
@@ -1070,37 +1071,44 @@ static PyObject *codes(PyObject *self, PyObject *args) {
     int over = 0;
     Py_BEGIN_ALLOW_THREADS
     memset(slots, 0, sizeof slots);
+    memset(direct, 0, sizeof direct);
     const uint8_t *bm = validity.buf, *v = values.buf;
-    uint32_t *out = indices.buf, last = 0, last_index = 0;
-    for (int64_t i = 0; i < rows && !over; i++) {
-        if (bm && !(bm[i >> 3] >> (i & 7) & 1)) {
-            out[i] = 0;
-            continue;
+    uint32_t *out = indices.buf;
+    for (int64_t base = 0; base < rows && !over; base += 64) {
+        int64_t stop = rows - base < 64 ? rows : base + 64;
+        uint64_t word = ~0ull;
+        if (bm) {
+            word = 0;
+            memcpy(&word, bm + (base >> 3), (size_t)((stop - base + 7) >> 3));
+            if (!word) { /* 64 nulls (src6, dst6: most rows) */
+                memset(out + base, 0, (size_t)(stop - base) * 4);
+                continue;
+            }
         }
-        uint32_t x = load32(v + 4 * i);
-        if (n && x == last) { /* runs of one value: no probe */
-            out[i] = last_index;
-            continue;
-        }
-        uint32_t h = (uint32_t)(((uint64_t)x * 0x9E3779B97F4A7C15ull) >> (64 - CODES_BITS));
-        for (;; h = (h + 1) & ((1u << CODES_BITS) - 1)) {
-            if (!slots[h]) {
+        for (int64_t i = base; i < stop; i++) {
+            if (!(word >> (i - base) & 1)) {
+                out[i] = 0;
+                continue;
+            }
+            uint32_t x = load32(v + 4 * i), *slot;
+            if (x < CODES_DIRECT) /* the codes of the first strings polars was given: iface's */
+                slot = &direct[x];
+            else {
+                uint32_t h = (uint32_t)(((uint64_t)x * 0x9E3779B97F4A7C15ull) >> (64 - CODES_BITS));
+                while (slots[h] && distinct[slots[h] - 1] != x)
+                    h = (h + 1) & ((1u << CODES_BITS) - 1);
+                slot = &slots[h];
+            }
+            if (!*slot) {
                 if (n == CODES_MAX) {
                     over = 1;
                     break;
                 }
                 distinct[n] = x;
-                slots[h] = (uint32_t)++n;
-                last_index = (uint32_t)(n - 1);
-                break;
+                *slot = (uint32_t)++n;
             }
-            if (distinct[slots[h] - 1] == x) {
-                last_index = slots[h] - 1;
-                break;
-            }
+            out[i] = *slot - 1;
         }
-        last = x;
-        out[i] = last_index;
     }
     Py_END_ALLOW_THREADS
     if (over) {
