@@ -48,7 +48,8 @@ from cniscope.sources.open import (
     text_tables,
 )
 
-DECODERS = min(2, os.cpu_count() or 1)  # batches decoded at once: the C decoder and polars release the GIL
+# threads decoding batches at once (the C decoder and polars release the GIL); 0, on one core: the reading thread
+DECODERS = min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
 INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
 
 
@@ -117,7 +118,7 @@ def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BA
     """The packet table of every input, batch by batch, in order (for writers that stream: `read --format json`);
     appends each input's `InputInfo` to `infos` as it starts. `kept`: the caller keeps every batch (`read`): a large
     binary input's batches larger (`LARGE`), their columns in pages of their own (`decode.decode_batch`). `walked`:
-    the first input, opened and walked ahead (`read`). `decoders`: threads decoding a binary input's batches (1: this
+    the first input, opened and walked ahead (`read`). `decoders`: threads decoding a binary input's batches (0: this
     one, each batch as it is walked)."""
     for index, spec in enumerate(specs):
         mine = walked if index == 0 else None
@@ -190,14 +191,14 @@ def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str], 
              early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
              decoders: int = DECODERS) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
     """Each batch with its decoded table, in order, the next ones decoding on `decoders` threads meanwhile (at most
-    `decoders` + 1 batches decoding at once: memory stays bounded; 1: on this thread). `early`: the first batches' arrays, decoded ahead
+    `decoders` + 1 batches decoding at once: memory stays bounded; 0: on this thread). `early`: the first batches' arrays, decoded ahead
     (`cniscope.ahead`): made tables here while the batches after them decode. `scratch`: the decoders'
     working arrays, to take again."""
     from cniscope.packets.decode import decode_batch, table  # here: the decoders, imports that text does not need
 
     early = early or deque()
     scratch = scratch or Scratch()  # the decoders' working arrays, taken again batch after batch
-    if decoders <= 1:
+    if decoders < 1:
         for batch in batches:
             yield batch, table(early.popleft().result(), index) if early else decode_batch(batch, index, TUNNEL_PORTS,
                                                                                             unread, scratch, kept)

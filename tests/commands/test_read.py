@@ -214,16 +214,19 @@ def test_parquet_decoded_on_the_cores_its_encoders_leave(tmp_path: Path, monkeyp
     from cniscope.commands import read as command
 
     monkeypatch.setattr(ingest, "DECODERS", 2)
-    for cores, decoders in ((1, 1), (2, 1), (3, 1), (4, 2), (8, 2)):
+    for cores, decoders in ((2, 1), (3, 1), (4, 2), (8, 2)):
         monkeypatch.setattr(command.os, "cpu_count", lambda cores=cores: cores)
         assert command._decoders() == decoders, cores
+    monkeypatch.setattr(ingest, "DECODERS", 0)  # one core: the reading thread decodes
+    assert command._decoders() == 0
     path = DATA / "scenarios" / "calico-vxlan" / "cross-node" / "merged.pcapng"
     monkeypatch.setattr(command, "PARQUET_BATCH", 10)
     tables = []
-    for decoders in (1, 2):  # on this thread, or on 2 more
+    for decoders in (0, 1, 2):  # on this thread, on one more, on 2 more
         monkeypatch.setattr(command, "_decoders", lambda decoders=decoders: decoders)
         target = tmp_path / f"{decoders}.parquet"
         code, _, _ = run("--format", "parquet", "-o", str(target), str(path), monkeypatch=monkeypatch, capsys=capsys)
         assert code == ExitCode.OK
         tables.append(pl.read_parquet(target))
-    assert tables[0].equals(tables[1], null_equal=True) and tables[0].height > 50
+    assert tables[0].equals(tables[1], null_equal=True) and tables[0].equals(tables[2], null_equal=True)
+    assert tables[0].height > 50

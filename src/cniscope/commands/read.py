@@ -74,11 +74,12 @@ def _read(given: list[InputSpec], fmt: str, output: str | None, batch: int, walk
 
 
 def _decoders() -> int:
-    """Threads decoding parquet's batches: the cores its encoders leave (`parquet_parts.WORKERS`), at least this
-    thread. On 2 cores each batch decodes here right after it is walked (its records still in the cache), not on 2
-    more threads (5 on 2 cores): 10M pcapng 2.38 -> 2.29 s, 118k -> 78k page faults, pcap 2.56-2.85 s either way
-    (3 sets of 4-5 rounds alternating, chrt -f 10); one decoding thread: pcapng 2.35, pcap 2.55."""
+    """Threads decoding parquet's batches: the cores its encoders leave (`parquet_parts.WORKERS`), at least one (none
+    on one core: the reading thread). On 2 cores one thread, not 2 (5 threads on 2 cores): 10M pcapng 2.42 -> 2.35 s,
+    pcap 2.64 -> 2.545 s, page faults 112-122k -> 83-97k; against decoding on the reading thread (each batch right after
+    its walk): pcapng 2.46 -> 2.36 and 2.45 -> 2.37 s, 2.29 against 2.35 once; pcap 2.71 -> 2.55, 2.73 -> 2.50, 2.635
+    -> 2.545 (medians of 4-5 rounds alternating, chrt -f 10)."""
     from cniscope import ingest
     from cniscope.report import parquet_parts
 
-    return max(1, min(ingest.DECODERS, (os.cpu_count() or 1) - parquet_parts.WORKERS))
+    return min(ingest.DECODERS, max(1, (os.cpu_count() or 1) - parquet_parts.WORKERS))
