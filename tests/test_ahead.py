@@ -38,9 +38,10 @@ def test_a_capture_walked_ahead_reads_as_a_whole(path: Path) -> None:
 
 
 @pytest.mark.parametrize("walked", [0, 1, 3])
-def test_a_walk_stopped_part_way_is_taken_over_where_it_stopped(walked: int) -> None:
+def test_a_walk_stopped_part_way_is_taken_over_where_it_stopped(monkeypatch: pytest.MonkeyPatch, walked: int) -> None:
+    monkeypatch.setattr(ahead, "WALKED", walked)  # batches of 10 frames: the reader walks the rest
     specs = [InputSpec(str(PCAPNG))]
-    walk = ahead.Ahead(specs[0], batch_size=10, most=walked)  # batches of 10 frames: the reader walks the rest
+    walk = ahead.Ahead(specs[0], batch_size=10)
     capture = ingest.read(specs, batch_size=10, ahead=walk)
     _same(capture, ingest.read(specs, batch_size=10))
     assert capture.table["frame"].to_list() == list(range(capture.table.height))
@@ -125,7 +126,7 @@ def test_analyze_beyond_memory_lets_the_walk_go_and_spills(capsys: pytest.Captur
 
 @pytest.mark.parametrize("path", [PCAP, PCAPNG], ids=["pcap", "pcapng"])
 def test_the_walk_and_the_command_module_import_no_polars(path: Path) -> None:
-    probe = ("import sys\nimport cniscope.cli, cniscope.commands.analyze, cniscope.commands.read\n"
+    probe = ("import sys\nimport cniscope.cli, cniscope.commands.analyze\n"
              "from cniscope import ahead\nfrom cniscope.sources import InputSpec\n"
              "walk = ahead.start([InputSpec(sys.argv[1])])\nwalk._thread.join()\nfound = walk.take()\n"
              "print(sum(len(b.offset) for b in found.found.batches), len(found.decoded), 'polars' in sys.modules)")

@@ -55,15 +55,12 @@ class Walked:
     release: Releaser  # the file's pages behind the batches decoded ahead handed back
 
 
-def start(specs: list[InputSpec], batch_size: int = BATCH, kept: bool = True, most: int = WALKED,
-          unread: Collection[str] = ()) -> Ahead | None:
-    """The walk of `specs`' one input begun on a thread, when it is one plain pcap or pcapng file; else None. `kept`:
-    batches grown as `ingest.read` grows them, and the first decoded (a streaming writer's are `batch_size` frames:
-    `ingest.batches`, walked only); `most`: batches walked ahead at most; `unread`: the columns `ingest.read` will be
-    asked to leave unread."""
+def start(specs: list[InputSpec], batch_size: int = BATCH, unread: Collection[str] = ()) -> Ahead | None:
+    """The walk of `specs`' one input begun on a thread, when it is one plain pcap or pcapng file; else None.
+    `unread`: the columns `ingest.read` will be asked to leave unread."""
     if len(specs) != 1 or specs[0].path == "-" or specs[0].unreadable or not _capture_file(specs[0].path):
         return None
-    return Ahead(specs[0], batch_size, kept, most, unread)
+    return Ahead(specs[0], batch_size, unread)
 
 
 def _capture_file(path: str) -> bool:
@@ -81,12 +78,9 @@ def _capture_file(path: str) -> bool:
 class Ahead:
     """The walk of one input, on a thread until `take` or `close`; a context manager that closes it."""
 
-    def __init__(self, spec: InputSpec, batch_size: int = BATCH, kept: bool = True, most: int = WALKED,
-                 unread: Collection[str] = ()) -> None:
+    def __init__(self, spec: InputSpec, batch_size: int = BATCH, unread: Collection[str] = ()) -> None:
         self.spec = spec
         self.batch_size = batch_size
-        self.kept = kept
-        self.most = most
         self.unread = frozenset(unread)
         self._scratch = Scratch()
         self._decoded: deque[Future[list[Arrays]]] = deque()  # the first of `_walked`, decoding or decoded
@@ -110,15 +104,13 @@ class Ahead:
             if not opened.binary:
                 return
             self._opened, self._release = opened, Releaser(opened.buf)
-            frames = batch_frames(self.batch_size, opened.buf.nbytes) if self.kept else self.batch_size
-            self._found = found = Frames.of(opened, self._info, frames)
-            while not self._stop.is_set() and len(self._walked) < self.most:
+            self._found = found = Frames.of(opened, self._info, batch_frames(self.batch_size, opened.buf.nbytes))
+            while not self._stop.is_set() and len(self._walked) < WALKED:
                 batch = next(found.batches, None)
                 if batch is None:
                     break
                 self._walked.append(batch)
-            decoding = self.kept and chunks.built()  # a streaming writer decodes a batch as it writes it
-            for batch in list(self._walked)[:DECODED] if decoding else ():  # the walk first: ingest's is serial
+            for batch in list(self._walked)[:DECODED] if chunks.built() else ():  # the walk first: ingest's is serial
                 with self._lock:  # the walk is done: `take` waits no more for it, nor for the batch decoding
                     self._decoding = True
                     if self._stop.is_set():

@@ -7,12 +7,10 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
-from cniscope import ahead
 from cniscope.cli import main
 from cniscope.errors import ExitCode
 from cniscope.ingest import read
@@ -172,40 +170,6 @@ def test_output_that_cannot_be_written_exits_5(fmt: str, target: str, capture: P
     target = target.format(tmp=tmp_path)
     code, _, err = run("--format", fmt, "-o", target, str(capture), monkeypatch=monkeypatch, capsys=capsys)
     assert code == ExitCode.ENVIRONMENT and f"error: cannot write {target}" in err
-
-
-@pytest.mark.parametrize("fmt", ["parquet", "json", "csv", "table"])
-def test_an_input_walked_ahead_is_written_as_when_it_is_not(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from cniscope.commands import read as command
-
-    for name, value in (("PARQUET_BATCH", 10), ("BATCH", 10), ("AHEAD", 3)):  # 3 batches walked ahead, the rest after
-        monkeypatch.setattr(command, name, value)
-    path = DATA / "scenarios" / "calico-vxlan" / "cross-node" / "merged.pcapng"
-    real, walks = ahead.start, list[ahead.Ahead | None]()
-
-    def start(*args: Any, **kwargs: Any) -> ahead.Ahead | None:
-        walks.append(real(*args, **kwargs))
-        return walks[-1]
-
-    outputs = []
-    for walked in (True, False):
-        monkeypatch.setattr(ahead, "start", start if walked else lambda *args, **kwargs: None)
-        target = tmp_path / f"{walked}.parquet"
-        code, out, _ = run("--format", fmt, *(["-o", str(target)] if fmt == "parquet" else []), str(path),
-                           monkeypatch=monkeypatch, capsys=capsys)
-        assert code == ExitCode.OK
-        outputs.append(pl.read_parquet(target) if fmt == "parquet" else out)
-    walk = walks[0]
-    assert walk is not None and walk.kept == (fmt == "table") and walk.most == (3 if fmt != "table" else ahead.WALKED)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        assert outputs[0].equals(outputs[1], null_equal=True) and outputs[0].height > 50
-        groups = pq.ParquetFile(tmp_path / "True.parquet").metadata  # batches of 10 frames, walked ahead or not
-        assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups - 1)] == [10] * (outputs[0].height // 10)
-    else:
-        assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) > 50
 
 
 def test_parquet_decoded_on_the_cores_its_encoders_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,30 +1,21 @@
-"""`cniscope read`: captures decoded into the packet table, written as a table, JSON Lines, CSV or parquet.
-
-The reading and the writers (polars, pyarrow: 0.2-0.3 s on one core) are imported once the inputs are known, so that
-one capture file's records are walked on the other core meanwhile (`cniscope.ahead`, as `analyze` does);
-this module's own imports leave polars out (tests/test_ahead.py).
-"""
+"""`cniscope read`: captures decoded into the packet table, written as a table, JSON Lines, CSV or parquet."""
 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 
 import click
 
-from cniscope import ahead
+from cniscope import ingest
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.heap import small_pages
 from cniscope.outputs import check_new_file
-from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.open import BATCH
+from cniscope.report import parquet_parts, table_out
+from cniscope.sources import InputInfo
 
 # rows a batch (and a row group) of `read --format parquet`: twice ingest's, for its per-batch cost (the readers' and
 # decoder's Python, ~4 ms a batch): 10M pcapng 7.2-7.7 -> 6.8-7.0 s of CPU, the peak 275 -> 416 MB (256k: 680 MB)
 PARQUET_BATCH = 1 << 17
-# batches of a streamed output walked ahead at most: what the imports' time allows (13-15 of 128k frames at 10M, a
-# quiet machine), each holding its 36 B a frame and its part of the mapped file until it is decoded
-AHEAD = 16
 
 
 @click.command("read")
@@ -43,34 +34,19 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     """
     given = input_specs(inputs, nodes)
     check_new_file(output, force, "-o")
-    if fmt == "parquet" and not output:
-        raise click.UsageError("--format parquet needs -o FILE")
-    streamed = fmt != "table"  # parquet, json and csv: written batch by batch, the table kept whole
-    batch = PARQUET_BATCH if fmt == "parquet" else BATCH
-    walk = ahead.start(given, batch, kept=not streamed, most=AHEAD if streamed else ahead.WALKED)  # one capture file: walked while the writers are imported
-    with walk or nullcontext():
-        infos = _read(given, fmt, output, batch, walk)
+    infos: list[InputInfo] = []
+    if fmt == "parquet":
+        if not output:
+            raise click.UsageError("--format parquet needs -o FILE")
+        table_out.stream_parquet(ingest.batches(given, infos, PARQUET_BATCH, decoders=_decoders()), output)
+    elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
+        table_out.stream(ingest.batches(given, infos), fmt, output)
+    else:
+        capture = ingest.read(given)
+        infos = capture.inputs
+        table_out.write(capture.table, fmt, output)
     tell(infos)
     return exit_code(infos)
-
-
-def _read(given: list[InputSpec], fmt: str, output: str | None, batch: int, walk: ahead.Ahead | None) -> list[InputInfo]:
-    """The inputs read and written as `fmt`; their infos. `walk`: the one input's records walked ahead."""
-    from cniscope import ingest  # the reading's and the writers' imports begin here (polars: the docstring)
-    from cniscope.report import table_out
-
-    if fmt == "table":
-        capture = ingest.read(given, batch, ahead=walk)
-        table_out.write(capture.table, fmt, output)
-        return capture.inputs
-    infos: list[InputInfo] = []
-    walked = walk.take() if walk is not None else None
-    if fmt == "parquet":
-        assert output is not None
-        table_out.stream_parquet(ingest.batches(given, infos, batch, walked=walked, decoders=_decoders()), output)
-    else:
-        table_out.stream(ingest.batches(given, infos, batch, walked=walked), fmt, output)
-    return infos
 
 
 def _decoders() -> int:
@@ -79,7 +55,4 @@ def _decoders() -> int:
     pcap 2.64 -> 2.545 s, page faults 112-122k -> 83-97k; against decoding on the reading thread (each batch right after
     its walk): pcapng 2.46 -> 2.36 and 2.45 -> 2.37 s, 2.29 against 2.35 once; pcap 2.71 -> 2.55, 2.73 -> 2.50, 2.635
     -> 2.545 (medians of 4-5 rounds alternating, chrt -f 10)."""
-    from cniscope import ingest
-    from cniscope.report import parquet_parts
-
     return min(ingest.DECODERS, max(1, (os.cpu_count() or 1) - parquet_parts.WORKERS))
