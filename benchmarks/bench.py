@@ -89,9 +89,9 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="also run read and analyze on one core (taskset -c 0)")
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
     args = parser.parse_args()
-    probe = ("from cniscope import flows, journeys; from cniscope.wire import walk; from cniscope.packets import decode; "
+    probe = ("from cniscope import flows, journeys; from cniscope.wire import walk; from cniscope.packets import chunks; "
              "from cniscope.report import parquet_parts as p, json_out; from cniscope.models import evidence; "
-             "print(walk.COMPILED, decode._C is not None, journeys.COMPILED, flows.COMPILED, p._parquet is not None and bool(p._parquet.LZ4), "
+             "print(walk.COMPILED, chunks.built(), journeys.COMPILED, flows.COMPILED, p._parquet is not None and bool(p._parquet.LZ4), "
              "evidence.COMPILED, json_out._lines is not None)")
     walk, decoder, steps, numbering, encoder, counted, written = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                                                       check=True).stdout.split()
