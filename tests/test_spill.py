@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
@@ -14,13 +13,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from cniscope import spill
+from cniscope import footprint, spill
 from cniscope.analyze import analyze, analyze_capture
 from cniscope.ingest import expand, read
 from cniscope.report.json_out import to_dict
 from cniscope.sources import InputInfo, InputSpec
 from tests.cli import run
-from tests.paths import CORPUS, SEED
+from tests.paths import SEED
 from tests.test_analyze_golden import _cases, generated
 
 CASES = _cases()
@@ -54,20 +53,11 @@ def test_a_tiny_memory_takes_the_spilled_path_and_says_the_same(tmp_path: Path, 
     """`analyze --memory`: below what the inputs need in memory, the capture is spilled; the report is the same."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     specs = [InputSpec(str(SEED), node="node3")]
-    assert spill.needed(specs, 4 << 10) and not spill.needed(specs, 1 << 30)
+    assert footprint.needed(specs, 4 << 10) and not footprint.needed(specs, 1 << 30)
     assert to_dict(analyze(specs, memory=4 << 10)) == to_dict(analyze(specs, memory=1 << 30))
     small, large = (run("analyze", "--json", "--memory", size, f"node3={SEED}") for size in ("4K", "1G"))
     assert small.code == large.code == 0 and small.out == large.out
     assert os.listdir(tmp_path) == []  # the scratch directory is gone
-
-
-def test_the_size_counts_compressed_inputs_expanded_and_standard_input_as_unknown(tmp_path: Path) -> None:
-    plain = CORPUS / "01-ysaied-pan-cn-calico-vxlan.pcap"
-    packed = tmp_path / "capture.pcap.gz"
-    packed.write_bytes(gzip.compress(plain.read_bytes()))
-    assert spill.input_bytes([InputSpec(str(plain))]) == plain.stat().st_size
-    assert spill.input_bytes([InputSpec(str(packed))]) == packed.stat().st_size * spill.EXPANDS
-    assert spill.input_bytes([InputSpec("-")]) is None and not spill.needed([InputSpec("-")], 1)
 
 
 def test_the_scratch_directory_is_removed_when_reading_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

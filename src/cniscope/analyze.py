@@ -18,6 +18,8 @@ from cniscope import journeys as journeys_mod
 from cniscope.ahead import Ahead
 from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
+from cniscope.footprint import default_memory as default_memory
+from cniscope.footprint import needed as spills
 from cniscope.heap import give_back, small_pages
 from cniscope.ingest import Capture, expand, inventory_beside, read
 from cniscope.inventory import Inventory
@@ -37,11 +39,6 @@ HOPS_ONLY = ("hops", "delay")
 MAX_JOURNEYS = 20_000  # journeys materialised for reports; the table keeps every one
 PARTITION_ROWS = 1 << 19  # sightings correlated at a time at most: working memory stays a partition's (at 10M, 2M: 291, 1M: 277, 512k: 245 B a sighting at the peak of correlation)
 CORRELATE_BYTES_PER_ROW = 200  # working memory of correlation per sighting (sorts, gathers), measured at 10M
-
-
-def default_memory() -> int:
-    """Half of the machine's memory: the share `analyze` plans its working memory for unless told (--memory)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
 def plan_partitions(rows: int, table_bytes: int, memory: int, workers: int) -> int:
@@ -84,7 +81,7 @@ def read_within(specs: list[InputSpec], memory: int | None, workers: int | None,
     may leave null, unbuilt (`UNREAD` for `analyze_capture(keep_columns=False)`, which drops them). `ahead`: the
     input's walk begun while the command imported this (`cniscope.ahead`), taken over in memory."""
     memory = memory or default_memory()
-    if spill.needed(specs, memory):
+    if spills(specs, memory):
         if ahead is not None:
             ahead.close()
         return spill.read(specs, memory, workers or workers_default(), on_batch)

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-`needed` decides before reading, from the inputs' sizes: when the in-memory path would not fit in `--memory`,
+`footprint.needed` decides before reading, from the inputs' sizes: when the in-memory path would not fit in `--memory`,
 `read` takes this path; otherwise nothing here runs. Reading streams the decoded batches; each one, its rows
 numbered over the whole capture (`row`), is
 
@@ -33,7 +33,6 @@ the partitions (a few tens of bytes a sighting, compressed); the directory is re
 from __future__ import annotations
 
 import mmap
-import os
 import tempfile
 import threading
 import time
@@ -51,6 +50,7 @@ import polars as pl
 
 from cniscope import clocks, flows, journeys
 from cniscope.errors import OutputError
+from cniscope.footprint import input_bytes
 from cniscope.ingest import Capture, Reopen, batches
 from cniscope.packets.schema import empty
 from cniscope.results import NodeClock
@@ -63,9 +63,6 @@ if TYPE_CHECKING:  # imported when a capture is spilled: pyarrow and its Parquet
 
 T = TypeVar("T")
 
-PEAK_PER_BYTE = 4  # the in-memory path's peak per byte of uncompressed input (3.7 at 10M packets)
-EXPANDS = 5  # what a compressed input's bytes become, about
-COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd
 MIN_RECORD = 64  # bytes of input a sighting takes at least (a pcap record of a small packet): rows are at most size / this
 PARTITION_BYTES = 300  # a partition's rows in memory and correlation's working memory, per sighting
 PARTITION_ROWS = 1 << 21
@@ -75,30 +72,6 @@ HELD_BYTES = 100  # a buffered row of a partition, before it is written
 # second, and mapped them all in at 0.25 (10M under --memory 1G: 1.51 GB peak at 0.25 s, 1.32 at 0.02, CPU the same)
 RELEASE_EVERY = 0.02
 RELEASE_SHARE = 0.1  # of one core at most: at 100M the files are thousands, and a round of them takes longer
-
-
-def input_bytes(specs: list[InputSpec]) -> int | None:
-    """What the inputs come to uncompressed, about; None when unknown (standard input)."""
-    total = 0
-    for spec in specs:
-        if spec.unreadable:
-            continue
-        if spec.path == "-":
-            return None
-        try:
-            with open(spec.path, "rb") as handle:
-                head = handle.read(4)
-            size = os.path.getsize(spec.path)
-        except OSError:
-            continue  # said when it is read
-        total += size * (EXPANDS if head.startswith(COMPRESSED) else 1)
-    return total
-
-
-def needed(specs: list[InputSpec], memory: int) -> bool:
-    """Would the in-memory path's peak exceed `memory` bytes on these inputs?"""
-    size = input_bytes(specs)
-    return size is not None and size * PEAK_PER_BYTE > memory
 
 
 def partitions_for(size: int, memory: int, workers: int) -> int:

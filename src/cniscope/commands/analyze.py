@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cniscope import ahead, collector
+from cniscope import ahead, collector, footprint
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.errors import ExitCode, OutputError
 from cniscope.heap import small_pages
@@ -93,7 +93,9 @@ def analyze_command(inputs: tuple[str, ...], nodes: tuple[str, ...], as_json: bo
     check_new_file(html_out, force, "--html")
     check_new_file(pcapng_out, force, "--pcapng")
     unread = () if pcapng_out else UNREAD  # the annotated pcapng reads every column; the other reports none of UNREAD
-    walk = None if dask_address else ahead.start(given, unread=unread)  # one capture file: read while the analysis is imported
+    # one capture file: read while the analysis is imported, unless it will be spilled (read again, batch by batch)
+    spilled = footprint.needed(given, memory or footprint.default_memory())
+    walk = None if dask_address or spilled else ahead.start(given, unread=unread)
     with walk or nullcontext():
         from cniscope.ingest import scenarios  # the analysis's imports begin here (polars: this module's docstring)
 
