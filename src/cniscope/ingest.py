@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -32,8 +33,9 @@ from cniscope.capture import manifest
 from cniscope.errors import InputError, ReadWarning
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.chunks import Arrays, Scratch
-from cniscope.packets.frames import NO_TS, FrameBatch
+from cniscope.packets.frames import FrameBatch
 from cniscope.packets.schema import empty
+from cniscope.packets.tags import Tags, tagged
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.open import (
     BATCH,
@@ -50,6 +52,8 @@ from cniscope.sources.open import (
 
 # threads decoding batches at once (the C decoder and polars release the GIL); 0, on one core: the reading thread
 DECODERS = min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
+T = TypeVar("T")
+Make = Callable[[list[Arrays], int], T]  # a batch's table from its chunks' tagged arrays and its input's index
 INVENTORY = "cluster.yaml"  # what `cniscope lab capture`, `lab record` and `demo` write beside their captures
 
 
@@ -120,11 +124,20 @@ def batches(specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BA
     binary input's batches larger (`LARGE`), their columns in pages of their own (`decode.decode_batch`). `walked`:
     the first input, opened and walked ahead (`read`). `decoders`: threads decoding a binary input's batches (0: this
     one, each batch as it is walked)."""
+    return batches_as(_polars, specs, infos, batch_size, on_batch, unread, kept, walked, decoders)
+
+
+def batches_as(make: Make[T], specs: list[InputSpec], infos: list[InputInfo], batch_size: int = BATCH,
+               on_batch: Callable[[InputSpec, InputInfo], None] | None = None, unread: Collection[str] = (),
+               kept: bool = False, walked: Walked | None = None,
+               decoders: int = DECODERS) -> Iterator[T | pl.DataFrame]:
+    """`batches`, a binary input's batches made by `make` from their tagged arrays (on the decoding threads: a polars
+    table, `decode.table`, or pyarrow's for parquet, `table_out.arrow_table`); a text input's as polars tables."""
     for index, spec in enumerate(specs):
         mine = walked if index == 0 else None
         info = mine.info if mine is not None else InputInfo(index=index, name=spec.path, node=spec.node)
         infos.append(info)
-        for table in iter_tables(spec, info, batch_size, unread, kept, mine, decoders):
+        for table in _input_tables(make, spec, info, batch_size, unread, kept, mine, decoders):
             yield table
             if on_batch is not None:
                 on_batch(spec, info)
@@ -135,6 +148,19 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
     """The packet table of one input in batches of at most `batch_size` rows (a large binary input's grown where the
     caller keeps every batch: `kept`, `LARGE`), tagged with its input and node; the `unread` columns of binary inputs
     null (text rows come whole). `walked`: the input already opened and walked ahead (its batches grown)."""
+    return _input_tables(_polars, spec, info, batch_size, unread, kept, walked, decoders)
+
+
+def _polars(decoded: list[Arrays], input_index: int) -> pl.DataFrame:
+    """A binary batch's polars table (`decode.table`)."""
+    from cniscope.packets.decode import table  # here: the decoders, imports that text does not need
+
+    return table(decoded, input_index)
+
+
+def _input_tables(make: Make[T], spec: InputSpec, info: InputInfo, batch_size: int, unread: Collection[str],
+                  kept: bool, walked: Walked | None, decoders: int) -> Iterator[T | pl.DataFrame]:
+    """`iter_tables`, a binary input's batches made by `make`."""
     if spec.unreadable:
         info.warn("", f"skipped: {spec.unreadable}")
         info.skipped = True
@@ -143,40 +169,40 @@ def iter_tables(spec: InputSpec, info: InputInfo, batch_size: int = BATCH, unrea
         if walked is not None:
             stack.enter_context(walked.stack)
             early = walked.decoded if kept and walked.unread == frozenset(unread) else None
-            yield from _binary(walked.opened, spec, info, frozenset(unread), walked.found, kept, early, walked.scratch,
-                               walked.release, decoders)
+            yield from _binary(make, walked.opened, spec, info, frozenset(unread), walked.found, kept, early,
+                               walked.scratch, walked.release, decoders)
             return
         opened = open_input(spec, info, stack)
         if opened.binary:
             grown = batch_frames(batch_size, opened.buf.nbytes) if kept else batch_size
-            yield from _binary(opened, spec, info, frozenset(unread), Frames.of(opened, info, grown), kept,
+            yield from _binary(make, opened, spec, info, frozenset(unread), Frames.of(opened, info, grown), kept,
                                decoders=decoders)
         elif opened.kind == "text":
             for table in text_tables(opened, info, batch_size, TUNNEL_PORTS):  # the text reader counts info.packets itself
-                yield table.with_columns(_tags(spec, info))
+                yield table.with_columns(_text_tags(spec, info))
         else:
             refuse(opened, info)
 
 
-def _tags(spec: InputSpec, info: InputInfo, index: bool = True) -> list[pl.Expr]:
-    """The input's index on every row (unless the rows have it: `index` False); the node the user named where the
-    input did not say one."""
-    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")] if index else []
+def _text_tags(spec: InputSpec, info: InputInfo) -> list[pl.Expr]:
+    """A text input's index on every row; the node the user named where the input did not say one (a binary input's:
+    `packets.tags`)."""
+    columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
     if spec.node is not None:
         columns.append(pl.col("node").fill_null(spec.node))
     return columns
 
 
-def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[str], found: Frames, kept: bool,
-            early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
-            release: Releaser | None = None, decoders: int = DECODERS) -> Iterator[pl.DataFrame]:
+def _binary(make: Make[T], opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[str], found: Frames,
+            kept: bool, early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
+            release: Releaser | None = None, decoders: int = DECODERS) -> Iterator[T]:
     release = release or Releaser(opened.buf)
     oversized, first = 0, 0
-    for batch, decoded in _decoded(found.batches, info.index, unread, kept, early, scratch, decoders):
-        table = finish(decoded, batch, spec, info, found.comments, "info" not in unread)
+    decoding = _Decoding(make, info.index, spec.node, found.comments, unread, kept, scratch or Scratch())
+    for batch, table in decoding.tables(found.batches, early or deque(), decoders):
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
-        info.packets += table.height
+        info.packets += len(batch.offset)
         over = batch.caplen > batch.wirelen
         if over.any():
             first = first if oversized else int(batch.offset[int(over.argmax())])
@@ -187,57 +213,61 @@ def _binary(opened: Opened, spec: InputSpec, info: InputInfo, unread: frozenset[
                                    "(captured length above wire length)")
 
 
-def _decoded(batches: Iterator[FrameBatch], index: int, unread: frozenset[str], kept: bool,
-             early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
-             decoders: int = DECODERS) -> Iterator[tuple[FrameBatch, pl.DataFrame]]:
-    """Each batch with its decoded table, in order, the next ones decoding on `decoders` threads meanwhile (at most
-    `decoders` + 1 batches decoding at once: memory stays bounded; 0: on this thread). `early`: the first batches' arrays, decoded ahead
-    (`cniscope.ahead`): made tables here while the batches after them decode. `scratch`: the decoders'
-    working arrays, to take again."""
-    from cniscope.packets.decode import decode_batch, table  # here: the decoders, imports that text does not need
+@dataclass
+class _Decoding:
+    """One binary input's batches decoded, tagged (`packets.tags`: its node, the batch's pcapng comments unless
+    `info` is unread) and made tables by `make`. `scratch`: the decoders' working arrays, taken again batch after
+    batch."""
 
-    early = early or deque()
-    scratch = scratch or Scratch()  # the decoders' working arrays, taken again batch after batch
-    if decoders < 1:
-        for batch in batches:
-            yield batch, table(early.popleft().result(), index) if early else decode_batch(batch, index, TUNNEL_PORTS,
-                                                                                            unread, scratch, kept)
-        return
-    with ThreadPoolExecutor(decoders, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[FrameBatch, Future[pl.DataFrame] | None]] = deque()  # None: the next of `early`
-        decoding, ahead = 0, len(early)  # of the pending batches, those the pool has; of the batches, those decoded ahead
-        for batch in batches:
-            if ahead:
-                ahead -= 1
-                pending.append((batch, None))
-                continue
-            pending.append((batch, pool.submit(decode_batch, batch, index, TUNNEL_PORTS, unread, scratch, kept)))
-            decoding += 1
-            while decoding > decoders:
+    make: Make[Any]
+    index: int
+    node: str | None
+    comments: dict[int, str]  # the reader's, by frame: each batch's taken as it is handed out, in order
+    unread: frozenset[str]
+    kept: bool
+    scratch: Scratch
+
+    def tags(self, batch: FrameBatch) -> Tags:
+        """What to put on `batch`'s rows; on the reading thread, once the batch is walked (its comments found)."""
+        end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
+        mine = {frame: self.comments.pop(frame) for frame in [f for f in self.comments if f < end]}
+        return Tags(self.node, mine if "info" not in self.unread else {})
+
+    def decode(self, batch: FrameBatch, tags: Tags) -> Any:
+        from cniscope.packets.decode import decode_arrays  # here: the decoders, imports that text does not need
+
+        return self.make(decode_arrays(batch, TUNNEL_PORTS, self.unread, self.scratch, self.kept, tags), self.index)
+
+    def ahead(self, decoded: Future[list[Arrays]], batch: FrameBatch) -> Any:
+        """A batch decoded ahead (`cniscope.ahead`), tagged and made a table here."""
+        return self.make(tagged(decoded.result(), batch, self.tags(batch)), self.index)
+
+    def tables(self, batches: Iterator[FrameBatch], early: deque[Future[list[Arrays]]],
+               decoders: int) -> Iterator[tuple[FrameBatch, Any]]:
+        """Each batch with its table, in order, the next ones decoding on `decoders` threads meanwhile (at most
+        `decoders` + 1 batches decoding at once: memory stays bounded; 0: on this thread). `early`: the first
+        batches' arrays, decoded ahead: made tables here while the batches after them decode."""
+        if decoders < 1:
+            for batch in batches:
+                yield batch, self.ahead(early.popleft(), batch) if early else self.decode(batch, self.tags(batch))
+            return
+        with ThreadPoolExecutor(decoders, thread_name_prefix="decode") as pool:
+            pending: deque[tuple[FrameBatch, Future[Any] | None]] = deque()  # None: the next of `early`
+            decoding, ahead = 0, len(early)  # of the pending batches, those the pool has; of the batches, those decoded ahead
+            for batch in batches:
+                if ahead:
+                    ahead -= 1
+                    pending.append((batch, None))
+                    continue
+                pending.append((batch, pool.submit(self.decode, batch, self.tags(batch))))
+                decoding += 1
+                while decoding > decoders:
+                    done, work = pending.popleft()
+                    decoding -= work is not None
+                    yield done, self.ahead(early.popleft(), done) if work is None else work.result()
+            while pending:
                 done, work = pending.popleft()
-                decoding -= work is not None
-                yield done, table(early.popleft().result(), index) if work is None else work.result()
-        while pending:
-            done, work = pending.popleft()
-            yield done, table(early.popleft().result(), index) if work is None else work.result()
-
-
-def finish(table: pl.DataFrame, batch: FrameBatch, spec: InputSpec, info: InputInfo,
-           comments: dict[int, str], info_column: bool = True) -> pl.DataFrame:
-    """Tag decoded rows with their node (`decode_batch` gave them their input's index); nulls for what the file did
-    not hold. The batch's pcapng comments go to `info` unless the caller drops that column unread (`info_column`
-    False). Most batches need none of it: the table as it is."""
-    columns = _tags(spec, info, index=False)
-    if (batch.ts == NO_TS).any():
-        columns.append(pl.when(pl.col("ts") == NO_TS).then(None).otherwise(pl.col("ts")).alias("ts"))
-    end = batch.first_frame + len(batch.offset)  # the reader may have walked further (batches decode ahead)
-    mine = {frame: comments.pop(frame) for frame in [f for f in comments if f < end]}
-    if mine and info_column:  # pcapng packet comments become the row's info when decode left it empty
-        frames, texts = list(mine), list(mine.values())
-        numbers = pl.int_range(pl.len(), dtype=pl.Int64) + batch.first_frame  # the rows' frames (`frame` may be unread)
-        comment = numbers.replace_strict(frames, texts, default=None, return_dtype=pl.Utf8)
-        columns.append(pl.coalesce(pl.col("info"), comment).alias("info"))
-    return table.with_columns(columns) if columns else table
+                yield done, self.ahead(early.popleft(), done) if work is None else work.result()
 
 
 # --- what the user named: files, directories, capture directories ------------------------------

@@ -35,10 +35,11 @@ from typing import Any
 import polars as pl
 
 from cniscope.errors import InputError, ReadWarning
-from cniscope.ingest import Capture, Reopen, finish, iter_tables
+from cniscope.ingest import Capture, Reopen, iter_tables
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets.decode import decode_batch
 from cniscope.packets.schema import Clock, empty
+from cniscope.packets.tags import Tags
 from cniscope.sources import InputInfo, InputSpec, pcap
 from cniscope.sources.open import HEAD_LEN, map_file
 from cniscope.wire import pcap as pcap_file
@@ -184,7 +185,7 @@ def _read_range(part: Part, info: InputInfo, batch_size: int) -> tuple[list[pl.D
             return tables, None, None
         end = start
         for batch in pcap.iter_batches(buf, info, batch_size, start=start, stop=part.stop - shift, first=part.first):
-            tables.append(finish(decode_batch(batch, part.index, TUNNEL_PORTS), batch, part.spec, info, {}))
+            tables.append(decode_batch(batch, part.index, TUNNEL_PORTS, tags=Tags(part.spec.node)))
             info.packets += len(batch.offset)
             end = int(batch.offset[-1]) + int(batch.caplen[-1])
     if shift:

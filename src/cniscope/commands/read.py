@@ -38,7 +38,8 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
-        table_out.stream_parquet(ingest.batches(given, infos, PARQUET_BATCH, decoders=_decoders()), output)
+        table_out.stream_parquet(ingest.batches_as(table_out.arrow_table, given, infos, PARQUET_BATCH, decoders=_decoders()),
+                                 output)
     elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
         table_out.stream(ingest.batches(given, infos), fmt, output)
     else:

@@ -151,6 +151,16 @@ def strings(texts: Sequence[str | None]) -> Array:
     return Array(b"u", len(encoded), nulls, (bitmap, offsets, data))
 
 
+def texts(a: Array) -> list[str | None]:
+    """The values of a UTF-8 string array (`strings`), None where null."""
+    bitmap, offsets, data = a.buffers
+    assert offsets is not None and data is not None
+    raw, at = data.tobytes(), offsets.tolist()
+    valid = [True] * a.length if bitmap is None else np.unpackbits(bitmap.view(np.uint8), count=a.length,
+                                                                   bitorder="little").astype(bool).tolist()
+    return [raw[at[i]:at[i + 1]].decode() if ok else None for i, ok in enumerate(valid)]
+
+
 def dictionary(indices: np.ndarray, texts: Sequence[str | None]) -> Array:
     """Text as int32 `indices` (negative: null) into `texts`: an Arrow dictionary array."""
     codes = indices.astype(np.int32, copy=False)

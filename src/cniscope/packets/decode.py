@@ -49,6 +49,7 @@ from cniscope.packets.chunks import Arrays, Scratch
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import SCHEMA, empty
+from cniscope.packets.tags import Tags, tagged
 
 NOT_BUILT = ("cniscope: the C frame decoder (cniscope.packets._decode) was not built (no C compiler at install?): "
              "decoding packet by packet in Python, many times slower")
@@ -56,8 +57,15 @@ _said: list[bool] = []  # whether NOT_BUILT was said
 
 
 def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread: Collection[str] = (),
-                 scratch: Scratch | None = None, kept: bool = False) -> pl.DataFrame:
-    """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels.
+                 scratch: Scratch | None = None, kept: bool = False, tags: Tags | None = None) -> pl.DataFrame:
+    """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels, the
+    rest as `decode_arrays` takes it."""
+    return table(decode_arrays(batch, ports, unread, scratch, kept, tags), input_index)
+
+
+def decode_arrays(batch: FrameBatch, ports: TunnelPorts, unread: Collection[str] = (), scratch: Scratch | None = None,
+                  kept: bool = False, tags: Tags | None = None) -> list[Arrays]:
+    """Each chunk's columns of `batch` as Arrow arrays (`chunks.decode`), tagged (`tags.tagged`) where `tags` says.
     `unread`: columns the caller drops unread (`analyze`), left null: not built at all. `scratch`: working arrays to
     take again (the batches of one input), else made for this batch. `kept`: the caller keeps every batch's table
     (`ingest.read`): its columns in pages of their own (`chunks._zeroed`)."""
@@ -65,7 +73,8 @@ def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread
         _said.append(True)
         print(NOT_BUILT, file=sys.stderr)
     with (scratch or Scratch()).held() as arrays:
-        return table(chunks.decode(batch, ports, frozenset(unread), arrays, kept), input_index)
+        decoded = chunks.decode(batch, ports, frozenset(unread), arrays, kept)
+    return tagged(decoded, batch, tags) if tags is not None else decoded
 
 
 def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
