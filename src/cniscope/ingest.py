@@ -2,8 +2,9 @@
 
 For each input it opens the file (or standard input), undoes its compression and tells its format by content
 (`cniscope.sources.open`), has the format's reader find the frames (`sources.pcap`, `sources.pcapng`) or the
-text rows (`sources.text.reader`), decodes the frames (`cniscope.packets.decode`), and tags every row with
-its input and node. Directories become their files first (`expand`): a `cniscope capture` directory the
+text rows (`sources.text.reader`), decodes the frames (`cniscope.packets.chunks`), tags every row with its input
+and node (`packets.tags`) and makes each batch a table (polars': `packets.decode`; `read --format parquet` pyarrow's,
+without importing polars). Directories become their files first (`expand`): a `cniscope capture` directory the
 per-node files its manifest names, any other directory every capture in it.
 
 Theory of operation: a batch of frames decodes on the other core while the reader walks on (the C decoder and
@@ -24,17 +25,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cniscope.ahead import Ahead, Walked
 from cniscope.capture import manifest
 from cniscope.errors import InputError, ReadWarning
 from cniscope.models import TUNNEL_PORTS
+from cniscope.packets import chunks
 from cniscope.packets.chunks import Arrays, Scratch
 from cniscope.packets.frames import FrameBatch
-from cniscope.packets.schema import empty
 from cniscope.packets.tags import Tags, tagged
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.open import (
@@ -49,6 +48,9 @@ from cniscope.sources.open import (
     refuse,
     text_tables,
 )
+
+if TYPE_CHECKING:
+    import polars as pl  # imported where a table is made: `read --format parquet` of binary inputs makes none
 
 # threads decoding batches at once (the C decoder and polars release the GIL); 0, on one core: the reading thread
 DECODERS = min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
@@ -112,6 +114,10 @@ def read(specs: list[InputSpec], batch_size: int = BATCH, on_batch: Callable[[In
         walked = ahead.take() if specs == [ahead.spec] else None
         ahead.close()  # what it holds, unless taken
     tables = list(batches(specs, infos, batch_size, on_batch, unread, kept=True, walked=walked))
+    import polars as pl
+
+    from cniscope.packets.schema import empty
+
     table = pl.concat(tables, rechunk=False) if tables else empty()
     return Capture(table=table, inputs=infos, source=Reopen(tuple(specs)))
 
@@ -187,6 +193,8 @@ def _input_tables(make: Make[T], spec: InputSpec, info: InputInfo, batch_size: i
 def _text_tags(spec: InputSpec, info: InputInfo) -> list[pl.Expr]:
     """A text input's index on every row; the node the user named where the input did not say one (a binary input's:
     `packets.tags`)."""
+    import polars as pl  # (the text reader imported it)
+
     columns = [pl.lit(info.index, dtype=pl.UInt16).alias("input")]
     if spec.node is not None:
         columns.append(pl.col("node").fill_null(spec.node))
@@ -234,9 +242,8 @@ class _Decoding:
         return Tags(self.node, mine if "info" not in self.unread else {})
 
     def decode(self, batch: FrameBatch, tags: Tags) -> Any:
-        from cniscope.packets.decode import decode_arrays  # here: the decoders, imports that text does not need
-
-        return self.make(decode_arrays(batch, TUNNEL_PORTS, self.unread, self.scratch, self.kept, tags), self.index)
+        decoded = chunks.decoded(batch, TUNNEL_PORTS, self.unread, self.scratch, self.kept)
+        return self.make(tagged(decoded, batch, tags), self.index)
 
     def ahead(self, decoded: Future[list[Arrays]], batch: FrameBatch) -> Any:
         """A batch decoded ahead (`cniscope.ahead`), tagged and made a table here."""

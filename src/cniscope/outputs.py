@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
-from cniscope.errors import UsageError
+from cniscope.errors import OutputError, UsageError
 
 
 def check_new_file(path: str | None, force: bool, option: str) -> None:
@@ -41,3 +45,49 @@ def check_new_dir(path: str, force: bool, option: str = "-o") -> None:
     if entries:
         raise UsageError(f"{option} {path}: the directory holds {len(entries)} entries already; give another "
                          "directory, or --force to write into it (files of the same name are replaced)")
+
+
+class Output:
+    """A file being written. An OS error (disk full, no permission) becomes an OutputError
+    naming the file; a broken pipe stays one, for main() to end quietly."""
+
+    def __init__(self, file: IO[Any], name: str) -> None:
+        self.file = file
+        self.name = name
+
+    def _guarded(self, action: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return action(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def write(self, data: Any) -> Any:
+        return self._guarded(self.file.write, data)
+
+    def flush(self) -> None:
+        self._guarded(self.file.flush)
+
+    def close(self) -> None:
+        self._guarded(self.file.close)
+
+    def __getattr__(self, name: str) -> Any:  # tell, closed, isatty ... as the file has them
+        return getattr(self.file, name)
+
+
+@contextmanager
+def opened(output: str | None, binary: bool = False) -> Iterator[Any]:
+    """`output` opened for writing (None: standard output), guarded as `Output`."""
+    if output is None:
+        yield Output(sys.stdout.buffer if binary else sys.stdout, "standard output")
+        return
+    try:
+        file = open(output, "wb") if binary else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from None
+    guarded = Output(file, output)
+    try:
+        yield guarded
+    finally:
+        guarded.close()

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from cniscope.models import TUNNEL_PORTS
 from cniscope.packets import arrow, chunks
 from cniscope.packets import decode as decode_module
+from cniscope.packets.chunks import NOT_BUILT
 from cniscope.packets.columns import NUMPY_TYPE
-from cniscope.packets.decode import NOT_BUILT, decode_batch, decode_batch_reference
+from cniscope.packets.decode import decode_batch, decode_batch_reference
 from cniscope.packets.fallback import DECODED, PACKET
 from cniscope.packets.schema import SCHEMA, Direction, LinkType, Tunnel, ip4_value, mac_value
 from tests.frames import (
@@ -339,7 +340,7 @@ def test_without_the_c_decoder_every_frame_decodes_through_the_fallback_and_it_s
     batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames])
     fast = decode_batch(batch, 0, TUNNEL_PORTS)
     monkeypatch.setattr(chunks, "_C", None)
-    monkeypatch.setattr(decode_module, "_said", [])
+    monkeypatch.setattr(chunks, "_said", [])
     assert decode_batch(batch, 0, TUNNEL_PORTS).equals(fast, null_equal=True)
     assert decode_batch(batch, 0, TUNNEL_PORTS).equals(fast, null_equal=True)
     assert capsys.readouterr().err.count(NOT_BUILT) == 1  # said once, not once a batch
@@ -674,7 +675,7 @@ def test_unread_columns_are_left_null_and_the_others_are_the_same(path: str, mon
     batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix], first_frame=10)
     if path == "fallback":
         monkeypatch.setattr(chunks, "_C", None)
-        monkeypatch.setattr(decode_module, "_said", [True])
+        monkeypatch.setattr(chunks, "_said", [True])
     whole = decode_batch(batch, 1, TUNNEL_PORTS)
     lean = decode_batch(batch, 1, TUNNEL_PORTS, unread=UNREAD)
     for name in ("frame", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "error"):

@@ -1,11 +1,13 @@
-"""`read --format parquet`'s batches made straight from the decoded arrays (`table_out.arrow_table`) are the Arrow
-tables the polars path makes (`decode.table`, then `table_out.to_arrow`): the same schema, values, nulls and
+"""`read --format parquet`'s batches made straight from the decoded arrays (`parquet_out.arrow_table`) are the Arrow
+tables the polars path makes (`decode.table`, then `parquet_out.to_arrow`): the same schema, values, nulls and
 dictionaries in the same order, so the same file; and what ingest puts on the rows (input, node, comments, null
 times) is there, whatever the batches and chunks. With and without the C encoder and the C decoder."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,8 @@ import pytest
 from cniscope import ingest
 from cniscope.packets import chunks
 from cniscope.packets.kinds import LinkType
-from cniscope.report import parquet_parts, table_out
-from cniscope.report.table_out import PARQUET_OPTIONS
+from cniscope.report import parquet_out, parquet_parts
+from cniscope.report.parquet_out import PARQUET_OPTIONS
 from cniscope.sources import InputSpec
 from cniscope.wire.pcapng import PcapngWriter
 from tests.frames import arp, dns, ethernet, icmp, ipv4, ipv6, sll2, tcp, udp, vxlan, write_pcap
@@ -88,14 +90,14 @@ def inputs(tmp_path: Path) -> dict[str, list[InputSpec]]:
 
 def _both(specs: list[InputSpec], batch_size: int) -> tuple[list[pa.Table], list[pa.Table]]:
     """The batches as `read --format parquet` makes them, and through polars."""
-    straight = [table_out._prepared(t) for t in ingest.batches_as(table_out.arrow_table, specs, [], batch_size)]
-    through = [table_out.to_arrow(t) for t in ingest.batches(specs, [], batch_size)]
+    straight = [parquet_out._prepared(t) for t in ingest.batches_as(parquet_out.arrow_table, specs, [], batch_size)]
+    through = [parquet_out.to_arrow(t) for t in ingest.batches(specs, [], batch_size)]
     return straight, through
 
 
 def _file(tables: list[Any]) -> bytes:
     out = io.BytesIO()
-    parquet_parts.write(tables, out, table_out._arrow_schema(), PARQUET_OPTIONS, prepare=table_out._prepared)
+    parquet_parts.write(tables, out, parquet_out._arrow_schema(), PARQUET_OPTIONS, prepare=parquet_out._prepared)
     return out.getvalue()
 
 
@@ -117,7 +119,7 @@ def test_batches_made_from_the_arrays_are_those_polars_makes(inputs: dict[str, l
     straight, through = _both(inputs[name], batch_size)
     assert len(straight) == len(through) > 0
     for mine, theirs in zip(straight, through):
-        assert mine.schema.equals(table_out._arrow_schema())
+        assert mine.schema.equals(parquet_out._arrow_schema())
         assert mine.equals(theirs), next(f for f in mine.column_names if not mine[f].equals(theirs[f]))
     assert _file(straight) == _file(through)
 
@@ -127,8 +129,8 @@ def test_what_ingest_puts_on_the_rows(inputs: dict[str, list[InputSpec]]) -> Non
     input's index: the same in batches of 4 as in one."""
     specs = inputs["pcapng tagged"] + inputs["pcap"]
     def rows(batch_size: int) -> pl.DataFrame:
-        made = ingest.batches_as(table_out.arrow_table, specs, [], batch_size)
-        return pl.DataFrame(pa.concat_tables([table_out._prepared(t) for t in made]))
+        made = ingest.batches_as(parquet_out.arrow_table, specs, [], batch_size)
+        return pl.DataFrame(pa.concat_tables([parquet_out._prepared(t) for t in made]))
 
     whole = rows(1000)
     assert rows(4).equals(whole)
@@ -151,3 +153,24 @@ def test_chunks_of_a_batch_are_tagged_each_at_its_rows(inputs: dict[str, list[In
     expected = rows(inputs["pcapng tagged"])
     monkeypatch.setattr(chunks, "CHUNK", 5)
     assert rows(inputs["pcapng tagged"]).equals(expected)
+
+
+def test_the_schema_is_the_one_polars_converts_the_table_to() -> None:
+    """Made without polars, it is polars' own, field metadata included (what has polars read a text column back as
+    categorical); the dictionary-encoded columns are the text ones."""
+    from cniscope.packets.schema import COLUMNS, empty
+
+    assert parquet_out._arrow_schema().equals(empty().to_arrow().schema, check_metadata=True)
+    assert PARQUET_OPTIONS["use_dictionary"] == [c.name for c in COLUMNS if c.dtype in (pl.Utf8, pl.Categorical)]
+
+
+def test_parquet_of_a_binary_input_imports_no_polars(inputs: dict[str, list[InputSpec]], tmp_path: Path) -> None:
+    """Polars is 0.1 s of the command's start: a binary input's batches never become polars tables."""
+    probe = ("import sys\nfrom cniscope.cli import main\n"
+             "code = main(['read', '--format', 'parquet', '-o', sys.argv[1], sys.argv[2]])\n"
+             "print(code, sorted(m for m in sys.modules if m.startswith('polars')))")
+    target = tmp_path / "out.parquet"
+    done = subprocess.run([sys.executable, "-c", probe, str(target), inputs["pcapng"][0].path], capture_output=True,
+                          text=True, check=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "0 []"
+    assert pl.read_parquet(target).height == 34

@@ -17,8 +17,8 @@ import pytest
 
 from cniscope import ingest
 from cniscope.packets.schema import SCHEMA, empty
-from cniscope.report import parquet_parts, table_out
-from cniscope.report.table_out import PARQUET_OPTIONS, stream_parquet, to_arrow
+from cniscope.report import parquet_out, parquet_parts
+from cniscope.report.parquet_out import PARQUET_OPTIONS, stream_parquet, to_arrow
 from cniscope.sources import InputSpec
 from tests.compiled import compile_c
 from tests.frames import ethernet, icmp, ipv4, tcp, udp, vxlan
@@ -405,7 +405,7 @@ def test_categorical_columns_from_their_codes_are_what_polars_makes(distinct: in
     frames = [pl.Series("iface", values, pl.Categorical()), pl.Series("iface", [None, "a", None] * 100, pl.Categorical()),
               pl.Series("iface", sorted(names * 3), pl.Categorical()).slice(1)]
     for series in frames:
-        made = table_out._categorical(series, ARROW.field("iface").type)
+        made = parquet_out._categorical(series, ARROW.field("iface").type)
         if distinct > 2048 and series.n_unique() > 2048:
             assert made is None
         else:

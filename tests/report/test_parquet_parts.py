@@ -16,7 +16,7 @@ import pytest
 from cniscope import ingest
 from cniscope.packets.schema import empty
 from cniscope.report import parquet_parts
-from cniscope.report.table_out import PARQUET_OPTIONS, to_arrow
+from cniscope.report.parquet_out import PARQUET_OPTIONS, to_arrow
 from cniscope.sources import InputSpec
 from cniscope.wire import pcap as pcap_file
 from tests.frames import ethernet, icmp, ipv4, tcp, udp, vxlan
@@ -137,7 +137,7 @@ def test_to_arrow_is_polars_to_arrow(batches: list[pl.DataFrame]) -> None:
 def test_stream_parquet_file_without_the_c_encoder(batches: list[pl.DataFrame], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Where `_parquet` was not built, `read --format parquet` writes what one pyarrow writer does."""
-    from cniscope.report.table_out import stream_parquet
+    from cniscope.report.parquet_out import stream_parquet
 
     monkeypatch.setattr(parquet_parts, "_parquet", None)
     target = tmp_path / "out.parquet"

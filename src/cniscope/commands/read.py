@@ -10,7 +10,7 @@ from cniscope import ingest
 from cniscope.commands.inputs import exit_code, input_specs, tell
 from cniscope.heap import small_pages
 from cniscope.outputs import check_new_file
-from cniscope.report import parquet_parts, table_out
+from cniscope.report import parquet_out, parquet_parts
 from cniscope.sources import InputInfo
 
 # rows a batch (and a row group) of `read --format parquet`: twice ingest's, for its per-batch cost (the readers' and
@@ -38,11 +38,15 @@ def read_command(inputs: tuple[str, ...], nodes: tuple[str, ...], fmt: str, outp
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
-        table_out.stream_parquet(ingest.batches_as(table_out.arrow_table, given, infos, PARQUET_BATCH, decoders=_decoders()),
-                                 output)
+        parquet_out.stream_parquet(ingest.batches_as(parquet_out.arrow_table, given, infos, PARQUET_BATCH,
+                                                      decoders=_decoders()), output)
     elif fmt in ("json", "csv"):  # streamed batch by batch, like parquet
+        from cniscope.report import table_out  # (polars: parquet of binary inputs does without it)
+
         table_out.stream(ingest.batches(given, infos), fmt, output)
     else:
+        from cniscope.report import table_out
+
         capture = ingest.read(given)
         infos = capture.inputs
         table_out.write(capture.table, fmt, output)

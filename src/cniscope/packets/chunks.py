@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib
 import mmap
 import socket
-from collections.abc import Iterator
+import sys
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -55,12 +56,30 @@ def built() -> bool:
 def decode(batch: FrameBatch, ports: TunnelPorts, unread: frozenset[str], scratch: dict[str, np.ndarray], kept: bool,
            compiled: bool = True) -> list[Arrays]:
     """The arrays of each chunk of `CHUNK` rows of `batch` (one for a batch of `ingest`); `compiled` False: through the
-    fallback (`decode.decode_batch_reference`). `unread`, `scratch`, `kept` as `decode.decode_batch` takes them."""
+    fallback (`decode.decode_batch_reference`). `unread`, `scratch`, `kept` as `decoded` takes them."""
     kinds = port_kinds(ports)
     n = len(batch.offset)
     module = _C if compiled else None
     return [_decode_chunk(batch, start, min(start + CHUNK, n), ports, kinds, module, unread, scratch, kept)
             for start in range(0, n, CHUNK)]
+
+
+NOT_BUILT = ("cniscope: the C frame decoder (cniscope.packets._decode) was not built (no C compiler at install?): "
+             "decoding packet by packet in Python, many times slower")
+_said: list[bool] = []  # whether NOT_BUILT was said
+
+
+def decoded(batch: FrameBatch, ports: TunnelPorts, unread: Collection[str] = (), scratch: Scratch | None = None,
+            kept: bool = False) -> list[Arrays]:
+    """Each chunk's columns of `batch` as Arrow arrays (`decode`); where the C decoder was not built, said once.
+    `unread`: columns the caller drops unread (`analyze`), left null: not built at all. `scratch`: working arrays to
+    take again (the batches of one input), else made for this batch. `kept`: the caller keeps every batch's table
+    (`ingest.read`): its columns in pages of their own (`_zeroed`)."""
+    if not built() and len(batch.offset) and not _said:
+        _said.append(True)
+        print(NOT_BUILT, file=sys.stderr)
+    with (scratch or Scratch()).held() as arrays:
+        return decode(batch, ports, frozenset(unread), arrays, kept)
 
 
 class Scratch:

@@ -39,7 +39,6 @@ random frames.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Collection
 
 import polars as pl
@@ -51,30 +50,13 @@ from cniscope.packets.ports import TunnelPorts
 from cniscope.packets.schema import SCHEMA, empty
 from cniscope.packets.tags import Tags, tagged
 
-NOT_BUILT = ("cniscope: the C frame decoder (cniscope.packets._decode) was not built (no C compiler at install?): "
-             "decoding packet by packet in Python, many times slower")
-_said: list[bool] = []  # whether NOT_BUILT was said
-
 
 def decode_batch(batch: FrameBatch, input_index: int, ports: TunnelPorts, unread: Collection[str] = (),
                  scratch: Scratch | None = None, kept: bool = False, tags: Tags | None = None) -> pl.DataFrame:
     """The packet table rows of every frame in `batch` (schema order and types); `ports` names the UDP tunnels, the
-    rest as `decode_arrays` takes it."""
-    return table(decode_arrays(batch, ports, unread, scratch, kept, tags), input_index)
-
-
-def decode_arrays(batch: FrameBatch, ports: TunnelPorts, unread: Collection[str] = (), scratch: Scratch | None = None,
-                  kept: bool = False, tags: Tags | None = None) -> list[Arrays]:
-    """Each chunk's columns of `batch` as Arrow arrays (`chunks.decode`), tagged (`tags.tagged`) where `tags` says.
-    `unread`: columns the caller drops unread (`analyze`), left null: not built at all. `scratch`: working arrays to
-    take again (the batches of one input), else made for this batch. `kept`: the caller keeps every batch's table
-    (`ingest.read`): its columns in pages of their own (`chunks._zeroed`)."""
-    if not chunks.built() and len(batch.offset) and not _said:
-        _said.append(True)
-        print(NOT_BUILT, file=sys.stderr)
-    with (scratch or Scratch()).held() as arrays:
-        decoded = chunks.decode(batch, ports, frozenset(unread), arrays, kept)
-    return tagged(decoded, batch, tags) if tags is not None else decoded
+    rest as `chunks.decoded` takes it; tagged (`tags.tagged`) where `tags` says."""
+    decoded = chunks.decoded(batch, ports, unread, scratch, kept)
+    return table(tagged(decoded, batch, tags) if tags is not None else decoded, input_index)
 
 
 def decode_batch_reference(batch: FrameBatch, input_index: int, ports: TunnelPorts) -> pl.DataFrame:
