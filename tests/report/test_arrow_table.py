@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
 
 from cniscope import ingest
-from cniscope.packets import chunks
+from cniscope.packets import arrow, chunks
 from cniscope.packets.kinds import LinkType
 from cniscope.report import parquet_out, parquet_parts
 from cniscope.report.parquet_out import PARQUET_OPTIONS
@@ -174,3 +175,20 @@ def test_parquet_of_a_binary_input_imports_no_polars(inputs: dict[str, list[Inpu
                           text=True, check=True, timeout=120)
     assert done.stdout.splitlines()[-1] == "0 []"
     assert pl.read_parquet(target).height == 34
+
+
+@pytest.mark.parametrize("distinct", [1, 3000])
+@pytest.mark.parametrize("encoder", ["c", "numpy"])
+def test_dictionaries_in_order_of_first_appearance(distinct: int, encoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row's index into the texts in order of first appearance, nulls skipped: in C (up to its cap), else numpy
+    (past the cap, or where C is not built), as a plain walk of the rows gives them."""
+    if encoder == "numpy":
+        monkeypatch.setattr(parquet_parts, "_parquet", None)
+    rng = np.random.default_rng(distinct)
+    codes = rng.integers(0, distinct, 20000).astype(np.int32)
+    valid = rng.random(20000) > 0.3
+    texts = [f"t{k}" for k in range(distinct)]
+    made = parquet_out._dictionary(arrow.dictionary(np.where(valid, codes, -1), texts), parquet_out._TYPES[b"i"], 20000)
+    order = list(dict.fromkeys(codes[valid].tolist()))
+    assert made.dictionary.to_pylist() == [texts[k] for k in order]
+    assert made.to_pylist() == [texts[c] if ok else None for c, ok in zip(codes.tolist(), valid.tolist())]
