@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cniscope.errors import ExitCode, UsageError
-from cniscope.outputs import check_new_dir, check_new_file
+from cniscope.outputs import check_new_dir, check_new_file, opened
 from cniscope.wire import pcap as pcap_file
 from tests.cli import run
 from tests.frames import ethernet, ipv4, tcp
@@ -60,3 +60,20 @@ def test_capture_into_a_directory_holding_files_is_refused(command: list[str], t
     ran = run(*command, "-o", str(tmp_path), *(["--", "node1", "true"] if command[0] == "lab" else []))
     assert ran.code == ExitCode.USAGE and "holds 1 entries already" in ran.err and "--force" in ran.err
     assert (tmp_path / "a.pcapng").read_text() == "an earlier capture"
+
+
+def test_a_regular_file_replaced_is_written_anew_not_truncated(tmp_path: Path) -> None:
+    """--force over a regular file writes a new one (ext4 writes back a truncated file at its close, on the writer's
+    time): a hard link to the old one keeps the old bytes. A symlink is written through, left a link."""
+    earlier, kept = tmp_path / "out.csv", tmp_path / "kept.csv"
+    earlier.write_text("old\n")
+    kept.hardlink_to(earlier)
+    with opened(str(earlier), binary=True) as target:
+        target.write(b"new\n")
+    assert earlier.read_text() == "new\n" and kept.read_text() == "old\n"
+    link, through = tmp_path / "link.csv", tmp_path / "through.csv"
+    through.write_text("old\n")
+    link.symlink_to(through)
+    with opened(str(link)) as target:
+        target.write("new\n")
+    assert link.is_symlink() and through.read_text() == "new\n"

@@ -82,6 +82,7 @@ def opened(output: str | None, binary: bool = False) -> Iterator[Any]:
     if output is None:
         yield Output(sys.stdout.buffer if binary else sys.stdout, "standard output")
         return
+    _unlink_regular(output)
     try:
         file = open(output, "wb") if binary else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as exc:
@@ -91,3 +92,15 @@ def opened(output: str | None, binary: bool = False) -> Iterator[Any]:
         yield guarded
     finally:
         guarded.close()
+
+
+def _unlink_regular(path: str) -> None:
+    """A regular file at `path` (replaced: --force) removed before it is written anew, not truncated: ext4
+    (`auto_da_alloc`) writes back a file truncated and written again when it is closed, on the writer's time (`read
+    --format parquet` at 10M: 0.16 s in close, 0.09 s in the truncating open), where a new file's pages are written
+    back later. A symlink, a device or a pipe is written through, as before."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass  # nothing there, or not ours to remove: opening it says what is wrong
