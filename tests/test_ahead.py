@@ -133,3 +133,26 @@ def test_the_walk_and_the_command_module_import_no_polars(path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
     frames, decoded, polars = done.stdout.split()
     assert int(frames) > 0 and int(decoded) > 0 and polars == "False", done.stderr
+
+
+@pytest.mark.parametrize("decoded", [1, 3])
+def test_comments_of_batches_decoded_ahead_are_their_rows_info(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               decoded: int) -> None:
+    """A batch decoded ahead gets its pcapng comments as the batches after it get theirs, in order."""
+    from cniscope.packets.kinds import LinkType
+    from cniscope.wire.pcapng import PcapngWriter
+    from tests.frames import ethernet, ipv4, tcp
+
+    path = tmp_path / "noted.pcapng"
+    with PcapngWriter(str(path)) as out:
+        out.section()
+        eth0 = out.interface("eth0", int(LinkType.ETHERNET))
+        for i in range(60):
+            out.packet(eth0, 1_700_000_000_000_000_000 + i, ethernet(ipv4(tcp(seq=i))), comment=f"n{i}" if i % 7 == 0 else None)
+    monkeypatch.setattr(ahead, "DECODED", decoded)
+    specs = [InputSpec(str(path))]
+    walk = ahead.Ahead(specs[0], batch_size=10)
+    walk._thread.join()
+    capture = ingest.read(specs, batch_size=10, ahead=walk)
+    _same(capture, ingest.read(specs, batch_size=10))
+    assert capture.table["info"].to_list() == [f"n{i}" if i % 7 == 0 else None for i in range(60)]

@@ -245,36 +245,39 @@ class _Decoding:
         decoded = chunks.decoded(batch, TUNNEL_PORTS, self.unread, self.scratch, self.kept)
         return self.make(tagged(decoded, batch, tags), self.index)
 
-    def ahead(self, decoded: Future[list[Arrays]], batch: FrameBatch) -> Any:
+    def ahead(self, decoded: Future[list[Arrays]], batch: FrameBatch, tags: Tags) -> Any:
         """A batch decoded ahead (`cniscope.ahead`), tagged and made a table here."""
-        return self.make(tagged(decoded.result(), batch, self.tags(batch)), self.index)
+        return self.make(tagged(decoded.result(), batch, tags), self.index)
 
     def tables(self, batches: Iterator[FrameBatch], early: deque[Future[list[Arrays]]],
                decoders: int) -> Iterator[tuple[FrameBatch, Any]]:
         """Each batch with its table, in order, the next ones decoding on `decoders` threads meanwhile (at most
         `decoders` + 1 batches decoding at once: memory stays bounded; 0: on this thread). `early`: the first
-        batches' arrays, decoded ahead: made tables here while the batches after them decode."""
+        batches' arrays, decoded ahead: made tables here while the batches after them decode. Each batch's tags are
+        taken as it comes from the reader, in order (a batch takes the comments of the frames before its end)."""
         if decoders < 1:
             for batch in batches:
-                yield batch, self.ahead(early.popleft(), batch) if early else self.decode(batch, self.tags(batch))
+                tags = self.tags(batch)
+                yield batch, self.ahead(early.popleft(), batch, tags) if early else self.decode(batch, tags)
             return
         with ThreadPoolExecutor(decoders, thread_name_prefix="decode") as pool:
-            pending: deque[tuple[FrameBatch, Future[Any] | None]] = deque()  # None: the next of `early`
+            pending: deque[tuple[FrameBatch, Tags, Future[Any] | None]] = deque()  # None: the next of `early`
             decoding, ahead = 0, len(early)  # of the pending batches, those the pool has; of the batches, those decoded ahead
             for batch in batches:
+                tags = self.tags(batch)
                 if ahead:
                     ahead -= 1
-                    pending.append((batch, None))
+                    pending.append((batch, tags, None))
                     continue
-                pending.append((batch, pool.submit(self.decode, batch, self.tags(batch))))
+                pending.append((batch, tags, pool.submit(self.decode, batch, tags)))
                 decoding += 1
                 while decoding > decoders:
-                    done, work = pending.popleft()
+                    done, taken, work = pending.popleft()
                     decoding -= work is not None
-                    yield done, self.ahead(early.popleft(), done) if work is None else work.result()
+                    yield done, self.ahead(early.popleft(), done, taken) if work is None else work.result()
             while pending:
-                done, work = pending.popleft()
-                yield done, self.ahead(early.popleft(), done) if work is None else work.result()
+                done, taken, work = pending.popleft()
+                yield done, self.ahead(early.popleft(), done, taken) if work is None else work.result()
 
 
 # --- what the user named: files, directories, capture directories ------------------------------
