@@ -467,7 +467,8 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
                                                                    compiled: bool, hops: bool) -> None:
     """One node in partitions here (`_correlate_one_node`: key, capture point and time put in partition order, a partition a
     slice of them), with the C steps or their numpy fallbacks: the columns of one partition, row for row. Without hops
-    in C, no partitions: the whole capture in time order (`_journeys_in_time`), the same columns; and with them, forced."""
+    in C, no partitions: the whole capture in time order (`_journeys_in_time`, also where one partition is planned), the
+    same columns; and with them, forced."""
     from tests.test_analyze_golden import generated
 
     if not compiled:
@@ -476,7 +477,8 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
             monkeypatch.setattr(journeys_mod, name, getattr(journeys_mod, f"python_{name}"))
     table = read([InputSpec(str(generated(tmp_path, 3000)))]).table
     columns = ["row", "journey", "hop", *(["hops", "delay"] if hops else [])]
-    whole = journeys_mod.correlate(table, hops=hops).table.select(columns)
+    # (the partitions run by a given `run`: the path of any capture, whatever its nodes)
+    whole = journeys_mod.correlate(table, hops=hops, run=journeys_mod.threads(1)).table.select(columns)
     assert whole["hop"].max() > 1 and whole["journey"].max() > 500
     seen, asked = [], []  # each partition's size, whichever did it; whether C did each it was asked to
     monkeypatch.setattr(journeys_mod, "one_node_partial", lambda *a, **k: seen.append(len(a[0])) or one_node_partial(*a, **k))
@@ -495,7 +497,7 @@ def test_one_node_partitions_in_place_give_one_partitions_columns(tmp_path: Path
     in_time = journeys_mod._journeys_in_time
     for windows in ([True, False] if compiled and not hops else [False]):
         monkeypatch.setattr(journeys_mod, "_journeys_in_time", in_time if windows else lambda *a: None)
-        for partitions, workers in ((2, 1), (7, 2), (64, 2)):
+        for partitions, workers in ((1, 1), (1, 2), (2, 1), (7, 2), (64, 2)) if not hops else ((2, 1), (7, 2), (64, 2)):
             seen.clear()
             asked.clear()
             parted = journeys_mod.correlate(table, partitions=partitions, workers=workers, hops=hops).table.select(columns)
