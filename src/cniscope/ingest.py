@@ -138,7 +138,7 @@ def batches_as(make: Make[T], specs: list[InputSpec], infos: list[InputInfo], ba
                kept: bool = False, walked: Walked | None = None,
                decoders: int = DECODERS) -> Iterator[T | pl.DataFrame]:
     """`batches`, a binary input's batches made by `make` from their tagged arrays (on the decoding threads: a polars
-    table, `decode.table`, or pyarrow's for parquet, `table_out.arrow_table`); a text input's as polars tables."""
+    table, `decode.table`, or pyarrow's for parquet, `parquet_out.arrow_table`); a text input's as polars tables."""
     for index, spec in enumerate(specs):
         mine = walked if index == 0 else None
         info = mine.info if mine is not None else InputInfo(index=index, name=spec.path, node=spec.node)

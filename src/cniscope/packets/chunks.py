@@ -8,7 +8,7 @@ reader's direction are put beside them. Where the C decoder was not built, every
 `fallback.decode_frame`, one by one, to the same rows.
 
 `cniscope.packets.tags` puts ingest's tags on them; `cniscope.packets.decode` hands them to polars (`decode.table`),
-`read --format parquet` to pyarrow (`report.table_out.arrow_table`); the walk ahead of the command's imports
+`read --format parquet` to pyarrow (`report.parquet_out.arrow_table`); the walk ahead of the command's imports
 (`cniscope.ahead`) decodes its first batches here before polars is imported (tests/test_ahead.py).
 """
 

@@ -1,7 +1,7 @@
 """What ingest puts on a binary input's decoded rows beside what the frames hold, on the chunks' Arrow arrays
 (`chunks.decode`), before any table is made of them: the node the user named where the file names none, null for a
 time the file did not hold, pcapng packet comments as `info`. Numpy alone, no polars: the arrays then become a polars
-table (`decode.table`) or, for `read --format parquet`, a pyarrow one (`table_out.arrow_table`), each the same rows.
+table (`decode.table`) or, for `read --format parquet`, a pyarrow one (`parquet_out.arrow_table`), each the same rows.
 """
 
 from __future__ import annotations
