@@ -112,6 +112,19 @@ def test_only_the_process_freezes_its_objects_at_the_end() -> None:
     assert done.stderr.splitlines()[-1] == "0 0 True"
 
 
+def test_only_the_process_holds_its_report_to_the_end() -> None:
+    """main() as the process leaves its report to the exit (`collector.hold`: not freed as the command returns);
+    called with args (in a program, in tests) it holds nothing."""
+    probe = ("import atexit, sys\nfrom cniscope import collector\nfrom cniscope.cli import main\n"
+             "main(['analyze', '--json', sys.argv[-1]])\nbefore = collector._until_exit\n"
+             "atexit.register(lambda: print(before, [type(x).__name__ for x in collector._until_exit or ()], file=sys.stderr))\n"
+             "sys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", probe, "analyze", "--json", str(SEED)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "None ['Report']"
+
+
 @pytest.mark.parametrize(("args", "code"), [(["analyze", "{good}"], ExitCode.OK), (["analyze", "--json", "{good}"], ExitCode.OK),
                                             (["analyze", "--fail-on", "info", "{good}"], ExitCode.FINDINGS),
                                             (["read", "{cut}"], ExitCode.DAMAGED_INPUT), (["analyze", "{missing}"], ExitCode.BAD_INPUT)])

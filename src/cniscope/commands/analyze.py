@@ -150,6 +150,7 @@ def _analyze(specs: list[InputSpec], *, model: str | None, cluster: str | None, 
     if report is None:
         tell(capture.inputs)
         return ExitCode.BAD_INPUT
+    collector.hold(report)  # let go by the process's exit, not as this returns
     if as_json:
         _echo_json(report)
     else:
