@@ -114,6 +114,15 @@ def compare(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: Modu
     assert fast.rewritten["journey"].equals(slow.rewritten["journey"])
     assert same_partition(np.concatenate([fast.seen, fast.firsts["tuple"].to_numpy(), fast.rewritten["tuple"].to_numpy()]),
                           np.concatenate([slow.seen, slow.firsts["tuple"].to_numpy(), slow.rewritten["tuple"].to_numpy()]))
+    # in stretches of rows on threads: journeys begun in one stretch go on in the next, NAT among them
+    monkeypatch.setattr(flows, "SCAN_STRETCH", 7)
+    for workers in (2, 3, 5):
+        split_tuples = np.empty(table.height, np.uint64)
+        split = flows.scan(table, count, split_tuples, workers=workers)
+        assert (split_tuples == c_tuples).all() and (split.seen == fast.seen).all() and (split.leg_rows == fast.leg_rows).all()
+        assert split.firsts.equals(fast.firsts) and split.rewritten.equals(fast.rewritten)
+        assert split.journeys == count and split.bare == fast.bare
+        assert flows.number(table, workers).table["flow"].equals(want.table["flow"])
     return got
 
 
@@ -151,7 +160,7 @@ def test_nulls_and_zeros_and_names_are_told_apart(compiled: ModuleType) -> None:
         hop=pl.lit(0, dtype=pl.UInt32), row=pl.Series(np.arange(n, dtype=np.uint32))).select(flows.SCANNED)
     tuples = np.empty(n, np.uint64)
     compiled.tuple_scan(tuple(table[name].to_physical().__arrow_c_stream__() for name in flows.SCANNED), np.empty(n, np.uint64),
-                        np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), tuples)
+                        np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), tuples, 0, n, 0)
     assert len(set(tuples[:5].tolist())) == 5 and tuples[4] == tuples[5] and tuples[0] == tuples[6]
 
 
@@ -164,7 +173,7 @@ def test_what_lies_under_a_null_is_not_read(compiled: ModuleType) -> None:
     def tuples(t: pl.DataFrame) -> np.ndarray:
         out, n = np.empty(t.height, np.uint64), t.height
         compiled.tuple_scan(tuple(t[name].to_physical().__arrow_c_stream__() for name in flows.SCANNED), np.empty(n, np.uint64),
-                            np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), out)
+                            np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), out, 0, n, 0)
         return out
 
     numbers = [name for name in flows.SCANNED if table[name].dtype != pl.Categorical and table[name].null_count()]
@@ -190,6 +199,10 @@ def test_journeys_not_numbered_by_first_row_are_refused(compiled: ModuleType, mo
         use(monkeypatch)
         with pytest.raises(ValueError, match="numbered by first row"):
             flows.number(skipped)
+    monkeypatch.setattr(flows, "SCAN_STRETCH", 10)  # in stretches: the one where a number is skipped, and the next
+    for stretches in (2, 5):
+        with pytest.raises(ValueError, match="numbered by first row"):
+            flows.number(skipped, stretches)
 
 
 def test_columns_of_other_types_are_refused(compiled: ModuleType) -> None:
@@ -197,7 +210,7 @@ def test_columns_of_other_types_are_refused(compiled: ModuleType) -> None:
     columns = tuple(table[name].to_physical().__arrow_c_stream__() for name in flows.SCANNED)
     n = table.height
     with pytest.raises(ValueError, match="column src"):
-        compiled.tuple_scan(columns, np.empty(n, np.uint64), np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), None)
+        compiled.tuple_scan(columns, np.empty(n, np.uint64), np.empty(n, bool), *(np.empty(n, t) for t in (np.uint32, np.uint64, np.uint32)), None, 0, n, 0)
 
 
 @pytest.mark.parametrize("kind", ["random", "repeated", "one", "ends", "many"])

@@ -219,14 +219,17 @@ static int block_tuples(const Column *col, int64_t start, int n, Scratch *s) {
     return shown;
 }
 
-/* A growing array of (journey, tuple): the sightings whose tuple differs from their journey's first. */
+/* A growing array of (journey, tuple): the sightings whose tuple differs from their journey's first; with `rows`,
+ * each one's row too (`at`). */
 typedef struct {
     uint32_t *journey;
     uint64_t *tuple;
+    int64_t *at;
+    int rows;
     Py_ssize_t count, room;
 } Rewritten;
 
-static int rewritten_add(Rewritten *r, uint32_t journey, uint64_t tuple) {
+static int rewritten_add(Rewritten *r, uint32_t journey, uint64_t tuple, int64_t at) {
     if (r->count == r->room) {
         Py_ssize_t room = r->room ? r->room * 2 : 1024;
         uint32_t *j = PyMem_RawRealloc(r->journey, room * sizeof *j);
@@ -235,27 +238,38 @@ static int rewritten_add(Rewritten *r, uint32_t journey, uint64_t tuple) {
         uint64_t *t = PyMem_RawRealloc(r->tuple, room * sizeof *t);
         if (t)
             r->tuple = t;
-        if (!j || !t)
+        int64_t *a = r->rows ? PyMem_RawRealloc(r->at, room * sizeof *a) : NULL;
+        if (a)
+            r->at = a;
+        if (!j || !t || (r->rows && !a))
             return -1;
         r->room = room;
     }
     r->journey[r->count] = journey;
+    if (r->rows)
+        r->at[r->count] = at;
     r->tuple[r->count++] = tuple;
     return 0;
 }
 
-/* tuple_scan(columns, seen, leg, first_journey, first_tuple, first_row, tuples) -> (journeys, firsts, rewritten
- * journeys, rewritten tuples, bare): one pass over a correlated table's rows. `columns`: a tuple of Arrow stream capsules
- * (None: all null) in the order of NAMES, unsigned integers (categories by their codes). Journeys must be numbered
- * 0.. by first row: `seen` (uint64, one a journey) gets each journey's tuple at its first row; `leg` (bool, one a
- * row) marks each journey's first row and the rows whose tuple differs from it, which are also returned (uint32
- * journeys, uint64 tuples, as bytes); the first hops (hop 0) go to `first_*` (uint32, uint64, uint32; room for one a
- * journey), their count returned; `tuples` (uint64, one a row, or None) gets every row's tuple; `bare`: whether an
- * envelope (not of ARP) shows nothing of what it carries. */
+/* tuple_scan(columns, seen, leg, first_journey, first_tuple, first_row, tuples, start, stop, before) -> (journeys,
+ * firsts, rewritten journeys, rewritten tuples, rewritten rows, bare): one pass over rows [start, stop) of a correlated
+ * table. `columns`: a tuple of Arrow stream capsules (None: all null) in the order of NAMES, unsigned integers
+ * (categories by their codes). Journeys must be numbered 0.. by first row, `before` of them before `start`: `seen`
+ * (uint64, one a journey) gets each journey's tuple at its first row; `leg` (bool, one a row of the table) marks each
+ * journey's first row and the rows whose tuple differs from it, which are also returned (uint32 journeys, uint64
+ * tuples, as bytes); the first hops (hop 0) go to `first_*` (uint32, uint64, uint32; room for one a journey), their
+ * count returned; `tuples` (uint64, one a row of the table, or None) gets every row's tuple; `bare`: whether an
+ * envelope (not of ARP) shows nothing of what it carries. A row of a journey begun before `start` is not compared
+ * with its first (another thread may be scanning it): it is returned among the rewritten, its leg marked, for the
+ * caller to tell. With `before`, the rewritten rows' numbers (int64 bytes; else b""). Journeys after the last one
+ * numbered are how many the rows [0, stop) begin. */
 static PyObject *tuple_scan(PyObject *self, PyObject *args) {
     PyObject *columns, *tuples_obj;
     Py_buffer seen_, leg_, fj_, ft_, fr_, tuples_ = {0};
-    if (!PyArg_ParseTuple(args, "O!w*w*w*w*w*O", &PyTuple_Type, &columns, &seen_, &leg_, &fj_, &ft_, &fr_, &tuples_obj))
+    Py_ssize_t start, stop, before;
+    if (!PyArg_ParseTuple(args, "O!w*w*w*w*w*Onnn", &PyTuple_Type, &columns, &seen_, &leg_, &fj_, &ft_, &fr_, &tuples_obj,
+                          &start, &stop, &before))
         return NULL;
     PyObject *result = NULL;
     Column col[COLUMNS];
@@ -273,6 +287,11 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "first_* or tuples of the wrong sizes");
         goto done;
     }
+    if (start < 0 || start > stop || stop > rows || before < 0 || before > journeys) {
+        PyErr_SetString(PyExc_ValueError, "rows or journeys out of range");
+        goto done;
+    }
+    rewritten.rows = before > 0;
     for (int k = 0; k < COLUMNS; k++)
         if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], NAMES[k], "CSI") < 0)
             goto done;
@@ -289,13 +308,15 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
     uint64_t *seen = seen_.buf, *ft = ft_.buf, *out = tuples_.buf;
     uint8_t *leg = leg_.buf;
     uint32_t *fj = fj_.buf, *fr = fr_.buf;
-    int64_t high = -1, done = 0;
+    int64_t high = (int64_t)before - 1, done = start;
+    for (int k = 0; k < COLUMNS; k++)
+        col[k].pos = start;  /* (sought from the first chunk on) */
     int bare = 0;
     Py_ssize_t firsts = 0;
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
-    while (done < rows && !bad) {
-        int64_t stretch = columns_seek(col, COLUMNS, rows - done);
+    while (done < stop && !bad) {
+        int64_t stretch = columns_seek(col, COLUMNS, stop - done);
         if (stretch <= 0) {
             bad = "a column ends early";
             break;
@@ -322,9 +343,9 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
                     high = j;
                     seen[j] = t;
                     leg[done + i] = 1;
-                } else if (t != seen[j]) {  /* NAT rewrote it */
+                } else if ((Py_ssize_t)j < before || t != seen[j]) {  /* begun before `start`, or NAT rewrote it */
                     leg[done + i] = 1;
-                    if (rewritten_add(&rewritten, j, t) < 0) {
+                    if (rewritten_add(&rewritten, j, t, done + i) < 0) {
                         bad = "";
                         break;
                     }
@@ -350,14 +371,16 @@ static PyObject *tuple_scan(PyObject *self, PyObject *args) {
         say_bad(bad);
         goto done;
     }
-    result = Py_BuildValue("nny#y#O", (Py_ssize_t)(high + 1), firsts, rewritten.count ? (const char *)rewritten.journey : "",
+    result = Py_BuildValue("nny#y#y#O", (Py_ssize_t)(high + 1), firsts, rewritten.count ? (const char *)rewritten.journey : "",
                            rewritten.count * 4, rewritten.count ? (const char *)rewritten.tuple : "", rewritten.count * 8,
+                           rewritten.rows && rewritten.count ? (const char *)rewritten.at : "", rewritten.rows ? rewritten.count * 8 : 0,
                            bare ? Py_True : Py_False);
 done:
     for (int k = 0; k < COLUMNS; k++)
         column_free(&col[k]);
     PyMem_RawFree(rewritten.journey);
     PyMem_RawFree(rewritten.tuple);
+    PyMem_RawFree(rewritten.at);
     PyMem_RawFree(scratch);
     PyBuffer_Release(&seen_);
     PyBuffer_Release(&leg_);
