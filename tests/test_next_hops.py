@@ -81,3 +81,16 @@ def test_owners_from_sightings_gathered_before_the_model_are_the_same() -> None:
 
 def role_anywhere_nic(iface: str | None) -> Role | None:
     return role_anywhere(None, iface)
+
+
+def test_frames_and_sides_are_counted_by_capture_point() -> None:
+    """Of the unicast frames of no direction on a NIC: how many each capture point has, and how many show each MAC on
+    one side or the other (once for a frame from a MAC to itself); broadcasts and frames without both MACs left out."""
+    one = one_nic_table("eth0", (HOST, PEER), (PEER, HOST), (HOST, PEER), (HOST, HOST), (HOST, BROADCAST), (PEER, None))  # type: ignore[arg-type]
+    other = one_nic_table("eth0", (OTHER, HOST)).with_columns(node=pl.lit("node2", dtype=pl.Categorical))
+    seen = mac_sightings(pl.concat([one, other]))
+    assert sorted(seen.frames.iter_rows()) == [(0, "node1", "eth0", 5), (0, "node2", "eth0", 2)]
+    assert sorted(seen.sides.iter_rows()) == sorted([(0, "node1", "eth0", HOST, 5), (0, "node1", "eth0", PEER, 3),
+                                                     (0, "node1", "eth0", GATEWAY, 1), (0, "node2", "eth0", HOST, 2),
+                                                     (0, "node2", "eth0", GATEWAY, 1), (0, "node2", "eth0", OTHER, 1)])
+    assert seen.frames.schema["frames"] == seen.sides.schema["seen"] == pl.get_index_type()

@@ -53,11 +53,15 @@ def mac_sightings(table: pl.DataFrame, nics: Iterable[str] | None = None) -> Mac
         *_POINT, mac=pl.col("eth_src")).unique(maintain_order=True)
     undirected = table.lazy().filter(pl.col("direction").is_null() & pl.col("iface").is_in(sorted(nics)))
     unicast = _unicast(undirected.select(*_POINT, src=pl.col("eth_src"), dst=pl.col("eth_dst")))
-    sides = pl.concat([unicast.select(*_POINT, mac="src"), unicast.filter(pl.col("dst") != pl.col("src")).select(*_POINT, mac="dst")])
     arp = table.lazy().select(mac="arp_sha", spa="arp_spa").filter(pl.col("mac").is_not_null() & (pl.col("spa").fill_null(0) != 0))
-    return MacSightings(nics, *pl.collect_all([sent, unicast.group_by(*_POINT).agg(frames=pl.len()),
-                                               sides.group_by(*_POINT, "mac").agg(seen=pl.len()), arp.unique(maintain_order=True)],
-                                              engine="streaming"))
+    # the unicast frames counted by their capture point and pair of MACs (a few groups), and the frames and the sides
+    # counted from those (the frames grouped by point, then each side of them by point and MAC: 10M sightings 0.19 ->
+    # 0.08 s of CPU)
+    sent_macs, pairs, arp_macs = pl.collect_all([sent, unicast.group_by(*_POINT, "src", "dst").agg(n=pl.len()),
+                                                 arp.unique(maintain_order=True)], engine="streaming")
+    frames = pairs.group_by(*_POINT).agg(frames=pl.col("n").sum())
+    sides = pl.concat([pairs.select(*_POINT, mac="src", n="n"), pairs.filter(pl.col("dst") != pl.col("src")).select(*_POINT, mac="dst", n="n")])
+    return MacSightings(nics, sent_macs, frames, sides.group_by(*_POINT, "mac").agg(seen=pl.col("n").sum()), arp_macs)
 
 
 def _nic_somewhere(iface: str) -> bool:
