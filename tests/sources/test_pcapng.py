@@ -44,11 +44,10 @@ F = [bytes([i]) * (30 + i) for i in range(10)]
 
 @pytest.fixture(params=["compiled", "python"])
 def walked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The reader over the record walk and checks in C (where built) and over their Python and numpy stand-ins: the
-    same batches and damage."""
+    """The reader over the walk of packet blocks in C (where built) and over its Python stand-in: the same batches
+    and damage."""
     if request.param == "python":
-        monkeypatch.setattr(walk, "pcapng_blocks", walk.python_pcapng_blocks)
-        monkeypatch.setattr(walk, "pcapng_check", None)
+        monkeypatch.setattr(walk, "pcapng_packets", walk.python_pcapng_packets)
     elif not walk.COMPILED:
         pytest.skip("cniscope.wire._walk is not built (no C compiler at install)")
     return str(request.param)
@@ -175,6 +174,17 @@ def test_damage_keeps_the_packets_before_it(damage: str, message: str, walked: s
     assert frames_of(batches) == F[:3]
     (warning,) = info.warnings
     assert warning.where == f"byte {at}" and message in warning.message and info.damaged
+
+
+def test_an_interface_is_described_by_the_end_of_its_packets_batch(walked: str) -> None:
+    """A packet's interface is held to those its section describes when its batch ends, as the walk was checked
+    before it checked each block as it went: an interface block after the packet but in its batch describes it."""
+    data = shb("<") + idb("<", 1, 0) + epb("<", 1, 1, F[0]) + epb("<", 0, 2, F[1]) + idb("<", 1, 0) + epb("<", 1, 3, F[2])
+    batches, info, _ = read_all(data, batch_size=8)
+    assert frames_of(batches) == F[:3] and col(batches, "iface") == [1, 0, 1] and not info.warnings
+    batches, info, _ = read_all(data, batch_size=1)
+    (warning,) = info.warnings
+    assert frames_of(batches) == [] and "names interface 1, but the section describes 1" in warning.message
 
 
 def test_garbage_after_valid_data(walked: str) -> None:

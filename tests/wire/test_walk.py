@@ -71,56 +71,81 @@ def test_pcap_walks_agree(compiled: ModuleType, big: bool) -> None:
             pos = got[1]
 
 
+def packet_outputs(limit: int) -> tuple[np.ndarray, ...]:
+    """`pcapng_packets`' outputs for `limit` blocks, filled with junk: offset, caplen, wirelen, local, units, options,
+    length."""
+    return (np.full(limit, 7, np.int64), np.full(limit, 7, np.uint32), np.full(limit, 7, np.uint32),
+            np.full(limit, 7, np.int32), np.full(limit, 7, np.uint64), np.full(limit, 7, np.uint8),
+            np.full(limit, 7, np.uint32))
+
+
+def damaged_pcapng_bytes(rng: random.Random, big: bool) -> bytes:
+    """Packet blocks of random captured lengths, interfaces and options, now and then damaged each way (lengths, the
+    trailing length, the captured length), with other blocks among them and possibly a cut end."""
+    order = ">" if big else "<"
+    parts = []
+    rate = rng.choice([0.0, 0.01, 0.05, 0.2])
+    for _ in range(rng.randrange(0, 40)):
+        if rng.random() < 0.1:
+            parts.append(struct.pack(order + "III", rng.choice([pcapng.IDB, pcapng.SPB, 0xDEAD]), 12, 12))
+            continue
+        caplen = rng.randrange(0, 120)
+        length = 32 + (caplen + 3) // 4 * 4 + rng.choice([0, 0, 0, 8, 12])
+        said = rng.choice([rng.randrange(0, 200), rng.randrange(0, 1 << 32), length]) if rng.random() < rate else caplen
+        iface = rng.choice([2, 5, rng.randrange(0, 1 << 32)]) if rng.random() < rate else rng.choice([0, 0, 1])
+        words = [pcapng.EPB, length, iface, rng.randrange(0, 1 << 32), rng.randrange(0, 1 << 32), said,
+                 caplen + rng.randrange(0, 100)]
+        body = struct.pack(order + "7I", *words) + bytes(length - 32)
+        tail = rng.randrange(0, 1 << 32) if rng.random() < rate else length
+        if rng.random() < rate:  # the leading length lies
+            body = body[:4] + struct.pack(order + "I", rng.choice([0, 13, 31, length + 2, length + 64])) + body[8:]
+        parts.append(body + struct.pack(order + "I", tail))
+    data = b"".join(parts)
+    return data[: rng.randrange(0, len(data) + 1)] if rng.random() < 0.3 else data
+
+
 @pytest.mark.parametrize("big", [False, True])
 def test_pcapng_walks_agree(compiled: ModuleType, big: bool) -> None:
+    """The walk of packet blocks in C gives what the Python walk gives: how many, where it stopped, the first damaged
+    one, the largest interface, and every row's fields up to where it stopped."""
     rng = random.Random(120 + big)
-    for _ in range(400):
-        data = np.frombuffer(pcapng_bytes(rng, big), dtype=np.uint8)
-        end = rng.randrange(0, len(data) + 1)
+    for _ in range(600):
+        data = np.frombuffer(rng.choice([damaged_pcapng_bytes, pcapng_bytes])(rng, big), dtype=np.uint8)
+        end = rng.choice([len(data), rng.randrange(0, len(data) + 1)])
         limit = rng.choice([1, 3, 64])
-        ours, theirs = np.full(limit, -1, np.int64), np.full(limit, -1, np.int64)
-        our_fields, their_fields = np.full((limit, 8), 7, np.uint32), np.full((limit, 8), 9, np.uint32)
-        got = compiled.pcapng_blocks(data, 0, end, limit, big, pcapng.EPB, ours, our_fields)
-        want = walk.python_pcapng_blocks(data, 0, end, limit, big, pcapng.EPB, theirs, their_fields)
-        assert got == want and (ours == theirs).all(), (data.tobytes().hex(), end, limit)
-        found = got[0]
-        assert (our_fields[:found] == their_fields[:found]).all(), (data.tobytes().hex(), end, limit)
-        for row, at in zip(our_fields[:found].tolist(), ours[:found].tolist()):  # the words as the bytes hold them
-            words = struct.unpack_from((">" if big else "<") + "7I", data, at) if at + 28 <= end else (0,) * 7
-            assert row[:7] == list(words)
+        ours, theirs = packet_outputs(limit), packet_outputs(limit)
+        got = compiled.pcapng_packets(data, 0, end, limit, big, wire_pcap.MAX_CAPLEN, *ours)
+        want = walk.python_pcapng_packets(data, 0, end, limit, big, wire_pcap.MAX_CAPLEN, *theirs)
+        assert got == want, (data.tobytes().hex(), end, limit)
+        for a, b in zip(ours, theirs):
+            assert (a[: got[0]] == b[: got[0]]).all(), (data.tobytes().hex(), end, limit)
 
 
 @pytest.mark.parametrize("big", [False, True])
-def test_pcapng_checks_agree(compiled: ModuleType, big: bool) -> None:
-    """The C check of walked packet blocks gives what the reader's numpy check gives: how many are good (up to the
-    first bad one), and their packets' offsets, lengths, interfaces, timestamps and options."""
+def test_pcapng_walk_checks_as_the_reader_does(compiled: ModuleType, big: bool) -> None:
+    """The walk's check of each packet block is the reader's numpy check (`_check_numpy`, which also says why a block
+    is bad) with the interfaces left out: the same first bad block and, before it, the same packet fields."""
     from cniscope.sources.pcapng import _check_numpy
 
     rng = random.Random(1200 + big)
-    for _ in range(400):
-        n = rng.randrange(1, 40)
-        block, fields, at = np.zeros(n, dtype=np.int64), np.zeros((n, 8), dtype=np.uint32), rng.randrange(0, 100)
-        rate = rng.choice([0.0, 0.01, 0.05, 0.2])  # how often a block is damaged, each way
-        for row, k in zip(fields, range(n)):  # one after the other, as walked
-            kind = rng.choice([pcapng.EPB] * 6 + [pcapng.SPB, pcapng.OPB])
-            caplen = rng.choice([rng.randrange(0, 200), rng.randrange(0, 1 << 32)]) if rng.random() < rate else rng.randrange(0, 200)
-            length = (32 + caplen + 3) // 4 * 4 + rng.choice([0, 0, 0, 8, 12, 20]) - (12 if kind == pcapng.SPB else 0)
-            if rng.random() < rate:
-                length = rng.choice([0, 13, 31, length + 2, rng.randrange(0, 1 << 32)])
-            iface = rng.choice([0, 1, 2, 5, rng.randrange(0, 1 << 32)]) if rng.random() < rate else rng.choice([0, 0, 1])
-            tail = rng.randrange(0, 1 << 32) if rng.random() < rate else length
-            row[:] = [kind, length, iface, rng.randrange(0, 1 << 32), rng.randrange(0, 1 << 32), caplen,
-                      rng.randrange(0, 1 << 32) if rng.random() < 0.1 else caplen + rng.randrange(0, 100), tail]
-            block[k], at = at, at + min(length, 400)
-        end = at - rng.choice([0, 0, 0, 4, 30, 200])  # the last blocks may run past the end
-        interfaces, snap0 = rng.choice([0, 1, 2, 2, 3]), rng.choice([0, 0, 16, 64, 100])
-        outs = (np.empty(n, np.int64), np.empty(n, np.uint32), np.empty(n, np.uint32), np.empty(n, np.int32),
-                np.empty(n, np.uint64), np.empty(n, np.uint8))
-        good = compiled.pcapng_check(fields, block, end, interfaces, snap0, wire_pcap.MAX_CAPLEN, big, *outs)
-        want, *theirs, _ = _check_numpy(block, fields, end, interfaces, snap0, big)
-        assert good == want, (fields.tolist(), block.tolist(), end, interfaces, snap0)
+    for _ in range(600):
+        data = np.frombuffer(damaged_pcapng_bytes(rng, big), dtype=np.uint8)
+        outs = packet_outputs(64)
+        n, _, bad, top = compiled.pcapng_packets(data, 0, len(data), 64, big, wire_pcap.MAX_CAPLEN, *outs)
+        if not n:
+            assert (bad, top) == (-1, -1)
+            continue
+        blocks = outs[0][:n] - 28
+        fields = np.zeros((n, 8), dtype=np.uint32)
+        for row, at in zip(fields, blocks.tolist()):
+            walk.header_words(data, at, len(data), big, row)
+        good, *theirs, _ = _check_numpy(blocks, fields, len(data), 1 << 33, 0, big)
+        assert (bad if bad >= 0 else n) == good, data.tobytes().hex()
+        assert top == int(fields[:, 2].max())
         for ours, expected in zip(outs, theirs):
-            assert (ours[:good] == expected[:good]).all(), (fields.tolist(), block.tolist(), end, interfaces, snap0)
+            assert (ours[:good] == expected[:good]).all(), data.tobytes().hex()
+        assert (outs[6][:good] == fields[:good, 1]).all()
+    assert walk.EPB == pcapng.EPB  # the walk's own (it cannot import wire.pcapng)
 
 
 def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
@@ -129,8 +154,9 @@ def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
         compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(4, np.int64))
     with pytest.raises(ValueError, match="fewer than limit"):
         compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(8, np.int64), np.empty((4, 4), np.uint32))
-    with pytest.raises(ValueError, match="fewer than limit"):
-        compiled.pcapng_blocks(data, 0, 100, 8, False, pcapng.EPB, np.empty(8, np.int64), np.empty((4, 8), np.uint32))
+    short = (*packet_outputs(8)[:6], np.empty(4, np.uint32))
+    with pytest.raises(ValueError, match="limit blocks"):
+        compiled.pcapng_packets(data, 0, 100, 8, False, wire_pcap.MAX_CAPLEN, *short)
 
 
 def reference_pcap_walk(data: bytes, limit: int) -> tuple[list[int], list[int], str | None]:

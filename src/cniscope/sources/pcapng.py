@@ -1,9 +1,11 @@
 """pcapng: find the packets of a mapped file, with their interface, node and direction.
 
 Theory of operation: `cniscope.wire.walk` walks the enhanced packet blocks
-(in C), keeping the offset of each and the words of its header and trailing length, and Python reads the section and
-interface blocks between them as they come, for a window of at most `batch_size` packets; numpy then
-checks the packet fields of the whole window at once. Options are
+(in C), checking each and writing its packet's fields (offset, lengths, interface, timestamp) into the window's
+arrays, and Python reads the section and interface blocks between them as they come, for a window of at most
+`batch_size` packets; the interfaces the packets name are held to those the section describes when the window is
+flushed (an interface block may come after a packet that names it), and so are the rare simple and obsolete packet
+blocks, in numpy. Options are
 parsed in Python only for the packet blocks that carry any (their length says
 so). A batch never spans two sections, so it has one byte order.
 
@@ -47,7 +49,6 @@ from cniscope.wire import walk
 from cniscope.wire.pcapng import (
     BYTE_ORDER_MAGIC,
     DIRECTION_OF_RECEPTION,
-    EPB,
     EPB_FLAGS,
     IDB,
     IF_DESCRIPTION,
@@ -132,9 +133,8 @@ class Reader:
         self.node_names: list[str | None] = []
         self.first = 0
         self.comments: dict[int, str] = {}
-        self.window = np.empty(batch_size, dtype=np.int64)  # offsets of the packet blocks walked, not yet checked
-        self.fields = np.empty((batch_size, 8), dtype=np.uint32)  # their header words and trailing length (walk.pcapng_blocks)
-        self.walked = 0  # how many of them
+        self.window: _Window | None = None  # the packet blocks walked, not yet flushed
+        self.lengths = np.empty(batch_size, dtype=np.uint32)  # their blocks' lengths (read where a block has options)
         self.same: dict[tuple[int, int, str], np.ndarray] = {}  # `_lookup`'s arrays of one value, by value, length, type
 
     def batches(self) -> Iterator[FrameBatch]:
@@ -148,7 +148,7 @@ class Reader:
                     pos = self._section_header(pos)
                     continue
                 pos = self._walk(pos)
-                if self.walked >= self.batch_size:
+                if self.window is not None and self.window.walked >= self.batch_size:
                     yield from self._flush(self._take())
             yield from self._flush(self._take())
         except _Damage as damage:
@@ -194,26 +194,33 @@ class Reader:
             raise _Damage(pos, f"block lengths disagree: {length} at the start, {trailing} at the end")
         return length
 
-    def _take(self) -> tuple[np.ndarray, np.ndarray]:
-        """The offsets and header words walked so far, leaving the window empty (flushed once, even when damage follows).
-        Views, not copies: the window is walked again only once they are flushed."""
-        block, fields, self.walked = self.window[: self.walked], self.fields[: self.walked], 0
-        return block, fields
+    def _take(self) -> _Window | None:
+        """The packet blocks walked so far, leaving none (flushed once, even when damage follows)."""
+        window, self.window = self.window, None
+        return window
 
     def _walk(self, pos: int) -> int:
         """Walk the blocks of the current section from pos until the window is full or a section starts.
 
-        The walk (`cniscope.wire.walk`) trusts every EPB's length, and reads the words of each block's header and
-        its trailing length as it goes: `_flush` checks the window's blocks vectorized, and nothing after a bad one
-        is used.
+        The walk (`cniscope.wire.walk`) checks each enhanced packet block as it goes, all but its interface (which an
+        interface block later in the batch may describe), and writes its packet's fields into the window's arrays;
+        the rare simple and obsolete packet blocks are checked in `_flush`. Nothing from the first bad one on is used.
         """
         assert self.section is not None
         end, order = self.end, self.section.byteorder
-        while self.walked < self.batch_size:
-            count, pos = walk.pcapng_blocks(self.data, pos, end, self.batch_size - self.walked, order == ">", EPB,
-                                            self.window[self.walked:], self.fields[self.walked:])
-            self.walked += count
-            if self.walked >= self.batch_size:
+        if self.window is None:
+            self.window = _Window(self.batch_size)
+        w = self.window
+        while w.walked < self.batch_size:
+            at = w.walked
+            count, pos, bad, top = walk.pcapng_packets(
+                self.data, pos, end, self.batch_size - at, order == ">", MAX_CAPLEN, w.offset[at:], w.caplen[at:],
+                w.wirelen[at:], w.local[at:], w.units[at:], w.options[at:], self.lengths[at:])
+            w.walked += count
+            if bad >= 0 and w.bad is None:
+                w.bad = at + bad
+            w.top = max(w.top, top)
+            if w.walked >= self.batch_size:
                 return pos
             if pos + 8 > end:  # the end, or a cut block
                 if pos < end:
@@ -224,9 +231,8 @@ class Reader:
                 return pos
             length = self._block_length(pos, order)
             if kind in (OPB, SPB):
-                self.window[self.walked] = pos
-                walk.header_words(self.data, pos, end, order == ">", self.fields[self.walked])
-                self.walked += 1
+                w.others[w.walked] = pos
+                w.walked += 1
             elif kind == IDB:
                 self._interface(pos, length)
             pos += length
@@ -263,33 +269,51 @@ class Reader:
         self.iface_names.append(iface.name)
         self.iface_nodes.append(iface.node or self.section.node)
 
-    def _flush(self, taken: tuple[np.ndarray, np.ndarray]) -> Iterator[FrameBatch]:
-        """Check the packet blocks at `block` from the header words the walk read (`fields`: type, length, interface,
-        timestamp high and low, captured and wire lengths, trailing length); yield them up to the first damaged one,
-        then raise."""
-        block, fields = taken
-        n = len(block)
-        if not n:
+    def _flush(self, window: _Window | None) -> Iterator[FrameBatch]:
+        """The packet blocks of `window` checked against the section's interfaces as they stand, and the simple and
+        obsolete ones whole (`_check_numpy`); yield them up to the first damaged one, then raise."""
+        if window is None or not window.walked:
             return
         assert self.section is not None
-        section, order, end = self.section, self.section.byteorder, self.end
-        snap0 = section.interfaces[0].snaplen if section.interfaces else 0
-        if walk.pcapng_check is not None:  # in C, block by block: the numpy passes took as long as the walk
-            offset, units = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
-            caplen, wirelen = np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32)
-            local, options = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.uint8)
-            good = walk.pcapng_check(fields, block, end, len(section.interfaces), snap0, MAX_CAPLEN, order == ">",
-                                     offset, caplen, wirelen, local, units, options)
-        else:
-            good, offset, caplen, wirelen, local, units, options, _ = _check_numpy(
-                block, fields, end, len(section.interfaces), snap0, order == ">")
-        offset, local, caplen, wirelen, units, options = (_first(a, good) for a in (offset, local, caplen, wirelen, units,
-                                                                                     options))
-        yield from self._emit(block[:good], fields[:good], offset, local, caplen, wirelen, units, options.view(np.bool_))
-        if good < n:
-            k = slice(good, good + 1)
-            *_, facts = _check_numpy(block[k], fields[k], end, len(section.interfaces), snap0, order == ">")
-            raise _Damage(int(block[good]), self._reason(int(block[good]), *facts))
+        section, big, end, n = self.section, self.section.byteorder == ">", self.end, window.walked
+        interfaces, snap0 = len(section.interfaces), section.interfaces[0].snaplen if section.interfaces else 0
+        good = n if window.bad is None else window.bad
+        spb = np.zeros(0, dtype=np.int64)
+        if window.others:
+            rows, blocks = (np.array(list(keys), dtype=np.int64) for keys in (window.others, window.others.values()))
+            fields = self._header_words(blocks)
+            first, offset, caplen, wirelen, local, units, options, _ = _check_numpy(blocks, fields, end, interfaces, snap0,
+                                                                                    big)
+            for array, values in ((window.offset, offset), (window.caplen, caplen), (window.wirelen, wirelen),
+                                  (window.local, local), (window.units, units), (window.options, options)):
+                array[rows] = values
+            self.lengths[rows] = fields[:, 1]
+            spb = rows[fields[:, 0] == SPB]
+            if first < len(rows):
+                good = min(good, int(rows[first]))
+        if window.top >= interfaces:  # a packet names an interface the section does not describe (by now)
+            named = window.local[:good].view(np.uint32) >= interfaces
+            if named.any():
+                good = int(named.argmax())
+        damaged = int(window.others.get(good, window.offset[good] - 28)) if good < n else None
+        arrays = window.offset, window.local, window.caplen, window.wirelen, window.units, window.options
+        if good < self.batch_size:  # arrays of the batch's length, as the decoder keeps them (it copies a view's rows)
+            for array in arrays:
+                array.resize(good, refcheck=False)  # realloc: in place, the rest handed back
+        offset, local, caplen, wirelen, units, options = arrays
+        yield from self._emit(offset, local, caplen, wirelen, units, options.view(np.bool_), spb[spb < good])
+        if damaged is not None:
+            facts = _check_numpy(np.array([damaged]), self._header_words(np.array([damaged])), end, interfaces, snap0,
+                                 big)[-1]
+            raise _Damage(damaged, self._reason(damaged, *facts))
+
+    def _header_words(self, blocks: np.ndarray) -> np.ndarray:
+        """The header words and trailing length of the blocks at `blocks` (`walk.header_words`), a row each."""
+        assert self.section is not None
+        fields = np.zeros((len(blocks), 8), dtype=np.uint32)
+        for row, block in zip(fields, blocks.tolist()):
+            walk.header_words(self.data, block, self.end, self.section.byteorder == ">", row)
+        return fields
 
     def _reason(self, block: int, sound: bool, tail: int, local: int, caplen: int, header: int) -> str:
         assert self.section is not None
@@ -319,18 +343,19 @@ class Reader:
             elif code == OPT_COMMENT:
                 self.comments[self.first + row] = _text(value)
 
-    def _emit(self, block: np.ndarray, fields: np.ndarray, offset: np.ndarray, local: np.ndarray, caplen: np.ndarray,
-              wirelen: np.ndarray, ts_units: np.ndarray, options: np.ndarray) -> Iterator[FrameBatch]:
-        """The checked packet blocks (`block`, their header words `fields`) as a batch: their packets' `offset`,
-        interface (`local` to the section), lengths, timestamp units, and whether each block carries options."""
-        n = len(block)
+    def _emit(self, offset: np.ndarray, local: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
+              ts_units: np.ndarray, options: np.ndarray, spb: np.ndarray) -> Iterator[FrameBatch]:
+        """The checked packet blocks as a batch: their packets' `offset`, interface (`local` to the section), lengths,
+        timestamp units, and whether each block carries options; `spb`: the rows of simple packet blocks."""
+        n = len(offset)
         if n == 0:
             return
         section = self.section
         assert section is not None
         ifaces = section.interfaces
         linktypes = np.array([i.linktype for i in ifaces], dtype=np.uint16)
-        is_epb = fields[:, 0] != SPB  # an SPB has no timestamp
+        is_epb = np.ones(n, dtype=np.bool_)  # an SPB has no timestamp
+        is_epb[spb] = False
         clocks: dict[tuple[int, int, int], list[int]] = {}  # interfaces of one resolution and offset: usually all
         for k, iface in enumerate(ifaces):
             clocks.setdefault((iface.tsresol_num, iface.tsresol_den, iface.tsoffset), []).append(k)
@@ -339,15 +364,15 @@ class Reader:
         else:
             ts = np.full(n, NO_TS, dtype=np.int64)
             for members in clocks.values():
-                rows = (np.isin(local, members) if len(members) < len(ifaces) else np.ones(n, dtype=np.bool_)) & is_epb
-                if rows.any():
-                    ts[rows] = _to_ns(ts_units[rows], ifaces[members[0]])
+                timed = (np.isin(local, members) if len(members) < len(ifaces) else np.ones(n, dtype=np.bool_)) & is_epb
+                if timed.any():
+                    ts[timed] = _to_ns(ts_units[timed], ifaces[members[0]])
         direction = np.full(n, -1, dtype=np.int16)
         rows = np.flatnonzero(options)
         if len(rows):
             # the usual case, epb_flags alone (cniscope capture writes it on every packet), vectorized
             at = offset[rows] + ((caplen[rows].astype(np.int64) + 3) & ~3)
-            stop = block[rows] + fields[rows, 1].astype(np.int64) - 4
+            stop = offset[rows] - 28 + self.lengths[rows].astype(np.int64) - 4  # blocks with options have 28-byte headers
             o = section.byteorder
             first = _gather(self.data, at, 8).view(np.dtype([("code", o + "u2"), ("len", o + "u2"), ("value", o + "u4")]))
             flags = (first["code"] == EPB_FLAGS) & (first["len"] == 4)
@@ -382,15 +407,27 @@ class Reader:
         yield batch
 
 
-def _first(array: np.ndarray, good: int) -> np.ndarray:
-    """The first `good` rows: the array itself when that is all of it, not a view (the decoder keeps a whole array as
-    its column, a view's rows it copies: 4 MB a batch of 256k)."""
-    return array if array.shape[0] == good else array[:good]
+class _Window:
+    """The packet blocks of a batch as walked: their packets' fields (`walk.pcapng_packets`), the first row found
+    damaged by the walk (`bad`), the largest interface named (`top`), and the simple and obsolete packet blocks among
+    them (`others`: row -> block position), whose fields `Reader._flush` fills. Arrays of their own each batch: the
+    decoder keeps the lengths and times as columns."""
+
+    def __init__(self, size: int) -> None:
+        self.offset = np.empty(size, dtype=np.int64)
+        self.caplen, self.wirelen = np.empty(size, dtype=np.uint32), np.empty(size, dtype=np.uint32)
+        self.local, self.units = np.empty(size, dtype=np.int32), np.empty(size, dtype=np.uint64)
+        self.options = np.empty(size, dtype=np.uint8)
+        self.walked = 0
+        self.bad: int | None = None
+        self.top = -1
+        self.others: dict[int, int] = {}
 
 
 def _check_numpy(block: np.ndarray, fields: np.ndarray, end: int, interfaces: int, snap0: int, big: bool) -> tuple[
         int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[bool, int, int, int, int]]:
-    """`walk.pcapng_check` in numpy (where it was not built; and to say why the first bad block is bad): how many
+    """The check of packet blocks in numpy (of the simple and obsolete ones, which `walk.pcapng_packets` leaves out;
+    and to say why the first bad block is bad), `walk.pcapng_packets`' for an enhanced one, interfaces included: how many
     blocks are good, their packets' offsets, captured and wire lengths, interfaces, timestamp units and whether they
     carry options; and what `Reader._reason` needs of the first bad one (of row 0 when all are good)."""
     # rows whose 28-byte header would run past the end are bad anyway: their words are zeros

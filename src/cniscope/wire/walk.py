@@ -5,11 +5,12 @@ part of reading numpy cannot do. `_walk.c` does it: finding the records of the
 10M-packet reference pcap, checks included, takes 63 ns a record with it and 192
 without (`benchmarks/walk.py`). `pip install` builds it (`make install` brings
 the C compiler). Where it could not be built, the same walk
-runs in Python (`python_pcap_records`, `python_pcapng_blocks`), with the same
-results. Both trust every length: the readers check the records they get,
-vectorized, and use nothing past a bad one. The pcapng walk also reads each block's
-header words and trailing length while it is there: gathered again from the mapped
-file afterwards, they took as long as the walk (10M pcapng).
+runs in Python (`python_pcap_records`, `python_pcapng_packets`), with the same
+results. Both trust every length and use nothing past a bad record. The pcap
+walk reads each record's header words as it goes (the reader checks them, in C
+too); the pcapng walk checks each packet block as it goes and writes its packet's
+fields (gathered again from the mapped file afterwards they took as long as the
+walk; checked in a pass of their own, half as long again: 10M pcapng).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import struct
 from collections.abc import Callable
 
 import numpy as np
+
+EPB = 6  # the enhanced packet block's type (cniscope.wire.pcapng.EPB, which imports this module through wire.pcap)
 
 
 def python_pcap_records(data: np.ndarray, pos: int, stop: int, end: int, limit: int, big: bool,
@@ -45,7 +48,8 @@ def python_pcap_records(data: np.ndarray, pos: int, stop: int, end: int, limit: 
 
 
 def header_words(data: np.ndarray, pos: int, end: int, big: bool, row: np.ndarray) -> None:
-    """`row` (8 uint32) of `python_pcapng_blocks` for the block at `pos`."""
+    """The block at `pos`'s first 28 bytes as 7 words (zeros where they run past `end`) and its trailing length word
+    (0 where the block runs past `end` or is shorter than 12 bytes) into `row` (8 uint32), in the host's byte order."""
     order = ">" if big else "<"
     view = data.data
     row[:7] = struct.unpack_from(order + "7I", view, pos) if pos + 28 <= end else (0,) * 7
@@ -53,40 +57,48 @@ def header_words(data: np.ndarray, pos: int, end: int, big: bool, row: np.ndarra
     row[7] = struct.unpack_from(order + "I", view, pos + length - 4)[0] if length >= 12 and pos + length <= end else 0
 
 
-def python_pcapng_blocks(data: np.ndarray, pos: int, end: int, limit: int, big: bool, kind: int, out: np.ndarray,
-                         fields: np.ndarray) -> tuple[int, int]:
-    """Put in `out` the offsets of at most `limit` consecutive pcapng blocks of type `kind` from `pos`;
-    stop at a block of another type or where fewer than 8 bytes (type and length) are left before `end`.
-    Each block's first 28 bytes go to its row of `fields` (uint32, 8 a row, host byte order) as 7 words (zeros
-    where they run past `end`), and its trailing length word (0 where the block runs past `end` or is shorter than
-    12 bytes). Returns how many, and where the walk stopped."""
-    head = struct.Struct((">" if big else "<") + "II").unpack_from
+def python_pcapng_packets(data: np.ndarray, pos: int, end: int, limit: int, big: bool, max_caplen: int,
+                          offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray, local: np.ndarray,
+                          units: np.ndarray, options: np.ndarray, length: np.ndarray) -> tuple[int, int, int, int]:
+    """Walk at most `limit` consecutive enhanced packet blocks from `pos`, checking each (`_walk.pcapng_packets`, which
+    says what goes where): stop at a block of another type or where fewer than 8 bytes (type and length) are left
+    before `end`. Returns how many, where the walk stopped, the first damaged row (-1: none) and the largest interface
+    a row names (-1: none)."""
+    end = min(end, len(data))
+    order = ">" if big else "<"
+    head, words, last = (struct.Struct(order + f).unpack_from for f in ("II", "5I", "I"))
     view = data.data[:end]
-    n = 0
+    rows: list[tuple[int, ...]] = []  # a block's packet fields, put into the arrays at the end (one by one: 3x slower)
+    bad, top = -1, -1
     try:
-        while n < limit:
-            found, length = head(view, pos)
-            if found != kind:
+        while len(rows) < limit:
+            found, size = head(view, pos)
+            if found != EPB:
                 break
-            out[n] = pos
-            header_words(data, pos, min(end, len(data)), big, fields[n])
-            n += 1
-            pos += length
+            iface, high, low, cap, wire = words(view, pos + 8) if pos + 28 <= end else (0,) * 5
+            tail = last(view, pos + size - 4)[0] if size >= 12 and pos + size <= end else 0
+            sound = pos + 28 <= end and size >= 32 and size & 3 == 0 and pos + size <= end
+            if bad < 0 and not (sound and tail == size and cap <= max_caplen and 28 + cap + 4 <= size):
+                bad = len(rows)
+            top = max(top, iface)
+            rows.append((pos + 28, cap, wire, iface, (high << 32) | low, size > 28 + ((cap + 3) & ~3) + 4, size))
+            pos += size
     except struct.error:  # fewer than 8 bytes left at pos
         pass
-    return n, pos
+    n = len(rows)
+    for k, column in enumerate((offset, caplen, wirelen, local.view(np.uint32), units, options, length)):
+        column[:n] = [row[k] for row in rows]
+    return n, pos, bad, top
 
 
 try:
     from cniscope.wire._walk import pcap_check as _pcap_check
     from cniscope.wire._walk import pcap_records as pcap_records
-    from cniscope.wire._walk import pcapng_blocks as pcapng_blocks
-    from cniscope.wire._walk import pcapng_check as _pcapng_check
+    from cniscope.wire._walk import pcapng_packets as pcapng_packets
     COMPILED = True
-    # the checks' numpy stand-ins are the readers' (sources.pcap, sources.pcapng)
+    # the pcap check's numpy stand-in is the reader's (sources.pcap)
     pcap_check: Callable[..., int] | None = _pcap_check
-    pcapng_check: Callable[..., int] | None = _pcapng_check
 except ImportError:  # built without a C compiler
-    pcap_records, pcapng_blocks = python_pcap_records, python_pcapng_blocks
-    pcap_check = pcapng_check = None
+    pcap_records, pcapng_packets = python_pcap_records, python_pcapng_packets
+    pcap_check = None
     COMPILED = False
