@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
-from cniscope.findings import mtu
+from cniscope.findings import mtu, nat
+from cniscope.packets.schema import ip4_text
 from cniscope.results import FindingKind, Severity
 from tests.findings.two_nodes import (
     CLIENT,
@@ -284,3 +286,72 @@ def test_syns_announcing_groups_the_tunnel_devices_syns_by_first_sighting() -> N
     assert mtu.syns_announcing(table).rows() == [("flannel.1", 1460, [0]), ("flannel.1", 1400, [2]), ("tunl0", 1440, [3, 7])]
     plain = table.with_columns(pl.Series("iface", ["eth0"] * 8, dtype=pl.Categorical))
     assert mtu.syns_announcing(plain).rows() == []
+
+
+def made_up_envelopes(rng: np.random.Generator, n: int, ends: int, named: bool) -> pl.DataFrame:
+    """`nat.envelopes`' columns of `n` sightings, most of them envelopes (a kind, VNI and port or none) between `ends`
+    IPv4 addresses (or, `named`, IPv6 addresses and names as well), journeys seen several times each."""
+    v4 = rng.integers(1, 2**32, ends, dtype=np.uint64).tolist()
+    pick = rng.integers(0, ends, (2, n))
+    table = pl.DataFrame({
+        "row": np.arange(n, dtype=np.uint32), "journey": np.sort(rng.integers(0, max(n // 3, 1), n)).astype(np.uint32),
+        "tunnel": pl.Series(rng.choice([0, 1, 1, 1, 3], n), dtype=pl.UInt8),
+        "vni": pl.Series([None if v == 0 else int(v) for v in rng.integers(0, 4, n)], dtype=pl.UInt32),
+        "outer_dport": pl.Series([None if v == 0 else 4789 + int(v) for v in rng.integers(0, 3, n)], dtype=pl.UInt16),
+        "outer_src": pl.Series([v4[k] for k in pick[0]], dtype=pl.UInt32), "outer_dst": pl.Series([v4[k] for k in pick[1]], dtype=pl.UInt32),
+    })
+    six = [None] * n
+    for name in ("outer_src6", "outer_dst6", "outer_src_name", "outer_dst_name"):
+        table = table.with_columns(pl.Series(name, six, dtype=pl.Categorical))
+    if named:  # some ends an IPv6 address or a name instead of an IPv4 one
+        other = rng.integers(0, 4, (2, n))
+        for side, choice in zip(("outer_src", "outer_dst"), other):
+            table = table.with_columns(
+                pl.when(pl.Series(choice == 1)).then(None).otherwise(pl.col(side)).alias(side),
+                pl.Series(f"{side}6", ["fd00::" + str(k % 3) if c == 1 else None for k, c in zip(pick[0], choice)], dtype=pl.Categorical),
+                pl.Series(f"{side}_name", ["host" if c == 2 else None for c in choice], dtype=pl.Categorical))
+    return table
+
+
+def envelopes_by_hand(table: pl.DataFrame) -> tuple[list[str], list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """`nat.envelopes` row by row: the texts, ways, groups and each envelope's journey and pair."""
+    rows = [r for r in table.iter_rows(named=True) if (r["tunnel"] or 0) > 0]
+
+    def text(r: dict[str, object], side: str) -> str | None:
+        v4, v6, name = r[side], r[f"{side}6"], r[f"{side}_name"]
+        return ip4_text(v4) if isinstance(v4, int) else (v6 if v6 else name)  # type: ignore[return-value]
+
+    texts = sorted({t for r in rows for side in ("outer_src", "outer_dst") if (t := text(r, side)) is not None})
+    rank = {t: k for k, t in enumerate(texts)}
+    ways: dict[tuple[object, ...], set[int]] = {}
+    groups: dict[tuple[object, ...], list[dict[str, object]]] = {}
+    pairs = []
+    for r in rows:
+        s, d = (None if (t := text(r, side)) is None else rank[t] for side in ("outer_src", "outer_dst"))
+        if s is None or d is None:  # the lower and the higher of the ends that have a text
+            a = b = s if d is None else d
+        else:
+            a, b = min(s, d), max(s, d)
+        pair = (r["tunnel"], a, b)
+        ways.setdefault((*pair, s), set()).add(r["journey"])
+        groups.setdefault(pair, []).append({**r, "_s": s, "_d": d})
+        pairs.append((r["journey"], *pair))
+    way_rows = [(*key, len(j)) for key, j in ways.items()]
+    group_rows = [(*pair, g[0]["row"], g[0]["_s"], g[0]["_d"], sorted({x["vni"] for x in g if x["vni"] is not None}),
+                   sorted({x["outer_dport"] for x in g if x["outer_dport"] is not None}), len({x["journey"] for x in g}), len(g),
+                   [x["journey"] for x in g][:nat.PROBE]) for pair, g in groups.items()]
+    return texts, way_rows, group_rows, pairs
+
+
+@pytest.mark.parametrize(("ends", "named"), [(3, False), (nat.FEW_ENDS + 5, False), (4, True)])
+def test_envelopes_are_grouped_by_pair_of_ends_and_sender(ends: int, named: bool) -> None:
+    """Each pair of ends (either way round) and kind: its first envelope, VNIs, ports, packets and journeys; each way
+    of it its packets; the ends' texts ranked in order. IPv4 ends ranked among few or many, other ends as text."""
+    rng = np.random.default_rng(ends)
+    table = made_up_envelopes(rng, 3000, ends, named)
+    texts, ways, groups, pairs = envelopes_by_hand(table)
+    found = nat.envelopes(table)
+    assert found.texts == texts
+    assert found.ways.rows() == ways
+    assert found.groups.rows() == groups
+    assert found.table.rows() == pairs
