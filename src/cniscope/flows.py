@@ -157,18 +157,23 @@ def scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = None, w
     # the journeys each stretch's rows find begun: those of the rows before it (numbered by first row)
     before = [0, *(int(table.select(pl.col("journey").head(stop).max()).item()) + 1 for stop in bounds[1:-1])]
 
-    def stretch(n: int) -> tuple[int, pl.DataFrame, np.ndarray, np.ndarray, np.ndarray, bool]:
+    # the first hops in one array each (a column of one chunk), each stretch's after those of the stretches before it
+    first = np.empty(journeys, dtype=np.uint32), np.empty(journeys, dtype=np.uint64), np.empty(journeys, dtype=np.uint32)
+    at = [0, *(int(table.select((pl.col("hop").head(stop) == 0).sum()).item()) for stop in bounds[1:-1])]
+
+    def stretch(n: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, bool]:
         columns = tuple(None if s is None else s.__arrow_c_stream__() for s in physical)  # None: a column of nulls, not read
-        first = np.empty(journeys, dtype=np.uint32), np.empty(journeys, dtype=np.uint64), np.empty(journeys, dtype=np.uint32)
         numbered, firsts, rewritten_journey, rewritten_tuple, rewritten_row, bare = tuple_scan(
-            columns, seen, leg_rows, *first, tuples, bounds[n], bounds[n + 1], before[n])
-        return (numbered, pl.DataFrame({"journey": first[0][:firsts], "tuple": first[1][:firsts], "row": first[2][:firsts]}),
-                np.frombuffer(rewritten_journey, dtype=np.uint32), np.frombuffer(rewritten_tuple, dtype=np.uint64),
+            columns, seen, leg_rows, first[0][at[n]:], first[1][at[n]:], first[2][at[n]:], tuples, bounds[n], bounds[n + 1], before[n])
+        return (numbered, firsts, np.frombuffer(rewritten_journey, dtype=np.uint32), np.frombuffer(rewritten_tuple, dtype=np.uint64),
                 np.frombuffer(rewritten_row, dtype=np.int64), bare)
 
     done = _map(list(range(len(bounds) - 1)), stretch, workers)
     if [numbered for numbered, *_ in done[:-1]] != before[1:]:
         raise ValueError("journeys are not numbered by first row")
+    if [at[n] + firsts for n, (_, firsts, *_) in enumerate(done[:-1])] != at[1:]:
+        raise ValueError("the first hops of a stretch are not its rows of hop 0")  # (they are: a stretch wrote over the next's)
+    firsts = at[-1] + done[-1][1]
     rewritten = []
     for n, (_, _, rewritten_journey, rewritten_tuple, rewritten_row, _) in enumerate(done):
         if n:  # the rows of journeys begun before the stretch: rewritten where their tuple differs from the first's
@@ -177,8 +182,8 @@ def scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = None, w
             leg_rows[rewritten_row] = differ
             rewritten_journey, rewritten_tuple = rewritten_journey[differ], rewritten_tuple[differ]
         rewritten.append(pl.DataFrame({"journey": rewritten_journey, "tuple": rewritten_tuple}))
-    return Scanned(seen, pl.concat([firsts for _, firsts, *_ in done]), pl.concat(rewritten), leg_rows, done[-1][0],
-                   any(bare for *_, bare in done))
+    return Scanned(seen, pl.DataFrame({"journey": first[0][:firsts], "tuple": first[1][:firsts], "row": first[2][:firsts]}),
+                   pl.concat(rewritten), leg_rows, done[-1][0], any(bare for *_, bare in done))
 
 
 def python_scan(table: pl.DataFrame, journeys: int, tuples: np.ndarray | None = None) -> Scanned:
