@@ -661,6 +661,20 @@ def test_kept_and_streamed_batches_are_the_same_rows(c_decoder: ModuleType, monk
     assert kept.equals(decode_batch_reference(batch, 0, TUNNEL_PORTS), null_equal=True)
 
 
+def test_a_kept_batch_past_its_first_pages_taken_ahead_is_the_same_rows(c_decoder: ModuleType) -> None:
+    """A kept batch longer than the rows whose pages a column takes ahead at once (`POPULATE` in C: 8192) is the
+    streamed one's rows, where a column every row had stops having values (its pages taken, then left unwritten)
+    and where one starts."""
+    mix = synth_frames(300, seed=12)
+    plain = [(lt, f) for lt, f in mix if lt == LinkType.ETHERNET][:1]
+    frames = plain * 9000 + mix * 40 + plain * 9000
+    batch = frame_batch([f for _, f in frames], [int(lt) for lt, _ in frames])
+    kept, streamed = decode_batch(batch, 0, TUNNEL_PORTS, kept=True), decode_batch(batch, 0, TUNNEL_PORTS)
+    assert kept.height == len(frames) > 3 * 8192
+    assert kept.equals(streamed, null_equal=True)
+    assert kept[8192 * 3:].equals(decode_batch_reference(batch, 0, TUNNEL_PORTS)[8192 * 3:], null_equal=True)
+
+
 # what `analyze` drops right after reading (cniscope.analyze.UNREAD): the decoders leave it null, unbuilt
 UNREAD = ("frame", "line", "truncated", "outer_ttl", "outer_ip_id", "tos", "df", "wscale", "sack_ok", "quoted_proto", "info",
           "error")
