@@ -52,17 +52,17 @@ def main() -> None:
     args = parser.parse_args()
     if not walk.COMPILED:
         raise SystemExit("cniscope.wire._walk is not built: run `make install` (pip install -e .)")
-    compiled = walk.pcap_records, walk.pcapng_packets
+    compiled = walk.pcap_packets, walk.pcapng_packets
     print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     for size in args.sizes.split(","):
         for fmt in ("pcap", "pcapng"):
             path = capture(args.data, parse_size(size), fmt)
-            for name, functions in (("compiled", compiled), ("python", (walk.python_pcap_records, walk.python_pcapng_packets))):
-                walk.pcap_records, walk.pcapng_packets = functions
+            for name, functions in (("compiled", compiled), ("python", (walk.python_pcap_packets, walk.python_pcapng_packets))):
+                walk.pcap_packets, walk.pcapng_packets = functions
                 seconds, records = best_cpu(path, fmt, args.rounds)
                 print(f"{size:>4s} {fmt:6s} walk {name:8s} {seconds:6.2f} s CPU  {seconds / records * 1e9:5.0f} ns a record",
                       flush=True)
-            walk.pcap_records, walk.pcapng_packets = compiled
+            walk.pcap_packets, walk.pcapng_packets = compiled
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ TIMES = [1_700_000_000_123_456_789 + i * 1_000_500 for i in range(12)]
 
 @pytest.fixture(autouse=True, params=["compiled", "python"])
 def walked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test over the record walk and checks in C (where built; the walk reads the record headers as it goes) and
-    over their Python and numpy stand-ins: the same batches and damage."""
+    """Every test over the record walk in C (where built; it checks each record as it goes) and over its Python
+    stand-in: the same batches and damage."""
     if request.param == "python":
-        monkeypatch.setattr(walk, "pcap_records", walk.python_pcap_records)
-        monkeypatch.setattr(walk, "pcap_check", None)
+        monkeypatch.setattr(walk, "pcap_packets", walk.python_pcap_packets)
     elif not walk.COMPILED:
         pytest.skip("cniscope.wire._walk is not built (no C compiler at install)")
 

@@ -60,15 +60,56 @@ def test_pcap_walks_agree(compiled: ModuleType, big: bool) -> None:
         pos = 24
         while True:
             ours, theirs = np.full(limit, -1, np.int64), np.full(limit, -1, np.int64)
-            our_words, their_words = np.full((limit, 4), 7, np.uint32), np.full((limit, 4), 9, np.uint32)
-            got = compiled.pcap_records(data, pos, stop, end, limit, big, ours, our_words)
-            want = walk.python_pcap_records(data, pos, stop, end, limit, big, theirs, their_words)
+            got = compiled.pcap_records(data, pos, stop, end, limit, big, ours)
+            want = walk.python_pcap_records(data, pos, stop, end, limit, big, theirs)
             assert got == want and (ours == theirs).all(), (data.tobytes().hex(), pos, stop, end, limit)
-            assert (our_words[: got[0]] == their_words[: got[0]]).all(), (data.tobytes().hex(), pos, stop, end, limit)
-            assert compiled.pcap_records(data, pos, stop, end, limit, big, ours) == got  # the words are optional
             if got[0] < limit or got[1] >= stop:
                 break
             pos = got[1]
+
+
+def record_outputs(limit: int) -> tuple[np.ndarray, ...]:
+    """`pcap_packets`' outputs for `limit` records, filled with junk: offset, caplen, wirelen, ts."""
+    return np.full(limit, 7, np.int64), np.full(limit, 7, np.uint32), np.full(limit, 7, np.uint32), np.full(limit, 7, np.int64)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_pcap_packet_walks_agree_and_check_each_record(compiled: ModuleType, big: bool) -> None:
+    """The checked walk of pcap records in C gives what the Python one gives (how many, where it stopped, the first
+    damaged one, every row's fields), walks where the plain walk does, and finds bad the first record a check of each
+    record on its own finds bad: a header cut by the end, a captured length above the limit or past the end, a wire
+    length of 0."""
+    rng = random.Random(24 + big)
+    order = ">" if big else "<"
+    for _ in range(600):
+        raw = bytearray(pcap_bytes(rng, big))
+        for _ in range(rng.choice([0, 0, 1, 3])):  # a wire length of 0 here and there
+            at = rng.randrange(24, max(25, len(raw) - 3))
+            raw[at:at + 4] = b"\0\0\0\0"[: len(raw) - at]
+        data = np.frombuffer(bytes(raw), dtype=np.uint8)
+        stop = rng.randrange(24, len(data) + 2)
+        end = min(len(data), stop + rng.randrange(0, 400))
+        limit, usec = rng.choice([1, 3, 64]), rng.random() < 0.5
+        ours, theirs = record_outputs(limit), record_outputs(limit)
+        got = compiled.pcap_packets(data, 24, stop, end, limit, big, usec, wire_pcap.MAX_CAPLEN, *ours)
+        want = walk.python_pcap_packets(data, 24, stop, end, limit, big, usec, wire_pcap.MAX_CAPLEN, *theirs)
+        assert got == want, (data.tobytes().hex(), stop, end, limit)
+        n, _, bad = got
+        for a, b in zip(ours, theirs):
+            assert (a[:n] == b[:n]).all(), (data.tobytes().hex(), stop, end, limit)
+        starts = np.empty(limit, np.int64)
+        assert compiled.pcap_records(data, 24, stop, end, limit, big, starts)[0] == n
+        assert (ours[0][:n] == starts[:n] + 16).all()
+        first_bad = -1
+        for row, at in enumerate(starts[:n].tolist()):
+            sec, sub, cap = struct.unpack_from(order + "3I", data, at)
+            wire = struct.unpack_from(order + "I", data, at + 12)[0] if at + 16 <= end else 0
+            if at + 16 > end or cap > wire_pcap.MAX_CAPLEN or at + 16 + cap > end or wire == 0:
+                first_bad = row
+                break
+            assert (ours[1][row], ours[2][row]) == (cap, wire)
+            assert ours[3][row] == sec * 1_000_000_000 + sub * (1000 if usec else 1)
+        assert bad == first_bad, (data.tobytes().hex(), stop, end, limit)
 
 
 def packet_outputs(limit: int) -> tuple[np.ndarray, ...]:
@@ -152,8 +193,9 @@ def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
     data = np.zeros(100, dtype=np.uint8)
     with pytest.raises(ValueError, match="fewer than limit"):
         compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(4, np.int64))
-    with pytest.raises(ValueError, match="fewer than limit"):
-        compiled.pcap_records(data, 24, 100, 100, 8, False, np.empty(8, np.int64), np.empty((4, 4), np.uint32))
+    with pytest.raises(ValueError, match="limit records"):
+        compiled.pcap_packets(data, 24, 100, 100, 8, False, True, wire_pcap.MAX_CAPLEN, *record_outputs(8)[:3],
+                              np.empty(4, np.int64))
     short = (*packet_outputs(8)[:6], np.empty(4, np.uint32))
     with pytest.raises(ValueError, match="limit blocks"):
         compiled.pcapng_packets(data, 0, 100, 8, False, wire_pcap.MAX_CAPLEN, *short)

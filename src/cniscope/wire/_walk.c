@@ -3,10 +3,9 @@
  * Each record's length says where the next one starts, so the walk cannot be
  * vectorized (benchmarks/walk.py: a reader's time a record, 192 ns with the
  * walk in Python, 63 with this one, at 10M packets). The walks trust every
- * length and only guard the reads themselves: the pcap reader checks the records
- * they return (`pcap_check`), the pcapng walk checks each packet block as it goes
- * (`pcapng_packets`); nothing after a bad one is used. The GIL is released:
- * decoding goes on meanwhile.
+ * length and only guard the reads themselves; the readers' walks check each record
+ * or packet block as they go (`pcap_packets`, `pcapng_packets`), and nothing after
+ * a bad one is used. The GIL is released: decoding goes on meanwhile.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -32,51 +31,80 @@ static int out_room(Py_buffer *out, Py_ssize_t limit) {
     return 1;
 }
 
-/* pcap_records(data, pos, stop, end, limit, big, out[, fields]) -> (count, pos): the offsets of at most
- * `limit` records from `pos` while pos < stop, reading no byte at or past `end`; stops where
- * fewer than 12 bytes (a header up to its caplen) are left. `fields` (optional, 4 uint32 a record): each record's
- * header words (seconds, fraction, captured and wire lengths) in the host's byte order, 0 for a word past `end`: the
- * reader checks them without gathering them again from the mapped file (2 ms a batch of 64k at 10M). */
+/* pcap_records(data, pos, stop, end, limit, big, out) -> (count, pos): the offsets of at most `limit` records from
+ * `pos` while pos < stop, reading no byte at or past `end`; stops where fewer than 12 bytes (a header up to its caplen)
+ * are left (the SLL2 converter's walk, wire.pcap.walk). */
 static PyObject *pcap_records(PyObject *self, PyObject *args) {
-    Py_buffer data, out, fields = {0};
-    PyObject *fields_obj = Py_None;
+    Py_buffer data, out;
     Py_ssize_t pos, stop, end, limit, n = 0;
     int big;
-    if (!PyArg_ParseTuple(args, "y*nnnnpw*|O", &data, &pos, &stop, &end, &limit, &big, &out, &fields_obj))
-        return NULL;
-    int has_fields = fields_obj != Py_None;
-    if (has_fields && PyObject_GetBuffer(fields_obj, &fields, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+    if (!PyArg_ParseTuple(args, "y*nnnnpw*", &data, &pos, &stop, &end, &limit, &big, &out)) return NULL;
+    if (!out_room(&out, limit)) {
         PyBuffer_Release(&data);
         PyBuffer_Release(&out);
-        return NULL;
-    }
-    if (!out_room(&out, limit) || (has_fields && fields.len < limit * 4 * (Py_ssize_t)sizeof(uint32_t))) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "fields holds fewer than limit rows of 4 uint32");
-        PyBuffer_Release(&data);
-        PyBuffer_Release(&out);
-        if (has_fields) PyBuffer_Release(&fields);
         return NULL;
     }
     if (end > data.len) end = data.len;
     const uint8_t *bytes = data.buf;
     int64_t *offsets = out.buf;
-    uint32_t *row = has_fields ? fields.buf : NULL;
     Py_BEGIN_ALLOW_THREADS
     while (n < limit && pos < stop && pos >= 0 && pos + 12 <= end) {
         if (pos + PREFETCH < end) __builtin_prefetch(bytes + pos + PREFETCH);
-        if (row) {
-            for (int k = 0; k < 3; k++) row[k] = u32(bytes + pos + 4 * k, big);
-            row[3] = pos + 16 <= end ? u32(bytes + pos + 12, big) : 0;
-            row += 4;
-        }
         offsets[n++] = pos;
         pos += 16 + (Py_ssize_t)u32(bytes + pos + 8, big);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
-    if (has_fields) PyBuffer_Release(&fields);
     return Py_BuildValue("nn", n, pos);
+}
+
+/* pcap_packets(data, pos, stop, end, limit, big, usec, max_caplen, offset, caplen, wirelen, ts) -> (count, pos, bad):
+ * `pcap_records`' walk, each record checked as it is walked: for each, at its row of the outputs, where its frame
+ * starts, its captured and wire lengths and its time in ns (the fraction in us where `usec`). `bad`: the first row
+ * whose record is damaged (-1: none): a header cut by `end`, a captured length above `max_caplen` or past `end`, a
+ * wire length of 0. The walk trusts each captured length as it goes: the reader uses nothing from the first bad row
+ * on (sources.pcap._check says why it is bad). One pass: the header words gathered by the walk and checked in a second
+ * pass took a quarter as long again as the walk (10M pcap). */
+static PyObject *pcap_packets(PyObject *self, PyObject *args) {
+    Py_buffer data, o[4];
+    Py_ssize_t pos, stop, end, limit, n = 0, bad = -1;
+    long long max_caplen;
+    int big, usec;
+    if (!PyArg_ParseTuple(args, "y*nnnnppLw*w*w*w*", &data, &pos, &stop, &end, &limit, &big, &usec, &max_caplen, &o[0],
+                          &o[1], &o[2], &o[3]))
+        return NULL;
+    static const Py_ssize_t width[4] = {8, 4, 4, 8}; /* offset, caplen, wirelen, ts */
+    int ok = limit >= 0;
+    for (int k = 0; k < 4; k++) ok = ok && o[k].len >= limit * width[k];
+    if (ok) {
+        if (end > data.len) end = data.len;
+        const uint8_t *bytes = data.buf;
+        int64_t *offset = o[0].buf, *ts = o[3].buf;
+        uint32_t *caplen = o[1].buf, *wirelen = o[2].buf;
+        const int64_t scale = usec ? 1000 : 1;
+        Py_BEGIN_ALLOW_THREADS
+        while (n < limit && pos < stop && pos >= 0 && pos + 12 <= end) {
+            if (pos + PREFETCH < end) __builtin_prefetch(bytes + pos + PREFETCH);
+            int64_t sec = u32(bytes + pos, big), sub = u32(bytes + pos + 4, big), cap = u32(bytes + pos + 8, big);
+            uint32_t wire = pos + 16 <= end ? u32(bytes + pos + 12, big) : 0;
+            if (bad < 0 && (pos + 16 > end || cap > max_caplen || pos + 16 + cap > end || wire == 0)) bad = n;
+            offset[n] = pos + 16;
+            caplen[n] = (uint32_t)cap;
+            wirelen[n] = wire;
+            ts[n] = sec * 1000000000 + sub * scale;
+            n++;
+            pos += 16 + cap;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&data);
+    for (int k = 0; k < 4; k++) PyBuffer_Release(&o[k]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "outputs: int64, uint32, uint32, int64 for limit records at least");
+        return NULL;
+    }
+    return Py_BuildValue("nnn", n, pos, bad);
 }
 
 /* pcapng_packets(data, pos, end, limit, big, max_caplen, offset, caplen, wirelen, local, units, options, length)
@@ -143,56 +171,12 @@ static PyObject *pcapng_packets(PyObject *self, PyObject *args) {
     return Py_BuildValue("nnnL", n, pos, bad, top);
 }
 
-/* pcap_check(fields, starts, end, usec, max_caplen, offset, caplen, wirelen, ts) -> count: `pcap_records`' records
- * (their header words `fields`, 4 uint32 a record, and where they start) checked in order up to the first bad one (a
- * header cut by `end`, a captured length above `max_caplen` or past `end`, a wire length of 0), and for each good one
- * where its frame starts, its captured and wire lengths and its time in ns (the fraction in us where `usec`): what the
- * reader's numpy passes made of them, in one pass (sources.pcap._check says why the first bad one is bad). */
-static PyObject *pcap_check(PyObject *self, PyObject *args) {
-    Py_buffer f, s, o[4];
-    Py_ssize_t end;
-    long long max_caplen;
-    int usec;
-    if (!PyArg_ParseTuple(args, "y*y*npLw*w*w*w*", &f, &s, &end, &usec, &max_caplen, &o[0], &o[1], &o[2], &o[3]))
-        return NULL;
-    Py_ssize_t n = s.len / 8, i = 0;
-    static const Py_ssize_t width[4] = {8, 4, 4, 8}; /* offset, caplen, wirelen, ts */
-    int ok = s.len == n * 8 && f.len == n * 4 * (Py_ssize_t)sizeof(uint32_t);
-    for (int k = 0; k < 4; k++) ok = ok && o[k].len >= n * width[k];
-    if (ok) {
-        const uint32_t *fields = f.buf;
-        const int64_t *starts = s.buf;
-        int64_t *offset = o[0].buf, *ts = o[3].buf;
-        uint32_t *caplen = o[1].buf, *wirelen = o[2].buf;
-        const int64_t scale = usec ? 1000 : 1;
-        Py_BEGIN_ALLOW_THREADS
-        for (; i < n; i++) {
-            const uint32_t *w = fields + 4 * i;
-            int64_t at = starts[i], cap = w[2];
-            if (at + 16 > end || cap > max_caplen || at + 16 + cap > end || w[3] == 0) break;
-            offset[i] = at + 16;
-            caplen[i] = w[2];
-            wirelen[i] = w[3];
-            ts[i] = (int64_t)w[0] * 1000000000 + (int64_t)w[1] * scale;
-        }
-        Py_END_ALLOW_THREADS
-    }
-    PyBuffer_Release(&f);
-    PyBuffer_Release(&s);
-    for (int k = 0; k < 4; k++) PyBuffer_Release(&o[k]);
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "fields: 4 uint32 a record; starts: int64; outputs: int64, uint32, uint32, int64 "
-                                          "a record at least");
-        return NULL;
-    }
-    return PyLong_FromSsize_t(i);
-}
-
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Offsets of pcap records: (count, next position)."},
     {"pcapng_packets", pcapng_packets, METH_VARARGS,
      "Consecutive pcapng packet blocks walked and checked: (count, next position, first bad row, largest interface)."},
-    {"pcap_check", pcap_check, METH_VARARGS, "Check walked pcap records up to the first bad one: how many are good."},
+    {"pcap_packets", pcap_packets, METH_VARARGS,
+     "Consecutive pcap records walked and checked: (count, next position, first bad row)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,18 +5,17 @@ part of reading numpy cannot do. `_walk.c` does it: finding the records of the
 10M-packet reference pcap, checks included, takes 63 ns a record with it and 192
 without (`benchmarks/walk.py`). `pip install` builds it (`make install` brings
 the C compiler). Where it could not be built, the same walk
-runs in Python (`python_pcap_records`, `python_pcapng_packets`), with the same
-results. Both trust every length and use nothing past a bad record. The pcap
-walk reads each record's header words as it goes (the reader checks them, in C
-too); the pcapng walk checks each packet block as it goes and writes its packet's
-fields (gathered again from the mapped file afterwards they took as long as the
-walk; checked in a pass of their own, half as long again: 10M pcapng).
+runs in Python (`python_pcap_records`, `python_pcap_packets`, `python_pcapng_packets`),
+with the same results. They trust every length and use nothing past a bad record.
+The readers' walks check each record or packet block as they go and write its
+packet's fields (gathered again from the mapped file afterwards they took as long
+as the walk; checked in a pass of their own, a quarter (pcap) to half (pcapng)
+as long again: 10M packets).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
 import numpy as np
 
@@ -24,27 +23,49 @@ EPB = 6  # the enhanced packet block's type (cniscope.wire.pcapng.EPB, which imp
 
 
 def python_pcap_records(data: np.ndarray, pos: int, stop: int, end: int, limit: int, big: bool,
-                        out: np.ndarray, fields: np.ndarray | None = None) -> tuple[int, int]:
+                        out: np.ndarray) -> tuple[int, int]:
     """Put in `out` the offsets of at most `limit` pcap records from `pos` while pos < stop, reading no
     byte at or past `end`; stop where fewer than 12 bytes (a record header up to its caplen) are left.
-    `fields` (uint32, 4 a row, host byte order) gets each record's header words (0 for one past `end`).
     Returns how many, and where the walk stopped."""
-    order = ">" if big else "<"
-    head, last = struct.Struct(order + "3I").unpack_from, struct.Struct(order + "I").unpack_from
+    caplen = struct.Struct((">" if big else "<") + "I").unpack_from
     view = data.data[:end]
     n = 0
     try:
         while n < limit and pos < stop:
-            words = head(view, pos)
-            if fields is not None:
-                fields[n, :3] = words
-                fields[n, 3] = last(view, pos + 12)[0] if pos + 16 <= len(view) else 0
+            size = caplen(view, pos + 8)[0]
             out[n] = pos
             n += 1
-            pos += words[2] + 16
+            pos += size + 16
     except struct.error:  # fewer than 12 bytes left at pos
         pass
     return n, pos
+
+
+def python_pcap_packets(data: np.ndarray, pos: int, stop: int, end: int, limit: int, big: bool, usec: bool,
+                        max_caplen: int, offset: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray,
+                        ts: np.ndarray) -> tuple[int, int, int]:
+    """Walk at most `limit` pcap records from `pos` while pos < stop, checking each (`_walk.pcap_packets`, which says
+    what goes where), reading no byte at or past `end`; stop where fewer than 12 bytes are left. Returns how many,
+    where the walk stopped and the first damaged row (-1: none)."""
+    end = min(end, len(data))
+    order = ">" if big else "<"
+    head, last = struct.Struct(order + "3I").unpack_from, struct.Struct(order + "I").unpack_from
+    view = data.data[:end]
+    rows: list[tuple[int, ...]] = []  # a record's packet fields, put into the arrays at the end
+    bad, scale = -1, 1000 if usec else 1
+    try:
+        while len(rows) < limit and pos < stop:
+            sec, sub, cap = head(view, pos)
+            wire = last(view, pos + 12)[0] if pos + 16 <= end else 0
+            if bad < 0 and (pos + 16 > end or cap > max_caplen or pos + 16 + cap > end or wire == 0):
+                bad = len(rows)
+            rows.append((pos + 16, cap, wire, sec * 1_000_000_000 + sub * scale))
+            pos += 16 + cap
+    except struct.error:  # fewer than 12 bytes left at pos
+        pass
+    for k, column in enumerate((offset, caplen, wirelen, ts)):
+        column[:len(rows)] = [row[k] for row in rows]
+    return len(rows), pos, bad
 
 
 def header_words(data: np.ndarray, pos: int, end: int, big: bool, row: np.ndarray) -> None:
@@ -92,13 +113,10 @@ def python_pcapng_packets(data: np.ndarray, pos: int, end: int, limit: int, big:
 
 
 try:
-    from cniscope.wire._walk import pcap_check as _pcap_check
+    from cniscope.wire._walk import pcap_packets as pcap_packets
     from cniscope.wire._walk import pcap_records as pcap_records
     from cniscope.wire._walk import pcapng_packets as pcapng_packets
     COMPILED = True
-    # the pcap check's numpy stand-in is the reader's (sources.pcap)
-    pcap_check: Callable[..., int] | None = _pcap_check
 except ImportError:  # built without a C compiler
-    pcap_records, pcapng_packets = python_pcap_records, python_pcapng_packets
-    pcap_check = None
+    pcap_records, pcap_packets, pcapng_packets = python_pcap_records, python_pcap_packets, python_pcapng_packets
     COMPILED = False
