@@ -1129,14 +1129,14 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     """
     own = ("journey", "hop", "row", "node", "iface", "direction", "ts")
     # (the summaries' other fields are read at the few first sightings Python writes: 45 columns of 73k rows -> 31)
-    t = table.select(*own, *_CHANGE_FIELDS, *(f for f in _IP4_SUMMARY_FIELDS if f not in _CHANGE_FIELDS))  # no copy
+    t = columns_of(table, *own, *_CHANGE_FIELDS, *(f for f in _IP4_SUMMARY_FIELDS if f not in _CHANGE_FIELDS))  # no copy
     if t["journey"].null_count() or t["hop"].null_count():
         if limit is not None:
             t = t.filter(pl.col("journey") < limit)
         t = t.sort(["journey", "hop"])
     else:  # one gather of the few rows, in (journey, hop) order: filtering scans and copies every column, sorting again
         kept = _below(t["journey"], limit) if limit is not None else np.arange(t.height)
-        head = at_rows(t.select("journey", "hop"), kept)
+        head = at_rows(columns_of(t, "journey", "hop"), kept)
         order = head["journey"].to_numpy().astype(np.uint64) << np.uint64(32) | head["hop"].to_numpy().astype(np.uint64)
         t = at_rows(t, kept[np.argsort(order, kind="stable")])  # (one key: numpy's lexsort of two took 3x the time)
     t = t.with_columns(delay=hop_delay())
@@ -1145,7 +1145,7 @@ def materialise(table: pl.DataFrame, limit: int | None = None) -> list[Journey]:
     starts = np.flatnonzero(t["hop"].to_numpy() == 0)
     summaries = _summaries(t, starts, table)
     distinct, changed = _changes_at(t, starts)
-    point_at = _spread(*_once_per_distinct(t.select("node", "iface", "direction", "hop"), lambda p: point_label(p, p["hop"])))
+    point_at = _spread(*_once_per_distinct(columns_of(t, "node", "iface", "direction", "hop"), lambda p: point_label(p, p["hop"])))
     rows = t["row"].to_numpy().astype(np.int64)
     # Hop's fields in order: row, node, iface, direction, ts, delay_ns, point, role, changes, mac_to, mac_owner; numpy's
     # arrays handed over as they are (`made_many`: no list of each, 0.6 MB at 73k hops)
@@ -1187,6 +1187,14 @@ def hop_arrays(journeys: Sequence[Journey]) -> HopArrays | None:
     return None
 
 
+def columns_of(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
+    """`frame.select(*names)` without a query: taken as they are by name (`frame[names]`), no plan made and run. A query
+    lets the interpreter go and waits to take it back, up to its switch interval (5 ms) where another thread runs
+    Python meanwhile (the early findings' and the conversations' threads beside the report's stages: each select of a
+    few columns on the main thread took 1.5-3.3 ms there, where it takes 0.02 ms)."""
+    return frame[list(names)]
+
+
 def at_rows(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     """`frame[rows]` gathered from its rows up to the highest of `rows` only: the materialised journeys' rows are among
     the table's first (journeys are numbered by first row), and polars gathers 2-4x slower from columns of many chunks
@@ -1217,7 +1225,7 @@ def _summaries(t: pl.DataFrame, starts: np.ndarray, table: pl.DataFrame) -> list
         texts = _ip4_summaries_polars(t[starts])
     rest = [n for n, text in enumerate(texts) if text is None]
     if rest:
-        heads = at_rows(table.select(*_SUMMARY_READS), t.get_column("row").to_numpy()[starts[rest]])
+        heads = at_rows(columns_of(table, *_SUMMARY_READS), t.get_column("row").to_numpy()[starts[rest]])
         for n, values in zip(rest, heads.iter_rows()):
             texts[n] = summary(dict(zip(heads.columns, values)))
     return cast(list[str], texts)
@@ -1323,8 +1331,9 @@ def _changes_numbered(t: pl.DataFrame, starts: np.ndarray, held: list[str]) -> t
     assert _c_distinct is not None
     first = np.zeros(t.height, dtype=np.uint8)
     first[starts] = 1
-    codes, reps = _distinct_numbers(t.select(held), first, np.array([f in _INNER_ENDS for f in held], dtype=np.uint8))
-    rows = t.select(held)[(np.array(reps, dtype=np.int64)[:, None] + [-1, 0]).ravel()].iter_rows()
+    pairs = columns_of(t, *held)
+    codes, reps = _distinct_numbers(pairs, first, np.array([f in _INNER_ENDS for f in held], dtype=np.uint8))
+    rows = pairs[(np.array(reps, dtype=np.int64)[:, None] + [-1, 0]).ravel()].iter_rows()
     none = dict.fromkeys(_CHANGE_FIELDS)
     distinct: list[tuple[Change, ...]] = []
     for prev, cur in zip(rows, rows):

@@ -35,7 +35,7 @@ import polars as pl
 from cniscope import next_hops
 from cniscope.findings.catalogue import note
 from cniscope.inventory import Inventory
-from cniscope.journeys import at_rows, capture_points, hop_arrays, node_column, point_label
+from cniscope.journeys import at_rows, capture_points, columns_of, hop_arrays, node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.models.evidence import interface_sightings
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
@@ -282,7 +282,7 @@ class Facts:
         lengths, rows = hop_rows(self.journeys)
         total = len(rows)
         starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        ifaces = at_rows(self.table.select("iface"), rows).to_series()
+        ifaces = at_rows(columns_of(self.table, "iface"), rows).to_series()
         return pl.DataFrame({
             "journey": np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
             "hop": np.arange(total, dtype=np.int64) - starts,
@@ -334,8 +334,8 @@ class Facts:
         columns = tuple(c for c in columns if c not in self.hops.columns)  # (`iface`: there already)
         gathered = self._gathered
         if gathered is not None and all(c in gathered.columns for c in columns):
-            return self.hops.hstack(gathered.select(columns).get_columns())
-        return self.hops.hstack(self.table.select(columns)[self.hops.get_column("row").to_numpy()].get_columns())
+            return self.hops.hstack(gathered[list(columns)].get_columns())
+        return self.hops.hstack(columns_of(self.table, *columns)[self.hops.get_column("row").to_numpy()].get_columns())
 
     @cached_property
     def _gathered(self) -> pl.DataFrame | None:
@@ -780,7 +780,7 @@ def gather_hops(table: pl.DataFrame, journeys: Sequence[Journey]) -> Future[HopT
 
     def gather() -> HopTable:
         rows = hop_rows(journeys)[1]
-        return HopTable(table, rows, at_rows(table.select([c for c in HOP_COLUMNS if c in table.columns]), rows))
+        return HopTable(table, rows, at_rows(columns_of(table, *(c for c in HOP_COLUMNS if c in table.columns)), rows))
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="hops")
     try:

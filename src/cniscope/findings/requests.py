@@ -23,7 +23,7 @@ from cniscope.findings.catalogue import note, say
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
-from cniscope.journeys import at_rows
+from cniscope.journeys import at_rows, columns_of
 from cniscope.packets.schema import address_text, ip4_text, ip4_value
 from cniscope.results import Evidence, Finding, FindingKind, Flow, Journey, Severity
 
@@ -97,8 +97,8 @@ def _unanswered(facts: Facts) -> list[tuple[Flow, RequestKind, list[int], int, i
     owner = np.repeat(np.arange(len(flows), dtype=np.int64), counts[kept])
     rows = facts.first_row.rows(jids)
     seen = rows >= 0
-    gathered = at_rows(facts.table.select(*_READS, "src", "src6", "src_name"), rows[seen])
-    firsts = gathered.select(*_READS).with_columns(addr=_address_keys(gathered), owner=pl.Series(owner[seen]),
+    gathered = at_rows(columns_of(facts.table, *_READS, "src", "src6", "src_name"), rows[seen])
+    firsts = columns_of(gathered, *_READS).with_columns(addr=_address_keys(gathered), owner=pl.Series(owner[seen]),
                                                   journey=pl.Series(jids[seen]), order=pl.int_range(pl.len())).lazy()
     sender = ["owner", "addr", "sport"]
     queries = []

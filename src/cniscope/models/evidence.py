@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
-from cniscope.journeys import at_rows, hop_arrays
+from cniscope.journeys import at_rows, columns_of, hop_arrays
 from cniscope.models.base import COMMON_IFACES, Model, Role
 from cniscope.packets.schema import ip4_text, mac_value
 from cniscope.results import Change, ChangeKind, Hop, Journey
@@ -424,7 +424,7 @@ def _pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list
     rewritten = journeys if journeys and any_rewrite(journeys) else []
     # each journey's first sighting's proto, flags, port: read for these rows only, and only when some change rewrites
     # an address (the row view of every hop held them for each of its rows: 3 of its 8 dicts, 0.01 s at 20,000 journeys)
-    firsts = table.select("proto", "tcp_flags", "dport")[[j.hops[0].row for j in rewritten]] if rewritten else None
+    firsts = columns_of(table, "proto", "tcp_flags", "dport")[[j.hops[0].row for j in rewritten]] if rewritten else None
     heads = zip(*(firsts[c].to_list() for c in ("proto", "tcp_flags", "dport")), strict=True) if firsts is not None else ()
     for journey, (proto, flags, dport) in zip(rewritten, heads, strict=True):
         request = (proto == 6 and flags is not None and flags & 0x12 == 0x02) or (proto == 17 and dport is not None and dport < 32768)
@@ -473,7 +473,7 @@ def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
 
 def _row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
     rows = sorted({hop.row for journey in journeys for hop in journey.hops})
-    at = at_rows(table.select("node", "input", "src", "dst", "src6", "dst6", "tunnel"), np.array(rows, dtype=np.int64))
+    at = at_rows(columns_of(table, "node", "input", "src", "dst", "src6", "dst6", "tunnel"), np.array(rows, dtype=np.int64))
     sub = at.select(
         pl.coalesce(pl.col("node"), pl.lit("input ") + pl.col("input").cast(pl.Utf8)).alias("key"),
         pl.coalesce(_ip4_texts(at["src"]), pl.col("src6")).alias("src"),

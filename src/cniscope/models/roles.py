@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.inventory import Inventory
-from cniscope.journeys import _once_per_distinct, at_rows, distinct_rows, hop_arrays
+from cniscope.journeys import _once_per_distinct, at_rows, columns_of, distinct_rows, hop_arrays
 from cniscope.models import MODELS
 from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
 from cniscope.models.evidence import _ip4_texts, nat_changes, pod_addresses_of, reflected, row_view
@@ -365,8 +365,8 @@ def _shape_numbers(journeys: list[Journey], table: pl.DataFrame, hops: _Hops,
     total = len(hops.rows)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     unicast = np.zeros(total, dtype=bool)
-    unicast[starts] = _unicast_at(at_rows(table.select("dst", "dst6"), hops.rows[starts]))
-    keyed = at_rows(table.select(*_SHAPE_COLUMNS), hops.rows).with_columns(changes=pl.Series(hops.changes), unicast=pl.Series(unicast))
+    unicast[starts] = _unicast_at(at_rows(columns_of(table, "dst", "dst6"), hops.rows[starts]))
+    keyed = at_rows(columns_of(table, *_SHAPE_COLUMNS), hops.rows).with_columns(changes=pl.Series(hops.changes), unicast=pl.Series(unicast))
     unnamed = keyed["iface"].cast(pl.String).str.starts_with(IFINDEX_PREFIX).fill_null(True)
     copies: dict[_Pair, int] = {}
     if unnamed.any():
@@ -401,7 +401,7 @@ def _copies(table: pl.DataFrame, hops: _Hops, unnamed: pl.Series, probe: _Contex
     last one's destination are pods (`_packet`) and the most copies of a packet between the two on the node
     (`_Coverage.most_copies`); false and -1 for the others. And those most copies, counted over every journey as
     `_covered` counts them over the shapes' (not a pass over each journey in Python: 3,991 shapes -> 163 at 2M pcap)."""
-    at = at_rows(table.select("node", "input", *_ADDRESS_COLUMNS), hops.rows)
+    at = at_rows(columns_of(table, "node", "input", *_ADDRESS_COLUMNS), hops.rows)
     # the addresses as their columns hold them, each IPv6 one where there is no IPv4 one (as `_texts` picks), written
     # as text once per distinct pair of ends
     frame = at.select(
@@ -490,7 +490,7 @@ def label(journeys: list[Journey], table: pl.DataFrame, verdict: ModelVerdict, i
                            count=len(roles))[at]
         veths = np.flatnonzero(kind >= 0)
         if len(veths):
-            of_hops[veths] = _veth_words(list(kinds), kind[veths], at_rows(table.select(*_ADDRESS_COLUMNS), shaped.hops.rows[veths]),
+            of_hops[veths] = _veth_words(list(kinds), kind[veths], at_rows(columns_of(table, *_ADDRESS_COLUMNS), shaped.hops.rows[veths]),
                                          shaped.ctx)
     set_roles(journeys, of_hops.tolist())
     return journeys
