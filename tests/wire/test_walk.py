@@ -196,6 +196,13 @@ def test_walk_refuses_a_short_output(compiled: ModuleType) -> None:
     with pytest.raises(ValueError, match="limit records"):
         compiled.pcap_packets(data, 24, 100, 100, 8, False, True, wire_pcap.MAX_CAPLEN, *record_outputs(8)[:3],
                               np.empty(4, np.int64))
+    for absurd in (1 << 62, -1):  # no room is computed past the integers' range
+        with pytest.raises(ValueError, match="fewer than limit"):
+            compiled.pcap_records(data, 24, 100, 100, absurd, False, np.empty(8, np.int64))
+        with pytest.raises(ValueError, match="limit records"):
+            compiled.pcap_packets(data, 24, 100, 100, absurd, False, True, wire_pcap.MAX_CAPLEN, *record_outputs(8))
+        with pytest.raises(ValueError, match="limit blocks"):
+            compiled.pcapng_packets(data, 0, 100, absurd, False, wire_pcap.MAX_CAPLEN, *packet_outputs(8))
     short = (*packet_outputs(8)[:6], np.empty(4, np.uint32))
     with pytest.raises(ValueError, match="limit blocks"):
         compiled.pcapng_packets(data, 0, 100, 8, False, wire_pcap.MAX_CAPLEN, *short)

@@ -24,7 +24,7 @@ static uint32_t u32(const uint8_t *p, int big) {
 }
 
 static int out_room(Py_buffer *out, Py_ssize_t limit) {
-    if (out->len < limit * (Py_ssize_t)sizeof(int64_t)) {
+    if (limit < 0 || limit > PY_SSIZE_T_MAX / 8 || out->len < limit * (Py_ssize_t)sizeof(int64_t)) {
         PyErr_SetString(PyExc_ValueError, "out holds fewer than limit int64 offsets");
         return 0;
     }
@@ -75,7 +75,7 @@ static PyObject *pcap_packets(PyObject *self, PyObject *args) {
                           &o[1], &o[2], &o[3]))
         return NULL;
     static const Py_ssize_t width[4] = {8, 4, 4, 8}; /* offset, caplen, wirelen, ts */
-    int ok = limit >= 0;
+    int ok = limit >= 0 && limit <= PY_SSIZE_T_MAX / 8; /* no product below overflows */
     for (int k = 0; k < 4; k++) ok = ok && o[k].len >= limit * width[k];
     if (ok) {
         if (end > data.len) end = data.len;
@@ -127,7 +127,7 @@ static PyObject *pcapng_packets(PyObject *self, PyObject *args) {
                           &o[3], &o[4], &o[5], &o[6]))
         return NULL;
     static const Py_ssize_t width[7] = {8, 4, 4, 4, 8, 1, 4}; /* offset, caplen, wirelen, local, units, options, length */
-    int ok = limit >= 0;
+    int ok = limit >= 0 && limit <= PY_SSIZE_T_MAX / 8; /* no product below overflows */
     for (int k = 0; k < 7; k++) ok = ok && o[k].len >= limit * width[k];
     if (ok) {
         if (end > data.len) end = data.len;
