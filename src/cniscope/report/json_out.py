@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from functools import cache
 from importlib import resources
 from typing import Any, BinaryIO
@@ -158,8 +158,11 @@ def _flow_value(v: Any) -> Any:
     if type(v) is Endpoint:
         return str(v)
     if type(v) is Flow:
-        return v.__dict__
+        return {name: getattr(v, name) for name in _FLOW_FIELDS}
     raise TypeError(type(v).__name__)
+
+
+_FLOW_FIELDS = tuple(f.name for f in fields(Flow))
 
 
 def _flows(flows: list[Flow]) -> _Whole:
