@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from cniscope import flows
@@ -131,3 +134,23 @@ def test_one_leg_a_conversation_is_oriented_as_by_joins() -> None:
     assert got == flows._legs_joined(legs, flat) and got[1] == ((clients[1], servers[1]),)
     assert [str(end) for end in got[2][0] + got[4][0]] == ["1:10", "2:21", "5:1", "6:2"]
     assert flows._legs_of(legs.head(2), flat.head(2), clients[:2], servers[:2]) == [((c, s),) for c, s in zip(clients, servers[:2])]
+
+
+def test_flows_are_numbered_into_the_memory_correlation_is_done_with(tmp_path: Path) -> None:
+    """One node's capture in time order, without hops: correlation leaves the fingerprints' second half
+    (`Correlation.spare`), which no column holds; numbering writes `flow` there, the same numbers as into an array of
+    its own."""
+    from cniscope.ingest import read
+    from cniscope.journeys import correlate
+    from tests.test_analyze_golden import generated
+
+    correlation = correlate(read([InputSpec(str(generated(tmp_path, 3000)))]).table, hops=False)  # (as `analyze` asks it)
+    spare = correlation.spare
+    assert spare is not None and spare.shape == (correlation.table.height,)
+    before = [correlation.table[name].to_numpy().copy() for name in ("row", "journey", "hop")]  # (copies: not views)
+    into_spare = flows.number(correlation.table, 2, spare)
+    assert into_spare.table["flow"].equals(flows.number(correlation.table).table["flow"])
+    assert (spare == into_spare.table["flow"].to_numpy()).all() and into_spare.table["flow"].n_unique() > 10
+    assert all((into_spare.table[name].to_numpy() == was).all() for name, was in zip(("row", "journey", "hop"), before))
+    for other in (spare[1:], spare.astype(np.uint64), None):  # not of the table's length or type, or none: an array of its own
+        assert flows.number(correlation.table, 1, other).table["flow"].equals(into_spare.table["flow"])

@@ -125,7 +125,7 @@ def analyze_capture(
         on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
         correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run, hops=keep_columns)
         on_stage("rebuilding conversations")
-        table, leg_rows = flows_mod.number(correlation.table, workers)
+        table, leg_rows = flows_mod.number(correlation.table, workers, correlation.spare)
     else:
         correlation, table, leg_rows = correlated, correlated.table, None
     clocks = correlation.clocks

@@ -109,9 +109,10 @@ class Scanned(NamedTuple):
     bare: bool  # whether an envelope (not of ARP) shows nothing of what it carries
 
 
-def number(table: pl.DataFrame, workers: int = 1) -> Numbered:
+def number(table: pl.DataFrame, workers: int = 1, spare: np.ndarray | None = None) -> Numbered:
     """A correlated table with `flow` (UInt32, conversations numbered by first appearance), and the rows whose legs
-    `tally` needs to look at; the rows' tuples on up to `workers` cores (`scan`).
+    `tally` needs to look at; the rows' tuples on up to `workers` cores (`scan`); `flow` in `spare` if it fits
+    (`Correlation.spare`: memory already touched).
 
     The tuples are worked a stretch of rows at a time and the result gathered by journey id (journeys are numbered
     0..n-1 by first row), so the wide table is never joined or sorted, and no column of tuples is made: each
@@ -130,7 +131,8 @@ def number(table: pl.DataFrame, workers: int = 1) -> Numbered:
     leg_rows = LegRows(scanned.leg_rows, scanned.rewritten.height > 0, scanned.bare)
     del scanned, multi
     journeys = table.get_column("journey")
-    flow = np.empty(table.height, dtype=np.uint32)
+    flow = np.empty(table.height, dtype=np.uint32) if spare is None or spare.dtype != np.uint32 or \
+        spare.shape != (table.height,) or not spare.flags.writeable else spare
     if COMPILED:
         gather(journeys.__arrow_c_stream__(), flow_of, flow)
     else:

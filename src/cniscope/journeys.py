@@ -89,6 +89,9 @@ class Correlation:
 
     table: pl.DataFrame  # + row, journey, hop, hops, delay (ns, to the previous hop)
     clocks: list[NodeClock]
+    # uint32, one a row: memory correlation touched and is done with (the fingerprints' second half, which `row`'s
+    # array holds alive), for numbering's `flow` (`flows.number`: 40 MB of fresh pages fewer at 10M); None: none
+    spare: np.ndarray | None = None
 
 
 def node_column(table: pl.DataFrame) -> pl.Expr:
@@ -534,7 +537,9 @@ def _correlate_one_node(table: pl.DataFrame, count: int, workers: int, hops: boo
     key = fingerprints(table, workers)
     made = None if hops else _journeys_in_time(key, table, workers)
     if made is not None:
-        return _correlation(table, pl.DataFrame({"row": _rows_in(key.view(np.uint32)[:table.height])}), made, [], True)
+        halves = key.view(np.uint32)
+        correlated = _correlation(table, pl.DataFrame({"row": _rows_in(halves[:table.height])}), made, [], True)
+        return Correlation(correlated.table, correlated.clocks, halves[table.height:])
     columns: dict[str, np.ndarray | pl.Series] = {"_point": _points_of(table), "ts": table.get_column("ts"), "key": key}
     parts, ordered = _partitioned(key, count, columns, workers)
     del key, columns
