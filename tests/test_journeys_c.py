@@ -624,6 +624,25 @@ def test_distinct_rows_in_c_are_polars_groups(compiled: ModuleType, monkeypatch:
     assert journeys._once_per_distinct(texts, lambda row: row["text"])[0] == texts["text"].unique(maintain_order=True).to_list()
 
 
+def test_distinct_rows_are_numbered_alike_as_their_table_grows(compiled: ModuleType) -> None:
+    """The slots of distinct rows grow as they are found (from 1024): rows all distinct, and pairs of them, numbered as
+    polars' groups and a loop of Python number them, past several growths."""
+    n = 20_000
+    values = np.random.default_rng(7).permutation(np.repeat(np.arange(n // 2, dtype=np.uint64), 2))  # each twice
+    column = pl.Series(values)
+    codes = np.empty(n, dtype=np.int64)
+    firsts = compiled.distinct_rows((column.__arrow_c_stream__(),), n, np.zeros(1, np.uint8), np.zeros(n, np.uint8), False, codes)
+    seen: dict[int, int] = {}
+    assert codes.tolist() == [seen.setdefault(v, len(seen)) for v in values.tolist()]
+    assert firsts == [values.tolist().index(v) for v in seen]
+    first = np.zeros(n, dtype=np.uint8)
+    first[::4] = 1  # journeys of four rows: three pairs each
+    compiled.distinct_rows((column.__arrow_c_stream__(),), n, np.zeros(1, np.uint8), first, True, codes)
+    pairs: dict[tuple[int, int], int] = {}
+    want = [-1 if first[i] else pairs.setdefault((values[i - 1], values[i]), len(pairs)) for i in range(n)]
+    assert codes.tolist() == want and len(pairs) > 4 * 1024
+
+
 def change_rows(rng: np.random.Generator, journeys_count: int) -> tuple[pl.DataFrame, np.ndarray]:
     """Hops of journeys as `_changes_at` reads them (every field of `_CHANGE_FIELDS`, their table types), and each
     journey's first: each journey one of a few paths (their hops' TTLs, MACs, envelopes, fragments drawn once a path,
