@@ -739,3 +739,33 @@ def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: p
     with pytest.raises(TypeError, match="tuples"):
         compiled.put_field([j.hops for j in untouched] + [list(untouched[2].hops)], "role", roles + roles[1:])
     assert all(h.role is None for j in untouched for h in j.hops)
+
+
+class _Held:
+    """An object keeping its attribute in a dict (not in a slot)."""
+
+    def __init__(self, hops: object) -> None:
+        self.hops = hops
+
+
+def test_same_items_is_what_identity_says(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hop_arrays`' check in C: each journey's hops the very tuple held (slots or dict), else not; the arrays found as
+    Python finds them."""
+    from cniscope.results import Journey
+
+    tuples: list[tuple[Any, ...]] = [(1,), (2, 3), (4,)]
+    made = [Journey(n, None, "s", None, t) for n, t in enumerate(tuples)]
+    other = [*made[:2], Journey(2, None, "s", None, tuple(h for h in tuples[2]))]  # equal hops, not the same tuple
+    assert compiled.same_items(made, "hops", tuples) and compiled.same_items(tuple(made), "hops", tuple(tuples))
+    assert not compiled.same_items(other, "hops", tuples) and other[2].hops == tuples[2]
+    assert not compiled.same_items(made, "hops", tuples[:2]) and compiled.same_items([], "hops", [])
+    assert compiled.same_items([_Held(tuples[0]), *made[1:]], "hops", tuples)  # a dict's, then slots'
+    assert not compiled.same_items([Journey.__new__(Journey)], "hops", tuples[:1])  # a slot unset
+    with pytest.raises(AttributeError):
+        compiled.same_items([object()], "hops", tuples[:1])
+    arrays = journeys.HopArrays(tuples, np.array([1, 2, 1]), np.array([0, 1, 2, 3]), np.zeros(4, dtype=np.int64), [()])
+    monkeypatch.setattr(journeys, "_materialised", [arrays])
+    for same in (compiled.same_items, None):
+        monkeypatch.setattr(journeys, "_c_same", same)
+        assert journeys.hop_arrays(made) is arrays
+        assert journeys.hop_arrays(other) is None and journeys.hop_arrays(made[:2]) is None

@@ -1316,6 +1316,48 @@ static int put_attribute(PyObject *o, Py_ssize_t offset, PyObject *name, PyObjec
     return failed;
 }
 
+/* same_items(items, name, held) -> bool: whether the `name` attribute of each of `items` is the very object (`is`) at its
+ * place in `held`, as many of each: `journeys.hop_arrays`' check that journeys hold the hops materialised (read from the
+ * slot where their class keeps it: 20,000 journeys 0.8 ms of Python iterators -> ~0.1 ms). */
+static PyObject *same_items(PyObject *self, PyObject *args) {
+    PyObject *items, *name, *held;
+    if (!PyArg_ParseTuple(args, "OUO", &items, &name, &held))
+        return NULL;
+    PyObject *a = PySequence_Fast(items, "same_items: items must be a sequence");
+    PyObject *b = a ? PySequence_Fast(held, "same_items: held must be a sequence") : NULL;
+    if (b == NULL) {
+        Py_XDECREF(a);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
+    int same = n == PySequence_Fast_GET_SIZE(b), failed = 0;
+    PyTypeObject *type = NULL;
+    Py_ssize_t offset = -1;
+    for (Py_ssize_t i = 0; same && i < n; i++) {
+        PyObject *o = PySequence_Fast_GET_ITEM(a, i), *value;
+        if (Py_TYPE(o) != type) {
+            type = Py_TYPE(o);
+            offset = slot_offset(type, name);
+        }
+        if (offset >= 0) {
+            value = *(PyObject **)((char *)o + offset);  /* (borrowed: NULL where the slot is unset) */
+            same = value != NULL && value == PySequence_Fast_GET_ITEM(b, i);
+            continue;
+        }
+        if ((value = PyObject_GetAttr(o, name)) == NULL) {
+            failed = 1;
+            break;
+        }
+        same = value == PySequence_Fast_GET_ITEM(b, i);
+        Py_DECREF(value);
+    }
+    Py_DECREF(a);
+    Py_DECREF(b);
+    if (failed)
+        return NULL;
+    return PyBool_FromLong(same);
+}
+
 #define NAMES_MAX 64 /* fields of a class make_objects makes */
 
 /* make_objects(cls, names, columns, n): n instances of `cls` made as `results.maker`'s function makes them
@@ -1887,6 +1929,7 @@ static PyMethodDef methods[] = {
     {"window_journeys", window_journeys, METH_VARARGS, "One node's journeys over the whole capture in time order."},
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
+    {"same_items", same_items, METH_VARARGS, "Whether each item's attribute is the very object at its place in another sequence."},
     {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
     {"summaries_at", summaries_at, METH_VARARGS, "The summary of each of some rows that is TCP or UDP between IPv4 addresses."},
     {"put_field", put_field, METH_VARARGS, "A field put in each object's dict, the objects in tuples, a value each."},

@@ -1187,9 +1187,18 @@ def hop_arrays(journeys: Sequence[Journey]) -> HopArrays | None:
     from operator import attrgetter, is_  # (here, with what reads it)
 
     for arrays in _materialised:  # the very tuples, compared without a number made for each (20,000: 1.3 -> 0.8 ms)
-        if len(arrays.held) == len(journeys) and all(map(is_, map(attrgetter("hops"), journeys), arrays.held)):
+        if len(arrays.held) == len(journeys) and (
+                _c_same(journeys, "hops", arrays.held) if _c_same is not None  # (in C: 0.8 -> 0.1 ms, 7 times a report)
+                else all(map(is_, map(attrgetter("hops"), journeys), arrays.held))):
             return arrays
     return None
+
+
+_c_same: Callable[[Sequence[object], str, Sequence[object]], bool] | None
+try:
+    from cniscope._journeys import same_items as _c_same
+except ImportError:  # built without a C compiler, or before it had the function
+    _c_same = None
 
 
 def columns_of(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
