@@ -24,7 +24,7 @@ def exporter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 def test_each_format_arrives_with_its_values_nulls_and_type() -> None:
     valid = np.array([True, False, True, True, False])
     bitmap, nulls = arrow.validity(valid)
-    assert nulls == 2 and bitmap is not None and arrow.null_count(bitmap, 5) == 2
+    assert nulls == 2 and bitmap is not None and bitmap.tolist() == [0b01101]
     numbers = {fmt: np.arange(5, dtype=dtype) + 250 * (dtype == np.uint8)
                for fmt, dtype in ((b"C", np.uint8), (b"S", np.uint16), (b"I", np.uint32), (b"L", np.uint64), (b"l", np.int64))}
     arrays = {fmt.decode(): arrow.Array(fmt, 5, nulls, (bitmap, values)) for fmt, values in numbers.items()}

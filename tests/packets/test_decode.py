@@ -547,13 +547,13 @@ def test_the_c_decoder_fills_the_decoded_columns_and_refuses_arrays_of_the_wrong
     ok = dict(data=np.zeros(100, dtype=np.uint8), offset=np.zeros(2, dtype=np.int64), caplen=np.zeros(2, dtype=np.uint32),
               linktype=np.full(2, 147, dtype=np.uint16), kinds=np.zeros(65536, dtype=np.uint8),
               values=_arrays(names, 2), valid=np.zeros((len(names), 1), dtype=np.uint64),
-              filled=np.zeros(len(names), dtype=np.int8))
+              counts=np.zeros(len(names), dtype=np.int64))
     assert c_decoder.decode(*ok.values()) == []
     for name, wrong in [("caplen", np.zeros(2, dtype=np.uint16)), ("kinds", np.zeros(100, dtype=np.uint8)),
                         ("values", ok["values"][:-1]), ("valid", np.zeros((len(names), 2), dtype=np.uint64)),
                         ("values", [np.zeros(2, dtype=np.uint8).repeat(3) for _ in names]),
                         ("values", [np.zeros(2, dtype=np.uint64) for _ in names]),  # each column's own width, or none
-                        ("filled", np.zeros(len(names), dtype=np.int64))]:
+                        ("counts", np.zeros(len(names), dtype=np.int8))]:
         with pytest.raises(ValueError):
             c_decoder.decode(*{**ok, name: wrong}.values())
     # every column the fallback decodes but the names tcpdump prints (text only) and the error (texts made here); the
@@ -565,22 +565,24 @@ def test_the_c_decoder_fills_the_decoded_columns_and_refuses_arrays_of_the_wrong
 
 def test_the_values_under_nulls_are_zeros(c_decoder: ModuleType) -> None:
     """The C decoder's arrays are not zeroed before it writes them: every row of a column it keeps must be written,
-    0 under its nulls, so that equal tables are equal byte for byte (what nothing reads is not left to chance)."""
+    0 under its nulls, so that equal tables are equal byte for byte (what nothing reads is not left to chance); so
+    must every validity word of those columns, and its counts are the rows with a value."""
     # blocks of 64 rows no row of which has some columns (ARP's, TCP's), then a mix
     mix = [(LinkType.ETHERNET, ethernet(PACKET_V4))] * 130 + [(LinkType.ETHERNET, ethernet(arp(), ethertype=0x0806))] * 70
     mix += synth_frames(300, seed=31)
     batch = frame_batch([f for _, f in mix], [int(lt) for lt, _ in mix])
     names, n = c_decoder.COLUMNS, len(mix)
     values = _arrays(names, n, garbage=0xA5)  # as memory handed back and taken again
-    valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
-    filled = np.zeros(len(names), dtype=np.int8)
+    valid = np.full((len(names), -(-n // 64)), 0xA5A5A5A5A5A5A5A5, dtype=np.uint64)
+    counts = np.full(len(names), 7, dtype=np.int64)
     c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, chunks.port_kinds(TUNNEL_PORTS), values,
-                     valid, filled)
-    partly = [c for c in range(len(names)) if filled[c] == 1]
-    assert len(partly) > 30
-    for c in partly:
+                     valid, counts)
+    partly = [c for c in range(len(names)) if 0 < counts[c] < n]
+    assert len(partly) > 30 and 0 in counts.tolist() and n in counts.tolist()
+    for c in range(len(names)):
         ok = np.unpackbits(valid[c].view(np.uint8), count=n, bitorder="little").view(np.bool_)
-        assert ok.any() and not ok.all() and not values[c][~ok].any(), names[c]
+        assert int(np.count_nonzero(ok)) == counts[c] and valid[c][-1] >> (n % 64) == 0, names[c]
+        assert not counts[c] or not values[c][~ok].any(), names[c]  # a column no row has: dropped unread
 
 
 def test_zeroed_arrays_keep_the_blocks_without_a_value_unwritten(c_decoder: ModuleType) -> None:
@@ -592,11 +594,11 @@ def test_zeroed_arrays_keep_the_blocks_without_a_value_unwritten(c_decoder: Modu
     names, n = c_decoder.COLUMNS, len(mix)
     values = _arrays(names, n, garbage=0xA5)  # what a block left unwritten would still hold
     valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
-    filled = np.zeros(len(names), dtype=np.int8)
+    counts = np.zeros(len(names), dtype=np.int64)
     c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, chunks.port_kinds(TUNNEL_PORTS), values,
-                     valid, filled, None, True)
+                     valid, counts, None, True)
     unwritten = 0
-    for c in (c for c in range(len(names)) if filled[c] == 1):
+    for c in (c for c in range(len(names)) if 0 < counts[c] < n):
         ok = np.unpackbits(valid[c].view(np.uint8), count=n, bitorder="little").view(np.bool_)
         for k in range(valid.shape[1]):
             rows = slice(64 * k, min(64 * (k + 1), n))
@@ -708,16 +710,16 @@ def test_the_c_decoder_leaves_a_column_given_an_empty_array_unwritten(c_decoder:
     def run(empty: set[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         values = [np.zeros(0, dtype=a.dtype) if c in empty else a for c, a in enumerate(_arrays(names, n))]
         valid = np.zeros((len(names), -(-n // 64)), dtype=np.uint64)
-        filled = np.zeros(len(names), dtype=np.int8)
+        counts = np.zeros(len(names), dtype=np.int64)
         c_decoder.decode(batch.data, batch.offset, batch.caplen, batch.linktype, chunks.port_kinds(TUNNEL_PORTS),
-                         values, valid, filled)
-        return values, valid, filled
+                         values, valid, counts)
+        return values, valid, counts
 
-    values, valid, filled = run(set())
-    kept_values, kept_valid, kept_filled = run(left)
+    values, valid, counts = run(set())
+    kept_values, kept_valid, kept_counts = run(left)
     for c in range(len(names)):
         if c in left:
-            assert filled[c] and not kept_filled[c] and not kept_valid[c].any(), names[c]
+            assert counts[c] and not kept_counts[c] and not kept_valid[c].any(), names[c]
         else:
-            assert kept_filled[c] == filled[c] and (kept_valid[c] == valid[c]).all(), names[c]
+            assert kept_counts[c] == counts[c] and (kept_valid[c] == valid[c]).all(), names[c]
             assert (kept_values[c] == values[c]).all(), names[c]

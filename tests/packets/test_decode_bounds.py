@@ -40,7 +40,7 @@ for linktype, frame in synth_frames(300, seed=7) + RARE_LINKS:
         data = np.array(raw, dtype=np.uint8)  # exactly these bytes: one more read is past the buffer
         values = [np.empty(1, dtype=np.int64 if name in _IPV6 else NUMPY_TYPE[name]) for name in names]
         C.decode(data, np.zeros(1, np.int64), np.array([cut + 1000], np.uint32), np.array([int(linktype)], np.uint16), kinds,
-                 values, np.zeros((len(names), 1), dtype=np.uint64), np.zeros(len(names), dtype=np.int8))
+                 values, np.zeros((len(names), 1), dtype=np.uint64), np.zeros(len(names), dtype=np.int64))
         count += 1
 print(count)
 """

@@ -9,7 +9,7 @@
  *
  * Per row, the fields found go into the row of a `Block` (values, and a word whose bits say which columns are set, as
  * the fallback's dict of fields): an envelope moves the packet's fields to outer_* and clears them; every 64 rows the
- * block is written out (values, validity; per column, whether no row, some or every row has a value). The frames
+ * block is written out (values, validity; per column, how many rows have a value). The frames
  * nearly every capture is made of (Ethernet or Linux cooked, IPv4, TCP or UDP, VXLAN) take a shorter way (`fast`),
  * which leaves any frame it would not decode whole to the general one. IPv6 addresses are written as the buffer
  * position of their 16 bytes (Python turns them into text, one inet_ntop per distinct address); errors are returned
@@ -916,18 +916,22 @@ VECTORIZED static void transpose64(uint64_t a[64]) {
     SWAP_BLOCKS(1, 0x5555555555555555ULL)
 }
 
-/* the `count` rows from row `start` on (a multiple of BLOCK), into the kept columns any of them has a value for */
-static void write_block(Block *block, int count, Py_ssize_t start, const Out *out, uint64_t kept, uint64_t *some,
-                        uint64_t *every) {
+/* the `count` rows from row `start` on (a multiple of BLOCK), into the kept columns any of them has a value for; every
+ * kept column's validity word (0 where none has: the caller need not zero the bitmaps first), its rows with a value
+ * counted into `counts`; `written` gets the columns whose values were written */
+static void write_block(Block *block, int count, Py_ssize_t start, const Out *out, uint64_t kept, int64_t *counts,
+                        uint64_t *written) {
     uint64_t rows = count == BLOCK ? ~0ULL : (1ULL << count) - 1, set[BLOCK];
     memcpy(set, block->rows, sizeof set);
     for (int j = count; j < BLOCK; j++) set[j] = 0;
     transpose64(set);
     for (int c = 0; c < NCOL; c++) {
         uint64_t ok = set[c], bit = BIT(c);
-        if (ok != rows) *every &= ~bit;
-        if (!ok || !(kept & bit)) continue;
-        *some |= bit;
+        if (!(kept & bit)) continue;
+        out[c].valid[start / BLOCK] = ok;
+        if (!ok) continue;
+        counts[c] += __builtin_popcountll(ok);
+        *written |= bit;
         uint8_t *x = block->values + OFFSET[c], *v = out[c].values + start * WIDTH[c];
         switch (WIDTH[c]) {
         case 1: WRITE_COLUMN(1); break;
@@ -935,7 +939,6 @@ static void write_block(Block *block, int count, Py_ssize_t start, const Out *ou
         case 4: WRITE_COLUMN(4); break;
         default: WRITE_COLUMN(8); break;
         }
-        out[c].valid[start / BLOCK] = ok;
     }
 }
 
@@ -965,20 +968,21 @@ static PyObject *release_all(Py_buffer *views, int count) {
     return NULL;
 }
 
-/* decode(data, offset, caplen, linktype, kinds, values, valid, filled[, ifindex[, zeroed]]) -> [(row, error text), ...]:
+/* decode(data, offset, caplen, linktype, kinds, values, valid, counts[, ifindex[, zeroed]]) -> [(row, error text), ...]:
  * `values` one array per column (need not be zeros: every row of a column some row has a value for is written, 0
  * under its nulls; the others are left as they are, to be dropped; an empty array: a column not kept, never written,
- * its `filled` 0), `valid` the columns' validity bitmaps (uint64 words, zeros), `filled` per column: 0 no row has a
- * value, 2 every row has one, 1 some do; `ifindex` (int64 a frame, optional, None: not wanted): the interface index of
+ * its count 0), `valid` the columns' validity bitmaps (uint64 words; every word of a kept column written, the others
+ * left as they are), `counts` per column (int64) how many rows have a value (the null count without a pass over the
+ * bitmap); `ifindex` (int64 a frame, optional, None: not wanted): the interface index of
  * each LINUX_SLL2 frame captured to its 8th byte, -1 for the others (decode names the interfaces a pcap does not:
  * gathered again in numpy, 4 ms a chunk of 64k); `zeroed` true: `values` are zeros already, and a block of BLOCK rows
  * none of which has a column's value is left unwritten (the pages of a rare column's blocks without one stay untouched) */
 static PyObject *decode(PyObject *self, PyObject *args) {
-    PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *filled_obj;
+    PyObject *data_obj, *offset_obj, *caplen_obj, *linktype_obj, *kinds_obj, *values_obj, *valid_obj, *counts_obj;
     PyObject *ifindex_obj = Py_None;
     int zeroed = 0;
     if (!PyArg_ParseTuple(args, "OOOOOOOO|Op", &data_obj, &offset_obj, &caplen_obj, &linktype_obj, &kinds_obj, &values_obj,
-                          &valid_obj, &filled_obj, &ifindex_obj, &zeroed))
+                          &valid_obj, &counts_obj, &ifindex_obj, &zeroed))
         return NULL;
     if (!PyList_Check(values_obj) || PyList_GET_SIZE(values_obj) != NCOL) {
         PyErr_Format(PyExc_ValueError, "values: a list of %d arrays", NCOL);
@@ -997,18 +1001,19 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "offset int64, caplen uint32, linktype uint16 (one each per frame), kinds 65536 bytes");
         return NULL;
     }
-    PyObject *outs[2] = {valid_obj, filled_obj};
+    PyObject *outs[2] = {valid_obj, counts_obj};
     for (int k = 0; k < 2; k++) {
         if (PyObject_GetBuffer(outs[k], &views[held], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return release_all(views, held);
         held++;
     }
-    if (views[5].len != NCOL * words * 8 || views[6].len != NCOL) {
+    if (views[5].len != NCOL * words * 8 || views[6].len != NCOL * 8) {
         release_all(views, held);
-        PyErr_Format(PyExc_ValueError, "valid: %d bitmaps of a uint64 word per 64 frames; filled: %d int8", NCOL, NCOL);
+        PyErr_Format(PyExc_ValueError, "valid: %d bitmaps of a uint64 word per 64 frames; counts: %d int64", NCOL, NCOL);
         return NULL;
     }
     uint64_t *valid = views[5].buf;
-    int8_t *filled = views[6].buf;
+    int64_t *counts = views[6].buf;
+    memset(counts, 0, NCOL * sizeof *counts);
     Out out[NCOL];
     uint64_t kept = ~0ULL;
     for (int c = 0; c < NCOL; c++) {
@@ -1045,7 +1050,6 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     const int64_t *offset = views[1].buf;
     const uint32_t *caplen = views[2].buf;
     const uint16_t *linktype = views[3].buf;
-    uint64_t some = 0, every = n ? ~0ULL : 0;
     Error *errors = NULL;
     Py_ssize_t nerr = 0, room = 0;
     int failed = 0;
@@ -1097,8 +1101,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         block->rows[count] = d.m;
         if (++count == BLOCK || i == n - 1) {
             uint64_t written = 0;
-            write_block(block, count, i + 1 - count, out, kept, &written, &every);
-            some |= written;
+            write_block(block, count, i + 1 - count, out, kept, counts, &written);
             dense &= written;
             count = 0;
             if ((i + 1) % POPULATE == 0) { /* a kept table's pages are fresh: its next rows' in one call a column */
@@ -1108,8 +1111,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         }
     }
     for (int c = 0; c < NCOL; c++) {
-        filled[c] = !(kept & BIT(c)) ? 0 : every & BIT(c) ? 2 : (some & BIT(c)) != 0;
-        if (filled[c] != 1 || zeroed) continue; /* every block written, the column not kept, or zeros already */
+        if (!counts[c] || counts[c] == n || zeroed) continue; /* not kept or no row, every block written, or zeros */
         for (Py_ssize_t k = 0; k < words; k++) /* zeros under the nulls of the blocks it was not written in */
             if (!out[c].valid[k]) {
                 Py_ssize_t rows = n - k * BLOCK < BLOCK ? n - k * BLOCK : BLOCK;

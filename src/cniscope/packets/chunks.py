@@ -166,16 +166,16 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
     n = base.shape[0]
     names: tuple[str, ...] = compiled.COLUMNS
     values = [_values(name, n, unread, scratch, kept) for name in names]
-    valid = _scratch(scratch, "valid", len(names) * -(-n // 64), np.uint64, zero=True).reshape(len(names), -1)  # per
-    # column a bitmap, a word per 64 rows
-    filled = np.zeros(len(names), dtype=np.int8)  # per column: 0 no row has a value, 1 some do, 2 every row
+    valid = _scratch(scratch, "valid", len(names) * -(-n // 64), np.uint64).reshape(len(names), -1)  # per column a
+    # bitmap, a word per 64 rows (C writes each word of a column it keeps)
+    counts = np.empty(len(names), dtype=np.int64)  # per column the rows that have a value (C's count)
     errors: list[tuple[int, str]] = compiled.decode(data, base, np.ascontiguousarray(caplen, dtype=np.uint32),
                                                     np.ascontiguousarray(linktype, dtype=np.uint16), port_kinds, values,
-                                                    valid, filled, ifindex, kept)
-    for c, (name, value, fill) in enumerate(zip(names, values, filled.tolist())):
-        if not fill:
+                                                    valid, counts, ifindex, kept)
+    for c, (name, value, count) in enumerate(zip(names, values, counts.tolist())):
+        if not count:
             continue
-        bitmap = None if fill == 2 else valid[c].copy()  # a buffer of its own: the block of bitmaps goes
+        bitmap = None if count == n else valid[c].copy()  # a buffer of its own: the block of bitmaps goes
         if name in _IPV6:
             cols.ready[name] = _ipv6_column(data, value, bitmap)
             continue
@@ -184,8 +184,7 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
             cols.values[name], cols.valid[name] = value, ok
             continue
         data_buffer = np.packbits(value, bitorder="little") if value.dtype == np.bool_ else value
-        cols.ready[name] = arrow.Array(ARROW_TYPE[name], n, 0 if bitmap is None else arrow.null_count(bitmap, n),
-                                       (bitmap, data_buffer))
+        cols.ready[name] = arrow.Array(ARROW_TYPE[name], n, n - count, (bitmap, data_buffer))
     if errors and "error" not in unread:
         rows, texts = zip(*errors)
         cols.put("error", np.array(rows, dtype=np.int64), np.array(texts, dtype=object))
