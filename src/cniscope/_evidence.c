@@ -530,6 +530,8 @@ static PyObject *code_counts(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < c.count && !failed; k++) {
         c.at = k;
         c.pos = 0;
+        if (!c.chunks[k].length)
+            continue;  /* (column_seek would go on to the next chunk, counted twice then) */
         int64_t n = column_seek(&c);
         const uint32_t *codes = (const uint32_t *)c.values + c.bit;
         for (int64_t i = 0; c.values && i < n; i++) {
@@ -576,9 +578,169 @@ static PyObject *code_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The `n` (at most 64) bits of a bitmap from bit `first`, bit k for bit first + k. */
+static inline uint64_t bitmap_bits(const uint8_t *map, int64_t first, int n) {
+    const uint8_t *bits = map + (first >> 3);
+    int shift = first & 7, bytes = (shift + n + 7) >> 3;
+    uint64_t w = 0;
+    for (int k = 0; k < bytes && k < 8; k++)
+        w |= (uint64_t)bits[k] << (8 * k);
+    w >>= shift;
+    if (bytes == 9)
+        w |= (uint64_t)bits[8] << (64 - shift);
+    return n == 64 ? w : w & ((1ULL << n) - 1);
+}
+
+/* The true values of a boolean column among `n` (at most 64) rows of its stretch from row `start`: bit k for row
+ * start + k (nulls are not true). */
+static inline uint64_t true_bits(const Column *c, int64_t start, int n) {
+    return c->values ? bitmap_bits(c->values, c->bit + start, n) & valid_bits(c, c->bit + start, n) : 0;
+}
+
+/* What `bad_checksums` finds: the rows written so far, the interfaces' counts, the journeys seen (a bit each). */
+typedef struct {
+    uint32_t *inner, *journeys, *outer;
+    int64_t n_inner, n_outer, packets;
+    int64_t *counts;  /* by interface code, `codes` of them */
+    size_t codes;
+    uint64_t *seen;  /* `words` words of bits by journey */
+    size_t words;
+} Bad;
+
+/* `*table` (of `*size` items of `item` bytes) grown, zeroed, to hold item `index` at least; -1 without the memory. */
+static int grow(void **table, size_t *size, size_t item, size_t index) {
+    if (index < *size)
+        return 0;
+    size_t grown = index + 1 > 2 * *size ? index + 1 : 2 * *size;
+    uint8_t *more = PyMem_RawRealloc(*table, grown * item);
+    if (!more)
+        return -1;
+    memset(more + *size * item, 0, (grown - *size) * item);
+    *table = more;
+    *size = grown;
+    return 0;
+}
+
+enum { CSUM_BAD, CSUM_PROTO, CSUM_OUTER, CSUM_IFACE, CSUM_JOURNEY, CSUM_COLUMNS };
+static const char *CSUM_NAMES[CSUM_COLUMNS] = {"l4_csum_bad", "proto", "outer_l4_csum_bad", "iface", "journey"};
+static const char *CSUM_FORMATS[CSUM_COLUMNS] = {"b", "CSI", "b", "I", "I"};
+
+/* The `n` rows of the columns' stretch, whose first row is the table's row `first`: the bad ones written
+ * and counted. The bad checksums (half the rows of some captures) are found 64 rows at a time from the bitmaps, and
+ * only their protocols read (TCP or UDP nearly all). -1 without the memory, -2 for a bad row without a journey. */
+static int bad_rows(const Column *col, int64_t n, int64_t first, Bad *b) {
+    for (int64_t i = 0; i < n; i += 64) {
+        int m = n - i < 64 ? (int)(n - i) : 64;
+        uint64_t inner = true_bits(&col[CSUM_BAD], i, m), outer = true_bits(&col[CSUM_OUTER], i, m);
+        for (uint64_t any = inner | outer; any; any &= any - 1) {
+            int k = __builtin_ctzll(any);
+            int64_t at = i + k;
+            uint32_t row = (uint32_t)(first + at), code, journey = row, proto;
+            if (inner >> k & 1 && !(cell(&col[CSUM_PROTO], at, &proto) && (proto == 6 || proto == 17))) {
+                inner &= ~(1ULL << k);  /* not TCP nor UDP */
+                if (!(outer >> k & 1))
+                    continue;
+            }
+            if (cell(&col[CSUM_IFACE], at, &code)) {
+                if (code >= b->codes && grow((void **)&b->counts, &b->codes, sizeof *b->counts, code) < 0)
+                    return -1;
+                b->counts[code]++;
+            }
+            if (outer >> k & 1)
+                b->outer[b->n_outer++] = row;
+            if (!(inner >> k & 1))
+                continue;
+            if (col[CSUM_JOURNEY].bits) {
+                if (!cell(&col[CSUM_JOURNEY], at, &journey))
+                    return -2;
+                uint64_t *word = (journey >> 6) < b->words ? &b->seen[journey >> 6] : NULL;
+                if (!word) {
+                    if (grow((void **)&b->seen, &b->words, sizeof *b->seen, journey >> 6) < 0)
+                        return -1;
+                    word = &b->seen[journey >> 6];
+                }
+                b->packets += !(*word >> (journey & 63) & 1);
+                *word |= 1ULL << (journey & 63);
+                b->journeys[b->n_inner] = journey;
+            } else
+                b->packets++;  /* each row its own journey */
+            b->inner[b->n_inner++] = row;
+        }
+    }
+    return 0;
+}
+
+/* bad_checksums(columns, rows, inner, journeys, outer) -> (inner rows, outer rows, packets, counts): one pass over
+ * `rows` rows (fewer than 2**32) of `columns` (Arrow stream capsules, None: all null, in the order of CSUM_NAMES; the
+ * interface by its category code; no journey: each row its own). Written, in row order, into uint32 buffers of `rows`
+ * items: the rows of TCP/UDP sightings whose checksum is bad (`inner`) and the journey of each (`journeys`; empty
+ * without journeys), the rows whose outer checksum is bad (`outer`). Returned: how many of each, how many distinct
+ * journeys the inner ones are, and how many bad rows (inner or outer) each interface code has (int64 by code, as
+ * bytes, up to the greatest code counted; b"" if none). */
+static PyObject *bad_checksums(PyObject *self, PyObject *args) {
+    PyObject *columns, *result = NULL;
+    Py_ssize_t rows;
+    Py_buffer inner_, journeys_, outer_;
+    if (!PyArg_ParseTuple(args, "O!nw*w*w*", &PyTuple_Type, &columns, &rows, &inner_, &journeys_, &outer_))
+        return NULL;
+    Column col[CSUM_COLUMNS];
+    memset(col, 0, sizeof col);
+    Bad b = {.inner = inner_.buf, .journeys = journeys_.buf, .outer = outer_.buf};
+    if (PyTuple_GET_SIZE(columns) != CSUM_COLUMNS || rows < 0 || rows > (Py_ssize_t)UINT32_MAX ||
+            inner_.len != rows * 4 || outer_.len != rows * 4) {
+        PyErr_Format(PyExc_ValueError, "%d columns and buffers of `rows` uint32 wanted, fewer than 2**32 rows", CSUM_COLUMNS);
+        goto done;
+    }
+    for (int k = 0; k < CSUM_COLUMNS; k++)
+        if (column_load(PyTuple_GET_ITEM(columns, k), rows, &col[k], CSUM_NAMES[k], CSUM_FORMATS[k]) < 0)
+            goto done;
+    if (journeys_.len != (col[CSUM_JOURNEY].bits ? rows * 4 : 0)) {
+        PyErr_SetString(PyExc_ValueError, "`journeys`: `rows` uint32 wanted with journeys, none without");
+        goto done;
+    }
+    int64_t done = 0;
+    int failed = 0;
+    size_t used = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < rows && !failed) {
+        int64_t stretch = columns_seek(col, CSUM_COLUMNS, rows - done);
+        if (stretch <= 0) {
+            failed = -3;
+            break;
+        }
+        failed = bad_rows(col, stretch, done, &b);
+        for (int k = 0; k < CSUM_COLUMNS; k++)
+            col[k].pos += stretch;
+        done += stretch;
+    }
+    used = b.codes;
+    while (used && !b.counts[used - 1])
+        used--;
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        if (failed == -1)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_ValueError, failed == -2 ? "a bad checksum's row has no journey" : "a column ends early");
+        goto done;
+    }
+    result = Py_BuildValue("LLLy#", (long long)b.n_inner, (long long)b.n_outer, (long long)b.packets,
+                           used ? (const char *)b.counts : "", (Py_ssize_t)(used * 8));
+done:
+    for (int k = 0; k < CSUM_COLUMNS; k++)
+        column_free(&col[k]);
+    PyMem_RawFree(b.counts);
+    PyMem_RawFree(b.seen);
+    PyBuffer_Release(&inner_);
+    PyBuffer_Release(&journeys_);
+    PyBuffer_Release(&outer_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "What tells network models apart, counted in one pass over the packet table."},
     {"code_counts", code_counts, METH_VARARGS, "How many times each value of a uint32 column appears."},
+    {"bad_checksums", bad_checksums, METH_VARARGS, "The rows with a bad TCP/UDP checksum, inner or outer, in one pass."},
     {NULL, NULL, 0, NULL},
 };
 

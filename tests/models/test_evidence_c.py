@@ -139,12 +139,13 @@ def test_captures_count_and_infer_as_in_polars(compiled: ModuleType, monkeypatch
 
 def test_names_are_counted_as_numpy_counts_them(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """A categorical column's names counted over its codes in C (`code_counts`) as by numpy: nulls left out, chunks
-    cut anywhere, a column of nulls, none at all."""
+    cut anywhere, empty chunks among them, a column of nulls, none at all."""
     table = sightings(np.random.default_rng(5), 3000)
     pl.Series([f"x{i}" for i in range(5000)], dtype=pl.Categorical())  # names made before: codes of 4096 and more below
     late = pl.Series([f"late{i % 7}" if i % 5 else None for i in range(999)] + ["eth0"] * 3, dtype=pl.Categorical())
     assert late.cat.physical().max() >= 4096
-    for column in (table["iface"], table["iface"].slice(5), table["iface"].head(0), pl.Series([None] * 9, dtype=pl.Categorical()), late):
+    gap = pl.concat([table["iface"].head(0), table["iface"].head(40), table["iface"].head(0), table["iface"].tail(9)], rechunk=False)
+    for column in (table["iface"], table["iface"].slice(5), table["iface"].head(0), pl.Series([None] * 9, dtype=pl.Categorical()), gap, late):
         monkeypatch.setattr(evidence, "COMPILED", False)
         want = evidence.named_counts(column)
         in_c(monkeypatch, compiled)

@@ -106,10 +106,15 @@ def named_counts(column: pl.Series) -> dict[str, int]:
         counts = np.zeros(max((int(a.max()) + 1 for a in chunks), default=0), dtype=np.int64)
         for a in chunks:
             counts += np.bincount(a, minlength=len(counts))
+    return code_names(counts, column.dtype)
+
+
+def code_names(counts: np.ndarray, dtype: pl.DataType) -> dict[str, int]:
+    """The names of categorical `dtype` whose codes have a count (`counts` by code), in code order, with it."""
     present = np.flatnonzero(counts)
     if not len(present):
         return {}
-    names = pl.Series(present.astype(np.uint32)).cat.to(column.dtype).to_list()
+    names = pl.Series(present.astype(np.uint32)).cat.to(dtype).to_list()
     return dict(zip(names, counts[present].tolist()))
 
 
