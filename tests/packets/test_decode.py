@@ -723,3 +723,35 @@ def test_the_c_decoder_leaves_a_column_given_an_empty_array_unwritten(c_decoder:
         else:
             assert kept_counts[c] == counts[c] and (kept_valid[c] == valid[c]).all(), names[c]
             assert (kept_values[c] == values[c]).all(), names[c]
+
+
+def test_the_c_decoder_makes_ipv6_columns_as_python_would(c_decoder: ModuleType) -> None:
+    """`ipv6_column`: the addresses of the rows the bitmap sets (none past the last row) as codes into their distinct
+    texts in text order (socket.inet_ntop's), the other rows' codes untouched; a position outside the buffer refused."""
+    import random
+    import socket
+
+    r = random.Random(5)
+    pool = [bytes(16), bytes(15) + b"\1", bytes([0x20, 1, 0xd, 0xb8] + [0] * 11 + [1])] + [r.randbytes(16) for _ in range(40)]
+    n = 1000
+    data = np.frombuffer(b"".join(r.choice(pool) for _ in range(n)) + b"\xee" * 5, dtype=np.uint8)
+    position = np.arange(n, dtype=np.int64) * 16
+    valid = np.array([r.getrandbits(64) for _ in range(-(-n // 64))], dtype=np.uint64)  # bits past row 999 set too
+    codes = np.full(n, 7, dtype=np.int32)
+    offsets, texts = c_decoder.ipv6_column(data, position, valid, codes)
+    rows = [row for row in range(n) if int(valid[row // 64]) >> (row % 64) & 1]
+    want = sorted({socket.inet_ntop(socket.AF_INET6, data[16 * row : 16 * row + 16].tobytes()) for row in rows})
+    dictionary = arrow.Array(b"u", len(want), 0, (None, np.frombuffer(offsets, dtype=np.int32), np.frombuffer(texts, np.uint8)))
+    assert arrow.texts(dictionary) == want
+    assert [want[c] for c in codes[rows]] == [socket.inet_ntop(socket.AF_INET6, data[16 * row : 16 * row + 16].tobytes())
+                                             for row in rows]
+    assert set(codes[np.setdiff1d(np.arange(n), rows)].tolist()) == {7}
+    for wrong in (n * 16 - 15, -1):
+        at = position.copy()
+        at[rows[-1]] = wrong
+        with pytest.raises(ValueError):
+            c_decoder.ipv6_column(data[: n * 16], at, valid, codes)
+    with pytest.raises(ValueError):
+        c_decoder.ipv6_column(data, position, valid[:-1], codes)
+    offsets, texts = c_decoder.ipv6_column(data, position, np.zeros_like(valid), codes)
+    assert np.frombuffer(offsets, dtype=np.int32).tolist() == [0] and texts == b""

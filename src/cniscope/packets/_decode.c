@@ -22,6 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#endif
 #if defined(__linux__)
 #include <errno.h>
 #include <sys/mman.h>
@@ -1139,6 +1145,121 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     return found;
 }
 
+/* -- IPv6 addresses as a text column's codes (cniscope.packets.chunks._ipv6_column) --------------------------------- */
+
+typedef struct {
+    char text[INET6_ADDRSTRLEN];
+    int32_t id; /* the address's code in the order first seen */
+} Text;
+
+static int text_order(const void *a, const void *b) { return strcmp(((const Text *)a)->text, ((const Text *)b)->text); }
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* the rows of `valid` (uint64 words, bit j of word k row 64 k + j) below `n`, each as `row` in `body` */
+#define EACH_ROW(valid, words, n, body)                                                                              \
+    for (Py_ssize_t w_ = 0; w_ < (words); w_++) {                                                                    \
+        uint64_t bits_ = (valid)[w_];                                                                                \
+        if (w_ == (words) - 1 && (n) % 64) bits_ &= (1ULL << ((n) % 64)) - 1;                                        \
+        for (; bits_; bits_ &= bits_ - 1) {                                                                          \
+            Py_ssize_t row = w_ * 64 + __builtin_ctzll(bits_);                                                       \
+            body                                                                                                     \
+        }                                                                                                            \
+    }
+
+/* ipv6_column(data, position, valid, codes) -> (offsets, texts): the IPv6 addresses whose 16 bytes start at
+ * `position` (int64 a row) in `data`, in the rows `valid` sets, as a text column's codes (int32 a row, written only in
+ * those rows) into the distinct addresses' texts (inet_ntop, as socket.inet_ntop) in text order, returned as an Arrow
+ * string array's int32 offsets and UTF-8 bytes. The numpy it replaces cost 0.6 ms a column of 256k rows, few of them
+ * IPv6 (expanding the bitmap, np.unique of 16-byte values); here one hash table a column, its size the rows'. */
+static PyObject *ipv6_column(PyObject *self, PyObject *args) {
+    PyObject *objs[4];
+    if (!PyArg_ParseTuple(args, "OOOO", &objs[0], &objs[1], &objs[2], &objs[3])) return NULL;
+    Py_buffer views[4];
+    int held = 0;
+    for (int i = 0; i < 4; i++) {
+        if (PyObject_GetBuffer(objs[i], &views[i], i == 3 ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS) < 0)
+            return release_all(views, held);
+        held++;
+    }
+    const uint8_t *data = views[0].buf;
+    const int64_t *position = views[1].buf;
+    const uint64_t *valid = views[2].buf;
+    int32_t *codes = views[3].buf;
+    Py_ssize_t size = views[0].len, n = views[1].len / 8, words = (n + 63) / 64;
+    if (views[1].len != n * 8 || views[2].len != words * 8 || views[3].len != n * 4) {
+        release_all(views, held);
+        PyErr_SetString(PyExc_ValueError, "position int64 a row, valid a uint64 word per 64 rows, codes int32 a row");
+        return NULL;
+    }
+    Py_ssize_t total = 0, k = 0, bytes = 0;
+    EACH_ROW(valid, words, n, {
+        if (position[row] < 0 || position[row] > size - 16) {
+            release_all(views, held);
+            return PyErr_Format(PyExc_ValueError, "row %zd: an address's position outside the buffer", row);
+        }
+        total++;
+    })
+    int shift = 60; /* a table of 2^(64 - shift) slots, at least twice the rows */
+    while (shift > 1 && (1LL << (64 - shift)) < 2 * total) shift--;
+    size_t cap = (size_t)1 << (64 - shift);
+    int32_t *slot = malloc(cap * sizeof *slot), *rank = NULL;
+    int64_t *first = malloc((size_t)(total ? total : 1) * sizeof *first); /* each distinct address's position */
+    Text *texts = NULL;
+    PyObject *offsets = NULL, *joined = NULL, *out = NULL;
+    if (!slot || !first) goto nomemory;
+    memset(slot, 0xff, cap * sizeof *slot); /* -1: empty */
+    EACH_ROW(valid, words, n, {
+        const uint8_t *a = data + position[row];
+        size_t i = (size_t)(((load64(a) * GOLDEN) ^ load64(a + 8)) * GOLDEN >> shift);
+        while (slot[i] >= 0 && memcmp(data + first[slot[i]], a, 16)) i = (i + 1) & (cap - 1);
+        if (slot[i] < 0) {
+            slot[i] = (int32_t)k;
+            first[k++] = position[row];
+        }
+        codes[row] = slot[i];
+    })
+    if (!(texts = malloc((size_t)(k ? k : 1) * sizeof *texts)) || !(rank = malloc((size_t)(k ? k : 1) * sizeof *rank)))
+        goto nomemory;
+    for (Py_ssize_t id = 0; id < k; id++) {
+        if (!inet_ntop(AF_INET6, data + first[id], texts[id].text, sizeof texts[id].text)) texts[id].text[0] = 0;
+        texts[id].id = (int32_t)id;
+    }
+    qsort(texts, (size_t)k, sizeof *texts, text_order);
+    for (Py_ssize_t s = 0; s < k; s++) {
+        rank[texts[s].id] = (int32_t)s;
+        bytes += (Py_ssize_t)strlen(texts[s].text);
+    }
+    EACH_ROW(valid, words, n, { codes[row] = rank[codes[row]]; })
+    if (!(offsets = PyBytes_FromStringAndSize(NULL, (k + 1) * 4)) || !(joined = PyBytes_FromStringAndSize(NULL, bytes)))
+        goto done;
+    int32_t *at = (int32_t *)PyBytes_AS_STRING(offsets);
+    char *to = PyBytes_AS_STRING(joined);
+    at[0] = 0;
+    for (Py_ssize_t s = 0; s < k; s++) {
+        size_t len = strlen(texts[s].text);
+        memcpy(to + at[s], texts[s].text, len);
+        at[s + 1] = at[s] + (int32_t)len;
+    }
+    out = PyTuple_Pack(2, offsets, joined);
+    goto done;
+nomemory:
+    PyErr_NoMemory();
+done:
+    Py_XDECREF(offsets);
+    Py_XDECREF(joined);
+    free(slot);
+    free(first);
+    free(texts);
+    free(rank);
+    release_all(views, held);
+    return out;
+}
+
 /* -- chunk columns to polars: the Arrow C data interface (cniscope.packets.arrow) ----------------------------------- */
 
 /* export(name, array) -> (schema capsule, array capsule) of an `arrow.Array` (format, length, null count, buffers, an
@@ -1332,6 +1453,7 @@ fail:
 
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Decode a chunk of frames into its column arrays; returns [(row, error text)]."},
+    {"ipv6_column", ipv6_column, METH_VARARGS, "IPv6 addresses' codes into their distinct texts: (offsets, texts)."},
     {"export", export, METH_VARARGS, "An arrow.Array as Arrow C data interface capsules: (schema, array)."},
     {NULL, NULL, 0, NULL},
 };

@@ -11,6 +11,10 @@ def decode(data: np.ndarray, offset: np.ndarray, caplen: np.ndarray, linktype: n
            values: list[np.ndarray], valid: np.ndarray, counts: np.ndarray, ifindex: np.ndarray | None = None,
            zeroed: bool = False, /) -> list[tuple[int, str]]: ...
 
+# the IPv6 addresses at `position` (int64 a row) in `data`, in the rows `valid` (a uint64 word per 64 rows) sets, as
+# int32 `codes` (written in those rows) into their distinct texts in text order: (int32 offsets, UTF-8 bytes)
+def ipv6_column(data: np.ndarray, position: np.ndarray, valid: np.ndarray, codes: np.ndarray, /) -> tuple[bytes, bytes]: ...
+
 # an `arrow.Array` (format, length, null count, buffers, dictionary) as Arrow C data interface capsules, its buffers
 # pointed at: (schema, array)
 def export(name: bytes, array: object, /) -> tuple[object, object]: ...

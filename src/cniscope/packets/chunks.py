@@ -2,9 +2,9 @@
 
 The C decoder (`_decode.c`, `decode_c`) reads each frame once, header after header, and writes the fields it finds
 straight into the chunk's column arrays (values, and Arrow validity bitmaps: the arrays become the table's columns
-without another pass), without the GIL. What C leaves as positions or codes becomes text here: IPv6 addresses (one
-`inet_ntop` per distinct address) and the error texts; the batch's own columns (frame, ts, node, iface ...) and the
-reader's direction are put beside them. Where the C decoder was not built, every frame goes through
+without another pass), without the GIL. What C leaves as positions or codes becomes text here: IPv6 addresses (C's
+`ipv6_column`: one `inet_ntop` a distinct address) and the error texts; the batch's own columns (frame, ts, node,
+iface ...) and the reader's direction are put beside them. Where the C decoder was not built, every frame goes through
 `fallback.decode_frame`, one by one, to the same rows.
 
 `cniscope.packets.tags` puts ingest's tags on them; `cniscope.packets.decode` hands them to polars (`decode.table`),
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import mmap
-import socket
 import sys
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -177,7 +176,7 @@ def _decode_c(compiled: ModuleType, data: np.ndarray, base: np.ndarray, caplen: 
             continue
         bitmap = None if count == n else valid[c].copy()  # a buffer of its own: the block of bitmaps goes
         if name in _IPV6:
-            cols.ready[name] = _ipv6_column(data, value, bitmap)
+            cols.ready[name] = _ipv6_column(compiled, data, value, bitmap, n - count)
             continue
         if name == "direction":  # merged with the reader's direction: numpy first
             ok = None if bitmap is None else np.unpackbits(bitmap.view(np.uint8), count=n, bitorder="little").view(np.bool_)
@@ -217,28 +216,18 @@ def _zeroed(n: int, dtype: type[np.generic]) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE), dtype=dtype)
 
 
-def _ipv6_column(data: np.ndarray, position: np.ndarray, bitmap: np.ndarray | None) -> arrow.Array:
+def _ipv6_column(compiled: ModuleType, data: np.ndarray, position: np.ndarray, bitmap: np.ndarray | None,
+                 nulls: int) -> arrow.Array:
     """IPv6 addresses as a text column, from the buffer positions of their 16 bytes in the rows `bitmap` (C's validity
     words; None: every row) sets: each row's index into the distinct texts (0 under a null), those texts in text order
-    (as a text column's are made: `Columns`), without a Python object a row nor a pass over every row but the last."""
+    (as a text column's are made: `Columns`), by C (`ipv6_column`: one inet_ntop a distinct address)."""
     n = position.shape[0]
-    rows = np.arange(n) if bitmap is None else _set_bits(bitmap)
-    raw, _ = _gather(data, position[rows], 16)  # inside the buffer: C read them
-    unique, inverse = np.unique(raw, return_inverse=True)
-    texts = [socket.inet_ntop(socket.AF_INET6, a.tobytes()) for a in unique]
-    order = sorted(range(len(texts)), key=texts.__getitem__)
-    rank = np.empty(len(texts), dtype=np.int32)
-    rank[order] = np.arange(len(texts), dtype=np.int32)
     codes = np.zeros(n, dtype=np.int32)
-    codes[rows] = rank[inverse]
-    return arrow.Array(b"i", n, n - rows.shape[0], (bitmap, codes), arrow.strings([texts[i] for i in order]))
-
-
-def _set_bits(bitmap: np.ndarray) -> np.ndarray:
-    """The rows whose bit is set in a validity bitmap of uint64 words, in order, from its nonzero words alone."""
-    words = np.flatnonzero(bitmap)
-    bits = np.unpackbits(bitmap[words].view(np.uint8), bitorder="little").view(np.bool_).reshape(-1, 64)
-    return (words[:, np.newaxis] * 64 + np.arange(64))[bits]
+    rows = np.full(-(-n // 64), np.iinfo(np.uint64).max, dtype=np.uint64) if bitmap is None else bitmap
+    offsets, texts = compiled.ipv6_column(data, position, rows, codes)
+    at = np.frombuffer(offsets, dtype=np.int32)
+    dictionary = arrow.Array(b"u", at.shape[0] - 1, 0, (None, at, np.frombuffer(texts or b"\0", dtype=np.uint8)))
+    return arrow.Array(b"i", n, nulls, (bitmap, codes), dictionary)
 
 
 def _unnamed(batch: FrameBatch, start: int, stop: int) -> np.ndarray | None:
