@@ -1556,30 +1556,47 @@ static int base64(const uint8_t *in, int n, char *out) {
 
 /* community_ids(records, size) -> list[str]: "1:" and the base64 of the SHA-1 of each `size`-byte record of `records`
  * (Community ID v1: each record the seed, addresses, protocol and ports packed; `flows.community_ids_v4`), size at
- * most 55 (one SHA-1 block). */
+ * most 55 (one SHA-1 block). The ids are hashed into one buffer with the interpreter let go (the tally's thread: 11 ms
+ * at 2M that the main thread's Python waited for), then made strings. */
+#define ID_LEN 28 /* base64 of a 20-byte digest */
 static PyObject *community_ids(PyObject *self, PyObject *args) {
     Py_buffer records;
     Py_ssize_t size;
     if (!PyArg_ParseTuple(args, "y*n", &records, &size))
         return NULL;
     PyObject *ids = NULL;
+    char *text = NULL;
     if (size <= 0 || size > 55 || records.len % size) {
         PyErr_SetString(PyExc_ValueError, "records of 1 to 55 bytes each wanted");
         goto done;
     }
     Py_ssize_t count = records.len / size;
+    text = PyMem_RawMalloc((size_t)count * ID_LEN + 1);
+    if (!text) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint8_t digest[20];
+        sha1_short((const uint8_t *)records.buf + i * size, (size_t)size, digest);
+        base64(digest, 20, text + i * ID_LEN);
+    }
+    Py_END_ALLOW_THREADS
     ids = PyList_New(count);
     for (Py_ssize_t i = 0; ids && i < count; i++) {
-        uint8_t digest[20];
-        char text[2 + 28] = "1:";
-        sha1_short((const uint8_t *)records.buf + i * size, (size_t)size, digest);
-        PyObject *id = PyUnicode_FromStringAndSize(text, 2 + base64(digest, 20, text + 2));
-        if (!id)
+        PyObject *id = PyUnicode_New(2 + ID_LEN, 127);
+        if (!id) {
             Py_CLEAR(ids);
-        else
-            PyList_SET_ITEM(ids, i, id);
+            break;
+        }
+        Py_UCS1 *chars = PyUnicode_1BYTE_DATA(id);
+        chars[0] = '1', chars[1] = ':';
+        memcpy(chars + 2, text + i * ID_LEN, ID_LEN);
+        PyList_SET_ITEM(ids, i, id);
     }
 done:
+    PyMem_RawFree(text);
     PyBuffer_Release(&records);
     return ids;
 }
