@@ -157,9 +157,10 @@ def texts(a: Array) -> list[str | None]:
 
 def dictionary(indices: np.ndarray, texts: Sequence[str | None]) -> Array:
     """Text as int32 `indices` (negative: null) into `texts`: an Arrow dictionary array."""
-    codes = indices.astype(np.int32, copy=False)
-    bitmap, nulls = validity(codes >= 0)
-    return Array(b"i", codes.shape[0], nulls, (bitmap, np.ascontiguousarray(codes)), strings(texts))
+    codes = np.ascontiguousarray(indices, dtype=np.int32)
+    # no row null (a pcapng's interfaces): the minimum, without the mask and its count (a 256k batch: 11 against 56 us)
+    bitmap, nulls = (None, 0) if not codes.shape[0] or codes.min() >= 0 else validity(codes >= 0)
+    return Array(b"i", codes.shape[0], nulls, (bitmap, codes), strings(texts))
 
 
 def _address(buffer: np.ndarray | None) -> int | None:

@@ -233,9 +233,11 @@ def _ipv6_column(compiled: ModuleType, data: np.ndarray, position: np.ndarray, b
 def _unnamed(batch: FrameBatch, start: int, stop: int) -> np.ndarray | None:
     """The LINUX_SLL2 frames the file does not name the interface of (a pcap of `tcpdump -i any`) that hold an index,
     as a mask; None when there are none."""
-    unnamed = batch.iface[start:stop] < 0
-    if unnamed.any():  # none in a pcapng (every packet names its interface): no more passes
-        unnamed &= (batch.linktype[start:stop] == LinkType.LINUX_SLL2) & (batch.caplen[start:stop] >= 8)
+    iface = batch.iface[start:stop]
+    if not iface.shape[0] or iface.min() >= 0:  # none in a pcapng (every packet names its interface): no mask
+        return None
+    unnamed = iface < 0
+    unnamed &= (batch.linktype[start:stop] == LinkType.LINUX_SLL2) & (batch.caplen[start:stop] >= 8)
     return unnamed if unnamed.any() else None
 
 
