@@ -758,9 +758,81 @@ done:
     return result;
 }
 
+/* distinct_counts(keys, values, limit, most) -> (counts, met) or None: how many distinct `values` (uint32, each below
+ * `limit`) each key of `keys` (uint32, as many, each below `most`) has among its rows (int64 by key, as bytes: `most`
+ * of them), and the keys in the order they were first met (uint32, as bytes). A bit a value for each key met (a
+ * capture's few tunnel pairs: no hashing of its millions of envelopes' journeys); None where those bits would take
+ * more than 64 MB. */
+static PyObject *distinct_counts(PyObject *self, PyObject *args) {
+    Py_buffer keys_, values_;
+    Py_ssize_t limit, most;
+    if (!PyArg_ParseTuple(args, "y*y*nn", &keys_, &values_, &limit, &most))
+        return NULL;
+    PyObject *result = NULL;
+    int64_t *counts = NULL;
+    uint64_t **bits = NULL;
+    uint32_t *order = NULL;
+    Py_ssize_t n = keys_.len / 4, words = (limit + 63) / 64, met = 0;
+    if (keys_.len % 4 || values_.len != keys_.len || limit < 0 || most < 0 || most > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "as many uint32 keys as values, and at most 2**24 keys");
+        goto done;
+    }
+    counts = PyMem_RawCalloc(most ? most : 1, sizeof *counts);
+    bits = PyMem_RawCalloc(most ? most : 1, sizeof *bits);
+    order = PyMem_RawMalloc((most ? most : 1) * sizeof *order);
+    if (!counts || !bits || !order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint32_t *keys = keys_.buf, *values = values_.buf;
+    int failed = 0;  /* 1: no memory, 2: a key or value out of bounds, 3: too many bits */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t key = keys[i], value = values[i];
+        if (key >= (uint64_t)most || value >= (uint64_t)limit) {
+            failed = 2;
+            break;
+        }
+        uint64_t *mine = bits[key];
+        if (!mine) {
+            if ((uint64_t)(met + 1) * (uint64_t)words * 8 > (64u << 20)) {
+                failed = 3;
+                break;
+            }
+            if (!(mine = bits[key] = PyMem_RawCalloc(words ? words : 1, 8))) {
+                failed = 1;
+                break;
+            }
+            order[met++] = key;
+        }
+        uint64_t bit = 1ULL << (value & 63);
+        counts[key] += !(mine[value >> 6] & bit);
+        mine[value >> 6] |= bit;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed == 1)
+        PyErr_NoMemory();
+    else if (failed == 2)
+        PyErr_SetString(PyExc_ValueError, "a key or value out of bounds");
+    else if (failed == 3)
+        result = Py_NewRef(Py_None);
+    else
+        result = Py_BuildValue("y#y#", (const char *)counts, most * 8, (const char *)order, met * 4);
+done:
+    for (Py_ssize_t k = 0; bits && k < most; k++)
+        PyMem_RawFree(bits[k]);
+    PyMem_RawFree(bits);
+    PyMem_RawFree(counts);
+    PyMem_RawFree(order);
+    PyBuffer_Release(&keys_);
+    PyBuffer_Release(&values_);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "What tells network models apart, counted in one pass over the packet table."},
     {"code_counts", code_counts, METH_VARARGS, "How many times each value of a uint32 column appears."},
+    {"distinct_counts", distinct_counts, METH_VARARGS, "How many distinct values each key has, a bit a value."},
     {"bad_checksums", bad_checksums, METH_VARARGS, "The rows with a bad TCP/UDP checksum, inner or outer, in one pass."},
     {NULL, NULL, 0, NULL},
 };
