@@ -1,5 +1,6 @@
 """The tunnel envelopes' distinct journeys counted in C (`_evidence.distinct_counts`, a bit a journey for each pair or
-sender) are what polars counts (`n_unique`): the same `nat.envelopes` either way, on made-up envelopes and on the
+sender) are what polars counts (`n_unique`), and each pair's VNIs and ports told without grouping where every envelope
+has the one or none are what grouping finds: the same `nat.envelopes` either way, on made-up envelopes and on the
 captures of the scenarios and the corpus."""
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 def both(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: ModuleType) -> nat.Envelopes:
-    """`nat.envelopes` of `table` with C and without: the same frames, of the same types; the C one."""
+    """`nat.envelopes` of `table` with C and without, and without its shortcuts (each pair's VNIs and ports grouped):
+    the same frames, of the same types; the C one."""
+    with monkeypatch.context() as grouped:
+        grouped.setattr(nat, "_one_list", lambda t, column: None)
+        grouped.setattr(nat, "COMPILED", False)
+        want = nat.envelopes(table)
     monkeypatch.setattr(nat, "COMPILED", False)
-    want = nat.envelopes(table)
+    assert nat.envelopes(table).groups.equals(want.groups)
     monkeypatch.setattr(nat, "COMPILED", True)
     monkeypatch.setattr(nat, "distinct_counts", compiled.distinct_counts, raising=False)
     got = nat.envelopes(table)
@@ -85,6 +91,11 @@ def test_made_up_envelopes_as_in_polars(compiled: ModuleType, monkeypatch: pytes
     if n >= 3000:
         assert found.ways.height > found.groups.height > 2
     both(envelopes_of(rng, n, [0x0a000001, None, 0x0a000002]), monkeypatch, compiled)  # ends missing: polars' keys
+    one = envelopes_of(rng, n, [0x0a000001, 0x0a000002])
+    for vni, port in ((7, 8472), (None, None), (7, None)):  # one VNI and port (flannel's), none (IPIP), the one or none
+        same = one.with_columns(pl.lit(vni, dtype=pl.UInt32).alias("vni"), pl.lit(port, dtype=pl.UInt16).alias("outer_dport"))
+        groups = both(same, monkeypatch, compiled).groups
+        assert groups.get_column("vnis").to_list() == [[] if vni is None else [vni]] * groups.height
 
 
 @pytest.mark.parametrize("path", [*sorted(p for p in (DATA / "scenarios").glob("*/*") if p.is_dir()), *sorted(CORPUS.glob("*.pcap"))],
