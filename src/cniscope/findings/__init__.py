@@ -14,6 +14,7 @@ what to check next.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
@@ -67,8 +68,13 @@ def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verd
 
 def detect_in(facts: Facts) -> list[Finding]:
     """`detect`, on facts already built (the report also labels its hops from them: `next_hops`)."""
-    losses = losses_mod.find(facts)
-    found = [detector(facts, losses) for detector in DETECTORS]
+    with ThreadPoolExecutor(1, thread_name_prefix="requests") as pool:
+        # the requests' polars queries (their Python too) on another core while the other detectors run here, first
+        asked = pool.submit(requests.requests_unanswered, facts)
+        losses = losses_mod.find(facts)
+        by = {detector: detector(facts, losses) for detector in DETECTORS if detector is not requests.unanswered}
+        by[requests.unanswered] = requests.unanswered(facts, losses, asked)
+    found = [by[detector] for detector in DETECTORS]
     claimed = frozenset().union(*(f.claimed for f in found))
     dropped = paths.drops(facts, losses, claimed)
     found.append(dropped)

@@ -13,6 +13,7 @@ skipped, the second reported with that caveat.
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import compress
 
@@ -70,11 +71,15 @@ KINDS: dict[str, RequestKind] = {
 _READS = ("proto", "tcp_flags", "dns_id", "dns_qr", "icmp_type", "icmp_id", "icmp_seq", "sport")
 
 
-def unanswered(facts: Facts, losses: Losses) -> Found:
-    """Every journey of a flow counts, also those not materialised for the report (see `Facts.first_row`)."""
+Unanswered = list[tuple[Flow, "RequestKind", list[int], int, int]]
+
+
+def unanswered(facts: Facts, losses: Losses, asked: Future[Unanswered] | None = None) -> Found:
+    """Every journey of a flow counts, also those not materialised for the report (see `Facts.first_row`). `asked`:
+    `requests_unanswered(facts)`, started elsewhere (`findings.detect_in`)."""
     out = []
     errors: pl.DataFrame | None = None  # ICMP errors quoting a packet: found once, for every finding
-    for flow, kind, missing, distinct, requests in _unanswered(facts):
+    for flow, kind, missing, distinct, requests in asked.result() if asked is not None else requests_unanswered(facts):
         if any(_capture_went_on(facts, facts.last_row(jid)) for jid in missing):
             if errors is None:
                 errors = facts.ahead(icmp_quoting)
@@ -83,7 +88,7 @@ def unanswered(facts: Facts, losses: Losses) -> Found:
     return Found(out)
 
 
-def _unanswered(facts: Facts) -> list[tuple[Flow, RequestKind, list[int], int, int]]:
+def requests_unanswered(facts: Facts) -> Unanswered:
     """Per conversation and request kind: the requests no reply answered (their journeys, in the conversation's
     order), how many of them are distinct (by `answer_key`; the rest are retries), and how many were sent. A reply
     answers when it comes from an end that sent none of the requests; over whole columns of every conversation's first
