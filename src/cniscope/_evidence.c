@@ -758,34 +758,39 @@ done:
     return result;
 }
 
-/* distinct_counts(keys, values, limit, most) -> (counts, met) or None: how many distinct `values` (uint32, each below
- * `limit`) each key of `keys` (uint32, as many, each below `most`) has among its rows (int64 by key, as bytes: `most`
- * of them), and the keys in the order they were first met (uint32, as bytes). A bit a value for each key met (a
- * capture's few tunnel pairs: no hashing of its millions of envelopes' journeys); None where those bits would take
- * more than 64 MB. */
+/* distinct_counts(keys, values, limit, most, probe) -> (counts, met, firsts, sizes, probes) or None: of each key of
+ * `keys` (uint32, each below `most`) among its rows, how many distinct `values` (uint32, as many, each below `limit`)
+ * it has (int64 by key: `most` of them); and of the keys in the order they were first met (`met`, uint32) their first
+ * row (int64), their rows (int64), and their first `probe` values at most, one key's after another's (uint32): each
+ * as bytes. A bit a value for each key met (a capture's few tunnel pairs: no hashing of its millions of envelopes'
+ * journeys); None where those bits and probes would take more than 64 MB. */
 static PyObject *distinct_counts(PyObject *self, PyObject *args) {
     Py_buffer keys_, values_;
-    Py_ssize_t limit, most;
-    if (!PyArg_ParseTuple(args, "y*y*nn", &keys_, &values_, &limit, &most))
+    Py_ssize_t limit, most, probe;
+    if (!PyArg_ParseTuple(args, "y*y*nnn", &keys_, &values_, &limit, &most, &probe))
         return NULL;
     PyObject *result = NULL;
-    int64_t *counts = NULL;
+    int64_t *counts = NULL, *firsts = NULL, *sizes = NULL;
     uint64_t **bits = NULL;
-    uint32_t *order = NULL;
-    Py_ssize_t n = keys_.len / 4, words = (limit + 63) / 64, met = 0;
-    if (keys_.len % 4 || values_.len != keys_.len || limit < 0 || most < 0 || most > (1 << 24)) {
-        PyErr_SetString(PyExc_ValueError, "as many uint32 keys as values, and at most 2**24 keys");
+    uint32_t *order = NULL, **probes = NULL, *kept = NULL;
+    Py_ssize_t n = keys_.len / 4, words = (limit + 63) / 64, met = 0, room = most ? most : 1;
+    if (keys_.len % 4 || values_.len != keys_.len || limit < 0 || most < 0 || most > (1 << 24) || probe < 0 || probe > (1 << 20)) {
+        PyErr_SetString(PyExc_ValueError, "as many uint32 keys as values, at most 2**24 keys and 2**20 probes");
         goto done;
     }
-    counts = PyMem_RawCalloc(most ? most : 1, sizeof *counts);
-    bits = PyMem_RawCalloc(most ? most : 1, sizeof *bits);
-    order = PyMem_RawMalloc((most ? most : 1) * sizeof *order);
-    if (!counts || !bits || !order) {
+    counts = PyMem_RawCalloc(room, sizeof *counts);
+    firsts = PyMem_RawMalloc(room * sizeof *firsts);
+    sizes = PyMem_RawCalloc(room, sizeof *sizes);  /* by key while counting, by order after */
+    bits = PyMem_RawCalloc(room, sizeof *bits);
+    probes = PyMem_RawCalloc(room, sizeof *probes);
+    order = PyMem_RawMalloc(room * sizeof *order);
+    if (!counts || !firsts || !sizes || !bits || !probes || !order) {
         PyErr_NoMemory();
         goto done;
     }
     const uint32_t *keys = keys_.buf, *values = values_.buf;
     int failed = 0;  /* 1: no memory, 2: a key or value out of bounds, 3: too many bits */
+    Py_ssize_t held = 0;  /* probe values kept in all */
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         uint32_t key = keys[i], value = values[i];
@@ -795,19 +800,35 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
         }
         uint64_t *mine = bits[key];
         if (!mine) {
-            if ((uint64_t)(met + 1) * (uint64_t)words * 8 > (64u << 20)) {
+            if ((uint64_t)(met + 1) * ((uint64_t)words * 8 + (uint64_t)probe * 4) > (64u << 20)) {
                 failed = 3;
                 break;
             }
-            if (!(mine = bits[key] = PyMem_RawCalloc(words ? words : 1, 8))) {
+            if (!(mine = bits[key] = PyMem_RawCalloc(words ? words : 1, 8)) ||
+                    !(probes[key] = PyMem_RawMalloc((probe ? probe : 1) * sizeof **probes))) {
                 failed = 1;
                 break;
             }
+            firsts[met] = i;
             order[met++] = key;
         }
         uint64_t bit = 1ULL << (value & 63);
         counts[key] += !(mine[value >> 6] & bit);
         mine[value >> 6] |= bit;
+        if (sizes[key] < probe) {
+            probes[key][sizes[key]] = value;
+            held++;
+        }
+        sizes[key]++;
+    }
+    if (!failed && !(kept = PyMem_RawMalloc((held ? held : 1) * sizeof *kept)))
+        failed = 1;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; !failed && k < met; k++) {  /* the probes, one key's after another's */
+        uint32_t key = order[k];
+        Py_ssize_t m = sizes[key] < probe ? (Py_ssize_t)sizes[key] : probe;
+        memcpy(kept + at, probes[key], m * sizeof *kept);
+        at += m;
     }
     Py_END_ALLOW_THREADS
     if (failed == 1)
@@ -816,14 +837,30 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "a key or value out of bounds");
     else if (failed == 3)
         result = Py_NewRef(Py_None);
-    else
-        result = Py_BuildValue("y#y#", (const char *)counts, most * 8, (const char *)order, met * 4);
+    else {
+        int64_t *rows = PyMem_RawMalloc((met ? met : 1) * sizeof *rows);
+        if (!rows)
+            PyErr_NoMemory();
+        else {
+            for (Py_ssize_t k = 0; k < met; k++)
+                rows[k] = sizes[order[k]];
+            result = Py_BuildValue("y#y#y#y#y#", (const char *)counts, most * 8, (const char *)order, met * 4,
+                                   (const char *)firsts, met * 8, (const char *)rows, met * 8, (const char *)kept, held * 4);
+            PyMem_RawFree(rows);
+        }
+    }
 done:
-    for (Py_ssize_t k = 0; bits && k < most; k++)
+    for (Py_ssize_t k = 0; bits && probes && k < most; k++) {
         PyMem_RawFree(bits[k]);
+        PyMem_RawFree(probes[k]);
+    }
     PyMem_RawFree(bits);
+    PyMem_RawFree(probes);
     PyMem_RawFree(counts);
+    PyMem_RawFree(firsts);
+    PyMem_RawFree(sizes);
     PyMem_RawFree(order);
+    PyMem_RawFree(kept);
     PyBuffer_Release(&keys_);
     PyBuffer_Release(&values_);
     return result;

@@ -47,28 +47,32 @@ def both(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: ModuleT
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_keys_distinct_values_counted_as_numpy_counts_them(compiled: ModuleType, seed: int) -> None:
+def test_keys_counted_as_numpy_counts_them(compiled: ModuleType, seed: int) -> None:
+    """Each key's distinct values, first row, rows and first values (probes), the keys in the order first met."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(0, 5000))
     keys = rng.choice(np.array([3, 7, 7, 40, 0], dtype=np.uint32), n)
     values = rng.integers(0, 300, n).astype(np.uint32)
-    found = compiled.distinct_counts(keys, values, 300, 41)
+    found = compiled.distinct_counts(keys, values, 300, 41, 5)
     assert found is not None
-    counts, met = np.frombuffer(found[0], dtype=np.int64), np.frombuffer(found[1], dtype=np.uint32)
+    counts, met, firsts, sizes, probes = (np.frombuffer(b, dtype=t) for b, t in zip(found, ("<i8", "<u4", "<i8", "<i8", "<u4")))
     assert counts.tolist() == [len(set(values[keys == k].tolist())) for k in range(41)]
     assert met.tolist() == list(dict.fromkeys(keys.tolist()))
+    assert firsts.tolist() == [int(np.argmax(keys == k)) for k in met] and sizes.tolist() == [int((keys == k).sum()) for k in met]
+    assert probes.tolist() == [v for k in met for v in values[keys == k][:5].tolist()]
 
 
 def test_bounds_and_room(compiled: ModuleType) -> None:
     keys, values = np.array([0, 1], dtype=np.uint32), np.array([5, 9], dtype=np.uint32)
     with pytest.raises(ValueError, match="out of bounds"):
-        compiled.distinct_counts(keys, values, 9, 2)  # a value of 9, below 9 wanted
+        compiled.distinct_counts(keys, values, 9, 2, 4)  # a value of 9, below 9 wanted
     with pytest.raises(ValueError, match="out of bounds"):
-        compiled.distinct_counts(keys, values, 10, 1)
+        compiled.distinct_counts(keys, values, 10, 1, 4)
     with pytest.raises(ValueError, match="as many"):
-        compiled.distinct_counts(keys, values[:1], 10, 2)
-    assert compiled.distinct_counts(keys, values, 1 << 30, 2) is None  # 128 MB of bits a key: left to polars
-    assert compiled.distinct_counts(keys[:0], values[:0], 0, 0) == (b"", b"")
+        compiled.distinct_counts(keys, values[:1], 10, 2, 4)
+    assert compiled.distinct_counts(keys, values, 1 << 30, 2, 4) is None  # 128 MB of bits a key: left to polars
+    assert compiled.distinct_counts(keys[:0], values[:0], 0, 0, 4) == (b"", b"", b"", b"", b"")
+    assert compiled.distinct_counts(keys, values, 10, 2, 0)[4] == b""  # no probe
 
 
 def envelopes_of(rng: np.random.Generator, n: int, ends: list[int | None]) -> pl.DataFrame:

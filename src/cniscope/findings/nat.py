@@ -140,13 +140,16 @@ def envelopes(table: pl.DataFrame) -> Envelopes:
     # 0.08 s of CPU at 10M). Each a query of its own, not the two at once (`collect_all`: 60-90 MB more at the peak of
     # analyze at 10M), nor eager (each step a query: each lets the interpreter go, and beside the main thread's Python
     # took it back up to 5 ms later)
-    # (in C where it can, each group's distinct journeys: `_distinct_journeys`; and the senders' whole, their keys made
-    # of the ranks alone where every envelope has both ends)
-    senders = _distinct_journeys(t, "_way") if keyed else None
-    ways = _ways_of(t, *senders, len(texts) + 1) if senders is not None else t.lazy().group_by("_way", maintain_order=True).agg(
+    # (in C where it can, each group's distinct journeys: `_key_groups`; and the senders' and the pairs' whole where
+    # every envelope has both ends, their keys made of the ranks alone, and the pairs' lists need no grouping)
+    senders = _key_groups(t, "_way") if keyed else None
+    ways = _ways_of(t, senders, len(texts) + 1) if senders is not None else t.lazy().group_by("_way", maintain_order=True).agg(
         pl.col(*PAIR, "_s").first(), n=pl.col("journey").n_unique()).drop("_way").collect(engine="in-memory")
     lists = {name: _one_list(t, column) for name, column in _LISTS.items()}  # (None: grouped)
-    groups = _with_distinct(t, "_pair", "packets", lambda packets: t.lazy().group_by("_pair", maintain_order=True).agg(
+    pairs = _key_groups(t, "_pair")
+    if keyed and pairs is not None and all(values is not None for values in lists.values()):
+        return Envelopes(t.select("journey", *PAIR), texts, ways, _groups_of(t, pairs, lists))
+    groups = _with_distinct(t, "_pair", pairs, "packets", lambda packets: t.lazy().group_by("_pair", maintain_order=True).agg(
         pl.col(*PAIR).first(), row=pl.col("row").first(), _s=pl.col("_s").first(), _d=pl.col("_d").first(),
         **{name: pl.col(column).drop_nulls().unique().sort() for name, column in _LISTS.items() if lists[name] is None},
         **packets, envelopes=pl.len(),
@@ -171,38 +174,64 @@ def _one_list(t: pl.DataFrame, column: str) -> list[int] | None:
     return [low] if nulls == 0 and low == high else None
 
 
-def _with_distinct(t: pl.DataFrame, key: str, name: str, grouped: Callable[[dict[str, pl.Expr]], pl.DataFrame]) -> pl.DataFrame:
+def _with_distinct(t: pl.DataFrame, key: str, found: KeyGroups | None, name: str,
+                   grouped: Callable[[dict[str, pl.Expr]], pl.DataFrame]) -> pl.DataFrame:
     """`grouped` (a group_by of `t` by `key`, given the expression of each group's distinct journeys as `name`, or
-    nothing) with that count as `name` in the expression's place, and without `key`."""
-    found = _distinct_journeys(t, key)
+    nothing) with that count (`found`'s, else polars') as `name` in the expression's place, and without `key`."""
     if found is None:
         return grouped({name: pl.col("journey").n_unique()}).drop(key)
     frame = grouped({})
-    frame.insert_column(frame.columns.index("envelopes"), pl.Series(name, found[0][frame.get_column(key).to_numpy()].astype(np.uint32)))
+    frame.insert_column(frame.columns.index("envelopes"), pl.Series(name, found.counts[frame.get_column(key).to_numpy()].astype(np.uint32)))
     return frame.drop(key)
 
 
-def _ways_of(t: pl.DataFrame, counts: np.ndarray, met: np.ndarray, size: int) -> pl.DataFrame:
+def _ways_of(t: pl.DataFrame, found: KeyGroups, size: int) -> pl.DataFrame:
     """`envelopes`' `ways` from each sender's key (`_keyed_v4`'s `_way`, in the order first met) and its distinct
-    journeys (`counts` by key): the pair and the sender read off the key, no group_by (20 ms of CPU at 10M)."""
-    way = met.astype(np.int64)
+    journeys: the pair and the sender read off the key, no group_by (20 ms of CPU at 10M)."""
+    way = found.met.astype(np.int64)
     pair = way // size
     return pl.DataFrame([pl.Series("tunnel", pair // size // size, dtype=t.schema["tunnel"]),
                          *(pl.Series(name, part % size, dtype=pl.UInt32) for name, part in (("_a", pair // size), ("_b", pair), ("_s", way))),
-                         pl.Series("n", counts[met], dtype=pl.UInt32)])
+                         pl.Series("n", found.counts[found.met], dtype=pl.UInt32)])
 
 
-def _distinct_journeys(t: pl.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """How many distinct journeys the envelopes of each value of their column `key` (UInt32) have, by value, and the
-    values in the order first met, in C (a bit a journey for each value: at 10M, 2M envelopes of 3 pairs and 6
-    senders, polars' `n_unique` took 17-19 ms a group_by); None where C is not built or the values are too many."""
+def _groups_of(t: pl.DataFrame, found: KeyGroups, lists: dict[str, list[int] | None]) -> pl.DataFrame:
+    """`envelopes`' `groups` from each pair's (`_keyed_v4`'s `_pair`) first row, rows, distinct journeys and first
+    journeys, and the lists every pair has (`_one_list`): no group_by (25 ms of CPU at 10M)."""
+    first = t.select(*PAIR, "row", "_s", "_d")[found.firsts]
+    size = first.height
+    probes = np.split(found.probes, np.cumsum(np.minimum(found.sizes, PROBE))[:-1].tolist())
+    return first.with_columns(
+        *(pl.Series(name, [lists[name]] * size, dtype=pl.List(t.schema[column])) for name, column in _LISTS.items()),
+        pl.Series("packets", found.counts[found.met], dtype=pl.UInt32), pl.Series("envelopes", found.sizes, dtype=pl.UInt32),
+        pl.Series("ids", [p.tolist() for p in probes], dtype=pl.List(t.schema["journey"])))
+
+
+class KeyGroups(NamedTuple):
+    """What `_evidence.distinct_counts` tells of the envelopes' keys (`_key_groups`)."""
+
+    counts: np.ndarray  # the distinct journeys of each key, by key
+    met: np.ndarray  # the keys, in the order first met
+    firsts: np.ndarray  # the first row of each (in `met`'s order)
+    sizes: np.ndarray  # how many rows each has
+    probes: np.ndarray  # the first PROBE journeys of each, one key's after another's
+
+
+def _key_groups(t: pl.DataFrame, key: str) -> KeyGroups | None:
+    """`KeyGroups` of the envelopes' column `key` (UInt32), in C (a bit a journey for each value: at 10M, 2M envelopes
+    of 3 pairs and 6 senders, polars' `n_unique` took 17-19 ms a group_by); None where C is not built or the values
+    are too many."""
     if not COMPILED or not t.height or t.schema[key] != pl.UInt32 or t.schema["journey"] != pl.UInt32 \
             or t.get_column("journey").null_count() or t.get_column(key).null_count():
         return None
     keys, journeys = (np.ascontiguousarray(t.get_column(c).to_numpy()) for c in (key, "journey"))
     most = int(keys.max()) + 1
-    found = distinct_counts(keys, journeys, int(journeys.max()) + 1, most) if most <= 1 << 24 else None
-    return None if found is None else (np.frombuffer(found[0], dtype=np.int64), np.frombuffer(found[1], dtype=np.uint32))
+    found = distinct_counts(keys, journeys, int(journeys.max()) + 1, most, PROBE) if most <= 1 << 24 else None
+    if found is None:
+        return None
+    counts, met, firsts, sizes, probes = found
+    return KeyGroups(np.frombuffer(counts, dtype=np.int64), np.frombuffer(met, dtype=np.uint32), np.frombuffer(firsts, dtype=np.int64),
+                     np.frombuffer(sizes, dtype=np.int64), np.frombuffer(probes, dtype=np.uint32))
 
 
 V4_ENDS = ("outer_src", "outer_dst")
