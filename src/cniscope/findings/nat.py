@@ -260,7 +260,7 @@ def _keyed_v4(t: pl.DataFrame, columns: tuple[str, ...]) -> tuple[pl.DataFrame, 
     texts = sorted(written)
     at = {text: n for n, text in enumerate(texts)}
     rank = np.array([at[text] for text in written], dtype=np.uint32)
-    s, d = (rank[_positions(values, t.get_column(c).to_numpy())] for c in V4_ENDS)
+    s, d = (np.take(rank, _positions(values, t.get_column(c).to_numpy())) for c in V4_ENDS)
     a, b = np.minimum(s, d), np.maximum(s, d)
     # (as the other ends' keys: a rank, or none; in 32 bits where they fit)
     size = len(texts) + 1
@@ -275,7 +275,7 @@ def _positions(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     below it (a pass a value: 2M envelopes' ends among 4 values, 8 against 21 ms), else by binary search."""
     if len(values) > FEW_ENDS:
         return np.searchsorted(values, found)
-    below = np.zeros(len(found), dtype=np.intp)
+    below = np.zeros(len(found), dtype=np.uint8)  # (a byte each: np.take of them 3.5 against 6.2 ms a side of 2M ends)
     for value in values[:-1]:
         below += found > value
     return below
