@@ -162,15 +162,9 @@ static inline int cell(const Column *c, int64_t i, uint32_t *v) {
     return 1;
 }
 
-/* The null flags of `n` (at most 64) values from value `first` of a column's buffers, bit k for value first + k: 1
- * where there is a value. */
-static inline uint64_t valid_bits(const Column *c, int64_t first, int n) {
-    uint64_t all = n == 64 ? UINT64_MAX : (1ULL << n) - 1;
-    if (!c->values)
-        return 0;
-    if (!c->validity)
-        return all;
-    const uint8_t *bits = c->validity + (first >> 3);
+/* The `n` (at most 64) bits of a bitmap from bit `first`, bit k for bit first + k. */
+static inline uint64_t bitmap_bits(const uint8_t *map, int64_t first, int n) {
+    const uint8_t *bits = map + (first >> 3);
     int shift = first & 7, bytes = (shift + n + 7) >> 3;
     uint64_t w = 0;
     for (int k = 0; k < bytes && k < 8; k++)
@@ -178,7 +172,17 @@ static inline uint64_t valid_bits(const Column *c, int64_t first, int n) {
     w >>= shift;
     if (bytes == 9)
         w |= (uint64_t)bits[8] << (64 - shift);
-    return w & all;
+    return n == 64 ? w : w & ((1ULL << n) - 1);
+}
+
+/* The null flags of `n` (at most 64) values from value `first` of a column's buffers, bit k for value first + k: 1
+ * where there is a value. */
+static inline uint64_t valid_bits(const Column *c, int64_t first, int n) {
+    if (!c->values)
+        return 0;
+    if (!c->validity)
+        return n == 64 ? UINT64_MAX : (1ULL << n) - 1;
+    return bitmap_bits(c->validity, first, n);
 }
 
 /* Rows [start, start + n) of a column's stretch widened into `v`, 0 where null (or all 0: the column is not there).
@@ -597,19 +601,6 @@ static PyObject *code_counts(PyObject *self, PyObject *args) {
     PyMem_RawFree(low);
     PyMem_RawFree(counts);
     return result;
-}
-
-/* The `n` (at most 64) bits of a bitmap from bit `first`, bit k for bit first + k. */
-static inline uint64_t bitmap_bits(const uint8_t *map, int64_t first, int n) {
-    const uint8_t *bits = map + (first >> 3);
-    int shift = first & 7, bytes = (shift + n + 7) >> 3;
-    uint64_t w = 0;
-    for (int k = 0; k < bytes && k < 8; k++)
-        w |= (uint64_t)bits[k] << (8 * k);
-    w >>= shift;
-    if (bytes == 9)
-        w |= (uint64_t)bits[8] << (64 - shift);
-    return n == 64 ? w : w & ((1ULL << n) - 1);
 }
 
 /* The true values of a boolean column among `n` (at most 64) rows of its stretch from row `start`: bit k for row
