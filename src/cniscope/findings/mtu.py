@@ -194,13 +194,14 @@ def syns_announcing(table: pl.DataFrame) -> pl.DataFrame:
     """The SYNs on tunnel devices that announce an MSS: their interfaces (as text), MSS and rows, grouped by the two in
     the order of their first sightings (read ahead: `findings.EARLY`, 8 ms of the report's wall time at 2M; the table
     not read when no interface is a tunnel device). Lazy: four columns read, not the whole table filtered; the groups'
-    interface names written as text, not every sighting's (10M names as text: 0.3 s)."""
+    interface names written as text, not every sighting's (10M names as text: 0.3 s); the SYNs on other interfaces
+    left out before the grouping, not after it (10M pcapng: 32-33 -> 19 ms of CPU)."""
     devices = [name for name in interface_sightings(table) if tunnel_device(name) is not None]
     if not devices:
         return pl.DataFrame(schema={"iface": pl.String, "mss": table.schema["mss"], "row": pl.List(table.schema["row"])})
-    return table.lazy().filter(pl.col("mss").is_not_null() & ((pl.col("tcp_flags").fill_null(0) & 2) == 2)).group_by(
-        "iface", "mss", maintain_order=True).agg("row").with_columns(pl.col("iface").cast(pl.String)).filter(
-        pl.col("iface").is_in(devices)).collect()
+    return table.lazy().filter(pl.col("iface").is_in(devices) & pl.col("mss").is_not_null() & (
+        (pl.col("tcp_flags").fill_null(0) & 2) == 2)).group_by("iface", "mss", maintain_order=True).agg("row").with_columns(
+        pl.col("iface").cast(pl.String)).collect()
 
 
 def _mss_on_tunnel_devices(facts: Facts) -> list[Finding]:
