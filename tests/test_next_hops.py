@@ -94,3 +94,19 @@ def test_frames_and_sides_are_counted_by_capture_point() -> None:
                                                      (0, "node1", "eth0", GATEWAY, 1), (0, "node2", "eth0", HOST, 2),
                                                      (0, "node2", "eth0", GATEWAY, 1), (0, "node2", "eth0", OTHER, 1)])
     assert seen.frames.schema["frames"] == seen.sides.schema["seen"] == pl.get_index_type()
+
+
+def test_one_capture_point_counts_as_one_of_several() -> None:
+    """A table of one capture point (its pairs grouped without the input and node, then given them): the frames and
+    sides it has among other points' rows, the same schema; the node named or not."""
+    pairs = ((HOST, PEER), (PEER, HOST), (HOST, PEER), (HOST, HOST), (HOST, BROADCAST), (PEER, None))
+    for node in ("node1", None):
+        one = one_nic_table("eth0", *pairs).with_columns(node=pl.lit(node, dtype=pl.Categorical))  # type: ignore[arg-type]
+        other = one_nic_table("eth0", (OTHER, HOST)).with_columns(input=pl.lit(1, dtype=pl.UInt16))
+        alone, among = mac_sightings(one), mac_sightings(pl.concat([one, other]))
+        for name in ("frames", "sides"):
+            found, expected = getattr(alone, name), getattr(among, name).filter(pl.col("input") == 0)
+            assert found.schema == expected.schema
+            assert sorted(found.iter_rows()) == sorted(expected.iter_rows())
+        assert sorted(alone.frames.iter_rows()) == [(0, node, "eth0", 5)]
+    assert mac_sightings(one.clear()).frames.is_empty()
