@@ -569,17 +569,31 @@ static inline uint64_t leg_hash(const LegKey *k) {
 static const int MIRRORED[][2] = {{L_SRC, L_DST}, {L_SRC6, L_DST6}, {L_SRC_NAME, L_DST_NAME}, {L_SPORT, L_DPORT},
                                   {L_ARP_SPA, L_ARP_TPA}};
 
-/* `k` or its mirror (ends swapped, their null flags too), whichever is the lesser: the same for both. */
-static void leg_unmirrored(LegKey *k) {
-    LegKey m = *k;
-    for (size_t e = 0; e < sizeof MIRRORED / sizeof *MIRRORED; e++) {
+/* `k` or its mirror (ends swapped, their null flags too), the same for both: swapped where the first pair of MIRRORED
+ * whose two values (with their null flags) differ has the greater first: most often the first pair decides (the whole
+ * key made mirrored and compared with it: `leg_scan` of 0.42M first sightings at 2M 20 -> 12.6 ms). */
+static inline void leg_unmirrored(LegKey *k) {
+    const size_t pairs = sizeof MIRRORED / sizeof *MIRRORED;
+    int swap = 0;
+    for (size_t e = 0; e < pairs; e++) {
         int a = MIRRORED[e][0], b = MIRRORED[e][1];
-        m.v[a] = k->v[b];
-        m.v[b] = k->v[a];
-        m.ok = (m.ok & ~(1u << a | 1u << b)) | ((k->ok >> b) & 1) << a | ((k->ok >> a) & 1) << b;
+        uint64_t va = (uint64_t)((k->ok >> a) & 1) << 32 | k->v[a], vb = (uint64_t)((k->ok >> b) & 1) << 32 | k->v[b];
+        if (va != vb) {
+            swap = va > vb;
+            break;
+        }
     }
-    if (memcmp(&m, k, sizeof m) < 0)
-        *k = m;
+    if (!swap)
+        return;
+    uint32_t ok = k->ok;
+    for (size_t e = 0; e < pairs; e++) {
+        int a = MIRRORED[e][0], b = MIRRORED[e][1];
+        uint32_t v = k->v[a];
+        k->v[a] = k->v[b];
+        k->v[b] = v;
+        ok = (ok & ~(1u << a | 1u << b)) | ((k->ok >> b) & 1) << a | ((k->ok >> a) & 1) << b;
+    }
+    k->ok = ok;
 }
 
 /* The distinct rows seen so far (an open-addressing table of their indexes + 1, probed linearly, at most half full)
