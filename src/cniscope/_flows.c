@@ -1532,22 +1532,29 @@ static void sha1_short(const uint8_t *data, size_t n, uint8_t digest[20]) {
     uint64_t bits = (uint64_t)n * 8;
     for (int k = 0; k < 8; k++)
         block[63 - k] = (uint8_t)(bits >> (8 * k));
-    uint32_t w[80], h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    uint32_t w[16], h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
     for (int t = 0; t < 16; t++)
         w[t] = (uint32_t)block[4 * t] << 24 | (uint32_t)block[4 * t + 1] << 16 | (uint32_t)block[4 * t + 2] << 8 | block[4 * t + 3];
-    for (int t = 16; t < 80; t++)
-        w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int t = 0; t < 80; t++) {
-        uint32_t f = t < 20 ? (b & c) | (~b & d) : t < 40 ? b ^ c ^ d : t < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
-        uint32_t k = t < 20 ? 0x5A827999 : t < 40 ? 0x6ED9EBA1 : t < 60 ? 0x8F1BBCDC : 0xCA62C1D6;
-        uint32_t temp = rol(a, 5) + f + e + k + w[t];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = temp;
+    /* each round's word of the schedule made as it is needed, in a ring of 16 (the 80 made first, in a loop the
+     * compiler vectorised two words at a time, each load waiting on the stores before it: 20,000 ids 7.3 -> 3.6 ms),
+     * and the four stages of 20 rounds each in a loop of its own */
+#define SHA1_ROUNDS(from, f, k)                                                                                         \
+    for (int t = from; t < from + 20; t++) {                                                                          \
+        if (t >= 16)                                                                                                  \
+            w[t & 15] = rol(w[(t - 3) & 15] ^ w[(t - 8) & 15] ^ w[(t - 14) & 15] ^ w[t & 15], 1);                     \
+        uint32_t temp = rol(a, 5) + (f) + e + (uint32_t)(k) + w[t & 15];                                              \
+        e = d;                                                                                                        \
+        d = c;                                                                                                        \
+        c = rol(b, 30);                                                                                               \
+        b = a;                                                                                                        \
+        a = temp;                                                                                                     \
     }
+    SHA1_ROUNDS(0, (b & c) | (~b & d), 0x5A827999)
+    SHA1_ROUNDS(20, b ^ c ^ d, 0x6ED9EBA1)
+    SHA1_ROUNDS(40, (b & c) | (b & d) | (c & d), 0x8F1BBCDC)
+    SHA1_ROUNDS(60, b ^ c ^ d, 0xCA62C1D6)
+#undef SHA1_ROUNDS
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
     for (int k = 0; k < 5; k++)
         for (int j = 0; j < 4; j++)
