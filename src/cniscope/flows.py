@@ -893,8 +893,8 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
     col = {name: flat[name].to_list() for name in (
         "flow", "proto", "client", "client_port", "server", "server_port", "packets", "bytes", "first_ts", "last_ts",
         "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note")}
-    clients = list(map(_endpoint, col["client"], col["client_port"]))
-    servers = list(map(_endpoint, col["server"], col["server_port"]))
+    # (each address text is there, `?` without one: `_with_addresses`)
+    clients, servers = (made_many(Endpoint, [col[end], col[f"{end}_port"]], flat.height) for end in ("client", "server"))
     legs_of = _legs_of(legs, flat, clients, servers)
     keys = community_ids_v4(*(fast[name].to_numpy() for name in fast.columns))
     if len(keys) < flat.height:  # the others one by one (at 2M, 106 of 20,000: 11 -> 1 ms)

@@ -95,7 +95,7 @@ class Journey:
     hops: tuple[Hop, ...]  # last, as in the JSON report (`--json` writes the objects as they are)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # no dict an end (40,000 of them at 20,000 conversations)
 class Endpoint:
     addr: str
     port: int | None = None

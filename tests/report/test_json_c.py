@@ -107,6 +107,10 @@ def test_conversations_are_written_as_orjson_writes_the_objects(compiled: Module
     assert b'"10.0.0.1:40000"' in expected and b'"[fd00::1]:80"' in expected and b'"a\\"b\\\\c\\u0001:-1"' in expected
     for refused in (Endpoint("caf\u00e9", 9), Endpoint("10.0.0.1", 2**64), Endpoint(7, 80), Endpoint("x", 1.5)):  # type: ignore[arg-type]
         assert compiled.lines([flow(1, ends[0], refused, (), True)], (Flow,), Endpoint) is None
+    assert compiled.lines([flow(1, ends[0], Endpoint.__new__(Endpoint), (), True)], (Flow,), Endpoint) is None  # unset
+    # an endpoint type with a dict (its fields not in slots) is not written here
+    Ends = dataclasses.make_dataclass("Ends", [("addr", str), ("port", int)], frozen=True)
+    assert compiled.lines([flow(1, Ends("10.0.0.1", 1), Ends("10.0.0.2", 2), (), True)], (Flow,), Ends) is None
 
 
 class Kind(StrEnum):

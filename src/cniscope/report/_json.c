@@ -4,10 +4,9 @@
  * exactly as orjson does is written: None, bools, integers of 64 bits, ASCII text (str and its subclasses: the enums),
  * lists, tuples, dicts of str keys, instances of the given dataclasses (their __dict__, as orjson writes a dataclass;
  * a key starting with `_`, which orjson would skip, is refused; or their slots, in their class's order, where they have
- * no dict), and the given endpoint type as its text
- * (`results.Endpoint.__str__`). Anything else (text beyond ASCII, a larger integer, a float, another type) makes the
- * whole call return None: json_out then writes those elements as it does without C. No Python code runs while writing
- * (dicts are read as they are).
+ * no dict), and the given endpoint type (of slots, `addr` and `port` first) as its text (`results.Endpoint.__str__`).
+ * Anything else (text beyond ASCII, a larger integer, a float, another type) makes the whole call return None: json_out
+ * then writes those elements as it does without C. No Python code runs while writing (dicts are read as they are).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +34,7 @@ typedef struct {
     Py_ssize_t length, capacity;
     PyObject *objects;    /* tuple of the types written as their __dict__ (or their slots: `slotted`) */
     PyTypeObject *endpoint; /* written as its text, or NULL */
+    Py_ssize_t endpoint_at[2]; /* where an endpoint keeps its address and port (its first two slots) */
     Slotted *slotted;
     int slotted_count;
 } Writer;
@@ -119,7 +119,6 @@ static int put_int(Writer *w, PyObject *o) {
     return put_digits(w, large, 0);
 }
 
-static PyObject *s_addr, *s_port; /* an endpoint's keys */
 
 static const char HEX[] = "0123456789abcdef";
 
@@ -171,45 +170,30 @@ static int put_text(Writer *w, PyObject *text) {
 }
 
 /* `results.Endpoint.__str__` as a JSON string: its address, `addr:port`, or `[addr]:port` for an IPv6 address; the
- * address an exact str, the port None or an exact int of 64 bits (else REFUSED). */
+ * address an exact str, the port None or an exact int of 64 bits, read from their slots (`endpoint_at`; else
+ * REFUSED). */
 static int put_endpoint(Writer *w, PyObject *endpoint) {
-    PyObject *own = PyObject_GenericGetDict(endpoint, NULL);
-    if (own == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return -1;
-        PyErr_Clear();
-        return REFUSED;
-    }
-    int done = REFUSED;
-    PyObject *addr = PyDict_CheckExact(own) ? PyDict_GetItem(own, s_addr) : NULL;
-    PyObject *port = PyDict_CheckExact(own) ? PyDict_GetItem(own, s_port) : NULL;
+    PyObject *addr = *(PyObject **)((char *)endpoint + w->endpoint_at[0]);
+    PyObject *port = *(PyObject **)((char *)endpoint + w->endpoint_at[1]);
     if (addr == NULL || port == NULL || !PyUnicode_CheckExact(addr) || (port != Py_None && !PyLong_CheckExact(port)))
-        goto done;
-    if (port == Py_None) {
-        done = put_text(w, addr);
-        goto done;
-    }
-    int overflow;
+        return REFUSED;
+    if (port == Py_None)
+        return put_text(w, addr);
+    int overflow, done;
     long long number = PyLong_AsLongLongAndOverflow(port, &overflow);
-    if (number == -1 && PyErr_Occurred()) {
-        done = -1;
-        goto done;
-    }
+    if (number == -1 && PyErr_Occurred())
+        return -1;
     if (overflow)
-        goto done;
+        return REFUSED;
     Py_ssize_t colon = PyUnicode_FindChar(addr, ':', 0, PyUnicode_GET_LENGTH(addr), 1);
-    if (colon == -2) {
-        done = -1;
-        goto done;
-    }
+    if (colon == -2)
+        return -1;
     unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
     if (put(w, colon >= 0 ? "\"[" : "\"", colon >= 0 ? 2 : 1) < 0 || (done = put_escaped(w, addr)) < 0)
-        done = -1;
-    else if (done == 0 && (put(w, colon >= 0 ? "]:" : ":", colon >= 0 ? 2 : 1) < 0 || put_digits(w, magnitude, number < 0) < 0
-                           || put(w, "\"", 1) < 0))
-        done = -1;
-done:
-    Py_DECREF(own);
+        return -1;
+    if (done == 0 && (put(w, colon >= 0 ? "]:" : ":", colon >= 0 ? 2 : 1) < 0 || put_digits(w, magnitude, number < 0) < 0
+                      || put(w, "\"", 1) < 0))
+        return -1;
     return done;
 }
 
@@ -374,8 +358,9 @@ static int plan_slots(PyTypeObject *type, Slotted *plan) {
 }
 
 /* lines(elements, objects, endpoint): each element's JSON text, joined by ",\n  " (json_out's lists: one element a
- * line); `objects`: the types written as their __dict__; `endpoint`: the type written as its text, or None. None
- * where an element holds what is not written here. */
+ * line); `objects`: the types written as their __dict__; `endpoint`: the type written as its text (a class of slots,
+ * `addr` and `port` first), or None. None where an element holds what is not written here, or `endpoint` is not such
+ * a class. */
 static PyObject *lines(PyObject *self, PyObject *args) {
     PyObject *elements, *objects, *endpoint;
     if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &elements, &PyTuple_Type, &objects, &endpoint))
@@ -383,6 +368,15 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     if (endpoint != Py_None && !PyType_Check(endpoint)) {
         PyErr_SetString(PyExc_TypeError, "lines: endpoint is a type or None");
         return NULL;
+    }
+    Slotted ends = {0};
+    if (endpoint != Py_None) {  /* a class of slots, `addr` and `port` first (results.Endpoint), or nothing is written */
+        int planned = ((PyTypeObject *)endpoint)->tp_dictoffset == 0 ? plan_slots((PyTypeObject *)endpoint, &ends) : 0;
+        if (planned < 0)
+            return NULL;
+        if (!planned || ends.count < 2 || !PyUnicode_Check(ends.names[0]) || !PyUnicode_Check(ends.names[1])
+            || PyUnicode_CompareWithASCIIString(ends.names[0], "addr") || PyUnicode_CompareWithASCIIString(ends.names[1], "port"))
+            Py_RETURN_NONE;
     }
     Slotted slotted[SLOTTED_MAX];
     int slotted_count = 0;
@@ -396,8 +390,8 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         }
     }
     Py_ssize_t n = PyList_GET_SIZE(elements);
-    Writer w = {scratch, 0, scratch_size, objects, endpoint == Py_None ? NULL : (PyTypeObject *)endpoint, slotted,
-                slotted_count};
+    Writer w = {scratch, 0, scratch_size, objects, endpoint == Py_None ? NULL : (PyTypeObject *)endpoint,
+                {ends.offsets[0], ends.offsets[1]}, slotted, slotted_count};
     for (Py_ssize_t i = 0; i < n; i++) {
         int done = (i && put(&w, ",\n  ", 4) < 0) ? -1 : put_value(&w, PyList_GET_ITEM(elements, i), 0);
         if (done < 0)
@@ -416,7 +410,5 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_json", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__json(void) {
-    if ((s_addr = PyUnicode_InternFromString("addr")) == NULL || (s_port = PyUnicode_InternFromString("port")) == NULL)
-        return NULL;
     return PyModule_Create(&module);
 }
