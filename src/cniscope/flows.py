@@ -540,7 +540,8 @@ def _tallied(first: pl.DataFrame, kept: int, resent: np.ndarray | None, late: np
     of = np.empty(flows, dtype=TALLY)
     journeys, resets = tallies(_capsules(first, _TALLY_COLUMNS), first.height, flows, kept, resent, of)
     flow = np.flatnonzero(of["packets"]).astype(np.uint32)
-    of = of[flow]
+    # taken as whole records of bytes (numpy takes a structured array's rows field by field: 20,000 of them 5-15 ms)
+    of = of.view(np.dtype((np.void, TALLY.itemsize)))[flow].view(TALLY)
 
     def at(positions: np.ndarray) -> pl.Series:  # null where none
         return pl.select(pl.when(pl.Series(positions >= 0)).then(pl.Series(positions))).to_series()
