@@ -3,7 +3,7 @@ on keys of every kind and partition counts of every size; positions outside the 
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +15,14 @@ import pytest
 from cniscope import journeys
 from cniscope.packets import schema
 from tests.compiled import compile_c, garbage_under_nulls
+
+
+@dataclass(frozen=True)
+class Dicted:
+    """A class keeping its fields in a dict, as `results.Endpoint` did."""
+
+    addr: str
+    port: int | None = None
 
 SOURCE = Path(journeys.__file__).with_name("_journeys.c")
 
@@ -458,8 +466,8 @@ def test_journeys_in_time_order_read_null_columns_as_nulls(compiled: ModuleType)
 
 def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """`results.made_many` in C: the same hops and journeys as the Python loop (equal; a hop's fields in its slots, a
-    journey's in its dict, its keys in field order; the constants shared), lists of another length and columns not one
-    a field refused."""
+    journey's and an end's too; the constants shared), lists of another length, columns not one a field, and a class
+    keeping its fields in a dict refused."""
     from cniscope import results
     from cniscope.results import Change, ChangeKind, Endpoint, Hop, HopDirection, Journey, made_many
 
@@ -472,8 +480,10 @@ def test_make_objects_makes_what_the_python_maker_makes(compiled: ModuleType, mo
     monkeypatch.setattr(results, "_make_objects", None)
     assert made == made_many(Hop, columns, 3) and journey == made_many(Journey, ([7], None, ["TCP"], None, [tuple(made)]), 1)
     assert not any(hasattr(o, "__dict__") for o in (*made, *journey))  # (their fields in slots)
-    ends = made_many(Endpoint, (["10.0.0.1", "fd00::1"], [80, None]), 2)  # a class with a dict: its fields in it, in order
-    assert ends == [Endpoint("10.0.0.1", 80), Endpoint("fd00::1")] and list(ends[0].__dict__) == ["addr", "port"]
+    ends = made_many(Endpoint, (["10.0.0.1", "fd00::1"], [80, None]), 2)
+    assert ends == [Endpoint("10.0.0.1", 80), Endpoint("fd00::1")] and not hasattr(ends[0], "__dict__")
+    with pytest.raises(TypeError, match="slot"):  # a class keeping its fields in a dict
+        compiled.make_objects(Dicted, ("addr", "port"), ("10.0.0.1", 80), 1)
     assert made[0].changes is made[2].changes is changes and journey[0].hops[1] is made[1]
     assert made_many(Hop, columns, 0) == []
     names = tuple(f.name for f in fields(Hop))
@@ -713,7 +723,7 @@ def test_distinct_rows_refuse_what_they_cannot_read(compiled: ModuleType) -> Non
 
 def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     """`results.set_roles` by `_journeys.put_field`: each hop of each journey its role, in order, as the Python loop
-    gives them (in a hop's slot; in the dict of an object that has one); a count of roles other than the hops', or hops
+    gives them (in a hop's slot; an object keeping its fields in a dict refused); a count of roles other than the hops', or hops
     not in tuples, refused before any is set."""
     from cniscope import results
     from cniscope.results import Endpoint, Hop, Journey, made_many
@@ -731,8 +741,10 @@ def test_roles_put_in_c_are_the_python_ones(compiled: ModuleType, monkeypatch: p
     assert got == want and [h.role for j in got for h in j.hops] == roles
     assert not any(hasattr(h, "__dict__") for j in got for h in j.hops)  # (in their slots)
     ends = (Endpoint("10.0.0.1", 80), Endpoint("fd00::1"))
-    compiled.put_field([ends], "port", [1, 2])  # an object with a dict: put in it, in its place
-    assert ends == (Endpoint("10.0.0.1", 1), Endpoint("fd00::1", 2)) and list(ends[0].__dict__) == ["addr", "port"]
+    compiled.put_field([ends], "port", [1, 2])
+    assert ends == (Endpoint("10.0.0.1", 1), Endpoint("fd00::1", 2))
+    with pytest.raises(TypeError, match="slot"):  # an object keeping its fields in a dict
+        compiled.put_field([(Dicted("10.0.0.1", 80),)], "port", [1])
     untouched = journeys_made()
     with pytest.raises(ValueError, match="a value for each"):
         compiled.put_field([j.hops for j in untouched], "role", roles[:3])

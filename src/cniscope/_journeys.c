@@ -1301,19 +1301,21 @@ static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
     return -1;
 }
 
-/* `value` put as the field of `o` its class keeps at `offset` (`slot_offset`), else under `name` in its dict. */
-static int put_attribute(PyObject *o, Py_ssize_t offset, PyObject *name, PyObject *value) {
-    if (offset >= 0) {
-        Py_INCREF(value);
-        Py_XSETREF(*(PyObject **)((char *)o + offset), value);
-        return 0;
-    }
-    PyObject *own = PyObject_GenericGetDict(o, NULL);
-    if (own == NULL)
-        return -1;
-    int failed = PyDict_SetItem(own, name, value);
-    Py_DECREF(own);
-    return failed;
+/* `value` put as the field of `o` its class keeps at `offset` (`slot_offset`). */
+static inline void put_attribute(PyObject *o, Py_ssize_t offset, PyObject *value) {
+    Py_INCREF(value);
+    Py_XSETREF(*(PyObject **)((char *)o + offset), value);
+}
+
+/* `slot_offset` of each of `k` names, or -1 with a TypeError: the objects made or filled here keep their fields in
+ * slots (results.Hop, Journey, Flow, Endpoint). */
+static int slot_offsets(PyTypeObject *type, PyObject *const *names, Py_ssize_t k, Py_ssize_t *offsets) {
+    for (Py_ssize_t j = 0; j < k; j++)
+        if ((offsets[j] = slot_offset(type, names[j])) < 0) {
+            PyErr_Format(PyExc_TypeError, "%s keeps no field %R in a slot", type->tp_name, names[j]);
+            return -1;
+        }
+    return 0;
 }
 
 /* same_items(items, name, held) -> bool: whether the `name` attribute of each of `items` is the very object (`is`) at its
@@ -1361,7 +1363,7 @@ static PyObject *same_items(PyObject *self, PyObject *args) {
 #define NAMES_MAX 64 /* fields of a class make_objects makes */
 
 /* make_objects(cls, names, columns, n): n instances of `cls` made as `results.maker`'s function makes them
- * (object.__new__, then each of `names` put in the instance's dict, or its slots, in order), the k-th name's value of
+ * (object.__new__, then each of `names` put in its slot, in order; a class keeping one elsewhere refused), the k-th name's value of
  * the i-th being `columns[k][i]` where `columns[k]` is a list or a one-dimensional array of n objects or of n 64-bit
  * integers (numpy's: no list of each column made first, 0.6 MB of fresh pages each at 73k hops), else `columns[k]`
  * itself. For the tens of thousands of hops and journeys materialising makes (results.made_many: the Python loop the
@@ -1413,8 +1415,9 @@ static PyObject *make_objects(PyObject *self, PyObject *args) {
                 PyErr_SetString(PyExc_ValueError, "make_objects: a list or array column of another length or kind");
             goto fail;
         }
-        offsets[held] = slot_offset(cls, PyTuple_GET_ITEM(names, held));
     }
+    if (slot_offsets(cls, &PyTuple_GET_ITEM(names, 0), k, offsets) < 0)
+        goto fail;
     empty = PyTuple_New(0);
     out = empty ? PyList_New(n) : NULL;
     if (out == NULL)
@@ -1426,12 +1429,11 @@ static PyObject *make_objects(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(out, i, made);
         for (Py_ssize_t j = 0; j < k; j++) {
             PyObject *column = PyTuple_GET_ITEM(columns, j), *value;
-            int failed;
             switch (kinds[j]) {
             case COLUMN_INTEGERS:
                 if ((value = PyLong_FromLongLong(((const long long *)views[j].buf)[i])) == NULL)
                     goto fail;
-                failed = put_attribute(made, offsets[j], PyTuple_GET_ITEM(names, j), value);
+                put_attribute(made, offsets[j], value);
                 Py_DECREF(value);
                 break;
             case COLUMN_OBJECTS:
@@ -1440,17 +1442,15 @@ static PyObject *make_objects(PyObject *self, PyObject *args) {
                     PyErr_SetString(PyExc_ValueError, "make_objects: an array of objects with a hole");
                     goto fail;
                 }
-                failed = put_attribute(made, offsets[j], PyTuple_GET_ITEM(names, j), value);
+                put_attribute(made, offsets[j], value);
                 break;
             case COLUMN_LIST:
                 /* (a list column's length was checked above; Python code cannot run between: no callback here) */
-                failed = put_attribute(made, offsets[j], PyTuple_GET_ITEM(names, j), PyList_GET_ITEM(column, i));
+                put_attribute(made, offsets[j], PyList_GET_ITEM(column, i));
                 break;
             default:
-                failed = put_attribute(made, offsets[j], PyTuple_GET_ITEM(names, j), column);
+                put_attribute(made, offsets[j], column);
             }
-            if (failed < 0)
-                goto fail;
         }
     }
     for (Py_ssize_t j = 0; j < k; j++)
@@ -1712,7 +1712,7 @@ done:
     return out;
 }
 
-/* put_field(groups, name, values): `name` put in the dict (or slot) of each object of the tuples of the list `groups`, in order,
+/* put_field(groups, name, values): `name` put in the slot of each object of the tuples of the list `groups`, in order,
  * the k-th object's value `values[k]` (a list of as many values as the tuples hold objects). For the roles labelling
  * gives the hops of the journeys (results.set_roles: the Python loop the fallback). */
 static PyObject *put_field(PyObject *self, PyObject *args) {
@@ -1732,7 +1732,7 @@ static PyObject *put_field(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "put_field: a value for each object");
         return NULL;
     }
-    /* (no Python code runs below but dicts' own: the lists keep their lengths) */
+    /* (no Python code runs below but the values' deallocators, which put nothing: the lists keep their lengths) */
     PyTypeObject *seen = NULL;
     Py_ssize_t offset = -1;
     for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
@@ -1741,10 +1741,10 @@ static PyObject *put_field(PyObject *self, PyObject *args) {
             PyObject *o = PyTuple_GET_ITEM(group, i);
             if (Py_TYPE(o) != seen) {
                 seen = Py_TYPE(o);
-                offset = slot_offset(seen, name);
+                if (slot_offsets(seen, &name, 1, &offset) < 0)
+                    return NULL;
             }
-            if (put_attribute(o, offset, name, PyList_GET_ITEM(values, k)) < 0)
-                return NULL;
+            put_attribute(o, offset, PyList_GET_ITEM(values, k));
         }
     }
     Py_RETURN_NONE;
@@ -1930,9 +1930,9 @@ static PyMethodDef methods[] = {
     {"fingerprint_scan", fingerprint_scan, METH_VARARGS, "Each sighting's fingerprint hashed over the table's columns."},
     {"rank_firsts", rank_firsts, METH_VARARGS, "Journeys given by first row -> numbered by first row, in place."},
     {"same_items", same_items, METH_VARARGS, "Whether each item's attribute is the very object at its place in another sequence."},
-    {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its dict, from lists or constants."},
+    {"make_objects", make_objects, METH_VARARGS, "Instances of a class, each field put in its slot, from lists or constants."},
     {"summaries_at", summaries_at, METH_VARARGS, "The summary of each of some rows that is TCP or UDP between IPv4 addresses."},
-    {"put_field", put_field, METH_VARARGS, "A field put in each object's dict, the objects in tuples, a value each."},
+    {"put_field", put_field, METH_VARARGS, "A field put in each object's slot, the objects in tuples, a value each."},
     {"distinct_rows", distinct_rows, METH_VARARGS, "Rows, or pairs of rows, numbered by first appearance of each distinct one."},
     {NULL, NULL, 0, NULL},
 };

@@ -37,7 +37,7 @@ class ChangeKind(StrEnum):
     SWAP = "swap"  # source and destination exchanged: the same packet sent back (a firewall in the path, a hairpin)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # as Hop (the JSON writer reads its slots: 52,717 changes of 73k hops at 2M)
 class Change:
     kind: ChangeKind
     before: str
@@ -355,14 +355,11 @@ def made(cls: type[_Made], *values: object) -> _Made:
 
 
 def maker(cls: type) -> Callable[..., Any]:
-    """A function of every field of `cls` in order that makes the instance: the fields go into its own dict one by
-    one, in order, which keeps it the small kind whose keys the class's instances share (20,000 conversations on
-    fresh memory: 0.028 s, against 0.035 with a dict of their own, 0.039 by __init__), with no call per field
-    (0.5 us a conversation against 1.3 us through a loop over the names); into its slots where it has no dict."""
+    """A function of every field of `cls` (a frozen dataclass of slots) in order that makes the instance: each field
+    put in its slot, without __init__'s checked call per field (`made`) nor a loop over the names."""
     names = [f.name for f in fields(cls)]
-    put = "    own[{0!r}] = {0}\n" if "__slots__" not in cls.__dict__ else "    put(made, {0!r}, {0})\n"
-    source = (f"def make({', '.join(names)}):\n    made = new(cls)\n" + ("    own = made.__dict__\n" if "own" in put else "")
-              + "".join(put.format(name) for name in names) + "    return made\n")
+    source = (f"def make({', '.join(names)}):\n    made = new(cls)\n" + "".join(f"    put(made, {name!r}, {name})\n" for name in names)
+              + "    return made\n")
     namespace: dict[str, object] = {"new": object.__new__, "cls": cls, "put": object.__setattr__}
     exec(source, namespace)  # as dataclasses makes __init__
     make = namespace["make"]
