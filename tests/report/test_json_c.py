@@ -133,6 +133,16 @@ def test_values_are_written_as_orjson_writes_them(value: object, compiled: Modul
     assert compiled.lines([value, value], (Thing,), None) == orjson.dumps(value) + b",\n  " + orjson.dumps(value)
 
 
+def test_text_escaped_wherever_it_needs_it(compiled: ModuleType) -> None:
+    """Text is escaped as orjson escapes it whether what needs it comes first, inside or after runs of plain
+    characters (taken 8 at a time) of every length, and next to the characters either side of each escaped one."""
+    texts = [a * k + c + b * m for k in range(0, 19) for m in (0, 1, 7, 8, 9) for c in ('"', "\\", "\x00", "\x1f", "\n", "\x7f")
+             for a, b in (("x", "y"), ("!", "]"), ("\x20", "#"), ("[", "\x7e"))]
+    for text in texts:
+        assert compiled.lines([text], (), None) == orjson.dumps(text), repr(text)
+    assert compiled.lines(texts, (), None) == b",\n  ".join(map(orjson.dumps, texts))
+
+
 @dataclasses.dataclass(slots=True)
 class Slotted:
     z: Any  # (the fields out of the order of their names: written in the fields' order, as orjson writes them)

@@ -136,7 +136,21 @@ static int put_escaped(Writer *w, PyObject *text) {
     if (room(w, n * 6) < 0)
         return -1;
     char *out = at(w);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t i = 0;
+    /* 8 characters at a time where none of them is escaped (a word with no byte below 0x20, no quote, no backslash:
+     * ASCII, so no byte has its top bit), one at a time from the first word that has one */
+    const uint64_t ones = 0x0101010101010101ULL, tops = 0x8080808080808080ULL;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, quote, slash;
+        memcpy(&x, s + i, 8);
+        quote = x ^ ('"' * ones);
+        slash = x ^ ('\\' * ones);
+        if ((((x - 0x20 * ones) & ~x) | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & tops)
+            break;
+        memcpy(out, &x, 8);
+        out += 8;
+    }
+    for (; i < n; i++) {
         unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             *out++ = (char)c;
