@@ -121,3 +121,28 @@ def test_a_spilled_table_is_scanned_on_one_thread(tmp_path: Path, monkeypatch: p
     assert len(started) == 2 and "coverage" in started[0] and started[1] == ["tally"]
     assert _spilled(specs, partitions=3, workers=2) == whole
     assert len(started) == 2
+
+
+def test_without_the_c_watcher_a_python_thread_hands_the_pages_back_the_same_table(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built without a C compiler (no `_pages`): the files mapped by Python's mmap, handed back by a Python thread."""
+    specs = [InputSpec(str(generated(tmp_path, 3000)))]
+    whole = to_dict(analyze_capture(read(specs)))
+    monkeypatch.setattr(spill, "_pages", None)
+    assert _spilled(specs, partitions=3, workers=2) == whole
+
+
+@pytest.mark.skipif(spill._pages is None, reason="built without a C compiler")
+def test_a_spilled_frame_is_its_file_mapped_through_the_watcher(tmp_path: Path) -> None:
+    """A batch's frame (`_Pages.map`) reads the file's pages in place: read, they are the process's file pages, and
+    the watcher's round hands them back (`_pages.c`)."""
+    assert spill._pages is not None
+    frame = pl.DataFrame({"a": pl.int_range(0, 4 << 20, dtype=pl.UInt64, eager=True)})  # 32 MiB
+    frame.write_ipc(tmp_path / "batch.arrow", compat_level=pl.CompatLevel.newest())
+    mapped = spill._Pages(1 << 40).map(tmp_path / "batch.arrow")  # a budget no read passes: held until released
+    spill._pages.release()
+    before = spill._pages.resident()
+    assert mapped.equals(frame)
+    assert spill._pages.resident() - before >= 24 << 20
+    spill._pages.release()
+    assert spill._pages.resident() - before < 8 << 20

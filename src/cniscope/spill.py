@@ -8,7 +8,8 @@ numbered over the whole capture (`row`), is
 
 - written whole, in row order, to an uncompressed Arrow IPC file (the columns it leaves empty left out): the
   later stages map these files, so the table's pages are the files', not the process's own memory, and they are
-  handed back fifty times a second (`_Pages`): the process holds what the stage at work reads at the moment;
+  handed back whenever the process holds more than a sixteenth of `memory` of them (`_Pages`, `_pages.c`): the
+  process holds what the stage at work read last, not all it has read;
 - cut by a hash of the strong key fields (`journeys.KEY_FIELDS`: every sighting of one packet shares them, the
   optional ones too, whichever way the key takes them) into partitions, each appended to its Parquet file: what
   correlation reads (`journeys.NARROW`, `row`, the node), the key for each choice of optional fields (which
@@ -57,6 +58,11 @@ from cniscope.results import NodeClock
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.open import BATCH
 
+try:
+    from cniscope import _pages
+except ImportError:  # built without a C compiler: a Python thread hands the pages back
+    _pages = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:  # imported when a capture is spilled: pyarrow and its Parquet writer take 50 ms to import
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -68,8 +74,11 @@ PARTITION_BYTES = 300  # a partition's rows in memory and correlation's working 
 PARTITION_ROWS = 1 << 21
 MAX_PARTITIONS = 1024
 HELD_BYTES = 100  # a buffered row of a partition, before it is written
-# seconds between handing back the mapped table's pages: a scan of 25 columns of 10M sightings takes a tenth of a
-# second, and mapped them all in at 0.25 (10M under --memory 1G: 1.51 GB peak at 0.25 s, 1.32 at 0.02, CPU the same)
+MAPPED_SHARE = 16  # `memory` // this: the mapped table's pages the process holds before the watcher hands them back
+WATCH_EVERY = 2000  # microseconds between the watcher's looks at the process's file pages (`_pages.c`)
+# Without the C watcher: seconds between a Python thread's rounds of handing back. A scan of 25 columns of 10M sightings
+# takes a tenth of a second, and mapped them all in at 0.25 (10M under --memory 1G: 1.51 GB peak at 0.25 s, 1.32 at
+# 0.02); but the thread waits for the GIL, which some stages hold for a fifth of a second (0.95-2.12 GB at 0.02 over 20 runs in session 21).
 RELEASE_EVERY = 0.02
 RELEASE_SHARE = 0.1  # of one core at most: at 100M the files are thousands, and a round of them takes longer
 
@@ -94,7 +103,7 @@ def read(specs: list[InputSpec], memory: int, workers: int, on_batch: Callable[[
             spilled = _spill(specs, Path(scratch), count, memory, on_batch)
             if spilled.rows == 0:
                 return Capture(table=empty(), inputs=spilled.infos, source=Reopen(tuple(specs))), None
-            correlated = _correlate(spilled, workers)
+            correlated = _correlate(spilled, workers, max(memory // MAPPED_SHARE, 1))
             return Capture(table=correlated.table, inputs=spilled.infos, source=Reopen(tuple(specs))), correlated
 
 
@@ -272,7 +281,8 @@ def _map(items: list[T], work: Callable[[T], object], workers: int) -> None:
         list(pool.map(work, items))
 
 
-def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
+def _correlate(spilled: Spilled, workers: int, budget: int) -> journeys.Correlation:
+    """`budget`: bytes of the mapped table's pages held before they are handed back (`_Pages`)."""
     several = spilled.nodes > 1
     offsets: list[NodeClock] = []
     if several:  # journeys on the raw clocks, for the clocks only
@@ -315,45 +325,55 @@ def _correlate(spilled: Spilled, workers: int) -> journeys.Correlation:
     del firsts, multi
     hops = hops.with_columns(flow=pl.Series(flow_of[hops["journey"].to_numpy()], dtype=pl.UInt32))
     del flow_of
+    pages = _Pages(budget)
     start = 0
     for n, height in enumerate(spilled.heights):
         added = hops.slice(start, height)
         if offsets:  # the table's times on one clock, as correlation leaves them
-            batch = spilled.wide(_mapped(spilled.batch(n)), n)
+            batch = spilled.wide(pages.map(spilled.batch(n)), n)
             added = added.with_columns(ts=batch.select(journeys.node_column(batch).alias("_node"), "ts")
                                        .select(clocks.corrected(offsets)).to_series())
         with _writing():
             added.write_ipc(spilled.added(n), compat_level=pl.CompatLevel.newest())
         start += height
     del hops
-    pages = _Pages()
     table = _table(spilled, pages, bool(offsets))
     pages.start()
     return journeys.Correlation(table=table, clocks=offsets)
 
 
 class _Pages:
-    """Files mapped read-only, whose pages are handed back every `RELEASE_EVERY` seconds while any of them is
-    mapped (MADV_DONTNEED: a shared mapping of a file reads them again, from the page cache or the disk, when
-    next touched): the process holds what the last moment's work read of the table, not all it has read."""
+    """Files mapped read-only, their pages handed back while any of them is mapped (MADV_DONTNEED: a shared mapping
+    of a file reads them again, from the page cache or the disk, when next touched): the process holds what the
+    last moment's work read of the table, not all it has read. By the C watcher (`_pages.c`), which never waits for
+    the GIL, whenever the process's file pages have grown by `budget` bytes; built without it, by a Python thread
+    every `RELEASE_EVERY` seconds (`start`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int) -> None:
         self.maps: list[weakref.ref[mmap.mmap]] = []
+        if _pages is not None:
+            _pages.watch(budget, WATCH_EVERY)
 
     def map(self, path: Path) -> pl.DataFrame:
         """An IPC file's frame, its buffers the file's mapped pages (no copy)."""
         import pyarrow as pa
         import pyarrow.ipc as ipc
 
+        mapped: mmap.mmap | _pages.Map
         with open(path, "rb") as handle:
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        self.maps.append(weakref.ref(mapped))
+            if _pages is not None:
+                mapped = _pages.map(handle.fileno())
+            else:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                self.maps.append(weakref.ref(mapped))
         frame = pl.from_arrow(ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all(), rechunk=False)
         assert isinstance(frame, pl.DataFrame)
         return frame
 
     def start(self) -> None:
-        threading.Thread(target=_release, args=(self.maps,), name="release-pages", daemon=True).start()
+        """The Python thread, when there is no C watcher (which watches from the first map on)."""
+        if _pages is None:
+            threading.Thread(target=_release, args=(self.maps,), name="release-pages", daemon=True).start()
 
 
 def _release(maps: list[weakref.ref[mmap.mmap]]) -> None:
@@ -364,10 +384,6 @@ def _release(maps: list[weakref.ref[mmap.mmap]]) -> None:
             mapped.madvise(mmap.MADV_DONTNEED)
         del alive
         time.sleep(max(RELEASE_EVERY, (time.perf_counter() - started) * (1 / RELEASE_SHARE - 1)))
-
-
-def _mapped(path: Path) -> pl.DataFrame:
-    return _Pages().map(path)
 
 
 def _table(spilled: Spilled, pages: _Pages, corrected: bool) -> pl.DataFrame:
