@@ -137,8 +137,9 @@ def test_the_process_ends_at_once_with_its_exit_code_and_whole_output(files: dic
     buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (as a process's output mostly is)
     done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120, env=buffered)
     assert (done.returncode, done.stdout) == (code, expected.out + "handled\n")  # (printed at exit: flushed)
-    waiting = ("import sys, threading, time\nfrom cniscope.cli import main\n"
-               "threading.Thread(target=lambda: (time.sleep(0.5), print('joined'))).start()\nsys.exit(main())")
+    waiting = ("import sys, threading\nfrom cniscope.cli import main\nreturned = threading.Event()\n"  # (joined only after main: no race)
+               "threading.Thread(target=lambda: (returned.wait(), print('joined'))).start()\n"
+               "code = main()\nreturned.set()\nsys.exit(code)")
     done = subprocess.run([sys.executable, "-c", waiting, *argv], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (code, expected.out + "joined\n")
 
