@@ -110,3 +110,14 @@ def test_one_capture_point_counts_as_one_of_several() -> None:
             assert sorted(found.iter_rows()) == sorted(expected.iter_rows())
         assert sorted(alone.frames.iter_rows()) == [(0, node, "eth0", 5)]
     assert mac_sightings(one.clear()).frames.is_empty()
+
+
+def test_arp_senders_are_those_with_an_address_in_order_of_first_sighting() -> None:
+    """`MacSightings.arp`: each (MAC, address) an ARP packet gives once, in the order first seen; a sender without an
+    address (0 or none: a probe) left out."""
+    table = one_nic_table("eth0", (HOST, PEER), (PEER, HOST))
+    arp = pl.DataFrame({"arp_sha": [PEER, None, HOST, PEER, OTHER, OTHER, HOST], "arp_spa": [5, 7, 0, 5, None, 9, 6]},
+                       schema={"arp_sha": pl.UInt64, "arp_spa": pl.UInt32})
+    table = pl.concat([table.head(1)] * 7).with_columns(arp)
+    assert mac_sightings(table).arp.rows() == [(PEER, 5), (OTHER, 9), (HOST, 6)]
+    assert mac_sightings(table.clear()).arp.is_empty()
