@@ -107,17 +107,6 @@ static PyObject *pcap_packets(PyObject *self, PyObject *args) {
     return Py_BuildValue("nnn", n, pos, bad);
 }
 
-/* pcapng_packets(data, pos, end, limit, big, max_caplen, offset, caplen, wirelen, local, units, options, length)
- * -> (count, pos, bad, top): the consecutive enhanced packet blocks (EPB, type 6) from `pos`, at most `limit`, stopping
- * at a block of another type or where fewer than 8 bytes (type and length) are left before `end`, each checked as it
- * is walked: for each, at its row of the outputs, its packet's offset, captured and wire lengths, interface (of the
- * section), timestamp units, whether it carries options, and its block's length. `bad`: the first row whose block is
- * damaged (-1: none): its length not a multiple of 4, too short or running past `end`, a trailing length that
- * disagrees, a captured length above `max_caplen` or longer than its block. Nothing is read past `end` (a row's words
- * past it are zeros), and the walk trusts each length as it goes: the reader uses nothing from the first bad row on.
- * `top`: the largest interface a row names (-1: none), which the reader holds to the interfaces the section describes
- * by the end of the batch. One pass: the header words gathered by the walk and checked in a second pass took half as
- * long again as the walk (10M pcapng). sources.pcapng's `_check_numpy` is the same check in numpy. */
 /* `pcapng_packets`' outputs, a row a block */
 typedef struct {
     int64_t *offset;
@@ -166,6 +155,17 @@ static inline __attribute__((always_inline)) Py_ssize_t walk_packets(const uint8
     return n;
 }
 
+/* pcapng_packets(data, pos, end, limit, big, max_caplen, offset, caplen, wirelen, local, units, options, length)
+ * -> (count, pos, bad, top): the consecutive enhanced packet blocks (EPB, type 6) from `pos`, at most `limit`, stopping
+ * at a block of another type or where fewer than 8 bytes (type and length) are left before `end`, each checked as it
+ * is walked: for each, at its row of the outputs, its packet's offset, captured and wire lengths, interface (of the
+ * section), timestamp units, whether it carries options, and its block's length. `bad`: the first row whose block is
+ * damaged (-1: none): its length not a multiple of 4, too short or running past `end`, a trailing length that
+ * disagrees, a captured length above `max_caplen` or longer than its block. Nothing is read past `end` (a row's words
+ * past it are zeros), and the walk trusts each length as it goes: the reader uses nothing from the first bad row on.
+ * `top`: the largest interface a row names (-1: none), which the reader holds to the interfaces the section describes
+ * by the end of the batch. One pass: the header words gathered by the walk and checked in a second pass took half as
+ * long again as the walk (10M pcapng). sources.pcapng's `_check_numpy` is the same check in numpy. */
 static PyObject *pcapng_packets(PyObject *self, PyObject *args) {
     Py_buffer data, o[7];
     Py_ssize_t pos, end, limit, n = 0, bad = -1;
