@@ -85,7 +85,7 @@ def stages(packets: int, snaplen: int, given: Path | None = None) -> None:
     partitions = plan_partitions(capture.table.height, capture.table.estimated_size(), default_memory(), workers)
     correlation = journeys.correlate(capture.table, partitions=partitions, workers=workers, hops=False)
     done("correlate")
-    table, leg_rows = flows.number(correlation.table)
+    table, leg_rows, _ = flows.number(correlation.table)
     table = table.drop(*KEY_ONLY, *HOPS_ONLY, strict=False)  # as analyze_capture: a text capture may lack some
     capture.table, clocks = table, correlation.clocks
     del correlation

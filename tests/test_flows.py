@@ -87,7 +87,7 @@ def test_the_legs_are_found_among_the_rows_numbering_marks(monkeypatch: pytest.M
 
     left_out = several = rewritten = 0
     for scenario in sorted(path for path in (DATA / "scenarios").glob("*/*") if path.is_dir()):
-        table, leg_rows = flows.number(correlate(read(expand([InputSpec(str(scenario))])).table).table)
+        table, leg_rows, _ = flows.number(correlate(read(expand([InputSpec(str(scenario))])).table).table)
         assert leg_rows.marked.sum() > 0
         left_out += table.height - leg_rows.marked.sum()
         rewritten += leg_rows.rewritten

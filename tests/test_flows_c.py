@@ -108,7 +108,7 @@ def compare(table: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, compiled: Modu
     assert same_partition(c_tuples, polars_tuples)
     assert got.table["flow"].equals(want.table["flow"]) and got.leg_rows.rewritten == want.leg_rows.rewritten
     assert got.leg_rows.bare == want.leg_rows.bare == flows.any_bare(table)
-    assert (got.leg_rows.marked == want.leg_rows.marked).all()
+    assert (got.leg_rows.marked == want.leg_rows.marked).all() and got.firsts.equals(want.firsts)
     assert fast.journeys == slow.journeys == count and (fast.leg_rows == slow.leg_rows).all()
     assert fast.firsts.select("journey", "row").equals(slow.firsts.select("journey", "row"))
     assert fast.rewritten["journey"].equals(slow.rewritten["journey"])

@@ -326,6 +326,25 @@ def test_capture_points_are_the_distinct_input_node_pairs_in_order_of_first_sigh
     assert one_capture_point(table) == one_capture_point(several) == (expected.height <= 1)
 
 
+def test_capture_points_are_made_once_for_the_table_last_asked_of():
+    """Asked again of the same table, `capture_points` gives what it made (the findings and the report ask of one table
+    three times); of another table, even an equal one, it makes them anew; the table is not kept alive by it."""
+    import gc
+    import weakref
+
+    table = pl.DataFrame({"input": pl.Series([0, 0, 1], dtype=pl.UInt16), "node": pl.Series(["a", "a", "b"], dtype=pl.Categorical)})
+    made = capture_points(table)
+    assert capture_points(table) is made and made.equals(table.unique(maintain_order=True))
+    other = table.clone()
+    assert capture_points(other) is not made and capture_points(other).equals(made)
+    changed = table.with_columns(input=pl.Series([0, 1, 1], dtype=pl.UInt16))
+    assert capture_points(changed).equals(changed.unique(maintain_order=True))
+    gone = weakref.ref(changed)
+    del changed
+    gc.collect()
+    assert gone() is None
+
+
 @pytest.mark.parametrize("n", [0, 1, journeys_mod.ROWS_BLOCK, journeys_mod.ROWS_BLOCK + 1, 3 * journeys_mod.ROWS_BLOCK + 5])
 def test_rows_in_numbers_every_row_of_an_array_done_with(n):
     done_with = np.full(n, 2**32 - 1, dtype=np.uint32)

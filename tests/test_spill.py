@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +110,11 @@ def test_a_spilled_table_is_scanned_on_one_thread(tmp_path: Path, monkeypatch: p
     started: list[list[str]] = []
     real = facts.start
 
-    def counted(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]]) -> facts.Early:
+    def counted(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]],
+                known: Mapping[Callable[[pl.DataFrame], Any], Any] | None = None) -> facts.Early:
         work = list(work)
         started.append([getattr(w, "func", w).__name__ for w in work])
-        return real(table, work)
+        return real(table, work, known)
 
     monkeypatch.setattr(facts, "start", counted)
     specs = [InputSpec(str(generated(tmp_path, 3000)))]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection
 from functools import partial
+from typing import Any
 
 import polars as pl
 
@@ -125,15 +126,15 @@ def analyze_capture(
         on_stage(f"correlating {rows:,} sightings" + (f" in {partitions} partitions" if partitions > 1 else ""))
         correlation = journeys_mod.correlate(capture.table, partitions=partitions, workers=workers, run=run, hops=keep_columns)
         on_stage("rebuilding conversations")
-        table, leg_rows = flows_mod.number(correlation.table, workers, correlation.spare)
+        table, leg_rows, firsts = flows_mod.number(correlation.table, workers, correlation.spare)
     else:
-        correlation, table, leg_rows = correlated, correlated.table, None
+        correlation, table, leg_rows, firsts = correlated, correlated.table, None, None
     clocks = correlation.clocks
     del correlation  # its table is `table` but the conversations' column
     selection = None
     if chosen is not None:
         table, selection = _select(table, chosen, flow)
-        leg_rows = None  # (rows of the whole table)
+        leg_rows = firsts = None  # (rows of the whole table)
         if flow is not None:
             max_journeys = None  # one conversation: all its packets
     if not keep_columns:
@@ -141,7 +142,10 @@ def analyze_capture(
     give_back()  # correlation's working memory
     # on another core while the Python stages below hold this one; not when spilled: scanning the mapped table on two
     # threads at once kept more of its pages resident (--memory 1G at 10M: 1.61 GB, 1.18 GB on one thread, no slower)
-    early = findings_mod.start(table, _points) if correlated is None else findings_facts.Early(table, {})
+    known: dict[Callable[[pl.DataFrame], Any], Any] = {}  # (each journey's first row: numbering found them)
+    if firsts is not None:
+        known[findings_facts.first_rows] = findings_facts.first_rows_of(firsts)
+    early = findings_mod.start(table, _points, known=known) if correlated is None else findings_facts.Early(table, {})
     journey_limit, flow_limit = _limits(table, max_journeys, selection is not None)
     # the conversations need the table alone: tallied on a thread of their own while the journeys are materialised,
     # the model inferred and the hops labelled (which need no conversation); not when spilled, as `early`

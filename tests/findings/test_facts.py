@@ -157,6 +157,32 @@ def test_first_rows_are_each_journeys_hop_zero(numbering: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["seed", "cross-node", "vxlan"])
+def test_numbering_finds_the_first_rows_the_findings_ask_for(case: str) -> None:
+    """Each journey's first row as numbering conversations finds it (`flows.number`; in C as in polars: test_flows_c) is `first_rows`
+    of the numbered table; `analyze` hands it to the early work, which does not look for it again."""
+    from cniscope import findings, flows
+    from cniscope.ingest import expand, read
+    from cniscope.journeys import correlate
+    from cniscope.sources import InputSpec
+
+    spec = {"seed": SEED, "cross-node": DATA / "scenarios" / "flannel-vxlan" / "cross-node",
+            "vxlan": DATA / "corpus" / "01-ysaied-pan-cn-calico-vxlan.pcap"}[case]
+    correlated = correlate(read(expand([InputSpec(str(spec))])).table).table
+    numbered = flows.number(correlated)
+    whole = facts_mod.first_rows(numbered.table)
+    assert numbered.firsts.height == len(whole) > 0
+    found = facts_mod.first_rows_of(numbered.firsts)
+    assert dict(found) == dict(whole) and found.rows(np.arange(-1, len(whole) + 1)).tolist() == whole.rows(np.arange(-1, len(whole) + 1)).tolist()
+
+    def never(table: pl.DataFrame) -> None:
+        raise AssertionError("computed although known")
+
+    early = findings.start(numbered.table, never, known={facts_mod.first_rows: found, never: "known"})
+    assert facts_mod.first_rows not in {compute for compute, future in early.work.items() if not future.done()}
+    assert early.result(facts_mod.first_rows, numbered.table) is found and early.result(never, numbered.table) == "known"
+
+
+@pytest.mark.parametrize("case", ["seed", "cross-node", "vxlan"])
 def test_hop_columns_gathered_ahead_are_those_gathered_then(case: str) -> None:
     """`gather_hops`' columns, gathered as soon as the journeys are materialised, are what `Facts.hop_columns` gathers
     itself, and the facts use them only for the very hops and table they were gathered at (else they gather again)."""

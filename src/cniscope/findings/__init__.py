@@ -13,8 +13,9 @@ what to check next.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import polars as pl
 
@@ -52,12 +53,14 @@ EARLY = (facts_mod.in_row_order, facts_mod.node_codes, facts_mod.coverage, nat.e
          mtu.frag_needed_sightings, mtu.syns_announcing, next_hops.mac_sightings)
 
 
-def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object]) -> facts_mod.Early:
-    """`EARLY` (and `more`) on `table` on a thread of its own, beside the report's Python stages: for `facts.build`.
+def start(table: pl.DataFrame, *more: Callable[[pl.DataFrame], object],
+          known: Mapping[Callable[[pl.DataFrame], Any], Any] | None = None) -> facts_mod.Early:
+    """`EARLY` (and `more`) on `table` on a thread of its own, beside the report's Python stages: for `facts.build`;
+    `known`: results of some of them already made (`facts.start`).
     The MACs' sightings only where a sighting shows its destination MAC: their owners are asked of those only (none
     with `-i any`: 0.036 s of CPU at 2M not spent)."""
     shown = "eth_dst" in table.columns and table.get_column("eth_dst").null_count() < table.height
-    return facts_mod.start(table, (*(work for work in EARLY if shown or work is not next_hops.mac_sightings), *more))
+    return facts_mod.start(table, (*(work for work in EARLY if shown or work is not next_hops.mac_sightings), *more), known)
 
 
 def detect(table: pl.DataFrame, journeys: list[Journey], flows: list[Flow], verdict: ModelVerdict,

@@ -118,11 +118,17 @@ class Early:
         return cast(T, future.result())
 
 
-def start(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]]) -> Early:
-    """`work` on `table`, one after the other on a thread of its own (which ends when it is done)."""
+def start(table: pl.DataFrame, work: Iterable[Callable[[pl.DataFrame], Any]],
+          known: Mapping[Callable[[pl.DataFrame], Any], Any] | None = None) -> Early:
+    """`work` on `table`, one after the other on a thread of its own (which ends when it is done); `known`: the results
+    of some of it already made elsewhere (their computation is not started)."""
+    done: dict[Callable[[pl.DataFrame], Any], Future[Any]] = {}
+    for compute, value in (known or {}).items():
+        done[compute] = Future()
+        done[compute].set_result(value)
     pool = ThreadPoolExecutor(1, thread_name_prefix="facts")
     try:
-        return Early(table, {compute: pool.submit(compute, table) for compute in work})
+        return Early(table, {**done, **{compute: pool.submit(compute, table) for compute in work if compute not in done}})
     finally:
         pool.shutdown(wait=False)
 
@@ -838,10 +844,15 @@ def _partners(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def first_rows(table: pl.DataFrame) -> FirstRows:
-    """Journey id -> row of its first sighting (hop 0), for every journey in the table. Correlation numbers the journeys
-    0.. in order of first sighting: their first rows in row order are then the array itself, with no array as long
-    as the journeys filled in (fresh pages: 0.1 s at 10M); a selection's ids have gaps."""
-    firsts = table.lazy().filter(pl.col("hop") == 0).select("journey", "row").collect()
+    """Journey id -> row of its first sighting (hop 0), for every journey in the table."""
+    return first_rows_of(table.lazy().filter(pl.col("hop") == 0).select("journey", "row").collect())
+
+
+def first_rows_of(firsts: pl.DataFrame) -> FirstRows:
+    """`first_rows` of a table whose rows of hop 0 (journey, row, in row order) are `firsts` (`flows.number` finds
+    them). Correlation numbers the journeys 0.. in order of first sighting: their first rows in row order are then
+    the array itself, with no array as long as the journeys filled in (fresh pages: 0.1 s at 10M); a selection's ids
+    have gaps."""
     journey = firsts.get_column("journey")
     n = journey.len()
     # one first sighting a journey: ascending from 0 to n - 1 is each of 0..n-1
