@@ -8,23 +8,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from cniscope import filters, next_hops, spill
 from cniscope import findings as findings_mod
 from cniscope import flows as flows_mod
 from cniscope import journeys as journeys_mod
+from cniscope import next_hops
 from cniscope.ahead import Ahead
-from cniscope.filters import FilterError
 from cniscope.findings import facts as findings_facts
 from cniscope.footprint import default_memory as default_memory
 from cniscope.footprint import needed as spills
 from cniscope.heap import give_back, small_pages
 from cniscope.ingest import Capture, expand, inventory_beside, read
-from cniscope.inventory import Inventory
-from cniscope.inventory import load as load_inventory
 from cniscope.journeys import capture_points
 from cniscope.models import infer as infer_mod
 from cniscope.models import roles
@@ -32,6 +29,9 @@ from cniscope.models.evidence import interface_sightings
 from cniscope.packets.kinds import UNREAD as UNREAD
 from cniscope.results import InputSummary, Point, Report, Selection
 from cniscope.sources import InputInfo, InputSpec
+
+if TYPE_CHECKING:  # what only some analyses need is imported where they need it: an inventory, a filter, spilling
+    from cniscope.inventory import Inventory
 
 KEY_ONLY = ("ip_id", "tsval", "tsecr", "payload_digest")
 # Correlation's columns only the annotated pcapng reads (materialising derives a hop's delay from the times): 12 B a sighting.
@@ -85,6 +85,8 @@ def read_within(specs: list[InputSpec], memory: int | None, workers: int | None,
     if spills(specs, memory):
         if ahead is not None:
             ahead.close()
+        from cniscope import spill
+
         return spill.read(specs, memory, workers or workers_default(), on_batch)
     return read(specs, on_batch=on_batch, unread=unread, ahead=ahead), None
 
@@ -114,7 +116,12 @@ def analyze_capture(
     numbered (`cniscope.spill`: beyond memory). `keep_columns=False`: the report's table without the columns
     the analysis is done with (`UNREAD`, `KEY_ONLY`, `HOPS_ONLY`; enough for every report but the annotated pcapng), and the
     capture's table becomes the report's: the rest of it is let go as soon as it is read."""
-    inventory = load_inventory(cluster) if cluster else None
+    if cluster:
+        from cniscope.inventory import load as load_inventory
+
+        inventory = load_inventory(cluster)
+    else:
+        inventory = None
     chosen = _selector(select, flow, inventory)  # before the long part: a mistyped filter is said at once
     give_back()  # what reading freed
     if not keep_columns:
@@ -222,6 +229,8 @@ def _selector(text: str | None, flow: int | None, inventory: Inventory | None) -
     """The rows a `--filter` and a `--flow` select, and how to say it; None when neither was given."""
     if text is None and flow is None:
         return None
+    from cniscope import filters
+
     expr, said = pl.lit(True), []
     if text is not None:
         expr = expr & filters.compile(text, inventory)
@@ -234,6 +243,8 @@ def _selector(text: str | None, flow: int | None, inventory: Inventory | None) -
 
 def _select(table: pl.DataFrame, chosen: tuple[pl.Expr, str], flow: int | None) -> tuple[pl.DataFrame, Selection]:
     """Every sighting of each packet (journey) that has a sighting the selector selects."""
+    from cniscope.filters import FilterError
+
     expr, said = chosen
     whole = Selection(text=said, sightings=table.height, journeys=_distinct(table, "journey"), flows=_distinct(table, "flow"))
     if flow is not None and flow >= whole.flows:

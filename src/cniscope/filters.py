@@ -22,11 +22,14 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from cniscope.errors import CniscopeError, ExitCode
-from cniscope.inventory import Inventory
+
+if TYPE_CHECKING:  # (a pod or service primitive is asked of the inventory passed in)
+    from cniscope.inventory import Inventory
 
 
 class FilterError(CniscopeError):

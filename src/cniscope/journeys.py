@@ -60,7 +60,6 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import polars as pl
 
-from cniscope import clocks, stretches
 from cniscope.heap import give_back, small_pages
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_expr, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock, made_many
@@ -267,6 +266,8 @@ def _bursts(table: pl.DataFrame, ts_col: str) -> tuple[pl.DataFrame, np.ndarray]
         table, by, "key", "_nid", ts_col, "direction", stable=stable,
         _pt=pl.struct([pl.col("iface"), pl.col("direction")]).hash(seed=3), _named=pl.col("iface").is_not_null(),
     )
+    from cniscope import stretches  # (here: one capture point's sightings are correlated without it, `_correlate`)
+
     t = t.with_columns(_new=stretches.run_starts("key", "_nid"))
     gap = (pl.col(ts_col) - pl.col(ts_col).shift(1)) > BURST_GAP_NS
     t = t.with_columns(_burst=(pl.col("_new") | gap.fill_null(False)).cum_sum())
@@ -327,6 +328,8 @@ def order_hops(table: pl.DataFrame, ts_col: str, by_node: bool = False) -> tuple
 def _order_hops_sorted(table: pl.DataFrame, ts_col: str, by_node: bool) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """`order_hops` in hop order: the frame, the permutation (its position -> row of `table`) and the firsts."""
     if by_node:
+        from cniscope import stretches
+
         t, perm = stretches.upstream_first(stretches.collect(table.select("journey", "_nid", ts_col, "ttl", "direction", "iface", "row"), ts_col))
     else:
         t, perm = _sorted_by(table, ["journey", ts_col, _egress_last(), "row"], "journey", ts_col)
@@ -518,6 +521,8 @@ def _correlate(table: pl.DataFrame, partitions: int, workers: int, run: Run | No
         run(_journey_keys, t, parts, put)
         t = t.with_columns(journey=pl.Series(keys))
         del keys
+        from cniscope import clocks  # (several nodes' clocks: here, as `stretches`)
+
         offsets = clocks.estimate(t)
         t = t.drop("journey").with_columns(ts=clocks.corrected(offsets))  # bursts on one timeline
     else:

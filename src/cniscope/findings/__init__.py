@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -26,8 +26,10 @@ from cniscope.findings import losses as losses_mod
 from cniscope.findings.facts import Facts
 from cniscope.findings.found import Found
 from cniscope.findings.losses import Losses
-from cniscope.inventory import Inventory
 from cniscope.results import Finding, Flow, Journey, ModelVerdict, NodeClock
+
+if TYPE_CHECKING:  # (imported with --cluster or an inventory beside the capture)
+    from cniscope.inventory import Inventory
 
 Detector = Callable[[Facts, Losses], Found]
 DETECTORS: tuple[Detector, ...] = (

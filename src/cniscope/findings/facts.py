@@ -27,19 +27,21 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, cast
 
 import numpy as np
 import polars as pl
 
 from cniscope import next_hops
 from cniscope.findings.catalogue import note
-from cniscope.inventory import Inventory
 from cniscope.journeys import at_rows, capture_points, columns_of, hop_arrays, node_column, point_label
 from cniscope.models import MODELS, Model, Role, role_anywhere
 from cniscope.models.evidence import interface_sightings
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, LinkType, ip4_expr, ip4_text
 from cniscope.results import Endpoint, Flow, Hop, Journey, ModelVerdict, NodeClock
+
+if TYPE_CHECKING:  # (imported with --cluster or an inventory beside the capture)
+    from cniscope.inventory import Inventory
 
 ANY_LINKTYPES = (int(LinkType.LINUX_SLL), int(LinkType.LINUX_SLL2))
 NEAR_AFTER = 2048  # reads of a column before its values at every materialised sighting are listed (`Facts._get`)

@@ -12,16 +12,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
 
-from cniscope.inventory import Inventory
 from cniscope.journeys import at_rows, columns_of, hop_arrays
 from cniscope.models.base import COMMON_IFACES, Model, Role
 from cniscope.packets.schema import ip4_text, mac_value
 from cniscope.results import Change, ChangeKind, Hop, Journey
+
+if TYPE_CHECKING:  # (imported with --cluster or an inventory beside the capture)
+    from cniscope.inventory import Inventory
 
 MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha")
 INITIAL_TTLS = (64, 128, 255)

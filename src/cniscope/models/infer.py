@@ -26,18 +26,21 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from cniscope.errors import CniscopeError, ExitCode
-from cniscope.inventory import Inventory
 from cniscope.models import MODELS, PROXIES, UNKNOWN
 from cniscope.models.base import Model
 from cniscope.models.evidence import INITIAL_TTLS, Observations, Shape, TunnelSeen, any_rewrite, gather, nat_changes
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import Tunnel, mac_text
 from cniscope.results import ChangeKind, Journey, ModelVerdict
+
+if TYPE_CHECKING:  # (imported with --cluster or an inventory beside the capture)
+    from cniscope.inventory import Inventory
 
 CLOSE = 0.33  # a runner-up with at least this fraction of the winner's probability is reported
 MIN_CONFIDENCE = 0.2  # below this the winner is not named
@@ -120,7 +123,7 @@ def _family_text(names: list[str]) -> str:
 # ---- rules: each turns one kind of observation into evidence items ------------------------------------
 
 
-Rule = Callable[[Observations, list[Model], Inventory | None], list[Item]]
+Rule = Callable[[Observations, list[Model], "Inventory | None"], list[Item]]
 
 
 def interfaces(obs: Observations, models: list[Model], inventory: Inventory | None) -> list[Item]:

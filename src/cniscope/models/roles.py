@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import attrgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from cniscope.inventory import Inventory
 from cniscope.journeys import _once_per_distinct, at_rows, columns_of, distinct_rows, hop_arrays
 from cniscope.models import MODELS
 from cniscope.models.base import IfacePattern, Model, Path, Role, Step, role_of
@@ -38,6 +37,9 @@ from cniscope.models.evidence import _ip4_texts, nat_changes, pod_addresses_of, 
 from cniscope.models.shapes import segments
 from cniscope.packets.schema import IFINDEX_PREFIX, Tunnel, ip4_text, named_iface
 from cniscope.results import Hop, Journey, ModelVerdict, set_roles
+
+if TYPE_CHECKING:  # (imported with --cluster or an inventory beside the capture)
+    from cniscope.inventory import Inventory
 
 INGRESS = {"In", "P", "B", "M"}
 _Verdict = tuple[str | None, str, str, tuple[int, int] | None]  # Mismatch fields after (journey, node, hops)
