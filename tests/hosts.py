@@ -5,8 +5,8 @@ against it without root, and the test reads `recorder.commands`: the playbook of
 commands. `answer(command)` returns a `Reply` (None: exit 0, no output), and may act as the far side would
 (write a daemon's pid file, stop a node's tcpdump). A spawned command is a real child process replaying its
 reply: standard error first ("{pid}" in it becomes the child's pid, as the node-side wrapper prints tcpdump's),
-then standard output; a `streams` reply then runs until SIGTERM or the end of its standard input (at most 60 s),
-and says `after` on standard error before it exits.
+then standard output (a `Path`: that file's bytes, for more than an argument holds); a `streams` reply then runs
+until SIGTERM or the end of its standard input (at most 60 s), and says `after` on standard error before it exits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cniscope import host
 from cniscope.host import Command, Done
@@ -33,7 +34,8 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 try:
     sys.stderr.write(err.replace("{pid}", str(os.getpid()))); sys.stderr.flush()
-    sys.stdout.buffer.write(bytes.fromhex(out)); sys.stdout.flush()
+    data = open(out[5:], "rb").read() if out.startswith("file:") else bytes.fromhex(out)
+    sys.stdout.buffer.write(data); sys.stdout.flush()
     if streams == "1":
         if watch == "1":
             select.select([sys.stdin], [], [], 60)
@@ -49,7 +51,7 @@ sys.exit(int(code))
 @dataclass(frozen=True)
 class Reply:
     returncode: int = 0
-    stdout: str | bytes = ""
+    stdout: str | bytes | Path = ""
     stderr: str = ""
     streams: bool = False  # spawned: run until stopped
     after: str = ""  # spawned: said on standard error once stopped
@@ -69,13 +71,17 @@ class Recorder(host.Host):
 
     def run(self, command: Command, timeout: float) -> Done:
         reply = self._reply(command)
-        stdout = reply.stdout.decode(errors="replace") if isinstance(reply.stdout, bytes) else reply.stdout
+        stdout = reply.stdout.read_text() if isinstance(reply.stdout, Path) else (
+            reply.stdout.decode(errors="replace") if isinstance(reply.stdout, bytes) else reply.stdout)
         return Done(reply.returncode, stdout, reply.stderr)
 
     def spawn(self, command: Command, keep_stdin: bool) -> subprocess.Popen[bytes]:
         reply = self._reply(command)
-        out = reply.stdout if isinstance(reply.stdout, bytes) else reply.stdout.encode()
-        argv = [sys.executable, "-c", REPLAY, out.hex(), reply.stderr, reply.after, "1" if reply.streams else "0",
+        if isinstance(reply.stdout, Path):
+            out = f"file:{reply.stdout}"
+        else:
+            out = (reply.stdout if isinstance(reply.stdout, bytes) else reply.stdout.encode()).hex()
+        argv = [sys.executable, "-c", REPLAY, out, reply.stderr, reply.after, "1" if reply.streams else "0",
                 "1" if keep_stdin else "0", str(reply.returncode)]
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE if keep_stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)

@@ -7,12 +7,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
+from cniscope import host
+from cniscope.capture import runner
+from cniscope.capture.plan import Limits, build
+from cniscope.capture.transports import Ssh
+from cniscope.host import Command
 from tests.cli import run
+from tests.frames import ipv4, sll2, udp, write_pcap
+from tests.hosts import Recorder, Reply
 from tests.marks import needs_root
 
 from .conftest import UDP_BLAST, Capturing, Namespaces, cniscope, comm
+from .test_playbook import INVENTORY, LISTENING
 from .test_runner import two_nodes
 
 
@@ -63,37 +74,91 @@ def test_a_killed_cniscope_stops_the_tcpdumps_on_its_nodes(netns: Namespaces, tm
     assert wait_for(lambda: not tcpdumps(netns, "a") and not tcpdumps(netns, "b"))
 
 
-@needs_root
-def test_a_full_disk_keeps_what_fit_and_the_manifest_says_why(netns: Namespaces, tmp_path: Path) -> None:
-    """The output directory on a 1 MiB tmpfs, 10,000 packets of 140 bytes for each of two nodes."""
-    two_nodes(netns)
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs."""
     disk = tmp_path / "small"
     disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "cniscope-test-full", str(disk)], check=True, timeout=10)
     try:
-        out = disk / "cap"
-        running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--filter",
-                                     "udp port 9999", "--duration", "600", "-o", str(out)))
-        # 10,000 packets fill the disk, unless a loaded machine makes tcpdump drop many: then more, bounded
-        for _ in range(10):
-            netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "10000")
-            if wait_for(lambda: running.proc.poll() is not None, seconds=3):
-                break
-        code, err = running.finish(timeout=120)  # stopped by the full disk, not --duration
-        assert code == 5, err
-        assert "Traceback" not in err and "No space left on device" in err
-        manifest = json.loads((out / "manifest.json").read_text())
-        assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
-        kept = [node["file"] for node in manifest["nodes"]]
-        assert all(node["failed"] for node in manifest["nodes"])
-        # what fit is there, and cniscope reads it back (cut short at the end: exit 3, not a failure)
-        assert sum((out / name).stat().st_size for name in kept) > 200_000
-        analyzed = subprocess.run(cniscope("analyze", str(out)), capture_output=True, text=True, timeout=300)
-        assert analyzed.returncode in (0, 3), analyzed.stderr
-        assert "Traceback" not in analyzed.stderr
+        yield disk
     finally:
         subprocess.run(["umount", str(disk)], timeout=30)
+
+
+@needs_root
+def test_a_full_disk_keeps_what_fit_and_the_manifest_says_why(netns: Namespaces, small_disk: Path) -> None:
+    """The output directory on a 1 MiB tmpfs, 10,000 packets of 140 bytes for each of two nodes."""
+    two_nodes(netns)
+    out = small_disk / "cap"
+    running = Capturing(cniscope("capture", "--via", f"netns:{netns.prefix}", "--nodes", "a,b", "--filter",
+                                 "udp port 9999", "--duration", "600", "-o", str(out)))
+    # 10,000 packets fill the disk, unless a loaded machine makes tcpdump drop many: then more, bounded
+    for _ in range(10):
+        netns.run("a", sys.executable, "-c", UDP_BLAST, "10.77.0.2", "10000")
+        if wait_for(lambda: running.proc.poll() is not None, seconds=3):
+            break
+    code, err = running.finish(timeout=120)  # stopped by the full disk, not --duration
+    assert code == 5, err
+    assert "Traceback" not in err and "No space left on device" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
+    kept = [node["file"] for node in manifest["nodes"]]
+    assert all(node["failed"] for node in manifest["nodes"])
+    # what fit is there, and cniscope reads it back (cut short at the end: exit 3, not a failure)
+    assert sum((out / name).stat().st_size for name in kept) > 200_000
+    analyzed = subprocess.run(cniscope("analyze", str(out)), capture_output=True, text=True, timeout=300)
+    assert analyzed.returncode in (0, 3), analyzed.stderr
+    assert "Traceback" not in analyzed.stderr
     assert not tcpdumps(netns, "a") and not tcpdumps(netns, "b")
+
+
+@needs_root
+def test_a_node_whose_stream_comes_after_the_disk_filled_keeps_a_readable_file(small_disk: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """n2's pcap is read only once n1's has filled the disk (the order a loaded machine gave the full-disk test above
+    in session 21, where b.pcap came out empty and `analyze` refused it): n2's file still reads back, with 0 packets."""
+    frame = sll2(ipv4(udp(b"x" * 100, dport=9999), proto=17))
+    stream = write_pcap(tmp_path / "node.pcap", [frame] * 10_000, linktype=276, snaplen=65535, nanosecond=True)
+
+    pumping: dict[str, runner.NodeRun] = {}
+    pump = runner._pump_stdout
+
+    def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
+        pumping[node.plan.label] = node
+        if node.plan.label == "n2":
+            until(lambda: "n1" in pumping and pumping["n1"].write_error is not None)
+        pump(node, proc)
+
+    def answer(command: Command) -> Reply | None:
+        if command.purpose.endswith("'s interfaces, routes, sysctls, versions"):
+            return Reply(stdout=INVENTORY)
+        if command.purpose.startswith("record on "):
+            return Reply(stdout=stream, stderr=LISTENING, streams=True)
+        if command.purpose.startswith("stop tcpdump on "):
+            until(lambda: "n2" in pumping and pumping["n2"].bytes == stream.stat().st_size)  # n2's stream read, what fit written
+            far.stop(command)
+        return None
+
+    monkeypatch.setattr(runner, "_pump_stdout", n2_late)
+    far = Recorder(answer)
+    try:
+        with host.swapped(far):
+            manifest = runner.run(build(Ssh(), ["n1", "n2"], Limits(duration_s=60)), small_disk / "cap")
+    finally:
+        far.close()
+    assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
+    assert [node["file"] for node in manifest["nodes"]] == ["n1.pcap", "n2.pcap"]
+    analyzed = run("analyze", "--json", str(small_disk / "cap"))
+    assert analyzed.code in (0, 3), analyzed.err
+    whole = ((small_disk / "cap" / "n1.pcap").stat().st_size - 24) // (16 + len(frame))  # n1's packets that fit whole
+    assert whole > 0
+    assert {i["node"]: i["packets"] for i in json.loads(analyzed.out)["inputs"]} == {"n1": whole, "n2": 0}
 
 
 def test_an_unreachable_ssh_node_leaves_no_output_directory(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ ACTION_SETTLE_S = 0.1  # after an action, let its last packets reach every node'
 MERGED = "merged.pcapng"
 PIPE_SIZE = 1 << 20
 FULL_DISK_RESERVE = 128 << 10  # bytes of a node's raw pcap given back on a full disk, for the manifest
+PCAP_HEADER = 24  # what a node's raw pcap keeps of itself at least on a full disk: a readable capture, if of 0 packets
 T = TypeVar("T")
 
 
@@ -258,7 +259,8 @@ def _choose_filters(plan: Plan, runs: list[NodeRun], pods: list[PodTarget]) -> N
 
 def _pump_stdout(run: NodeRun, proc: host.Process) -> None:
     """The node's pcap into its raw file; when the disk is full, what fit is kept and the rest drained
-    (tcpdump must not block) while the capture stops."""
+    (tcpdump must not block) while the capture stops. A node whose stream comes once the others have filled
+    the disk (a loaded machine's order) still keeps its pcap header, so the directory reads back."""
     stdout = proc.stdout
     assert isinstance(stdout, io.BufferedIOBase)  # a pipe, buffered: read1 returns what one read gave
     with open(run.raw, "wb", buffering=0) as sink:
@@ -270,7 +272,8 @@ def _pump_stdout(run: NodeRun, proc: host.Process) -> None:
                     view = view[sink.write(view) or 0:]
                 except OSError as exc:
                     run.write_error = f"writing {run.raw.parent.parent}: {exc.strerror}"
-                    sink.truncate(max(0, sink.tell() - FULL_DISK_RESERVE))  # room for the manifest
+                    kept = sink.tell()
+                    sink.truncate(max(min(kept, PCAP_HEADER), kept - FULL_DISK_RESERVE))  # room for the manifest
 
 
 def _pump_stderr(run: NodeRun, proc: host.Process) -> None:
