@@ -82,9 +82,11 @@ def cniscope(*args: str) -> list[str]:
 
 
 class Capturing:
-    """`cniscope capture` running in the background, started once it says it is capturing."""
+    """`cniscope capture` running in the background, started once it says it is capturing. One that does not end
+    in time is made to say where each of its threads was (faulthandler, on SIGABRT), which ends it."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         assert self.proc.stderr is not None
@@ -104,7 +106,13 @@ class Capturing:
         return self.finish(timeout)
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
-        _, err = self.proc.communicate(timeout=timeout)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            _, err = self.proc.communicate(timeout=30)
+            raise AssertionError(f"cniscope capture still ran {timeout:g} s after it was to end; its stderr and threads:\n"
+                                 + "".join(self.lines) + err) from None
         return self.proc.returncode, "".join(self.lines) + err
 
 

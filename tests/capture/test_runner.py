@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
+from cniscope.capture import runner
 from cniscope.capture.nodeside import TcpdumpSettings
 from cniscope.ingest import manifest_inputs, read
 from cniscope.sources import InputSpec
@@ -157,6 +162,28 @@ def test_default_settings_are_the_measured_ones() -> None:
     assert (settings.immediate, settings.buffer_kib, settings.snaplen) == (False, 32768, 65535)
     assert settings.flush_s > 1.0
     assert TcpdumpSettings(immediate=True).flush_s == 0.0
+
+
+def test_the_signal_handler_takes_no_lock() -> None:
+    """SIGINT's handler runs between any two bytecodes of the main thread, also while that thread holds a lock: taking
+    one there can deadlock. Session 21's capture that never ended after SIGINT (test_a_capture_that_drops_..., a 60 s
+    timeout under load) was `Event.set` in the handler while the capture's loop sat in `Event.wait`, which holds the
+    same lock. Every call the handler makes is recorded: none is into threading, none takes a lock."""
+    signals = runner._Signals()
+    calls: list[tuple[str, Any]] = []
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        calls.append((event, arg if event == "c_call" else frame.f_code))
+
+    sys.setprofile(profile)
+    try:
+        signals._handle(signal.SIGINT, None)
+    finally:
+        sys.setprofile(None)
+    assert signals.received
+    locks = (type(threading.Lock()), type(threading.RLock()))
+    assert not [code for event, code in calls if event == "call" and code.co_filename == threading.__file__]
+    assert not [fn for event, fn in calls if event == "c_call" and isinstance(getattr(fn, "__self__", None), locks)]
 
 
 def test_no_capture_left_after_tests() -> None:

@@ -49,6 +49,7 @@ from cniscope.wire.pcapng import PcapngWriter
 STEP_TIMEOUT_S = 150
 START_TIMEOUT_S = 30
 STOP_WAIT_S = 15
+POLL_S = 0.05  # how often the capture looks at its limits, its nodes and the signals' flag
 ACTION_SETTLE_S = 0.1  # after an action, let its last packets reach every node's tap
 MERGED = "merged.pcapng"
 PIPE_SIZE = 1 << 20
@@ -107,14 +108,20 @@ def _on_node(command: Command, timeout: float = STEP_TIMEOUT_S, check: bool = Tr
 
 
 class _Signals:
-    """SIGINT/SIGTERM set a flag instead of raising, while installed (main thread only)."""
+    """SIGINT/SIGTERM set a flag instead of raising, while installed (main thread only).
+
+    The handler only sets an attribute: it runs between any two bytecodes of the main thread, so a lock it took
+    could be one the main thread holds. `threading.Event.set` takes its Condition's lock, which `Event.wait` holds
+    around its wait: a SIGINT landing there hung the capture for good (session 21, once under load; 1 of 200 in a
+    loop beside a thread wanting the GIL). The capture's loop polls `received` instead.
+    """
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.received = False
         self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
+        self.received = True
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
@@ -186,10 +193,10 @@ def _run(plan: Plan, out: Path, pods: list[PodTarget] | None, progress: Callable
                 _setup(plan, runs, progress)
                 unreachable = _inventory(runs, keep_going)
                 recording = [run for run in runs if run.plan.label not in unreachable]
-                if signals.event.is_set():
+                if signals.received:
                     raise CaptureFailed("interrupted before the capture started")
                 _choose_filters(plan, recording, pods or [])
-                started_ns, reason = _capture(plan, recording, signals.event, progress, action)
+                started_ns, reason = _capture(plan, recording, lambda: signals.received, progress, action)
                 stopped_ns = time.time_ns()
                 if reason == "action":
                     time.sleep(max(plan.settings.flush_s, ACTION_SETTLE_S))
@@ -324,7 +331,7 @@ def _why_not_started(run: NodeRun) -> str:
 
 
 def _capture(
-    plan: Plan, runs: list[NodeRun], interrupted: threading.Event, progress: Callable[[str], None],
+    plan: Plan, runs: list[NodeRun], interrupted: Callable[[], bool], progress: Callable[[str], None],
     action: Callable[[], object] | None = None,
 ) -> tuple[int, str]:
     for run in runs:
@@ -349,7 +356,7 @@ def _capture(
     max_bytes = limits.max_size_mb * 1_000_000
     end = time.monotonic() + limits.duration_s
     while True:
-        if interrupted.is_set():
+        if interrupted():
             return started_ns, "interrupted"
         full = next((run.write_error for run in runs if run.write_error), None)
         if full:
@@ -363,7 +370,7 @@ def _capture(
             return started_ns, "max-size"
         if time.monotonic() >= end:
             return started_ns, "duration"
-        interrupted.wait(0.05)
+        time.sleep(POLL_S)  # a signal's handler runs meanwhile; the sleep goes on for the rest
 
 
 def _stop(plan: Plan, runs: list[NodeRun]) -> None:
