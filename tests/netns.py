@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
+import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -72,10 +75,9 @@ class Topology:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.pids.append(server.pid)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if sh("ip", "netns", "exec", self.ns("p3"), "ss", "-ltn", check=False).find("10.244.3.10:80") >= 0:
-                break
+        deadline = time.monotonic() + 60  # a bound: a loaded machine takes seconds to start Python
+        while "10.244.3.10:80" not in sh("ip", "netns", "exec", self.ns("p3"), "ss", "-ltn", check=False):
+            assert time.monotonic() < deadline, "the HTTP server did not start"
             time.sleep(0.05)
         return self
 
@@ -91,9 +93,7 @@ class Topology:
         return proc
 
     def stop_capture(self, proc: subprocess.Popen) -> None:
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        stop_tcpdump(proc)
 
     def curl(self, pod: str, url: str) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.ns(pod), "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
@@ -114,6 +114,31 @@ class Topology:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         remove_namespaces(self.namespaces)
+
+
+TCPDUMP_COUNTS = re.compile(r"(\d+) packets? captured, (\d+) packets? received by filter, (\d+) packets? dropped by kernel")
+
+
+def stop_tcpdump(proc: subprocess.Popen, seconds: float = 60) -> None:
+    """SIGTERM to a tcpdump (its standard error a pipe) once it has taken from its ring every packet the kernel gave
+    it, as its counts on SIGUSR1 say (captured + dropped == received), not after a fixed sleep a loaded machine
+    outruns: what is still in the ring when tcpdump stops is lost. Asked again until then, `seconds` at most."""
+    assert proc.stderr is not None
+    lines: queue.Queue[str | bytes] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGUSR1)
+        counts = None
+        with contextlib.suppress(queue.Empty):
+            while counts is None:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                counts = TCPDUMP_COUNTS.search(line.decode() if isinstance(line, bytes) else line)
+        if counts and int(counts[1]) + int(counts[3]) == int(counts[2]):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
 
 
 def remove_namespaces(namespaces: list[str]) -> None:

@@ -72,7 +72,9 @@ def test_a_batch_still_decoding_when_taken_is_handed_on(monkeypatch: pytest.Monk
     decode = ahead.Ahead._decode
 
     def after_take(self: ahead.Ahead, batch: FrameBatch) -> list[Arrays]:
-        waited.append(let_go.wait(timeout=5))  # False: `take` or `close` waited for this decoding to end
+        # False: `take` or `close` waited for this decoding to end (a bound, not a timing: the read that sets it
+        # takes well under a second, but a loaded machine has made such waits take seconds)
+        waited.append(let_go.wait(timeout=60))
         return decode(self, batch)
 
     monkeypatch.setattr(ahead.Ahead, "_decode", after_take)

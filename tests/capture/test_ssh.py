@@ -262,7 +262,7 @@ def test_capture_over_ssh_on_three_nodes_during_a_cross_node_request(ssh_cluster
     assert crossing, f"no journey crosses n1 and n3: {analysis.stdout[:2000]}"
 
 
-def leftovers(cluster: SshCluster, uid: int, seconds: float = 10) -> dict[str, list[str]]:
+def leftovers(cluster: SshCluster, uid: int, seconds: float = 60) -> dict[str, list[str]]:
     """What still runs as the user, or in a node namespace besides its listening sshd, after up to `seconds`
     (sshd ends a session a moment after its client): {place: ["pid comm", ...]}, empty when nothing."""
     deadline = time.monotonic() + seconds

@@ -26,7 +26,7 @@ from cniscope.ingest import read
 from cniscope.packets.schema import Direction
 from cniscope.sources import InputSpec
 from tests.marks import needs_root
-from tests.netns import remove_namespaces, sh
+from tests.netns import remove_namespaces, sh, stop_tcpdump
 
 pytestmark = needs_root
 
@@ -67,7 +67,7 @@ class Lab:
             sh("ip", "netns", "exec", r, "ethtool", "-K", dev, "tx", "off")
         assert "tx-checksumming: on" in sh("ip", "netns", "exec", c, "ethtool", "-k", "eth0"), "veths offload by default"
         self.spawn(s, "python3", "-m", "http.server", str(PORT), "--bind", "10.79.2.2", "--directory", str(www))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a bound: a loaded machine takes seconds to start Python
         while f"10.79.2.2:{PORT}" not in sh("ip", "netns", "exec", s, "ss", "-ltn", check=False):
             assert time.monotonic() < deadline, "the HTTP server did not start"
             time.sleep(0.05)
@@ -108,10 +108,8 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
         curl = subprocess.run(["ip", "netns", "exec", lab.ns("c"), "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                "--max-time", "5", f"http://10.79.2.2:{PORT}/"], capture_output=True, text=True, timeout=15)
         assert curl.stdout == "200", curl
-        time.sleep(0.2)
         for dump in dumps:
-            dump.send_signal(signal.SIGTERM)
-            dump.wait(timeout=10)
+            stop_tcpdump(dump)
         yield client, server
     finally:
         lab.down()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from cniscope.ingest import read
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo, InputSpec
 from cniscope.sources.text.reader import iter_tables
+from tests.netns import stop_tcpdump
 from tests.paths import CORPUS
 from tests.sources import protocol_mix
 from tests.sources.textdiff import agreement, as_read, printed, read_text
@@ -149,20 +149,18 @@ def real_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
             procs.append(subprocess.Popen(["ip", "netns", "exec", a, "tcpdump", "-i", iface, "-nn", "-U",
                                            "--immediate-mode", "-s", "65535", "-Z", "root", "-w", str(path)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-        for _ in range(50):  # wait until both tcpdumps and the server are ready (bounded: 5 s)
-            if eth.exists() and anyc.exists() and subprocess.run(
-                    ["ip", "netns", "exec", a, "curl", "-s", "-o", "/dev/null", "--max-time", "1",
-                     "http://10.231.7.2:8080/"], capture_output=True, timeout=5).returncode == 0:
-                break
+        deadline = time.monotonic() + 60  # until both tcpdumps and the server are ready (a bound: a loaded machine is slow)
+        while not (eth.exists() and anyc.exists() and subprocess.run(
+                ["ip", "netns", "exec", a, "curl", "-s", "-o", "/dev/null", "--max-time", "1",
+                 "http://10.231.7.2:8080/"], capture_output=True, timeout=5).returncode == 0):
+            assert time.monotonic() < deadline, "tcpdump or the HTTP server did not start"
             time.sleep(0.1)
         subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", PINGER, "10.231.7.2"],
                        capture_output=True, timeout=10, check=True)
         subprocess.run(["ip", "netns", "exec", a, "curl", "-s", "-o", "/dev/null", "--max-time", "5",
                         "http://10.231.7.2:8080/index.html"], capture_output=True, timeout=10)
-        time.sleep(0.3)
         for p in procs[1:]:
-            p.send_signal(signal.SIGTERM)
-            p.wait(timeout=10)
+            stop_tcpdump(p)
         yield eth, anyc, a
     finally:
         for p in procs:
