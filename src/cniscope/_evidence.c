@@ -370,42 +370,82 @@ static int scan_sparse(const Column *col, int64_t rows, Scan *s) {
 #define VECTOR_CLONES
 #endif
 
-/* Each of the `n_asked` values counted (the first `macs` as MACs, the rest as prefixes: a value's top 16 of 48 bits)
- * among `rows` values of a column without nulls into `counted`: each over 2048 values (in L1 after the first), 8 at a
- * time. */
-VECTOR_CLONES static void count_dense(const uint64_t *v, int64_t rows, const uint64_t *asked, int macs, int n_asked, uint64_t *counted) {
-    for (int64_t at = 0; at < rows; at += 2048) {
-        int64_t end = rows - at < 2048 ? rows : at + 2048;
-        for (int k = 0; k < n_asked; k++) {
-            uint64_t wanted = asked[k], found = 0;
-            int shift = k < macs ? 0 : 32;
-            int64_t i = at;
-            for (; i + 8 <= end; i += 8)
-                for (int j = 0; j < 8; j++) found += v[i + j] >> shift == wanted;
-            for (; i < end; i++) found += v[i] >> shift == wanted;
-            counted[k] += found;
-        }
+/* Rows [at, end) of the MAC columns without nulls (`n_dense` of them) where any holds `wanted` (a MAC; a prefix with
+ * `shift` 32: a value's top 16 of 48 bits) counted, 8 rows at a time: vectorised for the usual one or two columns
+ * (Ethernet's source, and destination but in LINUX_SLL2). */
+VECTOR_CLONES static uint64_t dense_rows(const uint64_t *const *dense, int n_dense, int64_t at, int64_t end,
+                                         uint64_t wanted, int shift) {
+    uint64_t found = 0;
+    int64_t i = at;
+    if (n_dense == 1) {
+        const uint64_t *a = dense[0];
+        for (; i + 8 <= end; i += 8)
+            for (int j = 0; j < 8; j++) found += a[i + j] >> shift == wanted;
+    } else if (n_dense == 2) {
+        const uint64_t *a = dense[0], *b = dense[1];
+        for (; i + 8 <= end; i += 8)
+            for (int j = 0; j < 8; j++) found += (a[i + j] >> shift == wanted) | (b[i + j] >> shift == wanted);
     }
+    for (; i < end; i++) {
+        int any = 0;
+        for (int d = 0; d < n_dense; d++)
+            any |= dense[d][i] >> shift == wanted;
+        found += any;
+    }
+    return found;
 }
 
-/* The values of a MAC column's stretch (`rows` rows) equal to each asked MAC, and under each asked prefix (its top
- * 16 of 48 bits), counted (`s->n_macs` + `s->n_prefixes` at most 8: `scan`): by `count_dense` where every row holds a
- * value (most captures' eth_src), else only the rows that do, 64 at a time (most rows of the inner frames' and ARP's
- * columns have none). */
-static void count_macs(const Column *c, int64_t rows, Scan *s) {
-    if (!c->values)
+/* The rows of a stretch (`rows` rows) where any MAC column (Ethernet's, the inner frame's, ARP's sender) holds each
+ * asked MAC, or a MAC under each asked prefix, counted (`s->n_macs` + `s->n_prefixes` at most 8: `scan`): a frame
+ * counts once however many of its MACs match, as Wireshark's `eth.addr` counts it. The columns without nulls by
+ * `dense_rows`, over 2048 rows at a time (in L1 after the first asked value); then the rows where another column holds
+ * a value (most rows of the inner frames' and ARP's columns hold none), one by one, unless a column without nulls
+ * counted them already. */
+static void count_macs(const Column *col, int64_t rows, Scan *s) {
+    int macs = (int)s->n_macs, n_asked = macs + (int)s->n_prefixes, n_dense = 0, n_sparse = 0;
+    if (!n_asked)
         return;
     uint64_t asked[8], counted[8] = {0};
-    int macs = (int)s->n_macs, n_asked = macs + (int)s->n_prefixes;
-    for (int k = 0; k < n_asked; k++)
+    int shift[8];
+    const uint64_t *dense[COLUMNS - FIRST_MAC], *sparse_values[COLUMNS - FIRST_MAC];
+    const Column *sparse[COLUMNS - FIRST_MAC];
+    for (int k = 0; k < n_asked; k++) {
         asked[k] = k < macs ? s->macs[k] : s->prefixes[k - macs];
-    if (!c->validity)
-        count_dense((const uint64_t *)c->values + c->bit, rows, asked, macs, n_asked, counted);
-    else
-        EACH_VALUE(c, rows, uint64_t, {
-            for (int k = 0; k < n_asked; k++)
-                counted[k] += (k < macs ? v : v >> 32) == asked[k];
-        });
+        shift[k] = k < macs ? 0 : 32;
+    }
+    for (int c = FIRST_MAC; c < COLUMNS; c++) {
+        const Column *m = &col[c];
+        if (!m->values)
+            continue;
+        const uint64_t *v = (const uint64_t *)m->values + m->bit;
+        if (m->validity) {
+            sparse[n_sparse] = m;
+            sparse_values[n_sparse++] = v;
+        } else {
+            dense[n_dense++] = v;
+        }
+    }
+    for (int64_t at = 0; n_dense && at < rows; at += 2048)
+        for (int k = 0; k < n_asked; k++)
+            counted[k] += dense_rows(dense, n_dense, at, rows - at < 2048 ? rows : at + 2048, asked[k], shift[k]);
+    for (int64_t at = 0; n_sparse && at < rows; at += 64) {
+        int n = rows - at < 64 ? (int)(rows - at) : 64;
+        uint64_t valid[COLUMNS - FIRST_MAC], held = 0;
+        for (int c = 0; c < n_sparse; c++)
+            held |= valid[c] = valid_bits(sparse[c], sparse[c]->bit + at, n);
+        for (; held; held &= held - 1) {
+            int j = __builtin_ctzll(held);
+            int64_t i = at + j;
+            for (int k = 0; k < n_asked; k++) {
+                int in_dense = 0, in_sparse = 0;
+                for (int d = 0; d < n_dense; d++)
+                    in_dense |= dense[d][i] >> shift[k] == asked[k];
+                for (int c = 0; c < n_sparse; c++)
+                    in_sparse |= (valid[c] >> j & 1) && sparse_values[c][i] >> shift[k] == asked[k];
+                counted[k] += !in_dense && in_sparse;
+            }
+        }
+    }
     for (int k = 0; k < n_asked; k++)
         *(k < macs ? &s->mac_rows[k] : &s->prefix_rows[k - macs]) += (int64_t)counted[k];
 }
@@ -426,7 +466,7 @@ static Py_ssize_t items(Py_buffer *b, Py_ssize_t size, const char *name) {
  * number + 1), `ports` (uint32: proto << 16 | port), `macs` (uint64), `prefixes` (uint64: a MAC's top 16 bits; at
  * most 8 MACs and prefixes), `gateways` (uint32, IPv4); `every`: every sighting's ends marked EVERY. Counted into
  * `*_rows` (int64, one an asked value, added to): the plain (not tunnelled) sightings to or from each port in its
- * protocol, the values of the MAC columns equal to each MAC or under each prefix, the ARP targets equal to each
+ * protocol, the rows whose MAC columns hold each MAC or one under each prefix, the ARP targets equal to each
  * gateway. Returned: the plain sightings of BGP (TCP 179), and maps as their uint64 keys and values side by side
  * (bytes): the envelopes (tunnel | has port << 8 | port << 9 | has VNI << 25 | VNI << 26 -> sightings), the IPv4
  * addresses (-> what they were seen as: TUNNELLED, VETH, BGP, EVERY, OUTER), the SYNs with an MSS and a source (MSS <<
@@ -490,8 +530,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         for (int64_t i = 0; i < stretch && !failed; i += BLOCK)
             failed = scan_block(col, i, stretch - i < BLOCK ? (int)(stretch - i) : BLOCK, block, &s) < 0;
         failed = failed || scan_sparse(col, stretch, &s) < 0;
-        for (int k = FIRST_MAC; k < COLUMNS; k++)
-            count_macs(&col[k], stretch, &s);
+        count_macs(col, stretch, &s);
         for (int k = 0; k < COLUMNS; k++)
             col[k].pos += stretch;
         done += stretch;

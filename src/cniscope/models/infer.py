@@ -189,12 +189,12 @@ def macs(obs: Observations, models: list[Model], inventory: Inventory | None) ->
         weight = max(s.weight for s in owners.values())
         meaning = next(iter(owners.values())).meaning
         scores = {m.name: owners[m.name].weight if m.name in owners else -weight / 2 for m in models}
-        items.append(Item(f"MAC {text} in {n} frames: {meaning}", scores))
+        items.append(Item(f"MAC {text} in {_count(n, 'frame')}: {meaning}", scores))
     for prefix, n in sorted(obs.mac_prefixes.items()):
         text = f"{prefix >> 8:02x}:{prefix & 255:02x}"
         owners = {m.name: s for m in models for s in m.macs if s.prefix and s.mac == text}
         meaning = next(iter(owners.values())).meaning
-        items.append(Item(f"MACs starting {text} in {n} frames: {meaning}", {m.name: owners[m.name].weight if m.name in owners else 0.0 for m in models}))
+        items.append(Item(f"MACs starting {text} in {_count(n, 'frame')}: {meaning}", {m.name: owners[m.name].weight if m.name in owners else 0.0 for m in models}))
     return items
 
 
