@@ -50,7 +50,6 @@ Everything up to the materialisation of `Journey` objects is columnar
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ import numpy as np
 import polars as pl
 
 from cniscope.heap import give_back, small_pages
+from cniscope.last import Last
 from cniscope.packets.schema import DIRECTION_LABELS, Direction, Tunnel, address_text, ip4_expr, ip4_text, mac_text, tcp_flags_text
 from cniscope.results import Change, ChangeKind, Hop, HopDirection, Journey, NodeClock, made_many
 
@@ -99,7 +99,7 @@ def node_column(table: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("node"), (pl.lit("input ") + pl.col("input").cast(pl.Utf8)).cast(pl.Categorical))
 
 
-_points_made: list[tuple[weakref.ref[pl.DataFrame], pl.DataFrame]] = []  # `capture_points`' last table and its pairs
+_points: Last[pl.DataFrame] = Last()  # `capture_points`' last table and its pairs
 
 
 def capture_points(table: pl.DataFrame) -> pl.DataFrame:
@@ -107,15 +107,14 @@ def capture_points(table: pl.DataFrame) -> pl.DataFrame:
     the rows where either changes only (a pair first shows where one does; 10x less CPU time than hashing every row).
     Made once for the last table asked of (the table only referred to weakly): the findings' node codes and coverage
     and the report's capture points ask of the same table (at 2M, 1-2 ms of CPU and 1,000 fresh pages each)."""
-    made = _points_made[0] if _points_made else None
-    if made is not None and made[0]() is table:
-        return made[1]
+    return _points.get(table, (), lambda: _capture_points(table))
+
+
+def _capture_points(table: pl.DataFrame) -> pl.DataFrame:
     node = pl.col("node").to_physical()
     start = (pl.col("input").ne_missing(pl.col("input").shift(1)) | node.ne_missing(node.shift(1))).fill_null(True)
     # one query (three eager steps each let the interpreter go: the early thread took it back up to 5 ms later each)
-    pairs = table.lazy().select("input", "node").filter(start).unique(maintain_order=True).collect(engine="in-memory")
-    _points_made[:] = [(weakref.ref(table), pairs)]
-    return pairs
+    return table.lazy().select("input", "node").filter(start).unique(maintain_order=True).collect(engine="in-memory")
 
 
 def one_capture_point(table: pl.DataFrame) -> bool:

@@ -7,17 +7,16 @@ which are already objects, are walked in Python, and only their hop counts.
 from __future__ import annotations
 
 import ipaddress
-import weakref
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from cniscope.journeys import at_rows, columns_of, hop_arrays
+from cniscope.last import Last
 from cniscope.models.base import COMMON_IFACES, Model, Role
 from cniscope.packets.schema import ip4_text, mac_value
 from cniscope.results import Change, ChangeKind, Hop, Journey
@@ -27,7 +26,6 @@ if TYPE_CHECKING:  # (imported with --cluster or an inventory beside the capture
 
 MAC_COLUMNS = ("eth_src", "eth_dst", "inner_eth_src", "inner_eth_dst", "arp_sha")
 INITIAL_TTLS = (64, 128, 255)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,30 +64,12 @@ class Observations:
     direct_from_outside: list[tuple[str, str]] = field(default_factory=list)  # (client, pod) reached without NAT or tunnel
 
 
-class _Last(Generic[T]):
-    """The last answer about one table, made again only when asked of another table or with other `same` values:
-    inference and labelling ask the same questions of it. The table is only referred to weakly (it goes when its
-    report does)."""
-
-    def __init__(self) -> None:
-        self._asked: tuple[weakref.ref[pl.DataFrame], tuple[Any, ...], T] | None = None
-
-    def get(self, table: pl.DataFrame, same: tuple[Any, ...], make: Callable[[], T]) -> T:
-        if self._asked is not None:
-            ref, asked, answer = self._asked
-            if ref() is table and asked == same:
-                return answer
-        answer = make()
-        self._asked = (weakref.ref(table), same, answer)
-        return answer
-
-
 def _ids(journeys: list[Journey]) -> tuple[int, ...]:
     """In one table, a journey's id says which sightings it holds: journeys compared by their ids."""
     return tuple(j.id for j in journeys)
 
 
-_interfaces: _Last[dict[str, int]] = _Last()  # asked twice by inference (its evidence, the pod veths' names)
+_interfaces: Last[dict[str, int]] = Last()  # asked twice by inference (its evidence, the pod veths' names)
 
 
 def interface_sightings(table: pl.DataFrame) -> dict[str, int]:
@@ -186,7 +166,7 @@ class Asked:
     every: bool
 
 
-_asked: _Last[Asked] = _Last()
+_asked: Last[Asked] = Last()
 
 
 def asked(table: pl.DataFrame, models: list[Model], inventory: Inventory | None) -> Asked:
@@ -232,7 +212,7 @@ class Scan:
         return {value: text for value in self.addresses if (text := ip4_text(value))}
 
 
-_scanned: _Last[Scan] = _Last()  # asked by inference and, for the pods' addresses, by labelling
+_scanned: Last[Scan] = Last()  # asked by inference and, for the pods' addresses, by labelling
 
 
 def scanned(table: pl.DataFrame, models: list[Model], inventory: Inventory | None) -> Scan:
@@ -409,7 +389,7 @@ def node_addresses_of(seen: Scan, inventory: Inventory | None) -> set[str]:
 
 
 # inference and labelling ask for the same journeys' (labelled or not: roles change none)
-_pods: _Last[frozenset[str]] = _Last()
+_pods: Last[frozenset[str]] = Last()
 
 
 def pod_addresses_of(table: pl.DataFrame, journeys: list[Journey], models: list[Model], inventory: Inventory | None) -> set[str]:
@@ -467,7 +447,7 @@ class RowView:
 
 
 # inference asks twice when the capture names no interfaces (copies; with an inventory, who reached pods)
-_viewed: _Last[RowView] = _Last()
+_viewed: Last[RowView] = Last()
 
 
 def row_view(table: pl.DataFrame, journeys: list[Journey]) -> RowView:
