@@ -10,12 +10,15 @@ from cniscope.results import (
     Change,
     ChangeKind,
     Endpoint,
+    Finding,
+    FindingKind,
     Flow,
     FlowState,
     Hop,
     HopDirection,
     Journey,
     Proto,
+    Severity,
     made,
     make_endpoint,
     make_flow,
@@ -39,3 +42,12 @@ def test_made_is_what_the_dataclass_makes() -> None:
         made(Journey, 1, 7, "UDP", ())  # every field, or none (as the class itself says)
     with pytest.raises(TypeError):
         make_flow(*values, ())
+
+
+def test_a_finding_lists_its_packets_in_numeric_order_each_once() -> None:
+    """Whatever order a check met them in (a tunnel's envelopes, a NAT's requests then its replies), a finding's
+    packets read 30, 33, 34, 37: journeys are numbered by their first sighting, so that is the order they were first seen."""
+    finding = Finding(FindingKind.TUNNEL, Severity.INFO, "tunnel", "", "", journeys=(30, 34, 33, 37, 34), flows=(9, 2), rows=(8, 5))
+    assert finding.journeys == (30, 33, 34, 37)
+    assert (finding.flows, finding.rows) == ((9, 2), (8, 5))  # conversations and sightings keep their order
+    assert dataclasses.replace(finding, journeys=(5, 1, 5)).journeys == (1, 5)

@@ -227,6 +227,12 @@ class Finding:
     rows: tuple[int, ...] = ()  # the sightings that prove it
     evidence: Evidence = field(default_factory=Evidence)
 
+    def __post_init__(self) -> None:
+        # one rule for every finding, wherever its packets are listed: in numeric order, each once. Journeys are
+        # numbered by their first sighting in the packet table, so this is the order they were first seen; the order
+        # a check met them in (a tunnel's envelopes, a NAT's requests then its replies) read as a mistake: "30, 34, 33"
+        object.__setattr__(self, "journeys", tuple(sorted(set(self.journeys))))
+
 
 @dataclass(frozen=True)
 class ModelVerdict:

@@ -76,6 +76,19 @@ def test_page_embeds_each_conversation_with_its_hops_relative_to_the_first_sight
     assert drawn["f"] == [0]  # cited by the NAT finding
 
 
+def test_a_findings_packets_are_listed_in_numeric_order_with_those_of_its_sightings():
+    """The packets a finding names and those of the sightings it cites, as one list in numeric order, each once."""
+    report = service_call()
+    last, first = report.journeys[-1], report.journeys[0]
+    report.findings[0] = dataclasses.replace(report.findings[0], journeys=(last.id, report.journeys[2].id),
+                                             rows=(first.hops[0].row, last.hops[0].row))
+    page = html.render(report)
+    listed = re.search(r'<div class="dim">packets: (.*?)</div>', page, re.S)
+    assert listed
+    numbers = [int(n) for n in re.findall(r'data-journey="(\d+)"', listed.group(1))]
+    assert numbers == sorted({first.id, report.journeys[2].id, last.id}) and len(numbers) == 3
+
+
 def test_page_is_self_contained():
     page = html.render(service_call())
     assert not re.search(r"<(link|img|iframe|object|embed)\b", page)

@@ -153,3 +153,13 @@ def test_the_summary_explains_tcpdumps_direction_letters_when_they_appear(tmp_pa
     assert "  tcpdump's direction letters: P = to another host (seen in passing: promiscuous, or a bridge port); " \
            "B = broadcast" in page
     assert "direction letters" not in text.render(analyze([InputSpec(str(SEED), "node3")]))
+
+
+def test_every_findings_packets_read_in_numeric_order(generated: Path) -> None:
+    """The tunnel finding met its packets envelope by envelope ("30, 34, 33, 37" here once): every finding's
+    packets are listed in numeric order, the order they were first seen."""
+    out = CliRunner().invoke(cli, ["analyze", "--findings-only", str(generated)]).output
+    lists = [[int(n) for n in line.split(":", 1)[1].replace("...", "").split(",")]
+             for line in out.splitlines() if line.startswith("      packets: ")]
+    assert sum("] tunnel" in line for line in out.splitlines()) >= 2 and len(lists) >= 5
+    assert all(numbers == sorted(set(numbers)) for numbers in lists), lists

@@ -107,7 +107,7 @@ def checksum_offload(facts: Facts, losses: Losses) -> Found:
         node=facts.named(facts.node_names[0]) if nodes is None else
         facts.named(facts.node_names[nodes[0]]) if bool((nodes == nodes[0]).all()) else None,
         iface=ifaces[0] if len(ifaces) == 1 else None,
-        journeys=tuple(dict.fromkeys(int(x) for x in journey_of[:200] if int(x) in facts.by_id)),
+        journeys=tuple(int(x) for x in journey_of[:200] if int(x) in facts.by_id),
         rows=tuple(bad_rows[:50].tolist()),
         evidence=Evidence(packets=packets, sent=sent, received=received, interfaces=tuple(ifaces), device=device),
     )]

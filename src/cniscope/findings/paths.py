@@ -347,7 +347,7 @@ def _gathered(drops: list[Finding]) -> list[Finding]:
             continue
         out.append(replace(
             first, title=f"{len(group)} packets: {first.title}", evidence=replace(first.evidence, packets=len(group)),
-            journeys=tuple(dict.fromkeys(j for f in group for j in f.journeys)),
+            journeys=tuple(j for f in group for j in f.journeys),
             flows=tuple(dict.fromkeys(x for f in group for x in f.flows)),
             rows=tuple(dict.fromkeys(r for f in group for r in f.rows)),
         ))

@@ -349,7 +349,7 @@ def _journey_data(journey: Journey, points: dict[str, int], point_list: list[lis
 
 
 def _finding_data(n: int, finding: Finding, journeys: dict[int, Journey], row_journey: dict[int, int]) -> dict[str, Any]:
-    cited = list(dict.fromkeys((*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey))))
+    cited = sorted({*finding.journeys, *(row_journey[r] for r in finding.rows if r in row_journey)})  # as Finding lists them
     return {
         "n": n, "kind": finding.kind.value, "severity": finding.severity.value, "title": finding.title,
         "explanation": finding.explanation, "next_step": finding.next_step,
