@@ -161,6 +161,78 @@ def test_a_node_whose_stream_comes_after_the_disk_filled_keeps_a_readable_file(s
     assert {i["node"]: i["packets"] for i in json.loads(analyzed.out)["inputs"]} == {"n1": whole, "n2": 0}
 
 
+def fill(disk: Path) -> Path:
+    """Another writer takes every byte left on `disk`: its file."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as sink:
+        while True:
+            try:
+                sink.write(b"\0" * 4096)
+            except OSError:
+                return filler
+
+
+@needs_root
+@pytest.mark.parametrize("nothing", ["sent", "fit"])
+def test_a_node_of_whose_pcap_nothing_was_kept_reads_back_with_no_packets(small_disk: Path, tmp_path: Path, nothing: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """n1 fills the disk, so the raw pcap are kept; n2's tcpdump wrote nothing (its stream is empty: killed before it
+    flushed its header), or its first bytes came once another writer had taken the room n1 gave back. n2's file was
+    0 bytes and `analyze DIR` refused it (exit 4, "empty input"): now it is a pcap of no packets, the manifest says so."""
+    frame = sll2(ipv4(udp(b"x" * 100, dport=9999), proto=17))
+    stream = write_pcap(tmp_path / "node.pcap", [frame] * 10_000, linktype=276, snaplen=65535, nanosecond=True)
+    late = stream if nothing == "fit" else tmp_path / "empty.pcap"
+    late.touch()
+    fillers: list[Path] = []
+    pumping: dict[str, runner.NodeRun] = {}
+    pump = runner._pump_stdout
+
+    def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
+        pumping[node.plan.label] = node
+        if node.plan.label == "n2":
+            until(lambda: "n1" in pumping and pumping["n1"].write_error is not None)
+            if nothing == "fit":
+                fillers.append(fill(small_disk))
+        pump(node, proc)
+
+    def answer(command: Command) -> Reply | None:
+        if command.purpose.endswith("'s interfaces, routes, sysctls, versions"):
+            return Reply(stdout=INVENTORY)
+        if command.purpose.startswith("record on "):
+            return Reply(stdout=stream if command.purpose.startswith("record on n1") else late, stderr=LISTENING, streams=True)
+        if command.purpose.startswith("stop tcpdump on "):
+            until(lambda: "n2" in pumping and pumping["n2"].bytes == late.stat().st_size)  # n2's stream read, nothing kept
+            for filler in fillers:  # the other writer is done
+                filler.unlink(missing_ok=True)
+            far.stop(command)
+        return None
+
+    monkeypatch.setattr(runner, "_pump_stdout", n2_late)
+    far = Recorder(answer)
+    try:
+        with host.swapped(far):
+            manifest = runner.run(build(Ssh(), ["n1", "n2"], Limits(duration_s=60)), small_disk / "cap")
+    finally:
+        far.close()
+    assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
+    assert [node["file"] for node in manifest["nodes"]] == ["n1.pcap", "n2.pcap"]
+    n2 = manifest["nodes"][1]
+    assert n2["bytes"] == late.stat().st_size and (n2["bytes"] > 0) == (nothing == "fit")
+    analyzed = run("analyze", "--json", str(small_disk / "cap"))
+    assert analyzed.code in (0, 3), analyzed.err
+    whole = ((small_disk / "cap" / "n1.pcap").stat().st_size - 24) // (16 + len(frame))  # n1's packets that fit whole
+    assert whole > 0
+    assert {i["node"]: i["packets"] for i in json.loads(analyzed.out)["inputs"]} == {"n1": whole, "n2": 0}
+    header = (small_disk / "cap" / "n2.pcap").read_bytes()
+    assert header == stream.read_bytes()[:24]  # what the node's tcpdump begins with (nanosecond, LINUX_SLL2, its snaplen)
+    assert any("n2.pcap holds no packets" in warning for warning in n2["warnings"]), n2["warnings"]
+
+
 def test_an_unreachable_ssh_node_leaves_no_output_directory(tmp_path: Path) -> None:
     """ssh to a closed port on this machine's loopback: refused at once, nothing else is touched."""
     out = tmp_path / "cap"

@@ -43,6 +43,8 @@ from cniscope.capture.plan import NodePlan, Plan, capture_step, stop_step
 from cniscope.capture.pods import PodTarget
 from cniscope.errors import CniscopeError, EnvironmentProblem, ExitCode, NodeProblem, OutputError
 from cniscope.host import Blame, Command, Done
+from cniscope.packets.kinds import LinkType
+from cniscope.wire import pcap
 from cniscope.wire.convert import ConvertResult, MergedCapture, sll2_pcap_to_pcapng
 from cniscope.wire.pcapng import PcapngWriter
 
@@ -477,6 +479,8 @@ def _write_raw(
             run.raw.replace(kept)
         files.append(kept.name)
         run.warnings.append(f"the pcap as tcpdump wrote it is kept in {kept.name} (interfaces by index, not by name)")
+        if not kept.exists() or kept.stat().st_size < PCAP_HEADER:
+            run.warnings.append(_no_packets(plan, run, kept))
     (out / MERGED).unlink(missing_ok=True)
     converted: list[dict[str, Any]] = [{"packets": None, "unknown_ifindex": [], "damage": None} for _ in runs]
     try:
@@ -484,6 +488,19 @@ def _write_raw(
     except OSError as exc:
         raise OutputError(f"{out}: {reason}; no manifest either ({exc.strerror}); the captures are kept as "
                           f"{', '.join(files)}") from None
+
+
+def _no_packets(plan: Plan, run: NodeRun, path: Path) -> str:
+    """Nothing of the node's pcap was kept (tcpdump sent nothing, or its first bytes came once the disk was full to the
+    last byte): `path` becomes a pcap of no packets, begun as the node's tcpdump begins one (nanosecond stamps,
+    LINUX_SLL2, the plan's snaplen), so that the directory reads back as the pcapng path's section of no packets
+    does (an empty file is an unusable input to `analyze`). What to warn."""
+    said = "the node sent nothing" if run.bytes == 0 else f"none of the node's {run.bytes} bytes fit"
+    try:
+        path.write_bytes(pcap.encode([], [], int(LinkType.LINUX_SLL2), nanos=True, snaplen=plan.settings.snaplen))
+    except OSError as exc:
+        return f"{said}, and {path.name} could not be given a pcap header ({exc.strerror}): analyze refuses it"
+    return f"{said}: {path.name} holds no packets (a pcap header of cniscope's)"
 
 
 def _manifest(

@@ -96,7 +96,8 @@ def _u32_at(data: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def encode(frames: Sequence[bytes], ts_ns: Sequence[int], linktype: int, *, nanos: bool = False,
            byteorder: str = "<", snaplen: int = 262144) -> bytes:
-    """A pcap file holding `frames` (for tests and generated captures; frames longer than snaplen are cut)."""
+    """A pcap file holding `frames` (for tests, generated captures, and a capture's node file of no packets;
+    frames longer than snaplen are cut)."""
     magic = MAGIC_NSEC if nanos else MAGIC_USEC
     ticks = 1_000_000_000 if nanos else 1_000_000
     parts = [struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
