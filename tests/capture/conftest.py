@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,24 +84,46 @@ def cniscope(*args: str) -> list[str]:
 
 
 class Capturing:
-    """`cniscope capture` running in the background, started once it says it is capturing. One that does not end
-    in time is made to say where each of its threads was (faulthandler, on SIGABRT), which ends it."""
+    """`cniscope capture` running in the background, started once it says it is capturing. One that does not say so
+    within `start_s`, or does not end in time, is made to say where each of its threads was (faulthandler, on
+    SIGABRT), which ends it: the test fails with all it said, never waits on it unbounded."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, start_s: float = 60) -> None:
         env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 60
-        for line in self.proc.stderr:
+        said: queue.Queue[str | None] = queue.Queue()  # its lines up to "capturing on"; None: its standard error ended
+        reader = threading.Thread(target=self._until_capturing, args=(said,), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + start_s
+        while True:
+            try:  # (a bound checked only when a line came let a silent capture block the test, and one that said
+                # something after the bound pass for started)
+                line = said.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.proc.send_signal(signal.SIGABRT)
+                reader.join(30)
+                self.proc.wait(30)
+                while not said.empty():  # what it said meanwhile, its threads' places among it
+                    if (rest := said.get_nowait()) is not None:
+                        self.lines.append(rest)
+                raise AssertionError(f"cniscope capture did not say it was capturing within {start_s:g} s; its stderr "
+                                     "and threads:\n" + "".join(self.lines)) from None
+            if line is None:
+                self.proc.wait(10)
+                raise AssertionError("cniscope capture did not start:\n" + "".join(self.lines))
             self.lines.append(line)
             if line.startswith("capturing on"):
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            self.proc.wait(10)
-            raise AssertionError("cniscope capture did not start:\n" + "".join(self.lines))
+                return
+
+    def _until_capturing(self, said: queue.Queue[str | None]) -> None:
+        """Its standard error's lines, until it says it is capturing (`finish` reads the rest), or until it ends."""
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            said.put(line)
+            if line.startswith("capturing on"):
+                return
+        said.put(None)
 
     def interrupt(self, timeout: float = 60) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGINT)

@@ -208,12 +208,17 @@ def capture_during_request(cluster: SshCluster, nodes: str, out: Path) -> tuple[
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
+        deadline = time.monotonic() + 60  # a bound: a loaded machine takes seconds to start Python
+        while "10.244.3.2:80" not in netns.run("p3", "ss", "-ltn"):
+            assert time.monotonic() < deadline and server.poll() is None, "the HTTP server did not start"
+            time.sleep(0.05)
         running = Capturing(
             ["ip", "netns", "exec", netns.prefix + "cl",
              *cniscope("capture", "--via", "ssh", "--ssh-config", str(keys / "ssh_config"), "--nodes", nodes,
                        "--duration", "60", "-o", str(out))]
         )
-        body = netns.run("p1", "curl", "-sS", "--max-time", "10", "--retry", "3", "--retry-connrefused", "http://10.244.3.2/")
+        # one GET, no retry: the tests count its frames
+        body = netns.run("p1", "curl", "-sS", "--max-time", "10", "http://10.244.3.2/")
         assert "Directory listing" in body
         return running.interrupt()
     finally:
