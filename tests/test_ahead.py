@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import gzip
+import mmap
 import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from cniscope.packets.chunks import Arrays
 from cniscope.packets.frames import FrameBatch
 from cniscope.packets.kinds import UNREAD
 from cniscope.sources import InputSpec
+from cniscope.sources.open import map_file
 from tests.paths import CORPUS, DATA
 
 PCAP = CORPUS / "01-ysaied-pan-cn-calico-vxlan.pcap"
@@ -158,3 +161,26 @@ def test_comments_of_batches_decoded_ahead_are_their_rows_info(tmp_path: Path, m
     capture = ingest.read(specs, batch_size=10, ahead=walk)
     _same(capture, ingest.read(specs, batch_size=10))
     assert capture.table["info"].to_list() == [f"n{i}" if i % 7 == 0 else None for i in range(60)]
+
+
+def test_the_command_module_imports_no_numpy_and_the_walk_maps_the_file_before_it() -> None:
+    """`analyze` parses its arguments and starts the walk before numpy is imported: the thread maps the file meanwhile
+    (and maps its pages in), and the reader takes that mapping."""
+    probe = ("import sys\nimport cniscope.cli, cniscope.commands.analyze\nprint('numpy' in sys.modules)\n"
+             "from cniscope import ahead\nfrom cniscope.sources import InputSpec\n"
+             "walk = ahead.start([InputSpec(sys.argv[1])])\nwalk._thread.join()\nfound = walk.take()\n"
+             "print(found.opened.buf.obj is walk._mapped)")
+    done = subprocess.run([sys.executable, "-c", probe, str(PCAPNG)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_a_mapping_made_ahead_is_taken_while_the_file_is_that_size(tmp_path: Path) -> None:
+    path = tmp_path / "growing.pcap"
+    path.write_bytes(PCAP.read_bytes())
+    with path.open("rb") as file, ExitStack() as stack:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        assert map_file(file, stack, mapped).obj is mapped
+        with path.open("ab") as more:
+            more.write(b"\0" * 16)  # a capture still being written: mapped again, whole
+        again = map_file(file, stack, mapped)
+        assert again.obj is not mapped and len(again) == len(mapped) + 16

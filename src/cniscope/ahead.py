@@ -6,16 +6,21 @@ pcap or pcapng file, `start` has a thread open it as `ingest` does (`open_input`
 batch (`Frames`, in the batches `ingest.read` makes: `batch_frames`) and decode each into its columns' arrays
 (`chunks.decode`, as `ingest.read` would: the columns it leaves unread, its table kept); `ingest.read` takes the input
 over (`Ahead.take`), makes the decoded batches tables and decodes and walks the rest itself. The walk and the C decoder
-release the GIL the imports hold. Anything else (several inputs, standard input, a directory, text, a compressed file)
+release the GIL the imports hold. The thread begins before numpy is imported (this module imports none: the command
+starts it once its arguments are parsed): it maps the file and maps its pages in (`populate`, without the GIL: the
+walk's faults on the core the imports leave idle), while `Ahead` imports numpy and the readers on the command's thread;
+then it walks. Anything else (several inputs, standard input, a directory, text, a compressed file)
 gets no thread and is read as always; so does an input the thread could not open or walk: `ingest` meets whatever went
 wrong again, and says it. Where the C decoder was not built, the thread only walks (the fallback is Python: the GIL).
 
 Neither this module nor what it reads with and decodes with imports polars (tests/test_ahead.py), which the command's
-thread is importing meanwhile.
+thread is importing meanwhile; this module imports no numpy either (the readers and the decoder do, in `Ahead`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import threading
 from collections import deque
@@ -24,21 +29,25 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from cniscope.models import TUNNEL_PORTS
-from cniscope.packets import chunks
-from cniscope.packets.chunks import Arrays, Scratch
 from cniscope.sources import InputInfo, InputSpec
-from cniscope.sources.open import BATCH, Frames, Opened, Releaser, batch_frames, open_input
-from cniscope.wire.pcap import is_pcap
-from cniscope.wire.pcapng import is_pcapng
+from cniscope.wire.magic import is_pcap, is_pcapng
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by `Ahead`, after its thread has begun mapping the file: they import numpy
+    from cniscope.packets.chunks import Arrays, Scratch
     from cniscope.packets.frames import FrameBatch
+    from cniscope.sources.open import Frames, Opened, Releaser
+
+try:
+    from cniscope.wire._walk import populate
+except ImportError:  # built without a C compiler: the walk maps the pages as it goes
+    populate = None  # type: ignore[assignment]
 
 WALKED = 32  # batches walked ahead at most (36 B a frame: 300 MB at 256k frames a batch), handed on as they decode
 DECODED = 8  # of them decoded ahead at most (the table's ~170 B a frame: 350 MB at 256k frames a batch)
+POPULATED = 1 << 29  # bytes of the file mapped in before the walk (`populate`): as far as it walks during the imports
 
 
 @dataclass
@@ -55,9 +64,10 @@ class Walked:
     release: Releaser  # the file's pages behind the batches decoded ahead handed back
 
 
-def start(specs: list[InputSpec], batch_size: int = BATCH, unread: Collection[str] = ()) -> Ahead | None:
+def start(specs: list[InputSpec], batch_size: int | None = None, unread: Collection[str] = ()) -> Ahead | None:
     """The walk of `specs`' one input begun on a thread, when it is one plain pcap or pcapng file; else None.
-    `unread`: the columns `ingest.read` will be asked to leave unread."""
+    `batch_size`: as `ingest.read`'s (default: the readers' `BATCH`); `unread`: the columns `ingest.read` will be asked
+    to leave unread."""
     if len(specs) != 1 or specs[0].path == "-" or specs[0].unreadable or not _capture_file(specs[0].path):
         return None
     return Ahead(specs[0], batch_size, unread)
@@ -76,13 +86,13 @@ def _capture_file(path: str) -> bool:
 
 
 class Ahead:
-    """The walk of one input, on a thread until `take` or `close`; a context manager that closes it."""
+    """The walk of one input, on a thread until `take` or `close`; a context manager that closes it. Made, it has
+    imported what reads and decodes the input (numpy's users) while its thread mapped the file."""
 
-    def __init__(self, spec: InputSpec, batch_size: int = BATCH, unread: Collection[str] = ()) -> None:
+    def __init__(self, spec: InputSpec, batch_size: int | None = None, unread: Collection[str] = ()) -> None:
         self.spec = spec
-        self.batch_size = batch_size
         self.unread = frozenset(unread)
-        self._scratch = Scratch()
+        self._ready = threading.Event()  # the readers imported: the thread walks
         self._decoded: deque[Future[list[Arrays]]] = deque()  # the first of `_walked`, decoding or decoded
         self._decoding = False  # whether the walk is over and the decoding begun
         self._taken = False  # whether `take` handed the input on
@@ -95,12 +105,39 @@ class Ahead:
         self._release: Releaser | None = None
         self._found: Frames | None = None
         self._failed = False
+        self._file: BinaryIO | None = None  # the file and its mapping, made before the readers are imported
+        self._mapped: mmap.mmap | None = None
         self._thread = threading.Thread(target=self._walk, name="walk-ahead", daemon=True)
         self._thread.start()
+        try:
+            from cniscope.packets.chunks import Scratch
+            from cniscope.sources.open import BATCH
+
+            self.batch_size = BATCH if batch_size is None else batch_size
+            self._scratch = Scratch()
+        finally:  # (the thread then fails, as anything else it meets: `ingest` reads the input as always)
+            self._ready.set()
+
+    def _map(self) -> None:
+        """The file opened and mapped as `open_input` maps it, for it to take, and its first `POPULATED` bytes' pages
+        mapped in (`populate`): numpy is not imported yet, and the GIL is let go meanwhile."""
+        self._file = file = self._stack.enter_context(open(self.spec.path, "rb"))  # noqa: SIM115 - the stack closes it
+        size = os.fstat(file.fileno()).st_size
+        if not size:
+            return
+        self._mapped = mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._stack.callback(_close, mapped)
+        if populate is not None:
+            populate(mapped, 0, min(size, POPULATED))
 
     def _walk(self) -> None:
         try:
-            opened = open_input(self.spec, self._info, self._stack)
+            self._map()
+            self._ready.wait()
+            from cniscope.packets import chunks
+            from cniscope.sources.open import Frames, Releaser, batch_frames, open_input
+
+            opened = open_input(self.spec, self._info, self._stack, self._file, self._mapped)
             if not opened.binary:
                 return
             self._opened, self._release = opened, Releaser(opened.buf)
@@ -128,6 +165,8 @@ class Ahead:
             self._failed = True
 
     def _decode(self, batch: FrameBatch) -> list[Arrays]:
+        from cniscope.packets import chunks
+
         with self._scratch.held() as scratch:
             return chunks.decode(batch, TUNNEL_PORTS, self.unread, scratch, kept=True)
 
@@ -142,6 +181,8 @@ class Ahead:
         if self._failed or self._opened is None or self._found is None or self._release is None:
             self.close()
             return None
+        from cniscope.sources.open import Frames
+
         walked, self._walked = self._walked, deque()
         decoded, self._decoded = self._decoded, deque()
         found = Frames(_then(walked, self._found.batches), self._found.comments)
@@ -165,6 +206,12 @@ class Ahead:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def _close(mapped: mmap.mmap) -> None:
+    """A mapping closed, unless something still points into it (it goes with the last reference: `open.map_file`)."""
+    with contextlib.suppress(BufferError):
+        mapped.close()
 
 
 def _then(walked: deque[FrameBatch], rest: Iterator[FrameBatch]) -> Iterator[FrameBatch]:

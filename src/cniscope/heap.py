@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-import numpy as np
-
 
 @cache
 def _libc() -> ctypes.CDLL:
@@ -38,6 +36,8 @@ def small_pages() -> Iterator[None]:
     defrag on madvise, as Debian sets it): at 10M pcapng the correlate stage's system time was 0.96-1.66 s with
     them, 0.30-0.31 s without, for 3.5x the faults of 4 KB; `flows.number` stalled for 0.7 s of system time in one
     run of three; the whole command's system time with them 2.2-4.7 s, without 1.9-2.5 s (3 rounds alternating)."""
+    import numpy as np  # here: `cniscope.commands.analyze` imports this before the command imports numpy
+
     core = getattr(np, "_core", None) or getattr(np, "core", None)  # numpy 2, numpy 1
     setter = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
     if setter is None:

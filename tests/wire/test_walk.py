@@ -6,7 +6,9 @@ installed package carries a build of it, so that what is tested is what the tree
 
 from __future__ import annotations
 
+import mmap
 import random
+import resource
 import struct
 from pathlib import Path
 from types import ModuleType
@@ -233,3 +235,26 @@ def test_the_converters_walk_is_the_readers_walk_checked(window: int) -> None:
         data = pcap_bytes(rng, big=False)
         offsets, caplens, damage = wire_pcap.walk(data, header, window=window)
         assert (offsets.tolist(), caplens.tolist(), damage) == reference_pcap_walk(data, wire_pcap.MAX_CAPLEN)
+
+
+def _faults_reading(view: np.ndarray) -> int:
+    """Page faults taken reading a byte of each page of `view`."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    int(view[::mmap.PAGESIZE].sum())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_populate_maps_a_files_pages_in_before_they_are_read(compiled: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "capture"
+    path.write_bytes(bytes(range(256)) * (16 << 12))  # 16 MB: 4,096 pages, at least 256 faults read unpopulated
+    with path.open("rb") as file:
+        faults = []
+        for populated in (False, True):
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            if populated:
+                compiled.populate(mapped, 0, len(mapped))
+            view = np.frombuffer(mapped, dtype=np.uint8)
+            faults.append(_faults_reading(view))
+            del view
+            mapped.close()
+    assert faults[1] * 8 < faults[0], faults

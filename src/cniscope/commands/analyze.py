@@ -4,7 +4,8 @@ What is used only when asked for is named in `ON_REQUEST` and imported then: the
 (together a fifth of a second of CPU, more than the rest of this module's imports), the Dask session
 (asyncio, ssl) and the terminal report (rich: not for --json). The analysis itself (polars, numpy's users: 0.3 s on
 one core) is imported once the inputs are known, so that one capture file's records are walked on the other core
-meanwhile (`cniscope.ahead`); this module's own imports leave polars out (tests/test_ahead.py).
+meanwhile (`cniscope.ahead`); this module's own imports leave polars out, and numpy: the walk's thread starts, and
+maps the file in, while numpy is imported (tests/test_ahead.py).
 """
 
 from __future__ import annotations

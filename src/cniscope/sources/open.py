@@ -195,17 +195,19 @@ class Frames:
         return cls(reader.batches(), reader.comments)
 
 
-def open_input(spec: InputSpec, info: InputInfo, stack: ExitStack) -> Opened:
+def open_input(spec: InputSpec, info: InputInfo, stack: ExitStack, file: BinaryIO | None = None,
+               mapped: mmap.mmap | None = None) -> Opened:
     """Open the input, undo its compression, tell its format; map binary captures (spooled first when
-    they come compressed or through a pipe or standard input, which cannot be mapped)."""
-    opened = _open(spec, stack)
+    they come compressed or through a pipe or standard input, which cannot be mapped). `file`: the input already
+    opened (on `stack`), and `mapped` its mapping, made before numpy was imported (`cniscope.ahead`)."""
+    opened = file or _open(spec, stack)
     size = _file_size(opened)  # None: a pipe, <(zcat f)
     mappable = spec.path != "-" and size is not None
     raw = _Counted(opened)
     head = _read_head(raw)
     compression = _compression(head)
     if compression is None and mappable and sniff(head) in ("pcap", "pcapng"):
-        return Opened(sniff(head), head, buf=map_file(opened, stack))
+        return Opened(sniff(head), head, buf=map_file(opened, stack, mapped))
     stream: Readable = _Prefixed(head, raw)
     for _ in range(MAX_NESTING):  # capture.pcap.gz.zst: each layer bounded on its own
         if compression is None:
@@ -259,13 +261,15 @@ def _read_head(stream: Readable) -> bytes:
     return b"".join(parts)
 
 
-def map_file(file: BinaryIO, stack: ExitStack) -> memoryview:
-    """The whole file, mapped read-only (an empty file maps to an empty view)."""
+def map_file(file: BinaryIO, stack: ExitStack, mapped: mmap.mmap | None = None) -> memoryview:
+    """The whole file, mapped read-only (an empty file maps to an empty view); `mapped`: its mapping made already,
+    taken while the file is still that size."""
     file.flush()
     size = os.fstat(file.fileno()).st_size
     if size == 0:
         return memoryview(b"")
-    mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if mapped is None or mapped.closed or len(mapped) != size:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     stack.callback(_MappedPages(mapped).close)
     return memoryview(mapped)
 

@@ -1,3 +1,5 @@
+import mmap
+
 import numpy as np
 
 def pcap_records(data: np.ndarray, pos: int, stop: int, end: int, limit: int, big: bool, out: np.ndarray, /) -> tuple[int, int]: ...
@@ -6,3 +8,4 @@ def pcap_packets(data: np.ndarray, pos: int, stop: int, end: int, limit: int, bi
 def pcapng_packets(data: np.ndarray, pos: int, end: int, limit: int, big: bool, max_caplen: int, offset: np.ndarray,
                    caplen: np.ndarray, wirelen: np.ndarray, local: np.ndarray, units: np.ndarray, options: np.ndarray,
                    length: np.ndarray, /) -> tuple[int, int, int, int]: ...
+def populate(data: mmap.mmap, start: int, stop: int, /) -> None: ...

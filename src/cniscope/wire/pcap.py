@@ -12,21 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from cniscope.wire import walk as records
+from cniscope.wire.magic import MAGIC_NSEC as MAGIC_NSEC
+from cniscope.wire.magic import MAGIC_USEC as MAGIC_USEC
+from cniscope.wire.magic import MAGICS as MAGICS
+from cniscope.wire.magic import is_pcap as is_pcap
 
 Bytes = bytes | memoryview | mmap.mmap  # a whole file in memory, or mapped
 
 HEADER_LEN = 24
 RECORD_LEN = 16
 MAX_CAPLEN = 256 * 1024  # libpcap's largest snaplen; a caplen above it is damage, not data
-MAGIC_USEC, MAGIC_NSEC = 0xA1B2C3D4, 0xA1B23C4D
-
-# magic as read little-endian -> (byte order, ticks per second of the sub-second field)
-MAGICS: dict[int, tuple[str, int]] = {
-    MAGIC_USEC: ("<", 1_000_000),
-    MAGIC_NSEC: ("<", 1_000_000_000),
-    0xD4C3B2A1: (">", 1_000_000),
-    0x4D3CB2A1: (">", 1_000_000_000),
-}
 
 
 @dataclass(frozen=True)
@@ -35,10 +30,6 @@ class Header:
     ticks: int  # sub-second units per second: 1e6 (usec magic) or 1e9 (nsec magic)
     snaplen: int
     linktype: int
-
-
-def is_pcap(head: bytes) -> bool:
-    return len(head) >= 4 and struct.unpack_from("<I", head)[0] in MAGICS
 
 
 def parse_header(buf: Bytes) -> Header | None:

@@ -23,9 +23,10 @@ import numpy as np
 
 from cniscope.packets.kinds import Direction
 from cniscope.wire import pcap
+from cniscope.wire.magic import SHB as SHB
+from cniscope.wire.magic import is_pcapng as is_pcapng
 
-# block types
-SHB = 0x0A0D0D0A
+# block types (the section header's: `magic`)
 IDB = 0x00000001
 OPB = 0x00000002  # obsolete packet block, still written by old tools
 SPB = 0x00000003
@@ -52,10 +53,6 @@ DIRECTION_FLAGS: dict[Direction, int] = {
 # reception type -> direction of an inbound packet: 0 (not said) and the types past promiscuous count as unicast
 DIRECTION_OF_RECEPTION = np.array([Direction.IN, Direction.IN, Direction.MULTICAST, Direction.BROADCAST,
                                    Direction.OTHERHOST, Direction.IN, Direction.IN, Direction.IN], dtype=np.int16)
-
-
-def is_pcapng(head: bytes) -> bool:
-    return len(head) >= 4 and struct.unpack_from("<I", head)[0] == SHB
 
 
 def _option(code: int, value: bytes) -> bytes:
