@@ -19,7 +19,6 @@ thread is importing meanwhile; this module imports no numpy either (the readers 
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import threading
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from cniscope.models import TUNNEL_PORTS
 from cniscope.sources import InputInfo, InputSpec
+from cniscope.wire.guarded import guarded
 from cniscope.wire.magic import is_pcap, is_pcapng
 
 if TYPE_CHECKING:  # imported by `Ahead`, after its thread has begun mapping the file: they import numpy
@@ -126,7 +126,7 @@ class Ahead:
         if not size:
             return
         self._mapped = mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        self._stack.callback(_close, mapped)
+        self._stack.callback(guarded(mapped, file.fileno()))
         if populate is not None:
             populate(mapped, 0, min(size, POPULATED))
 
@@ -207,11 +207,6 @@ class Ahead:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-
-def _close(mapped: mmap.mmap) -> None:
-    """A mapping closed, unless something still points into it (it goes with the last reference: `open.map_file`)."""
-    with contextlib.suppress(BufferError):
-        mapped.close()
 
 
 def _then(walked: deque[FrameBatch], rest: Iterator[FrameBatch]) -> Iterator[FrameBatch]:

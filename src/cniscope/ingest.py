@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from cniscope.ahead import Ahead, Walked
 from cniscope.capture import manifest
 from cniscope.errors import InputError, ReadWarning
@@ -48,6 +50,7 @@ from cniscope.sources.open import (
     refuse,
     text_tables,
 )
+from cniscope.wire.guarded import cut_at
 
 if TYPE_CHECKING:
     import polars as pl  # imported where a table is made: `read --format parquet` of binary inputs makes none
@@ -205,12 +208,21 @@ def _binary(make: Make[T], opened: Opened, spec: InputSpec, info: InputInfo, unr
             kept: bool, early: deque[Future[list[Arrays]]] | None = None, scratch: Scratch | None = None,
             release: Releaser | None = None, decoders: int = DECODERS) -> Iterator[T]:
     release = release or Releaser(opened.buf)
-    oversized, first = 0, 0
+    oversized, first, kept_end = 0, 0, 0
     decoding = _Decoding(make, info.index, spec.node, found.comments, unread, kept, scratch or Scratch())
     for batch, table in decoding.tables(found.batches, early or deque(), decoders):
+        cut = cut_at(opened.buf)
+        if cut is not None and int(batch.offset[-1]) + int(batch.caplen[-1]) > cut:  # read in part as zeros
+            kept_frames = int(np.searchsorted(batch.offset + batch.caplen, cut, side="right"))
+            info.packets += kept_frames
+            if kept_frames:
+                kept_end = int(batch.offset[kept_frames - 1]) + int(batch.caplen[kept_frames - 1])
+                yield table.slice(0, kept_frames)
+            break
         release.before(int(batch.offset[-1]))
         info.done = (int(batch.offset[-1]) + int(batch.caplen[-1])) / max(len(opened.buf), 1)
         info.packets += len(batch.offset)
+        kept_end = int(batch.offset[-1]) + int(batch.caplen[-1])
         over = batch.caplen > batch.wirelen
         if over.any():
             first = first if oversized else int(batch.offset[int(over.argmax())])
@@ -219,6 +231,20 @@ def _binary(make: Make[T], opened: Opened, spec: InputSpec, info: InputInfo, unr
     if oversized:
         info.warn(f"byte {first}", f"{oversized} packets say they captured more bytes than they had on the wire "
                                    "(captured length above wire length)")
+    cut = cut_at(opened.buf)
+    if cut is not None:
+        _cut_while_read(info, cut, min(cut, kept_end))
+
+
+def _cut_while_read(info: InputInfo, cut: int, kept_end: int) -> None:
+    """Say that the file was cut at byte `cut` while it was read (its bytes from there on read as zeros, `wire.guarded`),
+    in place of what the walk said past the last packet kept (`kept_end`): of a record the cut ran through, or zeros."""
+    def past(where: str) -> bool:
+        return where.startswith("byte ") and where[5:].isdigit() and int(where[5:]) >= kept_end
+
+    info.warnings[:] = [w for w in info.warnings if not past(w.where)]
+    info.warn(f"byte {cut}", f"the file was cut to {cut} bytes while it was read (another program truncated or "
+                             f"rewrote it); kept the {info.packets} packets read before that")
 
 
 @dataclass

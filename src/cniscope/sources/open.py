@@ -20,7 +20,6 @@ unknown magic: `refuse`) and one damaged part-way gets a warning on its
 from __future__ import annotations
 
 import bz2
-import contextlib
 import io
 import lzma
 import mmap
@@ -42,6 +41,7 @@ from cniscope.packets.frames import FrameBatch
 from cniscope.packets.kinds import Clock
 from cniscope.packets.ports import TunnelPorts
 from cniscope.sources import InputInfo, InputSpec
+from cniscope.wire.guarded import guarded
 from cniscope.wire.pcap import is_pcap
 from cniscope.wire.pcapng import is_pcapng
 
@@ -268,9 +268,9 @@ def map_file(file: BinaryIO, stack: ExitStack, mapped: mmap.mmap | None = None) 
     size = os.fstat(file.fileno()).st_size
     if size == 0:
         return memoryview(b"")
-    if mapped is None or mapped.closed or len(mapped) != size:
+    if mapped is None or mapped.closed or len(mapped) != size:  # (the one given is guarded and closed by its maker)
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    stack.callback(_MappedPages(mapped).close)
+        stack.callback(guarded(mapped, file.fileno()))
     return memoryview(mapped)
 
 
@@ -290,17 +290,6 @@ def _spool(source: Readable, spool: BinaryIO, info: InputInfo) -> None:
     if written >= MAX_SPOOL and source.read(1):
         info.warn(f"byte {written}", f"a compressed or piped binary capture is read up to {MAX_SPOOL >> 20} MiB; "
                                      "kept those (decompress it to a file to read it all)")
-
-
-class _MappedPages:
-    """Closes a mapping once nothing points into it any more (numpy arrays may still)."""
-
-    def __init__(self, mapped: mmap.mmap) -> None:
-        self.mapped = mapped
-
-    def close(self) -> None:
-        with contextlib.suppress(BufferError):  # a FrameBatch still holds it; the mapping goes with its last reference
-            self.mapped.close()
 
 
 class Releaser:
