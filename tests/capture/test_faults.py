@@ -113,6 +113,13 @@ def test_a_full_disk_keeps_what_fit_and_the_manifest_says_why(netns: Namespaces,
     assert not tcpdumps(netns, "a") and not tcpdumps(netns, "b")
 
 
+def until(condition: Callable[[], bool]) -> None:
+    """Wait, at most 60 s, for `condition` (the bound: a test that waits in vain fails on its assertions)."""
+    deadline = time.monotonic() + 60
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @needs_root
 def test_a_node_whose_stream_comes_after_the_disk_filled_keeps_a_readable_file(small_disk: Path, tmp_path: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,11 +130,6 @@ def test_a_node_whose_stream_comes_after_the_disk_filled_keeps_a_readable_file(s
 
     pumping: dict[str, runner.NodeRun] = {}
     pump = runner._pump_stdout
-
-    def until(condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 60
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.01)
 
     def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
         pumping[node.plan.label] = node
@@ -186,11 +188,6 @@ def test_a_node_of_whose_pcap_nothing_was_kept_reads_back_with_no_packets(small_
     fillers: list[Path] = []
     pumping: dict[str, runner.NodeRun] = {}
     pump = runner._pump_stdout
-
-    def until(condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 60
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.01)
 
     def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
         pumping[node.plan.label] = node
