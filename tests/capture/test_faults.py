@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,49 +121,6 @@ def until(condition: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
-@needs_root
-def test_a_node_whose_stream_comes_after_the_disk_filled_keeps_a_readable_file(small_disk: Path, tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """n2's pcap is read only once n1's has filled the disk (the order a loaded machine gave the full-disk test above
-    in session 21, where b.pcap came out empty and `analyze` refused it): n2's file still reads back, with 0 packets."""
-    frame = sll2(ipv4(udp(b"x" * 100, dport=9999), proto=17))
-    stream = write_pcap(tmp_path / "node.pcap", [frame] * 10_000, linktype=276, snaplen=65535, nanosecond=True)
-
-    pumping: dict[str, runner.NodeRun] = {}
-    pump = runner._pump_stdout
-
-    def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
-        pumping[node.plan.label] = node
-        if node.plan.label == "n2":
-            until(lambda: "n1" in pumping and pumping["n1"].write_error is not None)
-        pump(node, proc)
-
-    def answer(command: Command) -> Reply | None:
-        if command.purpose.endswith("'s interfaces, routes, sysctls, versions"):
-            return Reply(stdout=INVENTORY)
-        if command.purpose.startswith("record on "):
-            return Reply(stdout=stream, stderr=LISTENING, streams=True)
-        if command.purpose.startswith("stop tcpdump on "):
-            until(lambda: "n2" in pumping and pumping["n2"].bytes == stream.stat().st_size)  # n2's stream read, what fit written
-            far.stop(command)
-        return None
-
-    monkeypatch.setattr(runner, "_pump_stdout", n2_late)
-    far = Recorder(answer)
-    try:
-        with host.swapped(far):
-            manifest = runner.run(build(Ssh(), ["n1", "n2"], Limits(duration_s=60)), small_disk / "cap")
-    finally:
-        far.close()
-    assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
-    assert [node["file"] for node in manifest["nodes"]] == ["n1.pcap", "n2.pcap"]
-    analyzed = run("analyze", "--json", str(small_disk / "cap"))
-    assert analyzed.code in (0, 3), analyzed.err
-    whole = ((small_disk / "cap" / "n1.pcap").stat().st_size - 24) // (16 + len(frame))  # n1's packets that fit whole
-    assert whole > 0
-    assert {i["node"]: i["packets"] for i in json.loads(analyzed.out)["inputs"]} == {"n1": whole, "n2": 0}
-
-
 def fill(disk: Path) -> Path:
     """Another writer takes every byte left on `disk`: its file."""
     filler = disk / "filler"
@@ -172,6 +130,67 @@ def fill(disk: Path) -> Path:
                 sink.write(b"\0" * 4096)
             except OSError:
                 return filler
+
+
+def capture_n2_late(disk: Path, monkeypatch: pytest.MonkeyPatch, n1: Path, n2: Path, fill_first: bool = False) -> dict[str, Any]:
+    """n1 and n2 recorded over SSH (recorded replies: their tcpdumps send the files `n1` and `n2`) into `disk`/cap,
+    n2's stream read only once n1's writing has met the full disk; with `fill_first`, another writer then takes the
+    room n1 gave back before n2's first bytes (and is gone by the stop). The stop waits for n2's stream to be read
+    whole. The manifest, after checking that the disk stopped the capture and both nodes kept a file."""
+    fillers: list[Path] = []
+    pumping: dict[str, runner.NodeRun] = {}
+    pump = runner._pump_stdout
+
+    def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
+        pumping[node.plan.label] = node
+        if node.plan.label == "n2":
+            until(lambda: "n1" in pumping and pumping["n1"].write_error is not None)
+            if fill_first:
+                fillers.append(fill(disk))
+        pump(node, proc)
+
+    def answer(command: Command) -> Reply | None:
+        if command.purpose.endswith("'s interfaces, routes, sysctls, versions"):
+            return Reply(stdout=INVENTORY)
+        if command.purpose.startswith("record on "):
+            return Reply(stdout=n1 if command.purpose.startswith("record on n1") else n2, stderr=LISTENING, streams=True)
+        if command.purpose.startswith("stop tcpdump on "):
+            until(lambda: "n2" in pumping and pumping["n2"].bytes == n2.stat().st_size)  # n2's stream read
+            for filler in fillers:  # the other writer is done
+                filler.unlink(missing_ok=True)
+            far.stop(command)
+        return None
+
+    monkeypatch.setattr(runner, "_pump_stdout", n2_late)
+    far = Recorder(answer)
+    try:
+        with host.swapped(far):
+            manifest = runner.run(build(Ssh(), ["n1", "n2"], Limits(duration_s=60)), disk / "cap")
+    finally:
+        far.close()
+    assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
+    assert [node["file"] for node in manifest["nodes"]] == ["n1.pcap", "n2.pcap"]
+    return manifest
+
+
+def assert_n1_whole_n2_none(disk: Path, frame: bytes) -> None:
+    """`analyze` of `disk`/cap reads n1's packets that fit whole and none of n2's."""
+    analyzed = run("analyze", "--json", str(disk / "cap"))
+    assert analyzed.code in (0, 3), analyzed.err
+    whole = ((disk / "cap" / "n1.pcap").stat().st_size - 24) // (16 + len(frame))  # n1's packets that fit whole
+    assert whole > 0
+    assert {i["node"]: i["packets"] for i in json.loads(analyzed.out)["inputs"]} == {"n1": whole, "n2": 0}
+
+
+@needs_root
+def test_a_node_whose_stream_comes_after_the_disk_filled_keeps_a_readable_file(small_disk: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """n2's pcap is read only once n1's has filled the disk (the order a loaded machine gave the full-disk test above
+    in session 21, where b.pcap came out empty and `analyze` refused it): n2's file still reads back, with 0 packets."""
+    frame = sll2(ipv4(udp(b"x" * 100, dport=9999), proto=17))
+    stream = write_pcap(tmp_path / "node.pcap", [frame] * 10_000, linktype=276, snaplen=65535, nanosecond=True)
+    capture_n2_late(small_disk, monkeypatch, stream, stream)
+    assert_n1_whole_n2_none(small_disk, frame)
 
 
 @needs_root
@@ -185,46 +204,10 @@ def test_a_node_of_whose_pcap_nothing_was_kept_reads_back_with_no_packets(small_
     stream = write_pcap(tmp_path / "node.pcap", [frame] * 10_000, linktype=276, snaplen=65535, nanosecond=True)
     late = stream if nothing == "fit" else tmp_path / "empty.pcap"
     late.touch()
-    fillers: list[Path] = []
-    pumping: dict[str, runner.NodeRun] = {}
-    pump = runner._pump_stdout
-
-    def n2_late(node: runner.NodeRun, proc: host.Process) -> None:
-        pumping[node.plan.label] = node
-        if node.plan.label == "n2":
-            until(lambda: "n1" in pumping and pumping["n1"].write_error is not None)
-            if nothing == "fit":
-                fillers.append(fill(small_disk))
-        pump(node, proc)
-
-    def answer(command: Command) -> Reply | None:
-        if command.purpose.endswith("'s interfaces, routes, sysctls, versions"):
-            return Reply(stdout=INVENTORY)
-        if command.purpose.startswith("record on "):
-            return Reply(stdout=stream if command.purpose.startswith("record on n1") else late, stderr=LISTENING, streams=True)
-        if command.purpose.startswith("stop tcpdump on "):
-            until(lambda: "n2" in pumping and pumping["n2"].bytes == late.stat().st_size)  # n2's stream read, nothing kept
-            for filler in fillers:  # the other writer is done
-                filler.unlink(missing_ok=True)
-            far.stop(command)
-        return None
-
-    monkeypatch.setattr(runner, "_pump_stdout", n2_late)
-    far = Recorder(answer)
-    try:
-        with host.swapped(far):
-            manifest = runner.run(build(Ssh(), ["n1", "n2"], Limits(duration_s=60)), small_disk / "cap")
-    finally:
-        far.close()
-    assert manifest["stop_reason"].startswith("output full (writing ") and "No space left on device" in manifest["stop_reason"]
-    assert [node["file"] for node in manifest["nodes"]] == ["n1.pcap", "n2.pcap"]
+    manifest = capture_n2_late(small_disk, monkeypatch, stream, late, fill_first=nothing == "fit")
     n2 = manifest["nodes"][1]
     assert n2["bytes"] == late.stat().st_size and (n2["bytes"] > 0) == (nothing == "fit")
-    analyzed = run("analyze", "--json", str(small_disk / "cap"))
-    assert analyzed.code in (0, 3), analyzed.err
-    whole = ((small_disk / "cap" / "n1.pcap").stat().st_size - 24) // (16 + len(frame))  # n1's packets that fit whole
-    assert whole > 0
-    assert {i["node"]: i["packets"] for i in json.loads(analyzed.out)["inputs"]} == {"n1": whole, "n2": 0}
+    assert_n1_whole_n2_none(small_disk, frame)
     header = (small_disk / "cap" / "n2.pcap").read_bytes()
     assert header == stream.read_bytes()[:24]  # what the node's tcpdump begins with (nanosecond, LINUX_SLL2, its snaplen)
     assert any("n2.pcap holds no packets" in warning for warning in n2["warnings"]), n2["warnings"]
